@@ -1,0 +1,37 @@
+#!/usr/bin/env node
+// The `stratum` launcher. Stratum needs Node.js 24 (JSPI, node:sqlite, type stripping); this file
+// stays plain JavaScript so that an older Node.js can still read it and hand over to Node.js 24:
+// the one on PATH when it is new enough, else the `node` package the repository installs.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const major = Number(process.versions.node.split('.')[0]);
+const entry = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.ts');
+
+if (major >= 24) {
+  const { main } = await import(entry);
+  process.exitCode = await main(process.argv.slice(2));
+} else {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  let node24;
+  for (;;) {
+    const candidate = join(dir, 'node_modules', 'node', 'bin', 'node');
+    if (existsSync(candidate)) {
+      node24 = candidate;
+      break;
+    }
+    const parent = dirname(dir);
+    if (parent === dir) break;
+    dir = parent;
+  }
+  if (!node24) {
+    console.error(`error: Stratum needs Node.js 24 or newer; this is Node.js ${process.versions.node}.`);
+    console.error('  Install Node.js 24, or run `npm ci` in the Stratum checkout, which brings its own.');
+    process.exit(2);
+  }
+  const result = spawnSync(node24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  if (result.signal) process.kill(process.pid, result.signal);
+  process.exit(result.status ?? 1);
+}

@@ -1,0 +1,5 @@
+import type { Command } from '../command.ts';
+import { validateCommand } from './validate.ts';
+
+/** Every `stratum` subcommand, in the order `stratum --help` lists them. */
+export const commands: Command[] = [validateCommand];

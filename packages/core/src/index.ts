@@ -1,0 +1,15 @@
+export { errorMessage, isStratumError, StratumError, type StratumErrorOptions } from './errors.ts';
+export { newId, newRequestId } from './ids.ts';
+export { type LogFn, type Logger, silentLogger } from './logger.ts';
+export {
+  type Ed25519KeyPair,
+  type Ed25519PrivateJwk,
+  type Ed25519PublicJwk,
+  generateEd25519KeyPair,
+  jwkThumbprint,
+  publicKeyFromRaw,
+  sha256Hex,
+  signEd25519,
+  verifyEd25519,
+} from './signing.ts';
+export { DURATION_PATTERN, formatBytes, formatDuration, parseDuration, parseSize, SIZE_PATTERN } from './units.ts';

@@ -1,0 +1,16 @@
+export { CPU_CLASSES, type CpuClass, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, RESOURCE_CLASSES, type ResourceClass } from './classes.ts';
+export { locate } from './locate.ts';
+export {
+  formatPath,
+  formatProblem,
+  loadManifest,
+  MAX_MANIFEST_BYTES,
+  ManifestError,
+  manifestSchema,
+  nearest,
+  type ParsedManifest,
+  parseManifest,
+  schemaUrl,
+} from './parse.ts';
+export { originAllowed, routeMatches } from './rules.ts';
+export type { Capabilities, ConfigVariable, LocalSource, Manifest, ManifestProblem, RegistrySource, Resources } from './types.ts';

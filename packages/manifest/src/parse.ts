@@ -1,0 +1,424 @@
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { parseDuration, parseSize, StratumError } from '@stratum/core';
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
+import { CPU_CLASSES, type CpuClass, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
+import { locate } from './locate.ts';
+import type { ConfigVariable, Manifest, ManifestProblem } from './types.ts';
+
+/** The manifest JSON Schema, the single source of truth for its shape. */
+export const schemaUrl = new URL('../../../spec/capsule/capsule-v1.schema.json', import.meta.url);
+export const manifestSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as Record<string, unknown>;
+
+/** Manifests are small; anything this large is refused before it is parsed. */
+export const MAX_MANIFEST_BYTES = 256 * 1024;
+
+const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, unicodeRegExp: true });
+const validateSchema = ajv.compile(manifestSchema);
+
+type Segment = string | number;
+
+/** Thrown for an invalid manifest; `problems` lists every problem found, with its position. */
+export class ManifestError extends StratumError {
+  readonly problems: readonly ManifestProblem[];
+
+  constructor(file: string, problems: ManifestProblem[]) {
+    const first = problems[0];
+    super(
+      'MANIFEST_INVALID',
+      problems.length === 1 && first ? `${file} is not a valid manifest: ${first.message}` : `${file} has ${problems.length} problems`,
+      {
+        details: problems.map(formatProblem),
+        hint: 'Fix each line above; the manifest spec is spec/capsule/README.md.',
+      },
+    );
+    this.problems = problems;
+  }
+}
+
+export function formatProblem(problem: ManifestProblem): string {
+  return `${problem.file}:${problem.line}:${problem.column}: ${problem.message}`;
+}
+
+export interface ParsedManifest {
+  manifest: Manifest;
+  /** The value as written, before defaults. */
+  raw: Record<string, unknown>;
+  /** The syntax tree, for tools that edit the file in place. */
+  ast: AST.TOMLProgram;
+}
+
+/**
+ * Parses, validates and normalises the text of a `stratum.toml`.
+ *
+ * @example
+ * const { manifest } = parseManifest(text, 'examples/hello/stratum.toml');
+ * manifest.resources.memoryBytes; // 134217728
+ * @throws ManifestError naming the file, line, column and key of every problem.
+ */
+export function parseManifest(text: string, file = 'stratum.toml'): ParsedManifest {
+  if (text.length > MAX_MANIFEST_BYTES) {
+    throw new ManifestError(file, [
+      {
+        file,
+        line: 1,
+        column: 1,
+        path: '',
+        message: `the manifest is ${text.length} bytes; the most a manifest may be is ${MAX_MANIFEST_BYTES}`,
+      },
+    ]);
+  }
+  if (text.includes('\uFFFD')) {
+    const index = text.indexOf('\uFFFD');
+    const { line, column } = positionOf(text, index);
+    throw new ManifestError(file, [{ file, line, column, path: '', message: 'the manifest is not valid UTF-8' }]);
+  }
+  let ast: AST.TOMLProgram;
+  let raw: Record<string, unknown>;
+  try {
+    ast = parseTOML(text);
+    raw = getStaticTOMLValue(ast) as Record<string, unknown>;
+  } catch (error) {
+    throw syntaxError(error, file);
+  }
+  const problems = checkShape(raw).map(({ path, message }) => ({ file, ...locate(ast, path), path: formatPath(path), message }));
+  if (problems.length === 0) {
+    const { manifest, problems: semantic } = normalise(raw);
+    if (semantic.length === 0 && manifest) return { manifest, raw, ast };
+    problems.push(...semantic.map(({ path, message }) => ({ file, ...locate(ast, path), path: formatPath(path), message })));
+  }
+  problems.sort((a, b) => a.line - b.line || a.column - b.column);
+  throw new ManifestError(file, problems);
+}
+
+/** Reads and parses a manifest file; `displayPath` is how errors name it (default: the path). */
+export async function loadManifest(path: string, displayPath = path): Promise<ParsedManifest> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new StratumError('MANIFEST_NOT_FOUND', `cannot read ${displayPath}`, {
+      details: [code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(error)],
+      hint: code === 'EISDIR' ? `Point at the stratum.toml inside it: ${displayPath}/stratum.toml` : 'Create one with `stratum init`.',
+      cause: error,
+    });
+  }
+  return parseManifest(new TextDecoder('utf-8', { fatal: false }).decode(bytes), displayPath);
+}
+
+function positionOf(text: string, index: number): { line: number; column: number } {
+  const before = text.slice(0, index);
+  const line = before.split('\n').length;
+  return { line, column: index - before.lastIndexOf('\n') };
+}
+
+function syntaxError(error: unknown, file: string): ManifestError {
+  const parseError = error as { message?: string; lineNumber?: number; column?: number };
+  const message = String(parseError.message ?? error)
+    .replace(/\s+/g, ' ')
+    .slice(0, 200);
+  return new ManifestError(file, [
+    {
+      file,
+      line: parseError.lineNumber ?? 1,
+      column: (parseError.column ?? 0) + 1,
+      path: '',
+      message: `invalid TOML: ${message}`,
+    },
+  ]);
+}
+
+export function formatPath(path: readonly Segment[]): string {
+  let out = '';
+  for (const segment of path) {
+    if (typeof segment === 'number') out += `[${segment}]`;
+    else out += out === '' ? quoteKey(segment) : `.${quoteKey(segment)}`;
+  }
+  return out;
+}
+
+const quoteKey = (key: string) => (/^[A-Za-z0-9_-]+$/.test(key) ? key : JSON.stringify(key));
+
+function pointerToPath(pointer: string): Segment[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((part) => (/^(0|[1-9][0-9]*)$/.test(part) ? Number(part) : part));
+}
+
+function tableName(path: readonly Segment[]): string {
+  return path.length === 0 ? 'the top level' : `[${formatPath(path)}]`;
+}
+
+function describeType(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a date-time';
+  if (typeof value === 'object') return 'a table';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a float';
+  if (typeof value === 'bigint') return 'an integer';
+  return `a ${typeof value}`;
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'a boolean (true or false)',
+  array: 'an array',
+  object: 'a table',
+};
+
+function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'object') return describeType(value);
+  return String(value);
+}
+
+/** The nearest of `candidates` to `word` within an edit distance of 2, for "did you mean". */
+export function nearest(word: string, candidates: readonly string[]): string | undefined {
+  let best: { candidate: string; distance: number } | undefined;
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance <= Math.max(1, Math.min(2, Math.floor(candidate.length / 3))) && (!best || distance < best.distance)) {
+      best = { candidate, distance };
+    }
+  }
+  return best?.candidate;
+}
+
+function editDistance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2) return 3;
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
+  let beforePrevious = previous;
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      let distance = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
+      // A swap of two neighbours ("nmae" for "name") is one typo, not two.
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) distance = Math.min(distance, (beforePrevious[j - 2] ?? 0) + 1);
+      current[j] = distance;
+    }
+    beforePrevious = previous;
+    previous = current;
+  }
+  return previous[b.length] ?? 0;
+}
+
+interface ShapeProblem {
+  path: Segment[];
+  message: string;
+}
+
+/** Errors from the `[source]` table's oneOf (and its branches) are replaced by one clear message. */
+const isSourceBranch = (error: ErrorObject) => error.instancePath === '/source' && /\/oneOf(\/|$)/.test(error.schemaPath);
+
+function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
+  // TOML integers beyond 2^53 come back as bigint; the schema only knows numbers.
+  const value = JSON.parse(JSON.stringify(raw, (_key, item) => (typeof item === 'bigint' ? Number(item) : item))) as unknown;
+  if (validateSchema(value)) return [];
+  const problems: ShapeProblem[] = [];
+  const seen = new Set<string>();
+  for (const error of validateSchema.errors ?? []) {
+    // The source's oneOf branches each report what they miss; one clear message replaces them.
+    const problem = isSourceBranch(error)
+      ? error.keyword === 'oneOf'
+        ? describeSource(['source'], value)
+        : undefined
+      : describeError(error);
+    if (!problem) continue;
+    const key = `${formatPath(problem.path)}\u0000${problem.message}`;
+    if (!seen.has(key)) {
+      seen.add(key);
+      problems.push(problem);
+    }
+  }
+  return problems;
+}
+
+function describeError(error: ErrorObject): ShapeProblem | undefined {
+  const path = pointerToPath(error.instancePath);
+  const where = formatPath(path);
+  const params = error.params as Record<string, unknown>;
+  const schema = error.parentSchema as { description?: string; properties?: Record<string, unknown> } | undefined;
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const known = Object.keys(schema?.properties ?? {});
+      const guess = nearest(key, known);
+      const value = (error.data as Record<string, unknown>)[key];
+      const noun = value !== null && typeof value === 'object' && !Array.isArray(value) ? 'table' : 'key';
+      return {
+        path: [...path, key],
+        message: `unknown ${noun} "${key}" in ${tableName(path)}${guess ? `; did you mean "${guess}"?` : known.length > 0 ? ` (known keys: ${known.join(', ')})` : ''}`,
+      };
+    }
+    case 'required': {
+      const key = String(params.missingProperty);
+      if (path.length === 0 && key === 'stratum') {
+        return { path, message: 'missing "stratum = 1" at the top: the manifest spec version' };
+      }
+      const isTable = path.length === 0;
+      return { path, message: isTable ? `missing required table [${key}]` : `${tableName(path)} is missing required key "${key}"` };
+    }
+    case 'type': {
+      const expected = String(params.type);
+      return { path, message: `${where} must be ${TYPE_NAMES[expected] ?? expected}, not ${describeType(error.data)}` };
+    }
+    case 'const':
+      if (where === 'stratum') {
+        return { path, message: `stratum must be 1 (the manifest spec version this tool reads), not ${show(error.data)}` };
+      }
+      return { path, message: `${where} must be ${JSON.stringify(params.allowedValue)}` };
+    case 'enum': {
+      const allowed = (params.allowedValues as unknown[]).map(String);
+      const guess = typeof error.data === 'string' ? nearest(error.data, allowed) : undefined;
+      return {
+        path,
+        message: `${where} must be one of ${allowed.join(', ')}, not ${show(error.data)}${guess ? `; did you mean "${guess}"?` : ''}`,
+      };
+    }
+    case 'pattern':
+      if (error.schemaPath.includes('propertyNames')) return undefined;
+      return {
+        path,
+        message: `${where} ${show(error.data)} is not valid: ${schema?.description ?? `it must match ${String(params.pattern)}`}`,
+      };
+    case 'propertyNames': {
+      const name = String(params.propertyName);
+      return {
+        path: [...path, name],
+        message: `${where} has an invalid name "${name}": names are lowercase letters, digits and underscores, starting with a letter, at most 64 long`,
+      };
+    }
+    case 'maxLength':
+      return { path, message: `${where} is too long: at most ${String(params.limit)} characters` };
+    case 'minLength':
+      return { path, message: `${where} must not be empty` };
+    case 'maxItems':
+      return { path, message: `${where} has too many entries: at most ${String(params.limit)}` };
+    case 'minItems':
+      return { path, message: `${where} must have at least ${String(params.limit)} ${params.limit === 1 ? 'entry' : 'entries'}` };
+    case 'maxProperties':
+      return { path, message: `${where} has too many entries: at most ${String(params.limit)}` };
+    case 'uniqueItems': {
+      const list = error.data as unknown[];
+      const duplicate = list[Number(params.j)];
+      return { path: [...path, Number(params.i)], message: `${where} lists ${show(duplicate)} more than once` };
+    }
+    case 'minimum':
+    case 'maximum':
+      return {
+        path,
+        message: `${where} must be ${error.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params.limit)}, not ${show(error.data)}`,
+      };
+    case 'not':
+      if (error.schemaPath.includes('configVariable')) {
+        return { path: [...path, 'required'], message: `${where} has a default, so it cannot also be required = true` };
+      }
+      return { path, message: `${where} is not allowed here` };
+    default:
+      return { path, message: `${where || 'the manifest'} ${error.message ?? 'is not valid'}` };
+  }
+}
+
+function describeSource(path: Segment[], root: unknown): ShapeProblem {
+  const source = ((root as Record<string, unknown>).source ?? {}) as Record<string, unknown>;
+  if ('wasm' in source && 'registry' in source) {
+    return { path: [...path, 'registry'], message: '[source] has both wasm and registry; a capsule comes from one of them' };
+  }
+  if ('registry' in source) {
+    return {
+      path: [...path, 'registry'],
+      message: '[source] registry needs digest = "sha256:<64 hex digits>": a registry source is pinned to exact bytes',
+    };
+  }
+  return { path, message: '[source] needs wasm = "<path to the .wasm file>" or registry = "oci://..." with a digest' };
+}
+
+/** Fills defaults, converts units, and checks what the schema cannot (limits between keys). */
+function normalise(raw: Record<string, unknown>): { manifest?: Manifest; problems: ShapeProblem[] } {
+  // Every cast below is safe: the value has passed the schema.
+  const problems: ShapeProblem[] = [];
+  const capsule = raw.capsule as Manifest['capsule'];
+  const source = raw.source as { wasm?: string; registry?: string; digest?: string };
+  const resources = (raw.resources ?? {}) as { cpu?: CpuClass; memory?: string; timeout?: string; concurrency?: number };
+  const capabilities = (raw.capabilities ?? {}) as Partial<Record<'keyvalue' | 'sql' | 'bucket' | 'outbound', string[]>> & {
+    config?: Record<string, Partial<ConfigVariable>>;
+  };
+  const build = raw.build as { entry?: string } | undefined;
+  const http = (raw.http ?? {}) as { routes?: string[] };
+
+  const cpu = resources.cpu ?? DEFAULT_CPU_CLASS;
+  const resourceClass = RESOURCE_CLASSES[cpu];
+  const memoryBytes = resources.memory === undefined ? resourceClass.maxMemoryBytes : parseSize(resources.memory);
+  if (memoryBytes > resourceClass.maxMemoryBytes) {
+    const largest = CPU_CLASSES.find((name) => RESOURCE_CLASSES[name].maxMemoryBytes >= memoryBytes);
+    problems.push({
+      path: ['resources', 'memory'],
+      message: `resources.memory "${resources.memory}" is more than the cpu class "${cpu}" allows (${resourceClass.maxMemoryBytes / 1024 / 1024}mib)${largest ? `; use cpu = "${largest}" or ask for less` : ''}`,
+    });
+  }
+  if (memoryBytes < 64 * 1024) {
+    problems.push({ path: ['resources', 'memory'], message: 'resources.memory must be at least 64kib, one WebAssembly page' });
+  }
+  const timeoutMs = resources.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseDuration(resources.timeout);
+  if (timeoutMs < 1 || timeoutMs > MAX_TIMEOUT_MS) {
+    problems.push({ path: ['resources', 'timeout'], message: `resources.timeout must be between 1ms and 15m, not "${resources.timeout}"` });
+  }
+  const concurrency = resources.concurrency ?? resourceClass.concurrency;
+  if (concurrency > resourceClass.concurrency) {
+    problems.push({
+      path: ['resources', 'concurrency'],
+      message: `resources.concurrency ${concurrency} is more than the cpu class "${cpu}" allows (${resourceClass.concurrency})`,
+    });
+  }
+  if (build && source.registry !== undefined) {
+    problems.push({
+      path: ['build'],
+      message: '[build] needs a [source] wasm path to write the component to, but the source is a registry',
+    });
+  }
+  if (problems.length > 0) return { problems };
+
+  const config: Record<string, ConfigVariable> = {};
+  for (const [name, variable] of Object.entries(capabilities.config ?? {})) {
+    config[name] = {
+      required: variable.required ?? false,
+      secret: variable.secret ?? false,
+      ...(variable.default !== undefined ? { default: variable.default } : {}),
+      ...(variable.description !== undefined ? { description: variable.description } : {}),
+    };
+  }
+  const manifest: Manifest = {
+    stratum: 1,
+    capsule: {
+      name: capsule.name,
+      version: capsule.version,
+      authors: capsule.authors ?? [],
+      ...(capsule.description !== undefined ? { description: capsule.description } : {}),
+      ...(capsule.license !== undefined ? { license: capsule.license } : {}),
+    },
+    source:
+      source.registry !== undefined
+        ? { kind: 'registry', registry: source.registry, digest: source.digest as string }
+        : { kind: 'wasm', wasm: source.wasm as string, ...(source.digest !== undefined ? { digest: source.digest } : {}) },
+    ...(build?.entry !== undefined ? { build: { entry: build.entry } } : {}),
+    resources: { cpu, cpuMsPerRequest: resourceClass.cpuMsPerRequest, memoryBytes, timeoutMs, concurrency },
+    capabilities: {
+      keyvalue: capabilities.keyvalue ?? [],
+      sql: capabilities.sql ?? [],
+      bucket: capabilities.bucket ?? [],
+      outbound: (capabilities.outbound ?? []).map((origin) => origin.toLowerCase()),
+      config,
+    },
+    http: { routes: http.routes ?? ['/*'] },
+  };
+  return { manifest, problems };
+}
