@@ -30,7 +30,7 @@ export function locate(ast: AST.TOMLProgram, path: readonly Segment[]): Position
     if (value.type === 'TOMLInlineTable') {
       for (const pair of value.body) visitPair(pair, prefix);
     } else if (value.type === 'TOMLArray') {
-      value.elements.forEach((element, index) => visitValue(element, [...prefix, index], element));
+      for (const [index, element] of value.elements.entries()) visitValue(element, [...prefix, index], element);
     }
   };
 
