@@ -1,5 +1,6 @@
 export { errorMessage, isStratumError, StratumError, type StratumErrorOptions } from './errors.ts';
 export { newId, newRequestId } from './ids.ts';
+export { publicPart, readKeyFile, writeKeyFile } from './keyfile.ts';
 export { type LogFn, type Logger, silentLogger } from './logger.ts';
 export {
   type Ed25519KeyPair,

@@ -1,0 +1,89 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Manifest } from '@stratum/manifest';
+
+/**
+ * The seam between the runtime (loader, workers, limits, ingress) and what drives it (the
+ * signed control API, `stratum dev`, tests). The runtime implements it; everything else uses
+ * only this.
+ */
+
+/** What to install: a validated manifest and where its component comes from. */
+export interface InstallRequest {
+  /** The installation's name; unique on the host. Defaults to the capsule's name. */
+  name?: string;
+  /** Host names (the `Host` header, without port) the ingress routes to this capsule. */
+  domains: string[];
+  manifest: Manifest;
+  /** The directory a local `[source] wasm` path resolves against. */
+  baseDir?: string;
+  /** The component bytes, when the caller already holds them (an upload over the control API). */
+  component?: Uint8Array;
+  /** Per-installation values for the manifest's config variables (secrets included). */
+  config?: Record<string, string>;
+}
+
+export type CapsuleState = 'installed' | 'running' | 'draining' | 'stopped' | 'failed';
+
+export interface CapsuleStatus {
+  name: string;
+  domains: string[];
+  state: CapsuleState;
+  version: string;
+  /** The component's sha256 digest, `sha256:<hex>`. */
+  digest: string;
+  /** Warm instances now. */
+  instances: number;
+  inFlight: number;
+  /** Limit hits by kind since the host started (`cpu`, `timeout`, `memory`, `body`, `concurrency`, `trap`, ...). */
+  limitHits: Record<string, number>;
+  /** Set while the capsule is backed off after repeated failures: when it may try again. */
+  backedOffUntil?: string;
+  lastError?: string;
+}
+
+/** One served request, as metering and the request log see it. */
+export interface RequestRecord {
+  capsule: string;
+  domain: string;
+  requestId: string;
+  method: string;
+  path: string;
+  status: number;
+  cpuMs: number;
+  wallMs: number;
+  /** The instance's linear memory at the end of the request. */
+  memoryBytes: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Which limit ended the request, when one did. */
+  limit?: string;
+}
+
+export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
+
+/** One line of a capsule's log: its own output (stdout, stderr, wasi:logging) or the host's about it. */
+export interface CapsuleLogEntry {
+  time: string;
+  capsule: string;
+  level: LogLevel;
+  /** `stdout`, `stderr`, `wasi:logging` (with its context) or `host`. */
+  source: string;
+  message: string;
+  requestId?: string;
+}
+
+export interface HostRuntime {
+  install(request: InstallRequest): Promise<CapsuleStatus>;
+  start(name: string): Promise<CapsuleStatus>;
+  /** Stops taking new requests (they get 503) and resolves once in-flight requests are done. */
+  drain(name: string): Promise<CapsuleStatus>;
+  stop(name: string): Promise<CapsuleStatus>;
+  uninstall(name: string): Promise<void>;
+  status(): CapsuleStatus[];
+  /** The HTTP ingress: picks the capsule by the `Host` header. */
+  handleRequest(request: IncomingMessage, response: ServerResponse): void;
+  onRequest(listener: (record: RequestRecord) => void): () => void;
+  /** Recent log lines (a bounded ring per capsule) and then every new one, until unsubscribed. */
+  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options?: { backlog?: number }): () => void;
+  close(): Promise<void>;
+}
