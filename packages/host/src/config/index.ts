@@ -1,0 +1,13 @@
+export {
+  DEFAULT_CONTROL_LISTEN,
+  DEFAULT_CONTROL_MAX_BODY,
+  DEFAULT_INGRESS_LISTEN,
+  DEFAULT_METERING_FLUSH_MS,
+  HostConfigError,
+  type HostConfigProblem,
+  hostConfigSchema,
+  hostConfigSchemaUrl,
+  loadHostConfig,
+  parseHostConfig,
+} from './parse.ts';
+export type { BackendConfig, CapabilityBackends, HostConfig, HostLimits, ListenAddress, TrustedRegistrar } from './types.ts';

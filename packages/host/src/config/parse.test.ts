@@ -1,0 +1,134 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { HostConfigError, parseHostConfig } from './parse.ts';
+
+const examples = new URL('../../../../spec/host-config/examples/', import.meta.url);
+const read = (name: string) => readFileSync(new URL(name, examples), 'utf8');
+
+test('the minimal example gets the defaults', () => {
+  const config = parseHostConfig(read('valid/minimal.toml'), 'minimal.toml', '/etc/stratum');
+  assert.equal(config.name, 'host1.example.net');
+  assert.equal(config.keyFile, '/etc/stratum/host.key');
+  assert.equal(config.dataDir, '/etc/stratum/data');
+  assert.deepEqual(config.ingress.listen, { host: '0.0.0.0', port: 8080 });
+  assert.deepEqual(config.control.listen, { host: '127.0.0.1', port: 7070 });
+  assert.equal(config.control.tls, undefined);
+  assert.equal(config.control.maxBodyBytes, 64 * 1024 * 1024);
+  assert.deepEqual(config.limits, {});
+  assert.equal(config.metering.flushIntervalMs, 10_000);
+  assert.equal(config.registrars.length, 1);
+  assert.equal(config.registrars[0]?.key.kid, 'kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k');
+  assert.deepEqual(config.capabilities, { keyvalue: {}, sql: {}, bucket: {} });
+});
+
+test('the full example converts units and passes backend tables through', () => {
+  const config = parseHostConfig(read('valid/full.toml'), 'full.toml', '/ignored');
+  assert.equal(config.keyFile, '/etc/stratum/host.key');
+  assert.deepEqual(config.control.listen, { host: '::', port: 7443 });
+  assert.deepEqual(config.control.tls, { certFile: '/etc/stratum/tls/cert.pem', keyFile: '/etc/stratum/tls/key.pem' });
+  assert.equal(config.control.maxBodyBytes, 32 * 1024 * 1024);
+  assert.deepEqual(config.limits, {
+    memoryBytes: 256 * 1024 * 1024,
+    cpuMsPerRequest: 200,
+    timeoutMs: 30_000,
+    concurrency: 32,
+    queue: 64,
+    requestBodyBytes: 10_000_000,
+    responseBodyBytes: 50_000_000,
+    outboundRequests: 16,
+  });
+  assert.equal(config.metering.flushIntervalMs, 30_000);
+  assert.equal(config.registrars[0]?.description, 'Example Registrar Inc.');
+  assert.deepEqual(config.capabilities.keyvalue.default, { type: 'redis', url: 'redis://127.0.0.1:6379/0' });
+  assert.deepEqual(config.capabilities.keyvalue.cache, { type: 'nats', url: 'nats://127.0.0.1:4222' });
+  assert.equal(config.capabilities.sql.default?.type, 'postgres');
+  assert.deepEqual(config.capabilities.bucket.default, {
+    type: 's3',
+    endpoint: 'https://s3.example.net',
+    bucket: 'capsules',
+    region: 'eu-west-1',
+  });
+});
+
+for (const name of readdirSync(new URL('invalid/', examples)).filter((file) => file.endsWith('.toml'))) {
+  test(`invalid example ${name} gives the expected errors`, () => {
+    const expected = read(`invalid/${name.replace(/\.toml$/, '.err')}`);
+    assert.throws(
+      () => parseHostConfig(read(`invalid/${name}`), name, '/base'),
+      (error: unknown) => {
+        assert.ok(error instanceof HostConfigError);
+        assert.equal(`${error.details.join('\n')}\n`, expected);
+        return true;
+      },
+    );
+  });
+}
+
+test('every problem is reported, in file order', () => {
+  const text = `stratum = 1
+[host]
+name = "h.example"
+key = "k"
+data = "d"
+colour = "blue"
+[registrars.r]
+key = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+[limits]
+concurrency = 0
+timeout = 30
+`;
+  assert.throws(
+    () => parseHostConfig(text, 'host.toml', '/'),
+    (error: unknown) => {
+      assert.ok(error instanceof HostConfigError);
+      assert.deepEqual(error.details, [
+        'host.toml:6:1: unknown key "colour" in [host] (known: name, key, data)',
+        'host.toml:10:1: limits.concurrency must be at least 1, not 0',
+        'host.toml:11:1: limits.timeout must be a string, not an integer',
+      ]);
+      return true;
+    },
+  );
+});
+
+test('a TOML syntax error points at its line', () => {
+  assert.throws(
+    () => parseHostConfig('stratum = 1\nname = = 2\n', 'host.toml', '/'),
+    (error: unknown) => {
+      assert.ok(error instanceof HostConfigError);
+      assert.match(error.details[0] ?? '', /^host\.toml:2:\d+: invalid TOML/);
+      return true;
+    },
+  );
+});
+
+test('arbitrary text never throws anything but a HostConfigError', () => {
+  fc.assert(
+    fc.property(fc.string({ maxLength: 300 }), (text) => {
+      try {
+        parseHostConfig(text, 'fuzz.toml', '/');
+      } catch (error) {
+        assert.ok(error instanceof HostConfigError, String(error));
+      }
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('arbitrary values in a valid frame never throw anything but a HostConfigError', () => {
+  const value = fc.oneof(fc.string({ maxLength: 20 }), fc.integer(), fc.boolean(), fc.constant('[]'));
+  fc.assert(
+    fc.property(fc.constantFrom('memory', 'cpu', 'concurrency', 'request_body', 'memroy'), value, (key, item) => {
+      const rendered = typeof item === 'string' && item !== '[]' ? JSON.stringify(item) : String(item);
+      const text = `${read('valid/minimal.toml')}\n[limits]\n${key} = ${rendered}\n`;
+      try {
+        parseHostConfig(text, 'fuzz.toml', '/');
+      } catch (error) {
+        assert.ok(error instanceof HostConfigError, String(error));
+      }
+    }),
+    { numRuns: 300 },
+  );
+});

@@ -1,0 +1,314 @@
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@stratum/core';
+import { formatPath, formatProblem, locate, type ManifestProblem, nearest } from '@stratum/manifest';
+import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
+import type { BackendConfig, HostConfig, HostLimits, ListenAddress, TrustedRegistrar } from './types.ts';
+
+/** The host.toml JSON Schema, the single source of truth for its shape. */
+export const hostConfigSchemaUrl = new URL('../../../../spec/host-config/host-config-v1.schema.json', import.meta.url);
+export const hostConfigSchema = JSON.parse(readFileSync(hostConfigSchemaUrl, 'utf8')) as Record<string, unknown>;
+
+export const DEFAULT_INGRESS_LISTEN = '0.0.0.0:8080';
+export const DEFAULT_CONTROL_LISTEN = '127.0.0.1:7070';
+export const DEFAULT_CONTROL_MAX_BODY = 64 * 1024 * 1024;
+export const DEFAULT_METERING_FLUSH_MS = 10_000;
+const MAX_CONFIG_BYTES = 1024 * 1024;
+
+const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, unicodeRegExp: true });
+const validateSchema = ajv.compile(hostConfigSchema);
+
+type Segment = string | number;
+
+/** One problem in host.toml, with where it is (lines and columns count from 1). */
+export type HostConfigProblem = ManifestProblem;
+
+/** Thrown for an invalid host.toml; `problems` lists every problem found, with its position. */
+export class HostConfigError extends StratumError {
+  readonly problems: readonly HostConfigProblem[];
+
+  constructor(file: string, problems: HostConfigProblem[]) {
+    const first = problems[0];
+    super(
+      'HOST_CONFIG_INVALID',
+      problems.length === 1 && first
+        ? `${file} is not a valid host configuration: ${first.message}`
+        : `${file} has ${problems.length} problems`,
+      { details: problems.map(formatProblem), hint: 'Fix each line above; host.toml is described in spec/host-config/README.md.' },
+    );
+    this.problems = problems;
+  }
+}
+
+interface ShapeProblem {
+  path: Segment[];
+  message: string;
+}
+
+/**
+ * Parses and validates the text of a host.toml. Relative paths resolve against `baseDir`
+ * (the file's directory).
+ *
+ * @example
+ * const config = parseHostConfig(text, '/etc/stratum/host.toml');
+ * config.control.listen; // { host: '127.0.0.1', port: 7070 }
+ * @throws HostConfigError naming the file, line, column and key of every problem.
+ */
+export function parseHostConfig(text: string, file = 'host.toml', baseDir = dirname(resolve(file))): HostConfig {
+  if (text.length > MAX_CONFIG_BYTES) {
+    throw new HostConfigError(file, [
+      { file, line: 1, column: 1, path: '', message: `the file is ${text.length} bytes; at most ${MAX_CONFIG_BYTES}` },
+    ]);
+  }
+  let ast: AST.TOMLProgram;
+  let raw: Record<string, unknown>;
+  try {
+    ast = parseTOML(text);
+    raw = getStaticTOMLValue(ast) as Record<string, unknown>;
+  } catch (error) {
+    const parseError = error as { message?: string; lineNumber?: number; column?: number };
+    const message = String(parseError.message ?? error)
+      .replace(/\s+/g, ' ')
+      .slice(0, 200);
+    throw new HostConfigError(file, [
+      { file, line: parseError.lineNumber ?? 1, column: (parseError.column ?? 0) + 1, path: '', message: `invalid TOML: ${message}` },
+    ]);
+  }
+  const place = ({ path, message }: ShapeProblem): HostConfigProblem => ({ file, ...locate(ast, path), path: formatPath(path), message });
+  const problems = checkShape(raw).map(place);
+  if (problems.length === 0) {
+    const { config, problems: semantic } = normalise(raw, file, baseDir);
+    if (config && semantic.length === 0) return config;
+    problems.push(...semantic.map(place));
+  }
+  problems.sort((a, b) => a.line - b.line || a.column - b.column);
+  throw new HostConfigError(file, problems);
+}
+
+/** Reads and parses a host.toml file. */
+export async function loadHostConfig(path: string): Promise<HostConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new StratumError('HOST_CONFIG_NOT_FOUND', `cannot read ${path}`, {
+      details: [code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(error)],
+      hint: 'Pass the host configuration with --config <host.toml>; spec/host-config/README.md shows one.',
+      cause: error,
+    });
+  }
+  return parseHostConfig(text, path);
+}
+
+function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
+  // TOML integers beyond 2^53 come back as bigint, and dates as Date; the schema knows neither.
+  const value = JSON.parse(JSON.stringify(raw, (_key, item) => (typeof item === 'bigint' ? Number(item) : item))) as unknown;
+  if (validateSchema(value)) return [];
+  const problems: ShapeProblem[] = [];
+  const seen = new Set<string>();
+  for (const error of validateSchema.errors ?? []) {
+    const problem = describeError(error);
+    if (!problem) continue;
+    const key = `${formatPath(problem.path)}\u0000${problem.message}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.push(problem);
+  }
+  return problems;
+}
+
+function pointerToPath(pointer: string): Segment[] {
+  if (pointer === '') return [];
+  return pointer
+    .slice(1)
+    .split('/')
+    .map((part) => part.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((part) => (/^(0|[1-9][0-9]*)$/.test(part) ? Number(part) : part));
+}
+
+const tableName = (path: readonly Segment[]) => (path.length === 0 ? 'the top level' : `[${formatPath(path)}]`);
+
+function describeValue(value: unknown): string {
+  if (value === null || value === undefined) return 'nothing';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'a table';
+  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a float';
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
+  return String(value);
+}
+
+const TYPE_NAMES: Record<string, string> = {
+  string: 'a string',
+  integer: 'an integer',
+  number: 'a number',
+  boolean: 'a boolean (true or false)',
+  array: 'an array',
+  object: 'a table',
+};
+
+function describeError(error: ErrorObject): ShapeProblem | undefined {
+  const path = pointerToPath(error.instancePath);
+  const where = formatPath(path);
+  const params = error.params as Record<string, unknown>;
+  const schema = error.parentSchema as { description?: string; properties?: Record<string, unknown> } | undefined;
+  switch (error.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty);
+      const known = Object.keys(schema?.properties ?? {});
+      const guess = nearest(key, known);
+      const value = (error.data as Record<string, unknown>)[key];
+      const noun = value !== null && typeof value === 'object' && !Array.isArray(value) ? 'table' : 'key';
+      const suggestion = guess ? `; did you mean "${guess}"?` : known.length > 0 ? ` (known: ${known.join(', ')})` : '';
+      return { path: [...path, key], message: `unknown ${noun} "${key}" in ${tableName(path)}${suggestion}` };
+    }
+    case 'required': {
+      const key = String(params.missingProperty);
+      if (path.length === 0 && key === 'stratum')
+        return { path, message: 'missing "stratum = 1" at the top: the host configuration spec version' };
+      if (path.length === 0) return { path, message: `missing required table [${key}]` };
+      return { path, message: `${tableName(path)} is missing required key "${key}"` };
+    }
+    case 'dependentRequired':
+      return {
+        path,
+        message: `${tableName(path)} has ${String(params.property)} but not ${String(params.missingProperty)}; give both or neither`,
+      };
+    case 'type':
+      return {
+        path,
+        message: `${where} must be ${TYPE_NAMES[String(params.type)] ?? String(params.type)}, not ${describeValue(error.data)}`,
+      };
+    case 'const':
+      if (where === 'stratum')
+        return { path, message: `stratum must be 1 (the host configuration version this host reads), not ${JSON.stringify(error.data)}` };
+      return { path, message: `${where} must be ${JSON.stringify(params.allowedValue)}` };
+    case 'pattern':
+      // propertyNames reports the pattern of the name and then its own error; keep the latter.
+      if (error.schemaPath.includes('propertyNames')) return undefined;
+      return {
+        path,
+        message: `${where} ${describeValue(error.data)} is not valid: ${schema?.description ?? `it must match ${String(params.pattern)}`}`,
+      };
+    case 'propertyNames': {
+      const name = String(params.propertyName);
+      return {
+        path: [...path, name],
+        message: `${tableName(path)} has an invalid name "${name}": names are lowercase letters, digits, hyphens and underscores, starting with a letter`,
+      };
+    }
+    case 'minLength':
+      return { path, message: `${where} must not be empty` };
+    case 'maxLength':
+      if (error.schemaPath.includes('propertyNames')) return undefined;
+      return { path, message: `${where} is too long: at most ${String(params.limit)} characters` };
+    case 'minProperties':
+      return { path, message: `${tableName(path)} needs at least ${String(params.limit)} entry` };
+    case 'maxProperties':
+      return { path, message: `${tableName(path)} has too many entries: at most ${String(params.limit)}` };
+    case 'minimum':
+    case 'maximum':
+      return {
+        path,
+        message: `${where} must be ${error.keyword === 'minimum' ? 'at least' : 'at most'} ${String(params.limit)}, not ${JSON.stringify(error.data)}`,
+      };
+    default:
+      return { path, message: `${where || 'the configuration'} ${error.message ?? 'is not valid'}` };
+  }
+}
+
+function parseAddress(text: string, path: Segment[], problems: ShapeProblem[]): ListenAddress {
+  const colon = text.lastIndexOf(':');
+  const host = text.slice(0, colon).replace(/^\[(.*)\]$/, '$1');
+  const port = Number(text.slice(colon + 1));
+  if (port > 65535) problems.push({ path, message: `${formatPath(path)} has port ${port}; ports go up to 65535` });
+  return { host, port };
+}
+
+/** Converts units, resolves paths and decodes keys: what the schema cannot check. */
+function normalise(raw: Record<string, unknown>, file: string, baseDir: string): { config?: HostConfig; problems: ShapeProblem[] } {
+  // Every cast below is safe: the value has passed the schema.
+  const problems: ShapeProblem[] = [];
+  const host = raw.host as { name: string; key: string; data: string };
+  const ingress = (raw.ingress ?? {}) as { listen?: string };
+  const control = (raw.control ?? {}) as { listen?: string; tls_cert?: string; tls_key?: string; max_body?: string };
+  const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body', string>> &
+    Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
+  const metering = (raw.metering ?? {}) as { flush_interval?: string };
+  const registrarTables = raw.registrars as Record<string, { key: string; description?: string }>;
+
+  const ingressListen = parseAddress(ingress.listen ?? DEFAULT_INGRESS_LISTEN, ['ingress', 'listen'], problems);
+  const controlListen = parseAddress(control.listen ?? DEFAULT_CONTROL_LISTEN, ['control', 'listen'], problems);
+
+  const hostLimits: HostLimits = {};
+  if (limits.memory !== undefined) hostLimits.memoryBytes = parseSize(limits.memory);
+  if (limits.cpu !== undefined) hostLimits.cpuMsPerRequest = parseDuration(limits.cpu);
+  if (limits.timeout !== undefined) hostLimits.timeoutMs = parseDuration(limits.timeout);
+  if (limits.concurrency !== undefined) hostLimits.concurrency = limits.concurrency;
+  if (limits.queue !== undefined) hostLimits.queue = limits.queue;
+  if (limits.request_body !== undefined) hostLimits.requestBodyBytes = parseSize(limits.request_body);
+  if (limits.response_body !== undefined) hostLimits.responseBodyBytes = parseSize(limits.response_body);
+  if (limits.outbound_requests !== undefined) hostLimits.outboundRequests = limits.outbound_requests;
+  if (hostLimits.memoryBytes !== undefined && hostLimits.memoryBytes < 64 * 1024) {
+    problems.push({ path: ['limits', 'memory'], message: 'limits.memory must be at least 64kib, one WebAssembly page' });
+  }
+  for (const key of ['cpu', 'timeout'] as const) {
+    if (limits[key] !== undefined && parseDuration(limits[key]) < 1)
+      problems.push({ path: ['limits', key], message: `limits.${key} must be at least 1ms` });
+  }
+  const flushIntervalMs = metering.flush_interval === undefined ? DEFAULT_METERING_FLUSH_MS : parseDuration(metering.flush_interval);
+  if (flushIntervalMs < 10)
+    problems.push({ path: ['metering', 'flush_interval'], message: 'metering.flush_interval must be at least 10ms' });
+
+  const registrars: TrustedRegistrar[] = [];
+  const seenKeys = new Map<string, string>();
+  for (const [name, table] of Object.entries(registrarTables)) {
+    try {
+      const jwk = publicKeyFromRaw(table.key);
+      const kid = jwk.kid as string;
+      const other = seenKeys.get(kid);
+      if (other !== undefined) {
+        problems.push({ path: ['registrars', name, 'key'], message: `registrars.${name}.key is the same key as registrars.${other}.key` });
+        continue;
+      }
+      seenKeys.set(kid, name);
+      registrars.push({ name, key: { ...jwk, kid }, ...(table.description !== undefined ? { description: table.description } : {}) });
+    } catch {
+      problems.push({
+        path: ['registrars', name, 'key'],
+        message: `registrars.${name}.key is not an Ed25519 public key: 32 bytes in unpadded base64url`,
+      });
+    }
+  }
+
+  const backends = (kind: 'keyvalue' | 'sql' | 'bucket') => {
+    const tables = (raw[kind] ?? {}) as Record<string, BackendConfig>;
+    return Object.fromEntries(Object.entries(tables).map(([label, table]) => [label, { ...table }]));
+  };
+
+  if (problems.length > 0) return { problems };
+  const maxBodyBytes = control.max_body === undefined ? DEFAULT_CONTROL_MAX_BODY : parseSize(control.max_body);
+  return {
+    problems,
+    config: {
+      file,
+      name: host.name.toLowerCase(),
+      keyFile: resolve(baseDir, host.key),
+      dataDir: resolve(baseDir, host.data),
+      ingress: { listen: ingressListen },
+      control: {
+        listen: controlListen,
+        ...(control.tls_cert !== undefined && control.tls_key !== undefined
+          ? { tls: { certFile: resolve(baseDir, control.tls_cert), keyFile: resolve(baseDir, control.tls_key) } }
+          : {}),
+        maxBodyBytes,
+      },
+      limits: hostLimits,
+      metering: { flushIntervalMs },
+      registrars,
+      capabilities: { keyvalue: backends('keyvalue'), sql: backends('sql'), bucket: backends('bucket') },
+    },
+  };
+}

@@ -1,0 +1,61 @@
+import type { Ed25519PublicJwk } from '@stratum/core';
+
+/** A listen address, split. `port` 0 asks the OS for a free one. */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/**
+ * Caps on every capsule, from `[limits]`. A limit left out leaves the manifest's resource
+ * class in force; one given is the most any capsule gets, whatever its manifest asks for.
+ */
+export interface HostLimits {
+  memoryBytes?: number;
+  cpuMsPerRequest?: number;
+  timeoutMs?: number;
+  concurrency?: number;
+  queue?: number;
+  requestBodyBytes?: number;
+  responseBodyBytes?: number;
+  outboundRequests?: number;
+}
+
+/** A registrar this host obeys: its name (the operator's) and its Ed25519 public key. */
+export interface TrustedRegistrar {
+  name: string;
+  /** With `kid` set to the key's RFC 7638 thumbprint, which control requests name. */
+  key: Ed25519PublicJwk & { kid: string };
+  description?: string;
+}
+
+/**
+ * One capability label's backend as written in host.toml: `type` picks the implementation, and
+ * the other keys are that backend's own settings, which the capability's configure step checks.
+ */
+export interface BackendConfig {
+  type: string;
+  [setting: string]: unknown;
+}
+
+export type CapabilityBackends = Record<'keyvalue' | 'sql' | 'bucket', Record<string, BackendConfig>>;
+
+/** host.toml after validation: paths absolute, sizes in bytes, times in ms. */
+export interface HostConfig {
+  /** The file it was read from, as given. */
+  file: string;
+  /** The host's DNS name: the audience of every control request. */
+  name: string;
+  keyFile: string;
+  dataDir: string;
+  ingress: { listen: ListenAddress };
+  control: {
+    listen: ListenAddress;
+    tls?: { certFile: string; keyFile: string };
+    maxBodyBytes: number;
+  };
+  limits: HostLimits;
+  metering: { flushIntervalMs: number };
+  registrars: TrustedRegistrar[];
+  capabilities: CapabilityBackends;
+}
