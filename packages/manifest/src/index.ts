@@ -10,6 +10,7 @@ export {
   nearest,
   type ParsedManifest,
   parseManifest,
+  parseManifestBytes,
   schemaUrl,
 } from './parse.ts';
 export { originAllowed, routeMatches } from './rules.ts';

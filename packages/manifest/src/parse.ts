@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { parseDuration, parseSize, StratumError } from '@stratum/core';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
+import type { CapsuleManifestV1 } from './capsule-v1.generated.ts';
 import { CPU_CLASSES, type CpuClass, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
 import { locate } from './locate.ts';
 import type { ConfigVariable, Manifest, ManifestProblem } from './types.ts';
@@ -74,15 +75,30 @@ export function parseManifest(text: string, file = 'stratum.toml'): ParsedManife
     const { line, column } = positionOf(text, index);
     throw new ManifestError(file, [{ file, line, column, path: '', message: 'the manifest is not valid UTF-8' }]);
   }
+  const tooDeep = findExcessiveNesting(text);
+  if (tooDeep !== undefined) {
+    const { line, column } = positionOf(text, tooDeep);
+    throw new ManifestError(file, [{ file, line, column, path: '', message: `values are nested more than ${MAX_NESTING} levels deep` }]);
+  }
   let ast: AST.TOMLProgram;
   let raw: Record<string, unknown>;
   try {
     ast = parseTOML(text);
     raw = getStaticTOMLValue(ast) as Record<string, unknown>;
   } catch (error) {
-    throw syntaxError(error, file);
+    // The parser recurses per nesting level: a hostile file can exhaust the stack.
+    if (error instanceof RangeError) {
+      throw new ManifestError(file, [{ file, line: 1, column: 1, path: '', message: 'the manifest is nested too deeply to read' }]);
+    }
+    throw syntaxError(error, file, text);
   }
-  const problems = checkShape(raw).map(({ path, message }) => ({ file, ...locate(ast, path), path: formatPath(path), message }));
+  const shapeProblems = checkShape(raw);
+  const problems = shapeProblems
+    .slice(0, MAX_PROBLEMS)
+    .map(({ path, message }) => ({ file, ...locate(ast, path), path: formatPath(path), message }));
+  if (shapeProblems.length > MAX_PROBLEMS) {
+    problems.push({ file, line: 1, column: 1, path: '', message: `and ${shapeProblems.length - MAX_PROBLEMS} more problems not shown` });
+  }
   if (problems.length === 0) {
     const { manifest, problems: semantic } = normalise(raw);
     if (semantic.length === 0 && manifest) return { manifest, raw, ast };
@@ -105,7 +121,40 @@ export async function loadManifest(path: string, displayPath = path): Promise<Pa
       cause: error,
     });
   }
-  return parseManifest(new TextDecoder('utf-8', { fatal: false }).decode(bytes), displayPath);
+  return parseManifestBytes(bytes, displayPath);
+}
+
+/** Parses a manifest from raw bytes: invalid UTF-8 is reported as such, with its position. */
+export function parseManifestBytes(bytes: Uint8Array, file = 'stratum.toml'): ParsedManifest {
+  return parseManifest(new TextDecoder('utf-8', { fatal: false }).decode(bytes), file);
+}
+
+/** Nothing in a manifest needs deep nesting; bounding it keeps a recursive parser safe. */
+export const MAX_NESTING = 32;
+/** Past this many problems a file is not worth describing line by line (and locating each costs). */
+const MAX_PROBLEMS = 50;
+
+/** The index where arrays and inline tables first nest past MAX_NESTING, skipping strings and comments. */
+function findExcessiveNesting(text: string): number | undefined {
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const char = text[i];
+    if (char === '#') {
+      const end = text.indexOf('\n', i);
+      if (end < 0) return undefined;
+      i = end;
+    } else if (char === '"' || char === "'") {
+      const fence = text.startsWith(char.repeat(3), i) ? char.repeat(3) : char;
+      let j = i + fence.length;
+      while (j < text.length && !text.startsWith(fence, j)) j += char === '"' && text[j] === '\\' ? 2 : 1;
+      i = j + fence.length - 1;
+    } else if (char === '[' || char === '{') {
+      if (++depth > MAX_NESTING) return i;
+    } else if (char === ']' || char === '}') {
+      depth = Math.max(0, depth - 1);
+    }
+  }
+  return undefined;
 }
 
 function positionOf(text: string, index: number): { line: number; column: number } {
@@ -114,11 +163,16 @@ function positionOf(text: string, index: number): { line: number; column: number
   return { line, column: index - before.lastIndexOf('\n') };
 }
 
-function syntaxError(error: unknown, file: string): ManifestError {
+function syntaxError(error: unknown, file: string, text: string): ManifestError {
   const parseError = error as { message?: string; lineNumber?: number; column?: number };
-  const message = String(parseError.message ?? error)
+  let message = String(parseError.message ?? error)
     .replace(/\s+/g, ' ')
     .slice(0, 200);
+  if (/multiple times/.test(message) && parseError.lineNumber !== undefined) {
+    const rest = (text.split('\n')[parseError.lineNumber - 1] ?? '').slice(parseError.column ?? 0);
+    const key = /^\s*\[*\s*([^=\]]+?)\s*(=|\])/.exec(rest)?.[1];
+    if (key) message = `${key} is defined more than once`;
+  }
   return new ManifestError(file, [
     {
       file,
@@ -225,7 +279,22 @@ function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
   if (validateSchema(value)) return [];
   const problems: ShapeProblem[] = [];
   const seen = new Set<string>();
-  for (const error of validateSchema.errors ?? []) {
+  const errors = validateSchema.errors ?? [];
+  // "missing name" says nothing that "unknown key nmae; did you mean name?" does not say better.
+  const misspelt = new Set(
+    errors
+      .filter((error) => error.keyword === 'additionalProperties')
+      .map((error) => {
+        const known = Object.keys((error.parentSchema as { properties?: Record<string, unknown> }).properties ?? {});
+        return `${error.instancePath}/${nearest(String((error.params as { additionalProperty: unknown }).additionalProperty), known)}`;
+      }),
+  );
+  for (const error of errors) {
+    if (
+      error.keyword === 'required' &&
+      misspelt.has(`${error.instancePath}/${String((error.params as { missingProperty: unknown }).missingProperty)}`)
+    )
+      continue;
     // The source's oneOf branches each report what they miss; one clear message replaces them.
     const problem = isSourceBranch(error)
       ? error.keyword === 'oneOf'
@@ -253,10 +322,13 @@ function describeError(error: ErrorObject): ShapeProblem | undefined {
       const known = Object.keys(schema?.properties ?? {});
       const guess = nearest(key, known);
       const value = (error.data as Record<string, unknown>)[key];
-      const noun = value !== null && typeof value === 'object' && !Array.isArray(value) ? 'table' : 'key';
+      const isTable = value !== null && typeof value === 'object' && !Array.isArray(value);
+      const name = (segment: string) => (isTable ? `[${formatPath([...path, segment])}]` : `"${segment}"`);
+      const place = path.length === 0 ? '' : ` in ${tableName(path)}`;
+      const known_ = known.map((item) => (isTable ? `[${formatPath([...path, item])}]` : item)).join(', ');
       return {
         path: [...path, key],
-        message: `unknown ${noun} "${key}" in ${tableName(path)}${guess ? `; did you mean "${guess}"?` : known.length > 0 ? ` (known keys: ${known.join(', ')})` : ''}`,
+        message: `unknown ${isTable ? 'table' : 'key'} ${name(key)}${place}${guess ? `; did you mean ${name(guess)}?` : known.length > 0 ? ` (known: ${known_})` : ''}`,
       };
     }
     case 'required': {
@@ -344,16 +416,13 @@ function describeSource(path: Segment[], root: unknown): ShapeProblem {
 
 /** Fills defaults, converts units, and checks what the schema cannot (limits between keys). */
 function normalise(raw: Record<string, unknown>): { manifest?: Manifest; problems: ShapeProblem[] } {
-  // Every cast below is safe: the value has passed the schema.
+  // The value has passed the schema, so it has the schema's generated type.
+  const typed = raw as unknown as CapsuleManifestV1;
   const problems: ShapeProblem[] = [];
-  const capsule = raw.capsule as Manifest['capsule'];
-  const source = raw.source as { wasm?: string; registry?: string; digest?: string };
-  const resources = (raw.resources ?? {}) as { cpu?: CpuClass; memory?: string; timeout?: string; concurrency?: number };
-  const capabilities = (raw.capabilities ?? {}) as Partial<Record<'keyvalue' | 'sql' | 'bucket' | 'outbound', string[]>> & {
-    config?: Record<string, Partial<ConfigVariable>>;
-  };
-  const build = raw.build as { entry?: string } | undefined;
-  const http = (raw.http ?? {}) as { routes?: string[] };
+  const { capsule, source, build } = typed;
+  const resources = typed.resources ?? {};
+  const capabilities = typed.capabilities ?? {};
+  const http = typed.http ?? {};
 
   const cpu = resources.cpu ?? DEFAULT_CPU_CLASS;
   const resourceClass = RESOURCE_CLASSES[cpu];
@@ -389,6 +458,7 @@ function normalise(raw: Record<string, unknown>): { manifest?: Manifest; problem
 
   const config: Record<string, ConfigVariable> = {};
   for (const [name, variable] of Object.entries(capabilities.config ?? {})) {
+    if (!variable) continue;
     config[name] = {
       required: variable.required ?? false,
       secret: variable.secret ?? false,
