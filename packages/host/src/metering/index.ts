@@ -1,0 +1,16 @@
+export {
+  addUsage,
+  canonicalJson,
+  emptyUsage,
+  entryHash,
+  GENESIS_HASH,
+  type LedgerEntry,
+  type LedgerOptions,
+  type LedgerVerification,
+  type Usage,
+  UsageLedger,
+  type UsageQuery,
+  usageOf,
+  verifyLedgerFile,
+  verifyLedgerText,
+} from './ledger.ts';

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import type { RequestRecord } from '../runtime-types.ts';
+import { canonicalJson, entryHash, GENESIS_HASH, type LedgerEntry, UsageLedger, verifyLedgerFile, verifyLedgerText } from './ledger.ts';
+
+const record = (capsule: string, extra: Partial<RequestRecord> = {}): RequestRecord => ({
+  capsule,
+  domain: `${capsule}.example`,
+  requestId: 'r',
+  method: 'GET',
+  path: '/',
+  status: 200,
+  cpuMs: 2.5,
+  wallMs: 500,
+  memoryBytes: 2_000_000,
+  bytesIn: 10,
+  bytesOut: 100,
+  ...extra,
+});
+
+async function tempLedger(t: { after(fn: () => Promise<void>): void }) {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-ledger-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return join(dir, 'metering', 'ledger.jsonl');
+}
+
+test('records are summed per capsule and flushed as chained entries', async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-11-01T00:00:00Z');
+  const ledger = await UsageLedger.open(path, { now: () => new Date(clock) });
+  ledger.record(record('hello'));
+  ledger.record(record('hello', { limit: 'timeout', status: 504 }));
+  ledger.record(record('counter', { bytesOut: 5 }));
+  clock += 10_000;
+  await ledger.flush();
+  await ledger.flush();
+  assert.equal(ledger.head.entries, 2);
+
+  const lines = (await readFile(path, 'utf8')).trim().split('\n');
+  const entries = lines.map((line) => JSON.parse(line) as LedgerEntry);
+  assert.deepEqual(
+    entries.map((entry) => [entry.seq, entry.capsule]),
+    [
+      [1, 'counter'],
+      [2, 'hello'],
+    ],
+  );
+  assert.equal(entries[0]?.prev, GENESIS_HASH);
+  assert.equal(entries[1]?.prev, entries[0]?.hash);
+  assert.equal(entries[1]?.from, '2026-11-01T00:00:00.000Z');
+  assert.equal(entries[1]?.to, '2026-11-01T00:00:10.000Z');
+  assert.deepEqual(entries[1]?.usage, { requests: 2, cpuMs: 5, memoryMbSeconds: 2, bytesIn: 20, bytesOut: 200, limitHits: { timeout: 1 } });
+  // Lines are written canonically, so a second implementation can hash the line it reads.
+  assert.equal(lines[0], canonicalJson(entries[0]));
+
+  assert.deepEqual(await verifyLedgerFile(path), { ok: true, entries: 2, head: ledger.head.hash });
+  const usage = await ledger.usage();
+  assert.equal(usage.hello?.requests, 2);
+  assert.equal(usage.counter?.bytesOut, 5);
+  assert.deepEqual(Object.keys(await ledger.usage({ capsule: 'counter' })), ['counter']);
+  assert.deepEqual(await ledger.usage({ since: new Date(clock + 1) }), {});
+  assert.equal((await ledger.usage({ until: new Date(clock) })).hello?.requests, 2);
+  assert.deepEqual(
+    (await ledger.entries(1)).map((entry) => entry.seq),
+    [2],
+  );
+  await ledger.close();
+});
+
+test('a reopened ledger carries on the chain and its totals', async (t) => {
+  const path = await tempLedger(t);
+  const first = await UsageLedger.open(path);
+  first.record(record('hello'));
+  await first.close();
+  const second = await UsageLedger.open(path);
+  assert.equal(second.head.entries, 1);
+  assert.equal((await second.usage()).hello?.requests, 1);
+  second.record(record('hello'));
+  await second.close();
+  const result = await verifyLedgerFile(path);
+  assert.equal(result.ok, true);
+  assert.equal(result.entries, 2);
+});
+
+test('tampering with any line is detected, and the ledger refuses to open', async (t) => {
+  const path = await tempLedger(t);
+  const ledger = await UsageLedger.open(path);
+  for (const capsule of ['a', 'b', 'c']) {
+    ledger.record(record(capsule));
+    await ledger.flush();
+  }
+  await ledger.close();
+  const original = await readFile(path, 'utf8');
+  const lines = original.trim().split('\n');
+
+  const edited = lines.map((line, index) => (index === 1 ? line.replace('"requests":1', '"requests":0') : line));
+  assert.notEqual(edited[1], lines[1]);
+  const altered = verifyLedgerText(`${edited.join('\n')}\n`);
+  assert.deepEqual(altered, { ok: false, entries: 1, line: 2, reason: 'hash does not match the entry: it was altered' });
+
+  // Recomputing the altered entry's own hash does not help: the next entry's prev gives it away.
+  const forged = JSON.parse(edited[1] as string) as LedgerEntry;
+  forged.hash = entryHash(forged);
+  const reforged = verifyLedgerText(`${[lines[0], canonicalJson(forged), lines[2]].join('\n')}\n`);
+  assert.equal(reforged.ok, false);
+  assert.equal(reforged.ok === false && reforged.line, 3);
+
+  const removed = verifyLedgerText(`${[lines[0], lines[2]].join('\n')}\n`);
+  assert.equal(removed.ok, false);
+
+  await writeFile(path, `${edited.join('\n')}\n`);
+  await assert.rejects(UsageLedger.open(path), { code: 'LEDGER_CORRUPT' });
+});
+
+test('a line cut short by a crash is dropped on open, and the chain carries on', async (t) => {
+  const path = await tempLedger(t);
+  const ledger = await UsageLedger.open(path);
+  ledger.record(record('a'));
+  await ledger.close();
+  await writeFile(path, `${await readFile(path, 'utf8')}{"seq":2,"capsu`);
+  const reopened = await UsageLedger.open(path);
+  assert.equal(reopened.head.entries, 1);
+  reopened.record(record('a'));
+  await reopened.close();
+  assert.deepEqual((await verifyLedgerFile(path)).ok, true);
+});
+
+test('canonical JSON sorts keys at every depth and verification survives arbitrary usage', () => {
+  assert.equal(canonicalJson({ b: 1, a: { d: [1, 'x'], c: null } }), '{"a":{"c":null,"d":[1,"x"]},"b":1}');
+  fc.assert(
+    fc.property(
+      fc.array(fc.record({ capsule: fc.string({ minLength: 1, maxLength: 8 }), cpu: fc.double({ min: 0, max: 1e6, noNaN: true }) })),
+      (rows) => {
+        let prev = GENESIS_HASH;
+        const lines: string[] = [];
+        for (const [index, row] of rows.entries()) {
+          const body = {
+            seq: index + 1,
+            time: 't',
+            capsule: row.capsule,
+            from: 'f',
+            to: 't',
+            usage: { requests: 1, cpuMs: row.cpu, memoryMbSeconds: 0, bytesIn: 0, bytesOut: 0, limitHits: {} },
+            prev,
+          };
+          const hash = entryHash(body);
+          lines.push(canonicalJson({ ...body, hash }));
+          prev = hash;
+        }
+        const result = verifyLedgerText(lines.length ? `${lines.join('\n')}\n` : '');
+        assert.deepEqual(result, { ok: true, entries: rows.length, head: prev });
+      },
+    ),
+  );
+});
