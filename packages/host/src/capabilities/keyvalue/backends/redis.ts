@@ -1,0 +1,322 @@
+import { type Logger, silentLogger } from '@stratum/core';
+import { Redis } from 'ioredis';
+import {
+  addCounter,
+  checkBatch,
+  checkKey,
+  checkScope,
+  checkTtl,
+  checkValue,
+  DEFAULT_KEYVALUE_LIMITS,
+  type KeyPage,
+  type KeyValueBackend,
+  type KeyValueEntry,
+  KeyValueError,
+  type KeyValueLimits,
+  type KeyValueStore,
+  keysQuotaError,
+  LIST_PAGE_SIZE,
+  parseCounter,
+  type StoreScope,
+} from '../types.ts';
+
+export interface RedisKeyValueOptions {
+  /** `redis://[user:password@]host:port/db` (or `rediss://`). */
+  url: string;
+  /** Prepended to every key, so that several hosts (or other apps) can share one Redis. */
+  keyPrefix?: string;
+  limits?: Partial<KeyValueLimits>;
+  logger?: Logger;
+}
+
+/*
+ * Layout per capsule and label, under `<keyPrefix>{<capsule>/<label>}:` (the braces are a
+ * cluster hash tag, so one store's keys share a slot and its scripts may touch them all):
+ *   `...:v:<key>`  the value, a string with Redis's own TTL
+ *   `...:i`        a sorted set of every key (score 0), for byte-ordered paging and the key quota
+ * Expired keys leave their index entry behind; listing and the quota check prune them.
+ */
+const ADMIT = `
+local function admit(idx, vkey, vprefix, maxKeys)
+  if redis.call('EXISTS', vkey) == 1 then return true end
+  if redis.call('ZCARD', idx) < maxKeys then return true end
+  for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    if redis.call('EXISTS', vprefix .. m) == 0 then redis.call('ZREM', idx, m) end
+  end
+  return redis.call('ZCARD', idx) < maxKeys
+end
+`;
+
+const SCRIPTS = {
+  // KEYS: index, value key. ARGV: member, value, ttl ms or '', max keys, value prefix.
+  stratumKvSet: `${ADMIT}
+if not admit(KEYS[1], KEYS[2], ARGV[5], tonumber(ARGV[4])) then return 'QUOTA' end
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) else redis.call('SET', KEYS[2], ARGV[2]) end
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+return 'OK'`,
+  // KEYS: index, value key. ARGV: member, delta, max keys, value prefix. INCRBY keeps the TTL.
+  stratumKvIncr: `${ADMIT}
+if not admit(KEYS[1], KEYS[2], ARGV[4], tonumber(ARGV[3])) then return {'QUOTA'} end
+local result = redis.pcall('INCRBY', KEYS[2], ARGV[2])
+if type(result) == 'table' and result.err then return {'ERR', result.err} end
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+return {'OK', redis.call('GET', KEYS[2])}`,
+  // KEYS: index, value key. ARGV: member, '1' when a value is expected, expected, replacement, max keys, value prefix.
+  stratumKvCas: `${ADMIT}
+local current = redis.call('GET', KEYS[2])
+if ARGV[2] == '0' then
+  if current then return 'NO' end
+elseif (not current) or current ~= ARGV[3] then
+  return 'NO'
+end
+if not admit(KEYS[1], KEYS[2], ARGV[6], tonumber(ARGV[5])) then return 'QUOTA' end
+redis.call('SET', KEYS[2], ARGV[4])
+redis.call('ZADD', KEYS[1], 0, ARGV[1])
+return 'OK'`,
+  // KEYS: index, value key. ARGV: member.
+  stratumKvDel: `redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return 'OK'`,
+  // KEYS: index. ARGV: value prefix, cursor or '', how many.
+  stratumKvList: `local start = '-'
+if ARGV[2] ~= '' then start = '(' .. ARGV[2] end
+local want = tonumber(ARGV[3])
+local out = {}
+while #out < want do
+  local batch = redis.call('ZRANGEBYLEX', KEYS[1], start, '+', 'LIMIT', 0, want)
+  if #batch == 0 then break end
+  for _, m in ipairs(batch) do
+    if redis.call('EXISTS', ARGV[1] .. m) == 1 then
+      if #out < want then table.insert(out, m) end
+    else
+      redis.call('ZREM', KEYS[1], m)
+    end
+    start = '(' .. m
+  end
+end
+return out`,
+} as const;
+
+type ScriptName = keyof typeof SCRIPTS;
+type ScriptCall = (...args: (string | Buffer | Uint8Array | number)[]) => Promise<unknown>;
+
+/**
+ * Redis: a key prefix per capsule and label; every read-modify-write is one Lua script, so it
+ * is atomic however many hosts and workers share the server.
+ */
+export function redisKeyValue(options: RedisKeyValueOptions): KeyValueBackend {
+  const limits = { ...DEFAULT_KEYVALUE_LIMITS, ...options.limits };
+  const logger = options.logger ?? silentLogger;
+  const client = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 2, enableAutoPipelining: true });
+  // ioredis reports connection errors as events too; without a listener they would be thrown.
+  client.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis key-value backend error'));
+  for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { lua });
+  let connecting: Promise<void> | undefined;
+
+  // defineCommand adds methods at run time; `<name>Buffer` returns binary replies as Buffers.
+  function script(name: ScriptName, binary = false): ScriptCall {
+    const method = (client as unknown as Record<string, ScriptCall>)[binary ? `${name}Buffer` : name];
+    if (!method) throw new Error(`redis script ${name} was not defined`);
+    return method.bind(client);
+  }
+
+  async function guarded<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw failure(error, logger);
+    }
+  }
+
+  return {
+    type: 'redis',
+    synchronous: false,
+    async open(scope: StoreScope) {
+      checkScope(scope);
+      connecting ??= client.connect();
+      await guarded(() => connecting as Promise<void>);
+      const prefix = `${options.keyPrefix ?? 'stratum:kv:'}{${scope.capsule}/${scope.label}}:`;
+      return openStore(prefix, limits, guarded, script, client);
+    },
+    async close() {
+      if (client.status === 'ready' || client.status === 'connecting' || client.status === 'connect') await client.quit();
+      else client.disconnect();
+    },
+  };
+}
+
+function failure(error: unknown, logger: Logger): KeyValueError {
+  if (error instanceof KeyValueError) return error;
+  // Redis's own replies (WRONGTYPE, OOM) name no address; connection errors do, so they stay in the log.
+  if (error instanceof Error && error.name === 'ReplyError') return new KeyValueError('other', error.message, { cause: error });
+  logger.error({ err: error instanceof Error ? error.message : String(error) }, 'redis key-value backend failed');
+  return new KeyValueError('other', 'the key-value backend is unavailable', { cause: error });
+}
+
+function openStore(
+  prefix: string,
+  limits: KeyValueLimits,
+  guarded: <T>(work: () => Promise<T>) => Promise<T>,
+  script: (name: ScriptName, binary?: boolean) => ScriptCall,
+  client: Redis,
+): KeyValueStore {
+  const index = `${prefix}i`;
+  const valuePrefix = `${prefix}v:`;
+  const valueKey = (key: string) => valuePrefix + key;
+
+  async function set(key: string, value: Uint8Array, ttlMs: number | undefined): Promise<void> {
+    const reply = await script('stratumKvSet')(
+      2,
+      index,
+      valueKey(key),
+      key,
+      Buffer.from(value),
+      ttlMs === undefined ? '' : String(ttlMs),
+      limits.maxKeys,
+      valuePrefix,
+    );
+    if (reply === 'QUOTA') throw keysQuotaError(limits);
+  }
+
+  async function listKeys(cursor?: string, pageSize = LIST_PAGE_SIZE): Promise<KeyPage> {
+    const keys = (await script('stratumKvList')(1, index, valuePrefix, cursor ?? '', pageSize + 1)) as string[];
+    const page = keys.slice(0, pageSize);
+    const last = page.at(-1);
+    return keys.length > pageSize && last !== undefined ? { keys: page, cursor: last } : { keys: page };
+  }
+
+  return {
+    get: (key) =>
+      guarded(async () => {
+        checkKey(key, limits);
+        const value = await client.getBuffer(valueKey(key));
+        return value === null ? undefined : new Uint8Array(value);
+      }),
+    set: (key, value, ttlMs) =>
+      guarded(async () => {
+        checkKey(key, limits);
+        checkValue(value, limits);
+        checkTtl(ttlMs);
+        await set(key, value, ttlMs);
+      }),
+    delete: (key) =>
+      guarded(async () => {
+        checkKey(key, limits);
+        await script('stratumKvDel')(2, index, valueKey(key), key);
+      }),
+    exists: (key) =>
+      guarded(async () => {
+        checkKey(key, limits);
+        return (await client.exists(valueKey(key))) === 1;
+      }),
+    listKeys: (cursor, pageSize) => guarded(() => listKeys(cursor, pageSize)),
+    increment: (key, delta) =>
+      guarded(async () => {
+        checkKey(key, limits);
+        addCounter(0n, delta);
+        const reply = (await script('stratumKvIncr')(
+          2,
+          index,
+          valueKey(key),
+          key,
+          delta.toString(),
+          limits.maxKeys,
+          valuePrefix,
+        )) as string[];
+        if (reply[0] === 'QUOTA') throw keysQuotaError(limits);
+        if (reply[0] === 'ERR') throw new KeyValueError('other', (reply[1] ?? 'increment failed').replace(/^ERR /, ''));
+        return parseCounter(new TextEncoder().encode(reply[1]));
+      }),
+    compareAndSwap: (key, expected, replacement) =>
+      guarded(async () => {
+        checkKey(key, limits);
+        checkValue(replacement, limits);
+        const reply = await script('stratumKvCas')(
+          2,
+          index,
+          valueKey(key),
+          key,
+          expected === undefined ? '0' : '1',
+          Buffer.from(expected ?? new Uint8Array()),
+          Buffer.from(replacement),
+          limits.maxKeys,
+          valuePrefix,
+        );
+        if (reply === 'QUOTA') throw keysQuotaError(limits);
+        return reply === 'OK';
+      }),
+    getMany: (keys) =>
+      guarded(async () => {
+        checkBatch(keys.length);
+        for (const key of keys) checkKey(key, limits);
+        if (keys.length === 0) return [];
+        const values = await client.mgetBuffer(...keys.map(valueKey));
+        return values.map((value) => (value === null ? undefined : new Uint8Array(value)));
+      }),
+    setMany: (entries) =>
+      guarded(async () => {
+        checkBatch(entries.length);
+        for (const [key, value] of entries) {
+          checkKey(key, limits);
+          checkValue(value, limits);
+        }
+        for (const [key, value] of entries) await set(key, value, undefined);
+      }),
+    deleteMany: (keys) =>
+      guarded(async () => {
+        checkBatch(keys.length);
+        for (const key of keys) checkKey(key, limits);
+        await Promise.all(keys.map((key) => script('stratumKvDel')(2, index, valueKey(key), key)));
+      }),
+    usage: () =>
+      guarded(async () => {
+        let keys = 0;
+        let bytes = 0;
+        for await (const entry of entries()) {
+          keys++;
+          bytes += Buffer.byteLength(entry.key) + entry.value.byteLength;
+        }
+        return { keys, bytes };
+      }),
+    entries,
+    clear: () =>
+      guarded(async () => {
+        for (;;) {
+          const members = await client.zrange(index, 0, 499);
+          if (members.length === 0) return;
+          await client.del(...members.map(valueKey));
+          await client.zrem(index, ...members);
+        }
+      }),
+    restore: (entry) =>
+      guarded(async () => {
+        checkKey(entry.key, limits);
+        checkValue(entry.value, limits);
+        if (entry.expiresAt === undefined) return set(entry.key, entry.value, undefined);
+        const ttl = entry.expiresAt - Date.now();
+        if (ttl > 0) await set(entry.key, entry.value, ttl);
+      }),
+  };
+
+  async function* entries(): AsyncIterable<KeyValueEntry> {
+    let cursor: string | undefined;
+    do {
+      const page = await guarded(() => listKeys(cursor, 200));
+      if (page.keys.length > 0) {
+        const pipeline = client.pipeline();
+        for (const key of page.keys) pipeline.getBuffer(valueKey(key)).pttl(valueKey(key));
+        const replies = (await guarded(() => pipeline.exec())) ?? [];
+        const now = Date.now();
+        for (const [i, key] of page.keys.entries()) {
+          const value = replies[i * 2]?.[1] as Buffer | null | undefined;
+          const ttl = replies[i * 2 + 1]?.[1] as number | undefined;
+          if (!value) continue;
+          yield ttl !== undefined && ttl > 0
+            ? { key, value: new Uint8Array(value), expiresAt: now + ttl }
+            : { key, value: new Uint8Array(value) };
+        }
+      }
+      cursor = page.cursor;
+    } while (cursor !== undefined);
+  }
+}
