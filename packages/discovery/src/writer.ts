@@ -1,0 +1,104 @@
+import { StratumError } from '@stratum/core';
+import { challengeRecordName, hostRecordName, linkRecordName, normaliseOwnerName } from './names.ts';
+import { type DomainLink, formatDomainLink, formatHostRecord, type HostRecord } from './records.ts';
+import type { RecordData, RecordType } from './wire.ts';
+
+/** One change to a zone. A list of changes is applied atomically (all or none). */
+export type DnsChange =
+  /** Makes `records` the whole set of their type at `name` (all of one type). */
+  | { op: 'replace'; name: string; type: RecordType; ttl?: number; records: readonly RecordData[] }
+  | { op: 'add'; name: string; ttl?: number; record: RecordData }
+  | { op: 'remove'; name: string; record: RecordData }
+  /** Deletes the records of `type` at `name`, or every record at `name` when no type is given. */
+  | { op: 'delete'; name: string; type?: RecordType };
+
+/**
+ * Where a registrar writes DNS: its embedded authoritative server, or an external one through
+ * RFC 2136 dynamic updates. Both pass the same conformance suite (tests/discovery-writers.test.ts).
+ *
+ * @example
+ * await writer.apply([{ op: 'replace', name: '_stratum.shop.example', type: 'TXT', records: [{ type: 'TXT', data: link }] }]);
+ */
+export interface DnsWriter {
+  /** A short description for logs and errors, e.g. `rfc2136 127.0.0.1:53 zone example.net`. */
+  readonly description: string;
+  apply(changes: readonly DnsChange[]): Promise<void>;
+}
+
+export const DEFAULT_TTL = 300;
+/** Challenge records live briefly: they only have to outlast one verification. */
+export const CHALLENGE_TTL = 60;
+
+/** Checks a change list before any writer acts on it, so both writers refuse the same input the same way. */
+export function validateChanges(changes: readonly DnsChange[]): void {
+  if (!Array.isArray(changes) || changes.length === 0) {
+    throw new StratumError('DNS_CHANGE_INVALID', 'there are no DNS changes to apply', { hint: 'Pass at least one change.' });
+  }
+  for (const change of changes) {
+    normaliseOwnerName(change.name, 'record name');
+    if (change.op === 'replace') {
+      for (const record of change.records) {
+        if (record.type !== change.type) {
+          throw new StratumError('DNS_CHANGE_INVALID', `a replace of ${change.type} at ${change.name} holds a ${record.type} record`, {
+            details: ['replace sets the records of one type'],
+          });
+        }
+      }
+    }
+    const ttl = 'ttl' in change ? change.ttl : undefined;
+    if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff)) {
+      throw new StratumError('DNS_CHANGE_INVALID', `TTL ${ttl} at ${change.name} is not a whole number of seconds`, {
+        details: ['0 to 2147483647'],
+      });
+    }
+  }
+}
+
+/** Publishes (or replaces) a host's `_stratum-host` record. */
+export async function publishHostRecord(
+  writer: DnsWriter,
+  hostName: string,
+  record: Omit<HostRecord, 'version' | 'keyThumbprint'>,
+  ttl = DEFAULT_TTL,
+): Promise<void> {
+  await writer.apply([
+    { op: 'replace', name: hostRecordName(hostName), type: 'TXT', ttl, records: [{ type: 'TXT', data: formatHostRecord(record) }] },
+  ]);
+}
+
+/**
+ * Links a domain to a host: the `_stratum` TXT record and, in the same atomic change, the
+ * routing record (addresses, or a CNAME to the host's ingress name).
+ */
+export async function publishDomainLink(
+  writer: DnsWriter,
+  domain: string,
+  link: Omit<DomainLink, 'version'>,
+  routing: { cname: string } | { addresses: readonly string[] },
+  ttl = DEFAULT_TTL,
+): Promise<void> {
+  const changes: DnsChange[] = [
+    { op: 'replace', name: linkRecordName(domain), type: 'TXT', ttl, records: [{ type: 'TXT', data: formatDomainLink(link) }] },
+  ];
+  if ('cname' in routing) {
+    changes.push({ op: 'delete', name: domain, type: 'A' }, { op: 'delete', name: domain, type: 'AAAA' });
+    changes.push({ op: 'replace', name: domain, type: 'CNAME', ttl, records: [{ type: 'CNAME', data: routing.cname }] });
+  } else {
+    const v4 = routing.addresses.filter((address) => !address.includes(':'));
+    const v6 = routing.addresses.filter((address) => address.includes(':'));
+    changes.push({ op: 'delete', name: domain, type: 'CNAME' });
+    changes.push({ op: 'replace', name: domain, type: 'A', ttl, records: v4.map((data) => ({ type: 'A', data }) as const) });
+    changes.push({ op: 'replace', name: domain, type: 'AAAA', ttl, records: v6.map((data) => ({ type: 'AAAA', data }) as const) });
+  }
+  await writer.apply(changes);
+}
+
+/** Publishes one challenge answer beside any others (several registrars may challenge at once). */
+export async function publishChallenge(writer: DnsWriter, hostName: string, value: string, ttl = CHALLENGE_TTL): Promise<void> {
+  await writer.apply([{ op: 'add', name: challengeRecordName(hostName), ttl, record: { type: 'TXT', data: [value] } }]);
+}
+
+/** Withdraws one challenge answer once the registrar has checked it. */
+export async function withdrawChallenge(writer: DnsWriter, hostName: string, value: string): Promise<void> {
+  await writer.apply([{ op: 'remove', name: challengeRecordName(hostName), record: { type: 'TXT', data: [value] } }]);
+}
