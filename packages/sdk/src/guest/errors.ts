@@ -1,0 +1,50 @@
+/**
+ * Errors the SDK throws inside a capsule. A Stratum import returns `result<_, error>`; the
+ * component bindings throw its error value, and the SDK turns that into a `CapabilityError`
+ * whose `code` is the WIT variant's case (`no-such-store`, `limit-exceeded`, ...).
+ */
+export class CapabilityError extends Error {
+  /** The WIT error case, such as `no-such-store`, `invalid-query` or `limit-exceeded`. */
+  readonly code: string;
+  /** The capability that failed, such as `keyvalue`, `sql` or `bucket`. */
+  readonly capability: string;
+
+  constructor(capability: string, code: string, message: string) {
+    super(message);
+    this.name = 'CapabilityError';
+    this.capability = capability;
+    this.code = code;
+  }
+}
+
+interface Variant {
+  tag: string;
+  val?: unknown;
+}
+
+const isVariant = (value: unknown): value is Variant =>
+  typeof value === 'object' && value !== null && typeof (value as { tag?: unknown }).tag === 'string';
+
+/** The WIT error value a binding threw: componentize-js puts it on `payload`, or throws it bare. */
+function witError(thrown: unknown): Variant | undefined {
+  if (isVariant(thrown)) return thrown;
+  const payload = typeof thrown === 'object' && thrown !== null ? (thrown as { payload?: unknown }).payload : undefined;
+  return isVariant(payload) ? payload : undefined;
+}
+
+/** Calls a Stratum import and turns a thrown WIT error into a CapabilityError that names it. */
+export function call<T>(capability: string, what: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (thrown) {
+    throw toCapabilityError(capability, what, thrown);
+  }
+}
+
+export function toCapabilityError(capability: string, what: string, thrown: unknown): Error {
+  if (thrown instanceof CapabilityError) return thrown;
+  const variant = witError(thrown);
+  if (!variant) return thrown instanceof Error ? thrown : new Error(String(thrown));
+  const detail = typeof variant.val === 'string' && variant.val !== '' ? `: ${variant.val}` : '';
+  return new CapabilityError(capability, variant.tag, `${capability} ${what} failed (${variant.tag}${detail})`);
+}

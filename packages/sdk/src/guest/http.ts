@@ -1,0 +1,141 @@
+/// <reference path="../wit/guest.generated.d.ts" />
+// The adapter from a Workers-style `fetch(request)` handler to `wasi:http/incoming-handler`.
+// componentize-js has a built-in fetch event, but it answers one request per instance (the second
+// fails with "respondWith can't be called twice"); a host keeps an instance warm for many
+// requests, so the capsule exports `incomingHandler` itself and this module implements it.
+
+import { Fields, type IncomingRequest, type Method, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:http/types@0.2.10';
+import type { InputStream } from 'wasi:io/streams@0.2.10';
+import type { Capsule } from '../index.ts';
+
+/** Headers a component may not set on a response: the host owns the connection. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'upgrade',
+  'http2-settings',
+  'te',
+  'trailer',
+]);
+
+/** blocking-write-and-flush takes at most 4096 bytes per call (wasi:io/streams). */
+const WRITE_CHUNK = 4096;
+const READ_CHUNK = 65536n;
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function methodName(method: Method): string {
+  return method.tag === 'other' ? method.val : method.tag.toUpperCase();
+}
+
+function readAll(stream: InputStream): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for (;;) {
+    let chunk: Uint8Array;
+    try {
+      chunk = stream.blockingRead(READ_CHUNK);
+    } catch (error) {
+      // The stream ends with a `closed` stream-error; anything else is a real failure.
+      if (streamClosed(error)) break;
+      throw error;
+    }
+    chunks.push(chunk);
+    total += chunk.length;
+  }
+  const body = new Uint8Array(total);
+  let offset = 0;
+  for (const chunk of chunks) {
+    body.set(chunk, offset);
+    offset += chunk.length;
+  }
+  return body;
+}
+
+function streamClosed(error: unknown): boolean {
+  const payload = typeof error === 'object' && error !== null ? ((error as { payload?: unknown }).payload ?? error) : error;
+  return typeof payload === 'object' && payload !== null && (payload as { tag?: unknown }).tag === 'closed';
+}
+
+function toRequest(incoming: IncomingRequest): Request {
+  const method = methodName(incoming.method());
+  const headers = new Headers();
+  for (const [name, value] of incoming.headers().entries()) headers.append(name, decoder.decode(value));
+  const scheme = incoming.scheme();
+  const protocol = scheme === undefined || scheme.tag === 'HTTP' ? 'http' : scheme.tag === 'HTTPS' ? 'https' : scheme.val;
+  const authority = incoming.authority() ?? headers.get('host') ?? 'localhost';
+  const url = `${protocol}://${authority}${incoming.pathWithQuery() ?? '/'}`;
+  let body: Uint8Array | undefined;
+  if (method !== 'GET' && method !== 'HEAD') {
+    const incomingBody = incoming.consume();
+    const stream = incomingBody.stream();
+    body = readAll(stream);
+    // A child stream must be dropped before its body is finished.
+    stream[Symbol.dispose]();
+    incomingBody[Symbol.dispose]();
+  }
+  return new Request(url, { method, headers, ...(body && body.length > 0 ? { body } : {}) });
+}
+
+function responseFields(response: Response): Fields {
+  const entries: [string, Uint8Array][] = [];
+  response.headers.forEach((value, name) => {
+    if (!HOP_BY_HOP.has(name.toLowerCase())) entries.push([name, encoder.encode(value)]);
+  });
+  return Fields.fromList(entries);
+}
+
+async function send(response: Response, outparam: ResponseOutparam, method: string): Promise<void> {
+  const outgoing = new OutgoingResponse(responseFields(response));
+  outgoing.setStatusCode(response.status);
+  const body = outgoing.body();
+  ResponseOutparam.set(outparam, { tag: 'ok', val: outgoing });
+  const stream = body.write();
+  if (response.body && method !== 'HEAD') {
+    // Stream the body through in pieces, so a large response is never held whole.
+    const reader = response.body.getReader();
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      for (let offset = 0; offset < value.length; offset += WRITE_CHUNK) {
+        stream.blockingWriteAndFlush(value.subarray(offset, offset + WRITE_CHUNK));
+      }
+    }
+  }
+  stream[Symbol.dispose]();
+  OutgoingBody.finish(body, undefined);
+}
+
+function failure(status: number, message: string): Response {
+  return new Response(message, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
+}
+
+/**
+ * Makes the `wasi:http/incoming-handler` export from a capsule's handler. `stratum build`
+ * wires it up; a capsule never calls it.
+ */
+export function serve(capsule: Capsule): { handle(request: IncomingRequest, outparam: ResponseOutparam): Promise<void> } {
+  if (typeof capsule?.fetch !== 'function') {
+    throw new TypeError('the capsule must default-export an object with a fetch(request) method');
+  }
+  return {
+    async handle(incoming, outparam) {
+      let method = 'GET';
+      let response: Response;
+      try {
+        const request = toRequest(incoming);
+        method = request.method;
+        const result: unknown = await capsule.fetch(request);
+        response = result instanceof Response ? result : failure(500, 'the capsule returned something that is not a Response');
+        if (!(result instanceof Response)) console.error(`fetch(${method} ${request.url}) returned ${typeof result}, not a Response`);
+      } catch (error) {
+        console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+        response = failure(500, 'Internal Server Error');
+      }
+      await send(response, outparam, method);
+    },
+  };
+}
