@@ -46,7 +46,7 @@ function invalid(message: string, line: number): StratumError {
 }
 
 /** Splits a byte or text stream into lines, keeping each line's exact text for the hash. */
-export async function* snapshotLines(input: AsyncIterable<Uint8Array | string>): AsyncIterable<string> {
+export async function* snapshotLines(input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>): AsyncIterable<string> {
   const decoder = new TextDecoder();
   let pending = '';
   for await (const chunk of input) {
@@ -69,7 +69,7 @@ export async function* snapshotLines(input: AsyncIterable<Uint8Array | string>):
  */
 export async function importKeyValue(
   store: KeyValueStore,
-  input: AsyncIterable<Uint8Array | string>,
+  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
 ): Promise<{ label: string; records: number }> {
   const hash = createHash('sha256');
   let lineNumber = 0;
