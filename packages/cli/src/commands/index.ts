@@ -1,5 +1,6 @@
 import type { Command } from '../command.ts';
+import { buildCommand } from './build.ts';
 import { validateCommand } from './validate.ts';
 
 /** Every `stratum` subcommand, in the order `stratum --help` lists them. */
-export const commands: Command[] = [validateCommand];
+export const commands: Command[] = [validateCommand, buildCommand];

@@ -1,0 +1,51 @@
+import { relative } from 'node:path';
+import { formatBytes, formatDuration } from '@stratum/core';
+import { buildCapsule } from '@stratum/sdk/build';
+import { type Command, EXIT_OK, paint, stringOption } from '../command.ts';
+
+export const buildCommand: Command = {
+  name: 'build',
+  summary: 'build a JavaScript or TypeScript capsule into a WebAssembly component',
+  usage: 'build [dir] [-o file.wasm]',
+  description: `
+Bundles the capsule's entry module ([build] entry in stratum.toml, else src/index.ts) with
+esbuild and makes a WebAssembly component of it with componentize-js. The component exports
+wasi:http/incoming-handler and imports only the capabilities the code uses; the build fails
+when the code imports one that stratum.toml does not grant. The directory defaults to the
+current one; the component goes to the manifest's [source] wasm path unless -o says otherwise.
+
+Examples:
+  stratum build examples/hello
+  stratum build . -o /tmp/capsule.wasm`,
+  maxPositionals: 1,
+  options: {
+    out: {
+      type: 'string',
+      short: 'o',
+      value: 'file.wasm',
+      description: "where to write the component (default: the manifest's [source] wasm)",
+    },
+  },
+  async run(args, io) {
+    const dir = args.positionals[0] ?? '.';
+    const out = stringOption(args, 'out');
+    const result = await buildCapsule(dir, {
+      ...(out !== undefined ? { output: out } : {}),
+      onStep: (_step, message) => io.stderr.write(`${paint(io.stderr, 2, '…')} ${message}\n`),
+    });
+    const shown = relative(process.cwd(), result.output) || result.output;
+    const capabilities = result.imports.filter((check) => check.grant !== 'none');
+    const basics = result.imports.filter((check) => check.grant === 'none');
+    io.stdout.write(
+      [
+        `${paint(io.stdout, 32, 'built')} ${shown} (${formatBytes(result.bytes)}) in ${formatDuration(result.elapsedMs)}`,
+        `  entry         ${result.entry}`,
+        `  exports       ${result.exports.join(', ')}`,
+        `  capabilities  ${capabilities.length > 0 ? capabilities.map((check) => `${check.name} (${check.grant})`).join(', ') : 'none (HTTP in only)'}`,
+        `  basics        ${basics.map((check) => check.name).join(', ')}`,
+        '',
+      ].join('\n'),
+    );
+    return EXIT_OK;
+  },
+};
