@@ -38,6 +38,8 @@ export function txtRecordOctets(strings: readonly string[]): number {
 export function parseTxtPairs(strings: readonly string[], repeatable: ReadonlySet<string> = new Set()): TxtPairs {
   if (!Array.isArray(strings)) throw txtError('TXT_INVALID', 'a TXT record must be a list of strings', `got ${typeof strings}`);
   if (strings.length === 0) throw txtError('TXT_EMPTY', 'the TXT record holds no strings', 'a Stratum record starts with v=stratum1');
+  const nonString = strings.findIndex((item) => typeof item !== 'string');
+  if (nonString >= 0) throw txtError('TXT_INVALID', `string ${nonString + 1} is not a string`, `got ${typeof strings[nonString]}`);
   const octets = txtRecordOctets(strings);
   if (octets > MAX_RECORD_OCTETS) {
     throw txtError('TXT_TOO_LARGE', `the TXT record is ${octets} octets, more than ${MAX_RECORD_OCTETS}`, 'split it or drop optional keys');
@@ -45,7 +47,6 @@ export function parseTxtPairs(strings: readonly string[], repeatable: ReadonlySe
   const pairs = new Map<string, string[]>();
   strings.forEach((item, index) => {
     const place = `string ${index + 1}`;
-    if (typeof item !== 'string') throw txtError('TXT_INVALID', `${place} is not a string`, `got ${typeof item}`);
     if (Buffer.byteLength(item) > MAX_STRING_OCTETS) {
       throw txtError(
         'TXT_STRING_TOO_LONG',
