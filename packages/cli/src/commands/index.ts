@@ -1,6 +1,8 @@
 import type { Command } from '../command.ts';
 import { buildCommand } from './build.ts';
+import { pullCommand } from './pull.ts';
+import { pushCommand } from './push.ts';
 import { validateCommand } from './validate.ts';
 
 /** Every `stratum` subcommand, in the order `stratum --help` lists them. */
-export const commands: Command[] = [validateCommand, buildCommand];
+export const commands: Command[] = [validateCommand, buildCommand, pushCommand, pullCommand];

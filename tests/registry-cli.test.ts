@@ -1,0 +1,217 @@
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { type TestContext, test } from 'node:test';
+import { parse } from '@bytecodealliance/jco';
+import { parseManifest } from '@stratum/manifest';
+import { digestOf } from '@stratum/registry';
+import { pinSource } from '../packages/cli/src/commands/push.ts';
+import { main } from '../packages/cli/src/main.ts';
+import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
+
+const DIGEST = `sha256:${'d'.repeat(64)}`;
+const REF = 'oci://127.0.0.1:5000/acme/hello:1.0.0';
+
+function capture() {
+  let text = '';
+  const stream = Object.assign(
+    new Writable({
+      write(chunk: Buffer, _encoding, callback) {
+        text += chunk.toString();
+        callback();
+      },
+    }),
+    { isTTY: false },
+  );
+  return { stream, text: () => text };
+}
+
+async function stratum(...argv: string[]) {
+  const stdout = capture();
+  const stderr = capture();
+  const status = await main(argv, { stdout: stdout.stream, stderr: stderr.stream });
+  return { status, stdout: stdout.text(), stderr: stderr.text() };
+}
+
+async function tempDir(t: TestContext, prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+test('pinSource replaces wasm with registry and digest, and keeps every other line', () => {
+  const text = `#:schema ../../spec/capsule/capsule-v1.schema.json
+# The smallest capsule.
+stratum = 1
+
+[capsule]
+name = "hello"   # the name hosts show
+version = "0.1.0"
+
+[source]
+  # built by stratum build
+  wasm = "dist/hello.wasm"
+  digest = "sha256:${'0'.repeat(64)}"
+
+[build]
+entry = "src/index.ts"
+
+[resources]
+cpu = "micro" # smallest
+`;
+  const pinned = pinSource(text, 'stratum.toml', REF, DIGEST);
+  const { manifest } = parseManifest(pinned);
+  assert.deepEqual(manifest.source, { kind: 'registry', registry: REF, digest: DIGEST });
+  assert.equal(manifest.build, undefined);
+  assert.equal(manifest.resources.cpu, 'micro');
+  assert.equal(
+    pinned,
+    `#:schema ../../spec/capsule/capsule-v1.schema.json
+# The smallest capsule.
+stratum = 1
+
+[capsule]
+name = "hello"   # the name hosts show
+version = "0.1.0"
+
+[source]
+  # built by stratum build
+  # wasm = "dist/hello.wasm" (before \`stratum push --pin\`)
+  registry = "${REF}"
+  digest = "${DIGEST}"
+
+# Off since \`stratum push --pin\` made the source a registry; restore [source] wasm to build here.
+# [build]
+# entry = "src/index.ts"
+
+[resources]
+cpu = "micro" # smallest
+`,
+  );
+  // Pinning again replaces the pin in place.
+  const other = `sha256:${'e'.repeat(64)}`;
+  const again = pinSource(pinned, 'stratum.toml', 'oci://127.0.0.1:5000/acme/hello:2.0.0', other);
+  assert.equal(again, pinned.replace(REF, 'oci://127.0.0.1:5000/acme/hello:2.0.0').replace(DIGEST, other));
+});
+
+test('pinSource handles dotted keys and inline tables', () => {
+  const dotted = `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource.wasm = "build/g.wasm" # the build\nresources.cpu = "medium"\n`;
+  const pinned = pinSource(dotted, 'stratum.toml', REF, DIGEST);
+  assert.equal(
+    pinned,
+    `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\n# source.wasm = "build/g.wasm" (before \`stratum push --pin\`)\nsource.registry = "${REF}"\nsource.digest = "${DIGEST}" # the build\nresources.cpu = "medium"\n`,
+  );
+  const inline = `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource = { wasm = "g.wasm" }\n`;
+  assert.equal(
+    pinSource(inline, 'stratum.toml', REF, DIGEST),
+    `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource = { registry = "${REF}", digest = "${DIGEST}" }\n`,
+  );
+});
+
+async function makeCapsule(t: TestContext, withBuild: boolean): Promise<{ dir: string; wasm: Uint8Array; toml: string }> {
+  const dir = await tempDir(t, 'stratum-capsule-');
+  const wasm = await parse(`(component
+    (core module $m (func (export "f") (result i32) i32.const 5))
+    (core instance $i (instantiate $m))
+    (func $f (result u32) (canon lift (core func $i "f")))
+    (export "five" (func $f)))`);
+  await mkdir(join(dir, 'dist'));
+  await writeFile(join(dir, 'dist', 'five.wasm'), wasm);
+  const toml = `# five: answers 5
+stratum = 1
+
+[capsule]
+name = "five"
+version = "1.0.0"
+description = "Answers five."
+
+[source]
+wasm = "dist/five.wasm"
+${withBuild ? '\n[build]\nentry = "src/index.ts"\n' : ''}`;
+  await writeFile(join(dir, 'stratum.toml'), toml);
+  return { dir, wasm, toml };
+}
+
+test('stratum push --pin and stratum pull against a real registry', async (t) => {
+  if (!(await registryBinary())) {
+    if (process.env.STRATUM_REQUIRE_SERVICES === '1') throw new Error('docker-registry is not installed');
+    t.skip('docker-registry is not installed (apt-get install docker-registry)');
+    return;
+  }
+  const registry = await startTestRegistry();
+  t.after(() => registry.stop());
+  const cacheDir = await tempDir(t, 'stratum-cache-');
+  const { dir, wasm, toml } = await makeCapsule(t, true);
+  const reference = `oci://${registry.host}/acme/five:1.0.0`;
+
+  const pushed = await stratum('push', dir, reference, '--pin', '--cache-dir', cacheDir);
+  assert.equal(pushed.status, 0, pushed.stderr);
+  const digest = pushed.stdout.trim();
+  assert.match(digest, /^sha256:[a-f0-9]{64}$/);
+  assert.match(pushed.stderr, /pushed oci:\/\/127\.0\.0\.1:[0-9]+\/acme\/five:1\.0\.0@sha256:/);
+  const pinned = await readFile(join(dir, 'stratum.toml'), 'utf8');
+  assert.deepEqual(parseManifest(pinned).manifest.source, { kind: 'registry', registry: reference, digest });
+  assert.ok(pinned.startsWith('# five: answers 5\n'));
+
+  // A pinned capsule has no local component left to push.
+  const again = await stratum('push', dir, reference);
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /no local component to push/);
+
+  const out = join(dir, 'pulled.wasm');
+  const tomlOut = join(dir, 'pulled.toml');
+  const pulled = await stratum(
+    'pull',
+    `${reference}@${digest}`,
+    '--out',
+    out,
+    '--manifest',
+    tomlOut,
+    '--cache-dir',
+    await tempDir(t, 'stratum-cache-'),
+  );
+  assert.equal(pulled.status, 0, pulled.stderr);
+  assert.equal(pulled.stdout.trim(), digest);
+  assert.deepEqual(new Uint8Array(await readFile(out)), wasm);
+  assert.equal(await readFile(tomlOut, 'utf8'), toml, 'the artifact carries stratum.toml as it was pushed');
+
+  const wrong = await stratum(
+    'pull',
+    `oci://${registry.host}/acme/five@sha256:${'0'.repeat(64)}`,
+    '--out',
+    join(dir, 'nothing.wasm'),
+    '--cache-dir',
+    cacheDir,
+  );
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, /not found/);
+  await assert.rejects(readFile(join(dir, 'nothing.wasm')), { code: 'ENOENT' });
+});
+
+test('stratum push explains a missing component, a digest that does not match, and a bad reference', async (t) => {
+  const { dir } = await makeCapsule(t, true);
+  await rm(join(dir, 'dist', 'five.wasm'));
+  const missing = await stratum('push', dir, 'oci://127.0.0.1:1/acme/five:1');
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /cannot read the component/);
+  assert.match(missing.stderr, /stratum build/);
+
+  const second = await makeCapsule(t, false);
+  const text = await readFile(join(second.dir, 'stratum.toml'), 'utf8');
+  await writeFile(
+    join(second.dir, 'stratum.toml'),
+    text.replace('wasm = "dist/five.wasm"', `wasm = "dist/five.wasm"\ndigest = "sha256:${'1'.repeat(64)}"`),
+  );
+  const mismatch = await stratum('push', second.dir, 'oci://127.0.0.1:1/acme/five:1');
+  assert.equal(mismatch.status, 1);
+  assert.match(mismatch.stderr, /does not match the digest/);
+  assert.ok(mismatch.stderr.includes(digestOf(second.wasm)));
+
+  const bad = await stratum('push', second.dir, 'oci://127.0.0.1:1/Acme/five:1');
+  assert.equal(bad.status, 1);
+  assert.match(bad.stderr, /repository "Acme\/five" must be lowercase/);
+  const usage = await stratum('pull');
+  assert.equal(usage.status, 2);
+});
