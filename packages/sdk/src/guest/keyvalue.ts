@@ -1,0 +1,116 @@
+/// <reference path="../wit/guest.generated.d.ts" />
+import { compareAndSwap as casImport, increment as incrementImport } from 'stratum:keyvalue/atomics@0.1.0';
+import { deleteMany as deleteManyImport, getMany as getManyImport, setMany as setManyImport } from 'stratum:keyvalue/batch@0.1.0';
+import { type Bucket, open } from 'stratum:keyvalue/store@0.1.0';
+import { call } from './errors.ts';
+
+export type KeyValueInput = string | Uint8Array;
+
+export interface SetOptions {
+  /** The key disappears after this many milliseconds. */
+  ttlMs?: number;
+}
+
+/** One page of keys; pass `cursor` back to `listKeys` for the next. */
+export interface KeyPage {
+  keys: string[];
+  cursor: string | undefined;
+}
+
+/**
+ * A key-value store the manifest grants (`[capabilities] keyvalue = ["default"]`). Calls are
+ * synchronous inside the capsule: the host answers them while the component waits.
+ */
+export interface KeyValueStore {
+  readonly label: string;
+  get(key: string): Uint8Array | undefined;
+  getText(key: string): string | undefined;
+  getJson<T = unknown>(key: string): T | undefined;
+  set(key: string, value: KeyValueInput, options?: SetOptions): void;
+  setJson(key: string, value: unknown, options?: SetOptions): void;
+  delete(key: string): void;
+  has(key: string): boolean;
+  /** One page of keys, in ascending byte order. */
+  listKeys(cursor?: string): KeyPage;
+  /** Every key, page by page. */
+  keys(): Generator<string>;
+  /** Adds `delta` (default 1) to the integer at `key` (missing counts as 0) atomically; returns the new value. */
+  increment(key: string, delta?: number): number;
+  /** Sets `key` to `replacement` only if its value is `expected` (undefined: not set); returns whether it did. */
+  compareAndSwap(key: string, expected: KeyValueInput | undefined, replacement: KeyValueInput): boolean;
+  /** The values that are set, by key. */
+  getMany(keys: readonly string[]): Map<string, Uint8Array>;
+  setMany(entries: Iterable<readonly [string, KeyValueInput]>): void;
+  deleteMany(keys: readonly string[]): void;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+const bytes = (value: KeyValueInput) => (typeof value === 'string' ? encoder.encode(value) : value);
+const opened = new Map<string, KeyValueStore>();
+
+/**
+ * Opens a key-value store by its label in the manifest. The handle is kept for the instance's
+ * life, so opening the same label again is free.
+ *
+ * @example
+ * import { openKeyValue } from '@stratum/sdk/keyvalue';
+ * const kv = openKeyValue();
+ * const visits = kv.increment('visits');
+ */
+export function openKeyValue(label = 'default'): KeyValueStore {
+  const existing = opened.get(label);
+  if (existing) return existing;
+  const bucket: Bucket = call('keyvalue', `open("${label}")`, () => open(label));
+  const op = <T>(what: string, fn: () => T) => call('keyvalue', what, fn);
+  const store: KeyValueStore = {
+    label,
+    get: (key) => op(`get("${key}")`, () => bucket.get(key)),
+    getText(key) {
+      const value = store.get(key);
+      return value === undefined ? undefined : decoder.decode(value);
+    },
+    getJson<T>(key: string) {
+      const text = store.getText(key);
+      return text === undefined ? undefined : (JSON.parse(text) as T);
+    },
+    set(key, value, options) {
+      const ttl = options?.ttlMs;
+      if (ttl === undefined) op(`set("${key}")`, () => bucket.set(key, bytes(value)));
+      else op(`set("${key}")`, () => bucket.setWithTtl(key, bytes(value), BigInt(Math.max(1, Math.ceil(ttl)))));
+    },
+    setJson: (key, value, options) => store.set(key, JSON.stringify(value), options),
+    delete: (key) => op(`delete("${key}")`, () => bucket.delete(key)),
+    has: (key) => op(`exists("${key}")`, () => bucket.exists(key)),
+    listKeys(cursor) {
+      const page = op('list-keys', () => bucket.listKeys(cursor));
+      return { keys: page.keys, cursor: page.cursor };
+    },
+    *keys() {
+      let cursor: string | undefined;
+      do {
+        const page = store.listKeys(cursor);
+        yield* page.keys;
+        cursor = page.cursor;
+      } while (cursor !== undefined);
+    },
+    increment: (key, delta = 1) => Number(op(`increment("${key}")`, () => incrementImport(bucket, key, BigInt(delta)))),
+    compareAndSwap: (key, expected, replacement) =>
+      op(`compare-and-swap("${key}")`, () =>
+        casImport(bucket, key, expected === undefined ? undefined : bytes(expected), bytes(replacement)),
+      ),
+    getMany(keys) {
+      const found = new Map<string, Uint8Array>();
+      for (const entry of op('get-many', () => getManyImport(bucket, [...keys]))) if (entry) found.set(entry[0], entry[1]);
+      return found;
+    },
+    setMany(entries) {
+      const pairs: [string, Uint8Array][] = [];
+      for (const [key, value] of entries) pairs.push([key, bytes(value)]);
+      op('set-many', () => setManyImport(bucket, pairs));
+    },
+    deleteMany: (keys) => op('delete-many', () => deleteManyImport(bucket, [...keys])),
+  };
+  opened.set(label, store);
+  return store;
+}

@@ -1,0 +1,105 @@
+/// <reference path="../wit/guest.generated.d.ts" />
+import { type Connection, open, type Value } from 'stratum:sql/database@0.1.0';
+import { call } from './errors.ts';
+
+/** What a parameter may be. Booleans become 0 and 1; whole numbers are integers, others reals. */
+export type SqlParam = null | undefined | boolean | number | bigint | string | Uint8Array;
+/** What a column value comes back as; integers outside ±2^53 come back as bigint. */
+export type SqlValue = null | number | bigint | string | Uint8Array;
+export type Row = Record<string, SqlValue>;
+
+export interface ExecuteResult {
+  rowsAffected: number;
+  /** The rowid (or serial key) of the last inserted row, when the statement inserted one. */
+  lastInsertId: number | bigint | undefined;
+}
+
+export interface Statement {
+  sql: string;
+  params?: readonly SqlParam[];
+}
+
+/**
+ * A SQL database the manifest grants (`[capabilities] sql = ["default"]`), in SQLite's dialect.
+ * Parameters bind to `?` placeholders in order.
+ */
+export interface Database {
+  readonly label: string;
+  /** Rows as objects keyed by column name. */
+  query<T extends object = Row>(sql: string, params?: readonly SqlParam[]): T[];
+  /** Column names and rows as arrays, when names repeat or order matters. */
+  queryRaw(sql: string, params?: readonly SqlParam[]): { columns: string[]; rows: SqlValue[][] };
+  execute(sql: string, params?: readonly SqlParam[]): ExecuteResult;
+  /** Runs the statements as one transaction: all take effect, or none does. */
+  transaction(statements: readonly Statement[]): ExecuteResult[];
+}
+
+function toValue(param: SqlParam): Value {
+  if (param === null || param === undefined) return { tag: 'null' };
+  if (typeof param === 'boolean') return { tag: 'integer', val: param ? 1n : 0n };
+  if (typeof param === 'bigint') return { tag: 'integer', val: param };
+  if (typeof param === 'number') return Number.isSafeInteger(param) ? { tag: 'integer', val: BigInt(param) } : { tag: 'real', val: param };
+  if (typeof param === 'string') return { tag: 'text', val: param };
+  if (param instanceof Uint8Array) return { tag: 'blob', val: param };
+  throw new TypeError(`a SQL parameter cannot be ${typeof param}`);
+}
+
+function fromValue(value: Value): SqlValue {
+  switch (value.tag) {
+    case 'null':
+      return null;
+    case 'integer':
+      return value.val >= BigInt(Number.MIN_SAFE_INTEGER) && value.val <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value.val) : value.val;
+    case 'real':
+    case 'text':
+    case 'blob':
+      return value.val;
+  }
+}
+
+const outcome = (result: { rowsAffected: bigint; lastInsertId?: bigint | undefined }): ExecuteResult => ({
+  rowsAffected: Number(result.rowsAffected),
+  lastInsertId:
+    result.lastInsertId === undefined ? undefined : (fromValue({ tag: 'integer', val: result.lastInsertId }) as number | bigint),
+});
+
+const opened = new Map<string, Database>();
+
+/**
+ * Opens a SQL database by its label in the manifest; the handle is kept for the instance's life.
+ *
+ * @example
+ * import { openDatabase } from '@stratum/sdk/sql';
+ * const db = openDatabase();
+ * db.execute('CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL)');
+ * const notes = db.query<{ id: number; text: string }>('SELECT id, text FROM notes');
+ */
+export function openDatabase(label = 'default'): Database {
+  const existing = opened.get(label);
+  if (existing) return existing;
+  const connection: Connection = call('sql', `open("${label}")`, () => open(label));
+  const database: Database = {
+    label,
+    query<T extends object = Row>(sql: string, params: readonly SqlParam[] = []): T[] {
+      const { columns, rows } = database.queryRaw(sql, params);
+      return rows.map((row) => {
+        const record: Row = {};
+        columns.forEach((column, index) => {
+          record[column] = row[index] ?? null;
+        });
+        return record as T;
+      });
+    },
+    queryRaw(sql, params = []) {
+      const result = call('sql', 'query', () => connection.query(sql, params.map(toValue)));
+      return { columns: result.columns, rows: result.rows.map((row) => row.map(fromValue)) };
+    },
+    execute: (sql, params = []) => outcome(call('sql', 'execute', () => connection.execute(sql, params.map(toValue)))),
+    transaction: (statements) =>
+      call('sql', 'transaction', () =>
+        connection.transaction(statements.map((statement) => ({ sql: statement.sql, params: (statement.params ?? []).map(toValue) }))),
+      ).map(outcome),
+  };
+  opened.set(label, database);
+  return database;
+}
