@@ -1,8 +1,10 @@
 import type { Command } from '../command.ts';
 import { buildCommand } from './build.ts';
+import { dnsCheckCommand } from './dns-check.ts';
+import { hostKeygenCommand } from './host-keygen.ts';
 import { pullCommand } from './pull.ts';
 import { pushCommand } from './push.ts';
 import { validateCommand } from './validate.ts';
 
 /** Every `stratum` subcommand, in the order `stratum --help` lists them. */
-export const commands: Command[] = [validateCommand, buildCommand, pushCommand, pullCommand];
+export const commands: Command[] = [validateCommand, buildCommand, pushCommand, pullCommand, hostKeygenCommand, dnsCheckCommand];

@@ -1,0 +1,65 @@
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { formatHostRecord, hostKeyFromJwk, hostRecordName, parseWitList } from '@stratum/discovery';
+import { booleanOption, type Command, EXIT_OK, paint, stringListOption, stringOption, usageError } from '../command.ts';
+
+/** Quotes TXT strings for a zone file line (RFC 1035 section 5.1). */
+function zoneFileStrings(strings: readonly string[]): string {
+  return strings.map((item) => `"${item.replace(/["\\]/g, (char) => `\\${char}`)}"`).join(' ');
+}
+
+export const hostKeygenCommand: Command = {
+  name: 'host keygen',
+  summary: "create a host's Ed25519 identity key and show the DNS record to publish",
+  usage: 'host keygen [--out host-key.json] [--host <name> --api <url> [--wit <list>]]',
+  description: `
+Creates the host's identity key (Ed25519) in a key file readable by its owner only, and prints
+its public key and RFC 7638 thumbprint. A registrar trusts this key for the host's name once
+the host passes the verification challenge (spec/discovery.md section 6). It never overwrites
+an existing key file.
+
+With --host and --api it also prints the _stratum-host TXT record to publish in the host's
+zone (spec/discovery.md section 4).
+
+Examples:
+  stratum host keygen
+  stratum host keygen --out /etc/stratum/host-key.json --host h1.example.net \\
+    --api https://h1.example.net/stratum/v1 --wit stratum:keyvalue@0.1.0,wasi:http@0.2.0`,
+  maxPositionals: 0,
+  options: {
+    out: { type: 'string', short: 'o', value: 'file', description: 'where to write the key (default: host-key.json)' },
+    host: { type: 'string', value: 'name', description: 'the host name, to print its _stratum-host record' },
+    api: { type: 'string', value: 'url', description: "the control API's https URL, for the record" },
+    wit: {
+      type: 'string',
+      multiple: true,
+      value: 'list',
+      description: 'WIT interfaces served, e.g. wasi:http@0.2.0 (repeat or comma-separate)',
+    },
+    json: { type: 'boolean', description: 'print the public key, thumbprint and record as JSON' },
+  },
+  async run(args, io) {
+    const out = stringOption(args, 'out') ?? 'host-key.json';
+    const hostName = stringOption(args, 'host');
+    const api = stringOption(args, 'api');
+    if ((hostName === undefined) !== (api === undefined)) throw usageError('--host and --api go together: the record needs both');
+    const interfaces = stringListOption(args, 'wit').flatMap((value) => parseWitList(value, '--wit'));
+    // Build the record before writing anything, so a bad --api leaves no key file behind.
+    const pair = await generateEd25519KeyPair();
+    const key = hostKeyFromJwk(pair.privateJwk);
+    const record =
+      hostName !== undefined && api !== undefined
+        ? { name: hostRecordName(hostName), strings: formatHostRecord({ publicKey: key.publicKey, api, interfaces }) }
+        : undefined;
+    await writeKeyFile(out, pair.privateJwk);
+    if (booleanOption(args, 'json')) {
+      io.stdout.write(
+        `${JSON.stringify({ keyFile: out, publicKey: key.publicKey, thumbprint: key.thumbprint, ...(record ? { record } : {}) }, null, 2)}\n`,
+      );
+      return EXIT_OK;
+    }
+    io.stderr.write(`${paint(io.stderr, 32, 'created')} ${out} (owner read/write only; keep it secret, keep a backup)\n`);
+    io.stdout.write(`public key  ${key.publicKey}\nthumbprint  ${key.thumbprint}\n`);
+    if (record) io.stdout.write(`\nPublish in the host's zone:\n${record.name}. 300 IN TXT ${zoneFileStrings(record.strings)}\n`);
+    return EXIT_OK;
+  },
+};
