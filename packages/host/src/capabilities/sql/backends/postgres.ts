@@ -1,0 +1,356 @@
+import { createHash } from 'node:crypto';
+import { type Logger, silentLogger } from '@stratum/core';
+import postgres from 'postgres';
+import { toPostgres } from '../dialect.ts';
+import { checkParamCount, singleStatement } from '../lexer.ts';
+import {
+  checkScope,
+  checkStatementSize,
+  type DatabaseScope,
+  DEFAULT_SQL_LIMITS,
+  databaseFull,
+  type SqlBackend,
+  type SqlDatabase,
+  SqlError,
+  type SqlLimits,
+  type SqlOutcome,
+  type SqlRows,
+  type SqlStatement,
+  type SqlValue,
+  type TableDump,
+  tooManyRows,
+} from '../types.ts';
+
+export interface PostgresSqlOptions {
+  /** `postgres://user[:password]@host:port/database`. */
+  url: string;
+  /** Schema (and role) names start with this. */
+  schemaPrefix?: string;
+  /** Connections in the pool. */
+  maxConnections?: number;
+  limits?: Partial<SqlLimits>;
+  logger?: Logger;
+}
+
+type Sql = postgres.Sql;
+type Transaction = postgres.TransactionSql;
+
+/**
+ * PostgreSQL: one schema per capsule and label, owned by a role of the same name that has no
+ * login. Every capsule statement runs in a transaction under `SET LOCAL role` and
+ * `search_path` for that schema, so other schemas are closed to it by PostgreSQL's own
+ * privileges; the dialect layer refuses statements that could change either setting.
+ */
+export function postgresSql(options: PostgresSqlOptions): SqlBackend {
+  const limits = { ...DEFAULT_SQL_LIMITS, ...options.limits };
+  const logger = options.logger ?? silentLogger;
+  const sql = postgres(options.url, {
+    max: options.maxConnections ?? 10,
+    onnotice: () => {},
+  });
+
+  function failure(error: unknown): SqlError {
+    if (error instanceof SqlError) return error;
+    const { code, message } = error as { code?: unknown; message?: string };
+    const text = String(message ?? error);
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+      if (code.startsWith('23')) return new SqlError('constraint-violation', text, { cause: error });
+      if (code === '42501') return new SqlError('access-denied', text, { cause: error });
+      if (code === '53100' || code.startsWith('54')) return new SqlError('limit-exceeded', text, { cause: error });
+      if (code.startsWith('42') || code.startsWith('22') || code.startsWith('0A') || code === '2BP01') {
+        return new SqlError('invalid-query', text, { cause: error });
+      }
+      return new SqlError('other', text, { cause: error });
+    }
+    // Connection failures name the server; they stay in the host's log.
+    logger.error({ err: text }, 'postgres sql backend failed');
+    return new SqlError('other', 'the database backend is unavailable', { cause: error });
+  }
+
+  return {
+    type: 'postgres',
+    synchronous: false,
+    async open(scope: DatabaseScope) {
+      checkScope(scope);
+      const schema = schemaName(options.schemaPrefix ?? 'stratum', scope);
+      try {
+        await sql.begin(async (tx) => {
+          // Two hosts (or workers) opening the same database at once must not race to create it.
+          await tx`SELECT pg_advisory_xact_lock(hashtext(${`stratum-sql:${schema}`}))`;
+          const [role] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${schema}`;
+          if (!role) await tx.unsafe(`CREATE ROLE ${ident(schema)} NOLOGIN`);
+          await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
+          await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)} AUTHORIZATION ${ident(schema)}`);
+        });
+      } catch (error) {
+        throw failure(error);
+      }
+      return openDatabase(sql, schema, limits, failure);
+    },
+    async close() {
+      await sql.end({ timeout: 5 });
+    },
+  };
+}
+
+export function schemaName(prefix: string, scope: DatabaseScope): string {
+  const name = `${prefix}_${scope.capsule.length}_${scope.capsule}_${scope.label}`;
+  if (name.length <= 63) return name;
+  return `${prefix}_h_${createHash('sha256').update(`${scope.capsule}/${scope.label}`).digest('hex').slice(0, 40)}`;
+}
+
+function ident(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}
+
+function toParam(value: SqlValue): string | Uint8Array | null {
+  switch (value.tag) {
+    case 'null':
+      return null;
+    case 'integer':
+      return value.val.toString();
+    case 'real':
+      return Number.isNaN(value.val) ? 'NaN' : String(value.val);
+    case 'text':
+      return value.val;
+    case 'blob':
+      return value.val;
+  }
+}
+
+const INTEGER_TYPES = new Set([20, 21, 23, 26]);
+const REAL_TYPES = new Set([700, 701]);
+const NUMERIC = 1700;
+const BOOL = 16;
+const BYTEA = 17;
+
+function fromText(raw: Buffer | null, type: number): SqlValue {
+  if (raw === null) return { tag: 'null' };
+  const text = raw.toString();
+  if (INTEGER_TYPES.has(type)) return { tag: 'integer', val: BigInt(text) };
+  if (REAL_TYPES.has(type)) return { tag: 'real', val: Number(text) };
+  // SUM and AVG of integers are numeric in PostgreSQL; SQLite gives an integer for a whole sum.
+  if (type === NUMERIC) return /^-?[0-9]+$/.test(text) ? { tag: 'integer', val: BigInt(text) } : { tag: 'real', val: Number(text) };
+  if (type === BOOL) return { tag: 'integer', val: text === 't' ? 1n : 0n };
+  if (type === BYTEA) return { tag: 'blob', val: new Uint8Array(Buffer.from(text.slice(2), 'hex')) };
+  return { tag: 'text', val: text };
+}
+
+interface RawResult {
+  count: number;
+  columns?: { name: string; type: number }[];
+  [index: number]: (Buffer | null)[];
+  length: number;
+}
+
+function openDatabase(sql: Sql, schema: string, limits: SqlLimits, failure: (error: unknown) => SqlError): SqlDatabase {
+  const identityColumns = new Map<string, string | null>();
+
+  async function inSchema<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    try {
+      return (await sql.begin(async (tx) => {
+        await tx`SELECT set_config('role', ${schema}, true), set_config('search_path', ${schema}, true)`;
+        return work(tx);
+      })) as T;
+    } catch (error) {
+      throw failure(error);
+    }
+  }
+
+  async function run(tx: Transaction, text: string, params: SqlValue[]): Promise<RawResult> {
+    checkStatementSize(text, limits);
+    checkParamCount(singleStatement(text), params.length);
+    const translated = toPostgres(text);
+    return (await tx.unsafe(translated.text, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
+  }
+
+  async function identityColumn(tx: Transaction, table: string): Promise<string | null> {
+    if (identityColumns.has(table)) return identityColumns.get(table) ?? null;
+    const [row] = await tx`
+      SELECT column_name FROM information_schema.columns
+      WHERE table_schema = ${schema} AND table_name = ${table}
+        AND (is_identity = 'YES' OR column_default LIKE 'nextval(%')
+      ORDER BY ordinal_position LIMIT 1`;
+    const column = (row?.column_name as string | undefined) ?? null;
+    identityColumns.set(table, column);
+    return column;
+  }
+
+  async function execute(tx: Transaction, text: string, params: SqlValue[]): Promise<SqlOutcome> {
+    checkStatementSize(text, limits);
+    checkParamCount(singleStatement(text), params.length);
+    const translated = toPostgres(text);
+    if (translated.keyword !== 'INSERT') identityColumns.clear();
+    const key = translated.insertInto === undefined ? null : await identityColumn(tx, translated.insertInto);
+    const statement = key === null ? translated.text : `${translated.text} RETURNING ${ident(key)}`;
+    const result = (await tx.unsafe(statement, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
+    // Deleting must stay possible at the quota: it is how a capsule gets back under it.
+    if (translated.keyword !== 'DELETE' && translated.keyword !== 'DROP') await checkSize(tx);
+    const last = key === null || result.length === 0 ? undefined : result[result.length - 1]?.[0];
+    return { rowsAffected: BigInt(result.count ?? 0), lastInsertId: last ? BigInt(last.toString()) : undefined };
+  }
+
+  async function schemaBytes(tx: Transaction | Sql): Promise<number> {
+    const [row] = await tx`
+      SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0)::bigint AS bytes
+      FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = ${schema} AND c.relkind IN ('r', 'm')`;
+    return Number(row?.bytes ?? 0);
+  }
+
+  /**
+   * PostgreSQL has no per-schema limit: measure the relations' size on disk after each write,
+   * and undo the write if it went over. Space freed by deletes is reused once autovacuum has
+   * seen it, so the figure can stay above the live data for a while.
+   */
+  async function checkSize(tx: Transaction): Promise<void> {
+    if ((await schemaBytes(tx)) > limits.maxDatabaseBytes) throw databaseFull(limits);
+  }
+
+  return {
+    query: (text, params) =>
+      inSchema(async (tx): Promise<SqlRows> => {
+        const result = await run(tx, text, params);
+        if (result.length > limits.maxRows) throw tooManyRows(limits);
+        const columns = result.columns ?? [];
+        const rows: SqlValue[][] = [];
+        for (let i = 0; i < result.length; i++) {
+          const raw = result[i] ?? [];
+          rows.push(columns.map((column, index) => fromText(raw[index] ?? null, column.type)));
+        }
+        return { columns: columns.map((column) => column.name), rows };
+      }),
+    execute: (text, params) => inSchema((tx) => execute(tx, text, params)),
+    transaction: (statements: SqlStatement[]) =>
+      inSchema(async (tx) => {
+        if (statements.length > limits.maxStatements) {
+          throw new SqlError(
+            'limit-exceeded',
+            `${statements.length} statements in one transaction, over the limit of ${limits.maxStatements}`,
+          );
+        }
+        const outcomes: SqlOutcome[] = [];
+        for (const statement of statements) outcomes.push(await execute(tx, statement.sql, statement.params));
+        return outcomes;
+      }),
+    size: async () => {
+      try {
+        return await schemaBytes(sql);
+      } catch (error) {
+        throw failure(error);
+      }
+    },
+    tables: () => dumpTables(schema, inSchema),
+    clear: async () => {
+      identityColumns.clear();
+      await inSchema(async (tx) => {
+        const tables = await tx`SELECT tablename FROM pg_tables WHERE schemaname = ${schema}`;
+        for (const { tablename } of tables) await tx.unsafe(`DROP TABLE IF EXISTS ${ident(String(tablename))} CASCADE`);
+        const views = await tx`SELECT viewname FROM pg_views WHERE schemaname = ${schema}`;
+        for (const { viewname } of views) await tx.unsafe(`DROP VIEW IF EXISTS ${ident(String(viewname))} CASCADE`);
+      });
+    },
+    insertRows: (table, columns, rows) =>
+      inSchema(async (tx) => {
+        const placeholders = columns.map((_, i) => `$${i + 1}`).join(', ');
+        const statement = `INSERT INTO ${ident(table)} (${columns.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${placeholders})`;
+        for (const row of rows) await tx.unsafe(statement, row.map(toParam) as postgres.ParameterOrJSON<never>[]);
+        // Identity columns continue after the highest imported key, as SQLite's rowid does.
+        const key = await identityColumn(tx, table);
+        if (key !== null && columns.includes(key)) {
+          await tx.unsafe(
+            `SELECT setval(pg_get_serial_sequence($1, $2), coalesce((SELECT max(${ident(key)}) FROM ${ident(table)}), 0) + 1, false)`,
+            [`${ident(schema)}.${ident(table)}`, key],
+          );
+        }
+        await checkSize(tx);
+      }),
+  };
+}
+
+const PG_TO_SQLITE: Record<string, string> = {
+  bigint: 'INTEGER',
+  integer: 'INTEGER',
+  smallint: 'INTEGER',
+  boolean: 'INTEGER',
+  'double precision': 'REAL',
+  real: 'REAL',
+  numeric: 'NUMERIC',
+  text: 'TEXT',
+  'character varying': 'TEXT',
+  bytea: 'BLOB',
+};
+
+/**
+ * Tables as SQLite-dialect definitions, built from the catalog: columns with their types,
+ * NOT NULL, defaults that are plain literals, the primary key, UNIQUE constraints and indexes.
+ */
+async function* dumpTables(schema: string, inSchema: <T>(work: (tx: Transaction) => Promise<T>) => Promise<T>): AsyncIterable<TableDump> {
+  const tables = await inSchema(
+    (tx) => tx`SELECT c.relname AS name FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname = ${schema} AND c.relkind = 'r' ORDER BY c.oid`,
+  );
+  for (const { name } of tables) {
+    const table = String(name);
+    const definition = await inSchema(async (tx) => {
+      const columns = await tx`
+        SELECT column_name, data_type, is_nullable, column_default, is_identity
+        FROM information_schema.columns WHERE table_schema = ${schema} AND table_name = ${table} ORDER BY ordinal_position`;
+      const constraints = await tx`
+        SELECT con.contype AS type, array_agg(att.attname ORDER BY k.ord) AS columns
+        FROM pg_constraint con
+        JOIN LATERAL unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord) ON true
+        JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = k.attnum
+        WHERE con.conrelid = ${`${ident(schema)}.${ident(table)}`}::regclass AND con.contype IN ('p', 'u')
+        GROUP BY con.oid, con.contype ORDER BY con.oid`;
+      const indexes = await tx`
+        SELECT indexname, indexdef FROM pg_indexes i
+        WHERE schemaname = ${schema} AND tablename = ${table}
+          AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.connamespace = ${schema}::regnamespace)`;
+      return { columns, constraints, indexes };
+    });
+    const primary = definition.constraints.find((constraint) => constraint.type === 'p');
+    const primaryColumns = (primary?.columns as string[] | undefined) ?? [];
+    // A single identity primary key is SQLite's rowid alias, `INTEGER PRIMARY KEY`.
+    const rowidAlias = definition.columns.find(
+      (column) => primaryColumns.length === 1 && primaryColumns[0] === column.column_name && column.is_identity === 'YES',
+    )?.column_name;
+    const lines = definition.columns.map((column) => {
+      const columnName = String(column.column_name);
+      const type = PG_TO_SQLITE[String(column.data_type)] ?? 'TEXT';
+      const parts = [ident(columnName), columnName === rowidAlias ? 'INTEGER PRIMARY KEY' : type];
+      if (column.is_nullable === 'NO' && columnName !== rowidAlias) parts.push('NOT NULL');
+      const fallback = column.column_default === null ? undefined : String(column.column_default);
+      if (fallback !== undefined && /^('([^']|'')*'|-?[0-9.]+)(::[a-z ]+)?$/.test(fallback))
+        parts.push(`DEFAULT ${fallback.replace(/::[a-z ]+$/, '')}`);
+      return parts.join(' ');
+    });
+    if (primaryColumns.length > 0 && rowidAlias === undefined) lines.push(`PRIMARY KEY (${primaryColumns.map(ident).join(', ')})`);
+    for (const constraint of definition.constraints) {
+      if (constraint.type === 'u') lines.push(`UNIQUE (${(constraint.columns as string[]).map(ident).join(', ')})`);
+    }
+    const columnNames = definition.columns.map((column) => String(column.column_name));
+    const rows = await inSchema(
+      async (tx) =>
+        (await tx.unsafe(`SELECT ${columnNames.map(ident).join(', ')} FROM ${ident(table)} ORDER BY 1`).raw()) as unknown as RawResult,
+    );
+    const types = rows.columns ?? [];
+    yield {
+      name: table,
+      sql: `CREATE TABLE ${ident(table)} (${lines.join(', ')})`,
+      indexes: definition.indexes.map((index) =>
+        String(index.indexdef)
+          .replace(` ON ${schema}.`, ' ON ')
+          .replace(` ON ${ident(schema)}.`, ' ON ')
+          .replace(/ USING btree /, ' '),
+      ),
+      columns: columnNames,
+      rows: (async function* () {
+        for (let i = 0; i < rows.length; i++) {
+          const raw = rows[i] ?? [];
+          yield types.map((column, index) => fromText(raw[index] ?? null, column.type));
+        }
+      })(),
+    };
+  }
+}

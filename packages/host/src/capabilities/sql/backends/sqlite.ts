@@ -1,0 +1,285 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { constants, DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
+import { checkParamCount, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement, type Token } from '../lexer.ts';
+import {
+  checkScope,
+  checkStatementSize,
+  type DatabaseScope,
+  DEFAULT_SQL_LIMITS,
+  databaseFull,
+  type SqlBackend,
+  type SqlDatabase,
+  SqlError,
+  type SqlLimits,
+  type SqlOutcome,
+  type SqlRows,
+  type SqlStatement,
+  type SqlValue,
+  type TableDump,
+  tooManyRows,
+} from '../types.ts';
+
+export interface SqliteSqlOptions {
+  /** The host's data directory; databases live in `<dataDir>/sql/<capsule>/<label>.sqlite`. */
+  dataDir: string;
+  limits?: Partial<SqlLimits>;
+  busyTimeoutMs?: number;
+}
+
+/** Pragmas that only read the schema; every other pragma (files, journal, limits) is refused. */
+const READ_ONLY_PRAGMAS = new Set([
+  'table_info',
+  'table_xinfo',
+  'table_list',
+  'index_list',
+  'index_info',
+  'index_xinfo',
+  'foreign_key_list',
+]);
+
+/**
+ * The embedded default: one SQLite file per capsule and label, WAL mode. The sandbox is
+ * SQLite's own authorizer (no ATTACH/DETACH, no pragma but the schema readers, only the main
+ * and temp databases) plus no extension loading; the size quota is `max_page_count`, so the
+ * engine itself refuses to grow past it.
+ */
+export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
+  const limits = { ...DEFAULT_SQL_LIMITS, ...options.limits };
+  const open = new Set<DatabaseSync>();
+  return {
+    type: 'sqlite',
+    synchronous: true,
+    async open(scope: DatabaseScope) {
+      checkScope(scope);
+      const dir = join(options.dataDir, 'sql', scope.capsule);
+      mkdirSync(dir, { recursive: true });
+      const db = new DatabaseSync(join(dir, `${scope.label}.sqlite`), {
+        timeout: options.busyTimeoutMs ?? 5000,
+        allowExtension: false,
+        enableForeignKeyConstraints: true,
+      });
+      db.exec('PRAGMA journal_mode = WAL');
+      db.exec('PRAGMA synchronous = NORMAL');
+      const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
+      db.exec(`PRAGMA max_page_count = ${Math.max(2, Math.floor(limits.maxDatabaseBytes / pageSize))}`);
+      open.add(db);
+      return openDatabase(db, limits, pageSize);
+    },
+    async close() {
+      for (const db of open) db.close();
+      open.clear();
+    },
+  };
+}
+
+function toInput(value: SqlValue): SQLInputValue {
+  switch (value.tag) {
+    case 'null':
+      return null;
+    case 'integer':
+      return value.val;
+    case 'real':
+      return value.val;
+    case 'text':
+      return value.val;
+    case 'blob':
+      return value.val;
+  }
+}
+
+function toValue(value: SQLOutputValue): SqlValue {
+  if (value === null) return { tag: 'null' };
+  if (typeof value === 'bigint') return { tag: 'integer', val: value };
+  if (typeof value === 'number') return { tag: 'real', val: value };
+  if (typeof value === 'string') return { tag: 'text', val: value };
+  return { tag: 'blob', val: new Uint8Array(value) };
+}
+
+const SQLITE_CONSTRAINT = 19;
+const SQLITE_FULL = 13;
+const SQLITE_AUTH = 23;
+const SQLITE_BUSY = 5;
+
+function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): SqlDatabase {
+  let hostStatement = false;
+  let refusal: string | undefined;
+  db.setAuthorizer((action, first) => {
+    if (hostStatement) return constants.SQLITE_OK;
+    switch (action) {
+      case constants.SQLITE_ATTACH:
+      case constants.SQLITE_DETACH:
+        refusal = 'ATTACH and DETACH';
+        return constants.SQLITE_DENY;
+      case constants.SQLITE_PRAGMA:
+        if (first !== null && READ_ONLY_PRAGMAS.has(first.toLowerCase())) return constants.SQLITE_OK;
+        refusal = `PRAGMA ${first ?? ''}`.trim();
+        return constants.SQLITE_DENY;
+      case constants.SQLITE_TRANSACTION:
+      case constants.SQLITE_SAVEPOINT:
+        refusal = 'transaction control (use transaction())';
+        return constants.SQLITE_DENY;
+      case constants.SQLITE_FUNCTION:
+        if (first === 'load_extension') {
+          refusal = 'load_extension';
+          return constants.SQLITE_DENY;
+        }
+        return constants.SQLITE_OK;
+      default:
+        return constants.SQLITE_OK;
+    }
+  });
+
+  function failure(error: unknown): SqlError {
+    if (error instanceof SqlError) return error;
+    const { errcode, message } = error as { errcode?: number; message?: string };
+    const primary = typeof errcode === 'number' ? errcode & 0xff : undefined;
+    const text = String(message ?? error);
+    if (primary === SQLITE_CONSTRAINT) return new SqlError('constraint-violation', text, { cause: error });
+    if (primary === SQLITE_FULL) return databaseFull(limits);
+    if (primary === SQLITE_AUTH) return notAllowed(refusal ?? 'this statement');
+    if (primary === SQLITE_BUSY) return new SqlError('other', 'the database is busy', { cause: error });
+    return new SqlError(primary === undefined ? 'other' : 'invalid-query', text, { cause: error });
+  }
+
+  function host<T>(work: () => T): T {
+    hostStatement = true;
+    try {
+      return work();
+    } finally {
+      hostStatement = false;
+    }
+  }
+
+  function prepare(sql: string, params: SqlValue[]): { statement: StatementSync; tokens: Token[] } {
+    checkStatementSize(sql, limits);
+    const tokens = singleStatement(sql);
+    refuseTransactionControl(tokens);
+    // VACUUM INTO writes a file, and no authorizer action covers it.
+    if (leadingKeyword(tokens) === 'VACUUM') throw notAllowed('VACUUM');
+    checkParamCount(tokens, params.length);
+    refusal = undefined;
+    const statement = db.prepare(sql);
+    statement.setReadBigInts(true);
+    return { statement, tokens };
+  }
+
+  function query(sql: string, params: SqlValue[]): SqlRows {
+    const { statement } = prepare(sql, params);
+    statement.setReturnArrays(true);
+    const columns = statement.columns().map((column) => column.name);
+    const rows: SqlValue[][] = [];
+    for (const row of statement.iterate(...params.map(toInput)) as unknown as SQLOutputValue[][]) {
+      if (rows.length === limits.maxRows) throw tooManyRows(limits);
+      rows.push(row.map(toValue));
+    }
+    return { columns, rows };
+  }
+
+  function execute(sql: string, params: SqlValue[]): SqlOutcome {
+    const { statement, tokens } = prepare(sql, params);
+    const result = statement.run(...params.map(toInput));
+    const keyword = leadingKeyword(tokens);
+    const inserted = (keyword === 'INSERT' || keyword === 'REPLACE') && Number(result.changes) > 0;
+    return { rowsAffected: BigInt(result.changes), lastInsertId: inserted ? BigInt(result.lastInsertRowid) : undefined };
+  }
+
+  function atomically<T>(work: () => T): T {
+    host(() => db.exec('BEGIN IMMEDIATE'));
+    try {
+      const result = work();
+      host(() => db.exec('COMMIT'));
+      return result;
+    } catch (error) {
+      host(() => db.exec('ROLLBACK'));
+      throw error;
+    }
+  }
+
+  function guarded<T>(work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      throw failure(error);
+    }
+  }
+
+  function quote(name: string): string {
+    return `"${name.replaceAll('"', '""')}"`;
+  }
+
+  return {
+    query: (sql, params) => guarded(() => query(sql, params)),
+    execute: (sql, params) => guarded(() => execute(sql, params)),
+    transaction: (statements: SqlStatement[]) =>
+      guarded(() => {
+        if (statements.length > limits.maxStatements) {
+          throw new SqlError(
+            'limit-exceeded',
+            `${statements.length} statements in one transaction, over the limit of ${limits.maxStatements}`,
+          );
+        }
+        return atomically(() => statements.map((statement) => execute(statement.sql, statement.params)));
+      }),
+    size: () => host(() => Number((db.prepare('PRAGMA page_count').get() as { page_count: number }).page_count) * pageSize),
+    async *tables(): AsyncIterable<TableDump> {
+      const tables = host(
+        () =>
+          db.prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid").all() as {
+            name: string;
+            sql: string;
+          }[],
+      );
+      for (const table of tables) {
+        const indexes = host(
+          () =>
+            db
+              .prepare("SELECT sql FROM sqlite_schema WHERE type = 'index' AND tbl_name = ? AND sql IS NOT NULL ORDER BY rowid")
+              .all(table.name) as {
+              sql: string;
+            }[],
+        );
+        const statement = host(() => db.prepare(`SELECT * FROM ${quote(table.name)} ORDER BY rowid`));
+        statement.setReadBigInts(true);
+        statement.setReturnArrays(true);
+        const columns = statement.columns().map((column) => column.name);
+        yield {
+          name: table.name,
+          sql: table.sql,
+          indexes: indexes.map((index) => index.sql),
+          columns,
+          rows: (async function* () {
+            for (const row of statement.iterate() as unknown as SQLOutputValue[][]) yield row.map(toValue);
+          })(),
+        };
+      }
+    },
+    clear: () =>
+      host(() => {
+        const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as {
+          name: string;
+        }[];
+        db.exec('PRAGMA foreign_keys = OFF');
+        try {
+          for (const table of tables) db.exec(`DROP TABLE IF EXISTS ${quote(table.name)}`);
+          for (const { name, type } of db.prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('view', 'trigger')").all() as {
+            name: string;
+            type: string;
+          }[]) {
+            db.exec(`DROP ${type.toUpperCase()} IF EXISTS ${quote(name)}`);
+          }
+        } finally {
+          db.exec('PRAGMA foreign_keys = ON');
+        }
+      }),
+    insertRows: (table, columns, rows) =>
+      guarded(() => {
+        const statement = host(() =>
+          db.prepare(`INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`),
+        );
+        atomically(() => {
+          for (const row of rows) statement.run(...row.map(toInput));
+        });
+      }),
+  };
+}

@@ -1,0 +1,285 @@
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { type TestContext, test } from 'node:test';
+import { type SqlBackend, type SqlDatabase, SqlError, type SqlLimits, type SqlValue } from './types.ts';
+
+/**
+ * The SQL conformance suite: every backend runs exactly these tests, in the SQLite dialect.
+ * `makeBackend` returns a new backend instance over the same data as every other one it
+ * returns, or undefined (after `t.skip`) when its service is not available.
+ *
+ * @example
+ * sqlConformance('sqlite', async (t, limits) => sqliteSql({ dataDir, limits }));
+ */
+export type MakeSqlBackend = (t: TestContext, limits?: Partial<SqlLimits>) => Promise<SqlBackend | undefined>;
+
+export function uniqueCapsule(): string {
+  return `t${randomBytes(6).toString('hex')}`;
+}
+
+export const int = (val: number | bigint): SqlValue => ({ tag: 'integer', val: BigInt(val) });
+export const real = (val: number): SqlValue => ({ tag: 'real', val });
+export const txt = (val: string): SqlValue => ({ tag: 'text', val });
+export const blob = (val: Uint8Array): SqlValue => ({ tag: 'blob', val });
+export const nul: SqlValue = { tag: 'null' };
+
+export async function rejectsWith(work: () => unknown, kind: SqlError['kind'], pattern?: RegExp): Promise<void> {
+  await assert.rejects(
+    async () => work(),
+    (error: unknown) => {
+      assert.ok(error instanceof SqlError, `expected an SqlError, got ${String(error)}`);
+      assert.equal(error.kind, kind, error.message);
+      if (pattern) assert.match(error.message, pattern);
+      return true;
+    },
+  );
+}
+
+export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void {
+  async function open(t: TestContext, limits?: Partial<SqlLimits>, capsule = uniqueCapsule()) {
+    const backend = await makeBackend(t, limits);
+    if (!backend) return undefined;
+    const db = await backend.open({ capsule, label: 'default' });
+    t.after(async () => {
+      await db.clear();
+      await backend.close();
+    });
+    return { backend, db, capsule };
+  }
+
+  async function notes(db: SqlDatabase): Promise<void> {
+    await db.execute(
+      'CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL UNIQUE, score REAL, data BLOB, n INTEGER)',
+      [],
+    );
+  }
+
+  test(`${name}: values of every type round-trip, with column names in order`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    const bytes = new Uint8Array([0, 1, 254, 255]);
+    await db.execute('INSERT INTO notes (title, score, data, n) VALUES (?, ?, ?, ?)', [
+      txt('héllo ✓'),
+      real(1.5),
+      blob(bytes),
+      int(9223372036854775807n),
+    ]);
+    await db.execute('INSERT INTO notes (title, score, data, n) VALUES (?, ?, ?, ?)', [txt('nulls'), nul, nul, nul]);
+    const result = await db.query('SELECT id, title, score, data, n FROM notes ORDER BY id', []);
+    assert.deepEqual(result.columns, ['id', 'title', 'score', 'data', 'n']);
+    assert.deepEqual(result.rows, [
+      [int(1), txt('héllo ✓'), real(1.5), blob(bytes), int(9223372036854775807n)],
+      [int(2), txt('nulls'), nul, nul, nul],
+    ]);
+    const computed = await db.query('SELECT count(*) AS c, sum(id) AS s, max(score) AS m FROM notes', []);
+    assert.deepEqual(computed, { columns: ['c', 's', 'm'], rows: [[int(2), int(3), real(1.5)]] });
+    const empty = await db.query('SELECT title FROM notes WHERE id > ?', [int(100)]);
+    assert.deepEqual(empty, { columns: ['title'], rows: [] });
+  });
+
+  test(`${name}: execute reports rows affected and the inserted key`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    const first = await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('a')]);
+    const second = await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('b')]);
+    assert.deepEqual(first, { rowsAffected: 1n, lastInsertId: 1n });
+    assert.deepEqual(second, { rowsAffected: 1n, lastInsertId: 2n });
+    assert.deepEqual(await db.execute('UPDATE notes SET score = ? WHERE id >= ?', [real(2), int(1)]), {
+      rowsAffected: 2n,
+      lastInsertId: undefined,
+    });
+    assert.deepEqual(await db.execute('DELETE FROM notes WHERE title = ?', [txt('a')]), { rowsAffected: 1n, lastInsertId: undefined });
+    const returned = await db.query('INSERT INTO notes (title) VALUES (?) RETURNING id, title', [txt('c')]);
+    assert.deepEqual(returned.rows, [[int(3), txt('c')]]);
+  });
+
+  test(`${name}: the common SQLite dialect: LIKE ignores ASCII case, IFNULL, INSERT OR IGNORE, upsert, x'' blobs`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    await db.execute("INSERT INTO notes (title, data) VALUES ('Alpha', x'00ff')", []);
+    assert.deepEqual((await db.query("SELECT title FROM notes WHERE title LIKE 'alp%'", [])).rows, [[txt('Alpha')]]);
+    assert.deepEqual((await db.query('SELECT IFNULL(score, ?) AS s, data FROM notes', [real(-1)])).rows, [
+      [real(-1), blob(new Uint8Array([0, 255]))],
+    ]);
+    assert.deepEqual(await db.execute('INSERT OR IGNORE INTO notes (title) VALUES (?)', [txt('Alpha')]), {
+      rowsAffected: 0n,
+      lastInsertId: undefined,
+    });
+    await db.execute('INSERT INTO notes (title, n) VALUES (?, ?) ON CONFLICT (title) DO UPDATE SET n = excluded.n', [txt('Alpha'), int(7)]);
+    assert.deepEqual((await db.query('SELECT n FROM notes WHERE title = ?', [txt('Alpha')])).rows, [[int(7)]]);
+    await db.execute('CREATE INDEX notes_score ON notes (score)', []);
+    await db.execute('ALTER TABLE notes ADD COLUMN extra TEXT', []);
+    await db.execute('DROP INDEX notes_score', []);
+    assert.deepEqual((await db.query('SELECT extra FROM notes', [])).rows, [[nul]]);
+  });
+
+  test(`${name}: a transaction applies all of its statements or none`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    const outcomes = await db.transaction([
+      { sql: 'INSERT INTO notes (title) VALUES (?)', params: [txt('one')] },
+      { sql: 'INSERT INTO notes (title) VALUES (?)', params: [txt('two')] },
+      { sql: 'UPDATE notes SET n = 1', params: [] },
+    ]);
+    assert.deepEqual(outcomes, [
+      { rowsAffected: 1n, lastInsertId: 1n },
+      { rowsAffected: 1n, lastInsertId: 2n },
+      { rowsAffected: 2n, lastInsertId: undefined },
+    ]);
+    await rejectsWith(
+      () =>
+        db.transaction([
+          { sql: 'INSERT INTO notes (title) VALUES (?)', params: [txt('three')] },
+          { sql: 'INSERT INTO notes (title) VALUES (?)', params: [txt('one')] },
+        ]),
+      'constraint-violation',
+    );
+    assert.deepEqual((await db.query('SELECT title FROM notes ORDER BY id', [])).rows, [[txt('one')], [txt('two')]]);
+  });
+
+  test(`${name}: errors are the interface's error cases`, async (t) => {
+    const opened = await open(t, { maxRows: 3, maxStatementBytes: 200 });
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    await rejectsWith(() => db.query('SELEC title FROM notes', []), 'invalid-query');
+    await rejectsWith(() => db.query('SELECT * FROM missing', []), 'invalid-query', /missing/);
+    await rejectsWith(() => db.query('SELECT nope FROM notes', []), 'invalid-query', /nope/);
+    await rejectsWith(() => db.query('SELECT title FROM notes WHERE id = ?', []), 'invalid-query', /1 "\?" parameter, 0 given/);
+    await rejectsWith(() => db.execute('INSERT INTO notes (title) VALUES (?)', [txt('x'), txt('y')]), 'invalid-query', /2 given/);
+    await rejectsWith(() => db.execute('INSERT INTO notes (title) VALUES (?)', [nul]), 'constraint-violation');
+    await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('dup')]);
+    await rejectsWith(() => db.execute('INSERT INTO notes (title) VALUES (?)', [txt('dup')]), 'constraint-violation');
+    await rejectsWith(() => db.execute("INSERT INTO notes (title) VALUES ('a'); DROP TABLE notes", []), 'invalid-query', /one statement/);
+    await rejectsWith(() => db.query('SELECT title FROM notes WHERE title = :name', [txt('x')]), 'invalid-query', /only "\?"/);
+    await rejectsWith(() => db.execute('BEGIN', []), 'invalid-query', /transaction\(\)/);
+    await rejectsWith(() => db.execute('COMMIT', []), 'invalid-query');
+    await rejectsWith(() => db.query(`SELECT '${'x'.repeat(300)}'`, []), 'limit-exceeded', /over the limit of 200/);
+    for (const title of ['a', 'b', 'c']) await db.execute('INSERT INTO notes (title) VALUES (?)', [txt(title)]);
+    await rejectsWith(() => db.query('SELECT title FROM notes', []), 'limit-exceeded', /more than 3 rows/);
+    assert.equal((await db.query('SELECT title FROM notes LIMIT 3', [])).rows.length, 3);
+    await rejectsWith(() => db.query("SELECT 'unterminated", []), 'invalid-query');
+    // A question mark inside a string, a quoted name or a comment is not a parameter.
+    assert.deepEqual((await db.query(`SELECT '?' AS "q?" -- ?\n`, [])).rows, [[txt('?')]]);
+  });
+
+  test(`${name}: statements that would leave the sandbox are refused`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    const refused = [
+      "ATTACH DATABASE '/tmp/stratum-escape.db' AS escape",
+      'DETACH DATABASE main',
+      "PRAGMA journal_mode = 'delete'",
+      'PRAGMA writable_schema = 1',
+      "VACUUM INTO '/tmp/stratum-escape.db'",
+      'SAVEPOINT s1',
+      'ROLLBACK',
+    ];
+    for (const sql of refused) await rejectsWith(() => db.execute(sql, []), 'invalid-query');
+    await rejectsWith(() => db.query("SELECT load_extension('/tmp/x.so')", []), 'invalid-query');
+    await rejectsWith(() => db.query('PRAGMA database_list', []), 'invalid-query');
+    // The database still works after the refusals (no half-open transaction was left behind).
+    await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('still fine')]);
+    assert.equal((await db.query('SELECT count(*) AS c FROM notes', [])).rows[0]?.[0]?.tag, 'integer');
+  });
+
+  test(`${name}: capsules never see each other's tables or rows`, async (t) => {
+    const first = await open(t);
+    if (!first) return;
+    const second = await first.backend.open({ capsule: uniqueCapsule(), label: 'default' });
+    const otherLabel = await first.backend.open({ capsule: first.capsule, label: 'other' });
+    await notes(first.db);
+    await first.db.execute('INSERT INTO notes (title) VALUES (?)', [txt('private')]);
+    for (const db of [second, otherLabel]) {
+      await rejectsWith(() => db.query('SELECT * FROM notes', []), 'invalid-query');
+      await notes(db);
+      assert.deepEqual((await db.query('SELECT title FROM notes', [])).rows, []);
+      await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('theirs')]);
+    }
+    assert.deepEqual((await first.db.query('SELECT title FROM notes', [])).rows, [[txt('private')]]);
+    await second.clear();
+    await otherLabel.clear();
+  });
+
+  test(`${name}: the database size quota refuses growth and keeps what fits`, async (t) => {
+    const opened = await open(t, { maxDatabaseBytes: 512 * 1024 });
+    if (!opened) return;
+    const { db } = opened;
+    await db.execute('CREATE TABLE files (id INTEGER PRIMARY KEY, body BLOB)', []);
+    let stored = 0;
+    let refused: unknown;
+    for (let i = 0; i < 100 && !refused; i++) {
+      try {
+        await db.execute('INSERT INTO files (body) VALUES (?)', [blob(randomBytes(16 * 1024))]);
+        stored++;
+      } catch (error) {
+        refused = error;
+      }
+    }
+    assert.ok(refused instanceof SqlError && refused.kind === 'limit-exceeded', `expected the quota error, got ${String(refused)}`);
+    assert.match(refused.message, /quota/);
+    assert.ok(stored > 5 && stored < 40, `stored ${stored} rows of 16 KiB under a 512 KiB quota`);
+    assert.deepEqual((await db.query('SELECT count(*) AS c FROM files', [])).rows, [[int(stored)]]);
+    await db.execute('DELETE FROM files WHERE id = ?', [int(1)]);
+    assert.ok((await db.size()) > 0);
+  });
+
+  test(`${name}: concurrent writers through separate connections lose no update`, async (t) => {
+    const first = await open(t);
+    if (!first) return;
+    const otherBackend = await makeBackend(t);
+    if (!otherBackend) return;
+    t.after(() => otherBackend.close());
+    const second = await otherBackend.open({ capsule: first.capsule, label: 'default' });
+    await first.db.execute('CREATE TABLE counter (id INTEGER PRIMARY KEY, n INTEGER NOT NULL)', []);
+    await first.db.execute('CREATE TABLE log (id INTEGER PRIMARY KEY, who TEXT)', []);
+    await first.db.execute('INSERT INTO counter (id, n) VALUES (1, 0)', []);
+    const rounds = 15;
+    const ids = await Promise.all(
+      [first.db, second].flatMap((db, who) =>
+        Array.from({ length: rounds }, async () => {
+          const [, logged] = await db.transaction([
+            { sql: 'UPDATE counter SET n = n + 1 WHERE id = 1', params: [] },
+            { sql: 'INSERT INTO log (who) VALUES (?)', params: [txt(String(who))] },
+          ]);
+          return logged?.lastInsertId;
+        }),
+      ),
+    );
+    assert.deepEqual((await second.query('SELECT n FROM counter', [])).rows, [[int(rounds * 2)]]);
+    assert.equal(new Set(ids.map(String)).size, rounds * 2, 'every insert got its own key');
+  });
+
+  test(`${name}: tables() describes tables, indexes and rows; clear() drops them`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    await db.execute('CREATE INDEX notes_n ON notes (n)', []);
+    await db.execute('INSERT INTO notes (title, n) VALUES (?, ?)', [txt('x'), int(5)]);
+    const dumped = [];
+    for await (const table of db.tables()) {
+      const rows = [];
+      for await (const row of table.rows) rows.push(row);
+      dumped.push({ name: table.name, columns: table.columns, rows, indexes: table.indexes.length, sql: table.sql });
+    }
+    assert.equal(dumped.length, 1);
+    assert.equal(dumped[0]?.name, 'notes');
+    assert.deepEqual(dumped[0]?.columns, ['id', 'title', 'score', 'data', 'n']);
+    assert.deepEqual(dumped[0]?.rows, [[int(1), txt('x'), nul, nul, int(5)]]);
+    assert.equal(dumped[0]?.indexes, 1);
+    assert.match(dumped[0]?.sql ?? '', /^CREATE TABLE/);
+    await db.clear();
+    await rejectsWith(() => db.query('SELECT * FROM notes', []), 'invalid-query');
+  });
+}

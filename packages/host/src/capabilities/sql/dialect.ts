@@ -1,0 +1,175 @@
+import { isCode, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement, type Token } from './lexer.ts';
+import { SqlError } from './types.ts';
+
+/**
+ * Rewrites one statement of Stratum's SQL dialect (SQLite's) for PostgreSQL, and refuses
+ * what would leave the capsule's schema. What it accepts and how results differ is in
+ * ./README.md; keep the two in step.
+ */
+export interface PostgresStatement {
+  text: string;
+  /** Number of `$n` parameters. */
+  params: number;
+  keyword: string;
+  /** For `INSERT INTO t ...` without RETURNING: the table, so the caller can return its key. */
+  insertInto?: string;
+}
+
+/** Statements a capsule may run; anything else (SET, COPY, DO, GRANT, LISTEN, ...) is refused. */
+const ALLOWED_LEADING = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'WITH', 'VALUES', 'CREATE', 'DROP', 'ALTER']);
+/** What CREATE / DROP / ALTER may act on. */
+const ALLOWED_OBJECTS = new Set(['TABLE', 'INDEX', 'UNIQUE', 'VIEW', 'TEMP', 'TEMPORARY']);
+/**
+ * Words that reach outside the schema or change the session: settings (a capsule's statements
+ * run under SET LOCAL role and search_path, which these could undo; SET and RESET statements
+ * are already refused by their leading keyword), catalogs, moving or giving away a table, and
+ * functions that run SQL text or touch files.
+ */
+const FORBIDDEN_WORDS = new Set([
+  'SET_CONFIG',
+  'CURRENT_SETTING',
+  'INFORMATION_SCHEMA',
+  'QUERY_TO_XML',
+  'QUERY_TO_XMLSCHEMA',
+  'QUERY_TO_XML_AND_XMLSCHEMA',
+  'CURSOR_TO_XML',
+  'CURSOR_TO_XMLSCHEMA',
+  'DATABASE_TO_XML',
+  'DATABASE_TO_XMLSCHEMA',
+  'DATABASE_TO_XML_AND_XMLSCHEMA',
+  'SCHEMA_TO_XML',
+  'SCHEMA_TO_XMLSCHEMA',
+  'SCHEMA_TO_XML_AND_XMLSCHEMA',
+  'DBLINK',
+  'DBLINK_EXEC',
+  'DBLINK_CONNECT',
+  'COPY',
+  'SECURITY',
+  'AUTHORIZATION',
+  'TABLESPACE',
+  'SCHEMA',
+  'OWNER',
+]);
+
+const TYPE_MAP: Record<string, string> = {
+  INTEGER: 'BIGINT',
+  INT: 'BIGINT',
+  REAL: 'DOUBLE PRECISION',
+  FLOAT: 'DOUBLE PRECISION',
+  DOUBLE: 'DOUBLE PRECISION',
+  BLOB: 'BYTEA',
+};
+
+export function toPostgres(sql: string): PostgresStatement {
+  const tokens = singleStatement(sql);
+  refuseTransactionControl(tokens);
+  const keyword = leadingKeyword(tokens);
+  if (!ALLOWED_LEADING.has(keyword)) throw notAllowed(keyword === '' ? 'this statement' : keyword);
+  const code = tokens.filter(isCode);
+  const upper = (token: Token | undefined) => (token?.kind === 'word' ? token.text.toUpperCase() : '');
+
+  if (keyword === 'CREATE' || keyword === 'DROP' || keyword === 'ALTER') {
+    const object = upper(code[1]);
+    if (!ALLOWED_OBJECTS.has(object)) throw notAllowed(`${keyword} ${object || code[1]?.text || ''}`.trim());
+  }
+  for (const token of code) {
+    if (token.kind === 'punct' && token.text === '$') throw notAllowed('dollar quoting');
+    if (token.kind !== 'word') continue;
+    const word = token.text.toUpperCase();
+    if (FORBIDDEN_WORDS.has(word) || word.startsWith('PG_') || word.startsWith('LO_')) throw notAllowed(token.text);
+  }
+
+  const isDdl =
+    (keyword === 'CREATE' && ['TABLE', 'TEMP', 'TEMPORARY'].includes(upper(code[1]))) ||
+    (keyword === 'ALTER' && upper(code[1]) === 'TABLE');
+  let insertOrIgnore = false;
+  let insertInto: string | undefined;
+  if (keyword === 'INSERT') {
+    const second = upper(code[1]);
+    if (second === 'OR') {
+      const action = upper(code[2]);
+      if (action !== 'IGNORE')
+        throw new SqlError(
+          'invalid-query',
+          `INSERT OR ${action} is not supported on this host's database: use INSERT ... ON CONFLICT (...) DO UPDATE`,
+        );
+      insertOrIgnore = true;
+    }
+    const intoAt = code.findIndex((token) => upper(token) === 'INTO');
+    const table = code[intoAt + 1];
+    const hasReturning = code.some((token) => upper(token) === 'RETURNING');
+    if (table && !hasReturning && code[intoAt + 2]?.text !== '.') insertInto = unquote(table);
+  }
+
+  const out: string[] = [];
+  let param = 0;
+  let skip = 0;
+  let returningAt = -1;
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] as Token;
+    if (skip > 0) {
+      if (isCode(token)) skip--;
+      continue;
+    }
+    const word = upper(token);
+    if (insertOrIgnore && word === 'OR' && out.join('').trim().toUpperCase() === 'INSERT') {
+      skip = 1; // the IGNORE after OR
+      out.push('');
+      continue;
+    }
+    if (token.kind === 'param') {
+      param++;
+      out.push(`$${param}`);
+    } else if (token.kind === 'quoted' && (token.text.startsWith('`') || token.text.startsWith('['))) {
+      out.push(`"${unquote(token).replaceAll('"', '""')}"`);
+    } else if (token.kind === 'blob') {
+      out.push(`'\\x${token.text.slice(2, -1)}'::bytea`);
+    } else if (token.kind === 'punct' && token.text === '==') {
+      out.push('=');
+    } else if (word === 'LIKE') {
+      // SQLite's LIKE ignores ASCII case; PostgreSQL's does not.
+      out.push('ILIKE');
+    } else if (word === 'IFNULL') {
+      out.push('coalesce');
+    } else if (isDdl && word === 'AUTOINCREMENT') {
+      out.push('');
+    } else if (isDdl && word === 'INTEGER' && nextWords(tokens, i, 2) === 'PRIMARY KEY') {
+      // SQLite's rowid alias: a key the database fills in.
+      out.push('BIGINT GENERATED BY DEFAULT AS IDENTITY');
+    } else if (isDdl && word in TYPE_MAP && !(word === 'DOUBLE' && nextWords(tokens, i, 1) === 'PRECISION')) {
+      out.push(TYPE_MAP[word] as string);
+    } else if (isDdl && word === 'WITHOUT' && nextWords(tokens, i, 1) === 'ROWID') {
+      skip = 1;
+      out.push('');
+    } else {
+      if (word === 'RETURNING') returningAt = out.length;
+      out.push(token.text);
+    }
+  }
+  if (insertOrIgnore) {
+    const clause = ' ON CONFLICT DO NOTHING ';
+    if (returningAt === -1) out.push(clause);
+    else out.splice(returningAt, 0, clause);
+  }
+  const result: PostgresStatement = { text: out.join(''), params: param, keyword };
+  if (insertInto !== undefined) result.insertInto = insertInto;
+  return result;
+}
+
+function nextWords(tokens: readonly Token[], index: number, count: number): string {
+  const found: string[] = [];
+  for (let i = index + 1; i < tokens.length && found.length < count; i++) {
+    const token = tokens[i] as Token;
+    if (!isCode(token)) continue;
+    if (token.kind !== 'word') break;
+    found.push(token.text.toUpperCase());
+  }
+  return found.join(' ');
+}
+
+/** An identifier token's name: quotes removed, or an unquoted word folded as PostgreSQL folds it. */
+export function unquote(token: Token): string {
+  if (token.kind !== 'quoted') return token.text.toLowerCase();
+  const body = token.text.slice(1, -1);
+  return token.text.startsWith('"') ? body.replaceAll('""', '"') : token.text.startsWith('`') ? body.replaceAll('``', '`') : body;
+}

@@ -1,0 +1,128 @@
+import { StratumError } from '@stratum/core';
+
+/**
+ * The SQL seam: one interface that every backend (SQLite, PostgreSQL) implements and that
+ * `stratum:sql/database` serves. Values use the WIT variant's shape as jco represents it
+ * (`{ tag, val }`, s64 as bigint, blobs as Uint8Array), so the bindings pass them through.
+ * The dialect is SQLite's; ./README.md says exactly what PostgreSQL accepts of it.
+ */
+export type MaybePromise<T> = T | Promise<T>;
+
+export type SqlValue =
+  | { tag: 'null' }
+  | { tag: 'integer'; val: bigint }
+  | { tag: 'real'; val: number }
+  | { tag: 'text'; val: string }
+  | { tag: 'blob'; val: Uint8Array };
+
+export interface SqlRows {
+  columns: string[];
+  rows: SqlValue[][];
+}
+
+export interface SqlOutcome {
+  rowsAffected: bigint;
+  lastInsertId: bigint | undefined;
+}
+
+export interface SqlStatement {
+  sql: string;
+  params: SqlValue[];
+}
+
+export type SqlErrorKind = 'no-such-database' | 'access-denied' | 'invalid-query' | 'constraint-violation' | 'limit-exceeded' | 'other';
+
+/** An error a guest may see: its message never names a path, a URL or a credential. */
+export class SqlError extends StratumError {
+  readonly kind: SqlErrorKind;
+  constructor(kind: SqlErrorKind, message: string, options: { cause?: unknown } = {}) {
+    super(kind === 'limit-exceeded' ? 'SQL_QUOTA' : 'SQL_ERROR', message, { ...options, user: kind !== 'other' });
+    this.name = 'SqlError';
+    this.kind = kind;
+  }
+}
+
+export interface DatabaseScope {
+  capsule: string;
+  label: string;
+}
+
+export interface SqlLimits {
+  /** The database's size on disk, as the engine counts it (pages or relation files). */
+  maxDatabaseBytes: number;
+  /** The longest statement, in UTF-8 bytes. */
+  maxStatementBytes: number;
+  /** The most rows one query returns. */
+  maxRows: number;
+  /** The most statements one transaction runs. */
+  maxStatements: number;
+}
+
+export const DEFAULT_SQL_LIMITS: SqlLimits = {
+  maxDatabaseBytes: 256 * 1024 * 1024,
+  maxStatementBytes: 100_000,
+  maxRows: 10_000,
+  maxStatements: 1000,
+};
+
+/** A table as a snapshot carries it: its SQLite-dialect definition, then its rows. */
+export interface TableDump {
+  name: string;
+  /** `CREATE TABLE ...` in the SQLite dialect. */
+  sql: string;
+  /** `CREATE [UNIQUE] INDEX ...` statements for the table, SQLite dialect. */
+  indexes: string[];
+  columns: string[];
+  rows: AsyncIterable<SqlValue[]>;
+}
+
+export interface SqlDatabase {
+  query(sql: string, params: SqlValue[]): MaybePromise<SqlRows>;
+  execute(sql: string, params: SqlValue[]): MaybePromise<SqlOutcome>;
+  transaction(statements: SqlStatement[]): MaybePromise<SqlOutcome[]>;
+  /** Bytes on disk, for metering and the quota. */
+  size(): MaybePromise<number>;
+  /** Every table with its rows, in creation order, for a snapshot. */
+  tables(): AsyncIterable<TableDump>;
+  /** Drops every table (before a snapshot import). */
+  clear(): MaybePromise<void>;
+  /** Inserts rows into a table by column name, bypassing nothing but the SQL text (snapshot import). */
+  insertRows(table: string, columns: string[], rows: SqlValue[][]): MaybePromise<void>;
+}
+
+export interface SqlBackend {
+  readonly type: string;
+  readonly synchronous: boolean;
+  open(scope: DatabaseScope): Promise<SqlDatabase>;
+  close(): Promise<void>;
+}
+
+const SCOPE_PART = /^[a-z][a-z0-9_-]{0,62}$/;
+
+export function checkScope(scope: DatabaseScope): void {
+  for (const [what, value] of [
+    ['capsule', scope.capsule],
+    ['label', scope.label],
+  ] as const) {
+    if (!SCOPE_PART.test(value)) {
+      throw new StratumError('SQL_SCOPE', `invalid ${what} name "${value}" for a database`, {
+        hint: 'Names are 1 to 63 lowercase letters, digits, "-" and "_", starting with a letter.',
+        user: false,
+      });
+    }
+  }
+}
+
+export function checkStatementSize(sql: string, limits: SqlLimits): void {
+  const bytes = Buffer.byteLength(sql);
+  if (bytes > limits.maxStatementBytes)
+    throw new SqlError('limit-exceeded', `statement is ${bytes} bytes, over the limit of ${limits.maxStatementBytes}`);
+}
+
+export function tooManyRows(limits: SqlLimits): SqlError {
+  return new SqlError('limit-exceeded', `the query returns more than ${limits.maxRows} rows; add a LIMIT`);
+}
+
+export function databaseFull(limits: SqlLimits): SqlError {
+  return new SqlError('limit-exceeded', `the database reached its storage quota of ${limits.maxDatabaseBytes} bytes`);
+}
