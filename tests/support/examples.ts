@@ -3,10 +3,14 @@
 // example's sources and manifest, the SDK, spec/wit, the toolchain versions). Test files run in
 // parallel processes, so a lock file makes one build while the others wait for its result.
 import { createHash } from 'node:crypto';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildCapsule } from '@stratum/sdk/build';
+import { freePort } from './services.ts';
 
 export type ExampleName = 'hello' | 'counter' | 'notes' | 'gallery';
 export const EXAMPLES: readonly ExampleName[] = ['hello', 'counter', 'notes', 'gallery'];
@@ -112,4 +116,306 @@ async function buildCached(name: ExampleName): Promise<string> {
     if (info && Date.now() - info.mtimeMs > STALE_LOCK_MS) await rm(lock, { force: true });
     await new Promise((resolve) => setTimeout(resolve, POLL_MS));
   }
+}
+
+// ------------------------------------------------------------------------------------------------
+// runComponent: runs a built component in this process the simplest way that exercises it fully:
+// jco transpile, preview2-shim for WASI (and its HTTP server for wasi:http/incoming-handler), and
+// small in-memory implementations of the Stratum capabilities. A test double for the real host
+// (packages/host), which serves the same interfaces from real backends.
+
+const requireFromSdk = createRequire(new URL('../../packages/sdk/package.json', import.meta.url));
+type Shim = Record<string, Record<string, unknown>> & { http: { HTTPServer: new (handler: unknown) => HttpServer } };
+interface HttpServer {
+  listen(port: number, host: string): void;
+  stop(): void;
+}
+// preview2-shim is a dependency of @stratum/sdk only; loaded on first use, so that test files
+// that only build examples never load it.
+const loadShim = async () => (await import(pathToFileURL(requireFromSdk.resolve('@bytecodealliance/preview2-shim')).href)) as Shim;
+
+type WitError = { tag: string; val?: string };
+const fail = (tag: string, val?: string): never => {
+  throw val === undefined ? { tag } : { tag, val };
+};
+
+// --- keyvalue: a Map per label ---------------------------------------------------------------
+class KvBucket {
+  readonly entries = new Map<string, Uint8Array>();
+  get(key: string) {
+    return this.entries.get(key);
+  }
+  set(key: string, value: Uint8Array) {
+    this.entries.set(key, value.slice());
+  }
+  setWithTtl(key: string, value: Uint8Array, _ttlMs: bigint) {
+    this.set(key, value);
+  }
+  delete(key: string) {
+    this.entries.delete(key);
+  }
+  exists(key: string) {
+    return this.entries.has(key);
+  }
+  listKeys(cursor: string | undefined) {
+    const keys = [...this.entries.keys()].sort().filter((key) => cursor === undefined || key > cursor);
+    const page = keys.slice(0, 2);
+    return { keys: page, cursor: keys.length > page.length ? page.at(-1) : undefined };
+  }
+}
+
+// --- bucket: objects in a Map per label --------------------------------------------------------
+interface StoredObject {
+  data: Uint8Array;
+  contentType: string | undefined;
+  etag: string;
+  modifiedMs: bigint;
+}
+let etagCounter = 0;
+const objectInfo = (name: string, object: StoredObject) => ({
+  name,
+  size: BigInt(object.data.length),
+  contentType: object.contentType,
+  etag: object.etag,
+  modifiedMs: object.modifiedMs,
+});
+class ObjectBucket {
+  readonly objects = new Map<string, StoredObject>();
+  /** The largest chunk any one call moved, to check that the SDK streams in pieces. */
+  largestChunk = 0;
+  store(name: string, data: Uint8Array, contentType: string | undefined) {
+    const object = { data, contentType, etag: `"${++etagCounter}"`, modifiedMs: BigInt(Date.now()) };
+    this.objects.set(name, object);
+    return objectInfo(name, object);
+  }
+  put(name: string, data: Uint8Array, contentType: string | undefined) {
+    this.largestChunk = Math.max(this.largestChunk, data.length);
+    return this.store(name, data.slice(), contentType);
+  }
+  get(name: string, range: { offset: bigint; length?: bigint } | undefined) {
+    const object = this.objects.get(name);
+    if (!object) return undefined;
+    const offset = Number(range?.offset ?? 0n);
+    if (offset > object.data.length) fail('invalid-range');
+    const end = range?.length === undefined ? object.data.length : offset + Number(range.length);
+    const data = object.data.slice(offset, end);
+    this.largestChunk = Math.max(this.largestChunk, data.length);
+    return { info: objectInfo(name, object), data };
+  }
+  head(name: string) {
+    const object = this.objects.get(name);
+    return object ? objectInfo(name, object) : undefined;
+  }
+  delete(name: string) {
+    this.objects.delete(name);
+  }
+  listObjects(prefix: string | undefined, cursor: string | undefined, limit: number | undefined) {
+    const names = [...this.objects.keys()]
+      .sort()
+      .filter((name) => (prefix === undefined || name.startsWith(prefix)) && (cursor === undefined || name > cursor));
+    const page = names.slice(0, limit ?? 1000);
+    return {
+      objects: page.map((name) => objectInfo(name, this.objects.get(name)!)),
+      cursor: names.length > page.length ? page.at(-1) : undefined,
+    };
+  }
+  startUpload(name: string, contentType: string | undefined) {
+    return new Upload(this, name, contentType);
+  }
+}
+class Upload {
+  readonly chunks: Uint8Array[] = [];
+  readonly bucket: ObjectBucket;
+  readonly name: string;
+  readonly contentType: string | undefined;
+  constructor(bucket: ObjectBucket, name: string, contentType: string | undefined) {
+    this.bucket = bucket;
+    this.name = name;
+    this.contentType = contentType;
+  }
+  write(chunk: Uint8Array) {
+    this.bucket.largestChunk = Math.max(this.bucket.largestChunk, chunk.length);
+    this.chunks.push(chunk.slice());
+  }
+  finish() {
+    return this.bucket.store(this.name, Buffer.concat(this.chunks), this.contentType);
+  }
+  abort() {
+    this.chunks.length = 0;
+  }
+}
+
+// --- sql: node:sqlite in memory ---------------------------------------------------------------
+type SqlValue =
+  | { tag: 'null' }
+  | { tag: 'integer'; val: bigint }
+  | { tag: 'real'; val: number }
+  | { tag: 'text'; val: string }
+  | { tag: 'blob'; val: Uint8Array };
+const toSqlite = (value: SqlValue): SQLInputValue => (value.tag === 'null' ? null : value.val);
+function fromSqlite(value: unknown): SqlValue {
+  if (value === null || value === undefined) return { tag: 'null' };
+  if (typeof value === 'bigint') return { tag: 'integer', val: value };
+  if (typeof value === 'number') return { tag: 'real', val: value };
+  if (typeof value === 'string') return { tag: 'text', val: value };
+  return { tag: 'blob', val: new Uint8Array(value as Uint8Array) };
+}
+function sqlError(error: unknown): WitError {
+  const message = error instanceof Error ? error.message : String(error);
+  return /constraint/i.test(message) ? { tag: 'constraint-violation', val: message } : { tag: 'invalid-query', val: message };
+}
+class Connection {
+  readonly db = new DatabaseSync(':memory:');
+  query(sql: string, params: SqlValue[]) {
+    try {
+      const statement = this.db.prepare(sql);
+      statement.setReadBigInts(true);
+      statement.setReturnArrays(true);
+      const columns = statement.columns().map((column) => column.name);
+      const rows = (statement.all(...params.map(toSqlite)) as unknown as unknown[][]).map((row) => row.map(fromSqlite));
+      return { columns, rows };
+    } catch (error) {
+      throw sqlError(error);
+    }
+  }
+  execute(sql: string, params: SqlValue[]) {
+    try {
+      const result = this.db.prepare(sql).run(...params.map(toSqlite));
+      const inserted = /^\s*insert/i.test(sql) && Number(result.changes) > 0;
+      return { rowsAffected: BigInt(result.changes), lastInsertId: inserted ? BigInt(result.lastInsertRowid) : undefined };
+    } catch (error) {
+      throw sqlError(error);
+    }
+  }
+  transaction(statements: { sql: string; params: SqlValue[] }[]) {
+    this.db.exec('BEGIN');
+    try {
+      const outcomes = statements.map((statement) => this.execute(statement.sql, statement.params));
+      this.db.exec('COMMIT');
+      return outcomes;
+    } catch (error) {
+      this.db.exec('ROLLBACK');
+      throw error;
+    }
+  }
+}
+
+export interface Grants {
+  keyvalue?: string[];
+  sql?: string[];
+  bucket?: string[];
+}
+
+export interface RunningExample {
+  url: string;
+  keyvalue: Map<string, KvBucket>;
+  buckets: Map<string, ObjectBucket>;
+  /** Bytes of linear memory in each core instance the component made (grows, never shrinks). */
+  memoryBytes(): number[];
+  close(): Promise<void>;
+}
+
+// The repository's TypeScript libs carry no WebAssembly declarations; this is the part used here.
+interface CoreInstance {
+  exports: Record<string, unknown>;
+}
+interface WasmApi {
+  compile(bytes: Uint8Array): Promise<unknown>;
+  instantiate(module: unknown, imports: unknown): Promise<CoreInstance>;
+  Memory: abstract new (...args: never[]) => { buffer: ArrayBuffer };
+}
+const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
+
+const camel = (name: string) => name.replace(/-([a-z])/g, (_, letter: string) => letter.toUpperCase());
+
+/** Transpiles a component, instantiates it against in-memory capabilities, and serves it over HTTP on loopback. */
+export async function runComponent(wasmPath: string, grants: Grants = {}): Promise<RunningExample> {
+  const shim = await loadShim();
+  const { transpile } = await import('@bytecodealliance/jco');
+  const component = await readFile(wasmPath);
+  const { files } = (await transpile(component, {
+    name: 'capsule',
+    instantiation: { tag: 'async' },
+    noTypescript: true,
+    quiet: true,
+  } as never)) as {
+    files: Record<string, Uint8Array>;
+  };
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-example-'));
+  for (const [name, bytes] of Object.entries(files)) {
+    if (name.endsWith('.js') || name.endsWith('.wasm')) {
+      await writeFile(join(dir, name.replaceAll('/', '_')), bytes);
+    }
+  }
+  const keyvalue = new Map((grants.keyvalue ?? []).map((label) => [label, new KvBucket()] as const));
+  const buckets = new Map((grants.bucket ?? []).map((label) => [label, new ObjectBucket()] as const));
+  const databases = new Map((grants.sql ?? []).map((label) => [label, new Connection()] as const));
+  const imports: Record<string, unknown> = {
+    'stratum:keyvalue/store': { Bucket: KvBucket, open: (label: string) => keyvalue.get(label) ?? fail('no-such-store') },
+    'stratum:keyvalue/atomics': {
+      increment(bucket: KvBucket, key: string, delta: bigint) {
+        const current = bucket.get(key);
+        const next = (current === undefined ? 0n : BigInt(new TextDecoder().decode(current))) + delta;
+        bucket.set(key, new TextEncoder().encode(String(next)));
+        return next;
+      },
+      compareAndSwap(bucket: KvBucket, key: string, expected: Uint8Array | undefined, replacement: Uint8Array) {
+        const current = bucket.get(key);
+        const same = expected === undefined ? current === undefined : current !== undefined && Buffer.from(current).equals(expected);
+        if (same) bucket.set(key, replacement);
+        return same;
+      },
+    },
+    'stratum:keyvalue/batch': {
+      getMany: (bucket: KvBucket, keys: string[]) => keys.map((key) => (bucket.exists(key) ? [key, bucket.get(key)] : undefined)),
+      setMany(bucket: KvBucket, pairs: [string, Uint8Array][]) {
+        for (const [key, value] of pairs) bucket.set(key, value);
+      },
+      deleteMany(bucket: KvBucket, keys: string[]) {
+        for (const key of keys) bucket.delete(key);
+      },
+    },
+    'stratum:sql/database': { Connection, open: (label: string) => databases.get(label) ?? fail('no-such-database') },
+    'stratum:bucket/objects': { Bucket: ObjectBucket, Upload, open: (label: string) => buckets.get(label) ?? fail('no-such-bucket') },
+  };
+  for (const pkg of ['cli', 'clocks', 'filesystem', 'http', 'io', 'random', 'sockets']) {
+    for (const [name, value] of Object.entries(shim[pkg] ?? {})) {
+      const kebab = name.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+      imports[`wasi:${pkg}/${kebab}`] = value;
+    }
+  }
+  for (const key of Object.keys(imports)) {
+    for (const version of ['0.2.10', '0.2.12', '0.1.0']) imports[`${key}@${version}`] = imports[key];
+  }
+  const memories: { buffer: ArrayBuffer }[] = [];
+  const glue = (await import(pathToFileURL(join(dir, 'capsule.js')).href)) as {
+    instantiate(
+      getCoreModule: (path: string) => Promise<unknown>,
+      imports: Record<string, unknown>,
+      instantiateCore: (module: unknown, imports: unknown) => Promise<CoreInstance>,
+    ): Promise<Record<string, unknown>>;
+  };
+  const instance = await glue.instantiate(
+    async (path) => wasm.compile(await readFile(join(dir, path.replaceAll('/', '_')))),
+    imports,
+    async (module, moduleImports) => {
+      const core = await wasm.instantiate(module, moduleImports);
+      for (const value of Object.values(core.exports)) if (value instanceof wasm.Memory) memories.push(value);
+      return core;
+    },
+  );
+  const handler = instance['wasi:http/incoming-handler@0.2.10'] ?? instance[camel('incoming-handler')];
+  const server = new shim.http.HTTPServer(handler);
+  const port = await freePort();
+  server.listen(port, '127.0.0.1');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    keyvalue,
+    buckets,
+    memoryBytes: () => memories.map((memory) => memory.buffer.byteLength),
+    async close() {
+      server.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 }
