@@ -535,3 +535,33 @@ test('a registry that serves an image index or a non-Wasm manifest gets a clear 
     message: /config media type/,
   });
 });
+
+test('a registry that stalls, before its headers or in the middle of a blob, times out and leaves nothing', async (t) => {
+  const wasm = await makeComponent(5000);
+  const artifact = await artifactFor(wasm);
+  const host = await lyingRegistry(t, (request, response) => {
+    if (request.url?.includes('/manifests/silent')) return; // never answers
+    if (request.url?.includes('/manifests/')) {
+      response.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(artifact.manifest);
+      return;
+    }
+    response.writeHead(200, { 'content-length': String(wasm.length) });
+    response.write(wasm.subarray(0, 2000)); // and then nothing more
+  });
+  const cacheDir = await tempDir(t, 'stratum-cache-');
+  const silent = (await expectCleanFailure(
+    cacheDir,
+    pullCapsule({ reference: `oci://${host}/acme/hello:silent`, cacheDir, timeoutMs: 300 }),
+    'REGISTRY_TIMEOUT',
+  )) as Error & {
+    kept: string[];
+  };
+  assert.deepEqual(silent.kept, []);
+  const stalled = (await expectCleanFailure(
+    cacheDir,
+    pullComponent({ reference: `oci://${host}/acme/hello`, digest: artifact.manifestDigest, cacheDir, timeoutMs: 300 }),
+    'REGISTRY_TIMEOUT',
+  )) as Error & { kept: string[] };
+  assert.match(stalled.message, /sent more after 2000 of/);
+  assert.deepEqual(stalled.kept, [join('blobs', 'sha256', artifact.manifestDigest.slice(7))]);
+});

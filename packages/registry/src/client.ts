@@ -22,6 +22,7 @@ export const DEFAULT_MAX_BLOB_BYTES = 512 * 1024 * 1024;
 export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
+export const DEFAULT_TIMEOUT_MS = 30_000;
 
 export interface TransferProgress {
   phase: 'upload' | 'download';
@@ -43,6 +44,8 @@ export interface RegistryClientOptions {
   /** Blobs above this size are uploaded in chunks of this size (default 8 MiB). */
   chunkBytes?: number;
   signal?: AbortSignal;
+  /** How long to wait for a response's headers, and for the next bytes of a blob (default 30 s). */
+  timeoutMs?: number;
   logger?: Logger;
   /** For tests and proxies; default: the global fetch. */
   fetch?: typeof fetch;
@@ -104,6 +107,8 @@ interface RequestOptions {
   actions: string;
   /** Extra repositories to pull from in the same token (the source of a cross-repository mount). */
   alsoPull?: string;
+  /** Aborts the request and its body; a download uses it when the body stalls. */
+  abort?: AbortController;
 }
 
 const describe = (reference: OciReference) => `${reference.registry}/${reference.repository}`;
@@ -121,6 +126,7 @@ export class RegistryClient {
   readonly maxManifestBytes: number;
   readonly maxBlobBytes: number;
   readonly chunkBytes: number;
+  readonly timeoutMs: number;
   private readonly options: RegistryClientOptions;
   private readonly logger: Logger;
   private readonly fetch: typeof fetch;
@@ -132,6 +138,7 @@ export class RegistryClient {
     this.maxManifestBytes = options.maxManifestBytes ?? DEFAULT_MAX_MANIFEST_BYTES;
     this.maxBlobBytes = options.maxBlobBytes ?? DEFAULT_MAX_BLOB_BYTES;
     this.chunkBytes = Math.max(1, options.chunkBytes ?? DEFAULT_CHUNK_BYTES);
+    this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.logger = options.logger ?? silentLogger;
     this.fetch = options.fetch ?? globalThis.fetch;
   }
@@ -145,7 +152,32 @@ export class RegistryClient {
   async getManifest(reference: OciReference, expectedDigest?: string): Promise<FetchedManifest> {
     const target = expectedDigest ?? reference.digest ?? reference.tag ?? 'latest';
     const url = `${this.baseUrl(reference.registry)}/v2/${reference.repository}/manifests/${target}`;
-    const response = await this.request(reference, url, { headers: { accept: MANIFEST_ACCEPT }, actions: 'pull' });
+    return this.withDeadline(url, (abort) => this.readManifest(reference, url, target, expectedDigest, abort));
+  }
+
+  /** Runs a whole small exchange (headers and body) under the timeout. */
+  private async withDeadline<T>(url: string, exchange: (abort: AbortController) => Promise<T>): Promise<T> {
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(timedOut(url, 'finished answering', this.timeoutMs)), this.timeoutMs);
+    try {
+      return await exchange(abort);
+    } catch (error) {
+      // Once the deadline has passed, whatever broke, the deadline is the reason.
+      if (abort.signal.aborted && abort.signal.reason instanceof StratumError) throw abort.signal.reason;
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async readManifest(
+    reference: OciReference,
+    url: string,
+    target: string,
+    expectedDigest: string | undefined,
+    abort: AbortController,
+  ): Promise<FetchedManifest> {
+    const response = await this.request(reference, url, { headers: { accept: MANIFEST_ACCEPT }, actions: 'pull', abort });
     if (response.status !== 200)
       throw await this.responseError(response, `cannot get the manifest ${describe(reference)}:${target}`, reference);
     const declared = contentLength(response);
@@ -306,7 +338,8 @@ export class RegistryClient {
     onProgress?: (progress: TransferProgress) => void,
   ): Promise<void> {
     if (size > this.maxBlobBytes) throw tooLarge('blob', digest, size, this.maxBlobBytes);
-    const response = await this.openBlob(reference, digest);
+    const abort = new AbortController();
+    const response = await this.openBlob(reference, digest, abort);
     const declared = contentLength(response);
     if (declared !== undefined && declared !== size) {
       await response.body?.cancel();
@@ -320,8 +353,17 @@ export class RegistryClient {
       throw new StratumError('REGISTRY_PROTOCOL', `${reference.registry} sent no body for blob ${digest}`, { user: false });
     const hash = newDigester();
     let done = 0;
+    // A body that stops arriving is given up after the timeout, like a response that never starts.
+    const url = `${this.baseUrl(reference.registry)}/v2/${reference.repository}/blobs/${digest}`;
+    let idle: NodeJS.Timeout | undefined;
+    const watch = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => abort.abort(timedOut(url, `sent more after ${done} of ${size} bytes`, this.timeoutMs)), this.timeoutMs);
+    };
+    watch();
     const verify = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
+        watch();
         done += chunk.length;
         if (done > size) {
           callback(new StratumError('REGISTRY_SIZE_MISMATCH', `${reference.registry} sent more than the ${size} bytes of blob ${digest}`));
@@ -350,14 +392,17 @@ export class RegistryClient {
       await rm(tempPath, { force: true });
       if (error instanceof StratumError) throw error;
       if (this.options.signal?.aborted) throw error;
+      if (abort.signal.reason instanceof StratumError) throw abort.signal.reason;
       // undici reports a body cut short by the server as a generic "terminated".
       throw truncated(reference, digest, done, size, error);
+    } finally {
+      clearTimeout(idle);
     }
   }
 
-  private async openBlob(reference: OciReference, digest: string): Promise<Response> {
+  private async openBlob(reference: OciReference, digest: string, abort?: AbortController): Promise<Response> {
     const url = `${this.baseUrl(reference.registry)}/v2/${reference.repository}/blobs/${digest}`;
-    const response = await this.request(reference, url, { actions: 'pull' });
+    const response = await this.request(reference, url, { actions: 'pull', ...(abort ? { abort } : {}) });
     if (response.status !== 200)
       throw await this.responseError(response, `cannot get blob ${digest} from ${describe(reference)}`, reference);
     return response;
@@ -368,11 +413,15 @@ export class RegistryClient {
     const scope = `repository:${reference.repository}:${options.actions}${options.alsoPull ? ` repository:${options.alsoPull}:pull` : ''}`;
     const key = `${reference.registry} ${scope}`;
     const send = (authorization: string | undefined) =>
-      this.send(url, {
-        method: options.method ?? 'GET',
-        headers: { 'user-agent': 'stratum', ...options.headers, ...(authorization ? { authorization } : {}) },
-        ...(options.body ? { body: options.body } : {}),
-      });
+      this.send(
+        url,
+        {
+          method: options.method ?? 'GET',
+          headers: { 'user-agent': 'stratum', ...options.headers, ...(authorization ? { authorization } : {}) },
+          ...(options.body ? { body: options.body } : {}),
+        },
+        options.abort,
+      );
     const known = this.authorizations.get(key) ?? this.authorizations.get(`${reference.registry} basic`);
     const first = await send(known);
     if (first.status !== 401) return first;
@@ -390,17 +439,26 @@ export class RegistryClient {
     return second;
   }
 
-  private async send(url: string, init: { method: string; headers: Record<string, string>; body?: Uint8Array }): Promise<Response> {
+  private async send(
+    url: string,
+    init: { method: string; headers: Record<string, string>; body?: Uint8Array },
+    abort: AbortController = new AbortController(),
+  ): Promise<Response> {
+    const signal = this.options.signal ? AbortSignal.any([this.options.signal, abort.signal]) : abort.signal;
+    const timer = setTimeout(() => abort.abort(timedOut(url, 'answered', this.timeoutMs)), this.timeoutMs);
     try {
-      return await this.fetch(url, { ...init, redirect: 'follow', ...(this.options.signal ? { signal: this.options.signal } : {}) });
+      return await this.fetch(url, { ...init, redirect: 'follow', signal });
     } catch (error) {
       if (this.options.signal?.aborted) throw error;
+      if (abort.signal.reason instanceof StratumError) throw abort.signal.reason;
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
       throw new StratumError('REGISTRY_UNREACHABLE', `cannot reach ${new URL(url).host}`, {
         details: [`${init.method} ${url}: ${cause?.code ?? cause?.message ?? String(error)}`],
         hint: 'Check the registry address and that it is running; a registry on another host must speak HTTPS.',
         cause: error,
       });
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -526,6 +584,13 @@ async function readCapped(response: Response, max: number, tooBig: () => Error):
     chunks.push(value);
   }
   return Buffer.concat(chunks);
+}
+
+function timedOut(url: string, what: string, ms: number): StratumError {
+  return new StratumError('REGISTRY_TIMEOUT', `${new URL(url).host} has not ${what} in ${Math.round(ms / 1000)} s`, {
+    details: [url],
+    hint: 'The registry or the network is stalled; nothing was kept. Try again, or raise the timeout.',
+  });
 }
 
 function tooLarge(kind: string, what: string, size: number | undefined, max: number): StratumError {
