@@ -215,3 +215,37 @@ test('stratum push explains a missing component, a digest that does not match, a
   const usage = await stratum('pull');
   assert.equal(usage.status, 2);
 });
+
+test('pinning any valid manifest with a local source changes only its [source] and [build] lines', async () => {
+  const { readdir } = await import('node:fs/promises');
+  const root = new URL('../', import.meta.url);
+  const files = [
+    ...(await readdir(new URL('spec/capsule/examples/valid/', root))).map((name) => new URL(`spec/capsule/examples/valid/${name}`, root)),
+    ...(await readdir(new URL('examples/', root))).map((name) => new URL(`examples/${name}/stratum.toml`, root)),
+  ];
+  let pinnedCount = 0;
+  for (const file of files) {
+    const text = await readFile(file, 'utf8').catch(() => undefined);
+    if (text === undefined || parseManifest(text).manifest.source.kind !== 'wasm') continue;
+    const pinned = pinSource(text, file.pathname, REF, DIGEST);
+    assert.deepEqual(parseManifest(pinned).manifest.source, { kind: 'registry', registry: REF, digest: DIGEST }, file.pathname);
+    // Every original line is still there, as it was or commented out, in the same order; only a
+    // digest line of the old local source may go.
+    const output = pinned.split('\n');
+    let at = 0;
+    for (const line of text.split('\n')) {
+      const found = output.findIndex(
+        (candidate, index) =>
+          index >= at &&
+          (candidate === line || candidate.startsWith(`# ${line.trim()}`) || candidate.trim().startsWith(`# ${line.trim()}`)),
+      );
+      if (found === -1) {
+        assert.match(line, /digest\s*=|wasm\s*=/, `${file.pathname}: the line ${JSON.stringify(line)} was lost`);
+        continue;
+      }
+      at = found + 1;
+    }
+    pinnedCount++;
+  }
+  assert.ok(pinnedCount >= 3, `pinned ${pinnedCount} manifests`);
+});
