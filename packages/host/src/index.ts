@@ -1,3 +1,23 @@
+export {
+  CAPABILITY_MODULES,
+  type Capability,
+  type CapabilityModule,
+  type CapabilityPlan,
+  type ConfigureContext,
+  type ImportObjects,
+  type PrepareContext,
+  type PreparedCapability,
+  type RequestScope,
+  WitError,
+} from './capabilities/index.ts';
+export {
+  createHostRuntime,
+  type HostRuntimeOptions,
+  hostName,
+  type RuntimeLimits,
+  type RuntimeStats,
+  type StratumHostRuntime,
+} from './runtime.ts';
 export type {
   CapsuleLogEntry,
   CapsuleState,
@@ -7,3 +27,4 @@ export type {
   LogLevel,
   RequestRecord,
 } from './runtime-types.ts';
+export { capMemory } from './wasm-memory.ts';

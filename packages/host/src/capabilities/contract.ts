@@ -19,7 +19,7 @@ import type { Manifest } from '@stratum/manifest';
  *   interfaces: ['example:clock/now'],
  *   configure: (context) => ({ settings: { offsetMs: Number(context.hostConfig ?? 0) } }),
  *   prepare: (context) => ({
- *     imports: { 'example:clock/now@0.1.0': { now: () => BigInt(Date.now() + context.settings.offsetMs) } },
+ *     imports: { 'example:clock/now': { now: () => BigInt(Date.now() + context.settings.offsetMs) } },
  *   }),
  * };
  * export default clock;
@@ -112,7 +112,11 @@ export interface RequestScope {
   outboundRemaining: number;
 }
 
-/** Import objects keyed by the versioned interface name the component imports. */
+/**
+ * Import objects keyed by interface name without version (`wasi:http/types`), as jco's
+ * instantiation glue looks them up; members named as jco names them (functions and methods in
+ * camelCase, resources as classes with static functions as static methods).
+ */
 export type ImportObjects = Record<string, Record<string, unknown>>;
 
 export interface PreparedCapability {

@@ -1,0 +1,160 @@
+import { insecure, insecureSeed, random } from '@bytecodealliance/preview2-shim/random';
+import { InputStream, ioError, ioPoll, ioStreams, monotonicNow, OutputStream, Pollable } from '../../wasi/io.ts';
+import type { Capability, PrepareContext } from '../contract.ts';
+
+/**
+ * The WASI basics every capsule gets without a grant: clocks, random (preview2-shim's), stdio
+ * as log lines, and wasi:io. No environment, no arguments, no filesystem preopens, and sockets
+ * refused: a toolchain's runtime imports these interfaces whether or not the code uses them, so
+ * they are served, but they give access to nothing on the host.
+ */
+
+const MAX_LINE = 16 * 1024;
+
+/** stdout and stderr: each line becomes one capsule log line. */
+function logStream(context: PrepareContext<unknown>, level: 'info' | 'error', source: 'stdout' | 'stderr'): OutputStream {
+  let partial = '';
+  const decoder = new TextDecoder();
+  const emit = (line: string) => context.log(level, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}...` : line, source);
+  return new OutputStream({
+    capacity: () => 1024 * 1024,
+    write: (bytes) => {
+      partial += decoder.decode(bytes, { stream: true });
+      let newline = partial.indexOf('\n');
+      while (newline !== -1) {
+        emit(partial.slice(0, newline));
+        partial = partial.slice(newline + 1);
+        newline = partial.indexOf('\n');
+      }
+      if (partial.length > MAX_LINE) {
+        emit(partial);
+        partial = '';
+      }
+    },
+    flush: () => {},
+    close: () => {
+      if (partial) emit(partial);
+      partial = '';
+    },
+  });
+}
+
+class CapsuleExit extends Error {
+  constructor(code: number) {
+    super(`the capsule called wasi:cli/exit with status ${code}`);
+    this.name = 'CapsuleExit';
+  }
+}
+
+class TerminalInput {}
+class TerminalOutput {}
+
+/** Resources of interfaces that hand out nothing; they exist so the glue can link. */
+class Descriptor {}
+class DirectoryEntryStream {}
+class Network {}
+class TcpSocket {}
+class UdpSocket {}
+class IncomingDatagramStream {}
+class OutgoingDatagramStream {}
+class ResolveAddressStream {}
+
+function denied(): never {
+  throw 'access-denied';
+}
+
+const WASI_INTERFACES = [
+  'wasi:io/error',
+  'wasi:io/poll',
+  'wasi:io/streams',
+  'wasi:clocks/monotonic-clock',
+  'wasi:clocks/wall-clock',
+  'wasi:random/random',
+  'wasi:random/insecure',
+  'wasi:random/insecure-seed',
+  'wasi:cli/environment',
+  'wasi:cli/exit',
+  'wasi:cli/stdin',
+  'wasi:cli/stdout',
+  'wasi:cli/stderr',
+  'wasi:cli/terminal-input',
+  'wasi:cli/terminal-output',
+  'wasi:cli/terminal-stdin',
+  'wasi:cli/terminal-stdout',
+  'wasi:cli/terminal-stderr',
+  'wasi:filesystem/types',
+  'wasi:filesystem/preopens',
+  'wasi:sockets/network',
+  'wasi:sockets/instance-network',
+  'wasi:sockets/tcp',
+  'wasi:sockets/tcp-create-socket',
+  'wasi:sockets/udp',
+  'wasi:sockets/udp-create-socket',
+  'wasi:sockets/ip-name-lookup',
+] as const;
+
+const wasi: Capability<Record<string, never>> = {
+  name: 'wasi',
+  interfaces: WASI_INTERFACES,
+  configure: () => ({ settings: {} }),
+  prepare(context) {
+    const stdout = logStream(context, 'info', 'stdout');
+    const stderr = logStream(context, 'error', 'stderr');
+    const imports: Record<(typeof WASI_INTERFACES)[number], Record<string, unknown>> = {
+      'wasi:io/error': ioError,
+      'wasi:io/poll': ioPoll,
+      'wasi:io/streams': ioStreams,
+      'wasi:clocks/monotonic-clock': {
+        now: monotonicNow,
+        resolution: () => 1n,
+        subscribeInstant: (when: bigint) => new Pollable(when),
+        subscribeDuration: (duration: bigint) => new Pollable(monotonicNow() + duration),
+      },
+      'wasi:clocks/wall-clock': {
+        now: () => {
+          const ms = Date.now();
+          return { seconds: BigInt(Math.floor(ms / 1000)), nanoseconds: (ms % 1000) * 1_000_000 };
+        },
+        resolution: () => ({ seconds: 0n, nanoseconds: 1_000_000 }),
+      },
+      'wasi:random/random': random,
+      'wasi:random/insecure': insecure,
+      'wasi:random/insecure-seed': insecureSeed,
+      'wasi:cli/environment': { getEnvironment: () => [], getArguments: () => [], initialCwd: () => undefined },
+      'wasi:cli/exit': {
+        exit: (status: { tag: 'ok' | 'err' }) => {
+          throw new CapsuleExit(status.tag === 'ok' ? 0 : 1);
+        },
+        exitWithCode: (code: number) => {
+          throw new CapsuleExit(code);
+        },
+      },
+      'wasi:cli/stdin': { getStdin: () => new InputStream() },
+      'wasi:cli/stdout': { getStdout: () => stdout },
+      'wasi:cli/stderr': { getStderr: () => stderr },
+      'wasi:cli/terminal-input': { TerminalInput },
+      'wasi:cli/terminal-output': { TerminalOutput },
+      'wasi:cli/terminal-stdin': { getTerminalStdin: () => undefined },
+      'wasi:cli/terminal-stdout': { getTerminalStdout: () => undefined },
+      'wasi:cli/terminal-stderr': { getTerminalStderr: () => undefined },
+      'wasi:filesystem/types': { Descriptor, DirectoryEntryStream, filesystemErrorCode: () => undefined },
+      'wasi:filesystem/preopens': { getDirectories: () => [] },
+      'wasi:sockets/network': { Network },
+      'wasi:sockets/instance-network': { instanceNetwork: () => new Network() },
+      'wasi:sockets/tcp': { TcpSocket },
+      'wasi:sockets/tcp-create-socket': { createTcpSocket: denied },
+      'wasi:sockets/udp': { UdpSocket, IncomingDatagramStream, OutgoingDatagramStream },
+      'wasi:sockets/udp-create-socket': { createUdpSocket: denied },
+      'wasi:sockets/ip-name-lookup': { ResolveAddressStream, resolveAddresses: denied },
+    };
+    return {
+      imports,
+      close: () => {
+        stdout[Symbol.dispose]();
+        stderr[Symbol.dispose]();
+      },
+    };
+  },
+};
+
+export default wasi;

@@ -1,0 +1,281 @@
+/**
+ * A capsule's worker thread: one instance, serving one request at a time. The host's main
+ * thread posts requests in; this thread posts response batches out. It may be terminated at
+ * any moment (CPU or wall-clock limit), so it keeps nothing that must outlive it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
+import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
+import { setBeforeBlocking } from './wasi/io.ts';
+import type { FromWorker, LogLine, RequestMessage, ResponseBatch, WorkerInit } from './worker-protocol.ts';
+
+// jco's glue calls `_debugLog` on every lift and lower, which reads `process.env.JCO_DEBUG`; in
+// Node.js `process.env` is an interceptor that costs far more than a property read (23% of a
+// request in one profile). A capsule has no environment anyway: give this thread a frozen, empty
+// plain object instead, so the check is an ordinary miss and nothing of the host's leaks.
+Object.defineProperty(process, 'env', { value: Object.freeze(Object.create(null)), writable: false, configurable: false });
+
+const init = workerData as WorkerInit;
+const port = parentPort;
+if (!port) throw new Error('capsule-worker.ts runs only as a worker thread');
+
+setResponseBodyLimit(init.responseBodyBytes);
+
+let current: (RequestScope & { id: number }) | undefined;
+let batch: ResponseBatch | undefined;
+let batchScheduled = false;
+let logs: LogLine[] = [];
+
+function pending(): ResponseBatch {
+  if (!batch) {
+    batch = { type: 'batch', id: current?.id ?? 0 };
+    if (init.jspi && !batchScheduled) {
+      // Under JSPI the request may suspend: send what is ready when the thread next idles.
+      batchScheduled = true;
+      queueMicrotask(flushBatch);
+    }
+  }
+  return batch;
+}
+
+function flushBatch(): void {
+  batchScheduled = false;
+  const out = batch;
+  batch = undefined;
+  if (logs.length > 0) {
+    if (out) out.logs = logs;
+    else port?.postMessage({ type: 'batch', id: current?.id ?? 0, logs } satisfies FromWorker);
+    logs = [];
+  }
+  if (out) port?.postMessage(out, transferable(out.chunks));
+}
+
+/** Buffers that only these chunks use (jco copies each write into its own): moved, not copied. */
+function transferable(chunks: Uint8Array[] | undefined): ArrayBuffer[] {
+  if (!chunks) return [];
+  const buffers: ArrayBuffer[] = [];
+  for (const chunk of chunks) {
+    const buffer = chunk.buffer;
+    if (
+      buffer instanceof ArrayBuffer &&
+      chunk.byteOffset === 0 &&
+      chunk.byteLength === buffer.byteLength &&
+      buffer.byteLength > 0 &&
+      !buffers.includes(buffer)
+    ) {
+      buffers.push(buffer);
+    }
+  }
+  return buffers;
+}
+
+setBeforeBlocking(flushBatch);
+
+const FLUSH_AT = 64 * 1024;
+
+function log(level: LogLine['level'], message: string, source = 'host'): void {
+  logs.push({ level, message, source, ...(current ? { requestId: current.requestId } : {}) });
+  if (logs.length >= 256) flushBatch();
+}
+
+/** Collects one response into batches for the main thread. */
+class Exchange implements ResponseReceiver {
+  #sent = 0;
+  #buffered = 0;
+  headSet = false;
+  ended = false;
+  cutOff = false;
+
+  head(status: number, headers: [string, Uint8Array][]): void {
+    this.headSet = true;
+    const flat: string[] = [];
+    for (const [name, value] of headers) flat.push(name, Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'));
+    pending().head = { status, headers: flat };
+  }
+
+  failed(error: ErrorCode): void {
+    this.headSet = true;
+    pending().failed = error.tag;
+  }
+
+  capacity(): number {
+    return Math.max(0, init.responseBodyBytes - this.#sent);
+  }
+
+  chunk(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#sent += bytes.length;
+    this.#buffered += bytes.length;
+    const out = pending();
+    if (out.chunks) out.chunks.push(bytes);
+    else out.chunks = [bytes];
+    if (this.#buffered >= FLUSH_AT) {
+      this.#buffered = 0;
+      flushBatch();
+    }
+  }
+
+  flush(): void {}
+
+  end(): void {
+    this.ended = true;
+    pending().end = true;
+  }
+
+  overLimit(): void {
+    if (this.cutOff) return;
+    this.cutOff = true;
+    pending().limit = 'response-body';
+  }
+}
+
+function wrapUnexpected(prepared: PreparedCapability, name: string): ImportObjects {
+  const mapError = prepared.unexpectedError;
+  if (!mapError) return prepared.imports;
+  const wrapped: ImportObjects = {};
+  for (const [iface, members] of Object.entries(prepared.imports)) {
+    const out: Record<string, unknown> = {};
+    for (const [member, value] of Object.entries(members)) {
+      if (typeof value !== 'function' || /^[A-Z]/.test(member)) {
+        out[member] = value;
+        continue;
+      }
+      const fn = value as (...args: unknown[]) => unknown;
+      const convert = (error: unknown): never => {
+        if (error !== null && typeof error === 'object' && Object.hasOwn(error, 'payload')) throw error;
+        log('error', `${name}: ${iface}#${member} failed: ${error instanceof Error ? error.message : String(error)}`);
+        throw { payload: mapError(error, { interface: iface, function: member }) };
+      };
+      out[member] = (...args: unknown[]) => {
+        try {
+          const result = fn(...args);
+          if (result instanceof Promise) return result.catch(convert);
+          return result;
+        } catch (error) {
+          return convert(error);
+        }
+      };
+    }
+    wrapped[iface] = out;
+  }
+  return wrapped;
+}
+
+type Handle = (request: IncomingRequest, outparam: ResponseOutparam) => unknown;
+
+const memories: WebAssembly.Memory[] = [];
+const prepared: PreparedCapability[] = [];
+const loaded: Capability[] = [];
+
+async function start(): Promise<Handle> {
+  const imports: ImportObjects = {};
+  for (const plan of init.capabilities) {
+    const module = (await import(plan.module)) as { default: Capability };
+    const capability = module.default;
+    loaded.push(capability);
+    const context: PrepareContext<unknown> = {
+      capsule: init.capsule,
+      settings: plan.settings,
+      dataDir: plan.dataDir,
+      logger: noLogger,
+      currentRequest: () => current,
+      log: (level, message, source) => log(level, message, source ?? capability.name),
+    };
+    const ready = await capability.prepare(context);
+    prepared.push(ready);
+    for (const [name, members] of Object.entries(wrapUnexpected(ready, capability.name))) {
+      if (imports[name]) throw new Error(`two capabilities serve ${name}`);
+      imports[name] = members;
+    }
+  }
+  const glue = (await import(init.glueUrl)) as {
+    instantiate: (
+      getCoreModule: (name: string) => WebAssembly.Module,
+      imports: ImportObjects,
+      instantiateCore: (module: WebAssembly.Module, imports?: WebAssembly.Imports) => WebAssembly.Instance,
+    ) => Record<string, unknown> | Promise<Record<string, unknown>>;
+  };
+  const getCoreModule = (name: string) => {
+    const module = init.modules[name];
+    if (!module) throw new Error(`the glue asked for an unknown core module ${name}`);
+    return module;
+  };
+  // Synchronous instantiation: the modules are compiled already, and it saves a turn per module.
+  const instantiateCore = (module: WebAssembly.Module, moduleImports?: WebAssembly.Imports) => {
+    const instance = new WebAssembly.Instance(module, moduleImports);
+    for (const value of Object.values(instance.exports)) if (value instanceof WebAssembly.Memory) memories.push(value);
+    return instance;
+  };
+  const exports = await glue.instantiate(getCoreModule, imports, instantiateCore);
+  const key = Object.keys(exports).find((name) => name.startsWith('wasi:http/incoming-handler@'));
+  const handler = (key ? exports[key] : exports.incomingHandler) as { handle?: Handle } | undefined;
+  if (typeof handler?.handle !== 'function') throw new Error('the component does not export wasi:http/incoming-handler#handle');
+  return handler.handle;
+}
+
+function memoryBytes(): number {
+  let total = 0;
+  for (const memory of memories) total += memory.buffer.byteLength;
+  return total;
+}
+
+function cpuMicros(): number {
+  const usage = process.threadCpuUsage();
+  return usage.user + usage.system;
+}
+
+const noop = () => {};
+const noLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, fatal: noop, child: () => noLogger };
+
+async function serve(handle: Handle, message: RequestMessage): Promise<void> {
+  current = { id: message.id, requestId: message.requestId, domain: message.domain, outboundRemaining: message.outboundRequests };
+  const exchange = new Exchange();
+  const cpuBefore = cpuMicros();
+  let trapped: string | undefined;
+  try {
+    const request = new IncomingRequest({
+      method: message.method,
+      pathWithQuery: message.path,
+      scheme: message.scheme,
+      authority: message.authority,
+      headers: message.headers,
+      body: message.body ? [message.body] : [],
+    });
+    const result = handle(request, new ResponseOutparam(exchange));
+    if (result instanceof Promise) await result;
+  } catch (error) {
+    trapped = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  }
+  const out = pending();
+  out.done = {
+    cpuMicros: cpuMicros() - cpuBefore,
+    cpuTotalMicros: cpuMicros(),
+    memoryBytes: memoryBytes(),
+    ...(trapped ? { trap: trapped } : {}),
+  };
+  flushBatch();
+  current = undefined;
+}
+
+async function shutdown(): Promise<void> {
+  for (const ready of prepared) await ready.close?.();
+  for (const capability of loaded) await capability.shutdown?.();
+  port?.postMessage({ type: 'closed' } satisfies FromWorker);
+}
+
+start().then(
+  (handle) => {
+    let queue = Promise.resolve();
+    port.on('message', (message: RequestMessage | { type: 'shutdown' }) => {
+      if (message.type === 'shutdown') {
+        queue = queue.then(shutdown);
+        return;
+      }
+      queue = queue.then(() => serve(handle, message));
+    });
+    port.postMessage({ type: 'ready', cpuTotalMicros: cpuMicros(), memoryBytes: memoryBytes() } satisfies FromWorker);
+  },
+  (error: unknown) => {
+    port.postMessage({ type: 'failed', message: error instanceof Error ? error.message : String(error) } satisfies FromWorker);
+  },
+);

@@ -1,0 +1,259 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { type Logger, StratumError, silentLogger } from '@stratum/core';
+import type { InstallRequest } from './runtime-types.ts';
+import type { ComponentWorld, TranspileWorkerJob, TranspileWorkerReply } from './transpile-worker.ts';
+import { capMemory } from './wasm-memory.ts';
+
+/**
+ * The loader: component bytes in (a local path or bytes handed over), digest verified before
+ * anything else, then jco's transpile in a worker thread, cached on disk by digest so that a
+ * restarted host never transpiles again, then core modules compiled once (memory capped) and
+ * shared by every worker that runs them.
+ */
+
+/** Part of the cache key: another jco makes other glue. Its exports hide package.json, so go via its entry. */
+const JCO_VERSION: string = (
+  JSON.parse(readFileSync(new URL('../package.json', import.meta.resolve('@bytecodealliance/jco')), 'utf8')) as { version: string }
+).version;
+
+export interface LoadedComponent {
+  digest: string;
+  bytes: Uint8Array;
+}
+
+export interface TranspiledComponent {
+  /** The cache key: digest, jco version and async mode. */
+  key: string;
+  glueUrl: string;
+  /** Core module file names, as the glue asks for them. */
+  coreModules: string[];
+  jspi: boolean;
+  dir: string;
+}
+
+export interface LoaderStats {
+  transpiles: number;
+  inspections: number;
+  cacheHits: number;
+}
+
+export function sha256Digest(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+export class Loader {
+  readonly stats: LoaderStats = { transpiles: 0, inspections: 0, cacheHits: 0 };
+  readonly #cacheDir: string;
+  readonly #logger: Logger;
+  #worker: Worker | undefined;
+  #nextJob = 1;
+  readonly #jobs = new Map<number, { resolve: (reply: TranspileWorkerReply) => void; reject: (error: Error) => void }>();
+  readonly #compiled = new Map<string, Promise<Record<string, WebAssembly.Module>>>();
+  readonly #inFlight = new Map<string, Promise<unknown>>();
+
+  constructor(options: { cacheDir: string; logger?: Logger }) {
+    this.#cacheDir = options.cacheDir;
+    this.#logger = options.logger ?? silentLogger;
+  }
+
+  /** Reads the component and checks it against the manifest's digest before anything else. */
+  async read(request: InstallRequest): Promise<LoadedComponent> {
+    const source = request.manifest.source;
+    let bytes: Uint8Array;
+    if (request.component) bytes = request.component;
+    else if (source.kind === 'wasm') {
+      const path = resolve(request.baseDir ?? process.cwd(), source.wasm);
+      try {
+        bytes = await readFile(path);
+      } catch (error) {
+        throw new StratumError('COMPONENT_NOT_FOUND', `cannot read the component ${path}`, {
+          details: [(error as Error).message],
+          hint: 'Build the capsule first (`stratum build`), or pass the component bytes with the install request.',
+          cause: error,
+        });
+      }
+    } else {
+      throw new StratumError(
+        'COMPONENT_NOT_GIVEN',
+        `the component ${source.registry} must be pulled from its registry and passed with the install request`,
+        {
+          hint: 'Pull the artifact (`stratum capsule pull`) and install it with its bytes.',
+        },
+      );
+    }
+    const digest = sha256Digest(bytes);
+    const expected = source.digest;
+    if (expected !== undefined && expected !== digest) {
+      throw new StratumError('DIGEST_MISMATCH', `the component's digest is ${digest}, not ${expected} as the manifest says`, {
+        hint: 'The component was changed or corrupted after the manifest was written; rebuild or pull it again.',
+      });
+    }
+    if (bytes[0] !== 0x00 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d || bytes[6] !== 0x01 || bytes[4] !== 0x0d) {
+      throw new StratumError('NOT_A_COMPONENT', 'the capsule is not a WebAssembly component (a core module or another file was given)', {
+        hint: 'Capsules are components (WASI 0.2); build with `stratum build` or `wasm-tools component new`.',
+      });
+    }
+    return { digest, bytes };
+  }
+
+  /** The component's imports and exports (cached by digest). */
+  async inspect(component: LoadedComponent): Promise<ComponentWorld> {
+    const file = join(this.#cacheDir, 'inspect', `${hexOf(component.digest)}.json`);
+    const cached = await readJson<ComponentWorld>(file);
+    if (cached) return cached;
+    return this.#once(`inspect:${component.digest}`, async () => {
+      this.stats.inspections++;
+      const reply = await this.#run({ id: 0, op: 'inspect', bytes: component.bytes });
+      if (!('world' in reply)) throw new Error('unexpected reply from the transpile worker');
+      await writeAtomic(file, JSON.stringify(reply.world));
+      return reply.world;
+    });
+  }
+
+  /** Transpiles (or finds in the cache) the component with the async imports given. */
+  async transpile(
+    component: LoadedComponent,
+    asyncImports: readonly string[],
+    asyncExports: readonly string[],
+  ): Promise<TranspiledComponent> {
+    const sortedImports = [...new Set(asyncImports)].sort();
+    const jspi = sortedImports.length > 0;
+    const keyInput = JSON.stringify({
+      digest: component.digest,
+      jco: JCO_VERSION,
+      asyncImports: sortedImports,
+      asyncExports: jspi ? [...asyncExports].sort() : [],
+    });
+    const key = `${hexOf(component.digest).slice(0, 32)}-${createHash('sha256').update(keyInput).digest('hex').slice(0, 16)}`;
+    const dir = join(this.#cacheDir, 'transpiled', key);
+    const metaFile = join(dir, 'meta.json');
+    const meta = await readJson<{ coreModules: string[] }>(metaFile);
+    if (meta) {
+      this.stats.cacheHits++;
+      return { key, dir, glueUrl: pathToFileURL(join(dir, 'capsule.js')).href, coreModules: meta.coreModules, jspi };
+    }
+    return this.#once(`transpile:${key}`, async () => {
+      this.stats.transpiles++;
+      const started = performance.now();
+      const reply = await this.#run({
+        id: 0,
+        op: 'transpile',
+        bytes: component.bytes,
+        asyncImports: sortedImports,
+        asyncExports: [...asyncExports],
+      });
+      if (!('files' in reply)) throw new Error('unexpected reply from the transpile worker');
+      const staging = `${dir}.${process.pid}.${Date.now()}.tmp`;
+      await mkdir(staging, { recursive: true });
+      const coreModules: string[] = [];
+      for (const [name, bytes] of Object.entries(reply.files)) {
+        await writeFile(join(staging, name), bytes);
+        if (name.endsWith('.wasm')) coreModules.push(name);
+      }
+      await writeFile(join(staging, 'meta.json'), JSON.stringify({ coreModules, key: JSON.parse(keyInput) }));
+      await rm(dir, { recursive: true, force: true });
+      await rename(staging, dir);
+      this.#logger.info({ digest: component.digest, jspi, ms: Math.round(performance.now() - started) }, 'transpiled component');
+      return { key, dir, glueUrl: pathToFileURL(join(dir, 'capsule.js')).href, coreModules, jspi };
+    });
+  }
+
+  /** Compiles the core modules with every memory capped at `memoryBytes`; shared per (component, cap). */
+  compile(transpiled: TranspiledComponent, memoryBytes: number): Promise<Record<string, WebAssembly.Module>> {
+    const cacheKey = `${transpiled.key}:${memoryBytes}`;
+    let compiled = this.#compiled.get(cacheKey);
+    if (!compiled) {
+      compiled = (async () => {
+        const modules: Record<string, WebAssembly.Module> = {};
+        for (const name of transpiled.coreModules) {
+          const bytes = await readFile(join(transpiled.dir, name));
+          modules[name] = await WebAssembly.compile(capMemory(bytes, memoryBytes));
+        }
+        return modules;
+      })();
+      compiled.catch(() => this.#compiled.delete(cacheKey));
+      this.#compiled.set(cacheKey, compiled);
+    }
+    return compiled;
+  }
+
+  /** Drops compiled modules no installation uses any more. */
+  forget(transpiled: TranspiledComponent, memoryBytes: number): void {
+    this.#compiled.delete(`${transpiled.key}:${memoryBytes}`);
+  }
+
+  async close(): Promise<void> {
+    const worker = this.#worker;
+    this.#worker = undefined;
+    if (worker) await worker.terminate();
+  }
+
+  #once<T>(key: string, work: () => Promise<T>): Promise<T> {
+    const running = this.#inFlight.get(key) as Promise<T> | undefined;
+    if (running) return running;
+    const promise = work().finally(() => this.#inFlight.delete(key));
+    this.#inFlight.set(key, promise);
+    return promise;
+  }
+
+  #run(job: TranspileWorkerJob): Promise<TranspileWorkerReply> {
+    const worker = this.#ensureWorker();
+    const id = this.#nextJob++;
+    return new Promise<TranspileWorkerReply>((resolve, reject) => {
+      this.#jobs.set(id, { resolve, reject });
+      worker.ref();
+      worker.postMessage({ ...job, id });
+    }).then((reply) => {
+      if (!reply.ok) {
+        throw new StratumError('TRANSPILE_FAILED', `jco could not ${job.op} the component`, { details: [reply.message], user: true });
+      }
+      return reply;
+    });
+  }
+
+  #ensureWorker(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = new Worker(new URL('./transpile-worker.ts', import.meta.url));
+    worker.unref();
+    worker.on('message', (reply: TranspileWorkerReply) => {
+      const job = this.#jobs.get(reply.id);
+      this.#jobs.delete(reply.id);
+      if (this.#jobs.size === 0) worker.unref();
+      job?.resolve(reply);
+    });
+    const fail = (error: Error) => {
+      if (this.#worker === worker) this.#worker = undefined;
+      for (const job of this.#jobs.values())
+        job.reject(new StratumError('TRANSPILE_FAILED', 'the transpile worker stopped', { details: [error.message], user: false }));
+      this.#jobs.clear();
+    };
+    worker.on('error', fail);
+    worker.on('exit', (code) => fail(new Error(`exit code ${code}`)));
+    this.#worker = worker;
+    return worker;
+  }
+}
+
+function hexOf(digest: string): string {
+  return digest.startsWith('sha256:') ? digest.slice(7) : digest;
+}
+
+async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+async function writeAtomic(file: string, text: string): Promise<void> {
+  await mkdir(join(file, '..'), { recursive: true });
+  const temporary = `${file}.${process.pid}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, file);
+}

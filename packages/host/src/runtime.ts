@@ -1,0 +1,901 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { errorMessage, type Logger, newRequestId, StratumError, silentLogger } from '@stratum/core';
+import { type Manifest, routeMatches } from '@stratum/manifest';
+import {
+  CAPABILITY_MODULES,
+  type CapabilityModule,
+  type LoadedCapability,
+  loadCapabilities,
+  servesInterface,
+} from './capabilities/index.ts';
+import { Loader, type LoaderStats, type TranspiledComponent } from './loader.ts';
+import type {
+  CapsuleLogEntry,
+  CapsuleState,
+  CapsuleStatus,
+  HostRuntime,
+  InstallRequest,
+  LogLevel,
+  RequestRecord,
+} from './runtime-types.ts';
+import type { FromWorker, RequestMessage, ResponseBatch, WorkerCapabilityPlan, WorkerInit } from './worker-protocol.ts';
+
+/**
+ * Caps on every capsule. The keys are host.toml's `[limits]` (`HostLimits` in src/config), so
+ * that config can be passed as is; a key left out leaves the manifest's resource class in force.
+ */
+export interface RuntimeLimits {
+  memoryBytes?: number;
+  cpuMsPerRequest?: number;
+  timeoutMs?: number;
+  concurrency?: number;
+  /** Requests that may wait for a free instance, per capsule, before 503. Default 64. */
+  queue?: number;
+  /** Default 10 MiB. */
+  requestBodyBytes?: number;
+  /** Default 64 MiB. */
+  responseBodyBytes?: number;
+  /** Default 16. */
+  outboundRequests?: number;
+}
+
+export interface HostRuntimeOptions {
+  /** Where the runtime keeps its transpile cache (`cache/`) and capsules' data (`capsules/<name>/`). */
+  dataDir: string;
+  limits?: RuntimeLimits;
+  logger?: Logger;
+  /** Each capability's section of the host config, by capability name, handed to its `configure`. */
+  capabilityConfig?: Readonly<Record<string, unknown>>;
+  /** The capabilities the host links; default: the registry in src/capabilities/index.ts. */
+  capabilities?: readonly CapabilityModule[];
+  /** Failures in a row (trap, CPU, timeout, crash) after which a capsule is backed off. Default 3. */
+  backoffAfter?: number;
+  /** The first back-off; it doubles with each further failure up to `backoffMaxMs`. Default 1 s. */
+  backoffMs?: number;
+  backoffMaxMs?: number;
+  /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
+  idleInstanceMs?: number;
+  /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
+  logBacklog?: number;
+}
+
+export interface RuntimeStats extends LoaderStats {
+  workersStarted: number;
+}
+
+/** The runtime with what tests and benchmarks look at besides the `HostRuntime` seam. */
+export interface StratumHostRuntime extends HostRuntime {
+  stats(): RuntimeStats;
+}
+
+interface EffectiveLimits {
+  memoryBytes: number;
+  cpuMsPerRequest: number;
+  timeoutMs: number;
+  concurrency: number;
+  queue: number;
+  requestBodyBytes: number;
+  responseBodyBytes: number;
+  outboundRequests: number;
+}
+
+const MiB = 1024 * 1024;
+
+function effectiveLimits(manifest: Manifest, host: RuntimeLimits): EffectiveLimits {
+  const cap = (wanted: number, limit: number | undefined) => (limit === undefined ? wanted : Math.min(wanted, limit));
+  return {
+    memoryBytes: cap(manifest.resources.memoryBytes, host.memoryBytes),
+    cpuMsPerRequest: cap(manifest.resources.cpuMsPerRequest, host.cpuMsPerRequest),
+    timeoutMs: cap(manifest.resources.timeoutMs, host.timeoutMs),
+    concurrency: Math.max(1, cap(manifest.resources.concurrency, host.concurrency)),
+    queue: host.queue ?? 64,
+    requestBodyBytes: host.requestBodyBytes ?? 10 * MiB,
+    responseBodyBytes: host.responseBodyBytes ?? 64 * MiB,
+    outboundRequests: host.outboundRequests ?? 16,
+  };
+}
+
+/** Answers a request the capsule never saw (or could not finish) with a short text. */
+function answer(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  const body = `${message}\n`;
+  res.writeHead(status, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body), ...headers });
+  res.end(body);
+}
+
+interface ActiveRequest {
+  id: number;
+  requestId: string;
+  domain: string;
+  method: string;
+  path: string;
+  res: ServerResponse;
+  started: number;
+  bytesIn: number;
+  bytesOut: number;
+  ended: boolean;
+  cutOff: boolean;
+  limit?: string;
+  wallTimer?: NodeJS.Timeout;
+  cpuTimer?: NodeJS.Timeout;
+}
+
+interface PendingRequest {
+  message: Omit<RequestMessage, 'id'>;
+  res: ServerResponse;
+  bytesIn: number;
+  queuedAt: number;
+}
+
+class CapsuleWorker {
+  readonly worker: Worker;
+  readonly ready: Promise<void>;
+  active: ActiveRequest | undefined;
+  cpuBase = 0;
+  retired = false;
+  idleTimer: NodeJS.Timeout | undefined;
+
+  constructor(worker: Worker, ready: Promise<void>) {
+    this.worker = worker;
+    this.ready = ready;
+  }
+}
+
+let nextRequestNumber = 1;
+
+class Capsule {
+  readonly name: string;
+  readonly domains: string[];
+  readonly manifest: Manifest;
+  readonly digest: string;
+  readonly limits: EffectiveLimits;
+  readonly transpiled: TranspiledComponent;
+  readonly init: WorkerInit;
+  state: CapsuleState = 'installed';
+  readonly workers = new Set<CapsuleWorker>();
+  readonly idle: CapsuleWorker[] = [];
+  readonly queue: PendingRequest[] = [];
+  /** Requests holding a slot: running in a worker or waiting for one to start. */
+  active = 0;
+  readonly limitHits: Record<string, number> = {};
+  failures = 0;
+  backedOffUntil = 0;
+  lastError: string | undefined;
+  readonly logs: CapsuleLogEntry[] = [];
+  readonly logListeners = new Set<(entry: CapsuleLogEntry) => void>();
+  drained: (() => void) | undefined;
+  readonly #runtime: Runtime;
+
+  constructor(
+    runtime: Runtime,
+    fields: {
+      name: string;
+      domains: string[];
+      manifest: Manifest;
+      digest: string;
+      limits: EffectiveLimits;
+      transpiled: TranspiledComponent;
+      init: WorkerInit;
+    },
+  ) {
+    this.#runtime = runtime;
+    this.name = fields.name;
+    this.domains = fields.domains;
+    this.manifest = fields.manifest;
+    this.digest = fields.digest;
+    this.limits = fields.limits;
+    this.transpiled = fields.transpiled;
+    this.init = fields.init;
+  }
+
+  status(): CapsuleStatus {
+    const status: CapsuleStatus = {
+      name: this.name,
+      domains: [...this.domains],
+      state: this.state,
+      version: this.manifest.capsule.version,
+      digest: this.digest,
+      instances: this.workers.size,
+      inFlight: this.active,
+      limitHits: { ...this.limitHits },
+    };
+    if (this.backedOffUntil > Date.now()) status.backedOffUntil = new Date(this.backedOffUntil).toISOString();
+    if (this.lastError !== undefined) status.lastError = this.lastError;
+    return status;
+  }
+
+  log(level: LogLevel, message: string, source = 'host', requestId?: string): void {
+    const entry: CapsuleLogEntry = { time: new Date().toISOString(), capsule: this.name, level, source, message };
+    if (requestId !== undefined) entry.requestId = requestId;
+    this.logs.push(entry);
+    if (this.logs.length > this.#runtime.logBacklog) this.logs.splice(0, this.logs.length - this.#runtime.logBacklog);
+    for (const listener of this.logListeners) listener(entry);
+  }
+
+  limitHit(limit: string, request: { requestId: string; domain: string }, detail: string): void {
+    this.limitHits[limit] = (this.limitHits[limit] ?? 0) + 1;
+    this.#runtime.logger.warn({ capsule: this.name, domain: request.domain, requestId: request.requestId, limit }, `limit hit: ${detail}`);
+    this.log('warn', `limit hit (${limit}): ${detail}`, 'host', request.requestId);
+  }
+
+  // ----- the pool -----
+
+  spawn(): CapsuleWorker {
+    const worker = new Worker(new URL('./capsule-worker.ts', import.meta.url), {
+      workerData: this.init,
+      // The JS heap of the glue only: linear memory is capped in the modules themselves.
+      resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 },
+      env: {},
+      stdout: true,
+      stderr: true,
+      name: `capsule:${this.name}`,
+    });
+    let markReady: () => void = () => {};
+    let markFailed: (error: Error) => void = () => {};
+    const ready = new Promise<void>((resolve, reject) => {
+      markReady = resolve;
+      markFailed = reject;
+    });
+    ready.catch(() => {});
+    const handle = new CapsuleWorker(worker, ready);
+    this.workers.add(handle);
+    this.#runtime.workersStarted++;
+    const forward = (level: LogLevel) => (data: Buffer) => {
+      for (const line of data.toString('utf8').split('\n')) if (line.trim()) this.log(level, line, 'host');
+    };
+    worker.stdout.on('data', forward('info'));
+    worker.stderr.on('data', forward('error'));
+    worker.on('message', (message: FromWorker) => {
+      switch (message.type) {
+        case 'batch':
+          this.onBatch(handle, message);
+          break;
+        case 'ready':
+          handle.cpuBase = message.cpuTotalMicros;
+          markReady();
+          break;
+        case 'failed':
+          this.lastError = message.message;
+          markFailed(new StratumError('INSTANCE_FAILED', `${this.name} could not be instantiated: ${message.message}`, { user: false }));
+          this.retire(handle);
+          break;
+        case 'closed':
+          void worker.terminate();
+          break;
+      }
+    });
+    worker.on('error', (error: Error & { code?: string }) => {
+      const limit = error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? 'memory' : 'crash';
+      markFailed(error);
+      this.onWorkerLost(handle, limit, error.message);
+    });
+    worker.on('exit', () => {
+      markFailed(new Error('the instance exited before it was ready'));
+      this.onWorkerLost(handle, 'crash', 'the instance exited');
+    });
+    return handle;
+  }
+
+  retire(handle: CapsuleWorker): void {
+    if (handle.retired) return;
+    handle.retired = true;
+    clearTimeout(handle.idleTimer);
+    this.workers.delete(handle);
+    const index = this.idle.indexOf(handle);
+    if (index !== -1) this.idle.splice(index, 1);
+    void handle.worker.terminate();
+  }
+
+  /** The worker died under a request (crash, out of memory) or on its own. */
+  onWorkerLost(handle: CapsuleWorker, limit: string, detail: string): void {
+    if (handle.retired) return;
+    const active = handle.active;
+    this.retire(handle);
+    if (active) {
+      this.limitHit(limit, active, detail);
+      active.limit = limit;
+      this.finish(handle, active, { status: 500, message: 'the capsule failed' }, true);
+    }
+  }
+
+  /** Ends the worker running `active` because it went over a limit. */
+  kill(handle: CapsuleWorker, active: ActiveRequest, limit: 'cpu' | 'timeout', detail: string): void {
+    if (handle.active !== active) return;
+    this.retire(handle);
+    this.limitHit(limit, active, detail);
+    active.limit = limit;
+    this.finish(
+      handle,
+      active,
+      { status: 504, message: limit === 'cpu' ? 'the capsule used more CPU time than allowed' : 'the capsule took too long' },
+      true,
+    );
+  }
+
+  accept(req: IncomingMessage, res: ServerResponse, domain: string): void {
+    const requestId = newRequestId();
+    const path = req.url ?? '/';
+    if (this.state !== 'running') {
+      answer(res, 503, `${this.name} is ${this.state}`, { 'retry-after': '5' });
+      return;
+    }
+    const now = Date.now();
+    if (this.backedOffUntil > now) {
+      this.limitHit('backoff', { requestId, domain }, 'backed off after repeated failures');
+      answer(res, 503, `${this.name} is backed off after repeated failures`, {
+        'retry-after': String(Math.ceil((this.backedOffUntil - now) / 1000)),
+      });
+      return;
+    }
+    const queryAt = path.indexOf('?');
+    if (!routeMatches(this.manifest.http.routes, queryAt === -1 ? path : path.slice(0, queryAt))) {
+      answer(res, 404, 'not found');
+      return;
+    }
+    const limit = this.limits.requestBodyBytes;
+    const declared = req.headers['content-length'];
+    if (declared !== undefined && Number(declared) > limit) {
+      this.limitHit('request-body', { requestId, domain }, `request body of ${declared} bytes over ${limit}`);
+      res.setHeader('connection', 'close');
+      answer(res, 413, `the request body is larger than ${limit} bytes`);
+      req.resume();
+      return;
+    }
+    const message: Omit<RequestMessage, 'id'> = {
+      type: 'request',
+      requestId,
+      domain,
+      method: req.method ?? 'GET',
+      path,
+      scheme: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+      authority: req.headers.host ?? domain,
+      headers: req.rawHeaders,
+      body: undefined,
+      outboundRequests: this.limits.outboundRequests,
+    };
+    const hasBody = declared !== undefined ? declared !== '0' : req.headers['transfer-encoding'] !== undefined;
+    if (!hasBody) {
+      this.admit({ message, res, bytesIn: 0, queuedAt: now });
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let refused = false;
+    req.on('data', (chunk: Buffer) => {
+      if (refused) return;
+      total += chunk.length;
+      if (total > limit) {
+        refused = true;
+        this.limitHit('request-body', { requestId, domain }, `request body over ${limit} bytes`);
+        res.setHeader('connection', 'close');
+        answer(res, 413, `the request body is larger than ${limit} bytes`);
+        req.resume();
+        return;
+      }
+      chunks.push(chunk);
+    });
+    req.on('end', () => {
+      if (refused) return;
+      // A buffer of its own (never Node's shared pool), so it can be moved to the worker.
+      const body = new Uint8Array(total);
+      let offset = 0;
+      for (const chunk of chunks) {
+        body.set(chunk, offset);
+        offset += chunk.length;
+      }
+      message.body = body;
+      this.admit({ message, res, bytesIn: total, queuedAt: Date.now() });
+    });
+    req.on('error', () => {
+      refused = true;
+    });
+  }
+
+  admit(pending: PendingRequest): void {
+    if (this.active < this.limits.concurrency) {
+      this.active++;
+      this.run(pending);
+      return;
+    }
+    if (this.queue.length >= this.limits.queue) {
+      this.limitHit('concurrency', pending.message, `${this.active} requests in flight and ${this.queue.length} waiting`);
+      answer(pending.res, 503, `${this.name} is busy`, { 'retry-after': '1' });
+      return;
+    }
+    this.queue.push(pending);
+  }
+
+  /** Runs `pending` in an idle worker or a new one; the caller holds a slot for it. */
+  run(pending: PendingRequest): void {
+    const idle = this.idle.pop();
+    if (idle) {
+      clearTimeout(idle.idleTimer);
+      this.dispatch(idle, pending);
+      return;
+    }
+    const handle = this.spawn();
+    handle.ready.then(
+      () => {
+        if (handle.retired) this.abandon(pending, 'the instance stopped before it was ready');
+        else this.dispatch(handle, pending);
+      },
+      (error: unknown) => {
+        this.abandon(pending, errorMessage(error));
+      },
+    );
+  }
+
+  /** A request lost its instance before it started: answer it, give its slot on. */
+  abandon(pending: PendingRequest, reason: string): void {
+    this.lastError = reason;
+    answer(pending.res, 503, `${this.name} could not start an instance`);
+    this.#runtime.logger.error({ capsule: this.name, requestId: pending.message.requestId, err: reason }, 'instance failed to start');
+    this.releaseSlot();
+  }
+
+  dispatch(handle: CapsuleWorker, pending: PendingRequest): void {
+    const waited = Date.now() - pending.queuedAt;
+    if (waited > this.limits.timeoutMs) {
+      this.limitHit('timeout', pending.message, `waited ${waited} ms for an instance`);
+      answer(pending.res, 503, `${this.name} is busy`);
+      this.release(handle);
+      return;
+    }
+    const id = nextRequestNumber++;
+    const active: ActiveRequest = {
+      id,
+      requestId: pending.message.requestId,
+      domain: pending.message.domain,
+      method: pending.message.method,
+      path: pending.message.path,
+      res: pending.res,
+      started: Date.now(),
+      bytesIn: pending.bytesIn,
+      bytesOut: 0,
+      ended: false,
+      cutOff: false,
+    };
+    handle.active = active;
+    pending.res.on('close', () => {
+      if (!active.ended && handle.active === active) active.cutOff = true;
+    });
+    const timeoutMs = this.limits.timeoutMs;
+    active.wallTimer = setTimeout(() => this.kill(handle, active, 'timeout', `over the ${timeoutMs} ms wall-clock limit`), timeoutMs);
+    this.armCpuCheck(handle, active, this.limits.cpuMsPerRequest);
+    const message = { ...pending.message, id } as RequestMessage;
+    handle.worker.postMessage(message, message.body ? [message.body.buffer as ArrayBuffer] : []);
+  }
+
+  /** CPU time never exceeds wall time, so the first look is due after `ms` of wall time. */
+  armCpuCheck(handle: CapsuleWorker, active: ActiveRequest, ms: number): void {
+    const limit = this.limits.cpuMsPerRequest;
+    active.cpuTimer = setTimeout(() => {
+      if (handle.active !== active) return;
+      handle.worker.cpuUsage().then(
+        (usage) => {
+          if (handle.active !== active) return;
+          const usedMs = (usage.user + usage.system - handle.cpuBase) / 1000;
+          if (usedMs > limit) this.kill(handle, active, 'cpu', `used ${Math.round(usedMs)} ms of CPU, over the ${limit} ms limit`);
+          else this.armCpuCheck(handle, active, Math.max(1, limit - usedMs));
+        },
+        () => {},
+      );
+    }, Math.ceil(ms));
+  }
+
+  onBatch(handle: CapsuleWorker, batch: ResponseBatch): void {
+    if (batch.logs) for (const line of batch.logs) this.log(line.level, line.message, line.source, line.requestId);
+    const active = handle.active;
+    if (!active || active.id !== batch.id) return;
+    const res = active.res;
+    if (!active.cutOff) {
+      try {
+        if (batch.head) res.writeHead(batch.head.status, batch.head.headers);
+        else if (batch.failed !== undefined && !res.headersSent) answer(res, 502, `the capsule answered with an error (${batch.failed})`);
+        if (batch.chunks) {
+          for (const chunk of batch.chunks) {
+            active.bytesOut += chunk.length;
+            res.write(chunk);
+          }
+        }
+        if (batch.end) {
+          active.ended = true;
+          res.end();
+        }
+      } catch (error) {
+        active.cutOff = true;
+        this.log('error', `invalid response from the capsule: ${errorMessage(error)}`, 'host', active.requestId);
+        answer(res, 502, 'the capsule sent an invalid response');
+      }
+      if (batch.limit) {
+        active.cutOff = true;
+        active.limit = batch.limit;
+        this.limitHit(batch.limit, active, `response body over ${this.limits.responseBodyBytes} bytes`);
+        answer(res, 502, 'the response body is too large');
+      }
+    }
+    if (batch.done) {
+      const done = batch.done;
+      handle.cpuBase = done.cpuTotalMicros;
+      if (done.trap !== undefined) {
+        const nearCap = this.limits.memoryBytes - done.memoryBytes < Math.max(MiB, this.limits.memoryBytes / 16);
+        const limit = nearCap ? 'memory' : 'trap';
+        this.limitHit(limit, active, nearCap ? `out of memory (${done.memoryBytes} bytes): ${done.trap}` : `trapped: ${done.trap}`);
+        active.limit = limit;
+        this.lastError = done.trap;
+        this.retire(handle);
+        this.finish(handle, active, { status: 500, message: 'the capsule failed' }, true, done);
+        return;
+      }
+      if (!res.headersSent) {
+        this.finish(handle, active, { status: 500, message: 'the capsule did not send a response' }, true, done);
+        return;
+      }
+      this.finish(handle, active, undefined, active.limit !== undefined, done);
+    }
+  }
+
+  /** Ends `active` (answering it when given a fallback), records it, and frees its worker. */
+  finish(
+    handle: CapsuleWorker,
+    active: ActiveRequest,
+    fallback: { status: number; message: string } | undefined,
+    failed: boolean,
+    done?: { cpuMicros: number; memoryBytes: number },
+  ): void {
+    if (handle.active !== active) return;
+    handle.active = undefined;
+    clearTimeout(active.wallTimer);
+    clearTimeout(active.cpuTimer);
+    const res = active.res;
+    if (fallback) answer(res, fallback.status, fallback.message);
+    else if (!res.writableEnded) res.end();
+    if (failed && active.limit !== 'response-body') this.failed();
+    else this.failures = 0;
+    const record: RequestRecord = {
+      capsule: this.name,
+      domain: active.domain,
+      requestId: active.requestId,
+      method: active.method,
+      path: active.path,
+      status: res.statusCode,
+      cpuMs: done ? done.cpuMicros / 1000 : this.limits.cpuMsPerRequest,
+      wallMs: Date.now() - active.started,
+      memoryBytes: done?.memoryBytes ?? 0,
+      bytesIn: active.bytesIn,
+      bytesOut: active.bytesOut,
+    };
+    if (active.limit !== undefined) record.limit = active.limit;
+    this.#runtime.emitRequest(record);
+    this.release(handle);
+  }
+
+  failed(): void {
+    this.failures++;
+    const after = this.#runtime.backoffAfter;
+    if (this.failures >= after) {
+      const ms = Math.min(this.#runtime.backoffMs * 2 ** (this.failures - after), this.#runtime.backoffMaxMs);
+      this.backedOffUntil = Date.now() + ms;
+      this.#runtime.logger.warn({ capsule: this.name, failures: this.failures, ms }, 'capsule backed off after repeated failures');
+      this.log('warn', `backed off for ${ms} ms after ${this.failures} failures in a row`);
+    }
+  }
+
+  /** The worker is free (or gone): serve the next waiting request, or park it. */
+  release(handle: CapsuleWorker): void {
+    const next = this.queue.shift();
+    if (next) {
+      if (handle.retired || this.state === 'stopped') this.run(next);
+      else this.dispatch(handle, next);
+      return;
+    }
+    this.active--;
+    if (!handle.retired) {
+      this.idle.push(handle);
+      if (this.workers.size > 1) {
+        handle.idleTimer = setTimeout(() => {
+          if (this.workers.size > 1 && !handle.active) this.retire(handle);
+        }, this.#runtime.idleInstanceMs);
+        handle.idleTimer.unref();
+      }
+    } else if (this.state === 'running' && this.workers.size === 0 && this.backedOffUntil <= Date.now()) {
+      this.warm();
+    }
+    if (this.active === 0 && this.drained) this.drained();
+  }
+
+  releaseSlot(): void {
+    const next = this.queue.shift();
+    if (next) this.run(next);
+    else this.active--;
+    if (this.active === 0 && this.drained) this.drained();
+  }
+
+  /** Keeps one instance ready, so that the next request after a failure starts at once. */
+  warm(): void {
+    const handle = this.spawn();
+    handle.ready.then(
+      () => {
+        if (handle.retired || handle.active) return;
+        if (this.state !== 'running') {
+          this.retire(handle);
+          return;
+        }
+        this.idle.push(handle);
+      },
+      (error: unknown) => {
+        this.lastError = errorMessage(error);
+      },
+    );
+  }
+
+  async stopWorkers(): Promise<void> {
+    for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} is stopping`);
+    for (const handle of [...this.workers]) {
+      const active = handle.active;
+      this.retire(handle);
+      if (active) {
+        active.limit = 'stopped';
+        this.finish(handle, active, { status: 503, message: `${this.name} was stopped` }, false);
+      }
+    }
+  }
+}
+
+class Runtime implements StratumHostRuntime {
+  readonly logger: Logger;
+  readonly logBacklog: number;
+  readonly backoffAfter: number;
+  readonly backoffMs: number;
+  readonly backoffMaxMs: number;
+  readonly idleInstanceMs: number;
+  workersStarted = 0;
+  readonly #options: HostRuntimeOptions;
+  readonly #loader: Loader;
+  readonly #capabilities: LoadedCapability[];
+  readonly #capsules = new Map<string, Capsule>();
+  readonly #byDomain = new Map<string, Capsule>();
+  readonly #requestListeners = new Set<(record: RequestRecord) => void>();
+  #closed = false;
+
+  constructor(options: HostRuntimeOptions, capabilities: LoadedCapability[]) {
+    this.#options = options;
+    this.logger = options.logger ?? silentLogger;
+    this.logBacklog = options.logBacklog ?? 1000;
+    this.backoffAfter = options.backoffAfter ?? 3;
+    this.backoffMs = options.backoffMs ?? 1000;
+    this.backoffMaxMs = options.backoffMaxMs ?? 60_000;
+    this.idleInstanceMs = options.idleInstanceMs ?? 30_000;
+    this.#capabilities = capabilities;
+    this.#loader = new Loader({ cacheDir: join(options.dataDir, 'cache'), logger: this.logger });
+  }
+
+  stats(): RuntimeStats {
+    return { ...this.#loader.stats, workersStarted: this.workersStarted };
+  }
+
+  async install(request: InstallRequest): Promise<CapsuleStatus> {
+    const manifest = request.manifest;
+    const name = request.name ?? manifest.capsule.name;
+    const domains = request.domains.map((domain) => domain.toLowerCase());
+    for (const domain of domains) {
+      const owner = this.#byDomain.get(domain);
+      if (owner && owner.name !== name) {
+        throw new StratumError('DOMAIN_TAKEN', `${domain} is already served by ${owner.name}`, {
+          hint: `Uninstall ${owner.name} first, or pick another domain.`,
+        });
+      }
+    }
+    const component = await this.#loader.read(request);
+    const world = await this.#loader.inspect(component);
+    const handlerExport = world.exports.find((item) => item.startsWith('wasi:http/incoming-handler@'));
+    if (!handlerExport) {
+      throw new StratumError('NOT_AN_HTTP_CAPSULE', `${name} does not export wasi:http/incoming-handler`, {
+        details: [`exports: ${world.exports.join(', ') || 'none'}`],
+        hint: 'A capsule is an HTTP handler: export wasi:http/incoming-handler@0.2.x.',
+      });
+    }
+    const byCapability = new Map<LoadedCapability, string[]>();
+    const unknown: string[] = [];
+    for (const item of world.imports) {
+      const served = this.#capabilities.find(({ capability }) => servesInterface(capability, item));
+      if (!served) unknown.push(item);
+      else byCapability.set(served, [...(byCapability.get(served) ?? []), item]);
+    }
+    if (unknown.length > 0) {
+      throw new StratumError(
+        'CAPABILITY_UNKNOWN_IMPORT',
+        `${name} imports ${unknown.length === 1 ? 'an interface' : 'interfaces'} this host does not provide`,
+        {
+          details: unknown.map((item) => `import ${item}: no capability of this host serves it`),
+          hint: `This host serves: ${this.#capabilities.flatMap(({ capability }) => capability.interfaces).join(', ')}.`,
+        },
+      );
+    }
+    const plans: WorkerCapabilityPlan[] = [];
+    const asyncImports: string[] = [];
+    for (const [loaded, imports] of byCapability) {
+      const dataDir = join(this.#options.dataDir, 'capsules', name, loaded.capability.name);
+      const plan = await loaded.capability.configure({
+        capsule: name,
+        domains,
+        manifest,
+        imports,
+        hostConfig: this.#options.capabilityConfig?.[loaded.capability.name],
+        config: request.config ?? {},
+        dataDir,
+        logger: this.logger.child({ capsule: name, capability: loaded.capability.name }),
+      });
+      plans.push({ name: loaded.capability.name, module: loaded.entry.module, settings: structuredClone(plan.settings), dataDir });
+      if (plan.asyncImports) asyncImports.push(...plan.asyncImports);
+    }
+    const transpiled = await this.#loader.transpile(component, asyncImports, [`${handlerExport}#handle`]);
+    const limits = effectiveLimits(manifest, this.#options.limits ?? {});
+    const modules = await this.#loader.compile(transpiled, limits.memoryBytes);
+    const capsule = new Capsule(this, {
+      name,
+      domains,
+      manifest,
+      digest: component.digest,
+      limits,
+      transpiled,
+      init: {
+        capsule: name,
+        glueUrl: transpiled.glueUrl,
+        modules,
+        capabilities: plans,
+        jspi: transpiled.jspi,
+        responseBodyBytes: limits.responseBodyBytes,
+      },
+    });
+    const previous = this.#capsules.get(name);
+    if (previous) await this.#remove(previous);
+    this.#capsules.set(name, capsule);
+    for (const domain of domains) this.#byDomain.set(domain, capsule);
+    this.logger.info({ capsule: name, domains, digest: component.digest, jspi: transpiled.jspi }, 'capsule installed');
+    capsule.log('info', `installed ${manifest.capsule.name}@${manifest.capsule.version} (${component.digest})`);
+    if (previous && (previous.state === 'running' || previous.state === 'draining')) return this.start(name);
+    return capsule.status();
+  }
+
+  async start(name: string): Promise<CapsuleStatus> {
+    const capsule = this.#get(name);
+    if (capsule.state === 'running') return capsule.status();
+    capsule.state = 'running';
+    capsule.failures = 0;
+    capsule.backedOffUntil = 0;
+    if (capsule.workers.size === 0) {
+      const handle = capsule.spawn();
+      try {
+        await handle.ready;
+      } catch (error) {
+        capsule.state = 'failed';
+        capsule.lastError = errorMessage(error);
+        capsule.retire(handle);
+        throw error;
+      }
+      if (!handle.retired && !handle.active) capsule.idle.push(handle);
+    }
+    capsule.log('info', 'started');
+    return capsule.status();
+  }
+
+  async drain(name: string): Promise<CapsuleStatus> {
+    const capsule = this.#get(name);
+    if (capsule.state === 'running') capsule.state = 'draining';
+    if (capsule.active > 0) {
+      await new Promise<void>((resolve) => {
+        capsule.drained = resolve;
+      });
+      capsule.drained = undefined;
+    }
+    await capsule.stopWorkers();
+    capsule.state = 'stopped';
+    capsule.log('info', 'drained');
+    return capsule.status();
+  }
+
+  async stop(name: string): Promise<CapsuleStatus> {
+    const capsule = this.#get(name);
+    capsule.state = 'stopped';
+    await capsule.stopWorkers();
+    capsule.log('info', 'stopped');
+    return capsule.status();
+  }
+
+  async uninstall(name: string): Promise<void> {
+    await this.#remove(this.#get(name));
+  }
+
+  status(): CapsuleStatus[] {
+    return [...this.#capsules.values()].map((capsule) => capsule.status());
+  }
+
+  handleRequest(request: IncomingMessage, response: ServerResponse): void {
+    const host = request.headers.host;
+    const domain = host === undefined ? '' : hostName(host);
+    const capsule = this.#byDomain.get(domain);
+    if (!capsule || this.#closed) {
+      answer(response, 404, `no capsule is installed for ${domain || 'this host'}`);
+      request.resume();
+      return;
+    }
+    capsule.accept(request, response, domain);
+  }
+
+  onRequest(listener: (record: RequestRecord) => void): () => void {
+    this.#requestListeners.add(listener);
+    return () => this.#requestListeners.delete(listener);
+  }
+
+  emitRequest(record: RequestRecord): void {
+    for (const listener of this.#requestListeners) listener(record);
+  }
+
+  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options: { backlog?: number } = {}): () => void {
+    const capsule = this.#get(name);
+    const backlog = options.backlog ?? capsule.logs.length;
+    for (const entry of backlog > 0 ? capsule.logs.slice(-backlog) : []) listener(entry);
+    capsule.logListeners.add(listener);
+    return () => capsule.logListeners.delete(listener);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const capsule of this.#capsules.values()) {
+      capsule.state = 'stopped';
+      await capsule.stopWorkers();
+    }
+    await this.#loader.close();
+  }
+
+  async #remove(capsule: Capsule): Promise<void> {
+    capsule.state = 'stopped';
+    await capsule.stopWorkers();
+    this.#capsules.delete(capsule.name);
+    for (const domain of capsule.domains) if (this.#byDomain.get(domain) === capsule) this.#byDomain.delete(domain);
+    this.#loader.forget(capsule.transpiled, capsule.limits.memoryBytes);
+  }
+
+  #get(name: string): Capsule {
+    const capsule = this.#capsules.get(name);
+    if (!capsule) {
+      throw new StratumError('CAPSULE_NOT_FOUND', `no capsule named ${name} is installed`, {
+        hint: `Installed: ${[...this.#capsules.keys()].join(', ') || 'none'}.`,
+      });
+    }
+    return capsule;
+  }
+}
+
+/** `Example.COM:8080` -> `example.com`; `[::1]:80` -> `::1`. */
+export function hostName(host: string): string {
+  const lower = host.trim().toLowerCase();
+  if (lower.startsWith('[')) {
+    const end = lower.indexOf(']');
+    return end === -1 ? lower : lower.slice(1, end);
+  }
+  const colon = lower.indexOf(':');
+  const name = colon === -1 ? lower : lower.slice(0, colon);
+  return name.endsWith('.') ? name.slice(0, -1) : name;
+}
+
+/**
+ * Creates the runtime: the loader with its transpile cache under `dataDir/cache`, the
+ * capabilities of the registry, and no capsules yet.
+ *
+ * @example
+ * const runtime = await createHostRuntime({ dataDir: '/var/lib/stratum', limits: { memoryBytes: 256 * 1024 * 1024 } });
+ * await runtime.install({ manifest, baseDir, domains: ['example.com'] });
+ * await runtime.start('hello');
+ * http.createServer((req, res) => runtime.handleRequest(req, res)).listen(8080);
+ */
+export async function createHostRuntime(options: HostRuntimeOptions): Promise<StratumHostRuntime> {
+  const capabilities = await loadCapabilities(options.capabilities ?? CAPABILITY_MODULES);
+  return new Runtime(options, capabilities);
+}

@@ -1,0 +1,544 @@
+/**
+ * wasi:http/types@0.2 for capsule workers: the resources of the incoming-handler bridge
+ * (requests in, responses out, both bodies as in-memory streams), and the outgoing-request
+ * resources that the `outbound` capability's `wasi:http/outgoing-handler` works with. Shared
+ * runtime code, not a capability: `http` serves it, `outbound` builds on it.
+ *
+ * Errors follow jco's convention: a thrown plain value becomes the `result`'s `err`.
+ */
+import { CLOSED, InputStream, type IoError, OutputStream, Pollable } from './io.ts';
+
+export type Method =
+  | { tag: 'get' | 'head' | 'post' | 'put' | 'delete' | 'connect' | 'options' | 'trace' | 'patch' }
+  | { tag: 'other'; val: string };
+export type Scheme = { tag: 'HTTP' } | { tag: 'HTTPS' } | { tag: 'other'; val: string };
+/** wasi:http's error-code variant, as jco represents it. */
+export type ErrorCode = { tag: string; val?: unknown };
+type HeaderError = { tag: 'invalid-syntax' | 'forbidden' | 'immutable' };
+
+const STANDARD_METHODS = new Set(['get', 'head', 'post', 'put', 'delete', 'connect', 'options', 'trace', 'patch']);
+
+export function methodFromString(method: string): Method {
+  const lower = method.toLowerCase();
+  return STANDARD_METHODS.has(lower) ? ({ tag: lower } as Method) : { tag: 'other', val: method };
+}
+
+export function methodToString(method: Method): string {
+  return method.tag === 'other' ? method.val : method.tag.toUpperCase();
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** Header names no capsule may set: hop-by-hop ones, owned by the host's HTTP server. */
+const FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+function validValue(value: Uint8Array): boolean {
+  for (const byte of value) if (byte === 0x0a || byte === 0x0d || byte === 0x00) return false;
+  return true;
+}
+
+function immutable(): never {
+  throw { tag: 'immutable' } satisfies HeaderError;
+}
+
+function checkName(name: string): void {
+  if (!TOKEN.test(name)) throw { tag: 'invalid-syntax' } satisfies HeaderError;
+  if (FORBIDDEN.has(name.toLowerCase())) throw { tag: 'forbidden' } satisfies HeaderError;
+}
+
+/** Header fields: an ordered list of (name, value); names compare case-insensitively. */
+export class Fields {
+  #entries: [string, Uint8Array][];
+  #immutable: boolean;
+
+  constructor() {
+    this.#entries = [];
+    this.#immutable = false;
+  }
+
+  /** Host side: fields over entries the host already checked; `immutable` for request headers. */
+  static adopt(entries: [string, Uint8Array][], isImmutable: boolean): Fields {
+    const fields = new Fields();
+    fields.#entries = entries;
+    fields.#immutable = isImmutable;
+    return fields;
+  }
+
+  static fromList(entries: [string, Uint8Array][]): Fields {
+    for (const [name, value] of entries) {
+      checkName(name);
+      if (!validValue(value)) throw { tag: 'invalid-syntax' } satisfies HeaderError;
+    }
+    return Fields.adopt(
+      entries.map(([name, value]) => [name, value]),
+      false,
+    );
+  }
+
+  get(name: string): Uint8Array[] {
+    const lower = name.toLowerCase();
+    const values: Uint8Array[] = [];
+    for (const [key, value] of this.#entries) if (key.toLowerCase() === lower) values.push(value);
+    return values;
+  }
+
+  has(name: string): boolean {
+    const lower = name.toLowerCase();
+    return this.#entries.some(([key]) => key.toLowerCase() === lower);
+  }
+
+  set(name: string, values: Uint8Array[]): void {
+    if (this.#immutable) immutable();
+    checkName(name);
+    for (const value of values) if (!validValue(value)) throw { tag: 'invalid-syntax' } satisfies HeaderError;
+    const lower = name.toLowerCase();
+    this.#entries = this.#entries.filter(([key]) => key.toLowerCase() !== lower);
+    for (const value of values) this.#entries.push([name, value]);
+  }
+
+  delete(name: string): void {
+    if (this.#immutable) immutable();
+    checkName(name);
+    const lower = name.toLowerCase();
+    this.#entries = this.#entries.filter(([key]) => key.toLowerCase() !== lower);
+  }
+
+  append(name: string, value: Uint8Array): void {
+    if (this.#immutable) immutable();
+    checkName(name);
+    if (!validValue(value)) throw { tag: 'invalid-syntax' } satisfies HeaderError;
+    this.#entries.push([name, value]);
+  }
+
+  entries(): [string, Uint8Array][] {
+    return this.#entries.map(([name, value]) => [name, value]);
+  }
+
+  clone(): Fields {
+    return Fields.adopt(this.entries(), false);
+  }
+
+  /** Host side: the entries as they are (no copy). */
+  static entriesOf(fields: Fields): [string, Uint8Array][] {
+    return fields.#entries;
+  }
+
+  /** Host side: a read-only view sharing these entries (a resource's `headers()` child). */
+  static view(fields: Fields): Fields {
+    return Fields.adopt(fields.#entries, true);
+  }
+
+  /** Host side: freezes fields handed to a response or request. */
+  static freeze(fields: Fields): void {
+    fields.#immutable = true;
+  }
+}
+
+/** What the worker knows of a request it serves. */
+export interface IncomingRequestData {
+  method: string;
+  pathWithQuery: string;
+  scheme: 'http' | 'https';
+  authority: string;
+  /** Flat list: name, value, name, value ... (Node's rawHeaders). */
+  headers: string[];
+  body: Uint8Array[];
+}
+
+export class IncomingRequest {
+  readonly #data: IncomingRequestData;
+  #headers: Fields | undefined;
+  #consumed = false;
+
+  constructor(data: IncomingRequestData) {
+    this.#data = data;
+  }
+
+  method(): Method {
+    return methodFromString(this.#data.method);
+  }
+
+  pathWithQuery(): string | undefined {
+    return this.#data.pathWithQuery;
+  }
+
+  scheme(): Scheme | undefined {
+    return { tag: this.#data.scheme === 'https' ? 'HTTPS' : 'HTTP' };
+  }
+
+  authority(): string | undefined {
+    return this.#data.authority;
+  }
+
+  headers(): Fields {
+    if (!this.#headers) {
+      const raw = this.#data.headers;
+      const entries: [string, Uint8Array][] = [];
+      for (let index = 0; index + 1 < raw.length; index += 2) {
+        entries.push([(raw[index] as string).toLowerCase(), encoder.encode(raw[index + 1] as string)]);
+      }
+      this.#headers = Fields.adopt(entries, true);
+    }
+    return Fields.view(this.#headers);
+  }
+
+  consume(): IncomingBody {
+    if (this.#consumed) throw undefined;
+    this.#consumed = true;
+    return new IncomingBody(new InputStream(this.#data.body));
+  }
+}
+
+export class IncomingBody {
+  readonly #stream: InputStream;
+  #taken = false;
+
+  constructor(stream: InputStream) {
+    this.#stream = stream;
+  }
+
+  stream(): InputStream {
+    if (this.#taken) throw undefined;
+    this.#taken = true;
+    return this.#stream;
+  }
+
+  static finish(_body: IncomingBody): FutureTrailers {
+    return new FutureTrailers();
+  }
+}
+
+/** Trailers are not carried by the bridge: the future is ready at once with none. */
+export class FutureTrailers {
+  #taken = false;
+
+  subscribe(): Pollable {
+    return new Pollable();
+  }
+
+  get(): { tag: 'ok' | 'err'; val: unknown } | undefined {
+    if (this.#taken) return { tag: 'err', val: undefined };
+    this.#taken = true;
+    return { tag: 'ok', val: { tag: 'ok', val: undefined } };
+  }
+}
+
+/** Receives a response: the ingress bridge implements it for each request. */
+export interface ResponseReceiver {
+  /** The guest set the response (status and headers), or an error. */
+  head(status: number, headers: [string, Uint8Array][]): void;
+  failed(error: ErrorCode): void;
+  /** How many more body bytes are allowed. */
+  capacity(): number;
+  chunk(bytes: Uint8Array): void;
+  flush(): void;
+  end(): void;
+  /** The body went over its limit: the response is cut off. */
+  overLimit(): void;
+}
+
+/** An outgoing body's bytes, kept until its response is handed to a receiver. */
+class BodyBuffer {
+  receiver: ResponseReceiver | undefined;
+  pending: Uint8Array[] = [];
+  finished = false;
+
+  attach(receiver: ResponseReceiver): void {
+    this.receiver = receiver;
+    for (const chunk of this.pending) receiver.chunk(chunk);
+    this.pending = [];
+    if (this.finished) receiver.end();
+  }
+}
+
+export class OutgoingBody {
+  readonly buffer = new BodyBuffer();
+  #stream: OutputStream | undefined;
+
+  write(): OutputStream {
+    if (this.#stream) throw undefined;
+    const buffer = this.buffer;
+    let pendingBytes = 0;
+    this.#stream = new OutputStream({
+      capacity: () => (buffer.finished ? 0 : buffer.receiver ? buffer.receiver.capacity() : bodyLimit - pendingBytes),
+      write: (bytes) => {
+        if (buffer.finished) throw CLOSED;
+        const receiver = buffer.receiver;
+        if (receiver) {
+          if (bytes.length > receiver.capacity()) {
+            receiver.overLimit();
+            throw CLOSED;
+          }
+          receiver.chunk(bytes);
+        } else {
+          if (pendingBytes + bytes.length > bodyLimit) throw CLOSED;
+          pendingBytes += bytes.length;
+          buffer.pending.push(bytes);
+        }
+      },
+      flush: () => buffer.receiver?.flush(),
+    });
+    return this.#stream;
+  }
+
+  static finish(body: OutgoingBody, _trailers: Fields | undefined): void {
+    const buffer = body.buffer;
+    if (buffer.finished) return;
+    buffer.finished = true;
+    buffer.receiver?.end();
+  }
+}
+
+let bodyLimit = Number.MAX_SAFE_INTEGER;
+
+/** The response body limit of this worker's capsule, for bodies written before `set`. */
+export function setResponseBodyLimit(bytes: number): void {
+  bodyLimit = bytes;
+}
+
+export class OutgoingResponse {
+  #status = 200;
+  readonly #headers: Fields;
+  #body: OutgoingBody | undefined;
+
+  constructor(headers: Fields) {
+    Fields.freeze(headers);
+    this.#headers = headers;
+  }
+
+  statusCode(): number {
+    return this.#status;
+  }
+
+  setStatusCode(status: number): void {
+    if (!Number.isInteger(status) || status < 100 || status > 999) throw undefined;
+    this.#status = status;
+  }
+
+  headers(): Fields {
+    return Fields.view(this.#headers);
+  }
+
+  body(): OutgoingBody {
+    if (this.#body) throw undefined;
+    this.#body = new OutgoingBody();
+    return this.#body;
+  }
+
+  static deliver(response: OutgoingResponse, receiver: ResponseReceiver): void {
+    receiver.head(response.#status, Fields.entriesOf(response.#headers));
+    if (!response.#body) response.#body = new OutgoingBody();
+    response.#body.buffer.attach(receiver);
+  }
+}
+
+export class ResponseOutparam {
+  #receiver: ResponseReceiver | undefined;
+
+  constructor(receiver: ResponseReceiver) {
+    this.#receiver = receiver;
+  }
+
+  static set(param: ResponseOutparam, response: { tag: 'ok'; val: OutgoingResponse } | { tag: 'err'; val: ErrorCode }): void {
+    const receiver = param.#receiver;
+    if (!receiver) return;
+    param.#receiver = undefined;
+    if (response.tag === 'ok') OutgoingResponse.deliver(response.val, receiver);
+    else receiver.failed(response.val);
+  }
+}
+
+/** The parts of an outgoing request, as the outbound capability reads them. */
+export interface OutgoingRequestParts {
+  method: string;
+  scheme: 'http' | 'https' | string;
+  authority: string | undefined;
+  pathWithQuery: string | undefined;
+  headers: [string, Uint8Array][];
+  body: OutgoingBody | undefined;
+}
+
+export class OutgoingRequest {
+  #method: Method = { tag: 'get' };
+  #scheme: Scheme | undefined;
+  #authority: string | undefined;
+  #pathWithQuery: string | undefined;
+  readonly #headers: Fields;
+  #body: OutgoingBody | undefined;
+
+  constructor(headers: Fields) {
+    Fields.freeze(headers);
+    this.#headers = headers;
+  }
+
+  body(): OutgoingBody {
+    if (this.#body) throw undefined;
+    this.#body = new OutgoingBody();
+    return this.#body;
+  }
+
+  method(): Method {
+    return this.#method;
+  }
+
+  setMethod(method: Method): void {
+    if (method.tag === 'other' && !TOKEN.test(method.val)) throw undefined;
+    this.#method = method;
+  }
+
+  pathWithQuery(): string | undefined {
+    return this.#pathWithQuery;
+  }
+
+  setPathWithQuery(path: string | undefined): void {
+    if (path !== undefined && /[\s]/.test(path)) throw undefined;
+    this.#pathWithQuery = path;
+  }
+
+  scheme(): Scheme | undefined {
+    return this.#scheme;
+  }
+
+  setScheme(scheme: Scheme | undefined): void {
+    this.#scheme = scheme;
+  }
+
+  authority(): string | undefined {
+    return this.#authority;
+  }
+
+  setAuthority(authority: string | undefined): void {
+    if (authority !== undefined && /[\s/?#@]/.test(authority)) throw undefined;
+    this.#authority = authority;
+  }
+
+  headers(): Fields {
+    return Fields.view(this.#headers);
+  }
+
+  static parts(request: OutgoingRequest): OutgoingRequestParts {
+    const scheme = request.#scheme;
+    return {
+      method: methodToString(request.#method),
+      scheme: scheme === undefined || scheme.tag === 'HTTPS' ? 'https' : scheme.tag === 'HTTP' ? 'http' : scheme.val,
+      authority: request.#authority,
+      pathWithQuery: request.#pathWithQuery,
+      headers: Fields.entriesOf(request.#headers),
+      body: request.#body,
+    };
+  }
+}
+
+/** The bytes written to an outgoing body so far (for the outbound capability). */
+export function outgoingBodyBytes(body: OutgoingBody | undefined): Uint8Array[] {
+  return body ? body.buffer.pending : [];
+}
+
+export class RequestOptions {
+  #connect: bigint | undefined;
+  #firstByte: bigint | undefined;
+  #betweenBytes: bigint | undefined;
+
+  connectTimeout(): bigint | undefined {
+    return this.#connect;
+  }
+
+  setConnectTimeout(duration: bigint | undefined): void {
+    this.#connect = duration;
+  }
+
+  firstByteTimeout(): bigint | undefined {
+    return this.#firstByte;
+  }
+
+  setFirstByteTimeout(duration: bigint | undefined): void {
+    this.#firstByte = duration;
+  }
+
+  betweenBytesTimeout(): bigint | undefined {
+    return this.#betweenBytes;
+  }
+
+  setBetweenBytesTimeout(duration: bigint | undefined): void {
+    this.#betweenBytes = duration;
+  }
+}
+
+export class IncomingResponse {
+  readonly #status: number;
+  readonly #headers: Fields;
+  readonly #body: Uint8Array[];
+  #consumed = false;
+
+  constructor(status: number, headers: [string, Uint8Array][], body: Uint8Array[]) {
+    this.#status = status;
+    this.#headers = Fields.adopt(headers, true);
+    this.#body = body;
+  }
+
+  status(): number {
+    return this.#status;
+  }
+
+  headers(): Fields {
+    return Fields.view(this.#headers);
+  }
+
+  consume(): IncomingBody {
+    if (this.#consumed) throw undefined;
+    this.#consumed = true;
+    return new IncomingBody(new InputStream(this.#body));
+  }
+}
+
+type FutureValue = { tag: 'ok'; val: IncomingResponse } | { tag: 'err'; val: ErrorCode };
+
+/** A response that the outbound capability settles, at once or later (with JSPI). */
+export class FutureIncomingResponse {
+  #value: FutureValue | undefined;
+  #taken = false;
+
+  constructor(value?: FutureValue) {
+    this.#value = value;
+  }
+
+  settle(value: FutureValue): void {
+    this.#value = value;
+  }
+
+  subscribe(): Pollable {
+    return new Pollable();
+  }
+
+  get(): { tag: 'ok' | 'err'; val: unknown } | undefined {
+    if (this.#value === undefined) return undefined;
+    if (this.#taken) return { tag: 'err', val: undefined };
+    this.#taken = true;
+    return { tag: 'ok', val: this.#value };
+  }
+}
+
+export function httpErrorCode(_error: IoError): ErrorCode | undefined {
+  return undefined;
+}
+
+export function decodeHeaderValue(value: Uint8Array): string {
+  return decoder.decode(value);
+}
+
+export const httpTypes = {
+  Fields,
+  IncomingRequest,
+  IncomingBody,
+  FutureTrailers,
+  OutgoingResponse,
+  OutgoingBody,
+  ResponseOutparam,
+  OutgoingRequest,
+  RequestOptions,
+  IncomingResponse,
+  FutureIncomingResponse,
+  httpErrorCode,
+};

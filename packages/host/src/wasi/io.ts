@@ -1,0 +1,225 @@
+/**
+ * wasi:io (error, poll, streams) for capsule workers, in-process. preview2-shim's Node.js
+ * streams hand every call to a separate I/O thread and wait for it; a capsule's streams are
+ * request and response bodies held in memory and log lines, so plain objects are faster, and the
+ * http and cli interfaces must return these very classes (jco checks `instanceof` on them).
+ *
+ * Thrown plain objects become the WIT `result`'s error (jco lowers a thrown non-Error as
+ * `err(value)`), so every failure here is a `stream-error`, never a trap.
+ */
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks this worker thread (never the host's main thread) for `ns` nanoseconds. */
+function sleepNs(ns: bigint): void {
+  if (ns <= 0n) return;
+  Atomics.wait(sleepCell, 0, 0, Number(ns) / 1e6);
+}
+
+export function monotonicNow(): bigint {
+  return process.hrtime.bigint();
+}
+
+export class IoError {
+  readonly #message: string;
+
+  constructor(message: string) {
+    this.#message = message;
+  }
+
+  toDebugString(): string {
+    return this.#message;
+  }
+}
+
+/** Ready at once, or at a monotonic deadline (clock pollables). */
+export class Pollable {
+  readonly #deadline: bigint | undefined;
+
+  constructor(deadline?: bigint) {
+    this.#deadline = deadline;
+  }
+
+  get deadline(): bigint | undefined {
+    return this.#deadline;
+  }
+
+  ready(): boolean {
+    return this.#deadline === undefined || monotonicNow() >= this.#deadline;
+  }
+
+  block(): void {
+    if (this.#deadline !== undefined) {
+      beforeBlocking?.();
+      sleepNs(this.#deadline - monotonicNow());
+    }
+  }
+}
+
+let beforeBlocking: (() => void) | undefined;
+
+/** Called before the guest blocks (a sleep), so that buffered output reaches the client first. */
+export function setBeforeBlocking(hook: (() => void) | undefined): void {
+  beforeBlocking = hook;
+}
+
+export function poll(pollables: Pollable[]): Uint32Array {
+  if (pollables.length === 0) throw new IoError('poll: empty list');
+  let ready = readyIndices(pollables);
+  if (ready.length > 0) return Uint32Array.from(ready);
+  let earliest: bigint | undefined;
+  for (const pollable of pollables) {
+    const deadline = pollable.deadline;
+    if (deadline !== undefined && (earliest === undefined || deadline < earliest)) earliest = deadline;
+  }
+  if (earliest !== undefined) {
+    beforeBlocking?.();
+    sleepNs(earliest - monotonicNow());
+  }
+  ready = readyIndices(pollables);
+  return Uint32Array.from(ready);
+}
+
+function readyIndices(pollables: Pollable[]): number[] {
+  const ready: number[] = [];
+  for (let index = 0; index < pollables.length; index++) if (pollables[index]?.ready()) ready.push(index);
+  return ready;
+}
+
+export const CLOSED = Object.freeze({ tag: 'closed' as const });
+
+export function failed(message: string): { tag: 'last-operation-failed'; val: IoError } {
+  return { tag: 'last-operation-failed', val: new IoError(message) };
+}
+
+const EMPTY = new Uint8Array(0);
+
+/** Reads from bytes held in memory: a request body. */
+export class InputStream {
+  #chunks: Uint8Array[];
+  #closed = false;
+
+  constructor(chunks: Uint8Array[] = []) {
+    this.#chunks = chunks;
+  }
+
+  read(len: bigint): Uint8Array {
+    if (this.#closed) throw CLOSED;
+    const first = this.#chunks[0];
+    if (first === undefined) {
+      this.#closed = true;
+      throw CLOSED;
+    }
+    const wanted = Number(len > 0x7fffffffn ? 0x7fffffffn : len);
+    if (wanted === 0) return EMPTY;
+    if (first.length <= wanted) {
+      this.#chunks.shift();
+      return first;
+    }
+    this.#chunks[0] = first.subarray(wanted);
+    return first.subarray(0, wanted);
+  }
+
+  blockingRead(len: bigint): Uint8Array {
+    return this.read(len);
+  }
+
+  skip(len: bigint): bigint {
+    return BigInt(this.read(len).length);
+  }
+
+  blockingSkip(len: bigint): bigint {
+    return this.skip(len);
+  }
+
+  subscribe(): Pollable {
+    return new Pollable();
+  }
+
+  [Symbol.dispose](): void {
+    this.#chunks = [];
+    this.#closed = true;
+  }
+}
+
+/** Where an output stream's bytes go: a response body or a log. */
+export interface ByteSink {
+  /** Bytes the sink takes now; 0 when it is closed or over its limit. */
+  capacity(): number;
+  /** Throws CLOSED (or a stream error) when the sink cannot take them. */
+  write(bytes: Uint8Array): void;
+  flush(): void;
+  /** The guest dropped the stream. */
+  close?(): void;
+}
+
+const WRITE_BUDGET = 1024 * 1024;
+
+export class OutputStream {
+  readonly #sink: ByteSink;
+  #closed = false;
+
+  constructor(sink: ByteSink) {
+    this.#sink = sink;
+  }
+
+  checkWrite(): bigint {
+    if (this.#closed) throw CLOSED;
+    const capacity = this.#sink.capacity();
+    if (capacity <= 0) throw CLOSED;
+    return BigInt(Math.min(capacity, WRITE_BUDGET));
+  }
+
+  write(contents: Uint8Array): void {
+    if (this.#closed) throw CLOSED;
+    // jco's glue already copied the bytes out of the guest's memory: keep them as they are.
+    this.#sink.write(contents);
+  }
+
+  blockingWriteAndFlush(contents: Uint8Array): void {
+    this.write(contents);
+    this.#sink.flush();
+  }
+
+  flush(): void {
+    if (this.#closed) throw CLOSED;
+    this.#sink.flush();
+  }
+
+  blockingFlush(): void {
+    this.flush();
+  }
+
+  subscribe(): Pollable {
+    return new Pollable();
+  }
+
+  writeZeroes(len: bigint): void {
+    this.write(new Uint8Array(Number(len)));
+  }
+
+  blockingWriteZeroesAndFlush(len: bigint): void {
+    this.writeZeroes(len);
+    this.#sink.flush();
+  }
+
+  splice(source: InputStream, len: bigint): bigint {
+    const bytes = source.read(len);
+    this.write(bytes);
+    return BigInt(bytes.length);
+  }
+
+  blockingSplice(source: InputStream, len: bigint): bigint {
+    return this.splice(source, len);
+  }
+
+  [Symbol.dispose](): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#sink.close?.();
+  }
+}
+
+export const ioError = { Error: IoError };
+export const ioPoll = { Pollable, poll };
+export const ioStreams = { InputStream, OutputStream };

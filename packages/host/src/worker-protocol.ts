@@ -1,0 +1,68 @@
+/** Messages between the host's main thread and a capsule's worker thread. */
+
+export interface WorkerCapabilityPlan {
+  name: string;
+  /** The capability module's URL, imported by the worker. */
+  module: string;
+  settings: unknown;
+  dataDir: string;
+}
+
+export interface WorkerInit {
+  capsule: string;
+  glueUrl: string;
+  modules: Record<string, WebAssembly.Module>;
+  capabilities: WorkerCapabilityPlan[];
+  jspi: boolean;
+  responseBodyBytes: number;
+}
+
+export interface RequestMessage {
+  type: 'request';
+  id: number;
+  requestId: string;
+  domain: string;
+  method: string;
+  path: string;
+  scheme: 'http' | 'https';
+  authority: string;
+  /** Node's rawHeaders: name, value, name, value ... */
+  headers: string[];
+  body: Uint8Array | undefined;
+  outboundRequests: number;
+}
+
+export interface LogLine {
+  level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';
+  message: string;
+  source: string;
+  requestId?: string;
+}
+
+export interface RequestDone {
+  cpuMicros: number;
+  /** The thread's CPU time so far: the baseline for the next request's CPU limit. */
+  cpuTotalMicros: number;
+  memoryBytes: number;
+  /** Set when the instance trapped or threw: it must not serve again. */
+  trap?: string;
+}
+
+export interface ResponseBatch {
+  type: 'batch';
+  id: number;
+  head?: { status: number; headers: string[] };
+  /** The guest answered with an error-code instead of a response. */
+  failed?: string;
+  chunks?: Uint8Array[];
+  end?: boolean;
+  limit?: 'response-body';
+  logs?: LogLine[];
+  done?: RequestDone;
+}
+
+export type FromWorker =
+  | ResponseBatch
+  | { type: 'ready'; cpuTotalMicros: number; memoryBytes: number }
+  | { type: 'failed'; message: string }
+  | { type: 'closed' };
