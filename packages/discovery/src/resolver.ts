@@ -137,7 +137,8 @@ export class DiscoveryResolver {
   async #stratumRecord<T>(name: string, what: string, parse: (strings: string[]) => T): Promise<T | undefined> {
     const ours = (await this.txt(name)).filter(isStratumTxt);
     if (ours.length === 0) return undefined;
-    const current = ours.filter((strings) => strings[0] === `v=${PROTOCOL_VERSION}`);
+    // The key is case-insensitive, the version value is not (spec section 3.1).
+    const current = ours.filter((strings) => strings[0]?.slice(2) === PROTOCOL_VERSION);
     if (current.length === 0) return parse(ours[0]!);
     if (current.length > 1) {
       throw new StratumError('RECORD_AMBIGUOUS', `${name} holds ${current.length} ${what} records`, {

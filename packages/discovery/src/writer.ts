@@ -1,7 +1,7 @@
 import { StratumError } from '@stratum/core';
 import { challengeRecordName, hostRecordName, linkRecordName, normaliseOwnerName } from './names.ts';
 import { type DomainLink, formatDomainLink, formatHostRecord, type HostRecord } from './records.ts';
-import type { RecordData, RecordType } from './wire.ts';
+import { encodeRdata, type RecordData, type RecordType } from './wire.ts';
 
 /** One change to a zone. A list of changes is applied atomically (all or none). */
 export type DnsChange =
@@ -44,6 +44,21 @@ export function validateChanges(changes: readonly DnsChange[]): void {
           });
         }
       }
+    }
+    const records = change.op === 'replace' ? change.records : change.op === 'delete' ? [] : [change.record];
+    for (const record of records) {
+      if (record.type === 'SRV') {
+        for (const field of ['priority', 'weight', 'port'] as const) {
+          const value = record.data[field];
+          if (!Number.isInteger(value) || value < 0 || value > 0xffff) {
+            throw new StratumError('DNS_CHANGE_INVALID', `the SRV ${field} at ${change.name} is not 0 to 65535`, {
+              details: [`got ${value}`],
+            });
+          }
+        }
+      }
+      // Encoding checks addresses, TXT string lengths and target names, the same for every writer.
+      encodeRdata(record);
     }
     const ttl = 'ttl' in change ? change.ttl : undefined;
     if (ttl !== undefined && (!Number.isInteger(ttl) || ttl < 0 || ttl > 0x7fffffff)) {
