@@ -432,7 +432,11 @@ export class RegistryClient {
     if (second.status === 401) {
       await second.body?.cancel();
       const credentials = await this.credentialsFor(reference.registry);
-      throw unauthorized(reference, credentials !== undefined, 'the registry refused the credentials');
+      throw unauthorized(
+        reference,
+        credentials !== undefined,
+        credentials ? 'the registry refused the credentials' : 'the registry wants credentials for this repository',
+      );
     }
     if (authorization.startsWith('Basic ')) this.authorizations.set(`${reference.registry} basic`, authorization);
     else this.authorizations.set(key, authorization);

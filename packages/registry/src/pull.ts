@@ -65,7 +65,10 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
 
   if (digest !== undefined) {
     const cached = await fromCache(cache, digest, client.maxManifestBytes, name);
-    if (cached) return { ...cached, reference: formatReference({ ...reference, digest }) };
+    if (cached) {
+      options.logger?.debug({ reference: name, digest }, 'capsule served from the cache');
+      return { ...cached, reference: formatReference({ ...reference, digest }) };
+    }
   }
   if (options.offline) {
     throw new StratumError(
@@ -97,6 +100,10 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
     await client.downloadBlob(reference, artifact.wasm.digest, artifact.wasm.size, temp, options.onProgress);
     path = await cache.commit(temp, artifact.wasm.digest);
   }
+  options.logger?.debug(
+    { reference: name, digest: fetched.digest, component: artifact.wasm.digest, size: artifact.wasm.size },
+    'capsule pulled',
+  );
   await cache.noteSource(artifact.wasm.digest, reference.registry, reference.repository).catch(() => {});
   await cache.noteSource(artifact.config.digest, reference.registry, reference.repository).catch(() => {});
   return {
