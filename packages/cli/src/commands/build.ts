@@ -33,7 +33,8 @@ Examples:
       ...(out !== undefined ? { output: out } : {}),
       onStep: (_step, message) => io.stderr.write(`${paint(io.stderr, 2, '…')} ${message}\n`),
     });
-    const shown = relative(process.cwd(), result.output) || result.output;
+    const fromHere = relative(process.cwd(), result.output);
+    const shown = fromHere.startsWith('..') ? result.output : fromHere;
     const capabilities = result.imports.filter((check) => check.grant !== 'none');
     const basics = result.imports.filter((check) => check.grant === 'none');
     io.stdout.write(

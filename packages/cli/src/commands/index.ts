@@ -2,9 +2,18 @@ import type { Command } from '../command.ts';
 import { buildCommand } from './build.ts';
 import { dnsCheckCommand } from './dns-check.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
+import { initCommand } from './init.ts';
 import { pullCommand } from './pull.ts';
 import { pushCommand } from './push.ts';
 import { validateCommand } from './validate.ts';
 
 /** Every `stratum` subcommand, in the order `stratum --help` lists them. */
-export const commands: Command[] = [validateCommand, buildCommand, pushCommand, pullCommand, hostKeygenCommand, dnsCheckCommand];
+export const commands: Command[] = [
+  validateCommand,
+  buildCommand,
+  initCommand,
+  pushCommand,
+  pullCommand,
+  hostKeygenCommand,
+  dnsCheckCommand,
+];

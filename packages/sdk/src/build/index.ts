@@ -12,4 +12,5 @@ export {
   WASI_HTTP_VERSION,
 } from './build.ts';
 export { checkImports, type Grant, grantFor, type ImportCheck, unversioned } from './grants.ts';
+export { capsuleNameFrom, type InitOptions, type InitResult, initCapsule, TEMPLATES, type TemplateName, templatesDir } from './init.ts';
 export { runToolchain } from './toolchain.ts';

@@ -1,0 +1,50 @@
+import { relative } from 'node:path';
+import { initCapsule, TEMPLATES, type TemplateName } from '@stratum/sdk/build';
+import { type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
+
+export const initCommand: Command = {
+  name: 'init',
+  summary: 'create a new capsule project from a template',
+  usage: 'init [dir] [--template hello|counter|notes|gallery] [--name <name>]',
+  description: `
+Writes stratum.toml, src/index.ts, a README and a .gitignore into the directory (default: the
+current one), which must be new or empty. The project builds as generated: run
+\`stratum build <dir>\` next.
+
+Templates:
+  hello    HTTP only: answers JSON and echoes POST bodies
+  counter  counts hits per path (keyvalue)
+  notes    a JSON API to create, list and delete notes (sql)
+  gallery  uploads and serves images (bucket)
+
+Examples:
+  stratum init my-capsule
+  stratum init /tmp/notes --template notes --name my-notes`,
+  maxPositionals: 1,
+  options: {
+    template: { type: 'string', short: 't', value: 'name', description: `what to start from: ${TEMPLATES.join(', ')} (default: hello)` },
+    name: { type: 'string', value: 'name', description: "the capsule's name (default: made from the directory's name)" },
+  },
+  async run(args, io) {
+    const template = stringOption(args, 'template') ?? 'hello';
+    if (!(TEMPLATES as readonly string[]).includes(template)) {
+      throw usageError(`unknown template "${template}"`, `Pick one of: ${TEMPLATES.join(', ')}.`);
+    }
+    const name = stringOption(args, 'name');
+    const target = args.positionals[0] ?? '.';
+    const result = await initCapsule(target, { template: template as TemplateName, ...(name !== undefined ? { name } : {}) });
+    const fromHere = relative(process.cwd(), result.dir);
+    const shown = fromHere.startsWith('..') ? result.dir : fromHere || '.';
+    io.stdout.write(
+      [
+        `${paint(io.stdout, 32, 'created')} ${result.name} in ${shown} (template ${result.template})`,
+        ...result.files.map((file) => `  ${file}`),
+        '',
+        'Next:',
+        `  stratum build ${shown}`,
+        '',
+      ].join('\n'),
+    );
+    return EXIT_OK;
+  },
+};
