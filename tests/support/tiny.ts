@@ -51,6 +51,6 @@ export function buildTiny(): Promise<string> {
 }
 
 /** A hostile fixture from tests/fixtures/hostile/<name>.wat. */
-export function buildHostile(name: 'loop' | 'memory' | 'huge-body' | 'trap' | 'echo'): Promise<string> {
+export function buildHostile(name: 'loop' | 'memory' | 'huge-body' | 'trap'): Promise<string> {
   return buildWat(join(root, 'tests', 'fixtures', 'hostile', `${name}.wat`));
 }

@@ -118,6 +118,8 @@ class Exchange implements ResponseReceiver {
   flush(): void {}
 
   end(): void {
+    // A response cut off at its limit must not end cleanly: the client would take it as whole.
+    if (this.cutOff) return;
     this.ended = true;
     pending().end = true;
   }

@@ -503,7 +503,7 @@ class Capsule {
             res.write(chunk);
           }
         }
-        if (batch.end) {
+        if (batch.end && !batch.limit) {
           active.ended = true;
           res.end();
         }
@@ -754,6 +754,28 @@ class Runtime implements StratumHostRuntime {
       },
     });
     const previous = this.#capsules.get(name);
+    if (previous?.state === 'running') {
+      // Replacing a running capsule drops no request: the new version starts while the old one
+      // serves, then takes the domains, and the old one finishes what it holds. If the new one
+      // cannot start, the old one keeps serving.
+      this.#capsules.set(name, capsule);
+      capsule.log('info', `installed ${manifest.capsule.name}@${manifest.capsule.version} (${component.digest})`);
+      try {
+        await this.start(name);
+      } catch (error) {
+        this.#capsules.set(name, previous);
+        throw error;
+      }
+      for (const domain of previous.domains) if (this.#byDomain.get(domain) === previous) this.#byDomain.delete(domain);
+      for (const domain of domains) this.#byDomain.set(domain, capsule);
+      this.logger.info({ capsule: name, domains, digest: component.digest, jspi: transpiled.jspi }, 'capsule replaced');
+      previous.state = 'draining';
+      if (previous.active > 0) await new Promise<void>((resolve) => (previous.drained = resolve));
+      await previous.stopWorkers();
+      previous.state = 'stopped';
+      if (previous.transpiled.key !== transpiled.key) this.#loader.forget(previous.transpiled, previous.limits.memoryBytes);
+      return capsule.status();
+    }
     if (previous) await this.#remove(previous);
     this.#capsules.set(name, capsule);
     for (const domain of domains) this.#byDomain.set(domain, capsule);

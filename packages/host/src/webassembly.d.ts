@@ -15,6 +15,9 @@ declare global {
       readonly buffer: ArrayBuffer;
       grow(delta: number): number;
     }
+    class Table {
+      constructor(descriptor: { initial: number; maximum?: number; element: 'anyfunc' | 'externref' });
+    }
     class RuntimeError extends Error {}
     class CompileError extends Error {}
     class LinkError extends Error {}

@@ -1,0 +1,73 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parse } from '@bytecodealliance/jco';
+import { isStratumError } from '@stratum/core';
+import fc from 'fast-check';
+import { capMemory, WASM_PAGE } from './wasm-memory.ts';
+
+async function instantiate(wat: string, maxBytes: number, imports?: WebAssembly.Imports): Promise<Record<string, unknown>> {
+  const module = await WebAssembly.compile(capMemory(await parse(wat), maxBytes));
+  return new WebAssembly.Instance(module, imports).exports;
+}
+
+test('a memory without a maximum gets the cap as its maximum', async () => {
+  const exports = await instantiate(
+    '(module (memory (export "m") 1) (func (export "f") (result i32) (memory.grow (i32.const 100))))',
+    4 * WASM_PAGE,
+  );
+  const memory = exports.m as WebAssembly.Memory;
+  // Growing from inside the module past the cap fails the way the guest expects: -1.
+  assert.equal((exports.f as () => number)(), -1);
+  assert.equal(memory.grow(3), 1);
+  assert.throws(() => memory.grow(1), RangeError);
+});
+
+test('a lower maximum is kept, and other sections still work', async () => {
+  const exports = await instantiate(
+    '(module (memory (export "m") 1 2) (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1))))',
+    10 * WASM_PAGE,
+  );
+  assert.equal((exports.add as (a: number, b: number) => number)(2, 3), 5);
+  const memory = exports.m as WebAssembly.Memory;
+  assert.equal(memory.grow(1), 1);
+  assert.throws(() => memory.grow(1), RangeError);
+});
+
+test('an imported memory is capped too, and the other import kinds are read past intact', async () => {
+  const wat =
+    '(module (import "env" "f" (func)) (import "env" "mem" (memory 1 100)) (global (import "env" "g") i32) (table (import "env" "t") 1 funcref))';
+  const env = () => ({ f: () => {}, g: 1, t: new WebAssembly.Table({ initial: 1, element: 'anyfunc' }) });
+  const roomy = new WebAssembly.Memory({ initial: 1, maximum: 4 });
+  await instantiate(wat, 4 * WASM_PAGE, { env: { ...env(), mem: roomy } });
+  // Capped at 2 pages, the import no longer accepts a memory that may grow to 4.
+  await assert.rejects(instantiate(wat, 2 * WASM_PAGE, { env: { ...env(), mem: roomy } }), WebAssembly.LinkError);
+  await instantiate(wat, 2 * WASM_PAGE, { env: { ...env(), mem: new WebAssembly.Memory({ initial: 1, maximum: 2 }) } });
+});
+
+test('a module that starts above the cap is refused with a clear error', async () => {
+  assert.throws(
+    () => capMemory(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 0, 20]), 10 * WASM_PAGE),
+    (error: unknown) => {
+      assert.ok(isStratumError(error));
+      assert.equal(error.code, 'MEMORY_OVER_LIMIT');
+      assert.match(error.message, /1310720 bytes of memory at start, over its limit of 655360/);
+      return true;
+    },
+  );
+});
+
+test('fuzz: any bytes either come back capped or fail with a StratumError', () => {
+  const header = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.constantFrom(2, 5, 1, 10), fc.integer({ min: 0, max: 100 }), (tail, id, pages) => {
+      const bytes = new Uint8Array([...header, id, tail.length, ...tail]);
+      try {
+        const out = capMemory(bytes, pages * WASM_PAGE);
+        assert.ok(out instanceof Uint8Array);
+      } catch (error) {
+        assert.ok(isStratumError(error), `unexpected ${String(error)}`);
+      }
+    }),
+    { numRuns: 2000 },
+  );
+});

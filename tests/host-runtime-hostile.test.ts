@@ -1,0 +1,106 @@
+// Hostile capsules against one host: each is stopped at its own limit, and the well-behaved
+// capsule beside them answers normally before, during and after.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type Harness, startHarness } from './fixtures/hostile/harness.ts';
+import { buildHostile, buildTiny } from './support/tiny.ts';
+
+const MiB = 1024 * 1024;
+
+function hits(host: Harness, name: string): Record<string, number> {
+  return host.runtime.status().find((capsule) => capsule.name === name)?.limitHits ?? {};
+}
+
+async function assertTinyAnswers(host: Harness): Promise<void> {
+  const reply = await host.get('tiny.test');
+  assert.equal(reply.status, 200);
+  assert.match(reply.body.toString(), /^hello from tiny \d+\n$/);
+}
+
+test('hostile capsules fail alone; the host and its other capsules carry on', async (t) => {
+  const host = await startHarness(t, { limits: { responseBodyBytes: MiB }, backoffAfter: 3, backoffMs: 60_000 });
+  await host.install('tiny', await buildTiny());
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "micro"\ntimeout = "10s"\n' });
+  await host.install('memory', await buildHostile('memory'), { manifest: '[resources]\nmemory = "8mib"\n' });
+  await host.install('huge', await buildHostile('huge-body'));
+  await host.install('trap', await buildHostile('trap'));
+  const logged: string[] = [];
+  for (const name of ['loop', 'memory', 'huge', 'trap']) {
+    host.runtime.subscribeLogs(name, (entry) => {
+      if (entry.message.startsWith('limit hit'))
+        logged.push(`${name} ${entry.requestId === undefined ? 'no-id' : 'id'} ${entry.message.split(':')[0]}`);
+    });
+  }
+
+  await t.test('a capsule that loops forever gets 504 at its CPU limit while tiny answers', async () => {
+    const [looped, tiny] = await Promise.all([host.get('loop.test'), host.get('tiny.test')]);
+    assert.equal(looped.status, 504);
+    assert.equal(tiny.status, 200);
+    assert.equal(hits(host, 'loop').cpu, 1);
+    await assertTinyAnswers(host);
+  });
+
+  await t.test('a capsule that grows memory past its cap fails that request only', async () => {
+    const grown = await host.get('memory.test');
+    assert.equal(grown.status, 500);
+    assert.equal(hits(host, 'memory').memory, 1);
+    await assertTinyAnswers(host);
+    // A fresh instance serves the next request (and fails the same way, on its own).
+    assert.equal((await host.get('memory.test')).status, 500);
+    assert.equal(hits(host, 'memory').memory, 2);
+  });
+
+  await t.test('a capsule that returns a huge body is cut off at the response limit', async () => {
+    const huge = await host.get('huge.test');
+    assert.equal(huge.status, 200);
+    assert.equal(huge.aborted, true);
+    assert.ok(huge.body.length <= MiB, `got ${huge.body.length} bytes`);
+    assert.equal(hits(host, 'huge')['response-body'], 1);
+    await assertTinyAnswers(host);
+  });
+
+  await t.test('a capsule that traps on every request is backed off', async () => {
+    for (let attempt = 0; attempt < 3; attempt++) assert.equal((await host.get('trap.test')).status, 500);
+    const refused = await host.get('trap.test');
+    assert.equal(refused.status, 503);
+    assert.ok(Number(refused.headers['retry-after']) > 0);
+    const status = host.runtime.status().find((capsule) => capsule.name === 'trap');
+    assert.ok(status?.backedOffUntil, 'backedOffUntil is set');
+    assert.deepEqual(status?.limitHits, { trap: 3, backoff: 1 });
+    assert.match(status?.lastError ?? '', /unreachable/);
+    await assertTinyAnswers(host);
+  });
+
+  await t.test('every limit hit was logged with its request id and counted', () => {
+    assert.deepEqual(logged.sort(), [
+      'huge id limit hit (response-body)',
+      'loop id limit hit (cpu)',
+      'memory id limit hit (memory)',
+      'memory id limit hit (memory)',
+      'trap id limit hit (backoff)',
+      'trap id limit hit (trap)',
+      'trap id limit hit (trap)',
+      'trap id limit hit (trap)',
+    ]);
+    assert.deepEqual(hits(host, 'tiny'), {});
+  });
+});
+
+test('a capsule over its wall-clock timeout gets 504 even when its CPU budget is larger', async (t) => {
+  const host = await startHarness(t, { limits: { timeoutMs: 300 } });
+  await host.install('tiny', await buildTiny());
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "large"\n' });
+  assert.equal((await host.get('loop.test')).status, 504);
+  assert.equal(hits(host, 'loop').timeout, 1);
+  await assertTinyAnswers(host);
+});
+
+test('two installations of one component share nothing: each has its own instance state', async (t) => {
+  const host = await startHarness(t);
+  const tiny = await buildTiny();
+  await host.install('a', tiny);
+  await host.install('b', tiny);
+  assert.equal((await host.get('a.test')).body.toString(), 'hello from tiny 1\n');
+  assert.equal((await host.get('a.test')).body.toString(), 'hello from tiny 2\n');
+  assert.equal((await host.get('b.test')).body.toString(), 'hello from tiny 1\n');
+});

@@ -1,0 +1,128 @@
+// The runtime through its ingress: Host-header routing, routes, body limits, the bounded queue,
+// install-time refusals, and the transpile cache that a restarted host relies on.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { test } from 'node:test';
+import { CAPABILITY_MODULES } from '@stratum/host';
+import { parseManifest } from '@stratum/manifest';
+import { startHarness } from './fixtures/hostile/harness.ts';
+import { buildHostile, buildTiny } from './support/tiny.ts';
+
+test('the Host header picks the capsule; an unknown host name gets 404', async (t) => {
+  const host = await startHarness(t);
+  const tiny = await buildTiny();
+  await host.install('tiny', tiny, { domains: ['tiny.test', 'www.tiny.test'] });
+  await host.install('other', tiny);
+
+  const first = await host.get('tiny.test');
+  assert.equal(first.status, 200);
+  assert.equal(first.body.toString(), 'hello from tiny 1\n');
+  // Port and case do not matter; the same instance serves the second domain.
+  assert.equal((await host.get('WWW.Tiny.Test:8080')).body.toString(), 'hello from tiny 2\n');
+  assert.equal((await host.get('other.test')).body.toString(), 'hello from tiny 1\n');
+
+  const unknown = await host.get('nobody.test');
+  assert.equal(unknown.status, 404);
+  assert.match(unknown.body.toString(), /no capsule is installed for nobody\.test/);
+
+  const records: string[] = [];
+  host.runtime.onRequest((record) => records.push(`${record.capsule} ${record.domain} ${record.status}`));
+  await host.get('tiny.test');
+  assert.deepEqual(records, ['tiny tiny.test 200']);
+});
+
+test('paths outside the manifest routes get 404 without reaching the capsule', async (t) => {
+  const host = await startHarness(t);
+  await host.install('api', await buildTiny(), { manifest: '[http]\nroutes = ["/api/*"]\n' });
+  assert.equal((await host.get('api.test', '/api/x?y=1')).status, 200);
+  assert.equal((await host.get('api.test', '/elsewhere')).status, 404);
+  assert.equal((await host.get('api.test', '/api')).body.toString(), 'hello from tiny 2\n');
+});
+
+test('request bodies over the limit get 413, declared or streamed', async (t) => {
+  const host = await startHarness(t, { limits: { requestBodyBytes: 1000 } });
+  await host.install('tiny', await buildTiny());
+  assert.equal((await host.get('tiny.test', '/', { method: 'POST', body: Buffer.alloc(1000) })).status, 200);
+  assert.equal((await host.get('tiny.test', '/', { method: 'POST', body: Buffer.alloc(1001) })).status, 413);
+  assert.equal((await host.get('tiny.test', '/', { method: 'POST', body: Buffer.alloc(5000), chunked: true })).status, 413);
+  assert.equal(host.runtime.status().find((capsule) => capsule.name === 'tiny')?.limitHits['request-body'], 2);
+});
+
+test('requests over concurrency and queue get 503 at once', async (t) => {
+  const host = await startHarness(t, { limits: { queue: 0 } });
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "small"\nconcurrency = 1\n' });
+  const running = host.get('loop.test');
+  // The first request holds the only slot until its CPU limit ends it.
+  for (let tries = 0; tries < 100 && host.runtime.status()[0]?.inFlight === 0; tries++)
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  const refused = await host.get('loop.test');
+  assert.equal(refused.status, 503);
+  assert.equal((await running).status, 504);
+  assert.equal(host.runtime.status()[0]?.limitHits.concurrency, 1);
+});
+
+test('a restarted host installs from its transpile cache without transpiling again', async (t) => {
+  const tiny = await buildTiny();
+  const first = await startHarness(t);
+  await first.install('tiny', tiny);
+  assert.equal(first.runtime.stats().transpiles, 1);
+  assert.equal((await first.get('tiny.test')).status, 200);
+  await first.runtime.close();
+
+  const second = await startHarness(t, { dataDir: first.dataDir });
+  await second.install('tiny', tiny);
+  assert.deepEqual({ ...second.runtime.stats(), workersStarted: 0 }, { transpiles: 0, inspections: 0, cacheHits: 1, workersStarted: 0 });
+  assert.equal((await second.get('tiny.test')).body.toString(), 'hello from tiny 1\n');
+});
+
+test('install refuses a wrong digest, imports no capability serves, and non-components', async (t) => {
+  const tiny = await buildTiny();
+  const host = await startHarness(t, { capabilities: CAPABILITY_MODULES.filter((entry) => entry.name !== 'http') });
+  const manifest = (extra: string) =>
+    parseManifest(`stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "${tiny.split('/').at(-1)}"\n${extra}`)
+      .manifest;
+  const baseDir = tiny.slice(0, tiny.lastIndexOf('/'));
+
+  await assert.rejects(
+    host.runtime.install({ manifest: manifest(`digest = "sha256:${'0'.repeat(64)}"`), baseDir, domains: ['tiny.test'] }),
+    {
+      code: 'DIGEST_MISMATCH',
+    },
+  );
+  await assert.rejects(
+    host.runtime.install({ manifest: manifest(''), baseDir, domains: ['tiny.test'] }),
+    (error: Error & { code?: string; details?: string[] }) => {
+      assert.equal(error.code, 'CAPABILITY_UNKNOWN_IMPORT');
+      assert.deepEqual(error.details, ['import wasi:http/types@0.2.10: no capability of this host serves it']);
+      return true;
+    },
+  );
+  const core = await readFile(new URL('../node_modules/@bytecodealliance/jco/lib/wasi_snapshot_preview1.reactor.wasm', import.meta.url));
+  await assert.rejects(host.runtime.install({ manifest: manifest(''), component: core, domains: ['tiny.test'] }), {
+    code: 'NOT_A_COMPONENT',
+  });
+  assert.deepEqual(host.runtime.status(), []);
+});
+
+test('a domain served by one capsule cannot be taken by another', async (t) => {
+  const host = await startHarness(t);
+  const tiny = await buildTiny();
+  await host.install('one', tiny, { domains: ['shared.test'] });
+  await assert.rejects(host.install('two', tiny, { domains: ['shared.test'] }), { code: 'DOMAIN_TAKEN' });
+  assert.equal((await host.get('shared.test')).status, 200);
+});
+
+test('drain answers in-flight requests, then stops; stop and uninstall free the domain', async (t) => {
+  const host = await startHarness(t);
+  await host.install('tiny', await buildTiny());
+  const drained = await host.runtime.drain('tiny');
+  assert.equal(drained.state, 'stopped');
+  assert.equal(drained.instances, 0);
+  assert.equal((await host.get('tiny.test')).status, 503);
+  const started = await host.runtime.start('tiny');
+  assert.equal(started.state, 'running');
+  assert.equal((await host.get('tiny.test')).status, 200);
+  await host.runtime.uninstall('tiny');
+  assert.equal((await host.get('tiny.test')).status, 404);
+  await assert.rejects(host.runtime.start('tiny'), { code: 'CAPSULE_NOT_FOUND' });
+});
