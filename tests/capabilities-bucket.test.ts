@@ -1,0 +1,19 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import { directoryBucket } from '../packages/host/src/capabilities/bucket/backends/directory.ts';
+import { s3Bucket } from '../packages/host/src/capabilities/bucket/backends/s3.ts';
+import { bucketConformance } from '../packages/host/src/capabilities/bucket/conformance.ts';
+import { startS3rver, stopS3rver } from './capabilities-s3rver.ts';
+
+const root = mkdtempSync(join(tmpdir(), 'stratum-bucket-'));
+process.on('exit', () => rmSync(root, { recursive: true, force: true }));
+after(stopS3rver);
+
+bucketConformance('directory', async (_t, limits) => directoryBucket({ root, ...(limits ? { limits } : {}) }));
+
+bucketConformance('s3 (s3rver)', async (_t, limits) => {
+  const s3 = await startS3rver();
+  return s3Bucket({ ...s3.options, ...(limits ? { limits } : {}) });
+});
