@@ -1,0 +1,257 @@
+import { createHash } from 'node:crypto';
+import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import { type Ed25519PrivateJwk, type Ed25519PublicJwk, newId, StratumError } from '@stratum/core';
+import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import type { TrustedRegistrar } from '../config/types.ts';
+
+/**
+ * Control requests are authenticated by a JWS (RFC 7515, compact serialisation, EdDSA over
+ * Ed25519) in the `Authorization: Stratum-JWS <token>` header. Its claims bind the request: the
+ * host it is for (`aud`), its lifetime (`iat`, `exp`), a nonce (`jti`), the method (`htm`), the
+ * path and query (`htu`) and the SHA-256 of the exact body bytes (`bh`). spec/host-api.md is
+ * the normative text.
+ */
+export const AUTH_SCHEME = 'Stratum-JWS';
+export const TOKEN_TYPE = 'stratum-control+jwt';
+/** A token may live this long at most, so the nonces a host must remember stay few. */
+export const MAX_TOKEN_LIFETIME_SECONDS = 300;
+export const DEFAULT_TOKEN_LIFETIME_SECONDS = 60;
+export const CLOCK_TOLERANCE_SECONDS = 30;
+
+/** Why a control request was refused; each is a 401 with this code. */
+export type AuthFailure =
+  | 'AUTH_MISSING'
+  | 'AUTH_MALFORMED'
+  | 'AUTH_UNKNOWN_KEY'
+  | 'AUTH_BAD_SIGNATURE'
+  | 'AUTH_EXPIRED'
+  | 'AUTH_NOT_YET_VALID'
+  | 'AUTH_LIFETIME'
+  | 'AUTH_WRONG_AUDIENCE'
+  | 'AUTH_WRONG_REQUEST'
+  | 'AUTH_BODY_MISMATCH'
+  | 'AUTH_REPLAY';
+
+export class ControlAuthError extends StratumError {
+  override readonly code: AuthFailure;
+
+  constructor(code: AuthFailure, message: string) {
+    super(code, message, { hint: 'Control requests are signed as spec/host-api.md section 3 describes.' });
+    this.code = code;
+  }
+}
+
+/** `bh`: the unpadded base64url SHA-256 of the body bytes (of nothing, for a request with none). */
+export function bodyHash(body: Uint8Array | string): string {
+  return createHash('sha256').update(body).digest('base64url');
+}
+
+export interface SignRequestOptions {
+  /** The registrar's private key; `kid` defaults to its RFC 7638 thumbprint. */
+  key: Ed25519PrivateJwk;
+  /** The host's name, as in its host.toml `[host] name`. */
+  audience: string;
+  method: string;
+  /** The path and query, exactly as sent (`/v1/capsules/hello/start`). */
+  path: string;
+  body?: Uint8Array | string;
+  lifetimeSeconds?: number;
+  /** Seconds since the epoch; for tests. */
+  now?: number;
+  nonce?: string;
+}
+
+/**
+ * The value of the Authorization header for one control request.
+ *
+ * @example
+ * const authorization = await signControlRequest({ key, audience: 'host1.example.net', method: 'GET', path: '/v1/status' });
+ * await fetch('https://host1.example.net:7070/v1/status', { headers: { authorization } });
+ */
+export async function signControlRequest(options: SignRequestOptions): Promise<string> {
+  const now = options.now ?? Math.floor(Date.now() / 1000);
+  const lifetime = options.lifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS;
+  const { kid } = options.key;
+  const privateKey = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: options.key.x, d: options.key.d }, 'EdDSA');
+  const token = await new SignJWT({ htm: options.method.toUpperCase(), htu: options.path, bh: bodyHash(options.body ?? '') })
+    .setProtectedHeader({ alg: 'EdDSA', typ: TOKEN_TYPE, ...(kid ? { kid } : {}) })
+    .setAudience(options.audience)
+    .setIssuedAt(now)
+    .setExpirationTime(now + lifetime)
+    .setJti(options.nonce ?? newId())
+    .sign(privateKey);
+  return `${AUTH_SCHEME} ${token}`;
+}
+
+/**
+ * Remembers the nonces of accepted requests until they expire, in memory and (given a file)
+ * on disk, so that a restarted host still refuses a replay of a request it accepted before.
+ */
+export class NonceStore {
+  readonly #seen = new Map<string, number>();
+  readonly #file: string | undefined;
+  #appendsSinceCompaction = 0;
+
+  constructor(file?: string, now = Math.floor(Date.now() / 1000)) {
+    this.#file = file;
+    if (!file) return;
+    mkdirSync(dirname(file), { recursive: true });
+    let text = '';
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+    for (const line of text.split('\n')) {
+      const [nonce, expiry] = line.split(' ');
+      const expires = Number(expiry);
+      if (nonce && Number.isFinite(expires) && expires >= now - CLOCK_TOLERANCE_SECONDS) this.#seen.set(nonce, expires);
+    }
+    this.#compact();
+  }
+
+  /** Records a nonce; false when it was already used (a replay). */
+  use(nonce: string, expires: number, now = Math.floor(Date.now() / 1000)): boolean {
+    if (this.#seen.has(nonce)) return false;
+    this.#seen.set(nonce, expires);
+    if (this.#file) {
+      // Written before the request is served: a crash just after must not open a replay window.
+      appendFileSync(this.#file, `${nonce} ${expires}\n`, { mode: 0o600 });
+      if (++this.#appendsSinceCompaction >= 10_000) this.#prune(now, true);
+    } else if (this.#seen.size % 1000 === 0) {
+      this.#prune(now, false);
+    }
+    return true;
+  }
+
+  get size(): number {
+    return this.#seen.size;
+  }
+
+  #prune(now: number, compact: boolean): void {
+    for (const [nonce, expires] of this.#seen) if (expires < now - CLOCK_TOLERANCE_SECONDS) this.#seen.delete(nonce);
+    if (compact) this.#compact();
+  }
+
+  #compact(): void {
+    if (!this.#file) return;
+    const lines = [...this.#seen].map(([nonce, expires]) => `${nonce} ${expires}\n`).join('');
+    writeFileSync(this.#file, lines, { mode: 0o600 });
+    this.#appendsSinceCompaction = 0;
+  }
+}
+
+export interface VerifierOptions {
+  /** The host's name: the only audience it accepts. */
+  audience: string;
+  registrars: readonly TrustedRegistrar[];
+  nonces: NonceStore;
+  /** Seconds since the epoch; for tests. */
+  now?: () => number;
+}
+
+export interface VerifiedRequest {
+  registrar: TrustedRegistrar;
+  claims: JWTPayload;
+}
+
+export interface RequestToVerify {
+  method: string;
+  /** The path and query as received. */
+  path: string;
+  authorization: string | undefined;
+  body: Uint8Array;
+}
+
+/** Checks control requests; throws {@link ControlAuthError} for every refusal. */
+export function createRequestVerifier(options: VerifierOptions): (request: RequestToVerify) => Promise<VerifiedRequest> {
+  const byKid = new Map(options.registrars.map((registrar) => [registrar.key.kid, registrar]));
+  const keys = new Map<string, ReturnType<typeof importJWK>>();
+  const keyFor = (jwk: Ed25519PublicJwk & { kid: string }) => {
+    let key = keys.get(jwk.kid);
+    if (!key) {
+      key = importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'EdDSA');
+      keys.set(jwk.kid, key);
+    }
+    return key;
+  };
+  const clock = options.now ?? (() => Math.floor(Date.now() / 1000));
+
+  return async (request) => {
+    const header = request.authorization?.trim();
+    if (!header) throw new ControlAuthError('AUTH_MISSING', `no Authorization header; send "${AUTH_SCHEME} <token>"`);
+    const [scheme, token, ...rest] = header.split(/\s+/);
+    if (scheme !== AUTH_SCHEME || !token || rest.length > 0) {
+      throw new ControlAuthError('AUTH_MALFORMED', `the Authorization header must be "${AUTH_SCHEME} <compact JWS>"`);
+    }
+    let kid: string | undefined;
+    try {
+      const protectedHeader = decodeProtectedHeader(token);
+      kid = protectedHeader.kid;
+      if (protectedHeader.alg !== 'EdDSA' && protectedHeader.alg !== 'Ed25519') {
+        throw new ControlAuthError('AUTH_MALFORMED', `the token's alg must be EdDSA, not ${String(protectedHeader.alg)}`);
+      }
+    } catch (error) {
+      if (error instanceof ControlAuthError) throw error;
+      throw new ControlAuthError('AUTH_MALFORMED', 'the token is not a compact JWS');
+    }
+    if (typeof kid !== 'string')
+      throw new ControlAuthError('AUTH_MALFORMED', "the token's header has no kid (the registrar key's thumbprint)");
+    const registrar = byKid.get(kid);
+    if (!registrar) throw new ControlAuthError('AUTH_UNKNOWN_KEY', `key ${kid.slice(0, 64)} is not a registrar this host trusts`);
+
+    const now = clock();
+    let claims: JWTPayload;
+    try {
+      ({ payload: claims } = await jwtVerify(token, await keyFor(registrar.key), {
+        algorithms: ['EdDSA', 'Ed25519'],
+        typ: TOKEN_TYPE,
+        audience: options.audience,
+        clockTolerance: CLOCK_TOLERANCE_SECONDS,
+        currentDate: new Date(now * 1000),
+        requiredClaims: ['aud', 'exp', 'iat', 'jti', 'htm', 'htu', 'bh'],
+      }));
+    } catch (error) {
+      throw refusalFor(error);
+    }
+    const iat = claims.iat as number;
+    const exp = claims.exp as number;
+    if (iat > now + CLOCK_TOLERANCE_SECONDS)
+      throw new ControlAuthError('AUTH_NOT_YET_VALID', 'the token was issued in the future; check the clocks');
+    if (exp - iat > MAX_TOKEN_LIFETIME_SECONDS) {
+      throw new ControlAuthError('AUTH_LIFETIME', `the token lives ${exp - iat} s; at most ${MAX_TOKEN_LIFETIME_SECONDS} s is accepted`);
+    }
+    if (claims.htm !== request.method.toUpperCase() || claims.htu !== request.path) {
+      throw new ControlAuthError(
+        'AUTH_WRONG_REQUEST',
+        `the token was signed for ${String(claims.htm)} ${String(claims.htu)}, not this request`,
+      );
+    }
+    if (claims.bh !== bodyHash(request.body)) throw new ControlAuthError('AUTH_BODY_MISMATCH', 'the body is not the one that was signed');
+    const nonce = claims.jti as string;
+    if (nonce.length < 16 || nonce.length > 128 || !/^[A-Za-z0-9_-]+$/.test(nonce)) {
+      throw new ControlAuthError('AUTH_MALFORMED', 'jti must be 16 to 128 base64url characters');
+    }
+    if (!options.nonces.use(`${kid}.${nonce}`, exp, now))
+      throw new ControlAuthError('AUTH_REPLAY', 'this request was already received once');
+    return { registrar, claims };
+  };
+}
+
+function refusalFor(error: unknown): ControlAuthError {
+  const code = (error as { code?: string }).code;
+  const claim = (error as { claim?: string }).claim;
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return new ControlAuthError('AUTH_EXPIRED', 'the token has expired');
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return new ControlAuthError('AUTH_BAD_SIGNATURE', 'the signature does not verify with the named key');
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (claim === 'aud') return new ControlAuthError('AUTH_WRONG_AUDIENCE', 'the token is addressed to another host');
+      if (claim === 'iat' || claim === 'nbf') return new ControlAuthError('AUTH_NOT_YET_VALID', `the token's ${claim} is not valid yet`);
+      return new ControlAuthError('AUTH_MALFORMED', `the token's ${claim ?? 'claims'} claim is missing or invalid`);
+    default:
+      return new ControlAuthError('AUTH_MALFORMED', 'the token is not a valid compact JWS');
+  }
+}

@@ -1,0 +1,197 @@
+import { type Ed25519PrivateJwk, type Ed25519PublicJwk, StratumError } from '@stratum/core';
+import type { LedgerEntry, Usage } from '../metering/ledger.ts';
+import type { CapsuleLogEntry, CapsuleStatus } from '../runtime-types.ts';
+import { signControlRequest } from './auth.ts';
+import type { InstallBody } from './server.ts';
+
+export interface HostIdentity {
+  name: string;
+  key: Ed25519PublicJwk;
+  api: string;
+  version: string;
+  startedAt: string;
+}
+
+export interface ControlClientOptions {
+  /** The control API's base URL, such as `https://host1.example.net:7070`. */
+  url: string | URL;
+  /** The registrar's signing key. */
+  key: Ed25519PrivateJwk;
+  /**
+   * The host's name (its host.toml `[host] name`). Left out, it is read once from the host's
+   * unauthenticated /.well-known/stratum-host: convenient for an operator's own tools, but a
+   * registrar should pass the name it verified through discovery.
+   */
+  audience?: string;
+  fetch?: typeof fetch;
+}
+
+export interface InstallOptions {
+  name?: string;
+  domains: string[];
+  /** The stratum.toml text. */
+  manifest: string;
+  /** The component bytes; leave out for a manifest whose [source] is a registry the host pulls from. */
+  component?: Uint8Array;
+  config?: Record<string, string>;
+  start?: boolean;
+}
+
+export interface UsageResponse {
+  capsules: Record<string, Usage>;
+  ledger: { entries: number; hash: string };
+}
+
+/** A refusal or failure reported by the control API, with its HTTP status. */
+export class ControlApiError extends StratumError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string, details: string[] = [], hint?: string) {
+    super(code, message, { details, ...(hint ? { hint } : {}), user: status < 500 });
+    this.status = status;
+  }
+}
+
+export interface ControlClient {
+  identity(): Promise<HostIdentity>;
+  install(options: InstallOptions): Promise<CapsuleStatus>;
+  start(name: string): Promise<CapsuleStatus>;
+  drain(name: string): Promise<CapsuleStatus>;
+  stop(name: string): Promise<CapsuleStatus>;
+  uninstall(name: string): Promise<void>;
+  status(): Promise<{ host: HostIdentity; capsules: CapsuleStatus[] }>;
+  capsule(name: string): Promise<CapsuleStatus>;
+  usage(query?: { capsule?: string; since?: Date; until?: Date }): Promise<UsageResponse>;
+  ledger(after?: number, limit?: number): Promise<{ entries: LedgerEntry[]; head: { entries: number; hash: string } }>;
+  /** Streams a capsule's log until `signal` aborts or the host closes the stream. */
+  logs(name: string, onEntry: (entry: CapsuleLogEntry) => void, options?: { backlog?: number; signal?: AbortSignal }): Promise<void>;
+  /** A signed request to any path, for what the methods above do not cover. */
+  request(method: string, path: string, body?: unknown): Promise<Response>;
+}
+
+/**
+ * A client for a host's control API that signs every request (spec/host-api.md section 3).
+ *
+ * @example
+ * const host = createControlClient({ url: 'http://127.0.0.1:7070', key: await readKeyFile('registrar.key'), audience: 'host1.example.net' });
+ * await host.install({ domains: ['hello.example'], manifest: tomlText, component: wasmBytes });
+ */
+export function createControlClient(options: ControlClientOptions): ControlClient {
+  const base = new URL(options.url);
+  const doFetch = options.fetch ?? fetch;
+  let audience: Promise<string> | undefined = options.audience === undefined ? undefined : Promise.resolve(options.audience);
+
+  const identity = async (): Promise<HostIdentity> => {
+    const response = await doFetch(new URL('/.well-known/stratum-host', base));
+    return (await expectOk(response)) as HostIdentity;
+  };
+
+  const request = async (method: string, path: string, body?: unknown): Promise<Response> => {
+    audience ??= identity().then((info) => info.name);
+    const text = body === undefined ? '' : JSON.stringify(body);
+    const authorization = await signControlRequest({ key: options.key, audience: await audience, method, path, body: text });
+    return doFetch(new URL(path, base), {
+      method,
+      headers: { authorization, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: text }),
+    });
+  };
+
+  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> =>
+    (await expectOk(await request(method, path, body))) as T;
+  const capsulePath = (name: string, action?: string) => `/v1/capsules/${encodeURIComponent(name)}${action ? `/${action}` : ''}`;
+
+  return {
+    identity,
+    request,
+    async install(install) {
+      const body: InstallBody = {
+        domains: install.domains,
+        manifest: install.manifest,
+        ...(install.name !== undefined ? { name: install.name } : {}),
+        ...(install.component ? { component: { base64: Buffer.from(install.component).toString('base64') } } : {}),
+        ...(install.config ? { config: install.config } : {}),
+        ...(install.start !== undefined ? { start: install.start } : {}),
+      };
+      return (await call<{ capsule: CapsuleStatus }>('POST', '/v1/capsules', body)).capsule;
+    },
+    start: async (name) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'start'))).capsule,
+    drain: async (name) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'drain'))).capsule,
+    stop: async (name) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'stop'))).capsule,
+    async uninstall(name) {
+      await call('DELETE', capsulePath(name));
+    },
+    status: () => call('GET', '/v1/status'),
+    capsule: async (name) => (await call<{ capsule: CapsuleStatus }>('GET', capsulePath(name))).capsule,
+    usage(query = {}) {
+      const params = new URLSearchParams();
+      if (query.capsule) params.set('capsule', query.capsule);
+      if (query.since) params.set('since', query.since.toISOString());
+      if (query.until) params.set('until', query.until.toISOString());
+      const search = params.toString();
+      return call('GET', `/v1/usage${search ? `?${search}` : ''}`);
+    },
+    ledger: (after = 0, limit = 1000) => call('GET', `/v1/usage/ledger?after=${after}&limit=${limit}`),
+    async logs(name, onEntry, logOptions = {}) {
+      audience ??= identity().then((info) => info.name);
+      const path = `${capsulePath(name, 'logs')}?backlog=${logOptions.backlog ?? 100}`;
+      const authorization = await signControlRequest({ key: options.key, audience: await audience, method: 'GET', path });
+      const response = await doFetch(new URL(path, base), {
+        headers: { authorization, accept: 'text/event-stream' },
+        ...(logOptions.signal ? { signal: logOptions.signal } : {}),
+      });
+      if (!response.ok || !response.body) await expectOk(response);
+      await readEvents(response.body as ReadableStream<Uint8Array>, (event, data) => {
+        if (event === 'log') onEntry(JSON.parse(data) as CapsuleLogEntry);
+      }).catch((error: unknown) => {
+        if (!logOptions.signal?.aborted) throw error;
+      });
+    },
+  };
+}
+
+async function expectOk(response: Response): Promise<unknown> {
+  const text = await response.text();
+  let value: unknown;
+  try {
+    value = text ? JSON.parse(text) : {};
+  } catch {
+    throw new ControlApiError(response.status, 'CONTROL_BAD_RESPONSE', `the host answered ${response.status} with a body that is not JSON`);
+  }
+  if (response.ok) return value;
+  const problem = (value as { error?: { code?: string; message?: string; details?: string[]; hint?: string } }).error ?? {};
+  throw new ControlApiError(
+    response.status,
+    problem.code ?? `HTTP_${response.status}`,
+    problem.message ?? `the host answered ${response.status}`,
+    problem.details ?? [],
+    problem.hint,
+  );
+}
+
+/** Reads a text/event-stream (the WHATWG HTML "server-sent events" format) event by event. */
+async function readEvents(stream: ReadableStream<Uint8Array>, onEvent: (event: string, data: string) => void): Promise<void> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let event = 'message';
+  let data: string[] = [];
+  for await (const chunk of stream) {
+    buffer += decoder.decode(chunk, { stream: true });
+    let newline = buffer.search(/\r\n|\r|\n/);
+    while (newline >= 0) {
+      const line = buffer.slice(0, newline);
+      buffer = buffer.slice(newline + (buffer.startsWith('\r\n', newline) ? 2 : 1));
+      if (line === '') {
+        if (data.length > 0) onEvent(event, data.join('\n'));
+        event = 'message';
+        data = [];
+      } else if (!line.startsWith(':')) {
+        const colon = line.indexOf(':');
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') event = value;
+        else if (field === 'data') data.push(value);
+      }
+      newline = buffer.search(/\r\n|\r|\n/);
+    }
+  }
+}

@@ -1,0 +1,181 @@
+import { readFileSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { type Ed25519PrivateJwk, errorMessage, type Logger, publicPart, readKeyFile, silentLogger } from '@stratum/core';
+import { parseManifest } from '@stratum/manifest';
+import type { HostConfig, ListenAddress } from '../config/types.ts';
+import { UsageLedger } from '../metering/ledger.ts';
+import type { HostRuntime } from '../runtime-types.ts';
+import { createRequestVerifier, NonceStore } from './auth.ts';
+import { type Installation, InstallationStore } from './installations.ts';
+import { createControlHandler, type PullComponent } from './server.ts';
+
+const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** What a runtime factory is given: the host's validated config and where the runtime keeps its files. */
+export interface RuntimeContext {
+  config: HostConfig;
+  /** `<dataDir>/runtime`: the runtime's own directory (transpile cache, capsule data). */
+  dataDir: string;
+  logger: Logger;
+}
+
+export type RuntimeFactory = (context: RuntimeContext) => HostRuntime | Promise<HostRuntime>;
+
+export interface StartHostOptions {
+  createRuntime: RuntimeFactory;
+  logger?: Logger;
+  /** Pulls registry-sourced components; without it, installs must upload the component. */
+  pullComponent?: PullComponent;
+  /** The identity key, when the caller already holds it; default: read from `config.keyFile`. */
+  identityKey?: Ed25519PrivateJwk;
+}
+
+export interface RunningHost {
+  config: HostConfig;
+  runtime: HostRuntime;
+  ledger: UsageLedger;
+  /** The ingress URL, with the port actually bound. */
+  ingressUrl: URL;
+  controlUrl: URL;
+  /** Installations brought back from the data directory at start, and those that failed. */
+  restored: { name: string; error?: string }[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a whole host from its config: the runtime, every installation kept in the data
+ * directory, the usage ledger, the HTTP ingress and the signed control API.
+ *
+ * @example
+ * const host = await startHost(await loadHostConfig('host.toml'), { createRuntime, logger });
+ * console.log(`ingress on ${host.ingressUrl}, control API on ${host.controlUrl}`);
+ */
+export async function startHost(config: HostConfig, options: StartHostOptions): Promise<RunningHost> {
+  const logger = options.logger ?? silentLogger;
+  const identityKey = options.identityKey ?? (await readKeyFile(config.keyFile));
+  await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
+  const runtimeDir = join(config.dataDir, 'runtime');
+  await mkdir(runtimeDir, { recursive: true });
+
+  const store = new InstallationStore(config.dataDir, logger);
+  await store.init();
+  const ledger = await UsageLedger.open(join(config.dataDir, 'metering', 'ledger.jsonl'), {
+    logger: logger.child({ component: 'metering' }),
+  });
+  const nonces = new NonceStore(join(config.dataDir, 'control', 'nonces'));
+  const runtime = await options.createRuntime({ config, dataDir: runtimeDir, logger: logger.child({ component: 'runtime' }) });
+  const unsubscribe = runtime.onRequest((record) => ledger.record(record));
+  const flushTimer = setInterval(() => {
+    ledger.flush().catch((error: unknown) => logger.error({ err: error }, 'writing the usage ledger failed'));
+  }, config.metering.flushIntervalMs);
+  flushTimer.unref();
+
+  const servers: Server[] = [];
+  const close = async () => {
+    clearInterval(flushTimer);
+    await Promise.all(
+      servers.map(
+        (server) =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      ),
+    );
+    unsubscribe();
+    await runtime.close();
+    await ledger.close();
+  };
+
+  try {
+    const restored = await restore(store, runtime, logger);
+    const removed = await store.prune();
+    if (removed > 0) logger.info({ removed }, 'removed component files no installation uses');
+
+    const ingress = createHttpServer((request, response) => runtime.handleRequest(request, response));
+    servers.push(ingress);
+    const ingressUrl = await listen(ingress, config.ingress.listen, 'http');
+
+    const handler = createControlHandler({
+      name: config.name,
+      identity: publicPart(identityKey),
+      version,
+      runtime,
+      store,
+      ledger,
+      verify: createRequestVerifier({ audience: config.name, registrars: config.registrars, nonces }),
+      maxBodyBytes: config.control.maxBodyBytes,
+      logger: logger.child({ component: 'control' }),
+      ...(options.pullComponent ? { pullComponent: options.pullComponent } : {}),
+    });
+    let control: Server;
+    if (config.control.tls) {
+      const [cert, key] = await Promise.all([readFile(config.control.tls.certFile), readFile(config.control.tls.keyFile)]);
+      control = createHttpsServer({ cert, key }, handler as (request: IncomingMessage, response: ServerResponse) => void);
+    } else {
+      control = createHttpServer(handler);
+    }
+    servers.push(control);
+    const controlUrl = await listen(control, config.control.listen, config.control.tls ? 'https' : 'http');
+    logger.info(
+      {
+        name: config.name,
+        ingress: ingressUrl.href,
+        control: controlUrl.href,
+        capsules: restored.length,
+        registrars: config.registrars.map((r) => r.name),
+      },
+      'host started',
+    );
+    return { config, runtime, ledger, ingressUrl, controlUrl, restored, close };
+  } catch (error) {
+    await close().catch(() => {});
+    throw error;
+  }
+}
+
+/** Installs every kept installation again, one at a time; one that fails is logged and left out. */
+async function restore(store: InstallationStore, runtime: HostRuntime, logger: Logger): Promise<{ name: string; error?: string }[]> {
+  const out: { name: string; error?: string }[] = [];
+  for (const installation of await store.list()) {
+    const log = logger.child({ capsule: installation.name });
+    try {
+      await restoreOne(store, runtime, installation);
+      out.push({ name: installation.name });
+      log.info({ digest: installation.digest, desired: installation.desired }, 'capsule restored');
+    } catch (error) {
+      out.push({ name: installation.name, error: errorMessage(error) });
+      log.error({ err: error }, 'could not restore the capsule; it stays installed on disk and can be installed again');
+    }
+  }
+  return out;
+}
+
+async function restoreOne(store: InstallationStore, runtime: HostRuntime, installation: Installation): Promise<void> {
+  const { manifest } = parseManifest(installation.manifest, `${installation.name}/stratum.toml`);
+  const component = await store.getComponent(installation.digest);
+  const status = await runtime.install({
+    name: installation.name,
+    domains: installation.domains,
+    manifest,
+    component,
+    config: installation.config,
+  });
+  if (installation.desired === 'running' && status.state !== 'running') await runtime.start(installation.name);
+}
+
+function listen(server: Server, address: ListenAddress, scheme: 'http' | 'https'): Promise<URL> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(address.port, address.host, () => {
+      server.off('error', reject);
+      const bound = server.address() as AddressInfo;
+      const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
+      resolve(new URL(`${scheme}://${host}:${bound.port}/`));
+    });
+  });
+}

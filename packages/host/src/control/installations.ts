@@ -1,0 +1,137 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Logger, StratumError, silentLogger } from '@stratum/core';
+
+/** What a host must remember of one installation to bring it back after a restart. */
+export interface Installation {
+  name: string;
+  domains: string[];
+  /** The manifest's TOML text, exactly as installed. */
+  manifest: string;
+  /** `sha256:<hex>` of the component, whose bytes are kept under components/. */
+  digest: string;
+  config: Record<string, string>;
+  /** What the registrar last asked for: a drained capsule stays out of service after a restart. */
+  desired: 'running' | 'stopped';
+  installedAt: string;
+  updatedAt: string;
+}
+
+const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
+const DIGEST = /^sha256:([a-f0-9]{64})$/;
+
+/**
+ * Installations in the data directory: `installations/<name>.json` (mode 0600: config values
+ * may be secrets) and the component bytes by digest in `components/sha256/<hex>.wasm`. Each
+ * file is written to a temporary name and renamed, so a crash leaves the old or the new one.
+ */
+export class InstallationStore {
+  readonly #dir: string;
+  readonly #components: string;
+  readonly #logger: Logger;
+
+  constructor(dataDir: string, logger: Logger = silentLogger) {
+    this.#dir = join(dataDir, 'installations');
+    this.#components = join(dataDir, 'components', 'sha256');
+    this.#logger = logger;
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.#dir, { recursive: true, mode: 0o700 });
+    await mkdir(this.#components, { recursive: true });
+  }
+
+  /** Stores component bytes under their digest (checked) and returns the digest. */
+  async putComponent(bytes: Uint8Array, expected?: string): Promise<string> {
+    const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (expected !== undefined && expected !== digest) {
+      throw new StratumError('DIGEST_MISMATCH', 'the component is not the one the manifest names', {
+        details: [`manifest: ${expected}`, `received: ${digest}`],
+        hint: "Send the component whose sha256 is the manifest's [source] digest.",
+      });
+    }
+    const path = this.#componentPath(digest);
+    const temporary = `${path}.${process.pid}.tmp`;
+    await writeFile(temporary, bytes);
+    await rename(temporary, path);
+    return digest;
+  }
+
+  async getComponent(digest: string): Promise<Uint8Array> {
+    return new Uint8Array(await readFile(this.#componentPath(digest)));
+  }
+
+  async save(installation: Installation): Promise<void> {
+    const path = this.#path(installation.name);
+    const temporary = `${path}.${process.pid}.tmp`;
+    await writeFile(temporary, `${JSON.stringify(installation, null, 2)}\n`, { mode: 0o600 });
+    await rename(temporary, path);
+  }
+
+  async get(name: string): Promise<Installation | undefined> {
+    try {
+      return JSON.parse(await readFile(this.#path(name), 'utf8')) as Installation;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  async setDesired(name: string, desired: Installation['desired']): Promise<void> {
+    const installation = await this.get(name);
+    if (!installation || installation.desired === desired) return;
+    await this.save({ ...installation, desired, updatedAt: new Date().toISOString() });
+  }
+
+  /** Removes the installation, and its component when no other installation uses it. */
+  async remove(name: string): Promise<void> {
+    const installation = await this.get(name);
+    await rm(this.#path(name), { force: true });
+    if (installation) await this.dropComponentIfUnused(installation.digest);
+  }
+
+  async dropComponentIfUnused(digest: string): Promise<void> {
+    const installations = await this.list();
+    if (!installations.some((installation) => installation.digest === digest)) await rm(this.#componentPath(digest), { force: true });
+  }
+
+  /** Removes component files no installation uses (left by an install that failed half-way). */
+  async prune(): Promise<number> {
+    const used = new Set((await this.list()).map((installation) => installation.digest));
+    let removed = 0;
+    for (const file of await readdir(this.#components).catch(() => [] as string[])) {
+      const digest = `sha256:${file.replace(/\.wasm$/, '')}`;
+      if (file.endsWith('.tmp') || (DIGEST.test(digest) && !used.has(digest))) {
+        await rm(join(this.#components, file), { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  /** Every stored installation; an unreadable file is logged and skipped, not fatal. */
+  async list(): Promise<Installation[]> {
+    const files = (await readdir(this.#dir).catch(() => [] as string[])).filter((file) => file.endsWith('.json')).sort();
+    const out: Installation[] = [];
+    for (const file of files) {
+      try {
+        out.push(JSON.parse(await readFile(join(this.#dir, file), 'utf8')) as Installation);
+      } catch (error) {
+        this.#logger.error({ file: join(this.#dir, file), err: error }, 'skipping an unreadable installation record');
+      }
+    }
+    return out;
+  }
+
+  #path(name: string): string {
+    if (!NAME.test(name)) throw new StratumError('INVALID_NAME', `"${name.slice(0, 80)}" is not an installation name`);
+    return join(this.#dir, `${name}.json`);
+  }
+
+  #componentPath(digest: string): string {
+    const hex = DIGEST.exec(digest)?.[1];
+    if (!hex) throw new StratumError('INVALID_DIGEST', `"${digest.slice(0, 80)}" is not a sha256 digest`);
+    return join(this.#components, `${hex}.wasm`);
+  }
+}

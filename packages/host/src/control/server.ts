@@ -1,0 +1,382 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Ed25519PublicJwk, isStratumError, type Logger, StratumError, silentLogger } from '@stratum/core';
+import { type Manifest, ManifestError, parseManifest } from '@stratum/manifest';
+import type { UsageLedger } from '../metering/ledger.ts';
+import type { CapsuleStatus, HostRuntime } from '../runtime-types.ts';
+import { ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
+import type { Installation, InstallationStore } from './installations.ts';
+
+export const CONTROL_API_VERSION = 'v1';
+
+/** Fetches a registry-sourced component; resolves to bytes whose digest the caller checks. */
+export type PullComponent = (reference: string, digest: string) => Promise<Uint8Array>;
+
+/** The body of `POST /v1/capsules`, as spec/host-api.md section 5.1 defines it. */
+export interface InstallBody {
+  name?: string;
+  domains: string[];
+  /** The stratum.toml text. */
+  manifest: string;
+  /** The component's bytes, base64; leave out to have the host pull the manifest's registry source. */
+  component?: { base64: string };
+  config?: Record<string, string>;
+  /** Start serving once installed (the default). */
+  start?: boolean;
+}
+
+export interface ControlServerOptions {
+  /** The host's name: the audience of control requests. */
+  name: string;
+  /** The host's identity, shown unauthenticated at /.well-known/stratum-host. */
+  identity: Ed25519PublicJwk;
+  version: string;
+  runtime: HostRuntime;
+  store: InstallationStore;
+  ledger: UsageLedger;
+  verify: (request: RequestToVerify) => Promise<VerifiedRequest>;
+  maxBodyBytes: number;
+  pullComponent?: PullComponent;
+  logger?: Logger;
+  /** Seconds between SSE keep-alive comments. */
+  keepAliveSeconds?: number;
+}
+
+const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
+const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+
+class HttpError extends StratumError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string, options: { details?: string[]; hint?: string } = {}) {
+    super(code, message, options);
+    this.status = status;
+  }
+}
+
+/**
+ * The control API's request handler: authenticates every request under /v1 (spec/host-api.md),
+ * then drives the runtime, keeps the installations on disk and reads the usage ledger.
+ *
+ * @example
+ * const handler = createControlHandler({ name, identity, version, runtime, store, ledger, verify, maxBodyBytes });
+ * createServer(handler).listen(7070, '127.0.0.1');
+ */
+export function createControlHandler(options: ControlServerOptions): (request: IncomingMessage, response: ServerResponse) => void {
+  const logger = options.logger ?? silentLogger;
+  const startedAt = new Date().toISOString();
+
+  const hostInfo = () => ({
+    name: options.name,
+    key: options.identity,
+    api: CONTROL_API_VERSION,
+    version: options.version,
+    startedAt,
+  });
+
+  const findCapsule = (name: string): CapsuleStatus => {
+    const status = options.runtime.status().find((capsule) => capsule.name === name);
+    if (!status) throw new HttpError(404, 'CAPSULE_NOT_FOUND', `no capsule named "${name.slice(0, 80)}" is installed here`);
+    return status;
+  };
+
+  const install = async (body: InstallBody): Promise<CapsuleStatus> => {
+    const manifest = parseManifestBody(body.manifest);
+    const name = body.name ?? manifest.capsule.name;
+    if (!NAME.test(name) || name.length > 63) throw new HttpError(400, 'INVALID_REQUEST', `name "${name.slice(0, 80)}" is not a DNS label`);
+    const expected = manifest.source.digest;
+    let bytes: Uint8Array;
+    if (body.component) {
+      bytes = new Uint8Array(Buffer.from(body.component.base64, 'base64'));
+    } else if (manifest.source.kind === 'registry') {
+      if (!options.pullComponent) {
+        throw new HttpError(400, 'REGISTRY_SOURCE_UNSUPPORTED', 'this host cannot pull components from a registry yet', {
+          details: [`[source] registry = ${manifest.source.registry}`],
+          hint: 'Upload the component in the install request (component.base64) instead.',
+        });
+      }
+      bytes = await options.pullComponent(manifest.source.registry, manifest.source.digest);
+    } else {
+      throw new HttpError(400, 'COMPONENT_MISSING', 'the install request has no component', {
+        hint: 'A [source] wasm path means nothing to the host: upload the bytes as component.base64, or use a registry source.',
+      });
+    }
+    const digest = await options.store.putComponent(bytes, expected);
+    const previous = await options.store.get(name);
+    let status = await options.runtime.install({
+      name,
+      domains: body.domains,
+      manifest,
+      component: bytes,
+      ...(body.config ? { config: body.config } : {}),
+    });
+    const start = body.start ?? true;
+    if (start && status.state !== 'running') status = await options.runtime.start(name);
+    const now = new Date().toISOString();
+    const installation: Installation = {
+      name,
+      domains: body.domains,
+      manifest: body.manifest,
+      digest,
+      config: body.config ?? {},
+      desired: start ? 'running' : 'stopped',
+      installedAt: previous?.installedAt ?? now,
+      updatedAt: now,
+    };
+    await options.store.save(installation);
+    if (previous && previous.digest !== digest) await options.store.dropComponentIfUnused(previous.digest);
+    return status;
+  };
+
+  const route = async (request: IncomingMessage, response: ServerResponse, body: Uint8Array, log: Logger): Promise<void> => {
+    const url = new URL(request.url ?? '/', 'http://control.invalid');
+    const method = request.method ?? 'GET';
+    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
+    const [version, collection, name, action, extra] = parts;
+    if (version !== CONTROL_API_VERSION) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+
+    if (collection === 'status' && parts.length === 2) {
+      allow(method, 'GET');
+      return json(response, 200, { host: hostInfo(), capsules: options.runtime.status() });
+    }
+    if (collection === 'usage' && parts.length === 2) {
+      allow(method, 'GET');
+      const capsule = url.searchParams.get('capsule') ?? undefined;
+      const since = dateParam(url, 'since');
+      const until = dateParam(url, 'until');
+      await options.ledger.flush();
+      const capsules = await options.ledger.usage({
+        ...(capsule ? { capsule } : {}),
+        ...(since ? { since } : {}),
+        ...(until ? { until } : {}),
+      });
+      return json(response, 200, { capsules, ledger: options.ledger.head });
+    }
+    if (collection === 'usage' && name === 'ledger' && parts.length === 3) {
+      allow(method, 'GET');
+      const after = integerParam(url, 'after', 0, 0);
+      const limit = integerParam(url, 'limit', 1000, 1, 10_000);
+      await options.ledger.flush();
+      return json(response, 200, { entries: await options.ledger.entries(after, limit), head: options.ledger.head });
+    }
+    if (collection !== 'capsules' || extra !== undefined) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+
+    if (name === undefined) {
+      allow(method, 'GET', 'POST');
+      if (method === 'GET') return json(response, 200, { capsules: options.runtime.status() });
+      const status = await install(parseInstallBody(body));
+      log.info({ capsule: status.name, digest: status.digest, domains: status.domains }, 'capsule installed');
+      return json(response, 201, { capsule: status });
+    }
+    if (action === undefined) {
+      allow(method, 'GET', 'DELETE');
+      findCapsule(name);
+      if (method === 'GET') return json(response, 200, { capsule: findCapsule(name) });
+      await options.runtime.uninstall(name);
+      await options.store.remove(name);
+      log.info({ capsule: name }, 'capsule uninstalled');
+      return json(response, 200, { uninstalled: name });
+    }
+    if (action === 'logs') {
+      allow(method, 'GET');
+      findCapsule(name);
+      return streamLogs(request, response, name, integerParam(url, 'backlog', 100, 0, 10_000));
+    }
+    if (action === 'start' || action === 'drain' || action === 'stop') {
+      allow(method, 'POST');
+      findCapsule(name);
+      const status = await options.runtime[action](name);
+      await options.store.setDesired(name, action === 'start' ? 'running' : 'stopped');
+      log.info(
+        { capsule: name, state: status.state },
+        `capsule ${action === 'stop' ? 'stopped' : action === 'drain' ? 'drained' : 'started'}`,
+      );
+      return json(response, 200, { capsule: status });
+    }
+    throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+  };
+
+  const streamLogs = (request: IncomingMessage, response: ServerResponse, name: string, backlog: number) => {
+    response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
+    response.write(': stratum capsule log\n\n');
+    const unsubscribe = options.runtime.subscribeLogs(
+      name,
+      (entry) => {
+        response.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
+      },
+      { backlog },
+    );
+    const keepAlive = setInterval(() => response.write(': keep-alive\n\n'), (options.keepAliveSeconds ?? 15) * 1000);
+    keepAlive.unref();
+    const stop = () => {
+      clearInterval(keepAlive);
+      unsubscribe();
+    };
+    request.once('close', stop);
+    response.once('close', stop);
+  };
+
+  return (request, response) => {
+    const method = request.method ?? 'GET';
+    const path = request.url ?? '/';
+    const remote = request.socket.remoteAddress;
+    const log = logger.child({ method, path });
+    void (async () => {
+      try {
+        if (path === '/.well-known/stratum-host') {
+          allow(method, 'GET');
+          return json(response, 200, hostInfo());
+        }
+        const body = await readBody(request, options.maxBodyBytes);
+        let verified: VerifiedRequest;
+        try {
+          verified = await options.verify({ method, path, authorization: request.headers.authorization, body });
+        } catch (error) {
+          if (!(error instanceof ControlAuthError)) throw error;
+          log.warn({ reason: error.code, remote, detail: error.message }, 'control request refused');
+          response.setHeader('www-authenticate', `Stratum-JWS error="${error.code}"`);
+          return json(response, 401, { error: { code: error.code, message: error.message, hint: error.hint } });
+        }
+        const requestLog = log.child({ registrar: verified.registrar.name });
+        await route(request, response, body, requestLog);
+        requestLog.debug({ status: response.statusCode }, 'control request served');
+      } catch (error) {
+        if (response.headersSent) {
+          response.destroy();
+          return;
+        }
+        const status = statusFor(error);
+        if (status >= 500) log.error({ err: error }, 'control request failed');
+        else log.info({ status, code: (error as StratumError).code }, 'control request rejected');
+        const problem = isStratumError(error)
+          ? {
+              code: error.code,
+              message: error.message,
+              ...(error.details.length ? { details: error.details } : {}),
+              ...(error.hint ? { hint: error.hint } : {}),
+            }
+          : { code: 'INTERNAL', message: 'the host failed to handle this request; its log has the details' };
+        json(response, status, { error: problem });
+      }
+    })();
+  };
+}
+
+function statusFor(error: unknown): number {
+  if (error instanceof HttpError) return error.status;
+  if (error instanceof ManifestError) return 400;
+  if (!isStratumError(error) || !error.user) return 500;
+  if (/NOT_FOUND$/.test(error.code)) return 404;
+  if (/(EXISTS|CONFLICT|IN_USE|TAKEN)$/.test(error.code)) return 409;
+  return 400;
+}
+
+function allow(method: string, ...allowed: string[]): void {
+  if (!allowed.includes(method)) {
+    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here`, { hint: `Use ${allowed.join(' or ')}.` });
+  }
+}
+
+function json(response: ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value);
+  response.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'cache-control': 'no-store',
+    'content-length': Buffer.byteLength(text),
+  });
+  response.end(text);
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<Uint8Array> {
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > limit) {
+    request.resume();
+    return Promise.reject(new HttpError(413, 'BODY_TOO_LARGE', `the body is ${declared} bytes; this host takes at most ${limit}`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    request.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        request.removeAllListeners('data');
+        request.resume();
+        reject(new HttpError(413, 'BODY_TOO_LARGE', `the body is more than ${limit} bytes, the most this host takes`));
+        return;
+      }
+      chunks.push(chunk);
+    });
+    request.once('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
+    request.once('error', reject);
+  });
+}
+
+function dateParam(url: URL, name: string): Date | undefined {
+  const text = url.searchParams.get(name);
+  if (text === null) return undefined;
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime()))
+    throw new HttpError(400, 'INVALID_REQUEST', `${name} must be an RFC 3339 date-time, not "${text.slice(0, 40)}"`);
+  return date;
+}
+
+function integerParam(url: URL, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const text = url.searchParams.get(name);
+  if (text === null) return fallback;
+  const value = Number(text);
+  if (!/^[0-9]+$/.test(text) || value < min || value > max) {
+    throw new HttpError(400, 'INVALID_REQUEST', `${name} must be an integer from ${min} to ${max}, not "${text.slice(0, 40)}"`);
+  }
+  return value;
+}
+
+function parseManifestBody(text: string): Manifest {
+  return parseManifest(text, 'stratum.toml').manifest;
+}
+
+/** Checks the install body's shape; every problem is named with its JSON path. */
+export function parseInstallBody(body: Uint8Array): InstallBody {
+  let value: unknown;
+  try {
+    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(body));
+  } catch {
+    throw new HttpError(400, 'INVALID_REQUEST', 'the install body is not JSON');
+  }
+  const problems: string[] = [];
+  if (value === null || typeof value !== 'object' || Array.isArray(value))
+    throw new HttpError(400, 'INVALID_REQUEST', 'the install body must be a JSON object');
+  const input = value as Record<string, unknown>;
+  const known = ['name', 'domains', 'manifest', 'component', 'config', 'start'];
+  for (const key of Object.keys(input)) if (!known.includes(key)) problems.push(`/${key}: unknown member (known: ${known.join(', ')})`);
+  if (input.name !== undefined && (typeof input.name !== 'string' || !NAME.test(input.name) || input.name.length > 63)) {
+    problems.push('/name: must be a DNS label (lowercase letters, digits and hyphens, at most 63)');
+  }
+  if (typeof input.manifest !== 'string') problems.push('/manifest: must be the stratum.toml text');
+  if (!Array.isArray(input.domains)) problems.push('/domains: must be an array of host names');
+  else {
+    if (input.domains.length > 256) problems.push('/domains: at most 256');
+    for (const [index, domain] of input.domains.entries()) {
+      if (typeof domain !== 'string' || !DOMAIN.test(domain)) problems.push(`/domains/${index}: must be a lowercase host name`);
+    }
+  }
+  if (input.component !== undefined) {
+    const component = input.component as Record<string, unknown> | null;
+    if (
+      component === null ||
+      typeof component !== 'object' ||
+      typeof component.base64 !== 'string' ||
+      Object.keys(component).length !== 1
+    ) {
+      problems.push('/component: must be {"base64": "<the component bytes>"}');
+    } else if (!BASE64.test(component.base64) || component.base64.length % 4 !== 0) {
+      problems.push('/component/base64: is not base64');
+    }
+  }
+  if (input.config !== undefined) {
+    const config = input.config as Record<string, unknown> | null;
+    if (config === null || typeof config !== 'object' || Array.isArray(config)) problems.push('/config: must be an object of strings');
+    else for (const [key, item] of Object.entries(config)) if (typeof item !== 'string') problems.push(`/config/${key}: must be a string`);
+  }
+  if (input.start !== undefined && typeof input.start !== 'boolean') problems.push('/start: must be true or false');
+  if (problems.length > 0) throw new HttpError(400, 'INVALID_REQUEST', 'the install body is not valid', { details: problems });
+  return input as unknown as InstallBody;
+}

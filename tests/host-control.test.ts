@@ -1,0 +1,543 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { generateEd25519KeyPair, type Logger, StratumError, writeKeyFile } from '@stratum/core';
+import { parseHostConfig } from '../packages/host/src/config/parse.ts';
+import { bodyHash, signControlRequest } from '../packages/host/src/control/auth.ts';
+import { ControlApiError, createControlClient } from '../packages/host/src/control/client.ts';
+import { type RunningHost, type RuntimeFactory, startHost } from '../packages/host/src/control/host.ts';
+import { verifyLedgerFile } from '../packages/host/src/metering/ledger.ts';
+import type { CapsuleLogEntry, CapsuleStatus, HostRuntime, InstallRequest, RequestRecord } from '../packages/host/src/runtime-types.ts';
+
+/**
+ * The control API against an in-memory runtime: what is tested here is the API (signing,
+ * refusals, persistence, metering), not the runtime, which host-control-e2e.test.ts exercises.
+ */
+class FakeRuntime implements HostRuntime {
+  readonly installs: InstallRequest[] = [];
+  readonly capsules = new Map<string, CapsuleStatus>();
+  readonly #listeners = new Set<(record: RequestRecord) => void>();
+  readonly #logs = new Map<string, Set<(entry: CapsuleLogEntry) => void>>();
+  closed = false;
+
+  async install(request: InstallRequest): Promise<CapsuleStatus> {
+    this.installs.push(request);
+    const name = request.name ?? request.manifest.capsule.name;
+    const digest = `sha256:${createHash('sha256')
+      .update(request.component ?? new Uint8Array())
+      .digest('hex')}`;
+    const status: CapsuleStatus = {
+      name,
+      domains: request.domains,
+      state: 'installed',
+      version: request.manifest.capsule.version,
+      digest,
+      instances: 0,
+      inFlight: 0,
+      limitHits: {},
+    };
+    this.capsules.set(name, status);
+    return { ...status };
+  }
+  async start(name: string) {
+    return this.#set(name, 'running');
+  }
+  async drain(name: string) {
+    return this.#set(name, 'draining');
+  }
+  async stop(name: string) {
+    return this.#set(name, 'stopped');
+  }
+  async uninstall(name: string) {
+    this.capsules.delete(name);
+  }
+  status() {
+    return [...this.capsules.values()].map((status) => ({ ...status }));
+  }
+  handleRequest(request: IncomingMessage, response: ServerResponse) {
+    const domain = (request.headers.host ?? '').replace(/:\d+$/, '');
+    const capsule = [...this.capsules.values()].find((status) => status.domains.includes(domain) && status.state === 'running');
+    if (!capsule) {
+      response.writeHead(404).end('no capsule here');
+      return;
+    }
+    const body = `hello from ${capsule.name}`;
+    response.writeHead(200).end(body);
+    const record: RequestRecord = {
+      capsule: capsule.name,
+      domain,
+      requestId: 'r',
+      method: request.method ?? 'GET',
+      path: request.url ?? '/',
+      status: 200,
+      cpuMs: 1.5,
+      wallMs: 2,
+      memoryBytes: 1_000_000,
+      bytesIn: 0,
+      bytesOut: body.length,
+    };
+    for (const listener of this.#listeners) listener(record);
+    this.log(capsule.name, `served ${record.path}`);
+  }
+  onRequest(listener: (record: RequestRecord) => void) {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void) {
+    const set = this.#logs.get(name) ?? new Set();
+    this.#logs.set(name, set);
+    set.add(listener);
+    listener({ time: new Date().toISOString(), capsule: name, level: 'info', source: 'host', message: 'backlog line' });
+    return () => set.delete(listener);
+  }
+  log(name: string, message: string) {
+    for (const listener of this.#logs.get(name) ?? [])
+      listener({ time: new Date().toISOString(), capsule: name, level: 'info', source: 'stdout', message });
+  }
+  async close() {
+    this.closed = true;
+  }
+  #set(name: string, state: CapsuleStatus['state']) {
+    const status = this.capsules.get(name);
+    if (!status) throw new StratumError('CAPSULE_NOT_FOUND', `no capsule ${name}`);
+    status.state = state;
+    return { ...status };
+  }
+}
+
+interface LogLine {
+  level: string;
+  fields: Record<string, unknown>;
+  message: string | undefined;
+}
+
+function captureLogger(lines: LogLine[], bindings: Record<string, unknown> = {}): Logger {
+  const at =
+    (level: string) =>
+    (fieldsOrMessage: Record<string, unknown> | string, message?: string): void => {
+      if (typeof fieldsOrMessage === 'string') lines.push({ level, fields: { ...bindings }, message: fieldsOrMessage });
+      else lines.push({ level, fields: { ...bindings, ...fieldsOrMessage }, message });
+    };
+  return {
+    trace: at('trace'),
+    debug: at('debug'),
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    fatal: at('fatal'),
+    child: (more) => captureLogger(lines, { ...bindings, ...more }),
+  };
+}
+
+const MANIFEST = `stratum = 1
+[capsule]
+name = "hello"
+version = "1.0.0"
+[source]
+wasm = "hello.wasm"
+`;
+const COMPONENT = new TextEncoder().encode('not really a component, the fake runtime does not care');
+
+async function setup(t: TestContext, runtimes: FakeRuntime[] = [], dir?: string) {
+  const base = dir ?? (await mkdtemp(join(tmpdir(), 'stratum-control-')));
+  if (!dir) t.after(() => rm(base, { recursive: true, force: true }));
+  const registrar = await generateEd25519KeyPair();
+  const hostKey = await generateEd25519KeyPair();
+  if (!dir) await writeKeyFile(join(base, 'host.key'), hostKey.privateJwk);
+  const config = parseHostConfig(
+    `stratum = 1
+[host]
+name = "host1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+max_body = "1mib"
+[metering]
+flush_interval = "1h"
+[registrars.test]
+key = "${registrar.publicJwk.x}"
+`,
+    join(base, 'host.toml'),
+  );
+  const lines: LogLine[] = [];
+  const createRuntime: RuntimeFactory = () => {
+    const runtime = new FakeRuntime();
+    runtimes.push(runtime);
+    return runtime;
+  };
+  const host = await startHost(config, { createRuntime, logger: captureLogger(lines) });
+  t.after(() => host.close());
+  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+  return { base, host, client, registrar, lines, runtimes };
+}
+
+/** fetch() will not send a Host header of our choosing; node:http will. */
+function ingress(host: RunningHost, domain: string, path = '/'): Promise<{ status: number; text(): Promise<string> }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(new URL(path, host.ingressUrl), { headers: { host: domain } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        const body = Buffer.concat(chunks).toString();
+        resolve({ status: response.statusCode ?? 0, text: async () => body });
+      });
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+test('a registrar installs, drives and uninstalls a capsule over the signed API', async (t) => {
+  const { host, client, runtimes } = await setup(t);
+  const installed = await client.install({
+    domains: ['hello.example'],
+    manifest: MANIFEST,
+    component: COMPONENT,
+    config: { greeting: 'hi' },
+  });
+  assert.equal(installed.name, 'hello');
+  assert.equal(installed.state, 'running');
+  const runtime = runtimes[0] as FakeRuntime;
+  assert.equal(runtime.installs[0]?.manifest.capsule.name, 'hello');
+  assert.deepEqual(runtime.installs[0]?.component, new Uint8Array(COMPONENT));
+  assert.deepEqual(runtime.installs[0]?.config, { greeting: 'hi' });
+
+  const served = await ingress(host, 'hello.example');
+  assert.equal(served.status, 200);
+  assert.equal(await served.text(), 'hello from hello');
+  assert.equal((await ingress(host, 'nobody.example')).status, 404);
+
+  const status = await client.status();
+  assert.equal(status.host.name, 'host1.example.net');
+  assert.deepEqual(
+    status.capsules.map((capsule) => [capsule.name, capsule.state]),
+    [['hello', 'running']],
+  );
+  assert.equal((await client.drain('hello')).state, 'draining');
+  assert.equal((await client.stop('hello')).state, 'stopped');
+  assert.equal((await client.start('hello')).state, 'running');
+  assert.equal((await client.capsule('hello')).domains[0], 'hello.example');
+
+  await client.uninstall('hello');
+  assert.deepEqual((await client.status()).capsules, []);
+  await assert.rejects(client.capsule('hello'), (error: unknown) => error instanceof ControlApiError && error.status === 404);
+});
+
+test('usage comes from the hash-chained ledger', async (t) => {
+  const { host, client } = await setup(t);
+  await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });
+  for (let i = 0; i < 3; i++) await (await ingress(host, 'hello.example')).text();
+  const usage = await client.usage();
+  assert.equal(usage.capsules.hello?.requests, 3);
+  assert.equal(usage.capsules.hello?.cpuMs, 4.5);
+  assert.equal(usage.capsules.hello?.bytesOut, 3 * 'hello from hello'.length);
+  assert.equal(usage.ledger.entries, 1);
+  const verified = await verifyLedgerFile(host.ledger.path);
+  assert.deepEqual(verified, { ok: true, entries: 1, head: usage.ledger.hash });
+  const { entries } = await client.ledger();
+  assert.equal(entries[0]?.hash, usage.ledger.hash);
+  assert.deepEqual(await client.usage({ since: new Date(Date.now() + 3_600_000) }), { capsules: {}, ledger: usage.ledger });
+});
+
+test('logs stream as server-sent events', async (t) => {
+  const { host, client } = await setup(t);
+  await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });
+  const controller = new AbortController();
+  const seen: CapsuleLogEntry[] = [];
+  const done = client.logs(
+    'hello',
+    (entry) => {
+      seen.push(entry);
+      if (seen.length === 1) void ingress(host, 'hello.example').then((response) => response.text());
+      if (seen.length === 2) controller.abort();
+    },
+    { signal: controller.signal },
+  );
+  await done;
+  assert.deepEqual(
+    seen.map((entry) => entry.message),
+    ['backlog line', 'served /'],
+  );
+});
+
+test('install refusals: bad manifest, missing component, digest mismatch, registry source, bad body', async (t) => {
+  const { client } = await setup(t);
+  const refused = async (promise: Promise<unknown>, status: number, code: string, detail?: RegExp) => {
+    await assert.rejects(promise, (error: unknown) => {
+      assert.ok(error instanceof ControlApiError, String(error));
+      assert.equal(error.status, status);
+      assert.equal(error.code, code);
+      if (detail) assert.match([error.message, ...error.details].join('\n'), detail);
+      return true;
+    });
+  };
+  await refused(
+    client.install({ domains: ['a.example'], manifest: 'stratum = 1\n[capsule]\nnmae = "x"\n', component: COMPONENT }),
+    400,
+    'MANIFEST_INVALID',
+    /did you mean "name"/,
+  );
+  await refused(client.install({ domains: ['a.example'], manifest: MANIFEST }), 400, 'COMPONENT_MISSING');
+  await refused(
+    client.install({
+      domains: ['a.example'],
+      manifest: MANIFEST.replace('wasm = "hello.wasm"', `wasm = "hello.wasm"\ndigest = "sha256:${'0'.repeat(64)}"`),
+      component: COMPONENT,
+    }),
+    400,
+    'DIGEST_MISMATCH',
+  );
+  const registry = MANIFEST.replace(
+    'wasm = "hello.wasm"',
+    `registry = "oci://127.0.0.1:5000/acme/hello:1.0"\ndigest = "sha256:${'0'.repeat(64)}"`,
+  );
+  await refused(client.install({ domains: ['a.example'], manifest: registry }), 400, 'REGISTRY_SOURCE_UNSUPPORTED');
+  await refused(
+    client.install({ domains: ['Not A Host'], manifest: MANIFEST, component: COMPONENT }),
+    400,
+    'INVALID_REQUEST',
+    /domains\/0/,
+  );
+  await refused(
+    client.request('POST', '/v1/capsules', { domains: [], manifest: MANIFEST, extra: 1 }).then(expectJson),
+    400,
+    'INVALID_REQUEST',
+    /unknown member/,
+  );
+  await refused(client.request('POST', '/v1/capsules/nobody/start').then(expectJson), 404, 'CAPSULE_NOT_FOUND');
+  await refused(client.request('PUT', '/v1/status').then(expectJson), 405, 'METHOD_NOT_ALLOWED');
+});
+
+async function expectJson(response: Response): Promise<unknown> {
+  const value = (await response.json()) as { error?: { code: string; message: string; details?: string[] } };
+  if (!response.ok)
+    throw new ControlApiError(response.status, value.error?.code ?? '', value.error?.message ?? '', value.error?.details ?? []);
+  return value;
+}
+
+test('the identity endpoint answers without a signature', async (t) => {
+  const { client, host } = await setup(t);
+  const identity = await client.identity();
+  assert.equal(identity.name, 'host1.example.net');
+  assert.equal(identity.api, 'v1');
+  assert.equal(typeof identity.key.x, 'string');
+  assert.equal((await fetch(new URL('/v1/status', host.controlUrl))).status, 401);
+});
+
+// --- Every refused kind of control request: a 401 with its code, and a log line saying why. ---
+
+async function refusal(
+  t: TestContext,
+  prepare: (
+    context: Awaited<ReturnType<typeof setup>>,
+  ) => Promise<{ path?: string; method?: string; authorization?: string; body?: string }>,
+  code: string,
+) {
+  const context = await setup(t);
+  const { path = '/v1/status', method = 'GET', authorization, body } = await prepare(context);
+  const response = await fetch(new URL(path, context.host.controlUrl), {
+    method,
+    headers: authorization === undefined ? {} : { authorization },
+    ...(body === undefined ? {} : { body }),
+  });
+  assert.equal(response.status, 401);
+  assert.match(response.headers.get('www-authenticate') ?? '', new RegExp(code));
+  const value = (await response.json()) as { error: { code: string } };
+  assert.equal(value.error.code, code);
+  const logged = context.lines.find((line) => line.message === 'control request refused');
+  assert.equal(logged?.level, 'warn');
+  assert.equal(logged?.fields.reason, code);
+  assert.equal(logged?.fields.path, path);
+  return context;
+}
+
+const sign = (context: Awaited<ReturnType<typeof setup>>, overrides: Partial<Parameters<typeof signControlRequest>[0]> = {}) =>
+  signControlRequest({ key: context.registrar.privateJwk, audience: 'host1.example.net', method: 'GET', path: '/v1/status', ...overrides });
+
+test('refused: no Authorization header', async (t) => {
+  await refusal(t, async () => ({}), 'AUTH_MISSING');
+});
+
+test('refused: not a JWS', async (t) => {
+  await refusal(t, async () => ({ authorization: 'Stratum-JWS not.a.jws' }), 'AUTH_MALFORMED');
+});
+
+test('refused: signed by a key the host does not trust', async (t) => {
+  await refusal(
+    t,
+    async () => {
+      const stranger = await generateEd25519KeyPair();
+      return {
+        authorization: await signControlRequest({
+          key: stranger.privateJwk,
+          audience: 'host1.example.net',
+          method: 'GET',
+          path: '/v1/status',
+        }),
+      };
+    },
+    'AUTH_UNKNOWN_KEY',
+  );
+});
+
+test('refused: a trusted kid on a token signed by another key (forged signature)', async (t) => {
+  await refusal(
+    t,
+    async (context) => {
+      const stranger = await generateEd25519KeyPair();
+      const kid = context.registrar.privateJwk.kid as string;
+      return {
+        authorization: await signControlRequest({
+          key: { ...stranger.privateJwk, kid },
+          audience: 'host1.example.net',
+          method: 'GET',
+          path: '/v1/status',
+        }),
+      };
+    },
+    'AUTH_BAD_SIGNATURE',
+  );
+});
+
+test('refused: tampered claims (payload edited after signing)', async (t) => {
+  await refusal(
+    t,
+    async (context) => {
+      const [scheme, token] = (await sign(context, { path: '/v1/capsules/hello/start', method: 'POST' })).split(' ');
+      const [header, payload, signature] = (token as string).split('.');
+      const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString()) as Record<string, unknown>;
+      claims.htu = '/v1/capsules/hello';
+      claims.htm = 'DELETE';
+      const edited = Buffer.from(JSON.stringify(claims)).toString('base64url');
+      return { method: 'DELETE', path: '/v1/capsules/hello', authorization: `${scheme} ${header}.${edited}.${signature}` };
+    },
+    'AUTH_BAD_SIGNATURE',
+  );
+});
+
+test('refused: tampered body (signed for another body)', async (t) => {
+  const context = await refusal(
+    t,
+    async (context) => {
+      const signedBody = JSON.stringify({
+        domains: ['hello.example'],
+        manifest: MANIFEST,
+        component: { base64: Buffer.from(COMPONENT).toString('base64') },
+      });
+      const authorization = await sign(context, { method: 'POST', path: '/v1/capsules', body: signedBody });
+      return { method: 'POST', path: '/v1/capsules', authorization, body: signedBody.replace('hello.example', 'evil.example') };
+    },
+    'AUTH_BODY_MISMATCH',
+  );
+  assert.equal(context.runtimes[0]?.installs.length, 0);
+  assert.notEqual(bodyHash('a'), bodyHash('b'));
+});
+
+test('refused: expired', async (t) => {
+  await refusal(
+    t,
+    async (context) => ({ authorization: await sign(context, { now: Math.floor(Date.now() / 1000) - 600, lifetimeSeconds: 60 }) }),
+    'AUTH_EXPIRED',
+  );
+});
+
+test('refused: issued in the future', async (t) => {
+  await refusal(
+    t,
+    async (context) => ({ authorization: await sign(context, { now: Math.floor(Date.now() / 1000) + 600 }) }),
+    'AUTH_NOT_YET_VALID',
+  );
+});
+
+test('refused: a lifetime longer than the host accepts', async (t) => {
+  await refusal(t, async (context) => ({ authorization: await sign(context, { lifetimeSeconds: 3600 }) }), 'AUTH_LIFETIME');
+});
+
+test('refused: addressed to another host (wrong audience)', async (t) => {
+  await refusal(t, async (context) => ({ authorization: await sign(context, { audience: 'host2.example.net' }) }), 'AUTH_WRONG_AUDIENCE');
+});
+
+test('refused: signed for another request (method or path)', async (t) => {
+  await refusal(
+    t,
+    async (context) => ({ path: '/v1/usage', authorization: await sign(context, { path: '/v1/status' }) }),
+    'AUTH_WRONG_REQUEST',
+  );
+});
+
+test('refused: a replay of an accepted request', async (t) => {
+  await refusal(
+    t,
+    async (context) => {
+      const authorization = await sign(context);
+      const first = await fetch(new URL('/v1/status', context.host.controlUrl), { headers: { authorization } });
+      assert.equal(first.status, 200);
+      return { authorization };
+    },
+    'AUTH_REPLAY',
+  );
+});
+
+test('a replay is refused after the host restarts, too', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
+  const hostKey = await generateEd25519KeyPair();
+  await writeKeyFile(join(base, 'host.key'), hostKey.privateJwk);
+  const first = await setup(t, [], base);
+  const authorization = await sign(first);
+  assert.equal((await fetch(new URL('/v1/status', first.host.controlUrl), { headers: { authorization } })).status, 200);
+  await first.host.close();
+  // The same config: the same registrar is trusted and the same data directory holds the nonces.
+  const again = await startHost(first.host.config, { createRuntime: () => new FakeRuntime() });
+  t.after(() => again.close());
+  const replay = await fetch(new URL('/v1/status', again.controlUrl), { headers: { authorization } });
+  assert.equal(replay.status, 401);
+  assert.equal(((await replay.json()) as { error: { code: string } }).error.code, 'AUTH_REPLAY');
+});
+
+test('installations survive a restart: the new runtime gets each one back, started as it was', async (t) => {
+  const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
+  t.after(() => rm(base, { recursive: true, force: true }));
+  await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const first = await setup(t, [], base);
+  await first.client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT, config: { secret: 's3cret' } });
+  await first.client.install({ name: 'other', domains: ['other.example'], manifest: MANIFEST, component: COMPONENT });
+  await first.client.drain('other');
+  await first.host.close();
+
+  const runtimes: FakeRuntime[] = [];
+  const again = await startHost(first.host.config, {
+    createRuntime: () => {
+      const runtime = new FakeRuntime();
+      runtimes.push(runtime);
+      return runtime;
+    },
+  });
+  t.after(() => again.close());
+  const runtime = runtimes[0] as FakeRuntime;
+  assert.deepEqual(
+    runtime.installs.map((install) => [install.name, install.domains, install.config]),
+    [
+      ['hello', ['hello.example'], { secret: 's3cret' }],
+      ['other', ['other.example'], {}],
+    ],
+  );
+  assert.deepEqual(runtime.installs[0]?.component, new Uint8Array(COMPONENT));
+  assert.deepEqual(
+    runtime.status().map((capsule) => [capsule.name, capsule.state]),
+    [
+      ['hello', 'running'],
+      ['other', 'installed'],
+    ],
+  );
+  const served = await ingress(again, 'hello.example');
+  assert.equal(await served.text(), 'hello from hello');
+});
