@@ -69,8 +69,8 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
   const dir = resolve(projectDir);
   const manifestFile = join(dir, 'stratum.toml');
 
-  step('manifest', `reading ${relative(process.cwd(), manifestFile) || manifestFile}`);
-  const { manifest } = await loadManifest(manifestFile, relative(process.cwd(), manifestFile) || manifestFile);
+  step('manifest', `reading ${shown(manifestFile)}`);
+  const { manifest } = await loadManifest(manifestFile, shown(manifestFile));
   const output = outputPath(dir, manifest, options.output);
   const entry = await findEntry(dir, manifest);
 
@@ -107,7 +107,7 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
       });
     }
 
-    step('write', `writing ${relative(process.cwd(), output) || output}`);
+    step('write', `writing ${shown(output)}`);
     await mkdir(dirname(output), { recursive: true });
     const temporary = `${output}.${process.pid}.tmp`;
     await writeFile(temporary, component);
@@ -124,6 +124,12 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
   } finally {
     await rm(work, { recursive: true, force: true });
   }
+}
+
+/** A path as the user would type it: relative when under the working directory, else absolute. */
+function shown(path: string): string {
+  const fromHere = relative(process.cwd(), path);
+  return fromHere === '' || fromHere.startsWith('..') ? path : fromHere;
 }
 
 function outputPath(dir: string, manifest: Manifest, output: string | undefined): string {
@@ -195,7 +201,7 @@ async function bundle(dir: string, entry: string, work: string): Promise<{ bundl
     throw new StratumError('BUILD_BUNDLE_FAILED', `cannot bundle ${entry}`, {
       details: messages.map((message) => {
         const where = message.location
-          ? `${relative(process.cwd(), resolve(dir, message.location.file))}:${message.location.line}:${message.location.column + 1}: `
+          ? `${shown(resolve(dir, message.location.file))}:${message.location.line}:${message.location.column + 1}: `
           : '';
         return `${where}${message.text}`;
       }),
