@@ -1,5 +1,6 @@
-// One conformance suite for every DnsWriter: the registrar's embedded authoritative server, and
-// Knot DNS (Debian `knot`) updated through RFC 2136 with TSIG. Records go in through the writer
+// One conformance suite for every DnsWriter: the registrar's embedded authoritative server
+// (written in process, and through RFC 2136 with TSIG), and Knot DNS (Debian `knot`) updated
+// through RFC 2136 with TSIG. Records go in through the writer
 // and come back out through the resolver (Node.js dns over the loopback), and the raw answers
 // (NXDOMAIN, NODATA, REFUSED, truncation over UDP, TCP) must match between the two servers.
 import assert from 'node:assert/strict';
@@ -356,9 +357,13 @@ test('Knot DNS through RFC 2136 + TSIG passes the writer conformance suite', asy
   await conformance(t, { writer: new Rfc2136Writer({ server, zone: ZONE, key: TSIG }), server });
 });
 
-test('Knot refuses unsigned and wrongly signed updates, and the writer says why', async (t) => {
-  const server = await startKnot(t, TSIG);
-  if (!server) return;
+test('the embedded server updated through RFC 2136 + TSIG passes the writer conformance suite', async (t) => {
+  const dns = await startEmbeddedDnsServer({ zones: [ZONE], updateKeys: [TSIG] });
+  t.after(() => dns.stop());
+  await conformance(t, { writer: new Rfc2136Writer({ server: dns.address, zone: ZONE, key: TSIG }), server: dns.address });
+});
+
+async function refusesBadUpdates(server: string): Promise<void> {
   const resolver = new DiscoveryResolver({ servers: [server] });
   const change = [{ op: 'add', name: `intruder.${ZONE}`, record: { type: 'A', data: '192.0.2.66' } }] as const;
   const refused = async (writer: Rfc2136Writer, reason: RegExp) =>
@@ -378,6 +383,18 @@ test('Knot refuses unsigned and wrongly signed updates, and the writer says why'
   assert.deepEqual(await resolver.a(`intruder.${ZONE}`), [], 'no refused update changed the zone');
   await new Rfc2136Writer({ server, zone: ZONE, key: TSIG }).apply(change);
   assert.deepEqual(await resolver.a(`intruder.${ZONE}`), ['192.0.2.66'], 'the same change, signed, is applied');
+}
+
+test('Knot refuses unsigned and wrongly signed updates, and the writer says why', async (t) => {
+  const server = await startKnot(t, TSIG);
+  if (!server) return;
+  await refusesBadUpdates(server);
+});
+
+test('the embedded server refuses unsigned and wrongly signed updates the same way', async (t) => {
+  const dns = await startEmbeddedDnsServer({ zones: [ZONE], updateKeys: [TSIG] });
+  t.after(() => dns.stop());
+  await refusesBadUpdates(dns.address);
 });
 
 test('an unreachable update server is reported as such', async () => {

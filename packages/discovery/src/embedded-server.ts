@@ -4,7 +4,19 @@ import { type Logger, StratumError, silentLogger } from '@stratum/core';
 import type * as dnsPacket from 'dns-packet';
 import { encode as encodePacket } from 'dns-packet';
 import { isWithin, normaliseOwnerName } from './names.ts';
-import { decodeMessage, encodeRdata, OPCODE_QUERY, type RecordData, type RecordType } from './wire.ts';
+import { appendTsigError, findTsig, signMessage, type TsigKey, verifyMessage } from './tsig.ts';
+import {
+  decodeMessage,
+  decodeName,
+  decodeUpdateMessage,
+  encodeName,
+  encodeRdata,
+  OPCODE_QUERY,
+  OPCODE_UPDATE,
+  type RecordData,
+  type RecordType,
+  type UpdateOperation,
+} from './wire.ts';
 import { DEFAULT_TTL, type DnsChange, type DnsWriter, validateChanges } from './writer.ts';
 
 export interface EmbeddedDnsServerOptions {
@@ -18,6 +30,11 @@ export interface EmbeddedDnsServerOptions {
   primaryNameServer?: string;
   /** Negative-answer TTL (the SOA MINIMUM, RFC 2308). */
   negativeTtl?: number;
+  /**
+   * TSIG keys (HMAC-SHA256) allowed to change the zones through RFC 2136 UPDATE messages, e.g.
+   * for hosts that publish their own challenge records. Without keys, UPDATE gets NOTIMP.
+   */
+  updateKeys?: readonly TsigKey[];
   logger?: Logger;
 }
 
@@ -123,6 +140,10 @@ export class EmbeddedDnsServer implements DnsWriter {
 
   /** Applies the changes atomically: on any error none of them takes effect. */
   async apply(changes: readonly DnsChange[]): Promise<void> {
+    this.#applyNow(changes);
+  }
+
+  #applyNow(changes: readonly DnsChange[]): void {
     validateChanges(changes);
     const next: ZoneData = new Map(
       [...this.#data].map(([name, sets]) => [name, new Map([...sets].map(([type, set]) => [type, { ...set, records: [...set.records] }]))]),
@@ -185,6 +206,9 @@ export class EmbeddedDnsServer implements DnsWriter {
 
   /** Builds the answer to one query message; undefined when the message does not merit one. */
   answer(message: Buffer, transport: 'udp' | 'tcp'): Buffer | undefined {
+    if (message.length >= 12 && (message.readUInt16BE(2) & 0x8000) === 0 && ((message.readUInt16BE(2) >> 11) & 0xf) === OPCODE_UPDATE) {
+      return this.#update(message);
+    }
     let query: dnsPacket.Packet;
     try {
       query = decodeMessage(message);
@@ -218,6 +242,69 @@ export class EmbeddedDnsServer implements DnsWriter {
       encoded = encodePacket({ ...packet, flags: (packet.flags ?? 0) | (1 << 9), answers: [], authorities: [] });
     }
     return encoded;
+  }
+
+  /**
+   * RFC 2136 UPDATE, authenticated with TSIG (RFC 8945): NOTAUTH for unsigned or badly signed
+   * messages (with the TSIG error), NOTZONE for names outside the zone, REFUSED for changes
+   * this server will not make; otherwise the change list is applied atomically. Prerequisites
+   * (section 2.4) are not supported and get NOTIMP.
+   */
+  #update(message: Buffer): Buffer {
+    const id = message.readUInt16BE(0);
+    const flags = message.readUInt16BE(2);
+    const keys = this.#options.updateKeys ?? [];
+    if (keys.length === 0) return this.#bare(id, flags, 4);
+    let tsig: ReturnType<typeof findTsig>;
+    let zoneEnd: number;
+    try {
+      tsig = findTsig(message);
+      zoneEnd = decodeName(message, 12).next + 4;
+      if (zoneEnd > message.length) return this.#bare(id, flags, 1);
+    } catch {
+      return this.#bare(id, flags, 1);
+    }
+    // The reply echoes the zone section (RFC 2136 section 3.8).
+    const reply = (rcode: number) => {
+      const out = Buffer.concat([this.#bare(id, flags, rcode), message.subarray(12, zoneEnd)]);
+      out.writeUInt16BE(1, 4);
+      return out;
+    };
+    if (!tsig) {
+      this.#logger.warn('embedded DNS: refused an unsigned UPDATE');
+      return reply(9);
+    }
+    const key = keys.find((candidate) =>
+      encodeName(candidate.name).equals(Buffer.from(tsig.record.keyName.toString('latin1').toLowerCase(), 'latin1')),
+    );
+    if (!key) return appendTsigError(reply(9), tsig.record, 17);
+    const verdict = verifyMessage(message, key);
+    if (!verdict.ok) {
+      this.#logger.warn({ key: key.name, reason: verdict.reason }, 'embedded DNS: refused a badly signed UPDATE');
+      return appendTsigError(reply(9), tsig.record, verdict.reason === 'BADTIME' ? 18 : 16);
+    }
+    const signed = (rcode: number) => signMessage(reply(rcode), key, { requestMac: verdict.mac }).message;
+    let operations: UpdateOperation[];
+    let zone: string;
+    try {
+      const update = decodeUpdateMessage(stripTsig(message));
+      if (update.prerequisites > 0) return signed(4);
+      operations = update.operations;
+      zone = update.zone;
+    } catch (error) {
+      this.#logger.warn({ err: error }, 'embedded DNS: malformed UPDATE');
+      return signed(1);
+    }
+    if (!this.zones.includes(zone)) return signed(9);
+    if (operations.some((operation) => !isWithin(operation.name, zone))) return signed(10);
+    try {
+      this.#applyNow(operations.map(toChange));
+    } catch (error) {
+      this.#logger.warn({ err: error, key: key.name }, 'embedded DNS: refused an UPDATE');
+      return signed(5);
+    }
+    this.#logger.info({ key: key.name, zone, changes: operations.length }, 'embedded DNS: applied an UPDATE');
+    return signed(0);
   }
 
   #bare(id: number, queryFlags: number, rcode: number): Buffer {
@@ -324,6 +411,28 @@ export class EmbeddedDnsServer implements DnsWriter {
         socket.write(Buffer.concat([frame, reply]));
       }
     });
+  }
+}
+
+/** The message without its trailing TSIG record, ADCOUNT adjusted, for the update decoder. */
+function stripTsig(message: Buffer): Buffer {
+  const found = findTsig(message);
+  if (!found) return message;
+  const stripped = Buffer.from(message.subarray(0, found.start));
+  stripped.writeUInt16BE(stripped.readUInt16BE(10) - 1, 10);
+  return stripped;
+}
+
+function toChange(operation: UpdateOperation): DnsChange {
+  switch (operation.op) {
+    case 'add':
+      return { op: 'add', name: operation.name, ttl: operation.ttl, record: operation.record };
+    case 'delete-record':
+      return { op: 'remove', name: operation.name, record: operation.record };
+    case 'delete-rrset':
+      return { op: 'delete', name: operation.name, type: operation.type };
+    default:
+      return { op: 'delete', name: operation.name };
   }
 }
 

@@ -10,7 +10,7 @@ import fc from 'fast-check';
 import { EmbeddedDnsServer } from './embedded-server.ts';
 import { parseChallengeTxt, parseDomainLink, parseHostRecord, parseServiceInstanceTxt } from './records.ts';
 import { findTsig, signMessage, verifyMessage } from './tsig.ts';
-import { decodeMessage, encodeUpdateMessage, messageLayout } from './wire.ts';
+import { decodeMessage, decodeUpdateMessage, encodeUpdateMessage, messageLayout } from './wire.ts';
 
 const KEY = '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo';
 const SEEDS: string[][] = [
@@ -155,12 +155,18 @@ const packet = fc.oneof(
 );
 
 test('10,000+ malformed DNS packets: decoders fail cleanly, the server never throws', () => {
-  const server = new EmbeddedDnsServer({ zones: ['example.test'] });
+  const server = new EmbeddedDnsServer({ zones: ['example.test'], updateKeys: [{ name: 'k', secret: 'c2VjcmV0' }] });
   fc.assert(
     fc.property(packet, (bytes) => {
       packetRuns++;
       const buf = Buffer.from(bytes);
-      for (const decode of [messageLayout, decodeMessage, findTsig, (b: Buffer) => verifyMessage(b, { name: 'k', secret: 'c2VjcmV0' })]) {
+      for (const decode of [
+        messageLayout,
+        decodeMessage,
+        decodeUpdateMessage,
+        findTsig,
+        (b: Buffer) => verifyMessage(b, { name: 'k', secret: 'c2VjcmV0' }),
+      ]) {
         try {
           decode(buf);
         } catch (error) {

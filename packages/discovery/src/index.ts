@@ -57,7 +57,15 @@ export { DiscoveryResolver, type DiscoveryResolverOptions, parseServerAddress, t
 export { Rfc2136Writer, type Rfc2136WriterOptions } from './rfc2136.ts';
 export { signMessage, type TsigKey, type TsigVerdict, verifyMessage } from './tsig.ts';
 export { isStratumTxt, MAX_RECORD_OCTETS, MAX_STRING_OCTETS, PROTOCOL_VERSION, parseTxtPairs, type TxtPairs } from './txt.ts';
-export { decodeMessage, encodeUpdateMessage, type RecordData, type RecordType, type UpdateOperation } from './wire.ts';
+export {
+  type DecodedUpdate,
+  decodeMessage,
+  decodeUpdateMessage,
+  encodeUpdateMessage,
+  type RecordData,
+  type RecordType,
+  type UpdateOperation,
+} from './wire.ts';
 export {
   CHALLENGE_TTL,
   DEFAULT_TTL,

@@ -176,3 +176,25 @@ export function verifyMessage(message: Buffer, key: TsigKey, options: { requestM
   if (Math.abs(now - record.timeSigned) > record.fudge) return { ok: false, reason: 'BADTIME', record };
   return { ok: true, mac: record.mac, record };
 }
+
+/**
+ * Appends an unsigned TSIG record carrying only an error (BADKEY, BADSIG), as RFC 8945 section
+ * 5.2 has a server answer a request it could not authenticate: the MAC is empty because there
+ * is no shared key to make one with.
+ */
+export function appendTsigError(message: Buffer, request: TsigRecord, error: number, timeSigned = Math.floor(Date.now() / 1000)): Buffer {
+  const rdata = Buffer.concat([
+    request.algorithm,
+    u48(timeSigned),
+    u16(request.fudge),
+    u16(0),
+    u16(request.originalId),
+    u16(error),
+    u16(0),
+  ]);
+  // The key name is echoed as received: it may be one this server cannot even represent as text.
+  const record = encodeResourceRecord({ name: request.keyName, type: DNS_TYPE.TSIG, klass: DNS_CLASS.ANY, ttl: 0, rdata });
+  const out = Buffer.concat([message, record]);
+  out.writeUInt16BE(message.readUInt16BE(10) + 1, 10);
+  return out;
+}

@@ -19,7 +19,7 @@ import {
   parseServiceInstanceTxt,
 } from './records.ts';
 import { signMessage, verifyMessage } from './tsig.ts';
-import { encodeUpdateMessage, type UpdateOperation } from './wire.ts';
+import { decodeUpdateMessage, encodeRdata, encodeUpdateMessage, type UpdateOperation } from './wire.ts';
 
 const vectorsDir = new URL('../../../spec/discovery/vectors/', import.meta.url);
 const load = <T>(file: string): T => JSON.parse(readFileSync(new URL(file, vectorsDir), 'utf8')) as T;
@@ -169,4 +169,35 @@ test('TSIG response MACs chain on the request MAC (RFC 8945 section 4.3.1)', () 
   assert.equal(verifyMessage(response.message, update.key, { requestMac: request.mac }).ok, true);
   assert.equal(verifyMessage(response.message, update.key, { requestMac: Buffer.alloc(32) }).ok, false);
   assert.equal(verifyMessage(response.message, update.key).ok, false);
+});
+
+test('update-tsig.json: decoding the UPDATE gives back the operations', () => {
+  const decoded = decodeUpdateMessage(Buffer.from(update.unsignedHex, 'hex'));
+  assert.equal(decoded.id, update.id);
+  assert.equal(decoded.zone, update.zone);
+  assert.equal(decoded.prerequisites, 0);
+  assert.deepEqual(decoded.operations, update.operations);
+});
+
+test('UPDATE round trip for every record type, AAAA compared on the wire', () => {
+  const operations: UpdateOperation[] = [
+    { op: 'add', name: 'a.example.test', ttl: 60, record: { type: 'AAAA', data: '2001:db8::1' } },
+    {
+      op: 'add',
+      name: 'a.example.test',
+      ttl: 60,
+      record: { type: 'SRV', data: { priority: 1, weight: 2, port: 8443, target: 'h1.example.test' } },
+    },
+    { op: 'add', name: '_stratum._tcp.example.test', ttl: 60, record: { type: 'PTR', data: 'h1._stratum._tcp.example.test' } },
+    { op: 'delete-record', name: 'b.example.test', record: { type: 'CNAME', data: 'c.example.test' } },
+    { op: 'delete-rrset', name: 'b.example.test', type: 'SRV' },
+  ];
+  const decoded = decodeUpdateMessage(encodeUpdateMessage(1, 'example.test', operations)).operations;
+  assert.equal(decoded.length, operations.length);
+  decoded.forEach((operation, index) => {
+    const original = operations[index]!;
+    assert.equal(operation.op, original.op);
+    assert.equal(operation.name, original.name);
+    if ('record' in operation && 'record' in original) assert.ok(encodeRdata(operation.record).equals(encodeRdata(original.record)));
+  });
 });

@@ -128,9 +128,10 @@ function ipv6Bytes(address: string): Buffer {
 }
 
 /** One resource record in wire form with an explicit class, so NONE and ANY come out right. */
-export function encodeResourceRecord(options: { name: string; type: number; klass: number; ttl: number; rdata: Buffer }): Buffer {
+export function encodeResourceRecord(options: { name: string | Buffer; type: number; klass: number; ttl: number; rdata: Buffer }): Buffer {
+  // A Buffer is a name already in wire form, echoed back as received.
   return Buffer.concat([
-    encodeName(options.name),
+    typeof options.name === 'string' ? encodeName(options.name) : options.name,
     u16(options.type),
     u16(options.klass),
     u32(options.ttl),
@@ -271,4 +272,129 @@ export function decodeMessage(buf: Buffer): dnsPacket.Packet {
   } catch (error) {
     throw packetError('the DNS message cannot be decoded', (error as Error).message);
   }
+}
+
+const TYPE_NAMES = new Map<number, RecordType>(RECORD_TYPES.map((type) => [DNS_TYPE[type], type]));
+
+/**
+ * Reads a name at `offset`, following compression pointers only backwards (RFC 1035 section
+ * 4.1.4), so a hostile packet cannot make it loop. Returns the lower-case name and the offset
+ * after the name's own octets.
+ */
+export function decodeName(buf: Buffer, offset: number): { name: string; next: number } {
+  const labels: string[] = [];
+  let at = offset;
+  let next: number | undefined;
+  let limit = offset;
+  let octets = 0;
+  for (;;) {
+    if (at >= buf.length) throw packetError('a name runs past the end of the packet');
+    const len = buf[at]!;
+    if (len === 0) {
+      next ??= at + 1;
+      break;
+    }
+    if ((len & 0xc0) === 0xc0) {
+      if (at + 2 > buf.length) throw packetError('a compression pointer runs past the end of the packet');
+      const target = buf.readUInt16BE(at) & 0x3fff;
+      if (target >= limit) throw packetError('a compression pointer does not point backwards', `at ${at} to ${target}`);
+      next ??= at + 2;
+      limit = target;
+      at = target;
+      continue;
+    }
+    if ((len & 0xc0) !== 0) throw packetError('a name has a label type this implementation does not know');
+    if (at + 1 + len > buf.length) throw packetError('a label runs past the end of the packet');
+    octets += len + 1;
+    if (octets > 255) throw packetError('a name is longer than 255 octets');
+    labels.push(buf.toString('latin1', at + 1, at + 1 + len).toLowerCase());
+    at += 1 + len;
+  }
+  return { name: labels.length === 0 ? '.' : labels.join('.'), next };
+}
+
+function decodeRdata(type: RecordType, buf: Buffer, start: number, end: number): RecordData {
+  const length = end - start;
+  const wrongLength = () => packetError(`the ${type} data is ${length} octets long`);
+  switch (type) {
+    case 'A':
+      if (length !== 4) throw wrongLength();
+      return { type, data: [...buf.subarray(start, end)].join('.') };
+    case 'AAAA': {
+      if (length !== 16) throw wrongLength();
+      const groups: string[] = [];
+      for (let at = start; at < end; at += 2) groups.push(buf.readUInt16BE(at).toString(16));
+      return { type, data: groups.join(':') };
+    }
+    case 'TXT': {
+      const strings: string[] = [];
+      let at = start;
+      while (at < end) {
+        const len = buf[at]!;
+        if (at + 1 + len > end) throw packetError('a TXT string runs past its record');
+        strings.push(buf.toString('utf8', at + 1, at + 1 + len));
+        at += 1 + len;
+      }
+      return { type, data: strings };
+    }
+    case 'CNAME':
+    case 'PTR': {
+      const { name, next } = decodeName(buf, start);
+      if (next !== end) throw wrongLength();
+      return { type, data: name };
+    }
+    case 'SRV': {
+      if (length < 7) throw wrongLength();
+      const { name, next } = decodeName(buf, start + 6);
+      if (next !== end) throw wrongLength();
+      return {
+        type,
+        data: { priority: buf.readUInt16BE(start), weight: buf.readUInt16BE(start + 2), port: buf.readUInt16BE(start + 4), target: name },
+      };
+    }
+  }
+}
+
+/** An RFC 2136 UPDATE message, read back: the inverse of {@link encodeUpdateMessage}. */
+export interface DecodedUpdate {
+  id: number;
+  zone: string;
+  prerequisites: number;
+  operations: UpdateOperation[];
+}
+
+/**
+ * Decodes an UPDATE message's zone and update sections. Throws DNS_PACKET_INVALID for a
+ * malformed message and DNS_UPDATE_UNSUPPORTED for record types this protocol does not use.
+ */
+export function decodeUpdateMessage(buf: Buffer): DecodedUpdate {
+  const layout = messageLayout(buf);
+  if (layout.opcode !== OPCODE_UPDATE) throw packetError('the message is not an UPDATE', `opcode ${layout.opcode}`);
+  if (layout.questionCount !== 1) throw packetError('an UPDATE names exactly one zone', `it names ${layout.questionCount}`);
+  const zone = decodeName(buf, 12);
+  if (zone.next + 4 > buf.length || buf.readUInt16BE(zone.next) !== DNS_TYPE.SOA || buf.readUInt16BE(zone.next + 2) !== DNS_CLASS.IN) {
+    throw packetError('the zone section must be type SOA, class IN');
+  }
+  const prerequisites = layout.records.filter((record) => record.section === 'answer').length;
+  const operations = layout.records
+    .filter((record) => record.section === 'authority')
+    .map((record): UpdateOperation => {
+      const { name } = decodeName(buf, record.start);
+      const empty = record.end === record.rdataStart;
+      if (record.klass === DNS_CLASS.ANY && record.type === DNS_TYPE.ANY && empty) return { op: 'delete-name', name };
+      const type = TYPE_NAMES.get(record.type);
+      if (!type) {
+        throw new StratumError('DNS_UPDATE_UNSUPPORTED', `record type ${record.type} is not one the discovery protocol writes`, {
+          details: [`supported: ${RECORD_TYPES.join(', ')}`],
+        });
+      }
+      if (record.klass === DNS_CLASS.ANY && empty) return { op: 'delete-rrset', name, type };
+      if (record.klass === DNS_CLASS.NONE && record.ttl === 0) {
+        return { op: 'delete-record', name, record: decodeRdata(type, buf, record.rdataStart, record.end) };
+      }
+      if (record.klass === DNS_CLASS.IN)
+        return { op: 'add', name, ttl: record.ttl, record: decodeRdata(type, buf, record.rdataStart, record.end) };
+      throw packetError('an update record has a class/TTL/data combination RFC 2136 section 2.5 does not define', `class ${record.klass}`);
+    });
+  return { id: layout.id, zone: zone.name, prerequisites, operations };
 }
