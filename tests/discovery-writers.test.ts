@@ -18,11 +18,11 @@ import {
   checkDomain,
   DiscoveryResolver,
   type DnsWriter,
-  formatServiceInstanceTxt,
   parseServerAddress,
   publishChallenge,
   publishDomainLink,
   publishHostRecord,
+  publishServiceInstance,
   Rfc2136Writer,
   serviceTypeName,
   startEmbeddedDnsServer,
@@ -179,22 +179,15 @@ async function conformance(t: TestContext, target: Target): Promise<void> {
   });
 
   await t.test('DNS-SD: PTR, SRV and TXT of a _stratum._tcp instance', async () => {
-    const instance = `h1.${serviceTypeName(ZONE)}`;
-    await target.writer.apply([
-      { op: 'add', name: serviceTypeName(ZONE), record: { type: 'PTR', data: instance } },
-      {
-        op: 'replace',
-        name: instance,
-        type: 'SRV',
-        records: [{ type: 'SRV', data: { priority: 10, weight: 5, port: 8443, target: host } }],
-      },
-      {
-        op: 'replace',
-        name: instance,
-        type: 'TXT',
-        records: [{ type: 'TXT', data: formatServiceInstanceTxt({ host, path: '/stratum/v1' }) }],
-      },
-    ]);
+    const instance = await publishServiceInstance(target.writer, ZONE, {
+      label: 'h1',
+      target: host,
+      port: 8443,
+      priority: 10,
+      weight: 5,
+      info: { host, path: '/stratum/v1' },
+    });
+    assert.equal(instance, `h1.${serviceTypeName(ZONE)}`);
     const services = await resolver.services(ZONE);
     assert.deepEqual(services, [
       { instance, target: host, port: 8443, priority: 10, weight: 5, info: { version: 'stratum1', host, path: '/stratum/v1' } },

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import { StratumError } from '@stratum/core';
 import { decode, encode } from 'dns-packet';
 import { EmbeddedDnsServer } from './embedded-server.ts';
+import { findTsig, signMessage, verifyMessage } from './tsig.ts';
 import { encodeUpdateMessage } from './wire.ts';
 
 const server = new EmbeddedDnsServer({ zones: ['example.test'] });
@@ -90,4 +91,26 @@ test('UDP answers: 512 octets without EDNS, up to 1232 with it, and an OPT back'
   assert.equal((edns.additionals?.[0] as { udpPayloadSize?: number } | undefined)?.udpPayloadSize, 1232);
   const tcp = server.answer(encode({ id: 3, type: 'query', questions: [{ name: 'mid.example.test', type: 'TXT' }] }), 'tcp');
   assert.equal(tcp && decode(tcp).answers?.length, 3, 'TCP is not truncated');
+});
+
+test('RFC 2136 over the wire: NOTIMP without keys, NOTZONE, NOTAUTH for other zones, BADTIME, signed replies', async () => {
+  const key = { name: 'registrar-key', secret: 'c2VjcmV0LXNlY3JldC1zZWNyZXQ=' };
+  const keyed = new EmbeddedDnsServer({ zones: ['example.test'], updateKeys: [key] });
+  const rcode = (reply: Buffer | undefined) => (reply?.readUInt16BE(2) ?? 0xffff) & 0xf;
+  const update = (zone: string, name: string, options: { timeSigned?: number } = {}) =>
+    signMessage(encodeUpdateMessage(77, zone, [{ op: 'add', name, ttl: 60, record: { type: 'A', data: '192.0.2.77' } }]), key, options);
+
+  assert.equal(rcode(server.answer(update('example.test', 'a.example.test').message, 'udp')), 4, 'a server without update keys: NOTIMP');
+  assert.equal(rcode(keyed.answer(update('example.test', 'a.other.test').message, 'udp')), 10, 'a name outside the zone: NOTZONE');
+  assert.equal(rcode(keyed.answer(update('other.test', 'a.other.test').message, 'udp')), 9, 'a zone it does not hold: NOTAUTH');
+  const stale = keyed.answer(update('example.test', 'a.example.test', { timeSigned: Math.floor(Date.now() / 1000) - 3600 }).message, 'udp');
+  assert.equal(rcode(stale), 9);
+  assert.equal(findTsig(stale!)?.record.error, 18, 'TSIG error BADTIME');
+  assert.deepEqual(keyed.records('a.example.test'), [], 'nothing refused was applied');
+
+  const request = update('example.test', 'a.example.test');
+  const reply = keyed.answer(request.message, 'tcp');
+  assert.equal(rcode(reply), 0);
+  assert.equal(verifyMessage(reply!, key, { requestMac: request.mac }).ok, true, 'the reply is signed, chained on the request MAC');
+  assert.deepEqual(keyed.records('a.example.test'), [{ type: 'A', data: '192.0.2.77' }]);
 });

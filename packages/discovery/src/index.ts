@@ -74,5 +74,6 @@ export {
   publishChallenge,
   publishDomainLink,
   publishHostRecord,
+  publishServiceInstance,
   withdrawChallenge,
 } from './writer.ts';

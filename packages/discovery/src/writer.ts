@@ -1,6 +1,13 @@
 import { StratumError } from '@stratum/core';
-import { challengeRecordName, hostRecordName, linkRecordName, normaliseOwnerName } from './names.ts';
-import { type DomainLink, formatDomainLink, formatHostRecord, type HostRecord } from './records.ts';
+import { challengeRecordName, hostRecordName, linkRecordName, normaliseHostName, normaliseOwnerName, serviceTypeName } from './names.ts';
+import {
+  type DomainLink,
+  formatDomainLink,
+  formatHostRecord,
+  formatServiceInstanceTxt,
+  type HostRecord,
+  type ServiceInstanceInfo,
+} from './records.ts';
 import { encodeRdata, type RecordData, type RecordType } from './wire.ts';
 
 /** One change to a zone. A list of changes is applied atomically (all or none). */
@@ -116,4 +123,33 @@ export async function publishChallenge(writer: DnsWriter, hostName: string, valu
 /** Withdraws one challenge answer once the registrar has checked it. */
 export async function withdrawChallenge(writer: DnsWriter, hostName: string, value: string): Promise<void> {
   await writer.apply([{ op: 'remove', name: challengeRecordName(hostName), record: { type: 'TXT', data: [value] } }]);
+}
+
+/**
+ * Advertises a control API with DNS-SD (spec section 7): the PTR from `_stratum._tcp.<domain>`
+ * to `<instance>._stratum._tcp.<domain>`, and that instance's SRV and TXT records.
+ */
+export async function publishServiceInstance(
+  writer: DnsWriter,
+  domain: string,
+  instance: { label: string; target: string; port: number; priority?: number; weight?: number; info: Omit<ServiceInstanceInfo, 'version'> },
+  ttl = DEFAULT_TTL,
+): Promise<string> {
+  if (!/^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/i.test(instance.label)) {
+    throw new StratumError('DNS_NAME_INVALID', `the instance label "${instance.label}" is not letters, digits and inner hyphens`);
+  }
+  const typeName = serviceTypeName(domain);
+  const name = `${instance.label.toLowerCase()}.${typeName}`;
+  const srv = {
+    priority: instance.priority ?? 10,
+    weight: instance.weight ?? 10,
+    port: instance.port,
+    target: normaliseHostName(instance.target, 'SRV target'),
+  };
+  await writer.apply([
+    { op: 'add', name: typeName, ttl, record: { type: 'PTR', data: name } },
+    { op: 'replace', name, type: 'SRV', ttl, records: [{ type: 'SRV', data: srv }] },
+    { op: 'replace', name, type: 'TXT', ttl, records: [{ type: 'TXT', data: formatServiceInstanceTxt(instance.info) }] },
+  ]);
+  return name;
 }
