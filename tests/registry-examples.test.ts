@@ -75,7 +75,8 @@ test('every example goes through a real registry: push --pin, pull by the pinned
       const built = await readFile(component);
       assert.equal(bytes.length, built.length);
       assert.ok(bytes.equals(built), 'the pulled component is byte-for-byte the built one');
-      assert.equal(pulled.componentDigest, digestOf(built));
+      assert.equal(pulled.digest, digestOf(built));
+      assert.equal(digest, digestOf(built), 'push prints the component digest');
       assert.equal(pulled.manifestText, original);
       t.diagnostic(`${name}: ${built.length} bytes, ${digest}`);
     });

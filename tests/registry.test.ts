@@ -87,16 +87,16 @@ test('push then pull through a real registry: identical bytes, the digest pins t
     stratumToml: TOML,
     cacheDir,
   });
-  assert.match(pushed.digest, /^sha256:[a-f0-9]{64}$/);
-  assert.equal(pushed.componentDigest, digestOf(wasm));
-  assert.equal(pushed.reference, `oci://${registry.host}/acme/hello:1.0.0@${pushed.digest}`);
+  assert.equal(pushed.digest, digestOf(wasm), 'the pin is the digest of the component itself');
+  assert.match(pushed.manifestDigest, /^sha256:[a-f0-9]{64}$/);
+  assert.equal(pushed.reference, `oci://${registry.host}/acme/hello:1.0.0@${pushed.manifestDigest}`);
 
   // The stored manifest follows the CNCF Wasm layout and carries stratum.toml.
   const raw = await fetch(`${registry.url}/v2/acme/hello/manifests/1.0.0`, {
     headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
   });
   const manifestBytes = new Uint8Array(await raw.arrayBuffer());
-  assert.equal(digestOf(manifestBytes), pushed.digest);
+  assert.equal(digestOf(manifestBytes), pushed.manifestDigest);
   const manifest = JSON.parse(Buffer.from(manifestBytes).toString()) as {
     config: { mediaType: string; digest: string };
     layers: { mediaType: string }[];
@@ -121,6 +121,7 @@ test('push then pull through a real registry: identical bytes, the digest pins t
   const pullCache = await tempDir(t, 'stratum-cache-');
   const byTag = await pullCapsule({ reference: `oci://${registry.host}/acme/hello:1.0.0`, cacheDir: pullCache });
   assert.equal(byTag.digest, pushed.digest);
+  assert.equal(byTag.manifestDigest, pushed.manifestDigest);
   assert.equal(byTag.fromCache, false);
   assert.deepEqual(new Uint8Array(await readFile(byTag.path)), wasm);
   assert.equal(byTag.manifestText, TOML);
@@ -139,14 +140,33 @@ test('push then pull through a real registry: identical bytes, the digest pins t
   assert.equal(requests, 0, 'a cached pull by digest makes no request');
   assert.equal(again.fromCache, true);
   assert.equal(again.path, byTag.path);
+  assert.equal(again.manifestText, TOML, 'the cache remembers the artifact a component came in');
+
+  // Without a tag, the pinned component is fetched as a blob; there is no manifest to read.
+  const untagged = await pullComponent({
+    reference: `oci://${registry.host}/acme/hello`,
+    digest: pushed.digest,
+    cacheDir: await tempDir(t, 'stratum-cache-'),
+  });
+  assert.deepEqual(new Uint8Array(await readFile(untagged.path)), wasm);
+  assert.equal(untagged.manifestText, undefined);
+
+  // The reference's manifest digest and the pin must name the same component.
+  await assert.rejects(
+    pullComponent({
+      reference: `oci://${registry.host}/acme/hello@${pushed.manifestDigest}`,
+      digest: digestOf(await makeComponent(0, 3)),
+      cacheDir: await tempDir(t, 'stratum-cache-'),
+    }),
+    { code: 'REGISTRY_DIGEST_MISMATCH', message: /another component than the pinned one/ },
+  );
 
   await registry.stop();
-  const offline = await pullCapsule({
-    reference: `oci://${registry.host}/acme/hello@${pushed.digest}`,
-    cacheDir: pullCache,
-    offline: true,
-  });
-  assert.deepEqual(new Uint8Array(await readFile(offline.path)), wasm);
+  for (const digest of [pushed.manifestDigest, pushed.digest]) {
+    const offline = await pullCapsule({ reference: `oci://${registry.host}/acme/hello@${digest}`, cacheDir: pullCache, offline: true });
+    assert.deepEqual(new Uint8Array(await readFile(offline.path)), wasm);
+    assert.equal(offline.manifestText, TOML);
+  }
   await assert.rejects(pullCapsule({ reference: `oci://${registry.host}/acme/hello:1.0.0`, cacheDir: pullCache, offline: true }), {
     code: 'REGISTRY_NOT_CACHED',
   });
@@ -180,7 +200,7 @@ test('large blobs go up in chunks with progress, and a second repository mounts 
     cacheDir,
     onProgress: (event) => progress.push(event),
   });
-  const uploads = progress.filter((event) => event.digest === pushed.componentDigest);
+  const uploads = progress.filter((event) => event.digest === pushed.digest);
   assert.ok(uploads.length >= Math.ceil(wasm.length / (64 * 1024)), `one progress event per chunk, got ${uploads.length}`);
   assert.equal(uploads.at(-1)?.done, wasm.length);
   assert.deepEqual(
@@ -219,15 +239,14 @@ test('large blobs go up in chunks with progress, and a second repository mounts 
   assert.equal(progress.filter((event) => event.phase === 'download').at(-1)?.done, wasm.length);
 });
 
-test('pullComponent refuses a source without a digest, and a reference that disagrees with it', async () => {
+test('pullComponent refuses a source without a digest, or with one that is not sha256', async () => {
   await assert.rejects(pullComponent({ reference: 'oci://127.0.0.1:1/acme/hello:1', digest: '' }), { code: 'REGISTRY_DIGEST_REQUIRED' });
   await assert.rejects(pullComponent({ reference: 'oci://127.0.0.1:1/acme/hello:1', digest: undefined as unknown as string }), {
     code: 'REGISTRY_DIGEST_REQUIRED',
   });
-  await assert.rejects(
-    pullComponent({ reference: `oci://127.0.0.1:1/acme/hello@sha256:${'a'.repeat(64)}`, digest: `sha256:${'b'.repeat(64)}` }),
-    { code: 'REGISTRY_BAD_REFERENCE' },
-  );
+  await assert.rejects(pullComponent({ reference: 'oci://127.0.0.1:1/acme/hello:1', digest: 'sha256:short' }), {
+    code: 'REGISTRY_BAD_DIGEST',
+  });
 });
 
 test('basic auth against an htpasswd registry: 401 without credentials, works from a credentials file or the environment', async (t) => {
@@ -397,7 +416,7 @@ async function expectCleanFailure(cacheDir: string, pull: Promise<PulledCapsule>
   );
   assert.ok(isStratumError(error), String(error));
   assert.equal(error.code, code, error.message);
-  const blobs = (await filesUnder(cacheDir)).filter((file) => !file.startsWith('sources'));
+  const blobs = (await filesUnder(cacheDir)).filter((file) => !file.startsWith('sources') && !file.startsWith('artifacts'));
   return Object.assign(error, { kept: blobs });
 }
 
@@ -411,7 +430,7 @@ test('a manifest that does not match the pinned digest is refused and not cached
   const cacheDir = await tempDir(t, 'stratum-cache-');
   const error = (await expectCleanFailure(
     cacheDir,
-    pullComponent({ reference: `oci://${host}/acme/hello`, digest: artifact.manifestDigest, cacheDir }),
+    pullComponent({ reference: `oci://${host}/acme/hello@${artifact.manifestDigest}`, digest: digestOf(wasm), cacheDir }),
     'REGISTRY_DIGEST_MISMATCH',
   )) as Error & { kept: string[] };
   assert.deepEqual(error.kept, []);
@@ -428,14 +447,22 @@ test('a blob with the wrong bytes is refused while it streams and leaves no file
       response.writeHead(200, { 'content-type': 'application/vnd.oci.image.manifest.v1+json' }).end(artifact.manifest);
     else response.writeHead(200, { 'content-length': String(liar.length) }).end(liar);
   });
+  // Through the tag's manifest (the size is known), and as a bare blob by digest (it is not).
   const cacheDir = await tempDir(t, 'stratum-cache-');
-  const error = (await expectCleanFailure(
+  const tagged = (await expectCleanFailure(
     cacheDir,
-    pullComponent({ reference: `oci://${host}/acme/hello`, digest: artifact.manifestDigest, cacheDir }),
+    pullComponent({ reference: `oci://${host}/acme/hello:1`, digest: digestOf(wasm), cacheDir }),
     'REGISTRY_DIGEST_MISMATCH',
   )) as Error & { kept: string[] };
   // The verified manifest may stay; the blob and any partial download must not.
-  assert.deepEqual(error.kept, [join('blobs', 'sha256', artifact.manifestDigest.slice(7))]);
+  assert.deepEqual(tagged.kept, [join('blobs', 'sha256', artifact.manifestDigest.slice(7))]);
+  const bareCache = await tempDir(t, 'stratum-cache-');
+  const bare = (await expectCleanFailure(
+    bareCache,
+    pullComponent({ reference: `oci://${host}/acme/hello`, digest: digestOf(wasm), cacheDir: bareCache }),
+    'REGISTRY_DIGEST_MISMATCH',
+  )) as Error & { kept: string[] };
+  assert.deepEqual(bare.kept, []);
 });
 
 test('a truncated blob is refused and leaves no file, whether the length is declared or not', async (t) => {
@@ -455,7 +482,7 @@ test('a truncated blob is refused and leaves no file, whether the length is decl
     const cacheDir = await tempDir(t, 'stratum-cache-');
     const error = (await expectCleanFailure(
       cacheDir,
-      pullComponent({ reference: `oci://${host}/acme/hello`, digest: artifact.manifestDigest, cacheDir }),
+      pullComponent({ reference: `oci://${host}/acme/hello:1`, digest: digestOf(wasm), cacheDir }),
       'REGISTRY_TRUNCATED',
     )) as Error & { kept: string[] };
     assert.match(error.message, /ended after 1000 of/);
@@ -559,9 +586,27 @@ test('a registry that stalls, before its headers or in the middle of a blob, tim
   assert.deepEqual(silent.kept, []);
   const stalled = (await expectCleanFailure(
     cacheDir,
-    pullComponent({ reference: `oci://${host}/acme/hello`, digest: artifact.manifestDigest, cacheDir, timeoutMs: 300 }),
+    pullComponent({ reference: `oci://${host}/acme/hello:1`, digest: digestOf(wasm), cacheDir, timeoutMs: 300 }),
     'REGISTRY_TIMEOUT',
   )) as Error & { kept: string[] };
   assert.match(stalled.message, /sent more after 2000 of/);
   assert.deepEqual(stalled.kept, [join('blobs', 'sha256', artifact.manifestDigest.slice(7))]);
+});
+
+test('a pin holds when the tag moves: the pinned bytes are fetched by digest, the new ones by tag', async (t) => {
+  const registry = await registryOrSkip(t);
+  if (!registry) return;
+  const reference = `oci://${registry.host}/acme/moving:stable`;
+  const first = await makeComponent(0, 11);
+  const second = await makeComponent(0, 12);
+  const cacheDir = await tempDir(t, 'stratum-cache-');
+  const old = await pushCapsule({ reference, wasm: { bytes: first }, stratumToml: TOML, cacheDir });
+  await pushCapsule({ reference, wasm: { bytes: second }, cacheDir });
+
+  const pinned = await pullComponent({ reference, digest: old.digest, cacheDir: await tempDir(t, 'stratum-cache-') });
+  assert.deepEqual(new Uint8Array(await readFile(pinned.path)), first);
+  assert.equal(pinned.manifestText, undefined, 'the tag now names another artifact, so its stratum.toml is not this one');
+  const latest = await pullCapsule({ reference, cacheDir: await tempDir(t, 'stratum-cache-') });
+  assert.deepEqual(new Uint8Array(await readFile(latest.path)), second);
+  assert.equal(latest.digest, digestOf(second));
 });

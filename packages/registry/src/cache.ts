@@ -22,7 +22,8 @@ export function defaultCacheDir(env: NodeJS.ProcessEnv = process.env): string {
  * A content-addressed store: each blob (manifest, config, layer) is a file named by its digest,
  * written only after its bytes were verified, by a rename, so a reader never sees half a file.
  * Layout: `blobs/sha256/<hex>`, `sources/sha256/<hex>.json` (the repositories a blob was seen
- * in, for cross-repository mounts), `tmp/` (downloads in progress).
+ * in, for cross-repository mounts), `artifacts/sha256/<component hex>.json` (the manifest a
+ * component came in), `tmp/` (downloads in progress).
  */
 export class BlobCache {
   readonly dir: string;
@@ -87,6 +88,34 @@ export class BlobCache {
     }
     await rm(path, { force: true });
     return undefined;
+  }
+
+  /** The cached file of a blob of unknown size, when its hash is right. */
+  async verifiedAnySize(digest: string): Promise<{ path: string; size: number } | undefined> {
+    const info = await stat(this.path(digest)).catch(() => undefined);
+    if (!info?.isFile()) return undefined;
+    const path = await this.verifiedPath(digest, info.size);
+    return path ? { path, size: info.size } : undefined;
+  }
+
+  /** Remembers which artifact manifest a component came in, so its stratum.toml is there offline. */
+  async noteArtifact(componentDigest: string, manifestDigest: string): Promise<void> {
+    const path = join(this.dir, 'artifacts', 'sha256', `${digestHex(componentDigest)}.json`);
+    await mkdir(dirname(path), { recursive: true });
+    const temp = `${path}.${randomBytes(6).toString('hex')}`;
+    await writeFile(temp, JSON.stringify({ manifest: manifestDigest }));
+    await rename(temp, path);
+  }
+
+  /** The manifest digest a component was last seen in, if any. */
+  async artifactOf(componentDigest: string): Promise<string | undefined> {
+    const path = join(this.dir, 'artifacts', 'sha256', `${digestHex(componentDigest)}.json`);
+    try {
+      const { manifest } = JSON.parse(await readFile(path, 'utf8')) as { manifest?: unknown };
+      return typeof manifest === 'string' && /^sha256:[a-f0-9]{64}$/.test(manifest) ? manifest : undefined;
+    } catch {
+      return undefined;
+    }
   }
 
   /** Records that a blob is in `registry/repository`, so a later push there can mount it. */

@@ -328,27 +328,35 @@ export class RegistryClient {
   /**
    * Streams a blob into `tempPath`, hashing and counting as it goes. Any problem (wrong size,
    * wrong digest, a connection cut short) deletes the file and throws; the caller renames the
-   * file into place only when this returns.
+   * file into place only when this returns. `expectedSize` is undefined when no manifest names
+   * the blob (a pull by component digest alone); the digest check still decides. Returns the size.
    */
   async downloadBlob(
     reference: OciReference,
     digest: string,
-    size: number,
+    expectedSize: number | undefined,
     tempPath: string,
     onProgress?: (progress: TransferProgress) => void,
-  ): Promise<void> {
-    if (size > this.maxBlobBytes) throw tooLarge('blob', digest, size, this.maxBlobBytes);
+  ): Promise<number> {
+    if (expectedSize !== undefined && expectedSize > this.maxBlobBytes) throw tooLarge('blob', digest, expectedSize, this.maxBlobBytes);
     const abort = new AbortController();
     const response = await this.openBlob(reference, digest, abort);
     const declared = contentLength(response);
-    if (declared !== undefined && declared !== size) {
+    if (expectedSize !== undefined && declared !== undefined && declared !== expectedSize) {
       await response.body?.cancel();
       throw new StratumError(
         'REGISTRY_SIZE_MISMATCH',
-        `${reference.registry} offered ${declared} bytes for blob ${digest}, but the manifest says ${size}`,
+        `${reference.registry} offered ${declared} bytes for blob ${digest}, but the manifest says ${expectedSize}`,
         { hint: 'The registry or a proxy is serving other bytes than the manifest names; nothing was kept.' },
       );
     }
+    if (declared !== undefined && declared > this.maxBlobBytes) {
+      await response.body?.cancel();
+      throw tooLarge('blob', digest, declared, this.maxBlobBytes);
+    }
+    // Without a manifest, the size is what the response declares, and the digest check decides.
+    const size = expectedSize ?? declared;
+    const limit = size ?? this.maxBlobBytes;
     if (!response.body)
       throw new StratumError('REGISTRY_PROTOCOL', `${reference.registry} sent no body for blob ${digest}`, { user: false });
     const hash = newDigester();
@@ -358,23 +366,30 @@ export class RegistryClient {
     let idle: NodeJS.Timeout | undefined;
     const watch = () => {
       clearTimeout(idle);
-      idle = setTimeout(() => abort.abort(timedOut(url, `sent more after ${done} of ${size} bytes`, this.timeoutMs)), this.timeoutMs);
+      idle = setTimeout(
+        () => abort.abort(timedOut(url, `sent more after ${done} of ${size ?? 'unknown'} bytes`, this.timeoutMs)),
+        this.timeoutMs,
+      );
     };
     watch();
     const verify = new Transform({
       transform(chunk: Buffer, _encoding, callback) {
         watch();
         done += chunk.length;
-        if (done > size) {
-          callback(new StratumError('REGISTRY_SIZE_MISMATCH', `${reference.registry} sent more than the ${size} bytes of blob ${digest}`));
+        if (done > limit) {
+          callback(
+            size === undefined
+              ? tooLarge('blob', digest, undefined, limit)
+              : new StratumError('REGISTRY_SIZE_MISMATCH', `${reference.registry} sent more than the ${size} bytes of blob ${digest}`),
+          );
           return;
         }
         hash.update(chunk);
-        onProgress?.({ phase: 'download', digest, done, total: size });
+        onProgress?.({ phase: 'download', digest, done, total: size ?? done });
         callback(null, chunk);
       },
       flush(callback) {
-        if (done < size) {
+        if (size !== undefined && done < size) {
           callback(truncated(reference, digest, done, size));
           return;
         }
@@ -398,6 +413,7 @@ export class RegistryClient {
     } finally {
       clearTimeout(idle);
     }
+    return done;
   }
 
   private async openBlob(reference: OciReference, digest: string, abort?: AbortController): Promise<Response> {
@@ -614,11 +630,15 @@ function mismatch(kind: string, where: string, expected: string, actual: string)
   });
 }
 
-function truncated(reference: OciReference, digest: string, done: number, size: number, cause?: unknown): StratumError {
-  return new StratumError('REGISTRY_TRUNCATED', `blob ${digest} from ${reference.registry} ended after ${done} of ${size} bytes`, {
-    hint: 'The connection was cut short; nothing was kept. Try again.',
-    ...(cause !== undefined ? { cause } : {}),
-  });
+function truncated(reference: OciReference, digest: string, done: number, size: number | undefined, cause?: unknown): StratumError {
+  return new StratumError(
+    'REGISTRY_TRUNCATED',
+    `blob ${digest} from ${reference.registry} ended after ${done}${size === undefined ? '' : ` of ${size}`} bytes`,
+    {
+      hint: 'The connection was cut short; nothing was kept. Try again.',
+      ...(cause !== undefined ? { cause } : {}),
+    },
+  );
 }
 
 function unauthorized(reference: OciReference, hadCredentials: boolean, why: string): StratumError {

@@ -1,14 +1,20 @@
 import { StratumError } from '@stratum/core';
 import { readArtifactManifest, type WasmArtifact } from './artifact.ts';
 import { BlobCache } from './cache.ts';
-import { RegistryClient, type RegistryClientOptions, type TransferProgress } from './client.ts';
+import { type FetchedManifest, RegistryClient, type RegistryClientOptions, type TransferProgress } from './client.ts';
 import { checkDigest } from './digest.ts';
 import { formatReference, type OciReference, parseReference } from './reference.ts';
 
 export interface PullOptions extends Omit<RegistryClientOptions, 'fetch'> {
-  /** `oci://host[:port]/repository[:tag][@digest]`. */
+  /**
+   * `oci://host[:port]/repository[:tag][@digest]`. A digest written in the reference is, as
+   * everywhere in OCI, the artifact's manifest digest (a component digest is accepted there too).
+   */
   reference: string;
-  /** The artifact's manifest digest; when the reference carries one too, they must agree. */
+  /**
+   * The component's digest (the sha256 of the `.wasm`, what `[source] digest` pins and `stratum
+   * push` prints). With it, only those bytes are accepted, whatever the tag now points at.
+   */
   digest?: string;
   /** The content-addressed cache; default {@link defaultCacheDir}. */
   cacheDir?: string;
@@ -22,124 +28,174 @@ export interface PullOptions extends Omit<RegistryClientOptions, 'fetch'> {
 export interface PulledCapsule {
   /** The verified component, inside the cache. Treat it as read-only. */
   path: string;
-  /** The artifact's manifest digest (what a `[source]` pins). */
+  /** The component's digest: the sha256 of the bytes at `path`. */
   digest: string;
-  /** The digest and size of the `.wasm` itself (the component). */
-  componentDigest: string;
-  componentSize: number;
-  /** The stratum.toml the artifact carries, when it carries one. */
+  size: number;
+  /** The artifact manifest the component came in, when one was read. */
+  manifestDigest?: string;
+  /** The stratum.toml the artifact carries, when it carries one and its manifest was read. */
   manifestText?: string;
-  /** `oci://host/repository[:tag]@digest`. */
+  /** `oci://host/repository[:tag]`, as pulled. */
   reference: string;
   /** True when nothing was fetched: every byte came from the cache. */
   fromCache: boolean;
-}
-
-function resolveDigest(reference: OciReference, digest: string | undefined): string | undefined {
-  const given = digest === undefined ? undefined : checkDigest(digest, 'the digest');
-  if (given !== undefined && reference.digest !== undefined && given !== reference.digest) {
-    throw new StratumError('REGISTRY_BAD_REFERENCE', `the reference pins ${reference.digest} but the digest given is ${given}`, {
-      hint: 'Give one digest, or the same digest twice.',
-    });
-  }
-  return given ?? reference.digest;
 }
 
 /**
  * Pulls a capsule's component into the content-addressed cache, verifying every byte as it
  * streams. A pull by digest that is already cached makes no request at all, so it works offline.
  *
+ * Resolution: the component digest (`digest`) when given is the pin. The artifact manifest is
+ * read by the reference's digest, else its tag (default `latest`); when the tag now points at
+ * other bytes than the pin, or there is no tag, the component is fetched as a blob by its digest.
+ *
  * @example
  * const { path, digest } = await pullCapsule({ reference: 'oci://127.0.0.1:5000/acme/hello:1.0' });
  */
 export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> {
   const reference = parseReference(options.reference);
-  const digest = resolveDigest(reference, options.digest);
+  const pin = options.digest === undefined ? undefined : checkDigest(options.digest, 'the digest');
   const cache = new BlobCache(options.cacheDir);
   const client = new RegistryClient(options);
-  const name = formatReference({
-    registry: reference.registry,
-    repository: reference.repository,
-    ...(reference.tag ? { tag: reference.tag } : {}),
-  });
+  const repository: OciReference = { registry: reference.registry, repository: reference.repository };
+  const name = formatReference({ ...repository, ...(reference.tag ? { tag: reference.tag } : {}) });
+  const logger = options.logger;
 
-  if (digest !== undefined) {
-    const cached = await fromCache(cache, digest, client.maxManifestBytes, name);
-    if (cached) {
-      options.logger?.debug({ reference: name, digest }, 'capsule served from the cache');
-      return { ...cached, reference: formatReference({ ...reference, digest }) };
-    }
+  const cached = await fromCache(cache, reference.digest, pin, client.maxManifestBytes, name);
+  if (cached) {
+    logger?.debug({ reference: name, digest: cached.digest }, 'capsule served from the cache');
+    return { ...cached, reference: name, fromCache: true };
   }
   if (options.offline) {
-    throw new StratumError(
-      'REGISTRY_NOT_CACHED',
-      `${formatReference({ ...reference, ...(digest ? { digest } : {}) })} is not in the cache, and the pull is offline`,
-      {
-        details: [`cache: ${cache.dir}`],
-        hint: digest
+    throw new StratumError('REGISTRY_NOT_CACHED', `${formatReference(reference)} is not in the cache, and the pull is offline`, {
+      details: [`cache: ${cache.dir}`],
+      hint:
+        pin || reference.digest
           ? 'Pull it once while online.'
           : 'An offline pull needs a digest: a tag can move, so only a digest can be answered from the cache.',
-      },
-    );
+    });
   }
-  const fetched = await client.getManifest(reference, digest);
-  const artifact = readArtifactManifest(fetched.bytes, name);
-  await cache.writeBytes(fetched.digest, fetched.bytes);
-  let path = await cache.verifiedPath(artifact.wasm.digest, artifact.wasm.size);
-  if (!path) {
-    if (artifact.wasm.size > client.maxBlobBytes) {
+
+  let artifact: { manifest: FetchedManifest; wasm: WasmArtifact } | undefined;
+  // A component digest written after "@" names a blob, not a manifest: registries answer that
+  // with 404, the distribution registry with 500, others with the blob's bytes.
+  let pinned = pin;
+  const maybeBlob = pin === undefined || pin === reference.digest;
+  if (reference.digest !== undefined) {
+    const fetched = await client.getManifest(repository, reference.digest).catch((error: unknown) => {
+      if (maybeBlob && isNotAManifest(error)) return undefined;
+      throw error;
+    });
+    let read: WasmArtifact | undefined;
+    try {
+      read = fetched && readArtifactManifest(fetched.bytes, name);
+    } catch (error) {
+      if (!(maybeBlob && isNotAManifest(error))) throw error;
+    }
+    if (fetched && read) artifact = { manifest: fetched, wasm: read };
+    if (artifact && pin !== undefined && artifact.wasm.wasm.digest !== pin) {
       throw new StratumError(
-        'REGISTRY_TOO_LARGE',
-        `the component of ${name} is ${artifact.wasm.size} bytes, more than the ${client.maxBlobBytes} allowed`,
+        'REGISTRY_DIGEST_MISMATCH',
+        `the artifact ${formatReference(reference)} holds another component than the pinned one`,
         {
-          hint: 'Nothing was fetched. If it is genuine, raise maxBlobBytes.',
+          details: [`pinned ${pin}`, `artifact ${artifact.wasm.wasm.digest}`],
+          hint: 'The reference and the digest name different capsules; fix one of them.',
         },
       );
     }
-    const temp = await cache.tempPath(artifact.wasm.digest);
-    await client.downloadBlob(reference, artifact.wasm.digest, artifact.wasm.size, temp, options.onProgress);
-    path = await cache.commit(temp, artifact.wasm.digest);
+    // Not a manifest: then it is the component's digest, and the tag may still say more.
+    if (!artifact) pinned ??= reference.digest;
   }
-  options.logger?.debug(
-    { reference: name, digest: fetched.digest, component: artifact.wasm.digest, size: artifact.wasm.size },
-    'capsule pulled',
-  );
-  await cache.noteSource(artifact.wasm.digest, reference.registry, reference.repository).catch(() => {});
-  await cache.noteSource(artifact.config.digest, reference.registry, reference.repository).catch(() => {});
+  if (!artifact && (reference.tag !== undefined || pinned === undefined)) {
+    const fetched = await client.getManifest({ ...repository, tag: reference.tag ?? 'latest' }).catch((error: unknown) => {
+      // With a pin, the tag only helps find the stratum.toml; the blob can be fetched without it.
+      if (pinned !== undefined && error instanceof StratumError && error.code === 'REGISTRY_NOT_FOUND') return undefined;
+      throw error;
+    });
+    if (fetched) {
+      const read = readArtifactManifest(fetched.bytes, name);
+      if (pinned === undefined || read.wasm.digest === pinned) artifact = { manifest: fetched, wasm: read };
+      else
+        logger?.debug({ reference: name, pinned, tagged: read.wasm.digest }, 'the tag has moved; fetching the pinned component by digest');
+    }
+  }
+  const componentDigest = artifact?.wasm.wasm.digest ?? pinned;
+  if (componentDigest === undefined) throw new StratumError('REGISTRY_PROTOCOL', `nothing to pull for ${name}`, { user: false });
+  if (artifact) await cache.writeBytes(artifact.manifest.digest, artifact.manifest.bytes);
+
+  const size = artifact?.wasm.wasm.size;
+  let path = size === undefined ? (await cache.verifiedAnySize(componentDigest))?.path : await cache.verifiedPath(componentDigest, size);
+  let pulledSize = size;
+  if (!path) {
+    const temp = await cache.tempPath(componentDigest);
+    pulledSize = await client.downloadBlob(repository, componentDigest, size, temp, options.onProgress);
+    path = await cache.commit(temp, componentDigest);
+  }
+  await cache.noteSource(componentDigest, reference.registry, reference.repository).catch(() => {});
+  if (artifact) {
+    await cache.noteArtifact(componentDigest, artifact.manifest.digest).catch(() => {});
+    await cache.noteSource(artifact.wasm.config.digest, reference.registry, reference.repository).catch(() => {});
+  }
+  logger?.debug({ reference: name, digest: componentDigest, manifest: artifact?.manifest.digest }, 'capsule pulled');
   return {
-    ...result(path, fetched.digest, artifact),
-    reference: formatReference({ ...reference, digest: fetched.digest }),
+    path,
+    digest: componentDigest,
+    size: pulledSize ?? 0,
+    ...(artifact ? { manifestDigest: artifact.manifest.digest } : {}),
+    ...(artifact?.wasm.stratumToml !== undefined ? { manifestText: artifact.wasm.stratumToml } : {}),
+    reference: name,
     fromCache: false,
   };
 }
 
-function result(path: string, digest: string, artifact: WasmArtifact) {
+function isNotAManifest(error: unknown): boolean {
+  return error instanceof StratumError && ['REGISTRY_NOT_FOUND', 'REGISTRY_ERROR', 'REGISTRY_NOT_A_CAPSULE'].includes(error.code);
+}
+
+/** Answers from the cache alone: by the pinned component digest, or by the reference's manifest digest. */
+async function fromCache(
+  cache: BlobCache,
+  manifestDigest: string | undefined,
+  pin: string | undefined,
+  maxManifestBytes: number,
+  name: string,
+): Promise<Omit<PulledCapsule, 'reference' | 'fromCache'> | undefined> {
+  const readManifest = async (digest: string | undefined) => {
+    if (digest === undefined) return undefined;
+    const bytes = await cache.readVerified(digest, maxManifestBytes);
+    if (!bytes) return undefined;
+    try {
+      return { digest, artifact: readArtifactManifest(bytes, name) };
+    } catch {
+      // A component digest written after "@" is not a manifest; it is looked up as a blob below.
+      return undefined;
+    }
+  };
+  let manifest = await readManifest(manifestDigest);
+  const componentDigest = manifest?.artifact.wasm.digest ?? pin ?? manifestDigest;
+  if (componentDigest === undefined) return undefined;
+  if (pin !== undefined && componentDigest !== pin) return undefined;
+  const blob = await cache.verifiedAnySize(componentDigest);
+  if (!blob) return undefined;
+  manifest ??= await readManifest(await cache.artifactOf(componentDigest));
+  if (manifest && manifest.artifact.wasm.digest !== componentDigest) manifest = undefined;
   return {
-    path,
-    digest,
-    componentDigest: artifact.wasm.digest,
-    componentSize: artifact.wasm.size,
-    ...(artifact.stratumToml !== undefined ? { manifestText: artifact.stratumToml } : {}),
+    path: blob.path,
+    digest: componentDigest,
+    size: blob.size,
+    ...(manifest ? { manifestDigest: manifest.digest } : {}),
+    ...(manifest?.artifact.stratumToml !== undefined ? { manifestText: manifest.artifact.stratumToml } : {}),
   };
 }
 
-async function fromCache(cache: BlobCache, digest: string, maxManifestBytes: number, name: string) {
-  const bytes = await cache.readVerified(digest, maxManifestBytes);
-  if (!bytes) return undefined;
-  const artifact = readArtifactManifest(bytes, name);
-  const path = await cache.verifiedPath(artifact.wasm.digest, artifact.wasm.size);
-  if (!path) return undefined;
-  return { ...result(path, digest, artifact), fromCache: true };
-}
-
 export interface PullComponentOptions extends Omit<PullOptions, 'digest'> {
-  /** Required: the host runs only pinned bytes. */
+  /** Required: the component's sha256 digest; the host runs only pinned bytes. */
   digest: string;
 }
 
 /**
- * The host loader's entry point: pulls a `[source]` registry reference pinned by digest, and
- * refuses one without a digest.
+ * The host loader's entry point: pulls a `[source]` registry reference pinned by its component
+ * digest, and refuses one without a digest.
  *
  * @example
  * const { path } = await pullComponent({ reference: manifest.source.registry, digest: manifest.source.digest });

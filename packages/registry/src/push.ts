@@ -34,13 +34,13 @@ export interface PushOptions extends Omit<RegistryClientOptions, 'fetch'> {
 }
 
 export interface PushResult {
-  /** The artifact's manifest digest: what `[source] digest` pins. */
+  /** The component's digest (the sha256 of the `.wasm`): what `[source] digest` pins. */
   digest: string;
-  /** `oci://host/repository[:tag]@digest`. */
+  size: number;
+  /** The artifact's manifest digest, as OCI tools name the artifact. */
+  manifestDigest: string;
+  /** `oci://host/repository[:tag]@<manifest digest>`. */
   reference: string;
-  /** The digest of the `.wasm` layer. */
-  componentDigest: string;
-  componentSize: number;
   /** What happened to each blob: already there, mounted from another repository, or uploaded. */
   blobs: { digest: string; result: BlobPushResult }[];
 }
@@ -104,13 +104,14 @@ export async function pushCapsule(options: PushOptions): Promise<PushResult> {
     blobs.push({ digest: blob.digest, result });
     await cache.noteSource(blob.digest, reference.registry, reference.repository).catch(() => {});
   }
-  const digest = await client.putManifest(target, artifact.manifest, OCI_MANIFEST_MEDIA_TYPE, reference.tag);
-  await cache.writeBytes(digest, artifact.manifest).catch(() => {});
+  const manifestDigest = await client.putManifest(target, artifact.manifest, OCI_MANIFEST_MEDIA_TYPE, reference.tag);
+  await cache.writeBytes(manifestDigest, artifact.manifest).catch(() => {});
+  await cache.noteArtifact(source.digest, manifestDigest).catch(() => {});
   return {
-    digest,
-    reference: formatReference({ ...reference, digest }),
-    componentDigest: source.digest,
-    componentSize: source.size,
+    digest: source.digest,
+    size: source.size,
+    manifestDigest,
+    reference: formatReference({ ...reference, digest: manifestDigest }),
     blobs,
   };
 }

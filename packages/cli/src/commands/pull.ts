@@ -23,8 +23,9 @@ export const pullCommand: Command = {
   description: `
 Pulls a capsule's component from an OCI registry into the local cache, checking every byte
 against its digest while it streams, and copies it to --out (default: <name>.wasm in the
-current directory). The artifact's digest is printed on stdout. A pull by digest that is
-already cached makes no request, so it also works offline (--offline insists on it).
+current directory). The component's digest is printed on stdout. A digest after "@" is the
+artifact's manifest digest or the component's digest (what \`stratum push\` prints). A pull by
+digest that is already cached makes no request, so it works offline (--offline insists on it).
 
 Credentials as for \`stratum push\`: STRATUM_REGISTRY_USERNAME and STRATUM_REGISTRY_PASSWORD,
 or ~/.config/stratum/registry-auth.json, or docker's ~/.docker/config.json.
@@ -63,7 +64,7 @@ Examples:
       else await writeAtomically(manifestOut, (temp) => writeFile(temp, pulled.manifestText ?? ''));
     }
     io.stderr.write(
-      `${paint(io.stderr, 32, 'pulled')} ${pulled.reference} -> ${out} (${formatBytes(pulled.componentSize)}${pulled.fromCache ? ', from the cache' : ''})\n`,
+      `${paint(io.stderr, 32, 'pulled')} ${pulled.reference} -> ${out} (${formatBytes(pulled.size)}${pulled.fromCache ? ', from the cache' : ''})\n`,
     );
     io.stdout.write(`${pulled.digest}\n`);
     return EXIT_OK;

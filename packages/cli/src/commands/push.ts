@@ -159,8 +159,8 @@ export const pushCommand: Command = {
   description: `
 Pushes the capsule in dir (default: the current directory) as a CNCF Wasm OCI artifact: its
 component as the one application/wasm layer, its stratum.toml in the manifest (spec/registry.md).
-The reference is oci://host[:port]/repository[:tag]. The artifact's digest is printed on stdout;
-hosts pin capsules by it.
+The reference is oci://host[:port]/repository[:tag]. The component's digest (the sha256 of
+the .wasm) is printed on stdout: it is what [source] digest pins and what hosts check.
 
 --pin writes registry and digest into the manifest's [source] (the wasm line is kept as a
 comment, and a [build] table is commented out), leaving the rest of the file as it was.
