@@ -276,12 +276,14 @@ test('embedded DNS server passes the writer conformance suite', async (t) => {
   await conformance(t, { writer: server, server: server.address });
 });
 
-function knotAvailable(): boolean {
-  return spawnSync('knotd', ['--version']).status === 0;
+/** knotd lives in /usr/sbin, which a non-root user's PATH often lacks. */
+function knotBinary(): string | undefined {
+  return ['knotd', '/usr/sbin/knotd'].find((candidate) => spawnSync(candidate, ['--version']).status === 0);
 }
 
 async function startKnot(t: TestContext, key: TsigKey): Promise<string | undefined> {
-  if (!knotAvailable()) {
+  const knotd = knotBinary();
+  if (!knotd) {
     const reason = 'knotd is not installed (Debian package knot, listed in .ci/apt-packages)';
     if (servicesRequired) throw new Error(`${reason}, and STRATUM_REQUIRE_SERVICES=1 requires it`);
     t.skip(reason);
@@ -320,12 +322,15 @@ log:
     any: warning
 `,
   );
-  const knot: ChildProcess = spawn('knotd', ['-c', join(dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const knot: ChildProcess = spawn(knotd, ['-c', join(dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   knot.stderr?.on('data', (chunk: Buffer) => {
     stderr += chunk.toString();
   });
-  const exited = new Promise<void>((resolve) => knot.once('exit', () => resolve()));
+  knot.on('error', (error) => {
+    stderr += `cannot run ${knotd}: ${error.message}`;
+  });
+  const exited = new Promise<void>((resolve) => knot.once('close', () => resolve()));
   t.after(async () => {
     knot.kill('SIGTERM');
     await exited;
