@@ -172,7 +172,7 @@ key = "${registrar.publicJwk.x}"
     runtimes.push(runtime);
     return runtime;
   };
-  const host = await startHost(config, { createRuntime, logger: captureLogger(lines) });
+  const host = await startHost(config, { createRuntime, logger: captureLogger(lines), pullComponent: false });
   t.after(() => host.close());
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
   return { base, host, client, registrar, lines, runtimes };
@@ -307,13 +307,13 @@ test('install refusals: bad manifest, missing component, digest mismatch, regist
     /domains\/0/,
   );
   await refused(
-    client.request('POST', '/v1/capsules', { domains: [], manifest: MANIFEST, extra: 1 }).then(expectJson),
+    client.request('POST', '/capsules', { domains: [], manifest: MANIFEST, extra: 1 }).then(expectJson),
     400,
     'INVALID_REQUEST',
     /unknown member/,
   );
-  await refused(client.request('POST', '/v1/capsules/nobody/start').then(expectJson), 404, 'CAPSULE_NOT_FOUND');
-  await refused(client.request('PUT', '/v1/status').then(expectJson), 405, 'METHOD_NOT_ALLOWED');
+  await refused(client.request('POST', '/capsules/nobody/start').then(expectJson), 404, 'CAPSULE_NOT_FOUND');
+  await refused(client.request('PUT', '/status').then(expectJson), 405, 'METHOD_NOT_ALLOWED');
 });
 
 async function expectJson(response: Response): Promise<unknown> {
@@ -329,7 +329,7 @@ test('the identity endpoint answers without a signature', async (t) => {
   assert.equal(identity.name, 'host1.example.net');
   assert.equal(identity.api, 'v1');
   assert.equal(typeof identity.key.x, 'string');
-  assert.equal((await fetch(new URL('/v1/status', host.controlUrl))).status, 401);
+  assert.equal((await fetch(`${host.controlUrl}/status`)).status, 401);
 });
 
 // --- Every refused kind of control request: a 401 with its code, and a log line saying why. ---
@@ -342,8 +342,8 @@ async function refusal(
   code: string,
 ) {
   const context = await setup(t);
-  const { path = '/v1/status', method = 'GET', authorization, body } = await prepare(context);
-  const response = await fetch(new URL(path, context.host.controlUrl), {
+  const { path = '/status', method = 'GET', authorization, body } = await prepare(context);
+  const response = await fetch(`${context.host.controlUrl}${path}`, {
     method,
     headers: authorization === undefined ? {} : { authorization },
     ...(body === undefined ? {} : { body }),
@@ -355,12 +355,12 @@ async function refusal(
   const logged = context.lines.find((line) => line.message === 'control request refused');
   assert.equal(logged?.level, 'warn');
   assert.equal(logged?.fields.reason, code);
-  assert.equal(logged?.fields.path, path);
+  assert.equal(logged?.fields.path, `/v1${path}`);
   return context;
 }
 
 const sign = (context: Awaited<ReturnType<typeof setup>>, overrides: Partial<Parameters<typeof signControlRequest>[0]> = {}) =>
-  signControlRequest({ key: context.registrar.privateJwk, audience: 'host1.example.net', method: 'GET', path: '/v1/status', ...overrides });
+  signControlRequest({ key: context.registrar.privateJwk, audience: 'host1.example.net', method: 'GET', path: '/status', ...overrides });
 
 test('refused: no Authorization header', async (t) => {
   await refusal(t, async () => ({}), 'AUTH_MISSING');
@@ -380,7 +380,7 @@ test('refused: signed by a key the host does not trust', async (t) => {
           key: stranger.privateJwk,
           audience: 'host1.example.net',
           method: 'GET',
-          path: '/v1/status',
+          path: '/status',
         }),
       };
     },
@@ -399,7 +399,7 @@ test('refused: a trusted kid on a token signed by another key (forged signature)
           key: { ...stranger.privateJwk, kid },
           audience: 'host1.example.net',
           method: 'GET',
-          path: '/v1/status',
+          path: '/status',
         }),
       };
     },
@@ -411,13 +411,13 @@ test('refused: tampered claims (payload edited after signing)', async (t) => {
   await refusal(
     t,
     async (context) => {
-      const [scheme, token] = (await sign(context, { path: '/v1/capsules/hello/start', method: 'POST' })).split(' ');
+      const [scheme, token] = (await sign(context, { path: '/capsules/hello/start', method: 'POST' })).split(' ');
       const [header, payload, signature] = (token as string).split('.');
       const claims = JSON.parse(Buffer.from(payload as string, 'base64url').toString()) as Record<string, unknown>;
-      claims.htu = '/v1/capsules/hello';
+      claims.htu = '/capsules/hello';
       claims.htm = 'DELETE';
       const edited = Buffer.from(JSON.stringify(claims)).toString('base64url');
-      return { method: 'DELETE', path: '/v1/capsules/hello', authorization: `${scheme} ${header}.${edited}.${signature}` };
+      return { method: 'DELETE', path: '/capsules/hello', authorization: `${scheme} ${header}.${edited}.${signature}` };
     },
     'AUTH_BAD_SIGNATURE',
   );
@@ -432,8 +432,8 @@ test('refused: tampered body (signed for another body)', async (t) => {
         manifest: MANIFEST,
         component: { base64: Buffer.from(COMPONENT).toString('base64') },
       });
-      const authorization = await sign(context, { method: 'POST', path: '/v1/capsules', body: signedBody });
-      return { method: 'POST', path: '/v1/capsules', authorization, body: signedBody.replace('hello.example', 'evil.example') };
+      const authorization = await sign(context, { method: 'POST', path: '/capsules', body: signedBody });
+      return { method: 'POST', path: '/capsules', authorization, body: signedBody.replace('hello.example', 'evil.example') };
     },
     'AUTH_BODY_MISMATCH',
   );
@@ -466,11 +466,7 @@ test('refused: addressed to another host (wrong audience)', async (t) => {
 });
 
 test('refused: signed for another request (method or path)', async (t) => {
-  await refusal(
-    t,
-    async (context) => ({ path: '/v1/usage', authorization: await sign(context, { path: '/v1/status' }) }),
-    'AUTH_WRONG_REQUEST',
-  );
+  await refusal(t, async (context) => ({ path: '/usage', authorization: await sign(context, { path: '/status' }) }), 'AUTH_WRONG_REQUEST');
 });
 
 test('refused: a replay of an accepted request', async (t) => {
@@ -478,7 +474,7 @@ test('refused: a replay of an accepted request', async (t) => {
     t,
     async (context) => {
       const authorization = await sign(context);
-      const first = await fetch(new URL('/v1/status', context.host.controlUrl), { headers: { authorization } });
+      const first = await fetch(`${context.host.controlUrl}/status`, { headers: { authorization } });
       assert.equal(first.status, 200);
       return { authorization };
     },
@@ -493,12 +489,12 @@ test('a replay is refused after the host restarts, too', async (t) => {
   await writeKeyFile(join(base, 'host.key'), hostKey.privateJwk);
   const first = await setup(t, [], base);
   const authorization = await sign(first);
-  assert.equal((await fetch(new URL('/v1/status', first.host.controlUrl), { headers: { authorization } })).status, 200);
+  assert.equal((await fetch(`${first.host.controlUrl}/status`, { headers: { authorization } })).status, 200);
   await first.host.close();
   // The same config: the same registrar is trusted and the same data directory holds the nonces.
   const again = await startHost(first.host.config, { createRuntime: () => new FakeRuntime() });
   t.after(() => again.close());
-  const replay = await fetch(new URL('/v1/status', again.controlUrl), { headers: { authorization } });
+  const replay = await fetch(`${again.controlUrl}/status`, { headers: { authorization } });
   assert.equal(replay.status, 401);
   assert.equal(((await replay.json()) as { error: { code: string } }).error.code, 'AUTH_REPLAY');
 });

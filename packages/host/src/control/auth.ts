@@ -53,7 +53,7 @@ export interface SignRequestOptions {
   /** The host's name, as in its host.toml `[host] name`. */
   audience: string;
   method: string;
-  /** The path and query, exactly as sent (`/v1/capsules/hello/start`). */
+  /** The path and query relative to the API's base URL, exactly as sent (`/capsules/hello/start`). */
   path: string;
   body?: Uint8Array | string;
   lifetimeSeconds?: number;
@@ -66,7 +66,7 @@ export interface SignRequestOptions {
  * The value of the Authorization header for one control request.
  *
  * @example
- * const authorization = await signControlRequest({ key, audience: 'host1.example.net', method: 'GET', path: '/v1/status' });
+ * const authorization = await signControlRequest({ key, audience: 'host1.example.net', method: 'GET', path: '/status' });
  * await fetch('https://host1.example.net:7070/v1/status', { headers: { authorization } });
  */
 export async function signControlRequest(options: SignRequestOptions): Promise<string> {
@@ -158,7 +158,7 @@ export interface VerifiedRequest {
 
 export interface RequestToVerify {
   method: string;
-  /** The path and query as received. */
+  /** The path and query as received, relative to the API's base path. */
   path: string;
   authorization: string | undefined;
   body: Uint8Array;

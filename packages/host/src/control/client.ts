@@ -13,13 +13,13 @@ export interface HostIdentity {
 }
 
 export interface ControlClientOptions {
-  /** The control API's base URL, such as `https://host1.example.net:7070`. */
+  /** The control API's base URL, such as `https://host1.example.net:7070/v1` (what discovery's `api=` publishes). */
   url: string | URL;
   /** The registrar's signing key. */
   key: Ed25519PrivateJwk;
   /**
    * The host's name (its host.toml `[host] name`). Left out, it is read once from the host's
-   * unauthenticated /.well-known/stratum-host: convenient for an operator's own tools, but a
+   * unauthenticated `<base>/identity`: convenient for an operator's own tools, but a
    * registrar should pass the name it verified through discovery.
    */
   audience?: string;
@@ -58,13 +58,14 @@ export interface ControlClient {
   drain(name: string): Promise<CapsuleStatus>;
   stop(name: string): Promise<CapsuleStatus>;
   uninstall(name: string): Promise<void>;
-  status(): Promise<{ host: HostIdentity; capsules: CapsuleStatus[] }>;
+  /** `runtime` holds the runtime's counters when it keeps any (stratum-host's: transpiles, cacheHits, ...). */
+  status(): Promise<{ host: HostIdentity; capsules: CapsuleStatus[]; runtime?: Record<string, number> }>;
   capsule(name: string): Promise<CapsuleStatus>;
   usage(query?: { capsule?: string; since?: Date; until?: Date }): Promise<UsageResponse>;
   ledger(after?: number, limit?: number): Promise<{ entries: LedgerEntry[]; head: { entries: number; hash: string } }>;
   /** Streams a capsule's log until `signal` aborts or the host closes the stream. */
   logs(name: string, onEntry: (entry: CapsuleLogEntry) => void, options?: { backlog?: number; signal?: AbortSignal }): Promise<void>;
-  /** A signed request to any path, for what the methods above do not cover. */
+  /** A signed request to any path relative to the base URL (`/status`), for what the methods above do not cover. */
   request(method: string, path: string, body?: unknown): Promise<Response>;
 }
 
@@ -77,11 +78,13 @@ export interface ControlClient {
  */
 export function createControlClient(options: ControlClientOptions): ControlClient {
   const base = new URL(options.url);
+  const prefix = base.pathname.replace(/\/+$/, '');
+  const resolve = (path: string) => new URL(`${prefix}${path}`, base.origin);
   const doFetch = options.fetch ?? fetch;
   let audience: Promise<string> | undefined = options.audience === undefined ? undefined : Promise.resolve(options.audience);
 
   const identity = async (): Promise<HostIdentity> => {
-    const response = await doFetch(new URL('/.well-known/stratum-host', base));
+    const response = await doFetch(resolve('/identity'));
     return (await expectOk(response)) as HostIdentity;
   };
 
@@ -89,7 +92,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     audience ??= identity().then((info) => info.name);
     const text = body === undefined ? '' : JSON.stringify(body);
     const authorization = await signControlRequest({ key: options.key, audience: await audience, method, path, body: text });
-    return doFetch(new URL(path, base), {
+    return doFetch(resolve(path), {
       method,
       headers: { authorization, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       ...(body === undefined ? {} : { body: text }),
@@ -98,7 +101,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
 
   const call = async <T>(method: string, path: string, body?: unknown): Promise<T> =>
     (await expectOk(await request(method, path, body))) as T;
-  const capsulePath = (name: string, action?: string) => `/v1/capsules/${encodeURIComponent(name)}${action ? `/${action}` : ''}`;
+  const capsulePath = (name: string, action?: string) => `/capsules/${encodeURIComponent(name)}${action ? `/${action}` : ''}`;
 
   return {
     identity,
@@ -112,7 +115,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         ...(install.config ? { config: install.config } : {}),
         ...(install.start !== undefined ? { start: install.start } : {}),
       };
-      return (await call<{ capsule: CapsuleStatus }>('POST', '/v1/capsules', body)).capsule;
+      return (await call<{ capsule: CapsuleStatus }>('POST', '/capsules', body)).capsule;
     },
     start: async (name) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'start'))).capsule,
     drain: async (name) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'drain'))).capsule,
@@ -120,7 +123,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     async uninstall(name) {
       await call('DELETE', capsulePath(name));
     },
-    status: () => call('GET', '/v1/status'),
+    status: () => call('GET', '/status'),
     capsule: async (name) => (await call<{ capsule: CapsuleStatus }>('GET', capsulePath(name))).capsule,
     usage(query = {}) {
       const params = new URLSearchParams();
@@ -128,14 +131,14 @@ export function createControlClient(options: ControlClientOptions): ControlClien
       if (query.since) params.set('since', query.since.toISOString());
       if (query.until) params.set('until', query.until.toISOString());
       const search = params.toString();
-      return call('GET', `/v1/usage${search ? `?${search}` : ''}`);
+      return call('GET', `/usage${search ? `?${search}` : ''}`);
     },
-    ledger: (after = 0, limit = 1000) => call('GET', `/v1/usage/ledger?after=${after}&limit=${limit}`),
+    ledger: (after = 0, limit = 1000) => call('GET', `/usage/ledger?after=${after}&limit=${limit}`),
     async logs(name, onEntry, logOptions = {}) {
       audience ??= identity().then((info) => info.name);
       const path = `${capsulePath(name, 'logs')}?backlog=${logOptions.backlog ?? 100}`;
       const authorization = await signControlRequest({ key: options.key, audience: await audience, method: 'GET', path });
-      const response = await doFetch(new URL(path, base), {
+      const response = await doFetch(resolve(path), {
         headers: { authorization, accept: 'text/event-stream' },
         ...(logOptions.signal ? { signal: logOptions.signal } : {}),
       });

@@ -1,17 +1,20 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type Ed25519PrivateJwk, errorMessage, type Logger, publicPart, readKeyFile, silentLogger } from '@stratum/core';
+import { type Ed25519PrivateJwk, errorMessage, type Logger, publicPart, readKeyFile, StratumError, silentLogger } from '@stratum/core';
 import { parseManifest } from '@stratum/manifest';
+import { pullComponent } from '@stratum/registry';
 import type { HostConfig, ListenAddress } from '../config/types.ts';
 import { UsageLedger } from '../metering/ledger.ts';
+import { createHostRuntime } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
 import { type Installation, InstallationStore } from './installations.ts';
-import { createControlHandler, type PullComponent } from './server.ts';
+import { CONTROL_BASE_PATH, createControlHandler, type PullComponent } from './server.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -25,11 +28,36 @@ export interface RuntimeContext {
 
 export type RuntimeFactory = (context: RuntimeContext) => HostRuntime | Promise<HostRuntime>;
 
+/** The real runtime, with host.toml's limits and capability backend tables. */
+export const createConfiguredRuntime: RuntimeFactory = ({ config, dataDir, logger }) =>
+  createHostRuntime({ dataDir, limits: config.limits, logger, capabilityConfig: config.capabilities });
+
+/**
+ * Pulls a registry source into `<dataDir>/registry` through @stratum/registry, pinned by the
+ * manifest's digest (the component's own sha256, as the manifest spec defines it), and checks
+ * the bytes once more before the runtime sees them.
+ */
+export function registryPuller(cacheDir: string, logger: Logger = silentLogger): PullComponent {
+  return async (reference, digest) => {
+    const pulled = await pullComponent({ reference, digest, cacheDir, logger });
+    const bytes = new Uint8Array(await readFile(pulled.path));
+    const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+    if (actual !== digest) {
+      throw new StratumError('DIGEST_MISMATCH', `${reference} holds another component than the manifest pins`, {
+        details: [`manifest: ${digest}`, `pulled: ${actual}`],
+        hint: "Push the component the manifest names, or update the manifest's [source] digest.",
+      });
+    }
+    return bytes;
+  };
+}
+
 export interface StartHostOptions {
-  createRuntime: RuntimeFactory;
+  /** Default: {@link createConfiguredRuntime}. */
+  createRuntime?: RuntimeFactory;
   logger?: Logger;
-  /** Pulls registry-sourced components; without it, installs must upload the component. */
-  pullComponent?: PullComponent;
+  /** Pulls registry-sourced components; default: {@link registryPuller} under `<dataDir>/registry`. `false`: installs must upload. */
+  pullComponent?: PullComponent | false;
   /** The identity key, when the caller already holds it; default: read from `config.keyFile`. */
   identityKey?: Ed25519PrivateJwk;
 }
@@ -40,6 +68,7 @@ export interface RunningHost {
   ledger: UsageLedger;
   /** The ingress URL, with the port actually bound. */
   ingressUrl: URL;
+  /** The control API's base URL (`http://127.0.0.1:7070/v1`), with the port actually bound. */
   controlUrl: URL;
   /** Installations brought back from the data directory at start, and those that failed. */
   restored: { name: string; error?: string }[];
@@ -67,7 +96,12 @@ export async function startHost(config: HostConfig, options: StartHostOptions): 
     logger: logger.child({ component: 'metering' }),
   });
   const nonces = new NonceStore(join(config.dataDir, 'control', 'nonces'));
-  const runtime = await options.createRuntime({ config, dataDir: runtimeDir, logger: logger.child({ component: 'runtime' }) });
+  const createRuntime = options.createRuntime ?? createConfiguredRuntime;
+  const runtime = await createRuntime({ config, dataDir: runtimeDir, logger: logger.child({ component: 'runtime' }) });
+  const pullComponent =
+    options.pullComponent === false
+      ? undefined
+      : (options.pullComponent ?? registryPuller(join(config.dataDir, 'registry'), logger.child({ component: 'registry' })));
   const unsubscribe = runtime.onRequest((record) => ledger.record(record));
   const flushTimer = setInterval(() => {
     ledger.flush().catch((error: unknown) => logger.error({ err: error }, 'writing the usage ledger failed'));
@@ -110,7 +144,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions): 
       verify: createRequestVerifier({ audience: config.name, registrars: config.registrars, nonces }),
       maxBodyBytes: config.control.maxBodyBytes,
       logger: logger.child({ component: 'control' }),
-      ...(options.pullComponent ? { pullComponent: options.pullComponent } : {}),
+      ...(pullComponent ? { pullComponent } : {}),
     });
     let control: Server;
     if (config.control.tls) {
@@ -120,7 +154,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions): 
       control = createHttpServer(handler);
     }
     servers.push(control);
-    const controlUrl = await listen(control, config.control.listen, config.control.tls ? 'https' : 'http');
+    const controlUrl = new URL(CONTROL_BASE_PATH, await listen(control, config.control.listen, config.control.tls ? 'https' : 'http'));
     logger.info(
       {
         name: config.name,

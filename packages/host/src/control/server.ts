@@ -7,11 +7,17 @@ import { ControlAuthError, type RequestToVerify, type VerifiedRequest } from './
 import type { Installation, InstallationStore } from './installations.ts';
 
 export const CONTROL_API_VERSION = 'v1';
+/**
+ * Where stratum-host serves the API: its base URL is `<scheme>://<control listen address>/v1`.
+ * Paths in the API (and in the signed `htu` claim) are relative to the base URL, so that a
+ * reverse proxy may publish the base under another path (`https://h1.example.net/stratum/v1`).
+ */
+export const CONTROL_BASE_PATH = '/v1';
 
 /** Fetches a registry-sourced component; resolves to bytes whose digest the caller checks. */
 export type PullComponent = (reference: string, digest: string) => Promise<Uint8Array>;
 
-/** The body of `POST /v1/capsules`, as spec/host-api.md section 5.1 defines it. */
+/** The body of `POST <base>/capsules`, as spec/host-api.md section 5.1 defines it. */
 export interface InstallBody {
   name?: string;
   domains: string[];
@@ -27,7 +33,7 @@ export interface InstallBody {
 export interface ControlServerOptions {
   /** The host's name: the audience of control requests. */
   name: string;
-  /** The host's identity, shown unauthenticated at /.well-known/stratum-host. */
+  /** The host's identity, shown unauthenticated at `<base>/identity`. */
   identity: Ed25519PublicJwk;
   version: string;
   runtime: HostRuntime;
@@ -127,16 +133,25 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     return status;
   };
 
-  const route = async (request: IncomingMessage, response: ServerResponse, body: Uint8Array, log: Logger): Promise<void> => {
-    const url = new URL(request.url ?? '/', 'http://control.invalid');
+  const route = async (
+    request: IncomingMessage,
+    relative: string,
+    response: ServerResponse,
+    body: Uint8Array,
+    log: Logger,
+  ): Promise<void> => {
+    const url = new URL(relative, 'http://control.invalid');
     const method = request.method ?? 'GET';
-    const parts = url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-    const [version, collection, name, action, extra] = parts;
-    if (version !== CONTROL_API_VERSION) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+    const parts = ['', ...url.pathname.split('/').filter(Boolean).map(decodeURIComponent)];
+    const [, collection, name, action, extra] = parts;
 
     if (collection === 'status' && parts.length === 2) {
       allow(method, 'GET');
-      return json(response, 200, { host: hostInfo(), capsules: options.runtime.status() });
+      // The runtime's own counters (transpiles, cache hits, ...) when it keeps any: operators
+      // and tests read them to see that a restart came back from the transpile cache.
+      const runtime = options.runtime as HostRuntime & { stats?: () => unknown };
+      const stats = typeof runtime.stats === 'function' ? runtime.stats() : undefined;
+      return json(response, 200, { host: hostInfo(), capsules: options.runtime.status(), ...(stats ? { runtime: stats } : {}) });
     }
     if (collection === 'usage' && parts.length === 2) {
       allow(method, 'GET');
@@ -222,14 +237,17 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     const log = logger.child({ method, path });
     void (async () => {
       try {
-        if (path === '/.well-known/stratum-host') {
+        if (!path.startsWith(`${CONTROL_BASE_PATH}/`))
+          throw new HttpError(404, 'NOT_FOUND', `the control API is under ${CONTROL_BASE_PATH}/`);
+        const relative = path.slice(CONTROL_BASE_PATH.length);
+        if (relative === '/identity') {
           allow(method, 'GET');
           return json(response, 200, hostInfo());
         }
         const body = await readBody(request, options.maxBodyBytes);
         let verified: VerifiedRequest;
         try {
-          verified = await options.verify({ method, path, authorization: request.headers.authorization, body });
+          verified = await options.verify({ method, path: relative, authorization: request.headers.authorization, body });
         } catch (error) {
           if (!(error instanceof ControlAuthError)) throw error;
           log.warn({ reason: error.code, remote, detail: error.message }, 'control request refused');
@@ -237,7 +255,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
           return json(response, 401, { error: { code: error.code, message: error.message, hint: error.hint } });
         }
         const requestLog = log.child({ registrar: verified.registrar.name });
-        await route(request, response, body, requestLog);
+        await route(request, relative, response, body, requestLog);
         requestLog.debug({ status: response.statusCode }, 'control request served');
       } catch (error) {
         if (response.headersSent) {
