@@ -330,7 +330,10 @@ log:
   knot.on('error', (error) => {
     stderr += `cannot run ${knotd}: ${error.message}`;
   });
-  const exited = new Promise<void>((resolve) => knot.once('close', () => resolve()));
+  const exited = new Promise<void>((resolve) => {
+    knot.once('close', () => resolve());
+    knot.once('error', () => resolve());
+  });
   t.after(async () => {
     knot.kill('SIGTERM');
     await exited;
