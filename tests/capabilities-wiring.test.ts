@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { silentLogger } from '@stratum/core';
 import type { Manifest } from '@stratum/manifest';
+import bucket from '../packages/host/src/capabilities/bucket/index.ts';
 import type { ConfigureContext, PrepareContext } from '../packages/host/src/capabilities/contract.ts';
 import { WitError } from '../packages/host/src/capabilities/contract.ts';
 import keyvalue from '../packages/host/src/capabilities/keyvalue/index.ts';
+import sql from '../packages/host/src/capabilities/sql/index.ts';
 import { requireService } from './support/services.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'stratum-wiring-'));
@@ -175,4 +177,122 @@ test('keyvalue imports on Redis return promises and keep capsules apart', async 
   assert.equal(await b.get?.('k'), undefined);
   assert.deepEqual(await a.get?.('k'), new Uint8Array([1]));
   await a.delete?.('k');
+});
+
+test('sql configure and imports: SQLite by default, synchronous, with WIT values and errors', async (t) => {
+  const imports = ['stratum:sql/database@0.1.0'];
+  assert.throws(() => sql.configure(configureContext({ imports })), /grants no database/);
+  const manifest = manifestWith({ sql: ['default'] });
+  assert.throws(
+    () =>
+      sql.configure(
+        configureContext({ imports, manifest, hostConfig: { default: { type: 'postgres', url: 'postgres://x/y', max_sise: '1mb' } } }),
+      ),
+    (error: Error & { details?: string[] }) =>
+      /unknown key "max_sise" for type "postgres" \(did you mean "max_size"\?\)/.test(error.details?.join('\n') ?? ''),
+  );
+  const postgresPlan = await sql.configure(
+    configureContext({ imports, manifest, hostConfig: { default: { type: 'postgres', url: 'postgres://127.0.0.1/test' } } }),
+  );
+  assert.deepEqual(postgresPlan.asyncImports, [
+    'stratum:sql/database@0.1.0#[method]connection.query',
+    'stratum:sql/database@0.1.0#[method]connection.execute',
+    'stratum:sql/database@0.1.0#[method]connection.transaction',
+  ]);
+  const plan = await sql.configure(configureContext({ imports, manifest }));
+  assert.equal(plan.asyncImports, undefined);
+  const prepared = await sql.prepare(prepareContext(plan.settings, 'sqlsync'));
+  t.after(() => sql.shutdown?.());
+  const database = prepared.imports['stratum:sql/database'] as { open(label: string): Record<string, (...args: unknown[]) => unknown> };
+  assert.deepEqual(await witError(() => database.open('nope')), { tag: 'no-such-database' });
+  const connection = database.open('default');
+  connection.execute?.('CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)', []);
+  assert.deepEqual(connection.execute?.('INSERT INTO t (v) VALUES (?)', [{ tag: 'text', val: 'x' }]), {
+    rowsAffected: 1n,
+    lastInsertId: 1n,
+  });
+  assert.deepEqual(connection.query?.('SELECT id, v FROM t', []), {
+    columns: ['id', 'v'],
+    rows: [
+      [
+        { tag: 'integer', val: 1n },
+        { tag: 'text', val: 'x' },
+      ],
+    ],
+  });
+  assert.deepEqual(await witError(() => connection.query?.("ATTACH DATABASE '/tmp/x' AS x", [])), {
+    tag: 'invalid-query',
+    val: "not allowed in a capsule's database: ATTACH and DETACH",
+  });
+});
+
+test('bucket configure and imports: a directory by default, synchronous; S3 settings validated', async (t) => {
+  const imports = ['stratum:bucket/objects@0.1.0'];
+  assert.throws(() => bucket.configure(configureContext({ imports })), /grants no bucket/);
+  const manifest = manifestWith({ bucket: ['uploads'] });
+  assert.throws(
+    () =>
+      bucket.configure(
+        configureContext({
+          imports,
+          manifest,
+          hostConfig: { uploads: { type: 's3', location: 'http://nope', access_key_id: 'a', endpont: 'http://x' } },
+        }),
+      ),
+    (error: Error & { details?: string[] }) => {
+      const details = error.details?.join('\n') ?? '';
+      return (
+        /location must be s3:/.test(details) &&
+        /did you mean "endpoint"/.test(details) &&
+        /give both access_key_id and secret_access_key/.test(details)
+      );
+    },
+  );
+  assert.throws(
+    () =>
+      bucket.configure(configureContext({ imports, manifest, hostConfig: { uploads: { type: 'directory', location: 'relative/dir' } } })),
+    /not valid/,
+  );
+  const s3Plan = await bucket.configure(
+    configureContext({
+      imports,
+      manifest,
+      hostConfig: {
+        uploads: {
+          type: 's3',
+          location: 's3://stratum-bucket/p',
+          endpoint: 'http://127.0.0.1:9',
+          access_key_id: 'k',
+          secret_access_key: 's',
+        },
+      },
+    }),
+  );
+  assert.ok(s3Plan.asyncImports?.includes('stratum:bucket/objects@0.1.0#[method]upload.finish'));
+  const plan = await bucket.configure(configureContext({ imports, manifest }));
+  const prepared = await bucket.prepare(prepareContext(plan.settings, 'bucketsync'));
+  t.after(() => bucket.shutdown?.());
+  const objects = prepared.imports['stratum:bucket/objects'] as { open(label: string): Record<string, (...args: unknown[]) => unknown> };
+  assert.deepEqual(await witError(() => objects.open('default')), { tag: 'no-such-bucket' });
+  const uploads = objects.open('uploads');
+  const info = uploads.put?.('a.txt', new TextEncoder().encode('hello'), 'text/plain') as { size: bigint; contentType: string };
+  assert.equal(info.size, 5n);
+  assert.equal(info.contentType, 'text/plain');
+  const got = uploads.get?.('a.txt', { offset: 1n, length: 3n }) as { data: Uint8Array; info: { size: bigint } };
+  assert.deepEqual(got.data, new TextEncoder().encode('ell'));
+  assert.equal(got.info.size, 5n);
+  assert.deepEqual(await witError(() => uploads.get?.('a.txt', { offset: 9n, length: undefined })), { tag: 'invalid-range' });
+  assert.deepEqual(await witError(() => uploads.put?.('../x', new Uint8Array(), undefined)), {
+    tag: 'invalid-name',
+    val: 'an object name must not hold a ".." segment',
+  });
+  const upload = uploads.startUpload?.('b.bin', undefined) as { write(chunk: Uint8Array): void; [Symbol.dispose](): void };
+  upload.write(new Uint8Array([1, 2]));
+  upload[Symbol.dispose]();
+  assert.equal(uploads.head?.('b.bin'), undefined, 'a dropped upload leaves nothing');
+  const page = uploads.listObjects?.(undefined, undefined, undefined) as { objects: { name: string }[]; cursor: undefined };
+  assert.deepEqual(
+    page.objects.map((object) => object.name),
+    ['a.txt'],
+  );
 });

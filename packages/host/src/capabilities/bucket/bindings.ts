@@ -1,0 +1,152 @@
+import type { Logger } from '@stratum/core';
+import { type ImportObjects, WitError } from '../contract.ts';
+import { BucketError, type MaybePromise, type ObjectBucket, type ObjectInfo, type Upload } from './types.ts';
+
+/**
+ * The import object for `stratum:bucket/objects` over buckets already opened for the capsule's
+ * granted labels, in jco's shapes (u64 as bigint, option as undefined, resources as instances
+ * of the classes given here). A function returns a promise exactly when its bucket's backend is
+ * asynchronous.
+ */
+export interface BucketBindingOptions {
+  buckets: ReadonlyMap<string, ObjectBucket>;
+  logger: Logger;
+}
+
+interface WitObjectInfo {
+  name: string;
+  size: bigint;
+  contentType: string | undefined;
+  etag: string;
+  modifiedMs: bigint;
+}
+
+function toWit(info: ObjectInfo): WitObjectInfo {
+  return { name: info.name, size: BigInt(info.size), contentType: info.contentType, etag: info.etag, modifiedMs: BigInt(info.modifiedMs) };
+}
+
+const NO_PAYLOAD = new Set(['no-such-bucket', 'access-denied', 'invalid-range']);
+
+function payload(error: unknown, logger: Logger): unknown {
+  if (error instanceof WitError) return error.payload;
+  if (error instanceof BucketError) return NO_PAYLOAD.has(error.kind) ? { tag: error.kind } : { tag: error.kind, val: error.message };
+  logger.error({ err: error instanceof Error ? error.message : String(error) }, 'bucket operation failed unexpectedly');
+  return { tag: 'other', val: 'internal error in the object store' };
+}
+
+function run<T>(logger: Logger, work: () => MaybePromise<T>): MaybePromise<T> {
+  try {
+    const result = work();
+    if (result instanceof Promise) {
+      return result.catch((error: unknown) => {
+        throw new WitError(payload(error, logger));
+      });
+    }
+    return result;
+  } catch (error) {
+    throw new WitError(payload(error, logger));
+  }
+}
+
+function then<T, U>(value: MaybePromise<T>, next: (value: T) => U): MaybePromise<U> {
+  return value instanceof Promise ? value.then(next) : next(value);
+}
+
+function safeNumber(value: bigint | undefined, what: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new BucketError('invalid-range', `${what} ${value} is too large`);
+  return Number(value);
+}
+
+export function bucketImports(options: BucketBindingOptions): ImportObjects {
+  const { buckets, logger } = options;
+
+  class WitUpload {
+    readonly upload: Upload;
+    constructor(upload: Upload) {
+      this.upload = upload;
+    }
+    write(chunk: Uint8Array) {
+      return run(logger, () => this.upload.write(chunk));
+    }
+    finish() {
+      return run(logger, () => then(this.upload.finish(), toWit));
+    }
+    abort() {
+      return run(logger, () => this.upload.abort());
+    }
+    /** The guest dropped the handle: an unfinished upload is discarded. */
+    [Symbol.dispose]() {
+      try {
+        const aborted = this.upload.abort();
+        if (aborted instanceof Promise)
+          aborted.catch((error: unknown) => logger.warn({ err: String(error) }, 'discarding a dropped upload failed'));
+      } catch (error) {
+        logger.warn({ err: String(error) }, 'discarding a dropped upload failed');
+      }
+    }
+  }
+
+  class Bucket {
+    readonly bucket: ObjectBucket;
+    constructor(bucket: ObjectBucket) {
+      this.bucket = bucket;
+    }
+    put(name: string, data: Uint8Array, contentType: string | undefined) {
+      return run(logger, () => then(this.bucket.put(name, data, contentType), toWit));
+    }
+    get(name: string, range: { offset: bigint; length: bigint | undefined } | undefined) {
+      return run(logger, () => {
+        const converted =
+          range === undefined
+            ? undefined
+            : {
+                offset: safeNumber(range.offset, 'offset') ?? 0,
+                ...(range.length === undefined ? {} : { length: safeNumber(range.length, 'length') }),
+              };
+        return then(this.bucket.get(name, converted as Parameters<ObjectBucket['get']>[1]), (found) =>
+          found ? { info: toWit(found.info), data: found.data } : undefined,
+        );
+      });
+    }
+    head(name: string) {
+      return run(logger, () => then(this.bucket.head(name), (info) => (info ? toWit(info) : undefined)));
+    }
+    delete(name: string) {
+      return run(logger, () => this.bucket.delete(name));
+    }
+    listObjects(prefix: string | undefined, cursor: string | undefined, limit: number | undefined) {
+      return run(logger, () =>
+        then(this.bucket.list(prefix, cursor, limit), (page) => ({ objects: page.objects.map(toWit), cursor: page.cursor })),
+      );
+    }
+    startUpload(name: string, contentType: string | undefined) {
+      return run(logger, () => then(this.bucket.startUpload(name, contentType), (upload) => new WitUpload(upload)));
+    }
+  }
+
+  function open(label: string): Bucket {
+    const bucket = buckets.get(label);
+    if (!bucket) throw new WitError({ tag: 'no-such-bucket' });
+    return new Bucket(bucket);
+  }
+
+  return { 'stratum:bucket/objects': { Bucket, Upload: WitUpload, open } };
+}
+
+export function bucketAsyncImports(imports: readonly string[]): string[] {
+  const functions = [
+    '[method]bucket.put',
+    '[method]bucket.get',
+    '[method]bucket.head',
+    '[method]bucket.delete',
+    '[method]bucket.list-objects',
+    '[method]bucket.start-upload',
+    '[method]upload.write',
+    '[method]upload.finish',
+    '[method]upload.abort',
+  ];
+  return imports
+    .filter((versioned) => versioned.startsWith('stratum:bucket/objects@'))
+    .flatMap((versioned) => functions.map((fn) => `${versioned}#${fn}`));
+}

@@ -1,0 +1,192 @@
+import { isAbsolute } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseSize, StratumError } from '@stratum/core';
+import { nearest } from '@stratum/manifest';
+import type { Capability, ConfigureContext } from '../contract.ts';
+import { directoryBucket } from './backends/directory.ts';
+import { parseS3Location, s3Bucket } from './backends/s3.ts';
+import { bucketAsyncImports, bucketImports } from './bindings.ts';
+import type { BucketBackend, BucketLimits, ObjectBucket } from './types.ts';
+
+/**
+ * Object storage: `stratum:bucket`. Each label the manifest grants gets the backend host.toml
+ * names for it (`[bucket.<label>] type = "s3"`, `location = "s3://bucket/prefix"`), or a local
+ * directory. Locations, endpoints and credentials stay in the host: the guest sees labels only.
+ */
+export const BUCKET_BACKEND_KEYS: Record<string, readonly string[]> = {
+  directory: ['location', 'max_size', 'max_object_size'],
+  s3: ['location', 'endpoint', 'region', 'access_key_id', 'secret_access_key', 'force_path_style', 'max_size', 'max_object_size'],
+};
+
+export interface BucketLabelSettings {
+  type: 'directory' | 's3';
+  /** A directory (absolute path) or an `s3://` location. */
+  location?: string;
+  endpoint?: string;
+  region?: string;
+  accessKeyId?: string;
+  secretAccessKey?: string;
+  forcePathStyle?: boolean;
+  limits: Partial<BucketLimits>;
+}
+
+export interface BucketSettings {
+  labels: Record<string, BucketLabelSettings>;
+}
+
+function configError(problems: string[]): StratumError {
+  return new StratumError('HOST_CONFIG_INVALID', 'host.toml: the [bucket] backends are not valid', {
+    details: problems,
+    hint: `Each [bucket.<label>] takes type = "directory" or "s3" and that backend's keys: ${Object.entries(BUCKET_BACKEND_KEYS)
+      .map(([type, keys]) => `${type}: ${keys.join(', ')}`)
+      .join('; ')}.`,
+  });
+}
+
+function size(value: unknown, where: string, key: string, problems: string[]): number | undefined {
+  if (value === undefined) return undefined;
+  try {
+    return typeof value === 'number' ? value : parseSize(String(value));
+  } catch {
+    problems.push(`${where} ${key} = ${JSON.stringify(value)} is not a size such as "1gb"`);
+    return undefined;
+  }
+}
+
+/** Validates host.toml's `[bucket.*]` tables; unknown keys are errors, with a did-you-mean. */
+export function parseBucketHostConfig(hostConfig: unknown): Record<string, BucketLabelSettings> {
+  if (hostConfig === undefined || hostConfig === null) return {};
+  if (typeof hostConfig !== 'object' || Array.isArray(hostConfig)) throw configError(['[bucket] must be a table of labels']);
+  const problems: string[] = [];
+  const labels: Record<string, BucketLabelSettings> = {};
+  for (const [label, raw] of Object.entries(hostConfig as Record<string, unknown>)) {
+    const where = `[bucket.${label}]`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      problems.push(`${where} must be a table`);
+      continue;
+    }
+    const table = raw as Record<string, unknown>;
+    const type = table.type;
+    if (typeof type !== 'string' || !(type in BUCKET_BACKEND_KEYS)) {
+      const guess = typeof type === 'string' ? nearest(type, Object.keys(BUCKET_BACKEND_KEYS)) : undefined;
+      problems.push(`${where} type = ${JSON.stringify(type)} is not a bucket backend${guess ? ` (did you mean "${guess}"?)` : ''}`);
+      continue;
+    }
+    const allowed = BUCKET_BACKEND_KEYS[type] ?? [];
+    for (const key of Object.keys(table)) {
+      if (key === 'type' || allowed.includes(key)) continue;
+      const guess = nearest(key, allowed);
+      problems.push(`${where} unknown key "${key}" for type "${type}"${guess ? ` (did you mean "${guess}"?)` : ''}`);
+    }
+    const settings: BucketLabelSettings = { type: type as BucketLabelSettings['type'], limits: {} };
+    const location = table.location;
+    if (type === 'directory' && location !== undefined) {
+      let path: string | undefined;
+      try {
+        path = typeof location === 'string' && location.startsWith('file:') ? fileURLToPath(location) : undefined;
+      } catch {
+        path = undefined;
+      }
+      if (path === undefined || !isAbsolute(path)) problems.push(`${where} location must be a file:/// URL of a directory`);
+      else settings.location = path;
+    }
+    if (type === 's3') {
+      try {
+        parseS3Location(String(location));
+        settings.location = String(location);
+      } catch {
+        problems.push(`${where} location must be s3://<bucket>[/<prefix>]`);
+      }
+      if (table.endpoint !== undefined) {
+        if (typeof table.endpoint !== 'string' || !/^https?:\/\//.test(table.endpoint))
+          problems.push(`${where} endpoint must be an http(s):// URL`);
+        else settings.endpoint = table.endpoint;
+      }
+      for (const [key, field] of [
+        ['region', 'region'],
+        ['access_key_id', 'accessKeyId'],
+        ['secret_access_key', 'secretAccessKey'],
+      ] as const) {
+        const value = table[key];
+        if (value === undefined) continue;
+        if (typeof value !== 'string' || value === '') problems.push(`${where} ${key} must be a string`);
+        else settings[field] = value;
+      }
+      if ((table.access_key_id === undefined) !== (table.secret_access_key === undefined)) {
+        problems.push(`${where} give both access_key_id and secret_access_key, or neither (to use the environment's credentials)`);
+      }
+      if (table.force_path_style !== undefined) {
+        if (typeof table.force_path_style !== 'boolean') problems.push(`${where} force_path_style must be true or false`);
+        else settings.forcePathStyle = table.force_path_style;
+      }
+    }
+    const maxSize = size(table.max_size, where, 'max_size', problems);
+    if (maxSize !== undefined) settings.limits.maxBucketBytes = maxSize;
+    const maxObject = size(table.max_object_size, where, 'max_object_size', problems);
+    if (maxObject !== undefined) settings.limits.maxObjectBytes = maxObject;
+    labels[label] = settings;
+  }
+  if (problems.length > 0) throw configError(problems);
+  return labels;
+}
+
+function configure(context: ConfigureContext) {
+  if (context.imports.length === 0) return { settings: { labels: {} } };
+  const granted = context.manifest.capabilities.bucket;
+  if (granted.length === 0) {
+    throw new StratumError('CAPABILITY_NOT_GRANTED', `${context.capsule} imports stratum:bucket but its manifest grants no bucket`, {
+      details: context.imports.map((name) => `import ${name}`),
+      hint: 'Add bucket = ["default"] under [capabilities] in stratum.toml.',
+    });
+  }
+  const configured = parseBucketHostConfig(context.hostConfig);
+  const labels: Record<string, BucketLabelSettings> = {};
+  for (const label of granted) labels[label] = configured[label] ?? { type: 'directory', limits: {} };
+  const plan: { settings: BucketSettings; asyncImports?: string[] } = { settings: { labels } };
+  if (Object.values(labels).some((settings) => settings.type !== 'directory')) plan.asyncImports = bucketAsyncImports(context.imports);
+  return plan;
+}
+
+const backends = new Map<string, BucketBackend>();
+
+function backendFor(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): BucketBackend {
+  const identity = JSON.stringify([settings, settings.type === 'directory' ? dataDir : '']);
+  let backend = backends.get(identity);
+  if (backend) return backend;
+  if (settings.type === 's3') {
+    backend = s3Bucket({
+      location: settings.location ?? '',
+      limits: settings.limits,
+      logger,
+      ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+      ...(settings.region ? { region: settings.region } : {}),
+      ...(settings.accessKeyId ? { accessKeyId: settings.accessKeyId } : {}),
+      ...(settings.secretAccessKey ? { secretAccessKey: settings.secretAccessKey } : {}),
+      ...(settings.forcePathStyle !== undefined ? { forcePathStyle: settings.forcePathStyle } : {}),
+    });
+  } else {
+    backend = directoryBucket({ root: settings.location ?? dataDir, limits: settings.limits });
+  }
+  backends.set(identity, backend);
+  return backend;
+}
+
+const bucket: Capability<BucketSettings> = {
+  name: 'bucket',
+  interfaces: ['stratum:bucket/objects'],
+  configure,
+  async prepare(context) {
+    const buckets = new Map<string, ObjectBucket>();
+    for (const [label, settings] of Object.entries(context.settings.labels)) {
+      buckets.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
+    }
+    return { imports: bucketImports({ buckets, logger: context.logger }) };
+  },
+  async shutdown() {
+    const open = [...backends.values()];
+    backends.clear();
+    await Promise.all(open.map((backend) => backend.close()));
+  },
+};
+
+export default bucket;

@@ -1,0 +1,153 @@
+import { parseSize, StratumError } from '@stratum/core';
+import { nearest } from '@stratum/manifest';
+import type { Capability, ConfigureContext } from '../contract.ts';
+import { postgresSql } from './backends/postgres.ts';
+import { sqliteSql } from './backends/sqlite.ts';
+import { sqlAsyncImports, sqlImports } from './bindings.ts';
+import type { SqlBackend, SqlDatabase, SqlLimits } from './types.ts';
+
+/**
+ * SQL databases: `stratum:sql`. Each label the manifest grants gets the backend host.toml
+ * names for it (`[sql.<label>] type = "postgres"`), or an embedded SQLite file.
+ */
+export const SQL_BACKEND_KEYS: Record<string, readonly string[]> = {
+  sqlite: ['max_size', 'max_rows'],
+  postgres: ['url', 'schema_prefix', 'max_connections', 'max_size', 'max_rows'],
+};
+
+export interface SqlLabelSettings {
+  type: 'sqlite' | 'postgres';
+  url?: string;
+  schemaPrefix?: string;
+  maxConnections?: number;
+  limits: Partial<SqlLimits>;
+}
+
+export interface SqlSettings {
+  labels: Record<string, SqlLabelSettings>;
+}
+
+function configError(problems: string[]): StratumError {
+  return new StratumError('HOST_CONFIG_INVALID', 'host.toml: the [sql] backends are not valid', {
+    details: problems,
+    hint: `Each [sql.<label>] takes type = "sqlite" or "postgres" and that backend's keys: ${Object.entries(SQL_BACKEND_KEYS)
+      .map(([type, keys]) => `${type}: ${keys.join(', ')}`)
+      .join('; ')}.`,
+  });
+}
+
+/** Validates host.toml's `[sql.*]` tables; unknown keys are errors, with a did-you-mean. */
+export function parseSqlHostConfig(hostConfig: unknown): Record<string, SqlLabelSettings> {
+  if (hostConfig === undefined || hostConfig === null) return {};
+  if (typeof hostConfig !== 'object' || Array.isArray(hostConfig)) throw configError(['[sql] must be a table of labels']);
+  const problems: string[] = [];
+  const labels: Record<string, SqlLabelSettings> = {};
+  for (const [label, raw] of Object.entries(hostConfig as Record<string, unknown>)) {
+    const where = `[sql.${label}]`;
+    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+      problems.push(`${where} must be a table`);
+      continue;
+    }
+    const table = raw as Record<string, unknown>;
+    const type = table.type;
+    if (typeof type !== 'string' || !(type in SQL_BACKEND_KEYS)) {
+      const guess = typeof type === 'string' ? nearest(type, Object.keys(SQL_BACKEND_KEYS)) : undefined;
+      problems.push(`${where} type = ${JSON.stringify(type)} is not an SQL backend${guess ? ` (did you mean "${guess}"?)` : ''}`);
+      continue;
+    }
+    const allowed = SQL_BACKEND_KEYS[type] ?? [];
+    for (const key of Object.keys(table)) {
+      if (key === 'type' || allowed.includes(key)) continue;
+      const guess = nearest(key, allowed);
+      problems.push(`${where} unknown key "${key}" for type "${type}"${guess ? ` (did you mean "${guess}"?)` : ''}`);
+    }
+    const settings: SqlLabelSettings = { type: type as SqlLabelSettings['type'], limits: {} };
+    if (type === 'postgres') {
+      if (typeof table.url !== 'string' || !/^postgres(ql)?:\/\//.test(table.url)) problems.push(`${where} url must be a postgres:// URL`);
+      else settings.url = table.url;
+    }
+    if (table.schema_prefix !== undefined) {
+      if (typeof table.schema_prefix !== 'string' || !/^[a-z][a-z0-9_]{0,19}$/.test(table.schema_prefix)) {
+        problems.push(`${where} schema_prefix must be 1 to 20 lowercase letters, digits or _, starting with a letter`);
+      } else settings.schemaPrefix = table.schema_prefix;
+    }
+    if (table.max_connections !== undefined) {
+      if (!Number.isSafeInteger(table.max_connections) || (table.max_connections as number) < 1)
+        problems.push(`${where} max_connections must be a positive integer`);
+      else settings.maxConnections = table.max_connections as number;
+    }
+    if (table.max_rows !== undefined) {
+      if (!Number.isSafeInteger(table.max_rows) || (table.max_rows as number) < 1)
+        problems.push(`${where} max_rows must be a positive integer`);
+      else settings.limits.maxRows = table.max_rows as number;
+    }
+    if (table.max_size !== undefined) {
+      try {
+        settings.limits.maxDatabaseBytes = typeof table.max_size === 'number' ? table.max_size : parseSize(String(table.max_size));
+      } catch {
+        problems.push(`${where} max_size = ${JSON.stringify(table.max_size)} is not a size such as "256mb"`);
+      }
+    }
+    labels[label] = settings;
+  }
+  if (problems.length > 0) throw configError(problems);
+  return labels;
+}
+
+function configure(context: ConfigureContext) {
+  if (context.imports.length === 0) return { settings: { labels: {} } };
+  const granted = context.manifest.capabilities.sql;
+  if (granted.length === 0) {
+    throw new StratumError('CAPABILITY_NOT_GRANTED', `${context.capsule} imports stratum:sql but its manifest grants no database`, {
+      details: context.imports.map((name) => `import ${name}`),
+      hint: 'Add sql = ["default"] under [capabilities] in stratum.toml.',
+    });
+  }
+  const configured = parseSqlHostConfig(context.hostConfig);
+  const labels: Record<string, SqlLabelSettings> = {};
+  for (const label of granted) labels[label] = configured[label] ?? { type: 'sqlite', limits: {} };
+  const plan: { settings: SqlSettings; asyncImports?: string[] } = { settings: { labels } };
+  if (Object.values(labels).some((settings) => settings.type !== 'sqlite')) plan.asyncImports = sqlAsyncImports(context.imports);
+  return plan;
+}
+
+const backends = new Map<string, SqlBackend>();
+
+function backendFor(settings: SqlLabelSettings, dataDir: string, logger: ConfigureContext['logger']): SqlBackend {
+  const identity = JSON.stringify([settings, settings.type === 'sqlite' ? dataDir : '']);
+  let backend = backends.get(identity);
+  if (backend) return backend;
+  backend =
+    settings.type === 'postgres'
+      ? postgresSql({
+          url: settings.url ?? '',
+          limits: settings.limits,
+          logger,
+          // Connections scale with workers: keep each worker's pool small.
+          maxConnections: settings.maxConnections ?? 2,
+          ...(settings.schemaPrefix ? { schemaPrefix: settings.schemaPrefix } : {}),
+        })
+      : sqliteSql({ dataDir, limits: settings.limits });
+  backends.set(identity, backend);
+  return backend;
+}
+
+const sql: Capability<SqlSettings> = {
+  name: 'sql',
+  interfaces: ['stratum:sql/database'],
+  configure,
+  async prepare(context) {
+    const databases = new Map<string, SqlDatabase>();
+    for (const [label, settings] of Object.entries(context.settings.labels)) {
+      databases.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
+    }
+    return { imports: sqlImports({ databases, logger: context.logger }) };
+  },
+  async shutdown() {
+    const open = [...backends.values()];
+    backends.clear();
+    await Promise.all(open.map((backend) => backend.close()));
+  },
+};
+
+export default sql;
