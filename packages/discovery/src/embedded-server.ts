@@ -96,6 +96,20 @@ export class EmbeddedDnsServer implements DnsWriter {
   }
 
   async start(): Promise<void> {
+    // With port 0 the OS picks a free UDP port, which TCP may hold already: try a few.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.#listen();
+        return;
+      } catch (error) {
+        const retry =
+          (this.#options.port ?? 0) === 0 && attempt < 5 && (error as StratumError).details?.some((line) => line.includes('EADDRINUSE'));
+        if (!retry) throw error;
+      }
+    }
+  }
+
+  async #listen(): Promise<void> {
     const udp = createSocket(this.host.includes(':') ? 'udp6' : 'udp4');
     udp.on('message', (message, remote) => this.#onUdp(udp, message, remote));
     udp.on('error', (error) => this.#logger.warn({ err: error }, 'embedded DNS: UDP socket error'));
