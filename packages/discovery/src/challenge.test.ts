@@ -182,3 +182,13 @@ async function announce(current: HostKey, next: HostKey): Promise<string[]> {
   const { publicKey, signature } = await announceNextKey(HOST, current, next);
   return [`nk=${publicKey}`, `nks=${signature}`];
 }
+
+test('a challenge lives at most 24 hours', async () => {
+  const store = new MemoryChallengeStore();
+  for (const ttlMs of [0, -1, 24 * 3600 * 1000 + 1, Number.NaN]) {
+    await rejects(issueChallenge(store, { hostName: HOST, registrar: REGISTRAR, ttlMs }), 'CHALLENGE_TTL_INVALID');
+  }
+  const challenge = await issueChallenge(store, { hostName: HOST, registrar: REGISTRAR, now: 1000 });
+  assert.equal(challenge.expiresAt, 1000 + 10 * 60 * 1000, 'ten minutes by default');
+  assert.match(challenge.token, /^[A-Za-z0-9_-]{43}$/);
+});

@@ -73,6 +73,7 @@ export class MemoryChallengeStore implements ChallengeStore {
 }
 
 export const DEFAULT_CHALLENGE_TTL_MS = 10 * 60 * 1000;
+export const MAX_CHALLENGE_TTL_MS = 24 * 60 * 60 * 1000;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 const SIGNATURE = /^[A-Za-z0-9_-]{86}$/;
 
@@ -88,13 +89,19 @@ export async function issueChallenge(
   store: ChallengeStore,
   options: { hostName: string; registrar: string; ttlMs?: number; now?: number },
 ): Promise<Challenge> {
+  const ttlMs = options.ttlMs ?? DEFAULT_CHALLENGE_TTL_MS;
+  if (!Number.isFinite(ttlMs) || ttlMs <= 0 || ttlMs > MAX_CHALLENGE_TTL_MS) {
+    throw new StratumError('CHALLENGE_TTL_INVALID', `a challenge lives more than 0 ms and at most 24 hours, not ${ttlMs} ms`, {
+      hint: 'spec/discovery.md section 6.1 recommends 10 minutes.',
+    });
+  }
   const issuedAt = options.now ?? Date.now();
   const challenge: Challenge = {
     token: randomBytes(32).toString('base64url'),
     hostName: normaliseHostName(options.hostName),
     registrar: normaliseHostName(options.registrar, 'registrar'),
     issuedAt,
-    expiresAt: issuedAt + (options.ttlMs ?? DEFAULT_CHALLENGE_TTL_MS),
+    expiresAt: issuedAt + ttlMs,
   };
   await store.save(challenge);
   return challenge;

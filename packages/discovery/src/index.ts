@@ -6,6 +6,7 @@ export {
   challengeSigningInput,
   DEFAULT_CHALLENGE_TTL_MS,
   issueChallenge,
+  MAX_CHALLENGE_TTL_MS,
   MemoryChallengeStore,
   type VerifiedHost,
   verifyChallenge,
