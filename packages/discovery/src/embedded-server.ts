@@ -71,6 +71,7 @@ export class EmbeddedDnsServer implements DnsWriter {
   readonly host: string;
   port = 0;
   #data: ZoneData = new Map();
+  #nonTerminals: Set<string> | undefined;
   #serial = 1;
   #udp: Socket | undefined;
   #tcp: Server | undefined;
@@ -208,6 +209,7 @@ export class EmbeddedDnsServer implements DnsWriter {
       if (sets.size === 0) next.delete(name);
     }
     this.#data = next;
+    this.#nonTerminals = undefined;
     this.#serial = (this.#serial + 1) >>> 0;
     this.#logger.debug({ changes: changes.length, serial: this.#serial }, 'embedded DNS: zone changed');
   }
@@ -321,6 +323,18 @@ export class EmbeddedDnsServer implements DnsWriter {
     return signed(0);
   }
 
+  /** Names with records only below them answer NODATA, not NXDOMAIN (RFC 8020); built once per zone change. */
+  #isNonTerminal(name: string): boolean {
+    if (!this.#nonTerminals) {
+      const names = new Set<string>();
+      for (const owner of this.#data.keys()) {
+        for (let dot = owner.indexOf('.'); dot >= 0; dot = owner.indexOf('.', dot + 1)) names.add(owner.slice(dot + 1));
+      }
+      this.#nonTerminals = names;
+    }
+    return this.#nonTerminals.has(name);
+  }
+
   #bare(id: number, queryFlags: number, rcode: number): Buffer {
     const header = Buffer.alloc(12);
     header.writeUInt16BE(id, 0);
@@ -360,8 +374,7 @@ export class EmbeddedDnsServer implements DnsWriter {
       const apex = name === zone;
       if (!sets && !apex) {
         if (answers.length > 0) return { rcode: 0, answers, authorities: [] };
-        const nonTerminal = [...this.#data.keys()].some((existing) => existing.endsWith(`.${name}`));
-        return { rcode: nonTerminal ? 0 : 3, answers, authorities: [this.#soa(zone)] };
+        return { rcode: this.#isNonTerminal(name) ? 0 : 3, answers, authorities: [this.#soa(zone)] };
       }
       const cname = sets?.get('CNAME');
       if (cname && qtype !== 'CNAME') {
