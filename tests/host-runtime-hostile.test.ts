@@ -18,7 +18,7 @@ async function assertTinyAnswers(host: Harness): Promise<void> {
 }
 
 test('hostile capsules fail alone; the host and its other capsules carry on', async (t) => {
-  const host = await startHarness(t, { limits: { responseBodyBytes: MiB }, backoffAfter: 3, backoffMs: 60_000 });
+  const host = await startHarness(t, { limits: { responseBodyBytes: MiB }, backoffAfter: 3, backoffMs: 60_000, warmupCpuMs: 0 });
   await host.install('tiny', await buildTiny());
   await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "micro"\ntimeout = "10s"\n' });
   await host.install('memory', await buildHostile('memory'), { manifest: '[resources]\nmemory = "8mib"\n' });
@@ -87,7 +87,7 @@ test('hostile capsules fail alone; the host and its other capsules carry on', as
 });
 
 test('a capsule over its wall-clock timeout gets 504 even when its CPU budget is larger', async (t) => {
-  const host = await startHarness(t, { limits: { timeoutMs: 300 } });
+  const host = await startHarness(t, { limits: { timeoutMs: 300 }, warmupCpuMs: 0 });
   await host.install('tiny', await buildTiny());
   await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "large"\n' });
   assert.equal((await host.get('loop.test')).status, 504);

@@ -49,7 +49,7 @@ test('request bodies over the limit get 413, declared or streamed', async (t) =>
 });
 
 test('requests over concurrency and queue get 503 at once', async (t) => {
-  const host = await startHarness(t, { limits: { queue: 0 } });
+  const host = await startHarness(t, { limits: { queue: 0 }, warmupCpuMs: 0 });
   await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "small"\nconcurrency = 1\n' });
   const running = host.get('loop.test');
   // The first request holds the only slot until its CPU limit ends it.
