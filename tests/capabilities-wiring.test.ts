@@ -1,66 +1,13 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { test } from 'node:test';
-import { silentLogger } from '@stratum/core';
-import type { Manifest } from '@stratum/manifest';
 import bucket from '../packages/host/src/capabilities/bucket/index.ts';
-import type { ConfigureContext, PrepareContext } from '../packages/host/src/capabilities/contract.ts';
-import { WitError } from '../packages/host/src/capabilities/contract.ts';
+import config from '../packages/host/src/capabilities/config/index.ts';
 import keyvalue from '../packages/host/src/capabilities/keyvalue/index.ts';
+import logging from '../packages/host/src/capabilities/logging/index.ts';
+import { LogRing } from '../packages/host/src/capabilities/logging/ring.ts';
 import sql from '../packages/host/src/capabilities/sql/index.ts';
+import { configureContext, manifestWith, prepareContext, witError } from './capabilities-support.ts';
 import { requireService } from './support/services.ts';
-
-const dataDir = mkdtempSync(join(tmpdir(), 'stratum-wiring-'));
-process.on('exit', () => rmSync(dataDir, { recursive: true, force: true }));
-
-export function manifestWith(capabilities: Partial<Manifest['capabilities']>): Manifest {
-  return {
-    stratum: 1,
-    capsule: { name: 'demo', version: '1.0.0', authors: [] },
-    source: { kind: 'wasm', wasm: 'demo.wasm' },
-    resources: { cpu: 'micro', cpuMsPerRequest: 50, memoryBytes: 64 * 1024 * 1024, timeoutMs: 10_000, concurrency: 4 },
-    capabilities: { keyvalue: [], sql: [], bucket: [], outbound: [], config: {}, ...capabilities },
-    http: { routes: ['/*'] },
-  };
-}
-
-export function configureContext(overrides: Partial<ConfigureContext>): ConfigureContext {
-  return {
-    capsule: 'demo',
-    domains: ['demo.test'],
-    manifest: manifestWith({}),
-    imports: [],
-    hostConfig: undefined,
-    config: {},
-    dataDir: join(dataDir, 'capsules', overrides.capsule ?? 'demo', 'cap'),
-    logger: silentLogger,
-    ...overrides,
-  };
-}
-
-export function prepareContext<S>(settings: S, capsule = 'demo', lines: string[] = []): PrepareContext<S> {
-  return {
-    capsule,
-    settings,
-    dataDir: join(dataDir, 'capsules', capsule, 'cap'),
-    logger: silentLogger,
-    currentRequest: () => ({ requestId: 'req-1', domain: 'demo.test', outboundRemaining: 10 }),
-    log: (level, message) => lines.push(`${level} ${message}`),
-  };
-}
-
-/** Calls an import and returns the WIT error payload it threw. */
-export async function witError(work: () => unknown): Promise<unknown> {
-  try {
-    await work();
-  } catch (error) {
-    assert.ok(error instanceof WitError, `expected a WitError, got ${String(error)}`);
-    return error.payload;
-  }
-  assert.fail('expected the import to return an error');
-}
 
 const KV_IMPORTS = [
   'stratum:keyvalue/store@0.1.0',
@@ -295,4 +242,70 @@ test('bucket configure and imports: a directory by default, synchronous; S3 sett
     page.objects.map((object) => object.name),
     ['a.txt'],
   );
+});
+
+test('config: manifest variables with installation values; missing and unknown ones named, values never shown', async () => {
+  const manifest = manifestWith({
+    config: {
+      greeting: { default: 'hello', required: false, secret: false },
+      api_key: { required: true, secret: true },
+      region: { required: false, secret: false },
+    },
+  });
+  const imports = ['wasi:config/store@0.2.0-draft'];
+  assert.throws(
+    () => config.configure(configureContext({ imports, manifest, config: { api_kee: 'sk-live-123456' } })),
+    (error: Error & { details?: string[] }) => {
+      const text = `${error.message}\n${error.details?.join('\n')}`;
+      assert.match(text, /"api_key" is required and has no value \(a secret\)/);
+      assert.match(text, /"api_kee" is not a variable the manifest declares \(did you mean "api_key"\?\)/);
+      assert.doesNotMatch(text, /sk-live-123456/);
+      return true;
+    },
+  );
+  const plan = await config.configure(configureContext({ imports, manifest, config: { api_key: 'sk-live-123456' } }));
+  const prepared = await config.prepare(prepareContext(plan.settings));
+  const store = prepared.imports['wasi:config/store'] as { get(key: string): string | undefined; getAll(): [string, string][] };
+  assert.equal(store.get('greeting'), 'hello');
+  assert.equal(store.get('api_key'), 'sk-live-123456');
+  assert.equal(store.get('region'), undefined);
+  assert.equal(store.get('undeclared'), undefined);
+  assert.deepEqual(store.getAll(), [
+    ['api_key', 'sk-live-123456'],
+    ['greeting', 'hello'],
+  ]);
+});
+
+test('logging: wasi:logging lines reach the capsule log with level and context, secrets masked, never throwing', async () => {
+  const manifest = manifestWith({
+    config: { token: { required: true, secret: true }, name: { required: false, secret: false, default: 'demo' } },
+  });
+  const plan = await logging.configure(
+    configureContext({ imports: ['wasi:logging/logging@0.1.0-draft'], manifest, config: { token: 'tok-abcdef' } }),
+  );
+  const lines: string[] = [];
+  const prepared = await logging.prepare(prepareContext(plan.settings, 'demo', lines));
+  const { log } = prepared.imports['wasi:logging/logging'] as { log(level: string, context: string, message: string): void };
+  log('warn', 'auth', 'using token tok-abcdef for demo');
+  log('critical', '', 'x'.repeat(20_000));
+  log('bogus', 'c', 'still kept');
+  assert.equal(lines[0], 'warn using token [secret] for demo');
+  assert.match(lines[1] ?? '', /^critical x+\.\.\. \(truncated\)$/);
+  assert.ok((lines[1]?.length ?? 0) < 17_000);
+  assert.equal(lines[2], 'info still kept');
+});
+
+test('LogRing keeps the newest entries, replays a backlog and follows new ones', () => {
+  const ring = new LogRing<number>(3);
+  for (const n of [1, 2, 3, 4, 5]) ring.push(n);
+  assert.deepEqual(ring.recent(), [3, 4, 5]);
+  assert.deepEqual(ring.recent(2), [4, 5]);
+  assert.equal(ring.dropped, 2);
+  const seen: number[] = [];
+  const stop = ring.subscribe((n) => seen.push(n), { backlog: 1 });
+  ring.push(6);
+  stop();
+  ring.push(7);
+  assert.deepEqual(seen, [5, 6]);
+  assert.throws(() => new LogRing(0), RangeError);
 });

@@ -16,6 +16,12 @@ export interface CapabilityModule {
 export const CAPABILITY_MODULES: readonly CapabilityModule[] = [
   { name: 'wasi', module: new URL('./wasi/index.ts', import.meta.url).href },
   { name: 'http', module: new URL('./http/index.ts', import.meta.url).href },
+  { name: 'keyvalue', module: new URL('./keyvalue/index.ts', import.meta.url).href },
+  { name: 'sql', module: new URL('./sql/index.ts', import.meta.url).href },
+  { name: 'bucket', module: new URL('./bucket/index.ts', import.meta.url).href },
+  { name: 'config', module: new URL('./config/index.ts', import.meta.url).href },
+  { name: 'logging', module: new URL('./logging/index.ts', import.meta.url).href },
+  { name: 'outbound', module: new URL('./outbound/index.ts', import.meta.url).href },
 ];
 
 export interface LoadedCapability {

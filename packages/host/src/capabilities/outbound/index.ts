@@ -1,0 +1,132 @@
+import { parseDuration, parseSize, StratumError } from '@stratum/core';
+import { nearest } from '@stratum/manifest';
+import { FutureIncomingResponse, IncomingResponse, OutgoingRequest, outgoingBodyBytes } from '../../wasi/http-types.ts';
+import type { Capability } from '../contract.ts';
+import { WitError } from '../contract.ts';
+import { DEFAULT_OUTBOUND_LIMITS, OutboundError, type OutboundLimits, outboundFetch } from './fetch.ts';
+import { OutboundRefused } from './policy.ts';
+
+/**
+ * Outbound HTTP: `wasi:http/outgoing-handler`, to the manifest's `outbound` origins only, never
+ * to the host's loopback or private addresses unless host config allows their range
+ * (`[outbound] allow_addresses = ["10.1.0.0/16"]`). A refused request reaches the guest as
+ * `HTTP-request-denied`, and the reason goes to the capsule's log. The request body is what the
+ * guest wrote before calling `handle`.
+ */
+export interface OutboundSettings {
+  origins: string[];
+  allowAddresses: string[];
+  limits: OutboundLimits;
+}
+
+const HOST_KEYS = ['allow_addresses', 'max_response_size', 'timeout'];
+
+export function parseOutboundHostConfig(hostConfig: unknown): { allowAddresses: string[]; limits: OutboundLimits } {
+  const result = { allowAddresses: [] as string[], limits: { ...DEFAULT_OUTBOUND_LIMITS } };
+  if (hostConfig === undefined || hostConfig === null) return result;
+  const problems: string[] = [];
+  if (typeof hostConfig !== 'object' || Array.isArray(hostConfig)) problems.push('[outbound] must be a table');
+  const table = (hostConfig ?? {}) as Record<string, unknown>;
+  for (const key of Object.keys(table)) {
+    if (HOST_KEYS.includes(key)) continue;
+    const guess = nearest(key, HOST_KEYS);
+    problems.push(`[outbound] unknown key "${key}"${guess ? ` (did you mean "${guess}"?)` : ''}`);
+  }
+  if (table.allow_addresses !== undefined) {
+    if (!Array.isArray(table.allow_addresses) || !table.allow_addresses.every((range) => typeof range === 'string')) {
+      problems.push('[outbound] allow_addresses must be a list of CIDR ranges such as "10.1.0.0/16"');
+    } else result.allowAddresses = table.allow_addresses as string[];
+  }
+  try {
+    if (table.max_response_size !== undefined) result.limits.maxResponseBytes = parseSize(String(table.max_response_size));
+  } catch {
+    problems.push('[outbound] max_response_size is not a size such as "16mb"');
+  }
+  try {
+    if (table.timeout !== undefined) result.limits.timeoutMs = parseDuration(String(table.timeout));
+  } catch {
+    problems.push('[outbound] timeout is not a duration such as "30s"');
+  }
+  if (problems.length > 0) {
+    throw new StratumError('HOST_CONFIG_INVALID', 'host.toml: [outbound] is not valid', {
+      details: problems,
+      hint: `[outbound] takes: ${HOST_KEYS.join(', ')}.`,
+    });
+  }
+  return result;
+}
+
+/** wasi:http's error-code for a failure the host could not foresee as a refusal. */
+function errorCode(error: unknown): { tag: string; val?: unknown } {
+  if (error instanceof OutboundError) {
+    if (error.failure === 'connection-refused') return { tag: 'connection-refused' };
+    if (error.failure === 'connection-timeout') return { tag: 'connection-timeout' };
+    if (error.failure === 'response-too-large') return { tag: 'HTTP-response-body-size', val: undefined };
+    return { tag: 'HTTP-protocol-error' };
+  }
+  return { tag: 'internal-error', val: 'the outbound request failed' };
+}
+
+const outbound: Capability<OutboundSettings> = {
+  name: 'outbound',
+  interfaces: ['wasi:http/outgoing-handler'],
+  configure(context) {
+    const host = parseOutboundHostConfig(context.hostConfig);
+    if (context.imports.length === 0) return { settings: { origins: [], ...host } };
+    const origins = context.manifest.capabilities.outbound;
+    if (origins.length === 0) {
+      throw new StratumError(
+        'CAPABILITY_NOT_GRANTED',
+        `${context.capsule} imports wasi:http/outgoing-handler but its manifest allows no outbound origin`,
+        {
+          hint: 'Add outbound = ["https://api.example.com"] under [capabilities] in stratum.toml.',
+        },
+      );
+    }
+    return { settings: { origins, ...host }, asyncImports: context.imports.map((versioned) => `${versioned}#handle`) };
+  },
+  prepare(context) {
+    const { origins, allowAddresses, limits } = context.settings;
+    return {
+      imports: {
+        'wasi:http/outgoing-handler': {
+          async handle(request: OutgoingRequest, _options: unknown): Promise<FutureIncomingResponse> {
+            const scope = context.currentRequest();
+            if (scope && scope.outboundRemaining <= 0) {
+              context.log('warn', 'outbound request refused: this request used up its outbound requests', 'outbound');
+              throw new WitError({ tag: 'HTTP-request-denied' });
+            }
+            if (scope) scope.outboundRemaining--;
+            const parts = OutgoingRequest.parts(request);
+            if (!parts.authority) throw new WitError({ tag: 'HTTP-request-URI-invalid' });
+            const url = `${parts.scheme}://${parts.authority}${parts.pathWithQuery ?? '/'}`;
+            try {
+              const body = outgoingBodyBytes(parts.body);
+              const response = await outboundFetch(
+                {
+                  method: parts.method,
+                  url,
+                  headers: parts.headers,
+                  ...(body.length > 0 ? { body: new Uint8Array(Buffer.concat(body)) } : {}),
+                },
+                { origins, allowAddresses },
+                limits,
+              );
+              return new FutureIncomingResponse({ tag: 'ok', val: new IncomingResponse(response.status, response.headers, response.body) });
+            } catch (error) {
+              if (error instanceof OutboundRefused) {
+                context.log('warn', `outbound request refused: ${error.message}`, 'outbound');
+                throw new WitError({ tag: 'HTTP-request-denied' });
+              }
+              if (error instanceof TypeError) throw new WitError({ tag: 'HTTP-request-URI-invalid' });
+              context.log('warn', `outbound request failed: ${error instanceof Error ? error.message : String(error)}`, 'outbound');
+              return new FutureIncomingResponse({ tag: 'err', val: errorCode(error) });
+            }
+          },
+        },
+      },
+    };
+  },
+};
+
+export default outbound;

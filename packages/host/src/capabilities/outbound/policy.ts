@@ -1,0 +1,142 @@
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
+import { StratumError } from '@stratum/core';
+import { originAllowed } from '@stratum/manifest';
+
+/**
+ * Where a capsule may send HTTP requests: only to the manifest's `outbound` origins, and never
+ * (unless the host explicitly allows the range) to loopback, private, link-local or otherwise
+ * special addresses. The name is resolved first and every address it has is checked; the
+ * caller then connects to the checked address only, so a DNS answer that changes between the
+ * check and the connection (DNS rebinding) cannot take the request elsewhere.
+ */
+export interface OutboundPolicy {
+  /** The manifest's `[capabilities] outbound` origins. */
+  origins: readonly string[];
+  /** CIDR ranges the host allows despite being special (`127.0.0.1/32`, `10.1.0.0/16`). */
+  allowAddresses?: readonly string[];
+  /** Resolves a name to its addresses; node's resolver by default (tests inject their own). */
+  resolve?: (hostname: string) => Promise<{ address: string; family: 4 | 6 }[]>;
+}
+
+export interface CheckedTarget {
+  url: URL;
+  /** The address to connect to: checked, and the only one used. */
+  address: string;
+  family: 4 | 6;
+}
+
+export type RefusalReason = 'origin' | 'address' | 'dns' | 'scheme';
+
+export class OutboundRefused extends StratumError {
+  readonly reason: RefusalReason;
+  constructor(reason: RefusalReason, message: string) {
+    super('OUTBOUND_REFUSED', message, reason === 'origin' ? { hint: 'Add the origin to [capabilities] outbound in stratum.toml.' } : {});
+    this.name = 'OutboundRefused';
+    this.reason = reason;
+  }
+}
+
+/** Ranges no capsule reaches unless the host allows them: RFC 6890's special-purpose blocks. */
+const SPECIAL: [string, number, 'ipv4' | 'ipv6'][] = [
+  ['0.0.0.0', 8, 'ipv4'],
+  ['10.0.0.0', 8, 'ipv4'],
+  ['100.64.0.0', 10, 'ipv4'],
+  ['127.0.0.0', 8, 'ipv4'],
+  ['169.254.0.0', 16, 'ipv4'],
+  ['172.16.0.0', 12, 'ipv4'],
+  ['192.0.0.0', 24, 'ipv4'],
+  ['192.168.0.0', 16, 'ipv4'],
+  ['198.18.0.0', 15, 'ipv4'],
+  ['224.0.0.0', 4, 'ipv4'],
+  ['240.0.0.0', 4, 'ipv4'],
+  ['::', 128, 'ipv6'],
+  ['::1', 128, 'ipv6'],
+  ['fc00::', 7, 'ipv6'],
+  ['fe80::', 10, 'ipv6'],
+  ['ff00::', 8, 'ipv6'],
+  ['100::', 64, 'ipv6'],
+  ['2001:db8::', 32, 'ipv6'],
+];
+
+const special = new BlockList();
+for (const [network, prefix, type] of SPECIAL) special.addSubnet(network, prefix, type);
+
+function allowList(ranges: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const range of ranges) {
+    const [network, bits] = range.split('/');
+    const family = network ? isIP(network) : 0;
+    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
+    if (!network || family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
+      throw new StratumError('HOST_CONFIG_INVALID', `"${range}" is not an address range`, {
+        hint: 'Write a CIDR range such as "10.1.0.0/16" or "127.0.0.1/32".',
+      });
+    }
+    list.addSubnet(network, prefix, family === 6 ? 'ipv6' : 'ipv4');
+  }
+  return list;
+}
+
+/** The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d) or NAT64 (64:ff9b::/96) IPv6 address. */
+function embeddedIPv4(address: string): string | undefined {
+  const lower = address.toLowerCase();
+  const dotted = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
+  if (dotted?.[1]) return dotted[1];
+  const hex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
+  if (!hex?.[1] || !hex[2]) return undefined;
+  const high = Number.parseInt(hex[1], 16);
+  const low = Number.parseInt(hex[2], 16);
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
+}
+
+/** True when the address is special-purpose and not in the host's allowed ranges. */
+export function addressRefused(address: string, family: 4 | 6, allowed: BlockList): boolean {
+  const type = family === 6 ? 'ipv6' : 'ipv4';
+  if (allowed.check(address, type)) return false;
+  if (family === 6) {
+    const inner = embeddedIPv4(address);
+    if (inner !== undefined) return addressRefused(inner, 4, allowed);
+  }
+  return special.check(address, type);
+}
+
+async function systemResolve(hostname: string): Promise<{ address: string; family: 4 | 6 }[]> {
+  const answers = await lookup(hostname, { all: true, verbatim: true });
+  return answers.map((answer) => ({ address: answer.address, family: answer.family === 6 ? 6 : 4 }));
+}
+
+/** Checks a request's URL against the policy; resolves with the one address to connect to. */
+export async function checkOutbound(url: URL, policy: OutboundPolicy): Promise<CheckedTarget> {
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    throw new OutboundRefused('scheme', `${url.protocol} requests are not allowed; only http and https`);
+  if (url.username || url.password) throw new OutboundRefused('origin', 'URLs with credentials in them are not allowed');
+  if (!originAllowed(policy.origins, url)) {
+    throw new OutboundRefused(
+      'origin',
+      `${url.origin} is not one of the manifest's outbound origins (${policy.origins.join(', ') || 'none'})`,
+    );
+  }
+  const allowed = allowList(policy.allowAddresses ?? []);
+  const hostname = url.hostname.replace(/^\[|\]$/g, '');
+  let addresses: { address: string; family: 4 | 6 }[];
+  const literal = isIP(hostname);
+  if (literal !== 0) addresses = [{ address: hostname, family: literal === 6 ? 6 : 4 }];
+  else {
+    try {
+      addresses = await (policy.resolve ?? systemResolve)(hostname);
+    } catch (error) {
+      throw new OutboundRefused('dns', `${hostname} does not resolve: ${(error as { code?: string }).code ?? 'no address'}`);
+    }
+  }
+  if (addresses.length === 0) throw new OutboundRefused('dns', `${hostname} has no address`);
+  const refused = addresses.filter((entry) => addressRefused(entry.address, entry.family, allowed));
+  if (refused.length > 0) {
+    throw new OutboundRefused(
+      'address',
+      `${hostname} resolves to ${refused.map((entry) => entry.address).join(', ')}, a loopback, private or special address the host does not allow`,
+    );
+  }
+  const first = addresses[0] as { address: string; family: 4 | 6 };
+  return { url, address: first.address, family: first.family };
+}

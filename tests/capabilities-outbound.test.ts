@@ -1,0 +1,191 @@
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { test } from 'node:test';
+import { OutboundError, outboundFetch } from '../packages/host/src/capabilities/outbound/fetch.ts';
+import outbound from '../packages/host/src/capabilities/outbound/index.ts';
+import { checkOutbound, OutboundRefused } from '../packages/host/src/capabilities/outbound/policy.ts';
+import { Fields, OutgoingRequest } from '../packages/host/src/wasi/http-types.ts';
+import { configureContext, manifestWith, prepareContext, witError } from './capabilities-support.ts';
+
+/** A 127.0.0.1 server that counts connections, so a test can prove none was made. */
+async function localServer(t: { after(fn: () => unknown): void }, handler: Parameters<typeof createServer>[1]) {
+  const server: Server = createServer(handler);
+  let connections = 0;
+  server.on('connection', () => connections++);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  const port = (server.address() as AddressInfo).port;
+  return { port, origin: `http://127.0.0.1:${port}`, connections: () => connections };
+}
+
+const LOOPBACK = ['127.0.0.1/32'];
+
+async function refused(work: () => Promise<unknown>, reason: OutboundRefused['reason'], pattern?: RegExp) {
+  await assert.rejects(work, (error: unknown) => {
+    assert.ok(error instanceof OutboundRefused, String(error));
+    assert.equal(error.reason, reason, error.message);
+    if (pattern) assert.match(error.message, pattern);
+    return true;
+  });
+}
+
+test('an allowed origin on an explicitly allowed loopback address works, with the body both ways', async (t) => {
+  const server = await localServer(t, (request, response) => {
+    let body = '';
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      response.setHeader('x-seen', `${request.method} ${request.url} ${request.headers.host} ${body}`);
+      response.end('pong');
+    });
+  });
+  const result = await outboundFetch(
+    { method: 'POST', url: `${server.origin}/ping?x=1`, headers: [['x-test', '1']], body: new TextEncoder().encode('hello') },
+    { origins: [server.origin], allowAddresses: LOOPBACK },
+  );
+  assert.equal(result.status, 200);
+  assert.equal(Buffer.concat(result.body).toString(), 'pong');
+  const seen = result.headers.find(([name]) => name === 'x-seen')?.[1];
+  assert.equal(new TextDecoder().decode(seen), `POST /ping?x=1 127.0.0.1:${server.port} hello`);
+});
+
+test('other origins, and loopback without an explicit allow, are refused before any connection', async (t) => {
+  const server = await localServer(t, (_request, response) => response.end('should not be reached'));
+  await refused(
+    () =>
+      outboundFetch(
+        { method: 'GET', url: `${server.origin}/`, headers: [] },
+        { origins: ['https://api.example.com'], allowAddresses: LOOPBACK },
+      ),
+    'origin',
+    /not one of the manifest's outbound origins/,
+  );
+  await refused(
+    () => outboundFetch({ method: 'GET', url: `${server.origin}/`, headers: [] }, { origins: [server.origin] }),
+    'address',
+    /loopback, private or special/,
+  );
+  await refused(
+    () =>
+      outboundFetch(
+        { method: 'GET', url: `http://localhost:${server.port}/`, headers: [] },
+        { origins: [`http://localhost:${server.port}`] },
+      ),
+    'address',
+  );
+  assert.equal(server.connections(), 0);
+});
+
+test('every resolved address is checked, special ranges are refused, and the checked address is the one used', async (t) => {
+  const server = await localServer(t, (request, response) => response.end(request.headers.host));
+  const resolveTo =
+    (...addresses: string[]) =>
+    async () =>
+      addresses.map((address) => ({ address, family: address.includes(':') ? (6 as const) : (4 as const) }));
+  const origin = `http://api.test:${server.port}`;
+  const url = new URL(`${origin}/`);
+  for (const address of [
+    '10.0.0.5',
+    '172.16.3.4',
+    '192.168.1.1',
+    '169.254.169.254',
+    '100.64.0.1',
+    '0.0.0.0',
+    '::1',
+    'fe80::1',
+    'fd00::1',
+    '::ffff:127.0.0.1',
+    '::ffff:7f00:1',
+    '64:ff9b::a00:1',
+    '224.0.0.1',
+  ]) {
+    await refused(
+      () => checkOutbound(url, { origins: [origin], resolve: resolveTo(address) }),
+      'address',
+      new RegExp(address.replace(/[.:]/g, '\\$&')),
+    );
+  }
+  // One public and one private answer: refused, since a later connection could use either.
+  await refused(() => checkOutbound(url, { origins: [origin], resolve: resolveTo('93.184.216.34', '10.0.0.1') }), 'address', /10\.0\.0\.1/);
+  assert.deepEqual((await checkOutbound(url, { origins: [origin], resolve: resolveTo('93.184.216.34') })).address, '93.184.216.34');
+  await refused(
+    () =>
+      checkOutbound(url, { origins: [origin], resolve: async () => Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' })) }),
+    'dns',
+    /ENOTFOUND/,
+  );
+  await refused(() => checkOutbound(new URL('ftp://api.test/'), { origins: [origin] }), 'scheme');
+  await refused(() => checkOutbound(new URL(`http://user:pw@api.test:${server.port}/`), { origins: [origin] }), 'origin', /credentials/);
+  assert.equal(server.connections(), 0);
+
+  // The name resolves (through the injected resolver) to the allowed loopback: the request goes
+  // to that address, never re-resolved, and keeps its own Host.
+  const result = await outboundFetch(
+    { method: 'GET', url: `${origin}/`, headers: [] },
+    { origins: [origin], allowAddresses: LOOPBACK, resolve: resolveTo('127.0.0.1') },
+  );
+  assert.equal(Buffer.concat(result.body).toString(), `api.test:${server.port}`);
+});
+
+test('redirects are handed back, not followed; oversized responses are cut off', async (t) => {
+  let hits = 0;
+  const server = await localServer(t, (request, response) => {
+    hits++;
+    if (request.url === '/big') {
+      response.end(Buffer.alloc(5000));
+      return;
+    }
+    response.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' });
+    response.end();
+  });
+  const policy = { origins: [server.origin], allowAddresses: LOOPBACK };
+  const result = await outboundFetch({ method: 'GET', url: `${server.origin}/go`, headers: [] }, policy);
+  assert.equal(result.status, 302);
+  assert.equal(hits, 1);
+  await refused(() => outboundFetch({ method: 'GET', url: 'http://169.254.169.254/latest/meta-data/', headers: [] }, policy), 'origin');
+  await assert.rejects(
+    () =>
+      outboundFetch({ method: 'GET', url: `${server.origin}/big`, headers: [] }, policy, {
+        maxResponseBytes: 1000,
+        connectTimeoutMs: 5000,
+        timeoutMs: 5000,
+      }),
+    (error: unknown) => error instanceof OutboundError && error.failure === 'response-too-large',
+  );
+});
+
+test('the outbound capability: grants checked, wasi:http/outgoing-handler served, refusals as HTTP-request-denied', async (t) => {
+  const server = await localServer(t, (_request, response) => response.end('ok'));
+  const imports = ['wasi:http/outgoing-handler@0.2.10'];
+  assert.throws(() => outbound.configure(configureContext({ imports })), /allows no outbound origin/);
+  assert.throws(
+    () => outbound.configure(configureContext({ imports, hostConfig: { allow_adresses: [] } })),
+    (error: Error & { details?: string[] }) => /did you mean "allow_addresses"/.test(error.details?.join('\n') ?? ''),
+  );
+  const manifest = manifestWith({ outbound: [server.origin] });
+  const plan = await outbound.configure(configureContext({ imports, manifest, hostConfig: { allow_addresses: LOOPBACK } }));
+  assert.deepEqual(plan.asyncImports, ['wasi:http/outgoing-handler@0.2.10#handle']);
+  const lines: string[] = [];
+  const context = prepareContext(plan.settings, 'outbound', lines);
+  const prepared = await outbound.prepare(context);
+  const handler = prepared.imports['wasi:http/outgoing-handler'] as {
+    handle(request: OutgoingRequest, options: unknown): Promise<{ get(): { val: { tag: string; val: { status(): number } } } }>;
+  };
+  const request = (authority: string) => {
+    const outgoing = new OutgoingRequest(new Fields());
+    outgoing.setScheme({ tag: 'HTTP' });
+    outgoing.setAuthority(authority);
+    outgoing.setPathWithQuery('/');
+    return outgoing;
+  };
+  const future = await handler.handle(request(`127.0.0.1:${server.port}`), undefined);
+  const settled = future.get();
+  assert.equal(settled.val.tag, 'ok');
+  assert.equal(settled.val.val.status(), 200);
+  assert.deepEqual(await witError(() => handler.handle(request('example.com'), undefined)), { tag: 'HTTP-request-denied' });
+  assert.match(lines.join('\n'), /outbound request refused: http:\/\/example\.com is not one of the manifest's outbound origins/);
+  context.currentRequest = () => ({ requestId: 'r', domain: 'demo.test', outboundRemaining: 0 });
+  assert.deepEqual(await witError(() => handler.handle(request(`127.0.0.1:${server.port}`), undefined)), { tag: 'HTTP-request-denied' });
+  assert.match(lines.join('\n'), /used up its outbound requests/);
+  assert.equal(server.connections(), 1);
+});
