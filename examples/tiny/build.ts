@@ -30,10 +30,14 @@ export function worldSource(world = 'package stratum:tiny;\nworld tiny { export 
   return source;
 }
 
-/** Turns a WAT core module exporting `wasi:http/incoming-handler` into a component. */
-export async function componentFromWat(wat: string): Promise<Uint8Array> {
+/**
+ * Turns a WAT core module exporting `wasi:http/incoming-handler` into a component. `world` is
+ * WIT text for package `stratum:tiny` with a world named `tiny` (and any packages of its own,
+ * nested); the WASI packages are added to it.
+ */
+export async function componentFromWat(wat: string, world?: string): Promise<Uint8Array> {
   const core = await parse(wat);
-  const embedded = await componentEmbed({ binary: core, witSource: worldSource(), world: 'tiny' });
+  const embedded = await componentEmbed({ binary: core, witSource: worldSource(world), world: 'tiny' });
   return componentNew(embedded);
 }
 

@@ -22,8 +22,11 @@ async function witHash(hash: ReturnType<typeof createHash>): Promise<void> {
 /** Builds (or finds) the component for a WAT file; returns the component's path. */
 export async function buildWat(watPath: string): Promise<string> {
   const wat = await readFile(watPath, 'utf8');
+  // A `.wit` beside the WAT gives its world (with imports of its own); the default is tiny's.
+  const world = await readFile(watPath.replace(/\.wat$/, '.wit'), 'utf8').catch(() => undefined);
   const hash = createHash('sha256')
     .update(wat)
+    .update(world ?? '')
     .update(await readFile(join(root, 'examples', 'tiny', 'build.ts')));
   await witHash(hash);
   const name =
@@ -37,7 +40,7 @@ export async function buildWat(watPath: string): Promise<string> {
     return target;
   } catch {
     await mkdir(cacheDir, { recursive: true });
-    const component = await componentFromWat(wat);
+    const component = await componentFromWat(wat, world);
     const temporary = `${target}.${process.pid}.tmp`;
     await writeFile(temporary, component);
     await rename(temporary, target);
@@ -51,6 +54,6 @@ export function buildTiny(): Promise<string> {
 }
 
 /** A hostile fixture from tests/fixtures/hostile/<name>.wat. */
-export function buildHostile(name: 'loop' | 'memory' | 'huge-body' | 'trap'): Promise<string> {
+export function buildHostile(name: 'loop' | 'memory' | 'huge-body' | 'trap' | 'probe'): Promise<string> {
   return buildWat(join(root, 'tests', 'fixtures', 'hostile', `${name}.wat`));
 }

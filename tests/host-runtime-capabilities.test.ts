@@ -1,0 +1,52 @@
+// The capability plug-in contract end to end, through a test capability (the probe): grants
+// checked at install, a capability's errors reaching the guest as WIT errors (never traps),
+// each capsule's data kept apart, and asynchronous backends through JSPI.
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { CAPABILITY_MODULES } from '@stratum/host';
+import { startHarness } from './fixtures/hostile/harness.ts';
+import { buildHostile } from './support/tiny.ts';
+
+const capabilities = [
+  ...CAPABILITY_MODULES,
+  { name: 'probe', module: new URL('./fixtures/hostile/probe-capability.ts', import.meta.url).href },
+];
+
+for (const mode of ['sync', 'jspi'] as const) {
+  test(`${mode}: capability errors become the guest's err results, and each capsule's data is its own`, async (t) => {
+    const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['a', 'b'], async: mode === 'jspi' } } });
+    const probe = await buildHostile('probe');
+    await host.install('a', probe);
+    await host.install('b', probe);
+    const cpu: number[] = [];
+    host.runtime.onRequest((record) => cpu.push(record.cpuMs));
+
+    assert.equal((await host.get('a.test')).body.toString(), '1 err:denied err:unexpected: backend down\n');
+    assert.equal((await host.get('a.test')).body.toString(), '2 err:denied err:unexpected: backend down\n');
+    assert.equal((await host.get('b.test')).body.toString(), '1 err:denied err:unexpected: backend down\n');
+    // The unexpected error was logged for the operator, with the request id.
+    const logs: string[] = [];
+    host.runtime.subscribeLogs('a', (entry) => logs.push(`${entry.source} ${entry.requestId ? 'id' : '-'} ${entry.message}`));
+    assert.ok(logs.includes('host id probe: stratum-test:probe/values#broken failed: backend down'), logs.join('\n'));
+
+    assert.equal(await readFile(join(host.dataDir, 'capsules', 'a', 'probe', 'counter'), 'utf8'), '2');
+    assert.equal(await readFile(join(host.dataDir, 'capsules', 'b', 'probe', 'counter'), 'utf8'), '1');
+    assert.deepEqual(
+      host.runtime.status().map((capsule) => capsule.limitHits),
+      [{}, {}],
+    );
+    t.diagnostic(`${mode}: CPU per request of 1,003 import calls: ${cpu.map((ms) => ms.toFixed(1)).join(', ')} ms`);
+  });
+}
+
+test('an import the manifest or host does not grant is refused at install, with the reason', async (t) => {
+  const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['a'] } } });
+  await assert.rejects(host.install('c', await buildHostile('probe')), (error: Error & { code?: string; hint?: string }) => {
+    assert.equal(error.code, 'CAPABILITY_NOT_GRANTED');
+    assert.match(error.message, /c imports stratum-test:probe/);
+    return true;
+  });
+  assert.deepEqual(host.runtime.status(), []);
+});
