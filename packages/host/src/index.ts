@@ -10,6 +10,9 @@ export {
   type RequestScope,
   WitError,
 } from './capabilities/index.ts';
+export * from './config/index.ts';
+export * from './control/index.ts';
+export * from './metering/index.ts';
 export {
   createHostRuntime,
   type HostRuntimeOptions,

@@ -2,6 +2,8 @@ import type { Command } from '../command.ts';
 import { buildCommand } from './build.ts';
 import { dnsCheckCommand } from './dns-check.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
+import { hostStartCommand } from './host-start.ts';
+import { hostStatusCommand } from './host-status.ts';
 import { initCommand } from './init.ts';
 import { pullCommand } from './pull.ts';
 import { pushCommand } from './push.ts';
@@ -15,5 +17,7 @@ export const commands: Command[] = [
   pushCommand,
   pullCommand,
   hostKeygenCommand,
+  hostStartCommand,
+  hostStatusCommand,
   dnsCheckCommand,
 ];

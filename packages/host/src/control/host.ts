@@ -157,7 +157,6 @@ export async function startHost(config: HostConfig, options: StartHostOptions): 
     const controlUrl = new URL(CONTROL_BASE_PATH, await listen(control, config.control.listen, config.control.tls ? 'https' : 'http'));
     logger.info(
       {
-        name: config.name,
         ingress: ingressUrl.href,
         control: controlUrl.href,
         capsules: restored.length,

@@ -1,0 +1,112 @@
+import type { Writable } from 'node:stream';
+import { formatDuration } from '@stratum/core';
+import { HostConfigError, loadHostConfig, startHost } from '@stratum/host';
+import { pino } from 'pino';
+import { type Command, EXIT_FAILURE, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
+
+const LEVELS: Record<number, [string, number]> = {
+  10: ['TRACE', 90],
+  20: ['DEBUG', 90],
+  30: ['INFO ', 32],
+  40: ['WARN ', 33],
+  50: ['ERROR', 31],
+  60: ['FATAL', 31],
+};
+
+/**
+ * Turns pino's JSON lines into one readable line each: time, level, message, then the fields as
+ * key=value. pino-pretty would do it with more options than a host needs.
+ */
+export function prettyLogStream(out: NodeJS.WritableStream & { isTTY?: boolean }): { write(line: string): void } {
+  return {
+    write(line: string) {
+      let entry: Record<string, unknown>;
+      try {
+        entry = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        out.write(line);
+        return;
+      }
+      const { level, time, msg, pid: _pid, hostname: _hostname, err, ...fields } = entry;
+      const [name, colour] = LEVELS[Number(level)] ?? ['?', 0];
+      const clock = new Date(Number(time)).toISOString().slice(11, 23);
+      const rest = Object.entries(fields)
+        .map(([key, value]) => `${key}=${typeof value === 'string' && !/\s/.test(value) ? value : JSON.stringify(value)}`)
+        .join(' ');
+      const error = err && typeof err === 'object' ? ` ${paint(out, 31, String((err as { message?: unknown }).message ?? ''))}` : '';
+      out.write(`${paint(out, 90, clock)} ${paint(out, colour, name)} ${msg ?? ''}${error}${rest ? ` ${paint(out, 90, rest)}` : ''}\n`);
+    },
+  };
+}
+
+export const hostStartCommand: Command = {
+  name: 'host start',
+  summary: 'run a Stratum host: the runtime, its HTTP ingress and the signed control API',
+  usage: 'host start --config <host.toml> [--log-format pretty|json] [--log-level <level>]',
+  description: `
+Starts stratum-host as host.toml describes (spec/host-config/README.md): it brings back every
+capsule installed in its data directory, serves their HTTP traffic on the ingress address, and
+takes signed requests from its registrars on the control API (spec/host-api.md). It runs until
+SIGINT or SIGTERM, then stops taking requests, finishes those in flight and writes the usage
+ledger.
+
+Logs go to stderr: readable lines on a terminal, pino's JSON lines otherwise (--log-format).
+The listen addresses are printed to stdout once the host is up.
+
+Examples:
+  stratum host keygen --out /etc/stratum/host.key
+  stratum host start --config /etc/stratum/host.toml
+  stratum host start --config host.toml --log-format json --log-level debug`,
+  maxPositionals: 0,
+  options: {
+    config: { type: 'string', short: 'c', value: 'file', description: 'the host configuration (default: ./host.toml)' },
+    'log-format': { type: 'string', value: 'format', description: 'pretty (default on a terminal) or json' },
+    'log-level': { type: 'string', value: 'level', description: 'trace, debug, info (default), warn or error' },
+  },
+  async run(args, io) {
+    const configPath = stringOption(args, 'config') ?? 'host.toml';
+    const format = stringOption(args, 'log-format') ?? (io.stderr.isTTY ? 'pretty' : 'json');
+    if (format !== 'pretty' && format !== 'json') throw usageError(`--log-format must be pretty or json, not "${format}"`);
+    const level = stringOption(args, 'log-level') ?? 'info';
+    if (!['trace', 'debug', 'info', 'warn', 'error'].includes(level))
+      throw usageError(`--log-level must be trace, debug, info, warn or error, not "${level}"`);
+
+    let config: Awaited<ReturnType<typeof loadHostConfig>>;
+    try {
+      config = await loadHostConfig(configPath);
+    } catch (error) {
+      if (!(error instanceof HostConfigError)) throw error;
+      for (const line of error.details) io.stderr.write(`${line}\n`);
+      return EXIT_FAILURE;
+    }
+    const destination = format === 'json' ? (io.stderr as unknown as Writable) : prettyLogStream(io.stderr);
+    const logger = pino({ level, base: { host: config.name } }, destination);
+    const started = performance.now();
+    const host = await startHost(config, { logger });
+    const failed = host.restored.filter((item) => item.error !== undefined);
+    io.stdout.write(
+      [
+        `${paint(io.stdout, 32, 'stratum-host')} ${config.name} is up (${formatDuration(performance.now() - started)}; ${host.restored.length - failed.length} capsule${host.restored.length - failed.length === 1 ? '' : 's'} restored${failed.length ? `, ${failed.length} failed` : ''})`,
+        `  ingress      ${host.ingressUrl.href}`,
+        `  control API  ${host.controlUrl.href}`,
+        `  data         ${config.dataDir}`,
+        '',
+      ].join('\n'),
+    );
+
+    await new Promise<void>((resolve) => {
+      const stop = (signal: NodeJS.Signals) => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        logger.info({ signal }, 'stopping');
+        resolve();
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+    await host.close();
+    logger.info('stopped');
+    logger.flush();
+    return EXIT_OK;
+  },
+};

@@ -1,0 +1,32 @@
+export {
+  AUTH_SCHEME,
+  type AuthFailure,
+  bodyHash,
+  ControlAuthError,
+  createRequestVerifier,
+  MAX_TOKEN_LIFETIME_SECONDS,
+  NonceStore,
+  type SignRequestOptions,
+  signControlRequest,
+  TOKEN_TYPE,
+} from './auth.ts';
+export {
+  ControlApiError,
+  type ControlClient,
+  type ControlClientOptions,
+  createControlClient,
+  type HostIdentity,
+  type InstallOptions,
+  type UsageResponse,
+} from './client.ts';
+export {
+  createConfiguredRuntime,
+  type RunningHost,
+  type RuntimeContext,
+  type RuntimeFactory,
+  registryPuller,
+  type StartHostOptions,
+  startHost,
+} from './host.ts';
+export { type Installation, InstallationStore } from './installations.ts';
+export { CONTROL_API_VERSION, CONTROL_BASE_PATH, createControlHandler, type InstallBody, type PullComponent } from './server.ts';

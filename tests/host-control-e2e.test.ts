@@ -1,0 +1,78 @@
+// The acceptance path of the control API with the real runtime: a host comes up, a registrar
+// installs examples/hello over the signed API, and the ingress serves it by its Host header.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { createControlClient, parseHostConfig, startHost, verifyLedgerFile } from '@stratum/host';
+import { buildExample, exampleDir } from './support/examples.ts';
+
+/** fetch() will not send a Host header of our choosing; node:http will. */
+export function get(base: URL, host: string, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(new URL(path, base), { headers: { host } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+test('a host installs examples/hello over the signed control API and serves it by Host header', async (t) => {
+  const wasm = await buildExample('hello');
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const registrar = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const config = parseHostConfig(
+    `stratum = 1
+[host]
+name = "host1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+[registrars.test]
+key = "${registrar.publicJwk.x}"
+`,
+    join(dir, 'host.toml'),
+  );
+  const host = await startHost(config, { pullComponent: false });
+  t.after(() => host.close());
+  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+
+  const installed = await client.install({
+    domains: ['hello.example'],
+    manifest: await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8'),
+    component: new Uint8Array(await readFile(wasm)),
+  });
+  assert.equal(installed.name, 'hello');
+  assert.equal(installed.state, 'running');
+
+  const hello = await get(host.ingressUrl, 'hello.example', '/greet?name=ada');
+  assert.equal(hello.status, 200);
+  assert.deepEqual(JSON.parse(hello.body), { message: 'hello, ada', path: '/greet', served: 1 });
+  const withPort = await get(host.ingressUrl, 'Hello.Example:8080', '/');
+  assert.equal(withPort.status, 200);
+  assert.equal((JSON.parse(withPort.body) as { message: string }).message, 'hello, world');
+  assert.equal((await get(host.ingressUrl, 'unknown.example', '/')).status, 404);
+
+  const usage = await client.usage({ capsule: 'hello' });
+  assert.equal(usage.capsules.hello?.requests, 2);
+  assert.ok((usage.capsules.hello?.bytesOut ?? 0) > 0);
+  assert.deepEqual(await verifyLedgerFile(host.ledger.path), { ok: true, entries: usage.ledger.entries, head: usage.ledger.hash });
+
+  await client.stop('hello');
+  assert.notEqual((await get(host.ingressUrl, 'hello.example', '/')).status, 200);
+  await client.uninstall('hello');
+  assert.equal((await get(host.ingressUrl, 'hello.example', '/')).status, 404);
+  assert.deepEqual((await client.status()).capsules, []);
+});

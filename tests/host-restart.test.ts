@@ -1,0 +1,129 @@
+// Killing a host process (SIGKILL: no clean-up at all) and starting it again brings every
+// installed capsule back from the data directory, from the transpile cache (no transpiling),
+// with the usage ledger intact.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { createControlClient, verifyLedgerFile } from '@stratum/host';
+import { buildExample, exampleDir } from './support/examples.ts';
+
+const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
+
+interface HostProcess {
+  child: ChildProcess;
+  ingress: URL;
+  control: URL;
+  exited: Promise<number | null>;
+}
+
+/** Runs `stratum host start` and waits for the addresses it prints once it is up. */
+async function startHostProcess(t: TestContext, config: string): Promise<HostProcess> {
+  const child = spawn(process.execPath, [cli, 'host', 'start', '--config', config, '--log-format', 'json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  return new Promise((resolve, reject) => {
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const ingress = /ingress\s+(\S+)/.exec(stdout)?.[1];
+      const control = /control API\s+(\S+)/.exec(stdout)?.[1];
+      if (ingress && control) resolve({ child, ingress: new URL(ingress), control: new URL(control), exited });
+    });
+    void exited.then((code) => reject(new Error(`stratum host start exited with ${code}:\n${stdout}\n${stderr}`)));
+  });
+}
+
+function get(base: URL, host: string, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const request = httpRequest(new URL(path, base), { headers: { host } }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      response.on('error', reject);
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+test('after SIGKILL a restarted host serves every installed capsule without transpiling again', async (t) => {
+  const wasm = await buildExample('hello');
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-restart-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const registrar = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const config = join(dir, 'host.toml');
+  await writeFile(
+    config,
+    `stratum = 1
+[host]
+name = "host1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+[metering]
+flush_interval = "50ms"
+[registrars.test]
+key = "${registrar.publicJwk.x}"
+`,
+  );
+  const manifest = await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8');
+  const component = new Uint8Array(await readFile(wasm));
+
+  const first = await startHostProcess(t, config);
+  const firstClient = createControlClient({ url: first.control, key: registrar.privateJwk, audience: 'host1.example.net' });
+  await firstClient.install({ domains: ['hello.example'], manifest, component });
+  await firstClient.install({ name: 'greeter', domains: ['greeter.example'], manifest, component, start: false });
+  assert.equal((await get(first.ingress, 'hello.example', '/?name=before')).status, 200);
+  const before = await firstClient.status();
+  assert.equal(before.runtime?.transpiles, 1, 'one transpile for one component installed twice');
+  // Wait until the ledger has the request, so the restart has something to carry over.
+  for (let tries = 0; tries < 200 && (await firstClient.usage()).capsules.hello?.requests !== 1; tries++) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+
+  first.child.kill('SIGKILL');
+  await first.exited;
+
+  const second = await startHostProcess(t, config);
+  const client = createControlClient({ url: second.control, key: registrar.privateJwk, audience: 'host1.example.net' });
+  const after = await client.status();
+  assert.deepEqual(
+    after.capsules.map((capsule) => [capsule.name, capsule.state, capsule.domains]),
+    [
+      ['greeter', 'installed', ['greeter.example']],
+      ['hello', 'running', ['hello.example']],
+    ],
+  );
+  assert.equal(after.runtime?.transpiles, 0, 'the restart came back from the transpile cache');
+  assert.ok((after.runtime?.cacheHits ?? 0) >= 1);
+
+  const served = await get(second.ingress, 'hello.example', '/?name=after');
+  assert.equal(served.status, 200);
+  assert.equal((JSON.parse(served.body) as { message: string }).message, 'hello, after');
+  assert.notEqual((await get(second.ingress, 'greeter.example')).status, 200, 'a capsule installed stopped stays stopped');
+
+  const usage = await client.usage({ capsule: 'hello' });
+  assert.equal(usage.capsules.hello?.requests, 2, 'the ledger kept the request served before the kill');
+  assert.equal((await verifyLedgerFile(join(dir, 'data', 'metering', 'ledger.jsonl'))).ok, true);
+});
