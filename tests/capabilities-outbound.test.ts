@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { WitError } from '../packages/host/src/capabilities/contract.ts';
 import { OutboundError, outboundFetch } from '../packages/host/src/capabilities/outbound/fetch.ts';
 import outbound from '../packages/host/src/capabilities/outbound/index.ts';
 import { checkOutbound, OutboundRefused } from '../packages/host/src/capabilities/outbound/policy.ts';
@@ -157,7 +158,20 @@ test('redirects are handed back, not followed; oversized responses are cut off',
 test('the outbound capability: grants checked, wasi:http/outgoing-handler served, refusals as HTTP-request-denied', async (t) => {
   const server = await localServer(t, (_request, response) => response.end('ok'));
   const imports = ['wasi:http/outgoing-handler@0.2.10'];
-  assert.throws(() => outbound.configure(configureContext({ imports })), /allows no outbound origin/);
+  // No origins: linked (JS toolchains always import the handler) but every request is refused, without JSPI.
+  const closed = await outbound.configure(configureContext({ imports }));
+  assert.equal(closed.asyncImports, undefined);
+  const closedLines: string[] = [];
+  const closedHandler = (await outbound.prepare(prepareContext(closed.settings, 'closed', closedLines))).imports[
+    'wasi:http/outgoing-handler'
+  ] as {
+    handle(...args: unknown[]): unknown;
+  };
+  assert.throws(
+    () => closedHandler.handle(undefined, undefined),
+    (error: unknown) => error instanceof WitError && (error.payload as { tag: string }).tag === 'HTTP-request-denied',
+  );
+  assert.match(closedLines.join('\n'), /allows no outbound origin/);
   assert.throws(
     () => outbound.configure(configureContext({ imports, hostConfig: { allow_adresses: [] } })),
     (error: Error & { details?: string[] }) => /did you mean "allow_addresses"/.test(error.details?.join('\n') ?? ''),

@@ -74,19 +74,26 @@ const outbound: Capability<OutboundSettings> = {
     const host = parseOutboundHostConfig(context.hostConfig);
     if (context.imports.length === 0) return { settings: { origins: [], ...host } };
     const origins = context.manifest.capabilities.outbound;
-    if (origins.length === 0) {
-      throw new StratumError(
-        'CAPABILITY_NOT_GRANTED',
-        `${context.capsule} imports wasi:http/outgoing-handler but its manifest allows no outbound origin`,
-        {
-          hint: 'Add outbound = ["https://api.example.com"] under [capabilities] in stratum.toml.',
-        },
-      );
-    }
+    // JS toolchains import the outgoing handler whether or not the code fetches anything, so
+    // a capsule without outbound origins is linked to a handler that refuses every request,
+    // synchronously (no JSPI for it).
+    if (origins.length === 0) return { settings: { origins: [], ...host } };
     return { settings: { origins, ...host }, asyncImports: context.imports.map((versioned) => `${versioned}#handle`) };
   },
   prepare(context) {
     const { origins, allowAddresses, limits } = context.settings;
+    if (origins.length === 0) {
+      return {
+        imports: {
+          'wasi:http/outgoing-handler': {
+            handle(): never {
+              context.log('warn', 'outbound request refused: the manifest allows no outbound origin ([capabilities] outbound)', 'outbound');
+              throw new WitError({ tag: 'HTTP-request-denied' });
+            },
+          },
+        },
+      };
+    }
     return {
       imports: {
         'wasi:http/outgoing-handler': {
