@@ -1,5 +1,6 @@
 import type { Command } from '../command.ts';
 import { buildCommand } from './build.ts';
+import { devCommand } from './dev.ts';
 import { dnsCheckCommand } from './dns-check.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
 import { hostStartCommand } from './host-start.ts';
@@ -12,6 +13,7 @@ import { validateCommand } from './validate.ts';
 /** Every `stratum` subcommand, in the order `stratum --help` lists them. */
 export const commands: Command[] = [
   validateCommand,
+  devCommand,
   buildCommand,
   initCommand,
   pushCommand,

@@ -1,0 +1,292 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { join, relative, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { errorMessage, StratumError } from '@stratum/core';
+import { createHostRuntime, type StratumHostRuntime } from '@stratum/host';
+import { loadManifest, type Manifest } from '@stratum/manifest';
+import { buildCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
+import { type BackendFlag, capabilityConfigFor, describeBackends } from './backends.ts';
+import type { DevOutput, ServedCapsule } from './output.ts';
+import { type DirectoryWatcher, isWatchedPath, watchDirectory } from './watch.ts';
+
+/** The SDK's sources: a capsule's build depends on them as much as on its own files. */
+const sdkSrc = fileURLToPath(new URL('.', import.meta.resolve('@stratum/sdk')));
+
+async function listFiles(dir: string, base: string, skip: (path: string) => boolean): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (skip(relative(base, path))) continue;
+    if (entry.isDirectory()) out.push(...(await listFiles(path, base, skip)));
+    else if (entry.isFile()) out.push(path);
+  }
+  return out.sort();
+}
+
+/** A hash of everything a build reads: the project's files (not its output) and the SDK's. */
+async function buildInputsHash(dir: string): Promise<string> {
+  const hash = createHash('sha256');
+  for (const [base, files] of [
+    [dir, await listFiles(dir, dir, (path) => !isWatchedPath(path))],
+    [sdkSrc, await listFiles(sdkSrc, sdkSrc, (path) => path.endsWith('.test.ts'))],
+  ] as const) {
+    for (const file of files)
+      hash
+        .update(relative(base, file))
+        .update('\0')
+        .update(await readFile(file))
+        .update('\0');
+  }
+  return hash.digest('hex').slice(0, 32);
+}
+
+const exists = (path: string) =>
+  stat(path).then(
+    (info) => info.isFile(),
+    () => false,
+  );
+
+/** Whether `stratum dev` builds this project (it has JS/TS sources) or serves a prebuilt component. */
+async function hasSources(dir: string, manifest: Manifest): Promise<boolean> {
+  if (manifest.build) return true;
+  for (const entry of DEFAULT_ENTRIES) if (await exists(join(dir, entry))) return true;
+  return false;
+}
+
+/** The host names a capsule answers to: its own `*.localhost` name, and plain loopback when alone. */
+export function devDomains(name: string, alone: boolean): string[] {
+  return alone ? [`${name}.localhost`, 'localhost', '127.0.0.1', '::1'] : [`${name}.localhost`];
+}
+
+export interface DevCapsuleOptions {
+  /** The project directory, as the user gave it (shown in messages). */
+  dir: string;
+  alone: boolean;
+  port: number;
+  flags: readonly BackendFlag[];
+  output: DevOutput;
+}
+
+interface Version {
+  manifest: Manifest;
+  digest: string;
+  inputs: string | undefined;
+}
+
+/**
+ * One capsule under development: its own runtime with its state under `<dir>/.stratum/`, its
+ * build, and its reloads. A reload builds the new version while the last good one serves, then
+ * has the runtime swap them (the new one starts before the old one drains); a failed build,
+ * manifest or start leaves the last good version serving.
+ */
+export class DevCapsule {
+  readonly name: string;
+  readonly dir: string;
+  readonly shownDir: string;
+  readonly stateDir: string;
+  readonly domains: string[];
+  readonly runtime: StratumHostRuntime;
+  readonly #options: DevCapsuleOptions;
+  readonly #initial: Manifest;
+  #current: Version | undefined;
+  #lastError: string | undefined = 'it is still starting';
+  #unsubscribeLogs: (() => void) | undefined;
+  #unsubscribeRequests: () => void;
+  #watcher: DirectoryWatcher | undefined;
+  #running: Promise<void> | undefined;
+  #again: string | undefined;
+  #closed = false;
+
+  private constructor(options: DevCapsuleOptions, manifest: Manifest, runtime: StratumHostRuntime) {
+    this.#options = options;
+    this.#initial = manifest;
+    this.name = manifest.capsule.name;
+    this.shownDir = options.dir;
+    this.dir = resolve(options.dir);
+    this.stateDir = join(this.dir, '.stratum');
+    this.domains = devDomains(this.name, options.alone);
+    this.runtime = runtime;
+    this.#unsubscribeRequests = runtime.onRequest((record) => options.output.request(record));
+  }
+
+  /** Reads the manifest (which must be valid to start: it names the capsule) and creates its runtime. */
+  static async open(options: DevCapsuleOptions): Promise<DevCapsule> {
+    const manifestFile = join(options.dir, 'stratum.toml');
+    const { manifest } = await loadManifest(manifestFile);
+    const stateDir = join(resolve(options.dir), '.stratum');
+    await mkdir(stateDir, { recursive: true });
+    // The state is the developer's, not the project's: keep it out of their commits.
+    await writeFile(join(stateDir, '.gitignore'), '*\n');
+    const runtime = await createHostRuntime({ dataDir: stateDir, capabilityConfig: capabilityConfigFor(manifest, options.flags) });
+    return new DevCapsule(options, manifest, runtime);
+  }
+
+  get manifest(): Manifest {
+    return this.#current?.manifest ?? this.#initial;
+  }
+
+  /** Whether a version is serving (the first build may have failed). */
+  get serving(): boolean {
+    return this.#current !== undefined;
+  }
+
+  get urls(): string[] {
+    return this.served().urls;
+  }
+
+  served(): ServedCapsule {
+    const port = this.#options.port;
+    const hosts = this.#options.alone ? [`${this.name}.localhost`, '127.0.0.1', 'localhost'] : [`${this.name}.localhost`];
+    return {
+      name: this.name,
+      version: this.manifest.capsule.version,
+      dir: this.shownDir,
+      urls: hosts.map((host) => `http://${host}:${port}/`),
+      capabilities: describeBackends(this.manifest, capabilityConfigFor(this.manifest, this.#options.flags)),
+      stateDir: join(this.shownDir, '.stratum'),
+    };
+  }
+
+  /** Serves a request for one of this capsule's domains, or says why it cannot yet. */
+  handleRequest(request: IncomingMessage, response: ServerResponse): void {
+    if (this.#current) {
+      this.runtime.handleRequest(request, response);
+      return;
+    }
+    request.resume();
+    const body = `${this.name} has no working version yet: ${this.#lastError}\nSee the terminal running \`stratum dev\`.\n`;
+    response.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '2', 'content-length': Buffer.byteLength(body) });
+    response.end(body);
+  }
+
+  /** Builds and serves (or rebuilds and swaps); calls that come during a reload run once after it. */
+  reload(reason: string): Promise<void> {
+    if (this.#running) {
+      this.#again = reason;
+      return this.#running;
+    }
+    this.#running = (async () => {
+      let next: string | undefined = reason;
+      while (next !== undefined && !this.#closed) {
+        this.#again = undefined;
+        await this.#reloadOnce(next);
+        next = this.#again;
+      }
+    })().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #reloadOnce(reason: string): Promise<void> {
+    const output = this.#options.output;
+    const previous = this.#current;
+    output.building(this.name, reason);
+    const started = performance.now();
+    try {
+      const built = await this.#build();
+      const buildMs = performance.now() - started;
+      if (this.#closed) return;
+      if (previous && built.digest === previous.digest && JSON.stringify(built.manifest) === JSON.stringify(previous.manifest)) {
+        this.#current = { ...previous, inputs: built.inputs };
+        output.notice('no change to serve', this.name);
+        return;
+      }
+      const swapStarted = performance.now();
+      await this.runtime.install({
+        name: this.name,
+        manifest: built.manifest,
+        domains: this.domains,
+        baseDir: this.dir,
+        ...(built.component ? { component: built.component } : {}),
+      });
+      const status = this.runtime.status().find((capsule) => capsule.name === this.name);
+      if (status?.state !== 'running') await this.runtime.start(this.name);
+      this.#current = { manifest: built.manifest, digest: built.digest, inputs: built.inputs };
+      this.#lastError = undefined;
+      this.#followLogs();
+      output.swapped(this.name, {
+        version: built.manifest.capsule.version,
+        digest: built.digest,
+        buildMs,
+        swapMs: performance.now() - swapStarted,
+        built: built.built,
+        first: previous === undefined,
+      });
+    } catch (error) {
+      if (this.#closed) return;
+      this.#lastError = errorMessage(error);
+      output.failed(this.name, error, previous ? `${previous.manifest.capsule.version}, ${previous.digest.slice(0, 19)}` : undefined);
+    }
+  }
+
+  async #build(): Promise<{ manifest: Manifest; component?: Uint8Array; digest: string; inputs?: string; built: boolean }> {
+    const { manifest } = await loadManifest(join(this.dir, 'stratum.toml'), join(this.shownDir, 'stratum.toml'));
+    if (!(await hasSources(this.dir, manifest))) {
+      if (manifest.source.kind !== 'wasm') {
+        throw new StratumError('DEV_NO_LOCAL_SOURCE', `${this.name} has no sources to build and no local component`, {
+          details: [`[source] registry = "${manifest.source.registry}"`],
+          hint: 'stratum dev runs a project on this machine: add src/index.ts (or [build] entry), or set [source] wasm to a local file.',
+        });
+      }
+      const component = await readFile(resolve(this.dir, manifest.source.wasm));
+      return { manifest, component, digest: digestOf(component), built: false };
+    }
+    const inputs = await buildInputsHash(this.dir);
+    const buildDir = join(this.stateDir, 'build');
+    const cached = join(buildDir, `${inputs}.wasm`);
+    if (await exists(cached)) {
+      const component = await readFile(cached);
+      return { manifest, component, digest: digestOf(component), inputs, built: false };
+    }
+    await mkdir(buildDir, { recursive: true });
+    const temporary = `${cached}.${process.pid}.tmp`;
+    const result = await buildCapsule(this.dir, { output: temporary });
+    await rename(temporary, cached);
+    // One build is kept (the one serving): the cache is for restarts, not history.
+    for (const name of await readdir(buildDir)) if (name !== `${inputs}.wasm`) await rm(join(buildDir, name), { force: true });
+    const component = await readFile(cached);
+    return { manifest: result.manifest, component, digest: digestOf(component), inputs, built: true };
+  }
+
+  #followLogs(): void {
+    this.#unsubscribeLogs?.();
+    // The runtime keeps logs per installed version, so the new one's backlog is its own lines.
+    this.#unsubscribeLogs = this.runtime.subscribeLogs(this.name, (entry) => {
+      if (entry.source === 'host' && entry.level === 'info' && /^(installed|started|drained|stopped)\b/.test(entry.message)) return;
+      this.#options.output.log(entry);
+    });
+  }
+
+  /** Rebuilds on every change to the project's files (sources, manifest, a prebuilt component). */
+  watch(): void {
+    const source = this.manifest.source;
+    const alsoWatch = source.kind === 'wasm' ? [relative(this.dir, resolve(this.dir, source.wasm))] : [];
+    this.#watcher = watchDirectory(
+      this.dir,
+      (paths) => {
+        const shown = paths.length === 1 ? paths[0] : `${paths[0]} and ${paths.length - 1} more`;
+        void this.reload(`${shown} changed, ${paths.includes('stratum.toml') ? 'reloading' : 'rebuilding'}`);
+      },
+      { alsoWatch, onError: (error) => this.#options.output.notice(`watching stopped: ${error.message}`, this.name) },
+    );
+  }
+
+  /** Stops watching and serving; waits for a build in progress; keeps the state directory. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    this.#watcher?.close();
+    this.#unsubscribeRequests();
+    this.#unsubscribeLogs?.();
+    // A build in progress ends first (Ctrl-C in a terminal ends the toolchain process too), so
+    // that no install can start a worker after the runtime closed.
+    await this.#running?.catch(() => {});
+    await this.runtime.close();
+  }
+}
+
+function digestOf(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}

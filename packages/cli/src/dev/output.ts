@@ -1,0 +1,167 @@
+import { errorMessage, formatDuration, isStratumError } from '@stratum/core';
+import type { CapsuleLogEntry, RequestRecord } from '@stratum/host';
+import { paint } from '../command.ts';
+
+type Stream = NodeJS.WritableStream & { isTTY?: boolean };
+
+/** What one capsule looks like once it serves, for the banner and the `ready` event. */
+export interface ServedCapsule {
+  name: string;
+  version: string;
+  dir: string;
+  urls: string[];
+  capabilities: { grant: string; backend: string }[];
+  stateDir: string;
+}
+
+const CAPSULE_COLOURS = [36, 35, 34, 33, 32];
+const LEVEL_COLOURS: Readonly<Record<string, number>> = { trace: 2, debug: 2, info: 0, warn: 33, error: 31, critical: 31 };
+
+const clock = (time: Date = new Date()) => time.toTimeString().slice(0, 8);
+
+/**
+ * Everything `stratum dev` tells the user, as text for a terminal (coloured only on a TTY, and
+ * never with NO_COLOR) or as one JSON object per line with `--json`.
+ */
+export class DevOutput {
+  readonly #out: Stream;
+  readonly #json: boolean;
+  readonly #colours = new Map<string, number>();
+  #width = 8;
+
+  constructor(out: Stream, options: { json: boolean }) {
+    this.#out = out;
+    this.#json = options.json;
+  }
+
+  /** Names are padded to the longest, so that columns line up with several capsules. */
+  setCapsules(names: readonly string[]): void {
+    this.#width = Math.max(...names.map((name) => name.length), 1);
+    for (const name of names)
+      if (!this.#colours.has(name)) this.#colours.set(name, CAPSULE_COLOURS[this.#colours.size % CAPSULE_COLOURS.length] ?? 36);
+  }
+
+  #paint(code: number, text: string): string {
+    return code === 0 ? text : paint(this.#out, code, text);
+  }
+
+  #capsule(name: string): string {
+    return this.#paint(this.#colours.get(name) ?? 36, name.padEnd(this.#width));
+  }
+
+  #event(type: string, fields: Record<string, unknown>): void {
+    this.#out.write(`${JSON.stringify({ type, time: new Date().toISOString(), ...fields })}\n`);
+  }
+
+  #line(text: string): void {
+    this.#out.write(`${text}\n`);
+  }
+
+  ready(capsules: readonly ServedCapsule[], options: { watching: boolean; port: number }): void {
+    if (this.#json) {
+      this.#event('ready', { port: options.port, watching: options.watching, capsules });
+      return;
+    }
+    const lines: string[] = [''];
+    for (const capsule of capsules) {
+      lines.push(`  ${this.#paint(1, capsule.name)} ${this.#paint(2, capsule.version)}  ${this.#paint(2, capsule.dir)}`);
+      for (const url of capsule.urls) lines.push(`  ${this.#paint(32, '➜')}  ${this.#paint(1, url)}`);
+      const width = Math.max(0, ...capsule.capabilities.map((item) => item.grant.length));
+      if (capsule.capabilities.length === 0) lines.push(`     capabilities  ${this.#paint(2, 'none (HTTP in only)')}`);
+      capsule.capabilities.forEach((item, index) => {
+        lines.push(
+          `     ${index === 0 ? 'capabilities' : '            '}  ${item.grant.padEnd(width)}  ${this.#paint(2, `→ ${item.backend}`)}`,
+        );
+      });
+      lines.push(`     state         ${this.#paint(2, capsule.stateDir)}`, '');
+    }
+    lines.push(
+      this.#paint(
+        2,
+        options.watching ? '  watching for changes · Ctrl-C to stop' : '  not watching for changes (--no-watch) · Ctrl-C to stop',
+      ),
+      '',
+    );
+    this.#line(lines.join('\n'));
+  }
+
+  building(capsule: string, reason: string): void {
+    if (this.#json) this.#event('building', { capsule, reason });
+    else this.#line(`${this.#paint(2, clock())} ${this.#capsule(capsule)}  ${this.#paint(2, `… ${reason}`)}`);
+  }
+
+  /** A build (or reload) that is now serving. */
+  swapped(
+    capsule: string,
+    details: { version: string; digest: string; buildMs: number; swapMs: number; built: boolean; first: boolean },
+  ): void {
+    if (this.#json) {
+      this.#event(details.first ? 'started' : 'reloaded', { capsule, ...details });
+      return;
+    }
+    const what = details.built ? `built in ${formatDuration(details.buildMs)}` : 'build unchanged';
+    const verb = details.first ? 'serving' : 'reloaded';
+    this.#line(
+      `${this.#paint(2, clock())} ${this.#capsule(capsule)}  ${this.#paint(32, `✓ ${verb}`)} ${details.version} ${this.#paint(2, `(${what}, ${details.first ? 'started' : 'swapped'} in ${formatDuration(details.swapMs)}, ${details.digest.slice(0, 19)})`)}`,
+    );
+  }
+
+  /** A build, manifest or install error: what went wrong, the details, how to fix it. */
+  failed(capsule: string, error: unknown, keptServing: string | undefined): void {
+    const stratum = isStratumError(error) ? error : undefined;
+    if (this.#json) {
+      this.#event('error', {
+        capsule,
+        code: stratum?.code ?? 'INTERNAL',
+        message: errorMessage(error),
+        details: stratum?.details ?? [],
+        ...(stratum?.hint ? { hint: stratum.hint } : {}),
+        ...(keptServing ? { serving: keptServing } : {}),
+      });
+      return;
+    }
+    const lines = [`${this.#paint(2, clock())} ${this.#capsule(capsule)}  ${this.#paint(31, '✗ error:')} ${errorMessage(error)}`];
+    for (const detail of stratum?.details ?? []) lines.push(`    ${detail}`);
+    if (stratum?.hint) lines.push(`    ${this.#paint(36, 'hint:')} ${stratum.hint}`);
+    lines.push(
+      `    ${this.#paint(33, keptServing ? `still serving the last good version (${keptServing}); fix it and save to reload` : 'nothing is served yet; fix it and save to retry')}`,
+    );
+    this.#line(lines.join('\n'));
+  }
+
+  request(record: RequestRecord): void {
+    if (this.#json) {
+      this.#event('request', { ...record });
+      return;
+    }
+    const status = record.status;
+    const statusColour = status >= 500 ? 31 : status >= 400 ? 33 : status >= 300 ? 36 : 32;
+    const time = formatDuration(record.wallMs);
+    let line = `${this.#paint(2, clock())} ${this.#capsule(record.capsule)}  ${record.method.padEnd(6)} ${record.path} ${this.#paint(statusColour, String(status))} ${this.#paint(2, time)}`;
+    if (record.limit !== undefined) line += ` ${this.#paint(41, ` limit: ${record.limit} `)}`;
+    this.#line(line);
+  }
+
+  log(entry: CapsuleLogEntry): void {
+    if (this.#json) {
+      this.#event('log', { ...entry });
+      return;
+    }
+    const limitHit = entry.message.startsWith('limit hit');
+    const colour = limitHit ? 41 : entry.source === 'host' && entry.level === 'info' ? 2 : (LEVEL_COLOURS[entry.level] ?? 0);
+    const from = entry.source === 'host' ? 'host' : entry.level;
+    this.#line(
+      `${this.#paint(2, clock(new Date(entry.time)))} ${this.#capsule(entry.capsule)}  ${this.#paint(2, `│ ${from}`)} ${this.#paint(colour, entry.message)}`,
+    );
+  }
+
+  notice(message: string, capsule?: string): void {
+    if (this.#json) this.#event('notice', { message, ...(capsule ? { capsule } : {}) });
+    else this.#line(`${this.#paint(2, clock())} ${capsule ? `${this.#capsule(capsule)}  ` : ''}${this.#paint(2, message)}`);
+  }
+
+  stopped(stateDirs: readonly string[]): void {
+    if (this.#json) this.#event('stopped', { state: stateDirs });
+    else this.#line(`${this.#paint(2, clock())} stopped; state kept in ${stateDirs.join(', ')}`);
+  }
+}

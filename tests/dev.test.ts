@@ -1,0 +1,280 @@
+// `stratum dev` end to end, as a child process: serve, reload on a change without a failed
+// request, survive a broken manifest, recover, shut down on SIGINT, and keep state for the next run.
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { cp, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { CAPABILITY_MODULES, type Capability } from '@stratum/host';
+import { buildExample, exampleDir } from './support/examples.ts';
+import { freePort } from './support/services.ts';
+import { buildWat } from './support/tiny.ts';
+
+const root = fileURLToPath(new URL('../', import.meta.url));
+const launcher = join(root, 'packages', 'cli', 'bin', 'stratum.js');
+/** A JS capsule's build takes a minute or more on a busy machine; these bound waits, they measure nothing. */
+const BUILD_WAIT_MS = 6 * 60_000;
+
+type DevEvent = { type: string; [field: string]: unknown };
+
+interface DevProcess {
+  child: ChildProcess;
+  port: number;
+  events: DevEvent[];
+  stderr(): string;
+  /** The first event after this call (or since the start, with `since: 0`) that matches. */
+  waitFor(what: string, predicate: (event: DevEvent) => boolean, options?: { timeoutMs?: number; since?: number }): Promise<DevEvent>;
+  /** SIGINT, then the exit code. */
+  interrupt(): Promise<number | null>;
+}
+
+async function startDev(t: TestContext, dir: string, port: number): Promise<DevProcess> {
+  const child = spawn(process.execPath, [launcher, 'dev', dir, '--port', String(port), '--json'], {
+    cwd: root,
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const events: DevEvent[] = [];
+  const waiters = new Set<() => void>();
+  let stderr = '';
+  let pending = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    pending += chunk.toString();
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) if (line.trim()) events.push(JSON.parse(line) as DevEvent);
+    for (const wake of waiters) wake();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  t.after(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  return {
+    child,
+    port,
+    events,
+    stderr: () => stderr,
+    waitFor(what, predicate, options = {}) {
+      const seen = options.since ?? events.length;
+      const timeoutMs = options.timeoutMs ?? BUILD_WAIT_MS;
+      return new Promise((resolve, reject) => {
+        const check = () => {
+          const found = events.slice(seen).find(predicate);
+          if (found) {
+            waiters.delete(check);
+            clearTimeout(timer);
+            resolve(found);
+          }
+        };
+        const timer = setTimeout(() => {
+          waiters.delete(check);
+          reject(new Error(`no ${what} from stratum dev; events: ${JSON.stringify(events.slice(seen))}; stderr: ${stderr}`));
+        }, timeoutMs);
+        waiters.add(check);
+        child.once('exit', () => setTimeout(check, 0));
+        check();
+      });
+    },
+    async interrupt() {
+      child.kill('SIGINT');
+      return exited;
+    },
+  };
+}
+
+function get(port: number, host: string, path = '/'): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+/** Requests one after another until stopped; every answer that is not 200 is kept. */
+function steadyLoad(port: number, host: string, path: string) {
+  let running = true;
+  let served = 0;
+  const failures: string[] = [];
+  const done = (async () => {
+    while (running) {
+      try {
+        const reply = await get(port, host, path);
+        if (reply.status === 200) served++;
+        else failures.push(`${reply.status} ${reply.body.trim()}`);
+      } catch (error) {
+        failures.push(String(error));
+      }
+    }
+  })();
+  return {
+    async stop() {
+      running = false;
+      await done;
+      return { served, failures };
+    },
+  };
+}
+
+async function waitForBody(port: number, host: string, path: string, pattern: RegExp): Promise<string> {
+  for (let tries = 0; tries < 200; tries++) {
+    const reply = await get(port, host, path);
+    if (reply.status === 200 && pattern.test(reply.body)) return reply.body;
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+  throw new Error(`${host}${path} never answered ${pattern}`);
+}
+
+/** Processes (other than the test's own) whose command line names `dir`: a leftover would be an orphan. */
+async function processesNaming(dir: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const pid of await readdir('/proc').catch(() => [])) {
+    if (!/^\d+$/.test(pid) || Number(pid) === process.pid) continue;
+    const cmdline = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes(dir)) found.push(`${pid}: ${cmdline.replaceAll('\0', ' ')}`);
+  }
+  return found;
+}
+
+const exists = (path: string) =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
+
+async function writeAtomically(path: string, data: string | Uint8Array): Promise<void> {
+  await writeFile(`${path}.tmp`, data);
+  await rename(`${path}.tmp`, path);
+}
+
+/** The tiny capsule (a prebuilt component, no sources) with another 16-byte greeting. */
+async function tinyVariant(t: TestContext, greeting: string): Promise<Buffer> {
+  const wat = (await readFile(join(root, 'examples', 'tiny', 'tiny.wat'), 'utf8')).replace('"hello from tiny "', JSON.stringify(greeting));
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-wat-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'tiny.wat'), wat);
+  return readFile(await buildWat(join(dir, 'tiny.wat')));
+}
+
+const TINY_MANIFEST =
+  'stratum = 1\n\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n\n[source]\nwasm = "tiny.wasm"\n\n[resources]\ncpu = "nano"\n';
+
+test('stratum dev serves a prebuilt capsule, swaps it on change without a failed request, survives a broken manifest, and stops on SIGINT', async (t) => {
+  const [one, two] = await Promise.all([tinyVariant(t, 'version one     '), tinyVariant(t, 'version two     ')]);
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-tiny-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'stratum.toml'), TINY_MANIFEST);
+  await writeFile(join(dir, 'tiny.wasm'), one);
+
+  const dev = await startDev(t, dir, await freePort());
+  const ready = await dev.waitFor('ready', (event) => event.type === 'ready');
+  const [served] = ready.capsules as { name: string; urls: string[] }[];
+  assert.deepEqual(served?.urls, [`http://tiny.localhost:${dev.port}/`, `http://127.0.0.1:${dev.port}/`, `http://localhost:${dev.port}/`]);
+  assert.equal((await get(dev.port, 'tiny.localhost')).body, 'version one     1\n');
+  assert.equal((await get(dev.port, `127.0.0.1:${dev.port}`)).status, 200);
+  assert.equal((await get(dev.port, 'other.localhost')).status, 404);
+  const logged = await dev.waitFor('request log line', (event) => event.type === 'request' && event.capsule === 'tiny', {
+    since: 0,
+    timeoutMs: 10_000,
+  });
+  assert.deepEqual([logged.method, logged.path, logged.status], ['GET', '/', 200]);
+
+  const load = steadyLoad(dev.port, 'tiny.localhost', '/');
+  const reloaded = dev.waitFor('reload', (event) => event.type === 'reloaded');
+  await writeAtomically(join(dir, 'tiny.wasm'), two);
+  await reloaded;
+  await waitForBody(dev.port, 'tiny.localhost', '/', /^version two/);
+
+  const failed = dev.waitFor('manifest error', (event) => event.type === 'error');
+  await writeFile(join(dir, 'stratum.toml'), `${TINY_MANIFEST}\n[capsule\n`);
+  const error = await failed;
+  assert.equal(error.code, 'MANIFEST_INVALID');
+  assert.match(String(error.serving), /^0\.1\.0, sha256:/);
+  assert.match((await get(dev.port, 'tiny.localhost')).body, /^version two/);
+
+  const recovered = dev.waitFor('recovery', (event) => event.type === 'reloaded');
+  await writeFile(join(dir, 'stratum.toml'), TINY_MANIFEST.replace('0.1.0', '0.2.0'));
+  assert.equal((await recovered).version, '0.2.0');
+  const { served: count, failures } = await load.stop();
+  assert.deepEqual(failures, [], 'no request failed while the capsule was swapped');
+  assert.ok(count > 0);
+
+  const stopped = dev.waitFor('stopped', (event) => event.type === 'stopped');
+  assert.equal(await dev.interrupt(), 0);
+  await stopped;
+  assert.deepEqual(await processesNaming(dir), []);
+  assert.ok(await exists(join(dir, '.stratum', 'cache')), 'the state directory is kept');
+});
+
+/** What the runtime must serve for the counter example; empty once it does. */
+async function counterBlockers(): Promise<string[]> {
+  const needed = ['stratum:keyvalue/store', 'wasi:http/outgoing-handler'];
+  const served: string[] = [];
+  for (const entry of CAPABILITY_MODULES) {
+    const capability = ((await import(entry.module)) as { default: Capability }).default;
+    served.push(...capability.interfaces);
+  }
+  return needed.filter((name) => !served.includes(name));
+}
+
+test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count goes on after a restart', async (t) => {
+  const blockers = await counterBlockers();
+  if (blockers.length > 0) {
+    t.skip(`the host does not serve ${blockers.join(' and ')} yet, which the counter example imports`);
+    return;
+  }
+  await buildExample('counter');
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-counter-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
+  const port = await freePort();
+
+  const dev = await startDev(t, dir, port);
+  await dev.waitFor('ready', (event) => event.type === 'ready');
+  assert.deepEqual(JSON.parse((await get(port, 'counter.localhost', '/hits')).body), { path: '/hits', count: 1 });
+
+  const load = steadyLoad(port, 'counter.localhost', '/load');
+  const source = join(dir, 'src', 'index.ts');
+  const reloaded = dev.waitFor('reload', (event) => event.type === 'reloaded');
+  await writeFile(
+    source,
+    (await readFile(source, 'utf8')).replace('Response.json({ path, count })', 'Response.json({ path, count, edited: true })'),
+  );
+  await reloaded;
+  const edited = JSON.parse(await waitForBody(port, 'counter.localhost', '/hits', /edited/)) as { count: number };
+  assert.equal(edited.count, 2, 'the new version sees the old one’s state');
+
+  const manifest = join(dir, 'stratum.toml');
+  const good = await readFile(manifest, 'utf8');
+  const failed = dev.waitFor('manifest error', (event) => event.type === 'error');
+  await writeFile(manifest, good.replace('[capabilities]', '[capabilitiez]'));
+  assert.equal((await failed).code, 'MANIFEST_INVALID');
+  assert.match((await get(port, 'counter.localhost', '/hits')).body, /"edited":true/);
+
+  const recovered = dev.waitFor('recovery', (event) => event.type === 'reloaded' || event.type === 'notice');
+  await writeFile(manifest, good);
+  await recovered;
+  const { failures } = await load.stop();
+  assert.deepEqual(failures, [], 'no request failed while the capsule was swapped');
+  const before = JSON.parse((await get(port, 'counter.localhost', '/hits')).body) as { count: number };
+
+  assert.equal(await dev.interrupt(), 0);
+  assert.deepEqual(await processesNaming(dir), []);
+
+  const again = await startDev(t, dir, port);
+  await again.waitFor('ready', (event) => event.type === 'ready');
+  assert.equal((JSON.parse((await get(port, 'counter.localhost', '/hits')).body) as { count: number }).count, before.count + 1);
+  assert.equal(await again.interrupt(), 0);
+});
