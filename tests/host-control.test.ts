@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -536,4 +536,44 @@ test('installations survive a restart: the new runtime gets each one back, start
   );
   const served = await ingress(again, 'hello.example');
   assert.equal(await served.text(), 'hello from hello');
+});
+
+test('answers match the OpenAPI document', async (t) => {
+  const { Ajv2020 } = await import('ajv/dist/2020.js');
+  const ajv = new Ajv2020({ strict: false, allErrors: true });
+  ajv.addFormat('date-time', (value: string) => !Number.isNaN(Date.parse(value)));
+  const document = JSON.parse(await readFile(new URL('../spec/host-api.openapi.json', import.meta.url), 'utf8')) as Record<string, unknown>;
+  ajv.addSchema(document, 'openapi');
+  const check = (schema: string, value: unknown) => {
+    const validate = ajv.getSchema(`openapi#/components/schemas/${schema}`);
+    assert.ok(validate, schema);
+    assert.ok(validate(value), `${schema}: ${JSON.stringify(validate.errors)}\n${JSON.stringify(value)}`);
+  };
+
+  const { host, client } = await setup(t);
+  check('HostIdentity', await client.identity());
+  const installed = await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });
+  check('CapsuleStatus', installed);
+  await ingress(host, 'hello.example');
+  const status = await client.status();
+  for (const capsule of status.capsules) check('CapsuleStatus', capsule);
+  const usage = await client.usage();
+  for (const item of Object.values(usage.capsules)) check('Usage', item);
+  check('LedgerHead', usage.ledger);
+  for (const entry of (await client.ledger()).entries) check('LedgerEntry', entry);
+  const refused = await fetch(`${host.controlUrl}/status`);
+  check('Error', await refused.json());
+  const paths = Object.keys(document.paths as Record<string, unknown>);
+  assert.deepEqual(paths.sort(), [
+    '/capsules',
+    '/capsules/{name}',
+    '/capsules/{name}/drain',
+    '/capsules/{name}/logs',
+    '/capsules/{name}/start',
+    '/capsules/{name}/stop',
+    '/identity',
+    '/status',
+    '/usage',
+    '/usage/ledger',
+  ]);
 });
