@@ -62,12 +62,16 @@ interface Row {
 export function directoryBucket(options: DirectoryBucketOptions): BucketBackend {
   const limits = { ...DEFAULT_BUCKET_LIMITS, ...options.limits };
   const open = new Set<DatabaseSync>();
+  // One index connection per bucket for this backend: every instance of a worker shares it.
+  const opened = new Map<string, ObjectBucket>();
   return {
     type: 'directory',
     synchronous: true,
     async open(scope: BucketScope) {
       checkScope(scope);
       const dir = join(options.root, scope.capsule, scope.label);
+      const known = opened.get(dir);
+      if (known) return known;
       mkdirSync(join(dir, 'objects'), { recursive: true });
       mkdirSync(join(dir, 'uploads'), { recursive: true });
       for (const file of readdirSync(join(dir, 'uploads'))) {
@@ -80,11 +84,14 @@ export function directoryBucket(options: DirectoryBucketOptions): BucketBackend 
         'CREATE TABLE IF NOT EXISTS objects (name TEXT PRIMARY KEY, file TEXT NOT NULL, size INTEGER NOT NULL, content_type TEXT, etag TEXT NOT NULL, modified_ms INTEGER NOT NULL) WITHOUT ROWID',
       );
       open.add(db);
-      return openBucket(dir, db, limits);
+      const bucket = openBucket(dir, db, limits);
+      opened.set(dir, bucket);
+      return bucket;
     },
     async close() {
       for (const db of open) db.close();
       open.clear();
+      opened.clear();
     },
   };
 }

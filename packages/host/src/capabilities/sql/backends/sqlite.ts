@@ -47,11 +47,15 @@ const READ_ONLY_PRAGMAS = new Set([
 export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
   const limits = { ...DEFAULT_SQL_LIMITS, ...options.limits };
   const open = new Set<DatabaseSync>();
+  // One connection per database for this backend: every instance of a worker shares it.
+  const opened = new Map<string, SqlDatabase>();
   return {
     type: 'sqlite',
     synchronous: true,
     async open(scope: DatabaseScope) {
       checkScope(scope);
+      const known = opened.get(`${scope.capsule}/${scope.label}`);
+      if (known) return known;
       const dir = join(options.dataDir, 'sql', scope.capsule);
       mkdirSync(dir, { recursive: true });
       const db = new DatabaseSync(join(dir, `${scope.label}.sqlite`), {
@@ -64,11 +68,14 @@ export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
       const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
       db.exec(`PRAGMA max_page_count = ${Math.max(2, Math.floor(limits.maxDatabaseBytes / pageSize))}`);
       open.add(db);
-      return openDatabase(db, limits, pageSize);
+      const database = openDatabase(db, limits, pageSize);
+      opened.set(`${scope.capsule}/${scope.label}`, database);
+      return database;
     },
     async close() {
       for (const db of open) db.close();
       open.clear();
+      opened.clear();
     },
   };
 }
