@@ -3,6 +3,7 @@
  * thread posts requests in; this thread posts response batches out. It may be terminated at
  * any moment (CPU or wall-clock limit), so it keeps nothing that must outlive it.
  */
+import { flushCompileCache } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
 import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
@@ -282,6 +283,9 @@ start().then(
       queue = queue.then(() => serve(handle, message));
     });
     port.postMessage({ type: 'ready', cpuTotalMicros: cpuMicros(), memoryBytes: memoryBytes() } satisfies FromWorker);
+    // The code cache is written at exit, and capsule workers are terminated rather than
+    // exiting: write it now, after the answer that matters, for the next instance.
+    if (init.compileCacheDir) setImmediate(flushCompileCache);
   },
   (error: unknown) => {
     port.postMessage({ type: 'failed', message: error instanceof Error ? error.message : String(error) } satisfies FromWorker);

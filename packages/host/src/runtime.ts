@@ -236,7 +236,7 @@ class Capsule {
   // ----- the pool -----
 
   spawn(): CapsuleWorker {
-    const worker = new Worker(new URL('./capsule-worker.ts', import.meta.url), {
+    const worker = new Worker(new URL('./capsule-worker-entry.ts', import.meta.url), {
       workerData: this.init,
       // The JS heap of the glue only: linear memory is capped in the modules themselves.
       resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 },
@@ -774,6 +774,7 @@ class Runtime implements StratumHostRuntime {
         capabilities: plans,
         jspi: transpiled.jspi,
         responseBodyBytes: limits.responseBodyBytes,
+        compileCacheDir: join(this.#options.dataDir, 'cache', 'v8'),
       },
     });
     const previous = this.#capsules.get(name);

@@ -15,6 +15,8 @@ export interface WorkerInit {
   capabilities: WorkerCapabilityPlan[];
   jspi: boolean;
   responseBodyBytes: number;
+  /** Where V8 keeps compiled code of the modules a worker loads, shared by all workers. */
+  compileCacheDir?: string;
 }
 
 export interface RequestMessage {
