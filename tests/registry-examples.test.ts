@@ -1,14 +1,17 @@
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
-import { loadManifest, parseManifest } from '@stratum/manifest';
+import { createHostRuntime } from '@stratum/host';
+import { loadManifest, type Manifest, parseManifest } from '@stratum/manifest';
 import { digestOf, pullComponent } from '@stratum/registry';
 import { main } from '../packages/cli/src/main.ts';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, EXAMPLES, exampleDir } from './support/examples.ts';
+import { buildTiny } from './support/tiny.ts';
 
 function sink() {
   let text = '';
@@ -22,6 +25,34 @@ function sink() {
     { isTTY: false },
   );
   return { stream, text: () => text };
+}
+
+/** Installs a capsule in a fresh host runtime and sends it one request through the ingress. */
+async function runOnHost(t: import('node:test').TestContext, manifest: Manifest, component: Uint8Array, path: string) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'stratum-host-'));
+  const runtime = await createHostRuntime({ dataDir });
+  const server = createServer((req, res) => runtime.handleRequest(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(async () => {
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    await runtime.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  await runtime.install({ name: manifest.capsule.name, manifest, component, domains: ['capsule.test'] });
+  await runtime.start(manifest.capsule.name);
+  const port = (server.address() as import('node:net').AddressInfo).port;
+  return new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, headers: { host: 'capsule.test' }, agent: false }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
 }
 
 test('every example goes through a real registry: push --pin, pull by the pinned digest, identical bytes', async (t) => {
@@ -79,6 +110,54 @@ test('every example goes through a real registry: push --pin, pull by the pinned
       assert.equal(digest, digestOf(built), 'push prints the component digest');
       assert.equal(pulled.manifestText, original);
       t.diagnostic(`${name}: ${built.length} bytes, ${digest}`);
+
+      // The host runs what was pulled, installed from the pinned manifest.
+      if (name === 'hello') {
+        const reply = await runOnHost(t, pinned, bytes, '/?name=registry').catch((error: unknown) => {
+          // Only a capability the host does not serve yet excuses this; anything else fails.
+          if ((error as { code?: string }).code !== 'CAPABILITY_UNKNOWN_IMPORT') throw error;
+          t.skip(`the host cannot run ${name} yet: ${(error as { details?: string[] }).details?.join('; ')}`);
+          return undefined;
+        });
+        if (!reply) return;
+        assert.equal(reply.status, 200, reply.body);
+        assert.equal((JSON.parse(reply.body) as { message: string }).message, 'hello, registry');
+      }
     });
   }
+});
+
+test('the host runs a capsule pulled from the registry by its pinned digest (examples/tiny)', async (t) => {
+  if (!(await registryBinary())) {
+    if (process.env.STRATUM_REQUIRE_SERVICES === '1')
+      throw new Error('docker-registry is not installed, and STRATUM_REQUIRE_SERVICES=1 requires it');
+    t.skip('docker-registry is not installed (apt-get install docker-registry; .ci/apt-packages lists it)');
+    return;
+  }
+  const registry = await startTestRegistry();
+  t.after(() => registry.stop());
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-tiny-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await copyFile(join(exampleDir('hello'), '..', 'tiny', 'stratum.toml'), join(dir, 'stratum.toml'));
+  await copyFile(await buildTiny(), join(dir, 'tiny.wasm'));
+  const reference = `oci://${registry.host}/examples/tiny:0.1.0`;
+  const out = sink();
+  const err = sink();
+  assert.equal(
+    await main(['push', dir, reference, '--pin', '--cache-dir', join(dir, 'cache')], { stdout: out.stream, stderr: err.stream }),
+    0,
+    err.text(),
+  );
+  const { manifest } = parseManifest(await readFile(join(dir, 'stratum.toml'), 'utf8'));
+  assert.equal(manifest.source.kind, 'registry');
+  if (manifest.source.kind !== 'registry') return;
+
+  const pulled = await pullComponent({
+    reference: manifest.source.registry,
+    digest: manifest.source.digest,
+    cacheDir: join(dir, 'pulled'),
+  });
+  const reply = await runOnHost(t, manifest, await readFile(pulled.path), '/');
+  assert.equal(reply.status, 200);
+  assert.equal(reply.body, 'hello from tiny 1\n');
 });

@@ -141,6 +141,7 @@ test('push then pull through a real registry: identical bytes, the digest pins t
   assert.equal(again.fromCache, true);
   assert.equal(again.path, byTag.path);
   assert.equal(again.manifestText, TOML, 'the cache remembers the artifact a component came in');
+  assert.equal(again.size, wasm.length);
 
   // Without a tag, the pinned component is fetched as a blob; there is no manifest to read.
   const untagged = await pullComponent({
@@ -150,6 +151,7 @@ test('push then pull through a real registry: identical bytes, the digest pins t
   });
   assert.deepEqual(new Uint8Array(await readFile(untagged.path)), wasm);
   assert.equal(untagged.manifestText, undefined);
+  assert.equal(untagged.size, wasm.length);
 
   // The reference's manifest digest and the pin must name the same component.
   await assert.rejects(

@@ -124,12 +124,15 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
   if (artifact) await cache.writeBytes(artifact.manifest.digest, artifact.manifest.bytes);
 
   const size = artifact?.wasm.wasm.size;
-  let path = size === undefined ? (await cache.verifiedAnySize(componentDigest))?.path : await cache.verifiedPath(componentDigest, size);
-  let pulledSize = size;
-  if (!path) {
+  const cachedBlob =
+    size === undefined
+      ? await cache.verifiedAnySize(componentDigest)
+      : await cache.verifiedPath(componentDigest, size).then((found) => (found === undefined ? undefined : { path: found, size }));
+  let blob = cachedBlob;
+  if (!blob) {
     const temp = await cache.tempPath(componentDigest);
-    pulledSize = await client.downloadBlob(repository, componentDigest, size, temp, options.onProgress);
-    path = await cache.commit(temp, componentDigest);
+    const pulledSize = await client.downloadBlob(repository, componentDigest, size, temp, options.onProgress);
+    blob = { path: await cache.commit(temp, componentDigest), size: pulledSize };
   }
   await cache.noteSource(componentDigest, reference.registry, reference.repository).catch(() => {});
   if (artifact) {
@@ -138,9 +141,9 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
   }
   logger?.debug({ reference: name, digest: componentDigest, manifest: artifact?.manifest.digest }, 'capsule pulled');
   return {
-    path,
+    path: blob.path,
     digest: componentDigest,
-    size: pulledSize ?? 0,
+    size: blob.size,
     ...(artifact ? { manifestDigest: artifact.manifest.digest } : {}),
     ...(artifact?.wasm.stratumToml !== undefined ? { manifestText: artifact.wasm.stratumToml } : {}),
     reference: name,
