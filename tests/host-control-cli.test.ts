@@ -1,0 +1,110 @@
+// `stratum host status` and `stratum host start`'s refusals, through the CLI's main().
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { type TestContext, test } from 'node:test';
+import { main } from '@stratum/cli';
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { parseHostConfig, startHost } from '@stratum/host';
+
+async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const stdout = new PassThrough();
+  const stderr = new PassThrough();
+  let out = '';
+  let err = '';
+  stdout.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+  });
+  stderr.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const code = await main(argv, { stdout, stderr });
+  return { code, stdout: out, stderr: err };
+}
+
+async function hostWithOperatorKey(t: TestContext) {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const operator = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const text = `stratum = 1
+[host]
+name = "h1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+[registrars.operator]
+key = "${operator.publicJwk.x}"
+`;
+  await writeFile(join(dir, 'host.toml'), text);
+  const host = await startHost(parseHostConfig(text, join(dir, 'host.toml')), { pullComponent: false });
+  t.after(() => host.close());
+  return { dir, host };
+}
+
+test('host status asks the live host with a signed request', async (t) => {
+  const { dir, host } = await hostWithOperatorKey(t);
+  const result = await run([
+    'host',
+    'status',
+    '--url',
+    host.controlUrl.href,
+    '--audience',
+    'h1.example.net',
+    '--key',
+    join(dir, 'operator.key'),
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stdout, /^h1\.example\.net {2}stratum-host /);
+  assert.match(result.stdout, /no capsules installed/);
+
+  const json = await run(['host', 'status', '--url', host.controlUrl.href, '--key', join(dir, 'operator.key'), '--json']);
+  assert.equal(json.code, 0, json.stderr);
+  const status = JSON.parse(json.stdout) as { host: { name: string }; capsules: unknown[]; runtime?: { transpiles: number } };
+  assert.equal(status.host.name, 'h1.example.net');
+  assert.deepEqual(status.capsules, []);
+  assert.equal(status.runtime?.transpiles, 0);
+});
+
+test('host status with a key the host does not trust fails with the reason', async (t) => {
+  const { dir, host } = await hostWithOperatorKey(t);
+  await writeKeyFile(join(dir, 'stranger.key'), (await generateEd25519KeyPair()).privateJwk);
+  const result = await run([
+    'host',
+    'status',
+    '--url',
+    host.controlUrl.href,
+    '--audience',
+    'h1.example.net',
+    '--key',
+    join(dir, 'stranger.key'),
+  ]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /not a registrar this host trusts/);
+});
+
+test('host status without --key is a usage error', async () => {
+  const result = await run(['host', 'status', '--url', 'http://127.0.0.1:1/v1']);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /--key is required/);
+});
+
+test('host start refuses an invalid host.toml with file:line:col errors', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const config = join(dir, 'host.toml');
+  await writeFile(
+    config,
+    'stratum = 1\n[host]\nname = "h"\nkey = "k"\ndata = "d"\nport = 80\n[registrars.r]\nkey = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"\n',
+  );
+  const result = await run(['host', 'start', '--config', config]);
+  assert.equal(result.code, 1);
+  assert.equal(result.stderr, `${config}:6:1: unknown key "port" in [host] (known: name, key, data)\n`);
+  assert.equal((await run(['host', 'start', '--config', config, '--log-format', 'xml'])).code, 2);
+});
