@@ -126,3 +126,47 @@ test('drain answers in-flight requests, then stops; stop and uninstall free the 
   assert.equal((await host.get('tiny.test')).status, 404);
   await assert.rejects(host.runtime.start('tiny'), { code: 'CAPSULE_NOT_FOUND' });
 });
+
+test('a host killed with SIGKILL comes back from its cache: every capsule, no transpiling', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dataDir = await mkdtemp(join(tmpdir(), 'stratum-sigkill-'));
+  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const tiny = await buildTiny();
+  const child = spawn(
+    process.execPath,
+    [
+      new URL('./fixtures/hostile/host-process.ts', import.meta.url).pathname,
+      dataDir,
+      `tiny=${tiny}`,
+      `trap=${await buildHostile('trap')}`,
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
+  t.after(() => child.kill('SIGKILL'));
+  const ready = await new Promise<string>((resolve, reject) => {
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+      if (output.includes('\n')) resolve(output);
+    });
+    child.once('exit', (code) => reject(new Error(`the host exited early (${code}): ${output}`)));
+  });
+  assert.match(ready, /^ready \d+ \{"transpiles":2,/);
+  child.kill('SIGKILL');
+  await new Promise((resolve) => child.once('exit', resolve));
+
+  const host = await startHarness(t, { dataDir });
+  await host.install('tiny', tiny);
+  await host.install('trap', await buildHostile('trap'));
+  assert.equal(host.runtime.stats().transpiles, 0);
+  assert.equal(host.runtime.stats().cacheHits, 2);
+  assert.equal((await host.get('tiny.test')).body.toString(), 'hello from tiny 1\n');
+  // A component the killed host never saw is transpiled as usual.
+  await host.install('loop', await buildHostile('loop'));
+  assert.equal(host.runtime.stats().transpiles, 1);
+});
