@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import bucket from '../packages/host/src/capabilities/bucket/index.ts';
+import bucket, { exportBucketState, importBucketState } from '../packages/host/src/capabilities/bucket/index.ts';
 import config from '../packages/host/src/capabilities/config/index.ts';
-import keyvalue from '../packages/host/src/capabilities/keyvalue/index.ts';
+import keyvalue, { exportKeyValueState, importKeyValueState } from '../packages/host/src/capabilities/keyvalue/index.ts';
 import logging from '../packages/host/src/capabilities/logging/index.ts';
 import { LogRing } from '../packages/host/src/capabilities/logging/ring.ts';
-import sql from '../packages/host/src/capabilities/sql/index.ts';
+import sql, { exportSqlState, importSqlState } from '../packages/host/src/capabilities/sql/index.ts';
 import { configureContext, manifestWith, prepareContext, witError } from './capabilities-support.ts';
 import { requireService } from './support/services.ts';
 
@@ -308,4 +308,46 @@ test('LogRing keeps the newest entries, replays a backlog and follows new ones',
   ring.push(7);
   assert.deepEqual(seen, [5, 6]);
   assert.throws(() => new LogRing(0), RangeError);
+});
+
+test("state helpers: a capsule's data exported where its worker wrote it, and imported for another capsule", async (t) => {
+  const kvPlan = await keyvalue.configure(configureContext({ imports: KV_IMPORTS, manifest: manifestWith({ keyvalue: ['default'] }) }));
+  const source = await keyvalue.prepare(prepareContext(kvPlan.settings, 'statefrom'));
+  const target = await keyvalue.prepare(prepareContext(kvPlan.settings, 'stateto'));
+  t.after(() => keyvalue.shutdown?.());
+  const open = (prepared: typeof source) =>
+    (prepared.imports['stratum:keyvalue/store'] as { open(label: string): Record<string, (...args: unknown[]) => unknown> }).open(
+      'default',
+    );
+  open(source).set?.('moved', new TextEncoder().encode('yes'));
+  const where = (capsule: string) => ({ hostConfig: undefined, dataDir: prepareContext({}, capsule).dataDir, capsule, label: 'default' });
+  const lines: string[] = [];
+  for await (const line of exportKeyValueState(where('statefrom'))) lines.push(line);
+  assert.deepEqual(await importKeyValueState(where('stateto'), lines), { label: 'default', records: 1 });
+  assert.deepEqual(open(target).get?.('moved'), new TextEncoder().encode('yes'));
+
+  const sqlPlan = await sql.configure(
+    configureContext({ imports: ['stratum:sql/database@0.1.0'], manifest: manifestWith({ sql: ['default'] }) }),
+  );
+  const db = (await sql.prepare(prepareContext(sqlPlan.settings, 'sqlstate'))).imports['stratum:sql/database'] as {
+    open(label: string): Record<string, (...args: unknown[]) => unknown>;
+  };
+  t.after(() => sql.shutdown?.());
+  db.open('default').execute?.('CREATE TABLE t (v TEXT)', []);
+  db.open('default').execute?.('INSERT INTO t (v) VALUES (?)', [{ tag: 'text', val: 'row' }]);
+  const sqlLines: string[] = [];
+  for await (const line of exportSqlState(where('sqlstate'))) sqlLines.push(line);
+  assert.equal((await importSqlState(where('sqlstate2'), sqlLines)).records, 2);
+
+  const bucketPlan = await bucket.configure(
+    configureContext({ imports: ['stratum:bucket/objects@0.1.0'], manifest: manifestWith({ bucket: ['default'] }) }),
+  );
+  const objects = (await bucket.prepare(prepareContext(bucketPlan.settings, 'bucketstate'))).imports['stratum:bucket/objects'] as {
+    open(label: string): Record<string, (...args: unknown[]) => unknown>;
+  };
+  t.after(() => bucket.shutdown?.());
+  objects.open('default').put?.('a.txt', new TextEncoder().encode('abc'), 'text/plain');
+  const bucketLines: string[] = [];
+  for await (const line of exportBucketState(where('bucketstate'))) bucketLines.push(line);
+  assert.equal((await importBucketState(where('bucketstate2'), bucketLines)).records, 2);
 });

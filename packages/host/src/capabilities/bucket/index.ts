@@ -1,11 +1,12 @@
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseSize, StratumError } from '@stratum/core';
+import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { directoryBucket } from './backends/directory.ts';
 import { parseS3Location, s3Bucket } from './backends/s3.ts';
 import { bucketAsyncImports, bucketImports } from './bindings.ts';
+import { exportBucket, importBucket } from './snapshot.ts';
 import type { BucketBackend, BucketLimits, ObjectBucket } from './types.ts';
 
 /**
@@ -149,10 +150,9 @@ function configure(context: ConfigureContext) {
 
 const backends = new Map<string, BucketBackend>();
 
-function backendFor(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): BucketBackend {
-  const identity = JSON.stringify([settings, settings.type === 'directory' ? dataDir : '']);
-  let backend = backends.get(identity);
-  if (backend) return backend;
+/** A backend for one label's settings (not cached: the caller closes it). */
+export function createBucketBackend(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): BucketBackend {
+  let backend: BucketBackend;
   if (settings.type === 's3') {
     backend = s3Bucket({
       location: settings.location ?? '',
@@ -167,6 +167,14 @@ function backendFor(settings: BucketLabelSettings, dataDir: string, logger: Conf
   } else {
     backend = directoryBucket({ root: settings.location ?? dataDir, limits: settings.limits });
   }
+  return backend;
+}
+
+function backendFor(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): BucketBackend {
+  const identity = JSON.stringify([settings, settings.type === 'directory' ? dataDir : '']);
+  let backend = backends.get(identity);
+  if (backend) return backend;
+  backend = createBucketBackend(settings, dataDir, logger);
   backends.set(identity, backend);
   return backend;
 }
@@ -190,3 +198,45 @@ const bucket: Capability<BucketSettings> = {
 };
 
 export default bucket;
+
+/** Where a capsule's bucket state is, for a snapshot taken on the host's main thread. */
+export interface BucketStateOptions {
+  /** host.toml's [bucket] section, as `configure` gets it. */
+  hostConfig: unknown;
+  /** The capsule's directory for this capability: `<dataDir>/capsules/<capsule>/bucket`. */
+  dataDir: string;
+  capsule: string;
+  label: string;
+  logger?: ConfigureContext['logger'];
+}
+
+function stateBackend(options: BucketStateOptions) {
+  const settings = parseBucketHostConfig(options.hostConfig)[options.label] ?? { type: 'directory' as const, limits: {} };
+  return createBucketBackend(settings, options.dataDir, options.logger ?? silentLogger);
+}
+
+/**
+ * A capsule's bucket state under one label as a portable snapshot (spec/snapshot.md), read from
+ * whichever backend host.toml binds the label to. For migration: the control API's export.
+ */
+export async function* exportBucketState(options: BucketStateOptions): AsyncIterable<string> {
+  const backend = stateBackend(options);
+  try {
+    yield* exportBucket(await backend.open({ capsule: options.capsule, label: options.label }), options.label);
+  } finally {
+    await backend.close();
+  }
+}
+
+/** Replaces a capsule's bucket state under one label with a snapshot's, on whichever backend host.toml binds it to. */
+export async function importBucketState(
+  options: BucketStateOptions,
+  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
+): Promise<{ label: string; records: number }> {
+  const backend = stateBackend(options);
+  try {
+    return await importBucket(await backend.open({ capsule: options.capsule, label: options.label }), input);
+  } finally {
+    await backend.close();
+  }
+}

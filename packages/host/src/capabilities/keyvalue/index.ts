@@ -1,10 +1,11 @@
-import { parseSize, StratumError } from '@stratum/core';
+import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { natsKeyValue } from './backends/nats.ts';
 import { redisKeyValue } from './backends/redis.ts';
 import { sqliteKeyValue } from './backends/sqlite.ts';
 import { keyValueAsyncImports, keyValueImports } from './bindings.ts';
+import { exportKeyValue, importKeyValue } from './snapshot.ts';
 import type { KeyValueBackend, KeyValueLimits, KeyValueStore } from './types.ts';
 
 /**
@@ -123,10 +124,13 @@ function configure(context: ConfigureContext) {
 /** Backends live for the worker: one per distinct configuration, shared by the capsule's instances. */
 const backends = new Map<string, KeyValueBackend>();
 
-function backendFor(settings: KeyValueLabelSettings, dataDir: string, logger: ConfigureContext['logger']): KeyValueBackend {
-  const identity = JSON.stringify([settings, settings.type === 'sqlite' ? dataDir : '']);
-  let backend = backends.get(identity);
-  if (backend) return backend;
+/** A backend for one label's settings (not cached: the caller closes it). */
+export function createKeyValueBackend(
+  settings: KeyValueLabelSettings,
+  dataDir: string,
+  logger: ConfigureContext['logger'],
+): KeyValueBackend {
+  let backend: KeyValueBackend;
   const limits = settings.limits;
   if (settings.type === 'redis') {
     backend = redisKeyValue({ url: settings.url ?? '', limits, logger, ...(settings.prefix ? { keyPrefix: settings.prefix } : {}) });
@@ -141,6 +145,14 @@ function backendFor(settings: KeyValueLabelSettings, dataDir: string, logger: Co
   } else {
     backend = sqliteKeyValue({ dataDir, limits });
   }
+  return backend;
+}
+
+function backendFor(settings: KeyValueLabelSettings, dataDir: string, logger: ConfigureContext['logger']): KeyValueBackend {
+  const identity = JSON.stringify([settings, settings.type === 'sqlite' ? dataDir : '']);
+  let backend = backends.get(identity);
+  if (backend) return backend;
+  backend = createKeyValueBackend(settings, dataDir, logger);
   backends.set(identity, backend);
   return backend;
 }
@@ -171,3 +183,45 @@ const keyvalue: Capability<KeyValueSettings> = {
 };
 
 export default keyvalue;
+
+/** Where a capsule's keyvalue state is, for a snapshot taken on the host's main thread. */
+export interface KeyValueStateOptions {
+  /** host.toml's [keyvalue] section, as `configure` gets it. */
+  hostConfig: unknown;
+  /** The capsule's directory for this capability: `<dataDir>/capsules/<capsule>/keyvalue`. */
+  dataDir: string;
+  capsule: string;
+  label: string;
+  logger?: ConfigureContext['logger'];
+}
+
+function stateBackend(options: KeyValueStateOptions) {
+  const settings = parseKeyValueHostConfig(options.hostConfig)[options.label] ?? { type: 'sqlite' as const, limits: {} };
+  return createKeyValueBackend(settings, options.dataDir, options.logger ?? silentLogger);
+}
+
+/**
+ * A capsule's keyvalue state under one label as a portable snapshot (spec/snapshot.md), read from
+ * whichever backend host.toml binds the label to. For migration: the control API's export.
+ */
+export async function* exportKeyValueState(options: KeyValueStateOptions): AsyncIterable<string> {
+  const backend = stateBackend(options);
+  try {
+    yield* exportKeyValue(await backend.open({ capsule: options.capsule, label: options.label }), options.label);
+  } finally {
+    await backend.close();
+  }
+}
+
+/** Replaces a capsule's keyvalue state under one label with a snapshot's, on whichever backend host.toml binds it to. */
+export async function importKeyValueState(
+  options: KeyValueStateOptions,
+  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
+): Promise<{ label: string; records: number }> {
+  const backend = stateBackend(options);
+  try {
+    return await importKeyValue(await backend.open({ capsule: options.capsule, label: options.label }), input);
+  } finally {
+    await backend.close();
+  }
+}

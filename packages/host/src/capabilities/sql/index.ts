@@ -1,9 +1,10 @@
-import { parseSize, StratumError } from '@stratum/core';
+import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { postgresSql } from './backends/postgres.ts';
 import { sqliteSql } from './backends/sqlite.ts';
 import { sqlAsyncImports, sqlImports } from './bindings.ts';
+import { exportSql, importSql } from './snapshot.ts';
 import type { SqlBackend, SqlDatabase, SqlLimits } from './types.ts';
 
 /**
@@ -113,11 +114,9 @@ function configure(context: ConfigureContext) {
 
 const backends = new Map<string, SqlBackend>();
 
-function backendFor(settings: SqlLabelSettings, dataDir: string, logger: ConfigureContext['logger']): SqlBackend {
-  const identity = JSON.stringify([settings, settings.type === 'sqlite' ? dataDir : '']);
-  let backend = backends.get(identity);
-  if (backend) return backend;
-  backend =
+/** A backend for one label's settings (not cached: the caller closes it). */
+export function createSqlBackend(settings: SqlLabelSettings, dataDir: string, logger: ConfigureContext['logger']): SqlBackend {
+  const backend =
     settings.type === 'postgres'
       ? postgresSql({
           url: settings.url ?? '',
@@ -128,6 +127,14 @@ function backendFor(settings: SqlLabelSettings, dataDir: string, logger: Configu
           ...(settings.schemaPrefix ? { schemaPrefix: settings.schemaPrefix } : {}),
         })
       : sqliteSql({ dataDir, limits: settings.limits });
+  return backend;
+}
+
+function backendFor(settings: SqlLabelSettings, dataDir: string, logger: ConfigureContext['logger']): SqlBackend {
+  const identity = JSON.stringify([settings, settings.type === 'sqlite' ? dataDir : '']);
+  let backend = backends.get(identity);
+  if (backend) return backend;
+  backend = createSqlBackend(settings, dataDir, logger);
   backends.set(identity, backend);
   return backend;
 }
@@ -151,3 +158,45 @@ const sql: Capability<SqlSettings> = {
 };
 
 export default sql;
+
+/** Where a capsule's sql state is, for a snapshot taken on the host's main thread. */
+export interface SqlStateOptions {
+  /** host.toml's [sql] section, as `configure` gets it. */
+  hostConfig: unknown;
+  /** The capsule's directory for this capability: `<dataDir>/capsules/<capsule>/sql`. */
+  dataDir: string;
+  capsule: string;
+  label: string;
+  logger?: ConfigureContext['logger'];
+}
+
+function stateBackend(options: SqlStateOptions) {
+  const settings = parseSqlHostConfig(options.hostConfig)[options.label] ?? { type: 'sqlite' as const, limits: {} };
+  return createSqlBackend(settings, options.dataDir, options.logger ?? silentLogger);
+}
+
+/**
+ * A capsule's sql state under one label as a portable snapshot (spec/snapshot.md), read from
+ * whichever backend host.toml binds the label to. For migration: the control API's export.
+ */
+export async function* exportSqlState(options: SqlStateOptions): AsyncIterable<string> {
+  const backend = stateBackend(options);
+  try {
+    yield* exportSql(await backend.open({ capsule: options.capsule, label: options.label }), options.label);
+  } finally {
+    await backend.close();
+  }
+}
+
+/** Replaces a capsule's sql state under one label with a snapshot's, on whichever backend host.toml binds it to. */
+export async function importSqlState(
+  options: SqlStateOptions,
+  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
+): Promise<{ label: string; records: number }> {
+  const backend = stateBackend(options);
+  try {
+    return await importSql(await backend.open({ capsule: options.capsule, label: options.label }), input);
+  } finally {
+    await backend.close();
+  }
+}
