@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
-import { createControlClient, parseHostConfig, startHost, verifyLedgerFile } from '@stratum/host';
+import { ControlApiError, createControlClient, parseHostConfig, startHost, verifyLedgerFile } from '@stratum/host';
+import { pushCapsule } from '@stratum/registry';
+import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 
 /** fetch() will not send a Host header of our choosing; node:http will. */
@@ -75,4 +77,64 @@ key = "${registrar.publicJwk.x}"
   await client.uninstall('hello');
   assert.equal((await get(host.ingressUrl, 'hello.example', '/')).status, 404);
   assert.deepEqual((await client.status()).capsules, []);
+});
+
+test('an install whose manifest names a registry source is pulled by the host and verified', async (t) => {
+  if (!(await registryBinary())) {
+    if (process.env.STRATUM_REQUIRE_SERVICES === '1')
+      throw new Error('docker-registry is not installed, and STRATUM_REQUIRE_SERVICES=1 requires it');
+    t.skip('docker-registry is not installed (apt-get install docker-registry; .ci/apt-packages lists it)');
+    return;
+  }
+  const wasm = await buildExample('hello');
+  const registry = await startTestRegistry();
+  t.after(() => registry.stop());
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const reference = `oci://${registry.host}/examples/hello:0.1.0`;
+  const pushed = await pushCapsule({ reference, wasm: { path: wasm }, cacheDir: join(dir, 'push-cache') });
+  const original = await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8');
+  // What `stratum push --pin` leaves: the source pinned in the registry, and no [build] (it has nowhere to write).
+  const pinned = original
+    .replace(/^wasm = .*$/m, `registry = "${reference}"\ndigest = "${pushed.digest}"`)
+    .replace(/^\[build\]\nentry = .*\n/m, '');
+  assert.notEqual(pinned, original);
+
+  const registrar = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const config = parseHostConfig(
+    `stratum = 1
+[host]
+name = "host1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+[registrars.test]
+key = "${registrar.publicJwk.x}"
+`,
+    join(dir, 'host.toml'),
+  );
+  const host = await startHost(config);
+  t.after(() => host.close());
+  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+
+  const installed = await client.install({ domains: ['hello.example'], manifest: pinned });
+  assert.equal(installed.digest, pushed.digest);
+  const hello = await get(host.ingressUrl, 'hello.example', '/?name=registry');
+  assert.equal(hello.status, 200);
+  assert.equal((JSON.parse(hello.body) as { message: string }).message, 'hello, registry');
+
+  const wrong = pinned.replace(pushed.digest, `sha256:${'1'.repeat(64)}`);
+  await assert.rejects(client.install({ name: 'other', domains: ['other.example'], manifest: wrong }), (error: unknown) => {
+    assert.ok(error instanceof ControlApiError);
+    assert.equal(error.status >= 400 && error.status < 500, true, `${error.status} ${error.code}`);
+    return true;
+  });
+  assert.deepEqual(
+    (await client.status()).capsules.map((capsule) => capsule.name),
+    ['hello'],
+  );
 });

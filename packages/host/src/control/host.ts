@@ -83,7 +83,7 @@ export interface RunningHost {
  * const host = await startHost(await loadHostConfig('host.toml'), { createRuntime, logger });
  * console.log(`ingress on ${host.ingressUrl}, control API on ${host.controlUrl}`);
  */
-export async function startHost(config: HostConfig, options: StartHostOptions): Promise<RunningHost> {
+export async function startHost(config: HostConfig, options: StartHostOptions = {}): Promise<RunningHost> {
   const logger = options.logger ?? silentLogger;
   const identityKey = options.identityKey ?? (await readKeyFile(config.keyFile));
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
