@@ -23,6 +23,7 @@ export const DEFAULT_CHUNK_BYTES = 8 * 1024 * 1024;
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
 export const DEFAULT_TIMEOUT_MS = 30_000;
+const MIN_UPLOAD_BYTES_PER_SECOND = 32 * 1024;
 
 export interface TransferProgress {
   phase: 'upload' | 'download';
@@ -465,7 +466,10 @@ export class RegistryClient {
     abort: AbortController = new AbortController(),
   ): Promise<Response> {
     const signal = this.options.signal ? AbortSignal.any([this.options.signal, abort.signal]) : abort.signal;
-    const timer = setTimeout(() => abort.abort(timedOut(url, 'answered', this.timeoutMs)), this.timeoutMs);
+    // The clock runs while a request body goes up too, so a large chunk gets time for it at a
+    // slow but working rate.
+    const allowance = this.timeoutMs + ((init.body?.length ?? 0) / MIN_UPLOAD_BYTES_PER_SECOND) * 1000;
+    const timer = setTimeout(() => abort.abort(timedOut(url, 'answered', allowance)), allowance);
     try {
       return await this.fetch(url, { ...init, redirect: 'follow', signal });
     } catch (error) {
