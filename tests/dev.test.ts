@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { cp, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -31,8 +31,8 @@ interface DevProcess {
   interrupt(): Promise<number | null>;
 }
 
-async function startDev(t: TestContext, dir: string, port: number): Promise<DevProcess> {
-  const child = spawn(process.execPath, [launcher, 'dev', dir, '--port', String(port), '--json'], {
+async function startDev(t: TestContext, dirs: string | string[], port: number): Promise<DevProcess> {
+  const child = spawn(process.execPath, [launcher, 'dev', ...[dirs].flat(), '--port', String(port), '--json'], {
     cwd: root,
     env: { ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -171,6 +171,14 @@ async function tinyVariant(t: TestContext, greeting: string): Promise<Buffer> {
 const TINY_MANIFEST =
   'stratum = 1\n\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n\n[source]\nwasm = "tiny.wasm"\n\n[resources]\ncpu = "nano"\n';
 
+async function tinyProject(t: TestContext, name: string, component: Uint8Array): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), `stratum-dev-${name}-`));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await writeFile(join(dir, 'stratum.toml'), TINY_MANIFEST.replace('"tiny"', JSON.stringify(name)));
+  await writeFile(join(dir, 'tiny.wasm'), component);
+  return dir;
+}
+
 test('stratum dev serves a prebuilt capsule, swaps it on change without a failed request, survives a broken manifest, and stops on SIGINT', async (t) => {
   const [one, two] = await Promise.all([tinyVariant(t, 'version one     '), tinyVariant(t, 'version two     ')]);
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-tiny-'));
@@ -216,6 +224,38 @@ test('stratum dev serves a prebuilt capsule, swaps it on change without a failed
   await stopped;
   assert.deepEqual(await processesNaming(dir), []);
   assert.ok(await exists(join(dir, '.stratum', 'cache')), 'the state directory is kept');
+});
+
+test('several capsules share one port, each on its own *.localhost name', async (t) => {
+  const [alpha, beta] = await Promise.all([tinyVariant(t, 'this is alpha   '), tinyVariant(t, 'this is beta    ')]);
+  const dirs = await Promise.all([tinyProject(t, 'alpha', alpha), tinyProject(t, 'beta', beta)]);
+  const dev = await startDev(t, dirs, await freePort());
+  const ready = await dev.waitFor('ready', (event) => event.type === 'ready');
+  assert.deepEqual(
+    (ready.capsules as { urls: string[] }[]).map((capsule) => capsule.urls),
+    [[`http://alpha.localhost:${dev.port}/`], [`http://beta.localhost:${dev.port}/`]],
+  );
+  assert.deepEqual(await get(dev.port, 'alpha.localhost'), { status: 200, body: 'this is alpha   1\n' });
+  assert.deepEqual(await get(dev.port, `beta.localhost:${dev.port}`), { status: 200, body: 'this is beta    1\n' });
+  // With two capsules, plain 127.0.0.1 is ambiguous: it lists where each one is.
+  const unknown = await get(dev.port, '127.0.0.1');
+  assert.equal(unknown.status, 404);
+  assert.match(unknown.body, /alpha\.localhost.*\n.*beta\.localhost/);
+  assert.equal(await dev.interrupt(), 0);
+  for (const dir of dirs) assert.deepEqual(await processesNaming(dir), []);
+});
+
+test('a port in use is refused with a clear message', async (t) => {
+  const dir = await tinyProject(t, 'tiny', await tinyVariant(t, 'hello from tiny '));
+  const blocker = createServer();
+  await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => blocker.close(() => resolve())));
+  const port = (blocker.address() as { port: number }).port;
+  const dev = await startDev(t, dir, port);
+  const code = await new Promise<number | null>((resolve) => dev.child.once('exit', resolve));
+  assert.equal(code, 1);
+  assert.match(dev.stderr(), new RegExp(`error: port ${port} is already in use on 127\\.0\\.0\\.1`));
+  assert.match(dev.stderr(), /hint: .*--port/);
 });
 
 /** What the runtime must serve for the counter example; empty once it does. */

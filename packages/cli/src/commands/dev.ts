@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { CAPABILITY_MODULES } from '@stratum/host';
+import { CAPABILITY_MODULES, loadHostConfig } from '@stratum/host';
 import { booleanOption, type Command, EXIT_FAILURE, EXIT_OK, stringListOption, stringOption, usageError } from '../command.ts';
 import { type BackendFlag, parseBackendFlag, unusedFlags } from '../dev/backends.ts';
 import { DevCapsule } from '../dev/capsule.ts';
@@ -33,7 +33,7 @@ function openInBrowser(url: string, onError: (message: string) => void): void {
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run capsules on this machine: build, serve, and rebuild on every change',
-  usage: 'dev [dir...] [--port <n>] [--backend <kind>=<url>] [--no-watch] [--open] [--json]',
+  usage: 'dev [dir...] [--port <n>] [--backend <kind>=<url>] [--config host.toml] [--no-watch] [--open] [--json]',
   description: `
 Builds each capsule (when it has JavaScript or TypeScript sources), runs it in the same runtime
 a Stratum host uses, and serves it at http://<capsule>.localhost:<port>/ (and, when there is only
@@ -52,6 +52,8 @@ between; limit hits stand out. Stores get embedded backends (SQLite, a local dir
   --backend keyvalue.cache=nats://127.0.0.1:4222   only the store labelled "cache"
   --backend sql=postgres://postgres@127.0.0.1:5432/test
   --backend bucket=s3://<bucket>?endpoint=http://127.0.0.1:9000&region=us-east-1
+With --config, a host.toml (spec/host-config/README.md) gives the limits and backends a real host
+would apply; only its [limits] and store tables are used, and --backend flags override it.
 
 Ctrl-C stops everything cleanly.
 
@@ -72,6 +74,11 @@ Examples:
       value: 'kind[.label]=url',
       description: 'bind stores to a real service instead of the embedded default (repeatable)',
     },
+    config: {
+      type: 'string',
+      value: 'host.toml',
+      description: "run with a host's config: its [limits] and its [keyvalue|sql|bucket.<label>] backends",
+    },
     'no-watch': { type: 'boolean', description: 'build and serve once; do not rebuild on changes' },
     open: { type: 'boolean', description: 'open the first capsule in the browser once it serves' },
     json: { type: 'boolean', description: 'print one JSON object per line (requests, logs, reloads, errors)' },
@@ -81,6 +88,8 @@ Examples:
     const port = parsePort(stringOption(args, 'port'));
     const flags: BackendFlag[] = stringListOption(args, 'backend').map(parseBackendFlag);
     const watching = !booleanOption(args, 'no-watch');
+    const configFile = stringOption(args, 'config');
+    const hostConfig = configFile === undefined ? undefined : await loadHostConfig(configFile);
     const output = new DevOutput(io.stdout, { json: booleanOption(args, 'json') });
 
     let stop: () => void = () => {};
@@ -100,7 +109,14 @@ Examples:
     };
     try {
       for (const dir of dirs) {
-        const capsule = await DevCapsule.open({ dir, alone: dirs.length === 1, port: ingress.port, flags, output });
+        const capsule = await DevCapsule.open({
+          dir,
+          alone: dirs.length === 1,
+          port: ingress.port,
+          flags,
+          output,
+          ...(hostConfig ? { hostConfig } : {}),
+        });
         const twin = capsules.find((other) => other.name === capsule.name);
         if (twin) {
           await capsule.close();

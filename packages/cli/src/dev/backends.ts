@@ -30,13 +30,20 @@ const SCHEMES: Readonly<Record<string, { type: string; kinds: readonly StoreKind
   'postgres:': { type: 'postgres', kinds: ['sql'] },
   'postgresql:': { type: 'postgres', kinds: ['sql'] },
   's3:': { type: 's3', kinds: ['bucket'] },
+  'file:': { type: 'directory', kinds: ['bucket'] },
 };
+
+/** Query-string settings are text; host.toml's would be numbers and booleans. */
+function settingValue(text: string): string | number | boolean {
+  if (text === 'true' || text === 'false') return text === 'true';
+  return /^\d+$/.test(text) ? Number(text) : text;
+}
 
 const LABEL = /^[a-z][a-z0-9_-]{0,62}$/;
 
 function flagError(text: string, message: string): StratumError {
   return new StratumError('USAGE', `--backend ${text}: ${message}`, {
-    hint: 'Write --backend <kind>[.<label>]=<url>, for example --backend keyvalue=redis://127.0.0.1:6379/0, --backend sql=postgres://postgres@127.0.0.1:5432/test or --backend bucket=s3://<bucket>?endpoint=http://127.0.0.1:9000&region=us-east-1.',
+    hint: 'Write --backend <kind>[.<label>]=<url>, for example --backend keyvalue=redis://127.0.0.1:6379/0, --backend sql=postgres://postgres@127.0.0.1:5432/test or --backend bucket=s3://<bucket>?endpoint=http://127.0.0.1:9000&region=us-east-1 or --backend bucket=file:///some/dir.',
   });
 }
 
@@ -71,9 +78,11 @@ export function parseBackendFlag(text: string): BackendFlag {
     throw flagError(text, `a ${scheme.type} backend cannot serve ${kind} (it serves ${scheme.kinds.join(', ')})`);
   let backend: BackendSetting;
   if (scheme.type === 's3') {
-    if (!url.hostname) throw flagError(text, 'an s3:// URL names the bucket: s3://<bucket>?endpoint=...');
-    backend = { type: 's3', bucket: url.hostname };
-    for (const [key, setting] of url.searchParams) backend[key] = setting;
+    if (!url.hostname) throw flagError(text, 'an s3:// URL names the bucket: s3://<bucket>[/<prefix>]?endpoint=...');
+    backend = { type: 's3', location: `s3://${url.hostname}${url.pathname === '/' ? '' : url.pathname}` };
+    for (const [key, setting] of url.searchParams) backend[key] = settingValue(setting);
+  } else if (scheme.type === 'directory') {
+    backend = { type: 'directory', location: value };
   } else {
     backend = { type: scheme.type, url: value };
   }
@@ -88,11 +97,20 @@ export function grantedLabels(manifest: Manifest): Record<StoreKind, readonly st
 }
 
 /**
- * The runtime's `capabilityConfig` for one capsule: each granted label bound by a flag (a flag
- * naming the label wins over one for every label), the others left to the embedded default.
+ * The runtime's `capabilityConfig` for one capsule: the host config's tables (`--config`), then
+ * each granted label bound by a flag (a flag naming the label wins over one for every label);
+ * labels bound by neither get the embedded default.
  */
-export function capabilityConfigFor(manifest: Manifest, flags: readonly BackendFlag[]): Record<StoreKind, Record<string, BackendSetting>> {
-  const config: Record<StoreKind, Record<string, BackendSetting>> = { keyvalue: {}, sql: {}, bucket: {} };
+export function capabilityConfigFor(
+  manifest: Manifest,
+  flags: readonly BackendFlag[],
+  base: Readonly<Partial<Record<StoreKind, Readonly<Record<string, BackendSetting>>>>> = {},
+): Record<StoreKind, Record<string, BackendSetting>> {
+  const config: Record<StoreKind, Record<string, BackendSetting>> = {
+    keyvalue: { ...base.keyvalue },
+    sql: { ...base.sql },
+    bucket: { ...base.bucket },
+  };
   const labels = grantedLabels(manifest);
   for (const kind of STORE_KINDS) {
     for (const label of labels[kind]) {

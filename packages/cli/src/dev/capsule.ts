@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage, StratumError } from '@stratum/core';
-import { createHostRuntime, type StratumHostRuntime } from '@stratum/host';
+import { createHostRuntime, type HostConfig, type StratumHostRuntime } from '@stratum/host';
 import { loadManifest, type Manifest } from '@stratum/manifest';
 import { buildCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
 import { type BackendFlag, capabilityConfigFor, describeBackends } from './backends.ts';
@@ -66,6 +66,8 @@ export interface DevCapsuleOptions {
   alone: boolean;
   port: number;
   flags: readonly BackendFlag[];
+  /** From `--config <host.toml>`: a host's limits and store tables, as a real host would apply them. */
+  hostConfig?: Pick<HostConfig, 'limits' | 'capabilities'>;
   output: DevOutput;
 }
 
@@ -119,7 +121,11 @@ export class DevCapsule {
     await mkdir(stateDir, { recursive: true });
     // The state is the developer's, not the project's: keep it out of their commits.
     await writeFile(join(stateDir, '.gitignore'), '*\n');
-    const runtime = await createHostRuntime({ dataDir: stateDir, capabilityConfig: capabilityConfigFor(manifest, options.flags) });
+    const runtime = await createHostRuntime({
+      dataDir: stateDir,
+      capabilityConfig: capabilityConfigFor(manifest, options.flags, options.hostConfig?.capabilities),
+      ...(options.hostConfig ? { limits: options.hostConfig.limits } : {}),
+    });
     return new DevCapsule(options, manifest, runtime);
   }
 
@@ -144,7 +150,10 @@ export class DevCapsule {
       version: this.manifest.capsule.version,
       dir: this.shownDir,
       urls: hosts.map((host) => `http://${host}:${port}/`),
-      capabilities: describeBackends(this.manifest, capabilityConfigFor(this.manifest, this.#options.flags)),
+      capabilities: describeBackends(
+        this.manifest,
+        capabilityConfigFor(this.manifest, this.#options.flags, this.#options.hostConfig?.capabilities),
+      ),
       stateDir: join(this.shownDir, '.stratum'),
     };
   }

@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { test } from 'node:test';
+import { StratumError } from '@stratum/core';
+import type { RequestRecord } from '@stratum/host';
+import { DevOutput } from './output.ts';
+
+function capture(isTTY: boolean) {
+  let text = '';
+  const stream = Object.assign(
+    new Writable({
+      write(chunk, _encoding, done) {
+        text += String(chunk);
+        done();
+      },
+    }),
+    { isTTY },
+  );
+  return { stream, text: () => text };
+}
+
+const record: RequestRecord = {
+  capsule: 'counter',
+  domain: 'counter.localhost',
+  requestId: 'r1',
+  method: 'GET',
+  path: '/hits',
+  status: 504,
+  cpuMs: 11,
+  wallMs: 12,
+  memoryBytes: 0,
+  bytesIn: 0,
+  bytesOut: 10,
+  limit: 'cpu',
+};
+
+/** Runs `body` with NO_COLOR set as given, restoring it after. */
+function withNoColor(value: string | undefined, body: () => void): void {
+  const saved = process.env.NO_COLOR;
+  if (value === undefined) delete process.env.NO_COLOR;
+  else process.env.NO_COLOR = value;
+  try {
+    body();
+  } finally {
+    if (saved === undefined) delete process.env.NO_COLOR;
+    else process.env.NO_COLOR = saved;
+  }
+}
+
+test('request lines carry method, path, status, time and capsule; a limit hit stands out', () =>
+  withNoColor(undefined, () => {
+    const plain = capture(false);
+    new DevOutput(plain.stream, { json: false }).request(record);
+    assert.match(plain.text(), /^\d\d:\d\d:\d\d counter\s+GET\s+\/hits 504 12 ms {2}limit: cpu \n$/);
+    assert.ok(!plain.text().includes('\x1b['), 'no colour off a terminal');
+
+    const tty = capture(true);
+    new DevOutput(tty.stream, { json: false }).request(record);
+    assert.ok(tty.text().includes('\x1b[41m limit: cpu \x1b[0m'), JSON.stringify(tty.text()));
+  }));
+
+test('NO_COLOR turns colour off on a terminal too', () =>
+  withNoColor('1', () => {
+    const tty = capture(true);
+    new DevOutput(tty.stream, { json: false }).request({ ...record, status: 200 });
+    assert.ok(!tty.text().includes('\x1b['));
+  }));
+
+test('--json prints one object per line; errors keep their code, details and hint', () => {
+  const out = capture(false);
+  const output = new DevOutput(out.stream, { json: true });
+  output.request(record);
+  output.failed(
+    'counter',
+    new StratumError('MANIFEST_INVALID', 'stratum.toml is not valid', { details: ['stratum.toml:3:1: bad'], hint: 'fix it' }),
+    '0.1.0',
+  );
+  output.log({ time: new Date().toISOString(), capsule: 'counter', level: 'warn', source: 'stderr', message: 'careful' });
+  const events = out
+    .text()
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.deepEqual(
+    events.map((event) => event.type),
+    ['request', 'error', 'log'],
+  );
+  assert.equal(events[0]?.limit, 'cpu');
+  assert.deepEqual(
+    [events[1]?.code, events[1]?.details, events[1]?.hint, events[1]?.serving],
+    ['MANIFEST_INVALID', ['stratum.toml:3:1: bad'], 'fix it', '0.1.0'],
+  );
+  assert.equal(events[2]?.message, 'careful');
+});
+
+test('a failed build says what went wrong, the details, the fix, and what still serves', () => {
+  const out = capture(false);
+  new DevOutput(out.stream, { json: false }).failed(
+    'counter',
+    new StratumError('BUILD_BUNDLE_FAILED', 'cannot bundle src/index.ts', {
+      details: ['src/index.ts:3:7: Expected ";"'],
+      hint: 'Fix the code.',
+    }),
+    '0.1.0, sha256:abc',
+  );
+  const lines = out.text().split('\n');
+  assert.match(lines[0] ?? '', /✗ error: cannot bundle src\/index\.ts$/);
+  assert.equal(lines[1], '    src/index.ts:3:7: Expected ";"');
+  assert.equal(lines[2], '    hint: Fix the code.');
+  assert.match(lines[3] ?? '', /still serving the last good version \(0\.1\.0, sha256:abc\)/);
+});
