@@ -67,6 +67,22 @@ key = "${registrar.publicJwk.x}"
   assert.equal((JSON.parse(withPort.body) as { message: string }).message, 'hello, world');
   assert.equal((await get(host.ingressUrl, 'unknown.example', '/')).status, 404);
 
+  // The capsule's log, from the backlog: the runtime's own line about the install.
+  const controller = new AbortController();
+  const lines: string[] = [];
+  await client.logs(
+    'hello',
+    (entry) => {
+      lines.push(`${entry.source} ${entry.message}`);
+      if (entry.message.startsWith('installed hello@')) controller.abort();
+    },
+    { backlog: 50, signal: controller.signal },
+  );
+  assert.ok(
+    lines.some((line) => line.startsWith('host installed hello@0.1.0')),
+    lines.join('\n'),
+  );
+
   const usage = await client.usage({ capsule: 'hello' });
   assert.equal(usage.capsules.hello?.requests, 2);
   assert.ok((usage.capsules.hello?.bytesOut ?? 0) > 0);
