@@ -62,7 +62,8 @@ test('keyvalue imports on SQLite: synchronous values in the WIT shapes, errors a
   const plan = await keyvalue.configure(
     configureContext({ imports: KV_IMPORTS, manifest, hostConfig: { default: { type: 'sqlite', max_keys: 2 } } }),
   );
-  const prepared = await keyvalue.prepare(prepareContext(plan.settings, 'kvsync'));
+  const kvLines: string[] = [];
+  const prepared = await keyvalue.prepare(prepareContext(plan.settings, 'kvsync', kvLines));
   t.after(() => keyvalue.shutdown?.());
   const store = prepared.imports['stratum:keyvalue/store'] as { open(label: string): Record<string, (...args: unknown[]) => unknown> };
   const atomics = prepared.imports['stratum:keyvalue/atomics'] as Record<string, (...args: unknown[]) => unknown>;
@@ -77,6 +78,7 @@ test('keyvalue imports on SQLite: synchronous values in the WIT shapes, errors a
     tag: 'limit-exceeded',
     val: 'the store holds 2 keys, its quota',
   });
+  assert.deepEqual(kvLines, ['warn quota: the store holds 2 keys, its quota'], 'a quota refusal is logged for the operator');
   assert.deepEqual(batch.getMany?.(bucket, ['a', 'zz']), [['a', new Uint8Array([1])], undefined]);
   assert.deepEqual(bucket.listKeys?.(undefined), { keys: ['a', 'n'], cursor: undefined });
   assert.equal(atomics.compareAndSwap?.(bucket, 'a', new Uint8Array([1]), new Uint8Array([2])), true);

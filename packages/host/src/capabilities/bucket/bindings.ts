@@ -11,6 +11,8 @@ import { BucketError, type MaybePromise, type ObjectBucket, type ObjectInfo, typ
 export interface BucketBindingOptions {
   buckets: ReadonlyMap<string, ObjectBucket>;
   logger: Logger;
+  /** Called for every quota refusal, so the host can log and count it. */
+  onQuota?: (message: string) => void;
 }
 
 interface WitObjectInfo {
@@ -27,24 +29,25 @@ function toWit(info: ObjectInfo): WitObjectInfo {
 
 const NO_PAYLOAD = new Set(['no-such-bucket', 'access-denied', 'invalid-range']);
 
-function payload(error: unknown, logger: Logger): unknown {
+function payload(error: unknown, logger: Logger, onQuota?: (message: string) => void): unknown {
   if (error instanceof WitError) return error.payload;
+  if (error instanceof BucketError && error.kind === 'limit-exceeded') onQuota?.(error.message);
   if (error instanceof BucketError) return NO_PAYLOAD.has(error.kind) ? { tag: error.kind } : { tag: error.kind, val: error.message };
   logger.error({ err: error instanceof Error ? error.message : String(error) }, 'bucket operation failed unexpectedly');
   return { tag: 'other', val: 'internal error in the object store' };
 }
 
-function run<T>(logger: Logger, work: () => MaybePromise<T>): MaybePromise<T> {
+function run<T>(logger: Logger, work: () => MaybePromise<T>, onQuota?: (message: string) => void): MaybePromise<T> {
   try {
     const result = work();
     if (result instanceof Promise) {
       return result.catch((error: unknown) => {
-        throw new WitError(payload(error, logger));
+        throw new WitError(payload(error, logger, onQuota));
       });
     }
     return result;
   } catch (error) {
-    throw new WitError(payload(error, logger));
+    throw new WitError(payload(error, logger, onQuota));
   }
 }
 
@@ -59,7 +62,9 @@ function safeNumber(value: bigint | undefined, what: string): number | undefined
 }
 
 export function bucketImports(options: BucketBindingOptions): ImportObjects {
-  const { buckets, logger } = options;
+  const { buckets, onQuota } = options;
+  const logger = options.logger;
+  const guard = <T>(work: () => MaybePromise<T>) => run(logger, work, onQuota);
 
   class WitUpload {
     readonly upload: Upload;
@@ -67,13 +72,13 @@ export function bucketImports(options: BucketBindingOptions): ImportObjects {
       this.upload = upload;
     }
     write(chunk: Uint8Array) {
-      return run(logger, () => this.upload.write(chunk));
+      return guard(() => this.upload.write(chunk));
     }
     finish() {
-      return run(logger, () => then(this.upload.finish(), toWit));
+      return guard(() => then(this.upload.finish(), toWit));
     }
     abort() {
-      return run(logger, () => this.upload.abort());
+      return guard(() => this.upload.abort());
     }
     /** The guest dropped the handle: an unfinished upload is discarded. */
     [Symbol.dispose]() {
@@ -93,10 +98,10 @@ export function bucketImports(options: BucketBindingOptions): ImportObjects {
       this.bucket = bucket;
     }
     put(name: string, data: Uint8Array, contentType: string | undefined) {
-      return run(logger, () => then(this.bucket.put(name, data, contentType), toWit));
+      return guard(() => then(this.bucket.put(name, data, contentType), toWit));
     }
     get(name: string, range: { offset: bigint; length: bigint | undefined } | undefined) {
-      return run(logger, () => {
+      return guard(() => {
         const converted =
           range === undefined
             ? undefined
@@ -110,18 +115,18 @@ export function bucketImports(options: BucketBindingOptions): ImportObjects {
       });
     }
     head(name: string) {
-      return run(logger, () => then(this.bucket.head(name), (info) => (info ? toWit(info) : undefined)));
+      return guard(() => then(this.bucket.head(name), (info) => (info ? toWit(info) : undefined)));
     }
     delete(name: string) {
-      return run(logger, () => this.bucket.delete(name));
+      return guard(() => this.bucket.delete(name));
     }
     listObjects(prefix: string | undefined, cursor: string | undefined, limit: number | undefined) {
-      return run(logger, () =>
+      return guard(() =>
         then(this.bucket.list(prefix, cursor, limit), (page) => ({ objects: page.objects.map(toWit), cursor: page.cursor })),
       );
     }
     startUpload(name: string, contentType: string | undefined) {
-      return run(logger, () => then(this.bucket.startUpload(name, contentType), (upload) => new WitUpload(upload)));
+      return guard(() => then(this.bucket.startUpload(name, contentType), (upload) => new WitUpload(upload)));
     }
   }
 

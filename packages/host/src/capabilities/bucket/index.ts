@@ -188,7 +188,8 @@ const bucket: Capability<BucketSettings> = {
     for (const [label, settings] of Object.entries(context.settings.labels)) {
       buckets.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
     }
-    return { imports: bucketImports({ buckets, logger: context.logger }) };
+    const onQuota = (message: string) => context.log('warn', `quota: ${message}`, 'bucket');
+    return { imports: bucketImports({ buckets, logger: context.logger, onQuota }) };
   },
   async shutdown() {
     const open = [...backends.values()];

@@ -12,14 +12,17 @@ import { KeyValueError, type KeyValueStore, type MaybePromise } from './types.ts
 export interface KeyValueBindingOptions {
   stores: ReadonlyMap<string, KeyValueStore>;
   logger: Logger;
+  /** Called for every quota refusal, so the host can log and count it. */
+  onQuota?: (message: string) => void;
 }
 
 type Flavour = 'stratum' | 'wasi';
 
 /** The error variant's payload; wasi:keyvalue has no limit-exceeded, so that becomes `other`. */
-function payload(error: unknown, flavour: Flavour, logger: Logger): unknown {
+function payload(error: unknown, flavour: Flavour, logger: Logger, onQuota?: (message: string) => void): unknown {
   if (error instanceof WitError) return error.payload;
   if (error instanceof KeyValueError) {
+    if (error.kind === 'limit-exceeded') onQuota?.(error.message);
     if (error.kind === 'no-such-store' || error.kind === 'access-denied') return { tag: error.kind };
     if (error.kind === 'limit-exceeded' && flavour === 'stratum') return { tag: 'limit-exceeded', val: error.message };
     return { tag: 'other', val: error.message };
@@ -28,17 +31,17 @@ function payload(error: unknown, flavour: Flavour, logger: Logger): unknown {
   return { tag: 'other', val: 'internal error in the key-value store' };
 }
 
-function call<T>(flavour: Flavour, logger: Logger, work: () => MaybePromise<T>): MaybePromise<T> {
+function call<T>(flavour: Flavour, logger: Logger, work: () => MaybePromise<T>, onQuota?: (message: string) => void): MaybePromise<T> {
   try {
     const result = work();
     if (result instanceof Promise) {
       return result.catch((error: unknown) => {
-        throw new WitError(payload(error, flavour, logger));
+        throw new WitError(payload(error, flavour, logger, onQuota));
       });
     }
     return result;
   } catch (error) {
-    throw new WitError(payload(error, flavour, logger));
+    throw new WitError(payload(error, flavour, logger, onQuota));
   }
 }
 
@@ -52,8 +55,8 @@ function toNumber(value: bigint, what: string): number {
 }
 
 function bindings(flavour: Flavour, options: KeyValueBindingOptions) {
-  const { stores, logger } = options;
-  const run = <T>(work: () => MaybePromise<T>) => call(flavour, logger, work);
+  const { stores, logger, onQuota } = options;
+  const run = <T>(work: () => MaybePromise<T>) => call(flavour, logger, work, onQuota);
 
   class Bucket {
     readonly store: KeyValueStore;

@@ -173,7 +173,8 @@ const keyvalue: Capability<KeyValueSettings> = {
     for (const [label, settings] of Object.entries(context.settings.labels)) {
       stores.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
     }
-    return { imports: keyValueImports({ stores, logger: context.logger }) };
+    const onQuota = (message: string) => context.log('warn', `quota: ${message}`, 'keyvalue');
+    return { imports: keyValueImports({ stores, logger: context.logger, onQuota }) };
   },
   async shutdown() {
     const open = [...backends.values()];

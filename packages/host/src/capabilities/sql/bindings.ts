@@ -10,10 +10,13 @@ import { type MaybePromise, type SqlDatabase, SqlError, type SqlStatement, type 
 export interface SqlBindingOptions {
   databases: ReadonlyMap<string, SqlDatabase>;
   logger: Logger;
+  /** Called for every quota refusal, so the host can log and count it. */
+  onQuota?: (message: string) => void;
 }
 
-function payload(error: unknown, logger: Logger): unknown {
+function payload(error: unknown, logger: Logger, onQuota?: (message: string) => void): unknown {
   if (error instanceof WitError) return error.payload;
+  if (error instanceof SqlError && error.kind === 'limit-exceeded') onQuota?.(error.message);
   if (error instanceof SqlError) {
     if (error.kind === 'no-such-database' || error.kind === 'access-denied') return { tag: error.kind };
     return { tag: error.kind, val: error.message };
@@ -22,17 +25,17 @@ function payload(error: unknown, logger: Logger): unknown {
   return { tag: 'other', val: 'internal error in the database' };
 }
 
-function run<T>(logger: Logger, work: () => MaybePromise<T>): MaybePromise<T> {
+function run<T>(logger: Logger, work: () => MaybePromise<T>, onQuota?: (message: string) => void): MaybePromise<T> {
   try {
     const result = work();
     if (result instanceof Promise) {
       return result.catch((error: unknown) => {
-        throw new WitError(payload(error, logger));
+        throw new WitError(payload(error, logger, onQuota));
       });
     }
     return result;
   } catch (error) {
-    throw new WitError(payload(error, logger));
+    throw new WitError(payload(error, logger, onQuota));
   }
 }
 
@@ -43,20 +46,22 @@ function checkParams(params: SqlValue[]): SqlValue[] {
 }
 
 export function sqlImports(options: SqlBindingOptions): ImportObjects {
-  const { databases, logger } = options;
+  const { databases, onQuota } = options;
+  const logger = options.logger;
+  const guard = <T>(work: () => MaybePromise<T>) => run(logger, work, onQuota);
   class Connection {
     readonly db: SqlDatabase;
     constructor(db: SqlDatabase) {
       this.db = db;
     }
     query(sql: string, params: SqlValue[]) {
-      return run(logger, () => this.db.query(sql, checkParams(params)));
+      return guard(() => this.db.query(sql, checkParams(params)));
     }
     execute(sql: string, params: SqlValue[]) {
-      return run(logger, () => this.db.execute(sql, checkParams(params)));
+      return guard(() => this.db.execute(sql, checkParams(params)));
     }
     transaction(statements: SqlStatement[]) {
-      return run(logger, () =>
+      return guard(() =>
         this.db.transaction(statements.map((statement) => ({ sql: statement.sql, params: checkParams(statement.params) }))),
       );
     }

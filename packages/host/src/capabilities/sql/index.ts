@@ -148,7 +148,8 @@ const sql: Capability<SqlSettings> = {
     for (const [label, settings] of Object.entries(context.settings.labels)) {
       databases.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
     }
-    return { imports: sqlImports({ databases, logger: context.logger }) };
+    const onQuota = (message: string) => context.log('warn', `quota: ${message}`, 'sql');
+    return { imports: sqlImports({ databases, logger: context.logger, onQuota }) };
   },
   async shutdown() {
     const open = [...backends.values()];
