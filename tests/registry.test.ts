@@ -612,3 +612,24 @@ test('a pin holds when the tag moves: the pinned bytes are fetched by digest, th
   assert.deepEqual(new Uint8Array(await readFile(latest.path)), second);
   assert.equal(latest.digest, digestOf(second));
 });
+
+test('a tag that now names something else (an image index) does not stand in the way of a pin', async (t) => {
+  const wasm = await makeComponent(0, 21);
+  const index = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests: [] }));
+  const host = await lyingRegistry(t, (request, response) => {
+    if (request.url?.includes('/manifests/'))
+      response.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' }).end(index);
+    else if (request.url?.endsWith(digestOf(wasm))) response.writeHead(200, { 'content-length': String(wasm.length) }).end(wasm);
+    else response.writeHead(404).end();
+  });
+  const pinned = await pullComponent({
+    reference: `oci://${host}/acme/hello:1`,
+    digest: digestOf(wasm),
+    cacheDir: await tempDir(t, 'stratum-cache-'),
+  });
+  assert.deepEqual(new Uint8Array(await readFile(pinned.path)), wasm);
+  await assert.rejects(pullCapsule({ reference: `oci://${host}/acme/hello:1`, cacheDir: await tempDir(t, 'stratum-cache-') }), {
+    code: 'REGISTRY_NOT_A_CAPSULE',
+    message: /image index/,
+  });
+});

@@ -113,10 +113,16 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
       throw error;
     });
     if (fetched) {
-      const read = readArtifactManifest(fetched.bytes, name);
-      if (pinned === undefined || read.wasm.digest === pinned) artifact = { manifest: fetched, wasm: read };
+      let read: WasmArtifact | undefined;
+      try {
+        read = readArtifactManifest(fetched.bytes, name);
+      } catch (error) {
+        // The tag now names something else altogether; the pin does not depend on it.
+        if (pinned === undefined) throw error;
+      }
+      if (read && (pinned === undefined || read.wasm.digest === pinned)) artifact = { manifest: fetched, wasm: read };
       else
-        logger?.debug({ reference: name, pinned, tagged: read.wasm.digest }, 'the tag has moved; fetching the pinned component by digest');
+        logger?.debug({ reference: name, pinned, tagged: read?.wasm.digest }, 'the tag has moved; fetching the pinned component by digest');
     }
   }
   const componentDigest = artifact?.wasm.wasm.digest ?? pinned;
