@@ -7,8 +7,6 @@ export const WASM_CONFIG_MEDIA_TYPE = 'application/vnd.wasm.config.v0+json';
 export const WASM_LAYER_MEDIA_TYPE = 'application/wasm';
 /** The annotation that carries the capsule's stratum.toml, verbatim (spec/registry.md). */
 export const STRATUM_MANIFEST_ANNOTATION = 'dev.stratum.capsule.manifest';
-/** A config is a few hundred bytes; anything past this is not one. */
-export const MAX_CONFIG_BYTES = 1024 * 1024;
 
 export interface Descriptor {
   mediaType: string;

@@ -312,20 +312,6 @@ export class RegistryClient {
     return new URL(location, `${this.baseUrl(reference.registry)}/`).toString();
   }
 
-  /** Reads a small blob (a config) whole, bounded and verified. */
-  async getBlobBytes(reference: OciReference, digest: string, maxBytes: number): Promise<Uint8Array> {
-    const response = await this.openBlob(reference, digest);
-    const declared = contentLength(response);
-    if (declared !== undefined && declared > maxBytes) {
-      await response.body?.cancel();
-      throw tooLarge('blob', digest, declared, maxBytes);
-    }
-    const bytes = await readCapped(response, maxBytes, () => tooLarge('blob', digest, undefined, maxBytes));
-    const actual = digestOf(bytes);
-    if (actual !== digest) throw mismatch('blob', describe(reference), digest, actual);
-    return bytes;
-  }
-
   /**
    * Streams a blob into `tempPath`, hashing and counting as it goes. Any problem (wrong size,
    * wrong digest, a connection cut short) deletes the file and throws; the caller renames the

@@ -5,7 +5,6 @@ export {
   type ComponentWorld,
   type Descriptor,
   describeComponent,
-  MAX_CONFIG_BYTES,
   readArtifactManifest,
   STRATUM_MANIFEST_ANNOTATION,
   WASM_CONFIG_MEDIA_TYPE,
