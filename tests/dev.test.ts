@@ -2,15 +2,16 @@
 // request, survive a broken manifest, recover, shut down on SIGINT, and keep state for the next run.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { cp, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITY_MODULES, type Capability } from '@stratum/host';
+import { buildInputsHash } from '../packages/cli/src/dev/capsule.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
-import { freePort } from './support/services.ts';
+import { freePort, requireService } from './support/services.ts';
 import { buildWat } from './support/tiny.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -91,9 +92,9 @@ async function startDev(t: TestContext, dirs: string | string[], port: number): 
   };
 }
 
-function get(port: number, host: string, path = '/'): Promise<{ status: number; body: string }> {
+function get(port: number, host: string, path = '/', method = 'GET'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, method, headers: { host }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -258,6 +259,20 @@ test('a port in use is refused with a clear message', async (t) => {
   assert.match(dev.stderr(), /hint: .*--port/);
 });
 
+/**
+ * A copy of examples/counter with its build already in dev's build cache (as after a first run),
+ * so that the test spends its time on the rebuild after the edit, not on a first build.
+ */
+async function counterCopy(t: TestContext): Promise<string> {
+  const built = await buildExample('counter');
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-counter-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
+  await mkdir(join(dir, '.stratum', 'build'), { recursive: true });
+  await cp(built, join(dir, '.stratum', 'build', `${await buildInputsHash(dir)}.wasm`));
+  return dir;
+}
+
 /** What the runtime must serve for the counter example; empty once it does. */
 async function counterBlockers(): Promise<string[]> {
   const needed = ['stratum:keyvalue/store', 'wasi:http/outgoing-handler'];
@@ -275,10 +290,7 @@ test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count g
     t.skip(`the host does not serve ${blockers.join(' and ')} yet, which the counter example imports`);
     return;
   }
-  await buildExample('counter');
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-counter-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
-  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
+  const dir = await counterCopy(t);
   const port = await freePort();
 
   const dev = await startDev(t, dir, port);
@@ -316,5 +328,34 @@ test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count g
   const again = await startDev(t, dir, port);
   await again.waitFor('ready', (event) => event.type === 'ready');
   assert.equal((JSON.parse((await get(port, 'counter.localhost', '/hits')).body) as { count: number }).count, before.count + 1);
+  assert.equal(await again.interrupt(), 0);
+});
+
+test('stratum dev --backend keyvalue=redis://… keeps the counts in Redis', async (t) => {
+  const redis = await requireService(t, 'redis');
+  if (!redis) return;
+  const blockers = await counterBlockers();
+  if (blockers.length > 0) {
+    t.skip(`the host does not serve ${blockers.join(' and ')} yet, which the counter example imports`);
+    return;
+  }
+  const dir = await counterCopy(t);
+  const port = await freePort();
+  const path = `/dev-test-${process.pid}-${Date.now()}`;
+  const args = [dir, '--backend', `keyvalue=${redis}`];
+  const dev = await startDev(t, args, port);
+  const ready = await dev.waitFor('ready', (event) => event.type === 'ready');
+  assert.deepEqual((ready.capsules as { capabilities: unknown[] }[])[0]?.capabilities, [
+    { grant: 'keyvalue:default', backend: `redis ${redis}` },
+  ]);
+  assert.equal((JSON.parse((await get(port, 'counter.localhost', path)).body) as { count: number }).count, 1);
+  assert.equal(await dev.interrupt(), 0);
+
+  // Without the embedded store's files, the count can only have come from Redis.
+  await rm(join(dir, '.stratum', 'capsules'), { recursive: true, force: true });
+  const again = await startDev(t, args, port);
+  await again.waitFor('ready', (event) => event.type === 'ready');
+  assert.equal((JSON.parse((await get(port, 'counter.localhost', path)).body) as { count: number }).count, 2);
+  assert.equal((await get(port, 'counter.localhost', path, 'DELETE')).status, 204);
   assert.equal(await again.interrupt(), 0);
 });

@@ -25,8 +25,11 @@ async function listFiles(dir: string, base: string, skip: (path: string) => bool
   return out.sort();
 }
 
-/** A hash of everything a build reads: the project's files (not its output) and the SDK's. */
-async function buildInputsHash(dir: string): Promise<string> {
+/**
+ * A hash of everything a build reads: the project's files (not its output) and the SDK's. A
+ * build is kept in `<dir>/.stratum/build/<hash>.wasm`, so a restart with nothing changed is quick.
+ */
+export async function buildInputsHash(dir: string): Promise<string> {
   const hash = createHash('sha256');
   for (const [base, files] of [
     [dir, await listFiles(dir, dir, (path) => !isWatchedPath(path))],
@@ -93,7 +96,7 @@ export class DevCapsule {
   readonly #options: DevCapsuleOptions;
   readonly #initial: Manifest;
   #current: Version | undefined;
-  #lastError: string | undefined = 'it is still starting';
+  #lastError: string | undefined;
   #unsubscribeLogs: (() => void) | undefined;
   #unsubscribeRequests: () => void;
   #watcher: DirectoryWatcher | undefined;
@@ -165,7 +168,10 @@ export class DevCapsule {
       return;
     }
     request.resume();
-    const body = `${this.name} has no working version yet: ${this.#lastError}\nSee the terminal running \`stratum dev\`.\n`;
+    const body =
+      this.#lastError === undefined
+        ? `${this.name} is still starting (building); try again in a moment.\n`
+        : `${this.name} has no working version yet: ${this.#lastError}\nSee the terminal running \`stratum dev\`.\n`;
     response.writeHead(503, { 'content-type': 'text/plain; charset=utf-8', 'retry-after': '2', 'content-length': Buffer.byteLength(body) });
     response.end(body);
   }
@@ -200,7 +206,11 @@ export class DevCapsule {
       if (this.#closed) return;
       if (previous && built.digest === previous.digest && JSON.stringify(built.manifest) === JSON.stringify(previous.manifest)) {
         this.#current = { ...previous, inputs: built.inputs };
-        output.notice('no change to serve', this.name);
+        output.notice(
+          this.#lastError === undefined ? 'no change to serve' : `fixed; still serving ${previous.manifest.capsule.version}, unchanged`,
+          this.name,
+        );
+        this.#lastError = undefined;
         return;
       }
       const swapStarted = performance.now();
