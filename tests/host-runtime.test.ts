@@ -57,7 +57,8 @@ test('requests over concurrency and queue get 503 at once', async (t) => {
     await new Promise((resolve) => setTimeout(resolve, 5));
   const refused = await host.get('loop.test');
   assert.equal(refused.status, 503);
-  assert.equal((await running).status, 504);
+  const ran = await running;
+  assert.equal(ran.status, 504, ran.body.toString());
   assert.equal(host.runtime.status()[0]?.limitHits.concurrency, 1);
 });
 
@@ -169,4 +170,19 @@ test('a host killed with SIGKILL comes back from its cache: every capsule, no tr
   // A component the killed host never saw is transpiled as usual.
   await host.install('loop', await buildHostile('loop'));
   assert.equal(host.runtime.stats().transpiles, 1);
+});
+
+test('a burst waits for instances started one at a time, never more than the limit', async (t) => {
+  const host = await startHarness(t, { instancesPerCapsule: 2 });
+  await host.install('tiny', await buildTiny());
+  const replies = await Promise.all(Array.from({ length: 12 }, () => host.get('tiny.test')));
+  assert.deepEqual(
+    replies.map((reply) => reply.status),
+    Array(12).fill(200),
+  );
+  // Each instance numbers its own requests from 1: no more instances served than were started.
+  const counts = replies.map((reply) => Number(/(\d+)\n$/.exec(reply.body.toString())?.[1]));
+  assert.ok(counts.filter((count) => count === 1).length <= host.runtime.stats().workersStarted);
+  assert.ok(host.runtime.stats().workersStarted <= 2);
+  assert.ok((host.runtime.status()[0]?.instances ?? 0) <= 2);
 });

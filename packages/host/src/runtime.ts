@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { errorMessage, type Logger, newRequestId, StratumError, silentLogger } from '@stratum/core';
@@ -60,6 +61,12 @@ export interface HostRuntimeOptions {
    * capsule's class: they also pay for the JIT warming up the glue and the guest. Default 500 ms.
    */
   warmupCpuMs?: number;
+  /**
+   * Instances (worker threads) one capsule may run at once, each serving one request at a time;
+   * a capsule's manifest concurrency caps it further. Default: the machine's available
+   * parallelism, since more instances than cores add no throughput to synchronous capsules.
+   */
+  instancesPerCapsule?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
   idleInstanceMs?: number;
   /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
@@ -170,8 +177,10 @@ class Capsule {
   readonly workers = new Set<CapsuleWorker>();
   readonly idle: CapsuleWorker[] = [];
   readonly queue: PendingRequest[] = [];
-  /** Requests holding a slot: running in a worker or waiting for one to start. */
-  active = 0;
+  /** Requests running in an instance now. */
+  running = 0;
+  /** Instances starting now (at most one, see `admit`). */
+  spawning = 0;
   readonly limitHits: Record<string, number> = {};
   failures = 0;
   backedOffUntil = 0;
@@ -406,56 +415,94 @@ class Capsule {
     });
   }
 
+  /**
+   * Requests wait in one queue; idle instances take them in order. An instance is started only
+   * while requests wait, one at a time, up to the capsule's instance limit: starting one costs
+   * far more CPU than a request (hundreds of ms against about 1 ms), so a burst must not start
+   * an instance per request on a machine with few cores.
+   */
   admit(pending: PendingRequest): void {
-    if (this.active < this.limits.concurrency) {
-      this.active++;
-      this.run(pending);
-      return;
-    }
-    if (this.queue.length >= this.limits.queue) {
-      this.limitHit('concurrency', pending.message, `${this.active} requests in flight and ${this.queue.length} waiting`);
+    // Requests an idle or startable instance will take do not count against the queue.
+    const startable = Math.max(0, this.maxInstances - this.running - this.idle.length);
+    if (this.queue.length >= this.limits.queue + this.idle.length + startable) {
+      this.limitHit('concurrency', pending.message, `${this.running} requests in flight and ${this.queue.length} waiting`);
       answer(pending.res, 503, `${this.name} is busy`, { 'retry-after': '1' });
       return;
     }
     this.queue.push(pending);
+    this.pump();
   }
 
-  /** Runs `pending` in an idle worker or a new one; the caller holds a slot for it. */
-  run(pending: PendingRequest): void {
-    const idle = this.idle.pop();
-    if (idle) {
-      clearTimeout(idle.idleTimer);
-      this.dispatch(idle, pending);
-      return;
+  get maxInstances(): number {
+    return Math.max(1, Math.min(this.limits.concurrency, this.#runtime.instancesPerCapsule));
+  }
+
+  /** In flight: running in an instance or waiting for one. */
+  get active(): number {
+    return this.running + this.queue.length;
+  }
+
+  pump(): void {
+    while (this.queue.length > 0 && this.idle.length > 0) {
+      const handle = this.idle.pop() as CapsuleWorker;
+      clearTimeout(handle.idleTimer);
+      const pending = this.queue.shift() as PendingRequest;
+      const waited = Date.now() - pending.queuedAt;
+      if (waited > this.limits.timeoutMs) {
+        this.limitHit('timeout', pending.message, `waited ${waited} ms for an instance`);
+        answer(pending.res, 503, `${this.name} is busy`);
+        this.idle.push(handle);
+        continue;
+      }
+      this.dispatch(handle, pending);
     }
+    if (this.queue.length > 0 && this.spawning === 0 && this.workers.size < this.maxInstances && this.state !== 'stopped')
+      this.startWorker();
+    if (this.active === 0 && this.drained) this.drained();
+  }
+
+  /** Starts an instance; once ready it serves the queue (or waits idle). */
+  startWorker(): CapsuleWorker {
+    this.spawning++;
     const handle = this.spawn();
     handle.ready.then(
       () => {
-        if (handle.retired) this.abandon(pending, 'the instance stopped before it was ready');
-        else this.dispatch(handle, pending);
+        this.spawning--;
+        if (handle.retired) return;
+        if (this.state === 'stopped') {
+          this.retire(handle);
+          return;
+        }
+        this.park(handle);
+        this.pump();
       },
       (error: unknown) => {
-        this.abandon(pending, errorMessage(error));
+        this.spawning--;
+        this.lastError = errorMessage(error);
+        this.#runtime.logger.error({ capsule: this.name, err: this.lastError }, 'instance failed to start');
+        // Nothing else will start an instance for them: the waiting requests get their answer now.
+        if (this.workers.size === 0) {
+          for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} could not start an instance`);
+        }
+        this.pump();
       },
     );
+    return handle;
   }
 
-  /** A request lost its instance before it started: answer it, give its slot on. */
-  abandon(pending: PendingRequest, reason: string): void {
-    this.lastError = reason;
-    answer(pending.res, 503, `${this.name} could not start an instance`);
-    this.#runtime.logger.error({ capsule: this.name, requestId: pending.message.requestId, err: reason }, 'instance failed to start');
-    this.releaseSlot();
+  /** An idle instance waits for work; instances beyond the first retire after a while idle. */
+  park(handle: CapsuleWorker): void {
+    this.idle.push(handle);
+    if (this.workers.size > 1) {
+      handle.idleTimer = setTimeout(() => {
+        if (this.workers.size > 1 && !handle.active) this.retire(handle);
+      }, this.#runtime.idleInstanceMs);
+      handle.idleTimer.unref();
+    }
   }
 
   dispatch(handle: CapsuleWorker, pending: PendingRequest): void {
-    const waited = Date.now() - pending.queuedAt;
-    if (waited > this.limits.timeoutMs) {
-      this.limitHit('timeout', pending.message, `waited ${waited} ms for an instance`);
-      answer(pending.res, 503, `${this.name} is busy`);
-      this.release(handle);
-      return;
-    }
+    this.running++;
     const id = nextRequestNumber++;
     const active: ActiveRequest = {
       id,
@@ -607,52 +654,15 @@ class Capsule {
     }
   }
 
-  /** The worker is free (or gone): serve the next waiting request, or park it. */
+  /** The worker is free (or gone): it takes the next waiting request, or waits idle. */
   release(handle: CapsuleWorker): void {
-    const next = this.queue.shift();
-    if (next) {
-      if (handle.retired || this.state === 'stopped') this.run(next);
-      else this.dispatch(handle, next);
-      return;
+    this.running--;
+    if (!handle.retired) this.park(handle);
+    else if (this.state === 'running' && this.workers.size === 0 && this.spawning === 0 && this.backedOffUntil <= Date.now()) {
+      // Keep one instance ready, so that the request after a failure starts at once.
+      this.startWorker();
     }
-    this.active--;
-    if (!handle.retired) {
-      this.idle.push(handle);
-      if (this.workers.size > 1) {
-        handle.idleTimer = setTimeout(() => {
-          if (this.workers.size > 1 && !handle.active) this.retire(handle);
-        }, this.#runtime.idleInstanceMs);
-        handle.idleTimer.unref();
-      }
-    } else if (this.state === 'running' && this.workers.size === 0 && this.backedOffUntil <= Date.now()) {
-      this.warm();
-    }
-    if (this.active === 0 && this.drained) this.drained();
-  }
-
-  releaseSlot(): void {
-    const next = this.queue.shift();
-    if (next) this.run(next);
-    else this.active--;
-    if (this.active === 0 && this.drained) this.drained();
-  }
-
-  /** Keeps one instance ready, so that the next request after a failure starts at once. */
-  warm(): void {
-    const handle = this.spawn();
-    handle.ready.then(
-      () => {
-        if (handle.retired || handle.active) return;
-        if (this.state !== 'running') {
-          this.retire(handle);
-          return;
-        }
-        this.idle.push(handle);
-      },
-      (error: unknown) => {
-        this.lastError = errorMessage(error);
-      },
-    );
+    this.pump();
   }
 
   async stopWorkers(): Promise<void> {
@@ -676,6 +686,7 @@ class Runtime implements StratumHostRuntime {
   readonly backoffMaxMs: number;
   readonly idleInstanceMs: number;
   readonly warmupCpuMs: number;
+  readonly instancesPerCapsule: number;
   workersStarted = 0;
   readonly #options: HostRuntimeOptions;
   readonly #loader: Loader;
@@ -694,6 +705,7 @@ class Runtime implements StratumHostRuntime {
     this.backoffMaxMs = options.backoffMaxMs ?? 60_000;
     this.idleInstanceMs = options.idleInstanceMs ?? 30_000;
     this.warmupCpuMs = options.warmupCpuMs ?? 500;
+    this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.#capabilities = capabilities;
     this.#loader = new Loader({ cacheDir: join(options.dataDir, 'cache'), logger: this.logger });
   }
@@ -825,7 +837,7 @@ class Runtime implements StratumHostRuntime {
         capsule.retire(handle);
         throw error;
       }
-      if (!handle.retired && !handle.active) capsule.idle.push(handle);
+      if (!handle.retired && !handle.active) capsule.park(handle);
     }
     capsule.log('info', 'started');
     return capsule.status();
