@@ -5,7 +5,6 @@
 // requests, so the capsule exports `incomingHandler` itself and this module implements it.
 
 import { Fields, type IncomingRequest, type Method, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:http/types@0.2.10';
-import type { InputStream } from 'wasi:io/streams@0.2.10';
 import type { Capsule } from '../index.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
@@ -31,53 +30,57 @@ function methodName(method: Method): string {
   return method.tag === 'other' ? method.val : method.tag.toUpperCase();
 }
 
-function readAll(stream: InputStream): Uint8Array {
-  const chunks: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    let chunk: Uint8Array;
-    try {
-      chunk = stream.blockingRead(READ_CHUNK);
-    } catch (error) {
-      // The stream ends with a `closed` stream-error; anything else is a real failure.
-      if (streamClosed(error)) break;
-      throw error;
-    }
-    chunks.push(chunk);
-    total += chunk.length;
-  }
-  const body = new Uint8Array(total);
-  let offset = 0;
-  for (const chunk of chunks) {
-    body.set(chunk, offset);
-    offset += chunk.length;
-  }
-  return body;
-}
-
 function streamClosed(error: unknown): boolean {
   const payload = typeof error === 'object' && error !== null ? ((error as { payload?: unknown }).payload ?? error) : error;
   return typeof payload === 'object' && payload !== null && (payload as { tag?: unknown }).tag === 'closed';
 }
 
-function toRequest(incoming: IncomingRequest): Request {
+/**
+ * The request body as a stream that reads from the host only as the capsule consumes it, so an
+ * upload is never held whole. `release` drops the WASI handles; it runs when the body ends, or
+ * after the response when the capsule never read it (a child stream must go before its body).
+ */
+function bodyStream(incoming: IncomingRequest): { body: ReadableStream<Uint8Array>; release(): void } {
+  const incomingBody = incoming.consume();
+  const stream = incomingBody.stream();
+  let released = false;
+  const release = () => {
+    if (released) return;
+    released = true;
+    stream[Symbol.dispose]();
+    incomingBody[Symbol.dispose]();
+  };
+  const body = new ReadableStream<Uint8Array>({
+    pull(controller) {
+      try {
+        const chunk = stream.blockingRead(READ_CHUNK);
+        if (chunk.length > 0) controller.enqueue(chunk);
+      } catch (error) {
+        release();
+        // The stream ends with a `closed` stream-error; anything else is a real failure.
+        if (streamClosed(error)) controller.close();
+        else controller.error(error);
+      }
+    },
+    cancel: release,
+  });
+  return { body, release };
+}
+
+function toRequest(incoming: IncomingRequest): { request: Request; release(): void } {
   const method = methodName(incoming.method());
   const headers = new Headers();
-  for (const [name, value] of incoming.headers().entries()) headers.append(name, decoder.decode(value));
+  const fields = incoming.headers();
+  for (const [name, value] of fields.entries()) headers.append(name, decoder.decode(value));
+  fields[Symbol.dispose]();
   const scheme = incoming.scheme();
   const protocol = scheme === undefined || scheme.tag === 'HTTP' ? 'http' : scheme.tag === 'HTTPS' ? 'https' : scheme.val;
   const authority = incoming.authority() ?? headers.get('host') ?? 'localhost';
   const url = `${protocol}://${authority}${incoming.pathWithQuery() ?? '/'}`;
-  let body: Uint8Array | undefined;
-  if (method !== 'GET' && method !== 'HEAD') {
-    const incomingBody = incoming.consume();
-    const stream = incomingBody.stream();
-    body = readAll(stream);
-    // A child stream must be dropped before its body is finished.
-    stream[Symbol.dispose]();
-    incomingBody[Symbol.dispose]();
-  }
-  return new Request(url, { method, headers, ...(body && body.length > 0 ? { body } : {}) });
+  if (method === 'GET' || method === 'HEAD') return { request: new Request(url, { method, headers }), release: () => {} };
+  const { body, release } = bodyStream(incoming);
+  // `duplex: 'half'` is what the Fetch standard asks for a streamed request body.
+  return { request: new Request(url, { method, headers, body, duplex: 'half' } as RequestInit), release };
 }
 
 function responseFields(response: Response): Fields {
@@ -124,9 +127,12 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
   return {
     async handle(incoming, outparam) {
       let method = 'GET';
+      let release = () => {};
       let response: Response;
       try {
-        const request = toRequest(incoming);
+        const converted = toRequest(incoming);
+        release = converted.release;
+        const { request } = converted;
         method = request.method;
         const result: unknown = await capsule.fetch(request);
         response = result instanceof Response ? result : failure(500, 'the capsule returned something that is not a Response');
@@ -135,7 +141,13 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
         console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
         response = failure(500, 'Internal Server Error');
       }
-      await send(response, outparam, method);
+      try {
+        await send(response, outparam, method);
+      } finally {
+        // Every handle this request made is dropped, or a long-lived instance would leak them.
+        release();
+        incoming[Symbol.dispose]();
+      }
     },
   };
 }
