@@ -8,7 +8,11 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, type TestContext, test } from 'node:test';
+import { silentLogger } from '@stratum/core';
 import { loadManifest } from '@stratum/manifest';
+import { createBucketBackend, parseBucketHostConfig } from '../packages/host/src/capabilities/bucket/index.ts';
+import { createKeyValueBackend, parseKeyValueHostConfig } from '../packages/host/src/capabilities/keyvalue/index.ts';
+import { createSqlBackend, parseSqlHostConfig } from '../packages/host/src/capabilities/sql/index.ts';
 import { startS3rver, stopS3rver } from './capabilities-s3rver.ts';
 import { startHarness } from './fixtures/hostile/harness.ts';
 import { buildExample, type ExampleName, exampleDir } from './support/examples.ts';
@@ -41,6 +45,37 @@ async function acrossRestart(
     await host.runtime.start(name);
     await check((path, options = {}) => send(host.port, `${name}.test`, path, options));
     if (round === 0) await host.runtime.close();
+  }
+  t.after(() => dropServiceState(capabilityConfig, name, manifest.capabilities));
+}
+
+/** Removes what the example left in Redis, NATS, PostgreSQL or S3 (the data directory goes with its temp dir). */
+async function dropServiceState(
+  config: Record<string, unknown>,
+  capsule: string,
+  granted: { keyvalue: string[]; sql: string[]; bucket: string[] },
+) {
+  const dataDir = tmpdir();
+  for (const label of granted.keyvalue) {
+    const settings = parseKeyValueHostConfig(config.keyvalue)[label];
+    if (!settings) continue;
+    const backend = createKeyValueBackend(settings, dataDir, silentLogger);
+    await (await backend.open({ capsule, label })).drop();
+    await backend.close();
+  }
+  for (const label of granted.sql) {
+    const settings = parseSqlHostConfig(config.sql)[label];
+    if (!settings) continue;
+    const backend = createSqlBackend(settings, dataDir, silentLogger);
+    await (await backend.open({ capsule, label })).drop();
+    await backend.close();
+  }
+  for (const label of granted.bucket) {
+    const settings = parseBucketHostConfig(config.bucket)[label];
+    if (!settings) continue;
+    const backend = createBucketBackend(settings, dataDir, silentLogger);
+    await (await backend.open({ capsule, label })).drop();
+    await backend.close();
   }
 }
 

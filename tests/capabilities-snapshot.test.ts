@@ -55,8 +55,8 @@ for (const [fromName, makeFrom] of Object.entries(keyValueBackends)) {
       const source = await from.open({ capsule: uniqueCapsule(), label: 'default' });
       const target = await to.open({ capsule: uniqueCapsule(), label: 'default' });
       t.after(async () => {
-        await source.clear();
-        await target.clear();
+        await source.drop();
+        await target.drop();
         await from.close();
         await to.close();
       });
@@ -121,8 +121,8 @@ for (const [fromName, makeFrom] of Object.entries(sqlBackends)) {
       const source = await from.open({ capsule: uniqueCapsule(), label: 'default' });
       const target = await to.open({ capsule: uniqueCapsule(), label: 'default' });
       t.after(async () => {
-        await source.clear();
-        await target.clear();
+        await source.drop();
+        await target.drop();
         await from.close();
         await to.close();
       });
@@ -168,8 +168,8 @@ for (const [fromName, makeFrom] of Object.entries(bucketBackends)) {
       const source = await from.open({ capsule: uniqueCapsule(), label: 'default' });
       const target = await to.open({ capsule: uniqueCapsule(), label: 'default' });
       t.after(async () => {
-        await source.clear();
-        await target.clear();
+        await source.drop();
+        await target.drop();
         await from.close();
         await to.close();
       });

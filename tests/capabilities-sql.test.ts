@@ -27,7 +27,7 @@ async function openPostgres(t: TestContext) {
   const backend = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2 });
   const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
   t.after(async () => {
-    await db.clear();
+    await db.drop();
     await backend.close();
   });
   await db.execute('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT NOT NULL)', []);
@@ -71,7 +71,7 @@ test('postgres: statements that change the session or reach other schemas are re
   await rejectsWith(() => db.query(`SELECT * FROM "${neighbourSchema}".secrets`, []), 'access-denied');
   await rejectsWith(() => db.execute('CREATE TABLE public.stratum_escape (id INTEGER)', []), 'access-denied');
   assert.deepEqual((await neighbour.query('SELECT value FROM secrets', [])).rows, [[txt('hidden')]]);
-  await neighbour.clear();
+  await neighbour.drop();
 });
 
 test('postgres: the documented differences from the SQLite dialect', async (t) => {

@@ -44,7 +44,7 @@ export function bucketConformance(name: string, makeBackend: MakeBucketBackend):
     if (!backend) return undefined;
     const bucket = await backend.open({ capsule, label: 'default' });
     t.after(async () => {
-      await bucket.clear();
+      await bucket.drop();
       await backend.close();
     });
     return { backend, bucket, capsule };
@@ -215,8 +215,8 @@ export function bucketConformance(name: string, makeBackend: MakeBucketBackend):
       await bucket.put('secret.txt', bytes('theirs'));
     }
     assert.deepEqual((await first.bucket.get('secret.txt'))?.data, bytes('mine'));
-    await other.clear();
-    await otherLabel.clear();
+    await other.drop();
+    await otherLabel.drop();
   });
 
   test(`${name}: concurrent writers through separate connections never mix objects`, async (t) => {

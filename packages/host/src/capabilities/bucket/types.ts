@@ -83,6 +83,8 @@ export interface ObjectBucket {
   /** Bytes stored, for metering and the quota. */
   usage(): MaybePromise<{ objects: number; bytes: number }>;
   clear(): MaybePromise<void>;
+  /** Removes the bucket itself, when the capsule is uninstalled. */
+  drop(): MaybePromise<void>;
 }
 
 export interface BucketBackend {

@@ -41,7 +41,7 @@ export function keyValueConformance(name: string, makeBackend: MakeKeyValueBacke
     if (!backend) return undefined;
     const store = await backend.open({ capsule, label });
     t.after(async () => {
-      await store.clear();
+      await store.drop();
       await backend.close();
     });
     return { backend, store, capsule };
@@ -228,7 +228,7 @@ export function keyValueConformance(name: string, makeBackend: MakeKeyValueBacke
       assert.equal(await store.compareAndSwap('secret', bytes('mine'), bytes('stolen')), false);
       await store.delete('secret');
       await store.set('secret', bytes('theirs'));
-      await store.clear();
+      await store.drop();
     }
     assert.equal(text(await first.store.get('secret')), 'mine');
   });
@@ -276,5 +276,9 @@ export function keyValueConformance(name: string, makeBackend: MakeKeyValueBacke
     await store.clear();
     assert.deepEqual((await store.listKeys()).keys, []);
     assert.deepEqual(await store.usage(), { keys: 0, bytes: 0 });
+    await store.set('again', bytes('x'));
+    await store.drop();
+    const reopened = await opened.backend.open({ capsule: opened.capsule, label: 'default' });
+    assert.deepEqual((await reopened.listKeys()).keys, [], 'a dropped store comes back empty');
   });
 }

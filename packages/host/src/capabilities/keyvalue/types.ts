@@ -87,6 +87,8 @@ export interface KeyValueStore {
   entries(): AsyncIterable<KeyValueEntry>;
   /** Removes every key (before a snapshot import). */
   clear(): MaybePromise<void>;
+  /** Removes the store itself (its keys and whatever holds them), when the capsule is uninstalled. */
+  drop(): MaybePromise<void>;
   /** Writes an entry exactly (value and expiry), bypassing nothing but TTL arithmetic. */
   restore(entry: KeyValueEntry): MaybePromise<void>;
 }

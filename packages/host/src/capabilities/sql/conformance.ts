@@ -41,7 +41,7 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     if (!backend) return undefined;
     const db = await backend.open({ capsule, label: 'default' });
     t.after(async () => {
-      await db.clear();
+      await db.drop();
       await backend.close();
     });
     return { backend, db, capsule };
@@ -207,8 +207,8 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
       await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('theirs')]);
     }
     assert.deepEqual((await first.db.query('SELECT title FROM notes', [])).rows, [[txt('private')]]);
-    await second.clear();
-    await otherLabel.clear();
+    await second.drop();
+    await otherLabel.drop();
   });
 
   test(`${name}: the database size quota refuses growth and keeps what fits`, async (t) => {
@@ -281,5 +281,9 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     assert.match(dumped[0]?.sql ?? '', /^CREATE TABLE/);
     await db.clear();
     await rejectsWith(() => db.query('SELECT * FROM notes', []), 'invalid-query');
+    await notes(db);
+    await db.drop();
+    const reopened = await opened.backend.open({ capsule: opened.capsule, label: 'default' });
+    await rejectsWith(() => reopened.query('SELECT * FROM notes', []), 'invalid-query');
   });
 }

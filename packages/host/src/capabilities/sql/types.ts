@@ -86,6 +86,8 @@ export interface SqlDatabase {
   tables(): AsyncIterable<TableDump>;
   /** Drops every table (before a snapshot import). */
   clear(): MaybePromise<void>;
+  /** Removes the database itself, when the capsule is uninstalled. */
+  drop(): MaybePromise<void>;
   /** Inserts rows into a table by column name, bypassing nothing but the SQL text (snapshot import). */
   insertRows(table: string, columns: string[], rows: SqlValue[][]): MaybePromise<void>;
 }

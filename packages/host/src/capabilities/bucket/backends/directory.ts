@@ -262,6 +262,9 @@ function openBucket(dir: string, db: DatabaseSync, limits: BucketLimits): Object
       const { objects, bytes } = statements.total.get() as { objects: number; bytes: number };
       return { objects, bytes };
     },
+    drop() {
+      this.clear();
+    },
     clear() {
       const files = statements.all.all() as { file: string }[];
       db.exec('DELETE FROM objects');

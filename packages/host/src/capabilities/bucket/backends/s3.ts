@@ -324,6 +324,17 @@ function openBucket(
     };
   }
 
+  function clearAll(): Promise<void> {
+    return guarded(async () => {
+      for (;;) {
+        const page = await client.send(new ListObjectsCommand({ Bucket: bucket, Prefix: keyPrefix, MaxKeys: 1000 }));
+        const keys = (page.Contents ?? []).map((object) => ({ Key: object.Key ?? '' }));
+        if (keys.length === 0) return;
+        await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
+      }
+    });
+  }
+
   return {
     put: (name, data, contentType) =>
       guarded(async () => {
@@ -385,14 +396,7 @@ function openBucket(
       for await (const chunk of body) yield new Uint8Array(chunk);
     },
     usage: () => guarded(usage),
-    clear: () =>
-      guarded(async () => {
-        for (;;) {
-          const page = await client.send(new ListObjectsCommand({ Bucket: bucket, Prefix: keyPrefix, MaxKeys: 1000 }));
-          const keys = (page.Contents ?? []).map((object) => ({ Key: object.Key ?? '' }));
-          if (keys.length === 0) return;
-          await client.send(new DeleteObjectsCommand({ Bucket: bucket, Delete: { Objects: keys, Quiet: true } }));
-        }
-      }),
+    drop: () => clearAll(),
+    clear: () => clearAll(),
   };
 }

@@ -356,6 +356,15 @@ function openStore(
       guarded(async () => {
         await jsm.streams.purge(stream);
       }),
+    drop: () =>
+      guarded(async () => {
+        try {
+          await kv.destroy();
+        } catch (error) {
+          // Dropping is idempotent: a bucket already gone is what was asked for.
+          if (!/stream not found/i.test(String((error as Error | null)?.message))) throw error;
+        }
+      }),
     restore: (entry) =>
       guarded(async () => {
         checkKey(entry.key, limits);

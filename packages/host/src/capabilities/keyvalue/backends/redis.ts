@@ -279,15 +279,8 @@ function openStore(
         return { keys, bytes };
       }),
     entries,
-    clear: () =>
-      guarded(async () => {
-        for (;;) {
-          const members = await client.zrange(index, 0, 499);
-          if (members.length === 0) return;
-          await client.del(...members.map(valueKey));
-          await client.zrem(index, ...members);
-        }
-      }),
+    clear: () => guarded(() => clearAll()),
+    drop: () => guarded(() => clearAll()),
     restore: (entry) =>
       guarded(async () => {
         checkKey(entry.key, limits);
@@ -297,6 +290,15 @@ function openStore(
         if (ttl > 0) await set(entry.key, entry.value, ttl);
       }),
   };
+
+  async function clearAll(): Promise<void> {
+    for (;;) {
+      const members = await client.zrange(index, 0, 499);
+      if (members.length === 0) return;
+      await client.del(...members.map(valueKey));
+      await client.zrem(index, ...members);
+    }
+  }
 
   async function* entries(): AsyncIterable<KeyValueEntry> {
     let cursor: string | undefined;

@@ -208,6 +208,9 @@ function openStore(db: DatabaseSync, label: string, limits: KeyValueLimits): Key
     clear() {
       statements.clear.run(label);
     },
+    drop() {
+      statements.clear.run(label);
+    },
     restore(entry) {
       checkKey(entry.key, limits);
       checkValue(entry.value, limits);

@@ -250,6 +250,16 @@ function openDatabase(sql: Sql, schema: string, limits: SqlLimits, failure: (err
         for (const { viewname } of views) await tx.unsafe(`DROP VIEW IF EXISTS ${ident(String(viewname))} CASCADE`);
       });
     },
+    drop: async () => {
+      identityColumns.clear();
+      try {
+        // As the host's own user, not the capsule's role: the role cannot drop itself.
+        await sql.unsafe(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`);
+        await sql.unsafe(`DROP ROLE IF EXISTS ${ident(schema)}`);
+      } catch (error) {
+        throw failure(error);
+      }
+    },
     insertRows: (table, columns, rows) =>
       inSchema(async (tx) => {
         const placeholders = columns.map((_, i) => `$${i + 1}`).join(', ');

@@ -215,6 +215,26 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     return `"${name.replaceAll('"', '""')}"`;
   }
 
+  function clear(): void {
+    host(() => {
+      const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as {
+        name: string;
+      }[];
+      db.exec('PRAGMA foreign_keys = OFF');
+      try {
+        for (const table of tables) db.exec(`DROP TABLE IF EXISTS ${quote(table.name)}`);
+        for (const { name, type } of db.prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('view', 'trigger')").all() as {
+          name: string;
+          type: string;
+        }[]) {
+          db.exec(`DROP ${type.toUpperCase()} IF EXISTS ${quote(name)}`);
+        }
+      } finally {
+        db.exec('PRAGMA foreign_keys = ON');
+      }
+    });
+  }
+
   return {
     query: (sql, params) => guarded(() => query(sql, params)),
     execute: (sql, params) => guarded(() => execute(sql, params)),
@@ -261,24 +281,8 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
         };
       }
     },
-    clear: () =>
-      host(() => {
-        const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as {
-          name: string;
-        }[];
-        db.exec('PRAGMA foreign_keys = OFF');
-        try {
-          for (const table of tables) db.exec(`DROP TABLE IF EXISTS ${quote(table.name)}`);
-          for (const { name, type } of db.prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('view', 'trigger')").all() as {
-            name: string;
-            type: string;
-          }[]) {
-            db.exec(`DROP ${type.toUpperCase()} IF EXISTS ${quote(name)}`);
-          }
-        } finally {
-          db.exec('PRAGMA foreign_keys = ON');
-        }
-      }),
+    drop: () => clear(),
+    clear: () => clear(),
     insertRows: (table, columns, rows) =>
       guarded(() => {
         const statement = host(() =>
