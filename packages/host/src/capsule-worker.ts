@@ -21,6 +21,7 @@ const port = parentPort;
 if (!port) throw new Error('capsule-worker.ts runs only as a worker thread');
 
 setResponseBodyLimit(init.responseBodyBytes);
+const cpuStart = init.cpuStart ? new BigInt64Array(init.cpuStart) : undefined;
 
 let current: (RequestScope & { id: number }) | undefined;
 let batch: ResponseBatch | undefined;
@@ -240,6 +241,7 @@ async function serve(handle: Handle, message: RequestMessage): Promise<void> {
   current = { id: message.id, requestId: message.requestId, domain: message.domain, outboundRemaining: message.outboundRequests };
   const exchange = new Exchange();
   const cpuBefore = cpuMicros();
+  if (cpuStart) Atomics.store(cpuStart, 0, BigInt(cpuBefore));
   let trapped: string | undefined;
   try {
     const request = new IncomingRequest({
@@ -258,7 +260,6 @@ async function serve(handle: Handle, message: RequestMessage): Promise<void> {
   const out = pending();
   out.done = {
     cpuMicros: cpuMicros() - cpuBefore,
-    cpuTotalMicros: cpuMicros(),
     memoryBytes: memoryBytes(),
     ...(trapped ? { trap: trapped } : {}),
   };
@@ -282,7 +283,7 @@ start().then(
       }
       queue = queue.then(() => serve(handle, message));
     });
-    port.postMessage({ type: 'ready', cpuTotalMicros: cpuMicros(), memoryBytes: memoryBytes() } satisfies FromWorker);
+    port.postMessage({ type: 'ready', memoryBytes: memoryBytes() } satisfies FromWorker);
     // The code cache is written at exit, and capsule workers are terminated rather than
     // exiting: write it now, after the answer that matters, for the next instance.
     if (init.compileCacheDir) setImmediate(flushCompileCache);

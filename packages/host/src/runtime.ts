@@ -152,14 +152,16 @@ class CapsuleWorker {
   readonly worker: Worker;
   readonly ready: Promise<void>;
   active: ActiveRequest | undefined;
-  cpuBase = 0;
+  /** See `WorkerInit.cpuStart`. */
+  readonly cpuStart: BigInt64Array;
   served = 0;
   retired = false;
   idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(worker: Worker, ready: Promise<void>) {
+  constructor(worker: Worker, ready: Promise<void>, cpuStart: SharedArrayBuffer) {
     this.worker = worker;
     this.ready = ready;
+    this.cpuStart = new BigInt64Array(cpuStart);
   }
 }
 
@@ -245,8 +247,9 @@ class Capsule {
   // ----- the pool -----
 
   spawn(): CapsuleWorker {
+    const cpuStart = new SharedArrayBuffer(8);
     const worker = new Worker(new URL('./capsule-worker-entry.ts', import.meta.url), {
-      workerData: this.init,
+      workerData: { ...this.init, cpuStart } satisfies WorkerInit,
       // The JS heap of the glue only: linear memory is capped in the modules themselves.
       resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 },
       env: {},
@@ -261,7 +264,7 @@ class Capsule {
       markFailed = reject;
     });
     ready.catch(() => {});
-    const handle = new CapsuleWorker(worker, ready);
+    const handle = new CapsuleWorker(worker, ready, cpuStart);
     this.workers.add(handle);
     this.#runtime.workersStarted++;
     const forward = (level: LogLevel) => (data: Buffer) => {
@@ -275,7 +278,6 @@ class Capsule {
           this.onBatch(handle, message);
           break;
         case 'ready':
-          handle.cpuBase = message.cpuTotalMicros;
           markReady();
           break;
         case 'failed':
@@ -535,6 +537,7 @@ class Capsule {
     handle.served++;
     this.armCpuCheck(handle, active, cpuLimit, cpuLimit);
     const message = { ...pending.message, id } as RequestMessage;
+    Atomics.store(handle.cpuStart, 0, -1n);
     handle.worker.postMessage(message, message.body ? [message.body.buffer as ArrayBuffer] : []);
   }
 
@@ -545,7 +548,9 @@ class Capsule {
       handle.worker.cpuUsage().then(
         (usage) => {
           if (handle.active !== active) return;
-          const usedMs = (usage.user + usage.system - handle.cpuBase) / 1000;
+          const started = Atomics.load(handle.cpuStart, 0);
+          // Not started yet: the worker has not picked the request up (it is busy elsewhere).
+          const usedMs = started < 0n ? 0 : (usage.user + usage.system - Number(started)) / 1000;
           if (usedMs > limit) this.kill(handle, active, 'cpu', `used ${Math.round(usedMs)} ms of CPU, over the ${limit} ms limit`);
           else this.armCpuCheck(handle, active, limit, Math.max(1, limit - usedMs));
         },
@@ -587,7 +592,6 @@ class Capsule {
     }
     if (batch.done) {
       const done = batch.done;
-      handle.cpuBase = done.cpuTotalMicros;
       if (done.trap !== undefined) {
         const nearCap = this.limits.memoryBytes - done.memoryBytes < Math.max(MiB, this.limits.memoryBytes / 16);
         const limit = nearCap ? 'memory' : 'trap';

@@ -17,6 +17,11 @@ export interface WorkerInit {
   responseBodyBytes: number;
   /** Where V8 keeps compiled code of the modules a worker loads, shared by all workers. */
   compileCacheDir?: string;
+  /**
+   * One BigInt64 shared with the main thread: the thread's CPU time (us) when the current request
+   * started, or -1 while the request has not started yet. The main thread's CPU limit reads it.
+   */
+  cpuStart?: SharedArrayBuffer;
 }
 
 export interface RequestMessage {
@@ -43,8 +48,6 @@ export interface LogLine {
 
 export interface RequestDone {
   cpuMicros: number;
-  /** The thread's CPU time so far: the baseline for the next request's CPU limit. */
-  cpuTotalMicros: number;
   memoryBytes: number;
   /** Set when the instance trapped or threw: it must not serve again. */
   trap?: string;
@@ -63,8 +66,4 @@ export interface ResponseBatch {
   done?: RequestDone;
 }
 
-export type FromWorker =
-  | ResponseBatch
-  | { type: 'ready'; cpuTotalMicros: number; memoryBytes: number }
-  | { type: 'failed'; message: string }
-  | { type: 'closed' };
+export type FromWorker = ResponseBatch | { type: 'ready'; memoryBytes: number } | { type: 'failed'; message: string } | { type: 'closed' };
