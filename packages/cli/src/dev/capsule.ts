@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join, relative, resolve } from 'node:path';
@@ -286,7 +287,10 @@ export class DevCapsule {
     this.#watcher = watchDirectory(
       this.dir,
       (paths) => {
-        const shown = paths.length === 1 ? paths[0] : `${paths[0]} and ${paths.length - 1} more`;
+        // Editors' temporary files come and go within the burst: name what is there now.
+        const present = paths.filter((path) => existsSync(join(this.dir, path)));
+        const named = present.length > 0 ? present : paths;
+        const shown = named.length === 1 ? named[0] : `${named[0]} and ${named.length - 1} more`;
         void this.reload(`${shown} changed, ${paths.includes('stratum.toml') ? 'reloading' : 'rebuilding'}`);
       },
       { alsoWatch, onError: (error) => this.#options.output.notice(`watching stopped: ${error.message}`, this.name) },
