@@ -1,6 +1,7 @@
 // The acceptance path of the control API with the real runtime: a host comes up, a registrar
 // installs examples/hello over the signed API, and the ingress serves it by its Host header.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -9,8 +10,10 @@ import { test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { ControlApiError, createControlClient, parseHostConfig, startHost, verifyLedgerFile } from '@stratum/host';
 import { pushCapsule } from '@stratum/registry';
+import { Redis } from 'ioredis';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
+import { requireService } from './support/services.ts';
 
 /** fetch() will not send a Host header of our choosing; node:http will. */
 export function get(base: URL, host: string, path = '/'): Promise<{ status: number; body: string }> {
@@ -153,4 +156,61 @@ key = "${registrar.publicJwk.x}"
     (await client.status()).capsules.map((capsule) => capsule.name),
     ['hello'],
   );
+});
+
+test("host.toml's [keyvalue.<label>] table reaches the keyvalue capability (redis), and a bad one is refused at install", async (t) => {
+  const redisUrl = await requireService(t, 'redis');
+  if (!redisUrl) return;
+  const wasm = await buildExample('counter');
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const registrar = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const hostToml = (backend: string) =>
+    parseHostConfig(
+      `stratum = 1
+[host]
+name = "host1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+[registrars.test]
+key = "${registrar.publicJwk.x}"
+[keyvalue.default]
+${backend}
+`,
+      join(dir, 'host.toml'),
+    );
+  const manifest = await readFile(join(exampleDir('counter'), 'stratum.toml'), 'utf8');
+  const component = new Uint8Array(await readFile(wasm));
+  const name = `counter-${randomBytes(6).toString('hex')}`;
+
+  const host = await startHost(hostToml(`type = "redis"\nurl = "${redisUrl}"`), { pullComponent: false });
+  t.after(() => host.close());
+  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+  await client.install({ name, domains: ['counter.example'], manifest, component });
+  assert.equal(JSON.parse((await get(host.ingressUrl, 'counter.example', '/a')).body).count, 1);
+  assert.equal(JSON.parse((await get(host.ingressUrl, 'counter.example', '/a')).body).count, 2);
+
+  const redis = new Redis(redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  await redis.connect();
+  const keys = await redis.keys(`stratum:kv:{${name}/default}:*`);
+  t.after(async () => {
+    if (keys.length > 0) await redis.del(...keys);
+    await redis.quit();
+  });
+  assert.ok(keys.length > 0, 'the counts live in Redis under the installation name');
+
+  const typo = await startHost(hostToml('type = "rdis"'), { pullComponent: false });
+  t.after(() => typo.close());
+  const typoClient = createControlClient({ url: typo.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+  await assert.rejects(typoClient.install({ name: 'counter', domains: ['counter.example'], manifest, component }), (error: unknown) => {
+    assert.ok(error instanceof ControlApiError);
+    assert.equal(error.status, 400);
+    assert.match([error.message, ...error.details].join('\n'), /did you mean "redis"/);
+    return true;
+  });
 });
