@@ -316,6 +316,16 @@ test('install refusals: bad manifest, missing component, digest mismatch, regist
   await refused(client.request('PUT', '/status').then(expectJson), 405, 'METHOD_NOT_ALLOWED');
 });
 
+test('a body over [control] max_body is refused with 413 before it is read whole, and paths outside the base are 404', async (t) => {
+  const { client, host } = await setup(t);
+  const big = { domains: ['a.example'], manifest: MANIFEST, component: { base64: Buffer.alloc(1024 * 1024).toString('base64') } };
+  const response = await client.request('POST', '/capsules', big);
+  assert.equal(response.status, 413);
+  assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'BODY_TOO_LARGE');
+  const outside = await fetch(new URL('/status', host.controlUrl));
+  assert.equal(outside.status, 404);
+});
+
 async function expectJson(response: Response): Promise<unknown> {
   const value = (await response.json()) as { error?: { code: string; message: string; details?: string[] } };
   if (!response.ok)

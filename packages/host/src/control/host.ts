@@ -154,6 +154,13 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       control = createHttpServer(handler);
     }
     servers.push(control);
+    const loopback = /^(127\.|::1$|localhost$)/.test(config.control.listen.host);
+    if (!config.control.tls && !loopback) {
+      logger.warn(
+        { listen: `${config.control.listen.host}:${config.control.listen.port}` },
+        'the control API speaks plain HTTP on a non-loopback address: install requests carry secrets; set [control] tls_cert and tls_key, or put a TLS proxy in front',
+      );
+    }
     const controlUrl = new URL(CONTROL_BASE_PATH, await listen(control, config.control.listen, config.control.tls ? 'https' : 'http'));
     logger.info(
       {
