@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam, type ResponseReceiver } from './http-types.ts';
+import { InputStream } from './io.ts';
+
+const bytes = (text: string) => new TextEncoder().encode(text);
+const text = (value: Uint8Array | undefined) => new TextDecoder().decode(value);
+
+test('fields: names compare case-insensitively and keep their order', () => {
+  const fields = new Fields();
+  fields.append('X-One', bytes('1'));
+  fields.append('x-two', bytes('2'));
+  fields.append('X-ONE', bytes('3'));
+  assert.deepEqual(fields.get('x-one').map(text), ['1', '3']);
+  assert.equal(fields.has('X-TWO'), true);
+  fields.set('x-one', [bytes('4')]);
+  assert.deepEqual(
+    fields.entries().map(([name, value]) => `${name}=${text(value)}`),
+    ['x-two=2', 'x-one=4'],
+  );
+  fields.delete('X-Two');
+  assert.equal(fields.has('x-two'), false);
+});
+
+test('fields: a guest cannot set hop-by-hop headers, bad names or values with line breaks', () => {
+  const fields = new Fields();
+  assert.throws(
+    () => fields.set('transfer-encoding', [bytes('chunked')]),
+    (error) => (error as { tag: string }).tag === 'forbidden',
+  );
+  assert.throws(
+    () => fields.append('bad name', bytes('x')),
+    (error) => (error as { tag: string }).tag === 'invalid-syntax',
+  );
+  assert.throws(
+    () => fields.append('x-split', bytes('a\r\nset-cookie: x')),
+    (error) => (error as { tag: string }).tag === 'invalid-syntax',
+  );
+  assert.deepEqual(fields.entries(), []);
+});
+
+test('fields: request and response headers are immutable; a clone is not', () => {
+  const request = new IncomingRequest({
+    method: 'POST',
+    pathWithQuery: '/x',
+    scheme: 'http',
+    authority: 'a.test',
+    headers: ['Content-Type', 'text/plain'],
+    body: [],
+  });
+  const headers = request.headers();
+  assert.deepEqual(headers.get('content-type').map(text), ['text/plain']);
+  assert.throws(
+    () => headers.append('x', bytes('y')),
+    (error) => (error as { tag: string }).tag === 'immutable',
+  );
+  const copy = headers.clone();
+  copy.append('x', bytes('y'));
+  assert.equal(copy.has('x'), true);
+  assert.equal(request.headers().has('x'), false);
+  const response = new OutgoingResponse(new Fields());
+  assert.throws(
+    () => response.headers().set('x', [bytes('1')]),
+    (error) => (error as { tag: string }).tag === 'immutable',
+  );
+});
+
+test('fuzz: fields from any list either hold exactly that list or refuse it with a header error', () => {
+  fc.assert(
+    fc.property(fc.array(fc.tuple(fc.string({ maxLength: 12 }), fc.uint8Array({ maxLength: 12 })), { maxLength: 6 }), (entries) => {
+      try {
+        const fields = Fields.fromList(entries);
+        assert.deepEqual(fields.entries(), entries);
+      } catch (error) {
+        assert.ok(!(error instanceof Error), `threw an Error (a trap) instead of a header error: ${String(error)}`);
+        assert.ok(['invalid-syntax', 'forbidden'].includes((error as { tag: string }).tag));
+      }
+    }),
+    { numRuns: 1000 },
+  );
+});
+
+test('a request body reads chunk by chunk, then the stream reports closed', () => {
+  const request = new IncomingRequest({
+    method: 'PUT',
+    pathWithQuery: '/',
+    scheme: 'http',
+    authority: 'a.test',
+    headers: [],
+    body: [bytes('hello '), bytes('world')],
+  });
+  const stream = request.consume().stream();
+  assert.equal(text(stream.read(4n)), 'hell');
+  assert.equal(text(stream.read(100n)), 'o ');
+  assert.equal(text(stream.blockingRead(100n)), 'world');
+  assert.throws(
+    () => stream.read(1n),
+    (error) => (error as { tag: string }).tag === 'closed',
+  );
+  assert.throws(() => request.consume());
+  assert.throws(
+    () => new InputStream().read(1n),
+    (error) => (error as { tag: string }).tag === 'closed',
+  );
+});
+
+test('a response written before it is set reaches the receiver in order: head, body, end', () => {
+  const events: string[] = [];
+  const receiver: ResponseReceiver = {
+    head: (status, headers) => events.push(`head ${status} ${headers.map(([name, value]) => `${name}=${text(value)}`).join(',')}`),
+    failed: (error) => events.push(`failed ${error.tag}`),
+    capacity: () => 1024,
+    chunk: (chunk) => events.push(`chunk ${text(chunk)}`),
+    flush: () => {},
+    end: () => events.push('end'),
+    overLimit: () => events.push('over'),
+  };
+  const headers = new Fields();
+  headers.append('content-type', bytes('text/plain'));
+  const response = new OutgoingResponse(headers);
+  response.setStatusCode(201);
+  const body = response.body();
+  body.write().blockingWriteAndFlush(bytes('early'));
+  ResponseOutparam.set(new ResponseOutparam(receiver), { tag: 'ok', val: response });
+  assert.throws(() => response.body());
+  assert.throws(() => response.setStatusCode(42));
+  OutgoingBody.finish(body, undefined);
+  assert.deepEqual(events, ['head 201 content-type=text/plain', 'chunk early', 'end']);
+});
