@@ -359,3 +359,34 @@ test('stratum dev --backend keyvalue=redis://… keeps the counts in Redis', asy
   assert.equal((await get(port, 'counter.localhost', path, 'DELETE')).status, 204);
   assert.equal(await again.interrupt(), 0);
 });
+
+test('--config takes a host.toml: its store tables bind the capsule’s labels; a bad one is refused', async (t) => {
+  const dir = await tinyProject(t, 'tiny', await tinyVariant(t, 'hello from tiny '));
+  await writeFile(join(dir, 'stratum.toml'), `${TINY_MANIFEST}\n[capabilities]\nkeyvalue = ["default", "cache"]\n`);
+  const hostToml = join(dir, 'host.toml');
+  await writeFile(
+    hostToml,
+    [
+      'stratum = 1',
+      '[host]\nname = "dev.example"\nkey = "host.key"\ndata = "data"',
+      '[registrars.example]\nkey = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"',
+      '[limits]\nmemory = "64mib"',
+      '[keyvalue.cache]\ntype = "redis"\nurl = "redis://127.0.0.1:6379/0"',
+      '',
+    ].join('\n\n'),
+  );
+  const port = await freePort();
+  const dev = await startDev(t, [dir, '--config', hostToml], port);
+  const ready = await dev.waitFor('ready', (event) => event.type === 'ready');
+  assert.deepEqual((ready.capsules as { capabilities: unknown[] }[])[0]?.capabilities, [
+    { grant: 'keyvalue:default', backend: 'SQLite (embedded)' },
+    { grant: 'keyvalue:cache', backend: 'redis redis://127.0.0.1:6379/0' },
+  ]);
+  assert.equal(await dev.interrupt(), 0);
+
+  await writeFile(hostToml, 'stratum = 1\n[limits]\nmemroy = "64mib"\n');
+  const bad = await startDev(t, [dir, '--config', hostToml], port);
+  assert.equal(await new Promise((resolve) => bad.child.once('exit', resolve)), 1);
+  assert.match(bad.stderr(), /host\.toml/);
+  assert.match(bad.stderr(), /memroy/);
+});
