@@ -1,10 +1,12 @@
 // `stratum host status` and `stratum host start`'s refusals, through the CLI's main().
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type TestContext, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { main } from '@stratum/cli';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { parseHostConfig, startHost } from '@stratum/host';
@@ -107,4 +109,70 @@ test('host start refuses an invalid host.toml with file:line:col errors', async 
   assert.equal(result.code, 1);
   assert.equal(result.stderr, `${config}:6:1: unknown key "port" in [host] (known: name, key, data)\n`);
   assert.equal((await run(['host', 'start', '--config', config, '--log-format', 'xml'])).code, 2);
+});
+
+test('with tls_cert and tls_key the control API speaks HTTPS, and host status reaches it', async (t) => {
+  const openssl = spawnSync('openssl', ['version']);
+  if (openssl.status !== 0) {
+    t.skip('openssl is not installed; it makes the test certificate');
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-tls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const made = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ed25519',
+      '-nodes',
+      '-days',
+      '1',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ].concat(['-keyout', join(dir, 'tls.key'), '-out', join(dir, 'tls.pem')]),
+  );
+  assert.equal(made.status, 0, made.stderr.toString());
+  const operator = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const text = `stratum = 1
+[host]
+name = "h1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+tls_cert = "tls.pem"
+tls_key = "tls.key"
+[registrars.operator]
+key = "${operator.publicJwk.x}"
+`;
+  const host = await startHost(parseHostConfig(text, join(dir, 'host.toml')), { pullComponent: false });
+  t.after(() => host.close());
+  assert.equal(host.controlUrl.protocol, 'https:');
+  const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
+  const child = spawn(
+    process.execPath,
+    [cli, 'host', 'status', '--url', host.controlUrl.href, '--audience', 'h1.example.net', '--key', join(dir, 'operator.key')],
+    {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: join(dir, 'tls.pem') },
+    },
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString();
+  });
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 0, stderr);
+  assert.match(stdout, /^h1\.example\.net {2}stratum-host /);
 });
