@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -55,6 +55,7 @@ export class Loader {
   readonly #jobs = new Map<number, { resolve: (reply: TranspileWorkerReply) => void; reject: (error: Error) => void }>();
   readonly #compiled = new Map<string, Promise<Record<string, WebAssembly.Module>>>();
   readonly #inFlight = new Map<string, Promise<unknown>>();
+  #swept = false;
 
   constructor(options: { cacheDir: string; logger?: Logger }) {
     this.#cacheDir = options.cacheDir;
@@ -139,6 +140,7 @@ export class Loader {
     }
     return this.#once(`transpile:${key}`, async () => {
       this.stats.transpiles++;
+      await this.#sweep();
       const started = performance.now();
       const reply = await this.#run({
         id: 0,
@@ -191,6 +193,18 @@ export class Loader {
     const worker = this.#worker;
     this.#worker = undefined;
     if (worker) await worker.terminate();
+  }
+
+  /** Removes what a host killed in the middle of transpiling left behind (once per process). */
+  async #sweep(): Promise<void> {
+    if (this.#swept) return;
+    this.#swept = true;
+    const dir = join(this.#cacheDir, 'transpiled');
+    const entries = await readdir(dir).catch(() => [] as string[]);
+    for (const entry of entries) {
+      if (!entry.endsWith('.tmp') || entry.includes(`.${process.pid}.`)) continue;
+      await rm(join(dir, entry), { recursive: true, force: true });
+    }
   }
 
   #once<T>(key: string, work: () => Promise<T>): Promise<T> {
