@@ -1,0 +1,65 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { silentLogger } from '@stratum/core';
+import type { PrepareContext, PreparedCapability } from '../contract.ts';
+import wasi from './index.ts';
+
+async function prepare(): Promise<{ prepared: PreparedCapability; lines: string[] }> {
+  const lines: string[] = [];
+  const context: PrepareContext<Record<string, never>> = {
+    capsule: 'c',
+    settings: {},
+    dataDir: '/nonexistent',
+    logger: silentLogger,
+    currentRequest: () => undefined,
+    log: (level, message, source) => lines.push(`${level} ${source} ${message}`),
+  };
+  return { prepared: await wasi.prepare(context), lines };
+}
+
+type Fn = (...args: unknown[]) => unknown;
+const member = (prepared: PreparedCapability, iface: string, name: string) => prepared.imports[iface]?.[name] as Fn;
+
+test('a capsule sees no environment, no arguments and no directories', async () => {
+  const { prepared } = await prepare();
+  assert.deepEqual(member(prepared, 'wasi:cli/environment', 'getEnvironment')(), []);
+  assert.deepEqual(member(prepared, 'wasi:cli/environment', 'getArguments')(), []);
+  assert.equal(member(prepared, 'wasi:cli/environment', 'initialCwd')(), undefined);
+  assert.deepEqual(member(prepared, 'wasi:filesystem/preopens', 'getDirectories')(), []);
+});
+
+test('sockets and name lookups are refused with access-denied, not a trap', async () => {
+  const { prepared } = await prepare();
+  for (const [iface, name] of [
+    ['wasi:sockets/tcp-create-socket', 'createTcpSocket'],
+    ['wasi:sockets/udp-create-socket', 'createUdpSocket'],
+    ['wasi:sockets/ip-name-lookup', 'resolveAddresses'],
+  ] as const) {
+    assert.throws(
+      () => member(prepared, iface, name)({ tag: 'ipv4' }),
+      (error) => error === 'access-denied',
+    );
+  }
+});
+
+test('stdout and stderr become the capsule log, a line at a time', async () => {
+  const { prepared, lines } = await prepare();
+  const stdout = member(prepared, 'wasi:cli/stdout', 'getStdout')() as { blockingWriteAndFlush(bytes: Uint8Array): void };
+  const stderr = member(prepared, 'wasi:cli/stderr', 'getStderr')() as { write(bytes: Uint8Array): void };
+  stdout.blockingWriteAndFlush(new TextEncoder().encode('one\ntw'));
+  stdout.blockingWriteAndFlush(new TextEncoder().encode('o\n'));
+  stderr.write(new TextEncoder().encode('oops\n'));
+  await prepared.close?.();
+  assert.deepEqual(lines, ['info stdout one', 'info stdout two', 'error stderr oops']);
+});
+
+test('clocks and random work without the host', async () => {
+  const { prepared } = await prepare();
+  const now = member(prepared, 'wasi:clocks/monotonic-clock', 'now')() as bigint;
+  assert.equal(typeof now, 'bigint');
+  const pollable = member(prepared, 'wasi:clocks/monotonic-clock', 'subscribeDuration')(1_000_000n) as { block(): void; ready(): boolean };
+  pollable.block();
+  assert.equal(pollable.ready(), true);
+  assert.ok((member(prepared, 'wasi:clocks/monotonic-clock', 'now')() as bigint) - now >= 1_000_000n);
+  assert.equal((member(prepared, 'wasi:random/random', 'getRandomBytes')(16n) as Uint8Array).length, 16);
+});
