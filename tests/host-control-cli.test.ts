@@ -111,6 +111,33 @@ test('host start refuses an invalid host.toml with file:line:col errors', async 
   assert.equal((await run(['host', 'start', '--config', config, '--log-format', 'xml'])).code, 2);
 });
 
+test("host start checks each capability's tables before it starts anything", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const config = join(dir, 'host.toml');
+  await writeFile(
+    config,
+    `stratum = 1
+[host]
+name = "h"
+key = "missing.key"
+data = "d"
+[registrars.r]
+key = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+[sql.default]
+type = "postgress"
+url = "postgres://127.0.0.1/x"
+[keyvalue.cache]
+type = "redis"
+`,
+  );
+  const result = await run(['host', 'start', '--config', config]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /has capability settings this host cannot use/);
+  assert.match(result.stderr, /\[sql\.default\].*postgress.*did you mean "postgres"/);
+  assert.match(result.stderr, /\[keyvalue\.cache\] url must be a redis:\/\/ URL/);
+});
+
 test('with tls_cert and tls_key the control API speaks HTTPS, and host status reaches it', async (t) => {
   const openssl = spawnSync('openssl', ['version']);
   if (openssl.status !== 0) {

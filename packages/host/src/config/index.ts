@@ -10,4 +10,13 @@ export {
   loadHostConfig,
   parseHostConfig,
 } from './parse.ts';
-export type { BackendConfig, CapabilityBackends, HostConfig, HostLimits, ListenAddress, TrustedRegistrar } from './types.ts';
+export type {
+  BackendConfig,
+  CapabilityBackends,
+  CapabilityConfig,
+  HostConfig,
+  HostLimits,
+  ListenAddress,
+  OutboundConfig,
+  TrustedRegistrar,
+} from './types.ts';

@@ -21,6 +21,7 @@ test('the minimal example gets the defaults', () => {
   assert.equal(config.registrars.length, 1);
   assert.equal(config.registrars[0]?.key.kid, 'kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k');
   assert.deepEqual(config.capabilities, { keyvalue: {}, sql: {}, bucket: {} });
+  assert.equal('outbound' in config.capabilities, false);
 });
 
 test('the full example converts units and passes backend tables through', () => {
@@ -44,6 +45,7 @@ test('the full example converts units and passes backend tables through', () => 
   assert.deepEqual(config.capabilities.keyvalue.default, { type: 'redis', url: 'redis://127.0.0.1:6379/0' });
   assert.deepEqual(config.capabilities.keyvalue.cache, { type: 'nats', url: 'nats://127.0.0.1:4222' });
   assert.equal(config.capabilities.sql.default?.type, 'postgres');
+  assert.deepEqual(config.capabilities.outbound, { allow_addresses: ['10.1.0.0/16'], max_response_size: '16mb', timeout: '30s' });
   assert.deepEqual(config.capabilities.bucket.default, {
     type: 's3',
     endpoint: 'https://s3.example.net',

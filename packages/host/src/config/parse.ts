@@ -5,7 +5,7 @@ import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@strat
 import { formatPath, formatProblem, locate, type ManifestProblem, nearest } from '@stratum/manifest';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
-import type { BackendConfig, HostConfig, HostLimits, ListenAddress, TrustedRegistrar } from './types.ts';
+import type { BackendConfig, HostConfig, HostLimits, ListenAddress, OutboundConfig, TrustedRegistrar } from './types.ts';
 
 /** The host.toml JSON Schema, the single source of truth for its shape. */
 export const hostConfigSchemaUrl = new URL('../../../../spec/host-config/host-config-v1.schema.json', import.meta.url);
@@ -308,7 +308,12 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
       limits: hostLimits,
       metering: { flushIntervalMs },
       registrars,
-      capabilities: { keyvalue: backends('keyvalue'), sql: backends('sql'), bucket: backends('bucket') },
+      capabilities: {
+        keyvalue: backends('keyvalue'),
+        sql: backends('sql'),
+        bucket: backends('bucket'),
+        ...(raw.outbound !== undefined ? { outbound: { ...(raw.outbound as OutboundConfig) } } : {}),
+      },
     },
   };
 }

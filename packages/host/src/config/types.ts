@@ -40,6 +40,16 @@ export interface BackendConfig {
 
 export type CapabilityBackends = Record<'keyvalue' | 'sql' | 'bucket', Record<string, BackendConfig>>;
 
+/** `[outbound]` as written (snake_case keys), for the outbound capability to read. */
+export interface OutboundConfig {
+  allow_addresses?: string[];
+  max_response_size?: string;
+  timeout?: string;
+}
+
+/** Each capability's section of host.toml, by capability name: the runtime's `capabilityConfig`. */
+export type CapabilityConfig = CapabilityBackends & { outbound?: OutboundConfig };
+
 /** host.toml after validation: paths absolute, sizes in bytes, times in ms. */
 export interface HostConfig {
   /** The file it was read from, as given. */
@@ -57,5 +67,5 @@ export interface HostConfig {
   limits: HostLimits;
   metering: { flushIntervalMs: number };
   registrars: TrustedRegistrar[];
-  capabilities: CapabilityBackends;
+  capabilities: CapabilityConfig;
 }

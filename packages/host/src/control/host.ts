@@ -5,9 +5,22 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { type Ed25519PrivateJwk, errorMessage, type Logger, publicPart, readKeyFile, StratumError, silentLogger } from '@stratum/core';
+import {
+  type Ed25519PrivateJwk,
+  errorMessage,
+  isStratumError,
+  type Logger,
+  publicPart,
+  readKeyFile,
+  StratumError,
+  silentLogger,
+} from '@stratum/core';
 import { parseManifest } from '@stratum/manifest';
 import { pullComponent } from '@stratum/registry';
+import { parseBucketHostConfig } from '../capabilities/bucket/index.ts';
+import { parseKeyValueHostConfig } from '../capabilities/keyvalue/index.ts';
+import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
+import { parseSqlHostConfig } from '../capabilities/sql/index.ts';
 import type { HostConfig, ListenAddress } from '../config/types.ts';
 import { UsageLedger } from '../metering/ledger.ts';
 import { createHostRuntime } from '../runtime.ts';
@@ -85,6 +98,7 @@ export interface RunningHost {
  */
 export async function startHost(config: HostConfig, options: StartHostOptions = {}): Promise<RunningHost> {
   const logger = options.logger ?? silentLogger;
+  checkCapabilityConfig(config);
   const identityKey = options.identityKey ?? (await readKeyFile(config.keyFile));
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const runtimeDir = join(config.dataDir, 'runtime');
@@ -175,6 +189,35 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   } catch (error) {
     await close().catch(() => {});
     throw error;
+  }
+}
+
+/**
+ * Checks host.toml's capability tables with each capability's own parser before anything
+ * starts, so that a typo in `[keyvalue.cache]` stops the host at once instead of failing the
+ * first install that uses the label.
+ */
+export function checkCapabilityConfig(config: HostConfig): void {
+  const parsers: [(hostConfig: unknown) => unknown, unknown][] = [
+    [parseKeyValueHostConfig, config.capabilities.keyvalue],
+    [parseSqlHostConfig, config.capabilities.sql],
+    [parseBucketHostConfig, config.capabilities.bucket],
+    [parseOutboundHostConfig, config.capabilities.outbound],
+  ];
+  const details: string[] = [];
+  for (const [parse, section] of parsers) {
+    try {
+      parse(section);
+    } catch (error) {
+      if (!isStratumError(error)) throw error;
+      details.push(...(error.details.length > 0 ? error.details : [error.message]).map((line) => `${config.file}: ${line}`));
+    }
+  }
+  if (details.length > 0) {
+    throw new StratumError('HOST_CONFIG_INVALID', `${config.file} has capability settings this host cannot use`, {
+      details,
+      hint: 'spec/host-config/README.md lists each backend type and its keys.',
+    });
   }
 }
 
