@@ -212,3 +212,52 @@ ${backend}
     return true;
   });
 });
+
+test("a capsule's state moves to another installation: export, install stopped, import, start", async (t) => {
+  const wasm = await buildExample('counter');
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const registrar = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const config = parseHostConfig(
+    `stratum = 1
+[host]
+name = "host1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+[registrars.test]
+key = "${registrar.publicJwk.x}"
+`,
+    join(dir, 'host.toml'),
+  );
+  const host = await startHost(config, { pullComponent: false });
+  t.after(() => host.close());
+  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+  const manifest = await readFile(join(exampleDir('counter'), 'stratum.toml'), 'utf8');
+  const component = new Uint8Array(await readFile(wasm));
+
+  await client.install({ name: 'old', domains: ['old.example'], manifest, component });
+  for (let i = 0; i < 2; i++) await get(host.ingressUrl, 'old.example', '/a');
+  const snapshot = await client.exportState('old', 'keyvalue', 'default');
+  const [header] = snapshot.split('\n');
+  assert.equal((JSON.parse(header as string) as { capability: string }).capability, 'keyvalue');
+  assert.match(snapshot, /"end":\{"records":1,/);
+
+  await client.install({ name: 'new', domains: ['new.example'], manifest, component, start: false });
+  const imported = await client.importState('new', 'keyvalue', 'default', snapshot);
+  assert.deepEqual(imported, { capability: 'keyvalue', label: 'default', records: 1 });
+  await client.start('new');
+  assert.equal(JSON.parse((await get(host.ingressUrl, 'new.example', '/a')).body).count, 3);
+
+  const refused = async (promise: Promise<unknown>, status: number, code: string) =>
+    assert.rejects(promise, (error: unknown) => error instanceof ControlApiError && error.status === status && error.code === code);
+  await refused(client.importState('old', 'keyvalue', 'default', snapshot), 409, 'CAPSULE_RUNNING');
+  await refused(client.exportState('old', 'keyvalue', 'other'), 404, 'STATE_NOT_FOUND');
+  await refused(client.exportState('old', 'sql', 'default'), 404, 'STATE_NOT_FOUND');
+  await client.stop('new');
+  await refused(client.importState('new', 'keyvalue', 'default', snapshot.replace('"records":1', '"records":2')), 400, 'SNAPSHOT_INVALID');
+});

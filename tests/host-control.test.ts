@@ -580,6 +580,7 @@ test('answers match the OpenAPI document', async (t) => {
     '/capsules/{name}/drain',
     '/capsules/{name}/logs',
     '/capsules/{name}/start',
+    '/capsules/{name}/state/{capability}/{label}',
     '/capsules/{name}/stop',
     '/identity',
     '/status',

@@ -63,6 +63,15 @@ export interface ControlClient {
   capsule(name: string): Promise<CapsuleStatus>;
   usage(query?: { capsule?: string; since?: Date; until?: Date }): Promise<UsageResponse>;
   ledger(after?: number, limit?: number): Promise<{ entries: LedgerEntry[]; head: { entries: number; hash: string } }>;
+  /** A capsule's state under one capability and label, as snapshot text (spec/snapshot.md). */
+  exportState(name: string, capability: string, label: string): Promise<string>;
+  /** Replaces a stopped capsule's state under one capability and label with a snapshot. */
+  importState(
+    name: string,
+    capability: string,
+    label: string,
+    snapshot: string | Uint8Array,
+  ): Promise<{ capability: string; label: string; records: number }>;
   /** Streams a capsule's log until `signal` aborts or the host closes the stream. */
   logs(name: string, onEntry: (entry: CapsuleLogEntry) => void, options?: { backlog?: number; signal?: AbortSignal }): Promise<void>;
   /** A signed request to any path relative to the base URL (`/status`), for what the methods above do not cover. */
@@ -88,16 +97,19 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     return (await expectOk(response)) as HostIdentity;
   };
 
-  const request = async (method: string, path: string, body?: unknown): Promise<Response> => {
+  const send = async (method: string, path: string, body: string | Uint8Array | undefined, contentType?: string): Promise<Response> => {
     audience ??= identity().then((info) => info.name);
-    const text = body === undefined ? '' : JSON.stringify(body);
-    const authorization = await signControlRequest({ key: options.key, audience: await audience, method, path, body: text });
+    const authorization = await signControlRequest({ key: options.key, audience: await audience, method, path, body: body ?? '' });
     return doFetch(resolve(path), {
       method,
-      headers: { authorization, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: text }),
+      headers: { authorization, ...(contentType ? { 'content-type': contentType } : {}) },
+      ...(body === undefined ? {} : { body }),
     });
   };
+  const request = (method: string, path: string, body?: unknown): Promise<Response> =>
+    send(method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? undefined : 'application/json');
+  const statePath = (name: string, capability: string, label: string) =>
+    `/capsules/${encodeURIComponent(name)}/state/${encodeURIComponent(capability)}/${encodeURIComponent(label)}`;
 
   const call = async <T>(method: string, path: string, body?: unknown): Promise<T> =>
     (await expectOk(await request(method, path, body))) as T;
@@ -132,6 +144,15 @@ export function createControlClient(options: ControlClientOptions): ControlClien
       if (query.until) params.set('until', query.until.toISOString());
       const search = params.toString();
       return call('GET', `/usage${search ? `?${search}` : ''}`);
+    },
+    async exportState(name, capability, label) {
+      const response = await send('GET', statePath(name, capability, label), undefined);
+      if (!response.ok) await expectOk(response);
+      return response.text();
+    },
+    async importState(name, capability, label, snapshot) {
+      const response = await send('PUT', statePath(name, capability, label), snapshot, 'application/vnd.stratum.snapshot.v1+jsonl');
+      return (await expectOk(response)) as { capability: string; label: string; records: number };
     },
     ledger: (after = 0, limit = 1000) => call('GET', `/usage/ledger?after=${after}&limit=${limit}`),
     async logs(name, onEntry, logOptions = {}) {

@@ -159,6 +159,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       maxBodyBytes: config.control.maxBodyBytes,
       logger: logger.child({ component: 'control' }),
       ...(pullComponent ? { pullComponent } : {}),
+      state: { capabilityConfig: config.capabilities, dataDir: runtimeDir, logger: logger.child({ component: 'state' }) },
     });
     let control: Server;
     if (config.control.tls) {

@@ -5,6 +5,7 @@ import type { UsageLedger } from '../metering/ledger.ts';
 import type { CapsuleStatus, HostRuntime } from '../runtime-types.ts';
 import { ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
 import type { Installation, InstallationStore } from './installations.ts';
+import { exportState, importState, isStatefulCapability, STATEFUL_CAPABILITIES, type StateAccess } from './state.ts';
 
 export const CONTROL_API_VERSION = 'v1';
 /**
@@ -42,6 +43,8 @@ export interface ControlServerOptions {
   verify: (request: RequestToVerify) => Promise<VerifiedRequest>;
   maxBodyBytes: number;
   pullComponent?: PullComponent;
+  /** Where capsules' stored state is, for the state export and import endpoints; without it they answer 404. */
+  state?: StateAccess;
   logger?: Logger;
   /** Seconds between SSE keep-alive comments. */
   keepAliveSeconds?: number;
@@ -145,6 +148,10 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     const parts = ['', ...url.pathname.split('/').filter(Boolean).map(decodeURIComponent)];
     const [, collection, name, action, extra] = parts;
 
+    if (collection === 'capsules' && name !== undefined && action === 'state' && parts.length === 6) {
+      return state(request, response, body, name, parts[4] as string, parts[5] as string, log);
+    }
+
     if (collection === 'status' && parts.length === 2) {
       allow(method, 'GET');
       // The runtime's own counters (transpiles, cache hits, ...) when it keeps any: operators
@@ -208,6 +215,50 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       return json(response, 200, { capsule: status });
     }
     throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
+  };
+
+  /** `GET|PUT <base>/capsules/{name}/state/{capability}/{label}`: spec/host-api.md section 5.11. */
+  const state = async (
+    request: IncomingMessage,
+    response: ServerResponse,
+    body: Uint8Array,
+    name: string,
+    capability: string,
+    label: string,
+    log: Logger,
+  ): Promise<void> => {
+    const method = request.method ?? 'GET';
+    allow(method, 'GET', 'PUT');
+    const status = findCapsule(name);
+    const access = options.state;
+    if (!access) throw new HttpError(404, 'NOT_FOUND', 'this host does not export or import capsule state');
+    if (!isStatefulCapability(capability)) {
+      throw new HttpError(404, 'NOT_FOUND', `"${capability.slice(0, 40)}" holds no state; one of ${STATEFUL_CAPABILITIES.join(', ')}`);
+    }
+    const installation = await options.store.get(name);
+    const granted = installation ? parseManifest(installation.manifest, `${name}/stratum.toml`).manifest.capabilities[capability] : [];
+    if (!granted.includes(label)) {
+      throw new HttpError(404, 'STATE_NOT_FOUND', `${name}'s manifest grants no ${capability} label "${label.slice(0, 64)}"`, {
+        hint: granted.length ? `Its ${capability} labels: ${granted.join(', ')}.` : `It uses no ${capability}.`,
+      });
+    }
+    if (method === 'GET') {
+      response.writeHead(200, { 'content-type': 'application/vnd.stratum.snapshot.v1+jsonl', 'cache-control': 'no-store' });
+      for await (const line of exportState(access, capability, name, label)) {
+        if (!response.write(line)) await new Promise((resolve) => response.once('drain', resolve));
+      }
+      response.end();
+      log.info({ capsule: name, capability, label }, 'capsule state exported');
+      return;
+    }
+    if (status.state === 'running' || status.state === 'draining') {
+      throw new HttpError(409, 'CAPSULE_RUNNING', `${name} is ${status.state}; its state cannot be replaced under it`, {
+        hint: 'Stop it first, or install it with "start": false, import its state, then start it.',
+      });
+    }
+    const result = await importState(access, capability, name, label, [body]);
+    log.info({ capsule: name, capability, label, records: result.records }, 'capsule state imported');
+    return json(response, 200, { capability, ...result });
   };
 
   const streamLogs = (request: IncomingMessage, response: ServerResponse, name: string, backlog: number) => {
