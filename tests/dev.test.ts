@@ -92,6 +92,14 @@ async function startDev(t: TestContext, dirs: string | string[], port: number): 
   };
 }
 
+/** Waits for the `ready` event, and fails with the reason when a capsule did not start. */
+async function serving(dev: DevProcess): Promise<DevEvent> {
+  const ready = await dev.waitFor('ready', (event) => event.type === 'ready', { since: 0 });
+  const errors = dev.events.filter((event) => event.type === 'error');
+  assert.deepEqual(errors, [], 'every capsule started');
+  return ready;
+}
+
 function get(port: number, host: string, path = '/', method = 'GET'): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const outgoing = request({ host: '127.0.0.1', port, path, method, headers: { host }, agent: false }, (res) => {
@@ -188,7 +196,7 @@ test('stratum dev serves a prebuilt capsule, swaps it on change without a failed
   await writeFile(join(dir, 'tiny.wasm'), one);
 
   const dev = await startDev(t, dir, await freePort());
-  const ready = await dev.waitFor('ready', (event) => event.type === 'ready');
+  const ready = await serving(dev);
   const [served] = ready.capsules as { name: string; urls: string[] }[];
   assert.deepEqual(served?.urls, [`http://tiny.localhost:${dev.port}/`, `http://127.0.0.1:${dev.port}/`, `http://localhost:${dev.port}/`]);
   assert.equal((await get(dev.port, 'tiny.localhost')).body, 'version one     1\n');
@@ -231,7 +239,7 @@ test('several capsules share one port, each on its own *.localhost name', async 
   const [alpha, beta] = await Promise.all([tinyVariant(t, 'this is alpha   '), tinyVariant(t, 'this is beta    ')]);
   const dirs = await Promise.all([tinyProject(t, 'alpha', alpha), tinyProject(t, 'beta', beta)]);
   const dev = await startDev(t, dirs, await freePort());
-  const ready = await dev.waitFor('ready', (event) => event.type === 'ready');
+  const ready = await serving(dev);
   assert.deepEqual(
     (ready.capsules as { urls: string[] }[]).map((capsule) => capsule.urls),
     [[`http://alpha.localhost:${dev.port}/`], [`http://beta.localhost:${dev.port}/`]],
@@ -294,7 +302,7 @@ test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count g
   const port = await freePort();
 
   const dev = await startDev(t, dir, port);
-  await dev.waitFor('ready', (event) => event.type === 'ready');
+  await serving(dev);
   assert.deepEqual(JSON.parse((await get(port, 'counter.localhost', '/hits')).body), { path: '/hits', count: 1 });
 
   const load = steadyLoad(port, 'counter.localhost', '/load');
@@ -302,11 +310,20 @@ test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count g
   const reloaded = dev.waitFor('reload', (event) => event.type === 'reloaded');
   await writeFile(
     source,
-    (await readFile(source, 'utf8')).replace('Response.json({ path, count })', 'Response.json({ path, count, edited: true })'),
+    (await readFile(source, 'utf8')).replace(
+      'return Response.json({ path, count })',
+      'console.log("counted", path);\n    return Response.json({ path, count, edited: true })',
+    ),
   );
   await reloaded;
   const edited = JSON.parse(await waitForBody(port, 'counter.localhost', '/hits', /edited/)) as { count: number };
   assert.equal(edited.count, 2, 'the new version sees the old one’s state');
+  // The capsule's own output comes between the request lines.
+  const logged = await dev.waitFor('capsule log line', (event) => event.type === 'log' && event.message === 'counted /hits', {
+    since: 0,
+    timeoutMs: 10_000,
+  });
+  assert.equal(logged.source, 'stdout');
 
   const manifest = join(dir, 'stratum.toml');
   const good = await readFile(manifest, 'utf8');
@@ -326,7 +343,7 @@ test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count g
   assert.deepEqual(await processesNaming(dir), []);
 
   const again = await startDev(t, dir, port);
-  await again.waitFor('ready', (event) => event.type === 'ready');
+  await serving(again);
   assert.equal((JSON.parse((await get(port, 'counter.localhost', '/hits')).body) as { count: number }).count, before.count + 1);
   assert.equal(await again.interrupt(), 0);
 });
@@ -344,7 +361,7 @@ test('stratum dev --backend keyvalue=redis://… keeps the counts in Redis', asy
   const path = `/dev-test-${process.pid}-${Date.now()}`;
   const args = [dir, '--backend', `keyvalue=${redis}`];
   const dev = await startDev(t, args, port);
-  const ready = await dev.waitFor('ready', (event) => event.type === 'ready');
+  const ready = await serving(dev);
   assert.deepEqual((ready.capsules as { capabilities: unknown[] }[])[0]?.capabilities, [
     { grant: 'keyvalue:default', backend: `redis ${redis}` },
   ]);
@@ -354,7 +371,7 @@ test('stratum dev --backend keyvalue=redis://… keeps the counts in Redis', asy
   // Without the embedded store's files, the count can only have come from Redis.
   await rm(join(dir, '.stratum', 'capsules'), { recursive: true, force: true });
   const again = await startDev(t, args, port);
-  await again.waitFor('ready', (event) => event.type === 'ready');
+  await serving(again);
   assert.equal((JSON.parse((await get(port, 'counter.localhost', path)).body) as { count: number }).count, 2);
   assert.equal((await get(port, 'counter.localhost', path, 'DELETE')).status, 204);
   assert.equal(await again.interrupt(), 0);
@@ -377,7 +394,7 @@ test('--config takes a host.toml: its store tables bind the capsule’s labels; 
   );
   const port = await freePort();
   const dev = await startDev(t, [dir, '--config', hostToml], port);
-  const ready = await dev.waitFor('ready', (event) => event.type === 'ready');
+  const ready = await serving(dev);
   assert.deepEqual((ready.capsules as { capabilities: unknown[] }[])[0]?.capabilities, [
     { grant: 'keyvalue:default', backend: 'SQLite (embedded)' },
     { grant: 'keyvalue:cache', backend: 'redis redis://127.0.0.1:6379/0' },

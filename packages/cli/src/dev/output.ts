@@ -149,7 +149,8 @@ export class DevOutput {
     }
     const limitHit = entry.message.startsWith('limit hit');
     const colour = limitHit ? 41 : entry.source === 'host' && entry.level === 'info' ? 2 : (LEVEL_COLOURS[entry.level] ?? 0);
-    const from = entry.source === 'host' ? 'host' : entry.level;
+    // The capsule's stdout and stderr say so; wasi:logging lines carry their level instead.
+    const from = entry.source.startsWith('wasi:logging') ? entry.level : entry.source;
     this.#line(
       `${this.#paint(2, clock(new Date(entry.time)))} ${this.#capsule(entry.capsule)}  ${this.#paint(2, `│ ${from}`)} ${this.#paint(colour, entry.message)}`,
     );
