@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -202,4 +204,32 @@ key = "${operator.publicJwk.x}"
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   assert.equal(code, 0, stderr);
   assert.match(stdout, /^h1\.example\.net {2}stratum-host /);
+});
+
+test('host start says which address it cannot listen on', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const busy = createServer();
+  await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => busy.close(() => resolve())));
+  const port = (busy.address() as AddressInfo).port;
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const config = join(dir, 'host.toml');
+  await writeFile(
+    config,
+    `stratum = 1
+[host]
+name = "h"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:${port}"
+[registrars.r]
+key = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
+`,
+  );
+  const result = await run(['host', 'start', '--config', config]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, new RegExp(`the ingress cannot listen on 127\\.0\\.0\\.1:${port}`));
+  assert.match(result.stderr, /another process listens there/);
 });

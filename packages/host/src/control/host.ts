@@ -146,7 +146,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
 
     const ingress = createHttpServer((request, response) => runtime.handleRequest(request, response));
     servers.push(ingress);
-    const ingressUrl = await listen(ingress, config.ingress.listen, 'http');
+    const ingressUrl = await listen(ingress, config.ingress.listen, 'http', 'ingress');
 
     const handler = createControlHandler({
       name: config.name,
@@ -176,7 +176,10 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
         'the control API speaks plain HTTP on a non-loopback address: install requests carry secrets; set [control] tls_cert and tls_key, or put a TLS proxy in front',
       );
     }
-    const controlUrl = new URL(CONTROL_BASE_PATH, await listen(control, config.control.listen, config.control.tls ? 'https' : 'http'));
+    const controlUrl = new URL(
+      CONTROL_BASE_PATH,
+      await listen(control, config.control.listen, config.control.tls ? 'https' : 'http', 'control API'),
+    );
     logger.info(
       {
         ingress: ingressUrl.href,
@@ -252,11 +255,27 @@ async function restoreOne(store: InstallationStore, runtime: HostRuntime, instal
   if (installation.desired === 'running' && status.state !== 'running') await runtime.start(installation.name);
 }
 
-function listen(server: Server, address: ListenAddress, scheme: 'http' | 'https'): Promise<URL> {
+function listen(server: Server, address: ListenAddress, scheme: 'http' | 'https', what: string): Promise<URL> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: NodeJS.ErrnoException) => {
+      const where = `${address.host.includes(':') ? `[${address.host}]` : address.host}:${address.port}`;
+      reject(
+        new StratumError('LISTEN_FAILED', `the ${what} cannot listen on ${where}`, {
+          details: [
+            error.code === 'EADDRINUSE'
+              ? 'another process listens there'
+              : error.code === 'EADDRNOTAVAIL'
+                ? 'that address is not on this machine'
+                : error.message,
+          ],
+          hint: `Change [${what === 'ingress' ? 'ingress' : 'control'}] listen in host.toml, or stop what holds the port.`,
+          cause: error,
+        }),
+      );
+    };
+    server.once('error', failed);
     server.listen(address.port, address.host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       const bound = server.address() as AddressInfo;
       const host = bound.family === 'IPv6' ? `[${bound.address}]` : bound.address;
       resolve(new URL(`${scheme}://${host}:${bound.port}/`));
