@@ -98,7 +98,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       bytes = new Uint8Array(Buffer.from(body.component.base64, 'base64'));
     } else if (manifest.source.kind === 'registry') {
       if (!options.pullComponent) {
-        throw new HttpError(400, 'REGISTRY_SOURCE_UNSUPPORTED', 'this host cannot pull components from a registry yet', {
+        throw new HttpError(400, 'REGISTRY_SOURCE_UNSUPPORTED', 'this host does not pull components from registries', {
           details: [`[source] registry = ${manifest.source.registry}`],
           hint: 'Upload the component in the install request (component.base64) instead.',
         });
@@ -127,7 +127,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       manifest: body.manifest,
       digest,
       config: body.config ?? {},
-      desired: start ? 'running' : 'stopped',
+      // What the runtime now does: replacing a running capsule keeps it running even with start: false.
+      desired: status.state === 'running' ? 'running' : 'stopped',
       installedAt: previous?.installedAt ?? now,
       updatedAt: now,
     };
