@@ -233,6 +233,8 @@ test('stratum dev serves a prebuilt capsule, swaps it on change without a failed
   await stopped;
   assert.deepEqual(await processesNaming(dir), []);
   assert.ok(await exists(join(dir, '.stratum', 'cache')), 'the state directory is kept');
+  // Two versions were served; the transpile cache keeps only the last.
+  assert.equal((await readdir(join(dir, '.stratum', 'cache', 'transpiled'))).length, 1);
 });
 
 test('several capsules share one port, each on its own *.localhost name', async (t) => {

@@ -227,6 +227,8 @@ export class DevCapsule {
       this.#current = { manifest: built.manifest, digest: built.digest, inputs: built.inputs };
       this.#lastError = undefined;
       this.#followLogs();
+      // The old version has drained by now (install waits for it), so its files can go.
+      await pruneTranspileCache(this.stateDir, built.digest);
       output.swapped(this.name, {
         version: built.manifest.capsule.version,
         digest: built.digest,
@@ -308,6 +310,24 @@ export class DevCapsule {
     await this.#running?.catch(() => {});
     await this.runtime.close();
   }
+}
+
+/**
+ * Every save makes a new component, and the runtime's transpile cache keeps each one (about
+ * 15 MB for a JS capsule): over a day of edits that is gigabytes. Dev serves one version at a
+ * time, so it keeps the cache of that one. Only entries named as the loader names them (the
+ * digest's hex first) are touched; anything else is left alone.
+ */
+async function pruneTranspileCache(stateDir: string, digest: string): Promise<void> {
+  const hex = digest.replace(/^sha256:/, '');
+  const sweep = async (dir: string, pattern: RegExp) => {
+    for (const name of await readdir(dir).catch(() => [] as string[])) {
+      if (pattern.test(name) && !name.startsWith(hex.slice(0, 32)))
+        await rm(join(dir, name), { recursive: true, force: true }).catch(() => {});
+    }
+  };
+  await sweep(join(stateDir, 'cache', 'transpiled'), /^[0-9a-f]{32}-[0-9a-f]{16}$/);
+  await sweep(join(stateDir, 'cache', 'inspect'), /^[0-9a-f]{64}\.json$/);
 }
 
 function digestOf(bytes: Uint8Array): string {
