@@ -128,7 +128,7 @@ test('drain answers in-flight requests, then stops; stop and uninstall free the 
   await assert.rejects(host.runtime.start('tiny'), { code: 'CAPSULE_NOT_FOUND' });
 });
 
-test('a host killed with SIGKILL comes back from its cache: every capsule, no transpiling', async (t) => {
+test('a host killed with SIGKILL comes back from its cache: every capsule, no transpiling', { timeout: 180_000 }, async (t) => {
   const { spawn } = await import('node:child_process');
   const { mkdtemp, rm } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
@@ -153,7 +153,8 @@ test('a host killed with SIGKILL comes back from its cache: every capsule, no tr
     let output = '';
     child.stdout.on('data', (chunk: Buffer) => {
       output += chunk.toString();
-      if (output.includes('\n')) resolve(output);
+      const line = output.split('\n').find((candidate) => candidate.startsWith('ready '));
+      if (line) resolve(line);
     });
     child.once('exit', (code) => reject(new Error(`the host exited early (${code}): ${output}`)));
   });

@@ -5,6 +5,7 @@
  */
 import { flushCompileCache } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
+import { BodyReader } from './body-channel.ts';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
 import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
 import { setBeforeBlocking } from './wasi/io.ts';
@@ -22,6 +23,9 @@ if (!port) throw new Error('capsule-worker.ts runs only as a worker thread');
 
 setResponseBodyLimit(init.responseBodyBytes);
 const cpuStart = init.cpuStart ? new BigInt64Array(init.cpuStart) : undefined;
+const bodyReader = init.bodyChannel
+  ? new BodyReader(init.bodyChannel, () => port.postMessage({ type: 'consumed' } satisfies FromWorker))
+  : undefined;
 
 let current: (RequestScope & { id: number }) | undefined;
 let batch: ResponseBatch | undefined;
@@ -250,7 +254,7 @@ async function serve(handle: Handle, message: RequestMessage): Promise<void> {
       scheme: message.scheme,
       authority: message.authority,
       headers: message.headers,
-      body: message.body ? [message.body] : [],
+      body: bodyReader ?? [],
     });
     const result = handle(request, new ResponseOutparam(exchange));
     if (result instanceof Promise) await result;

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { errorMessage, type Logger, newRequestId, StratumError, silentLogger } from '@stratum/core';
 import { type Manifest, routeMatches } from '@stratum/manifest';
+import { BodyWriter, createBodyChannel, MAX_STREAMED_BODY } from './body-channel.ts';
 import {
   CAPABILITY_MODULES,
   type CapabilityModule,
@@ -136,6 +137,8 @@ interface ActiveRequest {
   cutOff: boolean;
   /** The client closed the connection before the response ended. */
   clientGone?: boolean;
+  /** Stops streaming the request body into the instance. */
+  stopBody?: () => void;
   limit?: string;
   wallTimer?: NodeJS.Timeout;
   cpuTimer?: NodeJS.Timeout;
@@ -144,6 +147,8 @@ interface ActiveRequest {
 interface PendingRequest {
   message: Omit<RequestMessage, 'id'>;
   res: ServerResponse;
+  /** The request, when it has a body still to read. */
+  req?: IncomingMessage;
   bytesIn: number;
   queuedAt: number;
 }
@@ -158,10 +163,15 @@ class CapsuleWorker {
   retired = false;
   idleTimer: NodeJS.Timeout | undefined;
 
-  constructor(worker: Worker, ready: Promise<void>, cpuStart: SharedArrayBuffer) {
+  readonly body: BodyWriter;
+  /** Set while a request body waits for room in the ring. */
+  onConsumed: (() => void) | undefined;
+
+  constructor(worker: Worker, ready: Promise<void>, cpuStart: SharedArrayBuffer, bodyChannel: SharedArrayBuffer) {
     this.worker = worker;
     this.ready = ready;
     this.cpuStart = new BigInt64Array(cpuStart);
+    this.body = new BodyWriter(bodyChannel);
   }
 }
 
@@ -248,8 +258,9 @@ class Capsule {
 
   spawn(): CapsuleWorker {
     const cpuStart = new SharedArrayBuffer(8);
+    const bodyChannel = createBodyChannel();
     const worker = new Worker(new URL('./capsule-worker-entry.ts', import.meta.url), {
-      workerData: { ...this.init, cpuStart } satisfies WorkerInit,
+      workerData: { ...this.init, cpuStart, bodyChannel } satisfies WorkerInit,
       // The JS heap of the glue only: linear memory is capped in the modules themselves.
       resourceLimits: { maxOldGenerationSizeMb: 256, maxYoungGenerationSizeMb: 32 },
       env: {},
@@ -264,7 +275,7 @@ class Capsule {
       markFailed = reject;
     });
     ready.catch(() => {});
-    const handle = new CapsuleWorker(worker, ready, cpuStart);
+    const handle = new CapsuleWorker(worker, ready, cpuStart, bodyChannel);
     this.workers.add(handle);
     this.#runtime.workersStarted++;
     const forward = (level: LogLevel) => (data: Buffer) => {
@@ -284,6 +295,9 @@ class Capsule {
           this.lastError = message.message;
           markFailed(new StratumError('INSTANCE_FAILED', `${this.name} could not be instantiated: ${message.message}`, { user: false }));
           this.retire(handle);
+          break;
+        case 'consumed':
+          handle.onConsumed?.();
           break;
         case 'closed':
           void worker.terminate();
@@ -376,45 +390,12 @@ class Capsule {
       scheme: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
       authority: req.headers.host ?? domain,
       headers: req.rawHeaders,
-      body: undefined,
       outboundRequests: this.limits.outboundRequests,
     };
     const hasBody = declared !== undefined ? declared !== '0' : req.headers['transfer-encoding'] !== undefined;
-    if (!hasBody) {
-      this.admit({ message, res, bytesIn: 0, queuedAt: now });
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let total = 0;
-    let refused = false;
-    req.on('data', (chunk: Buffer) => {
-      if (refused) return;
-      total += chunk.length;
-      if (total > limit) {
-        refused = true;
-        this.limitHit('request-body', { requestId, domain }, `request body over ${limit} bytes`);
-        res.setHeader('connection', 'close');
-        answer(res, 413, `the request body is larger than ${limit} bytes`);
-        req.resume();
-        return;
-      }
-      chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (refused) return;
-      // A buffer of its own (never Node's shared pool), so it can be moved to the worker.
-      const body = new Uint8Array(total);
-      let offset = 0;
-      for (const chunk of chunks) {
-        body.set(chunk, offset);
-        offset += chunk.length;
-      }
-      message.body = body;
-      this.admit({ message, res, bytesIn: total, queuedAt: Date.now() });
-    });
-    req.on('error', () => {
-      refused = true;
-    });
+    // The body is not read until an instance takes the request: it streams straight into the
+    // instance (body-channel.ts), and a waiting upload holds no memory of the host's.
+    this.admit({ message, res, bytesIn: 0, queuedAt: now, ...(hasBody ? { req } : {}) });
   }
 
   /**
@@ -538,7 +519,71 @@ class Capsule {
     this.armCpuCheck(handle, active, cpuLimit, cpuLimit);
     const message = { ...pending.message, id } as RequestMessage;
     Atomics.store(handle.cpuStart, 0, -1n);
-    handle.worker.postMessage(message, message.body ? [message.body.buffer as ArrayBuffer] : []);
+    handle.body.reset();
+    if (pending.req) this.streamBody(handle, active, pending.req);
+    else handle.body.end();
+    handle.worker.postMessage(message);
+  }
+
+  /** Feeds the request body into the instance's ring as it arrives, pausing the upload while the ring is full. */
+  streamBody(handle: CapsuleWorker, active: ActiveRequest, req: IncomingMessage): void {
+    const writer = handle.body;
+    const limit = Math.min(this.limits.requestBodyBytes, MAX_STREAMED_BODY);
+    let rest: Uint8Array | undefined;
+    let ended = false;
+    let stopped = false;
+    const onData = (chunk: Buffer) => {
+      if (stopped) return;
+      active.bytesIn += chunk.length;
+      if (active.bytesIn > limit) {
+        stop();
+        writer.abort();
+        active.limit = 'request-body';
+        active.cutOff = true;
+        this.limitHit('request-body', active, `request body over ${limit} bytes`);
+        active.res.setHeader('connection', 'close');
+        answer(active.res, 413, `the request body is larger than ${limit} bytes`);
+        return;
+      }
+      const left = writer.write(chunk);
+      if (left.length > 0) {
+        rest = left;
+        req.pause();
+      }
+    };
+    const onEnd = () => {
+      ended = true;
+      if (!rest && !stopped) writer.end();
+    };
+    const onClose = () => {
+      if (!ended && !stopped) writer.abort();
+    };
+    handle.onConsumed = () => {
+      if (stopped || !rest) return;
+      const left = writer.write(rest);
+      if (left.length > 0) {
+        rest = left;
+        return;
+      }
+      rest = undefined;
+      if (ended) writer.end();
+      else req.resume();
+    };
+    const stop = () => {
+      if (stopped) return;
+      stopped = true;
+      handle.onConsumed = undefined;
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('close', onClose);
+      // What the capsule did not read is discarded, so the connection can serve the next request.
+      if (!req.complete) req.resume();
+    };
+    active.stopBody = stop;
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('close', onClose);
+    req.resume();
   }
 
   /** CPU time never exceeds wall time, so the first look is due after `ms` of wall time. */
@@ -620,6 +665,7 @@ class Capsule {
   ): void {
     if (handle.active !== active) return;
     handle.active = undefined;
+    active.stopBody?.();
     clearTimeout(active.wallTimer);
     clearTimeout(active.cpuTimer);
     const res = active.res;

@@ -22,6 +22,8 @@ export interface WorkerInit {
    * started, or -1 while the request has not started yet. The main thread's CPU limit reads it.
    */
   cpuStart?: SharedArrayBuffer;
+  /** The request body channel of this worker (body-channel.ts). */
+  bodyChannel?: SharedArrayBuffer;
 }
 
 export interface RequestMessage {
@@ -35,7 +37,6 @@ export interface RequestMessage {
   authority: string;
   /** Node's rawHeaders: name, value, name, value ... */
   headers: string[];
-  body: Uint8Array | undefined;
   outboundRequests: number;
 }
 
@@ -66,4 +67,10 @@ export interface ResponseBatch {
   done?: RequestDone;
 }
 
-export type FromWorker = ResponseBatch | { type: 'ready'; memoryBytes: number } | { type: 'failed'; message: string } | { type: 'closed' };
+export type FromWorker =
+  | ResponseBatch
+  | { type: 'ready'; memoryBytes: number }
+  | { type: 'failed'; message: string }
+  /** The worker made room in a full request body ring (body-channel.ts). */
+  | { type: 'consumed' }
+  | { type: 'closed' };

@@ -6,7 +6,7 @@
  *
  * Errors follow jco's convention: a thrown plain value becomes the `result`'s `err`.
  */
-import { CLOSED, InputStream, type IoError, OutputStream, Pollable } from './io.ts';
+import { type ByteSource, CLOSED, InputStream, type IoError, OutputStream, Pollable } from './io.ts';
 
 export type Method =
   | { tag: 'get' | 'head' | 'post' | 'put' | 'delete' | 'connect' | 'options' | 'trace' | 'patch' }
@@ -144,7 +144,8 @@ export interface IncomingRequestData {
   authority: string;
   /** Flat list: name, value, name, value ... (Node's rawHeaders). */
   headers: string[];
-  body: Uint8Array[];
+  /** Chunks already received, or the stream they arrive through. */
+  body: Uint8Array[] | ByteSource;
 }
 
 export class IncomingRequest {

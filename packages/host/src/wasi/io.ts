@@ -32,27 +32,41 @@ export class IoError {
   }
 }
 
-/** Ready at once, or at a monotonic deadline (clock pollables). */
+/** Something a pollable can wait for besides time: a request body still arriving. */
+export interface Waitable {
+  ready(): boolean;
+  /** Blocks until ready, or for at most `timeoutMs`. */
+  wait(timeoutMs?: number): void;
+}
+
+/** Ready at once, at a monotonic deadline (clock pollables), or when its waitable is. */
 export class Pollable {
   readonly #deadline: bigint | undefined;
+  readonly #waitable: Waitable | undefined;
 
-  constructor(deadline?: bigint) {
+  constructor(deadline?: bigint, waitable?: Waitable) {
     this.#deadline = deadline;
+    this.#waitable = waitable;
   }
 
   get deadline(): bigint | undefined {
     return this.#deadline;
   }
 
+  get waitable(): Waitable | undefined {
+    return this.#waitable;
+  }
+
   ready(): boolean {
+    if (this.#waitable) return this.#waitable.ready();
     return this.#deadline === undefined || monotonicNow() >= this.#deadline;
   }
 
   block(): void {
-    if (this.#deadline !== undefined) {
-      beforeBlocking?.();
-      sleepNs(this.#deadline - monotonicNow());
-    }
+    if (this.ready()) return;
+    beforeBlocking?.();
+    if (this.#waitable) this.#waitable.wait();
+    else if (this.#deadline !== undefined) sleepNs(this.#deadline - monotonicNow());
   }
 }
 
@@ -68,14 +82,15 @@ export function poll(pollables: Pollable[]): Uint32Array {
   let ready = readyIndices(pollables);
   if (ready.length > 0) return Uint32Array.from(ready);
   let earliest: bigint | undefined;
+  let waitable: Waitable | undefined;
   for (const pollable of pollables) {
     const deadline = pollable.deadline;
     if (deadline !== undefined && (earliest === undefined || deadline < earliest)) earliest = deadline;
+    waitable ??= pollable.waitable;
   }
-  if (earliest !== undefined) {
-    beforeBlocking?.();
-    sleepNs(earliest - monotonicNow());
-  }
+  beforeBlocking?.();
+  if (waitable) waitable.wait(earliest === undefined ? undefined : Math.max(0, Number(earliest - monotonicNow()) / 1e6));
+  else if (earliest !== undefined) sleepNs(earliest - monotonicNow());
   ready = readyIndices(pollables);
   return Uint32Array.from(ready);
 }
@@ -92,35 +107,64 @@ export function failed(message: string): { tag: 'last-operation-failed'; val: Io
   return { tag: 'last-operation-failed', val: new IoError(message) };
 }
 
-const EMPTY = new Uint8Array(0);
+export const EMPTY = new Uint8Array(0);
 
-/** Reads from bytes held in memory: a request body. */
-export class InputStream {
+/** Where an input stream's bytes come from. */
+export interface ByteSource extends Waitable {
+  /** Up to `max` bytes now; empty when none have arrived yet; throws a stream error at the end. */
+  read(max: number): Uint8Array;
+}
+
+/** Bytes already in memory: a response an outbound request got, or a test's body. */
+export class ChunkSource implements ByteSource {
   #chunks: Uint8Array[];
+
+  constructor(chunks: Uint8Array[]) {
+    this.#chunks = chunks;
+  }
+
+  read(max: number): Uint8Array {
+    const first = this.#chunks[0];
+    if (first === undefined) throw CLOSED;
+    if (max === 0) return EMPTY;
+    if (first.length <= max) {
+      this.#chunks.shift();
+      return first;
+    }
+    this.#chunks[0] = first.subarray(max);
+    return first.subarray(0, max);
+  }
+
+  ready(): boolean {
+    return true;
+  }
+
+  wait(): void {}
+}
+
+export class InputStream {
+  readonly #source: ByteSource;
   #closed = false;
 
-  constructor(chunks: Uint8Array[] = []) {
-    this.#chunks = chunks;
+  constructor(source: ByteSource | Uint8Array[] = []) {
+    this.#source = Array.isArray(source) ? new ChunkSource(source) : source;
   }
 
   read(len: bigint): Uint8Array {
     if (this.#closed) throw CLOSED;
-    const first = this.#chunks[0];
-    if (first === undefined) {
+    try {
+      return this.#source.read(Number(len > 0x7fffffffn ? 0x7fffffffn : len));
+    } catch (error) {
       this.#closed = true;
-      throw CLOSED;
+      throw error;
     }
-    const wanted = Number(len > 0x7fffffffn ? 0x7fffffffn : len);
-    if (wanted === 0) return EMPTY;
-    if (first.length <= wanted) {
-      this.#chunks.shift();
-      return first;
-    }
-    this.#chunks[0] = first.subarray(wanted);
-    return first.subarray(0, wanted);
   }
 
   blockingRead(len: bigint): Uint8Array {
+    if (!this.#closed && len > 0n && !this.#source.ready()) {
+      beforeBlocking?.();
+      this.#source.wait();
+    }
     return this.read(len);
   }
 
@@ -129,15 +173,14 @@ export class InputStream {
   }
 
   blockingSkip(len: bigint): bigint {
-    return this.skip(len);
+    return BigInt(this.blockingRead(len).length);
   }
 
   subscribe(): Pollable {
-    return new Pollable();
+    return new Pollable(undefined, this.#source);
   }
 
   [Symbol.dispose](): void {
-    this.#chunks = [];
     this.#closed = true;
   }
 }
