@@ -134,7 +134,6 @@ test('a host killed with SIGKILL comes back from its cache: every capsule, no tr
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dataDir = await mkdtemp(join(tmpdir(), 'stratum-sigkill-'));
-  t.after(() => rm(dataDir, { recursive: true, force: true }));
   const tiny = await buildTiny();
   const child = spawn(
     process.execPath,
@@ -163,6 +162,9 @@ test('a host killed with SIGKILL comes back from its cache: every capsule, no tr
   await new Promise((resolve) => child.once('exit', resolve));
 
   const host = await startHarness(t, { dataDir });
+  // After-hooks run in the order they were added: the harness's runtime is closed (its workers no
+  // longer write the code cache) before the directory goes.
+  t.after(() => rm(dataDir, { recursive: true, force: true, maxRetries: 5 }));
   await host.install('tiny', tiny);
   await host.install('trap', await buildHostile('trap'));
   assert.equal(host.runtime.stats().transpiles, 0);

@@ -44,10 +44,15 @@ async function versionOf(pkg: string): Promise<string> {
 }
 
 /** The cache key of an example: every input of its build. */
-export async function exampleHash(name: ExampleName): Promise<string> {
+export function exampleHash(name: ExampleName): Promise<string> {
+  return capsuleHash(exampleDir(name));
+}
+
+/** The cache key of a capsule directory: its sources and manifest, the SDK, the WIT and the toolchain. */
+async function capsuleHash(dir: string): Promise<string> {
   const hash = createHash('sha256');
   const inputs = [
-    ...(await listFiles(exampleDir(name), skipBuildOutput)),
+    ...(await listFiles(dir, skipBuildOutput)),
     ...(await listFiles(join(root, 'packages', 'sdk', 'src'), skipBuildOutput)),
     ...(await listFiles(join(root, 'spec', 'wit'), () => false)),
   ];
@@ -79,18 +84,26 @@ const inProcess = new Map<string, Promise<string>>();
  * const wasm = await buildExample('hello');
  */
 export function buildExample(name: ExampleName): Promise<string> {
-  let pending = inProcess.get(name);
+  return buildCapsuleDir(exampleDir(name), name);
+}
+
+/**
+ * The same for any capsule directory (benchmark and fixture capsules): `name` prefixes the cached
+ * file's name.
+ */
+export function buildCapsuleDir(dir: string, name: string): Promise<string> {
+  let pending = inProcess.get(dir);
   if (!pending) {
-    pending = buildCached(name);
-    pending.catch(() => inProcess.delete(name));
-    inProcess.set(name, pending);
+    pending = buildCached(dir, name);
+    pending.catch(() => inProcess.delete(dir));
+    inProcess.set(dir, pending);
   }
   return pending;
 }
 
-async function buildCached(name: ExampleName): Promise<string> {
+async function buildCached(dir: string, name: string): Promise<string> {
   await mkdir(cacheDir, { recursive: true });
-  const hash = await exampleHash(name);
+  const hash = await capsuleHash(dir);
   const target = join(cacheDir, `${name}-${hash}.wasm`);
   const lock = `${target}.lock`;
   for (;;) {
@@ -104,7 +117,7 @@ async function buildCached(name: ExampleName): Promise<string> {
         // Another process may have finished between our check and taking the lock.
         if (await exists(target)) return target;
         const temporary = `${target}.${process.pid}.tmp`;
-        await buildCapsule(exampleDir(name), { output: temporary });
+        await buildCapsule(dir, { output: temporary });
         await rename(temporary, target);
         return target;
       } finally {

@@ -4,7 +4,7 @@ import { parseDuration, parseSize, StratumError } from '@stratum/core';
 import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
 import type { CapsuleManifestV1 } from './capsule-v1.generated.ts';
-import { CPU_CLASSES, type CpuClass, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
+import { CPU_CLASSES, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
 import { locate } from './locate.ts';
 import type { ConfigVariable, Manifest, ManifestProblem } from './types.ts';
 
