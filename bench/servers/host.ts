@@ -1,0 +1,56 @@
+// A Stratum host in its own process for the benchmarks: the full path a request takes in
+// production (ingress, Host-header routing, capsule worker, instance, response).
+// Usage: node bench/servers/host.ts --manifest <stratum.toml> --component <file.wasm> [--domain <name>] [--data <dir>]
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { createHostRuntime } from '@stratum/host';
+import { parseManifest } from '@stratum/manifest';
+
+const { values } = parseArgs({
+  options: {
+    manifest: { type: 'string' },
+    component: { type: 'string' },
+    domain: { type: 'string', default: 'bench.localhost' },
+    data: { type: 'string' },
+    // Each capability's host.toml section as JSON, e.g. '{"keyvalue":{"default":{"type":"redis","url":"redis://127.0.0.1:6379/0"}}}'.
+    'capability-config': { type: 'string' },
+  },
+});
+if (!values.manifest || !values.component) {
+  console.error('usage: host.ts --manifest <stratum.toml> --component <file.wasm> [--domain <name>] [--data <dir>]');
+  process.exit(2);
+}
+
+const dataDir = values.data ?? (await mkdtemp(join(tmpdir(), 'stratum-bench-host-')));
+const { manifest } = parseManifest(await readFile(values.manifest, 'utf8'), values.manifest);
+const capabilityConfig = values['capability-config'] ? (JSON.parse(values['capability-config']) as Record<string, unknown>) : undefined;
+const runtime = await createHostRuntime({ dataDir, ...(capabilityConfig ? { capabilityConfig } : {}) });
+const started = performance.now();
+await runtime.install({
+  name: manifest.capsule.name,
+  domains: [values.domain],
+  manifest,
+  baseDir: dirname(values.manifest),
+  component: new Uint8Array(await readFile(values.component)),
+});
+await runtime.start(manifest.capsule.name);
+const installMs = performance.now() - started;
+
+const server = createServer((request, response) => runtime.handleRequest(request, response));
+server.keepAliveTimeout = 60_000;
+server.listen(0, '127.0.0.1', () => {
+  const address = server.address();
+  if (typeof address === 'object' && address) console.log(`listening on ${address.port} (installed in ${installMs.toFixed(1)} ms)`);
+});
+
+const shutdown = async () => {
+  server.close();
+  await runtime.close();
+  if (!values.data) await rm(dataDir, { recursive: true, force: true });
+  process.exit(0);
+};
+process.on('SIGTERM', shutdown);
+process.on('SIGINT', shutdown);

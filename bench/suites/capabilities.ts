@@ -1,0 +1,174 @@
+// Capabilities: keyvalue get/set and a SQL point query per second from inside a capsule, against
+// the same backend used directly from Node.js, interleaved round by round. Plus what a JSPI
+// (asynchronous) import costs against a synchronous one in V8 itself.
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { parse } from '@bytecodealliance/jco';
+import { buildCapsuleDir } from '../../tests/support/examples.ts';
+import { SERVICES } from '../../tests/support/services.ts';
+import { hostServer } from '../lib/components.ts';
+import { get } from '../lib/http.ts';
+import { canPin } from '../lib/load.ts';
+import { type ServerProcess, startServer } from '../lib/process.ts';
+import { summarise } from '../lib/stats.ts';
+import type { BenchOptions, BenchRow, Suite } from '../lib/suite.ts';
+
+const run = promisify(execFile);
+const capsuleDir = fileURLToPath(new URL('../capsules/ops/', import.meta.url));
+const directScript = fileURLToPath(new URL('../servers/direct.ts', import.meta.url));
+
+interface Backend {
+  name: 'sqlite' | 'redis';
+  capabilityConfig?: Record<string, unknown>;
+  ops: ('get' | 'set' | 'query')[];
+}
+
+async function redisUp(): Promise<boolean> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve) => {
+    const socket = connect(SERVICES.redis.port, SERVICES.redis.host);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+async function direct(backend: string, op: string, n: number, cpus: string): Promise<number> {
+  const args = [directScript, '--backend', backend, '--op', op, '--n', String(n)];
+  const { stdout } = canPin ? await run('taskset', ['-c', cpus, process.execPath, ...args]) : await run(process.execPath, args);
+  return (JSON.parse(stdout) as { opsPerSecond: number }).opsPerSecond;
+}
+
+const PATHS = { get: '/kv/get', set: '/kv/set', query: '/sql/query' } as const;
+
+async function throughCapsule(server: ServerProcess, op: 'get' | 'set' | 'query', n: number): Promise<number> {
+  const base = `http://127.0.0.1:${server.ready[1]}${PATHS[op]}`;
+  const time = async (count: number) => {
+    const started = performance.now();
+    const response = await get(`${base}?n=${count}`, 'ops.bench');
+    if (response.status !== 200) throw new Error(`${PATHS[op]} answered ${response.status}: ${response.body.slice(0, 300)}`);
+    return performance.now() - started;
+  };
+  const empty = summarise(await Promise.all([0, 1, 2, 3, 4].map(() => time(0)))).median;
+  const full = await time(n);
+  return (n / Math.max(full - empty, 0.001)) * 1000;
+}
+
+async function jspiCost(calls: number): Promise<{ sync: number[]; jspi: number[] }> {
+  const wat = `(module (import "env" "f" (func $f (result i32)))
+    (func (export "run") (param $n i32) (result i32) (local $acc i32)
+      (block $done (loop $next
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $acc (i32.add (local.get $acc) (call $f)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $next)))
+      (local.get $acc)))`;
+  const module = new WebAssembly.Module(await parse(wat));
+  const syncRun = new WebAssembly.Instance(module, { env: { f: () => 1 } }).exports.run as (n: number) => number;
+  const asyncInstance = new WebAssembly.Instance(module, { env: { f: new WebAssembly.Suspending(async () => 1) } });
+  const asyncRun = WebAssembly.promising(asyncInstance.exports.run as (n: number) => number) as (n: number) => Promise<number>;
+  const sync: number[] = [];
+  const jspi: number[] = [];
+  for (let round = 0; round < 6; round++) {
+    let started = performance.now();
+    syncRun(calls);
+    const syncMs = performance.now() - started;
+    started = performance.now();
+    await asyncRun(calls);
+    const jspiMs = performance.now() - started;
+    // The first round is warm-up.
+    if (round > 0) {
+      sync.push((syncMs * 1000) / calls);
+      jspi.push((jspiMs * 1000) / calls);
+    }
+  }
+  return { sync, jspi };
+}
+
+export const capabilitiesSuite: Suite = {
+  name: 'capabilities',
+  title: 'Capabilities: operations per second through a capsule against the backend used directly',
+  async run(options: BenchOptions) {
+    const component = await buildCapsuleDir(capsuleDir, 'bench-ops');
+    const backends: Backend[] = [{ name: 'sqlite', ops: ['get', 'set', 'query'] }];
+    const notes: string[] = [];
+    if (await redisUp()) {
+      backends.push({
+        name: 'redis',
+        capabilityConfig: { keyvalue: { default: { type: 'redis', url: SERVICES.redis.url } } },
+        ops: ['get', 'set'],
+      });
+    } else {
+      notes.push(`Redis is not running on ${SERVICES.redis.host}:${SERVICES.redis.port}: its rows are missing.`);
+    }
+    const n = options.quick ? 1000 : 4000;
+    const rows: BenchRow[] = [];
+    for (const backend of backends) {
+      const server = await startServer(
+        process.execPath,
+        [
+          hostServer,
+          '--manifest',
+          `${capsuleDir}stratum.toml`,
+          '--component',
+          component,
+          '--domain',
+          'ops.bench',
+          ...(backend.capabilityConfig ? ['--capability-config', JSON.stringify(backend.capabilityConfig)] : []),
+        ],
+        { ready: /listening on (\d+)/, cpus: options.serverCpus },
+      );
+      try {
+        // Warm-up: the instance, the table, the keys /kv/get reads.
+        for (const op of ['set', ...backend.ops] as const) await throughCapsule(server, op, 1000);
+        for (const op of backend.ops) {
+          const capsule: number[] = [];
+          const baseline: number[] = [];
+          for (let round = 0; round < options.rounds; round++) {
+            baseline.push(await direct(backend.name, op, n, options.serverCpus));
+            capsule.push(await throughCapsule(server, op, n));
+            options.log(
+              `round ${round + 1}: ${backend.name} ${op}: capsule ${capsule.at(-1)?.toFixed(0)}/s, direct ${baseline.at(-1)?.toFixed(0)}/s`,
+            );
+          }
+          const label = op === 'query' ? 'sql query' : `keyvalue ${op}`;
+          const direct_ = summarise(baseline);
+          const through = summarise(capsule);
+          rows.push({ name: `${backend.name} ${label}, Node.js direct`, unit: 'ops/s', summary: direct_ });
+          const row: BenchRow = {
+            name: `${backend.name} ${label}, through a capsule${backend.name === 'redis' ? ' (JSPI)' : ' (sync)'}`,
+            unit: 'ops/s',
+            summary: through,
+            baseline: 'direct',
+            ratio: through.median / direct_.median,
+          };
+          if (op === 'get') row.target = { text: '>= 50% of direct', met: through.median / direct_.median >= 0.5 };
+          rows.push(row);
+        }
+      } finally {
+        await server.stop();
+      }
+    }
+    const calls = options.quick ? 200_000 : 1_000_000;
+    const { sync, jspi } = await jspiCost(calls);
+    const syncSummary = summarise(sync);
+    const jspiSummary = summarise(jspi);
+    rows.push({ name: 'V8 Wasm->JS import call, synchronous', unit: 'us/call', summary: syncSummary });
+    rows.push({
+      name: 'V8 Wasm->JS import call, JSPI Suspending',
+      unit: 'us/call',
+      summary: jspiSummary,
+      baseline: 'sync',
+      ratio: jspiSummary.median / syncSummary.median,
+    });
+    notes.push(
+      `Through a capsule: one request runs n=${n} operations in a loop; the time of an n=0 request (HTTP, routing, instance) is subtracted.`,
+      'Direct: the same loop in a Node.js process on the same pinned CPU, node:sqlite with the same pragmas (WAL, synchronous=NORMAL) or ioredis awaiting each command.',
+      'SQLite binds synchronous glue (no JSPI); Redis binds JSPI for the keyvalue imports: the JSPI figure per call is V8 suspending on a resolved promise.',
+    );
+    return { suite: 'capabilities', title: this.title, rows, notes };
+  },
+};

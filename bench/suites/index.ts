@@ -1,0 +1,6 @@
+import type { Suite } from '../lib/suite.ts';
+import { capabilitiesSuite } from './capabilities.ts';
+import { overheadSuite } from './overhead.ts';
+import { startupSuite } from './startup.ts';
+
+export const suites: Suite[] = [overheadSuite, startupSuite, capabilitiesSuite];

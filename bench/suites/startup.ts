@@ -1,0 +1,123 @@
+// Start-up: time to the first response (a) from a fresh host process whose transpile cache is
+// already on disk, against a plain Node.js process started the same way (the floor: Node.js's
+// own start-up); (b) for a capsule installed into a host that is already warm.
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createHostRuntime } from '@stratum/host';
+import { parseManifest } from '@stratum/manifest';
+import { type BenchComponent, exampleComponent, hostServer, plainServer, tinyComponent } from '../lib/components.ts';
+import { get } from '../lib/http.ts';
+import { startServer } from '../lib/process.ts';
+import { summarise } from '../lib/stats.ts';
+import type { BenchRow, Suite } from '../lib/suite.ts';
+
+const ready = /listening on (\d+)/;
+
+async function firstResponseMs(args: string[], cpus: string, host?: string): Promise<number> {
+  const started = performance.now();
+  const server = await startServer(process.execPath, args, { ready, cpus });
+  try {
+    const { status } = await get(`http://127.0.0.1:${server.ready[1]}/`, host);
+    if (status !== 200) throw new Error(`first response was ${status}`);
+    return performance.now() - started;
+  } finally {
+    await server.stop();
+  }
+}
+
+async function warmInstallMs(component: BenchComponent, rounds: number): Promise<number[]> {
+  const dataDir = await mkdtemp(join(tmpdir(), 'stratum-bench-warm-'));
+  const runtime = await createHostRuntime({ dataDir });
+  const server = createServer((request, response) => runtime.handleRequest(request, response));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : 0;
+  const { manifest } = parseManifest(await readFile(component.manifest, 'utf8'), component.manifest);
+  const bytes = new Uint8Array(await readFile(component.component));
+  const times: number[] = [];
+  try {
+    // Round 0 warms the host: transpile, compile, first worker; it is not counted.
+    for (let round = 0; round <= rounds; round++) {
+      const name = `${component.name}-${round}`;
+      const started = performance.now();
+      await runtime.install({ name, domains: [`${name}.bench`], manifest, baseDir: dirname(component.manifest), component: bytes });
+      await runtime.start(name);
+      const { status } = await get(`http://127.0.0.1:${port}/`, `${name}.bench`);
+      if (status !== 200) throw new Error(`${name} answered ${status}`);
+      if (round > 0) times.push(performance.now() - started);
+    }
+  } finally {
+    server.close();
+    await runtime.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+  return times;
+}
+
+export const startupSuite: Suite = {
+  name: 'startup',
+  title: 'Start-up: time to the first response',
+  async run(options) {
+    const components = [await tinyComponent(), await exampleComponent('hello')];
+    const cpus = options.serverCpus;
+    const rows: BenchRow[] = [];
+    const dataDirs = new Map<string, string>();
+    try {
+      for (const component of components) {
+        const dataDir = await mkdtemp(join(tmpdir(), `stratum-bench-cold-${component.name}-`));
+        dataDirs.set(component.name, dataDir);
+        // Fill the transpile cache once, as a host that ran before would have.
+        await firstResponseMs(
+          [hostServer, '--manifest', component.manifest, '--component', component.component, '--data', dataDir],
+          cpus,
+          'bench.localhost',
+        );
+      }
+      const plain: number[] = [];
+      const cold = new Map<string, number[]>(components.map((component) => [component.name, []]));
+      for (let round = 0; round < options.rounds * 2; round++) {
+        plain.push(await firstResponseMs([plainServer], cpus));
+        for (const component of components) {
+          const dataDir = dataDirs.get(component.name) ?? '';
+          const ms = await firstResponseMs(
+            [hostServer, '--manifest', component.manifest, '--component', component.component, '--data', dataDir],
+            cpus,
+            'bench.localhost',
+          );
+          cold.get(component.name)?.push(ms);
+        }
+      }
+      const floor = summarise(plain);
+      rows.push({ name: 'plain Node.js process, first response', unit: 'ms', summary: floor });
+      for (const component of components) {
+        const summary = summarise(cold.get(component.name) ?? []);
+        const row: BenchRow = {
+          name: `fresh host process, ${component.name}, cache on disk`,
+          unit: 'ms',
+          summary,
+          baseline: 'plain process',
+          ratio: summary.median / floor.median,
+        };
+        if (component.name === 'hello') row.target = { text: '< 300 ms for a JS capsule', met: summary.median < 300 };
+        rows.push(row);
+      }
+      for (const component of components) {
+        const summary = summarise(await warmInstallMs(component, options.rounds * 2));
+        rows.push({ name: `install + first response in a warm host, ${component.name}`, unit: 'ms', summary });
+      }
+      return {
+        suite: 'startup',
+        title: this.title,
+        rows,
+        notes: [
+          'Cold: from spawning `node bench/servers/host.ts` (pinned) to the first 200, transpile cache already on disk.',
+          'Warm: a new installation of an already-transpiled component in a running host: install, start (new worker), first request.',
+        ],
+      };
+    } finally {
+      for (const dir of dataDirs.values()) await rm(dir, { recursive: true, force: true });
+    }
+  },
+};
