@@ -1,6 +1,7 @@
 import type { Suite } from '../lib/suite.ts';
 import { capabilitiesSuite } from './capabilities.ts';
+import { densitySuite } from './density.ts';
 import { overheadSuite } from './overhead.ts';
 import { startupSuite } from './startup.ts';
 
-export const suites: Suite[] = [overheadSuite, startupSuite, capabilitiesSuite];
+export const suites: Suite[] = [overheadSuite, startupSuite, capabilitiesSuite, densitySuite];
