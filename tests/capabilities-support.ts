@@ -44,6 +44,7 @@ export function prepareContext<S>(settings: S, capsule = 'demo', lines: string[]
     logger: silentLogger,
     currentRequest: () => ({ requestId: 'req-1', domain: 'demo.test', outboundRemaining: 10 }),
     log: (level, message) => lines.push(`${level} ${message}`),
+    quotaExceeded: (message) => lines.push(`quota-exceeded ${message}`),
   };
 }
 

@@ -78,7 +78,11 @@ test('keyvalue imports on SQLite: synchronous values in the WIT shapes, errors a
     tag: 'limit-exceeded',
     val: 'the store holds 2 keys, its quota',
   });
-  assert.deepEqual(kvLines, ['warn quota: the store holds 2 keys, its quota'], 'a quota refusal is logged for the operator');
+  assert.deepEqual(
+    kvLines,
+    ['quota-exceeded quota: the store holds 2 keys, its quota'],
+    'a quota refusal is reported to the host, which logs and meters it',
+  );
   assert.deepEqual(batch.getMany?.(bucket, ['a', 'zz']), [['a', new Uint8Array([1])], undefined]);
   assert.deepEqual(bucket.listKeys?.(undefined), { keys: ['a', 'n'], cursor: undefined });
   assert.equal(atomics.compareAndSwap?.(bucket, 'a', new Uint8Array([1]), new Uint8Array([2])), true);

@@ -194,6 +194,15 @@ async function start(): Promise<Handle> {
       logger: noLogger,
       currentRequest: () => current,
       log: (level, message, source) => log(level, message, source ?? capability.name),
+      quotaExceeded: (message) => {
+        logs.push({
+          level: 'warn',
+          message,
+          source: capability.name,
+          quota: capability.name,
+          ...(current ? { requestId: current.requestId } : {}),
+        });
+      },
     };
     const ready = await capability.prepare(context);
     prepared.push(ready);

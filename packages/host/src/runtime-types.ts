@@ -57,6 +57,11 @@ export interface RequestRecord {
   bytesOut: number;
   /** Which limit ended the request, when one did. */
   limit?: string;
+  /**
+   * Quota refusals during the request, by capability (`keyvalue`, `sql`, `bucket`). The request
+   * went on: the guest got its interface's quota error, never a trap.
+   */
+  quotaHits?: Record<string, number>;
 }
 
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical';

@@ -152,6 +152,7 @@ interface ActiveRequest {
   /** The CPU time (ms) at which the request was first seen over its limit. */
   cpuOverAt?: number;
   limit?: string;
+  quotaHits?: Record<string, number>;
   wallTimer?: NodeJS.Timeout;
   cpuTimer?: NodeJS.Timeout;
 }
@@ -627,8 +628,20 @@ class Capsule {
   }
 
   onBatch(handle: CapsuleWorker, batch: ResponseBatch): void {
-    if (batch.logs) for (const line of batch.logs) this.log(line.level, line.message, line.source, line.requestId);
     const active = handle.active;
+    if (batch.logs) {
+      for (const line of batch.logs) {
+        if (line.quota === undefined) {
+          this.log(line.level, line.message, line.source, line.requestId);
+          continue;
+        }
+        this.limitHit(`quota:${line.quota}`, { requestId: line.requestId ?? '', domain: active?.domain ?? '' }, line.message);
+        if (active && active.requestId === line.requestId) {
+          active.quotaHits ??= {};
+          active.quotaHits[line.quota] = (active.quotaHits[line.quota] ?? 0) + 1;
+        }
+      }
+    }
     if (!active || active.id !== batch.id) return;
     const res = active.res;
     if (!active.cutOff) {
@@ -711,6 +724,7 @@ class Capsule {
       bytesOut: active.bytesOut,
     };
     if (active.limit !== undefined) record.limit = active.limit;
+    if (active.quotaHits) record.quotaHits = active.quotaHits;
     this.#runtime.emitRequest(record);
     this.release(handle);
   }

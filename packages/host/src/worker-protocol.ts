@@ -45,6 +45,8 @@ export interface LogLine {
   message: string;
   source: string;
   requestId?: string;
+  /** Set on a quota refusal: the capability whose quota it was. */
+  quota?: string;
 }
 
 export interface RequestDone {

@@ -102,6 +102,12 @@ export interface PrepareContext<Settings> {
   currentRequest(): RequestScope | undefined;
   /** Appends a line to the capsule's own log (what `stratum host logs` streams). */
   log(level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'critical', message: string, source?: string): void;
+  /**
+   * Reports that a quota (keys, value size, database size, bucket bytes) refused an operation:
+   * the host logs it as a limit hit and meters it with the request. Call it beside returning the
+   * interface's quota error.
+   */
+  quotaExceeded(message: string): void;
 }
 
 /** What a capability may know about the request being served. */

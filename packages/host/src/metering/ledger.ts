@@ -61,8 +61,16 @@ export function usageOf(record: RequestRecord): Usage {
     memoryMbSeconds: round((Math.max(0, record.memoryBytes) / 1e6) * (Math.max(0, record.wallMs) / 1000)),
     bytesIn: Math.max(0, record.bytesIn),
     bytesOut: Math.max(0, record.bytesOut),
-    limitHits: record.limit ? { [record.limit]: 1 } : {},
+    limitHits: limitHitsOf(record),
   };
+}
+
+/** The limit that ended the request, if any, and every quota refusal (`quota:<capability>`). */
+function limitHitsOf(record: RequestRecord): Record<string, number> {
+  const hits: Record<string, number> = record.limit ? { [record.limit]: 1 } : {};
+  for (const [capability, count] of Object.entries(record.quotaHits ?? {}))
+    hits[`quota:${capability}`] = (hits[`quota:${capability}`] ?? 0) + count;
+  return hits;
 }
 
 /** RFC 8785 for the values a ledger holds: objects with sorted keys, arrays, strings, finite numbers. */

@@ -188,7 +188,7 @@ const bucket: Capability<BucketSettings> = {
     for (const [label, settings] of Object.entries(context.settings.labels)) {
       buckets.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
     }
-    const onQuota = (message: string) => context.log('warn', `quota: ${message}`, 'bucket');
+    const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: bucketImports({ buckets, logger: context.logger, onQuota }) };
   },
   async shutdown() {

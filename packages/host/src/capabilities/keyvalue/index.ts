@@ -173,7 +173,7 @@ const keyvalue: Capability<KeyValueSettings> = {
     for (const [label, settings] of Object.entries(context.settings.labels)) {
       stores.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
     }
-    const onQuota = (message: string) => context.log('warn', `quota: ${message}`, 'keyvalue');
+    const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: keyValueImports({ stores, logger: context.logger, onQuota }) };
   },
   async shutdown() {

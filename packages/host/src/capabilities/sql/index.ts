@@ -148,7 +148,7 @@ const sql: Capability<SqlSettings> = {
     for (const [label, settings] of Object.entries(context.settings.labels)) {
       databases.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
     }
-    const onQuota = (message: string) => context.log('warn', `quota: ${message}`, 'sql');
+    const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: sqlImports({ databases, logger: context.logger, onQuota }) };
   },
   async shutdown() {

@@ -13,6 +13,7 @@ async function prepare(): Promise<{ prepared: PreparedCapability; lines: string[
     logger: silentLogger,
     currentRequest: () => undefined,
     log: (level, message, source) => lines.push(`${level} ${source} ${message}`),
+    quotaExceeded: (message) => lines.push(`quota ${message}`),
   };
   return { prepared: await wasi.prepare(context), lines };
 }
