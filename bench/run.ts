@@ -64,12 +64,13 @@ for (const suite of suites.filter((candidate) => selected.includes(candidate.nam
   const started = performance.now();
   const result = await suite.run(options);
   results.push(result);
+  const show = (value: number) => (Math.abs(value) < 1 ? value.toPrecision(2) : formatNumber(value, value < 100 ? 2 : 0));
   const rows = result.rows.map((row) => [
     row.name,
-    `${formatNumber(row.summary.median, row.summary.median < 100 ? 2 : 0)} ${row.unit}`,
-    `${formatNumber(row.summary.min, row.summary.min < 100 ? 2 : 0)} - ${formatNumber(row.summary.max, row.summary.max < 100 ? 2 : 0)}`,
+    `${show(row.summary.median)} ${row.unit}`,
+    `${show(row.summary.min)} - ${show(row.summary.max)}`,
     Object.entries(row.extra ?? {})
-      .map(([name, summary]) => `${name} ${formatNumber(summary.median, 2)}`)
+      .map(([name, summary]) => `${name} ${show(summary.median)}`)
       .join(', '),
     row.ratio !== undefined && row.baseline ? `${formatNumber(row.ratio * 100, 0)}% of ${row.baseline}` : '',
     row.target ? `${row.target.met ? 'met' : 'MISSED'}: ${row.target.text}` : '',
