@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StratumError } from '@stratum/core';
+import { snapshotLines } from '../snapshot-lines.ts';
 import type { ObjectBucket } from './types.ts';
 
 /**
@@ -53,22 +54,6 @@ function invalid(message: string, line: number): StratumError {
   });
 }
 
-async function* lines(input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>): AsyncIterable<string> {
-  const decoder = new TextDecoder();
-  let pending = '';
-  for await (const chunk of input) {
-    pending += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    let newline = pending.indexOf('\n');
-    while (newline !== -1) {
-      yield pending.slice(0, newline + 1);
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf('\n');
-    }
-  }
-  pending += decoder.decode();
-  if (pending !== '') yield pending;
-}
-
 /**
  * Replaces the bucket's objects with the snapshot's. Each object is written as an upload, so
  * it appears only when complete and its size was checked against the header.
@@ -91,7 +76,7 @@ export async function importBucket(
     await current.upload.finish();
     current = undefined;
   };
-  for await (const text of lines(input)) {
+  for await (const text of snapshotLines(input)) {
     lineNumber++;
     let record: Record<string, unknown>;
     try {

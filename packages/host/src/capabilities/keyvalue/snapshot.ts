@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StratumError } from '@stratum/core';
+import { snapshotLines } from '../snapshot-lines.ts';
 import type { KeyValueEntry, KeyValueStore } from './types.ts';
 
 /**
@@ -43,23 +44,6 @@ function invalid(message: string, line: number): StratumError {
   return new StratumError('SNAPSHOT_INVALID', `key-value snapshot line ${line}: ${message}`, {
     hint: 'The snapshot is damaged or not a Stratum key-value snapshot (spec/snapshot.md); export it again.',
   });
-}
-
-/** Splits a byte or text stream into lines, keeping each line's exact text for the hash. */
-export async function* snapshotLines(input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>): AsyncIterable<string> {
-  const decoder = new TextDecoder();
-  let pending = '';
-  for await (const chunk of input) {
-    pending += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    let newline = pending.indexOf('\n');
-    while (newline !== -1) {
-      yield pending.slice(0, newline + 1);
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf('\n');
-    }
-  }
-  pending += decoder.decode();
-  if (pending !== '') yield pending;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { StratumError } from '@stratum/core';
+import { snapshotLines } from '../snapshot-lines.ts';
 import type { SqlDatabase, SqlValue } from './types.ts';
 
 /**
@@ -66,22 +67,6 @@ function invalid(message: string, line: number): StratumError {
   });
 }
 
-async function* lines(input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>): AsyncIterable<string> {
-  const decoder = new TextDecoder();
-  let pending = '';
-  for await (const chunk of input) {
-    pending += typeof chunk === 'string' ? chunk : decoder.decode(chunk, { stream: true });
-    let newline = pending.indexOf('\n');
-    while (newline !== -1) {
-      yield pending.slice(0, newline + 1);
-      pending = pending.slice(newline + 1);
-      newline = pending.indexOf('\n');
-    }
-  }
-  pending += decoder.decode();
-  if (pending !== '') yield pending;
-}
-
 /**
  * Replaces the database's tables with the snapshot's. Definitions go through the capsule's own
  * path (so PostgreSQL gets them translated and sandboxed like any capsule statement); rows are
@@ -102,7 +87,7 @@ export async function importSql(
     if (table && batch.length > 0) await db.insertRows(table.name, table.columns, batch);
     batch = [];
   };
-  for await (const text of lines(input)) {
+  for await (const text of snapshotLines(input)) {
     lineNumber++;
     let record: Record<string, unknown>;
     try {
