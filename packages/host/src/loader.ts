@@ -83,7 +83,7 @@ export class Loader {
         'COMPONENT_NOT_GIVEN',
         `the component ${source.registry} must be pulled from its registry and passed with the install request`,
         {
-          hint: 'Pull the artifact (`stratum capsule pull`) and install it with its bytes.',
+          hint: 'Pull it first (`stratum pull <oci-ref>@<digest>`) and install it with its bytes, or install through a host that pulls (`stratum host start`).',
         },
       );
     }
