@@ -5,6 +5,7 @@ import { type BackendFlag, parseBackendFlag, unusedFlags } from '../dev/backends
 import { DevCapsule } from '../dev/capsule.ts';
 import { startIngress } from '../dev/ingress.ts';
 import { DevOutput } from '../dev/output.ts';
+import { parseVarFlag } from '../dev/vars.ts';
 
 /** Port 8800: free on most laptops (8080 is a host's own default, 3000 and 8000 are taken by many dev servers). */
 export const DEFAULT_DEV_PORT = 8800;
@@ -79,6 +80,12 @@ Examples:
       value: 'host.toml',
       description: "run with a host's config: its [limits] and its [keyvalue|sql|bucket.<label>] backends",
     },
+    var: {
+      type: 'string',
+      multiple: true,
+      value: '[capsule:]name=value',
+      description: "a value for a manifest's config variable, for every capsule or one (repeatable)",
+    },
     'no-watch': { type: 'boolean', description: 'build and serve once; do not rebuild on changes' },
     open: { type: 'boolean', description: 'open the first capsule in the browser once it serves' },
     json: { type: 'boolean', description: 'print one JSON object per line (requests, logs, reloads, errors)' },
@@ -87,6 +94,7 @@ Examples:
     const dirs = args.positionals.length > 0 ? args.positionals : ['.'];
     const port = parsePort(stringOption(args, 'port'));
     const flags: BackendFlag[] = stringListOption(args, 'backend').map(parseBackendFlag);
+    const vars = stringListOption(args, 'var').map(parseVarFlag);
     const watching = !booleanOption(args, 'no-watch');
     const configFile = stringOption(args, 'config');
     const hostConfig = configFile === undefined ? undefined : await loadHostConfig(configFile);
@@ -116,6 +124,7 @@ Examples:
           flags,
           output,
           ...(hostConfig ? { hostConfig } : {}),
+          ...(vars.length > 0 ? { vars } : {}),
         });
         const twin = capsules.find((other) => other.name === capsule.name);
         if (twin) {

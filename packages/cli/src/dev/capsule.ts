@@ -10,6 +10,7 @@ import { loadManifest, type Manifest } from '@stratum/manifest';
 import { buildCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
 import { type BackendFlag, capabilityConfigFor, describeBackends } from './backends.ts';
 import type { DevOutput, ServedCapsule } from './output.ts';
+import { type VarFlag, varsFor } from './vars.ts';
 import { type DirectoryWatcher, isWatchedPath, watchDirectory } from './watch.ts';
 
 /** The SDK's sources: a capsule's build depends on them as much as on its own files. */
@@ -72,6 +73,8 @@ export interface DevCapsuleOptions {
   flags: readonly BackendFlag[];
   /** From `--config <host.toml>`: a host's limits and store tables, as a real host would apply them. */
   hostConfig?: Pick<HostConfig, 'limits' | 'capabilities'>;
+  /** Values for the manifests' config variables (`--var`); this capsule takes its own. */
+  vars?: readonly VarFlag[];
   output: DevOutput;
 }
 
@@ -221,6 +224,7 @@ export class DevCapsule {
         domains: this.domains,
         baseDir: this.dir,
         ...(built.component ? { component: built.component } : {}),
+        ...(this.#options.vars ? { config: varsFor(this.name, this.#options.vars) } : {}),
       });
       const status = this.runtime.status().find((capsule) => capsule.name === this.name);
       if (status?.state !== 'running') await this.runtime.start(this.name);
