@@ -53,7 +53,7 @@ export async function main(argv: string[], io: CommandIo = { stdout: process.std
       if (group.length > 0) {
         const words = argv.slice(0, 2).join(' ');
         const isHelp = argv[1] === undefined || argv[1] === '--help' || argv[1] === '-h';
-        const text = group.map((command) => `  stratum ${command.usage.padEnd(36)} ${command.summary}`).join('\n');
+        const text = group.map((command) => `  stratum ${command.usage}\n      ${command.summary}`).join('\n');
         if (isHelp) {
           io.stdout.write(`Commands under \`stratum ${first}\`:\n${text}\n`);
           return argv[1] === undefined ? EXIT_USAGE : EXIT_OK;
