@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { StratumError } from '@stratum/core';
-import { snapshotLines } from '../snapshot-lines.ts';
+import { snapshotInvalid, snapshotLines } from '../snapshot-lines.ts';
 import type { ObjectBucket } from './types.ts';
 
 /**
@@ -48,11 +47,7 @@ export async function* exportBucket(bucket: ObjectBucket, label: string): AsyncI
   yield `${JSON.stringify({ end: { records, sha256: hash.digest('hex') } })}\n`;
 }
 
-function invalid(message: string, line: number): StratumError {
-  return new StratumError('SNAPSHOT_INVALID', `bucket snapshot line ${line}: ${message}`, {
-    hint: 'The snapshot is damaged or not a Stratum bucket snapshot (spec/snapshot.md); export it again.',
-  });
-}
+const invalid = (message: string, line: number) => snapshotInvalid('bucket', message, line);
 
 /**
  * Replaces the bucket's objects with the snapshot's. Each object is written as an upload, so

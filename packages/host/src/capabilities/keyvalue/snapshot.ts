@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { StratumError } from '@stratum/core';
-import { snapshotLines } from '../snapshot-lines.ts';
+import { snapshotInvalid, snapshotLines } from '../snapshot-lines.ts';
 import type { KeyValueEntry, KeyValueStore } from './types.ts';
 
 /**
@@ -40,11 +39,7 @@ export async function* exportKeyValue(store: KeyValueStore, label: string): Asyn
   yield `${JSON.stringify({ end: { records, sha256: hash.digest('hex') } })}\n`;
 }
 
-function invalid(message: string, line: number): StratumError {
-  return new StratumError('SNAPSHOT_INVALID', `key-value snapshot line ${line}: ${message}`, {
-    hint: 'The snapshot is damaged or not a Stratum key-value snapshot (spec/snapshot.md); export it again.',
-  });
-}
+const invalid = (message: string, line: number) => snapshotInvalid('key-value', message, line);
 
 /**
  * Replaces the store's contents with the snapshot's. The snapshot is checked as it is read, and

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
-import { StratumError } from '@stratum/core';
-import { snapshotLines } from '../snapshot-lines.ts';
+import { snapshotInvalid, snapshotLines } from '../snapshot-lines.ts';
 import type { SqlDatabase, SqlValue } from './types.ts';
 
 /**
@@ -61,11 +60,7 @@ export async function* exportSql(db: SqlDatabase, label: string): AsyncIterable<
   yield `${JSON.stringify({ end: { records, sha256: hash.digest('hex') } })}\n`;
 }
 
-function invalid(message: string, line: number): StratumError {
-  return new StratumError('SNAPSHOT_INVALID', `sql snapshot line ${line}: ${message}`, {
-    hint: 'The snapshot is damaged or not a Stratum SQL snapshot (spec/snapshot.md); export it again.',
-  });
-}
+const invalid = (message: string, line: number) => snapshotInvalid('SQL', message, line);
 
 /**
  * Replaces the database's tables with the snapshot's. Definitions go through the capsule's own
