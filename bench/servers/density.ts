@@ -3,12 +3,13 @@
 // `step` capsules as JSON lines, so the caller can fit the memory each warm instance costs.
 // Usage: node bench/servers/density.ts --manifest <stratum.toml> --component <file.wasm> --count N --step S
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, request } from 'node:http';
+import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHostRuntime } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
+import { get } from '../lib/http.ts';
 
 const { values } = parseArgs({
   options: {
@@ -37,16 +38,6 @@ await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const address = server.address();
 const port = typeof address === 'object' && address ? address.port : 0;
 
-const get = (host: string) =>
-  new Promise<number>((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host }, agent: false }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', reject);
-    req.end();
-  });
-
 try {
   console.log(JSON.stringify({ capsules: 0, rss: await rssBytes() }));
   const count = Number(values.count);
@@ -55,7 +46,7 @@ try {
     const name = `${manifest.capsule.name}-${index}`;
     await runtime.install({ name, domains: [`${name}.density`], manifest, baseDir: dirname(values.manifest), component: bytes });
     await runtime.start(name);
-    const status = await get(`${name}.density`);
+    const { status } = await get(`http://127.0.0.1:${port}/`, `${name}.density`);
     if (status !== 200) throw new Error(`${name} answered ${status}`);
     if (index % step === 0) {
       (globalThis as { gc?: () => void }).gc?.();
