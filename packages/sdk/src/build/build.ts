@@ -1,4 +1,4 @@
-import { cp, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +6,16 @@ import { StratumError } from '@stratum/core';
 import { loadManifest, type Manifest } from '@stratum/manifest';
 import * as esbuild from 'esbuild';
 import { specWitDir } from '../wit/types.ts';
-import { checkImports, GRANT_HINTS, type ImportCheck } from './grants.ts';
+import {
+  DEV_GLOBAL_KEY,
+  DEV_SOURCE_INTERFACE,
+  describeImportSet,
+  devEngineCacheDir,
+  devEngineKey,
+  devEngineSource,
+  devWitDir,
+} from './dev-engine.ts';
+import { checkImports, GRANT_HINTS, grantFor, type ImportCheck, unversioned } from './grants.ts';
 import { runToolchain } from './toolchain.ts';
 
 /** The `wasi:http` version componentize-js 0.23 (StarlingMonkey) is built against. */
@@ -77,25 +86,16 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
   step('bundle', `bundling ${entry}`);
   const work = await mkdtemp(join(tmpdir(), 'stratum-build-'));
   try {
-    const { bundlePath, imports: moduleImports } = await bundle(dir, entry, work);
+    const { code, imports: moduleImports } = await bundle(dir, entry, 'component');
+    const bundlePath = join(work, 'capsule.js');
+    await writeFile(bundlePath, code);
 
     step('check', `checking ${moduleImports.length} imported interface(s) against the manifest`);
     assertGranted(manifest, moduleImports, 'the capsule code imports');
 
     step('componentize', 'making the component (componentize-js; this takes a while)');
-    const witDir = await writeWorld(work, moduleImports);
-    const { component } = await runToolchain({
-      op: 'componentize',
-      sourcePath: bundlePath,
-      witPath: witDir,
-      worldName: 'stratum:capsule-build/capsule',
-      // The SDK exports incoming-handler itself; the built-in fetch event would answer only one
-      // request per instance.
-      // (StarlingMonkey's `http` feature must stay: without it the wasi:http/types bindings the
-      // adapter needs are stubbed out, so every JS component imports outgoing-handler for fetch().)
-      disableFeatures: ['fetch-event'],
-    });
-    if (!component) throw new StratumError('TOOLCHAIN_FAILED', 'componentize-js returned no component', { user: false });
+    const { witDir, worldName } = await writeWorld(work, moduleImports);
+    const component = await componentize(bundlePath, witDir, worldName);
 
     step('inspect', 'reading the component’s imports and exports');
     const { imports, exports } = await componentInterfaces(component);
@@ -123,6 +123,201 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
     };
   } finally {
     await rm(work, { recursive: true, force: true });
+  }
+}
+
+export interface DevBuildOptions {
+  /** Where dev engines are kept; default {@link devEngineCacheDir} (user-wide). */
+  engineCacheDir?: string;
+  /** Told when each step starts; `engine` only when a dev engine has to be built (about 20 s). */
+  onStep?: (step: BuildStep | 'engine', message: string) => void;
+}
+
+/** A dev engine component in the cache. */
+export interface DevEngine {
+  /** Absolute path of the component. */
+  path: string;
+  /** Its cache key (a hash of everything it is built from). */
+  key: string;
+  /** True when this call had to build it (or wait for another process building it); false when it was in the cache. */
+  built: boolean;
+  /** What it serves, for people: `keyvalue, sql`, or `HTTP only`. */
+  serves: string;
+}
+
+export interface DevBuildResult {
+  manifest: Manifest;
+  /** The capsule's entry module, relative to the project directory. */
+  entry: string;
+  /** The capsule's code as a script for the engine to evaluate (served by `stratum:dev/source`). */
+  bundle: string;
+  /** Interfaces the capsule's code imports, each with the grant it needs (all granted). */
+  imports: ImportCheck[];
+  engine: DevEngine;
+  elapsedMs: number;
+}
+
+/**
+ * What `stratum dev` builds on a save: the capsule bundled as a script (esbuild, milliseconds),
+ * its imports checked against the manifest as in {@link buildCapsule}, and the dev engine for
+ * that import set, from the cache or built once (componentize-js, about 20 s). Install the
+ * engine with a host that also serves `stratum:dev/source` from the bundle; a production host
+ * refuses it. What differs from a production build: the capsule's top-level code runs on each
+ * instance's first request instead of at build time.
+ *
+ * @example
+ * const dev = await buildDevCapsule('examples/counter');
+ * dev.engine.path; // ~/.cache/stratum/dev-engines/<key>.wasm, shared by every capsule importing the same interfaces
+ * @throws StratumError: MANIFEST_INVALID, BUILD_NO_ENTRY, BUILD_BUNDLE_FAILED, BUILD_UNGRANTED_IMPORT, BUILD_UNKNOWN_IMPORT, TOOLCHAIN_FAILED
+ */
+export async function buildDevCapsule(projectDir: string, options: DevBuildOptions = {}): Promise<DevBuildResult> {
+  const started = performance.now();
+  const step = options.onStep ?? (() => {});
+  const dir = resolve(projectDir);
+  const manifestFile = join(dir, 'stratum.toml');
+
+  step('manifest', `reading ${shown(manifestFile)}`);
+  const { manifest } = await loadManifest(manifestFile, shown(manifestFile));
+  const entry = await findEntry(dir, manifest);
+
+  step('bundle', `bundling ${entry}`);
+  const { code, imports } = await bundle(dir, entry, 'dev');
+
+  step('check', `checking ${imports.length} imported interface(s) against the manifest`);
+  const checks = assertGranted(manifest, imports, 'the capsule code imports');
+
+  const engine = await devEngine(imports, {
+    ...(options.engineCacheDir ? { cacheDir: options.engineCacheDir } : {}),
+    ...(options.onStep ? { onStep: options.onStep } : {}),
+  });
+  return { manifest, entry, bundle: code, imports: checks, engine, elapsedMs: performance.now() - started };
+}
+
+/** Engines not used for this long are deleted when a new one is built (each is about 13 MB). */
+const ENGINE_UNUSED_MS = 30 * 24 * 3600_000;
+const enginesBuilding = new Map<string, Promise<DevEngine>>();
+
+/** Where the dev engine for a set of imported interfaces is, or will be once built. */
+export async function locateDevEngine(
+  imports: readonly string[],
+  options: { cacheDir?: string } = {},
+): Promise<Omit<DevEngine, 'built'> & { source: string }> {
+  const source = devEngineSource(imports);
+  const key = await devEngineKey({
+    source,
+    world: worldText(imports, { dev: true }),
+    witDirs: [join(specWitDir, 'deps'), devWitDir],
+    disableFeatures: DISABLED_FEATURES,
+  });
+  return { path: join(options.cacheDir ?? devEngineCacheDir(), `${key}.wasm`), key, serves: describeImportSet(imports), source };
+}
+
+/**
+ * The dev engine for a set of imported interfaces (as the bundle names them): from the cache,
+ * or built and cached. Two capsules of one `stratum dev` needing the same engine share one build.
+ */
+export async function devEngine(
+  imports: readonly string[],
+  options: { cacheDir?: string; onStep?: DevBuildOptions['onStep'] } = {},
+): Promise<DevEngine> {
+  const cacheDir = options.cacheDir ?? devEngineCacheDir();
+  const { path, key, serves, source } = await locateDevEngine(imports, { cacheDir });
+  if ((await stat(path).catch(() => undefined))?.isFile()) {
+    // The mtime says when it was last used, for pruning.
+    const now = new Date();
+    await utimes(path, now, now).catch(() => {});
+    return { path, key, built: false, serves };
+  }
+  let pending = enginesBuilding.get(path);
+  if (!pending) {
+    pending = buildEngineLocked({ imports, source, path, cacheDir, serves, step: options.onStep ?? (() => {}) }).then(() => ({
+      path,
+      key,
+      built: true,
+      serves,
+    }));
+    enginesBuilding.set(path, pending);
+    pending.then(
+      () => enginesBuilding.delete(path),
+      () => enginesBuilding.delete(path),
+    );
+  }
+  return pending;
+}
+
+interface EngineJob {
+  imports: readonly string[];
+  source: string;
+  path: string;
+  cacheDir: string;
+  serves: string;
+  step: NonNullable<DevBuildOptions['onStep']>;
+}
+
+/** A lock older than this belongs to a build that died; an engine takes well under a minute. */
+const STALE_ENGINE_LOCK_MS = 10 * 60_000;
+
+/** Builds the engine, unless another process (a second `stratum dev`, a test) is: then waits for it. */
+async function buildEngineLocked(job: EngineJob): Promise<void> {
+  job.step('engine', `building the dev engine for ${job.serves} (once; about 20 s)`);
+  await mkdir(job.cacheDir, { recursive: true });
+  const lock = `${job.path}.lock`;
+  for (;;) {
+    if ((await stat(job.path).catch(() => undefined))?.isFile()) return;
+    const handle = await open(lock, 'wx').catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return undefined;
+      throw error;
+    });
+    if (handle) {
+      try {
+        // Another process may have finished between the check and taking the lock.
+        if (!(await stat(job.path).catch(() => undefined))?.isFile()) await buildEngine(job);
+        return;
+      } finally {
+        await handle.close();
+        await rm(lock, { force: true });
+      }
+    }
+    const info = await stat(lock).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > STALE_ENGINE_LOCK_MS) await rm(lock, { force: true });
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+async function buildEngine(job: EngineJob): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'stratum-dev-engine-'));
+  try {
+    const sourcePath = join(work, 'engine.js');
+    await writeFile(sourcePath, job.source);
+    const { witDir, worldName } = await writeWorld(work, job.imports, { dev: true });
+    const component = await componentize(sourcePath, witDir, worldName);
+    const { imports, exports } = await componentInterfaces(component);
+    const wanted = new Set(job.imports.map(unversioned));
+    // Whatever the engine imports beyond the bundle's interfaces must be the dev source or what
+    // StarlingMonkey links into every component; else the bundle's grant check would not cover it.
+    const extra = imports.filter(
+      (name) => unversioned(name) !== unversioned(DEV_SOURCE_INTERFACE) && !wanted.has(unversioned(name)) && grantFor(name) !== 'none',
+    );
+    if (extra.length > 0 || !exports.includes(INCOMING_HANDLER)) {
+      throw new StratumError('TOOLCHAIN_FAILED', 'the dev engine came out with other imports or exports than it was built for', {
+        details: [...extra.map((name) => `imports ${name}`), `exports: ${exports.join(', ') || 'none'}`],
+        user: false,
+      });
+    }
+    const temporary = `${job.path}.${process.pid}.tmp`;
+    await writeFile(temporary, component);
+    await rename(temporary, job.path);
+    await pruneEngines(job.cacheDir);
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+async function pruneEngines(cacheDir: string): Promise<void> {
+  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+    if (!/^[0-9a-f]{32}\.wasm$/.test(name)) continue;
+    const info = await stat(join(cacheDir, name)).catch(() => undefined);
+    if (info && Date.now() - info.mtimeMs > ENGINE_UNUSED_MS) await rm(join(cacheDir, name), { force: true });
   }
 }
 
@@ -158,9 +353,20 @@ async function findEntry(dir: string, manifest: Manifest): Promise<string> {
   );
 }
 
-async function bundle(dir: string, entry: string, work: string): Promise<{ bundlePath: string; imports: string[] }> {
-  const bundlePath = join(work, 'capsule.js');
+/**
+ * How the capsule's code is bundled. `component`: an ES module exporting `incomingHandler`, with
+ * the interfaces left as imports, for componentize-js. `dev`: a script for a dev engine to
+ * evaluate, which reads the interfaces from the engine's global table and registers the handler
+ * there (dev-engine.ts).
+ */
+export type BundleMode = 'component' | 'dev';
+
+/** esbuild's namespace for the interface modules of a dev bundle. */
+const INTERFACE_NAMESPACE = 'stratum-interface';
+
+async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ code: string; imports: string[] }> {
   const entryPath = join(dir, entry);
+  const devGlobal = `globalThis[Symbol.for(${JSON.stringify(DEV_GLOBAL_KEY)})]`;
   const sdkPlugin: esbuild.Plugin = {
     name: 'stratum-sdk',
     setup(build) {
@@ -172,28 +378,43 @@ async function bundle(dir: string, entry: string, work: string): Promise<{ bundl
           };
         return { path: join(sdkSrc, target) };
       });
-      build.onResolve({ filter: /^(wasi|stratum):/ }, (args) => ({ path: args.path, external: true }));
+      if (mode === 'component') {
+        build.onResolve({ filter: /^(wasi|stratum):/ }, (args) => ({ path: args.path, external: true }));
+        return;
+      }
+      build.onResolve({ filter: /^(wasi|stratum):/ }, (args) => ({ path: args.path, namespace: INTERFACE_NAMESPACE }));
+      // A CommonJS stand-in: esbuild's interop then reads each named import off the module
+      // namespace object the engine imported, when it is used (resources stay the engine's classes).
+      build.onLoad({ filter: /.*/, namespace: INTERFACE_NAMESPACE }, (args) => ({
+        contents: `module.exports = ${devGlobal}.imports[${JSON.stringify(args.path)}];`,
+        loader: 'js',
+      }));
     },
   };
+  const register = mode === 'component' ? 'export const incomingHandler = serve(capsule);' : `${devGlobal}.handler = serve(capsule);`;
   let result: esbuild.BuildResult<{ metafile: true; write: false }>;
   try {
     result = await esbuild.build({
       stdin: {
-        contents: `import capsule from ${JSON.stringify(entryPath)};\nimport { serve } from '@stratum/sdk/http';\nexport const incomingHandler = serve(capsule);\n`,
+        contents: `import capsule from ${JSON.stringify(entryPath)};\nimport { serve } from '@stratum/sdk/http';\n${register}\n`,
         resolveDir: dir,
         sourcefile: 'stratum-entry.js',
         loader: 'js',
       },
+      // Error locations are then relative to the project, as they are shown.
+      absWorkingDir: dir,
       bundle: true,
-      format: 'esm',
+      format: mode === 'component' ? 'esm' : 'iife',
       platform: 'neutral',
       mainFields: ['module', 'main'],
       target: 'es2022',
-      outfile: bundlePath,
+      outfile: join(dir, 'capsule.js'),
       write: false,
       metafile: true,
       logLevel: 'silent',
       plugins: [sdkPlugin],
+      // Stack traces from code the engine evaluates name this file rather than an anonymous eval.
+      ...(mode === 'dev' ? { footer: { js: `//# sourceURL=${entry}.bundle.js` } } : {}),
     });
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
@@ -211,12 +432,15 @@ async function bundle(dir: string, entry: string, work: string): Promise<{ bundl
   }
   const file = result.outputFiles[0];
   if (!file) throw new StratumError('BUILD_BUNDLE_FAILED', 'esbuild produced no output', { user: false });
-  await writeFile(bundlePath, file.contents);
   const imports = new Set<string>();
   for (const out of Object.values(result.metafile.outputs)) {
+    // Both lists are after tree shaking: an interface the code no longer uses is not imported.
     for (const imported of out.imports) if (imported.external) imports.add(imported.path);
+    for (const [input, { bytesInOutput }] of Object.entries(out.inputs)) {
+      if (input.startsWith(`${INTERFACE_NAMESPACE}:`) && bytesInOutput > 0) imports.add(input.slice(INTERFACE_NAMESPACE.length + 1));
+    }
   }
-  return { bundlePath, imports: [...imports].sort() };
+  return { code: file.text, imports: [...imports].sort() };
 }
 
 function assertGranted(manifest: Manifest, imports: readonly string[], who: string): ImportCheck[] {
@@ -242,20 +466,56 @@ function assertGranted(manifest: Manifest, imports: readonly string[], who: stri
   return checks;
 }
 
-/** A WIT package whose world imports exactly what the bundle uses, beside the spec's deps. */
-async function writeWorld(work: string, imports: readonly string[]): Promise<string> {
+/**
+ * A WIT package whose world imports exactly what the bundle uses, beside the spec's deps; a dev
+ * engine's world also imports `stratum:dev/source`, whose package goes into the deps.
+ */
+async function writeWorld(
+  work: string,
+  imports: readonly string[],
+  options: { dev?: boolean } = {},
+): Promise<{ witDir: string; worldName: string; world: string }> {
   const witDir = join(work, 'wit');
   await mkdir(witDir);
   await cp(join(specWitDir, 'deps'), join(witDir, 'deps'), { recursive: true });
+  if (options.dev) {
+    await mkdir(join(witDir, 'deps', 'stratum-dev'));
+    await copyFile(join(devWitDir, 'source.wit'), join(witDir, 'deps', 'stratum-dev', 'source.wit'));
+  }
+  const world = worldText(imports, options);
+  await writeFile(join(witDir, 'world.wit'), world);
+  return { witDir, worldName: options.dev ? 'stratum:capsule-dev/engine' : 'stratum:capsule-build/capsule', world };
+}
+
+function worldText(imports: readonly string[], options: { dev?: boolean }): string {
   // Imports the capsule's code names without a version get the spec's version from the world.
   const lines = imports
     .filter((name) => !name.startsWith('wasi:http/types') && !name.startsWith('wasi:io/'))
     .map((name) => `  import ${name};`);
-  await writeFile(
-    join(witDir, 'world.wit'),
-    `package stratum:capsule-build@0.1.0;\n\nworld capsule {\n${lines.join('\n')}\n  export ${INCOMING_HANDLER};\n}\n`,
-  );
-  return witDir;
+  if (options.dev) lines.push(`  import ${DEV_SOURCE_INTERFACE};`);
+  const [pkg, world] = options.dev ? ['stratum:capsule-dev', 'engine'] : ['stratum:capsule-build', 'capsule'];
+  return `package ${pkg}@0.1.0;\n\nworld ${world} {\n${lines.join('\n')}\n  export ${INCOMING_HANDLER};\n}\n`;
+}
+
+/** What the SDK's adapter needs from StarlingMonkey, for production builds and dev engines alike. */
+const DISABLED_FEATURES = [
+  // The SDK exports incoming-handler itself; the built-in fetch event would answer only one
+  // request per instance.
+  // (StarlingMonkey's `http` feature must stay: without it the wasi:http/types bindings the
+  // adapter needs are stubbed out, so every JS component imports outgoing-handler for fetch().)
+  'fetch-event',
+];
+
+async function componentize(sourcePath: string, witDir: string, worldName: string): Promise<Uint8Array> {
+  const { component } = await runToolchain({
+    op: 'componentize',
+    sourcePath,
+    witPath: witDir,
+    worldName,
+    disableFeatures: DISABLED_FEATURES,
+  });
+  if (!component) throw new StratumError('TOOLCHAIN_FAILED', 'componentize-js returned no component', { user: false });
+  return component;
 }
 
 /** The interfaces a component imports and exports, read from its embedded WIT. */

@@ -6,11 +6,18 @@ export {
   type BuildResult,
   type BuildStep,
   buildCapsule,
+  buildDevCapsule,
   componentInterfaces,
   DEFAULT_ENTRIES,
+  type DevBuildOptions,
+  type DevBuildResult,
+  type DevEngine,
+  devEngine,
   INCOMING_HANDLER,
+  locateDevEngine,
   WASI_HTTP_VERSION,
 } from './build.ts';
+export { DEV_SOURCE_INTERFACE, describeImportSet, devEngineCacheDir, devEngineSource } from './dev-engine.ts';
 export { checkImports, type Grant, grantFor, type ImportCheck, unversioned } from './grants.ts';
 export { capsuleNameFrom, type InitOptions, type InitResult, initCapsule, TEMPLATES, type TemplateName, templatesDir } from './init.ts';
 export { runToolchain } from './toolchain.ts';
