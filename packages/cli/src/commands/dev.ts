@@ -34,7 +34,7 @@ function openInBrowser(url: string, onError: (message: string) => void): void {
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run capsules on this machine: build, serve, and rebuild on every change',
-  usage: 'dev [dir...] [--port <n>] [--backend <kind>=<url>] [--config host.toml] [--no-watch] [--open] [--json]',
+  usage: 'dev [dir...] [--port <n>] [--backend <kind>=<url>] [--config host.toml] [--full-build] [--no-watch] [--open] [--json]',
   description: `
 Builds each capsule (when it has JavaScript or TypeScript sources), runs it in the same runtime
 a Stratum host uses, and serves it at http://<capsule>.localhost:<port>/ (and, when there is only
@@ -45,6 +45,14 @@ On every change to the sources or the manifest it rebuilds and swaps the running
 dropping a request: the new version starts, takes the traffic, and the old one finishes what it
 was serving. A build error or an invalid manifest is shown, and the last good version keeps
 serving until the next save fixes it.
+
+A rebuild takes about a second: the code is only bundled (esbuild), and runs on a "dev engine",
+a component made once for the interfaces the code imports and kept in ~/.cache/stratum/ (or
+$XDG_CACHE_HOME/stratum/) for every project. Importing another interface (a first use of
+@stratum/sdk/sql, say) makes a new engine once, about 20 s. One difference from a production
+build: the capsule's top-level code runs on each instance's first request, not at build time.
+--full-build makes the production component (componentize-js, as stratum build does, 20 s or
+more) on every change instead.
 
 Each request is logged (method, path, status, time, capsule) with the capsule's own log lines in
 between; limit hits stand out. Stores get embedded backends (SQLite, a local directory) unless
@@ -86,6 +94,10 @@ Examples:
       value: '[capsule:]name=value',
       description: "a value for a manifest's config variable, for every capsule or one (repeatable)",
     },
+    'full-build': {
+      type: 'boolean',
+      description: 'build the production component on every change (slow) instead of bundling for the dev engine',
+    },
     'no-watch': { type: 'boolean', description: 'build and serve once; do not rebuild on changes' },
     open: { type: 'boolean', description: 'open the first capsule in the browser once it serves' },
     json: { type: 'boolean', description: 'print one JSON object per line (requests, logs, reloads, errors)' },
@@ -125,6 +137,7 @@ Examples:
           output,
           ...(hostConfig ? { hostConfig } : {}),
           ...(vars.length > 0 ? { vars } : {}),
+          fullBuild: booleanOption(args, 'full-build'),
         });
         const twin = capsules.find((other) => other.name === capsule.name);
         if (twin) {

@@ -2,14 +2,15 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage, StratumError } from '@stratum/core';
-import { createHostRuntime, type HostConfig, type StratumHostRuntime } from '@stratum/host';
+import { CAPABILITY_MODULES, createHostRuntime, type HostConfig, type StratumHostRuntime } from '@stratum/host';
 import { loadManifest, type Manifest } from '@stratum/manifest';
-import { buildCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
+import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
 import { type BackendFlag, capabilityConfigFor, describeBackends } from './backends.ts';
-import type { DevOutput, ServedCapsule } from './output.ts';
+import { type BuildKind, type DevOutput, type ServedCapsule, versionId } from './output.ts';
+import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
 import { type VarFlag, varsFor } from './vars.ts';
 import { type DirectoryWatcher, isWatchedPath, watchDirectory } from './watch.ts';
 
@@ -75,13 +76,32 @@ export interface DevCapsuleOptions {
   hostConfig?: Pick<HostConfig, 'limits' | 'capabilities'>;
   /** Values for the manifests' config variables (`--var`); this capsule takes its own. */
   vars?: readonly VarFlag[];
+  /**
+   * `--full-build`: a production build (componentize-js) on every change, as `stratum build`
+   * makes, instead of a bundle run by a dev engine.
+   */
+  fullBuild?: boolean;
   output: DevOutput;
 }
 
 interface Version {
   manifest: Manifest;
   digest: string;
+  /** A dev build's bundle digest: the same engine serves every save, so this tells versions apart. */
+  bundle: string | undefined;
   inputs: string | undefined;
+}
+
+interface Built {
+  manifest: Manifest;
+  component: Uint8Array;
+  digest: string;
+  /** A dev build's code and its digest. */
+  bundle?: { code: string; digest: string };
+  /** A dev build's engine, for people (`keyvalue, sql`). */
+  engine?: string;
+  inputs?: string;
+  build: BuildKind;
 }
 
 /**
@@ -100,6 +120,8 @@ export class DevCapsule {
   readonly #options: DevCapsuleOptions;
   readonly #initial: Manifest;
   #current: Version | undefined;
+  /** The dev engine last read, so that a save does not read and hash 13 MB again. */
+  #engine: { path: string; component: Uint8Array; digest: string } | undefined;
   #lastError: string | undefined;
   #unsubscribeLogs: (() => void) | undefined;
   #unsubscribeRequests: () => void;
@@ -128,9 +150,12 @@ export class DevCapsule {
     await mkdir(stateDir, { recursive: true });
     // The state is the developer's, not the project's: keep it out of their commits.
     await writeFile(join(stateDir, '.gitignore'), '*\n');
+    const dev: DevSourceConfig = { bundleFile: bundleFile(stateDir) };
     const runtime = await createHostRuntime({
       dataDir: stateDir,
-      capabilityConfig: capabilityConfigFor(manifest, options.flags, options.hostConfig?.capabilities),
+      // Only dev's runtime serves stratum:dev/source: a real host refuses a dev engine.
+      capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
+      capabilityConfig: { ...capabilityConfigFor(manifest, options.flags, options.hostConfig?.capabilities), dev },
       ...(options.hostConfig ? { limits: options.hostConfig.limits } : {}),
     });
     return new DevCapsule(options, manifest, runtime);
@@ -208,7 +233,12 @@ export class DevCapsule {
       const built = await this.#build();
       const buildMs = performance.now() - started;
       if (this.#closed) return;
-      if (previous && built.digest === previous.digest && JSON.stringify(built.manifest) === JSON.stringify(previous.manifest)) {
+      if (
+        previous &&
+        built.digest === previous.digest &&
+        built.bundle?.digest === previous.bundle &&
+        JSON.stringify(built.manifest) === JSON.stringify(previous.manifest)
+      ) {
         this.#current = { ...previous, inputs: built.inputs };
         output.notice(
           this.#lastError === undefined ? 'no change to serve' : `fixed; still serving ${previous.manifest.capsule.version}, unchanged`,
@@ -218,17 +248,19 @@ export class DevCapsule {
         return;
       }
       const swapStarted = performance.now();
+      // The dev capability reads it during install: the version installed carries this code.
+      if (built.bundle) await writeAtomically(bundleFile(this.stateDir), built.bundle.code);
       await this.runtime.install({
         name: this.name,
         manifest: built.manifest,
         domains: this.domains,
         baseDir: this.dir,
-        ...(built.component ? { component: built.component } : {}),
+        component: built.component,
         ...(this.#options.vars ? { config: varsFor(this.name, this.#options.vars) } : {}),
       });
       const status = this.runtime.status().find((capsule) => capsule.name === this.name);
       if (status?.state !== 'running') await this.runtime.start(this.name);
-      this.#current = { manifest: built.manifest, digest: built.digest, inputs: built.inputs };
+      this.#current = { manifest: built.manifest, digest: built.digest, bundle: built.bundle?.digest, inputs: built.inputs };
       this.#lastError = undefined;
       this.#followLogs();
       // The old version has drained by now (install waits for it), so its files can go.
@@ -236,19 +268,21 @@ export class DevCapsule {
       output.swapped(this.name, {
         version: built.manifest.capsule.version,
         digest: built.digest,
+        ...(built.bundle ? { bundle: built.bundle.digest } : {}),
+        ...(built.engine ? { engine: built.engine } : {}),
+        build: built.build,
         buildMs,
         swapMs: performance.now() - swapStarted,
-        built: built.built,
         first: previous === undefined,
       });
     } catch (error) {
       if (this.#closed) return;
       this.#lastError = errorMessage(error);
-      output.failed(this.name, error, previous ? `${previous.manifest.capsule.version}, ${previous.digest.slice(0, 19)}` : undefined);
+      output.failed(this.name, error, previous ? `${previous.manifest.capsule.version}, ${versionId(previous)}` : undefined);
     }
   }
 
-  async #build(): Promise<{ manifest: Manifest; component?: Uint8Array; digest: string; inputs?: string; built: boolean }> {
+  async #build(): Promise<Built> {
     const { manifest } = await loadManifest(join(this.dir, 'stratum.toml'), join(this.shownDir, 'stratum.toml'));
     if (!(await hasSources(this.dir, manifest))) {
       if (manifest.source.kind !== 'wasm') {
@@ -258,14 +292,40 @@ export class DevCapsule {
         });
       }
       const component = await readFile(resolve(this.dir, manifest.source.wasm));
-      return { manifest, component, digest: digestOf(component), built: false };
+      return { manifest, component, digest: digestOf(component), build: 'prebuilt' };
     }
+    return this.#options.fullBuild ? this.#fullBuild(manifest) : this.#devBuild();
+  }
+
+  /** The fast path: a new bundle, and the dev engine for its imports (built only when they changed). */
+  async #devBuild(): Promise<Built> {
+    const result = await buildDevCapsule(this.dir, {
+      onStep: (step, message) => {
+        if (step === 'engine') this.#options.output.notice(message, this.name);
+      },
+    });
+    const path = result.engine.path;
+    if (this.#engine?.path !== path) {
+      const component = await readFile(path);
+      this.#engine = { path, component, digest: digestOf(component) };
+    }
+    return {
+      manifest: result.manifest,
+      component: this.#engine.component,
+      digest: this.#engine.digest,
+      bundle: { code: result.bundle, digest: digestOf(Buffer.from(result.bundle)) },
+      engine: result.engine.serves,
+      build: result.engine.built ? 'engine' : 'bundle',
+    };
+  }
+
+  async #fullBuild(manifest: Manifest): Promise<Built> {
     const inputs = await buildInputsHash(this.dir);
     const buildDir = join(this.stateDir, 'build');
     const cached = join(buildDir, `${inputs}.wasm`);
     if (await exists(cached)) {
       const component = await readFile(cached);
-      return { manifest, component, digest: digestOf(component), inputs, built: false };
+      return { manifest, component, digest: digestOf(component), inputs, build: 'cached' };
     }
     await mkdir(buildDir, { recursive: true });
     const temporary = `${cached}.${process.pid}.tmp`;
@@ -274,7 +334,7 @@ export class DevCapsule {
     // One build is kept (the one serving): the cache is for restarts, not history.
     for (const name of await readdir(buildDir)) if (name !== `${inputs}.wasm`) await rm(join(buildDir, name), { force: true });
     const component = await readFile(cached);
-    return { manifest: result.manifest, component, digest: digestOf(component), inputs, built: true };
+    return { manifest: result.manifest, component, digest: digestOf(component), inputs, build: 'component' };
   }
 
   #followLogs(): void {
@@ -332,6 +392,18 @@ async function pruneTranspileCache(stateDir: string, digest: string): Promise<vo
   };
   await sweep(join(stateDir, 'cache', 'transpiled'), /^[0-9a-f]{32}-[0-9a-f]{16}$/);
   await sweep(join(stateDir, 'cache', 'inspect'), /^[0-9a-f]{64}\.json$/);
+}
+
+/** Where dev writes the bundle the dev capability serves to the version being installed. */
+function bundleFile(stateDir: string): string {
+  return join(stateDir, 'dev', 'bundle.js');
+}
+
+async function writeAtomically(path: string, text: string): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const temporary = `${path}.${process.pid}.tmp`;
+  await writeFile(temporary, text);
+  await rename(temporary, path);
 }
 
 function digestOf(bytes: Uint8Array): string {

@@ -14,6 +14,36 @@ export interface ServedCapsule {
   stateDir: string;
 }
 
+/**
+ * How a version came to be: `bundle`, re-bundled and run on the dev engine already built for its
+ * imports (the fast path); `engine`, re-bundled with a new dev engine built for changed imports;
+ * `component`, a full production build (`--full-build`); `cached`, a full build found in
+ * `.stratum/build/`; `prebuilt`, a component the project ships (no sources).
+ */
+export type BuildKind = 'bundle' | 'engine' | 'component' | 'cached' | 'prebuilt';
+
+export interface SwapDetails {
+  version: string;
+  /** The component's digest (for a dev build, the engine's, the same from save to save). */
+  digest: string;
+  /** For a dev build: the bundle's digest, `sha256:<hex>`, which changes on every save. */
+  bundle?: string;
+  /** For a dev build: what its engine serves (`keyvalue, sql`). */
+  engine?: string;
+  build: BuildKind;
+  buildMs: number;
+  swapMs: number;
+  first: boolean;
+}
+
+/**
+ * How a version is named in messages: a dev build by its bundle (its engine is the same from
+ * save to save), anything else by its component.
+ */
+export function versionId(version: { digest: string; bundle?: string | undefined }): string {
+  return version.bundle ? `bundle ${version.bundle.slice(7, 19)}` : version.digest.slice(0, 19);
+}
+
 const CAPSULE_COLOURS = [36, 35, 34, 33, 32];
 const LEVEL_COLOURS: Readonly<Record<string, number>> = { trace: 2, debug: 2, info: 0, warn: 33, error: 31, critical: 31 };
 
@@ -91,18 +121,23 @@ export class DevOutput {
   }
 
   /** A build (or reload) that is now serving. */
-  swapped(
-    capsule: string,
-    details: { version: string; digest: string; buildMs: number; swapMs: number; built: boolean; first: boolean },
-  ): void {
+  swapped(capsule: string, details: SwapDetails): void {
     if (this.#json) {
       this.#event(details.first ? 'started' : 'reloaded', { capsule, ...details });
       return;
     }
-    const what = details.built ? `built in ${formatDuration(details.buildMs)}` : 'build unchanged';
+    const built = `${details.first ? 'built' : 'rebuilt'} in ${formatDuration(details.buildMs)}`;
+    const what: Record<BuildKind, string> = {
+      bundle: `${built}: bundle only, dev engine for ${details.engine ?? 'it'} reused`,
+      engine: `${built}: bundle and a new dev engine for ${details.engine ?? 'it'}`,
+      component: `${built}: full build`,
+      cached: 'build unchanged',
+      prebuilt: 'prebuilt component',
+    };
+    const id = versionId(details);
     const verb = details.first ? 'serving' : 'reloaded';
     this.#line(
-      `${this.#paint(2, clock())} ${this.#capsule(capsule)}  ${this.#paint(32, `✓ ${verb}`)} ${details.version} ${this.#paint(2, `(${what}, ${details.first ? 'started' : 'swapped'} in ${formatDuration(details.swapMs)}, ${details.digest.slice(0, 19)})`)}`,
+      `${this.#paint(2, clock())} ${this.#capsule(capsule)}  ${this.#paint(32, `✓ ${verb}`)} ${details.version} ${this.#paint(2, `(${what[details.build]}; ${details.first ? 'started' : 'swapped'} in ${formatDuration(details.swapMs)}; ${id})`)}`,
     );
   }
 
