@@ -5,11 +5,13 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { cp, mkdir, mkdtemp, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITY_MODULES, type Capability } from '@stratum/host';
+import { buildDevCapsule, devEngineCacheDir } from '@stratum/sdk/build';
 import { buildInputsHash } from '../packages/cli/src/dev/capsule.ts';
+import { testCacheHome, testEngineCacheDir } from './support/dev-engines.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { freePort, requireService } from './support/services.ts';
 import { buildWat } from './support/tiny.ts';
@@ -32,10 +34,11 @@ interface DevProcess {
   interrupt(): Promise<number | null>;
 }
 
-async function startDev(t: TestContext, dirs: string | string[], port: number): Promise<DevProcess> {
+/** `cacheHome`: the XDG_CACHE_HOME dev engines are kept under; default: the one every test shares. */
+async function startDev(t: TestContext, dirs: string | string[], port: number, options: { cacheHome?: string } = {}): Promise<DevProcess> {
   const child = spawn(process.execPath, [launcher, 'dev', ...[dirs].flat(), '--port', String(port), '--json'], {
     cwd: root,
-    env: { ...process.env, NO_COLOR: '1' },
+    env: { ...process.env, NO_COLOR: '1', XDG_CACHE_HOME: options.cacheHome ?? testCacheHome },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const events: DevEvent[] = [];
@@ -270,17 +273,28 @@ test('a port in use is refused with a clear message', async (t) => {
 });
 
 /**
- * A copy of examples/counter with its build already in dev's build cache (as after a first run),
- * so that the test spends its time on the rebuild after the edit, not on a first build.
+ * A copy of examples/counter whose dev engine is in the shared cache (built here the first time),
+ * so that the test spends its time on what it tests, not on a first build. With `fullBuild`, its
+ * production build is in dev's build cache instead (as after a first `--full-build` run).
  */
-async function counterCopy(t: TestContext): Promise<string> {
-  const built = await buildExample('counter');
+async function counterCopy(t: TestContext, options: { fullBuild?: boolean } = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-counter-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
-  await mkdir(join(dir, '.stratum', 'build'), { recursive: true });
-  await cp(built, join(dir, '.stratum', 'build', `${await buildInputsHash(dir)}.wasm`));
+  if (options.fullBuild) {
+    await mkdir(join(dir, '.stratum', 'build'), { recursive: true });
+    await cp(await buildExample('counter'), join(dir, '.stratum', 'build', `${await buildInputsHash(dir)}.wasm`));
+  } else {
+    await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  }
   return dir;
+}
+
+/** Rewrites a source file in place with `edit`; returns the text it had. */
+async function editFile(path: string, edit: (text: string) => string): Promise<string> {
+  const text = await readFile(path, 'utf8');
+  await writeFile(path, edit(text));
+  return text;
 }
 
 /** What the runtime must serve for the counter example; empty once it does. */
@@ -306,14 +320,14 @@ test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count g
   const load = steadyLoad(port, 'counter.localhost', '/load');
   const source = join(dir, 'src', 'index.ts');
   const reloaded = dev.waitFor('reload', (event) => event.type === 'reloaded');
-  await writeFile(
-    source,
-    (await readFile(source, 'utf8')).replace(
+  await editFile(source, (text) =>
+    text.replace(
       'return Response.json({ path, count })',
       'console.log("counted", path);\n    return Response.json({ path, count, edited: true })',
     ),
   );
-  await reloaded;
+  // The fast path: only the bundle was rebuilt, on the dev engine already built for counter's imports.
+  assert.equal((await reloaded).build, 'bundle');
   const edited = JSON.parse(await waitForBody(port, 'counter.localhost', '/hits', /edited/)) as { count: number };
   assert.equal(edited.count, 2, 'the new version sees the old one’s state');
   // The capsule's own output comes between the request lines.
@@ -344,6 +358,90 @@ test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count g
   await serving(again);
   assert.equal((JSON.parse((await get(port, 'counter.localhost', '/hits')).body) as { count: number }).count, before.count + 1);
   assert.equal(await again.interrupt(), 0);
+});
+
+/** `text` as a literal inside a RegExp. */
+const literally = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+test('a syntax error is shown with its file:line while the last good version serves; the fix reloads on the fast path', async (t) => {
+  const dir = await counterCopy(t);
+  const port = await freePort();
+  const dev = await startDev(t, dir, port);
+  await serving(dev);
+  assert.equal((await get(port, 'counter.localhost', '/hits')).status, 200);
+
+  const source = join(dir, 'src', 'index.ts');
+  const failed = dev.waitFor('build error', (event) => event.type === 'error');
+  const good = await editFile(source, (text) => text.replace('const kv = openKeyValue', 'const kv = = openKeyValue'));
+  const error = await failed;
+  const line = good.split('\n').findIndex((text) => text.includes('const kv = openKeyValue')) + 1;
+  assert.equal(error.code, 'BUILD_BUNDLE_FAILED');
+  assert.match(String((error.details as string[])[0]), new RegExp(`^${literally(source)}:${line}:\\d+: Unexpected "="`));
+  assert.match(String(error.serving), /^0\.1\.0, bundle [0-9a-f]{12}$/);
+  assert.deepEqual(JSON.parse((await get(port, 'counter.localhost', '/hits')).body), { path: '/hits', count: 2 });
+
+  const recovered = dev.waitFor('recovery', (event) => event.type === 'reloaded');
+  await writeFile(source, good.replace('return Response.json({ path, count })', 'return Response.json({ path, count, fixed: true })'));
+  assert.equal((await recovered).build, 'bundle');
+  assert.deepEqual(JSON.parse(await waitForBody(port, 'counter.localhost', '/hits', /fixed/)), { path: '/hits', count: 3, fixed: true });
+  assert.equal(await dev.interrupt(), 0);
+});
+
+test('importing another interface builds a dev engine for the new set, once; an ungranted one is refused', async (t) => {
+  const dir = await counterCopy(t);
+  // A cache of its own, holding counter's engine only: the engine for counter's imports plus
+  // logging is then built here, whatever earlier runs left in the shared cache.
+  const cacheHome = await mkdtemp(join(tmpdir(), 'stratum-dev-cache-'));
+  t.after(() => rm(cacheHome, { recursive: true, force: true }));
+  const engines = devEngineCacheDir({ XDG_CACHE_HOME: cacheHome });
+  await mkdir(engines, { recursive: true });
+  const { engine } = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  await cp(engine.path, join(engines, basename(engine.path)));
+
+  const port = await freePort();
+  const dev = await startDev(t, dir, port, { cacheHome });
+  await serving(dev);
+  assert.equal((await dev.waitFor('start', (event) => event.type === 'started', { since: 0 })).build, 'bundle');
+
+  const load = steadyLoad(port, 'counter.localhost', '/load');
+  const source = join(dir, 'src', 'index.ts');
+  const building = dev.waitFor(
+    'engine notice',
+    (event) => event.type === 'notice' && /^building the dev engine for keyvalue, logging\b/.test(String(event.message)),
+  );
+  const reloaded = dev.waitFor('reload', (event) => event.type === 'reloaded');
+  await editFile(
+    source,
+    (text) =>
+      `import { log } from '@stratum/sdk/log';\n${text.replace('return Response.json({ path, count })', 'log.info("counted " + path);\n    return Response.json({ path, count, logged: true })')}`,
+  );
+  await building;
+  assert.equal((await reloaded).build, 'engine');
+  await waitForBody(port, 'counter.localhost', '/hits', /"logged":true/);
+  assert.equal((await readdir(engines)).filter((name) => name.endsWith('.wasm')).length, 2);
+
+  const refused = dev.waitFor('grant error', (event) => event.type === 'error');
+  await editFile(
+    source,
+    (text) => `import { openDatabase } from '@stratum/sdk/sql';\n${text.replace('const kv = ', 'openDatabase();\n    const kv = ')}`,
+  );
+  const error = await refused;
+  assert.equal(error.code, 'BUILD_UNGRANTED_IMPORT');
+  assert.deepEqual(error.details, ['stratum:sql/database@0.1.0 needs the sql capability']);
+  assert.match((await get(port, 'counter.localhost', '/hits')).body, /"logged":true/);
+  const { failures } = await load.stop();
+  assert.deepEqual(failures, [], 'no request failed while the capsule was swapped');
+  assert.equal(await dev.interrupt(), 0);
+});
+
+test('--full-build serves the production component, as stratum build makes it', async (t) => {
+  const dir = await counterCopy(t, { fullBuild: true });
+  const port = await freePort();
+  const dev = await startDev(t, [dir, '--full-build'], port);
+  await serving(dev);
+  assert.equal((await dev.waitFor('start', (event) => event.type === 'started', { since: 0 })).build, 'cached');
+  assert.deepEqual(JSON.parse((await get(port, 'counter.localhost', '/hits')).body), { path: '/hits', count: 1 });
+  assert.equal(await dev.interrupt(), 0);
 });
 
 test('stratum dev --backend keyvalue=redis://… keeps the counts in Redis', async (t) => {

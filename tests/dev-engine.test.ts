@@ -1,0 +1,65 @@
+// A dev engine (stratum dev's fast path) in the runtime: a host that links the dev-only
+// stratum:dev/source capability runs the capsule's bundle on it; a production host, which does
+// not, refuses it at install, so a dev engine can never end up serving on a real host.
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { isStratumError } from '@stratum/core';
+import { CAPABILITY_MODULES, createHostRuntime, type HostRuntimeOptions } from '@stratum/host';
+import { buildDevCapsule } from '@stratum/sdk/build';
+import { DEV_SOURCE_CAPABILITY } from '../packages/cli/src/dev/source-capability.ts';
+import { testEngineCacheDir } from './support/dev-engines.ts';
+import { exampleDir } from './support/examples.ts';
+
+async function runtimeFor(t: TestContext, options: Omit<HostRuntimeOptions, 'dataDir'> = {}) {
+  const dataDir = await mkdtemp(join(tmpdir(), 'stratum-dev-engine-'));
+  const runtime = await createHostRuntime({ dataDir, ...options });
+  t.after(async () => {
+    await runtime.close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  return { runtime, dataDir };
+}
+
+function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+test('a dev engine refuses to install on a plain host runtime, and runs its bundle on dev’s', async (t) => {
+  const dev = await buildDevCapsule(exampleDir('counter'), { engineCacheDir: testEngineCacheDir });
+  const component = await readFile(dev.engine.path);
+
+  const plain = await runtimeFor(t);
+  const refused = await plain.runtime.install({ manifest: dev.manifest, domains: ['counter.test'], component }).catch((e: unknown) => e);
+  assert.ok(isStratumError(refused) && refused.code === 'CAPABILITY_UNKNOWN_IMPORT', String(refused));
+  assert.deepEqual(refused.details, ['import stratum:dev/source@0.1.0: no capability of this host serves it']);
+
+  const bundleDir = await mkdtemp(join(tmpdir(), 'stratum-dev-bundle-'));
+  t.after(() => rm(bundleDir, { recursive: true, force: true }));
+  const bundleFile = join(bundleDir, 'bundle.js');
+  await writeFile(bundleFile, dev.bundle);
+  const { runtime } = await runtimeFor(t, {
+    capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
+    capabilityConfig: { dev: { bundleFile } },
+  });
+  await runtime.install({ manifest: dev.manifest, domains: ['counter.test'], component });
+  await runtime.start('counter');
+  const server = createServer((req, res) => runtime.handleRequest(req, res));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  const { port } = server.address() as AddressInfo;
+  assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"path":"/hits","count":1}' });
+  assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"path":"/hits","count":2}' });
+});
