@@ -109,3 +109,29 @@ test('a failed build says what went wrong, the details, the fix, and what still 
   assert.equal(lines[2], '    hint: Fix the code.');
   assert.match(lines[3] ?? '', /still serving the last good version \(0\.1\.0, sha256:abc\)/);
 });
+
+test('a reload says how it was built and how long the rebuild took', () =>
+  withNoColor(undefined, () => {
+    const out = capture(false);
+    const output = new DevOutput(out.stream, { json: false });
+    const common = { version: '0.1.0', digest: `sha256:${'e'.repeat(64)}`, swapMs: 310, first: false };
+    output.swapped('counter', { ...common, bundle: `sha256:${'b'.repeat(64)}`, engine: 'keyvalue', build: 'bundle', buildMs: 412 });
+    output.swapped('counter', {
+      ...common,
+      bundle: `sha256:${'c'.repeat(64)}`,
+      engine: 'keyvalue, logging',
+      build: 'engine',
+      buildMs: 21_300,
+    });
+    output.swapped('counter', { ...common, build: 'component', buildMs: 19_800 });
+    const lines = out.text().trim().split('\n');
+    assert.match(
+      lines[0] ?? '',
+      /✓ reloaded 0\.1\.0 \(rebuilt in 412 ms: bundle only, dev engine for keyvalue reused; swapped in 310 ms; bundle b{12}\)$/,
+    );
+    assert.match(
+      lines[1] ?? '',
+      /\(rebuilt in 21\.3 s: bundle and a new dev engine for keyvalue, logging; swapped in 310 ms; bundle c{12}\)$/,
+    );
+    assert.match(lines[2] ?? '', /\(rebuilt in 19\.8 s: full build; swapped in 310 ms; sha256:e{12}\)$/);
+  }));
