@@ -9,7 +9,7 @@ import { BodyReader } from './body-channel.ts';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
 import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
 import { setBeforeBlocking } from './wasi/io.ts';
-import type { FromWorker, LogLine, RequestMessage, ResponseBatch, WorkerInit } from './worker-protocol.ts';
+import type { FromWorker, LogLine, RequestMessage, ResponseBatch, ToWorker, WorkerInit } from './worker-protocol.ts';
 
 // jco's glue calls `_debugLog` on every lift and lower, which reads `process.env.JCO_DEBUG`; in
 // Node.js `process.env` is an interceptor that costs far more than a property read (23% of a
@@ -38,22 +38,50 @@ function pending(): ResponseBatch {
     if (init.jspi && !batchScheduled) {
       // Under JSPI the request may suspend: send what is ready when the thread next idles.
       batchScheduled = true;
-      queueMicrotask(flushBatch);
+      queueMicrotask(() => flushBatch());
     }
   }
   return batch;
 }
 
-function flushBatch(): void {
+/** Batches on their way to the main thread, oldest first: several go in one message. */
+let outbox: ResponseBatch[] = [];
+let outboxTransfers: ArrayBuffer[] = [];
+let outboxScheduled = false;
+
+/**
+ * Hands what is ready to the main thread. `deferred` (a request's last batch) waits for the end
+ * of this turn of the event loop, so that the answers to all the requests the main thread posted
+ * together go back in one message: each message costs both threads a wake-up.
+ */
+function flushBatch(deferred = false): void {
   batchScheduled = false;
   const out = batch;
   batch = undefined;
   if (logs.length > 0) {
     if (out) out.logs = logs;
-    else port?.postMessage({ type: 'batch', id: current?.id ?? 0, logs } satisfies FromWorker);
+    else outbox.push({ type: 'batch', id: current?.id ?? 0, logs });
     logs = [];
   }
-  if (out) port?.postMessage(out, transferable(out.chunks));
+  if (out) {
+    outbox.push(out);
+    outboxTransfers.push(...transferable(out.chunks));
+  }
+  if (!deferred) sendOutbox();
+  else if (!outboxScheduled) {
+    outboxScheduled = true;
+    setImmediate(sendOutbox);
+  }
+}
+
+function sendOutbox(): void {
+  outboxScheduled = false;
+  if (outbox.length === 0) return;
+  const batches = outbox;
+  const transfers = outboxTransfers;
+  outbox = [];
+  outboxTransfers = [];
+  port?.postMessage(batches satisfies FromWorker, transfers);
 }
 
 const TRANSFER_AT = 16 * 1024;
@@ -81,7 +109,7 @@ function transferable(chunks: Uint8Array[] | undefined): ArrayBuffer[] {
   return buffers;
 }
 
-setBeforeBlocking(flushBatch);
+setBeforeBlocking(() => flushBatch());
 
 const FLUSH_AT = 64 * 1024;
 
@@ -250,11 +278,19 @@ function cpuMicros(): number {
 const noop = () => {};
 const noLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, fatal: noop, child: () => noLogger };
 
+/** Set when the instance trapped: it serves nothing more, and the host retires it. */
+let broken = false;
+
 async function serve(handle: Handle, message: RequestMessage): Promise<void> {
+  // The host re-queues what was posted behind a request that trapped; nothing is answered here.
+  if (broken) return;
   current = { id: message.id, requestId: message.requestId, domain: message.domain, outboundRemaining: message.outboundRequests };
   const exchange = new Exchange();
   const cpuBefore = cpuMicros();
-  if (cpuStart) Atomics.store(cpuStart, 0, BigInt(cpuBefore));
+  if (cpuStart) {
+    Atomics.store(cpuStart, 0, BigInt(cpuBefore));
+    Atomics.store(cpuStart, 1, BigInt(message.id));
+  }
   let trapped: string | undefined;
   try {
     const request = new IncomingRequest({
@@ -263,12 +299,13 @@ async function serve(handle: Handle, message: RequestMessage): Promise<void> {
       scheme: message.scheme,
       authority: message.authority,
       headers: message.headers,
-      body: bodyReader ?? [],
+      body: message.body && bodyReader ? bodyReader : [],
     });
     const result = handle(request, new ResponseOutparam(exchange));
     if (result instanceof Promise) await result;
   } catch (error) {
     trapped = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    broken = true;
   }
   const out = pending();
   out.done = {
@@ -276,25 +313,31 @@ async function serve(handle: Handle, message: RequestMessage): Promise<void> {
     memoryBytes: memoryBytes(),
     ...(trapped ? { trap: trapped } : {}),
   };
-  flushBatch();
+  flushBatch(true);
   current = undefined;
 }
 
 async function shutdown(): Promise<void> {
   for (const ready of prepared) await ready.close?.();
   for (const capability of loaded) await capability.shutdown?.();
+  sendOutbox();
   port?.postMessage({ type: 'closed' } satisfies FromWorker);
 }
 
 start().then(
   (handle) => {
     let queue = Promise.resolve();
-    port.on('message', (message: RequestMessage | { type: 'shutdown' }) => {
+    const take = (message: RequestMessage | { type: 'shutdown' }) => {
       if (message.type === 'shutdown') {
         queue = queue.then(shutdown);
         return;
       }
       queue = queue.then(() => serve(handle, message));
+    };
+    // The main thread posts the requests it took in one turn together (see `ToWorker`).
+    port.on('message', (message: ToWorker) => {
+      if (Array.isArray(message)) for (const one of message) take(one);
+      else take(message);
     });
     port.postMessage({ type: 'ready', memoryBytes: memoryBytes() } satisfies FromWorker);
     // The code cache is written at exit, and capsule workers are terminated rather than

@@ -29,5 +29,6 @@ export type {
   InstallRequest,
   LogLevel,
   RequestRecord,
+  StartOptions,
 } from './runtime-types.ts';
 export { capMemory } from './wasm-memory.ts';

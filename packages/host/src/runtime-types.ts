@@ -77,9 +77,22 @@ export interface CapsuleLogEntry {
   requestId?: string;
 }
 
+export interface StartOptions {
+  /**
+   * Start no instance now: the first request does. For capsules already proven to start, such
+   * as those a restarted host restores, so that a host with many capsules does not start them
+   * all at once.
+   */
+  onDemand?: boolean;
+}
+
 export interface HostRuntime {
   install(request: InstallRequest): Promise<CapsuleStatus>;
-  start(name: string): Promise<CapsuleStatus>;
+  /**
+   * Starts serving. By default an instance is started at once, so a capsule that cannot be
+   * instantiated fails here; with `onDemand` the first request starts it.
+   */
+  start(name: string, options?: StartOptions): Promise<CapsuleStatus>;
   /** Stops taking new requests (they get 503) and resolves once in-flight requests are done. */
   drain(name: string): Promise<CapsuleStatus>;
   stop(name: string): Promise<CapsuleStatus>;

@@ -21,6 +21,7 @@ import type {
   InstallRequest,
   LogLevel,
   RequestRecord,
+  StartOptions,
 } from './runtime-types.ts';
 import type { FromWorker, RequestMessage, ResponseBatch, WorkerCapabilityPlan, WorkerInit } from './worker-protocol.ts';
 
@@ -70,6 +71,13 @@ export interface HostRuntimeOptions {
   instancesPerCapsule?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
   idleInstanceMs?: number;
+  /**
+   * How long a capsule's last instance may stay idle before it is retired too; the next request
+   * starts one again (a cold start). An idle capsule then costs the host no thread and no isolate,
+   * so a host can hold many more installed capsules than it could keep warm. Default 5 minutes;
+   * 0 keeps the last instance for ever.
+   */
+  idleCapsuleMs?: number;
   /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
   logBacklog?: number;
 }
@@ -155,10 +163,14 @@ interface ActiveRequest {
   quotaHits?: Record<string, number>;
   wallTimer?: NodeJS.Timeout;
   cpuTimer?: NodeJS.Timeout;
+  /** The CPU time this request may use (more while the instance warms up). */
+  cpuLimit: number;
+  /** What it was admitted as: a request that never started goes back to the queue with it. */
+  pending: PendingRequest;
 }
 
 interface PendingRequest {
-  message: Omit<RequestMessage, 'id'>;
+  message: Omit<RequestMessage, 'id' | 'body'>;
   res: ServerResponse;
   /** The request, when it has a body still to read. */
   req?: IncomingMessage;
@@ -166,10 +178,25 @@ interface PendingRequest {
   queuedAt: number;
 }
 
+/**
+ * Requests one instance may hold at once: the one it runs and those posted behind it. The
+ * instance serves them in order, so the next request is already on the worker's side when the
+ * previous one ends; with one request per instance, every request waited for a post to the
+ * worker, its wake-up and a post back (on a shared core, a context switch each way), and both
+ * threads sat mostly idle under load (bench/README.md). Only requests without a body are posted
+ * behind another: a body streams through the instance's one ring.
+ */
+const PIPELINE_DEPTH = 8;
+
 class CapsuleWorker {
   readonly worker: Worker;
   readonly ready: Promise<void>;
-  active: ActiveRequest | undefined;
+  /** Set once the instance has answered `ready`: only then may requests be posted behind others. */
+  started = false;
+  /** Requests posted to the instance, oldest first: the first runs (or is about to), the rest wait their turn. */
+  readonly inFlight: ActiveRequest[] = [];
+  /** Requests to post at the end of this turn (see `Capsule.post`). */
+  readonly outgoing: RequestMessage[] = [];
   /** See `WorkerInit.cpuStart`. */
   readonly cpuStart: BigInt64Array;
   served = 0;
@@ -185,6 +212,11 @@ class CapsuleWorker {
     this.ready = ready;
     this.cpuStart = new BigInt64Array(cpuStart);
     this.body = new BodyWriter(bodyChannel);
+  }
+
+  /** The request the instance runs now, or will run next. */
+  get head(): ActiveRequest | undefined {
+    return this.inFlight[0];
   }
 }
 
@@ -270,7 +302,7 @@ class Capsule {
   // ----- the pool -----
 
   spawn(): CapsuleWorker {
-    const cpuStart = new SharedArrayBuffer(8);
+    const cpuStart = new SharedArrayBuffer(16);
     const bodyChannel = createBodyChannel();
     const worker = new Worker(new URL('./capsule-worker-entry.ts', import.meta.url), {
       workerData: { ...this.init, cpuStart, bodyChannel } satisfies WorkerInit,
@@ -297,11 +329,16 @@ class Capsule {
     worker.stdout.on('data', forward('info'));
     worker.stderr.on('data', forward('error'));
     worker.on('message', (message: FromWorker) => {
+      if (Array.isArray(message)) {
+        for (const batch of message) this.onBatch(handle, batch);
+        return;
+      }
       switch (message.type) {
         case 'batch':
           this.onBatch(handle, message);
           break;
         case 'ready':
+          handle.started = true;
           markReady();
           break;
         case 'failed':
@@ -329,6 +366,11 @@ class Capsule {
     return handle;
   }
 
+  /**
+   * Ends the instance. Requests posted behind the one it runs never started there: they go back
+   * to the front of the queue, in order, for another instance. The one it runs is the caller's
+   * to answer.
+   */
   retire(handle: CapsuleWorker): void {
     if (handle.retired) return;
     handle.retired = true;
@@ -337,12 +379,15 @@ class Capsule {
     const index = this.idle.indexOf(handle);
     if (index !== -1) this.idle.splice(index, 1);
     void handle.worker.terminate();
+    const waiting = handle.inFlight.splice(1);
+    this.running -= waiting.length;
+    this.queue.unshift(...waiting.map((active) => active.pending));
   }
 
   /** The worker died under a request (crash, out of memory) or on its own. */
   onWorkerLost(handle: CapsuleWorker, limit: string, detail: string): void {
     if (handle.retired) return;
-    const active = handle.active;
+    const active = handle.head;
     this.retire(handle);
     if (active) {
       this.limitHit(limit, active, detail);
@@ -353,7 +398,7 @@ class Capsule {
 
   /** Ends the worker running `active` because it went over a limit. */
   kill(handle: CapsuleWorker, active: ActiveRequest, limit: 'cpu' | 'timeout', detail: string): void {
-    if (handle.active !== active) return;
+    if (handle.head !== active) return;
     this.retire(handle);
     this.limitHit(limit, active, detail);
     active.limit = limit;
@@ -394,7 +439,7 @@ class Capsule {
       req.resume();
       return;
     }
-    const message: Omit<RequestMessage, 'id'> = {
+    const message: Omit<RequestMessage, 'id' | 'body'> = {
       type: 'request',
       requestId,
       domain,
@@ -439,15 +484,17 @@ class Capsule {
   }
 
   pump(): void {
-    while (this.queue.length > 0 && this.idle.length > 0) {
-      const handle = this.idle.pop() as CapsuleWorker;
+    while (this.queue.length > 0) {
+      const pending = this.queue[0] as PendingRequest;
+      const handle = this.idle.pop() ?? (pending.req ? undefined : this.leastBusy());
+      if (!handle) break;
       clearTimeout(handle.idleTimer);
-      const pending = this.queue.shift() as PendingRequest;
+      this.queue.shift();
       const waited = Date.now() - pending.queuedAt;
       if (waited > this.limits.timeoutMs) {
         this.limitHit('timeout', pending.message, `waited ${waited} ms for an instance`);
         answer(pending.res, 503, `${this.name} is busy`);
-        this.idle.push(handle);
+        if (handle.inFlight.length === 0) this.idle.push(handle);
         continue;
       }
       this.dispatch(handle, pending);
@@ -455,6 +502,16 @@ class Capsule {
     if (this.queue.length > 0 && this.spawning === 0 && this.workers.size < this.maxInstances && this.state !== 'stopped')
       this.startWorker();
     if (this.active === 0 && this.drained) this.drained();
+  }
+
+  /** A started instance with room behind its current request, the least loaded first. */
+  leastBusy(): CapsuleWorker | undefined {
+    let best: CapsuleWorker | undefined;
+    for (const handle of this.workers) {
+      if (!handle.started || handle.retired || handle.inFlight.length >= PIPELINE_DEPTH) continue;
+      if (!best || handle.inFlight.length < best.inFlight.length) best = handle;
+    }
+    return best;
   }
 
   /** Starts an instance; once ready it serves the queue (or waits idle). */
@@ -489,9 +546,17 @@ class Capsule {
   /** An idle instance waits for work; instances beyond the first retire after a while idle. */
   park(handle: CapsuleWorker): void {
     this.idle.push(handle);
-    if (this.workers.size > 1) {
+    if (this.workers.size === 1 && this.#runtime.idleCapsuleMs > 0) {
       handle.idleTimer = setTimeout(() => {
-        if (this.workers.size > 1 && !handle.active) this.retire(handle);
+        if (handle.inFlight.length === 0 && this.queue.length === 0) {
+          this.retire(handle);
+          this.log('debug', 'idle: its last instance was retired; the next request starts one');
+        }
+      }, this.#runtime.idleCapsuleMs);
+      handle.idleTimer.unref();
+    } else if (this.workers.size > 1) {
+      handle.idleTimer = setTimeout(() => {
+        if (this.workers.size > 1 && handle.inFlight.length === 0) this.retire(handle);
       }, this.#runtime.idleInstanceMs);
       handle.idleTimer.unref();
     }
@@ -500,6 +565,12 @@ class Capsule {
   dispatch(handle: CapsuleWorker, pending: PendingRequest): void {
     this.running++;
     const id = nextRequestNumber++;
+    // A fresh instance's first requests also pay for compiling the glue's and the guest's hot
+    // paths (measured: hello's first request took 56 ms of CPU, the next ones 1.5 to 3 ms, a
+    // first POST on a new path 11 ms), which is the host's cost, not the capsule's: they get at
+    // least the warm-up budget.
+    const warm = handle.served >= WARMUP_REQUESTS;
+    handle.served++;
     const active: ActiveRequest = {
       id,
       requestId: pending.message.requestId,
@@ -512,30 +583,50 @@ class Capsule {
       bytesOut: 0,
       ended: false,
       cutOff: false,
+      cpuLimit: warm ? this.limits.cpuMsPerRequest : Math.max(this.limits.cpuMsPerRequest, this.#runtime.warmupCpuMs),
+      pending,
     };
-    handle.active = active;
+    handle.inFlight.push(active);
+    if (handle.inFlight.length === 1) this.watch(handle, active);
     pending.res.on('close', () => {
-      if (!active.ended && handle.active === active) {
+      if (!active.ended && handle.inFlight.includes(active)) {
         active.cutOff = true;
         active.clientGone = true;
       }
     });
+    const message: RequestMessage = { ...pending.message, id, body: pending.req !== undefined };
+    if (pending.req) {
+      handle.body.reset();
+      this.streamBody(handle, active, pending.req);
+    }
+    this.post(handle, message);
+  }
+
+  /**
+   * Requests taken in one turn of the event loop go to an instance in one message, at the end
+   * of the turn: each message costs a wake-up of the worker, and on a busy host the ingress
+   * parses many requests per turn.
+   */
+  post(handle: CapsuleWorker, message: RequestMessage): void {
+    handle.outgoing.push(message);
+    if (handle.outgoing.length > 1) return;
+    setImmediate(() => {
+      const messages = handle.outgoing.splice(0);
+      if (handle.retired) return;
+      handle.worker.postMessage(messages.length === 1 ? messages[0] : messages);
+    });
+  }
+
+  /**
+   * Arms the wall-clock and CPU limits of the request an instance runs. A request posted behind
+   * another is armed when it comes first, so its limits count from about when it starts, not
+   * while it waits.
+   */
+  watch(handle: CapsuleWorker, active: ActiveRequest): void {
+    active.started = Date.now();
     const timeoutMs = this.limits.timeoutMs;
     active.wallTimer = setTimeout(() => this.kill(handle, active, 'timeout', `over the ${timeoutMs} ms wall-clock limit`), timeoutMs);
-    // A fresh instance's first requests also pay for compiling the glue's and the guest's hot
-    // paths (measured: hello's first request took 56 ms of CPU, the next ones 1.5 to 3 ms, a
-    // first POST on a new path 11 ms), which is the host's cost, not the capsule's: they get at
-    // least the warm-up budget.
-    const warm = handle.served >= WARMUP_REQUESTS;
-    const cpuLimit = warm ? this.limits.cpuMsPerRequest : Math.max(this.limits.cpuMsPerRequest, this.#runtime.warmupCpuMs);
-    handle.served++;
-    this.armCpuCheck(handle, active, cpuLimit, cpuLimit);
-    const message = { ...pending.message, id } as RequestMessage;
-    Atomics.store(handle.cpuStart, 0, -1n);
-    handle.body.reset();
-    if (pending.req) this.streamBody(handle, active, pending.req);
-    else handle.body.end();
-    handle.worker.postMessage(message);
+    this.armCpuCheck(handle, active, active.cpuLimit, active.cpuLimit);
   }
 
   /** Feeds the request body into the instance's ring as it arrives, pausing the upload while the ring is full. */
@@ -602,13 +693,16 @@ class Capsule {
   /** CPU time never exceeds wall time, so the first look is due after `ms` of wall time. */
   armCpuCheck(handle: CapsuleWorker, active: ActiveRequest, limit: number, ms: number): void {
     active.cpuTimer = setTimeout(() => {
-      if (handle.active !== active) return;
+      if (handle.head !== active) return;
       handle.worker.cpuUsage().then(
         (usage) => {
-          if (handle.active !== active) return;
+          if (handle.head !== active) return;
+          // The worker writes the start time first, then the request's number: a number that
+          // matches comes with its own start time (or a later one, which only errs towards less).
+          const running = Atomics.load(handle.cpuStart, 1) === BigInt(active.id);
           const started = Atomics.load(handle.cpuStart, 0);
           // Not started yet: the worker has not picked the request up (it is busy elsewhere).
-          const usedMs = started < 0n ? 0 : (usage.user + usage.system - Number(started)) / 1000;
+          const usedMs = running ? (usage.user + usage.system - Number(started)) / 1000 : 0;
           // V8's own work on the thread (a garbage collection, a compilation) lands in a request
           // at random: a request is ended only past the allowance for it (see CPU_ALLOWANCE_MS).
           if (usedMs <= limit + CPU_ALLOWANCE_MS) {
@@ -628,7 +722,7 @@ class Capsule {
   }
 
   onBatch(handle: CapsuleWorker, batch: ResponseBatch): void {
-    const active = handle.active;
+    const active = handle.head;
     if (batch.logs) {
       for (const line of batch.logs) {
         if (line.quota === undefined) {
@@ -698,8 +792,10 @@ class Capsule {
     failed: boolean,
     done?: { cpuMicros: number; memoryBytes: number },
   ): void {
-    if (handle.active !== active) return;
-    handle.active = undefined;
+    if (handle.head !== active) return;
+    handle.inFlight.shift();
+    const next = handle.head;
+    if (next && !handle.retired) this.watch(handle, next);
     active.stopBody?.();
     clearTimeout(active.wallTimer);
     clearTimeout(active.cpuTimer);
@@ -743,8 +839,9 @@ class Capsule {
   /** The worker is free (or gone): it takes the next waiting request, or waits idle. */
   release(handle: CapsuleWorker): void {
     this.running--;
-    if (!handle.retired) this.park(handle);
-    else if (this.state === 'running' && this.workers.size === 0 && this.spawning === 0 && this.backedOffUntil <= Date.now()) {
+    if (!handle.retired) {
+      if (handle.inFlight.length === 0) this.park(handle);
+    } else if (this.state === 'running' && this.workers.size === 0 && this.spawning === 0 && this.backedOffUntil <= Date.now()) {
       // Keep one instance ready, so that the request after a failure starts at once.
       this.startWorker();
     }
@@ -752,15 +849,16 @@ class Capsule {
   }
 
   async stopWorkers(): Promise<void> {
-    for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} is stopping`);
     for (const handle of [...this.workers]) {
-      const active = handle.active;
+      const active = handle.head;
       this.retire(handle);
       if (active) {
         active.limit = 'stopped';
         this.finish(handle, active, { status: 503, message: `${this.name} was stopped` }, false);
       }
     }
+    // Last: retiring the instances put the requests waiting behind their current ones back here.
+    for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} is stopping`);
   }
 }
 
@@ -771,6 +869,7 @@ class Runtime implements StratumHostRuntime {
   readonly backoffMs: number;
   readonly backoffMaxMs: number;
   readonly idleInstanceMs: number;
+  readonly idleCapsuleMs: number;
   readonly warmupCpuMs: number;
   readonly instancesPerCapsule: number;
   workersStarted = 0;
@@ -790,6 +889,7 @@ class Runtime implements StratumHostRuntime {
     this.backoffMs = options.backoffMs ?? 1000;
     this.backoffMaxMs = options.backoffMaxMs ?? 60_000;
     this.idleInstanceMs = options.idleInstanceMs ?? 30_000;
+    this.idleCapsuleMs = options.idleCapsuleMs ?? 5 * 60_000;
     this.warmupCpuMs = options.warmupCpuMs ?? 500;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.#capabilities = capabilities;
@@ -907,13 +1007,13 @@ class Runtime implements StratumHostRuntime {
     return capsule.status();
   }
 
-  async start(name: string): Promise<CapsuleStatus> {
+  async start(name: string, options: StartOptions = {}): Promise<CapsuleStatus> {
     const capsule = this.#get(name);
     if (capsule.state === 'running') return capsule.status();
     capsule.state = 'running';
     capsule.failures = 0;
     capsule.backedOffUntil = 0;
-    if (capsule.workers.size === 0) {
+    if (capsule.workers.size === 0 && !options.onDemand) {
       const handle = capsule.spawn();
       try {
         await handle.ready;
@@ -923,7 +1023,7 @@ class Runtime implements StratumHostRuntime {
         capsule.retire(handle);
         throw error;
       }
-      if (!handle.retired && !handle.active) capsule.park(handle);
+      if (!handle.retired && handle.inFlight.length === 0) capsule.park(handle);
     }
     capsule.log('info', 'started');
     return capsule.status();

@@ -18,8 +18,9 @@ export interface WorkerInit {
   /** Where V8 keeps compiled code of the modules a worker loads, shared by all workers. */
   compileCacheDir?: string;
   /**
-   * One BigInt64 shared with the main thread: the thread's CPU time (us) when the current request
-   * started, or -1 while the request has not started yet. The main thread's CPU limit reads it.
+   * Two BigInt64 cells shared with the main thread: the thread's CPU time (us) when the current
+   * request started, and that request's `id` (written after the time). The main thread's CPU
+   * limit reads them: requests wait on the worker's side behind the one it runs.
    */
   cpuStart?: SharedArrayBuffer;
   /** The request body channel of this worker (body-channel.ts). */
@@ -38,6 +39,8 @@ export interface RequestMessage {
   /** Node's rawHeaders: name, value, name, value ... */
   headers: string[];
   outboundRequests: number;
+  /** The body streams through the worker's body channel; without one the body is empty. */
+  body: boolean;
 }
 
 export interface LogLine {
@@ -69,8 +72,13 @@ export interface ResponseBatch {
   done?: RequestDone;
 }
 
+/** Requests go one at a time or, when the main thread took several in one turn, together. */
+export type ToWorker = RequestMessage | RequestMessage[] | { type: 'shutdown' };
+
 export type FromWorker =
   | ResponseBatch
+  /** Batches of several requests (or of one request's parts), in order. */
+  | ResponseBatch[]
   | { type: 'ready'; memoryBytes: number }
   | { type: 'failed'; message: string }
   /** The worker made room in a full request body ring (body-channel.ts). */

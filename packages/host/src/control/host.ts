@@ -252,7 +252,9 @@ async function restoreOne(store: InstallationStore, runtime: HostRuntime, instal
     component,
     config: installation.config,
   });
-  if (installation.desired === 'running' && status.state !== 'running') await runtime.start(installation.name);
+  // It started when it was installed: a restarted host starts its instances as requests come,
+  // instead of all of them at once.
+  if (installation.desired === 'running' && status.state !== 'running') await runtime.start(installation.name, { onDemand: true });
 }
 
 function listen(server: Server, address: ListenAddress, scheme: 'http' | 'https', what: string): Promise<URL> {

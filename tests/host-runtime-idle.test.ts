@@ -1,0 +1,53 @@
+// Idle capsules cost no thread: the last instance is retired after `idleCapsuleMs`, and a capsule
+// started on demand has none until its first request. Either way the next request is served.
+import assert from 'node:assert/strict';
+import { basename, dirname } from 'node:path';
+import { test } from 'node:test';
+import { parseManifest } from '@stratum/manifest';
+import { startHarness } from './fixtures/hostile/harness.ts';
+import { buildTiny } from './support/tiny.ts';
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let tries = 0; tries < 500 && !check(); tries++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.ok(check(), what);
+}
+
+test("an idle capsule's last instance is retired, and the next request starts a new one", async (t) => {
+  const host = await startHarness(t, { idleCapsuleMs: 200 });
+  await host.install('tiny', await buildTiny());
+  assert.match((await host.get('tiny.test')).body.toString(), /tiny 1\n$/);
+  assert.match((await host.get('tiny.test')).body.toString(), /tiny 2\n$/);
+  await until(() => host.runtime.status()[0]?.instances === 0, 'the idle instance was never retired');
+  assert.equal(host.runtime.status()[0]?.state, 'running');
+  // A new instance: its own count starts again.
+  const reply = await host.get('tiny.test');
+  assert.equal(reply.status, 200);
+  assert.match(reply.body.toString(), /tiny 1\n$/);
+  assert.equal(host.runtime.stats().workersStarted, 2);
+});
+
+test('with idleCapsuleMs 0 the last instance stays', async (t) => {
+  const host = await startHarness(t, { idleCapsuleMs: 0, idleInstanceMs: 50 });
+  await host.install('tiny', await buildTiny());
+  await host.get('tiny.test');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(host.runtime.status()[0]?.instances, 1);
+});
+
+test('a capsule started on demand has no instance until its first request', async (t) => {
+  const host = await startHarness(t);
+  const name = 'tiny';
+  const wasm = await buildTiny();
+  const { manifest } = parseManifest(`stratum = 1\n[capsule]\nname = "${name}"\nversion = "0.1.0"\n[source]\nwasm = "${basename(wasm)}"\n`);
+  await host.runtime.install({ name, manifest, baseDir: dirname(wasm), domains: ['tiny.test'] });
+  const status = await host.runtime.start(name, { onDemand: true });
+  assert.equal(status.state, 'running');
+  assert.equal(status.instances, 0);
+  assert.equal(host.runtime.stats().workersStarted, 0);
+  const replies = await Promise.all([host.get('tiny.test'), host.get('tiny.test'), host.get('tiny.test')]);
+  assert.deepEqual(
+    replies.map((reply) => reply.status),
+    [200, 200, 200],
+  );
+  assert.ok(host.runtime.stats().workersStarted >= 1);
+});

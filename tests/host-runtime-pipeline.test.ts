@@ -1,0 +1,53 @@
+// Requests are posted to an instance behind the one it runs (runtime.ts, PIPELINE_DEPTH). When
+// that instance is ended (CPU limit, trap), what waited behind never started there: it must be
+// served by another instance, not lost or failed with it.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { startHarness } from './fixtures/hostile/harness.ts';
+import { buildHostile } from './support/tiny.ts';
+
+async function whileRunning(check: () => boolean): Promise<void> {
+  for (let tries = 0; tries < 400 && !check(); tries++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.ok(check(), 'the first request never started');
+}
+
+for (const [mood, status, limit] of [
+  ['loop', 504, 'cpu'],
+  ['trap', 500, 'trap'],
+] as const) {
+  test(`requests waiting behind one that ends its instance (${limit}) are served by the next instance`, async (t) => {
+    const host = await startHarness(t, { instancesPerCapsule: 1, warmupCpuMs: 0 });
+    await host.install('moody', await buildHostile('moody'), { manifest: '[resources]\ncpu = "small"\n' });
+    assert.equal((await host.get('moody.test', '/')).status, 200);
+    const bad = host.get('moody.test', `/${mood}`);
+    // A loop holds its instance: wait until it runs. A trap is over at once: the others are sent
+    // with it, and most of them reach the instance behind it.
+    if (mood === 'loop') await whileRunning(() => (host.runtime.status()[0]?.inFlight ?? 0) > 0);
+    const waiting = await Promise.all(Array.from({ length: 6 }, (_, index) => host.get('moody.test', `/after-${index}`)));
+    const ended = await bad;
+    assert.equal(ended.status, status, ended.body.toString());
+    assert.deepEqual(
+      waiting.map((reply) => reply.status),
+      Array(6).fill(200),
+    );
+    if (mood === 'loop') {
+      // The one instance that may run served them all, counting from 1 again: none ran on the old one.
+      const counts = waiting.map((reply) => Number(/(\d+)\n$/.exec(reply.body.toString())?.[1])).sort((a, b) => a - b);
+      assert.deepEqual(counts, [1, 2, 3, 4, 5, 6]);
+    }
+    assert.equal(host.runtime.stats().workersStarted, 2);
+    assert.equal(host.runtime.status()[0]?.limitHits[limit], 1);
+  });
+}
+
+test('a burst on one instance is answered in order, every request once', async (t) => {
+  const host = await startHarness(t, { instancesPerCapsule: 1 });
+  await host.install('moody', await buildHostile('moody'));
+  const replies = await Promise.all(Array.from({ length: 40 }, (_, index) => host.get('moody.test', `/n-${index}`)));
+  const counts = replies.map((reply) => Number(/(\d+)\n$/.exec(reply.body.toString())?.[1])).sort((a, b) => a - b);
+  assert.deepEqual(
+    counts,
+    Array.from({ length: 40 }, (_, index) => index + 1),
+  );
+  assert.equal(host.runtime.status()[0]?.inFlight, 0);
+});
