@@ -2,7 +2,7 @@
 // stratum:dev/source capability runs the capsule's bundle on it; a production host, which does
 // not, refuses it at install, so a dev engine can never end up serving on a real host.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { isStratumError } from '@stratum/core';
 import { CAPABILITY_MODULES, createHostRuntime, type HostRuntimeOptions } from '@stratum/host';
+import type { Manifest } from '@stratum/manifest';
 import { buildDevCapsule } from '@stratum/sdk/build';
 import { DEV_SOURCE_CAPABILITY } from '../packages/cli/src/dev/source-capability.ts';
 import { testEngineCacheDir } from './support/dev-engines.ts';
@@ -46,20 +47,46 @@ test('a dev engine refuses to install on a plain host runtime, and runs its bund
   assert.ok(isStratumError(refused) && refused.code === 'CAPABILITY_UNKNOWN_IMPORT', String(refused));
   assert.deepEqual(refused.details, ['import stratum:dev/source@0.1.0: no capability of this host serves it']);
 
+  const port = await serveDev(t, dev.manifest, component, dev.bundle);
+  assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"path":"/hits","count":1}' });
+  assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"path":"/hits","count":2}' });
+});
+
+/** Installs a dev engine with its bundle on a runtime that serves stratum:dev/source, as `stratum dev` does; returns the port. */
+async function serveDev(t: TestContext, manifest: Manifest, component: Uint8Array, bundle: string, logs: string[] = []): Promise<number> {
   const bundleDir = await mkdtemp(join(tmpdir(), 'stratum-dev-bundle-'));
   t.after(() => rm(bundleDir, { recursive: true, force: true }));
   const bundleFile = join(bundleDir, 'bundle.js');
-  await writeFile(bundleFile, dev.bundle);
+  await writeFile(bundleFile, bundle);
   const { runtime } = await runtimeFor(t, {
     capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
     capabilityConfig: { dev: { bundleFile } },
   });
-  await runtime.install({ manifest: dev.manifest, domains: ['counter.test'], component });
+  await runtime.install({ manifest, domains: ['counter.test'], component });
   await runtime.start('counter');
+  runtime.subscribeLogs('counter', (entry) => logs.push(entry.message));
   const server = createServer((req, res) => runtime.handleRequest(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const { port } = server.address() as AddressInfo;
-  assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"path":"/hits","count":1}' });
-  assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"path":"/hits","count":2}' });
+  return (server.address() as AddressInfo).port;
+}
+
+test('top-level code that throws fails the first request of each instance, and says so', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-top-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
+  const source = join(dir, 'src', 'index.ts');
+  await writeFile(source, `${await readFile(source, 'utf8')}\nif (Date.now() > 0) throw new Error('no database URL');\n`);
+  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
+  assert.equal((await get(port, 'counter.test', '/hits')).status, 500);
+  assert.ok(
+    logs.some((line) => line.startsWith("stratum dev: the capsule's top-level code threw")),
+    logs.join('\n'),
+  );
+  assert.ok(
+    logs.some((line) => line.includes('no database URL')),
+    logs.join('\n'),
+  );
 });

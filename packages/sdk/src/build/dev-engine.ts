@@ -64,8 +64,8 @@ function load() {
   try {
     (0, eval)(code);
   } catch (error) {
-    // Top-level code runs here, on the first request, not at build time as in a production build.
-    console.error('stratum dev: the capsule failed while loading: ' + (error && error.stack ? error + '\\n' + error.stack : error));
+    // StarlingMonkey reports the uncaught error and its stack itself; this says when it ran.
+    console.error("stratum dev: the capsule's top-level code threw on this instance's first request (a production build runs it while building, and would fail)");
     throw error;
   }
   if (!dev.handler || typeof dev.handler.handle !== 'function') throw new Error('stratum dev: the bundle registered no handler');
