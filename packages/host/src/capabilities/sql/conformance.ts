@@ -171,6 +171,38 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     assert.deepEqual((await db.query(`SELECT '?' AS "q?" -- ?\n`, [])).rows, [[txt('?')]]);
   });
 
+  test(`${name}: the same statement text follows schema changes and recovers from its errors`, async (t) => {
+    // Backends may keep statements prepared by their text; none of that may show.
+    const opened = await open(t, { maxRows: 2 });
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    const all = 'SELECT * FROM notes ORDER BY id';
+    const byId = 'SELECT title FROM notes WHERE id = ?';
+    await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('one')]);
+    assert.deepEqual((await db.query(all, [])).columns, ['id', 'title', 'score', 'data', 'n']);
+    await db.execute('ALTER TABLE notes ADD COLUMN extra INTEGER DEFAULT 42', []);
+    assert.deepEqual(await db.query(all, []), {
+      columns: ['id', 'title', 'score', 'data', 'n', 'extra'],
+      rows: [[int(1), txt('one'), nul, nul, nul, int(42)]],
+    });
+    assert.deepEqual((await db.query(byId, [int(1)])).rows, [[txt('one')]]);
+    await rejectsWith(() => db.query(byId, []), 'invalid-query', /1 "\?" parameter, 0 given/);
+    await db.execute('DROP TABLE notes', []);
+    await rejectsWith(() => db.query(all, []), 'invalid-query', /notes/);
+    await rejectsWith(() => db.query(byId, [int(1)]), 'invalid-query', /notes/);
+    await notes(db);
+    assert.deepEqual(await db.query(all, []), { columns: ['id', 'title', 'score', 'data', 'n'], rows: [] });
+    for (const title of ['a', 'b', 'c']) await db.execute('INSERT INTO notes (title) VALUES (?)', [txt(title)]);
+    await rejectsWith(() => db.query('SELECT title FROM notes ORDER BY title', []), 'limit-exceeded');
+    await db.execute('DELETE FROM notes WHERE title = ?', [txt('c')]);
+    assert.deepEqual((await db.query('SELECT title FROM notes ORDER BY title', [])).rows, [[txt('a')], [txt('b')]]);
+    await rejectsWith(() => db.execute('INSERT INTO notes (title) VALUES (?)', [txt('a')]), 'constraint-violation');
+    const inserted = await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('d')]);
+    assert.equal(inserted.rowsAffected, 1n);
+    assert.equal(typeof inserted.lastInsertId, 'bigint');
+  });
+
   test(`${name}: statements that would leave the sandbox are refused`, async (t) => {
     const opened = await open(t);
     if (!opened) return;

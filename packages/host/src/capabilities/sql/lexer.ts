@@ -126,7 +126,11 @@ export function countParams(tokens: readonly Token[]): number {
 }
 
 export function checkParamCount(tokens: readonly Token[], given: number): void {
-  const wanted = countParams(tokens);
+  checkParamNumber(countParams(tokens), given);
+}
+
+/** The same check with the count already known (a kept prepared statement). */
+export function checkParamNumber(wanted: number, given: number): void {
   if (wanted !== given) throw invalid(`the statement has ${wanted} "?" parameter${wanted === 1 ? '' : 's'}, ${given} given`);
 }
 

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants, DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
-import { checkParamCount, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement, type Token } from '../lexer.ts';
+import { checkParamNumber, countParams, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement } from '../lexer.ts';
 import {
   checkScope,
   checkStatementSize,
@@ -103,6 +103,19 @@ function toValue(value: SQLOutputValue): SqlValue {
   return { tag: 'blob', val: new Uint8Array(value) };
 }
 
+/**
+ * Prepared statements kept per database, by SQL text. Preparing and lexing a point query cost
+ * more than running it; capsules repeat the same few statements. SQLite re-prepares a kept
+ * statement itself after a schema change, running the authorizer again.
+ */
+const STATEMENT_CACHE_SIZE = 64;
+
+interface Prepared {
+  statement: StatementSync;
+  keyword: string;
+  params: number;
+}
+
 const SQLITE_CONSTRAINT = 19;
 const SQLITE_FULL = 13;
 const SQLITE_AUTH = 23;
@@ -158,35 +171,78 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     }
   }
 
-  function prepare(sql: string, params: SqlValue[]): { statement: StatementSync; tokens: Token[] } {
+  const prepared = new Map<string, Prepared>();
+
+  function prepare(sql: string, params: SqlValue[]): Prepared {
+    let entry = prepared.get(sql);
+    if (entry) {
+      checkParamNumber(entry.params, params.length);
+      // Map order is the eviction order: the newest use goes last.
+      prepared.delete(sql);
+      prepared.set(sql, entry);
+      // A re-prepare after a schema change runs the authorizer during the step.
+      refusal = undefined;
+      return entry;
+    }
     checkStatementSize(sql, limits);
     const tokens = singleStatement(sql);
     refuseTransactionControl(tokens);
+    const keyword = leadingKeyword(tokens);
     // VACUUM INTO writes a file, and no authorizer action covers it.
-    if (leadingKeyword(tokens) === 'VACUUM') throw notAllowed('VACUUM');
-    checkParamCount(tokens, params.length);
+    if (keyword === 'VACUUM') throw notAllowed('VACUUM');
+    const count = countParams(tokens);
+    checkParamNumber(count, params.length);
     refusal = undefined;
     const statement = db.prepare(sql);
     statement.setReadBigInts(true);
-    return { statement, tokens };
+    statement.setReturnArrays(true);
+    entry = { statement, keyword, params: count };
+    prepared.set(sql, entry);
+    if (prepared.size > STATEMENT_CACHE_SIZE) prepared.delete(prepared.keys().next().value as string);
+    return entry;
+  }
+
+  function inputs(params: SqlValue[]): SQLInputValue[] {
+    const values: SQLInputValue[] = new Array(params.length);
+    for (let i = 0; i < params.length; i++) values[i] = toInput(params[i] as SqlValue);
+    return values;
+  }
+
+  /**
+   * Runs a kept statement; one that failed is dropped, because node:sqlite reports the same
+   * error again on its next run (a statement whose table was dropped still fails once the table
+   * exists again).
+   */
+  function run<T>(sql: string, work: () => T): T {
+    try {
+      return work();
+    } catch (error) {
+      prepared.delete(sql);
+      throw error;
+    }
   }
 
   function query(sql: string, params: SqlValue[]): SqlRows {
     const { statement } = prepare(sql, params);
-    statement.setReturnArrays(true);
-    const columns = statement.columns().map((column) => column.name);
-    const rows: SqlValue[][] = [];
-    for (const row of statement.iterate(...params.map(toInput)) as unknown as SQLOutputValue[][]) {
-      if (rows.length === limits.maxRows) throw tooManyRows(limits);
-      rows.push(row.map(toValue));
-    }
-    return { columns, rows };
+    return run(sql, () => {
+      const rows: SqlValue[][] = [];
+      // for-of resets the statement when the loop throws, so a kept statement never holds a read open.
+      for (const row of statement.iterate(...inputs(params)) as unknown as SQLOutputValue[][]) {
+        if (rows.length === limits.maxRows) throw tooManyRows(limits);
+        const values: SqlValue[] = new Array(row.length);
+        for (let i = 0; i < row.length; i++) values[i] = toValue(row[i] as SQLOutputValue);
+        rows.push(values);
+      }
+      // Read after stepping: a kept statement re-prepared for a changed schema (SELECT * after
+      // ALTER TABLE) has its new columns only once it has run.
+      const columns = statement.columns().map((column) => column.name);
+      return { columns, rows };
+    });
   }
 
   function execute(sql: string, params: SqlValue[]): SqlOutcome {
-    const { statement, tokens } = prepare(sql, params);
-    const result = statement.run(...params.map(toInput));
-    const keyword = leadingKeyword(tokens);
+    const { statement, keyword } = prepare(sql, params);
+    const result = run(sql, () => statement.run(...inputs(params)));
     const inserted = (keyword === 'INSERT' || keyword === 'REPLACE') && Number(result.changes) > 0;
     return { rowsAffected: BigInt(result.changes), lastInsertId: inserted ? BigInt(result.lastInsertRowid) : undefined };
   }
@@ -216,6 +272,7 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
   }
 
   function clear(): void {
+    prepared.clear();
     host(() => {
       const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").all() as {
         name: string;
