@@ -122,7 +122,9 @@ const encoder = new TextEncoder();
 
 export function checkKey(key: string, limits: KeyValueLimits): void {
   if (typeof key !== 'string' || key.length === 0) throw new KeyValueError('other', 'invalid key: a key must not be empty');
-  const bytes = encoder.encode(key).length;
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most keys need no counting (it runs on every call).
+  if (key.length * 3 <= limits.maxKeyBytes) return;
+  const bytes = Buffer.byteLength(key, 'utf8');
   if (bytes > limits.maxKeyBytes) {
     throw new KeyValueError('limit-exceeded', `key is ${bytes} bytes, over the limit of ${limits.maxKeyBytes}`);
   }
