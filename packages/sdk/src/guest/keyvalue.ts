@@ -2,7 +2,7 @@
 import { compareAndSwap as casImport, increment as incrementImport } from 'stratum:keyvalue/atomics@0.1.0';
 import { deleteMany as deleteManyImport, getMany as getManyImport, setMany as setManyImport } from 'stratum:keyvalue/batch@0.1.0';
 import { type Bucket, open } from 'stratum:keyvalue/store@0.1.0';
-import { call } from './errors.ts';
+import { call, toCapabilityError } from './errors.ts';
 
 export type KeyValueInput = string | Uint8Array;
 
@@ -63,9 +63,18 @@ export function openKeyValue(label = 'default'): KeyValueStore {
   if (existing) return existing;
   const bucket: Bucket = call('keyvalue', `open("${label}")`, () => open(label));
   const op = <T>(what: string, fn: () => T) => call('keyvalue', what, fn);
+  // The per-operation methods catch inline rather than through `op`: the guest's interpreter
+  // pays for every closure and string built on each call, and a get is a tight loop's body.
+  const failed = (what: string, key: string, thrown: unknown) => toCapabilityError('keyvalue', `${what}("${key}")`, thrown);
   const store: KeyValueStore = {
     label,
-    get: (key) => op(`get("${key}")`, () => bucket.get(key)),
+    get(key) {
+      try {
+        return bucket.get(key);
+      } catch (thrown) {
+        throw failed('get', key, thrown);
+      }
+    },
     getText(key) {
       const value = store.get(key);
       return value === undefined ? undefined : decoder.decode(value);
@@ -76,12 +85,28 @@ export function openKeyValue(label = 'default'): KeyValueStore {
     },
     set(key, value, options) {
       const ttl = options?.ttlMs;
-      if (ttl === undefined) op(`set("${key}")`, () => bucket.set(key, bytes(value)));
-      else op(`set("${key}")`, () => bucket.setWithTtl(key, bytes(value), BigInt(Math.max(1, Math.ceil(ttl)))));
+      try {
+        if (ttl === undefined) bucket.set(key, bytes(value));
+        else bucket.setWithTtl(key, bytes(value), BigInt(Math.max(1, Math.ceil(ttl))));
+      } catch (thrown) {
+        throw failed('set', key, thrown);
+      }
     },
     setJson: (key, value, options) => store.set(key, JSON.stringify(value), options),
-    delete: (key) => op(`delete("${key}")`, () => bucket.delete(key)),
-    has: (key) => op(`exists("${key}")`, () => bucket.exists(key)),
+    delete(key) {
+      try {
+        bucket.delete(key);
+      } catch (thrown) {
+        throw failed('delete', key, thrown);
+      }
+    },
+    has(key) {
+      try {
+        return bucket.exists(key);
+      } catch (thrown) {
+        throw failed('exists', key, thrown);
+      }
+    },
     listKeys(cursor) {
       const page = op('list-keys', () => bucket.listKeys(cursor));
       return { keys: page.keys, cursor: page.cursor };

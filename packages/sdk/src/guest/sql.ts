@@ -1,6 +1,6 @@
 /// <reference path="../wit/guest.generated.d.ts" />
 import { type Connection, open, type Value } from 'stratum:sql/database@0.1.0';
-import { call } from './errors.ts';
+import { call, toCapabilityError } from './errors.ts';
 
 /** What a parameter may be. Booleans become 0 and 1; whole numbers are integers, others reals. */
 export type SqlParam = null | undefined | boolean | number | bigint | string | Uint8Array;
@@ -44,17 +44,34 @@ function toValue(param: SqlParam): Value {
   throw new TypeError(`a SQL parameter cannot be ${typeof param}`);
 }
 
+const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+
 function fromValue(value: Value): SqlValue {
   switch (value.tag) {
     case 'null':
       return null;
     case 'integer':
-      return value.val >= BigInt(Number.MIN_SAFE_INTEGER) && value.val <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(value.val) : value.val;
+      return value.val >= MIN_SAFE && value.val <= MAX_SAFE ? Number(value.val) : value.val;
     case 'real':
     case 'text':
     case 'blob':
       return value.val;
   }
+}
+
+// Plain loops rather than map and forEach: the guest's interpreter runs those as self-hosted JS
+// with a call per element, and queries sit in request loops.
+function toValues(params: readonly SqlParam[]): Value[] {
+  const values: Value[] = new Array(params.length);
+  for (let i = 0; i < params.length; i++) values[i] = toValue(params[i]);
+  return values;
+}
+
+function fromValues(row: readonly Value[]): SqlValue[] {
+  const values: SqlValue[] = new Array(row.length);
+  for (let i = 0; i < row.length; i++) values[i] = fromValue(row[i] as Value);
+  return values;
 }
 
 const outcome = (result: { rowsAffected: bigint; lastInsertId?: bigint | undefined }): ExecuteResult => ({
@@ -78,26 +95,48 @@ export function openDatabase(label = 'default'): Database {
   const existing = opened.get(label);
   if (existing) return existing;
   const connection: Connection = call('sql', `open("${label}")`, () => open(label));
+  const rows = (sql: string, params: readonly SqlParam[]) => {
+    try {
+      return connection.query(sql, toValues(params));
+    } catch (thrown) {
+      throw toCapabilityError('sql', 'query', thrown);
+    }
+  };
   const database: Database = {
     label,
     query<T extends object = Row>(sql: string, params: readonly SqlParam[] = []): T[] {
-      const { columns, rows } = database.queryRaw(sql, params);
-      return rows.map((row) => {
+      const result = rows(sql, params);
+      const columns = result.columns;
+      const records: T[] = new Array(result.rows.length);
+      for (let r = 0; r < result.rows.length; r++) {
+        const row = result.rows[r] ?? [];
         const record: Row = {};
-        columns.forEach((column, index) => {
-          record[column] = row[index] ?? null;
-        });
-        return record as T;
-      });
+        for (let c = 0; c < columns.length; c++) {
+          const value = row[c];
+          record[columns[c] as string] = value === undefined ? null : fromValue(value);
+        }
+        records[r] = record as T;
+      }
+      return records;
     },
     queryRaw(sql, params = []) {
-      const result = call('sql', 'query', () => connection.query(sql, params.map(toValue)));
-      return { columns: result.columns, rows: result.rows.map((row) => row.map(fromValue)) };
+      const result = rows(sql, params);
+      const raw: SqlValue[][] = new Array(result.rows.length);
+      for (let r = 0; r < result.rows.length; r++) raw[r] = fromValues(result.rows[r] ?? []);
+      return { columns: result.columns, rows: raw };
     },
-    execute: (sql, params = []) => outcome(call('sql', 'execute', () => connection.execute(sql, params.map(toValue)))),
+    execute(sql, params = []) {
+      let result: ReturnType<Connection['execute']>;
+      try {
+        result = connection.execute(sql, toValues(params));
+      } catch (thrown) {
+        throw toCapabilityError('sql', 'execute', thrown);
+      }
+      return outcome(result);
+    },
     transaction: (statements) =>
       call('sql', 'transaction', () =>
-        connection.transaction(statements.map((statement) => ({ sql: statement.sql, params: (statement.params ?? []).map(toValue) }))),
+        connection.transaction(statements.map((statement) => ({ sql: statement.sql, params: toValues(statement.params ?? []) }))),
       ).map(outcome),
   };
   opened.set(label, database);
