@@ -1,4 +1,5 @@
 import type { Logger } from '@stratum/core';
+import { CABI_LOWER, GuestMemory, handleRep, type Lowering, RepTable, type VariantCases, writeVariant } from '../canonical-abi.ts';
 import { type ImportObjects, WitError } from '../contract.ts';
 import { KeyValueError, type KeyValueStore, type MaybePromise } from './types.ts';
 
@@ -14,6 +15,11 @@ export interface KeyValueBindingOptions {
   logger: Logger;
   /** Called for every quota refusal, so the host can log and count it. */
   onQuota?: (message: string) => void;
+  /**
+   * Every store's backend is synchronous: the hot methods may then also be served at the
+   * canonical ABI (../canonical-abi.ts). Never with an asynchronous backend, whose calls go through JSPI.
+   */
+  synchronous?: boolean;
 }
 
 type Flavour = 'stratum' | 'wasi';
@@ -58,10 +64,16 @@ function bindings(flavour: Flavour, options: KeyValueBindingOptions) {
   const { stores, logger, onQuota } = options;
   const run = <T>(work: () => MaybePromise<T>) => call(flavour, logger, work, onQuota);
 
+  const buckets = new RepTable<Bucket>();
   class Bucket {
     readonly store: KeyValueStore;
     constructor(store: KeyValueStore) {
       this.store = store;
+      buckets.add(this);
+    }
+    /** jco calls this when the guest drops its handle. */
+    [Symbol.dispose]() {
+      buckets.remove(this);
     }
     get(key: string) {
       return run(() => this.store.get(key));
@@ -98,7 +110,71 @@ function bindings(flavour: Flavour, options: KeyValueBindingOptions) {
   const setMany = (bucket: Bucket, pairs: [string, Uint8Array][]) => run(() => bucket.store.setMany(pairs));
   const deleteMany = (bucket: Bucket, keys: string[]) => run(() => bucket.store.deleteMany(keys));
   const increment = (bucket: Bucket, key: string, delta: bigint) => run(() => bucket.store.increment(key, delta));
+  if (flavour === 'stratum' && options.synchronous) lowerBucket(Bucket.prototype, buckets);
   return { Bucket, open, getMany, setMany, deleteMany, increment, run };
+}
+
+const STRATUM_ERROR: VariantCases = [
+  ['no-such-store', false],
+  ['access-denied', false],
+  ['limit-exceeded', true],
+  ['other', true],
+];
+
+interface BucketMethods {
+  get(key: string): MaybePromise<Uint8Array | undefined>;
+  set(key: string, value: Uint8Array): MaybePromise<void>;
+}
+
+/**
+ * `stratum:keyvalue/store`'s get and set at the canonical ABI. The results are laid out as
+ * `result<option<list<u8>>, error>` and `result<_, error>`: the result's case at +0, its payload
+ * from +4 (the option's case at +4 and its list at +8, or the error's case at +4 and its string
+ * at +8). Errors come from the same methods the glue calls, so they map the same way.
+ */
+function lowerBucket(prototype: BucketMethods, buckets: RepTable<BucketMethods>): void {
+  Object.defineProperty(prototype.get, CABI_LOWER, {
+    value: (lowering: Lowering) => {
+      const memory = new GuestMemory(lowering);
+      const table = lowering.resourceTables[0] ?? [];
+      return (handle: number, keyPtr: number, keyLen: number, out: number) => {
+        const bucket = buckets.get(handleRep(table, handle));
+        const key = memory.string(keyPtr, keyLen);
+        let value: Uint8Array | undefined;
+        try {
+          value = bucket.get(key) as Uint8Array | undefined;
+        } catch (error) {
+          if (!(error instanceof WitError)) throw error;
+          memory.view().setUint8(out, 1);
+          writeVariant(memory, out + 4, STRATUM_ERROR, error.payload);
+          return;
+        }
+        const view = memory.view();
+        view.setUint8(out, 0);
+        view.setUint8(out + 4, value === undefined ? 0 : 1);
+        if (value !== undefined) memory.writeList(out + 8, value);
+      };
+    },
+  });
+  Object.defineProperty(prototype.set, CABI_LOWER, {
+    value: (lowering: Lowering) => {
+      const memory = new GuestMemory(lowering);
+      const table = lowering.resourceTables[0] ?? [];
+      return (handle: number, keyPtr: number, keyLen: number, valuePtr: number, valueLen: number, out: number) => {
+        const bucket = buckets.get(handleRep(table, handle));
+        const key = memory.string(keyPtr, keyLen);
+        try {
+          bucket.set(key, memory.bytes(valuePtr, valueLen));
+        } catch (error) {
+          if (!(error instanceof WitError)) throw error;
+          memory.view().setUint8(out, 1);
+          writeVariant(memory, out + 4, STRATUM_ERROR, error.payload);
+          return;
+        }
+        memory.view().setUint8(out, 0);
+      };
+    },
+  });
 }
 
 export function keyValueImports(options: KeyValueBindingOptions): ImportObjects {

@@ -170,11 +170,14 @@ const keyvalue: Capability<KeyValueSettings> = {
   configure,
   async prepare(context) {
     const stores = new Map<string, KeyValueStore>();
+    let synchronous = true;
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      stores.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
+      const backend = backendFor(settings, context.dataDir, context.logger);
+      synchronous &&= backend.synchronous;
+      stores.set(label, await backend.open({ capsule: context.capsule, label }));
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
-    return { imports: keyValueImports({ stores, logger: context.logger, onQuota }) };
+    return { imports: keyValueImports({ stores, logger: context.logger, onQuota, synchronous }) };
   },
   async shutdown() {
     const open = [...backends.values()];

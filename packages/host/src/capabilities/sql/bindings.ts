@@ -1,6 +1,7 @@
 import type { Logger } from '@stratum/core';
+import { CABI_LOWER, GuestMemory, handleRep, type Lowering, RepTable, type VariantCases, writeVariant } from '../canonical-abi.ts';
 import { type ImportObjects, WitError } from '../contract.ts';
-import { type MaybePromise, type SqlDatabase, SqlError, type SqlStatement, type SqlValue } from './types.ts';
+import { type MaybePromise, type SqlDatabase, SqlError, type SqlOutcome, type SqlRows, type SqlStatement, type SqlValue } from './types.ts';
 
 /**
  * The import object for `stratum:sql/database` over databases already opened for the capsule's
@@ -12,6 +13,11 @@ export interface SqlBindingOptions {
   logger: Logger;
   /** Called for every quota refusal, so the host can log and count it. */
   onQuota?: (message: string) => void;
+  /**
+   * Every database's backend is synchronous: query and execute may then also be served at the
+   * canonical ABI (../canonical-abi.ts). Never with an asynchronous backend, whose calls go through JSPI.
+   */
+  synchronous?: boolean;
 }
 
 function payload(error: unknown, logger: Logger, onQuota?: (message: string) => void): unknown {
@@ -49,10 +55,16 @@ export function sqlImports(options: SqlBindingOptions): ImportObjects {
   const { databases, onQuota } = options;
   const logger = options.logger;
   const guard = <T>(work: () => MaybePromise<T>) => run(logger, work, onQuota);
+  const connections = new RepTable<Connection>();
   class Connection {
     readonly db: SqlDatabase;
     constructor(db: SqlDatabase) {
       this.db = db;
+      connections.add(this);
+    }
+    /** jco calls this when the guest drops its handle. */
+    [Symbol.dispose]() {
+      connections.remove(this);
     }
     query(sql: string, params: SqlValue[]) {
       return guard(() => this.db.query(sql, checkParams(params)));
@@ -71,7 +83,113 @@ export function sqlImports(options: SqlBindingOptions): ImportObjects {
     if (!db) throw new WitError({ tag: 'no-such-database' });
     return new Connection(db);
   }
+  if (options.synchronous) lowerConnection(Connection.prototype, connections);
   return { 'stratum:sql/database': { Connection, open } };
+}
+
+const SQL_ERROR: VariantCases = [
+  ['no-such-database', false],
+  ['access-denied', false],
+  ['invalid-query', true],
+  ['constraint-violation', true],
+  ['limit-exceeded', true],
+  ['other', true],
+];
+
+const VALUE_TAGS = ['null', 'integer', 'real', 'text', 'blob'] as const;
+/** A `value` in memory: the case at +0, the payload at +8 (s64, f64, or a string's or list's pointer and length). */
+const VALUE_SIZE = 16;
+
+function readValues(memory: GuestMemory, ptr: number, count: number): SqlValue[] {
+  const values: SqlValue[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    const at = ptr + i * VALUE_SIZE;
+    const view = memory.view();
+    const tag = VALUE_TAGS[view.getUint8(at)];
+    if (tag === 'null') values[i] = { tag };
+    else if (tag === 'integer') values[i] = { tag, val: view.getBigInt64(at + 8, true) };
+    else if (tag === 'real') values[i] = { tag, val: view.getFloat64(at + 8, true) };
+    else if (tag === 'text') values[i] = { tag, val: memory.string(view.getUint32(at + 8, true), view.getUint32(at + 12, true)) };
+    else if (tag === 'blob') values[i] = { tag, val: memory.bytes(view.getUint32(at + 8, true), view.getUint32(at + 12, true)) };
+    else throw new TypeError(`invalid value case ${view.getUint8(at)}`);
+  }
+  return values;
+}
+
+function writeValue(memory: GuestMemory, at: number, value: SqlValue): void {
+  const view = memory.view();
+  view.setUint8(at, VALUE_TAGS.indexOf(value.tag));
+  if (value.tag === 'integer') view.setBigInt64(at + 8, BigInt.asIntN(64, value.val), true);
+  else if (value.tag === 'real') view.setFloat64(at + 8, value.val, true);
+  else if (value.tag === 'text') memory.writeString(at + 8, value.val);
+  else if (value.tag === 'blob') memory.writeList(at + 8, value.val);
+}
+
+interface ConnectionMethods {
+  query(sql: string, params: SqlValue[]): MaybePromise<SqlRows>;
+  execute(sql: string, params: SqlValue[]): MaybePromise<SqlOutcome>;
+}
+
+/**
+ * `stratum:sql/database`'s query and execute at the canonical ABI. `result<rows, error>`: the
+ * case at +0, then the columns list at +4 and the rows list at +12 (each row a list of values),
+ * or the error's case at +4 and its string at +8. `result<outcome, error>` aligns its payload to
+ * 8: rows-affected at +8, last-insert-id's case at +16 and value at +24, or the error at +8.
+ * Errors come from the same methods the glue calls, so they map the same way.
+ */
+function lowerConnection(prototype: ConnectionMethods, connections: RepTable<ConnectionMethods>): void {
+  Object.defineProperty(prototype.query, CABI_LOWER, {
+    value: (lowering: Lowering) => {
+      const memory = new GuestMemory(lowering);
+      const table = lowering.resourceTables[0] ?? [];
+      return (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
+        const connection = connections.get(handleRep(table, handle));
+        const sql = memory.string(sqlPtr, sqlLen);
+        let result: SqlRows;
+        try {
+          result = connection.query(sql, readValues(memory, paramsPtr, paramsLen)) as SqlRows;
+        } catch (error) {
+          if (!(error instanceof WitError)) throw error;
+          memory.view().setUint8(out, 1);
+          writeVariant(memory, out + 4, SQL_ERROR, error.payload);
+          return;
+        }
+        memory.view().setUint8(out, 0);
+        const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
+        for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
+        const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
+        for (let r = 0; r < result.rows.length; r++) {
+          const row = result.rows[r] as SqlValue[];
+          const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
+          for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
+        }
+      };
+    },
+  });
+  Object.defineProperty(prototype.execute, CABI_LOWER, {
+    value: (lowering: Lowering) => {
+      const memory = new GuestMemory(lowering);
+      const table = lowering.resourceTables[0] ?? [];
+      return (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
+        const connection = connections.get(handleRep(table, handle));
+        const sql = memory.string(sqlPtr, sqlLen);
+        let result: SqlOutcome;
+        try {
+          result = connection.execute(sql, readValues(memory, paramsPtr, paramsLen)) as SqlOutcome;
+        } catch (error) {
+          if (!(error instanceof WitError)) throw error;
+          memory.view().setUint8(out, 1);
+          writeVariant(memory, out + 8, SQL_ERROR, error.payload);
+          return;
+        }
+        const view = memory.view();
+        view.setUint8(out, 0);
+        view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
+        view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
+        if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
+      };
+    },
+  });
 }
 
 export function sqlAsyncImports(imports: readonly string[]): string[] {

@@ -145,11 +145,14 @@ const sql: Capability<SqlSettings> = {
   configure,
   async prepare(context) {
     const databases = new Map<string, SqlDatabase>();
+    let synchronous = true;
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      databases.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
+      const backend = backendFor(settings, context.dataDir, context.logger);
+      synchronous &&= backend.synchronous;
+      databases.set(label, await backend.open({ capsule: context.capsule, label }));
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
-    return { imports: sqlImports({ databases, logger: context.logger, onQuota }) };
+    return { imports: sqlImports({ databases, logger: context.logger, onQuota, synchronous }) };
   },
   async shutdown() {
     const open = [...backends.values()];

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { silentLogger } from '@stratum/core';
+import { sqliteKeyValue } from './backends/sqlite.ts';
+import { keyValueImports } from './bindings.ts';
+
+const CABI_LOWER = Symbol.for('cabiLower');
+const CABI_REP = Symbol.for('cabiRep');
+
+/**
+ * A stand-in for a component instance as jco's glue presents it to a `cabiLower` function: a
+ * memory, a bump `cabi_realloc` that grows the memory on every call (so a view kept across an
+ * allocation is detached and fails loudly), and a handle table.
+ */
+function fakeInstance() {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 64 });
+  let top = 8;
+  const realloc = (_old: number, _oldSize: number, align: number, size: number) => {
+    top = Math.ceil(top / align) * align;
+    const ptr = top;
+    top += size;
+    memory.grow(Math.max(0, Math.ceil((top - memory.buffer.byteLength) / 65536)));
+    return ptr;
+  };
+  const table: number[] = [0, 0];
+  return {
+    lowering: { memory, realloc, resourceTables: [table] },
+    /** A handle for a resource the host handed out, as jco's tables record it. */
+    handle(resource: object) {
+      table.push(0, ((resource as Record<symbol, number>)[CABI_REP] ?? 0) | (1 << 30));
+      return table.length / 2 - 1;
+    },
+    put(bytes: Uint8Array) {
+      const ptr = realloc(0, 0, 1, bytes.length);
+      new Uint8Array(memory.buffer, ptr, bytes.length).set(bytes);
+      return ptr;
+    },
+    out: () => realloc(0, 0, 8, 32),
+    view: () => new DataView(memory.buffer),
+    bytes: (ptr: number, len: number) => new Uint8Array(memory.buffer, ptr, len).slice(),
+    text(at: number) {
+      const view = new DataView(memory.buffer);
+      return new TextDecoder().decode(new Uint8Array(memory.buffer, view.getUint32(at, true), view.getUint32(at + 4, true)));
+    },
+  };
+}
+
+type Lowered = (...args: number[]) => void;
+type Bucket = { get(key: string): unknown; set(key: string, value: Uint8Array): unknown; [Symbol.dispose](): void };
+
+async function setup(t: { after(fn: () => unknown): void }, synchronous = true) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'stratum-kv-abi-'));
+  const backend = sqliteKeyValue({ dataDir, limits: { maxKeys: 3 } });
+  t.after(async () => {
+    await backend.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const store = await backend.open({ capsule: 'abi', label: 'default' });
+  const quota: string[] = [];
+  const imports = keyValueImports({
+    stores: new Map([['default', store]]),
+    logger: silentLogger,
+    onQuota: (message) => quota.push(message),
+    synchronous,
+  });
+  const { Bucket, open } = imports['stratum:keyvalue/store'] as {
+    Bucket: { prototype: Record<string, Record<symbol, ((lowering: unknown) => Lowered) | undefined>> };
+    open(label: string): Bucket;
+  };
+  return { store, quota, open, lower: (method: string) => Bucket.prototype[method]?.[CABI_LOWER] };
+}
+
+const encode = (text: string) => new TextEncoder().encode(text);
+
+test('keyvalue get and set at the canonical ABI: results, options and error variants laid out as jco reads them', async (t) => {
+  const { store, quota, open, lower } = await setup(t);
+  const guest = fakeInstance();
+  const get = lower('get')?.(guest.lowering);
+  const set = lower('set')?.(guest.lowering);
+  assert.ok(get && set);
+  const bucket = open('default');
+  const handle = guest.handle(bucket);
+
+  const key = encode('k✓');
+  const value = new Uint8Array([0, 1, 255]);
+  const valuePtr = guest.put(value);
+  let out = guest.out();
+  set(handle, guest.put(key), key.length, valuePtr, value.length, out);
+  assert.equal(guest.view().getUint8(out), 0, 'ok');
+  new Uint8Array(guest.lowering.memory.buffer, valuePtr, value.length).fill(9);
+  assert.deepEqual(store.get('k✓'), value, 'the backend got a copy, not a view of guest memory');
+
+  out = guest.out();
+  get(handle, guest.put(key), key.length, out);
+  let view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [0, 1], 'ok(some(...))');
+  assert.deepEqual(guest.bytes(view.getUint32(out + 8, true), view.getUint32(out + 12, true)), value);
+
+  out = guest.out();
+  get(handle, guest.put(encode('missing')), 7, out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [0, 0], 'ok(none)');
+
+  out = guest.out();
+  get(handle, guest.put(encode('')), 0, out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 3], 'err(other(...))');
+  assert.equal(guest.text(out + 8), 'invalid key: a key must not be empty');
+
+  for (const extra of ['a', 'b']) store.set(extra, value);
+  out = guest.out();
+  set(handle, guest.put(encode('c')), 1, guest.put(value), value.length, out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 2], 'err(limit-exceeded(...))');
+  assert.equal(guest.text(out + 8), 'the store holds 3 keys, its quota');
+  assert.deepEqual(quota, ['the store holds 3 keys, its quota'], 'quota refusals are reported as through the glue');
+
+  out = guest.out();
+  set(handle, guest.put(encode('empty')), 5, guest.put(new Uint8Array()), 0, out);
+  assert.equal(guest.view().getUint8(out), 1, 'still over quota');
+  store.delete('a');
+  set(handle, guest.put(encode('empty')), 5, guest.put(new Uint8Array()), 0, out);
+  get(handle, guest.put(encode('empty')), 5, out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4), view.getUint32(out + 12, true)], [0, 1, 0], 'ok(some([]))');
+
+  bucket[Symbol.dispose]();
+  assert.throws(() => get(handle, guest.put(key), key.length, guest.out()), /unknown resource/, 'a dropped handle is gone');
+});
+
+test('keyvalue methods are not offered at the canonical ABI for an asynchronous backend (JSPI must wrap them)', async (t) => {
+  const { lower } = await setup(t, false);
+  assert.equal(lower('get'), undefined);
+  assert.equal(lower('set'), undefined);
+});

@@ -1,0 +1,173 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { silentLogger } from '@stratum/core';
+import { sqliteSql } from './backends/sqlite.ts';
+import { sqlImports } from './bindings.ts';
+
+const CABI_LOWER = Symbol.for('cabiLower');
+const CABI_REP = Symbol.for('cabiRep');
+
+/** A component instance as jco's glue presents it to `cabiLower`; realloc always grows the memory. */
+function fakeInstance() {
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 64 });
+  let top = 8;
+  const realloc = (_old: number, _oldSize: number, align: number, size: number) => {
+    top = Math.ceil(top / align) * align;
+    const ptr = top;
+    top += size;
+    memory.grow(Math.max(0, Math.ceil((top - memory.buffer.byteLength) / 65536)));
+    return ptr;
+  };
+  const table: number[] = [0, 0];
+  const view = () => new DataView(memory.buffer);
+  const text = (ptr: number, len: number) => new TextDecoder().decode(new Uint8Array(memory.buffer, ptr, len));
+  const put = (bytes: Uint8Array, align = 1) => {
+    const ptr = realloc(0, 0, align, bytes.length);
+    new Uint8Array(memory.buffer, ptr, bytes.length).set(bytes);
+    return ptr;
+  };
+  return {
+    lowering: { memory, realloc, resourceTables: [table] },
+    handle(resource: object) {
+      table.push(0, ((resource as Record<symbol, number>)[CABI_REP] ?? 0) | (1 << 30));
+      return table.length / 2 - 1;
+    },
+    view,
+    out: () => realloc(0, 0, 8, 32),
+    /** A string argument: pointer and length. */
+    str(value: string): [number, number] {
+      const bytes = new TextEncoder().encode(value);
+      return [put(bytes), bytes.length];
+    },
+    /** A `list<value>` argument, written the way the guest's bindings write it. */
+    values(values: { tag: string; val?: unknown }[]): [number, number] {
+      const base = realloc(0, 0, 8, values.length * 16);
+      values.forEach((value, i) => {
+        const at = base + i * 16;
+        const cases = ['null', 'integer', 'real', 'text', 'blob'];
+        view().setUint8(at, cases.indexOf(value.tag));
+        if (value.tag === 'integer') view().setBigInt64(at + 8, value.val as bigint, true);
+        if (value.tag === 'real') view().setFloat64(at + 8, value.val as number, true);
+        if (value.tag === 'text' || value.tag === 'blob') {
+          const bytes = value.tag === 'text' ? new TextEncoder().encode(value.val as string) : (value.val as Uint8Array);
+          const ptr = put(bytes);
+          view().setUint32(at + 8, ptr, true);
+          view().setUint32(at + 12, bytes.length, true);
+        }
+      });
+      return [base, values.length];
+    },
+    /** Reads a `list<value>` the host wrote. */
+    readValues(ptr: number, len: number) {
+      return Array.from({ length: len }, (_, i) => {
+        const at = ptr + i * 16;
+        const tag = ['null', 'integer', 'real', 'text', 'blob'][view().getUint8(at)];
+        if (tag === 'integer') return { tag, val: view().getBigInt64(at + 8, true) };
+        if (tag === 'real') return { tag, val: view().getFloat64(at + 8, true) };
+        const [p, l] = [view().getUint32(at + 8, true), view().getUint32(at + 12, true)];
+        if (tag === 'text') return { tag, val: text(p, l) };
+        if (tag === 'blob') return { tag, val: new Uint8Array(memory.buffer, p, l).slice() };
+        return { tag };
+      });
+    },
+    text,
+  };
+}
+
+type Lowered = (...args: number[]) => void;
+
+async function setup(t: { after(fn: () => unknown): void }, synchronous = true) {
+  const dataDir = mkdtempSync(join(tmpdir(), 'stratum-sql-abi-'));
+  const backend = sqliteSql({ dataDir });
+  t.after(async () => {
+    await backend.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  const db = await backend.open({ capsule: 'abi', label: 'default' });
+  const imports = sqlImports({ databases: new Map([['default', db]]), logger: silentLogger, synchronous });
+  const { Connection, open } = imports['stratum:sql/database'] as {
+    Connection: { prototype: Record<string, Record<symbol, ((lowering: unknown) => Lowered) | undefined>> };
+    open(label: string): { [Symbol.dispose](): void };
+  };
+  return { open, lower: (method: string) => Connection.prototype[method]?.[CABI_LOWER] };
+}
+
+test('sql query and execute at the canonical ABI: values of every type, outcomes and error variants as jco reads them', async (t) => {
+  const { open, lower } = await setup(t);
+  const guest = fakeInstance();
+  const query = lower('query')?.(guest.lowering);
+  const execute = lower('execute')?.(guest.lowering);
+  assert.ok(query && execute);
+  const connection = open('default');
+  const handle = guest.handle(connection);
+
+  let out = guest.out();
+  execute(
+    handle,
+    ...guest.str('CREATE TABLE t (id INTEGER PRIMARY KEY, i INTEGER, r REAL, s TEXT UNIQUE, b BLOB, n TEXT)'),
+    ...guest.values([]),
+    out,
+  );
+  let view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getBigUint64(out + 8, true), view.getUint8(out + 16)], [0, 0n, 0], 'ok, no rows, no key');
+
+  const row = [
+    { tag: 'integer', val: 7n },
+    { tag: 'integer', val: -9223372036854775808n },
+    { tag: 'real', val: -0.25 },
+    { tag: 'text', val: 'héllo ✓ 😀' },
+    { tag: 'blob', val: new Uint8Array([0, 1, 255]) },
+    { tag: 'null' },
+  ];
+  out = guest.out();
+  execute(handle, ...guest.str('INSERT INTO t (id, i, r, s, b, n) VALUES (?, ?, ?, ?, ?, ?)'), ...guest.values(row), out);
+  view = guest.view();
+  assert.deepEqual(
+    [view.getUint8(out), view.getBigUint64(out + 8, true), view.getUint8(out + 16), view.getBigInt64(out + 24, true)],
+    [0, 1n, 1, 7n],
+    'ok, one row, some(7)',
+  );
+
+  out = guest.out();
+  query(handle, ...guest.str('SELECT id, i, r, s, b, n AS "ß" FROM t WHERE id = ?'), ...guest.values([{ tag: 'integer', val: 7n }]), out);
+  view = guest.view();
+  assert.equal(view.getUint8(out), 0);
+  const [columnsPtr, columnsLen] = [view.getUint32(out + 4, true), view.getUint32(out + 8, true)];
+  const columns = Array.from({ length: columnsLen }, (_, i) =>
+    guest.text(guest.view().getUint32(columnsPtr + i * 8, true), guest.view().getUint32(columnsPtr + i * 8 + 4, true)),
+  );
+  assert.deepEqual(columns, ['id', 'i', 'r', 's', 'b', 'ß']);
+  const [rowsPtr, rowsLen] = [view.getUint32(out + 12, true), view.getUint32(out + 16, true)];
+  assert.equal(rowsLen, 1);
+  assert.equal(view.getUint32(rowsPtr, true) % 8, 0, 'values are 8-aligned');
+  assert.deepEqual(guest.readValues(view.getUint32(rowsPtr, true), view.getUint32(rowsPtr + 4, true)), row);
+
+  out = guest.out();
+  query(handle, ...guest.str('SELECT s FROM t WHERE id = -1'), ...guest.values([]), out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint32(out + 8, true), view.getUint32(out + 16, true)], [0, 1, 0], 'one column, no rows');
+
+  out = guest.out();
+  query(handle, ...guest.str('SELEKT 1'), ...guest.values([]), out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 2], 'err(invalid-query(...))');
+  assert.match(guest.text(view.getUint32(out + 8, true), view.getUint32(out + 12, true)), /syntax error/);
+
+  out = guest.out();
+  execute(handle, ...guest.str('INSERT INTO t (s) VALUES (?)'), ...guest.values([{ tag: 'text', val: 'héllo ✓ 😀' }]), out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 8)], [1, 3], 'err(constraint-violation(...)), payload aligned to 8');
+  assert.match(guest.text(view.getUint32(out + 12, true), view.getUint32(out + 16, true)), /UNIQUE/);
+
+  connection[Symbol.dispose]();
+  assert.throws(() => query(handle, ...guest.str('SELECT 1'), ...guest.values([]), guest.out()), /unknown resource/);
+});
+
+test('sql methods are not offered at the canonical ABI for an asynchronous backend (JSPI must wrap them)', async (t) => {
+  const { lower } = await setup(t, false);
+  assert.equal(lower('query'), undefined);
+  assert.equal(lower('execute'), undefined);
+});
