@@ -1,5 +1,6 @@
 export { CPU_CLASSES, type CpuClass, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, RESOURCE_CLASSES, type ResourceClass } from './classes.ts';
 export { locate } from './locate.ts';
+export { nearest } from './nearest.ts';
 export {
   formatPath,
   formatProblem,
@@ -7,7 +8,6 @@ export {
   MAX_MANIFEST_BYTES,
   ManifestError,
   manifestSchema,
-  nearest,
   type ParsedManifest,
   parseManifest,
   parseManifestBytes,

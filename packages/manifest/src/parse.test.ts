@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { ManifestError, nearest, parseManifest } from './parse.ts';
+import { nearest } from './nearest.ts';
+import { ManifestError, parseManifest } from './parse.ts';
 import { originAllowed, routeMatches } from './rules.ts';
 
 const base = 'stratum = 1\n[capsule]\nname = "demo"\nversion = "0.1.0"\n[source]\nwasm = "dist/demo.wasm"\n';

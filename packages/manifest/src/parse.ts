@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseDuration, parseSize, StratumError } from '@stratum/core';
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
 import type { CapsuleManifestV1 } from './capsule-v1.generated.ts';
 import { CPU_CLASSES, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
 import { locate } from './locate.ts';
+import { nearest } from './nearest.ts';
 import type { ConfigVariable, Manifest, ManifestProblem } from './types.ts';
 
 /** The manifest JSON Schema, the single source of truth for its shape. */
@@ -15,8 +16,15 @@ export const manifestSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as Rec
 /** Manifests are small; anything this large is refused before it is parsed. */
 export const MAX_MANIFEST_BYTES = 256 * 1024;
 
-const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, unicodeRegExp: true });
-const validateSchema = ajv.compile(manifestSchema);
+// Compiled on first use: compiling the schema took most of the 300 ms that importing this package
+// cost, and capability modules in every capsule worker import it for `nearest` and the rules.
+let compiled: ValidateFunction | undefined;
+function validateSchema(value: unknown): boolean {
+  compiled ??= new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, unicodeRegExp: true }).compile(
+    manifestSchema,
+  );
+  return compiled(value);
+}
 
 type Segment = string | number;
 
@@ -234,37 +242,6 @@ function show(value: unknown): string {
   return String(value);
 }
 
-/** The nearest of `candidates` to `word` within an edit distance of 2, for "did you mean". */
-export function nearest(word: string, candidates: readonly string[]): string | undefined {
-  let best: { candidate: string; distance: number } | undefined;
-  for (const candidate of candidates) {
-    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
-    if (distance <= Math.max(1, Math.min(2, Math.floor(candidate.length / 3))) && (!best || distance < best.distance)) {
-      best = { candidate, distance };
-    }
-  }
-  return best?.candidate;
-}
-
-function editDistance(a: string, b: string): number {
-  if (Math.abs(a.length - b.length) > 2) return 3;
-  let previous = Array.from({ length: b.length + 1 }, (_, index) => index);
-  let beforePrevious = previous;
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
-      let distance = Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, (previous[j - 1] ?? 0) + cost);
-      // A swap of two neighbours ("nmae" for "name") is one typo, not two.
-      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) distance = Math.min(distance, (beforePrevious[j - 2] ?? 0) + 1);
-      current[j] = distance;
-    }
-    beforePrevious = previous;
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
-}
-
 interface ShapeProblem {
   path: Segment[];
   message: string;
@@ -279,7 +256,7 @@ function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
   if (validateSchema(value)) return [];
   const problems: ShapeProblem[] = [];
   const seen = new Set<string>();
-  const errors = validateSchema.errors ?? [];
+  const errors = compiled?.errors ?? [];
   // "missing name" says nothing that "unknown key nmae; did you mean name?" does not say better.
   const misspelt = new Set(
     errors

@@ -1,7 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
-import { nearest } from '@stratum/manifest';
+import { nearest } from '@stratum/manifest/nearest';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { directoryBucket } from './backends/directory.ts';
 import { parseS3Location, s3Bucket } from './backends/s3.ts';

@@ -1,5 +1,5 @@
 import { StratumError } from '@stratum/core';
-import { nearest } from '@stratum/manifest';
+import { nearest } from '@stratum/manifest/nearest';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { WitError } from '../contract.ts';
 

@@ -1,5 +1,5 @@
 import { parseDuration, parseSize, StratumError } from '@stratum/core';
-import { nearest } from '@stratum/manifest';
+import { nearest } from '@stratum/manifest/nearest';
 import { FutureIncomingResponse, IncomingResponse, OutgoingRequest, outgoingBodyBytes } from '../../wasi/http-types.ts';
 import type { Capability } from '../contract.ts';
 import { WitError } from '../contract.ts';

@@ -1,7 +1,7 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { StratumError } from '@stratum/core';
-import { originAllowed } from '@stratum/manifest';
+import { originAllowed } from '@stratum/manifest/rules';
 
 /**
  * Where a capsule may send HTTP requests: only to the manifest's `outbound` origins, and never
