@@ -51,3 +51,26 @@ test('a capsule started on demand has no instance until its first request', asyn
   );
   assert.ok(host.runtime.stats().workersStarted >= 1);
 });
+
+test("a new instance starts in the runtime's spare worker, and each capsule gets a spare of its own", async (t) => {
+  const host = await startHarness(t);
+  // The runtime starts its spare at once; installs take it as the first instance.
+  await host.install('one', await buildTiny());
+  await host.install('two', await buildTiny());
+  assert.equal((await host.get('one.test')).status, 200);
+  assert.equal((await host.get('two.test')).status, 200);
+  const stats = host.runtime.stats();
+  assert.ok(stats.sparesUsed >= 1, 'no instance started in a spare worker');
+  // A spare serves one capsule only: two capsules, two workers, however they started.
+  assert.equal(stats.workersStarted, 2);
+  // Each counts its own requests: nothing is shared between the two.
+  assert.match((await host.get('one.test')).body.toString(), /tiny 2\n$/);
+  assert.match((await host.get('two.test')).body.toString(), /tiny 2\n$/);
+});
+
+test('without a spare worker, instances start in workers of their own', async (t) => {
+  const host = await startHarness(t, { spareWorker: false });
+  await host.install('tiny', await buildTiny());
+  assert.equal((await host.get('tiny.test')).status, 200);
+  assert.equal(host.runtime.stats().sparesUsed, 0);
+});

@@ -7,6 +7,7 @@
 import { enableCompileCache } from 'node:module';
 import { workerData } from 'node:worker_threads';
 
-const cacheDir = (workerData as { compileCacheDir?: string }).compileCacheDir;
+const boot = workerData as { compileCacheDir?: string; init?: { compileCacheDir?: string } };
+const cacheDir = boot.compileCacheDir ?? boot.init?.compileCacheDir;
 if (cacheDir) enableCompileCache(cacheDir);
 await import('./capsule-worker.ts');

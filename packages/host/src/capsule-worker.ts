@@ -9,7 +9,7 @@ import { BodyReader } from './body-channel.ts';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
 import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
 import { setBeforeBlocking } from './wasi/io.ts';
-import type { FromWorker, LogLine, RequestMessage, ResponseBatch, ToWorker, WorkerInit } from './worker-protocol.ts';
+import type { FromWorker, LogLine, RequestMessage, ResponseBatch, ToWorker, WorkerBoot, WorkerInit } from './worker-protocol.ts';
 
 // jco's glue calls `_debugLog` on every lift and lower, which reads `process.env.JCO_DEBUG`; in
 // Node.js `process.env` is an interceptor that costs far more than a property read (23% of a
@@ -17,9 +17,39 @@ import type { FromWorker, LogLine, RequestMessage, ResponseBatch, ToWorker, Work
 // plain object instead, so the check is an ordinary miss and nothing of the host's leaks.
 Object.defineProperty(process, 'env', { value: Object.freeze(Object.create(null)), writable: false, configurable: false });
 
-const init = workerData as WorkerInit;
 const port = parentPort;
 if (!port) throw new Error('capsule-worker.ts runs only as a worker thread');
+
+/**
+ * A worker is started either for one capsule (its `WorkerInit` in workerData) or as the runtime's
+ * spare: it loads the capability modules now and waits for the capsule it will serve, so that a
+ * new instance does not wait for a thread, an isolate and module loading (see `Runtime.spare`).
+ */
+const PRELOAD_AFTER_MS = 500;
+
+async function capsuleInit(): Promise<WorkerInit> {
+  const boot = workerData as WorkerBoot;
+  if (boot.init) return boot.init;
+  let received: WorkerInit | undefined;
+  const message = new Promise<WorkerInit>((resolve) => {
+    port?.once('message', (first: { type: 'init'; init: WorkerInit }) => {
+      received = first.init;
+      resolve(first.init);
+    });
+  });
+  // Only once the spare has waited a while, one module at a time, and none once a capsule has
+  // come: while a dynamic import is under way the port's messages wait, and a spare taken then
+  // (installs one after another) made its capsule wait for every capability's backends.
+  setTimeout(async () => {
+    for (const url of boot.preload ?? []) {
+      if (received) return;
+      await import(url).catch(() => {});
+    }
+  }, PRELOAD_AFTER_MS).unref();
+  return message;
+}
+
+const init = await capsuleInit();
 
 setResponseBodyLimit(init.responseBodyBytes);
 const cpuStart = init.cpuStart ? new BigInt64Array(init.cpuStart) : undefined;

@@ -27,6 +27,14 @@ export interface WorkerInit {
   bodyChannel?: SharedArrayBuffer;
 }
 
+/** A worker's workerData: the capsule it serves, or nothing yet (a spare; `init` comes in a message). */
+export interface WorkerBoot {
+  init?: WorkerInit;
+  /** A spare's: modules to load while it waits (the capability modules). */
+  preload?: string[];
+  compileCacheDir?: string;
+}
+
 export interface RequestMessage {
   type: 'request';
   id: number;
