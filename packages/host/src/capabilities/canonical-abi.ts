@@ -4,11 +4,14 @@
  * instantiation with the instance's memory, `cabi_realloc` and handle tables, and wires the
  * function it returns straight into the core module. A call then skips jco's per-call lifting,
  * lowering and task bookkeeping (bench/README.md has the measurements). Other glue ignores the
- * symbol, so such functions are inert unless the component was transpiled that way. Only for
- * synchronous backends: a `cabiLower` function replaces JSPI's Suspending wrapper too.
+ * symbol, so such functions are inert unless the component was transpiled that way.
+ *
+ * The returned function replaces jco's JSPI wrapper as well, so for an asynchronous backend it
+ * is itself a `WebAssembly.Suspending` (see {@link coreImport}).
  *
  * Format code shared by the capabilities that use it (keyvalue, sql), like snapshot-lines.ts.
  */
+import { WitError } from './contract.ts';
 
 export const CABI_LOWER = Symbol.for('cabiLower');
 /** jco reads a resource's representation from this property when it first hands it to the guest. */
@@ -106,6 +109,49 @@ export class RepTable<T extends object> {
     if (!resource) throw new TypeError(`unknown resource representation ${rep}`);
     return resource;
   }
+}
+
+type MaybePromise<T> = T | Promise<T>;
+
+/** JSPI's import wrapper (Node.js 24), which TypeScript's libraries do not declare yet. */
+const Suspending = (WebAssembly as unknown as { Suspending: new (fn: (...args: never[]) => unknown) => object }).Suspending;
+
+/**
+ * What a `cabiLower` function returns: `fn` itself, or, when its backend is asynchronous, `fn`
+ * wrapped in `WebAssembly.Suspending` (V8 suspends the guest while the promise is pending; the
+ * component was transpiled with JSPI, so the export that leads here is promising). A call that
+ * returns a plain value does not suspend.
+ */
+export function coreImport(fn: (...args: number[]) => MaybePromise<void>, asynchronous: boolean): unknown {
+  return asynchronous ? new Suspending(fn) : fn;
+}
+
+/**
+ * Runs `work` and hands its value to `write`; a thrown or rejected WitError is written as the
+ * `result`'s error case instead (1 at `out`, the variant at `errorAt`). Anything else is rethrown
+ * and traps the instance, as it does through jco's glue. A promise when `work` returns one.
+ */
+export function settle<T>(
+  memory: GuestMemory,
+  out: number,
+  errorAt: number,
+  cases: VariantCases,
+  work: () => MaybePromise<T>,
+  write: (value: T) => void,
+): MaybePromise<void> {
+  const failed = (error: unknown) => {
+    if (!(error instanceof WitError)) throw error;
+    memory.view().setUint8(out, 1);
+    writeVariant(memory, errorAt, cases, error.payload);
+  };
+  let value: MaybePromise<T>;
+  try {
+    value = work();
+  } catch (error) {
+    return failed(error);
+  }
+  if (value instanceof Promise) return value.then(write, failed);
+  write(value);
 }
 
 /** A WIT variant's cases in order: the name, and whether it carries a string. */

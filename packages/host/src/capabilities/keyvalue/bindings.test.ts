@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { parse } from '@bytecodealliance/jco';
 import { silentLogger } from '@stratum/core';
 import { sqliteKeyValue } from './backends/sqlite.ts';
 import { keyValueImports } from './bindings.ts';
+import type { KeyValueStore } from './types.ts';
 
 const CABI_LOWER = Symbol.for('cabiLower');
 const CABI_REP = Symbol.for('cabiRep');
@@ -51,6 +53,16 @@ function fakeInstance() {
 type Lowered = (...args: number[]) => void;
 type Bucket = { get(key: string): unknown; set(key: string, value: Uint8Array): unknown; [Symbol.dispose](): void };
 
+/** The same store answering with promises, as Redis and NATS do. */
+function asynchronousStore(store: KeyValueStore): KeyValueStore {
+  return new Proxy(store, {
+    get: (target, name) => {
+      const member = Reflect.get(target, name);
+      return typeof member === 'function' ? async (...args: unknown[]) => member.apply(target, args) : member;
+    },
+  });
+}
+
 async function setup(t: { after(fn: () => unknown): void }, synchronous = true) {
   const dataDir = mkdtempSync(join(tmpdir(), 'stratum-kv-abi-'));
   const backend = sqliteKeyValue({ dataDir, limits: { maxKeys: 3 } });
@@ -61,7 +73,7 @@ async function setup(t: { after(fn: () => unknown): void }, synchronous = true) 
   const store = await backend.open({ capsule: 'abi', label: 'default' });
   const quota: string[] = [];
   const imports = keyValueImports({
-    stores: new Map([['default', store]]),
+    stores: new Map([['default', synchronous ? store : asynchronousStore(store)]]),
     logger: silentLogger,
     onQuota: (message) => quota.push(message),
     synchronous,
@@ -131,8 +143,43 @@ test('keyvalue get and set at the canonical ABI: results, options and error vari
   assert.throws(() => get(handle, guest.put(key), key.length, guest.out()), /unknown resource/, 'a dropped handle is gone');
 });
 
-test('keyvalue methods are not offered at the canonical ABI for an asynchronous backend (JSPI must wrap them)', async (t) => {
-  const { lower } = await setup(t, false);
-  assert.equal(lower('get'), undefined);
-  assert.equal(lower('set'), undefined);
+test('keyvalue get and set at the canonical ABI on an asynchronous backend suspend the guest (JSPI) and write the same layouts', async (t) => {
+  const { store, open, lower } = await setup(t, false);
+  const guest = fakeInstance();
+  const get = lower('get')?.(guest.lowering);
+  const set = lower('set')?.(guest.lowering);
+  assert.ok(get && set);
+  assert.ok(!(get instanceof Function) && !(set instanceof Function), 'wrapped in WebAssembly.Suspending');
+  // A core module that calls the imports from a promising export, as a JSPI-transpiled component does.
+  const wat = `(module
+    (import "env" "memory" (memory 1 64))
+    (import "env" "get" (func $get (param i32 i32 i32 i32)))
+    (import "env" "set" (func $set (param i32 i32 i32 i32 i32 i32)))
+    (func (export "get") (param i32 i32 i32 i32) (call $get (local.get 0) (local.get 1) (local.get 2) (local.get 3)))
+    (func (export "set") (param i32 i32 i32 i32 i32 i32)
+      (call $set (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4) (local.get 5))))`;
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(await parse(wat)), {
+    env: { memory: guest.lowering.memory, get: get as unknown as WebAssembly.ImportValue, set: set as unknown as WebAssembly.ImportValue },
+  });
+  const promising = (name: string) => WebAssembly.promising(instance.exports[name] as (...args: number[]) => void);
+  const handle = guest.handle(open('default'));
+
+  const key = encode('k');
+  const value = new Uint8Array([4, 5, 6]);
+  let out = guest.out();
+  await promising('set')(handle, guest.put(key), key.length, guest.put(value), value.length, out);
+  assert.equal(guest.view().getUint8(out), 0);
+  assert.deepEqual(store.get('k'), value);
+
+  out = guest.out();
+  await promising('get')(handle, guest.put(key), key.length, out);
+  let view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [0, 1]);
+  assert.deepEqual(guest.bytes(view.getUint32(out + 8, true), view.getUint32(out + 12, true)), value);
+
+  out = guest.out();
+  await promising('get')(handle, guest.put(encode('')), 0, out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 3], 'a rejected call is err(other(...))');
+  assert.equal(guest.text(out + 8), 'invalid key: a key must not be empty');
 });

@@ -1,5 +1,5 @@
 import type { Logger } from '@stratum/core';
-import { CABI_LOWER, GuestMemory, handleRep, type Lowering, RepTable, type VariantCases, writeVariant } from '../canonical-abi.ts';
+import { CABI_LOWER, coreImport, GuestMemory, handleRep, type Lowering, RepTable, settle, type VariantCases } from '../canonical-abi.ts';
 import { type ImportObjects, WitError } from '../contract.ts';
 import { KeyValueError, type KeyValueStore, type MaybePromise } from './types.ts';
 
@@ -16,10 +16,10 @@ export interface KeyValueBindingOptions {
   /** Called for every quota refusal, so the host can log and count it. */
   onQuota?: (message: string) => void;
   /**
-   * Every store's backend is synchronous: the hot methods may then also be served at the
-   * canonical ABI (../canonical-abi.ts). Never with an asynchronous backend, whose calls go through JSPI.
+   * Every store's backend is synchronous. When not, the component is transpiled with JSPI, and
+   * the methods served at the canonical ABI (../canonical-abi.ts) suspend the guest themselves.
    */
-  synchronous?: boolean;
+  synchronous: boolean;
 }
 
 type Flavour = 'stratum' | 'wasi';
@@ -110,7 +110,7 @@ function bindings(flavour: Flavour, options: KeyValueBindingOptions) {
   const setMany = (bucket: Bucket, pairs: [string, Uint8Array][]) => run(() => bucket.store.setMany(pairs));
   const deleteMany = (bucket: Bucket, keys: string[]) => run(() => bucket.store.deleteMany(keys));
   const increment = (bucket: Bucket, key: string, delta: bigint) => run(() => bucket.store.increment(key, delta));
-  if (flavour === 'stratum' && options.synchronous) lowerBucket(Bucket.prototype, buckets);
+  if (flavour === 'stratum') lowerBucket(Bucket.prototype, buckets, !options.synchronous);
   return { Bucket, open, getMany, setMany, deleteMany, increment, run };
 }
 
@@ -132,47 +132,49 @@ interface BucketMethods {
  * from +4 (the option's case at +4 and its list at +8, or the error's case at +4 and its string
  * at +8). Errors come from the same methods the glue calls, so they map the same way.
  */
-function lowerBucket(prototype: BucketMethods, buckets: RepTable<BucketMethods>): void {
+function lowerBucket(prototype: BucketMethods, buckets: RepTable<BucketMethods>, asynchronous: boolean): void {
   Object.defineProperty(prototype.get, CABI_LOWER, {
     value: (lowering: Lowering) => {
       const memory = new GuestMemory(lowering);
       const table = lowering.resourceTables[0] ?? [];
-      return (handle: number, keyPtr: number, keyLen: number, out: number) => {
+      const get = (handle: number, keyPtr: number, keyLen: number, out: number) => {
         const bucket = buckets.get(handleRep(table, handle));
         const key = memory.string(keyPtr, keyLen);
-        let value: Uint8Array | undefined;
-        try {
-          value = bucket.get(key) as Uint8Array | undefined;
-        } catch (error) {
-          if (!(error instanceof WitError)) throw error;
-          memory.view().setUint8(out, 1);
-          writeVariant(memory, out + 4, STRATUM_ERROR, error.payload);
-          return;
-        }
-        const view = memory.view();
-        view.setUint8(out, 0);
-        view.setUint8(out + 4, value === undefined ? 0 : 1);
-        if (value !== undefined) memory.writeList(out + 8, value);
+        return settle(
+          memory,
+          out,
+          out + 4,
+          STRATUM_ERROR,
+          () => bucket.get(key),
+          (value) => {
+            const view = memory.view();
+            view.setUint8(out, 0);
+            view.setUint8(out + 4, value === undefined ? 0 : 1);
+            if (value !== undefined) memory.writeList(out + 8, value);
+          },
+        );
       };
+      return coreImport(get, asynchronous);
     },
   });
   Object.defineProperty(prototype.set, CABI_LOWER, {
     value: (lowering: Lowering) => {
       const memory = new GuestMemory(lowering);
       const table = lowering.resourceTables[0] ?? [];
-      return (handle: number, keyPtr: number, keyLen: number, valuePtr: number, valueLen: number, out: number) => {
+      const set = (handle: number, keyPtr: number, keyLen: number, valuePtr: number, valueLen: number, out: number) => {
         const bucket = buckets.get(handleRep(table, handle));
         const key = memory.string(keyPtr, keyLen);
-        try {
-          bucket.set(key, memory.bytes(valuePtr, valueLen));
-        } catch (error) {
-          if (!(error instanceof WitError)) throw error;
-          memory.view().setUint8(out, 1);
-          writeVariant(memory, out + 4, STRATUM_ERROR, error.payload);
-          return;
-        }
-        memory.view().setUint8(out, 0);
+        const value = memory.bytes(valuePtr, valueLen);
+        return settle(
+          memory,
+          out,
+          out + 4,
+          STRATUM_ERROR,
+          () => bucket.set(key, value),
+          () => memory.view().setUint8(out, 0),
+        );
       };
+      return coreImport(set, asynchronous);
     },
   });
 }

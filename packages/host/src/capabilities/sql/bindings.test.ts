@@ -3,9 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { parse } from '@bytecodealliance/jco';
 import { silentLogger } from '@stratum/core';
 import { sqliteSql } from './backends/sqlite.ts';
 import { sqlImports } from './bindings.ts';
+import type { SqlDatabase } from './types.ts';
 
 const CABI_LOWER = Symbol.for('cabiLower');
 const CABI_REP = Symbol.for('cabiRep');
@@ -86,7 +88,11 @@ async function setup(t: { after(fn: () => unknown): void }, synchronous = true) 
     await backend.close();
     rmSync(dataDir, { recursive: true, force: true });
   });
-  const db = await backend.open({ capsule: 'abi', label: 'default' });
+  const opened = await backend.open({ capsule: 'abi', label: 'default' });
+  // The same database answering with promises, as PostgreSQL does.
+  const db: SqlDatabase = synchronous
+    ? opened
+    : { ...opened, query: async (sql, params) => opened.query(sql, params), execute: async (sql, params) => opened.execute(sql, params) };
   const imports = sqlImports({ databases: new Map([['default', db]]), logger: silentLogger, synchronous });
   const { Connection, open } = imports['stratum:sql/database'] as {
     Connection: { prototype: Record<string, Record<symbol, ((lowering: unknown) => Lowered) | undefined>> };
@@ -166,8 +172,50 @@ test('sql query and execute at the canonical ABI: values of every type, outcomes
   assert.throws(() => query(handle, ...guest.str('SELECT 1'), ...guest.values([]), guest.out()), /unknown resource/);
 });
 
-test('sql methods are not offered at the canonical ABI for an asynchronous backend (JSPI must wrap them)', async (t) => {
-  const { lower } = await setup(t, false);
-  assert.equal(lower('query'), undefined);
-  assert.equal(lower('execute'), undefined);
+test('sql query and execute at the canonical ABI on an asynchronous backend suspend the guest (JSPI)', async (t) => {
+  const { open, lower } = await setup(t, false);
+  const guest = fakeInstance();
+  const query = lower('query')?.(guest.lowering);
+  const execute = lower('execute')?.(guest.lowering);
+  assert.ok(query && execute);
+  assert.ok(!(query instanceof Function) && !(execute instanceof Function), 'wrapped in WebAssembly.Suspending');
+  // A core module that calls the imports from a promising export, as a JSPI-transpiled component does.
+  const wat = `(module
+    (import "env" "memory" (memory 1 64))
+    (import "env" "query" (func $query (param i32 i32 i32 i32 i32 i32)))
+    (import "env" "execute" (func $execute (param i32 i32 i32 i32 i32 i32)))
+    (func (export "query") (param i32 i32 i32 i32 i32 i32)
+      (call $query (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4) (local.get 5)))
+    (func (export "execute") (param i32 i32 i32 i32 i32 i32)
+      (call $execute (local.get 0) (local.get 1) (local.get 2) (local.get 3) (local.get 4) (local.get 5))))`;
+  const instance = new WebAssembly.Instance(new WebAssembly.Module(await parse(wat)), {
+    env: {
+      memory: guest.lowering.memory,
+      query: query as unknown as WebAssembly.ImportValue,
+      execute: execute as unknown as WebAssembly.ImportValue,
+    },
+  });
+  const call = (name: string, ...args: number[]) => WebAssembly.promising(instance.exports[name] as (...args: number[]) => void)(...args);
+  const handle = guest.handle(open('default'));
+
+  let out = guest.out();
+  await call('execute', handle, ...guest.str('CREATE TABLE t (id INTEGER PRIMARY KEY, s TEXT)'), ...guest.values([]), out);
+  assert.equal(guest.view().getUint8(out), 0);
+  out = guest.out();
+  await call('execute', handle, ...guest.str('INSERT INTO t (s) VALUES (?)'), ...guest.values([{ tag: 'text', val: 'x' }]), out);
+  let view = guest.view();
+  assert.deepEqual(
+    [view.getUint8(out), view.getBigUint64(out + 8, true), view.getUint8(out + 16), view.getBigInt64(out + 24, true)],
+    [0, 1n, 1, 1n],
+  );
+  out = guest.out();
+  await call('query', handle, ...guest.str('SELECT s FROM t'), ...guest.values([]), out);
+  view = guest.view();
+  const [rowsPtr, rowsLen] = [view.getUint32(out + 12, true), view.getUint32(out + 16, true)];
+  assert.equal(rowsLen, 1);
+  assert.deepEqual(guest.readValues(view.getUint32(rowsPtr, true), view.getUint32(rowsPtr + 4, true)), [{ tag: 'text', val: 'x' }]);
+  out = guest.out();
+  await call('query', handle, ...guest.str('SELECT nope FROM t'), ...guest.values([]), out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 2], 'a rejected call is err(invalid-query(...))');
 });

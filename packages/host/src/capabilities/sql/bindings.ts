@@ -1,5 +1,5 @@
 import type { Logger } from '@stratum/core';
-import { CABI_LOWER, GuestMemory, handleRep, type Lowering, RepTable, type VariantCases, writeVariant } from '../canonical-abi.ts';
+import { CABI_LOWER, coreImport, GuestMemory, handleRep, type Lowering, RepTable, settle, type VariantCases } from '../canonical-abi.ts';
 import { type ImportObjects, WitError } from '../contract.ts';
 import { type MaybePromise, type SqlDatabase, SqlError, type SqlOutcome, type SqlRows, type SqlStatement, type SqlValue } from './types.ts';
 
@@ -14,10 +14,10 @@ export interface SqlBindingOptions {
   /** Called for every quota refusal, so the host can log and count it. */
   onQuota?: (message: string) => void;
   /**
-   * Every database's backend is synchronous: query and execute may then also be served at the
-   * canonical ABI (../canonical-abi.ts). Never with an asynchronous backend, whose calls go through JSPI.
+   * Every database's backend is synchronous. When not, the component is transpiled with JSPI, and
+   * query and execute served at the canonical ABI (../canonical-abi.ts) suspend the guest themselves.
    */
-  synchronous?: boolean;
+  synchronous: boolean;
 }
 
 function payload(error: unknown, logger: Logger, onQuota?: (message: string) => void): unknown {
@@ -83,7 +83,7 @@ export function sqlImports(options: SqlBindingOptions): ImportObjects {
     if (!db) throw new WitError({ tag: 'no-such-database' });
     return new Connection(db);
   }
-  if (options.synchronous) lowerConnection(Connection.prototype, connections);
+  lowerConnection(Connection.prototype, connections, !options.synchronous);
   return { 'stratum:sql/database': { Connection, open } };
 }
 
@@ -137,57 +137,61 @@ interface ConnectionMethods {
  * 8: rows-affected at +8, last-insert-id's case at +16 and value at +24, or the error at +8.
  * Errors come from the same methods the glue calls, so they map the same way.
  */
-function lowerConnection(prototype: ConnectionMethods, connections: RepTable<ConnectionMethods>): void {
+function lowerConnection(prototype: ConnectionMethods, connections: RepTable<ConnectionMethods>, asynchronous: boolean): void {
   Object.defineProperty(prototype.query, CABI_LOWER, {
     value: (lowering: Lowering) => {
       const memory = new GuestMemory(lowering);
       const table = lowering.resourceTables[0] ?? [];
-      return (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
+      const query = (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
         const connection = connections.get(handleRep(table, handle));
         const sql = memory.string(sqlPtr, sqlLen);
-        let result: SqlRows;
-        try {
-          result = connection.query(sql, readValues(memory, paramsPtr, paramsLen)) as SqlRows;
-        } catch (error) {
-          if (!(error instanceof WitError)) throw error;
-          memory.view().setUint8(out, 1);
-          writeVariant(memory, out + 4, SQL_ERROR, error.payload);
-          return;
-        }
-        memory.view().setUint8(out, 0);
-        const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
-        for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
-        const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
-        for (let r = 0; r < result.rows.length; r++) {
-          const row = result.rows[r] as SqlValue[];
-          const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
-          for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
-        }
+        const params = readValues(memory, paramsPtr, paramsLen);
+        return settle(
+          memory,
+          out,
+          out + 4,
+          SQL_ERROR,
+          () => connection.query(sql, params),
+          (result) => {
+            memory.view().setUint8(out, 0);
+            const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
+            for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
+            const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
+            for (let r = 0; r < result.rows.length; r++) {
+              const row = result.rows[r] as SqlValue[];
+              const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
+              for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
+            }
+          },
+        );
       };
+      return coreImport(query, asynchronous);
     },
   });
   Object.defineProperty(prototype.execute, CABI_LOWER, {
     value: (lowering: Lowering) => {
       const memory = new GuestMemory(lowering);
       const table = lowering.resourceTables[0] ?? [];
-      return (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
+      const execute = (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
         const connection = connections.get(handleRep(table, handle));
         const sql = memory.string(sqlPtr, sqlLen);
-        let result: SqlOutcome;
-        try {
-          result = connection.execute(sql, readValues(memory, paramsPtr, paramsLen)) as SqlOutcome;
-        } catch (error) {
-          if (!(error instanceof WitError)) throw error;
-          memory.view().setUint8(out, 1);
-          writeVariant(memory, out + 8, SQL_ERROR, error.payload);
-          return;
-        }
-        const view = memory.view();
-        view.setUint8(out, 0);
-        view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
-        view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
-        if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
+        const params = readValues(memory, paramsPtr, paramsLen);
+        return settle(
+          memory,
+          out,
+          out + 8,
+          SQL_ERROR,
+          () => connection.execute(sql, params),
+          (result) => {
+            const view = memory.view();
+            view.setUint8(out, 0);
+            view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
+            view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
+            if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
+          },
+        );
       };
+      return coreImport(execute, asynchronous);
     },
   });
 }
