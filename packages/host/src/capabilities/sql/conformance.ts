@@ -75,6 +75,8 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     ]);
     const computed = await db.query('SELECT count(*) AS c, sum(id) AS s, max(score) AS m FROM notes', []);
     assert.deepEqual(computed, { columns: ['c', 's', 'm'], rows: [[int(2), int(3), real(1.5)]] });
+    // A whole number beyond 64 bits is a real (PostgreSQL reads 1e300 as a whole numeric).
+    assert.deepEqual((await db.query('SELECT 1e300 AS big', [])).rows, [[real(1e300)]]);
     const empty = await db.query('SELECT title FROM notes WHERE id > ?', [int(100)]);
     assert.deepEqual(empty, { columns: ['title'], rows: [] });
   });

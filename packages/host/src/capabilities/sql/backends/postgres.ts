@@ -130,7 +130,12 @@ function fromText(raw: Buffer | null, type: number): SqlValue {
   if (INTEGER_TYPES.has(type)) return { tag: 'integer', val: BigInt(text) };
   if (REAL_TYPES.has(type)) return { tag: 'real', val: Number(text) };
   // SUM and AVG of integers are numeric in PostgreSQL; SQLite gives an integer for a whole sum.
-  if (type === NUMERIC) return /^-?[0-9]+$/.test(text) ? { tag: 'integer', val: BigInt(text) } : { tag: 'real', val: Number(text) };
+  // A whole numeric beyond 64 bits is a real, as SQLite has it: the s64 would wrap.
+  if (type === NUMERIC && /^-?[0-9]+$/.test(text)) {
+    const whole = BigInt(text);
+    if (BigInt.asIntN(64, whole) === whole) return { tag: 'integer', val: whole };
+  }
+  if (type === NUMERIC) return { tag: 'real', val: Number(text) };
   if (type === BOOL) return { tag: 'integer', val: text === 't' ? 1n : 0n };
   if (type === BYTEA) return { tag: 'blob', val: new Uint8Array(Buffer.from(text.slice(2), 'hex')) };
   return { tag: 'text', val: text };
