@@ -1,7 +1,12 @@
-// Density: installs `count` copies of one component in one host (each under its own name and
-// domain), warms one instance of each with a request, and prints the process's RSS after every
-// `step` capsules as JSON lines, so the caller can fit the memory each warm instance costs.
-// Usage: node bench/servers/density.ts --manifest <stratum.toml> --component <file.wasm> --count N --step S
+// Density, in two modes, printing the process's RSS as JSON lines.
+// warm (default): installs `count` copies of one component in one host (each under its own name
+//   and domain), warms one instance of each with a request, and prints the RSS after every `step`
+//   capsules, so the caller can fit the memory each warm instance costs.
+// installed: installs `count` copies started on demand (as a restarted host restores them),
+//   prints the RSS; requests `warm` of them, prints it again; waits until their instances have
+//   been retired as idle, and prints it a last time.
+// Usage: node bench/servers/density.ts --manifest <stratum.toml> --component <file.wasm> --count N
+//          [--step S] [--mode warm|installed] [--warm M]
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,6 +22,10 @@ const { values } = parseArgs({
     component: { type: 'string' },
     count: { type: 'string', default: '50' },
     step: { type: 'string', default: '10' },
+    mode: { type: 'string', default: 'warm' },
+    warm: { type: 'string', default: '20' },
+    // A data directory to keep (its transpile cache, as a restarted host has it); default: a temporary one.
+    data: { type: 'string' },
   },
 });
 if (!values.manifest || !values.component) {
@@ -29,34 +38,72 @@ const rssBytes = async () => {
   return Number(/VmRSS:\s+([0-9]+) kB/.exec(status)?.[1] ?? 0) * 1024;
 };
 
-const dataDir = await mkdtemp(join(tmpdir(), 'stratum-bench-density-'));
+const dataDir = values.data ?? (await mkdtemp(join(tmpdir(), 'stratum-bench-density-')));
 const { manifest } = parseManifest(await readFile(values.manifest, 'utf8'), values.manifest);
 const bytes = new Uint8Array(await readFile(values.component));
-const runtime = await createHostRuntime({ dataDir });
+const IDLE_MS = 5000;
+const runtime = await createHostRuntime({ dataDir, ...(values.mode === 'installed' ? { idleCapsuleMs: IDLE_MS } : {}) });
 const server = createServer((req, res) => runtime.handleRequest(req, res));
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const address = server.address();
 const port = typeof address === 'object' && address ? address.port : 0;
 
-try {
+const gc = () => (globalThis as { gc?: () => void }).gc?.();
+const instances = () => runtime.status().reduce((sum, item) => sum + item.instances, 0);
+
+async function warmMode(): Promise<void> {
   console.log(JSON.stringify({ capsules: 0, rss: await rssBytes() }));
   const count = Number(values.count);
   const step = Number(values.step);
   for (let index = 1; index <= count; index++) {
     const name = `${manifest.capsule.name}-${index}`;
-    await runtime.install({ name, domains: [`${name}.density`], manifest, baseDir: dirname(values.manifest), component: bytes });
+    await runtime.install({ name, domains: [`${name}.density`], manifest, baseDir: dirname(values.manifest ?? ''), component: bytes });
     await runtime.start(name);
     const { status } = await get(`http://127.0.0.1:${port}/`, `${name}.density`);
     if (status !== 200) throw new Error(`${name} answered ${status}`);
     if (index % step === 0) {
-      (globalThis as { gc?: () => void }).gc?.();
-      console.log(
-        JSON.stringify({ capsules: index, rss: await rssBytes(), warm: runtime.status().reduce((sum, item) => sum + item.instances, 0) }),
-      );
+      gc();
+      console.log(JSON.stringify({ capsules: index, rss: await rssBytes(), warm: instances() }));
     }
   }
+}
+
+async function installedMode(): Promise<void> {
+  const count = Number(values.count);
+  const warm = Math.min(count, Number(values.warm));
+  // A moment for the runtime's spare worker to start and load the capability modules, so that
+  // it is in every figure.
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  gc();
+  console.log(JSON.stringify({ phase: 'empty', capsules: 0, rss: await rssBytes(), warm: instances() }));
+  const started = performance.now();
+  for (let index = 1; index <= count; index++) {
+    const name = `${manifest.capsule.name}-${index}`;
+    await runtime.install({ name, domains: [`${name}.density`], manifest, baseDir: dirname(values.manifest ?? ''), component: bytes });
+    await runtime.start(name, { onDemand: true });
+  }
+  const installMs = (performance.now() - started) / count;
+  gc();
+  console.log(JSON.stringify({ phase: 'installed', capsules: count, rss: await rssBytes(), warm: instances(), installMs }));
+  for (let index = 1; index <= warm; index++) {
+    const name = `${manifest.capsule.name}-${index}`;
+    const { status } = await get(`http://127.0.0.1:${port}/`, `${name}.density`);
+    if (status !== 200) throw new Error(`${name} answered ${status}`);
+  }
+  gc();
+  console.log(JSON.stringify({ phase: 'warm', capsules: count, rss: await rssBytes(), warm: instances() }));
+  for (let tries = 0; instances() > 0 && tries < 100; tries++) await new Promise((resolve) => setTimeout(resolve, 200));
+  // Terminated threads give their memory back to the allocator over a moment.
+  await new Promise((resolve) => setTimeout(resolve, 1000));
+  gc();
+  console.log(JSON.stringify({ phase: 'evicted', capsules: count, rss: await rssBytes(), warm: instances() }));
+}
+
+try {
+  if (values.mode === 'installed') await installedMode();
+  else await warmMode();
 } finally {
   server.close();
   await runtime.close();
-  await rm(dataDir, { recursive: true, force: true });
+  if (!values.data) await rm(dataDir, { recursive: true, force: true });
 }

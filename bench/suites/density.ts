@@ -1,5 +1,8 @@
 // Density: what one warm capsule instance costs in resident memory, and so how many fit in 4 GiB.
 import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type BenchComponent, exampleComponent, tinyComponent } from '../lib/components.ts';
 import { canPin } from '../lib/load.ts';
@@ -15,26 +18,50 @@ interface Point {
   rss: number;
 }
 
-async function measure(component: BenchComponent, count: number, step: number, cpus: string): Promise<Point[]> {
-  const args = [
-    '--expose-gc',
-    densityScript,
-    '--manifest',
-    component.manifest,
-    '--component',
-    component.component,
-    '--count',
-    String(count),
-    '--step',
-    String(step),
-  ];
+interface InstalledPoint extends Point {
+  phase: 'empty' | 'installed' | 'warm' | 'evicted';
+  warm: number;
+  installMs?: number;
+}
+
+async function runDensity<T>(component: BenchComponent, cpus: string, extra: string[]): Promise<T[]> {
+  const args = ['--expose-gc', densityScript, '--manifest', component.manifest, '--component', component.component, ...extra];
   const { stdout } = canPin
     ? await run('taskset', ['-c', cpus, process.execPath, ...args], { maxBuffer: 1 << 20 })
     : await run(process.execPath, args, { maxBuffer: 1 << 20 });
   return stdout
     .trim()
     .split('\n')
-    .map((line) => JSON.parse(line) as Point);
+    .map((line) => JSON.parse(line) as T);
+}
+
+function measure(component: BenchComponent, count: number, step: number, cpus: string): Promise<Point[]> {
+  return runDensity<Point>(component, cpus, ['--count', String(count), '--step', String(step)]);
+}
+
+/**
+ * Installed, not warm: `count` copies started on demand, `warm` of them requested once, then left
+ * to be retired as idle. The transpile cache is made first by another process, as a restarted
+ * host has it: the one-off transpile (jco's thread and what it leaves in the allocator) is not an
+ * installed capsule's cost.
+ */
+async function measureInstalled(component: BenchComponent, count: number, warm: number, cpus: string): Promise<InstalledPoint[]> {
+  const data = await mkdtemp(join(tmpdir(), 'stratum-bench-installed-'));
+  try {
+    await runDensity(component, cpus, ['--mode', 'installed', '--count', '1', '--warm', '0', '--data', data]);
+    return await runDensity<InstalledPoint>(component, cpus, [
+      '--mode',
+      'installed',
+      '--count',
+      String(count),
+      '--warm',
+      String(warm),
+      '--data',
+      data,
+    ]);
+  } finally {
+    await rm(data, { recursive: true, force: true });
+  }
 }
 
 export const densitySuite: Suite = {
@@ -71,9 +98,37 @@ export const densitySuite: Suite = {
       notes.push(
         `${component.name}: host RSS ${(base / 1024 / 1024) | 0} MiB empty, ${last ? (last.rss / 1024 / 1024) | 0 : '-'} MiB with ${last?.capsules ?? 0} warm capsules (each installed, started and requested once).`,
       );
+
+      const installedCount = options.quick ? 200 : 1000;
+      const warmCount = options.quick ? 10 : 20;
+      const phases = await measureInstalled(component, installedCount, warmCount, options.serverCpus);
+      const at = (phase: InstalledPoint['phase']) => phases.find((point) => point.phase === phase);
+      const empty = at('empty');
+      const installed = at('installed');
+      const evicted = at('evicted');
+      const warmed = at('warm');
+      if (empty && installed) {
+        // At least 1 KiB: RSS is counted in pages, and a smaller growth is noise.
+        const each = Math.max(1024, (installed.rss - empty.rss) / installedCount);
+        rows.push({
+          name: `${component.name}: RSS per installed capsule (idle, no instance)`,
+          unit: 'KiB',
+          summary: summarise([each / 1024]),
+        });
+        const fit = (BUDGET - empty.rss) / each;
+        rows.push({
+          name: `${component.name}: installed capsules in 4 GiB`,
+          unit: 'capsules',
+          summary: summarise([fit]),
+          target: { text: '>= 1,000 installed, idle instances evicted', met: fit >= 1000 && (evicted?.warm ?? 1) === 0 },
+        });
+        notes.push(
+          `${component.name}: ${installedCount} installed (started on demand, ${installed.installMs?.toFixed(1) ?? '-'} ms each): RSS ${(empty.rss / 1024 / 1024) | 0} -> ${(installed.rss / 1024 / 1024) | 0} MiB; ${warmed?.warm ?? 0} of ${warmCount} requested still warm: ${warmed ? (warmed.rss / 1024 / 1024) | 0 : '-'} MiB; after idle eviction (${evicted?.warm ?? '-'} instances left): ${evicted ? (evicted.rss / 1024 / 1024) | 0 : '-'} MiB (ended threads' memory stays partly with the allocator).`,
+        );
+      }
     }
     notes.push(
-      "Every warm instance is a worker thread (its own V8 isolate) holding one component instance; idle ones are not evicted while they are the capsule's only instance.",
+      'Every warm instance is a worker thread (its own V8 isolate) holding one component instance; a capsule idle for idleCapsuleMs (5 min by default; 5 s here) has its last instance retired, and a capsule restored after a restart starts none until its first request.',
     );
     return { suite: 'density', title: this.title, rows, notes };
   },

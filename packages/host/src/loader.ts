@@ -40,25 +40,33 @@ export interface LoaderStats {
   transpiles: number;
   inspections: number;
   cacheHits: number;
+  /** Transpile worker threads started: one at a time, ended after a while idle. */
+  transpileWorkersStarted: number;
 }
 
 export function sha256Digest(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
+
 export class Loader {
-  readonly stats: LoaderStats = { transpiles: 0, inspections: 0, cacheHits: 0 };
+  readonly stats: LoaderStats = { transpiles: 0, inspections: 0, cacheHits: 0, transpileWorkersStarted: 0 };
   readonly #cacheDir: string;
   readonly #logger: Logger;
   #worker: Worker | undefined;
+  #workerIdle: NodeJS.Timeout | undefined;
   #nextJob = 1;
   readonly #jobs = new Map<number, { resolve: (reply: TranspileWorkerReply) => void; reject: (error: Error) => void }>();
   readonly #compiled = new Map<string, Promise<Record<string, WebAssembly.Module>>>();
   readonly #inFlight = new Map<string, Promise<unknown>>();
   #swept = false;
 
-  constructor(options: { cacheDir: string; logger?: Logger }) {
+  readonly #transpileIdleMs: number;
+
+  /** `transpileIdleMs`: how long the transpile worker may wait for another job before it is ended (default 10 s). */
+  constructor(options: { cacheDir: string; logger?: Logger; transpileIdleMs?: number }) {
     this.#cacheDir = options.cacheDir;
+    this.#transpileIdleMs = options.transpileIdleMs ?? 10_000;
     this.#logger = options.logger ?? silentLogger;
   }
 
@@ -190,6 +198,7 @@ export class Loader {
   }
 
   async close(): Promise<void> {
+    clearTimeout(this.#workerIdle);
     const worker = this.#worker;
     this.#worker = undefined;
     if (worker) await worker.terminate();
@@ -220,6 +229,7 @@ export class Loader {
     const id = this.#nextJob++;
     return new Promise<TranspileWorkerReply>((resolve, reject) => {
       this.#jobs.set(id, { resolve, reject });
+      clearTimeout(this.#workerIdle);
       worker.ref();
       worker.postMessage({ ...job, id });
     }).then((reply) => {
@@ -233,15 +243,29 @@ export class Loader {
   #ensureWorker(): Worker {
     if (this.#worker) return this.#worker;
     const worker = new Worker(new URL('./transpile-worker.ts', import.meta.url));
+    this.stats.transpileWorkersStarted++;
     worker.unref();
     worker.on('message', (reply: TranspileWorkerReply) => {
       const job = this.#jobs.get(reply.id);
       this.#jobs.delete(reply.id);
-      if (this.#jobs.size === 0) worker.unref();
+      if (this.#jobs.size === 0) {
+        worker.unref();
+        // jco holds about 250 MB in that thread; a host transpiles only when a new component
+        // comes, so the thread goes once it has been idle a while (and starts again when needed).
+        clearTimeout(this.#workerIdle);
+        this.#workerIdle = setTimeout(() => {
+          if (this.#worker === worker && this.#jobs.size === 0) {
+            this.#worker = undefined;
+            void worker.terminate();
+          }
+        }, this.#transpileIdleMs);
+        this.#workerIdle.unref();
+      }
       job?.resolve(reply);
     });
     const fail = (error: Error) => {
       if (this.#worker === worker) this.#worker = undefined;
+      if (this.#jobs.size === 0) return;
       for (const job of this.#jobs.values())
         job.reject(new StratumError('TRANSPILE_FAILED', 'the transpile worker stopped', { details: [error.message], user: false }));
       this.#jobs.clear();
