@@ -73,7 +73,7 @@ async function dropServiceState(
   for (const label of granted.bucket) {
     const settings = parseBucketHostConfig(config.bucket)[label];
     if (!settings) continue;
-    const backend = createBucketBackend(settings, dataDir, silentLogger);
+    const backend = await createBucketBackend(settings, dataDir, silentLogger);
     await (await backend.open({ capsule, label })).drop();
     await backend.close();
   }

@@ -3,11 +3,16 @@
 // Usage: node bench/servers/host.ts --manifest <stratum.toml> --component <file.wasm> [--domain <name>] [--data <dir>]
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
+import { enableCompileCache } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { createHostRuntime } from '@stratum/host';
-import { parseManifest } from '@stratum/manifest';
+
+// As the `stratum` launcher does for `stratum host start`: a code cache for the modules loaded
+// after this line, which is why Stratum's own are imported dynamically.
+enableCompileCache();
+const { createHostRuntime } = await import('@stratum/host');
+const { parseManifest } = await import('@stratum/manifest');
 
 const { values } = parseArgs({
   options: {

@@ -11,6 +11,11 @@ const major = Number(process.versions.node.split('.')[0]);
 const entry = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'main.ts');
 
 if (major >= 24) {
+  // V8's code cache for Stratum's own modules and its dependencies (Node.js keeps it under the
+  // system's temporary directory, or NODE_COMPILE_CACHE): a host or `stratum dev` then starts
+  // without parsing and compiling a few hundred modules again.
+  const { enableCompileCache } = await import('node:module');
+  enableCompileCache?.();
   const { main } = await import(entry);
   process.exitCode = await main(process.argv.slice(2));
 } else {

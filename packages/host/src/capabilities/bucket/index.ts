@@ -4,7 +4,7 @@ import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { directoryBucket } from './backends/directory.ts';
-import { parseS3Location, s3Bucket } from './backends/s3.ts';
+import { parseS3Location } from './backends/s3-location.ts';
 import { bucketAsyncImports, bucketImports } from './bindings.ts';
 import { exportBucket, importBucket } from './snapshot.ts';
 import type { BucketBackend, BucketLimits, ObjectBucket } from './types.ts';
@@ -148,12 +148,21 @@ function configure(context: ConfigureContext) {
   return plan;
 }
 
-const backends = new Map<string, BucketBackend>();
+const backends = new Map<string, Promise<BucketBackend>>();
 
-/** A backend for one label's settings (not cached: the caller closes it). */
-export function createBucketBackend(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): BucketBackend {
+/**
+ * A backend for one label's settings (not cached: the caller closes it). The S3 backend is loaded
+ * only when a label uses it: the AWS SDK took about 200 ms to load in every host and capsule
+ * worker.
+ */
+export async function createBucketBackend(
+  settings: BucketLabelSettings,
+  dataDir: string,
+  logger: ConfigureContext['logger'],
+): Promise<BucketBackend> {
   let backend: BucketBackend;
   if (settings.type === 's3') {
+    const { s3Bucket } = await import('./backends/s3.ts');
     backend = s3Bucket({
       location: settings.location ?? '',
       limits: settings.limits,
@@ -170,12 +179,13 @@ export function createBucketBackend(settings: BucketLabelSettings, dataDir: stri
   return backend;
 }
 
-function backendFor(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): BucketBackend {
+function backendFor(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): Promise<BucketBackend> {
   const identity = JSON.stringify([settings, settings.type === 'directory' ? dataDir : '']);
   let backend = backends.get(identity);
   if (backend) return backend;
   backend = createBucketBackend(settings, dataDir, logger);
   backends.set(identity, backend);
+  backend.catch(() => backends.delete(identity));
   return backend;
 }
 
@@ -186,7 +196,8 @@ const bucket: Capability<BucketSettings> = {
   async prepare(context) {
     const buckets = new Map<string, ObjectBucket>();
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      buckets.set(label, await backendFor(settings, context.dataDir, context.logger).open({ capsule: context.capsule, label }));
+      const backend = await backendFor(settings, context.dataDir, context.logger);
+      buckets.set(label, await backend.open({ capsule: context.capsule, label }));
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: bucketImports({ buckets, logger: context.logger, onQuota }) };
@@ -194,7 +205,7 @@ const bucket: Capability<BucketSettings> = {
   async shutdown() {
     const open = [...backends.values()];
     backends.clear();
-    await Promise.all(open.map((backend) => backend.close()));
+    await Promise.all(open.map(async (backend) => (await backend.catch(() => undefined))?.close()));
   },
 };
 
@@ -221,7 +232,7 @@ function stateBackend(options: BucketStateOptions) {
  * whichever backend host.toml binds the label to. For migration: the control API's export.
  */
 export async function* exportBucketState(options: BucketStateOptions): AsyncIterable<string> {
-  const backend = stateBackend(options);
+  const backend = await stateBackend(options);
   try {
     yield* exportBucket(await backend.open({ capsule: options.capsule, label: options.label }), options.label);
   } finally {
@@ -234,7 +245,7 @@ export async function importBucketState(
   options: BucketStateOptions,
   input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
 ): Promise<{ label: string; records: number }> {
-  const backend = stateBackend(options);
+  const backend = await stateBackend(options);
   try {
     return await importBucket(await backend.open({ capsule: options.capsule, label: options.label }), input);
   } finally {

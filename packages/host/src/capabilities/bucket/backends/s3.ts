@@ -11,7 +11,11 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { type Logger, StratumError, silentLogger } from '@stratum/core';
+import { type Logger, silentLogger } from '@stratum/core';
+import { parseS3Location } from './s3-location.ts';
+
+export { parseS3Location };
+
 import {
   type BucketBackend,
   BucketError,
@@ -50,17 +54,6 @@ export interface S3BucketOptions {
 /** S3's smallest multipart part (but the last). */
 const MIN_PART_BYTES = 5 * 1024 * 1024;
 const HEAD_CONCURRENCY = 16;
-
-export function parseS3Location(location: string): { bucket: string; prefix: string } {
-  const match = /^s3:\/\/([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])(?:\/(.*))?$/.exec(location);
-  if (!match?.[1]) {
-    throw new StratumError('BUCKET_CONFIG', `"${location}" is not an S3 location`, {
-      hint: 'Write s3://<bucket> or s3://<bucket>/<prefix>.',
-    });
-  }
-  const prefix = (match[2] ?? '').replace(/^\/+|\/+$/g, '');
-  return { bucket: match[1], prefix: prefix === '' ? '' : `${prefix}/` };
-}
 
 /**
  * Any S3 API: objects under `<prefix>/<capsule>/<label>/<name>`, large writes as multipart
