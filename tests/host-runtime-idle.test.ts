@@ -1,4 +1,4 @@
-// Idle capsules cost no thread: the last instance is retired after `idleCapsuleMs`, and a capsule
+// Idle capsules cost no thread: the last instance is retired after `limits.idleMs`, and a capsule
 // started on demand has none until its first request. Either way the next request is served.
 import assert from 'node:assert/strict';
 import { basename, dirname } from 'node:path';
@@ -13,7 +13,7 @@ async function until(check: () => boolean, what: string): Promise<void> {
 }
 
 test("an idle capsule's last instance is retired, and the next request starts a new one", async (t) => {
-  const host = await startHarness(t, { idleCapsuleMs: 200 });
+  const host = await startHarness(t, { limits: { idleMs: 200 } });
   await host.install('tiny', await buildTiny());
   assert.match((await host.get('tiny.test')).body.toString(), /tiny 1\n$/);
   assert.match((await host.get('tiny.test')).body.toString(), /tiny 2\n$/);
@@ -26,8 +26,8 @@ test("an idle capsule's last instance is retired, and the next request starts a 
   assert.equal(host.runtime.stats().workersStarted, 2);
 });
 
-test('with idleCapsuleMs 0 the last instance stays', async (t) => {
-  const host = await startHarness(t, { idleCapsuleMs: 0, idleInstanceMs: 50 });
+test('with limits.idleMs 0 the last instance stays', async (t) => {
+  const host = await startHarness(t, { limits: { idleMs: 0 }, idleInstanceMs: 50 });
   await host.install('tiny', await buildTiny());
   await host.get('tiny.test');
   await new Promise((resolve) => setTimeout(resolve, 300));

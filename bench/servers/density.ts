@@ -42,7 +42,7 @@ const dataDir = values.data ?? (await mkdtemp(join(tmpdir(), 'stratum-bench-dens
 const { manifest } = parseManifest(await readFile(values.manifest, 'utf8'), values.manifest);
 const bytes = new Uint8Array(await readFile(values.component));
 const IDLE_MS = 5000;
-const runtime = await createHostRuntime({ dataDir, ...(values.mode === 'installed' ? { idleCapsuleMs: IDLE_MS } : {}) });
+const runtime = await createHostRuntime({ dataDir, ...(values.mode === 'installed' ? { limits: { idleMs: IDLE_MS } } : {}) });
 const server = createServer((req, res) => runtime.handleRequest(req, res));
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const address = server.address();

@@ -128,7 +128,7 @@ export const densitySuite: Suite = {
       }
     }
     notes.push(
-      'Every warm instance is a worker thread (its own V8 isolate) holding one component instance; a capsule idle for idleCapsuleMs (5 min by default; 5 s here) has its last instance retired, and a capsule restored after a restart starts none until its first request.',
+      'Every warm instance is a worker thread (its own V8 isolate) holding one component instance; a capsule idle for [limits] idle (5 min by default; 5 s here) has its last instance retired, and a capsule restored after a restart starts none until its first request.',
     );
     return { suite: 'density', title: this.title, rows, notes };
   },

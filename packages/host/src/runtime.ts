@@ -42,6 +42,13 @@ export interface RuntimeLimits {
   responseBodyBytes?: number;
   /** Default 16. */
   outboundRequests?: number;
+  /**
+   * How long a capsule's last instance may stay idle before it is retired too; the next request
+   * starts one again (a cold start). An idle capsule then costs the host no thread and no isolate,
+   * so a host can hold many more installed capsules than it could keep warm. Default 5 minutes;
+   * 0 keeps the last instance for ever.
+   */
+  idleMs?: number;
 }
 
 export interface HostRuntimeOptions {
@@ -71,13 +78,6 @@ export interface HostRuntimeOptions {
   instancesPerCapsule?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
   idleInstanceMs?: number;
-  /**
-   * How long a capsule's last instance may stay idle before it is retired too; the next request
-   * starts one again (a cold start). An idle capsule then costs the host no thread and no isolate,
-   * so a host can hold many more installed capsules than it could keep warm. Default 5 minutes;
-   * 0 keeps the last instance for ever.
-   */
-  idleCapsuleMs?: number;
   /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
   logBacklog?: number;
   /**
@@ -919,7 +919,7 @@ class Runtime implements StratumHostRuntime {
     this.backoffMs = options.backoffMs ?? 1000;
     this.backoffMaxMs = options.backoffMaxMs ?? 60_000;
     this.idleInstanceMs = options.idleInstanceMs ?? 30_000;
-    this.idleCapsuleMs = options.idleCapsuleMs ?? 5 * 60_000;
+    this.idleCapsuleMs = options.limits?.idleMs ?? 5 * 60_000;
     this.warmupCpuMs = options.warmupCpuMs ?? 500;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.#capabilities = capabilities;

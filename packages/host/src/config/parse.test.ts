@@ -39,6 +39,7 @@ test('the full example converts units and passes backend tables through', () => 
     requestBodyBytes: 10_000_000,
     responseBodyBytes: 50_000_000,
     outboundRequests: 16,
+    idleMs: 600_000,
   });
   assert.equal(config.metering.flushIntervalMs, 30_000);
   assert.equal(config.registrars[0]?.description, 'Example Registrar Inc.');

@@ -234,7 +234,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   const host = raw.host as { name: string; key: string; data: string };
   const ingress = (raw.ingress ?? {}) as { listen?: string };
   const control = (raw.control ?? {}) as { listen?: string; tls_cert?: string; tls_key?: string; max_body?: string };
-  const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body', string>> &
+  const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body' | 'idle', string>> &
     Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
   const metering = (raw.metering ?? {}) as { flush_interval?: string };
   const registrarTables = raw.registrars as Record<string, { key: string; description?: string }>;
@@ -251,6 +251,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   if (limits.request_body !== undefined) hostLimits.requestBodyBytes = parseSize(limits.request_body);
   if (limits.response_body !== undefined) hostLimits.responseBodyBytes = parseSize(limits.response_body);
   if (limits.outbound_requests !== undefined) hostLimits.outboundRequests = limits.outbound_requests;
+  if (limits.idle !== undefined) hostLimits.idleMs = parseDuration(limits.idle);
   if (hostLimits.memoryBytes !== undefined && hostLimits.memoryBytes < 64 * 1024) {
     problems.push({ path: ['limits', 'memory'], message: 'limits.memory must be at least 64kib, one WebAssembly page' });
   }

@@ -19,6 +19,8 @@ export interface HostLimits {
   requestBodyBytes?: number;
   responseBodyBytes?: number;
   outboundRequests?: number;
+  /** How long a capsule's last instance may stay idle before it is retired; 0 keeps it. */
+  idleMs?: number;
 }
 
 /** A registrar this host obeys: its name (the operator's) and its Ed25519 public key. */
