@@ -48,7 +48,6 @@ export function sha256Digest(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
 
-
 export class Loader {
   readonly stats: LoaderStats = { transpiles: 0, inspections: 0, cacheHits: 0, transpileWorkersStarted: 0 };
   readonly #cacheDir: string;
