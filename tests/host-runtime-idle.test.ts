@@ -5,7 +5,7 @@ import { basename, dirname } from 'node:path';
 import { test } from 'node:test';
 import { parseManifest } from '@stratum/manifest';
 import { startHarness } from './fixtures/hostile/harness.ts';
-import { buildTiny } from './support/tiny.ts';
+import { buildHostile, buildTiny } from './support/tiny.ts';
 
 async function until(check: () => boolean, what: string): Promise<void> {
   for (let tries = 0; tries < 500 && !check(); tries++) await new Promise((resolve) => setTimeout(resolve, 10));
@@ -73,4 +73,17 @@ test('without a spare worker, instances start in workers of their own', async (t
   await host.install('tiny', await buildTiny());
   assert.equal((await host.get('tiny.test')).status, 200);
   assert.equal(host.runtime.stats().sparesUsed, 0);
+});
+
+test('an instance whose initialisation never returns is given up, and start says why', async (t) => {
+  const host = await startHarness(t);
+  const started = host.install('init-loop', await buildHostile('init-loop'), { manifest: '[resources]\ntimeout = "1s"\n' });
+  await assert.rejects(started, (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'INSTANCE_FAILED');
+    assert.match(error.message, /did not start within 6000 ms/);
+    return true;
+  });
+  const status = host.runtime.status()[0];
+  assert.equal(status?.state, 'failed');
+  assert.equal(status?.instances, 0);
 });

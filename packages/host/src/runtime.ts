@@ -122,6 +122,11 @@ const MiB = 1024 * 1024;
 const CPU_ALLOWANCE_MS = 50;
 /** After a request is first seen over its CPU limit, when to look again before ending it. */
 const CPU_RECHECK_MS = 5;
+/**
+ * How much longer than its wall-clock limit a new instance may take to start (a new thread,
+ * module loading and instantiation on a busy host) before it is given up.
+ */
+const INSTANCE_START_ALLOWANCE_MS = 5_000;
 /** Requests of a fresh instance that get the warm-up CPU budget. */
 const WARMUP_REQUESTS = 16;
 
@@ -346,11 +351,21 @@ class Capsule {
     const handle = new CapsuleWorker(worker, ready, cpuStart, bodyChannel);
     this.workers.add(handle);
     this.#runtime.workersStarted++;
+    // An instance that never says ready (a guest whose initialisation never returns, a thread
+    // that hangs) would hold `start` and every waiting request for ever.
+    const startLimitMs = this.limits.timeoutMs + INSTANCE_START_ALLOWANCE_MS;
+    const startTimer = setTimeout(() => {
+      if (handle.started || handle.retired) return;
+      this.lastError = `the instance did not start within ${startLimitMs} ms`;
+      markFailed(new StratumError('INSTANCE_FAILED', `${this.name} could not be instantiated: ${this.lastError}`, { user: false }));
+      this.retire(handle);
+    }, startLimitMs);
     // The next spare starts once this instance no longer needs the CPU.
-    ready.then(
-      () => this.#runtime.replenishSpare(),
-      () => this.#runtime.replenishSpare(),
-    );
+    const settled = () => {
+      clearTimeout(startTimer);
+      this.#runtime.replenishSpare();
+    };
+    ready.then(settled, settled);
     const forward = (level: LogLevel) => (data: Buffer) => {
       for (const line of data.toString('utf8').split('\n')) if (line.trim()) this.log(level, line, 'host');
     };
@@ -378,7 +393,7 @@ class Capsule {
           handle.onConsumed?.();
           break;
         case 'closed':
-          void worker.terminate();
+          this.#runtime.ending(worker.terminate());
           break;
       }
     });
@@ -406,7 +421,7 @@ class Capsule {
     this.workers.delete(handle);
     const index = this.idle.indexOf(handle);
     if (index !== -1) this.idle.splice(index, 1);
-    void handle.worker.terminate();
+    this.#runtime.ending(handle.worker.terminate());
     const waiting = handle.inFlight.splice(1);
     this.running -= waiting.length;
     this.queue.unshift(...waiting.map((active) => active.pending));
@@ -909,6 +924,8 @@ class Runtime implements StratumHostRuntime {
   readonly #byDomain = new Map<string, Capsule>();
   readonly #requestListeners = new Set<(record: RequestRecord) => void>();
   #spare: SpareWorker | undefined;
+  /** Threads being ended: `close` waits for them (a thread writes V8's code cache as it ends). */
+  readonly #ending = new Set<Promise<unknown>>();
   #closed = false;
 
   constructor(options: HostRuntimeOptions, capabilities: LoadedCapability[]) {
@@ -925,6 +942,12 @@ class Runtime implements StratumHostRuntime {
     this.#capabilities = capabilities;
     this.#loader = new Loader({ cacheDir: join(options.dataDir, 'cache'), logger: this.logger });
     this.replenishSpare();
+  }
+
+  ending(termination: Promise<unknown>): void {
+    const tracked = termination.catch(() => {});
+    this.#ending.add(tracked);
+    void tracked.then(() => this.#ending.delete(tracked));
   }
 
   /** Starts a spare worker if there is none (and the runtime keeps one). */
@@ -1167,6 +1190,7 @@ class Runtime implements StratumHostRuntime {
       await capsule.stopWorkers();
     }
     await this.#loader.close();
+    await Promise.all(this.#ending);
   }
 
   async #remove(capsule: Capsule): Promise<void> {
