@@ -59,14 +59,14 @@ async function dropServiceState(
   for (const label of granted.keyvalue) {
     const settings = parseKeyValueHostConfig(config.keyvalue)[label];
     if (!settings) continue;
-    const backend = createKeyValueBackend(settings, dataDir, silentLogger);
+    const backend = await createKeyValueBackend(settings, dataDir, silentLogger);
     await (await backend.open({ capsule, label })).drop();
     await backend.close();
   }
   for (const label of granted.sql) {
     const settings = parseSqlHostConfig(config.sql)[label];
     if (!settings) continue;
-    const backend = createSqlBackend(settings, dataDir, silentLogger);
+    const backend = await createSqlBackend(settings, dataDir, silentLogger);
     await (await backend.open({ capsule, label })).drop();
     await backend.close();
   }

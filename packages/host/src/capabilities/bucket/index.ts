@@ -2,6 +2,7 @@ import { isAbsolute } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
+import { BackendCache } from '../backend-cache.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { directoryBucket } from './backends/directory.ts';
 import { parseS3Location } from './backends/s3-location.ts';
@@ -148,13 +149,9 @@ function configure(context: ConfigureContext) {
   return plan;
 }
 
-const backends = new Map<string, Promise<BucketBackend>>();
+const backends = new BackendCache<BucketBackend>();
 
-/**
- * A backend for one label's settings (not cached: the caller closes it). The S3 backend is loaded
- * only when a label uses it: the AWS SDK took about 200 ms to load in every host and capsule
- * worker.
- */
+/** A backend for one label's settings (not cached: the caller closes it). S3's is loaded only when used (see BackendCache). */
 export async function createBucketBackend(
   settings: BucketLabelSettings,
   dataDir: string,
@@ -181,12 +178,7 @@ export async function createBucketBackend(
 
 function backendFor(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): Promise<BucketBackend> {
   const identity = JSON.stringify([settings, settings.type === 'directory' ? dataDir : '']);
-  let backend = backends.get(identity);
-  if (backend) return backend;
-  backend = createBucketBackend(settings, dataDir, logger);
-  backends.set(identity, backend);
-  backend.catch(() => backends.delete(identity));
-  return backend;
+  return backends.get(identity, () => createBucketBackend(settings, dataDir, logger));
 }
 
 const bucket: Capability<BucketSettings> = {
@@ -202,11 +194,7 @@ const bucket: Capability<BucketSettings> = {
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: bucketImports({ buckets, logger: context.logger, onQuota }) };
   },
-  async shutdown() {
-    const open = [...backends.values()];
-    backends.clear();
-    await Promise.all(open.map(async (backend) => (await backend.catch(() => undefined))?.close()));
-  },
+  shutdown: () => backends.closeAll(),
 };
 
 export default bucket;

@@ -1,9 +1,7 @@
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest';
+import { BackendCache } from '../backend-cache.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
-import { natsKeyValue } from './backends/nats.ts';
-import { redisKeyValue } from './backends/redis.ts';
-import { sqliteKeyValue } from './backends/sqlite.ts';
 import { keyValueAsyncImports, keyValueImports } from './bindings.ts';
 import { exportKeyValue, importKeyValue } from './snapshot.ts';
 import type { KeyValueBackend, KeyValueLimits, KeyValueStore } from './types.ts';
@@ -122,19 +120,21 @@ function configure(context: ConfigureContext) {
 }
 
 /** Backends live for the worker: one per distinct configuration, shared by the capsule's instances. */
-const backends = new Map<string, KeyValueBackend>();
+const backends = new BackendCache<KeyValueBackend>();
 
-/** A backend for one label's settings (not cached: the caller closes it). */
-export function createKeyValueBackend(
+/** A backend for one label's settings (not cached: the caller closes it); its module is loaded only when used (see BackendCache). */
+export async function createKeyValueBackend(
   settings: KeyValueLabelSettings,
   dataDir: string,
   logger: ConfigureContext['logger'],
-): KeyValueBackend {
+): Promise<KeyValueBackend> {
   let backend: KeyValueBackend;
   const limits = settings.limits;
   if (settings.type === 'redis') {
+    const { redisKeyValue } = await import('./backends/redis.ts');
     backend = redisKeyValue({ url: settings.url ?? '', limits, logger, ...(settings.prefix ? { keyPrefix: settings.prefix } : {}) });
   } else if (settings.type === 'nats') {
+    const { natsKeyValue } = await import('./backends/nats.ts');
     backend = natsKeyValue({
       url: settings.url ?? '',
       limits,
@@ -143,18 +143,15 @@ export function createKeyValueBackend(
       ...(settings.replicas ? { replicas: settings.replicas } : {}),
     });
   } else {
+    const { sqliteKeyValue } = await import('./backends/sqlite.ts');
     backend = sqliteKeyValue({ dataDir, limits });
   }
   return backend;
 }
 
-function backendFor(settings: KeyValueLabelSettings, dataDir: string, logger: ConfigureContext['logger']): KeyValueBackend {
+function backendFor(settings: KeyValueLabelSettings, dataDir: string, logger: ConfigureContext['logger']): Promise<KeyValueBackend> {
   const identity = JSON.stringify([settings, settings.type === 'sqlite' ? dataDir : '']);
-  let backend = backends.get(identity);
-  if (backend) return backend;
-  backend = createKeyValueBackend(settings, dataDir, logger);
-  backends.set(identity, backend);
-  return backend;
+  return backends.get(identity, () => createKeyValueBackend(settings, dataDir, logger));
 }
 
 const keyvalue: Capability<KeyValueSettings> = {
@@ -172,18 +169,14 @@ const keyvalue: Capability<KeyValueSettings> = {
     const stores = new Map<string, KeyValueStore>();
     let synchronous = true;
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      const backend = backendFor(settings, context.dataDir, context.logger);
+      const backend = await backendFor(settings, context.dataDir, context.logger);
       synchronous &&= backend.synchronous;
       stores.set(label, await backend.open({ capsule: context.capsule, label }));
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: keyValueImports({ stores, logger: context.logger, onQuota, synchronous }) };
   },
-  async shutdown() {
-    const open = [...backends.values()];
-    backends.clear();
-    await Promise.all(open.map((backend) => backend.close()));
-  },
+  shutdown: () => backends.closeAll(),
 };
 
 export default keyvalue;
@@ -209,7 +202,7 @@ function stateBackend(options: KeyValueStateOptions) {
  * whichever backend host.toml binds the label to. For migration: the control API's export.
  */
 export async function* exportKeyValueState(options: KeyValueStateOptions): AsyncIterable<string> {
-  const backend = stateBackend(options);
+  const backend = await stateBackend(options);
   try {
     yield* exportKeyValue(await backend.open({ capsule: options.capsule, label: options.label }), options.label);
   } finally {
@@ -222,7 +215,7 @@ export async function importKeyValueState(
   options: KeyValueStateOptions,
   input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
 ): Promise<{ label: string; records: number }> {
-  const backend = stateBackend(options);
+  const backend = await stateBackend(options);
   try {
     return await importKeyValue(await backend.open({ capsule: options.capsule, label: options.label }), input);
   } finally {

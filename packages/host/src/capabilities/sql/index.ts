@@ -1,8 +1,7 @@
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest';
+import { BackendCache } from '../backend-cache.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
-import { postgresSql } from './backends/postgres.ts';
-import { sqliteSql } from './backends/sqlite.ts';
 import { sqlAsyncImports, sqlImports } from './bindings.ts';
 import { exportSql, importSql } from './snapshot.ts';
 import type { SqlBackend, SqlDatabase, SqlLimits } from './types.ts';
@@ -112,31 +111,32 @@ function configure(context: ConfigureContext) {
   return plan;
 }
 
-const backends = new Map<string, SqlBackend>();
+const backends = new BackendCache<SqlBackend>();
 
-/** A backend for one label's settings (not cached: the caller closes it). */
-export function createSqlBackend(settings: SqlLabelSettings, dataDir: string, logger: ConfigureContext['logger']): SqlBackend {
-  const backend =
-    settings.type === 'postgres'
-      ? postgresSql({
-          url: settings.url ?? '',
-          limits: settings.limits,
-          logger,
-          // Connections scale with workers: keep each worker's pool small.
-          maxConnections: settings.maxConnections ?? 2,
-          ...(settings.schemaPrefix ? { schemaPrefix: settings.schemaPrefix } : {}),
-        })
-      : sqliteSql({ dataDir, limits: settings.limits });
-  return backend;
+/** A backend for one label's settings (not cached: the caller closes it); its module is loaded only when used (see BackendCache). */
+export async function createSqlBackend(
+  settings: SqlLabelSettings,
+  dataDir: string,
+  logger: ConfigureContext['logger'],
+): Promise<SqlBackend> {
+  if (settings.type === 'postgres') {
+    const { postgresSql } = await import('./backends/postgres.ts');
+    return postgresSql({
+      url: settings.url ?? '',
+      limits: settings.limits,
+      logger,
+      // Connections scale with workers: keep each worker's pool small.
+      maxConnections: settings.maxConnections ?? 2,
+      ...(settings.schemaPrefix ? { schemaPrefix: settings.schemaPrefix } : {}),
+    });
+  }
+  const { sqliteSql } = await import('./backends/sqlite.ts');
+  return sqliteSql({ dataDir, limits: settings.limits });
 }
 
-function backendFor(settings: SqlLabelSettings, dataDir: string, logger: ConfigureContext['logger']): SqlBackend {
+function backendFor(settings: SqlLabelSettings, dataDir: string, logger: ConfigureContext['logger']): Promise<SqlBackend> {
   const identity = JSON.stringify([settings, settings.type === 'sqlite' ? dataDir : '']);
-  let backend = backends.get(identity);
-  if (backend) return backend;
-  backend = createSqlBackend(settings, dataDir, logger);
-  backends.set(identity, backend);
-  return backend;
+  return backends.get(identity, () => createSqlBackend(settings, dataDir, logger));
 }
 
 const sql: Capability<SqlSettings> = {
@@ -147,18 +147,14 @@ const sql: Capability<SqlSettings> = {
     const databases = new Map<string, SqlDatabase>();
     let synchronous = true;
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      const backend = backendFor(settings, context.dataDir, context.logger);
+      const backend = await backendFor(settings, context.dataDir, context.logger);
       synchronous &&= backend.synchronous;
       databases.set(label, await backend.open({ capsule: context.capsule, label }));
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: sqlImports({ databases, logger: context.logger, onQuota, synchronous }) };
   },
-  async shutdown() {
-    const open = [...backends.values()];
-    backends.clear();
-    await Promise.all(open.map((backend) => backend.close()));
-  },
+  shutdown: () => backends.closeAll(),
 };
 
 export default sql;
@@ -184,7 +180,7 @@ function stateBackend(options: SqlStateOptions) {
  * whichever backend host.toml binds the label to. For migration: the control API's export.
  */
 export async function* exportSqlState(options: SqlStateOptions): AsyncIterable<string> {
-  const backend = stateBackend(options);
+  const backend = await stateBackend(options);
   try {
     yield* exportSql(await backend.open({ capsule: options.capsule, label: options.label }), options.label);
   } finally {
@@ -197,7 +193,7 @@ export async function importSqlState(
   options: SqlStateOptions,
   input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
 ): Promise<{ label: string; records: number }> {
-  const backend = stateBackend(options);
+  const backend = await stateBackend(options);
   try {
     return await importSql(await backend.open({ capsule: options.capsule, label: options.label }), input);
   } finally {
