@@ -16,7 +16,8 @@ for (const [mood, status, limit] of [
   ['trap', 500, 'trap'],
 ] as const) {
   test(`requests waiting behind one that ends its instance (${limit}) are served by the next instance`, async (t) => {
-    const host = await startHarness(t, { instancesPerCapsule: 1, warmupCpuMs: 0 });
+    // Requests go behind one however long it has run, so that they wait on its instance.
+    const host = await startHarness(t, { instancesPerCapsule: 1, warmupCpuMs: 0, pipeline: { headAgeMs: 60_000 } });
     await host.install('moody', await buildHostile('moody'), { manifest: '[resources]\ncpu = "small"\n' });
     assert.equal((await host.get('moody.test', '/')).status, 200);
     const bad = host.get('moody.test', `/${mood}`);
@@ -50,4 +51,18 @@ test('a burst on one instance is answered in order, every request once', async (
     Array.from({ length: 40 }, (_, index) => index + 1),
   );
   assert.equal(host.runtime.status()[0]?.inFlight, 0);
+});
+
+test('a request that runs long gets nothing queued behind it: another instance serves the rest', async (t) => {
+  const host = await startHarness(t, { instancesPerCapsule: 2 });
+  await host.install('moody', await buildHostile('moody'), { manifest: '[resources]\ncpu = "small"\n' });
+  const looping = host.get('moody.test', '/loop');
+  await whileRunning(() => (host.runtime.status()[0]?.inFlight ?? 0) > 0);
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  const replies = await Promise.all(Array.from({ length: 4 }, (_, index) => host.get('moody.test', `/n-${index}`)));
+  // Served while the loop still holds the first instance: by a second one, counting from 1.
+  assert.equal(host.runtime.stats().workersStarted, 2);
+  const counts = replies.map((reply) => Number(/(\d+)\n$/.exec(reply.body.toString())?.[1])).sort((a, b) => a - b);
+  assert.deepEqual(counts, [1, 2, 3, 4]);
+  assert.equal((await looping).status, 504);
 });

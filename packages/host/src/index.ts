@@ -17,6 +17,7 @@ export {
   createHostRuntime,
   type HostRuntimeOptions,
   hostName,
+  type PipelineOptions,
   type RuntimeLimits,
   type RuntimeStats,
   type StratumHostRuntime,

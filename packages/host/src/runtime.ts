@@ -80,6 +80,8 @@ export interface HostRuntimeOptions {
   idleInstanceMs?: number;
   /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
   logBacklog?: number;
+  /** Requests posted to an instance behind the one it runs (see `PIPELINE_DEPTH`). */
+  pipeline?: PipelineOptions;
   /**
    * Keep one worker thread started and waiting, with the capability modules loaded, for the next
    * instance of any capsule. A new thread (isolate, Node.js bootstrap, module loading) was most of
@@ -201,6 +203,15 @@ interface PendingRequest {
  * behind another: a body streams through the instance's one ring.
  */
 const PIPELINE_DEPTH = 8;
+/** Nothing is posted behind a request that has run longer than this (see `leastBusy`). */
+const PIPELINE_HEAD_AGE_MS = 10;
+
+export interface PipelineOptions {
+  /** Requests one instance may hold: the one it runs and those waiting behind it. Default 8; 1 turns pipelining off. */
+  depth?: number;
+  /** Nothing is posted behind a request that has run longer than this. Default 10 ms. */
+  headAgeMs?: number;
+}
 
 class CapsuleWorker {
   readonly worker: Worker;
@@ -527,9 +538,15 @@ class Capsule {
   }
 
   pump(): void {
+    // Set when a request went behind another: every instance is busy, so one more may start.
+    let queuedBehind = false;
     while (this.queue.length > 0) {
       const pending = this.queue[0] as PendingRequest;
-      const handle = this.idle.pop() ?? (pending.req ? undefined : this.leastBusy());
+      let handle = this.idle.pop();
+      if (!handle && !pending.req) {
+        handle = this.leastBusy();
+        queuedBehind ||= handle !== undefined;
+      }
       if (!handle) break;
       clearTimeout(handle.idleTimer);
       this.queue.shift();
@@ -542,16 +559,23 @@ class Capsule {
       }
       this.dispatch(handle, pending);
     }
-    if (this.queue.length > 0 && this.spawning === 0 && this.workers.size < this.maxInstances && this.state !== 'stopped')
+    if ((this.queue.length > 0 || queuedBehind) && this.spawning === 0 && this.workers.size < this.maxInstances && this.state !== 'stopped')
       this.startWorker();
     if (this.active === 0 && this.drained) this.drained();
   }
 
-  /** A started instance with room behind its current request, the least loaded first. */
+  /**
+   * A started instance with room behind its current request, the least loaded first. Not one
+   * whose current request has run for a while: a request posted there waits for it whatever
+   * happens elsewhere, while one left in the queue goes to the first instance free.
+   */
   leastBusy(): CapsuleWorker | undefined {
     let best: CapsuleWorker | undefined;
+    const now = Date.now();
+    const { depth, headAgeMs } = this.#runtime.pipeline;
     for (const handle of this.workers) {
-      if (!handle.started || handle.retired || handle.inFlight.length >= PIPELINE_DEPTH) continue;
+      if (!handle.started || handle.retired || handle.inFlight.length >= depth) continue;
+      if (now - (handle.head?.started ?? now) > headAgeMs) continue;
       if (!best || handle.inFlight.length < best.inFlight.length) best = handle;
     }
     return best;
@@ -913,6 +937,7 @@ class Runtime implements StratumHostRuntime {
   readonly backoffMaxMs: number;
   readonly idleInstanceMs: number;
   readonly idleCapsuleMs: number;
+  readonly pipeline: Required<PipelineOptions>;
   readonly warmupCpuMs: number;
   readonly instancesPerCapsule: number;
   workersStarted = 0;
@@ -937,6 +962,7 @@ class Runtime implements StratumHostRuntime {
     this.backoffMaxMs = options.backoffMaxMs ?? 60_000;
     this.idleInstanceMs = options.idleInstanceMs ?? 30_000;
     this.idleCapsuleMs = options.limits?.idleMs ?? 5 * 60_000;
+    this.pipeline = { depth: options.pipeline?.depth ?? PIPELINE_DEPTH, headAgeMs: options.pipeline?.headAgeMs ?? PIPELINE_HEAD_AGE_MS };
     this.warmupCpuMs = options.warmupCpuMs ?? 500;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.#capabilities = capabilities;
