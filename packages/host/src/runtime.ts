@@ -202,12 +202,12 @@ interface PendingRequest {
  * threads sat mostly idle under load (bench/README.md). Only requests without a body are posted
  * behind another: a body streams through the instance's one ring.
  */
-const PIPELINE_DEPTH = 8;
+const PIPELINE_DEPTH = 16;
 /** Nothing is posted behind a request that has run longer than this (see `leastBusy`). */
 const PIPELINE_HEAD_AGE_MS = 10;
 
 export interface PipelineOptions {
-  /** Requests one instance may hold: the one it runs and those waiting behind it. Default 8; 1 turns pipelining off. */
+  /** Requests one instance may hold: the one it runs and those waiting behind it. Default 16; 1 turns pipelining off. */
   depth?: number;
   /** Nothing is posted behind a request that has run longer than this. Default 10 ms. */
   headAgeMs?: number;
