@@ -17,6 +17,7 @@ export interface TranspileJob {
   bytes: Uint8Array;
   asyncImports: string[];
   asyncExports: string[];
+  importBindings: 'js' | 'hybrid';
 }
 
 export type TranspileWorkerJob = InspectJob | TranspileJob;
@@ -54,6 +55,7 @@ async function run(job: TranspileWorkerJob): Promise<TranspileWorkerReply> {
     instantiation: 'async',
     noTypescript: true,
     quiet: true,
+    importBindings: job.importBindings,
     ...(jspi ? { asyncMode: 'jspi' as const, asyncImports: job.asyncImports, asyncExports: job.asyncExports } : {}),
   });
   const files: Record<string, Uint8Array> = {};

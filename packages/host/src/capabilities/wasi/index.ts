@@ -50,7 +50,25 @@ class TerminalInput {}
 class TerminalOutput {}
 
 /** Resources of interfaces that hand out nothing; they exist so the glue can link. */
-class Descriptor {}
+// jco's hybrid import bindings look up every imported method on the class when the glue is
+// instantiated, so each method the filesystem world declares must exist, if only to refuse.
+class Descriptor {
+  appendViaStream(): never {
+    return denied();
+  }
+  getFlags(): never {
+    return denied();
+  }
+  getType(): never {
+    return denied();
+  }
+  stat(): never {
+    return denied();
+  }
+  writeViaStream(): never {
+    return denied();
+  }
+}
 class DirectoryEntryStream {}
 class Network {}
 class TcpSocket {}
