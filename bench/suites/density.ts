@@ -90,10 +90,7 @@ export const densitySuite: Suite = {
         name: `${component.name}: warm capsules in 4 GiB (mean ${(mean / 1024 / 1024).toFixed(1)} MiB each)`,
         unit: 'capsules',
         summary: summarise([fit]),
-        target:
-          component.name === 'hello'
-            ? { text: '>= 100 warm JS instances', met: fit >= 100 }
-            : { text: '>= 1,000 installed', met: fit >= 1000 },
+        ...(component.name === 'hello' ? { target: { text: '>= 100 warm JS instances', met: fit >= 100 } } : {}),
       });
       notes.push(
         `${component.name}: host RSS ${(base / 1024 / 1024) | 0} MiB empty, ${last ? (last.rss / 1024 / 1024) | 0 : '-'} MiB with ${last?.capsules ?? 0} warm capsules (each installed, started and requested once).`,
