@@ -5,50 +5,12 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from '@bytecodealliance/jco';
 import { silentLogger } from '@stratum/core';
+import { fakeInstance } from '../fake-instance.ts';
 import { sqliteKeyValue } from './backends/sqlite.ts';
 import { keyValueImports } from './bindings.ts';
 import type { KeyValueStore } from './types.ts';
 
 const CABI_LOWER = Symbol.for('cabiLower');
-const CABI_REP = Symbol.for('cabiRep');
-
-/**
- * A stand-in for a component instance as jco's glue presents it to a `cabiLower` function: a
- * memory, a bump `cabi_realloc` that grows the memory on every call (so a view kept across an
- * allocation is detached and fails loudly), and a handle table.
- */
-function fakeInstance() {
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 64 });
-  let top = 8;
-  const realloc = (_old: number, _oldSize: number, align: number, size: number) => {
-    top = Math.ceil(top / align) * align;
-    const ptr = top;
-    top += size;
-    memory.grow(Math.max(0, Math.ceil((top - memory.buffer.byteLength) / 65536)));
-    return ptr;
-  };
-  const table: number[] = [0, 0];
-  return {
-    lowering: { memory, realloc, resourceTables: [table] },
-    /** A handle for a resource the host handed out, as jco's tables record it. */
-    handle(resource: object) {
-      table.push(0, ((resource as Record<symbol, number>)[CABI_REP] ?? 0) | (1 << 30));
-      return table.length / 2 - 1;
-    },
-    put(bytes: Uint8Array) {
-      const ptr = realloc(0, 0, 1, bytes.length);
-      new Uint8Array(memory.buffer, ptr, bytes.length).set(bytes);
-      return ptr;
-    },
-    out: () => realloc(0, 0, 8, 32),
-    view: () => new DataView(memory.buffer),
-    bytes: (ptr: number, len: number) => new Uint8Array(memory.buffer, ptr, len).slice(),
-    text(at: number) {
-      const view = new DataView(memory.buffer);
-      return new TextDecoder().decode(new Uint8Array(memory.buffer, view.getUint32(at, true), view.getUint32(at + 4, true)));
-    },
-  };
-}
 
 type Lowered = (...args: number[]) => void;
 type Bucket = { get(key: string): unknown; set(key: string, value: Uint8Array): unknown; [Symbol.dispose](): void };
@@ -120,14 +82,14 @@ test('keyvalue get and set at the canonical ABI: results, options and error vari
   get(handle, guest.put(encode('')), 0, out);
   view = guest.view();
   assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 3], 'err(other(...))');
-  assert.equal(guest.text(out + 8), 'invalid key: a key must not be empty');
+  assert.equal(guest.textAt(out + 8), 'invalid key: a key must not be empty');
 
   for (const extra of ['a', 'b']) store.set(extra, value);
   out = guest.out();
   set(handle, guest.put(encode('c')), 1, guest.put(value), value.length, out);
   view = guest.view();
   assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 2], 'err(limit-exceeded(...))');
-  assert.equal(guest.text(out + 8), 'the store holds 3 keys, its quota');
+  assert.equal(guest.textAt(out + 8), 'the store holds 3 keys, its quota');
   assert.deepEqual(quota, ['the store holds 3 keys, its quota'], 'quota refusals are reported as through the glue');
 
   out = guest.out();
@@ -181,5 +143,5 @@ test('keyvalue get and set at the canonical ABI on an asynchronous backend suspe
   await promising('get')(handle, guest.put(encode('')), 0, out);
   view = guest.view();
   assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 3], 'a rejected call is err(other(...))');
-  assert.equal(guest.text(out + 8), 'invalid key: a key must not be empty');
+  assert.equal(guest.textAt(out + 8), 'invalid key: a key must not be empty');
 });

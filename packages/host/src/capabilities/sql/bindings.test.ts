@@ -5,40 +5,19 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { parse } from '@bytecodealliance/jco';
 import { silentLogger } from '@stratum/core';
+import { fakeInstance } from '../fake-instance.ts';
 import { sqliteSql } from './backends/sqlite.ts';
 import { sqlImports } from './bindings.ts';
 import type { SqlDatabase } from './types.ts';
 
 const CABI_LOWER = Symbol.for('cabiLower');
-const CABI_REP = Symbol.for('cabiRep');
 
-/** A component instance as jco's glue presents it to `cabiLower`; realloc always grows the memory. */
-function fakeInstance() {
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 64 });
-  let top = 8;
-  const realloc = (_old: number, _oldSize: number, align: number, size: number) => {
-    top = Math.ceil(top / align) * align;
-    const ptr = top;
-    top += size;
-    memory.grow(Math.max(0, Math.ceil((top - memory.buffer.byteLength) / 65536)));
-    return ptr;
-  };
-  const table: number[] = [0, 0];
-  const view = () => new DataView(memory.buffer);
-  const text = (ptr: number, len: number) => new TextDecoder().decode(new Uint8Array(memory.buffer, ptr, len));
-  const put = (bytes: Uint8Array, align = 1) => {
-    const ptr = realloc(0, 0, align, bytes.length);
-    new Uint8Array(memory.buffer, ptr, bytes.length).set(bytes);
-    return ptr;
-  };
+/** The shared fake instance, with the SQL interface's arguments and results. */
+function sqlInstance() {
+  const guest = fakeInstance();
+  const { view, put, realloc, memory, text } = guest;
   return {
-    lowering: { memory, realloc, resourceTables: [table] },
-    handle(resource: object) {
-      table.push(0, ((resource as Record<symbol, number>)[CABI_REP] ?? 0) | (1 << 30));
-      return table.length / 2 - 1;
-    },
-    view,
-    out: () => realloc(0, 0, 8, 32),
+    ...guest,
     /** A string argument: pointer and length. */
     str(value: string): [number, number] {
       const bytes = new TextEncoder().encode(value);
@@ -75,7 +54,6 @@ function fakeInstance() {
         return { tag };
       });
     },
-    text,
   };
 }
 
@@ -103,7 +81,7 @@ async function setup(t: { after(fn: () => unknown): void }, synchronous = true) 
 
 test('sql query and execute at the canonical ABI: values of every type, outcomes and error variants as jco reads them', async (t) => {
   const { open, lower } = await setup(t);
-  const guest = fakeInstance();
+  const guest = sqlInstance();
   const query = lower('query')?.(guest.lowering);
   const execute = lower('execute')?.(guest.lowering);
   assert.ok(query && execute);
@@ -174,7 +152,7 @@ test('sql query and execute at the canonical ABI: values of every type, outcomes
 
 test('sql query and execute at the canonical ABI on an asynchronous backend suspend the guest (JSPI)', async (t) => {
   const { open, lower } = await setup(t, false);
-  const guest = fakeInstance();
+  const guest = sqlInstance();
   const query = lower('query')?.(guest.lowering);
   const execute = lower('execute')?.(guest.lowering);
   assert.ok(query && execute);
