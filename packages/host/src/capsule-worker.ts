@@ -22,8 +22,9 @@ if (!port) throw new Error('capsule-worker.ts runs only as a worker thread');
 
 /**
  * A worker is started either for one capsule (its `WorkerInit` in workerData) or as the runtime's
- * spare: it loads the capability modules now and waits for the capsule it will serve, so that a
- * new instance does not wait for a thread, an isolate and module loading (see `Runtime.spare`).
+ * spare, which waits for the capsule it will serve (a message), so that a new instance does not
+ * wait for a thread, an isolate and module loading (see `Runtime.takeSpare`). A spare that has
+ * waited this long loads the capability modules meanwhile.
  */
 const PRELOAD_AFTER_MS = 500;
 
