@@ -75,13 +75,8 @@ export interface BuildResult {
 export async function buildCapsule(projectDir: string, options: BuildOptions = {}): Promise<BuildResult> {
   const started = performance.now();
   const step = options.onStep ?? (() => {});
-  const dir = resolve(projectDir);
-  const manifestFile = join(dir, 'stratum.toml');
-
-  step('manifest', `reading ${shown(manifestFile)}`);
-  const { manifest } = await loadManifest(manifestFile, shown(manifestFile));
+  const { dir, manifest, entry } = await openProject(projectDir, step);
   const output = outputPath(dir, manifest, options.output);
-  const entry = await findEntry(dir, manifest);
 
   step('bundle', `bundling ${entry}`);
   const work = await mkdtemp(join(tmpdir(), 'stratum-build-'));
@@ -173,12 +168,7 @@ export interface DevBuildResult {
 export async function buildDevCapsule(projectDir: string, options: DevBuildOptions = {}): Promise<DevBuildResult> {
   const started = performance.now();
   const step = options.onStep ?? (() => {});
-  const dir = resolve(projectDir);
-  const manifestFile = join(dir, 'stratum.toml');
-
-  step('manifest', `reading ${shown(manifestFile)}`);
-  const { manifest } = await loadManifest(manifestFile, shown(manifestFile));
-  const entry = await findEntry(dir, manifest);
+  const { dir, manifest, entry } = await openProject(projectDir, step);
 
   step('bundle', `bundling ${entry}`);
   const { code, imports } = await bundle(dir, entry, 'dev');
@@ -325,6 +315,18 @@ async function pruneEngines(cacheDir: string): Promise<void> {
 function shown(path: string): string {
   const fromHere = relative(process.cwd(), path);
   return fromHere === '' || fromHere.startsWith('..') ? path : fromHere;
+}
+
+/** A capsule project's directory, its manifest (read and checked) and its entry module: where every build starts. */
+async function openProject(
+  projectDir: string,
+  step: (step: BuildStep, message: string) => void,
+): Promise<{ dir: string; manifest: Manifest; entry: string }> {
+  const dir = resolve(projectDir);
+  const manifestFile = join(dir, 'stratum.toml');
+  step('manifest', `reading ${shown(manifestFile)}`);
+  const { manifest } = await loadManifest(manifestFile, shown(manifestFile));
+  return { dir, manifest, entry: await findEntry(dir, manifest) };
 }
 
 function outputPath(dir: string, manifest: Manifest, output: string | undefined): string {
