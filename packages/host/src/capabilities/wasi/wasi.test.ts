@@ -64,3 +64,15 @@ test('clocks and random work without the host', async () => {
   assert.ok((member(prepared, 'wasi:clocks/monotonic-clock', 'now')() as bigint) - now >= 1_000_000n);
   assert.equal((member(prepared, 'wasi:random/random', 'getRandomBytes')(16n) as Uint8Array).length, 16);
 });
+
+test('monotonic-clock#now has a canonical-ABI lowering: a core function () -> i64 on the same clock', async () => {
+  const { prepared } = await prepare();
+  const now = member(prepared, 'wasi:clocks/monotonic-clock', 'now');
+  const lower = (now as unknown as Record<symbol, unknown>)[Symbol.for('cabiLower')];
+  assert.equal(typeof lower, 'function', 'no lowering: jco would wrap every read of the clock in its glue');
+  const core = (lower as () => () => bigint)();
+  const before = now() as bigint;
+  const lowered = core();
+  assert.equal(typeof lowered, 'bigint');
+  assert.ok(lowered >= before && (now() as bigint) >= lowered, 'the lowering reads another clock');
+});
