@@ -38,9 +38,16 @@ async function acrossRestart(
   const component = new Uint8Array(await readFile(await buildExample(example)));
   const name = `${example}-${unique()}`;
   const dataDir = await mkdtemp(join(tmpdir(), 'stratum-examples-'));
-  t.after(() => rm(dataDir, { recursive: true, force: true }));
+  const closes: (() => Promise<void>)[] = [];
+  // After hooks run in the order they were added: the directory goes only once every runtime
+  // using it (and its worker threads, which write V8's code cache there) has closed.
+  t.after(async () => {
+    for (const close of closes) await close();
+    await rm(dataDir, { recursive: true, force: true });
+  });
   for (const [round, check] of [before, afterRestart].entries()) {
     const host = await startHarness(t, { dataDir, capabilityConfig });
+    closes.push(() => host.runtime.close());
     await host.runtime.install({ name, manifest, component, domains: [`${name}.test`] });
     await host.runtime.start(name);
     await check((path, options = {}) => send(host.port, `${name}.test`, path, options));

@@ -78,6 +78,9 @@ test('a restarted host installs from its transpile cache without transpiling aga
     { transpiles: 0, inspections: 0, cacheHits: 1, transpileWorkersStarted: 0 },
   );
   assert.equal((await second.get('tiny.test')).body.toString(), 'hello from tiny 1\n');
+  // First's after-hook removes the shared directory, and runs before second's: close second now,
+  // so that none of its worker threads writes V8's code cache there while it goes.
+  await second.runtime.close();
 });
 
 test('install refuses a wrong digest, imports no capability serves, and non-components', async (t) => {

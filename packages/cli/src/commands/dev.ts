@@ -165,6 +165,9 @@ Examples:
       output.notice(`--backend ${flag.text} has no effect: no capsule here grants ${flag.kind}${flag.label ? `:${flag.label}` : ''}`);
     }
 
+    // Watching starts before the first build: a save made while it runs, or just after its
+    // `started` line (a test edits at once), is built next instead of being missed.
+    if (watching) for (const capsule of capsules) capsule.watch();
     const started = Promise.all(capsules.map((capsule) => capsule.reload('starting'))).then(() => 'started' as const);
     if ((await Promise.race([started, stopped])) === 'stop') {
       await shutdown();
@@ -179,7 +182,6 @@ Examples:
       capsules.map((capsule) => capsule.served()),
       { watching, port: ingress.port },
     );
-    if (watching) for (const capsule of capsules) capsule.watch();
     const first = capsules[0]?.served().urls[0];
     if (booleanOption(args, 'open') && first) openInBrowser(first, (message) => output.notice(message));
 
