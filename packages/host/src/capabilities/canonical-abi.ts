@@ -127,6 +127,27 @@ export function coreImport(fn: (...args: number[]) => MaybePromise<void>, asynch
 }
 
 /**
+ * Gives a resource method its canonical-ABI lowering: when jco's glue instantiates, `make` gets
+ * the instance's memory and a way from a handle of the method's resource to its representation,
+ * and returns the core function the guest calls.
+ */
+export function lowerMethod(
+  method: object,
+  asynchronous: boolean,
+  make: (memory: GuestMemory, rep: (handle: number) => number) => (...args: number[]) => MaybePromise<void>,
+): void {
+  Object.defineProperty(method, CABI_LOWER, {
+    value: (lowering: Lowering) => {
+      const table = lowering.resourceTables[0] ?? [];
+      return coreImport(
+        make(new GuestMemory(lowering), (handle) => handleRep(table, handle)),
+        asynchronous,
+      );
+    },
+  });
+}
+
+/**
  * Runs `work` and hands its value to `write`; a thrown or rejected WitError is written as the
  * `result`'s error case instead (1 at `out`, the variant at `errorAt`). Anything else is rethrown
  * and traps the instance, as it does through jco's glue. A promise when `work` returns one.

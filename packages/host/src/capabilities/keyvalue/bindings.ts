@@ -1,5 +1,5 @@
 import type { Logger } from '@stratum/core';
-import { CABI_LOWER, coreImport, GuestMemory, handleRep, type Lowering, RepTable, settle, type VariantCases } from '../canonical-abi.ts';
+import { lowerMethod, RepTable, settle, type VariantCases } from '../canonical-abi.ts';
 import { type ImportObjects, WitError } from '../contract.ts';
 import { KeyValueError, type KeyValueStore, type MaybePromise } from './types.ts';
 
@@ -133,50 +133,40 @@ interface BucketMethods {
  * at +8). Errors come from the same methods the glue calls, so they map the same way.
  */
 function lowerBucket(prototype: BucketMethods, buckets: RepTable<BucketMethods>, asynchronous: boolean): void {
-  Object.defineProperty(prototype.get, CABI_LOWER, {
-    value: (lowering: Lowering) => {
-      const memory = new GuestMemory(lowering);
-      const table = lowering.resourceTables[0] ?? [];
-      const get = (handle: number, keyPtr: number, keyLen: number, out: number) => {
-        const bucket = buckets.get(handleRep(table, handle));
-        const key = memory.string(keyPtr, keyLen);
-        return settle(
-          memory,
-          out,
-          out + 4,
-          STRATUM_ERROR,
-          () => bucket.get(key),
-          (value) => {
-            const view = memory.view();
-            view.setUint8(out, 0);
-            view.setUint8(out + 4, value === undefined ? 0 : 1);
-            if (value !== undefined) memory.writeList(out + 8, value);
-          },
-        );
-      };
-      return coreImport(get, asynchronous);
-    },
+  lowerMethod(prototype.get, asynchronous, (memory, rep) => (handle: number, keyPtr: number, keyLen: number, out: number) => {
+    const bucket = buckets.get(rep(handle));
+    const key = memory.string(keyPtr, keyLen);
+    return settle(
+      memory,
+      out,
+      out + 4,
+      STRATUM_ERROR,
+      () => bucket.get(key),
+      (value) => {
+        const view = memory.view();
+        view.setUint8(out, 0);
+        view.setUint8(out + 4, value === undefined ? 0 : 1);
+        if (value !== undefined) memory.writeList(out + 8, value);
+      },
+    );
   });
-  Object.defineProperty(prototype.set, CABI_LOWER, {
-    value: (lowering: Lowering) => {
-      const memory = new GuestMemory(lowering);
-      const table = lowering.resourceTables[0] ?? [];
-      const set = (handle: number, keyPtr: number, keyLen: number, valuePtr: number, valueLen: number, out: number) => {
-        const bucket = buckets.get(handleRep(table, handle));
-        const key = memory.string(keyPtr, keyLen);
-        const value = memory.bytes(valuePtr, valueLen);
-        return settle(
-          memory,
-          out,
-          out + 4,
-          STRATUM_ERROR,
-          () => bucket.set(key, value),
-          () => memory.view().setUint8(out, 0),
-        );
-      };
-      return coreImport(set, asynchronous);
+  lowerMethod(
+    prototype.set,
+    asynchronous,
+    (memory, rep) => (handle: number, keyPtr: number, keyLen: number, valuePtr: number, valueLen: number, out: number) => {
+      const bucket = buckets.get(rep(handle));
+      const key = memory.string(keyPtr, keyLen);
+      const value = memory.bytes(valuePtr, valueLen);
+      return settle(
+        memory,
+        out,
+        out + 4,
+        STRATUM_ERROR,
+        () => bucket.set(key, value),
+        () => memory.view().setUint8(out, 0),
+      );
     },
-  });
+  );
 }
 
 export function keyValueImports(options: KeyValueBindingOptions): ImportObjects {

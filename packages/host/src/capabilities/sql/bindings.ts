@@ -1,5 +1,5 @@
 import type { Logger } from '@stratum/core';
-import { CABI_LOWER, coreImport, GuestMemory, handleRep, type Lowering, RepTable, settle, type VariantCases } from '../canonical-abi.ts';
+import { type GuestMemory, lowerMethod, RepTable, settle, type VariantCases } from '../canonical-abi.ts';
 import { type ImportObjects, WitError } from '../contract.ts';
 import { type MaybePromise, type SqlDatabase, SqlError, type SqlOutcome, type SqlRows, type SqlStatement, type SqlValue } from './types.ts';
 
@@ -138,62 +138,56 @@ interface ConnectionMethods {
  * Errors come from the same methods the glue calls, so they map the same way.
  */
 function lowerConnection(prototype: ConnectionMethods, connections: RepTable<ConnectionMethods>, asynchronous: boolean): void {
-  Object.defineProperty(prototype.query, CABI_LOWER, {
-    value: (lowering: Lowering) => {
-      const memory = new GuestMemory(lowering);
-      const table = lowering.resourceTables[0] ?? [];
-      const query = (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
-        const connection = connections.get(handleRep(table, handle));
-        const sql = memory.string(sqlPtr, sqlLen);
-        const params = readValues(memory, paramsPtr, paramsLen);
-        return settle(
-          memory,
-          out,
-          out + 4,
-          SQL_ERROR,
-          () => connection.query(sql, params),
-          (result) => {
-            memory.view().setUint8(out, 0);
-            const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
-            for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
-            const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
-            for (let r = 0; r < result.rows.length; r++) {
-              const row = result.rows[r] as SqlValue[];
-              const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
-              for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
-            }
-          },
-        );
-      };
-      return coreImport(query, asynchronous);
+  lowerMethod(
+    prototype.query,
+    asynchronous,
+    (memory, rep) => (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
+      const connection = connections.get(rep(handle));
+      const sql = memory.string(sqlPtr, sqlLen);
+      const params = readValues(memory, paramsPtr, paramsLen);
+      return settle(
+        memory,
+        out,
+        out + 4,
+        SQL_ERROR,
+        () => connection.query(sql, params),
+        (result) => {
+          memory.view().setUint8(out, 0);
+          const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
+          for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
+          const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
+          for (let r = 0; r < result.rows.length; r++) {
+            const row = result.rows[r] as SqlValue[];
+            const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
+            for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
+          }
+        },
+      );
     },
-  });
-  Object.defineProperty(prototype.execute, CABI_LOWER, {
-    value: (lowering: Lowering) => {
-      const memory = new GuestMemory(lowering);
-      const table = lowering.resourceTables[0] ?? [];
-      const execute = (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
-        const connection = connections.get(handleRep(table, handle));
-        const sql = memory.string(sqlPtr, sqlLen);
-        const params = readValues(memory, paramsPtr, paramsLen);
-        return settle(
-          memory,
-          out,
-          out + 8,
-          SQL_ERROR,
-          () => connection.execute(sql, params),
-          (result) => {
-            const view = memory.view();
-            view.setUint8(out, 0);
-            view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
-            view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
-            if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
-          },
-        );
-      };
-      return coreImport(execute, asynchronous);
+  );
+  lowerMethod(
+    prototype.execute,
+    asynchronous,
+    (memory, rep) => (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
+      const connection = connections.get(rep(handle));
+      const sql = memory.string(sqlPtr, sqlLen);
+      const params = readValues(memory, paramsPtr, paramsLen);
+      return settle(
+        memory,
+        out,
+        out + 8,
+        SQL_ERROR,
+        () => connection.execute(sql, params),
+        (result) => {
+          const view = memory.view();
+          view.setUint8(out, 0);
+          view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
+          view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
+          if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
+        },
+      );
     },
-  });
+  );
 }
 
 export function sqlAsyncImports(imports: readonly string[]): string[] {
