@@ -85,7 +85,7 @@ export class GuestMemory {
 }
 
 /** The representation a borrowed or owned handle stands for, as jco's tables store it. */
-export function handleRep(table: number[], handle: number): number {
+function handleRep(table: number[], handle: number): number {
   return (table[(handle << 1) + 1] ?? 0) & ~HANDLE_FLAG;
 }
 
@@ -122,7 +122,7 @@ const Suspending = (WebAssembly as unknown as { Suspending: new (fn: (...args: n
  * component was transpiled with JSPI, so the export that leads here is promising). A call that
  * returns a plain value does not suspend.
  */
-export function coreImport(fn: (...args: number[]) => MaybePromise<void>, asynchronous: boolean): unknown {
+function coreImport(fn: (...args: number[]) => MaybePromise<void>, asynchronous: boolean): unknown {
   return asynchronous ? new Suspending(fn) : fn;
 }
 
