@@ -89,6 +89,206 @@ function handleRep(table: number[], handle: number): number {
   return (table[(handle << 1) + 1] ?? 0) & ~HANDLE_FLAG;
 }
 
+/** jco calls this static on a resource's class when the guest drops a handle the host made. */
+export const CABI_DISPOSE = Symbol.for('cabiDispose');
+
+// One representation space for every HostResource in this thread, so a representation names
+// one object whatever its class, and a representation is reused once its handle is gone (jco's
+// own counters only grow, and its tables' flag bit caps them at 2^30).
+const byRep: (HostResource | undefined)[] = [undefined];
+const freeReps: number[] = [];
+
+/**
+ * A resource whose handles host code may make itself (wasi:http, wasi:io), as well as jco's
+ * glue. jco reads `[cabiRep]` when its glue first hands the object to the guest: the getter gives
+ * the object a representation then, so an object the guest never sees has none. It goes back
+ * when the guest drops the handle (`[Symbol.dispose]`, or `[cabiDispose]` for a handle the host
+ * made, which jco's glue does not know) or passes it on as an owned argument (`release`).
+ *
+ * jco's glue meets a handle the host made without knowing its object: it builds a hollow one,
+ * `Object.create(Class.prototype)` with the representation as an own `[cabiRep]`. {@link real}
+ * turns it back into the object; {@link acceptHollow} does so for every method of a class.
+ */
+export class HostResource {
+  #rep = 0;
+  #hostMade = false;
+  /** jco's glue may still hold it under its representation: never give that out again. */
+  #pinned = false;
+
+  get [CABI_REP](): number {
+    if (this.#rep === 0) {
+      const rep = freeReps.pop() ?? byRep.length;
+      byRep[rep] = this;
+      this.#rep = rep;
+    }
+    return this.#rep;
+  }
+
+  /**
+   * The guest holds no handle to it any more (it dropped it, or passed it on through jco's glue,
+   * which forgets it then); its representation may be reused.
+   */
+  static release(resource: HostResource): void {
+    const rep = resource.#rep;
+    if (rep === 0 || resource.#pinned) return;
+    byRep[rep] = undefined;
+    freeReps.push(rep);
+    resource.#rep = 0;
+    resource.#hostMade = false;
+  }
+
+  static [CABI_DISPOSE](rep: number): void {
+    byRep[rep]?.[Symbol.dispose]();
+  }
+
+  [Symbol.dispose](): void {
+    HostResource.release(this);
+  }
+
+  /** Host side: marks a handle the host made, which jco's glue holds no reference to. */
+  static hostMade(resource: HostResource): number {
+    resource.#hostMade = true;
+    return resource[CABI_REP];
+  }
+
+  /**
+   * Host side: the guest passed an owned handle on. One that jco's glue made stays in the glue's
+   * capture table under its representation, so that representation is never given out again.
+   */
+  static consumed(resource: HostResource): void {
+    if (resource.#hostMade) HostResource.release(resource);
+    else resource.#pinned = true;
+  }
+
+  /** How many representations are held (tests: nothing leaks per request). */
+  static live(): number {
+    return byRep.length - 1 - freeReps.length;
+  }
+}
+
+/** The object a hollow stand-in from jco's glue stands for; any other value as it is. */
+export function real<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || !Object.hasOwn(value, CABI_REP)) return value;
+  return (byRep[(value as unknown as { [CABI_REP]: number })[CABI_REP]] as T | undefined) ?? value;
+}
+
+/** Wraps every method of a class so that it runs on the real object when jco's glue passes a hollow one. */
+export function acceptHollow(type: { prototype: object }): void {
+  const prototype = type.prototype as Record<string, unknown>;
+  for (const name of Object.getOwnPropertyNames(prototype)) {
+    const method = prototype[name];
+    if (name === 'constructor' || typeof method !== 'function') continue;
+    prototype[name] = function (this: object, ...args: unknown[]) {
+      return (method as (...args: unknown[]) => unknown).apply(real(this), args);
+    };
+  }
+}
+
+type ResourceClass<T> = abstract new (...args: never[]) => T;
+
+// Which class each of jco's handle tables holds, learned from a live handle: jco passes a
+// lowering the tables of every resource in the function's type, ordered by the component's
+// table numbering, not by the type's order.
+const tableClasses = new WeakMap<number[], unknown>();
+
+function liveObject(table: number[], handle: number): HostResource | undefined {
+  const slot = table[(handle << 1) + 1];
+  if (!slot || ((table[handle << 1] ?? HANDLE_FLAG) & HANDLE_FLAG) !== 0) return undefined;
+  return byRep[slot & ~HANDLE_FLAG];
+}
+
+function unknownHandle(handle: number, type: { name: string }): never {
+  throw new WebAssembly.RuntimeError(`unknown handle ${handle} for a ${type.name}`);
+}
+
+/** The handle tables jco gave one lowering, for the HostResource classes of its function's type. */
+export class HandleTables {
+  readonly #tables: number[][];
+  readonly #found = new Map<unknown, number[]>();
+
+  constructor(tables: number[][]) {
+    this.#tables = tables;
+  }
+
+  #table<T>(type: ResourceClass<T>, handle: number | undefined): number[] {
+    const found = this.#found.get(type);
+    if (found) return found;
+    let table = this.#tables.find((candidate) => tableClasses.get(candidate) === type);
+    if (!table && handle !== undefined)
+      table = this.#tables.find((candidate) => !tableClasses.has(candidate) && liveObject(candidate, handle) instanceof type);
+    if (!table) {
+      const unknown = this.#tables.filter((candidate) => !tableClasses.has(candidate));
+      if (unknown.length === 1 && handle === undefined) table = unknown[0];
+    }
+    if (!table) return handle === undefined ? unknownHandle(0, type) : unknownHandle(handle, type);
+    tableClasses.set(table, type);
+    this.#found.set(type, table);
+    return table;
+  }
+
+  /** The object behind a handle the guest lends (or owns and keeps). */
+  borrow<T>(type: ResourceClass<T>, handle: number): T {
+    const object = liveObject(this.#table(type, handle), handle);
+    if (!(object instanceof type)) return unknownHandle(handle, type);
+    return object;
+  }
+
+  /** The object behind an owned handle the guest passes on: the handle is removed, as jco's glue does. */
+  take<T extends HostResource>(type: ResourceClass<T>, handle: number): T {
+    const table = this.#table(type, handle);
+    const object = liveObject(table, handle);
+    if (!(object instanceof type)) return unknownHandle(handle, type);
+    if (((table[(handle << 1) + 1] as number) & HANDLE_FLAG) === 0 || table[handle << 1] !== 0)
+      throw new WebAssembly.RuntimeError(`handle ${handle} for a ${type.name} is borrowed, not owned`);
+    table[handle << 1] = (table[0] as number) | HANDLE_FLAG;
+    table[0] = handle | HANDLE_FLAG;
+    HostResource.consumed(object);
+    return object;
+  }
+
+  /** Gives the guest an owned handle to `resource`, in its class's table. */
+  give<T extends HostResource>(type: ResourceClass<T>, resource: T): number {
+    const table = this.#table(type, undefined);
+    const rep = HostResource.hostMade(resource) | HANDLE_FLAG;
+    const free = (table[0] as number) & ~HANDLE_FLAG;
+    if (free === 0) {
+      table.push(0, rep);
+      return (table.length >> 1) - 1;
+    }
+    table[0] = table[free << 1] as number;
+    table[free << 1] = 0;
+    table[(free << 1) + 1] = rep;
+    return free;
+  }
+}
+
+/**
+ * Lowers a function over HostResources (always synchronous): `make` gets the instance's handle
+ * tables and memory once per instance and returns the core function. jco passes no memory to a
+ * function whose type needs none, and such a `make` must not touch it.
+ */
+export function lowerResourceFunction(
+  fn: object,
+  make: (handles: HandleTables, memory: GuestMemory) => (...args: never[]) => unknown,
+): void {
+  Object.defineProperty(fn, CABI_LOWER, {
+    value: (lowering: Partial<Lowering>) =>
+      make(new HandleTables(lowering.resourceTables ?? []), lowering.memory ? new GuestMemory(lowering as Lowering) : NO_MEMORY),
+  });
+}
+
+const NO_MEMORY = new Proxy({} as GuestMemory, {
+  get() {
+    throw new TypeError('this lowering was given no memory');
+  },
+});
+
+/** A value the host threw for the guest (jco's convention: it becomes the result's `err`), not a bug. */
+export function guestError(error: unknown): unknown {
+  if (error instanceof Error) throw error;
+  return error;
+}
+
 /** Resources by the representation given to jco; an entry goes when the guest drops its handle. */
 export class RepTable<T extends object> {
   readonly #entries = new Map<number, T>();

@@ -6,7 +6,9 @@
  *
  * Errors follow jco's convention: a thrown plain value becomes the `result`'s `err`.
  */
+import { acceptHollow, HostResource, real } from '../capabilities/canonical-abi.ts';
 import { type ByteSource, CLOSED, InputStream, type IoError, OutputStream, Pollable } from './io.ts';
+import { lowerHttp } from './lowerings.ts';
 
 export type Method =
   | { tag: 'get' | 'head' | 'post' | 'put' | 'delete' | 'connect' | 'options' | 'trace' | 'patch' }
@@ -49,11 +51,12 @@ function checkName(name: string): void {
 }
 
 /** Header fields: an ordered list of (name, value); names compare case-insensitively. */
-export class Fields {
+export class Fields extends HostResource {
   #entries: [string, Uint8Array][];
   #immutable: boolean;
 
   constructor() {
+    super();
     this.#entries = [];
     this.#immutable = false;
   }
@@ -148,12 +151,13 @@ export interface IncomingRequestData {
   body: Uint8Array[] | ByteSource;
 }
 
-export class IncomingRequest {
+export class IncomingRequest extends HostResource {
   readonly #data: IncomingRequestData;
   #headers: Fields | undefined;
   #consumed = false;
 
   constructor(data: IncomingRequestData) {
+    super();
     this.#data = data;
   }
 
@@ -192,11 +196,12 @@ export class IncomingRequest {
   }
 }
 
-export class IncomingBody {
+export class IncomingBody extends HostResource {
   readonly #stream: InputStream;
   #taken = false;
 
   constructor(stream: InputStream) {
+    super();
     this.#stream = stream;
   }
 
@@ -206,13 +211,14 @@ export class IncomingBody {
     return this.#stream;
   }
 
-  static finish(_body: IncomingBody): FutureTrailers {
+  static finish(body: IncomingBody): FutureTrailers {
+    HostResource.release(body);
     return new FutureTrailers();
   }
 }
 
 /** Trailers are not carried by the bridge: the future is ready at once with none. */
-export class FutureTrailers {
+export class FutureTrailers extends HostResource {
   #taken = false;
 
   subscribe(): Pollable {
@@ -254,7 +260,7 @@ class BodyBuffer {
   }
 }
 
-export class OutgoingBody {
+export class OutgoingBody extends HostResource {
   readonly buffer = new BodyBuffer();
   #stream: OutputStream | undefined;
 
@@ -284,7 +290,10 @@ export class OutgoingBody {
     return this.#stream;
   }
 
-  static finish(body: OutgoingBody, _trailers: Fields | undefined): void {
+  static finish(passed: OutgoingBody, trailers: Fields | undefined): void {
+    const body = real(passed);
+    HostResource.release(body);
+    if (trailers) HostResource.release(real(trailers));
     const buffer = body.buffer;
     if (buffer.finished) return;
     buffer.finished = true;
@@ -299,12 +308,15 @@ export function setResponseBodyLimit(bytes: number): void {
   bodyLimit = bytes;
 }
 
-export class OutgoingResponse {
+export class OutgoingResponse extends HostResource {
   #status = 200;
   readonly #headers: Fields;
   #body: OutgoingBody | undefined;
 
-  constructor(headers: Fields) {
+  constructor(passed: Fields) {
+    super();
+    const headers = real(passed);
+    HostResource.release(headers);
     Fields.freeze(headers);
     this.#headers = headers;
   }
@@ -335,19 +347,23 @@ export class OutgoingResponse {
   }
 }
 
-export class ResponseOutparam {
+export class ResponseOutparam extends HostResource {
   #receiver: ResponseReceiver | undefined;
 
   constructor(receiver: ResponseReceiver) {
+    super();
     this.#receiver = receiver;
   }
 
   static set(param: ResponseOutparam, response: { tag: 'ok'; val: OutgoingResponse } | { tag: 'err'; val: ErrorCode }): void {
+    HostResource.release(param);
+    const outgoing = response.tag === 'ok' ? real(response.val) : undefined;
+    if (outgoing) HostResource.release(outgoing);
     const receiver = param.#receiver;
     if (!receiver) return;
     param.#receiver = undefined;
-    if (response.tag === 'ok') OutgoingResponse.deliver(response.val, receiver);
-    else receiver.failed(response.val);
+    if (outgoing) OutgoingResponse.deliver(outgoing, receiver);
+    else receiver.failed(response.val as ErrorCode);
   }
 }
 
@@ -361,7 +377,7 @@ export interface OutgoingRequestParts {
   body: OutgoingBody | undefined;
 }
 
-export class OutgoingRequest {
+export class OutgoingRequest extends HostResource {
   #method: Method = { tag: 'get' };
   #scheme: Scheme | undefined;
   #authority: string | undefined;
@@ -369,7 +385,10 @@ export class OutgoingRequest {
   readonly #headers: Fields;
   #body: OutgoingBody | undefined;
 
-  constructor(headers: Fields) {
+  constructor(passed: Fields) {
+    super();
+    const headers = real(passed);
+    HostResource.release(headers);
     Fields.freeze(headers);
     this.#headers = headers;
   }
@@ -437,7 +456,7 @@ export function outgoingBodyBytes(body: OutgoingBody | undefined): Uint8Array[] 
   return body ? body.buffer.pending : [];
 }
 
-export class RequestOptions {
+export class RequestOptions extends HostResource {
   #connect: bigint | undefined;
   #firstByte: bigint | undefined;
   #betweenBytes: bigint | undefined;
@@ -467,13 +486,14 @@ export class RequestOptions {
   }
 }
 
-export class IncomingResponse {
+export class IncomingResponse extends HostResource {
   readonly #status: number;
   readonly #headers: Fields;
   readonly #body: Uint8Array[];
   #consumed = false;
 
   constructor(status: number, headers: [string, Uint8Array][], body: Uint8Array[]) {
+    super();
     this.#status = status;
     this.#headers = Fields.adopt(headers, true);
     this.#body = body;
@@ -497,11 +517,12 @@ export class IncomingResponse {
 type FutureValue = { tag: 'ok'; val: IncomingResponse } | { tag: 'err'; val: ErrorCode };
 
 /** A response that the outbound capability settles, at once or later (with JSPI). */
-export class FutureIncomingResponse {
+export class FutureIncomingResponse extends HostResource {
   #value: FutureValue | undefined;
   #taken = false;
 
   constructor(value?: FutureValue) {
+    super();
     this.#value = value;
   }
 
@@ -528,6 +549,12 @@ export function httpErrorCode(_error: IoError): ErrorCode | undefined {
 export function decodeHeaderValue(value: Uint8Array): string {
   return decoder.decode(value);
 }
+
+// Handles of these classes may be made by the lowerings, which jco's glue does not know.
+acceptHollow(Fields);
+acceptHollow(OutgoingResponse);
+acceptHollow(OutgoingBody);
+lowerHttp({ Fields, IncomingRequest, IncomingResponse, OutgoingResponse, OutgoingBody, OutgoingRequest, OutputStream });
 
 export const httpTypes = {
   Fields,

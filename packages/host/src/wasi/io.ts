@@ -7,6 +7,8 @@
  * Thrown plain objects become the WIT `result`'s error (jco lowers a thrown non-Error as
  * `err(value)`), so every failure here is a `stream-error`, never a trap.
  */
+import { acceptHollow, HostResource } from '../capabilities/canonical-abi.ts';
+import { lowerStreams } from './lowerings.ts';
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
@@ -20,10 +22,11 @@ export function monotonicNow(): bigint {
   return process.hrtime.bigint();
 }
 
-export class IoError {
+export class IoError extends HostResource {
   readonly #message: string;
 
   constructor(message: string) {
+    super();
     this.#message = message;
   }
 
@@ -40,11 +43,12 @@ export interface Waitable {
 }
 
 /** Ready at once, at a monotonic deadline (clock pollables), or when its waitable is. */
-export class Pollable {
+export class Pollable extends HostResource {
   readonly #deadline: bigint | undefined;
   readonly #waitable: Waitable | undefined;
 
   constructor(deadline?: bigint, waitable?: Waitable) {
+    super();
     this.#deadline = deadline;
     this.#waitable = waitable;
   }
@@ -142,11 +146,12 @@ export class ChunkSource implements ByteSource {
   wait(): void {}
 }
 
-export class InputStream {
+export class InputStream extends HostResource {
   readonly #source: ByteSource;
   #closed = false;
 
   constructor(source: ByteSource | Uint8Array[] = []) {
+    super();
     this.#source = Array.isArray(source) ? new ChunkSource(source) : source;
   }
 
@@ -180,7 +185,8 @@ export class InputStream {
     return new Pollable(undefined, this.#source);
   }
 
-  [Symbol.dispose](): void {
+  override [Symbol.dispose](): void {
+    super[Symbol.dispose]();
     this.#closed = true;
   }
 }
@@ -198,11 +204,12 @@ export interface ByteSink {
 
 const WRITE_BUDGET = 1024 * 1024;
 
-export class OutputStream {
+export class OutputStream extends HostResource {
   readonly #sink: ByteSink;
   #closed = false;
 
   constructor(sink: ByteSink) {
+    super();
     this.#sink = sink;
   }
 
@@ -256,12 +263,18 @@ export class OutputStream {
     return this.splice(source, len);
   }
 
-  [Symbol.dispose](): void {
+  override [Symbol.dispose](): void {
+    super[Symbol.dispose]();
     if (this.#closed) return;
     this.#closed = true;
     this.#sink.close?.();
   }
 }
+
+// Handles of these classes may be made by the lowerings, which jco's glue does not know.
+acceptHollow(IoError);
+acceptHollow(OutputStream);
+lowerStreams({ IoError, InputStream, OutputStream });
 
 export const ioError = { Error: IoError };
 export const ioPoll = { Pollable, poll };

@@ -1,6 +1,13 @@
 import { parseDuration, parseSize, StratumError } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
-import { FutureIncomingResponse, IncomingResponse, OutgoingRequest, outgoingBodyBytes } from '../../wasi/http-types.ts';
+import {
+  FutureIncomingResponse,
+  IncomingResponse,
+  OutgoingRequest,
+  outgoingBodyBytes,
+  type RequestOptions,
+} from '../../wasi/http-types.ts';
+import { HostResource } from '../canonical-abi.ts';
 import type { Capability } from '../contract.ts';
 import { WitError } from '../contract.ts';
 import { DEFAULT_OUTBOUND_LIMITS, OutboundError, type OutboundLimits, outboundFetch } from './fetch.ts';
@@ -86,7 +93,8 @@ const outbound: Capability<OutboundSettings> = {
       return {
         imports: {
           'wasi:http/outgoing-handler': {
-            handle(): never {
+            handle(request?: OutgoingRequest, options?: RequestOptions): never {
+              passedOn(request, options);
               context.log('warn', 'outbound request refused: the manifest allows no outbound origin ([capabilities] outbound)', 'outbound');
               throw new WitError({ tag: 'HTTP-request-denied' });
             },
@@ -97,7 +105,8 @@ const outbound: Capability<OutboundSettings> = {
     return {
       imports: {
         'wasi:http/outgoing-handler': {
-          async handle(request: OutgoingRequest, _options: unknown): Promise<FutureIncomingResponse> {
+          async handle(request: OutgoingRequest, options: RequestOptions | undefined): Promise<FutureIncomingResponse> {
+            passedOn(request, options);
             const scope = context.currentRequest();
             if (scope && scope.outboundRemaining <= 0) {
               context.log('warn', 'outbound request refused: this request used up its outbound requests', 'outbound');
@@ -137,3 +146,9 @@ const outbound: Capability<OutboundSettings> = {
 };
 
 export default outbound;
+
+/** `handle` takes the request and its options as owned handles, which jco's glue forgets then. */
+function passedOn(request: OutgoingRequest | undefined, options: RequestOptions | undefined): void {
+  if (request) HostResource.release(request);
+  if (options) HostResource.release(options);
+}

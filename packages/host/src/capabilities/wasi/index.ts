@@ -1,5 +1,5 @@
 import { insecure, insecureSeed, random } from '@bytecodealliance/preview2-shim/random';
-import { InputStream, ioError, ioPoll, ioStreams, monotonicNow, OutputStream, Pollable } from '../../wasi/io.ts';
+import { type ByteSink, InputStream, ioError, ioPoll, ioStreams, monotonicNow, OutputStream, Pollable } from '../../wasi/io.ts';
 import { CABI_LOWER } from '../canonical-abi.ts';
 import type { Capability, PrepareContext } from '../contract.ts';
 
@@ -12,12 +12,16 @@ import type { Capability, PrepareContext } from '../contract.ts';
 
 const MAX_LINE = 16 * 1024;
 
-/** stdout and stderr: each line becomes one capsule log line. */
-function logStream(context: PrepareContext<unknown>, level: 'info' | 'error', source: 'stdout' | 'stderr'): OutputStream {
+/**
+ * stdout and stderr: each line becomes one capsule log line. Each `get-stdout` gets a stream of
+ * its own over the one sink: a stream is a resource the guest drops, and one object handed out
+ * twice would be two handles to one representation.
+ */
+function logSink(context: PrepareContext<unknown>, level: 'info' | 'error', source: 'stdout' | 'stderr'): ByteSink {
   let partial = '';
   const decoder = new TextDecoder();
   const emit = (line: string) => context.log(level, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}...` : line, source);
-  return new OutputStream({
+  return {
     capacity: () => 1024 * 1024,
     write: (bytes) => {
       partial += decoder.decode(bytes, { stream: true });
@@ -37,7 +41,7 @@ function logStream(context: PrepareContext<unknown>, level: 'info' | 'error', so
       if (partial) emit(partial);
       partial = '';
     },
-  });
+  };
 }
 
 class CapsuleExit extends Error {
@@ -124,8 +128,8 @@ const wasi: Capability<Record<string, never>> = {
   interfaces: WASI_INTERFACES,
   configure: () => ({ settings: {} }),
   prepare(context) {
-    const stdout = logStream(context, 'info', 'stdout');
-    const stderr = logStream(context, 'error', 'stderr');
+    const stdout = logSink(context, 'info', 'stdout');
+    const stderr = logSink(context, 'error', 'stderr');
     const imports: Record<(typeof WASI_INTERFACES)[number], Record<string, unknown>> = {
       'wasi:io/error': ioError,
       'wasi:io/poll': ioPoll,
@@ -156,8 +160,8 @@ const wasi: Capability<Record<string, never>> = {
         },
       },
       'wasi:cli/stdin': { getStdin: () => new InputStream() },
-      'wasi:cli/stdout': { getStdout: () => stdout },
-      'wasi:cli/stderr': { getStderr: () => stderr },
+      'wasi:cli/stdout': { getStdout: () => new OutputStream(stdout) },
+      'wasi:cli/stderr': { getStderr: () => new OutputStream(stderr) },
       'wasi:cli/terminal-input': { TerminalInput },
       'wasi:cli/terminal-output': { TerminalOutput },
       'wasi:cli/terminal-stdin': { getTerminalStdin: () => undefined },
@@ -176,8 +180,8 @@ const wasi: Capability<Record<string, never>> = {
     return {
       imports,
       close: () => {
-        stdout[Symbol.dispose]();
-        stderr[Symbol.dispose]();
+        stdout.close?.();
+        stderr.close?.();
       },
     };
   },
