@@ -233,8 +233,13 @@ export class HandleTables {
     return object;
   }
 
-  /** The object behind an owned handle the guest passes on: the handle is removed, as jco's glue does. */
-  take<T extends HostResource>(type: ResourceClass<T>, handle: number): T {
+  /**
+   * The object behind an owned handle the guest passes on: the handle is removed, as jco's glue
+   * does. `onlyGlueMakes`: every handle of this class is made by jco's glue, which writes its
+   * capture entry anew whenever it hands out a representation, so the stale entry it keeps for
+   * this one is never read and the representation may be reused at once.
+   */
+  take<T extends HostResource>(type: ResourceClass<T>, handle: number, onlyGlueMakes = false): T {
     const table = this.#table(type, handle);
     const object = liveObject(table, handle);
     if (!(object instanceof type)) return unknownHandle(handle, type);
@@ -242,7 +247,8 @@ export class HandleTables {
       throw new WebAssembly.RuntimeError(`handle ${handle} for a ${type.name} is borrowed, not owned`);
     table[handle << 1] = (table[0] as number) | HANDLE_FLAG;
     table[0] = handle | HANDLE_FLAG;
-    HostResource.consumed(object);
+    if (onlyGlueMakes) HostResource.release(object);
+    else HostResource.consumed(object);
     return object;
   }
 

@@ -554,7 +554,7 @@ export function decodeHeaderValue(value: Uint8Array): string {
 acceptHollow(Fields);
 acceptHollow(OutgoingResponse);
 acceptHollow(OutgoingBody);
-lowerHttp({ Fields, IncomingRequest, IncomingResponse, OutgoingResponse, OutgoingBody, OutgoingRequest, OutputStream });
+lowerHttp({ Fields, IncomingRequest, IncomingResponse, OutgoingResponse, OutgoingBody, OutgoingRequest, OutputStream, ResponseOutparam });
 
 export const httpTypes = {
   Fields,

@@ -144,13 +144,12 @@ test('a response made through the lowerings reaches the receiver, with tables in
   writeAndFlush(stream, hello, helloLen, out);
   assert.equal(g.view().getUint8(out), 0);
 
-  // response-outparam.set stays with jco's glue: it gets a hollow stand-in for the response.
+  // The outparam comes from jco's glue (the export call); set takes it and the response.
   const { seen, target } = receiver();
-  const param = new ResponseOutparam(target);
-  const paramHandle = g.glueGive(params, param);
-  const hollow = g.glueLift(responses, response, OutgoingResponse);
-  assert.notEqual(hollow, undefined);
-  ResponseOutparam.set(g.glueLift(params, paramHandle, ResponseOutparam), { tag: 'ok', val: hollow });
+  const paramHandle = g.glueGive(params, new ResponseOutparam(target));
+  const set = g.lower(ResponseOutparam.set, [params, responses]);
+  set(paramHandle, 0, response, 0n, 0, 0, 0, 0, 0);
+  assert.notEqual(((responses[response * 2] as number) & FLAG) >>> 0, 0, 'set took the response handle');
   g.glueDrop(streams, stream, OutputStream);
   finish(bodyHandle, 0, 0, out);
   assert.equal(g.view().getUint8(out), 0);
@@ -164,6 +163,27 @@ test('a response made through the lowerings reaches the receiver, with tables in
     { status: 201, headers: ['content-type: text/plain'], body: 'hello', ended: true },
   );
   assert.equal(HostResource.live(), before, 'every representation went back once its handle was gone');
+});
+
+test('response-outparam.set: an error-code reaches the receiver by its case; a response made without the lowerings is accepted through the glue', () => {
+  const g = guest();
+  const [params, responses] = [g.newTable(), g.newTable()];
+  const set = g.lower(ResponseOutparam.set, [params, responses]);
+  const failed: string[] = [];
+  const first = receiver();
+  first.target.failed = (error) => failed.push(error.tag);
+  set(g.glueGive(params, new ResponseOutparam(first.target)), 1, 15, 0n, 0, 0, 0, 0, 0);
+  assert.deepEqual(failed, ['HTTP-request-denied']);
+
+  // Without hybrid bindings the glue calls the class itself, with a hollow stand-in for a
+  // response whose handle a lowering made.
+  const second = receiver();
+  const fieldsTable: number[] = g.newTable();
+  const newResponse = g.lower(OutgoingResponse, [fieldsTable, responses]);
+  const response = newResponse(g.lower(Fields, [fieldsTable])() as number) as number;
+  const hollow = g.glueLift(responses, response, OutgoingResponse);
+  ResponseOutparam.set(new ResponseOutparam(second.target), { tag: 'ok', val: hollow });
+  assert.equal(second.seen.status, 200);
 });
 
 test('an incoming request is read through the lowerings; representations are reused, not counted up', () => {

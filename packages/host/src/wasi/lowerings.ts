@@ -14,7 +14,15 @@
  * header-error); an `option` is laid out the same way.
  */
 import { type GuestMemory, guestError, type HandleTables, lowerResourceFunction } from '../capabilities/canonical-abi.ts';
-import type { Fields, IncomingRequest, IncomingResponse, OutgoingBody, OutgoingRequest, OutgoingResponse } from './http-types.ts';
+import type {
+  Fields,
+  IncomingRequest,
+  IncomingResponse,
+  OutgoingBody,
+  OutgoingRequest,
+  OutgoingResponse,
+  ResponseOutparam,
+} from './http-types.ts';
 import type { InputStream, IoError, OutputStream } from './io.ts';
 
 interface StreamClasses {
@@ -112,11 +120,54 @@ interface HttpClasses {
   OutgoingBody: typeof OutgoingBody;
   OutgoingRequest: typeof OutgoingRequest;
   OutputStream: typeof OutputStream;
+  ResponseOutparam: typeof ResponseOutparam;
 }
 
 const METHODS = ['get', 'head', 'post', 'put', 'delete', 'connect', 'options', 'trace', 'patch', 'other'];
 const SCHEMES = ['HTTP', 'HTTPS', 'other'];
 const HEADER_ERRORS = ['invalid-syntax', 'forbidden', 'immutable'];
+/** error-code's cases in order: `response-outparam.set` lifts the case only (the host reads nothing else). */
+const ERROR_CODES = [
+  'DNS-timeout',
+  'DNS-error',
+  'destination-not-found',
+  'destination-unavailable',
+  'destination-IP-prohibited',
+  'destination-IP-unroutable',
+  'connection-refused',
+  'connection-terminated',
+  'connection-timeout',
+  'connection-read-timeout',
+  'connection-write-timeout',
+  'connection-limit-reached',
+  'TLS-protocol-error',
+  'TLS-certificate-error',
+  'TLS-alert-received',
+  'HTTP-request-denied',
+  'HTTP-request-length-required',
+  'HTTP-request-body-size',
+  'HTTP-request-method-invalid',
+  'HTTP-request-URI-invalid',
+  'HTTP-request-URI-too-long',
+  'HTTP-request-header-section-size',
+  'HTTP-request-header-size',
+  'HTTP-request-trailer-section-size',
+  'HTTP-request-trailer-size',
+  'HTTP-response-incomplete',
+  'HTTP-response-header-section-size',
+  'HTTP-response-header-size',
+  'HTTP-response-body-size',
+  'HTTP-response-trailer-section-size',
+  'HTTP-response-trailer-size',
+  'HTTP-response-transfer-coding',
+  'HTTP-response-content-coding',
+  'HTTP-response-timeout',
+  'HTTP-upgrade-failed',
+  'HTTP-protocol-error',
+  'loop-detected',
+  'configuration-error',
+  'internal-error',
+];
 
 /** A variant `{ tag, val? }` whose only payload is a string in its last case: the case at `at`, the string at +4. */
 function writeStringVariant(memory: GuestMemory, at: number, cases: string[], value: { tag: string; val?: unknown }): void {
@@ -151,7 +202,8 @@ function readValues(memory: GuestMemory, ptr: number, count: number): Uint8Array
 }
 
 export function lowerHttp(http: HttpClasses): void {
-  const { Fields, IncomingRequest, IncomingResponse, OutgoingResponse, OutgoingBody, OutgoingRequest, OutputStream } = http;
+  const { Fields, IncomingRequest, IncomingResponse, OutgoingResponse, OutgoingBody, OutgoingRequest, OutputStream, ResponseOutparam } =
+    http;
 
   /** `result<own<T>>` with no error payload: (self, return area). */
   const ownResult =
@@ -321,5 +373,14 @@ export function lowerHttp(http: HttpClasses): void {
     const taken = handles.take(OutgoingBody, body);
     OutgoingBody.finish(taken, hasTrailers ? handles.take(Fields, trailers) : undefined);
     memory.view().setUint8(out, 0);
+  });
+
+  // (param, result<own<outgoing-response>, error-code>) flattened: the result's case, then the
+  // response's handle or error-code's case (its payloads follow, unread).
+  lowerResourceFunction(ResponseOutparam.set, (handles) => (param: number, failed: number, payload: number) => {
+    // Only jco's glue makes response-outparam handles (each request's, in the export call).
+    const outparam = handles.take(ResponseOutparam, param, true);
+    if (failed) ResponseOutparam.set(outparam, { tag: 'err', val: { tag: ERROR_CODES[payload] ?? 'internal-error' } });
+    else ResponseOutparam.set(outparam, { tag: 'ok', val: handles.take(OutgoingResponse, payload) });
   });
 }
