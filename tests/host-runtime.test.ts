@@ -31,6 +31,19 @@ test('the Host header picks the capsule; an unknown host name gets 404', async (
   assert.deepEqual(records, ['tiny tiny.test 200']);
 });
 
+test('a response that arrives whole goes out with its content-length; HEAD gets the head only', async (t) => {
+  const host = await startHarness(t);
+  await host.install('tiny', await buildTiny());
+  const whole = await host.get('tiny.test');
+  assert.equal(whole.body.toString(), 'hello from tiny 1\n');
+  assert.equal(whole.headers['content-length'], String(whole.body.length));
+  assert.equal(whole.headers['transfer-encoding'], undefined);
+  const head = await host.get('tiny.test', '/', { method: 'HEAD' });
+  assert.equal(head.status, 200);
+  assert.equal(head.body.length, 0);
+  assert.equal(head.headers['content-length'], undefined, 'a HEAD answer does not claim a length it did not measure');
+});
+
 test('paths outside the manifest routes get 404 without reaching the capsule', async (t) => {
   const host = await startHarness(t);
   await host.install('api', await buildTiny(), { manifest: '[http]\nroutes = ["/api/*"]\n' });
