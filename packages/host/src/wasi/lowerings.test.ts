@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { CABI_DISPOSE, CABI_LOWER, CABI_REP, HostResource, type Lowering } from '../capabilities/canonical-abi.ts';
+import { fakeInstance } from '../capabilities/fake-instance.ts';
 import { Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam, type ResponseReceiver } from './http-types.ts';
 import { IoError, OutputStream } from './io.ts';
 
@@ -12,19 +13,10 @@ const FLAG = 1 << 30;
 type Core = (...args: (number | bigint)[]) => number | undefined;
 
 function guest() {
-  const memory = new WebAssembly.Memory({ initial: 1, maximum: 64 });
-  let top = 1024;
-  const realloc = (_old: number, _oldSize: number, align: number, size: number) => {
-    top = Math.ceil(top / align) * align;
-    const ptr = top;
-    top += size;
-    memory.grow(Math.max(0, Math.ceil((top - memory.buffer.byteLength) / 65536)));
-    return ptr;
-  };
+  const { memory, realloc, view, out, textAt, put } = fakeInstance();
   const newTable = (): number[] => [FLAG, 0];
   // What jco's glue keeps for the objects it gave the guest itself.
   const captured = new Map<number[], Map<number, object>>();
-  const view = () => new DataView(memory.buffer);
   return {
     memory,
     newTable,
@@ -63,17 +55,12 @@ function guest() {
         captured.get(table)?.delete(rep);
       } else (type as Record<symbol, (rep: number) => void>)[CABI_DISPOSE]?.(rep);
     },
-    out: () => realloc(0, 0, 8, 32),
+    out,
     put(text: string) {
       const bytes = new TextEncoder().encode(text);
-      const ptr = realloc(0, 0, 1, bytes.length);
-      new Uint8Array(memory.buffer, ptr, bytes.length).set(bytes);
-      return [ptr, bytes.length] as const;
+      return [put(bytes), bytes.length] as const;
     },
-    text(at: number) {
-      const ptr = view().getUint32(at, true);
-      return new TextDecoder().decode(new Uint8Array(memory.buffer, ptr, view().getUint32(at + 4, true)));
-    },
+    text: textAt,
   };
 }
 

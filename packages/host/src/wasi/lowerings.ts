@@ -45,26 +45,40 @@ function writeStreamError(memory: GuestMemory, handles: HandleTables, io: Stream
   view.setUint8(at, 1);
 }
 
+/**
+ * A method returning `result<_, E>`, lowered as (self, ..., return area): `run` gets the object
+ * and the core arguments; a value it throws for the guest goes to `failed`, which writes the case
+ * and E.
+ */
+function unitResultMethod<S>(
+  type: abstract new (...args: never[]) => S,
+  run: (target: S, memory: GuestMemory, args: number[]) => void,
+  failed: (memory: GuestMemory, handles: HandleTables, out: number, error: unknown) => void,
+) {
+  return (handles: HandleTables, memory: GuestMemory) =>
+    (...args: number[]) => {
+      const out = args[args.length - 1] as number;
+      const target = handles.borrow(type, args[0] as number);
+      try {
+        run(target, memory, args);
+      } catch (error) {
+        failed(memory, handles, out, error);
+        return;
+      }
+      memory.view().setUint8(out, 0);
+    };
+}
+
 export function lowerStreams(io: StreamClasses): void {
   const { InputStream, OutputStream } = io;
   const output = OutputStream.prototype;
 
-  /** `result<_, stream-error>` methods: (self, ..., return area). */
-  const unitResult = (run: (stream: OutputStream, memory: GuestMemory, args: number[]) => void) => {
-    return (handles: HandleTables, memory: GuestMemory) =>
-      (...args: number[]) => {
-        const out = args[args.length - 1] as number;
-        const stream = handles.borrow(OutputStream, args[0] as number);
-        try {
-          run(stream, memory, args);
-        } catch (error) {
-          memory.view().setUint8(out, 1);
-          writeStreamError(memory, handles, io, out + 4, error);
-          return;
-        }
-        memory.view().setUint8(out, 0);
-      };
-  };
+  /** `result<_, stream-error>` methods: the error after the case, at +4. */
+  const unitResult = (run: (stream: OutputStream, memory: GuestMemory, args: number[]) => void) =>
+    unitResultMethod(OutputStream, run, (memory, handles, out, error) => {
+      memory.view().setUint8(out, 1);
+      writeStreamError(memory, handles, io, out + 4, error);
+    });
   const write = (stream: OutputStream, memory: GuestMemory, [, ptr, len]: number[]) =>
     stream.write(memory.bytes(ptr as number, len as number));
   const writeAndFlush = (stream: OutputStream, memory: GuestMemory, [, ptr, len]: number[]) =>
@@ -287,21 +301,9 @@ export function lowerHttp(http: HttpClasses): void {
     (handles, memory) => (self: number, namePtr: number, nameLen: number) =>
       handles.borrow(Fields, self).has(memory.string(namePtr, nameLen)) ? 1 : 0,
   );
-  /** `result<_, header-error>`: the error at +1. */
-  const headerResult =
-    (run: (target: Fields, memory: GuestMemory, args: number[]) => void) =>
-    (handles: HandleTables, memory: GuestMemory) =>
-    (...args: number[]) => {
-      const out = args[args.length - 1] as number;
-      const target = handles.borrow(Fields, args[0] as number);
-      try {
-        run(target, memory, args);
-      } catch (error) {
-        writeHeaderError(memory, out, 1, error);
-        return;
-      }
-      memory.view().setUint8(out, 0);
-    };
+  /** `result<_, header-error>` methods: the error at +1. */
+  const headerResult = (run: (target: Fields, memory: GuestMemory, args: number[]) => void) =>
+    unitResultMethod(Fields, run, (memory, _handles, out, error) => writeHeaderError(memory, out, 1, error));
   lowerResourceFunction(
     fields.set,
     headerResult((target, memory, [, namePtr, nameLen, ptr, count]) =>
