@@ -9,7 +9,16 @@ import { BodyReader } from './body-channel.ts';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
 import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
 import { setBeforeBlocking } from './wasi/io.ts';
-import type { FromWorker, LogLine, RequestMessage, ResponseBatch, ToWorker, WorkerBoot, WorkerInit } from './worker-protocol.ts';
+import {
+  type FromWorker,
+  type LogLine,
+  packBatches,
+  type RequestMessage,
+  type ResponseBatch,
+  type ToWorker,
+  type WorkerBoot,
+  type WorkerInit,
+} from './worker-protocol.ts';
 
 // jco's glue calls `_debugLog` on every lift and lower, which reads `process.env.JCO_DEBUG`; in
 // Node.js `process.env` is an interceptor that costs far more than a property read (23% of a
@@ -77,7 +86,6 @@ function pending(): ResponseBatch {
 
 /** Batches on their way to the main thread, oldest first: several go in one message. */
 let outbox: ResponseBatch[] = [];
-let outboxTransfers: ArrayBuffer[] = [];
 let outboxScheduled = false;
 
 /**
@@ -94,10 +102,7 @@ function flushBatch(deferred = false): void {
     else outbox.push({ type: 'batch', id: current?.id ?? 0, logs });
     logs = [];
   }
-  if (out) {
-    outbox.push(out);
-    outboxTransfers.push(...transferable(out.chunks));
-  }
+  if (out) outbox.push(out);
   if (!deferred) sendOutbox();
   else if (!outboxScheduled) {
     outboxScheduled = true;
@@ -108,36 +113,9 @@ function flushBatch(deferred = false): void {
 function sendOutbox(): void {
   outboxScheduled = false;
   if (outbox.length === 0) return;
-  const batches = outbox;
-  const transfers = outboxTransfers;
+  const { message, transfer } = packBatches(outbox);
   outbox = [];
-  outboxTransfers = [];
-  port?.postMessage(batches satisfies FromWorker, transfers);
-}
-
-const TRANSFER_AT = 16 * 1024;
-
-/**
- * Large chunks are moved rather than copied. Small ones are copied: measured, a transfer list
- * costs more than cloning a few hundred bytes.
- */
-function transferable(chunks: Uint8Array[] | undefined): ArrayBuffer[] {
-  if (!chunks) return [];
-  const buffers: ArrayBuffer[] = [];
-  for (const chunk of chunks) {
-    const buffer = chunk.buffer;
-    // jco copies each write out of the guest's memory into a buffer of its own, so moving it is safe.
-    if (
-      buffer instanceof ArrayBuffer &&
-      chunk.byteLength >= TRANSFER_AT &&
-      chunk.byteOffset === 0 &&
-      chunk.byteLength === buffer.byteLength &&
-      !buffers.includes(buffer)
-    ) {
-      buffers.push(buffer);
-    }
-  }
-  return buffers;
+  port?.postMessage(message satisfies FromWorker, transfer);
 }
 
 setBeforeBlocking(() => flushBatch());

@@ -23,7 +23,15 @@ import type {
   RequestRecord,
   StartOptions,
 } from './runtime-types.ts';
-import type { FromWorker, RequestMessage, ResponseBatch, WorkerBoot, WorkerCapabilityPlan, WorkerInit } from './worker-protocol.ts';
+import {
+  type FromWorker,
+  type RequestMessage,
+  type ResponseBatch,
+  unpackBatches,
+  type WorkerBoot,
+  type WorkerCapabilityPlan,
+  type WorkerInit,
+} from './worker-protocol.ts';
 
 /**
  * Caps on every capsule. The keys are host.toml's `[limits]` (`HostLimits` in src/config), so
@@ -390,13 +398,9 @@ class Capsule {
     worker.stdout.on('data', forward('info'));
     worker.stderr.on('data', forward('error'));
     worker.on('message', (message: FromWorker) => {
-      if (Array.isArray(message)) {
-        for (const batch of message) this.onBatch(handle, batch);
-        return;
-      }
       switch (message.type) {
-        case 'batch':
-          this.onBatch(handle, message);
+        case 'packed':
+          for (const batch of unpackBatches(message)) this.onBatch(handle, batch);
           break;
         case 'ready':
           handle.started = true;
