@@ -16,6 +16,7 @@ import {
   type RequestMessage,
   type ResponseBatch,
   type ToWorker,
+  unpackRequests,
   type WorkerBoot,
   type WorkerInit,
 } from './worker-protocol.ts';
@@ -345,7 +346,7 @@ start().then(
     };
     // The main thread posts the requests it took in one turn together (see `ToWorker`).
     port.on('message', (message: ToWorker) => {
-      if (Array.isArray(message)) for (const one of message) take(one);
+      if (message.type === 'requests') for (const one of unpackRequests(message)) take(one);
       else take(message);
     });
     port.postMessage({ type: 'ready', memoryBytes: memoryBytes() } satisfies FromWorker);

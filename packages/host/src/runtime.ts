@@ -25,8 +25,10 @@ import type {
 } from './runtime-types.ts';
 import {
   type FromWorker,
+  packRequests,
   type RequestMessage,
   type ResponseBatch,
+  type ToWorker,
   unpackBatches,
   type WorkerBoot,
   type WorkerCapabilityPlan,
@@ -693,7 +695,7 @@ class Capsule {
     setImmediate(() => {
       const messages = handle.outgoing.splice(0);
       if (handle.retired) return;
-      handle.worker.postMessage(messages.length === 1 ? messages[0] : messages);
+      handle.worker.postMessage(packRequests(messages) satisfies ToWorker);
     });
   }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { packBatches, type ResponseBatch, unpackBatches } from './worker-protocol.ts';
+import { packBatches, packRequests, type ResponseBatch, unpackBatches, unpackRequests } from './worker-protocol.ts';
 
 const chunk = fc.oneof(
   fc.uint8Array({ minLength: 1, maxLength: 40 }),
@@ -51,4 +51,28 @@ test('a trap and an empty batch survive packing', () => {
   );
   assert.deepEqual(trapped, { type: 'batch', id: 7, done: { cpuMicros: 5, memoryBytes: 65536, trap: 'unreachable' } });
   assert.deepEqual(empty, { type: 'batch', id: 8 });
+});
+
+test('packed requests come back as they were, in order', () => {
+  const request = fc.record({
+    type: fc.constant('request' as const),
+    id: fc.nat(),
+    requestId: fc.string(),
+    domain: fc.string(),
+    method: fc.string(),
+    path: fc.string(),
+    scheme: fc.constantFrom('http' as const, 'https' as const),
+    authority: fc.string(),
+    headers: fc.array(fc.string(), { maxLength: 6 }),
+    outboundRequests: fc.nat(),
+    body: fc.boolean(),
+  });
+  fc.assert(
+    fc.property(fc.array(request, { maxLength: 40 }), (requests) => {
+      assert.deepEqual(
+        unpackRequests(structuredClone(packRequests(requests))),
+        requests.map((request) => ({ ...request })),
+      );
+    }),
+  );
 });

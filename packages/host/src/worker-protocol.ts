@@ -81,7 +81,54 @@ export interface ResponseBatch {
 }
 
 /** Requests go one at a time or, when the main thread took several in one turn, together. */
-export type ToWorker = RequestMessage | RequestMessage[] | { type: 'shutdown' };
+export type ToWorker = PackedRequests | { type: 'shutdown' };
+
+/** RequestMessages as they cross to a worker: their fields in one flat array, REQUEST_FIELDS each (see PackedBatches). */
+export interface PackedRequests {
+  type: 'requests';
+  fields: unknown[];
+}
+
+const REQUEST_FIELDS = 10;
+
+export function packRequests(requests: RequestMessage[]): PackedRequests {
+  const fields: unknown[] = [];
+  for (const request of requests) {
+    fields.push(
+      request.id,
+      request.requestId,
+      request.domain,
+      request.method,
+      request.path,
+      request.scheme,
+      request.authority,
+      request.headers,
+      request.outboundRequests,
+      request.body,
+    );
+  }
+  return { type: 'requests', fields };
+}
+
+export function unpackRequests({ fields }: PackedRequests): RequestMessage[] {
+  const requests: RequestMessage[] = [];
+  for (let at = 0; at < fields.length; at += REQUEST_FIELDS) {
+    requests.push({
+      type: 'request',
+      id: fields[at] as number,
+      requestId: fields[at + 1] as string,
+      domain: fields[at + 2] as string,
+      method: fields[at + 3] as string,
+      path: fields[at + 4] as string,
+      scheme: fields[at + 5] as RequestMessage['scheme'],
+      authority: fields[at + 6] as string,
+      headers: fields[at + 7] as string[],
+      outboundRequests: fields[at + 8] as number,
+      body: fields[at + 9] as boolean,
+    });
+  }
+  return requests;
+}
 
 export type FromWorker =
   /** Batches of several requests (or of one request's parts), in order. */
