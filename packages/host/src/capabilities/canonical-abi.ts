@@ -9,7 +9,7 @@
  * The returned function replaces jco's JSPI wrapper as well, so for an asynchronous backend it
  * is itself a `WebAssembly.Suspending` (see {@link coreImport}).
  *
- * Format code shared by the capabilities that use it (keyvalue, sql), like snapshot-lines.ts.
+ * Shared by the keyvalue and SQL capabilities and by the wasi:http and wasi:io lowerings.
  */
 import { WitError } from './contract.ts';
 
@@ -82,11 +82,6 @@ export class GuestMemory {
   writeString(at: number, text: string): void {
     this.writeList(at, encoder.encode(text));
   }
-}
-
-/** The representation a borrowed or owned handle stands for, as jco's tables store it. */
-function handleRep(table: number[], handle: number): number {
-  return (table[(handle << 1) + 1] ?? 0) & ~HANDLE_FLAG;
 }
 
 /** jco calls this static on a resource's class when the guest drops a handle the host made. */
@@ -198,7 +193,7 @@ function liveObject(table: number[], handle: number): HostResource | undefined {
 }
 
 function unknownHandle(handle: number, type: { name: string }): never {
-  throw new WebAssembly.RuntimeError(`unknown handle ${handle} for a ${type.name}`);
+  throw new WebAssembly.RuntimeError(`unknown resource handle ${handle} for a ${type.name}`);
 }
 
 /** The handle tables jco gave one lowering, for the HostResource classes of its function's type. */
@@ -269,17 +264,24 @@ export class HandleTables {
 }
 
 /**
- * Lowers a function over HostResources (always synchronous): `make` gets the instance's handle
- * tables and memory once per instance and returns the core function. jco passes no memory to a
- * function whose type needs none, and such a `make` must not touch it.
+ * Lowers a function over HostResources: `make` gets the instance's handle tables and memory once
+ * per instance and returns the core function. jco passes no memory to a function whose type needs
+ * none, and such a `make` must not touch it. `asynchronous`: the function returns a promise when
+ * its backend is asynchronous (see {@link coreImport}).
  */
 export function lowerResourceFunction(
   fn: object,
   make: (handles: HandleTables, memory: GuestMemory) => (...args: never[]) => unknown,
+  asynchronous = false,
 ): void {
   Object.defineProperty(fn, CABI_LOWER, {
     value: (lowering: Partial<Lowering>) =>
-      make(new HandleTables(lowering.resourceTables ?? []), lowering.memory ? new GuestMemory(lowering as Lowering) : NO_MEMORY),
+      coreImport(
+        make(new HandleTables(lowering.resourceTables ?? []), lowering.memory ? new GuestMemory(lowering as Lowering) : NO_MEMORY) as (
+          ...args: number[]
+        ) => MaybePromise<void>,
+        asynchronous,
+      ),
   });
 }
 
@@ -295,28 +297,6 @@ export function guestError(error: unknown): unknown {
   return error;
 }
 
-/** Resources by the representation given to jco; an entry goes when the guest drops its handle. */
-export class RepTable<T extends object> {
-  readonly #entries = new Map<number, T>();
-  #next = 1;
-
-  add(resource: T): void {
-    const rep = this.#next++;
-    this.#entries.set(rep, resource);
-    Object.defineProperty(resource, CABI_REP, { value: rep });
-  }
-
-  remove(resource: T): void {
-    this.#entries.delete((resource as { [CABI_REP]?: number })[CABI_REP] ?? 0);
-  }
-
-  get(rep: number): T {
-    const resource = this.#entries.get(rep);
-    if (!resource) throw new TypeError(`unknown resource representation ${rep}`);
-    return resource;
-  }
-}
-
 type MaybePromise<T> = T | Promise<T>;
 
 /** JSPI's import wrapper (Node.js 24), which TypeScript's libraries do not declare yet. */
@@ -330,27 +310,6 @@ const Suspending = (WebAssembly as unknown as { Suspending: new (fn: (...args: n
  */
 function coreImport(fn: (...args: number[]) => MaybePromise<void>, asynchronous: boolean): unknown {
   return asynchronous ? new Suspending(fn) : fn;
-}
-
-/**
- * Gives a resource method its canonical-ABI lowering: when jco's glue instantiates, `make` gets
- * the instance's memory and a way from a handle of the method's resource to its representation,
- * and returns the core function the guest calls.
- */
-export function lowerMethod(
-  method: object,
-  asynchronous: boolean,
-  make: (memory: GuestMemory, rep: (handle: number) => number) => (...args: number[]) => MaybePromise<void>,
-): void {
-  Object.defineProperty(method, CABI_LOWER, {
-    value: (lowering: Lowering) => {
-      const table = lowering.resourceTables[0] ?? [];
-      return coreImport(
-        make(new GuestMemory(lowering), (handle) => handleRep(table, handle)),
-        asynchronous,
-      );
-    },
-  });
 }
 
 /**

@@ -1,5 +1,5 @@
 import type { Logger } from '@stratum/core';
-import { lowerMethod, RepTable, settle, type VariantCases } from '../canonical-abi.ts';
+import { HostResource, lowerResourceFunction, settle, type VariantCases } from '../canonical-abi.ts';
 import { type ImportObjects, WitError } from '../contract.ts';
 import { KeyValueError, type KeyValueStore, type MaybePromise } from './types.ts';
 
@@ -64,16 +64,11 @@ function bindings(flavour: Flavour, options: KeyValueBindingOptions) {
   const { stores, logger, onQuota } = options;
   const run = <T>(work: () => MaybePromise<T>) => call(flavour, logger, work, onQuota);
 
-  const buckets = new RepTable<Bucket>();
-  class Bucket {
+  class Bucket extends HostResource {
     readonly store: KeyValueStore;
     constructor(store: KeyValueStore) {
+      super();
       this.store = store;
-      buckets.add(this);
-    }
-    /** jco calls this when the guest drops its handle. */
-    [Symbol.dispose]() {
-      buckets.remove(this);
     }
     get(key: string) {
       return run(() => this.store.get(key));
@@ -110,7 +105,7 @@ function bindings(flavour: Flavour, options: KeyValueBindingOptions) {
   const setMany = (bucket: Bucket, pairs: [string, Uint8Array][]) => run(() => bucket.store.setMany(pairs));
   const deleteMany = (bucket: Bucket, keys: string[]) => run(() => bucket.store.deleteMany(keys));
   const increment = (bucket: Bucket, key: string, delta: bigint) => run(() => bucket.store.increment(key, delta));
-  if (flavour === 'stratum') lowerBucket(Bucket.prototype, buckets, !options.synchronous);
+  if (flavour === 'stratum') lowerBucket(Bucket, !options.synchronous);
   return { Bucket, open, getMany, setMany, deleteMany, increment, run };
 }
 
@@ -132,29 +127,33 @@ interface BucketMethods {
  * from +4 (the option's case at +4 and its list at +8, or the error's case at +4 and its string
  * at +8). Errors come from the same methods the glue calls, so they map the same way.
  */
-function lowerBucket(prototype: BucketMethods, buckets: RepTable<BucketMethods>, asynchronous: boolean): void {
-  lowerMethod(prototype.get, asynchronous, (memory, rep) => (handle: number, keyPtr: number, keyLen: number, out: number) => {
-    const bucket = buckets.get(rep(handle));
-    const key = memory.string(keyPtr, keyLen);
-    return settle(
-      memory,
-      out,
-      out + 4,
-      STRATUM_ERROR,
-      () => bucket.get(key),
-      (value) => {
-        const view = memory.view();
-        view.setUint8(out, 0);
-        view.setUint8(out + 4, value === undefined ? 0 : 1);
-        if (value !== undefined) memory.writeList(out + 8, value);
-      },
-    );
-  });
-  lowerMethod(
-    prototype.set,
+function lowerBucket(type: abstract new (...args: never[]) => BucketMethods, asynchronous: boolean): void {
+  const prototype = type.prototype;
+  lowerResourceFunction(
+    prototype.get,
+    (handles, memory) => (handle: number, keyPtr: number, keyLen: number, out: number) => {
+      const bucket = handles.borrow(type, handle);
+      const key = memory.string(keyPtr, keyLen);
+      return settle(
+        memory,
+        out,
+        out + 4,
+        STRATUM_ERROR,
+        () => bucket.get(key),
+        (value) => {
+          const view = memory.view();
+          view.setUint8(out, 0);
+          view.setUint8(out + 4, value === undefined ? 0 : 1);
+          if (value !== undefined) memory.writeList(out + 8, value);
+        },
+      );
+    },
     asynchronous,
-    (memory, rep) => (handle: number, keyPtr: number, keyLen: number, valuePtr: number, valueLen: number, out: number) => {
-      const bucket = buckets.get(rep(handle));
+  );
+  lowerResourceFunction(
+    prototype.set,
+    (handles, memory) => (handle: number, keyPtr: number, keyLen: number, valuePtr: number, valueLen: number, out: number) => {
+      const bucket = handles.borrow(type, handle);
       const key = memory.string(keyPtr, keyLen);
       const value = memory.bytes(valuePtr, valueLen);
       return settle(
@@ -166,6 +165,7 @@ function lowerBucket(prototype: BucketMethods, buckets: RepTable<BucketMethods>,
         () => memory.view().setUint8(out, 0),
       );
     },
+    asynchronous,
   );
 }
 

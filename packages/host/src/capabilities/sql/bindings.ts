@@ -1,5 +1,5 @@
 import type { Logger } from '@stratum/core';
-import { type GuestMemory, lowerMethod, RepTable, settle, type VariantCases } from '../canonical-abi.ts';
+import { type GuestMemory, type HandleTables, HostResource, lowerResourceFunction, settle, type VariantCases } from '../canonical-abi.ts';
 import { type ImportObjects, WitError } from '../contract.ts';
 import { type MaybePromise, type SqlDatabase, SqlError, type SqlOutcome, type SqlRows, type SqlStatement, type SqlValue } from './types.ts';
 
@@ -55,16 +55,11 @@ export function sqlImports(options: SqlBindingOptions): ImportObjects {
   const { databases, onQuota } = options;
   const logger = options.logger;
   const guard = <T>(work: () => MaybePromise<T>) => run(logger, work, onQuota);
-  const connections = new RepTable<Connection>();
-  class Connection {
+  class Connection extends HostResource {
     readonly db: SqlDatabase;
     constructor(db: SqlDatabase) {
+      super();
       this.db = db;
-      connections.add(this);
-    }
-    /** jco calls this when the guest drops its handle. */
-    [Symbol.dispose]() {
-      connections.remove(this);
     }
     query(sql: string, params: SqlValue[]) {
       return guard(() => this.db.query(sql, checkParams(params)));
@@ -83,7 +78,7 @@ export function sqlImports(options: SqlBindingOptions): ImportObjects {
     if (!db) throw new WitError({ tag: 'no-such-database' });
     return new Connection(db);
   }
-  lowerConnection(Connection.prototype, connections, !options.synchronous);
+  lowerConnection(Connection, !options.synchronous);
   return { 'stratum:sql/database': { Connection, open } };
 }
 
@@ -137,55 +132,58 @@ interface ConnectionMethods {
  * 8: rows-affected at +8, last-insert-id's case at +16 and value at +24, or the error at +8.
  * Errors come from the same methods the glue calls, so they map the same way.
  */
-function lowerConnection(prototype: ConnectionMethods, connections: RepTable<ConnectionMethods>, asynchronous: boolean): void {
-  lowerMethod(
-    prototype.query,
-    asynchronous,
-    (memory, rep) => (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
-      const connection = connections.get(rep(handle));
-      const sql = memory.string(sqlPtr, sqlLen);
-      const params = readValues(memory, paramsPtr, paramsLen);
-      return settle(
-        memory,
-        out,
-        out + 4,
-        SQL_ERROR,
-        () => connection.query(sql, params),
-        (result) => {
-          memory.view().setUint8(out, 0);
-          const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
-          for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
-          const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
-          for (let r = 0; r < result.rows.length; r++) {
-            const row = result.rows[r] as SqlValue[];
-            const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
-            for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
-          }
+function lowerConnection(type: abstract new (...args: never[]) => ConnectionMethods, asynchronous: boolean): void {
+  /** Both take (connection, sql, params) and a return area; they differ in the call and the layout. */
+  const lowerStatement = <T>(
+    method: object,
+    errorAt: number,
+    call: (connection: ConnectionMethods, sql: string, params: SqlValue[]) => MaybePromise<T>,
+    write: (memory: GuestMemory, out: number, result: T) => void,
+  ) =>
+    lowerResourceFunction(
+      method,
+      (handles: HandleTables, memory: GuestMemory) =>
+        (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
+          const connection = handles.borrow(type, handle);
+          const sql = memory.string(sqlPtr, sqlLen);
+          const params = readValues(memory, paramsPtr, paramsLen);
+          return settle(
+            memory,
+            out,
+            out + errorAt,
+            SQL_ERROR,
+            () => call(connection, sql, params),
+            (result) => write(memory, out, result),
+          );
         },
-      );
+      asynchronous,
+    );
+  lowerStatement(
+    type.prototype.query,
+    4,
+    (connection, sql, params) => connection.query(sql, params),
+    (memory, out, result) => {
+      memory.view().setUint8(out, 0);
+      const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
+      for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
+      const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
+      for (let r = 0; r < result.rows.length; r++) {
+        const row = result.rows[r] as SqlValue[];
+        const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
+        for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
+      }
     },
   );
-  lowerMethod(
-    prototype.execute,
-    asynchronous,
-    (memory, rep) => (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
-      const connection = connections.get(rep(handle));
-      const sql = memory.string(sqlPtr, sqlLen);
-      const params = readValues(memory, paramsPtr, paramsLen);
-      return settle(
-        memory,
-        out,
-        out + 8,
-        SQL_ERROR,
-        () => connection.execute(sql, params),
-        (result) => {
-          const view = memory.view();
-          view.setUint8(out, 0);
-          view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
-          view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
-          if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
-        },
-      );
+  lowerStatement(
+    type.prototype.execute,
+    8,
+    (connection, sql, params) => connection.execute(sql, params),
+    (memory, out, result) => {
+      const view = memory.view();
+      view.setUint8(out, 0);
+      view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
+      view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
+      if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
     },
   );
 }
