@@ -34,6 +34,20 @@ test('a well-signed request verifies and names its registrar', async () => {
   assert.equal(verified.claims.htm, 'POST');
 });
 
+test('a signature spelled another way (the spare bits of its last base64url character set) is refused', async () => {
+  const { registrar, verify } = await verifier();
+  const valid = await signControlRequest({ key: registrar.privateJwk, audience: 'h.example', method: 'GET', path: '/status' });
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+  // An Ed25519 signature is 64 bytes: its 86th character carries 2 bits and 4 spare ones.
+  const last = alphabet.indexOf(valid.at(-1) as string);
+  const respelled = valid.slice(0, -1) + alphabet[last | 1];
+  await verify({ method: 'GET', path: '/status', authorization: valid, body: new Uint8Array() });
+  await assert.rejects(
+    verify({ method: 'GET', path: '/status', authorization: respelled, body: new Uint8Array() }),
+    (error) => error instanceof ControlAuthError && /canonical base64url/.test(error.message),
+  );
+});
+
 test('arbitrary Authorization headers are refused with a ControlAuthError, never anything else', async () => {
   const { registrar, verify } = await verifier();
   const valid = (await signControlRequest({ key: registrar.privateJwk, audience: 'h.example', method: 'GET', path: '/status' })).split(

@@ -198,6 +198,11 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
     }
     if (typeof kid !== 'string')
       throw new ControlAuthError('AUTH_MALFORMED', "the token's header has no kid (the registrar key's thumbprint)");
+    // base64url leaves spare bits in a segment's last character, so one signature has several
+    // spellings that decode alike: only the canonical one is taken, so a token verifies as the
+    // exact text that was signed and sent.
+    if (token.split('.').some((segment) => Buffer.from(segment, 'base64url').toString('base64url') !== segment))
+      throw new ControlAuthError('AUTH_MALFORMED', 'the token is not canonical base64url');
     const registrar = byKid.get(kid);
     if (!registrar) throw new ControlAuthError('AUTH_UNKNOWN_KEY', `key ${kid.slice(0, 64)} is not a registrar this host trusts`);
 
