@@ -21,7 +21,13 @@ export async function startServer(
   options: { ready: RegExp; cpus?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number },
 ): Promise<ServerProcess> {
   const [file, argv] = canPin && options.cpus ? ['taskset', ['-c', options.cpus, command, ...args]] : [command, args];
-  const child = spawn(file, argv as string[], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  // Its own process group, so that stop() ends what it started too (`jco serve` runs the server in
+  // a child of its own, which outlived every benchmark run before).
+  const child = spawn(file, argv as string[], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...options.env },
+    detached: true,
+  });
   let output = '';
   const ready = await new Promise<RegExpExecArray>((resolve, reject) => {
     const timer = setTimeout(
@@ -54,10 +60,21 @@ export async function startServer(
     },
     async stop() {
       if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await once(child, 'exit');
+      const group = (signal: NodeJS.Signals) => {
+        try {
+          if (child.pid !== undefined) process.kill(-child.pid, signal);
+        } catch {
+          child.kill(signal);
+        }
+      };
+      const exited = once(child, 'exit');
+      group('SIGTERM');
+      const timer = setTimeout(() => group('SIGKILL'), 5000);
+      await exited;
       clearTimeout(timer);
+      // The group's other members (a child the server started) get the signal too; end them
+      // for certain even when the leader left first.
+      group('SIGKILL');
     },
   };
 }
