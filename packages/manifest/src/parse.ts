@@ -1,12 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { parseDuration, parseSize, StratumError } from '@stratum/core';
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
 import type { CapsuleManifestV1 } from './capsule-v1.generated.ts';
 import { CPU_CLASSES, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
 import { locate } from './locate.ts';
 import { nearest } from './nearest.ts';
+import { schemaValidator } from './schema-validator.ts';
 import type { ConfigVariable, Manifest, ManifestProblem } from './types.ts';
 
 /** The manifest JSON Schema, the single source of truth for its shape. */
@@ -16,15 +17,7 @@ export const manifestSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as Rec
 /** Manifests are small; anything this large is refused before it is parsed. */
 export const MAX_MANIFEST_BYTES = 256 * 1024;
 
-// Compiled on first use: compiling the schema took most of the 300 ms that importing this package
-// cost, and capability modules in every capsule worker import it for `nearest` and the rules.
-let compiled: ValidateFunction | undefined;
-function validateSchema(value: unknown): boolean {
-  compiled ??= new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, unicodeRegExp: true }).compile(
-    manifestSchema,
-  );
-  return compiled(value);
-}
+const manifestErrors = schemaValidator(manifestSchema);
 
 type Segment = string | number;
 
@@ -253,10 +246,10 @@ const isSourceBranch = (error: ErrorObject) => error.instancePath === '/source' 
 function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
   // TOML integers beyond 2^53 come back as bigint; the schema only knows numbers.
   const value = JSON.parse(JSON.stringify(raw, (_key, item) => (typeof item === 'bigint' ? Number(item) : item))) as unknown;
-  if (validateSchema(value)) return [];
+  const errors = manifestErrors(value);
+  if (errors.length === 0) return [];
   const problems: ShapeProblem[] = [];
   const seen = new Set<string>();
-  const errors = compiled?.errors ?? [];
   // "missing name" says nothing that "unknown key nmae; did you mean name?" does not say better.
   const misspelt = new Set(
     errors

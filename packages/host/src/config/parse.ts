@@ -2,8 +2,8 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@stratum/core';
-import { formatPath, formatProblem, locate, type ManifestProblem, nearest } from '@stratum/manifest';
-import { Ajv2020, type ErrorObject } from 'ajv/dist/2020.js';
+import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaValidator } from '@stratum/manifest';
+import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
 import type { BackendConfig, HostConfig, HostLimits, ListenAddress, OutboundConfig, TrustedRegistrar } from './types.ts';
 
@@ -17,8 +17,7 @@ export const DEFAULT_CONTROL_MAX_BODY = 64 * 1024 * 1024;
 export const DEFAULT_METERING_FLUSH_MS = 10_000;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
-const ajv = new Ajv2020({ allErrors: true, verbose: true, strict: true, strictRequired: false, unicodeRegExp: true });
-const validateSchema = ajv.compile(hostConfigSchema);
+const hostConfigErrors = schemaValidator(hostConfigSchema);
 
 type Segment = string | number;
 
@@ -106,10 +105,9 @@ export async function loadHostConfig(path: string): Promise<HostConfig> {
 function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
   // TOML integers beyond 2^53 come back as bigint, and dates as Date; the schema knows neither.
   const value = JSON.parse(JSON.stringify(raw, (_key, item) => (typeof item === 'bigint' ? Number(item) : item))) as unknown;
-  if (validateSchema(value)) return [];
   const problems: ShapeProblem[] = [];
   const seen = new Set<string>();
-  for (const error of validateSchema.errors ?? []) {
+  for (const error of hostConfigErrors(value)) {
     const problem = describeError(error);
     if (!problem) continue;
     const key = `${formatPath(problem.path)}\u0000${problem.message}`;
