@@ -7,7 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { type Logger, StratumError, silentLogger } from '@stratum/core';
 import type { InstallRequest } from './runtime-types.ts';
 import type { ComponentWorld, TranspileWorkerJob, TranspileWorkerReply } from './transpile-worker.ts';
-import { capMemory } from './wasm-memory.ts';
+import { applyMemoryCaps, type MemoryCapSlot, prepareMemoryCaps } from './wasm-memory.ts';
 
 /**
  * The loader: component bytes in (a local path or bytes handed over), digest verified before
@@ -32,6 +32,8 @@ export interface TranspiledComponent {
   glueUrl: string;
   /** Core module file names, as the glue asks for them. */
   coreModules: string[];
+  /** Each core module's memory maximums, capped in place at compile time (`prepareMemoryCaps`). */
+  memoryCaps: Record<string, MemoryCapSlot[]>;
   jspi: boolean;
   dir: string;
 }
@@ -55,6 +57,9 @@ export function sha256Digest(bytes: Uint8Array): string {
  * jco's ordinary bindings. Part of the cache key: the glue differs.
  */
 const IMPORT_BINDINGS = 'hybrid';
+
+/** Part of the cache key: the core modules on disk are stored prepared for capping (`memoryCaps` in meta.json). */
+const CORE_MODULE_FORMAT = 'memory-cap-slots';
 
 export class Loader {
   readonly stats: LoaderStats = { transpiles: 0, inspections: 0, cacheHits: 0, transpileWorkersStarted: 0 };
@@ -145,14 +150,16 @@ export class Loader {
       asyncImports: sortedImports,
       asyncExports: jspi ? [...asyncExports].sort() : [],
       importBindings: IMPORT_BINDINGS,
+      coreModules: CORE_MODULE_FORMAT,
     });
     const key = `${hexOf(component.digest).slice(0, 32)}-${createHash('sha256').update(keyInput).digest('hex').slice(0, 16)}`;
     const dir = join(this.#cacheDir, 'transpiled', key);
     const metaFile = join(dir, 'meta.json');
-    const meta = await readJson<{ coreModules: string[] }>(metaFile);
+    const meta = await readJson<{ coreModules: string[]; memoryCaps: Record<string, MemoryCapSlot[]> }>(metaFile);
     if (meta) {
       this.stats.cacheHits++;
-      return { key, dir, glueUrl: pathToFileURL(join(dir, 'capsule.js')).href, coreModules: meta.coreModules, jspi };
+      const { coreModules, memoryCaps } = meta;
+      return { key, dir, glueUrl: pathToFileURL(join(dir, 'capsule.js')).href, coreModules, memoryCaps, jspi };
     }
     return this.#once(`transpile:${key}`, async () => {
       this.stats.transpiles++;
@@ -170,15 +177,22 @@ export class Loader {
       const staging = `${dir}.${process.pid}.${Date.now()}.tmp`;
       await mkdir(staging, { recursive: true });
       const coreModules: string[] = [];
+      const memoryCaps: Record<string, MemoryCapSlot[]> = {};
       for (const [name, bytes] of Object.entries(reply.files)) {
-        await writeFile(join(staging, name), bytes);
-        if (name.endsWith('.wasm')) coreModules.push(name);
+        if (name.endsWith('.wasm')) {
+          const prepared = prepareMemoryCaps(bytes);
+          await writeFile(join(staging, name), prepared.bytes);
+          coreModules.push(name);
+          memoryCaps[name] = prepared.slots;
+        } else {
+          await writeFile(join(staging, name), bytes);
+        }
       }
-      await writeFile(join(staging, 'meta.json'), JSON.stringify({ coreModules, key: JSON.parse(keyInput) }));
+      await writeFile(join(staging, 'meta.json'), JSON.stringify({ coreModules, memoryCaps, key: JSON.parse(keyInput) }));
       await rm(dir, { recursive: true, force: true });
       await rename(staging, dir);
       this.#logger.info({ digest: component.digest, jspi, ms: Math.round(performance.now() - started) }, 'transpiled component');
-      return { key, dir, glueUrl: pathToFileURL(join(dir, 'capsule.js')).href, coreModules, jspi };
+      return { key, dir, glueUrl: pathToFileURL(join(dir, 'capsule.js')).href, coreModules, memoryCaps, jspi };
     });
   }
 
@@ -190,8 +204,14 @@ export class Loader {
       compiled = (async () => {
         const modules: Record<string, WebAssembly.Module> = {};
         for (const name of transpiled.coreModules) {
+          // Capped in place: copying a 12 MB module cost more than compiling it lazily.
           const bytes = await readFile(join(transpiled.dir, name));
-          modules[name] = await WebAssembly.compile(capMemory(bytes, memoryBytes));
+          const slots = transpiled.memoryCaps[name];
+          // Never compiled uncapped: a transpile cache without the slots is not ours to trust.
+          if (!slots)
+            throw new StratumError('TRANSPILE_FAILED', `the transpile cache in ${transpiled.dir} has no memory limits for ${name}`);
+          applyMemoryCaps(bytes, slots, memoryBytes);
+          modules[name] = await WebAssembly.compile(bytes);
         }
         return modules;
       })();

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { parse } from '@bytecodealliance/jco';
 import { isStratumError } from '@stratum/core';
 import fc from 'fast-check';
-import { capMemory, WASM_PAGE } from './wasm-memory.ts';
+import { applyMemoryCaps, capMemory, prepareMemoryCaps, WASM_PAGE } from './wasm-memory.ts';
 
 async function instantiate(wat: string, maxBytes: number, imports?: WebAssembly.Imports): Promise<Record<string, unknown>> {
   const module = await WebAssembly.compile(capMemory(await parse(wat), maxBytes));
@@ -42,6 +42,42 @@ test('an imported memory is capped too, and the other import kinds are read past
   // Capped at 2 pages, the import no longer accepts a memory that may grow to 4.
   await assert.rejects(instantiate(wat, 2 * WASM_PAGE, { env: { ...env(), mem: roomy } }), WebAssembly.LinkError);
   await instantiate(wat, 2 * WASM_PAGE, { env: { ...env(), mem: new WebAssembly.Memory({ initial: 1, maximum: 2 }) } });
+});
+
+test('a prepared module is capped in place, again and again, keeping a lower maximum it declared', async () => {
+  const wat =
+    '(module (import "env" "mem" (memory 1 3)) (memory $m (export "m") 1) (func (export "f") (result i32) (memory.grow $m (i32.const 1))))';
+  const { bytes, slots } = prepareMemoryCaps(await parse(wat));
+  assert.deepEqual(
+    slots.map(({ where, min, max }) => ({ where, min, max })),
+    [
+      { where: 'an imported memory', min: 1, max: 3 },
+      { where: 'memory 0', min: 1, max: undefined },
+    ],
+  );
+  const pagesAfterGrowing = async (capPages: number) => {
+    applyMemoryCaps(bytes, slots, capPages * WASM_PAGE);
+    const module = await WebAssembly.compile(bytes);
+    const mem = new WebAssembly.Memory({ initial: 1, maximum: Math.min(3, capPages) });
+    const exports = new WebAssembly.Instance(module, { env: { mem } }).exports as { f: () => number; m: WebAssembly.Memory };
+    while (exports.f() !== -1);
+    return exports.m.buffer.byteLength / WASM_PAGE;
+  };
+  assert.equal(await pagesAfterGrowing(2), 2);
+  assert.equal(await pagesAfterGrowing(7), 7);
+  assert.equal(await pagesAfterGrowing(4), 4);
+  // The import's own maximum (3) is lower than the cap: a memory that may grow to 4 is refused.
+  applyMemoryCaps(bytes, slots, 10 * WASM_PAGE);
+  const roomy = new WebAssembly.Memory({ initial: 1, maximum: 4 });
+  assert.throws(() => new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: roomy } }), WebAssembly.LinkError);
+});
+
+test('an imported memory without a maximum is left open, but its initial size is still checked', async () => {
+  const { bytes, slots } = prepareMemoryCaps(await parse('(module (import "env" "mem" (memory 3)))'));
+  assert.equal(slots[0]?.offset, undefined);
+  applyMemoryCaps(bytes, slots, 3 * WASM_PAGE);
+  new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { mem: new WebAssembly.Memory({ initial: 3 }) } });
+  assert.throws(() => applyMemoryCaps(bytes, slots, 2 * WASM_PAGE), /an imported memory needs 196608 bytes/);
 });
 
 test('a module that starts above the cap is refused with a clear error', async () => {

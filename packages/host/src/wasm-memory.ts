@@ -43,8 +43,33 @@ function skipName(reader: Reader): void {
   reader.at += length;
 }
 
-/** Reads limits at the reader and writes them capped to `out`. */
-function capLimits(reader: Reader, out: number[], capPages: number, where: string, imported: boolean): void {
+/**
+ * Where one memory's maximum sits in a prepared module (see `prepareMemoryCaps`), with the limits
+ * the module itself declared. `offset` is absent for an imported memory without a maximum: an
+ * import without one accepts any memory, and the module that defines the memory carries the cap.
+ */
+export interface MemoryCapSlot {
+  where: string;
+  min: number;
+  max?: number;
+  offset?: number;
+}
+
+/** A maximum's width in a prepared module: u32 LEB128 padded to its longest, patched in place. */
+const MAX_WIDTH = 5;
+/** What a prepared module's memories declare until they are capped: the most a 32-bit memory can be. */
+const PREPARED_MAX_PAGES = 65536;
+
+function writePaddedU32(value: number, out: Uint8Array | number[], at: number): void {
+  let rest = value;
+  for (let index = 0; index < MAX_WIDTH; index++) {
+    out[at + index] = (rest & 0x7f) | (index < MAX_WIDTH - 1 ? 0x80 : 0);
+    rest = Math.floor(rest / 128);
+  }
+}
+
+/** Reads limits at the reader and writes them to `out` with a maximum of `MAX_WIDTH` bytes; returns its slot. */
+function prepareLimits(reader: Reader, out: number[], where: string, imported: boolean): MemoryCapSlot {
   const flags = reader.bytes[reader.at++];
   if (flags === undefined) throw new Error('unexpected end of module');
   if (flags & 0x08) {
@@ -53,25 +78,20 @@ function capLimits(reader: Reader, out: number[], capPages: number, where: strin
   const hasMax = (flags & 0x01) !== 0;
   const min = readU32(reader);
   const max = hasMax ? readU32(reader) : undefined;
-  if (min > capPages) {
-    throw new StratumError(
-      'MEMORY_OVER_LIMIT',
-      `${where} needs ${min * WASM_PAGE} bytes of memory at start, over its limit of ${capPages * WASM_PAGE}`,
-      {
-        hint: 'Raise `[resources] memory` in stratum.toml (within the host limit), or make the module start smaller.',
-      },
-    );
-  }
-  // An imported memory without a maximum accepts any memory; the defining module carries the cap.
+  const slot: MemoryCapSlot = { where, min };
+  if (max !== undefined) slot.max = max;
   if (imported && !hasMax) {
     out.push(flags);
     writeU32(min, out);
-    return;
+    return slot;
   }
-  const capped = max === undefined ? capPages : Math.min(max, capPages);
   out.push(flags | 0x01);
   writeU32(min, out);
-  writeU32(capped, out);
+  slot.offset = out.length;
+  for (let index = 0; index < MAX_WIDTH; index++) out.push(0);
+  // A 64-bit memory may declare more; the cap written over it is always less.
+  writePaddedU32(Math.min(max ?? PREPARED_MAX_PAGES, PREPARED_MAX_PAGES), out, slot.offset);
+  return slot;
 }
 
 function copy(reader: Reader, end: number, out: number[]): void {
@@ -79,7 +99,7 @@ function copy(reader: Reader, end: number, out: number[]): void {
   reader.at = end;
 }
 
-function rewriteImports(reader: Reader, end: number, capPages: number): number[] {
+function rewriteImports(reader: Reader, end: number, slots: MemoryCapSlot[]): number[] {
   const out: number[] = [];
   const count = readU32(reader);
   writeU32(count, out);
@@ -103,7 +123,7 @@ function rewriteImports(reader: Reader, end: number, capPages: number): number[]
         break;
       }
       case 0x02:
-        capLimits(reader, out, capPages, 'an imported memory', true);
+        slots.push(prepareLimits(reader, out, 'an imported memory', true));
         break;
       case 0x03: {
         const globalStart = reader.at;
@@ -134,31 +154,30 @@ function skipU32(reader: Reader): number {
   return end;
 }
 
-function rewriteMemories(reader: Reader, end: number, capPages: number): number[] {
+function rewriteMemories(reader: Reader, end: number, slots: MemoryCapSlot[]): number[] {
   const out: number[] = [];
   const count = readU32(reader);
   writeU32(count, out);
-  for (let entry = 0; entry < count; entry++) capLimits(reader, out, capPages, `memory ${entry}`, false);
+  for (let entry = 0; entry < count; entry++) slots.push(prepareLimits(reader, out, `memory ${entry}`, false));
   if (reader.at !== end) throw new Error('memory section size mismatch');
   return out;
 }
 
 /**
- * Returns a copy of `module` (a core module's bytes) in which no memory may grow past
- * `maxBytes` (rounded down to whole 64 KiB pages). Throws `MEMORY_OVER_LIMIT` when a memory's
- * initial size is already over it.
- *
- * @example
- * const capped = capMemory(coreBytes, 128 * 1024 * 1024);
- * const module = await WebAssembly.compile(capped);
+ * Rewrites a core module once so that every memory's maximum can later be capped in place: each
+ * maximum becomes `MAX_WIDTH` bytes wide (LEB128 may be padded), and its offset is returned with
+ * the limits the module declared. The loader does this when it transpiles a component and keeps
+ * the slots beside the module on disk: capping a 12 MB module per host start then writes a few
+ * bytes instead of copying all of it (about 40 ms of page faults on a small VM, see loader.ts).
+ * Throws `WASM_INVALID` for bytes that are not a module it can read.
  */
-export function capMemory(module: Uint8Array, maxBytes: number): Uint8Array {
-  const capPages = Math.floor(maxBytes / WASM_PAGE);
+export function prepareMemoryCaps(module: Uint8Array): { bytes: Uint8Array; slots: MemoryCapSlot[] } {
   const reader: Reader = { bytes: module, at: 8 };
   if (module[0] !== 0x00 || module[1] !== 0x61 || module[2] !== 0x73 || module[3] !== 0x6d) {
     throw new StratumError('WASM_INVALID', 'not a WebAssembly module (bad magic number)');
   }
   const parts: Uint8Array[] = [module.subarray(0, 8)];
+  const slots: MemoryCapSlot[] = [];
   let length = 8;
   try {
     while (reader.at < module.length) {
@@ -169,12 +188,17 @@ export function capMemory(module: Uint8Array, maxBytes: number): Uint8Array {
       const end = contentStart + size;
       if (end > module.length) throw new Error('section runs past the end of the module');
       if (id === 2 || id === 5) {
-        const content = id === 2 ? rewriteImports(reader, end, capPages) : rewriteMemories(reader, end, capPages);
+        const sectionSlots: MemoryCapSlot[] = [];
+        const content = id === 2 ? rewriteImports(reader, end, sectionSlots) : rewriteMemories(reader, end, sectionSlots);
         const header: number[] = [id];
         writeU32(content.length, header);
         const section = new Uint8Array(header.length + content.length);
         section.set(header);
         section.set(content, header.length);
+        for (const slot of sectionSlots) {
+          if (slot.offset !== undefined) slot.offset += length + header.length;
+          slots.push(slot);
+        }
         parts.push(section);
         length += section.length;
       } else {
@@ -187,11 +211,50 @@ export function capMemory(module: Uint8Array, maxBytes: number): Uint8Array {
     if (error instanceof StratumError) throw error;
     throw new StratumError('WASM_INVALID', `cannot read the core module: ${(error as Error).message}`);
   }
-  const result = new Uint8Array(length);
+  const bytes = new Uint8Array(length);
   let offset = 0;
   for (const part of parts) {
-    result.set(part, offset);
+    bytes.set(part, offset);
     offset += part.length;
   }
-  return result;
+  return { bytes, slots };
+}
+
+/**
+ * Caps, in place, every memory of a module made by `prepareMemoryCaps` at `maxBytes` (rounded
+ * down to whole 64 KiB pages); a lower maximum the module declared is kept. Throws
+ * `MEMORY_OVER_LIMIT` when a memory's initial size is already over the cap.
+ */
+export function applyMemoryCaps(prepared: Uint8Array, slots: readonly MemoryCapSlot[], maxBytes: number): void {
+  const capPages = Math.floor(maxBytes / WASM_PAGE);
+  for (const slot of slots) {
+    if (slot.min > capPages) {
+      throw new StratumError(
+        'MEMORY_OVER_LIMIT',
+        `${slot.where} needs ${slot.min * WASM_PAGE} bytes of memory at start, over its limit of ${capPages * WASM_PAGE}`,
+        {
+          hint: 'Raise `[resources] memory` in stratum.toml (within the host limit), or make the module start smaller.',
+        },
+      );
+    }
+  }
+  for (const slot of slots) {
+    if (slot.offset === undefined) continue;
+    writePaddedU32(Math.min(slot.max ?? capPages, capPages), prepared, slot.offset);
+  }
+}
+
+/**
+ * Returns a copy of `module` (a core module's bytes) in which no memory may grow past
+ * `maxBytes` (rounded down to whole 64 KiB pages). Throws `MEMORY_OVER_LIMIT` when a memory's
+ * initial size is already over it.
+ *
+ * @example
+ * const capped = capMemory(coreBytes, 128 * 1024 * 1024);
+ * const module = await WebAssembly.compile(capped);
+ */
+export function capMemory(module: Uint8Array, maxBytes: number): Uint8Array {
+  const { bytes, slots } = prepareMemoryCaps(module);
+  applyMemoryCaps(bytes, slots, maxBytes);
+  return bytes;
 }
