@@ -536,7 +536,8 @@ test('installations survive a restart: the new runtime gets each one back, start
       ['other', ['other.example'], {}],
     ],
   );
-  assert.deepEqual(runtime.installs[0]?.component, new Uint8Array(COMPONENT));
+  // Byte for byte (the store hands back a Buffer, which is a Uint8Array).
+  assert.deepEqual(Buffer.from(runtime.installs[0]?.component ?? []), Buffer.from(COMPONENT));
   assert.deepEqual(
     runtime.status().map((capsule) => [capsule.name, capsule.state]),
     [

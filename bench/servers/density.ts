@@ -40,7 +40,7 @@ const rssBytes = async () => {
 
 const dataDir = values.data ?? (await mkdtemp(join(tmpdir(), 'stratum-bench-density-')));
 const { manifest } = parseManifest(await readFile(values.manifest, 'utf8'), values.manifest);
-const bytes = new Uint8Array(await readFile(values.component));
+const bytes = await readFile(values.component);
 const IDLE_MS = 5000;
 const runtime = await createHostRuntime({ dataDir, ...(values.mode === 'installed' ? { limits: { idleMs: IDLE_MS } } : {}) });
 const server = createServer((req, res) => runtime.handleRequest(req, res));

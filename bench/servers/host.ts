@@ -39,7 +39,7 @@ await runtime.install({
   domains: [values.domain],
   manifest,
   baseDir: dirname(values.manifest),
-  component: new Uint8Array(await readFile(values.component)),
+  component: await readFile(values.component),
 });
 await runtime.start(manifest.capsule.name);
 const installMs = performance.now() - started;

@@ -35,7 +35,7 @@ async function warmInstallMs(component: BenchComponent, rounds: number): Promise
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const { manifest } = parseManifest(await readFile(component.manifest, 'utf8'), component.manifest);
-  const bytes = new Uint8Array(await readFile(component.component));
+  const bytes = await readFile(component.component);
   const times: number[] = [];
   try {
     // Round 0 warms the host: transpile, compile, first worker; it is not counted.

@@ -53,7 +53,7 @@ export const createConfiguredRuntime: RuntimeFactory = ({ config, dataDir, logge
 export function registryPuller(cacheDir: string, logger: Logger = silentLogger): PullComponent {
   return async (reference, digest) => {
     const pulled = await pullComponent({ reference, digest, cacheDir, logger });
-    const bytes = new Uint8Array(await readFile(pulled.path));
+    const bytes = await readFile(pulled.path);
     const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (actual !== digest) {
       throw new StratumError('DIGEST_MISMATCH', `${reference} holds another component than the manifest pins`, {

