@@ -68,3 +68,15 @@ test('the TypeScript declarations generated from spec/wit (jco types) are curren
     assert.equal(committed[name], text, `${name} is stale: run \`node packages/sdk/src/wit/types.ts\` and commit the result`);
   }
 });
+
+test('a toolchain job over its time limit is stopped with a clear error instead of hanging', async () => {
+  // The promise settles only when the child process has exited, so this also shows it was ended.
+  await assert.rejects(
+    runToolchain({ op: 'types', witPath: specWitDir, worldName: CAPSULE_WORLD, guest: true }, { timeoutMs: 1 }),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'TOOLCHAIN_TIMEOUT');
+      assert.match(error.message, /the component toolchain \(types\) took longer than 1 ms/);
+      return true;
+    },
+  );
+});

@@ -20,4 +20,4 @@ export {
 export { DEV_SOURCE_INTERFACE, describeImportSet, devEngineCacheDir, devEngineSource } from './dev-engine.ts';
 export { checkImports, type Grant, grantFor, type ImportCheck, unversioned } from './grants.ts';
 export { capsuleNameFrom, type InitOptions, type InitResult, initCapsule, TEMPLATES, type TemplateName, templatesDir } from './init.ts';
-export { runToolchain } from './toolchain.ts';
+export { runToolchain, TOOLCHAIN_TIMEOUT_MS } from './toolchain.ts';

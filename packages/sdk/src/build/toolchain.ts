@@ -5,8 +5,16 @@ import type { ToolchainRequest, ToolchainResponse } from './toolchain-worker.ts'
 
 const workerPath = fileURLToPath(new URL('./toolchain-worker.ts', import.meta.url));
 
+/**
+ * How long one toolchain job may run. componentize-js takes seconds (about 15 s for an example on
+ * a slow 2-core VM); a job still running after this is hung, not slow, and a build or `stratum
+ * dev` waiting on it would wait for ever without a word.
+ */
+export const TOOLCHAIN_TIMEOUT_MS = 10 * 60_000;
+
 /** Runs one toolchain job in a fresh Node.js process (see toolchain-worker.ts for why). */
-export function runToolchain(request: ToolchainRequest): Promise<ToolchainResponse & { ok: true }> {
+export function runToolchain(request: ToolchainRequest, options: { timeoutMs?: number } = {}): Promise<ToolchainResponse & { ok: true }> {
+  const timeoutMs = options.timeoutMs ?? TOOLCHAIN_TIMEOUT_MS;
   return new Promise((resolve, reject) => {
     const child = fork(workerPath, [], {
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -25,9 +33,25 @@ export function runToolchain(request: ToolchainRequest): Promise<ToolchainRespon
     child.once('message', (message) => {
       response = message as ToolchainResponse;
     });
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeoutMs);
     child.once('error', (error) => reject(toolchainError(error.message, output)));
     child.once('exit', (code, signal) => {
-      if (response?.ok) resolve(response);
+      clearTimeout(timer);
+      if (timedOut) {
+        const limit = timeoutMs >= 1000 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`;
+        const error = toolchainError(`the ${request.op} job did not finish within ${limit} and was stopped`, output);
+        reject(
+          new StratumError('TOOLCHAIN_TIMEOUT', `the component toolchain (${request.op}) took longer than ${limit}`, {
+            details: error.details,
+            hint: 'Run the build again; if it hangs again, report it with the output above.',
+            user: false,
+          }),
+        );
+      } else if (response?.ok) resolve(response);
       else if (response) reject(toolchainError(response.message, output));
       else reject(toolchainError(`the toolchain process exited with ${signal ?? `code ${code}`}`, output));
     });
