@@ -1,4 +1,4 @@
-import { copyFile, cp, mkdir, mkdtemp, open, readdir, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -247,6 +247,23 @@ interface EngineJob {
 /** A lock older than this belongs to a build that died; an engine takes well under a minute. */
 const STALE_ENGINE_LOCK_MS = 10 * 60_000;
 
+/**
+ * Whether the process that wrote the lock still runs. A build killed half-way (Ctrl-C, a test
+ * runner's timeout) leaves its lock behind, and waiting out `STALE_ENGINE_LOCK_MS` looked like a
+ * hang: a `stratum dev` showed "building the dev engine" and nothing for minutes.
+ */
+export async function lockHolderAlive(lock: string): Promise<boolean> {
+  const pid = Number.parseInt(await readFile(lock, 'utf8').catch(() => ''), 10);
+  // Just taken, the pid not written yet: alive.
+  if (!Number.isSafeInteger(pid) || pid <= 0) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** Builds the engine, unless another process (a second `stratum dev`, a test) is: then waits for it. */
 async function buildEngineLocked(job: EngineJob): Promise<void> {
   job.step('engine', `building the dev engine for ${job.serves} (once; about 20 s)`);
@@ -260,6 +277,7 @@ async function buildEngineLocked(job: EngineJob): Promise<void> {
     });
     if (handle) {
       try {
+        await handle.writeFile(String(process.pid));
         // Another process may have finished between the check and taking the lock.
         if (!(await stat(job.path).catch(() => undefined))?.isFile()) await buildEngine(job);
         return;
@@ -269,7 +287,7 @@ async function buildEngineLocked(job: EngineJob): Promise<void> {
       }
     }
     const info = await stat(lock).catch(() => undefined);
-    if (info && Date.now() - info.mtimeMs > STALE_ENGINE_LOCK_MS) await rm(lock, { force: true });
+    if (info && (Date.now() - info.mtimeMs > STALE_ENGINE_LOCK_MS || !(await lockHolderAlive(lock)))) await rm(lock, { force: true });
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
