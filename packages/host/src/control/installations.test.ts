@@ -35,7 +35,7 @@ test('components are kept by digest, checked, and dropped when no installation u
   await store.save(installation('one', digestA));
   await store.save(installation('two', digestA));
   await store.save(installation('three', digestB));
-  assert.deepEqual(await store.getComponent(digestA), a);
+  assert.deepEqual(Buffer.from(await store.getComponent(digestA)), Buffer.from(a));
 
   const file = join(dir, 'installations', 'one.json');
   assert.equal((await stat(file)).mode & 0o777, 0o600, 'config values may be secrets');
@@ -43,7 +43,7 @@ test('components are kept by digest, checked, and dropped when no installation u
   assert.equal((await store.get('one'))?.desired, 'stopped');
 
   await store.remove('one');
-  assert.deepEqual(await store.getComponent(digestA), a, 'still used by two');
+  assert.deepEqual(Buffer.from(await store.getComponent(digestA)), Buffer.from(a), 'still used by two');
   await store.remove('two');
   await assert.rejects(store.getComponent(digestA), { code: 'ENOENT' });
   assert.deepEqual(
