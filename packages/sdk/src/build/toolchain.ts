@@ -43,12 +43,11 @@ export function runToolchain(request: ToolchainRequest, options: { timeoutMs?: n
       clearTimeout(timer);
       if (timedOut) {
         const limit = timeoutMs >= 1000 ? `${timeoutMs / 1000} s` : `${timeoutMs} ms`;
-        const error = toolchainError(`the ${request.op} job did not finish within ${limit} and was stopped`, output);
         reject(
-          new StratumError('TOOLCHAIN_TIMEOUT', `the component toolchain (${request.op}) took longer than ${limit}`, {
-            details: error.details,
+          toolchainError(`the ${request.op} job did not finish within ${limit} and was stopped`, output, {
+            code: 'TOOLCHAIN_TIMEOUT',
+            headline: `the component toolchain (${request.op}) took longer than ${limit}`,
             hint: 'Run the build again; if it hangs again, report it with the output above.',
-            user: false,
           }),
         );
       } else if (response?.ok) resolve(response);
@@ -59,11 +58,19 @@ export function runToolchain(request: ToolchainRequest, options: { timeoutMs?: n
   });
 }
 
-function toolchainError(message: string, output: string): StratumError {
+function toolchainError(
+  message: string,
+  output: string,
+  {
+    code = 'TOOLCHAIN_FAILED',
+    headline = 'the component toolchain failed',
+    hint,
+  }: { code?: string; headline?: string; hint?: string } = {},
+): StratumError {
   const details = `${message}\n${output}`
     .split('\n')
     .map((line) => line.trimEnd())
     .filter((line) => line.length > 0)
     .slice(0, 40);
-  return new StratumError('TOOLCHAIN_FAILED', 'the component toolchain failed', { details, user: false });
+  return new StratumError(code, headline, { details, user: false, ...(hint ? { hint } : {}) });
 }
