@@ -7,7 +7,7 @@ import { promisify } from 'node:util';
 import { parse } from '@bytecodealliance/jco';
 import { buildCapsuleDir } from '../../tests/support/examples.ts';
 import { SERVICES } from '../../tests/support/services.ts';
-import { hostServer } from '../lib/components.ts';
+import { hostServer, opsNativeComponent } from '../lib/components.ts';
 import { get } from '../lib/http.ts';
 import { canPin } from '../lib/load.ts';
 import { type ServerProcess, startServer } from '../lib/process.ts';
@@ -115,50 +115,74 @@ export const capabilitiesSuite: Suite = {
     // up (one run of the same loop gave 19,000 to 151,000 ops/s), while the capsule is measured warm.
     const directOps = (backend: Backend['name']) => (backend === 'sqlite' ? Math.max(n, 20_000) : n);
     const rows: BenchRow[] = [];
+    // The JS capsule is what most capsules are; the native one (a core module) shows the
+    // capability's own cost, without StarlingMonkey's bindings (see bench/README.md).
+    const native = await opsNativeComponent();
+    const capsules = [
+      { kind: 'JS capsule', manifest: `${capsuleDir}stratum.toml`, component, ops: ['get', 'set', 'query'] },
+      { kind: 'native capsule', manifest: native.manifest, component: native.component, ops: ['get', 'set'] },
+    ] as const;
     for (const backend of backends) {
-      const server = await startServer(
-        process.execPath,
-        [
-          hostServer,
-          '--manifest',
-          `${capsuleDir}stratum.toml`,
-          '--component',
-          component,
-          '--domain',
-          'ops.bench',
-          ...(backend.capabilityConfig ? ['--capability-config', JSON.stringify(backend.capabilityConfig)] : []),
-        ],
-        { ready: /listening on (\d+)/, cpus: options.serverCpus },
-      );
+      const servers: ServerProcess[] = [];
       try {
+        for (const capsule of capsules) {
+          servers.push(
+            await startServer(
+              process.execPath,
+              [
+                hostServer,
+                '--manifest',
+                capsule.manifest,
+                '--component',
+                capsule.component,
+                '--domain',
+                'ops.bench',
+                ...(backend.capabilityConfig ? ['--capability-config', JSON.stringify(backend.capabilityConfig)] : []),
+              ],
+              { ready: /listening on (\d+)/, cpus: options.serverCpus },
+            ),
+          );
+        }
         // Warm-up: the instance, the table, the keys /kv/get reads.
-        for (const op of ['set', ...backend.ops] as const) await throughCapsule(server, op, 1000);
+        for (const [index, server] of servers.entries()) {
+          const ops = capsules[index]?.ops.filter((op) => backend.ops.includes(op)) ?? [];
+          for (const op of ['set', ...ops] as const) await throughCapsule(server, op, 1000);
+        }
         for (const op of backend.ops) {
-          const capsule: number[] = [];
           const baseline: number[] = [];
+          const through = capsules.map(() => [] as number[]);
           for (let round = 0; round < options.rounds; round++) {
             baseline.push(await direct(backend.name, op, directOps(backend.name), options.serverCpus));
-            capsule.push(await throughCapsule(server, op, n));
+            for (const [index, capsule] of capsules.entries()) {
+              const server = servers[index];
+              if (server && (capsule.ops as readonly string[]).includes(op)) through[index]?.push(await throughCapsule(server, op, n));
+            }
             options.log(
-              `round ${round + 1}: ${backend.name} ${op}: capsule ${capsule.at(-1)?.toFixed(0)}/s, direct ${baseline.at(-1)?.toFixed(0)}/s`,
+              `round ${round + 1}: ${backend.name} ${op}: direct ${baseline.at(-1)?.toFixed(0)}/s, ${capsules
+                .map((capsule, index) => `${capsule.kind} ${through[index]?.at(-1)?.toFixed(0) ?? '-'}/s`)
+                .join(', ')}`,
             );
           }
           const label = op === 'query' ? 'sql query' : `keyvalue ${op}`;
           const direct_ = summarise(baseline);
-          const through = summarise(capsule);
           rows.push({ name: `${backend.name} ${label}, Node.js direct`, unit: 'ops/s', summary: direct_ });
-          const row: BenchRow = {
-            name: `${backend.name} ${label}, through a capsule${backend.name === 'redis' ? ' (JSPI)' : ' (sync)'}`,
-            unit: 'ops/s',
-            summary: through,
-            baseline: 'direct',
-            ratio: through.median / direct_.median,
-          };
-          if (op === 'get') row.target = { text: '>= 50% of direct', met: through.median / direct_.median >= 0.5 };
-          rows.push(row);
+          for (const [index, capsule] of capsules.entries()) {
+            const samples = through[index] ?? [];
+            if (samples.length === 0) continue;
+            const summary = summarise(samples);
+            const row: BenchRow = {
+              name: `${backend.name} ${label}, through a ${capsule.kind}${backend.name === 'redis' ? ' (JSPI)' : ' (sync)'}`,
+              unit: 'ops/s',
+              summary,
+              baseline: 'direct',
+              ratio: summary.median / direct_.median,
+            };
+            if (op === 'get') row.target = { text: '>= 50% of direct', met: summary.median / direct_.median >= 0.5 };
+            rows.push(row);
+          }
         }
       } finally {
-        await server.stop();
+        for (const server of servers) await server.stop();
       }
     }
     const calls = options.quick ? 200_000 : 1_000_000;
@@ -174,7 +198,7 @@ export const capabilitiesSuite: Suite = {
       ratio: jspiSummary.median / syncSummary.median,
     });
     notes.push(
-      `Through a capsule: one request runs n=${n} operations in a loop; the time of an n=0 request (HTTP, routing, instance) is subtracted.`,
+      `Through a capsule: one request runs n=${n} operations in a loop; the time of an n=0 request (HTTP, routing, instance) is subtracted. The JS capsule is bench/capsules/ops (StarlingMonkey); the native capsule is bench/capsules/ops-native (a core module in WAT), whose loop costs next to nothing, so its figure is the capability's own: the canonical ABI, the host's import and the backend.`,
       `Direct: the same loop in a Node.js process on the same pinned CPU, node:sqlite with the same pragmas (WAL, synchronous=NORMAL) or ioredis awaiting each command; ${directOps('sqlite')} operations on SQLite, so that V8's warm-up does not dominate.`,
       'SQLite binds synchronous glue (no JSPI); Redis binds JSPI for the keyvalue imports: the JSPI figure per call is V8 suspending on a resolved promise.',
     );

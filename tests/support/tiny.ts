@@ -19,11 +19,14 @@ async function witHash(hash: ReturnType<typeof createHash>): Promise<void> {
   }
 }
 
-/** Builds (or finds) the component for a WAT file; returns the component's path. */
-export async function buildWat(watPath: string): Promise<string> {
+/**
+ * Builds (or finds) the component for a WAT file; returns the component's path. `worldText`: its
+ * world (`componentFromWat`), when not in a `.wit` beside the WAT.
+ */
+export async function buildWat(watPath: string, worldText?: string): Promise<string> {
   const wat = await readFile(watPath, 'utf8');
   // A `.wit` beside the WAT gives its world (with imports of its own); the default is tiny's.
-  const world = await readFile(watPath.replace(/\.wat$/, '.wit'), 'utf8').catch(() => undefined);
+  const world = worldText ?? (await readFile(watPath.replace(/\.wat$/, '.wit'), 'utf8').catch(() => undefined));
   const hash = createHash('sha256')
     .update(wat)
     .update(world ?? '')
