@@ -50,3 +50,29 @@ test('an import the manifest or host does not grant is refused at install, with 
   });
   assert.deepEqual(host.runtime.status(), []);
 });
+
+test('a capsule on an asynchronous backend serves requests at once in more instances than the host has cores', async (t) => {
+  // One instance per core suits a capsule that computes; one that waits on a backend would
+  // serve one request per core at a time while the cores sit idle. The probe's barrier answers
+  // only once four calls wait at the same time, so each of four requests needs an instance.
+  const host = await startHarness(t, {
+    capabilities,
+    capabilityConfig: { probe: { grant: ['a', 's'], async: true, barrier: 4 } },
+    instancesPerCapsule: 1,
+  });
+  await host.install('a', await buildHostile('probe'));
+  const replies = await Promise.all([1, 2, 3, 4].map(() => host.get('a.test')));
+  assert.deepEqual(
+    replies.map((reply) => reply.body.toString().replace(/^\d+ /, 'N ')),
+    Array(4).fill('N err:denied err:unexpected: backend down\n'),
+  );
+  assert.equal(host.runtime.status()[0]?.instances, 4);
+});
+
+test('a synchronous capsule keeps to one instance per core (instancesPerCapsule)', async (t) => {
+  const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['s'] } }, instancesPerCapsule: 1 });
+  await host.install('s', await buildHostile('probe'));
+  const replies = await Promise.all([1, 2, 3, 4].map(() => host.get('s.test')));
+  assert.deepEqual(replies.map((reply) => reply.body.toString().split(' ')[0]).sort(), ['1', '2', '3', '4']);
+  assert.equal(host.runtime.status()[0]?.instances, 1);
+});

@@ -86,6 +86,15 @@ export interface HostRuntimeOptions {
    * parallelism, since more instances than cores add no throughput to synchronous capsules.
    */
   instancesPerCapsule?: number;
+  /**
+   * The same for a capsule bound with JSPI (an asynchronous backend: Redis, PostgreSQL, outbound
+   * HTTP). Its instance spends a request waiting with the thread idle, and it serves one request
+   * at a time (a suspended guest cannot be entered again), so only more instances let it wait on
+   * several requests at once: with one per core, a capsule whose backend answers in 200 ms served
+   * 5 requests a second per core. Each instance is a thread (17-27 MiB warm, bench/README.md);
+   * those beyond the first retire when idle (`idleInstanceMs`). Default 8.
+   */
+  asyncInstancesPerCapsule?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
   idleInstanceMs?: number;
   /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
@@ -543,7 +552,8 @@ class Capsule {
   }
 
   get maxInstances(): number {
-    return Math.max(1, Math.min(this.limits.concurrency, this.#runtime.instancesPerCapsule));
+    const perCapsule = this.transpiled.jspi ? this.#runtime.asyncInstancesPerCapsule : this.#runtime.instancesPerCapsule;
+    return Math.max(1, Math.min(this.limits.concurrency, perCapsule));
   }
 
   /** In flight: running in an instance or waiting for one. */
@@ -557,7 +567,7 @@ class Capsule {
     while (this.queue.length > 0) {
       const pending = this.queue[0] as PendingRequest;
       let handle = this.idle.pop();
-      if (!handle && !pending.req) {
+      if (!handle && !pending.req && this.pipelines) {
         handle = this.leastBusy();
         queuedBehind ||= handle !== undefined;
       }
@@ -576,6 +586,15 @@ class Capsule {
     if ((this.queue.length > 0 || queuedBehind) && this.spawning === 0 && this.workers.size < this.maxInstances && this.state !== 'stopped')
       this.startWorker();
     if (this.active === 0 && this.drained) this.drained();
+  }
+
+  /**
+   * Whether requests may be posted behind others. A JSPI capsule's request may wait on its backend
+   * for as long as it likes, and whatever was posted behind it waits too: until the capsule has
+   * all the instances it may have, its requests wait in the queue for the first instance free.
+   */
+  get pipelines(): boolean {
+    return !this.transpiled.jspi || this.workers.size >= this.maxInstances;
   }
 
   /**
@@ -1013,6 +1032,7 @@ class Runtime implements StratumHostRuntime {
   readonly pipeline: Required<PipelineOptions>;
   readonly warmupCpuMs: number;
   readonly instancesPerCapsule: number;
+  readonly asyncInstancesPerCapsule: number;
   workersStarted = 0;
   sparesUsed = 0;
   readonly #options: HostRuntimeOptions;
@@ -1038,6 +1058,7 @@ class Runtime implements StratumHostRuntime {
     this.pipeline = { depth: options.pipeline?.depth ?? PIPELINE_DEPTH, headAgeMs: options.pipeline?.headAgeMs ?? PIPELINE_HEAD_AGE_MS };
     this.warmupCpuMs = options.warmupCpuMs ?? 500;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
+    this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
     this.#capabilities = capabilities;
     this.#loader = new Loader({ cacheDir: join(options.dataDir, 'cache'), logger: this.logger });
     this.replenishSpare();
