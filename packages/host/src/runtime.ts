@@ -88,11 +88,13 @@ export interface HostRuntimeOptions {
   instancesPerCapsule?: number;
   /**
    * The same for a capsule bound with JSPI (an asynchronous backend: Redis, PostgreSQL, outbound
-   * HTTP). Its instance spends a request waiting with the thread idle, and it serves one request
-   * at a time (a suspended guest cannot be entered again), so only more instances let it wait on
-   * several requests at once: with one per core, a capsule whose backend answers in 200 ms served
-   * 5 requests a second per core. Each instance is a thread (17-27 MiB warm, bench/README.md);
-   * those beyond the first retire when idle (`idleInstanceMs`). Default 8.
+   * HTTP) while its requests wait on the backend. Such an instance spends a request waiting with
+   * the thread idle, and it serves one request at a time (a suspended guest cannot be entered
+   * again), so only more instances let it wait on several requests at once: with one per core, a
+   * capsule whose backend answers in 200 ms served 5 requests a second per core. Instances beyond
+   * one per core start only for requests handed back from behind one that waits (`reclaim`), so
+   * a capsule on a fast backend keeps to one per core. Each instance is a thread (17-27 MiB warm,
+   * bench/README.md); those beyond the first retire when idle (`idleInstanceMs`). Default 8.
    */
   asyncInstancesPerCapsule?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
@@ -150,6 +152,11 @@ const CPU_RECHECK_MS = 5;
 const INSTANCE_START_ALLOWANCE_MS = 5_000;
 /** Requests of a fresh instance that get the warm-up CPU budget. */
 const WARMUP_REQUESTS = 16;
+/**
+ * A JSPI capsule gets instances beyond one per core only while its requests have been seen
+ * waiting on a backend (a reclaim answered) this recently.
+ */
+const WAITED_RECENTLY_MS = 1000;
 
 function effectiveLimits(manifest: Manifest, host: RuntimeLimits): EffectiveLimits {
   const cap = (wanted: number, limit: number | undefined) => (limit === undefined ? wanted : Math.min(wanted, limit));
@@ -213,6 +220,11 @@ interface PendingRequest {
   req?: IncomingMessage;
   bytesIn: number;
   queuedAt: number;
+  /**
+   * Where it runs now. A request that goes back to the queue (its instance was ended, or it was
+   * reclaimed) is dispatched again: the client's close is watched once, for wherever it runs.
+   */
+  dispatched?: { active: ActiveRequest; handle: CapsuleWorker };
 }
 
 /**
@@ -253,6 +265,10 @@ class CapsuleWorker {
   /** The one timer that looks at the current request's limits (see `Capsule.watch`), and when it fires. */
   watchTimer: NodeJS.Timeout | undefined;
   watchDue = 0;
+  /** Set while a `reclaim` is on its way (see `Capsule.reclaim`). */
+  reclaiming = false;
+  /** No reclaim before this (Date.now()): the last was refused. */
+  reclaimAfter = 0;
 
   readonly body: BodyWriter;
   /** Set while a request body waits for room in the ring. */
@@ -317,6 +333,8 @@ class Capsule {
   readonly logs: CapsuleLogEntry[] = [];
   readonly logListeners = new Set<(entry: CapsuleLogEntry) => void>();
   drained: (() => void) | undefined;
+  /** When (Date.now()) an instance last handed back requests from behind one waiting on a backend. */
+  waitedAt = 0;
   readonly #runtime: Runtime;
 
   constructor(
@@ -424,6 +442,9 @@ class Capsule {
           break;
         case 'consumed':
           handle.onConsumed?.();
+          break;
+        case 'reclaimed':
+          this.onReclaimed(handle, message.ids);
           break;
         case 'closed':
           this.#runtime.ending(worker.terminate());
@@ -552,8 +573,52 @@ class Capsule {
   }
 
   get maxInstances(): number {
-    const perCapsule = this.transpiled.jspi ? this.#runtime.asyncInstancesPerCapsule : this.#runtime.instancesPerCapsule;
-    return Math.max(1, Math.min(this.limits.concurrency, perCapsule));
+    return this.transpiled.jspi
+      ? Math.max(1, Math.min(this.limits.concurrency, this.#runtime.asyncInstancesPerCapsule))
+      : this.computeInstances;
+  }
+
+  /** Instances for a capsule that computes: more than one per core add nothing. */
+  get computeInstances(): number {
+    return Math.max(1, Math.min(this.limits.concurrency, this.#runtime.instancesPerCapsule));
+  }
+
+  /**
+   * Asks a JSPI instance for the requests posted behind the one it runs, which has run longer
+   * than `headAgeMs`: if it waits on a backend, whatever waits behind it would wait as long. The
+   * worker decides (it watches the request's thread for a moment, see RECLAIM_WATCH_MS in
+   * capsule-worker.ts) and hands back those it has not started (`onReclaimed`); they go to the
+   * front of the queue, where an idle instance, or a new one, takes them.
+   */
+  reclaim(handle: CapsuleWorker): void {
+    handle.reclaiming = true;
+    // Requests still on their way go first, so that the answer covers them too.
+    this.sendOutgoing(handle);
+    handle.worker.postMessage({ type: 'reclaim' } satisfies ToWorker);
+  }
+
+  onReclaimed(handle: CapsuleWorker, ids: number[]): void {
+    handle.reclaiming = false;
+    // A retired instance's waiting requests went back to the queue already.
+    if (handle.retired) return;
+    const now = Date.now();
+    if (ids.length === 0) {
+      // Refused: the request it runs is computing, or its backend answers fast.
+      handle.reclaimAfter = now + this.#runtime.pipeline.headAgeMs;
+      this.armWatch(handle, this.reclaimDue(handle));
+      return;
+    }
+    this.waitedAt = now;
+    const back: PendingRequest[] = [];
+    for (const id of ids) {
+      const index = handle.inFlight.findIndex((active, position) => position > 0 && active.id === id);
+      if (index === -1) continue;
+      const [active] = handle.inFlight.splice(index, 1);
+      if (active) back.push(active.pending);
+    }
+    this.running -= back.length;
+    this.queue.unshift(...back);
+    this.pump();
   }
 
   /** In flight: running in an instance or waiting for one. */
@@ -567,7 +632,7 @@ class Capsule {
     while (this.queue.length > 0) {
       const pending = this.queue[0] as PendingRequest;
       let handle = this.idle.pop();
-      if (!handle && !pending.req && this.pipelines) {
+      if (!handle && !pending.req) {
         handle = this.leastBusy();
         queuedBehind ||= handle !== undefined;
       }
@@ -583,18 +648,13 @@ class Capsule {
       }
       this.dispatch(handle, pending);
     }
-    if ((this.queue.length > 0 || queuedBehind) && this.spawning === 0 && this.workers.size < this.maxInstances && this.state !== 'stopped')
-      this.startWorker();
+    // Requests posted behind young ones ask for instances up to one per core; beyond that (a JSPI
+    // capsule), only requests nothing can take do: every instance runs one that is waiting on a
+    // backend (see `reclaim`), or is full.
+    const waiting = this.queue.length > 0 && Date.now() - this.waitedAt < WAITED_RECENTLY_MS;
+    const wanted = waiting ? this.maxInstances : this.queue.length > 0 || queuedBehind ? this.computeInstances : 0;
+    if (this.workers.size < wanted && this.spawning === 0 && this.state !== 'stopped') this.startWorker();
     if (this.active === 0 && this.drained) this.drained();
-  }
-
-  /**
-   * Whether requests may be posted behind others. A JSPI capsule's request may wait on its backend
-   * for as long as it likes, and whatever was posted behind it waits too: until the capsule has
-   * all the instances it may have, its requests wait in the queue for the first instance free.
-   */
-  get pipelines(): boolean {
-    return !this.transpiled.jspi || this.workers.size >= this.maxInstances;
   }
 
   /**
@@ -689,12 +749,17 @@ class Capsule {
     };
     handle.inFlight.push(active);
     if (handle.inFlight.length === 1) this.watch(handle, active);
-    pending.res.on('close', () => {
-      if (!active.ended && handle.inFlight.includes(active)) {
-        active.cutOff = true;
-        active.clientGone = true;
-      }
-    });
+    else this.armWatch(handle, this.reclaimDue(handle));
+    if (!pending.dispatched) {
+      pending.res.on('close', () => {
+        const where = pending.dispatched;
+        if (where && !where.active.ended && where.handle.inFlight.includes(where.active)) {
+          where.active.cutOff = true;
+          where.active.clientGone = true;
+        }
+      });
+    }
+    pending.dispatched = { active, handle };
     const message: RequestMessage = { ...pending.message, id, body: pending.req !== undefined };
     if (pending.req) {
       handle.body.reset();
@@ -711,11 +776,14 @@ class Capsule {
   post(handle: CapsuleWorker, message: RequestMessage): void {
     handle.outgoing.push(message);
     if (handle.outgoing.length > 1) return;
-    setImmediate(() => {
-      const messages = handle.outgoing.splice(0);
-      if (handle.retired) return;
-      handle.worker.postMessage(packRequests(messages) satisfies ToWorker);
-    });
+    setImmediate(() => this.sendOutgoing(handle));
+  }
+
+  sendOutgoing(handle: CapsuleWorker): void {
+    if (handle.outgoing.length === 0) return;
+    const messages = handle.outgoing.splice(0);
+    if (handle.retired) return;
+    handle.worker.postMessage(packRequests(messages) satisfies ToWorker);
   }
 
   /**
@@ -729,12 +797,19 @@ class Capsule {
     active.started = now;
     // CPU time never exceeds wall time: the first look is due once the limit has passed on the clock.
     active.cpuCheckAt = now + active.cpuLimit;
-    this.armWatch(handle, Math.min(active.cpuCheckAt, now + this.limits.timeoutMs));
+    this.armWatch(handle, Math.min(active.cpuCheckAt, now + this.limits.timeoutMs, this.reclaimDue(handle)));
+  }
+
+  /** When the requests behind a JSPI instance's current one are to be reclaimed, if they are. */
+  reclaimDue(handle: CapsuleWorker): number {
+    const head = handle.head;
+    if (!this.transpiled.jspi || !head || handle.inFlight.length < 2) return Number.POSITIVE_INFINITY;
+    return Math.max(head.started + this.#runtime.pipeline.headAgeMs, handle.reclaimAfter);
   }
 
   /** Makes the instance's timer fire at `due` at the latest. */
   armWatch(handle: CapsuleWorker, due: number): void {
-    if (handle.watchTimer && handle.watchDue <= due) return;
+    if (!Number.isFinite(due) || (handle.watchTimer && handle.watchDue <= due)) return;
     clearTimeout(handle.watchTimer);
     handle.watchDue = due;
     handle.watchTimer = setTimeout(() => this.checkLimits(handle), Math.max(1, due - Date.now()));
@@ -753,6 +828,7 @@ class Capsule {
       this.kill(handle, active, 'timeout', `over the ${timeoutMs} ms wall-clock limit`);
       return;
     }
+    if (!handle.reclaiming && now >= this.reclaimDue(handle)) this.reclaim(handle);
     if (now < active.cpuCheckAt) {
       this.armWatch(handle, Math.min(active.cpuCheckAt, active.started + timeoutMs));
       return;

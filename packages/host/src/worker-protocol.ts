@@ -80,8 +80,12 @@ export interface ResponseBatch {
   done?: RequestDone;
 }
 
-/** Requests go one at a time or, when the main thread took several in one turn, together. */
-export type ToWorker = PackedRequests | { type: 'shutdown' };
+/**
+ * Requests go one at a time or, when the main thread took several in one turn, together.
+ * `reclaim` asks for the requests that wait behind the one running back, unstarted (the answer
+ * is `reclaimed`): the one running waits on a backend, and they should not wait with it.
+ */
+export type ToWorker = PackedRequests | { type: 'shutdown' } | { type: 'reclaim' };
 
 /** RequestMessages as they cross to a worker: their fields in one flat array, REQUEST_FIELDS each (see PackedBatches). */
 export interface PackedRequests {
@@ -137,6 +141,8 @@ export type FromWorker =
   | { type: 'failed'; message: string }
   /** The worker made room in a full request body ring (body-channel.ts). */
   | { type: 'consumed' }
+  /** The requests that waited behind the running one, never started, by `RequestMessage.id`. */
+  | { type: 'reclaimed'; ids: number[] }
   | { type: 'closed' };
 
 /**
