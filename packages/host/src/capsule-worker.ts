@@ -362,26 +362,28 @@ start().then(
       waiting.push(message);
       if (!running) void run();
     };
+    // Hands back the requests not started yet if, watched a moment, the one running waits.
+    const reclaim = () => {
+      const request = current?.id;
+      const cpuBefore = cpuMicros();
+      setTimeout(() => {
+        const idle = cpuMicros() - cpuBefore < RECLAIM_WATCH_MS * 1000 * RECLAIM_IDLE_SHARE;
+        const waits = request !== undefined && current?.id === request && idle;
+        const ids: number[] = [];
+        for (let index = waiting.length - 1; waits && index >= 0; index--) {
+          const one = waiting[index];
+          if (one?.type !== 'request') continue;
+          ids.unshift(one.id);
+          waiting.splice(index, 1);
+        }
+        port.postMessage({ type: 'reclaimed', ids } satisfies FromWorker);
+      }, RECLAIM_WATCH_MS);
+    };
     // The main thread posts the requests it took in one turn together (see `ToWorker`).
     port.on('message', (message: ToWorker) => {
       if (message.type === 'requests') for (const one of unpackRequests(message)) take(one);
-      else if (message.type === 'reclaim') {
-        const request = current?.id;
-        const cpuBefore = cpuMicros();
-        setTimeout(() => {
-          const idle = cpuMicros() - cpuBefore < RECLAIM_WATCH_MS * 1000 * RECLAIM_IDLE_SHARE;
-          const ids: number[] = [];
-          if (request !== undefined && current?.id === request && idle) {
-            for (let index = waiting.length - 1; index >= 0; index--) {
-              const one = waiting[index];
-              if (one?.type !== 'request') continue;
-              ids.unshift(one.id);
-              waiting.splice(index, 1);
-            }
-          }
-          port.postMessage({ type: 'reclaimed', ids } satisfies FromWorker);
-        }, RECLAIM_WATCH_MS);
-      } else take(message);
+      else if (message.type === 'reclaim') reclaim();
+      else take(message);
     });
     port.postMessage({ type: 'ready', memoryBytes: memoryBytes() } satisfies FromWorker);
     // The code cache is written at exit, and capsule workers are terminated rather than
