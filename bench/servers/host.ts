@@ -1,6 +1,7 @@
 // A Stratum host in its own process for the benchmarks: the full path a request takes in
 // production (ingress, Host-header routing, capsule worker, instance, response).
 // Usage: node bench/servers/host.ts --manifest <stratum.toml> --component <file.wasm> [--domain <name>] [--data <dir>]
+//        [--capability-config <json>] [--capability <name>=<module URL> ...] [--async-instances N]
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { enableCompileCache } from 'node:module';
@@ -11,7 +12,7 @@ import { parseArgs } from 'node:util';
 // As the `stratum` launcher does for `stratum host start`: a code cache for the modules loaded
 // after this line, which is why Stratum's own are imported dynamically.
 enableCompileCache();
-const { createHostRuntime } = await import('@stratum/host');
+const { CAPABILITY_MODULES, createHostRuntime } = await import('@stratum/host');
 const { parseManifest } = await import('@stratum/manifest');
 
 const { values } = parseArgs({
@@ -22,6 +23,10 @@ const { values } = parseArgs({
     data: { type: 'string' },
     // Each capability's host.toml section as JSON, e.g. '{"keyvalue":{"default":{"type":"redis","url":"redis://127.0.0.1:6379/0"}}}'.
     'capability-config': { type: 'string' },
+    // A capability module beyond the host's own, as name=URL (a test capability, say).
+    capability: { type: 'string', multiple: true },
+    // The runtime's asyncInstancesPerCapsule.
+    'async-instances': { type: 'string' },
   },
 });
 if (!values.manifest || !values.component) {
@@ -32,7 +37,16 @@ if (!values.manifest || !values.component) {
 const dataDir = values.data ?? (await mkdtemp(join(tmpdir(), 'stratum-bench-host-')));
 const { manifest } = parseManifest(await readFile(values.manifest, 'utf8'), values.manifest);
 const capabilityConfig = values['capability-config'] ? (JSON.parse(values['capability-config']) as Record<string, unknown>) : undefined;
-const runtime = await createHostRuntime({ dataDir, ...(capabilityConfig ? { capabilityConfig } : {}) });
+const extraCapabilities = (values.capability ?? []).map((entry) => {
+  const at = entry.indexOf('=');
+  return { name: entry.slice(0, at), module: entry.slice(at + 1) };
+});
+const runtime = await createHostRuntime({
+  dataDir,
+  ...(capabilityConfig ? { capabilityConfig } : {}),
+  ...(extraCapabilities.length > 0 ? { capabilities: [...CAPABILITY_MODULES, ...extraCapabilities] } : {}),
+  ...(values['async-instances'] ? { asyncInstancesPerCapsule: Number(values['async-instances']) } : {}),
+});
 const started = performance.now();
 await runtime.install({
   name: manifest.capsule.name,

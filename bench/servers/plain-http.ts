@@ -1,10 +1,18 @@
 // The baseline: the least a Node.js HTTP server can do to answer "hello".
+// Usage: node bench/servers/plain-http.ts [--delay-ms N]   (N: answer after a wait, as a slow backend would)
 import { createServer } from 'node:http';
+import { parseArgs } from 'node:util';
 
+const { values } = parseArgs({ options: { 'delay-ms': { type: 'string' } } });
+const delayMs = Number(values['delay-ms'] ?? 0);
 const body = Buffer.from('Hello from Stratum!\n');
 const server = createServer((_request, response) => {
-  response.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
-  response.end(body);
+  const send = () => {
+    response.writeHead(200, { 'content-type': 'text/plain', 'content-length': body.length });
+    response.end(body);
+  };
+  if (delayMs > 0) setTimeout(send, delayMs);
+  else send();
 });
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();

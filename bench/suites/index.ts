@@ -3,5 +3,6 @@ import { capabilitiesSuite } from './capabilities.ts';
 import { densitySuite } from './density.ts';
 import { overheadSuite } from './overhead.ts';
 import { startupSuite } from './startup.ts';
+import { waitingSuite } from './waiting.ts';
 
-export const suites: Suite[] = [overheadSuite, startupSuite, capabilitiesSuite, densitySuite];
+export const suites: Suite[] = [overheadSuite, startupSuite, capabilitiesSuite, waitingSuite, densitySuite];
