@@ -1,6 +1,6 @@
 // The components the benchmarks run, built and cached exactly as the tests build them.
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
+import { nestedPackage } from '../../examples/tiny/build.ts';
 import { buildExample, type ExampleName, exampleDir } from '../../tests/support/examples.ts';
 import { buildTiny, buildWat } from '../../tests/support/tiny.ts';
 
@@ -33,11 +33,7 @@ const opsNativeDir = new URL('../capsules/ops-native/', import.meta.url);
  * imports Stratum's keyvalue store, nested from spec/wit as the build nests the WASI packages.
  */
 export async function opsNativeComponent(): Promise<BenchComponent> {
-  const keyvalue = await readFile(new URL('../../spec/wit/deps/stratum-keyvalue/keyvalue.wit', import.meta.url), 'utf8');
-  const header = /^package ([^;]+);/m.exec(keyvalue);
-  if (!header) throw new Error('spec/wit/deps/stratum-keyvalue/keyvalue.wit has no package header');
-  const nested = `package ${header[1]} {\n${keyvalue.slice(0, header.index)}${keyvalue.slice(header.index + header[0].length)}\n}\n`;
-  const world = `package stratum:tiny;\nworld tiny {\n  import stratum:keyvalue/store@0.1.0;\n  export wasi:http/incoming-handler@0.2.10;\n}\n${nested}`;
+  const world = `package stratum:tiny;\nworld tiny {\n  import stratum:keyvalue/store@0.1.0;\n  export wasi:http/incoming-handler@0.2.10;\n}\n${nestedPackage('stratum-keyvalue/keyvalue.wit')}`;
   return {
     name: 'ops-native',
     manifest: fileURLToPath(new URL('stratum.toml', opsNativeDir)),

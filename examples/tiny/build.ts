@@ -20,14 +20,17 @@ const PACKAGES = ['io', 'clocks', 'random', 'cli', 'filesystem', 'sockets', 'htt
  */
 export function worldSource(world = 'package stratum:tiny;\nworld tiny { export wasi:http/incoming-handler@0.2.10; }\n'): string {
   let source = world;
-  for (const name of PACKAGES) {
-    const text = readFileSync(new URL(`wasi-${name}/package.wit`, WIT_DEPS), 'utf8');
-    const header = /^package ([^;]+);/m.exec(text);
-    if (!header) throw new Error(`spec/wit/deps/wasi-${name}/package.wit has no package header`);
-    const body = text.slice(0, header.index) + text.slice(header.index + header[0].length);
-    source += `package ${header[1]} {\n${body}\n}\n`;
-  }
+  for (const name of PACKAGES) source += nestedPackage(`wasi-${name}/package.wit`);
   return source;
+}
+
+/** A package of spec/wit/deps (`file` relative to it) as nested WIT: `package x:y@1.0.0 { ... }`. */
+export function nestedPackage(file: string): string {
+  const text = readFileSync(new URL(file, WIT_DEPS), 'utf8');
+  const header = /^package ([^;]+);/m.exec(text);
+  if (!header) throw new Error(`spec/wit/deps/${file} has no package header`);
+  const body = text.slice(0, header.index) + text.slice(header.index + header[0].length);
+  return `package ${header[1]} {\n${body}\n}\n`;
 }
 
 /**
