@@ -289,7 +289,7 @@ class CapsuleWorker {
 
 let nextRequestNumber = 1;
 
-const workerEntry = new URL('./capsule-worker-entry.ts', import.meta.url);
+const workerEntry = new URL('./capsule-worker-entry.js', import.meta.url);
 
 function newCapsuleWorker(boot: WorkerBoot, name: string): Worker {
   return new Worker(workerEntry, {
