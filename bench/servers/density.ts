@@ -8,13 +8,15 @@
 // Usage: node bench/servers/density.ts --manifest <stratum.toml> --component <file.wasm> --count N
 //          [--step S] [--mode warm|installed] [--warm M]
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createHostRuntime } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
 import { get } from '../lib/http.ts';
+
+// As the host does (packages/host/src/control/host.ts): an ES module import of node:http loads undici.
+const { createServer } = process.getBuiltinModule('node:http');
 
 const { values } = parseArgs({
   options: {

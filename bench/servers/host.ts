@@ -3,11 +3,13 @@
 // Usage: node bench/servers/host.ts --manifest <stratum.toml> --component <file.wasm> [--domain <name>] [--data <dir>]
 //        [--capability-config <json>] [--capability <name>=<module URL> ...] [--async-instances N]
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:http';
 import { enableCompileCache } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
+
+// As the host does (packages/host/src/control/host.ts): an ES module import of node:http loads undici.
+const { createServer } = process.getBuiltinModule('node:http');
 
 // As the `stratum` launcher does for `stratum host start`: a code cache for the modules loaded
 // after this line, which is why Stratum's own are imported dynamically.

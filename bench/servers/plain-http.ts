@@ -1,7 +1,9 @@
 // The baseline: the least a Node.js HTTP server can do to answer "hello".
 // Usage: node bench/servers/plain-http.ts [--delay-ms N]   (N: answer after a wait, as a slow backend would)
-import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
+
+// As the host does (packages/host/src/control/host.ts): an ES module import of node:http loads undici.
+const { createServer } = process.getBuiltinModule('node:http');
 
 const { values } = parseArgs({ options: { 'delay-ms': { type: 'string' } } });
 const delayMs = Number(values['delay-ms'] ?? 0);

@@ -1,4 +1,4 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StratumError } from '@stratum/core';
 import { hostName } from '@stratum/host';
@@ -38,6 +38,8 @@ export async function startIngress(port: number, targets: () => readonly Ingress
     response.end(body);
   };
   const servers: Server[] = [];
+  // Not an ES module import of node:http, which loads Node.js's undici for its WebSocket exports (see control/host.ts).
+  const { createServer } = process.getBuiltinModule('node:http');
   const first = createServer(route);
   await listen(first, port, '127.0.0.1').catch((error: NodeJS.ErrnoException) => {
     if (error.code === 'EADDRINUSE') {

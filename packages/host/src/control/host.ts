@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
@@ -144,6 +143,10 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     const removed = await store.prune();
     if (removed > 0) logger.info({ removed }, 'removed component files no installation uses');
 
+    // Not `import { createServer } from 'node:http'`: an ES module import of node:http reads every
+    // export, and its WebSocket getters load Node.js's bundled undici (about 50 ms of a fresh
+    // host's start here); node:https and its TLS load only for a control API that uses them.
+    const { createServer: createHttpServer } = process.getBuiltinModule('node:http');
     const ingress = createHttpServer((request, response) => runtime.handleRequest(request, response));
     servers.push(ingress);
     const ingressUrl = await listen(ingress, config.ingress.listen, 'http', 'ingress');
@@ -164,7 +167,9 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     let control: Server;
     if (config.control.tls) {
       const [cert, key] = await Promise.all([readFile(config.control.tls.certFile), readFile(config.control.tls.keyFile)]);
-      control = createHttpsServer({ cert, key }, handler as (request: IncomingMessage, response: ServerResponse) => void);
+      control = process
+        .getBuiltinModule('node:https')
+        .createServer({ cert, key }, handler as (request: IncomingMessage, response: ServerResponse) => void);
     } else {
       control = createHttpServer(handler);
     }
