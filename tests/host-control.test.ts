@@ -27,9 +27,11 @@ class FakeRuntime implements HostRuntime {
   async install(request: InstallRequest): Promise<CapsuleStatus> {
     this.installs.push(request);
     const name = request.name ?? request.manifest.capsule.name;
-    const digest = `sha256:${createHash('sha256')
-      .update(request.component ?? new Uint8Array())
-      .digest('hex')}`;
+    const digest =
+      request.storedComponent?.digest ??
+      `sha256:${createHash('sha256')
+        .update(request.component ?? new Uint8Array())
+        .digest('hex')}`;
     const status: CapsuleStatus = {
       name,
       domains: request.domains,
@@ -536,8 +538,11 @@ test('installations survive a restart: the new runtime gets each one back, start
       ['other', ['other.example'], {}],
     ],
   );
-  // Byte for byte (the store hands back a Buffer, which is a Uint8Array).
-  assert.deepEqual(Buffer.from(runtime.installs[0]?.component ?? []), Buffer.from(COMPONENT));
+  // Restored from the store by digest; its bytes byte for byte, read only if the runtime asks.
+  const stored = runtime.installs[0]?.storedComponent;
+  assert.equal(runtime.installs[0]?.component, undefined);
+  assert.equal(stored?.digest, `sha256:${createHash('sha256').update(COMPONENT).digest('hex')}`);
+  assert.deepEqual(Buffer.from((await stored?.read()) ?? []), Buffer.from(COMPONENT));
   assert.deepEqual(
     runtime.status().map((capsule) => [capsule.name, capsule.state]),
     [

@@ -16,7 +16,7 @@ test('the transpile worker ends once idle, and starts again for the next compone
   });
   const component = async (path: string) => {
     const bytes = new Uint8Array(await readFile(path));
-    return { digest: sha256Digest(bytes), bytes };
+    return { digest: sha256Digest(bytes), bytes: () => Promise.resolve(bytes) };
   };
   const tiny = await component(await buildTiny());
   assert.ok((await loader.inspect(tiny)).exports.some((name) => name.startsWith('wasi:http/incoming-handler@')));

@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { CAPABILITY_MODULES } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
+import { sha256Digest } from '../packages/host/src/loader.ts';
 import { startHarness } from './fixtures/hostile/harness.ts';
 import { buildHostile, buildTiny } from './support/tiny.ts';
 
@@ -94,6 +95,64 @@ test('a restarted host installs from its transpile cache without transpiling aga
   // First's after-hook removes the shared directory, and runs before second's: close second now,
   // so that none of its worker threads writes V8's code cache there while it goes.
   await second.runtime.close();
+});
+
+test('a stored component is read only when the cache misses it, and checked against its digest then', async (t) => {
+  const tiny = await buildTiny();
+  const bytes = await readFile(tiny);
+  const digest = sha256Digest(bytes);
+  const { manifest } = parseManifest('stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\n');
+  let reads = 0;
+  const stored = (read: () => Uint8Array) => ({
+    digest,
+    read: async () => {
+      reads++;
+      return read();
+    },
+  });
+
+  // A fresh cache: the bytes are read once (inspect and transpile share the read) and checked.
+  const first = await startHarness(t);
+  await first.runtime.install({ name: 'tiny', manifest, domains: ['tiny.test'], storedComponent: stored(() => bytes) });
+  assert.equal(reads, 1);
+  await first.runtime.start('tiny');
+  assert.equal((await first.get('tiny.test')).status, 200);
+  await first.runtime.close();
+
+  // A restart from the same cache never reads them: nothing to hash, whatever their size.
+  const second = await startHarness(t, { dataDir: first.dataDir });
+  await second.runtime.install({
+    name: 'tiny',
+    manifest,
+    domains: ['tiny.test'],
+    storedComponent: stored(() => assert.fail('a cached component must not be read')),
+  });
+  assert.equal(reads, 1);
+  await second.runtime.start('tiny');
+  assert.equal((await second.get('tiny.test')).status, 200);
+  await second.runtime.close();
+
+  // Without the cache, bytes changed on disk are refused, not transpiled.
+  const tampered = Uint8Array.from(bytes);
+  tampered[tampered.length - 1] = (tampered.at(-1) ?? 0) ^ 0xff;
+  const third = await startHarness(t);
+  await assert.rejects(
+    third.runtime.install({ name: 'tiny', manifest, domains: ['tiny.test'], storedComponent: stored(() => tampered) }),
+    (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'DIGEST_MISMATCH');
+      assert.match(error.message, /was changed on disk/);
+      return true;
+    },
+  );
+  assert.equal(third.runtime.stats().transpiles, 0);
+  // The manifest's digest still has the last word over the stored one.
+  const pinned = parseManifest(
+    `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\ndigest = "sha256:${'0'.repeat(64)}"\n`,
+  );
+  await assert.rejects(
+    third.runtime.install({ name: 'tiny', manifest: pinned.manifest, domains: ['tiny.test'], storedComponent: stored(() => bytes) }),
+    { code: 'DIGEST_MISMATCH' },
+  );
 });
 
 test('install refuses a wrong digest, imports no capability serves, and non-components', async (t) => {

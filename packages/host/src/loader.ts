@@ -23,7 +23,8 @@ const JCO_VERSION: string = (
 
 export interface LoadedComponent {
   digest: string;
-  bytes: Uint8Array;
+  /** The bytes, checked against the digest; a stored component reads them only when called. */
+  bytes(): Promise<Uint8Array>;
 }
 
 export interface TranspiledComponent {
@@ -48,6 +49,20 @@ export interface LoaderStats {
 
 export function sha256Digest(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+function digestMismatch(digest: string, expected: string): StratumError {
+  return new StratumError('DIGEST_MISMATCH', `the component's digest is ${digest}, not ${expected} as the manifest says`, {
+    hint: 'The component was changed or corrupted after the manifest was written; rebuild or pull it again.',
+  });
+}
+
+function checkComponent(bytes: Uint8Array): void {
+  if (bytes[0] !== 0x00 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d || bytes[6] !== 0x01 || bytes[4] !== 0x0d) {
+    throw new StratumError('NOT_A_COMPONENT', 'the capsule is not a WebAssembly component (a core module or another file was given)', {
+      hint: 'Capsules are components (WASI 0.2); build with `stratum build` or `wasm-tools component new`.',
+    });
+  }
 }
 
 /**
@@ -85,6 +100,32 @@ export class Loader {
   /** Reads the component and checks it against the manifest's digest before anything else. */
   async read(request: InstallRequest): Promise<LoadedComponent> {
     const source = request.manifest.source;
+    const expected = source.digest;
+    const stored = request.storedComponent;
+    if (stored) {
+      // The digest the caller's store checked when it stored the bytes: the caches are keyed by it,
+      // and the bytes are needed (and hashed again) only when a cache misses.
+      if (expected !== undefined && expected !== stored.digest) throw digestMismatch(stored.digest, expected);
+      let loading: Promise<Uint8Array> | undefined;
+      const bytes = () => {
+        loading ??= stored.read().then((read) => {
+          const digest = sha256Digest(read);
+          if (digest !== stored.digest) {
+            throw new StratumError(
+              'DIGEST_MISMATCH',
+              `the stored component ${stored.digest} was changed on disk: its digest is ${digest}`,
+              {
+                hint: 'Install the capsule again, from its registry or with its bytes.',
+              },
+            );
+          }
+          checkComponent(read);
+          return read;
+        });
+        return loading;
+      };
+      return { digest: stored.digest, bytes };
+    }
     let bytes: Uint8Array;
     if (request.component) bytes = request.component;
     else if (source.kind === 'wasm') {
@@ -108,18 +149,10 @@ export class Loader {
       );
     }
     const digest = sha256Digest(bytes);
-    const expected = source.digest;
-    if (expected !== undefined && expected !== digest) {
-      throw new StratumError('DIGEST_MISMATCH', `the component's digest is ${digest}, not ${expected} as the manifest says`, {
-        hint: 'The component was changed or corrupted after the manifest was written; rebuild or pull it again.',
-      });
-    }
-    if (bytes[0] !== 0x00 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d || bytes[6] !== 0x01 || bytes[4] !== 0x0d) {
-      throw new StratumError('NOT_A_COMPONENT', 'the capsule is not a WebAssembly component (a core module or another file was given)', {
-        hint: 'Capsules are components (WASI 0.2); build with `stratum build` or `wasm-tools component new`.',
-      });
-    }
-    return { digest, bytes };
+    if (expected !== undefined && expected !== digest) throw digestMismatch(digest, expected);
+    checkComponent(bytes);
+    const read = bytes;
+    return { digest, bytes: () => Promise.resolve(read) };
   }
 
   /** The component's imports and exports (cached by digest). */
@@ -129,7 +162,7 @@ export class Loader {
     if (cached) return cached;
     return this.#once(`inspect:${component.digest}`, async () => {
       this.stats.inspections++;
-      const reply = await this.#run({ id: 0, op: 'inspect', bytes: component.bytes });
+      const reply = await this.#run({ id: 0, op: 'inspect', bytes: await component.bytes() });
       if (!('world' in reply)) throw new Error('unexpected reply from the transpile worker');
       await writeAtomic(file, JSON.stringify(reply.world));
       return reply.world;
@@ -168,7 +201,7 @@ export class Loader {
       const reply = await this.#run({
         id: 0,
         op: 'transpile',
-        bytes: component.bytes,
+        bytes: await component.bytes(),
         asyncImports: sortedImports,
         asyncExports: [...asyncExports],
         importBindings: IMPORT_BINDINGS,

@@ -249,12 +249,11 @@ async function restore(store: InstallationStore, runtime: HostRuntime, logger: L
 
 async function restoreOne(store: InstallationStore, runtime: HostRuntime, installation: Installation): Promise<void> {
   const { manifest } = parseManifest(installation.manifest, `${installation.name}/stratum.toml`);
-  const component = await store.getComponent(installation.digest);
   const status = await runtime.install({
     name: installation.name,
     domains: installation.domains,
     manifest,
-    component,
+    storedComponent: { digest: installation.digest, read: () => store.getComponent(installation.digest) },
     config: installation.config,
   });
   // It started when it was installed: a restarted host starts its instances as requests come,
