@@ -209,7 +209,8 @@ test('a registrar installs, drives and uninstalls a capsule over the signed API'
   assert.equal(installed.state, 'running');
   const runtime = runtimes[0] as FakeRuntime;
   assert.equal(runtime.installs[0]?.manifest.capsule.name, 'hello');
-  assert.deepEqual(runtime.installs[0]?.component, new Uint8Array(COMPONENT));
+  assert.equal(runtime.installs[0]?.storedComponent?.digest, `sha256:${createHash('sha256').update(COMPONENT).digest('hex')}`);
+  assert.deepEqual(Buffer.from((await runtime.installs[0]?.storedComponent?.read()) ?? []), Buffer.from(COMPONENT));
   assert.deepEqual(runtime.installs[0]?.config, { greeting: 'hi' });
 
   const served = await ingress(host, 'hello.example');
