@@ -1,5 +1,5 @@
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
-import { nearest } from '@stratum/manifest';
+import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { keyValueAsyncImports, keyValueImports } from './bindings.ts';
