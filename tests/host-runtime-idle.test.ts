@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { basename, dirname } from 'node:path';
 import { test } from 'node:test';
+import { CAPABILITY_MODULES } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
 import { startHarness } from './fixtures/hostile/harness.ts';
 import { buildHostile, buildTiny } from './support/tiny.ts';
@@ -66,6 +67,17 @@ test("a new instance starts in the runtime's spare worker, and each capsule gets
   // Each counts its own requests: nothing is shared between the two.
   assert.match((await host.get('one.test')).body.toString(), /tiny 2\n$/);
   assert.match((await host.get('two.test')).body.toString(), /tiny 2\n$/);
+});
+
+test('a spare loads only the capability modules that installed capsules use', async (t) => {
+  const host = await startHarness(t);
+  await host.install('tiny', await buildTiny());
+  assert.equal((await host.get('tiny.test')).status, 200);
+  // The spare after tiny's instance prepares for what tiny imports (wasi:http and the WASI
+  // basics), not for keyvalue, SQL, buckets, config, logs or outbound HTTP.
+  const { sparePreload } = host.runtime.stats();
+  const moduleOf = (name: string) => CAPABILITY_MODULES.find((entry) => entry.name === name)?.module;
+  assert.deepEqual(new Set(sparePreload), new Set([moduleOf('wasi'), moduleOf('http')]));
 });
 
 test('without a spare worker, instances start in workers of their own', async (t) => {

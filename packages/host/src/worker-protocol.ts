@@ -30,7 +30,7 @@ export interface WorkerInit {
 /** A worker's workerData: the capsule it serves, or nothing yet (a spare; `init` comes in a message). */
 export interface WorkerBoot {
   init?: WorkerInit;
-  /** A spare's: modules to load while it waits (the capability modules). */
+  /** A spare's: modules to load while it waits (the capability modules the host's installed capsules use). */
   preload?: string[];
   compileCacheDir?: string;
 }
