@@ -27,6 +27,31 @@ test("an idle capsule's last instance is retired, and the next request starts a 
   assert.equal(host.runtime.stats().workersStarted, 2);
 });
 
+test('a capsule holds compiled code only while it has instances; capsules of one component share it', async (t) => {
+  const host = await startHarness(t, { limits: { idleMs: 200 } });
+  const wasm = await buildTiny();
+  const { manifest } = parseManifest(`stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "${basename(wasm)}"\n`);
+  for (const name of ['one', 'two']) {
+    await host.runtime.install({ name, manifest, baseDir: dirname(wasm), domains: [`${name}.test`] });
+    await host.runtime.start(name, { onDemand: true });
+  }
+  // Installed (as a restarted host restores them): nothing compiled.
+  assert.equal(host.runtime.stats().compiledModuleSets, 0);
+  assert.equal((await host.get('one.test')).status, 200);
+  assert.equal(host.runtime.stats().compiledModuleSets, 1);
+  assert.equal((await host.get('two.test')).status, 200);
+  assert.equal(host.runtime.stats().compiledModuleSets, 1, 'the same component was compiled twice');
+  // Both idle: their last instances retire and the compiled modules go with them.
+  await until(() => host.runtime.status().every((capsule) => capsule.instances === 0), 'the idle instances were never retired');
+  assert.equal(host.runtime.stats().compiledModuleSets, 0);
+  // The next request compiles again and is served.
+  assert.match((await host.get('two.test')).body.toString(), /tiny 1\n$/);
+  assert.equal(host.runtime.stats().compiledModuleSets, 1);
+  // Uninstalling the last capsule that runs the component lets it go too.
+  await host.runtime.uninstall('two');
+  assert.equal(host.runtime.stats().compiledModuleSets, 0);
+});
+
 test('with limits.idleMs 0 the last instance stays', async (t) => {
   const host = await startHarness(t, { limits: { idleMs: 0 }, idleInstanceMs: 50 });
   await host.install('tiny', await buildTiny());

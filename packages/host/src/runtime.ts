@@ -12,7 +12,7 @@ import {
   loadCapabilities,
   servesInterface,
 } from './capabilities/index.ts';
-import { Loader, type LoaderStats, type TranspiledComponent } from './loader.ts';
+import { Loader, type LoaderStats, type ModuleLease, type TranspiledComponent } from './loader.ts';
 import type {
   CapsuleLogEntry,
   CapsuleState,
@@ -118,6 +118,8 @@ export interface RuntimeStats extends LoaderStats {
   sparesUsed: number;
   /** The modules the waiting spare worker loads (none when there is no spare). */
   sparePreload: string[];
+  /** Sets of compiled core modules held, one per (component, memory cap) with instances. */
+  compiledModuleSets: number;
 }
 
 /** The runtime with what tests and benchmarks look at besides the `HostRuntime` seam. */
@@ -321,7 +323,8 @@ class Capsule {
   readonly digest: string;
   readonly limits: EffectiveLimits;
   readonly transpiled: TranspiledComponent;
-  readonly init: WorkerInit;
+  /** What every instance's worker gets, but the compiled modules (see `modules`). */
+  readonly init: Omit<WorkerInit, 'modules'>;
   state: CapsuleState = 'installed';
   readonly workers = new Set<CapsuleWorker>();
   readonly idle: CapsuleWorker[] = [];
@@ -340,6 +343,9 @@ class Capsule {
   /** When (Date.now()) an instance last handed back requests from behind one waiting on a backend. */
   waitedAt = 0;
   readonly #runtime: Runtime;
+  readonly #loader: Loader;
+  /** Held while the capsule has or starts instances (see `modules`). */
+  #lease: ModuleLease | undefined;
 
   constructor(
     runtime: Runtime,
@@ -350,10 +356,12 @@ class Capsule {
       digest: string;
       limits: EffectiveLimits;
       transpiled: TranspiledComponent;
-      init: WorkerInit;
+      init: Omit<WorkerInit, 'modules'>;
+      loader: Loader;
     },
   ) {
     this.#runtime = runtime;
+    this.#loader = fields.loader;
     this.name = fields.name;
     this.domains = fields.domains;
     this.manifest = fields.manifest;
@@ -395,10 +403,35 @@ class Capsule {
 
   // ----- the pool -----
 
-  spawn(): CapsuleWorker {
+  /**
+   * The compiled core modules, compiled (or shared with capsules of the same component) when an
+   * instance is to start, not at install: a host restoring a thousand installed capsules then
+   * compiles none, and an idle capsule, whose last instance has retired, holds no compiled code.
+   */
+  modules(): Promise<Record<string, WebAssembly.Module>> {
+    if (!this.#lease) {
+      const lease = this.#loader.acquire(this.transpiled, this.limits.memoryBytes);
+      this.#lease = lease;
+      lease.modules.catch(() => {
+        if (this.#lease !== lease) return;
+        lease.release();
+        this.#lease = undefined;
+      });
+    }
+    return this.#lease.modules;
+  }
+
+  /** Lets go of the compiled modules once no instance runs or starts. */
+  releaseModules(): void {
+    if (this.workers.size > 0 || this.spawning > 0) return;
+    this.#lease?.release();
+    this.#lease = undefined;
+  }
+
+  spawn(modules: Record<string, WebAssembly.Module>): CapsuleWorker {
     const cpuStart = new SharedArrayBuffer(16);
     const bodyChannel = createBodyChannel();
-    const init: WorkerInit = { ...this.init, cpuStart, bodyChannel };
+    const init: WorkerInit = { ...this.init, modules, cpuStart, bodyChannel };
     const worker = this.#runtime.takeSpare(init) ?? newCapsuleWorker({ init }, this.name);
     let markReady: () => void = () => {};
     let markFailed: (error: Error) => void = () => {};
@@ -679,11 +712,26 @@ class Capsule {
   }
 
   /** Starts an instance; once ready it serves the queue (or waits idle). */
-  startWorker(): CapsuleWorker {
+  startWorker(): void {
     this.spawning++;
-    const handle = this.spawn();
-    handle.ready.then(
-      () => {
+    const failed = (error: unknown) => {
+      this.spawning--;
+      this.lastError = errorMessage(error);
+      this.#runtime.logger.error({ capsule: this.name, err: this.lastError }, 'instance failed to start');
+      // Nothing else will start an instance for them: the waiting requests get their answer now.
+      if (this.workers.size === 0) {
+        for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} could not start an instance`);
+      }
+      this.pump();
+    };
+    this.modules().then((modules) => {
+      if (this.state === 'stopped') {
+        this.spawning--;
+        this.releaseModules();
+        return;
+      }
+      const handle = this.spawn(modules);
+      handle.ready.then(() => {
         this.spawning--;
         if (handle.retired) return;
         if (this.state === 'stopped') {
@@ -692,19 +740,8 @@ class Capsule {
         }
         this.park(handle);
         this.pump();
-      },
-      (error: unknown) => {
-        this.spawning--;
-        this.lastError = errorMessage(error);
-        this.#runtime.logger.error({ capsule: this.name, err: this.lastError }, 'instance failed to start');
-        // Nothing else will start an instance for them: the waiting requests get their answer now.
-        if (this.workers.size === 0) {
-          for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} could not start an instance`);
-        }
-        this.pump();
-      },
-    );
-    return handle;
+      }, failed);
+    }, failed);
   }
 
   /** An idle instance waits for work; instances beyond the first retire after a while idle. */
@@ -714,6 +751,7 @@ class Capsule {
       handle.idleTimer = setTimeout(() => {
         if (handle.inFlight.length === 0 && this.queue.length === 0) {
           this.retire(handle);
+          this.releaseModules();
           this.log('debug', 'idle: its last instance was retired; the next request starts one');
         }
       }, this.#runtime.idleCapsuleMs);
@@ -1098,6 +1136,7 @@ class Capsule {
     }
     // Last: retiring the instances put the requests waiting behind their current ones back here.
     for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} is stopping`);
+    this.releaseModules();
   }
 }
 
@@ -1195,6 +1234,7 @@ class Runtime implements StratumHostRuntime {
       workersStarted: this.workersStarted,
       sparesUsed: this.sparesUsed,
       sparePreload: [...(this.#spare?.preload ?? [])],
+      compiledModuleSets: this.#loader.compiledHeld,
     };
   }
 
@@ -1255,8 +1295,8 @@ class Runtime implements StratumHostRuntime {
     }
     const transpiled = await this.#loader.transpile(component, asyncImports, [`${handlerExport}#handle`]);
     const limits = effectiveLimits(manifest, this.#options.limits ?? {});
-    const modules = await this.#loader.compile(transpiled, limits.memoryBytes);
     const capsule = new Capsule(this, {
+      loader: this.#loader,
       name,
       domains,
       manifest,
@@ -1266,7 +1306,6 @@ class Runtime implements StratumHostRuntime {
       init: {
         capsule: name,
         glueUrl: transpiled.glueUrl,
-        modules,
         capabilities: plans,
         jspi: transpiled.jspi,
         responseBodyBytes: limits.responseBodyBytes,
@@ -1293,7 +1332,6 @@ class Runtime implements StratumHostRuntime {
       if (previous.active > 0) await new Promise<void>((resolve) => (previous.drained = resolve));
       await previous.stopWorkers();
       previous.state = 'stopped';
-      if (previous.transpiled.key !== transpiled.key) this.#loader.forget(previous.transpiled, previous.limits.memoryBytes);
       return capsule.status();
     }
     if (previous) await this.#remove(previous);
@@ -1312,7 +1350,19 @@ class Runtime implements StratumHostRuntime {
     capsule.failures = 0;
     capsule.backedOffUntil = 0;
     if (capsule.workers.size === 0 && !options.onDemand) {
-      const handle = capsule.spawn();
+      // Counted as starting while it compiles, so that a request meanwhile does not start another.
+      capsule.spawning++;
+      let modules: Record<string, WebAssembly.Module>;
+      try {
+        modules = await capsule.modules();
+      } catch (error) {
+        capsule.state = 'failed';
+        capsule.lastError = errorMessage(error);
+        throw error;
+      } finally {
+        capsule.spawning--;
+      }
+      const handle = capsule.spawn(modules);
       try {
         await handle.ready;
       } catch (error) {
@@ -1321,7 +1371,11 @@ class Runtime implements StratumHostRuntime {
         capsule.retire(handle);
         throw error;
       }
-      if (!handle.retired && handle.inFlight.length === 0) capsule.park(handle);
+      if (!handle.retired && handle.inFlight.length === 0) {
+        capsule.park(handle);
+        // Requests that came while it started wait in the queue.
+        capsule.pump();
+      }
     }
     capsule.log('info', 'started');
     return capsule.status();
@@ -1405,7 +1459,6 @@ class Runtime implements StratumHostRuntime {
     await capsule.stopWorkers();
     this.#capsules.delete(capsule.name);
     for (const domain of capsule.domains) if (this.#byDomain.get(domain) === capsule) this.#byDomain.delete(domain);
-    this.#loader.forget(capsule.transpiled, capsule.limits.memoryBytes);
   }
 
   #get(name: string): Capsule {
