@@ -1,7 +1,9 @@
 // Idle capsules cost no thread: the last instance is retired after `limits.idleMs`, and a capsule
 // started on demand has none until its first request. Either way the next request is served.
 import assert from 'node:assert/strict';
-import { basename, dirname } from 'node:path';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { CAPABILITY_MODULES } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
@@ -27,29 +29,48 @@ test("an idle capsule's last instance is retired, and the next request starts a 
   assert.equal(host.runtime.stats().workersStarted, 2);
 });
 
-test('a capsule holds compiled code only while it has instances; capsules of one component share it', async (t) => {
-  const host = await startHarness(t, { limits: { idleMs: 200 } });
-  const wasm = await buildTiny();
-  const { manifest } = parseManifest(`stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "${basename(wasm)}"\n`);
-  for (const name of ['one', 'two']) {
+test('a capsule holds compiled code only while it has instances, and the most recently idle sets are kept', async (t) => {
+  const host = await startHarness(t, { limits: { idleMs: 200 }, keepIdleCompiled: 1 });
+  const tiny = await buildTiny();
+  // Another component: tiny with a custom section appended (another digest, the same code).
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-compiled-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const other = join(dir, 'other.wasm');
+  await writeFile(other, Buffer.concat([await readFile(tiny), Buffer.from([0x00, 0x06, 0x05, ...Buffer.from('other')])]));
+  for (const [name, wasm] of [
+    ['one', tiny],
+    ['two', tiny],
+    ['three', other],
+  ] as const) {
+    const { manifest } = parseManifest(
+      `stratum = 1\n[capsule]\nname = "${name}"\nversion = "0.1.0"\n[source]\nwasm = "${basename(wasm)}"\n`,
+    );
     await host.runtime.install({ name, manifest, baseDir: dirname(wasm), domains: [`${name}.test`] });
     await host.runtime.start(name, { onDemand: true });
   }
+  const compiled = () => {
+    const { compiledModuleSets, compiles } = host.runtime.stats();
+    return { ...compiledModuleSets, compiles };
+  };
+  const idle = (name: string) =>
+    until(() => host.runtime.status().find((capsule) => capsule.name === name)?.instances === 0, `${name} was never retired`);
   // Installed (as a restarted host restores them): nothing compiled.
-  assert.equal(host.runtime.stats().compiledModuleSets, 0);
+  assert.deepEqual(compiled(), { held: 0, kept: 0, compiles: 0 });
   assert.equal((await host.get('one.test')).status, 200);
-  assert.equal(host.runtime.stats().compiledModuleSets, 1);
   assert.equal((await host.get('two.test')).status, 200);
-  assert.equal(host.runtime.stats().compiledModuleSets, 1, 'the same component was compiled twice');
-  // Both idle: their last instances retire and the compiled modules go with them.
-  await until(() => host.runtime.status().every((capsule) => capsule.instances === 0), 'the idle instances were never retired');
-  assert.equal(host.runtime.stats().compiledModuleSets, 0);
-  // The next request compiles again and is served.
-  assert.match((await host.get('two.test')).body.toString(), /tiny 1\n$/);
-  assert.equal(host.runtime.stats().compiledModuleSets, 1);
-  // Uninstalling the last capsule that runs the component lets it go too.
-  await host.runtime.uninstall('two');
-  assert.equal(host.runtime.stats().compiledModuleSets, 0);
+  assert.deepEqual(compiled(), { held: 1, kept: 0, compiles: 1 }, 'capsules of one component share one compile');
+  // Idle: the last instances retire and let go; the set is kept for a capsule that wakes.
+  await Promise.all([idle('one'), idle('two')]);
+  assert.deepEqual(compiled(), { held: 0, kept: 1, compiles: 1 });
+  assert.match((await host.get('one.test')).body.toString(), /tiny 1\n$/);
+  assert.deepEqual(compiled(), { held: 1, kept: 0, compiles: 1 }, 'a capsule that woke compiled again');
+  await idle('one');
+  // Past keepIdleCompiled (1 here) the set let go longest ago is dropped, and compiled again when needed.
+  assert.equal((await host.get('three.test')).status, 200);
+  await idle('three');
+  assert.deepEqual(compiled(), { held: 0, kept: 1, compiles: 2 });
+  assert.equal((await host.get('one.test')).status, 200);
+  assert.deepEqual(compiled(), { held: 1, kept: 1, compiles: 3 });
 });
 
 test('with limits.idleMs 0 the last instance stays', async (t) => {

@@ -81,6 +81,11 @@ export interface HostRuntimeOptions {
    */
   warmupCpuMs?: number;
   /**
+   * Sets of compiled core modules kept after the last capsule using them went idle, the most
+   * recent ones, so that a capsule waking soon does not compile again. Default 16.
+   */
+  keepIdleCompiled?: number;
+  /**
    * Instances (worker threads) one capsule may run at once, each serving one request at a time;
    * a capsule's manifest concurrency caps it further. Default: the machine's available
    * parallelism, since more instances than cores add no throughput to synchronous capsules.
@@ -118,8 +123,11 @@ export interface RuntimeStats extends LoaderStats {
   sparesUsed: number;
   /** The modules the waiting spare worker loads (none when there is no spare). */
   sparePreload: string[];
-  /** Sets of compiled core modules held, one per (component, memory cap) with instances. */
-  compiledModuleSets: number;
+  /**
+   * Sets of compiled core modules in memory, one per (component, memory cap): held by capsules
+   * with instances, and kept after their capsules went idle (see `keepIdleCompiled`).
+   */
+  compiledModuleSets: { held: number; kept: number };
 }
 
 /** The runtime with what tests and benchmarks look at besides the `HostRuntime` seam. */
@@ -1179,7 +1187,11 @@ class Runtime implements StratumHostRuntime {
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
     this.#capabilities = capabilities;
-    this.#loader = new Loader({ cacheDir: join(options.dataDir, 'cache'), logger: this.logger });
+    this.#loader = new Loader({
+      cacheDir: join(options.dataDir, 'cache'),
+      logger: this.logger,
+      ...(options.keepIdleCompiled !== undefined ? { keepIdleCompiled: options.keepIdleCompiled } : {}),
+    });
     this.replenishSpare();
   }
 
@@ -1234,7 +1246,7 @@ class Runtime implements StratumHostRuntime {
       workersStarted: this.workersStarted,
       sparesUsed: this.sparesUsed,
       sparePreload: [...(this.#spare?.preload ?? [])],
-      compiledModuleSets: this.#loader.compiledHeld,
+      compiledModuleSets: this.#loader.compiledSets,
     };
   }
 
