@@ -2,11 +2,14 @@
 // warm (default): installs `count` copies of one component in one host (each under its own name
 //   and domain), warms one instance of each with a request, and prints the RSS after every `step`
 //   capsules, so the caller can fit the memory each warm instance costs.
-// installed: installs `count` copies started on demand (as a restarted host restores them),
+// installed: installs `count` copies started on demand, from the transpile cache by digest (as a
+//   restarted host restores them),
 //   prints the RSS; requests `warm` of them, prints it again; waits until their instances have
-//   been retired as idle, and prints it a last time.
+//   been retired as idle, and prints it a last time. With --distinct each copy is another
+//   component (the same one with a custom section naming it appended), as different apps are.
 // Usage: node bench/servers/density.ts --manifest <stratum.toml> --component <file.wasm> --count N
-//          [--step S] [--mode warm|installed] [--warm M]
+//          [--step S] [--mode warm|installed] [--warm M] [--distinct]
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,6 +31,7 @@ const { values } = parseArgs({
     warm: { type: 'string', default: '20' },
     // A data directory to keep (its transpile cache, as a restarted host has it); default: a temporary one.
     data: { type: 'string' },
+    distinct: { type: 'boolean', default: false },
   },
 });
 if (!values.manifest || !values.component) {
@@ -51,6 +55,22 @@ const address = server.address();
 const port = typeof address === 'object' && address ? address.port : 0;
 
 const gc = () => (globalThis as { gc?: () => void }).gc?.();
+
+/**
+ * The `index`th copy's component as a restarted host's store hands it over: its digest, and its
+ * bytes only if the runtime asks (it does not, once the transpile cache holds it). With
+ * --distinct each copy is another component (a custom section naming it appended, the same
+ * code). Hashing in pieces makes no 12 MB copy per capsule, which the allocator would keep and
+ * the RSS would show.
+ */
+const baseDigest = createHash('sha256').update(bytes).digest('hex');
+function storedComponentOf(index: number): { digest: string; read(): Promise<Uint8Array> } {
+  if (!values.distinct) return { digest: `sha256:${baseDigest}`, read: async () => bytes };
+  const name = Buffer.from(`stratum-bench-${index}`);
+  const section = Buffer.concat([Buffer.from([0x00, name.length + 1, name.length]), name]);
+  const digest = `sha256:${createHash('sha256').update(bytes).update(section).digest('hex')}`;
+  return { digest, read: async () => Buffer.concat([bytes, section]) };
+}
 const instances = () => runtime.status().reduce((sum, item) => sum + item.instances, 0);
 
 async function warmMode(): Promise<void> {
@@ -81,7 +101,8 @@ async function installedMode(): Promise<void> {
   const started = performance.now();
   for (let index = 1; index <= count; index++) {
     const name = `${manifest.capsule.name}-${index}`;
-    await runtime.install({ name, domains: [`${name}.density`], manifest, baseDir: dirname(values.manifest ?? ''), component: bytes });
+    const storedComponent = storedComponentOf(index);
+    await runtime.install({ name, domains: [`${name}.density`], manifest, baseDir: dirname(values.manifest ?? ''), storedComponent });
     await runtime.start(name, { onDemand: true });
   }
   const installMs = (performance.now() - started) / count;

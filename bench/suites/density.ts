@@ -45,10 +45,28 @@ function measure(component: BenchComponent, count: number, step: number, cpus: s
  * host has it: the one-off transpile (jco's thread and what it leaves in the allocator) is not an
  * installed capsule's cost.
  */
-async function measureInstalled(component: BenchComponent, count: number, warm: number, cpus: string): Promise<InstalledPoint[]> {
+async function measureInstalled(
+  component: BenchComponent,
+  count: number,
+  warm: number,
+  cpus: string,
+  distinct = false,
+): Promise<InstalledPoint[]> {
   const data = await mkdtemp(join(tmpdir(), 'stratum-bench-installed-'));
+  const variants = distinct ? ['--distinct'] : [];
   try {
-    await runDensity(component, cpus, ['--mode', 'installed', '--count', '1', '--warm', '0', '--data', data]);
+    // Distinct components are each transpiled once here (seconds each for a JS capsule).
+    await runDensity(component, cpus, [
+      '--mode',
+      'installed',
+      '--count',
+      distinct ? String(count) : '1',
+      '--warm',
+      '0',
+      '--data',
+      data,
+      ...variants,
+    ]);
     return await runDensity<InstalledPoint>(component, cpus, [
       '--mode',
       'installed',
@@ -58,6 +76,7 @@ async function measureInstalled(component: BenchComponent, count: number, warm: 
       String(warm),
       '--data',
       data,
+      ...variants,
     ]);
   } finally {
     await rm(data, { recursive: true, force: true });
@@ -122,6 +141,28 @@ export const densitySuite: Suite = {
         notes.push(
           `${component.name}: ${installedCount} installed (started on demand, ${installed.installMs?.toFixed(1) ?? '-'} ms each): RSS ${(empty.rss / 1024 / 1024) | 0} -> ${(installed.rss / 1024 / 1024) | 0} MiB; ${warmed?.warm ?? 0} of ${warmCount} requested still warm: ${warmed ? (warmed.rss / 1024 / 1024) | 0 : '-'} MiB; after idle eviction (${evicted?.warm ?? '-'} instances left): ${evicted ? (evicted.rss / 1024 / 1024) | 0 : '-'} MiB (ended threads' memory stays partly with the allocator).`,
         );
+      }
+
+      // Apps are different components: what one more installed, idle app costs when it shares
+      // nothing (its own compiled code, were it kept), from a few made distinct.
+      const distinctCount = options.quick ? 4 : 8;
+      const distinct = await measureInstalled(component, distinctCount, 0, options.serverCpus, true);
+      const distinctEmpty = distinct.find((point) => point.phase === 'empty');
+      const distinctInstalled = distinct.find((point) => point.phase === 'installed');
+      if (distinctEmpty && distinctInstalled) {
+        const each = Math.max(1024, (distinctInstalled.rss - distinctEmpty.rss) / distinctCount);
+        rows.push({
+          name: `${component.name}: RSS per installed capsule, distinct components (idle)`,
+          unit: 'KiB',
+          summary: summarise([each / 1024]),
+        });
+        const fit = (BUDGET - distinctEmpty.rss) / each;
+        rows.push({
+          name: `${component.name}: installed distinct capsules in 4 GiB`,
+          unit: 'capsules',
+          summary: summarise([fit]),
+          target: { text: '>= 1,000 installed', met: fit >= 1000 },
+        });
       }
     }
     notes.push(
