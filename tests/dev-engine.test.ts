@@ -15,6 +15,7 @@ import { buildDevCapsule } from '@stratum/sdk/build';
 import { DEV_SOURCE_CAPABILITY } from '../packages/cli/src/dev/source-capability.ts';
 import { testEngineCacheDir } from './support/dev-engines.ts';
 import { exampleDir } from './support/examples.ts';
+import { removeDir } from './support/temp.ts';
 
 async function runtimeFor(t: TestContext, options: Omit<HostRuntimeOptions, 'dataDir'> = {}) {
   const dataDir = await mkdtemp(join(tmpdir(), 'stratum-dev-engine-'));
@@ -55,7 +56,7 @@ test('a dev engine refuses to install on a plain host runtime, and runs its bund
 /** Installs a dev engine with its bundle on a runtime that serves stratum:dev/source, as `stratum dev` does; returns the port. */
 async function serveDev(t: TestContext, manifest: Manifest, component: Uint8Array, bundle: string, logs: string[] = []): Promise<number> {
   const bundleDir = await mkdtemp(join(tmpdir(), 'stratum-dev-bundle-'));
-  t.after(() => rm(bundleDir, { recursive: true, force: true }));
+  t.after(() => removeDir(bundleDir));
   const bundleFile = join(bundleDir, 'bundle.js');
   await writeFile(bundleFile, bundle);
   const { runtime } = await runtimeFor(t, {
@@ -73,7 +74,7 @@ async function serveDev(t: TestContext, manifest: Manifest, component: Uint8Arra
 
 test('top-level code that throws fails the first request of each instance, and says so', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-top-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
   const source = join(dir, 'src', 'index.ts');
   await writeFile(source, `${await readFile(source, 'utf8')}\nif (Date.now() > 0) throw new Error('no database URL');\n`);

@@ -11,6 +11,7 @@ import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createHostRuntime } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
+import { removeDir } from './support/temp.ts';
 import { buildWat } from './support/tiny.ts';
 
 const tinyWat = fileURLToPath(new URL('../examples/tiny/tiny.wat', import.meta.url));
@@ -29,7 +30,7 @@ async function variant(t: TestContext, name: string, options: { greeting: string
   }
   if (options.brokenStart) wat = wat.replace('(func (export "cm32p2_initialize"))', '(func (export "cm32p2_initialize") unreachable)');
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-variant-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const path = join(dir, `${name}.wat`);
   await writeFile(path, wat);
   return buildWat(path);

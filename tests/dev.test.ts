@@ -14,6 +14,7 @@ import { buildInputsHash } from '../packages/cli/src/dev/capsule.ts';
 import { testCacheHome, testEngineCacheDir } from './support/dev-engines.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { freePort, requireService } from './support/services.ts';
+import { removeDir } from './support/temp.ts';
 import { buildWat } from './support/tiny.ts';
 
 const root = fileURLToPath(new URL('../', import.meta.url));
@@ -175,7 +176,7 @@ async function writeAtomically(path: string, data: string | Uint8Array): Promise
 async function tinyVariant(t: TestContext, greeting: string): Promise<Buffer> {
   const wat = (await readFile(join(root, 'examples', 'tiny', 'tiny.wat'), 'utf8')).replace('"hello from tiny "', JSON.stringify(greeting));
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-wat-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   await writeFile(join(dir, 'tiny.wat'), wat);
   return readFile(await buildWat(join(dir, 'tiny.wat')));
 }
@@ -185,7 +186,7 @@ const TINY_MANIFEST =
 
 async function tinyProject(t: TestContext, name: string, component: Uint8Array): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), `stratum-dev-${name}-`));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   await writeFile(join(dir, 'stratum.toml'), TINY_MANIFEST.replace('"tiny"', JSON.stringify(name)));
   await writeFile(join(dir, 'tiny.wasm'), component);
   return dir;
@@ -194,7 +195,7 @@ async function tinyProject(t: TestContext, name: string, component: Uint8Array):
 test('stratum dev serves a prebuilt capsule, swaps it on change without a failed request, survives a broken manifest, and stops on SIGINT', async (t) => {
   const [one, two] = await Promise.all([tinyVariant(t, 'version one     '), tinyVariant(t, 'version two     ')]);
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-tiny-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   await writeFile(join(dir, 'stratum.toml'), TINY_MANIFEST);
   await writeFile(join(dir, 'tiny.wasm'), one);
 
@@ -279,7 +280,7 @@ test('a port in use is refused with a clear message', async (t) => {
  */
 async function counterCopy(t: TestContext, options: { fullBuild?: boolean } = {}): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-counter-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
   if (options.fullBuild) {
     await mkdir(join(dir, '.stratum', 'build'), { recursive: true });
@@ -392,7 +393,7 @@ test('importing another interface builds a dev engine for the new set, once; an 
   // A cache of its own, holding counter's engine only: the engine for counter's imports plus
   // logging is then built here, whatever earlier runs left in the shared cache.
   const cacheHome = await mkdtemp(join(tmpdir(), 'stratum-dev-cache-'));
-  t.after(() => rm(cacheHome, { recursive: true, force: true }));
+  t.after(() => removeDir(cacheHome));
   const engines = devEngineCacheDir({ XDG_CACHE_HOME: cacheHome });
   await mkdir(engines, { recursive: true });
   const { engine } = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });

@@ -1,7 +1,7 @@
 // `stratum host keygen` and `stratum dns check`, run through the CLI's main() against an
 // embedded DNS server on loopback.
 import assert from 'node:assert/strict';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { main } from '@stratum/cli';
 import { readKeyFile } from '@stratum/core';
 import { hostKeyFromJwk, parseHostRecord, publishDomainLink, publishHostRecord, startEmbeddedDnsServer } from '@stratum/discovery';
+import { removeDir } from './support/temp.ts';
 
 async function run(argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
@@ -27,7 +28,7 @@ async function run(argv: string[]): Promise<{ status: number; stdout: string; st
 
 test('host keygen writes an owner-only key file, prints the record to publish, and never overwrites', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-keygen-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const out = join(dir, 'host-key.json');
   const result = await run([
     'host',

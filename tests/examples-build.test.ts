@@ -9,6 +9,7 @@ import { test } from 'node:test';
 import { main } from '@stratum/cli';
 import { componentInterfaces, TEMPLATES, templatesDir } from '@stratum/sdk/build';
 import { exampleDir } from './support/examples.ts';
+import { removeDir } from './support/temp.ts';
 
 async function run(argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
@@ -27,7 +28,7 @@ async function run(argv: string[]): Promise<{ status: number; stdout: string; st
 
 async function project(t: { after(fn: () => Promise<void>): void }, manifest: string, source: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-build-test-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   await mkdir(join(dir, 'src'));
   await writeFile(join(dir, 'stratum.toml'), manifest);
   await writeFile(join(dir, 'src', 'index.ts'), source);
@@ -97,7 +98,7 @@ test('each template is the matching example, so what init makes is what the exam
 for (const template of TEMPLATES) {
   test(`stratum init --template ${template} makes a project that stratum build builds`, async (t) => {
     const parent = await mkdtemp(join(tmpdir(), 'stratum-init-test-'));
-    t.after(() => rm(parent, { recursive: true, force: true }));
+    t.after(() => removeDir(parent));
     const dir = join(parent, `My ${template} App`);
     const created = await run(['init', dir, '--template', template]);
     assert.equal(created.status, 0, created.stderr);

@@ -1,7 +1,7 @@
 // `stratum host status` and `stratum host start`'s refusals, through the CLI's main().
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { main } from '@stratum/cli';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { parseHostConfig, startHost } from '@stratum/host';
+import { removeDir } from './support/temp.ts';
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   const stdout = new PassThrough();
@@ -30,7 +31,7 @@ async function run(argv: string[]): Promise<{ code: number; stdout: string; stde
 
 async function hostWithOperatorKey(t: TestContext) {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const operator = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
   await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
@@ -101,7 +102,7 @@ test('host status without --key is a usage error', async () => {
 
 test('host start refuses an invalid host.toml with file:line:col errors', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const config = join(dir, 'host.toml');
   await writeFile(
     config,
@@ -115,7 +116,7 @@ test('host start refuses an invalid host.toml with file:line:col errors', async 
 
 test("host start checks each capability's tables before it starts anything", async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const config = join(dir, 'host.toml');
   await writeFile(
     config,
@@ -147,7 +148,7 @@ test('with tls_cert and tls_key the control API speaks HTTPS, and host status re
     return;
   }
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-tls-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const made = spawnSync(
     'openssl',
     [
@@ -208,7 +209,7 @@ key = "${operator.publicJwk.x}"
 
 test('host start says which address it cannot listen on', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const busy = createServer();
   await new Promise<void>((resolve) => busy.listen(0, '127.0.0.1', resolve));
   t.after(() => new Promise<void>((resolve) => busy.close(() => resolve())));

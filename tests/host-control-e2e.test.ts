@@ -2,7 +2,7 @@
 // installs examples/hello over the signed API, and the ingress serves it by its Host header.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { Redis } from 'ioredis';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { requireService } from './support/services.ts';
+import { removeDir } from './support/temp.ts';
 
 /** fetch() will not send a Host header of our choosing; node:http will. */
 export function get(base: URL, host: string, path = '/'): Promise<{ status: number; body: string }> {
@@ -32,7 +33,7 @@ export function get(base: URL, host: string, path = '/'): Promise<{ status: numb
 test('a host installs examples/hello over the signed control API and serves it by Host header', async (t) => {
   const wasm = await buildExample('hello');
   const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const registrar = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = parseHostConfig(
@@ -109,7 +110,7 @@ test('an install whose manifest names a registry source is pulled by the host an
   const registry = await startTestRegistry();
   t.after(() => registry.stop());
   const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const reference = `oci://${registry.host}/examples/hello:0.1.0`;
   const pushed = await pushCapsule({ reference, wasm: { path: wasm }, cacheDir: join(dir, 'push-cache') });
   const original = await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8');
@@ -163,7 +164,7 @@ test("host.toml's [keyvalue.<label>] table reaches the keyvalue capability (redi
   if (!redisUrl) return;
   const wasm = await buildExample('counter');
   const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const registrar = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const hostToml = (backend: string) =>
@@ -216,7 +217,7 @@ ${backend}
 test("a capsule's state moves to another installation: export, install stopped, import, start", async (t) => {
   const wasm = await buildExample('counter');
   const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const registrar = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = parseHostConfig(

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +12,7 @@ import { ControlApiError, createControlClient } from '../packages/host/src/contr
 import { type RunningHost, type RuntimeFactory, startHost } from '../packages/host/src/control/host.ts';
 import { verifyLedgerFile } from '../packages/host/src/metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus, HostRuntime, InstallRequest, RequestRecord } from '../packages/host/src/runtime-types.ts';
+import { removeDir } from './support/temp.ts';
 
 /**
  * The control API against an in-memory runtime: what is tested here is the API (signing,
@@ -146,7 +147,7 @@ const COMPONENT = new TextEncoder().encode('not really a component, the fake run
 
 async function setup(t: TestContext, runtimes: FakeRuntime[] = [], dir?: string) {
   const base = dir ?? (await mkdtemp(join(tmpdir(), 'stratum-control-')));
-  if (!dir) t.after(() => rm(base, { recursive: true, force: true }));
+  if (!dir) t.after(() => removeDir(base));
   const registrar = await generateEd25519KeyPair();
   const hostKey = await generateEd25519KeyPair();
   if (!dir) await writeKeyFile(join(base, 'host.key'), hostKey.privateJwk);
@@ -497,7 +498,7 @@ test('refused: a replay of an accepted request', async (t) => {
 
 test('a replay is refused after the host restarts, too', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
-  t.after(() => rm(base, { recursive: true, force: true }));
+  t.after(() => removeDir(base));
   const hostKey = await generateEd25519KeyPair();
   await writeKeyFile(join(base, 'host.key'), hostKey.privateJwk);
   const first = await setup(t, [], base);
@@ -514,7 +515,7 @@ test('a replay is refused after the host restarts, too', async (t) => {
 
 test('installations survive a restart: the new runtime gets each one back, started as it was', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
-  t.after(() => rm(base, { recursive: true, force: true }));
+  t.after(() => removeDir(base));
   await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const first = await setup(t, [], base);
   await first.client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT, config: { secret: 's3cret' } });

@@ -3,15 +3,16 @@
 // with the usage ledger intact.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type TestContext, test } from 'node:test';
+import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { createControlClient, verifyLedgerFile } from '@stratum/host';
 import { buildExample, exampleDir } from './support/examples.ts';
+import { removeDir } from './support/temp.ts';
 
 const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
 
@@ -22,18 +23,18 @@ interface HostProcess {
   exited: Promise<number | null>;
 }
 
-/** Runs `stratum host start` and waits for the addresses it prints once it is up. */
-async function startHostProcess(t: TestContext, config: string): Promise<HostProcess> {
+/**
+ * Runs `stratum host start` and waits for the addresses it prints once it is up. It goes into
+ * `started`, which the test's after hook stops before it removes the hosts' data directory: after
+ * hooks run in the order they were added, and a host stopped after the removal was still
+ * writing there while it ran.
+ */
+async function startHostProcess(config: string, started: Pick<HostProcess, 'child' | 'exited'>[]): Promise<HostProcess> {
   const child = spawn(process.execPath, [cli, 'host', 'start', '--config', config, '--log-format', 'json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  t.after(async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await exited;
-    }
-  });
+  started.push({ child, exited });
   let stdout = '';
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {
@@ -66,7 +67,16 @@ function get(base: URL, host: string, path = '/'): Promise<{ status: number; bod
 test('after SIGKILL a restarted host serves every installed capsule without transpiling again', async (t) => {
   const wasm = await buildExample('hello');
   const dir = await mkdtemp(join(tmpdir(), 'stratum-restart-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  const hosts: Pick<HostProcess, 'child' | 'exited'>[] = [];
+  t.after(async () => {
+    for (const { child, exited } of hosts) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await exited;
+      }
+    }
+    await removeDir(dir);
+  });
   const registrar = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = join(dir, 'host.toml');
@@ -90,7 +100,7 @@ key = "${registrar.publicJwk.x}"
   const manifest = await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8');
   const component = new Uint8Array(await readFile(wasm));
 
-  const first = await startHostProcess(t, config);
+  const first = await startHostProcess(config, hosts);
   const firstClient = createControlClient({ url: first.control, key: registrar.privateJwk, audience: 'host1.example.net' });
   await firstClient.install({ domains: ['hello.example'], manifest, component });
   await firstClient.install({ name: 'greeter', domains: ['greeter.example'], manifest, component, start: false });
@@ -105,7 +115,7 @@ key = "${registrar.publicJwk.x}"
   first.child.kill('SIGKILL');
   await first.exited;
 
-  const second = await startHostProcess(t, config);
+  const second = await startHostProcess(config, hosts);
   const client = createControlClient({ url: second.control, key: registrar.privateJwk, audience: 'host1.example.net' });
   const after = await client.status();
   assert.deepEqual(

@@ -1,13 +1,14 @@
 // Idle capsules cost no thread: the last instance is retired after `limits.idleMs`, and a capsule
 // started on demand has none until its first request. Either way the next request is served.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { CAPABILITY_MODULES } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
 import { startHarness } from './fixtures/hostile/harness.ts';
+import { removeDir } from './support/temp.ts';
 import { buildHostile, buildTiny } from './support/tiny.ts';
 
 async function until(check: () => boolean, what: string): Promise<void> {
@@ -34,7 +35,7 @@ test('a capsule holds compiled code only while it has instances, and the most re
   const tiny = await buildTiny();
   // Another component: tiny with a custom section appended (another digest, the same code).
   const dir = await mkdtemp(join(tmpdir(), 'stratum-compiled-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   const other = join(dir, 'other.wasm');
   await writeFile(other, Buffer.concat([await readFile(tiny), Buffer.from([0x00, 0x06, 0x05, ...Buffer.from('other')])]));
   for (const [name, wasm] of [

@@ -7,6 +7,7 @@ import { CAPABILITY_MODULES } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
 import { sha256Digest } from '../packages/host/src/loader.ts';
 import { startHarness } from './fixtures/hostile/harness.ts';
+import { removeDir } from './support/temp.ts';
 import { buildHostile, buildTiny } from './support/tiny.ts';
 
 test('the Host header picks the capsule; an unknown host name gets 404', async (t) => {
@@ -209,7 +210,7 @@ test('drain answers in-flight requests, then stops; stop and uninstall free the 
 
 test('a host killed with SIGKILL comes back from its cache: every capsule, no transpiling', { timeout: 180_000 }, async (t) => {
   const { spawn } = await import('node:child_process');
-  const { mkdtemp, rm } = await import('node:fs/promises');
+  const { mkdtemp } = await import('node:fs/promises');
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const dataDir = await mkdtemp(join(tmpdir(), 'stratum-sigkill-'));
@@ -243,7 +244,7 @@ test('a host killed with SIGKILL comes back from its cache: every capsule, no tr
   const host = await startHarness(t, { dataDir });
   // After-hooks run in the order they were added: the harness's runtime is closed (its workers no
   // longer write the code cache) before the directory goes.
-  t.after(() => rm(dataDir, { recursive: true, force: true, maxRetries: 5 }));
+  t.after(() => removeDir(dataDir));
   await host.install('tiny', tiny);
   await host.install('trap', await buildHostile('trap'));
   assert.equal(host.runtime.stats().transpiles, 0);

@@ -10,6 +10,7 @@ import { digestOf } from '@stratum/registry';
 import { pinSource } from '../packages/cli/src/commands/push.ts';
 import { main } from '../packages/cli/src/main.ts';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
+import { removeDir } from './support/temp.ts';
 
 const DIGEST = `sha256:${'d'.repeat(64)}`;
 const REF = 'oci://127.0.0.1:5000/acme/hello:1.0.0';
@@ -37,7 +38,7 @@ async function stratum(...argv: string[]) {
 
 async function tempDir(t: TestContext, prefix: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), prefix));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   return dir;
 }
 

@@ -11,6 +11,7 @@ import { digestOf, pullComponent } from '@stratum/registry';
 import { main } from '../packages/cli/src/main.ts';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, EXAMPLES, exampleDir } from './support/examples.ts';
+import { removeDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
 
 function sink() {
@@ -65,7 +66,7 @@ test('every example goes through a real registry: push --pin, pull by the pinned
   const registry = await startTestRegistry();
   t.after(() => registry.stop());
   const work = await mkdtemp(join(tmpdir(), 'stratum-examples-'));
-  t.after(() => rm(work, { recursive: true, force: true }));
+  t.after(() => removeDir(work));
 
   for (const name of EXAMPLES) {
     await t.test(name, async (t) => {
@@ -139,7 +140,7 @@ test('the host runs a capsule pulled from the registry by its pinned digest (exa
   const registry = await startTestRegistry();
   t.after(() => registry.stop());
   const dir = await mkdtemp(join(tmpdir(), 'stratum-tiny-'));
-  t.after(() => rm(dir, { recursive: true, force: true }));
+  t.after(() => removeDir(dir));
   await copyFile(join(exampleDir('hello'), '..', 'tiny', 'stratum.toml'), join(dir, 'stratum.toml'));
   await copyFile(await buildTiny(), join(dir, 'tiny.wasm'));
   const reference = `oci://${registry.host}/examples/tiny:0.1.0`;

@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { runToolchain } from '@stratum/sdk/build';
 import { CAPSULE_WORLD, generateWitTypes, readWitTypes, specWitDir } from '../packages/sdk/src/wit/types.ts';
+import { removeDir } from './support/temp.ts';
 
 const STRATUM_PACKAGES = ['stratum-keyvalue', 'stratum-sql', 'stratum-bucket'];
 
@@ -36,7 +37,7 @@ for (const dir of STRATUM_PACKAGES) {
 
 test("a WIT syntax error fails resolution with the parser's message", async (t) => {
   const broken = await mkdtemp(join(tmpdir(), 'stratum-wit-'));
-  t.after(() => rm(broken, { recursive: true, force: true }));
+  t.after(() => removeDir(broken));
   await cp(join(specWitDir, 'deps', 'stratum-sql'), broken, { recursive: true });
   await writeFile(join(broken, 'sql.wit'), (await readFile(join(broken, 'sql.wit'), 'utf8')).replace('record rows {', 'record rows {{'));
   await assert.rejects(
