@@ -7,8 +7,8 @@ import { type TestContext, test } from 'node:test';
 import { parse } from '@bytecodealliance/jco';
 import { parseManifest } from '@stratum/manifest';
 import { digestOf } from '@stratum/registry';
-import { pinSource } from '../packages/cli/src/commands/push.ts';
 import { main } from '../packages/cli/src/main.ts';
+import { pinSource } from '../packages/cli/src/pin-source.ts';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { removeDir } from './support/temp.ts';
 

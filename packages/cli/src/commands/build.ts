@@ -1,6 +1,5 @@
 import { relative } from 'node:path';
 import { formatBytes, formatDuration } from '@stratum/core';
-import { buildCapsule } from '@stratum/sdk/build';
 import { type Command, EXIT_OK, paint, stringOption } from '../command.ts';
 
 export const buildCommand: Command = {
@@ -29,6 +28,7 @@ Examples:
   async run(args, io) {
     const dir = args.positionals[0] ?? '.';
     const out = stringOption(args, 'out');
+    const { buildCapsule } = await import('@stratum/sdk/build');
     const result = await buildCapsule(dir, {
       ...(out !== undefined ? { output: out } : {}),
       onStep: (_step, message) => io.stderr.write(`${paint(io.stderr, 2, '…')} ${message}\n`),

@@ -1,9 +1,7 @@
 import { spawn } from 'node:child_process';
-import { CAPABILITY_MODULES, loadHostConfig } from '@stratum/host';
 import { booleanOption, type Command, EXIT_FAILURE, EXIT_OK, stringListOption, stringOption, usageError } from '../command.ts';
 import { type BackendFlag, parseBackendFlag, unusedFlags } from '../dev/backends.ts';
-import { DevCapsule } from '../dev/capsule.ts';
-import { startIngress } from '../dev/ingress.ts';
+import type { DevCapsule } from '../dev/capsule.ts';
 import { DevOutput } from '../dev/output.ts';
 import { parseVarFlag } from '../dev/vars.ts';
 
@@ -109,6 +107,9 @@ Examples:
     const vars = stringListOption(args, 'var').map(parseVarFlag);
     const watching = !booleanOption(args, 'no-watch');
     const configFile = stringOption(args, 'config');
+    const { CAPABILITY_MODULES, loadHostConfig } = await import('@stratum/host');
+    const { DevCapsule } = await import('../dev/capsule.ts');
+    const { startIngress } = await import('../dev/ingress.ts');
     const hostConfig = configFile === undefined ? undefined : await loadHostConfig(configFile);
     const output = new DevOutput(io.stdout, { json: booleanOption(args, 'json') });
 

@@ -1,7 +1,7 @@
-import { checkDomain, DiscoveryResolver, type DomainCheck, linkRecordName } from '@stratum/discovery';
+import type { DomainCheck } from '@stratum/discovery';
 import { booleanOption, type Command, type CommandIo, EXIT_FAILURE, EXIT_OK, paint, stringListOption, usageError } from '../command.ts';
 
-function describe(check: DomainCheck, io: CommandIo): string[] {
+function describe(check: DomainCheck, io: CommandIo, linkRecordName: (domain: string) => string): string[] {
   const { link, host, routing } = check;
   const lines = [`${check.domain}`];
   lines.push(
@@ -53,10 +53,11 @@ Examples:
     const domain = args.positionals[0];
     if (domain === undefined) throw usageError('dns check needs a domain, such as shop.example.com');
     const servers = stringListOption(args, 'server');
+    const { checkDomain, DiscoveryResolver, linkRecordName } = await import('@stratum/discovery');
     const resolver = new DiscoveryResolver(servers.length > 0 ? { servers } : {});
     const check = await checkDomain(resolver, domain);
     if (booleanOption(args, 'json')) io.stdout.write(`${JSON.stringify(check, null, 2)}\n`);
-    else io.stdout.write(`${describe(check, io).join('\n')}\n`);
+    else io.stdout.write(`${describe(check, io, linkRecordName).join('\n')}\n`);
     return check.problems.length === 0 ? EXIT_OK : EXIT_FAILURE;
   },
 };

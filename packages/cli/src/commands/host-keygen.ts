@@ -1,5 +1,4 @@
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
-import { formatHostRecord, hostKeyFromJwk, hostRecordName, parseWitList } from '@stratum/discovery';
 import { booleanOption, type Command, EXIT_OK, paint, stringListOption, stringOption, usageError } from '../command.ts';
 
 /** Quotes TXT strings for a zone file line (RFC 1035 section 5.1). */
@@ -42,6 +41,7 @@ Examples:
     const hostName = stringOption(args, 'host');
     const api = stringOption(args, 'api');
     if ((hostName === undefined) !== (api === undefined)) throw usageError('--host and --api go together: the record needs both');
+    const { formatHostRecord, hostKeyFromJwk, hostRecordName, parseWitList } = await import('@stratum/discovery');
     const interfaces = stringListOption(args, 'wit').flatMap((value) => parseWitList(value, '--wit'));
     // Build the record before writing anything, so a bad --api leaves no key file behind.
     const pair = await generateEd25519KeyPair();

@@ -1,7 +1,5 @@
 import type { Writable } from 'node:stream';
 import { formatDuration } from '@stratum/core';
-import { HostConfigError, loadHostConfig, startHost } from '@stratum/host';
-import { pino } from 'pino';
 import { type Command, EXIT_FAILURE, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 
 const LEVELS: Record<number, [string, number]> = {
@@ -71,6 +69,7 @@ Examples:
     if (!['trace', 'debug', 'info', 'warn', 'error'].includes(level))
       throw usageError(`--log-level must be trace, debug, info, warn or error, not "${level}"`);
 
+    const { HostConfigError, loadHostConfig, startHost } = await import('@stratum/host');
     let config: Awaited<ReturnType<typeof loadHostConfig>>;
     try {
       config = await loadHostConfig(configPath);
@@ -80,6 +79,7 @@ Examples:
       return EXIT_FAILURE;
     }
     const destination = format === 'json' ? (io.stderr as unknown as Writable) : prettyLogStream(io.stderr);
+    const { pino } = await import('pino');
     const logger = pino({ level, base: { host: config.name } }, destination);
     const started = performance.now();
     const host = await startHost(config, { logger });

@@ -1,5 +1,5 @@
 import { readKeyFile } from '@stratum/core';
-import { type CapsuleStatus, createControlClient, loadHostConfig } from '@stratum/host';
+import type { CapsuleStatus } from '@stratum/host';
 import { booleanOption, type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 
 /** Where to reach a host's control API from its own machine: a wildcard listen address means loopback. */
@@ -56,6 +56,7 @@ Examples:
     const keyFile = stringOption(args, 'key');
     if (!keyFile) throw usageError('--key is required: control requests are signed with a registrar key the host trusts');
     const configPath = stringOption(args, 'config');
+    const { createControlClient, loadHostConfig } = await import('@stratum/host');
     let url = stringOption(args, 'url');
     let audience = stringOption(args, 'audience');
     if (configPath) {

@@ -1,5 +1,5 @@
 import { relative } from 'node:path';
-import { initCapsule, TEMPLATES, type TemplateName } from '@stratum/sdk/build';
+import { TEMPLATES, type TemplateName } from '@stratum/sdk/templates';
 import { type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 
 export const initCommand: Command = {
@@ -32,6 +32,7 @@ Examples:
     }
     const name = stringOption(args, 'name');
     const target = args.positionals[0] ?? '.';
+    const { initCapsule } = await import('@stratum/sdk/build');
     const result = await initCapsule(target, { template: template as TemplateName, ...(name !== undefined ? { name } : {}) });
     const fromHere = relative(process.cwd(), result.dir);
     const shown = fromHere.startsWith('..') ? result.dir : fromHere || '.';

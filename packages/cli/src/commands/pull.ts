@@ -1,7 +1,6 @@
 import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { formatBytes } from '@stratum/core';
-import { credentialsFrom, parseReference, pullCapsule } from '@stratum/registry';
 import { booleanOption, type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 import { progressReporter } from './push.ts';
 
@@ -45,6 +44,7 @@ Examples:
   async run(args, io) {
     const target = args.positionals[0];
     if (target === undefined) throw usageError('pull needs an OCI reference, such as oci://127.0.0.1:5000/acme/hello:1.0.0');
+    const { credentialsFrom, parseReference, pullCapsule } = await import('@stratum/registry');
     const reference = parseReference(target);
     const credentialsFile = stringOption(args, 'credentials');
     const cacheDir = stringOption(args, 'cache-dir');

@@ -1,7 +1,7 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { formatBytes, formatDuration } from '@stratum/core';
-import { loadManifest, type Manifest, ManifestError } from '@stratum/manifest';
+import type { Manifest } from '@stratum/manifest';
 import { booleanOption, type Command, EXIT_FAILURE, EXIT_OK, paint } from '../command.ts';
 
 /** `stratum.toml` inside a directory, or the path itself when it names a file. */
@@ -53,6 +53,7 @@ Examples:
   },
   async run(args, io) {
     const path = await manifestPath(args.positionals[0]);
+    const { loadManifest, ManifestError } = await import('@stratum/manifest');
     try {
       const { manifest } = await loadManifest(path);
       if (booleanOption(args, 'json')) io.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);

@@ -3,9 +3,9 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StratumError } from '@stratum/core';
 import { parseManifest } from '@stratum/manifest';
+import { TEMPLATES, type TemplateName } from './templates.ts';
 
-export const TEMPLATES = ['hello', 'counter', 'notes', 'gallery'] as const;
-export type TemplateName = (typeof TEMPLATES)[number];
+export { TEMPLATES, type TemplateName };
 
 export const templatesDir = fileURLToPath(new URL('../../templates/', import.meta.url));
 
