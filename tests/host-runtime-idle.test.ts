@@ -127,6 +127,27 @@ test('a spare loads only the capability modules that installed capsules use', as
   assert.deepEqual(new Set(sparePreload), new Set([moduleOf('wasi'), moduleOf('http')]));
 });
 
+test('a capsule whose instances fail to start on demand is backed off, not started again for every request', async (t) => {
+  const host = await startHarness(t, { backoffAfter: 1, backoffMs: 60_000 });
+  const wasm = await buildHostile('init-loop');
+  const { manifest } = parseManifest(
+    `stratum = 1\n[capsule]\nname = "init-loop"\nversion = "0.1.0"\n[source]\nwasm = "${basename(wasm)}"\n[resources]\ntimeout = "1s"\n`,
+  );
+  await host.runtime.install({ name: 'init-loop', manifest, baseDir: dirname(wasm), domains: ['init-loop.test'] });
+  await host.runtime.start('init-loop', { onDemand: true });
+  // The first request waits for the instance, which is given up.
+  const first = await host.get('init-loop.test');
+  assert.equal(first.status, 503);
+  assert.match(first.body.toString(), /could not start an instance/);
+  // The next is refused at once: no second instance is started for it.
+  const second = await host.get('init-loop.test');
+  assert.equal(second.status, 503);
+  assert.match(second.body.toString(), /backed off/);
+  assert.ok(Number(second.headers['retry-after']) > 0);
+  assert.equal(host.runtime.stats().workersStarted, 1);
+  assert.match(host.runtime.status()[0]?.lastError ?? '', /did not start within/);
+});
+
 test('without a spare worker, instances start in workers of their own', async (t) => {
   const host = await startHarness(t, { spareWorker: false });
   await host.install('tiny', await buildTiny());

@@ -726,6 +726,9 @@ class Capsule {
       this.spawning--;
       this.lastError = errorMessage(error);
       this.#runtime.logger.error({ capsule: this.name, err: this.lastError }, 'instance failed to start');
+      // Counted with traps: a capsule whose instances never start would otherwise start (and
+      // pay for) another on every request.
+      this.failed();
       // Nothing else will start an instance for them: the waiting requests get their answer now.
       if (this.workers.size === 0) {
         for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} could not start an instance`);
