@@ -14,5 +14,5 @@ export {
   schemaUrl,
 } from './parse.ts';
 export { originAllowed, routeMatches } from './rules.ts';
-export { schemaValidator } from './schema-validator.ts';
+export { type GeneratedValidator, schemaErrors } from './schema-validator.ts';
 export type { Capabilities, ConfigVariable, LocalSource, Manifest, ManifestProblem, RegistrySource, Resources } from './types.ts';

@@ -4,10 +4,11 @@ import { parseDuration, parseSize, StratumError } from '@stratum/core';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
 import type { CapsuleManifestV1 } from './capsule-v1.generated.ts';
+import { validate as validateManifestShape } from './capsule-v1.validate.generated.js';
 import { CPU_CLASSES, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
 import { locate } from './locate.ts';
 import { nearest } from './nearest.ts';
-import { schemaValidator } from './schema-validator.ts';
+import { schemaErrors } from './schema-validator.ts';
 import type { ConfigVariable, Manifest, ManifestProblem } from './types.ts';
 
 /** The manifest JSON Schema, the single source of truth for its shape. */
@@ -16,8 +17,6 @@ export const manifestSchema = JSON.parse(readFileSync(schemaUrl, 'utf8')) as Rec
 
 /** Manifests are small; anything this large is refused before it is parsed. */
 export const MAX_MANIFEST_BYTES = 256 * 1024;
-
-const manifestErrors = schemaValidator(manifestSchema);
 
 type Segment = string | number;
 
@@ -246,7 +245,7 @@ const isSourceBranch = (error: ErrorObject) => error.instancePath === '/source' 
 function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
   // TOML integers beyond 2^53 come back as bigint; the schema only knows numbers.
   const value = JSON.parse(JSON.stringify(raw, (_key, item) => (typeof item === 'bigint' ? Number(item) : item))) as unknown;
-  const errors = manifestErrors(value);
+  const errors = schemaErrors(validateManifestShape, value);
   if (errors.length === 0) return [];
   const problems: ShapeProblem[] = [];
   const seen = new Set<string>();

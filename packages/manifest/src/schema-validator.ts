@@ -1,30 +1,23 @@
-import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
+import type { ErrorObject } from 'ajv/dist/2020.js';
+
+/** A validator compiled ahead of time from one of Stratum's JSON Schemas (`npm run generate`). */
+export interface GeneratedValidator {
+  (value: unknown): boolean;
+  errors?: ErrorObject[] | null;
+}
 
 /**
- * A validator for one of Stratum's own JSON Schemas (the manifest, host.toml), compiled on first
- * use. It returns the schema's errors for `value`, none when it is valid.
+ * The errors a generated validator finds in `value`, none when it is valid.
  *
- * Compiling is the cost: importing a module that compiled its schema eagerly took most of the
- * 300 ms that importing this package once cost, and a fresh host paid it again for host.toml.
- * The schemas are ours and never change at run time, so they are not checked against the JSON
- * Schema meta-schema here (`validateSchema: false`: compiling the meta-schema was more than half
- * of each compile); `schema.test.ts` checks each of them against it instead.
+ * The validators are ajv's standalone code, generated from the schemas under `spec/` by
+ * scripts/generate-types.ts and checked to be current by a test: compiling a schema with ajv at
+ * run time cost every process that read a manifest or a host.toml about 65 ms per schema, plus
+ * about 50 ms to load ajv, and the schemas never change at run time.
  *
  * @example
- * const errorsOf = schemaValidator(manifestSchema);
- * for (const error of errorsOf(parsedToml)) console.log(error.instancePath, error.message);
+ * import { validate } from './capsule-v1.validate.generated.js';
+ * for (const error of schemaErrors(validate, parsedToml)) console.log(error.instancePath, error.message);
  */
-export function schemaValidator(schema: Record<string, unknown>): (value: unknown) => ErrorObject[] {
-  let compiled: ValidateFunction | undefined;
-  return (value) => {
-    compiled ??= new Ajv2020({
-      allErrors: true,
-      verbose: true,
-      strict: true,
-      strictRequired: false,
-      unicodeRegExp: true,
-      validateSchema: false,
-    }).compile(schema);
-    return compiled(value) ? [] : (compiled.errors ?? []);
-  };
+export function schemaErrors(validate: GeneratedValidator, value: unknown): ErrorObject[] {
+  return validate(value) ? [] : (validate.errors ?? []);
 }

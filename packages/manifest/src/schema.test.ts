@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
 import { test } from 'node:test';
 import { Ajv2020 } from 'ajv/dist/2020.js';
-import { GENERATED, generate } from '../../../scripts/generate-types.ts';
+import { GENERATED, generate, generateValidator, VALIDATORS } from '../../../scripts/generate-types.ts';
 import { manifestSchema } from './parse.ts';
 
-// `schemaValidator` compiles these without checking them against the meta-schema (it is a
-// start-up cost paid for schemas that never change at run time): this is where they are checked.
+// The parsers validate with code generated from these schemas ahead of time (scripts/generate-types.ts),
+// so nothing checks them at run time: this is where they are checked against the meta-schema.
 test('every JSON Schema under spec/ is valid against the JSON Schema 2020-12 meta-schema', async () => {
   const specDir = new URL('../../../spec/', import.meta.url);
   const files = (await readdir(specDir, { recursive: true })).filter((file) => file.endsWith('.schema.json'));
@@ -29,5 +29,13 @@ test('the generated TypeScript types are current with the schemas (run `npm run 
     const expected = await generate(schema, name);
     const actual = await readFile(output, 'utf8');
     assert.equal(actual, expected, `${output.pathname} is stale: run \`npm run generate\``);
+  }
+});
+
+test('the generated validators are current with the schemas (run `npm run generate` if not)', async () => {
+  for (const { schema, output } of VALIDATORS) {
+    const { js, dts } = await generateValidator(schema);
+    assert.equal(await readFile(output, 'utf8'), js, `${output.pathname} is stale: run \`npm run generate\``);
+    assert.equal(await readFile(new URL(output.href.replace(/\.js$/, '.d.ts')), 'utf8'), dts, `${output.pathname}'s .d.ts is stale`);
   }
 });

@@ -2,9 +2,10 @@ import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@stratum/core';
-import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaValidator } from '@stratum/manifest';
+import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaErrors } from '@stratum/manifest';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
+import { validate as validateHostConfigShape } from './host-config-v1.validate.generated.js';
 import type { BackendConfig, HostConfig, HostLimits, ListenAddress, OutboundConfig, TrustedRegistrar } from './types.ts';
 
 /** The host.toml JSON Schema, the single source of truth for its shape. */
@@ -16,8 +17,6 @@ export const DEFAULT_CONTROL_LISTEN = '127.0.0.1:7070';
 export const DEFAULT_CONTROL_MAX_BODY = 64 * 1024 * 1024;
 export const DEFAULT_METERING_FLUSH_MS = 10_000;
 const MAX_CONFIG_BYTES = 1024 * 1024;
-
-const hostConfigErrors = schemaValidator(hostConfigSchema);
 
 type Segment = string | number;
 
@@ -107,7 +106,7 @@ function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
   const value = JSON.parse(JSON.stringify(raw, (_key, item) => (typeof item === 'bigint' ? Number(item) : item))) as unknown;
   const problems: ShapeProblem[] = [];
   const seen = new Set<string>();
-  for (const error of hostConfigErrors(value)) {
+  for (const error of schemaErrors(validateHostConfigShape, value)) {
     const problem = describeError(error);
     if (!problem) continue;
     const key = `${formatPath(problem.path)}\u0000${problem.message}`;
