@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { appendFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { type Ed25519PrivateJwk, type Ed25519PublicJwk, newId, StratumError } from '@stratum/core';
-import { decodeProtectedHeader, importJWK, type JWTPayload, jwtVerify, SignJWT } from 'jose';
+import type { JWTPayload } from 'jose';
 import type { TrustedRegistrar } from '../config/types.ts';
 
 /**
@@ -18,6 +18,16 @@ export const TOKEN_TYPE = 'stratum-control+jwt';
 export const MAX_TOKEN_LIFETIME_SECONDS = 300;
 export const DEFAULT_TOKEN_LIFETIME_SECONDS = 60;
 export const CLOCK_TOLERANCE_SECONDS = 30;
+
+/**
+ * jose, loaded by the first request signed or checked: its 46 modules took about 50 ms of every
+ * host's start (on a small VM), before the host could serve the capsules it brought back.
+ */
+let joseModule: Promise<typeof import('jose')> | undefined;
+const jose = () => {
+  joseModule ??= import('jose');
+  return joseModule;
+};
 
 /** Why a control request was refused; each is a 401 with this code. */
 export type AuthFailure =
@@ -73,6 +83,7 @@ export async function signControlRequest(options: SignRequestOptions): Promise<s
   const now = options.now ?? Math.floor(Date.now() / 1000);
   const lifetime = options.lifetimeSeconds ?? DEFAULT_TOKEN_LIFETIME_SECONDS;
   const { kid } = options.key;
+  const { importJWK, SignJWT } = await jose();
   const privateKey = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: options.key.x, d: options.key.d }, 'EdDSA');
   const token = await new SignJWT({ htm: options.method.toUpperCase(), htu: options.path, bh: bodyHash(options.body ?? '') })
     .setProtectedHeader({ alg: 'EdDSA', typ: TOKEN_TYPE, ...(kid ? { kid } : {}) })
@@ -167,8 +178,8 @@ export interface RequestToVerify {
 /** Checks control requests; throws {@link ControlAuthError} for every refusal. */
 export function createRequestVerifier(options: VerifierOptions): (request: RequestToVerify) => Promise<VerifiedRequest> {
   const byKid = new Map(options.registrars.map((registrar) => [registrar.key.kid, registrar]));
-  const keys = new Map<string, ReturnType<typeof importJWK>>();
-  const keyFor = (jwk: Ed25519PublicJwk & { kid: string }) => {
+  const keys = new Map<string, ReturnType<typeof import('jose').importJWK>>();
+  const keyFor = (jwk: Ed25519PublicJwk & { kid: string }, { importJWK }: typeof import('jose')) => {
     let key = keys.get(jwk.kid);
     if (!key) {
       key = importJWK({ kty: 'OKP', crv: 'Ed25519', x: jwk.x }, 'EdDSA');
@@ -185,9 +196,10 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
     if (scheme !== AUTH_SCHEME || !token || rest.length > 0) {
       throw new ControlAuthError('AUTH_MALFORMED', `the Authorization header must be "${AUTH_SCHEME} <compact JWS>"`);
     }
+    const joseApi = await jose();
     let kid: string | undefined;
     try {
-      const protectedHeader = decodeProtectedHeader(token);
+      const protectedHeader = joseApi.decodeProtectedHeader(token);
       kid = protectedHeader.kid;
       if (protectedHeader.alg !== 'EdDSA' && protectedHeader.alg !== 'Ed25519') {
         throw new ControlAuthError('AUTH_MALFORMED', `the token's alg must be EdDSA, not ${String(protectedHeader.alg)}`);
@@ -209,7 +221,7 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
     const now = clock();
     let claims: JWTPayload;
     try {
-      ({ payload: claims } = await jwtVerify(token, await keyFor(registrar.key), {
+      ({ payload: claims } = await joseApi.jwtVerify(token, await keyFor(registrar.key, joseApi), {
         algorithms: ['EdDSA', 'Ed25519'],
         typ: TOKEN_TYPE,
         audience: options.audience,

@@ -15,7 +15,6 @@ import {
   silentLogger,
 } from '@stratum/core';
 import { parseManifest } from '@stratum/manifest';
-import { pullComponent } from '@stratum/registry';
 import { parseBucketHostConfig } from '../capabilities/bucket/index.ts';
 import { parseKeyValueHostConfig } from '../capabilities/keyvalue/index.ts';
 import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
@@ -51,6 +50,8 @@ export const createConfiguredRuntime: RuntimeFactory = ({ config, dataDir, logge
  */
 export function registryPuller(cacheDir: string, logger: Logger = silentLogger): PullComponent {
   return async (reference, digest) => {
+    // Loaded by the first pull: a host whose capsules come uploaded never needs the registry client.
+    const { pullComponent } = await import('@stratum/registry');
     const pulled = await pullComponent({ reference, digest, cacheDir, logger });
     const bytes = await readFile(pulled.path);
     const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
