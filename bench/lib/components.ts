@@ -23,7 +23,8 @@ export async function exampleComponent(name: ExampleName): Promise<BenchComponen
 }
 
 export const hostServer = fileURLToPath(new URL('../servers/host.ts', import.meta.url));
-export const plainServer = fileURLToPath(new URL('../servers/plain-http.ts', import.meta.url));
+export const plainServer = fileURLToPath(new URL('../servers/plain-http.js', import.meta.url));
+export const stratumCli = fileURLToPath(new URL('../../packages/cli/bin/stratum.js', import.meta.url));
 export const jcoBin = fileURLToPath(new URL('../../node_modules/@bytecodealliance/jco/dist/jco.js', import.meta.url));
 
 const opsNativeDir = new URL('../capsules/ops-native/', import.meta.url);

@@ -1,21 +1,25 @@
-// Start-up: time to the first response (a) from a fresh host process whose transpile cache is
-// already on disk, against a plain Node.js process started the same way (the floor: Node.js's
-// own start-up); (b) for a capsule installed into a host that is already warm.
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+// Start-up: time to the first response (a) from a freshly started host, `stratum host start`
+// as a provider runs it, bringing back a capsule installed before (its transpile cache on disk),
+// against a plain Node.js process started the same way (the floor: Node.js's own start-up);
+// (b) for a capsule installed into a host that is already warm.
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createHostRuntime } from '@stratum/host';
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { createControlClient, createHostRuntime } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
-import { type BenchComponent, exampleComponent, hostServer, plainServer, tinyComponent } from '../lib/components.ts';
+import { type BenchComponent, exampleComponent, plainServer, stratumCli, tinyComponent } from '../lib/components.ts';
 import { get } from '../lib/http.ts';
 import { startServer } from '../lib/process.ts';
 import { summarise } from '../lib/stats.ts';
 import type { BenchRow, Suite } from '../lib/suite.ts';
 
-const ready = /listening on (\d+)/;
+const DOMAIN = 'bench.localhost';
+const plainReady = /listening on (\d+)/;
+const hostReady = /ingress\s+http:\/\/127\.0\.0\.1:(\d+)\//;
 
-async function firstResponseMs(args: string[], cpus: string, host?: string): Promise<number> {
+async function firstResponseMs(args: string[], ready: RegExp, cpus: string, host?: string): Promise<number> {
   const started = performance.now();
   const server = await startServer(process.execPath, args, { ready, cpus });
   try {
@@ -25,6 +29,56 @@ async function firstResponseMs(args: string[], cpus: string, host?: string): Pro
   } finally {
     await server.stop();
   }
+}
+
+function hostStartArgs(config: string): string[] {
+  return [stratumCli, 'host', 'start', '--config', config, '--log-format', 'json', '--log-level', 'warn'];
+}
+
+/**
+ * A host directory with `component` installed over the signed control API and served once, as a
+ * host that ran before leaves it: the installation in its store, the transpile cache and
+ * Node.js's code cache filled. Returns its host.toml.
+ */
+async function installedHost(component: BenchComponent, dir: string): Promise<string> {
+  const registrar = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const config = join(dir, 'host.toml');
+  await writeFile(
+    config,
+    [
+      'stratum = 1',
+      '[host]',
+      'name = "bench.example"',
+      'key = "host.key"',
+      'data = "data"',
+      '[ingress]',
+      'listen = "127.0.0.1:0"',
+      '[control]',
+      'listen = "127.0.0.1:0"',
+      '[registrars.bench]',
+      `key = "${registrar.publicJwk.x}"`,
+      '',
+    ].join('\n'),
+  );
+  const host = await startServer(process.execPath, hostStartArgs(config), { ready: /control API\s+(\S+)/ });
+  try {
+    const ingress = hostReady.exec(host.ready.input)?.[1];
+    const control = host.ready[1];
+    if (!ingress || !control) throw new Error(`stratum host start printed no addresses:\n${host.ready.input}`);
+    const client = createControlClient({ url: new URL(control), key: registrar.privateJwk, audience: 'bench.example' });
+    await client.install({
+      name: component.name,
+      domains: [DOMAIN],
+      manifest: await readFile(component.manifest, 'utf8'),
+      component: new Uint8Array(await readFile(component.component)),
+    });
+    const { status } = await get(`http://127.0.0.1:${ingress}/`, DOMAIN);
+    if (status !== 200) throw new Error(`${component.name} answered ${status} after its install`);
+  } finally {
+    await host.stop();
+  }
+  return config;
 }
 
 interface WarmRounds {
@@ -96,29 +150,20 @@ export const startupSuite: Suite = {
     const components = [await tinyComponent(), await exampleComponent('hello')];
     const cpus = options.serverCpus;
     const rows: BenchRow[] = [];
-    const dataDirs = new Map<string, string>();
+    const dirs: string[] = [];
     try {
+      const configs = new Map<string, string>();
       for (const component of components) {
-        const dataDir = await mkdtemp(join(tmpdir(), `stratum-bench-cold-${component.name}-`));
-        dataDirs.set(component.name, dataDir);
-        // Fill the transpile cache once, as a host that ran before would have.
-        await firstResponseMs(
-          [hostServer, '--manifest', component.manifest, '--component', component.component, '--data', dataDir],
-          cpus,
-          'bench.localhost',
-        );
+        const dir = await mkdtemp(join(tmpdir(), `stratum-bench-cold-${component.name}-`));
+        dirs.push(dir);
+        configs.set(component.name, await installedHost(component, dir));
       }
       const plain: number[] = [];
       const cold = new Map<string, number[]>(components.map((component) => [component.name, []]));
       for (let round = 0; round < options.rounds * 2; round++) {
-        plain.push(await firstResponseMs([plainServer], cpus));
+        plain.push(await firstResponseMs([plainServer], plainReady, cpus));
         for (const component of components) {
-          const dataDir = dataDirs.get(component.name) ?? '';
-          const ms = await firstResponseMs(
-            [hostServer, '--manifest', component.manifest, '--component', component.component, '--data', dataDir],
-            cpus,
-            'bench.localhost',
-          );
+          const ms = await firstResponseMs(hostStartArgs(configs.get(component.name) ?? ''), hostReady, cpus, DOMAIN);
           cold.get(component.name)?.push(ms);
         }
       }
@@ -127,7 +172,7 @@ export const startupSuite: Suite = {
       for (const component of components) {
         const summary = summarise(cold.get(component.name) ?? []);
         const row: BenchRow = {
-          name: `fresh host process, ${component.name}, cache on disk`,
+          name: `fresh host process (stratum host start), ${component.name} restored, cache on disk`,
           unit: 'ms',
           summary,
           baseline: 'plain process',
@@ -166,12 +211,12 @@ export const startupSuite: Suite = {
         title: this.title,
         rows,
         notes: [
-          'Cold: from spawning `node bench/servers/host.ts` (pinned) to the first 200, transpile cache already on disk.',
+          'Cold: from spawning `stratum host start` (pinned) on a host directory holding the capsule, installed over the control API and served once by an earlier run, to its first 200: the installation restored from the store, the transpile cache and the code cache on disk. The plain baseline is a JavaScript entry started the same way.',
           "Warm: a new installation of an already-transpiled component in a host that has been up a moment, in the bench's own process: install, start (a new instance in the runtime's spare worker thread: the capsule's capabilities, jco's glue loaded in that thread, the core modules instantiated), then the first request on a new connection, against a plain Node.js server's first response in the same round.",
         ],
       };
     } finally {
-      for (const dir of dataDirs.values()) await rm(dir, { recursive: true, force: true });
+      for (const dir of dirs) await rm(dir, { recursive: true, force: true });
     }
   },
 };

@@ -1,5 +1,7 @@
 // The baseline: the least a Node.js HTTP server can do to answer "hello".
-// Usage: node bench/servers/plain-http.ts [--delay-ms N]   (N: answer after a wait, as a slow backend would)
+// Usage: node bench/servers/plain-http.js [--delay-ms N]   (N: answer after a wait, as a slow backend would)
+// Plain JavaScript, as `stratum`'s launcher is: a TypeScript entry would make Node.js load its type
+// stripper first (over 100 ms of a process's start here), which the start-up suite's host does not.
 import { parseArgs } from 'node:util';
 
 // As the host does (packages/host/src/control/host.ts): an ES module import of node:http loads undici.
