@@ -20,8 +20,11 @@ test('the transpile worker ends once idle, and starts again for the next compone
   };
   const tiny = await component(await buildTiny());
   assert.ok((await loader.inspect(tiny)).exports.some((name) => name.startsWith('wasi:http/incoming-handler@')));
-  await loader.transpile(tiny, [], []);
+  const transpiled = await loader.transpile(tiny, [], []);
   assert.equal(loader.stats.transpileWorkersStarted, 1, 'both jobs ran in one worker');
+  // jco's glue as written: its instantiate compiled with the module (packages/host/src/glue.ts).
+  const glue = await readFile(new URL(transpiled.glueUrl), 'utf8');
+  assert.match(glue, /\nexport const instantiate = \(function instantiate\(/, "jco's glue no longer has the shape glue.ts rewrites");
   await new Promise((resolve) => setTimeout(resolve, 300));
   const trap = await component(await buildHostile('trap'));
   await loader.transpile(trap, [], []);

@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { type Logger, StratumError, silentLogger } from '@stratum/core';
+import { eagerInstantiate } from './glue.ts';
 import type { InstallRequest } from './runtime-types.ts';
 import type { ComponentWorld, TranspileWorkerJob, TranspileWorkerReply } from './transpile-worker.ts';
 import { applyMemoryCaps, type MemoryCapSlot, prepareMemoryCaps } from './wasm-memory.ts';
@@ -94,6 +95,8 @@ const IMPORT_BINDINGS = 'hybrid';
 
 /** Part of the cache key: the core modules on disk are stored prepared for capping (`memoryCaps` in meta.json). */
 const CORE_MODULE_FORMAT = 'memory-cap-slots';
+/** jco's glue module, named after the `name: 'capsule'` the transpile worker gives jco. */
+const GLUE_FILE = 'capsule.js';
 
 export class Loader {
   readonly stats: LoaderStats = { transpiles: 0, inspections: 0, cacheHits: 0, transpileWorkersStarted: 0, compiles: 0 };
@@ -219,7 +222,7 @@ export class Loader {
     if (meta) {
       this.stats.cacheHits++;
       const { coreModules, memoryCaps } = meta;
-      return { key, dir, glueUrl: pathToFileURL(join(dir, 'capsule.js')).href, coreModules, memoryCaps, jspi };
+      return { key, dir, glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href, coreModules, memoryCaps, jspi };
     }
     return this.#once(`transpile:${key}`, async () => {
       this.stats.transpiles++;
@@ -244,6 +247,9 @@ export class Loader {
           await writeFile(join(staging, name), prepared.bytes);
           coreModules.push(name);
           memoryCaps[name] = prepared.slots;
+        } else if (name === GLUE_FILE) {
+          // Not part of the cache key: glue written before this rewrite works the same, only slower to start.
+          await writeFile(join(staging, name), eagerInstantiate(Buffer.from(bytes).toString('utf8')));
         } else {
           await writeFile(join(staging, name), bytes);
         }
@@ -252,7 +258,7 @@ export class Loader {
       await rm(dir, { recursive: true, force: true });
       await rename(staging, dir);
       this.#logger.info({ digest: component.digest, jspi, ms: Math.round(performance.now() - started) }, 'transpiled component');
-      return { key, dir, glueUrl: pathToFileURL(join(dir, 'capsule.js')).href, coreModules, memoryCaps, jspi };
+      return { key, dir, glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href, coreModules, memoryCaps, jspi };
     });
   }
 
