@@ -15,6 +15,7 @@ import { registryBinary, startTestRegistry } from '../packages/registry/src/test
 import { buildExample, exampleDir } from './support/examples.ts';
 import { requireService } from './support/services.ts';
 import { removeDir } from './support/temp.ts';
+import { buildHostile } from './support/tiny.ts';
 
 /** fetch() will not send a Host header of our choosing; node:http will. */
 export function get(base: URL, host: string, path = '/'): Promise<{ status: number; body: string }> {
@@ -97,6 +98,36 @@ key = "${registrar.publicJwk.x}"
   await client.uninstall('hello');
   assert.equal((await get(host.ingressUrl, 'hello.example', '/')).status, 404);
   assert.deepEqual((await client.status()).capsules, []);
+});
+
+test('an install whose instance never starts is refused with 422 and leaves nothing behind', async (t) => {
+  const wasm = await buildHostile('init-loop');
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
+  t.after(() => removeDir(dir));
+  const registrar = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const config = parseHostConfig(
+    `stratum = 1\n[host]\nname = "host1.example.net"\nkey = "host.key"\ndata = "data"\n[ingress]\nlisten = "127.0.0.1:0"\n[control]\nlisten = "127.0.0.1:0"\n[registrars.test]\nkey = "${registrar.publicJwk.x}"\n`,
+    join(dir, 'host.toml'),
+  );
+  const host = await startHost(config, { pullComponent: false });
+  t.after(() => host.close());
+  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+  const install = client.install({
+    domains: ['loop.example'],
+    manifest:
+      'stratum = 1\n[capsule]\nname = "init-loop"\nversion = "0.1.0"\n[source]\nwasm = "init-loop.wasm"\n[resources]\ntimeout = "1s"\n',
+    component: new Uint8Array(await readFile(wasm)),
+  });
+  await assert.rejects(install, (error: unknown) => {
+    assert.ok(error instanceof ControlApiError);
+    assert.equal(error.status, 422);
+    assert.equal(error.code, 'INSTANCE_FAILED');
+    assert.match(error.message, /did not start within/);
+    return true;
+  });
+  assert.deepEqual((await client.status()).capsules, []);
+  assert.equal((await get(host.ingressUrl, 'loop.example', '/')).status, 404);
 });
 
 test('an install whose manifest names a registry source is pulled by the host and verified', async (t) => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,8 @@ import { removeDir } from './support/temp.ts';
  */
 class FakeRuntime implements HostRuntime {
   readonly installs: InstallRequest[] = [];
+  /** Components whose instances fail to start, by digest. */
+  readonly failingDigests = new Set<string>();
   readonly capsules = new Map<string, CapsuleStatus>();
   readonly #listeners = new Set<(record: RequestRecord) => void>();
   readonly #logs = new Map<string, Set<(entry: CapsuleLogEntry) => void>>();
@@ -47,6 +49,10 @@ class FakeRuntime implements HostRuntime {
     return { ...status };
   }
   async start(name: string) {
+    if (this.failingDigests.has(this.capsules.get(name)?.digest ?? '')) {
+      this.#set(name, 'failed');
+      throw new StratumError('INSTANCE_FAILED', `${name} could not be instantiated: its initialisation trapped`, { user: false });
+    }
     return this.#set(name, 'running');
   }
   async drain(name: string) {
@@ -554,6 +560,42 @@ test('installations survive a restart: the new runtime gets each one back, start
   );
   const served = await ingress(again, 'hello.example');
   assert.equal(await served.text(), 'hello from hello');
+});
+
+test('an install whose instance cannot start is refused with 422 and changes nothing, in the runtime or on disk', async (t) => {
+  const runtimes: FakeRuntime[] = [];
+  const { client, host, base } = await setup(t, runtimes);
+  const runtime = runtimes[0] as FakeRuntime;
+  const digestOf = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const broken = new TextEncoder().encode('a component whose initialisation traps');
+  runtime.failingDigests.add(digestOf(broken));
+  const refused = (error: unknown) => {
+    assert.ok(error instanceof ControlApiError);
+    assert.equal(error.status, 422);
+    assert.equal(error.code, 'INSTANCE_FAILED');
+    assert.match(error.message, /initialisation trapped/);
+    return true;
+  };
+
+  // Under a new name: nothing of it stays.
+  await assert.rejects(client.install({ name: 'fresh', domains: ['fresh.example'], manifest: MANIFEST, component: broken }), refused);
+  assert.deepEqual(runtime.status(), []);
+  // Over an installation that is not serving: that one comes back, as it was.
+  await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT, start: false });
+  await assert.rejects(client.install({ domains: ['hello.example'], manifest: MANIFEST, component: broken }), refused);
+  assert.deepEqual(
+    runtime.status().map((capsule) => [capsule.name, capsule.digest, capsule.state]),
+    [['hello', digestOf(COMPONENT), 'installed']],
+  );
+  // The disk agrees: a restarted host brings back that one alone, and the refused bytes are gone.
+  await host.close();
+  const again = await startHost(host.config, { createRuntime: () => new FakeRuntime() });
+  t.after(() => again.close());
+  assert.deepEqual(
+    again.runtime.status().map((capsule) => [capsule.name, capsule.digest, capsule.state]),
+    [['hello', digestOf(COMPONENT), 'installed']],
+  );
+  assert.deepEqual(await readdir(join(base, 'data', 'components', 'sha256')), [`${digestOf(COMPONENT).slice('sha256:'.length)}.wasm`]);
 });
 
 test('answers match the OpenAPI document', async (t) => {

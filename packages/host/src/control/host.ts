@@ -14,7 +14,6 @@ import {
   StratumError,
   silentLogger,
 } from '@stratum/core';
-import { parseManifest } from '@stratum/manifest';
 import { parseBucketHostConfig } from '../capabilities/bucket/index.ts';
 import { parseKeyValueHostConfig } from '../capabilities/keyvalue/index.ts';
 import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
@@ -24,8 +23,8 @@ import { UsageLedger } from '../metering/ledger.ts';
 import { createHostRuntime } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
-import { type Installation, InstallationStore } from './installations.ts';
-import { CONTROL_BASE_PATH, createControlHandler, type PullComponent } from './server.ts';
+import { InstallationStore } from './installations.ts';
+import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreInstallation } from './server.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -237,7 +236,7 @@ async function restore(store: InstallationStore, runtime: HostRuntime, logger: L
   for (const installation of await store.list()) {
     const log = logger.child({ capsule: installation.name });
     try {
-      await restoreOne(store, runtime, installation);
+      await restoreInstallation(store, runtime, installation);
       out.push({ name: installation.name });
       log.info({ digest: installation.digest, desired: installation.desired }, 'capsule restored');
     } catch (error) {
@@ -246,20 +245,6 @@ async function restore(store: InstallationStore, runtime: HostRuntime, logger: L
     }
   }
   return out;
-}
-
-async function restoreOne(store: InstallationStore, runtime: HostRuntime, installation: Installation): Promise<void> {
-  const { manifest } = parseManifest(installation.manifest, `${installation.name}/stratum.toml`);
-  const status = await runtime.install({
-    name: installation.name,
-    domains: installation.domains,
-    manifest,
-    storedComponent: { digest: installation.digest, read: () => store.getComponent(installation.digest) },
-    config: installation.config,
-  });
-  // It started when it was installed: a restarted host starts its instances as requests come,
-  // instead of all of them at once.
-  if (installation.desired === 'running' && status.state !== 'running') await runtime.start(installation.name, { onDemand: true });
 }
 
 function listen(server: Server, address: ListenAddress, scheme: 'http' | 'https', what: string): Promise<URL> {

@@ -112,16 +112,32 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     }
     const digest = await options.store.putComponent(bytes, expected);
     const previous = await options.store.get(name);
-    let status = await options.runtime.install({
-      name,
-      domains: body.domains,
-      manifest,
-      // Hashed once, by the store: the runtime needs the bytes only if its caches miss.
-      storedComponent: { digest, read: () => Promise.resolve(bytes) },
-      ...(body.config ? { config: body.config } : {}),
-    });
-    const start = body.start ?? true;
-    if (start && status.state !== 'running') status = await options.runtime.start(name);
+    let status: CapsuleStatus;
+    try {
+      status = await options.runtime.install({
+        name,
+        domains: body.domains,
+        manifest,
+        // Hashed once, by the store: the runtime needs the bytes only if its caches miss.
+        storedComponent: { digest, read: () => Promise.resolve(bytes) },
+        ...(body.config ? { config: body.config } : {}),
+      });
+      if ((body.start ?? true) && status.state !== 'running') {
+        try {
+          status = await options.runtime.start(name);
+        } catch (error) {
+          // An install whose instance cannot start changes nothing, as a refused one does: the
+          // runtime held the new version (failed) while the store held what was there before, and
+          // a restart would have brought back another capsule than the one status showed.
+          await undoInstall(name, previous);
+          throw error;
+        }
+      }
+    } catch (error) {
+      // Replacing a running capsule the runtime puts the old one back itself if the new one fails.
+      if (previous?.digest !== digest) await options.store.dropComponentIfUnused(digest);
+      throw error;
+    }
     const now = new Date().toISOString();
     const installation: Installation = {
       name,
@@ -137,6 +153,12 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     await options.store.save(installation);
     if (previous && previous.digest !== digest) await options.store.dropComponentIfUnused(previous.digest);
     return status;
+  };
+
+  /** Puts the runtime back as the store has it: the installation there before, or none. */
+  const undoInstall = async (name: string, previous: Installation | undefined): Promise<void> => {
+    if (previous) await restoreInstallation(options.store, options.runtime, previous);
+    else await options.runtime.uninstall(name);
   };
 
   const route = async (
@@ -336,6 +358,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
 function statusFor(error: unknown): number {
   if (error instanceof HttpError) return error.status;
   if (error instanceof ManifestError) return 400;
+  // The capsule's own doing (an initialisation that traps or never returns), not the host's.
+  if (isStratumError(error) && error.code === 'INSTANCE_FAILED') return 422;
   if (!isStratumError(error) || !error.user) return 500;
   if (/NOT_FOUND$/.test(error.code)) return 404;
   if (/(EXISTS|CONFLICT|IN_USE|TAKEN)$/.test(error.code)) return 409;
@@ -403,6 +427,24 @@ function integerParam(url: URL, name: string, fallback: number, min: number, max
 
 function parseManifestBody(text: string): Manifest {
   return parseManifest(text, 'stratum.toml').manifest;
+}
+
+/**
+ * Installs a stored installation into the runtime as it was asked for last: what a restarting
+ * host does for each one, and what an install that could not start puts back.
+ */
+export async function restoreInstallation(store: InstallationStore, runtime: HostRuntime, installation: Installation): Promise<void> {
+  const { manifest } = parseManifest(installation.manifest, `${installation.name}/stratum.toml`);
+  const status = await runtime.install({
+    name: installation.name,
+    domains: installation.domains,
+    manifest,
+    storedComponent: { digest: installation.digest, read: () => store.getComponent(installation.digest) },
+    config: installation.config,
+  });
+  // It started when it was installed: a restarted host starts its instances as requests come,
+  // instead of all of them at once.
+  if (installation.desired === 'running' && status.state !== 'running') await runtime.start(installation.name, { onDemand: true });
 }
 
 /** Checks the install body's shape; every problem is named with its JSON path. */
