@@ -6,7 +6,7 @@ import { mkdtemp, readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, StratumError, writeKeyFile } from '@stratum/core';
 import { ControlApiError, createControlClient, parseHostConfig, startHost, verifyLedgerFile } from '@stratum/host';
 import { pushCapsule } from '@stratum/registry';
@@ -31,30 +31,35 @@ export function get(base: URL, host: string, path = '/'): Promise<{ status: numb
   });
 }
 
-test('a host installs examples/hello over the signed control API and serves it by Host header', async (t) => {
-  const wasm = await buildExample('hello');
+/**
+ * A stratum-host in a new temporary directory on loopback ports, trusting one registrar; its
+ * control client signs as that registrar. `pull`: the host pulls registry sources. After the
+ * test the host stops, then its directory goes (in one hook: node:test runs after hooks in the
+ * order they were added, and a host still running writes there).
+ */
+async function startE2eHost(t: TestContext, options: { pull?: boolean } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => removeDir(dir));
   const registrar = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = parseHostConfig(
-    `stratum = 1
-[host]
-name = "host1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-[registrars.test]
-key = "${registrar.publicJwk.x}"
-`,
+    `stratum = 1\n[host]\nname = "host1.example.net"\nkey = "host.key"\ndata = "data"\n[ingress]\nlisten = "127.0.0.1:0"\n[control]\nlisten = "127.0.0.1:0"\n[registrars.test]\nkey = "${registrar.publicJwk.x}"\n`,
     join(dir, 'host.toml'),
   );
-  const host = await startHost(config, { pullComponent: false });
-  t.after(() => host.close());
+  const host = await startHost(config, options.pull ? {} : { pullComponent: false }).catch(async (error: unknown) => {
+    await removeDir(dir);
+    throw error;
+  });
+  t.after(async () => {
+    await host.close();
+    await removeDir(dir);
+  });
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+  return { host, client, dir };
+}
+
+test('a host installs examples/hello over the signed control API and serves it by Host header', async (t) => {
+  const wasm = await buildExample('hello');
+  const { host, client } = await startE2eHost(t);
 
   const installed = await client.install({
     domains: ['hello.example'],
@@ -102,17 +107,7 @@ key = "${registrar.publicJwk.x}"
 
 test('an install whose instance never starts is refused with 422 and leaves nothing behind', async (t) => {
   const wasm = await buildHostile('init-loop');
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => removeDir(dir));
-  const registrar = await generateEd25519KeyPair();
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const config = parseHostConfig(
-    `stratum = 1\n[host]\nname = "host1.example.net"\nkey = "host.key"\ndata = "data"\n[ingress]\nlisten = "127.0.0.1:0"\n[control]\nlisten = "127.0.0.1:0"\n[registrars.test]\nkey = "${registrar.publicJwk.x}"\n`,
-    join(dir, 'host.toml'),
-  );
-  const host = await startHost(config, { pullComponent: false });
-  t.after(() => host.close());
-  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+  const { host, client } = await startE2eHost(t);
   const install = client.install({
     domains: ['loop.example'],
     manifest:
@@ -140,8 +135,7 @@ test('an install whose manifest names a registry source is pulled by the host an
   const wasm = await buildExample('hello');
   const registry = await startTestRegistry();
   t.after(() => registry.stop());
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => removeDir(dir));
+  const { host, client, dir } = await startE2eHost(t, { pull: true });
   const reference = `oci://${registry.host}/examples/hello:0.1.0`;
   const pushed = await pushCapsule({ reference, wasm: { path: wasm }, cacheDir: join(dir, 'push-cache') });
   const original = await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8');
@@ -150,27 +144,6 @@ test('an install whose manifest names a registry source is pulled by the host an
     .replace(/^wasm = .*$/m, `registry = "${reference}"\ndigest = "${pushed.digest}"`)
     .replace(/^\[build\]\nentry = .*\n/m, '');
   assert.notEqual(pinned, original);
-
-  const registrar = await generateEd25519KeyPair();
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const config = parseHostConfig(
-    `stratum = 1
-[host]
-name = "host1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-[registrars.test]
-key = "${registrar.publicJwk.x}"
-`,
-    join(dir, 'host.toml'),
-  );
-  const host = await startHost(config);
-  t.after(() => host.close());
-  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
 
   const installed = await client.install({ domains: ['hello.example'], manifest: pinned });
   assert.equal(installed.digest, pushed.digest);
@@ -247,28 +220,7 @@ ${backend}
 
 test("a capsule's state moves to another installation: export, install stopped, import, start", async (t) => {
   const wasm = await buildExample('counter');
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => removeDir(dir));
-  const registrar = await generateEd25519KeyPair();
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const config = parseHostConfig(
-    `stratum = 1
-[host]
-name = "host1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-[registrars.test]
-key = "${registrar.publicJwk.x}"
-`,
-    join(dir, 'host.toml'),
-  );
-  const host = await startHost(config, { pullComponent: false });
-  t.after(() => host.close());
-  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
+  const { host, client } = await startE2eHost(t);
   const manifest = await readFile(join(exampleDir('counter'), 'stratum.toml'), 'utf8');
   const component = new Uint8Array(await readFile(wasm));
 
