@@ -116,6 +116,29 @@ test("a new instance starts in the runtime's spare worker, and each capsule gets
   assert.match((await host.get('two.test')).body.toString(), /tiny 2\n$/);
 });
 
+test('a component started twice in a row has its glue loaded by the spare, and its next instance finds it there', async (t) => {
+  const host = await startHarness(t);
+  const tiny = await buildTiny();
+  const waitForSpare = async () => {
+    for (let tries = 0; tries < 600 && !host.runtime.stats().sparePreloaded; tries++)
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(host.runtime.stats().sparePreloaded, 'the spare never finished loading');
+  };
+  await host.install('one', tiny);
+  await waitForSpare();
+  // One start is not enough to guess the next: an instance of another component would carry it unused.
+  assert.equal(host.runtime.stats().spareGlue, undefined);
+  await host.install('two', tiny);
+  await waitForSpare();
+  const { spareGlue, spareGlueHits } = host.runtime.stats();
+  assert.match(spareGlue ?? '', /^file:.*\/capsule\.js$/);
+  assert.equal(spareGlueHits, 0);
+  await host.install('three', tiny);
+  assert.equal(host.runtime.stats().spareGlueHits, 1, 'the third instance loaded its glue again');
+  // Each capsule still has an instance of its own.
+  for (const name of ['one', 'two', 'three']) assert.match((await host.get(`${name}.test`)).body.toString(), /tiny 1\n$/);
+});
+
 test('a spare loads only the capability modules that installed capsules use', async (t) => {
   const host = await startHarness(t);
   await host.install('tiny', await buildTiny());

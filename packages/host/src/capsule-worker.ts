@@ -49,6 +49,9 @@ const RECLAIM_WATCH_MS = 5;
 /** The thread's CPU time, as a share of the watch, below which it counts as idle. */
 const RECLAIM_IDLE_SHARE = 0.2;
 
+/** The glue this thread loaded while it waited as a spare, if any. */
+let preloadedGlue: string | undefined;
+
 async function capsuleInit(): Promise<WorkerInit> {
   const boot = workerData as WorkerBoot;
   if (boot.init) return boot.init;
@@ -67,6 +70,15 @@ async function capsuleInit(): Promise<WorkerInit> {
       if (received) return;
       await import(url).catch(() => {});
     }
+    if (boot.preloadGlue && !received) {
+      await import(boot.preloadGlue).then(
+        () => {
+          preloadedGlue = boot.preloadGlue;
+        },
+        () => {},
+      );
+    }
+    if (!received) port?.postMessage({ type: 'preloaded' } satisfies FromWorker);
   }, PRELOAD_AFTER_MS).unref();
   return message;
 }
@@ -385,7 +397,7 @@ start().then(
       else if (message.type === 'reclaim') reclaim();
       else take(message);
     });
-    port.postMessage({ type: 'ready', memoryBytes: memoryBytes() } satisfies FromWorker);
+    port.postMessage({ type: 'ready', memoryBytes: memoryBytes(), gluePreloaded: preloadedGlue === init.glueUrl } satisfies FromWorker);
     // The code cache is written at exit, and capsule workers are terminated rather than
     // exiting: write it now, after the answer that matters, for the next instance.
     if (init.compileCacheDir) setImmediate(flushCompileCache);

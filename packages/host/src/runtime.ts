@@ -123,6 +123,12 @@ export interface RuntimeStats extends LoaderStats {
   sparesUsed: number;
   /** The modules the waiting spare worker loads (none when there is no spare). */
   sparePreload: string[];
+  /** The glue the waiting spare worker loads: a component's whose instances started the last two times in a row. */
+  spareGlue?: string;
+  /** The waiting spare has loaded its `sparePreload` and `spareGlue`. */
+  sparePreloaded: boolean;
+  /** Instances that found their glue loaded already in the spare they took. */
+  spareGlueHits: number;
   /**
    * Sets of compiled core modules in memory, one per (component, memory cap): held by capsules
    * with instances, and kept after their capsules went idle (see `keepIdleCompiled`).
@@ -320,6 +326,10 @@ interface SpareWorker {
   worker: Worker;
   /** The modules it loads while it waits. */
   preload: string[];
+  glue: string | undefined;
+  /** It has loaded them. */
+  preloaded: boolean;
+  onMessage: (message: FromWorker) => void;
   /** Forgets the spare if it dies while it waits. */
   onExit: () => void;
 }
@@ -441,6 +451,7 @@ class Capsule {
     const bodyChannel = createBodyChannel();
     const init: WorkerInit = { ...this.init, modules, cpuStart, bodyChannel };
     const worker = this.#runtime.takeSpare(init) ?? newCapsuleWorker({ init }, this.name);
+    this.#runtime.instanceStarting(init.glueUrl);
     let markReady: () => void = () => {};
     let markFailed: (error: Error) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
@@ -477,6 +488,7 @@ class Capsule {
           for (const batch of unpackBatches(message)) this.onBatch(handle, batch);
           break;
         case 'ready':
+          if (message.gluePreloaded) this.#runtime.spareGlueHits++;
           handle.started = true;
           markReady();
           break;
@@ -1165,6 +1177,10 @@ class Runtime implements StratumHostRuntime {
   readonly asyncInstancesPerCapsule: number;
   workersStarted = 0;
   sparesUsed = 0;
+  spareGlueHits = 0;
+  /** The glue of the component whose instance started last, and how many times in a row (see `replenishSpare`). */
+  #lastGlue: string | undefined;
+  #glueStreak = 0;
   readonly #options: HostRuntimeOptions;
   readonly #loader: Loader;
   readonly #capabilities: LoadedCapability[];
@@ -1211,15 +1227,30 @@ class Runtime implements StratumHostRuntime {
     // thread whichever capsule takes it (all of them cost a capability-less instance 2.2 MiB).
     const preload = new Set<string>();
     for (const capsule of this.#capsules.values()) for (const plan of capsule.init.capabilities) preload.add(plan.module);
-    const worker = newCapsuleWorker({ preload: [...preload], compileCacheDir: join(this.#options.dataDir, 'cache', 'v8') }, 'spare');
+    // And jco's glue of a component whose instances started the last two times in a row (a
+    // capsule scaling up, or many capsules of one app): its next instance, the likely next one,
+    // then finds it loaded (about 25 ms of a JS capsule's new instance on a small VM). An
+    // instance of another component that takes this spare carries it unused for its life (a JS
+    // capsule's glue is about 6 MiB in a thread), which is why one start is not enough to guess.
+    const glue = this.#glueStreak >= 2 ? this.#lastGlue : undefined;
+    const worker = newCapsuleWorker(
+      { preload: [...preload], ...(glue ? { preloadGlue: glue } : {}), compileCacheDir: join(this.#options.dataDir, 'cache', 'v8') },
+      'spare',
+    );
     const spare: SpareWorker = {
       worker,
       preload: [...preload],
+      glue,
+      preloaded: false,
+      onMessage: (message) => {
+        if (message.type === 'preloaded') spare.preloaded = true;
+      },
       onExit: () => {
         if (this.#spare === spare) this.#spare = undefined;
       },
     };
     worker.once('exit', spare.onExit);
+    worker.on('message', spare.onMessage);
     // A spare that fails to start is dropped; the instance that would have taken it starts its own.
     worker.once('error', (error) => {
       this.logger.warn({ err: errorMessage(error) }, 'spare capsule worker failed');
@@ -1231,6 +1262,15 @@ class Runtime implements StratumHostRuntime {
     this.#spare = spare;
   }
 
+  /** Counts the component an instance is starting for, to guess the next one (`replenishSpare`). */
+  instanceStarting(glueUrl: string): void {
+    if (glueUrl === this.#lastGlue) this.#glueStreak++;
+    else {
+      this.#lastGlue = glueUrl;
+      this.#glueStreak = 1;
+    }
+  }
+
   /** Hands the spare worker to a capsule, or undefined when there is none. */
   takeSpare(init: WorkerInit): Worker | undefined {
     const spare = this.#spare;
@@ -1238,6 +1278,7 @@ class Runtime implements StratumHostRuntime {
     this.#spare = undefined;
     this.sparesUsed++;
     spare.worker.off('exit', spare.onExit);
+    spare.worker.off('message', spare.onMessage);
     spare.worker.removeAllListeners('error');
     spare.worker.postMessage({ type: 'init', init });
     return spare.worker;
@@ -1249,6 +1290,9 @@ class Runtime implements StratumHostRuntime {
       workersStarted: this.workersStarted,
       sparesUsed: this.sparesUsed,
       sparePreload: [...(this.#spare?.preload ?? [])],
+      ...(this.#spare?.glue ? { spareGlue: this.#spare.glue } : {}),
+      sparePreloaded: this.#spare?.preloaded ?? false,
+      spareGlueHits: this.spareGlueHits,
       compiledModuleSets: this.#loader.compiledSets,
     };
   }

@@ -32,6 +32,11 @@ export interface WorkerBoot {
   init?: WorkerInit;
   /** A spare's: modules to load while it waits (the capability modules the host's installed capsules use). */
   preload?: string[];
+  /**
+   * A spare's: jco's glue of the component the runtime expects the next instance for, loaded after
+   * `preload`; that instance then finds it loaded (see `Runtime.replenishSpare`).
+   */
+  preloadGlue?: string;
   compileCacheDir?: string;
 }
 
@@ -137,8 +142,11 @@ export function unpackRequests({ fields }: PackedRequests): RequestMessage[] {
 export type FromWorker =
   /** Batches of several requests (or of one request's parts), in order. */
   | PackedBatches
-  | { type: 'ready'; memoryBytes: number }
+  /** `gluePreloaded`: the thread had loaded this capsule's glue while it waited as a spare. */
+  | { type: 'ready'; memoryBytes: number; gluePreloaded?: boolean }
   | { type: 'failed'; message: string }
+  /** A spare has loaded what it was given to load while it waits. */
+  | { type: 'preloaded' }
   /** The worker made room in a full request body ring (body-channel.ts). */
   | { type: 'consumed' }
   /** The requests that waited behind the running one, never started, by `RequestMessage.id`. */
