@@ -326,6 +326,7 @@ interface SpareWorker {
   worker: Worker;
   /** The modules it loads while it waits. */
   preload: string[];
+  /** And the glue it loads after them, if the runtime guessed one. */
   glue: string | undefined;
   /** It has loaded them. */
   preloaded: boolean;
