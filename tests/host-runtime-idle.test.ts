@@ -137,6 +137,12 @@ test('a component started twice in a row has its glue loaded by the spare, and i
   assert.equal(host.runtime.stats().spareGlueHits, 1, 'the third instance loaded its glue again');
   // Each capsule still has an instance of its own.
   for (const name of ['one', 'two', 'three']) assert.match((await host.get(`${name}.test`)).body.toString(), /tiny 1\n$/);
+  // Another component taking a spare that holds tiny's glue loads its own and serves.
+  await waitForSpare();
+  assert.equal(host.runtime.stats().spareGlue, spareGlue);
+  await host.install('moody', await buildHostile('moody'));
+  assert.equal((await host.get('moody.test')).status, 200);
+  assert.equal(host.runtime.stats().spareGlueHits, 1);
 });
 
 test('a spare loads only the capability modules that installed capsules use', async (t) => {
