@@ -127,9 +127,13 @@ key = "${registrar.publicJwk.x}"
   );
   assert.equal(after.runtime?.transpiles, 0, 'the restart came back from the transpile cache');
   assert.ok((after.runtime?.cacheHits ?? 0) >= 1);
+  // hello served a request shortly before: its code compiles at start, before any request asks;
+  // greeter, never started, does not.
+  assert.equal(after.runtime?.compiles, 1, 'the recently busy capsule was not compiled ahead of its first request');
 
   const served = await get(second.ingress, 'hello.example', '/?name=after');
   assert.equal(served.status, 200);
+  assert.equal((await client.status()).runtime?.compiles, 1, 'the first request compiled hello again');
   assert.equal((JSON.parse(served.body) as { message: string }).message, 'hello, after');
   assert.notEqual((await get(second.ingress, 'greeter.example')).status, 200, 'a capsule installed stopped stays stopped');
 

@@ -324,6 +324,11 @@ export class Loader {
     };
   }
 
+  /** How many compiled sets are kept after their last holder lets go. */
+  get keepIdleCompiled(): number {
+    return this.#keepIdleCompiled;
+  }
+
   /** Compiled sets in memory: held by capsules with instances, and kept after they went idle. */
   get compiledSets(): { held: number; kept: number } {
     return { held: this.#compiled.size, kept: this.#kept.size };

@@ -110,5 +110,11 @@ export interface HostRuntime {
   onRequest(listener: (record: RequestRecord) => void): () => void;
   /** Recent log lines (a bounded ring per capsule) and then every new one, until unsubscribed. */
   subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options?: { backlog?: number }): () => void;
+  /**
+   * Compiles the code of the capsules named, likeliest first, one at a time and at most as many
+   * as the runtime keeps compiled while idle, so that their first requests do not wait for it.
+   * A runtime without compiled code to prepare need not implement it.
+   */
+  precompile?(names: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }

@@ -440,6 +440,17 @@ class Capsule {
     return this.#lease.modules;
   }
 
+  /**
+   * Compiles the core modules without holding them: they wait among the loader's kept sets for
+   * this capsule's first instance, which takes them from there.
+   */
+  async precompile(): Promise<void> {
+    if (this.#lease) return;
+    const lease = this.#loader.acquire(this.transpiled, this.limits.memoryBytes);
+    lease.release();
+    await lease.modules;
+  }
+
   /** Lets go of the compiled modules once no instance runs or starts. */
   releaseModules(): void {
     if (this.workers.size > 0 || this.spawning > 0) return;
@@ -1401,6 +1412,21 @@ class Runtime implements StratumHostRuntime {
     capsule.log('info', `installed ${manifest.capsule.name}@${manifest.capsule.version} (${component.digest})`);
     if (previous?.state === 'draining') return this.start(name);
     return capsule.status();
+  }
+
+  async precompile(names: readonly string[]): Promise<void> {
+    // One at a time: compiling is CPU a restarted host also needs for the requests it serves.
+    for (const name of names.slice(0, this.#loader.keepIdleCompiled)) {
+      const capsule = this.#capsules.get(name);
+      if (this.#closed) return;
+      if (!capsule) continue;
+      try {
+        await capsule.precompile();
+      } catch (error) {
+        // The capsule's first instance compiles again and reports it.
+        this.logger.debug({ capsule: name, err: errorMessage(error) }, 'precompiling failed');
+      }
+    }
   }
 
   async start(name: string, options: StartOptions = {}): Promise<CapsuleStatus> {

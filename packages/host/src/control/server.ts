@@ -181,9 +181,13 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       allow(method, 'GET');
       // The runtime's own counters (transpiles, cache hits, ...) when it keeps any: operators
       // and tests read them to see that a restart came back from the transpile cache.
-      const runtime = options.runtime as HostRuntime & { stats?: () => unknown };
-      const stats = typeof runtime.stats === 'function' ? runtime.stats() : undefined;
-      return json(response, 200, { host: hostInfo(), capsules: options.runtime.status(), ...(stats ? { runtime: stats } : {}) });
+      const runtime = options.runtime as HostRuntime & { stats?: () => Record<string, unknown> };
+      // Counters only, as the API describes them (the runtime's stats also hold lists and URLs).
+      const counters =
+        typeof runtime.stats === 'function'
+          ? Object.fromEntries(Object.entries(runtime.stats()).filter(([, value]) => typeof value === 'number'))
+          : undefined;
+      return json(response, 200, { host: hostInfo(), capsules: options.runtime.status(), ...(counters ? { runtime: counters } : {}) });
     }
     if (collection === 'usage' && parts.length === 2) {
       allow(method, 'GET');

@@ -86,6 +86,33 @@ test('a reopened ledger carries on the chain and its totals', async (t) => {
   assert.equal(result.entries, 2);
 });
 
+test('activeSince lists the capsules used after a time, the most recent first, across a reopen', async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-11-01T00:00:00Z');
+  const now = () => new Date(clock);
+  const first = await UsageLedger.open(path, { now });
+  first.record(record('old'));
+  clock += 60_000;
+  await first.flush();
+  clock += 3_600_000;
+  first.record(record('hello'));
+  first.record(record('counter'));
+  clock += 10_000;
+  await first.flush();
+  clock += 10_000;
+  first.record(record('hello'));
+  clock += 10_000;
+  await first.close();
+  const second = await UsageLedger.open(path, { now });
+  assert.deepEqual(second.activeSince(new Date(clock - 3_600_000)), ['hello', 'counter']);
+  assert.deepEqual(second.activeSince(new Date(0)), ['hello', 'counter', 'old']);
+  second.record(record('old'));
+  clock += 10_000;
+  await second.flush();
+  assert.deepEqual(second.activeSince(new Date(clock - 3_600_000)), ['old', 'hello', 'counter']);
+  await second.close();
+});
+
 test('tampering with any line is detected, and the ledger refuses to open', async (t) => {
   const path = await tempLedger(t);
   const ledger = await UsageLedger.open(path);

@@ -175,11 +175,22 @@ export class UsageLedger {
   #pending = new Map<string, Usage>();
   #periodStart: Date;
   readonly #totals = new Map<string, Usage>();
+  /** When each capsule's last entry ends, in ms since the epoch. */
+  readonly #lastActive: Map<string, number>;
   #writing: Promise<void> = Promise.resolve();
   #closed = false;
 
-  private constructor(path: string, handle: FileHandle, seq: number, head: string, totals: Map<string, Usage>, options: LedgerOptions) {
+  private constructor(
+    path: string,
+    handle: FileHandle,
+    seq: number,
+    head: string,
+    totals: Map<string, Usage>,
+    lastActive: Map<string, number>,
+    options: LedgerOptions,
+  ) {
     this.path = path;
+    this.#lastActive = lastActive;
     this.#handle = handle;
     this.#seq = seq;
     this.#head = head;
@@ -218,13 +229,15 @@ export class UsageLedger {
       });
     }
     const totals = new Map<string, Usage>();
+    const lastActive = new Map<string, number>();
     for (const line of text.split('\n')) {
       if (!line) continue;
       const entry = JSON.parse(line) as LedgerEntry;
       addUsage(totalFor(totals, entry.capsule), entry.usage);
+      lastActive.set(entry.capsule, Date.parse(entry.to));
     }
     const handle = await open(path, 'a', 0o600);
-    return new UsageLedger(path, handle, result.entries, result.head, totals, options);
+    return new UsageLedger(path, handle, result.entries, result.head, totals, lastActive, options);
   }
 
   get head(): { entries: number; hash: string } {
@@ -275,8 +288,19 @@ export class UsageLedger {
     await this.#handle.sync();
     this.#seq = seq;
     this.#head = head;
-    for (const entry of written) addUsage(totalFor(this.#totals, entry.capsule), entry.usage);
+    for (const entry of written) {
+      addUsage(totalFor(this.#totals, entry.capsule), entry.usage);
+      this.#lastActive.set(entry.capsule, Date.parse(entry.to));
+    }
     this.#logger.debug({ entries: written.length, head }, 'usage ledger flushed');
+  }
+
+  /** The capsules with usage in the ledger that ends after `since`, the most recently used first. */
+  activeSince(since: Date): string[] {
+    return [...this.#lastActive]
+      .filter(([, at]) => at > since.getTime())
+      .sort(([, a], [, b]) => b - a)
+      .map(([capsule]) => capsule);
   }
 
   /** Usage in the ledger (not what is still pending) per capsule; every entry since it began without filters. */
