@@ -145,6 +145,32 @@ test('a component started twice in a row has its glue loaded by the spare, and i
   assert.equal(host.runtime.stats().spareGlueHits, 1);
 });
 
+test("prepare compiles the capsules named before their first request, and the waiting spare loads the likeliest one's glue", async (t) => {
+  const host = await startHarness(t);
+  const wasm = await buildTiny();
+  for (const name of ['one', 'two']) {
+    const { manifest } = parseManifest(
+      `stratum = 1\n[capsule]\nname = "${name}"\nversion = "0.1.0"\n[source]\nwasm = "${basename(wasm)}"\n`,
+    );
+    await host.runtime.install({ name, manifest, baseDir: dirname(wasm), domains: [`${name}.test`] });
+    // As a restarted host restores them: no instance until a request comes.
+    await host.runtime.start(name, { onDemand: true });
+  }
+  assert.equal(host.runtime.stats().compiles, 0);
+  await host.runtime.prepare?.(['two', 'one', 'not-installed']);
+  // One component, so one compile, kept for the first instance of either.
+  const prepared = host.runtime.stats();
+  assert.equal(prepared.compiles, 1);
+  assert.deepEqual(prepared.compiledModuleSets, { held: 0, kept: 1 });
+  assert.match(prepared.spareGlue ?? '', /^file:.*\/capsule\.js$/);
+  for (let tries = 0; tries < 600 && !host.runtime.stats().sparePreloaded; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.ok(host.runtime.stats().sparePreloaded, 'the spare never finished loading');
+  assert.equal((await host.get('two.test')).status, 200);
+  const served = host.runtime.stats();
+  assert.equal(served.compiles, 1, 'the first request compiled again');
+  assert.equal(served.spareGlueHits, 1, 'the first instance loaded its glue again');
+});
+
 test('a spare loads only the capability modules that installed capsules use', async (t) => {
   const host = await startHarness(t);
   await host.install('tiny', await buildTiny());

@@ -15,6 +15,7 @@ import {
   packBatches,
   type RequestMessage,
   type ResponseBatch,
+  type ToSpare,
   type ToWorker,
   unpackRequests,
   type WorkerBoot,
@@ -56,29 +57,52 @@ async function capsuleInit(): Promise<WorkerInit> {
   const boot = workerData as WorkerBoot;
   if (boot.init) return boot.init;
   let received: WorkerInit | undefined;
-  const message = new Promise<WorkerInit>((resolve) => {
-    port?.once('message', (first: { type: 'init'; init: WorkerInit }) => {
-      received = first.init;
-      resolve(first.init);
-    });
-  });
-  // Only once the spare has waited a while, one module at a time, and none once a capsule has
-  // come: while a dynamic import is under way the port's messages wait, and a spare taken then
-  // (installs one after another) made its capsule wait for every capability's backends.
-  setTimeout(async () => {
-    for (const url of boot.preload ?? []) {
+  let modules = boot.preload ?? [];
+  let glue = boot.preloadGlue;
+  let waited = false;
+  let loading: Promise<void> | undefined;
+  // One module at a time, and none once a capsule has come: while a dynamic import is under way
+  // the port's messages wait, and a spare taken then (installs one after another) made its
+  // capsule wait for every capability's backends.
+  const load = async () => {
+    for (const url of modules) {
       if (received) return;
       await import(url).catch(() => {});
     }
-    if (boot.preloadGlue && !received) {
-      await import(boot.preloadGlue).then(
+    if (glue && !received) {
+      const url = glue;
+      await import(url).then(
         () => {
-          preloadedGlue = boot.preloadGlue;
+          preloadedGlue = url;
         },
         () => {},
       );
     }
     if (!received) port?.postMessage({ type: 'preloaded' } satisfies FromWorker);
+  };
+  const loadAgain = () => {
+    loading = (loading ?? Promise.resolve()).then(load);
+  };
+  const message = new Promise<WorkerInit>((resolve) => {
+    const onMessage = (next: ToSpare) => {
+      if (next.type === 'preload') {
+        // What to load changed (a restarted host has restored its capsules): loaded already is
+        // loaded, the rest follows if the spare has waited long enough.
+        modules = next.modules;
+        glue = next.glue;
+        if (waited) loadAgain();
+        return;
+      }
+      port?.off('message', onMessage);
+      received = next.init;
+      resolve(next.init);
+    };
+    port?.on('message', onMessage);
+  });
+  // Only once the spare has waited a while.
+  setTimeout(() => {
+    waited = true;
+    loadAgain();
   }, PRELOAD_AFTER_MS).unref();
   return message;
 }

@@ -111,10 +111,11 @@ export interface HostRuntime {
   /** Recent log lines (a bounded ring per capsule) and then every new one, until unsubscribed. */
   subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options?: { backlog?: number }): () => void;
   /**
-   * Compiles the code of the capsules named, likeliest first, one at a time and at most as many
-   * as the runtime keeps compiled while idle, so that their first requests do not wait for it.
-   * A runtime without compiled code to prepare need not implement it.
+   * Gets ready for the first requests of the capsules named, likeliest first (a restarted host's
+   * recently busy ones): compiles their code, one at a time and at most as many as the runtime
+   * keeps compiled while idle, and has the waiting spare thread load what they need. A runtime
+   * with nothing to prepare need not implement it.
    */
-  precompile?(names: readonly string[]): Promise<void>;
+  prepare?(names: readonly string[]): Promise<void>;
   close(): Promise<void>;
 }

@@ -28,6 +28,7 @@ import {
   packRequests,
   type RequestMessage,
   type ResponseBatch,
+  type ToSpare,
   type ToWorker,
   unpackBatches,
   type WorkerBoot,
@@ -1237,8 +1238,7 @@ class Runtime implements StratumHostRuntime {
     if (this.#spare || this.#closed || this.#options.spareWorker === false) return;
     // Only the capability modules some installed capsule uses: a module stays loaded in the
     // thread whichever capsule takes it (all of them cost a capability-less instance 2.2 MiB).
-    const preload = new Set<string>();
-    for (const capsule of this.#capsules.values()) for (const plan of capsule.init.capabilities) preload.add(plan.module);
+    const preload = this.#capabilityModulesInUse();
     // And jco's glue of a component whose instances started the last two times in a row (a
     // capsule scaling up, or many capsules of one app): its next instance, the likely next one,
     // then finds it loaded (about 25 ms of a JS capsule's new instance on a small VM). An
@@ -1246,12 +1246,12 @@ class Runtime implements StratumHostRuntime {
     // capsule's glue is about 6 MiB in a thread), which is why one start is not enough to guess.
     const glue = this.#glueStreak >= 2 ? this.#lastGlue : undefined;
     const worker = newCapsuleWorker(
-      { preload: [...preload], ...(glue ? { preloadGlue: glue } : {}), compileCacheDir: join(this.#options.dataDir, 'cache', 'v8') },
+      { preload, ...(glue ? { preloadGlue: glue } : {}), compileCacheDir: join(this.#options.dataDir, 'cache', 'v8') },
       'spare',
     );
     const spare: SpareWorker = {
       worker,
-      preload: [...preload],
+      preload,
       glue,
       preloaded: false,
       onMessage: (message) => {
@@ -1274,6 +1274,24 @@ class Runtime implements StratumHostRuntime {
     this.#spare = spare;
   }
 
+  #capabilityModulesInUse(): string[] {
+    const modules = new Set<string>();
+    for (const capsule of this.#capsules.values()) for (const plan of capsule.init.capabilities) modules.add(plan.module);
+    return [...modules];
+  }
+
+  /** Tells the waiting spare what to load now, if that changed: the capability modules installed capsules use, and `glue`. */
+  #guideSpare(glue: string | undefined): void {
+    const spare = this.#spare;
+    if (!spare) return;
+    const modules = this.#capabilityModulesInUse();
+    if (glue === spare.glue && modules.length === spare.preload.length && modules.every((url) => spare.preload.includes(url))) return;
+    spare.preload = modules;
+    spare.glue = glue;
+    spare.preloaded = false;
+    spare.worker.postMessage({ type: 'preload', modules, ...(glue ? { glue } : {}) } satisfies ToSpare);
+  }
+
   /** Counts the component an instance is starting for, to guess the next one (`replenishSpare`). */
   instanceStarting(glueUrl: string): void {
     if (glueUrl === this.#lastGlue) this.#glueStreak++;
@@ -1292,7 +1310,7 @@ class Runtime implements StratumHostRuntime {
     spare.worker.off('exit', spare.onExit);
     spare.worker.off('message', spare.onMessage);
     spare.worker.removeAllListeners('error');
-    spare.worker.postMessage({ type: 'init', init });
+    spare.worker.postMessage({ type: 'init', init } satisfies ToSpare);
     return spare.worker;
   }
 
@@ -1414,7 +1432,12 @@ class Runtime implements StratumHostRuntime {
     return capsule.status();
   }
 
-  async precompile(names: readonly string[]): Promise<void> {
+  async prepare(names: readonly string[]): Promise<void> {
+    // A restarted host's spare started before its capsules came back, with nothing to load: it
+    // now loads what they use, and the likeliest one's glue (carried unused, about 6 MiB for a
+    // JS capsule's, by one instance if another capsule comes first).
+    const likeliest = names.map((name) => this.#capsules.get(name)).find((capsule) => capsule !== undefined);
+    this.#guideSpare(likeliest?.init.glueUrl);
     // One at a time: compiling is CPU a restarted host also needs for the requests it serves.
     for (const name of names.slice(0, this.#loader.keepIdleCompiled)) {
       const capsule = this.#capsules.get(name);

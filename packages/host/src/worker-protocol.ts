@@ -92,6 +92,9 @@ export interface ResponseBatch {
  */
 export type ToWorker = PackedRequests | { type: 'shutdown' } | { type: 'reclaim' };
 
+/** What a waiting spare is sent: the capsule it is to serve, or what to load meanwhile instead of `WorkerBoot`'s lists. */
+export type ToSpare = { type: 'init'; init: WorkerInit } | { type: 'preload'; modules: string[]; glue?: string };
+
 /** RequestMessages as they cross to a worker: their fields in one flat array, REQUEST_FIELDS each (see PackedBatches). */
 export interface PackedRequests {
   type: 'requests';

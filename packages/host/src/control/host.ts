@@ -144,11 +144,14 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   try {
     const restored = await restore(store, runtime, logger);
     // The capsules that served requests in the hour before this start get their code compiled in
-    // the background, so their first requests after a restart do not wait for it (about 100 ms
-    // for a JS capsule on a small VM); the others compile when a request comes.
+    // the background, and the spare thread loads what they need, so their first requests after
+    // a restart do not wait for it (about 100 ms for a JS capsule on a small VM); the others
+    // compile when a request comes.
     const serving = new Set(runtime.status().flatMap((capsule) => (capsule.state === 'running' ? [capsule.name] : [])));
     const recent = ledger.activeSince(new Date(Date.now() - RECENTLY_ACTIVE_MS)).filter((name) => serving.has(name));
-    runtime.precompile?.(recent).catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'precompiling failed'));
+    runtime
+      .prepare?.(recent)
+      .catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'preparing for the first requests failed'));
     const removed = await store.prune();
     if (removed > 0) logger.info({ removed }, 'removed component files no installation uses');
 
