@@ -59,12 +59,14 @@ async function capsuleInit(): Promise<WorkerInit> {
   let received: WorkerInit | undefined;
   let modules = boot.preload ?? [];
   let glue = boot.preloadGlue;
+  let round = 0;
   let waited = false;
   let loading: Promise<void> | undefined;
   // One module at a time, and none once a capsule has come: while a dynamic import is under way
   // the port's messages wait, and a spare taken then (installs one after another) made its
   // capsule wait for every capability's backends.
   const load = async () => {
+    const loadingRound = round;
     for (const url of modules) {
       if (received) return;
       await import(url).catch(() => {});
@@ -78,7 +80,7 @@ async function capsuleInit(): Promise<WorkerInit> {
         () => {},
       );
     }
-    if (!received) port?.postMessage({ type: 'preloaded' } satisfies FromWorker);
+    if (!received) port?.postMessage({ type: 'preloaded', round: loadingRound } satisfies FromWorker);
   };
   const loadAgain = () => {
     loading = (loading ?? Promise.resolve()).then(load);
@@ -90,6 +92,7 @@ async function capsuleInit(): Promise<WorkerInit> {
         // loaded, the rest follows if the spare has waited long enough.
         modules = next.modules;
         glue = next.glue;
+        round = next.round;
         if (waited) loadAgain();
         return;
       }

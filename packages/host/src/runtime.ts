@@ -331,6 +331,8 @@ interface SpareWorker {
   glue: string | undefined;
   /** It has loaded them. */
   preloaded: boolean;
+  /** The last `preload` message sent to it (0: none, its boot lists): an answer to an earlier one does not count. */
+  round: number;
   onMessage: (message: FromWorker) => void;
   /** Forgets the spare if it dies while it waits. */
   onExit: () => void;
@@ -1254,8 +1256,9 @@ class Runtime implements StratumHostRuntime {
       preload,
       glue,
       preloaded: false,
+      round: 0,
       onMessage: (message) => {
-        if (message.type === 'preloaded') spare.preloaded = true;
+        if (message.type === 'preloaded' && message.round === spare.round) spare.preloaded = true;
       },
       onExit: () => {
         if (this.#spare === spare) this.#spare = undefined;
@@ -1289,7 +1292,8 @@ class Runtime implements StratumHostRuntime {
     spare.preload = modules;
     spare.glue = glue;
     spare.preloaded = false;
-    spare.worker.postMessage({ type: 'preload', modules, ...(glue ? { glue } : {}) } satisfies ToSpare);
+    spare.round++;
+    spare.worker.postMessage({ type: 'preload', round: spare.round, modules, ...(glue ? { glue } : {}) } satisfies ToSpare);
   }
 
   /** Counts the component an instance is starting for, to guess the next one (`replenishSpare`). */

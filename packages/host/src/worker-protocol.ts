@@ -93,7 +93,7 @@ export interface ResponseBatch {
 export type ToWorker = PackedRequests | { type: 'shutdown' } | { type: 'reclaim' };
 
 /** What a waiting spare is sent: the capsule it is to serve, or what to load meanwhile instead of `WorkerBoot`'s lists. */
-export type ToSpare = { type: 'init'; init: WorkerInit } | { type: 'preload'; modules: string[]; glue?: string };
+export type ToSpare = { type: 'init'; init: WorkerInit } | { type: 'preload'; round: number; modules: string[]; glue?: string };
 
 /** RequestMessages as they cross to a worker: their fields in one flat array, REQUEST_FIELDS each (see PackedBatches). */
 export interface PackedRequests {
@@ -148,8 +148,8 @@ export type FromWorker =
   /** `gluePreloaded`: the thread had loaded this capsule's glue while it waited as a spare. */
   | { type: 'ready'; memoryBytes: number; gluePreloaded?: boolean }
   | { type: 'failed'; message: string }
-  /** A spare has loaded what it was given to load while it waits. */
-  | { type: 'preloaded' }
+  /** A spare has loaded what it was given to load while it waits (`round`: which `preload` message, 0 for its boot lists). */
+  | { type: 'preloaded'; round: number }
   /** The worker made room in a full request body ring (body-channel.ts). */
   | { type: 'consumed' }
   /** The requests that waited behind the running one, never started, by `RequestMessage.id`. */
