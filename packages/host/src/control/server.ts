@@ -129,7 +129,10 @@ export function createControlHandler(options: ControlServerOptions): (request: I
           // An install whose instance cannot start changes nothing, as a refused one does: the
           // runtime held the new version (failed) while the store held what was there before, and
           // a restart would have brought back another capsule than the one status showed.
-          await undoInstall(name, previous);
+          // The answer is the start's failure; one of putting things back goes to the log.
+          await undoInstall(name, previous).catch((undoError: unknown) =>
+            logger.error({ capsule: name, err: undoError }, 'could not put back the installation an install replaced'),
+          );
           throw error;
         }
       }
