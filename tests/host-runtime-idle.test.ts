@@ -116,6 +116,17 @@ test("a new instance starts in the runtime's spare worker, and each capsule gets
   assert.match((await host.get('two.test')).body.toString(), /tiny 2\n$/);
 });
 
+test('the next spare starts after a new instance has answered its first request, not while it starts', async (t) => {
+  const host = await startHarness(t);
+  const moduleOf = (name: string) => CAPABILITY_MODULES.find((entry) => entry.name === name)?.module;
+  // The install takes the spare the runtime started with; no other is there while the instance starts.
+  await host.install('tiny', await buildTiny());
+  assert.deepEqual(host.runtime.stats().sparePreload, [], 'a spare started before the first request');
+  assert.equal((await host.get('tiny.test')).status, 200);
+  // The spare started once the answer was out knows what tiny uses.
+  assert.deepEqual(new Set(host.runtime.stats().sparePreload), new Set([moduleOf('wasi'), moduleOf('http')]));
+});
+
 test('a component started twice in a row has its glue loaded by the spare, and its next instance finds it there', async (t) => {
   const host = await startHarness(t);
   const tiny = await buildTiny();

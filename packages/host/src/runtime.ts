@@ -169,6 +169,13 @@ const CPU_RECHECK_MS = 5;
  * module loading and instantiation on a busy host) before it is given up.
  */
 const INSTANCE_START_ALLOWANCE_MS = 5_000;
+/**
+ * The next spare starts when a new instance has answered its first request, or this long after
+ * it is ready if none comes: starting a thread takes the main thread about 0.7 ms and the new
+ * thread's boot tens of ms of CPU, which the new instance's start and first answer should not wait
+ * behind.
+ */
+const SPARE_AFTER_START_MS = 100;
 /** Requests of a fresh instance that get the warm-up CPU budget. */
 const WARMUP_REQUESTS = 16;
 /**
@@ -292,6 +299,8 @@ class CapsuleWorker {
   readonly body: BodyWriter;
   /** Set while a request body waits for room in the ring. */
   onConsumed: (() => void) | undefined;
+  /** Called after a message that ended a request, until it unsets itself. */
+  onDone: (() => void) | undefined;
 
   constructor(worker: Worker, ready: Promise<void>, cpuStart: SharedArrayBuffer, bodyChannel: SharedArrayBuffer) {
     this.worker = worker;
@@ -486,12 +495,24 @@ class Capsule {
       markFailed(new StratumError('INSTANCE_FAILED', `${this.name} could not be instantiated: ${this.lastError}`, { user: false }));
       this.retire(handle);
     }, startLimitMs);
-    // The next spare starts once this instance no longer needs the CPU.
-    const settled = () => {
-      clearTimeout(startTimer);
+    // The next spare starts once this instance no longer needs the CPU (SPARE_AFTER_START_MS).
+    let spareTimer: NodeJS.Timeout | undefined;
+    const replenish = () => {
+      handle.onDone = undefined;
+      clearTimeout(spareTimer);
       this.#runtime.replenishSpare();
     };
-    ready.then(settled, settled);
+    handle.onDone = replenish;
+    ready.then(
+      () => {
+        clearTimeout(startTimer);
+        if (handle.onDone) spareTimer = setTimeout(replenish, SPARE_AFTER_START_MS).unref();
+      },
+      () => {
+        clearTimeout(startTimer);
+        replenish();
+      },
+    );
     const forward = (level: LogLevel) => (data: Buffer) => {
       for (const line of data.toString('utf8').split('\n')) if (line.trim()) this.log(level, line, 'host');
     };
@@ -499,9 +520,15 @@ class Capsule {
     worker.stderr.on('data', forward('error'));
     worker.on('message', (message: FromWorker) => {
       switch (message.type) {
-        case 'packed':
-          for (const batch of unpackBatches(message)) this.onBatch(handle, batch);
+        case 'packed': {
+          let ended = false;
+          for (const batch of unpackBatches(message)) {
+            this.onBatch(handle, batch);
+            if (batch.done) ended = true;
+          }
+          if (ended) handle.onDone?.();
           break;
+        }
         case 'ready':
           if (message.gluePreloaded) this.#runtime.spareGlueHits++;
           handle.started = true;
