@@ -146,6 +146,8 @@ test('a component started twice in a row has its glue loaded by the spare, and i
   assert.equal(spareGlueHits, 0);
   await host.install('three', tiny);
   assert.equal(host.runtime.stats().spareGlueHits, 1, 'the third instance loaded its glue again');
+  // And its memory: made by the spare, with the page its data segment fills written ahead.
+  assert.equal(host.runtime.stats().spareMemoryHits, 1, 'the third instance made its memory again');
   // Each capsule still has an instance of its own.
   for (const name of ['one', 'two', 'three']) assert.match((await host.get(`${name}.test`)).body.toString(), /tiny 1\n$/);
   // Another component taking a spare that holds tiny's glue loads its own and serves.
@@ -154,6 +156,8 @@ test('a component started twice in a row has its glue loaded by the spare, and i
   await host.install('moody', await buildHostile('moody'));
   assert.equal((await host.get('moody.test')).status, 200);
   assert.equal(host.runtime.stats().spareGlueHits, 1);
+  // Nor does it take the memory made for tiny's module.
+  assert.equal(host.runtime.stats().spareMemoryHits, 1);
 });
 
 test("prepare compiles the capsules named before their first request, and the waiting spare loads the likeliest one's glue", async (t) => {
@@ -180,6 +184,7 @@ test("prepare compiles the capsules named before their first request, and the wa
   const served = host.runtime.stats();
   assert.equal(served.compiles, 1, 'the first request compiled again');
   assert.equal(served.spareGlueHits, 1, 'the first instance loaded its glue again');
+  assert.equal(served.spareMemoryHits, 1, 'the first instance made its memory again');
 });
 
 test('a spare loads only the capability modules that installed capsules use', async (t) => {

@@ -7,6 +7,7 @@ import { flushCompileCache } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
 import { BodyReader } from './body-channel.ts';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
+import { HOST_MEMORY_IMPORT, type HostedMemory, OS_PAGE } from './hosted-memory.ts';
 import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
 import { setBeforeBlocking } from './wasi/io.ts';
 import {
@@ -53,12 +54,44 @@ const RECLAIM_IDLE_SHARE = 0.2;
 /** The glue this thread loaded while it waited as a spare, if any. */
 let preloadedGlue: string | undefined;
 
+/** Memories this thread made while it waited as a spare, for the component of `glue` (see `HostedMemory`). */
+let pretouched: { glue: string; memories: Map<string, { plan: HostedMemory; memory: WebAssembly.Memory }> } | undefined;
+
+/** Pages written between turns of the event loop (1 MiB): a capsule's `init` waits at most one slice. */
+const PAGES_PER_SLICE = 256;
+
+/**
+ * Makes `plans`' memories and writes one byte of each page their data segments will fill, so that
+ * the instance's instantiation finds them backed (on a small VM the first write to a page costs
+ * 80-100 times a later one). Stops early, keeping what it made, once a capsule has come.
+ */
+async function pretouch(glue: string, plans: Record<string, HostedMemory>, stop: () => boolean): Promise<void> {
+  const memories = new Map<string, { plan: HostedMemory; memory: WebAssembly.Memory }>();
+  pretouched = { glue, memories };
+  let written = 0;
+  for (const [name, plan] of Object.entries(plans)) {
+    const memory = new WebAssembly.Memory({ initial: plan.initial, maximum: plan.maximum });
+    memories.set(name, { plan, memory });
+    const bytes = new Uint8Array(memory.buffer);
+    for (const [start, end] of plan.touch) {
+      for (let at = start; at < end; at += OS_PAGE) {
+        bytes[at] = 0;
+        if (++written % PAGES_PER_SLICE === 0) {
+          await new Promise(setImmediate);
+          if (stop()) return;
+        }
+      }
+    }
+  }
+}
+
 async function capsuleInit(): Promise<WorkerInit> {
   const boot = workerData as WorkerBoot;
   if (boot.init) return boot.init;
   let received: WorkerInit | undefined;
   let modules = boot.preload ?? [];
   let glue = boot.preloadGlue;
+  let memories = boot.preloadMemories;
   let round = 0;
   let waited = false;
   let loading: Promise<void> | undefined;
@@ -79,6 +112,7 @@ async function capsuleInit(): Promise<WorkerInit> {
         },
         () => {},
       );
+      if (memories && !received && pretouched?.glue !== url) await pretouch(url, memories, () => received !== undefined);
     }
     if (!received) port?.postMessage({ type: 'preloaded', round: loadingRound } satisfies FromWorker);
   };
@@ -92,6 +126,7 @@ async function capsuleInit(): Promise<WorkerInit> {
         // loaded, the rest follows if the spare has waited long enough.
         modules = next.modules;
         glue = next.glue;
+        memories = next.memories;
         round = next.round;
         if (waited) loadAgain();
         return;
@@ -111,6 +146,9 @@ async function capsuleInit(): Promise<WorkerInit> {
 }
 
 const init = await capsuleInit();
+
+/** Set when this instance's memory was one the thread made while it waited as a spare. */
+let memoryPretouched = false;
 
 setResponseBodyLimit(init.responseBodyBytes);
 const cpuStart = init.cpuStart ? new BigInt64Array(init.cpuStart) : undefined;
@@ -311,13 +349,34 @@ async function start(): Promise<Handle> {
     if (!module) throw new Error(`the glue asked for an unknown core module ${name}`);
     return module;
   };
+  // Modules whose own memory the host creates: the spare's, if it made it for this component.
+  const hosted = new Map<WebAssembly.Module, [string, HostedMemory]>();
+  for (const [name, plan] of Object.entries(init.hostedMemories ?? {})) {
+    const module = init.modules[name];
+    if (module) hosted.set(module, [name, plan]);
+  }
+  const memoryFor = (name: string, plan: HostedMemory): WebAssembly.Memory => {
+    const made = pretouched?.glue === init.glueUrl ? pretouched.memories.get(name) : undefined;
+    if (made && made.plan.initial === plan.initial && made.plan.maximum === plan.maximum) {
+      // Each made memory serves one instance.
+      pretouched?.memories.delete(name);
+      memoryPretouched = true;
+      return made.memory;
+    }
+    return new WebAssembly.Memory({ initial: plan.initial, maximum: plan.maximum });
+  };
   // Synchronous instantiation: the modules are compiled already, and it saves a turn per module.
   const instantiateCore = (module: WebAssembly.Module, moduleImports?: WebAssembly.Imports) => {
-    const instance = new WebAssembly.Instance(module, moduleImports);
+    const memory = hosted.get(module);
+    const linked = memory
+      ? { ...moduleImports, [HOST_MEMORY_IMPORT.module]: { [HOST_MEMORY_IMPORT.name]: memoryFor(...memory) } }
+      : moduleImports;
+    const instance = new WebAssembly.Instance(module, linked);
     for (const value of Object.values(instance.exports)) if (value instanceof WebAssembly.Memory) memories.push(value);
     return instance;
   };
   const exports = await glue.instantiate(getCoreModule, imports, instantiateCore);
+  pretouched = undefined;
   const key = Object.keys(exports).find((name) => name.startsWith('wasi:http/incoming-handler@'));
   const handler = (key ? exports[key] : exports.incomingHandler) as { handle?: Handle } | undefined;
   if (typeof handler?.handle !== 'function') throw new Error('the component does not export wasi:http/incoming-handler#handle');
@@ -424,7 +483,12 @@ start().then(
       else if (message.type === 'reclaim') reclaim();
       else take(message);
     });
-    port.postMessage({ type: 'ready', memoryBytes: memoryBytes(), gluePreloaded: preloadedGlue === init.glueUrl } satisfies FromWorker);
+    port.postMessage({
+      type: 'ready',
+      memoryBytes: memoryBytes(),
+      gluePreloaded: preloadedGlue === init.glueUrl,
+      memoryPretouched,
+    } satisfies FromWorker);
     // The code cache is written at exit, and capsule workers are terminated rather than
     // exiting: write it now, after the answer that matters, for the next instance.
     if (init.compileCacheDir) setImmediate(flushCompileCache);

@@ -93,8 +93,11 @@ function checkComponent(bytes: Uint8Array): void {
  */
 const IMPORT_BINDINGS = 'hybrid';
 
-/** Part of the cache key: the core modules on disk are stored prepared for capping (`memoryCaps` in meta.json). */
-const CORE_MODULE_FORMAT = 'memory-cap-slots';
+/**
+ * Part of the cache key: the core modules on disk are stored prepared for capping (`memoryCaps` in
+ * meta.json), with their own memory imported from the host where it can be (`hostMemory`).
+ */
+const CORE_MODULE_FORMAT = 'memory-cap-slots, hosted memory';
 /** jco's glue module, named after the `name: 'capsule'` the transpile worker gives jco. */
 const GLUE_FILE = 'capsule.js';
 
@@ -243,7 +246,7 @@ export class Loader {
       const memoryCaps: Record<string, MemoryCapSlot[]> = {};
       for (const [name, bytes] of Object.entries(reply.files)) {
         if (name.endsWith('.wasm')) {
-          const prepared = prepareMemoryCaps(bytes);
+          const prepared = prepareMemoryCaps(bytes, { hostMemory: true });
           await writeFile(join(staging, name), prepared.bytes);
           coreModules.push(name);
           memoryCaps[name] = prepared.slots;

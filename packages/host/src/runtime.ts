@@ -23,6 +23,7 @@ import type {
   RequestRecord,
   StartOptions,
 } from './runtime-types.ts';
+import { type HostedMemory, hostedMemories } from './wasm-memory.ts';
 import {
   type FromWorker,
   packRequests,
@@ -130,6 +131,8 @@ export interface RuntimeStats extends LoaderStats {
   sparePreloaded: boolean;
   /** Instances that found their glue loaded already in the spare they took. */
   spareGlueHits: number;
+  /** Instances whose memory the spare they took had made, its data pages written (see `HostedMemory`). */
+  spareMemoryHits: number;
   /**
    * Sets of compiled core modules in memory, one per (component, memory cap): held by capsules
    * with instances, and kept after their capsules went idle (see `keepIdleCompiled`).
@@ -338,6 +341,8 @@ interface SpareWorker {
   preload: string[];
   /** And the glue it loads after them, if the runtime guessed one. */
   glue: string | undefined;
+  /** And the memories it makes for that glue's component. */
+  memories: Record<string, HostedMemory> | undefined;
   /** It has loaded them. */
   preloaded: boolean;
   /** The last `preload` message sent to it (0: none, its boot lists): an answer to an earlier one does not count. */
@@ -475,7 +480,7 @@ class Capsule {
     const bodyChannel = createBodyChannel();
     const init: WorkerInit = { ...this.init, modules, cpuStart, bodyChannel };
     const worker = this.#runtime.takeSpare(init) ?? newCapsuleWorker({ init }, this.name);
-    this.#runtime.instanceStarting(init.glueUrl);
+    this.#runtime.instanceStarting(init);
     let markReady: () => void = () => {};
     let markFailed: (error: Error) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
@@ -531,6 +536,7 @@ class Capsule {
         }
         case 'ready':
           if (message.gluePreloaded) this.#runtime.spareGlueHits++;
+          if (message.memoryPretouched) this.#runtime.spareMemoryHits++;
           handle.started = true;
           markReady();
           break;
@@ -1220,8 +1226,10 @@ class Runtime implements StratumHostRuntime {
   workersStarted = 0;
   sparesUsed = 0;
   spareGlueHits = 0;
+  spareMemoryHits = 0;
   /** The glue of the component whose instance started last, and how many times in a row (see `replenishSpare`). */
   #lastGlue: string | undefined;
+  #lastMemories: Record<string, HostedMemory> | undefined;
   #glueStreak = 0;
   readonly #options: HostRuntimeOptions;
   readonly #loader: Loader;
@@ -1273,15 +1281,24 @@ class Runtime implements StratumHostRuntime {
     // then finds it loaded (about 25 ms of a JS capsule's new instance on a small VM). An
     // instance of another component that takes this spare carries it unused for its life (a JS
     // capsule's glue is about 6 MiB in a thread), which is why one start is not enough to guess.
+    // With the glue, the memories that component's modules import from the host, made and their
+    // data pages written while the spare waits (see `HostedMemory`).
     const glue = this.#glueStreak >= 2 ? this.#lastGlue : undefined;
+    const memories = glue ? this.#lastMemories : undefined;
     const worker = newCapsuleWorker(
-      { preload, ...(glue ? { preloadGlue: glue } : {}), compileCacheDir: join(this.#options.dataDir, 'cache', 'v8') },
+      {
+        preload,
+        ...(glue ? { preloadGlue: glue } : {}),
+        ...(memories ? { preloadMemories: memories } : {}),
+        compileCacheDir: join(this.#options.dataDir, 'cache', 'v8'),
+      },
       'spare',
     );
     const spare: SpareWorker = {
       worker,
       preload,
       glue,
+      memories,
       preloaded: false,
       round: 0,
       onMessage: (message) => {
@@ -1310,26 +1327,45 @@ class Runtime implements StratumHostRuntime {
     return [...modules];
   }
 
-  /** Tells the waiting spare what to load now, if that changed: the capability modules installed capsules use, and `glue`. */
-  #guideSpare(glue: string | undefined): void {
+  /**
+   * Tells the waiting spare what to load now, if that changed: the capability modules installed
+   * capsules use, and the glue and memories of `likeliest`.
+   */
+  #guideSpare(likeliest: Pick<WorkerInit, 'glueUrl' | 'hostedMemories'> | undefined): void {
     const spare = this.#spare;
     if (!spare) return;
     const modules = this.#capabilityModulesInUse();
-    if (glue === spare.glue && modules.length === spare.preload.length && modules.every((url) => spare.preload.includes(url))) return;
+    const glue = likeliest?.glueUrl;
+    const memories = likeliest?.hostedMemories;
+    if (
+      glue === spare.glue &&
+      JSON.stringify(memories) === JSON.stringify(spare.memories) &&
+      modules.length === spare.preload.length &&
+      modules.every((url) => spare.preload.includes(url))
+    )
+      return;
     spare.preload = modules;
     spare.glue = glue;
+    spare.memories = memories;
     spare.preloaded = false;
     spare.round++;
-    spare.worker.postMessage({ type: 'preload', round: spare.round, modules, ...(glue ? { glue } : {}) } satisfies ToSpare);
+    spare.worker.postMessage({
+      type: 'preload',
+      round: spare.round,
+      modules,
+      ...(glue ? { glue } : {}),
+      ...(memories ? { memories } : {}),
+    } satisfies ToSpare);
   }
 
   /** Counts the component an instance is starting for, to guess the next one (`replenishSpare`). */
-  instanceStarting(glueUrl: string): void {
-    if (glueUrl === this.#lastGlue) this.#glueStreak++;
+  instanceStarting(init: Pick<WorkerInit, 'glueUrl' | 'hostedMemories'>): void {
+    if (init.glueUrl === this.#lastGlue) this.#glueStreak++;
     else {
-      this.#lastGlue = glueUrl;
+      this.#lastGlue = init.glueUrl;
       this.#glueStreak = 1;
     }
+    this.#lastMemories = init.hostedMemories;
   }
 
   /** Hands the spare worker to a capsule, or undefined when there is none. */
@@ -1354,6 +1390,7 @@ class Runtime implements StratumHostRuntime {
       ...(this.#spare?.glue ? { spareGlue: this.#spare.glue } : {}),
       sparePreloaded: this.#spare?.preloaded ?? false,
       spareGlueHits: this.spareGlueHits,
+      spareMemoryHits: this.spareMemoryHits,
       compiledModuleSets: this.#loader.compiledSets,
     };
   }
@@ -1429,6 +1466,7 @@ class Runtime implements StratumHostRuntime {
         capabilities: plans,
         jspi: transpiled.jspi,
         responseBodyBytes: limits.responseBodyBytes,
+        hostedMemories: hostedMemories(transpiled.memoryCaps, limits.memoryBytes),
         compileCacheDir: join(this.#options.dataDir, 'cache', 'v8'),
       },
     });
@@ -1468,7 +1506,7 @@ class Runtime implements StratumHostRuntime {
     // now loads what they use, and the likeliest one's glue (carried unused, about 6 MiB for a
     // JS capsule's, by one instance if another capsule comes first).
     const likeliest = names.map((name) => this.#capsules.get(name)).find((capsule) => capsule !== undefined);
-    this.#guideSpare(likeliest?.init.glueUrl);
+    this.#guideSpare(likeliest?.init);
     // One at a time: compiling is CPU a restarted host also needs for the requests it serves.
     for (const name of names.slice(0, this.#loader.keepIdleCompiled)) {
       const capsule = this.#capsules.get(name);

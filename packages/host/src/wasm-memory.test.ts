@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { parse } from '@bytecodealliance/jco';
 import { isStratumError } from '@stratum/core';
 import fc from 'fast-check';
-import { applyMemoryCaps, capMemory, prepareMemoryCaps, WASM_PAGE } from './wasm-memory.ts';
+import { applyMemoryCaps, capMemory, HOST_MEMORY_IMPORT, hostedMemories, prepareMemoryCaps, WASM_PAGE } from './wasm-memory.ts';
 
 async function instantiate(wat: string, maxBytes: number, imports?: WebAssembly.Imports): Promise<Record<string, unknown>> {
   const module = await WebAssembly.compile(capMemory(await parse(wat), maxBytes));
@@ -80,6 +80,99 @@ test('an imported memory without a maximum is left open, but its initial size is
   assert.throws(() => applyMemoryCaps(bytes, slots, 2 * WASM_PAGE), /an imported memory needs 196608 bytes/);
 });
 
+const hostMemory = (memory: WebAssembly.Memory) => ({ [HOST_MEMORY_IMPORT.module]: { [HOST_MEMORY_IMPORT.name]: memory } });
+
+test("with hostMemory, a module's own memory is imported from the host, capped, and its data pages are named", async () => {
+  const wat = `(module
+    (import "env" "one" (func $one (result i32)))
+    (memory (export "m") 2 10)
+    (data (i32.const 70000) "abc")
+    (data (i32.const 70002) "xyz")
+    (data (i32.const 120000) "far")
+    (data "passive")
+    (func (export "at") (param i32) (result i32) (i32.add (call $one) (i32.load8_u (local.get 0))))
+    (func (export "grow") (result i32) (memory.grow (i32.const 1))))`;
+  const { bytes, slots } = prepareMemoryCaps(await parse(wat), { hostMemory: true });
+  // Two overlapping segments make one range of whole pages; the third its own.
+  assert.deepEqual(slots, [
+    {
+      where: 'memory 0',
+      min: 2,
+      max: 10,
+      offset: slots[0]?.offset,
+      hosted: {
+        touch: [
+          [69632, 73728],
+          [118784, 122880],
+        ],
+      },
+    },
+  ]);
+  applyMemoryCaps(bytes, slots, 3 * WASM_PAGE);
+  const module = new WebAssembly.Module(bytes);
+  assert.deepEqual(
+    WebAssembly.Module.imports(module).map(({ module, name, kind }) => `${module}.${name}:${kind}`),
+    ['env.one:function', `${HOST_MEMORY_IMPORT.module}.${HOST_MEMORY_IMPORT.name}:memory`],
+  );
+  const plan = hostedMemories({ 'm.wasm': slots }, 3 * WASM_PAGE)['m.wasm'];
+  assert.deepEqual(plan, {
+    initial: 2,
+    maximum: 3,
+    touch: [
+      [69632, 73728],
+      [118784, 122880],
+    ],
+  });
+  const memory = new WebAssembly.Memory({ initial: plan?.initial ?? 0, maximum: plan?.maximum ?? 0 });
+  const exports = new WebAssembly.Instance(module, { env: { one: () => 1 }, ...hostMemory(memory) }).exports as {
+    at: (offset: number) => number;
+    grow: () => number;
+    m: WebAssembly.Memory;
+  };
+  // The data segments landed in the host's memory, which the module exports as its own.
+  assert.equal(exports.m, memory);
+  assert.equal(exports.at(70000), 1 + 'a'.charCodeAt(0));
+  assert.equal(exports.at(70004), 1 + 'z'.charCodeAt(0));
+  // The cap holds: one page more, then no more.
+  assert.equal(exports.grow(), 2);
+  assert.equal(exports.grow(), -1);
+  // A memory that may grow past the cap does not link.
+  const roomy = new WebAssembly.Memory({ initial: 2, maximum: 10 });
+  assert.throws(() => new WebAssembly.Instance(module, { env: { one: () => 1 }, ...hostMemory(roomy) }), WebAssembly.LinkError);
+});
+
+test('with hostMemory, a module without imports gets an import section, and other modules keep their memories', async () => {
+  const { bytes, slots } = prepareMemoryCaps(
+    await parse(
+      '(module (type (func (result i32))) (memory (export "m") 1) (data (i32.const 5) "a") (func (export "f") (type 0) (i32.load8_u (i32.const 5))))',
+    ),
+    { hostMemory: true },
+  );
+  assert.deepEqual(slots[0]?.hosted, { touch: [[0, 4096]] });
+  applyMemoryCaps(bytes, slots, 4 * WASM_PAGE);
+  const memory = new WebAssembly.Memory({ initial: 1, maximum: 4 });
+  const exports = new WebAssembly.Instance(new WebAssembly.Module(bytes), hostMemory(memory)).exports as { f: () => number };
+  assert.equal(exports.f(), 'a'.charCodeAt(0));
+  for (const wat of [
+    '(module (import "env" "mem" (memory 1)) (func (export "f")))',
+    '(module (memory 1) (memory 1))',
+    '(module (memory 1 2 shared))',
+    '(module (memory i64 1))',
+    `(module (import "${HOST_MEMORY_IMPORT.module}" "f" (func)) (memory 1))`,
+  ]) {
+    const prepared = prepareMemoryCaps(await parse(wat), { hostMemory: true });
+    assert.ok(
+      prepared.slots.every((slot) => slot.hosted === undefined),
+      `${wat} had its memory made an import`,
+    );
+    assert.ok(
+      !WebAssembly.Module.imports(new WebAssembly.Module(prepared.bytes)).some(
+        (entry) => entry.kind === 'memory' && entry.module === HOST_MEMORY_IMPORT.module,
+      ),
+    );
+  }
+});
+
 test('a module that starts above the cap is refused with a clear error', async () => {
   assert.throws(
     () => capMemory(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 5, 3, 1, 0, 20]), 10 * WASM_PAGE),
@@ -100,6 +193,8 @@ test('fuzz: any bytes either come back capped or fail with a StratumError', () =
       try {
         const out = capMemory(bytes, pages * WASM_PAGE);
         assert.ok(out instanceof Uint8Array);
+        const hosted = prepareMemoryCaps(bytes, { hostMemory: true });
+        applyMemoryCaps(hosted.bytes, hosted.slots, pages * WASM_PAGE);
       } catch (error) {
         assert.ok(isStratumError(error), `unexpected ${String(error)}`);
       }

@@ -1,4 +1,7 @@
 import { StratumError } from '@stratum/core';
+import { HOST_MEMORY_IMPORT, type HostedMemory, OS_PAGE } from './hosted-memory.ts';
+
+export { HOST_MEMORY_IMPORT, type HostedMemory };
 
 /**
  * Caps every linear memory of a core Wasm module by rewriting its declared maximum. Worker
@@ -53,6 +56,8 @@ export interface MemoryCapSlot {
   min: number;
   max?: number;
   offset?: number;
+  /** Set for the module's own memory made an import from `HOST_MEMORY_IMPORT`: the pages its data segments fill. */
+  hosted?: { touch: [number, number][] };
 }
 
 /** A maximum's width in a prepared module: u32 LEB128 padded to its longest, patched in place. */
@@ -99,10 +104,30 @@ function copy(reader: Reader, end: number, out: number[]): void {
   reader.at = end;
 }
 
-function rewriteImports(reader: Reader, end: number, slots: MemoryCapSlot[]): number[] {
+/** The module's own memory, to be imported from `HOST_MEMORY_IMPORT` instead (see `hostableMemory`). */
+interface MemoryToHost {
+  /** Where its limits start in the module. */
+  limitsAt: number;
+  touch: [number, number][];
+}
+
+function appendHostMemoryImport(module: Uint8Array, hosted: MemoryToHost, out: number[], slots: MemoryCapSlot[]): void {
+  for (const name of [HOST_MEMORY_IMPORT.module, HOST_MEMORY_IMPORT.name]) {
+    const bytes = new TextEncoder().encode(name);
+    writeU32(bytes.length, out);
+    out.push(...bytes);
+  }
+  out.push(0x02);
+  // Written with a maximum, as the module's own memory was: the import's maximum is the cap.
+  const slot = prepareLimits({ bytes: module, at: hosted.limitsAt }, out, 'memory 0', false);
+  slot.hosted = { touch: hosted.touch };
+  slots.push(slot);
+}
+
+function rewriteImports(reader: Reader, end: number, slots: MemoryCapSlot[], hosted?: MemoryToHost): number[] {
   const out: number[] = [];
   const count = readU32(reader);
-  writeU32(count, out);
+  writeU32(count + (hosted ? 1 : 0), out);
   for (let entry = 0; entry < count; entry++) {
     const start = reader.at;
     skipName(reader);
@@ -143,6 +168,7 @@ function rewriteImports(reader: Reader, end: number, slots: MemoryCapSlot[]): nu
     }
   }
   if (reader.at !== end) throw new Error('import section size mismatch');
+  if (hosted) appendHostMemoryImport(reader.bytes, hosted, out, slots);
   return out;
 }
 
@@ -163,49 +189,208 @@ function rewriteMemories(reader: Reader, end: number, slots: MemoryCapSlot[]): n
   return out;
 }
 
+interface Section {
+  id: number;
+  start: number;
+  contentStart: number;
+  end: number;
+}
+
+function readSections(module: Uint8Array): Section[] {
+  const sections: Section[] = [];
+  const reader: Reader = { bytes: module, at: 8 };
+  while (reader.at < module.length) {
+    const start = reader.at;
+    const id = module[reader.at++] as number;
+    const size = readU32(reader);
+    const contentStart = reader.at;
+    const end = contentStart + size;
+    if (end > module.length) throw new Error('section runs past the end of the module');
+    sections.push({ id, start, contentStart, end });
+    reader.at = end;
+  }
+  return sections;
+}
+
+/** Skips a constant expression; returns its value when it is a lone `i32.const`, else undefined. */
+function readOffset(reader: Reader): number | undefined {
+  let value: number | undefined;
+  let ops = 0;
+  for (;;) {
+    const op = reader.bytes[reader.at++];
+    ops++;
+    if (op === 0x0b) return ops === 2 ? value : undefined;
+    if (op === 0x41 || op === 0x42) {
+      // s32 / s64 LEB128: the value matters only for i32.const, which wasm32 offsets fit.
+      let result = 0;
+      let shift = 0;
+      let byte: number;
+      do {
+        byte = reader.bytes[reader.at++] as number;
+        if (byte === undefined) throw new Error('unexpected end of module');
+        if (shift < 32) result |= (byte & 0x7f) << shift;
+        shift += 7;
+      } while (byte & 0x80);
+      if (shift < 32 && byte & 0x40) result |= -1 << shift;
+      value = op === 0x41 ? result >>> 0 : undefined;
+    } else if (op === 0x23) {
+      readU32(reader);
+      value = undefined;
+    } else if (op === 0x6a || op === 0x6b || op === 0x6c || op === 0x7c || op === 0x7d || op === 0x7e) {
+      value = undefined;
+    } else {
+      throw new Error(`unexpected opcode ${op} in a data segment's offset`);
+    }
+  }
+}
+
+/** The pages active data segments of memory 0 fill, merged, within the first `limitBytes`. */
+function dataPages(module: Uint8Array, data: Section | undefined, limitBytes: number): [number, number][] {
+  if (!data) return [];
+  const reader: Reader = { bytes: module, at: data.contentStart };
+  const ranges: [number, number][] = [];
+  const count = readU32(reader);
+  for (let entry = 0; entry < count; entry++) {
+    const flags = readU32(reader);
+    let offset: number | undefined;
+    if (flags === 0 || flags === 2) {
+      const memory = flags === 2 ? readU32(reader) : 0;
+      offset = readOffset(reader);
+      if (memory !== 0) offset = undefined;
+    } else if (flags !== 1) {
+      throw new Error(`unknown data segment kind ${flags}`);
+    }
+    const length = readU32(reader);
+    reader.at += length;
+    if (offset === undefined || length === 0) continue;
+    const start = Math.floor(offset / OS_PAGE) * OS_PAGE;
+    const end = Math.min(Math.ceil((offset + length) / OS_PAGE) * OS_PAGE, limitBytes);
+    if (start < end) ranges.push([start, end]);
+  }
+  ranges.sort((a, b) => a[0] - b[0]);
+  const merged: [number, number][] = [];
+  for (const range of ranges) {
+    const last = merged.at(-1);
+    if (last && range[0] <= last[1]) last[1] = Math.max(last[1], range[1]);
+    else merged.push([range[0], range[1]]);
+  }
+  return merged;
+}
+
+/**
+ * The module's memory, if the host can create it instead: exactly one, its own (none imported),
+ * neither shared nor 64-bit, and nothing imported from `HOST_MEMORY_IMPORT.module` already.
+ */
+function hostableMemory(module: Uint8Array, sections: Section[]): MemoryToHost | undefined {
+  const memories = sections.find((section) => section.id === 5);
+  if (!memories) return undefined;
+  const reader: Reader = { bytes: module, at: memories.contentStart };
+  if (readU32(reader) !== 1) return undefined;
+  const limitsAt = reader.at;
+  const flags = module[limitsAt] as number;
+  if (flags & 0x06) return undefined;
+  reader.at++;
+  const min = readU32(reader);
+  const imports = sections.find((section) => section.id === 2);
+  if (imports) {
+    const importReader: Reader = { bytes: module, at: imports.contentStart };
+    const count = readU32(importReader);
+    const taken = new TextEncoder().encode(HOST_MEMORY_IMPORT.module);
+    for (let entry = 0; entry < count; entry++) {
+      const nameLength = readU32(importReader);
+      const name = module.subarray(importReader.at, importReader.at + nameLength);
+      if (name.length === taken.length && name.every((byte, index) => byte === taken[index])) return undefined;
+      importReader.at += nameLength;
+      skipName(importReader);
+      const kind = module[importReader.at++];
+      if (kind === 0x02) return undefined;
+      if (kind === 0x00 || kind === 0x04) {
+        if (kind === 0x04) importReader.at++;
+        readU32(importReader);
+      } else if (kind === 0x01) {
+        importReader.at++;
+        const tableFlags = module[importReader.at++] as number;
+        readU32(importReader);
+        if (tableFlags & 0x01) readU32(importReader);
+      } else if (kind === 0x03) {
+        importReader.at += 2;
+      } else {
+        throw new Error(`unknown import kind ${kind}`);
+      }
+    }
+  }
+  return {
+    limitsAt,
+    touch: dataPages(
+      module,
+      sections.find((section) => section.id === 11),
+      min * WASM_PAGE,
+    ),
+  };
+}
+
+function section(id: number, content: number[]): Uint8Array {
+  const header: number[] = [id];
+  writeU32(content.length, header);
+  const bytes = new Uint8Array(header.length + content.length);
+  bytes.set(header);
+  bytes.set(content, header.length);
+  return bytes;
+}
+
 /**
  * Rewrites a core module once so that every memory's maximum can later be capped in place: each
  * maximum becomes `MAX_WIDTH` bytes wide (LEB128 may be padded), and its offset is returned with
  * the limits the module declared. The loader does this when it transpiles a component and keeps
  * the slots beside the module on disk: capping a 12 MB module per host start then writes a few
  * bytes instead of copying all of it (about 40 ms of page faults on a small VM, see loader.ts).
+ *
+ * With `hostMemory`, a module's own memory (one, neither shared nor 64-bit, no memory imported)
+ * becomes an import from `HOST_MEMORY_IMPORT`, which the host creates (see `HostedMemory`); its
+ * slot says which pages the data segments fill. It keeps index 0: imported memories come first.
  * Throws `WASM_INVALID` for bytes that are not a module it can read.
  */
-export function prepareMemoryCaps(module: Uint8Array): { bytes: Uint8Array; slots: MemoryCapSlot[] } {
-  const reader: Reader = { bytes: module, at: 8 };
+export function prepareMemoryCaps(
+  module: Uint8Array,
+  options: { hostMemory?: boolean } = {},
+): { bytes: Uint8Array; slots: MemoryCapSlot[] } {
   if (module[0] !== 0x00 || module[1] !== 0x61 || module[2] !== 0x73 || module[3] !== 0x6d) {
     throw new StratumError('WASM_INVALID', 'not a WebAssembly module (bad magic number)');
   }
   const parts: Uint8Array[] = [module.subarray(0, 8)];
   const slots: MemoryCapSlot[] = [];
   let length = 8;
+  const add = (bytes: Uint8Array, sectionSlots: MemoryCapSlot[] = [], headerLength = 0) => {
+    for (const slot of sectionSlots) {
+      if (slot.offset !== undefined) slot.offset += length + headerLength;
+      slots.push(slot);
+    }
+    parts.push(bytes);
+    length += bytes.length;
+  };
   try {
-    while (reader.at < module.length) {
-      const sectionStart = reader.at;
-      const id = module[reader.at++] as number;
-      const size = readU32(reader);
-      const contentStart = reader.at;
-      const end = contentStart + size;
-      if (end > module.length) throw new Error('section runs past the end of the module');
-      if (id === 2 || id === 5) {
+    const sections = readSections(module);
+    const hosted = options.hostMemory ? hostableMemory(module, sections) : undefined;
+    let importsWritten = !hosted || sections.some((one) => one.id === 2);
+    for (const { id, start, contentStart, end } of sections) {
+      // A module without imports gets an import section where one belongs: after the types.
+      if (!importsWritten && id !== 0 && id !== 1) {
+        const content: number[] = [1];
         const sectionSlots: MemoryCapSlot[] = [];
-        const content = id === 2 ? rewriteImports(reader, end, sectionSlots) : rewriteMemories(reader, end, sectionSlots);
-        const header: number[] = [id];
-        writeU32(content.length, header);
-        const section = new Uint8Array(header.length + content.length);
-        section.set(header);
-        section.set(content, header.length);
-        for (const slot of sectionSlots) {
-          if (slot.offset !== undefined) slot.offset += length + header.length;
-          slots.push(slot);
-        }
-        parts.push(section);
-        length += section.length;
-      } else {
-        parts.push(module.subarray(sectionStart, end));
-        length += end - sectionStart;
+        appendHostMemoryImport(module, hosted as MemoryToHost, content, sectionSlots);
+        const bytes = section(2, content);
+        add(bytes, sectionSlots, bytes.length - content.length);
+        importsWritten = true;
       }
-      reader.at = end;
+      if (id === 2 || (id === 5 && !hosted)) {
+        const reader: Reader = { bytes: module, at: contentStart };
+        const sectionSlots: MemoryCapSlot[] = [];
+        const content = id === 2 ? rewriteImports(reader, end, sectionSlots, hosted) : rewriteMemories(reader, end, sectionSlots);
+        const bytes = section(id, content);
+        add(bytes, sectionSlots, bytes.length - content.length);
+      } else if (id !== 5) {
+        add(module.subarray(start, end));
+      }
     }
   } catch (error) {
     if (error instanceof StratumError) throw error;
@@ -242,6 +427,20 @@ export function applyMemoryCaps(prepared: Uint8Array, slots: readonly MemoryCapS
     if (slot.offset === undefined) continue;
     writePaddedU32(Math.min(slot.max ?? capPages, capPages), prepared, slot.offset);
   }
+}
+
+/**
+ * The memories the host creates for a component's modules (those `prepareMemoryCaps` made import
+ * theirs), capped at `maxBytes` as `applyMemoryCaps` caps the import.
+ */
+export function hostedMemories(memoryCaps: Record<string, readonly MemoryCapSlot[]>, maxBytes: number): Record<string, HostedMemory> {
+  const capPages = Math.floor(maxBytes / WASM_PAGE);
+  const memories: Record<string, HostedMemory> = {};
+  for (const [name, slots] of Object.entries(memoryCaps)) {
+    const slot = slots.find((one) => one.hosted);
+    if (slot?.hosted) memories[name] = { initial: slot.min, maximum: Math.min(slot.max ?? capPages, capPages), touch: slot.hosted.touch };
+  }
+  return memories;
 }
 
 /**

@@ -3,8 +3,14 @@
 // WebAssembly JS API and JS Promise Integration specifications.
 declare global {
   namespace WebAssembly {
+    interface ModuleImportDescriptor {
+      module: string;
+      name: string;
+      kind: 'function' | 'table' | 'memory' | 'global' | 'tag';
+    }
     class Module {
       constructor(bytes: BufferSource);
+      static imports(module: Module): ModuleImportDescriptor[];
     }
     class Instance {
       constructor(module: Module, imports?: Imports);

@@ -1,4 +1,5 @@
 /** Messages between the host's main thread and a capsule's worker thread. */
+import type { HostedMemory } from './hosted-memory.ts';
 
 export interface WorkerCapabilityPlan {
   name: string;
@@ -15,6 +16,8 @@ export interface WorkerInit {
   capabilities: WorkerCapabilityPlan[];
   jspi: boolean;
   responseBodyBytes: number;
+  /** The memories the host creates for core modules that import theirs (wasm-memory.ts), by module name. */
+  hostedMemories?: Record<string, HostedMemory>;
   /** Where V8 keeps compiled code of the modules a worker loads, shared by all workers. */
   compileCacheDir?: string;
   /**
@@ -37,6 +40,8 @@ export interface WorkerBoot {
    * `preload`; that instance then finds it loaded (see `Runtime.replenishSpare`).
    */
   preloadGlue?: string;
+  /** A spare's: the memories `preloadGlue`'s component imports from the host, made with their data pages written. */
+  preloadMemories?: Record<string, HostedMemory>;
   compileCacheDir?: string;
 }
 
@@ -93,7 +98,9 @@ export interface ResponseBatch {
 export type ToWorker = PackedRequests | { type: 'shutdown' } | { type: 'reclaim' };
 
 /** What a waiting spare is sent: the capsule it is to serve, or what to load meanwhile instead of `WorkerBoot`'s lists. */
-export type ToSpare = { type: 'init'; init: WorkerInit } | { type: 'preload'; round: number; modules: string[]; glue?: string };
+export type ToSpare =
+  | { type: 'init'; init: WorkerInit }
+  | { type: 'preload'; round: number; modules: string[]; glue?: string; memories?: Record<string, HostedMemory> };
 
 /** RequestMessages as they cross to a worker: their fields in one flat array, REQUEST_FIELDS each (see PackedBatches). */
 export interface PackedRequests {
@@ -146,7 +153,8 @@ export type FromWorker =
   /** Batches of several requests (or of one request's parts), in order. */
   | PackedBatches
   /** `gluePreloaded`: the thread had loaded this capsule's glue while it waited as a spare. */
-  | { type: 'ready'; memoryBytes: number; gluePreloaded?: boolean }
+  /** `memoryPretouched`: a memory the host creates for it had its data pages written while the thread waited. */
+  | { type: 'ready'; memoryBytes: number; gluePreloaded?: boolean; memoryPretouched?: boolean }
   | { type: 'failed'; message: string }
   /** A spare has loaded what it was given to load while it waits (`round`: which `preload` message, 0 for its boot lists). */
   | { type: 'preloaded'; round: number }
