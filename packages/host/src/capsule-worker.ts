@@ -112,7 +112,8 @@ async function capsuleInit(): Promise<WorkerInit> {
         },
         () => {},
       );
-      if (memories && !received && pretouched?.glue !== url) await pretouch(url, memories, () => received !== undefined);
+      // A memory it cannot make (limits the capsule's start refuses anyway) is made by nobody ahead.
+      if (memories && !received && pretouched?.glue !== url) await pretouch(url, memories, () => received !== undefined).catch(() => {});
     }
     if (!received) port?.postMessage({ type: 'preloaded', round: loadingRound } satisfies FromWorker);
   };
