@@ -104,3 +104,26 @@ test('two installations of one component share nothing: each has its own instanc
   assert.equal((await host.get('a.test')).body.toString(), 'hello from tiny 2\n');
   assert.equal((await host.get('b.test')).body.toString(), 'hello from tiny 1\n');
 });
+
+test('an instance whose memory grows near its limit is replaced before a request fails on it', async (t) => {
+  const host = await startHarness(t);
+  // "/grow" keeps 1 MiB more on every request and traps when the limit refuses it: under 16 MiB
+  // the 16th request on one instance would fail.
+  await host.install('moody', await buildHostile('moody'), { manifest: '[resources]\nmemory = "16mib"\n' });
+  const counts: number[] = [];
+  for (let request = 0; request < 40; request++) {
+    const reply = await host.get('moody.test', '/grow');
+    assert.equal(reply.status, 200, `request ${request + 1} failed`);
+    counts.push(Number(/(\d+)\n$/.exec(reply.body.toString())?.[1]));
+  }
+  assert.deepEqual(hits(host, 'moody'), {});
+  const recycled = host.runtime.stats().recycledInstances;
+  assert.ok(recycled >= 3, `${recycled} instances replaced`);
+  // Each replacement counts from 1 again, and none served as many as the limit allows.
+  assert.equal(counts.filter((count) => count === 1).length, recycled + 1);
+  assert.ok(Math.max(...counts) < 15, `an instance served ${Math.max(...counts)} requests`);
+  // A capsule that starts big and stays there is not replaced: tiny, on the same host.
+  await host.install('tiny', await buildTiny(), { manifest: '[resources]\nmemory = "1mib"\n' });
+  for (let request = 0; request < 5; request++) assert.equal((await host.get('tiny.test')).status, 200);
+  assert.equal(host.runtime.stats().recycledInstances, recycled);
+});

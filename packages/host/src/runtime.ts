@@ -133,6 +133,8 @@ export interface RuntimeStats extends LoaderStats {
   spareGlueHits: number;
   /** Instances whose memory the spare they took had made, its data pages written (see `HostedMemory`). */
   spareMemoryHits: number;
+  /** Instances replaced because their memory grew near the capsule's limit (see `recycleHeadroom`). */
+  recycledInstances: number;
   /**
    * Sets of compiled core modules in memory, one per (component, memory cap): held by capsules
    * with instances, and kept after their capsules went idle (see `keepIdleCompiled`).
@@ -179,6 +181,17 @@ const INSTANCE_START_ALLOWANCE_MS = 5_000;
  * behind.
  */
 const SPARE_AFTER_START_MS = 100;
+/**
+ * An instance whose linear memory has grown (by half of this since its first request) to within
+ * this of the capsule's limit takes no new requests, and is replaced once it has answered those
+ * it holds. A JS capsule's engine (StarlingMonkey) grows its memory under load and traps when the
+ * limit refuses more rather than collecting (hello under a 24 MiB limit: a 500 every 2,500-2,900
+ * requests, with jco's bindings as with Stratum's), so the request that met the limit failed.
+ * An instance that starts big and stays there is left alone.
+ */
+function recycleHeadroom(memoryLimit: number): number {
+  return Math.max(memoryLimit / 4, 4 * MiB);
+}
 /** Requests of a fresh instance that get the warm-up CPU budget. */
 const WARMUP_REQUESTS = 16;
 /**
@@ -290,6 +303,10 @@ class CapsuleWorker {
   readonly cpuStart: BigInt64Array;
   served = 0;
   retired = false;
+  /** Set once its memory has grown near the capsule's limit: it takes nothing new, and retires when empty. */
+  recycling = false;
+  /** Its linear memory after its first request, the base its growth is measured from. */
+  firstMemoryBytes: number | undefined;
   idleTimer: NodeJS.Timeout | undefined;
   /** The one timer that looks at the current request's limits (see `Capsule.watch`), and when it fires. */
   watchTimer: NodeJS.Timeout | undefined;
@@ -772,7 +789,7 @@ class Capsule {
     const now = Date.now();
     const { depth, headAgeMs } = this.#runtime.pipeline;
     for (const handle of this.workers) {
-      if (!handle.started || handle.retired || handle.inFlight.length >= depth) continue;
+      if (!handle.started || handle.retired || handle.recycling || handle.inFlight.length >= depth) continue;
       if (now - (handle.head?.started ?? now) > headAgeMs) continue;
       if (!best || handle.inFlight.length < best.inFlight.length) best = handle;
     }
@@ -1170,7 +1187,24 @@ class Capsule {
     if (active.limit !== undefined) record.limit = active.limit;
     if (active.quotaHits) record.quotaHits = active.quotaHits;
     this.#runtime.emitRequest(record);
+    if (done && !handle.retired && !handle.recycling) this.#recycleIfGrown(handle, done.memoryBytes);
     this.release(handle);
+  }
+
+  /** See `recycleHeadroom`. */
+  #recycleIfGrown(handle: CapsuleWorker, memoryBytes: number): void {
+    handle.firstMemoryBytes ??= memoryBytes;
+    const headroom = recycleHeadroom(this.limits.memoryBytes);
+    if (memoryBytes < this.limits.memoryBytes - headroom || memoryBytes - handle.firstMemoryBytes < headroom / 2) return;
+    handle.recycling = true;
+    this.#runtime.recycledInstances++;
+    this.log(
+      'info',
+      `an instance's memory grew to ${(memoryBytes / MiB).toFixed(1)} MiB of its ${(this.limits.memoryBytes / MiB).toFixed(1)} MiB limit: it is replaced once it has answered the requests it holds`,
+    );
+    // Its replacement starts now, unless another instance can take the requests meanwhile.
+    const others = [...this.workers].some((other) => other !== handle && !other.retired && !other.recycling);
+    if (!others && this.spawning === 0 && this.state === 'running') this.startWorker();
   }
 
   failed(): void {
@@ -1188,7 +1222,10 @@ class Capsule {
   release(handle: CapsuleWorker): void {
     this.running--;
     if (!handle.retired) {
-      if (handle.inFlight.length === 0) this.park(handle);
+      if (handle.inFlight.length === 0) {
+        if (handle.recycling) this.retire(handle);
+        else this.park(handle);
+      }
     } else if (this.state === 'running' && this.workers.size === 0 && this.spawning === 0 && this.backedOffUntil <= Date.now()) {
       // Keep one instance ready, so that the request after a failure starts at once.
       this.startWorker();
@@ -1227,6 +1264,7 @@ class Runtime implements StratumHostRuntime {
   sparesUsed = 0;
   spareGlueHits = 0;
   spareMemoryHits = 0;
+  recycledInstances = 0;
   /** The glue of the component whose instance started last, and how many times in a row (see `replenishSpare`). */
   #lastGlue: string | undefined;
   #lastMemories: Record<string, HostedMemory> | undefined;
@@ -1391,6 +1429,7 @@ class Runtime implements StratumHostRuntime {
       sparePreloaded: this.#spare?.preloaded ?? false,
       spareGlueHits: this.spareGlueHits,
       spareMemoryHits: this.spareMemoryHits,
+      recycledInstances: this.recycledInstances,
       compiledModuleSets: this.#loader.compiledSets,
     };
   }
