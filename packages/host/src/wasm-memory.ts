@@ -111,9 +111,10 @@ interface MemoryToHost {
   touch: [number, number][];
 }
 
+const HOST_MEMORY_NAMES = [HOST_MEMORY_IMPORT.module, HOST_MEMORY_IMPORT.name].map((name) => new TextEncoder().encode(name));
+
 function appendHostMemoryImport(module: Uint8Array, hosted: MemoryToHost, out: number[], slots: MemoryCapSlot[]): void {
-  for (const name of [HOST_MEMORY_IMPORT.module, HOST_MEMORY_IMPORT.name]) {
-    const bytes = new TextEncoder().encode(name);
+  for (const bytes of HOST_MEMORY_NAMES) {
     writeU32(bytes.length, out);
     out.push(...bytes);
   }
@@ -122,6 +123,31 @@ function appendHostMemoryImport(module: Uint8Array, hosted: MemoryToHost, out: n
   const slot = prepareLimits({ bytes: module, at: hosted.limitsAt }, out, 'memory 0', false);
   slot.hosted = { touch: hosted.touch };
   slots.push(slot);
+}
+
+/** Skips an import's descriptor other than a memory's (`kind` read already). */
+function skipImportDescriptor(reader: Reader, kind: number | undefined): void {
+  switch (kind) {
+    case 0x00:
+      readU32(reader);
+      break;
+    case 0x01: {
+      reader.at++;
+      const flags = reader.bytes[reader.at++] as number;
+      readU32(reader);
+      if (flags & 0x01) readU32(reader);
+      break;
+    }
+    case 0x03:
+      reader.at += 2;
+      break;
+    case 0x04:
+      reader.at++;
+      readU32(reader);
+      break;
+    default:
+      throw new Error(`unknown import kind ${kind}`);
+  }
 }
 
 function rewriteImports(reader: Reader, end: number, slots: MemoryCapSlot[], hosted?: MemoryToHost): number[] {
@@ -133,51 +159,17 @@ function rewriteImports(reader: Reader, end: number, slots: MemoryCapSlot[], hos
     skipName(reader);
     skipName(reader);
     const kind = reader.bytes[reader.at++];
-    copy({ bytes: reader.bytes, at: start }, reader.at, out);
-    switch (kind) {
-      case 0x00:
-        copy(reader, skipU32(reader), out);
-        break;
-      case 0x01: {
-        const tableStart = reader.at;
-        reader.at++;
-        const flags = reader.bytes[reader.at++] as number;
-        readU32(reader);
-        if (flags & 0x01) readU32(reader);
-        copy({ bytes: reader.bytes, at: tableStart }, reader.at, out);
-        break;
-      }
-      case 0x02:
-        slots.push(prepareLimits(reader, out, 'an imported memory', true));
-        break;
-      case 0x03: {
-        const globalStart = reader.at;
-        reader.at += 2;
-        copy({ bytes: reader.bytes, at: globalStart }, reader.at, out);
-        break;
-      }
-      case 0x04: {
-        const tagStart = reader.at;
-        reader.at++;
-        readU32(reader);
-        copy({ bytes: reader.bytes, at: tagStart }, reader.at, out);
-        break;
-      }
-      default:
-        throw new Error(`unknown import kind ${kind}`);
+    if (kind === 0x02) {
+      copy({ bytes: reader.bytes, at: start }, reader.at, out);
+      slots.push(prepareLimits(reader, out, 'an imported memory', true));
+    } else {
+      skipImportDescriptor(reader, kind);
+      copy({ bytes: reader.bytes, at: start }, reader.at, out);
     }
   }
   if (reader.at !== end) throw new Error('import section size mismatch');
   if (hosted) appendHostMemoryImport(reader.bytes, hosted, out, slots);
   return out;
-}
-
-function skipU32(reader: Reader): number {
-  const start = reader.at;
-  readU32(reader);
-  const end = reader.at;
-  reader.at = start;
-  return end;
 }
 
 function rewriteMemories(reader: Reader, end: number, slots: MemoryCapSlot[]): number[] {
@@ -295,7 +287,7 @@ function hostableMemory(module: Uint8Array, sections: Section[]): MemoryToHost |
   if (imports) {
     const importReader: Reader = { bytes: module, at: imports.contentStart };
     const count = readU32(importReader);
-    const taken = new TextEncoder().encode(HOST_MEMORY_IMPORT.module);
+    const taken = HOST_MEMORY_NAMES[0] as Uint8Array;
     for (let entry = 0; entry < count; entry++) {
       const nameLength = readU32(importReader);
       const name = module.subarray(importReader.at, importReader.at + nameLength);
@@ -304,19 +296,7 @@ function hostableMemory(module: Uint8Array, sections: Section[]): MemoryToHost |
       skipName(importReader);
       const kind = module[importReader.at++];
       if (kind === 0x02) return undefined;
-      if (kind === 0x00 || kind === 0x04) {
-        if (kind === 0x04) importReader.at++;
-        readU32(importReader);
-      } else if (kind === 0x01) {
-        importReader.at++;
-        const tableFlags = module[importReader.at++] as number;
-        readU32(importReader);
-        if (tableFlags & 0x01) readU32(importReader);
-      } else if (kind === 0x03) {
-        importReader.at += 2;
-      } else {
-        throw new Error(`unknown import kind ${kind}`);
-      }
+      skipImportDescriptor(importReader, kind);
     }
   }
   return {
