@@ -352,6 +352,9 @@ function newCapsuleWorker(boot: WorkerBoot, name: string): Worker {
 }
 
 /** A worker started before any capsule needs it (see `Runtime.takeSpare`). */
+/** What a spare loads and makes ahead for the component it expects: its glue, and the memories its modules import. */
+type SpareGuess = Pick<WorkerInit, 'glueUrl' | 'hostedMemories'>;
+
 interface SpareWorker {
   worker: Worker;
   /** The modules it loads while it waits. */
@@ -1265,9 +1268,8 @@ class Runtime implements StratumHostRuntime {
   spareGlueHits = 0;
   spareMemoryHits = 0;
   recycledInstances = 0;
-  /** The glue of the component whose instance started last, and how many times in a row (see `replenishSpare`). */
-  #lastGlue: string | undefined;
-  #lastMemories: Record<string, HostedMemory> | undefined;
+  /** The component whose instance started last, and how many times in a row (see `replenishSpare`). */
+  #lastStart: SpareGuess | undefined;
   #glueStreak = 0;
   readonly #options: HostRuntimeOptions;
   readonly #loader: Loader;
@@ -1321,8 +1323,9 @@ class Runtime implements StratumHostRuntime {
     // capsule's glue is about 6 MiB in a thread), which is why one start is not enough to guess.
     // With the glue, the memories that component's modules import from the host, made and their
     // data pages written while the spare waits (see `HostedMemory`).
-    const glue = this.#glueStreak >= 2 ? this.#lastGlue : undefined;
-    const memories = glue ? this.#lastMemories : undefined;
+    const guess = this.#glueStreak >= 2 ? this.#lastStart : undefined;
+    const glue = guess?.glueUrl;
+    const memories = guess?.hostedMemories;
     const worker = newCapsuleWorker(
       {
         preload,
@@ -1369,7 +1372,7 @@ class Runtime implements StratumHostRuntime {
    * Tells the waiting spare what to load now, if that changed: the capability modules installed
    * capsules use, and the glue and memories of `likeliest`.
    */
-  #guideSpare(likeliest: Pick<WorkerInit, 'glueUrl' | 'hostedMemories'> | undefined): void {
+  #guideSpare(likeliest: SpareGuess | undefined): void {
     const spare = this.#spare;
     if (!spare) return;
     const modules = this.#capabilityModulesInUse();
@@ -1397,13 +1400,9 @@ class Runtime implements StratumHostRuntime {
   }
 
   /** Counts the component an instance is starting for, to guess the next one (`replenishSpare`). */
-  instanceStarting(init: Pick<WorkerInit, 'glueUrl' | 'hostedMemories'>): void {
-    if (init.glueUrl === this.#lastGlue) this.#glueStreak++;
-    else {
-      this.#lastGlue = init.glueUrl;
-      this.#glueStreak = 1;
-    }
-    this.#lastMemories = init.hostedMemories;
+  instanceStarting(init: SpareGuess): void {
+    this.#glueStreak = init.glueUrl === this.#lastStart?.glueUrl ? this.#glueStreak + 1 : 1;
+    this.#lastStart = init;
   }
 
   /** Hands the spare worker to a capsule, or undefined when there is none. */
