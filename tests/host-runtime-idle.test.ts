@@ -127,6 +127,25 @@ test('the next spare starts after a new instance has answered its first request,
   assert.deepEqual(new Set(host.runtime.stats().sparePreload), new Set([moduleOf('wasi'), moduleOf('http')]));
 });
 
+test('the next spare waits for a first request that runs long, and starts once it has ended', async (t) => {
+  const host = await startHarness(t);
+  const moody = await buildHostile('moody');
+  const { manifest } = parseManifest(
+    `stratum = 1\n[capsule]\nname = "moody"\nversion = "0.1.0"\n[source]\nwasm = "${basename(moody)}"\n[resources]\ncpu = "medium"\n`,
+  );
+  await host.runtime.install({ name: 'moody', manifest, baseDir: dirname(moody), domains: ['moody.test'] });
+  await host.runtime.start('moody', { onDemand: true });
+  // The first request starts the instance (taking the runtime's first spare) and spins for the
+  // capsule's second of CPU; it is posted the moment the instance is ready.
+  const looping = host.get('moody.test', '/loop');
+  await until(() => (host.runtime.status()[0]?.inFlight ?? 0) > 0 && host.runtime.status()[0]?.instances === 1, 'the loop never ran');
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  assert.equal(host.runtime.status()[0]?.inFlight, 1, 'the loop ended early');
+  assert.deepEqual(host.runtime.stats().sparePreload, [], 'a spare started beside the running first request');
+  assert.equal((await looping).status, 504);
+  await until(() => host.runtime.stats().sparePreload.length > 0, 'no spare started after the first request');
+});
+
 test('a component started twice in a row has its glue loaded by the spare, and its next instance finds it there', async (t) => {
   const host = await startHarness(t);
   const tiny = await buildTiny();

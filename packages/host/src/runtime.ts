@@ -182,6 +182,14 @@ const INSTANCE_START_ALLOWANCE_MS = 5_000;
  */
 const SPARE_AFTER_START_MS = 100;
 /**
+ * Unless the instance is answering its first request by then: the spare then waits for the answer,
+ * up to this long after ready. A JS capsule's first request in a freshly started host runs
+ * 80-150 ms (V8 compiling StarlingMonkey's functions as they are first called), and a thread's boot
+ * beside it on a busy core delayed the answer by as much (bench/README.md). A first request that
+ * waits on a backend longer than this must not leave the host without a spare.
+ */
+const SPARE_AFTER_BUSY_START_MS = 1_000;
+/**
  * An instance whose linear memory has grown (by half of this since its first request) to within
  * this of the capsule's limit takes no new requests, and is replaced once it has answered those
  * it holds. A JS capsule's engine (StarlingMonkey) grows its memory under load and traps when the
@@ -520,7 +528,8 @@ class Capsule {
       markFailed(new StratumError('INSTANCE_FAILED', `${this.name} could not be instantiated: ${this.lastError}`, { user: false }));
       this.retire(handle);
     }, startLimitMs);
-    // The next spare starts once this instance no longer needs the CPU (SPARE_AFTER_START_MS).
+    // The next spare starts once this instance no longer needs the CPU (SPARE_AFTER_START_MS,
+    // SPARE_AFTER_BUSY_START_MS).
     let spareTimer: NodeJS.Timeout | undefined;
     const replenish = () => {
       handle.onDone = undefined;
@@ -531,7 +540,12 @@ class Capsule {
     ready.then(
       () => {
         clearTimeout(startTimer);
-        if (handle.onDone) spareTimer = setTimeout(replenish, SPARE_AFTER_START_MS).unref();
+        if (!handle.onDone) return;
+        spareTimer = setTimeout(() => {
+          const answering = handle.inFlight.length > 0 && !handle.retired;
+          if (answering) spareTimer = setTimeout(replenish, SPARE_AFTER_BUSY_START_MS - SPARE_AFTER_START_MS).unref();
+          else replenish();
+        }, SPARE_AFTER_START_MS).unref();
       },
       () => {
         clearTimeout(startTimer);
