@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { type Logger, silentLogger } from '@stratum/core';
 import fc from 'fast-check';
 import type { RequestRecord } from '../runtime-types.ts';
 import { canonicalJson, entryHash, GENESIS_HASH, type LedgerEntry, UsageLedger, verifyLedgerFile, verifyLedgerText } from './ledger.ts';
@@ -183,4 +185,160 @@ test('canonical JSON sorts keys at every depth and verification survives arbitra
       },
     ),
   );
+});
+
+/** Writes a valid ledger of `count` entries straight to `path` (no fsync per entry), one capsule of three each, ten seconds apart. */
+async function writeChain(path: string, count: number, start = Date.parse('2026-11-01T00:00:00Z')): Promise<LedgerEntry[]> {
+  const entries: LedgerEntry[] = [];
+  let prev = GENESIS_HASH;
+  for (let seq = 1; seq <= count; seq++) {
+    const to = new Date(start + seq * 10_000).toISOString();
+    const body = {
+      seq,
+      time: to,
+      capsule: `c${seq % 3}`,
+      from: new Date(start + (seq - 1) * 10_000).toISOString(),
+      to,
+      usage: { requests: seq, cpuMs: 1.5, memoryMbSeconds: 0, bytesIn: 0, bytesOut: 0, limitHits: {} },
+      prev,
+    };
+    const entry = { ...body, hash: entryHash(body) };
+    entries.push(entry);
+    prev = entry.hash;
+  }
+  await mkdir(dirname(path), { recursive: true });
+  await writeFile(path, entries.map((entry) => `${canonicalJson(entry)}\n`).join(''));
+  return entries;
+}
+
+function capturingLogger(): Logger & { warnings: string[] } {
+  const warnings: string[] = [];
+  const logger: Logger & { warnings: string[] } = {
+    ...silentLogger,
+    warnings,
+    warn: (...args: unknown[]) => {
+      warnings.push(String(args.find((arg) => typeof arg === 'string')));
+    },
+    child: () => logger,
+  };
+  return logger;
+}
+
+test('a ledger larger than a read piece opens, keeps a checkpoint, and pages from its index', async (t) => {
+  const path = await tempLedger(t);
+  // About 1.6 MB: lines cross the 1 MiB read pieces, and the index has a second point (every 4096).
+  const written = await writeChain(path, 5000);
+  const ledger = await UsageLedger.open(path);
+  assert.equal(ledger.head.entries, 5000);
+  assert.equal(ledger.head.hash, written.at(-1)?.hash);
+  const expected = (filter: (entry: LedgerEntry) => boolean) => {
+    const sums: Record<string, number> = {};
+    for (const entry of written.filter(filter)) sums[entry.capsule] = (sums[entry.capsule] ?? 0) + entry.usage.requests;
+    return sums;
+  };
+  const requests = (usage: Record<string, { requests: number }>) =>
+    Object.fromEntries(Object.entries(usage).map(([capsule, sum]) => [capsule, sum.requests]));
+  assert.deepEqual(
+    requests(await ledger.usage()),
+    expected(() => true),
+  );
+  // Entries after a seq beyond the second index point, and usage since a time past it.
+  assert.deepEqual(
+    (await ledger.entries(4500, 3)).map((entry) => entry.seq),
+    [4501, 4502, 4503],
+  );
+  assert.deepEqual(
+    (await ledger.entries(10, 2)).map((entry) => entry.seq),
+    [11, 12],
+  );
+  const since = new Date(written[4800]?.to ?? 0);
+  assert.deepEqual(
+    requests(await ledger.usage({ since })),
+    expected((entry) => new Date(entry.to) > since),
+  );
+  const early = new Date(written[100]?.to ?? 0);
+  assert.deepEqual(
+    requests(await ledger.usage({ since: early })),
+    expected((entry) => new Date(entry.to) > early),
+  );
+  await ledger.close();
+  const checkpoint = JSON.parse(await readFile(`${path}.checkpoint`, 'utf8')) as { bytes: number; entries: number; index: number[][] };
+  assert.equal(checkpoint.bytes, (await stat(path)).size);
+  assert.equal(checkpoint.entries, 5000);
+  assert.deepEqual(
+    checkpoint.index.map(([seq]) => seq),
+    [1, 4097],
+  );
+  assert.deepEqual(await verifyLedgerFile(path), { ok: true, entries: 5000, head: written.at(-1)?.hash });
+
+  // Reopened from the checkpoint: the same totals and pages, and the chain carries on.
+  const reopened = await UsageLedger.open(path);
+  assert.deepEqual(
+    requests(await reopened.usage()),
+    expected(() => true),
+  );
+  assert.deepEqual(
+    (await reopened.entries(4096, 1)).map((entry) => entry.seq),
+    [4097],
+  );
+  reopened.record(record('c1'));
+  await reopened.close();
+  assert.equal((await verifyLedgerFile(path)).entries, 5001);
+});
+
+test('a restart trusts the checkpointed bytes only while they hash the same, and verifies what follows', async (t) => {
+  const path = await tempLedger(t);
+  await writeChain(path, 20);
+  await (await UsageLedger.open(path)).close();
+  const lines = (await readFile(path, 'utf8')).trim().split('\n');
+  const checkpointPath = `${path}.checkpoint`;
+  const checkpoint = JSON.parse(await readFile(checkpointPath, 'utf8')) as { sha256: string };
+
+  // A broken entry the checkpoint claims as verified (its bytes hash as recorded) is not read again...
+  const broken = lines.map((line, index) => (index === 3 ? line.replace('"cpuMs":1.5', '"cpuMs":0.5') : line));
+  const brokenText = `${broken.join('\n')}\n`;
+  await writeFile(path, brokenText);
+  await writeFile(checkpointPath, JSON.stringify({ ...checkpoint, sha256: createHash('sha256').update(brokenText).digest('hex') }));
+  await (await UsageLedger.open(path)).close();
+  // ...but without that claim, the whole chain is verified and the ledger refused.
+  await writeFile(path, brokenText);
+  await writeFile(checkpointPath, JSON.stringify(checkpoint));
+  await assert.rejects(UsageLedger.open(path), (error: Error & { code?: string; details?: string[] }) => {
+    assert.equal(error.code, 'LEDGER_CORRUPT');
+    assert.deepEqual(error.details, ['line 4: hash does not match the entry: it was altered']);
+    return true;
+  });
+
+  // An entry appended after the checkpoint is verified: a forged one is refused with its line.
+  await writeChain(path, 20);
+  await (await UsageLedger.open(path)).close();
+  const last = JSON.parse(lines.at(-1) as string) as LedgerEntry;
+  const forged = { ...last, seq: 21, prev: GENESIS_HASH };
+  await writeFile(path, `${canonicalJson({ ...forged, hash: entryHash(forged) })}\n`, { flag: 'a' });
+  await assert.rejects(UsageLedger.open(path), (error: Error & { code?: string; details?: string[] }) => {
+    assert.equal(error.code, 'LEDGER_CORRUPT');
+    assert.deepEqual(error.details, ['line 21: prev does not match the hash of entry 20']);
+    return true;
+  });
+});
+
+test('a ledger shorter than its checkpoint, or a checkpoint that is not one, means the whole chain is verified', async (t) => {
+  const path = await tempLedger(t);
+  await writeChain(path, 10);
+  await (await UsageLedger.open(path)).close();
+  const lines = (await readFile(path, 'utf8')).trim().split('\n');
+  // Entries removed from the end (a ledger restored from a backup, or worse): the chain still
+  // verifies, so it opens, and says what it found.
+  await writeFile(path, `${lines.slice(0, 7).join('\n')}\n`);
+  const logger = capturingLogger();
+  const shorter = await UsageLedger.open(path, { logger });
+  assert.equal(shorter.head.entries, 7);
+  assert.match(logger.warnings.join('\n'), /shorter than at its last checkpoint/);
+  await shorter.close();
+  // A checkpoint that does not parse is ignored.
+  await writeFile(`${path}.checkpoint`, '{"version":1,"bytes":');
+  const reopened = await UsageLedger.open(path);
+  assert.equal(reopened.head.entries, 7);
+  await reopened.close();
+  assert.equal(JSON.parse(await readFile(`${path}.checkpoint`, 'utf8')).entries, 7);
 });

@@ -1,6 +1,6 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, truncate } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { type Logger, StratumError, silentLogger } from '@stratum/core';
@@ -111,15 +111,163 @@ export function verifyLedgerText(text: string): LedgerVerification {
   return { ok: true, entries: count, head: prev };
 }
 
+/** Checks a whole ledger file, as `verifyLedgerText` does, reading it in pieces. */
 export async function verifyLedgerFile(path: string): Promise<LedgerVerification> {
-  let text: string;
+  let file: FileHandle;
   try {
-    text = await readFile(path, 'utf8');
+    file = await open(path, 'r');
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { ok: true, entries: 0, head: GENESIS_HASH };
     throw error;
   }
-  return verifyLedgerText(text);
+  try {
+    const scan = await scanLedger(file, START);
+    if (!scan.ok) return scan;
+    if (scan.partial > 0)
+      return { ok: false, entries: scan.state.entries, line: scan.state.entries + 1, reason: 'the last line is cut short' };
+    return { ok: true, entries: scan.state.entries, head: scan.state.head };
+  } finally {
+    await file.close();
+  }
+}
+
+/** Where a chain stands after some whole lines: the last entry's seq and hash, and the bytes read. */
+interface ChainState {
+  entries: number;
+  head: string;
+  bytes: number;
+}
+
+const START: ChainState = { entries: 0, head: GENESIS_HASH, bytes: 0 };
+
+/** A ledger is read in pieces of this size, never whole: a JS string holds at most 512 MiB. */
+const READ_PIECE = 1 << 20;
+
+type Scan = { ok: true; state: ChainState; partial: number } | { ok: false; entries: number; line: number; reason: string };
+
+/**
+ * Verifies the chain from `from` (a whole-line boundary and the chain's state there) to the last
+ * whole line, handing each entry and its line's offset to `onEntry` and the bytes of every
+ * verified line to `hash`. `partial` counts the bytes after the last newline (a line cut short).
+ * Line numbers in failures count from the file's start: one entry per line.
+ */
+async function scanLedger(
+  file: FileHandle,
+  from: ChainState,
+  hash?: Hash,
+  onEntry?: (entry: LedgerEntry, offset: number) => void,
+): Promise<Scan> {
+  const state = { ...from };
+  const piece = Buffer.allocUnsafe(READ_PIECE);
+  let carry = Buffer.alloc(0);
+  let position = from.bytes;
+  for (;;) {
+    const { bytesRead } = await file.read(piece, 0, READ_PIECE, position);
+    if (bytesRead === 0) break;
+    position += bytesRead;
+    const data = carry.length > 0 ? Buffer.concat([carry, piece.subarray(0, bytesRead)]) : piece.subarray(0, bytesRead);
+    let at = 0;
+    for (let newline = data.indexOf(10, at); newline !== -1; newline = data.indexOf(10, at)) {
+      const checked = checkLine(data.toString('utf8', at, newline), state.entries + 1, state.head);
+      if (typeof checked === 'string') return { ok: false, entries: state.entries, line: state.entries + 1, reason: checked };
+      onEntry?.(checked, state.bytes);
+      state.entries++;
+      state.head = checked.hash;
+      state.bytes += newline + 1 - at;
+      at = newline + 1;
+    }
+    hash?.update(data.subarray(0, at));
+    // Copied: `piece` is read into again.
+    carry = Buffer.from(data.subarray(at));
+  }
+  return { ok: true, state, partial: carry.length };
+}
+
+/** Feeds the first `bytes` bytes of `file` to `hash`; false when the file is shorter. */
+async function hashPrefix(file: FileHandle, bytes: number, hash: Hash): Promise<boolean> {
+  const piece = Buffer.allocUnsafe(READ_PIECE);
+  let position = 0;
+  while (position < bytes) {
+    const { bytesRead } = await file.read(piece, 0, Math.min(READ_PIECE, bytes - position), position);
+    if (bytesRead === 0) return false;
+    hash.update(piece.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return true;
+}
+
+/** Every this many entries, the ledger notes where one starts (see `LedgerCheckpoint.index`). */
+const INDEX_EVERY = 4096;
+
+/** How often a running host rewrites its checkpoint (and at close). */
+const CHECKPOINT_EVERY_MS = 5 * 60_000;
+
+/**
+ * What a host knows of its ledger's verified part, kept beside it (`<ledger>.checkpoint`) so
+ * that a restart need not verify every entry again: a busy host appends about 3 MB a day per
+ * active capsule, and verifying a chain costs some 15 us an entry. It is a cache: a restart
+ * checks that the ledger's first `bytes` still hash to `sha256` (any change to them, and it
+ * verifies the whole chain instead) and verifies the entries after them.
+ */
+interface LedgerCheckpoint {
+  version: 1;
+  bytes: number;
+  entries: number;
+  head: string;
+  /** SHA-256 (hex) of the ledger's first `bytes` bytes. */
+  sha256: string;
+  totals: Record<string, Usage>;
+  lastActive: Record<string, number>;
+  /** The latest `to` (ms since the epoch) of any entry. */
+  latestTo: number;
+  /**
+   * Entry 1, and every INDEX_EVERY-th after it: [seq, the byte offset of its line, the latest
+   * `to` of the entries before it]. A reader of entries after a seq, or of usage since a time,
+   * starts from the last point before them instead of from the first line.
+   */
+  index: [number, number, number][];
+}
+
+function isUsage(value: unknown): value is Usage {
+  if (value === null || typeof value !== 'object') return false;
+  const usage = value as Record<string, unknown>;
+  return (
+    ['requests', 'cpuMs', 'memoryMbSeconds', 'bytesIn', 'bytesOut'].every((key) => typeof usage[key] === 'number') &&
+    usage.limitHits !== null &&
+    typeof usage.limitHits === 'object' &&
+    Object.values(usage.limitHits as object).every((count) => typeof count === 'number')
+  );
+}
+
+/** The checkpoint beside `path`, or undefined when there is none or it is not one (then the whole chain is verified). */
+async function readCheckpoint(path: string): Promise<LedgerCheckpoint | undefined> {
+  let value: unknown;
+  try {
+    value = JSON.parse(await readFile(path, 'utf8'));
+  } catch {
+    return undefined;
+  }
+  if (value === null || typeof value !== 'object') return undefined;
+  const checkpoint = value as Partial<LedgerCheckpoint>;
+  const whole = (number: unknown): number is number => Number.isSafeInteger(number) && (number as number) >= 0;
+  if (
+    checkpoint.version !== 1 ||
+    !whole(checkpoint.bytes) ||
+    !whole(checkpoint.entries) ||
+    typeof checkpoint.head !== 'string' ||
+    typeof checkpoint.sha256 !== 'string' ||
+    typeof checkpoint.latestTo !== 'number' ||
+    checkpoint.totals === null ||
+    typeof checkpoint.totals !== 'object' ||
+    !Object.values(checkpoint.totals).every(isUsage) ||
+    checkpoint.lastActive === null ||
+    typeof checkpoint.lastActive !== 'object' ||
+    !Object.values(checkpoint.lastActive).every((at) => typeof at === 'number') ||
+    !Array.isArray(checkpoint.index) ||
+    !checkpoint.index.every((point) => Array.isArray(point) && point.length === 3 && point.every((item) => typeof item === 'number'))
+  )
+    return undefined;
+  return checkpoint as LedgerCheckpoint;
 }
 
 function checkLine(line: string, seq: number, prev: string): LedgerEntry | string {
@@ -172,72 +320,104 @@ export class UsageLedger {
   readonly #now: () => Date;
   #seq: number;
   #head: string;
+  /** The ledger's length in bytes, and the SHA-256 of all of it so far (for the checkpoint). */
+  #bytes: number;
+  readonly #hash: Hash;
   #pending = new Map<string, Usage>();
   #periodStart: Date;
-  readonly #totals = new Map<string, Usage>();
-  /** When each capsule's last entry ends, in ms since the epoch. */
-  readonly #lastActive: Map<string, number>;
+  readonly #known: LedgerTotals;
+  #checkpointedAt = 0;
   #writing: Promise<void> = Promise.resolve();
   #closed = false;
 
-  private constructor(
-    path: string,
-    handle: FileHandle,
-    seq: number,
-    head: string,
-    totals: Map<string, Usage>,
-    lastActive: Map<string, number>,
-    options: LedgerOptions,
-  ) {
+  private constructor(path: string, handle: FileHandle, state: ChainState, hash: Hash, known: LedgerTotals, options: LedgerOptions) {
     this.path = path;
-    this.#lastActive = lastActive;
     this.#handle = handle;
-    this.#seq = seq;
-    this.#head = head;
-    this.#totals = totals;
+    this.#seq = state.entries;
+    this.#head = state.head;
+    this.#bytes = state.bytes;
+    this.#hash = hash;
+    this.#known = known;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? (() => new Date());
     this.#periodStart = this.#now();
   }
 
+  /** Writes the checkpoint (see `LedgerCheckpoint`) for what the ledger holds now; a failure only costs the next start a longer check. */
+  async #checkpoint(): Promise<void> {
+    this.#checkpointedAt = Date.now();
+    const checkpoint: LedgerCheckpoint = {
+      version: 1,
+      bytes: this.#bytes,
+      entries: this.#seq,
+      head: this.#head,
+      sha256: this.#hash.copy().digest('hex'),
+      ...this.#known.snapshot(),
+    };
+    const path = `${this.path}.checkpoint`;
+    try {
+      await writeFile(`${path}.tmp`, JSON.stringify(checkpoint), { mode: 0o600 });
+      await rename(`${path}.tmp`, path);
+    } catch (error) {
+      this.#logger.warn({ err: error, checkpoint: path }, 'writing the usage ledger checkpoint failed');
+    }
+  }
+
   /**
-   * Opens (or creates) a ledger and checks its whole chain. A last line cut short by a crash
-   * mid-write was never a complete entry: it is dropped with a warning. Any other break refuses
-   * to open, because appending to a broken chain would make it look whole again.
+   * Opens (or creates) a ledger and checks its chain: the whole of it, or, when the checkpoint
+   * beside it says which first bytes were verified and they are unchanged, the entries after
+   * them. A last line cut short by a crash mid-write was never a complete entry: it is dropped
+   * with a warning. Any other break refuses to open, because appending to a broken chain would
+   * make it look whole again.
    */
   static async open(path: string, options: LedgerOptions = {}): Promise<UsageLedger> {
     const logger = options.logger ?? silentLogger;
     await mkdir(dirname(path), { recursive: true });
-    let text = '';
+    const handle = await open(path, 'a+', 0o600);
     try {
-      text = await readFile(path, 'utf8');
+      const checkpointPath = `${path}.checkpoint`;
+      const known = new LedgerTotals();
+      let from = START;
+      let hash = createHash('sha256');
+      const checkpoint = await readCheckpoint(checkpointPath);
+      if (checkpoint) {
+        const { size } = await handle.stat();
+        const prefix = createHash('sha256');
+        if (size < checkpoint.bytes) {
+          logger.warn(
+            { ledger: path, bytes: size, checkpointBytes: checkpoint.bytes, checkpointEntries: checkpoint.entries },
+            'the usage ledger is shorter than at its last checkpoint (entries were removed, or it was restored from a backup); verifying the whole chain',
+          );
+        } else if (!(await hashPrefix(handle, checkpoint.bytes, prefix)) || prefix.copy().digest('hex') !== checkpoint.sha256) {
+          logger.warn(
+            { ledger: path, checkpointBytes: checkpoint.bytes },
+            'the usage ledger changed before its last checkpoint; verifying the whole chain',
+          );
+        } else {
+          from = { entries: checkpoint.entries, head: checkpoint.head, bytes: checkpoint.bytes };
+          hash = prefix;
+          known.restore(checkpoint);
+        }
+      }
+      const scan = await scanLedger(handle, from, hash, (entry, offset) => known.add(entry, offset));
+      if (!scan.ok) {
+        throw new StratumError('LEDGER_CORRUPT', `the usage ledger ${path} does not verify`, {
+          details: [`line ${scan.line}: ${scan.reason}`],
+          hint: 'The ledger is append-only and hash-chained; keep this copy for the audit and start the host with a fresh data directory or restore the ledger from a backup.',
+          user: false,
+        });
+      }
+      if (scan.partial > 0) {
+        logger.warn({ ledger: path, droppedBytes: scan.partial }, 'dropping a ledger line cut short by a crash');
+        await handle.truncate(scan.state.bytes);
+      }
+      const ledger = new UsageLedger(path, handle, scan.state, hash, known, options);
+      if (!checkpoint || scan.state.bytes !== checkpoint.bytes) await ledger.#checkpoint();
+      return ledger;
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      await handle.close();
+      throw error;
     }
-    if (text.length > 0 && !text.endsWith('\n')) {
-      const keep = text.lastIndexOf('\n') + 1;
-      logger.warn({ ledger: path, droppedBytes: Buffer.byteLength(text.slice(keep)) }, 'dropping a ledger line cut short by a crash');
-      await truncate(path, Buffer.byteLength(text.slice(0, keep)));
-      text = text.slice(0, keep);
-    }
-    const result = verifyLedgerText(text);
-    if (!result.ok) {
-      throw new StratumError('LEDGER_CORRUPT', `the usage ledger ${path} does not verify`, {
-        details: [`line ${result.line}: ${result.reason}`],
-        hint: 'The ledger is append-only and hash-chained; keep this copy for the audit and start the host with a fresh data directory or restore the ledger from a backup.',
-        user: false,
-      });
-    }
-    const totals = new Map<string, Usage>();
-    const lastActive = new Map<string, number>();
-    for (const line of text.split('\n')) {
-      if (!line) continue;
-      const entry = JSON.parse(line) as LedgerEntry;
-      addUsage(totalFor(totals, entry.capsule), entry.usage);
-      lastActive.set(entry.capsule, Date.parse(entry.to));
-    }
-    const handle = await open(path, 'a', 0o600);
-    return new UsageLedger(path, handle, result.entries, result.head, totals, lastActive, options);
   }
 
   get head(): { entries: number; hash: string } {
@@ -284,20 +464,25 @@ export class UsageLedger {
       lines.push(`${canonicalJson(entry)}\n`);
       written.push(entry);
     }
-    await this.#handle.write(lines.join(''));
+    const bytes = Buffer.from(lines.join(''));
+    await this.#handle.write(bytes);
     await this.#handle.sync();
+    let offset = this.#bytes;
+    for (const [index, entry] of written.entries()) {
+      this.#known.add(entry, offset);
+      offset += Buffer.byteLength(lines[index] as string);
+    }
     this.#seq = seq;
     this.#head = head;
-    for (const entry of written) {
-      addUsage(totalFor(this.#totals, entry.capsule), entry.usage);
-      this.#lastActive.set(entry.capsule, Date.parse(entry.to));
-    }
+    this.#bytes += bytes.length;
+    this.#hash.update(bytes);
     this.#logger.debug({ entries: written.length, head }, 'usage ledger flushed');
+    if (Date.now() - this.#checkpointedAt >= CHECKPOINT_EVERY_MS) await this.#checkpoint();
   }
 
   /** The capsules with usage in the ledger that ends after `since`, the most recently used first. */
   activeSince(since: Date): string[] {
-    return [...this.#lastActive]
+    return [...this.#known.lastActive]
       .filter(([, at]) => at > since.getTime())
       .sort(([, a], [, b]) => b - a)
       .map(([capsule]) => capsule);
@@ -308,13 +493,14 @@ export class UsageLedger {
     await this.#writing;
     if (!query.since && !query.until) {
       const all: Record<string, Usage> = {};
-      for (const [capsule, usage] of this.#totals) {
+      for (const [capsule, usage] of this.#known.totals) {
         if (query.capsule === undefined || query.capsule === capsule) all[capsule] = addUsage(emptyUsage(), usage);
       }
       return all;
     }
     const result: Record<string, Usage> = {};
-    for await (const entry of this.#read()) {
+    const start = query.since ? this.#known.offsetBefore(query.since.getTime()) : 0;
+    for await (const entry of this.#read(start)) {
       if (query.capsule !== undefined && entry.capsule !== query.capsule) continue;
       if (query.since && new Date(entry.to) <= query.since) continue;
       if (query.until && new Date(entry.from) >= query.until) continue;
@@ -328,7 +514,7 @@ export class UsageLedger {
   async entries(after = 0, limit = 1000): Promise<LedgerEntry[]> {
     await this.#writing;
     const out: LedgerEntry[] = [];
-    for await (const entry of this.#read()) {
+    for await (const entry of this.#read(this.#known.offsetOf(after + 1))) {
       if (entry.seq <= after) continue;
       out.push(entry);
       if (out.length >= limit) break;
@@ -336,8 +522,9 @@ export class UsageLedger {
     return out;
   }
 
-  async *#read(): AsyncGenerator<LedgerEntry> {
-    const lines = createInterface({ input: createReadStream(this.path, 'utf8'), crlfDelay: Number.POSITIVE_INFINITY });
+  /** The entries from the line at byte `start` on. */
+  async *#read(start = 0): AsyncGenerator<LedgerEntry> {
+    const lines = createInterface({ input: createReadStream(this.path, { encoding: 'utf8', start }), crlfDelay: Number.POSITIVE_INFINITY });
     try {
       for await (const line of lines) {
         if (!line) continue;
@@ -359,15 +546,66 @@ export class UsageLedger {
     if (this.#closed) return;
     await this.flush().catch((error: unknown) => this.#logger.error({ err: error }, 'the last usage flush failed'));
     this.#closed = true;
+    await this.#writing;
+    await this.#checkpoint();
     await this.#handle.close();
   }
 }
 
-function totalFor(totals: Map<string, Usage>, capsule: string): Usage {
-  let usage = totals.get(capsule);
-  if (!usage) {
-    usage = emptyUsage();
-    totals.set(capsule, usage);
+/** What a ledger's entries add up to, and where to start reading for a seq or a time. */
+class LedgerTotals {
+  readonly totals = new Map<string, Usage>();
+  /** When each capsule's last entry ends, in ms since the epoch. */
+  readonly lastActive = new Map<string, number>();
+  #latestTo = 0;
+  #index: [number, number, number][] = [];
+
+  add(entry: LedgerEntry, offset: number): void {
+    if (entry.seq % INDEX_EVERY === 1) this.#index.push([entry.seq, offset, this.#latestTo]);
+    let total = this.totals.get(entry.capsule);
+    if (!total) {
+      total = emptyUsage();
+      this.totals.set(entry.capsule, total);
+    }
+    addUsage(total, entry.usage);
+    const to = Date.parse(entry.to);
+    this.lastActive.set(entry.capsule, to);
+    if (to > this.#latestTo) this.#latestTo = to;
   }
-  return usage;
+
+  restore(checkpoint: LedgerCheckpoint): void {
+    for (const [capsule, usage] of Object.entries(checkpoint.totals)) this.totals.set(capsule, addUsage(emptyUsage(), usage));
+    for (const [capsule, at] of Object.entries(checkpoint.lastActive)) this.lastActive.set(capsule, at);
+    this.#latestTo = checkpoint.latestTo;
+    this.#index = checkpoint.index.filter(([seq, offset]) => seq <= checkpoint.entries && offset < checkpoint.bytes);
+  }
+
+  snapshot(): Pick<LedgerCheckpoint, 'totals' | 'lastActive' | 'latestTo' | 'index'> {
+    return {
+      totals: Object.fromEntries(this.totals),
+      lastActive: Object.fromEntries(this.lastActive),
+      latestTo: this.#latestTo,
+      index: this.#index,
+    };
+  }
+
+  /** The offset of an indexed line at or before entry `seq`. */
+  offsetOf(seq: number): number {
+    let offset = 0;
+    for (const [pointSeq, pointOffset] of this.#index) {
+      if (pointSeq > seq) break;
+      offset = pointOffset;
+    }
+    return offset;
+  }
+
+  /** The offset of an indexed line before which every entry ends at or before `time`. */
+  offsetBefore(time: number): number {
+    let offset = 0;
+    for (const [, pointOffset, latestBefore] of this.#index) {
+      if (latestBefore > time) break;
+      offset = pointOffset;
+    }
+    return offset;
+  }
 }
