@@ -1,6 +1,6 @@
 // The loader's transpile worker (jco, about 250 MB) lives only while there is work for it.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -30,4 +30,39 @@ test('the transpile worker ends once idle, and starts again for the next compone
   await loader.transpile(trap, [], []);
   assert.equal(loader.stats.transpileWorkersStarted, 2, 'the idle worker was not ended');
   assert.equal(loader.stats.transpiles, 2);
+});
+
+test('pruning the transpile cache keeps what is in use and the most recently used others; a pruned component transpiles again', async (t) => {
+  const cacheDir = await mkdtemp(join(tmpdir(), 'stratum-loader-'));
+  const loader = new Loader({ cacheDir });
+  t.after(async () => {
+    await loader.close();
+    await rm(cacheDir, { recursive: true, force: true });
+  });
+  const tiny = await readFile(await buildTiny());
+  // Three components: tiny, and tiny with a custom section appended (another digest each).
+  const variants = ['one', 'two', 'three'].map((name) => {
+    const bytes = new Uint8Array(Buffer.concat([tiny, Buffer.from([0x00, 1 + name.length, name.length, ...Buffer.from(name)])]));
+    return { digest: sha256Digest(bytes), bytes: () => Promise.resolve(bytes) };
+  });
+  const [inUse, older, newer] = await Promise.all(
+    variants.map(async (component) => ({
+      component,
+      world: await loader.inspect(component),
+      transpiled: await loader.transpile(component, [], []),
+    })),
+  );
+  if (!inUse || !older || !newer) throw new Error('three variants');
+  const meta = (entry: { transpiled: { dir: string } }) => join(entry.transpiled.dir, 'meta.json');
+  await utimes(meta(older), new Date(Date.now() - 120_000), new Date(Date.now() - 120_000));
+  await utimes(meta(newer), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+  const removed = await loader.pruneCache({ keys: new Set([inUse.transpiled.key]), digests: new Set([inUse.component.digest]) }, 1);
+  assert.equal(removed, 2, 'the older unused entry and its world');
+  assert.deepEqual((await readdir(join(cacheDir, 'transpiled'))).sort(), [inUse.transpiled.key, newer.transpiled.key].sort());
+  assert.equal((await readdir(join(cacheDir, 'inspect'))).length, 2);
+  const transpiles = loader.stats.transpiles;
+  await loader.transpile(newer.component, [], []);
+  assert.equal(loader.stats.transpiles, transpiles, 'a kept entry was transpiled again');
+  await loader.transpile(older.component, [], []);
+  assert.equal(loader.stats.transpiles, transpiles + 1, 'a pruned entry was not transpiled again');
 });

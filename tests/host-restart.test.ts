@@ -3,7 +3,7 @@
 // with the usage ledger intact.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,6 +115,19 @@ key = "${registrar.publicJwk.x}"
   first.child.kill('SIGKILL');
   await first.exited;
 
+  // Transpile cache entries no installation uses (older versions, an older transpile format), ten
+  // of them used a minute apart, and their components' worlds: a restart keeps the eight used
+  // most recently, and the worlds of those only.
+  const cache = join(dir, 'data', 'runtime', 'cache');
+  const stale = Array.from({ length: 10 }, (_, index) => `${'a'.repeat(30)}${index.toString(16).padStart(2, '0')}-${'0'.repeat(16)}`);
+  for (const [index, entry] of stale.entries()) {
+    await mkdir(join(cache, 'transpiled', entry), { recursive: true });
+    await writeFile(join(cache, 'transpiled', entry, 'meta.json'), '{}');
+    const usedAt = new Date(Date.now() - (stale.length - index) * 60_000);
+    await utimes(join(cache, 'transpiled', entry, 'meta.json'), usedAt, usedAt);
+    await writeFile(join(cache, 'inspect', `${entry.slice(0, 32)}${'0'.repeat(32)}.json`), '{}');
+  }
+
   const second = await startHostProcess(config, hosts);
   const client = createControlClient({ url: second.control, key: registrar.privateJwk, audience: 'host1.example.net' });
   const after = await client.status();
@@ -126,6 +139,17 @@ key = "${registrar.publicJwk.x}"
     ],
   );
   assert.equal(after.runtime?.transpiles, 0, 'the restart came back from the transpile cache');
+  const transpiled = await readdir(join(cache, 'transpiled'));
+  assert.deepEqual(
+    stale.filter((entry) => transpiled.includes(entry)),
+    stale.slice(2),
+    'the stale transpile cache entries kept are not the eight used most recently',
+  );
+  const worlds = await readdir(join(cache, 'inspect'));
+  assert.deepEqual(
+    stale.filter((entry) => worlds.includes(`${entry.slice(0, 32)}${'0'.repeat(32)}.json`)),
+    stale.slice(2),
+  );
   assert.ok((after.runtime?.cacheHits ?? 0) >= 1);
   // hello served a request shortly before: its code compiles at start, before any request asks;
   // greeter, never started, does not.

@@ -208,6 +208,44 @@ test('drain answers in-flight requests, then stops; stop and uninstall free the 
   await assert.rejects(host.runtime.start('tiny'), { code: 'CAPSULE_NOT_FOUND' });
 });
 
+test('uninstalling or replacing a capsule trims the transpile cache to what is in use and the eight entries used last', async (t) => {
+  const { mkdir, readdir, utimes, writeFile } = await import('node:fs/promises');
+  const { join } = await import('node:path');
+  const host = await startHarness(t);
+  // Nine entries of components installed before and gone, used a minute apart.
+  const transpiled = join(host.dataDir, 'cache', 'transpiled');
+  const gone = Array.from({ length: 9 }, (_, index) => `${'b'.repeat(31)}${index}-${'0'.repeat(16)}`);
+  for (const [index, entry] of gone.entries()) {
+    await mkdir(join(transpiled, entry), { recursive: true });
+    await writeFile(join(transpiled, entry, 'meta.json'), '{}');
+    const usedAt = new Date(Date.now() - (gone.length - index) * 60_000);
+    await utimes(join(transpiled, entry, 'meta.json'), usedAt, usedAt);
+  }
+  await host.install('tiny', await buildTiny());
+  await host.install('trap', await buildHostile('trap'));
+  const [tinyKey, trapKey] = (await readdir(transpiled)).filter((entry) => !gone.includes(entry));
+  assert.ok(tinyKey && trapKey);
+  // Replaced by another component: tiny's entry is no longer in use, but among the eight used last.
+  await host.install('tiny', await buildHostile('trap'));
+  let entries = await readdir(transpiled);
+  assert.ok(entries.includes(tinyKey) && entries.includes(trapKey));
+  assert.deepEqual(
+    gone.filter((entry) => entries.includes(entry)),
+    gone.slice(2),
+  );
+  // Uninstalled while another capsule uses its component: nothing goes.
+  await host.runtime.uninstall('trap');
+  assert.deepEqual(await readdir(transpiled), entries);
+  // Uninstalled, the last user: its entry joins the unused, and the oldest goes.
+  await host.runtime.uninstall('tiny');
+  entries = await readdir(transpiled);
+  assert.ok(entries.includes(tinyKey) && entries.includes(trapKey));
+  assert.deepEqual(
+    gone.filter((entry) => entries.includes(entry)),
+    gone.slice(3),
+  );
+});
+
 test('a host killed with SIGKILL comes back from its cache: every capsule, no transpiling', { timeout: 180_000 }, async (t) => {
   const { spawn } = await import('node:child_process');
   const { mkdtemp } = await import('node:fs/promises');

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -100,6 +100,8 @@ const IMPORT_BINDINGS = 'hybrid';
 const CORE_MODULE_FORMAT = 'memory-cap-slots, hosted memory';
 /** jco's glue module, named after the `name: 'capsule'` the transpile worker gives jco. */
 const GLUE_FILE = 'capsule.js';
+/** Transpile cache entries no installed capsule uses that `pruneCache` keeps, the most recently used. */
+const KEEP_UNUSED_TRANSPILED = 8;
 
 export class Loader {
   readonly stats: LoaderStats = { transpiles: 0, inspections: 0, cacheHits: 0, transpileWorkersStarted: 0, compiles: 0 };
@@ -224,6 +226,9 @@ export class Loader {
     const meta = await readJson<{ coreModules: string[]; memoryCaps: Record<string, MemoryCapSlot[]> }>(metaFile);
     if (meta) {
       this.stats.cacheHits++;
+      // When it was last used, for `pruneCache`.
+      const now = new Date();
+      utimes(metaFile, now, now).catch(() => {});
       const { coreModules, memoryCaps } = meta;
       return { key, dir, glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href, coreModules, memoryCaps, jspi };
     }
@@ -342,6 +347,48 @@ export class Loader {
     const worker = this.#worker;
     this.#worker = undefined;
     if (worker) await worker.terminate();
+  }
+
+  /**
+   * Trims the transpile cache to the entries installed capsules use (`inUse`: their transpile
+   * keys and component digests) and the `keepUnused` others used most recently. A transpiled JS
+   * capsule is about 13 MB on disk, so every version an app ever had, and every transpile format a
+   * Stratum upgrade left behind, would otherwise stay; the few kept make a rollback, or an app
+   * moved away and back, start without transpiling again. Returns how many entries went.
+   */
+  async pruneCache(
+    inUse: { keys: ReadonlySet<string>; digests: ReadonlySet<string> },
+    keepUnused = KEEP_UNUSED_TRANSPILED,
+  ): Promise<number> {
+    let removed = 0;
+    const transpiled = join(this.#cacheDir, 'transpiled');
+    const unused: { entry: string; usedAt: number }[] = [];
+    for (const entry of await readdir(transpiled).catch(() => [] as string[])) {
+      // Staging directories are `#sweep`'s: one may be this process's transpile under way.
+      if (entry.endsWith('.tmp') || inUse.keys.has(entry) || this.#inFlight.has(`transpile:${entry}`)) continue;
+      const usedAt = await stat(join(transpiled, entry, 'meta.json')).then(
+        (meta) => meta.mtimeMs,
+        () => 0,
+      );
+      unused.push({ entry, usedAt });
+    }
+    unused.sort((a, b) => b.usedAt - a.usedAt);
+    const kept = new Set(unused.slice(0, keepUnused).map(({ entry }) => entry));
+    for (const { entry } of unused.slice(keepUnused)) {
+      await rm(join(transpiled, entry), { recursive: true, force: true });
+      removed++;
+    }
+    // A component's world goes with its last transpiled entry (keys begin with its digest's hex).
+    const digests = new Set([...inUse.digests].map((digest) => hexOf(digest).slice(0, 32)));
+    for (const entry of kept) digests.add(entry.slice(0, 32));
+    const inspected = join(this.#cacheDir, 'inspect');
+    for (const entry of await readdir(inspected).catch(() => [] as string[])) {
+      if (entry.endsWith('.tmp') || digests.has(entry.slice(0, 32)) || this.#inFlight.has(`inspect:sha256:${entry.replace(/\.json$/, '')}`))
+        continue;
+      await rm(join(inspected, entry), { force: true });
+      removed++;
+    }
+    return removed;
   }
 
   /** Removes what a host killed in the middle of transpiling left behind (once per process). */

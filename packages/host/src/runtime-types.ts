@@ -117,5 +117,11 @@ export interface HostRuntime {
    * with nothing to prepare need not implement it.
    */
   prepare?(names: readonly string[]): Promise<void>;
+  /**
+   * Trims caches kept on disk for components no installed capsule uses (a host calls it once it
+   * has restored its capsules, before it serves); returns how many entries went. A runtime with
+   * no such cache need not implement it.
+   */
+  pruneCache?(): Promise<number>;
   close(): Promise<void>;
 }

@@ -1295,6 +1295,8 @@ class Runtime implements StratumHostRuntime {
   /** Threads being ended: `close` waits for them (a thread writes V8's code cache as it ends). */
   readonly #ending = new Set<Promise<unknown>>();
   #closed = false;
+  /** Installs under way: a transpile cache entry one of them has found is not in any capsule yet. */
+  #installing = 0;
 
   constructor(options: HostRuntimeOptions, capabilities: LoadedCapability[]) {
     this.#options = options;
@@ -1448,6 +1450,15 @@ class Runtime implements StratumHostRuntime {
   }
 
   async install(request: InstallRequest): Promise<CapsuleStatus> {
+    this.#installing++;
+    try {
+      return await this.#install(request);
+    } finally {
+      this.#installing--;
+    }
+  }
+
+  async #install(request: InstallRequest): Promise<CapsuleStatus> {
     const manifest = request.manifest;
     const name = request.name ?? manifest.capsule.name;
     const domains = request.domains.map((domain) => domain.toLowerCase());
@@ -1542,9 +1553,13 @@ class Runtime implements StratumHostRuntime {
       if (previous.active > 0) await new Promise<void>((resolve) => (previous.drained = resolve));
       await previous.stopWorkers();
       previous.state = 'stopped';
+      await this.#dropCacheOf(previous, 1);
       return capsule.status();
     }
-    if (previous) await this.#remove(previous);
+    if (previous) {
+      await this.#remove(previous);
+      await this.#dropCacheOf(previous, 1);
+    }
     this.#capsules.set(name, capsule);
     for (const domain of domains) this.#byDomain.set(domain, capsule);
     this.logger.info({ capsule: name, domains, digest: component.digest, jspi: transpiled.jspi }, 'capsule installed');
@@ -1635,7 +1650,37 @@ class Runtime implements StratumHostRuntime {
   }
 
   async uninstall(name: string): Promise<void> {
-    await this.#remove(this.#get(name));
+    const capsule = this.#get(name);
+    await this.#remove(capsule);
+    await this.#dropCacheOf(capsule, 0);
+  }
+
+  /**
+   * Removes the transpile cache's entries that no installed capsule uses (a host does at start,
+   * before it serves; see `Loader.pruneCache`). Returns how many went.
+   */
+  async pruneCache(): Promise<number> {
+    if (this.#installing > 0) return 0;
+    const capsules = [...this.#capsules.values()];
+    return this.#loader.pruneCache({
+      keys: new Set(capsules.map((capsule) => capsule.transpiled.key)),
+      digests: new Set(capsules.map((capsule) => capsule.digest)),
+    });
+  }
+
+  /**
+   * After `gone` was uninstalled or replaced: its transpile cache entries, when no capsule uses
+   * them and no other install (`ownInstalls` counts the caller's) may have just found them.
+   */
+  async #dropCacheOf(gone: Capsule, ownInstalls: number): Promise<void> {
+    if (this.#installing > ownInstalls) return;
+    const capsules = [...this.#capsules.values()];
+    if (capsules.some((capsule) => capsule.transpiled.key === gone.transpiled.key || capsule.digest === gone.digest)) return;
+    const removed = await this.#loader.pruneCache({
+      keys: new Set(capsules.map((capsule) => capsule.transpiled.key)),
+      digests: new Set(capsules.map((capsule) => capsule.digest)),
+    });
+    if (removed > 0) this.logger.debug({ capsule: gone.name, removed }, 'removed transpile cache entries no capsule uses');
   }
 
   status(): CapsuleStatus[] {

@@ -154,6 +154,8 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       .catch((error: unknown) => logger.warn({ err: errorMessage(error) }, 'preparing for the first requests failed'));
     const removed = await store.prune();
     if (removed > 0) logger.info({ removed }, 'removed component files no installation uses');
+    const pruned = await runtime.pruneCache?.();
+    if (pruned) logger.info({ removed: pruned }, 'removed transpile cache entries no installation uses');
 
     // Not `import { createServer } from 'node:http'`: an ES module import of node:http reads every
     // export, and its WebSocket getters load Node.js's bundled undici (about 50 ms of a fresh
