@@ -2,7 +2,7 @@
 // installs examples/hello over the signed API, and the ingress serves it by its Host header.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -147,6 +147,10 @@ test('an install whose manifest names a registry source is pulled by the host an
 
   const installed = await client.install({ domains: ['hello.example'], manifest: pinned });
   assert.equal(installed.digest, pushed.digest);
+  // The host keeps the component in its installation store, not a second copy in the pull cache.
+  const pulledBlobs = await readdir(join(dir, 'data', 'registry', 'blobs', 'sha256')).catch(() => [] as string[]);
+  assert.ok(!pulledBlobs.includes(pushed.digest.slice('sha256:'.length)), 'the pulled component stayed in the registry cache');
+  assert.ok((await readdir(join(dir, 'data', 'components', 'sha256'))).includes(`${pushed.digest.slice('sha256:'.length)}.wasm`));
   const hello = await get(host.ingressUrl, 'hello.example', '/?name=registry');
   assert.equal(hello.status, 200);
   assert.equal((JSON.parse(hello.body) as { message: string }).message, 'hello, registry');

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -56,6 +56,10 @@ export function registryPuller(cacheDir: string, logger: Logger = silentLogger):
     const { pullComponent } = await import('@stratum/registry');
     const pulled = await pullComponent({ reference, digest, cacheDir, logger });
     const bytes = await readFile(pulled.path);
+    // The installation store keeps the bytes it installs: a copy here would stay for good, one
+    // per version ever pulled (the registry client's cache never forgets), and a later pull of
+    // the same digest just downloads it again.
+    await rm(pulled.path, { force: true });
     const actual = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     if (actual !== digest) {
       throw new StratumError('DIGEST_MISMATCH', `${reference} holds another component than the manifest pins`, {
