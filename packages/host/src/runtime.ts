@@ -1656,31 +1656,31 @@ class Runtime implements StratumHostRuntime {
   }
 
   /**
-   * Removes the transpile cache's entries that no installed capsule uses (a host does at start,
-   * before it serves; see `Loader.pruneCache`). Returns how many went.
+   * Trims the transpile cache to what installed capsules use and the few others used last (a host
+   * does at start, before it serves; see `Loader.pruneCache`). Returns how many entries went.
    */
   async pruneCache(): Promise<number> {
-    if (this.#installing > 0) return 0;
+    return this.#installing > 0 ? 0 : this.#trimCache();
+  }
+
+  /**
+   * After `gone` was uninstalled or replaced, when no capsule uses its component any more and no
+   * other install (`ownInstalls` counts the caller's) may have just found its cache entry.
+   */
+  async #dropCacheOf(gone: Capsule, ownInstalls: number): Promise<void> {
+    if (this.#installing > ownInstalls) return;
+    if ([...this.#capsules.values()].some((capsule) => capsule.transpiled.key === gone.transpiled.key || capsule.digest === gone.digest))
+      return;
+    const removed = await this.#trimCache();
+    if (removed > 0) this.logger.debug({ capsule: gone.name, removed }, 'removed transpile cache entries no capsule uses');
+  }
+
+  #trimCache(): Promise<number> {
     const capsules = [...this.#capsules.values()];
     return this.#loader.pruneCache({
       keys: new Set(capsules.map((capsule) => capsule.transpiled.key)),
       digests: new Set(capsules.map((capsule) => capsule.digest)),
     });
-  }
-
-  /**
-   * After `gone` was uninstalled or replaced: its transpile cache entries, when no capsule uses
-   * them and no other install (`ownInstalls` counts the caller's) may have just found them.
-   */
-  async #dropCacheOf(gone: Capsule, ownInstalls: number): Promise<void> {
-    if (this.#installing > ownInstalls) return;
-    const capsules = [...this.#capsules.values()];
-    if (capsules.some((capsule) => capsule.transpiled.key === gone.transpiled.key || capsule.digest === gone.digest)) return;
-    const removed = await this.#loader.pruneCache({
-      keys: new Set(capsules.map((capsule) => capsule.transpiled.key)),
-      digests: new Set(capsules.map((capsule) => capsule.digest)),
-    });
-    if (removed > 0) this.logger.debug({ capsule: gone.name, removed }, 'removed transpile cache entries no capsule uses');
   }
 
   status(): CapsuleStatus[] {
