@@ -342,3 +342,51 @@ test('a ledger shorter than its checkpoint, or a checkpoint that is not one, mea
   await reopened.close();
   assert.equal(JSON.parse(await readFile(`${path}.checkpoint`, 'utf8')).entries, 7);
 });
+
+test('whatever happens to a ledger and its checkpoint, it is refused as corrupt or opens onto a chain that verifies', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-ledger-fuzz-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  let run = 0;
+  await fc.assert(
+    fc.asyncProperty(
+      fc.integer({ min: 0, max: 12 }),
+      fc.boolean(),
+      fc.oneof(
+        fc.record({ kind: fc.constant('truncate' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
+        fc.record({
+          kind: fc.constant('flip' as const),
+          at: fc.double({ min: 0, max: 1, noNaN: true }),
+          bits: fc.integer({ min: 1, max: 255 }),
+        }),
+        fc.record({ kind: fc.constant('append' as const), text: fc.string({ maxLength: 40 }) }),
+        fc.record({ kind: fc.constant('checkpoint' as const), text: fc.string({ maxLength: 40 }) }),
+      ),
+      async (count, checkpointed, damage) => {
+        const path = join(dir, `${run++}`, 'ledger.jsonl');
+        await writeChain(path, count);
+        if (checkpointed) await (await UsageLedger.open(path)).close();
+        const bytes = await readFile(path);
+        if (damage.kind === 'truncate') await writeFile(path, bytes.subarray(0, Math.floor(bytes.length * damage.at)));
+        else if (damage.kind === 'flip' && bytes.length > 0) {
+          const at = Math.min(bytes.length - 1, Math.floor(bytes.length * damage.at));
+          bytes[at] = (bytes[at] ?? 0) ^ damage.bits;
+          await writeFile(path, bytes);
+        } else if (damage.kind === 'append') await writeFile(path, damage.text, { flag: 'a' });
+        else if (damage.kind === 'checkpoint') await writeFile(`${path}.checkpoint`, damage.text);
+        let ledger: UsageLedger;
+        try {
+          ledger = await UsageLedger.open(path);
+        } catch (error) {
+          assert.equal((error as { code?: string }).code, 'LEDGER_CORRUPT', String(error));
+          return;
+        }
+        ledger.record(record('after'));
+        await ledger.close();
+        const verified = await verifyLedgerFile(path);
+        assert.equal(verified.ok, true, JSON.stringify({ damage, verified }));
+        assert.equal(verified.entries, ledger.head.entries);
+      },
+    ),
+    { numRuns: 150 },
+  );
+});
