@@ -359,10 +359,10 @@ function newCapsuleWorker(boot: WorkerBoot, name: string): Worker {
   });
 }
 
-/** A worker started before any capsule needs it (see `Runtime.takeSpare`). */
 /** What a spare loads and makes ahead for the component it expects: its glue, and the memories its modules import. */
 type SpareGuess = Pick<WorkerInit, 'glueUrl' | 'hostedMemories'>;
 
+/** A worker started before any capsule needs it (see `Runtime.takeSpare`). */
 interface SpareWorker {
   worker: Worker;
   /** The modules it loads while it waits. */
