@@ -211,18 +211,49 @@ async function writeChain(path: string, count: number, start = Date.parse('2026-
   return entries;
 }
 
-function capturingLogger(): Logger & { warnings: string[] } {
+function capturingLogger(): Logger & { warnings: string[]; infos: string[] } {
   const warnings: string[] = [];
-  const logger: Logger & { warnings: string[] } = {
+  const infos: string[] = [];
+  const message = (args: unknown[]) => String(args.find((arg) => typeof arg === 'string'));
+  const logger: Logger & { warnings: string[]; infos: string[] } = {
     ...silentLogger,
     warnings,
+    infos,
     warn: (...args: unknown[]) => {
-      warnings.push(String(args.find((arg) => typeof arg === 'string')));
+      warnings.push(message(args));
+    },
+    info: (...args: unknown[]) => {
+      infos.push(message(args));
     },
     child: () => logger,
   };
   return logger;
 }
+
+test('a long read of the ledger at start-up is announced and its progress logged; a short one is quiet', async (t) => {
+  const path = await tempLedger(t);
+  // About 1.6 MB: two 1 MiB read pieces, so one progress line between them.
+  await writeChain(path, 5000);
+  const quiet = capturingLogger();
+  await (await UsageLedger.open(path, { logger: quiet })).close();
+  assert.deepEqual(quiet.infos, [], 'a ledger under the default 64 MiB opens without a word');
+
+  await rm(`${path}.checkpoint`);
+  const long = { announceReadBytes: 1024, progressEveryMs: 0 };
+  const first = capturingLogger();
+  await (await UsageLedger.open(path, { logger: first, ...long })).close();
+  assert.equal(first.infos.length, 3, first.infos.join('\n'));
+  assert.match(first.infos[0] ?? '', /^verifying the usage ledger: 1\.\d MiB to read$/);
+  assert.match(first.infos[1] ?? '', /^verifying the usage ledger: \d{1,2}% read in \d+ ms$/);
+  assert.match(first.infos[2] ?? '', /^verifying the usage ledger: 5000 entries verified in /);
+
+  // With the checkpoint the first open wrote, the next one hashes the prefix instead.
+  const again = capturingLogger();
+  await (await UsageLedger.open(path, { logger: again, ...long })).close();
+  assert.equal(again.infos.length, 2, again.infos.join('\n'));
+  assert.match(again.infos[0] ?? '', /^checking the usage ledger against its checkpoint: 1\.\d MiB to read$/);
+  assert.match(again.infos[1] ?? '', /^checking the usage ledger against its checkpoint: \d+% read in /);
+});
 
 test('a ledger larger than a read piece opens, keeps a checkpoint, and pages from its index', async (t) => {
   const path = await tempLedger(t);
