@@ -23,7 +23,7 @@ import type {
   RequestRecord,
   StartOptions,
 } from './runtime-types.ts';
-import { type HostedMemory, hostedMemories } from './wasm-memory.ts';
+import { hostedMemories } from './wasm-memory.ts';
 import {
   type FromWorker,
   packRequests,
@@ -367,10 +367,8 @@ interface SpareWorker {
   worker: Worker;
   /** The modules it loads while it waits. */
   preload: string[];
-  /** And the glue it loads after them, if the runtime guessed one. */
-  glue: string | undefined;
-  /** And the memories it makes for that glue's component. */
-  memories: Record<string, HostedMemory> | undefined;
+  /** And the component the runtime guessed, if any: its glue loaded after them, its memories made. */
+  guess: SpareGuess | undefined;
   /** It has loaded them. */
   preloaded: boolean;
   /** The last `preload` message sent to it (0: none, its boot lists): an answer to an earlier one does not count. */
@@ -1354,8 +1352,7 @@ class Runtime implements StratumHostRuntime {
     const spare: SpareWorker = {
       worker,
       preload,
-      glue,
-      memories,
+      guess,
       preloaded: false,
       round: 0,
       onMessage: (message) => {
@@ -1395,15 +1392,14 @@ class Runtime implements StratumHostRuntime {
     const glue = likeliest?.glueUrl;
     const memories = likeliest?.hostedMemories;
     if (
-      glue === spare.glue &&
-      JSON.stringify(memories) === JSON.stringify(spare.memories) &&
+      glue === spare.guess?.glueUrl &&
+      JSON.stringify(memories) === JSON.stringify(spare.guess?.hostedMemories) &&
       modules.length === spare.preload.length &&
       modules.every((url) => spare.preload.includes(url))
     )
       return;
     spare.preload = modules;
-    spare.glue = glue;
-    spare.memories = memories;
+    spare.guess = likeliest;
     spare.preloaded = false;
     spare.round++;
     spare.worker.postMessage({
@@ -1440,7 +1436,7 @@ class Runtime implements StratumHostRuntime {
       workersStarted: this.workersStarted,
       sparesUsed: this.sparesUsed,
       sparePreload: [...(this.#spare?.preload ?? [])],
-      ...(this.#spare?.glue ? { spareGlue: this.#spare.glue } : {}),
+      ...(this.#spare?.guess ? { spareGlue: this.#spare.guess.glueUrl } : {}),
       sparePreloaded: this.#spare?.preloaded ?? false,
       spareGlueHits: this.spareGlueHits,
       spareMemoryHits: this.spareMemoryHits,

@@ -152,8 +152,10 @@ export function unpackRequests({ fields }: PackedRequests): RequestMessage[] {
 export type FromWorker =
   /** Batches of several requests (or of one request's parts), in order. */
   | PackedBatches
-  /** `gluePreloaded`: the thread had loaded this capsule's glue while it waited as a spare. */
-  /** `memoryPretouched`: a memory the host creates for it had its data pages written while the thread waited. */
+  /**
+   * `gluePreloaded`: the thread had loaded this capsule's glue while it waited as a spare.
+   * `memoryPretouched`: a memory the host creates for it had its data pages written while the thread waited.
+   */
   | { type: 'ready'; memoryBytes: number; gluePreloaded?: boolean; memoryPretouched?: boolean }
   | { type: 'failed'; message: string }
   /** A spare has loaded what it was given to load while it waits (`round`: which `preload` message, 0 for its boot lists). */

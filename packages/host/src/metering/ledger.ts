@@ -423,8 +423,8 @@ export class UsageLedger {
       let from = START;
       let hash = createHash('sha256');
       const checkpoint = await readCheckpoint(checkpointPath);
+      const { size } = await handle.stat();
       if (checkpoint) {
-        const { size } = await handle.stat();
         const prefix = createHash('sha256');
         if (size < checkpoint.bytes) {
           logger.warn(
@@ -450,7 +450,7 @@ export class UsageLedger {
           known.restore(checkpoint);
         }
       }
-      const unverified = (await handle.stat()).size - from.bytes;
+      const unverified = size - from.bytes;
       const verifying = from.bytes === 0 ? 'verifying the usage ledger' : 'verifying the usage ledger after its checkpoint';
       const started = Date.now();
       const progress = announceRead(logger, path, verifying, unverified, ANNOUNCE_VERIFY_BYTES, options);
