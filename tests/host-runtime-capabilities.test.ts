@@ -2,9 +2,10 @@
 // checked at install, a capability's errors reaching the guest as WIT errors (never traps),
 // each capsule's data kept apart, and asynchronous backends through JSPI.
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
 import { CAPABILITY_MODULES } from '@stratum/host';
 import { startHarness } from './fixtures/hostile/harness.ts';
 import { buildHostile } from './support/tiny.ts';
@@ -62,6 +63,28 @@ test('a capsule on an asynchronous backend serves requests at once in more insta
   });
   await host.install('a', await buildHostile('probe'));
   const replies = await Promise.all([1, 2, 3, 4].map(() => host.get('a.test')));
+  assert.deepEqual(
+    replies.map((reply) => reply.body.toString().replace(/^\d+ /, 'N ')),
+    Array(4).fill('N err:denied err:unexpected: backend down\n'),
+  );
+  assert.equal(host.runtime.status()[0]?.instances, 4);
+});
+
+test('requests that come once the one running has waited a while still get instances of their own', async (t) => {
+  // They are not posted behind a request that has run over `headAgeMs`, so they wait in the
+  // queue; the host must ask whether that request waits on its backend, or they wait for it to
+  // end: here, for ever (the barrier needs them), and on a loaded machine in the test above.
+  const host = await startHarness(t, {
+    capabilities,
+    capabilityConfig: { probe: { grant: ['a'], async: true, barrier: 4 } },
+    instancesPerCapsule: 1,
+  });
+  await host.install('a', await buildHostile('probe'));
+  const first = host.get('a.test');
+  const barrierDir = join(host.dataDir, 'capsules', 'a', 'probe', 'barrier');
+  while ((await readdir(barrierDir).catch(() => [])).length === 0) await setTimeout(10);
+  await setTimeout(50);
+  const replies = await Promise.all([first, ...[2, 3, 4].map(() => host.get('a.test'))]);
   assert.deepEqual(
     replies.map((reply) => reply.body.toString().replace(/^\d+ /, 'N ')),
     Array(4).fill('N err:denied err:unexpected: backend down\n'),

@@ -461,7 +461,7 @@ start().then(
       waiting.push(message);
       if (!running) void run();
     };
-    // Hands back the requests not started yet if, watched a moment, the one running waits.
+    // Says whether, watched a moment, the request running waits; if so, hands back those not started yet.
     const reclaim = () => {
       const request = current?.id;
       const cpuBefore = cpuMicros();
@@ -475,7 +475,7 @@ start().then(
           ids.unshift(one.id);
           waiting.splice(index, 1);
         }
-        port.postMessage({ type: 'reclaimed', ids } satisfies FromWorker);
+        port.postMessage({ type: 'reclaimed', ids, waits } satisfies FromWorker);
       }, RECLAIM_WATCH_MS);
     };
     // The main thread posts the requests it took in one turn together (see `ToWorker`).

@@ -581,7 +581,7 @@ class Capsule {
           handle.onConsumed?.();
           break;
         case 'reclaimed':
-          this.onReclaimed(handle, message.ids);
+          this.onReclaimed(handle, message.ids, message.waits);
           break;
         case 'closed':
           this.#runtime.ending(worker.terminate());
@@ -721,11 +721,12 @@ class Capsule {
   }
 
   /**
-   * Asks a JSPI instance for the requests posted behind the one it runs, which has run longer
-   * than `headAgeMs`: if it waits on a backend, whatever waits behind it would wait as long. The
-   * worker decides (it watches the request's thread for a moment, see RECLAIM_WATCH_MS in
-   * capsule-worker.ts) and hands back those it has not started (`onReclaimed`); they go to the
-   * front of the queue, where an idle instance, or a new one, takes them.
+   * Asks a JSPI instance whose request has run longer than `headAgeMs` whether that request waits
+   * on a backend, when requests wait behind it or in the queue: if it does, they would wait as
+   * long, and the capsule may have more instances than cores (`maxInstances`). The worker decides
+   * (it watches the request's thread for a moment, see RECLAIM_WATCH_MS in capsule-worker.ts) and
+   * hands back those behind it it has not started (`onReclaimed`); they go to the front of the
+   * queue, where an idle instance, or a new one, takes them.
    */
   reclaim(handle: CapsuleWorker): void {
     handle.reclaiming = true;
@@ -734,14 +735,15 @@ class Capsule {
     handle.worker.postMessage({ type: 'reclaim' } satisfies ToWorker);
   }
 
-  onReclaimed(handle: CapsuleWorker, ids: number[]): void {
+  onReclaimed(handle: CapsuleWorker, ids: number[], waits: boolean): void {
     handle.reclaiming = false;
     // A retired instance's waiting requests went back to the queue already.
     if (handle.retired) return;
     const now = Date.now();
-    if (ids.length === 0) {
-      // Refused: the request it runs is computing, or its backend answers fast.
-      handle.reclaimAfter = now + this.#runtime.pipeline.headAgeMs;
+    // Asked again only after a while, if requests still wait then (see `pump`).
+    handle.reclaimAfter = now + this.#runtime.pipeline.headAgeMs;
+    if (!waits) {
+      // The request it runs is computing, or its backend answers fast.
       this.armWatch(handle, this.reclaimDue(handle));
       return;
     }
@@ -791,6 +793,11 @@ class Capsule {
     const waiting = this.queue.length > 0 && Date.now() - this.waitedAt < WAITED_RECENTLY_MS;
     const wanted = waiting ? this.maxInstances : this.queue.length > 0 || queuedBehind ? this.computeInstances : 0;
     if (this.workers.size < wanted && this.spawning === 0 && this.state !== 'stopped') this.startWorker();
+    // Requests left waiting: a JSPI instance's request may wait on a backend, which only asking
+    // tells (`reclaimDue`); nothing else would look before that request ends.
+    if (this.queue.length > 0 && this.transpiled.jspi) {
+      for (const handle of this.workers) if (handle.started && !handle.retired) this.armWatch(handle, this.reclaimDue(handle));
+    }
     if (this.active === 0 && this.drained) this.drained();
   }
 
@@ -945,10 +952,19 @@ class Capsule {
     this.armWatch(handle, Math.min(active.cpuCheckAt, now + this.limits.timeoutMs, this.reclaimDue(handle)));
   }
 
-  /** When the requests behind a JSPI instance's current one are to be reclaimed, if they are. */
+  /**
+   * When a JSPI instance is to be asked whether its current request waits (`reclaim`): while
+   * requests wait behind it, or in the queue with room for another instance. Requests that came
+   * after its current request had run `headAgeMs` were not posted behind it (`leastBusy`), and
+   * only an answer that it waits lets the capsule start instances beyond one per core.
+   */
   reclaimDue(handle: CapsuleWorker): number {
     const head = handle.head;
-    if (!this.transpiled.jspi || !head || handle.inFlight.length < 2) return Number.POSITIVE_INFINITY;
+    if (!this.transpiled.jspi || !head) return Number.POSITIVE_INFINITY;
+    // One answer that a request waits lets instances start for a while (WAITED_RECENTLY_MS):
+    // asking every busy instance all along would take the CPU the new instances need.
+    const queued = this.queue.length > 0 && this.workers.size < this.maxInstances && Date.now() - this.waitedAt >= WAITED_RECENTLY_MS;
+    if (handle.inFlight.length < 2 && !queued) return Number.POSITIVE_INFINITY;
     return Math.max(head.started + this.#runtime.pipeline.headAgeMs, handle.reclaimAfter);
   }
 

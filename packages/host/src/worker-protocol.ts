@@ -92,8 +92,9 @@ export interface ResponseBatch {
 
 /**
  * Requests go one at a time or, when the main thread took several in one turn, together.
- * `reclaim` asks for the requests that wait behind the one running back, unstarted (the answer
- * is `reclaimed`): the one running waits on a backend, and they should not wait with it.
+ * `reclaim` asks whether the request running waits on a backend and, if it does, for the
+ * requests waiting behind it back, unstarted (the answer is `reclaimed`): they should not wait
+ * with it.
  */
 export type ToWorker = PackedRequests | { type: 'shutdown' } | { type: 'reclaim' };
 
@@ -162,8 +163,12 @@ export type FromWorker =
   | { type: 'preloaded'; round: number }
   /** The worker made room in a full request body ring (body-channel.ts). */
   | { type: 'consumed' }
-  /** The requests that waited behind the running one, never started, by `RequestMessage.id`. */
-  | { type: 'reclaimed'; ids: number[] }
+  /**
+   * The answer to `reclaim`: whether the request running waits on a backend (its thread was idle
+   * while watched), and, if it does, the requests that waited behind it, never started, by
+   * `RequestMessage.id`.
+   */
+  | { type: 'reclaimed'; ids: number[]; waits: boolean }
   | { type: 'closed' };
 
 /**
