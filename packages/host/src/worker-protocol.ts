@@ -164,8 +164,8 @@ export type FromWorker =
   /** The worker made room in a full request body ring (body-channel.ts). */
   | { type: 'consumed' }
   /**
-   * The answer to `reclaim`: whether the request running waits on a backend (its thread was idle
-   * while watched), and, if it does, the requests that waited behind it, never started, by
+   * The answer to `reclaim`: whether the request running waits on a backend (its event loop waited
+   * for I/O while watched), and, if it does, the requests that waited behind it, never started, by
    * `RequestMessage.id`.
    */
   | { type: 'reclaimed'; ids: number[]; waits: boolean }
