@@ -70,27 +70,31 @@ test('a capsule on an asynchronous backend serves requests at once in more insta
   assert.equal(host.runtime.status()[0]?.instances, 4);
 });
 
-test('requests that come once the one running has waited a while still get instances of their own', async (t) => {
-  // They are not posted behind a request that has run over `headAgeMs`, so they wait in the
-  // queue; the host must ask whether that request waits on its backend, or they wait for it to
-  // end: here, for ever (the barrier needs them), and on a loaded machine in the test above.
-  const host = await startHarness(t, {
-    capabilities,
-    capabilityConfig: { probe: { grant: ['a'], async: true, barrier: 4 } },
-    instancesPerCapsule: 1,
+for (const method of ['GET', 'POST'] as const) {
+  test(`${method}: requests that come once the one running has waited a while still get instances of their own`, async (t) => {
+    // They are not posted behind a request that has run over `headAgeMs` (nor ever, with a body),
+    // so they wait in the queue; the host must ask whether that request waits on its backend, or
+    // they wait for it to end: here, for ever (the barrier needs them), and on a loaded machine
+    // in the test above.
+    const host = await startHarness(t, {
+      capabilities,
+      capabilityConfig: { probe: { grant: ['a'], async: true, barrier: 4 } },
+      instancesPerCapsule: 1,
+    });
+    await host.install('a', await buildHostile('probe'));
+    const send = () => host.get('a.test', '/', method === 'POST' ? { method, body: Buffer.from('a body') } : {});
+    const first = send();
+    const barrierDir = join(host.dataDir, 'capsules', 'a', 'probe', 'barrier');
+    while ((await readdir(barrierDir).catch(() => [])).length === 0) await setTimeout(10);
+    await setTimeout(50);
+    const replies = await Promise.all([first, send(), send(), send()]);
+    assert.deepEqual(
+      replies.map((reply) => reply.body.toString().replace(/^\d+ /, 'N ')),
+      Array(4).fill('N err:denied err:unexpected: backend down\n'),
+    );
+    assert.equal(host.runtime.status()[0]?.instances, 4);
   });
-  await host.install('a', await buildHostile('probe'));
-  const first = host.get('a.test');
-  const barrierDir = join(host.dataDir, 'capsules', 'a', 'probe', 'barrier');
-  while ((await readdir(barrierDir).catch(() => [])).length === 0) await setTimeout(10);
-  await setTimeout(50);
-  const replies = await Promise.all([first, ...[2, 3, 4].map(() => host.get('a.test'))]);
-  assert.deepEqual(
-    replies.map((reply) => reply.body.toString().replace(/^\d+ /, 'N ')),
-    Array(4).fill('N err:denied err:unexpected: backend down\n'),
-  );
-  assert.equal(host.runtime.status()[0]?.instances, 4);
-});
+}
 
 test('a synchronous capsule keeps to one instance per core (instancesPerCapsule)', async (t) => {
   const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['s'] } }, instancesPerCapsule: 1 });
