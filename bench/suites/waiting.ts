@@ -4,11 +4,16 @@
 // (`asyncInstancesPerCapsule`, packages/host/src/README.md). Against a plain Node.js server that
 // waits the same 100 ms before answering (the ceiling: 16 clients / 100 ms = 160 requests/s),
 // and the same host held to two instances, one per core on this kind of machine, as every
-// capsule was before.
+// capsule was before. Then the same capsule, on a new host each round, and the plain server at
+// a steady pace (a request every PACE_MS, whenever the last one ends): requests that come once
+// the one running has waited a while are not posted behind it, and must still get instances of
+// their own.
 import { readFile } from 'node:fs/promises';
+import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { buildWat } from '../../tests/support/tiny.ts';
 import { hostServer, plainServer } from '../lib/components.ts';
+import { get } from '../lib/http.ts';
 import { measureLoad } from '../lib/load.ts';
 import { type ServerProcess, startServer } from '../lib/process.ts';
 import { summarise } from '../lib/stats.ts';
@@ -16,6 +21,41 @@ import type { BenchRow, Suite } from '../lib/suite.ts';
 
 const DELAY_MS = 100;
 const CLIENTS = 16;
+/** 50 requests/s, five times what one instance answers and twice what two do. */
+const PACE_MS = 20;
+
+/**
+ * Sends a GET every PACE_MS on a new connection for `seconds`, on time whether or not the ones
+ * before have been answered (so a slow server is not sent less), and times each to its whole body.
+ */
+async function pacedLoad(url: string, host: string | undefined, seconds: number): Promise<{ latencies: number[]; errors: number }> {
+  const latencies: number[] = [];
+  let errors = 0;
+  const answers: Promise<void>[] = [];
+  const end = performance.now() + seconds * 1000;
+  for (let due = performance.now(); due < end; due += PACE_MS) {
+    await setTimeout(Math.max(0, due - performance.now()));
+    const sent = performance.now();
+    answers.push(
+      get(url, host).then(
+        (reply) => {
+          if (reply.status === 200) latencies.push(performance.now() - sent);
+          else errors++;
+        },
+        () => {
+          errors++;
+        },
+      ),
+    );
+  }
+  await Promise.all(answers);
+  return { latencies, errors };
+}
+
+function percentile(values: number[], share: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * share))] ?? Number.NaN;
+}
 const capsuleDir = new URL('../capsules/wait/', import.meta.url);
 const probeWit = fileURLToPath(new URL('../../tests/fixtures/hostile/probe.wit', import.meta.url));
 const probeModule = new URL('../../tests/fixtures/hostile/probe-capability.ts', import.meta.url).href;
@@ -80,6 +120,41 @@ export const waitingSuite: Suite = {
           ? { name: item.name, unit: 'req/s', summary }
           : { name: item.name, unit: 'req/s', summary, baseline: 'plain', ratio: summary.median / plain.median };
       });
+      // The paced rounds, plain and the capsule with up to 8 instances in turn. The capsule's host
+      // is a new one each round, so that the capsule starts from one instance, as one does that
+      // has been quiet (idle instances retire), not from the instances the load above left.
+      const pacedCases = cases.slice(0, 2);
+      const p50 = pacedCases.map(() => [] as number[]);
+      const p99 = pacedCases.map(() => [] as number[]);
+      const pacedErrors = pacedCases.map(() => 0);
+      for (let round = 0; round < options.rounds; round++) {
+        for (const [index, item] of pacedCases.entries()) {
+          const fresh = item.host ? await startServer(process.execPath, host(), { ready, cpus: options.serverCpus }) : undefined;
+          try {
+            const server = fresh ?? item.server;
+            const result = await pacedLoad(`http://127.0.0.1:${server.ready[1]}/`, item.host, options.seconds);
+            pacedErrors[index] = (pacedErrors[index] ?? 0) + result.errors;
+            p50[index]?.push(percentile(result.latencies, 0.5));
+            p99[index]?.push(percentile(result.latencies, 0.99));
+          } finally {
+            await fresh?.stop();
+          }
+        }
+        options.log(
+          `paced round ${round + 1}: ${pacedCases.map((item, index) => `${item.name} p50 ${p50[index]?.at(-1)?.toFixed(1)} ms`).join(', ')}`,
+        );
+      }
+      const pacedPlain = summarise(p50[0] ?? []);
+      for (const [index, item] of pacedCases.entries()) {
+        const summary = summarise(p50[index] ?? []);
+        rows.push({
+          name: `${item.name.replace(/ \(.*\)$/, '')}, one request every ${PACE_MS} ms: p50 latency`,
+          unit: 'ms',
+          summary,
+          extra: { p99: summarise(p99[index] ?? []) },
+          ...(index === 0 ? {} : { baseline: 'paced plain', ratio: summary.median / pacedPlain.median }),
+        });
+      }
       return {
         suite: 'waiting',
         title: this.title,
@@ -89,6 +164,11 @@ export const waitingSuite: Suite = {
           errors.some((count) => count > 0)
             ? `Errors (wrk's, over all rounds; a request waiting past wrk's 2 s counts as one): ${cases.map((item, index) => `${item.name}: ${errors[index]}`).join('; ')}.`
             : 'No errors in any round.',
+          `Paced: a GET every ${PACE_MS} ms on a new connection from the bench's own process, each timed to its whole body; p50 and p99 per round, medians over the rounds. ${
+            pacedErrors.some((count) => count > 0)
+              ? `Answers other than 200: ${pacedCases.map((item, index) => `${item.name}: ${pacedErrors[index]}`).join('; ')}.`
+              : 'Every answer was a 200.'
+          }`,
         ],
       };
     } finally {
