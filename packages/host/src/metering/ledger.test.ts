@@ -255,6 +255,67 @@ test('a long read of the ledger at start-up is announced and its progress logged
   assert.match(again.infos[1] ?? '', /^checking the usage ledger against its checkpoint: \d+% read in /);
 });
 
+test('a long check at start-up runs while the host serves: usage waits for it, then the chain carries on', async (t) => {
+  const path = await tempLedger(t);
+  const written = await writeChain(path, 5000);
+  const background = { backgroundReadBytes: 1024 };
+  // A first open writes the checkpoint whose activity hints stand in while a later check runs.
+  await (await UsageLedger.open(path)).close();
+  const logger = capturingLogger();
+  const ledger = await UsageLedger.open(path, { logger, ...background });
+  assert.equal(ledger.head.entries, 0, 'open returned before the check');
+  assert.deepEqual(ledger.activeSince(new Date('2026-11-01T13:00:00Z')), ['c2', 'c1', 'c0']);
+  ledger.record(record('late'));
+  await ledger.flush();
+  assert.equal(ledger.head.entries, 5001);
+  assert.equal((await ledger.usage({ capsule: 'late' })).late?.requests, 1);
+  const c1 = written.filter((entry) => entry.capsule === 'c1').reduce((sum, entry) => sum + entry.usage.requests, 0);
+  assert.equal((await ledger.usage({ capsule: 'c1' })).c1?.requests, c1);
+  assert.match(logger.infos[0] ?? '', /^checking the usage ledger in the background \(1\.\d MiB\); usage is written once it is done$/);
+  assert.match(logger.infos.at(-1) ?? '', /^usage ledger checked in /);
+
+  // Closed while a check still runs, it waits for it and writes what it holds.
+  const again = await UsageLedger.open(path, background);
+  again.record(record('last'));
+  await again.close();
+  // Closed with nothing to write, it ends the check instead of waiting for it.
+  const checkpoint = await readFile(`${path}.checkpoint`);
+  const quiet = capturingLogger();
+  await (await UsageLedger.open(path, { logger: quiet, ...background })).close();
+  assert.equal(quiet.infos.filter((line) => line.startsWith('usage ledger checked')).length, 0, quiet.infos.join('\n'));
+  assert.deepEqual(await readFile(`${path}.checkpoint`), checkpoint);
+
+  const reopened = await UsageLedger.open(path);
+  t.after(() => reopened.close());
+  assert.equal(reopened.head.entries, 5002);
+  assert.equal((await reopened.usage({ capsule: 'last' })).last?.requests, 1);
+  assert.deepEqual(await verifyLedgerFile(path), { ok: true, entries: 5002, head: reopened.head.hash });
+});
+
+test('a ledger that does not verify, checked in the background, takes no usage and says why', async (t) => {
+  const path = await tempLedger(t);
+  await writeChain(path, 5000);
+  const original = await readFile(path, 'utf8');
+  assert.match(original, /"requests":2500\}/);
+  await writeFile(path, original.replace('"requests":2500}', '"requests":2499}'));
+  const tampered = await readFile(path);
+  const errors: string[] = [];
+  const logger = {
+    ...capturingLogger(),
+    error: (...args: unknown[]) => void errors.push(String(args.find((arg) => typeof arg === 'string'))),
+  };
+  const ledger = await UsageLedger.open(path, { logger, backgroundReadBytes: 1024 });
+  ledger.record(record('late'));
+  await assert.rejects(ledger.flush(), { code: 'LEDGER_CORRUPT', details: ['line 2500: hash does not match the entry: it was altered'] });
+  assert.equal(ledger.broken?.code, 'LEDGER_CORRUPT');
+  await assert.rejects(ledger.flush(), { code: 'LEDGER_CORRUPT' });
+  await assert.rejects(ledger.usage(), { code: 'LEDGER_CORRUPT' });
+  await assert.rejects(ledger.entries(), { code: 'LEDGER_CORRUPT' });
+  await ledger.close();
+  assert.deepEqual(await readFile(path), tampered, 'nothing was appended to the broken chain');
+  assert.deepEqual(errors, [`the usage ledger ${path} does not verify: no usage is written until it is repaired`]);
+});
+
 test('a ledger larger than a read piece opens, keeps a checkpoint, and pages from its index', async (t) => {
   const path = await tempLedger(t);
   // About 1.6 MB: lines cross the 1 MiB read pieces, and the index has a second point (every 4096).

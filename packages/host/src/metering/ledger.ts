@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
-import { formatBytes, formatDuration, type Logger, StratumError, silentLogger } from '@stratum/core';
+import { errorMessage, formatBytes, formatDuration, type Logger, StratumError, silentLogger } from '@stratum/core';
 import type { RequestRecord } from '../runtime-types.ts';
 
 /** What one capsule used over a period. Memory is in MB-seconds, MB being 10^6 bytes. */
@@ -157,12 +157,14 @@ async function scanLedger(
   hash?: Hash,
   onEntry?: (entry: LedgerEntry, offset: number) => void,
   progress?: ReadProgress,
+  signal?: AbortSignal,
 ): Promise<Scan> {
   const state = { ...from };
   const piece = Buffer.allocUnsafe(READ_PIECE);
   let carry = Buffer.alloc(0);
   let position = from.bytes;
   for (;;) {
+    signal?.throwIfAborted();
     const { bytesRead } = await file.read(piece, 0, READ_PIECE, position);
     if (bytesRead === 0) break;
     position += bytesRead;
@@ -186,10 +188,11 @@ async function scanLedger(
 }
 
 /** Feeds the first `bytes` bytes of `file` to `hash`; false when the file is shorter. */
-async function hashPrefix(file: FileHandle, bytes: number, hash: Hash, progress?: ReadProgress): Promise<boolean> {
+async function hashPrefix(file: FileHandle, bytes: number, hash: Hash, progress?: ReadProgress, signal?: AbortSignal): Promise<boolean> {
   const piece = Buffer.allocUnsafe(READ_PIECE);
   let position = 0;
   while (position < bytes) {
+    signal?.throwIfAborted();
     const { bytesRead } = await file.read(piece, 0, Math.min(READ_PIECE, bytes - position), position);
     if (bytesRead === 0) return false;
     hash.update(piece.subarray(0, bytesRead));
@@ -210,6 +213,13 @@ type ReadProgress = (bytesRead: number) => void;
  */
 const ANNOUNCE_VERIFY_BYTES = 64 * 1024 * 1024;
 const ANNOUNCE_HASH_BYTES = 2 * 1024 * 1024 * 1024;
+/**
+ * A check at start-up that reads this much (about a tenth of a second or more) runs while the
+ * host serves (`UsageLedger.open`): a ledger grows by about 3 MB a day per busy capsule, and a
+ * host with a hundred of them would otherwise wait some 100 s at every start after a year.
+ */
+const BACKGROUND_VERIFY_BYTES = 4 * 1024 * 1024;
+const BACKGROUND_HASH_BYTES = 256 * 1024 * 1024;
 const PROGRESS_EVERY_MS = 10_000;
 
 /** Logs the start of a long read of the ledger, then its progress; undefined for a short one. */
@@ -337,6 +347,8 @@ export interface LedgerOptions {
   announceReadBytes?: number;
   /** For tests: how often a long read logs its progress (default 10 s). */
   progressEveryMs?: number;
+  /** For tests: a check at start-up reading at least this many bytes runs in the background (default 4 MiB to verify, 256 MiB to hash). */
+  backgroundReadBytes?: number;
 }
 
 export interface UsageQuery {
@@ -361,26 +373,31 @@ export class UsageLedger {
   readonly #handle: FileHandle;
   readonly #logger: Logger;
   readonly #now: () => Date;
-  #seq: number;
-  #head: string;
+  readonly #options: LedgerOptions;
+  /** Set once the chain is checked (`#check`). */
+  #seq = 0;
+  #head = GENESIS_HASH;
   /** The ledger's length in bytes, and the SHA-256 of all of it so far (for the checkpoint). */
-  #bytes: number;
-  readonly #hash: Hash;
+  #bytes = 0;
+  #hash = createHash('sha256');
+  #known = new LedgerTotals();
   #pending = new Map<string, Usage>();
   #periodStart: Date;
-  readonly #known: LedgerTotals;
   #checkpointedAt = 0;
+  /** Every write waits for the one before, and the first for the check at start-up. */
   #writing: Promise<void> = Promise.resolve();
+  /** While the check runs in the background: when each capsule was last active, by the checkpoint. */
+  #checking: Map<string, number> | undefined;
+  /** Ends a background check when the ledger is closed with nothing to write. */
+  readonly #abandon = new AbortController();
+  /** The check failed: nothing is appended, and reads fail with this. */
+  #broken?: StratumError;
   #closed = false;
 
-  private constructor(path: string, handle: FileHandle, state: ChainState, hash: Hash, known: LedgerTotals, options: LedgerOptions) {
+  private constructor(path: string, handle: FileHandle, options: LedgerOptions) {
     this.path = path;
     this.#handle = handle;
-    this.#seq = state.entries;
-    this.#head = state.head;
-    this.#bytes = state.bytes;
-    this.#hash = hash;
-    this.#known = known;
+    this.#options = options;
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? (() => new Date());
     this.#periodStart = this.#now();
@@ -412,72 +429,130 @@ export class UsageLedger {
    * them. A last line cut short by a crash mid-write was never a complete entry: it is dropped
    * with a warning. Any other break refuses to open, because appending to a broken chain would
    * make it look whole again.
+   *
+   * A check that reads a lot (BACKGROUND_VERIFY_BYTES, BACKGROUND_HASH_BYTES) runs after `open`
+   * returns, so that the host can serve meanwhile: usage is kept in memory, flushes and reads
+   * wait for it, and if it fails, nothing is ever appended and every flush and read fails with
+   * the reason (`broken`), which is logged once.
    */
   static async open(path: string, options: LedgerOptions = {}): Promise<UsageLedger> {
     const logger = options.logger ?? silentLogger;
     await mkdir(dirname(path), { recursive: true });
     const handle = await open(path, 'a+', 0o600);
+    const ledger = new UsageLedger(path, handle, options);
     try {
-      const checkpointPath = `${path}.checkpoint`;
-      const known = new LedgerTotals();
-      let from = START;
-      let hash = createHash('sha256');
-      const checkpoint = await readCheckpoint(checkpointPath);
+      const checkpoint = await readCheckpoint(`${path}.checkpoint`);
       const { size } = await handle.stat();
-      if (checkpoint) {
-        const prefix = createHash('sha256');
-        if (size < checkpoint.bytes) {
-          logger.warn(
-            { ledger: path, bytes: size, checkpointBytes: checkpoint.bytes, checkpointEntries: checkpoint.entries },
-            'the usage ledger is shorter than at its last checkpoint (entries were removed, or it was restored from a backup); verifying the whole chain',
-          );
-        } else if (
-          !(await hashPrefix(
-            handle,
-            checkpoint.bytes,
-            prefix,
-            announceRead(logger, path, 'checking the usage ledger against its checkpoint', checkpoint.bytes, ANNOUNCE_HASH_BYTES, options),
-          )) ||
-          prefix.copy().digest('hex') !== checkpoint.sha256
-        ) {
-          logger.warn(
-            { ledger: path, checkpointBytes: checkpoint.bytes },
-            'the usage ledger changed before its last checkpoint; verifying the whole chain',
-          );
-        } else {
-          from = { entries: checkpoint.entries, head: checkpoint.head, bytes: checkpoint.bytes };
-          hash = prefix;
-          known.restore(checkpoint);
-        }
+      const trusted = checkpoint && size >= checkpoint.bytes ? checkpoint.bytes : 0;
+      const background = options.backgroundReadBytes;
+      if (trusted < (background ?? BACKGROUND_HASH_BYTES) && size - trusted < (background ?? BACKGROUND_VERIFY_BYTES)) {
+        await ledger.#check(checkpoint, size);
+        return ledger;
       }
-      const unverified = size - from.bytes;
-      const verifying = from.bytes === 0 ? 'verifying the usage ledger' : 'verifying the usage ledger after its checkpoint';
+      logger.info(
+        { ledger: path, bytes: size },
+        `checking the usage ledger in the background (${formatBytes(size)}); usage is written once it is done`,
+      );
+      ledger.#checking = new Map(Object.entries(checkpoint?.lastActive ?? {}));
       const started = Date.now();
-      const progress = announceRead(logger, path, verifying, unverified, ANNOUNCE_VERIFY_BYTES, options);
-      const scan = await scanLedger(handle, from, hash, (entry, offset) => known.add(entry, offset), progress);
-      if (!scan.ok) {
-        throw new StratumError('LEDGER_CORRUPT', `the usage ledger ${path} does not verify`, {
-          details: [`line ${scan.line}: ${scan.reason}`],
-          hint: 'The ledger is append-only and hash-chained; keep this copy for the audit and start the host with a fresh data directory or restore the ledger from a backup.',
-          user: false,
-        });
-      }
-      if (progress) {
-        const ms = Date.now() - started;
-        const entries = scan.state.entries - from.entries;
-        logger.info({ ledger: path, entries, ms }, `${verifying}: ${entries} entries verified in ${formatDuration(ms)}`);
-      }
-      if (scan.partial > 0) {
-        logger.warn({ ledger: path, droppedBytes: scan.partial }, 'dropping a ledger line cut short by a crash');
-        await handle.truncate(scan.state.bytes);
-      }
-      const ledger = new UsageLedger(path, handle, scan.state, hash, known, options);
-      if (!checkpoint || scan.state.bytes !== checkpoint.bytes) await ledger.#checkpoint();
+      ledger.#writing = ledger.#check(checkpoint, size).then(
+        () => {
+          ledger.#checking = undefined;
+          logger.info(
+            { ledger: path, entries: ledger.#seq, ms: Date.now() - started },
+            `usage ledger checked in ${formatDuration(Date.now() - started)}`,
+          );
+        },
+        (error: unknown) => {
+          ledger.#checking = undefined;
+          if (ledger.#abandon.signal.aborted) return;
+          ledger.#broken =
+            error instanceof StratumError
+              ? error
+              : new StratumError('LEDGER_UNREADABLE', `the usage ledger ${path} could not be read: ${errorMessage(error)}`, {
+                  user: false,
+                });
+          logger.error(
+            { err: ledger.#broken, details: ledger.#broken.details },
+            `${ledger.#broken.message}: no usage is written until it is repaired`,
+          );
+        },
+      );
       return ledger;
     } catch (error) {
       await handle.close();
       throw error;
     }
+  }
+
+  /** Checks the chain (see `open`) and takes its state; throws LEDGER_CORRUPT when it does not verify. */
+  async #check(checkpoint: LedgerCheckpoint | undefined, size: number): Promise<void> {
+    const { path } = this;
+    const logger = this.#logger;
+    const options = this.#options;
+    const handle = this.#handle;
+    const known = new LedgerTotals();
+    let from = START;
+    let hash = createHash('sha256');
+    if (checkpoint) {
+      const prefix = createHash('sha256');
+      if (size < checkpoint.bytes) {
+        logger.warn(
+          { ledger: path, bytes: size, checkpointBytes: checkpoint.bytes, checkpointEntries: checkpoint.entries },
+          'the usage ledger is shorter than at its last checkpoint (entries were removed, or it was restored from a backup); verifying the whole chain',
+        );
+      } else if (
+        !(await hashPrefix(
+          handle,
+          checkpoint.bytes,
+          prefix,
+          announceRead(logger, path, 'checking the usage ledger against its checkpoint', checkpoint.bytes, ANNOUNCE_HASH_BYTES, options),
+          this.#abandon.signal,
+        )) ||
+        prefix.copy().digest('hex') !== checkpoint.sha256
+      ) {
+        logger.warn(
+          { ledger: path, checkpointBytes: checkpoint.bytes },
+          'the usage ledger changed before its last checkpoint; verifying the whole chain',
+        );
+      } else {
+        from = { entries: checkpoint.entries, head: checkpoint.head, bytes: checkpoint.bytes };
+        hash = prefix;
+        known.restore(checkpoint);
+      }
+    }
+    const unverified = size - from.bytes;
+    const verifying = from.bytes === 0 ? 'verifying the usage ledger' : 'verifying the usage ledger after its checkpoint';
+    const started = Date.now();
+    const progress = announceRead(logger, path, verifying, unverified, ANNOUNCE_VERIFY_BYTES, options);
+    const scan = await scanLedger(handle, from, hash, (entry, offset) => known.add(entry, offset), progress, this.#abandon.signal);
+    if (!scan.ok) {
+      throw new StratumError('LEDGER_CORRUPT', `the usage ledger ${path} does not verify`, {
+        details: [`line ${scan.line}: ${scan.reason}`],
+        hint: 'The ledger is append-only and hash-chained; keep this copy for the audit and start the host with a fresh data directory or restore the ledger from a backup.',
+        user: false,
+      });
+    }
+    if (progress) {
+      const ms = Date.now() - started;
+      const entries = scan.state.entries - from.entries;
+      logger.info({ ledger: path, entries, ms }, `${verifying}: ${entries} entries verified in ${formatDuration(ms)}`);
+    }
+    if (scan.partial > 0) {
+      logger.warn({ ledger: path, droppedBytes: scan.partial }, 'dropping a ledger line cut short by a crash');
+      await handle.truncate(scan.state.bytes);
+    }
+    this.#seq = scan.state.entries;
+    this.#head = scan.state.head;
+    this.#bytes = scan.state.bytes;
+    this.#hash = hash;
+    this.#known = known;
+    if (!checkpoint || scan.state.bytes !== checkpoint.bytes) await this.#checkpoint();
+  }
+
+  /** Why the ledger takes no usage: its chain does not verify (see `open`). */
+  get broken(): StratumError | undefined {
+    return this.#broken;
   }
 
   get head(): { entries: number; hash: string } {
@@ -499,6 +574,7 @@ export class UsageLedger {
   }
 
   async #flushNow(): Promise<void> {
+    if (this.#broken) throw this.#broken;
     if (this.#pending.size === 0) return;
     const pending = this.#pending;
     this.#pending = new Map();
@@ -542,7 +618,7 @@ export class UsageLedger {
 
   /** The capsules with usage in the ledger that ends after `since`, the most recently used first. */
   activeSince(since: Date): string[] {
-    return [...this.#known.lastActive]
+    return [...(this.#checking ?? this.#known.lastActive)]
       .filter(([, at]) => at > since.getTime())
       .sort(([, a], [, b]) => b - a)
       .map(([capsule]) => capsule);
@@ -551,6 +627,7 @@ export class UsageLedger {
   /** Usage in the ledger (not what is still pending) per capsule; every entry since it began without filters. */
   async usage(query: UsageQuery = {}): Promise<Record<string, Usage>> {
     await this.#writing;
+    if (this.#broken) throw this.#broken;
     if (!query.since && !query.until) {
       const all: Record<string, Usage> = {};
       for (const [capsule, usage] of this.#known.totals) {
@@ -573,6 +650,7 @@ export class UsageLedger {
   /** Entries with seq > `after`, at most `limit` of them, for audits and monthly reports. */
   async entries(after = 0, limit = 1000): Promise<LedgerEntry[]> {
     await this.#writing;
+    if (this.#broken) throw this.#broken;
     const out: LedgerEntry[] = [];
     for await (const entry of this.#read(this.#known.offsetOf(after + 1))) {
       if (entry.seq <= after) continue;
@@ -604,10 +682,16 @@ export class UsageLedger {
 
   async close(): Promise<void> {
     if (this.#closed) return;
-    await this.flush().catch((error: unknown) => this.#logger.error({ err: error }, 'the last usage flush failed'));
+    // With usage to write, the check must end first; with none, it need not (a host that fails
+    // to start, or stops at once, would otherwise wait for a long read).
+    if (this.#checking && this.#pending.size === 0) this.#abandon.abort();
+    else if (this.#checking) this.#logger.info({ ledger: this.path }, 'waiting for the usage ledger check to end, to write the last usage');
+    await this.flush().catch((error: unknown) => {
+      if (error !== this.#broken) this.#logger.error({ err: error }, 'the last usage flush failed');
+    });
     this.#closed = true;
     await this.#writing;
-    await this.#checkpoint();
+    if (!this.#broken && !this.#abandon.signal.aborted) await this.#checkpoint();
     await this.#handle.close();
   }
 }
