@@ -2,7 +2,7 @@
 // The `stratum` launcher. Stratum needs Node.js 24 (JSPI, node:sqlite, type stripping); this file
 // stays plain JavaScript so that an older Node.js can still read it and hand over to Node.js 24:
 // the one on PATH when it is new enough, else the `node` package the repository installs.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -36,7 +36,21 @@ if (major >= 24) {
     console.error('  Install Node.js 24, or run `npm ci` in the Stratum checkout, which brings its own.');
     process.exit(2);
   }
-  const result = spawnSync(node24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
-  if (result.signal) process.kill(process.pid, result.signal);
-  process.exit(result.status ?? 1);
+  const child = spawn(node24, [fileURLToPath(import.meta.url), ...process.argv.slice(2)], { stdio: 'inherit' });
+  // A signal sent to the launcher alone (`kill`, a process manager, `timeout`) is passed on: the
+  // child would otherwise run on without it. Not SIGINT: a terminal's Ctrl-C reaches the whole
+  // process group, the child too, and a second one would cut its shutdown short; the launcher
+  // only waits for the child to finish.
+  const forwarded = { SIGTERM: () => child.kill('SIGTERM'), SIGHUP: () => child.kill('SIGHUP'), SIGINT: () => {} };
+  for (const [signal, handler] of Object.entries(forwarded)) process.on(signal, handler);
+  child.on('error', (error) => {
+    console.error(`error: could not start ${node24}: ${error.message}`);
+    process.exit(2);
+  });
+  child.on('exit', (code, signal) => {
+    if (signal) {
+      for (const [name, handler] of Object.entries(forwarded)) process.off(name, handler);
+      process.kill(process.pid, signal);
+    } else process.exit(code ?? 1);
+  });
 }

@@ -1,0 +1,111 @@
+// The `stratum` launcher under a Node.js older than 24 hands over to the repository's Node.js 24
+// in a child process. A signal sent to the launcher alone, as `kill` and process managers send
+// it, must reach that child: a host left running without its launcher holds its ports and data.
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { removeDir } from './support/temp.ts';
+
+const launcher = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
+
+/** A `node` on PATH older than 24 (the machine's own), outside this checkout's node_modules. */
+function olderNode(): string | undefined {
+  for (const dir of (process.env.PATH ?? '').split(delimiter)) {
+    const candidate = join(dir, 'node');
+    if (dir.includes('node_modules') || !existsSync(candidate)) continue;
+    const version = spawnSync(candidate, ['-p', 'process.versions.node'], { encoding: 'utf8' }).stdout.trim();
+    if (Number(version.split('.')[0]) < 24) return candidate;
+  }
+  return undefined;
+}
+
+/** The processes whose parent is `pid` (Linux's /proc). */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((name) => /^\d+$/.test(name))
+    .filter((name) => {
+      try {
+        // The parent is the 4th field, after the command name in parentheses (which may hold spaces).
+        const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+test('SIGTERM to the launcher stops the host it handed over to, cleanly', async (t) => {
+  const node = olderNode();
+  if (!node || process.platform !== 'linux') {
+    t.skip('needs Linux and a Node.js older than 24 on PATH: otherwise the launcher runs Stratum in its own process');
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-launcher-'));
+  let hostPid: number | undefined;
+  t.after(async () => {
+    if (hostPid !== undefined && alive(hostPid)) process.kill(hostPid, 'SIGKILL');
+    await removeDir(dir);
+  });
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const registrar = await generateEd25519KeyPair();
+  await writeFile(
+    join(dir, 'host.toml'),
+    `stratum = 1
+[host]
+name = "host1.example.net"
+key = "host.key"
+data = "data"
+[ingress]
+listen = "127.0.0.1:0"
+[control]
+listen = "127.0.0.1:0"
+[registrars.test]
+key = "${registrar.publicJwk.x}"
+`,
+  );
+  const child = spawn(node, [launcher, 'host', 'start', '--config', join(dir, 'host.toml'), '--log-format', 'json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.once('exit', (code, signal) => resolve([code, signal])),
+  );
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes(' is up ')) resolve();
+    });
+    void exited.then(() => reject(new Error(`the host exited before it was up:\n${stdout}\n${stderr}`)));
+  });
+  hostPid = childrenOf(child.pid as number)[0];
+  assert.ok(hostPid !== undefined && alive(hostPid), 'the host runs in a child of the launcher');
+
+  child.kill('SIGTERM');
+  assert.deepEqual(await exited, [0, null], stderr);
+  assert.equal(alive(hostPid), false, 'the host process ended with its launcher');
+  const messages = stderr
+    .trim()
+    .split('\n')
+    .map((line) => (JSON.parse(line) as { msg: string }).msg);
+  assert.deepEqual(messages.slice(-2), ['stopping', 'stopped']);
+});
