@@ -1,17 +1,18 @@
 // `stratum host status` and `stratum host start`'s refusals, through the CLI's main().
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { type TestContext, test } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { main } from '@stratum/cli';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
-import { parseHostConfig, startHost } from '@stratum/host';
+import { canonicalJson, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
 import { removeDir } from './support/temp.ts';
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -29,7 +30,7 @@ async function run(argv: string[]): Promise<{ code: number; stdout: string; stde
   return { code, stdout: out, stderr: err };
 }
 
-async function hostWithOperatorKey(t: TestContext) {
+async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) => Promise<void>) {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
   t.after(() => removeDir(dir));
   const operator = await generateEd25519KeyPair();
@@ -48,6 +49,7 @@ listen = "127.0.0.1:0"
 key = "${operator.publicJwk.x}"
 `;
   await writeFile(join(dir, 'host.toml'), text);
+  await beforeStart?.(dir);
   const host = await startHost(parseHostConfig(text, join(dir, 'host.toml')), { pullComponent: false });
   t.after(() => host.close());
   return { dir, host };
@@ -75,6 +77,35 @@ test('host status asks the live host with a signed request', async (t) => {
   assert.equal(status.host.name, 'h1.example.net');
   assert.deepEqual(status.capsules, []);
   assert.equal(status.runtime?.transpiles, 0);
+});
+
+test('a host whose large usage ledger does not verify still starts, and host status says so', async (t) => {
+  const { dir, host } = await hostWithOperatorKey(t, async (dir) => {
+    // Over 4 MiB, so the host checks it while it serves; one entry in the middle altered.
+    let prev = GENESIS_HASH;
+    const lines: string[] = [];
+    for (let seq = 1; seq <= 16_000; seq++) {
+      const at = new Date(Date.UTC(2026, 10, 1) + seq * 10_000).toISOString();
+      const usage = { requests: 1, cpuMs: 1, memoryMbSeconds: 0, bytesIn: 0, bytesOut: 0, limitHits: {} };
+      const body = { seq, time: at, capsule: 'hello', from: at, to: at, usage, prev };
+      prev = entryHash(body);
+      lines.push(canonicalJson({ ...body, hash: prev }));
+    }
+    lines[8000] = (lines[8000] as string).replace('"requests":1}', '"requests":0}');
+    await mkdir(join(dir, 'data', 'metering'), { recursive: true });
+    await writeFile(join(dir, 'data', 'metering', 'ledger.jsonl'), `${lines.join('\n')}\n`);
+  });
+  const status = () => run(['host', 'status', '--url', host.controlUrl.href, '--key', join(dir, 'operator.key'), '--json']);
+  let ledger = 'checking';
+  // The check reads about 5 MB; a deadline only so that a hang fails the test instead of holding it.
+  for (const deadline = Date.now() + 60_000; ledger === 'checking' && Date.now() < deadline; ) {
+    ledger = (JSON.parse((await status()).stdout) as { metering: { ledger: string } }).metering.ledger;
+    if (ledger === 'checking') await setTimeout(50);
+  }
+  assert.equal(ledger, 'broken');
+  const text = await run(['host', 'status', '--url', host.controlUrl.href, '--key', join(dir, 'operator.key')]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /\nusage ledger: broken: its hash chain does not verify, and no usage is written until it is repaired/);
 });
 
 test('host status with a key the host does not trust fails with the reason', async (t) => {

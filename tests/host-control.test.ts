@@ -617,6 +617,9 @@ test('answers match the OpenAPI document', async (t) => {
   await ingress(host, 'hello.example');
   const status = await client.status();
   for (const capsule of status.capsules) check('CapsuleStatus', capsule);
+  const statusSchema = ajv.getSchema('openapi#/paths/~1status/get/responses/200/content/application~1json/schema');
+  assert.ok(statusSchema?.(status), JSON.stringify(statusSchema?.errors));
+  assert.deepEqual(status.metering, { ledger: 'ok' });
   const usage = await client.usage();
   for (const item of Object.values(usage.capsules)) check('Usage', item);
   check('LedgerHead', usage.ledger);

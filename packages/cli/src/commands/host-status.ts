@@ -75,6 +75,13 @@ Examples:
     io.stdout.write(
       `${paint(io.stdout, 1, host.name)}  stratum-host ${host.version}, up since ${host.startedAt}, key ${host.key.kid ?? host.key.x}\n`,
     );
+    const ledger = status.metering?.ledger;
+    if (ledger === 'checking') io.stdout.write('usage ledger: being checked after the start; usage is written once the check passes\n');
+    if (ledger === 'broken') {
+      io.stdout.write(
+        `${paint(io.stdout, 31, 'usage ledger: broken')}: its hash chain does not verify, and no usage is written until it is repaired (the host's log says where)\n`,
+      );
+    }
     if (capsules.length === 0) {
       io.stdout.write('no capsules installed\n');
       return EXIT_OK;

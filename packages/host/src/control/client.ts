@@ -1,5 +1,5 @@
 import { type Ed25519PrivateJwk, type Ed25519PublicJwk, StratumError } from '@stratum/core';
-import type { LedgerEntry, Usage } from '../metering/ledger.ts';
+import type { LedgerEntry, LedgerState, Usage } from '../metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus } from '../runtime-types.ts';
 import { signControlRequest } from './auth.ts';
 import type { InstallBody } from './server.ts';
@@ -59,7 +59,12 @@ export interface ControlClient {
   stop(name: string): Promise<CapsuleStatus>;
   uninstall(name: string): Promise<void>;
   /** `runtime` holds the runtime's counters when it keeps any (stratum-host's: transpiles, cacheHits, ...). */
-  status(): Promise<{ host: HostIdentity; capsules: CapsuleStatus[]; runtime?: Record<string, number> }>;
+  status(): Promise<{
+    host: HostIdentity;
+    capsules: CapsuleStatus[];
+    runtime?: Record<string, number>;
+    metering?: { ledger: LedgerState };
+  }>;
   capsule(name: string): Promise<CapsuleStatus>;
   usage(query?: { capsule?: string; since?: Date; until?: Date }): Promise<UsageResponse>;
   ledger(after?: number, limit?: number): Promise<{ entries: LedgerEntry[]; head: { entries: number; hash: string } }>;

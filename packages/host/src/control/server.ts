@@ -190,7 +190,12 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         typeof runtime.stats === 'function'
           ? Object.fromEntries(Object.entries(runtime.stats()).filter(([, value]) => typeof value === 'number'))
           : undefined;
-      return json(response, 200, { host: hostInfo(), capsules: options.runtime.status(), ...(counters ? { runtime: counters } : {}) });
+      return json(response, 200, {
+        host: hostInfo(),
+        capsules: options.runtime.status(),
+        ...(counters ? { runtime: counters } : {}),
+        metering: { ledger: options.ledger.state },
+      });
     }
     if (collection === 'usage' && parts.length === 2) {
       allow(method, 'GET');

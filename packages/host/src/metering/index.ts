@@ -6,6 +6,7 @@ export {
   GENESIS_HASH,
   type LedgerEntry,
   type LedgerOptions,
+  type LedgerState,
   type LedgerVerification,
   type Usage,
   UsageLedger,

@@ -264,9 +264,11 @@ test('a long check at start-up runs while the host serves: usage waits for it, t
   const logger = capturingLogger();
   const ledger = await UsageLedger.open(path, { logger, ...background });
   assert.equal(ledger.head.entries, 0, 'open returned before the check');
+  assert.equal(ledger.state, 'checking');
   assert.deepEqual(ledger.activeSince(new Date('2026-11-01T13:00:00Z')), ['c2', 'c1', 'c0']);
   ledger.record(record('late'));
   await ledger.flush();
+  assert.equal(ledger.state, 'ok');
   assert.equal(ledger.head.entries, 5001);
   assert.equal((await ledger.usage({ capsule: 'late' })).late?.requests, 1);
   const c1 = written.filter((entry) => entry.capsule === 'c1').reduce((sum, entry) => sum + entry.usage.requests, 0);
@@ -308,6 +310,7 @@ test('a ledger that does not verify, checked in the background, takes no usage a
   ledger.record(record('late'));
   await assert.rejects(ledger.flush(), { code: 'LEDGER_CORRUPT', details: ['line 2500: hash does not match the entry: it was altered'] });
   assert.equal(ledger.broken?.code, 'LEDGER_CORRUPT');
+  assert.equal(ledger.state, 'broken');
   await assert.rejects(ledger.flush(), { code: 'LEDGER_CORRUPT' });
   await assert.rejects(ledger.usage(), { code: 'LEDGER_CORRUPT' });
   await assert.rejects(ledger.entries(), { code: 'LEDGER_CORRUPT' });

@@ -351,6 +351,9 @@ export interface LedgerOptions {
   backgroundReadBytes?: number;
 }
 
+/** What a host says of its usage ledger in its status (spec/host-api.md section 5.6). */
+export type LedgerState = 'ok' | 'checking' | 'broken';
+
 export interface UsageQuery {
   capsule?: string;
   /** Entries whose period ends after this (inclusive of periods that overlap it). */
@@ -553,6 +556,11 @@ export class UsageLedger {
   /** Why the ledger takes no usage: its chain does not verify (see `open`). */
   get broken(): StratumError | undefined {
     return this.#broken;
+  }
+
+  /** `checking` while a check at start-up runs in the background, `broken` once one failed. */
+  get state(): LedgerState {
+    return this.#broken ? 'broken' : this.#checking ? 'checking' : 'ok';
   }
 
   get head(): { entries: number; hash: string } {
