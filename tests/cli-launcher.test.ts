@@ -4,12 +4,13 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { generateEd25519KeyPair } from '@stratum/core';
+import { writeTestHost } from './support/host-dir.ts';
 import { removeDir } from './support/temp.ts';
 
 const launcher = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
@@ -62,24 +63,8 @@ test('SIGTERM to the launcher stops the host it handed over to, cleanly', async 
     if (hostPid !== undefined && alive(hostPid)) process.kill(hostPid, 'SIGKILL');
     await removeDir(dir);
   });
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const registrar = await generateEd25519KeyPair();
-  await writeFile(
-    join(dir, 'host.toml'),
-    `stratum = 1
-[host]
-name = "host1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-[registrars.test]
-key = "${registrar.publicJwk.x}"
-`,
-  );
-  const child = spawn(node, [launcher, 'host', 'start', '--config', join(dir, 'host.toml'), '--log-format', 'json'], {
+  const config = await writeTestHost(dir, { registrar: (await generateEd25519KeyPair()).publicJwk.x });
+  const child = spawn(node, [launcher, 'host', 'start', '--config', config.path, '--log-format', 'json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>

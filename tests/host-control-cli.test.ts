@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { main } from '@stratum/cli';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { canonicalJson, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
+import { writeTestHost } from './support/host-dir.ts';
 import { removeDir } from './support/temp.ts';
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -35,22 +36,9 @@ async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) =
   t.after(() => removeDir(dir));
   const operator = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const text = `stratum = 1
-[host]
-name = "h1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-[registrars.operator]
-key = "${operator.publicJwk.x}"
-`;
-  await writeFile(join(dir, 'host.toml'), text);
+  const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, registrarName: 'operator' });
   await beforeStart?.(dir);
-  const host = await startHost(parseHostConfig(text, join(dir, 'host.toml')), { pullComponent: false });
+  const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
   t.after(() => host.close());
   return { dir, host };
 }
@@ -199,22 +187,13 @@ test('with tls_cert and tls_key the control API speaks HTTPS, and host status re
   assert.equal(made.status, 0, made.stderr.toString());
   const operator = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const text = `stratum = 1
-[host]
-name = "h1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-tls_cert = "tls.pem"
-tls_key = "tls.key"
-[registrars.operator]
-key = "${operator.publicJwk.x}"
-`;
-  const host = await startHost(parseHostConfig(text, join(dir, 'host.toml')), { pullComponent: false });
+  const { path, text } = await writeTestHost(dir, {
+    name: 'h1.example.net',
+    registrar: operator.publicJwk.x,
+    registrarName: 'operator',
+    control: 'tls_cert = "tls.pem"\ntls_key = "tls.key"',
+  });
+  const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
   t.after(() => host.close());
   assert.equal(host.controlUrl.protocol, 'https:');
   const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));

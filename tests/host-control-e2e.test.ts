@@ -7,12 +7,13 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { generateEd25519KeyPair, StratumError, writeKeyFile } from '@stratum/core';
+import { generateEd25519KeyPair, StratumError } from '@stratum/core';
 import { ControlApiError, createControlClient, parseHostConfig, startHost, verifyLedgerFile } from '@stratum/host';
 import { pushCapsule } from '@stratum/registry';
 import { Redis } from 'ioredis';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
+import { testHostToml, writeTestHost } from './support/host-dir.ts';
 import { requireService } from './support/services.ts';
 import { removeDir } from './support/temp.ts';
 import { buildHostile } from './support/tiny.ts';
@@ -40,11 +41,8 @@ export function get(base: URL, host: string, path = '/'): Promise<{ status: numb
 async function startE2eHost(t: TestContext, options: { pull?: boolean } = {}) {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
   const registrar = await generateEd25519KeyPair();
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const config = parseHostConfig(
-    `stratum = 1\n[host]\nname = "host1.example.net"\nkey = "host.key"\ndata = "data"\n[ingress]\nlisten = "127.0.0.1:0"\n[control]\nlisten = "127.0.0.1:0"\n[registrars.test]\nkey = "${registrar.publicJwk.x}"\n`,
-    join(dir, 'host.toml'),
-  );
+  const { path, text } = await writeTestHost(dir, { registrar: registrar.publicJwk.x });
+  const config = parseHostConfig(text, path);
   const host = await startHost(config, options.pull ? {} : { pullComponent: false }).catch(async (error: unknown) => {
     await removeDir(dir);
     throw error;
@@ -174,25 +172,9 @@ test("host.toml's [keyvalue.<label>] table reaches the keyvalue capability (redi
   const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
   t.after(() => removeDir(dir));
   const registrar = await generateEd25519KeyPair();
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  await writeTestHost(dir, { registrar: registrar.publicJwk.x });
   const hostToml = (backend: string) =>
-    parseHostConfig(
-      `stratum = 1
-[host]
-name = "host1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-[registrars.test]
-key = "${registrar.publicJwk.x}"
-[keyvalue.default]
-${backend}
-`,
-      join(dir, 'host.toml'),
-    );
+    parseHostConfig(testHostToml({ registrar: registrar.publicJwk.x, tables: `[keyvalue.default]\n${backend}\n` }), join(dir, 'host.toml'));
   const manifest = await readFile(join(exampleDir('counter'), 'stratum.toml'), 'utf8');
   const component = new Uint8Array(await readFile(wasm));
   const name = `counter-${randomBytes(6).toString('hex')}`;

@@ -12,6 +12,7 @@ import { ControlApiError, createControlClient } from '../packages/host/src/contr
 import { type RunningHost, type RuntimeFactory, startHost } from '../packages/host/src/control/host.ts';
 import { verifyLedgerFile } from '../packages/host/src/metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus, HostRuntime, InstallRequest, RequestRecord } from '../packages/host/src/runtime-types.ts';
+import { testHostToml } from './support/host-dir.ts';
 import { removeDir } from './support/temp.ts';
 
 /**
@@ -155,24 +156,9 @@ async function setup(t: TestContext, runtimes: FakeRuntime[] = [], dir?: string)
   const base = dir ?? (await mkdtemp(join(tmpdir(), 'stratum-control-')));
   if (!dir) t.after(() => removeDir(base));
   const registrar = await generateEd25519KeyPair();
-  const hostKey = await generateEd25519KeyPair();
-  if (!dir) await writeKeyFile(join(base, 'host.key'), hostKey.privateJwk);
+  if (!dir) await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = parseHostConfig(
-    `stratum = 1
-[host]
-name = "host1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-max_body = "1mib"
-[metering]
-flush_interval = "1h"
-[registrars.test]
-key = "${registrar.publicJwk.x}"
-`,
+    testHostToml({ registrar: registrar.publicJwk.x, control: 'max_body = "1mib"', tables: '[metering]\nflush_interval = "1h"\n' }),
     join(base, 'host.toml'),
   );
   const lines: LogLine[] = [];

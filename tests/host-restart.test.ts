@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { generateEd25519KeyPair } from '@stratum/core';
 import { createControlClient, verifyLedgerFile } from '@stratum/host';
 import { buildExample, exampleDir } from './support/examples.ts';
+import { writeTestHost } from './support/host-dir.ts';
 import { removeDir } from './support/temp.ts';
 
 const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
@@ -78,25 +79,7 @@ test('after SIGKILL a restarted host serves every installed capsule without tran
     await removeDir(dir);
   });
   const registrar = await generateEd25519KeyPair();
-  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const config = join(dir, 'host.toml');
-  await writeFile(
-    config,
-    `stratum = 1
-[host]
-name = "host1.example.net"
-key = "host.key"
-data = "data"
-[ingress]
-listen = "127.0.0.1:0"
-[control]
-listen = "127.0.0.1:0"
-[metering]
-flush_interval = "50ms"
-[registrars.test]
-key = "${registrar.publicJwk.x}"
-`,
-  );
+  const { path: config } = await writeTestHost(dir, { registrar: registrar.publicJwk.x, tables: '[metering]\nflush_interval = "50ms"\n' });
   const manifest = await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8');
   const component = new Uint8Array(await readFile(wasm));
 
