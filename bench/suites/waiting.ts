@@ -5,9 +5,9 @@
 // waits the same 100 ms before answering (the ceiling: 16 clients / 100 ms = 160 requests/s),
 // and the same host held to two instances, one per core on this kind of machine, as every
 // capsule was before. Then the same capsule, on a new host each round, and the plain server at
-// a steady pace (a request every PACE_MS, whenever the last one ends): requests that come once
-// the one running has waited a while are not posted behind it, and must still get instances of
-// their own.
+// a steady pace (a request every PACE_MS, whether or not the ones before were answered):
+// requests that come once the one running has waited a while are not posted behind it, and
+// must still get instances of their own.
 import { readFile } from 'node:fs/promises';
 import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -56,6 +56,7 @@ function percentile(values: number[], share: number): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * share))] ?? Number.NaN;
 }
+
 const capsuleDir = new URL('../capsules/wait/', import.meta.url);
 const probeWit = fileURLToPath(new URL('../../tests/fixtures/hostile/probe.wit', import.meta.url));
 const probeModule = new URL('../../tests/fixtures/hostile/probe-capability.ts', import.meta.url).href;
