@@ -50,6 +50,25 @@ test('an allowed origin on an explicitly allowed loopback address works, with th
   assert.equal(new TextDecoder().decode(seen), `POST /ping?x=1 127.0.0.1:${server.port} hello`);
 });
 
+test('header values that are not ASCII cross both ways byte for byte', async (t) => {
+  // UTF-8 for "€" and a latin1 "é": Node.js reads and writes header values one byte a character.
+  const wire = Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xe2, 0x82, 0xac]);
+  let received: Buffer | undefined;
+  const server = await localServer(t, (request, response) => {
+    const at = request.rawHeaders.findIndex((name) => name.toLowerCase() === 'x-name');
+    received = Buffer.from(request.rawHeaders[at + 1] ?? '', 'latin1');
+    response.setHeader('x-back', wire.toString('latin1'));
+    response.end();
+  });
+  const result = await outboundFetch(
+    { method: 'GET', url: `${server.origin}/`, headers: [['x-name', new Uint8Array(wire)]] },
+    { origins: [server.origin], allowAddresses: LOOPBACK },
+  );
+  assert.deepEqual(received && [...received], [...wire], 'the request header the server received');
+  const back = result.headers.find(([name]) => name === 'x-back')?.[1];
+  assert.deepEqual(back && [...back], [...wire], 'the response header the capsule receives');
+});
+
 test('other origins, and loopback without an explicit allow, are refused before any connection', async (t) => {
   const server = await localServer(t, (_request, response) => response.end('should not be reached'));
   await refused(

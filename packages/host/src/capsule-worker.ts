@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { BodyReader } from './body-channel.ts';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
 import { HOST_MEMORY_IMPORT, type HostedMemory, OS_PAGE } from './hosted-memory.ts';
+import { headerValueText } from './wasi/header-value.ts';
 import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
 import { setBeforeBlocking } from './wasi/io.ts';
 import {
@@ -236,7 +237,7 @@ class Exchange implements ResponseReceiver {
   head(status: number, headers: [string, Uint8Array][]): void {
     this.headSet = true;
     const flat: string[] = [];
-    for (const [name, value] of headers) flat.push(name, Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('latin1'));
+    for (const [name, value] of headers) flat.push(name, headerValueText(value));
     pending().head = { status, headers: flat };
   }
 

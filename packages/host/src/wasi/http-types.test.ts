@@ -66,6 +66,21 @@ test('fields: request and response headers are immutable; a clone is not', () =>
   );
 });
 
+test('a request header value reaches the capsule as the bytes that were on the wire', () => {
+  // Node.js hands header values over as latin1, one character per byte: "€" sent as UTF-8
+  // arrives as three characters, and a lone latin1 "é" as one.
+  const wire = [0x63, 0x61, 0x66, 0xe9, 0x20, 0xe2, 0x82, 0xac];
+  const request = new IncomingRequest({
+    method: 'GET',
+    pathWithQuery: '/',
+    scheme: 'http',
+    authority: 'a.test',
+    headers: ['X-Name', Buffer.from(wire).toString('latin1')],
+    body: [],
+  });
+  assert.deepEqual([...(request.headers().get('x-name')[0] ?? [])], wire);
+});
+
 test('fuzz: fields from any list either hold exactly that list or refuse it with a header error', () => {
   fc.assert(
     fc.property(fc.array(fc.tuple(fc.string({ maxLength: 12 }), fc.uint8Array({ maxLength: 12 })), { maxLength: 6 }), (entries) => {

@@ -7,6 +7,7 @@
  * Errors follow jco's convention: a thrown plain value becomes the `result`'s `err`.
  */
 import { acceptHollow, HostResource, real } from '../capabilities/canonical-abi.ts';
+import { headerValueBytes } from './header-value.ts';
 import { type ByteSource, CLOSED, InputStream, type IoError, OutputStream, Pollable } from './io.ts';
 import { lowerHttp } from './lowerings.ts';
 
@@ -32,9 +33,6 @@ export function methodToString(method: Method): string {
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 /** Header names no capsule may set: hop-by-hop ones, owned by the host's HTTP server. */
 const FORBIDDEN = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'host', 'http2-settings']);
-
-const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 function validValue(value: Uint8Array): boolean {
   for (const byte of value) if (byte === 0x0a || byte === 0x0d || byte === 0x00) return false;
@@ -182,7 +180,7 @@ export class IncomingRequest extends HostResource {
       const raw = this.#data.headers;
       const entries: [string, Uint8Array][] = [];
       for (let index = 0; index + 1 < raw.length; index += 2) {
-        entries.push([(raw[index] as string).toLowerCase(), encoder.encode(raw[index + 1] as string)]);
+        entries.push([(raw[index] as string).toLowerCase(), headerValueBytes(raw[index + 1] as string)]);
       }
       this.#headers = Fields.adopt(entries, true);
     }
@@ -544,10 +542,6 @@ export class FutureIncomingResponse extends HostResource {
 
 export function httpErrorCode(_error: IoError): ErrorCode | undefined {
   return undefined;
-}
-
-export function decodeHeaderValue(value: Uint8Array): string {
-  return decoder.decode(value);
 }
 
 // Handles of these classes may be made by the lowerings, which jco's glue does not know.

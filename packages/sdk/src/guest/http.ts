@@ -26,6 +26,33 @@ const READ_CHUNK = 65536n;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+const NON_ASCII = /[\u0080-\uffff]/;
+
+/**
+ * A header value's bytes as the Fetch API holds them: a ByteString, one character per byte, as
+ * browsers, workerd and Node.js give them. UTF-8 would make a character over 0xff of valid UTF-8,
+ * which `Headers` refuses (a TypeError, so the request failed), and the response's bytes would
+ * differ from the request's. Most values are ASCII, on which the native UTF-8 decoder agrees.
+ */
+function headerText(bytes: Uint8Array): string {
+  const text = decoder.decode(bytes);
+  if (!NON_ASCII.test(text)) return text;
+  let latin1 = '';
+  for (let offset = 0; offset < bytes.length; offset += 8192) {
+    latin1 += String.fromCharCode.apply(null, bytes.subarray(offset, offset + 8192) as unknown as number[]);
+  }
+  return latin1;
+}
+
+/** The bytes of a header value the capsule set: each character a byte, as `headerText` reads them. */
+function headerBytes(text: string): Uint8Array {
+  if (!NON_ASCII.test(text)) return encoder.encode(text);
+  // `Headers` holds ByteStrings, so every character is below 0x100.
+  const bytes = new Uint8Array(text.length);
+  for (let index = 0; index < text.length; index++) bytes[index] = text.charCodeAt(index);
+  return bytes;
+}
+
 function methodName(method: Method): string {
   return method.tag === 'other' ? method.val : method.tag.toUpperCase();
 }
@@ -71,7 +98,7 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
   const method = methodName(incoming.method());
   const headers = new Headers();
   const fields = incoming.headers();
-  for (const [name, value] of fields.entries()) headers.append(name, decoder.decode(value));
+  for (const [name, value] of fields.entries()) headers.append(name, headerText(value));
   fields[Symbol.dispose]();
   const scheme = incoming.scheme();
   const protocol = scheme === undefined || scheme.tag === 'HTTP' ? 'http' : scheme.tag === 'HTTPS' ? 'https' : scheme.val;
@@ -86,7 +113,7 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
 function responseFields(response: Response): Fields {
   const entries: [string, Uint8Array][] = [];
   response.headers.forEach((value, name) => {
-    if (!HOP_BY_HOP.has(name.toLowerCase())) entries.push([name, encoder.encode(value)]);
+    if (!HOP_BY_HOP.has(name.toLowerCase())) entries.push([name, headerBytes(value)]);
   });
   return Fields.fromList(entries);
 }

@@ -1,6 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { LookupFunction } from 'node:net';
 import { StratumError } from '@stratum/core';
+import { headerValueBytes, headerValueText } from '../../wasi/header-value.ts';
 import { type CheckedTarget, checkOutbound, type OutboundPolicy } from './policy.ts';
 
 /**
@@ -66,10 +67,9 @@ function pinned(target: CheckedTarget): LookupFunction {
 
 function responseHeaders(headers: IncomingHttpHeaders): [string, Uint8Array][] {
   const out: [string, Uint8Array][] = [];
-  const encoder = new TextEncoder();
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || HOP_BY_HOP.has(name)) continue;
-    for (const one of Array.isArray(value) ? value : [value]) out.push([name, encoder.encode(one)]);
+    for (const one of Array.isArray(value) ? value : [value]) out.push([name, headerValueBytes(one)]);
   }
   return out;
 }
@@ -81,11 +81,10 @@ export async function outboundFetch(
 ): Promise<OutboundResponse> {
   const target = await checkOutbound(new URL(request.url), policy);
   const headers: Record<string, string | string[]> = {};
-  const decoder = new TextDecoder();
   for (const [name, value] of request.headers) {
     const lower = name.toLowerCase();
     if (HOP_BY_HOP.has(lower)) continue;
-    const text = typeof value === 'string' ? value : decoder.decode(value);
+    const text = typeof value === 'string' ? value : headerValueText(value);
     const existing = headers[lower];
     headers[lower] = existing === undefined ? text : [...(Array.isArray(existing) ? existing : [existing]), text];
   }
