@@ -15,6 +15,8 @@ export interface LoadOptions {
   url: string;
   /** Host header, for the host's ingress. */
   host?: string;
+  /** More request headers, as name and value. */
+  headers?: [string, string][];
   seconds: number;
   connections: number;
   /** CPUs the load generator is pinned to (taskset list syntax), when pinning is possible. */
@@ -48,6 +50,7 @@ export async function measureLoad(options: LoadOptions): Promise<LoadResult> {
       `-d${options.seconds}s`,
       '--latency',
       ...(options.host ? ['-H', `Host: ${options.host}`] : []),
+      ...(options.headers ?? []).flatMap(([name, value]) => ['-H', `${name}: ${value}`]),
       options.url,
     ];
     const command = pin.length ? 'taskset' : 'wrk';
@@ -69,7 +72,7 @@ export async function measureLoad(options: LoadOptions): Promise<LoadResult> {
     url: options.url,
     connections: options.connections,
     duration: options.seconds,
-    ...(options.host ? { headers: { host: options.host } } : {}),
+    headers: { ...Object.fromEntries(options.headers ?? []), ...(options.host ? { host: options.host } : {}) },
   });
   return {
     requestsPerSecond: result.requests.average,

@@ -1,7 +1,7 @@
 // Host overhead: what a request costs through Stratum against plain Node.js `http` and against
 // jco serve, the existing Node.js component host, all in the same run, interleaved.
 import { freePort } from '../../tests/support/services.ts';
-import { exampleComponent, hostServer, jcoBin, plainServer, tinyComponent } from '../lib/components.ts';
+import { exampleComponent, helloFloorComponent, hostServer, jcoBin, plainServer, tinyComponent } from '../lib/components.ts';
 import { measureLoad } from '../lib/load.ts';
 import { type ServerProcess, startServer } from '../lib/process.ts';
 import { summarise } from '../lib/stats.ts';
@@ -11,8 +11,27 @@ interface Case {
   name: string;
   url: string;
   host?: string;
+  headers?: [string, string][];
   server: ServerProcess;
 }
+
+/**
+ * What a browser sends with a page request besides Host. wrk's requests carry Host alone, and
+ * every header costs a JavaScript capsule's interpreted code more than the rest of its request.
+ */
+const BROWSER_HEADERS: [string, string][] = [
+  ['User-Agent', 'Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36'],
+  ['Accept', 'text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8'],
+  ['Accept-Language', 'en-US,en;q=0.9'],
+  ['Accept-Encoding', 'gzip, deflate, br, zstd'],
+  ['Cookie', 'session=9f2c4e1a7b3d5f60; theme=dark'],
+  ['Referer', 'https://hello.bench/'],
+  ['Sec-Fetch-Dest', 'document'],
+  ['Sec-Fetch-Mode', 'navigate'],
+  ['Sec-Fetch-Site', 'same-origin'],
+  ['Upgrade-Insecure-Requests', '1'],
+  ['Cache-Control', 'max-age=0'],
+];
 
 interface Figures {
   rps: number[];
@@ -27,6 +46,7 @@ export const overheadSuite: Suite = {
   title: 'Host overhead: requests/s and latency for a hello response',
   async run(options) {
     const [tiny, hello] = await Promise.all([tinyComponent(), exampleComponent('hello')]);
+    const floor = await helloFloorComponent();
     const ready = /listening on (\d+)/;
     const cpus = options.serverCpus;
     const servers: ServerProcess[] = [];
@@ -39,6 +59,7 @@ export const overheadSuite: Suite = {
       const plain = await start([plainServer]);
       const tinyHost = await start([hostServer, '--manifest', tiny.manifest, '--component', tiny.component, '--domain', 'tiny.bench']);
       const helloHost = await start([hostServer, '--manifest', hello.manifest, '--component', hello.component, '--domain', 'hello.bench']);
+      const floorHost = await start([hostServer, '--manifest', floor.manifest, '--component', floor.component, '--domain', 'floor.bench']);
       const jcoPort = await freePort();
       const jco = await start(
         [jcoBin, 'serve', hello.component, '--port', String(jcoPort), '--host', '127.0.0.1'],
@@ -50,10 +71,25 @@ export const overheadSuite: Suite = {
         { name: '(b) tiny component via host', url: url(tinyHost), host: 'tiny.bench', server: tinyHost },
         { name: '(c) hello JS capsule via host', url: url(helloHost), host: 'hello.bench', server: helloHost },
         { name: '(d) hello JS under jco serve', url: url(jco), server: jco },
+        {
+          name: "(c) with a browser's 12 request headers",
+          url: url(helloHost),
+          host: 'hello.bench',
+          headers: BROWSER_HEADERS,
+          server: helloHost,
+        },
+        { name: '(e) JS floor: hello on wasi:http, no Fetch API', url: url(floorHost), host: 'floor.bench', server: floorHost },
       ];
       const figures = new Map<string, Figures>(cases.map((item) => [item.name, { rps: [], p50: [], p99: [], rss: [], errors: 0 }]));
       const load = (item: Case, seconds: number) =>
-        measureLoad({ url: item.url, ...(item.host ? { host: item.host } : {}), seconds, connections: 32, cpus: options.loadCpus });
+        measureLoad({
+          url: item.url,
+          ...(item.host ? { host: item.host } : {}),
+          ...(item.headers ? { headers: item.headers } : {}),
+          seconds,
+          connections: 32,
+          cpus: options.loadCpus,
+        });
       // Warm-up: JIT, instances, connection pools.
       for (const item of cases) await load(item, 1);
       for (let round = 0; round < options.rounds; round++) {
@@ -80,7 +116,7 @@ export const overheadSuite: Suite = {
           extra: { 'p50 ms': summarise(figure.p50), 'p99 ms': summarise(figure.p99), 'RSS MiB': summarise(figure.rss) },
         };
       });
-      const [a, b, c, d] = rows;
+      const [a, b, c, d, browser, floorRow] = rows;
       if (a && b) {
         b.baseline = '(a)';
         b.ratio = b.summary.median / a.summary.median;
@@ -95,6 +131,14 @@ export const overheadSuite: Suite = {
         d.baseline = '(a)';
         d.ratio = d.summary.median / a.summary.median;
       }
+      if (browser && c) {
+        browser.baseline = '(c)';
+        browser.ratio = browser.summary.median / c.summary.median;
+      }
+      if (floorRow && c) {
+        floorRow.baseline = '(c)';
+        floorRow.ratio = floorRow.summary.median / c.summary.median;
+      }
       const errors = [...figures.entries()]
         .filter(([, figure]) => figure.errors > 0)
         .map(([name, figure]) => `${name}: ${figure.errors} errors`);
@@ -104,6 +148,8 @@ export const overheadSuite: Suite = {
         rows,
         notes: [
           'Each server is one process pinned to the server CPU; 32 keep-alive connections; medians over interleaved rounds.',
+          "Requests carry the Host header alone, except (c) with a browser's 12 request headers (User-Agent, Accept, Cookie and the like).",
+          "(e) answers as hello does, on wasi:http/types directly (bench/capsules/hello-floor): StarlingMonkey, jco's glue and the host, without the Request, Headers and Response objects that the SDK gives a capsule.",
           ...(errors.length ? [`non-2xx or socket errors: ${errors.join('; ')}`] : ['no errors in any round']),
         ],
       };
