@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
+import { headerValueBytes, headerValueText } from './header-value.ts';
 import { Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam, type ResponseReceiver } from './http-types.ts';
 import { InputStream } from './io.ts';
 
@@ -79,6 +80,26 @@ test('a request header value reaches the capsule as the bytes that were on the w
     body: [],
   });
   assert.deepEqual([...(request.headers().get('x-name')[0] ?? [])], wire);
+});
+
+test('fuzz: any header value crosses from Node.js to the capsule and back byte for byte', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 512 }), (wire) => {
+      // As Node.js's parser makes the value, and as its server writes it back.
+      const request = new IncomingRequest({
+        method: 'GET',
+        pathWithQuery: '/',
+        scheme: 'http',
+        authority: 'a.test',
+        headers: ['X-Any', Buffer.from(wire).toString('latin1')],
+        body: [],
+      });
+      const value = request.headers().get('x-any')[0] ?? new Uint8Array();
+      assert.deepEqual([...value], [...wire]);
+      assert.deepEqual([...Buffer.from(headerValueText(value), 'latin1')], [...wire]);
+      assert.deepEqual([...headerValueBytes(headerValueText(wire))], [...wire]);
+    }),
+  );
 });
 
 test('fuzz: fields from any list either hold exactly that list or refuse it with a header error', () => {
