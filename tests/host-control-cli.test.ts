@@ -1,7 +1,9 @@
-// `stratum host status` and `stratum host start`'s refusals, through the CLI's main().
+// `stratum host status`, `host install` and `host uninstall`, and `stratum host start`'s refusals,
+// through the CLI's main().
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -13,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { main } from '@stratum/cli';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { canonicalJson, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
+import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { removeDir } from './support/temp.ts';
 
@@ -111,6 +114,102 @@ test('host status with a key the host does not trust fails with the reason', asy
   ]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /not a registrar this host trusts/);
+});
+
+/** The status of a GET through the host's ingress, for the capsule serving `host`. */
+function ingressStatus(url: URL, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, { headers: { host }, agent: false }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+test('host install sends a built capsule and starts it; host uninstall takes it away', async (t) => {
+  const { dir, host } = await hostWithOperatorKey(t);
+  // A capsule directory as `stratum build` leaves it: the manifest, and the component it names.
+  const capsule = join(dir, 'hello');
+  await mkdir(join(capsule, 'dist'), { recursive: true });
+  await copyFile(join(exampleDir('hello'), 'stratum.toml'), join(capsule, 'stratum.toml'));
+  const control = ['--url', host.controlUrl.href, '--audience', 'h1.example.net', '--key', join(dir, 'operator.key')];
+
+  const unbuilt = await run(['host', 'install', capsule, '--domain', 'hello.example', ...control]);
+  assert.equal(unbuilt.code, 1);
+  assert.match(unbuilt.stderr, /cannot read the component .*dist\/hello\.wasm/);
+  assert.match(unbuilt.stderr, /Build it first: `stratum build`/);
+
+  await copyFile(await buildExample('hello'), join(capsule, 'dist', 'hello.wasm'));
+  const installed = await run(['host', 'install', capsule, '--domain', 'hello.example', ...control]);
+  assert.equal(installed.code, 0, installed.stderr);
+  assert.match(installed.stdout, /^installed hello 0\.1\.0 \(sha256:[0-9a-f]{64}\): running, serving hello\.example\n/);
+  assert.equal(await ingressStatus(host.ingressUrl, 'hello.example'), 200);
+
+  const idle = await run(['host', 'install', capsule, '-d', 'idle.example', '--name', 'idle', '--no-start', '--json', ...control]);
+  assert.equal(idle.code, 0, idle.stderr);
+  const status = JSON.parse(idle.stdout) as { name: string; state: string; domains: string[] };
+  assert.deepEqual([status.name, status.state, status.domains], ['idle', 'installed', ['idle.example']]);
+  assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 503);
+
+  const listed = await run(['host', 'status', ...control]);
+  assert.match(listed.stdout, /\nhello +running +0\.1\.0 +hello\.example /);
+
+  const removed = await run(['host', 'uninstall', 'hello', ...control]);
+  assert.equal(removed.code, 0, removed.stderr);
+  assert.equal(removed.stdout, 'uninstalled hello\n');
+  assert.equal(await ingressStatus(host.ingressUrl, 'hello.example'), 404);
+
+  const unknown = await run(['host', 'uninstall', 'hello', ...control]);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /no capsule named "hello"/);
+});
+
+test('host install without a domain, or with a capsule-scoped --var, is a usage error', async () => {
+  const noDomain = await run(['host', 'install', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
+  assert.equal(noDomain.code, 2);
+  assert.match(noDomain.stderr, /--domain is required/);
+  const scoped = await run([
+    'host',
+    'install',
+    '-d',
+    'a.example',
+    '--var',
+    'notes:title=x',
+    '--url',
+    'http://127.0.0.1:1/v1',
+    '--key',
+    'k.json',
+  ]);
+  assert.equal(scoped.code, 2);
+  assert.match(scoped.stderr, /write --var title=\.\.\./);
+});
+
+test('a host that is not there is named, with the reason, not reported as a bug', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-nohost-'));
+  t.after(() => removeDir(dir));
+  await writeKeyFile(join(dir, 'operator.key'), (await generateEd25519KeyPair()).privateJwk);
+  // A port that was free a moment ago: nothing listens there.
+  const port = await new Promise<number>((resolve) => {
+    const probe = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
+  const result = await run([
+    'host',
+    'status',
+    '--url',
+    `http://127.0.0.1:${port}/v1`,
+    '--audience',
+    'h1',
+    '--key',
+    join(dir, 'operator.key'),
+  ]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, new RegExp(`cannot reach the control API at http://127\\.0\\.0\\.1:${port}/v1\\n  connect ECONNREFUSED`));
+  assert.doesNotMatch(result.stderr, /bug in Stratum/);
 });
 
 test('host status without --key is a usage error', async () => {

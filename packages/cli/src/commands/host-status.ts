@@ -1,13 +1,6 @@
-import { readKeyFile } from '@stratum/core';
 import type { CapsuleStatus } from '@stratum/host';
-import { booleanOption, type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
-
-/** Where to reach a host's control API from its own machine: a wildcard listen address means loopback. */
-function localControlUrl(listen: { host: string; port: number }, tls: boolean): string {
-  const host =
-    listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '[::1]' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
-  return `${tls ? 'https' : 'http'}://${host}:${listen.port}/v1`;
-}
+import { booleanOption, type Command, EXIT_OK, paint } from '../command.ts';
+import { CONTROL_HELP, CONTROL_OPTIONS, connectControl } from '../control-connection.ts';
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
@@ -31,41 +24,23 @@ export const hostStatusCommand: Command = {
   summary: "show a running host's capsules, asking its control API with a signed request",
   usage: 'host status --key <registrar key> (--config <host.toml> | --url <control API> [--audience <host name>]) [--json]',
   description: `
-Asks a running host for its status over the control API, signing the request with a registrar
-key the host trusts (one of host.toml's [registrars]; an operator adds one for their own
-tools). It asks the live host rather than reading its data directory because only the running
-process knows what the runtime is doing now: instances, requests in flight, limit hits,
-back-off; and because it works the same from another machine.
+Asks a running host for its status over the control API. It asks the live host rather than
+reading its data directory because only the running process knows what the runtime is doing
+now: instances, requests in flight, limit hits, back-off; and because it works the same from
+another machine.
 
-With --config, the control address and the host's name come from host.toml; otherwise give
---url (the API's base URL) and, unless the host's own identity endpoint should be trusted for
-it, --audience.
+${CONTROL_HELP}
 
 Examples:
   stratum host status --config /etc/stratum/host.toml --key ~/.stratum/operator.key
   stratum host status --url https://h1.example.net/stratum/v1 --audience h1.example.net --key registrar.key --json`,
   maxPositionals: 0,
   options: {
-    key: { type: 'string', short: 'k', value: 'file', description: "a registrar's key file (an Ed25519 private JWK) the host trusts" },
-    config: { type: 'string', short: 'c', value: 'file', description: "the host's host.toml, for its control address and name" },
-    url: { type: 'string', value: 'url', description: "the control API's base URL, such as http://127.0.0.1:7070/v1" },
-    audience: { type: 'string', value: 'name', description: "the host's name (default: from --config, else asked of the host)" },
+    ...CONTROL_OPTIONS,
     json: { type: 'boolean', description: 'print the status as JSON' },
   },
   async run(args, io) {
-    const keyFile = stringOption(args, 'key');
-    if (!keyFile) throw usageError('--key is required: control requests are signed with a registrar key the host trusts');
-    const configPath = stringOption(args, 'config');
-    const { createControlClient, loadHostConfig } = await import('@stratum/host');
-    let url = stringOption(args, 'url');
-    let audience = stringOption(args, 'audience');
-    if (configPath) {
-      const config = await loadHostConfig(configPath);
-      url ??= localControlUrl(config.control.listen, config.control.tls !== undefined);
-      audience ??= config.name;
-    }
-    if (!url) throw usageError('say which host: --config <host.toml> or --url <control API base URL>');
-    const client = createControlClient({ url, key: await readKeyFile(keyFile), ...(audience ? { audience } : {}) });
+    const { client } = await connectControl(args);
     const status = await client.status();
     if (booleanOption(args, 'json')) {
       io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);

@@ -2,6 +2,7 @@ import type { Command } from '../command.ts';
 import { buildCommand } from './build.ts';
 import { devCommand } from './dev.ts';
 import { dnsCheckCommand } from './dns-check.ts';
+import { hostInstallCommand, hostUninstallCommand } from './host-install.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
 import { hostStartCommand } from './host-start.ts';
 import { hostStatusCommand } from './host-status.ts';
@@ -26,5 +27,7 @@ export const commands: Command[] = [
   hostKeygenCommand,
   hostStartCommand,
   hostStatusCommand,
+  hostInstallCommand,
+  hostUninstallCommand,
   dnsCheckCommand,
 ];

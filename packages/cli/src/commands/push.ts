@@ -1,8 +1,9 @@
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { formatBytes, StratumError } from '@stratum/core';
 import type { TransferProgress } from '@stratum/registry';
 import { booleanOption, type Command, type CommandIo, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
+import { readLocalComponent } from '../local-component.ts';
 import { manifestPath } from './validate.ts';
 
 /** Blobs at least this large show progress while they move. */
@@ -84,13 +85,7 @@ Examples:
         },
       );
     }
-    const wasmPath = resolve(dirname(path), manifest.source.wasm);
-    const wasm = await readFile(wasmPath).catch((error: NodeJS.ErrnoException) => {
-      throw new StratumError('PUSH_NO_COMPONENT', `cannot read the component ${wasmPath}`, {
-        details: [error.code === 'ENOENT' ? 'no such file' : String(error)],
-        hint: manifest.build ? 'Build it first: `stratum build`.' : `Check [source] wasm in ${path}.`,
-      });
-    });
+    const { path: wasmPath, bytes: wasm } = await readLocalComponent(path, { ...manifest, source: manifest.source }, 'PUSH_NO_COMPONENT');
     if (manifest.source.digest !== undefined && digestOf(wasm) !== manifest.source.digest) {
       throw new StratumError('PUSH_DIGEST_MISMATCH', `${wasmPath} does not match the digest in ${path}`, {
         details: [`[source] digest ${manifest.source.digest}`, `the file has ${digestOf(wasm)}`],

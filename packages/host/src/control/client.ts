@@ -94,7 +94,21 @@ export function createControlClient(options: ControlClientOptions): ControlClien
   const base = new URL(options.url);
   const prefix = base.pathname.replace(/\/+$/, '');
   const resolve = (path: string) => new URL(`${prefix}${path}`, base.origin);
-  const doFetch = options.fetch ?? fetch;
+  const fetchOnce = options.fetch ?? fetch;
+  // fetch reports a host it cannot reach as a bare "fetch failed", the reason in its cause.
+  const doFetch = async (url: URL, init?: RequestInit): Promise<Response> => {
+    try {
+      return await fetchOnce(url, init);
+    } catch (error) {
+      if (!(error instanceof TypeError)) throw error;
+      const cause = (error as { cause?: unknown }).cause;
+      throw new StratumError('CONTROL_UNREACHABLE', `cannot reach the control API at ${base.href}`, {
+        details: [cause instanceof Error ? cause.message : error.message],
+        hint: 'Is the host running, and is this its address? `stratum host start` prints where its control API listens ([control] listen in host.toml).',
+        cause: error,
+      });
+    }
+  };
   let audience: Promise<string> | undefined = options.audience === undefined ? undefined : Promise.resolve(options.audience);
 
   const identity = async (): Promise<HostIdentity> => {
