@@ -156,6 +156,20 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
   const listed = await run(['host', 'status', ...control]);
   assert.match(listed.stdout, /\nhello +running +0\.1\.0 +hello\.example /);
 
+  // Without --follow, the recent lines and no more: the command ends at the stream's `live` event.
+  const logs = await run(['host', 'logs', 'hello', ...control]);
+  assert.equal(logs.code, 0, logs.stderr);
+  assert.match(logs.stdout, /^\S+Z info {2}host: installed hello@0\.1\.0 \(sha256:[0-9a-f]{64}\)\n\S+Z info {2}host: started\n$/);
+  const lastLine = await run(['host', 'logs', 'hello', '--lines', '1', '--json', ...control]);
+  assert.equal(lastLine.code, 0, lastLine.stderr);
+  assert.deepEqual(
+    lastLine.stdout
+      .trim()
+      .split('\n')
+      .map((line) => (JSON.parse(line) as { message: string }).message),
+    ['started'],
+  );
+
   const removed = await run(['host', 'uninstall', 'hello', ...control]);
   assert.equal(removed.code, 0, removed.stderr);
   assert.equal(removed.stdout, 'uninstalled hello\n');
@@ -166,7 +180,7 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
   assert.match(unknown.stderr, /no capsule named "hello"/);
 });
 
-test('host install without a domain, or with a capsule-scoped --var, is a usage error', async () => {
+test('host install without a domain, or with a capsule-scoped --var, and host logs with a bad --lines, are usage errors', async () => {
   const noDomain = await run(['host', 'install', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
   assert.equal(noDomain.code, 2);
   assert.match(noDomain.stderr, /--domain is required/);
@@ -184,6 +198,9 @@ test('host install without a domain, or with a capsule-scoped --var, is a usage 
   ]);
   assert.equal(scoped.code, 2);
   assert.match(scoped.stderr, /write --var title=\.\.\./);
+  const lines = await run(['host', 'logs', 'hello', '--lines', 'all', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
+  assert.equal(lines.code, 2);
+  assert.match(lines.stderr, /--lines all: give a whole number from 0 to 10000/);
 });
 
 test('a host that is not there is named, with the reason, not reported as a bug', async (t) => {

@@ -78,7 +78,11 @@ export interface ControlClient {
     snapshot: string | Uint8Array,
   ): Promise<{ capability: string; label: string; records: number }>;
   /** Streams a capsule's log until `signal` aborts or the host closes the stream. */
-  logs(name: string, onEntry: (entry: CapsuleLogEntry) => void, options?: { backlog?: number; signal?: AbortSignal }): Promise<void>;
+  logs(
+    name: string,
+    onEntry: (entry: CapsuleLogEntry) => void,
+    options?: { backlog?: number; signal?: AbortSignal; onLive?: () => void },
+  ): Promise<void>;
   /** A signed request to any path relative to the base URL (`/status`), for what the methods above do not cover. */
   request(method: string, path: string, body?: unknown): Promise<Response>;
 }
@@ -185,6 +189,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
       if (!response.ok || !response.body) await expectOk(response);
       await readEvents(response.body as ReadableStream<Uint8Array>, (event, data) => {
         if (event === 'log') onEntry(JSON.parse(data) as CapsuleLogEntry);
+        else if (event === 'live') logOptions.onLive?.();
       }).catch((error: unknown) => {
         if (!logOptions.signal?.aborted) throw error;
       });

@@ -308,6 +308,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       },
       { backlog },
     );
+    // The backlog is sent: a client that wanted only the recent lines can stop here.
+    response.write('event: live\ndata: {}\n\n');
     const keepAlive = setInterval(() => response.write(': keep-alive\n\n'), (options.keepAliveSeconds ?? 15) * 1000);
     keepAlive.unref();
     const stop = () => {

@@ -118,3 +118,62 @@ Example:
     return EXIT_OK;
   },
 };
+
+const LEVEL_COLOURS: Record<string, number> = { trace: 2, debug: 2, warn: 33, error: 31, critical: 31 };
+
+export const hostLogsCommand: Command = {
+  name: 'host logs',
+  summary: "show a capsule's recent log lines on a running host, and with --follow the new ones",
+  usage: 'host logs <capsule> [--lines N] [--follow] [--json] --key <registrar key> (--config <host.toml> | --url <control API>)',
+  description: `
+Prints what a capsule wrote (stdout, stderr, wasi:logging) and what the host said about it
+(limit hits, failed starts), as the host keeps them: the last --lines lines, and with --follow
+every new one until Ctrl-C. Each line shows its time, level, source, and the request it belongs
+to when there is one.
+
+${CONTROL_HELP}
+
+Examples:
+  stratum host logs hello --config host.toml --key operator-key.json
+  stratum host logs hello -f --lines 0 --json --url https://h1.example.net/stratum/v1 --key registrar.key`,
+  maxPositionals: 1,
+  options: {
+    lines: { type: 'string', short: 'n', value: 'N', description: 'how many recent lines to show first (default 100, at most 10000)' },
+    follow: { type: 'boolean', short: 'f', description: 'keep printing new lines until Ctrl-C' },
+    json: { type: 'boolean', description: 'one JSON object a line, as the control API sends them' },
+    ...CONTROL_OPTIONS,
+  },
+  async run(args, io) {
+    const name = args.positionals[0];
+    if (!name) throw usageError('say which capsule: stratum host logs <capsule>', 'Run `stratum host status` to list them.');
+    const linesText = stringOption(args, 'lines') ?? '100';
+    const lines = Number(linesText);
+    if (!/^\d+$/.test(linesText) || lines > 10_000) throw usageError(`--lines ${linesText}: give a whole number from 0 to 10000`);
+    const follow = booleanOption(args, 'follow');
+    const json = booleanOption(args, 'json');
+    const { client } = await connectControl(args);
+    const done = new AbortController();
+    const stop = () => done.abort();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+    try {
+      await client.logs(
+        name,
+        (entry) => {
+          if (json) {
+            io.stdout.write(`${JSON.stringify(entry)}\n`);
+            return;
+          }
+          const level = paint(io.stdout, LEVEL_COLOURS[entry.level] ?? 0, entry.level.padEnd(5));
+          const request = entry.requestId ? paint(io.stdout, 2, ` (request ${entry.requestId})`) : '';
+          io.stdout.write(`${entry.time} ${level} ${entry.source}: ${entry.message}${request}\n`);
+        },
+        { backlog: lines, signal: done.signal, ...(follow ? {} : { onLive: stop }) },
+      );
+    } finally {
+      process.off('SIGINT', stop);
+      process.off('SIGTERM', stop);
+    }
+    return EXIT_OK;
+  },
+};
