@@ -1,6 +1,8 @@
 // The `stratum` launcher under a Node.js older than 24 hands over to the repository's Node.js 24
 // in a child process. A signal sent to the launcher alone, as `kill` and process managers send
 // it, must reach that child: a host left running without its launcher holds its ports and data.
+// And a host stops cleanly however many times it is told to: systemd signals every process of
+// a unit, so with the launcher the host hears SIGTERM twice.
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
@@ -93,4 +95,50 @@ test('SIGTERM to the launcher stops the host it handed over to, cleanly', async 
     .split('\n')
     .map((line) => (JSON.parse(line) as { msg: string }).msg);
   assert.deepEqual(messages.slice(-2), ['stopping', 'stopped']);
+});
+
+test('a host told twice to stop (SIGTERM) still finishes its shutdown', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-twice-'));
+  t.after(() => removeDir(dir));
+  const config = await writeTestHost(dir, { registrar: (await generateEd25519KeyPair()).publicJwk.x });
+  // This Node.js (24): the host runs in the launcher's own process.
+  const host = spawn(process.execPath, [launcher, 'host', 'start', '--config', config.path, '--log-format', 'json'], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    host.once('exit', (code, signal) => resolve([code, signal])),
+  );
+  t.after(() => {
+    if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
+  });
+  let stdout = '';
+  let stderr = '';
+  host.stderr.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  await new Promise<void>((resolve, reject) => {
+    host.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (stdout.includes(' is up ')) resolve();
+    });
+    void exited.then(() => reject(new Error(`the host exited before it was up:\n${stdout}\n${stderr}`)));
+  });
+  host.kill('SIGTERM');
+  // The second once the first is being handled, as a launcher passing its own on sends it.
+  let ended = false;
+  void exited.then(() => {
+    ended = true;
+  });
+  await new Promise<void>((resolve) => {
+    const wait = () => (stderr.includes('"stopping"') || ended ? resolve() : setTimeout(wait, 5));
+    wait();
+  });
+  host.kill('SIGTERM');
+  assert.deepEqual(await exited, [0, null], stderr);
+  const messages = stderr
+    .trim()
+    .split('\n')
+    .map((line) => (JSON.parse(line) as { msg: string }).msg);
+  assert.equal(messages.at(-1), 'stopped');
+  assert.ok(messages.includes('stopping'));
 });

@@ -117,8 +117,10 @@ Examples:
     const stopped = new Promise<'stop'>((resolve) => {
       stop = () => resolve('stop');
     });
+    // A second Ctrl-C leaves at once; a second SIGTERM (a process manager, the launcher passing
+    // its own on) is the same stop asked again, and lets the shutdown finish.
     process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.on('SIGTERM', stop);
 
     const capsules: DevCapsule[] = [];
     const ingress = await startIngress(port, () => capsules);

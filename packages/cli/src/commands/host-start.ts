@@ -81,30 +81,47 @@ Examples:
     const destination = format === 'json' ? (io.stderr as unknown as Writable) : prettyLogStream(io.stderr);
     const { pino } = await import('pino');
     const logger = pino({ level, base: { host: config.name } }, destination);
-    const started = performance.now();
-    const host = await startHost(config, { logger });
-    const failed = host.restored.filter((item) => item.error !== undefined);
-    io.stdout.write(
-      [
-        `${paint(io.stdout, 32, 'stratum-host')} ${config.name} is up (${formatDuration(performance.now() - started)}; ${host.restored.length - failed.length} capsule${host.restored.length - failed.length === 1 ? '' : 's'} restored${failed.length ? `, ${failed.length} failed` : ''})`,
-        `  ingress      ${host.ingressUrl.href}`,
-        `  control API  ${host.controlUrl.href}`,
-        `  data         ${config.dataDir}`,
-        '',
-      ].join('\n'),
-    );
-
-    await new Promise<void>((resolve) => {
-      const stop = (signal: NodeJS.Signals) => {
-        process.off('SIGINT', stop);
-        process.off('SIGTERM', stop);
-        logger.info({ signal }, 'stopping');
-        resolve();
-      };
-      process.on('SIGINT', stop);
-      process.on('SIGTERM', stop);
+    // Listening from before the start: a stop asked while the host restores its capsules waits
+    // for that to finish, then stops it cleanly, instead of killing it halfway.
+    let stopping = false;
+    let stopAsked = () => {};
+    const asked = new Promise<void>((resolve) => {
+      stopAsked = resolve;
     });
-    await host.close();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        // A second Ctrl-C is someone insisting: leave now, as CLIs do. A second SIGTERM is the
+        // same stop asked again (systemd signals every process of the unit, the launcher passes
+        // its own on), and must not cut short the shutdown that writes the usage ledger.
+        if (signal === 'SIGINT') process.exit(130);
+        logger.info({ signal }, 'already stopping');
+        return;
+      }
+      stopping = true;
+      logger.info({ signal }, 'stopping');
+      stopAsked();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    try {
+      const started = performance.now();
+      const host = await startHost(config, { logger });
+      const failed = host.restored.filter((item) => item.error !== undefined);
+      io.stdout.write(
+        [
+          `${paint(io.stdout, 32, 'stratum-host')} ${config.name} is up (${formatDuration(performance.now() - started)}; ${host.restored.length - failed.length} capsule${host.restored.length - failed.length === 1 ? '' : 's'} restored${failed.length ? `, ${failed.length} failed` : ''})`,
+          `  ingress      ${host.ingressUrl.href}`,
+          `  control API  ${host.controlUrl.href}`,
+          `  data         ${config.dataDir}`,
+          '',
+        ].join('\n'),
+      );
+      await asked;
+      await host.close();
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     logger.info('stopped');
     logger.flush();
     return EXIT_OK;
