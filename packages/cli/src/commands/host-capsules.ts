@@ -3,6 +3,7 @@ import { booleanOption, type Command, EXIT_OK, paint, stringListOption, stringOp
 import { CONTROL_HELP, CONTROL_OPTIONS, connectControl, localUrl } from '../control-connection.ts';
 import { parseVarFlag, varsFor } from '../dev/vars.ts';
 import { readLocalComponent } from '../local-component.ts';
+import { table } from './host-status.ts';
 import { manifestPath } from './validate.ts';
 
 export const hostInstallCommand: Command = {
@@ -174,6 +175,81 @@ Examples:
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
     }
+    return EXIT_OK;
+  },
+};
+
+/** An RFC 3339 date-time or a date from an option, or a usage error naming the option. */
+function dateOption(text: string | undefined, option: string): Date | undefined {
+  if (text === undefined) return undefined;
+  const date = new Date(text);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(text) || Number.isNaN(date.getTime())) {
+    throw usageError(`--${option} ${text}: give a date or an RFC 3339 date-time, such as 2026-11-01 or 2026-11-01T00:00:00Z`);
+  }
+  return date;
+}
+
+export const hostUsageCommand: Command = {
+  name: 'host usage',
+  summary: "show what a running host's capsules used, from its metering ledger",
+  usage:
+    'host usage [--month YYYY-MM | --since <date> --until <date>] [--capsule <name>] [--json] --key <registrar key> (--config <host.toml> | --url <control API>)',
+  description: `
+Sums the host's metering ledger for each capsule: requests, CPU time, memory held while serving
+(GB-seconds), request and response bytes, and requests a limit ended. --month gives one
+calendar month in UTC, the period of a monthly usage report; --since and --until any period
+(entries whose period overlaps it). It also prints the ledger's length and the hash of its last
+entry, which a registrar records to detect a later rewrite (spec/host-api.md section 7).
+
+${CONTROL_HELP}
+
+Examples:
+  stratum host usage --month 2026-11 --config host.toml --key operator-key.json
+  stratum host usage --capsule hello --since 2026-12-01 --json --url https://h1.example.net/stratum/v1 --key registrar.key`,
+  maxPositionals: 0,
+  options: {
+    month: { type: 'string', short: 'm', value: 'YYYY-MM', description: 'one calendar month, UTC' },
+    since: { type: 'string', value: 'date', description: 'from this date or date-time (RFC 3339)' },
+    until: { type: 'string', value: 'date', description: 'until this date or date-time, not included' },
+    capsule: { type: 'string', value: 'name', description: 'one capsule only' },
+    json: { type: 'boolean', description: 'print the answer of the control API as JSON' },
+    ...CONTROL_OPTIONS,
+  },
+  async run(args, io) {
+    const month = stringOption(args, 'month');
+    let since = dateOption(stringOption(args, 'since'), 'since');
+    let until = dateOption(stringOption(args, 'until'), 'until');
+    if (month !== undefined) {
+      const match = /^(\d{4})-(0[1-9]|1[0-2])$/.exec(month);
+      if (!match) throw usageError(`--month ${month}: give a month as YYYY-MM, such as 2026-11`);
+      if (since || until) throw usageError('--month is a period of its own: give it, or --since and --until, not both');
+      since = new Date(Date.UTC(Number(match[1]), Number(match[2]) - 1, 1));
+      until = new Date(Date.UTC(Number(match[1]), Number(match[2]), 1));
+    }
+    const capsule = stringOption(args, 'capsule');
+    const { client } = await connectControl(args);
+    const usage = await client.usage({ ...(capsule ? { capsule } : {}), ...(since ? { since } : {}), ...(until ? { until } : {}) });
+    if (booleanOption(args, 'json')) {
+      io.stdout.write(`${JSON.stringify(usage, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    const period = `${since ? since.toISOString() : 'the start'} to ${until ? until.toISOString() : 'now'}`;
+    io.stdout.write(`usage from ${period}\n`);
+    const rows = [['CAPSULE', 'REQUESTS', 'CPU', 'MEMORY', 'IN', 'OUT', 'LIMIT HITS']];
+    for (const [name, used] of Object.entries(usage.capsules).sort(([a], [b]) => a.localeCompare(b))) {
+      const hits = Object.entries(used.limitHits).filter(([, count]) => count > 0);
+      rows.push([
+        name,
+        used.requests.toLocaleString('en-US'),
+        `${(used.cpuMs / 1000).toFixed(used.cpuMs < 10_000 ? 3 : 1)} s`,
+        `${(used.memoryMbSeconds / 1000).toFixed(3)} GB-s`,
+        formatBytes(used.bytesIn),
+        formatBytes(used.bytesOut),
+        hits.length ? hits.map(([kind, count]) => `${kind}:${count}`).join(',') : '-',
+      ]);
+    }
+    io.stdout.write(rows.length > 1 ? `${table(rows)}\n` : 'no usage in that period\n');
+    io.stdout.write(`ledger: ${usage.ledger.entries.toLocaleString('en-US')} entries, last ${usage.ledger.hash}\n`);
     return EXIT_OK;
   },
 };

@@ -2,7 +2,8 @@ import type { CapsuleStatus } from '@stratum/host';
 import { booleanOption, type Command, EXIT_OK, paint } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, connectControl } from '../control-connection.ts';
 
-function table(rows: string[][]): string {
+/** Rows as columns padded to their widest cell, two spaces apart; the first row is the header. */
+export function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, column) => Math.max(...rows.map((row) => (row[column] ?? '').length))) ?? [];
   return rows
     .map((row) =>
