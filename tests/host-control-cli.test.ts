@@ -156,6 +156,20 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
   const listed = await run(['host', 'status', ...control]);
   assert.match(listed.stdout, /\nhello +running +0\.1\.0 +hello\.example /);
 
+  // The ingress served hello once: the host writes it to its ledger before it answers.
+  const usage = await run(['host', 'usage', '--json', ...control]);
+  assert.equal(usage.code, 0, usage.stderr);
+  const used = JSON.parse(usage.stdout) as { capsules: Record<string, { requests: number }>; ledger: { entries: number; hash: string } };
+  assert.equal(used.capsules.hello?.requests, 1);
+  assert.match(used.ledger.hash, /^[0-9a-f]{64}$/);
+  const thisMonth = new Date().toISOString().slice(0, 7);
+  const table = await run(['host', 'usage', '--month', thisMonth, '--capsule', 'hello', ...control]);
+  assert.equal(table.code, 0, table.stderr);
+  assert.match(table.stdout, /\nhello +1 +\d+\.\d+ s +\d+\.\d+ GB-s /);
+  assert.match(table.stdout, new RegExp(`ledger: ${used.ledger.entries} entries, last ${used.ledger.hash}\\n$`));
+  const lastYear = await run(['host', 'usage', '--month', `${Number(thisMonth.slice(0, 4)) - 1}-01`, ...control]);
+  assert.match(lastYear.stdout, /no usage in that period/);
+
   // Without --follow, the recent lines and no more: the command ends at the stream's `live` event.
   const logs = await run(['host', 'logs', 'hello', ...control]);
   assert.equal(logs.code, 0, logs.stderr);
@@ -180,7 +194,7 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
   assert.match(unknown.stderr, /no capsule named "hello"/);
 });
 
-test('host install without a domain, or with a capsule-scoped --var, and host logs with a bad --lines, are usage errors', async () => {
+test('host install without a domain or with a capsule-scoped --var, host logs with bad --lines, host usage with a bad period: usage errors', async () => {
   const noDomain = await run(['host', 'install', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
   assert.equal(noDomain.code, 2);
   assert.match(noDomain.stderr, /--domain is required/);
@@ -201,6 +215,12 @@ test('host install without a domain, or with a capsule-scoped --var, and host lo
   const lines = await run(['host', 'logs', 'hello', '--lines', 'all', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
   assert.equal(lines.code, 2);
   assert.match(lines.stderr, /--lines all: give a whole number from 0 to 10000/);
+  const month = await run(['host', 'usage', '--month', '2026-13', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
+  assert.equal(month.code, 2);
+  assert.match(month.stderr, /--month 2026-13: give a month as YYYY-MM/);
+  const since = await run(['host', 'usage', '--since', 'yesterday', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
+  assert.equal(since.code, 2);
+  assert.match(since.stderr, /--since yesterday: give a date or an RFC 3339 date-time/);
 });
 
 test('a host that is not there is named, with the reason, not reported as a bug', async (t) => {
