@@ -142,6 +142,14 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
   assert.match(unbuilt.stderr, /Build it first: `stratum build`/);
 
   await copyFile(await buildExample('hello'), join(capsule, 'dist', 'hello.wasm'));
+  // hello declares no config variable (and does not import wasi:config): a value is a mistake.
+  const typo = await run(['host', 'install', capsule, '--domain', 'hello.example', '--var', 'greeting=hi', ...control]);
+  assert.equal(typo.code, 1);
+  assert.match(
+    typo.stderr,
+    /the configuration of hello does not match its manifest\n {2}config value "greeting" is not a variable the manifest declares/,
+  );
+  assert.equal(await ingressStatus(host.ingressUrl, 'hello.example'), 404);
   const installed = await run(['host', 'install', capsule, '--domain', 'hello.example', ...control]);
   assert.equal(installed.code, 0, installed.stderr);
   assert.match(installed.stdout, /^installed hello 0\.1\.0 \(sha256:[0-9a-f]{64}\): running, serving hello\.example\n/);
