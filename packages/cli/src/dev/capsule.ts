@@ -256,7 +256,15 @@ export class DevCapsule {
         domains: this.domains,
         baseDir: this.dir,
         component: built.component,
-        ...(this.#options.vars ? { config: varsFor(this.name, this.#options.vars) } : {}),
+        ...(this.#options.vars
+          ? {
+              config: varsFor(
+                this.name,
+                this.#options.vars,
+                this.#options.alone ? undefined : Object.keys(built.manifest.capabilities.config),
+              ),
+            }
+          : {}),
       });
       const status = this.runtime.status().find((capsule) => capsule.name === this.name);
       if (status?.state !== 'running') await this.runtime.start(this.name);

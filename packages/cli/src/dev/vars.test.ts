@@ -16,3 +16,11 @@ test("a capsule's own --var wins over one given to every capsule", () => {
   assert.deepEqual(varsFor('hello', flags), { greeting: 'hi' });
   assert.deepEqual(varsFor('notes', flags), { greeting: 'hi', other: '1' });
 });
+
+test('with several capsules, a --var without a capsule goes only to those that declare it', () => {
+  const flags = [parseVarFlag('greeting=hi'), parseVarFlag('notes:other=1')];
+  assert.deepEqual(varsFor('counter', flags, []), {});
+  assert.deepEqual(varsFor('hello', flags, ['greeting']), { greeting: 'hi' });
+  // A capsule's own flag is given as asked: the host says if it declares no such variable.
+  assert.deepEqual(varsFor('notes', flags, []), { other: '1' });
+});

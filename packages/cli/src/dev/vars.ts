@@ -25,10 +25,18 @@ export function parseVarFlag(text: string): VarFlag {
   return { ...(match[1] ? { capsule: match[1] } : {}), name: match[2], value: text.slice(equals + 1) };
 }
 
-/** The values one capsule gets: the flags without a capsule, then its own (which win). */
-export function varsFor(capsule: string, flags: readonly VarFlag[]): Record<string, string> {
+/**
+ * The values one capsule gets: the flags without a capsule, then its own (which win). With
+ * `declared` (its manifest's variables, when several capsules run), a flag without a capsule
+ * goes only to the capsules that declare it: a host refuses a value for a variable the manifest
+ * does not declare, and such a flag is meant for the others. Alone, a capsule gets them all, so
+ * that a misspelt name is refused with the variables it could have meant.
+ */
+export function varsFor(capsule: string, flags: readonly VarFlag[], declared?: readonly string[]): Record<string, string> {
   const values: Record<string, string> = {};
-  for (const flag of flags) if (flag.capsule === undefined) values[flag.name] = flag.value;
+  for (const flag of flags) {
+    if (flag.capsule === undefined && (declared === undefined || declared.includes(flag.name))) values[flag.name] = flag.value;
+  }
   for (const flag of flags) if (flag.capsule === capsule) values[flag.name] = flag.value;
   return values;
 }
