@@ -202,6 +202,55 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
   assert.match(unknown.stderr, /no capsule named "hello"/);
 });
 
+/** The body of a GET through the host's ingress, for the capsule serving `host`. */
+function ingressBody(url: URL, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, { headers: { host }, agent: false }, (response) => {
+      let body = '';
+      response.on('data', (chunk: Buffer) => {
+        body += chunk.toString();
+      });
+      response.on('end', () => resolve(body));
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+test('host move takes a capsule and its keyvalue state to another host, which counts on', async (t) => {
+  // Two hosts, each trusting a key of its own: --from-key and --to-key.
+  const old = await hostWithOperatorKey(t);
+  const next = await hostWithOperatorKey(t);
+  const capsule = join(old.dir, 'counter');
+  await mkdir(join(capsule, 'dist'), { recursive: true });
+  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
+  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const oldKey = ['--key', join(old.dir, 'operator.key')];
+  const installed = await run(['host', 'install', capsule, '-d', 'counter.example', '--url', old.host.controlUrl.href, ...oldKey]);
+  assert.equal(installed.code, 0, installed.stderr);
+  const url = new URL('/a', old.host.ingressUrl);
+  for (const count of [1, 2]) assert.equal((JSON.parse(await ingressBody(url, 'counter.example')) as { count: number }).count, count);
+
+  const sides = [
+    ...['--from-url', old.host.controlUrl.href, '--from-key', join(old.dir, 'operator.key')],
+    ...['--to-url', next.host.controlUrl.href, '--to-key', join(next.dir, 'operator.key')],
+  ];
+  const moved = await run(['host', 'move', 'counter', capsule, ...sides]);
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(moved.stdout, /^moved counter to the new host: running, serving counter\.example; no host served it for \d+ ms\n/);
+  assert.match(moved.stderr, /draining counter on the old host\ncopied keyvalue\/default: 1 records, \d+ B\nstarting counter/);
+  // The new host counts on from the old one's state; the old one keeps it drained.
+  const nextUrl = new URL('/a', next.host.ingressUrl);
+  assert.equal((JSON.parse(await ingressBody(nextUrl, 'counter.example')) as { count: number }).count, 3);
+  assert.equal(await ingressStatus(old.host.ingressUrl, 'counter.example'), 503);
+  const oldStatus = await run(['host', 'status', '--json', '--url', old.host.controlUrl.href, ...oldKey]);
+  assert.equal((JSON.parse(oldStatus.stdout) as { capsules: { state: string }[] }).capsules[0]?.state, 'stopped');
+
+  const unknown = await run(['host', 'move', 'nothing', capsule, ...sides]);
+  assert.equal(unknown.code, 1);
+  assert.match(unknown.stderr, /no capsule named "nothing"/);
+});
+
 test('host install without a domain or with a capsule-scoped --var, host logs with bad --lines, host usage with a bad period: usage errors', async () => {
   const noDomain = await run(['host', 'install', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
   assert.equal(noDomain.code, 2);

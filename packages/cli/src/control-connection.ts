@@ -27,21 +27,43 @@ export function localUrl(listen: { host: string; port: number }, tls: boolean): 
   return `${tls ? 'https' : 'http'}://${host}:${listen.port}`;
 }
 
-/** A signed client for the host the options name, and its host.toml when --config gave one. */
-export async function connectControl(args: ParsedArgs): Promise<{ client: ControlClient; config?: HostConfig }> {
-  const keyFile = stringOption(args, 'key');
+/** `host move`'s options for one of its two hosts: --from-url, --to-config and so on. */
+export function sideOptions(side: 'from' | 'to'): Record<string, OptionSpec> {
+  const which = side === 'from' ? 'the host it runs on now' : 'the host it moves to';
+  return {
+    [`${side}-config`]: { type: 'string', value: 'file', description: `${which}: its host.toml, for its control address and name` },
+    [`${side}-url`]: { type: 'string', value: 'url', description: `${which}: its control API's base URL` },
+    [`${side}-audience`]: { type: 'string', value: 'name', description: `${which}: its name (default: from its host.toml, else asked)` },
+    [`${side}-key`]: { type: 'string', value: 'file', description: `the registrar key ${which} trusts, when not --key's` },
+  };
+}
+
+/**
+ * A signed client for the host the options name, and its host.toml when one was given. With
+ * `side`, the options are `host move`'s for that host (`--from-url`, ...), and --key serves
+ * both hosts unless --from-key or --to-key is given.
+ */
+export async function connectControl(args: ParsedArgs, side?: 'from' | 'to'): Promise<{ client: ControlClient; config?: HostConfig }> {
+  const option = (name: string) => (side ? `${side}-${name}` : name);
+  const keyFile = (side ? stringOption(args, option('key')) : undefined) ?? stringOption(args, 'key');
   if (!keyFile) throw usageError('--key is required: control requests are signed with a registrar key the host trusts');
-  const configPath = stringOption(args, 'config');
+  const configPath = stringOption(args, option('config'));
   const { createControlClient, loadHostConfig } = await import('@stratum/host');
-  let url = stringOption(args, 'url');
-  let audience = stringOption(args, 'audience');
+  let url = stringOption(args, option('url'));
+  let audience = stringOption(args, option('audience'));
   let config: HostConfig | undefined;
   if (configPath) {
     config = await loadHostConfig(configPath);
     url ??= `${localUrl(config.control.listen, config.control.tls !== undefined)}/v1`;
     audience ??= config.name;
   }
-  if (!url) throw usageError('say which host: --config <host.toml> or --url <control API base URL>');
+  if (!url) {
+    throw usageError(
+      side
+        ? `say which host ${side === 'from' ? 'the capsule leaves' : 'it moves to'}: --${option('config')} <host.toml> or --${option('url')} <control API base URL>`
+        : 'say which host: --config <host.toml> or --url <control API base URL>',
+    );
+  }
   const client = createControlClient({ url, key: await readKeyFile(keyFile), ...(audience ? { audience } : {}) });
   return { client, ...(config ? { config } : {}) };
 }

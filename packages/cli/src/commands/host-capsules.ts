@@ -1,10 +1,61 @@
 import { formatBytes } from '@stratum/core';
-import { booleanOption, type Command, EXIT_OK, paint, stringListOption, stringOption, usageError } from '../command.ts';
-import { CONTROL_HELP, CONTROL_OPTIONS, connectControl, localUrl } from '../control-connection.ts';
+import type { InstallOptions } from '@stratum/host';
+import type { Manifest } from '@stratum/manifest';
+import {
+  booleanOption,
+  type Command,
+  EXIT_OK,
+  type OptionSpec,
+  type ParsedArgs,
+  paint,
+  stringListOption,
+  stringOption,
+  usageError,
+} from '../command.ts';
+import { CONTROL_HELP, CONTROL_OPTIONS, connectControl, localUrl, sideOptions } from '../control-connection.ts';
 import { parseVarFlag, varsFor } from '../dev/vars.ts';
 import { readLocalComponent } from '../local-component.ts';
 import { table } from './host-status.ts';
 import { manifestPath } from './validate.ts';
+
+/**
+ * What `host install` and `host move` send: the manifest of the capsule directory (the first
+ * positional), its component unless [source] is a registry the host pulls from, the capsule's
+ * name on the host (--name) and the --var values.
+ */
+async function capsuleToSend(
+  args: ParsedArgs,
+  command: string,
+): Promise<{ name: string; manifest: Manifest; describe: string; install: Omit<InstallOptions, 'domains' | 'start'> }> {
+  const vars = stringListOption(args, 'var').map(parseVarFlag);
+  const scoped = vars.find((flag) => flag.capsule !== undefined);
+  if (scoped) {
+    throw usageError(`--var ${scoped.capsule}:${scoped.name}=... names a capsule; ${command} sends one, so write --var ${scoped.name}=...`);
+  }
+  const path = await manifestPath(args.positionals[command === 'host move' ? 1 : 0]);
+  const { loadManifest } = await import('@stratum/manifest');
+  const { readFile } = await import('node:fs/promises');
+  const { manifest } = await loadManifest(path);
+  const name = stringOption(args, 'name') ?? manifest.capsule.name;
+  const component =
+    manifest.source.kind === 'wasm'
+      ? await readLocalComponent(path, { ...manifest, source: manifest.source }, 'INSTALL_NO_COMPONENT')
+      : undefined;
+  const values = varsFor(name, vars);
+  return {
+    name,
+    manifest,
+    describe: component
+      ? `${manifest.capsule.version}, ${formatBytes(component.bytes.length)}`
+      : `${manifest.capsule.version}, pulled by the host from ${manifest.source.kind === 'registry' ? manifest.source.registry : ''}`,
+    install: {
+      name,
+      manifest: await readFile(path, 'utf8'),
+      ...(component ? { component: component.bytes } : {}),
+      ...(Object.keys(values).length > 0 ? { config: values } : {}),
+    },
+  };
+}
 
 export const hostInstallCommand: Command = {
   name: 'host install',
@@ -47,37 +98,10 @@ Examples:
   async run(args, io) {
     const domains = stringListOption(args, 'domain');
     if (domains.length === 0) throw usageError('--domain is required: the host routes requests to a capsule by their Host header');
-    const vars = stringListOption(args, 'var').map(parseVarFlag);
-    const scoped = vars.find((flag) => flag.capsule !== undefined);
-    if (scoped)
-      throw usageError(
-        `--var ${scoped.capsule}:${scoped.name}=... names a capsule; host install installs one, so write --var ${scoped.name}=...`,
-      );
-    const path = await manifestPath(args.positionals[0]);
-    const { loadManifest } = await import('@stratum/manifest');
-    const { readFile } = await import('node:fs/promises');
-    const { manifest } = await loadManifest(path);
-    const name = stringOption(args, 'name') ?? manifest.capsule.name;
-    const component =
-      manifest.source.kind === 'wasm'
-        ? await readLocalComponent(path, { ...manifest, source: manifest.source }, 'INSTALL_NO_COMPONENT')
-        : undefined;
+    const capsule = await capsuleToSend(args, 'host install');
     const { client, config } = await connectControl(args);
-    const host = config?.name ?? 'the host';
-    io.stderr.write(
-      component
-        ? `installing ${name} (${manifest.capsule.version}, ${formatBytes(component.bytes.length)}) on ${host}\n`
-        : `installing ${name} (${manifest.capsule.version}, pulled by the host from ${manifest.source.kind === 'registry' ? manifest.source.registry : ''}) on ${host}\n`,
-    );
-    const values = varsFor(name, vars);
-    const status = await client.install({
-      name,
-      domains,
-      manifest: await readFile(path, 'utf8'),
-      ...(component ? { component: component.bytes } : {}),
-      ...(Object.keys(values).length > 0 ? { config: values } : {}),
-      start: !booleanOption(args, 'no-start'),
-    });
+    io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${config?.name ?? 'the host'}\n`);
+    const status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
     if (booleanOption(args, 'json')) {
       io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
       return EXIT_OK;
@@ -250,6 +274,92 @@ Examples:
     }
     io.stdout.write(rows.length > 1 ? `${table(rows)}\n` : 'no usage in that period\n');
     io.stdout.write(`ledger: ${usage.ledger.entries.toLocaleString('en-US')} entries, last ${usage.ledger.hash}\n`);
+    return EXIT_OK;
+  },
+};
+
+export const hostMoveCommand: Command = {
+  name: 'host move',
+  summary: 'move a capsule and its stored state to another host, as a registrar migrates it',
+  usage:
+    'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) --key <registrar key> [--domain <name> ...] [--var name=value ...]',
+  description: `
+Moves a capsule in the order spec/host-api.md section 5.11 gives: installs it on the new host
+without starting it (so a refusal there changes nothing), drains it on the old host (new
+requests get 503 while the ones in flight finish), copies each store its manifest grants
+(keyvalue, sql, bucket) from the old host to the new one, and starts it there. If a step after
+the drain fails, the capsule is started again on the old host. The old installation is left
+drained, not removed: remove it with \`stratum host uninstall\` once the domain points at the new
+host (its _stratum TXT record, spec/discovery.md; \`stratum dns check <domain>\` shows it).
+
+The capsule directory [dir] (default .) gives the manifest and the built component, as for
+\`host install\`: a host never hands out a component, and secrets are never read back, so give
+config values again with --var. The domains default to those it serves on the old host.
+
+${CONTROL_HELP}
+
+Example:
+  stratum host move counter examples/counter --from-config h1/host.toml --to-config h2/host.toml --key operator-key.json`,
+  maxPositionals: 2,
+  options: {
+    ...sideOptions('from'),
+    ...sideOptions('to'),
+    key: CONTROL_OPTIONS.key as OptionSpec,
+    domain: {
+      type: 'string',
+      short: 'd',
+      multiple: true,
+      value: 'name',
+      description: 'the domains on the new host (default: those on the old one)',
+    },
+    name: { type: 'string', short: 'n', value: 'capsule', description: 'its name on the new host (default: the same)' },
+    var: {
+      type: 'string',
+      multiple: true,
+      value: 'name=value',
+      description: "a value for one of the manifest's config variables or secrets",
+    },
+    json: { type: 'boolean', description: 'print the result as JSON' },
+  },
+  async run(args, io) {
+    const name = args.positionals[0];
+    if (!name) throw usageError('say which capsule: stratum host move <capsule> [dir] ...', 'Run `stratum host status` to list them.');
+    const capsule = await capsuleToSend(args, 'host move');
+    const from = await connectControl(args, 'from');
+    const to = await connectControl(args, 'to');
+    const { moveCapsule, storesOf } = await import('@stratum/host');
+    const current = await from.client.capsule(name);
+    const domains = stringListOption(args, 'domain');
+    const fromName = from.config?.name ?? 'the old host';
+    const toName = to.config?.name ?? 'the new host';
+    const result = await moveCapsule({
+      from: from.client,
+      name,
+      to: to.client,
+      install: { ...capsule.install, domains: domains.length > 0 ? domains : current.domains },
+      stores: storesOf(capsule.manifest.capabilities),
+      onStep: (step) => {
+        if (step.step === 'install') io.stderr.write(`installing ${step.name} (${capsule.describe}) on ${toName}, not started\n`);
+        if (step.step === 'drain') io.stderr.write(`draining ${step.name} on ${fromName}\n`);
+        if (step.step === 'copy')
+          io.stderr.write(`copied ${step.store.capability}/${step.store.label}: ${step.records} records, ${formatBytes(step.bytes)}\n`);
+        if (step.step === 'start') io.stderr.write(`starting ${step.name} on ${toName}\n`);
+        if (step.step === 'resume')
+          io.stderr.write(`${paint(io.stderr, 31, 'failed')}: ${step.reason}; starting ${step.name} on ${fromName} again\n`);
+      },
+    });
+    if (booleanOption(args, 'json')) {
+      io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    io.stdout.write(
+      `${paint(io.stdout, 32, 'moved')} ${name} to ${toName}: ${result.status.state}, serving ${result.status.domains.join(', ')}; ` +
+        `no host served it for ${Math.round(result.downtimeMs)} ms\n`,
+    );
+    io.stdout.write(`It is drained on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`);
+    io.stdout.write(
+      `  stratum host uninstall ${name} ${from.config ? '--config <its host.toml>' : '--url <its control API>'} --key <key>\n`,
+    );
     return EXIT_OK;
   },
 };

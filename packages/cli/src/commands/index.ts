@@ -2,7 +2,7 @@ import type { Command } from '../command.ts';
 import { buildCommand } from './build.ts';
 import { devCommand } from './dev.ts';
 import { dnsCheckCommand } from './dns-check.ts';
-import { hostInstallCommand, hostLogsCommand, hostUninstallCommand, hostUsageCommand } from './host-capsules.ts';
+import { hostInstallCommand, hostLogsCommand, hostMoveCommand, hostUninstallCommand, hostUsageCommand } from './host-capsules.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
 import { hostStartCommand } from './host-start.ts';
 import { hostStatusCommand } from './host-status.ts';
@@ -31,5 +31,6 @@ export const commands: Command[] = [
   hostUninstallCommand,
   hostLogsCommand,
   hostUsageCommand,
+  hostMoveCommand,
   dnsCheckCommand,
 ];

@@ -29,4 +29,5 @@ export {
   startHost,
 } from './host.ts';
 export { type Installation, InstallationStore } from './installations.ts';
+export { type MoveOptions, type MoveResult, type MoveStep, moveCapsule, type StoreRef, storesOf } from './move.ts';
 export { CONTROL_API_VERSION, CONTROL_BASE_PATH, createControlHandler, type InstallBody, type PullComponent } from './server.ts';

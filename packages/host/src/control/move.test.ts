@@ -1,0 +1,84 @@
+// moveCapsule's order and its way back, over in-memory stand-ins for the two hosts' clients.
+// The real path, two hosts and a capsule's keyvalue state, is tests/host-control-cli.test.ts.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { StratumError } from '@stratum/core';
+import type { CapsuleStatus } from '../runtime-types.ts';
+import type { ControlClient } from './client.ts';
+import { moveCapsule, storesOf } from './move.ts';
+
+function fakeHost(label: string, calls: string[], fail: Partial<Record<string, Error>> = {}): ControlClient {
+  const status = (name: string) => ({ name, state: 'running', domains: ['a.example'] }) as unknown as CapsuleStatus;
+  const step = async <T>(what: string, value: T): Promise<T> => {
+    calls.push(`${label} ${what}`);
+    const error = fail[what.split(' ')[0] ?? ''];
+    if (error) throw error;
+    return value;
+  };
+  const client: Partial<ControlClient> = {
+    install: (options) => step(`install ${options.name} start=${String(options.start)}`, status(options.name ?? '')),
+    drain: (name) => step(`drain ${name}`, status(name)),
+    start: (name) => step(`start ${name}`, status(name)),
+    uninstall: (name) => step(`uninstall ${name}`, undefined),
+    exportState: (name, capability, label) => step(`export ${name} ${capability}/${label}`, `snapshot of ${capability}/${label}\n`),
+    importState: (name, capability, label) => step(`import ${name} ${capability}/${label}`, { capability, label, records: 2 }),
+  };
+  return client as ControlClient;
+}
+
+const install = { manifest: 'stratum = 1', domains: ['a.example'] };
+const stores = storesOf({ keyvalue: ['default'], sql: ['main'], bucket: [] });
+
+test('a move installs first, then drains, copies every store and starts the new one', async () => {
+  const calls: string[] = [];
+  const result = await moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls), name: 'shop', install, stores });
+  assert.deepEqual(calls, [
+    'new install shop start=false',
+    'old drain shop',
+    'old export shop keyvalue/default',
+    'new import shop keyvalue/default',
+    'old export shop sql/main',
+    'new import shop sql/main',
+    'new start shop',
+  ]);
+  assert.deepEqual(result.records, { 'keyvalue/default': 2, 'sql/main': 2 });
+  assert.ok(result.downtimeMs >= 0);
+});
+
+test('a refusal by the new host leaves the old one serving, untouched', async () => {
+  const calls: string[] = [];
+  const refused = new StratumError('DOMAIN_TAKEN', 'a.example is already served by other');
+  await assert.rejects(
+    moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls, { install: refused }), name: 'shop', install, stores }),
+    refused,
+  );
+  assert.deepEqual(calls, ['new install shop start=false']);
+});
+
+test('a failure after the drain starts the capsule on the old host again and removes the new one', async () => {
+  const calls: string[] = [];
+  const failure = new Error('snapshot does not verify');
+  await assert.rejects(
+    moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls, { import: failure }), name: 'shop', install, stores }),
+    (error: StratumError) => error.code === 'MOVE_FAILED' && /serves from the old host again/.test(error.message),
+  );
+  assert.deepEqual(calls.slice(-3), ['new import shop keyvalue/default', 'old start shop', 'new uninstall shop']);
+});
+
+test('when putting it back fails too, the error says so and what to do', async () => {
+  const calls: string[] = [];
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls, { start: new Error('connect ECONNREFUSED') }),
+      to: fakeHost('new', calls, { start: new Error('instance failed') }),
+      name: 'shop',
+      install,
+      stores: [],
+    }),
+    (error: StratumError) =>
+      error.code === 'MOVE_FAILED' &&
+      /and so did putting it back/.test(error.message) &&
+      error.details.includes('undoing: connect ECONNREFUSED') &&
+      /Start it on the old host/.test(error.hint ?? ''),
+  );
+});

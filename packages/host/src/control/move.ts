@@ -1,0 +1,96 @@
+import { StratumError } from '@stratum/core';
+import type { Capabilities } from '@stratum/manifest';
+import type { CapsuleStatus } from '../runtime-types.ts';
+import type { ControlClient, InstallOptions } from './client.ts';
+
+/** One store of a capsule, as the state endpoints name it (spec/host-api.md section 5.11). */
+export interface StoreRef {
+  capability: 'keyvalue' | 'sql' | 'bucket';
+  label: string;
+}
+
+/** Every store a manifest grants: what a move copies. */
+export function storesOf(capabilities: Pick<Capabilities, 'keyvalue' | 'sql' | 'bucket'>): StoreRef[] {
+  return [
+    ...capabilities.keyvalue.map((label) => ({ capability: 'keyvalue' as const, label })),
+    ...capabilities.sql.map((label) => ({ capability: 'sql' as const, label })),
+    ...capabilities.bucket.map((label) => ({ capability: 'bucket' as const, label })),
+  ];
+}
+
+export type MoveStep =
+  | { step: 'install'; name: string }
+  | { step: 'drain'; name: string }
+  | { step: 'copy'; store: StoreRef; records: number; bytes: number }
+  | { step: 'start'; name: string }
+  | { step: 'resume'; name: string; reason: string };
+
+export interface MoveOptions {
+  /** The host the capsule runs on now, and its name there. */
+  from: ControlClient;
+  name: string;
+  /** The host it moves to, and what to install there (its name defaults to `name`). */
+  to: ControlClient;
+  install: Omit<InstallOptions, 'start'>;
+  /** The stores to copy; `storesOf(manifest.capabilities)` for all of them. */
+  stores: StoreRef[];
+  onStep?: (step: MoveStep) => void;
+}
+
+export interface MoveResult {
+  status: CapsuleStatus;
+  /** Records copied, by `capability/label`. */
+  records: Record<string, number>;
+  /** From the source's drain to the target's start: how long neither host served. */
+  downtimeMs: number;
+}
+
+/**
+ * Moves a capsule to another host in the order spec/host-api.md section 5.11 gives: install on
+ * the new host without starting, drain the old one, export each store and import it, start the
+ * new one. The old installation is left drained, not removed, so that it can be started again.
+ * If anything fails after the drain, the old one is started again (and the new one uninstalled)
+ * before the error is thrown, so the capsule keeps serving from where it was.
+ */
+export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
+  const { from, to, name, stores, onStep } = options;
+  const target = options.install.name ?? name;
+  // Before the old host stops serving: a refusal here (a domain taken, config, limits) costs nothing.
+  onStep?.({ step: 'install', name: target });
+  await to.install({ ...options.install, name: target, start: false });
+  onStep?.({ step: 'drain', name });
+  const drained = performance.now();
+  const records: Record<string, number> = {};
+  try {
+    await from.drain(name);
+    for (const store of stores) {
+      const snapshot = await from.exportState(name, store.capability, store.label);
+      const imported = await to.importState(target, store.capability, store.label, snapshot);
+      records[`${store.capability}/${store.label}`] = imported.records;
+      onStep?.({ step: 'copy', store, records: imported.records, bytes: Buffer.byteLength(snapshot) });
+    }
+    onStep?.({ step: 'start', name: target });
+    const status = await to.start(target);
+    return { status, records, downtimeMs: performance.now() - drained };
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    onStep?.({ step: 'resume', name, reason });
+    const undo = await Promise.allSettled([from.start(name), to.uninstall(target)]);
+    const failed = undo.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
+    if (failed.length > 0) {
+      throw new StratumError('MOVE_FAILED', `moving ${name} failed, and so did putting it back`, {
+        details: [
+          reason,
+          ...failed.map((result) => `undoing: ${result.reason instanceof Error ? result.reason.message : String(result.reason)}`),
+        ],
+        hint: `Start it on the old host (stratum host status shows its state there), and check the new host.`,
+        cause: error,
+      });
+    }
+    throw new StratumError('MOVE_FAILED', `moving ${name} failed; it serves from the old host again`, {
+      details: [reason],
+      cause: error,
+      user: error instanceof StratumError ? error.user : false,
+    });
+  }
+}
