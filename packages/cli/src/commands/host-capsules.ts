@@ -18,6 +18,14 @@ import { readLocalComponent } from '../local-component.ts';
 import { table } from './host-status.ts';
 import { manifestPath } from './validate.ts';
 
+/** `host install`'s and `host move`'s --var: config values, secrets too, given with each install. */
+const VAR_OPTION: OptionSpec = {
+  type: 'string',
+  multiple: true,
+  value: 'name=value',
+  description: "a value for one of the manifest's config variables or secrets (repeat for more)",
+};
+
 /**
  * What `host install` and `host move` send: the manifest of the capsule directory (the first
  * positional), its component unless [source] is a registry the host pulls from, the capsule's
@@ -85,12 +93,7 @@ Examples:
       value: 'capsule',
       description: "the capsule's name on the host (default: the manifest's [capsule] name)",
     },
-    var: {
-      type: 'string',
-      multiple: true,
-      value: 'name=value',
-      description: "a value for one of the manifest's config variables or secrets (repeat for more)",
-    },
+    var: VAR_OPTION,
     'no-start': { type: 'boolean', description: 'install only; `stratum host status` shows it stopped' },
     ...CONTROL_OPTIONS,
     json: { type: 'boolean', description: "print the capsule's status as JSON" },
@@ -313,12 +316,7 @@ Example:
       description: 'the domains on the new host (default: those on the old one)',
     },
     name: { type: 'string', short: 'n', value: 'capsule', description: 'its name on the new host (default: the same)' },
-    var: {
-      type: 'string',
-      multiple: true,
-      value: 'name=value',
-      description: "a value for one of the manifest's config variables or secrets",
-    },
+    var: VAR_OPTION,
     json: { type: 'boolean', description: 'print the result as JSON' },
   },
   async run(args, io) {
