@@ -37,6 +37,32 @@ interface Row {
 }
 
 /**
+ * Keeps the number of rows (live and expired keys) of each label in `kv_rows`, up to date by
+ * triggers, so that admitting a new key reads one row instead of counting the label's keys: a
+ * count for every new key made filling a store, and importing a snapshot, quadratic (10,000 keys
+ * imported in 4.2 s, 20,000 in 16 s). A store made before the table existed is counted once.
+ */
+function countRows(db: DatabaseSync): void {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const known = db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'kv_rows'").get();
+    if (!known) {
+      db.exec('CREATE TABLE kv_rows (label TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID');
+      db.exec('INSERT INTO kv_rows (label, n) SELECT label, count(*) FROM kv GROUP BY label');
+      // An upsert that updates fires the update trigger, not these: the count stays right.
+      db.exec(`CREATE TRIGGER kv_rows_insert AFTER INSERT ON kv BEGIN
+        INSERT INTO kv_rows (label, n) VALUES (new.label, 1) ON CONFLICT (label) DO UPDATE SET n = n + 1;
+      END`);
+      db.exec('CREATE TRIGGER kv_rows_delete AFTER DELETE ON kv BEGIN UPDATE kv_rows SET n = n - 1 WHERE label = old.label; END');
+    }
+    db.exec('COMMIT');
+  } catch (error) {
+    db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+/**
  * The embedded default: one SQLite file per capsule (every label a partition of one table), in
  * WAL mode so that the capsule's workers can share it. Synchronous, so capsules bound only to
  * it need no JSPI.
@@ -56,6 +82,7 @@ export function sqliteKeyValue(options: SqliteKeyValueOptions): KeyValueBackend 
     db.exec(
       'CREATE TABLE IF NOT EXISTS kv (label TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, expires_at INTEGER, PRIMARY KEY (label, key)) WITHOUT ROWID',
     );
+    countRows(db);
     databases.set(capsule, db);
     return db;
   }
@@ -84,6 +111,7 @@ function openStore(db: DatabaseSync, label: string, limits: KeyValueLimits): Key
     ),
     remove: db.prepare('DELETE FROM kv WHERE label = ? AND key = ?'),
     count: db.prepare(`SELECT count(*) AS n FROM kv WHERE label = ? AND ${live}`),
+    rows: db.prepare('SELECT n FROM kv_rows WHERE label = ?'),
     purgeExpired: db.prepare('DELETE FROM kv WHERE label = ? AND expires_at IS NOT NULL AND expires_at <= ?'),
     list: db.prepare(`SELECT key FROM kv WHERE label = ? AND key > ? AND ${live} ORDER BY key LIMIT ?`),
     usage: db.prepare(
@@ -111,13 +139,19 @@ function openStore(db: DatabaseSync, label: string, limits: KeyValueLimits): Key
     return statements.get.get(label, key, Date.now()) as Row | undefined;
   }
 
-  /** Makes room for a new key, or throws the quota error; expired keys do not count. */
+  /**
+   * Makes room for a new key, or throws the quota error; expired keys do not count. Below the
+   * quota counting expired rows too there is room; only at it are the expired ones deleted and
+   * the live ones counted (as the Redis backend does).
+   */
   function admit(key: string): void {
     const existing = statements.getAny.get(label, key) as Row | undefined;
     if (existing && (existing.expires_at === null || existing.expires_at > Date.now())) return;
+    const rows = (statements.rows.get(label) as { n: number } | undefined)?.n ?? 0;
+    if (rows < limits.maxKeys) return;
+    statements.purgeExpired.run(label, Date.now());
     const { n } = statements.count.get(label, Date.now()) as { n: number };
     if (n >= limits.maxKeys) throw keysQuotaError(limits);
-    statements.purgeExpired.run(label, Date.now());
   }
 
   function write(key: string, value: Uint8Array, expiresAt: number | null): void {
