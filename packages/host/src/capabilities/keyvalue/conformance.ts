@@ -263,8 +263,10 @@ export function keyValueConformance(name: string, makeBackend: MakeKeyValueBacke
     const { store } = opened;
     await store.set('plain', bytes('p'));
     const expiresAt = Date.now() + 3_600_000;
-    await store.restore({ key: 'timed', value: bytes('t'), expiresAt });
-    await store.restore({ key: 'gone', value: bytes('g'), expiresAt: Date.now() - 1 });
+    await store.restore([
+      { key: 'timed', value: bytes('t'), expiresAt },
+      { key: 'gone', value: bytes('g'), expiresAt: Date.now() - 1 },
+    ]);
     const entries = [];
     for await (const entry of store.entries()) entries.push(entry);
     assert.deepEqual(

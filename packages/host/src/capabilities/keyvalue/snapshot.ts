@@ -41,6 +41,9 @@ export async function* exportKeyValue(store: KeyValueStore, label: string): Asyn
 
 const invalid = (message: string, line: number) => snapshotInvalid('key-value', message, line);
 
+/** Entries handed to the store at once: a transaction each on SQLite. */
+const RESTORE_BATCH = 500;
+
 /**
  * Replaces the store's contents with the snapshot's. The snapshot is checked as it is read, and
  * the store is cleared first, so a damaged snapshot leaves a partly imported store: import into
@@ -54,6 +57,11 @@ export async function importKeyValue(
   let lineNumber = 0;
   let header: Header | undefined;
   let records = 0;
+  let batch: KeyValueEntry[] = [];
+  const flush = async () => {
+    if (batch.length > 0) await store.restore(batch);
+    batch = [];
+  };
   for await (const text of snapshotLines(input)) {
     lineNumber++;
     let parsed: unknown;
@@ -74,6 +82,7 @@ export async function importKeyValue(
       continue;
     }
     if ('end' in record) {
+      await flush();
       const end = record.end as { records?: unknown; sha256?: unknown } | null;
       if (end?.records !== records)
         throw invalid(`the trailer counts ${String(end?.records)} records, the snapshot has ${records}`, lineNumber);
@@ -81,8 +90,8 @@ export async function importKeyValue(
       return { label: header.label, records };
     }
     hash.update(text);
-    const entry = toEntry(record, lineNumber);
-    await store.restore(entry);
+    batch.push(toEntry(record, lineNumber));
+    if (batch.length === RESTORE_BATCH) await flush();
     records++;
   }
   throw invalid(header ? 'the trailer is missing: the snapshot was cut short' : 'empty snapshot', lineNumber);

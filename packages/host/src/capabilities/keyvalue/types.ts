@@ -89,8 +89,11 @@ export interface KeyValueStore {
   clear(): MaybePromise<void>;
   /** Removes the store itself (its keys and whatever holds them), when the capsule is uninstalled. */
   drop(): MaybePromise<void>;
-  /** Writes an entry exactly (value and expiry), bypassing nothing but TTL arithmetic. */
-  restore(entry: KeyValueEntry): MaybePromise<void>;
+  /**
+   * Writes entries exactly (value and expiry), bypassing nothing but TTL arithmetic; a snapshot
+   * import hands them over in batches, which a backend with transactions writes in one.
+   */
+  restore(entries: readonly KeyValueEntry[]): MaybePromise<void>;
 }
 
 export interface KeyValueBackend {

@@ -365,12 +365,13 @@ function openStore(
           if (!/stream not found/i.test(String((error as Error | null)?.message))) throw error;
         }
       }),
-    restore: (entry) =>
+    restore: (entries) =>
       guarded(async () => {
-        checkKey(entry.key, limits);
-        checkValue(entry.value, limits);
-        if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) return;
-        await put(entry.key, entry.value, entry.expiresAt);
+        for (const entry of entries) {
+          checkKey(entry.key, limits);
+          checkValue(entry.value, limits);
+          if (entry.expiresAt === undefined || entry.expiresAt > Date.now()) await put(entry.key, entry.value, entry.expiresAt);
+        }
       }),
   };
 }

@@ -281,13 +281,14 @@ function openStore(
     entries,
     clear: () => guarded(() => clearAll()),
     drop: () => guarded(() => clearAll()),
-    restore: (entry) =>
+    restore: (entries) =>
       guarded(async () => {
-        checkKey(entry.key, limits);
-        checkValue(entry.value, limits);
-        if (entry.expiresAt === undefined) return set(entry.key, entry.value, undefined);
-        const ttl = entry.expiresAt - Date.now();
-        if (ttl > 0) await set(entry.key, entry.value, ttl);
+        for (const entry of entries) {
+          checkKey(entry.key, limits);
+          checkValue(entry.value, limits);
+          if (entry.expiresAt === undefined) await set(entry.key, entry.value, undefined);
+          else if (entry.expiresAt > Date.now()) await set(entry.key, entry.value, entry.expiresAt - Date.now());
+        }
       }),
   };
 

@@ -245,11 +245,18 @@ function openStore(db: DatabaseSync, label: string, limits: KeyValueLimits): Key
     drop() {
       statements.clear.run(label);
     },
-    restore(entry) {
-      checkKey(entry.key, limits);
-      checkValue(entry.value, limits);
-      if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) return;
-      atomically(() => write(entry.key, entry.value, entry.expiresAt ?? null));
+    restore(entries) {
+      for (const entry of entries) {
+        checkKey(entry.key, limits);
+        checkValue(entry.value, limits);
+      }
+      // One transaction a batch: one a key made importing 50,000 keys take 1.8 s.
+      atomically(() => {
+        for (const entry of entries) {
+          if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) continue;
+          write(entry.key, entry.value, entry.expiresAt ?? null);
+        }
+      });
     },
   };
 }
