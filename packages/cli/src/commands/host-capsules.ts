@@ -94,7 +94,7 @@ Examples:
       description: "the capsule's name on the host (default: the manifest's [capsule] name)",
     },
     var: VAR_OPTION,
-    'no-start': { type: 'boolean', description: 'install only; `stratum host status` shows it stopped' },
+    'no-start': { type: 'boolean', description: 'install without starting it (`host status` says installed; install again to start it)' },
     ...CONTROL_OPTIONS,
     json: { type: 'boolean', description: "print the capsule's status as JSON" },
   },
