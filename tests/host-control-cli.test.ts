@@ -160,6 +160,10 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
   const status = JSON.parse(idle.stdout) as { name: string; state: string; domains: string[] };
   assert.deepEqual([status.name, status.state, status.domains], ['idle', 'installed', ['idle.example']]);
   assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 503);
+  // As its --help says: installing it again without --no-start starts it.
+  const started = await run(['host', 'install', capsule, '-d', 'idle.example', '--name', 'idle', ...control]);
+  assert.match(started.stdout, /^installed idle 0\.1\.0 \(sha256:[0-9a-f]{64}\): running/);
+  assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 200);
 
   const listed = await run(['host', 'status', ...control]);
   assert.match(listed.stdout, /\nhello +running +0\.1\.0 +hello\.example /);
