@@ -16,6 +16,7 @@ function fakeHost(label: string, calls: string[], fail: Partial<Record<string, E
     return value;
   };
   const client: Partial<ControlClient> = {
+    identity: async () => ({ name: label, key: { kty: 'OKP', crv: 'Ed25519', x: label }, api: '', version: '', startedAt: '' }),
     install: (options) => step(`install ${options.name} start=${String(options.start)}`, status(options.name ?? '')),
     drain: (name) => step(`drain ${name}`, status(name)),
     start: (name) => step(`start ${name}`, status(name)),
@@ -81,4 +82,13 @@ test('when putting it back fails too, the error says so and what to do', async (
       error.details.includes('undoing: connect ECONNREFUSED') &&
       /Start it on the old host/.test(error.hint ?? ''),
   );
+});
+
+test('a move to the host the capsule is on is refused before anything changes', async () => {
+  const calls: string[] = [];
+  await assert.rejects(
+    moveCapsule({ from: fakeHost('same', calls), to: fakeHost('same', calls), name: 'shop', install, stores }),
+    (error: StratumError) => error.code === 'MOVE_SAME_HOST' && /same host, same/.test(error.message),
+  );
+  assert.deepEqual(calls, []);
 });

@@ -55,6 +55,13 @@ export interface MoveResult {
 export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   const { from, to, name, stores, onStep } = options;
   const target = options.install.name ?? name;
+  // Installing "on the new host" would then replace the installation being moved.
+  const [fromHost, toHost] = await Promise.all([from.identity(), to.identity()]);
+  if (fromHost.key.x === toHost.key.x) {
+    throw new StratumError('MOVE_SAME_HOST', `both addresses reach the same host, ${fromHost.name}: there is nowhere to move ${name} to`, {
+      hint: 'Give the control API of another host as the destination.',
+    });
+  }
   // Before the old host stops serving: a refusal here (a domain taken, config, limits) costs nothing.
   onStep?.({ step: 'install', name: target });
   await to.install({ ...options.install, name: target, start: false });
