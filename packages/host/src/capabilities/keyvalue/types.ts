@@ -96,6 +96,18 @@ export interface KeyValueStore {
   restore(entries: readonly KeyValueEntry[]): MaybePromise<void>;
 }
 
+/**
+ * What a backend writes of a restore batch: every entry's key and value checked first (so a bad
+ * one writes nothing of the batch), then those not expired by `now`.
+ */
+export function restorable(entries: readonly KeyValueEntry[], limits: KeyValueLimits, now = Date.now()): KeyValueEntry[] {
+  for (const entry of entries) {
+    checkKey(entry.key, limits);
+    checkValue(entry.value, limits);
+  }
+  return entries.filter((entry) => entry.expiresAt === undefined || entry.expiresAt > now);
+}
+
 export interface KeyValueBackend {
   readonly type: string;
   /** True when every store method returns a plain value (no JSPI needed). */

@@ -21,6 +21,7 @@ import {
   keysQuotaError,
   LIST_PAGE_SIZE,
   parseCounter,
+  restorable,
   type StoreScope,
   sameBytes,
 } from '../types.ts';
@@ -367,18 +368,9 @@ function openStore(
       }),
     restore: (entries) =>
       guarded(async () => {
-        for (const entry of entries) {
-          checkKey(entry.key, limits);
-          checkValue(entry.value, limits);
-        }
         // All of a batch at once, so the acknowledgements overlap (one at a time, 5,000 keys took
         // 887 ms); the stream's own limit enforces the key quota.
-        const now = Date.now();
-        await Promise.all(
-          entries
-            .filter((entry) => entry.expiresAt === undefined || entry.expiresAt > now)
-            .map((entry) => put(entry.key, entry.value, entry.expiresAt)),
-        );
+        await Promise.all(restorable(entries, limits).map((entry) => put(entry.key, entry.value, entry.expiresAt)));
       }),
   };
 }

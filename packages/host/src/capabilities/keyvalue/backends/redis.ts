@@ -17,6 +17,7 @@ import {
   keysQuotaError,
   LIST_PAGE_SIZE,
   parseCounter,
+  restorable,
   type StoreScope,
 } from '../types.ts';
 
@@ -283,17 +284,13 @@ function openStore(
     drop: () => guarded(() => clearAll()),
     restore: (entries) =>
       guarded(async () => {
-        for (const entry of entries) {
-          checkKey(entry.key, limits);
-          checkValue(entry.value, limits);
-        }
         // All of a batch at once: ioredis sends them without waiting for each answer (one round
         // trip a key made 5,000 keys take 744 ms), and each set is atomic with its quota check.
         const now = Date.now();
         await Promise.all(
-          entries
-            .filter((entry) => entry.expiresAt === undefined || entry.expiresAt > now)
-            .map((entry) => set(entry.key, entry.value, entry.expiresAt === undefined ? undefined : entry.expiresAt - now)),
+          restorable(entries, limits, now).map((entry) =>
+            set(entry.key, entry.value, entry.expiresAt === undefined ? undefined : entry.expiresAt - now),
+          ),
         );
       }),
   };

@@ -19,6 +19,7 @@ import {
   keysQuotaError,
   LIST_PAGE_SIZE,
   parseCounter,
+  restorable,
   type StoreScope,
   sameBytes,
 } from '../types.ts';
@@ -246,16 +247,10 @@ function openStore(db: DatabaseSync, label: string, limits: KeyValueLimits): Key
       statements.clear.run(label);
     },
     restore(entries) {
-      for (const entry of entries) {
-        checkKey(entry.key, limits);
-        checkValue(entry.value, limits);
-      }
+      const live = restorable(entries, limits);
       // One transaction a batch: one a key made importing 50,000 keys take 1.8 s.
       atomically(() => {
-        for (const entry of entries) {
-          if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) continue;
-          write(entry.key, entry.value, entry.expiresAt ?? null);
-        }
+        for (const entry of live) write(entry.key, entry.value, entry.expiresAt ?? null);
       });
     },
   };
