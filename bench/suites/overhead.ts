@@ -1,5 +1,8 @@
 // Host overhead: what a request costs through Stratum against plain Node.js `http` and against
 // jco serve, the existing Node.js component host, all in the same run, interleaved.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { freePort } from '../../tests/support/services.ts';
 import { exampleComponent, helloFloorComponent, hostServer, jcoBin, plainServer, tinyComponent } from '../lib/components.ts';
 import { measureLoad } from '../lib/load.ts';
@@ -50,8 +53,9 @@ export const overheadSuite: Suite = {
     const ready = /listening on (\d+)/;
     const cpus = options.serverCpus;
     const servers: ServerProcess[] = [];
-    const start = async (args: string[], readyLine = ready) => {
-      const server = await startServer(process.execPath, args, { ready: readyLine, cpus });
+    let jcoTemp: string | undefined;
+    const start = async (args: string[], readyLine = ready, env?: NodeJS.ProcessEnv) => {
+      const server = await startServer(process.execPath, args, { ready: readyLine, cpus, ...(env ? { env } : {}) });
       servers.push(server);
       return server;
     };
@@ -61,9 +65,13 @@ export const overheadSuite: Suite = {
       const helloHost = await start([hostServer, '--manifest', hello.manifest, '--component', hello.component, '--domain', 'hello.bench']);
       const floorHost = await start([hostServer, '--manifest', floor.manifest, '--component', floor.component, '--domain', 'floor.bench']);
       const jcoPort = await freePort();
+      // jco serve transpiles into a directory of the system's temporary one and leaves it (13 MB
+      // for hello) when stopped: give it one this suite removes.
+      jcoTemp = await mkdtemp(join(tmpdir(), 'stratum-bench-jco-'));
       const jco = await start(
         [jcoBin, 'serve', hello.component, '--port', String(jcoPort), '--host', '127.0.0.1'],
         /listening @ [^\s]*:(\d+)/i,
+        { TMPDIR: jcoTemp },
       );
       const url = (server: ServerProcess) => `http://127.0.0.1:${server.ready[1]}/`;
       const cases: Case[] = [
@@ -155,6 +163,7 @@ export const overheadSuite: Suite = {
       };
     } finally {
       await Promise.all(servers.map((server) => server.stop()));
+      if (jcoTemp) await rm(jcoTemp, { recursive: true, force: true });
     }
   },
 };
