@@ -149,6 +149,9 @@ name = "hello"
 version = "1.0.0"
 [source]
 wasm = "hello.wasm"
+[capabilities.config.greeting]
+[capabilities.config.secret]
+secret = true
 `;
 const COMPONENT = new TextEncoder().encode('not really a component, the fake runtime does not care');
 

@@ -98,6 +98,12 @@ test('after SIGKILL a restarted host serves every installed capsule without tran
   first.child.kill('SIGKILL');
   await first.exited;
 
+  // greeter as a host before 0db68f9 could have saved it: with a value for a variable its
+  // manifest does not declare, which a control API install now refuses. It must still come back.
+  const greeterFile = join(dir, 'data', 'installations', 'greeter.json');
+  const saved = JSON.parse(await readFile(greeterFile, 'utf8')) as { config: Record<string, string> };
+  await writeFile(greeterFile, JSON.stringify({ ...saved, config: { greeting: 'from an older host' } }));
+
   // Transpile cache entries no installation uses (older versions, an older transpile format), ten
   // of them used a minute apart, and their components' worlds: a restart keeps the eight used
   // most recently, and the worlds of those only.

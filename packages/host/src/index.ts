@@ -1,3 +1,4 @@
+export { resolveConfig } from './capabilities/config/index.ts';
 export {
   CAPABILITY_MODULES,
   type Capability,

@@ -5,7 +5,6 @@ import { Worker } from 'node:worker_threads';
 import { errorMessage, type Logger, newRequestId, StratumError, silentLogger } from '@stratum/core';
 import { type Manifest, routeMatches } from '@stratum/manifest';
 import { BodyWriter, createBodyChannel, MAX_STREAMED_BODY } from './body-channel.ts';
-import { resolveConfig } from './capabilities/config/index.ts';
 import {
   CAPABILITY_MODULES,
   type CapabilityModule,
@@ -1483,9 +1482,6 @@ class Runtime implements StratumHostRuntime {
         });
       }
     }
-    // Checked whether or not the component imports wasi:config: a value for a variable the
-    // manifest does not declare is a mistake (a typo, the wrong capsule) that nothing would read.
-    resolveConfig({ capsule: name, manifest, config: request.config ?? {} });
     const component = await this.#loader.read(request);
     const world = await this.#loader.inspect(component);
     const handlerExport = world.exports.find((item) => item.startsWith('wasi:http/incoming-handler@'));

@@ -5,7 +5,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage, StratumError } from '@stratum/core';
-import { CAPABILITY_MODULES, createHostRuntime, type HostConfig, type StratumHostRuntime } from '@stratum/host';
+import { CAPABILITY_MODULES, createHostRuntime, type HostConfig, resolveConfig, type StratumHostRuntime } from '@stratum/host';
 import { loadManifest, type Manifest } from '@stratum/manifest';
 import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
 import { type BackendFlag, capabilityConfigFor, describeBackends } from './backends.ts';
@@ -250,21 +250,18 @@ export class DevCapsule {
       const swapStarted = performance.now();
       // The dev capability reads it during install: the version installed carries this code.
       if (built.bundle) await writeAtomically(bundleFile(this.stateDir), built.bundle.code);
+      const config = this.#options.vars
+        ? varsFor(this.name, this.#options.vars, this.#options.alone ? undefined : Object.keys(built.manifest.capabilities.config))
+        : undefined;
+      // As a host's control API does: a value for a variable the manifest does not declare is refused.
+      if (config) resolveConfig({ capsule: this.name, manifest: built.manifest, config });
       await this.runtime.install({
         name: this.name,
         manifest: built.manifest,
         domains: this.domains,
         baseDir: this.dir,
         component: built.component,
-        ...(this.#options.vars
-          ? {
-              config: varsFor(
-                this.name,
-                this.#options.vars,
-                this.#options.alone ? undefined : Object.keys(built.manifest.capabilities.config),
-              ),
-            }
-          : {}),
+        ...(config ? { config } : {}),
       });
       const status = this.runtime.status().find((capsule) => capsule.name === this.name);
       if (status?.state !== 'running') await this.runtime.start(this.name);

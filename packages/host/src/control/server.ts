@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Ed25519PublicJwk, isStratumError, type Logger, StratumError, silentLogger } from '@stratum/core';
 import { type Manifest, ManifestError, parseManifest } from '@stratum/manifest';
+import { resolveConfig } from '../capabilities/config/index.ts';
 import type { UsageLedger } from '../metering/ledger.ts';
 import type { CapsuleStatus, HostRuntime } from '../runtime-types.ts';
 import { ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
@@ -92,6 +93,10 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     const manifest = parseManifestBody(body.manifest);
     const name = body.name ?? manifest.capsule.name;
     if (!NAME.test(name) || name.length > 63) throw new HttpError(400, 'INVALID_REQUEST', `name "${name.slice(0, 80)}" is not a DNS label`);
+    // Here, not in the runtime: whether or not the component imports wasi:config, a value for a
+    // variable the manifest does not declare is a mistake (a typo, the wrong capsule) to refuse
+    // now; an installation an older host accepted with one must still come back after a restart.
+    resolveConfig({ capsule: name, manifest, config: body.config ?? {} });
     const expected = manifest.source.digest;
     let bytes: Uint8Array;
     if (body.component) {
