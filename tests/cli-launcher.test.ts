@@ -53,24 +53,17 @@ const alive = (pid: number) => {
   }
 };
 
-test('SIGTERM to the launcher stops the host it handed over to, cleanly', async (t) => {
-  const node = olderNode();
-  if (!node || process.platform !== 'linux') {
-    t.skip('needs Linux and a Node.js older than 24 on PATH: otherwise the launcher runs Stratum in its own process');
-    return;
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-launcher-'));
-  let hostPid: number | undefined;
-  t.after(async () => {
-    if (hostPid !== undefined && alive(hostPid)) process.kill(hostPid, 'SIGKILL');
-    await removeDir(dir);
-  });
-  const config = await writeTestHost(dir, { registrar: (await generateEd25519KeyPair()).publicJwk.x });
-  const child = spawn(node, [launcher, 'host', 'start', '--config', config.path, '--log-format', 'json'], {
+/** `stratum host start` on `configPath` under `node`, once it has said it is up. */
+async function startHost(node: string, configPath: string) {
+  const child = spawn(node, [launcher, 'host', 'start', '--config', configPath, '--log-format', 'json'], {
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  let ended = false;
   const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.once('exit', (code, signal) => resolve([code, signal])),
+    child.once('exit', (code, signal) => {
+      ended = true;
+      resolve([code, signal]);
+    }),
   );
   let stdout = '';
   let stderr = '';
@@ -84,17 +77,41 @@ test('SIGTERM to the launcher stops the host it handed over to, cleanly', async 
     });
     void exited.then(() => reject(new Error(`the host exited before it was up:\n${stdout}\n${stderr}`)));
   });
-  hostPid = childrenOf(child.pid as number)[0];
+  return {
+    child,
+    exited,
+    ended: () => ended,
+    stderr: () => stderr,
+    /** The `msg` of every JSON log line so far. */
+    messages: () =>
+      stderr
+        .trim()
+        .split('\n')
+        .map((line) => (JSON.parse(line) as { msg: string }).msg),
+  };
+}
+
+test('SIGTERM to the launcher stops the host it handed over to, cleanly', async (t) => {
+  const node = olderNode();
+  if (!node || process.platform !== 'linux') {
+    t.skip('needs Linux and a Node.js older than 24 on PATH: otherwise the launcher runs Stratum in its own process');
+    return;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-launcher-'));
+  let hostPid: number | undefined;
+  t.after(async () => {
+    if (hostPid !== undefined && alive(hostPid)) process.kill(hostPid, 'SIGKILL');
+    await removeDir(dir);
+  });
+  const config = await writeTestHost(dir, { registrar: (await generateEd25519KeyPair()).publicJwk.x });
+  const host = await startHost(node, config.path);
+  hostPid = childrenOf(host.child.pid as number)[0];
   assert.ok(hostPid !== undefined && alive(hostPid), 'the host runs in a child of the launcher');
 
-  child.kill('SIGTERM');
-  assert.deepEqual(await exited, [0, null], stderr);
+  host.child.kill('SIGTERM');
+  assert.deepEqual(await host.exited, [0, null], host.stderr());
   assert.equal(alive(hostPid), false, 'the host process ended with its launcher');
-  const messages = stderr
-    .trim()
-    .split('\n')
-    .map((line) => (JSON.parse(line) as { msg: string }).msg);
-  assert.deepEqual(messages.slice(-2), ['stopping', 'stopped']);
+  assert.deepEqual(host.messages().slice(-2), ['stopping', 'stopped']);
 });
 
 test('a host told twice to stop (SIGTERM) still finishes its shutdown', async (t) => {
@@ -102,43 +119,19 @@ test('a host told twice to stop (SIGTERM) still finishes its shutdown', async (t
   t.after(() => removeDir(dir));
   const config = await writeTestHost(dir, { registrar: (await generateEd25519KeyPair()).publicJwk.x });
   // This Node.js (24): the host runs in the launcher's own process.
-  const host = spawn(process.execPath, [launcher, 'host', 'start', '--config', config.path, '--log-format', 'json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    host.once('exit', (code, signal) => resolve([code, signal])),
-  );
+  const host = await startHost(process.execPath, config.path);
   t.after(() => {
-    if (host.exitCode === null && host.signalCode === null) host.kill('SIGKILL');
+    if (!host.ended()) host.child.kill('SIGKILL');
   });
-  let stdout = '';
-  let stderr = '';
-  host.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    host.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes(' is up ')) resolve();
-    });
-    void exited.then(() => reject(new Error(`the host exited before it was up:\n${stdout}\n${stderr}`)));
-  });
-  host.kill('SIGTERM');
+  host.child.kill('SIGTERM');
   // The second once the first is being handled, as a launcher passing its own on sends it.
-  let ended = false;
-  void exited.then(() => {
-    ended = true;
-  });
   await new Promise<void>((resolve) => {
-    const wait = () => (stderr.includes('"stopping"') || ended ? resolve() : setTimeout(wait, 5));
+    const wait = () => (host.stderr().includes('"stopping"') || host.ended() ? resolve() : setTimeout(wait, 5));
     wait();
   });
-  host.kill('SIGTERM');
-  assert.deepEqual(await exited, [0, null], stderr);
-  const messages = stderr
-    .trim()
-    .split('\n')
-    .map((line) => (JSON.parse(line) as { msg: string }).msg);
+  host.child.kill('SIGTERM');
+  assert.deepEqual(await host.exited, [0, null], host.stderr());
+  const messages = host.messages();
   assert.equal(messages.at(-1), 'stopped');
   assert.ok(messages.includes('stopping'));
 });
