@@ -27,12 +27,13 @@ const VAR_OPTION: OptionSpec = {
 };
 
 /**
- * What `host install` and `host move` send: the manifest of the capsule directory (the first
- * positional), its component unless [source] is a registry the host pulls from, the capsule's
- * name on the host (--name) and the --var values.
+ * What `host install` and `host move` send: the manifest of the capsule directory `dir`, its
+ * component unless [source] is a registry the host pulls from, the capsule's name on the host
+ * (--name) and the --var values.
  */
 async function capsuleToSend(
   args: ParsedArgs,
+  dir: string | undefined,
   command: string,
 ): Promise<{ name: string; manifest: Manifest; describe: string; install: Omit<InstallOptions, 'domains' | 'start'> }> {
   const vars = stringListOption(args, 'var').map(parseVarFlag);
@@ -40,7 +41,7 @@ async function capsuleToSend(
   if (scoped) {
     throw usageError(`--var ${scoped.capsule}:${scoped.name}=... names a capsule; ${command} sends one, so write --var ${scoped.name}=...`);
   }
-  const path = await manifestPath(args.positionals[command === 'host move' ? 1 : 0]);
+  const path = await manifestPath(dir);
   const { loadManifest } = await import('@stratum/manifest');
   const { readFile } = await import('node:fs/promises');
   const { manifest } = await loadManifest(path);
@@ -101,7 +102,7 @@ Examples:
   async run(args, io) {
     const domains = stringListOption(args, 'domain');
     if (domains.length === 0) throw usageError('--domain is required: the host routes requests to a capsule by their Host header');
-    const capsule = await capsuleToSend(args, 'host install');
+    const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
     const { client, config } = await connectControl(args);
     io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${config?.name ?? 'the host'}\n`);
     const status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
@@ -322,7 +323,7 @@ Example:
   async run(args, io) {
     const name = args.positionals[0];
     if (!name) throw usageError('say which capsule: stratum host move <capsule> [dir] ...', 'Run `stratum host status` to list them.');
-    const capsule = await capsuleToSend(args, 'host move');
+    const capsule = await capsuleToSend(args, args.positionals[1], 'host move');
     const from = await connectControl(args, 'from');
     const to = await connectControl(args, 'to');
     const { moveCapsule, storesOf } = await import('@stratum/host');
