@@ -1,16 +1,16 @@
 // How the commands that speak to a running host's control API (`stratum host status`,
-// `host install`, `host uninstall`) find it and sign their requests.
+// `install`, `uninstall`, `logs`, `usage` and `move`) find it and sign their requests.
 import { readKeyFile } from '@stratum/core';
 import type { ControlClient, HostConfig } from '@stratum/host';
 import { type OptionSpec, type ParsedArgs, stringOption, usageError } from './command.ts';
 
 /** The options every control command takes, in the order --help lists them. */
-export const CONTROL_OPTIONS: Record<string, OptionSpec> = {
+export const CONTROL_OPTIONS = {
   key: { type: 'string', short: 'k', value: 'file', description: "a registrar's key file (an Ed25519 private JWK) the host trusts" },
   config: { type: 'string', short: 'c', value: 'file', description: "the host's host.toml, for its control address and name" },
   url: { type: 'string', value: 'url', description: "the control API's base URL, such as http://127.0.0.1:7070/v1" },
   audience: { type: 'string', value: 'name', description: "the host's name (default: from --config, else asked of the host)" },
-};
+} satisfies Record<string, OptionSpec>;
 
 /** The part of every control command's --help that says how the host is found. */
 export const CONTROL_HELP = `Requests are signed with a registrar key the host trusts, one of host.toml's [registrars]. An

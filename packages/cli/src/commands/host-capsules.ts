@@ -308,7 +308,7 @@ Example:
   options: {
     ...sideOptions('from'),
     ...sideOptions('to'),
-    key: CONTROL_OPTIONS.key as OptionSpec,
+    key: CONTROL_OPTIONS.key,
     domain: {
       type: 'string',
       short: 'd',
