@@ -165,6 +165,9 @@ test('a component started twice in a row has its glue loaded by the spare, and i
   assert.equal(spareGlueHits, 0);
   await host.install('three', tiny);
   assert.equal(host.runtime.stats().spareGlueHits, 1, 'the third instance loaded its glue again');
+  // The spare ran jco's set-up as far as the first core module (a jco whose `instantiate` took
+  // other arguments, or instantiated before asking for a module, would end it elsewhere).
+  assert.equal(host.runtime.stats().spareGlueRehearsals, 1, "the spare did not rehearse the third instance's glue");
   // And its memory: made by the spare, with the page its data segment fills written ahead.
   assert.equal(host.runtime.stats().spareMemoryHits, 1, 'the third instance made its memory again');
   // Each capsule still has an instance of its own.
@@ -203,6 +206,7 @@ test("prepare compiles the capsules named before their first request, and the wa
   const served = host.runtime.stats();
   assert.equal(served.compiles, 1, 'the first request compiled again');
   assert.equal(served.spareGlueHits, 1, 'the first instance loaded its glue again');
+  assert.equal(served.spareGlueRehearsals, 1, "the spare did not rehearse the first instance's glue");
   assert.equal(served.spareMemoryHits, 1, 'the first instance made its memory again');
 });
 

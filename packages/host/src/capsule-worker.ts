@@ -60,8 +60,20 @@ const RECLAIM_WATCH_MS = 5;
  */
 const RECLAIM_IDLE_SHARE = 0.2;
 
+/** jco's glue module: `instantiate` sets up a component's canonical ABI and instantiates its core modules. */
+interface Glue {
+  instantiate: (
+    getCoreModule: (name: string) => WebAssembly.Module,
+    imports: ImportObjects,
+    instantiateCore: (module: WebAssembly.Module, imports?: WebAssembly.Imports) => WebAssembly.Instance,
+  ) => Record<string, unknown> | Promise<Record<string, unknown>>;
+}
+
 /** The glue this thread loaded while it waited as a spare, if any. */
 let preloadedGlue: string | undefined;
+
+/** The glue whose set-up this thread rehearsed while it waited as a spare (`rehearse`). */
+let rehearsedGlue: string | undefined;
 
 /** Memories this thread made while it waited as a spare, for the component of `glue` (see `HostedMemory`). */
 let pretouched: { glue: string; memories: Map<string, { plan: HostedMemory; memory: WebAssembly.Memory }> } | undefined;
@@ -94,6 +106,35 @@ async function pretouch(glue: string, plans: Record<string, HostedMemory>, stop:
   }
 }
 
+const REHEARSAL_END = new Error('the rehearsal ends before the first core module');
+
+/**
+ * Runs `glue`'s set-up with stand-in imports up to its first core module, which it is refused,
+ * so that V8 compiles the thousands of lines of jco's runtime and trampolines that run before
+ * it: Node.js's code cache keeps only what compiled when a module loaded, so the functions
+ * `instantiate` calls compiled in each new thread (0.4-0.6 ms of a tiny instance's 4-5 ms start,
+ * about 1 ms of a JS capsule's 10 ms, on the EPYC VM in a slow spell). No core module is
+ * instantiated, so no guest code runs, and nothing of a capsule is there yet. True when it got
+ * as far as the first core module.
+ */
+async function rehearse(glue: Glue): Promise<boolean> {
+  const standIn = () => {};
+  const anyMember = new Proxy({}, { get: () => standIn });
+  const anyInterface = new Proxy({}, { get: () => anyMember }) as ImportObjects;
+  try {
+    await glue.instantiate(
+      () => ({}) as WebAssembly.Module,
+      anyInterface,
+      () => {
+        throw REHEARSAL_END;
+      },
+    );
+  } catch (error) {
+    return error === REHEARSAL_END;
+  }
+  return false;
+}
+
 async function capsuleInit(): Promise<WorkerInit> {
   const boot = workerData as WorkerBoot;
   if (boot.init) return boot.init;
@@ -115,12 +156,14 @@ async function capsuleInit(): Promise<WorkerInit> {
     }
     if (glue && !received) {
       const url = glue;
-      await import(url).then(
-        () => {
+      const loaded = await import(url).then(
+        (module: Glue) => {
           preloadedGlue = url;
+          return module;
         },
-        () => {},
+        () => undefined,
       );
+      if (loaded && !received && (await rehearse(loaded))) rehearsedGlue = url;
       // A memory it cannot make (limits the capsule's start refuses anyway) is made by nobody ahead.
       if (memories && !received && pretouched?.glue !== url) await pretouch(url, memories, () => received !== undefined).catch(() => {});
     }
@@ -347,13 +390,7 @@ async function start(): Promise<Handle> {
       imports[name] = members;
     }
   }
-  const glue = (await import(init.glueUrl)) as {
-    instantiate: (
-      getCoreModule: (name: string) => WebAssembly.Module,
-      imports: ImportObjects,
-      instantiateCore: (module: WebAssembly.Module, imports?: WebAssembly.Imports) => WebAssembly.Instance,
-    ) => Record<string, unknown> | Promise<Record<string, unknown>>;
-  };
+  const glue = (await import(init.glueUrl)) as Glue;
   const getCoreModule = (name: string) => {
     const module = init.modules[name];
     if (!module) throw new Error(`the glue asked for an unknown core module ${name}`);
@@ -497,6 +534,7 @@ start().then(
       type: 'ready',
       memoryBytes: memoryBytes(),
       gluePreloaded: preloadedGlue === init.glueUrl,
+      glueRehearsed: rehearsedGlue === init.glueUrl,
       memoryPretouched,
     } satisfies FromWorker);
     // The code cache is written at exit, and capsule workers are terminated rather than

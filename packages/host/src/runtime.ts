@@ -131,6 +131,8 @@ export interface RuntimeStats extends LoaderStats {
   sparePreloaded: boolean;
   /** Instances that found their glue loaded already in the spare they took. */
   spareGlueHits: number;
+  /** Of those, instances whose glue's set-up the spare had rehearsed, so that V8 had compiled it (capsule-worker.ts, `rehearse`). */
+  spareGlueRehearsals: number;
   /** Instances whose memory the spare they took had made, its data pages written (see `HostedMemory`). */
   spareMemoryHits: number;
   /** Instances replaced because their memory grew near the capsule's limit (see `recycleHeadroom`). */
@@ -568,6 +570,7 @@ class Capsule {
         }
         case 'ready':
           if (message.gluePreloaded) this.#runtime.spareGlueHits++;
+          if (message.glueRehearsed) this.#runtime.spareGlueRehearsals++;
           if (message.memoryPretouched) this.#runtime.spareMemoryHits++;
           handle.started = true;
           markReady();
@@ -1294,6 +1297,7 @@ class Runtime implements StratumHostRuntime {
   workersStarted = 0;
   sparesUsed = 0;
   spareGlueHits = 0;
+  spareGlueRehearsals = 0;
   spareMemoryHits = 0;
   recycledInstances = 0;
   /** The component whose instance started last, and how many times in a row (see `replenishSpare`). */
@@ -1455,6 +1459,7 @@ class Runtime implements StratumHostRuntime {
       ...(this.#spare?.guess ? { spareGlue: this.#spare.guess.glueUrl } : {}),
       sparePreloaded: this.#spare?.preloaded ?? false,
       spareGlueHits: this.spareGlueHits,
+      spareGlueRehearsals: this.spareGlueRehearsals,
       spareMemoryHits: this.spareMemoryHits,
       recycledInstances: this.recycledInstances,
       compiledModuleSets: this.#loader.compiledSets,

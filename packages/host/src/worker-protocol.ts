@@ -155,9 +155,10 @@ export type FromWorker =
   | PackedBatches
   /**
    * `gluePreloaded`: the thread had loaded this capsule's glue while it waited as a spare.
+   * `glueRehearsed`: and rehearsed its set-up (capsule-worker.ts, `rehearse`).
    * `memoryPretouched`: a memory the host creates for it had its data pages written while the thread waited.
    */
-  | { type: 'ready'; memoryBytes: number; gluePreloaded?: boolean; memoryPretouched?: boolean }
+  | { type: 'ready'; memoryBytes: number; gluePreloaded?: boolean; glueRehearsed?: boolean; memoryPretouched?: boolean }
   | { type: 'failed'; message: string }
   /** A spare has loaded what it was given to load while it waits (`round`: which `preload` message, 0 for its boot lists). */
   | { type: 'preloaded'; round: number }
