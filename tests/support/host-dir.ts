@@ -7,6 +7,8 @@ export interface TestHostOptions {
   registrar: string;
   /** Its name under [registrars] (default "test"). */
   registrarName?: string;
+  /** Its domain, as domain links name it ([registrars.<name>] domain). */
+  registrarDomain?: string;
   /** The host's name (default host1.example.net). */
   name?: string;
   /** Lines added to [control], such as `max_body` or `tls_cert`. */
@@ -28,7 +30,7 @@ listen = "127.0.0.1:0"
 listen = "127.0.0.1:0"
 ${options.control ? `${options.control}\n` : ''}[registrars.${options.registrarName ?? 'test'}]
 key = "${options.registrar}"
-${options.tables ?? ''}`;
+${options.registrarDomain ? `domain = "${options.registrarDomain}"\n` : ''}${options.tables ?? ''}`;
 }
 
 /**

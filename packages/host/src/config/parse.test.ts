@@ -18,7 +18,10 @@ test('the minimal example gets the defaults', () => {
   assert.equal(config.control.maxBodyBytes, 64 * 1024 * 1024);
   assert.deepEqual(config.limits, {});
   assert.equal(config.metering.flushIntervalMs, 10_000);
+  // Domain links are checked unless the operator says otherwise, through the system's resolvers.
+  assert.deepEqual(config.discovery, { verifyLinks: true });
   assert.equal(config.registrars.length, 1);
+  assert.equal(config.registrars[0]?.domain, undefined);
   assert.equal(config.registrars[0]?.key.kid, 'kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k');
   assert.deepEqual(config.capabilities, { keyvalue: {}, sql: {}, bucket: {} });
   assert.equal('outbound' in config.capabilities, false);
@@ -43,6 +46,8 @@ test('the full example converts units and passes backend tables through', () => 
   });
   assert.equal(config.metering.flushIntervalMs, 30_000);
   assert.equal(config.registrars[0]?.description, 'Example Registrar Inc.');
+  assert.equal(config.registrars[0]?.domain, 'registrar.example.com');
+  assert.deepEqual(config.discovery, { verifyLinks: true, resolver: '127.0.0.1:53' });
   assert.deepEqual(config.capabilities.keyvalue.default, { type: 'redis', url: 'redis://127.0.0.1:6379/0' });
   assert.deepEqual(config.capabilities.keyvalue.cache, { type: 'nats', url: 'nats://127.0.0.1:4222' });
   assert.equal(config.capabilities.sql.default?.type, 'postgres');

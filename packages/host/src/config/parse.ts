@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@stratum/core';
 import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaErrors } from '@stratum/manifest';
@@ -234,7 +235,8 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body' | 'idle', string>> &
     Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
   const metering = (raw.metering ?? {}) as { flush_interval?: string };
-  const registrarTables = raw.registrars as Record<string, { key: string; description?: string }>;
+  const discovery = (raw.discovery ?? {}) as { verify_links?: boolean; resolver?: string };
+  const registrarTables = raw.registrars as Record<string, { key: string; domain?: string; description?: string }>;
 
   const ingressListen = parseAddress(ingress.listen ?? DEFAULT_INGRESS_LISTEN, ['ingress', 'listen'], problems);
   const controlListen = parseAddress(control.listen ?? DEFAULT_CONTROL_LISTEN, ['control', 'listen'], problems);
@@ -256,6 +258,15 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
     if (limits[key] !== undefined && parseDuration(limits[key]) < 1)
       problems.push({ path: ['limits', key], message: `limits.${key} must be at least 1ms` });
   }
+  if (discovery.resolver !== undefined) {
+    const { host: resolverHost } = parseAddress(discovery.resolver, ['discovery', 'resolver'], problems);
+    if (isIP(resolverHost) === 0) {
+      problems.push({
+        path: ['discovery', 'resolver'],
+        message: `discovery.resolver is ${discovery.resolver}; give the DNS server's IP address and port`,
+      });
+    }
+  }
   const flushIntervalMs = metering.flush_interval === undefined ? DEFAULT_METERING_FLUSH_MS : parseDuration(metering.flush_interval);
   if (flushIntervalMs < 10)
     problems.push({ path: ['metering', 'flush_interval'], message: 'metering.flush_interval must be at least 10ms' });
@@ -272,7 +283,12 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
         continue;
       }
       seenKeys.set(kid, name);
-      registrars.push({ name, key: { ...jwk, kid }, ...(table.description !== undefined ? { description: table.description } : {}) });
+      registrars.push({
+        name,
+        key: { ...jwk, kid },
+        ...(table.domain !== undefined ? { domain: table.domain.toLowerCase() } : {}),
+        ...(table.description !== undefined ? { description: table.description } : {}),
+      });
     } catch {
       problems.push({
         path: ['registrars', name, 'key'],
@@ -305,6 +321,10 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
       },
       limits: hostLimits,
       metering: { flushIntervalMs },
+      discovery: {
+        verifyLinks: discovery.verify_links ?? true,
+        ...(discovery.resolver !== undefined ? { resolver: discovery.resolver } : {}),
+      },
       registrars,
       capabilities: {
         keyvalue: backends('keyvalue'),

@@ -28,7 +28,16 @@ export interface TrustedRegistrar {
   name: string;
   /** With `kid` set to the key's RFC 7638 thumbprint, which control requests name. */
   key: Ed25519PublicJwk & { kid: string };
+  /** Its domain name, lower-case, as the `registrar=` of the domain links it publishes names it. */
+  domain?: string;
   description?: string;
+}
+
+/** `[discovery]`: checking domain links before serving (spec/discovery.md section 5.3). */
+export interface DiscoveryConfig {
+  verifyLinks: boolean;
+  /** The DNS server to ask, `ip:port`; the system's resolvers when left out. */
+  resolver?: string;
 }
 
 /**
@@ -68,6 +77,7 @@ export interface HostConfig {
   };
   limits: HostLimits;
   metering: { flushIntervalMs: number };
+  discovery: DiscoveryConfig;
   registrars: TrustedRegistrar[];
   capabilities: CapabilityConfig;
 }

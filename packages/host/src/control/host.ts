@@ -23,6 +23,7 @@ import { UsageLedger } from '../metering/ledger.ts';
 import { createHostRuntime } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
+import { createLinkChecker } from './domain-links.ts';
 import { InstallationStore } from './installations.ts';
 import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreInstallation } from './server.ts';
 
@@ -110,6 +111,14 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   const runtimeDir = join(config.dataDir, 'runtime');
   await mkdir(runtimeDir, { recursive: true });
 
+  if (config.discovery.verifyLinks) {
+    for (const registrar of config.registrars.filter((one) => one.domain === undefined)) {
+      logger.warn(
+        { registrar: registrar.name },
+        `registrar "${registrar.name}" has no domain in host.toml: no domain link can name it, so it can start capsules only on names under localhost, test, example and invalid ([discovery] in spec/host-config/README.md)`,
+      );
+    }
+  }
   const store = new InstallationStore(config.dataDir, logger);
   await store.init();
   const ledger = await UsageLedger.open(join(config.dataDir, 'metering', 'ledger.jsonl'), {
@@ -183,6 +192,14 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       maxBodyBytes: config.control.maxBodyBytes,
       logger: logger.child({ component: 'control' }),
       ...(pullComponent ? { pullComponent } : {}),
+      ...(config.discovery.verifyLinks
+        ? {
+            checkLinks: createLinkChecker({
+              hostName: config.name,
+              ...(config.discovery.resolver ? { resolver: config.discovery.resolver } : {}),
+            }),
+          }
+        : {}),
       state: { capabilityConfig: config.capabilities, dataDir: runtimeDir, logger: logger.child({ component: 'state' }) },
     });
     let control: Server;

@@ -2,9 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Ed25519PublicJwk, isStratumError, type Logger, StratumError, silentLogger } from '@stratum/core';
 import { type Manifest, ManifestError, parseManifest } from '@stratum/manifest';
 import { resolveConfig } from '../capabilities/config/index.ts';
+import type { TrustedRegistrar } from '../config/types.ts';
 import type { UsageLedger } from '../metering/ledger.ts';
 import type { CapsuleStatus, HostRuntime } from '../runtime-types.ts';
 import { ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
+import type { LinkChecker } from './domain-links.ts';
 import type { Installation, InstallationStore } from './installations.ts';
 import { exportState, importState, isStatefulCapability, STATEFUL_CAPABILITIES, type StateAccess } from './state.ts';
 
@@ -49,6 +51,8 @@ export interface ControlServerOptions {
   logger?: Logger;
   /** Seconds between SSE keep-alive comments. */
   keepAliveSeconds?: number;
+  /** Checks domains' links before a capsule is first served on them (`[discovery] verify_links`); none: no check. */
+  checkLinks?: LinkChecker;
 }
 
 const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
@@ -89,7 +93,23 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     return status;
   };
 
-  const install = async (body: InstallBody): Promise<CapsuleStatus> => {
+  /**
+   * Refuses to serve a capsule on domains whose `_stratum` record does not link them to this
+   * host, this component and the registrar asking (spec/discovery.md section 5.3). Checked when a
+   * capsule is started, its first serving, so that a move can install it, copy its state and
+   * switch the link before the start.
+   */
+  const checkLinks = async (name: string, domains: readonly string[], capsule: string, registrar: TrustedRegistrar): Promise<void> => {
+    if (!options.checkLinks) return;
+    const problems = await options.checkLinks(domains, { capsule, registrar });
+    if (problems.length === 0) return;
+    throw new HttpError(409, 'DOMAIN_NOT_LINKED', `${name} cannot be served here: its domains do not link to this host`, {
+      details: problems,
+      hint: `Publish each domain's _stratum TXT record (spec/discovery.md section 5.3) with host=${options.name}, capsule=${capsule} and the registrar's domain; \`stratum dns check <domain>\` shows what resolvers see.`,
+    });
+  };
+
+  const install = async (body: InstallBody, registrar: TrustedRegistrar): Promise<CapsuleStatus> => {
     const manifest = parseManifestBody(body.manifest);
     const name = body.name ?? manifest.capsule.name;
     if (!NAME.test(name) || name.length > 63) throw new HttpError(400, 'INVALID_REQUEST', `name "${name.slice(0, 80)}" is not a DNS label`);
@@ -119,6 +139,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     const previous = await options.store.get(name);
     let status: CapsuleStatus;
     try {
+      if (body.start ?? true) await checkLinks(name, body.domains, digest, registrar);
       status = await options.runtime.install({
         name,
         domains: body.domains,
@@ -175,6 +196,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     response: ServerResponse,
     body: Uint8Array,
     log: Logger,
+    registrar: TrustedRegistrar,
   ): Promise<void> => {
     const url = new URL(relative, 'http://control.invalid');
     const method = request.method ?? 'GET';
@@ -227,7 +249,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     if (name === undefined) {
       allow(method, 'GET', 'POST');
       if (method === 'GET') return json(response, 200, { capsules: options.runtime.status() });
-      const status = await install(parseInstallBody(body));
+      const status = await install(parseInstallBody(body), registrar);
       log.info({ capsule: status.name, digest: status.digest, domains: status.domains }, 'capsule installed');
       return json(response, 201, { capsule: status });
     }
@@ -247,7 +269,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     }
     if (action === 'start' || action === 'drain' || action === 'stop') {
       allow(method, 'POST');
-      findCapsule(name);
+      const current = findCapsule(name);
+      if (action === 'start' && current.state !== 'running') await checkLinks(name, current.domains, current.digest, registrar);
       const status = await options.runtime[action](name);
       await options.store.setDesired(name, action === 'start' ? 'running' : 'stopped');
       log.info(
@@ -350,7 +373,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
           return json(response, 401, { error: { code: error.code, message: error.message, hint: error.hint } });
         }
         const requestLog = log.child({ registrar: verified.registrar.name });
-        await route(request, relative, response, body, requestLog);
+        await route(request, relative, response, body, requestLog, verified.registrar);
         requestLog.debug({ status: response.statusCode }, 'control request served');
       } catch (error) {
         if (response.headersSent) {

@@ -1,0 +1,129 @@
+// A host serves a capsule on a domain only when the domain's _stratum record links it to this
+// host, this component and the registrar asking (spec/discovery.md section 5.3): checked when the
+// capsule is first served, through a real DNS server (the embedded authoritative one, over UDP).
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtemp, readFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { generateEd25519KeyPair } from '@stratum/core';
+import { publishDomainLink, startEmbeddedDnsServer } from '@stratum/discovery';
+import { ControlApiError, createControlClient, parseHostConfig, startHost } from '@stratum/host';
+import { writeTestHost } from './support/host-dir.ts';
+import { removeDir } from './support/temp.ts';
+import { buildTiny } from './support/tiny.ts';
+
+const ZONE = 'shop.net';
+const HOST = 'h1.hosting.net';
+const REGISTRAR = 'registrar.net';
+
+async function linkingHost(t: TestContext, discovery = '') {
+  const dns = await startEmbeddedDnsServer({ zones: [ZONE] });
+  t.after(() => dns.stop());
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-links-'));
+  t.after(() => removeDir(dir));
+  const registrar = await generateEd25519KeyPair();
+  const { path, text } = await writeTestHost(dir, {
+    name: HOST,
+    registrar: registrar.publicJwk.x,
+    registrarDomain: REGISTRAR,
+    tables: `[discovery]\nresolver = "${dns.address}"\n${discovery}`,
+  });
+  const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
+  t.after(() => host.close());
+  const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: HOST });
+  const wasm = await buildTiny();
+  const component = new Uint8Array(await readFile(wasm));
+  const manifest = `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\n`;
+  const digest = `sha256:${createHash('sha256').update(component).digest('hex')}`;
+  const link = (domain: string, fields: Partial<{ host: string; capsule: string; registrar: string }> = {}) =>
+    publishDomainLink(dns, domain, { host: HOST, capsule: digest, registrar: REGISTRAR, ...fields }, { addresses: ['127.0.0.1'] });
+  return { host, client, component, manifest, digest, link };
+}
+
+function ingressStatus(url: URL, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(url, { headers: { host }, agent: false }, (response) => {
+      response.resume();
+      response.on('end', () => resolve(response.statusCode ?? 0));
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+/** The problems a refused start names, or fails the test when it was not refused for its link. */
+async function refusedForLink(attempt: Promise<unknown>): Promise<string[]> {
+  try {
+    await attempt;
+  } catch (error) {
+    assert.ok(error instanceof ControlApiError, String(error));
+    assert.equal(error.status, 409);
+    assert.equal(error.code, 'DOMAIN_NOT_LINKED');
+    return [...error.details];
+  }
+  assert.fail('the host served a domain that is not linked to it');
+}
+
+test('a public domain is served only once its _stratum record names this host, this component and the registrar', async (t) => {
+  const { host, client, component, manifest, digest, link } = await linkingHost(t);
+  const install = (domain: string) => client.install({ domains: [domain], manifest, component });
+
+  assert.deepEqual(await refusedForLink(install('www.shop.net')), ['_stratum.www.shop.net has no v=stratum1 TXT record']);
+  // Refused, it leaves nothing behind.
+  assert.deepEqual((await client.status()).capsules, []);
+  assert.equal(await ingressStatus(host.ingressUrl, 'www.shop.net'), 404);
+
+  await link('www.shop.net', { host: 'h2.hosting.net' });
+  assert.deepEqual(await refusedForLink(install('www.shop.net')), [
+    '_stratum.www.shop.net names host h2.hosting.net, not this host (h1.hosting.net)',
+  ]);
+  const other = `sha256:${'0'.repeat(64)}`;
+  await link('www.shop.net', { capsule: other, registrar: 'elsewhere.net' });
+  assert.deepEqual(await refusedForLink(install('www.shop.net')), [
+    `_stratum.www.shop.net names capsule ${other}, not ${digest}`,
+    '_stratum.www.shop.net names registrar elsewhere.net, not registrar.net (registrar "test")',
+  ]);
+
+  await link('www.shop.net');
+  const installed = await install('www.shop.net');
+  assert.equal(installed.state, 'running');
+  assert.equal(await ingressStatus(host.ingressUrl, 'www.shop.net'), 200);
+});
+
+test('installed without starting, a capsule is checked at its start, so the link can follow the install', async (t) => {
+  const { client, component, manifest, link } = await linkingHost(t);
+  const installed = await client.install({ domains: ['new.shop.net'], manifest, component, start: false });
+  assert.equal(installed.state, 'installed');
+  assert.deepEqual(await refusedForLink(client.start('tiny')), ['_stratum.new.shop.net has no v=stratum1 TXT record']);
+  await link('new.shop.net');
+  assert.equal((await client.start('tiny')).state, 'running');
+});
+
+test('names under localhost, test, example and invalid need no link; verify_links = false turns the check off', async (t) => {
+  const checked = await linkingHost(t);
+  const special = await checked.client.install({
+    domains: ['tiny.localhost', 'tiny.test', 'tiny.example'],
+    manifest: checked.manifest,
+    component: checked.component,
+  });
+  assert.equal(special.state, 'running');
+  // One public domain among them is still checked.
+  const mixed = checked.client.install({
+    name: 'mixed',
+    domains: ['a.test', 'b.shop.net'],
+    manifest: checked.manifest,
+    component: checked.component,
+  });
+  assert.deepEqual(await refusedForLink(mixed), ['_stratum.b.shop.net has no v=stratum1 TXT record']);
+
+  const unchecked = await linkingHost(t, 'verify_links = false\n');
+  const served = await unchecked.client.install({
+    domains: ['www.shop.net'],
+    manifest: unchecked.manifest,
+    component: unchecked.component,
+  });
+  assert.equal(served.state, 'running');
+});
