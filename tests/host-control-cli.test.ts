@@ -2,7 +2,8 @@
 // through the CLI's main().
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
@@ -14,6 +15,7 @@ import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { main } from '@stratum/cli';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { DiscoveryResolver, publishDomainLink, startEmbeddedDnsServer } from '@stratum/discovery';
 import { canonicalJson, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
@@ -253,6 +255,106 @@ test('host move takes a capsule and its keyvalue state to another host, which co
   const unknown = await run(['host', 'move', 'nothing', capsule, ...sides]);
   assert.equal(unknown.code, 1);
   assert.match(unknown.stderr, /no capsule named "nothing"/);
+});
+
+test("host move --dns points the domain's link at the new host before starting it there; a refused update changes nothing", async (t) => {
+  const secret = randomBytes(32).toString('base64');
+  const dns = await startEmbeddedDnsServer({ zones: ['shop.net'], updateKeys: [{ name: 'stratum-update', secret }] });
+  t.after(() => dns.stop());
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-move-dns-'));
+  t.after(() => removeDir(dir));
+  const registrar = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'registrar.key'), registrar.privateJwk);
+  // Two hosts that check domain links (the default) through the zone's server.
+  const hosts = [];
+  for (const name of ['h1.hosting.net', 'h2.hosting.net']) {
+    await mkdir(join(dir, name));
+    const tables = `[discovery]\nresolver = "${dns.address}"\n`;
+    const { path, text } = await writeTestHost(join(dir, name), {
+      name,
+      registrar: registrar.publicJwk.x,
+      registrarDomain: 'registrar.net',
+      tables,
+    });
+    const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
+    t.after(() => host.close());
+    hosts.push(host);
+  }
+  const [old, next] = hosts as [Awaited<ReturnType<typeof startHost>>, Awaited<ReturnType<typeof startHost>>];
+  const capsule = join(dir, 'counter');
+  await mkdir(join(capsule, 'dist'), { recursive: true });
+  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
+  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const digest = `sha256:${createHash('sha256')
+    .update(await readFile(join(capsule, 'dist', 'counter.wasm')))
+    .digest('hex')}`;
+  const domain = 'counter.shop.net';
+  await publishDomainLink(
+    dns,
+    domain,
+    { host: 'h1.hosting.net', capsule: digest, registrar: 'registrar.net' },
+    { cname: 'h1.hosting.net' },
+  );
+  const key = ['--key', join(dir, 'registrar.key')];
+  const installed = await run(['host', 'install', capsule, '-d', domain, '--url', old.controlUrl.href, ...key]);
+  assert.equal(installed.code, 0, installed.stderr);
+  const count = async (host: typeof old) =>
+    (JSON.parse(await ingressBody(new URL('/a', host.ingressUrl), domain)) as { count: number }).count;
+  assert.equal(await count(old), 1);
+
+  const resolver = new DiscoveryResolver({ servers: [dns.address] });
+  const move = ['host', 'move', 'counter', capsule, '--from-url', old.controlUrl.href, '--to-url', next.controlUrl.href, ...key];
+  const zone = ['--dns', dns.address, '--zone', 'shop.net'];
+  // A key the server does not know: the update is refused whole, and the old host serves again.
+  await writeFile(join(dir, 'wrong.key'), `hmac-sha256:stratum-update:${randomBytes(32).toString('base64')}\n`);
+  const refused = await run([...move, ...zone, '--tsig-key', join(dir, 'wrong.key')]);
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    /pointing counter\.shop\.net at h2\.hosting\.net on [\d.:]+\nfailed: .+; starting counter on the old host again\n/,
+  );
+  assert.equal((await resolver.domainLink(domain))?.host, 'h1.hosting.net');
+  assert.equal(await count(old), 2);
+
+  // Knot's keymgr writes the key so.
+  await writeFile(join(dir, 'update.key'), `key:\n  - id: stratum-update\n    algorithm: hmac-sha256\n    secret: ${secret}\n`);
+  const signed = [...zone, '--tsig-key', join(dir, 'update.key')];
+  // Links naming another registrar: the new host refuses to start, and the records go back as
+  // they were before the old host starts again (it checks them too).
+  const misnamed = await run([...move, ...signed, '--registrar', 'elsewhere.net']);
+  assert.equal(misnamed.code, 1);
+  assert.match(
+    misnamed.stderr,
+    /failed: counter cannot be served here: its domains do not link to this host; starting counter on the old host again\n/,
+  );
+  assert.deepEqual(await resolver.domainLink(domain), {
+    version: 'stratum1',
+    host: 'h1.hosting.net',
+    capsule: digest,
+    registrar: 'registrar.net',
+  });
+  assert.equal(await resolver.cname(domain), 'h1.hosting.net');
+  assert.equal(await count(old), 3);
+
+  const moved = await run([...move, ...signed]);
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(
+    moved.stdout,
+    /^moved counter to the new host: running, serving counter\.shop\.net; .*\nIts domains' links name the new host now/,
+  );
+  assert.deepEqual(await resolver.domainLink(domain), {
+    version: 'stratum1',
+    host: 'h2.hosting.net',
+    capsule: digest,
+    registrar: 'registrar.net',
+  });
+  assert.equal(await resolver.cname(domain), 'h2.hosting.net');
+  assert.equal(await count(next), 4);
+  assert.equal(await ingressStatus(old.ingressUrl, domain), 503);
+
+  const orphan = await run([...move, '--zone', 'shop.net']);
+  assert.equal(orphan.code, 2);
+  assert.match(orphan.stderr, /--zone goes with --dns/);
 });
 
 test('host install without a domain or with a capsule-scoped --var, host logs with bad --lines, host usage with a bad period: usage errors', async () => {

@@ -56,7 +56,7 @@ export {
 } from './records.ts';
 export { DiscoveryResolver, type DiscoveryResolverOptions, parseServerAddress, type ServiceInstance } from './resolver.ts';
 export { Rfc2136Writer, type Rfc2136WriterOptions } from './rfc2136.ts';
-export { signMessage, type TsigKey, type TsigVerdict, verifyMessage } from './tsig.ts';
+export { parseTsigKey, signMessage, type TsigKey, type TsigVerdict, verifyMessage } from './tsig.ts';
 export { isStratumTxt, MAX_RECORD_OCTETS, MAX_STRING_OCTETS, PROTOCOL_VERSION, parseTxtPairs, type TxtPairs } from './txt.ts';
 export {
   type DecodedUpdate,
@@ -72,9 +72,11 @@ export {
   DEFAULT_TTL,
   type DnsChange,
   type DnsWriter,
+  domainLinkChanges,
   publishChallenge,
   publishDomainLink,
   publishHostRecord,
   publishServiceInstance,
+  routingChanges,
   withdrawChallenge,
 } from './writer.ts';

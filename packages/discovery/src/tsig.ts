@@ -198,3 +198,48 @@ export function appendTsigError(message: Buffer, request: TsigRecord, error: num
   out.writeUInt16BE(message.readUInt16BE(10) + 1, 10);
   return out;
 }
+
+const BASE64_SECRET = /^[A-Za-z0-9+/]+={0,2}$/;
+
+/**
+ * Reads a TSIG key as DNS servers' tools write it: Knot's (`keymgr -t <name>`: `id:`,
+ * `algorithm:`, `secret:` lines), BIND's (`tsig-keygen <name>`: `key "<name>" { algorithm ...;
+ * secret "..."; };`), or one line `[hmac-sha256:]<name>:<secret>` as `knsupdate -y` and
+ * `nsupdate -y` take it. `source` names the text in errors (a file's path).
+ */
+export function parseTsigKey(text: string, source: string): TsigKey {
+  const bind = /key\s+"?([^"\s{]+)"?\s*\{([^}]*)\}/i.exec(text);
+  const knotId = /^\s*-?\s*id:\s*(\S+)\s*$/m.exec(text);
+  let name: string | undefined;
+  let algorithm: string | undefined;
+  let secret: string | undefined;
+  if (bind) {
+    name = bind[1];
+    algorithm = /algorithm\s+"?([\w-]+)"?\s*;/i.exec(bind[2] ?? '')?.[1];
+    secret = /secret\s+"([^"]+)"\s*;/i.exec(bind[2] ?? '')?.[1];
+  } else if (knotId) {
+    name = knotId[1];
+    algorithm = /^\s*algorithm:\s*(\S+)\s*$/m.exec(text)?.[1];
+    secret = /^\s*secret:\s*(\S+)\s*$/m.exec(text)?.[1];
+  } else {
+    const line = text
+      .split('\n')
+      .map((one) => one.trim())
+      .find((one) => one !== '' && !one.startsWith('#'));
+    const parts = line?.split(':') ?? [];
+    if (parts.length === 3) [algorithm, name, secret] = parts;
+    else if (parts.length === 2) [name, secret] = parts;
+  }
+  if (!name || !secret || !/^[A-Za-z0-9._-]{1,253}$/.test(name)) {
+    throw new StratumError('TSIG_KEY_INVALID', `${source} holds no TSIG key`, {
+      hint: "Give Knot's `keymgr -t <name>` output, BIND's `tsig-keygen <name>` output, or one line hmac-sha256:<name>:<secret>.",
+    });
+  }
+  if (algorithm !== undefined && algorithm.toLowerCase() !== TSIG_ALGORITHM) {
+    throw new StratumError('TSIG_KEY_INVALID', `${source}: the key ${name} is ${algorithm}; only ${TSIG_ALGORITHM} is supported`);
+  }
+  if (!BASE64_SECRET.test(secret) || Buffer.from(secret, 'base64').length < 16) {
+    throw new StratumError('TSIG_KEY_INVALID', `${source}: the secret of the key ${name} is not base64 of at least 16 bytes`);
+  }
+  return { name, secret, algorithm: TSIG_ALGORITHM };
+}

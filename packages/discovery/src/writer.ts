@@ -89,9 +89,44 @@ export async function publishHostRecord(
 }
 
 /**
- * Links a domain to a host: the `_stratum` TXT record and, in the same atomic change, the
- * routing record (addresses, or a CNAME to the host's ingress name).
+ * The changes that link a domain to a host: the `_stratum` TXT record and the routing record
+ * (addresses, or a CNAME to the host's ingress name), to apply together, atomically.
  */
+export function domainLinkChanges(
+  domain: string,
+  link: Omit<DomainLink, 'version'>,
+  routing: { cname: string } | { addresses: readonly string[] },
+  ttl = DEFAULT_TTL,
+): DnsChange[] {
+  return [
+    { op: 'replace', name: linkRecordName(domain), type: 'TXT', ttl, records: [{ type: 'TXT', data: formatDomainLink(link) }] },
+    ...routingChanges(domain, routing, ttl),
+  ];
+}
+
+/** The changes that route a domain's traffic: a CNAME, or A and AAAA records (none: no route). */
+export function routingChanges(
+  domain: string,
+  routing: { cname: string } | { addresses: readonly string[] },
+  ttl = DEFAULT_TTL,
+): DnsChange[] {
+  if ('cname' in routing) {
+    return [
+      { op: 'delete', name: domain, type: 'A' },
+      { op: 'delete', name: domain, type: 'AAAA' },
+      { op: 'replace', name: domain, type: 'CNAME', ttl, records: [{ type: 'CNAME', data: routing.cname }] },
+    ];
+  }
+  const v4 = routing.addresses.filter((address) => !address.includes(':'));
+  const v6 = routing.addresses.filter((address) => address.includes(':'));
+  return [
+    { op: 'delete', name: domain, type: 'CNAME' },
+    { op: 'replace', name: domain, type: 'A', ttl, records: v4.map((data) => ({ type: 'A', data }) as const) },
+    { op: 'replace', name: domain, type: 'AAAA', ttl, records: v6.map((data) => ({ type: 'AAAA', data }) as const) },
+  ];
+}
+
+/** Links a domain to a host: `domainLinkChanges`, applied. */
 export async function publishDomainLink(
   writer: DnsWriter,
   domain: string,
@@ -99,20 +134,7 @@ export async function publishDomainLink(
   routing: { cname: string } | { addresses: readonly string[] },
   ttl = DEFAULT_TTL,
 ): Promise<void> {
-  const changes: DnsChange[] = [
-    { op: 'replace', name: linkRecordName(domain), type: 'TXT', ttl, records: [{ type: 'TXT', data: formatDomainLink(link) }] },
-  ];
-  if ('cname' in routing) {
-    changes.push({ op: 'delete', name: domain, type: 'A' }, { op: 'delete', name: domain, type: 'AAAA' });
-    changes.push({ op: 'replace', name: domain, type: 'CNAME', ttl, records: [{ type: 'CNAME', data: routing.cname }] });
-  } else {
-    const v4 = routing.addresses.filter((address) => !address.includes(':'));
-    const v6 = routing.addresses.filter((address) => address.includes(':'));
-    changes.push({ op: 'delete', name: domain, type: 'CNAME' });
-    changes.push({ op: 'replace', name: domain, type: 'A', ttl, records: v4.map((data) => ({ type: 'A', data }) as const) });
-    changes.push({ op: 'replace', name: domain, type: 'AAAA', ttl, records: v6.map((data) => ({ type: 'AAAA', data }) as const) });
-  }
-  await writer.apply(changes);
+  await writer.apply(domainLinkChanges(domain, link, routing, ttl));
 }
 
 /** Publishes one challenge answer beside any others (several registrars may challenge at once). */

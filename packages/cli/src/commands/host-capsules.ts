@@ -296,14 +296,22 @@ the drain fails, the capsule is started again on the old host. The old installat
 drained, not removed: remove it with \`stratum host uninstall\` once the domain points at the new
 host (its _stratum TXT record, spec/discovery.md; \`stratum dns check <domain>\` shows it).
 
+A host serves a domain only once its _stratum link names that host (spec/discovery.md section
+5; names under localhost, test, example and invalid need none). With --dns and --zone the move
+points each domain's link and its routing at the new host, on the zone's primary DNS server by
+RFC 2136 update (signed with --tsig-key), after copying the state and before the start; if the
+start fails, the records go back as they were before the old host starts again.
+
 The capsule directory [dir] (default .) gives the manifest and the built component, as for
 \`host install\`: a host never hands out a component, and secrets are never read back, so give
 config values again with --var. The domains default to those it serves on the old host.
 
 ${CONTROL_HELP}
 
-Example:
-  stratum host move counter examples/counter --from-config h1/host.toml --to-config h2/host.toml --key operator-key.json`,
+Examples:
+  stratum host move counter examples/counter --from-config h1/host.toml --to-config h2/host.toml --key operator-key.json
+  stratum host move shop ./shop --from-url https://h1.example.net/v1 --to-url https://h2.example.net/v1 --key registrar.key \\
+    --dns 192.0.2.53:53 --zone shop.example.com --tsig-key update.key`,
   maxPositionals: 2,
   options: {
     ...sideOptions('from'),
@@ -318,11 +326,54 @@ Example:
     },
     name: { type: 'string', short: 'n', value: 'capsule', description: 'its name on the new host (default: the same)' },
     var: VAR_OPTION,
+    dns: {
+      type: 'string',
+      value: 'ip:port',
+      description:
+        "the domains' zone's primary DNS server, which takes RFC 2136 updates: point their links at the new host there before starting it",
+    },
+    zone: { type: 'string', value: 'name', description: 'the zone those updates change (with --dns)' },
+    'tsig-key': {
+      type: 'string',
+      value: 'file',
+      description: "the TSIG key the server's update ACL names: keymgr -t or tsig-keygen output, or a line hmac-sha256:<name>:<secret>",
+    },
+    address: {
+      type: 'string',
+      multiple: true,
+      value: 'ip',
+      description: "the new host's ingress addresses, for A and AAAA records (default: a CNAME to the new host's name)",
+    },
+    registrar: {
+      type: 'string',
+      value: 'domain',
+      description: 'the registrar the new links name (default: the one the current ones name)',
+    },
     json: { type: 'boolean', description: 'print the result as JSON' },
   },
   async run(args, io) {
     const name = args.positionals[0];
     if (!name) throw usageError('say which capsule: stratum host move <capsule> [dir] ...', 'Run `stratum host status` to list them.');
+    const dnsServer = stringOption(args, 'dns');
+    const zone = stringOption(args, 'zone');
+    if (!dnsServer) {
+      const orphan = ['zone', 'tsig-key', 'address', 'registrar'].find((option) => args.values[option] !== undefined);
+      if (orphan) throw usageError(`--${orphan} goes with --dns`, "Give --dns <ip:port> of the domains' primary DNS server.");
+    } else if (!zone) {
+      throw usageError('--dns needs --zone', 'Name the zone the domains are in, as the DNS server knows it.');
+    }
+    const tsigKey = stringOption(args, 'tsig-key');
+    const registrar = stringOption(args, 'registrar');
+    const switchLinks =
+      dnsServer && zone
+        ? await (await import('../link-switch.ts')).linkSwitcher({
+            server: dnsServer,
+            zone,
+            addresses: stringListOption(args, 'address'),
+            ...(tsigKey ? { keyFile: tsigKey } : {}),
+            ...(registrar ? { registrar: registrar.toLowerCase() } : {}),
+          })
+        : undefined;
     const capsule = await capsuleToSend(args, args.positionals[1], 'host move');
     const from = await connectControl(args, 'from');
     const to = await connectControl(args, 'to');
@@ -337,11 +388,13 @@ Example:
       to: to.client,
       install: { ...capsule.install, domains: domains.length > 0 ? domains : current.domains },
       stores: storesOf(capsule.manifest.capabilities),
+      ...(switchLinks ? { switchLinks } : {}),
       onStep: (step) => {
         if (step.step === 'install') io.stderr.write(`installing ${step.name} (${capsule.describe}) on ${toName}, not started\n`);
         if (step.step === 'drain') io.stderr.write(`draining ${step.name} on ${fromName}\n`);
         if (step.step === 'copy')
           io.stderr.write(`copied ${step.store.capability}/${step.store.label}: ${step.records} records, ${formatBytes(step.bytes)}\n`);
+        if (step.step === 'link') io.stderr.write(`pointing ${step.domains.join(', ')} at ${step.host} on ${dnsServer}\n`);
         if (step.step === 'start') io.stderr.write(`starting ${step.name} on ${toName}\n`);
         if (step.step === 'resume')
           io.stderr.write(`${paint(io.stderr, 31, 'failed')}: ${step.reason}; starting ${step.name} on ${fromName} again\n`);
@@ -355,7 +408,11 @@ Example:
       `${paint(io.stdout, 32, 'moved')} ${name} to ${toName}: ${result.status.state}, serving ${result.status.domains.join(', ')}; ` +
         `no host served it for ${Math.round(result.downtimeMs)} ms\n`,
     );
-    io.stdout.write(`It is drained on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`);
+    io.stdout.write(
+      switchLinks
+        ? `Its domains' links name ${toName} now; resolvers follow within the records' TTL. It is drained on ${fromName}; remove it there once they have:\n`
+        : `It is drained on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`,
+    );
     io.stdout.write(
       `  stratum host uninstall ${name} ${from.config ? '--config <its host.toml>' : '--url <its control API>'} --key <key>\n`,
     );

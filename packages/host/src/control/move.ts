@@ -1,7 +1,7 @@
 import { StratumError } from '@stratum/core';
 import type { Capabilities } from '@stratum/manifest';
 import type { CapsuleStatus } from '../runtime-types.ts';
-import type { ControlClient, InstallOptions } from './client.ts';
+import type { ControlClient, HostIdentity, InstallOptions } from './client.ts';
 
 /** One store of a capsule, as the state endpoints name it (spec/host-api.md section 5.11). */
 export interface StoreRef {
@@ -22,6 +22,7 @@ export type MoveStep =
   | { step: 'install'; name: string }
   | { step: 'drain'; name: string }
   | { step: 'copy'; store: StoreRef; records: number; bytes: number }
+  | { step: 'link'; domains: string[]; host: string }
   | { step: 'start'; name: string }
   | { step: 'resume'; name: string; reason: string };
 
@@ -35,6 +36,13 @@ export interface MoveOptions {
   /** The stores to copy; `storesOf(manifest.capabilities)` for all of them. */
   stores: StoreRef[];
   onStep?: (step: MoveStep) => void;
+  /**
+   * Points the capsule's domains at the new host (their `_stratum` links, and their routing)
+   * after its state is copied and before it starts there: a host checks a domain's link when it
+   * first serves it (spec/discovery.md section 5.3). Resolves to what points them back, which runs
+   * before the old host starts again if the start fails.
+   */
+  switchLinks?: (installed: CapsuleStatus, host: HostIdentity) => Promise<() => Promise<void>>;
 }
 
 export interface MoveResult {
@@ -47,8 +55,8 @@ export interface MoveResult {
 
 /**
  * Moves a capsule to another host in the order spec/host-api.md section 5.11 gives: install on
- * the new host without starting, drain the old one, export each store and import it, start the
- * new one. The old installation is left drained, not removed, so that it can be started again.
+ * the new host without starting, drain the old one, export each store and import it, point the
+ * domains' links at the new host (`switchLinks`, when given), start the new one. The old installation is left drained, not removed, so that it can be started again.
  * If anything fails after the drain, the old one is started again (and the new one uninstalled)
  * before the error is thrown, so the capsule keeps serving from where it was.
  */
@@ -64,10 +72,11 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   }
   // Before the old host stops serving: a refusal here (a domain taken, config, limits) costs nothing.
   onStep?.({ step: 'install', name: target });
-  await to.install({ ...options.install, name: target, start: false });
+  const installed = await to.install({ ...options.install, name: target, start: false });
   onStep?.({ step: 'drain', name });
   const drained = performance.now();
   const records: Record<string, number> = {};
+  let unlink: (() => Promise<void>) | undefined;
   try {
     await from.drain(name);
     for (const store of stores) {
@@ -76,13 +85,19 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       records[`${store.capability}/${store.label}`] = imported.records;
       onStep?.({ step: 'copy', store, records: imported.records, bytes: Buffer.byteLength(snapshot) });
     }
+    if (options.switchLinks) {
+      onStep?.({ step: 'link', domains: installed.domains, host: toHost.name });
+      unlink = await options.switchLinks(installed, toHost);
+    }
     onStep?.({ step: 'start', name: target });
     const status = await to.start(target);
     return { status, records, downtimeMs: performance.now() - drained };
   } catch (error) {
     const reason = error instanceof Error ? error.message : String(error);
     onStep?.({ step: 'resume', name, reason });
-    const undo = await Promise.allSettled([from.start(name), to.uninstall(target)]);
+    // The links first: the old host checks them when it starts again.
+    const relinked = unlink ? await Promise.allSettled([unlink()]) : [];
+    const undo = [...relinked, ...(await Promise.allSettled([from.start(name), to.uninstall(target)]))];
     const failed = undo.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
     if (failed.length > 0) {
       throw new StratumError('MOVE_FAILED', `moving ${name} failed, and so did putting it back`, {

@@ -1,0 +1,78 @@
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { StratumError } from '@stratum/core';
+import type { DnsChange, TsigKey } from '@stratum/discovery';
+import type { CapsuleStatus, HostIdentity } from '@stratum/host';
+import { usageError } from './command.ts';
+
+export interface LinkSwitchOptions {
+  /** The zone's primary server, `ip:port`, taking RFC 2136 updates. */
+  server: string;
+  zone: string;
+  /** A file holding the TSIG key the server's update ACL names. */
+  keyFile?: string;
+  /** The new host's ingress addresses; none: a CNAME to the new host's name. */
+  addresses: string[];
+  /** The registrar the links name; by default the one each current link names. */
+  registrar?: string;
+}
+
+/**
+ * `host move --dns`: points a moved capsule's domains at the new host on their zone's primary
+ * server, each domain's `_stratum` link (this host, the new installation's digest, the
+ * registrar) and its routing in one RFC 2136 update, which the server applies whole or not at
+ * all. Returns what puts back the records read before, as they were.
+ */
+export async function linkSwitcher(
+  options: LinkSwitchOptions,
+): Promise<(installed: CapsuleStatus, host: HostIdentity) => Promise<() => Promise<void>>> {
+  for (const address of options.addresses) {
+    if (isIP(address) === 0)
+      throw usageError(
+        `--address ${address} is not an IP address`,
+        "Give the new host's ingress addresses, or leave --address out for a CNAME to its name.",
+      );
+  }
+  const { DiscoveryResolver, Rfc2136Writer, domainLinkChanges, linkRecordName, parseTsigKey, routingChanges } = await import(
+    '@stratum/discovery'
+  );
+  let key: TsigKey | undefined;
+  if (options.keyFile) {
+    const text = await readFile(options.keyFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
+      throw new StratumError('TSIG_KEY_INVALID', `cannot read the TSIG key file ${options.keyFile}: ${error.code ?? error.message}`);
+    });
+    key = parseTsigKey(text, options.keyFile);
+  }
+  const writer = new Rfc2136Writer({ server: options.server, zone: options.zone, ...(key ? { key } : {}) });
+  // The primary itself answers: no cache between what was there and what is put back.
+  const resolver = new DiscoveryResolver({ servers: [options.server] });
+  return async (installed, host) => {
+    const before = await Promise.all(
+      installed.domains.map(async (domain) => ({
+        domain,
+        link: await resolver.domainLink(domain),
+        routing: await resolver.routing(domain),
+      })),
+    );
+    const changes = before.flatMap(({ domain, link }): DnsChange[] => {
+      const registrar = options.registrar ?? link?.registrar;
+      if (!registrar) {
+        throw new StratumError('LINK_REGISTRAR_UNKNOWN', `${domain} has no _stratum link to take its registrar from`, {
+          hint: 'Give --registrar <domain>: the registrar the new link names.',
+        });
+      }
+      const routing = options.addresses.length > 0 ? { addresses: options.addresses } : { cname: host.name };
+      return domainLinkChanges(domain, { host: host.name, capsule: installed.digest, registrar }, routing);
+    });
+    await writer.apply(changes);
+    return async () => {
+      await writer.apply(
+        before.flatMap(({ domain, link, routing }): DnsChange[] => {
+          const route = routing.cname ? { cname: routing.cname } : { addresses: [...routing.a, ...routing.aaaa] };
+          if (link) return domainLinkChanges(domain, link, route);
+          return [{ op: 'delete', name: linkRecordName(domain), type: 'TXT' }, ...routingChanges(domain, route)];
+        }),
+      );
+    };
+  };
+}
