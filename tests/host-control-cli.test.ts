@@ -262,7 +262,6 @@ test("host move --dns points the domain's link at the new host before starting i
   const dns = await startEmbeddedDnsServer({ zones: ['shop.net'], updateKeys: [{ name: 'stratum-update', secret }] });
   t.after(() => dns.stop());
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-move-dns-'));
-  t.after(() => removeDir(dir));
   const registrar = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'registrar.key'), registrar.privateJwk);
   // Two hosts that check domain links (the default) through the zone's server.
@@ -280,6 +279,8 @@ test("host move --dns points the domain's link at the new host before starting i
     t.after(() => host.close());
     hosts.push(host);
   }
+  // After the hosts have closed: their capsule threads write V8's code cache as they end.
+  t.after(() => removeDir(dir));
   const [old, next] = hosts as [Awaited<ReturnType<typeof startHost>>, Awaited<ReturnType<typeof startHost>>];
   const capsule = join(dir, 'counter');
   await mkdir(join(capsule, 'dist'), { recursive: true });

@@ -23,7 +23,6 @@ async function linkingHost(t: TestContext, discovery = '') {
   const dns = await startEmbeddedDnsServer({ zones: [ZONE] });
   t.after(() => dns.stop());
   const dir = await mkdtemp(join(tmpdir(), 'stratum-links-'));
-  t.after(() => removeDir(dir));
   const registrar = await generateEd25519KeyPair();
   const { path, text } = await writeTestHost(dir, {
     name: HOST,
@@ -33,6 +32,8 @@ async function linkingHost(t: TestContext, discovery = '') {
   });
   const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
   t.after(() => host.close());
+  // After the host has closed: its capsule threads write V8's code cache as they end.
+  t.after(() => removeDir(dir));
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: HOST });
   const wasm = await buildTiny();
   const component = new Uint8Array(await readFile(wasm));
