@@ -4,7 +4,6 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -19,6 +18,7 @@ import { DiscoveryResolver, publishDomainLink, startEmbeddedDnsServer } from '@s
 import { canonicalJson, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
+import { ingressGet } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
 
 async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -119,15 +119,8 @@ test('host status with a key the host does not trust fails with the reason', asy
 });
 
 /** The status of a GET through the host's ingress, for the capsule serving `host`. */
-function ingressStatus(url: URL, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(url, { headers: { host }, agent: false }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode ?? 0));
-    });
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
+async function ingressStatus(url: URL, host: string): Promise<number> {
+  return (await ingressGet(url, host)).status;
 }
 
 test('host install sends a built capsule and starts it; host uninstall takes it away', async (t) => {
@@ -209,18 +202,8 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
 });
 
 /** The body of a GET through the host's ingress, for the capsule serving `host`. */
-function ingressBody(url: URL, host: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(url, { headers: { host }, agent: false }, (response) => {
-      let body = '';
-      response.on('data', (chunk: Buffer) => {
-        body += chunk.toString();
-      });
-      response.on('end', () => resolve(body));
-    });
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
+async function ingressBody(url: URL, host: string): Promise<string> {
+  return (await ingressGet(url, host)).body;
 }
 
 test('host move takes a capsule and its keyvalue state to another host, which counts on', async (t) => {

@@ -3,7 +3,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -14,23 +13,10 @@ import { Redis } from 'ioredis';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { testHostToml, writeTestHost } from './support/host-dir.ts';
+import { ingressGet as get } from './support/ingress.ts';
 import { requireService } from './support/services.ts';
 import { removeDir } from './support/temp.ts';
 import { buildHostile } from './support/tiny.ts';
-
-/** fetch() will not send a Host header of our choosing; node:http will. */
-export function get(base: URL, host: string, path = '/'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(new URL(path, base), { headers: { host } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      response.on('error', reject);
-    });
-    request.on('error', reject);
-    request.end();
-  });
-}
 
 /**
  * A stratum-host in a new temporary directory on loopback ports, trusting one registrar; its

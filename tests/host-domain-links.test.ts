@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -12,6 +11,7 @@ import { generateEd25519KeyPair } from '@stratum/core';
 import { publishDomainLink, startEmbeddedDnsServer } from '@stratum/discovery';
 import { ControlApiError, createControlClient, parseHostConfig, startHost } from '@stratum/host';
 import { writeTestHost } from './support/host-dir.ts';
+import { ingressGet } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
 
@@ -44,17 +44,6 @@ async function linkingHost(t: TestContext, discovery = '') {
   return { host, client, component, manifest, digest, link };
 }
 
-function ingressStatus(url: URL, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request(url, { headers: { host }, agent: false }, (response) => {
-      response.resume();
-      response.on('end', () => resolve(response.statusCode ?? 0));
-    });
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
-}
-
 /** The problems a refused start names, or fails the test when it was not refused for its link. */
 async function refusedForLink(attempt: Promise<unknown>): Promise<string[]> {
   try {
@@ -75,7 +64,7 @@ test('a public domain is served only once its _stratum record names this host, t
   assert.deepEqual(await refusedForLink(install('www.shop.net')), ['_stratum.www.shop.net has no v=stratum1 TXT record']);
   // Refused, it leaves nothing behind.
   assert.deepEqual((await client.status()).capsules, []);
-  assert.equal(await ingressStatus(host.ingressUrl, 'www.shop.net'), 404);
+  assert.equal(await (await ingressGet(host.ingressUrl, 'www.shop.net')).status, 404);
 
   await link('www.shop.net', { host: 'h2.hosting.net' });
   assert.deepEqual(await refusedForLink(install('www.shop.net')), [
@@ -91,7 +80,7 @@ test('a public domain is served only once its _stratum record names this host, t
   await link('www.shop.net');
   const installed = await install('www.shop.net');
   assert.equal(installed.state, 'running');
-  assert.equal(await ingressStatus(host.ingressUrl, 'www.shop.net'), 200);
+  assert.equal(await (await ingressGet(host.ingressUrl, 'www.shop.net')).status, 200);
 });
 
 test('installed without starting, a capsule is checked at its start, so the link can follow the install', async (t) => {
