@@ -41,7 +41,7 @@ async function linkingHost(t: TestContext, discovery = '') {
   const digest = `sha256:${createHash('sha256').update(component).digest('hex')}`;
   const link = (domain: string, fields: Partial<{ host: string; capsule: string; registrar: string }> = {}) =>
     publishDomainLink(dns, domain, { host: HOST, capsule: digest, registrar: REGISTRAR, ...fields }, { addresses: ['127.0.0.1'] });
-  return { host, client, component, manifest, digest, link };
+  return { dns, host, client, component, manifest, digest, link };
 }
 
 /** The problems a refused start names, or fails the test when it was not refused for its link. */
@@ -116,4 +116,31 @@ test('names under localhost, test, example and invalid need no link; verify_link
     component: unchecked.component,
   });
   assert.equal(served.state, 'running');
+});
+
+test('a served domain whose link stops naming this host is answered 421 until it names it again; a failed lookup changes nothing', async (t) => {
+  const { dns, host, client, component, manifest, link } = await linkingHost(t);
+  const domain = 'www.shop.net';
+  await link(domain);
+  await client.install({ domains: [domain, 'tiny.test'], manifest, component });
+  const links = host.links;
+  assert.ok(links, 'the host watches no links');
+  await links.recheck();
+  assert.equal((await ingressGet(host.ingressUrl, domain)).status, 200);
+
+  await link(domain, { host: 'h2.hosting.net' });
+  await links.recheck();
+  const moved = await ingressGet(host.ingressUrl, domain);
+  assert.deepEqual(moved, { status: 421, body: 'www.shop.net is not linked to this host\n' });
+  // The capsule still serves its other domain.
+  assert.equal((await ingressGet(host.ingressUrl, 'tiny.test')).status, 200);
+
+  await link(domain);
+  await links.recheck();
+  assert.equal((await ingressGet(host.ingressUrl, domain)).status, 200);
+
+  // With its DNS server gone, the host keeps serving as it was.
+  await dns.stop();
+  await links.recheck();
+  assert.equal((await ingressGet(host.ingressUrl, domain)).status, 200);
 });

@@ -19,7 +19,7 @@ test('the minimal example gets the defaults', () => {
   assert.deepEqual(config.limits, {});
   assert.equal(config.metering.flushIntervalMs, 10_000);
   // Domain links are checked unless the operator says otherwise, through the system's resolvers.
-  assert.deepEqual(config.discovery, { verifyLinks: true });
+  assert.deepEqual(config.discovery, { verifyLinks: true, recheckMs: 300_000 });
   assert.equal(config.registrars.length, 1);
   assert.equal(config.registrars[0]?.domain, undefined);
   assert.equal(config.registrars[0]?.key.kid, 'kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k');
@@ -47,7 +47,7 @@ test('the full example converts units and passes backend tables through', () => 
   assert.equal(config.metering.flushIntervalMs, 30_000);
   assert.equal(config.registrars[0]?.description, 'Example Registrar Inc.');
   assert.equal(config.registrars[0]?.domain, 'registrar.example.com');
-  assert.deepEqual(config.discovery, { verifyLinks: true, resolver: '127.0.0.1:53' });
+  assert.deepEqual(config.discovery, { verifyLinks: true, resolver: '127.0.0.1:53', recheckMs: 60_000 });
   assert.deepEqual(config.capabilities.keyvalue.default, { type: 'redis', url: 'redis://127.0.0.1:6379/0' });
   assert.deepEqual(config.capabilities.keyvalue.cache, { type: 'nats', url: 'nats://127.0.0.1:4222' });
   assert.equal(config.capabilities.sql.default?.type, 'postgres');

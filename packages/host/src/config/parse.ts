@@ -17,6 +17,8 @@ export const DEFAULT_INGRESS_LISTEN = '0.0.0.0:8080';
 export const DEFAULT_CONTROL_LISTEN = '127.0.0.1:7070';
 export const DEFAULT_CONTROL_MAX_BODY = 64 * 1024 * 1024;
 export const DEFAULT_METERING_FLUSH_MS = 10_000;
+/** How often a host checks the links of the domains it serves again: the default TTL of a link record. */
+export const DEFAULT_LINK_RECHECK_MS = 300_000;
 const MAX_CONFIG_BYTES = 1024 * 1024;
 
 type Segment = string | number;
@@ -235,7 +237,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body' | 'idle', string>> &
     Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
   const metering = (raw.metering ?? {}) as { flush_interval?: string };
-  const discovery = (raw.discovery ?? {}) as { verify_links?: boolean; resolver?: string };
+  const discovery = (raw.discovery ?? {}) as { verify_links?: boolean; resolver?: string; recheck?: string };
   const registrarTables = raw.registrars as Record<string, { key: string; domain?: string; description?: string }>;
 
   const ingressListen = parseAddress(ingress.listen ?? DEFAULT_INGRESS_LISTEN, ['ingress', 'listen'], problems);
@@ -267,6 +269,8 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
       });
     }
   }
+  const recheckMs = discovery.recheck === undefined ? DEFAULT_LINK_RECHECK_MS : parseDuration(discovery.recheck);
+  if (recheckMs < 1000) problems.push({ path: ['discovery', 'recheck'], message: 'discovery.recheck must be at least 1s' });
   const flushIntervalMs = metering.flush_interval === undefined ? DEFAULT_METERING_FLUSH_MS : parseDuration(metering.flush_interval);
   if (flushIntervalMs < 10)
     problems.push({ path: ['metering', 'flush_interval'], message: 'metering.flush_interval must be at least 10ms' });
@@ -324,6 +328,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
       discovery: {
         verifyLinks: discovery.verify_links ?? true,
         ...(discovery.resolver !== undefined ? { resolver: discovery.resolver } : {}),
+        recheckMs,
       },
       registrars,
       capabilities: {

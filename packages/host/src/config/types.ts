@@ -38,6 +38,8 @@ export interface DiscoveryConfig {
   verifyLinks: boolean;
   /** The DNS server to ask, `ip:port`; the system's resolvers when left out. */
   resolver?: string;
+  /** How often the links of the domains served are checked again. */
+  recheckMs: number;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { errorMessage } from '@stratum/core';
+import { errorMessage, isStratumError, type Logger } from '@stratum/core';
 import type { DiscoveryResolver } from '@stratum/discovery';
 import type { TrustedRegistrar } from '../config/types.ts';
 
@@ -19,17 +19,28 @@ export function isSpecialUseDomain(domain: string): boolean {
 export interface ExpectedLink {
   /** The component's digest, `sha256:<hex>`. */
   capsule: string;
-  /** The registrar whose signed request asks the host to serve it. */
-  registrar: TrustedRegistrar;
+  /**
+   * The registrar whose signed request asks the host to serve it. None for an installation made
+   * before hosts recorded it: its link is then checked for the host and the capsule only.
+   */
+  registrar?: TrustedRegistrar;
+}
+
+/** One way a domain's link fails to name this host, this capsule and the registrar. */
+export interface LinkProblem {
+  domain: string;
+  problem: string;
+  /** The lookup failed (a DNS server down, a timeout): the link may be right. */
+  lookupFailed?: boolean;
 }
 
 /**
- * Checks, before a host first serves a capsule on its domains, that each domain's `_stratum`
- * record names this host, this capsule and the registrar asking (spec/discovery.md section 5.3):
- * pointing DNS at a host, or a registrar's word alone, must not make it serve a domain.
- * Resolves to the problems found, one line each; none when every domain is linked.
+ * Checks that each domain's `_stratum` record names this host, this capsule and the registrar
+ * asking (spec/discovery.md section 5.3): pointing DNS at a host, or a registrar's word alone,
+ * must not make it serve a domain. Resolves to the problems found; none when every domain is
+ * linked. Names under the special-use domains are not looked up.
  */
-export type LinkChecker = (domains: readonly string[], expected: ExpectedLink) => Promise<string[]>;
+export type LinkChecker = (domains: readonly string[], expected: ExpectedLink) => Promise<LinkProblem[]>;
 
 /** `resolver`: the DNS server to ask, `ip:port`; the system's resolvers when left out. */
 export function createLinkChecker(options: { hostName: string; resolver?: string }): LinkChecker {
@@ -44,26 +55,115 @@ export function createLinkChecker(options: { hostName: string; resolver?: string
     resolver ??= new DiscoveryResolver(options.resolver ? { servers: [options.resolver] } : {});
     const lookups = resolver;
     const checked = await Promise.all(
-      linked.map(async (domain): Promise<string[]> => {
+      linked.map(async (domain): Promise<LinkProblem[]> => {
         const record = linkRecordName(domain);
         let link: Awaited<ReturnType<DiscoveryResolver['domainLink']>>;
         try {
           link = await lookups.domainLink(domain);
         } catch (error) {
-          return [`${record}: ${errorMessage(error)}`];
+          const lookupFailed = isStratumError(error) && error.code === 'DNS_LOOKUP_FAILED';
+          return [{ domain, problem: `${record}: ${errorMessage(error)}`, ...(lookupFailed ? { lookupFailed } : {}) }];
         }
-        if (!link) return [`${record} has no v=stratum1 TXT record`];
+        if (!link) return [{ domain, problem: `${record} has no v=stratum1 TXT record` }];
         const problems: string[] = [];
         if (link.host.toLowerCase() !== hostName) problems.push(`${record} names host ${link.host}, not this host (${hostName})`);
         if (link.capsule !== expected.capsule) problems.push(`${record} names capsule ${link.capsule}, not ${expected.capsule}`);
-        if (registrar.domain === undefined) {
-          problems.push(`${record} names registrar ${link.registrar}; host.toml gives registrar "${registrar.name}" no domain to compare`);
+        if (registrar?.domain === undefined) {
+          if (registrar)
+            problems.push(
+              `${record} names registrar ${link.registrar}; host.toml gives registrar "${registrar.name}" no domain to compare`,
+            );
         } else if (link.registrar.toLowerCase() !== registrar.domain) {
           problems.push(`${record} names registrar ${link.registrar}, not ${registrar.domain} (registrar "${registrar.name}")`);
         }
-        return problems;
+        return problems.map((problem) => ({ domain, problem }));
       }),
     );
     return checked.flat();
   };
+}
+
+/** What a served installation's domains must link to. */
+export interface ServedDomains extends ExpectedLink {
+  domains: readonly string[];
+}
+
+/**
+ * Checks the links of the domains a host serves again, every `intervalMs` (spec/discovery.md
+ * section 5.3: at least as often as the records' TTL, at the latest hourly), and holds back a
+ * domain whose link no longer names this host, its capsule or its registrar, until it does
+ * again or a start checks it afresh. A lookup that fails holds nothing back: a DNS server that
+ * is down must not take the capsules down with it.
+ */
+export class LinkWatch {
+  readonly #held = new Map<string, string>();
+  readonly #check: LinkChecker;
+  readonly #served: () => Promise<ServedDomains[]>;
+  readonly #logger: Logger;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+
+  constructor(check: LinkChecker, served: () => Promise<ServedDomains[]>, logger: Logger) {
+    this.#check = check;
+    this.#served = served;
+    this.#logger = logger;
+  }
+
+  /** Domains held back now. */
+  get size(): number {
+    return this.#held.size;
+  }
+
+  /** Why `domain` is held back, or undefined when it is served. */
+  held(domain: string): string | undefined {
+    return this.#held.get(domain);
+  }
+
+  /** A start found these domains linked: they are served again at once. */
+  linked(domains: readonly string[]): void {
+    for (const domain of domains) {
+      if (this.#held.delete(domain)) this.#logger.info({ domain }, `${domain} is served again: its link names this host`);
+    }
+  }
+
+  /** One pass over every served domain; a pass already under way is waited for, not doubled. */
+  recheck(): Promise<void> {
+    this.#running ??= this.#pass().finally(() => {
+      this.#running = undefined;
+    });
+    return this.#running;
+  }
+
+  async #pass(): Promise<void> {
+    const served = await this.#served();
+    const current = new Set(served.flatMap((one) => one.domains));
+    for (const domain of this.#held.keys()) if (!current.has(domain)) this.#held.delete(domain);
+    for (const { domains, ...expected } of served) {
+      const problems = await this.#check(domains, expected);
+      for (const domain of domains) {
+        const found = problems.filter((one) => one.domain === domain);
+        const definite = found.find((one) => !one.lookupFailed);
+        if (definite) {
+          if (!this.#held.has(domain))
+            this.#logger.warn({ domain, problem: definite.problem }, `${domain} is no longer served: ${definite.problem}`);
+          this.#held.set(domain, definite.problem);
+        } else if (found.length > 0) {
+          this.#logger.warn({ domain, problem: found[0]?.problem }, `could not check the link of ${domain}; it is served as it was`);
+        } else {
+          this.linked([domain]);
+        }
+      }
+    }
+  }
+
+  start(intervalMs: number): void {
+    this.#timer = setInterval(() => {
+      this.recheck().catch((error: unknown) => this.#logger.error({ err: errorMessage(error) }, 'checking domain links failed'));
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
 }

@@ -20,10 +20,10 @@ import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
 import { parseSqlHostConfig } from '../capabilities/sql/index.ts';
 import type { HostConfig, ListenAddress } from '../config/types.ts';
 import { UsageLedger } from '../metering/ledger.ts';
-import { createHostRuntime } from '../runtime.ts';
+import { createHostRuntime, hostName } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
-import { createLinkChecker } from './domain-links.ts';
+import { createLinkChecker, LinkWatch } from './domain-links.ts';
 import { InstallationStore } from './installations.ts';
 import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreInstallation } from './server.ts';
 
@@ -92,6 +92,8 @@ export interface RunningHost {
   controlUrl: URL;
   /** Installations brought back from the data directory at start, and those that failed. */
   restored: { name: string; error?: string }[];
+  /** The checks of served domains' links (`[discovery] verify_links`), when on. */
+  links?: LinkWatch;
   close(): Promise<void>;
 }
 
@@ -141,8 +143,10 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   flushTimer.unref();
 
   const servers: Server[] = [];
+  let linkWatch: LinkWatch | undefined;
   const close = async () => {
     clearInterval(flushTimer);
+    linkWatch?.stop();
     await Promise.all(
       servers.map(
         (server) =>
@@ -177,7 +181,37 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     // export, and its WebSocket getters load Node.js's bundled undici (about 50 ms of a fresh
     // host's start here); node:https and its TLS load only for a control API that uses them.
     const { createServer: createHttpServer } = process.getBuiltinModule('node:http');
-    const ingress = createHttpServer((request, response) => runtime.handleRequest(request, response));
+    const checkLinks = config.discovery.verifyLinks
+      ? createLinkChecker({ hostName: config.name, ...(config.discovery.resolver ? { resolver: config.discovery.resolver } : {}) })
+      : undefined;
+    const links = checkLinks
+      ? new LinkWatch(
+          checkLinks,
+          async () =>
+            (await store.list())
+              .filter((installation) => installation.desired === 'running')
+              .map((installation) => {
+                const registrar = config.registrars.find((one) => one.name === installation.registrar);
+                return { domains: installation.domains, capsule: installation.digest, ...(registrar ? { registrar } : {}) };
+              }),
+          logger.child({ component: 'links' }),
+        )
+      : undefined;
+    linkWatch = links;
+    const ingress = createHttpServer((request, response) => {
+      if (links && links.size > 0) {
+        const domain = hostName(request.headers.host ?? '');
+        if (links.held(domain) !== undefined) {
+          // 421 Misdirected Request, as spec/discovery.md section 5.3 allows: the link names another host.
+          const body = `${domain} is not linked to this host\n`;
+          response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+          response.end(body);
+          request.resume();
+          return;
+        }
+      }
+      runtime.handleRequest(request, response);
+    });
     servers.push(ingress);
     const ingressUrl = await listen(ingress, config.ingress.listen, 'http', 'ingress');
 
@@ -192,14 +226,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       maxBodyBytes: config.control.maxBodyBytes,
       logger: logger.child({ component: 'control' }),
       ...(pullComponent ? { pullComponent } : {}),
-      ...(config.discovery.verifyLinks
-        ? {
-            checkLinks: createLinkChecker({
-              hostName: config.name,
-              ...(config.discovery.resolver ? { resolver: config.discovery.resolver } : {}),
-            }),
-          }
-        : {}),
+      ...(checkLinks && links ? { checkLinks, onLinked: (domains: readonly string[]) => links.linked(domains) } : {}),
       state: { capabilityConfig: config.capabilities, dataDir: runtimeDir, logger: logger.child({ component: 'state' }) },
     });
     let control: Server;
@@ -232,7 +259,10 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       },
       'host started',
     );
-    return { config, runtime, ledger, ingressUrl, controlUrl, restored, close };
+    // The first pass now, in the background: installations restored from before are checked too.
+    links?.recheck().catch((error: unknown) => logger.error({ err: errorMessage(error) }, 'checking domain links failed'));
+    links?.start(config.discovery.recheckMs);
+    return { config, runtime, ledger, ingressUrl, controlUrl, restored, ...(links ? { links } : {}), close };
   } catch (error) {
     await close().catch(() => {});
     throw error;

@@ -12,6 +12,8 @@ export interface Installation {
   /** `sha256:<hex>` of the component, whose bytes are kept under components/. */
   digest: string;
   config: Record<string, string>;
+  /** The registrar (its name in host.toml) whose request installed it: the one its domains' links must name. */
+  registrar?: string;
   /** What the registrar last asked for: a drained capsule stays out of service after a restart. */
   desired: 'running' | 'stopped';
   installedAt: string;

@@ -53,6 +53,8 @@ export interface ControlServerOptions {
   keepAliveSeconds?: number;
   /** Checks domains' links before a capsule is first served on them (`[discovery] verify_links`); none: no check. */
   checkLinks?: LinkChecker;
+  /** Told the domains a start found linked (`LinkWatch.linked`). */
+  onLinked?: (domains: readonly string[]) => void;
 }
 
 const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
@@ -102,9 +104,12 @@ export function createControlHandler(options: ControlServerOptions): (request: I
   const checkLinks = async (name: string, domains: readonly string[], capsule: string, registrar: TrustedRegistrar): Promise<void> => {
     if (!options.checkLinks) return;
     const problems = await options.checkLinks(domains, { capsule, registrar });
-    if (problems.length === 0) return;
+    if (problems.length === 0) {
+      options.onLinked?.(domains);
+      return;
+    }
     throw new HttpError(409, 'DOMAIN_NOT_LINKED', `${name} cannot be served here: its domains do not link to this host`, {
-      details: problems,
+      details: problems.map((one) => one.problem),
       hint: `Publish each domain's _stratum TXT record (spec/discovery.md section 5.3) with host=${options.name}, capsule=${capsule} and the registrar's domain; \`stratum dns check <domain>\` shows what resolvers see.`,
     });
   };
@@ -174,6 +179,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       manifest: body.manifest,
       digest,
       config: body.config ?? {},
+      registrar: registrar.name,
       // What the runtime now does: replacing a running capsule keeps it running even with start: false.
       desired: status.state === 'running' ? 'running' : 'stopped',
       installedAt: previous?.installedAt ?? now,
