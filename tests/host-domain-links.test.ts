@@ -45,13 +45,14 @@ async function linkingHost(t: TestContext, discovery = '') {
 }
 
 /** The problems a refused start names, or fails the test when it was not refused for its link. */
-async function refusedForLink(attempt: Promise<unknown>): Promise<string[]> {
+async function refusedForLink(attempt: Promise<unknown>, hint?: RegExp): Promise<string[]> {
   try {
     await attempt;
   } catch (error) {
     assert.ok(error instanceof ControlApiError, String(error));
     assert.equal(error.status, 409);
     assert.equal(error.code, 'DOMAIN_NOT_LINKED');
+    if (hint) assert.match(error.hint ?? '', hint);
     return [...error.details];
   }
   assert.fail('the host served a domain that is not linked to it');
@@ -61,7 +62,13 @@ test('a public domain is served only once its _stratum record names this host, t
   const { host, client, component, manifest, digest, link } = await linkingHost(t);
   const install = (domain: string) => client.install({ domains: [domain], manifest, component });
 
-  assert.deepEqual(await refusedForLink(install('www.shop.net')), ['_stratum.www.shop.net has no v=stratum1 TXT record']);
+  // The answer says what to publish.
+  const record = `_stratum.www.shop.net. 300 IN TXT "v=stratum1" "host=h1.hosting.net" "capsule=${digest}" "registrar=registrar.net"`;
+  const missing = await refusedForLink(
+    install('www.shop.net'),
+    new RegExp(`^Publish in each domain's zone.*:\\n${record.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\n`),
+  );
+  assert.deepEqual(missing, ['_stratum.www.shop.net has no v=stratum1 TXT record']);
   // Refused, it leaves nothing behind.
   assert.deepEqual((await client.status()).capsules, []);
   assert.equal(await (await ingressGet(host.ingressUrl, 'www.shop.net')).status, 404);

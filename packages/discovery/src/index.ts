@@ -79,4 +79,5 @@ export {
   publishServiceInstance,
   routingChanges,
   withdrawChallenge,
+  zoneFileTxt,
 } from './writer.ts';

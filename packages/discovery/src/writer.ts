@@ -33,6 +33,15 @@ export interface DnsWriter {
 }
 
 export const DEFAULT_TTL = 300;
+
+/**
+ * A TXT record as a zone file line, for people to publish by hand:
+ * `_stratum.shop.example. 300 IN TXT "v=stratum1" "host=..."`.
+ */
+export function zoneFileTxt(name: string, strings: readonly string[], ttl = DEFAULT_TTL): string {
+  const quoted = strings.map((item) => `"${item.replace(/["\\]/g, (char) => `\\${char}`)}"`).join(' ');
+  return `${name}. ${ttl} IN TXT ${quoted}`;
+}
 /** Challenge records live briefly: they only have to outlast one verification. */
 export const CHALLENGE_TTL = 60;
 

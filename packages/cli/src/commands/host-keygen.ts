@@ -2,10 +2,6 @@ import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { booleanOption, type Command, EXIT_OK, paint, stringListOption, stringOption, usageError } from '../command.ts';
 
 /** Quotes TXT strings for a zone file line (RFC 1035 section 5.1). */
-function zoneFileStrings(strings: readonly string[]): string {
-  return strings.map((item) => `"${item.replace(/["\\]/g, (char) => `\\${char}`)}"`).join(' ');
-}
-
 export const hostKeygenCommand: Command = {
   name: 'host keygen',
   summary: "create a host's Ed25519 identity key and show the DNS record to publish",
@@ -41,7 +37,7 @@ Examples:
     const hostName = stringOption(args, 'host');
     const api = stringOption(args, 'api');
     if ((hostName === undefined) !== (api === undefined)) throw usageError('--host and --api go together: the record needs both');
-    const { formatHostRecord, hostKeyFromJwk, hostRecordName, parseWitList } = await import('@stratum/discovery');
+    const { formatHostRecord, hostKeyFromJwk, hostRecordName, parseWitList, zoneFileTxt } = await import('@stratum/discovery');
     const interfaces = stringListOption(args, 'wit').flatMap((value) => parseWitList(value, '--wit'));
     // Build the record before writing anything, so a bad --api leaves no key file behind.
     const pair = await generateEd25519KeyPair();
@@ -59,7 +55,7 @@ Examples:
     }
     io.stderr.write(`${paint(io.stderr, 32, 'created')} ${out} (owner read/write only; keep it secret, keep a backup)\n`);
     io.stdout.write(`public key  ${key.publicKey}\nthumbprint  ${key.thumbprint}\n`);
-    if (record) io.stdout.write(`\nPublish in the host's zone:\n${record.name}. 300 IN TXT ${zoneFileStrings(record.strings)}\n`);
+    if (record) io.stdout.write(`\nPublish in the host's zone:\n${zoneFileTxt(record.name, record.strings)}\n`);
     return EXIT_OK;
   },
 };

@@ -110,8 +110,20 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     }
     throw new HttpError(409, 'DOMAIN_NOT_LINKED', `${name} cannot be served here: its domains do not link to this host`, {
       details: problems.map((one) => one.problem),
-      hint: `Publish each domain's _stratum TXT record (spec/discovery.md section 5.3) with host=${options.name}, capsule=${capsule} and the registrar's domain; \`stratum dns check <domain>\` shows what resolvers see.`,
+      hint: await linkHint([...new Set(problems.map((one) => one.domain))], capsule, registrar),
     });
+  };
+
+  /** What to publish: each domain's link as a zone file line, when the registrar's domain is known. */
+  const linkHint = async (domains: string[], capsule: string, registrar: TrustedRegistrar): Promise<string> => {
+    const check = '`stratum dns check <domain>` shows what resolvers see.';
+    if (registrar.domain === undefined) {
+      return `Give registrar "${registrar.name}" its domain in host.toml ([registrars.${registrar.name}] domain), as the links it publishes name it. ${check}`;
+    }
+    const { formatDomainLink, linkRecordName, zoneFileTxt } = await import('@stratum/discovery');
+    const link = formatDomainLink({ host: options.name, capsule, registrar: registrar.domain });
+    const records = domains.map((domain) => zoneFileTxt(linkRecordName(domain), link));
+    return `Publish in each domain's zone, beside its routing to this host (spec/discovery.md section 5):\n${records.join('\n')}\n${check}`;
   };
 
   const install = async (body: InstallBody, registrar: TrustedRegistrar): Promise<CapsuleStatus> => {
