@@ -1,6 +1,8 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errorMessage, isStratumError, type Logger } from '@stratum/core';
 import type { DiscoveryResolver } from '@stratum/discovery';
 import type { TrustedRegistrar } from '../config/types.ts';
+import { hostName } from '../runtime.ts';
 
 /**
  * Top-level names that cannot be delegated in the public DNS (RFC 6761, RFC 2606): nobody can
@@ -109,14 +111,24 @@ export class LinkWatch {
     this.#logger = logger;
   }
 
-  /** Domains held back now. */
-  get size(): number {
-    return this.#held.size;
-  }
-
   /** Why `domain` is held back, or undefined when it is served. */
   held(domain: string): string | undefined {
     return this.#held.get(domain);
+  }
+
+  /**
+   * Answers a request for a held-back domain with 421 Misdirected Request (spec/discovery.md
+   * section 5.3 allows it: the link names another host) and says true; false for any other.
+   */
+  answerHeld(request: IncomingMessage, response: ServerResponse): boolean {
+    if (this.#held.size === 0) return false;
+    const domain = hostName(request.headers.host ?? '');
+    if (!this.#held.has(domain)) return false;
+    const body = `${domain} is not linked to this host\n`;
+    response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    response.end(body);
+    request.resume();
+    return true;
   }
 
   /** A start found these domains linked: they are served again at once. */

@@ -20,7 +20,7 @@ import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
 import { parseSqlHostConfig } from '../capabilities/sql/index.ts';
 import type { HostConfig, ListenAddress } from '../config/types.ts';
 import { UsageLedger } from '../metering/ledger.ts';
-import { createHostRuntime, hostName } from '../runtime.ts';
+import { createHostRuntime } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
 import { createLinkChecker, LinkWatch } from './domain-links.ts';
@@ -142,11 +142,27 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   }, config.metering.flushIntervalMs);
   flushTimer.unref();
 
+  const checkLinks = config.discovery.verifyLinks
+    ? createLinkChecker({ hostName: config.name, ...(config.discovery.resolver ? { resolver: config.discovery.resolver } : {}) })
+    : undefined;
+  const links = checkLinks
+    ? new LinkWatch(
+        checkLinks,
+        async () =>
+          (await store.list())
+            .filter((installation) => installation.desired === 'running')
+            .map((installation) => {
+              const registrar = config.registrars.find((one) => one.name === installation.registrar);
+              return { domains: installation.domains, capsule: installation.digest, ...(registrar ? { registrar } : {}) };
+            }),
+        logger.child({ component: 'links' }),
+      )
+    : undefined;
+
   const servers: Server[] = [];
-  let linkWatch: LinkWatch | undefined;
   const close = async () => {
     clearInterval(flushTimer);
-    linkWatch?.stop();
+    links?.stop();
     await Promise.all(
       servers.map(
         (server) =>
@@ -181,36 +197,8 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     // export, and its WebSocket getters load Node.js's bundled undici (about 50 ms of a fresh
     // host's start here); node:https and its TLS load only for a control API that uses them.
     const { createServer: createHttpServer } = process.getBuiltinModule('node:http');
-    const checkLinks = config.discovery.verifyLinks
-      ? createLinkChecker({ hostName: config.name, ...(config.discovery.resolver ? { resolver: config.discovery.resolver } : {}) })
-      : undefined;
-    const links = checkLinks
-      ? new LinkWatch(
-          checkLinks,
-          async () =>
-            (await store.list())
-              .filter((installation) => installation.desired === 'running')
-              .map((installation) => {
-                const registrar = config.registrars.find((one) => one.name === installation.registrar);
-                return { domains: installation.domains, capsule: installation.digest, ...(registrar ? { registrar } : {}) };
-              }),
-          logger.child({ component: 'links' }),
-        )
-      : undefined;
-    linkWatch = links;
     const ingress = createHttpServer((request, response) => {
-      if (links && links.size > 0) {
-        const domain = hostName(request.headers.host ?? '');
-        if (links.held(domain) !== undefined) {
-          // 421 Misdirected Request, as spec/discovery.md section 5.3 allows: the link names another host.
-          const body = `${domain} is not linked to this host\n`;
-          response.writeHead(421, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-          response.end(body);
-          request.resume();
-          return;
-        }
-      }
-      runtime.handleRequest(request, response);
+      if (!links?.answerHeld(request, response)) runtime.handleRequest(request, response);
     });
     servers.push(ingress);
     const ingressUrl = await listen(ingress, config.ingress.listen, 'http', 'ingress');
