@@ -12,7 +12,7 @@ import { hostName } from '../runtime.ts';
  */
 const SPECIAL_USE = ['localhost', 'test', 'example', 'invalid'];
 
-export function isSpecialUseDomain(domain: string): boolean {
+function isSpecialUseDomain(domain: string): boolean {
   const name = domain.toLowerCase().replace(/\.$/, '');
   return SPECIAL_USE.some((suffix) => name === suffix || name.endsWith(`.${suffix}`));
 }
@@ -46,7 +46,7 @@ export type LinkChecker = (domains: readonly string[], expected: ExpectedLink) =
 
 /** `resolver`: the DNS server to ask, `ip:port`; the system's resolvers when left out. */
 export function createLinkChecker(options: { hostName: string; resolver?: string }): LinkChecker {
-  const hostName = options.hostName.toLowerCase();
+  const ownName = options.hostName.toLowerCase();
   let resolver: DiscoveryResolver | undefined;
   return async (domains, expected) => {
     const { registrar } = expected;
@@ -68,7 +68,7 @@ export function createLinkChecker(options: { hostName: string; resolver?: string
         }
         if (!link) return [{ domain, problem: `${record} has no v=stratum1 TXT record` }];
         const problems: string[] = [];
-        if (link.host.toLowerCase() !== hostName) problems.push(`${record} names host ${link.host}, not this host (${hostName})`);
+        if (link.host.toLowerCase() !== ownName) problems.push(`${record} names host ${link.host}, not this host (${ownName})`);
         if (link.capsule !== expected.capsule) problems.push(`${record} names capsule ${link.capsule}, not ${expected.capsule}`);
         if (registrar?.domain === undefined) {
           if (registrar)
@@ -109,11 +109,6 @@ export class LinkWatch {
     this.#check = check;
     this.#served = served;
     this.#logger = logger;
-  }
-
-  /** Why `domain` is held back, or undefined when it is served. */
-  held(domain: string): string | undefined {
-    return this.#held.get(domain);
   }
 
   /**
@@ -160,7 +155,10 @@ export class LinkWatch {
             this.#logger.warn({ domain, problem: definite.problem }, `${domain} is no longer served: ${definite.problem}`);
           this.#held.set(domain, definite.problem);
         } else if (found.length > 0) {
-          this.#logger.warn({ domain, problem: found[0]?.problem }, `could not check the link of ${domain}; it is served as it was`);
+          this.#logger.warn(
+            { domain, problem: found[0]?.problem },
+            `could not check the link of ${domain}; nothing changes until a check succeeds`,
+          );
         } else {
           this.linked([domain]);
         }
