@@ -56,9 +56,10 @@ export interface MoveResult {
 /**
  * Moves a capsule to another host in the order spec/host-api.md section 5.11 gives: install on
  * the new host without starting, drain the old one, export each store and import it, point the
- * domains' links at the new host (`switchLinks`, when given), start the new one. The old installation is left drained, not removed, so that it can be started again.
- * If anything fails after the drain, the old one is started again (and the new one uninstalled)
- * before the error is thrown, so the capsule keeps serving from where it was.
+ * domains' links at the new host (`switchLinks`, when given), start the new one. The old
+ * installation is left drained, not removed, so that it can be started again. If anything fails
+ * after the drain, the links go back, the old one is started again (and the new one
+ * uninstalled) before the error is thrown, so the capsule keeps serving from where it was.
  */
 export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   const { from, to, name, stores, onStep } = options;
