@@ -14,7 +14,7 @@ import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { main } from '@stratum/cli';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
-import { DiscoveryResolver, publishDomainLink, startEmbeddedDnsServer } from '@stratum/discovery';
+import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
 import { canonicalJson, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
@@ -240,7 +240,7 @@ test('host move takes a capsule and its keyvalue state to another host, which co
   assert.match(unknown.stderr, /no capsule named "nothing"/);
 });
 
-test("host move --dns points the domain's link at the new host before starting it there; a refused update changes nothing", async (t) => {
+test("host install --dns publishes the domain's link before the start, host move --dns points it at the new host; a refused update changes nothing", async (t) => {
   const secret = randomBytes(32).toString('base64');
   const dns = await startEmbeddedDnsServer({ zones: ['shop.net'], updateKeys: [{ name: 'stratum-update', secret }] });
   t.after(() => dns.stop());
@@ -273,22 +273,32 @@ test("host move --dns points the domain's link at the new host before starting i
     .update(await readFile(join(capsule, 'dist', 'counter.wasm')))
     .digest('hex')}`;
   const domain = 'counter.shop.net';
-  await publishDomainLink(
-    dns,
-    domain,
-    { host: 'h1.hosting.net', capsule: digest, registrar: 'registrar.net' },
-    { cname: 'h1.hosting.net' },
-  );
   const key = ['--key', join(dir, 'registrar.key')];
-  const installed = await run(['host', 'install', capsule, '-d', domain, '--url', old.controlUrl.href, ...key]);
+  const resolver = new DiscoveryResolver({ servers: [dns.address] });
+  const zone = ['--dns', dns.address, '--zone', 'shop.net'];
+  // Knot's keymgr writes the key so.
+  await writeFile(join(dir, 'update.key'), `key:\n  - id: stratum-update\n    algorithm: hmac-sha256\n    secret: ${secret}\n`);
+  const signed = [...zone, '--tsig-key', join(dir, 'update.key')];
+  // The install publishes the link (there is none to take the registrar from), then starts it.
+  const install = ['host', 'install', capsule, '-d', domain, '--url', old.controlUrl.href, ...key, ...signed];
+  const unnamed = await run(install);
+  assert.equal(unnamed.code, 1);
+  assert.match(unnamed.stderr, /counter\.shop\.net has no _stratum link to take its registrar from\nhint: Give --registrar/);
+  const installed = await run([...install, '--registrar', 'registrar.net']);
   assert.equal(installed.code, 0, installed.stderr);
+  assert.match(installed.stderr, /pointing counter\.shop\.net at h1\.hosting\.net on [\d.:]+\n/);
+  assert.deepEqual(await resolver.domainLink(domain), {
+    version: 'stratum1',
+    host: 'h1.hosting.net',
+    capsule: digest,
+    registrar: 'registrar.net',
+  });
+  assert.equal(await resolver.cname(domain), 'h1.hosting.net');
   const count = async (host: typeof old) =>
     (JSON.parse(await ingressBody(new URL('/a', host.ingressUrl), domain)) as { count: number }).count;
   assert.equal(await count(old), 1);
 
-  const resolver = new DiscoveryResolver({ servers: [dns.address] });
   const move = ['host', 'move', 'counter', capsule, '--from-url', old.controlUrl.href, '--to-url', next.controlUrl.href, ...key];
-  const zone = ['--dns', dns.address, '--zone', 'shop.net'];
   // A key the server does not know: the update is refused whole, and the old host serves again.
   await writeFile(join(dir, 'wrong.key'), `hmac-sha256:stratum-update:${randomBytes(32).toString('base64')}\n`);
   const refused = await run([...move, ...zone, '--tsig-key', join(dir, 'wrong.key')]);
@@ -300,9 +310,6 @@ test("host move --dns points the domain's link at the new host before starting i
   assert.equal((await resolver.domainLink(domain))?.host, 'h1.hosting.net');
   assert.equal(await count(old), 2);
 
-  // Knot's keymgr writes the key so.
-  await writeFile(join(dir, 'update.key'), `key:\n  - id: stratum-update\n    algorithm: hmac-sha256\n    secret: ${secret}\n`);
-  const signed = [...zone, '--tsig-key', join(dir, 'update.key')];
   // Links naming another registrar: the new host refuses to start, and the records go back as
   // they were before the old host starts again (it checks them too).
   const misnamed = await run([...move, ...signed, '--registrar', 'elsewhere.net']);
@@ -359,6 +366,26 @@ test('host install without a domain or with a capsule-scoped --var, host logs wi
   ]);
   assert.equal(scoped.code, 2);
   assert.match(scoped.stderr, /write --var title=\.\.\./);
+  const dnsNoStart = await run([
+    ...['host', 'install', '-d', 'a.example', '--no-start', '--dns', '127.0.0.1:53', '--zone', 'example'],
+    ...['--url', 'http://127.0.0.1:1/v1', '--key', 'k.json'],
+  ]);
+  assert.equal(dnsNoStart.code, 2);
+  assert.match(dnsNoStart.stderr, /--dns points the domains at a capsule it starts: leave out --no-start, or --dns/);
+  const zoneAlone = await run([
+    'host',
+    'install',
+    '-d',
+    'a.example',
+    '--zone',
+    'example',
+    '--url',
+    'http://127.0.0.1:1/v1',
+    '--key',
+    'k.json',
+  ]);
+  assert.equal(zoneAlone.code, 2);
+  assert.match(zoneAlone.stderr, /--zone goes with --dns/);
   const lines = await run(['host', 'logs', 'hello', '--lines', 'all', '--url', 'http://127.0.0.1:1/v1', '--key', 'k.json']);
   assert.equal(lines.code, 2);
   assert.match(lines.stderr, /--lines all: give a whole number from 0 to 10000/);

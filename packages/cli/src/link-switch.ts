@@ -5,6 +5,9 @@ import type { DnsChange, TsigKey } from '@stratum/discovery';
 import type { CapsuleStatus, HostIdentity } from '@stratum/host';
 import { usageError } from './command.ts';
 
+/** Points an installation's domains at `host`; resolves to what puts the records back as they were. */
+export type LinkSwitch = (installed: CapsuleStatus, host: HostIdentity) => Promise<() => Promise<void>>;
+
 export interface LinkSwitchOptions {
   /** The zone's primary server, `ip:port`, taking RFC 2136 updates. */
   server: string;
@@ -18,14 +21,12 @@ export interface LinkSwitchOptions {
 }
 
 /**
- * `host move --dns`: points a moved capsule's domains at the new host on their zone's primary
- * server, each domain's `_stratum` link (this host, the new installation's digest, the
- * registrar) and its routing in one RFC 2136 update, which the server applies whole or not at
- * all. Returns what puts back the records read before, as they were.
+ * `host install --dns` and `host move --dns`: point a capsule's domains at its host on their
+ * zone's primary server, each domain's `_stratum` link (the host, the installation's digest,
+ * the registrar) and its routing in one RFC 2136 update, which the server applies whole or not
+ * at all. The switch resolves to what puts back the records read before, as they were.
  */
-export async function linkSwitcher(
-  options: LinkSwitchOptions,
-): Promise<(installed: CapsuleStatus, host: HostIdentity) => Promise<() => Promise<void>>> {
+export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwitch> {
   for (const address of options.addresses) {
     if (isIP(address) === 0)
       throw usageError(

@@ -1,5 +1,5 @@
 import { formatBytes } from '@stratum/core';
-import type { InstallOptions } from '@stratum/host';
+import type { CapsuleStatus, InstallOptions } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
   booleanOption,
@@ -14,6 +14,7 @@ import {
 } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, connectControl, localUrl, sideOptions } from '../control-connection.ts';
 import { parseVarFlag, varsFor } from '../dev/vars.ts';
+import type { LinkSwitch } from '../link-switch.ts';
 import { readLocalComponent } from '../local-component.ts';
 import { table } from './host-status.ts';
 import { manifestPath } from './validate.ts';
@@ -66,6 +67,51 @@ async function capsuleToSend(
   };
 }
 
+/** `host install`'s and `host move`'s options for pointing the domains' links at the host (link-switch.ts). */
+const LINK_OPTIONS: Record<string, OptionSpec> = {
+  dns: {
+    type: 'string',
+    value: 'ip:port',
+    description:
+      "the domains' zone's primary DNS server, which takes RFC 2136 updates: point their links at the host there before starting it",
+  },
+  zone: { type: 'string', value: 'name', description: 'the zone those updates change (with --dns)' },
+  'tsig-key': {
+    type: 'string',
+    value: 'file',
+    description: "the TSIG key the server's update ACL names: keymgr -t or tsig-keygen output, or a line hmac-sha256:<name>:<secret>",
+  },
+  address: {
+    type: 'string',
+    multiple: true,
+    value: 'ip',
+    description: "the host's ingress addresses, for A and AAAA records (default: a CNAME to the host's name)",
+  },
+  registrar: { type: 'string', value: 'domain', description: 'the registrar the links name (default: the one the current ones name)' },
+};
+
+/** The link switch LINK_OPTIONS ask for, or undefined without --dns. */
+async function linkSwitchOf(args: ParsedArgs): Promise<LinkSwitch | undefined> {
+  const server = stringOption(args, 'dns');
+  const zone = stringOption(args, 'zone');
+  if (!server) {
+    const orphan = ['zone', 'tsig-key', 'address', 'registrar'].find((option) => args.values[option] !== undefined);
+    if (orphan) throw usageError(`--${orphan} goes with --dns`, "Give --dns <ip:port> of the domains' primary DNS server.");
+    return undefined;
+  }
+  if (!zone) throw usageError('--dns needs --zone', 'Name the zone the domains are in, as the DNS server knows it.');
+  const keyFile = stringOption(args, 'tsig-key');
+  const registrar = stringOption(args, 'registrar');
+  const { linkSwitcher } = await import('../link-switch.ts');
+  return linkSwitcher({
+    server,
+    zone,
+    addresses: stringListOption(args, 'address'),
+    ...(keyFile ? { keyFile } : {}),
+    ...(registrar ? { registrar: registrar.toLowerCase() } : {}),
+  });
+}
+
 export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
@@ -79,12 +125,18 @@ and the component against its own limits, serves the capsule on the domains give
 it unless --no-start. Installing again under the same name replaces that installation (its
 domains, component and config); a running one keeps serving until the new one has started.
 
+Before it serves a domain, a host checks that the domain's _stratum link names it, the
+component and the registrar (spec/discovery.md section 5.3; names under localhost, test,
+example and invalid need none). With --dns and --zone the install publishes those links, and
+the domains' routing to the host, on the zone's primary DNS server by RFC 2136 update (signed
+with --tsig-key) between installing and starting; if the start fails, the records go back.
+
 ${CONTROL_HELP}
 
 Examples:
   stratum host install examples/hello --domain hello.localhost --config host.toml --key operator-key.json
   stratum host install . --domain shop.example.com --var currency=EUR --url https://h1.example.net/stratum/v1 \\
-    --audience h1.example.net --key registrar.key`,
+    --audience h1.example.net --key registrar.key --dns 192.0.2.53:53 --zone example.com --tsig-key update.key`,
   maxPositionals: 1,
   options: {
     domain: { type: 'string', short: 'd', multiple: true, value: 'name', description: 'a domain the capsule serves (repeat for more)' },
@@ -96,16 +148,36 @@ Examples:
     },
     var: VAR_OPTION,
     'no-start': { type: 'boolean', description: 'install without starting it (`host status` says installed; install again to start it)' },
+    ...LINK_OPTIONS,
     ...CONTROL_OPTIONS,
     json: { type: 'boolean', description: "print the capsule's status as JSON" },
   },
   async run(args, io) {
     const domains = stringListOption(args, 'domain');
     if (domains.length === 0) throw usageError('--domain is required: the host routes requests to a capsule by their Host header');
+    const switchLinks = await linkSwitchOf(args);
+    if (switchLinks && booleanOption(args, 'no-start')) {
+      throw usageError('--dns points the domains at a capsule it starts: leave out --no-start, or --dns');
+    }
     const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
     const { client, config } = await connectControl(args);
     io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${config?.name ?? 'the host'}\n`);
-    const status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
+    let status: CapsuleStatus;
+    if (switchLinks) {
+      // As a move does: installed, linked, then started (the host checks the links at the start).
+      const installed = await client.install({ ...capsule.install, domains, start: false });
+      const host = await client.identity();
+      io.stderr.write(`pointing ${installed.domains.join(', ')} at ${host.name} on ${stringOption(args, 'dns')}\n`);
+      const unlink = await switchLinks(installed, host);
+      try {
+        status = installed.state === 'running' ? installed : await client.start(installed.name);
+      } catch (error) {
+        await unlink();
+        throw error;
+      }
+    } else {
+      status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
+    }
     if (booleanOption(args, 'json')) {
       io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
       return EXIT_OK;
@@ -326,54 +398,14 @@ Examples:
     },
     name: { type: 'string', short: 'n', value: 'capsule', description: 'its name on the new host (default: the same)' },
     var: VAR_OPTION,
-    dns: {
-      type: 'string',
-      value: 'ip:port',
-      description:
-        "the domains' zone's primary DNS server, which takes RFC 2136 updates: point their links at the new host there before starting it",
-    },
-    zone: { type: 'string', value: 'name', description: 'the zone those updates change (with --dns)' },
-    'tsig-key': {
-      type: 'string',
-      value: 'file',
-      description: "the TSIG key the server's update ACL names: keymgr -t or tsig-keygen output, or a line hmac-sha256:<name>:<secret>",
-    },
-    address: {
-      type: 'string',
-      multiple: true,
-      value: 'ip',
-      description: "the new host's ingress addresses, for A and AAAA records (default: a CNAME to the new host's name)",
-    },
-    registrar: {
-      type: 'string',
-      value: 'domain',
-      description: 'the registrar the new links name (default: the one the current ones name)',
-    },
+    ...LINK_OPTIONS,
     json: { type: 'boolean', description: 'print the result as JSON' },
   },
   async run(args, io) {
     const name = args.positionals[0];
     if (!name) throw usageError('say which capsule: stratum host move <capsule> [dir] ...', 'Run `stratum host status` to list them.');
     const dnsServer = stringOption(args, 'dns');
-    const zone = stringOption(args, 'zone');
-    if (!dnsServer) {
-      const orphan = ['zone', 'tsig-key', 'address', 'registrar'].find((option) => args.values[option] !== undefined);
-      if (orphan) throw usageError(`--${orphan} goes with --dns`, "Give --dns <ip:port> of the domains' primary DNS server.");
-    } else if (!zone) {
-      throw usageError('--dns needs --zone', 'Name the zone the domains are in, as the DNS server knows it.');
-    }
-    const tsigKey = stringOption(args, 'tsig-key');
-    const registrar = stringOption(args, 'registrar');
-    const switchLinks =
-      dnsServer && zone
-        ? await (await import('../link-switch.ts')).linkSwitcher({
-            server: dnsServer,
-            zone,
-            addresses: stringListOption(args, 'address'),
-            ...(tsigKey ? { keyFile: tsigKey } : {}),
-            ...(registrar ? { registrar: registrar.toLowerCase() } : {}),
-          })
-        : undefined;
+    const switchLinks = await linkSwitchOf(args);
     const capsule = await capsuleToSend(args, args.positionals[1], 'host move');
     const from = await connectControl(args, 'from');
     const to = await connectControl(args, 'to');
