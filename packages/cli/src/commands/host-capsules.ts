@@ -116,7 +116,7 @@ export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
   usage:
-    'host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--no-start] --key <registrar key> (--config <host.toml> | --url <control API>) [--json]',
+    'host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] --key <registrar key> (--config <host.toml> | --url <control API>) [--json]',
   description: `
 Sends a capsule to a running host, as a registrar's dashboard does: the manifest, and the
 component its [source] wasm names (build it first), or only the manifest when [source] names a
@@ -358,7 +358,7 @@ export const hostMoveCommand: Command = {
   name: 'host move',
   summary: 'move a capsule and its stored state to another host, as a registrar migrates it',
   usage:
-    'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) --key <registrar key> [--domain <name> ...] [--var name=value ...]',
+    'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) --key <registrar key> [--domain <name> ...] [--var name=value ...] [--dns <ip:port> --zone <zone> [--tsig-key <file>]]',
   description: `
 Moves a capsule in the order spec/host-api.md section 5.11 gives: installs it on the new host
 without starting it (so a refusal there changes nothing), drains it on the old host (new
