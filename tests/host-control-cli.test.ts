@@ -275,6 +275,7 @@ test("host install --dns publishes the domain's link before the start, host move
   const domain = 'counter.shop.net';
   const key = ['--key', join(dir, 'registrar.key')];
   const resolver = new DiscoveryResolver({ servers: [dns.address] });
+  const linkTo = (host: string) => ({ version: 'stratum1', host, capsule: digest, registrar: 'registrar.net' });
   const zone = ['--dns', dns.address, '--zone', 'shop.net'];
   // Knot's keymgr writes the key so.
   await writeFile(join(dir, 'update.key'), `key:\n  - id: stratum-update\n    algorithm: hmac-sha256\n    secret: ${secret}\n`);
@@ -287,12 +288,7 @@ test("host install --dns publishes the domain's link before the start, host move
   const installed = await run([...install, '--registrar', 'registrar.net']);
   assert.equal(installed.code, 0, installed.stderr);
   assert.match(installed.stderr, /pointing counter\.shop\.net at h1\.hosting\.net on [\d.:]+\n/);
-  assert.deepEqual(await resolver.domainLink(domain), {
-    version: 'stratum1',
-    host: 'h1.hosting.net',
-    capsule: digest,
-    registrar: 'registrar.net',
-  });
+  assert.deepEqual(await resolver.domainLink(domain), linkTo('h1.hosting.net'));
   assert.equal(await resolver.cname(domain), 'h1.hosting.net');
   const count = async (host: typeof old) =>
     (JSON.parse(await ingressBody(new URL('/a', host.ingressUrl), domain)) as { count: number }).count;
@@ -318,12 +314,7 @@ test("host install --dns publishes the domain's link before the start, host move
     misnamed.stderr,
     /failed: counter cannot be served here: its domains do not link to this host; starting counter on the old host again\n/,
   );
-  assert.deepEqual(await resolver.domainLink(domain), {
-    version: 'stratum1',
-    host: 'h1.hosting.net',
-    capsule: digest,
-    registrar: 'registrar.net',
-  });
+  assert.deepEqual(await resolver.domainLink(domain), linkTo('h1.hosting.net'));
   assert.equal(await resolver.cname(domain), 'h1.hosting.net');
   assert.equal(await count(old), 3);
 
@@ -333,12 +324,7 @@ test("host install --dns publishes the domain's link before the start, host move
     moved.stdout,
     /^moved counter to the new host: running, serving counter\.shop\.net; .*\nIts domains' links name the new host now/,
   );
-  assert.deepEqual(await resolver.domainLink(domain), {
-    version: 'stratum1',
-    host: 'h2.hosting.net',
-    capsule: digest,
-    registrar: 'registrar.net',
-  });
+  assert.deepEqual(await resolver.domainLink(domain), linkTo('h2.hosting.net'));
   assert.equal(await resolver.cname(domain), 'h2.hosting.net');
   assert.equal(await count(next), 4);
   assert.equal(await ingressStatus(old.ingressUrl, domain), 503);

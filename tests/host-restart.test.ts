@@ -4,7 +4,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
-import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -13,6 +12,7 @@ import { generateEd25519KeyPair } from '@stratum/core';
 import { createControlClient, verifyLedgerFile } from '@stratum/host';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
+import { ingressGet as get } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
 
 const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
@@ -49,19 +49,6 @@ async function startHostProcess(config: string, started: Pick<HostProcess, 'chil
       if (ingress && control) resolve({ child, ingress: new URL(ingress), control: new URL(control), exited });
     });
     void exited.then((code) => reject(new Error(`stratum host start exited with ${code}:\n${stdout}\n${stderr}`)));
-  });
-}
-
-function get(base: URL, host: string, path = '/'): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const request = httpRequest(new URL(path, base), { headers: { host } }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-      response.on('error', reject);
-    });
-    request.on('error', reject);
-    request.end();
   });
 }
 
