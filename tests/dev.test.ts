@@ -260,6 +260,32 @@ test('several capsules share one port, each on its own *.localhost name', async 
   for (const dir of dirs) assert.deepEqual(await processesNaming(dir), []);
 });
 
+test('a path no [http] route serves is answered and logged as such, and the printed URLs lead to a route', async (t) => {
+  const dir = await tinyProject(t, 'routed', await tinyVariant(t, 'under api       '));
+  await writeFile(join(dir, 'stratum.toml'), `${TINY_MANIFEST.replace('"tiny"', '"routed"')}\n[http]\nroutes = ["/api/*"]\n`);
+  const dev = await startDev(t, dir, await freePort());
+  const ready = await serving(dev);
+  const [served] = ready.capsules as { urls: string[] }[];
+  assert.equal(served?.urls[0], `http://routed.localhost:${dev.port}/api`);
+  assert.equal((await get(dev.port, 'routed.localhost', '/api/x')).status, 200);
+  const missed = await get(dev.port, 'routed.localhost', '/other/page?q=1');
+  assert.equal(missed.status, 404);
+  assert.match(missed.body, /routed serves no route that matches \/other\/page: \[http\] routes in stratum\.toml are \/api\/\*\./);
+  assert.match(missed.body, /such as "\/other\/page" or "\/other\/\*"/);
+  const logged = await dev.waitFor('unrouted line', (event) => event.type === 'unrouted', { since: 0, timeoutMs: 10_000 });
+  assert.deepEqual(
+    [logged.capsule, logged.method, logged.path, logged.status, logged.routes],
+    ['routed', 'GET', '/other/page', 404, ['/api/*']],
+  );
+  // The capsule never saw it: only the /api request is in its request log.
+  await dev.waitFor('request line', (event) => event.type === 'request' && event.path === '/api/x', { since: 0, timeoutMs: 10_000 });
+  assert.deepEqual(
+    dev.events.filter((event) => event.type === 'request').map((event) => event.path),
+    ['/api/x'],
+  );
+  assert.equal(await dev.interrupt(), 0);
+});
+
 test('a port in use is refused with a clear message', async (t) => {
   const dir = await tinyProject(t, 'tiny', await tinyVariant(t, 'hello from tiny '));
   const blocker = createServer();

@@ -13,6 +13,6 @@ export {
   parseManifestBytes,
   schemaUrl,
 } from './parse.ts';
-export { originAllowed, routeMatches } from './rules.ts';
+export { originAllowed, routeExample, routeMatches } from './rules.ts';
 export { type GeneratedValidator, schemaErrors } from './schema-validator.ts';
 export type { Capabilities, ConfigVariable, LocalSource, Manifest, ManifestProblem, RegistrySource, Resources } from './types.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nearest } from './nearest.ts';
 import { ManifestError, parseManifest } from './parse.ts';
-import { originAllowed, routeMatches } from './rules.ts';
+import { originAllowed, routeExample, routeMatches } from './rules.ts';
 
 const base = 'stratum = 1\n[capsule]\nname = "demo"\nversion = "0.1.0"\n[source]\nwasm = "dist/demo.wasm"\n';
 
@@ -70,6 +70,19 @@ test('routes: exact paths, prefixes and everything', () => {
   assert.equal(routeMatches(['/api/*'], '/apis'), false);
   assert.equal(routeMatches(['/health'], '/health'), true);
   assert.equal(routeMatches(['/health'], '/health/x'), false);
+});
+
+test('a route example is a path the first route serves', () => {
+  const cases: [string[], string][] = [
+    [['/*'], '/'],
+    [['/notes', '/notes/*'], '/notes'],
+    [['/api/v1/*', '/health'], '/api/v1'],
+    [['/health'], '/health'],
+  ];
+  for (const [routes, example] of cases) {
+    assert.equal(routeExample(routes), example);
+    assert.equal(routeMatches(routes, example), true, `${routes.join(',')} serves ${example}`);
+  }
 });
 
 test('outbound origins: scheme, port and wildcard rules', () => {

@@ -17,6 +17,16 @@ export function routeMatches(routes: readonly string[], path: string): boolean {
   return false;
 }
 
+/**
+ * A path the first route serves, for a URL to show: `/x` and `/x/*` give `/x`, `/*` gives `/`.
+ * Showing `/` for a capsule that serves only `/notes` would show a 404 first.
+ */
+export function routeExample(routes: readonly string[]): string {
+  const first = routes[0];
+  if (first === undefined || first === '/*') return '/';
+  return first.endsWith('/*') ? first.slice(0, -2) : first;
+}
+
 const DEFAULT_PORTS: Record<string, string> = { 'http:': '80', 'https:': '443' };
 
 /**

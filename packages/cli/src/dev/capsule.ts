@@ -6,7 +6,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { errorMessage, StratumError } from '@stratum/core';
 import { CAPABILITY_MODULES, createHostRuntime, type HostConfig, resolveConfig, type StratumHostRuntime } from '@stratum/host';
-import { loadManifest, type Manifest } from '@stratum/manifest';
+import { loadManifest, type Manifest, routeExample, routeMatches } from '@stratum/manifest';
 import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
 import { type BackendFlag, capabilityConfigFor, describeBackends } from './backends.ts';
 import { type BuildKind, type DevOutput, type ServedCapsule, versionId } from './output.ts';
@@ -181,7 +181,7 @@ export class DevCapsule {
       name: this.name,
       version: this.manifest.capsule.version,
       dir: this.shownDir,
-      urls: hosts.map((host) => `http://${host}:${port}/`),
+      urls: hosts.map((host) => `http://${host}:${port}${routeExample(this.manifest.http.routes)}`),
       capabilities: describeBackends(
         this.manifest,
         capabilityConfigFor(this.manifest, this.#options.flags, this.#options.hostConfig?.capabilities),
@@ -193,7 +193,21 @@ export class DevCapsule {
   /** Serves a request for one of this capsule's domains, or says why it cannot yet. */
   handleRequest(request: IncomingMessage, response: ServerResponse): void {
     if (this.#current) {
-      this.runtime.handleRequest(request, response);
+      const url = request.url ?? '/';
+      const queryAt = url.indexOf('?');
+      const path = queryAt === -1 ? url : url.slice(0, queryAt);
+      const routes = this.manifest.http.routes;
+      if (routeMatches(routes, path)) {
+        this.runtime.handleRequest(request, response);
+        return;
+      }
+      // A host answers a bare 404 before the capsule sees the request, and records nothing; here
+      // the developer is told which line of stratum.toml decides it, in the browser and the terminal.
+      request.resume();
+      const body = `${this.name} serves no route that matches ${path}: [http] routes in stratum.toml are ${routes.join(', ')}.\nAdd a route there (such as "${path}" or "${path.replace(/\/[^/]*$/, '')}/*") to serve it.\n`;
+      response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      response.end(body);
+      this.#options.output.unrouted({ capsule: this.name, method: request.method ?? 'GET', path, routes });
       return;
     }
     request.resume();

@@ -177,6 +177,17 @@ export class DevOutput {
     this.#line(line);
   }
 
+  /** A request no `[http] route` serves: answered 404 before the capsule (DevCapsule.handleRequest). */
+  unrouted(request: { capsule: string; method: string; path: string; routes: readonly string[] }): void {
+    if (this.#json) {
+      this.#event('unrouted', { ...request, status: 404 });
+      return;
+    }
+    this.#line(
+      `${this.#paint(2, clock())} ${this.#capsule(request.capsule)}  ${request.method.padEnd(6)} ${request.path} ${this.#paint(33, '404')} ${this.#paint(2, `no [http] route matches (${request.routes.join(', ')})`)}`,
+    );
+  }
+
   log(entry: CapsuleLogEntry): void {
     if (this.#json) {
       this.#event('log', { ...entry });
