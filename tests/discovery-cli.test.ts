@@ -4,27 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { main } from '@stratum/cli';
 import { readKeyFile } from '@stratum/core';
 import { hostKeyFromJwk, parseHostRecord, publishDomainLink, publishHostRecord, startEmbeddedDnsServer } from '@stratum/discovery';
+import { runCli as run } from './support/cli.ts';
 import { removeDir } from './support/temp.ts';
-
-async function run(argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const status = await main(argv, { stdout, stderr });
-  return { status, stdout: out, stderr: err };
-}
 
 test('host keygen writes an owner-only key file, prints the record to publish, and never overwrites', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-keygen-'));
@@ -43,7 +27,7 @@ test('host keygen writes an owner-only key file, prints the record to publish, a
     'wasi:http@0.2.0',
     '--json',
   ]);
-  assert.equal(result.status, 0, result.stderr);
+  assert.equal(result.code, 0, result.stderr);
   assert.equal((await stat(out)).mode & 0o777, 0o600);
   const key = hostKeyFromJwk(await readKeyFile(out));
   const printed = JSON.parse(result.stdout) as { publicKey: string; thumbprint: string; record: { name: string; strings: string[] } };
@@ -53,7 +37,7 @@ test('host keygen writes an owner-only key file, prints the record to publish, a
   assert.deepEqual(parseHostRecord(printed.record.strings).interfaces, [{ name: 'wasi:http', version: '0.2.0' }]);
 
   const again = await run(['host', 'keygen', '--out', out]);
-  assert.equal(again.status, 1);
+  assert.equal(again.code, 1);
   assert.match(again.stderr, /already exists/);
   assert.equal(hostKeyFromJwk(await readKeyFile(out)).publicKey, key.publicKey, 'the first key is untouched');
 
@@ -67,10 +51,10 @@ test('host keygen writes an owner-only key file, prints the record to publish, a
     '--api',
     'http://h1.example.net/',
   ]);
-  assert.equal(bad.status, 1);
+  assert.equal(bad.code, 1);
   assert.match(bad.stderr, /https/);
   await assert.rejects(stat(join(dir, 'other.json')), 'a rejected record leaves no key file behind');
-  assert.equal((await run(['host', 'keygen', '--host', 'h1.example.net'])).status, 2, '--host without --api is a usage error');
+  assert.equal((await run(['host', 'keygen', '--host', 'h1.example.net'])).code, 2, '--host without --api is a usage error');
 });
 
 test('dns check shows the link, the host record and routing, and says whether they agree', async (t) => {
@@ -88,7 +72,7 @@ test('dns check shows the link, the host record and routing, and says whether th
   );
 
   const good = await run(['dns', 'check', 'shop.example.test', '--server', dns.address]);
-  assert.equal(good.status, 0, good.stdout + good.stderr);
+  assert.equal(good.code, 0, good.stdout + good.stderr);
   assert.match(good.stdout, /host h1\.example\.test, capsule sha256:abab/);
   assert.match(good.stdout, new RegExp(`key ${key}`));
   assert.match(good.stdout, /CNAME h1\.example\.test -> 192\.0\.2\.7/);
@@ -101,16 +85,16 @@ test('dns check shows the link, the host record and routing, and says whether th
     { addresses: ['198.51.100.1'] },
   );
   const bad = await run(['dns', 'check', 'shop.example.test', '--server', dns.address, '--json']);
-  assert.equal(bad.status, 1);
+  assert.equal(bad.code, 1);
   const report = JSON.parse(bad.stdout) as { problems: string[] };
   assert.deepEqual(report.problems, ['shop.example.test points at 198.51.100.1, which h1.example.test does not resolve to']);
 
   const none = await run(['dns', 'check', 'nothing.example.test', '--server', dns.address]);
-  assert.equal(none.status, 1);
+  assert.equal(none.code, 1);
   assert.match(none.stdout, /_stratum\.nothing\.example\.test has no v=stratum1 TXT record/);
 
-  assert.equal((await run(['dns', 'check'])).status, 2);
+  assert.equal((await run(['dns', 'check'])).code, 2);
   const badServer = await run(['dns', 'check', 'shop.example.test', '--server', 'not-an-address']);
-  assert.equal(badServer.status, 1);
+  assert.equal(badServer.code, 1);
   assert.match(badServer.stderr, /not a DNS server address/);
 });

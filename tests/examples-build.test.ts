@@ -4,27 +4,11 @@ import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
-import { main } from '@stratum/cli';
 import { componentInterfaces, TEMPLATES, templatesDir } from '@stratum/sdk/build';
+import { runCli as run } from './support/cli.ts';
 import { exampleDir } from './support/examples.ts';
 import { removeDir } from './support/temp.ts';
-
-async function run(argv: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const status = await main(argv, { stdout, stderr });
-  return { status, stdout: out, stderr: err };
-}
 
 async function project(t: { after(fn: () => Promise<void>): void }, manifest: string, source: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-build-test-'));
@@ -40,7 +24,7 @@ const HELLO = `export default { fetch: () => new Response('hi') };\n`;
 
 test('build fails with the file, line and key when the manifest is invalid', async (t) => {
   const dir = await project(t, MANIFEST.replace('name = "broken"', 'name = "Broken Name"'), HELLO);
-  const { status, stderr } = await run(['build', dir]);
+  const { code: status, stderr } = await run(['build', dir]);
   assert.equal(status, 1);
   assert.match(stderr, /stratum\.toml:3:1: capsule\.name "Broken Name" is not valid/);
   assert.match(stderr, /hint: Fix each line above/);
@@ -48,7 +32,7 @@ test('build fails with the file, line and key when the manifest is invalid', asy
 
 test('build fails with the position of a syntax error in the source', async (t) => {
   const dir = await project(t, MANIFEST, `export default {\n  fetch(request) {\n    return new Response('hi';\n  },\n};\n`);
-  const { status, stderr } = await run(['build', dir]);
+  const { code: status, stderr } = await run(['build', dir]);
   assert.equal(status, 1);
   assert.match(stderr, /cannot bundle src\/index\.ts/);
   assert.match(stderr, /src\/index\.ts:3:\d+: Expected "\)"/);
@@ -57,7 +41,7 @@ test('build fails with the position of a syntax error in the source', async (t) 
 test('build fails when the code imports a capability the manifest does not grant', async (t) => {
   const source = `import { openKeyValue } from '@stratum/sdk/keyvalue';\nexport default { fetch: () => new Response(String(openKeyValue().increment('n'))) };\n`;
   const dir = await project(t, MANIFEST, source);
-  const { status, stderr } = await run(['build', dir]);
+  const { code: status, stderr } = await run(['build', dir]);
   assert.equal(status, 1);
   assert.match(stderr, /imports keyvalue, which stratum\.toml does not grant/);
   assert.match(stderr, /stratum:keyvalue\/store@0\.1\.0 needs the keyvalue capability/);
@@ -67,18 +51,18 @@ test('build fails when the code imports a capability the manifest does not grant
 test('build fails when the entry has no default export, or there is no entry', async (t) => {
   const dir = await project(t, MANIFEST, `export const fetch = () => new Response('hi');\n`);
   const noDefault = await run(['build', dir]);
-  assert.equal(noDefault.status, 1);
+  assert.equal(noDefault.code, 1);
   assert.match(noDefault.stderr, /No matching export .* for import "default"/);
   await rm(join(dir, 'src'), { recursive: true });
   const noEntry = await run(['build', dir]);
-  assert.equal(noEntry.status, 1);
+  assert.equal(noEntry.code, 1);
   assert.match(noEntry.stderr, /no entry module found/);
 });
 
 test('build fails on an import of an interface that Stratum does not serve', async (t) => {
   const source = `import { thing } from 'wasi:blobstore/container@0.2.0';\nexport default { fetch: () => new Response(String(thing)) };\n`;
   const dir = await project(t, MANIFEST, source);
-  const { status, stderr } = await run(['build', dir]);
+  const { code: status, stderr } = await run(['build', dir]);
   assert.equal(status, 1);
   assert.match(stderr, /interface that Stratum does not serve/);
   assert.match(stderr, /wasi:blobstore\/container@0\.2\.0/);
@@ -101,14 +85,19 @@ for (const template of TEMPLATES) {
     t.after(() => removeDir(parent));
     const dir = join(parent, `My ${template} App`);
     const created = await run(['init', dir, '--template', template]);
-    assert.equal(created.status, 0, created.stderr);
+    assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, new RegExp(`created my-${template}-app`));
+    // The next steps can be pasted into a shell as printed, the directory's spaces quoted.
+    assert.match(
+      created.stdout,
+      new RegExp(`Next:\\n  stratum dev '[^']*My ${template} App' .*\\n  stratum build '[^']*My ${template} App' `),
+    );
     const again = await run(['init', dir]);
-    assert.equal(again.status, 1);
+    assert.equal(again.code, 1);
     assert.match(again.stderr, /is not empty/);
 
     const built = await run(['build', dir]);
-    assert.equal(built.status, 0, built.stderr);
+    assert.equal(built.code, 0, built.stderr);
     assert.match(built.stdout, /built .*my-\w+-app\.wasm \(\d+(\.\d)? MiB\) in /);
     assert.match(built.stderr, /making the component/);
     const wasm = await readFile(join(dir, 'dist', `my-${template}-app.wasm`));

@@ -43,6 +43,11 @@ export interface Command {
   run(args: ParsedArgs, io: CommandIo): Promise<number>;
 }
 
+/** A path or word as a shell needs it to be pasted back: single-quoted when it holds anything but plain characters. */
+export function shellWord(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
 export function usageError(message: string, hint?: string): StratumError {
   return new StratumError('USAGE', message, { hint: hint ?? 'Run with --help to see the usage.' });
 }

@@ -1,6 +1,6 @@
 import { relative } from 'node:path';
 import { TEMPLATES, type TemplateName } from '@stratum/sdk/templates';
-import { type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
+import { type Command, EXIT_OK, paint, shellWord, stringOption, usageError } from '../command.ts';
 
 export const initCommand: Command = {
   name: 'init',
@@ -9,7 +9,7 @@ export const initCommand: Command = {
   description: `
 Writes stratum.toml, src/index.ts, a README and a .gitignore into the directory (default: the
 current one), which must be new or empty. The project builds as generated: run
-\`stratum build <dir>\` next.
+\`stratum dev <dir>\` next to serve it, or \`stratum build <dir>\` for the component a host runs.
 
 Templates:
   hello    HTTP only: answers JSON and echoes POST bodies
@@ -42,7 +42,8 @@ Examples:
         ...result.files.map((file) => `  ${file}`),
         '',
         'Next:',
-        `  stratum build ${shown}`,
+        `  stratum dev ${shellWord(shown)}      serve it on this machine, rebuilt on every save`,
+        `  stratum build ${shellWord(shown)}    the component a host runs`,
         '',
       ].join('\n'),
     );
