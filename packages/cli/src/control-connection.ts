@@ -1,24 +1,45 @@
 // How the commands that speak to a running host's control API (`stratum host status`,
 // `install`, `uninstall`, `logs`, `usage` and `move`) find it and sign their requests.
+import { access } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { readKeyFile } from '@stratum/core';
 import type { ControlClient, HostConfig } from '@stratum/host';
 import { type OptionSpec, type ParsedArgs, stringOption, usageError } from './command.ts';
 
 /** The options every control command takes, in the order --help lists them. */
 export const CONTROL_OPTIONS = {
-  key: { type: 'string', short: 'k', value: 'file', description: "a registrar's key file (an Ed25519 private JWK) the host trusts" },
+  key: {
+    type: 'string',
+    short: 'k',
+    value: 'file',
+    description: "a registrar's key file (an Ed25519 private JWK) the host trusts (default with --config: operator-key.json beside it)",
+  },
   config: { type: 'string', short: 'c', value: 'file', description: "the host's host.toml, for its control address and name" },
   url: { type: 'string', value: 'url', description: "the control API's base URL, such as http://127.0.0.1:7070/v1" },
   audience: { type: 'string', value: 'name', description: "the host's name (default: from --config, else asked of the host)" },
 } satisfies Record<string, OptionSpec>;
 
 /** The part of every control command's --help that says how the host is found. */
-export const CONTROL_HELP = `Requests are signed with a registrar key the host trusts, one of host.toml's [registrars]. An
-operator adds one for their own tools: \`stratum host keygen --out operator-key.json\` makes a
-key, and the public key it prints goes in host.toml as [registrars.operator] key = "...".
-With --config, the control address and the host's name come from host.toml; otherwise give
---url (the API's base URL) and, unless the host's own identity endpoint should be trusted for
-it, --audience.`;
+export const CONTROL_HELP = `Requests are signed with a registrar key the host trusts, one of host.toml's [registrars].
+\`stratum host init\` makes one for the operator's own tools, operator-key.json beside host.toml,
+which --config finds without --key (\`stratum host keygen --out operator-key.json\` makes another;
+the public key it prints goes in host.toml as [registrars.<name>] key = "..."). With --config,
+the control address and the host's name come from host.toml; otherwise give --url (the API's
+base URL) and, unless the host's own identity endpoint should be trusted for it, --audience.`;
+
+/** The operator's registrar key that `stratum host init` writes beside host.toml. */
+export const OPERATOR_KEY_FILE = 'operator-key.json';
+
+/** The operator key beside a host.toml, when there is one: the default --key with --config. */
+async function operatorKeyBeside(configPath: string): Promise<string | undefined> {
+  const file = join(dirname(configPath), OPERATOR_KEY_FILE);
+  return (await access(file).then(
+    () => true,
+    () => false,
+  ))
+    ? file
+    : undefined;
+}
 
 /** Where to reach a host's control API from its own machine: a wildcard listen address means loopback. */
 export function localUrl(listen: { host: string; port: number }, tls: boolean): string {
@@ -45,9 +66,16 @@ export function sideOptions(side: 'from' | 'to'): Record<string, OptionSpec> {
  */
 export async function connectControl(args: ParsedArgs, side?: 'from' | 'to'): Promise<{ client: ControlClient; config?: HostConfig }> {
   const option = (name: string) => (side ? `${side}-${name}` : name);
-  const keyFile = (side ? stringOption(args, option('key')) : undefined) ?? stringOption(args, 'key');
-  if (!keyFile) throw usageError('--key is required: control requests are signed with a registrar key the host trusts');
   const configPath = stringOption(args, option('config'));
+  const keyFile =
+    (side ? stringOption(args, option('key')) : undefined) ??
+    stringOption(args, 'key') ??
+    (configPath ? await operatorKeyBeside(configPath) : undefined);
+  if (!keyFile) {
+    throw usageError(
+      `--key is required: control requests are signed with a registrar key the host trusts${configPath ? ` (there is no ${OPERATOR_KEY_FILE} beside ${configPath})` : ''}`,
+    );
+  }
   const { createControlClient, loadHostConfig } = await import('@stratum/host');
   let url = stringOption(args, option('url'));
   let audience = stringOption(args, option('audience'));

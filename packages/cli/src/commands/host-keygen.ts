@@ -1,7 +1,6 @@
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { booleanOption, type Command, EXIT_OK, paint, stringListOption, stringOption, usageError } from '../command.ts';
 
-/** Quotes TXT strings for a zone file line (RFC 1035 section 5.1). */
 export const hostKeygenCommand: Command = {
   name: 'host keygen',
   summary: "create a host's Ed25519 identity key and show the DNS record to publish",

@@ -3,6 +3,7 @@ import { buildCommand } from './build.ts';
 import { devCommand } from './dev.ts';
 import { dnsCheckCommand } from './dns-check.ts';
 import { hostInstallCommand, hostLogsCommand, hostMoveCommand, hostUninstallCommand, hostUsageCommand } from './host-capsules.ts';
+import { hostInitCommand } from './host-init.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
 import { hostStartCommand } from './host-start.ts';
 import { hostStatusCommand } from './host-status.ts';
@@ -24,6 +25,7 @@ export const commands: Command[] = [
   initCommand,
   pushCommand,
   pullCommand,
+  hostInitCommand,
   hostKeygenCommand,
   hostStartCommand,
   hostStatusCommand,

@@ -10,6 +10,7 @@ export {
   loadHostConfig,
   parseHostConfig,
 } from './parse.ts';
+export { type HostConfigTemplate, hostConfigTemplate } from './template.ts';
 export type {
   BackendConfig,
   CapabilityBackends,

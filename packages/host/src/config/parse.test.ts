@@ -3,9 +3,36 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { HostConfigError, parseHostConfig } from './parse.ts';
+import { hostConfigTemplate } from './template.ts';
 
 const examples = new URL('../../../../spec/host-config/examples/', import.meta.url);
 const read = (name: string) => readFileSync(new URL(name, examples), 'utf8');
+
+test("host init's template reads back as written, the defaults spelt out and the operator trusted", () => {
+  const operator = { publicKey: '11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo', keyFile: 'operator-key.json' };
+  const plain = parseHostConfig(hostConfigTemplate({ name: 'h1.example.net', keyFile: 'host-key.json', operator }), 'host.toml', '/srv/h1');
+  assert.equal(plain.name, 'h1.example.net');
+  assert.equal(plain.keyFile, '/srv/h1/host-key.json');
+  assert.equal(plain.dataDir, '/srv/h1/data');
+  assert.deepEqual(plain.ingress.listen, { host: '0.0.0.0', port: 8080 });
+  assert.deepEqual(plain.control.listen, { host: '127.0.0.1', port: 7070 });
+  assert.deepEqual(
+    plain.registrars.map((registrar) => [registrar.name, registrar.key.x, registrar.domain]),
+    [['operator', operator.publicKey, undefined]],
+  );
+  const chosen = parseHostConfig(
+    hostConfigTemplate({
+      name: 'h2.example.net',
+      keyFile: 'host-key.json',
+      operator: { ...operator, domain: 'example.net' },
+      ingress: '[::]:80',
+      control: '127.0.0.1:0',
+    }),
+  );
+  assert.deepEqual(chosen.ingress.listen, { host: '::', port: 80 });
+  assert.deepEqual(chosen.control.listen, { host: '127.0.0.1', port: 0 });
+  assert.equal(chosen.registrars[0]?.domain, 'example.net');
+});
 
 test('the minimal example gets the defaults', () => {
   const config = parseHostConfig(read('valid/minimal.toml'), 'minimal.toml', '/etc/stratum');

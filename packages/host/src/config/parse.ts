@@ -97,7 +97,7 @@ export async function loadHostConfig(path: string): Promise<HostConfig> {
     const code = (error as NodeJS.ErrnoException).code;
     throw new StratumError('HOST_CONFIG_NOT_FOUND', `cannot read ${path}`, {
       details: [code === 'ENOENT' ? 'no such file' : code === 'EISDIR' ? 'it is a directory' : String(error)],
-      hint: 'Pass the host configuration with --config <host.toml>; spec/host-config/README.md shows one.',
+      hint: 'Pass the host configuration with --config <host.toml>, or make one with `stratum host init` (spec/host-config/README.md lists every key).',
       cause: error,
     });
   }

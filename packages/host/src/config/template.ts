@@ -1,0 +1,59 @@
+import { DEFAULT_CONTROL_LISTEN, DEFAULT_INGRESS_LISTEN, hostConfigSchema } from './parse.ts';
+
+export interface HostConfigTemplate {
+  /** `[host] name`: the host's DNS name. */
+  name: string;
+  /** `[host] key`, relative to host.toml. */
+  keyFile: string;
+  /** The operator's own registrar: its raw public key and the key file it was written to. */
+  operator: { publicKey: string; keyFile: string; domain?: string };
+  ingress?: string;
+  control?: string;
+}
+
+/**
+ * A host.toml for a new host (`stratum host init`): the keys a host needs and the defaults
+ * written out, each with a line saying what it is, so that an operator reads the file instead
+ * of the spec to change it. The caller parses it before writing it (`parseHostConfig`), which
+ * checks the values given.
+ */
+export function hostConfigTemplate(options: HostConfigTemplate): string {
+  const quote = (value: string) => JSON.stringify(value);
+  const schemaId = String(hostConfigSchema.$id);
+  const domain = options.operator.domain;
+  return [
+    `#:schema ${schemaId}`,
+    '# Made by `stratum host init`. Every table and key: spec/host-config/README.md.',
+    'stratum = 1',
+    '',
+    '[host]',
+    '# The DNS name registrars reach this host by; every control request must name it.',
+    `name = ${quote(options.name)}`,
+    '# The identity key: keep it secret and keep a backup (the DNS record names its public key).',
+    `key = ${quote(options.keyFile)}`,
+    "# Installations, capsules' state and the usage ledger.",
+    'data = "data"',
+    '',
+    '[ingress]',
+    "# Capsules' HTTP traffic; the Host header picks the capsule.",
+    `listen = ${quote(options.ingress ?? DEFAULT_INGRESS_LISTEN)}`,
+    '',
+    '[control]',
+    '# The signed control API. Off loopback, give it TLS: tls_cert = "...", tls_key = "...".',
+    `listen = ${quote(options.control ?? DEFAULT_CONTROL_LISTEN)}`,
+    '',
+    '# The registrars this host takes control requests from. "operator" is you: your tools sign',
+    `# with ${options.operator.keyFile} (\`stratum host status --key ${options.operator.keyFile}\`).`,
+    '[registrars.operator]',
+    `key = ${quote(options.operator.publicKey)}`,
+    '# The registrar= name the _stratum links of your domains carry (spec/discovery.md); without',
+    '# it, you can start capsules only on names under localhost, test, example and invalid.',
+    domain ? `domain = ${quote(domain)}` : '# domain = "registrar.example.net"',
+    '',
+    '# Backends: SQLite and a local directory under data/ by default. For example:',
+    '# [keyvalue.default]',
+    '# type = "redis"',
+    '# url = "redis://127.0.0.1:6379/0"',
+    '',
+  ].join('\n');
+}
