@@ -8,33 +8,17 @@ import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { type TestContext, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { main } from '@stratum/cli';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
 import { canonicalJson, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
+import { runCli as run } from './support/cli.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
-
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (chunk: Buffer) => {
-    out += chunk.toString();
-  });
-  stderr.on('data', (chunk: Buffer) => {
-    err += chunk.toString();
-  });
-  const code = await main(argv, { stdout, stderr });
-  return { code, stdout: out, stderr: err };
-}
 
 async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) => Promise<void>) {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
@@ -234,6 +218,11 @@ test('host move takes a capsule and its keyvalue state to another host, which co
   assert.equal(await ingressStatus(old.host.ingressUrl, 'counter.example'), 503);
   const oldStatus = await run(['host', 'status', '--json', '--url', old.host.controlUrl.href, ...oldKey]);
   assert.equal((JSON.parse(oldStatus.stdout) as { capsules: { state: string }[] }).capsules[0]?.state, 'stopped');
+  // The uninstall it suggests for the old host runs as printed.
+  const suggested = /\n {2}stratum host uninstall (.*)\n$/.exec(moved.stdout)?.[1];
+  assert.equal(suggested, `counter --url ${old.host.controlUrl.href} --key ${join(old.dir, 'operator.key')}`);
+  const uninstalled = await run(['host', 'uninstall', ...(suggested ?? '').split(' ')]);
+  assert.equal(uninstalled.code, 0, uninstalled.stderr);
 
   const unknown = await run(['host', 'move', 'nothing', capsule, ...sides]);
   assert.equal(unknown.code, 1);

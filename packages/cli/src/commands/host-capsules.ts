@@ -8,6 +8,7 @@ import {
   type OptionSpec,
   type ParsedArgs,
   paint,
+  shellWord,
   stringListOption,
   stringOption,
   usageError,
@@ -188,7 +189,10 @@ Examples:
     if (status.lastError) io.stdout.write(`${paint(io.stdout, 33, 'last error:')} ${status.lastError}\n`);
     if (config && status.state === 'running') {
       const domain = status.domains[0] ?? '';
-      io.stdout.write(`try: curl -H 'Host: ${domain}' ${localUrl(config.ingress.listen, false)}/\n`);
+      const { routeExample } = await import('@stratum/manifest');
+      io.stdout.write(
+        `try: curl -H 'Host: ${domain}' ${localUrl(config.ingress.listen, false)}${routeExample(capsule.manifest.http.routes)}\n`,
+      );
     }
     return EXIT_OK;
   },
@@ -354,6 +358,16 @@ Examples:
   },
 };
 
+/** The options that reach the host a capsule left, as `host move` was given them, for the uninstall it suggests. */
+function uninstallWhere(args: ParsedArgs): string {
+  const given = (name: string) => stringOption(args, name);
+  const where = given('from-config')
+    ? ['--config', given('from-config') ?? '']
+    : ['--url', given('from-url') ?? '', ...(given('from-audience') ? ['--audience', given('from-audience') ?? ''] : [])];
+  const key = given('from-key') ?? given('key');
+  return [...where, ...(key ? ['--key', key] : [])].map(shellWord).join(' ');
+}
+
 export const hostMoveCommand: Command = {
   name: 'host move',
   summary: 'move a capsule and its stored state to another host, as a registrar migrates it',
@@ -445,9 +459,7 @@ Examples:
         ? `Its domains' links name ${toName} now; resolvers follow within the records' TTL. It is drained on ${fromName}; remove it there once they have:\n`
         : `It is drained on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`,
     );
-    io.stdout.write(
-      `  stratum host uninstall ${name} ${from.config ? '--config <its host.toml>' : '--url <its control API>'} --key <key>\n`,
-    );
+    io.stdout.write(`  stratum host uninstall ${name} ${uninstallWhere(args)}\n`);
     return EXIT_OK;
   },
 };
