@@ -1,10 +1,10 @@
 // How the commands that speak to a running host's control API (`stratum host status`,
 // `install`, `uninstall`, `logs`, `usage` and `move`) find it and sign their requests.
-import { access } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { readKeyFile } from '@stratum/core';
 import type { ControlClient, HostConfig } from '@stratum/host';
 import { type OptionSpec, type ParsedArgs, stringOption, usageError } from './command.ts';
+import { pathExists } from './files.ts';
 
 /** The options every control command takes, in the order --help lists them. */
 export const CONTROL_OPTIONS = {
@@ -33,12 +33,7 @@ export const OPERATOR_KEY_FILE = 'operator-key.json';
 /** The operator key beside a host.toml, when there is one: the default --key with --config. */
 async function operatorKeyBeside(configPath: string): Promise<string | undefined> {
   const file = join(dirname(configPath), OPERATOR_KEY_FILE);
-  return (await access(file).then(
-    () => true,
-    () => false,
-  ))
-    ? file
-    : undefined;
+  return (await pathExists(file)) ? file : undefined;
 }
 
 /** Where to reach a host's control API from its own machine: a wildcard listen address means loopback. */

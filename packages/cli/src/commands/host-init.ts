@@ -1,9 +1,10 @@
-import { access, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, relative } from 'node:path';
 import { generateEd25519KeyPair, isStratumError, StratumError, writeKeyFile } from '@stratum/core';
 import { type Command, EXIT_OK, paint, shellWord, stringOption, usageError } from '../command.ts';
 import { OPERATOR_KEY_FILE } from '../control-connection.ts';
+import { pathExists } from '../files.ts';
 
 const CONFIG_FILE = 'host.toml';
 const HOST_KEY_FILE = 'host-key.json';
@@ -46,15 +47,8 @@ Examples:
     const api = stringOption(args, 'api');
     const configPath = join(dir, CONFIG_FILE);
     const existing: string[] = [];
-    for (const file of [CONFIG_FILE, HOST_KEY_FILE, OPERATOR_KEY_FILE]) {
-      if (
-        await access(join(dir, file)).then(
-          () => true,
-          () => false,
-        )
-      )
-        existing.push(join(dir, file));
-    }
+    for (const file of [CONFIG_FILE, HOST_KEY_FILE, OPERATOR_KEY_FILE])
+      if (await pathExists(join(dir, file))) existing.push(join(dir, file));
     if (existing.length > 0) {
       throw new StratumError('HOST_INIT_EXISTS', `${dir} already holds a host's files`, {
         details: existing.map((file) => `${file} exists`),
