@@ -117,7 +117,7 @@ export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
   usage:
-    'host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] --key <registrar key> (--config <host.toml> | --url <control API>) [--json]',
+    'host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] (--config <host.toml> | --url <control API> --key <registrar key>) [--json]',
   description: `
 Sends a capsule to a running host, as a registrar's dashboard does: the manifest, and the
 component its [source] wasm names (build it first), or only the manifest when [source] names a
@@ -135,7 +135,7 @@ with --tsig-key) between installing and starting; if the start fails, the record
 ${CONTROL_HELP}
 
 Examples:
-  stratum host install examples/hello --domain hello.localhost --config host.toml --key operator-key.json
+  stratum host install examples/hello --domain hello.localhost --config host.toml
   stratum host install . --domain shop.example.com --var currency=EUR --url https://h1.example.net/stratum/v1 \\
     --audience h1.example.net --key registrar.key --dns 192.0.2.53:53 --zone example.com --tsig-key update.key`,
   maxPositionals: 1,
@@ -201,7 +201,7 @@ Examples:
 export const hostUninstallCommand: Command = {
   name: 'host uninstall',
   summary: 'stop a capsule on a running host and remove it, over the signed control API',
-  usage: 'host uninstall <capsule> --key <registrar key> (--config <host.toml> | --url <control API>)',
+  usage: 'host uninstall <capsule> (--config <host.toml> | --url <control API> --key <registrar key>)',
   description: `
 Removes the capsule and its domains from the host, and its component when no other
 installation uses it. Its stored data (keyvalue, SQL, buckets) stays on the host's backends:
@@ -211,7 +211,7 @@ spec/snapshot.md).
 ${CONTROL_HELP}
 
 Example:
-  stratum host uninstall hello --config host.toml --key operator-key.json`,
+  stratum host uninstall hello --config host.toml`,
   maxPositionals: 1,
   options: { ...CONTROL_OPTIONS },
   async run(args, io) {
@@ -229,7 +229,7 @@ const LEVEL_COLOURS: Record<string, number> = { trace: 2, debug: 2, warn: 33, er
 export const hostLogsCommand: Command = {
   name: 'host logs',
   summary: "show a capsule's recent log lines on a running host, and with --follow the new ones",
-  usage: 'host logs <capsule> [--lines N] [--follow] [--json] --key <registrar key> (--config <host.toml> | --url <control API>)',
+  usage: 'host logs <capsule> [--lines N] [--follow] [--json] (--config <host.toml> | --url <control API> --key <registrar key>)',
   description: `
 Prints what a capsule wrote (stdout, stderr, wasi:logging) and what the host said about it
 (limit hits, failed starts), as the host keeps them: the last --lines lines, and with --follow
@@ -239,7 +239,7 @@ to when there is one.
 ${CONTROL_HELP}
 
 Examples:
-  stratum host logs hello --config host.toml --key operator-key.json
+  stratum host logs hello --config host.toml
   stratum host logs hello -f --lines 0 --json --url https://h1.example.net/stratum/v1 --key registrar.key`,
   maxPositionals: 1,
   options: {
@@ -297,7 +297,7 @@ export const hostUsageCommand: Command = {
   name: 'host usage',
   summary: "show what a running host's capsules used, from its metering ledger",
   usage:
-    'host usage [--month YYYY-MM | --since <date> --until <date>] [--capsule <name>] [--json] --key <registrar key> (--config <host.toml> | --url <control API>)',
+    'host usage [--month YYYY-MM | --since <date> --until <date>] [--capsule <name>] [--json] (--config <host.toml> | --url <control API> --key <registrar key>)',
   description: `
 Sums the host's metering ledger for each capsule: requests, CPU time, memory held while serving
 (GB-seconds), request and response bytes, and requests a limit ended. --month gives one
@@ -308,7 +308,7 @@ entry, which a registrar records to detect a later rewrite (spec/host-api.md sec
 ${CONTROL_HELP}
 
 Examples:
-  stratum host usage --month 2026-11 --config host.toml --key operator-key.json
+  stratum host usage --month 2026-11 --config host.toml
   stratum host usage --capsule hello --since 2026-12-01 --json --url https://h1.example.net/stratum/v1 --key registrar.key`,
   maxPositionals: 0,
   options: {
@@ -372,7 +372,7 @@ export const hostMoveCommand: Command = {
   name: 'host move',
   summary: 'move a capsule and its stored state to another host, as a registrar migrates it',
   usage:
-    'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) --key <registrar key> [--domain <name> ...] [--var name=value ...] [--dns <ip:port> --zone <zone> [--tsig-key <file>]]',
+    'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) [--key <registrar key>] [--domain <name> ...] [--var name=value ...] [--dns <ip:port> --zone <zone> [--tsig-key <file>]]',
   description: `
 Moves a capsule in the order spec/host-api.md section 5.11 gives: installs it on the new host
 without starting it (so a refusal there changes nothing), drains it on the old host (new
@@ -395,7 +395,7 @@ config values again with --var. The domains default to those it serves on the ol
 ${CONTROL_HELP}
 
 Examples:
-  stratum host move counter examples/counter --from-config h1/host.toml --to-config h2/host.toml --key operator-key.json
+  stratum host move counter examples/counter --from-config h1/host.toml --to-config h2/host.toml
   stratum host move shop ./shop --from-url https://h1.example.net/v1 --to-url https://h2.example.net/v1 --key registrar.key \\
     --dns 192.0.2.53:53 --zone shop.example.com --tsig-key update.key`,
   maxPositionals: 2,
