@@ -48,3 +48,15 @@ export function toCapabilityError(capability: string, what: string, thrown: unkn
   const detail = typeof variant.val === 'string' && variant.val !== '' ? `: ${variant.val}` : '';
   return new CapabilityError(capability, variant.tag, `${capability} ${what} failed (${variant.tag}${detail})`);
 }
+
+/**
+ * An uncaught error as a developer needs it: its name and message, then where it was thrown.
+ * SpiderMonkey's `stack` holds only the frames (V8's starts with the message), so printing the
+ * stack alone showed where a capsule failed but not why.
+ */
+export function describeError(error: unknown): string {
+  if (!(error instanceof Error)) return `uncaught ${typeof error === 'string' ? JSON.stringify(error) : String(error)}`;
+  const heading = `${error.name}: ${error.message}`;
+  const stack = error.stack ?? '';
+  return stack.startsWith(heading) ? stack : `${heading}\n${stack}`.trimEnd();
+}

@@ -6,6 +6,7 @@
 
 import { Fields, type IncomingRequest, type Method, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:http/types@0.2.10';
 import type { Capsule } from '../index.ts';
+import { describeError } from './errors.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
 const HOP_BY_HOP = new Set([
@@ -165,7 +166,7 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
         response = result instanceof Response ? result : failure(500, 'the capsule returned something that is not a Response');
         if (!(result instanceof Response)) console.error(`fetch(${method} ${request.url}) returned ${typeof result}, not a Response`);
       } catch (error) {
-        console.error(error instanceof Error ? (error.stack ?? error.message) : String(error));
+        console.error(describeError(error));
         response = failure(500, 'Internal Server Error');
       }
       try {
