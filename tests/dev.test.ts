@@ -408,9 +408,27 @@ test('a syntax error is shown with its file:line while the last good version ser
   assert.deepEqual(JSON.parse((await get(port, 'counter.localhost', '/hits')).body), { path: '/hits', count: 2 });
 
   const recovered = dev.waitFor('recovery', (event) => event.type === 'reloaded');
-  await writeFile(source, good.replace('return Response.json({ path, count })', 'return Response.json({ path, count, fixed: true })'));
+  const fixed = good.replace(
+    'return Response.json({ path, count })',
+    "if (path === '/boom') throw new TypeError('no boom here');\n    return Response.json({ path, count, fixed: true })",
+  );
+  await writeFile(source, fixed);
   assert.equal((await recovered).build, 'bundle');
   assert.deepEqual(JSON.parse(await waitForBody(port, 'counter.localhost', '/hits', /fixed/)), { path: '/hits', count: 3, fixed: true });
+
+  // An uncaught error is logged with its message, and its frames name the source's line and
+  // column, not the bundle's.
+  const since = dev.events.length;
+  assert.equal((await get(port, 'counter.localhost', '/boom')).status, 500);
+  const frame = await dev.waitFor('mapped frame', (event) => event.type === 'log' && /^fetch@/.test(String(event.message)), { since });
+  const throwLine = fixed.split('\n').findIndex((text) => text.includes("throw new TypeError('no boom here')"));
+  const throwColumn = (fixed.split('\n')[throwLine] ?? '').indexOf('new TypeError') + 1;
+  assert.equal(frame.message, `fetch@src/index.ts:${throwLine + 1}:${throwColumn}`);
+  const logged = dev.events
+    .slice(since)
+    .filter((event) => event.type === 'log')
+    .map((event) => String(event.message));
+  assert.ok(logged.includes('TypeError: no boom here'), logged.join('\n'));
   assert.equal(await dev.interrupt(), 0);
 });
 

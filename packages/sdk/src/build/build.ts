@@ -146,6 +146,11 @@ export interface DevBuildResult {
   entry: string;
   /** The capsule's code as a script for the engine to evaluate (served by `stratum:dev/source`). */
   bundle: string;
+  /**
+   * The bundle's source map (JSON, without the sources' text). Stack frames in the engine name
+   * the bundle as `<entry>.bundle.js` (`bundleSourceUrl`), which this maps back to the sources.
+   */
+  sourceMap: string;
   /** Interfaces the capsule's code imports, each with the grant it needs (all granted). */
   imports: ImportCheck[];
   engine: DevEngine;
@@ -171,7 +176,7 @@ export async function buildDevCapsule(projectDir: string, options: DevBuildOptio
   const { dir, manifest, entry } = await openProject(projectDir, step);
 
   step('bundle', `bundling ${entry}`);
-  const { code, imports } = await bundle(dir, entry, 'dev');
+  const { code, imports, map } = await bundle(dir, entry, 'dev');
 
   step('check', `checking ${imports.length} imported interface(s) against the manifest`);
   const checks = assertGranted(manifest, imports, 'the capsule code imports');
@@ -180,7 +185,7 @@ export async function buildDevCapsule(projectDir: string, options: DevBuildOptio
     ...(options.engineCacheDir ? { cacheDir: options.engineCacheDir } : {}),
     ...(options.onStep ? { onStep: options.onStep } : {}),
   });
-  return { manifest, entry, bundle: code, imports: checks, engine, elapsedMs: performance.now() - started };
+  return { manifest, entry, bundle: code, sourceMap: map ?? '', imports: checks, engine, elapsedMs: performance.now() - started };
 }
 
 /** Engines not used for this long are deleted when a new one is built (each is about 13 MB). */
@@ -384,7 +389,12 @@ export type BundleMode = 'component' | 'dev';
 /** esbuild's namespace for the interface modules of a dev bundle. */
 const INTERFACE_NAMESPACE = 'stratum-interface';
 
-async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ code: string; imports: string[] }> {
+/** The name a dev bundle's code has in stack traces (its `//# sourceURL`). */
+export function bundleSourceUrl(entry: string): string {
+  return `${entry}.bundle.js`;
+}
+
+async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ code: string; map?: string; imports: string[] }> {
   const entryPath = join(dir, entry);
   const devGlobal = `globalThis[Symbol.for(${JSON.stringify(DEV_GLOBAL_KEY)})]`;
   const sdkPlugin: esbuild.Plugin = {
@@ -433,8 +443,12 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
       metafile: true,
       logLevel: 'silent',
       plugins: [sdkPlugin],
-      // Stack traces from code the engine evaluates name this file rather than an anonymous eval.
-      ...(mode === 'dev' ? { footer: { js: `//# sourceURL=${entry}.bundle.js` } } : {}),
+      // Stack traces from code the engine evaluates name this file rather than an anonymous eval,
+      // and `stratum dev` maps their lines back to the sources with the map (no sourceMappingURL
+      // comment: the engine has no use for one).
+      ...(mode === 'dev'
+        ? { footer: { js: `//# sourceURL=${bundleSourceUrl(entry)}` }, sourcemap: 'external' as const, sourcesContent: false }
+        : {}),
     });
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
@@ -450,8 +464,9 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
       cause: error,
     });
   }
-  const file = result.outputFiles[0];
+  const file = result.outputFiles.find((output) => output.path.endsWith('.js'));
   if (!file) throw new StratumError('BUILD_BUNDLE_FAILED', 'esbuild produced no output', { user: false });
+  const map = result.outputFiles.find((output) => output.path.endsWith('.js.map'))?.text;
   const imports = new Set<string>();
   for (const out of Object.values(result.metafile.outputs)) {
     // Both lists are after tree shaking: an interface the code no longer uses is not imported.
@@ -460,7 +475,7 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
       if (input.startsWith(`${INTERFACE_NAMESPACE}:`) && bytesInOutput > 0) imports.add(input.slice(INTERFACE_NAMESPACE.length + 1));
     }
   }
-  return { code: file.text, imports: [...imports].sort() };
+  return { code: file.text, ...(map ? { map } : {}), imports: [...imports].sort() };
 }
 
 function assertGranted(manifest: Manifest, imports: readonly string[], who: string): ImportCheck[] {

@@ -7,6 +7,7 @@ export {
   type BuildStep,
   buildCapsule,
   buildDevCapsule,
+  bundleSourceUrl,
   componentInterfaces,
   DEFAULT_ENTRIES,
   type DevBuildOptions,
