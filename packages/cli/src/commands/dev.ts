@@ -53,7 +53,9 @@ build: the capsule's top-level code runs on each instance's first request, not a
 more) on every change instead.
 
 Each request is logged (method, path, status, time, capsule) with the capsule's own log lines in
-between; limit hits stand out. Stores get embedded backends (SQLite, a local directory) unless
+between; limit hits stand out. An uncaught error shows its message and its frames at the lines
+of the sources, not of the bundle. A path that no [http] route of stratum.toml serves is answered
+404 with the routes it missed, and logged so, without reaching the capsule (as on a host). Stores get embedded backends (SQLite, a local directory) unless
 --backend binds them to a real service:
   --backend keyvalue=redis://127.0.0.1:6379/0      every keyvalue store of every capsule
   --backend keyvalue.cache=nats://127.0.0.1:4222   only the store labelled "cache"
