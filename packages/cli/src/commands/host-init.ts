@@ -12,7 +12,7 @@ const HOST_KEY_FILE = 'host-key.json';
 export const hostInitCommand: Command = {
   name: 'host init',
   summary: "set up a new host: host.toml, the host's identity key and the operator's key",
-  usage: 'host init [dir] [--name <host name>] [--ingress <address>] [--control <address>] [--api <url>]',
+  usage: 'host init [dir] [--name <host name>] [--ingress <address>] [--control <address>] [--operator-domain <name>] [--api <url>]',
   description: `
 Writes what \`stratum host start\` needs into the directory (default: the current one):
   host.toml          the configuration, every key commented (spec/host-config/README.md)
