@@ -14,3 +14,4 @@ export {
   verifyEd25519,
 } from './signing.ts';
 export { DURATION_PATTERN, formatBytes, formatDuration, parseDuration, parseSize, SIZE_PATTERN } from './units.ts';
+export { appendCustomSection, type ByteReader, JS_SOURCE_MAP_SECTION, readCustomSection, readU32, writeU32 } from './wasm-binary.ts';

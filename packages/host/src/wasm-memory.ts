@@ -1,4 +1,4 @@
-import { StratumError } from '@stratum/core';
+import { type ByteReader, readU32, StratumError, writeU32 } from '@stratum/core';
 import { HOST_MEMORY_IMPORT, type HostedMemory, OS_PAGE } from './hosted-memory.ts';
 
 export { HOST_MEMORY_IMPORT, type HostedMemory };
@@ -13,35 +13,7 @@ export { HOST_MEMORY_IMPORT, type HostedMemory };
 
 export const WASM_PAGE = 65536;
 
-interface Reader {
-  bytes: Uint8Array;
-  at: number;
-}
-
-function readU32(reader: Reader): number {
-  let result = 0;
-  let shift = 0;
-  for (;;) {
-    const byte = reader.bytes[reader.at++];
-    if (byte === undefined) throw new Error('unexpected end of module');
-    result += (byte & 0x7f) * 2 ** shift;
-    if ((byte & 0x80) === 0) return result;
-    shift += 7;
-    if (shift > 63) throw new Error('LEB128 number too long');
-  }
-}
-
-function writeU32(value: number, out: number[]): void {
-  let rest = value;
-  do {
-    let byte = rest % 128;
-    rest = Math.floor(rest / 128);
-    if (rest !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (rest !== 0);
-}
-
-function skipName(reader: Reader): void {
+function skipName(reader: ByteReader): void {
   const length = readU32(reader);
   reader.at += length;
 }
@@ -74,7 +46,7 @@ function writePaddedU32(value: number, out: Uint8Array | number[], at: number): 
 }
 
 /** Reads limits at the reader and writes them to `out` with a maximum of `MAX_WIDTH` bytes; returns its slot. */
-function prepareLimits(reader: Reader, out: number[], where: string, imported: boolean): MemoryCapSlot {
+function prepareLimits(reader: ByteReader, out: number[], where: string, imported: boolean): MemoryCapSlot {
   const flags = reader.bytes[reader.at++];
   if (flags === undefined) throw new Error('unexpected end of module');
   if (flags & 0x08) {
@@ -99,7 +71,7 @@ function prepareLimits(reader: Reader, out: number[], where: string, imported: b
   return slot;
 }
 
-function copy(reader: Reader, end: number, out: number[]): void {
+function copy(reader: ByteReader, end: number, out: number[]): void {
   for (let index = reader.at; index < end; index++) out.push(reader.bytes[index] as number);
   reader.at = end;
 }
@@ -126,7 +98,7 @@ function appendHostMemoryImport(module: Uint8Array, hosted: MemoryToHost, out: n
 }
 
 /** Skips an import's descriptor other than a memory's (`kind` read already). */
-function skipImportDescriptor(reader: Reader, kind: number | undefined): void {
+function skipImportDescriptor(reader: ByteReader, kind: number | undefined): void {
   switch (kind) {
     case 0x00:
       readU32(reader);
@@ -150,7 +122,7 @@ function skipImportDescriptor(reader: Reader, kind: number | undefined): void {
   }
 }
 
-function rewriteImports(reader: Reader, end: number, slots: MemoryCapSlot[], hosted?: MemoryToHost): number[] {
+function rewriteImports(reader: ByteReader, end: number, slots: MemoryCapSlot[], hosted?: MemoryToHost): number[] {
   const out: number[] = [];
   const count = readU32(reader);
   writeU32(count + (hosted ? 1 : 0), out);
@@ -172,7 +144,7 @@ function rewriteImports(reader: Reader, end: number, slots: MemoryCapSlot[], hos
   return out;
 }
 
-function rewriteMemories(reader: Reader, end: number, slots: MemoryCapSlot[]): number[] {
+function rewriteMemories(reader: ByteReader, end: number, slots: MemoryCapSlot[]): number[] {
   const out: number[] = [];
   const count = readU32(reader);
   writeU32(count, out);
@@ -190,7 +162,7 @@ interface Section {
 
 function readSections(module: Uint8Array): Section[] {
   const sections: Section[] = [];
-  const reader: Reader = { bytes: module, at: 8 };
+  const reader: ByteReader = { bytes: module, at: 8 };
   while (reader.at < module.length) {
     const start = reader.at;
     const id = module[reader.at++] as number;
@@ -205,7 +177,7 @@ function readSections(module: Uint8Array): Section[] {
 }
 
 /** Skips a constant expression; returns its value when it is a lone `i32.const`, else undefined. */
-function readOffset(reader: Reader): number | undefined {
+function readOffset(reader: ByteReader): number | undefined {
   let value: number | undefined;
   let ops = 0;
   for (;;) {
@@ -239,7 +211,7 @@ function readOffset(reader: Reader): number | undefined {
 /** The pages active data segments of memory 0 fill, merged, within the first `limitBytes`. */
 function dataPages(module: Uint8Array, data: Section | undefined, limitBytes: number): [number, number][] {
   if (!data) return [];
-  const reader: Reader = { bytes: module, at: data.contentStart };
+  const reader: ByteReader = { bytes: module, at: data.contentStart };
   const ranges: [number, number][] = [];
   const count = readU32(reader);
   for (let entry = 0; entry < count; entry++) {
@@ -276,7 +248,7 @@ function dataPages(module: Uint8Array, data: Section | undefined, limitBytes: nu
 function hostableMemory(module: Uint8Array, sections: Section[]): MemoryToHost | undefined {
   const memories = sections.find((section) => section.id === 5);
   if (!memories) return undefined;
-  const reader: Reader = { bytes: module, at: memories.contentStart };
+  const reader: ByteReader = { bytes: module, at: memories.contentStart };
   if (readU32(reader) !== 1) return undefined;
   const limitsAt = reader.at;
   const flags = module[limitsAt] as number;
@@ -285,7 +257,7 @@ function hostableMemory(module: Uint8Array, sections: Section[]): MemoryToHost |
   const min = readU32(reader);
   const imports = sections.find((section) => section.id === 2);
   if (imports) {
-    const importReader: Reader = { bytes: module, at: imports.contentStart };
+    const importReader: ByteReader = { bytes: module, at: imports.contentStart };
     const count = readU32(importReader);
     const taken = HOST_MEMORY_NAMES[0] as Uint8Array;
     for (let entry = 0; entry < count; entry++) {
@@ -363,7 +335,7 @@ export function prepareMemoryCaps(
         importsWritten = true;
       }
       if (id === 2 || (id === 5 && !hosted)) {
-        const reader: Reader = { bytes: module, at: contentStart };
+        const reader: ByteReader = { bytes: module, at: contentStart };
         const sectionSlots: MemoryCapSlot[] = [];
         const content = id === 2 ? rewriteImports(reader, end, sectionSlots, hosted) : rewriteMemories(reader, end, sectionSlots);
         const bytes = section(id, content);
