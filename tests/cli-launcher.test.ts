@@ -130,8 +130,13 @@ test('a host told twice to stop (SIGTERM) still finishes its shutdown', async (t
     wait();
   });
   host.child.kill('SIGTERM');
-  assert.deepEqual(await host.exited, [0, null], host.stderr());
+  const [code, signal] = await host.exited;
   const messages = host.messages();
-  assert.equal(messages.at(-1), 'stopped');
+  // An idle host stops in a few ms, so the second signal may come after the shutdown finished:
+  // the process then ends by it, with nothing left to lose. What must hold is that it never cut
+  // the shutdown short.
+  assert.equal(messages.at(-1), 'stopped', host.stderr());
   assert.ok(messages.includes('stopping'));
+  if (messages.includes('already stopping')) assert.deepEqual([code, signal], [0, null], host.stderr());
+  else assert.ok((code === 0 && signal === null) || signal === 'SIGTERM', `exit ${code} ${signal}`);
 });
