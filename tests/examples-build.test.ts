@@ -5,7 +5,10 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { JS_SOURCE_MAP_SECTION, readCustomSection } from '@stratum/core';
+import { loadManifest } from '@stratum/manifest';
 import { componentInterfaces, TEMPLATES, templatesDir } from '@stratum/sdk/build';
+import { startHarness } from './fixtures/hostile/harness.ts';
 import { runCli as run } from './support/cli.ts';
 import { exampleDir } from './support/examples.ts';
 import { removeDir } from './support/temp.ts';
@@ -103,5 +106,43 @@ for (const template of TEMPLATES) {
     const wasm = await readFile(join(dir, 'dist', `my-${template}-app.wasm`));
     const { exports } = await componentInterfaces(wasm);
     assert.deepEqual(exports, ['wasi:http/incoming-handler@0.2.10']);
+    // The bundle's source map rides along, naming the sources as the project does and nothing of
+    // the machine that built it.
+    const map = JSON.parse(new TextDecoder().decode(readCustomSection(wasm, JS_SOURCE_MAP_SECTION))) as { file: string; sources: string[] };
+    assert.equal(map.file, 'capsule.js');
+    assert.ok(map.sources.includes('src/index.ts'), map.sources.join(', '));
+    assert.ok(map.sources.includes('@stratum/sdk/guest/http.ts'), map.sources.join(', '));
+    for (const source of map.sources) assert.doesNotMatch(source, /^(\.\.|\/)/);
   });
 }
+
+test("a built capsule's uncaught error is logged with its message, its frames at the source's lines", async (t) => {
+  const parent = await mkdtemp(join(tmpdir(), 'stratum-build-test-'));
+  t.after(() => removeDir(parent));
+  const dir = join(parent, 'thrower');
+  assert.equal((await run(['init', dir])).code, 0);
+  const source = join(dir, 'src', 'index.ts');
+  const text = (await readFile(source, 'utf8')).replace(
+    '    served += 1;',
+    "    served += 1;\n    if (new URL(request.url).pathname === '/boom') throw new RangeError('no boom here');",
+  );
+  await writeFile(source, text);
+  const built = await run(['build', dir]);
+  assert.equal(built.code, 0, built.stderr);
+
+  const host = await startHarness(t);
+  const { manifest } = await loadManifest(join(dir, 'stratum.toml'));
+  await host.runtime.install({ manifest, component: await readFile(join(dir, 'dist', 'thrower.wasm')), domains: ['thrower.example'] });
+  await host.runtime.start('thrower');
+  const logged: string[] = [];
+  t.after(host.runtime.subscribeLogs('thrower', (entry) => logged.push(entry.message)));
+  assert.equal((await host.get('thrower.example', '/boom')).status, 500);
+  const line = text.split('\n').findIndex((one) => one.includes("throw new RangeError('no boom here')"));
+  const column = (text.split('\n')[line] ?? '').indexOf('new RangeError') + 1;
+  assert.ok(logged.includes('RangeError: no boom here'), logged.join('\n'));
+  assert.ok(logged.includes(`fetch@src/index.ts:${line + 1}:${column}`), logged.join('\n'));
+  assert.ok(
+    logged.some((one) => /^handle@@stratum\/sdk\/guest\/http\.ts:\d+:\d+$/.test(one)),
+    logged.join('\n'),
+  );
+});

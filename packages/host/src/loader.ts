@@ -4,9 +4,10 @@ import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'n
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { type Logger, StratumError, silentLogger } from '@stratum/core';
+import { JS_SOURCE_MAP_SECTION, type Logger, readCustomSection, StratumError, silentLogger } from '@stratum/core';
 import { eagerInstantiate } from './glue.ts';
 import type { InstallRequest } from './runtime-types.ts';
+import { SOURCE_MAP_MAX_BYTES, sourceMapScript } from './source-map.ts';
 import type { ComponentWorld, TranspileWorkerJob, TranspileWorkerReply } from './transpile-worker.ts';
 import { applyMemoryCaps, type MemoryCapSlot, prepareMemoryCaps } from './wasm-memory.ts';
 
@@ -38,6 +39,11 @@ export interface TranspiledComponent {
   memoryCaps: Record<string, MemoryCapSlot[]>;
   jspi: boolean;
   dir: string;
+  /**
+   * The component's JavaScript source map (`JS_SOURCE_MAP_SECTION`), kept beside the core modules
+   * in the cache: the script its frames name, and the file. Read only when a log line names it.
+   */
+  sourceMap?: { file: string; path: string };
 }
 
 /**
@@ -98,6 +104,9 @@ const IMPORT_BINDINGS = 'hybrid';
  * meta.json), with their own memory imported from the host where it can be (`hostMemory`).
  */
 const CORE_MODULE_FORMAT = 'memory-cap-slots, hosted memory';
+
+/** The component's JavaScript source map, in its transpile cache entry. */
+const SOURCE_MAP_FILE = 'source-map.json';
 /** jco's glue module, named after the `name: 'capsule'` the transpile worker gives jco. */
 const GLUE_FILE = 'capsule.js';
 /** Transpile cache entries no installed capsule uses that `pruneCache` keeps, the most recently used. */
@@ -219,27 +228,44 @@ export class Loader {
       asyncExports: jspi ? [...asyncExports].sort() : [],
       importBindings: IMPORT_BINDINGS,
       coreModules: CORE_MODULE_FORMAT,
+      // Entries made before the source map was kept beside the modules lack it.
+      sections: [JS_SOURCE_MAP_SECTION],
     });
     const key = `${hexOf(component.digest).slice(0, 32)}-${createHash('sha256').update(keyInput).digest('hex').slice(0, 16)}`;
     const dir = join(this.#cacheDir, 'transpiled', key);
     const metaFile = join(dir, 'meta.json');
-    const meta = await readJson<{ coreModules: string[]; memoryCaps: Record<string, MemoryCapSlot[]> }>(metaFile);
+    const meta = await readJson<{ coreModules: string[]; memoryCaps: Record<string, MemoryCapSlot[]>; sourceMapFile?: string }>(metaFile);
+    const sourceMap = (file: string | undefined) => (file ? { sourceMap: { file, path: join(dir, SOURCE_MAP_FILE) } } : {});
     if (meta) {
       this.stats.cacheHits++;
       // When it was last used, for `pruneCache`.
       const now = new Date();
       utimes(metaFile, now, now).catch(() => {});
       const { coreModules, memoryCaps } = meta;
-      return { key, dir, glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href, coreModules, memoryCaps, jspi };
+      return {
+        key,
+        dir,
+        glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href,
+        coreModules,
+        memoryCaps,
+        jspi,
+        ...sourceMap(meta.sourceMapFile),
+      };
     }
     return this.#once(`transpile:${key}`, async () => {
       this.stats.transpiles++;
       await this.#sweep();
       const started = performance.now();
+      const bytes = await component.bytes();
+      // Taken before the bytes go to the transpile worker. A map that names no script, or is
+      // larger than any capsule's, is not kept.
+      const mapBytes = readCustomSection(bytes, JS_SOURCE_MAP_SECTION);
+      const mapText = mapBytes && mapBytes.length <= SOURCE_MAP_MAX_BYTES ? new TextDecoder().decode(mapBytes) : undefined;
+      const sourceMapFile = mapText === undefined ? undefined : sourceMapScript(mapText);
       const reply = await this.#run({
         id: 0,
         op: 'transpile',
-        bytes: await component.bytes(),
+        bytes,
         asyncImports: sortedImports,
         asyncExports: [...asyncExports],
         importBindings: IMPORT_BINDINGS,
@@ -262,11 +288,12 @@ export class Loader {
           await writeFile(join(staging, name), bytes);
         }
       }
-      await writeFile(join(staging, 'meta.json'), JSON.stringify({ coreModules, memoryCaps, key: JSON.parse(keyInput) }));
+      if (mapText !== undefined && sourceMapFile !== undefined) await writeFile(join(staging, SOURCE_MAP_FILE), mapText);
+      await writeFile(join(staging, 'meta.json'), JSON.stringify({ coreModules, memoryCaps, sourceMapFile, key: JSON.parse(keyInput) }));
       await rm(dir, { recursive: true, force: true });
       await rename(staging, dir);
       this.#logger.info({ digest: component.digest, jspi, ms: Math.round(performance.now() - started) }, 'transpiled component');
-      return { key, dir, glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href, coreModules, memoryCaps, jspi };
+      return { key, dir, glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href, coreModules, memoryCaps, jspi, ...sourceMap(sourceMapFile) };
     });
   }
 

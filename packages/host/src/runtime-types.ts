@@ -27,6 +27,12 @@ export interface InstallRequest {
   storedComponent?: { digest: string; read(): Promise<Uint8Array> };
   /** Per-installation values for the manifest's config variables (secrets included). */
   config?: Record<string, string>;
+  /**
+   * The source map (JSON) its stack frames are mapped with, when the component does not carry
+   * it: `stratum dev`'s bundle, run by an engine shared between projects. Its `file` names the
+   * script as the frames do.
+   */
+  sourceMap?: string;
 }
 
 export type CapsuleState = 'installed' | 'running' | 'draining' | 'stopped' | 'failed';

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +24,7 @@ import type {
   RequestRecord,
   StartOptions,
 } from './runtime-types.ts';
+import { type FrameMapper, frameMapper, sourceMapScript } from './source-map.ts';
 import { hostedMemories } from './wasm-memory.ts';
 import {
   type FromWorker,
@@ -410,6 +412,10 @@ class Capsule {
   readonly #loader: Loader;
   /** Held while the capsule has or starts instances (see `modules`). */
   #lease: ModuleLease | undefined;
+  /** The JavaScript source map its stack frames are mapped with: the script they name, and the map. */
+  readonly #sourceMap: { script: string; read(): string | undefined } | undefined;
+  /** Made from `#sourceMap` at the first line that names its script; null once that failed. */
+  #frames: FrameMapper | null | undefined;
 
   constructor(
     runtime: Runtime,
@@ -422,10 +428,22 @@ class Capsule {
       transpiled: TranspiledComponent;
       init: Omit<WorkerInit, 'modules'>;
       loader: Loader;
+      /** A source map given with the install (`stratum dev`'s bundle), instead of the component's. */
+      sourceMap?: string;
     },
   ) {
     this.#runtime = runtime;
     this.#loader = fields.loader;
+    const given = fields.sourceMap;
+    const givenScript = given === undefined ? undefined : sourceMapScript(given);
+    const shipped = fields.transpiled.sourceMap;
+    this.#sourceMap =
+      given !== undefined && givenScript !== undefined
+        ? { script: givenScript, read: () => given }
+        : shipped
+          ? // Read at the first stack trace, not at install: a host holds a thousand idle capsules.
+            { script: shipped.file, read: () => readFileSync(shipped.path, 'utf8') }
+          : undefined;
     this.name = fields.name;
     this.domains = fields.domains;
     this.manifest = fields.manifest;
@@ -452,11 +470,33 @@ class Capsule {
   }
 
   log(level: LogLevel, message: string, source = 'host', requestId?: string): void {
-    const entry: CapsuleLogEntry = { time: new Date().toISOString(), capsule: this.name, level, source, message };
+    const entry: CapsuleLogEntry = {
+      time: new Date().toISOString(),
+      capsule: this.name,
+      level,
+      source,
+      message: this.#mapped(message, source),
+    };
     if (requestId !== undefined) entry.requestId = requestId;
     this.logs.push(entry);
     if (this.logs.length > this.#runtime.logBacklog) this.logs.splice(0, this.logs.length - this.#runtime.logBacklog);
     for (const listener of this.logListeners) listener(entry);
+  }
+
+  /** The capsule's own output with its stack frames at its sources' lines (source-map.ts). */
+  #mapped(message: string, source: string): string {
+    const sourceMap = this.#sourceMap;
+    if (source === 'host' || !sourceMap || !message.includes(sourceMap.script)) return message;
+    if (this.#frames === undefined) {
+      let text: string | undefined;
+      try {
+        text = sourceMap.read();
+      } catch {
+        // A transpile cache entry pruned under a running capsule: its frames stay as they are.
+      }
+      this.#frames = (text === undefined ? undefined : frameMapper(text)) ?? null;
+    }
+    return this.#frames ? this.#frames(message) : message;
   }
 
   limitHit(limit: string, request: { requestId: string; domain: string }, detail: string): void {
@@ -1540,6 +1580,7 @@ class Runtime implements StratumHostRuntime {
       digest: component.digest,
       limits,
       transpiled,
+      ...(request.sourceMap !== undefined ? { sourceMap: request.sourceMap } : {}),
       init: {
         capsule: name,
         glueUrl: transpiled.glueUrl,

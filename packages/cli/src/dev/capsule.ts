@@ -7,11 +7,10 @@ import { fileURLToPath } from 'node:url';
 import { errorMessage, StratumError } from '@stratum/core';
 import { CAPABILITY_MODULES, createHostRuntime, type HostConfig, resolveConfig, type StratumHostRuntime } from '@stratum/host';
 import { loadManifest, type Manifest, routeExample, routeMatches } from '@stratum/manifest';
-import { buildCapsule, buildDevCapsule, bundleSourceUrl, DEFAULT_ENTRIES } from '@stratum/sdk/build';
+import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
 import { type BackendFlag, capabilityConfigFor, describeBackends } from './backends.ts';
 import { type BuildKind, type DevOutput, type ServedCapsule, versionId } from './output.ts';
 import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
-import { bundleFrameMapper, type FrameMapper } from './stack-map.ts';
 import { type VarFlag, varsFor } from './vars.ts';
 import { type DirectoryWatcher, isWatchedPath, watchDirectory } from './watch.ts';
 
@@ -91,16 +90,14 @@ interface Version {
   /** A dev build's bundle digest: the same engine serves every save, so this tells versions apart. */
   bundle: string | undefined;
   inputs: string | undefined;
-  /** Maps a dev bundle's stack frames in its log lines back to the sources. */
-  frames?: FrameMapper;
 }
 
 interface Built {
   manifest: Manifest;
   component: Uint8Array;
   digest: string;
-  /** A dev build's code and its digest, and how its stack frames map to the sources. */
-  bundle?: { code: string; digest: string; frames: FrameMapper };
+  /** A dev build's code, its digest, and its source map (the runtime maps its stack frames with it). */
+  bundle?: { code: string; digest: string; sourceMap: string };
   /** A dev build's engine, for people (`keyvalue, sql`). */
   engine?: string;
   inputs?: string;
@@ -279,16 +276,11 @@ export class DevCapsule {
         baseDir: this.dir,
         component: built.component,
         ...(config ? { config } : {}),
+        ...(built.bundle ? { sourceMap: built.bundle.sourceMap } : {}),
       });
       const status = this.runtime.status().find((capsule) => capsule.name === this.name);
       if (status?.state !== 'running') await this.runtime.start(this.name);
-      this.#current = {
-        manifest: built.manifest,
-        digest: built.digest,
-        bundle: built.bundle?.digest,
-        inputs: built.inputs,
-        ...(built.bundle ? { frames: built.bundle.frames } : {}),
-      };
+      this.#current = { manifest: built.manifest, digest: built.digest, bundle: built.bundle?.digest, inputs: built.inputs };
       this.#lastError = undefined;
       this.#followLogs();
       // The old version has drained by now (install waits for it), so its files can go.
@@ -344,7 +336,7 @@ export class DevCapsule {
       bundle: {
         code: result.bundle,
         digest: digestOf(Buffer.from(result.bundle)),
-        frames: bundleFrameMapper(bundleSourceUrl(result.entry), result.sourceMap, this.dir),
+        sourceMap: result.sourceMap,
       },
       engine: result.engine.serves,
       build: result.engine.built ? 'engine' : 'bundle',
@@ -372,10 +364,9 @@ export class DevCapsule {
   #followLogs(): void {
     this.#unsubscribeLogs?.();
     // The runtime keeps logs per installed version, so the new one's backlog is its own lines.
-    const frames = this.#current?.frames;
     this.#unsubscribeLogs = this.runtime.subscribeLogs(this.name, (entry) => {
       if (entry.source === 'host' && entry.level === 'info' && /^(installed|started|drained|stopped)\b/.test(entry.message)) return;
-      this.#options.output.log(frames ? { ...entry, message: frames(entry.message) } : entry);
+      this.#options.output.log(entry);
     });
   }
 

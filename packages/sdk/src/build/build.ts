@@ -1,8 +1,8 @@
 import { copyFile, cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { StratumError } from '@stratum/core';
+import { appendCustomSection, JS_SOURCE_MAP_SECTION, StratumError } from '@stratum/core';
 import { loadManifest, type Manifest } from '@stratum/manifest';
 import * as esbuild from 'esbuild';
 import { specWitDir } from '../wit/types.ts';
@@ -81,7 +81,7 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
   step('bundle', `bundling ${entry}`);
   const work = await mkdtemp(join(tmpdir(), 'stratum-build-'));
   try {
-    const { code, imports: moduleImports } = await bundle(dir, entry, 'component');
+    const { code, map, imports: moduleImports } = await bundle(dir, entry, 'component');
     const bundlePath = join(work, 'capsule.js');
     await writeFile(bundlePath, code);
 
@@ -90,7 +90,8 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
 
     step('componentize', 'making the component (componentize-js; this takes a while)');
     const { witDir, worldName } = await writeWorld(work, moduleImports);
-    const component = await componentize(bundlePath, witDir, worldName);
+    const made = await componentize(bundlePath, witDir, worldName);
+    const component = map ? appendCustomSection(made, JS_SOURCE_MAP_SECTION, new TextEncoder().encode(map)) : made;
 
     step('inspect', 'reading the component’s imports and exports');
     const { imports, exports } = await componentInterfaces(component);
@@ -148,7 +149,7 @@ export interface DevBuildResult {
   bundle: string;
   /**
    * The bundle's source map (JSON, without the sources' text). Stack frames in the engine name
-   * the bundle as `<entry>.bundle.js` (`bundleSourceUrl`), which this maps back to the sources.
+   * the bundle as `<entry>.bundle.js` (its `file`); the runtime maps them back to the sources.
    */
   sourceMap: string;
   /** Interfaces the capsule's code imports, each with the grant it needs (all granted). */
@@ -389,8 +390,27 @@ export type BundleMode = 'component' | 'dev';
 /** esbuild's namespace for the interface modules of a dev bundle. */
 const INTERFACE_NAMESPACE = 'stratum-interface';
 
+/**
+ * A bundle's source map as a capsule ships it: `file` is the script's name in stack frames, and
+ * its sources are named as a developer reads them, never by the build machine's paths: the
+ * project's own files relative to it, the SDK's as `@stratum/sdk/...`, anything else outside the
+ * project by its file name.
+ */
+function sourceMapOf(text: string, dir: string, file: string): string {
+  const map = JSON.parse(text) as { sources?: string[]; sourceRoot?: string; file?: string };
+  const sources = (map.sources ?? []).map((source) => {
+    const absolute = resolve(dir, source);
+    const inProject = relative(dir, absolute);
+    if (!inProject.startsWith('..') && !isAbsolute(inProject)) return inProject;
+    const inSdk = relative(sdkSrc, absolute);
+    if (!inSdk.startsWith('..') && !isAbsolute(inSdk)) return `@stratum/sdk/${inSdk}`;
+    return basename(absolute);
+  });
+  return JSON.stringify({ ...map, file, sources, sourceRoot: undefined });
+}
+
 /** The name a dev bundle's code has in stack traces (its `//# sourceURL`). */
-export function bundleSourceUrl(entry: string): string {
+function bundleSourceUrl(entry: string): string {
   return `${entry}.bundle.js`;
 }
 
@@ -443,12 +463,12 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
       metafile: true,
       logLevel: 'silent',
       plugins: [sdkPlugin],
-      // Stack traces from code the engine evaluates name this file rather than an anonymous eval,
-      // and `stratum dev` maps their lines back to the sources with the map (no sourceMappingURL
-      // comment: the engine has no use for one).
-      ...(mode === 'dev'
-        ? { footer: { js: `//# sourceURL=${bundleSourceUrl(entry)}` }, sourcemap: 'external' as const, sourcesContent: false }
-        : {}),
+      // Hosts map the capsule's stack frames back to its sources with the map (`sourceMapOf`); no
+      // sourceMappingURL comment, which the engine has no use for, and no sources' text.
+      sourcemap: 'external',
+      sourcesContent: false,
+      // Stack traces from code the dev engine evaluates name this file rather than an anonymous eval.
+      ...(mode === 'dev' ? { footer: { js: `//# sourceURL=${bundleSourceUrl(entry)}` } } : {}),
     });
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
@@ -466,7 +486,10 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
   }
   const file = result.outputFiles.find((output) => output.path.endsWith('.js'));
   if (!file) throw new StratumError('BUILD_BUNDLE_FAILED', 'esbuild produced no output', { user: false });
-  const map = result.outputFiles.find((output) => output.path.endsWith('.js.map'))?.text;
+  const mapFile = result.outputFiles.find((output) => output.path.endsWith('.js.map'));
+  // Frames name the script as the engine ran it: the dev engine by its sourceURL, componentize-js
+  // by the file's name (capsule.js, as `buildCapsule` writes it).
+  const map = mapFile ? sourceMapOf(mapFile.text, dir, mode === 'dev' ? bundleSourceUrl(entry) : 'capsule.js') : undefined;
   const imports = new Set<string>();
   for (const out of Object.values(result.metafile.outputs)) {
     // Both lists are after tree shaking: an interface the code no longer uses is not imported.

@@ -7,7 +7,6 @@ export {
   type BuildStep,
   buildCapsule,
   buildDevCapsule,
-  bundleSourceUrl,
   componentInterfaces,
   DEFAULT_ENTRIES,
   type DevBuildOptions,
