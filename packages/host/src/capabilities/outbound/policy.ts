@@ -2,6 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { StratumError } from '@stratum/core';
 import { originAllowed } from '@stratum/manifest/rules';
+import { addressRanges, embeddedIPv4 } from '../../address-ranges.ts';
 
 /**
  * Where a capsule may send HTTP requests: only to the manifest's `outbound` origins, and never
@@ -62,34 +63,6 @@ const SPECIAL: [string, number, 'ipv4' | 'ipv6'][] = [
 const special = new BlockList();
 for (const [network, prefix, type] of SPECIAL) special.addSubnet(network, prefix, type);
 
-function allowList(ranges: readonly string[]): BlockList {
-  const list = new BlockList();
-  for (const range of ranges) {
-    const [network, bits] = range.split('/');
-    const family = network ? isIP(network) : 0;
-    const prefix = bits === undefined ? (family === 6 ? 128 : 32) : Number(bits);
-    if (!network || family === 0 || !Number.isInteger(prefix) || prefix < 0 || prefix > (family === 6 ? 128 : 32)) {
-      throw new StratumError('HOST_CONFIG_INVALID', `"${range}" is not an address range`, {
-        hint: 'Write a CIDR range such as "10.1.0.0/16" or "127.0.0.1/32".',
-      });
-    }
-    list.addSubnet(network, prefix, family === 6 ? 'ipv6' : 'ipv4');
-  }
-  return list;
-}
-
-/** The IPv4 address inside an IPv4-mapped (::ffff:a.b.c.d) or NAT64 (64:ff9b::/96) IPv6 address. */
-function embeddedIPv4(address: string): string | undefined {
-  const lower = address.toLowerCase();
-  const dotted = /^(?:::ffff:|64:ff9b::)(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (dotted?.[1]) return dotted[1];
-  const hex = /^(?:::ffff:|64:ff9b::)([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
-  if (!hex?.[1] || !hex[2]) return undefined;
-  const high = Number.parseInt(hex[1], 16);
-  const low = Number.parseInt(hex[2], 16);
-  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
-}
-
 /** True when the address is special-purpose and not in the host's allowed ranges. */
 export function addressRefused(address: string, family: 4 | 6, allowed: BlockList): boolean {
   const type = family === 6 ? 'ipv6' : 'ipv4';
@@ -117,7 +90,7 @@ export async function checkOutbound(url: URL, policy: OutboundPolicy): Promise<C
       `${url.origin} is not one of the manifest's outbound origins (${policy.origins.join(', ') || 'none'})`,
     );
   }
-  const allowed = allowList(policy.allowAddresses ?? []);
+  const allowed = addressRanges(policy.allowAddresses ?? []);
   const hostname = url.hostname.replace(/^\[|\]$/g, '');
   let addresses: { address: string; family: 4 | 6 }[];
   const literal = isIP(hostname);
