@@ -27,9 +27,9 @@ async function runtimeFor(t: TestContext, options: Omit<HostRuntimeOptions, 'dat
   return { runtime, dataDir };
 }
 
-function get(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
+function get(port: number, host: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, headers: { ...headers, host }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -54,7 +54,14 @@ test('a dev engine refuses to install on a plain host runtime, and runs its bund
 });
 
 /** Installs a dev engine with its bundle on a runtime that serves stratum:dev/source, as `stratum dev` does; returns the port. */
-async function serveDev(t: TestContext, manifest: Manifest, component: Uint8Array, bundle: string, logs: string[] = []): Promise<number> {
+async function serveDev(
+  t: TestContext,
+  manifest: Manifest,
+  component: Uint8Array,
+  bundle: string,
+  logs: string[] = [],
+  options: Omit<HostRuntimeOptions, 'dataDir' | 'capabilities' | 'capabilityConfig'> = {},
+): Promise<number> {
   const bundleDir = await mkdtemp(join(tmpdir(), 'stratum-dev-bundle-'));
   t.after(() => removeDir(bundleDir));
   const bundleFile = join(bundleDir, 'bundle.js');
@@ -62,6 +69,7 @@ async function serveDev(t: TestContext, manifest: Manifest, component: Uint8Arra
   const { runtime } = await runtimeFor(t, {
     capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
     capabilityConfig: { dev: { bundleFile } },
+    ...options,
   });
   await runtime.install({ manifest, domains: ['counter.test'], component });
   await runtime.start('counter');
@@ -90,4 +98,31 @@ test('top-level code that throws fails the first request of each instance, and s
     logs.some((line) => line.includes('no database URL')),
     logs.join('\n'),
   );
+});
+
+test('from a trusted proxy, X-Forwarded-Proto gives the scheme a capsule sees; from anyone else it changes nothing', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-proxy-'));
+  t.after(() => removeDir(dir));
+  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
+  const source = join(dir, 'src', 'index.ts');
+  await writeFile(
+    source,
+    (await readFile(source, 'utf8')).replace('return Response.json({ path, count })', 'return Response.json({ url: request.url })'),
+  );
+  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  const component = await readFile(dev.engine.path);
+  const urlSeen = async (port: number, headers: Record<string, string> = {}) =>
+    (JSON.parse((await get(port, 'counter.test', '/hits?x=1', headers)).body) as { url: string }).url;
+
+  const behindProxy = await serveDev(t, dev.manifest, component, dev.bundle, [], { trustedProxies: ['127.0.0.0/8'] });
+  assert.equal(await urlSeen(behindProxy), 'http://counter.test/hits?x=1');
+  assert.equal(await urlSeen(behindProxy, { 'x-forwarded-proto': 'https' }), 'https://counter.test/hits?x=1');
+  // Chained proxies: the first value is the client's.
+  assert.equal(await urlSeen(behindProxy, { 'x-forwarded-proto': 'HTTPS, http' }), 'https://counter.test/hits?x=1');
+  assert.equal(await urlSeen(behindProxy, { 'x-forwarded-proto': 'gopher' }), 'http://counter.test/hits?x=1');
+
+  const elsewhere = await serveDev(t, dev.manifest, component, dev.bundle, [], { trustedProxies: ['10.0.0.0/8'] });
+  assert.equal(await urlSeen(elsewhere, { 'x-forwarded-proto': 'https' }), 'http://counter.test/hits?x=1');
+  const nobody = await serveDev(t, dev.manifest, component, dev.bundle);
+  assert.equal(await urlSeen(nobody, { 'x-forwarded-proto': 'https' }), 'http://counter.test/hits?x=1');
 });

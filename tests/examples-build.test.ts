@@ -5,12 +5,14 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { JS_SOURCE_MAP_SECTION, readCustomSection } from '@stratum/core';
+import { generateEd25519KeyPair, JS_SOURCE_MAP_SECTION, readCustomSection } from '@stratum/core';
+import { parseHostConfig, startHost } from '@stratum/host';
 import { loadManifest } from '@stratum/manifest';
 import { componentInterfaces, TEMPLATES, templatesDir } from '@stratum/sdk/build';
-import { startHarness } from './fixtures/hostile/harness.ts';
 import { runCli as run } from './support/cli.ts';
 import { exampleDir } from './support/examples.ts';
+import { writeTestHost } from './support/host-dir.ts';
+import { ingressGet } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
 
 async function project(t: { after(fn: () => Promise<void>): void }, manifest: string, source: string): Promise<string> {
@@ -116,7 +118,7 @@ for (const template of TEMPLATES) {
   });
 }
 
-test("a built capsule's uncaught error is logged with its message, its frames at the source's lines", async (t) => {
+test('a capsule stratum build made, on a host started from host.toml: errors at its source lines in its log, https: from a trusted proxy', async (t) => {
   const parent = await mkdtemp(join(tmpdir(), 'stratum-build-test-'));
   t.after(() => removeDir(parent));
   const dir = join(parent, 'thrower');
@@ -124,19 +126,29 @@ test("a built capsule's uncaught error is logged with its message, its frames at
   const source = join(dir, 'src', 'index.ts');
   const text = (await readFile(source, 'utf8')).replace(
     '    served += 1;',
-    "    served += 1;\n    if (new URL(request.url).pathname === '/boom') throw new RangeError('no boom here');",
+    "    served += 1;\n    if (new URL(request.url).pathname === '/boom') throw new RangeError('no boom here');\n    if (new URL(request.url).pathname === '/url') return new Response(request.url);",
   );
   await writeFile(source, text);
   const built = await run(['build', dir]);
   assert.equal(built.code, 0, built.stderr);
 
-  const host = await startHarness(t);
+  const config = await writeTestHost(parent, {
+    registrar: (await generateEd25519KeyPair()).publicJwk.x,
+    ingress: 'trusted_proxies = ["127.0.0.0/8"]',
+  });
+  const host = await startHost(parseHostConfig(config.text, config.path), { pullComponent: false });
+  t.after(() => host.close());
   const { manifest } = await loadManifest(join(dir, 'stratum.toml'));
   await host.runtime.install({ manifest, component: await readFile(join(dir, 'dist', 'thrower.wasm')), domains: ['thrower.example'] });
   await host.runtime.start('thrower');
   const logged: string[] = [];
   t.after(host.runtime.subscribeLogs('thrower', (entry) => logged.push(entry.message)));
-  assert.equal((await host.get('thrower.example', '/boom')).status, 500);
+
+  assert.equal((await ingressGet(host.ingressUrl, 'thrower.example', '/url')).body, 'http://thrower.example/url');
+  const forwarded = await ingressGet(host.ingressUrl, 'thrower.example', '/url', { 'x-forwarded-proto': 'https' });
+  assert.equal(forwarded.body, 'https://thrower.example/url');
+
+  assert.equal((await ingressGet(host.ingressUrl, 'thrower.example', '/boom')).status, 500);
   const line = text.split('\n').findIndex((one) => one.includes("throw new RangeError('no boom here')"));
   const column = (text.split('\n')[line] ?? '').indexOf('new RangeError') + 1;
   assert.ok(logged.includes('RangeError: no boom here'), logged.join('\n'));

@@ -13,6 +13,8 @@ export interface TestHostOptions {
   name?: string;
   /** Lines added to [control], such as `max_body` or `tls_cert`. */
   control?: string;
+  /** Lines added to [ingress], such as `trusted_proxies`. */
+  ingress?: string;
   /** Tables added at the end, such as [metering] or [keyvalue.default]. */
   tables?: string;
 }
@@ -26,7 +28,7 @@ key = "host.key"
 data = "data"
 [ingress]
 listen = "127.0.0.1:0"
-[control]
+${options.ingress ? `${options.ingress}\n` : ''}[control]
 listen = "127.0.0.1:0"
 ${options.control ? `${options.control}\n` : ''}[registrars.${options.registrarName ?? 'test'}]
 key = "${options.registrar}"

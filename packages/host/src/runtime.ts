@@ -1,10 +1,12 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { BlockList } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { errorMessage, type Logger, newRequestId, StratumError, silentLogger } from '@stratum/core';
 import { type Manifest, routeMatches } from '@stratum/manifest';
+import { addressRanges, peerInRanges } from './address-ranges.ts';
 import { BodyWriter, createBodyChannel, MAX_STREAMED_BODY } from './body-channel.ts';
 import {
   CAPABILITY_MODULES,
@@ -119,6 +121,12 @@ export interface HostRuntimeOptions {
    * so nothing passes between capsules. Default true.
    */
   spareWorker?: boolean;
+  /**
+   * CIDR ranges of the TLS-terminating proxies in front of the ingress (`[ingress]
+   * trusted_proxies`): a request from one of them has the scheme its `X-Forwarded-Proto` gives,
+   * so a capsule behind HTTPS sees `https:` URLs. From anyone else the header changes nothing.
+   */
+  trustedProxies?: readonly string[];
 }
 
 export interface RuntimeStats extends LoaderStats {
@@ -723,7 +731,7 @@ class Capsule {
       domain,
       method: req.method ?? 'GET',
       path,
-      scheme: (req.socket as { encrypted?: boolean }).encrypted ? 'https' : 'http',
+      scheme: this.#runtime.requestScheme(req),
       authority: req.headers.host ?? domain,
       headers: req.rawHeaders,
       outboundRequests: this.limits.outboundRequests,
@@ -1334,6 +1342,7 @@ class Runtime implements StratumHostRuntime {
   readonly warmupCpuMs: number;
   readonly instancesPerCapsule: number;
   readonly asyncInstancesPerCapsule: number;
+  readonly #trustedProxies: BlockList | undefined;
   workersStarted = 0;
   sparesUsed = 0;
   spareGlueHits = 0;
@@ -1369,6 +1378,7 @@ class Runtime implements StratumHostRuntime {
     this.warmupCpuMs = options.warmupCpuMs ?? 500;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
+    this.#trustedProxies = options.trustedProxies?.length ? addressRanges(options.trustedProxies) : undefined;
     this.#capabilities = capabilities;
     this.#loader = new Loader({
       cacheDir: join(options.dataDir, 'cache'),
@@ -1475,6 +1485,18 @@ class Runtime implements StratumHostRuntime {
   instanceStarting(init: SpareGuess): void {
     this.#glueStreak = init.glueUrl === this.#lastStart?.glueUrl ? this.#glueStreak + 1 : 1;
     this.#lastStart = init;
+  }
+
+  /**
+   * The scheme the client used: TLS on this socket, or, from a trusted proxy, the first value of
+   * its X-Forwarded-Proto (the proxy nearest the client writes it first).
+   */
+  requestScheme(req: IncomingMessage): 'http' | 'https' {
+    if ((req.socket as { encrypted?: boolean }).encrypted) return 'https';
+    const forwarded = req.headers['x-forwarded-proto'];
+    if (forwarded === undefined || !this.#trustedProxies || !peerInRanges(req.socket.remoteAddress, this.#trustedProxies)) return 'http';
+    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
+    return first === 'https' ? 'https' : 'http';
   }
 
   /** Hands the spare worker to a capsule, or undefined when there is none. */

@@ -41,6 +41,7 @@ test('the minimal example gets the defaults', () => {
   assert.equal(config.dataDir, '/etc/stratum/data');
   assert.deepEqual(config.ingress.listen, { host: '0.0.0.0', port: 8080 });
   assert.deepEqual(config.control.listen, { host: '127.0.0.1', port: 7070 });
+  assert.deepEqual(config.ingress.trustedProxies, []);
   assert.equal(config.control.tls, undefined);
   assert.equal(config.control.maxBodyBytes, 64 * 1024 * 1024);
   assert.deepEqual(config.limits, {});
@@ -58,6 +59,7 @@ test('the full example converts units and passes backend tables through', () => 
   const config = parseHostConfig(read('valid/full.toml'), 'full.toml', '/ignored');
   assert.equal(config.keyFile, '/etc/stratum/host.key');
   assert.deepEqual(config.control.listen, { host: '::', port: 7443 });
+  assert.deepEqual(config.ingress.trustedProxies, ['127.0.0.1/32', '::1/128', '10.8.0.0/24']);
   assert.deepEqual(config.control.tls, { certFile: '/etc/stratum/tls/cert.pem', keyFile: '/etc/stratum/tls/key.pem' });
   assert.equal(config.control.maxBodyBytes, 32 * 1024 * 1024);
   assert.deepEqual(config.limits, {

@@ -6,6 +6,7 @@ import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@strat
 import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaErrors } from '@stratum/manifest';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
+import { addressRanges } from '../address-ranges.ts';
 import { validate as validateHostConfigShape } from './host-config-v1.validate.generated.js';
 import type { BackendConfig, HostConfig, HostLimits, ListenAddress, OutboundConfig, TrustedRegistrar } from './types.ts';
 
@@ -232,7 +233,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   // Every cast below is safe: the value has passed the schema.
   const problems: ShapeProblem[] = [];
   const host = raw.host as { name: string; key: string; data: string };
-  const ingress = (raw.ingress ?? {}) as { listen?: string };
+  const ingress = (raw.ingress ?? {}) as { listen?: string; trusted_proxies?: string[] };
   const control = (raw.control ?? {}) as { listen?: string; tls_cert?: string; tls_key?: string; max_body?: string };
   const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body' | 'idle', string>> &
     Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
@@ -242,6 +243,17 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
 
   const ingressListen = parseAddress(ingress.listen ?? DEFAULT_INGRESS_LISTEN, ['ingress', 'listen'], problems);
   const controlListen = parseAddress(control.listen ?? DEFAULT_CONTROL_LISTEN, ['control', 'listen'], problems);
+  const trustedProxies = ingress.trusted_proxies ?? [];
+  trustedProxies.forEach((range, index) => {
+    try {
+      addressRanges([range]);
+    } catch {
+      problems.push({
+        path: ['ingress', 'trusted_proxies', index],
+        message: `ingress.trusted_proxies[${index}] "${range}" is not an address range; write a CIDR range such as "10.8.0.0/24"`,
+      });
+    }
+  });
 
   const hostLimits: HostLimits = {};
   if (limits.memory !== undefined) hostLimits.memoryBytes = parseSize(limits.memory);
@@ -315,7 +327,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
       name: host.name.toLowerCase(),
       keyFile: resolve(baseDir, host.key),
       dataDir: resolve(baseDir, host.data),
-      ingress: { listen: ingressListen },
+      ingress: { listen: ingressListen, trustedProxies },
       control: {
         listen: controlListen,
         ...(control.tls_cert !== undefined && control.tls_key !== undefined

@@ -37,6 +37,8 @@ export function hostConfigTemplate(options: HostConfigTemplate): string {
     '[ingress]',
     "# Capsules' HTTP traffic; the Host header picks the capsule.",
     `listen = ${quote(options.ingress ?? DEFAULT_INGRESS_LISTEN)}`,
+    '# Behind a TLS-terminating proxy, its address: its X-Forwarded-Proto then gives the scheme.',
+    '# trusted_proxies = ["127.0.0.1/32"]',
     '',
     '[control]',
     '# The signed control API. Off loopback, give it TLS: tls_cert = "...", tls_key = "...".',

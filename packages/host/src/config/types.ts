@@ -71,7 +71,11 @@ export interface HostConfig {
   name: string;
   keyFile: string;
   dataDir: string;
-  ingress: { listen: ListenAddress };
+  ingress: {
+    listen: ListenAddress;
+    /** CIDR ranges of the proxies whose X-Forwarded-Proto gives a request's scheme. */
+    trustedProxies: string[];
+  };
   control: {
     listen: ListenAddress;
     tls?: { certFile: string; keyFile: string };

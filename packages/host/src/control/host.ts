@@ -44,7 +44,13 @@ export type RuntimeFactory = (context: RuntimeContext) => HostRuntime | Promise<
 
 /** The real runtime, with host.toml's limits and capability backend tables. */
 export const createConfiguredRuntime: RuntimeFactory = ({ config, dataDir, logger }) =>
-  createHostRuntime({ dataDir, limits: config.limits, logger, capabilityConfig: config.capabilities });
+  createHostRuntime({
+    dataDir,
+    limits: config.limits,
+    logger,
+    capabilityConfig: config.capabilities,
+    trustedProxies: config.ingress.trustedProxies,
+  });
 
 /**
  * Pulls a registry source into `<dataDir>/registry` through @stratum/registry, pinned by the
