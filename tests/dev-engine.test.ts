@@ -100,29 +100,45 @@ test('top-level code that throws fails the first request of each instance, and s
   );
 });
 
-test('from a trusted proxy, X-Forwarded-Proto gives the scheme a capsule sees; from anyone else it changes nothing', async (t) => {
+test('from a trusted proxy, X-Forwarded-Proto gives the scheme a capsule sees and the forwarding headers pass; from anyone else they are dropped', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-proxy-'));
   t.after(() => removeDir(dir));
   await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
   const source = join(dir, 'src', 'index.ts');
   await writeFile(
     source,
-    (await readFile(source, 'utf8')).replace('return Response.json({ path, count })', 'return Response.json({ url: request.url })'),
+    (await readFile(source, 'utf8')).replace(
+      'return Response.json({ path, count })',
+      "return Response.json({ url: request.url, for: request.headers.get('x-forwarded-for'), forwarded: request.headers.get('forwarded'), other: request.headers.get('x-other') })",
+    ),
   );
   const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
   const component = await readFile(dev.engine.path);
-  const urlSeen = async (port: number, headers: Record<string, string> = {}) =>
-    (JSON.parse((await get(port, 'counter.test', '/hits?x=1', headers)).body) as { url: string }).url;
+  type Seen = { url: string; for: string | null; forwarded: string | null; other: string | null };
+  const seen = async (port: number, headers: Record<string, string> = {}) =>
+    JSON.parse((await get(port, 'counter.test', '/hits?x=1', headers)).body) as Seen;
+  const claims = {
+    'x-forwarded-proto': 'https',
+    'x-forwarded-for': '203.0.113.7',
+    forwarded: 'for=203.0.113.7;proto=https',
+    'x-other': 'kept',
+  };
 
   const behindProxy = await serveDev(t, dev.manifest, component, dev.bundle, [], { trustedProxies: ['127.0.0.0/8'] });
-  assert.equal(await urlSeen(behindProxy), 'http://counter.test/hits?x=1');
-  assert.equal(await urlSeen(behindProxy, { 'x-forwarded-proto': 'https' }), 'https://counter.test/hits?x=1');
+  assert.deepEqual(await seen(behindProxy), { url: 'http://counter.test/hits?x=1', for: null, forwarded: null, other: null });
+  assert.deepEqual(await seen(behindProxy, claims), {
+    url: 'https://counter.test/hits?x=1',
+    for: '203.0.113.7',
+    forwarded: 'for=203.0.113.7;proto=https',
+    other: 'kept',
+  });
   // Chained proxies: the first value is the client's.
-  assert.equal(await urlSeen(behindProxy, { 'x-forwarded-proto': 'HTTPS, http' }), 'https://counter.test/hits?x=1');
-  assert.equal(await urlSeen(behindProxy, { 'x-forwarded-proto': 'gopher' }), 'http://counter.test/hits?x=1');
+  assert.equal((await seen(behindProxy, { 'x-forwarded-proto': 'HTTPS, http' })).url, 'https://counter.test/hits?x=1');
+  assert.equal((await seen(behindProxy, { 'x-forwarded-proto': 'gopher' })).url, 'http://counter.test/hits?x=1');
 
+  const dropped = { url: 'http://counter.test/hits?x=1', for: null, forwarded: null, other: 'kept' };
   const elsewhere = await serveDev(t, dev.manifest, component, dev.bundle, [], { trustedProxies: ['10.0.0.0/8'] });
-  assert.equal(await urlSeen(elsewhere, { 'x-forwarded-proto': 'https' }), 'http://counter.test/hits?x=1');
+  assert.deepEqual(await seen(elsewhere, claims), dropped);
   const nobody = await serveDev(t, dev.manifest, component, dev.bundle);
-  assert.equal(await urlSeen(nobody, { 'x-forwarded-proto': 'https' }), 'http://counter.test/hits?x=1');
+  assert.deepEqual(await seen(nobody, claims), dropped);
 });

@@ -124,7 +124,8 @@ export interface HostRuntimeOptions {
   /**
    * CIDR ranges of the TLS-terminating proxies in front of the ingress (`[ingress]
    * trusted_proxies`): a request from one of them has the scheme its `X-Forwarded-Proto` gives,
-   * so a capsule behind HTTPS sees `https:` URLs. From anyone else the header changes nothing.
+   * so a capsule behind HTTPS sees `https:` URLs, and its forwarding headers reach the capsule.
+   * From anyone else they are dropped (`forwarding`).
    */
   trustedProxies?: readonly string[];
 }
@@ -235,6 +236,9 @@ function effectiveLimits(manifest: Manifest, host: RuntimeLimits): EffectiveLimi
 }
 
 /** Answers a request the capsule never saw (or could not finish) with a short text. */
+/** Headers that say where a request came from: only a trusted proxy's reach a capsule (`Runtime.forwarding`). */
+const FORWARDING_HEADERS = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+
 function answer(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
@@ -725,15 +729,16 @@ class Capsule {
       req.resume();
       return;
     }
+    const forwarding = this.#runtime.forwarding(req);
     const message: Omit<RequestMessage, 'id' | 'body'> = {
       type: 'request',
       requestId,
       domain,
       method: req.method ?? 'GET',
       path,
-      scheme: this.#runtime.requestScheme(req),
+      scheme: forwarding.scheme,
       authority: req.headers.host ?? domain,
-      headers: req.rawHeaders,
+      headers: forwarding.headers,
       outboundRequests: this.limits.outboundRequests,
     };
     const hasBody = declared !== undefined ? declared !== '0' : req.headers['transfer-encoding'] !== undefined;
@@ -1488,15 +1493,33 @@ class Runtime implements StratumHostRuntime {
   }
 
   /**
-   * The scheme the client used: TLS on this socket, or, from a trusted proxy, the first value of
-   * its X-Forwarded-Proto (the proxy nearest the client writes it first).
+   * The scheme the client used, and the headers the capsule gets. From a trusted proxy, the
+   * scheme is the first value of its X-Forwarded-Proto (the proxy nearest the client writes it
+   * first) and its forwarding headers pass. From anyone else, X-Forwarded-For, X-Forwarded-Proto,
+   * X-Forwarded-Host and Forwarded are dropped: a capsule that finds them can trust them, as no
+   * client can claim an address or HTTPS it did not use.
    */
-  requestScheme(req: IncomingMessage): 'http' | 'https' {
-    if ((req.socket as { encrypted?: boolean }).encrypted) return 'https';
-    const forwarded = req.headers['x-forwarded-proto'];
-    if (forwarded === undefined || !this.#trustedProxies || !peerInRanges(req.socket.remoteAddress, this.#trustedProxies)) return 'http';
-    const first = (Array.isArray(forwarded) ? forwarded[0] : forwarded)?.split(',')[0]?.trim().toLowerCase();
-    return first === 'https' ? 'https' : 'http';
+  forwarding(req: IncomingMessage): { scheme: 'http' | 'https'; headers: string[] } {
+    const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
+    const { headers } = req;
+    const claims =
+      headers['x-forwarded-for'] !== undefined ||
+      headers['x-forwarded-proto'] !== undefined ||
+      headers['x-forwarded-host'] !== undefined ||
+      headers.forwarded !== undefined;
+    if (!claims) return { scheme: tls ? 'https' : 'http', headers: req.rawHeaders };
+    if (this.#trustedProxies && peerInRanges(req.socket.remoteAddress, this.#trustedProxies)) {
+      const proto = headers['x-forwarded-proto'];
+      const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
+      return { scheme: tls || first === 'https' ? 'https' : 'http', headers: req.rawHeaders };
+    }
+    const kept: string[] = [];
+    const raw = req.rawHeaders;
+    for (let index = 0; index + 1 < raw.length; index += 2) {
+      const name = raw[index] as string;
+      if (!FORWARDING_HEADERS.has(name.toLowerCase())) kept.push(name, raw[index + 1] as string);
+    }
+    return { scheme: tls ? 'https' : 'http', headers: kept };
   }
 
   /** Hands the spare worker to a capsule, or undefined when there is none. */
