@@ -235,10 +235,10 @@ function effectiveLimits(manifest: Manifest, host: RuntimeLimits): EffectiveLimi
   };
 }
 
-/** Answers a request the capsule never saw (or could not finish) with a short text. */
 /** Headers that say where a request came from: only a trusted proxy's reach a capsule (`Runtime.forwarding`). */
 const FORWARDING_HEADERS = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
 
+/** Answers a request the capsule never saw (or could not finish) with a short text. */
 function answer(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   if (res.headersSent) {
     res.destroy();
