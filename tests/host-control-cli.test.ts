@@ -22,13 +22,23 @@ import { removeDir } from './support/temp.ts';
 
 async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) => Promise<void>) {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
-  t.after(() => removeDir(dir));
-  const operator = await generateEd25519KeyPair();
-  await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
-  const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, registrarName: 'operator' });
-  await beforeStart?.(dir);
-  const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
-  t.after(() => host.close());
+  let host: Awaited<ReturnType<typeof startHost>>;
+  try {
+    const operator = await generateEd25519KeyPair();
+    await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
+    const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, registrarName: 'operator' });
+    await beforeStart?.(dir);
+    host = await startHost(parseHostConfig(text, path), { pullComponent: false });
+  } catch (error) {
+    await removeDir(dir);
+    throw error;
+  }
+  // One hook, the host first: after hooks run in the order they were added, and a closing host's
+  // capsule threads still write V8's code cache under dir.
+  t.after(async () => {
+    await host.close();
+    await removeDir(dir);
+  });
   return { dir, host };
 }
 
@@ -452,7 +462,12 @@ test('with tls_cert and tls_key the control API speaks HTTPS, and host status re
     return;
   }
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-tls-'));
-  t.after(() => removeDir(dir));
+  // One hook, the host first: after hooks run in the order they were added, and a closing host writes under dir.
+  let host: Awaited<ReturnType<typeof startHost>> | undefined;
+  t.after(async () => {
+    await host?.close();
+    await removeDir(dir);
+  });
   const made = spawnSync(
     'openssl',
     [
@@ -478,8 +493,7 @@ test('with tls_cert and tls_key the control API speaks HTTPS, and host status re
     registrarName: 'operator',
     control: 'tls_cert = "tls.pem"\ntls_key = "tls.key"',
   });
-  const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
-  t.after(() => host.close());
+  host = await startHost(parseHostConfig(text, path), { pullComponent: false });
   assert.equal(host.controlUrl.protocol, 'https:');
   const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
   const child = spawn(

@@ -156,7 +156,13 @@ test("host.toml's [keyvalue.<label>] table reaches the keyvalue capability (redi
   if (!redisUrl) return;
   const wasm = await buildExample('counter');
   const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  t.after(() => removeDir(dir));
+  // One hook, the host first: node:test runs after hooks in the order they were added, and a
+  // host's capsule threads still write V8's code cache under the directory as they end.
+  let host: Awaited<ReturnType<typeof startHost>> | undefined;
+  t.after(async () => {
+    await host?.close();
+    await removeDir(dir);
+  });
   const registrar = await generateEd25519KeyPair();
   await writeTestHost(dir, { registrar: registrar.publicJwk.x });
   const hostToml = (backend: string) =>
@@ -165,8 +171,7 @@ test("host.toml's [keyvalue.<label>] table reaches the keyvalue capability (redi
   const component = new Uint8Array(await readFile(wasm));
   const name = `counter-${randomBytes(6).toString('hex')}`;
 
-  const host = await startHost(hostToml(`type = "redis"\nurl = "${redisUrl}"`), { pullComponent: false });
-  t.after(() => host.close());
+  host = await startHost(hostToml(`type = "redis"\nurl = "${redisUrl}"`), { pullComponent: false });
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
   await client.install({ name, domains: ['counter.example'], manifest, component });
   assert.equal(JSON.parse((await get(host.ingressUrl, 'counter.example', '/a')).body).count, 1);

@@ -157,7 +157,6 @@ const COMPONENT = new TextEncoder().encode('not really a component, the fake run
 
 async function setup(t: TestContext, runtimes: FakeRuntime[] = [], dir?: string) {
   const base = dir ?? (await mkdtemp(join(tmpdir(), 'stratum-control-')));
-  if (!dir) t.after(() => removeDir(base));
   const registrar = await generateEd25519KeyPair();
   if (!dir) await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = parseHostConfig(
@@ -170,8 +169,18 @@ async function setup(t: TestContext, runtimes: FakeRuntime[] = [], dir?: string)
     runtimes.push(runtime);
     return runtime;
   };
-  const host = await startHost(config, { createRuntime, logger: captureLogger(lines), pullComponent: false });
-  t.after(() => host.close());
+  const host = await startHost(config, { createRuntime, logger: captureLogger(lines), pullComponent: false }).catch(
+    async (error: unknown) => {
+      if (!dir) await removeDir(base);
+      throw error;
+    },
+  );
+  // One hook, the host first: after hooks run in the order they were added, and a closing host
+  // writes its ledger and nonces under base. A caller's own directory is the caller's to remove.
+  t.after(async () => {
+    await host.close();
+    if (!dir) await removeDir(base);
+  });
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
   return { base, host, client, registrar, lines, runtimes };
 }
@@ -493,7 +502,12 @@ test('refused: a replay of an accepted request', async (t) => {
 
 test('a replay is refused after the host restarts, too', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
-  t.after(() => removeDir(base));
+  // One hook, the host first: after hooks run in the order they were added, and a closing host writes under base.
+  let again: Awaited<ReturnType<typeof startHost>> | undefined;
+  t.after(async () => {
+    await again?.close();
+    await removeDir(base);
+  });
   const hostKey = await generateEd25519KeyPair();
   await writeKeyFile(join(base, 'host.key'), hostKey.privateJwk);
   const first = await setup(t, [], base);
@@ -501,8 +515,7 @@ test('a replay is refused after the host restarts, too', async (t) => {
   assert.equal((await fetch(`${first.host.controlUrl}/status`, { headers: { authorization } })).status, 200);
   await first.host.close();
   // The same config: the same registrar is trusted and the same data directory holds the nonces.
-  const again = await startHost(first.host.config, { createRuntime: () => new FakeRuntime() });
-  t.after(() => again.close());
+  again = await startHost(first.host.config, { createRuntime: () => new FakeRuntime() });
   const replay = await fetch(`${again.controlUrl}/status`, { headers: { authorization } });
   assert.equal(replay.status, 401);
   assert.equal(((await replay.json()) as { error: { code: string } }).error.code, 'AUTH_REPLAY');
@@ -510,7 +523,12 @@ test('a replay is refused after the host restarts, too', async (t) => {
 
 test('installations survive a restart: the new runtime gets each one back, started as it was', async (t) => {
   const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
-  t.after(() => removeDir(base));
+  // One hook, the host first: after hooks run in the order they were added, and a closing host writes under base.
+  let again: Awaited<ReturnType<typeof startHost>> | undefined;
+  t.after(async () => {
+    await again?.close();
+    await removeDir(base);
+  });
   await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const first = await setup(t, [], base);
   await first.client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT, config: { secret: 's3cret' } });
@@ -519,14 +537,13 @@ test('installations survive a restart: the new runtime gets each one back, start
   await first.host.close();
 
   const runtimes: FakeRuntime[] = [];
-  const again = await startHost(first.host.config, {
+  again = await startHost(first.host.config, {
     createRuntime: () => {
       const runtime = new FakeRuntime();
       runtimes.push(runtime);
       return runtime;
     },
   });
-  t.after(() => again.close());
   const runtime = runtimes[0] as FakeRuntime;
   assert.deepEqual(
     runtime.installs.map((install) => [install.name, install.domains, install.config]),
@@ -553,7 +570,15 @@ test('installations survive a restart: the new runtime gets each one back, start
 
 test('an install whose instance cannot start is refused with 422 and changes nothing, in the runtime or on disk', async (t) => {
   const runtimes: FakeRuntime[] = [];
-  const { client, host, base } = await setup(t, runtimes);
+  const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
+  // One hook, the hosts first: after hooks run in the order they were added, and a closing host writes under base.
+  let again: Awaited<ReturnType<typeof startHost>> | undefined;
+  t.after(async () => {
+    await again?.close();
+    await removeDir(base);
+  });
+  await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const { client, host } = await setup(t, runtimes, base);
   const runtime = runtimes[0] as FakeRuntime;
   const digestOf = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   const broken = new TextEncoder().encode('a component whose initialisation traps');
@@ -578,8 +603,7 @@ test('an install whose instance cannot start is refused with 422 and changes not
   );
   // The disk agrees: a restarted host brings back that one alone, and the refused bytes are gone.
   await host.close();
-  const again = await startHost(host.config, { createRuntime: () => new FakeRuntime() });
-  t.after(() => again.close());
+  again = await startHost(host.config, { createRuntime: () => new FakeRuntime() });
   assert.deepEqual(
     again.runtime.status().map((capsule) => [capsule.name, capsule.digest, capsule.state]),
     [['hello', digestOf(COMPONENT), 'installed']],

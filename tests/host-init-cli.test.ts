@@ -14,7 +14,12 @@ import { removeDir } from './support/temp.ts';
 
 test('host init writes a host.toml that starts a host trusting the operator key it made, which --config finds', async (t) => {
   const parent = await mkdtemp(join(tmpdir(), 'stratum-host-init-'));
-  t.after(() => removeDir(parent));
+  // One hook, the host first: after hooks run in the order they were added, and a closing host writes under parent.
+  let host: Awaited<ReturnType<typeof startHost>> | undefined;
+  t.after(async () => {
+    await host?.close();
+    await removeDir(parent);
+  });
   const dir = join(parent, 'h1');
   const controlPort = await freePort();
   const made = await runCli([
@@ -57,8 +62,7 @@ test('host init writes a host.toml that starts a host trusting the operator key 
     [{ name: 'operator', key: operator.x, domain: 'operator.example.net' }],
   );
 
-  const host = await startHost(config, { pullComponent: false });
-  t.after(() => host.close());
+  host = await startHost(config, { pullComponent: false });
   // No --key: the operator key beside host.toml signs.
   const status = await runCli(['host', 'status', '--config', join(dir, 'host.toml'), '--json']);
   assert.equal(status.code, 0, status.stderr);
