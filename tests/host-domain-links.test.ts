@@ -19,7 +19,7 @@ const ZONE = 'shop.net';
 const HOST = 'h1.hosting.net';
 const REGISTRAR = 'registrar.net';
 
-async function linkingHost(t: TestContext, discovery = '') {
+async function linkingHost(t: TestContext, discovery = '', tables = '') {
   const dns = await startEmbeddedDnsServer({ zones: [ZONE] });
   t.after(() => dns.stop());
   const dir = await mkdtemp(join(tmpdir(), 'stratum-links-'));
@@ -28,7 +28,7 @@ async function linkingHost(t: TestContext, discovery = '') {
     name: HOST,
     registrar: registrar.publicJwk.x,
     registrarDomain: REGISTRAR,
-    tables: `[discovery]\nresolver = "${dns.address}"\n${discovery}`,
+    tables: `[discovery]\nresolver = "${dns.address}"\n${discovery}${tables}`,
   });
   const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
   t.after(() => host.close());
@@ -97,6 +97,28 @@ test('installed without starting, a capsule is checked at its start, so the link
   assert.deepEqual(await refusedForLink(client.start('tiny')), ['_stratum.new.shop.net has no v=stratum1 TXT record']);
   await link('new.shop.net');
   assert.equal((await client.start('tiny')).state, 'running');
+});
+
+test('a capsule another registrar started is checked again against that registrar, not the one that installed it', async (t) => {
+  const other = await generateEd25519KeyPair();
+  const { host, client, component, manifest, link } = await linkingHost(
+    t,
+    '',
+    `[registrars.other]\nkey = "${other.publicJwk.x}"\ndomain = "other-registrar.net"\n`,
+  );
+  const domain = 'moved.shop.net';
+  await client.install({ domains: [domain], manifest, component, start: false });
+  await link(domain, { registrar: 'other-registrar.net' });
+  // The installing registrar's start is refused: the link names the other one.
+  assert.deepEqual(await refusedForLink(client.start('tiny')), [
+    '_stratum.moved.shop.net names registrar other-registrar.net, not registrar.net (registrar "test")',
+  ]);
+  const otherClient = createControlClient({ url: host.controlUrl, key: other.privateJwk, audience: HOST });
+  assert.equal((await otherClient.start('tiny')).state, 'running');
+  const links = host.links;
+  assert.ok(links, 'the host watches no links');
+  await links.recheck();
+  assert.equal((await ingressGet(host.ingressUrl, domain)).status, 200);
 });
 
 test('names under localhost, test, example and invalid need no link; verify_links = false turns the check off', async (t) => {

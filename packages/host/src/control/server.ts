@@ -290,7 +290,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       const current = findCapsule(name);
       if (action === 'start' && current.state !== 'running') await checkLinks(name, current.domains, current.digest, registrar);
       const status = await options.runtime[action](name);
-      await options.store.setDesired(name, action === 'start' ? 'running' : 'stopped');
+      await options.store.setDesired(name, action === 'start' ? 'running' : 'stopped', action === 'start' ? registrar.name : undefined);
       log.info(
         { capsule: name, state: status.state },
         `capsule ${action === 'stop' ? 'stopped' : action === 'drain' ? 'drained' : 'started'}`,
