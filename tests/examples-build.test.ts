@@ -13,7 +13,7 @@ import { runCli as run } from './support/cli.ts';
 import { exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
-import { removeDir } from './support/temp.ts';
+import { removeDir, testDir } from './support/temp.ts';
 
 async function project(t: { after(fn: () => Promise<void>): void }, manifest: string, source: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-build-test-'));
@@ -119,14 +119,7 @@ for (const template of TEMPLATES) {
 }
 
 test('a capsule stratum build made, on a host started from host.toml: errors at its source lines in its log, https: from a trusted proxy', async (t) => {
-  const parent = await mkdtemp(join(tmpdir(), 'stratum-build-test-'));
-  // One hook, the host first: after hooks run in the order they were added, and a closing host's
-  // capsule threads write V8's code cache under parent.
-  let host: Awaited<ReturnType<typeof startHost>> | undefined;
-  t.after(async () => {
-    await host?.close();
-    await removeDir(parent);
-  });
+  const { dir: parent, closing } = await testDir(t, 'stratum-build-test-');
   const dir = join(parent, 'thrower');
   assert.equal((await run(['init', dir])).code, 0);
   const source = join(dir, 'src', 'index.ts');
@@ -142,7 +135,7 @@ test('a capsule stratum build made, on a host started from host.toml: errors at 
     registrar: (await generateEd25519KeyPair()).publicJwk.x,
     ingress: 'trusted_proxies = ["127.0.0.0/8"]',
   });
-  host = await startHost(parseHostConfig(config.text, config.path), { pullComponent: false });
+  const host = closing(await startHost(parseHostConfig(config.text, config.path), { pullComponent: false }));
   const { manifest } = await loadManifest(join(dir, 'stratum.toml'));
   await host.runtime.install({ manifest, component: await readFile(join(dir, 'dist', 'thrower.wasm')), domains: ['thrower.example'] });
   await host.runtime.start('thrower');

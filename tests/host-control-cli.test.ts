@@ -18,27 +18,15 @@ import { runCli as run } from './support/cli.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
-import { removeDir } from './support/temp.ts';
+import { removeDir, testDir } from './support/temp.ts';
 
 async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) => Promise<void>) {
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-host-'));
-  let host: Awaited<ReturnType<typeof startHost>>;
-  try {
-    const operator = await generateEd25519KeyPair();
-    await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
-    const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, registrarName: 'operator' });
-    await beforeStart?.(dir);
-    host = await startHost(parseHostConfig(text, path), { pullComponent: false });
-  } catch (error) {
-    await removeDir(dir);
-    throw error;
-  }
-  // One hook, the host first: after hooks run in the order they were added, and a closing host's
-  // capsule threads still write V8's code cache under dir.
-  t.after(async () => {
-    await host.close();
-    await removeDir(dir);
-  });
+  const { dir, closing } = await testDir(t, 'stratum-cli-host-');
+  const operator = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
+  const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, registrarName: 'operator' });
+  await beforeStart?.(dir);
+  const host = closing(await startHost(parseHostConfig(text, path), { pullComponent: false }));
   return { dir, host };
 }
 
@@ -461,13 +449,7 @@ test('with tls_cert and tls_key the control API speaks HTTPS, and host status re
     t.skip('openssl is not installed; it makes the test certificate');
     return;
   }
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-tls-'));
-  // One hook, the host first: after hooks run in the order they were added, and a closing host writes under dir.
-  let host: Awaited<ReturnType<typeof startHost>> | undefined;
-  t.after(async () => {
-    await host?.close();
-    await removeDir(dir);
-  });
+  const { dir, closing } = await testDir(t, 'stratum-cli-tls-');
   const made = spawnSync(
     'openssl',
     [
@@ -493,7 +475,7 @@ test('with tls_cert and tls_key the control API speaks HTTPS, and host status re
     registrarName: 'operator',
     control: 'tls_cert = "tls.pem"\ntls_key = "tls.key"',
   });
-  host = await startHost(parseHostConfig(text, path), { pullComponent: false });
+  const host = closing(await startHost(parseHostConfig(text, path), { pullComponent: false }));
   assert.equal(host.controlUrl.protocol, 'https:');
   const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
   const child = spawn(

@@ -2,8 +2,7 @@
 // installs examples/hello over the signed API, and the ingress serves it by its Host header.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, StratumError } from '@stratum/core';
@@ -15,28 +14,20 @@ import { buildExample, exampleDir } from './support/examples.ts';
 import { testHostToml, writeTestHost } from './support/host-dir.ts';
 import { ingressGet as get } from './support/ingress.ts';
 import { requireService } from './support/services.ts';
-import { removeDir } from './support/temp.ts';
+import { testDir } from './support/temp.ts';
 import { buildHostile } from './support/tiny.ts';
 
 /**
  * A stratum-host in a new temporary directory on loopback ports, trusting one registrar; its
  * control client signs as that registrar. `pull`: the host pulls registry sources. After the
- * test the host stops, then its directory goes (in one hook: node:test runs after hooks in the
- * order they were added, and a host still running writes there).
+ * test the host stops, then its directory goes (`testDir`).
  */
 async function startE2eHost(t: TestContext, options: { pull?: boolean } = {}) {
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
+  const { dir, closing } = await testDir(t, 'stratum-e2e-');
   const registrar = await generateEd25519KeyPair();
   const { path, text } = await writeTestHost(dir, { registrar: registrar.publicJwk.x });
   const config = parseHostConfig(text, path);
-  const host = await startHost(config, options.pull ? {} : { pullComponent: false }).catch(async (error: unknown) => {
-    await removeDir(dir);
-    throw error;
-  });
-  t.after(async () => {
-    await host.close();
-    await removeDir(dir);
-  });
+  const host = closing(await startHost(config, options.pull ? {} : { pullComponent: false }));
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
   return { host, client, dir };
 }
@@ -155,14 +146,7 @@ test("host.toml's [keyvalue.<label>] table reaches the keyvalue capability (redi
   const redisUrl = await requireService(t, 'redis');
   if (!redisUrl) return;
   const wasm = await buildExample('counter');
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-e2e-'));
-  // One hook, the host first: node:test runs after hooks in the order they were added, and a
-  // host's capsule threads still write V8's code cache under the directory as they end.
-  let host: Awaited<ReturnType<typeof startHost>> | undefined;
-  t.after(async () => {
-    await host?.close();
-    await removeDir(dir);
-  });
+  const { dir, closing } = await testDir(t, 'stratum-e2e-');
   const registrar = await generateEd25519KeyPair();
   await writeTestHost(dir, { registrar: registrar.publicJwk.x });
   const hostToml = (backend: string) =>
@@ -171,7 +155,7 @@ test("host.toml's [keyvalue.<label>] table reaches the keyvalue capability (redi
   const component = new Uint8Array(await readFile(wasm));
   const name = `counter-${randomBytes(6).toString('hex')}`;
 
-  host = await startHost(hostToml(`type = "redis"\nurl = "${redisUrl}"`), { pullComponent: false });
+  const host = closing(await startHost(hostToml(`type = "redis"\nurl = "${redisUrl}"`), { pullComponent: false }));
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
   await client.install({ name, domains: ['counter.example'], manifest, component });
   assert.equal(JSON.parse((await get(host.ingressUrl, 'counter.example', '/a')).body).count, 1);

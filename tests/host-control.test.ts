@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readdir, readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, type Logger, StratumError, writeKeyFile } from '@stratum/core';
@@ -13,7 +12,7 @@ import { type RunningHost, type RuntimeFactory, startHost } from '../packages/ho
 import { verifyLedgerFile } from '../packages/host/src/metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus, HostRuntime, InstallRequest, RequestRecord } from '../packages/host/src/runtime-types.ts';
 import { testHostToml } from './support/host-dir.ts';
-import { removeDir } from './support/temp.ts';
+import { testDir } from './support/temp.ts';
 
 /**
  * The control API against an in-memory runtime: what is tested here is the API (signing,
@@ -155,10 +154,14 @@ secret = true
 `;
 const COMPONENT = new TextEncoder().encode('not really a component, the fake runtime does not care');
 
-async function setup(t: TestContext, runtimes: FakeRuntime[] = [], dir?: string) {
-  const base = dir ?? (await mkdtemp(join(tmpdir(), 'stratum-control-')));
+/**
+ * A host on a fake runtime. `into`: the test's own `testDir`, for a test that starts another host
+ * there afterwards; both are closed before the directory goes.
+ */
+async function setup(t: TestContext, runtimes: FakeRuntime[] = [], into?: Awaited<ReturnType<typeof testDir>>) {
+  const { dir: base, closing } = into ?? (await testDir(t, 'stratum-control-'));
   const registrar = await generateEd25519KeyPair();
-  if (!dir) await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  if (!into) await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = parseHostConfig(
     testHostToml({ registrar: registrar.publicJwk.x, control: 'max_body = "1mib"', tables: '[metering]\nflush_interval = "1h"\n' }),
     join(base, 'host.toml'),
@@ -169,18 +172,7 @@ async function setup(t: TestContext, runtimes: FakeRuntime[] = [], dir?: string)
     runtimes.push(runtime);
     return runtime;
   };
-  const host = await startHost(config, { createRuntime, logger: captureLogger(lines), pullComponent: false }).catch(
-    async (error: unknown) => {
-      if (!dir) await removeDir(base);
-      throw error;
-    },
-  );
-  // One hook, the host first: after hooks run in the order they were added, and a closing host
-  // writes its ledger and nonces under base. A caller's own directory is the caller's to remove.
-  t.after(async () => {
-    await host.close();
-    if (!dir) await removeDir(base);
-  });
+  const host = closing(await startHost(config, { createRuntime, logger: captureLogger(lines), pullComponent: false }));
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
   return { base, host, client, registrar, lines, runtimes };
 }
@@ -501,49 +493,41 @@ test('refused: a replay of an accepted request', async (t) => {
 });
 
 test('a replay is refused after the host restarts, too', async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
-  // One hook, the host first: after hooks run in the order they were added, and a closing host writes under base.
-  let again: Awaited<ReturnType<typeof startHost>> | undefined;
-  t.after(async () => {
-    await again?.close();
-    await removeDir(base);
-  });
+  const test = await testDir(t, 'stratum-control-');
+  const { dir: base, closing } = test;
   const hostKey = await generateEd25519KeyPair();
   await writeKeyFile(join(base, 'host.key'), hostKey.privateJwk);
-  const first = await setup(t, [], base);
+  const first = await setup(t, [], test);
   const authorization = await sign(first);
   assert.equal((await fetch(`${first.host.controlUrl}/status`, { headers: { authorization } })).status, 200);
   await first.host.close();
   // The same config: the same registrar is trusted and the same data directory holds the nonces.
-  again = await startHost(first.host.config, { createRuntime: () => new FakeRuntime() });
+  const again = closing(await startHost(first.host.config, { createRuntime: () => new FakeRuntime() }));
   const replay = await fetch(`${again.controlUrl}/status`, { headers: { authorization } });
   assert.equal(replay.status, 401);
   assert.equal(((await replay.json()) as { error: { code: string } }).error.code, 'AUTH_REPLAY');
 });
 
 test('installations survive a restart: the new runtime gets each one back, started as it was', async (t) => {
-  const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
-  // One hook, the host first: after hooks run in the order they were added, and a closing host writes under base.
-  let again: Awaited<ReturnType<typeof startHost>> | undefined;
-  t.after(async () => {
-    await again?.close();
-    await removeDir(base);
-  });
+  const test = await testDir(t, 'stratum-control-');
+  const { dir: base, closing } = test;
   await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const first = await setup(t, [], base);
+  const first = await setup(t, [], test);
   await first.client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT, config: { secret: 's3cret' } });
   await first.client.install({ name: 'other', domains: ['other.example'], manifest: MANIFEST, component: COMPONENT });
   await first.client.drain('other');
   await first.host.close();
 
   const runtimes: FakeRuntime[] = [];
-  again = await startHost(first.host.config, {
-    createRuntime: () => {
-      const runtime = new FakeRuntime();
-      runtimes.push(runtime);
-      return runtime;
-    },
-  });
+  const again = closing(
+    await startHost(first.host.config, {
+      createRuntime: () => {
+        const runtime = new FakeRuntime();
+        runtimes.push(runtime);
+        return runtime;
+      },
+    }),
+  );
   const runtime = runtimes[0] as FakeRuntime;
   assert.deepEqual(
     runtime.installs.map((install) => [install.name, install.domains, install.config]),
@@ -570,15 +554,10 @@ test('installations survive a restart: the new runtime gets each one back, start
 
 test('an install whose instance cannot start is refused with 422 and changes nothing, in the runtime or on disk', async (t) => {
   const runtimes: FakeRuntime[] = [];
-  const base = await mkdtemp(join(tmpdir(), 'stratum-control-'));
-  // One hook, the hosts first: after hooks run in the order they were added, and a closing host writes under base.
-  let again: Awaited<ReturnType<typeof startHost>> | undefined;
-  t.after(async () => {
-    await again?.close();
-    await removeDir(base);
-  });
+  const test = await testDir(t, 'stratum-control-');
+  const { dir: base, closing } = test;
   await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
-  const { client, host } = await setup(t, runtimes, base);
+  const { client, host } = await setup(t, runtimes, test);
   const runtime = runtimes[0] as FakeRuntime;
   const digestOf = (bytes: Uint8Array) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
   const broken = new TextEncoder().encode('a component whose initialisation traps');
@@ -603,7 +582,7 @@ test('an install whose instance cannot start is refused with 422 and changes not
   );
   // The disk agrees: a restarted host brings back that one alone, and the refused bytes are gone.
   await host.close();
-  again = await startHost(host.config, { createRuntime: () => new FakeRuntime() });
+  const again = closing(await startHost(host.config, { createRuntime: () => new FakeRuntime() }));
   assert.deepEqual(
     again.runtime.status().map((capsule) => [capsule.name, capsule.digest, capsule.state]),
     [['hello', digestOf(COMPONENT), 'installed']],

@@ -10,16 +10,10 @@ import { hostKeyFromJwk, parseHostRecord } from '@stratum/discovery';
 import { loadHostConfig, startHost } from '@stratum/host';
 import { runCli } from './support/cli.ts';
 import { freePort } from './support/services.ts';
-import { removeDir } from './support/temp.ts';
+import { removeDir, testDir } from './support/temp.ts';
 
 test('host init writes a host.toml that starts a host trusting the operator key it made, which --config finds', async (t) => {
-  const parent = await mkdtemp(join(tmpdir(), 'stratum-host-init-'));
-  // One hook, the host first: after hooks run in the order they were added, and a closing host writes under parent.
-  let host: Awaited<ReturnType<typeof startHost>> | undefined;
-  t.after(async () => {
-    await host?.close();
-    await removeDir(parent);
-  });
+  const { dir: parent, closing } = await testDir(t, 'stratum-host-init-');
   const dir = join(parent, 'h1');
   const controlPort = await freePort();
   const made = await runCli([
@@ -62,7 +56,7 @@ test('host init writes a host.toml that starts a host trusting the operator key 
     [{ name: 'operator', key: operator.x, domain: 'operator.example.net' }],
   );
 
-  host = await startHost(config, { pullComponent: false });
+  closing(await startHost(config, { pullComponent: false }));
   // No --key: the operator key beside host.toml signs.
   const status = await runCli(['host', 'status', '--config', join(dir, 'host.toml'), '--json']);
   assert.equal(status.code, 0, status.stderr);

@@ -1,4 +1,7 @@
-import { rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { TestContext } from 'node:test';
 
 /**
  * Removes a test's temporary directory, for its `t.after` hook. node:test runs a test's after
@@ -9,4 +12,31 @@ import { rm } from 'node:fs/promises';
  */
 export function removeDir(dir: string): Promise<void> {
   return rm(dir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+}
+
+/** What a test starts that writes under its directory until it is closed: a host, a runtime. */
+interface Closable {
+  close(): Promise<unknown>;
+}
+
+/**
+ * A temporary directory for a test that starts hosts or runtimes in it. `closing(x)` has `x`
+ * closed, the last started first, before the directory goes, in one after hook: node:test runs
+ * after hooks in the order they were added, and a directory registered for removal before its
+ * host was closed lost the race to the host's capsule threads writing V8's code cache there.
+ */
+export async function testDir(t: TestContext, prefix: string): Promise<{ dir: string; closing<T extends Closable>(closable: T): T }> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  const closables: Closable[] = [];
+  t.after(async () => {
+    for (const closable of closables.reverse()) await closable.close();
+    await removeDir(dir);
+  });
+  return {
+    dir,
+    closing(closable) {
+      closables.push(closable);
+      return closable;
+    },
+  };
 }
