@@ -104,9 +104,15 @@ async function serving(dev: DevProcess): Promise<DevEvent> {
   return ready;
 }
 
-function get(port: number, host: string, path = '/', method = 'GET'): Promise<{ status: number; body: string }> {
+function get(
+  port: number,
+  host: string,
+  path = '/',
+  method = 'GET',
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, path, method, headers: { host }, agent: false }, (res) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, method, headers: { ...headers, host }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -543,4 +549,30 @@ test('--config takes a host.toml: its store tables bind the capsule’s labels; 
   assert.equal(await new Promise((resolve) => bad.child.once('exit', resolve)), 1);
   assert.match(bad.stderr(), /host\.toml/);
   assert.match(bad.stderr(), /memroy/);
+});
+
+test("--config gives dev the host.toml's trusted proxies: behind one, the capsule sees the https scheme", async (t) => {
+  const dir = await counterCopy(t);
+  await editFile(join(dir, 'src', 'index.ts'), (text) =>
+    text.replace('return Response.json({ path, count })', 'return Response.json({ url: request.url })'),
+  );
+  const hostToml = join(dir, 'host.toml');
+  await writeFile(
+    hostToml,
+    [
+      'stratum = 1',
+      '[host]\nname = "dev.example"\nkey = "host.key"\ndata = "data"',
+      '[ingress]\ntrusted_proxies = ["127.0.0.0/8", "::1/128"]',
+      '[registrars.example]\nkey = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"',
+      '',
+    ].join('\n\n'),
+  );
+  const port = await freePort();
+  const dev = await startDev(t, [dir, '--config', hostToml], port);
+  await serving(dev);
+  const seen = async (headers: Record<string, string>) =>
+    (JSON.parse((await get(port, 'counter.localhost', '/hits', 'GET', headers)).body) as { url: string }).url;
+  assert.equal(await seen({ 'x-forwarded-proto': 'https' }), 'https://counter.localhost/hits');
+  assert.equal(await seen({}), 'http://counter.localhost/hits');
+  assert.equal(await dev.interrupt(), 0);
 });

@@ -62,7 +62,8 @@ of the sources, not of the bundle. A path that no [http] route of stratum.toml s
   --backend sql=postgres://postgres@127.0.0.1:5432/test
   --backend bucket=s3://<bucket>?endpoint=http://127.0.0.1:9000&region=us-east-1
 With --config, a host.toml (spec/host-config/README.md) gives the limits and backends a real host
-would apply; only its [limits] and store tables are used, and --backend flags override it.
+would apply; only its [limits], store tables and [ingress] trusted_proxies (a TLS proxy in front
+of dev) are used, and --backend flags override it.
 
 Ctrl-C stops everything cleanly.
 

@@ -72,8 +72,8 @@ export interface DevCapsuleOptions {
   alone: boolean;
   port: number;
   flags: readonly BackendFlag[];
-  /** From `--config <host.toml>`: a host's limits and store tables, as a real host would apply them. */
-  hostConfig?: Pick<HostConfig, 'limits' | 'capabilities'>;
+  /** From `--config <host.toml>`: a host's limits, store tables and trusted proxies, as a real host would apply them. */
+  hostConfig?: Pick<HostConfig, 'limits' | 'capabilities' | 'ingress'>;
   /** Values for the manifests' config variables (`--var`); this capsule takes its own. */
   vars?: readonly VarFlag[];
   /**
@@ -156,7 +156,7 @@ export class DevCapsule {
       // Only dev's runtime serves stratum:dev/source: a real host refuses a dev engine.
       capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
       capabilityConfig: { ...capabilityConfigFor(manifest, options.flags, options.hostConfig?.capabilities), dev },
-      ...(options.hostConfig ? { limits: options.hostConfig.limits } : {}),
+      ...(options.hostConfig ? { limits: options.hostConfig.limits, trustedProxies: options.hostConfig.ingress.trustedProxies } : {}),
     });
     return new DevCapsule(options, manifest, runtime);
   }
