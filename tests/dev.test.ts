@@ -8,11 +8,13 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { generateEd25519KeyPair } from '@stratum/core';
 import { CAPABILITY_MODULES, type Capability } from '@stratum/host';
 import { buildDevCapsule, devEngineCacheDir } from '@stratum/sdk/build';
 import { buildInputsHash } from '../packages/cli/src/dev/capsule.ts';
 import { testCacheHome, testEngineCacheDir } from './support/dev-engines.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
+import { testHostToml } from './support/host-dir.ts';
 import { freePort, requireService } from './support/services.ts';
 import { removeDir } from './support/temp.ts';
 import { buildWat } from './support/tiny.ts';
@@ -557,16 +559,8 @@ test("--config gives dev the host.toml's trusted proxies: behind one, the capsul
     text.replace('return Response.json({ path, count })', 'return Response.json({ url: request.url })'),
   );
   const hostToml = join(dir, 'host.toml');
-  await writeFile(
-    hostToml,
-    [
-      'stratum = 1',
-      '[host]\nname = "dev.example"\nkey = "host.key"\ndata = "data"',
-      '[ingress]\ntrusted_proxies = ["127.0.0.0/8", "::1/128"]',
-      '[registrars.example]\nkey = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"',
-      '',
-    ].join('\n\n'),
-  );
+  const registrar = (await generateEd25519KeyPair()).publicJwk.x;
+  await writeFile(hostToml, testHostToml({ registrar, ingress: 'trusted_proxies = ["127.0.0.0/8", "::1/128"]' }));
   const port = await freePort();
   const dev = await startDev(t, [dir, '--config', hostToml], port);
   await serving(dev);
