@@ -16,11 +16,15 @@ export const SOURCE_MAP_MAX_BYTES = 4 * 1024 * 1024;
  */
 export function sourceMapScript(sourceMapJson: string): string | undefined {
   try {
-    const { file } = JSON.parse(sourceMapJson) as { file?: unknown };
-    return typeof file === 'string' && /^\S{1,200}$/.test(file) ? file : undefined;
+    return scriptOf(JSON.parse(sourceMapJson));
   } catch {
     return undefined;
   }
+}
+
+function scriptOf(payload: unknown): string | undefined {
+  const file = typeof payload === 'object' && payload !== null ? (payload as { file?: unknown }).file : undefined;
+  return typeof file === 'string' && /^\S{1,200}$/.test(file) ? file : undefined;
 }
 
 /**
@@ -30,11 +34,17 @@ export function sourceMapScript(sourceMapJson: string): string | undefined {
  */
 export function frameMapper(sourceMapJson: string): FrameMapper | undefined {
   if (sourceMapJson.length > SOURCE_MAP_MAX_BYTES) return undefined;
-  const file = sourceMapScript(sourceMapJson);
+  let payload: unknown;
+  try {
+    payload = JSON.parse(sourceMapJson);
+  } catch {
+    return undefined;
+  }
+  const file = scriptOf(payload);
   if (file === undefined) return undefined;
   let map: SourceMap;
   try {
-    map = new SourceMap(JSON.parse(sourceMapJson) as ConstructorParameters<typeof SourceMap>[0]);
+    map = new SourceMap(payload as ConstructorParameters<typeof SourceMap>[0]);
   } catch {
     return undefined;
   }
