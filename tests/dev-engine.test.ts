@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -141,4 +141,35 @@ test('from a trusted proxy, X-Forwarded-Proto gives the scheme a capsule sees an
   assert.deepEqual(await seen(elsewhere, claims), dropped);
   const nobody = await serveDev(t, dev.manifest, component, dev.bundle);
   assert.deepEqual(await seen(nobody, claims), dropped);
+});
+
+test('cookies sent in several fields reach a capsule joined as one cookie list; other repeated fields joined as Fetch joins them', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-cookie-'));
+  t.after(() => removeDir(dir));
+  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
+  const source = join(dir, 'src', 'index.ts');
+  await writeFile(
+    source,
+    (await readFile(source, 'utf8')).replace(
+      'return Response.json({ path, count })',
+      "return Response.json({ cookie: request.headers.get('cookie'), accept: request.headers.get('accept') })",
+    ),
+  );
+  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  // Raw, so that each field goes as its own line: Node.js's client would join cookies itself.
+  const seen = async (fields: string[]) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.write(`GET /hits HTTP/1.1\r\nHost: counter.test\r\nConnection: close\r\n${fields.map((field) => `${field}\r\n`).join('')}\r\n`);
+    const chunks: Buffer[] = [];
+    for await (const chunk of socket) chunks.push(chunk as Buffer);
+    const answer = Buffer.concat(chunks).toString();
+    assert.match(answer, /^HTTP\/1\.1 200 /, answer);
+    return JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+  };
+  assert.deepEqual(await seen(['Cookie: session=abc', 'Accept: text/html', 'cookie: theme=dark; lang=en', 'Accept: application/json']), {
+    cookie: 'session=abc; theme=dark; lang=en',
+    accept: 'text/html, application/json',
+  });
+  assert.deepEqual(await seen(['Cookie: one=1']), { cookie: 'one=1', accept: null });
 });

@@ -99,7 +99,15 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
   const method = methodName(incoming.method());
   const headers = new Headers();
   const fields = incoming.headers();
-  for (const [name, value] of fields.entries()) headers.append(name, headerText(value));
+  for (const [name, value] of fields.entries()) {
+    // Headers would join repeated fields with ", ", which splits no cookie: a client that sends its
+    // cookies in several fields (as HTTP/2 allows) means them joined with "; " (RFC 9113 8.2.3).
+    if (name.length === 6 && name.toLowerCase() === 'cookie' && headers.has('cookie')) {
+      headers.set('cookie', `${headers.get('cookie')}; ${headerText(value)}`);
+    } else {
+      headers.append(name, headerText(value));
+    }
+  }
   fields[Symbol.dispose]();
   const scheme = incoming.scheme();
   const protocol = scheme === undefined || scheme.tag === 'HTTP' ? 'http' : scheme.tag === 'HTTPS' ? 'https' : scheme.val;
