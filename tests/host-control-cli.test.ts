@@ -1,4 +1,4 @@
-// `stratum host status`, `host install` and `host uninstall`, and `stratum host start`'s refusals,
+// `stratum host status`, `host install`, `host serve|drain|stop` and `host uninstall`, and `stratum host start`'s refusals,
 // through the CLI's main().
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
@@ -105,7 +105,7 @@ async function ingressStatus(url: URL, host: string): Promise<number> {
   return (await ingressGet(url, host)).status;
 }
 
-test('host install sends a built capsule and starts it; host uninstall takes it away', async (t) => {
+test('host install sends a built capsule and starts it; host drain, stop and serve take it out of service and back; host uninstall takes it away', async (t) => {
   const { dir, host } = await hostWithOperatorKey(t);
   // A capsule directory as `stratum build` leaves it: the manifest, and the component it names.
   const capsule = join(dir, 'hello');
@@ -137,10 +137,31 @@ test('host install sends a built capsule and starts it; host uninstall takes it 
   const status = JSON.parse(idle.stdout) as { name: string; state: string; domains: string[] };
   assert.deepEqual([status.name, status.state, status.domains], ['idle', 'installed', ['idle.example']]);
   assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 503);
-  // As its --help says: installing it again without --no-start starts it.
-  const started = await run(['host', 'install', capsule, '-d', 'idle.example', '--name', 'idle', ...control]);
-  assert.match(started.stdout, /^installed idle 0\.1\.0 \(sha256:[0-9a-f]{64}\): running/);
+  // As its --help says: host serve starts it.
+  const started = await run(['host', 'serve', 'idle', ...control]);
+  assert.equal(started.code, 0, started.stderr);
+  assert.equal(started.stdout, 'serving idle: running, idle.example\n');
   assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 200);
+
+  // Out of service and back: drain, then stop, each followed by the serve it suggests, run as printed.
+  for (const verb of ['drain', 'stop']) {
+    const out = await run(['host', verb, 'idle', ...control]);
+    assert.equal(out.code, 0, out.stderr);
+    const [done, again] = out.stdout.split('\n');
+    assert.equal(done, `${verb === 'drain' ? 'drained' : 'stopped'} idle: stopped, idle.example`);
+    assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 503);
+    const suggested = /^out of service until `stratum (host serve [^`]*)`/.exec(again ?? '')?.[1];
+    assert.ok(suggested, out.stdout);
+    const served = await run(suggested.split(' '));
+    assert.equal(served.code, 0, served.stderr);
+    assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 200);
+  }
+  const missing = await run(['host', 'stop', 'nothing', ...control]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /no capsule named "nothing"/);
+  const unnamed = await run(['host', 'drain', ...control]);
+  assert.equal(unnamed.code, 2);
+  assert.match(unnamed.stderr, /say which capsule: stratum host drain <capsule>/);
 
   const listed = await run(['host', 'status', ...control]);
   assert.match(listed.stdout, /\nhello +running +0\.1\.0 +hello\.example /);

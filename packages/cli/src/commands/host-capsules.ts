@@ -148,7 +148,10 @@ Examples:
       description: "the capsule's name on the host (default: the manifest's [capsule] name)",
     },
     var: VAR_OPTION,
-    'no-start': { type: 'boolean', description: 'install without starting it (`host status` says installed; install again to start it)' },
+    'no-start': {
+      type: 'boolean',
+      description: 'install without starting it (`host status` says installed; `host serve <capsule>` starts it)',
+    },
     ...LINK_OPTIONS,
     ...CONTROL_OPTIONS,
     json: { type: 'boolean', description: "print the capsule's status as JSON" },
@@ -223,6 +226,83 @@ Example:
     return EXIT_OK;
   },
 };
+
+/** The three changes of a capsule's state that the control API offers (spec/host-api.md 5.2-5.4). */
+function lifecycleCommand(spec: {
+  name: string;
+  verb: 'start' | 'drain' | 'stop';
+  summary: string;
+  description: string;
+  /** Printed on stderr before the call, for a call that can wait. */
+  waiting?: string;
+  done: string;
+}): Command {
+  return {
+    name: spec.name,
+    summary: spec.summary,
+    usage: `${spec.name} <capsule> (--config <host.toml> | --url <control API> --key <registrar key>) [--json]`,
+    description: `${spec.description}
+
+${CONTROL_HELP}
+
+Example:
+  stratum ${spec.name} hello --config host.toml`,
+    maxPositionals: 1,
+    options: { ...CONTROL_OPTIONS, json: { type: 'boolean', description: "print the capsule's status as JSON" } },
+    async run(args, io) {
+      const name = args.positionals[0];
+      if (!name) throw usageError(`say which capsule: stratum ${spec.name} <capsule>`, 'Run `stratum host status` to list them.');
+      const { client } = await connectControl(args);
+      if (spec.waiting) io.stderr.write(`${spec.waiting.replace('{name}', name)}\n`);
+      const status = await client[spec.verb](name);
+      if (booleanOption(args, 'json')) {
+        io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+        return EXIT_OK;
+      }
+      io.stdout.write(`${paint(io.stdout, 32, spec.done)} ${status.name}: ${status.state}, ${status.domains.join(', ')}\n`);
+      if (status.lastError) io.stdout.write(`${paint(io.stdout, 33, 'last error:')} ${status.lastError}\n`);
+      if (status.state === 'stopped') {
+        io.stdout.write(
+          `out of service until \`stratum host serve ${shellWord(name)} ${controlWhere(args)}\`, also after a restart of the host\n`,
+        );
+      }
+      return EXIT_OK;
+    },
+  };
+}
+
+export const hostServeCommand = lifecycleCommand({
+  name: 'host serve',
+  verb: 'start',
+  summary: 'serve an installed capsule again: one stopped, drained, or installed with --no-start',
+  description: `
+Starts a capsule on a running host: the host checks its domains' links (spec/discovery.md
+section 5.3, as at an install) and serves them again. Its stored data is as it was left.`,
+  done: 'serving',
+});
+
+export const hostDrainCommand = lifecycleCommand({
+  name: 'host drain',
+  verb: 'drain',
+  summary: 'take a capsule out of service once its requests in flight are done',
+  description: `
+Drains a capsule on a running host: new requests get 503 at once, and the command returns when
+the requests in flight have finished (each within its timeout). The capsule stays installed
+with its stored data, and stays out of service across restarts of the host until \`host serve\`.`,
+  waiting: 'draining {name}: new requests get 503; waiting for those in flight',
+  done: 'drained',
+});
+
+export const hostStopCommand = lifecycleCommand({
+  name: 'host stop',
+  verb: 'stop',
+  summary: 'take a capsule out of service at once, ending its requests in flight',
+  description: `
+Stops a capsule on a running host at once: its instances end, requests in flight with them,
+and new requests get 503. It stays installed with its stored data, and out of service across
+restarts of the host until \`host serve\`. \`host drain\` lets the requests in flight finish first.`,
+  done: 'stopped',
+});
 
 const LEVEL_COLOURS: Record<string, number> = { trace: 2, debug: 2, warn: 33, error: 31, critical: 31 };
 
@@ -358,13 +438,16 @@ Examples:
   },
 };
 
-/** The options that reach the host a capsule left, as `host move` was given them, for the uninstall it suggests. */
-function uninstallWhere(args: ParsedArgs): string {
-  const given = (name: string) => stringOption(args, name);
-  const where = given('from-config')
-    ? ['--config', given('from-config') ?? '']
-    : ['--url', given('from-url') ?? '', ...(given('from-audience') ? ['--audience', given('from-audience') ?? ''] : [])];
-  const key = given('from-key') ?? given('key');
+/**
+ * The options that reached a host, as this command was given them (`host move`'s for the host
+ * a capsule left, with `side`), for a command it suggests.
+ */
+function controlWhere(args: ParsedArgs, side?: 'from'): string {
+  const given = (name: string) => stringOption(args, side ? `${side}-${name}` : name);
+  const where = given('config')
+    ? ['--config', given('config') ?? '']
+    : ['--url', given('url') ?? '', ...(given('audience') ? ['--audience', given('audience') ?? ''] : [])];
+  const key = (side ? given('key') : undefined) ?? stringOption(args, 'key');
   return [...where, ...(key ? ['--key', key] : [])].map(shellWord).join(' ');
 }
 
@@ -459,7 +542,7 @@ Examples:
         ? `Its domains' links name ${toName} now; resolvers follow within the records' TTL. It is drained on ${fromName}; remove it there once they have:\n`
         : `It is drained on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`,
     );
-    io.stdout.write(`  stratum host uninstall ${name} ${uninstallWhere(args)}\n`);
+    io.stdout.write(`  stratum host uninstall ${name} ${controlWhere(args, 'from')}\n`);
     return EXIT_OK;
   },
 };

@@ -2,7 +2,16 @@ import type { Command } from '../command.ts';
 import { buildCommand } from './build.ts';
 import { devCommand } from './dev.ts';
 import { dnsCheckCommand } from './dns-check.ts';
-import { hostInstallCommand, hostLogsCommand, hostMoveCommand, hostUninstallCommand, hostUsageCommand } from './host-capsules.ts';
+import {
+  hostDrainCommand,
+  hostInstallCommand,
+  hostLogsCommand,
+  hostMoveCommand,
+  hostServeCommand,
+  hostStopCommand,
+  hostUninstallCommand,
+  hostUsageCommand,
+} from './host-capsules.ts';
 import { hostInitCommand } from './host-init.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
 import { hostStartCommand } from './host-start.ts';
@@ -30,6 +39,9 @@ export const commands: Command[] = [
   hostStartCommand,
   hostStatusCommand,
   hostInstallCommand,
+  hostServeCommand,
+  hostDrainCommand,
+  hostStopCommand,
   hostUninstallCommand,
   hostLogsCommand,
   hostUsageCommand,
