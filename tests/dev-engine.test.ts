@@ -173,3 +173,29 @@ test('cookies sent in several fields reach a capsule joined as one cookie list; 
   });
   assert.deepEqual(await seen(['Cookie: one=1']), { cookie: 'one=1', accept: null });
 });
+
+test('a JS capsule that allocates past its memory limit fails that request with a log line naming the limit, and the next request is served', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-oom-'));
+  t.after(() => removeDir(dir));
+  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
+  const manifest = join(dir, 'stratum.toml');
+  await writeFile(manifest, (await readFile(manifest, 'utf8')).replace('cpu = "micro"', 'cpu = "micro"\nmemory = "64mib"'));
+  const source = join(dir, 'src', 'index.ts');
+  await writeFile(
+    source,
+    (await readFile(source, 'utf8')).replace(
+      'return Response.json({ path, count })',
+      "if (path === '/eat') { const kept = []; for (;;) kept.push(new Uint8Array(1 << 20).fill(1)); }\n    return Response.json({ path, count })",
+    ),
+  );
+  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  assert.equal(dev.manifest.resources.memoryBytes, 64 * 1024 * 1024);
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
+  assert.equal((await get(port, 'counter.test', '/eat')).status, 500);
+  assert.ok(
+    logs.some((line) => line.startsWith("uncaught out of memory: the JavaScript heap could not grow within the instance's memory limit")),
+    logs.join('\n'),
+  );
+  assert.equal((await get(port, 'counter.test', '/hits')).status, 200);
+});

@@ -19,4 +19,6 @@ test('an uncaught error is described by its name and message before its frames, 
   assert.equal(describeError(bare), 'RangeError: too far');
   assert.equal(describeError('just a string'), 'uncaught "just a string"');
   assert.equal(describeError(42), 'uncaught 42');
+  // What SpiderMonkey throws when an allocation cannot grow the instance's memory.
+  assert.match(describeError('out of memory'), /^uncaught out of memory: .*\[resources\] memory in stratum\.toml/);
 });

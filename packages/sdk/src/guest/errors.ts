@@ -55,6 +55,10 @@ export function toCapabilityError(capability: string, what: string, thrown: unkn
  * stack alone showed where a capsule failed but not why.
  */
 export function describeError(error: unknown): string {
+  // SpiderMonkey's out-of-memory exception is this bare string, which says nothing of the limit.
+  if (error === 'out of memory') {
+    return "uncaught out of memory: the JavaScript heap could not grow within the instance's memory limit ([resources] memory in stratum.toml)";
+  }
   if (!(error instanceof Error)) return `uncaught ${typeof error === 'string' ? JSON.stringify(error) : String(error)}`;
   const heading = `${error.name}: ${error.message}`;
   const stack = error.stack ?? '';
