@@ -126,6 +126,17 @@ test('host install sends a built capsule and starts it; host drain, stop and ser
     typo.stderr,
     /the configuration of hello does not match its manifest\n {2}config value "greeting" is not a variable the manifest declares/,
   );
+  // The same value from a --var-file reaches the host the same way; a bad line is named without its value.
+  const varFile = join(dir, 'hello.vars');
+  await writeFile(varFile, '# for hello\nexport greeting="hi there"\n');
+  const fromFile = await run(['host', 'install', capsule, '--domain', 'hello.example', '--var-file', varFile, ...control]);
+  assert.equal(fromFile.code, 1);
+  assert.match(fromFile.stderr, /config value "greeting" is not a variable the manifest declares/);
+  await writeFile(varFile, 'greeting=hi\nAPI_KEY=sk-live-1234\n');
+  const badLine = await run(['host', 'install', capsule, '--domain', 'hello.example', '--var-file', varFile, ...control]);
+  assert.equal(badLine.code, 2);
+  assert.match(badLine.stderr, /hello\.vars:2: "API_KEY" is not a config variable's name/);
+  assert.doesNotMatch(badLine.stderr, /sk-live/);
   assert.equal(await ingressStatus(host.ingressUrl, 'hello.example'), 404);
   const installed = await run(['host', 'install', capsule, '--domain', 'hello.example', ...control]);
   assert.equal(installed.code, 0, installed.stderr);

@@ -3,7 +3,7 @@ import { booleanOption, type Command, EXIT_FAILURE, EXIT_OK, stringListOption, s
 import { type BackendFlag, parseBackendFlag, unusedFlags } from '../dev/backends.ts';
 import type { DevCapsule } from '../dev/capsule.ts';
 import { DevOutput } from '../dev/output.ts';
-import { parseVarFlag } from '../dev/vars.ts';
+import { VAR_FILE_OPTION, varFlags } from '../dev/vars.ts';
 
 /** Port 8800: free on most laptops (8080 is a host's own default, 3000 and 8000 are taken by many dev servers). */
 export const DEFAULT_DEV_PORT = 8800;
@@ -95,6 +95,7 @@ Examples:
       value: '[capsule:]name=value',
       description: "a value for a manifest's config variable, for every capsule or one (repeatable)",
     },
+    'var-file': VAR_FILE_OPTION,
     'full-build': {
       type: 'boolean',
       description: 'build the production component on every change (slow) instead of bundling for the dev engine',
@@ -107,7 +108,7 @@ Examples:
     const dirs = args.positionals.length > 0 ? args.positionals : ['.'];
     const port = parsePort(stringOption(args, 'port'));
     const flags: BackendFlag[] = stringListOption(args, 'backend').map(parseBackendFlag);
-    const vars = stringListOption(args, 'var').map(parseVarFlag);
+    const vars = await varFlags(args);
     const watching = !booleanOption(args, 'no-watch');
     const configFile = stringOption(args, 'config');
     const { CAPABILITY_MODULES, loadHostConfig } = await import('@stratum/host');

@@ -14,7 +14,7 @@ import {
   usageError,
 } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, connectControl, localUrl, sideOptions } from '../control-connection.ts';
-import { parseVarFlag, varsFor } from '../dev/vars.ts';
+import { VAR_FILE_OPTION, varFlags, varsFor } from '../dev/vars.ts';
 import type { LinkSwitch } from '../link-switch.ts';
 import { readLocalComponent } from '../local-component.ts';
 import { table } from './host-status.ts';
@@ -38,8 +38,9 @@ async function capsuleToSend(
   dir: string | undefined,
   command: string,
 ): Promise<{ name: string; manifest: Manifest; describe: string; install: Omit<InstallOptions, 'domains' | 'start'> }> {
-  const vars = stringListOption(args, 'var').map(parseVarFlag);
-  const scoped = vars.find((flag) => flag.capsule !== undefined);
+  const vars = await varFlags(args);
+  // In a --var-file, a line for another capsule is the file serving several; on the command line, a mistake.
+  const scoped = vars.find((flag) => flag.capsule !== undefined && flag.from === undefined);
   if (scoped) {
     throw usageError(`--var ${scoped.capsule}:${scoped.name}=... names a capsule; ${command} sends one, so write --var ${scoped.name}=...`);
   }
@@ -117,7 +118,7 @@ export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
   usage:
-    'host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] (--config <host.toml> | --url <control API> --key <registrar key>) [--json]',
+    'host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--var-file <file>] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] (--config <host.toml> | --url <control API> --key <registrar key>) [--json]',
   description: `
 Sends a capsule to a running host, as a registrar's dashboard does: the manifest, and the
 component its [source] wasm names (build it first), or only the manifest when [source] names a
@@ -148,6 +149,7 @@ Examples:
       description: "the capsule's name on the host (default: the manifest's [capsule] name)",
     },
     var: VAR_OPTION,
+    'var-file': VAR_FILE_OPTION,
     'no-start': {
       type: 'boolean',
       description: 'install without starting it (`host status` says installed; `host serve <capsule>` starts it)',
@@ -455,7 +457,7 @@ export const hostMoveCommand: Command = {
   name: 'host move',
   summary: 'move a capsule and its stored state to another host, as a registrar migrates it',
   usage:
-    'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) [--key <registrar key>] [--domain <name> ...] [--var name=value ...] [--dns <ip:port> --zone <zone> [--tsig-key <file>]]',
+    'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) [--key <registrar key>] [--domain <name> ...] [--var name=value ...] [--var-file <file>] [--dns <ip:port> --zone <zone> [--tsig-key <file>]]',
   description: `
 Moves a capsule in the order spec/host-api.md section 5.11 gives: installs it on the new host
 without starting it (so a refusal there changes nothing), drains it on the old host (new
@@ -495,6 +497,7 @@ Examples:
     },
     name: { type: 'string', short: 'n', value: 'capsule', description: 'its name on the new host (default: the same)' },
     var: VAR_OPTION,
+    'var-file': VAR_FILE_OPTION,
     ...LINK_OPTIONS,
     json: { type: 'boolean', description: 'print the result as JSON' },
   },

@@ -1,4 +1,5 @@
-import { usageError } from '../command.ts';
+import { readFile } from 'node:fs/promises';
+import { type OptionSpec, type ParsedArgs, stringListOption, usageError } from '../command.ts';
 
 /** One `--var [capsule:]name=value`: a value for a manifest's config variable. */
 export interface VarFlag {
@@ -6,23 +7,84 @@ export interface VarFlag {
   capsule?: string;
   name: string;
   value: string;
+  /** The --var-file and line it came from; absent for a --var flag. */
+  from?: string;
 }
+
+const VAR_KEY = /^(?:([a-z][a-z0-9-]*):)?([a-z][a-z0-9_]*)$/;
+const VAR_HINT =
+  'Write name=value for a config variable of the manifest (names are lowercase, digits and _), or capsule:name=value to give it to one capsule.';
 
 /**
  * Parses `--var api_url=https://...` or, with several capsules, `--var notes:api_url=...`.
- * Values may contain `=` and `:`; the name is what stands before the first `=`.
+ * Values may contain `=` and `:`; the name is what stands before the first `=`. An error quotes
+ * only the name: the value may be a secret.
  */
 export function parseVarFlag(text: string): VarFlag {
+  const parsed = parseVar(text);
+  if (parsed === NO_EQUALS) throw usageError('--var takes name=value, and one has no "="', VAR_HINT);
+  if (typeof parsed === 'string')
+    throw usageError(`--var ${parsed}`, `${VAR_HINT} For secrets, --var-file keeps them off the command line.`);
+  return parsed;
+}
+
+const NO_EQUALS = Symbol('no "="');
+
+/** A VarFlag, or what is wrong with the text (quoting its name, never its value). */
+function parseVar(text: string): VarFlag | string | typeof NO_EQUALS {
   const equals = text.indexOf('=');
-  const key = equals === -1 ? '' : text.slice(0, equals);
-  const match = /^(?:([a-z][a-z0-9-]*):)?([a-z][a-z0-9_]*)$/.exec(key);
-  if (!match?.[2]) {
-    throw usageError(
-      `--var ${JSON.stringify(text)} is not name=value`,
-      'Write --var name=value for a config variable of the manifest (names are lowercase, digits and _), or --var capsule:name=value to give it to one capsule.',
-    );
-  }
+  if (equals === -1) return NO_EQUALS;
+  const key = text.slice(0, equals).trim();
+  const match = VAR_KEY.exec(key);
+  if (!match?.[2]) return `${JSON.stringify(key)} is not a config variable's name`;
   return { ...(match[1] ? { capsule: match[1] } : {}), name: match[2], value: text.slice(equals + 1) };
+}
+
+/**
+ * A --var-file: a `name=value` (or `capsule:name=value`) per line, as the dotenv files many
+ * tools read. Blank lines and lines starting with # are skipped, an `export ` before the name is
+ * allowed, and a value wrapped in matching single or double quotes loses them (nothing inside
+ * is unescaped). A later line wins over an earlier one for the same name. Errors name the file
+ * and line but never show a value.
+ */
+export function parseVarFile(text: string, path: string): VarFlag[] {
+  const flags: VarFlag[] = [];
+  const lines = text.split('\n');
+  for (const [index, raw] of lines.entries()) {
+    const line = raw.replace(/\r$/, '').trim();
+    if (line === '' || line.startsWith('#')) continue;
+    const parsed = parseVar(line.replace(/^export\s+/, ''));
+    if (parsed === NO_EQUALS) throw usageError(`${path}:${index + 1}: the line has no "=": each is name=value`, VAR_HINT);
+    if (typeof parsed === 'string') throw usageError(`${path}:${index + 1}: ${parsed}`, VAR_HINT);
+    const quoted = /^(["'])(.*)\1$/s.exec(parsed.value.trim());
+    flags.push({ ...parsed, value: quoted ? (quoted[2] ?? '') : parsed.value.trim(), from: `${path}:${index + 1}` });
+  }
+  return flags;
+}
+
+/** The --var-file option, beside --var, of every command that takes config values. */
+export const VAR_FILE_OPTION: OptionSpec = {
+  type: 'string',
+  multiple: true,
+  value: 'file',
+  description: 'name=value lines, as a .env file: config values kept off the command line, where other users see them (repeatable)',
+};
+
+/** The config values a command was given: its --var-file lines, then its --var flags, which win. */
+export async function varFlags(args: ParsedArgs): Promise<VarFlag[]> {
+  const flags: VarFlag[] = [];
+  for (const path of stringListOption(args, 'var-file')) {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      throw usageError(`--var-file ${path}: ${code === 'ENOENT' ? 'no such file' : `cannot be read (${code ?? String(error)})`}`);
+    }
+    flags.push(...parseVarFile(text, path));
+  }
+  flags.push(...stringListOption(args, 'var').map(parseVarFlag));
+  return flags;
 }
 
 /**
