@@ -97,6 +97,13 @@ for (const template of TEMPLATES) {
       created.stdout,
       new RegExp(`Next:\\n  stratum dev '[^']*My ${template} App' .*\\n  stratum build '[^']*My ${template} App' `),
     );
+    // Files of secrets for --var-file stay out of the project's commits.
+    assert.deepEqual((await readFile(join(dir, '.gitignore'), 'utf8')).split('\n').filter(Boolean), [
+      'dist/',
+      'node_modules/',
+      '.env',
+      '*.vars',
+    ]);
     const again = await run(['init', dir]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /is not empty/);

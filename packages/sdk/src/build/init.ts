@@ -90,7 +90,8 @@ export async function initCapsule(target: string, options: InitOptions = {}): Pr
   }
   const readme = await readFile(join(templatesDir, 'README.md'), 'utf8');
   await writeFile(join(dir, 'README.md'), readme.replaceAll('{{name}}', name).replaceAll('{{template}}', template), { flag: 'wx' });
-  await writeFile(join(dir, '.gitignore'), 'dist/\nnode_modules/\n', { flag: 'wx' });
+  // Secrets for --var-file live in .env or *.vars files, which must not be committed.
+  await writeFile(join(dir, '.gitignore'), 'dist/\nnode_modules/\n.env\n*.vars\n', { flag: 'wx' });
   files.push('README.md', '.gitignore');
   return { dir, name, template, files: files.sort() };
 }
