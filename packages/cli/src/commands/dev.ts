@@ -55,8 +55,13 @@ more) on every change instead.
 Each request is logged (method, path, status, time, capsule) with the capsule's own log lines in
 between; limit hits stand out. An uncaught error shows its message and its frames at the lines
 of the sources, not of the bundle. A path that no [http] route of stratum.toml serves is answered
-404 with the routes it missed, and logged so, without reaching the capsule (as on a host). Stores get embedded backends (SQLite, a local directory) unless
---backend binds them to a real service:
+404 with the routes it missed, and logged so, without reaching the capsule (as on a host).
+
+Config values come from --var name=value, or from --var-file, a file of name=value lines that
+keeps secrets off the command line.
+
+Stores get embedded backends (SQLite, a local directory) unless --backend binds them to a real
+service:
   --backend keyvalue=redis://127.0.0.1:6379/0      every keyvalue store of every capsule
   --backend keyvalue.cache=nats://127.0.0.1:4222   only the store labelled "cache"
   --backend sql=postgres://postgres@127.0.0.1:5432/test
