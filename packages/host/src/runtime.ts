@@ -1160,7 +1160,12 @@ class Capsule {
     }
     if (!active || active.id !== batch.id) return;
     const res = active.res;
-    if (!active.cutOff && batch.head && batch.end && !batch.limit && this.#endWhole(active, batch.head, batch.chunks)) {
+    // A response begun and cut short by a trap in one batch has reached no one yet: dropped, so
+    // that the client gets the 500 below rather than a connection closed mid-response.
+    const unsent = batch.done?.trap !== undefined && !batch.end && !res.headersSent;
+    if (unsent) {
+      // Nothing to write.
+    } else if (!active.cutOff && batch.head && batch.end && !batch.limit && this.#endWhole(active, batch.head, batch.chunks)) {
       // Answered in one write.
     } else if (!active.cutOff) {
       try {
