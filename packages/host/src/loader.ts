@@ -448,7 +448,11 @@ export class Loader {
       worker.postMessage({ ...job, id });
     }).then((reply) => {
       if (!reply.ok) {
-        throw new StratumError('TRANSPILE_FAILED', `jco could not ${job.op} the component`, { details: [reply.message], user: true });
+        throw new StratumError('TRANSPILE_FAILED', `the component is not a valid WebAssembly component (jco could not ${job.op} it)`, {
+          details: [reply.message],
+          hint: 'Build it again (`stratum build`), and check that the file was not cut short or changed on its way: the detail gives the offset of the first problem.',
+          user: true,
+        });
       }
       return reply;
     });
