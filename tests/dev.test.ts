@@ -570,3 +570,32 @@ test("--config gives dev the host.toml's trusted proxies: behind one, the capsul
   assert.equal(await seen({}), 'http://counter.localhost/hits');
   assert.equal(await dev.interrupt(), 0);
 });
+
+test('--var-file values reach the capsule; an edit to the file is served without a restart, and a bad line keeps the last good values', async (t) => {
+  const dir = await counterCopy(t);
+  await editFile(join(dir, 'stratum.toml'), (text) => `${text}\n[capabilities.config.greeting]\nrequired = true\nsecret = true\n`);
+  await editFile(
+    join(dir, 'src', 'index.ts'),
+    (text) =>
+      `import { getConfig } from '@stratum/sdk/config';\n${text.replace('return Response.json({ path, count })', "return Response.json({ greeting: getConfig('greeting') })")}`,
+  );
+  const varFile = join(dir, '.env');
+  await writeFile(varFile, 'greeting=one\n');
+  const port = await freePort();
+  const dev = await startDev(t, [dir, '--var-file', varFile], port);
+  await serving(dev);
+  assert.equal((await get(port, 'counter.localhost', '/hits')).body, '{"greeting":"one"}');
+
+  const swaps = dev.events.filter((event) => event.type === 'reloaded').length;
+  await writeFile(varFile, '# edited\ngreeting = "two words"\n');
+  await waitForBody(port, 'counter.localhost', '/hits', /"two words"/);
+  assert.equal(dev.events.filter((event) => event.type === 'reloaded').length, swaps + 1);
+
+  const since = dev.events.length;
+  await writeFile(varFile, 'greeting=three\nGreeting=sk-live-123\n');
+  const failed = await dev.waitFor('error', (event) => event.type === 'error', { since });
+  assert.match(JSON.stringify(failed), /\.env:2: \\"Greeting\\" is not a config variable's name/);
+  assert.doesNotMatch(JSON.stringify(dev.events), /sk-live|three/);
+  assert.equal((await get(port, 'counter.localhost', '/hits')).body, '{"greeting":"two words"}');
+  assert.equal(await dev.interrupt(), 0);
+});

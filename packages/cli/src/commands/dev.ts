@@ -58,7 +58,8 @@ of the sources, not of the bundle. A path that no [http] route of stratum.toml s
 404 with the routes it missed, and logged so, without reaching the capsule (as on a host).
 
 Config values come from --var name=value, or from --var-file, a file of name=value lines that
-keeps secrets off the command line.
+keeps secrets off the command line. The file is read again at every reload: one in the project
+directory is watched like the sources, so an edit to it is served within a second.
 
 Stores get embedded backends (SQLite, a local directory) unless --backend binds them to a real
 service:
@@ -113,7 +114,9 @@ Examples:
     const dirs = args.positionals.length > 0 ? args.positionals : ['.'];
     const port = parsePort(stringOption(args, 'port'));
     const flags: BackendFlag[] = stringListOption(args, 'backend').map(parseBackendFlag);
-    const vars = await varFlags(args);
+    // Read now, so that a bad --var or --var-file stops dev before it starts; each reload reads the files again.
+    await varFlags(args);
+    const readVars = () => varFlags(args);
     const watching = !booleanOption(args, 'no-watch');
     const configFile = stringOption(args, 'config');
     const { CAPABILITY_MODULES, loadHostConfig } = await import('@stratum/host');
@@ -148,7 +151,7 @@ Examples:
           flags,
           output,
           ...(hostConfig ? { hostConfig } : {}),
-          ...(vars.length > 0 ? { vars } : {}),
+          vars: readVars,
           fullBuild: booleanOption(args, 'full-build'),
         });
         const twin = capsules.find((other) => other.name === capsule.name);

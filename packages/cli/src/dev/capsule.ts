@@ -74,8 +74,11 @@ export interface DevCapsuleOptions {
   flags: readonly BackendFlag[];
   /** From `--config <host.toml>`: a host's limits, store tables and trusted proxies, as a real host would apply them. */
   hostConfig?: Pick<HostConfig, 'limits' | 'capabilities' | 'ingress'>;
-  /** Values for the manifests' config variables (`--var`); this capsule takes its own. */
-  vars?: readonly VarFlag[];
+  /**
+   * Values for the manifests' config variables (`--var`, `--var-file`); this capsule takes its
+   * own. Read again at every reload, so that an edited --var-file is served with the next one.
+   */
+  vars?: () => Promise<readonly VarFlag[]>;
   /**
    * `--full-build`: a production build (componentize-js) on every change, as `stratum build`
    * makes, instead of a bundle run by a dev engine.
@@ -86,6 +89,8 @@ export interface DevCapsuleOptions {
 
 interface Version {
   manifest: Manifest;
+  /** The config values it was installed with, as JSON: a change to them alone is a new version too. */
+  config: string;
   digest: string;
   /** A dev build's bundle digest: the same engine serves every save, so this tells versions apart. */
   bundle: string | undefined;
@@ -246,12 +251,21 @@ export class DevCapsule {
     try {
       const built = await this.#build();
       const buildMs = performance.now() - started;
+      const vars = this.#options.vars ? await this.#options.vars() : [];
+      const config =
+        vars.length > 0
+          ? varsFor(this.name, vars, this.#options.alone ? undefined : Object.keys(built.manifest.capabilities.config))
+          : undefined;
+      // As a host's control API does: a value for a variable the manifest does not declare is refused.
+      if (config) resolveConfig({ capsule: this.name, manifest: built.manifest, config });
+      const configJson = JSON.stringify(config ?? {});
       if (this.#closed) return;
       if (
         previous &&
         built.digest === previous.digest &&
         built.bundle?.digest === previous.bundle &&
-        JSON.stringify(built.manifest) === JSON.stringify(previous.manifest)
+        JSON.stringify(built.manifest) === JSON.stringify(previous.manifest) &&
+        configJson === previous.config
       ) {
         this.#current = { ...previous, inputs: built.inputs };
         output.notice(
@@ -264,11 +278,6 @@ export class DevCapsule {
       const swapStarted = performance.now();
       // The dev capability reads it during install: the version installed carries this code.
       if (built.bundle) await writeAtomically(bundleFile(this.stateDir), built.bundle.code);
-      const config = this.#options.vars
-        ? varsFor(this.name, this.#options.vars, this.#options.alone ? undefined : Object.keys(built.manifest.capabilities.config))
-        : undefined;
-      // As a host's control API does: a value for a variable the manifest does not declare is refused.
-      if (config) resolveConfig({ capsule: this.name, manifest: built.manifest, config });
       await this.runtime.install({
         name: this.name,
         manifest: built.manifest,
@@ -280,7 +289,13 @@ export class DevCapsule {
       });
       const status = this.runtime.status().find((capsule) => capsule.name === this.name);
       if (status?.state !== 'running') await this.runtime.start(this.name);
-      this.#current = { manifest: built.manifest, digest: built.digest, bundle: built.bundle?.digest, inputs: built.inputs };
+      this.#current = {
+        manifest: built.manifest,
+        config: configJson,
+        digest: built.digest,
+        bundle: built.bundle?.digest,
+        inputs: built.inputs,
+      };
       this.#lastError = undefined;
       this.#followLogs();
       // The old version has drained by now (install waits for it), so its files can go.
