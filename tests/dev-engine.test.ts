@@ -199,3 +199,40 @@ test('a JS capsule that allocates past its memory limit fails that request with 
   );
   assert.equal((await get(port, 'counter.test', '/hits')).status, 200);
 });
+
+test("a body that is not UTF-8 reads as text with U+FFFD, as the Fetch standard decodes it, not as StarlingMonkey's TypeError", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-utf8-'));
+  t.after(() => removeDir(dir));
+  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
+  const source = join(dir, 'src', 'index.ts');
+  await writeFile(
+    source,
+    (await readFile(source, 'utf8')).replace(
+      '  fetch(request) {',
+      `  async fetch(request) {
+    if (request.method === 'POST') {
+      const text = await request.text();
+      const bom = await new Response(new Uint8Array([0xef, 0xbb, 0xbf, 0x61])).text();
+      const json = await new Response(new Uint8Array([0x22, 0x61, 0xff, 0x22])).json();
+      return Response.json({ text, bom, json });
+    }`,
+    ),
+  );
+  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const outgoing = request(
+      { host: '127.0.0.1', port, path: '/hits', method: 'POST', headers: { host: 'counter.test' }, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      },
+    );
+    outgoing.on('error', reject);
+    // Latin-1 "café", then a lone continuation byte.
+    outgoing.end(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x21, 0x80]));
+  });
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), { text: 'caf\ufffd!\ufffd', bom: 'a', json: 'a\ufffd' });
+});

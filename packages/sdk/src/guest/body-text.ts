@@ -1,0 +1,27 @@
+// StarlingMonkey decodes a body strictly: `text()` and `json()` of a Request or Response throw a
+// TypeError ("malformed UTF-8 character sequence") on bytes that are not UTF-8, and `text()`
+// keeps a leading byte order mark. The Fetch standard decodes with replacement (U+FFFD) and drops
+// the mark, as TextDecoder does by default and as browsers, Node.js and workerd do: a form posted
+// in Latin-1, or an upload read as text, must not fail the request. Imported for this effect by
+// the HTTP adapter, so it runs once, in every capsule, before the capsule's own code.
+
+const decoder = new TextDecoder();
+
+for (const Body of [Request, Response]) {
+  Object.defineProperties(Body.prototype, {
+    text: {
+      configurable: true,
+      writable: true,
+      value: async function text(this: Request | Response): Promise<string> {
+        return decoder.decode(await this.arrayBuffer());
+      },
+    },
+    json: {
+      configurable: true,
+      writable: true,
+      value: async function json(this: Request | Response): Promise<unknown> {
+        return JSON.parse(decoder.decode(await this.arrayBuffer()));
+      },
+    },
+  });
+}
