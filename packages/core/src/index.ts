@@ -13,5 +13,6 @@ export {
   signEd25519,
   verifyEd25519,
 } from './signing.ts';
+export { type FrameMapper, frameMapper, SOURCE_MAP_MAX_BYTES, sourceMapScript } from './source-map.ts';
 export { DURATION_PATTERN, formatBytes, formatDuration, parseDuration, parseSize, SIZE_PATTERN } from './units.ts';
 export { appendCustomSection, type ByteReader, JS_SOURCE_MAP_SECTION, readCustomSection, readU32, writeU32 } from './wasm-binary.ts';

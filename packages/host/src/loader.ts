@@ -4,10 +4,17 @@ import { mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'n
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { JS_SOURCE_MAP_SECTION, type Logger, readCustomSection, StratumError, silentLogger } from '@stratum/core';
+import {
+  JS_SOURCE_MAP_SECTION,
+  type Logger,
+  readCustomSection,
+  SOURCE_MAP_MAX_BYTES,
+  StratumError,
+  silentLogger,
+  sourceMapScript,
+} from '@stratum/core';
 import { eagerInstantiate } from './glue.ts';
 import type { InstallRequest } from './runtime-types.ts';
-import { SOURCE_MAP_MAX_BYTES, sourceMapScript } from './source-map.ts';
 import type { ComponentWorld, TranspileWorkerJob, TranspileWorkerReply } from './transpile-worker.ts';
 import { applyMemoryCaps, type MemoryCapSlot, prepareMemoryCaps } from './wasm-memory.ts';
 

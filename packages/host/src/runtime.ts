@@ -4,7 +4,16 @@ import type { BlockList } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { errorMessage, type Logger, newRequestId, StratumError, silentLogger } from '@stratum/core';
+import {
+  errorMessage,
+  type FrameMapper,
+  frameMapper,
+  type Logger,
+  newRequestId,
+  StratumError,
+  silentLogger,
+  sourceMapScript,
+} from '@stratum/core';
 import { type Manifest, routeMatches } from '@stratum/manifest';
 import { addressRanges, peerInRanges } from './address-ranges.ts';
 import { BodyWriter, createBodyChannel, MAX_STREAMED_BODY } from './body-channel.ts';
@@ -26,7 +35,6 @@ import type {
   RequestRecord,
   StartOptions,
 } from './runtime-types.ts';
-import { type FrameMapper, frameMapper, sourceMapScript } from './source-map.ts';
 import { hostedMemories } from './wasm-memory.ts';
 import {
   type FromWorker,

@@ -3,6 +3,7 @@
 // `src/index.ts.bundle.js:51:44`); a developer reading the capsule's log needs `src/index.ts:7:42`.
 // `stratum build` ships the bundle's source map in the component (JS_SOURCE_MAP_SECTION) and
 // `stratum dev` hands its own over at install; its `file` is the script's name in the frames.
+// `stratum build` maps the positions in componentize-js's errors the same way.
 import { SourceMap } from 'node:module';
 
 /** Rewrites every `<script>:line:column` in a log line to the source position it came from. */
