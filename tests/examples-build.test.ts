@@ -43,6 +43,17 @@ test('build fails with the position of a syntax error in the source', async (t) 
   assert.match(stderr, /src\/index\.ts:3:\d+: Expected "\)"/);
 });
 
+test('an error in top-level code, which componentize-js runs while it builds, names the source line, not the bundle', async (t) => {
+  // A regular expression the engine (no ICU) cannot compile passes esbuild; the engine finds it.
+  const source = `const word = /\\p{L}+/u;\nexport default {\n  fetch(request) {\n    return new Response(String(word.test(request.url)));\n  },\n};\n`;
+  const dir = await project(t, MANIFEST, source);
+  const { code: status, stderr } = await run(['build', dir]);
+  assert.equal(status, 1);
+  assert.match(stderr, /src\/index\.ts:1:14 SyntaxError: invalid property name in regular expression/);
+  assert.doesNotMatch(stderr, /capsule\.js:\d/);
+  assert.match(stderr, /top-level code failed while the component was made/);
+});
+
 test('build fails when the code imports a capability the manifest does not grant', async (t) => {
   const source = `import { openKeyValue } from '@stratum/sdk/keyvalue';\nexport default { fetch: () => new Response(String(openKeyValue().increment('n'))) };\n`;
   const dir = await project(t, MANIFEST, source);

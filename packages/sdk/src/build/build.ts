@@ -2,7 +2,7 @@ import { copyFile, cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { appendCustomSection, JS_SOURCE_MAP_SECTION, StratumError } from '@stratum/core';
+import { appendCustomSection, frameMapper, isStratumError, JS_SOURCE_MAP_SECTION, StratumError } from '@stratum/core';
 import { loadManifest, type Manifest } from '@stratum/manifest';
 import * as esbuild from 'esbuild';
 import { specWitDir } from '../wit/types.ts';
@@ -90,7 +90,9 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
 
     step('componentize', 'making the component (componentize-js; this takes a while)');
     const { witDir, worldName } = await writeWorld(work, moduleImports);
-    const made = await componentize(bundlePath, witDir, worldName);
+    const made = await componentize(bundlePath, witDir, worldName).catch((error: unknown) => {
+      throw inSources(error, map);
+    });
     const component = map ? appendCustomSection(made, JS_SOURCE_MAP_SECTION, new TextEncoder().encode(map)) : made;
 
     step('inspect', 'reading the component’s imports and exports');
@@ -563,6 +565,24 @@ const DISABLED_FEATURES = [
   // adapter needs are stubbed out, so every JS component imports outgoing-handler for fetch().)
   'fetch-event',
 ];
+
+/**
+ * A toolchain error with the bundle's positions (`capsule.js:6:11`: a syntax error the engine
+ * finds while it runs the top-level code, an exception thrown there) mapped to the sources'
+ * (`src/index.ts:8:9`), as a host maps a capsule's stack frames.
+ */
+function inSources(error: unknown, map: string | undefined): unknown {
+  const mapper = map ? frameMapper(map) : undefined;
+  if (!mapper || !isStratumError(error) || !error.details) return error;
+  const details = error.details.map(mapper);
+  // Nothing of the capsule's code named: the toolchain's own failure, left as it was.
+  if (details.every((line, index) => line === error.details?.[index])) return error;
+  return new StratumError(error.code, error.message, {
+    details,
+    user: true,
+    hint: "The capsule's top-level code failed while the component was made (componentize-js runs it then): fix the line above.",
+  });
+}
 
 async function componentize(sourcePath: string, witDir: string, worldName: string): Promise<Uint8Array> {
   const { component } = await runToolchain({
