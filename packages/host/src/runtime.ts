@@ -503,7 +503,7 @@ class Capsule {
     for (const listener of this.logListeners) listener(entry);
   }
 
-  /** The capsule's own output with its stack frames at its sources' lines (source-map.ts). */
+  /** The capsule's own output with its stack frames at its sources' lines (@stratum/core source-map.ts). */
   #mapped(message: string, source: string): string {
     const sourceMap = this.#sourceMap;
     if (source === 'host' || !sourceMap || !message.includes(sourceMap.script)) return message;
