@@ -11,14 +11,18 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { generateEd25519KeyPair, readKeyFile, writeKeyFile } from '@stratum/core';
 import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
-import { canonicalJson, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
+import { canonicalJson, createControlClient, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
+import { freePort } from './support/services.ts';
 import { removeDir, testDir } from './support/temp.ts';
+import { buildTiny } from './support/tiny.ts';
+
+const launcher = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
 
 async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) => Promise<void>) {
   const { dir, closing } = await testDir(t, 'stratum-cli-host-');
@@ -557,3 +561,59 @@ key = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
   assert.match(result.stderr, new RegExp(`the ingress cannot listen on 127\\.0\\.0\\.1:${port}`));
   assert.match(result.stderr, /another process listens there/);
 });
+
+test('host logs --follow goes on across a restart of the host: it says the stream ended, connects again, and prints the new lines once', async (t) => {
+  const { dir, closing } = await testDir(t, 'stratum-cli-follow-');
+  const operator = await generateEd25519KeyPair();
+  const keyFile = join(dir, 'operator.key');
+  await writeKeyFile(keyFile, operator.privateJwk);
+  const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, registrarName: 'operator' });
+  // The same control address for both runs, as a restarted host has.
+  const fixed = text.replace(/\[control\]\nlisten = "127\.0\.0\.1:0"/, `[control]\nlisten = "127.0.0.1:${await freePort()}"`);
+  await writeFile(path, fixed);
+  const first = await startHost(parseHostConfig(fixed, path), { pullComponent: false });
+  const control = ['--url', first.controlUrl.href, '--audience', 'h1.example.net', '--key', keyFile];
+  const client = createControlClient({ url: first.controlUrl.href, key: await readKeyFile(keyFile), audience: 'h1.example.net' });
+  const tiny = await buildTiny();
+  await client.install({ name: 'tiny', manifest: tinyManifest(tiny), component: await readFile(tiny), domains: ['tiny.test'] });
+
+  const follower = spawn(process.execPath, [launcher, 'host', 'logs', 'tiny', '--follow', '--json', ...control], {
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => follower.once('exit', resolve));
+  t.after(() => follower.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  follower.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+  follower.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const until = async (what: string, check: () => boolean) => {
+    for (const deadline = Date.now() + 60_000; !check(); await setTimeout(50)) {
+      if (Date.now() > deadline) assert.fail(`no ${what}; stdout: ${stdout}; stderr: ${stderr}`);
+    }
+  };
+  const messages = () =>
+    stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { message: string }).message);
+  await until('backlog', () => messages().includes('started'));
+
+  await first.close();
+  await until('notice of the ended stream', () => stderr.includes('the log stream ended'));
+  const second = closing(await startHost(parseHostConfig(fixed, path), { pullComponent: false }));
+  await until('reconnection', () => stderr.includes('connected again'));
+  await second.runtime.stop('tiny');
+  await until('the new host’s line', () => messages().includes('stopped'));
+
+  const lines = stdout.trim().split('\n');
+  assert.equal(new Set(lines).size, lines.length, `a line printed twice:\n${stdout}`);
+  follower.kill('SIGINT');
+  assert.equal(await exited, 0, stderr);
+  assert.doesNotMatch(stderr, /bug in Stratum/);
+});
+
+function tinyManifest(wasmPath: string): string {
+  return `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "${wasmPath.split('/').at(-1)}"\n`;
+}

@@ -1,5 +1,6 @@
-import { formatBytes } from '@stratum/core';
-import type { CapsuleStatus, InstallOptions } from '@stratum/host';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { formatBytes, formatDuration, isStratumError } from '@stratum/core';
+import type { CapsuleLogEntry, CapsuleStatus, InstallOptions } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
   booleanOption,
@@ -316,7 +317,8 @@ export const hostLogsCommand: Command = {
 Prints what a capsule wrote (stdout, stderr, wasi:logging) and what the host said about it
 (limit hits, failed starts), as the host keeps them: the last --lines lines, and with --follow
 every new one until Ctrl-C. Each line shows its time, level, source, and the request it belongs
-to when there is one.
+to when there is one. When the stream ends under --follow (the host restarts, the connection
+drops), it says so and connects again until Ctrl-C, printing no line twice.
 
 ${CONTROL_HELP}
 
@@ -343,20 +345,49 @@ Examples:
     const stop = () => done.abort();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
+    const print = (entry: CapsuleLogEntry) => {
+      if (json) {
+        io.stdout.write(`${JSON.stringify(entry)}\n`);
+        return;
+      }
+      const level = paint(io.stdout, LEVEL_COLOURS[entry.level] ?? 0, entry.level.padEnd(5));
+      const request = entry.requestId ? paint(io.stdout, 2, ` (request ${entry.requestId})`) : '';
+      io.stdout.write(`${entry.time} ${level} ${entry.source}: ${entry.message}${request}\n`);
+    };
+    // A stream opened again sends its backlog again: what was printed is not printed twice.
+    const seen = new LineFilter();
+    let outage: number | undefined;
     try {
-      await client.logs(
-        name,
-        (entry) => {
-          if (json) {
-            io.stdout.write(`${JSON.stringify(entry)}\n`);
-            return;
-          }
-          const level = paint(io.stdout, LEVEL_COLOURS[entry.level] ?? 0, entry.level.padEnd(5));
-          const request = entry.requestId ? paint(io.stdout, 2, ` (request ${entry.requestId})`) : '';
-          io.stdout.write(`${entry.time} ${level} ${entry.source}: ${entry.message}${request}\n`);
-        },
-        { backlog: lines, signal: done.signal, ...(follow ? {} : { onLive: stop }) },
-      );
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await client.logs(name, (entry) => seen.isNew(entry) && print(entry), {
+            backlog: outage === undefined ? lines : Math.max(lines, 1000),
+            signal: done.signal,
+            onLive: () => {
+              if (!follow) stop();
+              else if (outage !== undefined) {
+                io.stderr.write(`${paint(io.stderr, 32, 'connected again')} after ${formatDuration(Date.now() - outage)}\n`);
+                outage = undefined;
+                attempt = 0;
+              }
+            },
+          });
+          if (!follow || done.signal.aborted) break;
+        } catch (error) {
+          if (done.signal.aborted) break;
+          if (!follow || !isStratumError(error) || !RECONNECT_CODES.has(error.code)) throw error;
+        }
+        // With --follow, the stream ended (the host stopped or restarted, or the network): open it again.
+        const wait = Math.min(10_000, 500 * 2 ** Math.min(attempt, 5));
+        if (outage === undefined) {
+          outage = Date.now();
+          io.stderr.write(
+            `${paint(io.stderr, 33, 'the log stream ended')} (the host stopped or restarted, or the connection dropped); connecting again until Ctrl-C\n`,
+          );
+        }
+        await sleep(wait, undefined, { signal: done.signal }).catch(() => {});
+        if (done.signal.aborted) break;
+      }
     } finally {
       process.off('SIGINT', stop);
       process.off('SIGTERM', stop);
@@ -364,6 +395,31 @@ Examples:
     return EXIT_OK;
   },
 };
+
+/** What `host logs --follow` keeps trying through: the host away, or the stream cut. */
+const RECONNECT_CODES = new Set(['CONTROL_STREAM_LOST', 'CONTROL_UNREACHABLE']);
+
+/**
+ * Log lines already printed, by time: a backlog sent again holds them, and the lines of one
+ * millisecond are told apart by their content.
+ */
+class LineFilter {
+  #latest = '';
+  #atLatest = new Set<string>();
+
+  isNew(entry: CapsuleLogEntry): boolean {
+    if (entry.time < this.#latest) return false;
+    const key = JSON.stringify(entry);
+    if (entry.time === this.#latest) {
+      if (this.#atLatest.has(key)) return false;
+    } else {
+      this.#latest = entry.time;
+      this.#atLatest.clear();
+    }
+    this.#atLatest.add(key);
+    return true;
+  }
+}
 
 /** An RFC 3339 date-time or a date from an option, or a usage error naming the option. */
 function dateOption(text: string | undefined, option: string): Date | undefined {

@@ -77,7 +77,10 @@ export interface ControlClient {
     label: string,
     snapshot: string | Uint8Array,
   ): Promise<{ capability: string; label: string; records: number }>;
-  /** Streams a capsule's log until `signal` aborts or the host closes the stream. */
+  /**
+   * Streams a capsule's log until `signal` aborts or the host ends the stream; a connection that
+   * breaks mid-stream throws CONTROL_STREAM_LOST.
+   */
   logs(
     name: string,
     onEntry: (entry: CapsuleLogEntry) => void,
@@ -191,7 +194,15 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         if (event === 'log') onEntry(JSON.parse(data) as CapsuleLogEntry);
         else if (event === 'live') logOptions.onLive?.();
       }).catch((error: unknown) => {
-        if (!logOptions.signal?.aborted) throw error;
+        if (logOptions.signal?.aborted) return;
+        // fetch reports a connection closed mid-body as a bare TypeError ("terminated").
+        if (!(error instanceof TypeError)) throw error;
+        const cause = (error as { cause?: unknown }).cause;
+        throw new StratumError('CONTROL_STREAM_LOST', `the host at ${base.href} closed the log stream`, {
+          details: [cause instanceof Error ? cause.message : error.message],
+          hint: 'The host stopped or restarted, or the connection dropped; `host logs --follow` connects again by itself.',
+          cause: error,
+        });
       });
     },
   };
