@@ -1,6 +1,6 @@
 // Killing a host process (SIGKILL: no clean-up at all) and starting it again brings every
 // installed capsule back from the data directory, from the transpile cache (no transpiling),
-// with the usage ledger intact.
+// with the usage ledger intact. While it runs, no other host may start on its data directory.
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
@@ -82,6 +82,25 @@ test('after SIGKILL a restarted host serves every installed capsule without tran
     await new Promise((resolve) => setTimeout(resolve, 20));
   }
 
+  // A second host on the same data directory is turned away while the first runs, naming it:
+  // both would append to one usage ledger and break its chain.
+  const twin = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+    const child = spawn(process.execPath, [cli, 'host', 'start', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    child.once('exit', (code) => resolve({ code, stderr }));
+  });
+  assert.equal(twin.code, 1, twin.stderr);
+  assert.match(
+    twin.stderr,
+    new RegExp(
+      `the data directory .*data is in use by another Stratum host \\(host1\\.example\\.net, process ${first.child.pid}, up since `,
+    ),
+  );
+
+  // SIGKILL: the lock on the data directory goes with the process, so the next start takes it.
   first.child.kill('SIGKILL');
   await first.exited;
 

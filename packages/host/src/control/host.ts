@@ -23,6 +23,7 @@ import { UsageLedger } from '../metering/ledger.ts';
 import { createHostRuntime } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
+import { lockDataDir } from './data-lock.ts';
 import { createLinkChecker, LinkWatch } from './domain-links.ts';
 import { InstallationStore } from './installations.ts';
 import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreInstallation } from './server.ts';
@@ -127,14 +128,23 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       );
     }
   }
+  const lock = lockDataDir(config.dataDir, config.name);
   const store = new InstallationStore(config.dataDir, logger);
-  await store.init();
-  const ledger = await UsageLedger.open(join(config.dataDir, 'metering', 'ledger.jsonl'), {
-    logger: logger.child({ component: 'metering' }),
-  });
+  let ledger: UsageLedger | undefined;
+  let runtime: HostRuntime;
+  try {
+    await store.init();
+    ledger = await UsageLedger.open(join(config.dataDir, 'metering', 'ledger.jsonl'), {
+      logger: logger.child({ component: 'metering' }),
+    });
+    const createRuntime = options.createRuntime ?? createConfiguredRuntime;
+    runtime = await createRuntime({ config, dataDir: runtimeDir, logger: logger.child({ component: 'runtime' }) });
+  } catch (error) {
+    await ledger?.close();
+    lock.release();
+    throw error;
+  }
   const nonces = new NonceStore(join(config.dataDir, 'control', 'nonces'));
-  const createRuntime = options.createRuntime ?? createConfiguredRuntime;
-  const runtime = await createRuntime({ config, dataDir: runtimeDir, logger: logger.child({ component: 'runtime' }) });
   const pullComponent =
     options.pullComponent === false
       ? undefined
@@ -181,6 +191,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     unsubscribe();
     await runtime.close();
     await ledger.close();
+    lock.release();
   };
 
   try {
