@@ -599,3 +599,18 @@ test('--var-file values reach the capsule; an edit to the file is served without
   assert.equal((await get(port, 'counter.localhost', '/hits')).body, '{"greeting":"two words"}');
   assert.equal(await dev.interrupt(), 0);
 });
+
+test('dev does not back a failing capsule off: after failures in a row, the next request still reaches it', async (t) => {
+  const dir = await counterCopy(t);
+  await editFile(join(dir, 'src', 'index.ts'), (text) =>
+    text.replace("if (path === '/_counts') {", "if (path === '/spin') for (;;) {}\n    if (path === '/_counts') {"),
+  );
+  const port = await freePort();
+  const dev = await startDev(t, dir, port);
+  await serving(dev);
+  // A host backs a capsule off after three failures in a row; four here.
+  for (let attempt = 0; attempt < 4; attempt++) assert.equal((await get(port, 'counter.localhost', '/spin')).status, 504);
+  const after = await get(port, 'counter.localhost', '/hits');
+  assert.equal(after.status, 200, after.body);
+  assert.equal(await dev.interrupt(), 0);
+});

@@ -161,6 +161,9 @@ export class DevCapsule {
       // Only dev's runtime serves stratum:dev/source: a real host refuses a dev engine.
       capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
       capabilityConfig: { ...capabilityConfigFor(manifest, options.flags, options.hostConfig?.capabilities), dev },
+      // No back-off: a host holds off a capsule that keeps failing, but a developer trying the
+      // paths that fail would then get 503s that hide the next error, for up to a minute.
+      backoffAfter: Number.POSITIVE_INFINITY,
       ...(options.hostConfig ? { limits: options.hostConfig.limits, trustedProxies: options.hostConfig.ingress.trustedProxies } : {}),
     });
     return new DevCapsule(options, manifest, runtime);
