@@ -32,6 +32,8 @@ test('host init writes a host.toml that starts a host trusting the operator key 
     'https://h1.example.net/stratum/v1',
   ]);
   assert.equal(made.code, 0, made.stderr);
+  // Paths as the directory was given: absolute here, not relative to wherever the test runs.
+  assert.ok(made.stdout.includes(`\n  stratum host start --config ${join(dir, 'host.toml')}\n`), made.stdout);
   for (const key of ['host-key.json', 'operator-key.json']) {
     assert.equal((await stat(join(dir, key))).mode & 0o777, 0o600, `${key} is readable by its owner only`);
   }

@@ -1,6 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
-import { join, relative } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
 import { generateEd25519KeyPair, isStratumError, StratumError, writeKeyFile } from '@stratum/core';
 import { type Command, EXIT_OK, paint, shellWord, stringOption, usageError } from '../command.ts';
 import { OPERATOR_KEY_FILE } from '../control-connection.ts';
@@ -89,13 +89,15 @@ Examples:
     await writeKeyFile(join(dir, OPERATOR_KEY_FILE), operator.privateJwk);
     await writeFile(configPath, text, { flag: 'wx' });
 
-    const shown = (file: string) => relative(process.cwd(), join(dir, file)) || file;
+    // As the directory was given: relative to here, or absolute (not ../../tmp/h1 for /tmp/h1).
+    const place = (path: string) => (isAbsolute(dir) ? path : relative(process.cwd(), path));
+    const shown = (file: string) => place(join(dir, file)) || file;
     const config = shellWord(shown(CONFIG_FILE));
     const operatorKey = shown(OPERATOR_KEY_FILE);
     const address = ({ host, port }: { host: string; port: number }) => `${host.includes(':') ? `[${host}]` : host}:${port}`;
     io.stdout.write(
       [
-        `${paint(io.stdout, 32, 'created')} host ${name} in ${relative(process.cwd(), dir) || '.'}`,
+        `${paint(io.stdout, 32, 'created')} host ${name} in ${place(dir) || '.'}`,
         `  ${config.padEnd(operatorKey.length)}  the configuration`,
         `  ${shown(HOST_KEY_FILE).padEnd(operatorKey.length)}  the host's identity key (keep it secret, keep a backup)`,
         `  ${operatorKey}  your registrar key: signs host status, install, logs, usage`,
