@@ -80,13 +80,25 @@ async function serveDev(
   return (server.address() as AddressInfo).port;
 }
 
-test('top-level code that throws fails the first request of each instance, and says so', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-top-'));
+/** The counter example in a new directory, its source (and manifest) edited, built for a dev engine. */
+async function counterVariant(
+  t: TestContext,
+  edit: { source: (text: string) => string; manifest?: (text: string) => string },
+): Promise<Awaited<ReturnType<typeof buildDevCapsule>>> {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-variant-'));
   t.after(() => removeDir(dir));
   await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
   const source = join(dir, 'src', 'index.ts');
-  await writeFile(source, `${await readFile(source, 'utf8')}\nif (Date.now() > 0) throw new Error('no database URL');\n`);
-  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  await writeFile(source, edit.source(await readFile(source, 'utf8')));
+  if (edit.manifest) {
+    const manifest = join(dir, 'stratum.toml');
+    await writeFile(manifest, edit.manifest(await readFile(manifest, 'utf8')));
+  }
+  return buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+}
+
+test('top-level code that throws fails the first request of each instance, and says so', async (t) => {
+  const dev = await counterVariant(t, { source: (text) => `${text}\nif (Date.now() > 0) throw new Error('no database URL');\n` });
   const logs: string[] = [];
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
   assert.equal((await get(port, 'counter.test', '/hits')).status, 500);
@@ -101,18 +113,13 @@ test('top-level code that throws fails the first request of each instance, and s
 });
 
 test('from a trusted proxy, X-Forwarded-Proto gives the scheme a capsule sees and the forwarding headers pass; from anyone else they are dropped', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-proxy-'));
-  t.after(() => removeDir(dir));
-  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
-  const source = join(dir, 'src', 'index.ts');
-  await writeFile(
-    source,
-    (await readFile(source, 'utf8')).replace(
-      'return Response.json({ path, count })',
-      "return Response.json({ url: request.url, for: request.headers.get('x-forwarded-for'), forwarded: request.headers.get('forwarded'), other: request.headers.get('x-other') })",
-    ),
-  );
-  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        'return Response.json({ path, count })',
+        "return Response.json({ url: request.url, for: request.headers.get('x-forwarded-for'), forwarded: request.headers.get('forwarded'), other: request.headers.get('x-other') })",
+      ),
+  });
   const component = await readFile(dev.engine.path);
   type Seen = { url: string; for: string | null; forwarded: string | null; other: string | null };
   const seen = async (port: number, headers: Record<string, string> = {}) =>
@@ -144,18 +151,13 @@ test('from a trusted proxy, X-Forwarded-Proto gives the scheme a capsule sees an
 });
 
 test('cookies sent in several fields reach a capsule joined as one cookie list; other repeated fields joined as Fetch joins them', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-cookie-'));
-  t.after(() => removeDir(dir));
-  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
-  const source = join(dir, 'src', 'index.ts');
-  await writeFile(
-    source,
-    (await readFile(source, 'utf8')).replace(
-      'return Response.json({ path, count })',
-      "return Response.json({ cookie: request.headers.get('cookie'), accept: request.headers.get('accept') })",
-    ),
-  );
-  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        'return Response.json({ path, count })',
+        "return Response.json({ cookie: request.headers.get('cookie'), accept: request.headers.get('accept') })",
+      ),
+  });
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
   // Raw, so that each field goes as its own line: Node.js's client would join cookies itself.
   const seen = async (fields: string[]) => {
@@ -175,20 +177,14 @@ test('cookies sent in several fields reach a capsule joined as one cookie list; 
 });
 
 test('a JS capsule that allocates past its memory limit fails that request with a log line naming the limit, and the next request is served', async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-oom-'));
-  t.after(() => removeDir(dir));
-  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
-  const manifest = join(dir, 'stratum.toml');
-  await writeFile(manifest, (await readFile(manifest, 'utf8')).replace('cpu = "micro"', 'cpu = "micro"\nmemory = "64mib"'));
-  const source = join(dir, 'src', 'index.ts');
-  await writeFile(
-    source,
-    (await readFile(source, 'utf8')).replace(
-      'return Response.json({ path, count })',
-      "if (path === '/eat') { const kept = []; for (;;) kept.push(new Uint8Array(1 << 20).fill(1)); }\n    return Response.json({ path, count })",
-    ),
-  );
-  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+  const dev = await counterVariant(t, {
+    manifest: (text) => text.replace('cpu = "micro"', 'cpu = "micro"\nmemory = "64mib"'),
+    source: (text) =>
+      text.replace(
+        'return Response.json({ path, count })',
+        "if (path === '/eat') { const kept = []; for (;;) kept.push(new Uint8Array(1 << 20).fill(1)); }\n    return Response.json({ path, count })",
+      ),
+  });
   assert.equal(dev.manifest.resources.memoryBytes, 64 * 1024 * 1024);
   const logs: string[] = [];
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
@@ -201,24 +197,19 @@ test('a JS capsule that allocates past its memory limit fails that request with 
 });
 
 test("a body that is not UTF-8 reads as text with U+FFFD, as the Fetch standard decodes it, not as StarlingMonkey's TypeError", async (t) => {
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-utf8-'));
-  t.after(() => removeDir(dir));
-  await cp(exampleDir('counter'), dir, { recursive: true, filter: (source) => !/\/(dist|\.stratum)$/.test(source) });
-  const source = join(dir, 'src', 'index.ts');
-  await writeFile(
-    source,
-    (await readFile(source, 'utf8')).replace(
-      '  fetch(request) {',
-      `  async fetch(request) {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        '  fetch(request) {',
+        `  async fetch(request) {
     if (request.method === 'POST') {
       const text = await request.text();
       const bom = await new Response(new Uint8Array([0xef, 0xbb, 0xbf, 0x61])).text();
       const json = await new Response(new Uint8Array([0x22, 0x61, 0xff, 0x22])).json();
       return Response.json({ text, bom, json });
     }`,
-    ),
-  );
-  const dev = await buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
+      ),
+  });
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
   const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
     const outgoing = request(
