@@ -22,3 +22,34 @@ test('an uncaught error is described by its name and message before its frames, 
   // What SpiderMonkey throws when an allocation cannot grow the instance's memory.
   assert.match(describeError('out of memory'), /^uncaught out of memory: .*\[resources\] memory in stratum\.toml/);
 });
+
+test("an uncaught error's frames stop at the SDK adapter's entry: below it are only the bindings and the engine", async () => {
+  const spidermonkey = new RangeError('no boom here');
+  spidermonkey.stack = [
+    'check@capsule.js:12:11',
+    'fetch@capsule.js:20:5',
+    'stratumHandle@capsule.js:179:40',
+    'export_incomingHandler_0_2_10$handle@/tmp/c7e6688d90c7/sources/initializer.js:6572:15',
+    '',
+  ].join('\n');
+  assert.equal(describeError(spidermonkey), 'RangeError: no boom here\ncheck@capsule.js:12:11\nfetch@capsule.js:20:5');
+  // After an await, the adapter's frame is an async one.
+  const later = new TypeError('gone');
+  later.stack = 'fetch@capsule.js:30:9\nasync*stratumHandle@capsule.js:179:40\nhandle@engine.js:33:20\n';
+  assert.equal(describeError(later), 'TypeError: gone\nfetch@capsule.js:30:9');
+  // V8's frames, cut at the same function.
+  const stratumHandle = () => {
+    throw new Error('in v8');
+  };
+  let thrown: unknown;
+  try {
+    stratumHandle();
+  } catch (error) {
+    thrown = error;
+  }
+  assert.match(describeError(thrown), /^Error: in v8$/);
+  // An error from elsewhere (a timer's callback) has no such frame: every frame stays.
+  const elsewhere = new Error('timer');
+  elsewhere.stack = 'tick@capsule.js:5:1\n';
+  assert.equal(describeError(elsewhere), 'Error: timer\ntick@capsule.js:5:1');
+});

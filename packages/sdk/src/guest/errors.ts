@@ -61,6 +61,23 @@ export function describeError(error: unknown): string {
   }
   if (!(error instanceof Error)) return `uncaught ${typeof error === 'string' ? JSON.stringify(error) : String(error)}`;
   const heading = `${error.name}: ${error.message}`;
-  const stack = error.stack ?? '';
+  const stack = capsuleFrames(error.stack ?? '');
   return stack.startsWith(heading) ? stack : `${heading}\n${stack}`.trimEnd();
+}
+
+/**
+ * A frame of the HTTP adapter's entry function, `stratumHandle` (http.ts), as SpiderMonkey writes
+ * it (`stratumHandle@file:1:2`, `async*stratumHandle@...` after an await) or V8 (`    at stratumHandle (`).
+ */
+const ADAPTER_FRAME = /^(?:async\*|\s+at (?:async )?)?stratumHandle[@ ]/;
+
+/**
+ * The frames above the adapter's entry: the capsule's own, and the SDK's when the error came
+ * from inside it. Below it are only componentize-js's bindings and the engine calling it, which
+ * name files of the build machine and say nothing about the capsule.
+ */
+function capsuleFrames(stack: string): string {
+  const lines = stack.split('\n');
+  const entry = lines.findIndex((line) => ADAPTER_FRAME.test(line));
+  return entry === -1 ? stack : lines.slice(0, entry).join('\n');
 }

@@ -161,8 +161,9 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
   if (typeof capsule?.fetch !== 'function') {
     throw new TypeError('the capsule must default-export an object with a fetch(request) method');
   }
+  // Named so that an error's frames can be cut at it (errors.ts, ADAPTER_FRAME).
   return {
-    async handle(incoming, outparam) {
+    handle: async function stratumHandle(incoming, outparam) {
       let method = 'GET';
       let release = () => {};
       let response: Response;
