@@ -216,7 +216,7 @@ test('the outbound capability: grants checked, wasi:http/outgoing-handler served
   assert.equal(settled.val.tag, 'ok');
   assert.equal(settled.val.val.status(), 200);
   assert.deepEqual(await witError(() => handler.handle(request('example.com'), undefined)), { tag: 'HTTP-request-denied' });
-  assert.match(lines.join('\n'), /outbound request refused: http:\/\/example\.com is not one of the manifest's outbound origins/);
+  assert.match(lines.join('\n'), /warn request refused: http:\/\/example\.com is not one of the manifest's outbound origins/);
   context.currentRequest = () => ({ requestId: 'r', domain: 'demo.test', outboundRemaining: 0 });
   assert.deepEqual(await witError(() => handler.handle(request(`127.0.0.1:${server.port}`), undefined)), { tag: 'HTTP-request-denied' });
   assert.match(lines.join('\n'), /used up its outbound requests/);

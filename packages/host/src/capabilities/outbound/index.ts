@@ -95,7 +95,7 @@ const outbound: Capability<OutboundSettings> = {
           'wasi:http/outgoing-handler': {
             handle(request?: OutgoingRequest, options?: RequestOptions): never {
               passedOn(request, options);
-              context.log('warn', 'outbound request refused: the manifest allows no outbound origin ([capabilities] outbound)', 'outbound');
+              context.log('warn', 'request refused: the manifest allows no outbound origin ([capabilities] outbound)', 'outbound');
               throw new WitError({ tag: 'HTTP-request-denied' });
             },
           },
@@ -109,7 +109,7 @@ const outbound: Capability<OutboundSettings> = {
             passedOn(request, options);
             const scope = context.currentRequest();
             if (scope && scope.outboundRemaining <= 0) {
-              context.log('warn', 'outbound request refused: this request used up its outbound requests', 'outbound');
+              context.log('warn', 'request refused: this request used up its outbound requests', 'outbound');
               throw new WitError({ tag: 'HTTP-request-denied' });
             }
             if (scope) scope.outboundRemaining--;
@@ -131,11 +131,11 @@ const outbound: Capability<OutboundSettings> = {
               return new FutureIncomingResponse({ tag: 'ok', val: new IncomingResponse(response.status, response.headers, response.body) });
             } catch (error) {
               if (error instanceof OutboundRefused) {
-                context.log('warn', `outbound request refused: ${error.message}`, 'outbound');
+                context.log('warn', `request refused: ${error.message}`, 'outbound');
                 throw new WitError({ tag: 'HTTP-request-denied' });
               }
               if (error instanceof TypeError) throw new WitError({ tag: 'HTTP-request-URI-invalid' });
-              context.log('warn', `outbound request failed: ${error instanceof Error ? error.message : String(error)}`, 'outbound');
+              context.log('warn', `request failed: ${error instanceof Error ? error.message : String(error)}`, 'outbound');
               return new FutureIncomingResponse({ tag: 'err', val: errorCode(error) });
             }
           },
