@@ -227,3 +227,31 @@ test("a body that is not UTF-8 reads as text with U+FFFD, as the Fetch standard 
   assert.equal(reply.status, 200, reply.body);
   assert.deepEqual(JSON.parse(reply.body), { text: 'caf\ufffd!\ufffd', bom: 'a', json: 'a\ufffd' });
 });
+
+test('an outbound fetch() the host refuses fails with the URL and a pointer to the reason, which the capsule log has', async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        '  fetch(request) {',
+        `  async fetch(request) {
+    if (new URL(request.url).pathname === '/out') {
+      try {
+        await fetch('https://example.com/x');
+        return new Response('fetched');
+      } catch (error) {
+        return Response.json({ message: String(error), cause: String((error as Error).cause) });
+      }
+    }`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
+  const reply = await get(port, 'counter.test', '/out');
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), {
+    message:
+      "TypeError: fetch(https://example.com/x) failed: the host refused it or could not complete it; its reason is in the capsule's log",
+    cause: 'Error: fetch_https: An error occurred while using the host API.\n',
+  });
+  assert.ok(logs.includes('request refused: the manifest allows no outbound origin ([capabilities] outbound)'), logs.join('\n'));
+});
