@@ -152,6 +152,15 @@ test('host install sends a built capsule and starts it; host drain, stop and ser
   const status = JSON.parse(idle.stdout) as { name: string; state: string; domains: string[] };
   assert.deepEqual([status.name, status.state, status.domains], ['idle', 'installed', ['idle.example']]);
   assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 503);
+  // A domain as people write it: mixed case, a trailing dot, not ASCII. Sent as hosts compare it.
+  const idn = await run(['host', 'install', capsule, '-d', 'Bücher.Example.', '--name', 'idn', '--no-start', '--json', ...control]);
+  assert.equal(idn.code, 0, idn.stderr);
+  assert.deepEqual((JSON.parse(idn.stdout) as { domains: string[] }).domains, ['xn--bcher-kva.example']);
+  assert.equal((await run(['host', 'uninstall', 'idn', ...control])).code, 0);
+  const notDomain = await run(['host', 'install', capsule, '-d', 'not a domain', ...control]);
+  assert.equal(notDomain.code, 2);
+  assert.match(notDomain.stderr, /--domain "not a domain" is not a domain name/);
+
   // As its --help says: host serve starts it.
   const started = await run(['host', 'serve', 'idle', ...control]);
   assert.equal(started.code, 0, started.stderr);

@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { domainToASCII } from 'node:url';
 import { formatBytes, formatDuration, isStratumError } from '@stratum/core';
 import type { CapsuleLogEntry, CapsuleStatus, InstallOptions } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
@@ -68,6 +69,18 @@ async function capsuleToSend(
       ...(Object.keys(values).length > 0 ? { config: values } : {}),
     },
   };
+}
+
+/**
+ * The --domain values as hosts compare them (spec/host-api.md): lowercase, without a trailing
+ * dot, an internationalised name in its ASCII form (`bücher.example` is `xn--bcher-kva.example`).
+ */
+function domainOptions(args: ParsedArgs): string[] {
+  return stringListOption(args, 'domain').map((given) => {
+    const ascii = domainToASCII(given.replace(/\.$/, ''));
+    if (!ascii) throw usageError(`--domain ${JSON.stringify(given)} is not a domain name`, 'Give a host name such as shop.example.com.');
+    return ascii;
+  });
 }
 
 /** `host install`'s and `host move`'s options for pointing the domains' links at the host (link-switch.ts). */
@@ -160,7 +173,7 @@ Examples:
     json: { type: 'boolean', description: "print the capsule's status as JSON" },
   },
   async run(args, io) {
-    const domains = stringListOption(args, 'domain');
+    const domains = domainOptions(args);
     if (domains.length === 0) throw usageError('--domain is required: the host routes requests to a capsule by their Host header');
     const switchLinks = await linkSwitchOf(args);
     if (switchLinks && booleanOption(args, 'no-start')) {
@@ -567,7 +580,7 @@ Examples:
     const to = await connectControl(args, 'to');
     const { moveCapsule, storesOf } = await import('@stratum/host');
     const current = await from.client.capsule(name);
-    const domains = stringListOption(args, 'domain');
+    const domains = domainOptions(args);
     const fromName = from.config?.name ?? 'the old host';
     const toName = to.config?.name ?? 'the new host';
     const result = await moveCapsule({
