@@ -1,3 +1,4 @@
+import { domainToASCII } from 'node:url';
 import { parseArgs } from 'node:util';
 import { errorMessage, isStratumError, StratumError } from '@stratum/core';
 
@@ -46,6 +47,17 @@ export interface Command {
 /** A path or word as a shell needs it to be pasted back: single-quoted when it holds anything but plain characters. */
 export function shellWord(word: string): string {
   return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replaceAll("'", "'\\''")}'`;
+}
+
+/**
+ * A domain name as hosts and DNS compare it: lowercase, without a trailing dot, an
+ * internationalised name in its ASCII form (`bücher.example` is `xn--bcher-kva.example`).
+ * `what` names where it was given, for the error when it is no domain name at all.
+ */
+export function asciiDomain(given: string, what: string): string {
+  const ascii = domainToASCII(given.replace(/\.$/, ''));
+  if (!ascii) throw usageError(`${what} ${JSON.stringify(given)} is not a domain name`, 'Give a host name such as shop.example.com.');
+  return ascii;
 }
 
 export function usageError(message: string, hint?: string): StratumError {

@@ -1,5 +1,15 @@
 import type { DomainCheck } from '@stratum/discovery';
-import { booleanOption, type Command, type CommandIo, EXIT_FAILURE, EXIT_OK, paint, stringListOption, usageError } from '../command.ts';
+import {
+  asciiDomain,
+  booleanOption,
+  type Command,
+  type CommandIo,
+  EXIT_FAILURE,
+  EXIT_OK,
+  paint,
+  stringListOption,
+  usageError,
+} from '../command.ts';
 
 function describe(check: DomainCheck, io: CommandIo, linkRecordName: (domain: string) => string): string[] {
   const { link, host, routing } = check;
@@ -50,8 +60,9 @@ Examples:
     json: { type: 'boolean', description: 'print the findings as JSON' },
   },
   async run(args, io) {
-    const domain = args.positionals[0];
-    if (domain === undefined) throw usageError('dns check needs a domain, such as shop.example.com');
+    const given = args.positionals[0];
+    if (given === undefined) throw usageError('dns check needs a domain, such as shop.example.com');
+    const domain = asciiDomain(given, 'the domain');
     const servers = stringListOption(args, 'server');
     const { checkDomain, DiscoveryResolver, linkRecordName } = await import('@stratum/discovery');
     const resolver = new DiscoveryResolver(servers.length > 0 ? { servers } : {});

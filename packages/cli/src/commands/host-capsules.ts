@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { domainToASCII } from 'node:url';
 import { formatBytes, formatDuration, isStratumError } from '@stratum/core';
 import type { CapsuleLogEntry, CapsuleStatus, InstallOptions } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
+  asciiDomain,
   booleanOption,
   type Command,
   EXIT_OK,
@@ -71,16 +71,9 @@ async function capsuleToSend(
   };
 }
 
-/**
- * The --domain values as hosts compare them (spec/host-api.md): lowercase, without a trailing
- * dot, an internationalised name in its ASCII form (`bücher.example` is `xn--bcher-kva.example`).
- */
+/** The --domain values, as hosts compare them (`asciiDomain`). */
 function domainOptions(args: ParsedArgs): string[] {
-  return stringListOption(args, 'domain').map((given) => {
-    const ascii = domainToASCII(given.replace(/\.$/, ''));
-    if (!ascii) throw usageError(`--domain ${JSON.stringify(given)} is not a domain name`, 'Give a host name such as shop.example.com.');
-    return ascii;
-  });
+  return stringListOption(args, 'domain').map((given) => asciiDomain(given, '--domain'));
 }
 
 /** `host install`'s and `host move`'s options for pointing the domains' links at the host (link-switch.ts). */
