@@ -255,3 +255,43 @@ test('an outbound fetch() the host refuses fails with the URL and a pointer to t
   });
   assert.ok(logs.includes('request refused: the manifest allows no outbound origin ([capabilities] outbound)'), logs.join('\n'));
 });
+
+test('importing an ECDSA or RSA key is a NotSupportedError the capsule can catch, not an abort of its instance; HMAC keys import', async (t) => {
+  // A public key of each, as Node.js exports them (their values do not matter: the import is refused).
+  const ecdsa = {
+    kty: 'EC',
+    crv: 'P-256',
+    x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
+    y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+  };
+  const rsa = { kty: 'RSA', n: 'sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1Wl', e: 'AQAB' };
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        '  fetch(request) {',
+        `  async fetch(request) {
+    if (new URL(request.url).pathname === '/keys') {
+      const tried = async (format: string, key: unknown, algorithm: unknown) => {
+        try {
+          await crypto.subtle.importKey(format as 'jwk', key as JsonWebKey, algorithm as AlgorithmIdentifier, false, ['verify']);
+          return 'imported';
+        } catch (error) {
+          return \`\${(error as Error).name}: \${(error as Error).message}\`;
+        }
+      };
+      return Response.json({
+        ecdsa: await tried('jwk', ${JSON.stringify(ecdsa)}, { name: 'ECDSA', namedCurve: 'P-256' }),
+        rsa: await tried('jwk', ${JSON.stringify(rsa)}, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }),
+        hmac: await tried('raw', new Uint8Array(16), { name: 'HMAC', hash: 'SHA-256' }),
+      });
+    }`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await get(port, 'counter.test', '/keys');
+  assert.equal(reply.status, 200, reply.body);
+  const seen = JSON.parse(reply.body) as Record<string, string>;
+  assert.match(seen.ecdsa ?? '', /^NotSupportedError: ECDSA keys cannot be imported in a capsule/);
+  assert.match(seen.rsa ?? '', /^NotSupportedError: RSASSA-PKCS1-V1_5 keys cannot be imported in a capsule/);
+  assert.equal(seen.hmac, 'imported');
+});
