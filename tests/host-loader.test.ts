@@ -1,6 +1,6 @@
 // The loader's transpile worker (jco, about 250 MB) lives only while there is work for it.
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, readFile, rm, utimes } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -65,4 +65,18 @@ test('pruning the transpile cache keeps what is in use and the most recently use
   assert.equal(loader.stats.transpiles, transpiles, 'a kept entry was transpiled again');
   await loader.transpile(older.component, [], []);
   assert.equal(loader.stats.transpiles, transpiles + 1, 'a pruned entry was not transpiled again');
+});
+
+test('the glue loads as an ES module when the cache is inside a CommonJS package (npm init -y)', async (t) => {
+  const project = await mkdtemp(join(tmpdir(), 'stratum-loader-'));
+  await writeFile(join(project, 'package.json'), JSON.stringify({ name: 'app', type: 'commonjs' }));
+  const loader = new Loader({ cacheDir: join(project, '.stratum', 'cache') });
+  t.after(async () => {
+    await loader.close();
+    await rm(project, { recursive: true, force: true });
+  });
+  const bytes = new Uint8Array(await readFile(await buildTiny()));
+  const transpiled = await loader.transpile({ digest: sha256Digest(bytes), bytes: () => Promise.resolve(bytes) }, [], []);
+  const glue = (await import(transpiled.glueUrl)) as { instantiate?: unknown };
+  assert.equal(typeof glue.instantiate, 'function');
 });

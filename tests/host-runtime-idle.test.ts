@@ -161,7 +161,7 @@ test('a component started twice in a row has its glue loaded by the spare, and i
   await host.install('two', tiny);
   await waitForSpare();
   const { spareGlue, spareGlueHits } = host.runtime.stats();
-  assert.match(spareGlue ?? '', /^file:.*\/capsule\.js$/);
+  assert.match(spareGlue ?? '', /^file:.*\/capsule\.mjs$/);
   assert.equal(spareGlueHits, 0);
   await host.install('three', tiny);
   assert.equal(host.runtime.stats().spareGlueHits, 1, 'the third instance loaded its glue again');
@@ -199,7 +199,7 @@ test("prepare compiles the capsules named before their first request, and the wa
   const prepared = host.runtime.stats();
   assert.equal(prepared.compiles, 1);
   assert.deepEqual(prepared.compiledModuleSets, { held: 0, kept: 1 });
-  assert.match(prepared.spareGlue ?? '', /^file:.*\/capsule\.js$/);
+  assert.match(prepared.spareGlue ?? '', /^file:.*\/capsule\.mjs$/);
   for (let tries = 0; tries < 600 && !host.runtime.stats().sparePreloaded; tries++) await new Promise((resolve) => setTimeout(resolve, 50));
   assert.ok(host.runtime.stats().sparePreloaded, 'the spare never finished loading');
   assert.equal((await host.get('two.test')).status, 200);

@@ -116,6 +116,12 @@ const CORE_MODULE_FORMAT = 'memory-cap-slots, hosted memory';
 const SOURCE_MAP_FILE = 'source-map.json';
 /** jco's glue module, named after the `name: 'capsule'` the transpile worker gives jco. */
 const GLUE_FILE = 'capsule.js';
+/**
+ * The glue as stored. `.mjs`, because a cache directory inside a project whose package.json says
+ * `"type": "commonjs"` (as `npm init -y` writes) would make Node.js load a `.js` file as CommonJS,
+ * and jco's ES module then fails with "Unexpected token 'export'". Part of the cache key.
+ */
+const GLUE_STORED_FILE = 'capsule.mjs';
 /** Transpile cache entries no installed capsule uses that `pruneCache` keeps, the most recently used. */
 const KEEP_UNUSED_TRANSPILED = 8;
 
@@ -235,6 +241,7 @@ export class Loader {
       asyncExports: jspi ? [...asyncExports].sort() : [],
       importBindings: IMPORT_BINDINGS,
       coreModules: CORE_MODULE_FORMAT,
+      glue: GLUE_STORED_FILE,
       // Entries made before the source map was kept beside the modules lack it.
       sections: [JS_SOURCE_MAP_SECTION],
     });
@@ -252,7 +259,7 @@ export class Loader {
       return {
         key,
         dir,
-        glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href,
+        glueUrl: pathToFileURL(join(dir, GLUE_STORED_FILE)).href,
         coreModules,
         memoryCaps,
         jspi,
@@ -290,7 +297,7 @@ export class Loader {
           memoryCaps[name] = prepared.slots;
         } else if (name === GLUE_FILE) {
           // Not part of the cache key: glue written before this rewrite works the same, only slower to start.
-          await writeFile(join(staging, name), eagerInstantiate(Buffer.from(bytes).toString('utf8')));
+          await writeFile(join(staging, GLUE_STORED_FILE), eagerInstantiate(Buffer.from(bytes).toString('utf8')));
         } else {
           await writeFile(join(staging, name), bytes);
         }
@@ -300,7 +307,15 @@ export class Loader {
       await rm(dir, { recursive: true, force: true });
       await rename(staging, dir);
       this.#logger.info({ digest: component.digest, jspi, ms: Math.round(performance.now() - started) }, 'transpiled component');
-      return { key, dir, glueUrl: pathToFileURL(join(dir, GLUE_FILE)).href, coreModules, memoryCaps, jspi, ...sourceMap(sourceMapFile) };
+      return {
+        key,
+        dir,
+        glueUrl: pathToFileURL(join(dir, GLUE_STORED_FILE)).href,
+        coreModules,
+        memoryCaps,
+        jspi,
+        ...sourceMap(sourceMapFile),
+      };
     });
   }
 
