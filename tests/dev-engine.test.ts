@@ -295,3 +295,57 @@ test('importing an ECDSA or RSA key is a NotSupportedError the capsule can catch
   assert.match(seen.rsa ?? '', /^NotSupportedError: RSASSA-PKCS1-V1_5 keys cannot be imported in a capsule/);
   assert.equal(seen.hmac, 'imported');
 });
+
+test("a response's content-length is the body's when the body is whole, and a streamed body that breaks the one it declared closes the connection: its extra bytes never reach the client", async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        'return Response.json({ path, count })',
+        `const slowly = (parts: string[]) => new ReadableStream({
+      async pull(controller) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        const part = parts.shift();
+        if (part === undefined) controller.close();
+        else controller.enqueue(new TextEncoder().encode(part));
+      },
+    });
+    // StarlingMonkey puts content-length: 6 in these headers; a framework's error path copies them.
+    if (path === '/stale') return new Response('Internal Server Error', { status: 500, headers: new Response('cached').headers });
+    const injected = 'HTTP/1.1 200 OK\\r\\ncontent-length: 9\\r\\n\\r\\nSMUGGLED!';
+    if (path === '/long') return new Response(slowly(['ok', injected]), { headers: { 'content-length': '2' } });
+    if (path === '/short') return new Response(slowly(['abc']), { headers: { 'content-length': '10' } });
+    if (path === '/exact') return new Response(slowly(['ab', 'c']), { headers: { 'content-length': '3' } });
+    if (path === '/invalid') return new Response(slowly(['abc']), { headers: { 'content-length': '3 bytes' } });
+    return Response.json({ path, count })`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
+  assert.deepEqual(await get(port, 'counter.test', '/stale'), { status: 500, body: 'Internal Server Error' });
+  assert.deepEqual(await get(port, 'counter.test', '/exact'), { status: 200, body: 'abc' });
+  assert.deepEqual(await get(port, 'counter.test', '/invalid'), { status: 502, body: 'the capsule sent an invalid response\n' });
+  const wire = async (requests: string[]) => {
+    const socket = connect(port, '127.0.0.1');
+    socket.write(requests.map((path) => `GET ${path} HTTP/1.1\r\nHost: counter.test\r\n\r\n`).join(''));
+    const chunks: Buffer[] = [];
+    for await (const chunk of socket) chunks.push(chunk as Buffer);
+    return Buffer.concat(chunks).toString();
+  };
+  // Two requests on one connection, as a proxy that pools its connections to the host sends them.
+  const long = await wire(['/long', '/hits']);
+  assert.match(long, /^HTTP\/1\.1 200 OK\r\n/);
+  assert.ok(long.endsWith('\r\n\r\nok'), `the connection carried more than the declared body: ${JSON.stringify(long)}`);
+  // Shorter than declared: the connection closes (the loop above ends) instead of waiting for the rest.
+  const short = await wire(['/short', '/hits']);
+  assert.ok(short.endsWith('\r\n\r\nabc') && short.includes('content-length: 10\r\n'), JSON.stringify(short));
+  for (const expected of [
+    'its content-length header is not one whole number of bytes',
+    'its body is longer than the 2 bytes its content-length header says; the connection was closed',
+    'its body ended after 3 of the 10 bytes its content-length header says; the connection was closed',
+  ]) {
+    assert.ok(
+      logs.some((line) => line === `invalid response from the capsule: ${expected}`),
+      `no log line "${expected}" in:\n${logs.join('\n')}`,
+    );
+  }
+});

@@ -259,6 +259,37 @@ function answer(res: ServerResponse, status: number, message: string, headers: R
 
 const EMPTY_BODY = new Uint8Array(0);
 
+/** Whether a response to `method` with `status` carries a body (RFC 9110 section 6.4.1). */
+function hasBody(method: string, status: number): boolean {
+  return method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
+}
+
+/**
+ * The content-length a capsule gave a response that has a body: undefined when it gave none,
+ * 'invalid' when it is not one decimal number (several fields must agree, RFC 9110 section 8.6).
+ */
+function declaredLength(method: string, head: { status: number; headers: string[] }): number | undefined | 'invalid' {
+  if (!hasBody(method, head.status)) return undefined;
+  let declared: number | undefined;
+  for (let index = 0; index < head.headers.length; index += 2) {
+    if ((head.headers[index] as string).toLowerCase() !== 'content-length') continue;
+    const value = (head.headers[index + 1] as string).trim();
+    if (!/^\d{1,15}$/.test(value)) return 'invalid';
+    const length = Number(value);
+    if (declared !== undefined && declared !== length) return 'invalid';
+    declared = length;
+  }
+  return declared;
+}
+
+function withoutContentLength(headers: string[]): string[] {
+  const kept: string[] = [];
+  for (let index = 0; index < headers.length; index += 2) {
+    if ((headers[index] as string).toLowerCase() !== 'content-length') kept.push(headers[index] as string, headers[index + 1] as string);
+  }
+  return kept;
+}
+
 interface ActiveRequest {
   id: number;
   requestId: string;
@@ -271,6 +302,8 @@ interface ActiveRequest {
   bytesOut: number;
   ended: boolean;
   cutOff: boolean;
+  /** The content-length the capsule gave a response it streams: the host holds it to it. */
+  declaredLength?: number;
   /** The client closed the connection before the response ended. */
   clientGone?: boolean;
   /** Stops streaming the request body into the instance. */
@@ -969,7 +1002,8 @@ class Capsule {
     if (!pending.dispatched) {
       pending.res.on('close', () => {
         const where = pending.dispatched;
-        if (where && !where.active.ended && where.handle.inFlight.includes(where.active)) {
+        // A response the host cut off (and answered or closed itself) was not left by its client.
+        if (where && !where.active.ended && !where.active.cutOff && where.handle.inFlight.includes(where.active)) {
           where.active.cutOff = true;
           where.active.clientGone = true;
         }
@@ -1177,17 +1211,30 @@ class Capsule {
       // Answered in one write.
     } else if (!active.cutOff) {
       try {
-        if (batch.head) res.writeHead(batch.head.status, batch.head.headers);
-        else if (batch.failed !== undefined && !res.headersSent) answer(res, 502, `the capsule answered with an error (${batch.failed})`);
+        if (batch.head) {
+          const declared = declaredLength(active.method, batch.head);
+          if (declared === 'invalid') throw new Error('its content-length header is not one whole number of bytes');
+          if (declared !== undefined) active.declaredLength = declared;
+          res.writeHead(batch.head.status, batch.head.headers);
+        } else if (batch.failed !== undefined && !res.headersSent) answer(res, 502, `the capsule answered with an error (${batch.failed})`);
+        const declared = active.declaredLength;
         if (batch.chunks) {
           for (const chunk of batch.chunks) {
+            if (declared !== undefined && active.bytesOut + chunk.length > declared) {
+              this.#lengthBroken(active, `its body is longer than the ${declared} bytes its content-length header says`);
+              break;
+            }
             active.bytesOut += chunk.length;
             res.write(chunk);
           }
         }
-        if (batch.end && !batch.limit) {
-          active.ended = true;
-          res.end();
+        if (batch.end && !batch.limit && !active.cutOff) {
+          if (declared !== undefined && active.bytesOut !== declared) {
+            this.#lengthBroken(active, `its body ended after ${active.bytesOut} of the ${declared} bytes its content-length header says`);
+          } else {
+            active.ended = true;
+            res.end();
+          }
         }
       } catch (error) {
         this.#invalidResponse(active, error);
@@ -1221,17 +1268,25 @@ class Capsule {
 
   /**
    * A response that arrived whole (head, body and end in one batch, as most do) goes out with a
-   * content-length in one write, instead of chunked in two. Not when the capsule framed the body
-   * itself or the response has none (HEAD, 1xx, 204, 304). False when it did not apply.
+   * content-length in one write, instead of chunked in two. The length is the body's: one the
+   * capsule gave is replaced, as Cloudflare's runtime does, because code that copies another
+   * response's headers (`new Response(text, { headers: upstream.headers })`, and frameworks'
+   * error paths) carries a stale one, and StarlingMonkey puts one in every Response's headers.
+   * Not when the response has no body (HEAD, 1xx, 204, 304). False when it did not apply.
    */
   #endWhole(active: ActiveRequest, head: { status: number; headers: string[] }, chunks: Uint8Array[] | undefined): boolean {
-    const { status, headers } = head;
-    if (active.method === 'HEAD' || status < 200 || status === 204 || status === 304) return false;
+    const { status } = head;
+    if (!hasBody(active.method, status)) return false;
+    const body = !chunks || chunks.length === 0 ? EMPTY_BODY : chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
+    let headers = head.headers;
     for (let index = 0; index < headers.length; index += 2) {
       const name = (headers[index] as string).toLowerCase();
-      if (name === 'content-length' || name === 'transfer-encoding') return false;
+      if (name === 'transfer-encoding') return false;
+      if (name === 'content-length') {
+        headers = withoutContentLength(headers);
+        break;
+      }
     }
-    const body = !chunks || chunks.length === 0 ? EMPTY_BODY : chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
     try {
       active.res.writeHead(status, [...headers, 'content-length', String(body.length)]);
     } catch (error) {
@@ -1242,6 +1297,19 @@ class Capsule {
     active.ended = true;
     active.res.end(body);
     return true;
+  }
+
+  /**
+   * A streamed body that broke the length its head declared. The head is out, so the connection
+   * is closed: the client sees a response cut short rather than waiting for bytes that never
+   * come, and bytes past the declared length never reach it, where a client or a proxy that
+   * reuses the connection would read them as the next response (another capsule's, behind a
+   * proxy that pools connections to the host).
+   */
+  #lengthBroken(active: ActiveRequest, problem: string): void {
+    active.cutOff = true;
+    this.log('error', `invalid response from the capsule: ${problem}; the connection was closed`, 'host', active.requestId);
+    active.res.destroy();
   }
 
   /** Node.js refused the capsule's head (a bad header name or value): 502, and nothing more of it. */
@@ -1267,7 +1335,7 @@ class Capsule {
     const res = active.res;
     if (active.clientGone) res.destroy();
     else if (fallback) answer(res, fallback.status, fallback.message);
-    else if (!res.writableEnded) res.end();
+    else if (!res.writableEnded && !res.destroyed) res.end();
     if (failed && active.limit !== 'response-body') this.failed();
     else this.failures = 0;
     const record: RequestRecord = {
