@@ -349,3 +349,69 @@ test("a response's content-length is the body's when the body is whole, and a st
     );
   }
 });
+
+test('Response.clone(), which StarlingMonkey lacks, gives two readable bodies, streamed ones too, and the original can still be returned; bytes() reads a body', async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        "if (request.method !== 'GET')",
+        `if (path === '/clones') {
+      const original = new Response(request.body, { status: 201, headers: { 'x-kind': 'posted' } });
+      const first = original.clone();
+      const second = first.clone();
+      first.headers.set('x-kind', 'changed');
+      const texts = [await first.text(), await second.text()];
+      let again = '';
+      try {
+        first.clone();
+      } catch (error) {
+        again = String(error);
+      }
+      const original2 = new Response('kept');
+      await original2.clone().bytes();
+      if (request.headers.get('x-return') === 'original') return original;
+      return Response.json({
+        texts,
+        status: second.status,
+        kind: original.headers.get('x-kind'),
+        again,
+        used: [original.bodyUsed, first.bodyUsed],
+        bytes: [...(await new Request('http://counter.test/', { method: 'POST', body: 'hi' }).bytes())],
+        kept: await original2.text(),
+        empty: new Response(null, { status: 204 }).clone().body,
+      });
+    }
+    if (request.method !== 'GET')`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const post = (headers: Record<string, string>) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const outgoing = request(
+        { host: '127.0.0.1', port, path: '/clones', method: 'POST', headers: { ...headers, host: 'counter.test' } },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        },
+      );
+      outgoing.on('error', reject);
+      // Two writes: the body reaches the capsule as a stream, not whole.
+      outgoing.write('posted ');
+      setTimeout(() => outgoing.end('body'), 20);
+    });
+  const reply = await post({});
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), {
+    texts: ['posted body', 'posted body'],
+    status: 201,
+    kind: 'posted',
+    again: 'TypeError: Response.clone: the body has already been read',
+    used: [false, true],
+    bytes: [104, 105],
+    kept: 'kept',
+    empty: null,
+  });
+  // The original, cloned twice over, is still whole when the capsule returns it.
+  assert.deepEqual(await post({ 'x-return': 'original' }), { status: 201, body: 'posted body' });
+});

@@ -2,8 +2,9 @@
 // TypeError ("malformed UTF-8 character sequence") on bytes that are not UTF-8, and `text()`
 // keeps a leading byte order mark. The Fetch standard decodes with replacement (U+FFFD) and drops
 // the mark, as TextDecoder does by default and as browsers, Node.js and workerd do: a form posted
-// in Latin-1, or an upload read as text, must not fail the request. Imported for this effect by
-// the HTTP adapter, so it runs once, in every capsule, before the capsule's own code.
+// in Latin-1, or an upload read as text, must not fail the request. StarlingMonkey also lacks
+// the standard's newer `bytes()`, which browsers, Node.js and workerd have. Imported for this
+// effect by the HTTP adapter, so it runs once, in every capsule, before the capsule's own code.
 
 const decoder = new TextDecoder();
 
@@ -24,4 +25,13 @@ for (const Body of [Request, Response]) {
       },
     },
   });
+  if (!('bytes' in Body.prototype)) {
+    Object.defineProperty(Body.prototype, 'bytes', {
+      configurable: true,
+      writable: true,
+      value: async function bytes(this: Request | Response): Promise<Uint8Array> {
+        return new Uint8Array(await this.arrayBuffer());
+      },
+    });
+  }
 }

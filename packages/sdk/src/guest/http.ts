@@ -9,6 +9,7 @@ import type { Capsule } from '../index.ts';
 import './body-text.ts';
 import './crypto-guard.ts';
 import './fetch-errors.ts';
+import './response-clone.ts';
 import { describeError } from './errors.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
