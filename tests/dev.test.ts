@@ -614,3 +614,29 @@ test('dev does not back a failing capsule off: after failures in a row, the next
   assert.equal(after.status, 200, after.body);
   assert.equal(await dev.interrupt(), 0);
 });
+
+test("dev lets a capsule reach this machine's loopback through an origin its manifest grants, as a developer's local API needs", async (t) => {
+  const api = createServer((_req, res) => res.end('from the local API'));
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
+  const origin = `http://127.0.0.1:${(api.address() as { port: number }).port}`;
+  const dir = await counterCopy(t);
+  await editFile(join(dir, 'stratum.toml'), (text) =>
+    text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+  );
+  await editFile(join(dir, 'src', 'index.ts'), (text) =>
+    text.replace('fetch(request) {', 'async fetch(request) {').replace(
+      'return Response.json({ path, count })',
+      `const upstream = await fetch('${origin}/data');
+    const copy = upstream.clone();
+    return Response.json({ copy: await copy.text(), original: await upstream.text(), url: copy.url })`,
+    ),
+  );
+  const port = await freePort();
+  const dev = await startDev(t, dir, port);
+  await serving(dev);
+  const reply = await get(port, 'counter.localhost', '/hits');
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), { copy: 'from the local API', original: 'from the local API', url: `${origin}/data` });
+  assert.equal(await dev.interrupt(), 0);
+});

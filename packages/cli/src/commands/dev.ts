@@ -68,8 +68,13 @@ service:
   --backend sql=postgres://postgres@127.0.0.1:5432/test
   --backend bucket=s3://<bucket>?endpoint=http://127.0.0.1:9000&region=us-east-1
 With --config, a host.toml (spec/host-config/README.md) gives the limits and backends a real host
-would apply; only its [limits], store tables and [ingress] trusted_proxies (a TLS proxy in front
-of dev) are used, and --backend flags override it.
+would apply; only its [limits], store tables, [outbound] and [ingress] trusted_proxies (a TLS
+proxy in front of dev) are used, and --backend flags override it.
+
+An outbound fetch() reaches only the origins the manifest grants ([capabilities] outbound). Unlike
+a host, dev lets those reach this machine's loopback (127.0.0.0/8, ::1), where the API a capsule
+calls often runs while it is developed: outbound = ["http://localhost:3000"] works in dev, and a
+host refuses it unless its [outbound] allow_addresses lists the range.
 
 Ctrl-C stops everything cleanly.
 

@@ -1,4 +1,5 @@
 import { StratumError } from '@stratum/core';
+import type { OutboundConfig } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 
 export type StoreKind = 'keyvalue' | 'sql' | 'bucket';
@@ -121,6 +122,19 @@ export function capabilityConfigFor(
     }
   }
   return config;
+}
+
+/** This machine's loopback ranges, which a dev capsule may reach (`outboundConfigFor`). */
+export const DEV_LOOPBACK = ['127.0.0.0/8', '::1/128'];
+
+/**
+ * The outbound capability's config for dev: the host config's `[outbound]` (`--config`), with
+ * this machine's loopback added to the addresses it allows. A host refuses loopback to every
+ * capsule, but in dev the capsule is the developer's and the API it calls often runs on
+ * localhost; it still reaches only the origins its manifest grants.
+ */
+export function outboundConfigFor(base: OutboundConfig = {}): OutboundConfig {
+  return { ...base, allow_addresses: [...(base.allow_addresses ?? []), ...DEV_LOOPBACK] };
 }
 
 /** Flags that name a label no capsule grants: almost certainly a typo. */

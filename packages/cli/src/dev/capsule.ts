@@ -8,7 +8,7 @@ import { errorMessage, StratumError } from '@stratum/core';
 import { CAPABILITY_MODULES, createHostRuntime, type HostConfig, resolveConfig, type StratumHostRuntime } from '@stratum/host';
 import { loadManifest, type Manifest, routeExample, routeMatches } from '@stratum/manifest';
 import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
-import { type BackendFlag, capabilityConfigFor, describeBackends } from './backends.ts';
+import { type BackendFlag, capabilityConfigFor, describeBackends, outboundConfigFor } from './backends.ts';
 import { type BuildKind, type DevOutput, type ServedCapsule, versionId } from './output.ts';
 import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
 import { type VarFlag, varsFor } from './vars.ts';
@@ -160,7 +160,11 @@ export class DevCapsule {
       dataDir: stateDir,
       // Only dev's runtime serves stratum:dev/source: a real host refuses a dev engine.
       capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
-      capabilityConfig: { ...capabilityConfigFor(manifest, options.flags, options.hostConfig?.capabilities), dev },
+      capabilityConfig: {
+        ...capabilityConfigFor(manifest, options.flags, options.hostConfig?.capabilities),
+        outbound: outboundConfigFor(options.hostConfig?.capabilities.outbound),
+        dev,
+      },
       // No back-off: a host holds off a capsule that keeps failing, but a developer trying the
       // paths that fail would then get 503s that hide the next error, for up to a minute.
       backoffAfter: Number.POSITIVE_INFINITY,
