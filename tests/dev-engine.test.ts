@@ -415,3 +415,22 @@ test('Response.clone(), which StarlingMonkey lacks, gives two readable bodies, s
   // The original, cloned twice over, is still whole when the capsule returns it.
   assert.deepEqual(await post({ 'x-return': 'original' }), { status: 201, body: 'posted body' });
 });
+
+test('an Error given to console is logged with its name, message, frames at the sources and causes, not as StarlingMonkey prints its source', async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        'return Response.json({ path, count })',
+        `if (path === '/log') console.error('failed:', new TypeError('outer', { cause: new Error('root') }), 42);
+    return Response.json({ path, count })`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
+  assert.equal((await get(port, 'counter.test', '/log')).status, 200);
+  const text = logs.join('\n');
+  // The bundle's frames, as this runtime has no source map to take them to src/index.ts.
+  assert.match(text, /^failed: TypeError: outer\nfetch@src\/index\.ts\.bundle\.js:\d+:\d+\n/m, text);
+  assert.match(text, /^caused by: Error: root\nfetch@src\/index\.ts\.bundle\.js:\d+:\d+ 42$/m, text);
+  assert.doesNotMatch(text, /new TypeError\(|engine\.js/, text);
+});

@@ -60,9 +60,22 @@ export function describeError(error: unknown): string {
     return "uncaught out of memory: the JavaScript heap could not grow within the instance's memory limit ([resources] memory in stratum.toml)";
   }
   if (!(error instanceof Error)) return `uncaught ${typeof error === 'string' ? JSON.stringify(error) : String(error)}`;
+  return errorWithFrames(error, 0);
+}
+
+/** How many causes deep `errorWithFrames` follows `cause`, in case causes loop. */
+const CAUSES_SHOWN = 4;
+
+/** An Error's name and message, its frames, and its `cause`s after it, as Node.js prints them. */
+export function errorWithFrames(error: Error, depth = 0): string {
   const heading = `${error.name}: ${error.message}`;
   const stack = capsuleFrames(error.stack ?? '');
-  return stack.startsWith(heading) ? stack : `${heading}\n${stack}`.trimEnd();
+  let text = stack.startsWith(heading) ? stack : `${heading}\n${stack}`.trimEnd();
+  const cause: unknown = error.cause;
+  if (cause !== undefined && depth < CAUSES_SHOWN) {
+    text += `\ncaused by: ${cause instanceof Error ? errorWithFrames(cause, depth + 1) : typeof cause === 'string' ? JSON.stringify(cause) : String(cause)}`;
+  }
+  return text;
 }
 
 /**

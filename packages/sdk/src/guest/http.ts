@@ -7,6 +7,7 @@
 import { Fields, type IncomingRequest, type Method, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:http/types@0.2.10';
 import type { Capsule } from '../index.ts';
 import './body-text.ts';
+import './console-errors.ts';
 import './crypto-guard.ts';
 import './fetch-errors.ts';
 import './response-clone.ts';
