@@ -127,3 +127,23 @@ test('an instance whose memory grows near its limit is replaced before a request
   for (let request = 0; request < 5; request++) assert.equal((await host.get('tiny.test')).status, 200);
   assert.equal(host.runtime.stats().recycledInstances, recycled);
 });
+
+test('a status that is not a final one (101, which a proxy would take as a tunnel; 799) is a 502, logged, and the instance serves on', async (t) => {
+  const host = await startHarness(t);
+  await host.install('moody', await buildHostile('moody'));
+  const logged: string[] = [];
+  host.runtime.subscribeLogs('moody', (entry) => logged.push(entry.message));
+  for (const [path, status] of [
+    ['/up', 101],
+    ['/odd', 799],
+  ] as const) {
+    const reply = await host.get('moody.test', path);
+    assert.equal(reply.status, 502, `${path}: ${reply.status}`);
+    assert.ok(
+      logged.includes(`invalid response from the capsule: its status ${status} is not a final HTTP status (200 to 599)`),
+      logged.join('\n'),
+    );
+  }
+  // The same instance: it counted the two refused answers too.
+  assert.equal((await host.get('moody.test', '/')).body.toString(), 'hello from tiny 3\n');
+});

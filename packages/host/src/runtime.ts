@@ -1207,6 +1207,11 @@ class Capsule {
     const unsent = batch.done?.trap !== undefined && !batch.end && !res.headersSent;
     if (unsent) {
       // Nothing to write.
+    } else if (!active.cutOff && batch.head && (batch.head.status < 200 || batch.head.status > 599)) {
+      // wasi:http lets a guest set any status from 100 to 999. An informational one cannot end a
+      // response, and a 101 would make a proxy in front of the host tunnel the connection, past
+      // its own checks and the forwarding headers it sets; above 599 none is defined (RFC 9110).
+      this.#invalidResponse(active, new Error(`its status ${batch.head.status} is not a final HTTP status (200 to 599)`));
     } else if (!active.cutOff && batch.head && batch.end && !batch.limit && this.#endWhole(active, batch.head, batch.chunks)) {
       // Answered in one write.
     } else if (!active.cutOff) {
