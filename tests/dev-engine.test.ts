@@ -434,3 +434,32 @@ test('an Error given to console is logged with its name, message, frames at the 
   assert.match(text, /^caused by: Error: root\nfetch@src\/index\.ts\.bundle\.js:\d+:\d+ 42$/m, text);
   assert.doesNotMatch(text, /new TypeError\(|engine\.js/, text);
 });
+
+test('headers that direct a proxy in front of the host (X-Accel-Redirect, X-Sendfile) are dropped from a response, with one log line', async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        'return Response.json({ path, count })',
+        `return new Response('mine', { headers: { 'X-Accel-Redirect': '/internal/other-tenant', 'x-sendfile': '/etc/passwd', 'x-kept': String(count) } })`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
+  for (const count of ['1', '2']) {
+    const headers = await new Promise<Record<string, string | string[] | undefined>>((resolve, reject) => {
+      request({ host: '127.0.0.1', port, path: '/a', headers: { host: 'counter.test' }, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.headers));
+      })
+        .on('error', reject)
+        .end();
+    });
+    assert.equal(headers['x-kept'], count);
+    assert.equal(headers['x-accel-redirect'], undefined);
+    assert.equal(headers['x-sendfile'], undefined);
+  }
+  assert.deepEqual(
+    logs.filter((line) => line.includes('directs a proxy')),
+    ['the x-accel-redirect header of a response was dropped: it directs a proxy, not a client'],
+  );
+});

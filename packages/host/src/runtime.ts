@@ -264,22 +264,19 @@ function hasBody(method: string, status: number): boolean {
   return method !== 'HEAD' && status >= 200 && status !== 204 && status !== 304;
 }
 
-/**
- * The content-length a capsule gave a response that has a body: undefined when it gave none,
- * 'invalid' when it is not one decimal number (several fields must agree, RFC 9110 section 8.6).
- */
-function declaredLength(method: string, head: { status: number; headers: string[] }): number | undefined | 'invalid' {
-  if (!hasBody(method, head.status)) return undefined;
-  let declared: number | undefined;
-  for (let index = 0; index < head.headers.length; index += 2) {
-    if ((head.headers[index] as string).toLowerCase() !== 'content-length') continue;
-    const value = (head.headers[index + 1] as string).trim();
-    if (!/^\d{1,15}$/.test(value)) return 'invalid';
-    const length = Number(value);
-    if (declared !== undefined && declared !== length) return 'invalid';
-    declared = length;
-  }
-  return declared;
+/** Response headers by which a backend directs the proxy in front of it (nginx, Apache, lighttpd). */
+const PROXY_DIRECTIVES = new Set(['x-accel-redirect', 'x-sendfile', 'x-sendfile2', 'x-lighttpd-send-file']);
+
+/** A capsule's response head as checked (`#checkedHead`). */
+interface CheckedHead {
+  status: number;
+  headers: string[];
+  /** The content-length it gave, when the response has a body. */
+  declared: number | undefined;
+  /** Whether it gave a content-length. */
+  hasLength: boolean;
+  /** Whether the response carries a body (not to HEAD; not 204 or 304). */
+  withBody: boolean;
 }
 
 function withoutContentLength(headers: string[]): string[] {
@@ -456,6 +453,8 @@ class Capsule {
   failures = 0;
   backedOffUntil = 0;
   lastError: string | undefined;
+  /** A dropped proxy directive is logged once per capsule, not on every response. */
+  #proxyDirectiveLogged = false;
   readonly logs: CapsuleLogEntry[] = [];
   readonly logListeners = new Set<(entry: CapsuleLogEntry) => void>();
   drained: (() => void) | undefined;
@@ -1205,22 +1204,17 @@ class Capsule {
     // A response begun and cut short by a trap in one batch has reached no one yet: dropped, so
     // that the client gets the 500 below rather than a connection closed mid-response.
     const unsent = batch.done?.trap !== undefined && !batch.end && !res.headersSent;
+    // The head as it may go out (undefined when it may not: answered as invalid).
+    const head = batch.head && !active.cutOff && !unsent ? this.#checkedHead(active, batch.head) : undefined;
     if (unsent) {
       // Nothing to write.
-    } else if (!active.cutOff && batch.head && (batch.head.status < 200 || batch.head.status > 599)) {
-      // wasi:http lets a guest set any status from 100 to 999. An informational one cannot end a
-      // response, and a 101 would make a proxy in front of the host tunnel the connection, past
-      // its own checks and the forwarding headers it sets; above 599 none is defined (RFC 9110).
-      this.#invalidResponse(active, new Error(`its status ${batch.head.status} is not a final HTTP status (200 to 599)`));
-    } else if (!active.cutOff && batch.head && batch.end && !batch.limit && this.#endWhole(active, batch.head, batch.chunks)) {
+    } else if (head && batch.end && !batch.limit && this.#endWhole(active, head, batch.chunks)) {
       // Answered in one write.
     } else if (!active.cutOff) {
       try {
-        if (batch.head) {
-          const declared = declaredLength(active.method, batch.head);
-          if (declared === 'invalid') throw new Error('its content-length header is not one whole number of bytes');
-          if (declared !== undefined) active.declaredLength = declared;
-          res.writeHead(batch.head.status, batch.head.headers);
+        if (head) {
+          if (head.declared !== undefined) active.declaredLength = head.declared;
+          res.writeHead(head.status, head.headers);
         } else if (batch.failed !== undefined && !res.headersSent) answer(res, 502, `the capsule answered with an error (${batch.failed})`);
         const declared = active.declaredLength;
         if (batch.chunks) {
@@ -1272,26 +1266,60 @@ class Capsule {
   }
 
   /**
+   * The capsule's response head as the host sends it, or undefined when it is invalid (then
+   * answered 502). The status must be a final one: wasi:http lets a guest set any from 100 to
+   * 999, an informational one cannot end a response, a 101 would make a proxy in front of the
+   * host tunnel the connection (past its checks and the forwarding headers it sets), and none
+   * above 599 is defined (RFC 9110). Several content-length fields must agree. Headers that
+   * direct a proxy in front of the host to serve something else (`X-Accel-Redirect` makes nginx
+   * serve one of its internal locations) are dropped: a capsule answers for itself only.
+   */
+  #checkedHead(active: ActiveRequest, head: { status: number; headers: string[] }): CheckedHead | undefined {
+    const { status } = head;
+    if (status < 200 || status > 599) {
+      this.#invalidResponse(active, new Error(`its status ${status} is not a final HTTP status (200 to 599)`));
+      return undefined;
+    }
+    let headers = head.headers;
+    let declared: number | undefined;
+    let lengthAt = -1;
+    for (let index = 0; index < headers.length; index += 2) {
+      const name = (headers[index] as string).toLowerCase();
+      if (name === 'content-length') {
+        const value = (headers[index + 1] as string).trim();
+        const length = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+        if (Number.isNaN(length) || (declared !== undefined && declared !== length)) {
+          this.#invalidResponse(active, new Error('its content-length header is not one whole number of bytes'));
+          return undefined;
+        }
+        declared = length;
+        if (lengthAt === -1) lengthAt = index;
+      } else if (PROXY_DIRECTIVES.has(name)) {
+        headers = headers.filter((_, at) => at !== index && at !== index + 1);
+        index -= 2;
+        if (!this.#proxyDirectiveLogged) {
+          this.#proxyDirectiveLogged = true;
+          this.log('warn', `the ${name} header of a response was dropped: it directs a proxy, not a client`, 'host', active.requestId);
+        }
+      }
+    }
+    const withBody = hasBody(active.method, status);
+    return { status, headers, declared: withBody ? declared : undefined, hasLength: lengthAt !== -1, withBody };
+  }
+
+  /**
    * A response that arrived whole (head, body and end in one batch, as most do) goes out with a
    * content-length in one write, instead of chunked in two. The length is the body's: one the
    * capsule gave is replaced, as Cloudflare's runtime does, because code that copies another
    * response's headers (`new Response(text, { headers: upstream.headers })`, and frameworks'
    * error paths) carries a stale one, and StarlingMonkey puts one in every Response's headers.
-   * Not when the response has no body (HEAD, 1xx, 204, 304). False when it did not apply.
+   * Not when the response has no body (HEAD, 204, 304). False when it did not apply.
    */
-  #endWhole(active: ActiveRequest, head: { status: number; headers: string[] }, chunks: Uint8Array[] | undefined): boolean {
+  #endWhole(active: ActiveRequest, head: CheckedHead, chunks: Uint8Array[] | undefined): boolean {
+    if (!head.withBody) return false;
     const { status } = head;
-    if (!hasBody(active.method, status)) return false;
+    const headers = head.hasLength ? withoutContentLength(head.headers) : head.headers;
     const body = !chunks || chunks.length === 0 ? EMPTY_BODY : chunks.length === 1 ? (chunks[0] as Uint8Array) : Buffer.concat(chunks);
-    let headers = head.headers;
-    for (let index = 0; index < headers.length; index += 2) {
-      const name = (headers[index] as string).toLowerCase();
-      if (name === 'transfer-encoding') return false;
-      if (name === 'content-length') {
-        headers = withoutContentLength(headers);
-        break;
-      }
-    }
     try {
       active.res.writeHead(status, [...headers, 'content-length', String(body.length)]);
     } catch (error) {
