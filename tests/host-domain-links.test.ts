@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -13,7 +14,7 @@ import { ControlApiError, createControlClient, parseHostConfig, startHost } from
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
-import { buildTiny } from './support/tiny.ts';
+import { buildHostile, buildTiny } from './support/tiny.ts';
 
 const ZONE = 'shop.net';
 const HOST = 'h1.hosting.net';
@@ -172,4 +173,36 @@ test('a served domain whose link stops naming this host is answered 421 until it
   await dns.stop();
   await links.recheck();
   assert.equal((await ingressGet(host.ingressUrl, domain)).status, 200);
+});
+
+test('a request target in absolute form is routed by its own authority, not the Host header, and the capsule gets only its path; OPTIONS * is a 400', async (t) => {
+  const { host, client, manifest } = await linkingHost(t);
+  // moody reads its path: given the whole target, "http://...", it would take the "t" for its
+  // trap mood and answer 500.
+  const component = new Uint8Array(await readFile(await buildHostile('moody')));
+  await client.install({ domains: ['tiny.test'], manifest, component });
+  // As a client speaking to a proxy writes it: `GET http://name/path HTTP/1.1`.
+  const send = (method: string, target: string, hostHeader: string) =>
+    new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const outgoing = request(
+        { host: host.ingressUrl.hostname, port: host.ingressUrl.port, method, path: target, headers: { host: hostHeader }, agent: false },
+        (response) => {
+          const chunks: Buffer[] = [];
+          response.on('data', (chunk: Buffer) => chunks.push(chunk));
+          response.on('end', () => resolve({ status: response.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+        },
+      );
+      outgoing.on('error', reject);
+      outgoing.end();
+    });
+  const elsewhere = await send('GET', 'http://other.test/x', 'tiny.test');
+  assert.equal(elsewhere.status, 404, elsewhere.body);
+  assert.match(elsewhere.body, /other\.test/);
+  const routed = await send('GET', 'http://TINY.test:80/x?y=1', 'other.test');
+  assert.equal(routed.status, 200, routed.body);
+  assert.match(routed.body, /^hello from tiny \d+\n$/);
+  assert.deepEqual(await send('OPTIONS', '*', 'tiny.test'), {
+    status: 400,
+    body: 'the request target must be a path, or an absolute http URL\n',
+  });
 });

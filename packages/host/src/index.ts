@@ -22,6 +22,7 @@ export {
   type RuntimeLimits,
   type RuntimeStats,
   type StratumHostRuntime,
+  toOriginForm,
 } from './runtime.ts';
 export type {
   CapsuleLogEntry,

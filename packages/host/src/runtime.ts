@@ -1905,6 +1905,7 @@ class Runtime implements StratumHostRuntime {
   }
 
   handleRequest(request: IncomingMessage, response: ServerResponse): void {
+    if (!toOriginForm(request, response)) return;
     const host = request.headers.host;
     const domain = host === undefined ? '' : hostName(host);
     const capsule = this.#byDomain.get(domain);
@@ -1962,6 +1963,35 @@ class Runtime implements StratumHostRuntime {
     }
     return capsule;
   }
+}
+
+/**
+ * Makes a request's target a path, as capsules and routing expect; false when it answered 400.
+ * A target in absolute form (`GET http://example.com/x`, RFC 9112 section 3.2.2) names the host
+ * itself, and the Host header must then be ignored: routed by Host, it reached one capsule with
+ * a URL naming another (`http://a.testhttp//b.test/x`). Its authority becomes the Host header and
+ * its path the target. The asterisk form (`OPTIONS *`) and anything else no capsule can serve
+ * get 400. Idempotent, so that each layer that reads the Host header may call it first.
+ */
+export function toOriginForm(request: IncomingMessage, response: ServerResponse): boolean {
+  const target = request.url ?? '/';
+  if (target.charCodeAt(0) === 0x2f) return true;
+  const scheme = /^https?:\/\//i.exec(target);
+  let authority = '';
+  if (scheme) {
+    const rest = target.slice(scheme[0].length);
+    const end = rest.search(/[/?]/);
+    authority = end === -1 ? rest : rest.slice(0, end);
+    const path = end === -1 ? '/' : rest.slice(end);
+    if (authority !== '' && !authority.includes('@') && URL.canParse(`http://${authority}/`)) {
+      request.headers.host = authority;
+      request.url = path.startsWith('/') ? path : `/${path}`;
+      return true;
+    }
+  }
+  request.resume();
+  answer(response, 400, 'the request target must be a path, or an absolute http URL');
+  return false;
 }
 
 /** `Example.COM:8080` -> `example.com`; `[::1]:80` -> `::1`. */

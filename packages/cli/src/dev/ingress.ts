@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { StratumError } from '@stratum/core';
-import { hostName } from '@stratum/host';
+import { hostName, toOriginForm } from '@stratum/host';
 
 /** Something that serves the requests for a set of host names (a capsule under development). */
 export interface IngressTarget {
@@ -23,6 +23,7 @@ export interface DevIngress {
  */
 export async function startIngress(port: number, targets: () => readonly IngressTarget[]): Promise<DevIngress> {
   const route = (request: IncomingMessage, response: ServerResponse) => {
+    if (!toOriginForm(request, response)) return;
     const domain = hostName(request.headers.host ?? '');
     const target = targets().find((candidate) => candidate.domains.includes(domain));
     if (target) {

@@ -20,7 +20,7 @@ import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
 import { parseSqlHostConfig } from '../capabilities/sql/index.ts';
 import type { HostConfig, ListenAddress } from '../config/types.ts';
 import { UsageLedger } from '../metering/ledger.ts';
-import { createHostRuntime } from '../runtime.ts';
+import { createHostRuntime, toOriginForm } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
 import { lockDataDir } from './data-lock.ts';
@@ -215,6 +215,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     // host's start here); node:https and its TLS load only for a control API that uses them.
     const { createServer: createHttpServer } = process.getBuiltinModule('node:http');
     const ingress = createHttpServer((request, response) => {
+      if (!toOriginForm(request, response)) return;
       if (!links?.answerHeld(request, response)) runtime.handleRequest(request, response);
     });
     servers.push(ingress);
