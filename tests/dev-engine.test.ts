@@ -117,37 +117,44 @@ test('from a trusted proxy, X-Forwarded-Proto gives the scheme a capsule sees an
     source: (text) =>
       text.replace(
         'return Response.json({ path, count })',
-        "return Response.json({ url: request.url, for: request.headers.get('x-forwarded-for'), forwarded: request.headers.get('forwarded'), other: request.headers.get('x-other') })",
+        "return Response.json({ url: request.url, for: request.headers.get('x-forwarded-for'), forwarded: request.headers.get('forwarded'), realIp: request.headers.get('x-real-ip'), cf: request.headers.get('cf-connecting-ip'), other: request.headers.get('x-other') })",
       ),
   });
   const component = await readFile(dev.engine.path);
-  type Seen = { url: string; for: string | null; forwarded: string | null; other: string | null };
+  type Seen = { url: string; for: string | null; forwarded: string | null; realIp: string | null; cf: string | null; other: string | null };
   const seen = async (port: number, headers: Record<string, string> = {}) =>
     JSON.parse((await get(port, 'counter.test', '/hits?x=1', headers)).body) as Seen;
   const claims = {
     'x-forwarded-proto': 'https',
     'x-forwarded-for': '203.0.113.7',
     forwarded: 'for=203.0.113.7;proto=https',
+    'x-real-ip': '203.0.113.7',
+    'cf-connecting-ip': '203.0.113.7',
     'x-other': 'kept',
   };
 
   const behindProxy = await serveDev(t, dev.manifest, component, dev.bundle, [], { trustedProxies: ['127.0.0.0/8'] });
-  assert.deepEqual(await seen(behindProxy), { url: 'http://counter.test/hits?x=1', for: null, forwarded: null, other: null });
+  const none = { for: null, forwarded: null, realIp: null, cf: null };
+  assert.deepEqual(await seen(behindProxy), { url: 'http://counter.test/hits?x=1', ...none, other: null });
   assert.deepEqual(await seen(behindProxy, claims), {
     url: 'https://counter.test/hits?x=1',
     for: '203.0.113.7',
     forwarded: 'for=203.0.113.7;proto=https',
+    realIp: '203.0.113.7',
+    cf: '203.0.113.7',
     other: 'kept',
   });
   // Chained proxies: the first value is the client's.
   assert.equal((await seen(behindProxy, { 'x-forwarded-proto': 'HTTPS, http' })).url, 'https://counter.test/hits?x=1');
   assert.equal((await seen(behindProxy, { 'x-forwarded-proto': 'gopher' })).url, 'http://counter.test/hits?x=1');
 
-  const dropped = { url: 'http://counter.test/hits?x=1', for: null, forwarded: null, other: 'kept' };
+  const dropped = { url: 'http://counter.test/hits?x=1', ...none, other: 'kept' };
   const elsewhere = await serveDev(t, dev.manifest, component, dev.bundle, [], { trustedProxies: ['10.0.0.0/8'] });
   assert.deepEqual(await seen(elsewhere, claims), dropped);
   const nobody = await serveDev(t, dev.manifest, component, dev.bundle);
   assert.deepEqual(await seen(nobody, claims), dropped);
+  // A client-address header alone, as a client claiming an nginx setup's X-Real-IP sends it.
+  assert.deepEqual(await seen(nobody, { 'x-real-ip': '203.0.113.7', 'x-other': 'kept' }), dropped);
 });
 
 test('cookies sent in several fields reach a capsule joined as one cookie list; other repeated fields joined as Fetch joins them', async (t) => {

@@ -244,7 +244,26 @@ function effectiveLimits(manifest: Manifest, host: RuntimeLimits): EffectiveLimi
 }
 
 /** Headers that say where a request came from: only a trusted proxy's reach a capsule (`Runtime.forwarding`). */
-const FORWARDING_HEADERS = new Set(['x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'forwarded']);
+/**
+ * Request headers by which a proxy tells its backend about the client: honoured only from
+ * `trustedProxies`. Besides the standard and the X-Forwarded family, the client-address headers
+ * that nginx setups (X-Real-IP) and CDNs (Cloudflare, Akamai, Fastly) set, which capsule code
+ * ported from behind them reads as the client's address.
+ */
+const FORWARDING_HEADERS = new Set([
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-proto',
+  'x-forwarded-host',
+  'x-forwarded-port',
+  'x-forwarded-scheme',
+  'x-real-ip',
+  'x-client-ip',
+  'x-cluster-client-ip',
+  'true-client-ip',
+  'cf-connecting-ip',
+  'fastly-client-ip',
+]);
 
 /** Answers a request the capsule never saw (or could not finish) with a short text. */
 function answer(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
@@ -1616,11 +1635,13 @@ class Runtime implements StratumHostRuntime {
   forwarding(req: IncomingMessage): { scheme: 'http' | 'https'; headers: string[] } {
     const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
     const { headers } = req;
-    const claims =
-      headers['x-forwarded-for'] !== undefined ||
-      headers['x-forwarded-proto'] !== undefined ||
-      headers['x-forwarded-host'] !== undefined ||
-      headers.forwarded !== undefined;
+    let claims = false;
+    for (const name of FORWARDING_HEADERS) {
+      if (headers[name] !== undefined) {
+        claims = true;
+        break;
+      }
+    }
     if (!claims) return { scheme: tls ? 'https' : 'http', headers: req.rawHeaders };
     if (this.#trustedProxies && peerInRanges(req.socket.remoteAddress, this.#trustedProxies)) {
       const proto = headers['x-forwarded-proto'];
