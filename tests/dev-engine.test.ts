@@ -2,7 +2,7 @@
 // stratum:dev/source capability runs the capsule's bundle on it; a production host, which does
 // not, refuses it at install, so a dev engine can never end up serving on a real host.
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -83,7 +83,7 @@ async function serveDev(
 /** The counter example in a new directory, its source (and manifest) edited, built for a dev engine. */
 async function counterVariant(
   t: TestContext,
-  edit: { source: (text: string) => string; manifest?: (text: string) => string },
+  edit: { source: (text: string) => string; manifest?: (text: string) => string; files?: Record<string, string> },
 ): Promise<Awaited<ReturnType<typeof buildDevCapsule>>> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-variant-'));
   t.after(() => removeDir(dir));
@@ -93,6 +93,10 @@ async function counterVariant(
   if (edit.manifest) {
     const manifest = join(dir, 'stratum.toml');
     await writeFile(manifest, edit.manifest(await readFile(manifest, 'utf8')));
+  }
+  for (const [path, text] of Object.entries(edit.files ?? {})) {
+    await mkdir(join(dir, path, '..'), { recursive: true });
+    await writeFile(join(dir, path), text);
   }
   return buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
 }
@@ -469,4 +473,48 @@ test('headers that direct a proxy in front of the host (X-Accel-Redirect, X-Send
     logs.filter((line) => line.includes('directs a proxy')),
     ['the x-accel-redirect header of a response was dropped: it directs a proxy, not a client'],
   );
+});
+
+test('a library gets its worker or browser build, process.env.NODE_ENV, and a MessageChannel while it loads, as in Workers', async (t) => {
+  // A library as React's server renderer is: a Node.js build that a capsule cannot bundle, and a
+  // browser build that creates a MessageChannel when it loads.
+  const library = {
+    'node_modules/lib/package.json': JSON.stringify({
+      name: 'lib',
+      type: 'module',
+      exports: { node: './node.js', worker: './browser.js', browser: './browser.js', default: './node.js' },
+    }),
+    'node_modules/lib/node.js': "import { createHash } from 'node:crypto';\nexport const build = createHash('sha1') && 'node';\n",
+    'node_modules/lib/browser.js': `export const build = 'browser';
+export const mode = process.env.NODE_ENV;
+export const received = [];
+const channel = new MessageChannel();
+channel.port1.onmessage = (event) => received.push(event.data);
+channel.port2.postMessage({ n: 1 });
+channel.port2.postMessage({ n: 2 });
+`,
+  };
+  const dev = await counterVariant(t, {
+    files: library,
+    source: (text) =>
+      `import { build, mode, received } from 'lib';\n${text
+        .replace('fetch(request) {', 'async fetch(request) {')
+        .replace(
+          'return Response.json({ path, count })',
+          'await new Promise((resolve) => setTimeout(resolve, 10));\n    return Response.json({ build, mode, received })',
+        )}`,
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await get(port, 'counter.test', '/hits');
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), { build: 'browser', mode: 'development', received: [{ n: 1 }, { n: 2 }] });
+});
+
+test("top-level await, which stratum dev's script bundle cannot run, is refused with a hint that names --full-build", async (t) => {
+  const refused = await counterVariant(t, { source: (text) => `${text}\nexport const started = await Promise.resolve(1);\n` }).catch(
+    (error: unknown) => error,
+  );
+  assert.ok(isStratumError(refused) && refused.code === 'BUILD_BUNDLE_FAILED', String(refused));
+  assert.match(refused.details.join('\n'), /\/src\/index\.ts:\d+:\d+: Top-level await/);
+  assert.match(refused.hint ?? '', /--full-build/);
 });

@@ -448,7 +448,9 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
   try {
     result = await esbuild.build({
       stdin: {
-        contents: `import capsule from ${JSON.stringify(entryPath)};\nimport { serve } from '@stratum/sdk/http';\n${register}\n`,
+        // The SDK's globals first: ES modules run in the order they are imported, and the
+        // capsule's top-level code, and its libraries', may use them.
+        contents: `import ${JSON.stringify(join(sdkSrc, 'guest', 'globals.ts'))};\nimport capsule from ${JSON.stringify(entryPath)};\nimport { serve } from '@stratum/sdk/http';\n${register}\n`,
         resolveDir: dir,
         sourcefile: 'stratum-entry.js',
         loader: 'js',
@@ -459,7 +461,14 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
       format: mode === 'component' ? 'esm' : 'iife',
       platform: 'neutral',
       mainFields: ['module', 'main'],
+      // A package's build for workers or browsers, not for Node.js: its Node.js one imports
+      // node:crypto, node:stream and the like, which a capsule does not have (uuid, nanoid,
+      // react-dom/server). esbuild adds `import` or `require`, and `default`.
+      conditions: ['worker', 'browser'],
       target: 'es2022',
+      // A capsule has no `process`; libraries pick their build by this (React's index.js throws
+      // "process is not defined" otherwise), and bundlers for Workers and browsers set it so.
+      define: { 'process.env.NODE_ENV': JSON.stringify(mode === 'dev' ? 'development' : 'production') },
       outfile: join(dir, 'capsule.js'),
       write: false,
       metafile: true,
@@ -482,7 +491,10 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
           : '';
         return `${where}${message.text}`;
       }),
-      hint: 'Fix the code above; the entry module must default-export an object with a fetch(request) method.',
+      hint:
+        mode === 'dev' && messages.some((message) => message.text.startsWith('Top-level await'))
+          ? "stratum dev's fast path runs the bundle as a script, which cannot await at its top level: move the await into fetch(), or run dev with --full-build (stratum build allows it)."
+          : 'Fix the code above; the entry module must default-export an object with a fetch(request) method.',
       cause: error,
     });
   }

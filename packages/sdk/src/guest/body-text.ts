@@ -4,7 +4,7 @@
 // the mark, as TextDecoder does by default and as browsers, Node.js and workerd do: a form posted
 // in Latin-1, or an upload read as text, must not fail the request. StarlingMonkey also lacks
 // the standard's newer `bytes()`, which browsers, Node.js and workerd have. Imported for this
-// effect by the HTTP adapter, so it runs once, in every capsule, before the capsule's own code.
+// effect by globals.ts.
 
 const decoder = new TextDecoder();
 

@@ -3,7 +3,7 @@
 // what they catch with console.error(error) (Hono's default error handler does), so a capsule's
 // log said nothing of where it failed. Errors among console's arguments are printed as Node.js
 // prints them instead: name and message, the frames (which the host maps to the sources), and
-// the causes. Imported for this effect by the HTTP adapter.
+// the causes. Imported for this effect by globals.ts.
 import { errorWithFrames } from './errors.ts';
 
 const methods = ['log', 'info', 'warn', 'error', 'debug', 'trace'] as const;

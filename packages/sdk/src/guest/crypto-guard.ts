@@ -3,7 +3,7 @@
 // in any format; the other algorithms it lacks are refused with a NotSupportedError. A JWT
 // library verifying ES256 or RS256 would take its instance down on every request, and a host
 // backs off a capsule that keeps failing. So those two are refused the same way, as an error the
-// capsule can catch. Imported for this effect by the HTTP adapter. Drop it once the engine can.
+// capsule can catch. Imported for this effect by globals.ts. Drop it once the engine can.
 
 const TRAPPING = new Set(['ECDSA', 'RSASSA-PKCS1-V1_5']);
 

@@ -2,8 +2,8 @@
 // bare "fetch_https: An error occurred while using the host API.": the wasi:http error code that
 // says why is dropped on the way. The host writes its reason into the capsule's log (the
 // outbound capability: an origin not in [capabilities] outbound, DNS, a refused connection, the
-// request's limits), so the error names the URL and points there. Imported for this effect by the
-// HTTP adapter, so it runs once, in every capsule, before the capsule's own code.
+// request's limits), so the error names the URL and points there. Imported for this effect by
+// globals.ts.
 
 const platformFetch = globalThis.fetch;
 

@@ -6,11 +6,7 @@
 
 import { Fields, type IncomingRequest, type Method, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:http/types@0.2.10';
 import type { Capsule } from '../index.ts';
-import './body-text.ts';
-import './console-errors.ts';
-import './crypto-guard.ts';
-import './fetch-errors.ts';
-import './response-clone.ts';
+import './globals.ts';
 import { describeError } from './errors.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */

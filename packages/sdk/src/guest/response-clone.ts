@@ -3,7 +3,7 @@
 // one branch of the body's tee. The engine keeps a Response's body in a slot that script cannot
 // replace, so the other branch goes into a stand-in Response, and the original's body, bodyUsed
 // and readers (here, on the prototype) read the stand-in once there is one. Imported for this
-// effect by the HTTP adapter, after body-text.ts, whose text() and json() read arrayBuffer().
+// effect by globals.ts, after body-text.ts, whose text() and json() read arrayBuffer().
 
 type BodyReader = 'arrayBuffer' | 'blob' | 'formData' | 'json' | 'text' | 'bytes';
 

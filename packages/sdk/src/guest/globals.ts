@@ -1,0 +1,9 @@
+// The SDK's changes to the engine's globals, each explained in its module. The entry that
+// `stratum build` and `stratum dev` bundle imports this module before the capsule's, so they are
+// in place for the capsule's top-level code and the libraries it loads, not only for requests.
+import './body-text.ts';
+import './console-errors.ts';
+import './crypto-guard.ts';
+import './fetch-errors.ts';
+import './message-channel.ts';
+import './response-clone.ts';
