@@ -518,3 +518,21 @@ test("top-level await, which stratum dev's script bundle cannot run, is refused 
   assert.match(refused.details.join('\n'), /\/src\/index\.ts:\d+:\d+: Top-level await/);
   assert.match(refused.hint ?? '', /--full-build/);
 });
+
+test('a \\p{...} regular expression, which the engine cannot parse, is reported with its place and what it means', async (t) => {
+  const dev = await counterVariant(t, { source: (text) => `(globalThis as { letters?: RegExp }).letters = /[\\p{L}\\p{N}]/u;\n${text}` });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
+  assert.equal((await get(port, 'counter.test', '/hits')).status, 500);
+  // The bundle's position: `stratum dev`'s output maps it to the source's, as it maps frames.
+  assert.ok(
+    logs.some((line) =>
+      /^SyntaxError: invalid class property name in regular expression at src\/index\.ts\.bundle\.js:\d+:\d+$/.test(line),
+    ),
+    logs.join('\n'),
+  );
+  assert.ok(
+    logs.some((line) => line.startsWith('StarlingMonkey is built without Unicode data')),
+    logs.join('\n'),
+  );
+});

@@ -14,6 +14,7 @@ import {
   devEngineKey,
   devEngineSource,
   devWitDir,
+  UNICODE_PROPERTY_HINT,
 } from './dev-engine.ts';
 import { checkImports, GRANT_HINTS, grantFor, type ImportCheck, unversioned } from './grants.ts';
 import { runToolchain } from './toolchain.ts';
@@ -592,7 +593,9 @@ function inSources(error: unknown, map: string | undefined): unknown {
   return new StratumError(error.code, error.message, {
     details,
     user: true,
-    hint: "The capsule's top-level code failed while the component was made (componentize-js runs it then): fix the line above.",
+    hint: details.some((line) => line.includes('invalid class property name in regular expression'))
+      ? UNICODE_PROPERTY_HINT
+      : "The capsule's top-level code failed while the component was made (componentize-js runs it then): fix the line above.",
   });
 }
 

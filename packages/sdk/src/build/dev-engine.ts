@@ -25,6 +25,13 @@ export const devWitDir = fileURLToPath(new URL('./dev-engine/', import.meta.url)
  */
 export const DEV_GLOBAL_KEY = 'stratum.dev';
 
+/**
+ * What a SyntaxError about a class property name in a regular expression means in a capsule:
+ * StarlingMonkey is built without ICU, so `\p{L}` and the like do not parse.
+ */
+export const UNICODE_PROPERTY_HINT =
+  "StarlingMonkey is built without Unicode data: a \\p{...} property escape in a regular expression does not parse in a capsule (@stratum/sdk's README, 'The JavaScript engine'); the code or the package named above cannot run as it is.";
+
 /** Bumped when the engine's JS or the way it is built changes in a way the key does not see. */
 const ENGINE_FORMAT = 1;
 
@@ -64,8 +71,15 @@ function load() {
   try {
     (0, eval)(code);
   } catch (error) {
-    // StarlingMonkey reports the uncaught error and its stack itself; this says when it ran.
+    // StarlingMonkey reports the uncaught error and its stack itself; this says when it ran, and
+    // where a syntax error is, which its stack does not (the host maps the bundle's position).
     console.error("stratum dev: the capsule's top-level code threw on this instance's first request (a production build runs it while building, and would fail)");
+    const named = code.lastIndexOf('//# sourceURL=');
+    const script = named === -1 ? '' : code.slice(named + 14).trim();
+    if (error instanceof SyntaxError && script && typeof error.lineNumber === 'number') {
+      console.error('SyntaxError: ' + error.message + ' at ' + script + ':' + error.lineNumber + ':' + (error.columnNumber ?? 0));
+    }
+    if (error instanceof SyntaxError && /class property name/.test(error.message)) console.error(${JSON.stringify(UNICODE_PROPERTY_HINT)});
     throw error;
   }
   if (!dev.handler || typeof dev.handler.handle !== 'function') throw new Error('stratum dev: the bundle registered no handler');
