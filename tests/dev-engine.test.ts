@@ -536,3 +536,14 @@ test('a \\p{...} regular expression, which the engine cannot parse, is reported 
     logs.join('\n'),
   );
 });
+
+test("an import of Node.js's built-in modules is refused with a hint that the capsule runs on StarlingMonkey, not Node.js", async (t) => {
+  for (const specifier of ['node:buffer', 'crypto']) {
+    const refused = await counterVariant(t, {
+      source: (text) => `import * as builtin from '${specifier}';\n(globalThis as { builtin?: unknown }).builtin = builtin;\n${text}`,
+    }).catch((error: unknown) => error);
+    assert.ok(isStratumError(refused) && refused.code === 'BUILD_BUNDLE_FAILED', String(refused));
+    assert.match(refused.details.join('\n'), new RegExp(`src/index\\.ts:1:\\d+: Could not resolve "${specifier}"`));
+    assert.match(refused.hint ?? '', new RegExp(`not on Node\\.js: "${specifier}"`));
+  }
+});

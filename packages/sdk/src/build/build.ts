@@ -1,4 +1,5 @@
 import { copyFile, cp, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { builtinModules } from 'node:module';
 import { tmpdir } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -417,6 +418,23 @@ function bundleSourceUrl(entry: string): string {
   return `${entry}.bundle.js`;
 }
 
+/** Node.js's built-in modules, as a bare import names them (`buffer`; `node:buffer` is plain). */
+const NODE_BUILTINS = new Set(builtinModules);
+
+/** What to do about esbuild's errors, for the ones a capsule's author meets most. */
+function bundleHint(mode: BundleMode, texts: readonly string[]): string {
+  if (mode === 'dev' && texts.some((text) => text.startsWith('Top-level await'))) {
+    return "stratum dev's fast path runs the bundle as a script, which cannot await at its top level: move the await into fetch(), or run dev with --full-build (stratum build allows it).";
+  }
+  const builtin = texts
+    .map((text) => /^Could not resolve "([^"]+)"/.exec(text)?.[1])
+    .find((name) => name !== undefined && (name.startsWith('node:') || NODE_BUILTINS.has(name)));
+  if (builtin) {
+    return `A capsule runs on StarlingMonkey, a JavaScript engine for WebAssembly, not on Node.js: "${builtin}" and Node.js's other built-in modules are not there. Use the web platform's own (Uint8Array and TextEncoder for Buffer, crypto.subtle, fetch, streams), or a package that has a build for browsers or workers.`;
+  }
+  return 'Fix the code above; the entry module must default-export an object with a fetch(request) method.';
+}
+
 async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ code: string; map?: string; imports: string[] }> {
   const entryPath = join(dir, entry);
   const devGlobal = `globalThis[Symbol.for(${JSON.stringify(DEV_GLOBAL_KEY)})]`;
@@ -492,10 +510,10 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
           : '';
         return `${where}${message.text}`;
       }),
-      hint:
-        mode === 'dev' && messages.some((message) => message.text.startsWith('Top-level await'))
-          ? "stratum dev's fast path runs the bundle as a script, which cannot await at its top level: move the await into fetch(), or run dev with --full-build (stratum build allows it)."
-          : 'Fix the code above; the entry module must default-export an object with a fetch(request) method.',
+      hint: bundleHint(
+        mode,
+        messages.map((message) => message.text),
+      ),
       cause: error,
     });
   }
