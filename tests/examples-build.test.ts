@@ -117,7 +117,7 @@ for (const template of TEMPLATES) {
     ]);
     const again = await run(['init', dir]);
     assert.equal(again.code, 1);
-    assert.match(again.stderr, /is not empty/);
+    assert.match(again.stderr, /already holds a capsule/);
 
     const built = await run(['build', dir]);
     assert.equal(built.code, 0, built.stderr);

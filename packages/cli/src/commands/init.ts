@@ -8,8 +8,10 @@ export const initCommand: Command = {
   usage: 'init [dir] [--template hello|counter|notes|gallery] [--name <name>]',
   description: `
 Writes stratum.toml, src/index.ts, a README and a .gitignore into the directory (default: the
-current one), which must be new or empty. The project builds as generated: run
-\`stratum dev <dir>\` next to serve it, or \`stratum build <dir>\` for the component a host runs.
+current one). The directory may be new, or a repository that holds no capsule yet: nothing in it
+is overwritten, a README it has is kept, and its .gitignore gets the lines it lacks. The project
+builds as generated: run \`stratum dev <dir>\` next to serve it, or \`stratum build <dir>\` for
+the component a host runs.
 
 Templates:
   hello    HTTP only: answers JSON and echoes POST bodies

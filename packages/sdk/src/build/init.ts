@@ -1,4 +1,4 @@
-import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StratumError } from '@stratum/core';
@@ -21,7 +21,7 @@ export interface InitResult {
   dir: string;
   name: string;
   template: TemplateName;
-  /** Files written, relative to `dir`. */
+  /** Files written, relative to `dir` (`.gitignore (lines added)` when one was added to). */
   files: string[];
 }
 
@@ -37,6 +37,16 @@ export function capsuleNameFrom(text: string): string {
   return name === '' ? 'capsule' : name;
 }
 
+/** What a capsule project keeps out of its commits: builds, packages, and files of secrets. */
+const GITIGNORED = ['dist/', 'node_modules/', '.env', '*.vars'];
+
+function pathExists(path: string): Promise<boolean> {
+  return stat(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 async function listTemplateFiles(dir: string): Promise<string[]> {
   const out: string[] = [];
   for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -49,7 +59,9 @@ async function listTemplateFiles(dir: string): Promise<string[]> {
 
 /**
  * Creates a capsule project from a template: stratum.toml, src/index.ts, a README and a
- * .gitignore. The directory must not exist or be empty. The result builds as generated.
+ * .gitignore. The directory may hold other files (a repository's .git, its LICENSE), but not
+ * the template's: nothing is overwritten. A README there is kept, and a .gitignore gets the
+ * lines it lacks. The result builds as generated.
  *
  * @example
  * await initCapsule('/tmp/my-notes', { template: 'notes' });
@@ -67,31 +79,57 @@ export async function initCapsule(target: string, options: InitOptions = {}): Pr
       hint: 'A name is a DNS label: 1 to 63 lowercase letters, digits and hyphens, starting with a letter. Pass one with --name.',
     });
   }
-  const existing = await readdir(dir).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return [];
-    if (error.code === 'ENOTDIR') throw new StratumError('INIT_NOT_EMPTY', `${target} is a file`, { hint: 'Pick a new directory.' });
-    throw error;
-  });
-  if (existing.length > 0) {
-    throw new StratumError('INIT_NOT_EMPTY', `${target} is not empty`, {
-      details: [`it holds ${existing.slice(0, 5).join(', ')}${existing.length > 5 ? ', ...' : ''}`],
-      hint: 'Pick a new or empty directory; stratum init never overwrites files.',
-    });
-  }
+  const exists = await stat(dir).then(
+    (info) => info,
+    (error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT') return undefined;
+      throw error;
+    },
+  );
+  if (exists && !exists.isDirectory()) throw new StratumError('INIT_NOT_EMPTY', `${target} is a file`, { hint: 'Pick a new directory.' });
   const source = join(templatesDir, template);
-  const files: string[] = [];
+  const project: { path: string; text: string }[] = [];
   for (const file of await listTemplateFiles(source)) {
     const path = relative(source, file);
     const text = (await readFile(file, 'utf8')).replaceAll('{{name}}', name).replaceAll('{{template}}', template);
     if (path === 'stratum.toml') parseManifest(text, join(target, path));
+    project.push({ path, text });
+  }
+  // A repository just cloned or made (.git, a LICENSE, package.json) is a fine place for a
+  // capsule, as for \`cargo init\`; only the capsule's own files must be new. All are checked
+  // before anything is written.
+  const taken: string[] = [];
+  for (const { path } of project) if (await pathExists(join(dir, path))) taken.push(path);
+  if (taken.length > 0) {
+    throw new StratumError('INIT_NOT_EMPTY', `${target} already holds ${taken.includes('stratum.toml') ? 'a capsule' : taken.join(', ')}`, {
+      details: taken.map((path) => `${path} exists`),
+      hint: 'Pick another directory; stratum init never overwrites files.',
+    });
+  }
+  const files: string[] = [];
+  for (const { path, text } of project) {
     await mkdir(dirname(join(dir, path)), { recursive: true });
     await writeFile(join(dir, path), text, { flag: 'wx' });
     files.push(path);
   }
-  const readme = await readFile(join(templatesDir, 'README.md'), 'utf8');
-  await writeFile(join(dir, 'README.md'), readme.replaceAll('{{name}}', name).replaceAll('{{template}}', template), { flag: 'wx' });
-  // Secrets for --var-file live in .env or *.vars files, which must not be committed.
-  await writeFile(join(dir, '.gitignore'), 'dist/\nnode_modules/\n.env\n*.vars\n', { flag: 'wx' });
-  files.push('README.md', '.gitignore');
+  // A README the directory has is the project's; a new one introduces the capsule.
+  if (!(await pathExists(join(dir, 'README.md')))) {
+    const readme = await readFile(join(templatesDir, 'README.md'), 'utf8');
+    await writeFile(join(dir, 'README.md'), readme.replaceAll('{{name}}', name).replaceAll('{{template}}', template), { flag: 'wx' });
+    files.push('README.md');
+  }
+  // Secrets for --var-file live in .env or *.vars files, which must not be committed: lines a
+  // .gitignore lacks are added to it.
+  const gitignore = join(dir, '.gitignore');
+  const ignored = await readFile(gitignore, 'utf8').catch(() => undefined);
+  const have = new Set((ignored ?? '').split(/\r?\n/).map((line) => line.trim()));
+  const missing = GITIGNORED.filter((line) => !have.has(line));
+  if (ignored === undefined) {
+    await writeFile(gitignore, `${GITIGNORED.join('\n')}\n`, { flag: 'wx' });
+    files.push('.gitignore');
+  } else if (missing.length > 0) {
+    await appendFile(gitignore, `${ignored === '' || ignored.endsWith('\n') ? '' : '\n'}# stratum\n${missing.join('\n')}\n`);
+    files.push('.gitignore (lines added)');
+  }
   return { dir, name, template, files: files.sort() };
 }
