@@ -19,6 +19,7 @@ import {
 } from './dev-engine.ts';
 import { checkImports, GRANT_HINTS, grantFor, type ImportCheck, unversioned } from './grants.ts';
 import { runToolchain } from './toolchain.ts';
+import { lowerPropertyEscapes } from './unicode-properties.ts';
 
 /** The `wasi:http` version componentize-js 0.23 (StarlingMonkey) is built against. */
 export const WASI_HTTP_VERSION = '0.2.10';
@@ -531,7 +532,15 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
       if (input.startsWith(`${INTERFACE_NAMESPACE}:`) && bytesInOutput > 0) imports.add(input.slice(INTERFACE_NAMESPACE.length + 1));
     }
   }
-  return { code: file.text, ...(map ? { map } : {}), imports: [...imports].sort() };
+  // After bundling, so that the packages' literals are reached too. A lowered literal is longer
+  // than it was: the map's columns after it on its line are off by that much.
+  let code = file.text;
+  try {
+    code = lowerPropertyEscapes(code, mode === 'component' ? 'module' : 'script').code;
+  } catch {
+    // Code acorn cannot read is left as it was; the engine reports what it cannot run.
+  }
+  return { code, ...(map ? { map } : {}), imports: [...imports].sort() };
 }
 
 function assertGranted(manifest: Manifest, imports: readonly string[], who: string): ImportCheck[] {
@@ -611,7 +620,7 @@ function inSources(error: unknown, map: string | undefined): unknown {
   return new StratumError(error.code, error.message, {
     details,
     user: true,
-    hint: details.some((line) => line.includes('invalid class property name in regular expression'))
+    hint: details.some((line) => /invalid (class )?property name in regular expression/.test(line))
       ? UNICODE_PROPERTY_HINT
       : "The capsule's top-level code failed while the component was made (componentize-js runs it then): fix the line above.",
   });

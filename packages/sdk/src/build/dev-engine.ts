@@ -26,11 +26,12 @@ export const devWitDir = fileURLToPath(new URL('./dev-engine/', import.meta.url)
 export const DEV_GLOBAL_KEY = 'stratum.dev';
 
 /**
- * What a SyntaxError about a class property name in a regular expression means in a capsule:
- * StarlingMonkey is built without ICU, so `\p{L}` and the like do not parse.
+ * What a SyntaxError about a property name in a regular expression means in a capsule:
+ * StarlingMonkey is built without ICU, so `\p{L}` and the like do not parse. The build lowers
+ * those in regular expression literals (unicode-properties.ts); this is for the rest.
  */
 export const UNICODE_PROPERTY_HINT =
-  "StarlingMonkey is built without Unicode data: a \\p{...} property escape in a regular expression does not parse in a capsule (@stratum/sdk's README, 'The JavaScript engine'); the code or the package named above cannot run as it is.";
+  "StarlingMonkey is built without Unicode data: a \\p{...} property escape in a pattern made at run time (new RegExp) cannot be read in a capsule; the build rewrites only those in regular expression literals (@stratum/sdk's README, 'The JavaScript engine'). The code or the package named above cannot run as it is.";
 
 /** Bumped when the engine's JS or the way it is built changes in a way the key does not see. */
 const ENGINE_FORMAT = 1;
@@ -79,7 +80,7 @@ function load() {
     if (error instanceof SyntaxError && script && typeof error.lineNumber === 'number') {
       console.error('SyntaxError: ' + error.message + ' at ' + script + ':' + error.lineNumber + ':' + (error.columnNumber ?? 0));
     }
-    if (error instanceof SyntaxError && /class property name/.test(error.message)) console.error(${JSON.stringify(UNICODE_PROPERTY_HINT)});
+    if (error instanceof SyntaxError && /property name in regular expression/.test(error.message)) console.error(${JSON.stringify(UNICODE_PROPERTY_HINT)});
     throw error;
   }
   if (!dev.handler || typeof dev.handler.handle !== 'function') throw new Error('stratum dev: the bundle registered no handler');
