@@ -553,3 +553,46 @@ test("an import of Node.js's built-in modules is refused with a hint that the ca
     assert.match(refused.hint ?? '', new RegExp(`not on Node\\.js: "${specifier}"`));
   }
 });
+
+test('streams iterate with for await, come from iterables, and decode and encode text as they flow; URL.canParse and URL.parse answer', async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        "if (request.method !== 'GET')",
+        `if (path === '/streams') {
+      let posted = 0;
+      if (request.body) for await (const chunk of request.body) posted += chunk.length;
+      // 'é' and the emoji split across chunks.
+      const bytes = new TextEncoder().encode('héllo 😀');
+      let decoded = '';
+      for await (const piece of ReadableStream.from([bytes.subarray(0, 2), bytes.subarray(2, 8), bytes.subarray(8)]).pipeThrough(new TextDecoderStream())) decoded += piece;
+      const encoded = await new Response(ReadableStream.from(['a', '\\ud83d', '\\ude00']).pipeThrough(new TextEncoderStream())).text();
+      let cancelled = false;
+      const endless = new ReadableStream({ pull(controller) { controller.enqueue(1); }, cancel() { cancelled = true; } });
+      for await (const value of endless) if (value) break;
+      return Response.json({ posted, decoded, encoded, cancelled, canParse: [URL.canParse('/a', 'http://b/'), URL.canParse('nope')], parse: URL.parse('nope') });
+    }
+    if (request.method !== 'GET')`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path: '/streams', method: 'POST', headers: { host: 'counter.test' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    outgoing.on('error', reject);
+    outgoing.write('twelve bytes');
+    setTimeout(() => outgoing.end(' and more'), 20);
+  });
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), {
+    posted: 21,
+    decoded: 'héllo 😀',
+    encoded: 'a😀',
+    cancelled: true,
+    canParse: [true, false],
+    parse: null,
+  });
+});

@@ -7,3 +7,5 @@ import './crypto-guard.ts';
 import './fetch-errors.ts';
 import './message-channel.ts';
 import './response-clone.ts';
+import './streams.ts';
+import './url-parse.ts';
