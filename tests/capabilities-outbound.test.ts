@@ -222,3 +222,21 @@ test('the outbound capability: grants checked, wasi:http/outgoing-handler served
   assert.match(lines.join('\n'), /used up its outbound requests/);
   assert.equal(server.connections(), 1);
 });
+
+test('a server slower to answer than the connect timeout is waited for up to the overall timeout; one that never answers hits that', async (t) => {
+  const server = await localServer(t, (request, response) => {
+    if (request.url === '/never') return;
+    // Accepted at once; the answer starts after the connect timeout below, and pauses as long within.
+    setTimeout(() => response.write('slow '), 300);
+    setTimeout(() => response.end('answer'), 600);
+  });
+  const policy = { origins: [server.origin], allowAddresses: LOOPBACK };
+  const limits = { maxResponseBytes: 1000, connectTimeoutMs: 200, timeoutMs: 3000 };
+  const result = await outboundFetch({ method: 'GET', url: `${server.origin}/slow`, headers: [] }, policy, limits);
+  assert.equal(Buffer.concat(result.body).toString(), 'slow answer');
+  await assert.rejects(
+    () => outboundFetch({ method: 'GET', url: `${server.origin}/never`, headers: [] }, policy, { ...limits, timeoutMs: 700 }),
+    (error: unknown) =>
+      error instanceof OutboundError && error.failure === 'connection-timeout' && /did not answer within 700 ms/.test(error.message),
+  );
+});

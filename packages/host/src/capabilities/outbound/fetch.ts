@@ -99,49 +99,54 @@ export async function outboundFetch(
     const fail = (error: OutboundError) => {
       if (settled) return;
       settled = true;
+      clearTimeout(connecting);
+      clearTimeout(overall);
       reject(error);
       outgoing.destroy();
     };
-    const outgoing = send(
-      target.url,
-      { method: request.method, headers, lookup: pinned(target), agent: false, timeout: limits.connectTimeoutMs },
-      (response) => {
-        const chunks: Uint8Array[] = [];
-        let received = 0;
-        response.on('data', (chunk: Buffer) => {
-          received += chunk.byteLength;
-          if (received > limits.maxResponseBytes) {
-            fail(
-              new OutboundError('response-too-large', `the response from ${target.url.origin} is over ${limits.maxResponseBytes} bytes`),
-            );
-            return;
-          }
-          chunks.push(new Uint8Array(chunk));
+    // Not Node.js's `timeout` option: that one fires whenever the socket is idle that long, so a
+    // server that took 10 s to start its answer (a language model's, say) or paused that long
+    // within it failed as "could not connect", whatever the overall timeout said.
+    const outgoing = send(target.url, { method: request.method, headers, lookup: pinned(target), agent: false }, (response) => {
+      const chunks: Uint8Array[] = [];
+      let received = 0;
+      response.on('data', (chunk: Buffer) => {
+        received += chunk.byteLength;
+        if (received > limits.maxResponseBytes) {
+          fail(new OutboundError('response-too-large', `the response from ${target.url.origin} is over ${limits.maxResponseBytes} bytes`));
+          return;
+        }
+        chunks.push(new Uint8Array(chunk));
+      });
+      response.on('end', () => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(overall);
+        clearTimeout(connecting);
+        const headerBytes = Object.entries(request.headers).reduce((sum, [name, value]) => sum + name.length + value.length + 4, 0);
+        resolve({
+          status: response.statusCode ?? 502,
+          headers: responseHeaders(response.headers),
+          body: chunks,
+          egressBytes: headerBytes + body.byteLength + received,
         });
-        response.on('end', () => {
-          if (settled) return;
-          settled = true;
-          clearTimeout(overall);
-          const headerBytes = Object.entries(request.headers).reduce((sum, [name, value]) => sum + name.length + value.length + 4, 0);
-          resolve({
-            status: response.statusCode ?? 502,
-            headers: responseHeaders(response.headers),
-            body: chunks,
-            egressBytes: headerBytes + body.byteLength + received,
-          });
-        });
-        response.on('error', (error) =>
-          fail(new OutboundError('protocol', `the response from ${target.url.origin} broke off`, { cause: error })),
-        );
-      },
-    );
+      });
+      response.on('error', (error) =>
+        fail(new OutboundError('protocol', `the response from ${target.url.origin} broke off`, { cause: error })),
+      );
+    });
     const overall = setTimeout(
       () => fail(new OutboundError('connection-timeout', `${target.url.origin} did not answer within ${limits.timeoutMs} ms`)),
       limits.timeoutMs,
     );
-    outgoing.on('timeout', () =>
-      fail(new OutboundError('connection-timeout', `could not connect to ${target.url.origin} within ${limits.connectTimeoutMs} ms`)),
+    // Until the connection is made (and, for https, its TLS handshake done).
+    const connecting = setTimeout(
+      () => fail(new OutboundError('connection-timeout', `could not connect to ${target.url.origin} within ${limits.connectTimeoutMs} ms`)),
+      limits.connectTimeoutMs,
     );
+    outgoing.once('socket', (socket) => {
+      socket.once(target.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => clearTimeout(connecting));
+    });
     outgoing.on('error', (error: NodeJS.ErrnoException) => {
       clearTimeout(overall);
       const refused = error.code === 'ECONNREFUSED' || error.code === 'EHOSTUNREACH' || error.code === 'ENETUNREACH';
