@@ -60,7 +60,7 @@ async function serveDev(
   component: Uint8Array,
   bundle: string,
   logs: string[] = [],
-  options: Omit<HostRuntimeOptions, 'dataDir' | 'capabilities' | 'capabilityConfig'> = {},
+  options: Omit<HostRuntimeOptions, 'dataDir' | 'capabilities' | 'capabilityConfig'> & { capabilityConfig?: Record<string, unknown> } = {},
 ): Promise<number> {
   const bundleDir = await mkdtemp(join(tmpdir(), 'stratum-dev-bundle-'));
   t.after(() => removeDir(bundleDir));
@@ -68,8 +68,8 @@ async function serveDev(
   await writeFile(bundleFile, bundle);
   const { runtime } = await runtimeFor(t, {
     capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
-    capabilityConfig: { dev: { bundleFile } },
     ...options,
+    capabilityConfig: { ...options.capabilityConfig, dev: { bundleFile } },
   });
   await runtime.install({ manifest, domains: ['counter.test'], component });
   await runtime.start('counter');
@@ -595,4 +595,38 @@ test('streams iterate with for await, come from iterables, and decode and encode
     canParse: [true, false],
     parse: null,
   });
+});
+
+test('ctx.waitUntil, as in Workers, lets work go on after the response is sent; a rejection is logged; env is empty', async (t) => {
+  // The background work waits until a key is set, which the test does only once it has the
+  // response: had the response waited for the work, it would never have come.
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request, env, ctx) {').replace(
+        "if (request.method === 'DELETE')",
+        `if (path === '/go') {
+      kv.set('go', 'yes');
+      return new Response('set');
+    }
+    if (path === '/later') {
+      ctx.waitUntil((async () => {
+        while (!kv.has('go')) await new Promise((resolve) => setTimeout(resolve, 20));
+        console.log('background saw go');
+      })());
+      ctx.waitUntil(Promise.reject(new Error('background failed')));
+      return Response.json({ env });
+    }
+    if (request.method === 'DELETE')`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
+  assert.deepEqual(await get(port, 'counter.test', '/later'), { status: 200, body: '{"env":{}}' });
+  assert.deepEqual(await get(port, 'counter.test', '/go'), { status: 200, body: 'set' });
+  for (let tries = 0; tries < 250 && !logs.includes('background saw go'); tries++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(logs.includes('background saw go'), logs.join('\n'));
+  assert.ok(
+    logs.some((line) => line.startsWith('waitUntil: Error: background failed')),
+    logs.join('\n'),
+  );
 });

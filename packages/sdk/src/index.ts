@@ -16,8 +16,26 @@
  * } satisfies Capsule;
  */
 export interface Capsule {
-  /** Answers one HTTP request. One instance serves many requests, one or more at a time. */
-  fetch(request: Request): Response | Promise<Response>;
+  /**
+   * Answers one HTTP request. One instance serves many requests, one or more at a time. The
+   * arguments are a Worker's: `env` is empty (capabilities and config come from the SDK's
+   * modules), `ctx.waitUntil` keeps work going after the response.
+   */
+  fetch(request: Request, env: CapsuleEnv, ctx: ExecutionContext): Response | Promise<Response>;
+}
+
+/** A Worker's `env`: empty in a capsule, whose capabilities are modules (`@stratum/sdk/keyvalue`, `/config`, ...). */
+export type CapsuleEnv = Readonly<Record<string, never>>;
+
+/** The third argument of `fetch`, as in Workers. */
+export interface ExecutionContext {
+  /**
+   * Lets work go on after the response is sent (logging, a cache write): the request ends when
+   * `promise` settles, within the capsule's `[resources]` limits; a rejection is logged.
+   */
+  waitUntil(promise: Promise<unknown>): void;
+  /** In Workers, a throw sends the request on to the origin; a capsule has none, so this does nothing. */
+  passThroughOnException(): void;
 }
 
 /** Identity helper that types a capsule's handler without `satisfies`. */

@@ -5,7 +5,7 @@
 // requests, so the capsule exports `incomingHandler` itself and this module implements it.
 
 import { Fields, type IncomingRequest, type Method, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:http/types@0.2.10';
-import type { Capsule } from '../index.ts';
+import type { Capsule, CapsuleEnv, ExecutionContext } from '../index.ts';
 import './globals.ts';
 import { describeError } from './errors.ts';
 
@@ -149,6 +149,9 @@ async function send(response: Response, outparam: ResponseOutparam, method: stri
   OutgoingBody.finish(body, undefined);
 }
 
+/** Every request's `env`, frozen: a capsule's capabilities are modules, not bindings. */
+const NO_ENV: CapsuleEnv = Object.freeze({});
+
 function failure(status: number, message: string): Response {
   return new Response(message, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 }
@@ -167,12 +170,19 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
       let method = 'GET';
       let release = () => {};
       let response: Response;
+      const waiting: Promise<unknown>[] = [];
+      const ctx: ExecutionContext = {
+        waitUntil(promise) {
+          waiting.push(Promise.resolve(promise));
+        },
+        passThroughOnException() {},
+      };
       try {
         const converted = toRequest(incoming);
         release = converted.release;
         const { request } = converted;
         method = request.method;
-        const result: unknown = await capsule.fetch(request);
+        const result: unknown = await capsule.fetch(request, NO_ENV, ctx);
         response = result instanceof Response ? result : failure(500, 'the capsule returned something that is not a Response');
         if (!(result instanceof Response)) console.error(`fetch(${method} ${request.url}) returned ${typeof result}, not a Response`);
       } catch (error) {
@@ -181,6 +191,13 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
       }
       try {
         await send(response, outparam, method);
+        // The response has ended; the request goes on until what it handed to waitUntil settles
+        // (and what that handed on in turn).
+        while (waiting.length > 0) {
+          for (const outcome of await Promise.allSettled(waiting.splice(0))) {
+            if (outcome.status === 'rejected') console.error(`waitUntil: ${describeError(outcome.reason)}`);
+          }
+        }
       } finally {
         // Every handle this request made is dropped, or a long-lived instance would leak them.
         release();
