@@ -630,3 +630,33 @@ test('ctx.waitUntil, as in Workers, lets work go on after the response is sent; 
     logs.join('\n'),
   );
 });
+
+test('a SQL parameter the capability cannot bind is refused naming its place and what to bind instead', async (t) => {
+  const dev = await counterVariant(t, {
+    manifest: (text) => text.replace('keyvalue = ["default"]', 'keyvalue = ["default"]\nsql = ["default"]'),
+    source: (text) =>
+      `import { openDatabase } from '@stratum/sdk/sql';\n${text.replace(
+        'return Response.json({ path, count })',
+        `const db = openDatabase();
+    db.execute('CREATE TABLE IF NOT EXISTS seen (at TEXT, what TEXT)');
+    const refused = [new Date(0), { at: 1 }].map((value) => {
+      try {
+        db.execute('INSERT INTO seen VALUES (?, ?)', ['now', value as never]);
+        return 'bound';
+      } catch (error) {
+        return String(error);
+      }
+    });
+    return Response.json({ refused })`,
+      )}`,
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await get(port, 'counter.test', '/hits');
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), {
+    refused: [
+      'TypeError: SQL parameter 2 cannot be a Date (bind date.toISOString() or date.getTime()): parameters are null, booleans, numbers, bigints, strings and Uint8Arrays',
+      'TypeError: SQL parameter 2 cannot be an object: parameters are null, booleans, numbers, bigints, strings and Uint8Arrays',
+    ],
+  });
+});

@@ -34,14 +34,24 @@ export interface Database {
   transaction(statements: readonly Statement[]): ExecuteResult[];
 }
 
-function toValue(param: SqlParam): Value {
+function toValue(param: SqlParam, index: number): Value {
   if (param === null || param === undefined) return { tag: 'null' };
   if (typeof param === 'boolean') return { tag: 'integer', val: param ? 1n : 0n };
   if (typeof param === 'bigint') return { tag: 'integer', val: param };
   if (typeof param === 'number') return Number.isSafeInteger(param) ? { tag: 'integer', val: BigInt(param) } : { tag: 'real', val: param };
   if (typeof param === 'string') return { tag: 'text', val: param };
   if (param instanceof Uint8Array) return { tag: 'blob', val: param };
-  throw new TypeError(`a SQL parameter cannot be ${typeof param}`);
+  // Not a SqlParam by its type; JavaScript callers can pass anything.
+  const given: unknown = param;
+  const what =
+    given instanceof Date
+      ? 'a Date (bind date.toISOString() or date.getTime())'
+      : typeof given === 'object'
+        ? 'an object'
+        : `a ${typeof given}`;
+  throw new TypeError(
+    `SQL parameter ${index + 1} cannot be ${what}: parameters are null, booleans, numbers, bigints, strings and Uint8Arrays`,
+  );
 }
 
 const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
@@ -64,7 +74,7 @@ function fromValue(value: Value): SqlValue {
 // with a call per element, and queries sit in request loops.
 function toValues(params: readonly SqlParam[]): Value[] {
   const values: Value[] = new Array(params.length);
-  for (let i = 0; i < params.length; i++) values[i] = toValue(params[i]);
+  for (let i = 0; i < params.length; i++) values[i] = toValue(params[i], i);
   return values;
 }
 
