@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -175,7 +176,7 @@ test('a served domain whose link stops naming this host is answered 421 until it
   assert.equal((await ingressGet(host.ingressUrl, domain)).status, 200);
 });
 
-test('a request target in absolute form is routed by its own authority, not the Host header, and the capsule gets only its path; OPTIONS * is a 400', async (t) => {
+test('a request target in absolute form is routed by its own authority, not the Host header, and the capsule gets only its path; OPTIONS * is a 400; a WebSocket handshake gets the plain answer', async (t) => {
   const { host, client, manifest } = await linkingHost(t);
   // moody reads its path: given the whole target, "http://...", it would take the "t" for its
   // trap mood and answer 500.
@@ -205,4 +206,16 @@ test('a request target in absolute form is routed by its own authority, not the 
     status: 400,
     body: 'the request target must be a path, or an absolute http URL\n',
   });
+  // A WebSocket handshake is answered as the plain request it also is, not with a closed connection.
+  const socket = connect(Number(host.ingressUrl.port), host.ingressUrl.hostname);
+  socket.write(
+    'GET /n HTTP/1.1\r\nHost: tiny.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+  );
+  let answer = '';
+  for await (const chunk of socket) {
+    answer += String(chunk);
+    if (/\r\n\r\nhello from tiny \d+\n$/.test(answer)) break;
+  }
+  socket.destroy();
+  assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nhello from tiny \d+\n$/);
 });
