@@ -39,6 +39,25 @@ function get(port: number, host: string, path: string, headers: Record<string, s
   });
 }
 
+/** A POST whose body goes in two writes 20 ms apart, so that it reaches the capsule as a stream, not whole. */
+function postInTwo(
+  port: number,
+  path: string,
+  parts: [string, string],
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, method: 'POST', headers: { ...headers, host: 'counter.test' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    outgoing.on('error', reject);
+    outgoing.write(parts[0]);
+    setTimeout(() => outgoing.end(parts[1]), 20);
+  });
+}
+
 test('a dev engine refuses to install on a plain host runtime, and runs its bundle on dev’s', async (t) => {
   const dev = await buildDevCapsule(exampleDir('counter'), { engineCacheDir: testEngineCacheDir });
   const component = await readFile(dev.engine.path);
@@ -396,21 +415,7 @@ test('Response.clone(), which StarlingMonkey lacks, gives two readable bodies, s
       ),
   });
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
-  const post = (headers: Record<string, string>) =>
-    new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const outgoing = request(
-        { host: '127.0.0.1', port, path: '/clones', method: 'POST', headers: { ...headers, host: 'counter.test' } },
-        (res) => {
-          const chunks: Buffer[] = [];
-          res.on('data', (chunk: Buffer) => chunks.push(chunk));
-          res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-        },
-      );
-      outgoing.on('error', reject);
-      // Two writes: the body reaches the capsule as a stream, not whole.
-      outgoing.write('posted ');
-      setTimeout(() => outgoing.end('body'), 20);
-    });
+  const post = (headers: Record<string, string>) => postInTwo(port, '/clones', ['posted ', 'body'], headers);
   const reply = await post({});
   assert.equal(reply.status, 200, reply.body);
   assert.deepEqual(JSON.parse(reply.body), {
@@ -576,16 +581,7 @@ test('streams iterate with for await, come from iterables, and decode and encode
       ),
   });
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
-  const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, path: '/streams', method: 'POST', headers: { host: 'counter.test' } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
-    });
-    outgoing.on('error', reject);
-    outgoing.write('twelve bytes');
-    setTimeout(() => outgoing.end(' and more'), 20);
-  });
+  const reply = await postInTwo(port, '/streams', ['twelve bytes', ' and more']);
   assert.equal(reply.status, 200, reply.body);
   assert.deepEqual(JSON.parse(reply.body), {
     posted: 21,

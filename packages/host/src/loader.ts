@@ -249,22 +249,21 @@ export class Loader {
     const dir = join(this.#cacheDir, 'transpiled', key);
     const metaFile = join(dir, 'meta.json');
     const meta = await readJson<{ coreModules: string[]; memoryCaps: Record<string, MemoryCapSlot[]>; sourceMapFile?: string }>(metaFile);
-    const sourceMap = (file: string | undefined) => (file ? { sourceMap: { file, path: join(dir, SOURCE_MAP_FILE) } } : {});
+    const entry = (coreModules: string[], memoryCaps: Record<string, MemoryCapSlot[]>, sourceMapFile: string | undefined) => ({
+      key,
+      dir,
+      glueUrl: pathToFileURL(join(dir, GLUE_STORED_FILE)).href,
+      coreModules,
+      memoryCaps,
+      jspi,
+      ...(sourceMapFile ? { sourceMap: { file: sourceMapFile, path: join(dir, SOURCE_MAP_FILE) } } : {}),
+    });
     if (meta) {
       this.stats.cacheHits++;
       // When it was last used, for `pruneCache`.
       const now = new Date();
       utimes(metaFile, now, now).catch(() => {});
-      const { coreModules, memoryCaps } = meta;
-      return {
-        key,
-        dir,
-        glueUrl: pathToFileURL(join(dir, GLUE_STORED_FILE)).href,
-        coreModules,
-        memoryCaps,
-        jspi,
-        ...sourceMap(meta.sourceMapFile),
-      };
+      return entry(meta.coreModules, meta.memoryCaps, meta.sourceMapFile);
     }
     return this.#once(`transpile:${key}`, async () => {
       this.stats.transpiles++;
@@ -307,15 +306,7 @@ export class Loader {
       await rm(dir, { recursive: true, force: true });
       await rename(staging, dir);
       this.#logger.info({ digest: component.digest, jspi, ms: Math.round(performance.now() - started) }, 'transpiled component');
-      return {
-        key,
-        dir,
-        glueUrl: pathToFileURL(join(dir, GLUE_STORED_FILE)).href,
-        coreModules,
-        memoryCaps,
-        jspi,
-        ...sourceMap(sourceMapFile),
-      };
+      return entry(coreModules, memoryCaps, sourceMapFile);
     });
   }
 
