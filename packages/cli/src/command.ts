@@ -124,6 +124,43 @@ export function paint(stream: { isTTY?: boolean }, code: number, text: string): 
   return useColour(stream) ? `\x1b[${code}m${text}\x1b[0m` : text;
 }
 
+/** Characters a terminal acts on rather than shows (C0 but tab, DEL, C1), and bidi overrides. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point.
+const UNPRINTABLE = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
+/** A colour or style (SGR) sequence, which is all of a capsule's escapes a terminal may get. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: a style sequence starts with ESC.
+const STYLE = /^\x1b\[[0-9;]{0,32}m/;
+
+/**
+ * A capsule's text (a log line) as a terminal may show it. Capsules are strangers' code, and an
+ * escape sequence in a line they log reaches the operator's terminal: it could move the cursor
+ * to hide lines, retitle the window or write the clipboard (OSC 52). Colours and styles pass
+ * (loggers such as Hono's colour their lines), when `stream` shows colour; every other control
+ * character, and the bidi overrides that reorder what a line seems to say, are shown escaped.
+ */
+export function printable(stream: { isTTY?: boolean }, text: string): string {
+  if (!UNPRINTABLE.test(text)) return text;
+  const colour = useColour(stream);
+  let out = '';
+  for (let index = 0; index < text.length; index++) {
+    const code = text.charCodeAt(index);
+    if (code === 0x1b) {
+      const style = STYLE.exec(text.slice(index, index + 40));
+      if (style) {
+        if (colour) out += style[0];
+        index += style[0].length - 1;
+        continue;
+      }
+    }
+    if (code !== 0x09 && UNPRINTABLE.test(text[index] as string)) {
+      out += code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16)}`;
+      continue;
+    }
+    out += text[index];
+  }
+  return out;
+}
+
 /** Prints an error as: what went wrong, the details, how to fix it. Returns the exit status. */
 export function reportError(error: unknown, io: CommandIo): number {
   if (isStratumError(error)) {

@@ -10,6 +10,7 @@ import {
   type OptionSpec,
   type ParsedArgs,
   paint,
+  printable,
   shellWord,
   stringListOption,
   stringOption,
@@ -358,7 +359,7 @@ Examples:
       }
       const level = paint(io.stdout, LEVEL_COLOURS[entry.level] ?? 0, entry.level.padEnd(5));
       const request = entry.requestId ? paint(io.stdout, 2, ` (request ${entry.requestId})`) : '';
-      io.stdout.write(`${entry.time} ${level} ${entry.source}: ${entry.message}${request}\n`);
+      io.stdout.write(`${entry.time} ${level} ${entry.source}: ${printable(io.stdout, entry.message)}${request}\n`);
     };
     // A stream opened again sends its backlog again: what was printed is not printed twice.
     const seen = new LineFilter();

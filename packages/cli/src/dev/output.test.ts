@@ -135,3 +135,24 @@ test('a reload says how it was built and how long the rebuild took', () =>
     );
     assert.match(lines[2] ?? '', /\(rebuilt in 19\.8 s: full build; swapped in 310 ms; sha256:e{12}\)$/);
   }));
+
+test("a capsule's log line reaches the terminal with its colours, and every other escape shown, not acted on", () =>
+  withNoColor(undefined, () => {
+    // Hono's logger colours its status; the rest writes the clipboard (OSC 52), clears the
+    // screen, and reverses the text after it (a bidi override).
+    const message = 'GET / \x1b[32m200\x1b[0m \x1b]52;c;ZXZpbA==\x07\x1b[2J tab\tkept \u202Eevil';
+    const entry = { time: new Date().toISOString(), capsule: 'counter', level: 'info' as const, source: 'stdout', message };
+    const tty = capture(true);
+    new DevOutput(tty.stream, { json: false }).log(entry);
+    assert.ok(
+      tty.text().includes('GET / \x1b[32m200\x1b[0m \\x1b]52;c;ZXZpbA==\\x07\\x1b[2J tab\tkept \\u202eevil'),
+      JSON.stringify(tty.text()),
+    );
+    const plain = capture(false);
+    new DevOutput(plain.stream, { json: false }).log(entry);
+    assert.ok(plain.text().includes('GET / 200 \\x1b]52;c;ZXZpbA==\\x07\\x1b[2J tab\tkept \\u202eevil'), JSON.stringify(plain.text()));
+    // --json keeps the message as it was: JSON escapes it.
+    const json = capture(false);
+    new DevOutput(json.stream, { json: true }).log(entry);
+    assert.equal((JSON.parse(json.text()) as { message: string }).message, message);
+  }));

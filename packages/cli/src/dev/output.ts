@@ -1,6 +1,6 @@
 import { errorMessage, formatDuration, isStratumError } from '@stratum/core';
 import type { CapsuleLogEntry, RequestRecord } from '@stratum/host';
-import { paint } from '../command.ts';
+import { paint, printable } from '../command.ts';
 
 type Stream = NodeJS.WritableStream & { isTTY?: boolean };
 
@@ -198,7 +198,7 @@ export class DevOutput {
     // The capsule's stdout and stderr say so; wasi:logging lines carry their level instead.
     const from = entry.source.startsWith('wasi:logging') ? entry.level : entry.source;
     this.#line(
-      `${this.#paint(2, clock(new Date(entry.time)))} ${this.#capsule(entry.capsule)}  ${this.#paint(2, `│ ${from}`)} ${this.#paint(colour, entry.message)}`,
+      `${this.#paint(2, clock(new Date(entry.time)))} ${this.#capsule(entry.capsule)}  ${this.#paint(2, `│ ${from}`)} ${this.#paint(colour, printable(this.#out, entry.message))}`,
     );
   }
 
