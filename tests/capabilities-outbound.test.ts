@@ -6,6 +6,7 @@ import { WitError } from '../packages/host/src/capabilities/contract.ts';
 import { OutboundError, outboundFetch } from '../packages/host/src/capabilities/outbound/fetch.ts';
 import outbound from '../packages/host/src/capabilities/outbound/index.ts';
 import { checkOutbound, OutboundRefused } from '../packages/host/src/capabilities/outbound/policy.ts';
+import wasi from '../packages/host/src/capabilities/wasi/index.ts';
 import { Fields, OutgoingRequest } from '../packages/host/src/wasi/http-types.ts';
 import { configureContext, manifestWith, prepareContext, witError } from './capabilities-support.ts';
 
@@ -197,13 +198,20 @@ test('the outbound capability: grants checked, wasi:http/outgoing-handler served
   );
   const manifest = manifestWith({ outbound: [server.origin] });
   const plan = await outbound.configure(configureContext({ imports, manifest, hostConfig: { allow_addresses: LOOPBACK } }));
-  assert.deepEqual(plan.asyncImports, ['wasi:http/outgoing-handler@0.2.10#handle']);
+  // handle answers at once; the guest waits in wasi:io/poll, which wasi's capability makes a JSPI
+  // import for a capsule that may fetch (and only for one).
+  assert.equal(plan.asyncImports, undefined);
+  const pollImports = ['wasi:io/poll@0.2.12', 'wasi:io/streams@0.2.12'];
+  assert.deepEqual((await wasi.configure(configureContext({ imports: pollImports, manifest }))).asyncImports, [
+    'wasi:io/poll@0.2.12#poll',
+    'wasi:io/poll@0.2.12#[method]pollable.block',
+  ]);
+  assert.equal((await wasi.configure(configureContext({ imports: pollImports }))).asyncImports, undefined);
   const lines: string[] = [];
   const context = prepareContext(plan.settings, 'outbound', lines);
   const prepared = await outbound.prepare(context);
-  const handler = prepared.imports['wasi:http/outgoing-handler'] as {
-    handle(request: OutgoingRequest, options: unknown): Promise<{ get(): { val: { tag: string; val: { status(): number } } } }>;
-  };
+  type Future = { get(): { tag: string; val: { tag: string; val: { status(): number } } } | undefined; subscribe(): { block(): unknown } };
+  const handler = prepared.imports['wasi:http/outgoing-handler'] as { handle(request: OutgoingRequest, options: unknown): Future };
   const request = (authority: string) => {
     const outgoing = new OutgoingRequest(new Fields());
     outgoing.setScheme({ tag: 'HTTP' });
@@ -211,11 +219,17 @@ test('the outbound capability: grants checked, wasi:http/outgoing-handler served
     outgoing.setPathWithQuery('/');
     return outgoing;
   };
-  const future = await handler.handle(request(`127.0.0.1:${server.port}`), undefined);
+  // The future is pending when handle returns, and its pollable waits without blocking.
+  const future = handler.handle(request(`127.0.0.1:${server.port}`), undefined);
+  assert.equal(future.get(), undefined);
+  await future.subscribe().block();
   const settled = future.get();
-  assert.equal(settled.val.tag, 'ok');
-  assert.equal(settled.val.val.status(), 200);
-  assert.deepEqual(await witError(() => handler.handle(request('example.com'), undefined)), { tag: 'HTTP-request-denied' });
+  assert.equal(settled?.val.tag, 'ok');
+  assert.equal(settled?.val.val.status(), 200);
+  // A refusal (the origin is checked with the address, after DNS) settles the future with it.
+  const refusedFuture = handler.handle(request('example.com'), undefined);
+  await refusedFuture.subscribe().block();
+  assert.deepEqual(refusedFuture.get(), { tag: 'ok', val: { tag: 'err', val: { tag: 'HTTP-request-denied' } } });
   assert.match(lines.join('\n'), /warn request refused: http:\/\/example\.com is not one of the manifest's outbound origins/);
   context.currentRequest = () => ({ requestId: 'r', domain: 'demo.test', outboundRemaining: 0 });
   assert.deepEqual(await witError(() => handler.handle(request(`127.0.0.1:${server.port}`), undefined)), { tag: 'HTTP-request-denied' });

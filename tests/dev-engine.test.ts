@@ -656,3 +656,49 @@ test('a SQL parameter the capability cannot bind is refused naming its place and
     ],
   });
 });
+
+test('outbound fetches run side by side, and a fetch in waitUntil does not hold the response back', async (t) => {
+  // Answers /pair requests only once two have arrived: fetches made one after another would
+  // never be answered. Answers /held when the test lets it.
+  const waiting: (() => void)[] = [];
+  let letGo: (() => void) | undefined;
+  const held = new Promise<void>((resolve) => {
+    letGo = resolve;
+  });
+  const api = createServer((req, res) => {
+    if (req.url === '/held') {
+      void held.then(() => res.end('released'));
+      return;
+    }
+    waiting.push(() => res.end(`pair ${req.url}`));
+    if (waiting.length === 2) for (const answer of waiting.splice(0)) answer();
+  });
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
+  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const dev = await counterVariant(t, {
+    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request, env, ctx) {').replace(
+        'return Response.json({ path, count })',
+        `if (path === '/both') {
+      const texts = await Promise.all(['/pair?a', '/pair?b'].map((where) => fetch('${origin}' + where).then((reply) => reply.text())));
+      return Response.json({ texts });
+    }
+    ctx.waitUntil(fetch('${origin}/held').then((reply) => reply.text()).then((text) => console.log('background got', text)));
+    return Response.json({ path, count })`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
+    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'] } },
+  });
+  assert.deepEqual(await get(port, 'counter.test', '/both'), { status: 200, body: '{"texts":["pair /pair?a","pair /pair?b"]}' });
+  // Answered while its background fetch is still held.
+  assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"path":"/hits","count":1}' });
+  assert.ok(!logs.includes('background got released'), logs.join('\n'));
+  letGo?.();
+  for (let tries = 0; tries < 250 && !logs.includes('background got released'); tries++)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(logs.includes('background got released'), logs.join('\n'));
+});

@@ -8,7 +8,7 @@
  */
 import { acceptHollow, HostResource, real } from '../capabilities/canonical-abi.ts';
 import { headerValueBytes } from './header-value.ts';
-import { type ByteSource, CLOSED, InputStream, type IoError, OutputStream, Pollable } from './io.ts';
+import { type ByteSource, CLOSED, InputStream, type IoError, OutputStream, type Pending, Pollable } from './io.ts';
 import { lowerHttp } from './lowerings.ts';
 
 export type Method =
@@ -514,14 +514,28 @@ export class IncomingResponse extends HostResource {
 
 type FutureValue = { tag: 'ok'; val: IncomingResponse } | { tag: 'err'; val: ErrorCode };
 
-/** A response that the outbound capability settles, at once or later (with JSPI). */
+/**
+ * A response that the outbound capability settles, at once or when its work ends (`later`): the
+ * guest goes on meanwhile, and waits for it with `wasi:io/poll` when it has nothing else to do.
+ */
 export class FutureIncomingResponse extends HostResource {
   #value: FutureValue | undefined;
   #taken = false;
+  #pending: Pending | undefined;
 
   constructor(value?: FutureValue) {
     super();
     this.#value = value;
+  }
+
+  /** Settled with what `work` resolves to; `work` must not reject. */
+  static later(work: Promise<FutureValue>): FutureIncomingResponse {
+    const future = new FutureIncomingResponse();
+    const promise = work.then((value) => {
+      future.#value = value;
+    });
+    future.#pending = { promise, done: () => future.#value !== undefined };
+    return future;
   }
 
   settle(value: FutureValue): void {
@@ -529,7 +543,7 @@ export class FutureIncomingResponse extends HostResource {
   }
 
   subscribe(): Pollable {
-    return new Pollable();
+    return this.#value === undefined && this.#pending ? new Pollable(undefined, undefined, this.#pending) : new Pollable();
   }
 
   get(): { tag: 'ok' | 'err'; val: unknown } | undefined {

@@ -42,15 +42,31 @@ export interface Waitable {
   wait(timeoutMs?: number): void;
 }
 
-/** Ready at once, at a monotonic deadline (clock pollables), or when its waitable is. */
+/**
+ * Something the host's own event loop brings about (an outbound response): a pollable on it can
+ * only be waited for asynchronously, by `poll` and `block` as JSPI imports, which the wasi
+ * capability makes them for a capsule that may make one.
+ */
+export interface Pending {
+  readonly promise: Promise<unknown>;
+  done(): boolean;
+}
+
+/** Ready at once, at a monotonic deadline (clock pollables), or when its waitable or pending work is. */
 export class Pollable extends HostResource {
   readonly #deadline: bigint | undefined;
   readonly #waitable: Waitable | undefined;
+  readonly #pending: Pending | undefined;
 
-  constructor(deadline?: bigint, waitable?: Waitable) {
+  constructor(deadline?: bigint, waitable?: Waitable, pending?: Pending) {
     super();
     this.#deadline = deadline;
     this.#waitable = waitable;
+    this.#pending = pending;
+  }
+
+  get pending(): Pending | undefined {
+    return this.#pending;
   }
 
   get deadline(): bigint | undefined {
@@ -62,13 +78,15 @@ export class Pollable extends HostResource {
   }
 
   ready(): boolean {
+    if (this.#pending) return this.#pending.done();
     if (this.#waitable) return this.#waitable.ready();
     return this.#deadline === undefined || monotonicNow() >= this.#deadline;
   }
 
-  block(): void {
+  block(): void | Promise<void> {
     if (this.ready()) return;
     beforeBlocking?.();
+    if (this.#pending) return this.#pending.promise.then(() => undefined);
     if (this.#waitable) this.#waitable.wait();
     else if (this.#deadline !== undefined) sleepNs(this.#deadline - monotonicNow());
   }
@@ -81,10 +99,11 @@ export function setBeforeBlocking(hook: (() => void) | undefined): void {
   beforeBlocking = hook;
 }
 
-export function poll(pollables: Pollable[]): Uint32Array {
+export function poll(pollables: Pollable[]): Uint32Array | Promise<Uint32Array> {
   if (pollables.length === 0) throw new IoError('poll: empty list');
   let ready = readyIndices(pollables);
   if (ready.length > 0) return Uint32Array.from(ready);
+  if (pollables.some((pollable) => pollable.pending)) return pollAsync(pollables);
   let earliest: bigint | undefined;
   let waitable: Waitable | undefined;
   for (const pollable of pollables) {
@@ -97,6 +116,36 @@ export function poll(pollables: Pollable[]): Uint32Array {
   else if (earliest !== undefined) sleepNs(earliest - monotonicNow());
   ready = readyIndices(pollables);
   return Uint32Array.from(ready);
+}
+
+/** How often a wait that has pending work checks the pollables that are waited for in other ways. */
+const PENDING_RECHECK_MS = 5;
+
+/**
+ * `poll` with pending work in the list: the thread's event loop must run to bring it about, so
+ * this waits on it (and the earliest deadline) without blocking; a request body's waitable,
+ * which blocks, is checked every few milliseconds instead.
+ */
+async function pollAsync(pollables: Pollable[]): Promise<Uint32Array> {
+  beforeBlocking?.();
+  for (;;) {
+    const ready = readyIndices(pollables);
+    if (ready.length > 0) return Uint32Array.from(ready);
+    const waits: Promise<unknown>[] = [];
+    let delayMs: number | undefined;
+    for (const pollable of pollables) {
+      if (pollable.pending) waits.push(pollable.pending.promise);
+      else if (pollable.waitable) delayMs = Math.min(delayMs ?? PENDING_RECHECK_MS, PENDING_RECHECK_MS);
+      else if (pollable.deadline !== undefined) {
+        const untilMs = Math.max(0, Number(pollable.deadline - monotonicNow()) / 1e6);
+        delayMs = Math.min(delayMs ?? untilMs, untilMs);
+      }
+    }
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    if (delayMs !== undefined) waits.push(new Promise((resolve) => (timer = setTimeout(resolve, delayMs))));
+    await Promise.race(waits);
+    clearTimeout(timer);
+  }
 }
 
 function readyIndices(pollables: Pollable[]): number[] {

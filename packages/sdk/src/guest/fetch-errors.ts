@@ -1,9 +1,9 @@
 // StarlingMonkey rejects an outbound fetch() that the host refused or could not complete with a
-// bare "fetch_https: An error occurred while using the host API.": the wasi:http error code that
-// says why is dropped on the way. The host writes its reason into the capsule's log (the
-// outbound capability: an origin not in [capabilities] outbound, DNS, a refused connection, the
-// request's limits), so the error names the URL and points there. Imported for this effect by
-// globals.ts.
+// bare "fetch_https: An error occurred while using the host API." or "NetworkError when
+// attempting to fetch resource": the wasi:http error code that says why is dropped on the way.
+// The host writes its reason into the capsule's log (the outbound capability: an origin not in
+// [capabilities] outbound, DNS, a refused connection, the request's limits), so the error names
+// the URL and points there. Imported for this effect by globals.ts.
 
 const platformFetch = globalThis.fetch;
 
@@ -11,7 +11,9 @@ globalThis.fetch = async function fetch(input: Request | string | URL, init?: Re
   try {
     return await platformFetch(input, init);
   } catch (error) {
-    if (!(error instanceof Error) || !error.message.includes('host API')) throw error;
+    // "...while using the host API" when the host refuses at once; "NetworkError when attempting
+    // to fetch resource" when the request it started fails.
+    if (!(error instanceof Error) || !/host API|NetworkError/.test(error.message)) throw error;
     const url = input instanceof Request ? input.url : String(input);
     throw new TypeError(`fetch(${url}) failed: the host refused it or could not complete it; its reason is in the capsule's log`, {
       cause: error,

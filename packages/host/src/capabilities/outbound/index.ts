@@ -1,6 +1,7 @@
 import { parseDuration, parseSize, StratumError } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import {
+  type ErrorCode,
   FutureIncomingResponse,
   IncomingResponse,
   OutgoingRequest,
@@ -85,7 +86,9 @@ const outbound: Capability<OutboundSettings> = {
     // a capsule without outbound origins is linked to a handler that refuses every request,
     // synchronously (no JSPI for it).
     if (origins.length === 0) return { settings: { origins: [], ...host } };
-    return { settings: { origins, ...host }, asyncImports: context.imports.map((versioned) => `${versioned}#handle`) };
+    // No JSPI import of its own: `handle` answers at once; the wait is wasi:io/poll's (wasi's
+    // capability makes it asynchronous when the manifest allows an outbound origin).
+    return { settings: { origins, ...host } };
   },
   prepare(context) {
     const { origins, allowAddresses, limits } = context.settings;
@@ -105,7 +108,10 @@ const outbound: Capability<OutboundSettings> = {
     return {
       imports: {
         'wasi:http/outgoing-handler': {
-          async handle(request: OutgoingRequest, options: RequestOptions | undefined): Promise<FutureIncomingResponse> {
+          // Returns the future at once and does the request on the thread's event loop: the
+          // guest goes on (other fetches, its response) and waits on the future with
+          // wasi:io/poll, which the wasi capability makes asynchronous for a capsule like this.
+          handle(request: OutgoingRequest, options: RequestOptions | undefined): FutureIncomingResponse {
             passedOn(request, options);
             const scope = context.currentRequest();
             if (scope && scope.outboundRemaining <= 0) {
@@ -116,28 +122,29 @@ const outbound: Capability<OutboundSettings> = {
             const parts = OutgoingRequest.parts(request);
             if (!parts.authority) throw new WitError({ tag: 'HTTP-request-URI-invalid' });
             const url = `${parts.scheme}://${parts.authority}${parts.pathWithQuery ?? '/'}`;
-            try {
-              const body = outgoingBodyBytes(parts.body);
-              const response = await outboundFetch(
-                {
-                  method: parts.method,
-                  url,
-                  headers: parts.headers,
-                  ...(body.length > 0 ? { body: new Uint8Array(Buffer.concat(body)) } : {}),
-                },
-                { origins, allowAddresses },
-                limits,
-              );
-              return new FutureIncomingResponse({ tag: 'ok', val: new IncomingResponse(response.status, response.headers, response.body) });
-            } catch (error) {
-              if (error instanceof OutboundRefused) {
-                context.log('warn', `request refused: ${error.message}`, 'outbound');
-                throw new WitError({ tag: 'HTTP-request-denied' });
-              }
-              if (error instanceof TypeError) throw new WitError({ tag: 'HTTP-request-URI-invalid' });
-              context.log('warn', `request failed: ${error instanceof Error ? error.message : String(error)}`, 'outbound');
-              return new FutureIncomingResponse({ tag: 'err', val: errorCode(error) });
-            }
+            const body = outgoingBodyBytes(parts.body);
+            const work = outboundFetch(
+              {
+                method: parts.method,
+                url,
+                headers: parts.headers,
+                ...(body.length > 0 ? { body: new Uint8Array(Buffer.concat(body)) } : {}),
+              },
+              { origins, allowAddresses },
+              limits,
+            ).then(
+              (response) => ({ tag: 'ok' as const, val: new IncomingResponse(response.status, response.headers, response.body) }),
+              (error: unknown) => {
+                if (error instanceof OutboundRefused) {
+                  context.log('warn', `request refused: ${error.message}`, 'outbound');
+                  return { tag: 'err' as const, val: { tag: 'HTTP-request-denied' } as ErrorCode };
+                }
+                if (error instanceof TypeError) return { tag: 'err' as const, val: { tag: 'HTTP-request-URI-invalid' } as ErrorCode };
+                context.log('warn', `request failed: ${error instanceof Error ? error.message : String(error)}`, 'outbound');
+                return { tag: 'err' as const, val: errorCode(error) as ErrorCode };
+              },
+            );
+            return FutureIncomingResponse.later(work);
           },
         },
       },

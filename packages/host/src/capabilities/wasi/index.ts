@@ -126,7 +126,17 @@ const WASI_INTERFACES = [
 const wasi: Capability<Record<string, never>> = {
   name: 'wasi',
   interfaces: WASI_INTERFACES,
-  configure: () => ({ settings: {} }),
+  // A capsule that may fetch waits for its responses in wasi:io/poll (the outbound capability's
+  // futures): poll and block become JSPI imports for it, so that the thread's event loop runs
+  // the requests while the guest waits. Other capsules keep plain synchronous glue.
+  configure(context) {
+    if (context.manifest.capabilities.outbound.length === 0) return { settings: {} };
+    const polls = context.imports.filter((versioned) => versioned.startsWith('wasi:io/poll@'));
+    return {
+      settings: {},
+      asyncImports: polls.flatMap((versioned) => [`${versioned}#poll`, `${versioned}#[method]pollable.block`]),
+    };
+  },
   prepare(context) {
     const stdout = logSink(context, 'info', 'stdout');
     const stderr = logSink(context, 'error', 'stderr');
