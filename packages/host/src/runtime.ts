@@ -243,12 +243,11 @@ function effectiveLimits(manifest: Manifest, host: RuntimeLimits): EffectiveLimi
   };
 }
 
-/** Headers that say where a request came from: only a trusted proxy's reach a capsule (`Runtime.forwarding`). */
 /**
- * Request headers by which a proxy tells its backend about the client: honoured only from
- * `trustedProxies`. Besides the standard and the X-Forwarded family, the client-address headers
- * that nginx setups (X-Real-IP) and CDNs (Cloudflare, Akamai, Fastly) set, which capsule code
- * ported from behind them reads as the client's address.
+ * Request headers by which a proxy tells its backend where a request came from: only a trusted
+ * proxy's reach a capsule (`Runtime.forwarding`). Besides the standard and the X-Forwarded
+ * family, the client-address headers that nginx setups (X-Real-IP) and CDNs (Cloudflare, Akamai,
+ * Fastly) set, which capsule code ported from behind them reads as the client's address.
  */
 const FORWARDING_HEADERS = new Set([
   'forwarded',
@@ -1301,7 +1300,6 @@ class Capsule {
     }
     let headers = head.headers;
     let declared: number | undefined;
-    let lengthAt = -1;
     for (let index = 0; index < headers.length; index += 2) {
       const name = (headers[index] as string).toLowerCase();
       if (name === 'content-length') {
@@ -1312,7 +1310,6 @@ class Capsule {
           return undefined;
         }
         declared = length;
-        if (lengthAt === -1) lengthAt = index;
       } else if (PROXY_DIRECTIVES.has(name)) {
         headers = headers.filter((_, at) => at !== index && at !== index + 1);
         index -= 2;
@@ -1323,7 +1320,7 @@ class Capsule {
       }
     }
     const withBody = hasBody(active.method, status);
-    return { status, headers, declared: withBody ? declared : undefined, hasLength: lengthAt !== -1, withBody };
+    return { status, headers, declared: withBody ? declared : undefined, hasLength: declared !== undefined, withBody };
   }
 
   /**
