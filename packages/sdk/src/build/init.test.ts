@@ -13,8 +13,10 @@ test('init goes into a repository that holds no capsule yet: its files are kept,
   await writeFile(join(dir, 'LICENSE'), 'MIT\n');
   await writeFile(join(dir, 'README.md'), '# mine\n');
   await writeFile(join(dir, '.gitignore'), 'node_modules/\n.env');
+  await writeFile(join(dir, 'package.json'), '{"name":"theirs"}\n');
   const created = await initCapsule(dir, { name: 'shop' });
   assert.deepEqual(created.files, ['.gitignore (lines added)', 'src/index.ts', 'stratum.toml']);
+  assert.equal(await readFile(join(dir, 'package.json'), 'utf8'), '{"name":"theirs"}\n');
   assert.equal(await readFile(join(dir, 'README.md'), 'utf8'), '# mine\n');
   assert.equal(await readFile(join(dir, 'LICENSE'), 'utf8'), 'MIT\n');
   assert.equal(await readFile(join(dir, '.gitignore'), 'utf8'), 'node_modules/\n.env\n# stratum\ndist/\n*.vars\n');
@@ -45,6 +47,13 @@ test('init into a new directory writes the whole project, a README and .gitignor
   t.after(() => rm(parent, { recursive: true, force: true }));
   const created = await initCapsule(join(parent, 'My Notes'), { template: 'notes' });
   assert.equal(created.name, 'my-notes');
-  assert.deepEqual(created.files, ['.gitignore', 'README.md', 'src/index.ts', 'stratum.toml']);
+  assert.deepEqual(created.files, ['.gitignore', 'README.md', 'package.json', 'src/index.ts', 'stratum.toml']);
   assert.equal(await readFile(join(created.dir, '.gitignore'), 'utf8'), 'dist/\nnode_modules/\n.env\n*.vars\n');
+  // An ES module project of its own, so that `npm install <package>` goes here.
+  assert.deepEqual(JSON.parse(await readFile(join(created.dir, 'package.json'), 'utf8')), {
+    name: 'my-notes',
+    version: '0.1.0',
+    private: true,
+    type: 'module',
+  });
 });

@@ -58,10 +58,11 @@ async function listTemplateFiles(dir: string): Promise<string[]> {
 }
 
 /**
- * Creates a capsule project from a template: stratum.toml, src/index.ts, a README and a
- * .gitignore. The directory may hold other files (a repository's .git, its LICENSE), but not
- * the template's: nothing is overwritten. A README there is kept, and a .gitignore gets the
- * lines it lacks. The result builds as generated.
+ * Creates a capsule project from a template: stratum.toml, src/index.ts, a README, a
+ * package.json (for the npm packages it may use) and a .gitignore. The directory may hold other
+ * files (a repository's .git, its LICENSE), but not the template's: nothing is overwritten. A
+ * README or package.json there is kept, and a .gitignore gets the lines it lacks. The result
+ * builds as generated.
  *
  * @example
  * await initCapsule('/tmp/my-notes', { template: 'notes' });
@@ -117,6 +118,14 @@ export async function initCapsule(target: string, options: InitOptions = {}): Pr
     const readme = await readFile(join(templatesDir, 'README.md'), 'utf8');
     await writeFile(join(dir, 'README.md'), readme.replaceAll('{{name}}', name).replaceAll('{{template}}', template), { flag: 'wx' });
     files.push('README.md');
+  }
+  // So that `npm install hono` works at once, into this project, and its code is ES modules
+  // (`npm init -y` would say CommonJS). A package.json the directory has is the project's.
+  if (!(await pathExists(join(dir, 'package.json')))) {
+    await writeFile(join(dir, 'package.json'), `${JSON.stringify({ name, version: '0.1.0', private: true, type: 'module' }, null, 2)}\n`, {
+      flag: 'wx',
+    });
+    files.push('package.json');
   }
   // Secrets for --var-file live in .env or *.vars files, which must not be committed: lines a
   // .gitignore lacks are added to it.
