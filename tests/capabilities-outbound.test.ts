@@ -3,11 +3,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { WitError } from '../packages/host/src/capabilities/contract.ts';
-import { OutboundError, outboundFetch } from '../packages/host/src/capabilities/outbound/fetch.ts';
+import { type ArrivingBody, OutboundError, outboundFetch } from '../packages/host/src/capabilities/outbound/fetch.ts';
 import outbound from '../packages/host/src/capabilities/outbound/index.ts';
 import { checkOutbound, OutboundRefused } from '../packages/host/src/capabilities/outbound/policy.ts';
 import wasi from '../packages/host/src/capabilities/wasi/index.ts';
-import { Fields, OutgoingRequest } from '../packages/host/src/wasi/http-types.ts';
+import { Fields, IncomingResponse, OutgoingRequest } from '../packages/host/src/wasi/http-types.ts';
+import type { IoError } from '../packages/host/src/wasi/io.ts';
 import { configureContext, manifestWith, prepareContext, witError } from './capabilities-support.ts';
 
 /** A 127.0.0.1 server that counts connections, so a test can prove none was made. */
@@ -22,6 +23,23 @@ async function localServer(t: { after(fn: () => unknown): void }, handler: Param
 }
 
 const LOOPBACK = ['127.0.0.1/32'];
+
+/** Reads a streaming response body to its end, as a guest would; a stream error rejects with its message. */
+async function bodyText(body: ArrivingBody): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  for (;;) {
+    let chunk: Uint8Array;
+    try {
+      chunk = body.read(64 * 1024);
+    } catch (error) {
+      const { tag, val } = error as { tag: string; val?: IoError };
+      if (tag === 'closed') return Buffer.concat(chunks).toString();
+      throw new Error(val?.toDebugString() ?? tag);
+    }
+    if (chunk.byteLength > 0) chunks.push(chunk);
+    else await body.arrival().promise;
+  }
+}
 
 async function refused(work: () => Promise<unknown>, reason: OutboundRefused['reason'], pattern?: RegExp) {
   await assert.rejects(work, (error: unknown) => {
@@ -46,7 +64,7 @@ test('an allowed origin on an explicitly allowed loopback address works, with th
     { origins: [server.origin], allowAddresses: LOOPBACK },
   );
   assert.equal(result.status, 200);
-  assert.equal(Buffer.concat(result.body).toString(), 'pong');
+  assert.equal(await bodyText(result.body), 'pong');
   const seen = result.headers.find(([name]) => name === 'x-seen')?.[1];
   assert.equal(new TextDecoder().decode(seen), `POST /ping?x=1 127.0.0.1:${server.port} hello`);
 });
@@ -145,7 +163,7 @@ test('every resolved address is checked, special ranges are refused, and the che
     { method: 'GET', url: `${origin}/`, headers: [] },
     { origins: [origin], allowAddresses: LOOPBACK, resolve: resolveTo('127.0.0.1') },
   );
-  assert.equal(Buffer.concat(result.body).toString(), `api.test:${server.port}`);
+  assert.equal(await bodyText(result.body), `api.test:${server.port}`);
 });
 
 test('redirects are handed back, not followed; oversized responses are cut off', async (t) => {
@@ -164,15 +182,14 @@ test('redirects are handed back, not followed; oversized responses are cut off',
   assert.equal(result.status, 302);
   assert.equal(hits, 1);
   await refused(() => outboundFetch({ method: 'GET', url: 'http://169.254.169.254/latest/meta-data/', headers: [] }, policy), 'origin');
-  await assert.rejects(
-    () =>
-      outboundFetch({ method: 'GET', url: `${server.origin}/big`, headers: [] }, policy, {
-        maxResponseBytes: 1000,
-        connectTimeoutMs: 5000,
-        timeoutMs: 5000,
-      }),
-    (error: unknown) => error instanceof OutboundError && error.failure === 'response-too-large',
-  );
+  // The head is in, so the body's reader meets the failure where the limit is passed.
+  const big = await outboundFetch({ method: 'GET', url: `${server.origin}/big`, headers: [] }, policy, {
+    maxResponseBytes: 1000,
+    connectTimeoutMs: 5000,
+    timeoutMs: 5000,
+  });
+  assert.equal(big.status, 200);
+  await assert.rejects(bodyText(big.body), /is over 1000 bytes/);
 });
 
 test('the outbound capability: grants checked, wasi:http/outgoing-handler served, refusals as HTTP-request-denied', async (t) => {
@@ -198,13 +215,16 @@ test('the outbound capability: grants checked, wasi:http/outgoing-handler served
   );
   const manifest = manifestWith({ outbound: [server.origin] });
   const plan = await outbound.configure(configureContext({ imports, manifest, hostConfig: { allow_addresses: LOOPBACK } }));
-  // handle answers at once; the guest waits in wasi:io/poll, which wasi's capability makes a JSPI
-  // import for a capsule that may fetch (and only for one).
+  // handle answers at once; the guest waits in wasi:io/poll, and for the body in the blocking
+  // reads, which wasi's capability makes JSPI imports for a capsule that may fetch (and only for one).
   assert.equal(plan.asyncImports, undefined);
   const pollImports = ['wasi:io/poll@0.2.12', 'wasi:io/streams@0.2.12'];
   assert.deepEqual((await wasi.configure(configureContext({ imports: pollImports, manifest }))).asyncImports, [
     'wasi:io/poll@0.2.12#poll',
     'wasi:io/poll@0.2.12#[method]pollable.block',
+    'wasi:io/streams@0.2.12#[method]input-stream.blocking-read',
+    'wasi:io/streams@0.2.12#[method]input-stream.blocking-skip',
+    'wasi:io/streams@0.2.12#[method]output-stream.blocking-splice',
   ]);
   assert.equal((await wasi.configure(configureContext({ imports: pollImports }))).asyncImports, undefined);
   const lines: string[] = [];
@@ -247,10 +267,47 @@ test('a server slower to answer than the connect timeout is waited for up to the
   const policy = { origins: [server.origin], allowAddresses: LOOPBACK };
   const limits = { maxResponseBytes: 1000, connectTimeoutMs: 200, timeoutMs: 3000 };
   const result = await outboundFetch({ method: 'GET', url: `${server.origin}/slow`, headers: [] }, policy, limits);
-  assert.equal(Buffer.concat(result.body).toString(), 'slow answer');
+  assert.equal(await bodyText(result.body), 'slow answer');
   await assert.rejects(
     () => outboundFetch({ method: 'GET', url: `${server.origin}/never`, headers: [] }, policy, { ...limits, timeoutMs: 700 }),
     (error: unknown) =>
       error instanceof OutboundError && error.failure === 'connection-timeout' && /did not answer within 700 ms/.test(error.message),
   );
+});
+
+test("a streaming body's reads wait asynchronously, and a body dropped before its end closes the connection", async (t) => {
+  let closedEarly: Promise<void> | undefined;
+  const releases: (() => void)[] = [];
+  const server = await localServer(t, (request, response) => {
+    response.write('one;');
+    if (request.url === '/forever') {
+      closedEarly = new Promise((resolve) => response.on('close', () => resolve()));
+      return;
+    }
+    releases.push(() => response.end('two'));
+  });
+  const policy = { origins: [server.origin], allowAddresses: LOOPBACK };
+  const result = await outboundFetch({ method: 'GET', url: `${server.origin}/`, headers: [] }, policy);
+  const stream = new IncomingResponse(result.status, result.headers, result.body).consume().stream();
+  // A native guest's blocking read: a promise (the import suspends the guest) until bytes come.
+  const first = stream.blockingRead(100n);
+  assert.equal(new TextDecoder().decode(first instanceof Uint8Array ? first : await first), 'one;');
+  const pollable = stream.subscribe();
+  assert.equal(pollable.ready(), false);
+  const second = stream.blockingRead(100n);
+  assert.ok(second instanceof Promise, 'nothing has come yet, so the read waits');
+  releases.shift()?.();
+  assert.equal(new TextDecoder().decode(await second), 'two');
+  assert.equal(pollable.ready(), true);
+  await assert.rejects(
+    async () => stream.blockingRead(100n),
+    (error: { tag?: string }) => error.tag === 'closed',
+  );
+
+  const endless = await outboundFetch({ method: 'GET', url: `${server.origin}/forever`, headers: [] }, policy);
+  const response = new IncomingResponse(endless.status, endless.headers, endless.body);
+  const dropped = response.consume().stream();
+  assert.equal(new TextDecoder().decode(await dropped.blockingRead(100n)), 'one;');
+  dropped[Symbol.dispose]();
+  await closedEarly;
 });

@@ -702,3 +702,94 @@ test('outbound fetches run side by side, and a fetch in waitUntil does not hold 
     await new Promise((resolve) => setTimeout(resolve, 20));
   assert.ok(logs.includes('background got released'), logs.join('\n'));
 });
+
+test("an outbound response's body streams through the capsule as it arrives, piped or read chunk by chunk", async (t) => {
+  // Sends its first part, and the rest only once the test's client has received that first part
+  // through the capsule (or after 15 s, which the test then fails on): a host that buffered the
+  // whole upstream body before handing it to the capsule would hold the first part back.
+  const releases: (() => void)[] = [];
+  // 5 MiB, past what the host holds for a guest that reads slower than the server sends.
+  const large = Buffer.alloc(5 * 1024 * 1024, 'abcdefghijklmnopqrstuvwxyz');
+  const api = createServer((req, res) => {
+    if (req.url === '/large' || req.url === '/huge') {
+      res.end(req.url === '/large' ? large : Buffer.concat([large, large]));
+      return;
+    }
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.write('first;');
+    const timer = setTimeout(() => res.end('late'), 15_000);
+    releases.push(() => {
+      clearTimeout(timer);
+      res.end('second');
+    });
+  });
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
+  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const dev = await counterVariant(t, {
+    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        'return Response.json({ path, count })',
+        `if (path === '/piped') return fetch('${origin}/stream');
+    if (path === '/large') return fetch('${origin}/large');
+    if (path === '/huge') {
+      try {
+        return new Response(String((await (await fetch('${origin}/huge')).arrayBuffer()).byteLength));
+      } catch (error) {
+        return new Response(\`failed: \${error}\`, { status: 502 });
+      }
+    }
+    if (path === '/read') {
+      const reader = (await fetch('${origin}/stream')).body.getReader();
+      const encoder = new TextEncoder();
+      const decoder = new TextDecoder();
+      return new Response(new ReadableStream({
+        async pull(controller) {
+          const { done, value } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(encoder.encode(decoder.decode(value).toUpperCase()));
+        },
+      }));
+    }
+    return Response.json({ path, count })`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
+    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'], max_response_size: '8mb' } },
+  });
+  const streamed = (path: string, firstPart: string) =>
+    new Promise<string>((resolve, reject) => {
+      const outgoing = request({ host: '127.0.0.1', port, path, headers: { host: 'counter.test' }, agent: false }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+          if (body === firstPart) releases.shift()?.();
+        });
+        res.on('end', () => resolve(body));
+      });
+      outgoing.on('error', reject);
+      outgoing.end();
+    });
+  assert.equal(await streamed('/piped', 'first;'), 'first;second');
+  assert.equal(await streamed('/read', 'FIRST;'), 'FIRST;SECOND');
+  const whole = await new Promise<Buffer>((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path: '/large', headers: { host: 'counter.test' }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve(Buffer.concat(chunks)));
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+  assert.ok(whole.equals(large), `${whole.length} bytes came through, of ${large.length}`);
+  // Over the host's max_response_size: the head came, so the capsule's read of the body fails.
+  const huge = await get(port, 'counter.test', '/huge');
+  assert.equal(huge.status, 502, huge.body);
+  assert.match(huge.body, /^failed: /);
+  assert.ok(
+    logs.some((line) => /response body failed: the response from http:\/\/127\.0\.0\.1:\d+ is over 8000000 bytes/.test(line)),
+    logs.join('\n'),
+  );
+});

@@ -267,12 +267,12 @@ export class HandleTables {
  * Lowers a function over HostResources: `make` gets the instance's handle tables and memory once
  * per instance and returns the core function. jco passes no memory to a function whose type needs
  * none, and such a `make` must not touch it. `asynchronous`: the function returns a promise when
- * its backend is asynchronous (see {@link coreImport}).
+ * its backend is asynchronous (see {@link coreImport}); a function is asked at each instantiation.
  */
 export function lowerResourceFunction(
   fn: object,
   make: (handles: HandleTables, memory: GuestMemory) => (...args: never[]) => unknown,
-  asynchronous = false,
+  asynchronous: boolean | (() => boolean) = false,
 ): void {
   Object.defineProperty(fn, CABI_LOWER, {
     value: (lowering: Partial<Lowering>) =>
@@ -280,7 +280,7 @@ export function lowerResourceFunction(
         make(new HandleTables(lowering.resourceTables ?? []), lowering.memory ? new GuestMemory(lowering as Lowering) : NO_MEMORY) as (
           ...args: number[]
         ) => MaybePromise<void>,
-        asynchronous,
+        typeof asynchronous === 'function' ? asynchronous() : asynchronous,
       ),
   });
 }

@@ -114,7 +114,7 @@ test('fuzz: fields from any list either hold exactly that list or refuse it with
   );
 });
 
-test('a request body reads chunk by chunk, then the stream reports closed', () => {
+test('a request body reads chunk by chunk, then the stream reports closed', async () => {
   const request = new IncomingRequest({
     method: 'PUT',
     pathWithQuery: '/',
@@ -126,7 +126,7 @@ test('a request body reads chunk by chunk, then the stream reports closed', () =
   const stream = request.consume().stream();
   assert.equal(text(stream.read(4n)), 'hell');
   assert.equal(text(stream.read(100n)), 'o ');
-  assert.equal(text(stream.blockingRead(100n)), 'world');
+  assert.equal(text(await stream.blockingRead(100n)), 'world');
   assert.throws(
     () => stream.read(1n),
     (error) => (error as { tag: string }).tag === 'closed',

@@ -487,10 +487,10 @@ export class RequestOptions extends HostResource {
 export class IncomingResponse extends HostResource {
   readonly #status: number;
   readonly #headers: Fields;
-  readonly #body: Uint8Array[];
+  readonly #body: Uint8Array[] | ByteSource;
   #consumed = false;
 
-  constructor(status: number, headers: [string, Uint8Array][], body: Uint8Array[]) {
+  constructor(status: number, headers: [string, Uint8Array][], body: Uint8Array[] | ByteSource) {
     super();
     this.#status = status;
     this.#headers = Fields.adopt(headers, true);
@@ -509,6 +509,12 @@ export class IncomingResponse extends HostResource {
     if (this.#consumed) throw undefined;
     this.#consumed = true;
     return new IncomingBody(new InputStream(this.#body));
+  }
+
+  override [Symbol.dispose](): void {
+    super[Symbol.dispose]();
+    // Dropped unread: the rest of a streaming body is not wanted.
+    if (!this.#consumed && !Array.isArray(this.#body)) this.#body.close?.();
   }
 }
 

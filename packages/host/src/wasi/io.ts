@@ -166,6 +166,14 @@ export const EMPTY = new Uint8Array(0);
 export interface ByteSource extends Waitable {
   /** Up to `max` bytes now; empty when none have arrived yet; throws a stream error at the end. */
   read(max: number): Uint8Array;
+  /**
+   * For bytes this thread's own event loop brings (an outbound response's body), which no
+   * synchronous wait could see arrive: the next arrival (bytes, the end or a failure), waited
+   * for asynchronously. `wait` is never called on such a source.
+   */
+  arrival?(): Pending;
+  /** The guest dropped the stream: what is still to come is not wanted. */
+  close?(): void;
 }
 
 /** Bytes already in memory: a response an outbound request got, or a test's body. */
@@ -214,9 +222,12 @@ export class InputStream extends HostResource {
     }
   }
 
-  blockingRead(len: bigint): Uint8Array {
+  /** A promise (the import is then a JSPI one, see `setSuspendingReads`) when the bytes come from this thread's event loop. */
+  blockingRead(len: bigint): Uint8Array | Promise<Uint8Array> {
     if (!this.#closed && len > 0n && !this.#source.ready()) {
       beforeBlocking?.();
+      const arrival = this.#source.arrival?.();
+      if (arrival) return arrival.promise.then(() => this.read(len));
       this.#source.wait();
     }
     return this.read(len);
@@ -226,18 +237,37 @@ export class InputStream extends HostResource {
     return BigInt(this.read(len).length);
   }
 
-  blockingSkip(len: bigint): bigint {
-    return BigInt(this.blockingRead(len).length);
+  blockingSkip(len: bigint): bigint | Promise<bigint> {
+    const bytes = this.blockingRead(len);
+    return bytes instanceof Uint8Array ? BigInt(bytes.length) : bytes.then((read) => BigInt(read.length));
   }
 
   subscribe(): Pollable {
-    return new Pollable(undefined, this.#source);
+    const arrival = this.#source.arrival?.();
+    return arrival ? new Pollable(undefined, undefined, arrival) : new Pollable(undefined, this.#source);
   }
 
   override [Symbol.dispose](): void {
     super[Symbol.dispose]();
+    if (this.#closed) return;
     this.#closed = true;
+    this.#source.close?.();
   }
+}
+
+let suspendingReads = false;
+
+/**
+ * Whether `blocking-read` may suspend the guest (a JSPI import): set by the wasi capability,
+ * before the instance is made, for a capsule that may fetch, whose outbound responses stream in
+ * on this thread's event loop. One capsule runs in a thread, so one setting serves it.
+ */
+export function setSuspendingReads(on: boolean): void {
+  suspendingReads = on;
+}
+
+export function readsSuspend(): boolean {
+  return suspendingReads;
 }
 
 /** Where an output stream's bytes go: a response body or a log. */
@@ -308,8 +338,13 @@ export class OutputStream extends HostResource {
     return BigInt(bytes.length);
   }
 
-  blockingSplice(source: InputStream, len: bigint): bigint {
-    return this.splice(source, len);
+  blockingSplice(source: InputStream, len: bigint): bigint | Promise<bigint> {
+    const bytes = source.blockingRead(len);
+    const write = (read: Uint8Array) => {
+      this.write(read);
+      return BigInt(read.length);
+    };
+    return bytes instanceof Uint8Array ? write(bytes) : bytes.then(write);
   }
 
   override [Symbol.dispose](): void {

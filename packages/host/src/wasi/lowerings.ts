@@ -23,7 +23,7 @@ import type {
   OutgoingResponse,
   ResponseOutparam,
 } from './http-types.ts';
-import type { InputStream, IoError, OutputStream } from './io.ts';
+import { type InputStream, type IoError, type OutputStream, readsSuspend } from './io.ts';
 
 interface StreamClasses {
   IoError: typeof IoError;
@@ -111,19 +111,26 @@ export function lowerStreams(io: StreamClasses): void {
   /** `result<list<u8>, stream-error>`: (self, len, return area). */
   const read = (blocking: boolean) => (handles: HandleTables, memory: GuestMemory) => (self: number, len: bigint, out: number) => {
     const stream = handles.borrow(InputStream, self);
-    let bytes: Uint8Array;
+    const failed = (error: unknown) => {
+      memory.view().setUint8(out, 1);
+      writeStreamError(memory, handles, io, out + 4, error);
+    };
+    const succeeded = (bytes: Uint8Array) => {
+      memory.view().setUint8(out, 0);
+      memory.writeList(out + 4, bytes);
+    };
+    let bytes: Uint8Array | Promise<Uint8Array>;
     try {
       bytes = blocking ? stream.blockingRead(len) : stream.read(len);
     } catch (error) {
-      memory.view().setUint8(out, 1);
-      writeStreamError(memory, handles, io, out + 4, error);
+      failed(error);
       return;
     }
-    memory.view().setUint8(out, 0);
-    memory.writeList(out + 4, bytes);
+    if (bytes instanceof Uint8Array) succeeded(bytes);
+    else return bytes.then(succeeded, failed);
   };
   lowerResourceFunction(InputStream.prototype.read, read(false));
-  lowerResourceFunction(InputStream.prototype.blockingRead, read(true));
+  lowerResourceFunction(InputStream.prototype.blockingRead, read(true), readsSuspend);
 }
 
 interface HttpClasses {

@@ -1,7 +1,8 @@
-import type { IncomingHttpHeaders } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { LookupFunction } from 'node:net';
 import { StratumError } from '@stratum/core';
 import { headerValueBytes, headerValueText } from '../../wasi/header-value.ts';
+import { type ByteSource, CLOSED, EMPTY, failed, type Pending } from '../../wasi/io.ts';
 import { type CheckedTarget, checkOutbound, type OutboundPolicy } from './policy.ts';
 
 /**
@@ -20,15 +21,14 @@ export interface OutboundRequest {
 export interface OutboundResponse {
   status: number;
   headers: [string, Uint8Array][];
-  body: Uint8Array[];
-  /** Request and response bytes on the wire (headers approximated), for metering. */
-  egressBytes: number;
+  /** Streams in after the head: the guest reads it as it arrives. */
+  body: ArrivingBody;
 }
 
 export interface OutboundLimits {
   maxResponseBytes: number;
   connectTimeoutMs: number;
-  /** From sending the request to the end of the response. */
+  /** From sending the request to the end of the response's body. */
   timeoutMs: number;
 }
 
@@ -78,6 +78,8 @@ export async function outboundFetch(
   request: OutboundRequest,
   policy: OutboundPolicy,
   limits: OutboundLimits = DEFAULT_OUTBOUND_LIMITS,
+  /** A failure after the head (the body cut off, too large or too slow), which the guest meets as a stream error. */
+  onBodyFailure?: (error: OutboundError) => void,
 ): Promise<OutboundResponse> {
   const target = await checkOutbound(new URL(request.url), policy);
   const headers: Record<string, string | string[]> = {};
@@ -88,55 +90,65 @@ export async function outboundFetch(
     const existing = headers[lower];
     headers[lower] = existing === undefined ? text : [...(Array.isArray(existing) ? existing : [existing]), text];
   }
-  const body = request.body ?? new Uint8Array();
-  if (body.byteLength > 0 || !['GET', 'HEAD'].includes(request.method)) headers['content-length'] = String(body.byteLength);
+  const requestBody = request.body ?? new Uint8Array();
+  if (requestBody.byteLength > 0 || !['GET', 'HEAD'].includes(request.method)) headers['content-length'] = String(requestBody.byteLength);
   // Not imported statically: importing node:http as an ES module reads every export, and its
   // WebSocket getters load Node's bundled undici, 25 ms of every capsule worker's start.
   const send = process.getBuiltinModule(target.url.protocol === 'https:' ? 'node:https' : 'node:http').request;
 
   return new Promise<OutboundResponse>((resolve, reject) => {
-    let settled = false;
-    const fail = (error: OutboundError) => {
-      if (settled) return;
-      settled = true;
+    let body: ArrivingBody | undefined;
+    let done = false;
+    /** Ends the exchange: the timers stop, and the connection closes unless it ended well. */
+    const finish = (destroy: boolean): boolean => {
+      if (done) return false;
+      done = true;
       clearTimeout(connecting);
       clearTimeout(overall);
-      reject(error);
-      outgoing.destroy();
+      if (destroy) outgoing.destroy();
+      return true;
+    };
+    const fail = (error: OutboundError) => {
+      if (!finish(true)) return;
+      if (!body) {
+        reject(error);
+        return;
+      }
+      body.fail(error.message);
+      onBodyFailure?.(error);
     };
     // Not Node.js's `timeout` option: that one fires whenever the socket is idle that long, so a
     // server that took 10 s to start its answer (a language model's, say) or paused that long
     // within it failed as "could not connect", whatever the overall timeout said.
     const outgoing = send(target.url, { method: request.method, headers, lookup: pinned(target), agent: false }, (response) => {
-      const chunks: Uint8Array[] = [];
       let received = 0;
+      const arriving = new ArrivingBody(response, () => finish(true));
+      body = arriving;
       response.on('data', (chunk: Buffer) => {
         received += chunk.byteLength;
         if (received > limits.maxResponseBytes) {
           fail(new OutboundError('response-too-large', `the response from ${target.url.origin} is over ${limits.maxResponseBytes} bytes`));
           return;
         }
-        chunks.push(new Uint8Array(chunk));
+        arriving.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       });
       response.on('end', () => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(overall);
-        clearTimeout(connecting);
-        const headerBytes = Object.entries(request.headers).reduce((sum, [name, value]) => sum + name.length + value.length + 4, 0);
-        resolve({
-          status: response.statusCode ?? 502,
-          headers: responseHeaders(response.headers),
-          body: chunks,
-          egressBytes: headerBytes + body.byteLength + received,
-        });
+        if (finish(false)) arriving.end();
       });
-      response.on('error', (error) =>
-        fail(new OutboundError('protocol', `the response from ${target.url.origin} broke off`, { cause: error })),
-      );
+      // Closed before its end: the server or the connection broke off.
+      response.on('close', () => fail(new OutboundError('protocol', `the response from ${target.url.origin} broke off before its end`)));
+      resolve({ status: response.statusCode ?? 502, headers: responseHeaders(response.headers), body: arriving });
     });
     const overall = setTimeout(
-      () => fail(new OutboundError('connection-timeout', `${target.url.origin} did not answer within ${limits.timeoutMs} ms`)),
+      () =>
+        fail(
+          new OutboundError(
+            'connection-timeout',
+            body
+              ? `the response from ${target.url.origin} did not end within ${limits.timeoutMs} ms`
+              : `${target.url.origin} did not answer within ${limits.timeoutMs} ms`,
+          ),
+        ),
       limits.timeoutMs,
     );
     // Until the connection is made (and, for https, its TLS handshake done).
@@ -148,7 +160,6 @@ export async function outboundFetch(
       socket.once(target.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => clearTimeout(connecting));
     });
     outgoing.on('error', (error: NodeJS.ErrnoException) => {
-      clearTimeout(overall);
       const refused = error.code === 'ECONNREFUSED' || error.code === 'EHOSTUNREACH' || error.code === 'ENETUNREACH';
       fail(
         new OutboundError(
@@ -158,6 +169,94 @@ export async function outboundFetch(
         ),
       );
     });
-    outgoing.end(body);
+    outgoing.end(requestBody);
   });
+}
+
+/** Bytes held for a guest that reads slower than the server sends; past it the socket is paused. */
+const HELD_BYTES = 1024 * 1024;
+
+/**
+ * An outbound response's body as it arrives on this thread's event loop, for the guest's input
+ * stream: a read takes what has come, a wait is asynchronous (`arrival`), and the server is
+ * paused while more than {@link HELD_BYTES} wait for the guest.
+ */
+export class ArrivingBody implements ByteSource {
+  readonly #response: IncomingMessage;
+  /** Closes the exchange when the guest drops the body before its end. */
+  readonly #dropped: () => void;
+  #chunks: Uint8Array[] = [];
+  #held = 0;
+  #ended = false;
+  #failure: string | undefined;
+  #wake: (() => void) | undefined;
+  #next: Promise<void> | undefined;
+
+  constructor(response: IncomingMessage, dropped: () => void) {
+    this.#response = response;
+    this.#dropped = dropped;
+  }
+
+  push(chunk: Uint8Array): void {
+    this.#chunks.push(chunk);
+    this.#held += chunk.byteLength;
+    if (this.#held > HELD_BYTES) this.#response.pause();
+    this.#arrived();
+  }
+
+  end(): void {
+    this.#ended = true;
+    this.#arrived();
+  }
+
+  fail(message: string): void {
+    if (this.#ended) return;
+    this.#failure = message;
+    this.#arrived();
+  }
+
+  read(max: number): Uint8Array {
+    const first = this.#chunks[0];
+    if (first === undefined) {
+      if (this.#failure !== undefined) throw failed(this.#failure);
+      if (this.#ended) throw CLOSED;
+      return EMPTY;
+    }
+    if (max === 0) return EMPTY;
+    let taken = first;
+    if (first.byteLength <= max) this.#chunks.shift();
+    else {
+      this.#chunks[0] = first.subarray(max);
+      taken = first.subarray(0, max);
+    }
+    this.#held -= taken.byteLength;
+    if (this.#held <= HELD_BYTES / 2 && this.#response.isPaused()) this.#response.resume();
+    return taken;
+  }
+
+  ready(): boolean {
+    return this.#chunks.length > 0 || this.#ended || this.#failure !== undefined;
+  }
+
+  wait(): void {
+    throw new Error('an outbound response body is waited for with arrival(), not wait()');
+  }
+
+  arrival(): Pending {
+    if (!this.#next) this.#next = new Promise<void>((resolve) => (this.#wake = resolve));
+    return { promise: this.#next, done: () => this.ready() };
+  }
+
+  close(): void {
+    this.#chunks = [];
+    this.#held = 0;
+    if (!this.#ended && this.#failure === undefined) this.#dropped();
+  }
+
+  #arrived(): void {
+    const wake = this.#wake;
+    this.#wake = undefined;
+    this.#next = undefined;
+    wake?.();
+  }
 }

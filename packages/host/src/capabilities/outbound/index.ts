@@ -132,6 +132,7 @@ const outbound: Capability<OutboundSettings> = {
               },
               { origins, allowAddresses },
               limits,
+              (error) => context.log('warn', `response body failed: ${error.message}`, 'outbound'),
             ).then(
               (response) => ({ tag: 'ok' as const, val: new IncomingResponse(response.status, response.headers, response.body) }),
               (error: unknown) => {

@@ -1,5 +1,15 @@
 import { insecure, insecureSeed, random } from '@bytecodealliance/preview2-shim/random';
-import { type ByteSink, InputStream, ioError, ioPoll, ioStreams, monotonicNow, OutputStream, Pollable } from '../../wasi/io.ts';
+import {
+  type ByteSink,
+  InputStream,
+  ioError,
+  ioPoll,
+  ioStreams,
+  monotonicNow,
+  OutputStream,
+  Pollable,
+  setSuspendingReads,
+} from '../../wasi/io.ts';
 import { CABI_LOWER } from '../canonical-abi.ts';
 import type { Capability, PrepareContext } from '../contract.ts';
 
@@ -123,21 +133,28 @@ const WASI_INTERFACES = [
   'wasi:sockets/ip-name-lookup',
 ] as const;
 
-const wasi: Capability<Record<string, never>> = {
+const wasi: Capability<{ suspending?: true }> = {
   name: 'wasi',
   interfaces: WASI_INTERFACES,
-  // A capsule that may fetch waits for its responses in wasi:io/poll (the outbound capability's
-  // futures): poll and block become JSPI imports for it, so that the thread's event loop runs
-  // the requests while the guest waits. Other capsules keep plain synchronous glue.
+  // A capsule that may fetch waits for its responses, and for their bodies as they stream in, in
+  // wasi:io (the outbound capability's futures and streams): poll, block and the blocking reads
+  // become JSPI imports for it, so that the thread's event loop runs the requests while the
+  // guest waits. Other capsules keep plain synchronous glue.
   configure(context) {
     if (context.manifest.capabilities.outbound.length === 0) return { settings: {} };
-    const polls = context.imports.filter((versioned) => versioned.startsWith('wasi:io/poll@'));
-    return {
-      settings: {},
-      asyncImports: polls.flatMap((versioned) => [`${versioned}#poll`, `${versioned}#[method]pollable.block`]),
-    };
+    const waits = context.imports.flatMap((versioned) => {
+      if (versioned.startsWith('wasi:io/poll@')) return [`${versioned}#poll`, `${versioned}#[method]pollable.block`];
+      if (versioned.startsWith('wasi:io/streams@')) {
+        return ['input-stream.blocking-read', 'input-stream.blocking-skip', 'output-stream.blocking-splice'].map(
+          (method) => `${versioned}#[method]${method}`,
+        );
+      }
+      return [];
+    });
+    return { settings: { suspending: true }, asyncImports: waits };
   },
   prepare(context) {
+    setSuspendingReads(context.settings.suspending === true);
     const stdout = logSink(context, 'info', 'stdout');
     const stderr = logSink(context, 'error', 'stderr');
     const imports: Record<(typeof WASI_INTERFACES)[number], Record<string, unknown>> = {

@@ -4,11 +4,11 @@ import { silentLogger } from '@stratum/core';
 import type { PrepareContext, PreparedCapability } from '../contract.ts';
 import wasi from './index.ts';
 
-async function prepare(): Promise<{ prepared: PreparedCapability; lines: string[] }> {
+async function prepare(settings: { suspending?: true } = {}): Promise<{ prepared: PreparedCapability; lines: string[] }> {
   const lines: string[] = [];
-  const context: PrepareContext<Record<string, never>> = {
+  const context: PrepareContext<{ suspending?: true }> = {
     capsule: 'c',
-    settings: {},
+    settings,
     dataDir: '/nonexistent',
     logger: silentLogger,
     currentRequest: () => undefined,
@@ -75,4 +75,17 @@ test('monotonic-clock#now has a canonical-ABI lowering: a core function () -> i6
   const lowered = core();
   assert.equal(typeof lowered, 'bigint');
   assert.ok(lowered >= before && (now() as bigint) >= lowered, 'the lowering reads another clock');
+});
+
+test("blocking reads suspend the guest (JSPI) only in a capsule that may fetch, whose responses' bodies stream in", async () => {
+  const lowerRead = (prepared: PreparedCapability) => {
+    const streams = prepared.imports['wasi:io/streams'] as { InputStream: { prototype: Record<PropertyKey, unknown> } };
+    const lower = streams.InputStream.prototype.blockingRead as Record<symbol, (lowering: object) => unknown>;
+    return lower[Symbol.for('cabiLower')]?.({ memory: new WebAssembly.Memory({ initial: 1 }), realloc: () => 0, resourceTables: [] });
+  };
+  assert.equal(typeof lowerRead((await prepare()).prepared), 'function');
+  const suspending = lowerRead((await prepare({ suspending: true })).prepared);
+  assert.ok(suspending instanceof (WebAssembly as unknown as { Suspending: Fn }).Suspending, 'a plain function: the guest could not wait');
+  // Another capsule in a later thread starts from its own settings.
+  assert.equal(typeof lowerRead((await prepare()).prepared), 'function');
 });
