@@ -20,3 +20,23 @@ globalThis.fetch = async function fetch(input: Request | string | URL, init?: Re
     });
   }
 };
+
+// A body that fails after the head (over the host's max_response_size, cut off, too slow) fails
+// its read with StarlingMonkey's "IO error reading from incoming response body"; the host's log
+// line says which. `text()`, `json()` and `bytes()` read through `arrayBuffer()` (body-text.ts).
+const platformArrayBuffer = Response.prototype.arrayBuffer;
+
+Object.defineProperty(Response.prototype, 'arrayBuffer', {
+  configurable: true,
+  writable: true,
+  value: async function arrayBuffer(this: Response): Promise<ArrayBuffer> {
+    try {
+      return await platformArrayBuffer.call(this);
+    } catch (error) {
+      if (!(error instanceof Error) || !/IO error reading/.test(error.message)) throw error;
+      throw new TypeError(`reading the body of ${this.url || 'a response'} failed: ${error.message}; the reason is in the capsule's log`, {
+        cause: error,
+      });
+    }
+  },
+});
