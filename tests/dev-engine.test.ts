@@ -796,3 +796,53 @@ test("an outbound response's body streams through the capsule as it arrives, pip
     logs.join('\n'),
   );
 });
+
+test('a fetch goes on while the capsule waits for the rest of its request body', async (t) => {
+  // The client sends the second part of its body only once the capsule's fetch has reached this
+  // server (or after 10 s, which fails the test): a capsule thread blocked waiting for the body
+  // would never send the fetch.
+  let seen: () => void = () => {};
+  const fetchArrived = new Promise<'fetch'>((resolve) => {
+    seen = () => resolve('fetch');
+  });
+  const api = createServer((_req, res) => {
+    seen();
+    res.end('upstream');
+  });
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
+  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const dev = await counterVariant(t, {
+    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        "if (request.method !== 'GET')",
+        `if (path === '/upload') {
+      const upstream = fetch('${origin}/').then((reply) => reply.text());
+      const body = await request.text();
+      return Response.json({ body, upstream: await upstream });
+    }
+    if (request.method !== 'GET')`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, [], {
+    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'] } },
+  });
+  let secondSentAfter: string | undefined;
+  const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path: '/upload', method: 'POST', headers: { host: 'counter.test' } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+    });
+    outgoing.on('error', reject);
+    outgoing.write('part one, ');
+    const timeout = new Promise<'timeout'>((resolve) => setTimeout(() => resolve('timeout'), 10_000).unref());
+    void Promise.race([fetchArrived, timeout]).then((which) => {
+      secondSentAfter = which;
+      outgoing.end('part two');
+    });
+  });
+  assert.deepEqual(reply, { status: 200, body: '{"body":"part one, part two","upstream":"upstream"}' });
+  assert.equal(secondSentAfter, 'fetch', 'the fetch reached the server only after the whole body was in');
+});

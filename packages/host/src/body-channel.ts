@@ -2,12 +2,13 @@
  * A request body streamed from the host's main thread into a capsule's worker while the guest
  * runs: a ring buffer in shared memory. The guest's reads are synchronous calls (or happen under
  * JSPI with the worker's own event loop suspended), so the worker waits on the ring with
- * `Atomics.wait` rather than for a message; the main thread writes what fits and, when the ring
- * is full, pauses the client's upload until the worker says it made room.
+ * `Atomics.wait` rather than for a message, or with `Atomics.waitAsync` when the guest may
+ * suspend (it may fetch); the main thread writes what fits and, when the ring is full, pauses
+ * the client's upload until the worker says it made room.
  */
 
-import type { ByteSource } from './wasi/io.ts';
-import { CLOSED, EMPTY, failed } from './wasi/io.ts';
+import type { ByteSource, Pending } from './wasi/io.ts';
+import { CLOSED, EMPTY, failed, readsSuspend } from './wasi/io.ts';
 
 export const RING_BYTES = 256 * 1024;
 /** Counters are 32-bit: a body streamed through one ring stays below this. */
@@ -117,6 +118,16 @@ export class BodyReader implements ByteSource {
   ready(): boolean {
     const control = this.#control;
     return Atomics.load(control, WRITTEN) > Atomics.load(control, READ) || Atomics.load(control, STATE) !== OPEN;
+  }
+
+  /** For a guest that may suspend: its fetches go on while it waits for the body. */
+  arrival(): Pending | undefined {
+    if (!readsSuspend()) return undefined;
+    const sequence = Atomics.load(this.#control, SEQUENCE);
+    const done = () => this.ready();
+    if (done()) return { promise: Promise.resolve(), done };
+    const waiting = Atomics.waitAsync(this.#control, SEQUENCE, sequence);
+    return { promise: waiting.async ? waiting.value : Promise.resolve(), done };
   }
 
   wait(timeoutMs?: number): void {

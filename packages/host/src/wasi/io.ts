@@ -167,11 +167,13 @@ export interface ByteSource extends Waitable {
   /** Up to `max` bytes now; empty when none have arrived yet; throws a stream error at the end. */
   read(max: number): Uint8Array;
   /**
-   * For bytes this thread's own event loop brings (an outbound response's body), which no
-   * synchronous wait could see arrive: the next arrival (bytes, the end or a failure), waited
-   * for asynchronously. `wait` is never called on such a source.
+   * The next arrival (bytes, the end or a failure), waited for asynchronously: for bytes this
+   * thread's own event loop brings (an outbound response's body), which no synchronous wait
+   * could see arrive, and `wait` is then never called; or, when the guest may suspend
+   * (`readsSuspend`), so that the thread's event loop runs on while it waits (a request body,
+   * while the capsule's fetches are under way). Undefined: wait synchronously.
    */
-  arrival?(): Pending;
+  arrival?(): Pending | undefined;
   /** The guest dropped the stream: what is still to come is not wanted. */
   close?(): void;
 }
@@ -227,7 +229,7 @@ export class InputStream extends HostResource {
     if (!this.#closed && len > 0n && !this.#source.ready()) {
       beforeBlocking?.();
       const arrival = this.#source.arrival?.();
-      if (arrival) return arrival.promise.then(() => this.read(len));
+      if (arrival) return arrival.promise.then(() => this.blockingRead(len));
       this.#source.wait();
     }
     return this.read(len);
