@@ -251,7 +251,7 @@ test('the outbound capability: grants checked, wasi:http/outgoing-handler served
   await refusedFuture.subscribe().block();
   assert.deepEqual(refusedFuture.get(), { tag: 'ok', val: { tag: 'err', val: { tag: 'HTTP-request-denied' } } });
   assert.match(lines.join('\n'), /warn request refused: http:\/\/example\.com is not one of the manifest's outbound origins/);
-  context.currentRequest = () => ({ requestId: 'r', domain: 'demo.test', outboundRemaining: 0 });
+  context.currentRequest = () => ({ requestId: 'r', domain: 'demo.test', outboundRemaining: 0, atEnd: () => {} });
   assert.deepEqual(await witError(() => handler.handle(request(`127.0.0.1:${server.port}`), undefined)), { tag: 'HTTP-request-denied' });
   assert.match(lines.join('\n'), /used up its outbound requests/);
   assert.equal(server.connections(), 1);

@@ -42,7 +42,7 @@ export function prepareContext<S>(settings: S, capsule = 'demo', lines: string[]
     settings,
     dataDir: join(dataDir, 'capsules', capsule, 'cap'),
     logger: silentLogger,
-    currentRequest: () => ({ requestId: 'req-1', domain: 'demo.test', outboundRemaining: 10 }),
+    currentRequest: () => ({ requestId: 'req-1', domain: 'demo.test', outboundRemaining: 10, atEnd: () => {} }),
     log: (level, message) => lines.push(`${level} ${message}`),
     quotaExceeded: (message) => lines.push(`quota-exceeded ${message}`),
   };

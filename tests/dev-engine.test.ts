@@ -846,3 +846,47 @@ test('a fetch goes on while the capsule waits for the rest of its request body',
   assert.deepEqual(reply, { status: 200, body: '{"body":"part one, part two","upstream":"upstream"}' });
   assert.equal(secondSentAfter, 'fetch', 'the fetch reached the server only after the whole body was in');
 });
+
+test("a fetch the capsule aborted is ended on the host when the request ends, before or after its response's head", async (t) => {
+  // Each request here is held open by the server; the test waits for the host to close it (or
+  // 10 s, which fails the test: the host's own outbound timeout is 60 s).
+  const closed: Record<string, Promise<'closed'>> = {};
+  const api = createServer((req, res) => {
+    closed[req.url ?? ''] = new Promise((resolve) => res.on('close', () => resolve('closed')));
+    if (req.url === '/head') res.write('part of a body');
+  });
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    api.closeAllConnections();
+    return new Promise<void>((resolve) => api.close(() => resolve()));
+  });
+  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const dev = await counterVariant(t, {
+    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        'return Response.json({ path, count })',
+        `if (path === '/before' || path === '/head') {
+      try {
+        const reply = await fetch('${origin}' + path, { signal: AbortSignal.timeout(200) });
+        await reply.text();
+        return new Response('not aborted');
+      } catch (error) {
+        return new Response(String(error));
+      }
+    }
+    return Response.json({ path, count })`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
+    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'], timeout: '60s' } },
+  });
+  for (const path of ['/before', '/head']) {
+    const reply = await get(port, 'counter.test', path);
+    assert.match(reply.body, /abort|timed out|timeout/i, `${path}: ${reply.body}`);
+    const outcome = await Promise.race([closed[path], new Promise((resolve) => setTimeout(() => resolve('still open'), 10_000).unref())]);
+    assert.equal(outcome, 'closed', `${path}: the host kept the aborted request open`);
+  }
+  assert.ok(!logs.some((line) => line.includes('request failed')), logs.join('\n'));
+});

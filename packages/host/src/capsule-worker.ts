@@ -450,7 +450,16 @@ let broken = false;
 async function serve(handle: Handle, message: RequestMessage): Promise<void> {
   // The host re-queues what was posted behind a request that trapped; nothing is answered here.
   if (broken) return;
-  current = { id: message.id, requestId: message.requestId, domain: message.domain, outboundRemaining: message.outboundRequests };
+  const endings: (() => void)[] = [];
+  current = {
+    id: message.id,
+    requestId: message.requestId,
+    domain: message.domain,
+    outboundRemaining: message.outboundRequests,
+    atEnd: (work) => {
+      endings.push(work);
+    },
+  };
   const exchange = new Exchange();
   const cpuBefore = cpuMicros();
   if (cpuStart) {
@@ -481,6 +490,7 @@ async function serve(handle: Handle, message: RequestMessage): Promise<void> {
   };
   flushBatch(true);
   current = undefined;
+  for (const work of endings) work();
 }
 
 async function shutdown(): Promise<void> {

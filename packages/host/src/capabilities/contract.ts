@@ -116,6 +116,11 @@ export interface RequestScope {
   readonly domain: string;
   /** Outbound HTTP requests this request may still make (the manifest's limit, host-capped). */
   outboundRemaining: number;
+  /**
+   * Runs `work` when the request ends (its handler returned, `waitUntil` work included): for
+   * what the request started and nothing can use after it, such as a fetch the guest aborted.
+   */
+  atEnd(work: () => void): void;
 }
 
 /**

@@ -534,14 +534,31 @@ export class FutureIncomingResponse extends HostResource {
     this.#value = value;
   }
 
-  /** Settled with what `work` resolves to; `work` must not reject. */
-  static later(work: Promise<FutureValue>): FutureIncomingResponse {
+  /**
+   * Settled with what `work` resolves to; `work` must not reject. `abandon` is called when the
+   * guest drops the future before it is settled (a fetch aborted by its signal).
+   */
+  static later(work: Promise<FutureValue>, abandon?: () => void): FutureIncomingResponse {
     const future = new FutureIncomingResponse();
     const promise = work.then((value) => {
       future.#value = value;
+      // Dropped meanwhile: nobody will read this response.
+      if (future.#abandoned && value.tag === 'ok') value.val[Symbol.dispose]();
     });
     future.#pending = { promise, done: () => future.#value !== undefined };
+    future.#abandon = abandon;
     return future;
+  }
+
+  #abandon: (() => void) | undefined;
+  #abandoned = false;
+
+  override [Symbol.dispose](): void {
+    super[Symbol.dispose]();
+    if (this.#taken) return;
+    this.#abandoned = true;
+    if (this.#value === undefined) this.#abandon?.();
+    else if (this.#value.tag === 'ok') this.#value.val[Symbol.dispose]();
   }
 
   settle(value: FutureValue): void {

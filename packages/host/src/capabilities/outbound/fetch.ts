@@ -34,6 +34,8 @@ export interface OutboundLimits {
 
 export const DEFAULT_OUTBOUND_LIMITS: OutboundLimits = { maxResponseBytes: 16 * 1024 * 1024, connectTimeoutMs: 10_000, timeoutMs: 30_000 };
 
+const ABANDONED = 'the capsule abandoned the request';
+
 export type OutboundFailure = 'connection-refused' | 'connection-timeout' | 'response-too-large' | 'protocol';
 
 export class OutboundError extends StratumError {
@@ -78,10 +80,16 @@ export async function outboundFetch(
   request: OutboundRequest,
   policy: OutboundPolicy,
   limits: OutboundLimits = DEFAULT_OUTBOUND_LIMITS,
-  /** A failure after the head (the body cut off, too large or too slow), which the guest meets as a stream error. */
-  onBodyFailure?: (error: OutboundError) => void,
+  options: {
+    /** A failure after the head (the body cut off, too large or too slow), which the guest meets as a stream error. */
+    onBodyFailure?: (error: OutboundError) => void;
+    /** Ends the exchange wherever it is: the guest gave up on it. */
+    signal?: AbortSignal;
+  } = {},
 ): Promise<OutboundResponse> {
+  const { onBodyFailure, signal } = options;
   const target = await checkOutbound(new URL(request.url), policy);
+  if (signal?.aborted) throw new OutboundError('protocol', ABANDONED);
   const headers: Record<string, string | string[]> = {};
   for (const [name, value] of request.headers) {
     const lower = name.toLowerCase();
@@ -110,13 +118,16 @@ export async function outboundFetch(
     };
     const fail = (error: OutboundError) => {
       if (!finish(true)) return;
+      signal?.removeEventListener('abort', abandoned);
       if (!body) {
         reject(error);
         return;
       }
       body.fail(error.message);
-      onBodyFailure?.(error);
+      if (!signal?.aborted) onBodyFailure?.(error);
     };
+    const abandoned = () => fail(new OutboundError('protocol', ABANDONED));
+    signal?.addEventListener('abort', abandoned, { once: true });
     // Not Node.js's `timeout` option: that one fires whenever the socket is idle that long, so a
     // server that took 10 s to start its answer (a language model's, say) or paused that long
     // within it failed as "could not connect", whatever the overall timeout said.
@@ -133,7 +144,9 @@ export async function outboundFetch(
         arriving.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       });
       response.on('end', () => {
-        if (finish(false)) arriving.end();
+        if (!finish(false)) return;
+        signal?.removeEventListener('abort', abandoned);
+        arriving.end();
       });
       // Closed before its end: the server or the connection broke off.
       response.on('close', () => fail(new OutboundError('protocol', `the response from ${target.url.origin} broke off before its end`)));

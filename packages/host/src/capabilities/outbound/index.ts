@@ -123,6 +123,7 @@ const outbound: Capability<OutboundSettings> = {
             if (!parts.authority) throw new WitError({ tag: 'HTTP-request-URI-invalid' });
             const url = `${parts.scheme}://${parts.authority}${parts.pathWithQuery ?? '/'}`;
             const body = outgoingBodyBytes(parts.body);
+            const abandon = new AbortController();
             const work = outboundFetch(
               {
                 method: parts.method,
@@ -132,7 +133,10 @@ const outbound: Capability<OutboundSettings> = {
               },
               { origins, allowAddresses },
               limits,
-              (error) => context.log('warn', `response body failed: ${error.message}`, 'outbound'),
+              {
+                onBodyFailure: (error) => context.log('warn', `response body failed: ${error.message}`, 'outbound'),
+                signal: abandon.signal,
+              },
             ).then(
               (response) => ({ tag: 'ok' as const, val: new IncomingResponse(response.status, response.headers, response.body) }),
               (error: unknown) => {
@@ -141,11 +145,15 @@ const outbound: Capability<OutboundSettings> = {
                   return { tag: 'err' as const, val: { tag: 'HTTP-request-denied' } as ErrorCode };
                 }
                 if (error instanceof TypeError) return { tag: 'err' as const, val: { tag: 'HTTP-request-URI-invalid' } as ErrorCode };
+                if (abandon.signal.aborted) return { tag: 'err' as const, val: errorCode(error) as ErrorCode };
                 context.log('warn', `request failed: ${error instanceof Error ? error.message : String(error)}`, 'outbound');
                 return { tag: 'err' as const, val: errorCode(error) as ErrorCode };
               },
             );
-            return FutureIncomingResponse.later(work);
+            // Whatever of it is still under way when the request ends is abandoned: StarlingMonkey
+            // keeps the future of a fetch its AbortSignal aborted, and nothing reads it after.
+            scope?.atEnd(() => abandon.abort());
+            return FutureIncomingResponse.later(work, () => abandon.abort());
           },
         },
       },
