@@ -187,7 +187,7 @@ test("a capsule's state moves to another installation: export, install stopped, 
 
   await client.install({ name: 'old', domains: ['old.example'], manifest, component });
   for (let i = 0; i < 2; i++) await get(host.ingressUrl, 'old.example', '/a');
-  const snapshot = await client.exportState('old', 'keyvalue', 'default');
+  const snapshot = await new Response(await client.exportState('old', 'keyvalue', 'default')).text();
   const [header] = snapshot.split('\n');
   assert.equal((JSON.parse(header as string) as { capability: string }).capability, 'keyvalue');
   assert.match(snapshot, /"end":\{"records":1,/);

@@ -158,12 +158,21 @@ const COMPONENT = new TextEncoder().encode('not really a component, the fake run
  * A host on a fake runtime. `into`: the test's own `testDir`, for a test that starts another host
  * there afterwards; both are closed before the directory goes.
  */
-async function setup(t: TestContext, runtimes: FakeRuntime[] = [], into?: Awaited<ReturnType<typeof testDir>>) {
+async function setup(
+  t: TestContext,
+  runtimes: FakeRuntime[] = [],
+  into?: Awaited<ReturnType<typeof testDir>>,
+  options: { control?: string } = {},
+) {
   const { dir: base, closing } = into ?? (await testDir(t, 'stratum-control-'));
   const registrar = await generateEd25519KeyPair();
   if (!into) await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = parseHostConfig(
-    testHostToml({ registrar: registrar.publicJwk.x, control: 'max_body = "1mib"', tables: '[metering]\nflush_interval = "1h"\n' }),
+    testHostToml({
+      registrar: registrar.publicJwk.x,
+      control: `max_body = "1mib"\n${options.control ?? ''}`,
+      tables: '[metering]\nflush_interval = "1h"\n',
+    }),
     join(base, 'host.toml'),
   );
   const lines: LogLine[] = [];
@@ -324,6 +333,71 @@ test('a body over [control] max_body is refused with 413 before it is read whole
   assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'BODY_TOO_LARGE');
   const outside = await fetch(new URL('/status', host.controlUrl));
   assert.equal(outside.status, 404);
+});
+
+/** A keyvalue snapshot (spec/snapshot.md) of `records` keys, each holding `valueBytes` bytes of `fill`. */
+function keyValueSnapshot(records: number, valueBytes: number, fill = 'v'): string {
+  const value = Buffer.alloc(valueBytes, fill).toString('base64');
+  const lines = [JSON.stringify({ 'stratum-snapshot': 1, capability: 'keyvalue', label: 'default', created: new Date().toISOString() })];
+  for (let index = 0; index < records; index++) lines.push(JSON.stringify({ key: `k${String(index).padStart(6, '0')}`, value }));
+  const body = `${lines.join('\n')}\n`;
+  return `${body}${JSON.stringify({ end: { records, sha256: createHash('sha256').update(body).digest('hex') } })}\n`;
+}
+
+test('a state snapshot larger than [control] max_body is imported through a file; a forged, unsigned or oversized one imports nothing', async (t) => {
+  const { client, host, base, registrar } = await setup(t, [], undefined, { control: 'max_state_body = "3mib"' });
+  const manifest = MANIFEST.replace(
+    '[capabilities.config.greeting]',
+    '[capabilities]\nkeyvalue = ["default"]\n[capabilities.config.greeting]',
+  );
+  await client.install({ name: 'kv', domains: ['kv.example'], manifest, component: COMPONENT, start: false });
+  const storedValues = async () => {
+    const text = await new Response(await client.exportState('kv', 'keyvalue', 'default')).text();
+    return text.split('\n').filter((line) => line.startsWith('{"key"'));
+  };
+  const uploads = join(base, 'data', 'runtime', 'state-uploads');
+  const spooled = async () => (await readdir(uploads).catch(() => [])).length;
+
+  // About 2 MiB: twice max_body, which held every control request whole before.
+  const snapshot = keyValueSnapshot(1500, 1000);
+  assert.ok(snapshot.length > 2 * 1024 * 1024 - 100_000);
+  assert.deepEqual(await client.importState('kv', 'keyvalue', 'default', new Blob([snapshot])), {
+    capability: 'keyvalue',
+    label: 'default',
+    records: 1500,
+  });
+  const imported = await storedValues();
+  assert.equal(imported.length, 1500);
+  assert.deepEqual(
+    imported,
+    snapshot.split('\n').filter((line) => line.startsWith('{"key"')),
+  );
+  assert.equal(await spooled(), 0, 'the spooled snapshot is removed once imported');
+
+  // Signed for one snapshot, sent with another of the same size: refused once its hash is known.
+  const other = keyValueSnapshot(1500, 1000, 'w');
+  const path = '/capsules/kv/state/keyvalue/default';
+  const authorization = await signControlRequest({
+    key: registrar.privateJwk,
+    audience: 'host1.example.net',
+    method: 'PUT',
+    path,
+    bodyHash: bodyHash(snapshot),
+  });
+  const forged = await fetch(`${host.controlUrl}${path}`, { method: 'PUT', headers: { authorization }, body: other });
+  assert.equal(forged.status, 401);
+  assert.equal(((await forged.json()) as { error: { code: string } }).error.code, 'AUTH_BODY_MISMATCH');
+  // Unsigned: refused before its body is read.
+  const unsigned = await fetch(`${host.controlUrl}${path}`, { method: 'PUT', body: other });
+  assert.equal(unsigned.status, 401);
+  assert.equal(((await unsigned.json()) as { error: { code: string } }).error.code, 'AUTH_MISSING');
+  // Over max_state_body (3 MiB).
+  await assert.rejects(
+    client.importState('kv', 'keyvalue', 'default', keyValueSnapshot(3000, 1000)),
+    (error: unknown) => error instanceof ControlApiError && error.status === 413 && error.code === 'BODY_TOO_LARGE',
+  );
+  assert.deepEqual(await storedValues(), imported, 'a refused snapshot changed the stored state');
+  assert.equal(await spooled(), 0, 'a refused snapshot was left on disk');
 });
 
 async function expectJson(response: Response): Promise<unknown> {

@@ -587,6 +587,7 @@ Examples:
       onStep: (step) => {
         if (step.step === 'install') io.stderr.write(`installing ${step.name} (${capsule.describe}) on ${toName}, not started\n`);
         if (step.step === 'drain') io.stderr.write(`draining ${step.name} on ${fromName}\n`);
+        if (step.step === 'copying') io.stderr.write(`copying ${step.store.capability}/${step.store.label} from ${fromName}\n`);
         if (step.step === 'copy')
           io.stderr.write(`copied ${step.store.capability}/${step.store.label}: ${step.records} records, ${formatBytes(step.bytes)}\n`);
         if (step.step === 'link') io.stderr.write(`pointing ${step.domains.join(', ')} at ${step.host} on ${dnsServer}\n`);

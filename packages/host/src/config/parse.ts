@@ -17,6 +17,8 @@ export const hostConfigSchema = JSON.parse(readFileSync(hostConfigSchemaUrl, 'ut
 export const DEFAULT_INGRESS_LISTEN = '0.0.0.0:8080';
 export const DEFAULT_CONTROL_LISTEN = '127.0.0.1:7070';
 export const DEFAULT_CONTROL_MAX_BODY = 64 * 1024 * 1024;
+/** A full default bucket (1 GiB) as a snapshot, base64 and all, with room to spare. */
+export const DEFAULT_CONTROL_MAX_STATE_BODY = 4 * 1024 ** 3;
 export const DEFAULT_METERING_FLUSH_MS = 10_000;
 /** How often a host checks the links of the domains it serves again: the default TTL of a link record. */
 export const DEFAULT_LINK_RECHECK_MS = 300_000;
@@ -234,7 +236,13 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   const problems: ShapeProblem[] = [];
   const host = raw.host as { name: string; key: string; data: string };
   const ingress = (raw.ingress ?? {}) as { listen?: string; trusted_proxies?: string[] };
-  const control = (raw.control ?? {}) as { listen?: string; tls_cert?: string; tls_key?: string; max_body?: string };
+  const control = (raw.control ?? {}) as {
+    listen?: string;
+    tls_cert?: string;
+    tls_key?: string;
+    max_body?: string;
+    max_state_body?: string;
+  };
   const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body' | 'idle', string>> &
     Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
   const metering = (raw.metering ?? {}) as { flush_interval?: string };
@@ -320,6 +328,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
 
   if (problems.length > 0) return { problems };
   const maxBodyBytes = control.max_body === undefined ? DEFAULT_CONTROL_MAX_BODY : parseSize(control.max_body);
+  const maxStateBytes = control.max_state_body === undefined ? DEFAULT_CONTROL_MAX_STATE_BODY : parseSize(control.max_state_body);
   return {
     problems,
     config: {
@@ -334,6 +343,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
           ? { tls: { certFile: resolve(baseDir, control.tls_cert), keyFile: resolve(baseDir, control.tls_key) } }
           : {}),
         maxBodyBytes,
+        maxStateBytes,
       },
       limits: hostLimits,
       metering: { flushIntervalMs },

@@ -80,6 +80,8 @@ export interface HostConfig {
     listen: ListenAddress;
     tls?: { certFile: string; keyFile: string };
     maxBodyBytes: number;
+    /** The largest state snapshot one import takes (`[control] max_state_body`). */
+    maxStateBytes: number;
   };
   limits: HostLimits;
   metering: { flushIntervalMs: number };

@@ -66,6 +66,8 @@ export interface SignRequestOptions {
   /** The path and query relative to the API's base URL, exactly as sent (`/capsules/hello/start`). */
   path: string;
   body?: Uint8Array | string;
+  /** The body's `bh` ({@link bodyHash}), for a body too large to hold (a state snapshot read from a file); instead of `body`. */
+  bodyHash?: string;
   lifetimeSeconds?: number;
   /** Seconds since the epoch; for tests. */
   now?: number;
@@ -85,7 +87,8 @@ export async function signControlRequest(options: SignRequestOptions): Promise<s
   const { kid } = options.key;
   const { importJWK, SignJWT } = await jose();
   const privateKey = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: options.key.x, d: options.key.d }, 'EdDSA');
-  const token = await new SignJWT({ htm: options.method.toUpperCase(), htu: options.path, bh: bodyHash(options.body ?? '') })
+  const bh = options.bodyHash ?? bodyHash(options.body ?? '');
+  const token = await new SignJWT({ htm: options.method.toUpperCase(), htu: options.path, bh })
     .setProtectedHeader({ alg: 'EdDSA', typ: TOKEN_TYPE, ...(kid ? { kid } : {}) })
     .setAudience(options.audience)
     .setIssuedAt(now)
@@ -165,6 +168,8 @@ export interface VerifierOptions {
 export interface VerifiedRequest {
   registrar: TrustedRegistrar;
   claims: JWTPayload;
+  /** `bh`, the hash of the body that was signed: a `deferred` body must match it once it is read. */
+  bodyHash: string;
 }
 
 export interface RequestToVerify {
@@ -172,7 +177,12 @@ export interface RequestToVerify {
   /** The path and query as received, relative to the API's base path. */
   path: string;
   authorization: string | undefined;
-  body: Uint8Array;
+  /**
+   * The body as received, or `deferred` for one too large to hold (a state import): the token
+   * is then checked before the body is read, and the caller compares the body's hash with
+   * `bodyHash` once it has it, and acts only if they match.
+   */
+  body: Uint8Array | 'deferred';
 }
 
 /** Checks control requests; throws {@link ControlAuthError} for every refusal. */
@@ -245,15 +255,20 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
         `the token was signed for ${String(claims.htm)} ${String(claims.htu)}, not this request`,
       );
     }
-    if (claims.bh !== bodyHash(request.body)) throw new ControlAuthError('AUTH_BODY_MISMATCH', 'the body is not the one that was signed');
+    if (request.body !== 'deferred' && claims.bh !== bodyHash(request.body)) throw bodyMismatch();
     const nonce = claims.jti as string;
     if (nonce.length < 16 || nonce.length > 128 || !/^[A-Za-z0-9_-]+$/.test(nonce)) {
       throw new ControlAuthError('AUTH_MALFORMED', 'jti must be 16 to 128 base64url characters');
     }
     if (!options.nonces.use(`${kid}.${nonce}`, exp, now))
       throw new ControlAuthError('AUTH_REPLAY', 'this request was already received once');
-    return { registrar, claims };
+    return { registrar, claims, bodyHash: String(claims.bh) };
   };
+}
+
+/** The refusal of a body whose hash is not the signed `bh`. */
+export function bodyMismatch(): ControlAuthError {
+  return new ControlAuthError('AUTH_BODY_MISMATCH', 'the body is not the one that was signed');
 }
 
 function refusalFor(error: unknown): ControlAuthError {

@@ -1,8 +1,17 @@
+import { createHash } from 'node:crypto';
 import { type Ed25519PrivateJwk, type Ed25519PublicJwk, StratumError } from '@stratum/core';
 import type { LedgerEntry, LedgerState, Usage } from '../metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus } from '../runtime-types.ts';
 import { signControlRequest } from './auth.ts';
+
 import type { InstallBody } from './server.ts';
+
+/** `bh` of a body too large to hold: its bytes streamed through SHA-256. */
+async function blobHash(blob: Blob): Promise<string> {
+  const hash = createHash('sha256');
+  for await (const chunk of blob.stream()) hash.update(chunk);
+  return hash.digest('base64url');
+}
 
 export interface HostIdentity {
   name: string;
@@ -68,14 +77,18 @@ export interface ControlClient {
   capsule(name: string): Promise<CapsuleStatus>;
   usage(query?: { capsule?: string; since?: Date; until?: Date }): Promise<UsageResponse>;
   ledger(after?: number, limit?: number): Promise<{ entries: LedgerEntry[]; head: { entries: number; hash: string } }>;
-  /** A capsule's state under one capability and label, as snapshot text (spec/snapshot.md). */
-  exportState(name: string, capability: string, label: string): Promise<string>;
-  /** Replaces a stopped capsule's state under one capability and label with a snapshot. */
+  /** A capsule's state under one capability and label: its snapshot (spec/snapshot.md), streamed as the host writes it. */
+  exportState(name: string, capability: string, label: string): Promise<ReadableStream<Uint8Array>>;
+  /**
+   * Replaces a stopped capsule's state under one capability and label with a snapshot; a large
+   * one as a file (`fs.openAsBlob`), which is read twice (hashed for the signature, then sent)
+   * and never held whole.
+   */
   importState(
     name: string,
     capability: string,
     label: string,
-    snapshot: string | Uint8Array,
+    snapshot: string | Uint8Array | Blob,
   ): Promise<{ capability: string; label: string; records: number }>;
   /**
    * Streams a capsule's log until `signal` aborts or the host ends the stream; a connection that
@@ -123,9 +136,15 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     return (await expectOk(response)) as HostIdentity;
   };
 
-  const send = async (method: string, path: string, body: string | Uint8Array | undefined, contentType?: string): Promise<Response> => {
+  const send = async (
+    method: string,
+    path: string,
+    body: string | Uint8Array | Blob | undefined,
+    contentType?: string,
+  ): Promise<Response> => {
     audience ??= identity().then((info) => info.name);
-    const authorization = await signControlRequest({ key: options.key, audience: await audience, method, path, body: body ?? '' });
+    const signed = body instanceof Blob ? { bodyHash: await blobHash(body) } : { body: body ?? '' };
+    const authorization = await signControlRequest({ key: options.key, audience: await audience, method, path, ...signed });
     return doFetch(resolve(path), {
       method,
       headers: { authorization, ...(contentType ? { 'content-type': contentType } : {}) },
@@ -173,8 +192,8 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     },
     async exportState(name, capability, label) {
       const response = await send('GET', statePath(name, capability, label), undefined);
-      if (!response.ok) await expectOk(response);
-      return response.text();
+      if (!response.ok || !response.body) await expectOk(response);
+      return response.body as ReadableStream<Uint8Array>;
     },
     async importState(name, capability, label, snapshot) {
       const response = await send('PUT', statePath(name, capability, label), snapshot, 'application/vnd.stratum.snapshot.v1+jsonl');

@@ -26,7 +26,7 @@ import { createRequestVerifier, NonceStore } from './auth.ts';
 import { lockDataDir } from './data-lock.ts';
 import { createLinkChecker, LinkWatch } from './domain-links.ts';
 import { InstallationStore } from './installations.ts';
-import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreInstallation } from './server.ts';
+import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreInstallation, STATE_UPLOADS_DIR } from './server.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -133,6 +133,8 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   let ledger: UsageLedger | undefined;
   let runtime: HostRuntime;
   try {
+    // Snapshots a stopped host was receiving: their imports never ran.
+    await rm(join(runtimeDir, STATE_UPLOADS_DIR), { recursive: true, force: true });
     await store.init();
     ledger = await UsageLedger.open(join(config.dataDir, 'metering', 'ledger.jsonl'), {
       logger: logger.child({ component: 'metering' }),
@@ -230,6 +232,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       ledger,
       verify: createRequestVerifier({ audience: config.name, registrars: config.registrars, nonces }),
       maxBodyBytes: config.control.maxBodyBytes,
+      maxStateBytes: config.control.maxStateBytes,
       logger: logger.child({ component: 'control' }),
       ...(pullComponent ? { pullComponent } : {}),
       ...(checkLinks && links ? { checkLinks, onLinked: (domains: readonly string[]) => links.linked(domains) } : {}),

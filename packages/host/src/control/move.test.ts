@@ -21,8 +21,13 @@ function fakeHost(label: string, calls: string[], fail: Partial<Record<string, E
     drain: (name) => step(`drain ${name}`, status(name)),
     start: (name) => step(`start ${name}`, status(name)),
     uninstall: (name) => step(`uninstall ${name}`, undefined),
-    exportState: (name, capability, label) => step(`export ${name} ${capability}/${label}`, `snapshot of ${capability}/${label}\n`),
-    importState: (name, capability, label) => step(`import ${name} ${capability}/${label}`, { capability, label, records: 2 }),
+    exportState: (name, capability, label) =>
+      step(`export ${name} ${capability}/${label}`, new Blob([`snapshot of ${capability}/${label} from ${name}\n`]).stream()),
+    // Records as many as the snapshot it received has lines, so that a test sees what crossed.
+    importState: async (name, capability, label, snapshot) => {
+      const text = await new Response(snapshot).text();
+      return step(`import ${name} ${capability}/${label}`, { capability, label, records: text.split('\n').length - 1 });
+    },
   };
   return client as ControlClient;
 }
@@ -32,7 +37,17 @@ const stores = storesOf({ keyvalue: ['default'], sql: ['main'], bucket: [] });
 
 test('a move installs first, then drains, copies every store and starts the new one', async () => {
   const calls: string[] = [];
-  const result = await moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls), name: 'shop', install, stores });
+  const copies: unknown[] = [];
+  const result = await moveCapsule({
+    from: fakeHost('old', calls),
+    to: fakeHost('new', calls),
+    name: 'shop',
+    install,
+    stores,
+    onStep: (step) => {
+      if (step.step === 'copy') copies.push(step);
+    },
+  });
   assert.deepEqual(calls, [
     'new install shop start=false',
     'old drain shop',
@@ -42,7 +57,12 @@ test('a move installs first, then drains, copies every store and starts the new 
     'new import shop sql/main',
     'new start shop',
   ]);
-  assert.deepEqual(result.records, { 'keyvalue/default': 2, 'sql/main': 2 });
+  // Each snapshot crossed whole (the fake import counts its lines), through a spool file.
+  assert.deepEqual(result.records, { 'keyvalue/default': 1, 'sql/main': 1 });
+  assert.deepEqual(copies, [
+    { step: 'copy', store: stores[0], records: 1, bytes: 'snapshot of keyvalue/default from shop\n'.length },
+    { step: 'copy', store: stores[1], records: 1, bytes: 'snapshot of sql/main from shop\n'.length },
+  ]);
   assert.ok(result.downtimeMs >= 0);
 });
 

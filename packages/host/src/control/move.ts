@@ -1,3 +1,9 @@
+import { createWriteStream, openAsBlob } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { StratumError } from '@stratum/core';
 import type { Capabilities } from '@stratum/manifest';
 import type { CapsuleStatus } from '../runtime-types.ts';
@@ -21,6 +27,7 @@ export function storesOf(capabilities: Pick<Capabilities, 'keyvalue' | 'sql' | '
 export type MoveStep =
   | { step: 'install'; name: string }
   | { step: 'drain'; name: string }
+  | { step: 'copying'; store: StoreRef }
   | { step: 'copy'; store: StoreRef; records: number; bytes: number }
   | { step: 'link'; domains: string[]; host: string }
   | { step: 'start'; name: string }
@@ -43,6 +50,8 @@ export interface MoveOptions {
    * before the old host starts again if the start fails.
    */
   switchLinks?: (installed: CapsuleStatus, host: HostIdentity) => Promise<() => Promise<void>>;
+  /** Where each store's snapshot waits between export and import; the system's temporary directory by default. */
+  spoolDir?: string;
 }
 
 export interface MoveResult {
@@ -81,10 +90,10 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   try {
     await from.drain(name);
     for (const store of stores) {
-      const snapshot = await from.exportState(name, store.capability, store.label);
-      const imported = await to.importState(target, store.capability, store.label, snapshot);
-      records[`${store.capability}/${store.label}`] = imported.records;
-      onStep?.({ step: 'copy', store, records: imported.records, bytes: Buffer.byteLength(snapshot) });
+      onStep?.({ step: 'copying', store });
+      const { records: copied, bytes } = await copyStore(from, name, to, target, store, options.spoolDir);
+      records[`${store.capability}/${store.label}`] = copied;
+      onStep?.({ step: 'copy', store, records: copied, bytes });
     }
     if (options.switchLinks) {
       onStep?.({ step: 'link', domains: installed.domains, host: toHost.name });
@@ -115,5 +124,30 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       cause: error,
       user: error instanceof StratumError ? error.user : false,
     });
+  }
+}
+
+/**
+ * One store's snapshot from the old host to the new one, through a file: the import's signature
+ * covers the body's hash, which is known only once the whole snapshot is in, and a store may
+ * hold gigabytes (a bucket), more than memory or one string can.
+ */
+async function copyStore(
+  from: ControlClient,
+  name: string,
+  to: ControlClient,
+  target: string,
+  store: StoreRef,
+  spoolDir = tmpdir(),
+): Promise<{ records: number; bytes: number }> {
+  const dir = await mkdtemp(join(spoolDir, 'stratum-move-'));
+  try {
+    const file = join(dir, `${store.capability}-${store.label}.jsonl`);
+    await pipeline(Readable.fromWeb(await from.exportState(name, store.capability, store.label)), createWriteStream(file));
+    const snapshot = await openAsBlob(file);
+    const imported = await to.importState(target, store.capability, store.label, snapshot);
+    return { records: imported.records, bytes: snapshot.size };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
   }
 }

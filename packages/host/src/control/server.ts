@@ -1,11 +1,16 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { type Ed25519PublicJwk, isStratumError, type Logger, StratumError, silentLogger } from '@stratum/core';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { type Ed25519PublicJwk, isStratumError, type Logger, newId, StratumError, silentLogger } from '@stratum/core';
 import { type Manifest, ManifestError, parseManifest } from '@stratum/manifest';
 import { resolveConfig } from '../capabilities/config/index.ts';
 import type { TrustedRegistrar } from '../config/types.ts';
 import type { UsageLedger } from '../metering/ledger.ts';
 import type { CapsuleStatus, HostRuntime } from '../runtime-types.ts';
-import { ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
+import { bodyMismatch, ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
 import type { LinkChecker } from './domain-links.ts';
 import type { Installation, InstallationStore } from './installations.ts';
 import { exportState, importState, isStatefulCapability, STATEFUL_CAPABILITIES, type StateAccess } from './state.ts';
@@ -45,6 +50,8 @@ export interface ControlServerOptions {
   ledger: UsageLedger;
   verify: (request: RequestToVerify) => Promise<VerifiedRequest>;
   maxBodyBytes: number;
+  /** The largest state snapshot a `PUT .../state/...` takes, spooled to `state.dataDir` as it arrives. */
+  maxStateBytes: number;
   pullComponent?: PullComponent;
   /** Where capsules' stored state is, for the state export and import endpoints; without it they answer 404. */
   state?: StateAccess;
@@ -215,6 +222,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     body: Uint8Array,
     log: Logger,
     registrar: TrustedRegistrar,
+    upload: SnapshotUpload | undefined,
   ): Promise<void> => {
     const url = new URL(relative, 'http://control.invalid');
     const method = request.method ?? 'GET';
@@ -222,7 +230,15 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     const [, collection, name, action, extra] = parts;
 
     if (collection === 'capsules' && name !== undefined && action === 'state' && parts.length === 6) {
-      return state(request, response, body, name, parts[4] as string, parts[5] as string, log);
+      return state(
+        request,
+        response,
+        upload ?? (async () => ({ input: [body], bytes: body.byteLength })),
+        name,
+        parts[4] as string,
+        parts[5] as string,
+        log,
+      );
     }
 
     if (collection === 'status' && parts.length === 2) {
@@ -304,7 +320,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
   const state = async (
     request: IncomingMessage,
     response: ServerResponse,
-    body: Uint8Array,
+    upload: SnapshotUpload,
     name: string,
     capability: string,
     label: string,
@@ -339,9 +355,15 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         hint: 'Stop it first, or install it with "start": false, import its state, then start it.',
       });
     }
-    const result = await importState(access, capability, name, label, [body]);
-    log.info({ capsule: name, capability, label, records: result.records }, 'capsule state imported');
-    return json(response, 200, { capability, ...result });
+    // Only now, with every check passed, is the snapshot read (a large one spooled to disk).
+    const snapshot = await upload();
+    try {
+      const result = await importState(access, capability, name, label, snapshot.input);
+      log.info({ capsule: name, capability, label, records: result.records, bytes: snapshot.bytes }, 'capsule state imported');
+      return json(response, 200, { capability, ...result });
+    } finally {
+      await snapshot.done?.();
+    }
   };
 
   const streamLogs = (request: IncomingMessage, response: ServerResponse, name: string, backlog: number) => {
@@ -380,20 +402,36 @@ export function createControlHandler(options: ControlServerOptions): (request: I
           allow(method, 'GET');
           return json(response, 200, hostInfo());
         }
-        const body = await readBody(request, options.maxBodyBytes);
-        let verified: VerifiedRequest;
-        try {
-          verified = await options.verify({ method, path: relative, authorization: request.headers.authorization, body });
-        } catch (error) {
-          if (!(error instanceof ControlAuthError)) throw error;
+        // A state snapshot may be larger than any other request: its token is checked first,
+        // and its body spooled to disk (hashed as it arrives) only once the endpoint wants it.
+        const deferred = method === 'PUT' && STATE_PATH.test(relative) && options.state !== undefined;
+        const body = deferred ? EMPTY_BODY : await readBody(request, options.maxBodyBytes);
+        const verified = await options.verify({
+          method,
+          path: relative,
+          authorization: request.headers.authorization,
+          body: deferred ? 'deferred' : body,
+        });
+        const requestLog = log.child({ registrar: verified.registrar.name });
+        const upload =
+          deferred && options.state
+            ? () => spoolSnapshot(request, join(options.state?.dataDir ?? '', STATE_UPLOADS_DIR), options.maxStateBytes, verified.bodyHash)
+            : undefined;
+        await route(request, relative, response, body, requestLog, verified.registrar, upload);
+        requestLog.debug({ status: response.statusCode }, 'control request served');
+      } catch (error) {
+        if (error instanceof ControlAuthError) {
           log.warn({ reason: error.code, remote, detail: error.message }, 'control request refused');
+          if (response.headersSent) {
+            response.destroy();
+            return;
+          }
+          // A body not read yet (a state snapshot refused before it) is not wanted.
+          request.resume();
           response.setHeader('www-authenticate', `Stratum-JWS error="${error.code}"`);
           return json(response, 401, { error: { code: error.code, message: error.message, hint: error.hint } });
         }
-        const requestLog = log.child({ registrar: verified.registrar.name });
-        await route(request, relative, response, body, requestLog, verified.registrar);
-        requestLog.debug({ status: response.statusCode }, 'control request served');
-      } catch (error) {
+        if (!request.readableEnded) request.resume();
         if (response.headersSent) {
           response.destroy();
           return;
@@ -464,6 +502,60 @@ function readBody(request: IncomingMessage, limit: number): Promise<Uint8Array> 
     request.once('end', () => resolve(new Uint8Array(Buffer.concat(chunks))));
     request.once('error', reject);
   });
+}
+
+/** `PUT <base>/capsules/{name}/state/{capability}/{label}`, whose body is read only when wanted. */
+const STATE_PATH = /^\/capsules\/[^/?]+\/state\/[^/?]+\/[^/?]+(\?.*)?$/;
+/** Under the state's data directory: snapshots being received; emptied when the host starts. */
+export const STATE_UPLOADS_DIR = 'state-uploads';
+const EMPTY_BODY = new Uint8Array(0);
+
+/** A state snapshot to import: its lines' source, and what to do once imported. */
+type SnapshotUpload = () => Promise<{ input: AsyncIterable<Uint8Array> | Iterable<Uint8Array>; bytes: number; done?: () => Promise<void> }>;
+
+/**
+ * Receives a snapshot into a file under `dir`, hashing it as it arrives, and hands it over only
+ * if it is the body that was signed (`bh`) and within `limit`: nothing is imported otherwise,
+ * and the file is removed.
+ */
+async function spoolSnapshot(request: IncomingMessage, dir: string, limit: number, signedHash: string): ReturnType<SnapshotUpload> {
+  const declared = Number(request.headers['content-length'] ?? 0);
+  if (declared > limit) {
+    throw new HttpError(413, 'BODY_TOO_LARGE', `the snapshot is ${declared} bytes; this host takes at most ${limit}`, {
+      hint: 'A host takes larger snapshots with [control] max_state_body in host.toml.',
+    });
+  }
+  await mkdir(dir, { recursive: true });
+  const file = join(dir, `${newId()}.jsonl`);
+  const remove = () => rm(file, { force: true });
+  const hash = createHash('sha256');
+  let bytes = 0;
+  try {
+    await pipeline(
+      request,
+      async function* (chunks: AsyncIterable<Buffer>) {
+        for await (const chunk of chunks) {
+          bytes += chunk.byteLength;
+          if (bytes > limit) {
+            throw new HttpError(413, 'BODY_TOO_LARGE', `the snapshot is more than ${limit} bytes, the most this host takes`, {
+              hint: 'A host takes larger snapshots with [control] max_state_body in host.toml.',
+            });
+          }
+          hash.update(chunk);
+          yield chunk;
+        }
+      },
+      createWriteStream(file, { flags: 'wx' }),
+    );
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+  if (hash.digest('base64url') !== signedHash) {
+    await remove();
+    throw bodyMismatch();
+  }
+  return { input: createReadStream(file), bytes, done: remove };
 }
 
 function dateParam(url: URL, name: string): Date | undefined {
