@@ -3,7 +3,7 @@
  * hash, so every capability's importer splits its input the same way, keeping each line's exact
  * text. Shared here because it is format, not capability.
  */
-import { StratumError } from '@stratum/core';
+import { isStratumError, StratumError } from '@stratum/core';
 
 export type SnapshotInput = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
 
@@ -28,8 +28,25 @@ export async function* snapshotLines(input: SnapshotInput): AsyncIterable<string
  * The error for a damaged snapshot: which kind (as people name it, "key-value", "SQL"), which
  * line, what is wrong.
  */
-export function snapshotInvalid(kind: string, message: string, line: number): StratumError {
+export function snapshotInvalid(kind: string, message: string, line: number, options: { cause?: unknown } = {}): StratumError {
   return new StratumError('SNAPSHOT_INVALID', `${kind.toLowerCase()} snapshot line ${line}: ${message}`, {
     hint: `The snapshot is damaged or not a Stratum ${kind} snapshot (spec/snapshot.md); export it again.`,
+    ...options,
   });
+}
+
+/**
+ * Hands a snapshot's records to the store. Its checksum is no signature, so a snapshot that
+ * verifies may still hold what a store refuses (a table defined twice, a row against its
+ * constraints, an object name with ".."): that is the snapshot's fault, said with its line
+ * (`lastLine`: the end of a batch that starts at `line`). A quota, or the store failing, passes as it is.
+ */
+export async function storing<T>(kind: string, line: number, work: () => Promise<T> | T, lastLine = line): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (!isStratumError(error) || !error.user || error.code.endsWith('_QUOTA')) throw error;
+    const where = lastLine > line ? ` (a record of lines ${line} to ${lastLine})` : '';
+    throw snapshotInvalid(kind, `the store refused it${where}: ${error.message}`, line, { cause: error });
+  }
 }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { snapshotInvalid, snapshotLines } from '../snapshot-lines.ts';
+import { snapshotInvalid, snapshotLines, storing } from '../snapshot-lines.ts';
 import type { ObjectBucket } from './types.ts';
 
 /**
@@ -107,13 +107,18 @@ export async function importBucket(
       const object = record.object as { name?: unknown; size?: unknown; contentType?: unknown };
       if (typeof object.name !== 'string' || !Number.isSafeInteger(object.size))
         throw invalid('an object needs "name" and "size"', lineNumber);
-      const upload = await bucket.startUpload(object.name, typeof object.contentType === 'string' ? object.contentType : undefined);
+      const name = object.name;
+      const upload = await storing('bucket', lineNumber, () =>
+        bucket.startUpload(name, typeof object.contentType === 'string' ? object.contentType : undefined),
+      );
       current = { name: object.name, size: object.size as number, written: 0, upload };
     } else if ('data' in record) {
       if (!current || typeof record.data !== 'string') throw invalid('data outside an object', lineNumber);
       const bytes = Buffer.from(record.data, 'base64');
       for (let offset = 0; offset < bytes.byteLength; offset += WRITE_PIECE) {
-        await current.upload.write(new Uint8Array(bytes.subarray(offset, offset + WRITE_PIECE)));
+        const piece = new Uint8Array(bytes.subarray(offset, offset + WRITE_PIECE));
+        const { upload } = current;
+        await storing('bucket', lineNumber, () => upload.write(piece));
       }
       current.written += bytes.byteLength;
     } else {

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { snapshotInvalid, snapshotLines } from '../snapshot-lines.ts';
+import { snapshotInvalid, snapshotLines, storing } from '../snapshot-lines.ts';
 import type { KeyValueEntry, KeyValueStore } from './types.ts';
 
 /**
@@ -58,9 +58,11 @@ export async function importKeyValue(
   let header: Header | undefined;
   let records = 0;
   let batch: KeyValueEntry[] = [];
+  let batchStart = 0;
   const flush = async () => {
-    if (batch.length > 0) await store.restore(batch);
+    const entries = batch;
     batch = [];
+    if (entries.length > 0) await storing('key-value', batchStart, () => store.restore(entries), batchStart + entries.length - 1);
   };
   for await (const text of snapshotLines(input)) {
     lineNumber++;
@@ -90,6 +92,7 @@ export async function importKeyValue(
       return { label: header.label, records };
     }
     hash.update(text);
+    if (batch.length === 0) batchStart = lineNumber;
     batch.push(toEntry(record, lineNumber));
     if (batch.length === RESTORE_BATCH) await flush();
     records++;

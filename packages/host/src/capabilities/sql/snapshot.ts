@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { snapshotInvalid, snapshotLines } from '../snapshot-lines.ts';
+import { snapshotInvalid, snapshotLines, storing } from '../snapshot-lines.ts';
 import type { SqlDatabase, SqlValue } from './types.ts';
 
 /**
@@ -78,9 +78,13 @@ export async function importSql(
   let records = 0;
   let table: { name: string; columns: string[] } | undefined;
   let batch: SqlValue[][] = [];
+  let batchStart = 0;
   const flush = async () => {
-    if (table && batch.length > 0) await db.insertRows(table.name, table.columns, batch);
+    const into = table;
+    const rows = batch;
     batch = [];
+    if (into && rows.length > 0)
+      await storing('SQL', batchStart, () => db.insertRows(into.name, into.columns, rows), batchStart + rows.length - 1);
   };
   for await (const text of snapshotLines(input)) {
     lineNumber++;
@@ -116,18 +120,21 @@ export async function importSql(
       if (typeof next.name !== 'string' || typeof next.sql !== 'string' || !Array.isArray(next.columns)) {
         throw invalid('a table needs "name", "sql" and "columns"', lineNumber);
       }
-      await db.execute(next.sql, []);
+      const definition = next.sql;
+      await storing('SQL', lineNumber, () => db.execute(definition, []));
       table = { name: next.name, columns: next.columns.map(String) };
     } else if ('row' in record) {
       if (!table || !Array.isArray(record.row) || record.row.length !== table.columns.length)
         throw invalid('a row that does not fit its table', lineNumber);
+      if (batch.length === 0) batchStart = lineNumber;
       batch.push(record.row.map((value) => decodeValue(value, lineNumber)));
       if (batch.length >= IMPORT_BATCH) await flush();
     } else if ('index' in record) {
       await flush();
       const index = record.index as { sql?: unknown };
       if (typeof index.sql !== 'string') throw invalid('an index needs "sql"', lineNumber);
-      await db.execute(index.sql, []);
+      const definition = index.sql;
+      await storing('SQL', lineNumber, () => db.execute(definition, []));
     } else {
       throw invalid('an unknown record', lineNumber);
     }
