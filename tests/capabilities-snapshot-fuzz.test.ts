@@ -18,6 +18,7 @@ import { exportBucket, importBucket } from '../packages/host/src/capabilities/bu
 import { sqliteKeyValue } from '../packages/host/src/capabilities/keyvalue/backends/sqlite.ts';
 import { uniqueCapsule } from '../packages/host/src/capabilities/keyvalue/conformance.ts';
 import { exportKeyValue, importKeyValue } from '../packages/host/src/capabilities/keyvalue/snapshot.ts';
+import { snapshotLines } from '../packages/host/src/capabilities/snapshot-lines.ts';
 import { sqliteSql } from '../packages/host/src/capabilities/sql/backends/sqlite.ts';
 import { blob, int, real, txt } from '../packages/host/src/capabilities/sql/conformance.ts';
 import { exportSql, importSql } from '../packages/host/src/capabilities/sql/snapshot.ts';
@@ -227,4 +228,30 @@ test('bucket snapshots: every mutant imports or is refused with its line, object
   });
   // Names such as "../../outside" stayed inside the buckets' root.
   assert.deepEqual(readdirSync(around), ['buckets']);
+});
+
+test('snapshot lines: split however the stream is chunked, and a line past the limit is refused with its number', async () => {
+  const text = '{"a":1}\n{"b":"' + 'x'.repeat(5000) + '"}\n{"c":é}\n{"d":4}';
+  const bytes = new TextEncoder().encode(text);
+  const expected = ['{"a":1}\n', `{"b":"${'x'.repeat(5000)}"}\n`, '{"c":é}\n', '{"d":4}'];
+  const next = random(4);
+  for (let round = 0; round < 50; round++) {
+    // Random cut points, through multi-byte characters too.
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < bytes.length; ) {
+      const size = 1 + Math.floor(next() * 700);
+      chunks.push(bytes.subarray(at, at + size));
+      at += size;
+    }
+    const lines: string[] = [];
+    for await (const line of snapshotLines(chunks, 'test')) lines.push(line);
+    assert.deepEqual(lines, expected);
+  }
+  const endless = async function* () {
+    yield '{"a":1}\n{"b":';
+    for (;;) yield 'x'.repeat(1000);
+  };
+  await assert.rejects(async () => {
+    for await (const _ of snapshotLines(endless(), 'test', 100_000));
+  }, /^StratumError: test snapshot line 2: longer than 100000 characters/);
 });

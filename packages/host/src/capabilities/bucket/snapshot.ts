@@ -71,7 +71,7 @@ export async function importBucket(
     await current.upload.finish();
     current = undefined;
   };
-  for await (const text of snapshotLines(input)) {
+  for await (const text of snapshotLines(input, 'bucket')) {
     lineNumber++;
     let record: Record<string, unknown>;
     try {

@@ -64,7 +64,7 @@ export async function importKeyValue(
     batch = [];
     if (entries.length > 0) await storing('key-value', batchStart, () => store.restore(entries), batchStart + entries.length - 1);
   };
-  for await (const text of snapshotLines(input)) {
+  for await (const text of snapshotLines(input, 'key-value')) {
     lineNumber++;
     let parsed: unknown;
     try {

@@ -86,7 +86,7 @@ export async function importSql(
     if (into && rows.length > 0)
       await storing('SQL', batchStart, () => db.insertRows(into.name, into.columns, rows), batchStart + rows.length - 1);
   };
-  for await (const text of snapshotLines(input)) {
+  for await (const text of snapshotLines(input, 'SQL')) {
     lineNumber++;
     let record: Record<string, unknown>;
     try {
