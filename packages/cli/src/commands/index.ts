@@ -15,6 +15,7 @@ import {
 import { hostInitCommand } from './host-init.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
 import { hostStartCommand } from './host-start.ts';
+import { hostExportCommand, hostImportCommand } from './host-state.ts';
 import { hostStatusCommand } from './host-status.ts';
 import { initCommand } from './init.ts';
 import { pullCommand } from './pull.ts';
@@ -46,5 +47,7 @@ export const commands: Command[] = [
   hostLogsCommand,
   hostUsageCommand,
   hostMoveCommand,
+  hostExportCommand,
+  hostImportCommand,
   dnsCheckCommand,
 ];

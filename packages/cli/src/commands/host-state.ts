@@ -1,0 +1,155 @@
+// `stratum host export` and `host import`: one store of a capsule to a snapshot file and back
+// (spec/snapshot.md, spec/host-api.md section 5.11), for backups and for moves made by hand.
+import { createWriteStream, openAsBlob } from 'node:fs';
+import { rename, rm, stat } from 'node:fs/promises';
+import { Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { formatBytes } from '@stratum/core';
+import { type Command, EXIT_OK, type ParsedArgs, paint, shellWord, stringOption, usageError } from '../command.ts';
+import { CONTROL_HELP, CONTROL_OPTIONS, connectControl } from '../control-connection.ts';
+
+const STORE_KINDS = ['keyvalue', 'sql', 'bucket'];
+
+/** `keyvalue/default` into its two parts, refusing anything else with the form it takes. */
+function storeOf(args: ParsedArgs, command: string): { capsule: string; capability: string; label: string } {
+  const [capsule, store] = args.positionals;
+  if (!capsule || !store) {
+    throw usageError(
+      `say which capsule and which store: stratum ${command} <capsule> <capability>/<label>`,
+      "A store is one of the manifest's grants, such as keyvalue/default or sql/main; run with --help for more.",
+    );
+  }
+  const [capability, label, ...rest] = store.split('/');
+  if (!capability || !label || rest.length > 0 || !STORE_KINDS.includes(capability)) {
+    throw usageError(
+      `"${store}" is not a store: give <capability>/<label>, with a capability of ${STORE_KINDS.join(', ')}`,
+      'For example keyvalue/default.',
+    );
+  }
+  return { capsule, capability, label };
+}
+
+/** The trailer's record count (spec/snapshot.md section 2): the last line of what was written. */
+function trailerRecords(tail: string): number | undefined {
+  const last = tail.trimEnd().split('\n').at(-1);
+  try {
+    const records = (JSON.parse(last ?? '') as { end?: { records?: unknown } }).end?.records;
+    return typeof records === 'number' ? records : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export const hostExportCommand: Command = {
+  name: 'host export',
+  summary: "write one of a capsule's stores to a snapshot file: a backup, or the first half of a move by hand",
+  usage: 'host export <capsule> <capability>/<label> [--out <file>] (--config <host.toml> | --url <control API> --key <registrar key>)',
+  description: `
+Streams the store's state (keyvalue, sql or bucket, under one of the labels the capsule's
+manifest grants) from the host into a portable snapshot (spec/snapshot.md): JSON lines that
+any Stratum host imports into any backend. The file is written under a temporary name and
+renamed when complete, so a file of that name is always a whole snapshot.
+
+A capsule that is serving may change its store while it is read: drain it first
+(\`stratum host drain\`) for a copy of one moment.
+
+${CONTROL_HELP}
+
+Examples:
+  stratum host export counter keyvalue/default --config host.toml
+  stratum host export shop sql/main --out shop-main.jsonl --config host.toml`,
+  maxPositionals: 2,
+  options: {
+    out: {
+      type: 'string',
+      short: 'o',
+      value: 'file',
+      description: 'where to write it (default: <capsule>-<capability>-<label>.jsonl here)',
+    },
+    ...CONTROL_OPTIONS,
+  },
+  async run(args, io) {
+    const { capsule, capability, label } = storeOf(args, 'host export');
+    const out = stringOption(args, 'out') ?? `${capsule}-${capability}-${label}.jsonl`;
+    const { client } = await connectControl(args);
+    const status = await client.capsule(capsule);
+    if (status.state === 'running') {
+      io.stderr.write(
+        `${paint(io.stderr, 33, 'note:')} ${capsule} is serving; the snapshot may mix writes made while it is read (drain it for a copy of one moment)\n`,
+      );
+    }
+    const stream = await client.exportState(capsule, capability, label);
+    const partial = `${out}.partial`;
+    // Counts what came (said every few seconds on a long export) and keeps the end, for the trailer.
+    let bytes = 0;
+    let tail = '';
+    const watch = new Transform({
+      transform(chunk: Buffer, _encoding, done) {
+        bytes += chunk.byteLength;
+        tail = (tail + chunk.toString('latin1')).slice(-4096);
+        done(null, chunk);
+      },
+    });
+    const ticker = setInterval(() => io.stderr.write(`exporting ${capability}/${label}: ${formatBytes(bytes)} so far\n`), 3000);
+    try {
+      await pipeline(stream, watch, createWriteStream(partial));
+    } catch (error) {
+      await rm(partial, { force: true });
+      throw error;
+    } finally {
+      clearInterval(ticker);
+    }
+    const records = trailerRecords(tail);
+    if (records === undefined) {
+      await rm(partial, { force: true });
+      throw usageError(`the host's snapshot of ${capability}/${label} ended without its trailer: it was cut short`, 'Export it again.');
+    }
+    await rename(partial, out);
+    const { size } = await stat(out);
+    io.stdout.write(
+      `${paint(io.stdout, 32, 'exported')} ${capsule}'s ${capability}/${label}: ${records} records, ${formatBytes(size)} to ${out}\n`,
+    );
+    io.stdout.write(
+      `restore it with \`stratum host import ${shellWord(capsule)} ${capability}/${label} ${shellWord(out)}\` on a stopped capsule\n`,
+    );
+    return EXIT_OK;
+  },
+};
+
+export const hostImportCommand: Command = {
+  name: 'host import',
+  summary: "replace one of a stopped capsule's stores with a snapshot file",
+  usage: 'host import <capsule> <capability>/<label> <file> (--config <host.toml> | --url <control API> --key <registrar key>)',
+  description: `
+Replaces the store's whole state with the snapshot's (spec/snapshot.md), whatever backend the
+host binds the label to. The capsule must not be serving: install it with --no-start, or stop
+or drain it, then \`stratum host serve\` it after. The file is read twice, to hash it for the
+signature and to send it, and never held whole, so a snapshot of gigabytes goes as one of
+kilobytes does (up to the host's [control] max_state_body, 4 GiB by default). The host checks
+it before it changes anything and refuses a damaged or forged one, naming its line.
+
+${CONTROL_HELP}
+
+Example:
+  stratum host drain counter --config host.toml
+  stratum host import counter keyvalue/default counter-keyvalue-default.jsonl --config host.toml
+  stratum host serve counter --config host.toml`,
+  maxPositionals: 3,
+  options: { ...CONTROL_OPTIONS },
+  async run(args, io) {
+    const { capsule, capability, label } = storeOf(args, 'host import');
+    const file = args.positionals[2];
+    if (!file) throw usageError(`say which snapshot file: stratum host import ${capsule} ${capability}/${label} <file>`);
+    const snapshot = await openAsBlob(file).catch((error: NodeJS.ErrnoException) => {
+      throw usageError(
+        `cannot read ${file}: ${error.code === 'ENOENT' ? 'no such file' : error.message}`,
+        'Give a file `stratum host export` wrote.',
+      );
+    });
+    const { client } = await connectControl(args);
+    io.stderr.write(`sending ${formatBytes(snapshot.size)} to ${capsule}'s ${capability}/${label}\n`);
+    const result = await client.importState(capsule, capability, label, snapshot);
+    io.stdout.write(`${paint(io.stdout, 32, 'imported')} ${result.records} records into ${capsule}'s ${capability}/${label}\n`);
+    return EXIT_OK;
+  },
+};
