@@ -1,10 +1,12 @@
 // `stratum build` and `stratum init` as a user runs them: through the CLI's main(), checking exit
 // statuses and what is printed.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { generateEd25519KeyPair, JS_SOURCE_MAP_SECTION, readCustomSection } from '@stratum/core';
 import { parseHostConfig, startHost } from '@stratum/host';
 import { loadManifest } from '@stratum/manifest';
@@ -14,6 +16,13 @@ import { exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { removeDir, testDir } from './support/temp.ts';
+
+/** What `tsc -p <dir>` reports for a project, as its editor would show it: `file(line,col): error ...` lines. */
+function typeErrors(dir: string): string[] {
+  const tsc = join(dirname(fileURLToPath(import.meta.resolve('typescript/package.json'))), 'bin', 'tsc');
+  const checked = spawnSync(process.execPath, [tsc, '-p', dir, '--pretty', 'false'], { encoding: 'utf8' });
+  return `${checked.stdout}${checked.stderr}`.split('\n').filter(Boolean);
+}
 
 async function project(t: { after(fn: () => Promise<void>): void }, manifest: string, source: string): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-build-test-'));
@@ -118,6 +127,19 @@ for (const template of TEMPLATES) {
     const again = await run(['init', dir]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /already holds a capsule/);
+    // Outside this repository, its editor and tsc find @stratum/sdk's types (init links the SDK
+    // into node_modules) and the web APIs capsules run on, and the template has no type error.
+    assert.deepEqual(typeErrors(dir), []);
+    if (template === 'counter') {
+      await writeFile(join(dir, 'src', 'wrong.ts'), "import { openKeyValue } from '@stratum/sdk/keyvalue';\nopenKeyValue(42);\n");
+      const errors = typeErrors(dir);
+      assert.equal(errors.length, 1, errors.join('\n'));
+      assert.match(
+        errors[0] ?? '',
+        /wrong\.ts\(2,14\): error TS2345: Argument of type 'number' is not assignable to parameter of type 'string'/,
+      );
+      await rm(join(dir, 'src', 'wrong.ts'));
+    }
 
     const built = await run(['build', dir]);
     assert.equal(built.code, 0, built.stderr);

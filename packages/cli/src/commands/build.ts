@@ -28,7 +28,9 @@ Examples:
   async run(args, io) {
     const dir = args.positionals[0] ?? '.';
     const out = stringOption(args, 'out');
-    const { buildCapsule } = await import('@stratum/sdk/build');
+    const { buildCapsule, linkSdkForEditors } = await import('@stratum/sdk/build');
+    // For the editor (see `stratum init`): a convenience, which a read-only node_modules must not fail.
+    await linkSdkForEditors(dir).catch(() => undefined);
     const result = await buildCapsule(dir, {
       ...(out !== undefined ? { output: out } : {}),
       onStep: (_step, message) => io.stderr.write(`${paint(io.stderr, 2, '…')} ${message}\n`),

@@ -8,9 +8,10 @@ export const initCommand: Command = {
   usage: 'init [dir] [--template hello|counter|notes|gallery] [--name <name>]',
   description: `
 Writes stratum.toml, src/index.ts, a README, a package.json (so that \`npm install <package>\`
-works at once) and a .gitignore into the directory (default: the current one). The directory may
-be new, or a repository that holds no capsule yet: nothing in it is overwritten, a README or
-package.json it has is kept, and its .gitignore gets the lines it lacks. The project
+works at once), a tsconfig.json and a .gitignore into the directory (default: the current one),
+and links @stratum/sdk into its node_modules, for the editor's types. The directory may be new,
+or a repository that holds no capsule yet: nothing in it is overwritten, a README, package.json
+or tsconfig.json it has is kept, and its .gitignore gets the lines it lacks. The project
 builds as generated: run \`stratum dev <dir>\` next to serve it, or \`stratum build <dir>\` for
 the component a host runs.
 

@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { errorMessage, StratumError } from '@stratum/core';
 import { CAPABILITY_MODULES, createHostRuntime, type HostConfig, resolveConfig, type StratumHostRuntime } from '@stratum/host';
 import { loadManifest, type Manifest, routeExample, routeMatches } from '@stratum/manifest';
-import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES } from '@stratum/sdk/build';
+import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES, linkSdkForEditors } from '@stratum/sdk/build';
 import { type BackendFlag, capabilityConfigFor, describeBackends, outboundConfigFor } from './backends.ts';
 import { type BuildKind, type DevOutput, type ServedCapsule, versionId } from './output.ts';
 import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
@@ -134,6 +134,8 @@ export class DevCapsule {
   #running: Promise<void> | undefined;
   #again: string | undefined;
   #closed = false;
+  /** `@stratum/sdk` linked for the editor, once a session (see `linkSdkForEditors`). */
+  #sdkLinked = false;
 
   private constructor(options: DevCapsuleOptions, manifest: Manifest, runtime: StratumHostRuntime) {
     this.#options = options;
@@ -335,6 +337,11 @@ export class DevCapsule {
       }
       const component = await readFile(resolve(this.dir, manifest.source.wasm));
       return { manifest, component, digest: digestOf(component), build: 'prebuilt' };
+    }
+    if (!this.#sdkLinked) {
+      this.#sdkLinked = true;
+      // For the editor: a convenience, which a read-only node_modules must not fail.
+      await linkSdkForEditors(this.dir).catch(() => undefined);
     }
     return this.#options.fullBuild ? this.#fullBuild(manifest) : this.#devBuild();
   }

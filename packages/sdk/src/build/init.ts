@@ -3,6 +3,7 @@ import { basename, dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { StratumError } from '@stratum/core';
 import { parseManifest } from '@stratum/manifest';
+import { linkSdkForEditors, PROJECT_TSCONFIG } from './editor-types.ts';
 import { TEMPLATES, type TemplateName } from './templates.ts';
 
 export { TEMPLATES, type TemplateName };
@@ -127,6 +128,11 @@ export async function initCapsule(target: string, options: InitOptions = {}): Pr
     });
     files.push('package.json');
   }
+  // For the editor and `tsc --noEmit`: capsule code's globals are web APIs (editor-types.ts).
+  if (!(await pathExists(join(dir, 'tsconfig.json')))) {
+    await writeFile(join(dir, 'tsconfig.json'), `${JSON.stringify(PROJECT_TSCONFIG, null, 2)}\n`, { flag: 'wx' });
+    files.push('tsconfig.json');
+  }
   // Secrets for --var-file live in .env or *.vars files, which must not be committed: lines a
   // .gitignore lacks are added to it.
   const gitignore = join(dir, '.gitignore');
@@ -140,5 +146,7 @@ export async function initCapsule(target: string, options: InitOptions = {}): Pr
     await appendFile(gitignore, `${ignored === '' || ignored.endsWith('\n') ? '' : '\n'}# stratum\n${missing.join('\n')}\n`);
     files.push('.gitignore (lines added)');
   }
+  // Not a file of the project: a convenience, which a read-only node_modules must not fail.
+  await linkSdkForEditors(dir).catch(() => undefined);
   return { dir, name, template, files: files.sort() };
 }
