@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, type Logger, StratumError, writeKeyFile } from '@stratum/core';
@@ -398,6 +399,35 @@ test('a state snapshot larger than [control] max_body is imported through a file
   );
   assert.deepEqual(await storedValues(), imported, 'a refused snapshot changed the stored state');
   assert.equal(await spooled(), 0, 'a refused snapshot was left on disk');
+});
+
+test('an unsigned state upload is answered 401 and its connection closed, without the host reading it', async (t) => {
+  const { host } = await setup(t);
+  const control = new URL(host.controlUrl);
+  const socket = connect(Number(control.port), control.hostname);
+  t.after(() => socket.destroy());
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  const declared = 200 * 1024 * 1024;
+  socket.write(
+    `PUT ${control.pathname}/capsules/kv/state/keyvalue/default HTTP/1.1\r\nhost: ${control.host}\r\ncontent-length: ${declared}\r\n\r\n`,
+  );
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => {
+    answer += chunk.toString('latin1');
+  });
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.on('error', () => {});
+  // Keeps sending until the host closes the connection (or all of it went, which fails below).
+  let sent = 0;
+  const piece = Buffer.alloc(64 * 1024);
+  while (sent < declared && !socket.destroyed && socket.writable) {
+    sent += piece.byteLength;
+    if (!socket.write(piece)) await Promise.race([new Promise((resolve) => socket.once('drain', resolve)), closed]);
+  }
+  await closed;
+  assert.match(answer, /^HTTP\/1\.1 401 /);
+  assert.match(answer, /"code":"AUTH_MISSING"/);
+  assert.ok(sent < declared / 4, `the host read ${sent} of ${declared} bytes of an unsigned upload`);
 });
 
 async function expectJson(response: Response): Promise<unknown> {

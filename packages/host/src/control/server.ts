@@ -426,12 +426,11 @@ export function createControlHandler(options: ControlServerOptions): (request: I
             response.destroy();
             return;
           }
-          // A body not read yet (a state snapshot refused before it) is not wanted.
-          request.resume();
+          discardUnread(request, response);
           response.setHeader('www-authenticate', `Stratum-JWS error="${error.code}"`);
           return json(response, 401, { error: { code: error.code, message: error.message, hint: error.hint } });
         }
-        if (!request.readableEnded) request.resume();
+        discardUnread(request, response);
         if (response.headersSent) {
           response.destroy();
           return;
@@ -480,10 +479,29 @@ function json(response: ServerResponse, status: number, value: unknown): void {
   response.end(text);
 }
 
+/** What of a refused request's body is read and dropped, so that its client reads the answer; past it the connection closes. */
+const DISCARD_BYTES = 1024 * 1024;
+
+/**
+ * A body not read yet (a state snapshot refused before it) is not wanted: a little of it is
+ * drained, so that a client still sending sees the answer, but no more than DISCARD_BYTES,
+ * which an unsigned client could otherwise keep the host reading for as long as it liked.
+ */
+function discardUnread(request: IncomingMessage, response: ServerResponse): void {
+  if (request.readableEnded || request.destroyed) return;
+  if (!response.headersSent) response.setHeader('connection', 'close');
+  let drained = 0;
+  request.on('data', (chunk: Buffer) => {
+    drained += chunk.byteLength;
+    if (drained > DISCARD_BYTES) request.destroy();
+  });
+  request.resume();
+}
+
 function readBody(request: IncomingMessage, limit: number): Promise<Uint8Array> {
   const declared = Number(request.headers['content-length'] ?? 0);
+  // Refused unread: the caller's discardUnread drains a little of it, at most.
   if (declared > limit) {
-    request.resume();
     return Promise.reject(new HttpError(413, 'BODY_TOO_LARGE', `the body is ${declared} bytes; this host takes at most ${limit}`));
   }
   return new Promise((resolve, reject) => {
@@ -493,7 +511,6 @@ function readBody(request: IncomingMessage, limit: number): Promise<Uint8Array> 
       size += chunk.length;
       if (size > limit) {
         request.removeAllListeners('data');
-        request.resume();
         reject(new HttpError(413, 'BODY_TOO_LARGE', `the body is more than ${limit} bytes, the most this host takes`));
         return;
       }
