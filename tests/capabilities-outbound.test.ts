@@ -311,3 +311,38 @@ test("a streaming body's reads wait asynchronously, and a body dropped before it
   dropped[Symbol.dispose]();
   await closedEarly;
 });
+
+test('a request body the guest streams goes chunked, or held to the length it declared; one dropped unfinished fails the request', async (t) => {
+  const server = await localServer(t, (request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () =>
+      response.end(`${request.headers['content-length'] ?? request.headers['transfer-encoding']}:${Buffer.concat(chunks)}`),
+    );
+  });
+  const policy = { origins: [server.origin], allowAddresses: LOOPBACK };
+  /** A body written after the request starts, as a guest writes it, in parts a few milliseconds apart. */
+  const streamed = (parts: string[], ending: 'end' | 'abandoned' = 'end') => ({
+    whole: () => undefined,
+    stream(sink: { write(chunk: Uint8Array): void; end(): void; abandoned(): void }) {
+      void (async () => {
+        for (const part of parts) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          sink.write(new TextEncoder().encode(part));
+        }
+        sink[ending]();
+      })();
+    },
+  });
+  const post = (body: ReturnType<typeof streamed>, headers: [string, string][] = []) =>
+    outboundFetch({ method: 'POST', url: `${server.origin}/`, headers, body }, policy);
+  assert.equal(await bodyText((await post(streamed(['one ', 'two']))).body), 'chunked:one two');
+  assert.equal(await bodyText((await post(streamed(['one ', 'two']), [['Content-Length', '7']])).body), '7:one two');
+  await assert.rejects(post(streamed(['one'], 'end'), [['Content-Length', '7']]), /declared a request body of 7 bytes and wrote 3/);
+  await assert.rejects(
+    // In one write: the server, given its 7 bytes, would answer before a later one.
+    post(streamed(['one two three']), [['Content-Length', '7']]),
+    /declared a request body of 7 bytes and wrote more/,
+  );
+  await assert.rejects(post(streamed(['one'], 'abandoned')), /dropped the request body before it finished it/);
+});

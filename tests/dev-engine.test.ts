@@ -890,3 +890,51 @@ test("a fetch the capsule aborted is ended on the host when the request ends, be
   }
   assert.ok(!logs.some((line) => line.includes('request failed')), logs.join('\n'));
 });
+
+test("an outbound request's body reaches the server: a string with its length, a stream as it is written", async (t) => {
+  // The server answers with what it received. The capsule's POST bodies are written after
+  // wasi:http's `handle` (StarlingMonkey sends the head first), which a host must wait for.
+  const api = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () =>
+      res.end(
+        JSON.stringify({
+          body: Buffer.concat(chunks).toString(),
+          length: req.headers['content-length'] ?? req.headers['transfer-encoding'],
+        }),
+      ),
+    );
+  });
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
+  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const dev = await counterVariant(t, {
+    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        "if (request.method !== 'GET')",
+        `if (path === '/json') return fetch('${origin}/', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ hello: 'wörld' }) });
+    if (path === '/piped') return fetch('${origin}/', { method: 'PUT', body: request.body, duplex: 'half' });
+    if (path === '/made') {
+      let part = 0;
+      const body = new ReadableStream({
+        async pull(controller) {
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          if (part++ < 3) controller.enqueue(new TextEncoder().encode('part' + part + ';'));
+          else controller.close();
+        },
+      });
+      return fetch('${origin}/', { method: 'POST', body, duplex: 'half' });
+    }
+    if (request.method !== 'GET')`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, [], {
+    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'] } },
+  });
+  const json = '{"hello":"wörld"}';
+  assert.deepEqual(JSON.parse((await postInTwo(port, '/json', ['', ''])).body), { body: json, length: String(Buffer.byteLength(json)) });
+  assert.deepEqual(JSON.parse((await postInTwo(port, '/piped', ['posted ', 'in two'])).body), { body: 'posted in two', length: 'chunked' });
+  assert.deepEqual(JSON.parse((await postInTwo(port, '/made', ['', ''])).body), { body: 'part1;part2;part3;', length: 'chunked' });
+});

@@ -230,11 +230,8 @@ export class FutureTrailers extends HostResource {
   }
 }
 
-/** Receives a response: the ingress bridge implements it for each request. */
-export interface ResponseReceiver {
-  /** The guest set the response (status and headers), or an error. */
-  head(status: number, headers: [string, Uint8Array][]): void;
-  failed(error: ErrorCode): void;
+/** Receives an outgoing body as the guest writes it: a response's, or an outbound request's. */
+export interface BodyReceiver {
   /** How many more body bytes are allowed. */
   capacity(): number;
   chunk(bytes: Uint8Array): void;
@@ -242,15 +239,24 @@ export interface ResponseReceiver {
   end(): void;
   /** The body went over its limit: the response is cut off. */
   overLimit(): void;
+  /** The guest dropped the body without finishing it: what was sent of it is not the whole. */
+  abandoned?(): void;
+}
+
+/** Receives a response: the ingress bridge implements it for each request. */
+export interface ResponseReceiver extends BodyReceiver {
+  /** The guest set the response (status and headers), or an error. */
+  head(status: number, headers: [string, Uint8Array][]): void;
+  failed(error: ErrorCode): void;
 }
 
 /** An outgoing body's bytes, kept until its response is handed to a receiver. */
 class BodyBuffer {
-  receiver: ResponseReceiver | undefined;
+  receiver: BodyReceiver | undefined;
   pending: Uint8Array[] = [];
   finished = false;
 
-  attach(receiver: ResponseReceiver): void {
+  attach(receiver: BodyReceiver): void {
     this.receiver = receiver;
     for (const chunk of this.pending) receiver.chunk(chunk);
     this.pending = [];
@@ -296,6 +302,11 @@ export class OutgoingBody extends HostResource {
     if (buffer.finished) return;
     buffer.finished = true;
     buffer.receiver?.end();
+  }
+
+  override [Symbol.dispose](): void {
+    super[Symbol.dispose]();
+    if (!this.buffer.finished) this.buffer.receiver?.abandoned?.();
   }
 }
 
@@ -449,9 +460,17 @@ export class OutgoingRequest extends HostResource {
   }
 }
 
-/** The bytes written to an outgoing body so far (for the outbound capability). */
-export function outgoingBodyBytes(body: OutgoingBody | undefined): Uint8Array[] {
-  return body ? body.buffer.pending : [];
+/**
+ * An outbound request's body for the outbound capability: whole, when the guest finished it
+ * already; otherwise undefined, and `receive` streams it (what was written, then the rest as it
+ * is written).
+ */
+export function outgoingBodyWhole(body: OutgoingBody): Uint8Array[] | undefined {
+  return body.buffer.finished ? body.buffer.pending : undefined;
+}
+
+export function receiveOutgoingBody(body: OutgoingBody, receiver: BodyReceiver): void {
+  body.buffer.attach(receiver);
 }
 
 export class RequestOptions extends HostResource {

@@ -15,8 +15,21 @@ export interface OutboundRequest {
   method: string;
   url: string;
   headers: [string, Uint8Array | string][];
-  body?: Uint8Array;
+  body?: Uint8Array | StreamedRequestBody;
 }
+
+/**
+ * A request body the guest writes while the request goes (wasi:http: `handle` comes first, the
+ * body's writes after it): sent whole, with its length, when the guest finished it before the
+ * connection opened, else chunked as it is written.
+ */
+export interface StreamedRequestBody {
+  whole(): Uint8Array | undefined;
+  stream(sink: { write(chunk: Uint8Array): void; end(): void; abandoned(): void }): void;
+}
+
+/** Bytes of a streamed request body waiting for a server that reads slower than the guest writes; past it the request fails. */
+const MAX_UNSENT_BYTES = 64 * 1024 * 1024;
 
 export interface OutboundResponse {
   status: number;
@@ -91,15 +104,23 @@ export async function outboundFetch(
   const target = await checkOutbound(new URL(request.url), policy);
   if (signal?.aborted) throw new OutboundError('protocol', ABANDONED);
   const headers: Record<string, string | string[]> = {};
+  // The length the guest declared for a body it streams (StarlingMonkey does for a string or a
+  // buffer); held to it below. Anything but one plain number is no declaration.
+  const declaredLengths: string[] = [];
   for (const [name, value] of request.headers) {
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP.has(lower)) continue;
     const text = typeof value === 'string' ? value : headerValueText(value);
+    if (lower === 'content-length') declaredLengths.push(text.trim());
+    if (HOP_BY_HOP.has(lower)) continue;
     const existing = headers[lower];
     headers[lower] = existing === undefined ? text : [...(Array.isArray(existing) ? existing : [existing]), text];
   }
-  const requestBody = request.body ?? new Uint8Array();
-  if (requestBody.byteLength > 0 || !['GET', 'HEAD'].includes(request.method)) headers['content-length'] = String(requestBody.byteLength);
+  const declared = declaredLengths.length === 1 && /^[0-9]{1,15}$/.test(declaredLengths[0] ?? '') ? Number(declaredLengths[0]) : undefined;
+  // Looked at once the name is resolved: a guest that wrote its body at once has finished it.
+  const requestBody = request.body;
+  const whole = requestBody === undefined ? new Uint8Array() : requestBody instanceof Uint8Array ? requestBody : requestBody.whole();
+  if (whole && (whole.byteLength > 0 || !['GET', 'HEAD'].includes(request.method))) headers['content-length'] = String(whole.byteLength);
+  else if (!whole && declared !== undefined) headers['content-length'] = String(declared);
   // Not imported statically: importing node:http as an ES module reads every export, and its
   // WebSocket getters load Node's bundled undici, 25 ms of every capsule worker's start.
   const send = process.getBuiltinModule(target.url.protocol === 'https:' ? 'node:https' : 'node:http').request;
@@ -182,7 +203,41 @@ export async function outboundFetch(
         ),
       );
     });
-    outgoing.end(requestBody);
+    if (whole || requestBody === undefined || requestBody instanceof Uint8Array) {
+      outgoing.end(whole);
+      return;
+    }
+    let sent = 0;
+    const mismatch = () =>
+      fail(
+        new OutboundError(
+          'protocol',
+          `the capsule declared a request body of ${declared} bytes and wrote ${sent > (declared ?? 0) ? 'more' : sent}`,
+        ),
+      );
+    requestBody.stream({
+      write(chunk) {
+        if (done) return;
+        if (outgoing.writableLength > MAX_UNSENT_BYTES) {
+          fail(
+            new OutboundError(
+              'protocol',
+              `${target.url.origin} read the request body slower than the capsule wrote ${MAX_UNSENT_BYTES} bytes of it`,
+            ),
+          );
+          return;
+        }
+        sent += chunk.byteLength;
+        if (declared !== undefined && sent > declared) mismatch();
+        else outgoing.write(chunk);
+      },
+      end() {
+        if (done) return;
+        if (declared !== undefined && sent !== declared) mismatch();
+        else outgoing.end();
+      },
+      abandoned: () => fail(new OutboundError('protocol', 'the capsule dropped the request body before it finished it')),
+    });
   });
 }
 

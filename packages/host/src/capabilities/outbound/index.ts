@@ -4,22 +4,25 @@ import {
   type ErrorCode,
   FutureIncomingResponse,
   IncomingResponse,
+  type OutgoingBody,
   OutgoingRequest,
-  outgoingBodyBytes,
+  outgoingBodyWhole,
   type RequestOptions,
+  receiveOutgoingBody,
 } from '../../wasi/http-types.ts';
 import { HostResource } from '../canonical-abi.ts';
 import type { Capability } from '../contract.ts';
 import { WitError } from '../contract.ts';
-import { DEFAULT_OUTBOUND_LIMITS, OutboundError, type OutboundLimits, outboundFetch } from './fetch.ts';
+import { DEFAULT_OUTBOUND_LIMITS, OutboundError, type OutboundLimits, outboundFetch, type StreamedRequestBody } from './fetch.ts';
 import { OutboundRefused } from './policy.ts';
 
 /**
  * Outbound HTTP: `wasi:http/outgoing-handler`, to the manifest's `outbound` origins only, never
  * to the host's loopback or private addresses unless host config allows their range
  * (`[outbound] allow_addresses = ["10.1.0.0/16"]`). A refused request reaches the guest as
- * `HTTP-request-denied`, and the reason goes to the capsule's log. The request body is what the
- * guest wrote before calling `handle`.
+ * `HTTP-request-denied`, and the reason goes to the capsule's log. The request body is sent as
+ * the guest writes it, after `handle` (whole, with its length, when the guest finished it before
+ * the connection opened).
  */
 export interface OutboundSettings {
   origins: string[];
@@ -122,15 +125,9 @@ const outbound: Capability<OutboundSettings> = {
             const parts = OutgoingRequest.parts(request);
             if (!parts.authority) throw new WitError({ tag: 'HTTP-request-URI-invalid' });
             const url = `${parts.scheme}://${parts.authority}${parts.pathWithQuery ?? '/'}`;
-            const body = outgoingBodyBytes(parts.body);
             const abandon = new AbortController();
             const work = outboundFetch(
-              {
-                method: parts.method,
-                url,
-                headers: parts.headers,
-                ...(body.length > 0 ? { body: new Uint8Array(Buffer.concat(body)) } : {}),
-              },
+              { method: parts.method, url, headers: parts.headers, ...(parts.body ? { body: streamedBody(parts.body) } : {}) },
               { origins, allowAddresses },
               limits,
               {
@@ -162,6 +159,29 @@ const outbound: Capability<OutboundSettings> = {
 };
 
 export default outbound;
+
+/** What the guest writes to a request's body at most at once: the socket takes it, and a server that lags fails the request past a bound. */
+const WRITE_BUDGET = 1024 * 1024;
+
+/** The guest's request body for `outboundFetch`: whole if it is finished already, else streamed as it is written. */
+function streamedBody(body: OutgoingBody): StreamedRequestBody {
+  return {
+    whole() {
+      const chunks = outgoingBodyWhole(body);
+      return chunks && new Uint8Array(Buffer.concat(chunks));
+    },
+    stream(sink) {
+      receiveOutgoingBody(body, {
+        capacity: () => WRITE_BUDGET,
+        chunk: (bytes) => sink.write(bytes),
+        flush() {},
+        end: () => sink.end(),
+        overLimit() {},
+        abandoned: () => sink.abandoned(),
+      });
+    },
+  };
+}
 
 /** `handle` takes the request and its options as owned handles, which jco's glue forgets then. */
 function passedOn(request: OutgoingRequest | undefined, options: RequestOptions | undefined): void {
