@@ -938,3 +938,81 @@ test("an outbound request's body reaches the server: a string with its length, a
   assert.deepEqual(JSON.parse((await postInTwo(port, '/piped', ['posted ', 'in two'])).body), { body: 'posted in two', length: 'chunked' });
   assert.deepEqual(JSON.parse((await postInTwo(port, '/made', ['', ''])).body), { body: 'part1;part2;part3;', length: 'chunked' });
 });
+
+test("fetch() follows redirects as the Fetch standard does, each hop checked against the manifest's origins", async (t) => {
+  const seen: string[] = [];
+  const api = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk));
+    req.on('end', () => {
+      seen.push(`${req.method} ${req.url} ${body} ${req.headers.authorization ?? '-'}`);
+      const [, kind, rest] = /^\/(\w+)(.*)$/.exec(req.url ?? '') ?? [];
+      const to = (status: number, location: string) => {
+        res.writeHead(status, { location });
+        res.end('moved');
+      };
+      if (kind === 'chain') to(302, '/hop');
+      else if (kind === 'hop') to(301, `${rest || '/final'}`);
+      else if (kind === 'see') to(303, '/final');
+      else if (kind === 'keep') to(307, '/final');
+      else if (kind === 'loop') to(302, '/loop');
+      else if (kind === 'away') to(302, 'http://169.254.169.254/latest/meta-data/');
+      else res.end(`final ${req.method} ${body}`);
+    });
+  });
+  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
+  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
+  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const dev = await counterVariant(t, {
+    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        "if (request.method !== 'GET')",
+        `if (path.startsWith('/try/')) {
+      const [, , kind, method, mode] = path.split('/');
+      try {
+        const reply = await fetch('${origin}/' + kind, {
+          method,
+          redirect: mode || 'follow',
+          headers: { authorization: 'Bearer secret' },
+          ...(method === 'GET' ? {} : { body: 'payload' }),
+        });
+        return Response.json({ status: reply.status, url: reply.url.replace('${origin}', ''), redirected: reply.redirected, text: await reply.text() });
+      } catch (error) {
+        return Response.json({ error: String(error).replace('${origin}', '') });
+      }
+    }
+    if (request.method !== 'GET')`,
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
+    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'] } },
+    // More than the 20 hops a fetch follows.
+    limits: { outboundRequests: 40 },
+  });
+  const attempt = async (path: string) => JSON.parse((await get(port, 'counter.test', path)).body) as Record<string, unknown>;
+
+  assert.deepEqual(await attempt('/try/chain/GET'), { status: 200, url: '/final', redirected: true, text: 'final GET ' });
+  assert.deepEqual(seen.splice(0), ['GET /chain  Bearer secret', 'GET /hop  Bearer secret', 'GET /final  Bearer secret']);
+  // 303, and 301/302 after a POST, become a GET without the body; 307 repeats the method and body.
+  assert.deepEqual(await attempt('/try/see/PUT'), { status: 200, url: '/final', redirected: true, text: 'final GET ' });
+  assert.deepEqual(await attempt('/try/chain/POST'), { status: 200, url: '/final', redirected: true, text: 'final GET ' });
+  assert.deepEqual(await attempt('/try/keep/POST'), { status: 200, url: '/final', redirected: true, text: 'final POST payload' });
+  seen.splice(0);
+  assert.deepEqual(await attempt('/try/chain/GET/manual'), { status: 302, url: '/chain', redirected: false, text: 'moved' });
+  assert.match(
+    String((await attempt('/try/chain/GET/error')).error),
+    /^TypeError: fetch\(\/chain\) was redirected to \/hop, and its redirect mode is "error"$/,
+  );
+  assert.match(String((await attempt('/try/loop/GET')).error), /^TypeError: fetch\(\/loop\) was redirected more than 20 times$/);
+  // A hop to an origin the manifest does not grant is refused by the host, named.
+  assert.match(
+    String((await attempt('/try/away/GET')).error),
+    /^TypeError: fetch\(http:\/\/169\.254\.169\.254\/latest\/meta-data\/\) failed: the host refused it/,
+  );
+  assert.ok(
+    logs.some((line) => /request refused: http:\/\/169\.254\.169\.254 is not one of the manifest's outbound origins/.test(line)),
+    logs.join('\n'),
+  );
+});

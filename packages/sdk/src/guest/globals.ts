@@ -5,6 +5,7 @@ import './body-text.ts';
 import './console-errors.ts';
 import './crypto-guard.ts';
 import './fetch-errors.ts';
+import './fetch-redirects.ts';
 import './message-channel.ts';
 import './response-clone.ts';
 import './streams.ts';
