@@ -65,6 +65,9 @@ test('an allowed origin on an explicitly allowed loopback address works, with th
   );
   assert.equal(result.status, 200);
   assert.equal(await bodyText(result.body), 'pong');
+  // The response's length reaches the guest; its framing does not.
+  assert.equal(new TextDecoder().decode(result.headers.find(([name]) => name === 'content-length')?.[1]), '4');
+  assert.ok(!result.headers.some(([name]) => name === 'transfer-encoding' || name === 'connection'));
   const seen = result.headers.find(([name]) => name === 'x-seen')?.[1];
   assert.equal(new TextDecoder().decode(seen), `POST /ping?x=1 127.0.0.1:${server.port} hello`);
 });

@@ -83,7 +83,8 @@ function pinned(target: CheckedTarget): LookupFunction {
 function responseHeaders(headers: IncomingHttpHeaders): [string, Uint8Array][] {
   const out: [string, Uint8Array][] = [];
   for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || HOP_BY_HOP.has(name)) continue;
+    // The length stays: the body streams in whole or fails, and code reads it (a download's progress).
+    if (value === undefined || (HOP_BY_HOP.has(name) && name !== 'content-length')) continue;
     for (const one of Array.isArray(value) ? value : [value]) out.push([name, headerValueBytes(one)]);
   }
   return out;
