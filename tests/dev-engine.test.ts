@@ -72,6 +72,24 @@ test('a dev engine refuses to install on a plain host runtime, and runs its bund
   assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"path":"/hits","count":2}' });
 });
 
+/** An upstream server on 127.0.0.1 for a capsule to fetch from, closed after the test: its origin. */
+async function listenForCapsule(t: TestContext, server: ReturnType<typeof createServer>): Promise<string> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // Requests a test holds open end with it.
+  t.after(() => {
+    server.closeAllConnections();
+    return new Promise<void>((resolve) => server.close(() => resolve()));
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+}
+
+/** The counter's manifest, also granting outbound requests to `origin`. */
+const grantOutbound = (origin: string) => (text: string) =>
+  text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`);
+
+/** host.toml's [outbound] for a test whose upstream is on this machine's loopback. */
+const LOOPBACK = { allow_addresses: ['127.0.0.0/8'] };
+
 /** Installs a dev engine with its bundle on a runtime that serves stratum:dev/source, as `stratum dev` does; returns the port. */
 async function serveDev(
   t: TestContext,
@@ -673,11 +691,9 @@ test('outbound fetches run side by side, and a fetch in waitUntil does not hold 
     waiting.push(() => res.end(`pair ${req.url}`));
     if (waiting.length === 2) for (const answer of waiting.splice(0)) answer();
   });
-  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
-  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const origin = await listenForCapsule(t, api);
   const dev = await counterVariant(t, {
-    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    manifest: grantOutbound(origin),
     source: (text) =>
       text.replace('fetch(request) {', 'async fetch(request, env, ctx) {').replace(
         'return Response.json({ path, count })',
@@ -691,7 +707,7 @@ test('outbound fetches run side by side, and a fetch in waitUntil does not hold 
   });
   const logs: string[] = [];
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
-    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'] } },
+    capabilityConfig: { outbound: LOOPBACK },
   });
   assert.deepEqual(await get(port, 'counter.test', '/both'), { status: 200, body: '{"texts":["pair /pair?a","pair /pair?b"]}' });
   // Answered while its background fetch is still held.
@@ -723,11 +739,9 @@ test("an outbound response's body streams through the capsule as it arrives, pip
       res.end('second');
     });
   });
-  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
-  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const origin = await listenForCapsule(t, api);
   const dev = await counterVariant(t, {
-    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    manifest: grantOutbound(origin),
     source: (text) =>
       text.replace('fetch(request) {', 'async fetch(request) {').replace(
         'return Response.json({ path, count })',
@@ -757,7 +771,7 @@ test("an outbound response's body streams through the capsule as it arrives, pip
   });
   const logs: string[] = [];
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
-    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'], max_response_size: '8mb' } },
+    capabilityConfig: { outbound: { ...LOOPBACK, max_response_size: '8mb' } },
   });
   const streamed = (path: string, firstPart: string) =>
     new Promise<string>((resolve, reject) => {
@@ -809,11 +823,9 @@ test('a fetch goes on while the capsule waits for the rest of its request body',
     seen();
     res.end('upstream');
   });
-  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
-  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const origin = await listenForCapsule(t, api);
   const dev = await counterVariant(t, {
-    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    manifest: grantOutbound(origin),
     source: (text) =>
       text.replace('fetch(request) {', 'async fetch(request) {').replace(
         "if (request.method !== 'GET')",
@@ -826,7 +838,7 @@ test('a fetch goes on while the capsule waits for the rest of its request body',
       ),
   });
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, [], {
-    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'] } },
+    capabilityConfig: { outbound: LOOPBACK },
   });
   let secondSentAfter: string | undefined;
   const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -855,14 +867,9 @@ test("a fetch the capsule aborted is ended on the host when the request ends, be
     closed[req.url ?? ''] = new Promise((resolve) => res.on('close', () => resolve('closed')));
     if (req.url === '/head') res.write('part of a body');
   });
-  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    api.closeAllConnections();
-    return new Promise<void>((resolve) => api.close(() => resolve()));
-  });
-  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const origin = await listenForCapsule(t, api);
   const dev = await counterVariant(t, {
-    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    manifest: grantOutbound(origin),
     source: (text) =>
       text.replace('fetch(request) {', 'async fetch(request) {').replace(
         'return Response.json({ path, count })',
@@ -880,7 +887,7 @@ test("a fetch the capsule aborted is ended on the host when the request ends, be
   });
   const logs: string[] = [];
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
-    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'], timeout: '60s' } },
+    capabilityConfig: { outbound: { ...LOOPBACK, timeout: '60s' } },
   });
   for (const path of ['/before', '/head']) {
     const reply = await get(port, 'counter.test', path);
@@ -906,11 +913,9 @@ test("an outbound request's body reaches the server: a string with its length, a
       ),
     );
   });
-  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
-  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const origin = await listenForCapsule(t, api);
   const dev = await counterVariant(t, {
-    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    manifest: grantOutbound(origin),
     source: (text) =>
       text.replace('fetch(request) {', 'async fetch(request) {').replace(
         "if (request.method !== 'GET')",
@@ -931,7 +936,7 @@ test("an outbound request's body reaches the server: a string with its length, a
       ),
   });
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, [], {
-    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'] } },
+    capabilityConfig: { outbound: LOOPBACK },
   });
   const json = '{"hello":"wörld"}';
   assert.deepEqual(JSON.parse((await postInTwo(port, '/json', ['', ''])).body), { body: json, length: String(Buffer.byteLength(json)) });
@@ -960,11 +965,9 @@ test("fetch() follows redirects as the Fetch standard does, each hop checked aga
       else res.end(`final ${req.method} ${body}`);
     });
   });
-  await new Promise<void>((resolve) => api.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => api.close(() => resolve())));
-  const origin = `http://127.0.0.1:${(api.address() as AddressInfo).port}`;
+  const origin = await listenForCapsule(t, api);
   const dev = await counterVariant(t, {
-    manifest: (text) => text.replace('keyvalue = ["default"]', `keyvalue = ["default"]\noutbound = ["${origin}"]`),
+    manifest: grantOutbound(origin),
     source: (text) =>
       text.replace('fetch(request) {', 'async fetch(request) {').replace(
         "if (request.method !== 'GET')",
@@ -987,7 +990,7 @@ test("fetch() follows redirects as the Fetch standard does, each hop checked aga
   });
   const logs: string[] = [];
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
-    capabilityConfig: { outbound: { allow_addresses: ['127.0.0.0/8'] } },
+    capabilityConfig: { outbound: LOOPBACK },
     // More than the 20 hops a fetch follows.
     limits: { outboundRequests: 40 },
   });
