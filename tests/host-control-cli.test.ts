@@ -292,6 +292,13 @@ test('host export writes a store to a snapshot file, and host import puts it bac
   assert.match(exported.stdout, /^exported counter's keyvalue\/default: 1 records, \d+ B to .*backup\.jsonl\n/);
   assert.match(exported.stderr, /counter is serving; the snapshot may mix writes/);
   assert.match(await readFile(file, 'utf8'), /^\{"stratum-snapshot":1,"capability":"keyvalue","label":"default",/);
+  // To standard output, for a pipe: the snapshot alone there, what is said of it on stderr.
+  const piped = await run(['host', 'export', 'counter', 'keyvalue/default', '--out', '-', ...control]);
+  assert.equal(piped.code, 0, piped.stderr);
+  assert.match(piped.stderr, /exported counter's keyvalue\/default: 1 records, \d+ B\n/);
+  const recordsOf = (text: string) => text.split('\n').filter((line) => line.startsWith('{"key"'));
+  assert.deepEqual(recordsOf(piped.stdout), recordsOf(await readFile(file, 'utf8')));
+  assert.match(piped.stdout, /\{"end":\{"records":1,"sha256":"[0-9a-f]{64}"\}\}\n$/);
 
   // Counted on after the backup, then put back to it.
   assert.equal((JSON.parse(await ingressBody(url, 'counter.example')) as { count: number }).count, 3);

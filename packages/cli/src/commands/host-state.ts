@@ -55,16 +55,20 @@ A capsule that is serving may change its store while it is read: drain it first
 
 ${CONTROL_HELP}
 
+With --out -, the snapshot goes to standard output (to compress it, or to send it elsewhere),
+and what is said of it to standard error.
+
 Examples:
   stratum host export counter keyvalue/default --config host.toml
-  stratum host export shop sql/main --out shop-main.jsonl --config host.toml`,
+  stratum host export shop sql/main --out shop-main.jsonl --config host.toml
+  stratum host export shop bucket/images --out - --config host.toml | gzip > shop-images.jsonl.gz`,
   maxPositionals: 2,
   options: {
     out: {
       type: 'string',
       short: 'o',
       value: 'file',
-      description: 'where to write it (default: <capsule>-<capability>-<label>.jsonl here)',
+      description: 'where to write it, - for standard output (default: <capsule>-<capability>-<label>.jsonl here)',
     },
     ...CONTROL_OPTIONS,
   },
@@ -79,6 +83,7 @@ Examples:
       );
     }
     const stream = await client.exportState(capsule, capability, label);
+    const toStdout = out === '-';
     const partial = `${out}.partial`;
     // Counts what came (said every few seconds on a long export) and keeps the end, for the trailer.
     let bytes = 0;
@@ -92,17 +97,24 @@ Examples:
     });
     const ticker = setInterval(() => io.stderr.write(`exporting ${capability}/${label}: ${formatBytes(bytes)} so far\n`), 3000);
     try {
-      await pipeline(stream, watch, createWriteStream(partial));
+      if (toStdout) await pipeline(stream, watch, io.stdout, { end: false });
+      else await pipeline(stream, watch, createWriteStream(partial));
     } catch (error) {
-      await rm(partial, { force: true });
+      if (!toStdout) await rm(partial, { force: true });
       throw error;
     } finally {
       clearInterval(ticker);
     }
     const records = trailerRecords(tail);
     if (records === undefined) {
-      await rm(partial, { force: true });
+      if (!toStdout) await rm(partial, { force: true });
       throw usageError(`the host's snapshot of ${capability}/${label} ended without its trailer: it was cut short`, 'Export it again.');
+    }
+    if (toStdout) {
+      io.stderr.write(
+        `${paint(io.stderr, 32, 'exported')} ${capsule}'s ${capability}/${label}: ${records} records, ${formatBytes(bytes)}\n`,
+      );
+      return EXIT_OK;
     }
     await rename(partial, out);
     const { size } = await stat(out);
