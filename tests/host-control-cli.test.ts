@@ -256,7 +256,7 @@ test('host move takes a capsule and its keyvalue state to another host, which co
   assert.match(moved.stdout, /^moved counter to the new host: running, serving counter\.example; no host served it for \d+ ms\n/);
   assert.match(
     moved.stderr,
-    /draining counter on the old host\ncopying keyvalue\/default from the old host\ncopied keyvalue\/default: 1 records, \d+ B\nstarting counter/,
+    /draining counter on the old host\ncopying keyvalue\/default from the old host\nimporting keyvalue\/default into the new host: \d+ B\ncopied keyvalue\/default: 1 records, \d+ B\nstarting counter/,
   );
   // The new host counts on from the old one's state; the old one keeps it drained.
   const nextUrl = new URL('/a', next.host.ingressUrl);

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { formatBytes, formatDuration, isStratumError } from '@stratum/core';
-import type { CapsuleLogEntry, CapsuleStatus, InstallOptions } from '@stratum/host';
+import type { CapsuleLogEntry, CapsuleStatus, InstallOptions, StoreRef } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
   asciiDomain,
@@ -587,7 +587,15 @@ Examples:
       onStep: (step) => {
         if (step.step === 'install') io.stderr.write(`installing ${step.name} (${capsule.describe}) on ${toName}, not started\n`);
         if (step.step === 'drain') io.stderr.write(`draining ${step.name} on ${fromName}\n`);
-        if (step.step === 'copying') io.stderr.write(`copying ${step.store.capability}/${step.store.label} from ${fromName}\n`);
+        const store = (ref: StoreRef) => `${ref.capability}/${ref.label}`;
+        if (step.step === 'copying') {
+          io.stderr.write(
+            step.exportedBytes === undefined
+              ? `copying ${store(step.store)} from ${fromName}\n`
+              : `copying ${store(step.store)}: ${formatBytes(step.exportedBytes)} exported so far\n`,
+          );
+        }
+        if (step.step === 'importing') io.stderr.write(`importing ${store(step.store)} into ${toName}: ${formatBytes(step.bytes)}\n`);
         if (step.step === 'copy')
           io.stderr.write(`copied ${step.store.capability}/${step.store.label}: ${step.records} records, ${formatBytes(step.bytes)}\n`);
         if (step.step === 'link') io.stderr.write(`pointing ${step.domains.join(', ')} at ${step.host} on ${dnsServer}\n`);

@@ -45,7 +45,7 @@ test('a move installs first, then drains, copies every store and starts the new 
     install,
     stores,
     onStep: (step) => {
-      if (step.step === 'copy') copies.push(step);
+      if (step.step === 'copy' || step.step === 'importing') copies.push(step);
     },
   });
   assert.deepEqual(calls, [
@@ -59,9 +59,12 @@ test('a move installs first, then drains, copies every store and starts the new 
   ]);
   // Each snapshot crossed whole (the fake import counts its lines), through a spool file.
   assert.deepEqual(result.records, { 'keyvalue/default': 1, 'sql/main': 1 });
+  const [kv, sql] = ['snapshot of keyvalue/default from shop\n'.length, 'snapshot of sql/main from shop\n'.length];
   assert.deepEqual(copies, [
-    { step: 'copy', store: stores[0], records: 1, bytes: 'snapshot of keyvalue/default from shop\n'.length },
-    { step: 'copy', store: stores[1], records: 1, bytes: 'snapshot of sql/main from shop\n'.length },
+    { step: 'importing', store: stores[0], bytes: kv },
+    { step: 'copy', store: stores[0], records: 1, bytes: kv },
+    { step: 'importing', store: stores[1], bytes: sql },
+    { step: 'copy', store: stores[1], records: 1, bytes: sql },
   ]);
   assert.ok(result.downtimeMs >= 0);
 });

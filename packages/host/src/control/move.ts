@@ -27,7 +27,10 @@ export function storesOf(capabilities: Pick<Capabilities, 'keyvalue' | 'sql' | '
 export type MoveStep =
   | { step: 'install'; name: string }
   | { step: 'drain'; name: string }
-  | { step: 'copying'; store: StoreRef }
+  /** A store's copy begins, and then, every few seconds of a long export, how far it has come. */
+  | { step: 'copying'; store: StoreRef; exportedBytes?: number }
+  /** The store's snapshot is whole, and goes to the new host. */
+  | { step: 'importing'; store: StoreRef; bytes: number }
   | { step: 'copy'; store: StoreRef; records: number; bytes: number }
   | { step: 'link'; domains: string[]; host: string }
   | { step: 'start'; name: string }
@@ -91,7 +94,7 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
     await from.drain(name);
     for (const store of stores) {
       onStep?.({ step: 'copying', store });
-      const { records: copied, bytes } = await copyStore(from, name, to, target, store, options.spoolDir);
+      const { records: copied, bytes } = await copyStore(from, name, to, target, store, options.spoolDir, onStep);
       records[`${store.capability}/${store.label}`] = copied;
       onStep?.({ step: 'copy', store, records: copied, bytes });
     }
@@ -139,15 +142,30 @@ async function copyStore(
   target: string,
   store: StoreRef,
   spoolDir = tmpdir(),
+  onStep?: (step: MoveStep) => void,
 ): Promise<{ records: number; bytes: number }> {
   const dir = await mkdtemp(join(spoolDir, 'stratum-move-'));
+  let exportedBytes = 0;
+  const ticker = setInterval(() => onStep?.({ step: 'copying', store, exportedBytes }), PROGRESS_EVERY_MS);
   try {
     const file = join(dir, `${store.capability}-${store.label}.jsonl`);
-    await pipeline(Readable.fromWeb(await from.exportState(name, store.capability, store.label)), createWriteStream(file));
+    const counted = async function* (chunks: AsyncIterable<Uint8Array>) {
+      for await (const chunk of chunks) {
+        exportedBytes += chunk.byteLength;
+        yield chunk;
+      }
+    };
+    await pipeline(Readable.fromWeb(await from.exportState(name, store.capability, store.label)), counted, createWriteStream(file));
+    clearInterval(ticker);
     const snapshot = await openAsBlob(file);
+    onStep?.({ step: 'importing', store, bytes: snapshot.size });
     const imported = await to.importState(target, store.capability, store.label, snapshot);
     return { records: imported.records, bytes: snapshot.size };
   } finally {
+    clearInterval(ticker);
     await rm(dir, { recursive: true, force: true });
   }
 }
+
+/** How often a long export says how far it has come. */
+const PROGRESS_EVERY_MS = 3000;
