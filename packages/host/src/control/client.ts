@@ -3,7 +3,6 @@ import { type Ed25519PrivateJwk, type Ed25519PublicJwk, StratumError } from '@st
 import type { LedgerEntry, LedgerState, Usage } from '../metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus } from '../runtime-types.ts';
 import { signControlRequest } from './auth.ts';
-
 import type { InstallBody } from './server.ts';
 
 /** `bh` of a body too large to hold: its bytes streamed through SHA-256. */

@@ -388,6 +388,9 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     response.once('close', stop);
   };
 
+  /** Where state snapshots are received; none when this host imports no state. */
+  const stateUploads = options.state && join(options.state.dataDir, STATE_UPLOADS_DIR);
+
   return (request, response) => {
     const method = request.method ?? 'GET';
     const path = request.url ?? '/';
@@ -404,19 +407,16 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         }
         // A state snapshot may be larger than any other request: its token is checked first,
         // and its body spooled to disk (hashed as it arrives) only once the endpoint wants it.
-        const deferred = method === 'PUT' && STATE_PATH.test(relative) && options.state !== undefined;
-        const body = deferred ? EMPTY_BODY : await readBody(request, options.maxBodyBytes);
+        const spoolTo = method === 'PUT' && STATE_PATH.test(relative) ? stateUploads : undefined;
+        const body = spoolTo === undefined ? await readBody(request, options.maxBodyBytes) : EMPTY_BODY;
         const verified = await options.verify({
           method,
           path: relative,
           authorization: request.headers.authorization,
-          body: deferred ? 'deferred' : body,
+          body: spoolTo === undefined ? body : 'deferred',
         });
         const requestLog = log.child({ registrar: verified.registrar.name });
-        const upload =
-          deferred && options.state
-            ? () => spoolSnapshot(request, join(options.state?.dataDir ?? '', STATE_UPLOADS_DIR), options.maxStateBytes, verified.bodyHash)
-            : undefined;
+        const upload = spoolTo === undefined ? undefined : () => spoolSnapshot(request, spoolTo, options.maxStateBytes, verified.bodyHash);
         await route(request, relative, response, body, requestLog, verified.registrar, upload);
         requestLog.debug({ status: response.statusCode }, 'control request served');
       } catch (error) {

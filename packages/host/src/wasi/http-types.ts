@@ -462,8 +462,8 @@ export class OutgoingRequest extends HostResource {
 
 /**
  * An outbound request's body for the outbound capability: whole, when the guest finished it
- * already; otherwise undefined, and `receive` streams it (what was written, then the rest as it
- * is written).
+ * already; otherwise undefined, and `receiveOutgoingBody` streams it (what was written, then the
+ * rest as it is written).
  */
 export function outgoingBodyWhole(body: OutgoingBody): Uint8Array[] | undefined {
   return body.buffer.finished ? body.buffer.pending : undefined;
@@ -547,6 +547,9 @@ export class FutureIncomingResponse extends HostResource {
   #value: FutureValue | undefined;
   #taken = false;
   #pending: Pending | undefined;
+  /** Called when the guest drops the future unsettled. */
+  #abandon: (() => void) | undefined;
+  #abandoned = false;
 
   constructor(value?: FutureValue) {
     super();
@@ -568,9 +571,6 @@ export class FutureIncomingResponse extends HostResource {
     future.#abandon = abandon;
     return future;
   }
-
-  #abandon: (() => void) | undefined;
-  #abandoned = false;
 
   override [Symbol.dispose](): void {
     super[Symbol.dispose]();

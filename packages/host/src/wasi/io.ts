@@ -123,8 +123,9 @@ const PENDING_RECHECK_MS = 5;
 
 /**
  * `poll` with pending work in the list: the thread's event loop must run to bring it about, so
- * this waits on it (and the earliest deadline) without blocking; a request body's waitable,
- * which blocks, is checked every few milliseconds instead.
+ * this waits on it (and the earliest deadline) without blocking. A waitable, which could only be
+ * waited for by blocking, is checked every few milliseconds instead (a capsule's request body
+ * has an `arrival` here, so none of those comes from a capsule that may fetch).
  */
 async function pollAsync(pollables: Pollable[]): Promise<Uint32Array> {
   beforeBlocking?.();
