@@ -2,7 +2,8 @@
 // stratum:dev/source capability runs the capsule's bundle on it; a production host, which does
 // not, refuses it at install, so a dev engine can never end up serving on a real host.
 import assert from 'node:assert/strict';
-import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import type { webcrypto } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -120,7 +121,13 @@ async function serveDev(
 /** The counter example in a new directory, its source (and manifest) edited, built for a dev engine. */
 async function counterVariant(
   t: TestContext,
-  edit: { source: (text: string) => string; manifest?: (text: string) => string; files?: Record<string, string> },
+  edit: {
+    source: (text: string) => string;
+    manifest?: (text: string) => string;
+    files?: Record<string, string>;
+    /** Paths in the project that link to a directory: a package it imports, say. */
+    links?: Record<string, string>;
+  },
 ): Promise<Awaited<ReturnType<typeof buildDevCapsule>>> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-variant-'));
   t.after(() => removeDir(dir));
@@ -134,6 +141,10 @@ async function counterVariant(
   for (const [path, text] of Object.entries(edit.files ?? {})) {
     await mkdir(join(dir, path, '..'), { recursive: true });
     await writeFile(join(dir, path), text);
+  }
+  for (const [path, target] of Object.entries(edit.links ?? {})) {
+    await mkdir(join(dir, path, '..'), { recursive: true });
+    await symlink(target, join(dir, path));
   }
   return buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
 }
@@ -304,43 +315,75 @@ test('an outbound fetch() the host refuses fails with the URL and a pointer to t
   assert.ok(logs.includes('request refused: the manifest allows no outbound origin ([capabilities] outbound)'), logs.join('\n'));
 });
 
-test('importing an ECDSA or RSA key is a NotSupportedError the capsule can catch, not an abort of its instance; HMAC keys import', async (t) => {
-  // A public key of each, as Node.js exports them (their values do not matter: the import is refused).
-  const ecdsa = {
-    kty: 'EC',
-    crv: 'P-256',
-    x: 'f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU',
-    y: 'x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0',
+test('a capsule checks JWTs signed with ES256, RS256, PS256 and EdDSA with jose, and an Ed25519 webhook signature with crypto.subtle', async (t) => {
+  const { SignJWT, exportJWK, generateKeyPair } = await import('jose');
+  const algorithms = ['ES256', 'RS256', 'PS256', 'EdDSA'] as const;
+  const tokens: Record<string, { jwk: object; token: string; forged: string }> = {};
+  for (const alg of algorithms) {
+    const signer = await generateKeyPair(alg, { extractable: true });
+    const stranger = await generateKeyPair(alg);
+    const claims = new SignJWT({ sub: `user-${alg}` }).setProtectedHeader({ alg }).setIssuedAt().setExpirationTime('5m');
+    tokens[alg] = {
+      jwk: await exportJWK(signer.publicKey),
+      token: await claims.sign(signer.privateKey),
+      forged: await claims.sign(stranger.privateKey),
+    };
+  }
+  // A webhook as Discord signs one: Ed25519 over timestamp + body, the key given as hex.
+  const webhookKeys = (await crypto.subtle.generateKey('Ed25519', true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const webhookBody = '{"type":1}';
+  const webhookSignature = new Uint8Array(
+    await crypto.subtle.sign('Ed25519', webhookKeys.privateKey, new TextEncoder().encode(`1700000000${webhookBody}`)),
+  );
+  const toHex = (bytes: Uint8Array) => Buffer.from(bytes).toString('hex');
+  const webhook = {
+    key: toHex(new Uint8Array(await crypto.subtle.exportKey('raw', webhookKeys.publicKey))),
+    signature: toHex(webhookSignature),
   };
-  const rsa = { kty: 'RSA', n: 'sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1Wl', e: 'AQAB' };
+  const privateJwk = await crypto.subtle.exportKey(
+    'jwk',
+    ((await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign'])) as webcrypto.CryptoKeyPair).privateKey,
+  );
   const dev = await counterVariant(t, {
+    links: { 'node_modules/jose': join(process.cwd(), 'node_modules', 'jose') },
     source: (text) =>
-      text.replace(
+      `import { importJWK, jwtVerify } from 'jose';\n${text}`.replace(
         '  fetch(request) {',
         `  async fetch(request) {
-    if (new URL(request.url).pathname === '/keys') {
-      const tried = async (format: string, key: unknown, algorithm: unknown) => {
-        try {
-          await crypto.subtle.importKey(format as 'jwk', key as JsonWebKey, algorithm as AlgorithmIdentifier, false, ['verify']);
-          return 'imported';
-        } catch (error) {
-          return \`\${(error as Error).name}: \${(error as Error).message}\`;
-        }
-      };
-      return Response.json({
-        ecdsa: await tried('jwk', ${JSON.stringify(ecdsa)}, { name: 'ECDSA', namedCurve: 'P-256' }),
-        rsa: await tried('jwk', ${JSON.stringify(rsa)}, { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' }),
-        hmac: await tried('raw', new Uint8Array(16), { name: 'HMAC', hash: 'SHA-256' }),
-      });
+    if (new URL(request.url).pathname === '/tokens') {
+      const tokens = ${JSON.stringify(tokens)};
+      const seen: Record<string, string> = {};
+      for (const [alg, { jwk, token, forged }] of Object.entries(tokens)) {
+        const key = await importJWK(jwk, alg);
+        seen[alg] = String((await jwtVerify(token, key)).payload.sub);
+        seen[\`\${alg} forged\`] = await jwtVerify(forged, key).then(() => 'accepted', (error) => error.code);
+      }
+      const fromHex = (hex: string) => Uint8Array.from(hex.match(/../g) ?? [], (pair) => Number.parseInt(pair, 16));
+      const webhookKey = await crypto.subtle.importKey('raw', fromHex('${webhook.key}'), 'Ed25519', false, ['verify']);
+      const signed = (body: string) => new TextEncoder().encode(\`1700000000\${body}\`);
+      seen.webhook = String(await crypto.subtle.verify('Ed25519', webhookKey, fromHex('${webhook.signature}'), signed(${JSON.stringify(webhookBody)})));
+      seen['webhook changed'] = String(await crypto.subtle.verify('Ed25519', webhookKey, fromHex('${webhook.signature}'), signed('{"type":2}')));
+      seen.private = await crypto.subtle
+        .importKey('jwk', ${JSON.stringify(privateJwk)}, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign'])
+        .then(() => 'imported', (error) => \`\${error.name}: \${error.message}\`);
+      seen.hmac = await crypto.subtle
+        .importKey('raw', new Uint8Array(16), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign'])
+        .then(() => 'imported', (error) => String(error));
+      return Response.json(seen);
     }`,
       ),
   });
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
-  const reply = await get(port, 'counter.test', '/keys');
+  const reply = await get(port, 'counter.test', '/tokens');
   assert.equal(reply.status, 200, reply.body);
   const seen = JSON.parse(reply.body) as Record<string, string>;
-  assert.match(seen.ecdsa ?? '', /^NotSupportedError: ECDSA keys cannot be imported in a capsule/);
-  assert.match(seen.rsa ?? '', /^NotSupportedError: RSASSA-PKCS1-V1_5 keys cannot be imported in a capsule/);
+  for (const alg of algorithms) {
+    assert.equal(seen[alg], `user-${alg}`);
+    assert.equal(seen[`${alg} forged`], 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED');
+  }
+  assert.equal(seen.webhook, 'true');
+  assert.equal(seen['webhook changed'], 'false');
+  assert.match(seen.private ?? '', /^NotSupportedError: private ECDSA keys cannot be imported in a capsule/);
   assert.equal(seen.hmac, 'imported');
 });
 

@@ -3,7 +3,7 @@
 // in place for the capsule's top-level code and the libraries it loads, not only for requests.
 import './body-text.ts';
 import './console-errors.ts';
-import './crypto-guard.ts';
+import './crypto-public-keys.ts';
 import './fetch-errors.ts';
 import './fetch-redirects.ts';
 import './message-channel.ts';

@@ -1,0 +1,400 @@
+// StarlingMonkey's `crypto.subtle` (componentize-js 0.23) has digests and HMAC only. It refuses
+// RSA-PSS and Ed25519, and it aborts the whole instance (a WebAssembly trap, no exception) when
+// asked to import an ECDSA or RSASSA-PKCS1-v1_5 key. So a capsule could not check a JWT signed
+// with ES256, RS256, PS256 or EdDSA, nor a webhook signed with Ed25519. This module gives
+// `importKey` and `verify` those four algorithms for public keys (JWK, SPKI, and raw where
+// WebCrypto has it), computed by signature-math.ts. A private key is refused with a
+// NotSupportedError the capsule can catch: signing in BigInt would leak the key through its
+// timing. Imported for this effect by globals.ts. Drop it once the engine has them.
+
+import {
+  bigIntToBytes,
+  bitLength,
+  bytesToBigInt,
+  CURVES,
+  type Curve,
+  type Digest,
+  ecdsaVerify,
+  ed25519Verify,
+  edDecode,
+  HASH_BYTES,
+  isOnCurve,
+  type RsaPublicKey,
+  rsaPkcs1Verify,
+  rsaPssVerify,
+} from './signature-math.ts';
+
+type Material =
+  | { readonly kind: 'ECDSA'; readonly curve: Curve; readonly point: { readonly x: bigint; readonly y: bigint } }
+  | { readonly kind: 'RSASSA-PKCS1-v1_5' | 'RSA-PSS'; readonly key: RsaPublicKey; readonly hash: string }
+  | { readonly kind: 'Ed25519'; readonly raw: Uint8Array };
+
+type SignatureAlgorithm = Material['kind'];
+
+// WebCrypto's types, as the project's type definitions (Node.js's) name them.
+type SubtleCrypto = typeof globalThis.crypto.subtle;
+type CryptoKey = Awaited<ReturnType<SubtleCrypto['importKey']>>;
+
+const SIGNATURE_ALGORITHMS: Readonly<Record<string, SignatureAlgorithm>> = {
+  ECDSA: 'ECDSA',
+  'RSASSA-PKCS1-V1_5': 'RSASSA-PKCS1-v1_5',
+  'RSA-PSS': 'RSA-PSS',
+  ED25519: 'Ed25519',
+};
+
+// A JWK's `alg`, when it has one, must be the algorithm and hash it is imported for.
+const JWK_ALG_PREFIX: Readonly<Record<string, string>> = { 'RSASSA-PKCS1-v1_5': 'RS', 'RSA-PSS': 'PS' };
+
+// Bounds that keep a hostile key from costing a capsule's whole time limit in one modPow, as
+// BoringSSL bounds them (an exponent of at most 33 bits, a modulus of at most 16,384).
+const RSA_MAX_MODULUS_BITS = 16_384;
+const RSA_MIN_MODULUS_BITS = 512;
+const RSA_MAX_EXPONENT_BITS = 33;
+
+// DER object identifiers, as the hex of their contents octets.
+const OID = {
+  rsaEncryption: '2a864886f70d010101',
+  ecPublicKey: '2a8648ce3d0201',
+  ed25519: '2b6570',
+} as const;
+const CURVE_OIDS: Readonly<Record<string, Curve['name']>> = {
+  '2a8648ce3d030107': 'P-256',
+  '2b81040022': 'P-384',
+  '2b81040023': 'P-521',
+};
+
+function failure(name: 'DataError' | 'NotSupportedError' | 'InvalidAccessError' | 'SyntaxError', message: string) {
+  return new DOMException(message, name);
+}
+
+function nameOf(algorithm: unknown): string {
+  if (typeof algorithm === 'string') return algorithm;
+  if (algorithm && typeof algorithm === 'object' && typeof (algorithm as { name?: unknown }).name === 'string') {
+    return (algorithm as { name: string }).name;
+  }
+  throw new TypeError('the algorithm must be a name or an object with a name');
+}
+
+function hashOf(hash: unknown, what: string): string {
+  if (hash === undefined) throw new TypeError(`${what} needs a hash ('SHA-256', say)`);
+  const canonical = nameOf(hash).toUpperCase();
+  if (!(canonical in HASH_BYTES))
+    throw failure('NotSupportedError', `${what}: the hash ${nameOf(hash)} is not one of SHA-1, SHA-256, SHA-384, SHA-512`);
+  return canonical;
+}
+
+function bytesOf(data: unknown, what: string): Uint8Array {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
+  throw new TypeError(`${what} must be an ArrayBuffer or a view of one`);
+}
+
+function base64UrlBytes(text: unknown, field: string): Uint8Array {
+  if (typeof text !== 'string' || !/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) {
+    throw failure('DataError', `the JWK's "${field}" is not base64url`);
+  }
+  const binary = atob(
+    text
+      .replace(/-/g, '+')
+      .replace(/_/g, '/')
+      .padEnd(Math.ceil(text.length / 4) * 4, '='),
+  );
+  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
+}
+
+// ---- DER, as much of it as a SubjectPublicKeyInfo needs ----
+
+interface Element {
+  readonly tag: number;
+  readonly contents: Uint8Array;
+  readonly end: number;
+}
+
+function readElement(bytes: Uint8Array, offset: number, what: string): Element {
+  const tag = bytes[offset];
+  let length = bytes[offset + 1];
+  if (tag === undefined || length === undefined) throw failure('DataError', `the SPKI ends inside ${what}`);
+  let start = offset + 2;
+  if (length & 0x80) {
+    const count = length & 0x7f;
+    if (count === 0 || count > 4) throw failure('DataError', `the SPKI's length of ${what} is not DER`);
+    length = 0;
+    for (let i = 0; i < count; i++) length = length * 256 + (bytes[start + i] ?? Number.NaN);
+    start += count;
+  }
+  const end = start + length;
+  if (!Number.isFinite(end) || end > bytes.length) throw failure('DataError', `the SPKI ends inside ${what}`);
+  return { tag, contents: bytes.subarray(start, end), end };
+}
+
+function expectElement(bytes: Uint8Array, offset: number, tag: number, what: string): Element {
+  const element = readElement(bytes, offset, what);
+  if (element.tag !== tag) throw failure('DataError', `the SPKI has no ${what} where one belongs`);
+  return element;
+}
+
+function hex(bytes: Uint8Array): string {
+  return Array.from(bytes, (byte) => byte.toString(16).padStart(2, '0')).join('');
+}
+
+function parseSpki(data: Uint8Array): { algorithm: string; parameter: string | undefined; key: Uint8Array } {
+  const outer = expectElement(data, 0, 0x30, 'the outer SEQUENCE');
+  if (outer.end !== data.length) throw failure('DataError', 'the SPKI has bytes after its end');
+  const identifier = expectElement(outer.contents, 0, 0x30, 'the AlgorithmIdentifier');
+  const algorithm = expectElement(identifier.contents, 0, 0x06, 'the algorithm OID');
+  let parameter: string | undefined;
+  if (algorithm.end < identifier.contents.length) {
+    const next = readElement(identifier.contents, algorithm.end, 'the algorithm parameters');
+    if (next.tag === 0x06) parameter = hex(next.contents);
+  }
+  const bits = expectElement(outer.contents, identifier.end, 0x03, 'the public key BIT STRING');
+  if (bits.contents[0] !== 0) throw failure('DataError', 'the SPKI public key is not whole bytes');
+  return { algorithm: hex(algorithm.contents), parameter, key: bits.contents.subarray(1) };
+}
+
+function derInteger(bytes: Uint8Array, offset: number, what: string): { value: bigint; end: number } {
+  const element = expectElement(bytes, offset, 0x02, what);
+  if (element.contents.length === 0 || (element.contents[0] ?? 0) & 0x80) throw failure('DataError', `${what} is not a positive integer`);
+  return { value: bytesToBigInt(element.contents), end: element.end };
+}
+
+// ---- Each kind of key, from its key data ----
+
+function rsaKey(n: bigint, e: bigint): RsaPublicKey {
+  const bits = bitLength(n);
+  if ((n & 1n) === 0n || bits < RSA_MIN_MODULUS_BITS || bits > RSA_MAX_MODULUS_BITS) {
+    throw failure(
+      'DataError',
+      `the RSA modulus must be odd and of ${RSA_MIN_MODULUS_BITS} to ${RSA_MAX_MODULUS_BITS} bits (it has ${bits})`,
+    );
+  }
+  if ((e & 1n) === 0n || e < 3n || bitLength(e) > RSA_MAX_EXPONENT_BITS) {
+    throw failure('DataError', `the RSA public exponent must be odd, at least 3 and at most ${RSA_MAX_EXPONENT_BITS} bits`);
+  }
+  return { n, e };
+}
+
+function ecPoint(curve: Curve, x: bigint, y: bigint) {
+  if (!isOnCurve(curve, x, y)) throw failure('DataError', `the key is not a point of ${curve.name}`);
+  return { x, y };
+}
+
+// An uncompressed (04 x y) or compressed (02/03 x) point, as `raw` and SPKI keys carry them.
+function ecPointBytes(curve: Curve, bytes: Uint8Array) {
+  const size = curve.size;
+  if (bytes[0] === 0x04 && bytes.length === 1 + 2 * size) {
+    return ecPoint(curve, bytesToBigInt(bytes.subarray(1, 1 + size)), bytesToBigInt(bytes.subarray(1 + size)));
+  }
+  if ((bytes[0] === 0x02 || bytes[0] === 0x03) && bytes.length === 1 + size) {
+    const { p, b } = curve;
+    const x = bytesToBigInt(bytes.subarray(1));
+    if (x >= p) throw failure('DataError', `the key is not a point of ${curve.name}`);
+    // p is 3 mod 4 for all three curves, so a square root is one power.
+    const right = (((x * x) % p) * x - 3n * x + b) % p;
+    let y = 1n;
+    let base = ((right % p) + p) % p;
+    for (let exponent = (p + 1n) / 4n; exponent > 0n; exponent >>= 1n) {
+      if (exponent & 1n) y = (y * base) % p;
+      base = (base * base) % p;
+    }
+    if ((y & 1n) !== BigInt(bytes[0] & 1)) y = p - y;
+    return ecPoint(curve, x, y % p);
+  }
+  throw failure(
+    'DataError',
+    `the key is not an encoded point of ${curve.name} (${1 + 2 * size} bytes starting 04, or ${1 + size} starting 02 or 03)`,
+  );
+}
+
+type JsonKey = Record<string, unknown>;
+
+function checkJwkUse(jwk: JsonKey, extractable: boolean, usages: readonly string[]): void {
+  if (jwk.use !== undefined && jwk.use !== 'sig') throw failure('DataError', `the JWK's "use" is ${JSON.stringify(jwk.use)}, not "sig"`);
+  if (jwk.key_ops !== undefined) {
+    const ops = jwk.key_ops;
+    if (!Array.isArray(ops) || usages.some((usage) => !ops.includes(usage))) {
+      throw failure('DataError', `the JWK's "key_ops" do not allow ${usages.join(', ')}`);
+    }
+  }
+  if (jwk.ext === false && extractable)
+    throw failure('DataError', 'the JWK is not extractable ("ext": false), but extractable was asked for');
+}
+
+function importMaterial(kind: SignatureAlgorithm, format: string, keyData: unknown, algorithm: unknown): Material {
+  const parameters = (typeof algorithm === 'object' && algorithm !== null ? algorithm : {}) as Record<string, unknown>;
+  const jwk = format === 'jwk' ? (keyData as JsonKey) : undefined;
+  if (format === 'jwk' && (typeof keyData !== 'object' || keyData === null)) throw new TypeError('a JWK must be an object');
+  if (format !== 'jwk' && format !== 'spki' && format !== 'raw') {
+    throw failure('NotSupportedError', `a ${kind} key is imported as "jwk", "spki" or "raw" here, not "${format}"`);
+  }
+  const bytes = format === 'jwk' ? new Uint8Array() : bytesOf(keyData, `a ${format} key`);
+  switch (kind) {
+    case 'ECDSA': {
+      const curveName = parameters.namedCurve;
+      const curve = typeof curveName === 'string' ? CURVES[curveName as Curve['name']] : undefined;
+      if (!curve) throw failure('NotSupportedError', `ECDSA needs a namedCurve of P-256, P-384 or P-521 (it got ${String(curveName)})`);
+      if (jwk) {
+        if (jwk.kty !== 'EC') throw failure('DataError', `the JWK's "kty" is ${JSON.stringify(jwk.kty)}, not "EC"`);
+        if (jwk.crv !== curve.name)
+          throw failure('DataError', `the JWK's "crv" is ${JSON.stringify(jwk.crv)}, but the algorithm asks for ${curve.name}`);
+        const x = base64UrlBytes(jwk.x, 'x');
+        const y = base64UrlBytes(jwk.y, 'y');
+        if (x.length !== curve.size || y.length !== curve.size)
+          throw failure('DataError', `the JWK's "x" and "y" must be ${curve.size} bytes each for ${curve.name}`);
+        return { kind, curve, point: ecPoint(curve, bytesToBigInt(x), bytesToBigInt(y)) };
+      }
+      if (format === 'spki') {
+        const spki = parseSpki(bytes);
+        if (spki.algorithm !== OID.ecPublicKey) throw failure('DataError', 'the SPKI does not hold an EC public key');
+        if (CURVE_OIDS[spki.parameter ?? ''] !== curve.name) throw failure('DataError', `the SPKI's curve is not ${curve.name}`);
+        return { kind, curve, point: ecPointBytes(curve, spki.key) };
+      }
+      return { kind, curve, point: ecPointBytes(curve, bytes) };
+    }
+    case 'RSASSA-PKCS1-v1_5':
+    case 'RSA-PSS': {
+      const hash = hashOf(parameters.hash, kind);
+      if (format === 'raw') throw failure('NotSupportedError', `an ${kind} key is imported as "jwk" or "spki"`);
+      if (jwk) {
+        if (jwk.kty !== 'RSA') throw failure('DataError', `the JWK's "kty" is ${JSON.stringify(jwk.kty)}, not "RSA"`);
+        const expected = `${JWK_ALG_PREFIX[kind]}${hash === 'SHA-1' ? '1' : hash.slice(4)}`;
+        if (jwk.alg !== undefined && jwk.alg !== expected)
+          throw failure('DataError', `the JWK's "alg" is ${JSON.stringify(jwk.alg)}, but ${kind} with ${hash} is ${expected}`);
+        return { kind, hash, key: rsaKey(bytesToBigInt(base64UrlBytes(jwk.n, 'n')), bytesToBigInt(base64UrlBytes(jwk.e, 'e'))) };
+      }
+      const spki = parseSpki(bytes);
+      if (spki.algorithm !== OID.rsaEncryption) throw failure('DataError', 'the SPKI does not hold an RSA public key');
+      const sequence = expectElement(spki.key, 0, 0x30, 'the RSAPublicKey SEQUENCE');
+      const n = derInteger(sequence.contents, 0, 'the RSA modulus');
+      const e = derInteger(sequence.contents, n.end, 'the RSA public exponent');
+      return { kind, hash, key: rsaKey(n.value, e.value) };
+    }
+    case 'Ed25519': {
+      let raw = bytes;
+      if (jwk) {
+        if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519') throw failure('DataError', 'an Ed25519 JWK has "kty": "OKP" and "crv": "Ed25519"');
+        if (jwk.alg !== undefined && jwk.alg !== 'EdDSA' && jwk.alg !== 'Ed25519')
+          throw failure('DataError', `the JWK's "alg" is ${JSON.stringify(jwk.alg)}, not "EdDSA"`);
+        raw = base64UrlBytes(jwk.x, 'x');
+      } else if (format === 'spki') {
+        const spki = parseSpki(bytes);
+        if (spki.algorithm !== OID.ed25519) throw failure('DataError', 'the SPKI does not hold an Ed25519 public key');
+        raw = spki.key;
+      }
+      if (raw.length !== 32 || !edDecode(raw))
+        throw failure('DataError', 'the key is not an Ed25519 public key (32 bytes, a point of the curve)');
+      return { kind, raw: Uint8Array.from(raw) };
+    }
+  }
+}
+
+function publicAlgorithm(material: Material): Record<string, unknown> {
+  switch (material.kind) {
+    case 'ECDSA':
+      return { name: 'ECDSA', namedCurve: material.curve.name };
+    case 'RSASSA-PKCS1-v1_5':
+    case 'RSA-PSS': {
+      const exponent = material.key.e;
+      return {
+        name: material.kind,
+        modulusLength: bitLength(material.key.n),
+        publicExponent: bigIntToBytes(exponent, Math.ceil(bitLength(exponent) / 8)),
+        hash: { name: material.hash },
+      };
+    }
+    case 'Ed25519':
+      return { name: 'Ed25519' };
+  }
+}
+
+function isPrivate(format: string, keyData: unknown): boolean {
+  return format === 'pkcs8' || (format === 'jwk' && typeof keyData === 'object' && keyData !== null && 'd' in keyData);
+}
+
+/**
+ * Gives `target` an importKey, verify and sign that handle public ECDSA, RSASSA-PKCS1-v1_5,
+ * RSA-PSS and Ed25519 keys, and pass every other call on to `platform`. In a capsule both are
+ * `crypto.subtle`; a test gives an empty object and Node.js's, to compare the two.
+ */
+export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyPrototype: object): void {
+  const materials = new WeakMap<object, Material>();
+  const platformImportKey = platform.importKey.bind(platform);
+  const platformVerify = platform.verify.bind(platform);
+  const platformSign = platform.sign.bind(platform);
+  const digest: Digest = async (algorithm, data) => new Uint8Array(await platform.digest(algorithm, data));
+
+  const importKey = async (...args: Parameters<typeof platformImportKey>): Promise<CryptoKey> => {
+    const [format, keyData, algorithm, extractable, usages] = args as unknown as [string, unknown, unknown, boolean, string[]];
+    const kind = SIGNATURE_ALGORITHMS[nameOf(algorithm).toUpperCase()];
+    if (!kind) return platformImportKey(...args);
+    if (isPrivate(format, keyData)) {
+      throw failure(
+        'NotSupportedError',
+        `private ${kind} keys cannot be imported in a capsule: it verifies with public keys, and signs with HMAC`,
+      );
+    }
+    const asked = Array.from(usages ?? []);
+    const refused = asked.filter((usage) => usage !== 'verify');
+    if (refused.length > 0)
+      throw failure('SyntaxError', `a public ${kind} key can only "verify", not ${refused.map((usage) => `"${usage}"`).join(', ')}`);
+    if (format === 'jwk') checkJwkUse(keyData as JsonKey, Boolean(extractable), asked);
+    const material = importMaterial(kind, format, keyData, algorithm);
+    const key = Object.create(cryptoKeyPrototype) as CryptoKey;
+    Object.defineProperties(key, {
+      type: { value: 'public', enumerable: true },
+      extractable: { value: Boolean(extractable), enumerable: true },
+      algorithm: { value: Object.freeze(publicAlgorithm(material)), enumerable: true },
+      usages: { value: Object.freeze([...new Set(asked)]), enumerable: true },
+    });
+    materials.set(key, material);
+    return key;
+  };
+
+  const verify = async (...args: Parameters<typeof platformVerify>): Promise<boolean> => {
+    const [algorithm, key, signatureData, data] = args;
+    const material = typeof key === 'object' && key !== null ? materials.get(key) : undefined;
+    if (!material) return platformVerify(...args);
+    const name = nameOf(algorithm);
+    if (name.toUpperCase() !== material.kind.toUpperCase()) {
+      throw failure('InvalidAccessError', `the key is a ${material.kind} key, not ${name}`);
+    }
+    if (!key.usages.includes('verify')) throw failure('InvalidAccessError', 'the key was not imported for "verify"');
+    const signature = bytesOf(signatureData, 'the signature');
+    const message = bytesOf(data, 'the data');
+    const parameters = (typeof algorithm === 'object' ? algorithm : {}) as Record<string, unknown>;
+    switch (material.kind) {
+      case 'ECDSA': {
+        const hash = hashOf(parameters.hash, 'ECDSA');
+        return ecdsaVerify(material.curve, material.point, await digest(hash, message), signature);
+      }
+      case 'RSASSA-PKCS1-v1_5':
+        return rsaPkcs1Verify(material.key, material.hash, await digest(material.hash, message), signature);
+      case 'RSA-PSS': {
+        const saltLength = parameters.saltLength;
+        if (typeof saltLength !== 'number' || !Number.isInteger(saltLength) || saltLength < 0) {
+          throw new TypeError('RSA-PSS needs a saltLength (a whole number of bytes; 32 for PS256)');
+        }
+        return rsaPssVerify(material.key, material.hash, digest, await digest(material.hash, message), signature, saltLength);
+      }
+      case 'Ed25519':
+        return ed25519Verify(material.raw, signature, message, digest);
+    }
+  };
+
+  const sign = async (...args: Parameters<typeof platformSign>): Promise<ArrayBuffer> => {
+    const key = args[1];
+    if (typeof key === 'object' && key !== null && materials.has(key)) {
+      throw failure('InvalidAccessError', 'a public key cannot sign');
+    }
+    return platformSign(...args);
+  };
+
+  for (const [name, value] of Object.entries({ importKey, verify, sign })) {
+    Object.defineProperty(target, name, { configurable: true, writable: true, value });
+  }
+}
+
+const subtle = globalThis.crypto?.subtle;
+if (subtle && typeof globalThis.CryptoKey === 'function' && !('generateKey' in subtle)) {
+  addPublicKeys(subtle, subtle, globalThis.CryptoKey.prototype);
+}
