@@ -72,6 +72,19 @@ test('an allowed origin on an explicitly allowed loopback address works, with th
   assert.equal(new TextDecoder().decode(seen), `POST /ping?x=1 127.0.0.1:${server.port} hello`);
 });
 
+test("a request without a User-Agent gets the host's; one with its own keeps it", async (t) => {
+  const server = await localServer(t, (request, response) => response.end(String(request.headers['user-agent'])));
+  const sent = async (headers: [string, string][]) => {
+    const result = await outboundFetch(
+      { method: 'GET', url: `${server.origin}/`, headers },
+      { origins: [server.origin], allowAddresses: LOOPBACK },
+    );
+    return bodyText(result.body);
+  };
+  assert.equal(await sent([]), 'stratum');
+  assert.equal(await sent([['User-Agent', 'my-app/2.0']]), 'my-app/2.0');
+});
+
 test('header values that are not ASCII cross both ways byte for byte', async (t) => {
   // UTF-8 for "€" and a latin1 "é": Node.js reads and writes header values one byte a character.
   const wire = Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xe2, 0x82, 0xac]);

@@ -61,6 +61,9 @@ export class OutboundError extends StratumError {
 }
 
 /** Headers the host sets or that belong to one connection; the guest's values are dropped. */
+/** Sent when the guest's request has no User-Agent of its own. */
+const OUTBOUND_USER_AGENT = 'stratum';
+
 const HOP_BY_HOP = new Set([
   'connection',
   'keep-alive',
@@ -116,6 +119,9 @@ export async function outboundFetch(
     const existing = headers[lower];
     headers[lower] = existing === undefined ? text : [...(Array.isArray(existing) ? existing : [existing]), text];
   }
+  // Some APIs (GitHub's, for one) refuse a request without a User-Agent, as browsers, Deno and
+  // Node.js's fetch always send one.
+  headers['user-agent'] ??= OUTBOUND_USER_AGENT;
   const declared = declaredLengths.length === 1 && /^[0-9]{1,15}$/.test(declaredLengths[0] ?? '') ? Number(declaredLengths[0]) : undefined;
   // Looked at once the name is resolved: a guest that wrote its body at once has finished it.
   const requestBody = request.body;
