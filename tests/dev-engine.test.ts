@@ -315,6 +315,45 @@ test('an outbound fetch() the host refuses fails with the URL and a pointer to t
   assert.ok(logs.includes('request refused: the manifest allows no outbound origin ([capabilities] outbound)'), logs.join('\n'));
 });
 
+test("a capsule hashes a password with PBKDF2, decrypts Node.js's AES-GCM, and seals a JWE (A256CBC-HS512 with an HKDF key) that Node.js opens", async (t) => {
+  const { jwtDecrypt } = await import('jose');
+  const { hkdfSync, pbkdf2Sync, createCipheriv } = await import('node:crypto');
+  const salt = 'c2FsdHNhbHRzYWx0c2FsdA';
+  const expectedHash = pbkdf2Sync('hunter2', Buffer.from(salt, 'base64url'), 100_000, 32, 'sha256').toString('base64url');
+  const aesKey = Buffer.alloc(32, 7);
+  const iv = Buffer.alloc(12, 1);
+  const cipher = createCipheriv('aes-256-gcm', aesKey, iv);
+  const sealed = Buffer.concat([cipher.update('a note for the capsule'), cipher.final(), cipher.getAuthTag()]).toString('base64url');
+  const dev = await counterVariant(t, {
+    links: { 'node_modules/jose': join(process.cwd(), 'node_modules', 'jose') },
+    source: (text) =>
+      `import { EncryptJWT } from 'jose';\n${text}`.replace(
+        '  fetch(request) {',
+        `  async fetch(request) {
+    if (new URL(request.url).pathname === '/secrets') {
+      const b64 = (text: string) => Uint8Array.from(atob(text.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+      const out = (bytes: ArrayBuffer) => btoa(String.fromCharCode(...new Uint8Array(bytes))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+      const password = await crypto.subtle.importKey('raw', new TextEncoder().encode('hunter2'), 'PBKDF2', false, ['deriveBits']);
+      const hash = out(await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt: b64('${salt}'), iterations: 100_000 }, password, 256));
+      const aes = await crypto.subtle.importKey('raw', new Uint8Array(32).fill(7), 'AES-GCM', false, ['decrypt']);
+      const note = new TextDecoder().decode(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: new Uint8Array(12).fill(1) }, aes, b64('${sealed}')));
+      const secret = await crypto.subtle.importKey('raw', new TextEncoder().encode('an app secret'), 'HKDF', false, ['deriveBits']);
+      const cek = new Uint8Array(await crypto.subtle.deriveBits({ name: 'HKDF', hash: 'SHA-256', salt: new Uint8Array(), info: new TextEncoder().encode('session') }, secret, 512));
+      const jwe = await new EncryptJWT({ sub: 'user-1' }).setProtectedHeader({ alg: 'dir', enc: 'A256CBC-HS512' }).encrypt(cek);
+      return Response.json({ hash, note, jwe });
+    }`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await get(port, 'counter.test', '/secrets');
+  assert.equal(reply.status, 200, reply.body);
+  const seen = JSON.parse(reply.body) as { hash: string; note: string; jwe: string };
+  assert.equal(seen.hash, expectedHash);
+  assert.equal(seen.note, 'a note for the capsule');
+  const cek = new Uint8Array(hkdfSync('sha256', 'an app secret', new Uint8Array(), 'session', 64));
+  assert.equal((await jwtDecrypt(seen.jwe, cek)).payload.sub, 'user-1');
+});
+
 test('a capsule checks JWTs signed with ES256, RS256, PS256 and EdDSA with jose, and an Ed25519 webhook signature with crypto.subtle', async (t) => {
   const { SignJWT, exportJWK, generateKeyPair } = await import('jose');
   const algorithms = ['ES256', 'RS256', 'PS256', 'EdDSA'] as const;

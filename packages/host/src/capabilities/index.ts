@@ -22,6 +22,7 @@ export const CAPABILITY_MODULES: readonly CapabilityModule[] = [
   { name: 'config', module: new URL('./config/index.ts', import.meta.url).href },
   { name: 'logging', module: new URL('./logging/index.ts', import.meta.url).href },
   { name: 'outbound', module: new URL('./outbound/index.ts', import.meta.url).href },
+  { name: 'crypto', module: new URL('./crypto/index.ts', import.meta.url).href },
 ];
 
 export interface LoadedCapability {

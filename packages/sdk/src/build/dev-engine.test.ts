@@ -35,6 +35,7 @@ test('a dev bundle is a script that reads its interfaces from the engine’s tab
   const engines = await mkdtemp(join(tmpdir(), 'stratum-engines-'));
   t.after(() => rm(engines, { recursive: true, force: true }));
   const imports = [
+    'stratum:crypto/primitives@0.1.0',
     'stratum:keyvalue/atomics@0.1.0',
     'stratum:keyvalue/batch@0.1.0',
     'stratum:keyvalue/store@0.1.0',

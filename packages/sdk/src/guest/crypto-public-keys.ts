@@ -5,7 +5,7 @@
 // `importKey` and `verify` those four algorithms for public keys (JWK, SPKI, and raw where
 // WebCrypto has it), computed by signature-math.ts. A private key is refused with a
 // NotSupportedError the capsule can catch: signing in BigInt would leak the key through its
-// timing. Imported for this effect by globals.ts. Drop it once the engine has them.
+// timing. Installed by webcrypto.ts. Drop it once the engine has them.
 
 import {
   bigIntToBytes,
@@ -17,12 +17,22 @@ import {
   ecdsaVerify,
   ed25519Verify,
   edDecode,
-  HASH_BYTES,
   isOnCurve,
   type RsaPublicKey,
   rsaPkcs1Verify,
   rsaPssVerify,
 } from './signature-math.ts';
+import {
+  bytesOf,
+  type CryptoKey,
+  checkJwkUse,
+  failure,
+  fromBase64Url,
+  hashOf,
+  makeCryptoKey,
+  nameOf,
+  type SubtleCrypto,
+} from './webcrypto-support.ts';
 
 type Material =
   | { readonly kind: 'ECDSA'; readonly curve: Curve; readonly point: { readonly x: bigint; readonly y: bigint } }
@@ -30,10 +40,6 @@ type Material =
   | { readonly kind: 'Ed25519'; readonly raw: Uint8Array };
 
 type SignatureAlgorithm = Material['kind'];
-
-// WebCrypto's types, as the project's type definitions (Node.js's) name them.
-type SubtleCrypto = typeof globalThis.crypto.subtle;
-type CryptoKey = Awaited<ReturnType<SubtleCrypto['importKey']>>;
 
 const SIGNATURE_ALGORITHMS: Readonly<Record<string, SignatureAlgorithm>> = {
   ECDSA: 'ECDSA',
@@ -62,45 +68,6 @@ const CURVE_OIDS: Readonly<Record<string, Curve['name']>> = {
   '2b81040022': 'P-384',
   '2b81040023': 'P-521',
 };
-
-function failure(name: 'DataError' | 'NotSupportedError' | 'InvalidAccessError' | 'SyntaxError', message: string) {
-  return new DOMException(message, name);
-}
-
-function nameOf(algorithm: unknown): string {
-  if (typeof algorithm === 'string') return algorithm;
-  if (algorithm && typeof algorithm === 'object' && typeof (algorithm as { name?: unknown }).name === 'string') {
-    return (algorithm as { name: string }).name;
-  }
-  throw new TypeError('the algorithm must be a name or an object with a name');
-}
-
-function hashOf(hash: unknown, what: string): string {
-  if (hash === undefined) throw new TypeError(`${what} needs a hash ('SHA-256', say)`);
-  const canonical = nameOf(hash).toUpperCase();
-  if (!(canonical in HASH_BYTES))
-    throw failure('NotSupportedError', `${what}: the hash ${nameOf(hash)} is not one of SHA-1, SHA-256, SHA-384, SHA-512`);
-  return canonical;
-}
-
-function bytesOf(data: unknown, what: string): Uint8Array {
-  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength));
-  throw new TypeError(`${what} must be an ArrayBuffer or a view of one`);
-}
-
-function base64UrlBytes(text: unknown, field: string): Uint8Array {
-  if (typeof text !== 'string' || !/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) {
-    throw failure('DataError', `the JWK's "${field}" is not base64url`);
-  }
-  const binary = atob(
-    text
-      .replace(/-/g, '+')
-      .replace(/_/g, '/')
-      .padEnd(Math.ceil(text.length / 4) * 4, '='),
-  );
-  return Uint8Array.from(binary, (char) => char.charCodeAt(0));
-}
 
 // ---- DER, as much of it as a SubjectPublicKeyInfo needs ----
 
@@ -206,23 +173,9 @@ function ecPointBytes(curve: Curve, bytes: Uint8Array) {
   );
 }
 
-type JsonKey = Record<string, unknown>;
-
-function checkJwkUse(jwk: JsonKey, extractable: boolean, usages: readonly string[]): void {
-  if (jwk.use !== undefined && jwk.use !== 'sig') throw failure('DataError', `the JWK's "use" is ${JSON.stringify(jwk.use)}, not "sig"`);
-  if (jwk.key_ops !== undefined) {
-    const ops = jwk.key_ops;
-    if (!Array.isArray(ops) || usages.some((usage) => !ops.includes(usage))) {
-      throw failure('DataError', `the JWK's "key_ops" do not allow ${usages.join(', ')}`);
-    }
-  }
-  if (jwk.ext === false && extractable)
-    throw failure('DataError', 'the JWK is not extractable ("ext": false), but extractable was asked for');
-}
-
 function importMaterial(kind: SignatureAlgorithm, format: string, keyData: unknown, algorithm: unknown): Material {
   const parameters = (typeof algorithm === 'object' && algorithm !== null ? algorithm : {}) as Record<string, unknown>;
-  const jwk = format === 'jwk' ? (keyData as JsonKey) : undefined;
+  const jwk = format === 'jwk' ? (keyData as Record<string, unknown>) : undefined;
   if (format === 'jwk' && (typeof keyData !== 'object' || keyData === null)) throw new TypeError('a JWK must be an object');
   if (format !== 'jwk' && format !== 'spki' && format !== 'raw') {
     throw failure('NotSupportedError', `a ${kind} key is imported as "jwk", "spki" or "raw" here, not "${format}"`);
@@ -237,8 +190,8 @@ function importMaterial(kind: SignatureAlgorithm, format: string, keyData: unkno
         if (jwk.kty !== 'EC') throw failure('DataError', `the JWK's "kty" is ${JSON.stringify(jwk.kty)}, not "EC"`);
         if (jwk.crv !== curve.name)
           throw failure('DataError', `the JWK's "crv" is ${JSON.stringify(jwk.crv)}, but the algorithm asks for ${curve.name}`);
-        const x = base64UrlBytes(jwk.x, 'x');
-        const y = base64UrlBytes(jwk.y, 'y');
+        const x = fromBase64Url(jwk.x, 'x');
+        const y = fromBase64Url(jwk.y, 'y');
         if (x.length !== curve.size || y.length !== curve.size)
           throw failure('DataError', `the JWK's "x" and "y" must be ${curve.size} bytes each for ${curve.name}`);
         return { kind, curve, point: ecPoint(curve, bytesToBigInt(x), bytesToBigInt(y)) };
@@ -253,14 +206,14 @@ function importMaterial(kind: SignatureAlgorithm, format: string, keyData: unkno
     }
     case 'RSASSA-PKCS1-v1_5':
     case 'RSA-PSS': {
-      const hash = hashOf(parameters.hash, kind);
+      const hash: string = hashOf(parameters.hash, kind);
       if (format === 'raw') throw failure('NotSupportedError', `an ${kind} key is imported as "jwk" or "spki"`);
       if (jwk) {
         if (jwk.kty !== 'RSA') throw failure('DataError', `the JWK's "kty" is ${JSON.stringify(jwk.kty)}, not "RSA"`);
         const expected = `${JWK_ALG_PREFIX[kind]}${hash === 'SHA-1' ? '1' : hash.slice(4)}`;
         if (jwk.alg !== undefined && jwk.alg !== expected)
           throw failure('DataError', `the JWK's "alg" is ${JSON.stringify(jwk.alg)}, but ${kind} with ${hash} is ${expected}`);
-        return { kind, hash, key: rsaKey(bytesToBigInt(base64UrlBytes(jwk.n, 'n')), bytesToBigInt(base64UrlBytes(jwk.e, 'e'))) };
+        return { kind, hash, key: rsaKey(bytesToBigInt(fromBase64Url(jwk.n, 'n')), bytesToBigInt(fromBase64Url(jwk.e, 'e'))) };
       }
       const spki = parseSpki(bytes);
       if (spki.algorithm !== OID.rsaEncryption) throw failure('DataError', 'the SPKI does not hold an RSA public key');
@@ -275,7 +228,7 @@ function importMaterial(kind: SignatureAlgorithm, format: string, keyData: unkno
         if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519') throw failure('DataError', 'an Ed25519 JWK has "kty": "OKP" and "crv": "Ed25519"');
         if (jwk.alg !== undefined && jwk.alg !== 'EdDSA' && jwk.alg !== 'Ed25519')
           throw failure('DataError', `the JWK's "alg" is ${JSON.stringify(jwk.alg)}, not "EdDSA"`);
-        raw = base64UrlBytes(jwk.x, 'x');
+        raw = fromBase64Url(jwk.x, 'x');
       } else if (format === 'spki') {
         const spki = parseSpki(bytes);
         if (spki.algorithm !== OID.ed25519) throw failure('DataError', 'the SPKI does not hold an Ed25519 public key');
@@ -337,14 +290,13 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
     const refused = asked.filter((usage) => usage !== 'verify');
     if (refused.length > 0)
       throw failure('SyntaxError', `a public ${kind} key can only "verify", not ${refused.map((usage) => `"${usage}"`).join(', ')}`);
-    if (format === 'jwk') checkJwkUse(keyData as JsonKey, Boolean(extractable), asked);
+    if (format === 'jwk') checkJwkUse(keyData as Record<string, unknown>, 'sig', Boolean(extractable), asked);
     const material = importMaterial(kind, format, keyData, algorithm);
-    const key = Object.create(cryptoKeyPrototype) as CryptoKey;
-    Object.defineProperties(key, {
-      type: { value: 'public', enumerable: true },
-      extractable: { value: Boolean(extractable), enumerable: true },
-      algorithm: { value: Object.freeze(publicAlgorithm(material)), enumerable: true },
-      usages: { value: Object.freeze([...new Set(asked)]), enumerable: true },
+    const key = makeCryptoKey(cryptoKeyPrototype, {
+      type: 'public',
+      extractable: Boolean(extractable),
+      algorithm: publicAlgorithm(material),
+      usages: asked,
     });
     materials.set(key, material);
     return key;
@@ -392,9 +344,4 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
   for (const [name, value] of Object.entries({ importKey, verify, sign })) {
     Object.defineProperty(target, name, { configurable: true, writable: true, value });
   }
-}
-
-const subtle = globalThis.crypto?.subtle;
-if (subtle && typeof globalThis.CryptoKey === 'function' && !('generateKey' in subtle)) {
-  addPublicKeys(subtle, subtle, globalThis.CryptoKey.prototype);
 }

@@ -26,7 +26,7 @@ const isVariant = (value: unknown): value is Variant =>
   typeof value === 'object' && value !== null && typeof (value as { tag?: unknown }).tag === 'string';
 
 /** The WIT error value a binding threw: componentize-js puts it on `payload`, or throws it bare. */
-function witError(thrown: unknown): Variant | undefined {
+export function witError(thrown: unknown): Variant | undefined {
   if (isVariant(thrown)) return thrown;
   const payload = typeof thrown === 'object' && thrown !== null ? (thrown as { payload?: unknown }).payload : undefined;
   return isVariant(payload) ? payload : undefined;

@@ -3,10 +3,10 @@
 // in place for the capsule's top-level code and the libraries it loads, not only for requests.
 import './body-text.ts';
 import './console-errors.ts';
-import './crypto-public-keys.ts';
 import './fetch-errors.ts';
 import './fetch-redirects.ts';
 import './message-channel.ts';
 import './response-clone.ts';
 import './streams.ts';
 import './url-parse.ts';
+import './webcrypto.ts';

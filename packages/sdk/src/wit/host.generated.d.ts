@@ -157,6 +157,70 @@ export namespace StratumBucketObjects {
   }
 }
 
+/** stratum-crypto-primitives */
+export namespace StratumCryptoPrimitives {
+  /** @module Interface stratum:crypto/primitives@0.1.0 **/
+  /**
+   * PBKDF2 (RFC 8018) with HMAC of `hash`: `length` bytes derived from `password` and `salt`
+   * in `iterations` rounds. A host MUST accept 1 to 1,000,000 iterations and a length of 1 to
+   * 1,024 bytes, and MAY refuse more with `invalid-input`.
+   */
+  export function pbkdf2(hash: Hash, password: Uint8Array, salt: Uint8Array, iterations: number, length: number): Uint8Array;
+  /**
+   * HKDF (RFC 5869), extract then expand: `length` bytes (at most 255 times the hash's size).
+   */
+  export function hkdf(hash: Hash, key: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
+  /**
+   * AES-GCM (NIST SP 800-38D) with a 16, 24 or 32-byte key and an IV of 1 to 1,024 bytes
+   * (12 is the one to use). Returns the ciphertext with its tag of `tag-length` bytes (4, 8,
+   * or 12 to 16) appended, as WebCrypto does.
+   */
+  export function aesGcmEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array, additionalData: Uint8Array, tagLength: number): Uint8Array;
+  /**
+   * The reverse of `aes-gcm-encrypt`: `data` ends with the tag. `operation-failed` when the
+   * tag does not check out.
+   */
+  export function aesGcmDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array, additionalData: Uint8Array, tagLength: number): Uint8Array;
+  /**
+   * AES-CBC with PKCS#7 padding, a 16, 24 or 32-byte key and a 16-byte IV.
+   */
+  export function aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array;
+  /**
+   * The reverse of `aes-cbc-encrypt`. `operation-failed` when the padding does not check out.
+   */
+  export function aesCbcDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array;
+  /**
+   * # Variants
+   * 
+   * ## `"sha1"`
+   * 
+   * ## `"sha256"`
+   * 
+   * ## `"sha384"`
+   * 
+   * ## `"sha512"`
+   */
+  export type Hash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+  /**
+   * Why a call failed.
+   */
+  export type Error = ErrorInvalidInput | ErrorOperationFailed;
+  /**
+   * An input out of its bounds: a key of another size than 16, 24 or 32 bytes, an IV of the
+   * wrong length, iterations or a length beyond the host's limits. The string says which.
+   */
+  export interface ErrorInvalidInput {
+    tag: 'invalid-input',
+    val: string,
+  }
+  /**
+   * Decryption failed: the data, its tag or its padding does not check out with this key.
+   */
+  export interface ErrorOperationFailed {
+    tag: 'operation-failed',
+  }
+}
+
 /** stratum-keyvalue-atomics */
 export namespace StratumKeyvalueAtomics {
   /** @module Interface stratum:keyvalue/atomics@0.1.0 **/
