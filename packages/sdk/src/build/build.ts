@@ -464,13 +464,12 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
     },
   };
   const register = mode === 'component' ? 'export const incomingHandler = serve(capsule);' : `${devGlobal}.handler = serve(capsule);`;
-  let result: esbuild.BuildResult<{ metafile: true; write: false }>;
-  try {
-    result = await esbuild.build({
+  const build = (globals: readonly string[]) =>
+    esbuild.build({
       stdin: {
         // The SDK's globals first: ES modules run in the order they are imported, and the
         // capsule's top-level code, and its libraries', may use them.
-        contents: `import ${JSON.stringify(join(sdkSrc, 'guest', 'globals.ts'))};\nimport capsule from ${JSON.stringify(entryPath)};\nimport { serve } from '@stratum/sdk/http';\n${register}\n`,
+        contents: `${globals.map((module) => `import ${JSON.stringify(join(sdkSrc, 'guest', module))};\n`).join('')}import capsule from ${JSON.stringify(entryPath)};\nimport { serve } from '@stratum/sdk/http';\n${register}\n`,
         resolveDir: dir,
         sourcefile: 'stratum-entry.js',
         loader: 'js',
@@ -501,6 +500,15 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
       // Stack traces from code the dev engine evaluates name this file rather than an anonymous eval.
       ...(mode === 'dev' ? { footer: { js: `//# sourceURL=${bundleSourceUrl(entry)}` } } : {}),
     });
+  let result: esbuild.BuildResult<{ metafile: true; write: false }>;
+  try {
+    result = await build(['globals.ts']);
+    // The SDK's WebCrypto (webcrypto.ts) only for code that reaches crypto.subtle, its own or a
+    // package's: it is 40 KB of script, which a component holds as about 290 KB of compiled
+    // engine state, copied into every new instance, and it imports stratum:crypto.
+    if (result.outputFiles.some((output) => output.path.endsWith('.js') && /\bsubtle\b/.test(output.text))) {
+      result = await build(['globals.ts', 'webcrypto.ts']);
+    }
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
     const messages = Array.isArray(failure.errors) ? failure.errors : [];

@@ -35,7 +35,6 @@ test('a dev bundle is a script that reads its interfaces from the engine’s tab
   const engines = await mkdtemp(join(tmpdir(), 'stratum-engines-'));
   t.after(() => rm(engines, { recursive: true, force: true }));
   const imports = [
-    'stratum:crypto/primitives@0.1.0',
     'stratum:keyvalue/atomics@0.1.0',
     'stratum:keyvalue/batch@0.1.0',
     'stratum:keyvalue/store@0.1.0',
@@ -65,6 +64,31 @@ test('a dev bundle is a script that reads its interfaces from the engine’s tab
     delete globals[Symbol.for(DEV_GLOBAL_KEY)];
   }
   assert.equal(typeof table.handler?.handle, 'function');
+});
+
+test('the SDK’s WebCrypto, and the stratum:crypto import, come only with code that mentions crypto.subtle', async (t) => {
+  const dir = await copyExample(t, 'hello');
+  const engines = await mkdtemp(join(tmpdir(), 'stratum-engines-'));
+  t.after(() => rm(engines, { recursive: true, force: true }));
+  const imports = ['stratum:crypto/primitives@0.1.0', 'wasi:http/types@0.2.10'];
+  await writeFile((await locateDevEngine(imports, { cacheDir: engines })).path, 'stand-in');
+  const plain = await buildDevCapsule(dir, { engineCacheDir: engines });
+  assert.deepEqual(
+    plain.imports.map((item) => item.name),
+    ['wasi:http/types@0.2.10'],
+  );
+  assert.doesNotMatch(plain.bundle, /addSecretKeys/);
+  const source = join(dir, 'src', 'index.ts');
+  await writeFile(
+    source,
+    `${await readFile(source, 'utf8')}\n(globalThis as Record<string, unknown>).digest = (bytes: Uint8Array) => crypto.subtle.digest('SHA-256', bytes);\n`,
+  );
+  const hashing = await buildDevCapsule(dir, { engineCacheDir: engines });
+  assert.deepEqual(
+    hashing.imports.map((item) => item.name),
+    imports,
+  );
+  assert.match(hashing.bundle, /addSecretKeys/);
 });
 
 test('the engine key follows the import set', async () => {

@@ -1,8 +1,9 @@
 /// <reference path="../wit/guest.generated.d.ts" />
 // WebCrypto as a capsule has it: the engine's digests and HMAC, public-key verification computed
 // by the SDK (crypto-public-keys.ts), and secret-key encryption and derivation computed by the
-// host (crypto-secret-keys.ts). Imported for this effect by globals.ts. The engine's `subtle`
-// has no generateKey; one that has it is taken to be whole, and left alone.
+// host (crypto-secret-keys.ts). The build imports it for this effect, after globals.ts, into a
+// bundle that mentions `subtle`. The engine's `subtle` has no generateKey; one that has it is
+// taken to be whole, and left alone.
 import { aesCbcDecrypt, aesCbcEncrypt, aesGcmDecrypt, aesGcmEncrypt, hkdf, pbkdf2 } from 'stratum:crypto/primitives@0.1.0';
 import { addPublicKeys } from './crypto-public-keys.ts';
 import { addSecretKeys } from './crypto-secret-keys.ts';
