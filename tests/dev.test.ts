@@ -497,6 +497,51 @@ test('--full-build serves the production component, as stratum build makes it', 
   assert.equal(await dev.interrupt(), 0);
 });
 
+test("in a built component, what the capabilities return is the capsule's own Uint8Array: a keyvalue value, a SQL blob (bound again), a bucket chunk, derived bits", async (t) => {
+  const dir = await counterCopy(t, { fullBuild: false });
+  const manifest = join(dir, 'stratum.toml');
+  await editFile(manifest, (text) =>
+    text.replace('keyvalue = ["default"]', 'keyvalue = ["default"]\nsql = ["default"]\nbucket = ["default"]'),
+  );
+  await editFile(
+    join(dir, 'src', 'index.ts'),
+    (text) =>
+      `import { openBucket } from '@stratum/sdk/bucket';\nimport { openDatabase } from '@stratum/sdk/sql';\n${text.replace(
+        '  fetch(request) {',
+        `  async fetch(request) {
+    if (new URL(request.url).pathname === '/bytes') {
+      const kv = openKeyValue('default');
+      kv.set('bytes', new Uint8Array([1, 2, 3]));
+      const value = kv.get('bytes');
+      const db = openDatabase();
+      db.execute('CREATE TABLE IF NOT EXISTS blobs (b BLOB)');
+      db.execute('INSERT INTO blobs VALUES (?)', [new Uint8Array([9])]);
+      const blob = db.query('SELECT b FROM blobs LIMIT 1')[0]?.b;
+      db.execute('INSERT INTO blobs VALUES (?)', [blob as Uint8Array]);
+      const images = openBucket();
+      await images.put('x', new Uint8Array([7, 7]));
+      const { value: chunk } = await (images.get('x')?.body as ReadableStream<Uint8Array>).getReader().read();
+      const password = await crypto.subtle.importKey('raw', new Uint8Array([1]), 'PBKDF2', false, ['deriveBits']);
+      const bits = await crypto.subtle.deriveBits({ name: 'PBKDF2', hash: 'SHA-256', salt: new Uint8Array(8), iterations: 10 }, password, 128);
+      return Response.json({
+        keyvalue: value instanceof Uint8Array,
+        sql: blob instanceof Uint8Array,
+        rows: db.query('SELECT count(*) AS n FROM blobs')[0]?.n,
+        bucket: chunk instanceof Uint8Array,
+        crypto: bits instanceof ArrayBuffer && new Uint8Array(bits).length === 16,
+      });
+    }`,
+      )}`,
+  );
+  const port = await freePort();
+  const dev = await startDev(t, [dir, '--full-build'], port);
+  await serving(dev);
+  const reply = await get(port, 'counter.localhost', '/bytes');
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), { keyvalue: true, sql: true, rows: 2, bucket: true, crypto: true });
+  assert.equal(await dev.interrupt(), 0);
+});
+
 test('stratum dev --backend keyvalue=redis://… keeps the counts in Redis', async (t) => {
   const redis = await requireService(t, 'redis');
   if (!redis) return;

@@ -1,5 +1,6 @@
 /// <reference path="../wit/guest.generated.d.ts" />
 import { type Bucket as BucketHandle, type ObjectInfo as InfoRecord, open } from 'stratum:bucket/objects@0.1.0';
+import { isBytes, ownBytes } from './binding-arrays.ts';
 import { CapabilityError, call, toCapabilityError } from './errors.ts';
 
 /**
@@ -53,7 +54,7 @@ const info = (record: InfoRecord): ObjectInfo => ({
 
 async function* chunksOf(body: PutBody): AsyncGenerator<Uint8Array> {
   if (typeof body === 'string') yield new TextEncoder().encode(body);
-  else if (body instanceof Uint8Array) yield body;
+  else if (isBytes(body)) yield body;
   else if (body instanceof ArrayBuffer) yield new Uint8Array(body);
   else {
     const reader = (isBlob(body) ? body.stream() : (body as ReadableStream<Uint8Array>)).getReader();
@@ -89,7 +90,7 @@ export function openBucket(label = 'default'): Bucket {
     label,
     async put(name, body, options = {}) {
       const contentType = options.contentType ?? (isBlob(body) && body.type ? body.type : undefined);
-      if (typeof body === 'string' || body instanceof Uint8Array || body instanceof ArrayBuffer) {
+      if (typeof body === 'string' || isBytes(body) || body instanceof ArrayBuffer) {
         const data = typeof body === 'string' ? new TextEncoder().encode(body) : body instanceof ArrayBuffer ? new Uint8Array(body) : body;
         if (data.length <= CHUNK_BYTES) return info(op(`put("${name}")`, () => handle.put(name, data, contentType)));
       }
@@ -120,7 +121,7 @@ export function openBucket(label = 'default'): Bucket {
       const meta = info(first.info);
       const end = wanted === undefined ? meta.size : Math.min(meta.size, start + wanted);
       let position = start + first.data.length;
-      let pending: Uint8Array | undefined = first.data;
+      let pending: Uint8Array | undefined = ownBytes(first.data);
       const body = new ReadableStream<Uint8Array>({
         pull(controller) {
           if (pending) {
@@ -144,7 +145,7 @@ export function openBucket(label = 'default'): Bucket {
               return;
             }
             position += next.data.length;
-            controller.enqueue(next.data);
+            controller.enqueue(ownBytes(next.data));
           } catch (error) {
             controller.error(toCapabilityError('bucket', `get("${name}")`, error));
           }

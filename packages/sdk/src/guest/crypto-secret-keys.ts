@@ -6,6 +6,7 @@
 // engine's; the module keeps the bytes of those it sees, so that they can be exported and
 // derived. Installed by webcrypto.ts.
 
+import { ownBytes } from './binding-arrays.ts';
 import { witError } from './errors.ts';
 import {
   base64Url,
@@ -67,8 +68,7 @@ const REFUSED = new Set(['AES-CTR', 'AES-KW', 'RSA-OAEP', 'ECDH', 'X25519', 'X44
 /** The host's error as WebCrypto's: an OperationError that says what the host refused. */
 function computed(what: string, work: () => Uint8Array): Uint8Array {
   try {
-    // A copy made here: the binding's array belongs to another global (see bytesOf).
-    return bytesOf(work(), what);
+    return ownBytes(work());
   } catch (thrown) {
     const variant = witError(thrown);
     if (!variant) throw thrown;

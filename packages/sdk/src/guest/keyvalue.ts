@@ -2,6 +2,7 @@
 import { compareAndSwap as casImport, increment as incrementImport } from 'stratum:keyvalue/atomics@0.1.0';
 import { deleteMany as deleteManyImport, getMany as getManyImport, setMany as setManyImport } from 'stratum:keyvalue/batch@0.1.0';
 import { type Bucket, open } from 'stratum:keyvalue/store@0.1.0';
+import { ownBytes } from './binding-arrays.ts';
 import { call, toCapabilityError } from './errors.ts';
 
 export type KeyValueInput = string | Uint8Array;
@@ -69,11 +70,13 @@ export function openKeyValue(label = 'default'): KeyValueStore {
   const store: KeyValueStore = {
     label,
     get(key) {
+      let value: Uint8Array | undefined;
       try {
-        return bucket.get(key);
+        value = bucket.get(key);
       } catch (thrown) {
         throw failed('get', key, thrown);
       }
+      return value === undefined ? undefined : ownBytes(value);
     },
     getText(key) {
       const value = store.get(key);
@@ -126,7 +129,7 @@ export function openKeyValue(label = 'default'): KeyValueStore {
       ),
     getMany(keys) {
       const found = new Map<string, Uint8Array>();
-      for (const entry of op('get-many', () => getManyImport(bucket, [...keys]))) if (entry) found.set(entry[0], entry[1]);
+      for (const entry of op('get-many', () => getManyImport(bucket, [...keys]))) if (entry) found.set(entry[0], ownBytes(entry[1]));
       return found;
     },
     setMany(entries) {

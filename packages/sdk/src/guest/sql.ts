@@ -1,5 +1,6 @@
 /// <reference path="../wit/guest.generated.d.ts" />
 import { type Connection, open, type Value } from 'stratum:sql/database@0.1.0';
+import { isBytes, ownBytes } from './binding-arrays.ts';
 import { call, toCapabilityError } from './errors.ts';
 
 /** What a parameter may be. Booleans become 0 and 1; whole numbers are integers, others reals. */
@@ -40,7 +41,7 @@ function toValue(param: SqlParam, index: number): Value {
   if (typeof param === 'bigint') return { tag: 'integer', val: param };
   if (typeof param === 'number') return Number.isSafeInteger(param) ? { tag: 'integer', val: BigInt(param) } : { tag: 'real', val: param };
   if (typeof param === 'string') return { tag: 'text', val: param };
-  if (param instanceof Uint8Array) return { tag: 'blob', val: param };
+  if (isBytes(param)) return { tag: 'blob', val: param };
   // Not a SqlParam by its type; JavaScript callers can pass anything.
   const given: unknown = param;
   const what =
@@ -65,8 +66,9 @@ function fromValue(value: Value): SqlValue {
       return value.val >= MIN_SAFE && value.val <= MAX_SAFE ? Number(value.val) : value.val;
     case 'real':
     case 'text':
-    case 'blob':
       return value.val;
+    case 'blob':
+      return ownBytes(value.val);
   }
 }
 

@@ -33,10 +33,7 @@ export function hashOf(hash: unknown, what: string): (typeof HASH_NAMES)[number]
   return known;
 }
 
-/**
- * A copy of a BufferSource. By its internal slots, not `instanceof`: in a component that
- * componentize-js built, what an import returns comes from another global than the capsule's.
- */
+/** A copy of a BufferSource, known by its internal slots rather than `instanceof` (see binding-arrays.ts). */
 export function bytesOf(data: unknown, what: string): Uint8Array {
   if (ArrayBuffer.isView(data)) return Uint8Array.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
   if (Object.prototype.toString.call(data) === '[object ArrayBuffer]') return Uint8Array.from(new Uint8Array(data as ArrayBuffer));
