@@ -125,8 +125,13 @@ function get(
 }
 
 /** Requests one after another until stopped; every answer that is not 200 is kept. */
-function steadyLoad(port: number, host: string, path: string) {
+function steadyLoad(t: TestContext, port: number, host: string, path: string) {
   let running = true;
+  // A test that fails before its stop() would otherwise leave the loop running against a
+  // stopped server, collecting connection errors until the test runner gives up on the file.
+  t.after(() => {
+    running = false;
+  });
   let served = 0;
   const failures: string[] = [];
   const done = (async () => {
@@ -220,7 +225,7 @@ test('stratum dev serves a prebuilt capsule, swaps it on change without a failed
   });
   assert.deepEqual([logged.method, logged.path, logged.status], ['GET', '/', 200]);
 
-  const load = steadyLoad(dev.port, 'tiny.localhost', '/');
+  const load = steadyLoad(t, dev.port, 'tiny.localhost', '/');
   const reloaded = dev.waitFor('reload', (event) => event.type === 'reloaded');
   await writeAtomically(join(dir, 'tiny.wasm'), two);
   await reloaded;
@@ -352,7 +357,7 @@ test('stratum dev on examples/counter: edit, break, fix, Ctrl-C, and the count g
   await serving(dev);
   assert.deepEqual(JSON.parse((await get(port, 'counter.localhost', '/hits')).body), { path: '/hits', count: 1 });
 
-  const load = steadyLoad(port, 'counter.localhost', '/load');
+  const load = steadyLoad(t, port, 'counter.localhost', '/load');
   const source = join(dir, 'src', 'index.ts');
   const reloaded = dev.waitFor('reload', (event) => event.type === 'reloaded');
   await editFile(source, (text) =>
@@ -456,7 +461,7 @@ test('importing another interface builds a dev engine for the new set, once; an 
   await serving(dev);
   assert.equal((await dev.waitFor('start', (event) => event.type === 'started', { since: 0 })).build, 'bundle');
 
-  const load = steadyLoad(port, 'counter.localhost', '/load');
+  const load = steadyLoad(t, port, 'counter.localhost', '/load');
   const source = join(dir, 'src', 'index.ts');
   const building = dev.waitFor(
     'engine notice',
