@@ -502,7 +502,7 @@ test('--full-build serves the production component, as stratum build makes it', 
   assert.equal(await dev.interrupt(), 0);
 });
 
-test("in a built component, what the capabilities return is the capsule's own Uint8Array: a keyvalue value, a SQL blob (bound again), a bucket chunk, derived bits", async (t) => {
+test("in a built component, what the capabilities return is the capsule's own Uint8Array and Array: a keyvalue value, a SQL blob (bound again), a bucket chunk, derived bits, lists", async (t) => {
   const dir = await counterCopy(t, { fullBuild: false });
   const manifest = join(dir, 'stratum.toml');
   await editFile(manifest, (text) =>
@@ -534,6 +534,7 @@ test("in a built component, what the capabilities return is the capsule's own Ui
         rows: db.query('SELECT count(*) AS n FROM blobs')[0]?.n,
         bucket: chunk instanceof Uint8Array,
         crypto: bits instanceof ArrayBuffer && new Uint8Array(bits).length === 16,
+        lists: [kv.listKeys().keys, db.queryRaw('SELECT 1 AS one').columns, images.list().objects].every((list) => list instanceof Array),
       });
     }`,
       )}`,
@@ -543,7 +544,7 @@ test("in a built component, what the capabilities return is the capsule's own Ui
   await serving(dev);
   const reply = await get(port, 'counter.localhost', '/bytes');
   assert.equal(reply.status, 200, reply.body);
-  assert.deepEqual(JSON.parse(reply.body), { keyvalue: true, sql: true, rows: 2, bucket: true, crypto: true });
+  assert.deepEqual(JSON.parse(reply.body), { keyvalue: true, sql: true, rows: 2, bucket: true, crypto: true, lists: true });
   assert.equal(await dev.interrupt(), 0);
 });
 

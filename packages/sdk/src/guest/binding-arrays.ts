@@ -3,7 +3,8 @@
 // than the capsule's, over a buffer that is the capsule's: in a component that `stratum build`
 // made, `value instanceof Uint8Array` was false, and a blob read from SQL could not be bound as
 // a parameter again. (stratum dev's fast path, whose engine hands the bindings over differently,
-// did not show it.) The SDK hands capsule code its own view of the same bytes instead.
+// did not show it.) The SDK hands capsule code its own view of the same bytes instead, and its
+// own arrays (Array.from) where a binding's list reaches capsule code.
 
 /** The capsule's own Uint8Array over the same bytes: no copy. */
 export function ownBytes(bytes: Uint8Array): Uint8Array {

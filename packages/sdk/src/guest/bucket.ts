@@ -160,7 +160,7 @@ export function openBucket(label = 'default'): Bucket {
     delete: (name) => op(`delete("${name}")`, () => handle.delete(name)),
     list(options = {}) {
       const page = op('list', () => handle.listObjects(options.prefix, options.cursor, options.limit));
-      return { objects: page.objects.map(info), cursor: page.cursor };
+      return { objects: Array.from(page.objects, info), cursor: page.cursor };
     },
   };
   opened.set(label, bucket);

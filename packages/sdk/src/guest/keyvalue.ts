@@ -112,7 +112,8 @@ export function openKeyValue(label = 'default'): KeyValueStore {
     },
     listKeys(cursor) {
       const page = op('list-keys', () => bucket.listKeys(cursor));
-      return { keys: page.keys, cursor: page.cursor };
+      // Array.from: the binding's array is another global's, as its byte arrays are (binding-arrays.ts).
+      return { keys: Array.from(page.keys), cursor: page.cursor };
     },
     *keys() {
       let cursor: string | undefined;

@@ -135,7 +135,7 @@ export function openDatabase(label = 'default'): Database {
       const result = rows(sql, params);
       const raw: SqlValue[][] = new Array(result.rows.length);
       for (let r = 0; r < result.rows.length; r++) raw[r] = fromValues(result.rows[r] ?? []);
-      return { columns: result.columns, rows: raw };
+      return { columns: Array.from(result.columns), rows: raw };
     },
     execute(sql, params = []) {
       let result: ReturnType<Connection['execute']>;
