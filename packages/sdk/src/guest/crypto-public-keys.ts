@@ -2,10 +2,10 @@
 // RSA-PSS and Ed25519, and it aborts the whole instance (a WebAssembly trap, no exception) when
 // asked to import an ECDSA or RSASSA-PKCS1-v1_5 key. So a capsule could not check a JWT signed
 // with ES256, RS256, PS256 or EdDSA, nor a webhook signed with Ed25519. This module gives
-// `importKey` and `verify` those four algorithms for public keys (JWK, SPKI, and raw where
-// WebCrypto has it), computed by signature-math.ts. A private key is refused with a
-// NotSupportedError the capsule can catch: signing in BigInt would leak the key through its
-// timing. Installed by webcrypto.ts. Drop it once the engine has them.
+// `importKey`, `verify` and `exportKey` those four algorithms for public keys (JWK, SPKI, and raw
+// where WebCrypto has it), verified by signature-math.ts. Private keys are crypto-private-keys.ts's:
+// signing in BigInt would leak the key through its timing. Installed by webcrypto.ts. Drop it once
+// the engine has them.
 
 import {
   bigIntToBytes,
@@ -23,6 +23,7 @@ import {
   rsaPssVerify,
 } from './signature-math.ts';
 import {
+  base64Url,
   bytesOf,
   type CryptoKey,
   checkJwkUse,
@@ -123,6 +124,50 @@ function derInteger(bytes: Uint8Array, offset: number, what: string): { value: b
   const element = expectElement(bytes, offset, 0x02, what);
   if (element.contents.length === 0 || (element.contents[0] ?? 0) & 0x80) throw failure('DataError', `${what} is not a positive integer`);
   return { value: bytesToBigInt(element.contents), end: element.end };
+}
+
+function derElement(tag: number, contents: Uint8Array): Uint8Array {
+  const length = contents.length;
+  const head: number[] = [tag];
+  if (length < 0x80) head.push(length);
+  else {
+    const bytes: number[] = [];
+    for (let rest = length; rest > 0; rest = Math.floor(rest / 256)) bytes.unshift(rest % 256);
+    head.push(0x80 | bytes.length, ...bytes);
+  }
+  const out = new Uint8Array(head.length + length);
+  out.set(head);
+  out.set(contents, head.length);
+  return out;
+}
+
+function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}
+
+function fromHex(text: string): Uint8Array {
+  return Uint8Array.from(text.match(/../g) ?? [], (pair) => Number.parseInt(pair, 16));
+}
+
+function unsignedBytes(value: bigint): Uint8Array {
+  return bigIntToBytes(value, Math.max(1, Math.ceil(bitLength(value) / 8))) ?? new Uint8Array(1);
+}
+
+/** A SubjectPublicKeyInfo: the algorithm's OID and parameters, and the key as a BIT STRING. */
+function spkiOf(algorithm: string, parameters: Uint8Array, key: Uint8Array): Uint8Array {
+  const identifier = derElement(0x30, concatBytes(derElement(0x06, fromHex(algorithm)), parameters));
+  return derElement(0x30, concatBytes(identifier, derElement(0x03, concatBytes(new Uint8Array([0]), key))));
+}
+
+function derUnsigned(value: bigint): Uint8Array {
+  const bytes = unsignedBytes(value);
+  return derElement(0x02, (bytes[0] ?? 0) & 0x80 ? concatBytes(new Uint8Array([0]), bytes) : bytes);
 }
 
 // ---- Each kind of key, from its key data ----
@@ -264,6 +309,55 @@ function isPrivate(format: string, keyData: unknown): boolean {
   return format === 'pkcs8' || (format === 'jwk' && typeof keyData === 'object' && keyData !== null && 'd' in keyData);
 }
 
+const CURVE_OID_OF: Readonly<Record<Curve['name'], string>> = { 'P-256': '2a8648ce3d030107', 'P-384': '2b81040022', 'P-521': '2b81040023' };
+
+function pointBytes(material: Extract<Material, { kind: 'ECDSA' }>): Uint8Array {
+  const { curve, point } = material;
+  return concatBytes(
+    new Uint8Array([4]),
+    bigIntToBytes(point.x, curve.size) ?? new Uint8Array(),
+    bigIntToBytes(point.y, curve.size) ?? new Uint8Array(),
+  );
+}
+
+/** A public key as WebCrypto's exportKey gives it, in `format`. */
+function exported(material: Material, format: string, usages: readonly string[]): ArrayBuffer | Record<string, unknown> {
+  const buffer = (bytes: Uint8Array) => bytes.slice().buffer;
+  switch (material.kind) {
+    case 'ECDSA': {
+      const { curve, point } = material;
+      if (format === 'raw') return buffer(pointBytes(material));
+      if (format === 'spki')
+        return buffer(spkiOf(OID.ecPublicKey, derElement(0x06, fromHex(CURVE_OID_OF[curve.name])), pointBytes(material)));
+      if (format === 'jwk') {
+        const coordinate = (value: bigint) => base64Url(bigIntToBytes(value, curve.size) ?? new Uint8Array());
+        return { kty: 'EC', crv: curve.name, x: coordinate(point.x), y: coordinate(point.y), key_ops: [...usages], ext: true };
+      }
+      break;
+    }
+    case 'RSASSA-PKCS1-v1_5':
+    case 'RSA-PSS': {
+      const { n, e } = material.key;
+      if (format === 'spki')
+        return buffer(spkiOf(OID.rsaEncryption, new Uint8Array([5, 0]), derElement(0x30, concatBytes(derUnsigned(n), derUnsigned(e)))));
+      if (format === 'jwk') {
+        const alg = `${JWK_ALG_PREFIX[material.kind]}${material.hash === 'SHA-1' ? '1' : material.hash.slice(4)}`;
+        return { kty: 'RSA', n: base64Url(unsignedBytes(n)), e: base64Url(unsignedBytes(e)), alg, key_ops: [...usages], ext: true };
+      }
+      break;
+    }
+    case 'Ed25519':
+      if (format === 'raw') return buffer(material.raw);
+      if (format === 'spki') return buffer(spkiOf(OID.ed25519, new Uint8Array(), material.raw));
+      if (format === 'jwk') return { kty: 'OKP', crv: 'Ed25519', x: base64Url(material.raw), key_ops: [...usages], ext: true };
+      break;
+  }
+  throw failure(
+    'NotSupportedError',
+    `a public ${material.kind} key is exported as ${material.kind.startsWith('RS') ? '"spki" or "jwk"' : '"raw", "spki" or "jwk"'}, not "${format}"`,
+  );
+}
+
 /**
  * Gives `target` an importKey, verify and sign that handle public ECDSA, RSASSA-PKCS1-v1_5,
  * RSA-PSS and Ed25519 keys, and pass every other call on to `platform`. In a capsule both are
@@ -333,6 +427,17 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
     }
   };
 
+  const platformExportKey = typeof platform.exportKey === 'function' ? platform.exportKey.bind(platform) : undefined;
+  const exportKey = async (format: string, key: CryptoKey): Promise<unknown> => {
+    const material = typeof key === 'object' && key !== null ? materials.get(key) : undefined;
+    if (!material) {
+      if (!platformExportKey) throw failure('NotSupportedError', 'this key cannot be exported in a capsule');
+      return (platformExportKey as (format: string, key: CryptoKey) => Promise<unknown>)(format, key);
+    }
+    if (!key.extractable) throw failure('InvalidAccessError', 'the key is not extractable');
+    return exported(material, format, key.usages);
+  };
+
   const sign = async (...args: Parameters<typeof platformSign>): Promise<ArrayBuffer> => {
     const key = args[1];
     if (typeof key === 'object' && key !== null && materials.has(key)) {
@@ -341,7 +446,7 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
     return platformSign(...args);
   };
 
-  for (const [name, value] of Object.entries({ importKey, verify, sign })) {
+  for (const [name, value] of Object.entries({ importKey, verify, sign, exportKey })) {
     Object.defineProperty(target, name, { configurable: true, writable: true, value });
   }
 }

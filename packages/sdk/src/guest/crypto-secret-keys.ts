@@ -92,6 +92,8 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
   const previousImportKey = target.importKey?.bind(target) as (...args: unknown[]) => Promise<CryptoKey>;
   const previousSign = target.sign?.bind(target) as (...args: unknown[]) => Promise<ArrayBuffer>;
   const previousVerify = target.verify?.bind(target) as (...args: unknown[]) => Promise<boolean>;
+  const previousGenerateKey = target.generateKey?.bind(target) as ((...args: unknown[]) => Promise<unknown>) | undefined;
+  const previousExportKey = target.exportKey?.bind(target) as ((...args: unknown[]) => Promise<unknown>) | undefined;
   const isOurs = (key: unknown): key is CryptoKey => typeof key === 'object' && key !== null && secrets.has(key);
 
   function secretOf(key: unknown, kind: readonly Kind[], usage: string, what: string): Secret {
@@ -170,14 +172,12 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
     return key;
   };
 
-  const generateKey = async (algorithm: unknown, extractable: boolean, usages: Iterable<string>): Promise<CryptoKey> => {
+  const generateKey = async (algorithm: unknown, extractable: boolean, usages: Iterable<string>): Promise<unknown> => {
     const name = nameOf(algorithm).toUpperCase();
     const kind = KINDS[name];
     if (!kind || kind === 'PBKDF2' || kind === 'HKDF') {
-      throw failure(
-        'NotSupportedError',
-        `generateKey makes AES-GCM, AES-CBC and HMAC keys in a capsule, not ${nameOf(algorithm)}${name === 'ECDSA' || name.startsWith('RS') || name === 'ED25519' ? ' (a capsule verifies with public keys, and signs with HMAC)' : ''}`,
-      );
+      if (previousGenerateKey && !kind) return previousGenerateKey(algorithm, extractable, usages);
+      throw failure('NotSupportedError', `generateKey cannot make ${nameOf(algorithm)} keys in a capsule`);
     }
     const wanted = checkUsages(kind, Array.from(usages ?? []));
     const parameters = parametersOf(algorithm);
@@ -196,9 +196,12 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
     return secretKey(kind, bytes, { ...parameters, name: kind }, Boolean(extractable), wanted);
   };
 
-  const exportKey = async (format: string, key: CryptoKey): Promise<ArrayBuffer | Record<string, unknown>> => {
+  const exportKey = async (format: string, key: CryptoKey): Promise<unknown> => {
     const secret = typeof key === 'object' && key !== null ? secrets.get(key) : undefined;
-    if (!secret) throw failure('NotSupportedError', 'only secret keys (AES, HMAC) made or imported here can be exported in a capsule');
+    if (!secret) {
+      if (previousExportKey) return previousExportKey(format, key);
+      throw failure('NotSupportedError', 'this key cannot be exported in a capsule');
+    }
     if (!key.extractable) throw failure('InvalidAccessError', 'the key is not extractable');
     if (format === 'raw') return secret.bytes.slice().buffer;
     if (format === 'jwk') {

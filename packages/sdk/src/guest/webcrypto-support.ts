@@ -76,7 +76,7 @@ export function checkJwkUse(jwk: Record<string, unknown>, use: 'sig' | 'enc', ex
 /** A CryptoKey of the SDK's own, which the engine's prototype gives `instanceof CryptoKey`. */
 export function makeCryptoKey(
   prototype: object,
-  fields: { type: 'public' | 'secret'; extractable: boolean; algorithm: object; usages: readonly string[] },
+  fields: { type: 'public' | 'private' | 'secret'; extractable: boolean; algorithm: object; usages: readonly string[] },
 ): CryptoKey {
   const key = Object.create(prototype) as CryptoKey;
   Object.defineProperties(key, {

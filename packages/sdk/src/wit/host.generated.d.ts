@@ -182,6 +182,21 @@ export namespace StratumCryptoPrimitives {
    */
   export function aesGcmDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array, additionalData: Uint8Array, tagLength: number): Uint8Array;
   /**
+   * A new key pair. `modulus-bits` (2048 to 8192, a multiple of 8) and `public-exponent`
+   * (3 or 65537) are for RSA and ignored for the others.
+   */
+  export function generateKeyPair(keyType: KeyType, modulusBits: number, publicExponent: number): KeyInfo;
+  /**
+   * Parses and checks a private key: `invalid-input` names what is wrong with one that does
+   * not parse, or is of another type than `key-type`.
+   */
+  export function inspectPrivateKey(key: PrivateKey, keyType: KeyType): KeyInfo;
+  /**
+   * Signs `data`, hashed with `hash` (not for ed25519, which hashes itself), with a PKCS#8
+   * private key of the scheme's type. `salt-length` is RSA-PSS's, in bytes.
+   */
+  export function sign(scheme: SignatureScheme, hash: Hash, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array;
+  /**
    * AES-CBC with PKCS#7 padding, a 16, 24 or 32-byte key and a 16-byte IV.
    */
   export function aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array;
@@ -201,6 +216,72 @@ export namespace StratumCryptoPrimitives {
    * ## `"sha512"`
    */
   export type Hash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+  /**
+   * The asymmetric keys `generate-key-pair` makes and `sign` signs with.
+   * # Variants
+   * 
+   * ## `"p256"`
+   * 
+   * ## `"p384"`
+   * 
+   * ## `"p521"`
+   * 
+   * ## `"rsa"`
+   * 
+   * ## `"ed25519"`
+   */
+  export type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519';
+  /**
+   * # Variants
+   * 
+   * ## `"ecdsa"`
+   * 
+   * On P-256, P-384 or P-521; the signature is r and s, each the curve's size (IEEE P1363),
+   * as WebCrypto gives it.
+   * ## `"rsassa-pkcs1-v1-5"`
+   * 
+   * ## `"rsa-pss"`
+   * 
+   * ## `"ed25519"`
+   */
+  export type SignatureScheme = 'ecdsa' | 'rsassa-pkcs1-v1-5' | 'rsa-pss' | 'ed25519';
+  /**
+   * A private key as the guest holds it.
+   */
+  export type PrivateKey = PrivateKeyPkcs8 | PrivateKeyJwk;
+  /**
+   * PKCS#8 (RFC 5208), DER.
+   */
+  export interface PrivateKeyPkcs8 {
+    tag: 'pkcs8',
+    val: Uint8Array,
+  }
+  /**
+   * A private JSON Web Key (RFC 7517), as JSON text.
+   */
+  export interface PrivateKeyJwk {
+    tag: 'jwk',
+    val: string,
+  }
+  /**
+   * A private key, checked, in both forms, with its public key.
+   */
+  export interface KeyInfo {
+    keyType: KeyType,
+    /**
+     * The RSA modulus's size in bits; 0 for the other types.
+     */
+    modulusBits: number,
+    pkcs8: Uint8Array,
+    /**
+     * The private JWK as JSON text, without `alg`, `use`, `key_ops` or `ext`.
+     */
+    jwk: string,
+    /**
+     * The public key, as a SubjectPublicKeyInfo (RFC 5280), DER.
+     */
+    publicKey: Uint8Array,
+  }
   /**
    * Why a call failed.
    */

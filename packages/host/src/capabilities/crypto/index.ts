@@ -1,15 +1,28 @@
-import { createCipheriv, createDecipheriv, hkdfSync, pbkdf2Sync } from 'node:crypto';
+import {
+  constants,
+  createCipheriv,
+  createDecipheriv,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  hkdfSync,
+  type KeyObject,
+  pbkdf2Sync,
+  sign as signWith,
+  verify as verifyWith,
+} from 'node:crypto';
 import { StratumError } from '@stratum/core';
 import type { Capability } from '../contract.ts';
 import { WitError } from '../contract.ts';
 
 /**
- * `stratum:crypto/primitives`: PBKDF2, HKDF, AES-GCM and AES-CBC computed by Node.js (OpenSSL)
- * for capsules whose engine lacks them. Served to every capsule without a grant, as a digest
+ * `stratum:crypto/primitives`: PBKDF2, HKDF, AES-GCM, AES-CBC, and key pairs and signatures with
+ * them, computed by Node.js (OpenSSL) for capsules whose engine lacks them. Served to every capsule without a grant, as a digest
  * would be: a call reads its arguments and nothing else. Each call runs synchronously on the
  * capsule's own thread, so its CPU time is the capsule's, and the bounds below keep one call
- * short enough (1,000,000 PBKDF2 rounds: about half a second) that an instance past its time
- * limit is ended soon after, since a thread cannot be stopped inside OpenSSL.
+ * short enough (1,000,000 PBKDF2 rounds: about half a second; a 4096-bit RSA key pair: about as
+ * long, on average) that an instance past its time limit is ended soon after, since a thread
+ * cannot be stopped inside OpenSSL.
  */
 
 type Hash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
@@ -44,6 +57,62 @@ function gcmArguments(iv: Uint8Array, tagLength: number): void {
 function cbcIv(iv: Uint8Array): void {
   if (iv.byteLength !== 16) throw invalid(`an AES-CBC IV is 16 bytes, not ${iv.byteLength}`);
 }
+
+type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519';
+type PrivateKey = { tag: 'pkcs8'; val: Uint8Array } | { tag: 'jwk'; val: string };
+interface KeyInfo {
+  keyType: KeyType;
+  modulusBits: number;
+  pkcs8: Uint8Array;
+  jwk: string;
+  publicKey: Uint8Array;
+}
+
+const CURVE_TYPES: Readonly<Record<string, KeyType>> = { prime256v1: 'p256', secp384r1: 'p384', secp521r1: 'p521' };
+const CURVE_NAMES: Readonly<Record<string, string>> = { p256: 'P-256', p384: 'P-384', p521: 'P-521' };
+const GENERATED_RSA_BITS = { least: 2048, most: 4096 };
+const MAX_RSA_BITS = 8192;
+
+function typeOf(key: KeyObject): KeyType | undefined {
+  if (key.asymmetricKeyType === 'ec') return CURVE_TYPES[key.asymmetricKeyDetails?.namedCurve ?? ''];
+  if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') return 'rsa';
+  if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
+  return undefined;
+}
+
+function infoOf(key: KeyObject): KeyInfo {
+  const keyType = typeOf(key);
+  if (!keyType) throw invalid(`a ${key.asymmetricKeyType ?? 'private'} key is not one of P-256, P-384, P-521, RSA or Ed25519`);
+  const modulusBits = keyType === 'rsa' ? (key.asymmetricKeyDetails?.modulusLength ?? 0) : 0;
+  if (modulusBits > MAX_RSA_BITS) throw invalid(`an RSA key of ${modulusBits} bits is over ${MAX_RSA_BITS}`);
+  return {
+    keyType,
+    modulusBits,
+    pkcs8: new Uint8Array(key.export({ type: 'pkcs8', format: 'der' })),
+    jwk: JSON.stringify(key.export({ format: 'jwk' })),
+    publicKey: new Uint8Array(createPublicKey(key).export({ type: 'spki', format: 'der' })),
+  };
+}
+
+function privateKeyOf(key: PrivateKey): KeyObject {
+  try {
+    if (key.tag === 'pkcs8') return createPrivateKey({ key: Buffer.from(key.val), format: 'der', type: 'pkcs8' });
+    return createPrivateKey({ key: JSON.parse(key.val) as Record<string, unknown> as never, format: 'jwk' });
+  } catch (error) {
+    // Its code only: a parser's message may quote the input, and this one is a private key.
+    const code = (error as { code?: unknown }).code;
+    throw invalid(
+      `the private key does not parse as ${key.tag === 'pkcs8' ? 'PKCS#8' : 'a JWK'}${typeof code === 'string' ? ` (${code})` : ''}`,
+    );
+  }
+}
+
+const SIGNATURE_KEY_TYPES: Readonly<Record<string, readonly KeyType[]>> = {
+  ecdsa: ['p256', 'p384', 'p521'],
+  'rsassa-pkcs1-v1-5': ['rsa'],
+  'rsa-pss': ['rsa'],
+  ed25519: ['ed25519'],
+};
 
 function joined(...parts: Buffer[]): Uint8Array {
   return new Uint8Array(Buffer.concat(parts));
@@ -82,6 +151,57 @@ export const primitives = {
     } catch {
       throw new WitError({ tag: 'operation-failed' });
     }
+  },
+  generateKeyPair(keyType: KeyType, modulusBits: number, publicExponent: number): KeyInfo {
+    if (keyType === 'rsa') {
+      const { least, most } = GENERATED_RSA_BITS;
+      if (modulusBits < least || modulusBits > most || modulusBits % 8 !== 0) {
+        throw invalid(`an RSA key made here is ${least} to ${most} bits, a multiple of 8, not ${modulusBits}`);
+      }
+      if (publicExponent !== 3 && publicExponent !== 65537) throw invalid(`an RSA public exponent is 3 or 65537, not ${publicExponent}`);
+      return infoOf(generateKeyPairSync('rsa', { modulusLength: modulusBits, publicExponent }).privateKey);
+    }
+    if (keyType === 'ed25519') return infoOf(generateKeyPairSync('ed25519').privateKey);
+    const namedCurve = CURVE_NAMES[keyType];
+    if (!namedCurve) throw invalid(`unknown key type ${String(keyType)}`);
+    return infoOf(generateKeyPairSync('ec', { namedCurve }).privateKey);
+  },
+  inspectPrivateKey(key: PrivateKey, keyType: KeyType): KeyInfo {
+    const parsed = privateKeyOf(key);
+    const info = infoOf(parsed);
+    if (info.keyType !== keyType) throw invalid(`the private key is ${info.keyType}, not ${keyType}`);
+    // OpenSSL takes a JWK's members as given: a `d` that is not base64url, or that belongs to
+    // another public key, still parses. A signature the key's own public half verifies does not.
+    const probe = Buffer.from('stratum:crypto key check');
+    const hash = keyType === 'ed25519' ? null : 'sha256';
+    let consistent = false;
+    try {
+      consistent = verifyWith(hash, probe, createPublicKey(parsed), signWith(hash, probe, parsed));
+    } catch {
+      consistent = false;
+    }
+    if (!consistent)
+      throw invalid(
+        `the private key's parts do not belong together (its ${key.tag === 'jwk' ? '"d"' : 'private value'} is not its public key's)`,
+      );
+    return info;
+  },
+  sign(scheme: string, hash: Hash, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array {
+    const key = privateKeyOf({ tag: 'pkcs8', val: privateKey });
+    const keyType = typeOf(key);
+    const allowed = SIGNATURE_KEY_TYPES[scheme];
+    if (!allowed) throw invalid(`unknown signature scheme ${String(scheme)}`);
+    if (!keyType || !allowed.includes(keyType))
+      throw invalid(`a ${scheme} signature needs a ${allowed.join(' or ')} key, not ${keyType ?? 'this one'}`);
+    if (scheme === 'ed25519') return new Uint8Array(signWith(null, data, key));
+    const digest = hashOf(hash);
+    if (scheme === 'ecdsa') return new Uint8Array(signWith(digest, data, { key, dsaEncoding: 'ieee-p1363' }));
+    if (scheme === 'rsa-pss') {
+      const most = Math.ceil((key.asymmetricKeyDetails?.modulusLength ?? 0) / 8) - HASH_BYTES[digest] - 2;
+      if (saltLength > most) throw invalid(`an RSA-PSS salt with this key and ${digest} is at most ${most} bytes, not ${saltLength}`);
+      return new Uint8Array(signWith(digest, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }));
+    }
+    return new Uint8Array(signWith(digest, data, key));
   },
   aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
     cbcIv(iv);

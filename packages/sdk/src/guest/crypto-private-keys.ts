@@ -1,0 +1,249 @@
+// Private ECDSA, RSA and Ed25519 keys: imported, made by generateKey, signed with and exported.
+// Signing is left to the host (stratum:crypto's `sign`, OpenSSL), which does it in constant time:
+// the SDK's BigInt arithmetic would leak the key through its timing. A private key is held as
+// the PKCS#8 bytes the host checked; its public half, from generateKey, is the public-key layer's
+// (crypto-public-keys.ts). Installed by webcrypto.ts, between that layer and the secret-key one.
+
+import { ownBytes } from './binding-arrays.ts';
+import { witError } from './errors.ts';
+import {
+  type CryptoKey,
+  checkJwkUse,
+  failure,
+  fromBase64Url,
+  hashOf,
+  makeCryptoKey,
+  nameOf,
+  parametersOf,
+  type SubtleCrypto,
+} from './webcrypto-support.ts';
+
+type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519';
+type Scheme = 'ecdsa' | 'rsassa-pkcs1-v1-5' | 'rsa-pss' | 'ed25519';
+type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+interface KeyInfo {
+  keyType: KeyType;
+  modulusBits: number;
+  pkcs8: Uint8Array;
+  jwk: string;
+  publicKey: Uint8Array;
+}
+
+/** What the host computes (`stratum:crypto/primitives`); a test gives the host's own. */
+export interface KeyPrimitives {
+  generateKeyPair(keyType: KeyType, modulusBits: number, publicExponent: number): KeyInfo;
+  inspectPrivateKey(key: { tag: 'pkcs8'; val: Uint8Array } | { tag: 'jwk'; val: string }, keyType: KeyType): KeyInfo;
+  sign(scheme: Scheme, hash: HashName, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array;
+}
+
+type Kind = 'ECDSA' | 'RSASSA-PKCS1-v1_5' | 'RSA-PSS' | 'Ed25519';
+
+const KINDS: Readonly<Record<string, Kind>> = {
+  ECDSA: 'ECDSA',
+  'RSASSA-PKCS1-V1_5': 'RSASSA-PKCS1-v1_5',
+  'RSA-PSS': 'RSA-PSS',
+  ED25519: 'Ed25519',
+};
+const SCHEMES: Readonly<Record<Kind, Scheme>> = {
+  ECDSA: 'ecdsa',
+  'RSASSA-PKCS1-v1_5': 'rsassa-pkcs1-v1-5',
+  'RSA-PSS': 'rsa-pss',
+  Ed25519: 'ed25519',
+};
+const CURVE_TYPES: Readonly<Record<string, KeyType>> = { 'P-256': 'p256', 'P-384': 'p384', 'P-521': 'p521' };
+const WIT_HASHES: Readonly<Record<string, HashName>> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
+
+interface Private {
+  readonly kind: Kind;
+  readonly info: KeyInfo;
+  readonly hash?: string;
+}
+
+/** The host's refusal as WebCrypto names it: `what` is the error for input it will not take. */
+function hosted<T>(what: 'DataError' | 'OperationError', work: () => T): T {
+  try {
+    return work();
+  } catch (thrown) {
+    const variant = witError(thrown);
+    if (!variant) throw thrown;
+    throw failure(what, typeof variant.val === 'string' ? variant.val : variant.tag);
+  }
+}
+
+function bufferOf(bytes: Uint8Array): ArrayBuffer {
+  return ownBytes(bytes).slice().buffer;
+}
+
+/**
+ * Gives `target` an importKey, generateKey, sign, verify and exportKey that know private
+ * ECDSA, RSASSA-PKCS1-v1_5, RSA-PSS and Ed25519 keys, passing everything else on to what
+ * `target` had.
+ */
+export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPrimitives, cryptoKeyPrototype: object): void {
+  const keys = new WeakMap<object, Private>();
+  type Method = (...args: unknown[]) => Promise<unknown>;
+  const previous = (name: keyof SubtleCrypto): Method | undefined => {
+    const method = target[name] as Method | undefined;
+    return typeof method === 'function' ? method.bind(target) : undefined;
+  };
+  const previousImportKey = previous('importKey') as Method;
+  const previousSign = previous('sign') as Method;
+  const previousVerify = previous('verify') as Method;
+  const previousGenerateKey = previous('generateKey');
+  const previousExportKey = previous('exportKey');
+  const privateOf = (key: unknown) => (typeof key === 'object' && key !== null ? keys.get(key) : undefined);
+
+  /** The key type an algorithm's parameters ask for, and the hash an RSA key is bound to. */
+  function expected(kind: Kind, algorithm: unknown): { keyType: KeyType; hash?: string } {
+    const parameters = parametersOf(algorithm);
+    if (kind === 'ECDSA') {
+      const keyType = CURVE_TYPES[String(parameters.namedCurve)];
+      if (!keyType)
+        throw failure('NotSupportedError', `ECDSA needs a namedCurve of P-256, P-384 or P-521 (it got ${String(parameters.namedCurve)})`);
+      return { keyType };
+    }
+    if (kind === 'Ed25519') return { keyType: 'ed25519' };
+    return { keyType: 'rsa', hash: hashOf(parameters.hash, kind) };
+  }
+
+  function algorithmOf(kind: Kind, info: KeyInfo, hash: string | undefined): object {
+    if (kind === 'ECDSA') return { name: kind, namedCurve: `P-${info.keyType.slice(1)}` };
+    if (kind === 'Ed25519') return { name: kind };
+    const exponent = fromBase64Url((JSON.parse(info.jwk) as { e?: string }).e, 'e');
+    return { name: kind, modulusLength: info.modulusBits, publicExponent: exponent, hash: { name: hash } };
+  }
+
+  function privateKey(kind: Kind, info: KeyInfo, hash: string | undefined, extractable: boolean, usages: readonly string[]): CryptoKey {
+    const key = makeCryptoKey(cryptoKeyPrototype, { type: 'private', extractable, algorithm: algorithmOf(kind, info, hash), usages });
+    keys.set(key, { kind, info, ...(hash === undefined ? {} : { hash }) });
+    return key;
+  }
+
+  function signingUsages(kind: Kind, usages: readonly string[], allowed: readonly string[]): string[] {
+    const refused = usages.filter((usage) => !allowed.includes(usage));
+    if (refused.length > 0)
+      throw failure('SyntaxError', `a private ${kind} key can only "sign", not ${refused.map((usage) => `"${usage}"`).join(', ')}`);
+    return [...usages];
+  }
+
+  const importKey = async (...args: unknown[]): Promise<unknown> => {
+    const [format, keyData, algorithm, extractable, usages] = args as [string, unknown, unknown, boolean, Iterable<string>];
+    const kind = KINDS[nameOf(algorithm).toUpperCase()];
+    const isPrivate = format === 'pkcs8' || (format === 'jwk' && typeof keyData === 'object' && keyData !== null && 'd' in keyData);
+    if (!kind || !isPrivate) return previousImportKey(...args);
+    const asked = signingUsages(kind, Array.from(usages ?? []), ['sign']);
+    if (asked.length === 0) throw failure('SyntaxError', `a private ${kind} key needs the usage "sign"`);
+    const { keyType, hash } = expected(kind, algorithm);
+    let given: { tag: 'pkcs8'; val: Uint8Array } | { tag: 'jwk'; val: string };
+    if (format === 'jwk') {
+      const jwk = keyData as Record<string, unknown>;
+      checkJwkUse(jwk, 'sig', Boolean(extractable), asked);
+      if (kind === 'RSASSA-PKCS1-v1_5' || kind === 'RSA-PSS') {
+        const alg = `${kind === 'RSA-PSS' ? 'PS' : 'RS'}${hash === 'SHA-1' ? '1' : hash?.slice(4)}`;
+        if (jwk.alg !== undefined && jwk.alg !== alg)
+          throw failure('DataError', `the JWK's "alg" is ${JSON.stringify(jwk.alg)}, but ${kind} with ${hash} is ${alg}`);
+      }
+      given = { tag: 'jwk', val: JSON.stringify(jwk) };
+    } else {
+      const bytes = keyData;
+      if (!ArrayBuffer.isView(bytes) && Object.prototype.toString.call(bytes) !== '[object ArrayBuffer]') {
+        throw new TypeError('a pkcs8 key must be an ArrayBuffer or a view of one');
+      }
+      const view = ArrayBuffer.isView(bytes)
+        ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+        : new Uint8Array(bytes as ArrayBuffer);
+      given = { tag: 'pkcs8', val: Uint8Array.from(view) };
+    }
+    const info = hosted('DataError', () => primitives.inspectPrivateKey(given, keyType));
+    return privateKey(kind, info, hash, Boolean(extractable), asked);
+  };
+
+  const generateKey = async (algorithm: unknown, extractable: boolean, usages: Iterable<string>): Promise<unknown> => {
+    const kind = KINDS[nameOf(algorithm).toUpperCase()];
+    if (!kind) {
+      if (!previousGenerateKey) throw failure('NotSupportedError', `generateKey cannot make ${nameOf(algorithm)} keys in a capsule`);
+      return previousGenerateKey(algorithm, extractable, usages);
+    }
+    const asked = signingUsages(kind, Array.from(usages ?? []), ['sign', 'verify']);
+    if (!asked.includes('sign')) throw failure('SyntaxError', `a ${kind} key pair needs the usage "sign" for its private key`);
+    const { keyType, hash } = expected(kind, algorithm);
+    const parameters = parametersOf(algorithm);
+    let modulusBits = 0;
+    let exponent = 0;
+    if (keyType === 'rsa') {
+      modulusBits = Number(parameters.modulusLength);
+      const bytes = parameters.publicExponent;
+      if (!ArrayBuffer.isView(bytes)) throw new TypeError(`${kind} needs a publicExponent, as bytes (new Uint8Array([1, 0, 1]))`);
+      exponent = Array.from(new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)).reduce(
+        (value, byte) => value * 256 + byte,
+        0,
+      );
+    }
+    const info = hosted('OperationError', () => primitives.generateKeyPair(keyType, modulusBits, exponent));
+    const publicKey = (await previousImportKey(
+      'spki',
+      ownBytes(info.publicKey),
+      { ...parameters, name: kind },
+      true,
+      asked.filter((usage) => usage === 'verify'),
+    )) as CryptoKey;
+    return { publicKey, privateKey: privateKey(kind, info, hash, Boolean(extractable), ['sign']) };
+  };
+
+  const sign = async (...args: unknown[]): Promise<unknown> => {
+    const [algorithm, key, data] = args;
+    const held = privateOf(key);
+    if (!held) return previousSign(...args);
+    const name = nameOf(algorithm);
+    if (KINDS[name.toUpperCase()] !== held.kind) throw failure('InvalidAccessError', `the key is a ${held.kind} key, not ${name}`);
+    if (!(key as CryptoKey).usages.includes('sign')) throw failure('InvalidAccessError', 'the key was not made for "sign"');
+    const parameters = parametersOf(algorithm);
+    const hash = held.kind === 'ECDSA' ? hashOf(parameters.hash, 'ECDSA') : (held.hash ?? 'SHA-256');
+    let saltLength = 0;
+    if (held.kind === 'RSA-PSS') {
+      saltLength = Number(parameters.saltLength);
+      if (!Number.isInteger(saltLength) || saltLength < 0)
+        throw new TypeError('RSA-PSS needs a saltLength (a whole number of bytes; 32 for PS256)');
+    }
+    if (!ArrayBuffer.isView(data) && Object.prototype.toString.call(data) !== '[object ArrayBuffer]') {
+      throw new TypeError('the data must be an ArrayBuffer or a view of one');
+    }
+    const bytes = ArrayBuffer.isView(data)
+      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+      : new Uint8Array(data as ArrayBuffer);
+    const scheme = SCHEMES[held.kind];
+    return bufferOf(
+      hosted('OperationError', () =>
+        primitives.sign(scheme, WIT_HASHES[hash] ?? 'sha256', held.info.pkcs8, Uint8Array.from(bytes), saltLength),
+      ),
+    );
+  };
+
+  const verify = async (...args: unknown[]): Promise<unknown> => {
+    if (privateOf(args[1])) throw failure('InvalidAccessError', 'a private key cannot verify: use its public key');
+    return previousVerify(...args);
+  };
+
+  const exportKey = async (format: string, key: CryptoKey): Promise<unknown> => {
+    const held = privateOf(key);
+    if (!held) {
+      if (!previousExportKey) throw failure('NotSupportedError', 'this key cannot be exported in a capsule');
+      return previousExportKey(format, key);
+    }
+    if (!key.extractable) throw failure('InvalidAccessError', 'the key is not extractable');
+    if (format === 'pkcs8') return bufferOf(held.info.pkcs8);
+    if (format === 'jwk') {
+      const jwk = JSON.parse(held.info.jwk) as Record<string, unknown>;
+      if (held.kind === 'RSASSA-PKCS1-v1_5' || held.kind === 'RSA-PSS') {
+        jwk.alg = `${held.kind === 'RSA-PSS' ? 'PS' : 'RS'}${held.hash === 'SHA-1' ? '1' : held.hash?.slice(4)}`;
+      }
+      return { ...jwk, key_ops: [...key.usages], ext: true };
+    }
+    throw failure('NotSupportedError', `a private key is exported as "pkcs8" or "jwk", not "${format}"`);
+  };
+
+  for (const [name, value] of Object.entries({ importKey, generateKey, sign, verify, exportKey })) {
+    Object.defineProperty(target, name, { configurable: true, writable: true, value });
+  }
+}
