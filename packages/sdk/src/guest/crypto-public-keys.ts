@@ -374,12 +374,9 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
     const [format, keyData, algorithm, extractable, usages] = args as unknown as [string, unknown, unknown, boolean, string[]];
     const kind = SIGNATURE_ALGORITHMS[nameOf(algorithm).toUpperCase()];
     if (!kind) return platformImportKey(...args);
-    if (isPrivate(format, keyData)) {
-      throw failure(
-        'NotSupportedError',
-        `private ${kind} keys cannot be imported in a capsule: it verifies with public keys, and signs with HMAC`,
-      );
-    }
+    // Private keys are the private-key layer's, installed after this one; never the engine's,
+    // which would abort the instance.
+    if (isPrivate(format, keyData)) throw failure('NotSupportedError', `this layer imports public ${kind} keys, not private ones`);
     const asked = Array.from(usages ?? []);
     const refused = asked.filter((usage) => usage !== 'verify');
     if (refused.length > 0)
