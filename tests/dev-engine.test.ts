@@ -381,6 +381,33 @@ test('a capsule signs JWTs with jose: ES256 with a key pair it makes, RS256 with
   assert.equal((await jwtVerify(seen.rs256, rsa.publicKey)).payload.sub, 'given');
 });
 
+test("a capsule agrees on an ECDH P-256 secret with Node.js's key, given raw as a web push subscription gives it", async (t) => {
+  const { createECDH } = await import('node:crypto');
+  const subscriber = createECDH('prime256v1');
+  const p256dh = subscriber.generateKeys().toString('base64url');
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        '  fetch(request) {',
+        `  async fetch(request) {
+    if (new URL(request.url).pathname === '/ecdh') {
+      const b64 = (text: string) => Uint8Array.from(atob(text.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+      const hex = (bytes: ArrayBuffer) => Array.from(new Uint8Array(bytes), (b) => b.toString(16).padStart(2, '0')).join('');
+      const algorithm = { name: 'ECDH', namedCurve: 'P-256' };
+      const mine = (await crypto.subtle.generateKey(algorithm, true, ['deriveBits'])) as CryptoKeyPair;
+      const theirs = await crypto.subtle.importKey('raw', b64('${p256dh}'), algorithm, true, []);
+      const secret = await crypto.subtle.deriveBits({ name: 'ECDH', public: theirs }, mine.privateKey, 256);
+      return Response.json({ publicKey: hex(await crypto.subtle.exportKey('raw', mine.publicKey)), secret: hex(secret) });
+    }`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await get(port, 'counter.test', '/ecdh');
+  assert.equal(reply.status, 200, reply.body);
+  const seen = JSON.parse(reply.body) as { publicKey: string; secret: string };
+  assert.equal(seen.secret, subscriber.computeSecret(Buffer.from(seen.publicKey, 'hex')).toString('hex'));
+});
+
 test('a capsule checks JWTs signed with ES256, RS256, PS256 and EdDSA with jose, and an Ed25519 webhook signature with crypto.subtle', async (t) => {
   const { SignJWT, exportJWK, generateKeyPair } = await import('jose');
   const algorithms = ['ES256', 'RS256', 'PS256', 'EdDSA'] as const;

@@ -14,8 +14,8 @@ type Key = webcrypto.CryptoKey;
 type Pair = webcrypto.CryptoKeyPair;
 const node = webcrypto.subtle;
 const ours = {} as Subtle;
-addPublicKeys(ours, node, globalThis.CryptoKey.prototype);
-addPrivateKeys(ours, primitives, globalThis.CryptoKey.prototype);
+const publicKeys = addPublicKeys(ours, node, globalThis.CryptoKey.prototype);
+addPrivateKeys(ours, primitives, globalThis.CryptoKey.prototype, publicKeys);
 addSecretKeys(ours, primitives, globalThis.CryptoKey.prototype);
 
 const RSA = { modulusLength: 2048, publicExponent: new Uint8Array([1, 0, 1]) };
@@ -113,7 +113,65 @@ test('private keys that lie, wrong usages and the bounds of the host are refused
       'OperationError',
       /2048 to 4096 bits/,
     ],
-    [() => ours.generateKey(p256, false, ['verify']), 'SyntaxError', /needs the usage "sign"/],
+    [() => ours.generateKey(p256, false, ['verify']), 'SyntaxError', /needs a usage for its private key/],
   ];
   for (const [attempt, name, pattern] of cases) await assert.rejects(attempt(), { name, message: pattern }, String(pattern));
+});
+
+test('ECDH and X25519: a pair made here and one of Node.js agree on the secret Node.js derives, keys crossing in every format', async () => {
+  const algorithms = [{ name: 'ECDH', namedCurve: 'P-256' }, { name: 'ECDH', namedCurve: 'P-384' }, { name: 'X25519' }] as const;
+  for (const algorithm of algorithms) {
+    const label = 'namedCurve' in algorithm ? algorithm.namedCurve : algorithm.name;
+    const mine = (await ours.generateKey(algorithm, true, ['deriveBits', 'deriveKey'])) as Pair;
+    assert.deepEqual(mine.publicKey.usages, [], label);
+    const theirs = (await node.generateKey(algorithm, true, ['deriveBits'])) as Pair;
+    // Each side's public key as the other takes it: raw, as a web push subscription's p256dh is.
+    const theirPublic = await ours.importKey('raw', await node.exportKey('raw', theirs.publicKey), algorithm, true, []);
+    const myPublic = await node.importKey('raw', await ours.exportKey('raw', mine.publicKey), algorithm, true, []);
+    const secret = new Uint8Array(await ours.deriveBits({ name: algorithm.name, public: theirPublic }, mine.privateKey, null));
+    const expected = new Uint8Array(await node.deriveBits({ name: algorithm.name, public: myPublic }, theirs.privateKey, null));
+    assert.deepEqual(secret, expected, label);
+    // Node.js's private key, imported here as PKCS#8 and as JWK, agrees on the same secret.
+    for (const format of ['pkcs8', 'jwk']) {
+      const data = format === 'jwk' ? await node.exportKey('jwk', theirs.privateKey) : await node.exportKey('pkcs8', theirs.privateKey);
+      const imported = await (ours.importKey as (...args: unknown[]) => Promise<Key>)(format, data, algorithm, false, ['deriveBits']);
+      const myPublicHere = await ours.importKey('spki', await ours.exportKey('spki', mine.publicKey), algorithm, true, []);
+      const again = new Uint8Array(await ours.deriveBits({ name: algorithm.name, public: myPublicHere }, imported, 128));
+      assert.deepEqual(again, expected.subarray(0, 16), `${label} from ${format}`);
+    }
+  }
+  const p256 = (await ours.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, false, ['deriveKey'])) as Pair;
+  const other = (await node.generateKey({ name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits'])) as Pair;
+  const otherHere = await ours.importKey(
+    'jwk',
+    await node.exportKey('jwk', other.publicKey),
+    { name: 'ECDH', namedCurve: 'P-256' },
+    true,
+    [],
+  );
+  const aes = await ours.deriveKey({ name: 'ECDH', public: otherHere }, p256.privateKey, { name: 'AES-GCM', length: 256 }, true, [
+    'encrypt',
+  ]);
+  const p256Here = await node.importKey(
+    'spki',
+    await ours.exportKey('spki', p256.publicKey),
+    { name: 'ECDH', namedCurve: 'P-256' },
+    true,
+    [],
+  );
+  const bits = await node.deriveBits({ name: 'ECDH', public: p256Here }, other.privateKey, 256);
+  assert.deepEqual(new Uint8Array(await ours.exportKey('raw', aes)), new Uint8Array(bits));
+  const p384 = (await ours.generateKey({ name: 'ECDH', namedCurve: 'P-384' }, false, ['deriveBits'])) as Pair;
+  await assert.rejects(ours.deriveBits({ name: 'ECDH', public: p384.publicKey }, p256.privateKey, 256), { name: 'InvalidAccessError' });
+  await assert.rejects(ours.deriveBits({ name: 'ECDH', public: otherHere }, p384.privateKey, 256), {
+    name: 'OperationError',
+    message: /p256, the private key p384/,
+  });
+  await assert.rejects(
+    ours.importKey('raw', await ours.exportKey('raw', p256.publicKey), { name: 'ECDH', namedCurve: 'P-256' }, true, ['deriveBits']),
+    {
+      name: 'SyntaxError',
+      message: /has no usages/,
+    },
+  );
 });

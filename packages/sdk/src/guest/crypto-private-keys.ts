@@ -5,6 +5,7 @@
 // (crypto-public-keys.ts). Installed by webcrypto.ts, between that layer and the secret-key one.
 
 import { ownBytes } from './binding-arrays.ts';
+import type { PublicKeys } from './crypto-public-keys.ts';
 import { witError } from './errors.ts';
 import {
   type CryptoKey,
@@ -18,7 +19,7 @@ import {
   type SubtleCrypto,
 } from './webcrypto-support.ts';
 
-type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519';
+type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519' | 'x25519';
 type Scheme = 'ecdsa' | 'rsassa-pkcs1-v1-5' | 'rsa-pss' | 'ed25519';
 type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
@@ -35,22 +36,36 @@ export interface KeyPrimitives {
   generateKeyPair(keyType: KeyType, modulusBits: number, publicExponent: number): KeyInfo;
   inspectPrivateKey(key: { tag: 'pkcs8'; val: Uint8Array } | { tag: 'jwk'; val: string }, keyType: KeyType): KeyInfo;
   sign(scheme: Scheme, hash: HashName, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array;
+  deriveSharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
 }
 
-type Kind = 'ECDSA' | 'RSASSA-PKCS1-v1_5' | 'RSA-PSS' | 'Ed25519';
+type Kind = 'ECDSA' | 'RSASSA-PKCS1-v1_5' | 'RSA-PSS' | 'Ed25519' | 'ECDH' | 'X25519';
 
 const KINDS: Readonly<Record<string, Kind>> = {
   ECDSA: 'ECDSA',
   'RSASSA-PKCS1-V1_5': 'RSASSA-PKCS1-v1_5',
   'RSA-PSS': 'RSA-PSS',
   ED25519: 'Ed25519',
+  ECDH: 'ECDH',
+  X25519: 'X25519',
 };
-const SCHEMES: Readonly<Record<Kind, Scheme>> = {
+const SCHEMES: Readonly<Record<string, Scheme>> = {
   ECDSA: 'ecdsa',
   'RSASSA-PKCS1-v1_5': 'rsassa-pkcs1-v1-5',
   'RSA-PSS': 'rsa-pss',
   Ed25519: 'ed25519',
 };
+/** What a private key of each kind may do: sign, or agree on secrets. */
+const PRIVATE_USAGES: Readonly<Record<Kind, readonly string[]>> = {
+  ECDSA: ['sign'],
+  'RSASSA-PKCS1-v1_5': ['sign'],
+  'RSA-PSS': ['sign'],
+  Ed25519: ['sign'],
+  ECDH: ['deriveBits', 'deriveKey'],
+  X25519: ['deriveBits', 'deriveKey'],
+};
+// The bits deriveKey takes for an HMAC key without a length: its hash's block.
+const BLOCK_BITS: Readonly<Record<string, number>> = { 'SHA-1': 512, 'SHA-256': 512, 'SHA-384': 1024, 'SHA-512': 1024 };
 const CURVE_TYPES: Readonly<Record<string, KeyType>> = { 'P-256': 'p256', 'P-384': 'p384', 'P-521': 'p521' };
 const WIT_HASHES: Readonly<Record<string, HashName>> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
 
@@ -80,7 +95,12 @@ function bufferOf(bytes: Uint8Array): ArrayBuffer {
  * ECDSA, RSASSA-PKCS1-v1_5, RSA-PSS and Ed25519 keys, passing everything else on to what
  * `target` had.
  */
-export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPrimitives, cryptoKeyPrototype: object): void {
+export function addPrivateKeys(
+  target: Partial<SubtleCrypto>,
+  primitives: KeyPrimitives,
+  cryptoKeyPrototype: object,
+  publicKeys: PublicKeys,
+): void {
   const keys = new WeakMap<object, Private>();
   type Method = (...args: unknown[]) => Promise<unknown>;
   const previous = (name: keyof SubtleCrypto): Method | undefined => {
@@ -92,24 +112,28 @@ export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPri
   const previousVerify = previous('verify') as Method;
   const previousGenerateKey = previous('generateKey');
   const previousExportKey = previous('exportKey');
+  const previousDeriveBits = previous('deriveBits');
+  const previousDeriveKey = previous('deriveKey');
   const privateOf = (key: unknown) => (typeof key === 'object' && key !== null ? keys.get(key) : undefined);
 
   /** The key type an algorithm's parameters ask for, and the hash an RSA key is bound to. */
   function expected(kind: Kind, algorithm: unknown): { keyType: KeyType; hash?: string } {
     const parameters = parametersOf(algorithm);
-    if (kind === 'ECDSA') {
+    if (kind === 'ECDSA' || kind === 'ECDH') {
       const keyType = CURVE_TYPES[String(parameters.namedCurve)];
-      if (!keyType)
-        throw failure('NotSupportedError', `ECDSA needs a namedCurve of P-256, P-384 or P-521 (it got ${String(parameters.namedCurve)})`);
+      if (!keyType) {
+        throw failure('NotSupportedError', `${kind} needs a namedCurve of P-256, P-384 or P-521 (it got ${String(parameters.namedCurve)})`);
+      }
       return { keyType };
     }
     if (kind === 'Ed25519') return { keyType: 'ed25519' };
+    if (kind === 'X25519') return { keyType: 'x25519' };
     return { keyType: 'rsa', hash: hashOf(parameters.hash, kind) };
   }
 
   function algorithmOf(kind: Kind, info: KeyInfo, hash: string | undefined): object {
-    if (kind === 'ECDSA') return { name: kind, namedCurve: `P-${info.keyType.slice(1)}` };
-    if (kind === 'Ed25519') return { name: kind };
+    if (kind === 'ECDSA' || kind === 'ECDH') return { name: kind, namedCurve: `P-${info.keyType.slice(1)}` };
+    if (kind === 'Ed25519' || kind === 'X25519') return { name: kind };
     const exponent = fromBase64Url((JSON.parse(info.jwk) as { e?: string }).e, 'e');
     return { name: kind, modulusLength: info.modulusBits, publicExponent: exponent, hash: { name: hash } };
   }
@@ -120,10 +144,12 @@ export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPri
     return key;
   }
 
-  function signingUsages(kind: Kind, usages: readonly string[], allowed: readonly string[]): string[] {
+  function checkedUsages(kind: Kind, usages: readonly string[], allowed: readonly string[]): string[] {
     const refused = usages.filter((usage) => !allowed.includes(usage));
-    if (refused.length > 0)
-      throw failure('SyntaxError', `a private ${kind} key can only "sign", not ${refused.map((usage) => `"${usage}"`).join(', ')}`);
+    if (refused.length > 0) {
+      const may = allowed.map((usage) => `"${usage}"`).join(' or ');
+      throw failure('SyntaxError', `a ${kind} key can only ${may}, not ${refused.map((usage) => `"${usage}"`).join(', ')}`);
+    }
     return [...usages];
   }
 
@@ -132,13 +158,13 @@ export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPri
     const kind = KINDS[nameOf(algorithm).toUpperCase()];
     const isPrivate = format === 'pkcs8' || (format === 'jwk' && typeof keyData === 'object' && keyData !== null && 'd' in keyData);
     if (!kind || !isPrivate) return previousImportKey(...args);
-    const asked = signingUsages(kind, Array.from(usages ?? []), ['sign']);
-    if (asked.length === 0) throw failure('SyntaxError', `a private ${kind} key needs the usage "sign"`);
+    const asked = checkedUsages(kind, Array.from(usages ?? []), PRIVATE_USAGES[kind]);
+    if (asked.length === 0) throw failure('SyntaxError', `a private ${kind} key needs a usage (${PRIVATE_USAGES[kind].join(', ')})`);
     const { keyType, hash } = expected(kind, algorithm);
     let given: { tag: 'pkcs8'; val: Uint8Array } | { tag: 'jwk'; val: string };
     if (format === 'jwk') {
       const jwk = keyData as Record<string, unknown>;
-      checkJwkUse(jwk, 'sig', Boolean(extractable), asked);
+      checkJwkUse(jwk, kind === 'ECDH' || kind === 'X25519' ? 'enc' : 'sig', Boolean(extractable), asked);
       if (kind === 'RSASSA-PKCS1-v1_5' || kind === 'RSA-PSS') {
         const alg = `${kind === 'RSA-PSS' ? 'PS' : 'RS'}${hash === 'SHA-1' ? '1' : hash?.slice(4)}`;
         if (jwk.alg !== undefined && jwk.alg !== alg)
@@ -165,8 +191,12 @@ export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPri
       if (!previousGenerateKey) throw failure('NotSupportedError', `generateKey cannot make ${nameOf(algorithm)} keys in a capsule`);
       return previousGenerateKey(algorithm, extractable, usages);
     }
-    const asked = signingUsages(kind, Array.from(usages ?? []), ['sign', 'verify']);
-    if (!asked.includes('sign')) throw failure('SyntaxError', `a ${kind} key pair needs the usage "sign" for its private key`);
+    const agrees = kind === 'ECDH' || kind === 'X25519';
+    const asked = checkedUsages(kind, Array.from(usages ?? []), agrees ? PRIVATE_USAGES[kind] : ['sign', 'verify']);
+    const privateUsages = asked.filter((usage) => PRIVATE_USAGES[kind].includes(usage));
+    if (privateUsages.length === 0) {
+      throw failure('SyntaxError', `a ${kind} key pair needs a usage for its private key (${PRIVATE_USAGES[kind].join(', ')})`);
+    }
     const { keyType, hash } = expected(kind, algorithm);
     const parameters = parametersOf(algorithm);
     let modulusBits = 0;
@@ -188,7 +218,7 @@ export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPri
       true,
       asked.filter((usage) => usage === 'verify'),
     )) as CryptoKey;
-    return { publicKey, privateKey: privateKey(kind, info, hash, Boolean(extractable), ['sign']) };
+    return { publicKey, privateKey: privateKey(kind, info, hash, Boolean(extractable), privateUsages) };
   };
 
   const sign = async (...args: unknown[]): Promise<unknown> => {
@@ -213,11 +243,62 @@ export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPri
       ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
       : new Uint8Array(data as ArrayBuffer);
     const scheme = SCHEMES[held.kind];
+    if (!scheme) throw failure('InvalidAccessError', `a ${held.kind} key does not sign`);
     return bufferOf(
       hosted('OperationError', () =>
         primitives.sign(scheme, WIT_HASHES[hash] ?? 'sha256', held.info.pkcs8, Uint8Array.from(bytes), saltLength),
       ),
     );
+  };
+
+  /** The secret a private ECDH or X25519 key agrees on with `algorithm.public`, cut to `length` bits. */
+  function agreed(algorithm: unknown, baseKey: unknown, usage: 'deriveBits' | 'deriveKey', length: number | null): Uint8Array {
+    const held = privateOf(baseKey) as Private;
+    const name = nameOf(algorithm);
+    if (KINDS[name.toUpperCase()] !== held.kind) throw failure('InvalidAccessError', `the key is a ${held.kind} key, not ${name}`);
+    if (!(baseKey as CryptoKey).usages.includes(usage as never)) throw failure('InvalidAccessError', `the key was not made for "${usage}"`);
+    const other = parametersOf(algorithm).public;
+    const spki = publicKeys.spkiOf(other);
+    if (!spki || (other as CryptoKey).algorithm.name !== held.kind) {
+      throw failure('InvalidAccessError', `${held.kind} needs the other side's public ${held.kind} key as "public"`);
+    }
+    const secret = ownBytes(hosted('OperationError', () => primitives.deriveSharedSecret(held.info.pkcs8, spki)));
+    if (length === null) return secret;
+    if (length % 8 !== 0 || length > secret.length * 8 || length <= 0) {
+      throw failure('OperationError', `${held.kind} derives up to ${secret.length * 8} bits here, in whole bytes, not ${length}`);
+    }
+    return secret.slice(0, length / 8);
+  }
+
+  const agreesOn = (key: unknown) => {
+    const held = privateOf(key);
+    return held?.kind === 'ECDH' || held?.kind === 'X25519';
+  };
+
+  const deriveBits = async (...args: unknown[]): Promise<unknown> => {
+    const [algorithm, baseKey, length] = args;
+    if (!agreesOn(baseKey)) {
+      if (!previousDeriveBits) throw failure('NotSupportedError', `deriveBits does not take ${nameOf(algorithm)} in a capsule`);
+      return previousDeriveBits(...args);
+    }
+    return bufferOf(agreed(algorithm, baseKey, 'deriveBits', length === undefined || length === null ? null : Number(length)));
+  };
+
+  const deriveKey = async (...args: unknown[]): Promise<unknown> => {
+    const [algorithm, baseKey, derivedKeyType, extractable, usages] = args;
+    if (!agreesOn(baseKey)) {
+      if (!previousDeriveKey) throw failure('NotSupportedError', `deriveKey does not take ${nameOf(algorithm)} in a capsule`);
+      return previousDeriveKey(...args);
+    }
+    const type = nameOf(derivedKeyType).toUpperCase();
+    const parameters = parametersOf(derivedKeyType);
+    let length: number | null = null;
+    if (type.startsWith('AES-')) length = Number(parameters.length);
+    else if (type === 'HMAC')
+      length = typeof parameters.length === 'number' ? parameters.length : (BLOCK_BITS[hashOf(parameters.hash, 'HMAC')] ?? 512);
+    const bits = agreed(algorithm, baseKey, 'deriveKey', length);
+    // The whole chain's importKey, which the secret-key layer, installed after this one, heads.
+    return (target.importKey as unknown as Method)('raw', bits, derivedKeyType, extractable, usages);
   };
 
   const verify = async (...args: unknown[]): Promise<unknown> => {
@@ -243,7 +324,7 @@ export function addPrivateKeys(target: Partial<SubtleCrypto>, primitives: KeyPri
     throw failure('NotSupportedError', `a private key is exported as "pkcs8" or "jwk", not "${format}"`);
   };
 
-  for (const [name, value] of Object.entries({ importKey, generateKey, sign, verify, exportKey })) {
+  for (const [name, value] of Object.entries({ importKey, generateKey, sign, verify, exportKey, deriveBits, deriveKey })) {
     Object.defineProperty(target, name, { configurable: true, writable: true, value });
   }
 }

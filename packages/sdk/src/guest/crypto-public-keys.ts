@@ -36,18 +36,22 @@ import {
 } from './webcrypto-support.ts';
 
 type Material =
-  | { readonly kind: 'ECDSA'; readonly curve: Curve; readonly point: { readonly x: bigint; readonly y: bigint } }
+  | { readonly kind: 'ECDSA' | 'ECDH'; readonly curve: Curve; readonly point: { readonly x: bigint; readonly y: bigint } }
   | { readonly kind: 'RSASSA-PKCS1-v1_5' | 'RSA-PSS'; readonly key: RsaPublicKey; readonly hash: string }
-  | { readonly kind: 'Ed25519'; readonly raw: Uint8Array };
+  | { readonly kind: 'Ed25519' | 'X25519'; readonly raw: Uint8Array };
 
-type SignatureAlgorithm = Material['kind'];
+type PublicAlgorithm = Material['kind'];
 
-const SIGNATURE_ALGORITHMS: Readonly<Record<string, SignatureAlgorithm>> = {
+// ECDH and X25519 public keys are here too: the private-key layer agrees on secrets with them.
+const PUBLIC_ALGORITHMS: Readonly<Record<string, PublicAlgorithm>> = {
   ECDSA: 'ECDSA',
+  ECDH: 'ECDH',
   'RSASSA-PKCS1-V1_5': 'RSASSA-PKCS1-v1_5',
   'RSA-PSS': 'RSA-PSS',
   ED25519: 'Ed25519',
+  X25519: 'X25519',
 };
+const AGREEMENT = new Set<PublicAlgorithm>(['ECDH', 'X25519']);
 
 // A JWK's `alg`, when it has one, must be the algorithm and hash it is imported for.
 const JWK_ALG_PREFIX: Readonly<Record<string, string>> = { 'RSASSA-PKCS1-v1_5': 'RS', 'RSA-PSS': 'PS' };
@@ -63,6 +67,7 @@ const OID = {
   rsaEncryption: '2a864886f70d010101',
   ecPublicKey: '2a8648ce3d0201',
   ed25519: '2b6570',
+  x25519: '2b656e',
 } as const;
 const CURVE_OIDS: Readonly<Record<string, Curve['name']>> = {
   '2a8648ce3d030107': 'P-256',
@@ -218,7 +223,7 @@ function ecPointBytes(curve: Curve, bytes: Uint8Array) {
   );
 }
 
-function importMaterial(kind: SignatureAlgorithm, format: string, keyData: unknown, algorithm: unknown): Material {
+function importMaterial(kind: PublicAlgorithm, format: string, keyData: unknown, algorithm: unknown): Material {
   const parameters = (typeof algorithm === 'object' && algorithm !== null ? algorithm : {}) as Record<string, unknown>;
   const jwk = format === 'jwk' ? (keyData as Record<string, unknown>) : undefined;
   if (format === 'jwk' && (typeof keyData !== 'object' || keyData === null)) throw new TypeError('a JWK must be an object');
@@ -227,10 +232,11 @@ function importMaterial(kind: SignatureAlgorithm, format: string, keyData: unkno
   }
   const bytes = format === 'jwk' ? new Uint8Array() : bytesOf(keyData, `a ${format} key`);
   switch (kind) {
-    case 'ECDSA': {
+    case 'ECDSA':
+    case 'ECDH': {
       const curveName = parameters.namedCurve;
       const curve = typeof curveName === 'string' ? CURVES[curveName as Curve['name']] : undefined;
-      if (!curve) throw failure('NotSupportedError', `ECDSA needs a namedCurve of P-256, P-384 or P-521 (it got ${String(curveName)})`);
+      if (!curve) throw failure('NotSupportedError', `${kind} needs a namedCurve of P-256, P-384 or P-521 (it got ${String(curveName)})`);
       if (jwk) {
         if (jwk.kty !== 'EC') throw failure('DataError', `the JWK's "kty" is ${JSON.stringify(jwk.kty)}, not "EC"`);
         if (jwk.crv !== curve.name)
@@ -283,13 +289,28 @@ function importMaterial(kind: SignatureAlgorithm, format: string, keyData: unkno
         throw failure('DataError', 'the key is not an Ed25519 public key (32 bytes, a point of the curve)');
       return { kind, raw: Uint8Array.from(raw) };
     }
+    case 'X25519': {
+      let raw = bytes;
+      if (jwk) {
+        if (jwk.kty !== 'OKP' || jwk.crv !== 'X25519') throw failure('DataError', 'an X25519 JWK has "kty": "OKP" and "crv": "X25519"');
+        raw = fromBase64Url(jwk.x, 'x');
+      } else if (format === 'spki') {
+        const spki = parseSpki(bytes);
+        if (spki.algorithm !== OID.x25519) throw failure('DataError', 'the SPKI does not hold an X25519 public key');
+        raw = spki.key;
+      }
+      // Any 32 bytes are an X25519 public key (RFC 7748): the function takes every u-coordinate.
+      if (raw.length !== 32) throw failure('DataError', `an X25519 public key is 32 bytes, not ${raw.length}`);
+      return { kind, raw: Uint8Array.from(raw) };
+    }
   }
 }
 
 function publicAlgorithm(material: Material): Record<string, unknown> {
   switch (material.kind) {
     case 'ECDSA':
-      return { name: 'ECDSA', namedCurve: material.curve.name };
+    case 'ECDH':
+      return { name: material.kind, namedCurve: material.curve.name };
     case 'RSASSA-PKCS1-v1_5':
     case 'RSA-PSS': {
       const exponent = material.key.e;
@@ -301,7 +322,8 @@ function publicAlgorithm(material: Material): Record<string, unknown> {
       };
     }
     case 'Ed25519':
-      return { name: 'Ed25519' };
+    case 'X25519':
+      return { name: material.kind };
   }
 }
 
@@ -311,7 +333,7 @@ function isPrivate(format: string, keyData: unknown): boolean {
 
 const CURVE_OID_OF: Readonly<Record<Curve['name'], string>> = { 'P-256': '2a8648ce3d030107', 'P-384': '2b81040022', 'P-521': '2b81040023' };
 
-function pointBytes(material: Extract<Material, { kind: 'ECDSA' }>): Uint8Array {
+function pointBytes(material: Extract<Material, { kind: 'ECDSA' | 'ECDH' }>): Uint8Array {
   const { curve, point } = material;
   return concatBytes(
     new Uint8Array([4]),
@@ -324,7 +346,8 @@ function pointBytes(material: Extract<Material, { kind: 'ECDSA' }>): Uint8Array 
 function exported(material: Material, format: string, usages: readonly string[]): ArrayBuffer | Record<string, unknown> {
   const buffer = (bytes: Uint8Array) => bytes.slice().buffer;
   switch (material.kind) {
-    case 'ECDSA': {
+    case 'ECDSA':
+    case 'ECDH': {
       const { curve, point } = material;
       if (format === 'raw') return buffer(pointBytes(material));
       if (format === 'spki')
@@ -347,9 +370,10 @@ function exported(material: Material, format: string, usages: readonly string[])
       break;
     }
     case 'Ed25519':
+    case 'X25519':
       if (format === 'raw') return buffer(material.raw);
-      if (format === 'spki') return buffer(spkiOf(OID.ed25519, new Uint8Array(), material.raw));
-      if (format === 'jwk') return { kty: 'OKP', crv: 'Ed25519', x: base64Url(material.raw), key_ops: [...usages], ext: true };
+      if (format === 'spki') return buffer(spkiOf(material.kind === 'Ed25519' ? OID.ed25519 : OID.x25519, new Uint8Array(), material.raw));
+      if (format === 'jwk') return { kty: 'OKP', crv: material.kind, x: base64Url(material.raw), key_ops: [...usages], ext: true };
       break;
   }
   throw failure(
@@ -358,12 +382,18 @@ function exported(material: Material, format: string, usages: readonly string[])
   );
 }
 
+/** What the other layers may ask of this one about its keys. */
+export interface PublicKeys {
+  /** A public key of this layer as SPKI (whether or not it is extractable), or undefined. */
+  spkiOf(key: unknown): Uint8Array | undefined;
+}
+
 /**
  * Gives `target` an importKey, verify and sign that handle public ECDSA, RSASSA-PKCS1-v1_5,
  * RSA-PSS and Ed25519 keys, and pass every other call on to `platform`. In a capsule both are
  * `crypto.subtle`; a test gives an empty object and Node.js's, to compare the two.
  */
-export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyPrototype: object): void {
+export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyPrototype: object): PublicKeys {
   const materials = new WeakMap<object, Material>();
   const platformImportKey = platform.importKey.bind(platform);
   const platformVerify = platform.verify.bind(platform);
@@ -372,16 +402,20 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
 
   const importKey = async (...args: Parameters<typeof platformImportKey>): Promise<CryptoKey> => {
     const [format, keyData, algorithm, extractable, usages] = args as unknown as [string, unknown, unknown, boolean, string[]];
-    const kind = SIGNATURE_ALGORITHMS[nameOf(algorithm).toUpperCase()];
+    const kind = PUBLIC_ALGORITHMS[nameOf(algorithm).toUpperCase()];
     if (!kind) return platformImportKey(...args);
     // Private keys are the private-key layer's, installed after this one; never the engine's,
     // which would abort the instance.
     if (isPrivate(format, keyData)) throw failure('NotSupportedError', `this layer imports public ${kind} keys, not private ones`);
     const asked = Array.from(usages ?? []);
-    const refused = asked.filter((usage) => usage !== 'verify');
-    if (refused.length > 0)
-      throw failure('SyntaxError', `a public ${kind} key can only "verify", not ${refused.map((usage) => `"${usage}"`).join(', ')}`);
-    if (format === 'jwk') checkJwkUse(keyData as Record<string, unknown>, 'sig', Boolean(extractable), asked);
+    // A public key that agrees on secrets has no usage of its own: the private key derives.
+    const allowed = AGREEMENT.has(kind) ? [] : ['verify'];
+    const refused = asked.filter((usage) => !allowed.includes(usage));
+    if (refused.length > 0) {
+      const can = allowed.length > 0 ? 'can only "verify"' : 'has no usages';
+      throw failure('SyntaxError', `a public ${kind} key ${can}, not ${refused.map((usage) => `"${usage}"`).join(', ')}`);
+    }
+    if (format === 'jwk') checkJwkUse(keyData as Record<string, unknown>, AGREEMENT.has(kind) ? 'enc' : 'sig', Boolean(extractable), asked);
     const material = importMaterial(kind, format, keyData, algorithm);
     const key = makeCryptoKey(cryptoKeyPrototype, {
       type: 'public',
@@ -421,6 +455,9 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
       }
       case 'Ed25519':
         return ed25519Verify(material.raw, signature, message, digest);
+      case 'ECDH':
+      case 'X25519':
+        throw failure('InvalidAccessError', `a ${material.kind} key does not verify`);
     }
   };
 
@@ -446,4 +483,10 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
   for (const [name, value] of Object.entries({ importKey, verify, sign, exportKey })) {
     Object.defineProperty(target, name, { configurable: true, writable: true, value });
   }
+  return {
+    spkiOf(key) {
+      const material = typeof key === 'object' && key !== null ? materials.get(key) : undefined;
+      return material ? new Uint8Array(exported(material, 'spki', []) as ArrayBuffer) : undefined;
+    },
+  };
 }

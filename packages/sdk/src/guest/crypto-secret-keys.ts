@@ -63,7 +63,7 @@ const HASHES: Readonly<Record<string, { wit: HashName; blockBits: number; jwk: s
   'SHA-512': { wit: 'sha512', blockBits: 1024, jwk: '512' },
 };
 // Algorithms WebCrypto has that neither the engine nor the host does here, refused by name.
-const REFUSED = new Set(['AES-CTR', 'AES-KW', 'RSA-OAEP', 'ECDH', 'X25519', 'X448', 'ED448']);
+const REFUSED = new Set(['AES-CTR', 'AES-KW', 'RSA-OAEP', 'X448', 'ED448']);
 
 /** The host's error as WebCrypto's: an OperationError that says what the host refused. */
 function computed(what: string, work: () => Uint8Array): Uint8Array {
@@ -94,6 +94,8 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
   const previousVerify = target.verify?.bind(target) as (...args: unknown[]) => Promise<boolean>;
   const previousGenerateKey = target.generateKey?.bind(target) as ((...args: unknown[]) => Promise<unknown>) | undefined;
   const previousExportKey = target.exportKey?.bind(target) as ((...args: unknown[]) => Promise<unknown>) | undefined;
+  const previousDeriveBits = target.deriveBits?.bind(target) as ((...args: unknown[]) => Promise<unknown>) | undefined;
+  const previousDeriveKey = target.deriveKey?.bind(target) as ((...args: unknown[]) => Promise<unknown>) | undefined;
   const isOurs = (key: unknown): key is CryptoKey => typeof key === 'object' && key !== null && secrets.has(key);
 
   function secretOf(key: unknown, kind: readonly Kind[], usage: string, what: string): Secret {
@@ -252,10 +254,12 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
     return computed('HKDF', () => primitives.hkdf(hash, secret.bytes, salt, info, length / 8));
   }
 
-  const deriveBits = async (algorithm: unknown, baseKey: CryptoKey, length: number): Promise<ArrayBuffer> => {
+  const deriveBits = async (algorithm: unknown, baseKey: CryptoKey, length: number): Promise<unknown> => {
     const name = nameOf(algorithm).toUpperCase();
-    if (name !== 'PBKDF2' && name !== 'HKDF')
+    if (name !== 'PBKDF2' && name !== 'HKDF') {
+      if (previousDeriveBits) return previousDeriveBits(algorithm, baseKey, length);
       throw failure('NotSupportedError', `deriveBits takes PBKDF2 or HKDF in a capsule, not ${nameOf(algorithm)}`);
+    }
     const secret = secretOf(baseKey, [name], 'deriveBits', `deriveBits with ${name}`);
     return derive(algorithm, secret, length).slice().buffer;
   };
@@ -266,10 +270,12 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
     derivedKeyType: unknown,
     extractable: boolean,
     usages: Iterable<string>,
-  ): Promise<CryptoKey> => {
+  ): Promise<unknown> => {
     const name = nameOf(algorithm).toUpperCase();
-    if (name !== 'PBKDF2' && name !== 'HKDF')
+    if (name !== 'PBKDF2' && name !== 'HKDF') {
+      if (previousDeriveKey) return previousDeriveKey(algorithm, baseKey, derivedKeyType, extractable, usages);
       throw failure('NotSupportedError', `deriveKey takes PBKDF2 or HKDF in a capsule, not ${nameOf(algorithm)}`);
+    }
     const secret = secretOf(baseKey, [name], 'deriveKey', `deriveKey with ${name}`);
     const kind = KINDS[nameOf(derivedKeyType).toUpperCase()];
     if (kind !== 'AES-GCM' && kind !== 'AES-CBC' && kind !== 'HMAC') {

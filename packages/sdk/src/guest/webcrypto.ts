@@ -10,6 +10,7 @@ import {
   aesCbcEncrypt,
   aesGcmDecrypt,
   aesGcmEncrypt,
+  deriveSharedSecret,
   generateKeyPair,
   hkdf,
   inspectPrivateKey,
@@ -22,7 +23,7 @@ import { addSecretKeys } from './crypto-secret-keys.ts';
 
 const subtle = globalThis.crypto?.subtle;
 if (subtle && typeof globalThis.CryptoKey === 'function' && !('generateKey' in subtle)) {
-  addPublicKeys(subtle, subtle, globalThis.CryptoKey.prototype);
-  addPrivateKeys(subtle, { generateKeyPair, inspectPrivateKey, sign }, globalThis.CryptoKey.prototype);
+  const publicKeys = addPublicKeys(subtle, subtle, globalThis.CryptoKey.prototype);
+  addPrivateKeys(subtle, { generateKeyPair, inspectPrivateKey, sign, deriveSharedSecret }, globalThis.CryptoKey.prototype, publicKeys);
   addSecretKeys(subtle, { pbkdf2, hkdf, aesGcmEncrypt, aesGcmDecrypt, aesCbcEncrypt, aesCbcDecrypt }, globalThis.CryptoKey.prototype);
 }

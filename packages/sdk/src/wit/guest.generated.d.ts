@@ -195,6 +195,11 @@ declare module 'stratum:crypto/primitives@0.1.0' {
    */
   export function sign(scheme: SignatureScheme, hash: Hash, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array;
   /**
+   * ECDH (P-256, P-384, P-521) or X25519: the secret a PKCS#8 private key and a public key
+   * (SPKI) of the same type agree on; the curve's size in bytes (X25519: 32).
+   */
+  export function deriveSharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
+  /**
    * AES-CBC with PKCS#7 padding, a 16, 24 or 32-byte key and a 16-byte IV.
    */
   export function aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array;
@@ -215,7 +220,8 @@ declare module 'stratum:crypto/primitives@0.1.0' {
    */
   export type Hash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
   /**
-   * The asymmetric keys `generate-key-pair` makes and `sign` signs with.
+   * The asymmetric keys `generate-key-pair` makes: P-256, P-384 and P-521 keys sign (ECDSA)
+   * and agree on secrets (ECDH), RSA and Ed25519 keys sign, X25519 keys agree on secrets.
    * # Variants
    * 
    * ## `"p256"`
@@ -227,8 +233,10 @@ declare module 'stratum:crypto/primitives@0.1.0' {
    * ## `"rsa"`
    * 
    * ## `"ed25519"`
+   * 
+   * ## `"x25519"`
    */
-  export type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519';
+  export type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519' | 'x25519';
   /**
    * # Variants
    * 

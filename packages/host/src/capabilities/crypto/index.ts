@@ -4,6 +4,7 @@ import {
   createDecipheriv,
   createPrivateKey,
   createPublicKey,
+  diffieHellman,
   generateKeyPairSync,
   hkdfSync,
   type KeyObject,
@@ -58,7 +59,7 @@ function cbcIv(iv: Uint8Array): void {
   if (iv.byteLength !== 16) throw invalid(`an AES-CBC IV is 16 bytes, not ${iv.byteLength}`);
 }
 
-type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519';
+type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519' | 'x25519';
 type PrivateKey = { tag: 'pkcs8'; val: Uint8Array } | { tag: 'jwk'; val: string };
 interface KeyInfo {
   keyType: KeyType;
@@ -77,12 +78,13 @@ function typeOf(key: KeyObject): KeyType | undefined {
   if (key.asymmetricKeyType === 'ec') return CURVE_TYPES[key.asymmetricKeyDetails?.namedCurve ?? ''];
   if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') return 'rsa';
   if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
+  if (key.asymmetricKeyType === 'x25519') return 'x25519';
   return undefined;
 }
 
 function infoOf(key: KeyObject): KeyInfo {
   const keyType = typeOf(key);
-  if (!keyType) throw invalid(`a ${key.asymmetricKeyType ?? 'private'} key is not one of P-256, P-384, P-521, RSA or Ed25519`);
+  if (!keyType) throw invalid(`a ${key.asymmetricKeyType ?? 'private'} key is not one of P-256, P-384, P-521, RSA, Ed25519 or X25519`);
   const modulusBits = keyType === 'rsa' ? (key.asymmetricKeyDetails?.modulusLength ?? 0) : 0;
   if (modulusBits > MAX_RSA_BITS) throw invalid(`an RSA key of ${modulusBits} bits is over ${MAX_RSA_BITS}`);
   return {
@@ -162,6 +164,7 @@ export const primitives = {
       return infoOf(generateKeyPairSync('rsa', { modulusLength: modulusBits, publicExponent }).privateKey);
     }
     if (keyType === 'ed25519') return infoOf(generateKeyPairSync('ed25519').privateKey);
+    if (keyType === 'x25519') return infoOf(generateKeyPairSync('x25519').privateKey);
     const namedCurve = CURVE_NAMES[keyType];
     if (!namedCurve) throw invalid(`unknown key type ${String(keyType)}`);
     return infoOf(generateKeyPairSync('ec', { namedCurve }).privateKey);
@@ -171,12 +174,20 @@ export const primitives = {
     const info = infoOf(parsed);
     if (info.keyType !== keyType) throw invalid(`the private key is ${info.keyType}, not ${keyType}`);
     // OpenSSL takes a JWK's members as given: a `d` that is not base64url, or that belongs to
-    // another public key, still parses. A signature the key's own public half verifies does not.
-    const probe = Buffer.from('stratum:crypto key check');
-    const hash = keyType === 'ed25519' ? null : 'sha256';
+    // another public key, still parses. A signature its own public half verifies does not, nor
+    // (X25519 cannot sign) the secret it agrees on with a stranger's key, both ways round.
     let consistent = false;
     try {
-      consistent = verifyWith(hash, probe, createPublicKey(parsed), signWith(hash, probe, parsed));
+      const own = createPublicKey(parsed);
+      if (keyType === 'x25519') {
+        const stranger = generateKeyPairSync('x25519');
+        const ours = diffieHellman({ privateKey: parsed, publicKey: stranger.publicKey });
+        consistent = ours.equals(diffieHellman({ privateKey: stranger.privateKey, publicKey: own }));
+      } else {
+        const probe = Buffer.from('stratum:crypto key check');
+        const hash = keyType === 'ed25519' ? null : 'sha256';
+        consistent = verifyWith(hash, probe, own, signWith(hash, probe, parsed));
+      }
     } catch {
       consistent = false;
     }
@@ -202,6 +213,25 @@ export const primitives = {
       return new Uint8Array(signWith(digest, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }));
     }
     return new Uint8Array(signWith(digest, data, key));
+  },
+  deriveSharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+    const mine = privateKeyOf({ tag: 'pkcs8', val: privateKey });
+    let theirs: KeyObject;
+    try {
+      theirs = createPublicKey({ key: Buffer.from(publicKey), format: 'der', type: 'spki' });
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      throw invalid(`the public key does not parse as SPKI${typeof code === 'string' ? ` (${code})` : ''}`);
+    }
+    const [ourType, theirType] = [typeOf(mine), typeOf(theirs)];
+    if (!ourType || !['p256', 'p384', 'p521', 'x25519'].includes(ourType))
+      throw invalid(`a ${ourType ?? 'this'} key does not agree on secrets`);
+    if (ourType !== theirType) throw invalid(`the public key is ${theirType ?? 'of another kind'}, the private key ${ourType}`);
+    try {
+      return new Uint8Array(diffieHellman({ privateKey: mine, publicKey: theirs }));
+    } catch {
+      throw new WitError({ tag: 'operation-failed' });
+    }
   },
   aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array {
     cbcIv(iv);
