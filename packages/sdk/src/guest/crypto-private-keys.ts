@@ -1,5 +1,6 @@
-// Private ECDSA, RSA and Ed25519 keys: imported, made by generateKey, signed with and exported.
-// Signing is left to the host (stratum:crypto's `sign`, OpenSSL), which does it in constant time:
+// Private ECDSA, RSA and Ed25519 keys, which sign, and ECDH and X25519 keys, which agree on
+// secrets: imported, made by generateKey, used and exported. The work is the host's
+// (stratum:crypto's `sign` and `derive-shared-secret`, OpenSSL), which does it in constant time:
 // the SDK's BigInt arithmetic would leak the key through its timing. A private key is held as
 // the PKCS#8 bytes the host checked; its public half, from generateKey, is the public-key layer's
 // (crypto-public-keys.ts). Installed by webcrypto.ts, between that layer and the secret-key one.
@@ -91,9 +92,9 @@ function bufferOf(bytes: Uint8Array): ArrayBuffer {
 }
 
 /**
- * Gives `target` an importKey, generateKey, sign, verify and exportKey that know private
- * ECDSA, RSASSA-PKCS1-v1_5, RSA-PSS and Ed25519 keys, passing everything else on to what
- * `target` had.
+ * Gives `target` an importKey, generateKey, sign, verify, exportKey, deriveBits and deriveKey
+ * that know private ECDSA, RSASSA-PKCS1-v1_5, RSA-PSS, Ed25519, ECDH and X25519 keys, passing
+ * everything else on to what `target` had. `publicKeys` gives the SPKI of the other side's key.
  */
 export function addPrivateKeys(
   target: Partial<SubtleCrypto>,
