@@ -76,7 +76,9 @@ const MAX_RSA_BITS = 8192;
 
 function typeOf(key: KeyObject): KeyType | undefined {
   if (key.asymmetricKeyType === 'ec') return CURVE_TYPES[key.asymmetricKeyDetails?.namedCurve ?? ''];
-  if (key.asymmetricKeyType === 'rsa' || key.asymmetricKeyType === 'rsa-pss') return 'rsa';
+  // Not 'rsa-pss' (a key under id-RSASSA-PSS): WebCrypto takes and gives RSA-PSS keys under
+  // rsaEncryption, and Node.js cannot write the other as a JWK.
+  if (key.asymmetricKeyType === 'rsa') return 'rsa';
   if (key.asymmetricKeyType === 'ed25519') return 'ed25519';
   if (key.asymmetricKeyType === 'x25519') return 'x25519';
   return undefined;
@@ -249,6 +251,27 @@ export const primitives = {
   },
 };
 
+/**
+ * The primitives as the guest calls them: a failure that is not one of the interface's errors
+ * (a case OpenSSL or Node.js refuses that the checks above did not foresee) becomes
+ * `invalid-input` with its code, rather than an exception the bindings would turn into a trap of
+ * the instance. Never its message, which may quote the key.
+ */
+const guarded = Object.fromEntries(
+  Object.entries(primitives).map(([name, compute]) => [
+    name,
+    (...args: unknown[]) => {
+      try {
+        return (compute as (...args: unknown[]) => unknown)(...args);
+      } catch (error) {
+        if (error instanceof WitError) throw error;
+        const code = (error as { code?: unknown }).code;
+        throw invalid(`${name} could not be computed with these arguments${typeof code === 'string' ? ` (${code})` : ''}`);
+      }
+    },
+  ]),
+);
+
 const crypto: Capability<Record<string, never>> = {
   name: 'crypto',
   interfaces: ['stratum:crypto/primitives'],
@@ -259,7 +282,7 @@ const crypto: Capability<Record<string, never>> = {
     return { settings: {} };
   },
   prepare() {
-    return { imports: { 'stratum:crypto/primitives': primitives } };
+    return { imports: { 'stratum:crypto/primitives': guarded } };
   },
 };
 
