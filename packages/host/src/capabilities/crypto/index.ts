@@ -17,13 +17,13 @@ import type { Capability } from '../contract.ts';
 import { WitError } from '../contract.ts';
 
 /**
- * `stratum:crypto/primitives`: PBKDF2, HKDF, AES-GCM, AES-CBC, and key pairs and signatures with
- * them, computed by Node.js (OpenSSL) for capsules whose engine lacks them. Served to every capsule without a grant, as a digest
- * would be: a call reads its arguments and nothing else. Each call runs synchronously on the
- * capsule's own thread, so its CPU time is the capsule's, and the bounds below keep one call
- * short enough (1,000,000 PBKDF2 rounds: about half a second; a 4096-bit RSA key pair: about as
- * long, on average) that an instance past its time limit is ended soon after, since a thread
- * cannot be stopped inside OpenSSL.
+ * `stratum:crypto/primitives`: PBKDF2, HKDF, AES-GCM and AES-CBC, key pairs, signatures and key
+ * agreement, computed by Node.js (OpenSSL) for capsules whose engine lacks them. Served to every
+ * capsule without a grant, as a digest would be: a call reads its arguments and nothing else.
+ * Each call runs synchronously on the capsule's own thread, so its CPU time is the capsule's,
+ * and the bounds below keep one call short enough (1,000,000 PBKDF2 rounds: about half a second;
+ * a 4096-bit RSA key pair: about as long, on average) that an instance past its time limit is
+ * ended soon after, since a thread cannot be stopped inside OpenSSL.
  */
 
 type Hash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
