@@ -88,6 +88,18 @@ test('hostile arguments to every primitive end in a value or an interface error 
       ],
       ['derive', () => call.deriveSharedSecret?.(bytes, other)],
       [
+        'verify',
+        () =>
+          call.verify?.(
+            ['ecdsa', 'rsassa-pkcs1-v1-5', 'ed25519', 'nope'][round % 4],
+            ['sha256', 'md5'][round % 2],
+            bytes,
+            other,
+            bytes,
+            round,
+          ),
+      ],
+      [
         'sign',
         () => call.sign?.(['ecdsa', 'rsa-pss', 'ed25519', 'nope'][round % 4], ['sha256', 'md5'][round % 2], bytes, other, round * 1_000),
       ],

@@ -14,7 +14,7 @@ type Key = webcrypto.CryptoKey;
 type Pair = webcrypto.CryptoKeyPair;
 const node = webcrypto.subtle;
 const ours = {} as Subtle;
-const publicKeys = addPublicKeys(ours, node, globalThis.CryptoKey.prototype);
+const publicKeys = addPublicKeys(ours, node, globalThis.CryptoKey.prototype, primitives);
 addPrivateKeys(ours, primitives, globalThis.CryptoKey.prototype, publicKeys);
 addSecretKeys(ours, primitives, globalThis.CryptoKey.prototype);
 

@@ -10,7 +10,7 @@ import { addSecretKeys } from '../packages/sdk/src/guest/crypto-secret-keys.ts';
 type Subtle = webcrypto.SubtleCrypto;
 const node = webcrypto.subtle;
 const ours = {} as Subtle;
-addPublicKeys(ours, node, globalThis.CryptoKey.prototype);
+addPublicKeys(ours, node, globalThis.CryptoKey.prototype, primitives);
 addSecretKeys(ours, primitives, globalThis.CryptoKey.prototype);
 
 const encoder = new TextEncoder();

@@ -3,25 +3,13 @@
 // asked to import an ECDSA or RSASSA-PKCS1-v1_5 key. So a capsule could not check a JWT signed
 // with ES256, RS256, PS256 or EdDSA, nor a webhook signed with Ed25519. This module gives
 // `importKey`, `verify` and `exportKey` those four algorithms for public keys (JWK, SPKI, and raw
-// where WebCrypto has it), verified by signature-math.ts. Private keys are crypto-private-keys.ts's:
-// signing in BigInt would leak the key through its timing. Installed by webcrypto.ts. Drop it once
-// the engine has them.
+// where WebCrypto has it): the key is parsed and checked here (key-math.ts), the signature is
+// verified by the host (stratum:crypto's `verify`, OpenSSL), as the SPKI this layer writes.
+// Private keys are crypto-private-keys.ts's. Installed by webcrypto.ts. Drop it once the engine
+// has them.
 
-import {
-  bigIntToBytes,
-  bitLength,
-  bytesToBigInt,
-  CURVES,
-  type Curve,
-  type Digest,
-  ecdsaVerify,
-  ed25519Verify,
-  edDecode,
-  isOnCurve,
-  type RsaPublicKey,
-  rsaPkcs1Verify,
-  rsaPssVerify,
-} from './signature-math.ts';
+import { witError } from './errors.ts';
+import { bigIntToBytes, bitLength, bytesToBigInt, CURVES, type Curve, isEdPoint, isOnCurve, type RsaPublicKey } from './key-math.ts';
 import {
   base64Url,
   bytesOf,
@@ -285,7 +273,7 @@ function importMaterial(kind: PublicAlgorithm, format: string, keyData: unknown,
         if (spki.algorithm !== OID.ed25519) throw failure('DataError', 'the SPKI does not hold an Ed25519 public key');
         raw = spki.key;
       }
-      if (raw.length !== 32 || !edDecode(raw))
+      if (raw.length !== 32 || !isEdPoint(raw))
         throw failure('DataError', 'the key is not an Ed25519 public key (32 bytes, a point of the curve)');
       return { kind, raw: Uint8Array.from(raw) };
     }
@@ -382,6 +370,22 @@ function exported(material: Material, format: string, usages: readonly string[])
   );
 }
 
+type Scheme = 'ecdsa' | 'rsassa-pkcs1-v1-5' | 'rsa-pss' | 'ed25519';
+type WitHash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+/** What the host verifies (`stratum:crypto/primitives`); a test gives the host's own. */
+export interface VerifyPrimitives {
+  verify(scheme: Scheme, hash: WitHash, publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array, saltLength: number): boolean;
+}
+
+const SCHEMES: Readonly<Record<string, Scheme>> = {
+  ECDSA: 'ecdsa',
+  'RSASSA-PKCS1-v1_5': 'rsassa-pkcs1-v1-5',
+  'RSA-PSS': 'rsa-pss',
+  Ed25519: 'ed25519',
+};
+const WIT_HASHES: Readonly<Record<string, WitHash>> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
+
 /** What the other layers may ask of this one about its keys. */
 export interface PublicKeys {
   /** A public key of this layer as SPKI (whether or not it is extractable), or undefined. */
@@ -393,12 +397,26 @@ export interface PublicKeys {
  * RSA-PSS and Ed25519 keys, and pass every other call on to `platform`. In a capsule both are
  * `crypto.subtle`; a test gives an empty object and Node.js's, to compare the two.
  */
-export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyPrototype: object): PublicKeys {
+export function addPublicKeys(
+  target: object,
+  platform: SubtleCrypto,
+  cryptoKeyPrototype: object,
+  primitives: VerifyPrimitives,
+): PublicKeys {
   const materials = new WeakMap<object, Material>();
+  // Written once a key is first used: an RSA key's DER takes BigInt work in the interpreter.
+  const spkis = new WeakMap<Material, Uint8Array>();
+  const spkiOf = (material: Material): Uint8Array => {
+    let spki = spkis.get(material);
+    if (!spki) {
+      spki = new Uint8Array(exported(material, 'spki', []) as ArrayBuffer);
+      spkis.set(material, spki);
+    }
+    return spki;
+  };
   const platformImportKey = platform.importKey.bind(platform);
   const platformVerify = platform.verify.bind(platform);
   const platformSign = platform.sign.bind(platform);
-  const digest: Digest = async (algorithm, data) => new Uint8Array(await platform.digest(algorithm, data));
 
   const importKey = async (...args: Parameters<typeof platformImportKey>): Promise<CryptoKey> => {
     const [format, keyData, algorithm, extractable, usages] = args as unknown as [string, unknown, unknown, boolean, string[]];
@@ -439,25 +457,39 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
     const signature = bytesOf(signatureData, 'the signature');
     const message = bytesOf(data, 'the data');
     const parameters = (typeof algorithm === 'object' ? algorithm : {}) as Record<string, unknown>;
+    let hash = 'SHA-256';
+    let saltLength = 0;
     switch (material.kind) {
-      case 'ECDSA': {
-        const hash = hashOf(parameters.hash, 'ECDSA');
-        return ecdsaVerify(material.curve, material.point, await digest(hash, message), signature);
-      }
+      case 'ECDSA':
+        hash = hashOf(parameters.hash, 'ECDSA');
+        break;
       case 'RSASSA-PKCS1-v1_5':
-        return rsaPkcs1Verify(material.key, material.hash, await digest(material.hash, message), signature);
+        hash = material.hash;
+        break;
       case 'RSA-PSS': {
-        const saltLength = parameters.saltLength;
-        if (typeof saltLength !== 'number' || !Number.isInteger(saltLength) || saltLength < 0) {
+        const salt = parameters.saltLength;
+        if (typeof salt !== 'number' || !Number.isInteger(salt) || salt < 0) {
           throw new TypeError('RSA-PSS needs a saltLength (a whole number of bytes; 32 for PS256)');
         }
-        return rsaPssVerify(material.key, material.hash, digest, await digest(material.hash, message), signature, saltLength);
+        hash = material.hash;
+        saltLength = salt;
+        break;
       }
       case 'Ed25519':
-        return ed25519Verify(material.raw, signature, message, digest);
+        break;
       case 'ECDH':
       case 'X25519':
         throw failure('InvalidAccessError', `a ${material.kind} key does not verify`);
+    }
+    const scheme = SCHEMES[material.kind] ?? 'ed25519';
+    const witHash = WIT_HASHES[hash] ?? 'sha256';
+    try {
+      return primitives.verify(scheme, witHash, spkiOf(material), message, signature, saltLength);
+    } catch (thrown) {
+      // The key was checked at import, so the host refusing it is not the capsule's doing.
+      const variant = witError(thrown);
+      if (!variant) throw thrown;
+      throw failure('OperationError', `${material.kind} verify: ${typeof variant.val === 'string' ? variant.val : variant.tag}`);
     }
   };
 
@@ -486,7 +518,7 @@ export function addPublicKeys(target: object, platform: SubtleCrypto, cryptoKeyP
   return {
     spkiOf(key) {
       const material = typeof key === 'object' && key !== null ? materials.get(key) : undefined;
-      return material ? new Uint8Array(exported(material, 'spki', []) as ArrayBuffer) : undefined;
+      return material ? spkiOf(material) : undefined;
     },
   };
 }

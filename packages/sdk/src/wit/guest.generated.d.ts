@@ -195,6 +195,12 @@ declare module 'stratum:crypto/primitives@0.1.0' {
    */
   export function sign(scheme: SignatureScheme, hash: Hash, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array;
   /**
+   * Whether `signature` is one of `data` by the public key (SPKI) of the scheme's type; false
+   * for a signature that does not check out, whatever its shape. `invalid-input` for a key that
+   * does not parse or is of another type.
+   */
+  export function verify(scheme: SignatureScheme, hash: Hash, publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array, saltLength: number): boolean;
+  /**
    * ECDH (P-256, P-384, P-521) or X25519: the secret a PKCS#8 private key and a public key
    * (SPKI) of the same type agree on; the curve's size in bytes (X25519: 32).
    */

@@ -111,6 +111,15 @@ function privateKeyOf(key: PrivateKey): KeyObject {
   }
 }
 
+function publicKeyOf(spki: Uint8Array): KeyObject {
+  try {
+    return createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    throw invalid(`the public key does not parse as SPKI${typeof code === 'string' ? ` (${code})` : ''}`);
+  }
+}
+
 const SIGNATURE_KEY_TYPES: Readonly<Record<string, readonly KeyType[]>> = {
   ecdsa: ['p256', 'p384', 'p521'],
   'rsassa-pkcs1-v1-5': ['rsa'],
@@ -216,15 +225,26 @@ export const primitives = {
     }
     return new Uint8Array(signWith(digest, data, key));
   },
+  verify(scheme: string, hash: Hash, publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array, saltLength: number): boolean {
+    const key = publicKeyOf(publicKey);
+    const keyType = typeOf(key);
+    const allowed = SIGNATURE_KEY_TYPES[scheme];
+    if (!allowed) throw invalid(`unknown signature scheme ${String(scheme)}`);
+    if (!keyType || !allowed.includes(keyType))
+      throw invalid(`a ${scheme} signature needs a ${allowed.join(' or ')} key, not ${keyType ?? 'this one'}`);
+    const digest = scheme === 'ed25519' ? null : hashOf(hash);
+    try {
+      if (scheme === 'ecdsa') return verifyWith(digest, data, { key, dsaEncoding: 'ieee-p1363' }, signature);
+      if (scheme === 'rsa-pss') return verifyWith(digest, data, { key, padding: constants.RSA_PKCS1_PSS_PADDING, saltLength }, signature);
+      return verifyWith(digest, data, key, signature);
+    } catch {
+      // A signature OpenSSL cannot even decode (of the wrong length, say) does not check out.
+      return false;
+    }
+  },
   deriveSharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
     const mine = privateKeyOf({ tag: 'pkcs8', val: privateKey });
-    let theirs: KeyObject;
-    try {
-      theirs = createPublicKey({ key: Buffer.from(publicKey), format: 'der', type: 'spki' });
-    } catch (error) {
-      const code = (error as { code?: unknown }).code;
-      throw invalid(`the public key does not parse as SPKI${typeof code === 'string' ? ` (${code})` : ''}`);
-    }
+    const theirs = publicKeyOf(publicKey);
     const [ourType, theirType] = [typeOf(mine), typeOf(theirs)];
     if (!ourType || !['p256', 'p384', 'p521', 'x25519'].includes(ourType))
       throw invalid(`a ${ourType ?? 'this'} key does not agree on secrets`);

@@ -1,18 +1,19 @@
 import assert from 'node:assert/strict';
 import { webcrypto } from 'node:crypto';
 import { test } from 'node:test';
-import { addPublicKeys } from './crypto-public-keys.ts';
+import { primitives } from '../packages/host/src/capabilities/crypto/index.ts';
+import { addPublicKeys } from '../packages/sdk/src/guest/crypto-public-keys.ts';
 
 type SubtleCrypto = webcrypto.SubtleCrypto;
 type CryptoKey = webcrypto.CryptoKey;
 type CryptoKeyPair = webcrypto.CryptoKeyPair;
 type JsonWebKey = webcrypto.JsonWebKey;
 
-// The module's importKey, verify and sign, passing what they do not handle to Node.js's
-// WebCrypto, which is also the reference they are compared with.
+// The SDK's public-key layer over the host's verify, passing what it does not handle to Node.js's
+// WebCrypto, which is also the reference it is compared with.
 const platform = webcrypto.subtle;
 const ours = {} as Pick<SubtleCrypto, 'importKey' | 'verify' | 'sign'>;
-addPublicKeys(ours, platform, globalThis.CryptoKey.prototype);
+addPublicKeys(ours, platform, globalThis.CryptoKey.prototype, primitives);
 
 type Case = {
   label: string;
@@ -177,4 +178,56 @@ test('what is not a public signature key goes on to the platform: HMAC keys impo
   const mac = await ours.sign('HMAC', key, new Uint8Array([1, 2]));
   assert.equal(await ours.verify('HMAC', key, mac, new Uint8Array([1, 2])), true);
   assert.equal(await ours.verify('HMAC', key, mac, new Uint8Array([1, 3])), false);
+});
+
+test('ECDSA signatures whose r or s is zero or n, an RSASSA-PKCS1-v1_5 block with trailing bytes (the e = 3 forgery) and an Ed25519 S of L or more do not check out', async () => {
+  const p256n = 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n;
+  const pair = (await platform.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign', 'verify'])) as CryptoKeyPair;
+  const ec = await ours.importKey('jwk', await platform.exportKey('jwk', pair.publicKey), { name: 'ECDSA', namedCurve: 'P-256' }, false, [
+    'verify',
+  ]);
+  const hex = (value: bigint) => value.toString(16).padStart(64, '0');
+  for (const [r, s] of [
+    [0n, 1n],
+    [1n, 0n],
+    [p256n, 1n],
+    [1n, p256n],
+  ] as const) {
+    const signature = new Uint8Array(Buffer.from(hex(r) + hex(s), 'hex'));
+    assert.equal(await ours.verify({ name: 'ECDSA', hash: 'SHA-256' }, ec, signature, new Uint8Array(1)), false, `r ${r} s ${s}`);
+  }
+
+  // With e = 3 and a block checked by parsing, a signature whose cube starts with
+  // 00 01 FF .. 00 DigestInfo hash and ends in garbage passes. Build that cube root here.
+  const message = new TextEncoder().encode('forged');
+  const hash = new Uint8Array(await platform.digest('SHA-256', message));
+  const n = ((2n ** 2048n - 1n) / 3n) | 1n;
+  const rsa = await ours.importKey(
+    'jwk',
+    { kty: 'RSA', n: Buffer.from(n.toString(16).padStart(512, '0'), 'hex').toString('base64url'), e: 'Aw' },
+    { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
+    false,
+    ['verify'],
+  );
+  const prefix = `0001ffffffffffffffff00${'3031300d060960864801650304020105000420'}${Buffer.from(hash).toString('hex')}`;
+  const target = BigInt(`0x${prefix}`) << BigInt(2048 - prefix.length * 4);
+  let root = 1n << 681n;
+  for (let step = root; step > 0n; step >>= 1n) if ((root - step) ** 3n >= target) root -= step;
+  while (root ** 3n < target) root += 1n;
+  assert.ok((root ** 3n).toString(16).padStart(512, '0').startsWith(prefix));
+  const forged = new Uint8Array(Buffer.from(root.toString(16).padStart(512, '0'), 'hex'));
+  assert.equal(await ours.verify('RSASSA-PKCS1-v1_5', rsa, forged, message), false);
+
+  // S + L is the same scalar, but a signature with S >= L is malleable and refused.
+  const l = 2n ** 252n + 27742317777372353535851937790883648493n;
+  const ed = (await platform.generateKey({ name: 'Ed25519' }, true, ['sign'])) as unknown as CryptoKeyPair;
+  const edKey = await ours.importKey('raw', await platform.exportKey('raw', ed.publicKey), 'Ed25519', false, ['verify']);
+  const signature = new Uint8Array(await platform.sign('Ed25519', ed.privateKey, message));
+  assert.equal(await ours.verify('Ed25519', edKey, signature, message), true);
+  const s = BigInt(`0x${Buffer.from(signature.subarray(32)).reverse().toString('hex')}`);
+  if (s + l < 2n ** 256n) {
+    const malleable = Uint8Array.from(signature);
+    malleable.set(Buffer.from((s + l).toString(16).padStart(64, '0'), 'hex').reverse(), 32);
+    assert.equal(await ours.verify('Ed25519', edKey, malleable, message), false);
+  }
 });
