@@ -7,22 +7,27 @@
 
 import { ownBytes } from './binding-arrays.ts';
 import type { PublicKeys } from './crypto-public-keys.ts';
-import { witError } from './errors.ts';
 import {
+  bytesOf,
   type CryptoKey,
   checkJwkUse,
   failure,
   fromBase64Url,
+  fromHost,
+  HASHES,
+  type HashName,
   hashOf,
+  jwkAlg,
   makeCryptoKey,
   nameOf,
   parametersOf,
+  SCHEMES,
+  type Scheme,
   type SubtleCrypto,
+  type WitHash,
 } from './webcrypto-support.ts';
 
 type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519' | 'x25519';
-type Scheme = 'ecdsa' | 'rsassa-pkcs1-v1-5' | 'rsa-pss' | 'ed25519';
-type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
 interface KeyInfo {
   keyType: KeyType;
@@ -36,7 +41,7 @@ interface KeyInfo {
 export interface KeyPrimitives {
   generateKeyPair(keyType: KeyType, modulusBits: number, publicExponent: number): KeyInfo;
   inspectPrivateKey(key: { tag: 'pkcs8'; val: Uint8Array } | { tag: 'jwk'; val: string }, keyType: KeyType): KeyInfo;
-  sign(scheme: Scheme, hash: HashName, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array;
+  sign(scheme: Scheme, hash: WitHash, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array;
   deriveSharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
 }
 
@@ -50,12 +55,7 @@ const KINDS: Readonly<Record<string, Kind>> = {
   ECDH: 'ECDH',
   X25519: 'X25519',
 };
-const SCHEMES: Readonly<Record<string, Scheme>> = {
-  ECDSA: 'ecdsa',
-  'RSASSA-PKCS1-v1_5': 'rsassa-pkcs1-v1-5',
-  'RSA-PSS': 'rsa-pss',
-  Ed25519: 'ed25519',
-};
+
 /** What a private key of each kind may do: sign, or agree on secrets. */
 const PRIVATE_USAGES: Readonly<Record<Kind, readonly string[]>> = {
   ECDSA: ['sign'],
@@ -65,26 +65,13 @@ const PRIVATE_USAGES: Readonly<Record<Kind, readonly string[]>> = {
   ECDH: ['deriveBits', 'deriveKey'],
   X25519: ['deriveBits', 'deriveKey'],
 };
-// The bits deriveKey takes for an HMAC key without a length: its hash's block.
-const BLOCK_BITS: Readonly<Record<string, number>> = { 'SHA-1': 512, 'SHA-256': 512, 'SHA-384': 1024, 'SHA-512': 1024 };
+
 const CURVE_TYPES: Readonly<Record<string, KeyType>> = { 'P-256': 'p256', 'P-384': 'p384', 'P-521': 'p521' };
-const WIT_HASHES: Readonly<Record<string, HashName>> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
 
 interface Private {
   readonly kind: Kind;
   readonly info: KeyInfo;
-  readonly hash?: string;
-}
-
-/** The host's refusal as WebCrypto names it: `what` is the error for input it will not take. */
-function hosted<T>(what: 'DataError' | 'OperationError', work: () => T): T {
-  try {
-    return work();
-  } catch (thrown) {
-    const variant = witError(thrown);
-    if (!variant) throw thrown;
-    throw failure(what, typeof variant.val === 'string' ? variant.val : variant.tag);
-  }
+  readonly hash?: HashName;
 }
 
 function bufferOf(bytes: Uint8Array): ArrayBuffer {
@@ -118,7 +105,7 @@ export function addPrivateKeys(
   const privateOf = (key: unknown) => (typeof key === 'object' && key !== null ? keys.get(key) : undefined);
 
   /** The key type an algorithm's parameters ask for, and the hash an RSA key is bound to. */
-  function expected(kind: Kind, algorithm: unknown): { keyType: KeyType; hash?: string } {
+  function expected(kind: Kind, algorithm: unknown): { keyType: KeyType; hash?: HashName } {
     const parameters = parametersOf(algorithm);
     if (kind === 'ECDSA' || kind === 'ECDH') {
       const keyType = CURVE_TYPES[String(parameters.namedCurve)];
@@ -132,14 +119,14 @@ export function addPrivateKeys(
     return { keyType: 'rsa', hash: hashOf(parameters.hash, kind) };
   }
 
-  function algorithmOf(kind: Kind, info: KeyInfo, hash: string | undefined): object {
+  function algorithmOf(kind: Kind, info: KeyInfo, hash: HashName | undefined): object {
     if (kind === 'ECDSA' || kind === 'ECDH') return { name: kind, namedCurve: `P-${info.keyType.slice(1)}` };
     if (kind === 'Ed25519' || kind === 'X25519') return { name: kind };
     const exponent = fromBase64Url((JSON.parse(info.jwk) as { e?: string }).e, 'e');
     return { name: kind, modulusLength: info.modulusBits, publicExponent: exponent, hash: { name: hash } };
   }
 
-  function privateKey(kind: Kind, info: KeyInfo, hash: string | undefined, extractable: boolean, usages: readonly string[]): CryptoKey {
+  function privateKey(kind: Kind, info: KeyInfo, hash: HashName | undefined, extractable: boolean, usages: readonly string[]): CryptoKey {
     const key = makeCryptoKey(cryptoKeyPrototype, { type: 'private', extractable, algorithm: algorithmOf(kind, info, hash), usages });
     keys.set(key, { kind, info, ...(hash === undefined ? {} : { hash }) });
     return key;
@@ -167,22 +154,15 @@ export function addPrivateKeys(
       const jwk = keyData as Record<string, unknown>;
       checkJwkUse(jwk, kind === 'ECDH' || kind === 'X25519' ? 'enc' : 'sig', Boolean(extractable), asked);
       if (kind === 'RSASSA-PKCS1-v1_5' || kind === 'RSA-PSS') {
-        const alg = `${kind === 'RSA-PSS' ? 'PS' : 'RS'}${hash === 'SHA-1' ? '1' : hash?.slice(4)}`;
+        const alg = jwkAlg(kind, hash ?? '');
         if (jwk.alg !== undefined && jwk.alg !== alg)
           throw failure('DataError', `the JWK's "alg" is ${JSON.stringify(jwk.alg)}, but ${kind} with ${hash} is ${alg}`);
       }
       given = { tag: 'jwk', val: JSON.stringify(jwk) };
     } else {
-      const bytes = keyData;
-      if (!ArrayBuffer.isView(bytes) && Object.prototype.toString.call(bytes) !== '[object ArrayBuffer]') {
-        throw new TypeError('a pkcs8 key must be an ArrayBuffer or a view of one');
-      }
-      const view = ArrayBuffer.isView(bytes)
-        ? new Uint8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-        : new Uint8Array(bytes as ArrayBuffer);
-      given = { tag: 'pkcs8', val: Uint8Array.from(view) };
+      given = { tag: 'pkcs8', val: bytesOf(keyData, 'a pkcs8 key') };
     }
-    const info = hosted('DataError', () => primitives.inspectPrivateKey(given, keyType));
+    const info = fromHost('DataError', 'importKey', () => primitives.inspectPrivateKey(given, keyType));
     return privateKey(kind, info, hash, Boolean(extractable), asked);
   };
 
@@ -211,7 +191,7 @@ export function addPrivateKeys(
         0,
       );
     }
-    const info = hosted('OperationError', () => primitives.generateKeyPair(keyType, modulusBits, exponent));
+    const info = fromHost('OperationError', 'generateKey', () => primitives.generateKeyPair(keyType, modulusBits, exponent));
     const publicKey = (await previousImportKey(
       'spki',
       ownBytes(info.publicKey),
@@ -237,18 +217,11 @@ export function addPrivateKeys(
       if (!Number.isInteger(saltLength) || saltLength < 0)
         throw new TypeError('RSA-PSS needs a saltLength (a whole number of bytes; 32 for PS256)');
     }
-    if (!ArrayBuffer.isView(data) && Object.prototype.toString.call(data) !== '[object ArrayBuffer]') {
-      throw new TypeError('the data must be an ArrayBuffer or a view of one');
-    }
-    const bytes = ArrayBuffer.isView(data)
-      ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-      : new Uint8Array(data as ArrayBuffer);
+    const bytes = bytesOf(data, 'the data');
     const scheme = SCHEMES[held.kind];
     if (!scheme) throw failure('InvalidAccessError', `a ${held.kind} key does not sign`);
     return bufferOf(
-      hosted('OperationError', () =>
-        primitives.sign(scheme, WIT_HASHES[hash] ?? 'sha256', held.info.pkcs8, Uint8Array.from(bytes), saltLength),
-      ),
+      fromHost('OperationError', 'sign', () => primitives.sign(scheme, HASHES[hash].wit, held.info.pkcs8, bytes, saltLength)),
     );
   };
 
@@ -263,7 +236,7 @@ export function addPrivateKeys(
     if (!spki || (other as CryptoKey).algorithm.name !== held.kind) {
       throw failure('InvalidAccessError', `${held.kind} needs the other side's public ${held.kind} key as "public"`);
     }
-    const secret = ownBytes(hosted('OperationError', () => primitives.deriveSharedSecret(held.info.pkcs8, spki)));
+    const secret = ownBytes(fromHost('OperationError', held.kind, () => primitives.deriveSharedSecret(held.info.pkcs8, spki)));
     if (length === null) return secret;
     if (length % 8 !== 0 || length > secret.length * 8 || length <= 0) {
       throw failure('OperationError', `${held.kind} derives up to ${secret.length * 8} bits here, in whole bytes, not ${length}`);
@@ -296,7 +269,7 @@ export function addPrivateKeys(
     let length: number | null = null;
     if (type.startsWith('AES-')) length = Number(parameters.length);
     else if (type === 'HMAC')
-      length = typeof parameters.length === 'number' ? parameters.length : (BLOCK_BITS[hashOf(parameters.hash, 'HMAC')] ?? 512);
+      length = typeof parameters.length === 'number' ? parameters.length : HASHES[hashOf(parameters.hash, 'HMAC')].blockBits;
     const bits = agreed(algorithm, baseKey, 'deriveKey', length);
     // The whole chain's importKey, which the secret-key layer, installed after this one, heads.
     return (target.importKey as unknown as Method)('raw', bits, derivedKeyType, extractable, usages);
@@ -318,7 +291,7 @@ export function addPrivateKeys(
     if (format === 'jwk') {
       const jwk = JSON.parse(held.info.jwk) as Record<string, unknown>;
       if (held.kind === 'RSASSA-PKCS1-v1_5' || held.kind === 'RSA-PSS') {
-        jwk.alg = `${held.kind === 'RSA-PSS' ? 'PS' : 'RS'}${held.hash === 'SHA-1' ? '1' : held.hash?.slice(4)}`;
+        jwk.alg = jwkAlg(held.kind, held.hash ?? '');
       }
       return { ...jwk, key_ops: [...key.usages], ext: true };
     }

@@ -8,7 +8,6 @@
 // Private keys are crypto-private-keys.ts's. Installed by webcrypto.ts. Drop it once the engine
 // has them.
 
-import { witError } from './errors.ts';
 import { bigIntToBytes, bitLength, bytesToBigInt, CURVES, type Curve, isEdPoint, isOnCurve, type RsaPublicKey } from './key-math.ts';
 import {
   base64Url,
@@ -17,15 +16,22 @@ import {
   checkJwkUse,
   failure,
   fromBase64Url,
+  fromHost,
+  HASHES,
+  type HashName,
   hashOf,
+  jwkAlg,
   makeCryptoKey,
   nameOf,
+  SCHEMES,
+  type Scheme,
   type SubtleCrypto,
+  type WitHash,
 } from './webcrypto-support.ts';
 
 type Material =
   | { readonly kind: 'ECDSA' | 'ECDH'; readonly curve: Curve; readonly point: { readonly x: bigint; readonly y: bigint } }
-  | { readonly kind: 'RSASSA-PKCS1-v1_5' | 'RSA-PSS'; readonly key: RsaPublicKey; readonly hash: string }
+  | { readonly kind: 'RSASSA-PKCS1-v1_5' | 'RSA-PSS'; readonly key: RsaPublicKey; readonly hash: HashName }
   | { readonly kind: 'Ed25519' | 'X25519'; readonly raw: Uint8Array };
 
 type PublicAlgorithm = Material['kind'];
@@ -40,9 +46,6 @@ const PUBLIC_ALGORITHMS: Readonly<Record<string, PublicAlgorithm>> = {
   X25519: 'X25519',
 };
 const AGREEMENT = new Set<PublicAlgorithm>(['ECDH', 'X25519']);
-
-// A JWK's `alg`, when it has one, must be the algorithm and hash it is imported for.
-const JWK_ALG_PREFIX: Readonly<Record<string, string>> = { 'RSASSA-PKCS1-v1_5': 'RS', 'RSA-PSS': 'PS' };
 
 // Bounds that keep a hostile key from costing a capsule's whole time limit in one modPow, as
 // BoringSSL bounds them (an exponent of at most 33 bits, a modulus of at most 16,384).
@@ -245,11 +248,11 @@ function importMaterial(kind: PublicAlgorithm, format: string, keyData: unknown,
     }
     case 'RSASSA-PKCS1-v1_5':
     case 'RSA-PSS': {
-      const hash: string = hashOf(parameters.hash, kind);
+      const hash = hashOf(parameters.hash, kind);
       if (format === 'raw') throw failure('NotSupportedError', `an ${kind} key is imported as "jwk" or "spki"`);
       if (jwk) {
         if (jwk.kty !== 'RSA') throw failure('DataError', `the JWK's "kty" is ${JSON.stringify(jwk.kty)}, not "RSA"`);
-        const expected = `${JWK_ALG_PREFIX[kind]}${hash === 'SHA-1' ? '1' : hash.slice(4)}`;
+        const expected = jwkAlg(kind, hash);
         if (jwk.alg !== undefined && jwk.alg !== expected)
           throw failure('DataError', `the JWK's "alg" is ${JSON.stringify(jwk.alg)}, but ${kind} with ${hash} is ${expected}`);
         return { kind, hash, key: rsaKey(bytesToBigInt(fromBase64Url(jwk.n, 'n')), bytesToBigInt(fromBase64Url(jwk.e, 'e'))) };
@@ -352,7 +355,7 @@ function exported(material: Material, format: string, usages: readonly string[])
       if (format === 'spki')
         return buffer(spkiOf(OID.rsaEncryption, new Uint8Array([5, 0]), derElement(0x30, concatBytes(derUnsigned(n), derUnsigned(e)))));
       if (format === 'jwk') {
-        const alg = `${JWK_ALG_PREFIX[material.kind]}${material.hash === 'SHA-1' ? '1' : material.hash.slice(4)}`;
+        const alg = jwkAlg(material.kind, material.hash);
         return { kty: 'RSA', n: base64Url(unsignedBytes(n)), e: base64Url(unsignedBytes(e)), alg, key_ops: [...usages], ext: true };
       }
       break;
@@ -370,21 +373,10 @@ function exported(material: Material, format: string, usages: readonly string[])
   );
 }
 
-type Scheme = 'ecdsa' | 'rsassa-pkcs1-v1-5' | 'rsa-pss' | 'ed25519';
-type WitHash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
-
 /** What the host verifies (`stratum:crypto/primitives`); a test gives the host's own. */
 export interface VerifyPrimitives {
   verify(scheme: Scheme, hash: WitHash, publicKey: Uint8Array, data: Uint8Array, signature: Uint8Array, saltLength: number): boolean;
 }
-
-const SCHEMES: Readonly<Record<string, Scheme>> = {
-  ECDSA: 'ecdsa',
-  'RSASSA-PKCS1-v1_5': 'rsassa-pkcs1-v1-5',
-  'RSA-PSS': 'rsa-pss',
-  Ed25519: 'ed25519',
-};
-const WIT_HASHES: Readonly<Record<string, WitHash>> = { 'SHA-1': 'sha1', 'SHA-256': 'sha256', 'SHA-384': 'sha384', 'SHA-512': 'sha512' };
 
 /** What the other layers may ask of this one about its keys. */
 export interface PublicKeys {
@@ -457,7 +449,7 @@ export function addPublicKeys(
     const signature = bytesOf(signatureData, 'the signature');
     const message = bytesOf(data, 'the data');
     const parameters = (typeof algorithm === 'object' ? algorithm : {}) as Record<string, unknown>;
-    let hash = 'SHA-256';
+    let hash: HashName = 'SHA-256';
     let saltLength = 0;
     switch (material.kind) {
       case 'ECDSA':
@@ -482,15 +474,10 @@ export function addPublicKeys(
         throw failure('InvalidAccessError', `a ${material.kind} key does not verify`);
     }
     const scheme = SCHEMES[material.kind] ?? 'ed25519';
-    const witHash = WIT_HASHES[hash] ?? 'sha256';
-    try {
-      return primitives.verify(scheme, witHash, spkiOf(material), message, signature, saltLength);
-    } catch (thrown) {
-      // The key was checked at import, so the host refusing it is not the capsule's doing.
-      const variant = witError(thrown);
-      if (!variant) throw thrown;
-      throw failure('OperationError', `${material.kind} verify: ${typeof variant.val === 'string' ? variant.val : variant.tag}`);
-    }
+    // The key was checked at import, so the host refusing it is not the capsule's doing.
+    return fromHost('OperationError', `${material.kind} verify`, () =>
+      primitives.verify(scheme, HASHES[hash].wit, spkiOf(material), message, signature, saltLength),
+    );
   };
 
   const platformExportKey = typeof platform.exportKey === 'function' ? platform.exportKey.bind(platform) : undefined;

@@ -7,7 +7,6 @@
 // derived. Installed by webcrypto.ts.
 
 import { ownBytes } from './binding-arrays.ts';
-import { witError } from './errors.ts';
 import {
   base64Url,
   bytesOf,
@@ -15,24 +14,27 @@ import {
   checkJwkUse,
   failure,
   fromBase64Url,
+  fromHost,
+  HASHES,
   hashOf,
+  jwkAlg,
   makeCryptoKey,
   nameOf,
   parametersOf,
   type SubtleCrypto,
+  type WitHash,
 } from './webcrypto-support.ts';
 
 /** What the host computes (`stratum:crypto/primitives`); a test gives Node.js's own. */
 export interface Primitives {
-  pbkdf2(hash: HashName, password: Uint8Array, salt: Uint8Array, iterations: number, length: number): Uint8Array;
-  hkdf(hash: HashName, key: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
+  pbkdf2(hash: WitHash, password: Uint8Array, salt: Uint8Array, iterations: number, length: number): Uint8Array;
+  hkdf(hash: WitHash, key: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
   aesGcmEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array, additionalData: Uint8Array, tagLength: number): Uint8Array;
   aesGcmDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array, additionalData: Uint8Array, tagLength: number): Uint8Array;
   aesCbcEncrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array;
   aesCbcDecrypt(key: Uint8Array, iv: Uint8Array, data: Uint8Array): Uint8Array;
 }
 
-type HashName = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 type Kind = 'AES-GCM' | 'AES-CBC' | 'PBKDF2' | 'HKDF' | 'HMAC';
 
 interface Secret {
@@ -56,29 +58,17 @@ const USAGES: Readonly<Record<Kind, readonly string[]>> = {
   HKDF: ['deriveBits', 'deriveKey'],
   HMAC: ['sign', 'verify'],
 };
-const HASHES: Readonly<Record<string, { wit: HashName; blockBits: number; jwk: string }>> = {
-  'SHA-1': { wit: 'sha1', blockBits: 512, jwk: '1' },
-  'SHA-256': { wit: 'sha256', blockBits: 512, jwk: '256' },
-  'SHA-384': { wit: 'sha384', blockBits: 1024, jwk: '384' },
-  'SHA-512': { wit: 'sha512', blockBits: 1024, jwk: '512' },
-};
+
 // Algorithms WebCrypto has that neither the engine nor the host does here, refused by name.
 const REFUSED = new Set(['AES-CTR', 'AES-KW', 'RSA-OAEP', 'X448', 'ED448']);
 
-/** The host's error as WebCrypto's: an OperationError that says what the host refused. */
+/** What the host computes, as the capsule's own bytes; what it refuses, as an OperationError. */
 function computed(what: string, work: () => Uint8Array): Uint8Array {
-  try {
-    return ownBytes(work());
-  } catch (thrown) {
-    const variant = witError(thrown);
-    if (!variant) throw thrown;
-    if (variant.tag === 'operation-failed') throw failure('OperationError', `${what} failed: the data does not check out with this key`);
-    throw failure('OperationError', `${what}: ${typeof variant.val === 'string' ? variant.val : variant.tag}`);
-  }
+  return ownBytes(fromHost('OperationError', what, work));
 }
 
-function jwkAlg(secret: Secret): string {
-  if (secret.kind === 'HMAC') return `HS${HASHES[secret.hash ?? '']?.jwk ?? ''}`;
+function secretJwkAlg(secret: Secret): string {
+  if (secret.kind === 'HMAC') return jwkAlg('HMAC', secret.hash ?? '');
   return `A${secret.bytes.byteLength * 8}${secret.kind === 'AES-GCM' ? 'GCM' : 'CBC'}`;
 }
 
@@ -168,7 +158,7 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
     checkJwkUse(jwk, kind === 'HMAC' ? 'sig' : 'enc', Boolean(extractable), wanted);
     const bytes = fromBase64Url(jwk.k, 'k');
     const key = await secretKey(kind, bytes, algorithm, Boolean(extractable), wanted);
-    const expected = jwkAlg(secrets.get(key) as Secret);
+    const expected = secretJwkAlg(secrets.get(key) as Secret);
     if (jwk.alg !== undefined && jwk.alg !== expected)
       throw failure('DataError', `the JWK's "alg" is ${JSON.stringify(jwk.alg)}, but this key is ${expected}`);
     return key;
@@ -186,7 +176,7 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
     let bits: number;
     if (kind === 'HMAC') {
       const hash = hashOf(parameters.hash, 'HMAC');
-      bits = typeof parameters.length === 'number' ? parameters.length : (HASHES[hash]?.blockBits ?? 512);
+      bits = typeof parameters.length === 'number' ? parameters.length : HASHES[hash].blockBits;
       if (bits <= 0 || bits % 8 !== 0)
         throw failure('OperationError', `an HMAC key made here is a whole number of bytes, not ${bits} bits`);
     } else {
@@ -207,7 +197,7 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
     if (!key.extractable) throw failure('InvalidAccessError', 'the key is not extractable');
     if (format === 'raw') return secret.bytes.slice().buffer;
     if (format === 'jwk') {
-      return { kty: 'oct', k: base64Url(secret.bytes), alg: jwkAlg(secret), ext: true, key_ops: [...key.usages] };
+      return { kty: 'oct', k: base64Url(secret.bytes), alg: secretJwkAlg(secret), ext: true, key_ops: [...key.usages] };
     }
     throw failure('NotSupportedError', `a secret key is exported as "raw" or "jwk", not "${format}"`);
   };
@@ -241,7 +231,7 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
       throw failure('OperationError', `the length to derive is a positive multiple of 8 bits, not ${String(length)}`);
     }
     const parameters = parametersOf(algorithm);
-    const hash = HASHES[hashOf(parameters.hash, secret.kind)]?.wit ?? 'sha256';
+    const hash = HASHES[hashOf(parameters.hash, secret.kind)].wit;
     const salt = bytesOf(parameters.salt, 'the salt');
     if (secret.kind === 'PBKDF2') {
       const iterations = parameters.iterations;
@@ -287,7 +277,7 @@ export function addSecretKeys(target: Partial<SubtleCrypto>, primitives: Primiti
       kind === 'HMAC'
         ? typeof parameters.length === 'number'
           ? parameters.length
-          : (HASHES[hashOf(parameters.hash, 'HMAC')]?.blockBits ?? 512)
+          : HASHES[hashOf(parameters.hash, 'HMAC')].blockBits
         : Number(parameters.length);
     return secretKey(kind, derive(algorithm, secret, bits), derivedKeyType, Boolean(extractable), wanted);
   };

@@ -1,6 +1,8 @@
 // What the SDK's WebCrypto layers (crypto-public-keys.ts, crypto-secret-keys.ts) share: reading
 // WebCrypto's arguments and failing the way WebCrypto names its failures.
 
+import { witError } from './errors.ts';
+
 // WebCrypto's types, as the project's type definitions (Node.js's) name them.
 export type SubtleCrypto = typeof globalThis.crypto.subtle;
 export type CryptoKey = Awaited<ReturnType<SubtleCrypto['importKey']>>;
@@ -23,9 +25,51 @@ export function nameOf(algorithm: unknown): string {
 }
 
 export const HASH_NAMES = ['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512'] as const;
+export type HashName = (typeof HASH_NAMES)[number];
+
+/** A hash as stratum:crypto names it. */
+export type WitHash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+
+/** Each hash's name in stratum:crypto, its block (an HMAC key's default length) and its JWK `alg` suffix. */
+export const HASHES: Readonly<Record<HashName, { wit: WitHash; blockBits: number; jwk: string }>> = {
+  'SHA-1': { wit: 'sha1', blockBits: 512, jwk: '1' },
+  'SHA-256': { wit: 'sha256', blockBits: 512, jwk: '256' },
+  'SHA-384': { wit: 'sha384', blockBits: 1024, jwk: '384' },
+  'SHA-512': { wit: 'sha512', blockBits: 1024, jwk: '512' },
+};
+
+/** A signature scheme as stratum:crypto names it, by WebCrypto's algorithm. */
+export type Scheme = 'ecdsa' | 'rsassa-pkcs1-v1-5' | 'rsa-pss' | 'ed25519';
+export const SCHEMES: Readonly<Record<string, Scheme>> = {
+  ECDSA: 'ecdsa',
+  'RSASSA-PKCS1-v1_5': 'rsassa-pkcs1-v1-5',
+  'RSA-PSS': 'rsa-pss',
+  Ed25519: 'ed25519',
+};
+
+/** A JWK's `alg` for an HMAC or RSA key bound to `hash`: HS256, RS384, PS512 and the like. */
+export function jwkAlg(kind: 'HMAC' | 'RSASSA-PKCS1-v1_5' | 'RSA-PSS', hash: string): string {
+  const prefix = kind === 'HMAC' ? 'HS' : kind === 'RSA-PSS' ? 'PS' : 'RS';
+  return `${prefix}${HASHES[hash as HashName]?.jwk ?? ''}`;
+}
+
+/**
+ * A stratum:crypto call, its error as WebCrypto's: `name` for input the host will not take,
+ * OperationError for data that does not check out. The message says what the host said.
+ */
+export function fromHost<T>(name: FailureName, what: string, work: () => T): T {
+  try {
+    return work();
+  } catch (thrown) {
+    const variant = witError(thrown);
+    if (!variant) throw thrown;
+    if (variant.tag === 'operation-failed') throw failure('OperationError', `${what} failed: the data does not check out with this key`);
+    throw failure(name, `${what}: ${typeof variant.val === 'string' ? variant.val : variant.tag}`);
+  }
+}
 
 /** A hash named as WebCrypto names it, whatever the case it was given in. */
-export function hashOf(hash: unknown, what: string): (typeof HASH_NAMES)[number] {
+export function hashOf(hash: unknown, what: string): HashName {
   if (hash === undefined) throw new TypeError(`${what} needs a hash ('SHA-256', say)`);
   const name = nameOf(hash).toUpperCase();
   const known = HASH_NAMES.find((candidate) => candidate === name);
