@@ -152,8 +152,7 @@ export function describeImportSet(imports: readonly string[]): string {
   const names = new Set<string>();
   for (const name of imports) {
     const [pkg = ''] = unversioned(name).split('/');
-    // What every JavaScript capsule imports (the global fetch, the SDK's WebCrypto) says nothing.
-    if (pkg === 'wasi:http' || pkg === 'wasi:io' || pkg === 'stratum:crypto') continue;
+    if (pkg === 'wasi:http' || pkg === 'wasi:io') continue;
     names.add(pkg.replace(/^(stratum|wasi):/, ''));
   }
   return names.size === 0 ? 'HTTP only' : [...names].sort().join(', ');
