@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
+import { brotliCompressSync, deflateSync, gzipSync, zstdCompressSync } from 'node:zlib';
 import { WitError } from '../packages/host/src/capabilities/contract.ts';
 import { type ArrivingBody, OutboundError, outboundFetch } from '../packages/host/src/capabilities/outbound/fetch.ts';
 import outbound from '../packages/host/src/capabilities/outbound/index.ts';
@@ -83,6 +84,95 @@ test("a request without a User-Agent gets the host's; one with its own keeps it"
   };
   assert.equal(await sent([]), 'stratum');
   assert.equal(await sent([['User-Agent', 'my-app/2.0']]), 'my-app/2.0');
+});
+
+test('compressed responses are asked for and reach the guest decoded, without the headers of the encoded bytes', async (t) => {
+  const json = JSON.stringify({ items: Array.from({ length: 200 }, (_, index) => ({ index, name: `item ${index}` })) });
+  const encoders: Record<string, (text: string) => Buffer> = {
+    gzip: (text) => gzipSync(text),
+    deflate: (text) => deflateSync(text),
+    br: (text) => brotliCompressSync(text),
+    zstd: (text) => zstdCompressSync(text),
+  };
+  const asked: (string | undefined)[] = [];
+  const server = await localServer(t, (request, response) => {
+    asked.push(request.headers['accept-encoding']);
+    const coding = new URL(request.url ?? '/', 'http://x').searchParams.get('coding') ?? '';
+    const encode = encoders[coding];
+    if (!encode) {
+      response.end(json);
+      return;
+    }
+    const encoded = encode(json);
+    response.writeHead(200, { 'content-encoding': coding, 'content-length': encoded.byteLength, 'content-type': 'application/json' });
+    response.end(encoded);
+  });
+  const policy = { origins: [server.origin], allowAddresses: LOOPBACK };
+  const header = (result: { headers: [string, Uint8Array][] }, name: string) => {
+    const value = result.headers.find(([key]) => key === name)?.[1];
+    return value && new TextDecoder().decode(value);
+  };
+  for (const coding of ['gzip', 'deflate', 'br']) {
+    const result = await outboundFetch({ method: 'GET', url: `${server.origin}/?coding=${coding}`, headers: [] }, policy);
+    assert.equal(await bodyText(result.body), json, coding);
+    assert.equal(header(result, 'content-encoding'), undefined, `${coding}: the guest holds no encoded bytes`);
+    assert.equal(header(result, 'content-length'), undefined, `${coding}: the encoded length is not the body's`);
+    assert.equal(header(result, 'content-type'), 'application/json');
+  }
+  assert.deepEqual(asked.splice(0), ['gzip, deflate, br', 'gzip, deflate, br', 'gzip, deflate, br']);
+
+  // Decoded whoever asked for it, as fetch() does everywhere; a guest's own Accept-Encoding is sent as it is.
+  const own = await outboundFetch({ method: 'GET', url: `${server.origin}/?coding=gzip`, headers: [['Accept-Encoding', 'gzip']] }, policy);
+  assert.equal(await bodyText(own.body), json);
+  // A coding the host does not decode reaches the guest as it came, described by its headers.
+  const zstd = await outboundFetch({ method: 'GET', url: `${server.origin}/?coding=zstd`, headers: [['accept-encoding', 'zstd']] }, policy);
+  assert.equal(header(zstd, 'content-encoding'), 'zstd');
+  assert.equal(Number(header(zstd, 'content-length')), zstdCompressSync(json).byteLength);
+  // A range would be a slice of the encoded bytes, and a HEAD's length that of a body never sent.
+  await outboundFetch({ method: 'GET', url: `${server.origin}/`, headers: [['range', 'bytes=0-9']] }, policy);
+  await outboundFetch({ method: 'HEAD', url: `${server.origin}/`, headers: [] }, policy);
+  assert.deepEqual(asked, ['gzip', 'zstd', undefined, undefined]);
+});
+
+test('a decoded body is held to the response limit, a corrupt one fails, and a compressed stream arrives as it is sent', async (t) => {
+  const bomb = gzipSync(Buffer.alloc(64 * 1024 * 1024));
+  const releases: (() => void)[] = [];
+  const server = await localServer(t, (request, response) => {
+    response.setHeader('content-encoding', 'gzip');
+    if (request.url === '/bomb') response.end(bomb);
+    else if (request.url === '/corrupt') {
+      const broken = gzipSync('a body long enough to have a block after its header, a body long enough');
+      broken.fill(0xff, 12, 30);
+      response.end(broken);
+    } else {
+      // Server-sent events, compressed and flushed per event, as a compressing proxy sends them.
+      const { createGzip, constants } = process.getBuiltinModule('node:zlib');
+      const gzip = createGzip();
+      gzip.pipe(response);
+      gzip.write('data: one\n\n');
+      gzip.flush(constants.Z_SYNC_FLUSH);
+      releases.push(() => gzip.end('data: two\n\n'));
+    }
+  });
+  const policy = { origins: [server.origin], allowAddresses: LOOPBACK };
+  assert.ok(bomb.byteLength < 100 * 1024, `the bomb is ${bomb.byteLength} bytes on the wire`);
+  const limits = { maxResponseBytes: 1024 * 1024, connectTimeoutMs: 5000, timeoutMs: 5000 };
+  const big = await outboundFetch({ method: 'GET', url: `${server.origin}/bomb`, headers: [] }, policy, limits);
+  await assert.rejects(bodyText(big.body), /is over 1048576 bytes once decoded \(gzip\)/);
+  const corrupt = await outboundFetch({ method: 'GET', url: `${server.origin}/corrupt`, headers: [] }, policy, limits);
+  await assert.rejects(bodyText(corrupt.body), /is not valid gzip/);
+
+  const events = await outboundFetch({ method: 'GET', url: `${server.origin}/events`, headers: [] }, policy, limits);
+  const stream = new IncomingResponse(events.status, events.headers, events.body).consume().stream();
+  const first = stream.blockingRead(100n);
+  assert.equal(
+    new TextDecoder().decode(first instanceof Uint8Array ? first : await first),
+    'data: one\n\n',
+    'the first event, before the server ends',
+  );
+  releases.shift()?.();
+  const second = stream.blockingRead(100n);
+  assert.equal(new TextDecoder().decode(second instanceof Uint8Array ? second : await second), 'data: two\n\n');
 });
 
 test('header values that are not ASCII cross both ways byte for byte', async (t) => {

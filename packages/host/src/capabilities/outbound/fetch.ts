@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { LookupFunction } from 'node:net';
+import type { Readable } from 'node:stream';
 import { StratumError } from '@stratum/core';
 import { headerValueBytes, headerValueText } from '../../wasi/header-value.ts';
 import { type ByteSource, CLOSED, EMPTY, failed, type Pending } from '../../wasi/io.ts';
@@ -83,11 +84,49 @@ function pinned(target: CheckedTarget): LookupFunction {
   }) as LookupFunction;
 }
 
-function responseHeaders(headers: IncomingHttpHeaders): [string, Uint8Array][] {
+/**
+ * Asked for when the guest asks for no coding of its own. The Fetch standard has the user agent
+ * send it and decode what comes, and browsers, Node.js, Deno and Workers do: an API's JSON comes
+ * compressed, typically to a fifth or less. zstd is neither asked for nor decoded: a frame may
+ * demand a 128 MiB window, which a hostile server would make the host allocate.
+ */
+const ACCEPTED_CODINGS = 'gzip, deflate, br';
+
+/**
+ * The decoder for a response's one content coding, when the host knows it; the guest receives the
+ * decoded body, whoever asked for the coding, as `fetch()` does everywhere else (and a guest on
+ * wasi:http sees a response the server sent uncompressed, which every client must handle).
+ * Lenient at the end, as browsers and undici are: servers that cut their last block short exist.
+ */
+function contentDecoder(
+  response: IncomingMessage,
+  method: string,
+): { coding: string; decoder: Readable & NodeJS.WritableStream } | undefined {
+  const status = response.statusCode ?? 0;
+  // No body to decode, or a 206's slice of the encoded bytes, which cannot be decoded alone.
+  if (method === 'HEAD' || status === 204 || status === 206 || status === 304) return undefined;
+  const header = response.headers['content-encoding'];
+  const coding = typeof header === 'string' ? header.trim().toLowerCase() : undefined;
+  if (coding === undefined || coding === 'identity') return undefined;
+  // Loaded on first use, as node:http is below: most capsule threads never decode.
+  const zlib = process.getBuiltinModule('node:zlib');
+  const sync = { flush: zlib.constants.Z_SYNC_FLUSH, finishFlush: zlib.constants.Z_SYNC_FLUSH };
+  if (coding === 'gzip' || coding === 'x-gzip') return { coding, decoder: zlib.createGunzip(sync) };
+  if (coding === 'deflate') return { coding, decoder: zlib.createInflate(sync) };
+  if (coding === 'br') {
+    const brotliSync = { flush: zlib.constants.BROTLI_OPERATION_FLUSH, finishFlush: zlib.constants.BROTLI_OPERATION_FLUSH };
+    return { coding, decoder: zlib.createBrotliDecompress(brotliSync) };
+  }
+  return undefined;
+}
+
+function responseHeaders(headers: IncomingHttpHeaders, decoded: boolean): [string, Uint8Array][] {
   const out: [string, Uint8Array][] = [];
   for (const [name, value] of Object.entries(headers)) {
     // The length stays: the body streams in whole or fails, and code reads it (a download's progress).
     if (value === undefined || (HOP_BY_HOP.has(name) && name !== 'content-length')) continue;
+    // Both describe the encoded bytes, which the guest never sees.
+    if (decoded && (name === 'content-encoding' || name === 'content-length')) continue;
     for (const one of Array.isArray(value) ? value : [value]) out.push([name, headerValueBytes(one)]);
   }
   return out;
@@ -122,6 +161,8 @@ export async function outboundFetch(
   // Some APIs (GitHub's, for one) refuse a request without a User-Agent, as browsers, Deno and
   // Node.js's fetch always send one.
   headers['user-agent'] ??= OUTBOUND_USER_AGENT;
+  // Not for a range, which would be a slice of the encoded bytes.
+  if (request.method !== 'HEAD' && headers.range === undefined) headers['accept-encoding'] ??= ACCEPTED_CODINGS;
   const declared = declaredLengths.length === 1 && /^[0-9]{1,15}$/.test(declaredLengths[0] ?? '') ? Number(declaredLengths[0]) : undefined;
   // Looked at once the name is resolved: a guest that wrote its body at once has finished it.
   const requestBody = request.body;
@@ -134,6 +175,7 @@ export async function outboundFetch(
 
   return new Promise<OutboundResponse>((resolve, reject) => {
     let body: ArrivingBody | undefined;
+    let stopDecoding: (() => void) | undefined;
     let done = false;
     /** Ends the exchange: the timers stop, and the connection closes unless it ended well. */
     const finish = (destroy: boolean): boolean => {
@@ -141,7 +183,10 @@ export async function outboundFetch(
       done = true;
       clearTimeout(connecting);
       clearTimeout(overall);
-      if (destroy) outgoing.destroy();
+      if (destroy) {
+        outgoing.destroy();
+        stopDecoding?.();
+      }
       return true;
     };
     const fail = (error: OutboundError) => {
@@ -161,24 +206,39 @@ export async function outboundFetch(
     // within it failed as "could not connect", whatever the overall timeout said.
     const outgoing = send(target.url, { method: request.method, headers, lookup: pinned(target), agent: false }, (response) => {
       let received = 0;
-      const arriving = new ArrivingBody(response, () => finish(true));
+      const decoding = contentDecoder(response, request.method);
+      const source: Readable = decoding ? response.pipe(decoding.decoder) : response;
+      stopDecoding = () => decoding?.decoder.destroy();
+      const arriving = new ArrivingBody(source, () => finish(true));
       body = arriving;
-      response.on('data', (chunk: Buffer) => {
+      source.on('data', (chunk: Buffer) => {
         received += chunk.byteLength;
         if (received > limits.maxResponseBytes) {
-          fail(new OutboundError('response-too-large', `the response from ${target.url.origin} is over ${limits.maxResponseBytes} bytes`));
+          const decoded = decoding ? ` once decoded (${decoding.coding})` : '';
+          fail(
+            new OutboundError(
+              'response-too-large',
+              `the response from ${target.url.origin} is over ${limits.maxResponseBytes} bytes${decoded}`,
+            ),
+          );
           return;
         }
         arriving.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
       });
-      response.on('end', () => {
+      source.on('end', () => {
         if (!finish(false)) return;
         signal?.removeEventListener('abort', abandoned);
         arriving.end();
       });
-      // Closed before its end: the server or the connection broke off.
-      response.on('close', () => fail(new OutboundError('protocol', `the response from ${target.url.origin} broke off before its end`)));
-      resolve({ status: response.statusCode ?? 502, headers: responseHeaders(response.headers), body: arriving });
+      decoding?.decoder.on('error', (error: Error) =>
+        fail(new OutboundError('protocol', `the response from ${target.url.origin} is not valid ${decoding.coding}: ${error.message}`)),
+      );
+      // Closed before its end: the server or the connection broke off. (With a decoder, the
+      // response closes before the decoded body ends.)
+      response.on('close', () => {
+        if (!response.complete) fail(new OutboundError('protocol', `the response from ${target.url.origin} broke off before its end`));
+      });
+      resolve({ status: response.statusCode ?? 502, headers: responseHeaders(response.headers, decoding !== undefined), body: arriving });
     });
     const overall = setTimeout(
       () =>
@@ -257,7 +317,8 @@ const HELD_BYTES = 1024 * 1024;
  * paused while more than {@link HELD_BYTES} wait for the guest.
  */
 export class ArrivingBody implements ByteSource {
-  readonly #response: IncomingMessage;
+  /** The response, or its decoder: paused while the guest falls behind. */
+  readonly #response: Readable;
   /** Closes the exchange when the guest drops the body before its end. */
   readonly #dropped: () => void;
   #chunks: Uint8Array[] = [];
@@ -267,7 +328,7 @@ export class ArrivingBody implements ByteSource {
   #wake: (() => void) | undefined;
   #next: Promise<void> | undefined;
 
-  constructor(response: IncomingMessage, dropped: () => void) {
+  constructor(response: Readable, dropped: () => void) {
     this.#response = response;
     this.#dropped = dropped;
   }
