@@ -481,6 +481,104 @@ test('a capsule checks JWTs signed with ES256, RS256, PS256 and EdDSA with jose,
   assert.equal(seen.hmac, 'imported');
 });
 
+test('Intl, normalize and the locale-aware methods work in a capsule as in Node.js, with its errors, on en-US and UTC by default', async (t) => {
+  const names = ['Zoë', 'ändern', 'apple', 'Äpfel', 'zebra', 'Émile', 'apple', 'Apple', 'banana', '10', '9', '_x'];
+  // Made at the top of the module, as code often makes them: checked on first use, since no host
+  // answers while a production build runs the modules.
+  const topLevel =
+    "const euros = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' });\nconst noCurrency = new Intl.NumberFormat('en', { style: 'currency' });\nconst ascii = 'plain'.normalize('NFKC');\n";
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      `${topLevel}${text}`.replace(
+        '  fetch(request) {',
+        `  fetch(request) {
+    if (new URL(request.url).pathname === '/intl') {
+      const names = ${JSON.stringify(names)};
+      const errorOf = (work: () => unknown) => {
+        try {
+          work();
+          return 'none';
+        } catch (error) {
+          return (error as Error).constructor.name;
+        }
+      };
+      return Response.json({
+        price: [1234567.891, -0.5].map(euros.format),
+        ascii,
+        big: (12345678901234567890n).toLocaleString('en-IN'),
+        grouped: (1234567.891).toLocaleString(),
+        tokyo: new Intl.DateTimeFormat('en-GB', { dateStyle: 'full', timeStyle: 'long', timeZone: 'Asia/Tokyo' }).format(new Date(0)),
+        utc: new Date(0).toLocaleString(),
+        zone: new Intl.DateTimeFormat().resolvedOptions().timeZone,
+        parts: new Intl.DateTimeFormat('en-US', { month: 'long', day: 'numeric' }).formatToParts(new Date(0)),
+        sortedEn: names.slice().sort((a, b) => a.localeCompare(b)),
+        sortedSv: names.slice().sort(new Intl.Collator('sv').compare),
+        sortedNumeric: names.slice().sort(new Intl.Collator('en', { numeric: true }).compare),
+        plural: [0, 1, 2, 5].map((n) => new Intl.PluralRules('ar').select(n)),
+        relative: new Intl.RelativeTimeFormat('fr', { numeric: 'auto' }).format(-1, 'day'),
+        list: new Intl.ListFormat('en').format(['a', 'b', 'c']),
+        region: new Intl.DisplayNames(['de'], { type: 'region' }).of('JP'),
+        words: [...new Intl.Segmenter('en', { granularity: 'word' }).segment('Hello, wide world')].filter((s) => s.isWordLike).map((s) => s.segment),
+        locale: new Intl.Locale('zh', { region: 'TW' }).maximize().toString(),
+        tag: Object.prototype.toString.call(new Intl.NumberFormat()),
+        nfc: 'e\u0301'.normalize(),
+        nfkd: '\ufb01\u00e9'.normalize('NFKD'),
+        lone: '\ud800e\u0301\udc00'.normalize('NFC') === '\ud800\u00e9\udc00',
+        errors: [
+          errorOf(() => new Intl.NumberFormat('not a locale!')),
+          errorOf(() => new Intl.NumberFormat('en', { style: 'currency' })),
+          errorOf(() => 'x'.normalize('NFX')),
+          errorOf(() => new Intl.DateTimeFormat('en').format(new Date(Number.NaN))),
+          errorOf(() => new Intl.NumberFormat('en', null as never)),
+          errorOf(() => noCurrency.format(1)),
+        ],
+      });
+    }`,
+      ),
+  });
+  assert.deepEqual(
+    dev.imports.map((item) => item.name).filter((name) => name.startsWith('stratum:intl')),
+    ['stratum:intl/services@0.1.0'],
+  );
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await get(port, 'counter.test', '/intl');
+  assert.equal(reply.status, 200, reply.body);
+  const seen = JSON.parse(reply.body) as Record<string, unknown>;
+  const price = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' });
+  assert.deepEqual(seen.price, [price.format(1234567.891), price.format(-0.5)]);
+  assert.equal(seen.big, '1,23,45,67,89,01,23,45,67,890');
+  assert.equal(seen.grouped, '1,234,567.891');
+  assert.equal(seen.tokyo, new Intl.DateTimeFormat('en-GB', { dateStyle: 'full', timeStyle: 'long', timeZone: 'Asia/Tokyo' }).format(0));
+  assert.equal(seen.utc, '1/1/1970, 12:00:00 AM');
+  assert.equal(seen.zone, 'UTC');
+  assert.deepEqual(seen.parts, new Intl.DateTimeFormat('en-US', { month: 'long', day: 'numeric', timeZone: 'UTC' }).formatToParts(0));
+  assert.deepEqual(seen.sortedEn, names.slice().sort(new Intl.Collator('en-US').compare));
+  assert.deepEqual(seen.sortedSv, names.slice().sort(new Intl.Collator('sv').compare));
+  assert.deepEqual(seen.sortedNumeric, names.slice().sort(new Intl.Collator('en', { numeric: true }).compare));
+  assert.deepEqual(seen.plural, ['zero', 'one', 'two', 'few']);
+  assert.equal(seen.relative, 'hier');
+  assert.equal(seen.list, 'a, b, and c');
+  assert.equal(seen.region, 'Japan');
+  assert.deepEqual(seen.words, ['Hello', 'wide', 'world']);
+  assert.equal(seen.locale, 'zh-Hant-TW');
+  assert.equal(seen.tag, '[object Intl.NumberFormat]');
+  assert.equal(seen.nfc, '\u00e9');
+  assert.equal(seen.nfkd, 'fie\u0301');
+  assert.equal(seen.lone, true);
+  assert.equal(seen.ascii, 'plain');
+  assert.deepEqual(seen.errors, ['RangeError', 'TypeError', 'RangeError', 'RangeError', 'TypeError', 'TypeError']);
+
+  // What needs the host at the top of a module fails as a production build would, saying what to do.
+  const early = await counterVariant(t, { source: (text) => `${text}\nexport const label = (1234.5).toLocaleString('de-DE');\n` });
+  const logs: string[] = [];
+  const earlyPort = await serveDev(t, early.manifest, await readFile(early.engine.path), early.bundle, logs);
+  assert.equal((await get(earlyPort, 'counter.test', '/hits')).status, 500);
+  assert.ok(
+    logs.some((line) => line.includes("Intl's format (number-format) is computed by the host") && line.includes('call it from fetch()')),
+    logs.join('\n'),
+  );
+});
+
 test("a response's content-length is the body's when the body is whole, and a streamed body that breaks the one it declared closes the connection: its extra bytes never reach the client", async (t) => {
   const dev = await counterVariant(t, {
     source: (text) =>

@@ -502,7 +502,7 @@ test('--full-build serves the production component, as stratum build makes it', 
   assert.equal(await dev.interrupt(), 0);
 });
 
-test("in a built component, what the capabilities return is the capsule's own Uint8Array and Array: a keyvalue value, a SQL blob (bound again), a bucket chunk, derived bits, lists", async (t) => {
+test("in a built component, what the capabilities return is the capsule's own Uint8Array and Array: a keyvalue value, a SQL blob (bound again), a bucket chunk, derived bits, lists; an Intl formatter made at build time formats", async (t) => {
   const dir = await counterCopy(t, { fullBuild: false });
   const manifest = join(dir, 'stratum.toml');
   await editFile(manifest, (text) =>
@@ -511,7 +511,7 @@ test("in a built component, what the capabilities return is the capsule's own Ui
   await editFile(
     join(dir, 'src', 'index.ts'),
     (text) =>
-      `import { openBucket } from '@stratum/sdk/bucket';\nimport { openDatabase } from '@stratum/sdk/sql';\n${text.replace(
+      `import { openBucket } from '@stratum/sdk/bucket';\nimport { openDatabase } from '@stratum/sdk/sql';\nconst euros = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' });\n${text.replace(
         '  fetch(request) {',
         `  async fetch(request) {
     if (new URL(request.url).pathname === '/bytes') {
@@ -535,6 +535,7 @@ test("in a built component, what the capabilities return is the capsule's own Ui
         bucket: chunk instanceof Uint8Array,
         crypto: bits instanceof ArrayBuffer && new Uint8Array(bits).length === 16,
         lists: [kv.listKeys().keys, db.queryRaw('SELECT 1 AS one').columns, images.list().objects].every((list) => list instanceof Array),
+        intl: euros.format(1234.5),
       });
     }`,
       )}`,
@@ -544,7 +545,15 @@ test("in a built component, what the capabilities return is the capsule's own Ui
   await serving(dev);
   const reply = await get(port, 'counter.localhost', '/bytes');
   assert.equal(reply.status, 200, reply.body);
-  assert.deepEqual(JSON.parse(reply.body), { keyvalue: true, sql: true, rows: 2, bucket: true, crypto: true, lists: true });
+  assert.deepEqual(JSON.parse(reply.body), {
+    keyvalue: true,
+    sql: true,
+    rows: 2,
+    bucket: true,
+    crypto: true,
+    lists: true,
+    intl: '1.234,50\u00a0€',
+  });
   assert.equal(await dev.interrupt(), 0);
 });
 

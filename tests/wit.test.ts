@@ -7,7 +7,7 @@ import { runToolchain } from '@stratum/sdk/build';
 import { CAPSULE_WORLD, generateWitTypes, readWitTypes, specWitDir } from '../packages/sdk/src/wit/types.ts';
 import { removeDir } from './support/temp.ts';
 
-const STRATUM_PACKAGES = ['stratum-keyvalue', 'stratum-sql', 'stratum-bucket', 'stratum-crypto'];
+const STRATUM_PACKAGES = ['stratum-keyvalue', 'stratum-sql', 'stratum-bucket', 'stratum-crypto', 'stratum-intl'];
 
 test('the capsule world and everything it depends on parse and resolve', async () => {
   const { files } = await runToolchain({ op: 'types', witPath: specWitDir, worldName: CAPSULE_WORLD, guest: true });
@@ -22,6 +22,7 @@ test('the capsule world and everything it depends on parse and resolve', async (
     'stratum:sql/database@0.1.0',
     'stratum:bucket/objects@0.1.0',
     'stratum:crypto/primitives@0.1.0',
+    'stratum:intl/services@0.1.0',
   ]) {
     assert.ok(world.includes(`// import ${name}`), `the world imports ${name}`);
   }

@@ -11,6 +11,7 @@ import { DatabaseSync, type SQLInputValue } from 'node:sqlite';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildCapsule } from '@stratum/sdk/build';
 import { primitives as cryptoPrimitives } from '../../packages/host/src/capabilities/crypto/index.ts';
+import { services as intlServices } from '../../packages/host/src/capabilities/intl/index.ts';
 import { freePort } from './services.ts';
 
 export type ExampleName = 'hello' | 'counter' | 'notes' | 'gallery';
@@ -393,6 +394,7 @@ export async function runComponent(wasmPath: string, grants: Grants = {}): Promi
     'stratum:bucket/objects': { Bucket: ObjectBucket, Upload, open: (label: string) => buckets.get(label) ?? fail('no-such-bucket') },
     // The host's own: computation on the call's arguments, with nothing to stand in for.
     'stratum:crypto/primitives': cryptoPrimitives,
+    'stratum:intl/services': intlServices,
   };
   for (const pkg of ['cli', 'clocks', 'filesystem', 'http', 'io', 'random', 'sockets']) {
     for (const [name, value] of Object.entries(shim[pkg] ?? {})) {

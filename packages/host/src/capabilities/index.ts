@@ -23,6 +23,7 @@ export const CAPABILITY_MODULES: readonly CapabilityModule[] = [
   { name: 'logging', module: new URL('./logging/index.ts', import.meta.url).href },
   { name: 'outbound', module: new URL('./outbound/index.ts', import.meta.url).href },
   { name: 'crypto', module: new URL('./crypto/index.ts', import.meta.url).href },
+  { name: 'intl', module: new URL('./intl/index.ts', import.meta.url).href },
 ];
 
 export interface LoadedCapability {

@@ -436,6 +436,9 @@ function bundleHint(mode: BundleMode, texts: readonly string[]): string {
   return 'Fix the code above; the entry module must default-export an object with a fetch(request) method.';
 }
 
+/** Code that would reach what intl.ts adds: `Intl`, locale-aware methods, `normalize`. */
+const INTL_USE = /\bIntl\b|\btoLocale(?:Date|Time)?String\b|\blocaleCompare\b|\.normalize\(/;
+
 async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ code: string; map?: string; imports: string[] }> {
   const entryPath = join(dir, entry);
   const devGlobal = `globalThis[Symbol.for(${JSON.stringify(DEV_GLOBAL_KEY)})]`;
@@ -505,10 +508,11 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
     result = await build(['globals.ts']);
     // The SDK's WebCrypto (webcrypto.ts) only for code that reaches crypto.subtle, its own or a
     // package's: it is 40 KB of script, which a component holds as about 290 KB of compiled
-    // engine state, copied into every new instance, and it imports stratum:crypto.
-    if (result.outputFiles.some((output) => output.path.endsWith('.js') && /\bsubtle\b/.test(output.text))) {
-      result = await build(['globals.ts', 'webcrypto.ts']);
-    }
+    // engine state, copied into every new instance, and it imports stratum:crypto. Its Intl
+    // (intl.ts) likewise, for code that formats for a locale or normalizes, with stratum:intl.
+    const text = result.outputFiles.find((output) => output.path.endsWith('.js'))?.text ?? '';
+    const extras = [...(/\bsubtle\b/.test(text) ? ['webcrypto.ts'] : []), ...(INTL_USE.test(text) ? ['intl.ts'] : [])];
+    if (extras.length > 0) result = await build(['globals.ts', ...extras]);
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
     const messages = Array.isArray(failure.errors) ? failure.errors : [];

@@ -91,6 +91,38 @@ test('the SDK’s WebCrypto, and the stratum:crypto import, come only with code 
   assert.match(hashing.bundle, /addSecretKeys/);
 });
 
+test('the SDK’s Intl, and the stratum:intl import, come only with code that formats for a locale or normalizes', async (t) => {
+  const dir = await copyExample(t, 'hello');
+  const engines = await mkdtemp(join(tmpdir(), 'stratum-engines-'));
+  t.after(() => rm(engines, { recursive: true, force: true }));
+  const imports = ['stratum:intl/services@0.1.0', 'wasi:http/types@0.2.10'];
+  await writeFile((await locateDevEngine(imports, { cacheDir: engines })).path, 'stand-in');
+  const source = join(dir, 'src', 'index.ts');
+  const original = await readFile(source, 'utf8');
+  for (const use of [
+    'new Intl.NumberFormat().format(1)',
+    'new Date().toLocaleDateString()',
+    "'a'.localeCompare('b')",
+    "'é'.normalize('NFD')",
+  ]) {
+    await writeFile(source, `${original}\n(globalThis as Record<string, unknown>).used = () => ${use};\n`);
+    const using = await buildDevCapsule(dir, { engineCacheDir: engines });
+    assert.deepEqual(
+      using.imports.map((item) => item.name),
+      imports,
+      use,
+    );
+    assert.match(using.bundle, /RelativeTimeFormat/, use);
+  }
+  await writeFile(source, original);
+  const plain = await buildDevCapsule(dir, { engineCacheDir: engines });
+  assert.deepEqual(
+    plain.imports.map((item) => item.name),
+    ['wasi:http/types@0.2.10'],
+  );
+  assert.doesNotMatch(plain.bundle, /RelativeTimeFormat/);
+});
+
 test('the engine key follows the import set', async () => {
   const witDirs: string[] = [];
   const key = (imports: string[]) =>

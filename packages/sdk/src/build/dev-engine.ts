@@ -89,8 +89,13 @@ function load() {
 
 let handler;
 export const incomingHandler = {
-  handle(request, outparam) {
-    if (!handler) handler = load();
+  async handle(request, outparam) {
+    if (!handler) {
+      handler = load();
+      // The jobs the top-level code queued run before the first request, as they do after a
+      // production build's initialization (the SDK's Intl learns there that loading is over).
+      await Promise.resolve();
+    }
     return handler.handle(request, outparam);
   },
 };

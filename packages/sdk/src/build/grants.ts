@@ -21,7 +21,7 @@ export function unversioned(name: string): string {
  * Which grant an imported interface needs, or undefined when Stratum does not serve it at all.
  * The WASI basics that a toolchain adds by itself (clocks, random, stdio, and the filesystem and
  * sockets interfaces StarlingMonkey links, which a host serves with no preopens and no network)
- * need none; wasi:logging needs none either, since every capsule may log, nor stratum:crypto.
+ * need none; wasi:logging needs none either, since every capsule may log, nor stratum:crypto and stratum:intl.
  */
 export function grantFor(name: string): Grant | undefined {
   const [pkg] = unversioned(name).split('/');
@@ -41,6 +41,7 @@ export function grantFor(name: string): Grant | undefined {
     // Pure computation on the call's own arguments, which a capsule's engine could do itself
     // if it had the code; nothing outside the call is reached.
     case 'stratum:crypto':
+    case 'stratum:intl':
     case 'wasi:http':
     case 'wasi:logging':
     case 'wasi:io':

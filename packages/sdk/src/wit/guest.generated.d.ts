@@ -314,6 +314,75 @@ declare module 'stratum:crypto/primitives@0.1.0' {
   }
 }
 
+declare module 'stratum:intl/services@0.1.0' {
+  /**
+   * `text` in a normalization form of Unicode Standard Annex #15, as ECMAScript's
+   * `String.prototype.normalize` gives it.
+   */
+  export function normalize(text: string, form: NormalizationForm): string;
+  /**
+   * `method` of `new Intl[service](locales, options)`, with `options`, `args` (an array)
+   * and the result as JSON text; numbers JSON cannot hold, and BigInts, as objects
+   * (`{"number":"NaN"}`, `{"bigint":"12"}`). An empty `locales` is `en-US` and a
+   * `date-time-format` without a `timeZone` is in UTC, whatever the host's own, so that a
+   * capsule formats alike on every host. The methods of each service: spec/wit/README.md.
+   */
+  export function call(service: Service, locales: Array<string>, options: string, method: string, args: string): string;
+  /**
+   * # Variants
+   * 
+   * ## `"nfc"`
+   * 
+   * ## `"nfd"`
+   * 
+   * ## `"nfkc"`
+   * 
+   * ## `"nfkd"`
+   */
+  export type NormalizationForm = 'nfc' | 'nfd' | 'nfkc' | 'nfkd';
+  /**
+   * The ECMA-402 constructors, `Intl.Collator` to `Intl.Segmenter`.
+   * # Variants
+   * 
+   * ## `"collator"`
+   * 
+   * ## `"date-time-format"`
+   * 
+   * ## `"display-names"`
+   * 
+   * ## `"list-format"`
+   * 
+   * ## `"locale"`
+   * 
+   * ## `"number-format"`
+   * 
+   * ## `"plural-rules"`
+   * 
+   * ## `"relative-time-format"`
+   * 
+   * ## `"segmenter"`
+   */
+  export type Service = 'collator' | 'date-time-format' | 'display-names' | 'list-format' | 'locale' | 'number-format' | 'plural-rules' | 'relative-time-format' | 'segmenter';
+  /**
+   * Why a call failed, as ECMA-402 would have thrown it.
+   */
+  export type Error = ErrorRangeError | ErrorTypeError;
+  /**
+   * A locale tag that is not one, an option out of its range, a date that is not a time.
+   */
+  export interface ErrorRangeError {
+    tag: 'range-error',
+    val: string,
+  }
+  /**
+   * A method the service does not have, or arguments of the wrong kind.
+   */
+  export interface ErrorTypeError {
+    tag: 'type-error',
+    val: string,
+  }
+}
+
 /// <reference path="./stratum-keyvalue-store.d.ts" />
 declare module 'stratum:keyvalue/atomics@0.1.0' {
   /**

@@ -1,0 +1,58 @@
+// What intl.ts decides without the host: a call to it costs a capsule about 10 to 30 us (the
+// strings cross into the host and back), so the answers that need no locale data are given here.
+
+/** Numbers JSON cannot hold, and BigInts, as the host reads them (spec/wit/README.md). */
+export function encoded(value: unknown): unknown {
+  if (typeof value === 'bigint') return { bigint: value.toString() };
+  if (typeof value === 'number' && (!Number.isFinite(value) || Object.is(value, -0))) {
+    return { number: Object.is(value, -0) ? '-0' : String(value) };
+  }
+  return value;
+}
+
+/**
+ * Whether `text` is already in the form, so that normalizing it changes nothing: ASCII is in every
+ * form, and text below U+0300 in NFC (no combining mark comes before U+0300, and every composed
+ * letter there composes again).
+ */
+export function alreadyNormal(text: string, form: 'NFC' | 'NFD' | 'NFKC' | 'NFKD'): boolean {
+  return form === 'NFC' ? /^[\0-\u02ff]*$/.test(text) : /^[\0-\x7f]*$/.test(text);
+}
+
+/**
+ * English collation's first level for an ASCII digit or letter: digits before letters, each in
+ * its order, a letter's case aside. -1 for anything else.
+ */
+function primaryOf(code: number): number {
+  if (code >= 48 && code <= 57) return code - 48;
+  if (code >= 97 && code <= 122) return code - 87;
+  if (code >= 65 && code <= 90) return code - 55;
+  return -1;
+}
+
+/**
+ * The answer of an English collator without numeric ordering when it is plain: equal strings,
+ * or strings whose first characters are ASCII digits or letters that differ beyond case, which
+ * decide the first level whatever follows (English has no contractions, and a combining mark
+ * after a letter weighs only at the second level). Undefined when the host must compare. Most
+ * comparisons of a sort (names, titles) end here.
+ */
+export function quickCompare(a: string, b: string): number | undefined {
+  if (a === b) return 0;
+  const first = primaryOf(a.charCodeAt(0));
+  const second = primaryOf(b.charCodeAt(0));
+  if (first < 0 || second < 0 || first === second) return undefined;
+  return first < second ? -1 : 1;
+}
+
+/** Whether a collator's resolved options are those {@link quickCompare} answers for. */
+export function comparesQuickly(resolved: Record<string, unknown>): boolean {
+  const locale = String(resolved.locale);
+  // A -u- extension (en-u-kn) has a one-letter subtag, which this pattern refuses.
+  return /^en(-[A-Za-z0-9]{2,8})*$/.test(locale) && resolved.numeric === false && resolved.collation === 'default';
+}
+
+/** Locales as the caller named them that are plainly English: `localeCompare`'s common case, told without the host. */
+export function plainEnglish(locales: readonly string[]): boolean {
+  return locales.length === 0 || /^en(-[A-Z]{2})?$/i.test(locales[0] ?? '');
+}
