@@ -27,6 +27,7 @@ const DEFAULT_LOCALE = 'en-US';
 const DEFAULT_TIME_ZONE = 'UTC';
 /** Formatters kept per thread: a capsule that makes one per call (`toLocaleString` does) asks for the same few again. */
 const KEPT_FORMATTERS = 256;
+const MAX_KEPT_KEY = 4096;
 /** Text a segmenter takes in one call: its answer is an object per segment. */
 const MAX_SEGMENTED_LENGTH = 1024 * 1024;
 
@@ -164,11 +165,18 @@ function optionsOf(json: string): Options {
 
 const kept = new Map<string, object>();
 
+/** How many formatters this thread keeps: for tests, which check the bounds. */
+export function formattersKept(): number {
+  return kept.size;
+}
+
 function formatter(service: Exclude<Service, 'locale'>, locales: string[], options: string): object {
   const key = `${service}\n${JSON.stringify(locales)}\n${options}`;
   const found = kept.get(key);
   if (found) return found;
   const made = new CONSTRUCTORS[service](locales, withDefaults(service, optionsOf(options)));
+  // Not one whose options run long: a capsule could otherwise hold this thread's memory with keys.
+  if (key.length > MAX_KEPT_KEY) return made;
   if (kept.size >= KEPT_FORMATTERS) kept.delete(kept.keys().next().value as string);
   kept.set(key, made);
   return made;
