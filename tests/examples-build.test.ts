@@ -63,6 +63,26 @@ test('an error in top-level code, which componentize-js runs while it builds, na
   assert.match(stderr, /top-level code failed while the component was made/);
 });
 
+test('a formatter made at the top of a module builds, and is listed as computed by the host; a formatting call there fails the build, saying why', async (t) => {
+  const early = `const label = (1234.5).toLocaleString('de-DE');\nexport default { fetch: () => new Response(label) };\n`;
+  const dir = await project(t, MANIFEST, early);
+  const failed = await run(['build', dir]);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /src\/index\.ts:1:\d+/);
+  assert.match(
+    failed.stderr,
+    /Intl's format \(number-format\) is computed by the host, which a capsule cannot call while its modules load/,
+  );
+  await writeFile(
+    join(dir, 'src', 'index.ts'),
+    `const euros = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' });\nexport default { fetch: () => new Response(euros.format(1234.5)) };\n`,
+  );
+  const built = await run(['build', dir]);
+  assert.equal(built.code, 0, built.stderr);
+  assert.match(built.stdout, /computed {6}stratum:intl \(by the host/);
+  assert.doesNotMatch(built.stdout, /basics .*stratum:/);
+});
+
 test('build fails when the code imports a capability the manifest does not grant', async (t) => {
   const source = `import { openKeyValue } from '@stratum/sdk/keyvalue';\nexport default { fetch: () => new Response(String(openKeyValue().increment('n'))) };\n`;
   const dir = await project(t, MANIFEST, source);

@@ -38,7 +38,11 @@ Examples:
     const fromHere = relative(process.cwd(), result.output);
     const shown = fromHere.startsWith('..') ? result.output : fromHere;
     const capabilities = result.imports.filter((check) => check.grant !== 'none');
-    const basics = result.imports.filter((check) => check.grant === 'none');
+    const ungranted = result.imports.filter((check) => check.grant === 'none');
+    // The SDK's WebCrypto and Intl, which only code that uses them imports.
+    const computed = ungranted.filter((check) => check.name.startsWith('stratum:'));
+    const basics = ungranted.filter((check) => !check.name.startsWith('stratum:'));
+    const packages = (checks: typeof basics) => [...new Set(checks.map((check) => check.name.replace(/\/.*$/, '')))].join(', ');
     io.stdout.write(
       [
         `${paint(io.stdout, 32, 'built')} ${shown} (${formatBytes(result.bytes)}) in ${formatDuration(result.elapsedMs)}`,
@@ -47,7 +51,10 @@ Examples:
         `  capabilities  ${capabilities.length > 0 ? capabilities.map((check) => `${check.name} (${check.grant})`).join(', ') : 'none (HTTP in only)'}`,
         // The interfaces every JS component imports whatever its code does, by package: eighteen names
         // of them buried the capabilities line above.
-        `  basics        ${[...new Set(basics.map((check) => check.name.replace(/\/.*$/, '')))].join(', ')} (${basics.length} interfaces every JS capsule imports)`,
+        ...(computed.length > 0
+          ? [`  computed      ${packages(computed)} (by the host, for the SDK's WebCrypto and Intl; no grant needed)`]
+          : []),
+        `  basics        ${packages(basics)} (${basics.length} interfaces every JS capsule imports)`,
         '',
       ].join('\n'),
     );
