@@ -61,6 +61,8 @@ test('each service formats as Node.js does, given the same locales and options',
   assert.equal(locale.string, 'zh-TW');
   assert.equal(locale.maximal, 'zh-Hant-TW');
   assert.deepEqual(call('locale', ['EN-us', 'de-de'], {}, 'canonicalLocales'), ['en-US', 'de-DE']);
+  assert.deepEqual(call('locale', [], {}, 'supportedValuesOf', ['currency']), Intl.supportedValuesOf('currency'));
+  assert.equal(failure(() => call('locale', [], {}, 'supportedValuesOf', ['colour'])).tag, 'range-error');
   assert.deepEqual(call('number-format', ['en-US', 'xx-XX'], {}, 'supportedLocalesOf'), ['en-US']);
   assert.equal(call('date-time-format', ['en-US'], {}, 'toLocaleDateString', [0]), '1/1/1970');
   assert.equal(call('date-time-format', ['en-US'], {}, 'toLocaleTimeString', [0]), '12:00:00 AM');
@@ -139,6 +141,7 @@ test('fuzzed calls fail as range-error or type-error, never otherwise, and never
     'resolvedOptions',
     'supportedLocalesOf',
     'canonicalLocales',
+    'supportedValuesOf',
     'toLocaleString',
     'x',
   ];

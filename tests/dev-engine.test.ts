@@ -521,6 +521,7 @@ test('Intl, normalize and the locale-aware methods work in a capsule as in Node.
         words: [...new Intl.Segmenter('en', { granularity: 'word' }).segment('Hello, wide world')].filter((s) => s.isWordLike).map((s) => s.segment),
         locale: new Intl.Locale('zh', { region: 'TW' }).maximize().toString(),
         tag: Object.prototype.toString.call(new Intl.NumberFormat()),
+        units: Intl.supportedValuesOf('unit').includes('kilometer'),
         nfc: 'e\u0301'.normalize(),
         nfkd: '\ufb01\u00e9'.normalize('NFKD'),
         lone: '\ud800e\u0301\udc00'.normalize('NFC') === '\ud800\u00e9\udc00',
@@ -562,6 +563,7 @@ test('Intl, normalize and the locale-aware methods work in a capsule as in Node.
   assert.deepEqual(seen.words, ['Hello', 'wide', 'world']);
   assert.equal(seen.locale, 'zh-Hant-TW');
   assert.equal(seen.tag, '[object Intl.NumberFormat]');
+  assert.equal(seen.units, true);
   assert.equal(seen.nfc, '\u00e9');
   assert.equal(seen.nfkd, 'fie\u0301');
   assert.equal(seen.lone, true);

@@ -365,6 +365,7 @@ if (typeof globalThis.Intl === 'undefined') {
     RelativeTimeFormat,
     Segmenter,
     getCanonicalLocales: (locales?: unknown) => invoke('locale', localeList(locales), '{}', 'canonicalLocales'),
+    supportedValuesOf: (key: unknown) => invoke('locale', [], '{}', 'supportedValuesOf', [String(key)]),
   };
   for (const [name, value] of Object.entries(intl)) define(intl, name, value);
   Object.defineProperty(intl, Symbol.toStringTag, { value: 'Intl', configurable: true });

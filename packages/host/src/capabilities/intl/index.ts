@@ -213,6 +213,7 @@ function compute(service: Service, locales: string[], options: string, method: s
   }
   if (service === 'locale') {
     if (method === 'canonicalLocales') return Intl.getCanonicalLocales(locales);
+    if (method === 'supportedValuesOf') return Intl.supportedValuesOf(string(args[0], 'a key') as 'calendar');
     if (method === 'resolve') return localeInfo(locales[0], optionsOf(options));
     throw typeError(`locale has no method ${method}`);
   }
