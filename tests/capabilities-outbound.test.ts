@@ -175,6 +175,55 @@ test('a decoded body is held to the response limit, a corrupt one fails, and a c
   assert.equal(new TextDecoder().decode(second instanceof Uint8Array ? second : await second), 'data: two\n\n');
 });
 
+test('fuzzed compressed bodies from a hostile server decode or fail the body, never otherwise', async (t) => {
+  const json = Buffer.from(JSON.stringify({ list: Array.from({ length: 300 }, (_, index) => `item ${index}`) }));
+  const encoders: Record<string, (bytes: Buffer) => Buffer> = { gzip: gzipSync, deflate: deflateSync, br: brotliCompressSync };
+  let seed = 7;
+  const next = (n: number) => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed % n;
+  };
+  const bodies = new Map<string, { coding: string; bytes: Buffer }>();
+  const server = await localServer(t, (request, response) => {
+    const body = bodies.get(request.url ?? '');
+    response.writeHead(200, { 'content-encoding': body?.coding ?? 'gzip' });
+    response.end(body?.bytes);
+  });
+  const policy = { origins: [server.origin], allowAddresses: LOOPBACK };
+  const limits = { maxResponseBytes: 256 * 1024, connectTimeoutMs: 5000, timeoutMs: 5000 };
+  let decoded = 0;
+  let failed = 0;
+  for (let round = 0; round < 150; round++) {
+    const coding = ['gzip', 'deflate', 'br'][round % 3] as string;
+    const bytes = Buffer.from((encoders[coding] as (bytes: Buffer) => Buffer)(json));
+    // Flipped bytes, a cut, or noise: what a broken or hostile server sends.
+    const kind = next(3);
+    let mutant = bytes;
+    if (kind === 0) {
+      for (let flips = 1 + next(4); flips > 0; flips--) {
+        const at = next(mutant.length);
+        mutant[at] = (mutant[at] ?? 0) ^ (1 << next(8));
+      }
+    } else if (kind === 1) mutant = bytes.subarray(0, next(bytes.length));
+    else mutant = Buffer.from(Array.from({ length: next(2000) }, () => next(256)));
+    bodies.set(`/${round}`, { coding, bytes: mutant });
+    const result = await outboundFetch({ method: 'GET', url: `${server.origin}/${round}`, headers: [] }, policy, limits);
+    try {
+      const text = await bodyText(result.body);
+      assert.ok(text.length <= limits.maxResponseBytes, `round ${round}: ${text.length} characters`);
+      decoded++;
+    } catch (error) {
+      assert.match(
+        String(error),
+        new RegExp(`is not valid ${coding}|is over ${limits.maxResponseBytes} bytes once decoded`),
+        `round ${round}`,
+      );
+      failed++;
+    }
+  }
+  assert.ok(decoded > 0 && failed > 0, `both outcomes were met: ${decoded} decoded, ${failed} failed`);
+});
+
 test('header values that are not ASCII cross both ways byte for byte', async (t) => {
   // UTF-8 for "€" and a latin1 "é": Node.js reads and writes header values one byte a character.
   const wire = Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xe2, 0x82, 0xac]);
