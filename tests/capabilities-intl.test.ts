@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WitError } from '../packages/host/src/capabilities/contract.ts';
 import { formattersKept, services } from '../packages/host/src/capabilities/intl/index.ts';
-import { alreadyNormal, comparesQuickly, encoded, plainEnglish, quickCompare } from '../packages/sdk/src/guest/intl-support.ts';
+import { alreadyNormal, encoded, plainEnglish, quickCompare, quickLevel } from '../packages/sdk/src/guest/intl-support.ts';
 
 type Service = Parameters<typeof services.call>[0];
 
@@ -258,30 +258,50 @@ test("the SDK's own answers: ASCII and NFC text below U+0300 normalized already,
     'zebra',
     '1st',
     'a-b',
+    'a b',
+    'ab',
+    'Ab',
+    'aB',
   ];
-  let quick = 0;
-  for (const a of samples) {
-    for (const b of samples) {
-      const answer = quickCompare(a, b);
-      if (answer === undefined) continue;
-      quick++;
-      assert.equal(answer, Math.sign(english.compare(a, b)), `${JSON.stringify(a)} against ${JSON.stringify(b)}`);
+  const answered = { first: 0, whole: 0 };
+  for (const level of ['first', 'whole'] as const) {
+    for (const a of samples) {
+      for (const b of samples) {
+        const answer = quickCompare(a, b, level);
+        if (answer === undefined) continue;
+        answered[level]++;
+        assert.equal(answer, Math.sign(english.compare(a, b)), `${level}: ${JSON.stringify(a)} against ${JSON.stringify(b)}`);
+      }
     }
   }
-  assert.ok(quick > samples.length * 10, `most pairs answered without the host (${quick})`);
-  assert.equal(quickCompare('apple', 'Apple'), undefined, 'a difference of case alone goes to the host');
-  assert.equal(comparesQuickly(english.resolvedOptions() as unknown as Record<string, unknown>), true);
-  for (const [locale, options] of [
-    ['en', { numeric: true }],
-    ['da', {}],
-    ['en-u-kn', {}],
-  ] as const) {
-    assert.equal(
-      comparesQuickly(new Intl.Collator(locale, options).resolvedOptions() as unknown as Record<string, unknown>),
-      false,
-      locale,
-    );
+  assert.ok(answered.first > samples.length * 10, `most pairs answered by their first letters (${answered.first})`);
+  assert.ok(answered.whole > answered.first, `more with whole strings (${answered.whole})`);
+  assert.equal(quickCompare('apple', 'Apple', 'first'), undefined, 'a difference of case alone goes to the host');
+  assert.equal(quickCompare('a-b', 'a b', 'whole'), undefined, 'punctuation goes to the host');
+  // Every pair of strings of up to three of these characters: case, digits, spaces, prefixes.
+  const alphabet = 'aAbBzZ09 ';
+  const strings = [''];
+  for (let length = 1; length <= 3; length++) {
+    for (const shorter of strings.filter((text) => text.length === length - 1))
+      for (const character of alphabet) strings.push(shorter + character);
   }
+  for (const a of strings) {
+    for (const b of strings) {
+      if (quickCompare(a, b, 'whole') !== Math.sign(english.compare(a, b)))
+        assert.fail(`${JSON.stringify(a)} against ${JSON.stringify(b)}`);
+    }
+  }
+  const levelOf = (locale: string, options: Intl.CollatorOptions = {}) =>
+    quickLevel(new Intl.Collator(locale, options).resolvedOptions() as unknown as Record<string, unknown>);
+  assert.equal(levelOf('en'), 'whole');
+  assert.equal(levelOf('en-GB'), 'whole');
+  assert.equal(levelOf('en', { sensitivity: 'base' }), 'first', 'case is no difference at all');
+  assert.equal(levelOf('en', { caseFirst: 'upper' }), 'first');
+  assert.equal(levelOf('en', { ignorePunctuation: true }), 'first', 'spaces are ignored');
+  assert.equal(levelOf('en', { numeric: true }), undefined, '10 after 9');
+  assert.equal(levelOf('da'), undefined, 'aa is å, after z');
+  assert.equal(levelOf('en-u-kn'), undefined);
+
   assert.equal(plainEnglish([]), true);
   assert.equal(plainEnglish(['en-GB']), true);
   assert.equal(plainEnglish(['da']), false);

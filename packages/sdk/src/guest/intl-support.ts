@@ -30,26 +30,49 @@ function primaryOf(code: number): number {
   return -1;
 }
 
+/** Text an English collator orders as its lowercase form's code units, then lowercase first. */
+const ALPHANUMERIC_OR_SPACE = /^[A-Za-z0-9 ]*$/;
+
 /**
- * The answer of an English collator without numeric ordering when it is plain: equal strings,
- * or strings whose first characters are ASCII digits or letters that differ beyond case, which
- * decide the first level whatever follows (English has no contractions, and a combining mark
- * after a letter weighs only at the second level). Undefined when the host must compare. Most
- * comparisons of a sort (names, titles) end here.
+ * How much of an English collator's answers the SDK gives without the host: `first`, when the
+ * strings' first characters are ASCII digits or letters that differ beyond case, which decide the
+ * first level whatever follows (English has no contractions, and a combining mark after a letter
+ * weighs only at the second level); `whole` adds strings of ASCII letters, digits and spaces only,
+ * which the default options order as their lowercase forms (a space before digits, digits before
+ * letters, a shorter string first), then at the first difference of case, lowercase first.
  */
-export function quickCompare(a: string, b: string): number | undefined {
+export type QuickLevel = 'first' | 'whole';
+
+/**
+ * An English collator's answer when {@link QuickLevel} covers it, else undefined: the host
+ * compares. Most comparisons of a sort of names or titles end here.
+ */
+export function quickCompare(a: string, b: string, level: QuickLevel): number | undefined {
   if (a === b) return 0;
   const first = primaryOf(a.charCodeAt(0));
   const second = primaryOf(b.charCodeAt(0));
-  if (first < 0 || second < 0 || first === second) return undefined;
-  return first < second ? -1 : 1;
+  if (first >= 0 && second >= 0 && first !== second) return first < second ? -1 : 1;
+  if (level !== 'whole' || !ALPHANUMERIC_OR_SPACE.test(a) || !ALPHANUMERIC_OR_SPACE.test(b)) return undefined;
+  const lowerA = a.toLowerCase();
+  const lowerB = b.toLowerCase();
+  if (lowerA !== lowerB) return lowerA < lowerB ? -1 : 1;
+  for (let index = 0; index < a.length; index++) {
+    if (a[index] !== b[index]) return a[index] === lowerA[index] ? -1 : 1;
+  }
+  return 0;
 }
 
-/** Whether a collator's resolved options are those {@link quickCompare} answers for. */
-export function comparesQuickly(resolved: Record<string, unknown>): boolean {
+/** What {@link quickCompare} may answer for a collator with these resolved options. */
+export function quickLevel(resolved: Record<string, unknown>): QuickLevel | undefined {
   const locale = String(resolved.locale);
   // A -u- extension (en-u-kn) has a one-letter subtag, which this pattern refuses.
-  return /^en(-[A-Za-z0-9]{2,8})*$/.test(locale) && resolved.numeric === false && resolved.collation === 'default';
+  if (!/^en(-[A-Za-z0-9]{2,8})*$/.test(locale) || resolved.numeric !== false || resolved.collation !== 'default') return undefined;
+  const defaults =
+    resolved.usage === 'sort' &&
+    resolved.sensitivity === 'variant' &&
+    resolved.ignorePunctuation === false &&
+    resolved.caseFirst === 'false';
+  return defaults ? 'whole' : 'first';
 }
 
 /** Locales as the caller named them that are plainly English: `localeCompare`'s common case, told without the host. */

@@ -11,7 +11,7 @@
 // left alone.
 import { call, normalize as hostNormalize } from 'stratum:intl/services@0.1.0';
 import { witError } from './errors.ts';
-import { alreadyNormal, comparesQuickly, encoded, plainEnglish, quickCompare } from './intl-support.ts';
+import { alreadyNormal, encoded, plainEnglish, type QuickLevel, quickCompare, quickLevel } from './intl-support.ts';
 
 type Service =
   | 'collator'
@@ -90,8 +90,8 @@ interface FormatterState {
   options: string;
   /** Once checked: when made, or on first use for one made while the modules loaded. */
   resolved?: Record<string, unknown>;
-  /** A collator whose plain answers {@link quickCompare} gives. */
-  quick: boolean;
+  /** For a collator: what of its answers {@link quickCompare} gives. */
+  quick?: QuickLevel | undefined;
 }
 
 /** Each formatter's locales and options as the host reads them; not on the object, where code would see them. */
@@ -103,7 +103,7 @@ function stateOf(formatter: object, method: string): FormatterState & { resolved
   if (!state.resolved) {
     // Where a bad tag or option throws, as it does in `new`.
     state.resolved = invoke(state.service, state.locales, state.options, 'resolvedOptions') as Record<string, unknown>;
-    state.quick = state.service === 'collator' && comparesQuickly(state.resolved);
+    if (state.service === 'collator') state.quick = quickLevel(state.resolved);
   }
   return state as FormatterState & { resolved: Record<string, unknown> };
 }
@@ -116,7 +116,7 @@ function formatterCall(formatter: object, method: string, args: unknown[]): unkn
 /** One of ECMA-402's formatters, checked when made, or on first use when made while the modules load. */
 class Formatter {
   constructor(service: Service, locales: unknown, options: unknown) {
-    states.set(this, { service, locales: localeList(locales), options: optionsText(options), quick: false });
+    states.set(this, { service, locales: localeList(locales), options: optionsText(options) });
     if (!loading) stateOf(this, 'new');
   }
 
@@ -153,7 +153,8 @@ class Collator extends Formatter {
 }
 bound(Collator.prototype, 'compare', function (this: Collator, a: unknown, b: unknown) {
   const [first, second] = [String(a), String(b)];
-  return (stateOf(this, 'compare').quick ? quickCompare(first, second) : undefined) ?? formatterCall(this, 'compare', [first, second]);
+  const level = stateOf(this, 'compare').quick;
+  return (level ? quickCompare(first, second, level) : undefined) ?? formatterCall(this, 'compare', [first, second]);
 });
 
 class DateTimeFormat extends Formatter {
@@ -374,7 +375,7 @@ if (typeof globalThis.Intl === 'undefined') {
   define(String.prototype, 'localeCompare', function (this: unknown, that: unknown, locales?: unknown, options?: unknown) {
     if (this === null || this === undefined) throw new TypeError('String.prototype.localeCompare called on null or undefined');
     const [first, second, list] = [String(this), String(that), localeList(locales)];
-    const quick = options === undefined && plainEnglish(list) ? quickCompare(first, second) : undefined;
+    const quick = options === undefined && plainEnglish(list) ? quickCompare(first, second, 'whole') : undefined;
     return quick ?? invoke('collator', list, optionsText(options), 'compare', [first, second]);
   });
   define(Number.prototype, 'toLocaleString', function (this: unknown, locales?: unknown, options?: unknown) {
