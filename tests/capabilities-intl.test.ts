@@ -6,6 +6,23 @@ import { alreadyNormal, encoded, plainEnglish, quickCompare, quickLevel } from '
 
 type Service = Parameters<typeof services.call>[0];
 
+/** The cases of the interface's `method` enum, as the bindings hand them to the host. */
+const METHOD_CASES = [
+  'resolved-options',
+  'format',
+  'format-to-parts',
+  'format-range',
+  'format-range-to-parts',
+  'compare',
+  'of',
+  'select',
+  'select-range',
+  'segment',
+  'to-locale-string',
+  'to-locale-date-string',
+  'to-locale-time-string',
+];
+
 /** A call as the SDK makes it: arguments encoded, the answer parsed. */
 function call(service: Service, locales: string[], options: object, method: string, args: unknown[] = []): unknown {
   return JSON.parse(services.call(service, locales, JSON.stringify(options), method, JSON.stringify(args.map(encoded))));
@@ -105,21 +122,111 @@ test("ECMA-402's errors come back as range-error and type-error; nothing of a fo
   assert.equal(failure(() => call('segmenter', ['en'], {}, 'segment', ['a'.repeat(1024 * 1024 + 1)])).tag, 'range-error');
 });
 
-test('formatters are kept per thread, and bounded: the 300th different one still formats, the first again too', () => {
-  // Options that run long (an unknown key ICU ignores) are served, not kept: they would hold the thread's memory.
-  const before = formattersKept();
-  assert.ok(before < 250, `${before} kept so far`);
-  const long = [...Array(3)].map((_, index) => call('number-format', ['en'], { padding: 'x'.repeat(5000 + index) }, 'format', [1]));
-  assert.deepEqual(long, ['1', '1', '1']);
-  assert.equal(formattersKept(), before);
-  call('number-format', ['en'], { padding: 'short' }, 'format', [1]);
-  assert.equal(formattersKept(), before + 1);
+test('a formatter is made once and formatted by its number; the same arguments give the same number', () => {
+  const euros = services.formatter('number-format', ['de-DE'], JSON.stringify({ style: 'currency', currency: 'EUR' }));
+  assert.equal(services.formatter('number-format', ['de-DE'], JSON.stringify({ style: 'currency', currency: 'EUR' })), euros);
+  assert.notEqual(services.formatter('number-format', ['de-DE'], '{}'), euros);
+  assert.equal(
+    JSON.parse(services.format(euros, 'format', '[1234.5]')),
+    new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' }).format(1234.5),
+  );
+  assert.equal((JSON.parse(services.format(euros, 'resolved-options', '[]')) as { currency: string }).currency, 'EUR');
+  const dates = services.formatter('date-time-format', [], '{}');
+  assert.equal(JSON.parse(services.format(dates, 'to-locale-date-string', '[0]')), '1/1/1970');
+  assert.equal(
+    JSON.parse(services.format(dates, 'format-range', '[0, 86400000]')),
+    new Intl.DateTimeFormat('en-US', { timeZone: 'UTC' }).formatRange(0, 86_400_000),
+  );
+  const german = services.formatter('collator', ['de'], '{}');
+  assert.equal(JSON.parse(services.format(german, 'compare', '["ä", "z"]')), -1);
+  // Made as the constructor makes it: its errors come at once.
+  assert.equal(failure(() => services.formatter('number-format', ['en'], '{"style":"currency"}')).tag, 'type-error');
+  assert.equal(failure(() => services.formatter('locale', ['en'], '{}')).tag, 'type-error');
+  assert.match(failure(() => services.format(german, 'format', '[1]')).val, /collator has no method format/);
+  assert.deepEqual(
+    failure(() => services.format(999_999, 'format', '[1]')),
+    { tag: 'unknown-formatter' },
+  );
+});
+
+test("Date's own methods choose their defaults as ECMA-402 says, with a formatter kept for each", () => {
+  const cases: Intl.DateTimeFormatOptions[] = [
+    {},
+    { year: '2-digit' },
+    { hour: 'numeric' },
+    { weekday: 'long' },
+    { dayPeriod: 'short' },
+    { fractionalSecondDigits: 2 },
+    { dateStyle: 'medium' },
+    { timeStyle: 'short' },
+    { dateStyle: 'full', timeStyle: 'long' },
+    { month: 'long', hour12: false },
+    { timeZone: 'Asia/Kolkata', minute: '2-digit' },
+  ];
+  const time = Date.UTC(2024, 1, 29, 13, 5, 9, 876);
+  for (const locale of ['en-US', 'de-DE', 'ja']) {
+    for (const options of cases) {
+      const number = services.formatter('date-time-format', [locale], JSON.stringify(options));
+      for (const [method, hostMethod] of [
+        ['toLocaleString', 'to-locale-string'],
+        ['toLocaleDateString', 'to-locale-date-string'],
+        ['toLocaleTimeString', 'to-locale-time-string'],
+      ] as const) {
+        let expected: string;
+        try {
+          expected = new Date(time)[method](locale, { timeZone: 'UTC', ...options });
+        } catch {
+          assert.equal(
+            failure(() => services.format(number, hostMethod, `[${time}]`)).tag,
+            'type-error',
+            `${locale} ${JSON.stringify(options)} ${method}`,
+          );
+          continue;
+        }
+        assert.equal(
+          JSON.parse(services.format(number, hostMethod, `[${time}]`)),
+          expected,
+          `${locale} ${JSON.stringify(options)} ${method}`,
+        );
+      }
+    }
+  }
+  const number = services.formatter('date-time-format', [], '{}');
+  assert.equal(JSON.parse(services.format(number, 'to-locale-string', JSON.stringify([{ number: 'NaN' }]))), 'Invalid Date');
+  assert.equal(
+    JSON.parse(services.format(number, 'to-locale-string', '[8.64e15]')),
+    new Date(8.64e15).toLocaleString('en-US', { timeZone: 'UTC' }),
+  );
+  assert.equal(JSON.parse(services.format(number, 'to-locale-string', '[8.7e15]')), 'Invalid Date');
+});
+
+test('formatters are kept per thread, and bounded: the oldest are forgotten past 256, or past 1 MiB of options', () => {
+  const first = services.formatter('number-format', ['en'], JSON.stringify({ minimumFractionDigits: 1 }));
+  assert.equal(JSON.parse(services.format(first, 'format', '[7]')), '7.0');
   for (let digits = 0; digits < 300; digits++) {
-    const options = { minimumIntegerDigits: (digits % 21) + 1, minimumFractionDigits: digits % 20 };
+    const options = { minimumIntegerDigits: (digits % 21) + 1, minimumFractionDigits: digits % 20, maximumFractionDigits: 20 };
     assert.equal(call('number-format', ['en'], options, 'format', [1]), new Intl.NumberFormat('en', options).format(1));
   }
-  assert.equal(call('number-format', ['en'], { minimumIntegerDigits: 1, minimumFractionDigits: 0 }, 'format', [7]), '7');
   assert.equal(formattersKept(), 256);
+  assert.deepEqual(
+    failure(() => services.format(first, 'format', '[7]')),
+    { tag: 'unknown-formatter' },
+    'the first is forgotten',
+  );
+  // Made again, it has a new number: a forgotten number never names another formatter.
+  const again = services.formatter('number-format', ['en'], JSON.stringify({ minimumFractionDigits: 1 }));
+  assert.notEqual(again, first);
+  assert.equal(JSON.parse(services.format(again, 'format', '[7]')), '7.0');
+  // Options that run long (an unknown key ICU ignores) count by their length: a capsule cannot hold the thread's memory with them.
+  const long = Array.from({ length: 40 }, (_, index) =>
+    services.formatter('number-format', ['en'], JSON.stringify({ padding: 'x'.repeat(64 * 1024 + index) })),
+  );
+  assert.ok(formattersKept() < 40, `${formattersKept()} kept`);
+  assert.equal(JSON.parse(services.format(long.at(-1) as number, 'format', '[1]')), '1');
+  assert.deepEqual(
+    failure(() => services.format(long[0] as number, 'format', '[1]')),
+    { tag: 'unknown-formatter' },
+  );
 });
 
 test('normalize gives every form as String.prototype.normalize does', () => {
@@ -203,19 +310,19 @@ test('fuzzed calls fail as range-error or type-error, never otherwise, and never
     const locales = Array.from({ length: next(3) }, () => String(pick(['en', 'de-DE', 'xx', '', 'en-u-nu-arab', '!!', 'zh-Hant-TW'])));
     const args = Array.from({ length: next(3) }, () => pick(values));
     const jsonish = next(20) === 0 ? pick(['{', 'null', '"x"', '[1,', '{"number":"Infinity"}']) : JSON.stringify(args);
+    const optionsText = next(25) === 0 ? pick(['', '[]', '1', 'null']) : JSON.stringify(options);
     try {
-      services.call(
-        pick(serviceNames),
-        locales,
-        next(25) === 0 ? pick(['', '[]', '1', 'null']) : JSON.stringify(options),
-        pick(methods),
-        jsonish,
-      );
+      // The general call, or a formatter made and then formatted by its number (or by one made earlier).
+      if (round % 2 === 0) services.call(pick(serviceNames), locales, optionsText, pick(methods), jsonish);
+      else {
+        const number = next(4) === 0 ? next(100_000) : services.formatter(pick(serviceNames), locales, optionsText);
+        services.format(number, pick(METHOD_CASES), jsonish);
+      }
       answered++;
     } catch (error) {
       assert.ok(error instanceof WitError, `round ${round}: ${String(error)}`);
       const { tag } = error.payload as { tag: string };
-      assert.ok(tag === 'range-error' || tag === 'type-error', `round ${round}: ${tag}`);
+      assert.ok(tag === 'range-error' || tag === 'type-error' || tag === 'unknown-formatter', `round ${round}: ${tag}`);
     }
   }
   assert.ok(answered > 100, `some fuzzed calls were answered (${answered})`);

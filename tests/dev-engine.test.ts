@@ -502,7 +502,12 @@ test('Intl, normalize and the locale-aware methods work in a capsule as in Node.
           return (error as Error).constructor.name;
         }
       };
+      // More formatters than a host keeps: the first is forgotten there, and made again when used.
+      const first = new Intl.NumberFormat('en', { minimumFractionDigits: 1 });
+      first.format(1);
+      for (let i = 0; i < 300; i++) new Intl.NumberFormat('en', { minimumIntegerDigits: (i % 21) + 1, minimumFractionDigits: i % 20, maximumFractionDigits: 20 });
       return Response.json({
+        reused: first.format(7),
         price: [1234567.891, -0.5].map(euros.format),
         ascii,
         big: (12345678901234567890n).toLocaleString('en-IN'),
@@ -568,6 +573,7 @@ test('Intl, normalize and the locale-aware methods work in a capsule as in Node.
   assert.equal(seen.nfkd, 'fie\u0301');
   assert.equal(seen.lone, true);
   assert.equal(seen.ascii, 'plain');
+  assert.equal(seen.reused, '7.0');
   assert.deepEqual(seen.errors, ['RangeError', 'TypeError', 'RangeError', 'RangeError', 'TypeError', 'TypeError']);
 
   // What needs the host at the top of a module fails as a production build would, saying what to do.

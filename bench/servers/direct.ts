@@ -1,6 +1,6 @@
 // The baseline for the capability benchmarks: the same operations on the same backend, straight
 // from Node.js, with no capsule in between. Prints one JSON line: {"opsPerSecond": ...}.
-// Usage: node bench/servers/direct.ts --backend sqlite|redis --op get|set|query --n N [--redis <url>]
+// Usage: node bench/servers/direct.ts --backend sqlite|redis|intl --op get|set|query|format|compare|compare-en --n N [--redis <url>]
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -74,5 +74,34 @@ async function redis(op: string): Promise<number> {
   }
 }
 
-const opsPerSecond = values.backend === 'redis' ? await redis(values.op ?? 'get') : await sqlite(values.op ?? 'get');
+/** What bench/capsules/ops does with Intl, with Node.js's own (the host's ICU, called directly). */
+function intl(op: string): number {
+  const euros = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' });
+  const collator = new Intl.Collator(op === 'compare' ? 'de' : 'en');
+  const names = [
+    'Anna Smith',
+    'bob Jones',
+    'Carla Doe',
+    'anna Smith',
+    'Dave Jones',
+    'Émile Zola',
+    'Zoë Ball',
+    'Ärger Hans',
+    'zebra 9',
+    'Apple 10',
+  ];
+  let sink = 0;
+  const started = performance.now();
+  for (let i = 0; i < n; i++) {
+    if (op === 'format') sink += euros.format(i * 1.25).length;
+    else sink += collator.compare(names[i % names.length] ?? '', names[(i * 7 + 3) % names.length] ?? '') < 0 ? 1 : 0;
+  }
+  const elapsed = performance.now() - started;
+  if (sink < 0) throw new Error('unreachable');
+  return (n / elapsed) * 1000;
+}
+
+const backend = values.backend ?? 'sqlite';
+const op = values.op ?? 'get';
+const opsPerSecond = backend === 'redis' ? await redis(op) : backend === 'intl' ? intl(op) : await sqlite(op);
 console.log(JSON.stringify({ opsPerSecond }));

@@ -42,9 +42,24 @@ async function direct(backend: string, op: string, n: number, cpus: string): Pro
   return (JSON.parse(stdout) as { opsPerSecond: number }).opsPerSecond;
 }
 
-const PATHS = { get: '/kv/get', set: '/kv/set', query: '/sql/query' } as const;
+const PATHS = {
+  get: '/kv/get',
+  set: '/kv/set',
+  query: '/sql/query',
+  format: '/intl/format',
+  compare: '/intl/compare',
+  'compare-en': '/intl/compare-en',
+} as const;
+type Op = keyof typeof PATHS;
 
-async function throughCapsule(server: ServerProcess, op: 'get' | 'set' | 'query', n: number): Promise<number> {
+/** What the Intl rows measure, by op: a call to the host for each, or the SDK's English shortcut. */
+const INTL_OPS = {
+  format: 'intl NumberFormat.format (de-DE, EUR)',
+  compare: 'intl Collator.compare (de, names)',
+  'compare-en': 'intl Collator.compare (en, names: 7 in 10 answered in the capsule)',
+} as const;
+
+async function throughCapsule(server: ServerProcess, op: Op, n: number): Promise<number> {
   const base = `http://127.0.0.1:${server.ready[1]}${PATHS[op]}`;
   const time = async (count: number) => {
     const started = performance.now();
@@ -92,6 +107,44 @@ async function jspiCost(calls: number): Promise<{ sync: number[]; jspi: number[]
     }
   }
   return { sync, jspi };
+}
+
+/**
+ * Intl through the JS capsule (stratum:intl, the host's ICU) against Node.js's own Intl in a
+ * fresh process, interleaved round by round as the backends are.
+ */
+async function intlRows(component: string, n: number, options: BenchOptions): Promise<BenchRow[]> {
+  const server = await startServer(
+    process.execPath,
+    [hostServer, '--manifest', `${capsuleDir}stratum.toml`, '--component', component, '--domain', 'ops.bench'],
+    { ready: /listening on (\d+)/, cpus: options.serverCpus },
+  );
+  const rows: BenchRow[] = [];
+  try {
+    for (const op of Object.keys(INTL_OPS) as (keyof typeof INTL_OPS)[]) await throughCapsule(server, op, 200);
+    for (const [op, label] of Object.entries(INTL_OPS) as [keyof typeof INTL_OPS, string][]) {
+      const baseline: number[] = [];
+      const through: number[] = [];
+      for (let round = 0; round < options.rounds; round++) {
+        baseline.push(await direct('intl', op, 20_000, options.serverCpus));
+        through.push(await throughCapsule(server, op, n));
+        options.log(`round ${round + 1}: ${label}: direct ${baseline.at(-1)?.toFixed(0)}/s, JS capsule ${through.at(-1)?.toFixed(0)}/s`);
+      }
+      const direct_ = summarise(baseline);
+      const summary = summarise(through);
+      rows.push({ name: `${label}, Node.js direct`, unit: 'ops/s', summary: direct_ });
+      rows.push({
+        name: `${label}, through a JS capsule`,
+        unit: 'ops/s',
+        summary,
+        baseline: 'direct',
+        ratio: summary.median / direct_.median,
+      });
+    }
+  } finally {
+    await server.stop();
+  }
+  return rows;
 }
 
 export const capabilitiesSuite: Suite = {
@@ -185,6 +238,7 @@ export const capabilitiesSuite: Suite = {
         for (const server of servers) await server.stop();
       }
     }
+    rows.push(...(await intlRows(component, n, options)));
     const calls = options.quick ? 200_000 : 1_000_000;
     const { sync, jspi } = await jspiCost(calls);
     const syncSummary = summarise(sync);
@@ -201,6 +255,7 @@ export const capabilitiesSuite: Suite = {
       `Through a capsule: one request runs n=${n} operations in a loop; the time of an n=0 request (HTTP, routing, instance) is subtracted. The JS capsule is bench/capsules/ops (StarlingMonkey); the native capsule is bench/capsules/ops-native (a core module in WAT), whose loop costs next to nothing, so its figure is the capability's own: the canonical ABI, the host's import and the backend.`,
       `Direct: the same loop in a Node.js process on the same pinned CPU, node:sqlite with the same pragmas (WAL, synchronous=NORMAL) or ioredis awaiting each command; ${directOps('sqlite')} operations on SQLite, so that V8's warm-up does not dominate.`,
       'SQLite binds synchronous glue (no JSPI); Redis binds JSPI for the keyvalue imports: the JSPI figure per call is V8 suspending on a resolved promise.',
+      "Intl: the JS capsule's formatter and collators are made once, at build time; each format and each German comparison is a call to the host (stratum:intl), 7 in 10 English comparisons of these names are answered in the capsule (the others have a letter outside ASCII). Direct: the same loop with Node.js's Intl, 20,000 operations in a fresh process.",
     );
     return { suite: 'capabilities', title: this.title, rows, notes };
   },

@@ -4,10 +4,29 @@ import { openDatabase } from '@stratum/sdk/sql';
 
 const value = 'v'.repeat(64);
 let tableReady = false;
+const euros = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' });
+const german = new Intl.Collator('de');
+const english = new Intl.Collator('en');
+// The same names in bench/servers/direct.ts.
+const NAMES = [
+  'Anna Smith',
+  'bob Jones',
+  'Carla Doe',
+  'anna Smith',
+  'Dave Jones',
+  'Émile Zola',
+  'Zoë Ball',
+  'Ärger Hans',
+  'zebra 9',
+  'Apple 10',
+];
 
 // GET /kv/set?n=N   N sets of distinct keys
 // GET /kv/get?n=N   N gets of keys /kv/set wrote
 // GET /sql/query?n=N  N point queries on an indexed table of 1,000 rows
+// GET /intl/format?n=N  N prices formatted by one Intl.NumberFormat (a call to the host each)
+// GET /intl/compare?n=N  N German comparisons (a call each) and /intl/compare-en N English ones
+//   of names (answered in the capsule: the SDK's English shortcut)
 export default {
   fetch(request) {
     const url = new URL(request.url);
@@ -38,6 +57,18 @@ export default {
       let found = 0;
       for (let i = 0; i < n; i++) found += db.query('SELECT name FROM items WHERE id = ?', [i % 1000]).length;
       return Response.json({ ops: n, found });
+    }
+    if (url.pathname === '/intl/format') {
+      let length = 0;
+      for (let i = 0; i < n; i++) length += euros.format(i * 1.25).length;
+      return Response.json({ ops: n, length });
+    }
+    if (url.pathname === '/intl/compare' || url.pathname === '/intl/compare-en') {
+      const collator = url.pathname === '/intl/compare' ? german : english;
+      let before = 0;
+      for (let i = 0; i < n; i++)
+        before += collator.compare(NAMES[i % NAMES.length] ?? '', NAMES[(i * 7 + 3) % NAMES.length] ?? '') < 0 ? 1 : 0;
+      return Response.json({ ops: n, before });
     }
     return new Response('not found', { status: 404 });
   },

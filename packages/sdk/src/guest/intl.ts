@@ -9,7 +9,7 @@
 // build imports this module for this effect, after globals.ts, into a bundle that mentions
 // `Intl`, a `toLocale…String`, `localeCompare` or `.normalize(`; an engine that has `Intl` is
 // left alone.
-import { call, normalize as hostNormalize } from 'stratum:intl/services@0.1.0';
+import { call, format, formatter, normalize as hostNormalize, type Method } from 'stratum:intl/services@0.1.0';
 import { witError } from './errors.ts';
 import { alreadyNormal, encoded, plainEnglish, type QuickLevel, quickCompare, quickLevel } from './intl-support.ts';
 
@@ -36,22 +36,81 @@ void Promise.resolve().then(() => {
   loading = false;
 });
 
+function notWhileLoading(service: Service, method: string): void {
+  if (!loading) return;
+  throw new Error(
+    `Intl's ${method} (${service}) is computed by the host, which a capsule cannot call while its modules load (at build time): call it from fetch(), or in a function that fetch() calls`,
+  );
+}
+
+/** A host error as ECMA-402 throws it. */
+function thrownAs(thrown: unknown): unknown {
+  const error = witError(thrown);
+  if (error?.tag === 'range-error') return new RangeError(String(error.val));
+  if (error?.tag === 'type-error') return new TypeError(String(error.val));
+  return thrown;
+}
+
+/** A static method, or Intl.Locale's: the whole question in one call, as they are asked once. */
 function invoke(service: Service, locales: string[], options: string, method: string, args: unknown[] = []): unknown {
-  if (loading) {
-    throw new Error(
-      `Intl's ${method} (${service}) is computed by the host, which a capsule cannot call while its modules load (at build time): call it from fetch(), or in a function that fetch() calls`,
-    );
-  }
-  let answer: string;
+  notWhileLoading(service, method);
   try {
-    answer = call(service, locales, options, method, JSON.stringify(args.map(encoded)));
+    return JSON.parse(call(service, locales, options, method, JSON.stringify(args.map(encoded))));
   } catch (thrown) {
-    const error = witError(thrown);
-    if (error?.tag === 'range-error') throw new RangeError(String(error.val));
-    if (error?.tag === 'type-error') throw new TypeError(String(error.val));
-    throw thrown;
+    throw thrownAs(thrown);
   }
-  return JSON.parse(answer);
+}
+
+/** What a formatter is made of, and its key among the numbers the host gave. */
+interface Made {
+  service: Exclude<Service, 'locale'>;
+  locales: string[];
+  options: string;
+  key: string;
+}
+
+function made(service: Made['service'], locales: string[], options: string): Made {
+  return { service, locales, options, key: `${service}\u0000${locales.join('\u0000')}\u0000${options}` };
+}
+
+/**
+ * The host's numbers for the formatters this instance made, shared by equal ones: a `format`
+ * call then sends neither locales nor options, which the bindings copy in a character at a time.
+ */
+const numbers = new Map<string, number>();
+const KEPT_NUMBERS = 512;
+
+function numberFor(target: Made): number {
+  const known = numbers.get(target.key);
+  if (known !== undefined) return known;
+  notWhileLoading(target.service, 'new');
+  let number: number;
+  try {
+    number = formatter(target.service, target.locales, target.options);
+  } catch (thrown) {
+    throw thrownAs(thrown);
+  }
+  if (numbers.size >= KEPT_NUMBERS) numbers.clear();
+  numbers.set(target.key, number);
+  return number;
+}
+
+function formatWith(target: Made, method: Method, args: unknown[]): unknown {
+  notWhileLoading(target.service, method);
+  const text = JSON.stringify(args.map(encoded));
+  // A host keeps a bounded number of formatters: one it forgot is made again, once.
+  for (let attempt = 0; ; attempt++) {
+    const number = numberFor(target);
+    try {
+      return JSON.parse(format(number, method, text));
+    } catch (thrown) {
+      if (attempt === 0 && witError(thrown)?.tag === 'unknown-formatter') {
+        numbers.delete(target.key);
+        continue;
+      }
+      throw thrownAs(thrown);
+    }
+  }
 }
 
 /** ECMA-402's CanonicalizeLocaleList, up to the tags' own checks, which the host makes. */
@@ -84,44 +143,42 @@ function numberOf(value: unknown): unknown {
   return typeof value === 'bigint' || typeof value === 'string' ? value : Number(value);
 }
 
-interface FormatterState {
-  service: Service;
-  locales: string[];
-  options: string;
-  /** Once checked: when made, or on first use for one made while the modules loaded. */
+interface FormatterState extends Made {
+  /** Once asked for. */
   resolved?: Record<string, unknown>;
-  /** For a collator: what of its answers {@link quickCompare} gives. */
-  quick?: QuickLevel | undefined;
+  /** For a collator, once known: what of its answers {@link quickCompare} gives. */
+  quick?: QuickLevel | 'none';
 }
 
 /** Each formatter's locales and options as the host reads them; not on the object, where code would see them. */
 const states = new WeakMap<object, FormatterState>();
 
-function stateOf(formatter: object, method: string): FormatterState & { resolved: Record<string, unknown> } {
-  const state = states.get(formatter);
+function stateOf(object: object, method: string): FormatterState {
+  const state = states.get(object);
   if (!state) throw new TypeError(`${method} called on an object that is not one of Intl's formatters`);
-  if (!state.resolved) {
-    // Where a bad tag or option throws, as it does in `new`.
-    state.resolved = invoke(state.service, state.locales, state.options, 'resolvedOptions') as Record<string, unknown>;
-    if (state.service === 'collator') state.quick = quickLevel(state.resolved);
-  }
-  return state as FormatterState & { resolved: Record<string, unknown> };
+  return state;
 }
 
-function formatterCall(formatter: object, method: string, args: unknown[]): unknown {
-  const state = stateOf(formatter, method);
-  return invoke(state.service, state.locales, state.options, method, args);
+function resolvedOf(state: FormatterState): Record<string, unknown> {
+  state.resolved ??= formatWith(state, 'resolved-options', []) as Record<string, unknown>;
+  return state.resolved;
+}
+
+function formatterCall(object: object, method: Method, args: unknown[]): unknown {
+  return formatWith(stateOf(object, method), method, args);
 }
 
 /** One of ECMA-402's formatters, checked when made, or on first use when made while the modules load. */
 class Formatter {
-  constructor(service: Service, locales: unknown, options: unknown) {
-    states.set(this, { service, locales: localeList(locales), options: optionsText(options) });
-    if (!loading) stateOf(this, 'new');
+  constructor(service: Made['service'], locales: unknown, options: unknown) {
+    const state = made(service, localeList(locales), optionsText(options));
+    states.set(this, state);
+    // Where a bad tag or option throws, as it does in `new`.
+    if (!loading) numberFor(state);
   }
 
   resolvedOptions(): Record<string, unknown> {
-    return structuredClone(stateOf(this, 'resolvedOptions').resolved);
+    return structuredClone(resolvedOf(stateOf(this, 'resolvedOptions')));
   }
 }
 
@@ -153,8 +210,11 @@ class Collator extends Formatter {
 }
 bound(Collator.prototype, 'compare', function (this: Collator, a: unknown, b: unknown) {
   const [first, second] = [String(a), String(b)];
-  const level = stateOf(this, 'compare').quick;
-  return (level ? quickCompare(first, second, level) : undefined) ?? formatterCall(this, 'compare', [first, second]);
+  const state = stateOf(this, 'compare');
+  // The quick answers need the collator's resolved options: asked for once.
+  state.quick ??= quickLevel(resolvedOf(state)) ?? 'none';
+  const quick = state.quick === 'none' ? undefined : quickCompare(first, second, state.quick);
+  return quick ?? formatWith(state, 'compare', [first, second]);
 });
 
 class DateTimeFormat extends Formatter {
@@ -163,13 +223,13 @@ class DateTimeFormat extends Formatter {
     super('date-time-format', locales, options);
   }
   formatToParts(date?: unknown) {
-    return formatterCall(this, 'formatToParts', [timeOf(date)]);
+    return formatterCall(this, 'format-to-parts', [timeOf(date)]);
   }
   formatRange(start: unknown, end: unknown) {
-    return formatterCall(this, 'formatRange', [timeOf(start), timeOf(end)]);
+    return formatterCall(this, 'format-range', [timeOf(start), timeOf(end)]);
   }
   formatRangeToParts(start: unknown, end: unknown) {
-    return formatterCall(this, 'formatRangeToParts', [timeOf(start), timeOf(end)]);
+    return formatterCall(this, 'format-range-to-parts', [timeOf(start), timeOf(end)]);
   }
 }
 bound(DateTimeFormat.prototype, 'format', function (this: DateTimeFormat, date?: unknown) {
@@ -195,7 +255,7 @@ class ListFormat extends Formatter {
     return formatterCall(this, 'format', [Array.from(list)]);
   }
   formatToParts(list: Iterable<unknown>) {
-    return formatterCall(this, 'formatToParts', [Array.from(list)]);
+    return formatterCall(this, 'format-to-parts', [Array.from(list)]);
   }
 }
 
@@ -205,13 +265,13 @@ class NumberFormat extends Formatter {
     super('number-format', locales, options);
   }
   formatToParts(value: unknown) {
-    return formatterCall(this, 'formatToParts', [numberOf(value)]);
+    return formatterCall(this, 'format-to-parts', [numberOf(value)]);
   }
   formatRange(start: unknown, end: unknown) {
-    return formatterCall(this, 'formatRange', [numberOf(start), numberOf(end)]);
+    return formatterCall(this, 'format-range', [numberOf(start), numberOf(end)]);
   }
   formatRangeToParts(start: unknown, end: unknown) {
-    return formatterCall(this, 'formatRangeToParts', [numberOf(start), numberOf(end)]);
+    return formatterCall(this, 'format-range-to-parts', [numberOf(start), numberOf(end)]);
   }
 }
 bound(NumberFormat.prototype, 'format', function (this: NumberFormat, value: unknown) {
@@ -227,7 +287,7 @@ class PluralRules extends Formatter {
     return formatterCall(this, 'select', [Number(value)]);
   }
   selectRange(start: unknown, end: unknown) {
-    return formatterCall(this, 'selectRange', [Number(start), Number(end)]);
+    return formatterCall(this, 'select-range', [Number(start), Number(end)]);
   }
 }
 
@@ -240,7 +300,7 @@ class RelativeTimeFormat extends Formatter {
     return formatterCall(this, 'format', [Number(value), String(unit)]);
   }
   formatToParts(value: unknown, unit: unknown) {
-    return formatterCall(this, 'formatToParts', [Number(value), String(unit)]);
+    return formatterCall(this, 'format-to-parts', [Number(value), String(unit)]);
   }
 }
 
@@ -376,21 +436,25 @@ if (typeof globalThis.Intl === 'undefined') {
     if (this === null || this === undefined) throw new TypeError('String.prototype.localeCompare called on null or undefined');
     const [first, second, list] = [String(this), String(that), localeList(locales)];
     const quick = options === undefined && plainEnglish(list) ? quickCompare(first, second, 'whole') : undefined;
-    return quick ?? invoke('collator', list, optionsText(options), 'compare', [first, second]);
+    return quick ?? formatWith(made('collator', list, optionsText(options)), 'compare', [first, second]);
   });
   define(Number.prototype, 'toLocaleString', function (this: unknown, locales?: unknown, options?: unknown) {
     const value = Number.prototype.valueOf.call(this);
-    return invoke('number-format', localeList(locales), optionsText(options), 'format', [value]);
+    return formatWith(made('number-format', localeList(locales), optionsText(options)), 'format', [value]);
   });
   define(BigInt.prototype, 'toLocaleString', function (this: unknown, locales?: unknown, options?: unknown) {
     const value = BigInt.prototype.valueOf.call(this);
-    return invoke('number-format', localeList(locales), optionsText(options), 'format', [value]);
+    return formatWith(made('number-format', localeList(locales), optionsText(options)), 'format', [value]);
   });
-  for (const method of ['toLocaleString', 'toLocaleDateString', 'toLocaleTimeString']) {
+  for (const [method, hostMethod] of [
+    ['toLocaleString', 'to-locale-string'],
+    ['toLocaleDateString', 'to-locale-date-string'],
+    ['toLocaleTimeString', 'to-locale-time-string'],
+  ] as const) {
     define(Date.prototype, method, function (this: Date, locales?: unknown, options?: unknown) {
       const time = Date.prototype.getTime.call(this);
       if (Number.isNaN(time)) return 'Invalid Date';
-      return invoke('date-time-format', localeList(locales), optionsText(options), method, [time]);
+      return formatWith(made('date-time-format', localeList(locales), optionsText(options)), hostMethod, [time]);
     });
   }
 }

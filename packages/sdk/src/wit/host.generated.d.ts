@@ -333,6 +333,19 @@ export namespace StratumIntlServices {
    */
   export function call(service: Service, locales: Array<string>, options: string, method: string, args: string): string;
   /**
+   * Makes `new Intl[service](locales, options)` (not `locale`), checking its locales and options
+   * as the constructor does, and gives its number for `format`: the same number for the same
+   * arguments while the host keeps it. The short way for a formatter used more than once, since
+   * `format` sends neither its locales nor its options again.
+   */
+  export function formatter(service: Service, locales: Array<string>, options: string): number;
+  /**
+   * `method` of a formatter `formatter` made, as `call` would answer it. `unknown-formatter`
+   * when the host no longer keeps it: a host MAY forget the least recently made ones, and the
+   * guest then makes it again.
+   */
+  export function format(formatter: number, method: Method, args: string): string;
+  /**
    * # Variants
    * 
    * ## `"nfc"`
@@ -368,9 +381,40 @@ export namespace StratumIntlServices {
    */
   export type Service = 'collator' | 'date-time-format' | 'display-names' | 'list-format' | 'locale' | 'number-format' | 'plural-rules' | 'relative-time-format' | 'segmenter';
   /**
+   * A formatter's methods, for `format`; which service has which: spec/wit/README.md.
+   * # Variants
+   * 
+   * ## `"resolved-options"`
+   * 
+   * ## `"format"`
+   * 
+   * ## `"format-to-parts"`
+   * 
+   * ## `"format-range"`
+   * 
+   * ## `"format-range-to-parts"`
+   * 
+   * ## `"compare"`
+   * 
+   * ## `"of"`
+   * 
+   * ## `"select"`
+   * 
+   * ## `"select-range"`
+   * 
+   * ## `"segment"`
+   * 
+   * ## `"to-locale-string"`
+   * 
+   * ## `"to-locale-date-string"`
+   * 
+   * ## `"to-locale-time-string"`
+   */
+  export type Method = 'resolved-options' | 'format' | 'format-to-parts' | 'format-range' | 'format-range-to-parts' | 'compare' | 'of' | 'select' | 'select-range' | 'segment' | 'to-locale-string' | 'to-locale-date-string' | 'to-locale-time-string';
+  /**
    * Why a call failed, as ECMA-402 would have thrown it.
    */
-  export type Error = ErrorRangeError | ErrorTypeError;
+  export type Error = ErrorRangeError | ErrorTypeError | ErrorUnknownFormatter;
   /**
    * A locale tag that is not one, an option out of its range, a date that is not a time.
    */
@@ -384,6 +428,12 @@ export namespace StratumIntlServices {
   export interface ErrorTypeError {
     tag: 'type-error',
     val: string,
+  }
+  /**
+   * `format` was given a formatter the host no longer keeps (or never made): make it again.
+   */
+  export interface ErrorUnknownFormatter {
+    tag: 'unknown-formatter',
   }
 }
 
