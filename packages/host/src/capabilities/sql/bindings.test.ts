@@ -150,6 +150,70 @@ test('sql query and execute at the canonical ABI: values of every type, outcomes
   assert.throws(() => query(handle, ...guest.str('SELECT 1'), ...guest.values([]), guest.out()), /unknown resource/);
 });
 
+test('prepared statements at the canonical ABI: a number per text, run without the text, unknown-statement once forgotten', async (t) => {
+  const { open, lower } = await setup(t);
+  const guest = sqlInstance();
+  const execute = lower('execute')?.(guest.lowering);
+  const queryPrepared = lower('queryPrepared')?.(guest.lowering);
+  const executePrepared = lower('executePrepared')?.(guest.lowering);
+  assert.ok(execute && queryPrepared && executePrepared);
+  const connection = open('default') as unknown as { prepare(sql: string): number; [Symbol.dispose](): void };
+  const handle = guest.handle(connection);
+  execute(handle, ...guest.str('CREATE TABLE p (id INTEGER PRIMARY KEY, name TEXT)'), ...guest.values([]), guest.out());
+
+  const insert = connection.prepare('INSERT INTO p (id, name) VALUES (?, ?)');
+  assert.equal(connection.prepare('INSERT INTO p (id, name) VALUES (?, ?)'), insert, 'the same text, the same number');
+  const select = connection.prepare('SELECT name FROM p WHERE id = ?');
+  assert.notEqual(select, insert);
+  let out = guest.out();
+  executePrepared(
+    handle,
+    insert,
+    ...guest.values([
+      { tag: 'integer', val: 1n },
+      { tag: 'text', val: 'one' },
+    ]),
+    out,
+  );
+  let view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getBigUint64(out + 8, true), view.getBigInt64(out + 24, true)], [0, 1n, 1n]);
+  out = guest.out();
+  queryPrepared(handle, select, ...guest.values([{ tag: 'integer', val: 1n }]), out);
+  view = guest.view();
+  assert.equal(view.getUint8(out), 0);
+  const rowsPtr = view.getUint32(out + 12, true);
+  assert.deepEqual(guest.readValues(view.getUint32(rowsPtr, true), view.getUint32(rowsPtr + 4, true)), [{ tag: 'text', val: 'one' }]);
+
+  // The engine's errors come as they do for the text; a bad statement is only found when it runs.
+  const broken = connection.prepare('SELEKT 1');
+  out = guest.out();
+  queryPrepared(handle, broken, ...guest.values([]), out);
+  view = guest.view();
+  assert.deepEqual([view.getUint8(out), view.getUint8(out + 4)], [1, 2], 'err(invalid-query(...))');
+
+  // Past 256 statements the oldest is forgotten; its number never names another.
+  for (let index = 0; index < 300; index++) connection.prepare(`SELECT ${index} AS n`);
+  for (const [lowered, errorAt] of [
+    [queryPrepared, 4],
+    [executePrepared, 8],
+  ] as const) {
+    out = guest.out();
+    lowered(
+      handle,
+      insert,
+      ...guest.values([
+        { tag: 'integer', val: 2n },
+        { tag: 'text', val: 'two' },
+      ]),
+      out,
+    );
+    view = guest.view();
+    assert.deepEqual([view.getUint8(out), view.getUint8(out + errorAt)], [1, 6], 'err(unknown-statement)');
+  }
+  assert.ok(connection.prepare('INSERT INTO p (id, name) VALUES (?, ?)') > select, 'prepared again, under a new number');
+  connection[Symbol.dispose]();
+});
+
 test('sql query and execute at the canonical ABI on an asynchronous backend suspend the guest (JSPI)', async (t) => {
   const { open, lower } = await setup(t, false);
   const guest = sqlInstance();
