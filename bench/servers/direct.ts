@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { NAMES } from '../capsules/ops/src/names.ts';
 
 const { values } = parseArgs({
   options: {
@@ -78,23 +79,11 @@ async function redis(op: string): Promise<number> {
 function intl(op: string): number {
   const euros = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' });
   const collator = new Intl.Collator(op === 'compare' ? 'de' : 'en');
-  const names = [
-    'Anna Smith',
-    'bob Jones',
-    'Carla Doe',
-    'anna Smith',
-    'Dave Jones',
-    'Émile Zola',
-    'Zoë Ball',
-    'Ärger Hans',
-    'zebra 9',
-    'Apple 10',
-  ];
   let sink = 0;
   const started = performance.now();
   for (let i = 0; i < n; i++) {
     if (op === 'format') sink += euros.format(i * 1.25).length;
-    else sink += collator.compare(names[i % names.length] ?? '', names[(i * 7 + 3) % names.length] ?? '') < 0 ? 1 : 0;
+    else sink += collator.compare(NAMES[i % NAMES.length] ?? '', NAMES[(i * 7 + 3) % NAMES.length] ?? '') < 0 ? 1 : 0;
   }
   const elapsed = performance.now() - started;
   if (sink < 0) throw new Error('unreachable');

@@ -1,25 +1,13 @@
 import type { Capsule } from '@stratum/sdk';
 import { openKeyValue } from '@stratum/sdk/keyvalue';
 import { openDatabase } from '@stratum/sdk/sql';
+import { NAMES } from './names.ts';
 
 const value = 'v'.repeat(64);
 let tableReady = false;
 const euros = new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' });
 const german = new Intl.Collator('de');
 const english = new Intl.Collator('en');
-// The same names in bench/servers/direct.ts.
-const NAMES = [
-  'Anna Smith',
-  'bob Jones',
-  'Carla Doe',
-  'anna Smith',
-  'Dave Jones',
-  'Émile Zola',
-  'Zoë Ball',
-  'Ärger Hans',
-  'zebra 9',
-  'Apple 10',
-];
 
 // GET /kv/set?n=N   N sets of distinct keys
 // GET /kv/get?n=N   N gets of keys /kv/set wrote

@@ -9,20 +9,9 @@
 // build imports this module for this effect, after globals.ts, into a bundle that mentions
 // `Intl`, a `toLocale…String`, `localeCompare` or `.normalize(`; an engine that has `Intl` is
 // left alone.
-import { call, format, formatter, normalize as hostNormalize, type Method } from 'stratum:intl/services@0.1.0';
+import { call, format, formatter, normalize as hostNormalize, type Method, type Service } from 'stratum:intl/services@0.1.0';
 import { witError } from './errors.ts';
 import { alreadyNormal, encoded, plainEnglish, type QuickLevel, quickCompare, quickLevel } from './intl-support.ts';
-
-type Service =
-  | 'collator'
-  | 'date-time-format'
-  | 'display-names'
-  | 'list-format'
-  | 'locale'
-  | 'number-format'
-  | 'plural-rules'
-  | 'relative-time-format'
-  | 'segmenter';
 
 /**
  * True while the capsule's modules load: `stratum build` runs them once, at build time, where no
