@@ -149,6 +149,15 @@ async function counterVariant(
   return buildDevCapsule(dir, { engineCacheDir: testEngineCacheDir });
 }
 
+/** The counter with a SQL grant, answering /hits with `body`, which has `db` (its default database). */
+function sqlCounterVariant(t: TestContext, body: string) {
+  return counterVariant(t, {
+    manifest: (text) => text.replace('keyvalue = ["default"]', 'keyvalue = ["default"]\nsql = ["default"]'),
+    source: (text) =>
+      `import { openDatabase } from '@stratum/sdk/sql';\n${text.replace('return Response.json({ path, count })', `const db = openDatabase();\n    ${body}`)}`,
+  });
+}
+
 test('top-level code that throws fails the first request of each instance, and says so', async (t) => {
   const dev = await counterVariant(t, { source: (text) => `${text}\nif (Date.now() > 0) throw new Error('no database URL');\n` });
   const logs: string[] = [];
@@ -889,13 +898,9 @@ test('ctx.waitUntil, as in Workers, lets work go on after the response is sent; 
 });
 
 test('a SQL parameter the capability cannot bind is refused naming its place and what to bind instead', async (t) => {
-  const dev = await counterVariant(t, {
-    manifest: (text) => text.replace('keyvalue = ["default"]', 'keyvalue = ["default"]\nsql = ["default"]'),
-    source: (text) =>
-      `import { openDatabase } from '@stratum/sdk/sql';\n${text.replace(
-        'return Response.json({ path, count })',
-        `const db = openDatabase();
-    db.execute('CREATE TABLE IF NOT EXISTS seen (at TEXT, what TEXT)');
+  const dev = await sqlCounterVariant(
+    t,
+    `db.execute('CREATE TABLE IF NOT EXISTS seen (at TEXT, what TEXT)');
     const refused = [new Date(0), { at: 1 }].map((value) => {
       try {
         db.execute('INSERT INTO seen VALUES (?, ?)', ['now', value as never]);
@@ -905,8 +910,7 @@ test('a SQL parameter the capability cannot bind is refused naming its place and
       }
     });
     return Response.json({ refused })`,
-      )}`,
-  });
+  );
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
   const reply = await get(port, 'counter.test', '/hits');
   assert.equal(reply.status, 200, reply.body);
@@ -919,13 +923,9 @@ test('a SQL parameter the capability cannot bind is refused naming its place and
 });
 
 test('SQL a capsule runs again goes by a prepared number, and one the host forgot runs by its text', async (t) => {
-  const dev = await counterVariant(t, {
-    manifest: (text) => text.replace('keyvalue = ["default"]', 'keyvalue = ["default"]\nsql = ["default"]'),
-    source: (text) =>
-      `import { openDatabase } from '@stratum/sdk/sql';\n${text.replace(
-        'return Response.json({ path, count })',
-        `const db = openDatabase();
-    db.execute('CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)');
+  const dev = await sqlCounterVariant(
+    t,
+    `db.execute('CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)');
     const insert = 'INSERT INTO notes (body) VALUES (?)';
     const ids = [1, 2, 3].map((n) => db.execute(insert, ['note ' + n]).lastInsertId);
     // More statements, each run twice (so prepared), than a host keeps: the insert is forgotten there.
@@ -934,8 +934,7 @@ test('SQL a capsule runs again goes by a prepared number, and one the host forgo
     const later = [4, 5].map((n) => db.execute(insert, ['note ' + n]).lastInsertId);
     const bodies = db.query('SELECT body FROM notes ORDER BY id').map((row) => row.body);
     return Response.json({ ids, sum, later, bodies })`,
-      )}`,
-  });
+  );
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
   const reply = await get(port, 'counter.test', '/hits');
   assert.equal(reply.status, 200, reply.body);
