@@ -114,8 +114,9 @@ async function witFiles(dir: string): Promise<string[]> {
 
 /**
  * The engine's cache key: everything that goes into it (its JS, its world, every WIT file the
- * world resolves against, componentize-js's version and the features it is built with). Not the
- * SDK's source: the capsule's own code and the SDK's guest modules travel in the bundle.
+ * world resolves against, componentize-js's version, the features it is built with, and what
+ * lean-bindings.ts takes out of its bindings). Not the SDK's guest source: the capsule's own
+ * code and the SDK's guest modules travel in the bundle.
  */
 export async function devEngineKey(inputs: {
   source: string;
@@ -126,6 +127,7 @@ export async function devEngineKey(inputs: {
   const hash = createHash('sha256');
   hash.update(`format ${ENGINE_FORMAT}\0componentize-js ${await componentizeVersion()}\0${inputs.disableFeatures.join(',')}\0`);
   hash.update(inputs.source).update('\0').update(inputs.world).update('\0');
+  hash.update(await readFile(new URL('./lean-bindings.ts', import.meta.url))).update('\0');
   for (const dir of inputs.witDirs) {
     for (const file of await witFiles(dir)) {
       hash

@@ -32,8 +32,31 @@ export type ToolchainResponse =
   | { ok: true; component?: Uint8Array; files?: Record<string, Uint8Array>; wit?: string }
   | { ok: false; message: string };
 
+interface Splicer {
+  spliceBindings(...args: unknown[]): { jsBindings: string };
+}
+
+/**
+ * componentize-js makes the bindings' JavaScript with its splicer and hands it to the engine;
+ * the splicer module is one object that componentize-js calls through, so wrapping its method
+ * here thins every component this process makes (lean-bindings.ts says what and why).
+ */
+async function leanSplicer(): Promise<void> {
+  const url = new URL('../lib/spidermonkey-embedding-splicer.js', import.meta.resolve('@bytecodealliance/componentize-js'));
+  const { splicer } = (await import(url.href)) as { splicer: Splicer };
+  const splice = splicer.spliceBindings;
+  if ((splice as { lean?: boolean }).lean) return;
+  const { leanBindings } = await import('./lean-bindings.ts');
+  const lean = (...args: unknown[]) => {
+    const spliced = splice(...args);
+    return { ...spliced, jsBindings: leanBindings(spliced.jsBindings).code };
+  };
+  splicer.spliceBindings = Object.assign(lean, { lean: true });
+}
+
 async function run(request: ToolchainRequest): Promise<ToolchainResponse> {
   if (request.op === 'componentize') {
+    await leanSplicer();
     const { componentize } = await import('@bytecodealliance/componentize-js');
     const { component } = await componentize({
       sourcePath: request.sourcePath,
