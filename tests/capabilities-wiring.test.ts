@@ -151,8 +151,6 @@ test('sql configure and imports: SQLite by default, synchronous, with WIT values
     'stratum:sql/database@0.1.0#[method]connection.query',
     'stratum:sql/database@0.1.0#[method]connection.execute',
     'stratum:sql/database@0.1.0#[method]connection.transaction',
-    'stratum:sql/database@0.1.0#[method]connection.query-prepared',
-    'stratum:sql/database@0.1.0#[method]connection.execute-prepared',
   ]);
   const plan = await sql.configure(configureContext({ imports, manifest }));
   assert.equal(plan.asyncImports, undefined);

@@ -922,30 +922,6 @@ test('a SQL parameter the capability cannot bind is refused naming its place and
   });
 });
 
-test('SQL a capsule runs again goes by a prepared number, and one the host forgot runs by its text', async (t) => {
-  const dev = await sqlCounterVariant(
-    t,
-    `db.execute('CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)');
-    const insert = 'INSERT INTO notes (body) VALUES (?)';
-    const ids = [1, 2, 3].map((n) => db.execute(insert, ['note ' + n]).lastInsertId);
-    // More statements, each run twice (so prepared), than a host keeps: the insert is forgotten there.
-    let sum = 0;
-    for (let n = 0; n < 300; n++) for (let twice = 0; twice < 2; twice++) sum += Number(db.query('SELECT ' + n + ' AS n')[0]?.n);
-    const later = [4, 5].map((n) => db.execute(insert, ['note ' + n]).lastInsertId);
-    const bodies = db.query('SELECT body FROM notes ORDER BY id').map((row) => row.body);
-    return Response.json({ ids, sum, later, bodies })`,
-  );
-  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
-  const reply = await get(port, 'counter.test', '/hits');
-  assert.equal(reply.status, 200, reply.body);
-  assert.deepEqual(JSON.parse(reply.body), {
-    ids: [1, 2, 3],
-    sum: 2 * ((299 * 300) / 2),
-    later: [4, 5],
-    bodies: ['note 1', 'note 2', 'note 3', 'note 4', 'note 5'],
-  });
-});
-
 test('outbound fetches run side by side, and a fetch in waitUntil does not hold the response back', async (t) => {
   // Answers /pair requests only once two have arrived: fetches made one after another would
   // never be answered. Answers /held when the test lets it.

@@ -302,23 +302,6 @@ class Connection {
       throw sqlError(error);
     }
   }
-  // Prepared statements as the interface has them: a number per text, never forgotten here.
-  readonly #texts: string[] = [];
-  prepare(sql: string) {
-    const known = this.#texts.indexOf(sql);
-    return known === -1 ? this.#texts.push(sql) - 1 : known;
-  }
-  #text(statement: number): string {
-    const text = this.#texts[statement];
-    if (text === undefined) throw { tag: 'unknown-statement' } satisfies WitError;
-    return text;
-  }
-  queryPrepared(statement: number, params: SqlValue[]) {
-    return this.query(this.#text(statement), params);
-  }
-  executePrepared(statement: number, params: SqlValue[]) {
-    return this.execute(this.#text(statement), params);
-  }
   transaction(statements: { sql: string; params: SqlValue[] }[]) {
     this.db.exec('BEGIN');
     try {

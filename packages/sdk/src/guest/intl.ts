@@ -64,7 +64,7 @@ function made(service: Made['service'], locales: string[], options: string): Mad
 
 /**
  * The host's numbers for the formatters this instance made, shared by equal ones: a `format`
- * call then sends neither locales nor options, which the bindings copy in a character at a time.
+ * call then sends neither locales nor options, and the host finds the formatter by its number.
  */
 const numbers = new Map<string, number>();
 const KEPT_NUMBERS = 512;

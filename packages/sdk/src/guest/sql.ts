@@ -2,7 +2,6 @@
 import { type Connection, open, type Value } from 'stratum:sql/database@0.1.0';
 import { isBytes, ownBytes } from './binding-arrays.ts';
 import { call, toCapabilityError } from './errors.ts';
-import { preparedStatements } from './sql-statements.ts';
 
 /** What a parameter may be. Booleans become 0 and 1; whole numbers are integers, others reals. */
 export type SqlParam = null | undefined | boolean | number | bigint | string | Uint8Array;
@@ -108,10 +107,9 @@ export function openDatabase(label = 'default'): Database {
   const existing = opened.get(label);
   if (existing) return existing;
   const connection: Connection = call('sql', `open("${label}")`, () => open(label));
-  const statements = preparedStatements(connection);
   const rows = (sql: string, params: readonly SqlParam[]) => {
     try {
-      return statements.query(sql, toValues(params));
+      return connection.query(sql, toValues(params));
     } catch (thrown) {
       throw toCapabilityError('sql', 'query', thrown);
     }
@@ -142,7 +140,7 @@ export function openDatabase(label = 'default'): Database {
     execute(sql, params = []) {
       let result: ReturnType<Connection['execute']>;
       try {
-        result = statements.execute(sql, toValues(params));
+        result = connection.execute(sql, toValues(params));
       } catch (thrown) {
         throw toCapabilityError('sql', 'execute', thrown);
       }

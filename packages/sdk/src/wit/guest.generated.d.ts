@@ -582,7 +582,7 @@ declare module 'stratum:sql/database@0.1.0' {
   /**
    * Why an operation failed.
    */
-  export type Error = ErrorNoSuchDatabase | ErrorAccessDenied | ErrorInvalidQuery | ErrorConstraintViolation | ErrorLimitExceeded | ErrorOther | ErrorUnknownStatement;
+  export type Error = ErrorNoSuchDatabase | ErrorAccessDenied | ErrorInvalidQuery | ErrorConstraintViolation | ErrorLimitExceeded | ErrorOther;
   /**
    * The label is not one the manifest grants, or the host has no database for it.
    */
@@ -623,13 +623,6 @@ declare module 'stratum:sql/database@0.1.0' {
   export interface ErrorOther {
     tag: 'other',
     val: string,
-  }
-  /**
-   * A statement number `prepare` gave that the host no longer keeps: prepare it again, or
-   * send the text.
-   */
-  export interface ErrorUnknownStatement {
-    tag: 'unknown-statement',
   }
   /**
    * Rows a query returned.
@@ -684,21 +677,6 @@ declare module 'stratum:sql/database@0.1.0' {
     * error) none does. Returns one outcome per statement.
     */
     transaction(statements: Array<Statement>): Array<Outcome>;
-    /**
-    * A number for `sql` on this connection, which `query-prepared` and `execute-prepared`
-    * take instead of the text: a guest that runs a statement often sends it once (a
-    * JavaScript component's bindings copy a string in a character at a time). The same text
-    * gets the same number while the host keeps it; nothing is checked until it runs.
-    */
-    prepare(sql: string): number;
-    /**
-    * `query` of a prepared statement; `unknown-statement` when the host no longer keeps it.
-    */
-    queryPrepared(statement: number, params: Array<Value>): Rows;
-    /**
-    * `execute` of a prepared statement; `unknown-statement` when the host no longer keeps it.
-    */
-    executePrepared(statement: number, params: Array<Value>): Outcome;
     [Symbol.dispose](): void;
   }
 }

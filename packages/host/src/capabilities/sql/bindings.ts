@@ -45,43 +45,6 @@ function run<T>(logger: Logger, work: () => MaybePromise<T>, onQuota?: (message:
   }
 }
 
-/** Statements a connection keeps for `prepare`, the oldest forgotten past a count or a total length. */
-const KEPT_STATEMENTS = 256;
-const MAX_KEPT_TEXT = 1024 * 1024;
-
-/**
- * A connection's prepared statements: numbers for texts, never reused, so a forgotten number is
- * unknown rather than another statement. The backends keep their own prepared forms by text.
- */
-class PreparedStatements {
-  readonly #texts = new Map<number, string>();
-  readonly #numbers = new Map<string, number>();
-  #length = 0;
-  #next = 1;
-
-  number(sql: string): number {
-    const known = this.#numbers.get(sql);
-    if (known !== undefined) return known;
-    const number = this.#next++;
-    this.#texts.set(number, sql);
-    this.#numbers.set(sql, number);
-    this.#length += sql.length;
-    while (this.#texts.size > KEPT_STATEMENTS || (this.#length > MAX_KEPT_TEXT && this.#texts.size > 1)) {
-      const [oldest, text] = this.#texts.entries().next().value as [number, string];
-      this.#texts.delete(oldest);
-      this.#numbers.delete(text);
-      this.#length -= text.length;
-    }
-    return number;
-  }
-
-  text(statement: number): string {
-    const text = this.#texts.get(statement);
-    if (text === undefined) throw new WitError({ tag: 'unknown-statement' });
-    return text;
-  }
-}
-
 /** Guest values come from the component glue; anything else is refused before the backend sees it. */
 function checkParams(params: SqlValue[]): SqlValue[] {
   if (!Array.isArray(params)) throw new SqlError('invalid-query', 'parameters must be a list');
@@ -94,7 +57,6 @@ export function sqlImports(options: SqlBindingOptions): ImportObjects {
   const guard = <T>(work: () => MaybePromise<T>) => run(logger, work, onQuota);
   class Connection extends HostResource {
     readonly db: SqlDatabase;
-    readonly #prepared = new PreparedStatements();
     constructor(db: SqlDatabase) {
       super();
       this.db = db;
@@ -104,16 +66,6 @@ export function sqlImports(options: SqlBindingOptions): ImportObjects {
     }
     execute(sql: string, params: SqlValue[]) {
       return guard(() => this.db.execute(sql, checkParams(params)));
-    }
-    prepare(sql: string): number {
-      if (typeof sql !== 'string') throw new WitError({ tag: 'invalid-query', val: 'a statement is text' });
-      return this.#prepared.number(sql);
-    }
-    queryPrepared(statement: number, params: SqlValue[]) {
-      return this.query(this.#prepared.text(statement), params);
-    }
-    executePrepared(statement: number, params: SqlValue[]) {
-      return this.execute(this.#prepared.text(statement), params);
     }
     transaction(statements: SqlStatement[]) {
       return guard(() =>
@@ -137,7 +89,6 @@ const SQL_ERROR: VariantCases = [
   ['constraint-violation', true],
   ['limit-exceeded', true],
   ['other', true],
-  ['unknown-statement', false],
 ];
 
 const VALUE_TAGS = ['null', 'integer', 'real', 'text', 'blob'] as const;
@@ -172,8 +123,6 @@ function writeValue(memory: GuestMemory, at: number, value: SqlValue): void {
 interface ConnectionMethods {
   query(sql: string, params: SqlValue[]): MaybePromise<SqlRows>;
   execute(sql: string, params: SqlValue[]): MaybePromise<SqlOutcome>;
-  queryPrepared(statement: number, params: SqlValue[]): MaybePromise<SqlRows>;
-  executePrepared(statement: number, params: SqlValue[]): MaybePromise<SqlOutcome>;
 }
 
 /**
@@ -184,73 +133,58 @@ interface ConnectionMethods {
  * Errors come from the same methods the glue calls, so they map the same way.
  */
 function lowerConnection(type: abstract new (...args: never[]) => ConnectionMethods, asynchronous: boolean): void {
-  /**
-   * Each takes (connection, the statement's text or its prepared number, params) and a return
-   * area; query and execute differ in the call and the layout, text and number in one argument.
-   */
+  /** Both take (connection, sql, params) and a return area; they differ in the call and the layout. */
   const lowerStatement = <T>(
     method: object,
-    prepared: boolean,
     errorAt: number,
-    call: (connection: ConnectionMethods, statement: string | number, params: SqlValue[]) => MaybePromise<T>,
+    call: (connection: ConnectionMethods, sql: string, params: SqlValue[]) => MaybePromise<T>,
     write: (memory: GuestMemory, out: number, result: T) => void,
   ) =>
     lowerResourceFunction(
       method,
-      (handles: HandleTables, memory: GuestMemory) => {
-        const run = (handle: number, statement: string | number, paramsPtr: number, paramsLen: number, out: number) => {
+      (handles: HandleTables, memory: GuestMemory) =>
+        (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) => {
           const connection = handles.borrow(type, handle);
+          const sql = memory.string(sqlPtr, sqlLen);
           const params = readValues(memory, paramsPtr, paramsLen);
           return settle(
             memory,
             out,
             out + errorAt,
             SQL_ERROR,
-            () => call(connection, statement, params),
+            () => call(connection, sql, params),
             (result) => write(memory, out, result),
           );
-        };
-        return prepared
-          ? (handle: number, statement: number, paramsPtr: number, paramsLen: number, out: number) =>
-              run(handle, statement >>> 0, paramsPtr, paramsLen, out)
-          : (handle: number, sqlPtr: number, sqlLen: number, paramsPtr: number, paramsLen: number, out: number) =>
-              run(handle, memory.string(sqlPtr, sqlLen), paramsPtr, paramsLen, out);
-      },
+        },
       asynchronous,
     );
-  const writeRows = (memory: GuestMemory, out: number, result: SqlRows) => {
-    memory.view().setUint8(out, 0);
-    const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
-    for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
-    const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
-    for (let r = 0; r < result.rows.length; r++) {
-      const row = result.rows[r] as SqlValue[];
-      const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
-      for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
-    }
-  };
-  const writeOutcome = (memory: GuestMemory, out: number, result: SqlOutcome) => {
-    const view = memory.view();
-    view.setUint8(out, 0);
-    view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
-    view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
-    if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
-  };
-  lowerStatement(type.prototype.query, false, 4, (connection, sql, params) => connection.query(sql as string, params), writeRows);
-  lowerStatement(type.prototype.execute, false, 8, (connection, sql, params) => connection.execute(sql as string, params), writeOutcome);
   lowerStatement(
-    type.prototype.queryPrepared,
-    true,
+    type.prototype.query,
     4,
-    (connection, statement, params) => connection.queryPrepared(statement as number, params),
-    writeRows,
+    (connection, sql, params) => connection.query(sql, params),
+    (memory, out, result) => {
+      memory.view().setUint8(out, 0);
+      const columns = memory.allocList(out + 4, result.columns.length, 8, 4);
+      for (let i = 0; i < result.columns.length; i++) memory.writeString(columns + i * 8, result.columns[i] as string);
+      const rows = memory.allocList(out + 12, result.rows.length, 8, 4);
+      for (let r = 0; r < result.rows.length; r++) {
+        const row = result.rows[r] as SqlValue[];
+        const values = memory.allocList(rows + r * 8, row.length, VALUE_SIZE, 8);
+        for (let i = 0; i < row.length; i++) writeValue(memory, values + i * VALUE_SIZE, row[i] as SqlValue);
+      }
+    },
   );
   lowerStatement(
-    type.prototype.executePrepared,
-    true,
+    type.prototype.execute,
     8,
-    (connection, statement, params) => connection.executePrepared(statement as number, params),
-    writeOutcome,
+    (connection, sql, params) => connection.execute(sql, params),
+    (memory, out, result) => {
+      const view = memory.view();
+      view.setUint8(out, 0);
+      view.setBigUint64(out + 8, BigInt.asUintN(64, result.rowsAffected), true);
+      view.setUint8(out + 16, result.lastInsertId === undefined ? 0 : 1);
+      if (result.lastInsertId !== undefined) view.setBigInt64(out + 24, BigInt.asIntN(64, result.lastInsertId), true);
+    },
   );
 }
 
@@ -258,12 +192,6 @@ export function sqlAsyncImports(imports: readonly string[]): string[] {
   return imports
     .filter((versioned) => versioned.startsWith('stratum:sql/database@'))
     .flatMap((versioned) =>
-      [
-        '[method]connection.query',
-        '[method]connection.execute',
-        '[method]connection.transaction',
-        '[method]connection.query-prepared',
-        '[method]connection.execute-prepared',
-      ].map((fn) => `${versioned}#${fn}`),
+      ['[method]connection.query', '[method]connection.execute', '[method]connection.transaction'].map((fn) => `${versioned}#${fn}`),
     );
 }
