@@ -1,3 +1,4 @@
+/// <reference path="../wit/guest.generated.d.ts" />
 // Private ECDSA, RSA and Ed25519 keys, which sign, and ECDH and X25519 keys, which agree on
 // secrets: imported, made by generateKey, used and exported. The work is the host's
 // (stratum:crypto's `sign` and `derive-shared-secret`, OpenSSL), which does it in constant time:
@@ -5,6 +6,7 @@
 // the PKCS#8 bytes the host checked; its public half, from generateKey, is the public-key layer's
 // (crypto-public-keys.ts). Installed by webcrypto.ts, between that layer and the secret-key one.
 
+import type { KeyInfo, KeyType, PrivateKey } from 'stratum:crypto/primitives@0.1.0';
 import { ownBytes } from './binding-arrays.ts';
 import type { PublicKeys } from './crypto-public-keys.ts';
 import {
@@ -27,20 +29,10 @@ import {
   type WitHash,
 } from './webcrypto-support.ts';
 
-type KeyType = 'p256' | 'p384' | 'p521' | 'rsa' | 'ed25519' | 'x25519';
-
-interface KeyInfo {
-  keyType: KeyType;
-  modulusBits: number;
-  pkcs8: Uint8Array;
-  jwk: string;
-  publicKey: Uint8Array;
-}
-
 /** What the host computes (`stratum:crypto/primitives`); a test gives the host's own. */
 export interface KeyPrimitives {
   generateKeyPair(keyType: KeyType, modulusBits: number, publicExponent: number): KeyInfo;
-  inspectPrivateKey(key: { tag: 'pkcs8'; val: Uint8Array } | { tag: 'jwk'; val: string }, keyType: KeyType): KeyInfo;
+  inspectPrivateKey(key: PrivateKey, keyType: KeyType): KeyInfo;
   sign(scheme: Scheme, hash: WitHash, privateKey: Uint8Array, data: Uint8Array, saltLength: number): Uint8Array;
   deriveSharedSecret(privateKey: Uint8Array, publicKey: Uint8Array): Uint8Array;
 }

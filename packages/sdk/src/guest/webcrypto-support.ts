@@ -1,6 +1,8 @@
+/// <reference path="../wit/guest.generated.d.ts" />
 // What the SDK's WebCrypto layers (crypto-public-keys.ts, crypto-secret-keys.ts) share: reading
 // WebCrypto's arguments and failing the way WebCrypto names its failures.
 
+import type { Hash, SignatureScheme } from 'stratum:crypto/primitives@0.1.0';
 import { witError } from './errors.ts';
 
 // WebCrypto's types, as the project's type definitions (Node.js's) name them.
@@ -28,7 +30,7 @@ export const HASH_NAMES = ['SHA-1', 'SHA-256', 'SHA-384', 'SHA-512'] as const;
 export type HashName = (typeof HASH_NAMES)[number];
 
 /** A hash as stratum:crypto names it. */
-export type WitHash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
+export type WitHash = Hash;
 
 /** Each hash's name in stratum:crypto, its block (an HMAC key's default length) and its JWK `alg` suffix. */
 export const HASHES: Readonly<Record<HashName, { wit: WitHash; blockBits: number; jwk: string }>> = {
@@ -39,7 +41,7 @@ export const HASHES: Readonly<Record<HashName, { wit: WitHash; blockBits: number
 };
 
 /** A signature scheme as stratum:crypto names it, by WebCrypto's algorithm. */
-export type Scheme = 'ecdsa' | 'rsassa-pkcs1-v1-5' | 'rsa-pss' | 'ed25519';
+export type Scheme = SignatureScheme;
 export const SCHEMES: Readonly<Record<string, Scheme>> = {
   ECDSA: 'ecdsa',
   'RSASSA-PKCS1-v1_5': 'rsassa-pkcs1-v1-5',
