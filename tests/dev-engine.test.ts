@@ -650,6 +650,126 @@ test("a response's content-length is the body's when the body is whole, and a st
   }
 });
 
+/** A request's status, headers and body, with the method given (HEAD too). */
+function exchange(
+  port: number,
+  path: string,
+  method = 'GET',
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, method, headers: { host: 'counter.test' }, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+    });
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+}
+
+test('answers made from a string or Response.json go out with their bytes, headers and status; a header set seen again is cloned from a template, never mixed with another', async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        "if (request.method !== 'GET')",
+        `const query = new URL(request.url).searchParams;
+    if (path === '/text') return new Response(\`h\u00e9llo w\u00f6rld \u{1f600} \${'x'.repeat(9000)}.\`);
+    if (path === '/json') return Response.json({ a: 1, b: [true, null] });
+    if (path === '/json-init') {
+      return Response.json([1], { status: 201, statusText: 'Made', headers: { 'x-a': '1', 'Content-Type': 'application/problem+json' } });
+    }
+    if (path === '/json-errors') {
+      const errors: string[] = [];
+      for (const make of [() => Response.json(undefined), () => Response.json({}, { status: 204 }), () => Response.json({ n: 1n })]) {
+        try {
+          make();
+        } catch (error) {
+          errors.push((error as Error).name);
+        }
+      }
+      const json = Response.json({ z: 1 }, { headers: new Headers({ 'x-b': '2' }) });
+      return Response.json({ errors, headers: [...json.headers], instance: json instanceof Response, text: await json.text() });
+    }
+    if (path === '/read-first') {
+      const response = new Response('read before it was returned');
+      await response.text();
+      return response;
+    }
+    if (path === '/cloned') {
+      const response = new Response('cloned and returned', { status: 202 });
+      await response.clone().text();
+      return response;
+    }
+    if (path === '/subclass') {
+      class Tagged extends Response {
+        tag = 'mine';
+      }
+      const response = new Tagged('from a subclass', { headers: { 'x-tag': 'mine' } });
+      return response instanceof Tagged ? response : new Response('not a Tagged', { status: 500 });
+    }
+    if (path === '/set') {
+      const n = query.get('n') ?? '';
+      return new Response(\`set \${n}\`, { status: Number(query.get('status') ?? 200), headers: { 'x-set': n, 'x-same': 'same' } });
+    }
+    if (request.method !== 'GET')`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+
+  const text = await exchange(port, '/text');
+  assert.equal(text.body, `h\u00e9llo w\u00f6rld \u{1f600} ${'x'.repeat(9000)}.`);
+  assert.equal(text.headers['content-type'], 'text/plain;charset=UTF-8');
+  assert.equal(text.headers['content-length'], String(Buffer.byteLength(text.body)));
+  const head = await exchange(port, '/text', 'HEAD');
+  assert.equal(head.status, 200);
+  assert.equal(head.body, '');
+
+  const json = await exchange(port, '/json');
+  assert.deepEqual([json.status, json.headers['content-type'], json.body], [200, 'application/json', '{"a":1,"b":[true,null]}']);
+  const init = await exchange(port, '/json-init');
+  assert.deepEqual(
+    [init.status, init.headers['content-type'], init.headers['x-a'], init.body],
+    [201, 'application/problem+json', '1', '[1]'],
+  );
+  assert.deepEqual(JSON.parse((await exchange(port, '/json-errors')).body), {
+    errors: ['TypeError', 'TypeError', 'TypeError'],
+    headers: [
+      ['content-length', '7'],
+      ['content-type', 'application/json'],
+      ['x-b', '2'],
+    ],
+    instance: true,
+    text: '{"z":1}',
+  });
+
+  // A body the capsule read itself is gone, as in Workers; one it read a clone of is whole.
+  assert.equal((await exchange(port, '/read-first')).status, 500);
+  assert.deepEqual(await get(port, 'counter.test', '/cloned'), { status: 202, body: 'cloned and returned' });
+  const subclass = await exchange(port, '/subclass');
+  assert.deepEqual([subclass.status, subclass.headers['x-tag'], subclass.body], [200, 'mine', 'from a subclass']);
+
+  // More header sets than are kept as templates, each asked for three times, then the first again.
+  for (let n = 0; n < 70; n++) {
+    for (let time = 0; time < 3; time++) {
+      const status = time === 2 ? 203 : 200;
+      const reply = await exchange(port, `/set?n=${n}&status=${status}`);
+      assert.deepEqual(
+        [reply.status, reply.headers['x-set'], reply.headers['x-same'], reply.body],
+        [status, String(n), 'same', `set ${n}`],
+        `set ${n}, time ${time}`,
+      );
+    }
+  }
+  const again = await exchange(port, '/set?n=0');
+  assert.deepEqual([again.headers['x-set'], again.body], ['0', 'set 0']);
+});
+
 test('Response.clone(), which StarlingMonkey lacks, gives two readable bodies, streamed ones too, and the original can still be returned; bytes() reads a body', async (t) => {
   const dev = await counterVariant(t, {
     source: (text) =>

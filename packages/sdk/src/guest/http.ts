@@ -120,17 +120,56 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
   return { request: new Request(url, { method, headers, body, duplex: 'half' } as RequestInit), release };
 }
 
-function responseFields(response: Response): Fields {
+/**
+ * A response's header fields made once and cloned for each later response with the same ones.
+ * `fields.from-list` is the costliest call a response makes (every name and value copied into
+ * guest memory, checked by the host, the result lifted), while `fields.clone` takes no arguments;
+ * most answers of a capsule carry one of a few header sets (a content type and a length). A set
+ * becomes a template the second time it is seen, so headers that differ on every response (a
+ * cookie, an ETag) do not crowd the others out. Keyed by names and values, which hold no newline.
+ */
+const templates = new Map<string, Fields>();
+const seenOnce = new Set<string>();
+const MAX_TEMPLATES = 64;
+const MAX_SEEN_ONCE = 256;
+const MAX_TEMPLATE_KEY = 4096;
+
+function fieldsOf(headers: Headers): Fields {
   const entries: [string, Uint8Array][] = [];
-  response.headers.forEach((value, name) => {
+  headers.forEach((value, name) => {
     if (!HOP_BY_HOP.has(name.toLowerCase())) entries.push([name, headerBytes(value)]);
   });
   return Fields.fromList(entries);
 }
 
+function responseFields(response: Response): Fields {
+  const headers = response.headers;
+  let key = '';
+  headers.forEach((value, name) => {
+    key += `${name}\n${value}\n`;
+  });
+  const template = templates.get(key);
+  if (template) return template.clone();
+  if (key.length > MAX_TEMPLATE_KEY || !seenOnce.has(key)) {
+    if (seenOnce.size >= MAX_SEEN_ONCE) seenOnce.clear();
+    if (key.length <= MAX_TEMPLATE_KEY) seenOnce.add(key);
+    return fieldsOf(headers);
+  }
+  seenOnce.delete(key);
+  const made = fieldsOf(headers);
+  if (templates.size >= MAX_TEMPLATES) {
+    const oldest = templates.keys().next().value as string;
+    templates.get(oldest)?.[Symbol.dispose]();
+    templates.delete(oldest);
+  }
+  templates.set(key, made);
+  return made.clone();
+}
+
 async function send(response: Response, outparam: ResponseOutparam, method: string): Promise<void> {
   const outgoing = new OutgoingResponse(responseFields(response));
-  outgoing.setStatusCode(response.status);
+  // An outgoing-response starts at 200: one call fewer for most answers.
+  if (response.status !== 200) outgoing.setStatusCode(response.status);
   const body = outgoing.body();
   ResponseOutparam.set(outparam, { tag: 'ok', val: outgoing });
   const stream = body.write();
