@@ -9,5 +9,6 @@ import './fetch-errors.ts';
 import './fetch-redirects.ts';
 import './message-channel.ts';
 import './response-clone.ts';
+import './response-text.ts';
 import './streams.ts';
 import './url-parse.ts';

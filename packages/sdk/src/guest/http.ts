@@ -5,9 +5,11 @@
 // requests, so the capsule exports `incomingHandler` itself and this module implements it.
 
 import { Fields, type IncomingRequest, type Method, OutgoingBody, OutgoingResponse, ResponseOutparam } from 'wasi:http/types@0.2.10';
+import type { OutputStream } from 'wasi:io/streams@0.2.10';
 import type { Capsule, CapsuleEnv, ExecutionContext } from '../index.ts';
 import './globals.ts';
 import { describeError } from './errors.ts';
+import { unreadBodyText } from './response-text.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
 const HOP_BY_HOP = new Set([
@@ -166,6 +168,12 @@ function responseFields(response: Response): Fields {
   return made.clone();
 }
 
+function write(stream: OutputStream, bytes: Uint8Array): void {
+  for (let offset = 0; offset < bytes.length; offset += WRITE_CHUNK) {
+    stream.blockingWriteAndFlush(bytes.subarray(offset, offset + WRITE_CHUNK));
+  }
+}
+
 async function send(response: Response, outparam: ResponseOutparam, method: string): Promise<void> {
   const outgoing = new OutgoingResponse(responseFields(response));
   // An outgoing-response starts at 200: one call fewer for most answers.
@@ -173,15 +181,16 @@ async function send(response: Response, outparam: ResponseOutparam, method: stri
   const body = outgoing.body();
   ResponseOutparam.set(outparam, { tag: 'ok', val: outgoing });
   const stream = body.write();
-  if (response.body && method !== 'HEAD') {
+  const text = method === 'HEAD' ? undefined : unreadBodyText(response);
+  if (text !== undefined) {
+    write(stream, encoder.encode(text));
+  } else if (response.body && method !== 'HEAD') {
     // Stream the body through in pieces, so a large response is never held whole.
     const reader = response.body.getReader();
     for (;;) {
       const { done, value } = await reader.read();
       if (done) break;
-      for (let offset = 0; offset < value.length; offset += WRITE_CHUNK) {
-        stream.blockingWriteAndFlush(value.subarray(offset, offset + WRITE_CHUNK));
-      }
+      write(stream, value);
     }
   }
   stream[Symbol.dispose]();
