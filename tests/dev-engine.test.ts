@@ -694,7 +694,12 @@ test('answers made from a string or Response.json go out with their bytes, heade
         }
       }
       const json = Response.json({ z: 1 }, { headers: new Headers({ 'x-b': '2' }) });
-      return Response.json({ errors, headers: [...json.headers], instance: json instanceof Response, text: await json.text() });
+      return Response.json({
+        errors,
+        headers: [...json.headers],
+        instance: json instanceof Response && json.constructor === Response,
+        text: await json.text(),
+      });
     }
     if (path === '/read-first') {
       const response = new Response('read before it was returned');

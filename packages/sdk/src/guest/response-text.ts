@@ -3,19 +3,23 @@
 // StarlingMonkey's interpreter that a body given as a string does not need, and nearly every
 // answer is one: `new Response('...')`, `Response.json(...)`, what Hono's `c.text()` and
 // `c.json()` make. The global Response becomes a Proxy of the engine's that remembers a string
-// body; instances, `instanceof`, subclasses and the static methods are the engine's own.
+// body; instances, `instanceof`, subclasses and the static methods are the engine's own, and the
+// prototype's `constructor` is the Proxy.
 // Imported for this effect by globals.ts.
 
 const texts = new WeakMap<Response, string>();
 const EngineResponse = Response;
 
-globalThis.Response = new Proxy(EngineResponse, {
+const RememberingResponse = new Proxy(EngineResponse, {
   construct(target, args, newTarget) {
     const response = Reflect.construct(target, args, newTarget) as Response;
     if (typeof args[0] === 'string') texts.set(response, args[0]);
     return response;
   },
 });
+globalThis.Response = RememberingResponse;
+// So that `response.constructor === Response` holds, and `new response.constructor(...)` remembers too.
+Object.defineProperty(EngineResponse.prototype, 'constructor', { configurable: true, writable: true, value: RememberingResponse });
 
 const JSON_TYPE = { 'content-type': 'application/json' };
 
