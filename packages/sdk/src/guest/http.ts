@@ -126,46 +126,81 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
  * A response's header fields made once and cloned for each later response with the same ones.
  * `fields.from-list` is the costliest call a response makes (every name and value copied into
  * guest memory, checked by the host, the result lifted), while `fields.clone` takes no arguments;
- * most answers of a capsule carry one of a few header sets (a content type and a length). A set
- * becomes a template the second time it is seen, so headers that differ on every response (a
- * cookie, an ETag) do not crowd the others out. Keyed by names and values, which hold no newline.
+ * most answers of a capsule carry one of a few header sets. A set becomes a template the second
+ * time it is seen, so headers that differ on every response (a cookie, an ETag) do not crowd the
+ * others out. Keyed by names and values, which hold no newline.
+ *
+ * StarlingMonkey puts a content-length in every Response's headers, which differs with the body,
+ * so the key leaves it out: a clone gets its own appended (one call more), unless the length is
+ * the one the template was last made with, once seen twice in a row (a capsule whose answers are
+ * all one size).
  */
-const templates = new Map<string, Fields>();
+interface Template {
+  /** The set without a content-length. */
+  bare: Fields;
+  /** The set with `fullLength` as its content-length. */
+  full: Fields | undefined;
+  fullLength: string | undefined;
+  lastLength: string | undefined;
+}
+const templates = new Map<string, Template>();
 const seenOnce = new Set<string>();
 const MAX_TEMPLATES = 64;
 const MAX_SEEN_ONCE = 256;
 const MAX_TEMPLATE_KEY = 4096;
 
-function fieldsOf(headers: Headers): Fields {
+function fieldsOf(headers: Headers, withLength: boolean): Fields {
   const entries: [string, Uint8Array][] = [];
   headers.forEach((value, name) => {
-    if (!HOP_BY_HOP.has(name.toLowerCase())) entries.push([name, headerBytes(value)]);
+    if (!HOP_BY_HOP.has(name.toLowerCase()) && (withLength || name !== 'content-length')) entries.push([name, headerBytes(value)]);
   });
   return Fields.fromList(entries);
+}
+
+function templateFor(key: string, headers: Headers): Template | undefined {
+  const kept = templates.get(key);
+  if (kept || key.length > MAX_TEMPLATE_KEY) return kept;
+  if (!seenOnce.has(key)) {
+    if (seenOnce.size >= MAX_SEEN_ONCE) seenOnce.clear();
+    seenOnce.add(key);
+    return undefined;
+  }
+  seenOnce.delete(key);
+  if (templates.size >= MAX_TEMPLATES) {
+    const oldest = templates.keys().next().value as string;
+    const evicted = templates.get(oldest);
+    evicted?.bare[Symbol.dispose]();
+    evicted?.full?.[Symbol.dispose]();
+    templates.delete(oldest);
+  }
+  const made: Template = { bare: fieldsOf(headers, false), full: undefined, fullLength: undefined, lastLength: undefined };
+  templates.set(key, made);
+  return made;
 }
 
 function responseFields(response: Response): Fields {
   const headers = response.headers;
   let key = '';
+  let length: string | undefined;
+  // Headers iterate with lowercase names.
   headers.forEach((value, name) => {
-    key += `${name}\n${value}\n`;
+    if (name === 'content-length') length = value;
+    else key += `${name}\n${value}\n`;
   });
-  const template = templates.get(key);
-  if (template) return template.clone();
-  if (key.length > MAX_TEMPLATE_KEY || !seenOnce.has(key)) {
-    if (seenOnce.size >= MAX_SEEN_ONCE) seenOnce.clear();
-    if (key.length <= MAX_TEMPLATE_KEY) seenOnce.add(key);
-    return fieldsOf(headers);
+  const template = templateFor(key, headers);
+  if (!template) return fieldsOf(headers, true);
+  if (length === undefined) return template.bare.clone();
+  if (length === template.fullLength && template.full) return template.full.clone();
+  if (length === template.lastLength) {
+    template.full?.[Symbol.dispose]();
+    template.full = fieldsOf(headers, true);
+    template.fullLength = length;
+    return template.full.clone();
   }
-  seenOnce.delete(key);
-  const made = fieldsOf(headers);
-  if (templates.size >= MAX_TEMPLATES) {
-    const oldest = templates.keys().next().value as string;
-    templates.get(oldest)?.[Symbol.dispose]();
-    templates.delete(oldest);
-  }
-  templates.set(key, made);
-  return made.clone();
+  template.lastLength = length;
+  const fields = template.bare.clone();
+  fields.append('content-length', encoder.encode(length));
+  return fields;
 }
 
 function write(stream: OutputStream, bytes: Uint8Array): void {
