@@ -131,16 +131,15 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
  * others out. Keyed by names and values, which hold no newline.
  *
  * StarlingMonkey puts a content-length in every Response's headers, which differs with the body,
- * so the key leaves it out: a clone gets its own appended (one call more), unless the length is
- * the one the template was last made with, once seen twice in a row (a capsule whose answers are
- * all one size).
+ * so the key leaves its value out: a clone whose length differs from the template's gets its own
+ * with `set` (one call more), and a length seen twice in a row becomes the template's. `set`, not
+ * `append`: jco's preview2-shim (`jco serve`) gives a clone the original's list of entries, which
+ * `append` would change for every later clone, while `set` makes the clone a list of its own.
  */
 interface Template {
-  /** The set without a content-length. */
-  bare: Fields;
-  /** The set with `fullLength` as its content-length. */
-  full: Fields | undefined;
-  fullLength: string | undefined;
+  fields: Fields;
+  /** The template's content-length. */
+  length: string | undefined;
   lastLength: string | undefined;
 }
 const templates = new Map<string, Template>();
@@ -149,15 +148,15 @@ const MAX_TEMPLATES = 64;
 const MAX_SEEN_ONCE = 256;
 const MAX_TEMPLATE_KEY = 4096;
 
-function fieldsOf(headers: Headers, withLength: boolean): Fields {
+function fieldsOf(headers: Headers): Fields {
   const entries: [string, Uint8Array][] = [];
   headers.forEach((value, name) => {
-    if (!HOP_BY_HOP.has(name.toLowerCase()) && (withLength || name !== 'content-length')) entries.push([name, headerBytes(value)]);
+    if (!HOP_BY_HOP.has(name.toLowerCase())) entries.push([name, headerBytes(value)]);
   });
   return Fields.fromList(entries);
 }
 
-function templateFor(key: string, headers: Headers): Template | undefined {
+function templateFor(key: string, headers: Headers, length: string | undefined): Template | undefined {
   const kept = templates.get(key);
   if (kept || key.length > MAX_TEMPLATE_KEY) return kept;
   if (!seenOnce.has(key)) {
@@ -168,12 +167,10 @@ function templateFor(key: string, headers: Headers): Template | undefined {
   seenOnce.delete(key);
   if (templates.size >= MAX_TEMPLATES) {
     const oldest = templates.keys().next().value as string;
-    const evicted = templates.get(oldest);
-    evicted?.bare[Symbol.dispose]();
-    evicted?.full?.[Symbol.dispose]();
+    templates.get(oldest)?.fields[Symbol.dispose]();
     templates.delete(oldest);
   }
-  const made: Template = { bare: fieldsOf(headers, false), full: undefined, fullLength: undefined, lastLength: undefined };
+  const made: Template = { fields: fieldsOf(headers), length, lastLength: length };
   templates.set(key, made);
   return made;
 }
@@ -187,19 +184,19 @@ function responseFields(response: Response): Fields {
     if (name === 'content-length') length = value;
     else key += `${name}\n${value}\n`;
   });
-  const template = templateFor(key, headers);
-  if (!template) return fieldsOf(headers, true);
-  if (length === undefined) return template.bare.clone();
-  if (length === template.fullLength && template.full) return template.full.clone();
+  // With and without a length are two sets: a clone can change a header but not lose one.
+  const template = templateFor(length === undefined ? key : `content-length\n${key}`, headers, length);
+  if (!template) return fieldsOf(headers);
+  if (length === template.length) return template.fields.clone();
   if (length === template.lastLength) {
-    template.full?.[Symbol.dispose]();
-    template.full = fieldsOf(headers, true);
-    template.fullLength = length;
-    return template.full.clone();
+    template.fields[Symbol.dispose]();
+    template.fields = fieldsOf(headers);
+    template.length = length;
+    return template.fields.clone();
   }
   template.lastLength = length;
-  const fields = template.bare.clone();
-  fields.append('content-length', encoder.encode(length));
+  const fields = template.fields.clone();
+  fields.set('content-length', [encoder.encode(length as string)]);
   return fields;
 }
 
