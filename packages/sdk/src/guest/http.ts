@@ -138,8 +138,9 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
  */
 interface Template {
   fields: Fields;
-  /** The template's content-length. */
+  /** The content-length in `fields`. */
   length: string | undefined;
+  /** The last length a response of this set had: the next with the same one remakes `fields`. */
   lastLength: string | undefined;
 }
 const templates = new Map<string, Template>();
