@@ -244,6 +244,40 @@ test('cookies sent in several fields reach a capsule joined as one cookie list; 
   assert.deepEqual(await seen(['Cookie: one=1']), { cookie: 'one=1', accept: null });
 });
 
+test("a request's headers give its Host, as in Workers, though StarlingMonkey's Request drops it; copies of the request do not", async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        'return Response.json({ path, count })',
+        `const headers = request.headers;
+    const seen: string[] = [];
+    headers.forEach((_value, name) => seen.push(name));
+    const before = { get: headers.get('Host'), has: headers.has('host'), names: [...headers.keys()], forEach: seen, entries: Object.fromEntries(headers) };
+    const copy = new Request(request).headers.get('host');
+    headers.set('host', 'changed.test');
+    const changed = request.headers.get('host');
+    headers.delete('HOST');
+    return Response.json({ before, copy, changed, after: [headers.get('host'), headers.has('host'), [...headers.keys()]], accept: headers.get('accept') })`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const reply = await get(port, 'counter.test', '/hits', { accept: 'text/html', 'x-late': 'z' });
+  assert.equal(reply.status, 200, reply.body);
+  assert.deepEqual(JSON.parse(reply.body), {
+    before: {
+      get: 'counter.test',
+      has: true,
+      names: ['accept', 'host', 'x-late'],
+      forEach: ['accept', 'host', 'x-late'],
+      entries: { accept: 'text/html', host: 'counter.test', 'x-late': 'z' },
+    },
+    copy: null,
+    changed: 'changed.test',
+    after: [null, false, ['accept', 'x-late']],
+    accept: 'text/html',
+  });
+});
+
 test('a JS capsule that allocates past its memory limit fails that request with a log line naming the limit, and the next request is served', async (t) => {
   const dev = await counterVariant(t, {
     manifest: (text) => text.replace('cpu = "micro"', 'cpu = "micro"\nmemory = "64mib"'),

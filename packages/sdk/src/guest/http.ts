@@ -9,6 +9,7 @@ import type { OutputStream } from 'wasi:io/streams@0.2.10';
 import type { Capsule, CapsuleEnv, ExecutionContext } from '../index.ts';
 import './globals.ts';
 import { describeError } from './errors.ts';
+import { keepHost } from './request-host.ts';
 import { unreadBodyText } from './response-text.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
@@ -114,12 +115,18 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
   fields[Symbol.dispose]();
   const scheme = incoming.scheme();
   const protocol = scheme === undefined || scheme.tag === 'HTTP' ? 'http' : scheme.tag === 'HTTPS' ? 'https' : scheme.val;
-  const authority = incoming.authority() ?? headers.get('host') ?? 'localhost';
+  const host = headers.get('host');
+  const authority = incoming.authority() ?? host ?? 'localhost';
   const url = `${protocol}://${authority}${incoming.pathWithQuery() ?? '/'}`;
-  if (method === 'GET' || method === 'HEAD') return { request: new Request(url, { method, headers }), release: () => {} };
+  if (method === 'GET' || method === 'HEAD') return { request: withHost(new Request(url, { method, headers }), host), release: () => {} };
   const { body, release } = bodyStream(incoming);
   // `duplex: 'half'` is what the Fetch standard asks for a streamed request body.
-  return { request: new Request(url, { method, headers, body, duplex: 'half' } as RequestInit), release };
+  return { request: withHost(new Request(url, { method, headers, body, duplex: 'half' } as RequestInit), host), release };
+}
+
+function withHost(request: Request, host: string | null): Request {
+  if (host !== null) keepHost(request, host);
+  return request;
 }
 
 /**
