@@ -28,16 +28,41 @@ async function runtimeFor(t: TestContext, options: Omit<HostRuntimeOptions, 'dat
   return { runtime, dataDir };
 }
 
-function get(port: number, host: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string }> {
+/** A request's status, headers and body, with the method given (HEAD too). */
+function exchange(
+  port: number,
+  path: string,
+  { host = 'counter.test', method = 'GET', headers = {} }: { host?: string; method?: string; headers?: Record<string, string> } = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
   return new Promise((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, path, headers: { ...headers, host }, agent: false }, (res) => {
+    const outgoing = request({ host: '127.0.0.1', port, path, method, headers: { ...headers, host }, agent: false }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+      // A body cut short of its content-length ends the connection, not the response.
+      res.on('close', () => {
+        if (!res.complete) reject(new Error(`${path}: the connection closed after ${Buffer.concat(chunks).length} bytes of the body`));
+      });
     });
     outgoing.on('error', reject);
     outgoing.end();
   });
+}
+
+async function get(
+  port: number,
+  host: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; body: string }> {
+  const { status, body } = await exchange(port, path, { host, headers });
+  return { status, body };
 }
 
 /** A POST whose body goes in two writes 20 ms apart, so that it reaches the capsule as a stream, not whole. */
@@ -684,33 +709,6 @@ test("a response's content-length is the body's when the body is whole, and a st
   }
 });
 
-/** A request's status, headers and body, with the method given (HEAD too). */
-function exchange(
-  port: number,
-  path: string,
-  method = 'GET',
-): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: string }> {
-  return new Promise((resolve, reject) => {
-    const outgoing = request({ host: '127.0.0.1', port, path, method, headers: { host: 'counter.test' }, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-      // A body cut short of its content-length ends the connection, not the response.
-      res.on('close', () => {
-        if (!res.complete) reject(new Error(`${path}: the connection closed after ${Buffer.concat(chunks).length} bytes of the body`));
-      });
-    });
-    outgoing.on('error', reject);
-    outgoing.end();
-  });
-}
-
 test('answers made from a string or Response.json go out with their bytes, headers and status; a header set seen again is cloned from a template, never mixed with another', async (t) => {
   const dev = await counterVariant(t, {
     source: (text) =>
@@ -770,7 +768,7 @@ test('answers made from a string or Response.json go out with their bytes, heade
   assert.equal(text.body, `h\u00e9llo w\u00f6rld \u{1f600} ${'x'.repeat(9000)}.`);
   assert.equal(text.headers['content-type'], 'text/plain;charset=UTF-8');
   assert.equal(text.headers['content-length'], String(Buffer.byteLength(text.body)));
-  const head = await exchange(port, '/text', 'HEAD');
+  const head = await exchange(port, '/text', { method: 'HEAD' });
   assert.equal(head.status, 200);
   assert.equal(head.body, '');
 
