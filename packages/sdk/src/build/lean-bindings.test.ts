@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { runInContext, runInNewContext } from 'node:vm';
 import { leanBindings } from './lean-bindings.ts';
 
 // The shapes componentize-js 0.23 generates, written out here: a string encoder that measures a
@@ -52,7 +53,7 @@ function lowered(arg0) {
 }
 `;
 
-/** The module's encoder, run in Node.js against a memory of its own. */
+/** The bindings' encoder, the script run in a context of its own as the engine runs it, against a memory of its own. */
 function encoderOf(code: string) {
   const memory = { buffer: new ArrayBuffer(1 << 16) };
   let next = 8;
@@ -61,10 +62,9 @@ function encoderOf(code: string) {
     next += size;
     return ptr;
   };
-  const start = code.indexOf('function _utf8AllocateAndEncode');
-  const source = `${code.slice(0, code.indexOf('\nconst _debugLog'))}\nreturn _utf8AllocateAndEncode;`;
-  assert.ok(start !== -1);
-  const encode = new Function(source)() as (s: string, r: typeof realloc, m: typeof memory) => { ptr: number; len: number };
+  const script = runInNewContext(`${code}\n;globalThis`, { TextEncoder, TextDecoder }) as Record<string, unknown>;
+  const encode = script._utf8AllocateAndEncode as (s: string, r: typeof realloc, m: typeof memory) => { ptr: number; len: number };
+  assert.equal(typeof encode, 'function');
   return (text: string) => {
     const { ptr, len } = encode(text, realloc, memory);
     return { ptr, bytes: [...new Uint8Array(memory.buffer, ptr, len)] };
@@ -99,4 +99,68 @@ test('bindings of another shape are left as they are', () => {
   assert.equal(lean.removedLogs, 1);
   assert.match(lean.code, /_debugLog\('\[Instruction::Exit\]'/);
   assert.ok(lean.code.includes(other.slice(other.indexOf('function _utf8AllocateAndEncode'), other.indexOf('\nconst _debugLog'))));
+});
+
+// The shape of the rest: the engine's globals read at the top level, resource classes whose
+// methods nest a helper, a function nesting one at the same indentation as the tail's, an export
+// the engine calls by name, and the splicer's indented tail.
+const SCRIPT = `let { TextEncoder, TextDecoder } = contentGlobal;
+let repTable = new Map();
+let [$memory, $call] = $bindings;
+delete globalThis.$bindings;
+class import_types$Fields {
+  entries() {
+    function helper(arg0) {
+      return $call(arg0) + repTable.size;
+    }
+    return helper(1);
+  }
+}
+function import_poll(arg0) {
+  function lift(value) { return value + 1; }
+  return lift(arg0);
+}
+async function export_handler$handle(arg0) {
+  return incomingHandle(new import_types$Fields(), import_poll(arg0));
+}
+defineBuiltinModule('wasi:http/types', { Fields: import_types$Fields });
+  let incomingHandle;
+  function bindExports(sourceName) {
+    incomingHandle = $source_mod.handle;
+    repTable.set('source', sourceName);
+  }
+`;
+
+function engine() {
+  const modules = new Map<string, unknown>();
+  const context = {
+    contentGlobal: { TextEncoder, TextDecoder },
+    $bindings: [{ buffer: new ArrayBuffer(8) }, (value: number) => value * 10],
+    defineBuiltinModule: (name: string, value: unknown) => modules.set(name, value),
+    $source_mod: { handle: (fields: { entries(): number }, arg: number) => fields.entries() + arg },
+  };
+  return { context, modules };
+}
+
+test('the bindings run inside one function: their names are closure variables, and what the engine calls is on the global', async () => {
+  const lean = leanBindings(SCRIPT);
+  assert.deepEqual(lean.globals.sort(), ['bindExports', 'export_handler$handle', 'import_poll', 'import_types$Fields', 'lift']);
+  const { context, modules } = engine();
+  runInNewContext(lean.code, context);
+  const global = context as unknown as Record<string, unknown>;
+  assert.equal(typeof global.bindExports, 'function');
+  assert.equal(typeof global.export_handler$handle, 'function');
+  assert.equal(global.$bindings, undefined, 'the top level still ran: it deleted $bindings');
+  assert.ok(modules.has('wasi:http/types'));
+  assert.equal(typeof global.import_poll, 'function', 'a top-level function stays a global, as in a script');
+  // The script's own other names are no longer globals, and no nested function was put on the global.
+  for (const name of ['repTable', '$memory', '$call', 'incomingHandle', 'helper', 'lift'])
+    assert.equal(runInContext(`typeof ${name}`, global), 'undefined', name);
+  (global.bindExports as (name: string) => void)('capsule.js');
+  assert.equal(await (global.export_handler$handle as (arg: number) => Promise<number>)(5), 10 + 1 + 6);
+
+  // As componentize-js makes it, the same script leaves every one of those names global.
+  const stock = engine();
+  runInNewContext(SCRIPT, stock.context);
+  assert.equal(runInContext('typeof repTable', stock.context), 'object');
 });
