@@ -214,7 +214,12 @@ function write(stream: OutputStream, bytes: Uint8Array): void {
   }
 }
 
-async function send(response: Response, outparam: ResponseOutparam, method: string): Promise<void> {
+/**
+ * Sends the response: at once when its body is a string or nothing (no promise made, and none
+ * awaited: each costs a JS capsule several microseconds, SpiderMonkey recording the stack at
+ * every promise made and settled), else a promise that ends when the body has streamed through.
+ */
+function send(response: Response, outparam: ResponseOutparam, method: string): Promise<void> | undefined {
   const outgoing = new OutgoingResponse(responseFields(response));
   // An outgoing-response starts at 200: one call fewer for most answers.
   if (response.status !== 200) outgoing.setStatusCode(response.status);
@@ -222,16 +227,20 @@ async function send(response: Response, outparam: ResponseOutparam, method: stri
   ResponseOutparam.set(outparam, { tag: 'ok', val: outgoing });
   const stream = body.write();
   const text = method === 'HEAD' ? undefined : unreadBodyText(response);
-  if (text !== undefined) {
-    write(stream, encoder.encode(text));
-  } else if (response.body && method !== 'HEAD') {
-    // Stream the body through in pieces, so a large response is never held whole.
-    const reader = response.body.getReader();
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      write(stream, value);
-    }
+  if (text !== undefined) write(stream, encoder.encode(text));
+  else if (response.body && method !== 'HEAD') return streamBody(response.body, stream, body);
+  stream[Symbol.dispose]();
+  OutgoingBody.finish(body, undefined);
+  return undefined;
+}
+
+/** Streams a body through in pieces, so a large response is never held whole. */
+async function streamBody(source: ReadableStream<Uint8Array>, stream: OutputStream, body: OutgoingBody): Promise<void> {
+  const reader = source.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    write(stream, value);
   }
   stream[Symbol.dispose]();
   OutgoingBody.finish(body, undefined);
@@ -278,7 +287,8 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
         response = failure(500, 'Internal Server Error');
       }
       try {
-        await send(response, outparam, method);
+        const sending = send(response, outparam, method);
+        if (sending) await sending;
         // The response has ended; the request goes on until what it handed to waitUntil settles
         // (and what that handed on in turn).
         while (waiting.length > 0) {
