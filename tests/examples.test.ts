@@ -56,11 +56,12 @@ for (const name of EXAMPLES) {
     const manifest = await manifestOf(name);
     const component = await readFile(await buildExample(name));
     const { imports, exports } = await componentInterfaces(component);
-    // The engine keeps its scripts' text: the bindings are there, without their per-call logs
-    // (the build's lean-bindings.ts).
+    // The engine keeps its scripts' text: the bindings are there, without their per-call logs and
+    // enclosed in one function (the build's lean-bindings.ts).
     const text = component.toString('latin1');
     assert.ok(text.includes('const _debugLog'), 'the bindings are in the component');
     assert.ok(!text.includes("_debugLog('[Instruction::CallWasm] enter'"), 'no per-call log is left');
+    assert.ok(text.includes('globalThis.bindExports = bindExports;'), 'the bindings run inside one function, bindExports put back on the global');
     assert.deepEqual(exports, [INCOMING_HANDLER]);
     const { checks, unknown } = checkImports(manifest, imports);
     assert.deepEqual(unknown, []);
