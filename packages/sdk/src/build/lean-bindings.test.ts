@@ -164,3 +164,62 @@ test('the bindings run inside one function: their names are closure variables, a
   runInNewContext(SCRIPT, stock.context);
   assert.equal(runInContext('typeof repTable', stock.context), 'object');
 });
+
+// Resource methods as the splicer writes them: a helper made and called on every call.
+const METHODS = `class import_types$Fields {
+  get(arg0) {
+    function helper(arg0, arg1) {
+      var handle0 = arg0[symbolRscHandle];
+      var rsc1 = new.target === import_types$Fields ? this : Object.create(import_types$Fields.prototype);
+      return [handle0, arg1, rsc1 instanceof import_types$Fields];
+    }
+    return helper(this, arg0);
+  }
+  entries() {
+    function helper(arg0) {
+      return arg0[symbolRscHandle] * 2;
+    }
+    return helper(this);
+  }
+  swapped(arg0, arg1) {
+    function helper(arg0, arg1, arg2) {
+      return [arg1, arg2];
+    }
+    return helper(this, arg1, arg0);
+  }
+  counted(arg0) {
+    function helper(arg0, arg1) {
+      return arguments.length;
+    }
+    return helper(this, arg0);
+  }
+}
+const symbolRscHandle = Symbol('handle');
+function make(handle) {
+  const fields = Object.create(import_types$Fields.prototype);
+  fields[symbolRscHandle] = handle;
+  return fields;
+}
+`;
+
+test("resource methods run their helper's body in place, where that keeps what they do", () => {
+  const lean = leanBindings(METHODS);
+  assert.equal(lean.inlined, 2, 'get and entries; not the method passing its arguments out of order, nor the one reading `arguments`');
+  assert.equal(lean.code.match(/function helper\(/g)?.length, 2);
+  const run = (code: string) => {
+    const context: Record<string, unknown> = {};
+    runInNewContext(`${code}\n;globalThis.fields = make(21);`, context);
+    const fields = context.fields as Record<string, (...args: unknown[]) => unknown>;
+    // Through JSON: the values are the other context's arrays.
+    return JSON.parse(JSON.stringify([fields.get?.('accept'), fields.entries?.(), fields.swapped?.('a', 'b'), fields.counted?.('x')]));
+  };
+  assert.deepEqual(run(lean.code), run(METHODS));
+  assert.deepEqual(run(lean.code), [[21, 'accept', true], 42, ['b', 'a'], 2]);
+});
+
+test('bindings the rewrites would leave unparsable are left as componentize-js made them', () => {
+  const broken = `${SCRIPT}\nfunction unfinished(arg0) {\n`;
+  const lean = leanBindings(broken);
+  assert.equal(lean.code, broken);
+  assert.deepEqual([lean.removedLogs, lean.encoder, lean.globals, lean.inlined], [0, false, [], 0]);
+});

@@ -3,8 +3,11 @@
 // component is made. Those bindings run in the engine's interpreter, where each statement
 // counts: every call to the host built two object literals for `_debugLog`, which returns at
 // once unless `process.env.JCO_DEBUG` is set (a capsule has no `process`), every string
-// argument was measured a character at a time before TextEncoder copied it, and every name the
-// bindings declared was a global, looked up by name at each use (`enclosed`).
+// argument was measured a character at a time before TextEncoder copied it, every name the
+// bindings declared was a global, looked up by name at each use (`enclosed`), and every method
+// of a resource made a function to call (`inlinedHelpers`).
+
+import { Script } from 'node:vm';
 
 /** `_debugLog('[Instruction::CallWasm] enter', {...});` and `_debugLog('[Instruction::Return]', {...});` */
 const CALL_LOGS = /_debugLog\('\[Instruction::(?:CallWasm\] enter|Return\])', \{[^{}]*\}\);/g;
@@ -36,6 +39,8 @@ export interface LeanBindings {
   encoder: boolean;
   /** The functions and classes put back on the global object from the enclosing function. */
   globals: string[];
+  /** How many resource methods had their helper inlined. */
+  inlined: number;
 }
 
 /** A function or class declared at the top level: the generated code indents those by 0 or 2. */
@@ -60,6 +65,47 @@ function enclosed(code: string): { code: string; globals: string[] } {
   return { code: `(() => {\n${code}\n${putBack}\n})();\n`, globals };
 }
 
+/**
+ * A resource method as the bindings generate it: a `helper` function made on every call, then
+ * called with the resource as its first argument and the method's own arguments after it.
+ */
+const METHOD_WITH_HELPER =
+  /^ {2}([A-Za-z_$][\w$]*)\(([^)]*)\) \{\n {4}function helper\((arg0(?:, [^)]*)?)\) \{\n([\s\S]*?)\n {4}\}\n {4}return helper\(this((?:, [^)]*)?)\);\n {2}\}/gm;
+
+const parameterNames = (list: string | undefined) =>
+  (list ?? '')
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '');
+
+/**
+ * Each resource method with its helper's body in place of the helper: no function object made
+ * and no extra call on every call to the host (in SpiderMonkey's interpreter both count). The
+ * method takes the helper's names for its arguments and `arg0` is the resource, as it was. Only
+ * where that keeps the meaning: the call passes the method's arguments in order, and the body
+ * neither reads `arguments` nor declares one of those names again, nor uses `this` except in
+ * the resource constructors' `new.target === X ? this : ...` (never true in a method). Returns
+ * the code and how many methods it rewrote. In a capsule calling the host in a loop (fastest of
+ * 5 runs of 500 calls, three hosts of each in turn): `method()` 1.30-1.40 -> 1.16-1.21 us.
+ */
+function inlinedHelpers(code: string): { code: string; inlined: number } {
+  let inlined = 0;
+  const rewritten = code.replace(
+    METHOD_WITH_HELPER,
+    (whole, name: string, params: string, helperParams: string, body: string, callArgs: string) => {
+      const own = parameterNames(params);
+      const [first, ...rest] = parameterNames(helperParams);
+      const passed = parameterNames(callArgs);
+      if (first !== 'arg0' || rest.length !== own.length || passed.join() !== own.join()) return whole;
+      if (/\barguments\b/.test(body) || /\b(?:let|const|var|class|function)\s+arg\d+\b/.test(body)) return whole;
+      if (/\bthis\b/.test(body.replace(/new\.target === [\w$]+ \? this :/g, ''))) return whole;
+      inlined++;
+      return `  ${name}(${rest.join(', ')}) {\n    const arg0 = this;\n${body}\n  }`;
+    },
+  );
+  return { code: rewritten, inlined };
+}
+
 /** Ends of the generated encoder: the end of the function after its last `return res;`. */
 function encoderEnd(code: string, start: number): number {
   const marker = code.indexOf('return res;', start);
@@ -70,7 +116,8 @@ function encoderEnd(code: string, start: number): number {
 
 /**
  * The bindings without their per-call waste. Anything not found as expected (another
- * componentize-js version) is left as it was: the component is then as componentize-js made it.
+ * componentize-js version) is left as it was, and so are the whole bindings if the result does
+ * not parse: the component is then as componentize-js made it.
  */
 export function leanBindings(code: string): LeanBindings {
   let removedLogs = 0;
@@ -86,6 +133,14 @@ export function leanBindings(code: string): LeanBindings {
     lean = lean.slice(0, start) + LEAN_ENCODER + lean.slice(end);
     encoder = true;
   }
-  const { code: body, globals } = enclosed(lean);
-  return { code: body, removedLogs, encoder, globals };
+  const methods = inlinedHelpers(lean);
+  const { code: body, globals } = enclosed(methods.code);
+  // A rewrite that broke the script's syntax would fail the component at its first start; the
+  // bindings as componentize-js made them are better than that.
+  try {
+    new Script(body);
+  } catch {
+    return { code, removedLogs: 0, encoder: false, globals: [], inlined: 0 };
+  }
+  return { code: body, removedLogs, encoder, globals, inlined: methods.inlined };
 }
