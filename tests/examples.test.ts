@@ -61,7 +61,10 @@ for (const name of EXAMPLES) {
     const text = component.toString('latin1');
     assert.ok(text.includes('const _debugLog'), 'the bindings are in the component');
     assert.ok(!text.includes("_debugLog('[Instruction::CallWasm] enter'"), 'no per-call log is left');
-    assert.ok(text.includes('globalThis.bindExports = bindExports;'), 'the bindings run inside one function, bindExports put back on the global');
+    assert.ok(
+      text.includes('globalThis.bindExports = bindExports;'),
+      'the bindings run inside one function, bindExports put back on the global',
+    );
     assert.ok(text.includes('const arg0 = this;'), "the resource methods run their helpers' bodies in place");
     assert.deepEqual(exports, [INCOMING_HANDLER]);
     const { checks, unknown } = checkImports(manifest, imports);
