@@ -54,10 +54,11 @@ const TOP_LEVEL_DECLARATION = /^ {0,2}(?:(?:async[ \t]+)?function[ \t]*\*?[ \t]*
  * inside a function they are closure variables, read by slot. Measured in a capsule calling the
  * host in a loop (`method()` 1.55 -> 1.33 us, `headers().entries()` of three headers 19.9-22.6
  * -> 17.3-17.6 us), and in examples/hello's whole `handle` under load (fastest 112-114 -> 107-109
- * us; with a browser's request headers 220-223 -> 205-211 us). The engine finds `bindExports` and the `export_*` functions on the global
- * object, as a script's top-level functions are, so each function and class declared at the top
- * level is put back there. `typeof` tells which of the names found are in scope: a function
- * nested in another and indented the same way is not, and is left alone.
+ * us; with a browser's request headers 220-223 -> 205-211 us). The engine finds `bindExports`
+ * and the `export_*` functions on the global object, as a script's top-level functions are, so
+ * each function and class declared at the top level is put back there. `typeof` tells which of
+ * the names found are in scope: a function nested in another and indented the same way is not,
+ * and is left alone.
  */
 function enclosed(code: string): { code: string; globals: string[] } {
   const globals = [...new Set(Array.from(code.matchAll(TOP_LEVEL_DECLARATION), (match) => match[1] as string))];
