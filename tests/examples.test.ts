@@ -66,6 +66,7 @@ for (const name of EXAMPLES) {
       'the bindings run inside one function, bindExports put back on the global',
     );
     assert.ok(text.includes('const arg0 = this;'), "the resource methods run their helpers' bodies in place");
+    assert.doesNotMatch(text, /finalizationRegistry_[\w$]+\.register\(/, 'no resource is registered for finalization');
     assert.deepEqual(exports, [INCOMING_HANDLER]);
     const { checks, unknown } = checkImports(manifest, imports);
     assert.deepEqual(unknown, []);

@@ -221,5 +221,41 @@ test('bindings the rewrites would leave unparsable are left as componentize-js m
   const broken = `${SCRIPT}\nfunction unfinished(arg0) {\n`;
   const lean = leanBindings(broken);
   assert.equal(lean.code, broken);
-  assert.deepEqual([lean.removedLogs, lean.encoder, lean.globals, lean.inlined], [0, false, [], 0]);
+  assert.deepEqual([lean.removedLogs, lean.encoder, lean.globals, lean.inlined, lean.finalization], [0, false, [], 0, 0]);
+});
+
+// A resource's life as the splicer writes it: registered for finalization when made, taken out
+// when dropped.
+const LIFE = `const dropped = [];
+const symbolRscHandle = Symbol('handle');
+const finalizationRegistry_import$types$fields = new FinalizationRegistry((handle) => {
+  dropped.push(handle);
+});
+class import_types$Fields {
+  static dropped() {
+    return dropped;
+  }
+  static make(handle) {
+    var rsc0 = Object.create(import_types$Fields.prototype);
+    Object.defineProperty(rsc0, symbolRscHandle, { writable: true, value: handle});
+    finalizationRegistry_import$types$fields.register(rsc0, handle, rsc0);
+    return rsc0;
+  }
+  [Symbol.dispose]() {
+    finalizationRegistry_import$types$fields.unregister(this);
+    dropped.push(this[symbolRscHandle]);
+    this[symbolRscHandle] = undefined;
+  }
+}
+`;
+
+test('resources are not registered for finalization; dropping one still drops its handle', () => {
+  const lean = leanBindings(LIFE);
+  assert.equal(lean.finalization, 2);
+  assert.doesNotMatch(lean.code, /\.(?:un)?register\(/);
+  assert.match(lean.code, /new FinalizationRegistry/, 'the registries stay, unused');
+  const context: Record<string, unknown> = {};
+  runInNewContext(lean.code, context);
+  const dropped = runInNewContext('import_types$Fields.make(7)[Symbol.dispose](); import_types$Fields.dropped()', context);
+  assert.deepEqual(JSON.parse(JSON.stringify(dropped)), [7]);
 });

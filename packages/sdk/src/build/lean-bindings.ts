@@ -4,8 +4,9 @@
 // counts: every call to the host built two object literals for `_debugLog`, which returns at
 // once unless `process.env.JCO_DEBUG` is set (a capsule has no `process`), every string
 // argument was measured a character at a time before TextEncoder copied it, every name the
-// bindings declared was a global, looked up by name at each use (`enclosed`), and every method
-// of a resource made a function to call (`inlinedHelpers`).
+// bindings declared was a global, looked up by name at each use (`enclosed`), every method of a
+// resource made a function to call (`inlinedHelpers`), and every resource made was registered for
+// finalization, which kept memory until a full collection (`unregistered`).
 
 import { Script } from 'node:vm';
 
@@ -41,6 +42,8 @@ export interface LeanBindings {
   globals: string[];
   /** How many resource methods had their helper inlined. */
   inlined: number;
+  /** How many finalization registrations and unregistrations went. */
+  finalization: number;
 }
 
 /** A function or class declared at the top level: the generated code indents those by 0 or 2. */
@@ -107,6 +110,29 @@ function inlinedHelpers(code: string): { code: string; inlined: number } {
   return { code: rewritten, inlined };
 }
 
+/** A resource put into, or taken out of, the finalization registry of its type: one statement a line. */
+const FINALIZATION_CALL = /^[ \t]*finalizationRegistry_[\w$]+\.(?:register|unregister)\([\w$, ]*\);[ \t]*\n/gm;
+
+/**
+ * The bindings without their finalization registrations. They register every resource they make
+ * with a FinalizationRegistry, so that one the capsule forgets is dropped once collected, and take
+ * it out again at its first method call (so that this rarely happened); but SpiderMonkey keeps
+ * every registration's record until a full collection, about 250 bytes a resource made: a JS
+ * capsule's memory climbed under load (hello about 2 KiB a request) until its collector held it
+ * near 94 MiB, and the host replaced an instance of the default class near its 128 MiB limit.
+ * Without them a resource lives until the capsule drops it (`[Symbol.dispose]()`, as the SDK
+ * does with each one it makes) or hands it on, or until the instance ends. Returns the code and
+ * how many statements went.
+ */
+function unregistered(code: string): { code: string; removed: number } {
+  let removed = 0;
+  const rewritten = code.replace(FINALIZATION_CALL, () => {
+    removed++;
+    return '';
+  });
+  return { code: rewritten, removed };
+}
+
 /** Ends of the generated encoder: the end of the function after its last `return res;`. */
 function encoderEnd(code: string, start: number): number {
   const marker = code.indexOf('return res;', start);
@@ -134,14 +160,15 @@ export function leanBindings(code: string): LeanBindings {
     lean = lean.slice(0, start) + LEAN_ENCODER + lean.slice(end);
     encoder = true;
   }
-  const methods = inlinedHelpers(lean);
+  const registrations = unregistered(lean);
+  const methods = inlinedHelpers(registrations.code);
   const { code: body, globals } = enclosed(methods.code);
   // A rewrite that broke the script's syntax would fail the component at its first start; the
   // bindings as componentize-js made them are better than that.
   try {
     new Script(body);
   } catch {
-    return { code, removedLogs: 0, encoder: false, globals: [], inlined: 0 };
+    return { code, removedLogs: 0, encoder: false, globals: [], inlined: 0, finalization: 0 };
   }
-  return { code: body, removedLogs, encoder, globals, inlined: methods.inlined };
+  return { code: body, removedLogs, encoder, globals, inlined: methods.inlined, finalization: registrations.removed };
 }

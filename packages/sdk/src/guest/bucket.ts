@@ -110,6 +110,9 @@ export function openBucket(label = 'default'): Bucket {
           // The upload failed already; the first error is the one worth reporting.
         }
         throw error;
+      } finally {
+        // The host's handle goes with it: nothing drops a resource the capsule forgets.
+        upload[Symbol.dispose]();
       }
     },
     get(name, options = {}) {
