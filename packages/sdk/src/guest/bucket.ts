@@ -31,6 +31,16 @@ export interface ObjectPage {
 
 export type PutBody = string | Uint8Array | ArrayBuffer | Blob | ReadableStream<Uint8Array>;
 
+/**
+ * Drops a resource's handle. `Symbol.dispose` looked up rather than typed: a capsule project's
+ * TypeScript lib (ES2023, as `stratum init` writes it) has no `Symbol.dispose`, and its tsc
+ * checks this file; the engine has it.
+ */
+function drop(resource: object): void {
+  const dispose = (Symbol as unknown as { dispose: symbol }).dispose;
+  (resource as Record<symbol, () => void>)[dispose]?.();
+}
+
 /** An object storage bucket the manifest grants (`[capabilities] bucket = ["uploads"]`). */
 export interface Bucket {
   readonly label: string;
@@ -112,7 +122,7 @@ export function openBucket(label = 'default'): Bucket {
         throw error;
       } finally {
         // The host's handle goes with it: nothing drops a resource the capsule forgets.
-        upload[Symbol.dispose]();
+        drop(upload);
       }
     },
     get(name, options = {}) {
