@@ -113,6 +113,16 @@ function inlinedHelpers(code: string): { code: string; inlined: number } {
 /** A resource put into, or taken out of, the finalization registry of its type: one statement a line. */
 const FINALIZATION_CALL = /^[ \t]*finalizationRegistry_[\w$]+\.(?:register|unregister)\([\w$, ]*\);[ \t]*\n/gm;
 
+/** `code` without every match of `pattern` (a global one), and how many there were. */
+function withoutAll(code: string, pattern: RegExp): { code: string; removed: number } {
+  let removed = 0;
+  const rewritten = code.replace(pattern, () => {
+    removed++;
+    return '';
+  });
+  return { code: rewritten, removed };
+}
+
 /**
  * The bindings without their finalization registrations. They register every resource they make
  * with a FinalizationRegistry, so that one the capsule forgets is dropped once collected, and take
@@ -125,12 +135,7 @@ const FINALIZATION_CALL = /^[ \t]*finalizationRegistry_[\w$]+\.(?:register|unreg
  * how many statements went.
  */
 function unregistered(code: string): { code: string; removed: number } {
-  let removed = 0;
-  const rewritten = code.replace(FINALIZATION_CALL, () => {
-    removed++;
-    return '';
-  });
-  return { code: rewritten, removed };
+  return withoutAll(code, FINALIZATION_CALL);
 }
 
 /** Ends of the generated encoder: the end of the function after its last `return res;`. */
@@ -147,11 +152,9 @@ function encoderEnd(code: string, start: number): number {
  * not parse: the component is then as componentize-js made it.
  */
 export function leanBindings(code: string): LeanBindings {
-  let removedLogs = 0;
-  let lean = code.replace(CALL_LOGS, () => {
-    removedLogs++;
-    return '';
-  });
+  const logs = withoutAll(code, CALL_LOGS);
+  const removedLogs = logs.removed;
+  let lean = logs.code;
   let encoder = false;
   const start = lean.indexOf(ENCODER_HEAD);
   const end = start === -1 ? -1 : encoderEnd(lean, start);
