@@ -2,6 +2,7 @@
 // that instance is ended (CPU limit, trap), what waited behind never started there: it must be
 // served by another instance, not lost or failed with it.
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { startHarness } from './fixtures/hostile/harness.ts';
 import { buildHostile } from './support/tiny.ts';
@@ -67,4 +68,40 @@ test('a request that runs long gets nothing queued behind it: another instance s
   const counts = replies.map((reply) => Number(/(\d+)\n$/.exec(reply.body.toString())?.[1])).sort((a, b) => a - b);
   assert.deepEqual(counts, [1, 2, 3, 4]);
   assert.equal((await looping).status, 504);
+});
+
+test('each request is metered for its own CPU time, also when requests run back to back', async (t) => {
+  // The worker reads the thread's CPU clock once between two requests it runs in a row: the end
+  // of one is the start of the next. A quick request right behind a long one must not be charged
+  // for it, nor the long one lose its time.
+  const host = await startHarness(t, { instancesPerCapsule: 1, pipeline: { headAgeMs: 60_000 } });
+  await host.install('moody', await buildHostile('moody'), { manifest: '[resources]\ncpu = "small"\n' });
+  assert.equal((await host.get('moody.test', '/')).status, 200);
+  const records: { path: string; cpuMs: number }[] = [];
+  host.runtime.onRequest((record) => records.push({ path: record.path, cpuMs: record.cpuMs }));
+  // Pipelined on one connection, written at once: the ingress takes them in one turn, and the
+  // instance gets them in one message, to run one after another.
+  const paths = ['/spin', '/after-0', '/spin', '/after-1', '/after-2'];
+  const socket = connect(host.port, '127.0.0.1');
+  socket.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: moody.test\r\n\r\n`).join(''));
+  let received = '';
+  socket.setEncoding('latin1');
+  for await (const chunk of socket) {
+    received += chunk;
+    if (received.split('HTTP/1.1 200').length - 1 === paths.length) break;
+  }
+  socket.destroy();
+  // A request's record is made once its response has gone.
+  for (let tries = 0; tries < 200 && records.length < paths.length; tries++) await new Promise((resolve) => setTimeout(resolve, 5));
+  assert.deepEqual(
+    records.map((record) => record.path),
+    paths,
+  );
+  const spins = records.filter((record) => record.path === '/spin').map((record) => record.cpuMs);
+  const quick = records.filter((record) => record.path !== '/spin').map((record) => record.cpuMs);
+  t.diagnostic(`CPU ms: spins ${spins.map((ms) => ms.toFixed(2)).join(', ')}; the others ${quick.map((ms) => ms.toFixed(3)).join(', ')}`);
+  // The thread's CPU clock (getrusage) can move in steps of a scheduler tick, a few ms: a quick
+  // request may show one. A spin's tens of ms carried into the next would show as much again.
+  const halfASpin = Math.min(...spins) / 2;
+  for (const ms of quick) assert.ok(ms >= 0 && ms < halfASpin, `a quick request metered ${ms} ms next to spins of ${spins.join(', ')} ms`);
 });
