@@ -5,12 +5,13 @@
  * two, so a value that was not ASCII reached a capsule altered and went back out altered again.
  */
 
-/** A value from Node.js as the bytes that were on the wire. */
+/**
+ * A value from Node.js as the bytes that were on the wire (Node.js makes these strings from
+ * bytes, so every character is below 0x100). A short one is cut from Node.js's shared pool
+ * rather than given an ArrayBuffer of its own (see `GuestMemory.passingBytes`).
+ */
 export function headerValueBytes(text: string): Uint8Array {
-  const bytes = new Uint8Array(text.length);
-  // Node.js makes these strings from bytes, so every character is below 0x100.
-  for (let index = 0; index < text.length; index++) bytes[index] = text.charCodeAt(index);
-  return bytes;
+  return Buffer.from(text, 'latin1');
 }
 
 /** Bytes to go on the wire as the string Node.js writes byte for byte. */
