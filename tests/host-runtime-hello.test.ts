@@ -45,29 +45,34 @@ test('examples/hello answers through the ingress with the right Host header; an 
   // The capsule echoes the request's content-type: a value that is not ASCII comes back byte for
   // byte (Node.js writes and reads header values one byte a character, latin1), here "€" in UTF-8
   // and a latin1 "é".
+  const echoType = (contentType: string) =>
+    new Promise<{ status: number; contentType: string | undefined }>((resolve, reject) => {
+      const outgoing = request(
+        {
+          host: '127.0.0.1',
+          port: host.port,
+          path: '/echo',
+          method: 'POST',
+          headers: { host: 'hello.example', 'content-type': contentType },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] }));
+        },
+      );
+      outgoing.on('error', reject);
+      // A Buffer: Node.js writes the head and a string body as one UTF-8 string, which would alter the head.
+      outgoing.end(Buffer.from('hi'));
+    });
   const contentType = Buffer.from([...Buffer.from('text/plain; name='), 0xe2, 0x82, 0xac, 0x3b, 0x20, 0xe9]).toString('latin1');
-  const typed = await new Promise<{ status: number; contentType: string | undefined }>((resolve, reject) => {
-    const outgoing = request(
-      {
-        host: '127.0.0.1',
-        port: host.port,
-        path: '/echo',
-        method: 'POST',
-        headers: { host: 'hello.example', 'content-type': contentType },
-      },
-      (res) => {
-        res.resume();
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, contentType: res.headers['content-type'] }));
-      },
+  // And one longer than the slices the SDK reads a value in (8,192 bytes).
+  for (const sent of [contentType, `${contentType}; pad=${'p'.repeat(10_000)}\u00e9`]) {
+    const typed = await echoType(sent);
+    assert.equal(typed.status, 200);
+    assert.deepEqual(
+      [...Buffer.from(typed.contentType ?? '', 'latin1')],
+      [...Buffer.from(sent, 'latin1')],
+      `the content-type of ${sent.length} bytes came back altered`,
     );
-    outgoing.on('error', reject);
-    // A Buffer: Node.js writes the head and a string body as one UTF-8 string, which would alter the head.
-    outgoing.end(Buffer.from('hi'));
-  });
-  assert.equal(typed.status, 200);
-  assert.deepEqual(
-    [...Buffer.from(typed.contentType ?? '', 'latin1')],
-    [...Buffer.from(contentType, 'latin1')],
-    'the content-type came back altered',
-  );
+  }
 });

@@ -29,7 +29,6 @@ const WRITE_CHUNK = 4096;
 const READ_CHUNK = 65536n;
 
 const encoder = new TextEncoder();
-const decoder = new TextDecoder();
 
 const NON_ASCII = /[\u0080-\uffff]/;
 
@@ -37,11 +36,12 @@ const NON_ASCII = /[\u0080-\uffff]/;
  * A header value's bytes as the Fetch API holds them: a ByteString, one character per byte, as
  * browsers, workerd and Node.js give them. UTF-8 would make a character over 0xff of valid UTF-8,
  * which `Headers` refuses (a TypeError, so the request failed), and the response's bytes would
- * differ from the request's. Most values are ASCII, on which the native UTF-8 decoder agrees.
+ * differ from the request's. `fromCharCode` over the bytes is that, and in StarlingMonkey takes
+ * half the time of the native UTF-8 decoder and an ASCII check (0.4 against 0.7 us for 15 bytes).
  */
 function headerText(bytes: Uint8Array): string {
-  const text = decoder.decode(bytes);
-  if (!NON_ASCII.test(text)) return text;
+  // A call takes its arguments on the stack: longer values go in slices.
+  if (bytes.length <= 8192) return String.fromCharCode.apply(null, bytes as unknown as number[]);
   let latin1 = '';
   for (let offset = 0; offset < bytes.length; offset += 8192) {
     latin1 += String.fromCharCode.apply(null, bytes.subarray(offset, offset + 8192) as unknown as number[]);
