@@ -101,21 +101,34 @@ function bodyStream(incoming: IncomingRequest): { body: ReadableStream<Uint8Arra
 
 function toRequest(incoming: IncomingRequest): { request: Request; release(): void } {
   const method = methodName(incoming.method());
-  const headers = new Headers();
+  // The Request is given the fields as a list: it makes its Headers from them once, where a
+  // Headers made here first would have every field appended twice.
+  const headers: [string, string][] = [];
+  let host: string | null = null;
+  let cookie = -1;
   const fields = incoming.headers();
   for (const [name, value] of fields.entries()) {
-    // Headers would join repeated fields with ", ", which splits no cookie: a client that sends its
-    // cookies in several fields (as HTTP/2 allows) means them joined with "; " (RFC 9113 8.2.3).
-    if (name.length === 6 && name.toLowerCase() === 'cookie' && headers.has('cookie')) {
-      headers.set('cookie', `${headers.get('cookie')}; ${headerText(value)}`);
+    const text = headerText(value);
+    if (name.length === 4 && name.toLowerCase() === 'host') {
+      // StarlingMonkey's Request drops Host (see request-host.ts); repeated, they read joined.
+      host = host === null ? text : `${host}, ${text}`;
+    } else if (name.length === 6 && name.toLowerCase() === 'cookie') {
+      // Headers would join repeated fields with ", ", which splits no cookie: a client that sends its
+      // cookies in several fields (as HTTP/2 allows) means them joined with "; " (RFC 9113 8.2.3).
+      if (cookie === -1) {
+        cookie = headers.length;
+        headers.push([name, text]);
+      } else {
+        const entry = headers[cookie] as [string, string];
+        entry[1] = `${entry[1]}; ${text}`;
+      }
     } else {
-      headers.append(name, headerText(value));
+      headers.push([name, text]);
     }
   }
   fields[Symbol.dispose]();
   const scheme = incoming.scheme();
   const protocol = scheme === undefined || scheme.tag === 'HTTP' ? 'http' : scheme.tag === 'HTTPS' ? 'https' : scheme.val;
-  const host = headers.get('host');
   const authority = incoming.authority() ?? host ?? 'localhost';
   const url = `${protocol}://${authority}${incoming.pathWithQuery() ?? '/'}`;
   if (method === 'GET' || method === 'HEAD') return { request: withHost(new Request(url, { method, headers }), host), release: () => {} };
