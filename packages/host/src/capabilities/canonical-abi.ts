@@ -64,11 +64,11 @@ export class GuestMemory {
   }
 
   /**
-   * A copy that the host lets go of soon: a body's writes, a header's value. A small one is cut
-   * from Node.js's shared pool, so that it has no ArrayBuffer of its own: each new ArrayBuffer
-   * costs about 1.3 us here and counts towards V8's external memory, whose limit starts
-   * collections, and a request makes several. Not for what a backend may keep, which would
-   * hold on to the pool's whole 8 KiB.
+   * A copy that the host lets go of soon: a stream's writes, passed on within their request.
+   * A small one is cut from Node.js's shared pool, so that it has no ArrayBuffer of its own: each
+   * new ArrayBuffer costs about 1.3 us here and counts towards V8's external memory, whose limit
+   * starts collections, and a request makes several. Not for what may be kept (a backend's value,
+   * the header fields a capsule reuses as templates), which would hold the pool's whole 8 KiB.
    */
   passingBytes(ptr: number, len: number): Uint8Array {
     return Buffer.from(new Uint8Array(this.#memory.buffer, ptr, len));

@@ -217,7 +217,7 @@ function readValues(memory: GuestMemory, ptr: number, count: number): Uint8Array
   const values: Uint8Array[] = [];
   for (let index = 0; index < count; index++) {
     const view = memory.view();
-    values.push(memory.passingBytes(view.getUint32(ptr + index * 8, true), view.getUint32(ptr + index * 8 + 4, true)));
+    values.push(memory.bytes(view.getUint32(ptr + index * 8, true), view.getUint32(ptr + index * 8 + 4, true)));
   }
   return values;
 }
@@ -281,7 +281,7 @@ export function lowerHttp(http: HttpClasses): void {
       const view = memory.view();
       const at = ptr + index * 16;
       const name = memory.string(view.getUint32(at, true), view.getUint32(at + 4, true));
-      entries.push([name, memory.passingBytes(view.getUint32(at + 8, true), view.getUint32(at + 12, true))]);
+      entries.push([name, memory.bytes(view.getUint32(at + 8, true), view.getUint32(at + 12, true))]);
     }
     let fields: Fields;
     try {
@@ -320,7 +320,7 @@ export function lowerHttp(http: HttpClasses): void {
   lowerResourceFunction(
     fields.append,
     headerResult((target, memory, [, namePtr, nameLen, ptr, len]) =>
-      target.append(memory.string(namePtr as number, nameLen as number), memory.passingBytes(ptr as number, len as number)),
+      target.append(memory.string(namePtr as number, nameLen as number), memory.bytes(ptr as number, len as number)),
     ),
   );
   lowerResourceFunction(
