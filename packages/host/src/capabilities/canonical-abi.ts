@@ -76,12 +76,7 @@ export class GuestMemory {
 
   /** Copies `bytes` into a new guest allocation and writes its pointer and length at `at`. */
   writeList(at: number, bytes: Uint8Array): void {
-    // realloc may grow the memory, which detaches every view taken before it.
-    const ptr = this.#realloc(0, 0, 1, bytes.byteLength);
-    new Uint8Array(this.#memory.buffer, ptr, bytes.byteLength).set(bytes);
-    const view = this.view();
-    view.setUint32(at, ptr, true);
-    view.setUint32(at + 4, bytes.byteLength, true);
+    this.#allocBytes(at, bytes.byteLength).set(bytes);
   }
 
   /**
@@ -90,17 +85,24 @@ export class GuestMemory {
    */
   allocList(at: number, count: number, size: number, align: number): number {
     const ptr = this.#realloc(0, 0, align, count * size);
-    const view = this.view();
-    view.setUint32(at, ptr, true);
-    view.setUint32(at + 4, count, true);
+    this.#writeSlice(at, ptr, count);
     return ptr;
   }
 
   /** Encodes `text` straight into a new guest allocation (no array of its own between). */
   writeString(at: number, text: string): void {
-    const length = utf8Length(text);
+    encoder.encodeInto(text, this.#allocBytes(at, utf8Length(text)));
+  }
+
+  /** A new guest allocation of `length` bytes, its pointer and length written at `at`, to fill. */
+  #allocBytes(at: number, length: number): Uint8Array {
+    // realloc may grow the memory, which detaches every view taken before it.
     const ptr = this.#realloc(0, 0, 1, length);
-    encoder.encodeInto(text, new Uint8Array(this.#memory.buffer, ptr, length));
+    this.#writeSlice(at, ptr, length);
+    return new Uint8Array(this.#memory.buffer, ptr, length);
+  }
+
+  #writeSlice(at: number, ptr: number, length: number): void {
     const view = this.view();
     view.setUint32(at, ptr, true);
     view.setUint32(at + 4, length, true);
