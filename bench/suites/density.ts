@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { type BenchComponent, exampleComponent, tinyComponent } from '../lib/components.ts';
 import { canPin } from '../lib/load.ts';
+import { RECOMMENDED_HOST_ENV } from '../lib/process.ts';
 import { summarise } from '../lib/stats.ts';
 import type { BenchRow, Suite } from '../lib/suite.ts';
 
@@ -39,14 +40,6 @@ async function runDensity<T>(component: BenchComponent, cpus: string, extra: str
 function measure(component: BenchComponent, count: number, step: number, cpus: string, env?: NodeJS.ProcessEnv): Promise<Point[]> {
   return runDensity<Point>(component, cpus, ['--count', String(count), '--step', String(step)], env);
 }
-
-/**
- * glibc's malloc gives threads arenas of their own, up to 8 per core, and keeps what a thread
- * freed in its arena: with a thread per instance, that is part of every warm instance's cost.
- * Capped (the setting README.md's "Run a host" recommends), the same warm capsules are measured
- * again.
- */
-const ARENA_CAP = { MALLOC_ARENA_MAX: '2' };
 
 /** Rows for `count` warm capsules, `step` at a time: RSS per instance, and how many fit in 4 GiB. */
 async function warmRows(
@@ -143,7 +136,8 @@ export const densitySuite: Suite = {
     const rows: BenchRow[] = [];
     const notes: string[] = [];
     for (const component of [await tinyComponent(), await exampleComponent('hello')]) {
-      for (const env of [undefined, ARENA_CAP]) {
+      // Measured again in the environment README.md recommends for a host (glibc's arenas capped).
+      for (const env of [undefined, RECOMMENDED_HOST_ENV]) {
         const warm = await warmRows(component, count, step, options.serverCpus, env);
         rows.push(...warm.rows);
         notes.push(warm.note);
