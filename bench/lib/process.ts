@@ -2,19 +2,6 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { canPin } from './load.ts';
 
-/**
- * The environment README.md's "Run a host" recommends for `stratum host start` on Linux with
- * glibc, read when a process starts (so a benchmark sets it on the processes it spawns):
- * - `MALLOC_ARENA_MAX=2`: glibc's malloc gives threads arenas of their own, up to 8 per core,
- *   and keeps what a thread freed in its arena; with a thread per instance that is part of every
- *   warm instance's cost.
- * - `glibc.malloc.hugetlb=1`: malloc asks for transparent huge pages (`madvise`) for what it
- *   maps, so that copying a JS capsule's 12 MB core module (read into a Buffer, then into V8)
- *   and V8's compiler zones take one page fault per 2 MiB instead of per 4 KiB. Ignored where
- *   the kernel's THP mode is `never`, by glibc before 2.35 and by other C libraries.
- */
-export const RECOMMENDED_HOST_ENV = { MALLOC_ARENA_MAX: '2', GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' } as const;
-
 export interface ServerProcess {
   child: ChildProcess;
   /** The first line the server printed that matched `ready`, with its capture groups. */

@@ -4,9 +4,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { RECOMMENDED_HOST_ENV } from '@stratum/host';
 import { type BenchComponent, exampleComponent, tinyComponent } from '../lib/components.ts';
 import { canPin } from '../lib/load.ts';
-import { RECOMMENDED_HOST_ENV } from '../lib/process.ts';
 import { summarise } from '../lib/stats.ts';
 import type { BenchRow, Suite } from '../lib/suite.ts';
 

@@ -7,11 +7,11 @@ import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
-import { createControlClient, createHostRuntime } from '@stratum/host';
+import { createControlClient, createHostRuntime, RECOMMENDED_HOST_ENV } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
 import { type BenchComponent, exampleComponent, plainServer, stratumCli, tinyComponent } from '../lib/components.ts';
 import { get } from '../lib/http.ts';
-import { RECOMMENDED_HOST_ENV, startServer } from '../lib/process.ts';
+import { startServer } from '../lib/process.ts';
 import { summarise } from '../lib/stats.ts';
 import type { BenchRow, Suite } from '../lib/suite.ts';
 

@@ -14,6 +14,7 @@ export {
 export * from './config/index.ts';
 export * from './control/index.ts';
 export * from './metering/index.ts';
+export { missingHostEnv, processLibc, RECOMMENDED_HOST_ENV } from './process-environment.ts';
 export {
   createHostRuntime,
   type HostRuntimeOptions,

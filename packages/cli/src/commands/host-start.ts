@@ -69,7 +69,7 @@ Examples:
     if (!['trace', 'debug', 'info', 'warn', 'error'].includes(level))
       throw usageError(`--log-level must be trace, debug, info, warn or error, not "${level}"`);
 
-    const { HostConfigError, loadHostConfig, startHost } = await import('@stratum/host');
+    const { HostConfigError, loadHostConfig, missingHostEnv, processLibc, startHost } = await import('@stratum/host');
     let config: Awaited<ReturnType<typeof loadHostConfig>>;
     try {
       config = await loadHostConfig(configPath);
@@ -117,6 +117,13 @@ Examples:
           '',
         ].join('\n'),
       );
+      const missing = missingHostEnv(process.env, processLibc());
+      if (missing.length > 0) {
+        logger.info(
+          { add: missing.join(' ') },
+          'glibc\'s malloc is not set up for a host: start it with these in its environment for less memory per instance and faster compiles (README.md, "Run a host")',
+        );
+      }
       await asked;
       await host.close();
     } finally {
