@@ -51,6 +51,10 @@ ledger.
 Logs go to stderr: readable lines on a terminal, pino's JSON lines otherwise (--log-format).
 The listen addresses are printed to stdout once the host is up.
 
+On Linux with glibc, run it with MALLOC_ARENA_MAX=2 and GLIBC_TUNABLES=glibc.malloc.hugetlb=1 in
+its environment (README.md, "Run a host"): less memory per instance, faster compiles. glibc
+reads them when the process starts; the host logs the ones it misses.
+
 Examples:
   stratum host init /etc/stratum --name h1.example.net
   stratum host start --config /etc/stratum/host.toml
