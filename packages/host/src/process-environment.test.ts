@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { missingHostEnv, processLibc, RECOMMENDED_HOST_ENV } from './process-environment.ts';
+import { libcInMaps, missingHostEnv, processLibc, RECOMMENDED_HOST_ENV } from './process-environment.ts';
 
 test('a host on glibc without the recommended settings is told both, each as NAME=value to add', () => {
   assert.deepEqual(missingHostEnv({}, 'glibc'), ['MALLOC_ARENA_MAX=2', 'GLIBC_TUNABLES=glibc.malloc.hugetlb=1']);
@@ -19,6 +19,15 @@ test("either way of capping the arenas counts, and an operator's own value is th
 
 test('nothing is asked of a host on another C library, which would ignore the settings', () => {
   assert.deepEqual(missingHostEnv({}, 'other'), []);
+});
+
+test('glibc is told from its file among the mappings, old and new, and musl from it', () => {
+  const line = (file: string) => `7f3c0a000000-7f3c0a028000 r--p 00000000 fe:01 1835 ${file}`;
+  const node = line('/usr/local/bin/node');
+  assert.equal(libcInMaps([node, line('/usr/lib/x86_64-linux-gnu/libc.so.6')].join('\n')), 'glibc');
+  assert.equal(libcInMaps([node, line('/lib/x86_64-linux-gnu/libc-2.31.so'), ''].join('\n')), 'glibc');
+  assert.equal(libcInMaps([node, line('/lib/ld-musl-x86_64.so.1')].join('\n')), 'other');
+  assert.equal(libcInMaps([node, line('/usr/lib/x86_64-linux-gnu/libcrypto.so.3')].join('\n')), 'other');
 });
 
 test("the C library is read from the process's own mappings, as Node.js's report names it", () => {
