@@ -136,7 +136,8 @@ export const densitySuite: Suite = {
     const rows: BenchRow[] = [];
     const notes: string[] = [];
     for (const component of [await tinyComponent(), await exampleComponent('hello')]) {
-      // Measured again in the environment README.md recommends for a host (glibc's arenas capped).
+      // Measured again in the environment README.md recommends for a host (glibc's arenas capped,
+      // huge pages for malloc).
       for (const env of [undefined, RECOMMENDED_HOST_ENV]) {
         const warm = await warmRows(component, count, step, options.serverCpus, env);
         rows.push(...warm.rows);
