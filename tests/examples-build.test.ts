@@ -50,6 +50,20 @@ test('build fails with the position of a syntax error in the source', async (t) 
   assert.equal(status, 1);
   assert.match(stderr, /cannot bundle src\/index\.ts/);
   assert.match(stderr, /src\/index\.ts:3:\d+: Expected "\)"/);
+  // The lines say it all; a hint about the default export would send the author elsewhere.
+  assert.doesNotMatch(stderr, /hint:/);
+});
+
+test('build names a package the code imports but the project has not installed, and how to install it', async (t) => {
+  const source = `import { chunk } from 'lodash-es/chunk.js';
+import { z } from '@acme/schema';
+export default { fetch: () => new Response(String(chunk([1, 2], 1)) + typeof z) };
+`;
+  const dir = await project(t, MANIFEST, source);
+  const { code: status, stderr } = await run(['build', dir]);
+  assert.equal(status, 1);
+  assert.match(stderr, /src\/index\.ts:1:\d+: Could not resolve "lodash-es\/chunk\.js"/);
+  assert.match(stderr, /hint: "lodash-es" is not installed .*: run `npm install lodash-es` in the project/);
 });
 
 test('an error in top-level code, which componentize-js runs while it builds, names the source line, not the bundle', async (t) => {

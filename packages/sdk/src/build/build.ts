@@ -422,18 +422,32 @@ function bundleSourceUrl(entry: string): string {
 /** Node.js's built-in modules, as a bare import names them (`buffer`; `node:buffer` is plain). */
 const NODE_BUILTINS = new Set(builtinModules);
 
-/** What to do about esbuild's errors, for the ones a capsule's author meets most. */
-function bundleHint(mode: BundleMode, texts: readonly string[]): string {
+/** The package a bare import specifier names (`lodash/fp` is lodash, `@scope/name/sub` is @scope/name). */
+function packageOf(specifier: string): string {
+  const parts = specifier.split('/');
+  return (specifier.startsWith('@') ? parts.slice(0, 2) : parts.slice(0, 1)).join('/');
+}
+
+/**
+ * What to do about esbuild's errors, for the ones a capsule's author meets most; none for the
+ * rest (a syntax error, say), whose lines above say it all.
+ */
+function bundleHint(mode: BundleMode, texts: readonly string[]): string | undefined {
   if (mode === 'dev' && texts.some((text) => text.startsWith('Top-level await'))) {
     return "stratum dev's fast path runs the bundle as a script, which cannot await at its top level: move the await into fetch(), or run dev with --full-build (stratum build allows it).";
   }
-  const builtin = texts
-    .map((text) => /^Could not resolve "([^"]+)"/.exec(text)?.[1])
-    .find((name) => name !== undefined && (name.startsWith('node:') || NODE_BUILTINS.has(name)));
+  const unresolved = texts.flatMap((text) => /^Could not resolve "([^"]+)"/.exec(text)?.[1] ?? []);
+  const builtin = unresolved.find((name) => name.startsWith('node:') || NODE_BUILTINS.has(name));
   if (builtin) {
     return `A capsule runs on StarlingMonkey, a JavaScript engine for WebAssembly, not on Node.js: "${builtin}" and Node.js's other built-in modules are not there. Use the web platform's own (Uint8Array and TextEncoder for Buffer, crypto.subtle, fetch, streams), or a package that has a build for browsers or workers.`;
   }
-  return 'Fix the code above; the entry module must default-export an object with a fetch(request) method.';
+  // A bare name is a package; a path, a `#` import or a `scheme:` name (a WIT interface) is not.
+  const missing = unresolved.find((name) => /^[@\w]/.test(name) && !name.includes(':'));
+  if (missing) {
+    const name = packageOf(missing);
+    return `"${name}" is not installed where the capsule's code can find it: run \`npm install ${name}\` in the project (a capsule's build bundles the packages in its node_modules).`;
+  }
+  return undefined;
 }
 
 /** Code that would reach what intl.ts adds: `Intl`, locale-aware methods, `normalize`. */
@@ -516,6 +530,10 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
   } catch (error) {
     const failure = error as esbuild.BuildFailure;
     const messages = Array.isArray(failure.errors) ? failure.errors : [];
+    const hint = bundleHint(
+      mode,
+      messages.map((message) => message.text),
+    );
     throw new StratumError('BUILD_BUNDLE_FAILED', `cannot bundle ${entry}`, {
       details: messages.map((message) => {
         const where = message.location
@@ -523,10 +541,7 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
           : '';
         return `${where}${message.text}`;
       }),
-      hint: bundleHint(
-        mode,
-        messages.map((message) => message.text),
-      ),
+      ...(hint ? { hint } : {}),
       cause: error,
     });
   }
