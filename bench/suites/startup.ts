@@ -163,23 +163,21 @@ export const startupSuite: Suite = {
       const settings = [
         { label: '', env: undefined },
         { label: ', recommended environment', env: RECOMMENDED_HOST_ENV },
-      ];
-      const plain = settings.map((): number[] => []);
-      const cold = settings.map(() => new Map<string, number[]>(components.map((component) => [component.name, []])));
+      ].map((setting) => ({ ...setting, plain: [] as number[], cold: new Map<string, number[]>(components.map((one) => [one.name, []])) }));
       for (let round = 0; round < options.rounds * 2; round++) {
-        for (const [index, { env }] of settings.entries()) {
-          plain[index]?.push(await firstResponseMs([plainServer], plainReady, cpus, undefined, env));
+        for (const { env, plain, cold } of settings) {
+          plain.push(await firstResponseMs([plainServer], plainReady, cpus, undefined, env));
           for (const component of components) {
             const ms = await firstResponseMs(hostStartArgs(configs.get(component.name) ?? ''), hostReady, cpus, DOMAIN, env);
-            cold[index]?.get(component.name)?.push(ms);
+            cold.get(component.name)?.push(ms);
           }
         }
       }
-      for (const [index, { label }] of settings.entries()) {
-        const floor = summarise(plain[index] ?? []);
+      for (const { label, plain, cold } of settings) {
+        const floor = summarise(plain);
         rows.push({ name: `plain Node.js process, first response${label}`, unit: 'ms', summary: floor });
         for (const component of components) {
-          const summary = summarise(cold[index]?.get(component.name) ?? []);
+          const summary = summarise(cold.get(component.name) ?? []);
           const row: BenchRow = {
             name: `fresh host process (stratum host start), ${component.name} restored, cache on disk${label}`,
             unit: 'ms',
