@@ -1,6 +1,47 @@
-import { relative } from 'node:path';
-import { formatBytes, formatDuration } from '@stratum/core';
-import { type Command, EXIT_OK, paint, stringOption } from '../command.ts';
+import { constants } from 'node:fs';
+import { access, mkdir, stat } from 'node:fs/promises';
+import { dirname, relative, resolve } from 'node:path';
+import { formatBytes, formatDuration, StratumError } from '@stratum/core';
+import { type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
+
+/**
+ * Checks -o before a build of many seconds, which found out only when it wrote, and makes its
+ * directory. The directories are made one by one rather than by a recursive mkdir, which on a
+ * path it can never make (under /proc) loops forever.
+ */
+async function prepareOutput(given: string): Promise<void> {
+  const path = resolve(given);
+  const hint = 'Give -o a file path whose directories exist or can be made, such as dist/capsule.wasm.';
+  const kind = await stat(path).catch(() => undefined);
+  if (kind?.isDirectory())
+    throw usageError(`-o ${given} is a directory`, `Name the file in it, such as ${given.replace(/\/$/, '')}/capsule.wasm.`);
+  const missing: string[] = [];
+  let existing = dirname(path);
+  for (;;) {
+    const info = await stat(existing).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'ENOENT' || error.code === 'ENOTDIR') return undefined;
+      throw new StratumError('BUILD_OUTPUT_UNUSABLE', `cannot write -o ${given}: ${existing} cannot be read`, {
+        details: [error.message],
+        hint,
+      });
+    });
+    if (info) {
+      if (!info.isDirectory()) throw usageError(`cannot write -o ${given}: ${existing} is a file, not a directory`, hint);
+      break;
+    }
+    missing.unshift(existing);
+    existing = dirname(existing);
+  }
+  await access(existing, constants.W_OK).catch(() => {
+    throw usageError(`cannot write -o ${given}: ${existing} is not writable`, hint);
+  });
+  for (const dir of missing) {
+    await mkdir(dir).catch((error: NodeJS.ErrnoException) => {
+      if (error.code === 'EEXIST') return;
+      throw usageError(`cannot write -o ${given}: cannot make the directory ${dir} (${error.code ?? error.message})`, hint);
+    });
+  }
+}
 
 export const buildCommand: Command = {
   name: 'build',
@@ -28,6 +69,7 @@ Examples:
   async run(args, io) {
     const dir = args.positionals[0] ?? '.';
     const out = stringOption(args, 'out');
+    if (out !== undefined) await prepareOutput(out);
     const { buildCapsule, linkSdkForEditors } = await import('@stratum/sdk/build');
     // For the editor (see `stratum init`): a convenience, which a read-only node_modules must not fail.
     await linkSdkForEditors(dir).catch(() => undefined);
