@@ -95,6 +95,25 @@ test('a capsule over its wall-clock timeout gets 504 even when its CPU budget is
   await assertTinyAnswers(host);
 });
 
+for (const [warmupCpuMs, expected] of [
+  // The first request runs under the warm-up budget: the message names it, beside the manifest's.
+  [200, "over the 200 ms allowed to a fresh instance's first 16 requests (the capsule's own limit: 50 ms per request)"],
+  [0, "over the capsule's limit of 50 ms per request"],
+] as const) {
+  test(`a CPU limit hit names the limit that applied (warm-up budget ${warmupCpuMs} ms)`, async (t) => {
+    const host = await startHarness(t, { warmupCpuMs });
+    await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "micro"\ntimeout = "10s"\n' });
+    const logged: string[] = [];
+    host.runtime.subscribeLogs('loop', (entry) => {
+      if (entry.message.startsWith('limit hit')) logged.push(entry.message);
+    });
+    assert.equal((await host.get('loop.test')).status, 504);
+    assert.equal(logged.length, 1, logged.join('\n'));
+    assert.match(logged[0] ?? '', /^limit hit \(cpu\): used \d+ ms of CPU, /);
+    assert.ok(logged[0]?.endsWith(expected), logged[0]);
+  });
+}
+
 test('two installations of one component share nothing: each has its own instance state', async (t) => {
   const host = await startHarness(t);
   const tiny = await buildTiny();

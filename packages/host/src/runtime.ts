@@ -1127,7 +1127,7 @@ class Capsule {
         if (usedMs <= limit + CPU_ALLOWANCE_MS) {
           active.cpuCheckAt = Date.now() + Math.max(1, limit + CPU_ALLOWANCE_MS - usedMs);
         } else if (active.cpuOverAt !== undefined && usedMs > active.cpuOverAt) {
-          this.kill(handle, active, 'cpu', `used ${Math.round(usedMs)} ms of CPU, over the ${limit} ms limit`);
+          this.kill(handle, active, 'cpu', `used ${Math.round(usedMs)} ms of CPU, ${this.cpuLimitApplied(limit)}`);
           return;
         } else {
           // Over once: still burning CPU a moment later means the request's own work, not a
@@ -1139,6 +1139,17 @@ class Capsule {
       },
       () => {},
     );
+  }
+
+  /**
+   * Which CPU limit ended a request, in words. A fresh instance's first requests run under the
+   * warm-up budget, which may be ten times the manifest's limit: naming only the number would
+   * read as a limit the capsule never asked for.
+   */
+  cpuLimitApplied(limitMs: number): string {
+    const own = this.limits.cpuMsPerRequest;
+    if (limitMs <= own) return `over the capsule's limit of ${own} ms per request`;
+    return `over the ${limitMs} ms allowed to a fresh instance's first ${WARMUP_REQUESTS} requests (the capsule's own limit: ${own} ms per request)`;
   }
 
   /** Feeds the request body into the instance's ring as it arrives, pausing the upload while the ring is full. */
