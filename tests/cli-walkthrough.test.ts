@@ -1,12 +1,38 @@
 // The rough edges a new user's walkthrough of the CLI found, each as the user met it: through the
 // CLI's main(), checking the exit code and what is said.
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { test } from 'node:test';
+import { type TestContext, test } from 'node:test';
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { startEmbeddedDnsServer } from '@stratum/discovery';
+import { parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
-import { removeDir } from './support/temp.ts';
+import { writeTestHost } from './support/host-dir.ts';
+import { removeDir, testDir } from './support/temp.ts';
+import { buildTiny } from './support/tiny.ts';
+
+/** A running host trusting operator.key, and the tiny capsule built in `<dir>/tiny`. */
+async function hostWithTiny(t: TestContext, tables?: string) {
+  const { dir, closing } = await testDir(t, 'stratum-cli-walkthrough-');
+  const operator = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
+  const { path, text } = await writeTestHost(dir, {
+    name: 'h1.example.net',
+    registrar: operator.publicJwk.x,
+    registrarName: 'operator',
+    ...(tables ? { tables } : {}),
+  });
+  const host = closing(await startHost(parseHostConfig(text, path), { pullComponent: false }));
+  await mkdir(join(dir, 'tiny'));
+  await writeFile(
+    join(dir, 'tiny', 'stratum.toml'),
+    'stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\n',
+  );
+  await copyFile(await buildTiny(), join(dir, 'tiny', 'tiny.wasm'));
+  return { dir, host, control: ['--url', host.controlUrl.href, '--key', join(dir, 'operator.key')] };
+}
 
 test('build checks -o before it builds: a directory, or a path under a file, fails at once naming it', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-build-out-'));
@@ -27,4 +53,35 @@ test('build checks -o before it builds: a directory, or a path under a file, fai
   assert.equal(fresh.code, 1);
   assert.match(fresh.stderr, /stratum\.toml/);
   assert.ok((await stat(join(dir, 'a', 'b'))).isDirectory());
+});
+
+test('host install --dns that fails after the install says the capsule is installed, not started, and how to go on or remove it', async (t) => {
+  const dns = await startEmbeddedDnsServer({ zones: ['shop.net'] });
+  t.after(() => dns.stop());
+  const { dir, control } = await hostWithTiny(t, `[discovery]\nresolver = "${dns.address}"\n`);
+  // No link to take the registrar from: the update fails after the install.
+  const failed = await run([
+    'host',
+    'install',
+    join(dir, 'tiny'),
+    '-d',
+    'tiny.shop.net',
+    '--dns',
+    dns.address,
+    '--zone',
+    'shop.net',
+    ...control,
+  ]);
+  assert.equal(failed.code, 1);
+  assert.match(
+    failed.stderr,
+    /error: tiny\.shop\.net has no _stratum link to take its registrar from\n {2}tiny is installed on h1\.example\.net but not started; its domains' DNS records were not changed\nhint: Give --registrar <domain>: .* Then run this install again once that is fixed, or publish its links and run `stratum host serve tiny --url \S+ --key \S+`, or remove it with `stratum host uninstall tiny --url \S+ --key \S+`\.\n$/,
+  );
+  const status = await run(['host', 'status', ...control]);
+  assert.match(status.stdout, /\ntiny +installed /);
+  // The removal it suggests, run as printed.
+  const uninstall = /`stratum (host uninstall [^`]*)`/.exec(failed.stderr)?.[1];
+  assert.ok(uninstall);
+  const removed = await run(uninstall.split(' '));
+  assert.equal(removed.code, 0, removed.stderr);
 });

@@ -370,7 +370,10 @@ test("host install --dns publishes the domain's link before the start, host move
   const install = ['host', 'install', capsule, '-d', domain, '--url', old.controlUrl.href, ...key, ...signed];
   const unnamed = await run(install);
   assert.equal(unnamed.code, 1);
-  assert.match(unnamed.stderr, /counter\.shop\.net has no _stratum link to take its registrar from\nhint: Give --registrar/);
+  assert.match(
+    unnamed.stderr,
+    /counter\.shop\.net has no _stratum link to take its registrar from\n {2}counter is installed on h1\.hosting\.net but not started; .*\nhint: Give --registrar/,
+  );
   const installed = await run([...install, '--registrar', 'registrar.net']);
   assert.equal(installed.code, 0, installed.stderr);
   assert.match(installed.stderr, /pointing counter\.shop\.net at h1\.hosting\.net on [\d.:]+\n/);

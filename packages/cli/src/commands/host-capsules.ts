@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { formatBytes, formatDuration, isStratumError } from '@stratum/core';
+import { errorMessage, formatBytes, formatDuration, isStratumError, StratumError } from '@stratum/core';
 import type { CapsuleLogEntry, CapsuleStatus, InstallOptions, StoreRef } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
@@ -122,6 +122,30 @@ async function linkSwitchOf(args: ParsedArgs): Promise<LinkSwitch | undefined> {
   });
 }
 
+/**
+ * An error of `host install --dns` after the install itself: the capsule stays installed (an
+ * uninstall could fail too, and would throw away a replaced installation), so the error says so,
+ * and how to go on from there or take it away.
+ */
+function leftInstalled(error: unknown, installed: CapsuleStatus, records: string, host: string, where: string): StratumError {
+  const name = shellWord(installed.name);
+  const state =
+    installed.state === 'running'
+      ? `${installed.name} is installed on ${host} and running (it replaced a running installation); ${records}`
+      : `${installed.name} is installed on ${host} but not started; ${records}`;
+  const next =
+    installed.state === 'running'
+      ? `run this install again once that is fixed, or remove it with \`stratum host uninstall ${name} ${where}\`.`
+      : `run this install again once that is fixed, or publish its links and run \`stratum host serve ${name} ${where}\`, or remove it with \`stratum host uninstall ${name} ${where}\`.`;
+  const cause = isStratumError(error) ? error : undefined;
+  return new StratumError(cause?.code ?? 'INSTALL_INCOMPLETE', errorMessage(error), {
+    details: [...(cause?.details ?? []), state],
+    hint: cause?.hint ? `${cause.hint} Then ${next}` : `${next[0]?.toUpperCase()}${next.slice(1)}`,
+    user: cause?.user ?? false,
+    cause: error,
+  });
+}
+
 export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
@@ -180,14 +204,24 @@ Examples:
     if (switchLinks) {
       // As a move does: installed, linked, then started (the host checks the links at the start).
       const installed = await client.install({ ...capsule.install, domains, start: false });
-      const host = await client.identity();
-      io.stderr.write(`pointing ${installed.domains.join(', ')} at ${host.name} on ${stringOption(args, 'dns')}\n`);
-      const unlink = await switchLinks(installed, host);
+      // From here on a failure leaves the capsule installed, which the error must say.
+      let records = "its domains' DNS records were not changed";
+      let hostName = config?.name ?? 'the host';
       try {
-        status = installed.state === 'running' ? installed : await client.start(installed.name);
+        const host = await client.identity();
+        hostName = host.name;
+        io.stderr.write(`pointing ${installed.domains.join(', ')} at ${host.name} on ${stringOption(args, 'dns')}\n`);
+        const unlink = await switchLinks(installed, host);
+        records = "its domains' DNS records point at it";
+        try {
+          status = installed.state === 'running' ? installed : await client.start(installed.name);
+        } catch (error) {
+          await unlink();
+          records = "its domains' DNS records were put back as they were";
+          throw error;
+        }
       } catch (error) {
-        await unlink();
-        throw error;
+        throw leftInstalled(error, installed, records, hostName, controlWhere(args));
       }
     } else {
       status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
