@@ -52,6 +52,33 @@ test('an import the manifest or host does not grant is refused at install, with 
   assert.deepEqual(host.runtime.status(), []);
 });
 
+test("an instance that cannot start fails the capsule's start with the capability's reason, in the host's log too", async (t) => {
+  const reason = 'the probe store "default" (probe at probe://127.0.0.1:6390) is unavailable: connect ECONNREFUSED 127.0.0.1:6390';
+  const logged: string[] = [];
+  const record = (level: string) => (fields: unknown, message?: string) => {
+    logged.push(`${level} ${message ?? ''} ${JSON.stringify(fields)}`);
+  };
+  const logger = {
+    trace: () => {},
+    debug: () => {},
+    info: () => {},
+    warn: record('warn'),
+    error: record('error'),
+    fatal: record('fatal'),
+    child: () => logger,
+  };
+  const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['a'], startFailure: reason } }, logger });
+  await assert.rejects(host.install('a', await buildHostile('probe')), (error: Error & { code?: string }) => {
+    assert.equal(error.code, 'INSTANCE_FAILED');
+    assert.equal(error.message, `a could not be instantiated: ${reason}`);
+    return true;
+  });
+  assert.ok(
+    logged.some((line) => line.startsWith('error instance failed to start') && line.includes(JSON.stringify(reason).slice(1, -1))),
+    logged.join('\n'),
+  );
+});
+
 test('a capsule on an asynchronous backend serves requests at once in more instances than the host has cores', async (t) => {
   // One instance per core suits a capsule that computes; one that waits on a backend would
   // serve one request per core at a time while the cores sit idle. The probe's barrier answers

@@ -1859,6 +1859,8 @@ class Runtime implements StratumHostRuntime {
       } catch (error) {
         capsule.state = 'failed';
         capsule.lastError = errorMessage(error);
+        // The caller (the control API, dev) answers with the message; the operator reads this log.
+        this.logger.error({ capsule: name, err: capsule.lastError }, 'instance failed to start');
         capsule.retire(handle);
         throw error;
       }

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
+import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { directoryBucket } from './backends/directory.ts';
 import { parseS3Location } from './backends/s3-location.ts';
@@ -188,8 +189,16 @@ const bucket: Capability<BucketSettings> = {
   async prepare(context) {
     const buckets = new Map<string, ObjectBucket>();
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      const backend = await backendFor(settings, context.dataDir, context.logger);
-      buckets.set(label, await backend.open({ capsule: context.capsule, label }));
+      const where =
+        settings.type === 's3'
+          ? `${settings.location}${settings.endpoint ? ` via ${settings.endpoint}` : ''}`
+          : (settings.location ?? context.dataDir);
+      const place = { capability: 'bucket', noun: 'bucket', label, type: settings.type, where, secrets: [settings.secretAccessKey] };
+      const opened = await openForInstance(place, async () => {
+        const backend = await backendFor(settings, context.dataDir, context.logger);
+        return backend.open({ capsule: context.capsule, label });
+      });
+      buckets.set(label, opened);
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: bucketImports({ buckets, logger: context.logger, onQuota }) };

@@ -1,6 +1,7 @@
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
+import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { keyValueAsyncImports, keyValueImports } from './bindings.ts';
 import { exportKeyValue, importKeyValue } from './snapshot.ts';
@@ -169,9 +170,13 @@ const keyvalue: Capability<KeyValueSettings> = {
     const stores = new Map<string, KeyValueStore>();
     let synchronous = true;
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      const backend = await backendFor(settings, context.dataDir, context.logger);
-      synchronous &&= backend.synchronous;
-      stores.set(label, await backend.open({ capsule: context.capsule, label }));
+      const place = { capability: 'keyvalue', noun: 'store', label, type: settings.type, where: settings.url ?? context.dataDir };
+      const store = await openForInstance(place, async () => {
+        const backend = await backendFor(settings, context.dataDir, context.logger);
+        synchronous &&= backend.synchronous;
+        return backend.open({ capsule: context.capsule, label });
+      });
+      stores.set(label, store);
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: keyValueImports({ stores, logger: context.logger, onQuota, synchronous }) };

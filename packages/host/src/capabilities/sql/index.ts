@@ -1,6 +1,7 @@
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
+import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { sqlAsyncImports, sqlImports } from './bindings.ts';
 import { exportSql, importSql } from './snapshot.ts';
@@ -147,9 +148,13 @@ const sql: Capability<SqlSettings> = {
     const databases = new Map<string, SqlDatabase>();
     let synchronous = true;
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      const backend = await backendFor(settings, context.dataDir, context.logger);
-      synchronous &&= backend.synchronous;
-      databases.set(label, await backend.open({ capsule: context.capsule, label }));
+      const place = { capability: 'sql', noun: 'database', label, type: settings.type, where: settings.url ?? context.dataDir };
+      const database = await openForInstance(place, async () => {
+        const backend = await backendFor(settings, context.dataDir, context.logger);
+        synchronous &&= backend.synchronous;
+        return backend.open({ capsule: context.capsule, label });
+      });
+      databases.set(label, database);
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
     return { imports: sqlImports({ databases, logger: context.logger, onQuota, synchronous }) };

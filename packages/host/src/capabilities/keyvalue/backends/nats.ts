@@ -151,7 +151,8 @@ export function natsKeyValue(options: NatsKeyValueOptions): KeyValueBackend {
     async close() {
       const current = connection;
       connection = undefined;
-      if (current) await (await current).nc.drain();
+      // A connection that never opened has nothing to drain (and its error was reported at open).
+      if (current) await (await current.catch(() => undefined))?.nc.drain();
     },
   };
 }

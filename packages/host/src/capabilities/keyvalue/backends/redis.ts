@@ -110,7 +110,13 @@ export function redisKeyValue(options: RedisKeyValueOptions): KeyValueBackend {
   const logger = options.logger ?? silentLogger;
   const client = new Redis(options.url, { lazyConnect: true, maxRetriesPerRequest: 2, enableAutoPipelining: true });
   // ioredis reports connection errors as events too; without a listener they would be thrown.
-  client.on('error', (error: Error) => logger.warn({ err: error.message }, 'redis key-value backend error'));
+  // A first connection that fails rejects with only "Connection is closed.": the event's error
+  // (connect ECONNREFUSED 127.0.0.1:6390) is the cause a failed start reports.
+  let connectionError: Error | undefined;
+  client.on('error', (error: Error) => {
+    connectionError = error;
+    logger.warn({ err: error.message }, 'redis key-value backend error');
+  });
   for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { lua });
   let connecting: Promise<void> | undefined;
 
@@ -134,7 +140,9 @@ export function redisKeyValue(options: RedisKeyValueOptions): KeyValueBackend {
     synchronous: false,
     async open(scope: StoreScope) {
       checkScope(scope);
-      connecting ??= client.connect();
+      connecting ??= client.connect().catch((error: unknown) => {
+        throw connectionError ? new Error('the connection closed before it was ready', { cause: connectionError }) : error;
+      });
       await guarded(() => connecting as Promise<void>);
       const prefix = `${options.keyPrefix ?? 'stratum:kv:'}{${scope.capsule}/${scope.label}}:`;
       return openStore(prefix, limits, guarded, script, client);

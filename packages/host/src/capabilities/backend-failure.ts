@@ -1,0 +1,87 @@
+/**
+ * Opening a granted label's backend when an instance starts. A backend's own error is written for
+ * the guest, which must not learn where the host keeps its data ("the key-value backend is
+ * unavailable"); an instance that cannot start is reported to whoever installed or runs it, who
+ * needs the label, the backend and the cause to fix it. So the start failure is rewritten here,
+ * once for every store-like capability, with credentials taken out.
+ */
+export interface BackendPlace {
+  /** The capability and what it calls a label's store: `keyvalue` `store`, `sql` `database`. */
+  capability: string;
+  noun: string;
+  label: string;
+  /** The backend's `type` in host.toml. */
+  type: string;
+  /** Its URL or location, when host.toml gives one. */
+  where?: string | undefined;
+  /** Values that must not appear in the message (a secret key the backend was given). */
+  secrets?: readonly (string | undefined)[];
+}
+
+/** `redis://:secret@host/0` -> `redis://:***@host/0`, and any `secret`/`password`/`token`/`key` parameter too. */
+export function redactUrl(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return text;
+  }
+  if (url.password) url.password = '***';
+  for (const key of [...url.searchParams.keys()]) if (/secret|password|token|key/i.test(key)) url.searchParams.set(key, '***');
+  return url.toString();
+}
+
+/** The innermost cause's text: what the backend's wrapping errors were about. */
+function causeText(error: unknown): string {
+  let inner = error;
+  for (let depth = 0; depth < 8 && inner instanceof Error && inner.cause !== undefined; depth++) inner = inner.cause;
+  if (!(inner instanceof Error)) return String(inner);
+  // Node's connection to a name with several addresses (localhost) fails as an AggregateError
+  // with no message of its own; each attempt's error names its address.
+  if (!inner.message && inner instanceof AggregateError) return inner.errors.map((one) => causeText(one)).join('; ');
+  return inner.message || (inner as { code?: string }).code || inner.name;
+}
+
+/** Credentials written into any URL in the text, and the place's secrets, masked. */
+function scrub(text: string, place: BackendPlace): string {
+  let out = text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s/@:]*:)[^\s/@]*@/gi, '$1***@');
+  const secrets = [place.where ? safeDecode(safeUrl(place.where)?.password ?? '') : '', ...(place.secrets ?? [])];
+  for (const secret of secrets) if (secret && secret.length >= 4) out = out.split(secret).join('***');
+  return out;
+}
+
+function safeUrl(text: string): URL | undefined {
+  try {
+    return new URL(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function safeDecode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** `the keyvalue store "default" (redis at redis://127.0.0.1:6390/0)`. */
+export function describePlace(place: BackendPlace): string {
+  const where = place.where ? ` at ${place.where.split(' ').map(redactUrl).join(' ')}` : '';
+  const what = place.capability === place.noun ? place.noun : `${place.capability} ${place.noun}`;
+  return `the ${what} "${place.label}" (${place.type}${where})`;
+}
+
+/**
+ * Runs `open` (making the backend and opening the label's store on it); its failure becomes
+ * `the keyvalue store "default" (redis at redis://127.0.0.1:6390/0) is unavailable: connect
+ * ECONNREFUSED 127.0.0.1:6390`, the original kept as the cause.
+ */
+export async function openForInstance<T>(place: BackendPlace, open: () => Promise<T>): Promise<T> {
+  try {
+    return await open();
+  } catch (error) {
+    throw new Error(scrub(`${describePlace(place)} is unavailable: ${causeText(error)}`, place), { cause: error });
+  }
+}
