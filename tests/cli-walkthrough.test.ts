@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { startEmbeddedDnsServer } from '@stratum/discovery';
-import { parseHostConfig, startHost } from '@stratum/host';
+import { loadHostConfig, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
 import { writeTestHost } from './support/host-dir.ts';
+import { freePort } from './support/services.ts';
 import { removeDir, testDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
 
@@ -84,4 +85,43 @@ test('host install --dns that fails after the install says the capsule is instal
   assert.ok(uninstall);
   const removed = await run(uninstall.split(' '));
   assert.equal(removed.code, 0, removed.stderr);
+});
+
+/** Runs the CLI in `dir`, as a user who changed into it would. */
+async function runIn(dir: string, argv: string[]) {
+  const before = process.cwd();
+  process.chdir(dir);
+  try {
+    return await run(argv);
+  } finally {
+    process.chdir(before);
+  }
+}
+
+test('control commands given no host use ./host.toml and the operator key beside it; with none there the error names both ways', async (t) => {
+  const { dir, closing } = await testDir(t, 'stratum-cli-default-config-');
+  const made = await run([
+    'host',
+    'init',
+    dir,
+    '--name',
+    'h1.example.net',
+    '--ingress',
+    '127.0.0.1:0',
+    '--control',
+    `127.0.0.1:${await freePort()}`,
+  ]);
+  assert.equal(made.code, 0, made.stderr);
+  closing(await startHost(await loadHostConfig(join(dir, 'host.toml')), { pullComponent: false }));
+  const status = await runIn(dir, ['host', 'status']);
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /^h1\.example\.net {2}stratum-host /);
+
+  await mkdir(join(dir, 'elsewhere'));
+  const nowhere = await runIn(join(dir, 'elsewhere'), ['host', 'status']);
+  assert.equal(nowhere.code, 2);
+  assert.match(
+    nowhere.stderr,
+    /^error: say which host: --config <host\.toml> \(the operator-key\.json beside it signs\), or --url <control API base URL> and --key <registrar key file>\nhint: There is no host\.toml here/,
+  );
 });

@@ -14,7 +14,12 @@ export const CONTROL_OPTIONS = {
     value: 'file',
     description: "a registrar's key file (an Ed25519 private JWK) the host trusts (default with --config: operator-key.json beside it)",
   },
-  config: { type: 'string', short: 'c', value: 'file', description: "the host's host.toml, for its control address and name" },
+  config: {
+    type: 'string',
+    short: 'c',
+    value: 'file',
+    description: "the host's host.toml, for its control address and name (default without --url: ./host.toml, when there is one)",
+  },
   url: { type: 'string', value: 'url', description: "the control API's base URL, such as http://127.0.0.1:7070/v1" },
   audience: { type: 'string', value: 'name', description: "the host's name (default: from --config, else asked of the host)" },
 } satisfies Record<string, OptionSpec>;
@@ -24,11 +29,18 @@ export const CONTROL_HELP = `Requests are signed with a registrar key the host t
 \`stratum host init\` makes one for the operator's own tools, operator-key.json beside host.toml,
 which --config finds without --key (\`stratum host keygen --out operator-key.json\` makes another;
 the public key it prints goes in host.toml as [registrars.<name>] key = "..."). With --config,
-the control address and the host's name come from host.toml; otherwise give --url (the API's
-base URL) and, unless the host's own identity endpoint should be trusted for it, --audience.`;
+the control address and the host's name come from host.toml; without it or --url, from
+./host.toml when there is one. Otherwise give --url (the API's base URL) and, unless the host's
+own identity endpoint should be trusted for it, --audience.`;
+
+/** How a control command's usage line says which host: host.toml by default, or its address and a key. */
+export const CONTROL_USAGE = '[--config <host.toml> | --url <control API> --key <registrar key>]';
 
 /** The operator's registrar key that `stratum host init` writes beside host.toml. */
 export const OPERATOR_KEY_FILE = 'operator-key.json';
+
+/** The host.toml a control command uses when given no host, as `stratum host start` does. */
+const DEFAULT_CONFIG = 'host.toml';
 
 /** The operator key beside a host.toml, when there is one: the default --key with --config. */
 async function operatorKeyBeside(configPath: string): Promise<string | undefined> {
@@ -61,7 +73,15 @@ export function sideOptions(side: 'from' | 'to'): Record<string, OptionSpec> {
  */
 export async function connectControl(args: ParsedArgs, side?: 'from' | 'to'): Promise<{ client: ControlClient; config?: HostConfig }> {
   const option = (name: string) => (side ? `${side}-${name}` : name);
-  const configPath = stringOption(args, option('config'));
+  // Given no host, ./host.toml as `host start` takes it; not for `host move`, whose two hosts it cannot both be.
+  const noHost = !side && stringOption(args, 'config') === undefined && stringOption(args, 'url') === undefined;
+  const configPath = stringOption(args, option('config')) ?? (noHost && (await pathExists(DEFAULT_CONFIG)) ? DEFAULT_CONFIG : undefined);
+  if (noHost && !configPath && stringOption(args, 'key') === undefined) {
+    throw usageError(
+      `say which host: --config <host.toml> (the ${OPERATOR_KEY_FILE} beside it signs), or --url <control API base URL> and --key <registrar key file>`,
+      `There is no ${DEFAULT_CONFIG} here to use. \`stratum host init\` writes one, with ${OPERATOR_KEY_FILE} beside it.`,
+    );
+  }
   const keyFile =
     (side ? stringOption(args, option('key')) : undefined) ??
     stringOption(args, 'key') ??
@@ -69,6 +89,9 @@ export async function connectControl(args: ParsedArgs, side?: 'from' | 'to'): Pr
   if (!keyFile) {
     throw usageError(
       `--key is required: control requests are signed with a registrar key the host trusts${configPath ? ` (there is no ${OPERATOR_KEY_FILE} beside ${configPath})` : ''}`,
+      configPath
+        ? `Give --key <registrar key file>: one of ${configPath}'s [registrars].`
+        : `Give --key <registrar key file>, or --${option('config')} <host.toml> to sign with the ${OPERATOR_KEY_FILE} beside it.`,
     );
   }
   const { createControlClient, loadHostConfig } = await import('@stratum/host');

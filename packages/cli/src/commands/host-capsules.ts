@@ -16,7 +16,7 @@ import {
   stringOption,
   usageError,
 } from '../command.ts';
-import { CONTROL_HELP, CONTROL_OPTIONS, connectControl, localUrl, sideOptions } from '../control-connection.ts';
+import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, localUrl, sideOptions } from '../control-connection.ts';
 import { VAR_FILE_OPTION, varFlags, varsFor } from '../dev/vars.ts';
 import type { LinkSwitch } from '../link-switch.ts';
 import { readLocalComponent } from '../local-component.ts';
@@ -149,8 +149,7 @@ function leftInstalled(error: unknown, installed: CapsuleStatus, records: string
 export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
-  usage:
-    'host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--var-file <file>] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] (--config <host.toml> | --url <control API> --key <registrar key>) [--json]',
+  usage: `host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--var-file <file>] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] ${CONTROL_USAGE} [--json]`,
   description: `
 Sends a capsule to a running host, as a registrar's dashboard does: the manifest, and the
 component its [source] wasm names (build it first), or only the manifest when [source] names a
@@ -248,7 +247,7 @@ Examples:
 export const hostUninstallCommand: Command = {
   name: 'host uninstall',
   summary: 'stop a capsule on a running host and remove it, over the signed control API',
-  usage: 'host uninstall <capsule> (--config <host.toml> | --url <control API> --key <registrar key>)',
+  usage: `host uninstall <capsule> ${CONTROL_USAGE}`,
   description: `
 Removes the capsule and its domains from the host, and its component when no other
 installation uses it. Its stored data (keyvalue, SQL, buckets) stays on the host's backends:
@@ -284,7 +283,7 @@ function lifecycleCommand(spec: {
   return {
     name: spec.name,
     summary: spec.summary,
-    usage: `${spec.name} <capsule> (--config <host.toml> | --url <control API> --key <registrar key>) [--json]`,
+    usage: `${spec.name} <capsule> ${CONTROL_USAGE} [--json]`,
     description: `${spec.description}
 
 ${CONTROL_HELP}
@@ -353,7 +352,7 @@ const LEVEL_COLOURS: Record<string, number> = { trace: 2, debug: 2, warn: 33, er
 export const hostLogsCommand: Command = {
   name: 'host logs',
   summary: "show a capsule's recent log lines on a running host, and with --follow the new ones",
-  usage: 'host logs <capsule> [--lines N] [--follow] [--json] (--config <host.toml> | --url <control API> --key <registrar key>)',
+  usage: `host logs <capsule> [--lines N] [--follow] [--json] ${CONTROL_USAGE}`,
   description: `
 Prints what a capsule wrote (stdout, stderr, wasi:logging) and what the host said about it
 (limit hits, failed starts), as the host keeps them: the last --lines lines, and with --follow
@@ -475,8 +474,7 @@ function dateOption(text: string | undefined, option: string): Date | undefined 
 export const hostUsageCommand: Command = {
   name: 'host usage',
   summary: "show what a running host's capsules used, from its metering ledger",
-  usage:
-    'host usage [--month YYYY-MM | --since <date> --until <date>] [--capsule <name>] [--json] (--config <host.toml> | --url <control API> --key <registrar key>)',
+  usage: `host usage [--month YYYY-MM | --since <date> --until <date>] [--capsule <name>] [--json] ${CONTROL_USAGE}`,
   description: `
 Sums the host's metering ledger for each capsule: requests, CPU time, memory held while serving
 (GB-seconds), request and response bytes, and requests a limit ended. --month gives one

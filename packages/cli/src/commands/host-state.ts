@@ -6,7 +6,7 @@ import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatBytes } from '@stratum/core';
 import { type Command, EXIT_OK, type ParsedArgs, paint, shellWord, stringOption, usageError } from '../command.ts';
-import { CONTROL_HELP, CONTROL_OPTIONS, connectControl } from '../control-connection.ts';
+import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl } from '../control-connection.ts';
 
 const STORE_KINDS = ['keyvalue', 'sql', 'bucket'];
 
@@ -43,7 +43,7 @@ function trailerRecords(tail: string): number | undefined {
 export const hostExportCommand: Command = {
   name: 'host export',
   summary: "write one of a capsule's stores to a snapshot file: a backup, or the first half of a move by hand",
-  usage: 'host export <capsule> <capability>/<label> [--out <file>] (--config <host.toml> | --url <control API> --key <registrar key>)',
+  usage: `host export <capsule> <capability>/<label> [--out <file>] ${CONTROL_USAGE}`,
   description: `
 Streams the store's state (keyvalue, sql or bucket, under one of the labels the capsule's
 manifest grants) from the host into a portable snapshot (spec/snapshot.md): JSON lines that
@@ -131,7 +131,7 @@ Examples:
 export const hostImportCommand: Command = {
   name: 'host import',
   summary: "replace one of a stopped capsule's stores with a snapshot file",
-  usage: 'host import <capsule> <capability>/<label> <file> (--config <host.toml> | --url <control API> --key <registrar key>)',
+  usage: `host import <capsule> <capability>/<label> <file> ${CONTROL_USAGE}`,
   description: `
 Replaces the store's whole state with the snapshot's (spec/snapshot.md), whatever backend the
 host binds the label to. The capsule must not be serving: install it with --no-start, or stop

@@ -23,7 +23,7 @@ function limitHits(status: CapsuleStatus): string {
 export const hostStatusCommand: Command = {
   name: 'host status',
   summary: "show a running host's capsules, asking its control API with a signed request",
-  usage: 'host status (--config <host.toml> | --url <control API> [--audience <host name>] --key <registrar key>) [--json]',
+  usage: 'host status [--config <host.toml> | --url <control API> [--audience <host name>] --key <registrar key>] [--json]',
   description: `
 Asks a running host for its status over the control API. It asks the live host rather than
 reading its data directory because only the running process knows what the runtime is doing
