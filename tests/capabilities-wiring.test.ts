@@ -80,8 +80,12 @@ test('keyvalue imports on SQLite: synchronous values in the WIT shapes, errors a
   });
   assert.deepEqual(
     kvLines,
-    ['quota-exceeded quota: the store holds 2 keys, its quota'],
-    'a quota refusal is reported to the host, which logs and meters it',
+    [
+      // The guest's no-such-store carries no text: the capsule's log says what the manifest grants.
+      'warn keyvalue open("other") refused (no-such-store): the manifest grants keyvalue stores "default" only',
+      'quota-exceeded quota: the store holds 2 keys, its quota',
+    ],
+    'a refused label and a quota refusal are reported to the host, which logs them (and meters the quota)',
   );
   assert.deepEqual(batch.getMany?.(bucket, ['a', 'zz']), [['a', new Uint8Array([1])], undefined]);
   assert.deepEqual(bucket.listKeys?.(undefined), { keys: ['a', 'n'], cursor: undefined });
@@ -154,10 +158,12 @@ test('sql configure and imports: SQLite by default, synchronous, with WIT values
   ]);
   const plan = await sql.configure(configureContext({ imports, manifest }));
   assert.equal(plan.asyncImports, undefined);
-  const prepared = await sql.prepare(prepareContext(plan.settings, 'sqlsync'));
+  const sqlLines: string[] = [];
+  const prepared = await sql.prepare(prepareContext(plan.settings, 'sqlsync', sqlLines));
   t.after(() => sql.shutdown?.());
   const database = prepared.imports['stratum:sql/database'] as { open(label: string): Record<string, (...args: unknown[]) => unknown> };
   assert.deepEqual(await witError(() => database.open('nope')), { tag: 'no-such-database' });
+  assert.deepEqual(sqlLines, ['warn sql open("nope") refused (no-such-database): the manifest grants sql databases "default" only']);
   const connection = database.open('default');
   connection.execute?.('CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY, v TEXT)', []);
   assert.deepEqual(connection.execute?.('INSERT INTO t (v) VALUES (?)', [{ tag: 'text', val: 'x' }]), {
@@ -223,10 +229,12 @@ test('bucket configure and imports: a directory by default, synchronous; S3 sett
   );
   assert.ok(s3Plan.asyncImports?.includes('stratum:bucket/objects@0.1.0#[method]upload.finish'));
   const plan = await bucket.configure(configureContext({ imports, manifest }));
-  const prepared = await bucket.prepare(prepareContext(plan.settings, 'bucketsync'));
+  const bucketLines: string[] = [];
+  const prepared = await bucket.prepare(prepareContext(plan.settings, 'bucketsync', bucketLines));
   t.after(() => bucket.shutdown?.());
   const objects = prepared.imports['stratum:bucket/objects'] as { open(label: string): Record<string, (...args: unknown[]) => unknown> };
   assert.deepEqual(await witError(() => objects.open('default')), { tag: 'no-such-bucket' });
+  assert.deepEqual(bucketLines, ['warn bucket open("default") refused (no-such-bucket): the manifest grants buckets "uploads" only']);
   const uploads = objects.open('uploads');
   const info = uploads.put?.('a.txt', new TextEncoder().encode('hello'), 'text/plain') as { size: bigint; contentType: string };
   assert.equal(info.size, 5n);

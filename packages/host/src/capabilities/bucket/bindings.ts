@@ -13,6 +13,8 @@ export interface BucketBindingOptions {
   logger: Logger;
   /** Called for every quota refusal, so the host can log and count it. */
   onQuota?: (message: string) => void;
+  /** Called when the guest opens a label the manifest does not grant (its error case has no text). */
+  onNotGranted?: (label: string) => void;
 }
 
 interface WitObjectInfo {
@@ -132,7 +134,10 @@ export function bucketImports(options: BucketBindingOptions): ImportObjects {
 
   function open(label: string): Bucket {
     const bucket = buckets.get(label);
-    if (!bucket) throw new WitError({ tag: 'no-such-bucket' });
+    if (!bucket) {
+      options.onNotGranted?.(label);
+      throw new WitError({ tag: 'no-such-bucket' });
+    }
     return new Bucket(bucket);
   }
 

@@ -5,6 +5,7 @@ import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
 import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
+import { notGranted } from '../granted-labels.ts';
 import { directoryBucket } from './backends/directory.ts';
 import { parseS3Location } from './backends/s3-location.ts';
 import { bucketAsyncImports, bucketImports } from './bindings.ts';
@@ -201,7 +202,9 @@ const bucket: Capability<BucketSettings> = {
       buckets.set(label, opened);
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
-    return { imports: bucketImports({ buckets, logger: context.logger, onQuota }) };
+    const onNotGranted = (label: string) =>
+      context.log('warn', notGranted('bucket', 'buckets', 'no-such-bucket', label, Object.keys(context.settings.labels)), 'host');
+    return { imports: bucketImports({ buckets, logger: context.logger, onQuota, onNotGranted }) };
   },
   shutdown: () => backends.closeAll(),
 };

@@ -15,6 +15,8 @@ export interface KeyValueBindingOptions {
   logger: Logger;
   /** Called for every quota refusal, so the host can log and count it. */
   onQuota?: (message: string) => void;
+  /** Called when the guest opens a label the manifest does not grant (its error case has no text). */
+  onNotGranted?: (label: string) => void;
   /**
    * Every store's backend is synchronous. When not, the component is transpiled with JSPI, and
    * the methods served at the canonical ABI (../canonical-abi.ts) suspend the guest themselves.
@@ -92,7 +94,10 @@ function bindings(flavour: Flavour, options: KeyValueBindingOptions) {
 
   function open(label: string): Bucket {
     const store = stores.get(label);
-    if (!store) throw new WitError({ tag: 'no-such-store' });
+    if (!store) {
+      options.onNotGranted?.(label);
+      throw new WitError({ tag: 'no-such-store' });
+    }
     return new Bucket(store);
   }
 

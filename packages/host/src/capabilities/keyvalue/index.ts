@@ -3,6 +3,7 @@ import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
 import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
+import { notGranted } from '../granted-labels.ts';
 import { keyValueAsyncImports, keyValueImports } from './bindings.ts';
 import { exportKeyValue, importKeyValue } from './snapshot.ts';
 import type { KeyValueBackend, KeyValueLimits, KeyValueStore } from './types.ts';
@@ -179,7 +180,9 @@ const keyvalue: Capability<KeyValueSettings> = {
       stores.set(label, store);
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
-    return { imports: keyValueImports({ stores, logger: context.logger, onQuota, synchronous }) };
+    const onNotGranted = (label: string) =>
+      context.log('warn', notGranted('keyvalue', 'keyvalue stores', 'no-such-store', label, Object.keys(context.settings.labels)), 'host');
+    return { imports: keyValueImports({ stores, logger: context.logger, onQuota, synchronous, onNotGranted }) };
   },
   shutdown: () => backends.closeAll(),
 };

@@ -13,6 +13,8 @@ export interface SqlBindingOptions {
   logger: Logger;
   /** Called for every quota refusal, so the host can log and count it. */
   onQuota?: (message: string) => void;
+  /** Called when the guest opens a label the manifest does not grant (its error case has no text). */
+  onNotGranted?: (label: string) => void;
   /**
    * Every database's backend is synchronous. When not, the component is transpiled with JSPI, and
    * query and execute served at the canonical ABI (../canonical-abi.ts) suspend the guest themselves.
@@ -75,7 +77,10 @@ export function sqlImports(options: SqlBindingOptions): ImportObjects {
   }
   function open(label: string): Connection {
     const db = databases.get(label);
-    if (!db) throw new WitError({ tag: 'no-such-database' });
+    if (!db) {
+      options.onNotGranted?.(label);
+      throw new WitError({ tag: 'no-such-database' });
+    }
     return new Connection(db);
   }
   lowerConnection(Connection, !options.synchronous);

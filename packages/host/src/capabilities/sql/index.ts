@@ -3,6 +3,7 @@ import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
 import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
+import { notGranted } from '../granted-labels.ts';
 import { sqlAsyncImports, sqlImports } from './bindings.ts';
 import { exportSql, importSql } from './snapshot.ts';
 import type { SqlBackend, SqlDatabase, SqlLimits } from './types.ts';
@@ -157,7 +158,9 @@ const sql: Capability<SqlSettings> = {
       databases.set(label, database);
     }
     const onQuota = (message: string) => context.quotaExceeded(`quota: ${message}`);
-    return { imports: sqlImports({ databases, logger: context.logger, onQuota, synchronous }) };
+    const onNotGranted = (label: string) =>
+      context.log('warn', notGranted('sql', 'sql databases', 'no-such-database', label, Object.keys(context.settings.labels)), 'host');
+    return { imports: sqlImports({ databases, logger: context.logger, onQuota, synchronous, onNotGranted }) };
   },
   shutdown: () => backends.closeAll(),
 };
