@@ -9,7 +9,9 @@ import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { startEmbeddedDnsServer } from '@stratum/discovery';
 import { loadHostConfig, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
+import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
+import { ingressGet } from './support/ingress.ts';
 import { freePort } from './support/services.ts';
 import { removeDir, testDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
@@ -124,4 +126,26 @@ test('control commands given no host use ./host.toml and the operator key beside
     nowhere.stderr,
     /^error: say which host: --config <host\.toml> \(the operator-key\.json beside it signs\), or --url <control API base URL> and --key <registrar key file>\nhint: There is no host\.toml here/,
   );
+});
+
+test('next steps printed by the control commands carry the options given, so they run as pasted', async (t) => {
+  const { dir, host, control } = await hostWithTiny(t);
+  const capsule = join(dir, 'counter');
+  await mkdir(join(capsule, 'dist'), { recursive: true });
+  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
+  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  assert.equal((await run(['host', 'install', capsule, '-d', 'counter.example', ...control])).code, 0);
+  await ingressGet(new URL('/a', host.ingressUrl), 'counter.example');
+  const drained = await run(['host', 'drain', 'counter', ...control]);
+  assert.match(drained.stdout, /`stratum host serve counter --url \S+ --key \S+`/);
+
+  const exported = await run(['host', 'export', 'counter', 'keyvalue/default', '--out', join(dir, 'backup.jsonl'), ...control]);
+  assert.equal(exported.code, 0, exported.stderr);
+  const restore = /restore it with `stratum ([^`]*)`/.exec(exported.stdout)?.[1];
+  assert.equal(restore, `host import counter keyvalue/default ${join(dir, 'backup.jsonl')} ${control.join(' ')}`);
+  const imported = await run(restore.split(' '));
+  assert.equal(imported.code, 0, imported.stderr);
+
+  const unnamed = await run(['host', 'logs', ...control]);
+  assert.match(unnamed.stderr, /hint: Run `stratum host status --url \S+ --key \S+` to list them/);
 });

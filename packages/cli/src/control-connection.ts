@@ -3,7 +3,7 @@
 import { dirname, join } from 'node:path';
 import { readKeyFile } from '@stratum/core';
 import type { ControlClient, HostConfig } from '@stratum/host';
-import { type OptionSpec, type ParsedArgs, stringOption, usageError } from './command.ts';
+import { type OptionSpec, type ParsedArgs, shellWord, stringOption, usageError } from './command.ts';
 import { pathExists } from './files.ts';
 
 /** The options every control command takes, in the order --help lists them. */
@@ -53,6 +53,24 @@ export function localUrl(listen: { host: string; port: number }, tls: boolean): 
   const host =
     listen.host === '0.0.0.0' ? '127.0.0.1' : listen.host === '::' ? '[::1]' : listen.host.includes(':') ? `[${listen.host}]` : listen.host;
   return `${tls ? 'https' : 'http'}://${host}:${listen.port}`;
+}
+
+/**
+ * A `stratum` command for the user to run next, with the options that reached the host as they
+ * were given (`host move`'s for one of its hosts, with `side`), so that pasted it reaches the
+ * same host. Given none (./host.toml), it needs none either.
+ *
+ * @example
+ * nextCommand(args, ['host', 'serve', 'counter']); // "stratum host serve counter --config h1/host.toml"
+ */
+export function nextCommand(args: ParsedArgs, words: readonly string[], side?: 'from' | 'to'): string {
+  const given = (name: string) => stringOption(args, side ? `${side}-${name}` : name);
+  const flags = ['config', 'url', 'audience'].flatMap((name) => {
+    const value = given(name);
+    return value === undefined ? [] : [`--${name}`, value];
+  });
+  const key = (side ? given('key') : undefined) ?? stringOption(args, 'key');
+  return ['stratum', ...words, ...flags, ...(key === undefined ? [] : ['--key', key])].map(shellWord).join(' ');
 }
 
 /** `host move`'s options for one of its two hosts: --from-url, --to-config and so on. */

@@ -11,12 +11,11 @@ import {
   type ParsedArgs,
   paint,
   printable,
-  shellWord,
   stringListOption,
   stringOption,
   usageError,
 } from '../command.ts';
-import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, localUrl, sideOptions } from '../control-connection.ts';
+import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, localUrl, nextCommand, sideOptions } from '../control-connection.ts';
 import { VAR_FILE_OPTION, varFlags, varsFor } from '../dev/vars.ts';
 import type { LinkSwitch } from '../link-switch.ts';
 import { readLocalComponent } from '../local-component.ts';
@@ -127,16 +126,17 @@ async function linkSwitchOf(args: ParsedArgs): Promise<LinkSwitch | undefined> {
  * uninstall could fail too, and would throw away a replaced installation), so the error says so,
  * and how to go on from there or take it away.
  */
-function leftInstalled(error: unknown, installed: CapsuleStatus, records: string, host: string, where: string): StratumError {
-  const name = shellWord(installed.name);
+function leftInstalled(error: unknown, installed: CapsuleStatus, records: string, host: string, args: ParsedArgs): StratumError {
+  const serve = nextCommand(args, ['host', 'serve', installed.name]);
+  const uninstall = nextCommand(args, ['host', 'uninstall', installed.name]);
   const state =
     installed.state === 'running'
       ? `${installed.name} is installed on ${host} and running (it replaced a running installation); ${records}`
       : `${installed.name} is installed on ${host} but not started; ${records}`;
   const next =
     installed.state === 'running'
-      ? `run this install again once that is fixed, or remove it with \`stratum host uninstall ${name} ${where}\`.`
-      : `run this install again once that is fixed, or publish its links and run \`stratum host serve ${name} ${where}\`, or remove it with \`stratum host uninstall ${name} ${where}\`.`;
+      ? `run this install again once that is fixed, or remove it with \`${uninstall}\`.`
+      : `run this install again once that is fixed, or publish its links and run \`${serve}\`, or remove it with \`${uninstall}\`.`;
   const cause = isStratumError(error) ? error : undefined;
   return new StratumError(cause?.code ?? 'INSTALL_INCOMPLETE', errorMessage(error), {
     details: [...(cause?.details ?? []), state],
@@ -220,7 +220,7 @@ Examples:
           throw error;
         }
       } catch (error) {
-        throw leftInstalled(error, installed, records, hostName, controlWhere(args));
+        throw leftInstalled(error, installed, records, hostName, args);
       }
     } else {
       status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
@@ -262,7 +262,11 @@ Example:
   options: { ...CONTROL_OPTIONS },
   async run(args, io) {
     const name = args.positionals[0];
-    if (!name) throw usageError('say which capsule: stratum host uninstall <capsule>', 'Run `stratum host status` to list them.');
+    if (!name)
+      throw usageError(
+        'say which capsule: stratum host uninstall <capsule>',
+        `Run \`${nextCommand(args, ['host', 'status'])}\` to list them.`,
+      );
     const { client } = await connectControl(args);
     await client.uninstall(name);
     io.stdout.write(`${paint(io.stdout, 32, 'uninstalled')} ${name}\n`);
@@ -294,7 +298,11 @@ Example:
     options: { ...CONTROL_OPTIONS, json: { type: 'boolean', description: "print the capsule's status as JSON" } },
     async run(args, io) {
       const name = args.positionals[0];
-      if (!name) throw usageError(`say which capsule: stratum ${spec.name} <capsule>`, 'Run `stratum host status` to list them.');
+      if (!name)
+        throw usageError(
+          `say which capsule: stratum ${spec.name} <capsule>`,
+          `Run \`${nextCommand(args, ['host', 'status'])}\` to list them.`,
+        );
       const { client } = await connectControl(args);
       if (spec.waiting) io.stderr.write(`${spec.waiting.replace('{name}', name)}\n`);
       const status = await client[spec.verb](name);
@@ -305,9 +313,7 @@ Example:
       io.stdout.write(`${paint(io.stdout, 32, spec.done)} ${status.name}: ${status.state}, ${status.domains.join(', ')}\n`);
       if (status.lastError) io.stdout.write(`${paint(io.stdout, 33, 'last error:')} ${status.lastError}\n`);
       if (status.state === 'stopped') {
-        io.stdout.write(
-          `out of service until \`stratum host serve ${shellWord(name)} ${controlWhere(args)}\`, also after a restart of the host\n`,
-        );
+        io.stdout.write(`out of service until \`${nextCommand(args, ['host', 'serve', name])}\`, also after a restart of the host\n`);
       }
       return EXIT_OK;
     },
@@ -374,7 +380,8 @@ Examples:
   },
   async run(args, io) {
     const name = args.positionals[0];
-    if (!name) throw usageError('say which capsule: stratum host logs <capsule>', 'Run `stratum host status` to list them.');
+    if (!name)
+      throw usageError('say which capsule: stratum host logs <capsule>', `Run \`${nextCommand(args, ['host', 'status'])}\` to list them.`);
     const linesText = stringOption(args, 'lines') ?? '100';
     const lines = Number(linesText);
     if (!/^\d+$/.test(linesText) || lines > 10_000) throw usageError(`--lines ${linesText}: give a whole number from 0 to 10000`);
@@ -535,19 +542,6 @@ Examples:
   },
 };
 
-/**
- * The options that reached a host, as this command was given them (`host move`'s for the host
- * a capsule left, with `side`), for a command it suggests.
- */
-function controlWhere(args: ParsedArgs, side?: 'from'): string {
-  const given = (name: string) => stringOption(args, side ? `${side}-${name}` : name);
-  const where = given('config')
-    ? ['--config', given('config') ?? '']
-    : ['--url', given('url') ?? '', ...(given('audience') ? ['--audience', given('audience') ?? ''] : [])];
-  const key = (side ? given('key') : undefined) ?? stringOption(args, 'key');
-  return [...where, ...(key ? ['--key', key] : [])].map(shellWord).join(' ');
-}
-
 export const hostMoveCommand: Command = {
   name: 'host move',
   summary: 'move a capsule and its stored state to another host, as a registrar migrates it',
@@ -598,7 +592,11 @@ Examples:
   },
   async run(args, io) {
     const name = args.positionals[0];
-    if (!name) throw usageError('say which capsule: stratum host move <capsule> [dir] ...', 'Run `stratum host status` to list them.');
+    if (!name)
+      throw usageError(
+        'say which capsule: stratum host move <capsule> [dir] ...',
+        `Run \`${nextCommand(args, ['host', 'status'], 'from')}\` to list them.`,
+      );
     const dnsServer = stringOption(args, 'dns');
     const switchLinks = await linkSwitchOf(args);
     const capsule = await capsuleToSend(args, args.positionals[1], 'host move');
@@ -649,7 +647,7 @@ Examples:
         ? `Its domains' links name ${toName} now; resolvers follow within the records' TTL. It is drained on ${fromName}; remove it there once they have:\n`
         : `It is drained on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`,
     );
-    io.stdout.write(`  stratum host uninstall ${name} ${controlWhere(args, 'from')}\n`);
+    io.stdout.write(`  ${nextCommand(args, ['host', 'uninstall', name], 'from')}\n`);
     return EXIT_OK;
   },
 };

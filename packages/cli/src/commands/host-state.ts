@@ -5,8 +5,8 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatBytes } from '@stratum/core';
-import { type Command, EXIT_OK, type ParsedArgs, paint, shellWord, stringOption, usageError } from '../command.ts';
-import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl } from '../control-connection.ts';
+import { type Command, EXIT_OK, type ParsedArgs, paint, stringOption, usageError } from '../command.ts';
+import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, nextCommand } from '../control-connection.ts';
 
 const STORE_KINDS = ['keyvalue', 'sql', 'bucket'];
 
@@ -122,7 +122,7 @@ Examples:
       `${paint(io.stdout, 32, 'exported')} ${capsule}'s ${capability}/${label}: ${records} records, ${formatBytes(size)} to ${out}\n`,
     );
     io.stdout.write(
-      `restore it with \`stratum host import ${shellWord(capsule)} ${capability}/${label} ${shellWord(out)}\` on a stopped capsule\n`,
+      `restore it with \`${nextCommand(args, ['host', 'import', capsule, `${capability}/${label}`, out])}\` on a stopped capsule\n`,
     );
     return EXIT_OK;
   },
