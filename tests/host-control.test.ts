@@ -163,7 +163,7 @@ async function setup(
   t: TestContext,
   runtimes: FakeRuntime[] = [],
   into?: Awaited<ReturnType<typeof testDir>>,
-  options: { control?: string } = {},
+  options: { control?: string; tables?: string } = {},
 ) {
   const { dir: base, closing } = into ?? (await testDir(t, 'stratum-control-'));
   const registrar = await generateEd25519KeyPair();
@@ -171,8 +171,9 @@ async function setup(
   const config = parseHostConfig(
     testHostToml({
       registrar: registrar.publicJwk.x,
+      operator: true,
       control: `max_body = "1mib"\n${options.control ?? ''}`,
-      tables: '[metering]\nflush_interval = "1h"\n',
+      tables: `[metering]\nflush_interval = "1h"\n${options.tables ?? ''}`,
     }),
     join(base, 'host.toml'),
   );
@@ -255,6 +256,62 @@ test('usage comes from the hash-chained ledger', async (t) => {
   const { entries } = await client.ledger();
   assert.equal(entries[0]?.hash, usage.ledger.hash);
   assert.deepEqual(await client.usage({ since: new Date(Date.now() + 3_600_000) }), { capsules: {}, ledger: usage.ledger });
+});
+
+test('a registrar sees and drives only the capsules it installed; an operator key every one, without taking them over', async (t) => {
+  const [acmeKey, bravoKey] = [await generateEd25519KeyPair(), await generateEd25519KeyPair()];
+  const { host, client: operator } = await setup(t, [], undefined, {
+    tables: `[registrars.acme]\nkey = "${acmeKey.publicJwk.x}"\n[registrars.bravo]\nkey = "${bravoKey.publicJwk.x}"\n`,
+  });
+  const connect = (key: typeof acmeKey) =>
+    createControlClient({ url: host.controlUrl, key: key.privateJwk, audience: 'host1.example.net' });
+  const [acme, bravo] = [connect(acmeKey), connect(bravoKey)];
+  await acme.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT });
+  await bravo.install({ name: 'blog', domains: ['blog.example'], manifest: MANIFEST, component: COMPONENT });
+  await (await ingress(host, 'shop.example')).text();
+  const names = (capsules: CapsuleStatus[]) => capsules.map((capsule) => capsule.name).sort();
+  const listed = async (client: typeof acme) => {
+    const response = await client.request('GET', '/capsules');
+    return names(((await response.json()) as { capsules: CapsuleStatus[] }).capsules);
+  };
+  assert.deepEqual(names((await bravo.status()).capsules), ['blog']);
+  assert.deepEqual(await listed(bravo), ['blog']);
+  assert.deepEqual(names((await operator.status()).capsules), ['blog', 'shop']);
+
+  const hidden = async (promise: Promise<unknown>, status = 404, code = 'CAPSULE_NOT_FOUND') => {
+    await assert.rejects(promise, (error: unknown) => {
+      assert.ok(error instanceof ControlApiError, String(error));
+      assert.equal(`${error.status} ${error.code}`, `${status} ${code}`);
+      return true;
+    });
+  };
+  // Another registrar's capsule is answered as one that is not there, whatever is asked of it.
+  await hidden(bravo.capsule('shop'));
+  await hidden(bravo.stop('shop'));
+  await hidden(bravo.drain('shop'));
+  await hidden(bravo.start('shop'));
+  await hidden(bravo.uninstall('shop'));
+  await hidden(bravo.logs('shop', () => {}, { backlog: 1 }));
+  await hidden(bravo.exportState('shop', 'keyvalue', 'default'));
+  await hidden(bravo.install({ name: 'shop', domains: ['blog.example'], manifest: MANIFEST, component: COMPONENT }), 409, 'NAME_TAKEN');
+  await hidden(bravo.ledger(), 403, 'OPERATOR_ONLY');
+  assert.deepEqual(Object.keys((await bravo.usage()).capsules), []);
+  assert.equal((await acme.usage()).capsules.shop?.requests, 1);
+  assert.equal((await acme.capsule('shop')).state, 'running');
+  assert.equal(await (await ingress(host, 'shop.example')).text(), 'hello from shop');
+
+  // The operator drives it and replaces it; it stays acme's.
+  assert.equal((await operator.stop('shop')).state, 'stopped');
+  assert.equal((await operator.start('shop')).state, 'running');
+  await operator.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST.replace('1.0.0', '1.1.0'), component: COMPONENT });
+  assert.equal((await acme.capsule('shop')).version, '1.1.0');
+  await hidden(bravo.capsule('shop'));
+  assert.ok((await operator.ledger()).entries.length > 0);
+  await acme.uninstall('shop');
+  assert.deepEqual(await listed(operator), ['blog']);
+  // Its name is free again, for anyone.
+  await bravo.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT });
+  await hidden(acme.capsule('shop'));
 });
 
 test('logs stream as server-sent events', async (t) => {

@@ -54,8 +54,8 @@ test('host init writes a host.toml that starts a host trusting the operator key 
   assert.equal(config.dataDir, join(dir, 'data'));
   const operator = await readKeyFile(join(dir, 'operator-key.json'));
   assert.deepEqual(
-    config.registrars.map(({ name, key, domain }) => ({ name, key: key.x, domain })),
-    [{ name: 'operator', key: operator.x, domain: 'operator.example.net' }],
+    config.registrars.map(({ name, key, domain, operator }) => ({ name, key: key.x, domain, operator })),
+    [{ name: 'operator', key: operator.x, domain: 'operator.example.net', operator: true }],
   );
 
   closing(await startHost(config, { pullComponent: false }));

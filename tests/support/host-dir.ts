@@ -9,6 +9,8 @@ export interface TestHostOptions {
   registrarName?: string;
   /** Its domain, as domain links name it ([registrars.<name>] domain). */
   registrarDomain?: string;
+  /** Marks it the host operator's key, which drives every installation and reads the ledger. */
+  operator?: boolean;
   /** The host's name (default host1.example.net). */
   name?: string;
   /** Lines added to [control], such as `max_body` or `tls_cert`. */
@@ -32,7 +34,7 @@ ${options.ingress ? `${options.ingress}\n` : ''}[control]
 listen = "127.0.0.1:0"
 ${options.control ? `${options.control}\n` : ''}[registrars.${options.registrarName ?? 'test'}]
 key = "${options.registrar}"
-${options.registrarDomain ? `domain = "${options.registrarDomain}"\n` : ''}${options.tables ?? ''}`;
+${options.operator ? 'operator = true\n' : ''}${options.registrarDomain ? `domain = "${options.registrarDomain}"\n` : ''}${options.tables ?? ''}`;
 }
 
 /**

@@ -17,8 +17,8 @@ test("host init's template reads back as written, the defaults spelt out and the
   assert.deepEqual(plain.ingress.listen, { host: '0.0.0.0', port: 8080 });
   assert.deepEqual(plain.control.listen, { host: '127.0.0.1', port: 7070 });
   assert.deepEqual(
-    plain.registrars.map((registrar) => [registrar.name, registrar.key.x, registrar.domain]),
-    [['operator', operator.publicKey, undefined]],
+    plain.registrars.map((registrar) => [registrar.name, registrar.key.x, registrar.domain, registrar.operator]),
+    [['operator', operator.publicKey, undefined, true]],
   );
   const chosen = parseHostConfig(
     hostConfigTemplate({
@@ -50,6 +50,8 @@ test('the minimal example gets the defaults', () => {
   assert.deepEqual(config.discovery, { verifyLinks: true, recheckMs: 300_000 });
   assert.equal(config.registrars.length, 1);
   assert.equal(config.registrars[0]?.domain, undefined);
+  // Not marked as the operator's: it drives only the installations it makes.
+  assert.equal(config.registrars[0]?.operator, undefined);
   assert.equal(config.registrars[0]?.key.kid, 'kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k');
   assert.deepEqual(config.capabilities, { keyvalue: {}, sql: {}, bucket: {} });
   assert.equal('outbound' in config.capabilities, false);
@@ -74,8 +76,15 @@ test('the full example converts units and passes backend tables through', () => 
     idleMs: 600_000,
   });
   assert.equal(config.metering.flushIntervalMs, 30_000);
-  assert.equal(config.registrars[0]?.description, 'Example Registrar Inc.');
-  assert.equal(config.registrars[0]?.domain, 'registrar.example.com');
+  assert.deepEqual(
+    config.registrars.map((registrar) => [registrar.name, registrar.operator]),
+    [
+      ['operator', true],
+      ['example', undefined],
+    ],
+  );
+  assert.equal(config.registrars[1]?.description, 'Example Registrar Inc.');
+  assert.equal(config.registrars[1]?.domain, 'registrar.example.com');
   assert.deepEqual(config.discovery, { verifyLinks: true, resolver: '127.0.0.1:53', recheckMs: 60_000 });
   assert.deepEqual(config.capabilities.keyvalue.default, { type: 'redis', url: 'redis://127.0.0.1:6379/0' });
   assert.deepEqual(config.capabilities.keyvalue.cache, { type: 'nats', url: 'nats://127.0.0.1:4222' });

@@ -247,7 +247,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
     Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
   const metering = (raw.metering ?? {}) as { flush_interval?: string };
   const discovery = (raw.discovery ?? {}) as { verify_links?: boolean; resolver?: string; recheck?: string };
-  const registrarTables = raw.registrars as Record<string, { key: string; domain?: string; description?: string }>;
+  const registrarTables = raw.registrars as Record<string, { key: string; domain?: string; description?: string; operator?: boolean }>;
 
   const ingressListen = parseAddress(ingress.listen ?? DEFAULT_INGRESS_LISTEN, ['ingress', 'listen'], problems);
   const controlListen = parseAddress(control.listen ?? DEFAULT_CONTROL_LISTEN, ['control', 'listen'], problems);
@@ -312,6 +312,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
         key: { ...jwk, kid },
         ...(table.domain !== undefined ? { domain: table.domain.toLowerCase() } : {}),
         ...(table.description !== undefined ? { description: table.description } : {}),
+        ...(table.operator === true ? { operator: true as const } : {}),
       });
     } catch {
       problems.push({

@@ -31,6 +31,11 @@ export interface TrustedRegistrar {
   /** Its domain name, lower-case, as the `registrar=` of the domain links it publishes names it. */
   domain?: string;
   description?: string;
+  /**
+   * The host operator's own key: it drives every installation, whichever registrar made it, and
+   * reads the usage ledger. Any other registrar sees only the installations it made.
+   */
+  operator?: true;
 }
 
 /** `[discovery]`: checking domain links before serving (spec/discovery.md section 5.3). */

@@ -236,6 +236,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       logger: logger.child({ component: 'control' }),
       ...(pullComponent ? { pullComponent } : {}),
       ...(checkLinks && links ? { checkLinks, onLinked: (domains: readonly string[]) => links.linked(domains) } : {}),
+      registrars: config.registrars,
       state: { capabilityConfig: config.capabilities, dataDir: runtimeDir, logger: logger.child({ component: 'state' }) },
     });
     let control: Server;

@@ -13,8 +13,9 @@ export interface Installation {
   digest: string;
   config: Record<string, string>;
   /**
-   * The registrar (its name in host.toml) whose request installed it, or last started it: the one
-   * its domains' links must name.
+   * The registrar (its name in host.toml) whose request installed it: besides operator keys, the
+   * only one that sees and drives it (spec/host-api.md section 3.3), and the one its domains'
+   * links must name.
    */
   registrar?: string;
   /** What the registrar last asked for: a drained capsule stays out of service after a restart. */
@@ -84,15 +85,11 @@ export class InstallationStore {
     }
   }
 
-  /**
-   * Records what a registrar asked for. `registrar`, for a start: the links were checked against
-   * it, so the re-checks while it serves are too (`registrar` above).
-   */
-  async setDesired(name: string, desired: Installation['desired'], registrar?: string): Promise<void> {
+  /** Records what a registrar asked for: a drained capsule stays out of service after a restart. */
+  async setDesired(name: string, desired: Installation['desired']): Promise<void> {
     const installation = await this.get(name);
-    if (!installation) return;
-    if (installation.desired === desired && (registrar === undefined || installation.registrar === registrar)) return;
-    await this.save({ ...installation, desired, ...(registrar !== undefined ? { registrar } : {}), updatedAt: new Date().toISOString() });
+    if (!installation || installation.desired === desired) return;
+    await this.save({ ...installation, desired, updatedAt: new Date().toISOString() });
   }
 
   /** Removes the installation, and its component when no other installation uses it. */

@@ -62,6 +62,8 @@ export interface ControlServerOptions {
   checkLinks?: LinkChecker;
   /** Told the domains a start found linked (`LinkWatch.linked`). */
   onLinked?: (domains: readonly string[]) => void;
+  /** host.toml's registrars: a capsule's links are checked against the one that installed it. */
+  registrars?: readonly TrustedRegistrar[];
 }
 
 const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
@@ -96,10 +98,48 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     startedAt,
   });
 
-  const findCapsule = (name: string): CapsuleStatus => {
+  /**
+   * The registrar that made each installation, by name (spec/host-api.md section 3.3): a registrar
+   * sees and drives only its own, an operator key every one. Kept here rather than read from
+   * each installation's file, since a status lists them all; only this handler adds or removes
+   * installations once the host has restored them.
+   */
+  let owners: Promise<Map<string, string | undefined>> | undefined;
+  const ownerMap = () => {
+    owners ??= options.store.list().then((all) => new Map(all.map((one) => [one.name, one.registrar])));
+    return owners;
+  };
+
+  /** Whether `registrar` may see and drive the installation `name`. */
+  const mayDrive = (mine: Map<string, string | undefined>, registrar: TrustedRegistrar, name: string): boolean => {
+    if (registrar.operator) return true;
+    if (!mine.has(name)) return false;
+    const owner = mine.get(name);
+    // An installation from before installations recorded their registrar is anyone's, as it was.
+    return owner === undefined || owner === registrar.name;
+  };
+
+  /** The capsules `registrar` may see. */
+  const visibleStatus = async (registrar: TrustedRegistrar): Promise<CapsuleStatus[]> => {
+    const all = options.runtime.status();
+    if (registrar.operator) return all;
+    const mine = await ownerMap();
+    return all.filter((capsule) => mayDrive(mine, registrar, capsule.name));
+  };
+
+  /** Another registrar's capsule is answered as one that is not there: its name and domains are that registrar's business. */
+  const findCapsule = async (name: string, registrar: TrustedRegistrar): Promise<CapsuleStatus> => {
     const status = options.runtime.status().find((capsule) => capsule.name === name);
-    if (!status) throw new HttpError(404, 'CAPSULE_NOT_FOUND', `no capsule named "${name.slice(0, 80)}" is installed here`);
+    if (!status || !mayDrive(await ownerMap(), registrar, name)) {
+      throw new HttpError(404, 'CAPSULE_NOT_FOUND', `no capsule named "${name.slice(0, 80)}" is installed here`);
+    }
     return status;
+  };
+
+  /** The registrar whose installation `name` is, for its links' checks; the asking one if host.toml no longer names it. */
+  const ownerOf = async (name: string, asking: TrustedRegistrar): Promise<TrustedRegistrar> => {
+    const owner = (await ownerMap()).get(name);
+    return options.registrars?.find((one) => one.name === owner) ?? asking;
   };
 
   /**
@@ -159,11 +199,20 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         hint: 'A [source] wasm path means nothing to the host: upload the bytes as component.base64, or use a registry source.',
       });
     }
+    const mine = await ownerMap();
+    if (mine.has(name) && !mayDrive(mine, registrar, name)) {
+      throw new HttpError(409, 'NAME_TAKEN', `a capsule named "${name}" is installed here by another registrar`, {
+        hint: 'Install it under another name (the install body\'s "name").',
+      });
+    }
     const digest = await options.store.putComponent(bytes, expected);
     const previous = await options.store.get(name);
+    // Replacing an installation keeps its registrar: an operator's upgrade does not take it over.
+    const ownerName = previous?.registrar ?? registrar.name;
+    const owner = options.registrars?.find((one) => one.name === ownerName) ?? registrar;
     let status: CapsuleStatus;
     try {
-      if (body.start ?? true) await checkLinks(name, body.domains, digest, registrar);
+      if (body.start ?? true) await checkLinks(name, body.domains, digest, owner);
       status = await options.runtime.install({
         name,
         domains: body.domains,
@@ -198,13 +247,14 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       manifest: body.manifest,
       digest,
       config: body.config ?? {},
-      registrar: registrar.name,
+      registrar: ownerName,
       // What the runtime now does: replacing a running capsule keeps it running even with start: false.
       desired: status.state === 'running' ? 'running' : 'stopped',
       installedAt: previous?.installedAt ?? now,
       updatedAt: now,
     };
     await options.store.save(installation);
+    mine.set(name, installation.registrar);
     if (previous && previous.digest !== digest) await options.store.dropComponentIfUnused(previous.digest);
     return status;
   };
@@ -238,6 +288,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         parts[4] as string,
         parts[5] as string,
         log,
+        registrar,
       );
     }
 
@@ -253,7 +304,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
           : undefined;
       return json(response, 200, {
         host: hostInfo(),
-        capsules: options.runtime.status(),
+        capsules: await visibleStatus(registrar),
         ...(counters ? { runtime: counters } : {}),
         metering: { ledger: options.ledger.state },
       });
@@ -269,10 +320,20 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         ...(since ? { since } : {}),
         ...(until ? { until } : {}),
       });
+      if (!registrar.operator) {
+        // The ledger names capsules, not registrars: a registrar reads the usage of those installed by it now.
+        const mine = await ownerMap();
+        for (const name of Object.keys(capsules)) if (!mayDrive(mine, registrar, name)) delete capsules[name];
+      }
       return json(response, 200, { capsules, ledger: options.ledger.head });
     }
     if (collection === 'usage' && name === 'ledger' && parts.length === 3) {
       allow(method, 'GET');
+      if (!registrar.operator) {
+        throw new HttpError(403, 'OPERATOR_ONLY', "the usage ledger holds every registrar's capsules; only an operator key reads it", {
+          hint: `host.toml marks the host operator's own key: [registrars.<name>] operator = true. Registrar "${registrar.name}" reads its capsules' usage at /usage.`,
+        });
+      }
       const after = integerParam(url, 'after', 0, 0);
       const limit = integerParam(url, 'limit', 1000, 1, 10_000);
       await options.ledger.flush();
@@ -282,31 +343,33 @@ export function createControlHandler(options: ControlServerOptions): (request: I
 
     if (name === undefined) {
       allow(method, 'GET', 'POST');
-      if (method === 'GET') return json(response, 200, { capsules: options.runtime.status() });
+      if (method === 'GET') return json(response, 200, { capsules: await visibleStatus(registrar) });
       const status = await install(parseInstallBody(body), registrar);
       log.info({ capsule: status.name, digest: status.digest, domains: status.domains }, 'capsule installed');
       return json(response, 201, { capsule: status });
     }
     if (action === undefined) {
       allow(method, 'GET', 'DELETE');
-      findCapsule(name);
-      if (method === 'GET') return json(response, 200, { capsule: findCapsule(name) });
+      const found = await findCapsule(name, registrar);
+      if (method === 'GET') return json(response, 200, { capsule: found });
       await options.runtime.uninstall(name);
       await options.store.remove(name);
+      (await ownerMap()).delete(name);
       log.info({ capsule: name }, 'capsule uninstalled');
       return json(response, 200, { uninstalled: name });
     }
     if (action === 'logs') {
       allow(method, 'GET');
-      findCapsule(name);
+      await findCapsule(name, registrar);
       return streamLogs(request, response, name, integerParam(url, 'backlog', 100, 0, 10_000));
     }
     if (action === 'start' || action === 'drain' || action === 'stop') {
       allow(method, 'POST');
-      const current = findCapsule(name);
-      if (action === 'start' && current.state !== 'running') await checkLinks(name, current.domains, current.digest, registrar);
+      const current = await findCapsule(name, registrar);
+      if (action === 'start' && current.state !== 'running')
+        await checkLinks(name, current.domains, current.digest, await ownerOf(name, registrar));
       const status = await options.runtime[action](name);
-      await options.store.setDesired(name, action === 'start' ? 'running' : 'stopped', action === 'start' ? registrar.name : undefined);
+      await options.store.setDesired(name, action === 'start' ? 'running' : 'stopped');
       log.info(
         { capsule: name, state: status.state },
         `capsule ${action === 'stop' ? 'stopped' : action === 'drain' ? 'drained' : 'started'}`,
@@ -325,10 +388,11 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     capability: string,
     label: string,
     log: Logger,
+    registrar: TrustedRegistrar,
   ): Promise<void> => {
     const method = request.method ?? 'GET';
     allow(method, 'GET', 'PUT');
-    const status = findCapsule(name);
+    const status = await findCapsule(name, registrar);
     const access = options.state;
     if (!access) throw new HttpError(404, 'NOT_FOUND', 'this host does not export or import capsule state');
     if (!isStatefulCapability(capability)) {
