@@ -149,3 +149,13 @@ test('next steps printed by the control commands carry the options given, so the
   const unnamed = await run(['host', 'logs', ...control]);
   assert.match(unnamed.stderr, /hint: Run `stratum host status --url \S+ --key \S+` to list them/);
 });
+
+test('host install --no-start says the capsule is not served until it is started, and how to start it', async (t) => {
+  const { dir, control } = await hostWithTiny(t);
+  const idle = await run(['host', 'install', join(dir, 'tiny'), '-d', 'tiny.example', '--no-start', ...control]);
+  assert.equal(idle.code, 0, idle.stderr);
+  assert.match(
+    idle.stdout,
+    /^installed tiny 0\.1\.0 \(sha256:[0-9a-f]{64}\): installed, not started: will serve tiny\.example once started \(stratum host serve tiny --url \S+ --key \S+\)\n$/,
+  );
+});

@@ -229,9 +229,13 @@ Examples:
       io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
       return EXIT_OK;
     }
-    io.stdout.write(
-      `${paint(io.stdout, 32, 'installed')} ${status.name} ${status.version} (${status.digest}): ${status.state}, serving ${status.domains.join(', ')}\n`,
-    );
+    const domainList = status.domains.join(', ');
+    // Only a running capsule serves; one installed with --no-start (or that failed to start) waits for `host serve`.
+    const serving =
+      status.state === 'running'
+        ? `running, serving ${domainList}`
+        : `${status.state === 'installed' ? 'installed, not started' : status.state}: will serve ${domainList} once started (${nextCommand(args, ['host', 'serve', status.name])})`;
+    io.stdout.write(`${paint(io.stdout, 32, 'installed')} ${status.name} ${status.version} (${status.digest}): ${serving}\n`);
     if (status.lastError) io.stdout.write(`${paint(io.stdout, 33, 'last error:')} ${status.lastError}\n`);
     if (config && status.state === 'running') {
       const domain = status.domains[0] ?? '';
