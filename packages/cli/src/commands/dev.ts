@@ -128,7 +128,7 @@ Examples:
     const { DevCapsule } = await import('../dev/capsule.ts');
     const { startIngress } = await import('../dev/ingress.ts');
     const hostConfig = configFile === undefined ? undefined : await loadHostConfig(configFile);
-    const output = new DevOutput(io.stdout, { json: booleanOption(args, 'json') });
+    const output = new DevOutput(io.stdout, { json: booleanOption(args, 'json'), watching });
 
     let stop: () => void = () => {};
     const stopped = new Promise<'stop'>((resolve) => {

@@ -110,6 +110,16 @@ test('a failed build says what went wrong, the details, the fix, and what still 
   assert.match(lines[3] ?? '', /still serving the last good version \(0\.1\.0, sha256:abc\)/);
 });
 
+test('a first build that fails says to save to retry when watching, and to run again with --no-watch', () => {
+  const error = new StratumError('BUILD_BUNDLE_FAILED', 'cannot bundle src/index.ts');
+  const watching = capture(false);
+  new DevOutput(watching.stream, { json: false }).failed('counter', error, undefined);
+  assert.match(watching.text(), /\n {4}nothing is served yet; fix it and save to retry\n$/);
+  const once = capture(false);
+  new DevOutput(once.stream, { json: false, watching: false }).failed('counter', error, undefined);
+  assert.match(once.text(), /\n {4}nothing is served; fix it and run stratum dev again\n$/);
+});
+
 test('a reload says how it was built and how long the rebuild took', () =>
   withNoColor(undefined, () => {
     const out = capture(false);

@@ -56,12 +56,15 @@ const clock = (time: Date = new Date()) => time.toTimeString().slice(0, 8);
 export class DevOutput {
   readonly #out: Stream;
   readonly #json: boolean;
+  readonly #watching: boolean;
   readonly #colours = new Map<string, number>();
   #width = 8;
 
-  constructor(out: Stream, options: { json: boolean }) {
+  /** `watching`: whether a save rebuilds (not with --no-watch), which decides what a failure tells the user to do. */
+  constructor(out: Stream, options: { json: boolean; watching?: boolean }) {
     this.#out = out;
     this.#json = options.json;
+    this.#watching = options.watching ?? true;
   }
 
   /** Names are padded to the longest, so that columns line up with several capsules. */
@@ -158,9 +161,12 @@ export class DevOutput {
     const lines = [`${this.#paint(2, clock())} ${this.#capsule(capsule)}  ${this.#paint(31, '✗ error:')} ${errorMessage(error)}`];
     for (const detail of stratum?.details ?? []) lines.push(`    ${detail}`);
     if (stratum?.hint) lines.push(`    ${this.#paint(36, 'hint:')} ${stratum.hint}`);
-    lines.push(
-      `    ${this.#paint(33, keptServing ? `still serving the last good version (${keptServing}); fix it and save to reload` : 'nothing is served yet; fix it and save to retry')}`,
-    );
+    const next = keptServing
+      ? `still serving the last good version (${keptServing}); fix it and save to reload`
+      : this.#watching
+        ? 'nothing is served yet; fix it and save to retry'
+        : 'nothing is served; fix it and run stratum dev again';
+    lines.push(`    ${this.#paint(33, next)}`);
     this.#line(lines.join('\n'));
   }
 
