@@ -159,3 +159,20 @@ test('host install --no-start says the capsule is not served until it is started
     /^installed tiny 0\.1\.0 \(sha256:[0-9a-f]{64}\): installed, not started: will serve tiny\.example once started \(stratum host serve tiny --url \S+ --key \S+\)\n$/,
   );
 });
+
+test('dev on a project whose prebuilt component is not built says so and how to build it, as host install does', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-dev-unbuilt-'));
+  t.after(() => removeDir(dir));
+  await writeFile(join(dir, 'stratum.toml'), 'stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\n');
+  const noScript = await run(['dev', dir, '--no-watch', '--port', '0']);
+  assert.equal(noScript.code, 1);
+  assert.match(
+    noScript.stdout,
+    /✗ error: cannot read the component .*\/tiny\.wasm\n {4}no such file\n {4}hint: Build it first, or check \[source\] wasm in .*stratum\.toml\.\n {4}nothing is served; fix it and run stratum dev again\n/,
+  );
+  // As examples/tiny makes its component.
+  await writeFile(join(dir, 'build.ts'), '');
+  const withScript = await run(['dev', dir, '--no-watch', '--port', '0']);
+  assert.equal(withScript.code, 1);
+  assert.match(withScript.stdout, /hint: Build it first with the project's build script: `node \S+\/build\.ts`\./);
+});

@@ -120,7 +120,7 @@ test('host install sends a built capsule and starts it; host drain, stop and ser
   const unbuilt = await run(['host', 'install', capsule, '--domain', 'hello.example', ...control]);
   assert.equal(unbuilt.code, 1);
   assert.match(unbuilt.stderr, /cannot read the component .*dist\/hello\.wasm/);
-  assert.match(unbuilt.stderr, /Build it first: `stratum build`/);
+  assert.match(unbuilt.stderr, /Build it first: `stratum build \S+\/hello`/);
 
   await copyFile(await buildExample('hello'), join(capsule, 'dist', 'hello.wasm'));
   // hello declares no config variable (and does not import wasi:config): a value is a mistake.

@@ -8,6 +8,7 @@ import { errorMessage, StratumError } from '@stratum/core';
 import { CAPABILITY_MODULES, createHostRuntime, type HostConfig, resolveConfig, type StratumHostRuntime } from '@stratum/host';
 import { loadManifest, type Manifest, routeExample, routeMatches } from '@stratum/manifest';
 import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES, linkSdkForEditors } from '@stratum/sdk/build';
+import { readLocalComponent } from '../local-component.ts';
 import { type BackendFlag, capabilityConfigFor, describeBackends, outboundConfigFor } from './backends.ts';
 import { type BuildKind, type DevOutput, type ServedCapsule, versionId } from './output.ts';
 import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
@@ -335,7 +336,11 @@ export class DevCapsule {
           hint: 'stratum dev runs a project on this machine: add src/index.ts (or [build] entry), or set [source] wasm to a local file.',
         });
       }
-      const component = await readFile(resolve(this.dir, manifest.source.wasm));
+      const { bytes: component } = await readLocalComponent(
+        join(this.shownDir, 'stratum.toml'),
+        { ...manifest, source: manifest.source },
+        'DEV_NO_COMPONENT',
+      );
       return { manifest, component, digest: digestOf(component), build: 'prebuilt' };
     }
     if (!this.#sdkLinked) {
