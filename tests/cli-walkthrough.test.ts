@@ -176,3 +176,20 @@ test('dev on a project whose prebuilt component is not built says so and how to 
   assert.equal(withScript.code, 1);
   assert.match(withScript.stdout, /hint: Build it first with the project's build script: `node \S+\/build\.ts`\./);
 });
+
+test('help agrees with the parser: a usage line shows every option or says [options], and optional ones in brackets', async () => {
+  for (const command of ['dev', 'host start', 'host move', 'host keygen']) {
+    const help = await run([...command.split(' '), '--help']);
+    const usage = /^Usage: (.*)$/m.exec(help.stdout)?.[1] ?? '';
+    const options = [...(help.stdout.split('\nOptions:\n')[1]?.matchAll(/^ {2}(?:-\w, | {4})--([\w-]+)/gm) ?? [])].map((match) => match[1]);
+    assert.ok(options.length > 0, help.stdout);
+    if (usage.endsWith('[options]')) continue;
+    for (const option of options)
+      if (option !== 'help') assert.ok(usage.includes(`--${option}`), `${command}: usage leaves out --${option}: ${usage}`);
+  }
+  assert.match((await run(['host', 'start', '--help'])).stdout, /^Usage: stratum host start \[--config <host\.toml>\]/m);
+  // The key files the examples name are those host init writes.
+  assert.doesNotMatch((await run(['host', 'status', '--help'])).stdout, /operator\.key/);
+  assert.doesNotMatch((await run(['host', 'init', '--help'])).stdout, /every key commented/);
+  assert.match((await run(['host', 'keygen', '--help'])).stdout, /registrar's key/);
+});

@@ -32,7 +32,8 @@ function openInBrowser(url: string, onError: (message: string) => void): void {
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run capsules on this machine: build, serve, and rebuild on every change',
-  usage: 'dev [dir...] [--port <n>] [--backend <kind>=<url>] [--config host.toml] [--full-build] [--no-watch] [--open] [--json]',
+  usage:
+    'dev [dir...] [--port <n>] [--backend <kind>=<url>] [--config host.toml] [--var [capsule:]name=value ...] [--var-file <file>] [--full-build] [--no-watch] [--open] [--json]',
   description: `
 Builds each capsule (when it has JavaScript or TypeScript sources), runs it in the same runtime
 a Stratum host uses, and serves it at http://<capsule>.localhost:<port>/ (and, when there is only

@@ -549,8 +549,7 @@ Examples:
 export const hostMoveCommand: Command = {
   name: 'host move',
   summary: 'move a capsule and its stored state to another host, as a registrar migrates it',
-  usage:
-    'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) [--key <registrar key>] [--domain <name> ...] [--var name=value ...] [--var-file <file>] [--dns <ip:port> --zone <zone> [--tsig-key <file>]]',
+  usage: 'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) [options]',
   description: `
 Moves a capsule in the order spec/host-api.md section 5.11 gives: installs it on the new host
 without starting it (so a refusal there changes nothing), drains it on the old host (new

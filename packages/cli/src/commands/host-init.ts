@@ -15,7 +15,8 @@ export const hostInitCommand: Command = {
   usage: 'host init [dir] [--name <host name>] [--ingress <address>] [--control <address>] [--operator-domain <name>] [--api <url>]',
   description: `
 Writes what \`stratum host start\` needs into the directory (default: the current one):
-  host.toml          the configuration, every key commented (spec/host-config/README.md)
+  host.toml          the configuration: the keys a host needs, with comments
+                     (spec/host-config/README.md lists every key)
   host-key.json      the host's Ed25519 identity key
   operator-key.json  your own registrar key, trusted in host.toml as [registrars.operator]: it
                      signs \`host status\`, \`host install\` and the rest

@@ -3,19 +3,23 @@ import { booleanOption, type Command, EXIT_OK, paint, stringListOption, stringOp
 
 export const hostKeygenCommand: Command = {
   name: 'host keygen',
-  summary: "create a host's Ed25519 identity key and show the DNS record to publish",
-  usage: 'host keygen [--out host-key.json] [--host <name> --api <url> [--wit <list>]]',
+  summary: "create an Ed25519 key: a host's identity key (and the DNS record to publish), or a registrar's",
+  usage: 'host keygen [--out host-key.json] [--host <name> --api <url> [--wit <list>]] [--json]',
   description: `
-Creates the host's identity key (Ed25519) in a key file readable by its owner only, and prints
-its public key and RFC 7638 thumbprint. A registrar trusts this key for the host's name once
-the host passes the verification challenge (spec/discovery.md section 6). It never overwrites
-an existing key file.
+Creates an Ed25519 key in a key file readable by its owner only, and prints its public key and
+RFC 7638 thumbprint. It never overwrites an existing key file. The key serves either role:
+
+- a host's identity key (host.toml's [host] key). A registrar trusts it for the host's name
+  once the host passes the verification challenge (spec/discovery.md section 6).
+- a registrar's key, which signs control requests: its public key goes in a host's host.toml
+  as [registrars.<name>] key = "...", and --key names the file.
 
 With --host and --api it also prints the _stratum-host TXT record to publish in the host's
 zone (spec/discovery.md section 4).
 
 Examples:
   stratum host keygen
+  stratum host keygen --out registrar-key.json
   stratum host keygen --out /etc/stratum/host-key.json --host h1.example.net \\
     --api https://h1.example.net/stratum/v1 --wit stratum:keyvalue@0.1.0,wasi:http@0.2.0`,
   maxPositionals: 0,

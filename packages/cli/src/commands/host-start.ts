@@ -40,7 +40,7 @@ export function prettyLogStream(out: NodeJS.WritableStream & { isTTY?: boolean }
 export const hostStartCommand: Command = {
   name: 'host start',
   summary: 'run a Stratum host: the runtime, its HTTP ingress and the signed control API',
-  usage: 'host start --config <host.toml> [--log-format pretty|json] [--log-level <level>]',
+  usage: 'host start [--config <host.toml>] [--log-format pretty|json] [--log-level <level>]',
   description: `
 Starts stratum-host as host.toml describes (spec/host-config/README.md): it brings back every
 capsule installed in its data directory, serves their HTTP traffic on the ingress address, and

@@ -33,7 +33,7 @@ another machine.
 ${CONTROL_HELP}
 
 Examples:
-  stratum host status --config /etc/stratum/host.toml --key ~/.stratum/operator.key
+  stratum host status --config /etc/stratum/host.toml    # signs with /etc/stratum/operator-key.json
   stratum host status --url https://h1.example.net/stratum/v1 --audience h1.example.net --key registrar.key --json`,
   maxPositionals: 0,
   options: {
