@@ -10,7 +10,7 @@ import { startEmbeddedDnsServer } from '@stratum/discovery';
 import { loadHostConfig, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
-import { writeTestHost } from './support/host-dir.ts';
+import { testHostToml, writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { freePort } from './support/services.ts';
 import { removeDir, testDir } from './support/temp.ts';
@@ -141,6 +141,7 @@ test('next steps printed by the control commands carry the options given, so the
 
   const exported = await run(['host', 'export', 'counter', 'keyvalue/default', '--out', join(dir, 'backup.jsonl'), ...control]);
   assert.equal(exported.code, 0, exported.stderr);
+  assert.match(exported.stdout, /^exported counter's keyvalue\/default: 1 record, /);
   const restore = /restore it with `stratum ([^`]*)`/.exec(exported.stdout)?.[1];
   assert.equal(restore, `host import counter keyvalue/default ${join(dir, 'backup.jsonl')} ${control.join(' ')}`);
   const imported = await run(restore.split(' '));
@@ -192,4 +193,24 @@ test('help agrees with the parser: a usage line shows every option or says [opti
   assert.doesNotMatch((await run(['host', 'status', '--help'])).stdout, /operator\.key/);
   assert.doesNotMatch((await run(['host', 'init', '--help'])).stdout, /every key commented/);
   assert.match((await run(['host', 'keygen', '--help'])).stdout, /registrar's key/);
+});
+
+test('an unknown command gets the nearest one as a suggestion', async () => {
+  const typo = await run(['hots', 'start']);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /^error: unknown command `hots`\nhint: did you mean `stratum host start`\?/);
+  assert.match((await run(['biuld'])).stderr, /did you mean `stratum build`\?/);
+  assert.match((await run(['host', 'strat'])).stderr, /did you mean `stratum host start`\?/);
+  assert.doesNotMatch((await run(['xyzzy'])).stderr, /did you mean/);
+});
+
+test('host start without its key file suggests the keygen command that writes it where host.toml looks', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-no-key-'));
+  t.after(() => removeDir(dir));
+  await mkdir(join(dir, 'hbad'));
+  await writeFile(join(dir, 'hbad', 'host.toml'), testHostToml({ registrar: (await generateEd25519KeyPair()).publicJwk.x }));
+  const result = await runIn(dir, ['host', 'start', '--config', 'hbad/host.toml', '--log-format', 'json']);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /error: cannot read the key file .*hbad\/host\.key\n/);
+  assert.match(result.stderr, /hint: Create it with `stratum host keygen --out hbad\/host\.key`/);
 });

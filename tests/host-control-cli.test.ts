@@ -256,7 +256,7 @@ test('host move takes a capsule and its keyvalue state to another host, which co
   assert.match(moved.stdout, /^moved counter to the new host: running, serving counter\.example; no host served it for \d+ ms\n/);
   assert.match(
     moved.stderr,
-    /draining counter on the old host\ncopying keyvalue\/default from the old host\nimporting keyvalue\/default into the new host: \d+ B\ncopied keyvalue\/default: 1 records, \d+ B\nstarting counter/,
+    /draining counter on the old host\ncopying keyvalue\/default from the old host\nimporting keyvalue\/default into the new host: \d+ B\ncopied keyvalue\/default: 1 record, \d+ B\nstarting counter/,
   );
   // The new host counts on from the old one's state; the old one keeps it drained.
   const nextUrl = new URL('/a', next.host.ingressUrl);
@@ -289,13 +289,13 @@ test('host export writes a store to a snapshot file, and host import puts it bac
   const file = join(host.dir, 'backup.jsonl');
   const exported = await run(['host', 'export', 'counter', 'keyvalue/default', '--out', file, ...control]);
   assert.equal(exported.code, 0, exported.stderr);
-  assert.match(exported.stdout, /^exported counter's keyvalue\/default: 1 records, \d+ B to .*backup\.jsonl\n/);
+  assert.match(exported.stdout, /^exported counter's keyvalue\/default: 1 record, \d+ B to .*backup\.jsonl\n/);
   assert.match(exported.stderr, /counter is serving; the snapshot may mix writes/);
   assert.match(await readFile(file, 'utf8'), /^\{"stratum-snapshot":1,"capability":"keyvalue","label":"default",/);
   // To standard output, for a pipe: the snapshot alone there, what is said of it on stderr.
   const piped = await run(['host', 'export', 'counter', 'keyvalue/default', '--out', '-', ...control]);
   assert.equal(piped.code, 0, piped.stderr);
-  assert.match(piped.stderr, /exported counter's keyvalue\/default: 1 records, \d+ B\n/);
+  assert.match(piped.stderr, /exported counter's keyvalue\/default: 1 record, \d+ B\n/);
   const recordsOf = (text: string) => text.split('\n').filter((line) => line.startsWith('{"key"'));
   assert.deepEqual(recordsOf(piped.stdout), recordsOf(await readFile(file, 'utf8')));
   assert.match(piped.stdout, /\{"end":\{"records":1,"sha256":"[0-9a-f]{64}"\}\}\n$/);
@@ -308,7 +308,7 @@ test('host export writes a store to a snapshot file, and host import puts it bac
   assert.equal((await run(['host', 'drain', 'counter', ...control])).code, 0);
   const imported = await run(['host', 'import', 'counter', 'keyvalue/default', file, ...control]);
   assert.equal(imported.code, 0, imported.stderr);
-  assert.equal(imported.stdout, "imported 1 records into counter's keyvalue/default\n");
+  assert.equal(imported.stdout, "imported 1 record into counter's keyvalue/default\n");
   assert.equal((await run(['host', 'serve', 'counter', ...control])).code, 0);
   assert.equal((JSON.parse(await ingressBody(url, 'counter.example')) as { count: number }).count, 3);
 

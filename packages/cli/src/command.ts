@@ -60,6 +60,11 @@ export function asciiDomain(given: string, what: string): string {
   return ascii;
 }
 
+/** A count and its noun, plural but for one: "1 record", "2 records". */
+export function counted(count: number, noun: string): string {
+  return `${count.toLocaleString('en-US')} ${noun}${count === 1 ? '' : 's'}`;
+}
+
 export function usageError(message: string, hint?: string): StratumError {
   return new StratumError('USAGE', message, { hint: hint ?? 'Run with --help to see the usage.' });
 }

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { nearest } from '@stratum/manifest/nearest';
 import { type Command, type CommandIo, EXIT_OK, EXIT_USAGE, helpText, parseCommandArgs, reportError, usageError } from './command.ts';
 import { commands } from './commands/index.ts';
 
@@ -36,6 +37,17 @@ function findCommand(argv: string[]): { command: Command; rest: string[] } | und
   return best;
 }
 
+/**
+ * "did you mean" for a first word that names no command: the nearest command, with the second
+ * word too when that makes one (`hots start` is `host start`).
+ */
+function didYouMean(argv: string[]): string | undefined {
+  const guess = nearest(argv[0] ?? '', [...new Set(commands.map((command) => command.name.split(' ')[0] ?? ''))]);
+  if (!guess) return undefined;
+  const two = commands.find((command) => command.name === `${guess} ${argv[1]}`);
+  return `did you mean \`stratum ${two ? two.name : guess}\`? `;
+}
+
 export async function main(argv: string[], io: CommandIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const first = argv[0];
   if (first === undefined || first === '-h' || first === '--help' || first === 'help') {
@@ -58,9 +70,16 @@ export async function main(argv: string[], io: CommandIo = { stdout: process.std
           io.stdout.write(`Commands under \`stratum ${first}\`:\n${text}\n`);
           return argv[1] === undefined ? EXIT_USAGE : EXIT_OK;
         }
-        throw usageError(`unknown command \`stratum ${words}\``, `Commands under \`stratum ${first}\`:\n${text}`);
+        const guess = nearest(
+          argv[1] ?? '',
+          group.map((command) => command.name.slice(first.length + 1)),
+        );
+        throw usageError(
+          `unknown command \`stratum ${words}\``,
+          `${guess ? `did you mean \`stratum ${first} ${guess}\`? ` : ''}Commands under \`stratum ${first}\`:\n${text}`,
+        );
       }
-      throw usageError(`unknown command \`${first}\``, 'Run `stratum --help` for the list of commands.');
+      throw usageError(`unknown command \`${first}\``, `${didYouMean(argv) ?? ''}Run \`stratum --help\` for the list of commands.`);
     }
     const args = parseCommandArgs(found.command, found.rest);
     if (args.help) {

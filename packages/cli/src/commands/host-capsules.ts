@@ -6,6 +6,7 @@ import {
   asciiDomain,
   booleanOption,
   type Command,
+  counted,
   EXIT_OK,
   type OptionSpec,
   type ParsedArgs,
@@ -630,7 +631,9 @@ Examples:
         }
         if (step.step === 'importing') io.stderr.write(`importing ${store(step.store)} into ${toName}: ${formatBytes(step.bytes)}\n`);
         if (step.step === 'copy')
-          io.stderr.write(`copied ${step.store.capability}/${step.store.label}: ${step.records} records, ${formatBytes(step.bytes)}\n`);
+          io.stderr.write(
+            `copied ${step.store.capability}/${step.store.label}: ${counted(step.records, 'record')}, ${formatBytes(step.bytes)}\n`,
+          );
         if (step.step === 'link') io.stderr.write(`pointing ${step.domains.join(', ')} at ${step.host} on ${dnsServer}\n`);
         if (step.step === 'start') io.stderr.write(`starting ${step.name} on ${toName}\n`);
         if (step.step === 'resume')

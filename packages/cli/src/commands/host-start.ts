@@ -1,6 +1,7 @@
+import { relative } from 'node:path';
 import type { Writable } from 'node:stream';
-import { formatDuration } from '@stratum/core';
-import { type Command, EXIT_FAILURE, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
+import { formatDuration, isStratumError, StratumError } from '@stratum/core';
+import { type Command, counted, EXIT_FAILURE, EXIT_OK, paint, shellWord, stringOption, usageError } from '../command.ts';
 
 const LEVELS: Record<number, [string, number]> = {
   10: ['TRACE', 90],
@@ -35,6 +36,21 @@ export function prettyLogStream(out: NodeJS.WritableStream & { isTTY?: boolean }
       out.write(`${paint(out, 90, clock)} ${paint(out, colour, name)} ${msg ?? ''}${error}${rest ? ` ${paint(out, 90, rest)}` : ''}\n`);
     },
   };
+}
+
+/**
+ * A host's missing identity key, with the keygen command that writes it where host.toml looks:
+ * the one the key reader suggests writes ./host-key.json, which a host.toml elsewhere never reads.
+ */
+function withKeygenHint(error: unknown, keyFile: string): unknown {
+  if (!isStratumError(error) || error.code !== 'KEY_FILE_UNREADABLE' || !error.message.endsWith(keyFile)) return error;
+  const fromHere = relative(process.cwd(), keyFile);
+  const shown = fromHere.startsWith('..') ? keyFile : fromHere;
+  return new StratumError(error.code, error.message, {
+    details: error.details,
+    hint: `Create it with \`stratum host keygen --out ${shellWord(shown)}\`, or name the host's key file in [host] key.`,
+    cause: error,
+  });
 }
 
 export const hostStartCommand: Command = {
@@ -110,11 +126,13 @@ Examples:
     try {
       // performance.now() counts from the process's start: Node.js and the modules are part of
       // what an operator waits for, and the part startHost itself takes is the smaller one.
-      const host = await startHost(config, { logger });
+      const host = await startHost(config, { logger }).catch((error: unknown) => {
+        throw withKeygenHint(error, config.keyFile);
+      });
       const failed = host.restored.filter((item) => item.error !== undefined);
       io.stdout.write(
         [
-          `${paint(io.stdout, 32, 'stratum-host')} ${config.name} is up in ${formatDuration(performance.now())} (${host.restored.length - failed.length} capsule${host.restored.length - failed.length === 1 ? '' : 's'} restored${failed.length ? `, ${failed.length} failed` : ''})`,
+          `${paint(io.stdout, 32, 'stratum-host')} ${config.name} is up in ${formatDuration(performance.now())} (${counted(host.restored.length - failed.length, 'capsule')} restored${failed.length ? `, ${failed.length} failed` : ''})`,
           `  ingress      ${host.ingressUrl.href}`,
           `  control API  ${host.controlUrl.href}`,
           `  data         ${config.dataDir}`,

@@ -5,7 +5,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatBytes } from '@stratum/core';
-import { type Command, EXIT_OK, type ParsedArgs, paint, stringOption, usageError } from '../command.ts';
+import { type Command, counted, EXIT_OK, type ParsedArgs, paint, stringOption, usageError } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, nextCommand } from '../control-connection.ts';
 
 const STORE_KINDS = ['keyvalue', 'sql', 'bucket'];
@@ -112,14 +112,14 @@ Examples:
     }
     if (toStdout) {
       io.stderr.write(
-        `${paint(io.stderr, 32, 'exported')} ${capsule}'s ${capability}/${label}: ${records} records, ${formatBytes(bytes)}\n`,
+        `${paint(io.stderr, 32, 'exported')} ${capsule}'s ${capability}/${label}: ${counted(records, 'record')}, ${formatBytes(bytes)}\n`,
       );
       return EXIT_OK;
     }
     await rename(partial, out);
     const { size } = await stat(out);
     io.stdout.write(
-      `${paint(io.stdout, 32, 'exported')} ${capsule}'s ${capability}/${label}: ${records} records, ${formatBytes(size)} to ${out}\n`,
+      `${paint(io.stdout, 32, 'exported')} ${capsule}'s ${capability}/${label}: ${counted(records, 'record')}, ${formatBytes(size)} to ${out}\n`,
     );
     io.stdout.write(
       `restore it with \`${nextCommand(args, ['host', 'import', capsule, `${capability}/${label}`, out])}\` on a stopped capsule\n`,
@@ -161,7 +161,7 @@ Example:
     const { client } = await connectControl(args);
     io.stderr.write(`sending ${formatBytes(snapshot.size)} to ${capsule}'s ${capability}/${label}\n`);
     const result = await client.importState(capsule, capability, label, snapshot);
-    io.stdout.write(`${paint(io.stdout, 32, 'imported')} ${result.records} records into ${capsule}'s ${capability}/${label}\n`);
+    io.stdout.write(`${paint(io.stdout, 32, 'imported')} ${counted(result.records, 'record')} into ${capsule}'s ${capability}/${label}\n`);
     return EXIT_OK;
   },
 };
