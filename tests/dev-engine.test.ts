@@ -183,11 +183,21 @@ function sqlCounterVariant(t: TestContext, body: string) {
   });
 }
 
-test('top-level code that throws fails the first request of each instance, and says so', async (t) => {
+test('top-level code that throws fails every request of each instance with what it threw, as the capsule\'s own error, not a trap', async (t) => {
   const dev = await counterVariant(t, { source: (text) => `${text}\nif (Date.now() > 0) throw new Error('no database URL');\n` });
   const logs: string[] = [];
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
-  assert.equal((await get(port, 'counter.test', '/hits')).status, 500);
+  for (let request = 0; request < 2; request++) {
+    const answer = await get(port, 'counter.test', '/hits');
+    assert.equal(answer.status, 500);
+    // What a developer sees in the browser, as wrangler and Spin show it.
+    assert.match(answer.body, /top-level code threw: Error: no database URL/);
+  }
+  // Not the host's doing: no limit, and none of the engine's abort.
+  assert.deepEqual(
+    logs.filter((line) => /limit|trap|unreachable|abort/i.test(line)),
+    [],
+  );
   assert.ok(
     logs.some((line) => line.startsWith("stratum dev: the capsule's top-level code threw")),
     logs.join('\n'),

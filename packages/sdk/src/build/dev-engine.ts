@@ -72,19 +72,46 @@ function load() {
   try {
     (0, eval)(code);
   } catch (error) {
-    // StarlingMonkey reports the uncaught error and its stack itself; this says when it ran, and
-    // where a syntax error is, which its stack does not (the host maps the bundle's position).
+    // Said here, with the bundle's frames only (the host maps their positions to the sources): left
+    // uncaught, StarlingMonkey would abort the instance, which the host can only call a trap.
     console.error("stratum dev: the capsule's top-level code threw on this instance's first request (a production build runs it while building, and would fail)");
     const named = code.lastIndexOf('//# sourceURL=');
     const script = named === -1 ? '' : code.slice(named + 14).trim();
+    console.error(String(error));
+    const frames = String((error && error.stack) || '').split('\\n').filter((line) => script && line.includes(script));
+    if (frames.length > 0) console.error(frames.join('\\n'));
     if (error instanceof SyntaxError && script && typeof error.lineNumber === 'number') {
       console.error('SyntaxError: ' + error.message + ' at ' + script + ':' + error.lineNumber + ':' + (error.columnNumber ?? 0));
     }
     if (error instanceof SyntaxError && /property name in regular expression/.test(error.message)) console.error(${JSON.stringify(UNICODE_PROPERTY_HINT)});
-    throw error;
+    return { failed: "stratum dev: the capsule's top-level code threw: " + String(error) };
   }
-  if (!dev.handler || typeof dev.handler.handle !== 'function') throw new Error('stratum dev: the bundle registered no handler');
+  if (!dev.handler || typeof dev.handler.handle !== 'function') {
+    console.error('stratum dev: the bundle registered no handler');
+    return { failed: 'stratum dev: the bundle registered no handler' };
+  }
   return dev.handler;
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * Answers 500 with \`text\`, for the browser a developer looks at, as wrangler and Spin do in
+ * development. Through wasi:http/types when the bundle imports it (every capsule made with the
+ * SDK does); else the host answers that no response came.
+ */
+function fail(outparam, text) {
+  const types = Object.entries(imports).find(([name]) => name.startsWith('wasi:http/types@'))?.[1];
+  if (!types) return;
+  const response = new types.OutgoingResponse(types.Fields.fromList([['content-type', encoder.encode('text/plain; charset=utf-8')]]));
+  response.setStatusCode(500);
+  const body = response.body();
+  types.ResponseOutparam.set(outparam, { tag: 'ok', val: response });
+  const stream = body.write();
+  // blocking-write-and-flush takes at most 4096 bytes a call.
+  stream.blockingWriteAndFlush(encoder.encode(text.slice(0, 4000) + '\\n'));
+  stream[Symbol.dispose]();
+  types.OutgoingBody.finish(body, undefined);
 }
 
 let handler;
@@ -96,6 +123,8 @@ export const incomingHandler = {
       // production build's initialization (the SDK's Intl learns there that loading is over).
       await Promise.resolve();
     }
+    // An instance whose code did not load answers each request with why, until a save replaces it.
+    if (handler.failed !== undefined) return fail(outparam, handler.failed);
     return handler.handle(request, outparam);
   },
 };
