@@ -146,10 +146,11 @@ for (const template of TEMPLATES) {
     const created = await run(['init', dir, '--template', template]);
     assert.equal(created.code, 0, created.stderr);
     assert.match(created.stdout, new RegExp(`created my-${template}-app`));
-    // The next steps can be pasted into a shell as printed, the directory's spaces quoted.
+    // The next steps can be pasted into a shell as printed, the directory's spaces quoted (the
+    // launcher's own path when `stratum` is not on the PATH, as in a test).
     assert.match(
       created.stdout,
-      new RegExp(`Next:\\n  stratum dev '[^']*My ${template} App' .*\\n  stratum build '[^']*My ${template} App' `),
+      new RegExp(`Next:\\n  \\S*stratum(\\.js)? dev '[^']*My ${template} App' .*\\n  \\S*stratum(\\.js)? build '[^']*My ${template} App' `),
     );
     // Files of secrets for --var-file stay out of the project's commits.
     assert.deepEqual((await readFile(join(dir, '.gitignore'), 'utf8')).split('\n').filter(Boolean), [

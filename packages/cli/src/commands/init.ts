@@ -1,6 +1,7 @@
 import { relative } from 'node:path';
 import { TEMPLATES, type TemplateName } from '@stratum/sdk/templates';
 import { type Command, EXIT_OK, paint, shellWord, stringOption, usageError } from '../command.ts';
+import { stratumInvocation } from '../launcher.ts';
 
 export const initCommand: Command = {
   name: 'init',
@@ -40,14 +41,16 @@ Examples:
     const result = await initCapsule(target, { template: template as TemplateName, ...(name !== undefined ? { name } : {}) });
     const fromHere = relative(process.cwd(), result.dir);
     const shown = fromHere.startsWith('..') ? result.dir : fromHere || '.';
+    const { command, hint } = stratumInvocation();
     io.stdout.write(
       [
         `${paint(io.stdout, 32, 'created')} ${result.name} in ${shown} (template ${result.template})`,
         ...result.files.map((file) => `  ${file}`),
         '',
         'Next:',
-        `  stratum dev ${shellWord(shown)}      serve it on this machine, rebuilt on every save`,
-        `  stratum build ${shellWord(shown)}    the component a host runs`,
+        `  ${shellWord(command)} dev ${shellWord(shown)}      serve it on this machine, rebuilt on every save`,
+        `  ${shellWord(command)} build ${shellWord(shown)}    the component a host runs`,
+        ...(hint ? ['', hint] : []),
         '',
       ].join('\n'),
     );
