@@ -79,6 +79,39 @@ test("an instance that cannot start fails the capsule's start with the capabilit
   );
 });
 
+test("a capability's backend failures reach the host's log, naming the capsule, and not the capsule's log", async (t) => {
+  const logged: { level: string; fields: Record<string, unknown>; message: string | undefined }[] = [];
+  const record = (level: string) => (fields: Record<string, unknown> | string, message?: string) => {
+    logged.push(typeof fields === 'string' ? { level, fields: {}, message: fields } : { level, fields, message });
+  };
+  const logger = {
+    trace: () => {},
+    debug: () => {},
+    info: () => {},
+    warn: record('warn'),
+    error: record('error'),
+    fatal: record('fatal'),
+    child: () => logger,
+  };
+  const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['a'] } }, logger });
+  await host.install('a', await buildHostile('probe'));
+  const capsuleLog: string[] = [];
+  host.runtime.subscribeLogs('a', (entry) => capsuleLog.push(entry.message));
+  assert.match((await host.get('a.test')).body.toString(), /err:unexpected: backend down/);
+  const failure = logged.find((line) => line.message === 'probe backend failed');
+  assert.ok(failure, JSON.stringify(logged));
+  assert.equal(failure.level, 'error');
+  assert.deepEqual(
+    { capsule: failure.fields.capsule, source: failure.fields.source, err: failure.fields.err, request: typeof failure.fields.requestId },
+    { capsule: 'a', source: 'probe', err: 'connect ECONNREFUSED 10.0.0.7:6379', request: 'string' },
+  );
+  assert.equal(
+    capsuleLog.some((line) => line.includes('10.0.0.7')),
+    false,
+    capsuleLog.join('\n'),
+  );
+});
+
 test('a capsule on an asynchronous backend serves requests at once in more instances than the host has cores', async (t) => {
   // One instance per core suits a capsule that computes; one that waits on a backend would
   // serve one request per core at a time while the cores sit idle. The probe's barrier answers

@@ -5,6 +5,7 @@
  */
 import { flushCompileCache } from 'node:module';
 import { parentPort, workerData } from 'node:worker_threads';
+import type { LogFn, Logger } from '@stratum/core';
 import { BodyReader } from './body-channel.ts';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
 import { HOST_MEMORY_IMPORT, type HostedMemory, OS_PAGE } from './hosted-memory.ts';
@@ -370,7 +371,7 @@ async function start(): Promise<Handle> {
       capsule: init.capsule,
       settings: plan.settings,
       dataDir: plan.dataDir,
-      logger: noLogger,
+      logger: operatorLogger(capability.name),
       currentRequest: () => current,
       log: (level, message, source) => log(level, message, source ?? capability.name),
       quotaExceeded: (message) => {
@@ -442,7 +443,31 @@ function cpuMicros(): number {
 }
 
 const noop = () => {};
-const noLogger = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, fatal: noop, child: () => noLogger };
+
+/**
+ * The logger a capability gets: what its backends report (a connection lost, a server's error)
+ * goes to the host's log with the capsule named, as operator lines, not to the capsule's log,
+ * whose owner has no business with the host's addresses. Sent at once when no request is running,
+ * with the next batch otherwise. Trace and debug lines stay here.
+ */
+function operatorLogger(source: string, bindings: Record<string, unknown> = {}): Logger {
+  const at =
+    (level: LogLine['level']): LogFn =>
+    (first: Record<string, unknown> | string, message?: string) => {
+      const [fields, text] = typeof first === 'string' ? [bindings, first] : [{ ...bindings, ...first }, message ?? ''];
+      logs.push({ level, message: text, source, operator: true, fields, ...(current ? { requestId: current.requestId } : {}) });
+      if (!current || logs.length >= 256) flushBatch();
+    };
+  return {
+    trace: noop,
+    debug: noop,
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    fatal: at('critical'),
+    child: (more) => operatorLogger(source, { ...bindings, ...more }),
+  };
+}
 
 /** Set when the instance trapped: it serves nothing more, and the host retires it. */
 let broken = false;

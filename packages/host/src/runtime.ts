@@ -1217,6 +1217,16 @@ class Capsule {
     const active = handle.head;
     if (batch.logs) {
       for (const line of batch.logs) {
+        if (line.operator) {
+          const fields = {
+            ...line.fields,
+            capsule: this.name,
+            source: line.source,
+            ...(line.requestId ? { requestId: line.requestId } : {}),
+          };
+          this.#runtime.logger[line.level === 'critical' ? 'fatal' : line.level](fields, line.message);
+          continue;
+        }
         if (line.quota === undefined) {
           this.log(line.level, line.message, line.source, line.requestId);
           continue;

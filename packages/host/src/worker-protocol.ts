@@ -68,6 +68,12 @@ export interface LogLine {
   requestId?: string;
   /** Set on a quota refusal: the capability whose quota it was. */
   quota?: string;
+  /**
+   * A line for the host's log, not the capsule's: a capability's backend failing, whose addresses
+   * and server messages are the operator's business, not the capsule owner's. `fields` go with it.
+   */
+  operator?: true;
+  fields?: Record<string, unknown>;
 }
 
 export interface RequestDone {
