@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { isStratumError } from '@stratum/core';
 import { parseManifest } from '@stratum/manifest';
 import fc from 'fast-check';
-import { capabilityConfigFor, describeBackends, parseBackendFlag, redactUrl, unusedFlags } from './backends.ts';
+import { capabilityConfigFor, describeBackends, parseBackendFlag, unusedFlags } from './backends.ts';
 
 const manifest = parseManifest(
   'stratum = 1\n[capsule]\nname = "app"\nversion = "1.0.0"\n[source]\nwasm = "app.wasm"\n[capabilities]\nkeyvalue = ["default", "cache"]\nsql = ["default"]\n',
@@ -81,7 +81,6 @@ test('flags no capsule uses are reported, and passwords never reach the terminal
     unusedFlags(flags, [manifest]).map((flag) => flag.text),
     ['keyvalue.nope=redis://x', 'bucket=file:///tmp/b'],
   );
-  assert.equal(redactUrl('redis://:hunter2@127.0.0.1:6379/0'), 'redis://:***@127.0.0.1:6379/0');
   const described = describeBackends(manifest, capabilityConfigFor(manifest, [parseBackendFlag('sql=postgres://me:hunter2@db/x')]));
   assert.ok(!JSON.stringify(described).includes('hunter2'));
 });

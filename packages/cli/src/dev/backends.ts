@@ -1,4 +1,4 @@
-import { StratumError } from '@stratum/core';
+import { redactUrl, StratumError } from '@stratum/core';
 import type { OutboundConfig } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 
@@ -150,18 +150,6 @@ const EMBEDDED: Readonly<Record<StoreKind, string>> = {
   sql: 'SQLite (embedded)',
   bucket: 'local directory (embedded)',
 };
-
-/** `redis://:secret@host/0` -> `redis://:***@host/0`: what the terminal may show. */
-export function redactUrl(text: string): string {
-  try {
-    const url = new URL(text);
-    if (url.password) url.password = '***';
-    for (const key of [...url.searchParams.keys()]) if (/secret|password|token|key/i.test(key)) url.searchParams.set(key, '***');
-    return url.toString();
-  } catch {
-    return text;
-  }
-}
 
 /** One line per granted store: `keyvalue:default -> SQLite (embedded)`. */
 export function describeBackends(

@@ -1,3 +1,5 @@
+import { redactUrl } from '@stratum/core';
+
 /**
  * Opening a granted label's backend when an instance starts. A backend's own error is written for
  * the guest, which must not learn where the host keeps its data ("the key-value backend is
@@ -16,19 +18,6 @@ export interface BackendPlace {
   where?: string | undefined;
   /** Values that must not appear in the message (a secret key the backend was given). */
   secrets?: readonly (string | undefined)[];
-}
-
-/** `redis://:secret@host/0` -> `redis://:***@host/0`, and any `secret`/`password`/`token`/`key` parameter too. */
-export function redactUrl(text: string): string {
-  let url: URL;
-  try {
-    url = new URL(text);
-  } catch {
-    return text;
-  }
-  if (url.password) url.password = '***';
-  for (const key of [...url.searchParams.keys()]) if (/secret|password|token|key/i.test(key)) url.searchParams.set(key, '***');
-  return url.toString();
 }
 
 /** The innermost cause's text: what the backend's wrapping errors were about. */
