@@ -183,7 +183,7 @@ function sqlCounterVariant(t: TestContext, body: string) {
   });
 }
 
-test('top-level code that throws fails every request of each instance with what it threw, as the capsule\'s own error, not a trap', async (t) => {
+test("top-level code that throws fails every request of each instance with what it threw, as the capsule's own error, not a trap", async (t) => {
   const dev = await counterVariant(t, { source: (text) => `${text}\nif (Date.now() > 0) throw new Error('no database URL');\n` });
   const logs: string[] = [];
   const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs);
