@@ -220,6 +220,8 @@ test('a registrar installs, drives and uninstalls a capsule over the signed API'
   assert.equal(runtime.installs[0]?.storedComponent?.digest, `sha256:${createHash('sha256').update(COMPONENT).digest('hex')}`);
   assert.deepEqual(Buffer.from((await runtime.installs[0]?.storedComponent?.read()) ?? []), Buffer.from(COMPONENT));
   assert.deepEqual(runtime.installs[0]?.config, { greeting: 'hi' });
+  // A new installation asking for more than the host's limits is refused, not capped.
+  assert.equal(runtime.installs[0]?.refuseUnmetResources, true);
 
   const served = await ingress(host, 'hello.example');
   assert.equal(served.status, 200);

@@ -1,7 +1,10 @@
 // Hostile capsules against one host: each is stopped at its own limit, and the well-behaved
 // capsule beside them answers normally before, during and after.
 import assert from 'node:assert/strict';
+import { basename, dirname } from 'node:path';
 import { test } from 'node:test';
+import { isStratumError } from '@stratum/core';
+import { parseManifest } from '@stratum/manifest';
 import { type Harness, startHarness } from './fixtures/hostile/harness.ts';
 import { buildHostile, buildTiny } from './support/tiny.ts';
 
@@ -165,4 +168,33 @@ test('a status that is not a final one (101, which a proxy would take as a tunne
   }
   // The same instance: it counted the two refused answers too.
   assert.equal((await host.get('moody.test', '/')).body.toString(), 'hello from tiny 3\n');
+});
+
+test('a new installation asking for more than the host allows is refused, naming each limit; defaults and a restored one are capped', async (t) => {
+  const host = await startHarness(t, { limits: { memoryBytes: 64 * MiB, timeoutMs: 1000 } });
+  const tiny = await buildTiny();
+  const manifest = (name: string, resources: string) =>
+    parseManifest(`stratum = 1\n[capsule]\nname = "${name}"\nversion = "0.1.0"\n[source]\nwasm = "${basename(tiny)}"\n${resources}`)
+      .manifest;
+  const asking = manifest('big', '[resources]\nmemory = "128mib"\ntimeout = "5s"\nconcurrency = 2\n');
+  const install = (name: string, wanted: typeof asking, refuseUnmetResources: boolean) =>
+    host.runtime.install({ name, manifest: wanted, baseDir: dirname(tiny), domains: [`${name}.test`], refuseUnmetResources });
+  await assert.rejects(install('big', asking, true), (error: unknown) => {
+    assert.ok(isStratumError(error), String(error));
+    assert.equal(error.code, 'RESOURCES_UNAVAILABLE');
+    assert.deepEqual(error.details, [
+      '[resources] memory asks for 128 MiB; this host allows 64 MiB ([limits] memory)',
+      '[resources] timeout asks for 5 s; this host allows 1 s ([limits] timeout)',
+    ]);
+    return true;
+  });
+  assert.deepEqual(host.runtime.status(), []);
+  // The class's defaults (128 MiB for micro, 30 s) are the host's to cap.
+  await install('plain', manifest('plain', ''), true);
+  // As a host restoring what it installed before its operator lowered the limits.
+  await install('big', asking, false);
+  for (const name of ['plain', 'big']) {
+    await host.runtime.start(name);
+    assert.equal((await host.get(`${name}.test`)).status, 200);
+  }
 });

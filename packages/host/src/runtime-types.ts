@@ -33,6 +33,12 @@ export interface InstallRequest {
    * script as the frames do.
    */
   sourceMap?: string;
+  /**
+   * Refuse a manifest that asks (`[resources]` keys it gives) for more than the host's limits
+   * allow, as a new installation should be (spec/capsule section 7); without it the host's limits
+   * cap it, as they do the defaults: an installation restored after the operator lowered them.
+   */
+  refuseUnmetResources?: boolean;
 }
 
 export type CapsuleState = 'installed' | 'running' | 'draining' | 'stopped' | 'failed';

@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import {
   errorMessage,
   type FrameMapper,
+  formatBytes,
   frameMapper,
   type Logger,
   newRequestId,
@@ -228,6 +229,34 @@ const WARMUP_REQUESTS = 16;
  * waiting on a backend (a reclaim answered) this recently.
  */
 const WAITED_RECENTLY_MS = 1000;
+
+/**
+ * What the manifest asks for (the `[resources]` keys it gives) and the host's limits do not allow,
+ * one line each, naming the manifest's key and the host's.
+ */
+export function unmetResources(manifest: Manifest, host: RuntimeLimits): string[] {
+  const asked = new Set(manifest.resources.requested ?? []);
+  const { resources } = manifest;
+  const unmet: string[] = [];
+  const check = (
+    key: 'cpu' | 'memory' | 'timeout' | 'concurrency',
+    wanted: number,
+    limit: number | undefined,
+    shown: (value: number) => string,
+    hostKey: string,
+  ) => {
+    if (asked.has(key) && limit !== undefined && wanted > limit) {
+      unmet.push(`[resources] ${key} asks for ${shown(wanted)}; this host allows ${shown(limit)} ([limits] ${hostKey})`);
+    }
+  };
+  // As a manifest writes them: 50 ms, 5 s.
+  const duration = (ms: number) => (ms >= 1000 && ms % 1000 === 0 ? `${ms / 1000} s` : `${ms} ms`);
+  check('cpu', resources.cpuMsPerRequest, host.cpuMsPerRequest, (ms) => `${duration(ms)} of CPU per request`, 'cpu');
+  check('memory', resources.memoryBytes, host.memoryBytes, formatBytes, 'memory');
+  check('timeout', resources.timeoutMs, host.timeoutMs, duration, 'timeout');
+  check('concurrency', resources.concurrency, host.concurrency, (count) => `${count} concurrent requests`, 'concurrency');
+  return unmet;
+}
 
 function effectiveLimits(manifest: Manifest, host: RuntimeLimits): EffectiveLimits {
   const cap = (wanted: number, limit: number | undefined) => (limit === undefined ? wanted : Math.min(wanted, limit));
@@ -1722,6 +1751,15 @@ class Runtime implements StratumHostRuntime {
       if (owner && owner.name !== name) {
         throw new StratumError('DOMAIN_TAKEN', `${domain} is already served by ${owner.name}`, {
           hint: `Uninstall ${owner.name} first, or pick another domain.`,
+        });
+      }
+    }
+    if (request.refuseUnmetResources) {
+      const unmet = unmetResources(manifest, this.#options.limits ?? {});
+      if (unmet.length > 0) {
+        throw new StratumError('RESOURCES_UNAVAILABLE', `${name} asks for more than this host allows`, {
+          details: unmet,
+          hint: "Ask for less in stratum.toml's [resources], or install it on a host whose limits allow it.",
         });
       }
     }

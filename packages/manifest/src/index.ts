@@ -15,4 +15,13 @@ export {
 } from './parse.ts';
 export { originAllowed, routeExample, routeMatches } from './rules.ts';
 export { type GeneratedValidator, schemaErrors } from './schema-validator.ts';
-export type { Capabilities, ConfigVariable, LocalSource, Manifest, ManifestProblem, RegistrySource, Resources } from './types.ts';
+export type {
+  Capabilities,
+  ConfigVariable,
+  LocalSource,
+  Manifest,
+  ManifestProblem,
+  RegistrySource,
+  ResourceKey,
+  Resources,
+} from './types.ts';

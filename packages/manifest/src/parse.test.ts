@@ -24,7 +24,10 @@ test('defaults come from the cpu class', () => {
     memoryBytes: 256 * 1024 * 1024,
     timeoutMs: 30_000,
     concurrency: 32,
+    // What the author asked for, as against the class's defaults.
+    requested: ['cpu'],
   });
+  assert.deepEqual(parseManifest(base).manifest.resources.requested, []);
 });
 
 test('sizes and durations are normalised, origins lowercased', () => {
@@ -33,6 +36,7 @@ test('sizes and durations are normalised, origins lowercased', () => {
   );
   assert.equal(manifest.resources.memoryBytes, 64_000_000);
   assert.equal(manifest.resources.timeoutMs, 1500);
+  assert.deepEqual(manifest.resources.requested, ['memory', 'timeout']);
   assert.deepEqual(manifest.capabilities.outbound, ['https://api.example.com']);
 });
 

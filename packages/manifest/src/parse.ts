@@ -9,7 +9,9 @@ import { CPU_CLASSES, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RES
 import { locate } from './locate.ts';
 import { nearest } from './nearest.ts';
 import { schemaErrors } from './schema-validator.ts';
-import type { ConfigVariable, Manifest, ManifestProblem } from './types.ts';
+import type { ConfigVariable, Manifest, ManifestProblem, ResourceKey } from './types.ts';
+
+const RESOURCE_KEYS: readonly ResourceKey[] = ['cpu', 'memory', 'timeout', 'concurrency'];
 
 /** The manifest JSON Schema, the single source of truth for its shape. */
 export const schemaUrl = new URL('../../../spec/capsule/capsule-v1.schema.json', import.meta.url);
@@ -449,7 +451,14 @@ function normalise(raw: Record<string, unknown>): { manifest?: Manifest; problem
         ? { kind: 'registry', registry: source.registry, digest: source.digest as string }
         : { kind: 'wasm', wasm: source.wasm as string, ...(source.digest !== undefined ? { digest: source.digest } : {}) },
     ...(build?.entry !== undefined ? { build: { entry: build.entry } } : {}),
-    resources: { cpu, cpuMsPerRequest: resourceClass.cpuMsPerRequest, memoryBytes, timeoutMs, concurrency },
+    resources: {
+      cpu,
+      cpuMsPerRequest: resourceClass.cpuMsPerRequest,
+      memoryBytes,
+      timeoutMs,
+      concurrency,
+      requested: RESOURCE_KEYS.filter((key) => resources[key] !== undefined),
+    },
     capabilities: {
       keyvalue: capabilities.keyvalue ?? [],
       sql: capabilities.sql ?? [],

@@ -37,7 +37,14 @@ export interface Resources {
   memoryBytes: number;
   timeoutMs: number;
   concurrency: number;
+  /**
+   * The `[resources]` keys the manifest gives, as against the defaults: what its author asked for,
+   * which a host that cannot meet it refuses (spec/capsule section 7), where a default it caps.
+   */
+  requested?: readonly ResourceKey[];
 }
+
+export type ResourceKey = 'cpu' | 'memory' | 'timeout' | 'concurrency';
 
 export interface ConfigVariable {
   default?: string;

@@ -219,6 +219,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         manifest,
         // Hashed once, by the store: the runtime needs the bytes only if its caches miss.
         storedComponent: { digest, read: () => Promise.resolve(bytes) },
+        refuseUnmetResources: true,
         ...(body.config ? { config: body.config } : {}),
       });
       if ((body.start ?? true) && status.state !== 'running') {
