@@ -52,7 +52,12 @@ export function locate(ast: AST.TOMLProgram, path: readonly Segment[]): Position
     } else {
       // resolvedKey addresses an array of tables ([[x]]) by its index, as the value does.
       const names: Segment[] = [...item.resolvedKey];
-      if (matches(names)) consider(names.length, item);
+      // A header names its enclosing tables too: [registrar.operator] is where an unknown
+      // "registrar" is written.
+      for (let end = 1; end <= names.length; end++) {
+        const partial = names.slice(0, end);
+        if (matches(partial)) consider(partial.length, item);
+      }
       for (const pair of item.body) visitPair(pair, names);
     }
   }

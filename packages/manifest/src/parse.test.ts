@@ -45,6 +45,9 @@ test('problems inside inline tables and dotted keys point at the right line and 
   assert.deepEqual([inline?.line, inline?.column, inline?.path], [2, 28, 'capsule.version']);
   const [dotted] = problems('stratum = 1\nsource.wasm = "d.wasm"\nresources.cpu = "mega"\n[capsule]\nname = "demo"\nversion = "0.1.0"\n');
   assert.deepEqual([dotted?.line, dotted?.column, dotted?.path], [3, 1, 'resources.cpu']);
+  // An unknown table named only as the first part of a header.
+  const unknown = problems(`${base}[capabilitie.config.token]\nsecret = true\n`).find((one) => one.path === 'capabilitie');
+  assert.deepEqual([unknown?.line, unknown?.column], [7, 1]);
 });
 
 test('every problem is reported, sorted by position', () => {
