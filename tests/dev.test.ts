@@ -432,7 +432,10 @@ test('a syntax error is shown with its file:line while the last good version ser
   // An uncaught error is logged with its message, and its frames name the source's line and
   // column, not the bundle's.
   const since = dev.events.length;
-  assert.equal((await get(port, 'counter.localhost', '/boom')).status, 500);
+  const boom = await get(port, 'counter.localhost', '/boom');
+  assert.equal(boom.status, 500);
+  // In dev, the browser is told what was thrown, as wrangler and Spin do.
+  assert.match(boom.body, /^Internal Server Error: TypeError: no boom here\n/);
   const frame = await dev.waitFor('mapped frame', (event) => event.type === 'log' && /^fetch@/.test(String(event.message)), { since });
   const throwLine = fixed.split('\n').findIndex((text) => text.includes("throw new TypeError('no boom here')"));
   const throwColumn = (fixed.split('\n')[throwLine] ?? '').indexOf('new TypeError') + 1;

@@ -262,6 +262,23 @@ async function streamBody(source: ReadableStream<Uint8Array>, stream: OutputStre
 /** Every request's `env`, frozen: a capsule's capabilities are modules, not bindings. */
 const NO_ENV: CapsuleEnv = Object.freeze({});
 
+/**
+ * Set by `stratum dev`'s engine (`DEV_GLOBAL_KEY` in build/dev-engine.ts), and by nothing a
+ * production build runs.
+ */
+const IN_DEV = Symbol.for('stratum.dev');
+
+/**
+ * What an uncaught error answers: on a host, nothing of the error, which may hold what the client
+ * must not see; in `stratum dev`, what was thrown, for the developer's browser, as wrangler and
+ * Spin show it there (the terminal has where it was thrown, at the sources' lines).
+ */
+function uncaughtAnswer(error: unknown): string {
+  if ((globalThis as Record<symbol, unknown>)[IN_DEV] === undefined) return 'Internal Server Error';
+  const thrown = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return `Internal Server Error: ${thrown}\n\n(stratum dev shows what was thrown, and the terminal where; a host answers "Internal Server Error" alone)\n`;
+}
+
 function failure(status: number, message: string): Response {
   return new Response(message, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 }
@@ -297,7 +314,7 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
         if (!(result instanceof Response)) console.error(`fetch(${method} ${request.url}) returned ${typeof result}, not a Response`);
       } catch (error) {
         console.error(describeError(error));
-        response = failure(500, 'Internal Server Error');
+        response = failure(500, uncaughtAnswer(error));
       }
       try {
         const sending = send(response, outparam, method);
