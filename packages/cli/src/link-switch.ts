@@ -40,7 +40,16 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
   let key: TsigKey | undefined;
   if (options.keyFile) {
     const text = await readFile(options.keyFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      throw new StratumError('TSIG_KEY_INVALID', `cannot read the TSIG key file ${options.keyFile}: ${error.code ?? error.message}`);
+      const missing = error.code === 'ENOENT';
+      throw new StratumError(
+        'TSIG_KEY_INVALID',
+        `cannot read the TSIG key file ${options.keyFile}: ${missing ? 'there is no such file' : (error.code ?? error.message)}`,
+        {
+          hint: missing
+            ? "Give --tsig-key the key the zone's primary server takes updates with, as `keymgr -t <name>` (Knot) or `tsig-keygen <name>` (BIND) writes it, or a line `hmac-sha256:<name>:<secret>`."
+            : 'Check that this user may read it.',
+        },
+      );
     });
     key = parseTsigKey(text, options.keyFile);
   }
