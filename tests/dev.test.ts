@@ -634,6 +634,34 @@ test("--config gives dev the host.toml's trusted proxies: behind one, the capsul
   assert.equal(await dev.interrupt(), 0);
 });
 
+test('renaming the capsule while dev runs says that it serves under the old name until a restart', async (t) => {
+  const dir = await counterCopy(t);
+  const port = await freePort();
+  const dev = await startDev(t, dir, port);
+  await serving(dev);
+  const since = dev.events.length;
+  await editFile(join(dir, 'stratum.toml'), (text) => text.replace('name = "counter"', 'name = "tally"'));
+  const notice = await dev.waitFor('rename notice', (event) => event.type === 'notice' && /name is now/.test(String(event.message)), {
+    since,
+  });
+  assert.match(
+    String(notice.message),
+    /^\[capsule\] name is now "tally": this run serves it as counter still \(counter\.localhost.*\); restart stratum dev to serve it as tally$/,
+  );
+  assert.equal((await get(port, 'counter.localhost', '/hits')).status, 200);
+  assert.equal(await dev.interrupt(), 0);
+});
+
+test('a required config variable with no value is named with how dev gives one', async (t) => {
+  const dir = await counterCopy(t);
+  await editFile(join(dir, 'stratum.toml'), (text) => `${text}\n[capabilities.config.api_token]\nrequired = true\nsecret = true\n`);
+  const dev = await startDev(t, dir, await freePort());
+  const failed = JSON.stringify(await dev.waitFor('error', (event) => event.type === 'error'));
+  assert.match(failed, /config variable \\"api_token\\" is required and has no value \(a secret\)/);
+  assert.match(failed, /--var name=value, or --var-file <file>/);
+  assert.equal(await dev.interrupt(), 0);
+});
+
 test('--var-file values reach the capsule; an edit to the file is served without a restart, and a bad line keeps the last good values', async (t) => {
   const dir = await counterCopy(t);
   await editFile(join(dir, 'stratum.toml'), (text) => `${text}\n[capabilities.config.greeting]\nrequired = true\nsecret = true\n`);

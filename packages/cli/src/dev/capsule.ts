@@ -266,8 +266,17 @@ export class DevCapsule {
         vars.length > 0
           ? varsFor(this.name, vars, this.#options.alone ? undefined : Object.keys(built.manifest.capabilities.config))
           : undefined;
-      // As a host's control API does: a value for a variable the manifest does not declare is refused.
-      if (config) resolveConfig({ capsule: this.name, manifest: built.manifest, config });
+      // As a host's control API does: a value for a variable the manifest does not declare is
+      // refused, and a required one without a value, here with how dev gives values.
+      try {
+        resolveConfig({ capsule: this.name, manifest: built.manifest, config: config ?? {} });
+      } catch (error) {
+        if (!(error instanceof StratumError) || error.code !== 'CONFIG_INVALID') throw error;
+        throw new StratumError(error.code, error.message, {
+          details: error.details,
+          hint: 'Give variables with --var name=value, or --var-file <file> of name=value lines (for secrets, kept off the command line); only those [capabilities.config] in stratum.toml declares.',
+        });
+      }
       const configJson = JSON.stringify(config ?? {});
       if (this.#closed) return;
       if (
@@ -320,6 +329,14 @@ export class DevCapsule {
         swapMs: performance.now() - swapStarted,
         first: previous === undefined,
       });
+      const renamed = built.manifest.capsule.name;
+      if (renamed !== this.name) {
+        // Its domains, state directory and log prefix come from the name it started with.
+        output.notice(
+          `[capsule] name is now "${renamed}": this run serves it as ${this.name} still (${this.domains.join(', ')}); restart stratum dev to serve it as ${renamed}`,
+          this.name,
+        );
+      }
     } catch (error) {
       if (this.#closed) return;
       this.#lastError = errorMessage(error);
