@@ -25,13 +25,18 @@ export const CONTROL_OPTIONS = {
 } satisfies Record<string, OptionSpec>;
 
 /** The part of every control command's --help that says how the host is found. */
-export const CONTROL_HELP = `Requests are signed with a registrar key the host trusts, one of host.toml's [registrars].
+/** Which key signs a control request, and how another registrar gets one: in every control command's help. */
+export const REGISTRAR_KEY_HELP = `Requests are signed with a registrar key the host trusts, one of host.toml's [registrars].
 \`stratum host init\` makes one for the operator's own tools, operator-key.json beside host.toml,
-which --config finds without --key (\`stratum host keygen --out operator-key.json\` makes another;
-the public key it prints goes in host.toml as [registrars.<name>] key = "..."). With --config,
-the control address and the host's name come from host.toml; without it or --url, from
-./host.toml when there is one. Otherwise give --url (the API's base URL) and, unless the host's
-own identity endpoint should be trusted for it, --audience.`;
+which --config finds without --key. \`stratum host keygen --out <file>\` makes one for another
+registrar; the public key it prints goes in host.toml as [registrars.<name>] key = "...". A
+registrar sees and drives only the capsules it installed; \`operator = true\` beside a key
+lets it drive them all, as host init marks the operator's.`;
+
+export const CONTROL_HELP = `${REGISTRAR_KEY_HELP}
+With --config, the control address and the host's name come from host.toml; without it or
+--url, from ./host.toml when there is one. Otherwise give --url (the API's base URL) and, unless
+the host's own identity endpoint should be trusted for it, --audience.`;
 
 /** How a control command's usage line says which host: host.toml by default, or its address and a key. */
 export const CONTROL_USAGE = '[--config <host.toml> | --url <control API> --key <registrar key>]';

@@ -16,7 +16,16 @@ import {
   stringOption,
   usageError,
 } from '../command.ts';
-import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, localUrl, nextCommand, sideOptions } from '../control-connection.ts';
+import {
+  CONTROL_HELP,
+  CONTROL_OPTIONS,
+  CONTROL_USAGE,
+  connectControl,
+  localUrl,
+  nextCommand,
+  REGISTRAR_KEY_HELP,
+  sideOptions,
+} from '../control-connection.ts';
 import { VAR_FILE_OPTION, varFlags, varsFor } from '../dev/vars.ts';
 import type { LinkSwitch } from '../link-switch.ts';
 import { readLocalComponent } from '../local-component.ts';
@@ -570,7 +579,11 @@ The capsule directory [dir] (default .) gives the manifest and the built compone
 \`host install\`: a host never hands out a component, and secrets are never read back, so give
 config values again with --var. The domains default to those it serves on the old host.
 
-${CONTROL_HELP}
+${REGISTRAR_KEY_HELP}
+
+Each host is given as for the other control commands, with from- or to- before the option:
+--from-config or --from-url, and --to-config or --to-url (neither defaults to ./host.toml: the
+two hosts differ); --key signs for both unless --from-key or --to-key is given.
 
 Examples:
   stratum host move counter examples/counter --from-config h1/host.toml --to-config h2/host.toml
