@@ -296,6 +296,18 @@ test('a registrar sees and drives only the capsules it installed; an operator ke
   await hidden(bravo.logs('shop', () => {}, { backlog: 1 }));
   await hidden(bravo.exportState('shop', 'keyvalue', 'default'));
   await hidden(bravo.install({ name: 'shop', domains: ['blog.example'], manifest: MANIFEST, component: COMPONENT }), 409, 'NAME_TAKEN');
+  await assert.rejects(
+    bravo.install({ name: 'other', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT }),
+    (error: unknown) => {
+      assert.ok(error instanceof ControlApiError);
+      // Not the name of the capsule that serves it, nor how to uninstall it.
+      assert.deepEqual(
+        [error.status, error.code, error.message],
+        [409, 'DOMAIN_TAKEN', "shop.example is served on this host by another registrar's capsule"],
+      );
+      return true;
+    },
+  );
   await hidden(bravo.ledger(), 403, 'OPERATOR_ONLY');
   assert.deepEqual(Object.keys((await bravo.usage()).capsules), []);
   assert.equal((await acme.usage()).capsules.shop?.requests, 1);

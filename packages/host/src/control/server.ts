@@ -205,6 +205,16 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         hint: 'Install it under another name (the install body\'s "name").',
       });
     }
+    // The runtime would name the capsule that serves it, which is that registrar's business.
+    for (const capsule of options.runtime.status()) {
+      if (capsule.name === name || mayDrive(mine, registrar, capsule.name)) continue;
+      const taken = body.domains.find((domain) => capsule.domains.includes(domain));
+      if (taken !== undefined) {
+        throw new HttpError(409, 'DOMAIN_TAKEN', `${taken} is served on this host by another registrar's capsule`, {
+          hint: "A domain is served by one capsule: the registrar whose it is, or the host's operator, frees it.",
+        });
+      }
+    }
     const digest = await options.store.putComponent(bytes, expected);
     const previous = await options.store.get(name);
     // Replacing an installation keeps its registrar: an operator's upgrade does not take it over.
