@@ -323,9 +323,17 @@ test('a registrar sees and drives only the capsules it installed; an operator ke
   assert.ok((await operator.ledger()).entries.length > 0);
   await acme.uninstall('shop');
   assert.deepEqual(await listed(operator), ['blog']);
-  // Its name is free again, for anyone.
+  // Its usage stays acme's, installed or not: each ledger entry names the registrar.
+  assert.equal((await acme.usage()).capsules.shop?.requests, 2);
+  // Its name is free again, for anyone, and the name's earlier usage is not the new owner's.
   await bravo.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT });
   await hidden(acme.capsule('shop'));
+  await (await ingress(host, 'shop.example')).text();
+  assert.equal((await bravo.usage()).capsules.shop?.requests, 1);
+  assert.equal((await acme.usage()).capsules.shop?.requests, 2);
+  assert.equal((await operator.usage()).capsules.shop?.requests, 3);
+  const shops = (await operator.ledger()).entries.filter((entry) => entry.capsule === 'shop');
+  assert.deepEqual([...new Set(shops.map((entry) => entry.registrar))], ['acme', 'bravo']);
 });
 
 test('logs stream as server-sent events', async (t) => {

@@ -151,7 +151,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     options.pullComponent === false
       ? undefined
       : (options.pullComponent ?? registryPuller(join(config.dataDir, 'registry'), logger.child({ component: 'registry' })));
-  const unsubscribe = runtime.onRequest((record) => ledger.record(record));
+  const unsubscribe = runtime.onRequest((record) => ledger.record(record, store.registrarOf(record.capsule)));
   const flushTimer = setInterval(() => {
     ledger.flush().catch((error: unknown) => {
       // A ledger whose chain does not verify said so once, when its check failed.

@@ -36,6 +36,9 @@ export class InstallationStore {
   readonly #dir: string;
   readonly #components: string;
   readonly #logger: Logger;
+  /** Each installation's registrar by name, once `list` has read them all (see `registrarOf`). */
+  readonly #registrars = new Map<string, string | undefined>();
+  #listed: Promise<unknown> | undefined;
 
   constructor(dataDir: string, logger: Logger = silentLogger) {
     this.#dir = join(dataDir, 'installations');
@@ -74,6 +77,23 @@ export class InstallationStore {
     const temporary = `${path}.${process.pid}.tmp`;
     await writeFile(temporary, `${JSON.stringify(installation, null, 2)}\n`, { mode: 0o600 });
     await rename(temporary, path);
+    this.#registrars.set(installation.name, installation.registrar);
+  }
+
+  /**
+   * The registrar whose installation `name` is, without reading a file: each served request's
+   * usage is recorded under it. Known for every installation once they have been listed (a host
+   * does as it starts, `indexed` makes sure); undefined for none or one without a registrar.
+   */
+  registrarOf(name: string): string | undefined {
+    return this.#registrars.get(name);
+  }
+
+  /** Every installation's registrar by name, listing them first if that has not been done. */
+  async indexed(): Promise<ReadonlyMap<string, string | undefined>> {
+    this.#listed ??= this.list();
+    await this.#listed;
+    return this.#registrars;
   }
 
   async get(name: string): Promise<Installation | undefined> {
@@ -96,6 +116,7 @@ export class InstallationStore {
   async remove(name: string): Promise<void> {
     const installation = await this.get(name);
     await rm(this.#path(name), { force: true });
+    this.#registrars.delete(name);
     if (installation) await this.dropComponentIfUnused(installation.digest);
   }
 
@@ -129,6 +150,9 @@ export class InstallationStore {
         this.#logger.error({ file: join(this.#dir, file), err: error }, 'skipping an unreadable installation record');
       }
     }
+    this.#registrars.clear();
+    for (const installation of out) this.#registrars.set(installation.name, installation.registrar);
+    this.#listed ??= Promise.resolve();
     return out;
   }
 

@@ -99,19 +99,10 @@ export function createControlHandler(options: ControlServerOptions): (request: I
   });
 
   /**
-   * The registrar that made each installation, by name (spec/host-api.md section 3.3): a registrar
-   * sees and drives only its own, an operator key every one. Kept here rather than read from
-   * each installation's file, since a status lists them all; only this handler adds or removes
-   * installations once the host has restored them.
+   * Whether `registrar` may see and drive the installation `name` (spec/host-api.md section 3.3):
+   * a registrar its own, an operator key every one. `mine`: the store's registrars by name.
    */
-  let owners: Promise<Map<string, string | undefined>> | undefined;
-  const ownerMap = () => {
-    owners ??= options.store.list().then((all) => new Map(all.map((one) => [one.name, one.registrar])));
-    return owners;
-  };
-
-  /** Whether `registrar` may see and drive the installation `name`. */
-  const mayDrive = (mine: Map<string, string | undefined>, registrar: TrustedRegistrar, name: string): boolean => {
+  const mayDrive = (mine: ReadonlyMap<string, string | undefined>, registrar: TrustedRegistrar, name: string): boolean => {
     if (registrar.operator) return true;
     if (!mine.has(name)) return false;
     const owner = mine.get(name);
@@ -123,14 +114,14 @@ export function createControlHandler(options: ControlServerOptions): (request: I
   const visibleStatus = async (registrar: TrustedRegistrar): Promise<CapsuleStatus[]> => {
     const all = options.runtime.status();
     if (registrar.operator) return all;
-    const mine = await ownerMap();
+    const mine = await options.store.indexed();
     return all.filter((capsule) => mayDrive(mine, registrar, capsule.name));
   };
 
   /** Another registrar's capsule is answered as one that is not there: its name and domains are that registrar's business. */
   const findCapsule = async (name: string, registrar: TrustedRegistrar): Promise<CapsuleStatus> => {
     const status = options.runtime.status().find((capsule) => capsule.name === name);
-    if (!status || !mayDrive(await ownerMap(), registrar, name)) {
+    if (!status || !mayDrive(await options.store.indexed(), registrar, name)) {
       throw new HttpError(404, 'CAPSULE_NOT_FOUND', `no capsule named "${name.slice(0, 80)}" is installed here`);
     }
     return status;
@@ -138,7 +129,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
 
   /** The registrar whose installation `name` is, for its links' checks; the asking one if host.toml no longer names it. */
   const ownerOf = async (name: string, asking: TrustedRegistrar): Promise<TrustedRegistrar> => {
-    const owner = (await ownerMap()).get(name);
+    const owner = (await options.store.indexed()).get(name);
     return options.registrars?.find((one) => one.name === owner) ?? asking;
   };
 
@@ -199,7 +190,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         hint: 'A [source] wasm path means nothing to the host: upload the bytes as component.base64, or use a registry source.',
       });
     }
-    const mine = await ownerMap();
+    const mine = await options.store.indexed();
     if (mine.has(name) && !mayDrive(mine, registrar, name)) {
       throw new HttpError(409, 'NAME_TAKEN', `a capsule named "${name}" is installed here by another registrar`, {
         hint: 'Install it under another name (the install body\'s "name").',
@@ -265,7 +256,6 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       updatedAt: now,
     };
     await options.store.save(installation);
-    mine.set(name, installation.registrar);
     if (previous && previous.digest !== digest) await options.store.dropComponentIfUnused(previous.digest);
     return status;
   };
@@ -326,16 +316,13 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       const since = dateParam(url, 'since');
       const until = dateParam(url, 'until');
       await options.ledger.flush();
+      // Each entry names the registrar whose installation the capsule was: a registrar reads its own.
       const capsules = await options.ledger.usage({
         ...(capsule ? { capsule } : {}),
+        ...(registrar.operator ? {} : { registrar: registrar.name }),
         ...(since ? { since } : {}),
         ...(until ? { until } : {}),
       });
-      if (!registrar.operator) {
-        // The ledger names capsules, not registrars: a registrar reads the usage of those installed by it now.
-        const mine = await ownerMap();
-        for (const name of Object.keys(capsules)) if (!mayDrive(mine, registrar, name)) delete capsules[name];
-      }
       return json(response, 200, { capsules, ledger: options.ledger.head });
     }
     if (collection === 'usage' && name === 'ledger' && parts.length === 3) {
@@ -365,7 +352,6 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       if (method === 'GET') return json(response, 200, { capsule: found });
       await options.runtime.uninstall(name);
       await options.store.remove(name);
-      (await ownerMap()).delete(name);
       log.info({ capsule: name }, 'capsule uninstalled');
       return json(response, 200, { uninstalled: name });
     }

@@ -30,6 +30,37 @@ async function tempLedger(t: { after(fn: () => Promise<void>): void }) {
   return join(dir, 'metering', 'ledger.jsonl');
 }
 
+test("each entry names the registrar whose installation the capsule was, and a registrar's usage is its entries'", async (t) => {
+  const path = await tempLedger(t);
+  const ledger = await UsageLedger.open(path);
+  ledger.record(record('shop'), 'acme');
+  ledger.record(record('shop'), 'acme');
+  ledger.record(record('blog'));
+  await ledger.flush();
+  // The name changed hands: its usage under each registrar is kept apart.
+  ledger.record(record('shop'), 'bravo');
+  await ledger.flush();
+  const entries = (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as LedgerEntry);
+  assert.deepEqual(
+    entries.map((entry) => [entry.capsule, entry.registrar, entry.usage.requests]),
+    [
+      ['blog', undefined, 1],
+      ['shop', 'acme', 2],
+      ['shop', 'bravo', 1],
+    ],
+  );
+  assert.deepEqual((await verifyLedgerFile(path)).ok, true);
+  const requests = (usage: Record<string, { requests: number }>) =>
+    Object.fromEntries(Object.entries(usage).map(([name, one]) => [name, one.requests]));
+  assert.deepEqual(requests(await ledger.usage({ registrar: 'acme' })), { shop: 2 });
+  assert.deepEqual(requests(await ledger.usage({ registrar: 'bravo', capsule: 'shop' })), { shop: 1 });
+  assert.deepEqual(requests(await ledger.usage()), { blog: 1, shop: 3 });
+  await ledger.close();
+});
+
 test('records are summed per capsule and flushed as chained entries', async (t) => {
   const path = await tempLedger(t);
   let clock = Date.parse('2026-11-01T00:00:00Z');

@@ -27,6 +27,8 @@ export interface LedgerEntry {
   /** When the entry was written; the usage is of the period [from, to). */
   time: string;
   capsule: string;
+  /** The registrar (its name in host.toml) whose installation the capsule was; absent for one with none. */
+  registrar?: string;
   from: string;
   to: string;
   usage: Usage;
@@ -356,6 +358,8 @@ export type LedgerState = 'ok' | 'checking' | 'broken';
 
 export interface UsageQuery {
   capsule?: string;
+  /** Only entries of this registrar's installations, whatever is installed now. */
+  registrar?: string;
   /** Entries whose period ends after this (inclusive of periods that overlap it). */
   since?: Date;
   /** Entries whose period starts before this. */
@@ -384,7 +388,8 @@ export class UsageLedger {
   #bytes = 0;
   #hash = createHash('sha256');
   #known = new LedgerTotals();
-  #pending = new Map<string, Usage>();
+  /** Usage not written yet, by capsule and by the registrar whose installation it was. */
+  #pending = new Map<string, { capsule: string; registrar: string | undefined; usage: Usage }>();
   #periodStart: Date;
   #checkpointedAt = 0;
   /** Every write waits for the one before, and the first for the check at start-up. */
@@ -567,10 +572,13 @@ export class UsageLedger {
     return { entries: this.#seq, hash: this.#head };
   }
 
-  record(record: RequestRecord): void {
+  /** Adds a served request to its capsule's usage; `registrar`: whose installation it is. */
+  record(record: RequestRecord, registrar?: string): void {
     if (this.#closed) return;
-    const pending = this.#pending.get(record.capsule) ?? emptyUsage();
-    this.#pending.set(record.capsule, addUsage(pending, usageOf(record)));
+    const key = registrar === undefined ? record.capsule : `${record.capsule}\0${registrar}`;
+    const pending = this.#pending.get(key);
+    if (pending) addUsage(pending.usage, usageOf(record));
+    else this.#pending.set(key, { capsule: record.capsule, registrar, usage: usageOf(record) });
   }
 
   /** Appends one entry per capsule used since the last flush, and syncs the file. */
@@ -593,11 +601,12 @@ export class UsageLedger {
     let head = this.#head;
     const lines: string[] = [];
     const written: LedgerEntry[] = [];
-    for (const [capsule, usage] of [...pending].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+    for (const [, { capsule, registrar, usage }] of [...pending].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
       const body: Omit<LedgerEntry, 'hash'> = {
         seq: ++seq,
         time: now.toISOString(),
         capsule,
+        ...(registrar !== undefined ? { registrar } : {}),
         from,
         to: now.toISOString(),
         usage,
@@ -636,7 +645,8 @@ export class UsageLedger {
   async usage(query: UsageQuery = {}): Promise<Record<string, Usage>> {
     await this.#writing;
     if (this.#broken) throw this.#broken;
-    if (!query.since && !query.until) {
+    // The totals kept are by capsule alone: a registrar's usage is read from the entries.
+    if (!query.since && !query.until && query.registrar === undefined) {
       const all: Record<string, Usage> = {};
       for (const [capsule, usage] of this.#known.totals) {
         if (query.capsule === undefined || query.capsule === capsule) all[capsule] = addUsage(emptyUsage(), usage);
@@ -647,6 +657,7 @@ export class UsageLedger {
     const start = query.since ? this.#known.offsetBefore(query.since.getTime()) : 0;
     for await (const entry of this.#read(start)) {
       if (query.capsule !== undefined && entry.capsule !== query.capsule) continue;
+      if (query.registrar !== undefined && entry.registrar !== query.registrar) continue;
       if (query.since && new Date(entry.to) <= query.since) continue;
       if (query.until && new Date(entry.from) >= query.until) continue;
       const sum = result[entry.capsule] ?? emptyUsage();
