@@ -325,15 +325,20 @@ test('a registrar sees and drives only the capsules it installed; an operator ke
   assert.deepEqual(await listed(operator), ['blog']);
   // Its usage stays acme's, installed or not: each ledger entry names the registrar.
   assert.equal((await acme.usage()).capsules.shop?.requests, 2);
-  // Its name is free again, for anyone, and the name's earlier usage is not the new owner's.
-  await bravo.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT });
+  // The name still holds acme's stored data: another registrar's capsule of that name would read
+  // it. The operator may take it over; its usage from then on is the operator's.
+  await hidden(bravo.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT }), 409, 'NAME_TAKEN');
+  await operator.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT });
   await hidden(acme.capsule('shop'));
   await (await ingress(host, 'shop.example')).text();
-  assert.equal((await bravo.usage()).capsules.shop?.requests, 1);
   assert.equal((await acme.usage()).capsules.shop?.requests, 2);
   assert.equal((await operator.usage()).capsules.shop?.requests, 3);
   const shops = (await operator.ledger()).entries.filter((entry) => entry.capsule === 'shop');
-  assert.deepEqual([...new Set(shops.map((entry) => entry.registrar))], ['acme', 'bravo']);
+  assert.deepEqual([...new Set(shops.map((entry) => entry.registrar))], ['acme', 'test']);
+  // A registrar installs its own uninstalled name again, its data with it.
+  await bravo.uninstall('blog');
+  await bravo.install({ name: 'blog', domains: ['blog.example'], manifest: MANIFEST, component: COMPONENT });
+  await hidden(acme.install({ name: 'blog', domains: ['other.example'], manifest: MANIFEST, component: COMPONENT }), 409, 'NAME_TAKEN');
 });
 
 test('logs stream as server-sent events', async (t) => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type Logger, StratumError, silentLogger } from '@stratum/core';
 
 /** What a host must remember of one installation to bring it back after a restart. */
@@ -24,6 +24,13 @@ export interface Installation {
   updatedAt: string;
 }
 
+/** What is kept of an uninstalled installation: whose the data stored under its name is. */
+interface Retired {
+  name: string;
+  registrar: string;
+  uninstalledAt: string;
+}
+
 const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
 const DIGEST = /^sha256:([a-f0-9]{64})$/;
 
@@ -34,6 +41,8 @@ const DIGEST = /^sha256:([a-f0-9]{64})$/;
  */
 export class InstallationStore {
   readonly #dir: string;
+  /** `<name>.json` per name whose installation was uninstalled: whose its stored data is. */
+  readonly #retired: string;
   readonly #components: string;
   readonly #logger: Logger;
   /** Each installation's registrar by name, once `list` has read them all (see `registrarOf`). */
@@ -42,6 +51,7 @@ export class InstallationStore {
 
   constructor(dataDir: string, logger: Logger = silentLogger) {
     this.#dir = join(dataDir, 'installations');
+    this.#retired = join(this.#dir, 'uninstalled');
     this.#components = join(dataDir, 'components', 'sha256');
     this.#logger = logger;
   }
@@ -78,6 +88,7 @@ export class InstallationStore {
     await writeFile(temporary, `${JSON.stringify(installation, null, 2)}\n`, { mode: 0o600 });
     await rename(temporary, path);
     this.#registrars.set(installation.name, installation.registrar);
+    await rm(this.#retiredPath(installation.name), { force: true });
   }
 
   /**
@@ -113,11 +124,37 @@ export class InstallationStore {
   }
 
   /** Removes the installation, and its component when no other installation uses it. */
+  /**
+   * Removes the installation, and its component when no other installation uses it. Its stored
+   * data stays (spec/host-api.md section 5.5), and so does whose it is: `formerRegistrar`.
+   */
   async remove(name: string): Promise<void> {
     const installation = await this.get(name);
+    if (installation?.registrar !== undefined) {
+      await mkdir(this.#retired, { recursive: true, mode: 0o700 });
+      const record: Retired = { name, registrar: installation.registrar, uninstalledAt: new Date().toISOString() };
+      await writeFile(this.#retiredPath(name), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+    }
     await rm(this.#path(name), { force: true });
     this.#registrars.delete(name);
     if (installation) await this.dropComponentIfUnused(installation.digest);
+  }
+
+  /**
+   * The registrar whose installation of `name` was uninstalled last: the data stored under the
+   * name is that registrar's until another installation of the name takes it over (`save`).
+   */
+  async formerRegistrar(name: string): Promise<string | undefined> {
+    try {
+      return (JSON.parse(await readFile(this.#retiredPath(name), 'utf8')) as Retired).registrar;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  #retiredPath(name: string): string {
+    return join(this.#retired, `${basename(this.#path(name))}`);
   }
 
   async dropComponentIfUnused(digest: string): Promise<void> {

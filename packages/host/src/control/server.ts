@@ -191,10 +191,21 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       });
     }
     const mine = await options.store.indexed();
+    const anotherName = 'Install it under another name (`stratum host install --name`, the install body\'s "name").';
     if (mine.has(name) && !mayDrive(mine, registrar, name)) {
-      throw new HttpError(409, 'NAME_TAKEN', `a capsule named "${name}" is installed here by another registrar`, {
-        hint: 'Install it under another name (the install body\'s "name").',
-      });
+      throw new HttpError(409, 'NAME_TAKEN', `a capsule named "${name}" is installed here by another registrar`, { hint: anotherName });
+    }
+    // What an uninstalled capsule stored stays under its name: another registrar's capsule of that name would read it.
+    const former = mine.has(name) || registrar.operator ? undefined : await options.store.formerRegistrar(name);
+    if (former !== undefined && former !== registrar.name) {
+      throw new HttpError(
+        409,
+        'NAME_TAKEN',
+        `a capsule named "${name}" was installed here by another registrar, whose data the name still holds`,
+        {
+          hint: anotherName,
+        },
+      );
     }
     // The runtime would name the capsule that serves it, which is that registrar's business.
     for (const capsule of options.runtime.status()) {
