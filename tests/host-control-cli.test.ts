@@ -101,7 +101,11 @@ test('host status with a key the host does not trust fails with the reason', asy
     join(dir, 'stranger.key'),
   ]);
   assert.equal(result.code, 1);
-  assert.match(result.stderr, /not a registrar this host trusts/);
+  assert.match(result.stderr, /not a registrar that host h1\.example\.net trusts/);
+  assert.match(
+    result.stderr,
+    /hint: h1\.example\.net's operator adds the key's public part to that host's host\.toml as \[registrars\.<name>\] key = "<public key>" and restarts the host/,
+  );
 });
 
 /** The status of a GET through the host's ingress, for the capsule serving `host`. */

@@ -1,5 +1,22 @@
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
-import { booleanOption, type Command, EXIT_OK, paint, stringListOption, stringOption, usageError } from '../command.ts';
+import { booleanOption, type Command, EXIT_OK, paint, shellWord, stringListOption, stringOption, usageError } from '../command.ts';
+
+/**
+ * What to do with the key once written. A host refuses a registrar's requests until its operator
+ * trusts the key in host.toml, which the host reads only at start: the step a new registrar key
+ * needs and a new user missed.
+ */
+function nextStep(out: string, publicKey: string, hostName: string | undefined): string {
+  if (hostName !== undefined)
+    return `Next: name it in ${hostName}'s host.toml as [host] key = ${JSON.stringify(out)}, and publish the record above.`;
+  return [
+    "Next, as a registrar's key: the operator of each host it drives adds its public key to that host's host.toml",
+    `  [registrars.<name>]`,
+    `  key = ${JSON.stringify(publicKey)}`,
+    `and restarts the host (host.toml is read only at start); then sign with --key ${shellWord(out)}.`,
+    `As a host's identity key: host.toml's [host] key = ${JSON.stringify(out)}.`,
+  ].join('\n');
+}
 
 export const hostKeygenCommand: Command = {
   name: 'host keygen',
@@ -50,15 +67,16 @@ Examples:
         ? { name: hostRecordName(hostName), strings: formatHostRecord({ publicKey: key.publicKey, api, interfaces }) }
         : undefined;
     await writeKeyFile(out, pair.privateJwk);
+    const next = nextStep(out, key.publicKey, record ? hostName : undefined);
     if (booleanOption(args, 'json')) {
-      io.stdout.write(
-        `${JSON.stringify({ keyFile: out, publicKey: key.publicKey, thumbprint: key.thumbprint, ...(record ? { record } : {}) }, null, 2)}\n`,
-      );
+      const printed = { keyFile: out, publicKey: key.publicKey, thumbprint: key.thumbprint, ...(record ? { record } : {}), next };
+      io.stdout.write(`${JSON.stringify(printed, null, 2)}\n`);
       return EXIT_OK;
     }
     io.stderr.write(`${paint(io.stderr, 32, 'created')} ${out} (owner read/write only; keep it secret, keep a backup)\n`);
     io.stdout.write(`public key  ${key.publicKey}\nthumbprint  ${key.thumbprint}\n`);
     if (record) io.stdout.write(`\nPublish in the host's zone:\n${zoneFileTxt(record.name, record.strings)}\n`);
+    io.stdout.write(`\n${next}\n`);
     return EXIT_OK;
   },
 };

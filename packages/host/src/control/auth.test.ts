@@ -34,6 +34,24 @@ test('a well-signed request verifies and names its registrar', async () => {
   assert.equal(verified.claims.htm, 'POST');
 });
 
+test('a key the host does not trust is refused naming the host, and the hint says how its operator trusts it', async () => {
+  const { verify } = await verifier();
+  const stranger = await generateEd25519KeyPair();
+  const kid = stranger.publicJwk.kid as string;
+  const authorization = await signControlRequest({ key: stranger.privateJwk, audience: 'h.example', method: 'GET', path: '/status' });
+  await assert.rejects(verify({ method: 'GET', path: '/status', authorization, body: new Uint8Array() }), (error) => {
+    assert.ok(error instanceof ControlAuthError);
+    assert.equal(error.code, 'AUTH_UNKNOWN_KEY');
+    assert.equal(error.message, `key ${kid} is not a registrar that host h.example trusts`);
+    assert.match(
+      error.hint ?? '',
+      /^h\.example's operator adds the key's public part to that host's host\.toml as \[registrars\.<name>\] key = "<public key>" and restarts the host/,
+    );
+    assert.match(error.hint ?? '', new RegExp(`\`stratum host keygen\` printed with thumbprint ${kid}\\.$`));
+    return true;
+  });
+});
+
 test('a signature spelled another way (the spare bits of its last base64url character set) is refused', async () => {
   const { registrar, verify } = await verifier();
   const valid = await signControlRequest({ key: registrar.privateJwk, audience: 'h.example', method: 'GET', path: '/status' });

@@ -46,8 +46,8 @@ export type AuthFailure =
 export class ControlAuthError extends StratumError {
   override readonly code: AuthFailure;
 
-  constructor(code: AuthFailure, message: string) {
-    super(code, message, { hint: 'Control requests are signed as spec/host-api.md section 3 describes.' });
+  constructor(code: AuthFailure, message: string, hint = 'Control requests are signed as spec/host-api.md section 3 describes.') {
+    super(code, message, { hint });
     this.code = code;
   }
 }
@@ -226,7 +226,7 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
     if (token.split('.').some((segment) => Buffer.from(segment, 'base64url').toString('base64url') !== segment))
       throw new ControlAuthError('AUTH_MALFORMED', 'the token is not canonical base64url');
     const registrar = byKid.get(kid);
-    if (!registrar) throw new ControlAuthError('AUTH_UNKNOWN_KEY', `key ${kid.slice(0, 64)} is not a registrar this host trusts`);
+    if (!registrar) throw unknownKey(kid.slice(0, 64), options.audience);
 
     const now = clock();
     let claims: JWTPayload;
@@ -264,6 +264,18 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
       throw new ControlAuthError('AUTH_REPLAY', 'this request was already received once');
     return { registrar, claims, bodyHash: String(claims.bh) };
   };
+}
+
+/**
+ * The refusal of a key the host does not trust. The token carries only the key's thumbprint, so
+ * the hint names it as `stratum host keygen` printed it beside the public key the operator adds.
+ */
+function unknownKey(kid: string, host: string): ControlAuthError {
+  return new ControlAuthError(
+    'AUTH_UNKNOWN_KEY',
+    `key ${kid} is not a registrar that host ${host} trusts`,
+    `${host}'s operator adds the key's public part to that host's host.toml as [registrars.<name>] key = "<public key>" and restarts the host (host.toml is read only at start). The public key is the one \`stratum host keygen\` printed with thumbprint ${kid}.`,
+  );
 }
 
 /** The refusal of a body whose hash is not the signed `bh`. */
