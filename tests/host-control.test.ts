@@ -279,6 +279,12 @@ test('a registrar sees and drives only the capsules it installed; an operator ke
   assert.deepEqual(names((await bravo.status()).capsules), ['blog']);
   assert.deepEqual(await listed(bravo), ['blog']);
   assert.deepEqual(names((await operator.status()).capsules), ['blog', 'shop']);
+  // Whose each is, for the operator's `host status`.
+  assert.deepEqual((await operator.status()).capsules.map((capsule) => [capsule.name, capsule.registrar]).sort(), [
+    ['blog', 'bravo'],
+    ['shop', 'acme'],
+  ]);
+  assert.equal((await bravo.capsule('blog')).registrar, 'bravo');
 
   const hidden = async (promise: Promise<unknown>, status = 404, code = 'CAPSULE_NOT_FOUND') => {
     await assert.rejects(promise, (error: unknown) => {

@@ -58,6 +58,8 @@ export interface CapsuleStatus {
   /** Set while the capsule is backed off after repeated failures: when it may try again. */
   backedOffUntil?: string;
   lastError?: string;
+  /** The registrar (its name in host.toml) whose installation it is: set by the control API, which knows. */
+  registrar?: string;
 }
 
 /** One served request, as metering and the request log see it. */

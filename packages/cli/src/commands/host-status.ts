@@ -62,10 +62,15 @@ Examples:
       io.stdout.write('no capsules installed\n');
       return EXIT_OK;
     }
-    const rows = [['CAPSULE', 'STATE', 'VERSION', 'DOMAINS', 'INSTANCES', 'IN FLIGHT', 'LIMIT HITS', 'DIGEST']];
+    // An operator key sees every registrar's capsules: whose each is.
+    const registrars = new Set(capsules.map((capsule) => capsule.registrar)).size > 1;
+    const rows = [
+      ['CAPSULE', ...(registrars ? ['REGISTRAR'] : []), 'STATE', 'VERSION', 'DOMAINS', 'INSTANCES', 'IN FLIGHT', 'LIMIT HITS', 'DIGEST'],
+    ];
     for (const capsule of capsules) {
       rows.push([
         capsule.name,
+        ...(registrars ? [capsule.registrar ?? '-'] : []),
         capsule.backedOffUntil ? `${capsule.state} (backed off until ${capsule.backedOffUntil})` : capsule.state,
         capsule.version,
         capsule.domains.join(','),

@@ -110,21 +110,29 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     return owner === undefined || owner === registrar.name;
   };
 
+  /** A capsule's status with the registrar whose installation it is, which the runtime does not know. */
+  const owned = (status: CapsuleStatus, mine: ReadonlyMap<string, string | undefined>): CapsuleStatus => {
+    const owner = mine.get(status.name);
+    return owner === undefined ? status : { ...status, registrar: owner };
+  };
+
   /** The capsules `registrar` may see. */
   const visibleStatus = async (registrar: TrustedRegistrar): Promise<CapsuleStatus[]> => {
-    const all = options.runtime.status();
-    if (registrar.operator) return all;
     const mine = await options.store.indexed();
-    return all.filter((capsule) => mayDrive(mine, registrar, capsule.name));
+    return options.runtime
+      .status()
+      .filter((capsule) => mayDrive(mine, registrar, capsule.name))
+      .map((capsule) => owned(capsule, mine));
   };
 
   /** Another registrar's capsule is answered as one that is not there: its name and domains are that registrar's business. */
   const findCapsule = async (name: string, registrar: TrustedRegistrar): Promise<CapsuleStatus> => {
     const status = options.runtime.status().find((capsule) => capsule.name === name);
-    if (!status || !mayDrive(await options.store.indexed(), registrar, name)) {
+    const mine = await options.store.indexed();
+    if (!status || !mayDrive(mine, registrar, name)) {
       throw new HttpError(404, 'CAPSULE_NOT_FOUND', `no capsule named "${name.slice(0, 80)}" is installed here`);
     }
-    return status;
+    return owned(status, mine);
   };
 
   /** The registrar whose installation `name` is, for its links' checks; the asking one if host.toml no longer names it. */
