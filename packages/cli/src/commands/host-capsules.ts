@@ -43,12 +43,13 @@ const VAR_OPTION: OptionSpec = {
 /**
  * What `host install` and `host move` send: the manifest of the capsule directory `dir`, its
  * component unless [source] is a registry the host pulls from, the capsule's name on the host
- * (--name) and the --var values.
+ * (--name, else `defaultName`, else the manifest's [capsule] name) and the --var values.
  */
 async function capsuleToSend(
   args: ParsedArgs,
   dir: string | undefined,
   command: string,
+  defaultName?: string,
 ): Promise<{ name: string; manifest: Manifest; describe: string; install: Omit<InstallOptions, 'domains' | 'start'> }> {
   const vars = await varFlags(args);
   // In a --var-file, a line for another capsule is the file serving several; on the command line, a mistake.
@@ -60,7 +61,7 @@ async function capsuleToSend(
   const { loadManifest } = await import('@stratum/manifest');
   const { readFile } = await import('node:fs/promises');
   const { manifest } = await loadManifest(path);
-  const name = stringOption(args, 'name') ?? manifest.capsule.name;
+  const name = stringOption(args, 'name') ?? defaultName ?? manifest.capsule.name;
   const component =
     manifest.source.kind === 'wasm'
       ? await readLocalComponent(path, { ...manifest, source: manifest.source }, 'INSTALL_NO_COMPONENT')
@@ -562,7 +563,8 @@ export const hostMoveCommand: Command = {
   usage: 'host move <capsule> [dir] (--from-config <host.toml> | --from-url <url>) (--to-config <host.toml> | --to-url <url>) [options]',
   description: `
 Moves a capsule in the order spec/host-api.md section 5.11 gives: installs it on the new host
-without starting it (so a refusal there changes nothing), drains it on the old host (new
+under the same name (or --name), which must be free there, without starting it (so a refusal
+there changes nothing), drains it on the old host (new
 requests get 503 while the ones in flight finish), copies each store its manifest grants
 (keyvalue, sql, bucket) from the old host to the new one, and starts it there. If a step after
 the drain fails, the capsule is started again on the old host. The old installation is left
@@ -616,7 +618,8 @@ Examples:
       );
     const dnsServer = stringOption(args, 'dns');
     const switchLinks = await linkSwitchOf(args);
-    const capsule = await capsuleToSend(args, args.positionals[1], 'host move');
+    // The capsule moved keeps its name unless --name: the manifest's [capsule] name may be another installation there.
+    const capsule = await capsuleToSend(args, args.positionals[1], 'host move', name);
     const from = await connectControl(args, 'from');
     const to = await connectControl(args, 'to');
     const { moveCapsule, storesOf } = await import('@stratum/host');

@@ -7,7 +7,8 @@ import type { CapsuleStatus } from '../runtime-types.ts';
 import type { ControlClient } from './client.ts';
 import { moveCapsule, storesOf } from './move.ts';
 
-function fakeHost(label: string, calls: string[], fail: Partial<Record<string, Error>> = {}): ControlClient {
+/** `has`: the installations the host has before the move, which its status answers and does not 404. */
+function fakeHost(label: string, calls: string[], fail: Partial<Record<string, Error>> = {}, has: string[] = []): ControlClient {
   const status = (name: string) => ({ name, state: 'running', domains: ['a.example'] }) as unknown as CapsuleStatus;
   const step = async <T>(what: string, value: T): Promise<T> => {
     calls.push(`${label} ${what}`);
@@ -21,6 +22,11 @@ function fakeHost(label: string, calls: string[], fail: Partial<Record<string, E
     drain: (name) => step(`drain ${name}`, status(name)),
     start: (name) => step(`start ${name}`, status(name)),
     uninstall: (name) => step(`uninstall ${name}`, undefined),
+    capsule: async (name) => {
+      calls.push(`${label} status ${name}`);
+      if (!has.includes(name)) throw new StratumError('CAPSULE_NOT_FOUND', `no capsule named "${name}" is installed here`);
+      return status(name);
+    },
     exportState: (name, capability, label) =>
       step(`export ${name} ${capability}/${label}`, new Blob([`snapshot of ${capability}/${label} from ${name}\n`]).stream()),
     // Records as many as the snapshot it received has lines, so that a test sees what crossed.
@@ -49,6 +55,7 @@ test('a move installs first, then drains, copies every store and starts the new 
     },
   });
   assert.deepEqual(calls, [
+    'new status shop',
     'new install shop start=false',
     'old drain shop',
     'old export shop keyvalue/default',
@@ -76,7 +83,26 @@ test('a refusal by the new host leaves the old one serving, untouched', async ()
     moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls, { install: refused }), name: 'shop', install, stores }),
     refused,
   );
-  assert.deepEqual(calls, ['new install shop start=false']);
+  assert.deepEqual(calls, ['new status shop', 'new install shop start=false']);
+});
+
+test('a name the new host has already is refused before anything changes, and nothing there is removed', async () => {
+  // An operator's key sees every installation: the status answers, and the move stops there.
+  const calls: string[] = [];
+  await assert.rejects(
+    moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls, {}, ['shop']), name: 'shop', install, stores }),
+    (error: StratumError) => error.code === 'MOVE_NAME_TAKEN' && /^new already has a capsule named shop \(running/.test(error.message),
+  );
+  assert.deepEqual(calls, ['new status shop']);
+  // Another registrar's is answered 404 to this key, and its install refused: a refusal too, before the drain.
+  calls.length = 0;
+  const taken = new StratumError('NAME_TAKEN', 'a capsule named "shop" is installed here by another registrar');
+  await assert.rejects(
+    moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls, { install: taken }), name: 'shop', install, stores }),
+    (error: StratumError) =>
+      error.code === 'MOVE_NAME_TAKEN' && /another registrar's/.test(error.message) && /--name/.test(error.hint ?? ''),
+  );
+  assert.deepEqual(calls, ['new status shop', 'new install shop start=false']);
 });
 
 test('a failure after the drain starts the capsule on the old host again and removes the new one', async () => {

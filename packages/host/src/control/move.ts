@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { StratumError } from '@stratum/core';
+import { isStratumError, StratumError } from '@stratum/core';
 import type { Capabilities } from '@stratum/manifest';
 import type { CapsuleStatus } from '../runtime-types.ts';
 import type { ControlClient, HostIdentity, InstallOptions } from './client.ts';
@@ -66,12 +66,14 @@ export interface MoveResult {
 }
 
 /**
- * Moves a capsule to another host in the order spec/host-api.md section 5.11 gives: install on
- * the new host without starting, drain the old one, export each store and import it, point the
+ * Moves a capsule to another host in the order spec/host-api.md section 5.11 gives: refuse a
+ * name the new host has already (the install would replace that installation), install on the
+ * new host without starting, drain the old one, export each store and import it, point the
  * domains' links at the new host (`switchLinks`, when given), start the new one. The old
  * installation is left drained, not removed, so that it can be started again. If anything fails
- * after the drain, the links go back, the old one is started again (and the new one
- * uninstalled) before the error is thrown, so the capsule keeps serving from where it was.
+ * after the drain, the links go back, the old one is started again (and the new one, which the
+ * move installed, uninstalled) before the error is thrown, so the capsule keeps serving from
+ * where it was.
  */
 export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   const { from, to, name, stores, onStep } = options;
@@ -83,9 +85,20 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       hint: 'Give the control API of another host as the destination.',
     });
   }
+  // An install under a name the new host has would replace that installation (an operator's
+  // replaces any registrar's), and the way back would then remove it: the name must be free there.
+  const existing = await to.capsule(target).catch((error: unknown) => {
+    if (isStratumError(error) && error.code === 'CAPSULE_NOT_FOUND') return undefined;
+    throw error;
+  });
+  if (existing) throw nameTaken(target, toHost.name, `(${existing.state}, serving ${existing.domains.join(', ')})`);
   // Before the old host stops serving: a refusal here (a domain taken, config, limits) costs nothing.
   onStep?.({ step: 'install', name: target });
-  const installed = await to.install({ ...options.install, name: target, start: false });
+  const installed = await to.install({ ...options.install, name: target, start: false }).catch((error: unknown) => {
+    // Another registrar's installation, which the new host answers 404 to this key and refuses to replace.
+    if (isStratumError(error) && error.code === 'NAME_TAKEN') throw nameTaken(target, toHost.name, "(another registrar's)", error);
+    throw error;
+  });
   onStep?.({ step: 'drain', name });
   const drained = performance.now();
   const records: Record<string, number> = {};
@@ -128,6 +141,14 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       user: error instanceof StratumError ? error.user : false,
     });
   }
+}
+
+/** The refusal of a move whose name on the new host is another installation's there. */
+function nameTaken(target: string, host: string, which: string, cause?: unknown): StratumError {
+  return new StratumError('MOVE_NAME_TAKEN', `${host} already has a capsule named ${target} ${which}: moving there would replace it`, {
+    hint: `Give the capsule another name on ${host} (host move --name), or remove that installation there first if it is a copy left by an earlier move.`,
+    ...(cause === undefined ? {} : { cause }),
+  });
 }
 
 /**
