@@ -2,6 +2,8 @@
 // the name a capsule moves under, and what a failed move leaves and says.
 import assert from 'node:assert/strict';
 import { copyFile, mkdir } from 'node:fs/promises';
+import { createServer, type IncomingMessage, request } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, readKeyFile, writeKeyFile } from '@stratum/core';
@@ -97,4 +99,60 @@ test("host move keeps the capsule's name on the new host, and refuses a name tha
   const client = createControlClient({ url: h2.controlUrl.href, key: await readKeyFile(keys.h2.path) });
   const names = (await client.status()).capsules.map((one) => `${one.name} ${one.state}`).sort();
   assert.deepEqual(names, ['counter running', 'shopc running']);
+});
+
+/**
+ * A control API address in front of `target` that forwards each request until `dies` says one
+ * is the last: then it drops that request and stops listening, as a host killed mid-move.
+ */
+async function dyingProxy(t: TestContext, target: URL, dies: (incoming: IncomingMessage) => boolean): Promise<string> {
+  const server = createServer((incoming, answer) => {
+    if (dies(incoming)) {
+      server.close();
+      server.closeAllConnections();
+      return;
+    }
+    const outgoing = request(
+      new URL(incoming.url ?? '/', target),
+      { method: incoming.method, headers: incoming.headers, agent: false },
+      (reply) => {
+        answer.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.pipe(answer);
+      },
+    );
+    outgoing.on('error', () => answer.destroy());
+    incoming.pipe(outgoing);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.after(() => {
+    server.close();
+    server.closeAllConnections();
+  });
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
+}
+
+test('a move whose new host dies mid-copy says the capsule serves from the old host again, and how to remove the copy left on the new one', async (t) => {
+  const { keys, h1, h2, capsule } = await twoHosts(t);
+  const onH1 = ['--url', h1.controlUrl.href, '--key', keys.h1.path];
+  assert.equal((await run(['host', 'install', capsule, '--name', 'shopc', '-d', 'shopc.example', ...onH1])).code, 0);
+  assert.equal(await count(h1, 'shopc.example'), 1);
+  // h2 goes away as the state's import reaches it, after the install there.
+  const h2Url = await dyingProxy(t, h2.controlUrl, (incoming) => incoming.method === 'PUT' && /\/state\//.test(incoming.url ?? ''));
+  const sides = ['--from-url', h1.controlUrl.href, '--from-key', keys.h1.path, '--to-url', h2Url, '--to-key', keys.h2.path];
+  const moved = await run(['host', 'move', 'shopc', capsule, ...sides]);
+  assert.equal(moved.code, 1);
+  const uninstall = `stratum host uninstall shopc --url ${h2Url} --key ${keys.h2.path}`;
+  assert.match(
+    moved.stderr,
+    /\nerror: moving shopc failed; it serves from the old host again\n {2}.+\n {2}could not remove the copy installed on h2\.example\.net: cannot reach the control API at .+\nhint: /,
+  );
+  assert.ok(
+    moved.stderr.endsWith(`hint: Once h2.example.net answers, remove that copy and any state copied into it: \`${uninstall}\`.\n`),
+    moved.stderr,
+  );
+  assert.doesNotMatch(moved.stderr, /so did putting it back/);
+  // As it says: h1 serves it again, and h2 has the copy, installed and not started.
+  assert.equal(await count(h1, 'shopc.example'), 2);
+  const client = createControlClient({ url: h2.controlUrl.href, key: await readKeyFile(keys.h2.path) });
+  assert.equal((await client.capsule('shopc')).state, 'installed');
 });

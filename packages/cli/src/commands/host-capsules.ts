@@ -634,6 +634,8 @@ Examples:
       install: { ...capsule.install, domains: domains.length > 0 ? domains : current.domains },
       stores: storesOf(capsule.manifest.capabilities),
       ...(switchLinks ? { switchLinks } : {}),
+      // What a failed move could not put back is said with the command that does it, for the host it is on.
+      command: (side, words) => nextCommand(args, words, side),
       onStep: (step) => {
         if (step.step === 'install') io.stderr.write(`installing ${step.name} (${capsule.describe}) on ${toName}, not started\n`);
         if (step.step === 'drain') io.stderr.write(`draining ${step.name} on ${fromName}\n`);

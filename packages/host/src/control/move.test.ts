@@ -128,9 +128,31 @@ test('when putting it back fails too, the error says so and what to do', async (
     (error: StratumError) =>
       error.code === 'MOVE_FAILED' &&
       /and so did putting it back/.test(error.message) &&
-      error.details.includes('undoing: connect ECONNREFUSED') &&
-      /Start it on the old host/.test(error.hint ?? ''),
+      error.details.includes('could not start it on old again: connect ECONNREFUSED') &&
+      /^Start it on the old host, where its state is as it was: `stratum host serve shop`\.$/.test(error.hint ?? ''),
   );
+});
+
+test('when only the new host cannot be cleaned up, the error says the capsule serves from the old host, and what is left where', async () => {
+  const calls: string[] = [];
+  const unreachable = new Error('cannot reach the control API at http://127.0.0.1:7070/v1');
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls),
+      to: fakeHost('new', calls, { import: unreachable, uninstall: unreachable }),
+      name: 'shop',
+      install,
+      stores,
+      command: (side, words) => `stratum ${words.join(' ')} --${side}`,
+    }),
+    (error: StratumError) => {
+      assert.equal(error.message, 'moving shop failed; it serves from the old host again');
+      assert.deepEqual(error.details, [unreachable.message, `could not remove the copy installed on new: ${unreachable.message}`]);
+      assert.equal(error.hint, 'Once new answers, remove that copy and any state copied into it: `stratum host uninstall shop --to`.');
+      return true;
+    },
+  );
+  assert.deepEqual(calls.slice(-2), ['old start shop', 'new uninstall shop']);
 });
 
 test('a move to the host the capsule is on is refused before anything changes', async () => {

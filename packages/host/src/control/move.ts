@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { isStratumError, StratumError } from '@stratum/core';
+import { errorMessage, isStratumError, StratumError } from '@stratum/core';
 import type { Capabilities } from '@stratum/manifest';
 import type { CapsuleStatus } from '../runtime-types.ts';
 import type { ControlClient, HostIdentity, InstallOptions } from './client.ts';
@@ -55,6 +55,11 @@ export interface MoveOptions {
   switchLinks?: (installed: CapsuleStatus, host: HostIdentity) => Promise<() => Promise<void>>;
   /** Where each store's snapshot waits between export and import; the system's temporary directory by default. */
   spoolDir?: string;
+  /**
+   * A command the user can run against the old host (`from`) or the new one (`to`), for what a
+   * failed move could not put back; by default `stratum <words>`, with no option to reach either.
+   */
+  command?: (side: 'from' | 'to', words: readonly string[]) => string;
 }
 
 export interface MoveResult {
@@ -119,26 +124,40 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
     const status = await to.start(target);
     return { status, records, downtimeMs: performance.now() - drained };
   } catch (error) {
-    const reason = error instanceof Error ? error.message : String(error);
+    const reason = errorMessage(error);
     onStep?.({ step: 'resume', name, reason });
+    const command = options.command ?? ((_side, words) => ['stratum', ...words].join(' '));
     // The links first: the old host checks them when it starts again.
-    const relinked = unlink ? await Promise.allSettled([unlink()]) : [];
-    const undo = [...relinked, ...(await Promise.allSettled([from.start(name), to.uninstall(target)]))];
-    const failed = undo.filter((result): result is PromiseRejectedResult => result.status === 'rejected');
-    if (failed.length > 0) {
-      throw new StratumError('MOVE_FAILED', `moving ${name} failed, and so did putting it back`, {
-        details: [
-          reason,
-          ...failed.map((result) => `undoing: ${result.reason instanceof Error ? result.reason.message : String(result.reason)}`),
-        ],
-        hint: `Start it on the old host (stratum host status shows its state there), and check the new host.`,
-        cause: error,
-      });
+    const [relinked] = unlink ? await Promise.allSettled([unlink()]) : [];
+    const [restarted, removed] = await Promise.allSettled([from.start(name), to.uninstall(target)]);
+    // What could not be put back, each where it is, and what the user does about it.
+    const left: string[] = [];
+    const todo: string[] = [];
+    if (relinked?.status === 'rejected') {
+      left.push(`could not point its domains' links back at ${fromHost.name}: ${errorMessage(relinked.reason)}`);
+      todo.push(`Point each domain's _stratum link back at ${fromHost.name} (\`stratum dns check <domain>\` shows it).`);
     }
-    throw new StratumError('MOVE_FAILED', `moving ${name} failed; it serves from the old host again`, {
-      details: [reason],
+    if (restarted.status === 'rejected') {
+      left.push(`could not start it on ${fromHost.name} again: ${errorMessage(restarted.reason)}`);
+      todo.push(`Start it on the old host, where its state is as it was: \`${command('from', ['host', 'serve', name])}\`.`);
+    }
+    if (removed.status === 'rejected') {
+      left.push(`could not remove the copy installed on ${toHost.name}: ${errorMessage(removed.reason)}`);
+      todo.push(
+        `Once ${toHost.name} answers, remove that copy and any state copied into it: \`${command('to', ['host', 'uninstall', target])}\`.`,
+      );
+    }
+    const where =
+      restarted.status === 'rejected'
+        ? ', and so did putting it back'
+        : relinked?.status === 'rejected'
+          ? `; it runs on ${fromHost.name} again, but its domains' links still name ${toHost.name}`
+          : '; it serves from the old host again';
+    throw new StratumError('MOVE_FAILED', `moving ${name} failed${where}`, {
+      details: [reason, ...left],
+      ...(todo.length > 0 ? { hint: todo.join(' ') } : {}),
       cause: error,
-      user: error instanceof StratumError ? error.user : false,
+      user: left.length > 0 || (isStratumError(error) && error.user),
     });
   }
 }
