@@ -152,6 +152,13 @@ test('stratum push --pin and stratum pull against a real registry', async (t) =>
   const digest = pushed.stdout.trim();
   assert.match(digest, /^sha256:[a-f0-9]{64}$/);
   assert.match(pushed.stderr, /pushed oci:\/\/127\.0\.0\.1:[0-9]+\/acme\/five:1\.0\.0@sha256:/);
+  // Two digests: each is named, and the one on stdout is the one [source] digest pins.
+  const manifestDigest = /^pushed \S+@(sha256:[a-f0-9]{64})/m.exec(pushed.stderr)?.[1];
+  assert.ok(pushed.stderr.includes(`\n  manifest digest   ${manifestDigest}  the artifact's, as OCI tools name it`), pushed.stderr);
+  assert.ok(
+    pushed.stderr.includes(`\n  component digest  ${digest}  the .wasm's sha256, printed on stdout: what [source] digest pins`),
+    pushed.stderr,
+  );
   const pinned = await readFile(join(dir, 'stratum.toml'), 'utf8');
   assert.deepEqual(parseManifest(pinned).manifest.source, { kind: 'registry', registry: reference, digest });
   assert.ok(pinned.startsWith('# five: answers 5\n'));
@@ -187,7 +194,12 @@ test('stratum push --pin and stratum pull against a real registry', async (t) =>
     cacheDir,
   );
   assert.equal(wrong.status, 1);
-  assert.match(wrong.stderr, /not found/);
+  assert.match(wrong.stderr, /acme\/five holds no artifact manifest and no component with the digest sha256:0{64}/);
+  assert.match(
+    wrong.stderr,
+    /hint: A digest after "@" is the artifact's manifest digest \(`stratum push` prints it in its "pushed \.\.\.@sha256:" line\) or its component digest \(what push prints on stdout and \[source\] digest pins\)/,
+  );
+  assert.doesNotMatch(wrong.stderr, /a pinned digest is the artifact's manifest digest/);
   await assert.rejects(readFile(join(dir, 'nothing.wasm')), { code: 'ENOENT' });
 });
 

@@ -560,7 +560,7 @@ export class RegistryClient {
     if (response.status === 404) {
       return new StratumError('REGISTRY_NOT_FOUND', `${what}: not found`, {
         details: [status, ...details],
-        hint: `Check the repository and tag or digest in ${reference.registry}/${reference.repository}; a pinned digest is the artifact's manifest digest that \`stratum push\` printed.`,
+        hint: `Check the repository, and the tag or digest, in ${reference.registry}/${reference.repository}.`,
       });
     }
     if (response.status === 403) return unauthorized(reference, true, `${what}: access denied (${status})`);

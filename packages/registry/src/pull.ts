@@ -77,6 +77,8 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
   }
 
   let artifact: { manifest: FetchedManifest; wasm: WasmArtifact } | undefined;
+  /** The component the tag's manifest holds, when it was read and holds another than the pin. */
+  let taggedComponent: string | undefined;
   // A component digest written after "@" names a blob, not a manifest: registries answer that
   // with 404, the distribution registry with 500, others with the blob's bytes.
   let pinned = pin;
@@ -120,9 +122,12 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
         // The tag now names something else altogether; the pin does not depend on it.
         if (pinned === undefined) throw error;
       }
-      if (read && (pinned === undefined || read.wasm.digest === pinned)) artifact = { manifest: fetched, wasm: read };
-      else
+      if (read && (pinned === undefined || read.wasm.digest === pinned)) {
+        artifact = { manifest: fetched, wasm: read };
+      } else {
+        taggedComponent = read?.wasm.digest;
         logger?.debug({ reference: name, pinned, tagged: read?.wasm.digest }, 'the tag has moved; fetching the pinned component by digest');
+      }
     }
   }
   const componentDigest = artifact?.wasm.wasm.digest ?? pinned;
@@ -137,7 +142,9 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
   let blob = cachedBlob;
   if (!blob) {
     const temp = await cache.tempPath(componentDigest);
-    const pulledSize = await client.downloadBlob(repository, componentDigest, size, temp, options.onProgress);
+    const pulledSize = await client.downloadBlob(repository, componentDigest, size, temp, options.onProgress).catch((error: unknown) => {
+      throw artifact ? error : componentNotFound(error, reference, componentDigest, pin !== undefined, taggedComponent);
+    });
     blob = { path: await cache.commit(temp, componentDigest), size: pulledSize };
   }
   await cache.noteSource(componentDigest, reference.registry, reference.repository).catch(() => {});
@@ -155,6 +162,37 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
     reference: name,
     fromCache: false,
   };
+}
+
+/**
+ * A component fetched by its digest that the repository does not hold. The digest is the one
+ * most often mistaken: `stratum push` prints two, and only the component's is a pin.
+ */
+function componentNotFound(
+  error: unknown,
+  reference: OciReference,
+  digest: string,
+  pinned: boolean,
+  taggedComponent: string | undefined,
+): unknown {
+  if (!(error instanceof StratumError && error.code === 'REGISTRY_NOT_FOUND')) return error;
+  const where = `${reference.registry}/${reference.repository}`;
+  const details = [
+    ...error.details,
+    ...(taggedComponent !== undefined ? [`the tag ${reference.tag} holds the component ${taggedComponent}`] : []),
+  ];
+  if (pinned) {
+    return new StratumError('REGISTRY_NOT_FOUND', `the pinned component ${digest} is not in ${where}`, {
+      details,
+      hint: `A pin ([source] digest) is the component's digest, the sha256 of the .wasm: the one \`stratum push\` prints on stdout and --pin writes, not the artifact's manifest digest in its "pushed ...@sha256:" line. Push the component there, or pin the digest push printed.`,
+      cause: error,
+    });
+  }
+  return new StratumError('REGISTRY_NOT_FOUND', `${where} holds no artifact manifest and no component with the digest ${digest}`, {
+    details,
+    hint: `A digest after "@" is the artifact's manifest digest (\`stratum push\` prints it in its "pushed ...@sha256:" line) or its component digest (what push prints on stdout and [source] digest pins).`,
+    cause: error,
+  });
 }
 
 function isNotAManifest(error: unknown): boolean {

@@ -23,8 +23,9 @@ export const pullCommand: Command = {
 Pulls a capsule's component from an OCI registry into the local cache, checking every byte
 against its digest while it streams, and copies it to --out (default: <name>.wasm in the
 current directory). The component's digest is printed on stdout. A digest after "@" is the
-artifact's manifest digest or the component's digest (what \`stratum push\` prints). A pull by
-digest that is already cached makes no request, so it works offline (--offline insists on it).
+artifact's manifest digest (in the "pushed ...@sha256:" line of \`stratum push\`) or the
+component's digest (what push prints on stdout and [source] digest pins). A pull by digest that
+is already cached makes no request, so it works offline (--offline insists on it).
 
 Credentials as for \`stratum push\`: STRATUM_REGISTRY_USERNAME and STRATUM_REGISTRY_PASSWORD,
 or ~/.config/stratum/registry-auth.json, or docker's ~/.docker/config.json.

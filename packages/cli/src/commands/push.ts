@@ -116,8 +116,14 @@ Examples:
       onProgress: progressReporter(io),
     });
     const kept = pushed.blobs.filter((blob) => blob.result !== 'uploaded').length;
+    // Two digests, and a new user pinned the wrong one: each line says which is which.
     io.stderr.write(
-      `${paint(io.stderr, 32, 'pushed')} ${pushed.reference}${kept > 0 ? ` (${kept} of ${pushed.blobs.length} blobs were already there)` : ''}\n`,
+      [
+        `${paint(io.stderr, 32, 'pushed')} ${pushed.reference}${kept > 0 ? ` (${kept} of ${pushed.blobs.length} blobs were already there)` : ''}`,
+        `  manifest digest   ${pushed.manifestDigest}  the artifact's, as OCI tools name it (after "@" above)`,
+        `  component digest  ${pushed.digest}  the .wasm's sha256, printed on stdout: what [source] digest pins`,
+        '',
+      ].join('\n'),
     );
     if (booleanOption(args, 'pin')) {
       const pinnedReference = formatReference({

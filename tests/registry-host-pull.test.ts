@@ -1,0 +1,66 @@
+// A host that pulls a capsule's component from a registry for `stratum host install`, through
+// the CLI's main() against a real docker-registry: what the registrar is told when the pin is
+// not a component in the repository.
+import assert from 'node:assert/strict';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type TestContext, test } from 'node:test';
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { parseHostConfig, startHost } from '@stratum/host';
+import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
+import { runCli as run } from './support/cli.ts';
+import { writeTestHost } from './support/host-dir.ts';
+import { testDir } from './support/temp.ts';
+import { buildTiny } from './support/tiny.ts';
+
+/** A host h1.example.net that pulls from registries, and the control options that drive it. */
+async function pullingHost(t: TestContext) {
+  const { dir, closing } = await testDir(t, 'stratum-host-pull-');
+  const operator = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
+  const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, operator: true });
+  const host = closing(await startHost(parseHostConfig(text, path)));
+  const control = ['--url', host.controlUrl.href, '--audience', 'h1.example.net', '--key', join(dir, 'operator.key')];
+  return { dir, control };
+}
+
+/** A capsule directory whose [source] is pinned to a registry: what the host pulls on install. */
+async function pinnedCapsule(dir: string, registry: string, digest: string): Promise<void> {
+  await writeFile(
+    join(dir, 'stratum.toml'),
+    `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nregistry = "${registry}"\ndigest = "${digest}"\n`,
+  );
+}
+
+test('an install pinned to a digest the repository does not hold says the pin is the component digest push printed on stdout', async (t) => {
+  if (!(await registryBinary())) {
+    if (process.env.STRATUM_REQUIRE_SERVICES === '1') throw new Error('docker-registry is not installed');
+    t.skip('docker-registry is not installed (apt-get install docker-registry)');
+    return;
+  }
+  const registry = await startTestRegistry();
+  t.after(() => registry.stop());
+  const { dir, control } = await pullingHost(t);
+  const capsule = join(dir, 'tiny');
+  await mkdir(capsule);
+  await copyFile(join(import.meta.dirname, '..', 'examples', 'tiny', 'stratum.toml'), join(capsule, 'stratum.toml'));
+  await copyFile(await buildTiny(), join(capsule, 'tiny.wasm'));
+  const reference = `oci://${registry.host}/me/tiny:0.1.0`;
+  const pushed = await run(['push', capsule, reference, '--cache-dir', join(dir, 'cache')]);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const component = pushed.stdout.trim();
+  const manifest = /^pushed \S+@(sha256:[a-f0-9]{64})/m.exec(pushed.stderr)?.[1];
+  assert.ok(manifest, pushed.stderr);
+
+  // The digest a new user took: the manifest's, from the "pushed" line.
+  await pinnedCapsule(dir, reference, manifest);
+  const result = await run(['host', 'install', dir, '--domain', 'tiny.example', '--no-start', ...control]);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, new RegExp(`the pinned component ${manifest} is not in 127\\.0\\.0\\.1:[0-9]+/me/tiny`));
+  assert.ok(result.stderr.includes(`the tag 0.1.0 holds the component ${component}`), result.stderr);
+  assert.match(
+    result.stderr,
+    /hint: A pin \(\[source\] digest\) is the component's digest, the sha256 of the \.wasm: the one `stratum push` prints on stdout/,
+  );
+  assert.doesNotMatch(result.stderr, /is the artifact's manifest digest that/);
+});
