@@ -185,6 +185,33 @@ test('stratum push --pin and stratum pull against a real registry', async (t) =>
   assert.deepEqual(new Uint8Array(await readFile(out)), wasm);
   assert.equal(await readFile(tomlOut, 'utf8'), toml, 'the artifact carries stratum.toml as it was pushed');
 
+  // The tag written beside a digest is not checked (spec/registry.md section 4): it may name
+  // nothing at all, and the pull says the digest decided instead of claiming the tag.
+  const untagged = await stratum(
+    'pull',
+    `oci://${registry.host}/acme/five:9.9.9@${digest}`,
+    '--out',
+    join(dir, 'untagged.wasm'),
+    '--cache-dir',
+    await tempDir(t, 'stratum-cache-'),
+  );
+  assert.equal(untagged.status, 0, untagged.stderr);
+  assert.ok(untagged.stderr.includes(`pulled oci://${registry.host}/acme/five@${digest} (tag 9.9.9 not checked) -> `), untagged.stderr);
+  const cached = await stratum(
+    'pull',
+    `oci://${registry.host}/acme/five:9.9.9@${digest}`,
+    '--out',
+    join(dir, 'again.wasm'),
+    '--cache-dir',
+    cacheDir,
+  );
+  assert.ok(cached.stderr.includes(`pulled oci://${registry.host}/acme/five@${digest} (tag 9.9.9 not checked) -> `), cached.stderr);
+  assert.match(
+    pulled.stderr,
+    /pulled oci:\/\/\S+\/acme\/five:1\.0\.0 -> /,
+    'a tag that names the pinned bytes is the reference they came by',
+  );
+
   const wrong = await stratum(
     'pull',
     `oci://${registry.host}/acme/five@sha256:${'0'.repeat(64)}`,

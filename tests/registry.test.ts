@@ -612,6 +612,19 @@ test('a pin holds when the tag moves: the pinned bytes are fetched by digest, th
   const latest = await pullCapsule({ reference, cacheDir: await tempDir(t, 'stratum-cache-') });
   assert.deepEqual(new Uint8Array(await readFile(latest.path)), second);
   assert.equal(latest.digest, digestOf(second));
+  // What each was found by: the pin, beside a tag it did not check; the tag, when it named them.
+  assert.equal(pinned.reference, `oci://${registry.host}/acme/moving@${old.digest}`);
+  assert.equal(pinned.uncheckedTag, 'stable');
+  assert.equal(latest.reference, reference);
+  assert.equal(latest.uncheckedTag, undefined);
+  const missingTag = await pullComponent({
+    reference: `oci://${registry.host}/acme/moving:0.2.0`,
+    digest: old.digest,
+    cacheDir: await tempDir(t, 'stratum-cache-'),
+  });
+  assert.deepEqual(new Uint8Array(await readFile(missingTag.path)), first, 'a tag that names nothing does not stand in the way of the pin');
+  assert.equal(missingTag.reference, `oci://${registry.host}/acme/moving@${old.digest}`);
+  assert.equal(missingTag.uncheckedTag, '0.2.0');
 });
 
 test('a tag that now names something else (an image index) does not stand in the way of a pin', async (t) => {

@@ -37,6 +37,14 @@ export {
   readCredentialsFile,
 } from './credentials.ts';
 export { checkDigest, DIGEST_PATTERN, digestOf, isDigest } from './digest.ts';
-export { type PullComponentOptions, type PulledCapsule, type PullOptions, pullCapsule, pullComponent } from './pull.ts';
+export {
+  describePinnedSource,
+  describePulled,
+  type PullComponentOptions,
+  type PulledCapsule,
+  type PullOptions,
+  pullCapsule,
+  pullComponent,
+} from './pull.ts';
 export { type PushOptions, type PushResult, pushCapsule } from './push.ts';
 export { formatReference, isLoopbackRegistry, type OciReference, parseReference } from './reference.ts';

@@ -35,10 +35,46 @@ export interface PulledCapsule {
   manifestDigest?: string;
   /** The stratum.toml the artifact carries, when it carries one and its manifest was read. */
   manifestText?: string;
-  /** `oci://host/repository[:tag]`, as pulled. */
+  /**
+   * What the bytes were found by: `oci://host/repository:tag` when the tag's manifest named them,
+   * else `oci://host/repository@<digest>` (the artifact's manifest digest, or the component's).
+   */
   reference: string;
+  /**
+   * The tag the reference wrote, when the bytes were found by a digest instead: the digest
+   * decides (spec/registry.md section 4), and this tag was not checked against it. It may name
+   * other bytes, or nothing.
+   */
+  uncheckedTag?: string;
   /** True when nothing was fetched: every byte came from the cache. */
   fromCache: boolean;
+}
+
+/**
+ * What a pull fetched, for a person: its reference, and a tag it did not check.
+ *
+ * @example
+ * describePulled({ reference: 'oci://127.0.0.1:5000/me/counter@sha256:4e4a...', uncheckedTag: '0.2.0' });
+ * // 'oci://127.0.0.1:5000/me/counter@sha256:4e4a... (tag 0.2.0 not checked)'
+ */
+export function describePulled(pulled: Pick<PulledCapsule, 'reference' | 'uncheckedTag'>): string {
+  return pulled.uncheckedTag === undefined ? pulled.reference : `${pulled.reference} (tag ${pulled.uncheckedTag} not checked)`;
+}
+
+/**
+ * What a host pulls for a pinned `[source]`, said before it pulls: the digest decides, and a tag
+ * the reference writes is not checked against it (spec/registry.md section 4).
+ *
+ * @example
+ * describePinnedSource('oci://127.0.0.1:5000/me/counter:0.2.0', 'sha256:4e4a...');
+ * // 'oci://127.0.0.1:5000/me/counter@sha256:4e4a... (tag 0.2.0 not checked)'
+ */
+export function describePinnedSource(registry: string, digest: string): string {
+  const { tag, ...repository } = parseReference(registry);
+  return describePulled({
+    reference: formatReference({ ...repository, digest }),
+    ...(tag !== undefined ? { uncheckedTag: tag } : {}),
+  });
 }
 
 /**
@@ -61,10 +97,16 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
   const name = formatReference({ ...repository, ...(reference.tag ? { tag: reference.tag } : {}) });
   const logger = options.logger;
 
+  /** The reference by the digest that found the bytes, and the tag beside it that was not checked. */
+  const byDigest = (digest: string) => ({
+    reference: formatReference({ ...repository, digest }),
+    ...(reference.tag !== undefined ? { uncheckedTag: reference.tag } : {}),
+  });
+
   const cached = await fromCache(cache, reference.digest, pin, client.maxManifestBytes, name);
   if (cached) {
     logger?.debug({ reference: name, digest: cached.digest }, 'capsule served from the cache');
-    return { ...cached, reference: name, fromCache: true };
+    return { ...cached, ...byDigest(reference.digest ?? cached.digest), fromCache: true };
   }
   if (options.offline) {
     throw new StratumError('REGISTRY_NOT_CACHED', `${formatReference(reference)} is not in the cache, and the pull is offline`, {
@@ -77,6 +119,8 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
   }
 
   let artifact: { manifest: FetchedManifest; wasm: WasmArtifact } | undefined;
+  /** Whether the tag's manifest named the bytes; else a digest did. */
+  let foundByTag = false;
   /** The component the tag's manifest holds, when it was read and holds another than the pin. */
   let taggedComponent: string | undefined;
   // A component digest written after "@" names a blob, not a manifest: registries answer that
@@ -124,6 +168,7 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
       }
       if (read && (pinned === undefined || read.wasm.digest === pinned)) {
         artifact = { manifest: fetched, wasm: read };
+        foundByTag = true;
       } else {
         taggedComponent = read?.wasm.digest;
         logger?.debug({ reference: name, pinned, tagged: read?.wasm.digest }, 'the tag has moved; fetching the pinned component by digest');
@@ -159,7 +204,7 @@ export async function pullCapsule(options: PullOptions): Promise<PulledCapsule> 
     size: blob.size,
     ...(artifact ? { manifestDigest: artifact.manifest.digest } : {}),
     ...(artifact?.wasm.stratumToml !== undefined ? { manifestText: artifact.wasm.stratumToml } : {}),
-    reference: name,
+    ...(foundByTag ? { reference: name } : byDigest(reference.digest ?? componentDigest)),
     fromCache: false,
   };
 }

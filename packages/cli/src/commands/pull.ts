@@ -24,8 +24,9 @@ Pulls a capsule's component from an OCI registry into the local cache, checking 
 against its digest while it streams, and copies it to --out (default: <name>.wasm in the
 current directory). The component's digest is printed on stdout. A digest after "@" is the
 artifact's manifest digest (in the "pushed ...@sha256:" line of \`stratum push\`) or the
-component's digest (what push prints on stdout and [source] digest pins). A pull by digest that
-is already cached makes no request, so it works offline (--offline insists on it).
+component's digest (what push prints on stdout and [source] digest pins). With a digest, the
+digest decides and a tag beside it is not checked. A pull by digest that is already cached makes
+no request, so it works offline (--offline insists on it).
 
 Credentials as for \`stratum push\`: STRATUM_REGISTRY_USERNAME and STRATUM_REGISTRY_PASSWORD,
 or ~/.config/stratum/registry-auth.json, or docker's ~/.docker/config.json.
@@ -45,7 +46,7 @@ Examples:
   async run(args, io) {
     const target = args.positionals[0];
     if (target === undefined) throw usageError('pull needs an OCI reference, such as oci://127.0.0.1:5000/acme/hello:1.0.0');
-    const { credentialsFrom, parseReference, pullCapsule } = await import('@stratum/registry');
+    const { credentialsFrom, describePulled, parseReference, pullCapsule } = await import('@stratum/registry');
     const reference = parseReference(target);
     const credentialsFile = stringOption(args, 'credentials');
     const cacheDir = stringOption(args, 'cache-dir');
@@ -65,7 +66,7 @@ Examples:
       else await writeAtomically(manifestOut, (temp) => writeFile(temp, pulled.manifestText ?? ''));
     }
     io.stderr.write(
-      `${paint(io.stderr, 32, 'pulled')} ${pulled.reference} -> ${out} (${formatBytes(pulled.size)}${pulled.fromCache ? ', from the cache' : ''})\n`,
+      `${paint(io.stderr, 32, 'pulled')} ${describePulled(pulled)} -> ${out} (${formatBytes(pulled.size)}${pulled.fromCache ? ', from the cache' : ''})\n`,
     );
     io.stdout.write(`${pulled.digest}\n`);
     return EXIT_OK;
