@@ -2,7 +2,7 @@
 // `install`, `uninstall`, `logs`, `usage` and `move`) find it and sign their requests.
 import { dirname, join } from 'node:path';
 import { readKeyFile } from '@stratum/core';
-import type { ControlClient, HostConfig } from '@stratum/host';
+import type { ControlClient, HostConfig, TrustedRegistrar } from '@stratum/host';
 import { type OptionSpec, type ParsedArgs, shellWord, stringOption, usageError } from './command.ts';
 import { pathExists } from './files.ts';
 
@@ -90,11 +90,15 @@ export function sideOptions(side: 'from' | 'to'): Record<string, OptionSpec> {
 }
 
 /**
- * A signed client for the host the options name, and its host.toml when one was given. With
- * `side`, the options are `host move`'s for that host (`--from-url`, ...), and --key serves
- * both hosts unless --from-key or --to-key is given.
+ * A signed client for the host the options name, and its host.toml when one was given, with the
+ * [registrars] entry whose key signs (`registrar`), when it has one. With `side`, the options
+ * are `host move`'s for that host (`--from-url`, ...), and --key serves both hosts unless
+ * --from-key or --to-key is given.
  */
-export async function connectControl(args: ParsedArgs, side?: 'from' | 'to'): Promise<{ client: ControlClient; config?: HostConfig }> {
+export async function connectControl(
+  args: ParsedArgs,
+  side?: 'from' | 'to',
+): Promise<{ client: ControlClient; config?: HostConfig; registrar?: TrustedRegistrar }> {
   const option = (name: string) => (side ? `${side}-${name}` : name);
   // Given no host, ./host.toml as `host start` takes it; not for `host move`, whose two hosts it cannot both be.
   const noHost = !side && stringOption(args, 'config') === undefined && stringOption(args, 'url') === undefined;
@@ -133,6 +137,8 @@ export async function connectControl(args: ParsedArgs, side?: 'from' | 'to'): Pr
         : 'say which host: --config <host.toml> or --url <control API base URL>',
     );
   }
-  const client = createControlClient({ url, key: await readKeyFile(keyFile), ...(audience ? { audience } : {}) });
-  return { client, ...(config ? { config } : {}) };
+  const key = await readKeyFile(keyFile);
+  const client = createControlClient({ url, key, ...(audience ? { audience } : {}) });
+  const registrar = config?.registrars.find((one) => one.key.x === key.x);
+  return { client, ...(config ? { config } : {}), ...(registrar ? { registrar } : {}) };
 }

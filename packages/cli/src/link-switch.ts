@@ -5,8 +5,12 @@ import type { DnsChange, TsigKey } from '@stratum/discovery';
 import type { CapsuleStatus, HostIdentity } from '@stratum/host';
 import { usageError } from './command.ts';
 
-/** Points an installation's domains at `host`; resolves to what puts the records back as they were. */
-export type LinkSwitch = (installed: CapsuleStatus, host: HostIdentity) => Promise<() => Promise<void>>;
+/**
+ * Points an installation's domains at `host`; resolves to what puts the records back as they
+ * were. `registrar`: the domain the host's host.toml gives the registrar whose key signs, which
+ * the links name unless the switch was given one (--registrar).
+ */
+export type LinkSwitch = (installed: CapsuleStatus, host: HostIdentity, registrar?: string) => Promise<() => Promise<void>>;
 
 export interface LinkSwitchOptions {
   /** The zone's primary server, `ip:port`, taking RFC 2136 updates. */
@@ -16,7 +20,7 @@ export interface LinkSwitchOptions {
   keyFile?: string;
   /** The new host's ingress addresses; none: a CNAME to the new host's name. */
   addresses: string[];
-  /** The registrar the links name; by default the one each current link names. */
+  /** The registrar the links name; by default the switch's `registrar`, else the one each current link names. */
   registrar?: string;
 }
 
@@ -56,7 +60,7 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
   const writer = new Rfc2136Writer({ server: options.server, zone: options.zone, ...(key ? { key } : {}) });
   // The primary itself answers: no cache between what was there and what is put back.
   const resolver = new DiscoveryResolver({ servers: [options.server] });
-  return async (installed, host) => {
+  return async (installed, host, signer) => {
     const before = await Promise.all(
       installed.domains.map(async (domain) => ({
         domain,
@@ -65,7 +69,7 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
       })),
     );
     const changes = before.flatMap(({ domain, link }): DnsChange[] => {
-      const registrar = options.registrar ?? link?.registrar;
+      const registrar = options.registrar ?? signer ?? link?.registrar;
       if (!registrar) {
         throw new StratumError('LINK_REGISTRAR_UNKNOWN', `${domain} has no _stratum link to take its registrar from`, {
           hint: 'Give --registrar <domain>: the registrar the new link names.',

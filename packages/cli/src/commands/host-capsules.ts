@@ -107,7 +107,12 @@ const LINK_OPTIONS: Record<string, OptionSpec> = {
     value: 'ip',
     description: "the host's ingress addresses, for A and AAAA records (default: a CNAME to the host's name)",
   },
-  registrar: { type: 'string', value: 'domain', description: 'the registrar the links name (default: the one the current ones name)' },
+  registrar: {
+    type: 'string',
+    value: 'domain',
+    description:
+      "the registrar the links name (default: the domain host.toml gives the signing key's registrar, else the one the current links name)",
+  },
 };
 
 /** The link switch LINK_OPTIONS ask for, or undefined without --dns. */
@@ -208,7 +213,7 @@ Examples:
       throw usageError('--dns points the domains at a capsule it starts: leave out --no-start, or --dns');
     }
     const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
-    const { client, config } = await connectControl(args);
+    const { client, config, registrar } = await connectControl(args);
     io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${config?.name ?? 'the host'}\n`);
     let status: CapsuleStatus;
     if (switchLinks) {
@@ -221,7 +226,7 @@ Examples:
         const host = await client.identity();
         hostName = host.name;
         io.stderr.write(`pointing ${installed.domains.join(', ')} at ${host.name} on ${stringOption(args, 'dns')}\n`);
-        const unlink = await switchLinks(installed, host);
+        const unlink = await switchLinks(installed, host, registrar?.domain);
         records = "its domains' DNS records point at it";
         try {
           status = installed.state === 'running' ? installed : await client.start(installed.name);
@@ -633,7 +638,8 @@ Examples:
       to: to.client,
       install: { ...capsule.install, domains: domains.length > 0 ? domains : current.domains },
       stores: storesOf(capsule.manifest.capabilities),
-      ...(switchLinks ? { switchLinks } : {}),
+      // The links name the registrar the new host's host.toml gives the key that signs, as that host checks them.
+      ...(switchLinks ? { switchLinks: (installed, host) => switchLinks(installed, host, to.registrar?.domain) } : {}),
       // What a failed move could not put back is said with the command that does it, for the host it is on.
       command: (side, words) => nextCommand(args, words, side),
       onStep: (step) => {
