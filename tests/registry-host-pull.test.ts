@@ -1,15 +1,17 @@
 // A host that pulls a capsule's component from a registry for `stratum host install`, through
 // the CLI's main() against a real docker-registry: what the registrar is told when the pin is
-// not a component in the repository.
+// not a component in the repository, or when the host cannot reach the registry.
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { parseHostConfig, startHost } from '@stratum/host';
+import { pullComponent } from '@stratum/registry';
 import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { runCli as run } from './support/cli.ts';
 import { writeTestHost } from './support/host-dir.ts';
+import { freePort } from './support/services.ts';
 import { testDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
 
@@ -31,6 +33,26 @@ async function pinnedCapsule(dir: string, registry: string, digest: string): Pro
     `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nregistry = "${registry}"\ndigest = "${digest}"\n`,
   );
 }
+
+test('a host that cannot reach the registry says it was the host that could not', async (t) => {
+  const { dir, control } = await pullingHost(t);
+  const port = await freePort();
+  await pinnedCapsule(dir, `oci://127.0.0.1:${port}/me/tiny:0.1.0`, `sha256:${'a'.repeat(64)}`);
+  const result = await run(['host', 'install', dir, '--domain', 'tiny.example', '--no-start', ...control]);
+  assert.equal(result.code, 1, result.stderr);
+  assert.match(result.stderr, new RegExp(`the host could not reach the registry at 127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
+  assert.match(result.stderr, /hint: The host pulls the component itself/);
+  // Given its name, as a host's puller can, the error names the host.
+  await assert.rejects(
+    pullComponent({
+      reference: `oci://127.0.0.1:${port}/me/tiny:0.1.0`,
+      digest: `sha256:${'a'.repeat(64)}`,
+      host: 'h1.example.net',
+      cacheDir: join(dir, 'cache'),
+    }),
+    { code: 'REGISTRY_UNREACHABLE', message: `the host h1.example.net could not reach the registry at 127.0.0.1:${port}: ECONNREFUSED` },
+  );
+});
 
 test('an install pinned to a digest the repository does not hold says the pin is the component digest push printed on stdout', async (t) => {
   if (!(await registryBinary())) {

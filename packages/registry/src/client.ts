@@ -462,11 +462,7 @@ export class RegistryClient {
       if (this.options.signal?.aborted) throw error;
       if (abort.signal.reason instanceof StratumError) throw abort.signal.reason;
       const cause = (error as { cause?: { code?: string; message?: string } }).cause;
-      throw new StratumError('REGISTRY_UNREACHABLE', `cannot reach ${new URL(url).host}`, {
-        details: [`${init.method} ${url}: ${cause?.code ?? cause?.message ?? String(error)}`],
-        hint: 'Check the registry address and that it is running; a registry on another host must speak HTTPS.',
-        cause: error,
-      });
+      throw new RegistryUnreachableError(new URL(url).host, cause?.code ?? cause?.message ?? String(error), init.method, url, error);
     } finally {
       clearTimeout(timer);
     }
@@ -568,6 +564,24 @@ export class RegistryClient {
       return new StratumError('REGISTRY_TOO_LARGE', `${what}: the registry refused it as too large`, { details: [status, ...details] });
     }
     return new StratumError('REGISTRY_ERROR', `${what}: the registry answered ${status}`, { details, user: response.status < 500 });
+  }
+}
+
+/** A registry that could not be reached at all: no answer, not even an error status. */
+export class RegistryUnreachableError extends StratumError {
+  /** `host[:port]`, as the URL named it. */
+  readonly registry: string;
+  /** What the network said: `ECONNREFUSED`, `ENOTFOUND`. */
+  readonly reason: string;
+
+  constructor(registry: string, reason: string, method: string, url: string, cause: unknown) {
+    super('REGISTRY_UNREACHABLE', `cannot reach ${registry}`, {
+      details: [`${method} ${url}: ${reason}`],
+      hint: 'Check the registry address and that it is running; a registry on another host must speak HTTPS.',
+      cause,
+    });
+    this.registry = registry;
+    this.reason = reason;
   }
 }
 

@@ -1,7 +1,13 @@
 import { StratumError } from '@stratum/core';
 import { readArtifactManifest, type WasmArtifact } from './artifact.ts';
 import { BlobCache } from './cache.ts';
-import { type FetchedManifest, RegistryClient, type RegistryClientOptions, type TransferProgress } from './client.ts';
+import {
+  type FetchedManifest,
+  RegistryClient,
+  type RegistryClientOptions,
+  RegistryUnreachableError,
+  type TransferProgress,
+} from './client.ts';
 import { checkDigest } from './digest.ts';
 import { formatReference, type OciReference, parseReference } from './reference.ts';
 
@@ -283,6 +289,8 @@ async function fromCache(
 export interface PullComponentOptions extends Omit<PullOptions, 'digest'> {
   /** Required: the component's sha256 digest; the host runs only pinned bytes. */
   digest: string;
+  /** The name of the host that pulls, for its errors: a registry it cannot reach is reached from there, not from the registrar. */
+  host?: string;
 }
 
 /**
@@ -298,5 +306,17 @@ export async function pullComponent(options: PullComponentOptions): Promise<Pull
       hint: 'Pin the source: `stratum push --pin` writes digest = "sha256:..." into [source].',
     });
   }
-  return pullCapsule(options);
+  try {
+    return await pullCapsule(options);
+  } catch (error) {
+    if (!(error instanceof RegistryUnreachableError)) throw error;
+    // The registrar asked, but the host pulls: an address that works on the registrar's machine
+    // (127.0.0.1, a name only its resolver knows) may not work from the host.
+    const host = options.host === undefined ? 'the host' : `the host ${options.host}`;
+    throw new StratumError('REGISTRY_UNREACHABLE', `${host} could not reach the registry at ${error.registry}: ${error.reason}`, {
+      details: error.details,
+      hint: `The host pulls the component itself, so [source] registry must name an address the host reaches, where the registry runs (${error.registry} is looked up from the host; a loopback address is the host's own).`,
+      cause: error,
+    });
+  }
 }
