@@ -40,7 +40,7 @@ test('a host that cannot reach the registry says it was the host that could not'
   await pinnedCapsule(dir, `oci://127.0.0.1:${port}/me/tiny:0.1.0`, `sha256:${'a'.repeat(64)}`);
   const result = await run(['host', 'install', dir, '--domain', 'tiny.example', '--no-start', ...control]);
   assert.equal(result.code, 1, result.stderr);
-  assert.match(result.stderr, new RegExp(`the host could not reach the registry at 127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
+  assert.match(result.stderr, new RegExp(`the host h1\\.example\\.net could not reach the registry at 127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
   assert.match(result.stderr, /hint: The host pulls the component itself/);
   // Given its name, as a host's puller can, the error names the host.
   await assert.rejects(

@@ -58,11 +58,12 @@ export const createConfiguredRuntime: RuntimeFactory = ({ config, dataDir, logge
  * manifest's digest (the component's own sha256, as the manifest spec defines it), and checks
  * the bytes once more before the runtime sees them.
  */
-export function registryPuller(cacheDir: string, logger: Logger = silentLogger): PullComponent {
+export function registryPuller(cacheDir: string, logger: Logger = silentLogger, host?: string): PullComponent {
   return async (reference, digest) => {
     // Loaded by the first pull: a host whose capsules come uploaded never needs the registry client.
     const { pullComponent } = await import('@stratum/registry');
-    const pulled = await pullComponent({ reference, digest, cacheDir, logger });
+    // The host's name goes into its errors: a registry it cannot reach is reached from here, not from the registrar.
+    const pulled = await pullComponent({ reference, digest, cacheDir, logger, ...(host !== undefined ? { host } : {}) });
     const bytes = await readFile(pulled.path);
     // The installation store keeps the bytes it installs: a copy here would stay for good, one
     // per version ever pulled (the registry client's cache never forgets), and a later pull of
@@ -150,7 +151,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   const pullComponent =
     options.pullComponent === false
       ? undefined
-      : (options.pullComponent ?? registryPuller(join(config.dataDir, 'registry'), logger.child({ component: 'registry' })));
+      : (options.pullComponent ?? registryPuller(join(config.dataDir, 'registry'), logger.child({ component: 'registry' }), config.name));
   const unsubscribe = runtime.onRequest((record) => ledger.record(record, store.registrarOf(record.capsule)));
   const flushTimer = setInterval(() => {
     ledger.flush().catch((error: unknown) => {
