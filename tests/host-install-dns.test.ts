@@ -85,3 +85,42 @@ test('--dns links name the registrar host.toml gives the signing key, when there
     { version: 'stratum1', host: 'h2.hosting.net', capsule: '', registrar: 'registrar2.shop.org' },
   );
 });
+
+test('--dns checks what it can before installing: a domain outside --zone and an unreadable key change nothing; an unsigned update says to pass --tsig-key', async (t) => {
+  const { dir, closing } = await testDir(t, 'stratum-install-dns-');
+  const { dns, keyFile } = await shopZone(t, dir);
+  const h1 = await hostFromToml(dir, 'h1', 'registrar.shop.org', dns.address);
+  closing(h1.host);
+  const h2 = await hostFromToml(dir, 'h2', 'registrar.shop.org', dns.address);
+  closing(h2.host);
+  const capsule = await tinyCapsule(dir);
+  const install = ['host', 'install', capsule, '-d', 'www.shop.org', '--config', h1.path];
+  const installations = async (path: string) =>
+    (JSON.parse((await run(['host', 'status', '--json', '--config', path])).stdout) as { capsules: unknown[] }).capsules.length;
+
+  // No DNS server needed to see that other.org does not hold www.shop.org.
+  const outside = await run([...install, '--dns', '127.0.0.1:1', '--zone', 'other.org', '--tsig-key', keyFile]);
+  assert.equal(outside.code, 2);
+  assert.equal(
+    outside.stderr,
+    'error: www.shop.org is not in the zone other.org (--zone)\nhint: Give --zone the zone that holds www.shop.org.\n',
+  );
+  await writeFile(join(dir, 'garbled.key'), 'not a key\n');
+  const garbled = await run([...install, '--dns', dns.address, '--zone', 'shop.org', '--tsig-key', join(dir, 'garbled.key')]);
+  assert.equal(garbled.code, 1);
+  assert.match(garbled.stderr, /^error: .*garbled\.key holds no TSIG key\n/);
+  assert.equal(await installations(h1.path), 0);
+
+  // A refused update can only come after the install, and says which option signs it.
+  const unsigned = await run([...install, '--dns', dns.address, '--zone', 'shop.org', '--registrar', 'registrar.shop.org']);
+  assert.equal(unsigned.code, 1);
+  assert.match(unsigned.stderr, /refused the update to shop\.org: the update was not signed\n/);
+  assert.match(unsigned.stderr, /\nhint: Pass --tsig-key <file>: the TSIG key the server's update ACL names\. Then /);
+
+  // A move with a domain outside --zone stops before the new host is touched.
+  const move = ['host', 'move', 'tiny', capsule, '--from-config', h1.path, '--to-config', h2.path];
+  const moved = await run([...move, '--dns', dns.address, '--zone', 'other.org', '--tsig-key', keyFile]);
+  assert.equal(moved.code, 2);
+  assert.match(moved.stderr, /^error: www\.shop\.org is not in the zone other\.org \(--zone\)\n/);
+  assert.equal(await installations(h2.path), 0);
+});

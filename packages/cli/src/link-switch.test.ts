@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { isStratumError } from '@stratum/core';
-import { linkSwitcher } from './link-switch.ts';
+import { checkZone, linkSwitcher } from './link-switch.ts';
 
 test('a TSIG key file that is not there is named, with what to give instead', async () => {
   const missing = '/nonexistent/stratum-test/update.key';
@@ -11,4 +11,19 @@ test('a TSIG key file that is not there is named, with what to give instead', as
     assert.match(error.hint ?? '', /keymgr -t <name>.*tsig-keygen <name>/);
     return true;
   });
+});
+
+test('a domain outside --zone is refused naming the zone to give; the zone itself and names under it pass', () => {
+  checkZone('Shop.org.', ['shop.org', 'www.shop.org', 'a.b.shop.org']);
+  for (const outside of ['www.other.org', 'evilshop.org']) {
+    assert.throws(
+      () => checkZone('shop.org', ['shop.org', outside]),
+      (error: unknown) => {
+        assert.ok(isStratumError(error), String(error));
+        assert.equal(error.message, `${outside} is not in the zone shop.org (--zone)`);
+        assert.equal(error.hint, `Give --zone the zone that holds ${outside}.`);
+        return true;
+      },
+    );
+  }
 });

@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
-import { StratumError } from '@stratum/core';
+import { isStratumError, StratumError } from '@stratum/core';
 import type { DnsChange, TsigKey } from '@stratum/discovery';
 import type { CapsuleStatus, HostIdentity } from '@stratum/host';
 import { usageError } from './command.ts';
@@ -22,6 +22,18 @@ export interface LinkSwitchOptions {
   addresses: string[];
   /** The registrar the links name; by default the switch's `registrar`, else the one each current link names. */
   registrar?: string;
+}
+
+/**
+ * Refuses, before anything is installed, a domain that the zone given with --zone does not hold:
+ * its update could only be refused. Domains as `asciiDomain` gives them.
+ */
+export function checkZone(zone: string, domains: readonly string[]): void {
+  const apex = zone.toLowerCase().replace(/\.$/, '');
+  const outside = domains.find((domain) => domain !== apex && !domain.endsWith(`.${apex}`));
+  if (outside !== undefined) {
+    throw usageError(`${outside} is not in the zone ${apex} (--zone)`, `Give --zone the zone that holds ${outside}.`);
+  }
 }
 
 /**
@@ -58,6 +70,16 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
     key = parseTsigKey(text, options.keyFile);
   }
   const writer = new Rfc2136Writer({ server: options.server, zone: options.zone, ...(key ? { key } : {}) });
+  // An unsigned update the server refuses: what to give is an option of this command.
+  const apply = (changes: DnsChange[]) =>
+    writer.apply(changes).catch((error: unknown) => {
+      if (key || !isStratumError(error) || error.code !== 'DNS_UPDATE_REFUSED') throw error;
+      throw new StratumError(error.code, error.message, {
+        details: error.details,
+        hint: "Pass --tsig-key <file>: the TSIG key the server's update ACL names.",
+        cause: error,
+      });
+    });
   // The primary itself answers: no cache between what was there and what is put back.
   const resolver = new DiscoveryResolver({ servers: [options.server] });
   return async (installed, host, signer) => {
@@ -78,9 +100,9 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
       const routing = options.addresses.length > 0 ? { addresses: options.addresses } : { cname: host.name };
       return domainLinkChanges(domain, { host: host.name, capsule: installed.digest, registrar }, routing);
     });
-    await writer.apply(changes);
+    await apply(changes);
     return async () => {
-      await writer.apply(
+      await apply(
         before.flatMap(({ domain, link, routing }): DnsChange[] => {
           const route = routing.cname ? { cname: routing.cname } : { addresses: [...routing.a, ...routing.aaaa] };
           if (link) return domainLinkChanges(domain, link, route);

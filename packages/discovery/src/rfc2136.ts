@@ -66,8 +66,8 @@ export class Rfc2136Writer implements DnsWriter {
     for (const change of changes) {
       const name = normaliseOwnerName(change.name, 'record name');
       if (!isWithin(name, this.zone)) {
-        throw new StratumError('DNS_NOT_IN_ZONE', `${name} is outside the zone ${this.zone} this writer updates`, {
-          hint: 'Configure a writer for the zone that holds the name.',
+        throw new StratumError('DNS_NOT_IN_ZONE', `${name} is outside the zone ${this.zone} these updates change`, {
+          hint: `Send the update for ${name} to the zone that holds it.`,
         });
       }
     }
@@ -98,7 +98,7 @@ export class Rfc2136Writer implements DnsWriter {
     if (layout.rcode !== 0) {
       const details = [`response code ${rcode}${tsigError ? `, TSIG ${tsigError}` : ''}`];
       if (!this.#options.key) {
-        throw this.#failure('the update was not signed', details, "Give the writer the TSIG key that the server's update ACL names.");
+        throw this.#failure('the update was not signed', details, "Sign it with the TSIG key that the server's update ACL names.");
       }
       if (tsigError === 'BADSIG')
         throw this.#failure('the TSIG signature is wrong', details, `Check the secret of key ${this.#options.key.name}.`);

@@ -137,6 +137,12 @@ async function linkSwitchOf(args: ParsedArgs): Promise<LinkSwitch | undefined> {
   });
 }
 
+/** With --dns, what can be refused before the install: a domain outside --zone (the key file is read with the switch). */
+async function checkLinkZone(args: ParsedArgs, domains: readonly string[]): Promise<void> {
+  const { checkZone } = await import('../link-switch.ts');
+  checkZone(stringOption(args, 'zone') ?? '', domains);
+}
+
 /**
  * An error of `host install --dns` after the install itself: the capsule stays installed (an
  * uninstall could fail too, and would throw away a replaced installation), so the error says so,
@@ -212,6 +218,7 @@ Examples:
     if (switchLinks && booleanOption(args, 'no-start')) {
       throw usageError('--dns points the domains at a capsule it starts: leave out --no-start, or --dns');
     }
+    if (switchLinks) await checkLinkZone(args, domains);
     const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
     const { client, config, registrar } = await connectControl(args);
     io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${config?.name ?? 'the host'}\n`);
@@ -630,6 +637,7 @@ Examples:
     const { moveCapsule, storesOf } = await import('@stratum/host');
     const current = await from.client.capsule(name);
     const domains = domainOptions(args);
+    if (switchLinks) await checkLinkZone(args, domains.length > 0 ? domains : current.domains);
     const fromName = from.config?.name ?? 'the old host';
     const toName = to.config?.name ?? 'the new host';
     const result = await moveCapsule({
