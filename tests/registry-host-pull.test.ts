@@ -40,7 +40,10 @@ test('a host that cannot reach the registry says it was the host that could not'
   await pinnedCapsule(dir, `oci://127.0.0.1:${port}/me/tiny:0.1.0`, `sha256:${'a'.repeat(64)}`);
   const result = await run(['host', 'install', dir, '--domain', 'tiny.example', '--no-start', ...control]);
   assert.equal(result.code, 1, result.stderr);
-  assert.match(result.stderr, new RegExp(`the host h1\\.example\\.net could not reach the registry at 127\\.0\\.0\\.1:${port}: ECONNREFUSED`));
+  assert.match(
+    result.stderr,
+    new RegExp(`the host h1\\.example\\.net could not reach the registry at 127\\.0\\.0\\.1:${port}: ECONNREFUSED`),
+  );
   assert.match(result.stderr, /hint: The host pulls the component itself/);
   // Given its name, as a host's puller can, the error names the host.
   await assert.rejects(
@@ -85,4 +88,12 @@ test('an install pinned to a digest the repository does not hold says the pin is
     /hint: A pin \(\[source\] digest\) is the component's digest, the sha256 of the \.wasm: the one `stratum push` prints on stdout/,
   );
   assert.doesNotMatch(result.stderr, /is the artifact's manifest digest that/);
+
+  // Pinned right, under a tag the repository does not have: the digest is the pin, and the
+  // install says so rather than claim it pulled that tag.
+  await pinnedCapsule(dir, `oci://${registry.host}/me/tiny:9.9.9`, component);
+  const installed = await run(['host', 'install', dir, '--domain', 'tiny.example', '--no-start', ...control]);
+  assert.equal(installed.code, 0, installed.stderr);
+  const line = `${installed.stdout}${installed.stderr}`;
+  assert.ok(line.includes(`pulled by the host from oci://${registry.host}/me/tiny@${component} (tag 9.9.9 not checked)`), line);
 });

@@ -67,12 +67,18 @@ async function capsuleToSend(
       ? await readLocalComponent(path, { ...manifest, source: manifest.source }, 'INSTALL_NO_COMPONENT')
       : undefined;
   const values = varsFor(name, vars);
+  let from = '';
+  if (manifest.source.kind === 'registry') {
+    // By its digest, the pin, and not its tag, which the host does not check (spec/registry.md).
+    const { describePinnedSource } = await import('@stratum/registry');
+    from = describePinnedSource(manifest.source.registry, manifest.source.digest);
+  }
   return {
     name,
     manifest,
     describe: component
       ? `${manifest.capsule.version}, ${formatBytes(component.bytes.length)}`
-      : `${manifest.capsule.version}, pulled by the host from ${manifest.source.kind === 'registry' ? manifest.source.registry : ''}`,
+      : `${manifest.capsule.version}, pulled by the host from ${from}`,
     install: {
       name,
       manifest: await readFile(path, 'utf8'),
