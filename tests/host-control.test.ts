@@ -5,13 +5,14 @@ import { request as httpRequest, type IncomingMessage, type ServerResponse } fro
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
-import { generateEd25519KeyPair, type Logger, StratumError, writeKeyFile } from '@stratum/core';
+import { generateEd25519KeyPair, StratumError, writeKeyFile } from '@stratum/core';
 import { parseHostConfig } from '../packages/host/src/config/parse.ts';
 import { bodyHash, signControlRequest } from '../packages/host/src/control/auth.ts';
 import { ControlApiError, createControlClient } from '../packages/host/src/control/client.ts';
 import { type RunningHost, type RuntimeFactory, startHost } from '../packages/host/src/control/host.ts';
 import { verifyLedgerFile } from '../packages/host/src/metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus, HostRuntime, InstallRequest, RequestRecord } from '../packages/host/src/runtime-types.ts';
+import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
 import { testHostToml } from './support/host-dir.ts';
 import { testDir } from './support/temp.ts';
 
@@ -119,30 +120,6 @@ class FakeRuntime implements HostRuntime {
   }
 }
 
-interface LogLine {
-  level: string;
-  fields: Record<string, unknown>;
-  message: string | undefined;
-}
-
-function captureLogger(lines: LogLine[], bindings: Record<string, unknown> = {}): Logger {
-  const at =
-    (level: string) =>
-    (fieldsOrMessage: Record<string, unknown> | string, message?: string): void => {
-      if (typeof fieldsOrMessage === 'string') lines.push({ level, fields: { ...bindings }, message: fieldsOrMessage });
-      else lines.push({ level, fields: { ...bindings, ...fieldsOrMessage }, message });
-    };
-  return {
-    trace: at('trace'),
-    debug: at('debug'),
-    info: at('info'),
-    warn: at('warn'),
-    error: at('error'),
-    fatal: at('fatal'),
-    child: (more) => captureLogger(lines, { ...bindings, ...more }),
-  };
-}
-
 const MANIFEST = `stratum = 1
 [capsule]
 name = "hello"
@@ -177,7 +154,7 @@ async function setup(
     }),
     join(base, 'host.toml'),
   );
-  const lines: LogLine[] = [];
+  const lines: LoggedLine[] = [];
   const createRuntime: RuntimeFactory = () => {
     const runtime = new FakeRuntime();
     runtimes.push(runtime);

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { CAPABILITY_MODULES } from '@stratum/host';
 import { startHarness } from './fixtures/hostile/harness.ts';
+import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
 import { buildHostile } from './support/tiny.ts';
 
 const capabilities = [
@@ -54,46 +55,28 @@ test('an import the manifest or host does not grant is refused at install, with 
 
 test("an instance that cannot start fails the capsule's start with the capability's reason, in the host's log too", async (t) => {
   const reason = 'the probe store "default" (probe at probe://127.0.0.1:6390) is unavailable: connect ECONNREFUSED 127.0.0.1:6390';
-  const logged: string[] = [];
-  const record = (level: string) => (fields: unknown, message?: string) => {
-    logged.push(`${level} ${message ?? ''} ${JSON.stringify(fields)}`);
-  };
-  const logger = {
-    trace: () => {},
-    debug: () => {},
-    info: () => {},
-    warn: record('warn'),
-    error: record('error'),
-    fatal: record('fatal'),
-    child: () => logger,
-  };
-  const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['a'], startFailure: reason } }, logger });
+  const logged: LoggedLine[] = [];
+  const host = await startHarness(t, {
+    capabilities,
+    capabilityConfig: { probe: { grant: ['a'], startFailure: reason } },
+    logger: captureLogger(logged),
+  });
   await assert.rejects(host.install('a', await buildHostile('probe')), (error: Error & { code?: string }) => {
     assert.equal(error.code, 'INSTANCE_FAILED');
     assert.equal(error.message, `a could not be instantiated: ${reason}`);
     return true;
   });
   assert.ok(
-    logged.some((line) => line.startsWith('error instance failed to start') && line.includes(JSON.stringify(reason).slice(1, -1))),
-    logged.join('\n'),
+    logged.some(
+      (line) => line.level === 'error' && line.message === 'instance failed to start' && String(line.fields.err).includes(reason),
+    ),
+    JSON.stringify(logged),
   );
 });
 
 test("a capability's backend failures reach the host's log, naming the capsule, and not the capsule's log", async (t) => {
-  const logged: { level: string; fields: Record<string, unknown>; message: string | undefined }[] = [];
-  const record = (level: string) => (fields: Record<string, unknown> | string, message?: string) => {
-    logged.push(typeof fields === 'string' ? { level, fields: {}, message: fields } : { level, fields, message });
-  };
-  const logger = {
-    trace: () => {},
-    debug: () => {},
-    info: () => {},
-    warn: record('warn'),
-    error: record('error'),
-    fatal: record('fatal'),
-    child: () => logger,
-  };
-  const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['a'] } }, logger });
+  const logged: LoggedLine[] = [];
+  const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['a'] } }, logger: captureLogger(logged) });
   await host.install('a', await buildHostile('probe'));
   const capsuleLog: string[] = [];
   host.runtime.subscribeLogs('a', (entry) => capsuleLog.push(entry.message));
