@@ -89,6 +89,20 @@ test('dns check shows the link, the host record and routing, and says whether th
   const report = JSON.parse(bad.stdout) as { problems: string[] };
   assert.deepEqual(report.problems, ['shop.example.test points at 198.51.100.1, which h1.example.test does not resolve to']);
 
+  // A link to a host that publishes no record: what prints one.
+  await publishDomainLink(
+    dns,
+    'lost.example.test',
+    { host: 'h2.example.test', capsule, registrar: 'registrar.test' },
+    { cname: 'h2.example.test' },
+  );
+  const unpublished = await run(['dns', 'check', 'lost.example.test', '--server', dns.address]);
+  assert.equal(unpublished.code, 1);
+  assert.match(
+    unpublished.stdout,
+    /h2\.example\.test publishes no _stratum-host record \(its operator prints it with `stratum host record --api <url>`\)/,
+  );
+
   const none = await run(['dns', 'check', 'nothing.example.test', '--server', dns.address]);
   assert.equal(none.code, 1);
   assert.match(none.stdout, /_stratum\.nothing\.example\.test has no v=stratum1 TXT record/);

@@ -38,7 +38,10 @@ export async function checkDomain(resolver: DiscoveryResolver, domainInput: stri
     try {
       const host = await resolver.hostRecord(hostName);
       if (host) check.host = host;
-      else problems.push(`the linked host ${hostName} publishes no _stratum-host record`);
+      else
+        problems.push(
+          `the linked host ${hostName} publishes no _stratum-host record (its operator prints it with \`stratum host record --api <url>\`)`,
+        );
     } catch (error) {
       check.hostError = errorMessage(error);
       problems.push(`_stratum-host.${hostName}: ${check.hostError}`);

@@ -14,6 +14,7 @@ import {
 } from './host-capsules.ts';
 import { hostInitCommand } from './host-init.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
+import { hostRecordCommand } from './host-record.ts';
 import { hostStartCommand } from './host-start.ts';
 import { hostExportCommand, hostImportCommand } from './host-state.ts';
 import { hostStatusCommand } from './host-status.ts';
@@ -37,6 +38,7 @@ export const commands: Command[] = [
   pullCommand,
   hostInitCommand,
   hostKeygenCommand,
+  hostRecordCommand,
   hostStartCommand,
   hostStatusCommand,
   hostInstallCommand,
