@@ -688,8 +688,8 @@ Examples:
     );
     io.stdout.write(
       switchLinks
-        ? `Its domains' links name ${toName} now; resolvers follow within the records' TTL. It is drained on ${fromName}; remove it there once they have:\n`
-        : `It is drained on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`,
+        ? `Its domains' links name ${toName} now; resolvers follow within the records' TTL. It is stopped (drained) on ${fromName}; remove it there once they have:\n`
+        : `It is stopped (drained) on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`,
     );
     io.stdout.write(`  ${nextCommand(args, ['host', 'uninstall', name], 'from')}\n`);
     return EXIT_OK;
