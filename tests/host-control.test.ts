@@ -221,6 +221,31 @@ test('a registrar installs, drives and uninstalls a capsule over the signed API'
   await assert.rejects(client.capsule('hello'), (error: unknown) => error instanceof ControlApiError && error.status === 404);
 });
 
+test('a host whose host.toml marks no key operator says so as it starts, and what to add', async (t) => {
+  const { dir: base } = await testDir(t, 'stratum-control-no-operator-');
+  await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const started = async (operator: boolean) => {
+    const lines: LoggedLine[] = [];
+    const toml = testHostToml({
+      registrar: (await generateEd25519KeyPair()).publicJwk.x,
+      operator,
+      tables: '[metering]\nflush_interval = "1h"\n',
+    });
+    const host = await startHost(parseHostConfig(toml, join(base, 'host.toml')), {
+      createRuntime: () => new FakeRuntime(),
+      logger: captureLogger(lines),
+      pullComponent: false,
+    });
+    await host.close();
+    return lines.filter((line) => line.level === 'warn' && /operator = true/.test(line.message ?? ''));
+  };
+  const warned = await started(false);
+  assert.equal(warned.length, 1);
+  assert.match(warned[0]?.message ?? '', /^no registrar in host\.toml is marked operator = true: no key reads the usage ledger/);
+  assert.deepEqual(warned[0]?.fields.registrars, ['test']);
+  assert.deepEqual(await started(true), []);
+});
+
 test('usage comes from the hash-chained ledger', async (t) => {
   const { host, client } = await setup(t);
   await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });

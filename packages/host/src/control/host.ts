@@ -129,6 +129,13 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       );
     }
   }
+  if (!config.registrars.some((registrar) => registrar.operator)) {
+    // A host.toml from before keys were scoped: its operator's key is a registrar like any other.
+    logger.warn(
+      { registrars: config.registrars.map((registrar) => registrar.name) },
+      "no registrar in host.toml is marked operator = true: no key reads the usage ledger or drives the capsules other registrars installed; add operator = true under the operator's [registrars.<name>] (spec/host-api.md section 3.3)",
+    );
+  }
   const lock = lockDataDir(config.dataDir, config.name);
   const store = new InstallationStore(config.dataDir, logger);
   let ledger: UsageLedger | undefined;
