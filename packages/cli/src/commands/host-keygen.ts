@@ -18,6 +18,14 @@ function nextStep(out: string, publicKey: string, hostName: string | undefined):
   ].join('\n');
 }
 
+/** `--wit`: the interfaces a host's _stratum-host record says it serves (spec/discovery.md section 4). */
+export const WIT_OPTION = {
+  type: 'string',
+  multiple: true,
+  value: 'list',
+  description: 'WIT interfaces served, e.g. wasi:http@0.2.0 (repeat or comma-separate)',
+} as const;
+
 export const hostKeygenCommand: Command = {
   name: 'host keygen',
   summary: "create an Ed25519 key: a host's identity key (and the DNS record to publish), or a registrar's",
@@ -44,12 +52,7 @@ Examples:
     out: { type: 'string', short: 'o', value: 'file', description: 'where to write the key (default: host-key.json)' },
     host: { type: 'string', value: 'name', description: 'the host name, to print its _stratum-host record' },
     api: { type: 'string', value: 'url', description: "the control API's https URL, for the record" },
-    wit: {
-      type: 'string',
-      multiple: true,
-      value: 'list',
-      description: 'WIT interfaces served, e.g. wasi:http@0.2.0 (repeat or comma-separate)',
-    },
+    wit: WIT_OPTION,
     json: { type: 'boolean', description: 'print the public key, thumbprint and record as JSON' },
   },
   async run(args, io) {

@@ -1,5 +1,6 @@
 import { readKeyFile } from '@stratum/core';
 import { booleanOption, type Command, EXIT_OK, stringListOption, stringOption, usageError } from '../command.ts';
+import { WIT_OPTION } from './host-keygen.ts';
 
 export const hostRecordCommand: Command = {
   name: 'host record',
@@ -19,12 +20,7 @@ Examples:
   options: {
     config: { type: 'string', short: 'c', value: 'file', description: "the host's host.toml (default: ./host.toml)" },
     api: { type: 'string', value: 'url', description: "the control API's public https URL, as registrars reach it" },
-    wit: {
-      type: 'string',
-      multiple: true,
-      value: 'list',
-      description: 'WIT interfaces served, e.g. wasi:http@0.2.0 (repeat or comma-separate)',
-    },
+    wit: WIT_OPTION,
     json: { type: 'boolean', description: 'print the record, the public key and its thumbprint as JSON' },
   },
   async run(args, io) {

@@ -132,18 +132,18 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
     const [restarted, removed] = await Promise.allSettled([from.start(name), to.uninstall(target)]);
     // What could not be put back, each where it is, and what the user does about it.
     const left: string[] = [];
-    const todo: string[] = [];
+    const remedies: string[] = [];
     if (relinked?.status === 'rejected') {
       left.push(`could not point its domains' links back at ${fromHost.name}: ${errorMessage(relinked.reason)}`);
-      todo.push(`Point each domain's _stratum link back at ${fromHost.name} (\`stratum dns check <domain>\` shows it).`);
+      remedies.push(`Point each domain's _stratum link back at ${fromHost.name} (\`stratum dns check <domain>\` shows it).`);
     }
     if (restarted.status === 'rejected') {
       left.push(`could not start it on ${fromHost.name} again: ${errorMessage(restarted.reason)}`);
-      todo.push(`Start it on the old host, where its state is as it was: \`${command('from', ['host', 'serve', name])}\`.`);
+      remedies.push(`Start it on the old host, where its state is as it was: \`${command('from', ['host', 'serve', name])}\`.`);
     }
     if (removed.status === 'rejected') {
       left.push(`could not remove the copy installed on ${toHost.name}: ${errorMessage(removed.reason)}`);
-      todo.push(
+      remedies.push(
         `Once ${toHost.name} answers, remove that copy and any state copied into it: \`${command('to', ['host', 'uninstall', target])}\`.`,
       );
     }
@@ -155,7 +155,7 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
           : '; it serves from the old host again';
     throw new StratumError('MOVE_FAILED', `moving ${name} failed${where}`, {
       details: [reason, ...left],
-      ...(todo.length > 0 ? { hint: todo.join(' ') } : {}),
+      ...(remedies.length > 0 ? { hint: remedies.join(' ') } : {}),
       cause: error,
       user: left.length > 0 || (isStratumError(error) && error.user),
     });
