@@ -24,7 +24,6 @@ export const CONTROL_OPTIONS = {
   audience: { type: 'string', value: 'name', description: "the host's name (default: from --config, else asked of the host)" },
 } satisfies Record<string, OptionSpec>;
 
-/** The part of every control command's --help that says how the host is found. */
 /** Which key signs a control request, and how another registrar gets one: in every control command's help. */
 export const REGISTRAR_KEY_HELP = `Requests are signed with a registrar key the host trusts, one of host.toml's [registrars].
 \`stratum host init\` makes one for the operator's own tools, operator-key.json beside host.toml,
@@ -33,6 +32,7 @@ registrar; the public key it prints goes in host.toml as [registrars.<name>] key
 registrar sees and drives only the capsules it installed; \`operator = true\` beside a key
 lets it drive them all, as host init marks the operator's.`;
 
+/** The part of every control command's --help that says how the host is found, and which key signs. */
 export const CONTROL_HELP = `${REGISTRAR_KEY_HELP}
 With --config, the control address and the host's name come from host.toml; without it or
 --url, from ./host.toml when there is one. Otherwise give --url (the API's base URL) and, unless
