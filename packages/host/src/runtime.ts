@@ -15,7 +15,7 @@ import {
   silentLogger,
   sourceMapScript,
 } from '@stratum/core';
-import { type Manifest, routeMatches } from '@stratum/manifest';
+import { type Manifest, type ResourceKey, routeMatches } from '@stratum/manifest';
 import { addressRanges, peerInRanges } from './address-ranges.ts';
 import { BodyWriter, createBodyChannel, MAX_STREAMED_BODY } from './body-channel.ts';
 import {
@@ -234,17 +234,11 @@ const WAITED_RECENTLY_MS = 1000;
  * What the manifest asks for (the `[resources]` keys it gives) and the host's limits do not allow,
  * one line each, naming the manifest's key and the host's.
  */
-export function unmetResources(manifest: Manifest, host: RuntimeLimits): string[] {
+function unmetResources(manifest: Manifest, host: RuntimeLimits): string[] {
   const asked = new Set(manifest.resources.requested ?? []);
   const { resources } = manifest;
   const unmet: string[] = [];
-  const check = (
-    key: 'cpu' | 'memory' | 'timeout' | 'concurrency',
-    wanted: number,
-    limit: number | undefined,
-    shown: (value: number) => string,
-    hostKey: string,
-  ) => {
+  const check = (key: ResourceKey, wanted: number, limit: number | undefined, shown: (value: number) => string, hostKey: string) => {
     if (asked.has(key) && limit !== undefined && wanted > limit) {
       unmet.push(`[resources] ${key} asks for ${shown(wanted)}; this host allows ${shown(limit)} ([limits] ${hostKey})`);
     }
