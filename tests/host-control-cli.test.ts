@@ -20,7 +20,7 @@ import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { freePort } from './support/services.ts';
 import { removeDir, testDir } from './support/temp.ts';
-import { buildTiny } from './support/tiny.ts';
+import { buildHostile, buildTiny } from './support/tiny.ts';
 
 const launcher = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
 
@@ -682,6 +682,66 @@ test('host logs --follow goes on across a restart of the host: it says the strea
   follower.kill('SIGINT');
   assert.equal(await exited, 0, stderr);
   assert.doesNotMatch(stderr, /bug in Stratum/);
+});
+
+test("host logs --follow goes on across a reinstall with the new build's lines, and says so when the capsule is uninstalled", async (t) => {
+  const { dir } = await testDir(t, 'stratum-cli-follow-');
+  const operator = await generateEd25519KeyPair();
+  const keyFile = join(dir, 'operator.key');
+  await writeKeyFile(keyFile, operator.privateJwk);
+  const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, registrarName: 'operator' });
+  const host = await startHost(parseHostConfig(text, path), { pullComponent: false });
+  t.after(() => host.close());
+  const control = ['--url', host.controlUrl.href, '--audience', 'h1.example.net', '--key', keyFile];
+  const client = createControlClient({ url: host.controlUrl.href, key: await readKeyFile(keyFile), audience: 'h1.example.net' });
+  const install = async (wasm: string) =>
+    client.install({
+      name: 'app',
+      manifest: tinyManifest(wasm).replace('"tiny"', '"app"'),
+      component: await readFile(wasm),
+      domains: ['app.test'],
+    });
+  await install(await buildTiny());
+
+  const follower = spawn(process.execPath, [launcher, 'host', 'logs', 'app', '--follow', '--json', ...control], {
+    env: { ...process.env, NO_COLOR: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const exited = new Promise<number | null>((resolve) => follower.once('exit', resolve));
+  t.after(() => follower.kill('SIGKILL'));
+  let stdout = '';
+  let stderr = '';
+  follower.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
+  follower.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+  const messages = () =>
+    stdout
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => (JSON.parse(line) as { message: string }).message);
+  const until = async (what: string, check: () => boolean) => {
+    for (const deadline = Date.now() + 60_000; !check(); await setTimeout(50)) {
+      if (Date.now() > deadline) assert.fail(`no ${what}; stdout: ${stdout}; stderr: ${stderr}`);
+    }
+  };
+  await until('backlog', () => messages().includes('started'));
+
+  // A new build replaces the running one; a request of its hits a limit.
+  const trap = await buildHostile('trap');
+  const { digest } = await install(trap);
+  await until('the new build’s install', () => messages().some((message) => message.includes(digest)));
+  assert.equal(await ingressStatus(host.ingressUrl, 'app.test'), 500);
+  await until('the new build’s limit hit', () => messages().some((message) => message.startsWith('limit hit (trap)')));
+
+  await client.uninstall('app');
+  assert.equal(await exited, 0, stderr);
+  assert.equal(messages().at(-1), 'uninstalled');
+  assert.match(stderr, /the log stream ended: app is not installed on the host any more/);
+  assert.deepEqual(
+    messages().filter((message) => message === 'started'),
+    ['started', 'started'],
+    'the backlog came once',
+  );
 });
 
 function tinyManifest(wasmPath: string): string {

@@ -208,6 +208,39 @@ test('drain answers in-flight requests, then stops; stop and uninstall free the 
   await assert.rejects(host.runtime.start('tiny'), { code: 'CAPSULE_NOT_FOUND' });
 });
 
+test('a log subscription follows the installation across a reinstall, without its backlog again, and an uninstall ends it', async (t) => {
+  const host = await startHarness(t);
+  await host.install('app', await buildTiny());
+  const lines: string[] = [];
+  let ended = 0;
+  host.runtime.subscribeLogs('app', (entry) => lines.push(`${entry.level} ${entry.message.replace(/\(sha256:\w+\)/, '(digest)')}`), {
+    onEnd: () => ended++,
+  });
+  // A new build, replacing the running one; then a request of the new one's that hits a limit.
+  await host.install('app', await buildHostile('trap'));
+  assert.equal((await host.get('app.test')).status, 500);
+  // And once more with the first build, the old one stopped first (the other way a reinstall goes).
+  await host.runtime.stop('app');
+  await host.install('app', await buildTiny());
+  assert.equal(ended, 0);
+  await host.runtime.uninstall('app');
+  assert.equal(ended, 1);
+  assert.deepEqual(
+    lines.map((line) => line.replace(/^(warn limit hit \(trap\)): .*/s, '$1')),
+    [
+      'info installed app@0.1.0 (digest)',
+      'info started',
+      'info installed app@0.1.0 (digest)',
+      'info started',
+      'warn limit hit (trap)',
+      'info stopped',
+      'info installed app@0.1.0 (digest)',
+      'info started',
+      'info uninstalled',
+    ],
+  );
+});
+
 test('uninstalling or replacing a capsule trims the transpile cache to what is in use and the eight entries used last', async (t) => {
   const { mkdir, readdir, utimes, writeFile } = await import('node:fs/promises');
   const { join } = await import('node:path');

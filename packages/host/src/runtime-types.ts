@@ -98,6 +98,13 @@ export interface CapsuleLogEntry {
   requestId?: string;
 }
 
+export interface LogSubscribeOptions {
+  /** How many recent lines to send first. Default: all the runtime keeps. */
+  backlog?: number;
+  /** Called when no line will come any more: the capsule was uninstalled (its last line says so). */
+  onEnd?: () => void;
+}
+
 export interface StartOptions {
   /**
    * Start no instance now: the first request does. For capsules already proven to start, such
@@ -122,8 +129,12 @@ export interface HostRuntime {
   /** The HTTP ingress: picks the capsule by the `Host` header. */
   handleRequest(request: IncomingMessage, response: ServerResponse): void;
   onRequest(listener: (record: RequestRecord) => void): () => void;
-  /** Recent log lines (a bounded ring per capsule) and then every new one, until unsubscribed. */
-  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options?: { backlog?: number }): () => void;
+  /**
+   * Recent log lines (a bounded ring per capsule) and then every new one, until unsubscribed or
+   * the capsule is uninstalled. It follows the installation by name: after a reinstall, the new
+   * version's lines come too, without its backlog.
+   */
+  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options?: LogSubscribeOptions): () => void;
   /**
    * Gets ready for the first requests of the capsules named, likeliest first (a restarted host's
    * recently busy ones): compiles their code, one at a time and at most as many as the runtime

@@ -33,6 +33,7 @@ import type {
   HostRuntime,
   InstallRequest,
   LogLevel,
+  LogSubscribeOptions,
   RequestRecord,
   StartOptions,
 } from './runtime-types.ts';
@@ -457,6 +458,12 @@ function newCapsuleWorker(boot: WorkerBoot, name: string): Worker {
 /** What a spare loads and makes ahead for the component it expects: its glue, and the memories its modules import. */
 type SpareGuess = Pick<WorkerInit, 'glueUrl' | 'hostedMemories'>;
 
+/** One `subscribeLogs` subscription. */
+interface LogFollower {
+  listener: (entry: CapsuleLogEntry) => void;
+  onEnd?: () => void;
+}
+
 /** A worker started before any capsule needs it (see `Runtime.takeSpare`). */
 interface SpareWorker {
   worker: Worker;
@@ -497,7 +504,8 @@ class Capsule {
   /** A dropped proxy directive is logged once per capsule, not on every response. */
   #proxyDirectiveLogged = false;
   readonly logs: CapsuleLogEntry[] = [];
-  readonly logListeners = new Set<(entry: CapsuleLogEntry) => void>();
+  /** Set once uninstalled: a line it writes after that (a worker's late output) reaches no one. */
+  uninstalled = false;
   drained: (() => void) | undefined;
   /** When (Date.now()) an instance last handed back requests from behind one waiting on a backend. */
   waitedAt = 0;
@@ -573,7 +581,7 @@ class Capsule {
     if (requestId !== undefined) entry.requestId = requestId;
     this.logs.push(entry);
     if (this.logs.length > this.#runtime.logBacklog) this.logs.splice(0, this.logs.length - this.#runtime.logBacklog);
-    for (const listener of this.logListeners) listener(entry);
+    if (!this.uninstalled) this.#runtime.emitLog(entry);
   }
 
   /** The capsule's own output with its stack frames at its sources' lines (@stratum/core source-map.ts). */
@@ -1537,6 +1545,11 @@ class Runtime implements StratumHostRuntime {
   readonly #capsules = new Map<string, Capsule>();
   readonly #byDomain = new Map<string, Capsule>();
   readonly #requestListeners = new Set<(record: RequestRecord) => void>();
+  /**
+   * Who follows each installation's log, by its name rather than by its Capsule: a reinstall
+   * replaces the Capsule, and a follower bound to the old one heard nothing more (`subscribeLogs`).
+   */
+  readonly #logFollowers = new Map<string, Set<LogFollower>>();
   #spare: SpareWorker | undefined;
   /** Threads being ended: `close` waits for them (a thread writes V8's code cache as it ends). */
   readonly #ending = new Set<Promise<unknown>>();
@@ -1942,6 +1955,12 @@ class Runtime implements StratumHostRuntime {
   async uninstall(name: string): Promise<void> {
     const capsule = this.#get(name);
     await this.#remove(capsule);
+    // The followers' last line, then their streams end: there is nothing more to follow.
+    capsule.log('info', 'uninstalled');
+    capsule.uninstalled = true;
+    const followers = this.#logFollowers.get(name);
+    this.#logFollowers.delete(name);
+    for (const follower of followers ?? []) follower.onEnd?.();
     await this.#dropCacheOf(capsule, 0);
   }
 
@@ -1999,12 +2018,32 @@ class Runtime implements StratumHostRuntime {
     for (const listener of this.#requestListeners) listener(record);
   }
 
-  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options: { backlog?: number } = {}): () => void {
+  /**
+   * Follows the installation named, not its current Capsule: a reinstall's new version logs to
+   * the same followers (its backlog is not sent again), and an uninstall ends them (`onEnd`).
+   */
+  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options: LogSubscribeOptions = {}): () => void {
     const capsule = this.#get(name);
     const backlog = options.backlog ?? capsule.logs.length;
     for (const entry of backlog > 0 ? capsule.logs.slice(-backlog) : []) listener(entry);
-    capsule.logListeners.add(listener);
-    return () => capsule.logListeners.delete(listener);
+    const follower: LogFollower = { listener, ...(options.onEnd ? { onEnd: options.onEnd } : {}) };
+    let followers = this.#logFollowers.get(name);
+    if (!followers) {
+      followers = new Set();
+      this.#logFollowers.set(name, followers);
+    }
+    followers.add(follower);
+    const own = followers;
+    return () => {
+      own.delete(follower);
+      if (own.size === 0 && this.#logFollowers.get(name) === own) this.#logFollowers.delete(name);
+    };
+  }
+
+  /** A line of a capsule's log, to those following its installation. */
+  emitLog(entry: CapsuleLogEntry): void {
+    const followers = this.#logFollowers.get(entry.capsule);
+    if (followers) for (const follower of [...followers]) follower.listener(entry);
   }
 
   async close(): Promise<void> {

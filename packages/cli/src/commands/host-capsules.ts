@@ -397,7 +397,8 @@ Prints what a capsule wrote (stdout, stderr, wasi:logging) and what the host sai
 (limit hits, failed starts), as the host keeps them: the last --lines lines, and with --follow
 every new one until Ctrl-C. Each line shows its time, level, source, and the request it belongs
 to when there is one. When the stream ends under --follow (the host restarts, the connection
-drops), it says so and connects again until Ctrl-C, printing no line twice.
+drops), it says so and connects again until Ctrl-C, printing no line twice. A reinstall does not
+end it: the new version's lines follow. An uninstall does: it says so and stops.
 
 ${CONTROL_HELP}
 
@@ -437,6 +438,8 @@ Examples:
     // A stream opened again sends its backlog again: what was printed is not printed twice.
     const seen = new LineFilter();
     let outage: number | undefined;
+    // The host ended the stream itself, as it does when the capsule is uninstalled.
+    let hostEnded = false;
     try {
       for (let attempt = 0; ; attempt++) {
         try {
@@ -453,10 +456,20 @@ Examples:
             },
           });
           if (!follow || done.signal.aborted) break;
+          // Asked again at once (once), to tell an uninstall from a host going away.
+          if (!hostEnded) {
+            hostEnded = true;
+            continue;
+          }
         } catch (error) {
           if (done.signal.aborted) break;
+          if ((hostEnded || outage !== undefined) && isStratumError(error) && error.code === 'CAPSULE_NOT_FOUND') {
+            io.stderr.write(`${paint(io.stderr, 33, 'the log stream ended')}: ${name} is not installed on the host any more\n`);
+            break;
+          }
           if (!follow || !isStratumError(error) || !RECONNECT_CODES.has(error.code)) throw error;
         }
+        hostEnded = false;
         // With --follow, the stream ended (the host stopped or restarted, or the network): open it again.
         const wait = Math.min(10_000, 500 * 2 ** Math.min(attempt, 5));
         if (outage === undefined) {

@@ -454,7 +454,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       (entry) => {
         response.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
       },
-      { backlog },
+      // Uninstalled: its last line said so, and the stream ends (a reinstall does not end it).
+      { backlog, onEnd: () => response.end() },
     );
     // The backlog is sent: a client that wanted only the recent lines can stop here.
     response.write('event: live\ndata: {}\n\n');
