@@ -54,13 +54,29 @@ test('paths outside the manifest routes get 404 without reaching the capsule', a
   assert.equal((await host.get('api.test', '/api')).body.toString(), 'hello from tiny 2\n');
 });
 
-test('request bodies over the limit get 413, declared or streamed', async (t) => {
+test('request bodies over the limit get 413, declared or streamed, and the log names the setting', async (t) => {
   const host = await startHarness(t, { limits: { requestBodyBytes: 1000 } });
   await host.install('tiny', await buildTiny());
+  const logged: string[] = [];
+  host.runtime.subscribeLogs('tiny', (entry) => entry.message.startsWith('limit hit') && logged.push(entry.message));
   assert.equal((await host.get('tiny.test', '/', { method: 'POST', body: Buffer.alloc(1000) })).status, 200);
-  assert.equal((await host.get('tiny.test', '/', { method: 'POST', body: Buffer.alloc(1001) })).status, 413);
+  const declared = await host.get('tiny.test', '/', { method: 'POST', body: Buffer.alloc(1001) });
+  assert.equal(declared.status, 413);
+  assert.equal(declared.body.toString(), 'the request body is larger than 1000 bytes, the most this host takes\n');
   assert.equal((await host.get('tiny.test', '/', { method: 'POST', body: Buffer.alloc(5000), chunked: true })).status, 413);
   assert.equal(host.runtime.status().find((capsule) => capsule.name === 'tiny')?.limitHits['request-body'], 2);
+  assert.deepEqual(logged, [
+    "limit hit (request-body): request body of 1001 bytes over 1000 bytes, the host's limit, host.toml [limits] request_body",
+    "limit hit (request-body): request body over 1000 bytes, the host's limit, host.toml [limits] request_body",
+  ]);
+});
+
+test('the default request body limit is named in MiB', async (t) => {
+  const host = await startHarness(t);
+  await host.install('tiny', await buildTiny());
+  const refused = await host.get('tiny.test', '/', { method: 'POST', body: Buffer.alloc(10 * 1024 * 1024 + 1) });
+  assert.equal(refused.status, 413);
+  assert.equal(refused.body.toString(), 'the request body is larger than 10 MiB, the most this host takes\n');
 });
 
 test('requests over concurrency and queue get 503 at once', async (t) => {

@@ -223,6 +223,17 @@ const SPARE_AFTER_BUSY_START_MS = 1_000;
 function recycleHeadroom(memoryLimit: number): number {
   return Math.max(memoryLimit / 4, 4 * MiB);
 }
+/** A size in the largest unit that divides it (10 MiB, 512 KiB), or in bytes (1000 bytes). */
+function sizeText(bytes: number): string {
+  for (const [unit, name] of [
+    [1024 * MiB, 'GiB'],
+    [MiB, 'MiB'],
+    [1024, 'KiB'],
+  ] as const) {
+    if (bytes >= unit && bytes % unit === 0) return `${bytes / unit} ${name}`;
+  }
+  return `${bytes} bytes`;
+}
 /** Requests of a fresh instance that get the warm-up CPU budget. */
 const WARMUP_REQUESTS = 16;
 /**
@@ -812,9 +823,7 @@ class Capsule {
     const limit = this.limits.requestBodyBytes;
     const declared = req.headers['content-length'];
     if (declared !== undefined && Number(declared) > limit) {
-      this.limitHit('request-body', { requestId, domain }, `request body of ${declared} bytes over ${limit}`);
-      res.setHeader('connection', 'close');
-      answer(res, 413, `the request body is larger than ${limit} bytes`);
+      this.refuseBody(res, { requestId, domain }, limit, Number(declared));
       req.resume();
       return;
     }
@@ -1183,6 +1192,23 @@ class Capsule {
     return `over the ${limitMs} ms allowed to a fresh instance's first ${WARMUP_REQUESTS} requests (the capsule's own limit: ${own} ms per request)`;
   }
 
+  /**
+   * Answers 413 to a request body over `limit`, which the host sets for every capsule (host.toml's
+   * `[limits] request_body`, 10 MiB when unset): the operator's line names that setting, the
+   * client's says the host takes no more.
+   */
+  refuseBody(res: ServerResponse, request: { requestId: string; domain: string }, limit: number, declared?: number): void {
+    const body = declared === undefined ? 'request body' : `request body of ${declared} bytes`;
+    // Only a request_body above what one instance's ring can carry is not the setting itself.
+    const setting =
+      limit < this.limits.requestBodyBytes
+        ? 'the most the host streams into an instance'
+        : "the host's limit, host.toml [limits] request_body";
+    this.limitHit('request-body', request, `${body} over ${sizeText(limit)}, ${setting}`);
+    res.setHeader('connection', 'close');
+    answer(res, 413, `the request body is larger than ${sizeText(limit)}, the most this host takes`);
+  }
+
   /** Feeds the request body into the instance's ring as it arrives, pausing the upload while the ring is full. */
   streamBody(handle: CapsuleWorker, active: ActiveRequest, req: IncomingMessage): void {
     const writer = handle.body;
@@ -1198,9 +1224,7 @@ class Capsule {
         writer.abort();
         active.limit = 'request-body';
         active.cutOff = true;
-        this.limitHit('request-body', active, `request body over ${limit} bytes`);
-        active.res.setHeader('connection', 'close');
-        answer(active.res, 413, `the request body is larger than ${limit} bytes`);
+        this.refuseBody(active.res, active, limit);
         return;
       }
       const left = writer.write(chunk);
