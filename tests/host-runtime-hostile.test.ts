@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { basename, dirname } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
 import { isStratumError } from '@stratum/core';
 import { parseManifest } from '@stratum/manifest';
 import { type Harness, startHarness } from './fixtures/hostile/harness.ts';
@@ -116,6 +117,26 @@ for (const [warmupCpuMs, expected] of [
     assert.ok(logged[0]?.endsWith(expected), logged[0]);
   });
 }
+
+test('an instance that replaces one ended for CPU gets no warm-up budget; fresh instances get it again after warmupWithheldMs', async (t) => {
+  const host = await startHarness(t, { warmupCpuMs: 200, warmupWithheldMs: 3000, backoffAfter: 10 });
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "micro"\ntimeout = "10s"\n' });
+  const logged: string[] = [];
+  host.runtime.subscribeLogs('loop', (entry) => {
+    if (entry.message.startsWith('limit hit')) logged.push(entry.message.replace(/^limit hit \(cpu\): used \d+ ms of CPU, /, ''));
+  });
+  const warmup = "over the 200 ms allowed to a fresh instance's first 16 requests (the capsule's own limit: 50 ms per request)";
+  assert.equal((await host.get('loop.test')).status, 504);
+  // The replacement, fresh too, runs its first request under the capsule's own limit.
+  assert.equal((await host.get('loop.test')).status, 504);
+  await setTimeout(3000);
+  assert.equal((await host.get('loop.test')).status, 504);
+  assert.deepEqual(logged, [
+    warmup,
+    "over the capsule's limit of 50 ms per request (a fresh instance's warm-up allowance is not given for 3 s after one was ended for CPU)",
+    warmup,
+  ]);
+});
 
 test('two installations of one component share nothing: each has its own instance state', async (t) => {
   const host = await startHarness(t);

@@ -97,6 +97,12 @@ export interface HostRuntimeOptions {
    */
   warmupCpuMs?: number;
   /**
+   * How long after one of a capsule's instances was ended for CPU its instances get no warm-up
+   * budget (`warmupCpuMs`): the instance that replaced it would otherwise give a capsule that keeps
+   * going over its limit the budget again, 16 requests at a time. Default 60 s.
+   */
+  warmupWithheldMs?: number;
+  /**
    * Sets of compiled core modules kept after the last capsule using them went idle, the most
    * recent ones, so that a capsule waking soon does not compile again. Default 16.
    */
@@ -366,6 +372,8 @@ interface ActiveRequest {
   cpuCheckAt: number;
   /** The CPU time this request may use (more while the instance warms up). */
   cpuLimit: number;
+  /** One of a fresh instance's first requests, denied the warm-up budget after a CPU kill (`warmupWithheldMs`). */
+  warmupWithheld?: boolean;
   /** What it was admitted as: a request that never started goes back to the queue with it. */
   pending: PendingRequest;
 }
@@ -520,6 +528,8 @@ class Capsule {
   drained: (() => void) | undefined;
   /** When (Date.now()) an instance last handed back requests from behind one waiting on a backend. */
   waitedAt = 0;
+  /** When (Date.now()) an instance was last ended for going over its CPU limit. */
+  cpuKilledAt = Number.NEGATIVE_INFINITY;
   readonly #runtime: Runtime;
   readonly #loader: Loader;
   /** Held while the capsule has or starts instances (see `modules`). */
@@ -789,6 +799,7 @@ class Capsule {
   /** Ends the worker running `active` because it went over a limit. */
   kill(handle: CapsuleWorker, active: ActiveRequest, limit: 'cpu' | 'timeout', detail: string): void {
     if (handle.head !== active) return;
+    if (limit === 'cpu') this.cpuKilledAt = Date.now();
     this.retire(handle);
     this.limitHit(limit, active, detail);
     active.limit = limit;
@@ -1034,8 +1045,13 @@ class Capsule {
     // A fresh instance's first requests also pay for compiling the glue's and the guest's hot
     // paths (measured: hello's first request took 56 ms of CPU, the next ones 1.5 to 3 ms, a
     // first POST on a new path 11 ms), which is the host's cost, not the capsule's: they get at
-    // least the warm-up budget.
-    const warm = handle.served >= WARMUP_REQUESTS;
+    // least the warm-up budget. Not for a while after a CPU kill, on any of the capsule's
+    // instances: a capsule that keeps going over its limit would get the budget back with each
+    // instance that replaces one ended for it (`warmupWithheldMs`).
+    const fresh = handle.served < WARMUP_REQUESTS;
+    const withheld =
+      fresh && this.#runtime.warmupCpuMs > this.limits.cpuMsPerRequest && Date.now() - this.cpuKilledAt < this.#runtime.warmupWithheldMs;
+    const warm = !fresh || withheld;
     handle.served++;
     const active: ActiveRequest = {
       id,
@@ -1052,6 +1068,7 @@ class Capsule {
       cpuLimit: warm ? this.limits.cpuMsPerRequest : Math.max(this.limits.cpuMsPerRequest, this.#runtime.warmupCpuMs),
       cpuCheckAt: 0,
       pending,
+      ...(withheld ? { warmupWithheld: true } : {}),
     };
     handle.inFlight.push(active);
     if (handle.inFlight.length === 1) this.watch(handle, active);
@@ -1167,7 +1184,7 @@ class Capsule {
         if (usedMs <= limit + CPU_ALLOWANCE_MS) {
           active.cpuCheckAt = Date.now() + Math.max(1, limit + CPU_ALLOWANCE_MS - usedMs);
         } else if (active.cpuOverAt !== undefined && usedMs > active.cpuOverAt) {
-          this.kill(handle, active, 'cpu', `used ${Math.round(usedMs)} ms of CPU, ${this.cpuLimitApplied(limit)}`);
+          this.kill(handle, active, 'cpu', `used ${Math.round(usedMs)} ms of CPU, ${this.cpuLimitApplied(limit, active.warmupWithheld)}`);
           return;
         } else {
           // Over once: still burning CPU a moment later means the request's own work, not a
@@ -1186,8 +1203,12 @@ class Capsule {
    * warm-up budget, which may be ten times the manifest's limit: naming only the number would
    * read as a limit the capsule never asked for.
    */
-  cpuLimitApplied(limitMs: number): string {
+  cpuLimitApplied(limitMs: number, warmupWithheld = false): string {
     const own = this.limits.cpuMsPerRequest;
+    if (limitMs <= own && warmupWithheld) {
+      const seconds = Math.round(this.#runtime.warmupWithheldMs / 1000);
+      return `over the capsule's limit of ${own} ms per request (a fresh instance's warm-up allowance is not given for ${seconds} s after one was ended for CPU)`;
+    }
     if (limitMs <= own) return `over the capsule's limit of ${own} ms per request`;
     return `over the ${limitMs} ms allowed to a fresh instance's first ${WARMUP_REQUESTS} requests (the capsule's own limit: ${own} ms per request)`;
   }
@@ -1551,6 +1572,7 @@ class Runtime implements StratumHostRuntime {
   readonly idleCapsuleMs: number;
   readonly pipeline: Required<PipelineOptions>;
   readonly warmupCpuMs: number;
+  readonly warmupWithheldMs: number;
   readonly instancesPerCapsule: number;
   readonly asyncInstancesPerCapsule: number;
   readonly #trustedProxies: BlockList | undefined;
@@ -1592,6 +1614,7 @@ class Runtime implements StratumHostRuntime {
     this.idleCapsuleMs = options.limits?.idleMs ?? 5 * 60_000;
     this.pipeline = { depth: options.pipeline?.depth ?? PIPELINE_DEPTH, headAgeMs: options.pipeline?.headAgeMs ?? PIPELINE_HEAD_AGE_MS };
     this.warmupCpuMs = options.warmupCpuMs ?? 500;
+    this.warmupWithheldMs = options.warmupWithheldMs ?? 60_000;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
     this.#trustedProxies = options.trustedProxies?.length ? addressRanges(options.trustedProxies) : undefined;
