@@ -2,7 +2,7 @@
 // stratum:dev/source capability runs the capsule's bundle on it; a production host, which does
 // not, refuses it at install, so a dev engine can never end up serving on a real host.
 import assert from 'node:assert/strict';
-import type { webcrypto } from 'node:crypto';
+import { createHash, randomBytes, type webcrypto } from 'node:crypto';
 import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
@@ -883,6 +883,121 @@ test('Response.clone(), which StarlingMonkey lacks, gives two readable bodies, s
   });
   // The original, cloned twice over, is still whole when the capsule returns it.
   assert.deepEqual(await post({ 'x-return': 'original' }), { status: 201, body: 'posted body' });
+});
+
+/** A POST of `body` with `headers`: the status, headers and the body's bytes. */
+function postBytes(
+  port: number,
+  path: string,
+  body: Uint8Array,
+  headers: Record<string, string>,
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const outgoing = request(
+      { host: '127.0.0.1', port, path, method: 'POST', headers: { ...headers, host: 'counter.test' }, agent: false },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      },
+    );
+    outgoing.on('error', reject);
+    outgoing.end(body);
+  });
+}
+
+test("a multipart body's files reach a capsule with their exact bytes, and a FormData it serialises keeps them; StarlingMonkey's parser gave each byte's decimal digits", async (t) => {
+  const dev = await counterVariant(t, {
+    // Hashing about 1 MB, and a 300 KB FormData made, sent and read back twice, take more than
+    // micro's 50 ms on a fresh instance.
+    manifest: (text) => text.replace('cpu = "micro"', 'cpu = "large"'),
+    source: (text) =>
+      text.replace('fetch(request) {', 'async fetch(request) {').replace(
+        "if (request.method !== 'GET')",
+        `if (path === '/form') {
+      const sha256 = async (blob) => [...new Uint8Array(await crypto.subtle.digest('SHA-256', await blob.arrayBuffer()))].map((byte) => byte.toString(16).padStart(2, '0')).join('');
+      const describe = async (form) => {
+        const entries = [];
+        for (const [name, value] of form) entries.push(typeof value === 'string' ? { name, value } : { name, file: value.name, type: value.type, size: value.size, sha256: await sha256(value) });
+        return entries;
+      };
+      const posted = await describe(await request.formData());
+      const bytes = new Uint8Array(300001);
+      for (let i = 0; i < 256; i++) bytes[i] = i;
+      for (let n = 256; n < bytes.length; n *= 2) bytes.copyWithin(n, 0, n);
+      const made = new FormData();
+      made.append('note', 'café ✓');
+      made.append('blob', new Blob([bytes]));
+      made.append('file', new File([bytes.subarray(0, 256)], 'bytes.bin', { type: 'application/octet-stream' }));
+      if (request.headers.get('x-answer') === 'serialised') return new Response(made);
+      const parsed = await describe(await new Request('http://counter.test/', { method: 'POST', body: made }).formData());
+      const answered = await describe(await new Response(made).formData());
+      return Response.json({ posted, parsed, answered });
+    }
+    if (request.method !== 'GET')`,
+      ),
+  });
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle);
+  const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
+
+  // Every byte value, then a line that starts like the delimiter but is not it; then 400 KB at random.
+  const boundary = 'stratum-boundary-7Hq2';
+  const binary = Buffer.concat([
+    Buffer.from(Array.from({ length: 256 }, (_, i) => i)),
+    Buffer.from(`\r\n--${boundary.slice(0, 9)}\r\n`),
+    Buffer.from([0, 0x80, 0xff]),
+  ]);
+  const big = randomBytes(400_000);
+  const csv = Buffer.from('a,b,c\r\n'.repeat(2000));
+  const part = (disposition: string, type: string | undefined, body: Uint8Array) =>
+    Buffer.concat([
+      Buffer.from(`--${boundary}\r\nContent-Disposition: form-data; ${disposition}\r\n${type ? `Content-Type: ${type}\r\n` : ''}\r\n`),
+      body,
+      Buffer.from('\r\n'),
+    ]);
+  const body = Buffer.concat([
+    part('name="greeting"', undefined, Buffer.from('héllo')),
+    part('name="f"; filename="f.txt"', 'text/plain', Buffer.from('file-content\n')),
+    part('name="binary"; filename="all.bin"', 'application/octet-stream', binary),
+    part('name="big"; filename="big.bin"', undefined, big),
+    part('name="empty"; filename=""', 'application/octet-stream', new Uint8Array()),
+    part('name="csv"; filename="a.csv"', 'text/csv', csv),
+    Buffer.from(`--${boundary}--\r\n`),
+  ]);
+  const reply = await postBytes(port, '/form', body, { 'content-type': `multipart/form-data; boundary=${boundary}` });
+  assert.equal(reply.status, 200, reply.body.toString());
+
+  const made = new Uint8Array(300001).map((_, i) => i & 255);
+  const madeEntries = [
+    { name: 'note', value: 'café ✓' },
+    { name: 'blob', file: 'blob', type: 'application/octet-stream', size: made.length, sha256: sha256(made) },
+    { name: 'file', file: 'bytes.bin', type: 'application/octet-stream', size: 256, sha256: sha256(made.subarray(0, 256)) },
+  ];
+  assert.deepEqual(JSON.parse(reply.body.toString()), {
+    posted: [
+      { name: 'greeting', value: 'héllo' },
+      { name: 'f', file: 'f.txt', type: 'text/plain', size: 13, sha256: sha256(Buffer.from('file-content\n')) },
+      { name: 'binary', file: 'all.bin', type: 'application/octet-stream', size: binary.length, sha256: sha256(binary) },
+      { name: 'big', file: 'big.bin', type: 'text/plain', size: big.length, sha256: sha256(big) },
+      { name: 'empty', file: '', type: 'application/octet-stream', size: 0, sha256: sha256(new Uint8Array()) },
+      { name: 'csv', file: 'a.csv', type: 'text/csv', size: csv.length, sha256: sha256(csv) },
+    ],
+    parsed: madeEntries,
+    answered: madeEntries,
+  });
+
+  // What the capsule serialises, read by Node.js's own parser.
+  const serialised = await postBytes(port, '/form', body, {
+    'content-type': `multipart/form-data; boundary=${boundary}`,
+    'x-answer': 'serialised',
+  });
+  assert.equal(serialised.status, 200, serialised.body.toString());
+  const form = await new Response(serialised.body, { headers: { 'content-type': String(serialised.headers['content-type']) } }).formData();
+  assert.equal(form.get('note'), 'café ✓');
+  const [blob, file] = [form.get('blob'), form.get('file')] as File[];
+  assert.deepEqual([blob?.name, file?.name, file?.type], ['blob', 'bytes.bin', 'application/octet-stream']);
+  assert.equal(sha256(new Uint8Array(await (blob as File).arrayBuffer())), sha256(made));
+  assert.equal(sha256(new Uint8Array(await (file as File).arrayBuffer())), sha256(made.subarray(0, 256)));
 });
 
 test('an Error given to console is logged with its name, message, frames at the sources and causes, not as StarlingMonkey prints its source', async (t) => {

@@ -7,6 +7,7 @@ import './body-text.ts';
 import './console-errors.ts';
 import './fetch-errors.ts';
 import './fetch-redirects.ts';
+import './form-data.ts';
 import './message-channel.ts';
 import './response-clone.ts';
 import './response-text.ts';
