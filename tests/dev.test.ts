@@ -652,6 +652,36 @@ test('renaming the capsule while dev runs says that it serves under the old name
   assert.equal(await dev.interrupt(), 0);
 });
 
+test("a secret config value is masked in every line of the capsule's log, console.log's and a thrown error's too", async (t) => {
+  const dir = await counterCopy(t);
+  await editFile(join(dir, 'stratum.toml'), (text) => `${text}\n[capabilities.config.token]\nrequired = true\nsecret = true\n`);
+  await editFile(
+    join(dir, 'src', 'index.ts'),
+    (text) =>
+      `import { getConfig } from '@stratum/sdk/config';\n${text.replace(
+        'return Response.json({ path, count })',
+        "console.log('token is', getConfig('token'));\n    if (path === '/boom') throw new Error('failed with ' + getConfig('token'));\n    return Response.json({ path, count })",
+      )}`,
+  );
+  const varFile = join(dir, '.env');
+  await writeFile(varFile, 'token=sk-live-9f8e7d6c\n');
+  const port = await freePort();
+  const dev = await startDev(t, [dir, '--var-file', varFile], port);
+  await serving(dev);
+  const since = dev.events.length;
+  assert.equal((await get(port, 'counter.localhost', '/hits')).status, 200);
+  assert.equal((await get(port, 'counter.localhost', '/boom')).status, 500);
+  await dev.waitFor('the thrown error', (event) => event.type === 'log' && /failed with/.test(String(event.message)), { since });
+  const logged = dev.events.filter((event) => event.type === 'log').map((event) => String(event.message));
+  assert.ok(logged.includes('token is [secret]'), logged.join('\n'));
+  assert.ok(
+    logged.some((line) => line.includes('Error: failed with [secret]')),
+    logged.join('\n'),
+  );
+  assert.doesNotMatch(JSON.stringify(dev.events), /sk-live-9f8e7d6c/);
+  assert.equal(await dev.interrupt(), 0);
+});
+
 test('a required config variable with no value is named with how dev gives one', async (t) => {
   const dir = await counterCopy(t);
   await editFile(join(dir, 'stratum.toml'), (text) => `${text}\n[capabilities.config.api_token]\nrequired = true\nsecret = true\n`);

@@ -25,6 +25,7 @@ import {
   loadCapabilities,
   servesInterface,
 } from './capabilities/index.ts';
+import { redact, secretValuesOf } from './capabilities/logging/redact.ts';
 import { Loader, type LoaderStats, type ModuleLease, type TranspiledComponent } from './loader.ts';
 import type {
   CapsuleLogEntry,
@@ -519,7 +520,12 @@ class Capsule {
   readonly limitHits: Record<string, number> = {};
   failures = 0;
   backedOffUntil = 0;
-  lastError: string | undefined;
+  #lastError: string | undefined;
+  /**
+   * Its installation's secret config values: masked in every line of its log and in its last
+   * error, whatever wrote them (stdout, stderr, a trap's message, wasi:logging).
+   */
+  readonly secrets: readonly string[];
   /** A dropped proxy directive is logged once per capsule, not on every response. */
   #proxyDirectiveLogged = false;
   readonly logs: CapsuleLogEntry[] = [];
@@ -552,6 +558,7 @@ class Capsule {
       loader: Loader;
       /** A source map given with the install (`stratum dev`'s bundle), instead of the component's. */
       sourceMap?: string;
+      secrets: readonly string[];
     },
   ) {
     this.#runtime = runtime;
@@ -573,6 +580,16 @@ class Capsule {
     this.limits = fields.limits;
     this.transpiled = fields.transpiled;
     this.init = fields.init;
+    this.secrets = fields.secrets;
+  }
+
+  /** The last failure, as status shows it and the host logs it. */
+  get lastError(): string | undefined {
+    return this.#lastError;
+  }
+
+  set lastError(text: string | undefined) {
+    this.#lastError = text === undefined ? undefined : redact(text, this.secrets);
   }
 
   status(): CapsuleStatus {
@@ -597,7 +614,7 @@ class Capsule {
       capsule: this.name,
       level,
       source,
-      message: this.#mapped(message, source),
+      message: this.#mapped(redact(message, this.secrets), source),
     };
     if (requestId !== undefined) entry.requestId = requestId;
     this.logs.push(entry);
@@ -1300,7 +1317,7 @@ class Capsule {
             source: line.source,
             ...(line.requestId ? { requestId: line.requestId } : {}),
           };
-          this.#runtime.logger[line.level === 'critical' ? 'fatal' : line.level](fields, line.message);
+          this.#runtime.logger[line.level === 'critical' ? 'fatal' : line.level](fields, redact(line.message, this.secrets));
           continue;
         }
         if (line.quota === undefined) {
@@ -1871,6 +1888,7 @@ class Runtime implements StratumHostRuntime {
       limits,
       transpiled,
       ...(request.sourceMap !== undefined ? { sourceMap: request.sourceMap } : {}),
+      secrets: secretValuesOf(manifest.capabilities.config, request.config ?? {}),
       init: {
         capsule: name,
         glueUrl: transpiled.glueUrl,

@@ -1,6 +1,6 @@
 import { StratumError } from '@stratum/core';
 import type { Capability } from '../contract.ts';
-import { secretValuesOf } from './redact.ts';
+import { redact, secretValuesOf } from './redact.ts';
 
 /**
  * `wasi:logging/logging`: a capsule's log calls become lines of its own log (the bounded ring
@@ -18,12 +18,6 @@ export interface LoggingSettings {
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'critical']);
 const MAX_MESSAGE_BYTES = 16 * 1024;
 const MAX_CONTEXT = 128;
-
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) out = out.split(secret).join('[secret]');
-  return out;
-}
 
 function truncate(text: string, maxBytes: number): string {
   if (Buffer.byteLength(text) <= maxBytes) return text;

@@ -13,3 +13,10 @@ export function secretValuesOf(declared: Readonly<Record<string, ConfigVariable>
   }
   return [...secrets].sort((a, b) => b.length - a.length);
 }
+
+/** `text` with each secret replaced by `[secret]`. */
+export function redact(text: string, secrets: readonly string[]): string {
+  let out = text;
+  for (const secret of secrets) out = out.split(secret).join('[secret]');
+  return out;
+}
