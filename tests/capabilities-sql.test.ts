@@ -34,6 +34,22 @@ async function openPostgres(t: TestContext) {
   return { backend, db };
 }
 
+test("postgres: a statement is cancelled by the server past the capsule's timeout, not left running after its request", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const backend = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2 });
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default', statementTimeoutMs: 200 });
+  t.after(async () => {
+    await db.drop();
+    await backend.close();
+  });
+  // Counting to 100 million takes PostgreSQL some tens of seconds.
+  const long = 'WITH RECURSIVE c(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < 100000000) SELECT count(*) FROM c';
+  await rejectsWith(() => db.query(long, []), 'limit-exceeded', /statement timeout.*\[resources\] timeout/);
+  // The connection is fine afterwards, and a statement within the time runs.
+  assert.deepEqual(await db.query('SELECT 1 AS one', []), { columns: ['one'], rows: [[int(1)]] });
+});
+
 test('postgres: statements that change the session or reach other schemas are refused', async (t) => {
   const opened = await openPostgres(t);
   if (!opened) return;

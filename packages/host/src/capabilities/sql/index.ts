@@ -27,6 +27,8 @@ export interface SqlLabelSettings {
 
 export interface SqlSettings {
   labels: Record<string, SqlLabelSettings>;
+  /** The manifest's `[resources] timeout`: no statement runs longer (`DatabaseScope.statementTimeoutMs`). */
+  timeoutMs?: number;
 }
 
 function configError(problems: string[]): StratumError {
@@ -108,7 +110,9 @@ function configure(context: ConfigureContext) {
   const configured = parseSqlHostConfig(context.hostConfig);
   const labels: Record<string, SqlLabelSettings> = {};
   for (const label of granted) labels[label] = configured[label] ?? { type: 'sqlite', limits: {} };
-  const plan: { settings: SqlSettings; asyncImports?: string[] } = { settings: { labels } };
+  const plan: { settings: SqlSettings; asyncImports?: string[] } = {
+    settings: { labels, timeoutMs: context.manifest.resources.timeoutMs },
+  };
   if (Object.values(labels).some((settings) => settings.type !== 'sqlite')) plan.asyncImports = sqlAsyncImports(context.imports);
   return plan;
 }
@@ -153,7 +157,8 @@ const sql: Capability<SqlSettings> = {
       const database = await openForInstance(place, async () => {
         const backend = await backendFor(settings, context.dataDir, context.logger);
         synchronous &&= backend.synchronous;
-        return backend.open({ capsule: context.capsule, label });
+        const { timeoutMs } = context.settings;
+        return backend.open({ capsule: context.capsule, label, ...(timeoutMs !== undefined ? { statementTimeoutMs: timeoutMs } : {}) });
       });
       databases.set(label, database);
     }

@@ -45,6 +45,11 @@ export class SqlError extends StratumError {
 export interface DatabaseScope {
   capsule: string;
   label: string;
+  /**
+   * How long one statement may run: the capsule's own timeout, so that a statement never
+   * outlives the request it serves (a server-side backend goes on after its client is gone).
+   */
+  statementTimeoutMs?: number;
 }
 
 export interface SqlLimits {

@@ -57,6 +57,11 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       if (code.startsWith('23')) return new SqlError('constraint-violation', text, { cause: error });
       if (code === '42501') return new SqlError('access-denied', text, { cause: error });
       if (code === '53100' || code.startsWith('54')) return new SqlError('limit-exceeded', text, { cause: error });
+      // statement_timeout: the statement ran longer than the capsule's own timeout.
+      if (code === '57014')
+        return new SqlError('limit-exceeded', `${text}: a statement may run as long as the capsule's [resources] timeout`, {
+          cause: error,
+        });
       if (code.startsWith('42') || code.startsWith('22') || code.startsWith('0A') || code === '2BP01') {
         return new SqlError('invalid-query', text, { cause: error });
       }
@@ -85,7 +90,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       } catch (error) {
         throw failure(error);
       }
-      return openDatabase(sql, schema, limits, failure);
+      return openDatabase(sql, schema, limits, failure, scope.statementTimeoutMs);
     },
     async close() {
       await sql.end({ timeout: 5 });
@@ -148,13 +153,21 @@ interface RawResult {
   length: number;
 }
 
-function openDatabase(sql: Sql, schema: string, limits: SqlLimits, failure: (error: unknown) => SqlError): SqlDatabase {
+function openDatabase(
+  sql: Sql,
+  schema: string,
+  limits: SqlLimits,
+  failure: (error: unknown) => SqlError,
+  statementTimeoutMs: number | undefined,
+): SqlDatabase {
   const identityColumns = new Map<string, string | null>();
+  // PostgreSQL's own: 0 is none. A statement the request's end did not stop is cancelled by the server.
+  const statementTimeout = String(statementTimeoutMs === undefined ? 0 : Math.max(1, Math.round(statementTimeoutMs)));
 
   async function inSchema<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
     try {
       return (await sql.begin(async (tx) => {
-        await tx`SELECT set_config('role', ${schema}, true), set_config('search_path', ${schema}, true)`;
+        await tx`SELECT set_config('role', ${schema}, true), set_config('search_path', ${schema}, true), set_config('statement_timeout', ${statementTimeout}, true)`;
         return work(tx);
       })) as T;
     } catch (error) {
