@@ -90,6 +90,19 @@ test('postgres: statements that change the session or reach other schemas are re
   await neighbour.drop();
 });
 
+test('postgres: a misspelt statement is named as one, not as a forbidden statement', async (t) => {
+  const opened = await openPostgres(t);
+  if (!opened) return;
+  await rejectsWith(
+    () => opened.db.query('SELEC title FROM notes', []),
+    'invalid-query',
+    /^SELEC is not a statement: did you mean SELECT\?$/,
+  );
+  await rejectsWith(() => opened.db.execute("INSRT INTO notes (title) VALUES ('x')", []), 'invalid-query', /did you mean INSERT\?/);
+  // A real statement a capsule may not run is still refused as such.
+  await rejectsWith(() => opened.db.execute('SET search_path TO public', []), 'invalid-query', /not allowed in a capsule's database: SET/);
+});
+
 test('postgres: the documented differences from the SQLite dialect', async (t) => {
   const opened = await openPostgres(t);
   if (!opened) return;

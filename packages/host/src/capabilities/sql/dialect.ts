@@ -1,3 +1,4 @@
+import { nearest } from '@stratum/manifest/nearest';
 import { isCode, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement, type Token } from './lexer.ts';
 import { SqlError } from './types.ts';
 
@@ -64,7 +65,12 @@ export function toPostgres(sql: string): PostgresStatement {
   const tokens = singleStatement(sql);
   refuseTransactionControl(tokens);
   const keyword = leadingKeyword(tokens);
-  if (!ALLOWED_LEADING.has(keyword)) throw notAllowed(keyword === '' ? 'this statement' : keyword);
+  if (!ALLOWED_LEADING.has(keyword)) {
+    // A misspelt statement is not a forbidden one: PostgreSQL's own parser is never reached.
+    const meant = keyword === '' ? undefined : nearest(keyword, [...ALLOWED_LEADING]);
+    if (meant !== undefined) throw new SqlError('invalid-query', `${keyword} is not a statement: did you mean ${meant}?`);
+    throw notAllowed(keyword === '' ? 'this statement' : keyword);
+  }
   const code = tokens.filter(isCode);
   const upper = (token: Token | undefined) => (token?.kind === 'word' ? token.text.toUpperCase() : '');
 
