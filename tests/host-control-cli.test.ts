@@ -647,41 +647,21 @@ test('host logs --follow goes on across a restart of the host: it says the strea
   const tiny = await buildTiny();
   await client.install({ name: 'tiny', manifest: tinyManifest(tiny), component: await readFile(tiny), domains: ['tiny.test'] });
 
-  const follower = spawn(process.execPath, [launcher, 'host', 'logs', 'tiny', '--follow', '--json', ...control], {
-    env: { ...process.env, NO_COLOR: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => follower.once('exit', resolve));
-  t.after(() => follower.kill('SIGKILL'));
-  let stdout = '';
-  let stderr = '';
-  follower.stdout.on('data', (chunk: Buffer) => (stdout += chunk));
-  follower.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-  const until = async (what: string, check: () => boolean) => {
-    for (const deadline = Date.now() + 60_000; !check(); await setTimeout(50)) {
-      if (Date.now() > deadline) assert.fail(`no ${what}; stdout: ${stdout}; stderr: ${stderr}`);
-    }
-  };
-  const messages = () =>
-    stdout
-      .trim()
-      .split('\n')
-      .filter(Boolean)
-      .map((line) => (JSON.parse(line) as { message: string }).message);
+  const { follower, exited, stdout, stderr, messages, until } = followLogs(t, 'tiny', control);
   await until('backlog', () => messages().includes('started'));
 
   await first.close();
-  await until('notice of the ended stream', () => stderr.includes('the log stream ended'));
+  await until('notice of the ended stream', () => stderr().includes('the log stream ended'));
   const second = closing(await startHost(parseHostConfig(fixed, path), { pullComponent: false }));
-  await until('reconnection', () => stderr.includes('connected again'));
+  await until('reconnection', () => stderr().includes('connected again'));
   await second.runtime.stop('tiny');
   await until('the new host’s line', () => messages().includes('stopped'));
 
-  const lines = stdout.trim().split('\n');
-  assert.equal(new Set(lines).size, lines.length, `a line printed twice:\n${stdout}`);
+  const lines = stdout().trim().split('\n');
+  assert.equal(new Set(lines).size, lines.length, `a line printed twice:\n${stdout()}`);
   follower.kill('SIGINT');
-  assert.equal(await exited, 0, stderr);
-  assert.doesNotMatch(stderr, /bug in Stratum/);
+  assert.equal(await exited, 0, stderr());
+  assert.doesNotMatch(stderr(), /bug in Stratum/);
 });
 
 test("host logs --follow goes on across a reinstall with the new build's lines, and says so when the capsule is uninstalled", async (t) => {
@@ -703,7 +683,30 @@ test("host logs --follow goes on across a reinstall with the new build's lines, 
     });
   await install(await buildTiny());
 
-  const follower = spawn(process.execPath, [launcher, 'host', 'logs', 'app', '--follow', '--json', ...control], {
+  const { exited, stderr, messages, until } = followLogs(t, 'app', control);
+  await until('backlog', () => messages().includes('started'));
+
+  // A new build replaces the running one; a request of its hits a limit.
+  const trap = await buildHostile('trap');
+  const { digest } = await install(trap);
+  await until('the new build’s install', () => messages().some((message) => message.includes(digest)));
+  assert.equal(await ingressStatus(host.ingressUrl, 'app.test'), 500);
+  await until('the new build’s limit hit', () => messages().some((message) => message.startsWith('limit hit (trap)')));
+
+  await client.uninstall('app');
+  assert.equal(await exited, 0, stderr());
+  assert.equal(messages().at(-1), 'uninstalled');
+  assert.match(stderr(), /the log stream ended: app is not installed on the host any more/);
+  assert.deepEqual(
+    messages().filter((message) => message === 'started'),
+    ['started', 'started'],
+    'the backlog came once',
+  );
+});
+
+/** `stratum host logs <name> --follow --json` in a process of its own: what it printed, and a way to wait for a line. */
+function followLogs(t: TestContext, name: string, control: string[]) {
+  const follower = spawn(process.execPath, [launcher, 'host', 'logs', name, '--follow', '--json', ...control], {
     env: { ...process.env, NO_COLOR: '1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -724,25 +727,8 @@ test("host logs --follow goes on across a reinstall with the new build's lines, 
       if (Date.now() > deadline) assert.fail(`no ${what}; stdout: ${stdout}; stderr: ${stderr}`);
     }
   };
-  await until('backlog', () => messages().includes('started'));
-
-  // A new build replaces the running one; a request of its hits a limit.
-  const trap = await buildHostile('trap');
-  const { digest } = await install(trap);
-  await until('the new build’s install', () => messages().some((message) => message.includes(digest)));
-  assert.equal(await ingressStatus(host.ingressUrl, 'app.test'), 500);
-  await until('the new build’s limit hit', () => messages().some((message) => message.startsWith('limit hit (trap)')));
-
-  await client.uninstall('app');
-  assert.equal(await exited, 0, stderr);
-  assert.equal(messages().at(-1), 'uninstalled');
-  assert.match(stderr, /the log stream ended: app is not installed on the host any more/);
-  assert.deepEqual(
-    messages().filter((message) => message === 'started'),
-    ['started', 'started'],
-    'the backlog came once',
-  );
-});
+  return { follower, exited, stdout: () => stdout, stderr: () => stderr, messages, until };
+}
 
 function tinyManifest(wasmPath: string): string {
   return `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "${wasmPath.split('/').at(-1)}"\n`;
