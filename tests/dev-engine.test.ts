@@ -183,6 +183,31 @@ function sqlCounterVariant(t: TestContext, body: string) {
   });
 }
 
+test("a response streamed past the host's size limit is cut off by the host and logged as that limit, and the instance serves on", async (t) => {
+  const dev = await counterVariant(t, {
+    source: (text) =>
+      text.replace(
+        'return Response.json({ path, count })',
+        "if (path === '/huge') return new Response(new ReadableStream({ pull(controller) { controller.enqueue(new Uint8Array(256 * 1024)); } }));\n    return Response.json({ path, count })",
+      ),
+  });
+  const logs: string[] = [];
+  const port = await serveDev(t, dev.manifest, await readFile(dev.engine.path), dev.bundle, logs, {
+    limits: { responseBodyBytes: 1024 * 1024 },
+  });
+  await get(port, 'counter.test', '/huge').catch(() => undefined);
+  assert.equal((await get(port, 'counter.test', '/hits')).status, 200);
+  assert.ok(
+    logs.some((line) => line.startsWith('limit hit (response-body)')),
+    logs.join('\n'),
+  );
+  // The capsule did nothing wrong: no abort, no trap, nothing on its stderr.
+  assert.deepEqual(
+    logs.filter((line) => /trap|unreachable|abort|object Object/i.test(line)),
+    [],
+  );
+});
+
 test("top-level code that throws fails every request of each instance with what it threw, as the capsule's own error, not a trap", async (t) => {
   const dev = await counterVariant(t, { source: (text) => `${text}\nif (Date.now() > 0) throw new Error('no database URL');\n` });
   const logs: string[] = [];

@@ -240,11 +240,28 @@ function send(response: Response, outparam: ResponseOutparam, method: string): P
   ResponseOutparam.set(outparam, { tag: 'ok', val: outgoing });
   const stream = body.write();
   const text = method === 'HEAD' ? undefined : unreadBodyText(response);
-  if (text !== undefined) write(stream, encoder.encode(text));
-  else if (response.body && method !== 'HEAD') return streamBody(response.body, stream, body);
+  if (text !== undefined && !written(stream, body, encoder.encode(text))) return undefined;
+  if (text === undefined && response.body && method !== 'HEAD') return streamBody(response.body, stream, body);
   stream[Symbol.dispose]();
   OutgoingBody.finish(body, undefined);
   return undefined;
+}
+
+/**
+ * Writes `bytes`, or, when the host has closed the body (the response is over its size limit,
+ * which the host answers and logs), drops it unfinished and says so: the response is cut short
+ * by the host, not an error of the capsule's to throw (thrown, it aborted the instance).
+ */
+function written(stream: OutputStream, body: OutgoingBody, bytes: Uint8Array): boolean {
+  try {
+    write(stream, bytes);
+    return true;
+  } catch (error) {
+    if (!streamClosed(error)) throw error;
+    stream[Symbol.dispose]();
+    body[Symbol.dispose]();
+    return false;
+  }
 }
 
 /** Streams a body through in pieces, so a large response is never held whole. */
@@ -253,7 +270,10 @@ async function streamBody(source: ReadableStream<Uint8Array>, stream: OutputStre
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;
-    write(stream, value);
+    if (!written(stream, body, value)) {
+      await reader.cancel().catch(() => {});
+      return;
+    }
   }
   stream[Symbol.dispose]();
   OutgoingBody.finish(body, undefined);
