@@ -9,10 +9,10 @@ import { generateEd25519KeyPair, StratumError } from '@stratum/core';
 import { ControlApiError, createControlClient, parseHostConfig, startHost, verifyLedgerFile } from '@stratum/host';
 import { pushCapsule } from '@stratum/registry';
 import { Redis } from 'ioredis';
-import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { testHostToml, writeTestHost } from './support/host-dir.ts';
 import { ingressGet as get } from './support/ingress.ts';
+import { registryOrSkip } from './support/registry.ts';
 import { requireService } from './support/services.ts';
 import { testDir } from './support/temp.ts';
 import { buildHostile } from './support/tiny.ts';
@@ -101,15 +101,9 @@ test('an install whose instance never starts is refused with 422 and leaves noth
 });
 
 test('an install whose manifest names a registry source is pulled by the host and verified', async (t) => {
-  if (!(await registryBinary())) {
-    if (process.env.STRATUM_REQUIRE_SERVICES === '1')
-      throw new Error('docker-registry is not installed, and STRATUM_REQUIRE_SERVICES=1 requires it');
-    t.skip('docker-registry is not installed (apt-get install docker-registry; .ci/apt-packages lists it)');
-    return;
-  }
+  const registry = await registryOrSkip(t);
+  if (!registry) return;
   const wasm = await buildExample('hello');
-  const registry = await startTestRegistry();
-  t.after(() => registry.stop());
   const { host, client, dir } = await startE2eHost(t, { pull: true });
   const reference = `oci://${registry.host}/examples/hello:0.1.0`;
   const pushed = await pushCapsule({ reference, wasm: { path: wasm }, cacheDir: join(dir, 'push-cache') });

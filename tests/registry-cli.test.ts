@@ -9,7 +9,7 @@ import { parseManifest } from '@stratum/manifest';
 import { digestOf } from '@stratum/registry';
 import { main } from '../packages/cli/src/main.ts';
 import { pinSource } from '../packages/cli/src/pin-source.ts';
-import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
+import { registryOrSkip } from './support/registry.ts';
 import { removeDir } from './support/temp.ts';
 
 const DIGEST = `sha256:${'d'.repeat(64)}`;
@@ -136,13 +136,8 @@ ${withBuild ? '\n[build]\nentry = "src/index.ts"\n' : ''}`;
 }
 
 test('stratum push --pin and stratum pull against a real registry', async (t) => {
-  if (!(await registryBinary())) {
-    if (process.env.STRATUM_REQUIRE_SERVICES === '1') throw new Error('docker-registry is not installed');
-    t.skip('docker-registry is not installed (apt-get install docker-registry)');
-    return;
-  }
-  const registry = await startTestRegistry();
-  t.after(() => registry.stop());
+  const registry = await registryOrSkip(t);
+  if (!registry) return;
   const cacheDir = await tempDir(t, 'stratum-cache-');
   const { dir, wasm, toml } = await makeCapsule(t, true);
   const reference = `oci://${registry.host}/acme/five:1.0.0`;

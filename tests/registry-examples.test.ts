@@ -9,8 +9,8 @@ import { createHostRuntime } from '@stratum/host';
 import { loadManifest, type Manifest, parseManifest } from '@stratum/manifest';
 import { digestOf, pullComponent } from '@stratum/registry';
 import { main } from '../packages/cli/src/main.ts';
-import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { buildExample, EXAMPLES, exampleDir } from './support/examples.ts';
+import { registryOrSkip } from './support/registry.ts';
 import { removeDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
 
@@ -57,14 +57,8 @@ async function runOnHost(t: import('node:test').TestContext, manifest: Manifest,
 }
 
 test('every example goes through a real registry: push --pin, pull by the pinned digest, identical bytes', async (t) => {
-  if (!(await registryBinary())) {
-    if (process.env.STRATUM_REQUIRE_SERVICES === '1')
-      throw new Error('docker-registry is not installed, and STRATUM_REQUIRE_SERVICES=1 requires it');
-    t.skip('docker-registry is not installed (apt-get install docker-registry; .ci/apt-packages lists it)');
-    return;
-  }
-  const registry = await startTestRegistry();
-  t.after(() => registry.stop());
+  const registry = await registryOrSkip(t);
+  if (!registry) return;
   const work = await mkdtemp(join(tmpdir(), 'stratum-examples-'));
   t.after(() => removeDir(work));
 
@@ -131,14 +125,8 @@ test('every example goes through a real registry: push --pin, pull by the pinned
 });
 
 test('the host runs a capsule pulled from the registry by its pinned digest (examples/tiny)', async (t) => {
-  if (!(await registryBinary())) {
-    if (process.env.STRATUM_REQUIRE_SERVICES === '1')
-      throw new Error('docker-registry is not installed, and STRATUM_REQUIRE_SERVICES=1 requires it');
-    t.skip('docker-registry is not installed (apt-get install docker-registry; .ci/apt-packages lists it)');
-    return;
-  }
-  const registry = await startTestRegistry();
-  t.after(() => registry.stop());
+  const registry = await registryOrSkip(t);
+  if (!registry) return;
   const dir = await mkdtemp(join(tmpdir(), 'stratum-tiny-'));
   t.after(() => removeDir(dir));
   await copyFile(join(exampleDir('hello'), '..', 'tiny', 'stratum.toml'), join(dir, 'stratum.toml'));

@@ -8,9 +8,9 @@ import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { parseHostConfig, startHost } from '@stratum/host';
 import { pullComponent } from '@stratum/registry';
-import { registryBinary, startTestRegistry } from '../packages/registry/src/test-registry.ts';
 import { runCli as run } from './support/cli.ts';
 import { writeTestHost } from './support/host-dir.ts';
+import { registryOrSkip } from './support/registry.ts';
 import { freePort } from './support/services.ts';
 import { testDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
@@ -58,13 +58,8 @@ test('a host that cannot reach the registry says it was the host that could not'
 });
 
 test('an install pinned to a digest the repository does not hold says the pin is the component digest push printed on stdout', async (t) => {
-  if (!(await registryBinary())) {
-    if (process.env.STRATUM_REQUIRE_SERVICES === '1') throw new Error('docker-registry is not installed');
-    t.skip('docker-registry is not installed (apt-get install docker-registry)');
-    return;
-  }
-  const registry = await startTestRegistry();
-  t.after(() => registry.stop());
+  const registry = await registryOrSkip(t);
+  if (!registry) return;
   const { dir, control } = await pullingHost(t);
   const capsule = join(dir, 'tiny');
   await mkdir(capsule);

@@ -22,7 +22,7 @@ import {
   STRATUM_MANIFEST_ANNOTATION,
   type TransferProgress,
 } from '@stratum/registry';
-import { registryBinary, startTestRegistry, type TestRegistry } from '../packages/registry/src/test-registry.ts';
+import { registryOrSkip } from './support/registry.ts';
 import { removeDir } from './support/temp.ts';
 
 const run = promisify(execFile);
@@ -48,21 +48,6 @@ async function tempDir(t: { after(fn: () => Promise<void>): void }, prefix: stri
 async function filesUnder(dir: string): Promise<string[]> {
   const entries = await readdir(dir, { recursive: true, withFileTypes: true }).catch(() => []);
   return entries.filter((entry) => entry.isFile()).map((entry) => join(entry.parentPath, entry.name).slice(dir.length + 1));
-}
-
-async function registryOrSkip(
-  t: import('node:test').TestContext,
-  options: Parameters<typeof startTestRegistry>[0] = {},
-): Promise<TestRegistry | undefined> {
-  if (!(await registryBinary())) {
-    if (process.env.STRATUM_REQUIRE_SERVICES === '1')
-      throw new Error('docker-registry is not installed, and STRATUM_REQUIRE_SERVICES=1 requires it');
-    t.skip('docker-registry is not installed (apt-get install docker-registry; .ci/apt-packages lists it)');
-    return undefined;
-  }
-  const registry = await startTestRegistry(options);
-  t.after(() => registry.stop());
-  return registry;
 }
 
 const TOML = `#:schema ../spec/capsule/capsule-v1.schema.json
@@ -361,10 +346,6 @@ async function startTokenServer(t: import('node:test').TestContext, users: Recor
 }
 
 test('bearer-token auth: the WWW-Authenticate challenge flow against a local token service', async (t) => {
-  if (!(await registryBinary())) {
-    await registryOrSkip(t);
-    return;
-  }
   const tokens = await startTokenServer(t, { bob: 'builder' });
   const registry = await registryOrSkip(t, {
     token: { realm: tokens.realm, service: 'stratum-test', issuer: 'stratum-test-issuer', rootCertPem: tokens.certPem },
