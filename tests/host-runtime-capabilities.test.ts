@@ -3,6 +3,7 @@
 // each capsule's data kept apart, and asynchronous backends through JSPI.
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
@@ -138,6 +139,46 @@ for (const method of ['GET', 'POST'] as const) {
     assert.equal(host.runtime.status()[0]?.instances, 4);
   });
 }
+
+test('requests posted behind one that waits on its backend are handed back, whatever request armed the instance timer', async (t) => {
+  // The instance's one timer outlives requests: here it was armed for a request that had one
+  // behind it and ended at once, and fires while the next request waits on the backend, before
+  // that one is due to be asked (`headAgeMs`). The look must be armed again for that question, not
+  // only for the CPU check (a fresh instance's warm-up budget: ten seconds away here).
+  const host = await startHarness(t, {
+    capabilities,
+    capabilityConfig: { probe: { grant: ['a'], async: true, delayMs: 1500 } },
+    instancesPerCapsule: 1,
+    asyncInstancesPerCapsule: 4,
+    pipeline: { headAgeMs: 300 },
+    warmupCpuMs: 10_000,
+  });
+  await host.install('a', await buildHostile('probe'), { domains: ['a.test', 'quick.a.test'] });
+  // Pipelined on one connection, written at once: the instance gets them in one message.
+  const pipelined = async (requests: [domain: string, path: string][]) => {
+    const socket = connect(host.port, '127.0.0.1');
+    socket.write(requests.map(([domain, path]) => `GET ${path} HTTP/1.1\r\nHost: ${domain}\r\n\r\n`).join(''));
+    let received = '';
+    socket.setEncoding('latin1');
+    for await (const chunk of socket) {
+      received += chunk;
+      if (received.split('HTTP/1.1 200').length - 1 === requests.length) break;
+    }
+    socket.destroy();
+  };
+  await pipelined([
+    ['quick.a.test', '/p'],
+    ['quick.a.test', '/q'],
+  ]);
+  assert.equal(host.runtime.stats().workersStarted, 1);
+  await pipelined([
+    ['a.test', '/waits'],
+    ['quick.a.test', '/f1'],
+    ['quick.a.test', '/f2'],
+  ]);
+  // Handed back while the first waited, they were served by a second instance.
+  assert.equal(host.runtime.stats().workersStarted, 2);
+});
 
 test('a synchronous capsule keeps to one instance per core (instancesPerCapsule)', async (t) => {
   const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['s'] } }, instancesPerCapsule: 1 });

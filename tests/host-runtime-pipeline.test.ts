@@ -105,3 +105,50 @@ test('each request is metered for its own CPU time, also when requests run back 
   const halfASpin = Math.min(...spins) / 2;
   for (const ms of quick) assert.ok(ms >= 0 && ms < halfASpin, `a quick request metered ${ms} ms next to spins of ${spins.join(', ')} ms`);
 });
+
+// A guest that sleeps (a JS capsule's `setTimeout`) holds its thread for the sleep: plain
+// synchronous glue blocks it, and what was posted behind the sleeping request would wait with it.
+// The worker hands those back as the sleep begins, and the capsule gets the instances of one
+// that waits on a backend (`asyncInstancesPerCapsule`). A capsule that may fetch (JSPI glue)
+// sleeps without blocking its thread, and answers the host's `reclaim` meanwhile.
+for (const glue of ['synchronous', 'JSPI'] as const) {
+  const manifest = glue === 'JSPI' ? '[capabilities]\noutbound = ["https://example.com"]\n' : '';
+
+  test(`requests posted behind a sleeping request are served by another instance (${glue} glue)`, async (t) => {
+    const host = await startHarness(t, { instancesPerCapsule: 1, asyncInstancesPerCapsule: 4 });
+    await host.install('moody', await buildHostile('moody'), { manifest });
+    for (let index = 0; index < 5; index++) assert.equal((await host.get('moody.test', '/')).status, 200);
+    // Pipelined on one connection, written at once: the instance gets them in one message, behind the sleep.
+    const paths = ['/zzz', '/after-0', '/after-1', '/after-2'];
+    const socket = connect(host.port, '127.0.0.1');
+    socket.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: moody.test\r\n\r\n`).join(''));
+    let received = '';
+    socket.setEncoding('latin1');
+    for await (const chunk of socket) {
+      received += chunk;
+      if (received.split('HTTP/1.1 200').length - 1 === paths.length) break;
+    }
+    socket.destroy();
+    const counts = [...received.matchAll(/hello from tiny (\d+)\n/g)].map((match) => Number(match[1]));
+    // The first instance had served 5; the sleep is its 6th. Another instance, counting from 1, served the rest.
+    assert.equal(counts[0], 6, received);
+    for (const count of counts.slice(1))
+      assert.ok(count <= 3, `a request behind the sleep waited for it on its instance (counts ${counts.join(', ')})`);
+    assert.ok(host.runtime.stats().workersStarted >= 2);
+    assert.equal(host.runtime.status()[0]?.inFlight, 0);
+  });
+
+  test(`requests that sleep at once get instances of their own (${glue} glue)`, async (t) => {
+    const host = await startHarness(t, { instancesPerCapsule: 1, asyncInstancesPerCapsule: 4 });
+    await host.install('moody', await buildHostile('moody'), { manifest });
+    const replies = await Promise.all(Array.from({ length: 4 }, (_, index) => host.get('moody.test', `/zzz-${index}`)));
+    assert.deepEqual(
+      replies.map((reply) => reply.status),
+      [200, 200, 200, 200],
+    );
+    const counts = replies.map((reply) => Number(/(\d+)\n$/.exec(reply.body.toString())?.[1]));
+    // One instance would have slept them one after another, counting 1 to 4.
+    assert.ok(Math.max(...counts) < 4, `one instance slept them all (counts ${counts.join(', ')})`);
+    assert.ok(host.runtime.stats().workersStarted >= 2);
+  });
+}

@@ -4,14 +4,14 @@
  * any moment (CPU or wall-clock limit), so it keeps nothing that must outlive it.
  */
 import { flushCompileCache } from 'node:module';
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort, receiveMessageOnPort, workerData } from 'node:worker_threads';
 import type { LogFn, Logger } from '@stratum/core';
 import { BodyReader } from './body-channel.ts';
 import type { Capability, ImportObjects, PrepareContext, PreparedCapability, RequestScope } from './capabilities/contract.ts';
 import { HOST_MEMORY_IMPORT, type HostedMemory, OS_PAGE } from './hosted-memory.ts';
 import { headerValueText } from './wasi/header-value.ts';
 import { type ErrorCode, IncomingRequest, ResponseOutparam, type ResponseReceiver, setResponseBodyLimit } from './wasi/http-types.ts';
-import { setBeforeBlocking } from './wasi/io.ts';
+import { setBeforeBlocking, setSleepWatch } from './wasi/io.ts';
 import {
   type FromWorker,
   type LogLine,
@@ -60,6 +60,12 @@ const RECLAIM_WATCH_MS = 5;
  * a thread waiting on a 100 ms timer was called waiting 39 and 40 times.
  */
 const RECLAIM_IDLE_SHARE = 0.2;
+/**
+ * A synchronous guest's sleep at least this long hands the requests behind it back to the host
+ * (see `SleepWatch`), as a `reclaim` does for a guest that suspends: it holds its thread for the
+ * sleep, and they would wait with it.
+ */
+const SLEEP_HANDBACK_MS = RECLAIM_WATCH_MS;
 
 /** jco's glue module: `instantiate` sets up a component's canonical ABI and instantiates its core modules. */
 interface Glue {
@@ -550,10 +556,7 @@ start().then(
       cpuCarried = undefined;
       running = false;
     };
-    const take = (message: RequestMessage | { type: 'shutdown' }) => {
-      waiting.push(message);
-      if (!running) void run();
-    };
+
     // Says whether, watched a moment, the request running waits; if so, hands back those not started yet.
     const reclaim = () => {
       const request = current?.id;
@@ -572,11 +575,41 @@ start().then(
       }, RECLAIM_WATCH_MS);
     };
     // The main thread posts the requests it took in one turn together (see `ToWorker`).
-    port.on('message', (message: ToWorker) => {
-      if (message.type === 'requests') for (const one of unpackRequests(message)) take(one);
-      else if (message.type === 'reclaim') reclaim();
-      else take(message);
-    });
+    // All of a message's requests are queued before the first runs: a guest that sleeps blocks
+    // the thread inside `run`, and hands back only what is queued.
+    const receive = (message: ToWorker) => {
+      if (message.type === 'reclaim') return reclaim();
+      if (message.type === 'requests') waiting.push(...unpackRequests(message));
+      else waiting.push(message);
+      if (!running) void run();
+    };
+    port.on('message', receive);
+    // While the guest sleeps the event loop is blocked: the messages that came are read here,
+    // and the requests not started go back, with word that this instance waits. Said once per
+    // request when there is nothing to hand back: the host then lets the capsule have the
+    // instances of one that waits (`asyncInstancesPerCapsule`).
+    let saidAsleep: number | undefined;
+    if (init.sleepCell) {
+      setSleepWatch({
+        cell: new Int32Array(init.sleepCell),
+        minMs: SLEEP_HANDBACK_MS,
+        asleep: () => {
+          // Only a request's sleep: taking a message when no request runs would start one here.
+          if (!running) return;
+          for (let next = receiveMessageOnPort(port); next; next = receiveMessageOnPort(port)) receive(next.message as ToWorker);
+          const ids: number[] = [];
+          for (let index = waiting.length - 1; index >= 0; index--) {
+            const one = waiting[index];
+            if (one?.type !== 'request') continue;
+            ids.unshift(one.id);
+            waiting.splice(index, 1);
+          }
+          if (ids.length === 0 && saidAsleep === current?.id) return;
+          saidAsleep = current?.id;
+          port.postMessage({ type: 'reclaimed', ids, waits: true } satisfies FromWorker);
+        },
+      });
+    }
     port.postMessage({
       type: 'ready',
       memoryBytes: memoryBytes(),

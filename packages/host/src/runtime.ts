@@ -38,6 +38,7 @@ import type {
   RequestRecord,
   StartOptions,
 } from './runtime-types.ts';
+import { SLEEP_ASLEEP, SLEEP_WAKE } from './wasi/io.ts';
 import { hostedMemories } from './wasm-memory.ts';
 import {
   type FromWorker,
@@ -123,6 +124,8 @@ export interface HostRuntimeOptions {
    * one per core start only for requests handed back from behind one that waits (`reclaim`), so
    * a capsule on a fast backend keeps to one per core. Each instance is a thread (17-27 MiB warm,
    * bench/README.md); those beyond the first retire when idle (`idleInstanceMs`). Default 8.
+   * A capsule whose requests sleep (a JS capsule's `setTimeout` blocks its thread) gets as many,
+   * the worker handing back what was behind the sleeping request (`SleepWatch` in wasi/io.ts).
    */
   asyncInstancesPerCapsule?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
@@ -425,6 +428,8 @@ class CapsuleWorker {
   readonly outgoing: RequestMessage[] = [];
   /** See `WorkerInit.cpuStart`. */
   readonly cpuStart: BigInt64Array;
+  /** See `WorkerInit.sleepCell`. */
+  readonly sleepCell: Int32Array;
   served = 0;
   retired = false;
   /** Set once its memory has grown near the capsule's limit: it takes nothing new, and retires when empty. */
@@ -446,11 +451,21 @@ class CapsuleWorker {
   /** Called after a message that ended a request, until it unsets itself. */
   onDone: (() => void) | undefined;
 
-  constructor(worker: Worker, ready: Promise<void>, cpuStart: SharedArrayBuffer, bodyChannel: SharedArrayBuffer) {
+  constructor(
+    worker: Worker,
+    ready: Promise<void>,
+    channels: { cpuStart: SharedArrayBuffer; bodyChannel: SharedArrayBuffer; sleepCell: SharedArrayBuffer },
+  ) {
     this.worker = worker;
     this.ready = ready;
-    this.cpuStart = new BigInt64Array(cpuStart);
-    this.body = new BodyWriter(bodyChannel);
+    this.cpuStart = new BigInt64Array(channels.cpuStart);
+    this.sleepCell = new Int32Array(channels.sleepCell);
+    this.body = new BodyWriter(channels.bodyChannel);
+  }
+
+  /** Its guest sleeps (synchronously: the thread is blocked) and has handed back what was behind it. */
+  get asleep(): boolean {
+    return Atomics.load(this.sleepCell, SLEEP_ASLEEP) === 1;
   }
 
   /** The request the instance runs now, or will run next. */
@@ -532,6 +547,11 @@ class Capsule {
   /** Set once uninstalled: a line it writes after that (a worker's late output) reaches no one. */
   uninstalled = false;
   drained: (() => void) | undefined;
+  /**
+   * Set once one of its instances said its guest sleeps (a synchronous capsule's `setTimeout`):
+   * like a JSPI capsule, it may then have more instances than cores while requests wait.
+   */
+  sleeps = false;
   /** When (Date.now()) an instance last handed back requests from behind one waiting on a backend. */
   waitedAt = 0;
   /** When (Date.now()) an instance was last ended for going over its CPU limit. */
@@ -683,9 +703,8 @@ class Capsule {
   }
 
   spawn(modules: Record<string, WebAssembly.Module>): CapsuleWorker {
-    const cpuStart = new SharedArrayBuffer(16);
-    const bodyChannel = createBodyChannel();
-    const init: WorkerInit = { ...this.init, modules, cpuStart, bodyChannel };
+    const channels = { cpuStart: new SharedArrayBuffer(16), bodyChannel: createBodyChannel(), sleepCell: new SharedArrayBuffer(8) };
+    const init: WorkerInit = { ...this.init, modules, ...channels };
     const worker = this.#runtime.takeSpare(init) ?? newCapsuleWorker({ init }, this.name);
     this.#runtime.instanceStarting(init);
     let markReady: () => void = () => {};
@@ -695,7 +714,7 @@ class Capsule {
       markFailed = reject;
     });
     ready.catch(() => {});
-    const handle = new CapsuleWorker(worker, ready, cpuStart, bodyChannel);
+    const handle = new CapsuleWorker(worker, ready, channels);
     this.workers.add(handle);
     this.#runtime.workersStarted++;
     // An instance that never says ready (a guest whose initialisation never returns, a thread
@@ -892,7 +911,7 @@ class Capsule {
   }
 
   get maxInstances(): number {
-    return this.transpiled.jspi
+    return this.transpiled.jspi || this.sleeps
       ? Math.max(1, Math.min(this.limits.concurrency, this.#runtime.asyncInstancesPerCapsule))
       : this.computeInstances;
   }
@@ -930,6 +949,8 @@ class Capsule {
       return;
     }
     this.waitedAt = now;
+    // Not asked: a synchronous guest that sleeps said so itself (`SleepWatch`).
+    if (!this.transpiled.jspi) this.sleeps = true;
     const back: PendingRequest[] = [];
     for (const id of ids) {
       const index = handle.inFlight.findIndex((active, position) => position > 0 && active.id === id);
@@ -972,7 +993,7 @@ class Capsule {
     // Requests posted behind young ones ask for instances up to one per core; beyond that (a JSPI
     // capsule), only requests nothing can take do: every instance runs one that is waiting on a
     // backend (see `reclaim`), or is full.
-    const waiting = this.queue.length > 0 && Date.now() - this.waitedAt < WAITED_RECENTLY_MS;
+    const waiting = this.queue.length > 0 && (Date.now() - this.waitedAt < WAITED_RECENTLY_MS || this.anyAsleep());
     const wanted = waiting ? this.maxInstances : this.queue.length > 0 || queuedBehind ? this.computeInstances : 0;
     if (this.workers.size < wanted && this.spawning === 0 && this.state !== 'stopped') this.startWorker();
     // Requests left waiting: a JSPI instance's request may wait on a backend, which only asking
@@ -981,6 +1002,11 @@ class Capsule {
       for (const handle of this.workers) if (handle.started && !handle.retired) this.armWatch(handle, this.reclaimDue(handle));
     }
     if (this.active === 0 && this.drained) this.drained();
+  }
+
+  anyAsleep(): boolean {
+    for (const handle of this.workers) if (handle.asleep) return true;
+    return false;
   }
 
   /**
@@ -993,7 +1019,7 @@ class Capsule {
     const now = Date.now();
     const { depth, headAgeMs } = this.#runtime.pipeline;
     for (const handle of this.workers) {
-      if (!handle.started || handle.retired || handle.recycling || handle.inFlight.length >= depth) continue;
+      if (!handle.started || handle.retired || handle.recycling || handle.inFlight.length >= depth || handle.asleep) continue;
       if (now - (handle.head?.started ?? now) > headAgeMs) continue;
       if (!best || handle.inFlight.length < best.inFlight.length) best = handle;
     }
@@ -1125,6 +1151,11 @@ class Capsule {
     const messages = handle.outgoing.splice(0);
     if (handle.retired) return;
     handle.worker.postMessage(packRequests(messages) satisfies ToWorker);
+    // A guest asleep would take them only when it wakes: the worker hands them back at once.
+    if (handle.asleep) {
+      Atomics.store(handle.sleepCell, SLEEP_WAKE, 1);
+      Atomics.notify(handle.sleepCell, SLEEP_WAKE);
+    }
   }
 
   /**
@@ -1179,13 +1210,17 @@ class Capsule {
       return;
     }
     if (!handle.reclaiming && now >= this.reclaimDue(handle)) this.reclaim(handle);
+    // The next look is also due when a reclaim is: the timer may have been armed for an earlier
+    // request (it outlives them), and a re-arm without it left a sleeping request's followers
+    // waiting until its CPU check, a second later on a fresh instance.
+    const reclaimAt = handle.reclaiming ? Number.POSITIVE_INFINITY : this.reclaimDue(handle);
     if (now < active.cpuCheckAt) {
-      this.armWatch(handle, Math.min(active.cpuCheckAt, active.started + timeoutMs));
+      this.armWatch(handle, Math.min(active.cpuCheckAt, active.started + timeoutMs, reclaimAt));
       return;
     }
     // Until the answer comes, the wall clock is still watched.
     active.cpuCheckAt = Number.POSITIVE_INFINITY;
-    this.armWatch(handle, active.started + timeoutMs);
+    this.armWatch(handle, Math.min(active.started + timeoutMs, reclaimAt));
     const limit = active.cpuLimit;
     handle.worker.cpuUsage().then(
       (usage) => {

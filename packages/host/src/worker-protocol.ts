@@ -28,6 +28,8 @@ export interface WorkerInit {
   cpuStart?: SharedArrayBuffer;
   /** The request body channel of this worker (body-channel.ts). */
   bodyChannel?: SharedArrayBuffer;
+  /** The cell the guest's synchronous sleeps wait on, which the main thread reads and wakes (`SleepWatch` in wasi/io.ts). */
+  sleepCell?: SharedArrayBuffer;
 }
 
 /** A worker's workerData: the capsule it serves, or nothing yet (a spare; `init` comes in a message). */

@@ -10,12 +10,59 @@
 import { acceptHollow, HostResource } from '../capabilities/canonical-abi.ts';
 import { lowerStreams } from './lowerings.ts';
 
-const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+/**
+ * The cell a synchronous sleep waits on, shared with the host's main thread: [WAKE, ASLEEP].
+ * The worker sets ASLEEP while its guest sleeps; the main thread, having posted it a message,
+ * sets WAKE and notifies, and the sleep lets the worker look at the message (`SleepWatch`)
+ * before it sleeps on.
+ */
+export const SLEEP_WAKE = 0;
+export const SLEEP_ASLEEP = 1;
+
+/**
+ * What a worker does when its guest sleeps (a JS capsule's `setTimeout`): a sleep blocks the
+ * thread for its length, and the requests posted behind the sleeping one would wait as long.
+ * `asleep` runs before the sleep and each time the main thread wakes it, and hands those
+ * requests back to the host.
+ */
+export interface SleepWatch {
+  readonly cell: Int32Array;
+  /** Shorter sleeps block without a word: handing requests back costs more than they wait. */
+  readonly minMs: number;
+  asleep(): void;
+}
+
+let sleepWatch: SleepWatch | undefined;
+let sleepCell: Int32Array = new Int32Array(new SharedArrayBuffer(8));
+
+export function setSleepWatch(watch: SleepWatch | undefined): void {
+  sleepWatch = watch;
+  if (watch) sleepCell = watch.cell;
+}
 
 /** Blocks this worker thread (never the host's main thread) for `ns` nanoseconds. */
 function sleepNs(ns: bigint): void {
   if (ns <= 0n) return;
-  Atomics.wait(sleepCell, 0, 0, Number(ns) / 1e6);
+  const watch = sleepWatch;
+  if (!watch || Number(ns) / 1e6 < watch.minMs) {
+    Atomics.wait(sleepCell, SLEEP_ASLEEP, 0, Number(ns) / 1e6);
+    return;
+  }
+  const until = monotonicNow() + ns;
+  Atomics.store(sleepCell, SLEEP_ASLEEP, 1);
+  try {
+    for (;;) {
+      // Cleared before looking: a message posted after the look sets it again, and the wait
+      // below then returns at once rather than missing it.
+      Atomics.store(sleepCell, SLEEP_WAKE, 0);
+      watch.asleep();
+      const left = until - monotonicNow();
+      if (left <= 0n) return;
+      Atomics.wait(sleepCell, SLEEP_WAKE, 0, Number(left) / 1e6);
+    }
+  } finally {
+    Atomics.store(sleepCell, SLEEP_ASLEEP, 0);
+  }
 }
 
 export function monotonicNow(): bigint {
