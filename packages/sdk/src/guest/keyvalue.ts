@@ -4,6 +4,7 @@ import { deleteMany as deleteManyImport, getMany as getManyImport, setMany as se
 import { type Bucket, open } from 'stratum:keyvalue/store@0.1.0';
 import { ownBytes } from './binding-arrays.ts';
 import { call, toCapabilityError } from './errors.ts';
+import { deltaArgument, ttlArgument } from './keyvalue-arguments.ts';
 
 export type KeyValueInput = string | Uint8Array;
 
@@ -87,10 +88,10 @@ export function openKeyValue(label = 'default'): KeyValueStore {
       return text === undefined ? undefined : (JSON.parse(text) as T);
     },
     set(key, value, options) {
-      const ttl = options?.ttlMs;
+      const ttl = options?.ttlMs === undefined ? undefined : ttlArgument(`set("${key}")`, options.ttlMs);
       try {
         if (ttl === undefined) bucket.set(key, bytes(value));
-        else bucket.setWithTtl(key, bytes(value), BigInt(Math.max(1, Math.ceil(ttl))));
+        else bucket.setWithTtl(key, bytes(value), ttl);
       } catch (thrown) {
         throw failed('set', key, thrown);
       }
@@ -123,7 +124,11 @@ export function openKeyValue(label = 'default'): KeyValueStore {
         cursor = page.cursor;
       } while (cursor !== undefined);
     },
-    increment: (key, delta = 1) => Number(op(`increment("${key}")`, () => incrementImport(bucket, key, BigInt(delta)))),
+    increment(key, delta = 1) {
+      const call = `increment("${key}")`;
+      const by = deltaArgument(call, delta);
+      return Number(op(call, () => incrementImport(bucket, key, by)));
+    },
     compareAndSwap: (key, expected, replacement) =>
       op(`compare-and-swap("${key}")`, () =>
         casImport(bucket, key, expected === undefined ? undefined : bytes(expected), bytes(replacement)),
