@@ -187,6 +187,11 @@ test('host install sends a built capsule and starts it; host drain, stop and ser
   const missing = await run(['host', 'stop', 'nothing', ...control]);
   assert.equal(missing.code, 1);
   assert.match(missing.stderr, /no capsule named "nothing"/);
+  // Refused at once: no word of draining before the error.
+  const missingDrain = await run(['host', 'drain', 'nothing', ...control]);
+  assert.equal(missingDrain.code, 1);
+  assert.doesNotMatch(missingDrain.stderr, /draining/);
+  assert.match(missingDrain.stderr, /no capsule named "nothing"/);
   const unnamed = await run(['host', 'drain', ...control]);
   assert.equal(unnamed.code, 2);
   assert.match(unnamed.stderr, /say which capsule: stratum host drain <capsule>/);

@@ -307,13 +307,16 @@ Example:
   },
 };
 
+/** A lifecycle call that takes longer than this says what it waits for. */
+const SLOW_CALL_MS = 300;
+
 /** The three changes of a capsule's state that the control API offers (spec/host-api.md 5.2-5.4). */
 function lifecycleCommand(spec: {
   name: string;
   verb: 'start' | 'drain' | 'stop';
   summary: string;
   description: string;
-  /** Printed on stderr before the call, for a call that can wait. */
+  /** Printed on stderr once the call has taken a moment (it waits for requests in flight). */
   waiting?: string;
   done: string;
 }): Command {
@@ -337,8 +340,11 @@ Example:
           `Run \`${nextCommand(args, ['host', 'status'])}\` to list them.`,
         );
       const { client } = await connectControl(args);
-      if (spec.waiting) io.stderr.write(`${spec.waiting.replace('{name}', name)}\n`);
-      const status = await client[spec.verb](name);
+      // Only a call that waits says so: one answered at once (or refused, a capsule not found)
+      // printed "draining ..." before its answer, which read as work begun.
+      const waiting = spec.waiting;
+      const slow = waiting ? setTimeout(() => io.stderr.write(`${waiting.replace('{name}', name)}\n`), SLOW_CALL_MS) : undefined;
+      const status = await client[spec.verb](name).finally(() => clearTimeout(slow));
       if (booleanOption(args, 'json')) {
         io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
         return EXIT_OK;
