@@ -7,7 +7,9 @@
 // capsule was before. Then the same capsule, on a new host each round, and the plain server at
 // a steady pace (a request every PACE_MS, whether or not the ones before were answered):
 // requests that come once the one running has waited a while are not posted behind it, and
-// must still get instances of their own.
+// must still get instances of their own. Last, a capsule that sleeps 100 ms on the clock instead
+// (bench/capsules/sleep, as a JS capsule's `setTimeout`): its glue is synchronous and the sleep
+// blocks its thread, so the worker itself hands back what was posted behind a sleeping request.
 import { readFile } from 'node:fs/promises';
 import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -19,6 +21,7 @@ import { type ServerProcess, startServer } from '../lib/process.ts';
 import { summarise } from '../lib/stats.ts';
 import type { BenchRow, Suite } from '../lib/suite.ts';
 
+/** bench/capsules/sleep/sleep.wat sleeps as long: change both together. */
 const DELAY_MS = 100;
 const CLIENTS = 16;
 /** 50 requests/s, five times what one instance answers and twice what two do. */
@@ -58,6 +61,7 @@ function percentile(values: number[], share: number): number {
 }
 
 const capsuleDir = new URL('../capsules/wait/', import.meta.url);
+const sleepDir = new URL('../capsules/sleep/', import.meta.url);
 const probeWit = fileURLToPath(new URL('../../tests/fixtures/hostile/probe.wit', import.meta.url));
 const probeModule = new URL('../../tests/fixtures/hostile/probe-capability.ts', import.meta.url).href;
 
@@ -66,6 +70,7 @@ export const waitingSuite: Suite = {
   title: `Waiting: a capsule whose backend answers in ${DELAY_MS} ms, ${CLIENTS} clients at once`,
   async run(options) {
     const component = await buildWat(fileURLToPath(new URL('wait.wat', capsuleDir)), await readFile(probeWit, 'utf8'));
+    const sleeper = await buildWat(fileURLToPath(new URL('sleep.wat', sleepDir)));
     const ready = /listening on (\d+)/;
     const config = JSON.stringify({ probe: { grant: ['wait'], async: true, delayMs: DELAY_MS } });
     const host = (asyncInstances?: number) => [
@@ -93,6 +98,19 @@ export const waitingSuite: Suite = {
         { name: `plain Node.js http, answering after ${DELAY_MS} ms`, server: await start([plainServer, '--delay-ms', String(DELAY_MS)]) },
         { name: 'the capsule via host (instances up to asyncInstancesPerCapsule, 8)', server: await start(host()), host: 'wait.bench' },
         { name: 'the capsule via host held to 2 instances (one per core here)', server: await start(host(2)), host: 'wait.bench' },
+        {
+          name: `a capsule that sleeps ${DELAY_MS} ms on the clock, via host (synchronous glue)`,
+          server: await start([
+            hostServer,
+            '--manifest',
+            fileURLToPath(new URL('stratum.toml', sleepDir)),
+            '--component',
+            sleeper,
+            '--domain',
+            'sleep.bench',
+          ]),
+          host: 'sleep.bench',
+        },
       ];
       const rps = cases.map(() => [] as number[]);
       const errors = cases.map(() => 0);
