@@ -3,13 +3,13 @@
 // each capsule's data kept apart, and asynchronous backends through JSPI.
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { CAPABILITY_MODULES } from '@stratum/host';
 import { startHarness } from './fixtures/hostile/harness.ts';
 import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
+import { pipelinedGets } from './support/ingress.ts';
 import { buildHostile } from './support/tiny.ts';
 
 const capabilities = [
@@ -154,24 +154,12 @@ test('requests posted behind one that waits on its backend are handed back, what
     warmupCpuMs: 10_000,
   });
   await host.install('a', await buildHostile('probe'), { domains: ['a.test', 'quick.a.test'] });
-  // Pipelined on one connection, written at once: the instance gets them in one message.
-  const pipelined = async (requests: [domain: string, path: string][]) => {
-    const socket = connect(host.port, '127.0.0.1');
-    socket.write(requests.map(([domain, path]) => `GET ${path} HTTP/1.1\r\nHost: ${domain}\r\n\r\n`).join(''));
-    let received = '';
-    socket.setEncoding('latin1');
-    for await (const chunk of socket) {
-      received += chunk;
-      if (received.split('HTTP/1.1 200').length - 1 === requests.length) break;
-    }
-    socket.destroy();
-  };
-  await pipelined([
+  await pipelinedGets(host.port, [
     ['quick.a.test', '/p'],
     ['quick.a.test', '/q'],
   ]);
   assert.equal(host.runtime.stats().workersStarted, 1);
-  await pipelined([
+  await pipelinedGets(host.port, [
     ['a.test', '/waits'],
     ['quick.a.test', '/f1'],
     ['quick.a.test', '/f2'],

@@ -2,9 +2,9 @@
 // that instance is ended (CPU limit, trap), what waited behind never started there: it must be
 // served by another instance, not lost or failed with it.
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import { test } from 'node:test';
 import { startHarness } from './fixtures/hostile/harness.ts';
+import { pipelinedGets } from './support/ingress.ts';
 import { buildHostile } from './support/tiny.ts';
 
 async function whileRunning(check: () => boolean): Promise<void> {
@@ -82,15 +82,10 @@ test('each request is metered for its own CPU time, also when requests run back 
   // Pipelined on one connection, written at once: the ingress takes them in one turn, and the
   // instance gets them in one message, to run one after another.
   const paths = ['/spin', '/after-0', '/spin', '/after-1', '/after-2'];
-  const socket = connect(host.port, '127.0.0.1');
-  socket.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: moody.test\r\n\r\n`).join(''));
-  let received = '';
-  socket.setEncoding('latin1');
-  for await (const chunk of socket) {
-    received += chunk;
-    if (received.split('HTTP/1.1 200').length - 1 === paths.length) break;
-  }
-  socket.destroy();
+  await pipelinedGets(
+    host.port,
+    paths.map((path) => ['moody.test', path] as const),
+  );
   // A request's record is made once its response has gone.
   for (let tries = 0; tries < 200 && records.length < paths.length; tries++) await new Promise((resolve) => setTimeout(resolve, 5));
   assert.deepEqual(
@@ -120,15 +115,10 @@ for (const glue of ['synchronous', 'JSPI'] as const) {
     for (let index = 0; index < 5; index++) assert.equal((await host.get('moody.test', '/')).status, 200);
     // Pipelined on one connection, written at once: the instance gets them in one message, behind the sleep.
     const paths = ['/zzz', '/after-0', '/after-1', '/after-2'];
-    const socket = connect(host.port, '127.0.0.1');
-    socket.write(paths.map((path) => `GET ${path} HTTP/1.1\r\nHost: moody.test\r\n\r\n`).join(''));
-    let received = '';
-    socket.setEncoding('latin1');
-    for await (const chunk of socket) {
-      received += chunk;
-      if (received.split('HTTP/1.1 200').length - 1 === paths.length) break;
-    }
-    socket.destroy();
+    const received = await pipelinedGets(
+      host.port,
+      paths.map((path) => ['moody.test', path] as const),
+    );
     const counts = [...received.matchAll(/hello from tiny (\d+)\n/g)].map((match) => Number(match[1]));
     // The first instance had served 5; the sleep is its 6th. Another instance, counting from 1, served the rest.
     assert.equal(counts[0], 6, received);

@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 
 /**
  * A GET through a host's ingress for the capsule serving `host`: fetch() will not send a Host
@@ -21,4 +22,22 @@ export function ingressGet(
     outgoing.on('error', reject);
     outgoing.end();
   });
+}
+
+/**
+ * GETs pipelined on one connection to a loopback ingress, written at once, so that the ingress
+ * takes them in one turn and an instance gets them in one message, to run one after another.
+ * Resolves with everything received once `requests.length` 200 responses have come.
+ */
+export async function pipelinedGets(port: number, requests: readonly (readonly [host: string, path: string])[]): Promise<string> {
+  const socket = connect(port, '127.0.0.1');
+  socket.write(requests.map(([host, path]) => `GET ${path} HTTP/1.1\r\nHost: ${host}\r\n\r\n`).join(''));
+  let received = '';
+  socket.setEncoding('latin1');
+  for await (const chunk of socket) {
+    received += chunk;
+    if (received.split('HTTP/1.1 200').length - 1 === requests.length) break;
+  }
+  socket.destroy();
+  return received;
 }
