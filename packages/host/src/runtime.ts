@@ -169,6 +169,12 @@ export interface RuntimeStats extends LoaderStats {
   /** Instances replaced because their memory grew near the capsule's limit (see `recycleHeadroom`). */
   recycledInstances: number;
   /**
+   * Instances ended that have not stopped after `STUCK_THREAD_MS`: their thread runs native code
+   * that does not return (see `Capsule.threadStuck`). Each holds a core until the process ends,
+   * and the process can end only by SIGKILL while one does.
+   */
+  stuckThreads: number;
+  /**
    * Sets of compiled core modules in memory, one per (component, memory cap): held by capsules
    * with instances, and kept after their capsules went idle (see `keepIdleCompiled`).
    */
@@ -244,6 +250,8 @@ function sizeText(bytes: number): string {
   }
   return `${bytes} bytes`;
 }
+/** An instance ended that has not stopped after this is in native code that does not return (`Capsule.threadStuck`). */
+const STUCK_THREAD_MS = 3000;
 /** Requests of a fresh instance that get the warm-up CPU budget. */
 const WARMUP_REQUESTS = 16;
 /**
@@ -814,10 +822,28 @@ class Capsule {
     this.workers.delete(handle);
     const index = this.idle.indexOf(handle);
     if (index !== -1) this.idle.splice(index, 1);
-    this.#runtime.ending(handle.worker.terminate());
+    this.#runtime.ending(handle.worker.terminate(), () => this.threadStuck());
     const waiting = handle.inFlight.splice(1);
     this.running -= waiting.length;
     this.queue.unshift(...waiting.map((active) => active.pending));
+  }
+
+  /**
+   * One of its instances, ended, did not stop: its thread runs native code that does not return,
+   * a capability's call into a library. The one such call a capsule controls is an SQL statement
+   * on SQLite (a recursive query without an end, a join of joins), and node:sqlite can neither
+   * interrupt one nor check its progress. The thread keeps a core until the host's process
+   * ends, so the capsule is stopped rather than let it hold another: an operator serves it again.
+   */
+  threadStuck(): void {
+    const message =
+      'an instance ended for a limit did not stop: its thread is in native code that does not return (most likely an SQL statement that does not end, such as a recursive query without a stop) and keeps a core busy until the host restarts; the capsule was stopped so that it holds no more';
+    this.lastError = message;
+    this.#runtime.logger.error({ capsule: this.name }, message);
+    this.log('error', message);
+    if (this.state === 'stopped') return;
+    this.state = 'stopped';
+    void this.stopWorkers();
   }
 
   /** The worker died under a request (crash, out of memory) or on its own. */
@@ -1629,6 +1655,7 @@ class Runtime implements StratumHostRuntime {
   readonly asyncInstancesPerCapsule: number;
   readonly #trustedProxies: BlockList | undefined;
   workersStarted = 0;
+  stuckThreads = 0;
   sparesUsed = 0;
   spareGlueHits = 0;
   spareGlueRehearsals = 0;
@@ -1679,10 +1706,24 @@ class Runtime implements StratumHostRuntime {
     this.replenishSpare();
   }
 
-  ending(termination: Promise<unknown>): void {
+  ending(termination: Promise<unknown>, onStuck?: () => void): void {
+    // A worker ends at its next JavaScript or Wasm instruction; one in native code (node:sqlite
+    // running a statement: it offers no interrupt and no progress handler) ends only when that
+    // returns, which may be never. It is counted, and its capsule told.
+    let stuck = false;
+    const watchdog = setTimeout(() => {
+      stuck = true;
+      this.stuckThreads++;
+      onStuck?.();
+    }, STUCK_THREAD_MS);
+    watchdog.unref();
     const tracked = termination.catch(() => {});
     this.#ending.add(tracked);
-    void tracked.then(() => this.#ending.delete(tracked));
+    void tracked.then(() => {
+      clearTimeout(watchdog);
+      if (stuck) this.stuckThreads--;
+      this.#ending.delete(tracked);
+    });
   }
 
   /** Starts a spare worker if there is none (and the runtime keeps one). */
@@ -1835,6 +1876,7 @@ class Runtime implements StratumHostRuntime {
       spareGlueRehearsals: this.spareGlueRehearsals,
       spareMemoryHits: this.spareMemoryHits,
       recycledInstances: this.recycledInstances,
+      stuckThreads: this.stuckThreads,
       compiledModuleSets: this.#loader.compiledSets,
     };
   }
@@ -2156,7 +2198,10 @@ class Runtime implements StratumHostRuntime {
       await capsule.stopWorkers();
     }
     await this.#loader.close();
-    await Promise.all(this.#ending);
+    // Not for ever: a thread stuck in native code never ends (`stats().stuckThreads` says so).
+    let waited: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(this.#ending), new Promise((resolve) => (waited = setTimeout(resolve, STUCK_THREAD_MS)))]);
+    clearTimeout(waited);
   }
 
   async #remove(capsule: Capsule): Promise<void> {

@@ -4,6 +4,7 @@ import { type BackendFlag, parseBackendFlag, unusedFlags } from '../dev/backends
 import type { DevCapsule } from '../dev/capsule.ts';
 import { DevOutput } from '../dev/output.ts';
 import { VAR_FILE_OPTION, varFlags } from '../dev/vars.ts';
+import { leaveIfThreadsStuck } from '../stuck-threads.ts';
 
 /** Port 8800: free on most laptops (8080 is a host's own default, 3000 and 8000 are taken by many dev servers). */
 export const DEFAULT_DEV_PORT = 8800;
@@ -209,6 +210,10 @@ Examples:
     await stopped;
     await shutdown();
     output.stopped(capsules.map((capsule) => capsule.served().stateDir));
+    leaveIfThreadsStuck(
+      capsules.map((capsule) => capsule.runtime),
+      (line) => output.notice(line),
+    );
     return EXIT_OK;
   },
 };

@@ -1,7 +1,9 @@
 import { relative } from 'node:path';
 import type { Writable } from 'node:stream';
 import { formatDuration, isStratumError, StratumError } from '@stratum/core';
+import type { HostRuntime } from '@stratum/host';
 import { type Command, counted, EXIT_FAILURE, EXIT_OK, paint, shellWord, stringOption, usageError } from '../command.ts';
+import { leaveIfThreadsStuck } from '../stuck-threads.ts';
 
 const LEVELS: Record<number, [string, number]> = {
   10: ['TRACE', 90],
@@ -123,6 +125,7 @@ Examples:
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    let runtime: HostRuntime | undefined;
     try {
       // performance.now() counts from the process's start: Node.js and the modules are part of
       // what an operator waits for, and the part startHost itself takes is the smaller one.
@@ -148,12 +151,19 @@ Examples:
       }
       await asked;
       await host.close();
+      runtime = host.runtime;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
     }
     logger.info('stopped');
     logger.flush();
+    if (runtime) {
+      leaveIfThreadsStuck([runtime], (line) => {
+        logger.error(line);
+        logger.flush();
+      });
+    }
     return EXIT_OK;
   },
 };
