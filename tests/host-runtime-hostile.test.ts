@@ -171,6 +171,19 @@ test('an instance whose memory grows near its limit is replaced before a request
   assert.equal(host.runtime.stats().recycledInstances, recycled);
 });
 
+test('an instance whose first request fills its memory is replaced too: its growth counts from before that request', async (t) => {
+  const host = await startHarness(t, { instancesPerCapsule: 1 });
+  await host.install('moody', await buildHostile('moody'), { manifest: '[resources]\nmemory = "16mib"\n' });
+  // 14.5 MiB of 16 at once, on a fresh instance: measured from after it, it had not grown at all,
+  // and the two 1 MiB growths it then has room for are too little to count.
+  assert.equal((await host.get('moody.test', '/fill')).status, 200);
+  for (let request = 0; request < 5; request++) {
+    assert.equal((await host.get('moody.test', '/grow')).status, 200, `request ${request + 1} after the fill failed`);
+  }
+  assert.deepEqual(hits(host, 'moody'), {});
+  assert.equal(host.runtime.stats().recycledInstances, 1);
+});
+
 test('a status that is not a final one (101, which a proxy would take as a tunnel; 799) is a 502, logged, and the instance serves on', async (t) => {
   const host = await startHarness(t);
   await host.install('moody', await buildHostile('moody'));

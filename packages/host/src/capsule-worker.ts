@@ -212,6 +212,7 @@ let memoryPretouched = false;
 
 setResponseBodyLimit(init.responseBodyBytes);
 const cpuStart = init.cpuStart ? new BigInt64Array(init.cpuStart) : undefined;
+const clientGone = init.clientGone ? new Int32Array(init.clientGone) : undefined;
 const bodyReader = init.bodyChannel
   ? new BodyReader(init.bodyChannel, () => port.postMessage({ type: 'consumed' } satisfies FromWorker))
   : undefined;
@@ -278,11 +279,20 @@ function log(level: LogLine['level'], message: string, source = 'host'): void {
 
 /** Collects one response into batches for the main thread. */
 class Exchange implements ResponseReceiver {
+  readonly #id: number;
   #sent = 0;
   #buffered = 0;
   headSet = false;
   ended = false;
   cutOff = false;
+
+  constructor(id: number) {
+    this.#id = id;
+  }
+
+  gone(): boolean {
+    return clientGone !== undefined && Atomics.load(clientGone, 0) === (this.#id | 0);
+  }
 
   head(status: number, headers: [string, Uint8Array][]): void {
     this.headSet = true;
@@ -297,7 +307,7 @@ class Exchange implements ResponseReceiver {
   }
 
   capacity(): number {
-    return Math.max(0, init.responseBodyBytes - this.#sent);
+    return this.gone() ? 0 : Math.max(0, init.responseBodyBytes - this.#sent);
   }
 
   chunk(bytes: Uint8Array): void {
@@ -500,7 +510,7 @@ async function serve(handle: Handle, message: RequestMessage): Promise<void> {
       endings.push(work);
     },
   };
-  const exchange = new Exchange();
+  const exchange = new Exchange(message.id);
   if (cpuStart) {
     Atomics.store(cpuStart, 0, BigInt(cpuBefore));
     Atomics.store(cpuStart, 1, BigInt(message.id));

@@ -438,6 +438,8 @@ class CapsuleWorker {
   readonly cpuStart: BigInt64Array;
   /** See `WorkerInit.sleepCell`. */
   readonly sleepCell: Int32Array;
+  /** See `WorkerInit.clientGone`. */
+  readonly clientGone: Int32Array;
   served = 0;
   retired = false;
   /** Set once its memory has grown near the capsule's limit: it takes nothing new, and retires when empty. */
@@ -462,12 +464,13 @@ class CapsuleWorker {
   constructor(
     worker: Worker,
     ready: Promise<void>,
-    channels: { cpuStart: SharedArrayBuffer; bodyChannel: SharedArrayBuffer; sleepCell: SharedArrayBuffer },
+    channels: { cpuStart: SharedArrayBuffer; bodyChannel: SharedArrayBuffer; sleepCell: SharedArrayBuffer; clientGone: SharedArrayBuffer },
   ) {
     this.worker = worker;
     this.ready = ready;
     this.cpuStart = new BigInt64Array(channels.cpuStart);
     this.sleepCell = new Int32Array(channels.sleepCell);
+    this.clientGone = new Int32Array(channels.clientGone);
     this.body = new BodyWriter(channels.bodyChannel);
   }
 
@@ -711,7 +714,12 @@ class Capsule {
   }
 
   spawn(modules: Record<string, WebAssembly.Module>): CapsuleWorker {
-    const channels = { cpuStart: new SharedArrayBuffer(16), bodyChannel: createBodyChannel(), sleepCell: new SharedArrayBuffer(8) };
+    const channels = {
+      cpuStart: new SharedArrayBuffer(16),
+      bodyChannel: createBodyChannel(),
+      sleepCell: new SharedArrayBuffer(8),
+      clientGone: new SharedArrayBuffer(4),
+    };
     const init: WorkerInit = { ...this.init, modules, ...channels };
     const worker = this.#runtime.takeSpare(init) ?? newCapsuleWorker({ init }, this.name);
     this.#runtime.instanceStarting(init);
@@ -778,6 +786,9 @@ class Capsule {
           if (message.gluePreloaded) this.#runtime.spareGlueHits++;
           if (message.glueRehearsed) this.#runtime.spareGlueRehearsals++;
           if (message.memoryPretouched) this.#runtime.spareMemoryHits++;
+          // The base growth is measured from: its memory before any request, so that a first
+          // request that fills it counts as growth (measured after it, growth read 0 for ever).
+          handle.firstMemoryBytes = message.memoryBytes;
           handle.started = true;
           markReady();
           break;
@@ -863,13 +874,16 @@ class Capsule {
     if (handle.head !== active) return;
     if (limit === 'cpu') this.cpuKilledAt = Date.now();
     this.retire(handle);
-    this.limitHit(limit, active, detail);
+    this.limitHit(limit, active, active.clientGone ? `${detail} (its client had left)` : detail);
     active.limit = limit;
     this.finish(
       handle,
       active,
       { status: 504, message: limit === 'cpu' ? 'the capsule used more CPU time than allowed' : 'the capsule took too long' },
-      true,
+      // A request that ran on after its client left (a stream nobody reads, a long poll) and
+      // reached its timeout is not the capsule failing: counted as one, a few closed browser
+      // tabs backed the capsule off for everyone.
+      limit === 'cpu' || !active.clientGone,
     );
   }
 
@@ -1005,8 +1019,13 @@ class Capsule {
         queuedBehind ||= handle !== undefined;
       }
       if (!handle) break;
-      clearTimeout(handle.idleTimer);
       this.queue.shift();
+      // Its client left while it waited: nobody would read the answer.
+      if (pending.res.destroyed) {
+        if (handle.inFlight.length === 0 && !this.idle.includes(handle)) this.idle.push(handle);
+        continue;
+      }
+      clearTimeout(handle.idleTimer);
       const waited = Date.now() - pending.queuedAt;
       if (waited > this.limits.timeoutMs) {
         this.limitHit('timeout', pending.message, `waited ${waited} ms for an instance`);
@@ -1145,10 +1164,18 @@ class Capsule {
     if (!pending.dispatched) {
       pending.res.on('close', () => {
         const where = pending.dispatched;
-        // A response the host cut off (and answered or closed itself) was not left by its client.
-        if (where && !where.active.ended && !where.active.cutOff && where.handle.inFlight.includes(where.active)) {
-          where.active.cutOff = true;
-          where.active.clientGone = true;
+        if (!where) return;
+        const { active, handle } = where;
+        // A response the host cut off (and answered or closed itself) was not left by its client,
+        // nor was one whose client had every byte its content-length said before the end came.
+        const whole = active.declaredLength !== undefined && active.bytesOut === active.declaredLength;
+        if (!active.ended && !active.cutOff && !whole && handle.inFlight.includes(active)) {
+          active.cutOff = true;
+          active.clientGone = true;
+          // The guest's next write to the response finds it closed, and a stream it feeds is
+          // cancelled: an event stream whose reader left ends, rather than hold its instance
+          // until the timeout.
+          Atomics.store(handle.clientGone, 0, active.id);
         }
       });
     }

@@ -30,6 +30,12 @@ export interface WorkerInit {
   bodyChannel?: SharedArrayBuffer;
   /** The cell the guest's synchronous sleeps wait on, which the main thread reads and wakes (`SleepWatch` in wasi/io.ts). */
   sleepCell?: SharedArrayBuffer;
+  /**
+   * One Int32: the number (`RequestMessage.id`, as an Int32) of the last request whose client
+   * left before its response ended, written by the main thread; the response's stream then
+   * reports closed to the guest.
+   */
+  clientGone?: SharedArrayBuffer;
 }
 
 /** A worker's workerData: the capsule it serves, or nothing yet (a spare; `init` comes in a message). */

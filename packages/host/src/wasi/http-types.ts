@@ -241,6 +241,8 @@ export interface BodyReceiver {
   overLimit(): void;
   /** The guest dropped the body without finishing it: what was sent of it is not the whole. */
   abandoned?(): void;
+  /** Nobody reads it any more (the client left): writes fail as on a closed stream. */
+  gone?(): boolean;
 }
 
 /** Receives a response: the ingress bridge implements it for each request. */
@@ -278,6 +280,7 @@ export class OutgoingBody extends HostResource {
         if (buffer.finished) throw CLOSED;
         const receiver = buffer.receiver;
         if (receiver) {
+          if (receiver.gone?.()) throw CLOSED;
           if (bytes.length > receiver.capacity()) {
             receiver.overLimit();
             throw CLOSED;
