@@ -3,6 +3,7 @@
 // served by another instance, not lost or failed with it.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import type { RequestRecord } from '@stratum/host';
 import { startHarness } from './fixtures/hostile/harness.ts';
 import { pipelinedGets } from './support/ingress.ts';
 import { buildHostile } from './support/tiny.ts';
@@ -145,3 +146,20 @@ for (const glue of ['synchronous', 'JSPI'] as const) {
     assert.ok(host.runtime.stats().workersStarted >= 2);
   });
 }
+
+test("a request's record says how long it waited for an instance, apart from its own time", async (t) => {
+  const host = await startHarness(t, { instancesPerCapsule: 1, asyncInstancesPerCapsule: 1 });
+  await host.install('moody', await buildHostile('moody'));
+  assert.equal((await host.get('moody.test', '/')).status, 200);
+  const records: RequestRecord[] = [];
+  host.runtime.onRequest((record) => records.push(record));
+  // The one instance sleeps 400 ms; the next request waits for it.
+  const sleeping = host.get('moody.test', '/zzz');
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  assert.equal((await host.get('moody.test', '/after')).status, 200);
+  await sleeping;
+  const after = records.find((record) => record.path === '/after');
+  assert.ok(after, JSON.stringify(records));
+  assert.ok((after.queuedMs ?? 0) >= 200, `queued ${after.queuedMs} ms`);
+  assert.ok(after.wallMs < (after.queuedMs ?? 0), `ran ${after.wallMs} ms, queued ${after.queuedMs} ms`);
+});

@@ -71,7 +71,13 @@ export interface RequestRecord {
   path: string;
   status: number;
   cpuMs: number;
+  /** From when the request started running in its instance to its end. */
   wallMs: number;
+  /**
+   * How long it waited before that, for an instance (in the queue, or behind another request
+   * its instance ran first): the client's wait is this and `wallMs`.
+   */
+  queuedMs?: number;
   /** The instance's linear memory at the end of the request. */
   memoryBytes: number;
   bytesIn: number;

@@ -1599,6 +1599,7 @@ class Capsule {
       status: active.clientGone ? 499 : res.statusCode,
       cpuMs: done ? done.cpuMicros / 1000 : this.limits.cpuMsPerRequest,
       wallMs: Date.now() - active.started,
+      queuedMs: Math.max(0, active.started - active.pending.queuedAt),
       memoryBytes: done?.memoryBytes ?? 0,
       bytesIn: active.bytesIn,
       bytesOut: active.bytesOut,

@@ -59,6 +59,17 @@ test('request lines carry method, path, status, time and capsule; a limit hit st
     assert.ok(tty.text().includes('\x1b[41m limit: cpu \x1b[0m'), JSON.stringify(tty.text()));
   }));
 
+test("a request's wait for an instance is shown beside its time, from 10 ms", () =>
+  withNoColor(undefined, () => {
+    const { limit: _limit, ...served } = record;
+    const waited = capture(false);
+    new DevOutput(waited.stream, { json: false }).request({ ...served, status: 200, queuedMs: 2540 });
+    assert.match(waited.text(), / 200 12 ms \(waited 2\.54 s for an instance\)\n$/);
+    const brief = capture(false);
+    new DevOutput(brief.stream, { json: false }).request({ ...served, status: 200, queuedMs: 3 });
+    assert.match(brief.text(), / 200 12 ms\n$/);
+  }));
+
 test('NO_COLOR turns colour off on a terminal too', () =>
   withNoColor('1', () => {
     const tty = capture(true);

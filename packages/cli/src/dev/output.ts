@@ -2,6 +2,9 @@ import { errorMessage, formatDuration, isStratumError } from '@stratum/core';
 import type { CapsuleLogEntry, RequestRecord } from '@stratum/host';
 import { paint, printable } from '../command.ts';
 
+/** A request's wait for an instance from this long is shown beside its time. */
+const QUEUED_SHOWN_MS = 10;
+
 type Stream = NodeJS.WritableStream & { isTTY?: boolean };
 
 /** What one capsule looks like once it serves, for the banner and the `ready` event. */
@@ -177,7 +180,13 @@ export class DevOutput {
     }
     const status = record.status;
     const statusColour = status >= 500 ? 31 : status >= 400 ? 33 : status >= 300 ? 36 : 32;
-    const time = formatDuration(record.wallMs);
+    // A wait for an instance (requests that sleep or stream hold theirs) is the client's wait
+    // too: shown, so that a request logged as quick is not one that was slow to answer.
+    const queued = record.queuedMs ?? 0;
+    const time =
+      queued >= QUEUED_SHOWN_MS
+        ? `${formatDuration(record.wallMs)} (waited ${formatDuration(queued)} for an instance)`
+        : formatDuration(record.wallMs);
     let line = `${this.#paint(2, clock())} ${this.#capsule(record.capsule)}  ${record.method.padEnd(6)} ${record.path} ${this.#paint(statusColour, String(status))} ${this.#paint(2, time)}`;
     if (record.limit !== undefined) line += ` ${this.#paint(41, ` limit: ${record.limit} `)}`;
     this.#line(line);
