@@ -8,8 +8,9 @@ import { Fields, type IncomingRequest, type Method, OutgoingBody, OutgoingRespon
 import type { OutputStream } from 'wasi:io/streams@0.2.10';
 import type { Capsule, CapsuleEnv, ExecutionContext } from '../index.ts';
 import './globals.ts';
-import { describeError } from './errors.ts';
+import { describeError, witError } from './errors.ts';
 import { keepHost } from './request-host.ts';
+import { pipeBody } from './response-body.ts';
 import { unreadBodyText } from './response-text.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
@@ -257,26 +258,34 @@ function written(stream: OutputStream, body: OutgoingBody, bytes: Uint8Array): b
     write(stream, bytes);
     return true;
   } catch (error) {
-    if (!streamClosed(error)) throw error;
+    if (!streamClosed(error)) throw new Error(`writing the response body failed (${witError(error)?.tag ?? String(error)})`);
     stream[Symbol.dispose]();
     body[Symbol.dispose]();
     return false;
   }
 }
 
-/** Streams a body through in pieces, so a large response is never held whole. */
-async function streamBody(source: ReadableStream<Uint8Array>, stream: OutputStream, body: OutgoingBody): Promise<void> {
-  const reader = source.getReader();
-  for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
-    if (!written(stream, body, value)) {
-      await reader.cancel().catch(() => {});
-      return;
-    }
-  }
-  stream[Symbol.dispose]();
-  OutgoingBody.finish(body, undefined);
+/** Streams a body through in pieces (response-body.ts), so a large response is never held whole. */
+function streamBody(source: ReadableStream<Uint8Array>, stream: OutputStream, body: OutgoingBody): Promise<void> {
+  let dropped = false;
+  return pipeBody(source, {
+    write(bytes) {
+      if (written(stream, body, bytes)) return true;
+      dropped = true;
+      return false;
+    },
+    finish() {
+      stream[Symbol.dispose]();
+      OutgoingBody.finish(body, undefined);
+    },
+    abandon() {
+      if (dropped) return;
+      dropped = true;
+      // Dropped without `finish`, the body is incomplete to the host, which does not end it cleanly.
+      stream[Symbol.dispose]();
+      body[Symbol.dispose]();
+    },
+  });
 }
 
 /** Every request's `env`, frozen: a capsule's capabilities are modules, not bindings. */
