@@ -24,11 +24,21 @@ interface Answer {
   complete: boolean;
 }
 
-/** Serves the fixture on a runtime with one instance; its log lines go to `logs`. */
-async function serveFixture(t: TestContext): Promise<{
-  get(path: string, init?: { method?: string; headers?: Record<string, string>; body?: string }): Promise<Answer>;
+interface Outgoing {
+  method?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+
+interface Served {
+  get(path: string, init?: Outgoing): Promise<Answer>;
+  /** The capsule's log, as it comes. */
   logs: string[];
-}> {
+  port: number;
+}
+
+/** Serves the fixture on a runtime with one instance. */
+async function serveFixture(t: TestContext): Promise<Served> {
   const dev = await buildDevCapsule(fixture, { engineCacheDir: testEngineCacheDir });
   const dir = await mkdtemp(join(tmpdir(), 'stratum-sdk-guest-'));
   t.after(() => removeDir(dir));
@@ -53,7 +63,7 @@ async function serveFixture(t: TestContext): Promise<{
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   const port = (server.address() as AddressInfo).port;
-  const get = (path: string, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) =>
+  const get = (path: string, init: Outgoing = {}) =>
     new Promise<Answer>((resolve, reject) => {
       const headers = { ...init.headers, host: 'sdk-guest.test' };
       const outgoing = request({ host: '127.0.0.1', port, path, method: init.method ?? 'GET', headers, agent: false }, (res) => {
@@ -66,7 +76,13 @@ async function serveFixture(t: TestContext): Promise<{
       outgoing.on('error', reject);
       outgoing.end(init.body);
     });
-  return { get, logs };
+  return { get, logs, port };
+}
+
+/** Waits up to 5 s for `done`, then fails with the log. */
+async function until(done: () => boolean, logs: string[]): Promise<void> {
+  for (let tries = 0; tries < 250 && !done(); tries++) await new Promise((resolve) => setTimeout(resolve, 20));
+  assert.ok(done(), logs.join('\n'));
 }
 
 test("a response body whose stream fails is cut off after the parts it gave, the error is in the capsule's log, and the instance lives on", async (t) => {
@@ -100,4 +116,25 @@ test('a response body whose stream fails reaches the client as cut off, not as a
   const answer = await get('/stream/errored');
   assert.equal(answer.body, 'part 1\npart 2\npart 3\n');
   assert.equal(answer.complete, false, 'the response ended as if whole');
+});
+
+test('request.signal is aborted when the client leaves a streamed response, as in Workers, and the stream is cancelled', async (t) => {
+  const { port, logs } = await serveFixture(t);
+  await new Promise<void>((resolve, reject) => {
+    const outgoing = request(
+      { host: '127.0.0.1', port, path: '/events?count=500', headers: { host: 'sdk-guest.test' }, agent: false },
+      (res) => {
+        res.once('data', () => {
+          outgoing.destroy();
+          resolve();
+        });
+      },
+    );
+    outgoing.on('error', () => {});
+    outgoing.on('close', () => reject(new Error('closed before any event')));
+    outgoing.end();
+  });
+  await until(() => logs.includes('events cancelled'), logs);
+  assert.ok(logs.includes('request.signal aborted: AbortError'), logs.join('\n'));
+  assert.ok(logs.indexOf('request.signal aborted: AbortError') < logs.indexOf('events cancelled'), logs.join('\n'));
 });

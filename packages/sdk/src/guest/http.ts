@@ -10,7 +10,7 @@ import type { Capsule, CapsuleEnv, ExecutionContext } from '../index.ts';
 import './globals.ts';
 import { describeError, witError } from './errors.ts';
 import { keepHost } from './request-host.ts';
-import { pipeBody } from './response-body.ts';
+import { type BodySink, pipeBody } from './response-body.ts';
 import { unreadBodyText } from './response-text.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
@@ -100,7 +100,8 @@ function bodyStream(incoming: IncomingRequest): { body: ReadableStream<Uint8Arra
   return { body, release };
 }
 
-function toRequest(incoming: IncomingRequest): { request: Request; release(): void } {
+/** `signal` becomes the request's (the Request follows it), which the adapter aborts when the client goes away. */
+function toRequest(incoming: IncomingRequest, signal: AbortSignal): { request: Request; release(): void } {
   const method = methodName(incoming.method());
   // The Request is given the fields as a list: it makes its Headers from them once, where a
   // Headers made here first would have every field appended twice.
@@ -132,10 +133,11 @@ function toRequest(incoming: IncomingRequest): { request: Request; release(): vo
   const protocol = scheme === undefined || scheme.tag === 'HTTP' ? 'http' : scheme.tag === 'HTTPS' ? 'https' : scheme.val;
   const authority = incoming.authority() ?? host ?? 'localhost';
   const url = `${protocol}://${authority}${incoming.pathWithQuery() ?? '/'}`;
-  if (method === 'GET' || method === 'HEAD') return { request: withHost(new Request(url, { method, headers }), host), release: () => {} };
+  if (method === 'GET' || method === 'HEAD')
+    return { request: withHost(new Request(url, { method, headers, signal }), host), release: () => {} };
   const { body, release } = bodyStream(incoming);
   // `duplex: 'half'` is what the Fetch standard asks for a streamed request body.
-  return { request: withHost(new Request(url, { method, headers, body, duplex: 'half' } as RequestInit), host), release };
+  return { request: withHost(new Request(url, { method, headers, body, duplex: 'half', signal } as RequestInit), host), release };
 }
 
 function withHost(request: Request, host: string | null): Request {
@@ -232,8 +234,9 @@ function write(stream: OutputStream, bytes: Uint8Array): void {
  * Sends the response: at once when its body is a string or nothing (no promise made, and none
  * awaited: each costs a JS capsule several microseconds, SpiderMonkey recording the stack at
  * every promise made and settled), else a promise that ends when the body has streamed through.
+ * `closed` runs when the host closed the body before it was whole.
  */
-function send(response: Response, outparam: ResponseOutparam, method: string): Promise<void> | undefined {
+function send(response: Response, outparam: ResponseOutparam, method: string, closed: () => void): Promise<void> | undefined {
   const outgoing = new OutgoingResponse(responseFields(response));
   // An outgoing-response starts at 200: one call fewer for most answers.
   if (response.status !== 200) outgoing.setStatusCode(response.status);
@@ -241,17 +244,21 @@ function send(response: Response, outparam: ResponseOutparam, method: string): P
   ResponseOutparam.set(outparam, { tag: 'ok', val: outgoing });
   const stream = body.write();
   const text = method === 'HEAD' ? undefined : unreadBodyText(response);
-  if (text !== undefined && !written(stream, body, encoder.encode(text))) return undefined;
-  if (text === undefined && response.body && method !== 'HEAD') return streamBody(response.body, stream, body);
+  if (text !== undefined && !written(stream, body, encoder.encode(text))) {
+    closed();
+    return undefined;
+  }
+  if (text === undefined && response.body && method !== 'HEAD') return streamBody(response.body, stream, body, closed);
   stream[Symbol.dispose]();
   OutgoingBody.finish(body, undefined);
   return undefined;
 }
 
 /**
- * Writes `bytes`, or, when the host has closed the body (the response is over its size limit,
- * which the host answers and logs), drops it unfinished and says so: the response is cut short
- * by the host, not an error of the capsule's to throw (thrown, it aborted the instance).
+ * Writes `bytes`, or, when the host has closed the body (the client went away, or the response is
+ * over its size limit, which the host answers and logs), drops it unfinished and says so: the
+ * response is cut short by the host, not an error of the capsule's to throw (thrown, it aborted
+ * the instance).
  */
 function written(stream: OutputStream, body: OutgoingBody, bytes: Uint8Array): boolean {
   try {
@@ -266,9 +273,9 @@ function written(stream: OutputStream, body: OutgoingBody, bytes: Uint8Array): b
 }
 
 /** Streams a body through in pieces (response-body.ts), so a large response is never held whole. */
-function streamBody(source: ReadableStream<Uint8Array>, stream: OutputStream, body: OutgoingBody): Promise<void> {
+function streamBody(source: ReadableStream<Uint8Array>, stream: OutputStream, body: OutgoingBody, closed: () => void): Promise<void> {
   let dropped = false;
-  return pipeBody(source, {
+  const sink: BodySink = {
     write(bytes) {
       if (written(stream, body, bytes)) return true;
       dropped = true;
@@ -285,7 +292,8 @@ function streamBody(source: ReadableStream<Uint8Array>, stream: OutputStream, bo
       stream[Symbol.dispose]();
       body[Symbol.dispose]();
     },
-  });
+  };
+  return pipeBody(source, sink, closed);
 }
 
 /** Every request's `env`, frozen: a capsule's capabilities are modules, not bindings. */
@@ -308,6 +316,21 @@ function uncaughtAnswer(error: unknown): string {
   return `Internal Server Error: ${thrown}\n\n(stratum dev shows what was thrown, and the terminal where; a host answers "Internal Server Error" alone)\n`;
 }
 
+/**
+ * Aborts a request's signal once its response can reach no one: Workers aborts `request.signal`
+ * when the client goes away, so that what the request still does for it (a fetch given the
+ * signal, a loop of an event stream that checks it) can stop.
+ */
+function abortRequest(controller: AbortController): void {
+  // A listener that throws is reported by the engine, as the DOM standard says, not thrown here.
+  controller.abort(
+    new DOMException(
+      "the host closed the response before it was whole: the client went away, or the body passed the host's size limit",
+      'AbortError',
+    ),
+  );
+}
+
 function failure(status: number, message: string): Response {
   return new Response(message, { status, headers: { 'content-type': 'text/plain; charset=utf-8' } });
 }
@@ -326,6 +349,7 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
       let method = 'GET';
       let release = () => {};
       let response: Response;
+      const controller = new AbortController();
       const waiting: Promise<unknown>[] = [];
       const ctx: ExecutionContext = {
         waitUntil(promise) {
@@ -334,7 +358,7 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
         passThroughOnException() {},
       };
       try {
-        const converted = toRequest(incoming);
+        const converted = toRequest(incoming, controller.signal);
         release = converted.release;
         const { request } = converted;
         method = request.method;
@@ -346,7 +370,7 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
         response = failure(500, uncaughtAnswer(error));
       }
       try {
-        const sending = send(response, outparam, method);
+        const sending = send(response, outparam, method, () => abortRequest(controller));
         if (sending) await sending;
         // The response has ended; the request goes on until what it handed to waitUntil settles
         // (and what that handed on in turn).

@@ -26,8 +26,13 @@ function errorLog(t: TestContext): string[] {
 
 const encoder = new TextEncoder();
 
-/** Three parts, then `after` on the fourth pull; what the source's cancel was given goes to `cancelled`. */
-function threeParts(after: (controller: ReadableStreamDefaultController<Uint8Array>) => void | Promise<void>, cancelled: unknown[] = []) {
+const noClose = () => assert.fail('the body was not closed by the host');
+
+/** Three parts, then `after` on the fourth pull; `cancel` is the source's. */
+function threeParts(
+  after: (controller: ReadableStreamDefaultController<Uint8Array>) => void | Promise<void>,
+  cancel = (_reason: unknown) => {},
+) {
   let part = 0;
   return new ReadableStream<Uint8Array>({
     async pull(controller) {
@@ -35,9 +40,7 @@ function threeParts(after: (controller: ReadableStreamDefaultController<Uint8Arr
       if (part > 3) return after(controller);
       controller.enqueue(encoder.encode(`part ${part}\n`));
     },
-    cancel: (reason) => {
-      cancelled.push(reason);
-    },
+    cancel,
   });
 }
 
@@ -47,6 +50,7 @@ test('a whole body is written in order and finished', async (t) => {
   await pipeBody(
     threeParts((controller) => controller.close()),
     sink,
+    noClose,
   );
   assert.deepEqual(written, ['part 1\n', 'part 2\n', 'part 3\n']);
   assert.deepEqual(calls, ['finish']);
@@ -66,7 +70,7 @@ test('a stream that fails cuts the response off after what it gave and logs the 
   ] as const) {
     const log = errorLog(t);
     const { sink, written, calls } = recordingSink();
-    await pipeBody(threeParts(fail), sink);
+    await pipeBody(threeParts(fail), sink, noClose);
     assert.deepEqual(written, ['part 1\n', 'part 2\n', 'part 3\n']);
     // Not finished: the host must not end the response as if it were whole.
     assert.deepEqual(calls, ['abandon']);
@@ -82,8 +86,12 @@ test('a chunk that is not bytes cuts the response off with a TypeError; other bu
   const { sink, written, calls } = recordingSink();
   const chunks: unknown[] = [new DataView(encoder.encode('xview').buffer, 1), encoder.encode('buffer').buffer, 'text'];
   await pipeBody(
-    threeParts((controller) => controller.enqueue(chunks.shift() as Uint8Array), cancelled),
+    threeParts(
+      (controller) => controller.enqueue(chunks.shift() as Uint8Array),
+      (reason) => cancelled.push(reason),
+    ),
     sink,
+    noClose,
   );
   assert.deepEqual(written, ['part 1\n', 'part 2\n', 'part 3\n', 'view', 'buffer']);
   assert.deepEqual(calls, ['abandon']);
@@ -99,8 +107,12 @@ test('a write the host failed cuts the response off, says why, and cancels the s
     return true;
   });
   await pipeBody(
-    threeParts((controller) => controller.close(), cancelled),
+    threeParts(
+      (controller) => controller.close(),
+      (reason) => cancelled.push(reason),
+    ),
     sink,
+    noClose,
   );
   assert.deepEqual(written, ['part 1\n', 'part 2\n']);
   assert.deepEqual(calls, ['abandon']);
@@ -108,18 +120,22 @@ test('a write the host failed cuts the response off, says why, and cancels the s
   assert.equal(cancelled.length, 1);
 });
 
-test('a body the host closed cancels the stream, quietly: the host has said why', async (t) => {
+test('a body the host closed says so (the adapter aborts request.signal), then cancels the stream, quietly: the host has said why', async (t) => {
   const log = errorLog(t);
-  const cancelled: unknown[] = [];
+  const events: string[] = [];
   const { sink, written, calls } = recordingSink(() => written.length < 2);
   await pipeBody(
-    threeParts((controller) => controller.close(), cancelled),
+    threeParts(
+      (controller) => controller.close(),
+      (reason) => events.push(`cancelled: ${reason}`),
+    ),
     sink,
+    () => events.push('closed'),
   );
   assert.deepEqual(written, ['part 1\n', 'part 2\n']);
+  assert.deepEqual(events, ['closed', 'cancelled: undefined']);
   assert.deepEqual(calls, []);
   assert.deepEqual(log, []);
-  assert.deepEqual(cancelled, [undefined]);
 });
 
 test('a body that was read already cuts the response off with why', async (t) => {
@@ -127,7 +143,7 @@ test('a body that was read already cuts the response off with why', async (t) =>
   const { sink, calls } = recordingSink();
   const used = new Response('read');
   await used.text();
-  await pipeBody(used.body!, sink);
+  await pipeBody(used.body!, sink, noClose);
   assert.deepEqual(calls, ['abandon']);
   assert.equal(log.length, 1);
   assert.match(log[0]!, /^the response body could not be read, so the response was cut off: TypeError/);

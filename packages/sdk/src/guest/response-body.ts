@@ -30,9 +30,10 @@ const kindOf = (value: unknown) =>
  * StarlingMonkey answers by aborting the instance (the client got a 500 in place of the parts
  * already sent, and the module's state was lost). A stream that fails is the capsule's error, as
  * an uncaught one is logged; the response is cut off, as in Workers, so that the client can tell
- * it is incomplete.
+ * it is incomplete. `closed` runs when the host closed the body (the client went away, or the
+ * body passed the host's size limit), before the stream is cancelled.
  */
-export async function pipeBody(source: ReadableStream<Uint8Array>, sink: BodySink): Promise<void> {
+export async function pipeBody(source: ReadableStream<Uint8Array>, sink: BodySink, closed: () => void): Promise<void> {
   let reader: ReadableStreamDefaultReader<unknown>;
   try {
     reader = source.getReader();
@@ -60,6 +61,7 @@ export async function pipeBody(source: ReadableStream<Uint8Array>, sink: BodySin
     } else {
       try {
         if (sink.write(bytes)) continue;
+        closed();
       } catch (error) {
         // A failure of the host's, not a body it closed: the response is cut off for it.
         failure = error instanceof Error ? error : new Error(String(error));
