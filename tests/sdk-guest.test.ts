@@ -138,3 +138,22 @@ test('request.signal is aborted when the client leaves a streamed response, as i
   assert.ok(logs.includes('request.signal aborted: AbortError'), logs.join('\n'));
   assert.ok(logs.indexOf('request.signal aborted: AbortError') < logs.indexOf('events cancelled'), logs.join('\n'));
 });
+
+test("a request's timers end with it, as in Workers: none fires in a later request; top-level timers, event streams and waitUntil work go on", async (t) => {
+  const { get, logs } = await serveFixture(t);
+  // The first request loads the modules, whose top-level code sets an interval.
+  assert.equal((await get('/ticks')).body, '0');
+  assert.equal((await get('/leave-timers')).body, 'left');
+  // A later request that awaits runs the engine's event loop for 400 ms.
+  assert.equal((await get('/wait')).body, 'waited');
+  assert.deepEqual(
+    logs.filter((line) => line.startsWith('late ')),
+    [],
+  );
+  assert.notEqual((await get('/ticks')).body, '0', "the top-level code's interval was cleared with a request");
+  // An event stream that an interval feeds runs until it ends.
+  const events = await get('/events?count=5');
+  assert.deepEqual(events, { status: 200, body: 'data: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\ndata: 5\n\n', complete: true });
+  assert.equal((await get('/background')).body, 'later');
+  await until(() => logs.includes('background done'), logs);
+});

@@ -12,4 +12,5 @@ import './message-channel.ts';
 import './response-clone.ts';
 import './response-text.ts';
 import './streams.ts';
+import './timers.ts';
 import './url-parse.ts';

@@ -12,6 +12,7 @@ import { describeError, witError } from './errors.ts';
 import { keepHost } from './request-host.ts';
 import { type BodySink, pipeBody } from './response-body.ts';
 import { unreadBodyText } from './response-text.ts';
+import { requestTimers } from './timers.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
 const HOP_BY_HOP = new Set([
@@ -346,6 +347,7 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
   // Named so that an error's frames can be cut at it (errors.ts, ADAPTER_FRAME).
   return {
     handle: async function stratumHandle(incoming, outparam) {
+      requestTimers.begin();
       let method = 'GET';
       let release = () => {};
       let response: Response;
@@ -383,6 +385,8 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
         // Every handle this request made is dropped, or a long-lived instance would leak them.
         release();
         incoming[Symbol.dispose]();
+        // Its timers too, which would fire inside a later request (request-timers.ts).
+        requestTimers.end();
       }
     },
   };

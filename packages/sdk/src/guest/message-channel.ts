@@ -6,7 +6,15 @@
 // Ports cannot be transferred, and no other global is a port. Imported for this effect by
 // globals.ts.
 
+import { requestTimers } from './timers.ts';
+
 type Listener = (event: MessageEvent) => void;
+
+/**
+ * A message's task is no request's timer (timers.ts): cleared with a request that ended first, it
+ * was lost, and React's scheduler, which waits for its message before it posts another, stalled.
+ */
+const task = (run: () => void) => requestTimers.untrackedSetTimeout(run, 0);
 
 /** The event a port's listeners get: the engine has no MessageEvent, so an Event carrying `data`. */
 function messageEvent(data: unknown): MessageEvent {
@@ -44,7 +52,7 @@ class Port {
     const target = this.other;
     if (this.#closed || !target) return;
     const data = structuredClone(message);
-    setTimeout(() => target.receive(data), 0);
+    task(() => target.receive(data));
   }
 
   start(): void {
@@ -52,7 +60,7 @@ class Port {
     this.#started = true;
     const waiting = this.#waiting;
     this.#waiting = [];
-    for (const data of waiting) setTimeout(() => this.receive(data), 0);
+    for (const data of waiting) task(() => this.receive(data));
   }
 
   close(): void {
