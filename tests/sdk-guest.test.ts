@@ -157,3 +157,21 @@ test("a request's timers end with it, as in Workers: none fires in a later reque
   assert.equal((await get('/background')).body, 'later');
   await until(() => logs.includes('background done'), logs);
 });
+
+test('Intl.DateTimeFormat, NumberFormat and Collator construct when called without new, as ECMA-402 has them; the other constructors throw', async (t) => {
+  const { get } = await serveFixture(t);
+  const answer = await get('/intl');
+  assert.equal(answer.status, 200, answer.body);
+  assert.deepEqual(JSON.parse(answer.body), {
+    // A capsule formats in UTC when no time zone is named (README), whatever the host's.
+    timeZone: 'UTC',
+    date: new Intl.DateTimeFormat('en-GB', { dateStyle: 'long' }).format(Date.UTC(2024, 1, 29)),
+    number: new Intl.NumberFormat('de-DE').format(1234567.891),
+    compare: ['a', 'b', 'C'],
+    instances: [true, true, true, true],
+    constructors: [true, true],
+    subclass: new Intl.NumberFormat('de-DE', { style: 'currency', currency: 'EUR' }).format(5),
+    supported: Intl.DateTimeFormat.supportedLocalesOf(['de-DE', 'en-ZZ']),
+    withoutNew: ['TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError'],
+  });
+});

@@ -1,5 +1,6 @@
 // What intl.ts decides without the host: a call to it costs a capsule 15 to 25 us, against a
-// microsecond or two for these answers, so the ones that need no locale data are given here.
+// microsecond or two for these answers, so the ones that need no locale data are given here. And
+// the shape of its constructors, apart from the host's imports so that Node.js tests run it.
 
 /** Numbers JSON cannot hold, and BigInts, as the host reads them (spec/wit/README.md). */
 export function encoded(value: unknown): unknown {
@@ -78,4 +79,19 @@ export function quickLevel(resolved: Record<string, unknown>): QuickLevel | unde
 /** Locales as the caller named them that are plainly English: `localeCompare`'s common case, told without the host. */
 export function plainEnglish(locales: readonly string[]): boolean {
   return locales.length === 0 || /^en(-[A-Z]{2})?$/i.test(locales[0] ?? '');
+}
+
+/**
+ * `made`, a class, callable without `new` as well: ECMA-402 has DateTimeFormat, NumberFormat and
+ * Collator construct when called as functions (`Intl.DateTimeFormat().resolvedOptions().timeZone`
+ * is how much code asks for the time zone), where an ES class throws a TypeError. A Proxy keeps
+ * the rest the class's: `new`, subclasses, `instanceof` and the static methods; the prototype's
+ * `constructor` becomes the Proxy, as it is the global.
+ */
+export function callableWithoutNew<T extends new (...args: never[]) => object>(made: T): T {
+  const callable = new Proxy(made, {
+    apply: (target, _this, args: never[]) => Reflect.construct(target, args),
+  });
+  Object.defineProperty(made.prototype, 'constructor', { value: callable, writable: true, configurable: true, enumerable: false });
+  return callable;
 }

@@ -11,7 +11,7 @@
 // left alone.
 import { call, format, formatter, normalize as hostNormalize, type Method, type Service } from 'stratum:intl/services@0.1.0';
 import { witError } from './errors.ts';
-import { alreadyNormal, encoded, plainEnglish, type QuickLevel, quickCompare, quickLevel } from './intl-support.ts';
+import { alreadyNormal, callableWithoutNew, encoded, plainEnglish, type QuickLevel, quickCompare, quickLevel } from './intl-support.ts';
 
 /**
  * True while the capsule's modules load: `stratum build` runs them once, at build time, where no
@@ -404,13 +404,14 @@ function define(target: object, name: string, value: unknown): void {
 
 if (typeof globalThis.Intl === 'undefined') {
   for (const [prototype, tag] of TAGS) Object.defineProperty(prototype, Symbol.toStringTag, { value: tag, configurable: true });
+  // The other constructors throw without `new` in ECMA-402 too.
   const intl = {
-    Collator,
-    DateTimeFormat,
+    Collator: callableWithoutNew(Collator),
+    DateTimeFormat: callableWithoutNew(DateTimeFormat),
     DisplayNames,
     ListFormat,
     Locale,
-    NumberFormat,
+    NumberFormat: callableWithoutNew(NumberFormat),
     PluralRules,
     RelativeTimeFormat,
     Segmenter,
