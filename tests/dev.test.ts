@@ -585,20 +585,14 @@ test('stratum dev --backend keyvalue=redis://… keeps the counts in Redis', asy
   assert.equal(await again.interrupt(), 0);
 });
 
-test('--config takes a host.toml: its store tables bind the capsule’s labels; a bad one is refused', async (t) => {
+test('--config takes a host.toml, or just the tables dev reads: its store tables bind the capsule’s labels; a bad one is refused', async (t) => {
   const dir = await tinyProject(t, 'tiny', await tinyVariant(t, 'hello from tiny '));
   await writeFile(join(dir, 'stratum.toml'), `${TINY_MANIFEST}\n[capabilities]\nkeyvalue = ["default", "cache"]\n`);
   const hostToml = join(dir, 'host.toml');
+  // No [host] or [registrars]: a running host needs them, dev does not.
   await writeFile(
     hostToml,
-    [
-      'stratum = 1',
-      '[host]\nname = "dev.example"\nkey = "host.key"\ndata = "data"',
-      '[registrars.example]\nkey = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"',
-      '[limits]\nmemory = "64mib"',
-      '[keyvalue.cache]\ntype = "redis"\nurl = "redis://127.0.0.1:6379/0"',
-      '',
-    ].join('\n\n'),
+    ['[limits]\nmemory = "64mib"', '[keyvalue.cache]\ntype = "redis"\nurl = "redis://127.0.0.1:6379/0"', ''].join('\n\n'),
   );
   const port = await freePort();
   const dev = await startDev(t, [dir, '--config', hostToml], port);

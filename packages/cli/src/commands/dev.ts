@@ -71,7 +71,8 @@ service:
   --backend bucket=s3://<bucket>?endpoint=http://127.0.0.1:9000&region=us-east-1
 With --config, a host.toml (spec/host-config/README.md) gives the limits and backends a real host
 would apply; only its [limits], store tables, [outbound] and [ingress] trusted_proxies (a TLS
-proxy in front of dev) are used, and --backend flags override it.
+proxy in front of dev) are used, and --backend flags override it. It may hold only those: a
+file with just [limits] request_body = "64mib" will do.
 
 An outbound fetch() reaches only the origins the manifest grants ([capabilities] outbound). Unlike
 a host, dev lets those reach this machine's loopback (127.0.0.0/8, ::1), where the API a capsule
@@ -129,7 +130,7 @@ Examples:
     const { CAPABILITY_MODULES, loadHostConfig } = await import('@stratum/host');
     const { DevCapsule } = await import('../dev/capsule.ts');
     const { startIngress } = await import('../dev/ingress.ts');
-    const hostConfig = configFile === undefined ? undefined : await loadHostConfig(configFile);
+    const hostConfig = configFile === undefined ? undefined : await loadHostConfig(configFile, { partial: true });
     const output = new DevOutput(io.stdout, { json: booleanOption(args, 'json'), watching });
 
     let stop: () => void = () => {};

@@ -178,3 +178,15 @@ test('arbitrary values in a valid frame never throw anything but a HostConfigErr
     { numRuns: 300 },
   );
 });
+
+test('a partial host.toml, for stratum dev, may leave out the tables only a running host needs', () => {
+  const text = '[limits]\nrequest_body = "64mib"\n';
+  assert.throws(() => parseHostConfig(text, '/tmp/dev/host.toml'), /\[registrars\]|registrars|host/);
+  const config = parseHostConfig(text, '/tmp/dev/host.toml', '/tmp/dev', { partial: true });
+  assert.equal(config.limits.requestBodyBytes, 64 * 1024 * 1024);
+  // What it does give is checked as ever.
+  assert.throws(
+    () => parseHostConfig('[limits]\nrequest_bdy = "64mib"\n', '/tmp/dev/host.toml', '/tmp/dev', { partial: true }),
+    /request_bdy/,
+  );
+});

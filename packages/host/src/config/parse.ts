@@ -60,7 +60,12 @@ interface ShapeProblem {
  * config.control.listen; // { host: '127.0.0.1', port: 7070 }
  * @throws HostConfigError naming the file, line, column and key of every problem.
  */
-export function parseHostConfig(text: string, file = 'host.toml', baseDir = dirname(resolve(file))): HostConfig {
+export function parseHostConfig(
+  text: string,
+  file = 'host.toml',
+  baseDir = dirname(resolve(file)),
+  options: ParseOptions = {},
+): HostConfig {
   if (text.length > MAX_CONFIG_BYTES) {
     throw new HostConfigError(file, [
       { file, line: 1, column: 1, path: '', message: `the file is ${text.length} bytes; at most ${MAX_CONFIG_BYTES}` },
@@ -80,6 +85,14 @@ export function parseHostConfig(text: string, file = 'host.toml', baseDir = dirn
       { file, line: parseError.lineNumber ?? 1, column: (parseError.column ?? 0) + 1, path: '', message: `invalid TOML: ${message}` },
     ]);
   }
+  if (options.partial) {
+    // The tables a host needs to run and `stratum dev` does not read: a dev config may be only
+    // its [limits] or a store table.
+    raw.stratum ??= 1;
+    raw.host ??= { name: 'dev.localhost', key: 'unused-by-dev.key', data: '.stratum' };
+    // A host must trust a registrar; dev takes no control requests, so a key nobody holds.
+    raw.registrars ??= { 'unused-by-dev': { key: 'A'.repeat(43) } };
+  }
   const place = ({ path, message }: ShapeProblem): HostConfigProblem => ({ file, ...locate(ast, path), path: formatPath(path), message });
   const problems = checkShape(raw).map(place);
   if (problems.length === 0) {
@@ -91,8 +104,16 @@ export function parseHostConfig(text: string, file = 'host.toml', baseDir = dirn
   throw new HostConfigError(file, problems);
 }
 
+export interface ParseOptions {
+  /**
+   * For `stratum dev --config`: the tables only a running host needs (`stratum`, [host],
+   * [registrars]) may be left out.
+   */
+  partial?: boolean;
+}
+
 /** Reads and parses a host.toml file. */
-export async function loadHostConfig(path: string): Promise<HostConfig> {
+export async function loadHostConfig(path: string, options: ParseOptions = {}): Promise<HostConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -104,7 +125,7 @@ export async function loadHostConfig(path: string): Promise<HostConfig> {
       cause: error,
     });
   }
-  return parseHostConfig(text, path);
+  return parseHostConfig(text, path, dirname(resolve(path)), options);
 }
 
 function checkShape(raw: Record<string, unknown>): ShapeProblem[] {
