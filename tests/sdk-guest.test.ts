@@ -175,3 +175,22 @@ test('Intl.DateTimeFormat, NumberFormat and Collator construct when called witho
     withoutNew: ['TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError', 'TypeError'],
   });
 });
+
+test("blob() of a request or a response has its Content-Type for a type, as the Fetch standard extracts it, where StarlingMonkey's had none", async (t) => {
+  const { get } = await serveFixture(t);
+  const contentType = 'Application/JSON; Charset="UTF-8"';
+  const answer = await get('/blob', { method: 'POST', headers: { 'content-type': contentType }, body: '{"a":1}' });
+  assert.equal(answer.status, 200, answer.body);
+  const typed = new Response('x', { headers: { 'content-type': 'Text/Plain; Charset=ISO-8859-1' } });
+  const copy = typed.clone();
+  // As Node.js gives them.
+  assert.deepEqual(JSON.parse(answer.body), {
+    request: (await new Request('http://x.test/', { method: 'POST', headers: { 'content-type': contentType }, body: '{}' }).blob()).type,
+    requestText: '{"a":1}',
+    response: (await typed.blob()).type,
+    cloned: (await copy.blob()).type,
+    string: (await new Response('x').blob()).type,
+    bytes: '',
+  });
+  assert.equal(JSON.parse(answer.body).request, 'application/json;charset=utf-8');
+});
