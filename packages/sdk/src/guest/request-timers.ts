@@ -4,8 +4,9 @@
 // its CPU time and log lines counted to that request. The adapter (http.ts) clears, once a
 // response has been sent and its waitUntil work has settled, the timers set meanwhile and not
 // cleared. Timers of the modules' top-level code are no request's, nor are those that such a
-// timer's callback sets. Apart from timers.ts, which applies it to the engine's globals, so that
-// Node.js tests run it.
+// timer's callback sets (only a dev engine has them: it runs that code in the first request, where
+// a production build, which runs it at build time, refuses a timer). Apart from timers.ts, which
+// applies it to the engine's globals, so that Node.js tests run it.
 
 type Callback = (...args: unknown[]) => unknown;
 type SetTimer = (callback: unknown, delay?: unknown, ...args: unknown[]) => unknown;
