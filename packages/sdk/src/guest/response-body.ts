@@ -13,7 +13,7 @@ export interface BodySink {
   abandon(): void;
 }
 
-/** A chunk as bytes: StarlingMonkey's own body streams take any buffer source, as Workers does. */
+/** A chunk as bytes: Workers takes any buffer source in a body's stream, not only a Uint8Array. */
 function bytesOf(chunk: unknown): Uint8Array | undefined {
   if (chunk instanceof Uint8Array) return chunk;
   if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
