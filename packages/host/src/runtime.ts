@@ -328,6 +328,17 @@ function answer(res: ServerResponse, status: number, message: string, headers: R
   res.end(body);
 }
 
+/**
+ * Ends a response without its clean end: what was written reaches the client (ending the socket
+ * flushes it, where destroying it would drop it), then the connection closes, with no last chunk.
+ * A response that has no socket yet (queued behind another on its connection) is dropped.
+ */
+function cutShort(res: ServerResponse): void {
+  const socket = res.socket;
+  if (socket && !socket.destroyed) socket.end();
+  else res.destroy();
+}
+
 const EMPTY_BODY = new Uint8Array(0);
 
 /** Whether a response to `method` with `status` carries a body (RFC 9110 section 6.4.1). */
@@ -1586,7 +1597,11 @@ class Capsule {
     const res = active.res;
     if (active.clientGone) res.destroy();
     else if (fallback) answer(res, fallback.status, fallback.message);
-    else if (!res.writableEnded && !res.destroyed) res.end();
+    // The request is over and its body never ended: the guest dropped it unfinished (its stream
+    // failed), which wasi:http means as an incomplete body. Ended cleanly, the client would take
+    // what came as the whole; the connection is closed after what was written, and the client
+    // sees the response cut off there.
+    else if (!res.writableEnded && !res.destroyed) cutShort(res);
     if (failed && active.limit !== 'response-body') this.failed();
     else this.failures = 0;
     const record: RequestRecord = {

@@ -367,6 +367,13 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
         const result: unknown = await capsule.fetch(request, NO_ENV, ctx);
         response = result instanceof Response ? result : failure(500, 'the capsule returned something that is not a Response');
         if (!(result instanceof Response)) console.error(`fetch(${method} ${request.url}) returned ${typeof result}, not a Response`);
+        // Found before its head goes out, it is a 500, as in Workers; found while its body is
+        // sent, the response could only be cut off.
+        if (response.bodyUsed) {
+          throw new TypeError(
+            'the Response returned has a body that was read already: return a new Response, or one cloned before the read',
+          );
+        }
       } catch (error) {
         console.error(describeError(error));
         response = failure(500, uncaughtAnswer(error));
