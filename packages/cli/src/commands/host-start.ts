@@ -63,8 +63,8 @@ export const hostStartCommand: Command = {
 Starts stratum-host as host.toml describes (spec/host-config/README.md): it brings back every
 capsule installed in its data directory, serves their HTTP traffic on the ingress address, and
 takes signed requests from its registrars on the control API (spec/host-api.md). It runs until
-SIGINT or SIGTERM, then stops taking requests, finishes those in flight and writes the usage
-ledger.
+SIGINT or SIGTERM, then stops taking requests, lets those in flight finish (each within its
+capsule's timeout, all within 60 s) and writes the usage ledger. A second Ctrl-C leaves at once.
 
 Logs go to stderr: readable lines on a terminal, pino's JSON lines otherwise (--log-format).
 The listen addresses are printed to stdout once the host is up.

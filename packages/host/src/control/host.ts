@@ -30,6 +30,35 @@ import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreIns
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
 
+/** How long a stopping host waits for its requests in flight before it ends them (systemd's stop timeout is 90 s). */
+const SHUTDOWN_DRAIN_MS = 60_000;
+/** How long a stopping host leaves open connections whose answers have just been sent. */
+const CLOSE_GRACE_MS = 1000;
+
+/**
+ * Drains every serving capsule at once: new requests get 503, those in flight finish. At most
+ * SHUTDOWN_DRAIN_MS: a capsule whose timeout is longer (up to 15 minutes) would hold the stop
+ * past what a service manager waits before it kills the host, ledger unwritten.
+ */
+async function drainAll(runtime: HostRuntime, logger: Logger): Promise<void> {
+  const serving = runtime.status().filter((capsule) => capsule.state === 'running' && capsule.inFlight > 0);
+  if (serving.length === 0) return;
+  const inFlight = serving.reduce((sum, capsule) => sum + capsule.inFlight, 0);
+  logger.info({ requests: inFlight, capsules: serving.length }, 'stopping: waiting for the requests in flight');
+  let timer: NodeJS.Timeout | undefined;
+  const waited = await Promise.race([
+    Promise.all(serving.map((capsule) => runtime.drain(capsule.name).catch(() => undefined))).then(() => 'drained' as const),
+    new Promise<'late'>((resolve) => {
+      timer = setTimeout(() => resolve('late'), SHUTDOWN_DRAIN_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (waited === 'late') {
+    const left = runtime.status().reduce((sum, capsule) => sum + capsule.inFlight, 0);
+    logger.warn({ requests: left }, `stopping: requests still in flight after ${SHUTDOWN_DRAIN_MS / 1000} s are ended`);
+  }
+}
+
 /** Capsules with usage this recent when a host starts have their code compiled ahead of their first request. */
 const RECENTLY_ACTIVE_MS = 60 * 60 * 1000;
 
@@ -189,15 +218,23 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   const close = async () => {
     clearInterval(flushTimer);
     links?.stop();
-    await Promise.all(
-      servers.map(
-        (server) =>
-          new Promise<void>((resolve) => {
-            server.close(() => resolve());
-            server.closeAllConnections();
-          }),
-      ),
-    );
+    // Requests in flight finish first, each within its capsule's timeout (README's "Run a host"
+    // promises it for SIGTERM; they were cut off): no new connection is taken, idle ones close,
+    // a request on one still open gets the 503 of a draining capsule.
+    const closed = servers.map((server) => {
+      const done = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      return done;
+    });
+    await drainAll(runtime, logger);
+    // What is left open (a client that keeps its connection) is closed once the answers have
+    // had a moment to leave: closing at once cut the last bytes of a response just ended.
+    for (const server of servers) server.closeIdleConnections();
+    const grace = setTimeout(() => {
+      for (const server of servers) server.closeAllConnections();
+    }, CLOSE_GRACE_MS);
+    await Promise.all(closed);
+    clearTimeout(grace);
     unsubscribe();
     await runtime.close();
     await ledger.close();
