@@ -41,6 +41,9 @@ test('hostile capsules fail alone; the host and its other capsules carry on', as
     assert.equal(looped.status, 504);
     assert.equal(tiny.status, 200);
     assert.equal(hits(host, 'loop').cpu, 1);
+    // Status says why, as for a trap: the last failure.
+    const loop = host.runtime.status().find((capsule) => capsule.name === 'loop');
+    assert.match(loop?.lastError ?? '', /^GET \/ was ended: used \d+ ms of CPU, over /);
     await assertTinyAnswers(host);
   });
 
@@ -96,6 +99,10 @@ test('a capsule over its wall-clock timeout gets 504 even when its CPU budget is
   await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "large"\n' });
   assert.equal((await host.get('loop.test')).status, 504);
   assert.equal(hits(host, 'loop').timeout, 1);
+  assert.match(
+    host.runtime.status().find((capsule) => capsule.name === 'loop')?.lastError ?? '',
+    /was ended: over the 300 ms wall-clock limit/,
+  );
   await assertTinyAnswers(host);
 });
 

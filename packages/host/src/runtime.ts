@@ -886,6 +886,9 @@ class Capsule {
     if (limit === 'cpu') this.cpuKilledAt = Date.now();
     this.retire(handle);
     this.limitHit(limit, active, active.clientGone ? `${detail} (its client had left)` : detail);
+    // The last failure, as status promises (spec/host-api.md section 4): an operator asking why
+    // a capsule is backed off finds it here, not only in the log.
+    if (limit === 'cpu' || !active.clientGone) this.lastError = `${active.method} ${active.path} was ended: ${detail}`;
     active.limit = limit;
     this.finish(
       handle,
