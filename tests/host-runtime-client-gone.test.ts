@@ -4,10 +4,12 @@
 // capsule failing (a few closed browser tabs of an event stream backed the capsule off for all).
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import type { RequestRecord } from '@stratum/host';
 import { startHarness } from './fixtures/hostile/harness.ts';
+import { buildExample } from './support/examples.ts';
 import { buildHostile } from './support/tiny.ts';
 
 /** Sends a GET and leaves: after the first bytes of the body, or after `ms` when none come. */
@@ -103,4 +105,26 @@ test('a request whose client left while it waited for an instance is not run', a
     records.map((record) => record.path),
     ['/', '/zzz', '/'],
   );
+});
+
+test('requests whose bodies were still arriving at their timeout do not back the capsule off', async (t) => {
+  const host = await startHarness(t, { instancesPerCapsule: 1 });
+  // hello's /echo reads the whole body: a client that sends 10 of 100 bytes holds it to the timeout.
+  await host.install('hello', await buildExample('hello'), { manifest: '[resources]\ntimeout = "1s"\n' });
+  const slowUpload = async () => {
+    const socket = connect(host.port, '127.0.0.1');
+    socket.write('POST /echo HTTP/1.1\r\nHost: hello.test\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n0123456789');
+    let received = '';
+    socket.setEncoding('latin1');
+    for await (const chunk of socket) {
+      received += chunk;
+      if (received.includes('\r\n\r\n')) break;
+    }
+    socket.destroy();
+    return received.split(' ')[1];
+  };
+  // One more than the failures in a row that back a capsule off (3).
+  for (let index = 0; index < 4; index++) assert.equal(await slowUpload(), '504');
+  assert.equal(host.runtime.status()[0]?.limitHits.timeout, 4);
+  assert.equal((await host.get('hello.test', '/')).status, 200);
 });

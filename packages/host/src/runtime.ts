@@ -885,19 +885,24 @@ class Capsule {
     if (handle.head !== active) return;
     if (limit === 'cpu') this.cpuKilledAt = Date.now();
     this.retire(handle);
-    this.limitHit(limit, active, active.clientGone ? `${detail} (its client had left)` : detail);
+    // The client's doing, not the capsule's: it left, or its request body was still coming in
+    // when the time was up (not held back by the capsule: the upload is not paused for a full
+    // ring). Counted as the capsule failing, a few closed tabs or slow uploads backed it off for
+    // everyone.
+    const upload = active.pending.req;
+    const slowUpload = limit === 'timeout' && upload !== undefined && !upload.complete && !upload.isPaused();
+    const clients = limit === 'timeout' && (active.clientGone === true || slowUpload);
+    const why = active.clientGone ? ' (its client had left)' : slowUpload ? ` (its request body was still arriving: ${active.bytesIn} bytes so far)` : '';
+    this.limitHit(limit, active, `${detail}${why}`);
     // The last failure, as status promises (spec/host-api.md section 4): an operator asking why
     // a capsule is backed off finds it here, not only in the log.
-    if (limit === 'cpu' || !active.clientGone) this.lastError = `${active.method} ${active.path} was ended: ${detail}`;
+    if (!clients) this.lastError = `${active.method} ${active.path} was ended: ${detail}`;
     active.limit = limit;
     this.finish(
       handle,
       active,
       { status: 504, message: limit === 'cpu' ? 'the capsule used more CPU time than allowed' : 'the capsule took too long' },
-      // A request that ran on after its client left (a stream nobody reads, a long poll) and
-      // reached its timeout is not the capsule failing: counted as one, a few closed browser
-      // tabs backed the capsule off for everyone.
-      limit === 'cpu' || !active.clientGone,
+      !clients,
     );
   }
 
