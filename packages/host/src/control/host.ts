@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join } from 'node:path';
 import {
   type Ed25519PrivateJwk,
@@ -29,6 +29,23 @@ import { InstallationStore } from './installations.ts';
 import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreInstallation, STATE_UPLOADS_DIR } from './server.ts';
 
 const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+/** A connection that has sent no request this long after it opened is closed (`silentConnectionMs`). */
+const FIRST_REQUEST_MS = 15_000;
+
+/**
+ * Closes connections that send nothing. Node.js times out a request head that is slow to come
+ * (`headersTimeout`) and a kept-alive connection between requests (`keepAliveTimeout`), but not a
+ * connection that never sends a byte: 500 of those stayed open for minutes in a walkthrough, and
+ * a few hundred used up the process's file descriptors, the control API's too. The timer is the
+ * socket's own, cleared once a request comes (its own limits then apply; Node.js sets its
+ * keep-alive timer after the response).
+ */
+function closeSilentConnections(server: Server, ms: number, tls = false): void {
+  // Over TLS, the socket requests come on is the TLS one (the handshake has its own timeout).
+  server.on(tls ? 'secureConnection' : 'connection', (socket: Socket) => socket.setTimeout(ms));
+  server.on('request', (request: IncomingMessage) => request.socket.setTimeout(0));
+}
 
 /** How long a stopping host waits for its requests in flight before it ends them (systemd's stop timeout is 90 s). */
 const SHUTDOWN_DRAIN_MS = 60_000;
@@ -117,6 +134,8 @@ export interface StartHostOptions {
   pullComponent?: PullComponent | false;
   /** The identity key, when the caller already holds it; default: read from `config.keyFile`. */
   identityKey?: Ed25519PrivateJwk;
+  /** How long a connection may stay open without sending a request (ingress and control API). Default 15 s. */
+  silentConnectionMs?: number;
 }
 
 export interface RunningHost {
@@ -265,6 +284,8 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       if (!toOriginForm(request, response)) return;
       if (!links?.answerHeld(request, response)) runtime.handleRequest(request, response);
     });
+    const silentMs = options.silentConnectionMs ?? FIRST_REQUEST_MS;
+    closeSilentConnections(ingress, silentMs);
     servers.push(ingress);
     const ingressUrl = await listen(ingress, config.ingress.listen, 'http', 'ingress');
 
@@ -293,6 +314,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     } else {
       control = createHttpServer(handler);
     }
+    closeSilentConnections(control, silentMs, config.control.tls !== undefined);
     servers.push(control);
     const loopback = /^(127\.|::1$|localhost$)/.test(config.control.listen.host);
     if (!config.control.tls && !loopback) {
