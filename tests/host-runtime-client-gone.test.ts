@@ -128,3 +128,34 @@ test('requests whose bodies were still arriving at their timeout do not back the
   assert.equal(host.runtime.status()[0]?.limitHits.timeout, 4);
   assert.equal((await host.get('hello.test', '/')).status, 200);
 });
+
+test('a client that stops reading holds the capsule back instead of the host buffering the whole response', async (t) => {
+  const MiB = 1024 * 1024;
+  const host = await startHarness(t, { limits: { responseBodyBytes: 16 * MiB }, instancesPerCapsule: 1 });
+  // 64 KiB chunks until the host refuses one: 16 MiB, had nothing held it back.
+  await host.install('huge', await buildHostile('huge-body'), { manifest: '[resources]\ntimeout = "2s"\n' });
+  const records: RequestRecord[] = [];
+  host.runtime.onRequest((record) => records.push(record));
+
+  // A reader that stops: the capsule waits on it until its timeout, with what the host holds and
+  // what the loopback's socket buffers take (several MiB) out, rather than run to the limit.
+  const stalled = connect(host.port, '127.0.0.1');
+  stalled.write('GET /stalled HTTP/1.1\r\nHost: huge.test\r\n\r\n');
+  stalled.pause();
+  const held = await recordOf(records, '/stalled');
+  stalled.destroy();
+  assert.equal(held.limit, 'timeout', `${held.bytesOut} bytes went out to a client that read none`);
+  assert.ok(held.bytesOut < 16 * MiB, `${held.bytesOut} bytes went out to a client that read none`);
+
+  // A reader that is slow but reads: held back and let go again, it gets every byte up to the limit.
+  const slow = connect(host.port, '127.0.0.1');
+  slow.write('GET /slow HTTP/1.1\r\nHost: huge.test\r\n\r\n');
+  let received = 0;
+  for await (const chunk of slow) {
+    received += (chunk as Buffer).length;
+    if (received % (4 * MiB) < 65_536) await setTimeout(100);
+  }
+  const read = await recordOf(records, '/slow');
+  assert.equal(read.limit, 'response-body');
+  assert.ok(received > 16 * MiB, `received ${received} bytes`);
+});

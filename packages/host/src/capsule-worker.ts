@@ -16,6 +16,9 @@ import {
   type FromWorker,
   type LogLine,
   packBatches,
+  RESPONSE_ACCEPTED_ID,
+  RESPONSE_ACCEPTED_KIB,
+  RESPONSE_GONE,
   type RequestMessage,
   type ResponseBatch,
   type ToSpare,
@@ -212,7 +215,7 @@ let memoryPretouched = false;
 
 setResponseBodyLimit(init.responseBodyBytes);
 const cpuStart = init.cpuStart ? new BigInt64Array(init.cpuStart) : undefined;
-const clientGone = init.clientGone ? new Int32Array(init.clientGone) : undefined;
+const responseSignals = init.responseSignals ? new Int32Array(init.responseSignals) : undefined;
 const bodyReader = init.bodyChannel
   ? new BodyReader(init.bodyChannel, () => port.postMessage({ type: 'consumed' } satisfies FromWorker))
   : undefined;
@@ -271,6 +274,14 @@ function sendOutbox(): void {
 setBeforeBlocking(() => flushBatch());
 
 const FLUSH_AT = 64 * 1024;
+/**
+ * How far a response's body may go ahead of its client (bytes sent to the host and not yet on
+ * their way to the client's socket): several of the 64 KiB batches, so that a client reading
+ * steadily never waits on it.
+ */
+const RESPONSE_WINDOW_BYTES = 2 * 1024 * 1024;
+/** A wait for the window looks again this often, whatever wakes it (a safety net: the host notifies). */
+const WINDOW_RECHECK_MS = 1000;
 
 function log(level: LogLine['level'], message: string, source = 'host'): void {
   logs.push({ level, message, source, ...(current ? { requestId: current.requestId } : {}) });
@@ -290,8 +301,29 @@ class Exchange implements ResponseReceiver {
     this.#id = id;
   }
 
+  /**
+   * Waits, before more of the body goes, while the client is more than `RESPONSE_WINDOW_BYTES`
+   * behind (`Capsule.accepted` in runtime.ts): what is pending goes out first, then the thread
+   * waits for the host to say the client took some, or that it left. The request's own limits
+   * still apply (ending the instance ends the wait).
+   */
+  #waitForWindow(): void {
+    if (!responseSignals) return;
+    const id = this.#id | 0;
+    const behind = () =>
+      this.#sent -
+      (Atomics.load(responseSignals, RESPONSE_ACCEPTED_ID) === id ? Atomics.load(responseSignals, RESPONSE_ACCEPTED_KIB) * 1024 : 0);
+    if (behind() <= RESPONSE_WINDOW_BYTES) return;
+    flushBatch();
+    while (behind() > RESPONSE_WINDOW_BYTES && !this.gone()) {
+      const seen = Atomics.load(responseSignals, RESPONSE_ACCEPTED_KIB);
+      if (behind() <= RESPONSE_WINDOW_BYTES) break;
+      Atomics.wait(responseSignals, RESPONSE_ACCEPTED_KIB, seen, WINDOW_RECHECK_MS);
+    }
+  }
+
   gone(): boolean {
-    return clientGone !== undefined && Atomics.load(clientGone, 0) === (this.#id | 0);
+    return responseSignals !== undefined && Atomics.load(responseSignals, RESPONSE_GONE) === (this.#id | 0);
   }
 
   head(status: number, headers: [string, Uint8Array][]): void {
@@ -312,6 +344,7 @@ class Exchange implements ResponseReceiver {
 
   chunk(bytes: Uint8Array): void {
     if (bytes.length === 0) return;
+    this.#waitForWindow();
     this.#sent += bytes.length;
     this.#buffered += bytes.length;
     const out = pending();

@@ -43,6 +43,10 @@ import { hostedMemories } from './wasm-memory.ts';
 import {
   type FromWorker,
   packRequests,
+  RESPONSE_ACCEPTED_ID,
+  RESPONSE_ACCEPTED_KIB,
+  RESPONSE_GONE,
+  RESPONSE_SIGNALS_BYTES,
   type RequestMessage,
   type ResponseBatch,
   type ToSpare,
@@ -385,6 +389,8 @@ interface ActiveRequest {
   declaredLength?: number;
   /** The client closed the connection before the response ended. */
   clientGone?: boolean;
+  /** Bytes of its body that have left for the client's socket (the worker's window, `Capsule.accepted`). */
+  accepted: number;
   /** Stops streaming the request body into the instance. */
   stopBody?: () => void;
   /** The CPU time (ms) at which the request was first seen over its limit. */
@@ -449,8 +455,8 @@ class CapsuleWorker {
   readonly cpuStart: BigInt64Array;
   /** See `WorkerInit.sleepCell`. */
   readonly sleepCell: Int32Array;
-  /** See `WorkerInit.clientGone`. */
-  readonly clientGone: Int32Array;
+  /** See `WorkerInit.responseSignals`. */
+  readonly responseSignals: Int32Array;
   served = 0;
   retired = false;
   /** Set once its memory has grown near the capsule's limit: it takes nothing new, and retires when empty. */
@@ -475,13 +481,18 @@ class CapsuleWorker {
   constructor(
     worker: Worker,
     ready: Promise<void>,
-    channels: { cpuStart: SharedArrayBuffer; bodyChannel: SharedArrayBuffer; sleepCell: SharedArrayBuffer; clientGone: SharedArrayBuffer },
+    channels: {
+      cpuStart: SharedArrayBuffer;
+      bodyChannel: SharedArrayBuffer;
+      sleepCell: SharedArrayBuffer;
+      responseSignals: SharedArrayBuffer;
+    },
   ) {
     this.worker = worker;
     this.ready = ready;
     this.cpuStart = new BigInt64Array(channels.cpuStart);
     this.sleepCell = new Int32Array(channels.sleepCell);
-    this.clientGone = new Int32Array(channels.clientGone);
+    this.responseSignals = new Int32Array(channels.responseSignals);
     this.body = new BodyWriter(channels.bodyChannel);
   }
 
@@ -729,7 +740,7 @@ class Capsule {
       cpuStart: new SharedArrayBuffer(16),
       bodyChannel: createBodyChannel(),
       sleepCell: new SharedArrayBuffer(8),
-      clientGone: new SharedArrayBuffer(4),
+      responseSignals: new SharedArrayBuffer(RESPONSE_SIGNALS_BYTES),
     };
     const init: WorkerInit = { ...this.init, modules, ...channels };
     const worker = this.#runtime.takeSpare(init) ?? newCapsuleWorker({ init }, this.name);
@@ -892,7 +903,11 @@ class Capsule {
     const upload = active.pending.req;
     const slowUpload = limit === 'timeout' && upload !== undefined && !upload.complete && !upload.isPaused();
     const clients = limit === 'timeout' && (active.clientGone === true || slowUpload);
-    const why = active.clientGone ? ' (its client had left)' : slowUpload ? ` (its request body was still arriving: ${active.bytesIn} bytes so far)` : '';
+    const why = active.clientGone
+      ? ' (its client had left)'
+      : slowUpload
+        ? ` (its request body was still arriving: ${active.bytesIn} bytes so far)`
+        : '';
     this.limitHit(limit, active, `${detail}${why}`);
     // The last failure, as status promises (spec/host-api.md section 4): an operator asking why
     // a capsule is backed off finds it here, not only in the log.
@@ -1170,6 +1185,7 @@ class Capsule {
       started: Date.now(),
       bytesIn: pending.bytesIn,
       bytesOut: 0,
+      accepted: 0,
       ended: false,
       cutOff: false,
       cpuLimit: warm ? this.limits.cpuMsPerRequest : Math.max(this.limits.cpuMsPerRequest, this.#runtime.warmupCpuMs),
@@ -1194,7 +1210,9 @@ class Capsule {
           // The guest's next write to the response finds it closed, and a stream it feeds is
           // cancelled: an event stream whose reader left ends, rather than hold its instance
           // until the timeout.
-          Atomics.store(handle.clientGone, 0, active.id);
+          Atomics.store(handle.responseSignals, RESPONSE_GONE, active.id);
+          // A worker waiting for its window to open looks again, and finds the client gone.
+          Atomics.notify(handle.responseSignals, RESPONSE_ACCEPTED_KIB);
         }
       });
     }
@@ -1463,7 +1481,7 @@ class Capsule {
               break;
             }
             active.bytesOut += chunk.length;
-            res.write(chunk);
+            res.write(chunk, () => this.accepted(handle, active, chunk.length));
           }
         }
         if (batch.end && !batch.limit && !active.cutOff) {
@@ -1587,6 +1605,22 @@ class Capsule {
     active.cutOff = true;
     this.log('error', `invalid response from the capsule: ${errorMessage(error)}`, 'host', active.requestId);
     answer(active.res, 502, 'the capsule sent an invalid response');
+  }
+
+  /**
+   * Part of a response has left for the client's socket: the worker's window moves on. A worker
+   * sends a response's body no further ahead of its client than `RESPONSE_WINDOW_BYTES`
+   * (capsule-worker.ts), waiting (its guest's write blocks) until this says the client took some.
+   * Unbounded, a client that stopped reading made the host keep the whole response in memory (up
+   * to `responseBodyBytes`, 64 MiB, per connection: ten such clients took a host from 494 to
+   * 892 MB) for as long as its connection stayed open.
+   */
+  accepted(handle: CapsuleWorker, active: ActiveRequest, bytes: number): void {
+    active.accepted += bytes;
+    const signals = handle.responseSignals;
+    Atomics.store(signals, RESPONSE_ACCEPTED_KIB, Math.floor(active.accepted / 1024));
+    Atomics.store(signals, RESPONSE_ACCEPTED_ID, active.id);
+    Atomics.notify(signals, RESPONSE_ACCEPTED_KIB);
   }
 
   /** Ends `active` (answering it when given a fallback), records it, and frees its worker. */

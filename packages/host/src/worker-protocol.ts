@@ -31,11 +31,13 @@ export interface WorkerInit {
   /** The cell the guest's synchronous sleeps wait on, which the main thread reads and wakes (`SleepWatch` in wasi/io.ts). */
   sleepCell?: SharedArrayBuffer;
   /**
-   * One Int32: the number (`RequestMessage.id`, as an Int32) of the last request whose client
-   * left before its response ended, written by the main thread; the response's stream then
-   * reports closed to the guest.
+   * Int32s the main thread writes about the responses it sends: `RESPONSE_GONE`, the number
+   * (`RequestMessage.id`, as an Int32) of the last request whose client left before its response
+   * ended (the response's stream then reports closed to the guest); `RESPONSE_ACCEPTED_ID` and
+   * `RESPONSE_ACCEPTED_KIB`, a request's number and how much of its response (KiB) has left for
+   * the client's socket, for the worker's window (`RESPONSE_WINDOW_BYTES` in capsule-worker.ts).
    */
-  clientGone?: SharedArrayBuffer;
+  responseSignals?: SharedArrayBuffer;
 }
 
 /** A worker's workerData: the capsule it serves, or nothing yet (a spare; `init` comes in a message). */
@@ -110,6 +112,12 @@ export interface ResponseBatch {
  * requests waiting behind it back, unstarted (the answer is `reclaimed`): they should not wait
  * with it.
  */
+/** See `WorkerInit.responseSignals`. */
+export const RESPONSE_GONE = 0;
+export const RESPONSE_ACCEPTED_ID = 1;
+export const RESPONSE_ACCEPTED_KIB = 2;
+export const RESPONSE_SIGNALS_BYTES = 12;
+
 export type ToWorker = PackedRequests | { type: 'shutdown' } | { type: 'reclaim' };
 
 /** What a waiting spare is sent: the capsule it is to serve, or what to load meanwhile instead of `WorkerBoot`'s lists. */
