@@ -2,13 +2,18 @@
 // installs examples/hello over the signed API, and the ingress serves it by its Host header.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { readdir, readFile } from 'node:fs/promises';
+import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { generateEd25519KeyPair, StratumError } from '@stratum/core';
 import { ControlApiError, createControlClient, parseHostConfig, startHost, verifyLedgerFile } from '@stratum/host';
 import { pushCapsule } from '@stratum/registry';
 import { Redis } from 'ioredis';
+import { signControlRequest } from '../packages/host/src/control/auth.ts';
+import { MAX_FOLLOWER_UNSENT } from '../packages/host/src/control/server.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { testHostToml, writeTestHost } from './support/host-dir.ts';
 import { ingressGet as get } from './support/ingress.ts';
@@ -29,7 +34,7 @@ async function startE2eHost(t: TestContext, options: { pull?: boolean } = {}) {
   const config = parseHostConfig(text, path);
   const host = closing(await startHost(config, options.pull ? {} : { pullComponent: false }));
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
-  return { host, client, dir };
+  return { host, client, dir, registrar };
 }
 
 test('a host installs examples/hello over the signed control API and serves it by Host header', async (t) => {
@@ -78,6 +83,110 @@ test('a host installs examples/hello over the signed control API and serves it b
   await client.uninstall('hello');
   assert.equal((await get(host.ingressUrl, 'hello.example', '/')).status, 404);
   assert.deepEqual((await client.status()).capsules, []);
+});
+
+test("a log follower that reads nothing holds at most 1 MiB of the host's memory: new lines past it are dropped, and counted to it once it reads", {
+  timeout: 60_000,
+}, async (t) => {
+  const wasm = await buildHostile('chatty');
+  const { host, client, registrar } = await startE2eHost(t);
+  await client.install({
+    domains: ['chatty.example'],
+    manifest: 'stratum = 1\n[capsule]\nname = "chatty"\nversion = "0.1.0"\n[source]\nwasm = "chatty.wasm"\n',
+    component: new Uint8Array(await readFile(wasm)),
+  });
+
+  // The host's side of the stream, to read how much of it waits unsent.
+  let served: ServerResponse | undefined;
+  const onRequest = (message: unknown) => {
+    const { request, response } = message as { request: IncomingMessage; response: ServerResponse };
+    if (request.url?.includes('/logs')) served = response;
+  };
+  subscribe('http.server.request.start', onRequest);
+  t.after(() => unsubscribe('http.server.request.start', onRequest));
+
+  const path = '/capsules/chatty/logs?backlog=0';
+  const authorization = await signControlRequest({ key: registrar.privateJwk, audience: 'host1.example.net', method: 'GET', path });
+  const follower = await new Promise<IncomingMessage>((resolve, reject) => {
+    const outgoing = httpRequest(new URL(`${host.controlUrl}${path}`), { headers: { authorization }, agent: false }, resolve);
+    outgoing.on('error', reject);
+    outgoing.end();
+  });
+  t.after(() => follower.destroy());
+  assert.equal(follower.statusCode, 200);
+  // Not read: node:http stops reading the socket once the response's own buffer is full.
+  follower.pause();
+  while (!served?.headersSent) await sleep(10);
+  const response = served;
+
+  let logged = 0;
+  let mostUnsent = 0;
+  host.runtime.subscribeLogs(
+    'chatty',
+    (entry) => {
+      if (entry.source !== 'stdout') return;
+      logged++;
+      mostUnsent = Math.max(mostUnsent, response.writableLength);
+    },
+    { backlog: 0 },
+  );
+  // A MiB of lines a request.
+  const round = async () => {
+    const before = logged;
+    assert.equal((await get(host.ingressUrl, 'chatty.example', '/')).status, 200);
+    while (logged < before + 1024) await sleep(10);
+  };
+  // Until the sockets' buffers on both ends are full (how much the kernel takes varies) and the
+  // stream holds more than its limit, then once more.
+  const flood = async () => {
+    for (let rounds = 0; rounds < 64 && response.writableLength <= MAX_FOLLOWER_UNSENT; rounds++) await round();
+    await round();
+    // At most the limit and one line's event over it.
+    assert.ok(mostUnsent <= MAX_FOLLOWER_UNSENT + 2048, `${mostUnsent} bytes waited unsent`);
+  };
+  await flood();
+
+  let text = '';
+  let received = 0;
+  let dropped = 0;
+  const notes: string[] = [];
+  follower.setEncoding('utf8');
+  follower.on('data', (chunk: string) => {
+    const events = (text + chunk).split('\n\n');
+    text = events.pop() ?? '';
+    for (const event of events) {
+      if (!event.startsWith('event: log\n')) continue;
+      const entry = JSON.parse(event.slice('event: log\ndata: '.length)) as { source: string; level: string; message: string };
+      if (entry.source === 'stdout') received++;
+      const note = /^(\d+) log lines were dropped here: this stream's reader read too slowly$/.exec(entry.message);
+      if (note && entry.source === 'host' && entry.level === 'warn') {
+        dropped += Number(note[1]);
+        notes.push(entry.message);
+      }
+    }
+  });
+  follower.resume();
+  while (received + dropped < logged) await sleep(10);
+  assert.ok(dropped > 0 && notes.length > 0, `${received} lines received`);
+  assert.equal(received + dropped, logged, 'every line was sent or counted as dropped');
+
+  // Caught up, the reader gets every line again.
+  const [receivedBefore, droppedBefore] = [received, dropped];
+  await round();
+  while (received + dropped < logged) await sleep(10);
+  assert.deepEqual([received - receivedBefore, dropped - droppedBefore], [1024, 0]);
+
+  // Stalled again when the capsule is uninstalled: the stream ends with the note.
+  follower.pause();
+  await flood();
+  const noted = notes.length;
+  const ended = new Promise((resolve) => follower.once('end', resolve));
+  await client.uninstall('chatty');
+  follower.resume();
+  await ended;
+  assert.equal(notes.length, noted + 1);
+  // And the uninstall's own line, dropped with the others.
+  assert.equal(received + dropped, logged + 1);
 });
 
 test('an install whose instance never starts is refused with 422 and leaves nothing behind', async (t) => {

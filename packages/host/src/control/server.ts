@@ -9,7 +9,7 @@ import { type Manifest, ManifestError, parseManifest } from '@stratum/manifest';
 import { resolveConfig } from '../capabilities/config/index.ts';
 import type { TrustedRegistrar } from '../config/types.ts';
 import type { UsageLedger } from '../metering/ledger.ts';
-import type { CapsuleStatus, HostRuntime } from '../runtime-types.ts';
+import type { CapsuleLogEntry, CapsuleStatus, HostRuntime } from '../runtime-types.ts';
 import { bodyMismatch, ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
 import type { LinkChecker } from './domain-links.ts';
 import type { Installation, InstallationStore } from './installations.ts';
@@ -65,6 +65,12 @@ export interface ControlServerOptions {
   /** host.toml's registrars: a capsule's links are checked against the one that installed it. */
   registrars?: readonly TrustedRegistrar[];
 }
+
+/**
+ * How many bytes of a log stream may wait unsent to a client that reads slowly, or not at all,
+ * before new lines are dropped (spec/host-api.md section 5.8).
+ */
+export const MAX_FOLLOWER_UNSENT = 1024 * 1024;
 
 const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
@@ -449,14 +455,36 @@ export function createControlHandler(options: ControlServerOptions): (request: I
   const streamLogs = (request: IncomingMessage, response: ServerResponse, name: string, backlog: number) => {
     response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
     response.write(': stratum capsule log\n\n');
+    const event = (entry: CapsuleLogEntry) => `event: log\ndata: ${JSON.stringify(entry)}\n\n`;
+    // A registrar's reader that stalls must not hold the shared host's memory for every line its
+    // capsule writes: a new line is dropped while too much waits unsent. The backlog is written
+    // whole: the runtime keeps only so many lines.
+    let live = false;
+    let dropped = 0;
+    const droppedNote = () => {
+      if (dropped === 0) return;
+      const message = `${dropped} log ${dropped === 1 ? 'line was' : 'lines were'} dropped here: this stream's reader read too slowly`;
+      dropped = 0;
+      response.write(event({ time: new Date().toISOString(), capsule: name, level: 'warn', source: 'host', message }));
+    };
     const unsubscribe = options.runtime.subscribeLogs(
       name,
       (entry) => {
-        response.write(`event: log\ndata: ${JSON.stringify(entry)}\n\n`);
+        // Once one is dropped, all are until the stream drains, so that the note stands at the gap.
+        if (live && (dropped > 0 || response.writableLength > MAX_FOLLOWER_UNSENT)) dropped++;
+        else response.write(event(entry));
       },
       // Uninstalled: its last line said so, and the stream ends (a reinstall does not end it).
-      { backlog, onEnd: () => response.end() },
+      {
+        backlog,
+        onEnd: () => {
+          droppedNote();
+          response.end();
+        },
+      },
     );
+    live = true;
+    response.on('drain', droppedNote);
     // The backlog is sent: a client that wanted only the recent lines can stop here.
     response.write('event: live\ndata: {}\n\n');
     const keepAlive = setInterval(() => response.write(': keep-alive\n\n'), (options.keepAliveSeconds ?? 15) * 1000);
