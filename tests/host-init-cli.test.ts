@@ -7,10 +7,11 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { readKeyFile } from '@stratum/core';
 import { hostKeyFromJwk, parseHostRecord } from '@stratum/discovery';
-import { loadHostConfig, startHost } from '@stratum/host';
+import { ControlApiError, createControlClient, loadHostConfig, startHost } from '@stratum/host';
 import { runCli } from './support/cli.ts';
 import { freePort } from './support/services.ts';
 import { removeDir, testDir } from './support/temp.ts';
+import { buildTiny } from './support/tiny.ts';
 
 test('host init writes a host.toml that starts a host trusting the operator key it made, which --config finds', async (t) => {
   const { dir: parent, closing } = await testDir(t, 'stratum-host-init-');
@@ -58,11 +59,30 @@ test('host init writes a host.toml that starts a host trusting the operator key 
     [{ name: 'operator', key: operator.x, domain: 'operator.example.net', operator: true }],
   );
 
-  closing(await startHost(config, { pullComponent: false }));
+  const host = closing(await startHost(config, { pullComponent: false }));
   // No --key: the operator key beside host.toml signs.
   const status = await runCli(['host', 'status', '--config', join(dir, 'host.toml'), '--json']);
   assert.equal(status.code, 0, status.stderr);
   assert.equal((JSON.parse(status.stdout) as { host: { name: string } }).host.name, 'h1.example.net');
+
+  // Its [limits] let in a capsule of the "small" resource class, and refuse a larger one.
+  const client = createControlClient({ url: host.controlUrl, key: operator, audience: 'h1.example.net' });
+  const component = new Uint8Array(await readFile(await buildTiny()));
+  const manifest = (resources: string) =>
+    `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\n[resources]\n${resources}\n`;
+  await assert.rejects(
+    client.install({ domains: ['tiny.example'], manifest: manifest('cpu = "large"\ntimeout = "15m"'), component }),
+    (error: unknown) => {
+      assert.ok(error instanceof ControlApiError, String(error));
+      assert.equal(error.code, 'RESOURCES_UNAVAILABLE');
+      assert.equal(error.details.length, 2, error.details.join('\n'));
+      assert.match(error.details[0] ?? '', /^\[resources\] cpu asks for 5 s .*this host allows 200 ms.*\(\[limits\] cpu\)$/);
+      assert.match(error.details[1] ?? '', /^\[resources\] timeout asks for 900 s; this host allows 30 s \(\[limits\] timeout\)$/);
+      return true;
+    },
+  );
+  const small = await client.install({ domains: ['tiny.example'], manifest: manifest('cpu = "small"'), component });
+  assert.equal(small.state, 'running');
 });
 
 test('host init never overwrites, and refuses options the host would refuse before writing anything', async (t) => {

@@ -16,7 +16,8 @@ export const hostInitCommand: Command = {
   description: `
 Writes what \`stratum host start\` needs into the directory (default: the current one):
   host.toml          the configuration: the keys a host needs, with comments
-                     (spec/host-config/README.md lists every key)
+                     (spec/host-config/README.md lists every key), and [limits] at the
+                     "small" resource class: a capsule that asks for more is refused
   host-key.json      the host's Ed25519 identity key
   operator-key.json  your own registrar key, trusted in host.toml as [registrars.operator]: it
                      signs \`host status\`, \`host install\` and the rest

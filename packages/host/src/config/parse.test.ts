@@ -20,6 +20,8 @@ test("host init's template reads back as written, the defaults spelt out and the
     plain.registrars.map((registrar) => [registrar.name, registrar.key.x, registrar.domain, registrar.operator]),
     [['operator', operator.publicKey, undefined, true]],
   );
+  // The "small" resource class's: a manifest asking for "large" is refused at install.
+  assert.deepEqual(plain.limits, { memoryBytes: 256 * 1024 * 1024, cpuMsPerRequest: 200, timeoutMs: 30_000, concurrency: 32 });
   const chosen = parseHostConfig(
     hostConfigTemplate({
       name: 'h2.example.net',

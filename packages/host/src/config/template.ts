@@ -12,9 +12,9 @@ export interface HostConfigTemplate {
 }
 
 /**
- * A host.toml for a new host (`stratum host init`): the keys a host needs and the defaults
- * written out, each with a line saying what it is, so that an operator reads the file instead
- * of the spec to change it. The caller parses it before writing it (`parseHostConfig`), which
+ * A host.toml for a new host (`stratum host init`): the keys a host needs, the defaults written
+ * out and limits no stranger's capsule goes past, each with a line saying what it is, so that an
+ * operator reads the file instead of the spec to change it. The caller parses it before writing it (`parseHostConfig`), which
  * checks the values given.
  */
 export function hostConfigTemplate(options: HostConfigTemplate): string {
@@ -43,6 +43,24 @@ export function hostConfigTemplate(options: HostConfigTemplate): string {
     '[control]',
     '# The signed control API. Off loopback, give it TLS: tls_cert = "...", tls_key = "...".',
     `listen = ${quote(options.control ?? DEFAULT_CONTROL_LISTEN)}`,
+    '',
+    // Without them a stranger's manifest gets whatever its class gives, up to "large" (4 GiB an
+    // instance, 5 s of CPU a request); a new host should let in only what it means to.
+    '# The most one capsule may use, whatever its manifest asks: the "small" resource class',
+    '# (spec/capsule/README.md section 7). An install whose stratum.toml [resources] asks for more',
+    '# (cpu = "medium" or "large", or more memory, timeout or concurrency) is refused with',
+    "# RESOURCES_UNAVAILABLE; a key it leaves out gets its class's value, cut down to these. Raise",
+    '# one to let bigger capsules in. Other limits, left at their defaults: queue, request_body,',
+    '# response_body, outbound_requests, idle.',
+    '[limits]',
+    '# The largest linear memory of one instance.',
+    'memory = "256mib"',
+    '# CPU time one request may use (504 past it).',
+    'cpu = "200ms"',
+    '# Wall-clock time one request may take, waiting included (504 past it).',
+    'timeout = "30s"',
+    '# Requests one capsule serves at once; more wait in its queue.',
+    'concurrency = 32',
     '',
     '# The registrars this host takes control requests from. "operator" is you: your tools sign',
     `# with ${options.operator.keyFile} (\`stratum host status --key ${options.operator.keyFile}\`).`,
