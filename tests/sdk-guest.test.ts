@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -191,4 +191,25 @@ test("blob() of a request or a response has its Content-Type for a type, as the 
     bytes: '',
   });
   assert.equal(JSON.parse(answer.body).request, 'application/json;charset=utf-8');
+});
+
+test('a request body the client stopped sending fails its read with an error that says so, not "[object Object]"', async (t) => {
+  const { port, logs } = await serveFixture(t);
+  const socket = connect(port, '127.0.0.1');
+  socket.on('error', () => {});
+  socket.write('POST /upload HTTP/1.1\r\nHost: sdk-guest.test\r\nContent-Length: 100000\r\n\r\n');
+  socket.write('x'.repeat(1000));
+  await until(() => logs.includes('upload begun'), logs);
+  socket.destroy();
+  // Each line of the error is a line of the log.
+  const cause = 'caused by: WIT error last-operation-failed: the request body was not received whole';
+  await until(() => logs.includes(cause), logs);
+  assert.ok(
+    logs.some((line) => /^TypeError: the request body was not received whole: the client closed the connection before its end/.test(line)),
+    logs.join('\n'),
+  );
+  assert.deepEqual(
+    logs.filter((one) => one.includes('object Object')),
+    [],
+  );
 });

@@ -32,6 +32,29 @@ export function witError(thrown: unknown): Variant | undefined {
   return isVariant(payload) ? payload : undefined;
 }
 
+/**
+ * A WIT error value a binding threw, as text: its case, and its string or the debug string of
+ * wasi:io's `error` resource. jco's ComponentError that carries it says only "[object Object]
+ * (see error.payload)". Undefined for anything else.
+ */
+export function witErrorText(thrown: unknown): string | undefined {
+  // An Error of the capsule's or the SDK's own says what it means, whatever fields it has.
+  if (thrown instanceof Error && !thrown.message.endsWith('(see error.payload)')) return undefined;
+  const variant = witError(thrown);
+  if (!variant) return undefined;
+  let detail = variant.val;
+  const resource = detail as { toDebugString?: () => unknown } | undefined;
+  if (typeof resource?.toDebugString === 'function') {
+    try {
+      detail = resource.toDebugString();
+    } catch {
+      // A resource already dropped: its case alone says what failed.
+      detail = undefined;
+    }
+  }
+  return `WIT error ${variant.tag}${typeof detail === 'string' && detail !== '' ? `: ${detail}` : ''}`;
+}
+
 /** Calls a Stratum import and turns a thrown WIT error into a CapabilityError that names it. */
 export function call<T>(capability: string, what: string, fn: () => T): T {
   try {
@@ -59,6 +82,8 @@ export function describeError(error: unknown): string {
   if (error === 'out of memory') {
     return "uncaught out of memory: the JavaScript heap could not grow within the instance's memory limit ([resources] memory in stratum.toml)";
   }
+  const wit = witErrorText(error);
+  if (wit !== undefined) return `uncaught ${wit}`;
   if (!(error instanceof Error)) return `uncaught ${typeof error === 'string' ? JSON.stringify(error) : String(error)}`;
   return errorWithFrames(error, 0);
 }
@@ -73,7 +98,10 @@ export function errorWithFrames(error: Error, depth = 0): string {
   let text = stack.startsWith(heading) ? stack : `${heading}\n${stack}`.trimEnd();
   const cause: unknown = error.cause;
   if (cause !== undefined && depth < CAUSES_SHOWN) {
-    text += `\ncaused by: ${cause instanceof Error ? errorWithFrames(cause, depth + 1) : typeof cause === 'string' ? JSON.stringify(cause) : String(cause)}`;
+    const shown =
+      witErrorText(cause) ??
+      (cause instanceof Error ? errorWithFrames(cause, depth + 1) : typeof cause === 'string' ? JSON.stringify(cause) : String(cause));
+    text += `\ncaused by: ${shown}`;
   }
   return text;
 }

@@ -9,6 +9,7 @@ import type { OutputStream } from 'wasi:io/streams@0.2.10';
 import type { Capsule, CapsuleEnv, ExecutionContext } from '../index.ts';
 import './globals.ts';
 import { describeError, witError } from './errors.ts';
+import { requestBodyError, streamClosed } from './request-body.ts';
 import { keepHost } from './request-host.ts';
 import { type BodySink, pipeBody } from './response-body.ts';
 import { unreadBodyText } from './response-text.ts';
@@ -64,11 +65,6 @@ function methodName(method: Method): string {
   return method.tag === 'other' ? method.val : method.tag.toUpperCase();
 }
 
-function streamClosed(error: unknown): boolean {
-  const payload = typeof error === 'object' && error !== null ? ((error as { payload?: unknown }).payload ?? error) : error;
-  return typeof payload === 'object' && payload !== null && (payload as { tag?: unknown }).tag === 'closed';
-}
-
 /**
  * The request body as a stream that reads from the host only as the capsule consumes it, so an
  * upload is never held whole. `release` drops the WASI handles; it runs when the body ends, or
@@ -93,7 +89,7 @@ function bodyStream(incoming: IncomingRequest): { body: ReadableStream<Uint8Arra
         release();
         // The stream ends with a `closed` stream-error; anything else is a real failure.
         if (streamClosed(error)) controller.close();
-        else controller.error(error);
+        else controller.error(requestBodyError(error));
       }
     },
     cancel: release,
