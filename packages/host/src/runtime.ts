@@ -323,8 +323,9 @@ const FORWARDING_HEADERS = new Set([
 
 /** Answers a request the capsule never saw (or could not finish) with a short text. */
 function answer(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
+  // Begun already: it can only be cut off, after what was written (a body at its size limit).
   if (res.headersSent) {
-    res.destroy();
+    cutShort(res);
     return;
   }
   const body = `${message}\n`;
