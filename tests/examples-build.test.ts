@@ -112,6 +112,11 @@ test('build fails when the entry has no default export, or there is no entry', a
   const noDefault = await run(['build', dir]);
   assert.equal(noDefault.code, 1);
   assert.match(noDefault.stderr, /No matching export .* for import "default"/);
+  // What to write instead, for an author used to Service Worker syntax.
+  assert.match(
+    noDefault.stderr,
+    /hint: The entry module default-exports the capsule's handler, as a Workers module does: export default \{ fetch\(request, env, ctx\)/,
+  );
   await rm(join(dir, 'src'), { recursive: true });
   const noEntry = await run(['build', dir]);
   assert.equal(noEntry.code, 1);

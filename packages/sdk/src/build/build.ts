@@ -436,6 +436,9 @@ function bundleHint(mode: BundleMode, texts: readonly string[]): string | undefi
   if (mode === 'dev' && texts.some((text) => text.startsWith('Top-level await'))) {
     return "stratum dev's fast path runs the bundle as a script, which cannot await at its top level: move the await into fetch(), or run dev with --full-build (stratum build allows it).";
   }
+  if (texts.some((text) => /^No matching export in "[^"]+" for import "default"/.test(text))) {
+    return "The entry module default-exports the capsule's handler, as a Workers module does: export default { fetch(request, env, ctx) { ... } }. Service Worker syntax (addEventListener('fetch', ...)) is not supported.";
+  }
   const unresolved = texts.flatMap((text) => /^Could not resolve "([^"]+)"/.exec(text)?.[1] ?? []);
   const builtin = unresolved.find((name) => name.startsWith('node:') || NODE_BUILTINS.has(name));
   if (builtin) {
