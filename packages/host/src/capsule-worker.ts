@@ -315,9 +315,10 @@ class Exchange implements ResponseReceiver {
       (Atomics.load(responseSignals, RESPONSE_ACCEPTED_ID) === id ? Atomics.load(responseSignals, RESPONSE_ACCEPTED_KIB) * 1024 : 0);
     if (behind() <= RESPONSE_WINDOW_BYTES) return;
     flushBatch();
-    while (behind() > RESPONSE_WINDOW_BYTES && !this.gone()) {
+    for (;;) {
+      // Read before the check: a change after it then ends the wait at once.
       const seen = Atomics.load(responseSignals, RESPONSE_ACCEPTED_KIB);
-      if (behind() <= RESPONSE_WINDOW_BYTES) break;
+      if (behind() <= RESPONSE_WINDOW_BYTES || this.gone()) return;
       Atomics.wait(responseSignals, RESPONSE_ACCEPTED_KIB, seen, WINDOW_RECHECK_MS);
     }
   }
@@ -599,7 +600,6 @@ start().then(
       cpuCarried = undefined;
       running = false;
     };
-
     // Says whether, watched a moment, the request running waits; if so, hands back those not started yet.
     const reclaim = () => {
       const request = current?.id;

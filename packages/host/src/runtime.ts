@@ -1057,7 +1057,7 @@ class Capsule {
       this.queue.shift();
       // Its client left while it waited: nobody would read the answer.
       if (pending.res.destroyed) {
-        if (handle.inFlight.length === 0 && !this.idle.includes(handle)) this.idle.push(handle);
+        if (handle.inFlight.length === 0) this.idle.push(handle);
         continue;
       }
       clearTimeout(handle.idleTimer);
