@@ -4,7 +4,7 @@
 // takes longer than it to answer.
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { dirname } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
@@ -37,4 +37,42 @@ test('a connection that sends no request is closed; a request slower than that t
   const slow = await ingressGet(host.ingressUrl, 'moody.test', '/wait');
   assert.equal(slow.status, 200);
   assert.match(slow.body, /^hello from tiny \d+\n$/);
+});
+
+/** Opens a connection from `from` and says whether the host kept it open a moment (true) or closed it at once. */
+async function heldOpen(port: number, from: string): Promise<{ socket: Socket; open: boolean }> {
+  const socket = connect({ port, host: '127.0.0.1', localAddress: from });
+  await once(socket, 'connect');
+  const open = await Promise.race([once(socket, 'close').then(() => false), setTimeout(300, true)]);
+  return { socket, open };
+}
+
+test('the ingress refuses connections past its limits, per client and in all, and takes them again once some close', async (t) => {
+  const { dir, closing } = await testDir(t, 'stratum-connection-limits-');
+  const { path, text } = await writeTestHost(dir, {
+    registrar: (await generateEd25519KeyPair()).publicJwk.x,
+    ingress: 'max_connections = 3\nmax_connections_per_client = 2',
+  });
+  const host = closing(await startHost(parseHostConfig(text, path), { pullComponent: false }));
+  const port = Number(host.ingressUrl.port);
+  const sockets: Socket[] = [];
+  t.after(() => {
+    for (const socket of sockets) socket.destroy();
+  });
+  const open = async (from: string) => {
+    const { socket, open: kept } = await heldOpen(port, from);
+    sockets.push(socket);
+    return kept;
+  };
+  // Two clients (two loopback addresses): the first may hold two, and the second only one more.
+  assert.deepEqual([await open('127.0.0.1'), await open('127.0.0.1'), await open('127.0.0.1')], [true, true, false]);
+  assert.deepEqual([await open('127.0.0.2'), await open('127.0.0.2')], [true, false]);
+  // The control API is not the ingress: its connections are not counted.
+  assert.equal((await fetch(new URL('identity', `${host.controlUrl.href}/`))).status, 200);
+  // A request on a new connection from the first client is refused with its connection...
+  await assert.rejects(ingressGet(host.ingressUrl, 'nobody.test', '/'));
+  // ...and answered once one of its connections closes (a Host no capsule serves: 404).
+  sockets[0]?.destroy();
+  await setTimeout(100);
+  assert.equal((await ingressGet(host.ingressUrl, 'nobody.test', '/')).status, 404);
 });

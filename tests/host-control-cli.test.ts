@@ -24,18 +24,23 @@ import { buildHostile, buildTiny } from './support/tiny.ts';
 
 const launcher = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
 
-async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) => Promise<void>) {
+async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) => Promise<void>, tables?: string) {
   const { dir, closing } = await testDir(t, 'stratum-cli-host-');
   const operator = await generateEd25519KeyPair();
   await writeKeyFile(join(dir, 'operator.key'), operator.privateJwk);
-  const { path, text } = await writeTestHost(dir, { name: 'h1.example.net', registrar: operator.publicJwk.x, registrarName: 'operator' });
+  const { path, text } = await writeTestHost(dir, {
+    name: 'h1.example.net',
+    registrar: operator.publicJwk.x,
+    registrarName: 'operator',
+    ...(tables ? { tables } : {}),
+  });
   await beforeStart?.(dir);
   const host = closing(await startHost(parseHostConfig(text, path), { pullComponent: false }));
   return { dir, host };
 }
 
 test('host status asks the live host with a signed request', async (t) => {
-  const { dir, host } = await hostWithOperatorKey(t);
+  const { dir, host } = await hostWithOperatorKey(t, undefined, '[instances]\nmax = 7\n');
   const result = await run([
     'host',
     'status',
@@ -49,6 +54,8 @@ test('host status asks the live host with a signed request', async (t) => {
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stdout, /^h1\.example\.net {2}stratum-host /);
   assert.match(result.stdout, /no capsules installed/);
+  // The host-wide instance limit, host.toml's [instances] max.
+  assert.match(result.stdout, /^instances: 0 of 7$/m);
 
   const json = await run(['host', 'status', '--url', host.controlUrl.href, '--key', join(dir, 'operator.key'), '--json']);
   assert.equal(json.code, 0, json.stderr);

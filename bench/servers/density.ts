@@ -48,7 +48,13 @@ const dataDir = values.data ?? (await mkdtemp(join(tmpdir(), 'stratum-bench-dens
 const { manifest } = parseManifest(await readFile(values.manifest, 'utf8'), values.manifest);
 const bytes = await readFile(values.component);
 const IDLE_MS = 5000;
-const runtime = await createHostRuntime({ dataDir, ...(values.mode === 'installed' ? { limits: { idleMs: IDLE_MS } } : {}) });
+// No host-wide instance limit: this measures how many instances the memory holds, which the
+// default limit (one per 32 MiB of the machine's memory) would cut short on a small machine.
+const runtime = await createHostRuntime({
+  dataDir,
+  maxInstances: Number.MAX_SAFE_INTEGER,
+  ...(values.mode === 'installed' ? { limits: { idleMs: IDLE_MS } } : {}),
+});
 const server = createServer((req, res) => runtime.handleRequest(req, res));
 await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
 const address = server.address();

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
@@ -132,6 +132,14 @@ export interface HostRuntimeOptions {
    * the worker handing back what was behind the sleeping request (`SleepWatch` in wasi/io.ts).
    */
   asyncInstancesPerCapsule?: number;
+  /**
+   * Instances all capsules together may run at once (`[instances] max`): each is a thread with its
+   * own engine, 12-27 MiB warm and more under load, and a host holds a thousand capsules, each
+   * keeping its last instance for `limits.idleMs`. At the limit a new instance takes the place of
+   * the one idle longest, of any capsule; with none idle, its requests wait in their capsule's
+   * queue for one to end. Default: one per 32 MiB of the machine's memory, at least 16.
+   */
+  maxInstances?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
   idleInstanceMs?: number;
   /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
@@ -178,6 +186,14 @@ export interface RuntimeStats extends LoaderStats {
    * and the process can end only by SIGKILL while one does.
    */
   stuckThreads: number;
+  /** Instances running or starting now, of all capsules. */
+  instances: number;
+  /** The most there may be (`maxInstances`, `[instances] max`). */
+  maxInstances: number;
+  /** Idle instances ended to make room for another capsule's at `maxInstances`. */
+  instancesEvicted: number;
+  /** Times a capsule needed an instance at `maxInstances` with none idle to end, and its requests waited. */
+  instanceWaits: number;
   /**
    * Sets of compiled core modules in memory, one per (component, memory cap): held by capsules
    * with instances, and kept after their capsules went idle (see `keepIdleCompiled`).
@@ -465,6 +481,8 @@ class CapsuleWorker {
   /** Its linear memory after its first request, the base its growth is measured from. */
   firstMemoryBytes: number | undefined;
   idleTimer: NodeJS.Timeout | undefined;
+  /** When it last went idle: at the host's instance limit, the one idle longest makes room (`HostRuntime.takeInstance`). */
+  idleSince = 0;
   /** The one timer that looks at the current request's limits (see `Capsule.watch`), and when it fires. */
   watchTimer: NodeJS.Timeout | undefined;
   watchDue = 0;
@@ -857,9 +875,29 @@ class Capsule {
     const index = this.idle.indexOf(handle);
     if (index !== -1) this.idle.splice(index, 1);
     this.#runtime.ending(handle.worker.terminate(), () => this.threadStuck());
+    this.#runtime.instanceEnded();
     const waiting = handle.inFlight.splice(1);
     this.running -= waiting.length;
     this.queue.unshift(...waiting.map((active) => active.pending));
+  }
+
+  /** Answers the queued requests that have waited past their timeout: nothing will take them in time. */
+  expireQueued(now: number): void {
+    const expired = this.queue.filter((pending) => now - pending.queuedAt > this.limits.timeoutMs);
+    if (expired.length === 0) return;
+    this.queue.splice(0, this.queue.length, ...this.queue.filter((pending) => !expired.includes(pending)));
+    for (const pending of expired) {
+      this.limitHit('timeout', pending.message, `waited ${now - pending.queuedAt} ms for an instance at the host's instance limit`);
+      answer(pending.res, 503, `${this.name} is busy`, { 'retry-after': '1' });
+    }
+    if (this.active === 0 && this.drained) this.drained();
+  }
+
+  /** Ends an idle instance to make room for another capsule's (`HostRuntime.takeInstance`). */
+  evict(handle: CapsuleWorker, forCapsule: string): void {
+    this.retire(handle);
+    this.releaseModules();
+    this.log('debug', `an idle instance was ended to make room for ${forCapsule}'s at the host's instance limit`);
   }
 
   /**
@@ -1106,11 +1144,15 @@ class Capsule {
     return best;
   }
 
-  /** Starts an instance; once ready it serves the queue (or waits idle). */
+  /** Starts an instance, if the host has room for it; once ready it serves the queue (or waits idle). */
   startWorker(): void {
+    if (!this.#runtime.takeInstance(this, true)) return;
     this.spawning++;
+    // Before the instance exists its room is given back here; after, `retire` does.
+    let spawned = false;
     const failed = (error: unknown) => {
       this.spawning--;
+      if (!spawned) this.#runtime.instanceEnded();
       this.lastError = errorMessage(error);
       this.#runtime.logger.error({ capsule: this.name, err: this.lastError }, 'instance failed to start');
       // Counted with traps: a capsule whose instances never start would otherwise start (and
@@ -1125,9 +1167,11 @@ class Capsule {
     this.modules().then((modules) => {
       if (this.state === 'stopped') {
         this.spawning--;
+        this.#runtime.instanceEnded();
         this.releaseModules();
         return;
       }
+      spawned = true;
       const handle = this.spawn(modules);
       handle.ready.then(() => {
         this.spawning--;
@@ -1145,6 +1189,8 @@ class Capsule {
   /** An idle instance waits for work; instances beyond the first retire after a while idle. */
   park(handle: CapsuleWorker): void {
     this.idle.push(handle);
+    handle.idleSince = performance.now();
+    this.#runtime.instanceParked();
     if (this.workers.size === 1 && this.#runtime.idleCapsuleMs > 0) {
       handle.idleTimer = setTimeout(() => {
         if (handle.inFlight.length === 0 && this.queue.length === 0) {
@@ -1739,6 +1785,16 @@ class Runtime implements StratumHostRuntime {
   readonly warmupWithheldMs: number;
   readonly instancesPerCapsule: number;
   readonly asyncInstancesPerCapsule: number;
+  readonly maxInstances: number;
+  /** Instances running or starting, of all capsules: each took its room with `takeInstance`. */
+  #instances = 0;
+  /** Capsules whose requests wait for room at `maxInstances`, in the order they asked. */
+  readonly #waitingForRoom = new Set<Capsule>();
+  #roomOffered = false;
+  #roomTimer: NodeJS.Timeout | undefined;
+  instancesEvicted = 0;
+  instanceWaits = 0;
+  #lastRoomWarning = 0;
   readonly #trustedProxies: BlockList | undefined;
   workersStarted = 0;
   stuckThreads = 0;
@@ -1782,6 +1838,7 @@ class Runtime implements StratumHostRuntime {
     this.warmupWithheldMs = options.warmupWithheldMs ?? 60_000;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
+    this.maxInstances = options.maxInstances ?? Math.max(16, Math.floor(totalmem() / (32 * MiB)));
     this.#trustedProxies = options.trustedProxies?.length ? addressRanges(options.trustedProxies) : undefined;
     this.#capabilities = capabilities;
     this.#loader = new Loader({
@@ -1790,6 +1847,98 @@ class Runtime implements StratumHostRuntime {
       ...(options.keepIdleCompiled !== undefined ? { keepIdleCompiled: options.keepIdleCompiled } : {}),
     });
     this.replenishSpare();
+  }
+
+  /**
+   * Room for a new instance of `capsule` under `maxInstances`, made if need be by ending the
+   * instance idle longest among the other capsules'. Without room, a capsule that `waits` is
+   * pumped again when an instance ends anywhere.
+   */
+  takeInstance(capsule: Capsule, waits: boolean): boolean {
+    if (this.#instances >= this.maxInstances && !this.#evictIdle(capsule)) {
+      if (waits && !this.#waitingForRoom.has(capsule)) {
+        this.#waitingForRoom.add(capsule);
+        this.instanceWaits++;
+        this.#expireWhileWaiting();
+        const now = Date.now();
+        if (now - this.#lastRoomWarning > 60_000) {
+          this.#lastRoomWarning = now;
+          this.logger.warn(
+            { capsule: capsule.name, instances: this.#instances },
+            `the host runs its limit of ${this.maxInstances} instances ([instances] max) and none is idle: requests wait for one to end`,
+          );
+        }
+      }
+      return false;
+    }
+    this.#waitingForRoom.delete(capsule);
+    this.#instances++;
+    return true;
+  }
+
+  /**
+   * A request waiting for room is looked at only when an instance takes it; one whose capsule has
+   * no instance would wait past its timeout, its client left hanging, for as long as every other
+   * instance stays busy.
+   */
+  #expireWhileWaiting(): void {
+    if (this.#roomTimer) return;
+    this.#roomTimer = setInterval(() => {
+      if (this.#waitingForRoom.size === 0) {
+        clearInterval(this.#roomTimer);
+        this.#roomTimer = undefined;
+        return;
+      }
+      const now = Date.now();
+      for (const capsule of this.#waitingForRoom) capsule.expireQueued(now);
+    }, 1000);
+    this.#roomTimer.unref();
+  }
+
+  /** An instance ended, or one that was to start did not: its room goes to a capsule waiting for it. */
+  instanceEnded(): void {
+    this.#instances--;
+    this.#offerRoom();
+  }
+
+  /**
+   * Room for the capsules waiting: an instance ended, or one went idle, which the next of them
+   * ends to start its own (`takeInstance`).
+   */
+  #offerRoom(): void {
+    if (this.#waitingForRoom.size === 0 || this.#roomOffered) return;
+    // Not from inside the `retire` or `park` that called this: that capsule may be in the middle
+    // of its own bookkeeping, and an eviction is followed at once by the evicting capsule's start.
+    this.#roomOffered = true;
+    queueMicrotask(() => {
+      this.#roomOffered = false;
+      for (const capsule of [...this.#waitingForRoom]) {
+        if (capsule.state !== 'stopped') capsule.pump();
+        // It took room (`takeInstance` let it go), or needs none any more.
+        if (capsule.queue.length === 0 || capsule.state === 'stopped') this.#waitingForRoom.delete(capsule);
+      }
+    });
+  }
+
+  /** An instance went idle: at the instance limit, a capsule waiting for room may end it. */
+  instanceParked(): void {
+    this.#offerRoom();
+  }
+
+  /** Ends the instance idle longest of a capsule other than `taker`'s; false if none is idle. */
+  #evictIdle(taker: Capsule): boolean {
+    let oldest: { capsule: Capsule; handle: CapsuleWorker } | undefined;
+    for (const capsule of this.#capsules.values()) {
+      if (capsule === taker) continue;
+      for (const handle of capsule.idle) {
+        if (handle.inFlight.length > 0) continue;
+        if (!oldest || handle.idleSince < oldest.handle.idleSince) oldest = { capsule, handle };
+      }
+    }
+    if (!oldest) return false;
+    this.instancesEvicted++;
+    oldest.capsule.evict(oldest.handle, taker.name);
+    return true;
   }
 
   ending(termination: Promise<unknown>, onStuck?: () => void): void {
@@ -1963,6 +2112,10 @@ class Runtime implements StratumHostRuntime {
       spareMemoryHits: this.spareMemoryHits,
       recycledInstances: this.recycledInstances,
       stuckThreads: this.stuckThreads,
+      instances: this.#instances,
+      maxInstances: this.maxInstances,
+      instancesEvicted: this.instancesEvicted,
+      instanceWaits: this.instanceWaits,
       compiledModuleSets: this.#loader.compiledSets,
     };
   }
@@ -2123,13 +2276,16 @@ class Runtime implements StratumHostRuntime {
     capsule.state = 'running';
     capsule.failures = 0;
     capsule.backedOffUntil = 0;
-    if (capsule.workers.size === 0 && !options.onDemand) {
+    // At the host's instance limit with none idle, it starts on demand: its first request waits
+    // for room as any other capsule's does.
+    if (capsule.workers.size === 0 && !options.onDemand && this.takeInstance(capsule, false)) {
       // Counted as starting while it compiles, so that a request meanwhile does not start another.
       capsule.spawning++;
       let modules: Record<string, WebAssembly.Module>;
       try {
         modules = await capsule.modules();
       } catch (error) {
+        this.instanceEnded();
         capsule.state = 'failed';
         capsule.lastError = errorMessage(error);
         throw error;
@@ -2276,6 +2432,7 @@ class Runtime implements StratumHostRuntime {
 
   async close(): Promise<void> {
     this.#closed = true;
+    clearInterval(this.#roomTimer);
     const spare = this.#spare;
     this.#spare = undefined;
     if (spare) await spare.worker.terminate();

@@ -70,8 +70,8 @@ service:
   --backend sql=postgres://postgres@127.0.0.1:5432/test
   --backend bucket=s3://<bucket>?endpoint=http://127.0.0.1:9000&region=us-east-1
 With --config, a host.toml (spec/host-config/README.md) gives the limits and backends a real host
-would apply; only its [limits], store tables, [outbound] and [ingress] trusted_proxies (a TLS
-proxy in front of dev) are used, and --backend flags override it. It may hold only those: a
+would apply; only its [limits], [instances], store tables, [outbound] and [ingress]
+trusted_proxies (a TLS proxy in front of dev) are used, and --backend flags override it. It may hold only those: a
 file with just [limits] request_body = "64mib" will do.
 
 An outbound fetch() reaches only the origins the manifest grants ([capabilities] outbound). Unlike

@@ -51,6 +51,14 @@ Examples:
     io.stdout.write(
       `${paint(io.stdout, 1, host.name)}  stratum-host ${host.version}, up since ${host.startedAt}, key ${host.key.kid ?? host.key.x}\n`,
     );
+    const runtime = status.runtime;
+    if (typeof runtime?.instances === 'number' && typeof runtime.maxInstances === 'number') {
+      const evicted = runtime.instancesEvicted ?? 0;
+      const waits = runtime.instanceWaits ?? 0;
+      const atLimit =
+        evicted || waits ? ` (at the limit: ${evicted} idle ended for another capsule's, requests waited for room ${waits} times)` : '';
+      io.stdout.write(`instances: ${runtime.instances} of ${runtime.maxInstances}${atLimit}\n`);
+    }
     const ledger = status.metering?.ledger;
     if (ledger === 'checking') io.stdout.write('usage ledger: being checked after the start; usage is written once the check passes\n');
     if (ledger === 'broken') {

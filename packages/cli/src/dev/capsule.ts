@@ -74,7 +74,7 @@ export interface DevCapsuleOptions {
   port: number;
   flags: readonly BackendFlag[];
   /** From `--config <host.toml>`: a host's limits, store tables and trusted proxies, as a real host would apply them. */
-  hostConfig?: Pick<HostConfig, 'limits' | 'capabilities' | 'ingress'>;
+  hostConfig?: Pick<HostConfig, 'limits' | 'instances' | 'capabilities' | 'ingress'>;
   /**
    * Values for the manifests' config variables (`--var`, `--var-file`); this capsule takes its
    * own. Read again at every reload, so that an edited --var-file is served with the next one.
@@ -171,7 +171,16 @@ export class DevCapsule {
       // No back-off: a host holds off a capsule that keeps failing, but a developer trying the
       // paths that fail would then get 503s that hide the next error, for up to a minute.
       backoffAfter: Number.POSITIVE_INFINITY,
-      ...(options.hostConfig ? { limits: options.hostConfig.limits, trustedProxies: options.hostConfig.ingress.trustedProxies } : {}),
+      ...(options.hostConfig
+        ? {
+            limits: options.hostConfig.limits,
+            trustedProxies: options.hostConfig.ingress.trustedProxies,
+            ...(options.hostConfig.instances.max !== undefined ? { maxInstances: options.hostConfig.instances.max } : {}),
+            ...(options.hostConfig.instances.waitingPerCapsule !== undefined
+              ? { asyncInstancesPerCapsule: options.hostConfig.instances.waitingPerCapsule }
+              : {}),
+          }
+        : {}),
     });
     return new DevCapsule(options, manifest, runtime);
   }

@@ -17,6 +17,7 @@ export type {
   CapabilityConfig,
   HostConfig,
   HostLimits,
+  InstanceLimits,
   ListenAddress,
   OutboundConfig,
   TrustedRegistrar,

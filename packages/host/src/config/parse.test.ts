@@ -64,6 +64,8 @@ test('the full example converts units and passes backend tables through', () => 
   assert.equal(config.keyFile, '/etc/stratum/host.key');
   assert.deepEqual(config.control.listen, { host: '::', port: 7443 });
   assert.deepEqual(config.ingress.trustedProxies, ['127.0.0.1/32', '::1/128', '10.8.0.0/24']);
+  assert.equal(config.ingress.maxConnections, 60_000);
+  assert.equal(config.ingress.maxConnectionsPerClient, 256);
   assert.deepEqual(config.control.tls, { certFile: '/etc/stratum/tls/cert.pem', keyFile: '/etc/stratum/tls/key.pem' });
   assert.equal(config.control.maxBodyBytes, 32 * 1024 * 1024);
   assert.deepEqual(config.limits, {
@@ -77,6 +79,7 @@ test('the full example converts units and passes backend tables through', () => 
     outboundRequests: 16,
     idleMs: 600_000,
   });
+  assert.deepEqual(config.instances, { max: 400, waitingPerCapsule: 16 });
   assert.equal(config.metering.flushIntervalMs, 30_000);
   assert.deepEqual(
     config.registrars.map((registrar) => [registrar.name, registrar.operator]),

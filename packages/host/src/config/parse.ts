@@ -256,7 +256,12 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   // Every cast below is safe: the value has passed the schema.
   const problems: ShapeProblem[] = [];
   const host = raw.host as { name: string; key: string; data: string };
-  const ingress = (raw.ingress ?? {}) as { listen?: string; trusted_proxies?: string[] };
+  const ingress = (raw.ingress ?? {}) as {
+    listen?: string;
+    trusted_proxies?: string[];
+    max_connections?: number;
+    max_connections_per_client?: number;
+  };
   const control = (raw.control ?? {}) as {
     listen?: string;
     tls_cert?: string;
@@ -266,6 +271,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   };
   const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body' | 'idle', string>> &
     Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
+  const instances = (raw.instances ?? {}) as { max?: number; waiting_per_capsule?: number };
   const metering = (raw.metering ?? {}) as { flush_interval?: string };
   const discovery = (raw.discovery ?? {}) as { verify_links?: boolean; resolver?: string; recheck?: string };
   const registrarTables = raw.registrars as Record<string, { key: string; domain?: string; description?: string; operator?: boolean }>;
@@ -358,7 +364,12 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
       name: host.name.toLowerCase(),
       keyFile: resolve(baseDir, host.key),
       dataDir: resolve(baseDir, host.data),
-      ingress: { listen: ingressListen, trustedProxies },
+      ingress: {
+        listen: ingressListen,
+        trustedProxies,
+        ...(ingress.max_connections !== undefined ? { maxConnections: ingress.max_connections } : {}),
+        ...(ingress.max_connections_per_client !== undefined ? { maxConnectionsPerClient: ingress.max_connections_per_client } : {}),
+      },
       control: {
         listen: controlListen,
         ...(control.tls_cert !== undefined && control.tls_key !== undefined
@@ -368,6 +379,10 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
         maxStateBytes,
       },
       limits: hostLimits,
+      instances: {
+        ...(instances.max !== undefined ? { max: instances.max } : {}),
+        ...(instances.waiting_per_capsule !== undefined ? { waitingPerCapsule: instances.waiting_per_capsule } : {}),
+      },
       metering: { flushIntervalMs },
       discovery: {
         verifyLinks: discovery.verify_links ?? true,

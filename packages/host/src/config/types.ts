@@ -23,6 +23,14 @@ export interface HostLimits {
   idleMs?: number;
 }
 
+/** `[instances]`: what all capsules together may run. Left out, the runtime's defaults apply. */
+export interface InstanceLimits {
+  /** Instances (threads) all capsules together may run at once. */
+  max?: number;
+  /** Instances one capsule may run while its requests wait on a backend, outbound HTTP or a timer. */
+  waitingPerCapsule?: number;
+}
+
 /** A registrar this host obeys: its name (the operator's) and its Ed25519 public key. */
 export interface TrustedRegistrar {
   name: string;
@@ -80,6 +88,10 @@ export interface HostConfig {
     listen: ListenAddress;
     /** CIDR ranges of the proxies whose X-Forwarded-Proto gives a request's scheme. */
     trustedProxies: string[];
+    /** Client connections held at once; the default comes from the process's open-file limit. */
+    maxConnections?: number;
+    /** Client connections one client address holds at once; the default is 512. */
+    maxConnectionsPerClient?: number;
   };
   control: {
     listen: ListenAddress;
@@ -89,6 +101,7 @@ export interface HostConfig {
     maxStateBytes: number;
   };
   limits: HostLimits;
+  instances: InstanceLimits;
   metering: { flushIntervalMs: number };
   discovery: DiscoveryConfig;
   registrars: TrustedRegistrar[];

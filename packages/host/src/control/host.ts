@@ -23,6 +23,7 @@ import { UsageLedger } from '../metering/ledger.ts';
 import { createHostRuntime, toOriginForm } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
+import { DEFAULT_CONNECTIONS_PER_CLIENT, defaultMaxConnections, limitConnections, openFileLimit } from './connection-limits.ts';
 import { lockDataDir } from './data-lock.ts';
 import { createLinkChecker, LinkWatch } from './domain-links.ts';
 import { InstallationStore } from './installations.ts';
@@ -94,6 +95,8 @@ export const createConfiguredRuntime: RuntimeFactory = ({ config, dataDir, logge
   createHostRuntime({
     dataDir,
     limits: config.limits,
+    ...(config.instances.max !== undefined ? { maxInstances: config.instances.max } : {}),
+    ...(config.instances.waitingPerCapsule !== undefined ? { asyncInstancesPerCapsule: config.instances.waitingPerCapsule } : {}),
     logger,
     capabilityConfig: config.capabilities,
     trustedProxies: config.ingress.trustedProxies,
@@ -286,6 +289,12 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     });
     const silentMs = options.silentConnectionMs ?? FIRST_REQUEST_MS;
     closeSilentConnections(ingress, silentMs);
+    limitConnections(ingress, {
+      max: config.ingress.maxConnections ?? defaultMaxConnections(openFileLimit()),
+      perClient: config.ingress.maxConnectionsPerClient ?? DEFAULT_CONNECTIONS_PER_CLIENT,
+      exempt: config.ingress.trustedProxies,
+      logger,
+    });
     servers.push(ingress);
     const ingressUrl = await listen(ingress, config.ingress.listen, 'http', 'ingress');
 
