@@ -171,6 +171,11 @@ export class DevCapsule {
       // No back-off: a host holds off a capsule that keeps failing, but a developer trying the
       // paths that fail would then get 503s that hide the next error, for up to a minute.
       backoffAfter: Number.POSITIVE_INFINITY,
+      // A dev engine runs the capsule's top-level code on each instance's first request (a
+      // production build ran it while building), and a freshly built engine has no code cache yet:
+      // with a build on both cores beside it, a first request after a swap went past the host's
+      // 500 ms warm-up allowance once in CI, a 504 a developer could do nothing about.
+      warmupCpuMs: 2000,
       ...(options.hostConfig
         ? {
             limits: options.hostConfig.limits,
