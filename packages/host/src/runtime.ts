@@ -1890,7 +1890,11 @@ class Runtime implements StratumHostRuntime {
         return;
       }
       const now = Date.now();
-      for (const capsule of this.#waitingForRoom) capsule.expireQueued(now);
+      for (const capsule of this.#waitingForRoom) {
+        capsule.expireQueued(now);
+        // Stopped or uninstalled, or nothing left waiting: it needs no room.
+        if (capsule.state === 'stopped' || capsule.queue.length === 0) this.#waitingForRoom.delete(capsule);
+      }
     }, 1000);
     this.#roomTimer.unref();
   }
