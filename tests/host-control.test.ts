@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey, sign as cryptoSign, randomBytes } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { request as httpRequest, type IncomingMessage, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
@@ -686,6 +686,110 @@ test('refused: a replay of an accepted request', async (t) => {
     },
     'AUTH_REPLAY',
   );
+});
+
+/**
+ * A token made by hand, as an independent client might make it: the header and claims of a
+ * valid one, changed by `header` and `claims` (a member set to undefined is left out).
+ */
+function handmade(
+  context: Awaited<ReturnType<typeof setup>>,
+  header: Record<string, unknown> = {},
+  claims: Record<string, unknown> = {},
+): string {
+  const now = Math.floor(Date.now() / 1000);
+  const segment = (value: Record<string, unknown>) => Buffer.from(JSON.stringify(value)).toString('base64url');
+  const signingInput = `${segment({ alg: 'EdDSA', typ: 'stratum-control+jwt', kid: context.registrar.privateJwk.kid, ...header })}.${segment(
+    {
+      aud: 'host1.example.net',
+      iat: now,
+      exp: now + 60,
+      jti: randomBytes(16).toString('base64url'),
+      htm: 'GET',
+      htu: '/status',
+      bh: bodyHash(''),
+      ...claims,
+    },
+  )}`;
+  const key = createPrivateKey({ key: { ...context.registrar.privateJwk }, format: 'jwk' });
+  return `Stratum-JWS ${signingInput}.${cryptoSign(null, Buffer.from(signingInput), key).toString('base64url')}`;
+}
+
+/** What the host answers a GET /status signed so: its status and, for a refusal, its code and message. */
+async function answerTo(context: Awaited<ReturnType<typeof setup>>, authorization: string) {
+  const response = await fetch(`${context.host.controlUrl}/status`, { headers: { authorization } });
+  const value = (await response.json()) as { error?: { code: string; message: string } };
+  return { status: response.status, code: value.error?.code, message: value.error?.message };
+}
+
+test('refused: a JOSE header member other than alg, typ and kid, named in the answer', async (t) => {
+  const context = await setup(t);
+  assert.equal((await answerTo(context, handmade(context))).status, 200);
+  for (const [member, value] of Object.entries({
+    foo: 'bar',
+    b64: false,
+    crit: ['b64'],
+    jku: 'https://evil.example/keys',
+    jwk: { kty: 'OKP', crv: 'Ed25519', x: context.registrar.publicJwk.x },
+    x5u: 'https://evil.example/cert',
+    x5c: ['MIIB'],
+    cty: 'JWT',
+  })) {
+    const answer = await answerTo(context, handmade(context, { [member]: value }));
+    assert.equal(answer.code, 'AUTH_MALFORMED', member);
+    assert.match(answer.message ?? '', new RegExp(`member "${member}"; only alg, typ, kid are allowed`));
+  }
+});
+
+test('typ is stratum-control+jwt, with or without application/ before it; any other or none is refused', async (t) => {
+  const context = await setup(t);
+  assert.equal((await answerTo(context, handmade(context, { typ: 'application/stratum-control+jwt' }))).status, 200);
+  for (const typ of ['JWT', 'STRATUM-CONTROL+JWT', undefined]) {
+    assert.equal((await answerTo(context, handmade(context, { typ }))).code, 'AUTH_MALFORMED', String(typ));
+  }
+});
+
+test('refused as malformed: a claim of the wrong JSON type (an aud array, a fractional or string iat, a string nbf)', async (t) => {
+  const context = await setup(t);
+  const now = Math.floor(Date.now() / 1000);
+  for (const claims of [
+    { aud: ['host1.example.net'] },
+    { iat: now + 0.5 },
+    { iat: String(now) },
+    { exp: `${now + 60}` },
+    { exp: now + 60.5 },
+    { jti: 1234567890123456 },
+    { nbf: String(now) },
+    { bh: undefined },
+  ]) {
+    const answer = await answerTo(context, handmade(context, {}, claims));
+    assert.equal(answer.code, 'AUTH_MALFORMED', JSON.stringify(claims));
+  }
+});
+
+test('nbf, when a token has one, is checked with the clock tolerance; other unknown claims are ignored', async (t) => {
+  const context = await setup(t);
+  const now = Math.floor(Date.now() / 1000);
+  const future = await answerTo(context, handmade(context, {}, { nbf: now + 120 }));
+  assert.equal(future.code, 'AUTH_NOT_YET_VALID');
+  assert.match(future.message ?? '', /nbf is in the future/);
+  assert.equal((await answerTo(context, handmade(context, {}, { nbf: now + 20 }))).status, 200);
+  assert.equal((await answerTo(context, handmade(context, {}, { nbf: now - 10, iss: 'acme', sub: 'x' }))).status, 200);
+});
+
+test('refused: a token that expires before it was issued', async (t) => {
+  const context = await setup(t);
+  const now = Math.floor(Date.now() / 1000);
+  const answer = await answerTo(context, handmade(context, {}, { iat: now + 20, exp: now + 10 }));
+  assert.equal(answer.code, 'AUTH_LIFETIME');
+  assert.match(answer.message ?? '', /exp < iat/);
+});
+
+test("the checks go in the spec's order: an expired token for another host is refused as expired", async (t) => {
+  const context = await setup(t);
+  const now = Math.floor(Date.now() / 1000);
+  const answer = await answerTo(context, handmade(context, {}, { aud: 'host2.example.net', iat: now - 600, exp: now - 540 }));
+  assert.equal(answer.code, 'AUTH_EXPIRED');
 });
 
 test('a replay is refused after the host restarts, too', async (t) => {
