@@ -57,7 +57,15 @@ export {
 export { DiscoveryResolver, type DiscoveryResolverOptions, parseServerAddress, type ServiceInstance } from './resolver.ts';
 export { Rfc2136Writer, type Rfc2136WriterOptions } from './rfc2136.ts';
 export { parseTsigKey, signMessage, type TsigKey, type TsigVerdict, verifyMessage } from './tsig.ts';
-export { isStratumTxt, MAX_RECORD_OCTETS, MAX_STRING_OCTETS, PROTOCOL_VERSION, parseTxtPairs, type TxtPairs } from './txt.ts';
+export {
+  chooseStratumRecord,
+  isStratumTxt,
+  MAX_RECORD_OCTETS,
+  MAX_STRING_OCTETS,
+  PROTOCOL_VERSION,
+  parseTxtPairs,
+  type TxtPairs,
+} from './txt.ts';
 export {
   type DecodedUpdate,
   decodeMessage,

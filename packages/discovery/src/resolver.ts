@@ -10,7 +10,7 @@ import {
   parseServiceInstanceTxt,
   type ServiceInstanceInfo,
 } from './records.ts';
-import { isStratumTxt, PROTOCOL_VERSION } from './txt.ts';
+import { chooseStratumRecord } from './txt.ts';
 
 export interface DiscoveryResolverOptions {
   /**
@@ -130,33 +130,20 @@ export class DiscoveryResolver {
     return { ...(cname ? { cname } : {}), a: a.sort(), aaaa: aaaa.sort() };
   }
 
-  /**
-   * The one `v=stratum1` record at `name`, parsed. TXT records of other protocols are ignored;
-   * a record of another Stratum version alone is an error, and two stratum1 records are ambiguous.
-   */
-  async #stratumRecord<T>(name: string, what: string, parse: (strings: string[]) => T): Promise<T | undefined> {
-    const ours = (await this.txt(name)).filter(isStratumTxt);
-    if (ours.length === 0) return undefined;
-    // The key is case-insensitive, the version value is not (spec section 3.1).
-    const current = ours.filter((strings) => strings[0]?.slice(2) === PROTOCOL_VERSION);
-    if (current.length === 0) return parse(ours[0]!);
-    if (current.length > 1) {
-      throw new StratumError('RECORD_AMBIGUOUS', `${name} holds ${current.length} ${what} records`, {
-        details: current.map((strings) => strings.join(' ').slice(0, 120)),
-        hint: 'Publish exactly one v=stratum1 record at this name.',
-      });
-    }
-    return parse(current[0]!);
+  /** The one `v=stratum1` record at `name` (spec section 3.4), parsed; undefined when there is none. */
+  async #stratumRecord<T>(name: string, parse: (strings: readonly string[]) => T): Promise<T | undefined> {
+    const chosen = chooseStratumRecord(await this.txt(name), name);
+    return chosen === undefined ? undefined : parse(chosen);
   }
 
   /** The host's `_stratum-host` record, or undefined when it publishes none. */
   hostRecord(hostName: string): Promise<HostRecord | undefined> {
-    return this.#stratumRecord(hostRecordName(hostName), 'host', parseHostRecord);
+    return this.#stratumRecord(hostRecordName(hostName), parseHostRecord);
   }
 
   /** The domain's `_stratum` link, or undefined when it has none. */
   domainLink(domain: string): Promise<DomainLink | undefined> {
-    return this.#stratumRecord(linkRecordName(domain), 'domain link', parseDomainLink);
+    return this.#stratumRecord(linkRecordName(domain), parseDomainLink);
   }
 
   /** Every single-string TXT value at `_stratum-challenge.<host>` (malformed ones are skipped by the verifier). */
@@ -171,7 +158,7 @@ export class DiscoveryResolver {
     for (const instance of instances) {
       const [srv, txt] = await Promise.all([this.srv(instance), this.txt(instance)]);
       const target = srv[0];
-      const strings = txt.find(isStratumTxt);
+      const strings = chooseStratumRecord(txt, instance);
       if (!target || !strings) continue;
       found.push({
         instance: instance.toLowerCase(),

@@ -86,10 +86,41 @@ export function parseTxtPairs(strings: readonly string[], repeatable: ReadonlySe
   return pairs;
 }
 
-/** True when the record's first string announces a version (so it belongs to this protocol family). */
+/**
+ * True when the record's first string starts `v=stratum` in any case, whatever the version: it
+ * belongs to this protocol family. `v=` alone is not enough, since SPF, DKIM and DMARC records
+ * start with it too; any case, so that a mistyped `v=STRATUM1` is reported, not passed over.
+ */
 export function isStratumTxt(strings: readonly string[]): boolean {
   const first = strings[0];
-  return typeof first === 'string' && first.slice(0, 2).toLowerCase() === 'v=';
+  return typeof first === 'string' && first.slice(0, 9).toLowerCase() === 'v=stratum';
+}
+
+/**
+ * The one record to read among the TXT records at a name (spec section 3.4): other protocols'
+ * records are skipped, and a name holding two `v=stratum1` records names nothing, since reading
+ * either would let whoever added the second choose. Returns undefined when no record is
+ * Stratum's; throws RECORD_AMBIGUOUS, or TXT_UNSUPPORTED_VERSION when only other versions are.
+ * The chosen record is returned unparsed: whether it is well-formed is the parser's question.
+ */
+export function chooseStratumRecord(records: readonly (readonly string[])[], name = 'the name'): readonly string[] | undefined {
+  const ours = records.filter(isStratumTxt);
+  if (ours.length === 0) return undefined;
+  // The key is case-insensitive, the version value is not (spec section 3.1).
+  const current = ours.filter((strings) => strings[0]?.slice(2) === PROTOCOL_VERSION);
+  if (current.length > 1) {
+    throw new StratumError('RECORD_AMBIGUOUS', `${name} holds ${current.length} v=${PROTOCOL_VERSION} records`, {
+      details: current.map((strings) => strings.join(' ').slice(0, 120)),
+      hint: `Publish exactly one v=${PROTOCOL_VERSION} record at this name.`,
+    });
+  }
+  if (current[0]) return current[0];
+  const versions = ours.map((strings) => JSON.stringify(strings[0]?.slice(2, 42)));
+  throw txtError(
+    'TXT_UNSUPPORTED_VERSION',
+    `${name} holds only records of other versions (${versions.join(', ')}), none of ${PROTOCOL_VERSION}`,
+    `this implementation reads ${PROTOCOL_VERSION}`,
+  );
 }
 
 /**

@@ -19,6 +19,7 @@ import {
   parseServiceInstanceTxt,
 } from './records.ts';
 import { signMessage, verifyMessage } from './tsig.ts';
+import { chooseStratumRecord } from './txt.ts';
 import { decodeUpdateMessage, encodeRdata, encodeUpdateMessage, type UpdateOperation } from './wire.ts';
 
 const vectorsDir = new URL('../../../spec/discovery/vectors/', import.meta.url);
@@ -53,6 +54,24 @@ function runCases(file: string, parse: (strings: string[]) => unknown, format?: 
 runCases('host-record.json', parseHostRecord, formatHostRecord);
 runCases('domain-link.json', parseDomainLink, formatDomainLink);
 runCases('service-instance.json', parseServiceInstanceTxt, formatServiceInstanceTxt);
+
+const choice = load<{ cases: { description: string; records: string[][]; chosen?: number | null; error?: string }[] }>(
+  'record-choice.json',
+);
+for (const vector of choice.cases) {
+  test(`record-choice.json: ${vector.description}`, () => {
+    if (vector.error) {
+      assert.throws(
+        () => chooseStratumRecord(vector.records, 'the name'),
+        (error: unknown) => error instanceof StratumError && error.code === vector.error,
+      );
+      return;
+    }
+    assert.ok(vector.chosen !== undefined, 'a case names either the chosen record or an error');
+    const chosen = chooseStratumRecord(vector.records, 'the name');
+    assert.equal(chosen, vector.chosen === null ? undefined : vector.records[vector.chosen]);
+  });
+}
 
 const challenge = load<{
   privateJwk: { kty: 'OKP'; crv: 'Ed25519'; d: string; x: string };
