@@ -45,7 +45,14 @@ export interface ServiceInstanceInfo {
 const BASE64URL_KEY = /^[A-Za-z0-9_-]{43}$/;
 const BASE64URL_SIGNATURE = /^[A-Za-z0-9_-]{86}$/;
 const DIGEST = /^sha256:[0-9a-f]{64}$/;
-const WIT_ITEM = /^([a-z][a-z0-9-]*:[a-z][a-z0-9-]*(?:\/[a-z][a-z0-9-]*)?)@(\d+\.\d+\.\d+(?:-[0-9A-Za-z.-]+)?)$/;
+// SemVer 2.0.0 without build metadata: no leading zeros, and dot-separated pre-release
+// identifiers that are not empty, so that two spellings never name one version.
+const SEMVER_NUMBER = '(?:0|[1-9][0-9]*)';
+const SEMVER_PRE = `(?:${SEMVER_NUMBER}|[0-9]*[A-Za-z-][0-9A-Za-z-]*)`;
+const WIT_ITEM = new RegExp(
+  `^([a-z][a-z0-9-]*:[a-z][a-z0-9-]*(?:/[a-z][a-z0-9-]*)?)@(${SEMVER_NUMBER}\\.${SEMVER_NUMBER}\\.${SEMVER_NUMBER}(?:-${SEMVER_PRE}(?:\\.${SEMVER_PRE})*)?)$`,
+);
+const RELEASE = /^([0-9]+)\.([0-9]+)\.([0-9]+)$/;
 const API_PATH = /^\/[\x21-\x7e]*$/;
 const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
 
@@ -252,23 +259,26 @@ export function parseChallengeTxt(strings: readonly string[]): string {
   return value;
 }
 
-function versionParts(version: string): [number, number, number] {
-  const [major = 0, minor = 0, patch = 0] = version.split('-')[0]!.split('.').map(Number);
-  return [major, minor, patch];
-}
-
 /**
- * True when a host serving `offered` can run a capsule that needs `needed`: same name, and by
- * semver the same major version (the same minor while the major is 0), at least as new.
+ * True when a host serving `offered` can run a capsule that needs `needed` (spec section 4.1):
+ * the same interface, or the package that holds it; and a version on the same compatibility
+ * track, at least as new. The tracks are the component model's, as wasmtime links imports: the
+ * major version; the minor while the major is 0; the exact version for 0.0.z and for any
+ * pre-release, which promises compatibility with nothing but itself (SemVer 2.0.0 item 9).
  */
 export function interfaceSatisfies(offered: WitInterface, needed: WitInterface): boolean {
-  // A host that names a whole package (`wasi:http`) serves each of its interfaces.
-  const neededPackage = needed.name.split('/')[0];
-  if (offered.name !== needed.name && (offered.name.includes('/') || offered.name !== neededPackage)) return false;
-  const [oMajor, oMinor, oPatch] = versionParts(offered.version);
-  const [nMajor, nMinor, nPatch] = versionParts(needed.version);
-  if (oMajor !== nMajor || (nMajor === 0 && oMinor !== nMinor)) return false;
-  return oMinor > nMinor || (oMinor === nMinor && oPatch >= nPatch);
+  if (offered.name !== needed.name && !(!offered.name.includes('/') && needed.name.startsWith(`${offered.name}/`))) return false;
+  if (offered.version === needed.version) return true;
+  const have = RELEASE.exec(offered.version);
+  const want = RELEASE.exec(needed.version);
+  if (!have || !want) return false;
+  // BigInt: the grammar bounds no number, and two past 2^53 must not compare equal.
+  const [oMajor, oMinor, oPatch] = have.slice(1).map(BigInt) as [bigint, bigint, bigint];
+  const [nMajor, nMinor, nPatch] = want.slice(1).map(BigInt) as [bigint, bigint, bigint];
+  if (oMajor !== nMajor) return false;
+  if (nMajor > 0n) return oMinor > nMinor || (oMinor === nMinor && oPatch >= nPatch);
+  if (oMinor !== nMinor || nMinor === 0n) return false;
+  return oPatch >= nPatch;
 }
 
 /** The interfaces in `needed` that `record` does not serve (empty when the host is compatible). */

@@ -13,10 +13,14 @@ import {
   formatDomainLink,
   formatHostRecord,
   formatServiceInstanceTxt,
+  interfaceSatisfies,
+  missingInterfaces,
   parseChallengeTxt,
   parseDomainLink,
   parseHostRecord,
   parseServiceInstanceTxt,
+  parseWitList,
+  type WitInterface,
 } from './records.ts';
 import { signMessage, verifyMessage } from './tsig.ts';
 import { chooseStratumRecord } from './txt.ts';
@@ -70,6 +74,31 @@ for (const vector of choice.cases) {
     assert.ok(vector.chosen !== undefined, 'a case names either the chosen record or an error');
     const chosen = chooseStratumRecord(vector.records, 'the name');
     assert.equal(chosen, vector.chosen === null ? undefined : vector.records[vector.chosen]);
+  });
+}
+
+const wit = load<{
+  satisfies: { description: string; offered: string; needed: string; expect: boolean }[];
+  missing: { description: string; offered: string[]; needed: string[]; expect: string[] }[];
+}>('wit-compatibility.json');
+// Through the record grammar, so that every item in the file is one a host record can carry.
+const witItem = (text: string): WitInterface => {
+  const [item, ...rest] = parseWitList(text);
+  assert.ok(item && rest.length === 0, `"${text}" is one wit-item`);
+  return item;
+};
+for (const vector of wit.satisfies) {
+  test(`wit-compatibility.json: ${vector.description}`, () => {
+    assert.equal(interfaceSatisfies(witItem(vector.offered), witItem(vector.needed)), vector.expect);
+  });
+}
+for (const vector of wit.missing) {
+  test(`wit-compatibility.json missing: ${vector.description}`, () => {
+    const missing = missingInterfaces({ interfaces: vector.offered.map(witItem) }, vector.needed.map(witItem));
+    assert.deepEqual(
+      missing.map((item) => `${item.name}@${item.version}`),
+      vector.expect,
+    );
   });
 }
 
