@@ -55,24 +55,34 @@ export function normaliseOwnerName(name: string, what = 'name'): string {
   return labels.join('.');
 }
 
+// The prefix counts against the 253 octets too: a host name near the limit is a valid name,
+// but it has no `_stratum-host` name in DNS, so it cannot take part in the protocol.
+function underscored(prefix: string, name: string, what: string): string {
+  const owner = `${prefix}.${normaliseHostName(name, what)}`;
+  if (owner.length > MAX_NAME_OCTETS) {
+    throw badName(what, name, `${prefix}.<${what}> would be ${owner.length} octets, more than ${MAX_NAME_OCTETS}`);
+  }
+  return owner;
+}
+
 /** `_stratum-host.<host-name>`: where a host publishes its key and control API. */
 export function hostRecordName(hostName: string): string {
-  return `${HOST_LABEL}.${normaliseHostName(hostName)}`;
+  return underscored(HOST_LABEL, hostName, 'host name');
 }
 
 /** `_stratum.<domain>`: where a domain names the host and capsule that serve it. */
 export function linkRecordName(domain: string): string {
-  return `${LINK_LABEL}.${normaliseHostName(domain, 'domain')}`;
+  return underscored(LINK_LABEL, domain, 'domain');
 }
 
 /** `_stratum-challenge.<host-name>`: where a host answers a registrar's verification challenge. */
 export function challengeRecordName(hostName: string): string {
-  return `${CHALLENGE_LABEL}.${normaliseHostName(hostName)}`;
+  return underscored(CHALLENGE_LABEL, hostName, 'host name');
 }
 
 /** `_stratum._tcp.<domain>`: the DNS-SD service type name that lists control API instances. */
 export function serviceTypeName(domain: string): string {
-  return `${SERVICE_LABELS}.${normaliseHostName(domain, 'domain')}`;
+  return underscored(SERVICE_LABELS, domain, 'domain');
 }
 
 /** True when `name` equals `zone` or lies below it (both already normalised). */

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import { publicKeyFromRaw, StratumError, verifyEd25519 } from '@stratum/core';
 import { answerChallenge, challengeSigningInput } from './challenge.ts';
 import { hostKeyFromJwk, nextKeyIsAuthentic, rotationStatement } from './host-key.ts';
-import { challengeRecordName, hostRecordName, linkRecordName, serviceTypeName } from './names.ts';
+import { challengeRecordName, hostRecordName, linkRecordName, normaliseHostName, serviceTypeName } from './names.ts';
 import {
   challengeTxtValue,
   formatDomainLink,
@@ -161,15 +161,26 @@ for (const vector of challenge.txt) {
   });
 }
 
-test('names.json: owner names', () => {
-  const builders: Record<string, (input: string) => string> = { hostRecordName, linkRecordName, challengeRecordName, serviceTypeName };
-  const { cases } = load<{ cases: { fn: string; input: string; output: string }[] }>('names.json');
-  for (const vector of cases) {
+const builders: Record<string, (input: string) => string> = {
+  normaliseHostName,
+  hostRecordName,
+  linkRecordName,
+  challengeRecordName,
+  serviceTypeName,
+};
+for (const vector of load<{ cases: { description: string; fn: string; input: string; output?: string; error?: string }[] }>('names.json')
+  .cases) {
+  test(`names.json: ${vector.description}`, () => {
     const build = builders[vector.fn];
-    assert.ok(build, `names.json names an unknown builder ${vector.fn}`);
-    assert.equal(build(vector.input), vector.output, vector.fn);
-  }
-});
+    assert.ok(build, `names.json names an unknown function ${vector.fn}`);
+    if (vector.error) {
+      assert.throws(
+        () => build(vector.input),
+        (error: unknown) => error instanceof StratumError && error.code === vector.error,
+      );
+    } else assert.equal(build(vector.input), vector.output);
+  });
+}
 
 const update = load<{
   key: { name: string; secret: string };
