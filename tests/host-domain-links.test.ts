@@ -168,10 +168,21 @@ test('a served domain whose link stops naming this host is answered 421 until it
   assert.deepEqual(moved, { status: 421, body: 'www.shop.net is not linked to this host\n' });
   // The capsule still serves its other domain.
   assert.equal((await ingressGet(host.ingressUrl, 'tiny.test')).status, 200);
+  // Its registrar sees why, in the capsule's status and log, not only the operator in the host's.
+  const expected =
+    'www.shop.net is answered 421 until its link names this host again: _stratum.www.shop.net names host h2.hosting.net, not this host (h1.hosting.net)';
+  assert.equal((await client.capsule('tiny')).lastError, expected);
+  const logged = () => {
+    const lines: string[] = [];
+    host.runtime.subscribeLogs('tiny', (entry) => lines.push(entry.message))();
+    return lines;
+  };
+  assert.ok(logged().includes(expected), 'the capsule log says why its domain is answered 421');
 
   await link(domain);
   await links.recheck();
   assert.equal((await ingressGet(host.ingressUrl, domain)).status, 200);
+  assert.ok(logged().includes('www.shop.net is served again: its link names this host'));
 
   // With its DNS server gone, the host keeps serving as it was.
   await dns.stop();

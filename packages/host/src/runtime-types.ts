@@ -154,5 +154,11 @@ export interface HostRuntime {
    * no such cache need not implement it.
    */
   pruneCache?(): Promise<number>;
+  /**
+   * Something the host found about an installation outside its requests (a domain whose link no
+   * longer names this host): a line in the capsule's log, where its registrar reads it, and with
+   * `lastError`, its status's last error too. A runtime may ignore it.
+   */
+  note?(name: string, level: 'info' | 'warn' | 'error', message: string, options?: { lastError?: boolean }): void;
   close(): Promise<void>;
 }

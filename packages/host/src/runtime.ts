@@ -2434,6 +2434,13 @@ class Runtime implements StratumHostRuntime {
     if (followers) for (const follower of [...followers]) follower.listener(entry);
   }
 
+  note(name: string, level: 'info' | 'warn' | 'error', message: string, options: { lastError?: boolean } = {}): void {
+    const capsule = this.#capsules.get(name);
+    if (!capsule) return;
+    capsule.log(level, message);
+    if (options.lastError) capsule.lastError = message;
+  }
+
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#roomTimer);

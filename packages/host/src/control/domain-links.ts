@@ -87,8 +87,13 @@ export function createLinkChecker(options: { hostName: string; resolver?: string
 
 /** What a served installation's domains must link to. */
 export interface ServedDomains extends ExpectedLink {
+  /** The installation's name. */
+  name: string;
   domains: readonly string[];
 }
+
+/** A served domain held back (`problem`) or served again (none), for its installation's log and status. */
+export type LinkChange = (installation: string, domain: string, problem?: string) => void;
 
 /**
  * Checks the links of the domains a host serves again, every `intervalMs` (spec/discovery.md
@@ -104,11 +109,15 @@ export class LinkWatch {
   readonly #logger: Logger;
   #timer: NodeJS.Timeout | undefined;
   #running: Promise<void> | undefined;
+  readonly #onChange: LinkChange | undefined;
+  /** Which installation each held-back domain belongs to, to tell it when the domain is served again. */
+  readonly #heldFor = new Map<string, string>();
 
-  constructor(check: LinkChecker, served: () => Promise<ServedDomains[]>, logger: Logger) {
+  constructor(check: LinkChecker, served: () => Promise<ServedDomains[]>, logger: Logger, onChange?: LinkChange) {
     this.#check = check;
     this.#served = served;
     this.#logger = logger;
+    this.#onChange = onChange;
   }
 
   /**
@@ -129,7 +138,11 @@ export class LinkWatch {
   /** A start found these domains linked: they are served again at once. */
   linked(domains: readonly string[]): void {
     for (const domain of domains) {
-      if (this.#held.delete(domain)) this.#logger.info({ domain }, `${domain} is served again: its link names this host`);
+      if (!this.#held.delete(domain)) continue;
+      this.#logger.info({ domain }, `${domain} is served again: its link names this host`);
+      const installation = this.#heldFor.get(domain);
+      this.#heldFor.delete(domain);
+      if (installation !== undefined) this.#onChange?.(installation, domain);
     }
   }
 
@@ -144,16 +157,23 @@ export class LinkWatch {
   async #pass(): Promise<void> {
     const served = await this.#served();
     const current = new Set(served.flatMap((one) => one.domains));
-    for (const domain of this.#held.keys()) if (!current.has(domain)) this.#held.delete(domain);
-    for (const { domains, ...expected } of served) {
+    for (const domain of this.#held.keys()) {
+      if (current.has(domain)) continue;
+      this.#held.delete(domain);
+      this.#heldFor.delete(domain);
+    }
+    for (const { domains, name, ...expected } of served) {
       const problems = await this.#check(domains, expected);
       for (const domain of domains) {
         const found = problems.filter((one) => one.domain === domain);
         const definite = found.find((one) => !one.lookupFailed);
         if (definite) {
-          if (!this.#held.has(domain))
+          if (this.#held.get(domain) !== definite.problem) {
             this.#logger.warn({ domain, problem: definite.problem }, `${domain} is no longer served: ${definite.problem}`);
+            this.#onChange?.(name, domain, definite.problem);
+          }
           this.#held.set(domain, definite.problem);
+          this.#heldFor.set(domain, name);
         } else if (found.length > 0) {
           this.#logger.warn(
             { domain, problem: found[0]?.problem },

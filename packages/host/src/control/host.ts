@@ -230,9 +230,22 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
             .filter((installation) => installation.desired === 'running')
             .map((installation) => {
               const registrar = config.registrars.find((one) => one.name === installation.registrar);
-              return { domains: installation.domains, capsule: installation.digest, ...(registrar ? { registrar } : {}) };
+              return {
+                name: installation.name,
+                domains: installation.domains,
+                capsule: installation.digest,
+                ...(registrar ? { registrar } : {}),
+              };
             }),
         logger.child({ component: 'links' }),
+        // Its registrar reads neither the host's log nor DNS from here: the capsule's own log and
+        // status say why its domain is answered 421.
+        (installation, domain, problem) =>
+          problem === undefined
+            ? runtime.note?.(installation, 'info', `${domain} is served again: its link names this host`)
+            : runtime.note?.(installation, 'error', `${domain} is answered 421 until its link names this host again: ${problem}`, {
+                lastError: true,
+              }),
       )
     : undefined;
 
