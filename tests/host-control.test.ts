@@ -428,6 +428,66 @@ test('a body over [control] max_body is refused with 413 before it is read whole
   assert.equal(outside.status, 404);
 });
 
+test('a client still sending a body over [control] max_body reads the 413 even if it reads it late', async (t) => {
+  const { host } = await setup(t);
+  const control = new URL(host.controlUrl);
+  const socket = connect(Number(control.port), control.hostname);
+  t.after(() => socket.destroy());
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  // Busy writing, as a client uploading is: the answer waits unread in the kernel, where a
+  // connection reset would discard it.
+  socket.pause();
+  socket.on('error', () => {});
+  const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+  socket.write(`POST ${control.pathname}/capsules HTTP/1.1\r\nhost: ${control.host}\r\ncontent-length: ${100 * 1024 * 1024}\r\n\r\n`);
+  // Less than the host drains of a refused body, sent on after the answer, as a client busy writing does.
+  for (let sent = 0; sent < 512 * 1024 && !socket.destroyed; sent += 32 * 1024) {
+    socket.write(Buffer.alloc(32 * 1024));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  let answer = '';
+  socket.on('data', (chunk: Buffer) => {
+    answer += chunk.toString('latin1');
+  });
+  socket.resume();
+  await closed;
+  assert.match(answer, /^HTTP\/1\.1 413 /);
+  assert.match(answer, /\r\nconnection: close\r\n/i);
+  assert.match(answer, /"code":"BODY_TOO_LARGE"/);
+});
+
+test('a 405 says in Allow which methods the endpoint has', async (t) => {
+  const { client, host } = await setup(t);
+  const response = await client.request('PUT', '/status');
+  assert.equal(response.status, 405);
+  assert.equal(response.headers.get('allow'), 'GET');
+  assert.equal(((await response.json()) as { error: { code: string } }).error.code, 'METHOD_NOT_ALLOWED');
+  const capsules = await client.request('DELETE', '/capsules');
+  assert.equal(capsules.headers.get('allow'), 'GET, POST');
+  const identity = await fetch(`${host.controlUrl}/identity`, { method: 'POST' });
+  assert.equal(identity.status, 405);
+  assert.equal(identity.headers.get('allow'), 'GET');
+});
+
+test('usage periods are RFC 3339 date-times: a bare date or a + sent unencoded is refused with 400, as is a backlog over 10000', async (t) => {
+  const { client } = await setup(t);
+  const code = async (path: string) => {
+    const response = await client.request('GET', path);
+    const value = (await response.json()) as { error?: { code: string; hint?: string } };
+    return [response.status, value.error?.code, value.error?.hint];
+  };
+  assert.equal((await code('/usage?since=2026-12-01T00:00:00Z'))[0], 200);
+  assert.equal((await code('/usage?since=2026-12-01T00:00:00%2B01:00&until=2026-12-02t00:00:00.5z'))[0], 200);
+  for (const since of ['2026-12-01', 'yesterday', '2026-02-30T00:00:00Z', '2026-12-01T00:00:00', 'Dec%201%202026']) {
+    assert.deepEqual((await code(`/usage?since=${since}`)).slice(0, 2), [400, 'INVALID_REQUEST'], since);
+  }
+  const [status, , hint] = await code('/usage?since=2026-12-01T00:00:00+00:00');
+  assert.equal(status, 400);
+  assert.match(String(hint), /percent-encoded \(%2B00:00\)/);
+  await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });
+  assert.deepEqual((await code('/capsules/hello/logs?backlog=20000')).slice(0, 2), [400, 'INVALID_REQUEST']);
+});
+
 /** A keyvalue snapshot (spec/snapshot.md) of `records` keys, each holding `valueBytes` bytes of `fill`. */
 function keyValueSnapshot(records: number, valueBytes: number, fill = 'v'): string {
   const value = Buffer.alloc(valueBytes, fill).toString('base64');
@@ -458,6 +518,7 @@ test('a state snapshot larger than [control] max_body is imported through a file
     capability: 'keyvalue',
     label: 'default',
     records: 1500,
+    skipped: 0,
   });
   const imported = await storedValues();
   assert.equal(imported.length, 1500);

@@ -78,9 +78,18 @@ const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
 class HttpError extends StratumError {
   readonly status: number;
-  constructor(status: number, code: string, message: string, options: { details?: string[]; hint?: string } = {}) {
-    super(code, message, options);
+  /** Headers the answer carries besides the error body (a 405's `Allow`). */
+  readonly headers: Readonly<Record<string, string>>;
+  constructor(
+    status: number,
+    code: string,
+    message: string,
+    options: { details?: string[]; hint?: string; headers?: Record<string, string> } = {},
+  ) {
+    const { headers = {}, ...rest } = options;
+    super(code, message, rest);
     this.status = status;
+    this.headers = headers;
   }
 }
 
@@ -309,7 +318,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       return state(
         request,
         response,
-        upload ?? (async () => ({ input: [body], bytes: body.byteLength })),
+        upload ?? (async () => ({ open: () => [body], bytes: body.byteLength })),
         name,
         parts[4] as string,
         parts[5] as string,
@@ -444,9 +453,10 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     // Only now, with every check passed, is the snapshot read (a large one spooled to disk).
     const snapshot = await upload();
     try {
-      const result = await importState(access, capability, name, label, snapshot.input);
-      log.info({ capsule: name, capability, label, records: result.records, bytes: snapshot.bytes }, 'capsule state imported');
-      return json(response, 200, { capability, ...result });
+      const { records, skipped } = await importState(access, capability, name, label, snapshot.open);
+      log.info({ capsule: name, capability, label, records, skipped, bytes: snapshot.bytes }, 'capsule state imported');
+      // The target's capability and label, not the header's: the header says where the state came from.
+      return json(response, 200, { capability, label, records, skipped });
     } finally {
       await snapshot.done?.();
     }
@@ -545,6 +555,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
           return;
         }
         const status = statusFor(error);
+        if (error instanceof HttpError) for (const [header, value] of Object.entries(error.headers)) response.setHeader(header, value);
         if (status >= 500) log.error({ err: error }, 'control request failed');
         else log.info({ status, code: (error as StratumError).code }, 'control request rejected');
         const problem = isStratumError(error)
@@ -574,7 +585,11 @@ function statusFor(error: unknown): number {
 
 function allow(method: string, ...allowed: string[]): void {
   if (!allowed.includes(method)) {
-    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here`, { hint: `Use ${allowed.join(' or ')}.` });
+    // RFC 9110 section 15.5.6: a 405 says which methods the resource has.
+    throw new HttpError(405, 'METHOD_NOT_ALLOWED', `${method.slice(0, 16)} is not allowed here`, {
+      hint: `Use ${allowed.join(' or ')}.`,
+      headers: { allow: allowed.join(', ') },
+    });
   }
 }
 
@@ -590,6 +605,8 @@ function json(response: ServerResponse, status: number, value: unknown): void {
 
 /** What of a refused request's body is read and dropped, so that its client reads the answer; past it the connection closes. */
 const DISCARD_BYTES = 1024 * 1024;
+/** How long a connection whose body was refused stays open for reading once its answer is sent. */
+const LINGER_MS = 2000;
 
 /**
  * A body not read yet (a state snapshot refused before it) is not wanted: a little of it is
@@ -599,6 +616,15 @@ const DISCARD_BYTES = 1024 * 1024;
 function discardUnread(request: IncomingMessage, response: ServerResponse): void {
   if (request.readableEnded || request.destroyed) return;
   if (!response.headersSent) response.setHeader('connection', 'close');
+  // Node closes a `connection: close` socket as soon as the answer is written. With the client's
+  // body still arriving unread, the kernel then resets the connection, which discards the answer
+  // from a client that had not read it yet (busy uploading): it saw ECONNRESET, not the 413. The
+  // host half-closes instead and reads on for a while (a lingering close), so the answer arrives.
+  const socket = request.socket;
+  socket.destroySoon = () => {
+    socket.end();
+    setTimeout(() => socket.destroy(), LINGER_MS).unref();
+  };
   let drained = 0;
   request.on('data', (chunk: Buffer) => {
     drained += chunk.byteLength;
@@ -636,8 +662,12 @@ const STATE_PATH = /^\/capsules\/[^/?]+\/state\/[^/?]+\/[^/?]+(\?.*)?$/;
 export const STATE_UPLOADS_DIR = 'state-uploads';
 const EMPTY_BODY = new Uint8Array(0);
 
-/** A state snapshot to import: its lines' source, and what to do once imported. */
-type SnapshotUpload = () => Promise<{ input: AsyncIterable<Uint8Array> | Iterable<Uint8Array>; bytes: number; done?: () => Promise<void> }>;
+/** A state snapshot to import: how to read it (once to check it, again to import it), and what to do once imported. */
+type SnapshotUpload = () => Promise<{
+  open: () => AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
+  bytes: number;
+  done?: () => Promise<void>;
+}>;
 
 /**
  * Receives a snapshot into a file under `dir`, hashing it as it arrives, and hands it over only
@@ -681,15 +711,26 @@ async function spoolSnapshot(request: IncomingMessage, dir: string, limit: numbe
     await remove();
     throw bodyMismatch();
   }
-  return { input: createReadStream(file), bytes, done: remove };
+  return { open: () => createReadStream(file), bytes, done: remove };
 }
+
+/** RFC 3339's date-time: a date, a time and an offset; `Date` alone also takes a bare date, local times and prose. */
+const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$/;
 
 function dateParam(url: URL, name: string): Date | undefined {
   const text = url.searchParams.get(name);
   if (text === null) return undefined;
+  const parts = DATE_TIME.exec(text);
+  const [year, month, day] = (parts ?? []).slice(1, 4).map(Number) as [number, number, number];
   const date = new Date(text);
-  if (Number.isNaN(date.getTime()))
-    throw new HttpError(400, 'INVALID_REQUEST', `${name} must be an RFC 3339 date-time, not "${text.slice(0, 40)}"`);
+  // `Date` moves February 30th to March 2nd.
+  if (!parts || Number.isNaN(date.getTime()) || day > new Date(Date.UTC(year, month, 0)).getUTCDate()) {
+    throw new HttpError(400, 'INVALID_REQUEST', `${name} must be an RFC 3339 date-time, not "${text.slice(0, 40)}"`, {
+      hint: / \d{2}:\d{2}$/.test(text)
+        ? 'A + in a query reads as a space: send the offset percent-encoded (%2B00:00), or as Z.'
+        : `Such as ${name}=2026-12-01T00:00:00Z.`,
+    });
+  }
   return date;
 }
 
