@@ -191,7 +191,10 @@ test('stratum push --pin and stratum pull against a real registry', async (t) =>
     await tempDir(t, 'stratum-cache-'),
   );
   assert.equal(untagged.status, 0, untagged.stderr);
-  assert.ok(untagged.stderr.includes(`pulled oci://${registry.host}/acme/five@${digest} (tag 9.9.9 not checked) -> `), untagged.stderr);
+  assert.ok(
+    untagged.stderr.includes(`pulled oci://${registry.host}/acme/five@${digest} (pinned by digest; tag 9.9.9 ignored) -> `),
+    untagged.stderr,
+  );
   const cached = await stratum(
     'pull',
     `oci://${registry.host}/acme/five:9.9.9@${digest}`,
@@ -200,7 +203,10 @@ test('stratum push --pin and stratum pull against a real registry', async (t) =>
     '--cache-dir',
     cacheDir,
   );
-  assert.ok(cached.stderr.includes(`pulled oci://${registry.host}/acme/five@${digest} (tag 9.9.9 not checked) -> `), cached.stderr);
+  assert.ok(
+    cached.stderr.includes(`pulled oci://${registry.host}/acme/five@${digest} (pinned by digest; tag 9.9.9 ignored) -> `),
+    cached.stderr,
+  );
   assert.match(
     pulled.stderr,
     /pulled oci:\/\/\S+\/acme\/five:1\.0\.0 -> /,

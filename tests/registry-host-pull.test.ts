@@ -90,5 +90,8 @@ test('an install pinned to a digest the repository does not hold says the pin is
   const installed = await run(['host', 'install', dir, '--domain', 'tiny.example', '--no-start', ...control]);
   assert.equal(installed.code, 0, installed.stderr);
   const line = `${installed.stdout}${installed.stderr}`;
-  assert.ok(line.includes(`pulled by the host from oci://${registry.host}/me/tiny@${component} (tag 9.9.9 not checked)`), line);
+  assert.ok(
+    line.includes(`pulled by the host from oci://${registry.host}/me/tiny@${component} (pinned by digest; tag 9.9.9 ignored)`),
+    line,
+  );
 });

@@ -61,10 +61,12 @@ export interface PulledCapsule {
  *
  * @example
  * describePulled({ reference: 'oci://127.0.0.1:5000/me/counter@sha256:4e4a...', uncheckedTag: '0.2.0' });
- * // 'oci://127.0.0.1:5000/me/counter@sha256:4e4a... (tag 0.2.0 not checked)'
+ * // 'oci://127.0.0.1:5000/me/counter@sha256:4e4a... (pinned by digest; tag 0.2.0 ignored)'
  */
 export function describePulled(pulled: Pick<PulledCapsule, 'reference' | 'uncheckedTag'>): string {
-  return pulled.uncheckedTag === undefined ? pulled.reference : `${pulled.reference} (tag ${pulled.uncheckedTag} not checked)`;
+  return pulled.uncheckedTag === undefined
+    ? pulled.reference
+    : `${pulled.reference} (pinned by digest; tag ${pulled.uncheckedTag} ignored)`;
 }
 
 /**
@@ -73,7 +75,7 @@ export function describePulled(pulled: Pick<PulledCapsule, 'reference' | 'unchec
  *
  * @example
  * describePinnedSource('oci://127.0.0.1:5000/me/counter:0.2.0', 'sha256:4e4a...');
- * // 'oci://127.0.0.1:5000/me/counter@sha256:4e4a... (tag 0.2.0 not checked)'
+ * // 'oci://127.0.0.1:5000/me/counter@sha256:4e4a... (pinned by digest; tag 0.2.0 ignored)'
  */
 export function describePinnedSource(registry: string, digest: string): string {
   const { tag, ...repository } = parseReference(registry);
