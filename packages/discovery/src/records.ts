@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { isIP } from 'node:net';
 import { jwkThumbprint, StratumError } from '@stratum/core';
 import { normaliseHostName } from './names.ts';
 import { formatTxtPairs, MAX_STRING_OCTETS, PROTOCOL_VERSION, parseTxtPairs, type TxtPairs } from './txt.ts';
@@ -79,25 +80,47 @@ function publicKeyValue(value: string, what: string, key: string): string {
   return value;
 }
 
-function apiValue(value: string, what: string): string {
-  let url: URL;
+// Section 4.1's api-url, checked as text: the WHATWG URL parser accepts and rewrites what the
+// grammar refuses (`https:h1.example.net`, `http://127.1`, an empty `?`, a space in the path),
+// and a second implementation with an RFC 3986 parser must refuse the same records.
+const API_URL = /^(https?):\/\/(\[[^\]]*\]|[^/:[\]]*)(?::([0-9]*))?((?:\/(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})*)*)$/;
+
+function isApiDnsName(host: string): boolean {
+  const lastLabel = host.slice(host.lastIndexOf('.') + 1);
+  // A trailing dot, which normalising would drop, is refused too: certificate matching treats it unevenly.
+  if (/^[0-9]*$/.test(lastLabel) || host.endsWith('.')) return false;
   try {
-    url = new URL(value);
+    normaliseHostName(host);
+    return true;
   } catch {
-    throw recordError('RECORD_BAD_API', what, 'api is not an absolute URL', `got "${value.slice(0, 80)}"`);
+    return false;
   }
-  const loopback = LOOPBACK.has(url.hostname);
-  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
-    throw recordError(
-      'RECORD_BAD_API',
-      what,
-      'api must be an https URL',
-      `got "${value.slice(0, 80)}" (http is allowed for loopback only)`,
-    );
+}
+
+function apiProblem(value: string): string | undefined {
+  const scheme = /^(https?):\/\//.exec(value)?.[1];
+  if (!scheme) return 'it is not an absolute https URL';
+  const rest = value.slice(scheme.length + 3);
+  if (rest.slice(0, rest.search(/[/?#]|$/)).includes('@')) return 'it carries credentials';
+  if (value.includes('?')) return 'it carries a query';
+  if (value.includes('#')) return 'it carries a fragment';
+  const match = API_URL.exec(value);
+  if (!match) return 'its host, port or path breaks the grammar of spec section 4.1';
+  const host = match[2] ?? '';
+  const port = match[3];
+  if (port !== undefined && (!/^[1-9][0-9]{0,4}$/.test(port) || Number(port) > 65535)) return 'the port is not 1 to 65535';
+  if (scheme === 'http')
+    return LOOPBACK.has(host.toLowerCase()) ? undefined : 'it must be https (plain http is allowed for a loopback host only)';
+  if (host.startsWith('[')) {
+    const inner = host.slice(1, -1);
+    return isIP(inner) === 6 && !inner.includes('%') ? undefined : 'the bracketed host is not an IPv6 address';
   }
-  if (url.username || url.password || url.search || url.hash) {
-    throw recordError('RECORD_BAD_API', what, 'api must not carry credentials, a query or a fragment', `got "${value.slice(0, 80)}"`);
-  }
+  return isIP(host) === 4 || isApiDnsName(host) ? undefined : 'the host is not a DNS name or an IP address';
+}
+
+function apiValue(value: string, what: string): string {
+  const problem = apiProblem(value);
+  if (problem) throw recordError('RECORD_BAD_API', what, `api is not a usable control API URL: ${problem}`, `got "${value.slice(0, 80)}"`);
   return value;
 }
 
