@@ -71,7 +71,7 @@ test('dns check shows the link, the host record and routing, and says whether th
     { cname: 'h1.example.test' },
   );
 
-  const good = await run(['dns', 'check', 'shop.example.test', '--server', dns.address]);
+  const good = await run(['dns', 'check', 'shop.example.test', '--resolver', dns.address]);
   assert.equal(good.code, 0, good.stdout + good.stderr);
   assert.match(good.stdout, /host h1\.example\.test, capsule sha256:abab/);
   assert.match(good.stdout, new RegExp(`key ${key}`));

@@ -41,7 +41,7 @@ function describe(check: DomainCheck, io: CommandIo, linkRecordName: (domain: st
 export const dnsCheckCommand: Command = {
   name: 'dns check',
   summary: "show a domain's Stratum link, its host's record, and whether they agree",
-  usage: 'dns check <domain> [--server host:port] [--json]',
+  usage: 'dns check <domain> [--resolver host:port] [--json]',
   description: `
 Reads the discovery records for a domain (spec/discovery.md): the _stratum TXT link (host,
 capsule digest, registrar), the linked host's _stratum-host record (key, control API, WIT
@@ -53,17 +53,23 @@ Exit status: 0 when everything agrees, 1 when something does not (each problem i
 
 Examples:
   stratum dns check shop.example.com
-  stratum dns check shop.example.com --server 127.0.0.1:5353 --json`,
+  stratum dns check shop.example.com --resolver 127.0.0.1:5353 --json`,
   maxPositionals: 1,
   options: {
-    server: { type: 'string', multiple: true, value: 'host:port', description: 'ask this DNS server (default: the system resolvers)' },
+    resolver: {
+      type: 'string',
+      multiple: true,
+      value: 'host:port',
+      description: "ask this DNS server, as host.toml's [discovery] resolver (default: the system resolvers)",
+    },
+    server: { type: 'string', multiple: true, value: 'host:port', description: 'the same as --resolver' },
     json: { type: 'boolean', description: 'print the findings as JSON' },
   },
   async run(args, io) {
     const given = args.positionals[0];
     if (given === undefined) throw usageError('dns check needs a domain, such as shop.example.com');
     const domain = asciiDomain(given, 'the domain');
-    const servers = stringListOption(args, 'server');
+    const servers = [...stringListOption(args, 'resolver'), ...stringListOption(args, 'server')];
     const { checkDomain, DiscoveryResolver, linkRecordName } = await import('@stratum/discovery');
     const resolver = new DiscoveryResolver(servers.length > 0 ? { servers } : {});
     const check = await checkDomain(resolver, domain);
