@@ -187,7 +187,7 @@ test('keyvalue snapshots: every mutant imports or is refused with its line (SQLi
   for await (const line of exportKeyValue(source, 'default')) original.push(line);
   await fuzz('keyvalue', original, 1, async () => {
     const store = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
-    return { import: (lines) => importKeyValue(store, lines), drop: async () => store.drop() };
+    return { import: (lines) => importKeyValue(store, () => lines), drop: async () => store.drop() };
   });
 });
 
@@ -205,7 +205,7 @@ test('SQL snapshots: every mutant imports or is refused with its line, hostile d
   for await (const line of exportSql(source, 'default')) original.push(line);
   await fuzz('sql', original, 2, async () => {
     const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
-    return { import: (lines) => importSql(db, lines), drop: async () => db.drop() };
+    return { import: (lines) => importSql(db, () => lines), drop: async () => db.drop() };
   });
   // Nothing outside the capsule's own database was made (ATTACH, extensions).
   assert.ok(!readdirSync('/tmp').includes('stratum-fuzz-attached.db'));
@@ -224,7 +224,7 @@ test('bucket snapshots: every mutant imports or is refused with its line, object
   for await (const line of exportBucket(source, 'default')) original.push(line);
   await fuzz('bucket', original, 3, async () => {
     const bucket = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
-    return { import: (lines) => importBucket(bucket, lines), drop: async () => bucket.drop() };
+    return { import: (lines) => importBucket(bucket, () => lines), drop: async () => bucket.drop() };
   });
   // Names such as "../../outside" stayed inside the buckets' root.
   assert.deepEqual(readdirSync(around), ['buckets']);
@@ -253,5 +253,95 @@ test('snapshot lines: split however the stream is chunked, and a line past the l
   };
   await assert.rejects(async () => {
     for await (const _ of snapshotLines(endless(), 'test', 100_000));
-  }, /^StratumError: test snapshot line 2: longer than 100000 characters/);
+  }, /^StratumError: test snapshot line 2: longer than 100000 bytes/);
+});
+
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
+}
+
+/** Byte-level damage of the kind text tools and hand edits do, which the framing rules of spec/snapshot.md section 2 catch. */
+function damageBytes(original: Buffer, next: () => number): { description: string; bytes: Buffer } {
+  const at = Math.floor(next() * original.byteLength);
+  const lineEnds = [...original.entries()].filter(([, byte]) => byte === 0x0a).map(([index]) => index);
+  const lineEnd = lineEnds[Math.floor(next() * lineEnds.length)] as number;
+  const splice = (index: number, remove: number, insert: Buffer | string) =>
+    Buffer.concat([original.subarray(0, index), Buffer.from(insert), original.subarray(index + remove)]);
+  switch (Math.floor(next() * 9)) {
+    case 0:
+      return { description: 'a byte-order mark first', bytes: splice(0, 0, '\uFEFF') };
+    case 1:
+      return { description: `CR before the line feed at ${lineEnd}`, bytes: splice(lineEnd, 0, '\r') };
+    case 2:
+      return { description: `a blank line after ${lineEnd}`, bytes: splice(lineEnd + 1, 0, '\n') };
+    case 3:
+      return { description: 'no final line feed', bytes: original.subarray(0, -1) };
+    case 4:
+      return { description: 'a record after the trailer', bytes: Buffer.concat([original, Buffer.from('{"key":"zzz","value":"AA=="}\n')]) };
+    case 5:
+      return { description: `byte ${at} not UTF-8`, bytes: splice(at, 1, Buffer.from([0xff])) };
+    case 6:
+      return { description: `byte ${at} -> space`, bytes: splice(at, 1, ' ') };
+    case 7:
+      return { description: `byte ${at} removed`, bytes: splice(at, 1, '') };
+    default:
+      return { description: 'unchanged', bytes: original };
+  }
+}
+
+test('keyvalue snapshots: byte-level damage in any chunking imports exactly or is refused with its line, never hangs', async (t) => {
+  const backend = sqliteKeyValue({ dataDir });
+  t.after(() => backend.close());
+  const source = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  await source.set('a', new TextEncoder().encode('é'));
+  await source.set('b', new Uint8Array([0, 255]));
+  await source.set('c', new Uint8Array());
+  const original = Buffer.from((await collect(exportKeyValue(source, 'default'))).join(''));
+  const next = random(5);
+  const failures: string[] = [];
+  const outcomes = { imported: 0, refused: 0 };
+  for (let index = 0; index < MUTANTS; index++) {
+    const { description, bytes } = damageBytes(original, next);
+    const chunks: Uint8Array[] = [];
+    for (let at = 0; at < bytes.byteLength; ) {
+      const size = 1 + Math.floor(next() * 40);
+      chunks.push(new Uint8Array(bytes.subarray(at, at + size)));
+      at += size;
+    }
+    const store = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+    await store.set('before', new Uint8Array([1]));
+    const entries = async () => (await collect(store.entries())).map((entry) => [entry.key, Buffer.from(entry.value).toString('base64')]);
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const hang = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error('no answer in 10 s')), 10_000);
+      });
+      await Promise.race([importKeyValue(store, () => chunks), hang]);
+      outcomes.imported++;
+      // Imported exactly: what the (possibly damaged) snapshot's records say, and nothing else.
+      const text = bytes.toString('utf8');
+      const expected = text
+        .split('\n')
+        .slice(1, -2)
+        .map((line) => JSON.parse(line) as { key: string; value: string })
+        .map((record) => [record.key, record.value]);
+      assert.deepEqual(await entries(), expected, `seed 5 mutant ${index} (${description})`);
+    } catch (error) {
+      outcomes.refused++;
+      if (!isStratumError(error) || error.code !== 'SNAPSHOT_INVALID' || !/ snapshot line \d+: /.test(error.message)) {
+        failures.push(
+          `seed 5 mutant ${index} (${description}): ${error instanceof Error ? `${error.name}: ${error.message}` : String(error)}`,
+        );
+      } else if (JSON.stringify(await entries()) !== JSON.stringify([['before', 'AQ==']])) {
+        failures.push(`seed 5 mutant ${index} (${description}): refused, but the store changed`);
+      }
+    } finally {
+      clearTimeout(timer);
+      await store.drop();
+    }
+  }
+  assert.deepEqual(failures, [], failures.join('\n'));
+  assert.ok(outcomes.imported > 0 && outcomes.refused > 0, JSON.stringify(outcomes));
 });

@@ -337,7 +337,7 @@ test("state helpers: a capsule's data exported where its worker wrote it, and im
   const where = (capsule: string) => ({ hostConfig: undefined, dataDir: prepareContext({}, capsule).dataDir, capsule, label: 'default' });
   const lines: string[] = [];
   for await (const line of exportKeyValueState(where('statefrom'))) lines.push(line);
-  assert.deepEqual(await importKeyValueState(where('stateto'), lines), { label: 'default', records: 1 });
+  assert.deepEqual(await importKeyValueState(where('stateto'), () => lines), { records: 1, skipped: 0 });
   assert.deepEqual(open(target).get?.('moved'), new TextEncoder().encode('yes'));
 
   const sqlPlan = await sql.configure(
@@ -351,7 +351,7 @@ test("state helpers: a capsule's data exported where its worker wrote it, and im
   db.open('default').execute?.('INSERT INTO t (v) VALUES (?)', [{ tag: 'text', val: 'row' }]);
   const sqlLines: string[] = [];
   for await (const line of exportSqlState(where('sqlstate'))) sqlLines.push(line);
-  assert.equal((await importSqlState(where('sqlstate2'), sqlLines)).records, 2);
+  assert.equal((await importSqlState(where('sqlstate2'), () => sqlLines)).records, 2);
 
   const bucketPlan = await bucket.configure(
     configureContext({ imports: ['stratum:bucket/objects@0.1.0'], manifest: manifestWith({ bucket: ['default'] }) }),
@@ -363,5 +363,5 @@ test("state helpers: a capsule's data exported where its worker wrote it, and im
   objects.open('default').put?.('a.txt', new TextEncoder().encode('abc'), 'text/plain');
   const bucketLines: string[] = [];
   for await (const line of exportBucketState(where('bucketstate'))) bucketLines.push(line);
-  assert.equal((await importBucketState(where('bucketstate2'), bucketLines)).records, 2);
+  assert.equal((await importBucketState(where('bucketstate2'), () => bucketLines)).records, 2);
 });

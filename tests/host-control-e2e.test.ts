@@ -297,7 +297,7 @@ test("a capsule's state moves to another installation: export, install stopped, 
 
   await client.install({ name: 'new', domains: ['new.example'], manifest, component, start: false });
   const imported = await client.importState('new', 'keyvalue', 'default', snapshot);
-  assert.deepEqual(imported, { capability: 'keyvalue', label: 'default', records: 1 });
+  assert.deepEqual(imported, { capability: 'keyvalue', label: 'default', records: 1, skipped: 0 });
   await client.start('new');
   assert.equal(JSON.parse((await get(host.ingressUrl, 'new.example', '/a')).body).count, 3);
 

@@ -59,6 +59,17 @@ export class ControlApiError extends StratumError {
   }
 }
 
+/** What a state import answers (spec/host-api.md section 5.11). */
+export interface ImportedStateAnswer {
+  /** The capability and label imported into, as the request's path named them. */
+  capability: string;
+  label: string;
+  /** The snapshot's records, as its trailer counts them. */
+  records: number;
+  /** Of those, how many were not stored as the snapshot spec says (keyvalue keys already expired). */
+  skipped: number;
+}
+
 export interface ControlClient {
   identity(): Promise<HostIdentity>;
   install(options: InstallOptions): Promise<CapsuleStatus>;
@@ -83,12 +94,7 @@ export interface ControlClient {
    * one as a file (`fs.openAsBlob`), which is read twice (hashed for the signature, then sent)
    * and never held whole.
    */
-  importState(
-    name: string,
-    capability: string,
-    label: string,
-    snapshot: string | Uint8Array | Blob,
-  ): Promise<{ capability: string; label: string; records: number }>;
+  importState(name: string, capability: string, label: string, snapshot: string | Uint8Array | Blob): Promise<ImportedStateAnswer>;
   /**
    * Streams a capsule's log until `signal` aborts or the host ends the stream; a connection that
    * breaks mid-stream throws CONTROL_STREAM_LOST.
@@ -196,7 +202,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     },
     async importState(name, capability, label, snapshot) {
       const response = await send('PUT', statePath(name, capability, label), snapshot, 'application/vnd.stratum.snapshot.v1+jsonl');
-      return (await expectOk(response)) as { capability: string; label: string; records: number };
+      return (await expectOk(response)) as ImportedStateAnswer;
     },
     ledger: (after = 0, limit = 1000) => call('GET', `/usage/ledger?after=${after}&limit=${limit}`),
     async logs(name, onEntry, logOptions = {}) {

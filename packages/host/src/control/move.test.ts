@@ -32,7 +32,7 @@ function fakeHost(label: string, calls: string[], fail: Partial<Record<string, E
     // Records as many as the snapshot it received has lines, so that a test sees what crossed.
     importState: async (name, capability, label, snapshot) => {
       const text = await new Response(snapshot).text();
-      return step(`import ${name} ${capability}/${label}`, { capability, label, records: text.split('\n').length - 1 });
+      return step(`import ${name} ${capability}/${label}`, { capability, label, records: text.split('\n').length - 1, skipped: 0 });
     },
   };
   return client as ControlClient;

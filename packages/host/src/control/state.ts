@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { type Logger, StratumError } from '@stratum/core';
 import { exportBucketState, importBucketState } from '../capabilities/bucket/index.ts';
 import { exportKeyValueState, importKeyValueState } from '../capabilities/keyvalue/index.ts';
+import type { SnapshotSource } from '../capabilities/snapshot-lines.ts';
 import { exportSqlState, importSqlState } from '../capabilities/sql/index.ts';
 
 /** Capabilities whose state moves with a capsule (spec/snapshot.md), by name. */
@@ -16,13 +17,17 @@ interface StateOptions {
   logger?: Logger;
 }
 
-type Input = AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>;
+/** What an import answers: the snapshot's records, and how many of them were left out as the spec says (keyvalue's expired keys). */
+export interface ImportedState {
+  records: number;
+  skipped: number;
+}
 
 const HANDLERS: Record<
   StatefulCapability,
   {
     export: (options: StateOptions) => AsyncIterable<string>;
-    import: (options: StateOptions, input: Input) => Promise<{ label: string; records: number }>;
+    import: (options: StateOptions, source: SnapshotSource) => Promise<ImportedState>;
   }
 > = {
   keyvalue: { export: exportKeyValueState, import: importKeyValueState },
@@ -59,13 +64,13 @@ export function exportState(access: StateAccess, capability: StatefulCapability,
   return HANDLERS[capability].export(options(access, capability, capsule, label));
 }
 
-/** Replaces a capsule's state under one capability and label with a snapshot's. */
+/** Replaces a capsule's state under one capability and label with a snapshot's; `source` is read twice (checked, then written). */
 export function importState(
   access: StateAccess,
   capability: StatefulCapability,
   capsule: string,
   label: string,
-  input: Input,
-): Promise<{ label: string; records: number }> {
-  return HANDLERS[capability].import(options(access, capability, capsule, label), input);
+  source: SnapshotSource,
+): Promise<ImportedState> {
+  return HANDLERS[capability].import(options(access, capability, capsule, label), source);
 }

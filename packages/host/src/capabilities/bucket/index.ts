@@ -6,6 +6,7 @@ import { BackendCache } from '../backend-cache.ts';
 import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { notGranted } from '../granted-labels.ts';
+import type { SnapshotSource } from '../snapshot-lines.ts';
 import { directoryBucket } from './backends/directory.ts';
 import { parseS3Location } from './backends/s3-location.ts';
 import { bucketAsyncImports, bucketImports } from './bindings.ts';
@@ -243,11 +244,11 @@ export async function* exportBucketState(options: BucketStateOptions): AsyncIter
 /** Replaces a capsule's bucket state under one label with a snapshot's, on whichever backend host.toml binds it to. */
 export async function importBucketState(
   options: BucketStateOptions,
-  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
-): Promise<{ label: string; records: number }> {
+  source: SnapshotSource,
+): Promise<{ records: number; skipped: number }> {
   const backend = await stateBackend(options);
   try {
-    return await importBucket(await backend.open({ capsule: options.capsule, label: options.label }), input);
+    return await importBucket(await backend.open({ capsule: options.capsule, label: options.label }), source);
   } finally {
     await backend.close();
   }

@@ -1,5 +1,14 @@
 import { createHash } from 'node:crypto';
-import { snapshotInvalid, snapshotLines, storing } from '../snapshot-lines.ts';
+import {
+  ascendingNames,
+  decodeBase64,
+  importSnapshot,
+  members,
+  SNAPSHOT_VERSION,
+  type SnapshotSource,
+  snapshotInvalid,
+  storing,
+} from '../snapshot-lines.ts';
 import type { ObjectBucket } from './types.ts';
 
 /**
@@ -8,7 +17,6 @@ import type { ObjectBucket } from './types.ts';
  * and a trailer with the record count and the SHA-256 of every line before it. Objects stream
  * through in chunks, so neither side holds a large object whole.
  */
-export const SNAPSHOT_VERSION = 1;
 const DATA_CHUNK = 256 * 1024;
 /** Writes into the target bucket in pieces no backend's chunk limit refuses. */
 const WRITE_PIECE = 64 * 1024;
@@ -47,84 +55,76 @@ export async function* exportBucket(bucket: ObjectBucket, label: string): AsyncI
   yield `${JSON.stringify({ end: { records, sha256: hash.digest('hex') } })}\n`;
 }
 
-const invalid = (message: string, line: number) => snapshotInvalid('bucket', message, line);
+const FORMAT = { capability: 'bucket', kind: 'bucket' } as const;
+const invalid = (message: string, line: number) => snapshotInvalid(FORMAT.kind, message, line);
+
+type Upload = Awaited<ReturnType<ObjectBucket['startUpload']>>;
 
 /**
- * Replaces the bucket's objects with the snapshot's. Each object is written as an upload, so
- * it appears only when complete and its size was checked against the header.
+ * Replaces the bucket's objects with the snapshot's. The whole snapshot is checked before the
+ * bucket is cleared (`source` is read twice); each object is then written as an upload, so it
+ * appears only when complete.
  */
-export async function importBucket(
-  bucket: ObjectBucket,
-  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
-): Promise<{ label: string; records: number }> {
-  const hash = createHash('sha256');
-  let lineNumber = 0;
-  let label: string | undefined;
-  let records = 0;
-  let current: { name: string; size: number; written: number; upload: Awaited<ReturnType<ObjectBucket['startUpload']>> } | undefined;
-  const finish = async () => {
-    if (!current) return;
-    if (current.written !== current.size) {
-      await current.upload.abort();
-      throw invalid(`object "${current.name}" has ${current.written} bytes, its record says ${current.size}`, lineNumber);
-    }
-    await current.upload.finish();
-    current = undefined;
-  };
-  for await (const text of snapshotLines(input, 'bucket')) {
-    lineNumber++;
-    let record: Record<string, unknown>;
-    try {
-      record = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      throw invalid('not JSON', lineNumber);
-    }
-    if (typeof record !== 'object' || record === null) throw invalid('not a JSON object', lineNumber);
-    if (label === undefined) {
-      if (record['stratum-snapshot'] !== SNAPSHOT_VERSION || record.capability !== 'bucket' || typeof record.label !== 'string') {
-        throw invalid(`not a version ${SNAPSHOT_VERSION} bucket snapshot header`, lineNumber);
-      }
-      label = record.label;
-      hash.update(text);
-      await bucket.clear();
-      continue;
-    }
-    if ('end' in record) {
-      const end = record.end as { records?: unknown; sha256?: unknown } | null;
-      if (end?.records !== records)
-        throw invalid(`the trailer counts ${String(end?.records)} records, the snapshot has ${records}`, lineNumber);
-      if (end.sha256 !== hash.digest('hex')) {
-        await current?.upload.abort();
-        throw invalid('the checksum does not match: the snapshot was changed or cut', lineNumber);
-      }
-      await finish();
-      return { label, records };
-    }
-    hash.update(text);
-    records++;
-    if ('object' in record) {
-      await finish();
-      const object = record.object as { name?: unknown; size?: unknown; contentType?: unknown };
-      if (typeof object.name !== 'string' || !Number.isSafeInteger(object.size))
-        throw invalid('an object needs "name" and "size"', lineNumber);
-      const name = object.name;
-      const upload = await storing('bucket', lineNumber, () =>
-        bucket.startUpload(name, typeof object.contentType === 'string' ? object.contentType : undefined),
-      );
-      current = { name: object.name, size: object.size as number, written: 0, upload };
-    } else if ('data' in record) {
-      if (!current || typeof record.data !== 'string') throw invalid('data outside an object', lineNumber);
-      const bytes = Buffer.from(record.data, 'base64');
-      for (let offset = 0; offset < bytes.byteLength; offset += WRITE_PIECE) {
-        const piece = new Uint8Array(bytes.subarray(offset, offset + WRITE_PIECE));
-        const { upload } = current;
-        await storing('bucket', lineNumber, () => upload.write(piece));
-      }
-      current.written += bytes.byteLength;
-    } else {
-      throw invalid('an unknown record', lineNumber);
-    }
-  }
-  await current?.upload.abort();
-  throw invalid(label === undefined ? 'empty snapshot' : 'the trailer is missing: the snapshot was cut short', lineNumber);
+export async function importBucket(bucket: ObjectBucket, source: SnapshotSource): Promise<{ records: number; skipped: number }> {
+  const { records } = await importSnapshot(
+    source,
+    FORMAT,
+    (write) => {
+      const inOrder = ascendingNames('object name', invalid);
+      let current: { name: string; size: number; written: number; line: number; upload: Upload | undefined } | undefined;
+      const finish = async () => {
+        if (!current) return;
+        if (current.written !== current.size)
+          throw invalid(
+            `object ${JSON.stringify(current.name.slice(0, 64))} has ${current.written} bytes, its record says ${current.size}`,
+            current.line,
+          );
+        await current.upload?.finish();
+        current = undefined;
+      };
+      return {
+        async record(record, line) {
+          const [kind, ...more] = Object.keys(record);
+          if (kind === undefined || more.length > 0 || !['object', 'data'].includes(kind))
+            throw invalid('not a record: one of "object" or "data", alone', line);
+          if (kind === 'object') {
+            await finish();
+            const object = record.object;
+            if (typeof object !== 'object' || object === null || Array.isArray(object))
+              throw invalid('an object record is not an object', line);
+            const fields = object as Record<string, unknown>;
+            members(fields, ['name', 'size', 'contentType'], ['name', 'size'], 'an object', line, invalid);
+            const { name, size, contentType } = fields;
+            if (typeof name !== 'string') throw invalid('an object\'s "name" is not a string', line);
+            inOrder(name, line);
+            if (!Number.isSafeInteger(size) || (size as number) < 0) throw invalid('an object\'s "size" is not a byte count', line);
+            if (contentType !== undefined && typeof contentType !== 'string')
+              throw invalid('an object\'s "contentType" is not a string', line);
+            const upload = write ? await storing(FORMAT.kind, line, () => bucket.startUpload(name, contentType)) : undefined;
+            current = { name, size: size as number, written: 0, line, upload };
+          } else {
+            if (!current) throw invalid('data before any object', line);
+            const bytes = decodeBase64(record.data, '"data"', line, invalid);
+            if (bytes.byteLength === 0) throw invalid('an empty "data" record; an empty object has none', line);
+            current.written += bytes.byteLength;
+            if (current.written > current.size)
+              throw invalid(`more bytes than object ${JSON.stringify(current.name.slice(0, 64))}'s size, ${current.size}`, line);
+            const { upload } = current;
+            if (!upload) return;
+            for (let offset = 0; offset < bytes.byteLength; offset += WRITE_PIECE) {
+              const piece = new Uint8Array(bytes.subarray(offset, offset + WRITE_PIECE));
+              await storing(FORMAT.kind, line, () => upload.write(piece));
+            }
+          }
+        },
+        end: finish,
+        async abort() {
+          await current?.upload?.abort();
+          current = undefined;
+        },
+      };
+    },
+    () => bucket.clear(),
+  );
+  return { records, skipped: 0 };
 }

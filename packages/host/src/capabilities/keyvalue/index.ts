@@ -4,6 +4,7 @@ import { BackendCache } from '../backend-cache.ts';
 import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { notGranted } from '../granted-labels.ts';
+import type { SnapshotSource } from '../snapshot-lines.ts';
 import { keyValueAsyncImports, keyValueImports } from './bindings.ts';
 import { exportKeyValue, importKeyValue } from './snapshot.ts';
 import type { KeyValueBackend, KeyValueLimits, KeyValueStore } from './types.ts';
@@ -221,11 +222,11 @@ export async function* exportKeyValueState(options: KeyValueStateOptions): Async
 /** Replaces a capsule's keyvalue state under one label with a snapshot's, on whichever backend host.toml binds it to. */
 export async function importKeyValueState(
   options: KeyValueStateOptions,
-  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
-): Promise<{ label: string; records: number }> {
+  source: SnapshotSource,
+): Promise<{ records: number; skipped: number }> {
   const backend = await stateBackend(options);
   try {
-    return await importKeyValue(await backend.open({ capsule: options.capsule, label: options.label }), input);
+    return await importKeyValue(await backend.open({ capsule: options.capsule, label: options.label }), source);
   } finally {
     await backend.close();
   }

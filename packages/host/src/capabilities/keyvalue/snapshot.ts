@@ -1,17 +1,15 @@
 import { createHash } from 'node:crypto';
-import { snapshotInvalid, snapshotLines, storing } from '../snapshot-lines.ts';
+import {
+  ascendingNames,
+  decodeBase64,
+  importSnapshot,
+  members,
+  SNAPSHOT_VERSION,
+  type SnapshotSource,
+  snapshotInvalid,
+  storing,
+} from '../snapshot-lines.ts';
 import type { KeyValueEntry, KeyValueStore } from './types.ts';
-
-/**
- * A key-value store as a portable snapshot (spec/snapshot.md): JSON Lines with a header, one
- * record per key, and a trailer holding the record count and the SHA-256 of every line before
- * it. Any backend exports it and any backend imports it.
- *
- * @example
- * await pipeline(Readable.from(exportKeyValue(store, 'default')), createWriteStream('kv.jsonl'));
- * await importKeyValue(otherStore, createReadStream('kv.jsonl'));
- */
-export const SNAPSHOT_VERSION = 1;
 
 interface Header {
   'stratum-snapshot': number;
@@ -20,6 +18,15 @@ interface Header {
   created: string;
 }
 
+/**
+ * A key-value store as a portable snapshot (spec/snapshot.md): JSON Lines with a header, one
+ * record per key, and a trailer holding the record count and the SHA-256 of every line before
+ * it. Any backend exports it and any backend imports it.
+ *
+ * @example
+ * await pipeline(Readable.from(exportKeyValue(store, 'default')), createWriteStream('kv.jsonl'));
+ * await importKeyValue(otherStore, () => createReadStream('kv.jsonl'));
+ */
 export async function* exportKeyValue(store: KeyValueStore, label: string): AsyncIterable<string> {
   const hash = createHash('sha256');
   let records = 0;
@@ -39,71 +46,62 @@ export async function* exportKeyValue(store: KeyValueStore, label: string): Asyn
   yield `${JSON.stringify({ end: { records, sha256: hash.digest('hex') } })}\n`;
 }
 
-const invalid = (message: string, line: number) => snapshotInvalid('key-value', message, line);
+const FORMAT = { capability: 'keyvalue', kind: 'key-value' } as const;
+const invalid = (message: string, line: number) => snapshotInvalid(FORMAT.kind, message, line);
 
 /** Entries handed to the store at once: a transaction each on SQLite. */
 const RESTORE_BATCH = 500;
 
 /**
- * Replaces the store's contents with the snapshot's. The snapshot is checked as it is read, and
- * the store is cleared first, so a damaged snapshot leaves a partly imported store: import into
- * a fresh installation and switch over only after this resolves.
+ * Replaces the store's contents with the snapshot's. The whole snapshot is checked before the
+ * store is cleared (`source` is read twice); only a record the store itself refuses leaves it
+ * partly imported. `records` counts the snapshot's records, `skipped` those whose key had
+ * expired and so were not stored.
  */
-export async function importKeyValue(
-  store: KeyValueStore,
-  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
-): Promise<{ label: string; records: number }> {
-  const hash = createHash('sha256');
-  let lineNumber = 0;
-  let header: Header | undefined;
-  let records = 0;
-  let batch: KeyValueEntry[] = [];
-  let batchStart = 0;
-  const flush = async () => {
-    const entries = batch;
-    batch = [];
-    if (entries.length > 0) await storing('key-value', batchStart, () => store.restore(entries), batchStart + entries.length - 1);
-  };
-  for await (const text of snapshotLines(input, 'key-value')) {
-    lineNumber++;
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(text);
-    } catch {
-      throw invalid('not JSON', lineNumber);
-    }
-    if (typeof parsed !== 'object' || parsed === null) throw invalid('not a JSON object', lineNumber);
-    const record = parsed as Record<string, unknown>;
-    if (!header) {
-      if (record['stratum-snapshot'] !== SNAPSHOT_VERSION || record.capability !== 'keyvalue' || typeof record.label !== 'string') {
-        throw invalid(`not a version ${SNAPSHOT_VERSION} key-value snapshot header`, lineNumber);
-      }
-      header = record as unknown as Header;
-      hash.update(text);
-      await store.clear();
-      continue;
-    }
-    if ('end' in record) {
-      await flush();
-      const end = record.end as { records?: unknown; sha256?: unknown } | null;
-      if (end?.records !== records)
-        throw invalid(`the trailer counts ${String(end?.records)} records, the snapshot has ${records}`, lineNumber);
-      if (end.sha256 !== hash.digest('hex')) throw invalid('the checksum does not match: the snapshot was changed or cut', lineNumber);
-      return { label: header.label, records };
-    }
-    hash.update(text);
-    if (batch.length === 0) batchStart = lineNumber;
-    batch.push(toEntry(record, lineNumber));
-    if (batch.length === RESTORE_BATCH) await flush();
-    records++;
-  }
-  throw invalid(header ? 'the trailer is missing: the snapshot was cut short' : 'empty snapshot', lineNumber);
+export async function importKeyValue(store: KeyValueStore, source: SnapshotSource): Promise<{ records: number; skipped: number }> {
+  let skipped = 0;
+  const { records } = await importSnapshot(
+    source,
+    FORMAT,
+    (write) => {
+      const inOrder = ascendingNames('key', invalid);
+      let batch: KeyValueEntry[] = [];
+      let batchStart = 0;
+      let batchEnd = 0;
+      const flush = async () => {
+        const entries = batch;
+        batch = [];
+        if (entries.length > 0) await storing(FORMAT.kind, batchStart, () => store.restore(entries), batchEnd);
+      };
+      return {
+        async record(record, line) {
+          const entry = toEntry(record, line);
+          inOrder(entry.key, line);
+          if (!write) return;
+          // Counted here rather than left to the store, which would drop it unsaid.
+          if (entry.expiresAt !== undefined && entry.expiresAt <= Date.now()) {
+            skipped++;
+            return;
+          }
+          if (batch.length === 0) batchStart = line;
+          batch.push(entry);
+          batchEnd = line;
+          if (batch.length === RESTORE_BATCH) await flush();
+        },
+        end: flush,
+      };
+    },
+    () => store.clear(),
+  );
+  return { records, skipped };
 }
 
 function toEntry(record: Record<string, unknown>, line: number): KeyValueEntry {
+  members(record, ['key', 'value', 'expiresAt'], ['key', 'value'], 'a record', line, invalid);
   const { key, value, expiresAt } = record;
-  if (typeof key !== 'string' || typeof value !== 'string') throw invalid('a record needs a string "key" and a base64 "value"', line);
-  if (expiresAt !== undefined && !Number.isSafeInteger(expiresAt)) throw invalid('"expiresAt" must be milliseconds since the epoch', line);
-  const bytes = new Uint8Array(Buffer.from(value, 'base64'));
-  return expiresAt === undefined ? { key, value: bytes } : { key, value: bytes, expiresAt: expiresAt as number };
+  if (typeof key !== 'string') throw invalid('"key" is not a string', line);
+  const bytes = new Uint8Array(decodeBase64(value, '"value"', line, invalid));
+  if (expiresAt === undefined) return { key, value: bytes };
+  if (!Number.isSafeInteger(expiresAt)) throw invalid('"expiresAt" is not whole milliseconds since the epoch', line);
+  return { key, value: bytes, expiresAt: expiresAt as number };
 }

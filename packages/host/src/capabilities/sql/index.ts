@@ -4,6 +4,7 @@ import { BackendCache } from '../backend-cache.ts';
 import { openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { notGranted } from '../granted-labels.ts';
+import type { SnapshotSource } from '../snapshot-lines.ts';
 import { sqlAsyncImports, sqlImports } from './bindings.ts';
 import { exportSql, importSql } from './snapshot.ts';
 import type { SqlBackend, SqlDatabase, SqlLimits } from './types.ts';
@@ -202,13 +203,10 @@ export async function* exportSqlState(options: SqlStateOptions): AsyncIterable<s
 }
 
 /** Replaces a capsule's sql state under one label with a snapshot's, on whichever backend host.toml binds it to. */
-export async function importSqlState(
-  options: SqlStateOptions,
-  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
-): Promise<{ label: string; records: number }> {
+export async function importSqlState(options: SqlStateOptions, source: SnapshotSource): Promise<{ records: number; skipped: number }> {
   const backend = await stateBackend(options);
   try {
-    return await importSql(await backend.open({ capsule: options.capsule, label: options.label }), input);
+    return await importSql(await backend.open({ capsule: options.capsule, label: options.label }), source);
   } finally {
     await backend.close();
   }

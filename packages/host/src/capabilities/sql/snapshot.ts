@@ -1,5 +1,13 @@
 import { createHash } from 'node:crypto';
-import { snapshotInvalid, snapshotLines, storing } from '../snapshot-lines.ts';
+import {
+  decodeBase64,
+  importSnapshot,
+  members,
+  SNAPSHOT_VERSION,
+  type SnapshotSource,
+  snapshotInvalid,
+  storing,
+} from '../snapshot-lines.ts';
 import type { SqlDatabase, SqlValue } from './types.ts';
 
 /**
@@ -7,7 +15,6 @@ import type { SqlDatabase, SqlValue } from './types.ts';
  * its SQLite-dialect definition, its rows and then its indexes; and a trailer with the record
  * count and the SHA-256 of every line before it. Any backend exports it and any imports it.
  */
-export const SNAPSHOT_VERSION = 1;
 const IMPORT_BATCH = 500;
 
 export function encodeValue(value: SqlValue): unknown {
@@ -25,16 +32,32 @@ export function encodeValue(value: SqlValue): unknown {
   }
 }
 
+/** A value as `row` holds it; exactly one of the forms spec/snapshot.md section 4 lists. */
 export function decodeValue(encoded: unknown, line: number): SqlValue {
   if (encoded === null) return { tag: 'null' };
+  const shown = () => JSON.stringify(encoded).slice(0, 80);
+  if (typeof encoded !== 'object' || Array.isArray(encoded) || Object.keys(encoded).length !== 1)
+    throw invalid(`not a value: ${shown()}`, line);
   const value = encoded as Record<string, unknown>;
-  if (typeof value.integer === 'string' && /^-?[0-9]+$/.test(value.integer)) return { tag: 'integer', val: BigInt(value.integer) };
-  if (typeof value.real === 'number') return { tag: 'real', val: value.real };
-  if (value.real === 'Infinity' || value.real === '-Infinity' || value.real === 'NaN') return { tag: 'real', val: Number(value.real) };
-  if (typeof value.text === 'string') return { tag: 'text', val: value.text };
-  if (typeof value.blob === 'string') return { tag: 'blob', val: new Uint8Array(Buffer.from(value.blob, 'base64')) };
-  throw invalid(`not a value: ${JSON.stringify(encoded)}`, line);
+  if ('integer' in value) {
+    if (typeof value.integer !== 'string' || !/^(0|-?[1-9][0-9]*)$/.test(value.integer))
+      throw invalid(`not a decimal integer: ${shown()}`, line);
+    const integer = BigInt(value.integer);
+    if (integer < S64_MIN || integer > S64_MAX) throw invalid(`an integer outside 64 bits: ${shown()}`, line);
+    return { tag: 'integer', val: integer };
+  }
+  if ('real' in value) {
+    if (typeof value.real === 'number') return { tag: 'real', val: value.real };
+    if (value.real === 'Infinity' || value.real === '-Infinity' || value.real === 'NaN') return { tag: 'real', val: Number(value.real) };
+    throw invalid(`not a real: ${shown()}`, line);
+  }
+  if ('text' in value && typeof value.text === 'string') return { tag: 'text', val: value.text };
+  if ('blob' in value) return { tag: 'blob', val: new Uint8Array(decodeBase64(value.blob, 'a blob', line, invalid)) };
+  throw invalid(`not a value: ${shown()}`, line);
 }
+
+const S64_MIN = -(2n ** 63n);
+const S64_MAX = 2n ** 63n - 1n;
 
 export async function* exportSql(db: SqlDatabase, label: string): AsyncIterable<string> {
   const hash = createHash('sha256');
@@ -60,84 +83,87 @@ export async function* exportSql(db: SqlDatabase, label: string): AsyncIterable<
   yield `${JSON.stringify({ end: { records, sha256: hash.digest('hex') } })}\n`;
 }
 
-const invalid = (message: string, line: number) => snapshotInvalid('SQL', message, line);
+const FORMAT = { capability: 'sql', kind: 'SQL' } as const;
+const invalid = (message: string, line: number) => snapshotInvalid(FORMAT.kind, message, line);
 
 /**
- * Replaces the database's tables with the snapshot's. Definitions go through the capsule's own
- * path (so PostgreSQL gets them translated and sandboxed like any capsule statement); rows are
- * inserted in batches. A damaged snapshot leaves a partial import: import into a fresh
- * installation and switch over only after this resolves.
+ * Replaces the database's tables with the snapshot's. The whole snapshot is checked before the
+ * database is cleared (`source` is read twice). Definitions then go through the capsule's own
+ * path (so PostgreSQL gets them translated and sandboxed like any capsule statement), and rows
+ * are inserted in batches; a definition or row the database refuses leaves a partial import:
+ * import into a fresh installation and switch over only after this resolves.
  */
-export async function importSql(
-  db: SqlDatabase,
-  input: AsyncIterable<Uint8Array | string> | Iterable<Uint8Array | string>,
-): Promise<{ label: string; records: number }> {
-  const hash = createHash('sha256');
-  let lineNumber = 0;
-  let label: string | undefined;
-  let records = 0;
-  let table: { name: string; columns: string[] } | undefined;
-  let batch: SqlValue[][] = [];
-  let batchStart = 0;
-  const flush = async () => {
-    const into = table;
-    const rows = batch;
-    batch = [];
-    if (into && rows.length > 0)
-      await storing('SQL', batchStart, () => db.insertRows(into.name, into.columns, rows), batchStart + rows.length - 1);
-  };
-  for await (const text of snapshotLines(input, 'SQL')) {
-    lineNumber++;
-    let record: Record<string, unknown>;
-    try {
-      record = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      throw invalid('not JSON', lineNumber);
-    }
-    if (typeof record !== 'object' || record === null) throw invalid('not a JSON object', lineNumber);
-    if (label === undefined) {
-      if (record['stratum-snapshot'] !== SNAPSHOT_VERSION || record.capability !== 'sql' || typeof record.label !== 'string') {
-        throw invalid(`not a version ${SNAPSHOT_VERSION} SQL snapshot header`, lineNumber);
-      }
-      label = record.label;
-      hash.update(text);
-      await db.clear();
-      continue;
-    }
-    if ('end' in record) {
-      await flush();
-      const end = record.end as { records?: unknown; sha256?: unknown } | null;
-      if (end?.records !== records)
-        throw invalid(`the trailer counts ${String(end?.records)} records, the snapshot has ${records}`, lineNumber);
-      if (end.sha256 !== hash.digest('hex')) throw invalid('the checksum does not match: the snapshot was changed or cut', lineNumber);
-      return { label, records };
-    }
-    hash.update(text);
-    records++;
-    if ('table' in record) {
-      await flush();
-      const next = record.table as { name?: unknown; sql?: unknown; columns?: unknown };
-      if (typeof next.name !== 'string' || typeof next.sql !== 'string' || !Array.isArray(next.columns)) {
-        throw invalid('a table needs "name", "sql" and "columns"', lineNumber);
-      }
-      const definition = next.sql;
-      await storing('SQL', lineNumber, () => db.execute(definition, []));
-      table = { name: next.name, columns: next.columns.map(String) };
-    } else if ('row' in record) {
-      if (!table || !Array.isArray(record.row) || record.row.length !== table.columns.length)
-        throw invalid('a row that does not fit its table', lineNumber);
-      if (batch.length === 0) batchStart = lineNumber;
-      batch.push(record.row.map((value) => decodeValue(value, lineNumber)));
-      if (batch.length >= IMPORT_BATCH) await flush();
-    } else if ('index' in record) {
-      await flush();
-      const index = record.index as { sql?: unknown };
-      if (typeof index.sql !== 'string') throw invalid('an index needs "sql"', lineNumber);
-      const definition = index.sql;
-      await storing('SQL', lineNumber, () => db.execute(definition, []));
-    } else {
-      throw invalid('an unknown record', lineNumber);
-    }
-  }
-  throw invalid(label === undefined ? 'empty snapshot' : 'the trailer is missing: the snapshot was cut short', lineNumber);
+export async function importSql(db: SqlDatabase, source: SnapshotSource): Promise<{ records: number; skipped: number }> {
+  const { records } = await importSnapshot(
+    source,
+    FORMAT,
+    (write) => {
+      const tables = new Set<string>();
+      let table: { name: string; columns: string[]; indexed: boolean } | undefined;
+      let batch: SqlValue[][] = [];
+      let batchStart = 0;
+      let batchEnd = 0;
+      const flush = async () => {
+        const into = table;
+        const rows = batch;
+        batch = [];
+        if (into && rows.length > 0) await storing(FORMAT.kind, batchStart, () => db.insertRows(into.name, into.columns, rows), batchEnd);
+      };
+      const execute = async (definition: string, line: number) => {
+        if (!write) return;
+        await flush();
+        await storing(FORMAT.kind, line, () => db.execute(definition, []));
+      };
+      return {
+        async record(record, line) {
+          const [kind, ...more] = Object.keys(record);
+          if (kind === undefined || more.length > 0 || !['table', 'row', 'index'].includes(kind))
+            throw invalid('not a record: one of "table", "row" or "index", alone', line);
+          if (kind === 'table') {
+            const next = object(record.table, 'a table', line);
+            members(next, ['name', 'sql', 'columns'], ['name', 'sql', 'columns'], 'a table', line, invalid);
+            const { name, sql, columns } = next;
+            if (typeof name !== 'string') throw invalid('a table\'s "name" is not a string', line);
+            if (tables.has(name)) throw invalid(`table ${JSON.stringify(name.slice(0, 64))} again; each table appears once`, line);
+            if (typeof sql !== 'string') throw invalid('a table\'s "sql" is not a string', line);
+            if (!Array.isArray(columns) || columns.length === 0 || !columns.every((column) => typeof column === 'string'))
+              throw invalid('a table\'s "columns" is not a list of column names', line);
+            if (new Set(columns).size !== columns.length) throw invalid('a table names a column twice in "columns"', line);
+            await execute(sql, line);
+            tables.add(name);
+            table = { name, columns: columns as string[], indexed: false };
+          } else if (kind === 'row') {
+            if (!table) throw invalid('a row before any table', line);
+            if (table.indexed) throw invalid(`a row of table ${JSON.stringify(table.name.slice(0, 64))} after its indexes`, line);
+            if (!Array.isArray(record.row) || record.row.length !== table.columns.length)
+              throw invalid(
+                `a row that does not fit table ${JSON.stringify(table.name.slice(0, 64))}: ${table.columns.length} values`,
+                line,
+              );
+            const row = record.row.map((value) => decodeValue(value, line));
+            if (!write) return;
+            if (batch.length === 0) batchStart = line;
+            batch.push(row);
+            batchEnd = line;
+            if (batch.length >= IMPORT_BATCH) await flush();
+          } else {
+            if (!table) throw invalid('an index before any table', line);
+            const index = object(record.index, 'an index', line);
+            members(index, ['sql'], ['sql'], 'an index', line, invalid);
+            if (typeof index.sql !== 'string') throw invalid('an index\'s "sql" is not a string', line);
+            await execute(index.sql, line);
+            table.indexed = true;
+          }
+        },
+        end: flush,
+      };
+    },
+    () => db.clear(),
+  );
+  return { records, skipped: 0 };
+}
+
+function object(value: unknown, what: string, line: number): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(`${what} is not an object`, line);
+  return value as Record<string, unknown>;
 }
