@@ -161,7 +161,11 @@ Example:
     const { client } = await connectControl(args);
     io.stderr.write(`sending ${formatBytes(snapshot.size)} to ${capsule}'s ${capability}/${label}\n`);
     const result = await client.importState(capsule, capability, label, snapshot);
-    io.stdout.write(`${paint(io.stdout, 32, 'imported')} ${counted(result.records, 'record')} into ${capsule}'s ${capability}/${label}\n`);
+    // A skipped record is a key that expired on the way, not a fault, but it is not there: say so.
+    const skipped = result.skipped > 0 ? `, ${counted(result.skipped, 'expired key')} skipped` : '';
+    io.stdout.write(
+      `${paint(io.stdout, 32, 'imported')} ${counted(result.records, 'record')} into ${capsule}'s ${capability}/${label}${skipped}\n`,
+    );
     return EXIT_OK;
   },
 };
