@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { publicKeyFromRaw, StratumError, verifyEd25519 } from '@stratum/core';
 import { answerChallenge, challengeSigningInput } from './challenge.ts';
-import { hostKeyFromJwk, nextKeyIsAuthentic, rotationStatement } from './host-key.ts';
+import { acceptHostKey, hostKeyFromJwk, nextKeyIsAuthentic, rotationStatement } from './host-key.ts';
 import { challengeRecordName, hostRecordName, linkRecordName, normaliseHostName, serviceTypeName } from './names.ts';
 import {
   challengeTxtValue,
@@ -111,7 +111,14 @@ const challenge = load<{
   txtValue: string;
   signingInput: string;
   response: { token: string; hostName: string; publicKey: string; signature: string };
-  rotation: { hostName: string; currentKey: string; nextPrivateJwk: { x: string }; statement: string; signature: string };
+  rotation: {
+    hostName: string;
+    currentKey: string;
+    nextPrivateJwk: { x: string };
+    statement: string;
+    signature: string;
+    unverifiedSignature: string;
+  };
   txt: Case[];
 }>('challenge.json');
 
@@ -148,6 +155,29 @@ test('challenge.json: the rotation statement and its signature by the current ke
   ]);
   assert.equal(await nextKeyIsAuthentic(rotation.hostName, record), true);
   assert.equal(await nextKeyIsAuthentic('h2.example.net', record), false, 'the statement is bound to its host name');
+  const rotated = parseHostRecord(['v=stratum1', `k=${rotation.nextPrivateJwk.x}`, 'api=https://h1.example.net/']);
+  assert.equal(
+    await acceptHostKey({ hostName: rotation.hostName, trustedKey: rotation.currentKey, announced: record, record: rotated }),
+    rotation.nextPrivateJwk.x,
+  );
+});
+
+test('challenge.json: an nks that parses but does not verify announces nothing (section 4.3)', async () => {
+  const { rotation } = challenge;
+  const announced = parseHostRecord([
+    'v=stratum1',
+    `k=${rotation.currentKey}`,
+    'api=https://h1.example.net/',
+    `nk=${rotation.nextPrivateJwk.x}`,
+    `nks=${rotation.unverifiedSignature}`,
+  ]);
+  assert.equal(announced.nextKey?.signature, rotation.unverifiedSignature, 'parsing checks only the shape');
+  assert.equal(await nextKeyIsAuthentic(rotation.hostName, announced), false);
+  const rotated = parseHostRecord(['v=stratum1', `k=${rotation.nextPrivateJwk.x}`, 'api=https://h1.example.net/']);
+  await assert.rejects(
+    acceptHostKey({ hostName: rotation.hostName, trustedKey: rotation.currentKey, announced, record: rotated }),
+    (error: unknown) => error instanceof StratumError && error.code === 'HOST_KEY_CHANGED',
+  );
 });
 
 for (const vector of challenge.txt) {
