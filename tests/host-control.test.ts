@@ -57,8 +57,13 @@ class FakeRuntime implements HostRuntime {
     }
     return this.#set(name, 'running');
   }
+  /** Holds drains, as requests in flight do. */
+  drainsWait: Promise<void> | undefined;
+  /** As the real runtime: `draining` while requests are in flight, `stopped` once it answers. */
   async drain(name: string) {
-    return this.#set(name, 'draining');
+    this.#set(name, 'draining');
+    await this.drainsWait;
+    return this.#set(name, 'stopped');
   }
   async stop(name: string) {
     return this.#set(name, 'stopped');
@@ -211,7 +216,7 @@ test('a registrar installs, drives and uninstalls a capsule over the signed API'
     status.capsules.map((capsule) => [capsule.name, capsule.state]),
     [['hello', 'running']],
   );
-  assert.equal((await client.drain('hello')).state, 'draining');
+  assert.equal((await client.drain('hello')).state, 'stopped');
   assert.equal((await client.stop('hello')).state, 'stopped');
   assert.equal((await client.start('hello')).state, 'running');
   assert.equal((await client.capsule('hello')).domains[0], 'hello.example');
@@ -906,11 +911,68 @@ test('installations survive a restart: the new runtime gets each one back, start
     runtime.status().map((capsule) => [capsule.name, capsule.state]),
     [
       ['hello', 'running'],
-      ['other', 'installed'],
+      ['other', 'stopped'],
     ],
   );
   const served = await ingress(again, 'hello.example');
   assert.equal(await served.text(), 'hello from hello');
+});
+
+test('a restarted host brings each capsule back in the state it was left in: installed, running or stopped', async (t) => {
+  const test = await testDir(t, 'stratum-control-');
+  await writeKeyFile(join(test.dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const first = await setup(t, [], test);
+  const install = (name: string, start = true) =>
+    first.client.install({ name, domains: [`${name}.example`], manifest: MANIFEST, component: COMPONENT, start });
+  await install('never', false);
+  await install('serving');
+  await install('stopped');
+  await first.client.stop('stopped');
+  await install('drained');
+  await first.client.drain('drained');
+  await install('restarted');
+  await first.client.stop('restarted');
+  await first.client.start('restarted');
+  const before = (await first.client.status()).capsules.map((capsule) => [capsule.name, capsule.state]);
+  assert.deepEqual(before, [
+    ['never', 'installed'],
+    ['serving', 'running'],
+    ['stopped', 'stopped'],
+    ['drained', 'stopped'],
+    ['restarted', 'running'],
+  ]);
+  await first.host.close();
+  const again = test.closing(await startHost(first.host.config, { createRuntime: () => new FakeRuntime() }));
+  const client = createControlClient({ url: again.controlUrl, key: first.registrar.privateJwk, audience: 'host1.example.net' });
+  const after = (await client.status()).capsules.map((capsule) => [capsule.name, capsule.state]);
+  assert.deepEqual(after.sort(), [...before].sort());
+});
+
+test('a drain is recorded before it waits for the requests in flight, so that a restart meanwhile keeps the capsule out of service', async (t) => {
+  const { client, base, runtimes } = await setup(t);
+  await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });
+  const runtime = runtimes[0] as FakeRuntime;
+  let release = () => {};
+  runtime.drainsWait = new Promise((resolve) => (release = resolve));
+  const drained = client.drain('hello');
+  const file = join(base, 'data', 'installations', 'hello.json');
+  const desired = async () => (JSON.parse(await readFile(file, 'utf8')) as { desired: string }).desired;
+  for (let tries = 0; (await client.capsule('hello')).state !== 'draining'; tries++) assert.ok(tries < 100, 'the drain never began');
+  assert.equal(await desired(), 'stopped');
+  release();
+  assert.equal((await drained).state, 'stopped');
+});
+
+test('install, start, drain and stop answer the same status object as GET /capsules/{name}, registrar included', async (t) => {
+  const { client } = await setup(t);
+  const installed = await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT, start: false });
+  assert.deepEqual(installed, await client.capsule('hello'));
+  assert.equal(installed.registrar, 'test');
+  for (const action of ['start', 'drain', 'start', 'stop'] as const) {
+    const answered = await client[action]('hello');
+    assert.equal(answered.registrar, 'test', action);
+    assert.deepEqual(answered, await client.capsule('hello'), action);
+  }
 });
 
 test('an install whose instance cannot start is refused with 422 and changes nothing, in the runtime or on disk', async (t) => {

@@ -18,8 +18,13 @@ export interface Installation {
    * links must name.
    */
   registrar?: string;
-  /** What the registrar last asked for: a drained capsule stays out of service after a restart. */
-  desired: 'running' | 'stopped';
+  /**
+   * What the registrar last asked for, which a restarted host brings back: `installed` (never
+   * started since it was installed with `"start": false`), `running`, or `stopped` (by stop or
+   * drain), so that a registrar can still tell a capsule it took out of service from one it never
+   * started. Records written before `installed` existed say `stopped` for both.
+   */
+  desired: 'installed' | 'running' | 'stopped';
   installedAt: string;
   updatedAt: string;
 }

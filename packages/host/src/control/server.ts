@@ -285,7 +285,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       config: body.config ?? {},
       registrar: ownerName,
       // What the runtime now does: replacing a running capsule keeps it running even with start: false.
-      desired: status.state === 'running' ? 'running' : 'stopped',
+      desired: status.state === 'running' ? 'running' : 'installed',
       installedAt: previous?.installedAt ?? now,
       updatedAt: now,
     };
@@ -378,7 +378,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       if (method === 'GET') return json(response, 200, { capsules: await visibleStatus(registrar) });
       const status = await install(parseInstallBody(body), registrar);
       log.info({ capsule: status.name, digest: status.digest, domains: status.domains }, 'capsule installed');
-      return json(response, 201, { capsule: status });
+      // The same status object as GET /capsules/{name} answers, registrar included.
+      return json(response, 201, { capsule: owned(status, await options.store.indexed()) });
     }
     if (action === undefined) {
       allow(method, 'GET', 'DELETE');
@@ -399,13 +400,17 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       const current = await findCapsule(name, registrar);
       if (action === 'start' && current.state !== 'running')
         await checkLinks(name, current.domains, current.digest, await ownerOf(name, registrar));
+      // Recorded before a drain waits for the requests in flight: a host restarted meanwhile must
+      // not bring back into service a capsule its registrar took out. A start is recorded once it
+      // worked: one that failed leaves the capsule as it was asked to be before.
+      if (action !== 'start') await options.store.setDesired(name, 'stopped');
       const status = await options.runtime[action](name);
-      await options.store.setDesired(name, action === 'start' ? 'running' : 'stopped');
+      if (action === 'start') await options.store.setDesired(name, 'running');
       log.info(
         { capsule: name, state: status.state },
         `capsule ${action === 'stop' ? 'stopped' : action === 'drain' ? 'drained' : 'started'}`,
       );
-      return json(response, 200, { capsule: status });
+      return json(response, 200, { capsule: owned(status, await options.store.indexed()) });
     }
     throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
   };
@@ -764,6 +769,8 @@ export async function restoreInstallation(store: InstallationStore, runtime: Hos
   // It started when it was installed: a restarted host starts its instances as requests come,
   // instead of all of them at once.
   if (installation.desired === 'running' && status.state !== 'running') await runtime.start(installation.name, { onDemand: true });
+  // Stopped, not just installed: a registrar reading the status after a restart sees what it saw before.
+  if (installation.desired === 'stopped') await runtime.stop(installation.name);
 }
 
 /** Checks the install body's shape; every problem is named with its JSON path. */
