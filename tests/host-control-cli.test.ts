@@ -321,6 +321,10 @@ test('host export writes a store to a snapshot file, and host import puts it bac
   const running = await run(['host', 'import', 'counter', 'keyvalue/default', file, ...control]);
   assert.equal(running.code, 1);
   assert.match(running.stderr, /counter is running; its state cannot be replaced under it/);
+  assert.match(
+    running.stderr,
+    /hint: Take it out of service first: `stratum host drain counter [^`]*`, import, then `stratum host serve counter/,
+  );
   assert.equal((await run(['host', 'drain', 'counter', ...control])).code, 0);
   const imported = await run(['host', 'import', 'counter', 'keyvalue/default', file, ...control]);
   assert.equal(imported.code, 0, imported.stderr);

@@ -4,7 +4,7 @@ import { createWriteStream, openAsBlob } from 'node:fs';
 import { rename, rm, stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { formatBytes } from '@stratum/core';
+import { formatBytes, isStratumError, StratumError } from '@stratum/core';
 import { type Command, counted, EXIT_OK, type ParsedArgs, paint, stringOption, usageError } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, nextCommand } from '../control-connection.ts';
 
@@ -160,7 +160,14 @@ Example:
     });
     const { client } = await connectControl(args);
     io.stderr.write(`sending ${formatBytes(snapshot.size)} to ${capsule}'s ${capability}/${label}\n`);
-    const result = await client.importState(capsule, capability, label, snapshot);
+    const result = await client.importState(capsule, capability, label, snapshot).catch((error: unknown) => {
+      // The host's hint speaks the API ("start": false); this user types commands.
+      if (!isStratumError(error) || error.code !== 'CAPSULE_RUNNING') throw error;
+      throw new StratumError(error.code, error.message, {
+        details: error.details,
+        hint: `Take it out of service first: \`${nextCommand(args, ['host', 'drain', capsule])}\`, import, then \`${nextCommand(args, ['host', 'serve', capsule])}\`.`,
+      });
+    });
     // A skipped record is a key that expired on the way, not a fault, but it is not there: say so.
     const skipped = result.skipped > 0 ? `, ${counted(result.skipped, 'expired key')} skipped` : '';
     io.stdout.write(
