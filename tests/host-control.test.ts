@@ -612,6 +612,7 @@ async function refusal(
     context: Awaited<ReturnType<typeof setup>>,
   ) => Promise<{ path?: string; method?: string; authorization?: string; body?: string }>,
   code: string,
+  message?: RegExp,
 ) {
   const context = await setup(t);
   const { path = '/status', method = 'GET', authorization, body } = await prepare(context);
@@ -622,8 +623,9 @@ async function refusal(
   });
   assert.equal(response.status, 401);
   assert.match(response.headers.get('www-authenticate') ?? '', new RegExp(code));
-  const value = (await response.json()) as { error: { code: string } };
+  const value = (await response.json()) as { error: { code: string; message: string } };
   assert.equal(value.error.code, code);
+  if (message) assert.match(value.error.message, message);
   const logged = context.lines.find((line) => line.message === 'control request refused');
   assert.equal(logged?.level, 'warn');
   assert.equal(logged?.fields.reason, code);
@@ -734,7 +736,12 @@ test('refused: a lifetime longer than the host accepts', async (t) => {
 });
 
 test('refused: addressed to another host (wrong audience)', async (t) => {
-  await refusal(t, async (context) => ({ authorization: await sign(context, { audience: 'host2.example.net' }) }), 'AUTH_WRONG_AUDIENCE');
+  await refusal(
+    t,
+    async (context) => ({ authorization: await sign(context, { audience: 'host2.example.net' }) }),
+    'AUTH_WRONG_AUDIENCE',
+    /^the token is addressed to host2\.example\.net, not to this host \(host1\.example\.net\)$/,
+  );
 });
 
 test('refused: signed for another request (method or path)', async (t) => {

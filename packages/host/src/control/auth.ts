@@ -261,7 +261,15 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
     const { iat, exp, nbf } = claims as { iat: number; exp: number; nbf?: number };
     const now = clock();
     if (exp < now - CLOCK_TOLERANCE_SECONDS) throw new ControlAuthError('AUTH_EXPIRED', 'the token has expired');
-    if (claims.aud !== options.audience) throw new ControlAuthError('AUTH_WRONG_AUDIENCE', 'the token is addressed to another host');
+    if (claims.aud !== options.audience) {
+      // Both names are public (the host's is its identity's); a registrar with several hosts
+      // otherwise cannot tell which key file or --audience it got wrong.
+      throw new ControlAuthError(
+        'AUTH_WRONG_AUDIENCE',
+        `the token is addressed to ${String(claims.aud).slice(0, 253)}, not to this host (${options.audience})`,
+        'Sign for the host name its host.toml [host] name gives (stratum host status --audience <name>).',
+      );
+    }
     if (iat > now + CLOCK_TOLERANCE_SECONDS)
       throw new ControlAuthError('AUTH_NOT_YET_VALID', 'the token was issued in the future; check the clocks');
     if (nbf !== undefined && nbf > now + CLOCK_TOLERANCE_SECONDS)
