@@ -474,7 +474,7 @@ test('a 405 says in Allow which methods the endpoint has', async (t) => {
   assert.equal(identity.headers.get('allow'), 'GET');
 });
 
-test('usage periods are RFC 3339 date-times: a bare date or a + sent unencoded is refused with 400, as is a backlog over 10000', async (t) => {
+test('usage periods are RFC 3339 date-times, since before until: a bare date, a + sent unencoded or an inverted period is refused with 400, as is a backlog over 10000', async (t) => {
   const { client } = await setup(t);
   const code = async (path: string) => {
     const response = await client.request('GET', path);
@@ -489,6 +489,8 @@ test('usage periods are RFC 3339 date-times: a bare date or a + sent unencoded i
   const [status, , hint] = await code('/usage?since=2026-12-01T00:00:00+00:00');
   assert.equal(status, 400);
   assert.match(String(hint), /percent-encoded \(%2B00:00\)/);
+  // A period that ends before it starts is refused, not answered "no usage".
+  assert.deepEqual((await code('/usage?since=2026-12-08T00:00:00Z&until=2026-12-01T00:00:00Z')).slice(0, 2), [400, 'INVALID_REQUEST']);
   await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });
   assert.deepEqual((await code('/capsules/hello/logs?backlog=20000')).slice(0, 2), [400, 'INVALID_REQUEST']);
 });

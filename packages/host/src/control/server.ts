@@ -349,6 +349,10 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       const capsule = url.searchParams.get('capsule') ?? undefined;
       const since = dateParam(url, 'since');
       const until = dateParam(url, 'until');
+      // An empty period would answer "no usage", which reads as none having been metered.
+      if (since && until && since.getTime() >= until.getTime()) {
+        throw new HttpError(400, 'INVALID_REQUEST', `since (${since.toISOString()}) must be before until (${until.toISOString()})`);
+      }
       await options.ledger.flush();
       // Each entry names the registrar whose installation the capsule was: a registrar reads its own.
       const capsules = await options.ledger.usage({
