@@ -32,6 +32,7 @@ async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) =
     name: 'h1.example.net',
     registrar: operator.publicJwk.x,
     registrarName: 'operator',
+    operator: true,
     ...(tables ? { tables } : {}),
   });
   await beforeStart?.(dir);
@@ -39,8 +40,13 @@ async function hostWithOperatorKey(t: TestContext, beforeStart?: (dir: string) =
   return { dir, host };
 }
 
-test('host status asks the live host with a signed request', async (t) => {
-  const { dir, host } = await hostWithOperatorKey(t, undefined, '[instances]\nmax = 7\n');
+test("host status asks the live host with a signed request; the runtime counters are the operator's only", async (t) => {
+  const other = await generateEd25519KeyPair();
+  const { dir, host } = await hostWithOperatorKey(
+    t,
+    async (dir) => writeKeyFile(join(dir, 'other.key'), other.privateJwk),
+    `[registrars.other]\nkey = "${other.publicJwk.x}"\n[instances]\nmax = 7\n`,
+  );
   const result = await run([
     'host',
     'status',
@@ -63,6 +69,13 @@ test('host status asks the live host with a signed request', async (t) => {
   assert.equal(status.host.name, 'h1.example.net');
   assert.deepEqual(status.capsules, []);
   assert.equal(status.runtime?.transpiles, 0);
+
+  // Another registrar: its capsules, and nothing that counts everyone's.
+  const asOther = await run(['host', 'status', '--url', host.controlUrl.href, '--key', join(dir, 'other.key'), '--json']);
+  assert.equal(asOther.code, 0, asOther.stderr);
+  assert.equal((JSON.parse(asOther.stdout) as { runtime?: unknown }).runtime, undefined);
+  const plain = await run(['host', 'status', '--url', host.controlUrl.href, '--key', join(dir, 'other.key')]);
+  assert.doesNotMatch(plain.stdout, /^instances:/m);
 });
 
 test('a host whose large usage ledger does not verify still starts, and host status says so', async (t) => {

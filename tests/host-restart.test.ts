@@ -66,7 +66,12 @@ test('after SIGKILL a restarted host serves every installed capsule without tran
     await removeDir(dir);
   });
   const registrar = await generateEd25519KeyPair();
-  const { path: config } = await writeTestHost(dir, { registrar: registrar.publicJwk.x, tables: '[metering]\nflush_interval = "50ms"\n' });
+  // The operator's key: the runtime's counters in /status are the operator's only.
+  const { path: config } = await writeTestHost(dir, {
+    registrar: registrar.publicJwk.x,
+    operator: true,
+    tables: '[metering]\nflush_interval = "50ms"\n',
+  });
   const manifest = await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8');
   const component = new Uint8Array(await readFile(wasm));
 

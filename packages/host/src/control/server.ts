@@ -333,8 +333,10 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       // and tests read them to see that a restart came back from the transpile cache.
       const runtime = options.runtime as HostRuntime & { stats?: () => Record<string, unknown> };
       // Counters only, as the API describes them (the runtime's stats also hold lists and URLs).
+      // The operator's only: they count every registrar's capsules (instances, starts), which
+      // tells one registrar how busy the others are.
       const counters =
-        typeof runtime.stats === 'function'
+        registrar.operator && typeof runtime.stats === 'function'
           ? Object.fromEntries(Object.entries(runtime.stats()).filter(([, value]) => typeof value === 'number'))
           : undefined;
       return json(response, 200, {
