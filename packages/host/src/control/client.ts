@@ -70,13 +70,21 @@ export interface ImportedStateAnswer {
   skipped: number;
 }
 
+/**
+ * What a call may take beside its arguments: `signal` aborts it (the request, and the reading of
+ * its answer), for a caller that bounds how long it waits or is itself interrupted.
+ */
+export interface CallOptions {
+  signal?: AbortSignal;
+}
+
 export interface ControlClient {
-  identity(): Promise<HostIdentity>;
-  install(options: InstallOptions): Promise<CapsuleStatus>;
-  start(name: string): Promise<CapsuleStatus>;
-  drain(name: string): Promise<CapsuleStatus>;
-  stop(name: string): Promise<CapsuleStatus>;
-  uninstall(name: string): Promise<void>;
+  identity(call?: CallOptions): Promise<HostIdentity>;
+  install(options: InstallOptions, call?: CallOptions): Promise<CapsuleStatus>;
+  start(name: string, call?: CallOptions): Promise<CapsuleStatus>;
+  drain(name: string, call?: CallOptions): Promise<CapsuleStatus>;
+  stop(name: string, call?: CallOptions): Promise<CapsuleStatus>;
+  uninstall(name: string, call?: CallOptions): Promise<void>;
   /** `runtime` holds the runtime's counters when it keeps any (stratum-host's: transpiles, cacheHits, ...). */
   status(): Promise<{
     host: HostIdentity;
@@ -84,17 +92,23 @@ export interface ControlClient {
     runtime?: Record<string, number>;
     metering?: { ledger: LedgerState };
   }>;
-  capsule(name: string): Promise<CapsuleStatus>;
+  capsule(name: string, call?: CallOptions): Promise<CapsuleStatus>;
   usage(query?: { capsule?: string; since?: Date; until?: Date }): Promise<UsageResponse>;
   ledger(after?: number, limit?: number): Promise<{ entries: LedgerEntry[]; head: { entries: number; hash: string } }>;
   /** A capsule's state under one capability and label: its snapshot (spec/snapshot.md), streamed as the host writes it. */
-  exportState(name: string, capability: string, label: string): Promise<ReadableStream<Uint8Array>>;
+  exportState(name: string, capability: string, label: string, call?: CallOptions): Promise<ReadableStream<Uint8Array>>;
   /**
    * Replaces a stopped capsule's state under one capability and label with a snapshot; a large
    * one as a file (`fs.openAsBlob`), which is read twice (hashed for the signature, then sent)
    * and never held whole.
    */
-  importState(name: string, capability: string, label: string, snapshot: string | Uint8Array | Blob): Promise<ImportedStateAnswer>;
+  importState(
+    name: string,
+    capability: string,
+    label: string,
+    snapshot: string | Uint8Array | Blob,
+    call?: CallOptions,
+  ): Promise<ImportedStateAnswer>;
   /**
    * Streams a capsule's log until `signal` aborts or the host ends the stream; a connection that
    * breaks mid-stream throws CONTROL_STREAM_LOST.
@@ -136,9 +150,20 @@ export function createControlClient(options: ControlClientOptions): ControlClien
   };
   let audience: Promise<string> | undefined = options.audience === undefined ? undefined : Promise.resolve(options.audience);
 
-  const identity = async (): Promise<HostIdentity> => {
-    const response = await doFetch(resolve('/identity'));
+  const identity = async (call: CallOptions = {}): Promise<HostIdentity> => {
+    const response = await doFetch(resolve('/identity'), call.signal ? { signal: call.signal } : {});
     return (await expectOk(response)) as HostIdentity;
+  };
+  // Asked once, by the first call that needs it; asked again by the next if that one failed (was aborted).
+  const audienceOf = (call: CallOptions): Promise<string> => {
+    if (!audience) {
+      const asked = identity(call).then((info) => info.name);
+      audience = asked;
+      asked.catch(() => {
+        if (audience === asked) audience = undefined;
+      });
+    }
+    return audience;
   };
 
   const send = async (
@@ -146,29 +171,30 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     path: string,
     body: string | Uint8Array | Blob | undefined,
     contentType?: string,
+    call: CallOptions = {},
   ): Promise<Response> => {
-    audience ??= identity().then((info) => info.name);
     const signed = body instanceof Blob ? { bodyHash: await blobHash(body) } : { body: body ?? '' };
-    const authorization = await signControlRequest({ key: options.key, audience: await audience, method, path, ...signed });
+    const authorization = await signControlRequest({ key: options.key, audience: await audienceOf(call), method, path, ...signed });
     return doFetch(resolve(path), {
       method,
       headers: { authorization, ...(contentType ? { 'content-type': contentType } : {}) },
       ...(body === undefined ? {} : { body }),
+      ...(call.signal ? { signal: call.signal } : {}),
     });
   };
-  const request = (method: string, path: string, body?: unknown): Promise<Response> =>
-    send(method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? undefined : 'application/json');
+  const request = (method: string, path: string, body?: unknown, call?: CallOptions): Promise<Response> =>
+    send(method, path, body === undefined ? undefined : JSON.stringify(body), body === undefined ? undefined : 'application/json', call);
   const statePath = (name: string, capability: string, label: string) =>
     `/capsules/${encodeURIComponent(name)}/state/${encodeURIComponent(capability)}/${encodeURIComponent(label)}`;
 
-  const call = async <T>(method: string, path: string, body?: unknown): Promise<T> =>
-    (await expectOk(await request(method, path, body))) as T;
+  const call = async <T>(method: string, path: string, body?: unknown, options?: CallOptions): Promise<T> =>
+    (await expectOk(await request(method, path, body, options))) as T;
   const capsulePath = (name: string, action?: string) => `/capsules/${encodeURIComponent(name)}${action ? `/${action}` : ''}`;
 
   return {
     identity,
-    request,
-    async install(install) {
+    request: (method, path, body) => request(method, path, body),
+    async install(install, options) {
       const body: InstallBody = {
         domains: install.domains,
         manifest: install.manifest,
@@ -177,16 +203,18 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         ...(install.config ? { config: install.config } : {}),
         ...(install.start !== undefined ? { start: install.start } : {}),
       };
-      return (await call<{ capsule: CapsuleStatus }>('POST', '/capsules', body)).capsule;
+      return (await call<{ capsule: CapsuleStatus }>('POST', '/capsules', body, options)).capsule;
     },
-    start: async (name) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'start'))).capsule,
-    drain: async (name) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'drain'))).capsule,
-    stop: async (name) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'stop'))).capsule,
-    async uninstall(name) {
-      await call('DELETE', capsulePath(name));
+    start: async (name, options) =>
+      (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'start'), undefined, options)).capsule,
+    drain: async (name, options) =>
+      (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'drain'), undefined, options)).capsule,
+    stop: async (name, options) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'stop'), undefined, options)).capsule,
+    async uninstall(name, options) {
+      await call('DELETE', capsulePath(name), undefined, options);
     },
     status: () => call('GET', '/status'),
-    capsule: async (name) => (await call<{ capsule: CapsuleStatus }>('GET', capsulePath(name))).capsule,
+    capsule: async (name, options) => (await call<{ capsule: CapsuleStatus }>('GET', capsulePath(name), undefined, options)).capsule,
     usage(query = {}) {
       const params = new URLSearchParams();
       if (query.capsule) params.set('capsule', query.capsule);
@@ -195,20 +223,25 @@ export function createControlClient(options: ControlClientOptions): ControlClien
       const search = params.toString();
       return call('GET', `/usage${search ? `?${search}` : ''}`);
     },
-    async exportState(name, capability, label) {
-      const response = await send('GET', statePath(name, capability, label), undefined);
+    async exportState(name, capability, label, options) {
+      const response = await send('GET', statePath(name, capability, label), undefined, undefined, options);
       if (!response.ok || !response.body) await expectOk(response);
       return response.body as ReadableStream<Uint8Array>;
     },
-    async importState(name, capability, label, snapshot) {
-      const response = await send('PUT', statePath(name, capability, label), snapshot, 'application/vnd.stratum.snapshot.v1+jsonl');
+    async importState(name, capability, label, snapshot, options) {
+      const response = await send(
+        'PUT',
+        statePath(name, capability, label),
+        snapshot,
+        'application/vnd.stratum.snapshot.v1+jsonl',
+        options,
+      );
       return (await expectOk(response)) as ImportedStateAnswer;
     },
     ledger: (after = 0, limit = 1000) => call('GET', `/usage/ledger?after=${after}&limit=${limit}`),
     async logs(name, onEntry, logOptions = {}) {
-      audience ??= identity().then((info) => info.name);
       const path = `${capsulePath(name, 'logs')}?backlog=${logOptions.backlog ?? 100}`;
-      const authorization = await signControlRequest({ key: options.key, audience: await audience, method: 'GET', path });
+      const authorization = await signControlRequest({ key: options.key, audience: await audienceOf(logOptions), method: 'GET', path });
       const response = await doFetch(resolve(path), {
         headers: { authorization, accept: 'text/event-stream' },
         ...(logOptions.signal ? { signal: logOptions.signal } : {}),

@@ -11,6 +11,7 @@ export {
   TOKEN_TYPE,
 } from './auth.ts';
 export {
+  type CallOptions,
   ControlApiError,
   type ControlClient,
   type ControlClientOptions,
