@@ -4,17 +4,37 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { StratumError } from '@stratum/core';
 import type { CapsuleStatus } from '../runtime-types.ts';
-import type { ControlClient } from './client.ts';
-import { moveCapsule, storesOf } from './move.ts';
+import { ControlApiError, type ControlClient } from './client.ts';
+import { moveCapsule, type StoreRef, storesOf } from './move.ts';
 
-/** `has`: the installations the host has before the move, which its status answers and does not 404. */
-function fakeHost(label: string, calls: string[], fail: Partial<Record<string, Error>> = {}, has: string[] = []): ControlClient {
+const install = { manifest: 'stratum = 1', domains: ['a.example'] };
+const stores = storesOf({ keyvalue: ['default'], sql: ['main'], bucket: [] });
+
+/**
+ * `has`: the installations the host has before the move, which its status answers and does not
+ * 404. `fail`: an error for a call, or "hang" for one that never answers. `grants`: the stores
+ * its installation's manifest grants, as its refusal of a label it does not grant names them.
+ */
+function fakeHost(
+  label: string,
+  calls: string[],
+  fail: Partial<Record<string, Error | 'hang'>> = {},
+  has: string[] = [],
+  grants: StoreRef[] = stores,
+): ControlClient {
   const status = (name: string) => ({ name, state: 'running', domains: ['a.example'] }) as unknown as CapsuleStatus;
   const step = async <T>(what: string, value: T): Promise<T> => {
     calls.push(`${label} ${what}`);
     const error = fail[what.split(' ')[0] ?? ''];
+    if (error === 'hang') await new Promise(() => {});
     if (error) throw error;
     return value;
+  };
+  // As the control server words it (server.ts), which moveCapsule reads.
+  const notGranted = (capability: string, wanted: string) => {
+    const labels = grants.filter((one) => one.capability === capability).map((one) => one.label);
+    const hint = labels.length ? `Its ${capability} labels: ${labels.join(', ')}.` : `It uses no ${capability}.`;
+    return new ControlApiError(404, 'STATE_NOT_FOUND', `shop's manifest grants no ${capability} label "${wanted}"`, [], hint);
   };
   const client: Partial<ControlClient> = {
     identity: async () => ({ name: label, key: { kty: 'OKP', crv: 'Ed25519', x: label }, api: '', version: '', startedAt: '' }),
@@ -27,8 +47,10 @@ function fakeHost(label: string, calls: string[], fail: Partial<Record<string, E
       if (!has.includes(name)) throw new StratumError('CAPSULE_NOT_FOUND', `no capsule named "${name}" is installed here`);
       return status(name);
     },
-    exportState: (name, capability, label) =>
-      step(`export ${name} ${capability}/${label}`, new Blob([`snapshot of ${capability}/${label} from ${name}\n`]).stream()),
+    exportState: async (name, capability, label) => {
+      if (!grants.some((one) => one.capability === capability && one.label === label)) throw notGranted(capability, label);
+      return step(`export ${name} ${capability}/${label}`, new Blob([`snapshot of ${capability}/${label} from ${name}\n`]).stream());
+    },
     // Records as many as the snapshot it received has lines, so that a test sees what crossed.
     importState: async (name, capability, label, snapshot) => {
       const text = await new Response(snapshot).text();
@@ -37,9 +59,6 @@ function fakeHost(label: string, calls: string[], fail: Partial<Record<string, E
   };
   return client as ControlClient;
 }
-
-const install = { manifest: 'stratum = 1', domains: ['a.example'] };
-const stores = storesOf({ keyvalue: ['default'], sql: ['main'], bucket: [] });
 
 test('a move installs first, then drains, copies every store and starts the new one', async () => {
   const calls: string[] = [];
@@ -119,7 +138,7 @@ test('when putting it back fails too, the error says so and what to do', async (
   const calls: string[] = [];
   await assert.rejects(
     moveCapsule({
-      from: fakeHost('old', calls, { start: new Error('connect ECONNREFUSED') }),
+      from: fakeHost('old', calls, { start: new Error('connect ECONNREFUSED') }, [], []),
       to: fakeHost('new', calls, { start: new Error('instance failed') }),
       name: 'shop',
       install,
@@ -162,4 +181,78 @@ test('a move to the host the capsule is on is refused before anything changes', 
     (error: StratumError) => error.code === 'MOVE_SAME_HOST' && /same host, same/.test(error.message),
   );
   assert.deepEqual(calls, []);
+});
+
+test('a manifest that does not grant a store the old installation has is refused before anything changes', async () => {
+  const calls: string[] = [];
+  const grants = storesOf({ keyvalue: ['default', 'sessions'], sql: ['main'], bucket: ['uploads'] });
+  await assert.rejects(
+    moveCapsule({ from: fakeHost('old', calls, {}, [], grants), to: fakeHost('new', calls), name: 'shop', install, stores }),
+    (error: StratumError) => {
+      assert.equal(error.code, 'MOVE_STATE_LEFT_BEHIND');
+      assert.equal(error.message, 'shop on old has state in keyvalue/sessions, bucket/uploads, which the manifest given does not grant');
+      return true;
+    },
+  );
+  assert.deepEqual(calls, ['new status shop']);
+});
+
+test('a new host that stops answering mid-move is waited for no longer than the timeout, and so is putting it back', async () => {
+  const calls: string[] = [];
+  const steps: string[] = [];
+  const started = performance.now();
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls),
+      to: fakeHost('new', calls, { start: 'hang', uninstall: 'hang' }),
+      name: 'shop',
+      install,
+      stores,
+      timeoutMs: 200,
+      onStep: (step) => {
+        if (step.step === 'resume' || step.step === 'undo')
+          steps.push(`${step.step} ${'what' in step ? `${step.what} ${step.ok}` : step.reason}`);
+      },
+    }),
+    (error: StratumError) => {
+      assert.equal(error.message, 'moving shop failed; it serves from the old host again');
+      assert.deepEqual(error.details, [
+        'new did not answer (start shop) within 200 ms',
+        'could not remove the copy installed on new: new did not answer (uninstall shop) within 200 ms',
+      ]);
+      return true;
+    },
+  );
+  assert.deepEqual(steps, ['resume new did not answer (start shop) within 200 ms', 'undo start true', 'undo remove false']);
+  assert.ok(performance.now() - started < 2000);
+  assert.deepEqual(calls.slice(-3), ['new start shop', 'old start shop', 'new uninstall shop']);
+});
+
+test('an interrupted move puts things back as a failed one does; a second interruption stops that, and the error says what was left', async () => {
+  const calls: string[] = [];
+  const stop = new AbortController();
+  const abandon = new AbortController();
+  const moved = moveCapsule({
+    from: fakeHost('old', calls, { start: 'hang' }),
+    to: fakeHost('new', calls, { import: 'hang' }),
+    name: 'shop',
+    install,
+    stores,
+    signal: stop.signal,
+    abandon: abandon.signal,
+    command: (side, words) => `stratum ${words.join(' ')} --${side}`,
+    onStep: (step) => {
+      // The new host does not answer the import: the first Ctrl-C.
+      if (step.step === 'importing') setTimeout(() => stop.abort(new StratumError('MOVE_INTERRUPTED', 'interrupted')), 50);
+      // The old host does not answer its start: the second Ctrl-C.
+      if (step.step === 'resume') setTimeout(() => abandon.abort(new StratumError('MOVE_ABANDONED', 'stopped at once')), 50);
+    },
+  });
+  await assert.rejects(moved, (error: StratumError) => {
+    assert.equal(error.message, 'moving shop failed, and so did putting it back');
+    assert.deepEqual(error.details, ['interrupted', 'could not start it on old again: stopped at once']);
+    assert.equal(error.hint, 'Start it on the old host, where its state is as it was: `stratum host serve shop --from`.');
+    return true;
+  });
+  assert.deepEqual(calls.slice(-3), ['new import shop keyvalue/default', 'old start shop', 'new uninstall shop']);
 });

@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errorMessage, isStratumError, StratumError } from '@stratum/core';
+import { errorMessage, formatDuration, isStratumError, StratumError } from '@stratum/core';
 import type { Capabilities } from '@stratum/manifest';
 import type { CapsuleStatus } from '../runtime-types.ts';
-import type { ControlClient, HostIdentity, InstallOptions } from './client.ts';
+import { ControlApiError, type ControlClient, type HostIdentity, type InstallOptions } from './client.ts';
 
 /** One store of a capsule, as the state endpoints name it (spec/host-api.md section 5.11). */
 export interface StoreRef {
@@ -34,7 +34,10 @@ export type MoveStep =
   | { step: 'copy'; store: StoreRef; records: number; bytes: number }
   | { step: 'link'; domains: string[]; host: string }
   | { step: 'start'; name: string }
-  | { step: 'resume'; name: string; reason: string };
+  /** A step failed, timed out or was interrupted: what was changed goes back (`drained`: the old host is started again). */
+  | { step: 'resume'; name: string; reason: string; drained: boolean }
+  /** One thing put back, or not. */
+  | { step: 'undo'; what: 'links' | 'start' | 'remove'; ok: boolean };
 
 export interface MoveOptions {
   /** The host the capsule runs on now, and its name there. */
@@ -60,7 +63,20 @@ export interface MoveOptions {
    * failed move could not put back; by default `stratum <words>`, with no option to reach either.
    */
   command?: (side: 'from' | 'to', words: readonly string[]) => string;
+  /**
+   * How long each control call may take (each call that puts things back, too), and how long a
+   * store's copy may go with neither bytes from the old host nor an answer from the new one: a
+   * copy of any size goes on while it moves. 60 s by default.
+   */
+  timeoutMs?: number;
+  /** Aborting it stops the move: what it changed goes back as when a step fails. */
+  signal?: AbortSignal;
+  /** Aborting it stops the putting back as well: the error then says what was left, and how to fix it. */
+  abandon?: AbortSignal;
 }
+
+/** How long a control call of a move may take, unless told otherwise. */
+export const MOVE_TIMEOUT_MS = 60_000;
 
 export interface MoveResult {
   status: CapsuleStatus;
@@ -72,19 +88,27 @@ export interface MoveResult {
 
 /**
  * Moves a capsule to another host in the order spec/host-api.md section 5.11 gives: refuse a
- * name the new host has already (the install would replace that installation), install on the
- * new host without starting, drain the old one, export each store and import it, point the
+ * name the new host has already (the install would replace that installation) and a manifest
+ * that does not grant a store the old installation has (its state would stay behind), install on
+ * the new host without starting, drain the old one, export each store and import it, point the
  * domains' links at the new host (`switchLinks`, when given), start the new one. The old
  * installation is left drained, not removed, so that it can be started again. If anything fails
- * after the drain, the links go back, the old one is started again (and the new one, which the
- * move installed, uninstalled) before the error is thrown, so the capsule keeps serving from
- * where it was.
+ * after the install, runs out of time or is interrupted (`signal`), the links go back, the old
+ * one is started again (and the new one, which the move installed, uninstalled) before the error
+ * is thrown, so the capsule keeps serving from where it was.
  */
 export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   const { from, to, name, stores, onStep } = options;
   const target = options.install.name ?? name;
+  const ms = options.timeoutMs ?? MOVE_TIMEOUT_MS;
+  const moving = [options.signal, options.abandon];
+  const ask = <T>(host: string, what: string, op: (signal: AbortSignal) => Promise<T>, stops = moving) =>
+    bounded(`${host} did not answer (${what})`, ms, stops, op);
   // Installing "on the new host" would then replace the installation being moved.
-  const [fromHost, toHost] = await Promise.all([from.identity(), to.identity()]);
+  const [fromHost, toHost] = await Promise.all([
+    ask('the old host', 'identity', (signal) => from.identity({ signal })),
+    ask('the new host', 'identity', (signal) => to.identity({ signal })),
+  ]);
   if (fromHost.key.x === toHost.key.x) {
     throw new StratumError('MOVE_SAME_HOST', `both addresses reach the same host, ${fromHost.name}: there is nowhere to move ${name} to`, {
       hint: 'Give the control API of another host as the destination.',
@@ -92,44 +116,86 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   }
   // An install under a name the new host has would replace that installation (an operator's
   // replaces any registrar's), and the way back would then remove it: the name must be free there.
-  const existing = await to.capsule(target).catch((error: unknown) => {
+  const existing = await ask(toHost.name, `status of ${target}`, (signal) => to.capsule(target, { signal })).catch((error: unknown) => {
     if (isStratumError(error) && error.code === 'CAPSULE_NOT_FOUND') return undefined;
     throw error;
   });
   if (existing) throw nameTaken(target, toHost.name, `(${existing.state}, serving ${existing.domains.join(', ')})`);
+  // A store the old installation has and the new one would not be granted would stay behind, its
+  // state lost to the capsule: the manifest given is the wrong one, or an older one.
+  const granted = await ask(fromHost.name, `stores of ${name}`, (signal) => grantedStores(from, name, signal));
+  const left = granted.filter((one) => !stores.some((store) => store.capability === one.capability && store.label === one.label));
+  if (left.length > 0) {
+    const named = left.map((one) => `${one.capability}/${one.label}`).join(', ');
+    throw new StratumError(
+      'MOVE_STATE_LEFT_BEHIND',
+      `${name} on ${fromHost.name} has state in ${named}, which the manifest given does not grant`,
+      {
+        details: [`its state would stay behind on ${fromHost.name}, and the capsule on ${toHost.name} start without it`],
+        hint: `Give the directory of the capsule ${name} runs (its manifest grants ${named}), or copy that state yourself (\`host export\`, \`host import\`).`,
+      },
+    );
+  }
   // Before the old host stops serving: a refusal here (a domain taken, config, limits) costs nothing.
   onStep?.({ step: 'install', name: target });
-  const installed = await to.install({ ...options.install, name: target, start: false }).catch((error: unknown) => {
-    // Another registrar's installation, which the new host answers 404 to this key and refuses to replace.
-    if (isStratumError(error) && error.code === 'NAME_TAKEN') throw nameTaken(target, toHost.name, "(another registrar's)", error);
-    throw error;
-  });
-  onStep?.({ step: 'drain', name });
-  const drained = performance.now();
+  let installed: CapsuleStatus | undefined;
+  let drained: number | undefined;
   const records: Record<string, number> = {};
   let unlink: (() => Promise<void>) | undefined;
   try {
-    await from.drain(name);
+    installed = await ask(toHost.name, `install ${target}`, (signal) =>
+      to.install({ ...options.install, name: target, start: false }, { signal }),
+    ).catch((error: unknown) => {
+      // Another registrar's installation, which the new host answers 404 to this key and refuses to replace.
+      if (isStratumError(error) && error.code === 'NAME_TAKEN') throw nameTaken(target, toHost.name, "(another registrar's)", error);
+      throw error;
+    });
+    onStep?.({ step: 'drain', name });
+    drained = performance.now();
+    await ask(fromHost.name, `drain ${name}`, (signal) => from.drain(name, { signal }));
     for (const store of stores) {
       onStep?.({ step: 'copying', store });
-      const { records: copied, bytes } = await copyStore(from, name, to, target, store, options.spoolDir, onStep);
+      const { records: copied, bytes } = await copyStore(from, name, to, target, store, options, ms);
       records[`${store.capability}/${store.label}`] = copied;
       onStep?.({ step: 'copy', store, records: copied, bytes });
     }
     if (options.switchLinks) {
-      onStep?.({ step: 'link', domains: installed.domains, host: toHost.name });
-      unlink = await options.switchLinks(installed, toHost);
+      const switchLinks = options.switchLinks;
+      const linked = installed;
+      onStep?.({ step: 'link', domains: linked.domains, host: toHost.name });
+      unlink = await bounded(`the DNS update did not answer`, ms, moving, () => switchLinks(linked, toHost));
     }
     onStep?.({ step: 'start', name: target });
-    const status = await to.start(target);
+    const status = await ask(toHost.name, `start ${target}`, (signal) => to.start(target, { signal }));
     return { status, records, downtimeMs: performance.now() - drained };
   } catch (error) {
+    // The host refused the install: nothing changed, nothing to put back.
+    if (installed === undefined && !cutShort(error, options)) throw error;
     const reason = errorMessage(error);
-    onStep?.({ step: 'resume', name, reason });
+    onStep?.({ step: 'resume', name, reason, drained: drained !== undefined });
     const command = options.command ?? ((_side, words) => ['stratum', ...words].join(' '));
+    // Bounded as the move's calls are, but only a second interruption (`abandon`) cuts them short.
+    const undo = [options.abandon];
+    const settle = async (what: 'links' | 'start' | 'remove', op: () => Promise<unknown>) => {
+      const [result] = await Promise.allSettled([op()]);
+      onStep?.({ step: 'undo', what, ok: result.status === 'fulfilled' });
+      return result;
+    };
     // The links first: the old host checks them when it starts again.
-    const [relinked] = unlink ? await Promise.allSettled([unlink()]) : [];
-    const [restarted, removed] = await Promise.allSettled([from.start(name), to.uninstall(target)]);
+    const putBack = unlink;
+    const relinked = putBack ? await settle('links', () => bounded('the DNS update did not answer', ms, undo, putBack)) : undefined;
+    const [restarted, removed] = await Promise.all([
+      drained === undefined
+        ? undefined
+        : settle('start', () => ask(fromHost.name, `start ${name}`, (signal) => from.start(name, { signal }), undo)),
+      // An install cut short may have been done all the same.
+      settle('remove', () =>
+        ask(toHost.name, `uninstall ${target}`, (signal) => to.uninstall(target, { signal }), undo).catch((failure: unknown) => {
+          if (installed === undefined && isStratumError(failure) && failure.code === 'CAPSULE_NOT_FOUND') return;
+          throw failure;
+        }),
+      ),
+    ]);
     // What could not be put back, each where it is, and what the user does about it.
     const left: string[] = [];
     const remedies: string[] = [];
@@ -137,7 +203,7 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       left.push(`could not point its domains' links back at ${fromHost.name}: ${errorMessage(relinked.reason)}`);
       remedies.push(`Point each domain's _stratum link back at ${fromHost.name} (\`stratum dns check <domain>\` shows it).`);
     }
-    if (restarted.status === 'rejected') {
+    if (restarted?.status === 'rejected') {
       left.push(`could not start it on ${fromHost.name} again: ${errorMessage(restarted.reason)}`);
       remedies.push(`Start it on the old host, where its state is as it was: \`${command('from', ['host', 'serve', name])}\`.`);
     }
@@ -148,18 +214,102 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       );
     }
     const where =
-      restarted.status === 'rejected'
+      restarted?.status === 'rejected'
         ? ', and so did putting it back'
         : relinked?.status === 'rejected'
           ? `; it runs on ${fromHost.name} again, but its domains' links still name ${toHost.name}`
-          : '; it serves from the old host again';
+          : drained === undefined
+            ? `; it never stopped serving on ${fromHost.name}`
+            : '; it serves from the old host again';
+    // What a host's refusal says to do (a link to publish), or a timeout, comes before what putting
+    // back left; a connection's own advice would only repeat what those remedies say.
+    const cause = error instanceof ControlApiError || (isStratumError(error) && error.code === 'MOVE_TIMEOUT') ? error : undefined;
+    const hints = [...(cause?.hint ? [cause.hint] : []), ...remedies];
     throw new StratumError('MOVE_FAILED', `moving ${name} failed${where}`, {
-      details: [reason, ...left],
-      ...(remedies.length > 0 ? { hint: remedies.join(' ') } : {}),
+      details: [reason, ...(cause?.details ?? []), ...left],
+      ...(hints.length > 0 ? { hint: hints.join(' ') } : {}),
       cause: error,
       user: left.length > 0 || (isStratumError(error) && error.user),
     });
   }
+}
+
+/** The error ends the move because it ran out of time or was interrupted: the call it cut short may have been done. */
+function cutShort(error: unknown, options: MoveOptions): boolean {
+  return (isStratumError(error) && error.code === 'MOVE_TIMEOUT') || options.signal?.aborted === true || options.abandon?.aborted === true;
+}
+
+/**
+ * Runs `op` with a signal that aborts once `ms` pass (a timeout error saying `what`) or any of
+ * `stops` aborts (with its reason), and rejects at that moment even when `op` does not heed its
+ * signal. `touch`, given to `op`, starts the `ms` again: for a step bounded by how long it goes
+ * without progress rather than by its length.
+ */
+async function bounded<T>(
+  what: string,
+  ms: number,
+  stops: readonly (AbortSignal | undefined)[],
+  op: (signal: AbortSignal, touch: () => void) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  const expire = () =>
+    controller.abort(
+      new StratumError('MOVE_TIMEOUT', `${what} within ${formatDuration(ms)}`, {
+        hint: 'Check that the host is running and reachable; a slow one may be given longer (timeoutMs, `host move --timeout`).',
+        user: false,
+      }),
+    );
+  let timer = setTimeout(expire, ms);
+  const touch = () => {
+    clearTimeout(timer);
+    if (!controller.signal.aborted) timer = setTimeout(expire, ms);
+  };
+  const listeners: (() => void)[] = [];
+  for (const stop of stops) {
+    if (!stop) continue;
+    if (stop.aborted) controller.abort(stop.reason);
+    const listener = () => controller.abort(stop.reason);
+    stop.addEventListener('abort', listener, { once: true });
+    listeners.push(() => stop.removeEventListener('abort', listener));
+  }
+  const aborted = new Promise<never>((_resolve, reject) => {
+    controller.signal.addEventListener('abort', () => reject(controller.signal.reason), { once: true });
+  });
+  try {
+    // Stopped already: `op` is not begun, as its listeners for the abort would never hear it.
+    controller.signal.throwIfAborted();
+    return await Promise.race([op(controller.signal, touch), aborted]);
+  } catch (error) {
+    // A fetch cut short rejects with its own words; the reason is what the user needs.
+    throw controller.signal.aborted ? controller.signal.reason : error;
+  } finally {
+    clearTimeout(timer);
+    for (const remove of listeners) remove();
+  }
+}
+
+/** A label no manifest grants (labels start with a letter): the host's refusal of it names the ones the manifest does. */
+const NO_SUCH_LABEL = '0-stratum-move';
+
+/**
+ * Every store the installation `name`'s manifest grants on `host`. The control API has no call
+ * that says so yet; its refusal of a state request for a label the manifest does not grant names
+ * those it does (spec/host-api.md section 5.11), so each capability is asked for one no manifest
+ * can grant. An answer read otherwise says nothing of that capability.
+ */
+export async function grantedStores(host: ControlClient, name: string, signal?: AbortSignal): Promise<StoreRef[]> {
+  const found: StoreRef[] = [];
+  for (const capability of ['keyvalue', 'sql', 'bucket'] as const) {
+    try {
+      const stream = await host.exportState(name, capability, NO_SUCH_LABEL, signal ? { signal } : {});
+      await stream.cancel();
+    } catch (error) {
+      if (!(error instanceof ControlApiError) || error.code !== 'STATE_NOT_FOUND') throw error;
+      const labels = new RegExp(`^Its ${capability} labels: (.+)\\.$`).exec(error.hint ?? '')?.[1];
+      for (const label of labels?.split(', ') ?? []) found.push({ capability, label });
+    }
+  }
+  return found;
 }
 
 /** The refusal of a move whose name on the new host is another installation's there. */
@@ -181,25 +331,58 @@ async function copyStore(
   to: ControlClient,
   target: string,
   store: StoreRef,
-  spoolDir = tmpdir(),
-  onStep?: (step: MoveStep) => void,
+  options: Pick<MoveOptions, 'spoolDir' | 'onStep' | 'signal' | 'abandon'>,
+  ms: number,
 ): Promise<{ records: number; bytes: number }> {
-  const dir = await mkdtemp(join(spoolDir, 'stratum-move-'));
+  const { onStep } = options;
+  const dir = await mkdtemp(join(options.spoolDir ?? tmpdir(), 'stratum-move-'));
   let exportedBytes = 0;
   const ticker = setInterval(() => onStep?.({ step: 'copying', store, exportedBytes }), PROGRESS_EVERY_MS);
+  const moving = [options.signal, options.abandon];
+  const named = `${store.capability}/${store.label}`;
   try {
     const file = join(dir, `${store.capability}-${store.label}.jsonl`);
-    const counted = async function* (chunks: AsyncIterable<Uint8Array>) {
-      for await (const chunk of chunks) {
-        exportedBytes += chunk.byteLength;
-        yield chunk;
-      }
-    };
-    await pipeline(Readable.fromWeb(await from.exportState(name, store.capability, store.label)), counted, createWriteStream(file));
+    // Bounded by the bytes that come, not by the size: a store of gigabytes takes what it takes.
+    await bounded(`the old host sent none of ${named} for`, ms, moving, async (signal, touch) => {
+      const counted = async function* (chunks: AsyncIterable<Uint8Array>) {
+        for await (const chunk of chunks) {
+          exportedBytes += chunk.byteLength;
+          touch();
+          yield chunk;
+        }
+      };
+      await pipeline(
+        Readable.fromWeb(await from.exportState(name, store.capability, store.label, { signal })),
+        counted,
+        createWriteStream(file),
+        {
+          signal,
+        },
+      );
+    });
     clearInterval(ticker);
     const snapshot = await openAsBlob(file);
     onStep?.({ step: 'importing', store, bytes: snapshot.size });
-    const imported = await to.importState(target, store.capability, store.label, snapshot);
+    // The new host says nothing until it has imported the whole snapshot, which may take minutes:
+    // it is waited for as long as it answers otherwise (its identity), which a frozen or gone host does not.
+    const imported = await bounded(
+      `the new host stopped answering while importing ${named}: no answer`,
+      ms,
+      moving,
+      async (signal, touch) => {
+        const beat = setInterval(
+          () => void to.identity({ signal: AbortSignal.any([signal, AbortSignal.timeout(ms)]) }).then(touch, () => {}),
+          Math.min(ms / 4, HEARTBEAT_MS),
+        );
+        // Not only once the import answers: a host that never does is left behind at the abort.
+        signal.addEventListener('abort', () => clearInterval(beat), { once: true });
+        try {
+          return await to.importState(target, store.capability, store.label, snapshot, { signal });
+        } finally {
+          clearInterval(beat);
+        }
+      },
+    );
     return { records: imported.records, bytes: snapshot.size };
   } finally {
     clearInterval(ticker);
@@ -209,3 +392,5 @@ async function copyStore(
 
 /** How often a long export says how far it has come. */
 const PROGRESS_EVERY_MS = 3000;
+/** How often a long import asks whether the new host still answers. */
+const HEARTBEAT_MS = 5000;
