@@ -417,13 +417,14 @@ test("host install --dns publishes the domain's link before the start, host move
   assert.equal(await count(old), 1);
 
   const move = ['host', 'move', 'counter', capsule, '--from-url', old.controlUrl.href, '--to-url', next.controlUrl.href, ...key];
-  // A key the server does not know: the update is refused whole, and the old host serves again.
+  // A key the server does not know: found by an update that changes nothing, before the install and the drain.
   await writeFile(join(dir, 'wrong.key'), `hmac-sha256:stratum-update:${randomBytes(32).toString('base64')}\n`);
   const refused = await run([...move, ...zone, '--tsig-key', join(dir, 'wrong.key')]);
   assert.equal(refused.code, 1);
-  assert.match(
+  assert.equal(
     refused.stderr,
-    /pointing counter\.shop\.net at h2\.hosting\.net on [\d.:]+\nfailed: .+; starting counter on the old host again\n/,
+    `error: ${dns.address} refused the update to shop.net: the TSIG signature is wrong\n  response code NOTAUTH, TSIG BADSIG\n` +
+      '  nothing was changed: counter serves from the old host as before\nhint: Check the secret of key stratum-update.\n',
   );
   assert.equal((await resolver.domainLink(domain))?.host, 'h1.hosting.net');
   assert.equal(await count(old), 2);
@@ -439,6 +440,23 @@ test("host install --dns publishes the domain's link before the start, host move
   assert.deepEqual(await resolver.domainLink(domain), linkTo('h1.hosting.net'));
   assert.equal(await resolver.cname(domain), 'h1.hosting.net');
   assert.equal(await count(old), 3);
+  // The error names the link the new host wants, as a zone file line.
+  assert.match(
+    misnamed.stderr,
+    /\nhint: Publish in each domain's zone, .*:\n_stratum\.counter\.shop\.net\. \d+ IN TXT "v=stratum1" "host=h2\.hosting\.net" /,
+  );
+  // Without --dns, the same, and the option that would have published it.
+  const unlinked = await run(move);
+  assert.equal(unlinked.code, 1);
+  assert.match(
+    unlinked.stderr,
+    /\nhint: Publish in each domain's zone, .*:\n_stratum\.counter\.shop\.net\. \d+ IN TXT "v=stratum1" "host=h2\.hosting\.net" /,
+  );
+  assert.match(
+    unlinked.stderr,
+    /\nOr run the move with --dns <ip:port> --zone <zone> --tsig-key <file>: it points the links at the new host/,
+  );
+  assert.equal(await count(old), 4);
 
   const moved = await run([...move, ...signed]);
   assert.equal(moved.code, 0, moved.stderr);
@@ -448,7 +466,7 @@ test("host install --dns publishes the domain's link before the start, host move
   );
   assert.deepEqual(await resolver.domainLink(domain), linkTo('h2.hosting.net'));
   assert.equal(await resolver.cname(domain), 'h2.hosting.net');
-  assert.equal(await count(next), 4);
+  assert.equal(await count(next), 5);
   assert.equal(await ingressStatus(old.ingressUrl, domain), 503);
 
   const orphan = await run([...move, '--zone', 'shop.net']);

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isStratumError, StratumError } from '@stratum/core';
@@ -10,7 +11,14 @@ import { usageError } from './command.ts';
  * were. `registrar`: the domain the host's host.toml gives the registrar whose key signs, which
  * the links name unless the switch was given one (--registrar).
  */
-export type LinkSwitch = (installed: CapsuleStatus, host: HostIdentity, registrar?: string) => Promise<() => Promise<void>>;
+export interface LinkSwitch {
+  (installed: CapsuleStatus, host: HostIdentity, registrar?: string): Promise<() => Promise<void>>;
+  /**
+   * Sends the server a signed update that changes nothing, at the names the switch would change
+   * for `domains`, to learn before anything else changes whether it takes this key for this zone.
+   */
+  check(domains: readonly string[]): Promise<void>;
+}
 
 export interface LinkSwitchOptions {
   /** The zone's primary server, `ip:port`, taking RFC 2136 updates. */
@@ -22,6 +30,8 @@ export interface LinkSwitchOptions {
   addresses: string[];
   /** The registrar the links name; by default the switch's `registrar`, else the one each current link names. */
   registrar?: string;
+  /** The TTL, in seconds, of the records the switch writes and of those it puts back (discovery's DEFAULT_TTL by default). */
+  ttl?: number;
 }
 
 /**
@@ -50,9 +60,10 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
         "Give the new host's ingress addresses, or leave --address out for a CNAME to its name.",
       );
   }
-  const { DiscoveryResolver, Rfc2136Writer, domainLinkChanges, linkRecordName, parseTsigKey, routingChanges } = await import(
+  const { DEFAULT_TTL, DiscoveryResolver, Rfc2136Writer, domainLinkChanges, linkRecordName, parseTsigKey, routingChanges } = await import(
     '@stratum/discovery'
   );
+  const ttl = options.ttl ?? DEFAULT_TTL;
   let key: TsigKey | undefined;
   if (options.keyFile) {
     const text = await readFile(options.keyFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
@@ -82,7 +93,7 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
     });
   // The primary itself answers: no cache between what was there and what is put back.
   const resolver = new DiscoveryResolver({ servers: [options.server] });
-  return async (installed, host, signer) => {
+  const switchLinks = async (installed: CapsuleStatus, host: HostIdentity, signer?: string) => {
     const before = await Promise.all(
       installed.domains.map(async (domain) => ({
         domain,
@@ -98,17 +109,23 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
         });
       }
       const routing = options.addresses.length > 0 ? { addresses: options.addresses } : { cname: host.name };
-      return domainLinkChanges(domain, { host: host.name, capsule: installed.digest, registrar }, routing);
+      return domainLinkChanges(domain, { host: host.name, capsule: installed.digest, registrar }, routing, ttl);
     });
     await apply(changes);
     return async () => {
       await apply(
         before.flatMap(({ domain, link, routing }): DnsChange[] => {
           const route = routing.cname ? { cname: routing.cname } : { addresses: [...routing.a, ...routing.aaaa] };
-          if (link) return domainLinkChanges(domain, link, route);
-          return [{ op: 'delete', name: linkRecordName(domain), type: 'TXT' }, ...routingChanges(domain, route)];
+          if (link) return domainLinkChanges(domain, link, route, ttl);
+          return [{ op: 'delete', name: linkRecordName(domain), type: 'TXT' }, ...routingChanges(domain, route, ttl)];
         }),
       );
     };
   };
+  // Removing a record that is not there is a no-op (RFC 2136 section 3.4.2.4), and the server
+  // checks the key, the zone and its update ACL for these names as for the real update.
+  const nothing = `stratum-check ${randomUUID()}`;
+  const check = (domains: readonly string[]) =>
+    apply(domains.map((domain): DnsChange => ({ op: 'remove', name: linkRecordName(domain), record: { type: 'TXT', data: [nothing] } })));
+  return Object.assign(switchLinks, { check });
 }

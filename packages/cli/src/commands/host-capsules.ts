@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { errorMessage, formatBytes, formatDuration, isStratumError, StratumError } from '@stratum/core';
+import { errorMessage, formatBytes, formatDuration, isStratumError, parseDuration, StratumError } from '@stratum/core';
 import type { CapsuleLogEntry, CapsuleStatus, InstallOptions, StoreRef } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
@@ -32,6 +32,14 @@ import { readLocalComponent } from '../local-component.ts';
 import { table } from './host-status.ts';
 import { manifestPath } from './validate.ts';
 
+/** The TTL `host install --dns` publishes with: discovery's default, for records that stay. */
+const INSTALL_TTL = '300s';
+/**
+ * The TTL `host move --dns` publishes with: short, as the records a move writes are the ones
+ * that a rollback, or the next move, must get past resolvers' caches.
+ */
+const MOVE_TTL = '60s';
+
 /** `host install`'s and `host move`'s --var: config values, secrets too, given with each install. */
 const VAR_OPTION: OptionSpec = {
   type: 'string',
@@ -50,7 +58,14 @@ async function capsuleToSend(
   dir: string | undefined,
   command: string,
   defaultName?: string,
-): Promise<{ name: string; manifest: Manifest; describe: string; install: Omit<InstallOptions, 'domains' | 'start'> }> {
+): Promise<{
+  name: string;
+  manifest: Manifest;
+  describe: string;
+  /** The component's digest, `sha256:<hex>`, as a host's status gives it. */
+  digest: string;
+  install: Omit<InstallOptions, 'domains' | 'start'>;
+}> {
   const vars = await varFlags(args);
   // In a --var-file, a line for another capsule is the file serving several; on the command line, a mistake.
   const scoped = vars.find((flag) => flag.capsule !== undefined && flag.from === undefined);
@@ -73,9 +88,11 @@ async function capsuleToSend(
     const { describePinnedSource } = await import('@stratum/registry');
     from = describePinnedSource(manifest.source.registry, manifest.source.digest);
   }
+  const { createHash } = await import('node:crypto');
   return {
     name,
     manifest,
+    digest: component ? `sha256:${createHash('sha256').update(component.bytes).digest('hex')}` : (manifest.source.digest ?? ''),
     describe: component
       ? `${manifest.capsule.version}, ${formatBytes(component.bytes.length)}`
       : `${manifest.capsule.version}, pulled by the host from ${from}`,
@@ -94,6 +111,16 @@ function domainOptions(args: ParsedArgs): string[] {
 }
 
 /** `host install`'s and `host move`'s options for pointing the domains' links at the host (link-switch.ts). */
+function linkOptions(defaultTtl: string): Record<string, OptionSpec> {
+  return { ...LINK_OPTIONS, ttl: { ...TTL_OPTION, description: `${TTL_OPTION.description} (default ${defaultTtl})` } };
+}
+
+const TTL_OPTION: OptionSpec = {
+  type: 'string',
+  value: 'duration',
+  description: 'with --dns, the TTL of the records published (and of those put back): how long resolvers may keep them, such as 60s or 5m',
+};
+
 const LINK_OPTIONS: Record<string, OptionSpec> = {
   dns: {
     type: 'string',
@@ -121,12 +148,20 @@ const LINK_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
+/** --ttl in whole seconds, as DNS records carry it: `fallback` without it. */
+function ttlOption(args: ParsedArgs, fallback: string): number {
+  const text = stringOption(args, 'ttl') ?? fallback;
+  const ms = parseDuration(text);
+  if (ms % 1000 !== 0 || ms / 1000 > 0x7fffffff) throw usageError(`--ttl ${text}: give whole seconds, such as 60s or 5m`);
+  return ms / 1000;
+}
+
 /** The link switch LINK_OPTIONS ask for, or undefined without --dns. */
-async function linkSwitchOf(args: ParsedArgs): Promise<LinkSwitch | undefined> {
+async function linkSwitchOf(args: ParsedArgs, defaultTtl: string): Promise<LinkSwitch | undefined> {
   const server = stringOption(args, 'dns');
   const zone = stringOption(args, 'zone');
   if (!server) {
-    const orphan = ['zone', 'tsig-key', 'address', 'registrar'].find((option) => args.values[option] !== undefined);
+    const orphan = ['zone', 'tsig-key', 'address', 'registrar', 'ttl'].find((option) => args.values[option] !== undefined);
     if (orphan) throw usageError(`--${orphan} goes with --dns`, "Give --dns <ip:port> of the domains' primary DNS server.");
     return undefined;
   }
@@ -138,6 +173,7 @@ async function linkSwitchOf(args: ParsedArgs): Promise<LinkSwitch | undefined> {
     server,
     zone,
     addresses: stringListOption(args, 'address'),
+    ttl: ttlOption(args, defaultTtl),
     ...(keyFile ? { keyFile } : {}),
     ...(registrar ? { registrar: registrar.toLowerCase() } : {}),
   });
@@ -177,14 +213,20 @@ function leftInstalled(error: unknown, installed: CapsuleStatus, records: string
 export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
-  usage: `host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--var name=value ...] [--var-file <file>] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] ${CONTROL_USAGE} [--json]`,
+  usage: `host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--replace] [--var name=value ...] [--var-file <file>] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] ${CONTROL_USAGE} [--json]`,
   description: `
 Sends a capsule to a running host, as a registrar's dashboard does: the manifest, and the
 component its [source] wasm names (build it first), or only the manifest when [source] names a
 registry and digest, which the host then pulls and checks itself. The host checks the manifest
 and the component against its own limits, serves the capsule on the domains given, and starts
-it unless --no-start. Installing again under the same name replaces that installation (its
-domains, component and config); a running one keeps serving until the new one has started.
+it unless --no-start.
+
+Installing again under the same name replaces that installation (its domains, component and
+config); a running one keeps serving until the new one has started. With the same domains that
+is an upgrade, and the command says what it replaces. With other domains it is most likely a
+second customer's install of the same app under its default name (the manifest's [capsule]
+name), which would take the first one's place: the command refuses it, naming the installation
+there. Give --name to install beside it, or --replace to replace it on purpose.
 
 Before it serves a domain, a host checks that the domain's _stratum link names it, the
 component and the registrar (spec/discovery.md section 5.3; names under localhost, test,
@@ -207,27 +249,58 @@ Examples:
       value: 'capsule',
       description: "the capsule's name on the host (default: the manifest's [capsule] name)",
     },
+    replace: {
+      type: 'boolean',
+      description: 'replace the installation of that name even when it serves other domains (the same domains: an upgrade, always allowed)',
+    },
     var: VAR_OPTION,
     'var-file': VAR_FILE_OPTION,
     'no-start': {
       type: 'boolean',
       description: 'install without starting it (`host status` says installed; `host serve <capsule>` starts it)',
     },
-    ...LINK_OPTIONS,
+    ...linkOptions(INSTALL_TTL),
     ...CONTROL_OPTIONS,
     json: { type: 'boolean', description: "print the capsule's status as JSON" },
   },
   async run(args, io) {
     const domains = domainOptions(args);
     if (domains.length === 0) throw usageError('--domain is required: the host routes requests to a capsule by their Host header');
-    const switchLinks = await linkSwitchOf(args);
+    const switchLinks = await linkSwitchOf(args, INSTALL_TTL);
     if (switchLinks && booleanOption(args, 'no-start')) {
       throw usageError('--dns points the domains at a capsule it starts: leave out --no-start, or --dns');
     }
     if (switchLinks) await checkLinkZone(args, domains);
     const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
     const { client, config, registrar } = await connectControl(args);
-    io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${config?.name ?? 'the host'}\n`);
+    const hostLabel = config?.name ?? 'the host';
+    // The control API replaces an installation of the same name, as an upgrade must; by accident,
+    // that takes a customer's domains away (another's install of the same app, under its default name).
+    const existing = await client.capsule(capsule.name).catch((error: unknown) => {
+      if (isStratumError(error) && error.code === 'CAPSULE_NOT_FOUND') return undefined;
+      throw error;
+    });
+    if (existing) {
+      const same = [...existing.domains].sort().join(' ') === [...new Set(domains)].sort().join(' ');
+      const serving = `serving ${existing.domains.join(', ') || 'no domain'}`;
+      if (!same && !booleanOption(args, 'replace')) {
+        throw new StratumError(
+          'INSTALL_WOULD_REPLACE',
+          `${hostLabel} already has an installation named ${existing.name}: ${existing.version}, ${existing.state}, ${serving}`,
+          {
+            details: [
+              `installing under that name would replace it: ${existing.domains.join(', ') || 'its domains'} would no longer be served`,
+            ],
+            hint: `Give --name <another name> to install beside it, or --replace to replace it on purpose (it would then serve ${domains.join(', ')}).`,
+          },
+        );
+      }
+      io.stderr.write(
+        `replacing ${existing.name} ${existing.version} (${existing.state}, ${serving}) with ${capsule.describe} on ${hostLabel}${same ? '' : `, serving ${domains.join(', ')}`}\n`,
+      );
+    } else {
+      io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${hostLabel}\n`);
+    }
     let status: CapsuleStatus;
     if (switchLinks) {
       // As a move does: installed, linked, then started (the host checks the links at the start).
@@ -601,22 +674,42 @@ export const hostMoveCommand: Command = {
   description: `
 Moves a capsule in the order spec/host-api.md section 5.11 gives: installs it on the new host
 under the same name (or --name), which must be free there, without starting it (so a refusal
-there changes nothing), drains it on the old host (new
-requests get 503 while the ones in flight finish), copies each store its manifest grants
-(keyvalue, sql, bucket) from the old host to the new one, and starts it there. If a step after
-the drain fails, the capsule is started again on the old host. The old installation is left
-drained, not removed: remove it with \`stratum host uninstall\` once the domain points at the new
-host (its _stratum TXT record, spec/discovery.md; \`stratum dns check <domain>\` shows it).
+there changes nothing), drains it on the old host (new requests get 503 while the ones in
+flight finish), copies each store its manifest grants (keyvalue, sql, bucket) from the old host
+to the new one, and starts it there. If a step after the install fails, takes too long
+(--timeout) or is interrupted (Ctrl-C, SIGTERM), what the move changed goes back: the links,
+the capsule started again on the old host, the copy on the new one removed. A second Ctrl-C
+stops that at once, and says what was left and the commands that fix it. The old installation
+is left drained, not removed: remove it with \`stratum host uninstall\` once the domain points at
+the new host (its _stratum TXT record, spec/discovery.md; \`stratum dns check <domain>\` shows
+it).
+
+Before anything changes, the move refuses: a directory whose manifest does not grant every store
+the installation has (its state would stay behind); one that looks like another app (its
+[capsule] name is not the installation's name and its component is not the one installed:
+--different-app if it is meant); and, when the manifest declares config variables, a move given
+no values for them (below). With --dns it also sends the DNS server an update that changes
+nothing, so that a key or zone it refuses is found then, not after the drain.
+
+Each control call may take --timeout (60s by default); a store's copy may take as long as it
+needs, but not --timeout without the old host sending a byte or the new one answering.
 
 A host serves a domain only once its _stratum link names that host (spec/discovery.md section
 5; names under localhost, test, example and invalid need none). With --dns and --zone the move
 points each domain's link and its routing at the new host, on the zone's primary DNS server by
 RFC 2136 update (signed with --tsig-key), after copying the state and before the start; if the
-start fails, the records go back as they were before the old host starts again.
+start fails, the records go back as they were before the old host starts again. The records are
+published with a TTL of 60 s (--ttl): resolvers that cached the old ones keep sending clients to
+the old host, which answers 503, for up to the old records' TTL, so the outage clients see is
+that long, not the time printed between the drain and the start. Lower the TTL ahead of a move
+(an install with the same domains and --dns --ttl 60s publishes them again) to shorten it.
 
 The capsule directory [dir] (default .) gives the manifest and the built component, as for
-\`host install\`: a host never hands out a component, and secrets are never read back, so give
-config values again with --var. The domains default to those it serves on the old host.
+\`host install\`: a host never hands out a component, and never reads back config values, secrets
+or not. So when the manifest declares config variables ([capabilities.config]), give their
+values again with --var or --var-file, or pass --no-config to say the installation has none to
+carry (it then runs with the manifest's defaults). The domains default to those it serves on the
+old host.
 
 ${REGISTRAR_KEY_HELP}
 
@@ -627,7 +720,7 @@ two hosts differ); --key signs for both unless --from-key or --to-key is given.
 Examples:
   stratum host move counter examples/counter --from-config h1/host.toml --to-config h2/host.toml
   stratum host move shop ./shop --from-url https://h1.example.net/v1 --to-url https://h2.example.net/v1 --key registrar.key \\
-    --dns 192.0.2.53:53 --zone shop.example.com --tsig-key update.key`,
+    --var-file shop.env --dns 192.0.2.53:53 --zone shop.example.com --tsig-key update.key`,
   maxPositionals: 2,
   options: {
     ...sideOptions('from'),
@@ -643,7 +736,20 @@ Examples:
     name: { type: 'string', short: 'n', value: 'capsule', description: 'its name on the new host (default: the same)' },
     var: VAR_OPTION,
     'var-file': VAR_FILE_OPTION,
-    ...LINK_OPTIONS,
+    'no-config': {
+      type: 'boolean',
+      description: "the installation has no config values to carry: move it with the manifest's defaults, without --var",
+    },
+    'different-app': {
+      type: 'boolean',
+      description: "move it with [dir]'s app even though its [capsule] name and component are not those installed",
+    },
+    timeout: {
+      type: 'string',
+      value: 'duration',
+      description: "how long each control call may take, and a store's copy without progress (default 60s)",
+    },
+    ...linkOptions(MOVE_TTL),
     json: { type: 'boolean', description: 'print the result as JSON' },
   },
   async run(args, io) {
@@ -653,50 +759,95 @@ Examples:
         'say which capsule: stratum host move <capsule> [dir] ...',
         `Run \`${nextCommand(args, ['host', 'status'], 'from')}\` to list them.`,
       );
+    const timeoutText = stringOption(args, 'timeout') ?? '60s';
+    const timeoutMs = parseDuration(timeoutText);
+    if (timeoutMs <= 0) throw usageError(`--timeout ${timeoutText}: give a duration longer than 0, such as 60s or 5m`);
     const dnsServer = stringOption(args, 'dns');
-    const switchLinks = await linkSwitchOf(args);
+    const switchLinks = await linkSwitchOf(args, MOVE_TTL);
     // The capsule moved keeps its name unless --name: the manifest's [capsule] name may be another installation there.
     const capsule = await capsuleToSend(args, args.positionals[1], 'host move', name);
+    checkConfigCarried(args, name, capsule.manifest, capsule.install.config);
     const from = await connectControl(args, 'from');
     const to = await connectControl(args, 'to');
     const { moveCapsule, storesOf } = await import('@stratum/host');
-    const current = await from.client.capsule(name);
-    const domains = domainOptions(args);
-    if (switchLinks) await checkLinkZone(args, domains.length > 0 ? domains : current.domains);
     const fromName = from.config?.name ?? 'the old host';
     const toName = to.config?.name ?? 'the new host';
-    const result = await moveCapsule({
-      from: from.client,
-      name,
-      to: to.client,
-      install: { ...capsule.install, domains: domains.length > 0 ? domains : current.domains },
-      stores: storesOf(capsule.manifest.capabilities),
-      // The links name the registrar the new host's host.toml gives the key that signs, as that host checks them.
-      ...(switchLinks ? { switchLinks: (installed, host) => switchLinks(installed, host, to.registrar?.domain) } : {}),
-      // What a failed move could not put back is said with the command that does it, for the host it is on.
-      command: (side, words) => nextCommand(args, words, side),
-      onStep: (step) => {
-        if (step.step === 'install') io.stderr.write(`installing ${step.name} (${capsule.describe}) on ${toName}, not started\n`);
-        if (step.step === 'drain') io.stderr.write(`draining ${step.name} on ${fromName}\n`);
-        const store = (ref: StoreRef) => `${ref.capability}/${ref.label}`;
-        if (step.step === 'copying') {
-          io.stderr.write(
-            step.exportedBytes === undefined
-              ? `copying ${store(step.store)} from ${fromName}\n`
-              : `copying ${store(step.store)}: ${formatBytes(step.exportedBytes)} exported so far\n`,
-          );
-        }
-        if (step.step === 'importing') io.stderr.write(`importing ${store(step.store)} into ${toName}: ${formatBytes(step.bytes)}\n`);
-        if (step.step === 'copy')
-          io.stderr.write(
-            `copied ${step.store.capability}/${step.store.label}: ${counted(step.records, 'record')}, ${formatBytes(step.bytes)}\n`,
-          );
-        if (step.step === 'link') io.stderr.write(`pointing ${step.domains.join(', ')} at ${step.host} on ${dnsServer}\n`);
-        if (step.step === 'start') io.stderr.write(`starting ${step.name} on ${toName}\n`);
-        if (step.step === 'resume')
-          io.stderr.write(`${paint(io.stderr, 31, 'failed')}: ${step.reason}; starting ${step.name} on ${fromName} again\n`);
-      },
-    });
+    const current = await timed(`${fromName} did not answer`, timeoutMs, (signal) => from.client.capsule(name, { signal }));
+    checkSameApp(args, name, current, capsule, fromName);
+    const domains = domainOptions(args);
+    const moving = domains.length > 0 ? domains : current.domains;
+    if (switchLinks) {
+      await checkLinkZone(args, moving);
+      // A key or zone the server refuses is found now, not after the drain and the copy.
+      await switchLinks.check(moving).catch((error: unknown) => {
+        throw beforeAnything(error, `nothing was changed: ${name} serves from ${fromName} as before`);
+      });
+    }
+    // Ctrl-C (or SIGTERM) puts back what the move changed; a second one stops that too.
+    const stop = new AbortController();
+    const abandon = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (!stop.signal.aborted) {
+        io.stderr.write(`\n${signal}: stopping the move and putting back what it changed (${signal} again stops at once)\n`);
+        stop.abort(new StratumError('MOVE_INTERRUPTED', `interrupted (${signal})`));
+      } else if (!abandon.signal.aborted) {
+        io.stderr.write(`\n${signal} again: stopping at once\n`);
+        abandon.abort(new StratumError('MOVE_ABANDONED', `stopped before it was done (${signal} again)`));
+      }
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    const store = (ref: StoreRef) => `${ref.capability}/${ref.label}`;
+    let result: Awaited<ReturnType<typeof moveCapsule>>;
+    try {
+      result = await moveCapsule({
+        from: from.client,
+        name,
+        to: to.client,
+        install: { ...capsule.install, domains: moving },
+        stores: storesOf(capsule.manifest.capabilities),
+        timeoutMs,
+        signal: stop.signal,
+        abandon: abandon.signal,
+        // The links name the registrar the new host's host.toml gives the key that signs, as that host checks them.
+        ...(switchLinks ? { switchLinks: (installed, host) => switchLinks(installed, host, to.registrar?.domain) } : {}),
+        // What a failed move could not put back is said with the command that does it, for the host it is on.
+        command: (side, words) => nextCommand(args, words, side),
+        onStep: (step) => {
+          if (step.step === 'install') io.stderr.write(`installing ${step.name} (${capsule.describe}) on ${toName}, not started\n`);
+          if (step.step === 'drain') io.stderr.write(`draining ${step.name} on ${fromName}\n`);
+          if (step.step === 'copying') {
+            io.stderr.write(
+              step.exportedBytes === undefined
+                ? `copying ${store(step.store)} from ${fromName}\n`
+                : `copying ${store(step.store)}: ${formatBytes(step.exportedBytes)} exported so far\n`,
+            );
+          }
+          if (step.step === 'importing') io.stderr.write(`importing ${store(step.store)} into ${toName}: ${formatBytes(step.bytes)}\n`);
+          if (step.step === 'copy')
+            io.stderr.write(`copied ${store(step.store)}: ${counted(step.records, 'record')}, ${formatBytes(step.bytes)}\n`);
+          if (step.step === 'link') io.stderr.write(`pointing ${step.domains.join(', ')} at ${step.host} on ${dnsServer}\n`);
+          if (step.step === 'start') io.stderr.write(`starting ${step.name} on ${toName}\n`);
+          if (step.step === 'resume') {
+            const next = step.drained ? `starting ${step.name} on ${fromName} again` : `removing what it installed on ${toName}`;
+            io.stderr.write(`${paint(io.stderr, 31, 'failed')}: ${step.reason}; ${next}\n`);
+          }
+          if (step.step === 'undo') {
+            const done = {
+              links: [`its domains' links name ${fromName} again`, `could not point its domains' links back at ${fromName}`],
+              start: [`${name} serves from ${fromName} again`, `could not start ${name} on ${fromName} again`],
+              remove: [`removed the copy on ${toName}`, `could not remove the copy on ${toName}`],
+            }[step.what];
+            io.stderr.write(step.ok ? `put back: ${done[0]}\n` : `${paint(io.stderr, 31, 'not put back')}: ${done[1]}\n`);
+          }
+        },
+      });
+    } catch (error) {
+      throw withLinkHint(error, switchLinks !== undefined);
+    } finally {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
     if (booleanOption(args, 'json')) {
       io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return EXIT_OK;
@@ -705,12 +856,109 @@ Examples:
       `${paint(io.stdout, 32, 'moved')} ${name} to ${toName}: ${result.status.state}, serving ${result.status.domains.join(', ')}; ` +
         `no host served it for ${Math.round(result.downtimeMs)} ms\n`,
     );
+    // The time above is the hosts'; clients whose resolvers cached the old records wait longer.
     io.stdout.write(
       switchLinks
-        ? `Its domains' links name ${toName} now; resolvers follow within the records' TTL. It is stopped (drained) on ${fromName}; remove it there once they have:\n`
-        : `It is stopped (drained) on ${fromName}. Point each domain's _stratum record at ${toName}, then remove it there:\n`,
+        ? `Its domains' links name ${toName} now, with a TTL of ${formatTtl(ttlOption(args, MOVE_TTL))} (--ttl). Resolvers that cached the old records send clients to ${fromName}, which answers 503, for up to those records' TTL: for them the move lasts that long.\n` +
+            `It is stopped (drained) on ${fromName}; remove it there once that TTL has passed:\n`
+        : `It is stopped (drained) on ${fromName}, which answers 503. Point each domain's _stratum record and routing at ${toName}; clients reach ${fromName} until then, and for the old records' TTL after (resolvers cache them). Then remove it there:\n`,
     );
     io.stdout.write(`  ${nextCommand(args, ['host', 'uninstall', name], 'from')}\n`);
     return EXIT_OK;
   },
 };
+
+/** Seconds as a TTL reads: 60 s, 5 min. */
+function formatTtl(seconds: number): string {
+  return seconds % 60 === 0 && seconds >= 60 ? `${seconds / 60} min` : `${seconds} s`;
+}
+
+/** Runs `op` with a signal that aborts after `ms`, its error then saying `what` and for how long. */
+async function timed<T>(what: string, ms: number, op: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const signal = AbortSignal.timeout(ms);
+  try {
+    return await op(signal);
+  } catch (error) {
+    if (!signal.aborted) throw error;
+    throw new StratumError('MOVE_TIMEOUT', `${what} within ${formatDuration(ms)}`, {
+      hint: 'Check that the host is running and reachable; give a slow one longer with --timeout. Nothing was changed.',
+    });
+  }
+}
+
+/** An error of a check before the move, with what it left: nothing. */
+function beforeAnything(error: unknown, left: string): StratumError {
+  const cause = isStratumError(error) ? error : undefined;
+  return new StratumError(cause?.code ?? 'MOVE_CHECK_FAILED', errorMessage(error), {
+    details: [...(cause?.details ?? []), left],
+    ...(cause?.hint ? { hint: cause.hint } : {}),
+    user: cause?.user ?? false,
+    cause: error,
+  });
+}
+
+/**
+ * Refuses a move that would drop config values: the host never reads them back (secrets
+ * included), so a move given none installs the capsule with the manifest's defaults. The API
+ * does not say whether the installation has any, so the user says so: values, or --no-config.
+ */
+function checkConfigCarried(args: ParsedArgs, name: string, manifest: Manifest, values: Record<string, string> | undefined): void {
+  const declared = Object.entries(manifest.capabilities.config);
+  const given = Object.keys(values ?? {}).length > 0;
+  if (booleanOption(args, 'no-config')) {
+    if (given)
+      throw usageError('--no-config says there are no config values to carry, and --var or --var-file gives some: give one or the other');
+    return;
+  }
+  if (declared.length === 0 || given) return;
+  const listed = declared.map(([variable, spec]) => (spec.secret ? `${variable} (secret)` : variable)).join(', ');
+  throw usageError(
+    `${name}'s manifest declares config variables (${listed}), and a move cannot carry their values: a host never reads them back, secrets or not`,
+    `Give the values it was installed with again, --var name=value or --var-file <file>; or pass --no-config if it has none, to run with the manifest's defaults.`,
+  );
+}
+
+/**
+ * Refuses a directory that looks like another app than the one installed: the control API does
+ * not say which app an installation is, but an installation's name is its [capsule] name unless
+ * it was given another, and an unchanged app has the same component.
+ */
+function checkSameApp(
+  args: ParsedArgs,
+  name: string,
+  current: CapsuleStatus,
+  capsule: { manifest: Manifest; digest: string },
+  fromName: string,
+): void {
+  const app = capsule.manifest.capsule.name;
+  if (booleanOption(args, 'different-app') || app === name || capsule.digest === current.digest) return;
+  throw new StratumError(
+    'MOVE_OTHER_APP',
+    `${args.positionals[1] ?? '.'} holds ${app} ${capsule.manifest.capsule.version}, which does not look like the ${name} installed on ${fromName}`,
+    {
+      details: [
+        `its [capsule] name is ${app}, not ${name}`,
+        `its component is ${capsule.digest}; ${name} runs ${current.digest} (${current.version})`,
+      ],
+      hint: `Give the directory of the app ${name} runs. If this is it, renamed or rebuilt, pass --different-app.`,
+    },
+  );
+}
+
+/**
+ * A move whose start was refused for its domains' links: the host's hint names the records to
+ * publish; without --dns, the move could have published them itself.
+ */
+function withLinkHint(error: unknown, dns: boolean): unknown {
+  if (dns || !isStratumError(error) || error.code !== 'MOVE_FAILED') return error;
+  const cause = error.cause;
+  if (!isStratumError(cause) || cause.code !== 'DOMAIN_NOT_LINKED') return error;
+  const hint =
+    'Or run the move with --dns <ip:port> --zone <zone> --tsig-key <file>: it points the links at the new host between the copy and the start.';
+  return new StratumError(error.code, error.message, {
+    details: error.details,
+    hint: error.hint ? `${error.hint}\n${hint}` : hint,
+    user: error.user,
+    cause,
+  });
+}
