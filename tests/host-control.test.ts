@@ -205,6 +205,14 @@ test('a registrar installs, drives and uninstalls a capsule over the signed API'
   // A new installation asking for more than the host's limits is refused, not capped.
   assert.equal(runtime.installs[0]?.refuseUnmetResources, true);
 
+  // The answer about one installation says what a move must carry: its app, stores and the
+  // config variables given values, never a value.
+  const described = await client.capsule('hello');
+  assert.equal(described.app, 'hello');
+  assert.deepEqual(described.stores, { keyvalue: [], sql: [], bucket: [] });
+  assert.deepEqual(described.config, ['greeting']);
+  assert.doesNotMatch(JSON.stringify(described), /"hi"/);
+
   const served = await ingress(host, 'hello.example');
   assert.equal(served.status, 200);
   assert.equal(await served.text(), 'hello from hello');

@@ -129,17 +129,14 @@ test('host move refuses, before anything changes, another app, a manifest that l
   const sides = ['--from-url', h1.controlUrl.href, '--to-url', h2.controlUrl.href, '--key', key];
   const other = await run(['host', 'move', 'counter', tiny, ...sides]);
   assert.equal(other.code, 1);
-  assert.match(other.stderr, /^error: .*tiny holds tiny 0\.1\.0, which does not look like the counter installed on the old host\n/);
+  assert.match(other.stderr, /^error: .*tiny holds tiny 0\.1\.0, not counter, the app installed as counter on the old host\n/);
   assert.match(
     other.stderr,
     /\n {2}its \[capsule\] name is tiny, not counter\n {2}its component is sha256:\w+; counter runs sha256:\w+ \(0\.1\.0\)\n/,
   );
-  assert.match(
-    other.stderr,
-    /\nhint: Give the directory of the app counter runs\. If this is it, renamed or rebuilt, pass --different-app\.\n$/,
-  );
-  // Told it is meant, the move still finds the store tiny's manifest would leave behind.
-  const leaves = await run(['host', 'move', 'counter', tiny, '--different-app', ...sides]);
+  assert.match(other.stderr, /\nhint: Give the directory of the app counter runs\. If this is it, renamed, pass --different-app\.\n$/);
+  // Told it is meant (and to drop counter's config values), the move still finds the store tiny's manifest would leave behind.
+  const leaves = await run(['host', 'move', 'counter', tiny, '--different-app', '--no-config', ...sides]);
   assert.equal(leaves.code, 1);
   assert.match(
     leaves.stderr,
@@ -150,14 +147,18 @@ test('host move refuses, before anything changes, another app, a manifest that l
   assert.equal(unconfigured.code, 2);
   assert.equal(
     unconfigured.stderr,
-    "error: counter's manifest declares config variables (greeting, api_token (secret)), and a move cannot carry their values: a host never reads them back, secrets or not\n" +
-      "hint: Give the values it was installed with again, --var name=value or --var-file <file>; or pass --no-config if it has none, to run with the manifest's defaults.\n",
+    'error: counter has config values for api_token (secret), greeting on the old host, and a move cannot carry them: a host never reads them back, secrets or not\n' +
+      "hint: Give them again, --var name=value or --var-file <file>; or pass --no-config to run it with the manifest's defaults.\n",
   );
+  // The old host says which variables have values: giving some is not enough.
+  const partly = await run(['host', 'move', 'counter', configured, '--var', 'greeting=bonjour', ...sides]);
+  assert.equal(partly.code, 2);
+  assert.match(partly.stderr, /^error: counter has config values for api_token \(secret\) on the old host/);
   const both = await run(['host', 'move', 'counter', configured, '--no-config', '--var', 'greeting=hi', ...sides]);
   assert.equal(both.code, 2);
   assert.match(both.stderr, /--no-config says there are no config values to carry, and --var or --var-file gives some/);
   // None of them changed anything: counter counts on at h1, h2 has nothing.
-  for (const refused of [other, leaves, unconfigured]) assert.doesNotMatch(refused.stderr, /installing|draining/);
+  for (const refused of [other, leaves, unconfigured, partly]) assert.doesNotMatch(refused.stderr, /installing|draining/);
   assert.equal(await count(h1, 'counter.example'), 2);
   assert.deepEqual(await installations(h2, key), []);
 

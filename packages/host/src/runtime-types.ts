@@ -60,6 +60,14 @@ export interface CapsuleStatus {
   lastError?: string;
   /** The registrar (its name in host.toml) whose installation it is: set by the control API, which knows. */
   registrar?: string;
+  /**
+   * Set by the control API in the answer about one installation (`GET /capsules/{name}`), for a
+   * registrar that moves it: the manifest's `[capsule] name`, the stores it grants, and which
+   * config variables were given values (names only: values never leave the host).
+   */
+  app?: string;
+  stores?: { keyvalue: string[]; sql: string[]; bucket: string[] };
+  config?: string[];
 }
 
 /** One served request, as metering and the request log see it. */

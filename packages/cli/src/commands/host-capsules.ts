@@ -685,10 +685,10 @@ the new host (its _stratum TXT record, spec/discovery.md; \`stratum dns check <d
 it).
 
 Before anything changes, the move refuses: a directory whose manifest does not grant every store
-the installation has (its state would stay behind); one that looks like another app (its
-[capsule] name is not the installation's name and its component is not the one installed:
---different-app if it is meant); and, when the manifest declares config variables, a move given
-no values for them (below). With --dns it also sends the DNS server an update that changes
+the installation has (its state would stay behind); one holding another app (its [capsule] name
+is not the one the old host reports for the installation, and its component is not the one
+installed: --different-app if it is meant); and a move that gives no values for the config
+variables the installation has values for on the old host (below). With --dns it also sends the DNS server an update that changes
 nothing, so that a key or zone it refuses is found then, not after the drain.
 
 Each control call may take --timeout (60s by default); a store's copy may take as long as it
@@ -706,9 +706,9 @@ that long, not the time printed between the drain and the start. Lower the TTL a
 
 The capsule directory [dir] (default .) gives the manifest and the built component, as for
 \`host install\`: a host never hands out a component, and never reads back config values, secrets
-or not. So when the manifest declares config variables ([capabilities.config]), give their
-values again with --var or --var-file, or pass --no-config to say the installation has none to
-carry (it then runs with the manifest's defaults). The domains default to those it serves on the
+or not; it says only which variables have values. Give those again with --var or --var-file, or
+pass --no-config to run it with the manifest's defaults. (With a host that does not say, every
+variable the manifest declares is asked for.) The domains default to those it serves on the
 old host.
 
 ${REGISTRAR_KEY_HELP}
@@ -766,7 +766,6 @@ Examples:
     const switchLinks = await linkSwitchOf(args, MOVE_TTL);
     // The capsule moved keeps its name unless --name: the manifest's [capsule] name may be another installation there.
     const capsule = await capsuleToSend(args, args.positionals[1], 'host move', name);
-    checkConfigCarried(args, name, capsule.manifest, capsule.install.config);
     const from = await connectControl(args, 'from');
     const to = await connectControl(args, 'to');
     const { moveCapsule, storesOf } = await import('@stratum/host');
@@ -774,6 +773,7 @@ Examples:
     const toName = to.config?.name ?? 'the new host';
     const current = await timed(`${fromName} did not answer`, timeoutMs, (signal) => from.client.capsule(name, { signal }));
     checkSameApp(args, name, current, capsule, fromName);
+    checkConfigCarried(args, name, current, capsule.manifest, capsule.install.config);
     const domains = domainOptions(args);
     const moving = domains.length > 0 ? domains : current.domains;
     if (switchLinks) {
@@ -899,29 +899,42 @@ function beforeAnything(error: unknown, left: string): StratumError {
 
 /**
  * Refuses a move that would drop config values: the host never reads them back (secrets
- * included), so a move given none installs the capsule with the manifest's defaults. The API
- * does not say whether the installation has any, so the user says so: values, or --no-config.
+ * included), so a move given none installs the capsule with the manifest's defaults. The host
+ * says which variables have values (spec/host-api.md section 4, `config`); one that does not
+ * leaves the user to say, for every variable the manifest declares: values, or --no-config.
  */
-function checkConfigCarried(args: ParsedArgs, name: string, manifest: Manifest, values: Record<string, string> | undefined): void {
-  const declared = Object.entries(manifest.capabilities.config);
-  const given = Object.keys(values ?? {}).length > 0;
+function checkConfigCarried(
+  args: ParsedArgs,
+  name: string,
+  current: CapsuleStatus,
+  manifest: Manifest,
+  values: Record<string, string> | undefined,
+): void {
+  const given = values ?? {};
   if (booleanOption(args, 'no-config')) {
-    if (given)
+    if (Object.keys(given).length > 0)
       throw usageError('--no-config says there are no config values to carry, and --var or --var-file gives some: give one or the other');
     return;
   }
-  if (declared.length === 0 || given) return;
-  const listed = declared.map(([variable, spec]) => (spec.secret ? `${variable} (secret)` : variable)).join(', ');
+  const declared = manifest.capabilities.config;
+  const wanted = current.config ?? Object.keys(declared);
+  const missing = wanted.filter((variable) => !(variable in given));
+  // Without the host's word, any value given is taken as the user's answer for the rest.
+  if (missing.length === 0 || (current.config === undefined && Object.keys(given).length > 0)) return;
+  const listed = missing.map((variable) => (declared[variable]?.secret ? `${variable} (secret)` : variable)).join(', ');
   throw usageError(
-    `${name}'s manifest declares config variables (${listed}), and a move cannot carry their values: a host never reads them back, secrets or not`,
-    `Give the values it was installed with again, --var name=value or --var-file <file>; or pass --no-config if it has none, to run with the manifest's defaults.`,
+    current.config === undefined
+      ? `${name}'s manifest declares config variables (${listed}), and a move cannot carry their values: a host never reads them back, secrets or not`
+      : `${name} has config values for ${listed} on the old host, and a move cannot carry them: a host never reads them back, secrets or not`,
+    `Give them again, --var name=value or --var-file <file>; or pass --no-config to run it with the manifest's defaults.`,
   );
 }
 
 /**
- * Refuses a directory that looks like another app than the one installed: the control API does
- * not say which app an installation is, but an installation's name is its [capsule] name unless
- * it was given another, and an unchanged app has the same component.
+ * Refuses a directory whose manifest is another app than the one installed, as the host names it
+ * (spec/host-api.md section 4, `app`). A host that does not say is judged by the name and the
+ * component: an installation's name is its [capsule] name unless it was given another, and an
+ * unchanged app has the same component.
  */
 function checkSameApp(
   args: ParsedArgs,
@@ -931,16 +944,17 @@ function checkSameApp(
   fromName: string,
 ): void {
   const app = capsule.manifest.capsule.name;
-  if (booleanOption(args, 'different-app') || app === name || capsule.digest === current.digest) return;
+  if (booleanOption(args, 'different-app') || capsule.digest === current.digest) return;
+  if (current.app !== undefined ? app === current.app : app === name) return;
   throw new StratumError(
     'MOVE_OTHER_APP',
-    `${args.positionals[1] ?? '.'} holds ${app} ${capsule.manifest.capsule.version}, which does not look like the ${name} installed on ${fromName}`,
+    `${args.positionals[1] ?? '.'} holds ${app} ${capsule.manifest.capsule.version}, not ${current.app ?? name}, the app installed as ${name} on ${fromName}`,
     {
       details: [
-        `its [capsule] name is ${app}, not ${name}`,
+        `its [capsule] name is ${app}, not ${current.app ?? name}`,
         `its component is ${capsule.digest}; ${name} runs ${current.digest} (${current.version})`,
       ],
-      hint: `Give the directory of the app ${name} runs. If this is it, renamed or rebuilt, pass --different-app.`,
+      hint: `Give the directory of the app ${name} runs. If this is it, renamed, pass --different-app.`,
     },
   );
 }

@@ -123,7 +123,7 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   if (existing) throw nameTaken(target, toHost.name, `(${existing.state}, serving ${existing.domains.join(', ')})`);
   // A store the old installation has and the new one would not be granted would stay behind, its
   // state lost to the capsule: the manifest given is the wrong one, or an older one.
-  const granted = await ask(fromHost.name, `stores of ${name}`, (signal) => grantedStores(from, name, signal));
+  const granted = grantedStores(await ask(fromHost.name, `status of ${name}`, (signal) => from.capsule(name, { signal })));
   const left = granted.filter((one) => !stores.some((store) => store.capability === one.capability && store.label === one.label));
   if (left.length > 0) {
     const named = left.map((one) => `${one.capability}/${one.label}`).join(', ');
@@ -288,28 +288,14 @@ async function bounded<T>(
   }
 }
 
-/** A label no manifest grants (labels start with a letter): the host's refusal of it names the ones the manifest does. */
-const NO_SUCH_LABEL = '0-stratum-move';
-
 /**
- * Every store the installation `name`'s manifest grants on `host`. The control API has no call
- * that says so yet; its refusal of a state request for a label the manifest does not grant names
- * those it does (spec/host-api.md section 5.11), so each capability is asked for one no manifest
- * can grant. An answer read otherwise says nothing of that capability.
+ * The stores an installation's manifest grants, as the host's answer about it says
+ * (spec/host-api.md section 4, `stores`). A host that does not say gives none to check.
  */
-export async function grantedStores(host: ControlClient, name: string, signal?: AbortSignal): Promise<StoreRef[]> {
-  const found: StoreRef[] = [];
-  for (const capability of ['keyvalue', 'sql', 'bucket'] as const) {
-    try {
-      const stream = await host.exportState(name, capability, NO_SUCH_LABEL, signal ? { signal } : {});
-      await stream.cancel();
-    } catch (error) {
-      if (!(error instanceof ControlApiError) || error.code !== 'STATE_NOT_FOUND') throw error;
-      const labels = new RegExp(`^Its ${capability} labels: (.+)\\.$`).exec(error.hint ?? '')?.[1];
-      for (const label of labels?.split(', ') ?? []) found.push({ capability, label });
-    }
-  }
-  return found;
+export function grantedStores(status: CapsuleStatus): StoreRef[] {
+  const stores = status.stores;
+  if (!stores) return [];
+  return (['keyvalue', 'sql', 'bucket'] as const).flatMap((capability) => stores[capability].map((label) => ({ capability, label })));
 }
 
 /** The refusal of a move whose name on the new host is another installation's there. */

@@ -150,6 +150,24 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     return owned(status, mine);
   };
 
+  /**
+   * One installation's status with what a registrar moving it checks against the directory it
+   * moves (spec/host-api.md section 4): its app, its stores, and which config variables have
+   * values, never the values.
+   */
+  const described = async (status: CapsuleStatus): Promise<CapsuleStatus> => {
+    const installation = await options.store.get(status.name);
+    if (!installation) return status;
+    const { manifest } = parseManifest(installation.manifest, `${status.name}/stratum.toml`);
+    const { keyvalue, sql, bucket } = manifest.capabilities;
+    return {
+      ...status,
+      app: manifest.capsule.name,
+      stores: { keyvalue: [...keyvalue], sql: [...sql], bucket: [...bucket] },
+      config: Object.keys(installation.config).sort(),
+    };
+  };
+
   /** The registrar whose installation `name` is, for its links' checks; the asking one if host.toml no longer names it. */
   const ownerOf = async (name: string, asking: TrustedRegistrar): Promise<TrustedRegistrar> => {
     const owner = (await options.store.indexed()).get(name);
@@ -390,7 +408,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     if (action === undefined) {
       allow(method, 'GET', 'DELETE');
       const found = await findCapsule(name, registrar);
-      if (method === 'GET') return json(response, 200, { capsule: found });
+      if (method === 'GET') return json(response, 200, { capsule: await described(found) });
       await options.runtime.uninstall(name);
       await options.store.remove(name);
       log.info({ capsule: name }, 'capsule uninstalled');
