@@ -135,9 +135,12 @@ export function createControlClient(options: ControlClientOptions): ControlClien
   const resolve = (path: string) => new URL(`${prefix}${path}`, base.origin);
   const fetchOnce = options.fetch ?? fetch;
   // fetch reports a host it cannot reach as a bare "fetch failed", the reason in its cause.
-  const doFetch = async (url: URL, init?: RequestInit): Promise<Response> => {
+  const doFetch = async (url: URL, init: RequestInit = {}): Promise<Response> => {
+    let response: Response;
     try {
-      return await fetchOnce(url, init);
+      // Never followed: the API defines no redirect, and one to another server would carry the
+      // signed request and its body, secrets included (spec/discovery.md section 4.2.1).
+      response = await fetchOnce(url, { ...init, redirect: 'manual' });
     } catch (error) {
       if (!(error instanceof TypeError)) throw error;
       const cause = (error as { cause?: unknown }).cause;
@@ -147,6 +150,18 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         cause: error,
       });
     }
+    if (response.status >= 300 && response.status < 400) {
+      await response.body?.cancel();
+      const location = response.headers.get('location');
+      throw new StratumError(
+        'CONTROL_REDIRECTED',
+        `the control API at ${base.href} answered ${response.status}${location ? `, a redirect to ${location.slice(0, 200)}` : ''}: a registrar does not follow one`,
+        {
+          hint: "Give the control API's own URL (the api= of its _stratum-host record), not one that forwards to it (spec/discovery.md section 4.2.1).",
+        },
+      );
+    }
+    return response;
   };
   let audience: Promise<string> | undefined = options.audience === undefined ? undefined : Promise.resolve(options.audience);
 
