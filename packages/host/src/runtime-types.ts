@@ -61,9 +61,10 @@ export interface CapsuleStatus {
   /** The registrar (its name in host.toml) whose installation it is: set by the control API, which knows. */
   registrar?: string;
   /**
-   * Set by the control API in the answer about one installation (`GET /capsules/{name}`), for a
-   * registrar that moves it: the manifest's `[capsule] name`, the stores it grants, and which
-   * config variables were given values (names only: values never leave the host).
+   * Set by the control API in its answers about one installation (install, start, drain, stop,
+   * `GET /capsules/{name}`), for a registrar that moves it: the manifest's `[capsule] name`, the
+   * stores it grants, and which config variables were given values (names only: values never
+   * leave the host).
    */
   app?: string;
   stores?: { keyvalue: string[]; sql: string[]; bucket: string[] };

@@ -403,7 +403,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       const status = await install(parseInstallBody(body), registrar);
       log.info({ capsule: status.name, digest: status.digest, domains: status.domains }, 'capsule installed');
       // The same status object as GET /capsules/{name} answers, registrar included.
-      return json(response, 201, { capsule: owned(status, await options.store.indexed()) });
+      return json(response, 201, { capsule: await described(owned(status, await options.store.indexed())) });
     }
     if (action === undefined) {
       allow(method, 'GET', 'DELETE');
@@ -434,7 +434,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         { capsule: name, state: status.state },
         `capsule ${action === 'stop' ? 'stopped' : action === 'drain' ? 'drained' : 'started'}`,
       );
-      return json(response, 200, { capsule: owned(status, await options.store.indexed()) });
+      return json(response, 200, { capsule: await described(owned(status, await options.store.indexed())) });
     }
     throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
   };
