@@ -2,13 +2,12 @@
 // the name a capsule moves under, and what a failed move leaves and says.
 import assert from 'node:assert/strict';
 import { copyFile, mkdir } from 'node:fs/promises';
-import { createServer, type IncomingMessage, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, readKeyFile, writeKeyFile } from '@stratum/core';
 import { createControlClient, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
+import { controlProxy } from './support/control-proxy.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
@@ -101,43 +100,15 @@ test("host move keeps the capsule's name on the new host, and refuses a name tha
   assert.deepEqual(names, ['counter running', 'shopc running']);
 });
 
-/**
- * A control API address in front of `target` that forwards each request until `dies` says one
- * is the last: then it drops that request and stops listening, as a host killed mid-move.
- */
-async function dyingProxy(t: TestContext, target: URL, dies: (incoming: IncomingMessage) => boolean): Promise<string> {
-  const server = createServer((incoming, answer) => {
-    if (dies(incoming)) {
-      server.close();
-      server.closeAllConnections();
-      return;
-    }
-    const outgoing = request(
-      new URL(incoming.url ?? '/', target),
-      { method: incoming.method, headers: incoming.headers, agent: false },
-      (reply) => {
-        answer.writeHead(reply.statusCode ?? 502, reply.headers);
-        reply.pipe(answer);
-      },
-    );
-    outgoing.on('error', () => answer.destroy());
-    incoming.pipe(outgoing);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    server.close();
-    server.closeAllConnections();
-  });
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1`;
-}
-
 test('a move whose new host dies mid-copy says the capsule serves from the old host again, and how to remove the copy left on the new one', async (t) => {
   const { keys, h1, h2, capsule } = await twoHosts(t);
   const onH1 = ['--url', h1.controlUrl.href, '--key', keys.h1.path];
   assert.equal((await run(['host', 'install', capsule, '--name', 'shopc', '-d', 'shopc.example', ...onH1])).code, 0);
   assert.equal(await count(h1, 'shopc.example'), 1);
   // h2 goes away as the state's import reaches it, after the install there.
-  const h2Url = await dyingProxy(t, h2.controlUrl, (incoming) => incoming.method === 'PUT' && /\/state\//.test(incoming.url ?? ''));
+  const h2Url = await controlProxy(t, h2.controlUrl, (incoming) =>
+    incoming.method === 'PUT' && /\/state\//.test(incoming.url ?? '') ? 'die' : 'forward',
+  );
   const sides = ['--from-url', h1.controlUrl.href, '--from-key', keys.h1.path, '--to-url', h2Url, '--to-key', keys.h2.path];
   const moved = await run(['host', 'move', 'shopc', capsule, ...sides]);
   assert.equal(moved.code, 1);
