@@ -12,7 +12,17 @@ import { usageError } from './command.ts';
  * the links name unless the switch was given one (--registrar).
  */
 export interface LinkSwitch {
-  (installed: CapsuleStatus, host: HostIdentity, registrar?: string): Promise<() => Promise<void>>;
+  /**
+   * `prepared` is given the put-back as soon as the records before are read, before the update
+   * is sent: an update cut short (a timeout, Ctrl-C) may still be applied by the server, and
+   * putting back must not wait on it having answered.
+   */
+  (
+    installed: CapsuleStatus,
+    host: HostIdentity,
+    registrar?: string,
+    prepared?: (putBack: () => Promise<void>) => void,
+  ): Promise<() => Promise<void>>;
   /**
    * Sends the server a signed update that changes nothing, at the names the switch would change
    * for `domains`, to learn before anything else changes whether it takes this key for this zone.
@@ -93,7 +103,12 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
     });
   // The primary itself answers: no cache between what was there and what is put back.
   const resolver = new DiscoveryResolver({ servers: [options.server] });
-  const switchLinks = async (installed: CapsuleStatus, host: HostIdentity, signer?: string) => {
+  const switchLinks = async (
+    installed: CapsuleStatus,
+    host: HostIdentity,
+    signer?: string,
+    prepared?: (putBack: () => Promise<void>) => void,
+  ) => {
     const before = await Promise.all(
       installed.domains.map(async (domain) => ({
         domain,
@@ -111,8 +126,7 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
       const routing = options.addresses.length > 0 ? { addresses: options.addresses } : { cname: host.name };
       return domainLinkChanges(domain, { host: host.name, capsule: installed.digest, registrar }, routing, ttl);
     });
-    await apply(changes);
-    return async () => {
+    const putBack = async () => {
       await apply(
         before.flatMap(({ domain, link, routing }): DnsChange[] => {
           const route = routing.cname ? { cname: routing.cname } : { addresses: [...routing.a, ...routing.aaaa] };
@@ -121,6 +135,9 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
         }),
       );
     };
+    prepared?.(putBack);
+    await apply(changes);
+    return putBack;
   };
   // Removing a record that is not there is a no-op (RFC 2136 section 3.4.2.4), and the server
   // checks the key, the zone and its update ACL for these names as for the real update.

@@ -810,7 +810,9 @@ Examples:
         signal: stop.signal,
         abandon: abandon.signal,
         // The links name the registrar the new host's host.toml gives the key that signs, as that host checks them.
-        ...(switchLinks ? { switchLinks: (installed, host) => switchLinks(installed, host, to.registrar?.domain) } : {}),
+        ...(switchLinks
+          ? { switchLinks: (installed, host, prepared) => switchLinks(installed, host, to.registrar?.domain, prepared) }
+          : {}),
         // What a failed move could not put back is said with the command that does it, for the host it is on.
         command: (side, words) => nextCommand(args, words, side),
         onStep: (step) => {

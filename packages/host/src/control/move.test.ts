@@ -257,3 +257,33 @@ test('an interrupted move puts things back as a failed one does; a second interr
   });
   assert.deepEqual(calls.slice(-3), ['new import shop keyvalue/default', 'old start shop', 'new uninstall shop']);
 });
+
+test('a link update cut short is put back all the same: the server may apply it after the move stopped waiting', async () => {
+  const calls: string[] = [];
+  let links = 'old';
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls),
+      to: fakeHost('new', calls),
+      name: 'shop',
+      install,
+      stores,
+      timeoutMs: 500,
+      switchLinks: async (_installed, _host, prepared) => {
+        prepared(async () => {
+          links = 'old';
+        });
+        // The server applies the update, and its answer never comes: the writer gives up later.
+        links = 'new';
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        throw new Error('the DNS server did not answer the update');
+      },
+    }),
+    (error: StratumError) => {
+      assert.equal(error.message, 'moving shop failed; it serves from the old host again');
+      assert.match(String(error.details[0]), /the DNS update did not answer/);
+      return true;
+    },
+  );
+  assert.equal(links, 'old', "the domains' links were not put back");
+});

@@ -53,9 +53,14 @@ export interface MoveOptions {
    * Points the capsule's domains at the new host (their `_stratum` links, and their routing)
    * after its state is copied and before it starts there: a host checks a domain's link when it
    * first serves it (spec/discovery.md section 5.3). Resolves to what points them back, which runs
-   * before the old host starts again if the start fails.
+   * before the old host starts again if the start fails; gives it to `prepared` before it sends
+   * the update, so that an update cut short (which the server may still apply) is put back too.
    */
-  switchLinks?: (installed: CapsuleStatus, host: HostIdentity) => Promise<() => Promise<void>>;
+  switchLinks?: (
+    installed: CapsuleStatus,
+    host: HostIdentity,
+    prepared: (putBack: () => Promise<void>) => void,
+  ) => Promise<() => Promise<void>>;
   /** Where each store's snapshot waits between export and import; the system's temporary directory by default. */
   spoolDir?: string;
   /**
@@ -142,6 +147,8 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   let drained: number | undefined;
   const records: Record<string, number> = {};
   let unlink: (() => Promise<void>) | undefined;
+  /** The link update, which a timeout or Ctrl-C stops waiting for but not from reaching the server. */
+  let switching: Promise<() => Promise<void>> | undefined;
   try {
     installed = await ask(toHost.name, `install ${target}`, (signal) =>
       to.install({ ...options.install, name: target, start: false }, { signal }),
@@ -163,7 +170,12 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       const switchLinks = options.switchLinks;
       const linked = installed;
       onStep?.({ step: 'link', domains: linked.domains, host: toHost.name });
-      unlink = await bounded(`the DNS update did not answer`, ms, moving, () => switchLinks(linked, toHost));
+      unlink = await bounded(`the DNS update did not answer`, ms, moving, () => {
+        switching = switchLinks(linked, toHost, (putBack) => {
+          unlink = putBack;
+        });
+        return switching;
+      });
     }
     onStep?.({ step: 'start', name: target });
     const status = await ask(toHost.name, `start ${target}`, (signal) => to.start(target, { signal }));
@@ -181,9 +193,19 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       onStep?.({ step: 'undo', what, ok: result.status === 'fulfilled' });
       return result;
     };
-    // The links first: the old host checks them when it starts again.
+    // The links first: the old host checks them when it starts again. An update cut short is
+    // waited for (its own time limit ends it) so that the put-back reaches the server after it,
+    // and is applied after it, whether or not it was.
     const putBack = unlink;
-    const relinked = putBack ? await settle('links', () => bounded('the DNS update did not answer', ms, undo, putBack)) : undefined;
+    const pending = switching;
+    const relinked = putBack
+      ? await settle('links', () =>
+          bounded('the DNS update did not answer', ms, undo, async () => {
+            await pending?.catch(() => {});
+            await putBack();
+          }),
+        )
+      : undefined;
     const [restarted, removed] = await Promise.all([
       drained === undefined
         ? undefined
