@@ -11,6 +11,7 @@ import { setTimeout } from 'node:timers/promises';
 import { generateEd25519KeyPair } from '@stratum/core';
 import { parseHostConfig, startHost } from '@stratum/host';
 import { parseManifest } from '@stratum/manifest';
+import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { testDir } from './support/temp.ts';
@@ -53,7 +54,8 @@ test('the ingress refuses connections past its limits, per client and in all, an
     registrar: (await generateEd25519KeyPair()).publicJwk.x,
     ingress: 'max_connections = 3\nmax_connections_per_client = 2',
   });
-  const host = closing(await startHost(parseHostConfig(text, path), { pullComponent: false }));
+  const lines: LoggedLine[] = [];
+  const host = closing(await startHost(parseHostConfig(text, path), { pullComponent: false, logger: captureLogger(lines) }));
   const port = Number(host.ingressUrl.port);
   const sockets: Socket[] = [];
   t.after(() => {
@@ -75,4 +77,23 @@ test('the ingress refuses connections past its limits, per client and in all, an
   sockets[0]?.destroy();
   await setTimeout(100);
   assert.equal((await ingressGet(host.ingressUrl, 'nobody.test', '/')).status, 404);
+
+  // The first refusal is logged at once, naming the limit and what a proxy needs; the others
+  // together, with their count, at the end of the minute or when the host stops.
+  const refusals = () => lines.filter((line) => line.message?.startsWith('ingress'));
+  assert.deepEqual(
+    refusals().map((line) => [line.fields.client, line.message]),
+    [
+      [
+        '127.0.0.1',
+        'ingress connection refused: 127.0.0.1 holds its limit of 2 connections ([ingress] max_connections_per_client; a proxy in front of the ingress belongs in [ingress] trusted_proxies)',
+      ],
+    ],
+  );
+  await host.close();
+  const summary = refusals()[1];
+  assert.equal(summary?.fields.refused, 2);
+  assert.deepEqual(summary?.fields.clients, { '127.0.0.1': 1, '127.0.0.2': 1 });
+  assert.match(String(summary?.message), /^ingress: 2 more connections refused in the last minute: /);
+  assert.match(String(summary?.message), /the ingress holds its limit of 3 connections \(\[ingress\] max_connections\)/);
 });

@@ -88,3 +88,21 @@ test('a request waiting for room past its timeout is answered 503', async (t) =>
   assert.equal(tiny?.limitHits.timeout, 1);
   assert.equal((await sleeping).status, 200);
 });
+
+test("at the limit a capsule's second instance is ended before another capsule's last one, even one idle longer", async (t) => {
+  const host = await startHarness(t, { maxInstances: 3, limits: { idleMs: 0 } });
+  await installIdle(host, 'lone', await buildTiny());
+  await installIdle(host, 'moody', await buildHostile('moody'));
+  await installIdle(host, 'third', await buildTiny());
+  assert.equal((await host.get('lone.test')).status, 200);
+  // Two sleeping requests at once: moody starts a second instance for the one queued behind.
+  const [first, second] = await Promise.all([host.get('moody.test', '/zzz'), host.get('moody.test', '/zzz')]);
+  assert.deepEqual([first.status, second.status], [200, 200]);
+  assert.equal(instancesOf(host, 'moody'), 2);
+  assert.equal(host.runtime.stats().instances, 3);
+  // lone's instance has been idle longest, but it is lone's only one.
+  assert.equal((await host.get('third.test')).status, 200);
+  assert.equal(instancesOf(host, 'lone'), 1);
+  assert.equal(instancesOf(host, 'moody'), 1);
+  assert.equal(host.runtime.stats().instancesEvicted, 1);
+});

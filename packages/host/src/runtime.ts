@@ -894,10 +894,11 @@ class Capsule {
   }
 
   /** Ends an idle instance to make room for another capsule's (`HostRuntime.takeInstance`). */
-  evict(handle: CapsuleWorker, forCapsule: string): void {
+  evict(handle: CapsuleWorker): void {
     this.retire(handle);
     this.releaseModules();
-    this.log('debug', `an idle instance was ended to make room for ${forCapsule}'s at the host's instance limit`);
+    // Not which capsule took it: this log is its registrar's, and that one may be another's.
+    this.log('debug', "an idle instance was ended to make room for another capsule's at the host's instance limit");
   }
 
   /**
@@ -1795,6 +1796,8 @@ class Runtime implements StratumHostRuntime {
   instancesEvicted = 0;
   instanceWaits = 0;
   #lastRoomWarning = 0;
+  #evictedSinceReport = 0;
+  #evictionReport: NodeJS.Timeout | undefined;
   readonly #trustedProxies: BlockList | undefined;
   workersStarted = 0;
   stuckThreads = 0;
@@ -1865,7 +1868,7 @@ class Runtime implements StratumHostRuntime {
           this.#lastRoomWarning = now;
           this.logger.warn(
             { capsule: capsule.name, instances: this.#instances },
-            `the host runs its limit of ${this.maxInstances} instances ([instances] max) and none is idle: requests wait for one to end`,
+            `the host runs its limit of ${this.maxInstances} instances ([instances] max) and none is idle: requests wait for one to end; raise [instances] max if the machine has memory for more`,
           );
         }
       }
@@ -1886,6 +1889,7 @@ class Runtime implements StratumHostRuntime {
     this.#roomTimer = setInterval(() => {
       if (this.#waitingForRoom.size === 0) {
         clearInterval(this.#roomTimer);
+        clearTimeout(this.#evictionReport);
         this.#roomTimer = undefined;
         return;
       }
@@ -1897,6 +1901,24 @@ class Runtime implements StratumHostRuntime {
       }
     }, 1000);
     this.#roomTimer.unref();
+  }
+
+  /**
+   * Says once a minute how many idle instances were ended for others: at the limit every such
+   * start is a cold one, and a host that does it all the time serves far fewer requests.
+   */
+  #reportEvictions(): void {
+    if (this.#evictionReport) return;
+    this.#evictionReport = setTimeout(() => {
+      this.#evictionReport = undefined;
+      const ended = this.#evictedSinceReport;
+      this.#evictedSinceReport = 0;
+      this.logger.warn(
+        { ended, instances: this.#instances },
+        `at the limit of ${this.maxInstances} instances ([instances] max), ${ended} idle instances were ended in the last minute to start others cold; raise the limit if the machine has memory for more`,
+      );
+    }, 60_000);
+    this.#evictionReport.unref();
   }
 
   /** An instance ended, or one that was to start did not: its room goes to a capsule waiting for it. */
@@ -1929,19 +1951,27 @@ class Runtime implements StratumHostRuntime {
     this.#offerRoom();
   }
 
-  /** Ends the instance idle longest of a capsule other than `taker`'s; false if none is idle. */
+  /**
+   * Ends the instance idle longest of a capsule other than `taker`'s, one of a capsule with others
+   * first; false if none is idle.
+   */
   #evictIdle(taker: Capsule): boolean {
-    let oldest: { capsule: Capsule; handle: CapsuleWorker } | undefined;
+    // A capsule's second instance first: ending its last one makes its next request a cold start.
+    let oldest: { capsule: Capsule; handle: CapsuleWorker; spare: boolean } | undefined;
     for (const capsule of this.#capsules.values()) {
       if (capsule === taker) continue;
+      const spare = capsule.workers.size > 1;
       for (const handle of capsule.idle) {
         if (handle.inFlight.length > 0) continue;
-        if (!oldest || handle.idleSince < oldest.handle.idleSince) oldest = { capsule, handle };
+        const better = !oldest || (spare && !oldest.spare) || (spare === oldest.spare && handle.idleSince < oldest.handle.idleSince);
+        if (better) oldest = { capsule, handle, spare };
       }
     }
     if (!oldest) return false;
     this.instancesEvicted++;
-    oldest.capsule.evict(oldest.handle, taker.name);
+    this.#evictedSinceReport++;
+    this.#reportEvictions();
+    oldest.capsule.evict(oldest.handle);
     return true;
   }
 

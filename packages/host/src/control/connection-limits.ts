@@ -57,18 +57,40 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
   const exempt = limits.exempt.length > 0 ? addressRanges(limits.exempt) : undefined;
   const byClient = new Map<string, number>();
   let open = 0;
-  let refusedSinceLog = 0;
-  let lastLog = 0;
+  // The first refusal is logged at once; the rest in one line at the end of its minute, with the
+  // count and the clients refused most: a client refused in a loop would otherwise fill the log.
+  let summary: NodeJS.Timeout | undefined;
+  let refusedByClient = new Map<string, number>();
+  let reasons = new Set<string>();
+  const flush = () => {
+    summary = undefined;
+    const counts = refusedByClient;
+    refusedByClient = new Map();
+    const why = [...reasons];
+    reasons = new Set();
+    const refused = [...counts.values()].reduce((sum, count) => sum + count, 0);
+    if (refused === 0) return;
+    const clients = [...counts].sort(([, a], [, b]) => b - a).slice(0, 5);
+    limits.logger.warn(
+      { refused, clients: Object.fromEntries(clients) },
+      `ingress: ${refused} more connections refused in the last minute: ${why.join('; ')}`,
+    );
+  };
   const refuse = (socket: Socket, why: string, client: string) => {
     socket.destroy();
-    refusedSinceLog++;
-    const now = Date.now();
-    // One line a minute at most: a client refused in a loop would otherwise fill the log.
-    if (now - lastLog < 60_000) return;
-    limits.logger.warn({ client, refused: refusedSinceLog }, `ingress connection refused: ${why}`);
-    lastLog = now;
-    refusedSinceLog = 0;
+    if (summary) {
+      refusedByClient.set(client, (refusedByClient.get(client) ?? 0) + 1);
+      reasons.add(why);
+      return;
+    }
+    limits.logger.warn({ client }, `ingress connection refused: ${why}`);
+    summary = setTimeout(flush, 60_000);
+    summary.unref();
   };
+  server.on('close', () => {
+    clearTimeout(summary);
+    flush();
+  });
   server.on('connection', (socket: Socket) => {
     const client = embeddedIPv4(socket.remoteAddress ?? '') ?? socket.remoteAddress ?? 'unknown';
     if (limits.max !== undefined && open >= limits.max) {
@@ -78,7 +100,11 @@ export function limitConnections(server: Server, limits: ConnectionLimits): void
     const counted = exempt === undefined || !peerInRanges(socket.remoteAddress, exempt);
     const held = byClient.get(client) ?? 0;
     if (counted && held >= limits.perClient) {
-      refuse(socket, `the client holds its limit of ${limits.perClient} connections ([ingress] max_connections_per_client)`, client);
+      refuse(
+        socket,
+        `${client} holds its limit of ${limits.perClient} connections ([ingress] max_connections_per_client; a proxy in front of the ingress belongs in [ingress] trusted_proxies)`,
+        client,
+      );
       return;
     }
     open++;
