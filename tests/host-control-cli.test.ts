@@ -780,3 +780,38 @@ function followLogs(t: TestContext, name: string, control: string[]) {
 function tinyManifest(wasmPath: string): string {
   return `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "${wasmPath.split('/').at(-1)}"\n`;
 }
+
+test("host uninstall --delete-data deletes what the capsule stored, so that the name holds nothing of its registrar's", async (t) => {
+  const [alice, bob] = [await generateEd25519KeyPair(), await generateEd25519KeyPair()];
+  const host = await hostWithOperatorKey(
+    t,
+    async (dir) => {
+      await writeKeyFile(join(dir, 'alice.key'), alice.privateJwk);
+      await writeKeyFile(join(dir, 'bob.key'), bob.privateJwk);
+    },
+    `[registrars.alice]\nkey = "${alice.publicJwk.x}"\n[registrars.bob]\nkey = "${bob.publicJwk.x}"\n`,
+  );
+  const capsule = join(host.dir, 'counter');
+  await mkdir(join(capsule, 'dist'), { recursive: true });
+  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
+  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const as = (who: string) => ['--url', host.host.controlUrl.href, '--key', join(host.dir, `${who}.key`)];
+  const url = new URL('/a', host.host.ingressUrl);
+  const count = async () => (JSON.parse(await ingressBody(url, 'counter.example')) as { count: number }).count;
+
+  assert.equal((await run(['host', 'install', capsule, '-d', 'counter.example', ...as('alice')])).code, 0);
+  assert.deepEqual([await count(), await count()], [1, 2]);
+  // Uninstalled, the data stays alice's: installed again by her, it counts on; bob may not take the name.
+  assert.equal((await run(['host', 'uninstall', 'counter', ...as('alice')])).code, 0);
+  assert.match((await run(['host', 'install', capsule, '-d', 'counter.example', ...as('bob')])).stderr, /whose data the name still holds/);
+  assert.equal((await run(['host', 'install', capsule, '-d', 'counter.example', ...as('alice')])).code, 0);
+  assert.equal(await count(), 3);
+
+  const deleted = await run(['host', 'uninstall', 'counter', '--delete-data', ...as('alice')]);
+  assert.equal(deleted.code, 0, deleted.stderr);
+  assert.equal(deleted.stdout, 'uninstalled counter; its data deleted (keyvalue/default)\n');
+  // Nothing of alice's is left under the name: bob installs it, and it counts from the start.
+  const taken = await run(['host', 'install', capsule, '-d', 'counter.example', ...as('bob')]);
+  assert.equal(taken.code, 0, taken.stderr);
+  assert.equal(await count(), 1);
+});

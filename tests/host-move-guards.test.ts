@@ -199,7 +199,7 @@ test('a move whose new host freezes at the start gives up after --timeout and pu
   );
   assert.ok(
     moved.stderr.endsWith(
-      `Once h2.hosting.net answers, remove that copy and any state copied into it: \`stratum host uninstall counter --url ${h2Url} --key ${key}\`.\n`,
+      `Once h2.hosting.net answers, remove that copy and the state copied into it: \`stratum host uninstall counter --delete-data --url ${h2Url} --key ${key}\`.\n`,
     ),
     moved.stderr,
   );
@@ -242,7 +242,7 @@ test('Ctrl-C during a move points the links back and starts the capsule on the o
   assert.match(moved.stderr, /\nSIGINT again: stopping at once\n/);
   assert.match(
     moved.stderr,
-    /\nerror: moving counter failed; it serves from the old host again\n {2}interrupted \(SIGINT\)\n {2}could not remove the copy installed on h2\.hosting\.net: stopped before it was done \(SIGINT again\)\nhint: Once h2\.hosting\.net answers, remove that copy and any state copied into it: `stratum host uninstall counter --url \S+ --key \S+`\.\n$/,
+    /\nerror: moving counter failed; it serves from the old host again\n {2}interrupted \(SIGINT\)\n {2}could not remove the copy installed on h2\.hosting\.net: stopped before it was done \(SIGINT again\)\nhint: Once h2\.hosting\.net answers, remove that copy and the state copied into it: `stratum host uninstall counter --delete-data --url \S+ --key \S+`\.\n$/,
   );
   assert.equal(process.listenerCount('SIGINT'), listening);
   // As it says: the link names h1 again, which serves; h2 holds the copy, installed, not started.

@@ -112,13 +112,13 @@ test('a move whose new host dies mid-copy says the capsule serves from the old h
   const sides = ['--from-url', h1.controlUrl.href, '--from-key', keys.h1.path, '--to-url', h2Url, '--to-key', keys.h2.path];
   const moved = await run(['host', 'move', 'shopc', capsule, ...sides]);
   assert.equal(moved.code, 1);
-  const uninstall = `stratum host uninstall shopc --url ${h2Url} --key ${keys.h2.path}`;
+  const uninstall = `stratum host uninstall shopc --delete-data --url ${h2Url} --key ${keys.h2.path}`;
   assert.match(
     moved.stderr,
     /\nerror: moving shopc failed; it serves from the old host again\n {2}.+\n {2}could not remove the copy installed on h2\.example\.net: cannot reach the control API at .+\nhint: /,
   );
   assert.ok(
-    moved.stderr.endsWith(`hint: Once h2.example.net answers, remove that copy and any state copied into it: \`${uninstall}\`.\n`),
+    moved.stderr.endsWith(`hint: Once h2.example.net answers, remove that copy and the state copied into it: \`${uninstall}\`.\n`),
     moved.stderr,
   );
   assert.doesNotMatch(moved.stderr, /so did putting it back/);

@@ -353,19 +353,25 @@ Examples:
 export const hostUninstallCommand: Command = {
   name: 'host uninstall',
   summary: 'stop a capsule on a running host and remove it, over the signed control API',
-  usage: `host uninstall <capsule> ${CONTROL_USAGE}`,
+  usage: `host uninstall <capsule> [--delete-data] ${CONTROL_USAGE}`,
   description: `
 Removes the capsule and its domains from the host, and its component when no other
-installation uses it. Its stored data (keyvalue, SQL, buckets) stays on the host's backends:
-moving a capsule to another host exports it first (spec/host-api.md section 5.11,
-spec/snapshot.md).
+installation uses it. Its stored data (keyvalue, SQL, buckets) stays on the host's backends
+under its name, where an installation of that name by the same registrar finds it again; a move
+exports it first (spec/host-api.md section 5.11, spec/snapshot.md). With --delete-data every
+store its manifest grants is emptied and what the host keeps of it on disk removed, for good:
+export it first if it may be needed (\`stratum host export\`).
 
 ${CONTROL_HELP}
 
-Example:
-  stratum host uninstall hello --config host.toml`,
+Examples:
+  stratum host uninstall hello --config host.toml
+  stratum host uninstall old-shop --delete-data --config host.toml`,
   maxPositionals: 1,
-  options: { ...CONTROL_OPTIONS },
+  options: {
+    ...CONTROL_OPTIONS,
+    'delete-data': { type: 'boolean', description: 'also delete everything it stored, for good' },
+  },
   async run(args, io) {
     const name = args.positionals[0];
     if (!name)
@@ -374,8 +380,10 @@ Example:
         `Run \`${nextCommand(args, ['host', 'status'])}\` to list them.`,
       );
     const { client } = await connectControl(args);
-    await client.uninstall(name);
-    io.stdout.write(`${paint(io.stdout, 32, 'uninstalled')} ${name}\n`);
+    const deleteData = booleanOption(args, 'delete-data');
+    const { deleted } = await client.uninstall(name, { deleteData });
+    const data = deleteData ? `; its data deleted${deleted?.length ? ` (${deleted.join(', ')})` : ': it stored none'}` : '';
+    io.stdout.write(`${paint(io.stdout, 32, 'uninstalled')} ${name}${data}\n`);
     return EXIT_OK;
   },
 };

@@ -84,7 +84,11 @@ export interface ControlClient {
   start(name: string, call?: CallOptions): Promise<CapsuleStatus>;
   drain(name: string, call?: CallOptions): Promise<CapsuleStatus>;
   stop(name: string, call?: CallOptions): Promise<CapsuleStatus>;
-  uninstall(name: string, call?: CallOptions): Promise<void>;
+  /**
+   * With `deleteData`, everything the capsule stored goes too (spec/host-api.md section 5.5):
+   * resolves to the stores emptied, as `capability/label`.
+   */
+  uninstall(name: string, call?: CallOptions & { deleteData?: boolean }): Promise<{ deleted?: string[] }>;
   /** `runtime` holds the runtime's counters when it keeps any (stratum-host's: transpiles, cacheHits, ...). */
   status(): Promise<{
     host: HostIdentity;
@@ -225,8 +229,15 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     drain: async (name, options) =>
       (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'drain'), undefined, options)).capsule,
     stop: async (name, options) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'stop'), undefined, options)).capsule,
-    async uninstall(name, options) {
-      await call('DELETE', capsulePath(name), undefined, options);
+    async uninstall(name, options = {}) {
+      const { deleteData, ...rest } = options;
+      const answer = await call<{ uninstalled: string; deleted?: string[] }>(
+        'DELETE',
+        `${capsulePath(name)}${deleteData ? '?data=delete' : ''}`,
+        undefined,
+        rest,
+      );
+      return answer.deleted ? { deleted: answer.deleted } : {};
     },
     status: () => call('GET', '/status'),
     capsule: async (name, options) => (await call<{ capsule: CapsuleStatus }>('GET', capsulePath(name), undefined, options)).capsule,

@@ -30,5 +30,6 @@ export {
   startHost,
 } from './host.ts';
 export { type Installation, InstallationStore } from './installations.ts';
-export { type MoveOptions, type MoveResult, type MoveStep, moveCapsule, type StoreRef, storesOf } from './move.ts';
+export { type MoveOptions, type MoveResult, type MoveStep, moveCapsule } from './move.ts';
 export { CONTROL_API_VERSION, CONTROL_BASE_PATH, createControlHandler, type InstallBody, type PullComponent } from './server.ts';
+export { type StoreRef, storesOf } from './stores.ts';

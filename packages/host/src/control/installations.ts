@@ -133,9 +133,11 @@ export class InstallationStore {
    * Removes the installation, and its component when no other installation uses it. Its stored
    * data stays (spec/host-api.md section 5.5), and so does whose it is: `formerRegistrar`.
    */
-  async remove(name: string): Promise<void> {
+  /** `dataDeleted`: what it stored went with it, so the name holds nothing of its registrar's. */
+  async remove(name: string, options: { dataDeleted?: boolean } = {}): Promise<void> {
     const installation = await this.get(name);
-    if (installation?.registrar !== undefined) {
+    if (options.dataDeleted) await rm(this.#retiredPath(name), { force: true });
+    else if (installation?.registrar !== undefined) {
       await mkdir(this.#retired, { recursive: true, mode: 0o700 });
       const record: Retired = { name, registrar: installation.registrar, uninstalledAt: new Date().toISOString() };
       await writeFile(this.#retiredPath(name), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });

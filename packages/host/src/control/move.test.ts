@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import { StratumError } from '@stratum/core';
 import type { CapsuleStatus } from '../runtime-types.ts';
 import { ControlApiError, type ControlClient } from './client.ts';
-import { moveCapsule, type StoreRef, storesOf } from './move.ts';
+import { moveCapsule } from './move.ts';
+import { type StoreRef, storesOf } from './stores.ts';
 
 const install = { manifest: 'stratum = 1', domains: ['a.example'] };
 const stores = storesOf({ keyvalue: ['default'], sql: ['main'], bucket: [] });
@@ -37,7 +38,7 @@ function fakeHost(
     install: (options) => step(`install ${options.name} start=${String(options.start)}`, status(options.name ?? '')),
     drain: (name) => step(`drain ${name}`, status(name)),
     start: (name) => step(`start ${name}`, status(name)),
-    uninstall: (name) => step(`uninstall ${name}`, undefined),
+    uninstall: (name) => step(`uninstall ${name}`, {}),
     capsule: async (name) => {
       // The old host has the capsule moved, and says what its manifest grants (spec/host-api.md
       // section 4): a read the call lists leave out, as they list what changes.
@@ -169,7 +170,10 @@ test('when only the new host cannot be cleaned up, the error says the capsule se
     (error: StratumError) => {
       assert.equal(error.message, 'moving shop failed; it serves from the old host again');
       assert.deepEqual(error.details, [unreachable.message, `could not remove the copy installed on new: ${unreachable.message}`]);
-      assert.equal(error.hint, 'Once new answers, remove that copy and any state copied into it: `stratum host uninstall shop --to`.');
+      assert.equal(
+        error.hint,
+        'Once new answers, remove that copy and the state copied into it: `stratum host uninstall shop --delete-data --to`.',
+      );
       return true;
     },
   );

@@ -5,24 +5,9 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorMessage, formatDuration, isStratumError, StratumError } from '@stratum/core';
-import type { Capabilities } from '@stratum/manifest';
 import type { CapsuleStatus } from '../runtime-types.ts';
 import { ControlApiError, type ControlClient, type HostIdentity, type InstallOptions } from './client.ts';
-
-/** One store of a capsule, as the state endpoints name it (spec/host-api.md section 5.11). */
-export interface StoreRef {
-  capability: 'keyvalue' | 'sql' | 'bucket';
-  label: string;
-}
-
-/** Every store a manifest grants: what a move copies. */
-export function storesOf(capabilities: Pick<Capabilities, 'keyvalue' | 'sql' | 'bucket'>): StoreRef[] {
-  return [
-    ...capabilities.keyvalue.map((label) => ({ capability: 'keyvalue' as const, label })),
-    ...capabilities.sql.map((label) => ({ capability: 'sql' as const, label })),
-    ...capabilities.bucket.map((label) => ({ capability: 'bucket' as const, label })),
-  ];
-}
+import { type StoreRef, storesOf } from './stores.ts';
 
 export type MoveStep =
   | { step: 'install'; name: string }
@@ -210,12 +195,16 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       drained === undefined
         ? undefined
         : settle('start', () => ask(fromHost.name, `start ${name}`, (signal) => from.start(name, { signal }), undo)),
-      // An install cut short may have been done all the same.
+      // An install cut short may have been done all the same. Its stores hold only what the move
+      // copied (an import replaces a store whole): they go with it, or a later installation of the
+      // name there would find this capsule's data.
       settle('remove', () =>
-        ask(toHost.name, `uninstall ${target}`, (signal) => to.uninstall(target, { signal }), undo).catch((failure: unknown) => {
-          if (installed === undefined && isStratumError(failure) && failure.code === 'CAPSULE_NOT_FOUND') return;
-          throw failure;
-        }),
+        ask(toHost.name, `uninstall ${target}`, (signal) => to.uninstall(target, { signal, deleteData: true }), undo).catch(
+          (failure: unknown) => {
+            if (installed === undefined && isStratumError(failure) && failure.code === 'CAPSULE_NOT_FOUND') return;
+            throw failure;
+          },
+        ),
       ),
     ]);
     // What could not be put back, each where it is, and what the user does about it.
@@ -232,7 +221,7 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
     if (removed.status === 'rejected') {
       left.push(`could not remove the copy installed on ${toHost.name}: ${errorMessage(removed.reason)}`);
       remedies.push(
-        `Once ${toHost.name} answers, remove that copy and any state copied into it: \`${command('to', ['host', 'uninstall', target])}\`.`,
+        `Once ${toHost.name} answers, remove that copy and the state copied into it: \`${command('to', ['host', 'uninstall', target, '--delete-data'])}\`.`,
       );
     }
     const where =
@@ -315,9 +304,7 @@ async function bounded<T>(
  * (spec/host-api.md section 4, `stores`). A host that does not say gives none to check.
  */
 export function grantedStores(status: CapsuleStatus): StoreRef[] {
-  const stores = status.stores;
-  if (!stores) return [];
-  return (['keyvalue', 'sql', 'bucket'] as const).flatMap((capability) => stores[capability].map((label) => ({ capability, label })));
+  return status.stores ? storesOf(status.stores) : [];
 }
 
 /** The refusal of a move whose name on the new host is another installation's there. */

@@ -13,7 +13,8 @@ import type { CapsuleLogEntry, CapsuleStatus, HostRuntime } from '../runtime-typ
 import { bodyMismatch, ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
 import type { LinkChecker } from './domain-links.ts';
 import type { Installation, InstallationStore } from './installations.ts';
-import { exportState, importState, isStatefulCapability, STATEFUL_CAPABILITIES, type StateAccess } from './state.ts';
+import { deleteState, exportState, importState, isStatefulCapability, STATEFUL_CAPABILITIES, type StateAccess } from './state.ts';
+import { type StoreRef, storesOf } from './stores.ts';
 
 export const CONTROL_API_VERSION = 'v1';
 /**
@@ -166,6 +167,12 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       stores: { keyvalue: [...keyvalue], sql: [...sql], bucket: [...bucket] },
       config: Object.keys(installation.config).sort(),
     };
+  };
+
+  /** The stores an installation's manifest grants. */
+  const storesOfInstallation = async (name: string): Promise<StoreRef[]> => {
+    const installation = await options.store.get(name);
+    return installation ? storesOf(parseManifest(installation.manifest, `${name}/stratum.toml`).manifest.capabilities) : [];
   };
 
   /** The registrar whose installation `name` is, for its links' checks; the asking one if host.toml no longer names it. */
@@ -409,10 +416,21 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       allow(method, 'GET', 'DELETE');
       const found = await findCapsule(name, registrar);
       if (method === 'GET') return json(response, 200, { capsule: await described(found) });
+      const data = url.searchParams.get('data');
+      if (data !== null && data !== 'delete') {
+        throw new HttpError(400, 'INVALID_REQUEST', `data must be "delete" or left out, not "${data.slice(0, 40)}"`);
+      }
+      // Read before the installation goes: which stores are its.
+      const stores = data === 'delete' ? await storesOfInstallation(name) : [];
+      if (data === 'delete' && !options.state) throw new HttpError(404, 'NOT_FOUND', 'this host does not delete capsule state');
       await options.runtime.uninstall(name);
-      await options.store.remove(name);
-      log.info({ capsule: name }, 'capsule uninstalled');
-      return json(response, 200, { uninstalled: name });
+      const deleted = options.state && data === 'delete' ? await deleteState(options.state, name, stores) : undefined;
+      await options.store.remove(name, { dataDeleted: deleted !== undefined });
+      log.info(
+        { capsule: name, ...(deleted ? { deleted } : {}) },
+        deleted ? 'capsule uninstalled, its data deleted' : 'capsule uninstalled',
+      );
+      return json(response, 200, { uninstalled: name, ...(deleted ? { deleted } : {}) });
     }
     if (action === 'logs') {
       allow(method, 'GET');

@@ -1,9 +1,12 @@
+import { createHash } from 'node:crypto';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Logger, StratumError } from '@stratum/core';
 import { exportBucketState, importBucketState } from '../capabilities/bucket/index.ts';
 import { exportKeyValueState, importKeyValueState } from '../capabilities/keyvalue/index.ts';
 import type { SnapshotSource } from '../capabilities/snapshot-lines.ts';
 import { exportSqlState, importSqlState } from '../capabilities/sql/index.ts';
+import type { StoreRef } from './stores.ts';
 
 /** Capabilities whose state moves with a capsule (spec/snapshot.md), by name. */
 export const STATEFUL_CAPABILITIES = ['keyvalue', 'sql', 'bucket'] as const;
@@ -47,12 +50,17 @@ export function isStatefulCapability(name: string): name is StatefulCapability {
   return (STATEFUL_CAPABILITIES as readonly string[]).includes(name);
 }
 
-function options(access: StateAccess, capability: StatefulCapability, capsule: string, label: string): StateOptions {
+/** A capsule's name, checked: it becomes a directory under the data directory. */
+function capsuleDir(access: StateAccess, capsule: string): string {
   if (!/^[a-z]([a-z0-9-]*[a-z0-9])?$/.test(capsule))
     throw new StratumError('INVALID_NAME', `"${capsule.slice(0, 80)}" is not a capsule name`);
+  return join(access.dataDir, 'capsules', capsule);
+}
+
+function options(access: StateAccess, capability: StatefulCapability, capsule: string, label: string): StateOptions {
   return {
     hostConfig: access.capabilityConfig[capability],
-    dataDir: join(access.dataDir, 'capsules', capsule, capability),
+    dataDir: join(capsuleDir(access, capsule), capability),
     capsule,
     label,
     ...(access.logger ? { logger: access.logger } : {}),
@@ -62,6 +70,24 @@ function options(access: StateAccess, capability: StatefulCapability, capsule: s
 /** A capsule's state under one capability and label, as snapshot lines. */
 export function exportState(access: StateAccess, capability: StatefulCapability, capsule: string, label: string): AsyncIterable<string> {
   return HANDLERS[capability].export(options(access, capability, capsule, label));
+}
+
+/**
+ * Deletes everything a capsule stored under the labels given, whatever backend holds each (a
+ * registrar deleting a customer's data with its installation): each store is replaced with an
+ * empty snapshot, as an import would, then what the embedded backends keep on disk under the
+ * capsule's name goes too. Returns the stores emptied, as `capability/label`.
+ */
+export async function deleteState(access: StateAccess, capsule: string, stores: readonly StoreRef[]): Promise<string[]> {
+  const deleted: string[] = [];
+  for (const { capability, label } of stores) {
+    const header = `${JSON.stringify({ 'stratum-snapshot': 1, capability, label, created: new Date().toISOString() })}\n`;
+    const trailer = `${JSON.stringify({ end: { records: 0, sha256: createHash('sha256').update(header).digest('hex') } })}\n`;
+    await importState(access, capability, capsule, label, () => [header + trailer]);
+    deleted.push(`${capability}/${label}`);
+  }
+  await rm(capsuleDir(access, capsule), { recursive: true, force: true });
+  return deleted;
 }
 
 /** Replaces a capsule's state under one capability and label with a snapshot's; `source` is read twice (checked, then written). */
