@@ -64,6 +64,10 @@ test('host init writes a host.toml that starts a host trusting the operator key 
   const status = await runCli(['host', 'status', '--config', join(dir, 'host.toml'), '--json']);
   assert.equal(status.code, 0, status.stderr);
   assert.equal((JSON.parse(status.stdout) as { host: { name: string } }).host.name, 'h1.example.net');
+  // The instance limit, left at its default, is written out commented with the figure it has here.
+  const text = await readFile(join(dir, 'host.toml'), 'utf8');
+  const written = Number(/^# max = (\d+)$/m.exec(text)?.[1]);
+  assert.equal((JSON.parse(status.stdout) as { runtime?: { maxInstances?: number } }).runtime?.maxInstances, written);
 
   // Its [limits] let in a capsule of the "small" resource class, and refuse a larger one.
   const client = createControlClient({ url: host.controlUrl, key: operator, audience: 'h1.example.net' });

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { BlockList } from 'node:net';
-import { availableParallelism, totalmem } from 'node:os';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import {
@@ -26,6 +26,7 @@ import {
   servesInterface,
 } from './capabilities/index.ts';
 import { redact, secretValuesOf } from './capabilities/logging/redact.ts';
+import { defaultMaxInstances } from './instance-limit.ts';
 import { Loader, type LoaderStats, type ModuleLease, type TranspiledComponent } from './loader.ts';
 import type {
   CapsuleLogEntry,
@@ -1841,7 +1842,7 @@ class Runtime implements StratumHostRuntime {
     this.warmupWithheldMs = options.warmupWithheldMs ?? 60_000;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
-    this.maxInstances = options.maxInstances ?? Math.max(16, Math.floor(totalmem() / (32 * MiB)));
+    this.maxInstances = options.maxInstances ?? defaultMaxInstances();
     this.#trustedProxies = options.trustedProxies?.length ? addressRanges(options.trustedProxies) : undefined;
     this.#capabilities = capabilities;
     this.#loader = new Loader({

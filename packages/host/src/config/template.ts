@@ -1,3 +1,4 @@
+import { defaultMaxInstances } from '../instance-limit.ts';
 import { DEFAULT_CONTROL_LISTEN, DEFAULT_INGRESS_LISTEN, hostConfigSchema } from './parse.ts';
 
 export interface HostConfigTemplate {
@@ -64,9 +65,10 @@ export function hostConfigTemplate(options: HostConfigTemplate): string {
     '',
     '# Instances (each a thread with its own engine) all capsules together run at once. At the',
     '# limit a new one takes the place of the one idle longest; with none idle, requests wait.',
-    "# The default is one per 32 MiB of this machine's memory; lower it if the host shares the machine.",
+    "# The default is one per 32 MiB of this machine's memory, the figure below; a JS capsule's",
+    '# instance can grow to 80 MiB under load, and a host sharing the machine needs room too.',
     '# [instances]',
-    '# max = 256',
+    `# max = ${defaultMaxInstances()}`,
     '',
     '# The registrars this host takes control requests from. "operator" is you: your tools sign',
     `# with ${options.operator.keyFile} (\`stratum host status --key ${options.operator.keyFile}\`).`,
