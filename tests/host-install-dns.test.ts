@@ -111,13 +111,23 @@ test('--dns checks what it can before installing: a domain outside --zone and an
   assert.match(garbled.stderr, /^error: .*garbled\.key holds no TSIG key\n/);
   assert.equal(await installations(h1.path), 0);
 
-  // A refused update can only come after the install, and says which option signs it.
+  // An update the server would refuse is found before the install too (an update that changes
+  // nothing), and the error says which option signs it.
   const unsigned = await run([...install, '--dns', dns.address, '--zone', 'shop.org', '--registrar', 'registrar.shop.org']);
   assert.equal(unsigned.code, 1);
-  assert.match(unsigned.stderr, /refused the update to shop\.org: the update was not signed\n/);
-  assert.match(unsigned.stderr, /\nhint: Pass --tsig-key <file>: the TSIG key the server's update ACL names\. Then /);
+  assert.match(unsigned.stderr, /^error: \S+ refused the update to shop\.org: the update was not signed\n/);
+  assert.match(unsigned.stderr, /\nhint: Pass --tsig-key <file>: the TSIG key the server's update ACL names\.\n$/);
+  assert.equal(await installations(h1.path), 0);
+  // With --url, nothing says which registrar the new link names: asked for before the install.
+  const byUrl = ['host', 'install', capsule, '-d', 'www.shop.org', '--url', h1.host.controlUrl.href];
+  byUrl.push('--key', join(dir, 'h1', 'operator-key.json'), '--audience', 'h1.hosting.net');
+  const nameless = await run([...byUrl, '--dns', dns.address, '--zone', 'shop.org', '--tsig-key', keyFile]);
+  assert.equal(nameless.code, 1);
+  assert.match(nameless.stderr, /^error: www\.shop\.org has no _stratum link to take its registrar from\nhint: Give --registrar <domain>/);
+  assert.equal(await installations(h1.path), 0);
 
   // A move with a domain outside --zone stops before the new host is touched.
+  assert.equal((await run([...install, '--no-start'])).code, 0);
   const move = ['host', 'move', 'tiny', capsule, '--from-config', h1.path, '--to-config', h2.path];
   const moved = await run([...move, '--dns', dns.address, '--zone', 'other.org', '--tsig-key', keyFile]);
   assert.equal(moved.code, 2);

@@ -28,6 +28,11 @@ export interface LinkSwitch {
    * for `domains`, to learn before anything else changes whether it takes this key for this zone.
    */
   check(domains: readonly string[]): Promise<void>;
+  /**
+   * Refuses, before anything changes, domains whose new link could name no registrar: none given
+   * (--registrar, or `registrar`, host.toml's for the signing key) and no link there to take it from.
+   */
+  checkRegistrar(domains: readonly string[], registrar?: string): Promise<void>;
 }
 
 export interface LinkSwitchOptions {
@@ -144,5 +149,15 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
   const nothing = `stratum-check ${randomUUID()}`;
   const check = (domains: readonly string[]) =>
     apply(domains.map((domain): DnsChange => ({ op: 'remove', name: linkRecordName(domain), record: { type: 'TXT', data: [nothing] } })));
-  return Object.assign(switchLinks, { check });
+  const checkRegistrar = async (domains: readonly string[], registrar?: string) => {
+    if (options.registrar ?? registrar) return;
+    const unlinked: string[] = [];
+    for (const domain of domains) if (!(await resolver.domainLink(domain))) unlinked.push(domain);
+    if (unlinked.length > 0) {
+      throw new StratumError('LINK_REGISTRAR_UNKNOWN', `${unlinked.join(', ')} has no _stratum link to take its registrar from`, {
+        hint: "Give --registrar <domain>: your registrar's domain, which the new link names (with --config it comes from host.toml's [registrars] domain of the signing key; with --url there is none to read).",
+      });
+    }
+  };
+  return Object.assign(switchLinks, { check, checkRegistrar });
 }

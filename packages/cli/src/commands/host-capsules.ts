@@ -274,6 +274,11 @@ Examples:
     const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
     const { client, config, registrar } = await connectControl(args);
     const hostLabel = config?.name ?? 'the host';
+    if (switchLinks) {
+      // What the DNS update would be refused for is found before the install, not after it.
+      await switchLinks.checkRegistrar(domains, registrar?.domain);
+      await switchLinks.check(domains);
+    }
     // The control API replaces an installation of the same name, as an upgrade must; by accident,
     // that takes a customer's domains away (another's install of the same app, under its default name).
     const existing = await client.capsule(capsule.name).catch((error: unknown) => {
@@ -787,6 +792,9 @@ Examples:
     if (switchLinks) {
       await checkLinkZone(args, moving);
       // A key or zone the server refuses is found now, not after the drain and the copy.
+      await switchLinks.checkRegistrar(moving, to.registrar?.domain).catch((error: unknown) => {
+        throw beforeAnything(error, `nothing was changed: ${name} serves from ${fromName} as before`);
+      });
       await switchLinks.check(moving).catch((error: unknown) => {
         throw beforeAnything(error, `nothing was changed: ${name} serves from ${fromName} as before`);
       });
