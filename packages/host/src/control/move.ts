@@ -266,7 +266,7 @@ async function bounded<T>(
   const expire = () =>
     controller.abort(
       new StratumError('MOVE_TIMEOUT', `${what} within ${formatDuration(ms)}`, {
-        hint: 'Check that the host is running and reachable; a slow one may be given longer (timeoutMs, `host move --timeout`).',
+        hint: 'Check that the host is running and reachable; a slow one may be given longer (`host move --timeout`).',
         user: false,
       }),
     );
