@@ -1,12 +1,13 @@
 // The rough edges a new user's walkthrough of the CLI found, each as the user met it: through the
 // CLI's main(), checking the exit code and what is said.
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
-import { startEmbeddedDnsServer } from '@stratum/discovery';
+import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
 import { loadHostConfig, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
 import { buildExample, exampleDir } from './support/examples.ts';
@@ -59,27 +60,30 @@ test('build checks -o before it builds: a directory, or a path under a file, fai
 });
 
 test('host install --dns that fails after the install says the capsule is installed, not started, and how to go on or remove it', async (t) => {
-  const dns = await startEmbeddedDnsServer({ zones: ['shop.net'] });
+  // The zone's primary takes the update; the host asks another server, which never sees it, so
+  // the start is refused for the link after the install.
+  const secret = randomBytes(32).toString('base64');
+  const dns = await startEmbeddedDnsServer({ zones: ['shop.net'], updateKeys: [{ name: 'stratum-update', secret }] });
   t.after(() => dns.stop());
-  const { dir, control } = await hostWithTiny(t, `[discovery]\nresolver = "${dns.address}"\n`);
-  // No link to take the registrar from: the update fails after the install.
-  const failed = await run([
-    'host',
-    'install',
-    join(dir, 'tiny'),
-    '-d',
-    'tiny.shop.net',
-    '--dns',
-    dns.address,
-    '--zone',
-    'shop.net',
-    ...control,
-  ]);
+  const elsewhere = await startEmbeddedDnsServer({ zones: ['shop.net'] });
+  t.after(() => elsewhere.stop());
+  const { dir, control } = await hostWithTiny(t, `[discovery]\nresolver = "${elsewhere.address}"\n`);
+  await writeFile(join(dir, 'update.key'), `hmac-sha256:stratum-update:${secret}\n`);
+  const zone = ['--dns', dns.address, '--zone', 'shop.net', '--tsig-key', join(dir, 'update.key')];
+  const install = ['host', 'install', join(dir, 'tiny'), '-d', 'tiny.shop.net', ...zone, ...control];
+  // No link to take the registrar from, and none given: refused before anything is installed.
+  const nameless = await run(install);
+  assert.equal(nameless.code, 1);
+  assert.match(nameless.stderr, /^error: tiny\.shop\.net has no _stratum link to take its registrar from\nhint: Give --registrar <domain>/);
+  assert.doesNotMatch((await run(['host', 'status', ...control])).stdout, /\ntiny /);
+
+  const failed = await run([...install, '--registrar', 'registrar.example']);
   assert.equal(failed.code, 1);
   assert.match(
     failed.stderr,
-    /error: tiny\.shop\.net has no _stratum link to take its registrar from\n {2}tiny is installed on h1\.example\.net but not started; its domains' DNS records were not changed\nhint: Give --registrar <domain>: .* Then run this install again once that is fixed, or publish its links and run `stratum host serve tiny --url \S+ --key \S+`, or remove it with `stratum host uninstall tiny --url \S+ --key \S+`\.\n$/,
+    /\n {2}tiny is installed on h1\.example\.net but not started; its domains' DNS records were put back as they were\nhint: .*Then run this install again once that is fixed, or publish its links and run `stratum host serve tiny --url \S+ --key \S+`, or remove it with `stratum host uninstall tiny --url \S+ --key \S+`\.\n$/,
   );
+  assert.equal(await new DiscoveryResolver({ servers: [dns.address] }).domainLink('tiny.shop.net'), undefined);
   const status = await run(['host', 'status', ...control]);
   assert.match(status.stdout, /\ntiny +installed /);
   // The removal it suggests, run as printed.
