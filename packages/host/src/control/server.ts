@@ -14,7 +14,7 @@ import { bodyMismatch, ControlAuthError, type RequestToVerify, type VerifiedRequ
 import type { LinkChecker } from './domain-links.ts';
 import type { Installation, InstallationStore } from './installations.ts';
 import { deleteState, exportState, importState, isStatefulCapability, STATEFUL_CAPABILITIES, type StateAccess } from './state.ts';
-import { type StoreRef, storesOf } from './stores.ts';
+import { storesOf } from './stores.ts';
 
 export const CONTROL_API_VERSION = 'v1';
 /**
@@ -157,22 +157,23 @@ export function createControlHandler(options: ControlServerOptions): (request: I
    * values, never the values.
    */
   const described = async (status: CapsuleStatus): Promise<CapsuleStatus> => {
-    const installation = await options.store.get(status.name);
-    if (!installation) return status;
-    const { manifest } = parseManifest(installation.manifest, `${status.name}/stratum.toml`);
+    const installed = await installedManifest(status.name);
+    if (!installed) return status;
+    const { manifest, config } = installed;
     const { keyvalue, sql, bucket } = manifest.capabilities;
     return {
       ...status,
       app: manifest.capsule.name,
       stores: { keyvalue: [...keyvalue], sql: [...sql], bucket: [...bucket] },
-      config: Object.keys(installation.config).sort(),
+      config: Object.keys(config).sort(),
     };
   };
 
-  /** The stores an installation's manifest grants. */
-  const storesOfInstallation = async (name: string): Promise<StoreRef[]> => {
+  /** An installation's manifest, as installed, and its config values; undefined for a name not installed. */
+  const installedManifest = async (name: string): Promise<{ manifest: Manifest; config: Record<string, string> } | undefined> => {
     const installation = await options.store.get(name);
-    return installation ? storesOf(parseManifest(installation.manifest, `${name}/stratum.toml`).manifest.capabilities) : [];
+    if (!installation) return undefined;
+    return { manifest: parseManifest(installation.manifest, `${name}/stratum.toml`).manifest, config: installation.config };
   };
 
   /** The registrar whose installation `name` is, for its links' checks; the asking one if host.toml no longer names it. */
@@ -421,7 +422,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         throw new HttpError(400, 'INVALID_REQUEST', `data must be "delete" or left out, not "${data.slice(0, 40)}"`);
       }
       // Read before the installation goes: which stores are its.
-      const stores = data === 'delete' ? await storesOfInstallation(name) : [];
+      const installed = data === 'delete' ? await installedManifest(name) : undefined;
+      const stores = installed ? storesOf(installed.manifest.capabilities) : [];
       if (data === 'delete' && !options.state) throw new HttpError(404, 'NOT_FOUND', 'this host does not delete capsule state');
       await options.runtime.uninstall(name);
       const deleted = options.state && data === 'delete' ? await deleteState(options.state, name, stores) : undefined;
@@ -476,8 +478,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     if (!isStatefulCapability(capability)) {
       throw new HttpError(404, 'NOT_FOUND', `"${capability.slice(0, 40)}" holds no state; one of ${STATEFUL_CAPABILITIES.join(', ')}`);
     }
-    const installation = await options.store.get(name);
-    const granted = installation ? parseManifest(installation.manifest, `${name}/stratum.toml`).manifest.capabilities[capability] : [];
+    const granted = (await installedManifest(name))?.manifest.capabilities[capability] ?? [];
     if (!granted.includes(label)) {
       throw new HttpError(404, 'STATE_NOT_FOUND', `${name}'s manifest grants no ${capability} label "${label.slice(0, 64)}"`, {
         hint: granted.length ? `Its ${capability} labels: ${granted.join(', ')}.` : `It uses no ${capability}.`,
