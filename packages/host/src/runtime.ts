@@ -884,9 +884,11 @@ class Capsule {
 
   /** Answers the queued requests that have waited past their timeout: nothing will take them in time. */
   expireQueued(now: number): void {
-    const expired = this.queue.filter((pending) => now - pending.queuedAt > this.limits.timeoutMs);
+    const expired: PendingRequest[] = [];
+    const kept: PendingRequest[] = [];
+    for (const pending of this.queue) (now - pending.queuedAt > this.limits.timeoutMs ? expired : kept).push(pending);
     if (expired.length === 0) return;
-    this.queue.splice(0, this.queue.length, ...this.queue.filter((pending) => !expired.includes(pending)));
+    this.queue.splice(0, this.queue.length, ...kept);
     for (const pending of expired) {
       this.limitHit('timeout', pending.message, `waited ${now - pending.queuedAt} ms for an instance at the host's instance limit`);
       answer(pending.res, 503, `${this.name} is busy`, { 'retry-after': '1' });
