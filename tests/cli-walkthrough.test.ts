@@ -10,7 +10,7 @@ import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
 import { loadHostConfig, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
-import { buildExample, exampleDir } from './support/examples.ts';
+import { builtExampleCopy } from './support/examples.ts';
 import { testHostToml, writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { freePort } from './support/services.ts';
@@ -134,10 +134,7 @@ test('control commands given no host use ./host.toml and the operator key beside
 
 test('next steps printed by the control commands carry the options given, so they run as pasted', async (t) => {
   const { dir, host, control } = await hostWithTiny(t);
-  const capsule = join(dir, 'counter');
-  await mkdir(join(capsule, 'dist'), { recursive: true });
-  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const capsule = await builtExampleCopy('counter', dir);
   assert.equal((await run(['host', 'install', capsule, '-d', 'counter.example', ...control])).code, 0);
   await ingressGet(new URL('/a', host.ingressUrl), 'counter.example');
   const drained = await run(['host', 'drain', 'counter', ...control]);

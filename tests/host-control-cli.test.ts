@@ -15,7 +15,7 @@ import { generateEd25519KeyPair, readKeyFile, writeKeyFile } from '@stratum/core
 import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
 import { canonicalJson, createControlClient, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
-import { buildExample, exampleDir } from './support/examples.ts';
+import { buildExample, builtExampleCopy, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { freePort } from './support/services.ts';
@@ -266,10 +266,7 @@ test('host move takes a capsule and its keyvalue state to another host, which co
   // Two hosts, each trusting a key of its own: --from-key and --to-key.
   const old = await hostWithOperatorKey(t);
   const next = await hostWithOperatorKey(t);
-  const capsule = join(old.dir, 'counter');
-  await mkdir(join(capsule, 'dist'), { recursive: true });
-  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const capsule = await builtExampleCopy('counter', old.dir);
   const oldKey = ['--key', join(old.dir, 'operator.key')];
   const installed = await run(['host', 'install', capsule, '-d', 'counter.example', '--url', old.host.controlUrl.href, ...oldKey]);
   assert.equal(installed.code, 0, installed.stderr);
@@ -306,10 +303,7 @@ test('host move takes a capsule and its keyvalue state to another host, which co
 
 test('host export writes a store to a snapshot file, and host import puts it back into a stopped capsule', async (t) => {
   const host = await hostWithOperatorKey(t);
-  const capsule = join(host.dir, 'counter');
-  await mkdir(join(capsule, 'dist'), { recursive: true });
-  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const capsule = await builtExampleCopy('counter', host.dir);
   const control = ['--url', host.host.controlUrl.href, '--key', join(host.dir, 'operator.key')];
   assert.equal((await run(['host', 'install', capsule, '-d', 'counter.example', ...control])).code, 0);
   const url = new URL('/a', host.host.ingressUrl);
@@ -384,10 +378,7 @@ test("host install --dns publishes the domain's link before the start, host move
   // After the hosts have closed: their capsule threads write V8's code cache as they end.
   t.after(() => removeDir(dir));
   const [old, next] = hosts as [Awaited<ReturnType<typeof startHost>>, Awaited<ReturnType<typeof startHost>>];
-  const capsule = join(dir, 'counter');
-  await mkdir(join(capsule, 'dist'), { recursive: true });
-  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const capsule = await builtExampleCopy('counter', dir);
   const digest = `sha256:${createHash('sha256')
     .update(await readFile(join(capsule, 'dist', 'counter.wasm')))
     .digest('hex')}`;
@@ -790,10 +781,7 @@ test("host uninstall --delete-data deletes what the capsule stored, so that the 
     },
     `[registrars.alice]\nkey = "${alice.publicJwk.x}"\n[registrars.bob]\nkey = "${bob.publicJwk.x}"\n`,
   );
-  const capsule = join(host.dir, 'counter');
-  await mkdir(join(capsule, 'dist'), { recursive: true });
-  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const capsule = await builtExampleCopy('counter', host.dir);
   const as = (who: string) => ['--url', host.host.controlUrl.href, '--key', join(host.dir, `${who}.key`)];
   const url = new URL('/a', host.host.ingressUrl);
   const count = async () => (JSON.parse(await ingressBody(url, 'counter.example')) as { count: number }).count;

@@ -12,9 +12,9 @@ import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
 import { createControlClient, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
 import { controlProxy, type ProxyFate } from './support/control-proxy.ts';
-import { buildExample, exampleDir } from './support/examples.ts';
+import { builtExampleCopy } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
-import { ingressGet } from './support/ingress.ts';
+import { counterCount as count } from './support/ingress.ts';
 import { testDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
 
@@ -40,18 +40,8 @@ async function twoHosts(t: TestContext, tables = '') {
   };
   const h1 = await start('h1.hosting.net');
   const h2 = await start('h2.hosting.net');
-  const capsule = join(dir, 'counter');
-  await mkdir(join(capsule, 'dist'), { recursive: true });
-  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const capsule = await builtExampleCopy('counter', dir);
   return { dir, key, h1, h2, capsule };
-}
-
-/** The count the counter capsule serving `domain` answers through `host`'s ingress, which counts on. */
-async function count(host: { ingressUrl: URL }, domain: string): Promise<number> {
-  const answer = await ingressGet(new URL('/a', host.ingressUrl), domain);
-  assert.equal(answer.status, 200, answer.body);
-  return (JSON.parse(answer.body) as { count: number }).count;
 }
 
 /** The installations `host` has, as `name state domains`. */

@@ -1,16 +1,16 @@
 // `stratum host move` between two real hosts, where the new host has installations of its own:
 // the name a capsule moves under, and what a failed move leaves and says.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, readKeyFile, writeKeyFile } from '@stratum/core';
 import { createControlClient, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
 import { controlProxy } from './support/control-proxy.ts';
-import { buildExample, exampleDir } from './support/examples.ts';
+import { builtExampleCopy } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
-import { ingressGet } from './support/ingress.ts';
+import { counterCount as count } from './support/ingress.ts';
 import { testDir } from './support/temp.ts';
 
 /** A key file in `dir` and its public part, for host.toml's [registrars]. */
@@ -46,18 +46,8 @@ async function twoHosts(t: TestContext) {
   };
   const h1 = await start('h1', keys.h1.x);
   const h2 = await start('h2', keys.h2.x, `[registrars.shops]\nkey = "${keys.shops.x}"\n[registrars.other]\nkey = "${keys.other.x}"\n`);
-  const capsule = join(dir, 'counter');
-  await mkdir(join(capsule, 'dist'), { recursive: true });
-  await copyFile(join(exampleDir('counter'), 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildExample('counter'), join(capsule, 'dist', 'counter.wasm'));
+  const capsule = await builtExampleCopy('counter', dir);
   return { dir, keys, h1, h2, capsule };
-}
-
-/** The count the counter capsule serving `domain` answers through `host`'s ingress, which counts on. */
-async function count(host: { ingressUrl: URL }, domain: string): Promise<number> {
-  const answer = await ingressGet(new URL('/a', host.ingressUrl), domain);
-  assert.equal(answer.status, 200, answer.body);
-  return (JSON.parse(answer.body) as { count: number }).count;
 }
 
 test("host move keeps the capsule's name on the new host, and refuses a name that is another installation there", async (t) => {

@@ -3,7 +3,7 @@
 // example's sources and manifest, the SDK, spec/wit, the toolchain versions). Test files run in
 // parallel processes, so a lock file makes one build while the others wait for its result.
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -87,6 +87,19 @@ const inProcess = new Map<string, Promise<string>>();
  */
 export function buildExample(name: ExampleName): Promise<string> {
   return buildCapsuleDir(exampleDir(name), name);
+}
+
+/**
+ * A capsule directory of the example's own, `<dir>/<name>`, with its stratum.toml and its built
+ * component where the manifest names it (`dist/<name>.wasm`), as a user who built it has: for
+ * tests that install it through the CLI. Returns the directory.
+ */
+export async function builtExampleCopy(name: ExampleName, dir: string): Promise<string> {
+  const capsule = join(dir, name);
+  await mkdir(join(capsule, 'dist'), { recursive: true });
+  await copyFile(join(exampleDir(name), 'stratum.toml'), join(capsule, 'stratum.toml'));
+  await copyFile(await buildExample(name), join(capsule, 'dist', `${name}.wasm`));
+  return capsule;
 }
 
 /**

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 
@@ -40,4 +41,11 @@ export async function pipelinedGets(port: number, requests: readonly (readonly [
   }
   socket.destroy();
   return received;
+}
+
+/** The count the counter example serving `domain` answers through `host`'s ingress, which counts on. */
+export async function counterCount(host: { ingressUrl: URL }, domain: string): Promise<number> {
+  const answer = await ingressGet(new URL('/a', host.ingressUrl), domain);
+  assert.equal(answer.status, 200, answer.body);
+  return (JSON.parse(answer.body) as { count: number }).count;
 }
