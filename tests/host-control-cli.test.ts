@@ -791,7 +791,13 @@ test("host uninstall --delete-data deletes what the capsule stored, so that the 
   // Uninstalled, the data stays alice's: installed again by her, it counts on; bob may not take the name.
   assert.equal((await run(['host', 'uninstall', 'counter', ...as('alice')])).code, 0);
   assert.match((await run(['host', 'install', capsule, '-d', 'counter.example', ...as('bob')])).stderr, /whose data the name still holds/);
-  assert.equal((await run(['host', 'install', capsule, '-d', 'counter.example', ...as('alice')])).code, 0);
+  // She is told that it finds the kept data, and how to start empty instead.
+  const again = await run(['host', 'install', capsule, '-d', 'counter.example', ...as('alice')]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.match(
+    again.stderr,
+    /note: counter finds the data kept under its name since it was uninstalled on \d{4}-\d\d-\d\dT[^;]+; to start empty instead: stratum host uninstall counter --delete-data/,
+  );
   assert.equal(await count(), 3);
 
   const deleted = await run(['host', 'uninstall', 'counter', '--delete-data', ...as('alice')]);
@@ -800,5 +806,6 @@ test("host uninstall --delete-data deletes what the capsule stored, so that the 
   // Nothing of alice's is left under the name: bob installs it, and it counts from the start.
   const taken = await run(['host', 'install', capsule, '-d', 'counter.example', ...as('bob')]);
   assert.equal(taken.code, 0, taken.stderr);
+  assert.doesNotMatch(taken.stderr, /data kept/);
   assert.equal(await count(), 1);
 });

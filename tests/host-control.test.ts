@@ -349,7 +349,8 @@ test('a registrar sees and drives only the capsules it installed; an operator ke
   // The name still holds acme's stored data: another registrar's capsule of that name would read
   // it. The operator may take it over; its usage from then on is the operator's.
   await hidden(bravo.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT }), 409, 'NAME_TAKEN');
-  await operator.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT });
+  const takenOver = await operator.install({ name: 'shop', domains: ['shop.example'], manifest: MANIFEST, component: COMPONENT });
+  assert.match(takenOver.keptData?.uninstalledAt ?? 'none', /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   await hidden(acme.capsule('shop'));
   await (await ingress(host, 'shop.example')).text();
   assert.equal((await acme.usage()).capsules.shop?.requests, 2);
@@ -358,7 +359,10 @@ test('a registrar sees and drives only the capsules it installed; an operator ke
   assert.deepEqual([...new Set(shops.map((entry) => entry.registrar))], ['acme', 'test']);
   // A registrar installs its own uninstalled name again, its data with it.
   await bravo.uninstall('blog');
-  await bravo.install({ name: 'blog', domains: ['blog.example'], manifest: MANIFEST, component: COMPONENT });
+  assert.ok((await bravo.install({ name: 'blog', domains: ['blog.example'], manifest: MANIFEST, component: COMPONENT })).keptData);
+  // Once installed again, the data is the installation's: replacing it finds nothing kept.
+  const replaced = await bravo.install({ name: 'blog', domains: ['blog.example'], manifest: MANIFEST, component: COMPONENT });
+  assert.equal(replaced.keptData, undefined);
   await hidden(acme.install({ name: 'blog', domains: ['other.example'], manifest: MANIFEST, component: COMPONENT }), 409, 'NAME_TAKEN');
 });
 

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, formatBytes, formatDuration, isStratumError, parseDuration, StratumError } from '@stratum/core';
-import type { CapsuleLogEntry, CapsuleStatus, InstallOptions, StoreRef } from '@stratum/host';
+import type { CapsuleLogEntry, CapsuleStatus, InstallOptions, KeptData, StoreRef } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
   asciiDomain,
@@ -228,6 +228,9 @@ second customer's install of the same app under its default name (the manifest's
 name), which would take the first one's place: the command refuses it, naming the installation
 there. Give --name to install beside it, or --replace to replace it on purpose.
 
+A name uninstalled without --delete-data keeps what its capsule stored, and installing it again
+serves that data: the command says so, with the date of the uninstall.
+
 Before it serves a domain, a host checks that the domain's _stratum link names it, the
 component and the registrar (spec/discovery.md section 5.3; names under localhost, test,
 example and invalid need none). With --dns and --zone the install publishes those links, and
@@ -306,7 +309,7 @@ Examples:
     } else {
       io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${hostLabel}\n`);
     }
-    let status: CapsuleStatus;
+    let status: CapsuleStatus & { keptData?: KeptData };
     if (switchLinks) {
       // As a move does: installed, linked, then started (the host checks the links at the start).
       const installed = await client.install({ ...capsule.install, domains, start: false });
@@ -331,6 +334,12 @@ Examples:
       }
     } else {
       status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
+    }
+    if (status.keptData) {
+      // Plain uninstall keeps a name's data for a reinstall; a new customer's site must not show the last one's.
+      io.stderr.write(
+        `${paint(io.stderr, 33, 'note:')} ${status.name} finds the data kept under its name since it was uninstalled on ${status.keptData.uninstalledAt}; to start empty instead: ${nextCommand(args, ['host', 'uninstall', status.name, '--delete-data'])}, then install again\n`,
+      );
     }
     if (booleanOption(args, 'json')) {
       io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);

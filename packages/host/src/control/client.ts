@@ -78,9 +78,18 @@ export interface CallOptions {
   signal?: AbortSignal;
 }
 
+/** What an install found under its name: the data an earlier installation left when it was uninstalled. */
+export interface KeptData {
+  uninstalledAt: string;
+}
+
 export interface ControlClient {
   identity(call?: CallOptions): Promise<HostIdentity>;
-  install(options: InstallOptions, call?: CallOptions): Promise<CapsuleStatus>;
+  /**
+   * The installed capsule's status; `keptData` when the name held the data of an installation
+   * uninstalled without deleting it, which this one now serves (spec/host-api.md section 5.1).
+   */
+  install(options: InstallOptions, call?: CallOptions): Promise<CapsuleStatus & { keptData?: KeptData }>;
   start(name: string, call?: CallOptions): Promise<CapsuleStatus>;
   drain(name: string, call?: CallOptions): Promise<CapsuleStatus>;
   stop(name: string, call?: CallOptions): Promise<CapsuleStatus>;
@@ -222,7 +231,8 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         ...(install.config ? { config: install.config } : {}),
         ...(install.start !== undefined ? { start: install.start } : {}),
       };
-      return (await call<{ capsule: CapsuleStatus }>('POST', '/capsules', body, options)).capsule;
+      const answer = await call<{ capsule: CapsuleStatus; keptData?: KeptData }>('POST', '/capsules', body, options);
+      return answer.keptData ? { ...answer.capsule, keptData: answer.keptData } : answer.capsule;
     },
     start: async (name, options) =>
       (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'start'), undefined, options)).capsule,

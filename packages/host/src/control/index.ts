@@ -18,6 +18,7 @@ export {
   createControlClient,
   type HostIdentity,
   type InstallOptions,
+  type KeptData,
   type UsageResponse,
 } from './client.ts';
 export {

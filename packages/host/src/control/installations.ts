@@ -30,7 +30,7 @@ export interface Installation {
 }
 
 /** What is kept of an uninstalled installation: whose the data stored under its name is. */
-interface Retired {
+export interface Retired {
   name: string;
   registrar: string;
   uninstalledAt: string;
@@ -128,12 +128,11 @@ export class InstallationStore {
     await this.save({ ...installation, desired, updatedAt: new Date().toISOString() });
   }
 
-  /** Removes the installation, and its component when no other installation uses it. */
   /**
    * Removes the installation, and its component when no other installation uses it. Its stored
-   * data stays (spec/host-api.md section 5.5), and so does whose it is: `formerRegistrar`.
+   * data stays (spec/host-api.md section 5.5), and so does whose it is (`retired`), unless
+   * `dataDeleted`: what it stored went with it, so the name holds nothing of its registrar's.
    */
-  /** `dataDeleted`: what it stored went with it, so the name holds nothing of its registrar's. */
   async remove(name: string, options: { dataDeleted?: boolean } = {}): Promise<void> {
     const installation = await this.get(name);
     if (options.dataDeleted) await rm(this.#retiredPath(name), { force: true });
@@ -148,12 +147,12 @@ export class InstallationStore {
   }
 
   /**
-   * The registrar whose installation of `name` was uninstalled last: the data stored under the
-   * name is that registrar's until another installation of the name takes it over (`save`).
+   * The installation of `name` uninstalled last with its data kept: the data stored under the
+   * name is its registrar's until another installation of the name takes it over (`save`).
    */
-  async formerRegistrar(name: string): Promise<string | undefined> {
+  async retired(name: string): Promise<Retired | undefined> {
     try {
-      return (JSON.parse(await readFile(this.#retiredPath(name), 'utf8')) as Retired).registrar;
+      return JSON.parse(await readFile(this.#retiredPath(name), 'utf8')) as Retired;
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;

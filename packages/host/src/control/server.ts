@@ -213,7 +213,11 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     return `Publish in each domain's zone, beside its routing to this host (spec/discovery.md section 5):\n${records.join('\n')}\n${check}`;
   };
 
-  const install = async (body: InstallBody, registrar: TrustedRegistrar): Promise<CapsuleStatus> => {
+  /** `keptData`: the name held what an uninstalled installation stored, which this one now serves (section 5.1). */
+  const install = async (
+    body: InstallBody,
+    registrar: TrustedRegistrar,
+  ): Promise<{ status: CapsuleStatus; keptData?: { uninstalledAt: string } }> => {
     const manifest = parseManifestBody(body.manifest);
     const name = body.name ?? manifest.capsule.name;
     if (!NAME.test(name) || name.length > 63) throw new HttpError(400, 'INVALID_REQUEST', `name "${name.slice(0, 80)}" is not a DNS label`);
@@ -245,8 +249,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       throw new HttpError(409, 'NAME_TAKEN', `a capsule named "${name}" is installed here by another registrar`, { hint: anotherName });
     }
     // What an uninstalled capsule stored stays under its name: another registrar's capsule of that name would read it.
-    const former = mine.has(name) || registrar.operator ? undefined : await options.store.formerRegistrar(name);
-    if (former !== undefined && former !== registrar.name) {
+    const retired = mine.has(name) ? undefined : await options.store.retired(name);
+    if (retired !== undefined && retired.registrar !== registrar.name && !registrar.operator) {
       throw new HttpError(
         409,
         'NAME_TAKEN',
@@ -317,7 +321,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     };
     await options.store.save(installation);
     if (previous && previous.digest !== digest) await options.store.dropComponentIfUnused(previous.digest);
-    return status;
+    return { status, ...(retired ? { keptData: { uninstalledAt: retired.uninstalledAt } } : {}) };
   };
 
   /** Puts the runtime back as the store has it: the installation there before, or none. */
@@ -408,10 +412,16 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     if (name === undefined) {
       allow(method, 'GET', 'POST');
       if (method === 'GET') return json(response, 200, { capsules: await visibleStatus(registrar) });
-      const status = await install(parseInstallBody(body), registrar);
-      log.info({ capsule: status.name, digest: status.digest, domains: status.domains }, 'capsule installed');
+      const { status, keptData } = await install(parseInstallBody(body), registrar);
+      log.info(
+        { capsule: status.name, digest: status.digest, domains: status.domains, ...(keptData ? { keptData } : {}) },
+        keptData ? 'capsule installed, serving the data kept under its name' : 'capsule installed',
+      );
       // The same status object as GET /capsules/{name} answers, registrar included.
-      return json(response, 201, { capsule: await described(owned(status, await options.store.indexed())) });
+      return json(response, 201, {
+        capsule: await described(owned(status, await options.store.indexed())),
+        ...(keptData ? { keptData } : {}),
+      });
     }
     if (action === undefined) {
       allow(method, 'GET', 'DELETE');
