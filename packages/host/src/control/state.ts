@@ -90,7 +90,7 @@ export async function deleteState(access: StateAccess, capsule: string, stores: 
   return deleted;
 }
 
-/** Replaces a capsule's state under one capability and label with a snapshot's; `source` is read twice (checked, then written). */
+/** Replaces a capsule's state under one capability and label with a snapshot's; `source` is read once or twice (checked, then written: `importSnapshot`). */
 export function importState(
   access: StateAccess,
   capability: StatefulCapability,

@@ -62,7 +62,7 @@ type Upload = Awaited<ReturnType<ObjectBucket['startUpload']>>;
 
 /**
  * Replaces the bucket's objects with the snapshot's. The whole snapshot is checked before the
- * bucket is cleared (`source` is read twice); each object is then written as an upload, so it
+ * bucket is cleared (`source` may be read twice, `importSnapshot`); each object is then written as an upload, so it
  * appears only when complete.
  */
 export async function importBucket(bucket: ObjectBucket, source: SnapshotSource): Promise<{ records: number; skipped: number }> {

@@ -54,7 +54,7 @@ const RESTORE_BATCH = 500;
 
 /**
  * Replaces the store's contents with the snapshot's. The whole snapshot is checked before the
- * store is cleared (`source` is read twice); only a record the store itself refuses leaves it
+ * store is cleared (`source` may be read twice, `importSnapshot`); only a record the store itself refuses leaves it
  * partly imported. `records` counts the snapshot's records, `skipped` those whose key had
  * expired and so were not stored.
  */

@@ -88,7 +88,7 @@ const invalid = (message: string, line: number) => snapshotInvalid(FORMAT.kind, 
 
 /**
  * Replaces the database's tables with the snapshot's. The whole snapshot is checked before the
- * database is cleared (`source` is read twice). Definitions then go through the capsule's own
+ * database is cleared (`source` may be read twice, `importSnapshot`). Definitions then go through the capsule's own
  * path (so PostgreSQL gets them translated and sandboxed like any capsule statement), and rows
  * are inserted in batches; a definition or row the database refuses leaves a partial import:
  * import into a fresh installation and switch over only after this resolves.
