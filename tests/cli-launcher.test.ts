@@ -4,7 +4,7 @@
 // And a host stops cleanly however many times it is told to: systemd signals every process of
 // a unit, so with the launcher the host hears SIGTERM twice.
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { generateEd25519KeyPair } from '@stratum/core';
 import { writeTestHost } from './support/host-dir.ts';
+import { type HostProcess, startHostProcess } from './support/host-process.ts';
 import { removeDir } from './support/temp.ts';
 
 const launcher = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
@@ -53,43 +54,8 @@ const alive = (pid: number) => {
   }
 };
 
-/** `stratum host start` on `configPath` under `node`, once it has said it is up. */
-async function startHost(node: string, configPath: string) {
-  const child = spawn(node, [launcher, 'host', 'start', '--config', configPath, '--log-format', 'json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let ended = false;
-  const exited = new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-    child.once('exit', (code, signal) => {
-      ended = true;
-      resolve([code, signal]);
-    }),
-  );
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (stdout.includes(' is up ')) resolve();
-    });
-    void exited.then(() => reject(new Error(`the host exited before it was up:\n${stdout}\n${stderr}`)));
-  });
-  return {
-    child,
-    exited,
-    ended: () => ended,
-    stderr: () => stderr,
-    /** The `msg` of every JSON log line so far. */
-    messages: () =>
-      stderr
-        .trim()
-        .split('\n')
-        .map((line) => (JSON.parse(line) as { msg: string }).msg),
-  };
-}
+const ended = (host: HostProcess) => host.child.exitCode !== null || host.child.signalCode !== null;
+const messages = (host: HostProcess) => host.logLines().map((line) => line.msg);
 
 test('SIGTERM to the launcher stops the host it handed over to, cleanly', async (t) => {
   const node = olderNode();
@@ -104,14 +70,19 @@ test('SIGTERM to the launcher stops the host it handed over to, cleanly', async 
     await removeDir(dir);
   });
   const config = await writeTestHost(dir, { registrar: (await generateEd25519KeyPair()).publicJwk.x });
-  const host = await startHost(node, config.path);
+  const host = await startHostProcess(config.path, { command: [node, launcher] });
   hostPid = childrenOf(host.child.pid as number)[0];
   assert.ok(hostPid !== undefined && alive(hostPid), 'the host runs in a child of the launcher');
+  // With JSON logs, the host's start is a log line too, and nothing else is written.
+  const up = host.logLines().find((line) => line.msg === 'stratum-host is up');
+  assert.match(String(up?.ingress), /^http:\/\/127\.0\.0\.1:[1-9]\d*\/$/);
+  assert.equal(up?.restored, 0);
+  assert.equal(host.stdout(), '');
 
   host.child.kill('SIGTERM');
-  assert.deepEqual(await host.exited, [0, null], host.stderr());
+  assert.equal(await host.exited, 0, host.stderr());
   assert.equal(alive(hostPid), false, 'the host process ended with its launcher');
-  assert.deepEqual(host.messages().slice(-2), ['stopping', 'stopped']);
+  assert.deepEqual(messages(host).slice(-2), ['stopping', 'stopped']);
 });
 
 test('a host told twice to stop (SIGTERM) still finishes its shutdown', async (t) => {
@@ -119,24 +90,24 @@ test('a host told twice to stop (SIGTERM) still finishes its shutdown', async (t
   t.after(() => removeDir(dir));
   const config = await writeTestHost(dir, { registrar: (await generateEd25519KeyPair()).publicJwk.x });
   // This Node.js (24): the host runs in the launcher's own process.
-  const host = await startHost(process.execPath, config.path);
+  const host = await startHostProcess(config.path, { command: [process.execPath, launcher] });
   t.after(() => {
-    if (!host.ended()) host.child.kill('SIGKILL');
+    if (!ended(host)) host.child.kill('SIGKILL');
   });
   host.child.kill('SIGTERM');
   // The second once the first is being handled, as a launcher passing its own on sends it.
   await new Promise<void>((resolve) => {
-    const wait = () => (host.stderr().includes('"stopping"') || host.ended() ? resolve() : setTimeout(wait, 5));
+    const wait = () => (host.stderr().includes('"stopping"') || ended(host) ? resolve() : setTimeout(wait, 5));
     wait();
   });
   host.child.kill('SIGTERM');
-  const [code, signal] = await host.exited;
-  const messages = host.messages();
+  const exit = await host.exited;
+  const said = messages(host);
   // An idle host stops in a few ms, so the second signal may come after the shutdown finished:
   // the process then ends by it, with nothing left to lose. What must hold is that it never cut
   // the shutdown short.
-  assert.equal(messages.at(-1), 'stopped', host.stderr());
-  assert.ok(messages.includes('stopping'));
-  if (messages.includes('already stopping')) assert.deepEqual([code, signal], [0, null], host.stderr());
-  else assert.ok((code === 0 && signal === null) || signal === 'SIGTERM', `exit ${code} ${signal}`);
+  assert.equal(said.at(-1), 'stopped', host.stderr());
+  assert.ok(said.includes('stopping'));
+  if (said.includes('already stopping')) assert.equal(exit, 0, host.stderr());
+  else assert.ok(exit === 0 || exit === 'SIGTERM', `exit ${exit}`);
 });

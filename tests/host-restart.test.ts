@@ -2,7 +2,7 @@
 // installed capsule back from the data directory, from the transpile cache (no transpiling),
 // with the usage ledger intact. While it runs, no other host may start on its data directory.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,49 +12,17 @@ import { generateEd25519KeyPair } from '@stratum/core';
 import { createControlClient, verifyLedgerFile } from '@stratum/host';
 import { buildExample, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
+import { type HostProcess, startHostProcess } from './support/host-process.ts';
 import { ingressGet as get } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
 
 const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
 
-interface HostProcess {
-  child: ChildProcess;
-  ingress: URL;
-  control: URL;
-  exited: Promise<number | null>;
-}
-
-/**
- * Runs `stratum host start` and waits for the addresses it prints once it is up. It goes into
- * `started`, which the test's after hook stops before it removes the hosts' data directory: after
- * hooks run in the order they were added, and a host stopped after the removal was still
- * writing there while it ran.
- */
-async function startHostProcess(config: string, started: Pick<HostProcess, 'child' | 'exited'>[]): Promise<HostProcess> {
-  const child = spawn(process.execPath, [cli, 'host', 'start', '--config', config, '--log-format', 'json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  started.push({ child, exited });
-  let stdout = '';
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  return new Promise((resolve, reject) => {
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const ingress = /ingress\s+(\S+)/.exec(stdout)?.[1];
-      const control = /control API\s+(\S+)/.exec(stdout)?.[1];
-      if (ingress && control) resolve({ child, ingress: new URL(ingress), control: new URL(control), exited });
-    });
-    void exited.then((code) => reject(new Error(`stratum host start exited with ${code}:\n${stdout}\n${stderr}`)));
-  });
-}
-
 test('after SIGKILL a restarted host serves every installed capsule without transpiling again', async (t) => {
   const wasm = await buildExample('hello');
   const dir = await mkdtemp(join(tmpdir(), 'stratum-restart-'));
+  // Each host as it is spawned: the after hook stops them before it removes their data directory
+  // (hooks run in the order they were added; a host stopped after the removal still wrote there).
   const hosts: Pick<HostProcess, 'child' | 'exited'>[] = [];
   t.after(async () => {
     for (const { child, exited } of hosts) {
@@ -75,7 +43,7 @@ test('after SIGKILL a restarted host serves every installed capsule without tran
   const manifest = await readFile(join(exampleDir('hello'), 'stratum.toml'), 'utf8');
   const component = new Uint8Array(await readFile(wasm));
 
-  const first = await startHostProcess(config, hosts);
+  const first = await startHostProcess(config, { spawned: (child, exited) => hosts.push({ child, exited }) });
   const firstClient = createControlClient({ url: first.control, key: registrar.privateJwk, audience: 'host1.example.net' });
   await firstClient.install({ domains: ['hello.example'], manifest, component });
   await firstClient.install({ name: 'greeter', domains: ['greeter.example'], manifest, component, start: false });
@@ -128,7 +96,7 @@ test('after SIGKILL a restarted host serves every installed capsule without tran
     await writeFile(join(cache, 'inspect', `${entry.slice(0, 32)}${'0'.repeat(32)}.json`), '{}');
   }
 
-  const second = await startHostProcess(config, hosts);
+  const second = await startHostProcess(config, { spawned: (child, exited) => hosts.push({ child, exited }) });
   const client = createControlClient({ url: second.control, key: registrar.privateJwk, audience: 'host1.example.net' });
   const after = await client.status();
   assert.deepEqual(

@@ -2,45 +2,23 @@
 // "Run a host" recommends are missing (glibc reads them when the process starts, so the host
 // cannot set them itself), and says nothing once they are there.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { generateEd25519KeyPair } from '@stratum/core';
 import { processLibc, RECOMMENDED_HOST_ENV } from '@stratum/host';
 import { writeTestHost } from './support/host-dir.ts';
+import { startHostProcess } from './support/host-process.ts';
 import { removeDir } from './support/temp.ts';
-
-const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
 
 /** Starts a host with `env` in place of the process's malloc settings, stops it once it is up; returns its JSON log lines. */
 async function startAndStop(config: string, env: Record<string, string>): Promise<{ msg: string; add?: string }[]> {
   const { MALLOC_ARENA_MAX: _arenas, GLIBC_TUNABLES: _tunables, ...inherited } = process.env;
-  const child = spawn(process.execPath, [cli, 'host', 'start', '--config', config, '--log-format', 'json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...inherited, ...env },
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-  await new Promise<void>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      if (/control API\s+\S+/.test(stdout)) resolve();
-    });
-    void exited.then((code) => reject(new Error(`stratum host start exited with ${code}:\n${stdout}\n${stderr}`)));
-  });
-  child.kill('SIGTERM');
-  assert.equal(await exited, 0, stderr);
-  return stderr
-    .split('\n')
-    .filter((line) => line.startsWith('{'))
-    .map((line) => JSON.parse(line) as { msg: string; add?: string });
+  const host = await startHostProcess(config, { env: { ...inherited, ...env } });
+  host.child.kill('SIGTERM');
+  assert.equal(await host.exited, 0, host.stderr());
+  return host.logLines() as { msg: string; add?: string }[];
 }
 
 test('host start names the missing malloc settings on glibc, and is quiet once they are set', async (t) => {

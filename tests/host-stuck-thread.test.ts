@@ -6,7 +6,6 @@
 // SIGKILL (Node.js would wait for that thread for ever as it exits) after writing its ledger.
 // The host runs as `stratum host start` in a process of its own, as an operator runs it.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { copyFile, mkdir, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,10 +16,10 @@ import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { runCli } from './support/cli.ts';
 import { buildCapsuleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
+import { startHostProcess } from './support/host-process.ts';
 import { ingressGet } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
 
-const cli = fileURLToPath(new URL('../packages/cli/bin/stratum.js', import.meta.url));
 const fixture = fileURLToPath(new URL('./fixtures/runaway-sql/', import.meta.url));
 
 test('an instance stuck in an endless SQLite statement stops its capsule, and the host still stops', async (t) => {
@@ -35,33 +34,15 @@ test('an instance stuck in an endless SQLite statement stops its capsule, and th
   await copyFile(join(fixture, 'stratum.toml'), join(capsule, 'stratum.toml'));
   await copyFile(await buildCapsuleDir(fixture, 'runaway-sql'), join(capsule, 'dist', 'runaway.wasm'));
 
-  const child = spawn(process.execPath, [cli, 'host', 'start', '--config', config, '--log-format', 'json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.once('exit', (code, signal) => resolve(signal ?? code)));
   // Whatever happens below, no host is left running (one stuck in SQLite ignores SIGTERM).
-  t.after(() => child.kill('SIGKILL'));
-  const urls = await new Promise<{ ingress: URL; control: URL }>((resolve, reject) => {
-    child.stdout.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const ingress = /ingress\s+(\S+)/.exec(stdout)?.[1];
-      const control = /control API\s+(\S+)/.exec(stdout)?.[1];
-      if (ingress && control) resolve({ ingress: new URL(ingress), control: new URL(control) });
-    });
-    void exited.then((code) => reject(new Error(`stratum host start exited with ${code}:\n${stdout}\n${stderr}`)));
-  });
-  const control = ['--url', urls.control.href, '--audience', 'host1.example.net', '--key', join(dir, 'operator.key')];
+  const host = await startHostProcess(config, { spawned: (child) => t.after(() => child.kill('SIGKILL')) });
+  const control = ['--url', host.control.href, '--audience', 'host1.example.net', '--key', join(dir, 'operator.key')];
   const installed = await runCli(['host', 'install', capsule, '--domain', 'runaway.test', ...control]);
   assert.equal(installed.code, 0, installed.stderr);
-  assert.equal((await ingressGet(urls.ingress, 'runaway.test', '/')).status, 200);
+  assert.equal((await ingressGet(host.ingress, 'runaway.test', '/')).status, 200);
 
   // Ended at its limit (CPU or the 2 s timeout): the client is answered whatever the thread does.
-  assert.equal((await ingressGet(urls.ingress, 'runaway.test', '/forever')).status, 504);
+  assert.equal((await ingressGet(host.ingress, 'runaway.test', '/forever')).status, 504);
   let status: { state: string; lastError?: string } | undefined;
   for (let tries = 0; tries < 100; tries++) {
     const listed = await runCli(['host', 'status', ...control, '--json']);
@@ -73,12 +54,12 @@ test('an instance stuck in an endless SQLite statement stops its capsule, and th
   }
   assert.equal(status?.state, 'stopped', JSON.stringify(status));
   assert.match(status?.lastError ?? '', /did not stop: its thread is in native code .*SQL statement that does not end/);
-  assert.equal((await ingressGet(urls.ingress, 'runaway.test', '/')).status, 503);
+  assert.equal((await ingressGet(host.ingress, 'runaway.test', '/')).status, 503);
 
-  child.kill('SIGTERM');
-  const ended = await Promise.race([exited, setTimeout(30_000, 'still running')]);
-  assert.equal(ended, 'SIGKILL', stderr);
-  assert.match(stderr, /a capsule thread is stuck in native code .* leaving by SIGKILL/);
+  host.child.kill('SIGTERM');
+  const ended = await Promise.race([host.exited, setTimeout(30_000, 'still running')]);
+  assert.equal(ended, 'SIGKILL', host.stderr());
+  assert.match(host.stderr(), /a capsule thread is stuck in native code .* leaving by SIGKILL/);
   // It stopped as a host stops, its usage ledger written, before it left.
-  assert.match(stderr, /"msg":"stopped"/);
+  assert.match(host.stderr(), /"msg":"stopped"/);
 });

@@ -67,7 +67,9 @@ SIGINT or SIGTERM, then stops taking requests, lets those in flight finish (each
 capsule's timeout, all within 60 s) and writes the usage ledger. A second Ctrl-C leaves at once.
 
 Logs go to stderr: readable lines on a terminal, pino's JSON lines otherwise (--log-format).
-The listen addresses are printed to stdout once the host is up.
+Once the host is up it prints its listen addresses to stdout, or with JSON logs says so in a
+log line ("stratum-host is up", with ingress, control, dataDir, restored and startedMs), so
+that a log shipper reads nothing but JSON.
 
 On Linux with glibc, run it with MALLOC_ARENA_MAX=2 and GLIBC_TUNABLES=glibc.malloc.hugetlb=1 in
 its environment (README.md, "Run a host"): less memory per instance, faster compiles. glibc
@@ -133,15 +135,32 @@ Examples:
         throw withKeygenHint(error, config.keyFile);
       });
       const failed = host.restored.filter((item) => item.error !== undefined);
-      io.stdout.write(
-        [
-          `${paint(io.stdout, 32, 'stratum-host')} ${config.name} is up in ${formatDuration(performance.now())} (${counted(host.restored.length - failed.length, 'capsule')} restored${failed.length ? `, ${failed.length} failed` : ''})`,
-          `  ingress      ${host.ingressUrl.href}`,
-          `  control API  ${host.controlUrl.href}`,
-          `  data         ${config.dataDir}`,
-          '',
-        ].join('\n'),
-      );
+      const restored = host.restored.length - failed.length;
+      const startedMs = performance.now();
+      if (format === 'json') {
+        // One stream of JSON lines for a log shipper (systemd's journal takes stdout and stderr alike).
+        logger.info(
+          {
+            ingress: host.ingressUrl.href,
+            control: host.controlUrl.href,
+            dataDir: config.dataDir,
+            restored,
+            failed: failed.length,
+            startedMs,
+          },
+          'stratum-host is up',
+        );
+      } else {
+        io.stdout.write(
+          [
+            `${paint(io.stdout, 32, 'stratum-host')} ${config.name} is up in ${formatDuration(startedMs)} (${counted(restored, 'capsule')} restored${failed.length ? `, ${failed.length} failed` : ''})`,
+            `  ingress      ${host.ingressUrl.href}`,
+            `  control API  ${host.controlUrl.href}`,
+            `  data         ${config.dataDir}`,
+            '',
+          ].join('\n'),
+        );
+      }
       const missing = missingHostEnv(process.env, processLibc());
       if (missing.length > 0) {
         logger.info(
