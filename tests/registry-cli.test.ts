@@ -8,7 +8,7 @@ import { parse } from '@bytecodealliance/jco';
 import { parseManifest } from '@stratum/manifest';
 import { digestOf } from '@stratum/registry';
 import { main } from '../packages/cli/src/main.ts';
-import { pinSource } from '../packages/cli/src/pin-source.ts';
+import { pinSource, pulledSource } from '../packages/cli/src/pin-source.ts';
 import { registryOrSkip } from './support/registry.ts';
 import { removeDir } from './support/temp.ts';
 
@@ -97,6 +97,24 @@ cpu = "micro" # smallest
   assert.equal(again, pinned.replace(REF, 'oci://127.0.0.1:5000/acme/hello:2.0.0').replace(DIGEST, other));
 });
 
+test('pulledSource points [source] at the pulled file and its digest, from a registry pin, dotted keys or an inline table', () => {
+  const pinned = `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\n\n[source]\n# how it came\nregistry = "${REF}"\ndigest = "sha256:${'0'.repeat(64)}"\n`;
+  assert.equal(
+    pulledSource(pinned, 'stratum.toml', 'g.wasm', DIGEST),
+    `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\n\n[source]\n# how it came\nwasm = "g.wasm"\ndigest = "${DIGEST}"\n`,
+  );
+  const dotted = `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\n  source.wasm = "build/g.wasm"\nresources.cpu = "medium"\n`;
+  assert.equal(
+    pulledSource(dotted, 'stratum.toml', 'out/g.wasm', DIGEST),
+    `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\n  source.wasm = "out/g.wasm"\n  source.digest = "${DIGEST}"\nresources.cpu = "medium"\n`,
+  );
+  const inline = `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource = { registry = "${REF}", digest = "${DIGEST}" }\n`;
+  assert.equal(
+    pulledSource(inline, 'stratum.toml', 'g.wasm', DIGEST),
+    `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource = { wasm = "g.wasm", digest = "${DIGEST}" }\n`,
+  );
+});
+
 test('pinSource handles dotted keys and inline tables', () => {
   const dotted = `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource.wasm = "build/g.wasm" # the build\nresources.cpu = "medium"\n`;
   const pinned = pinSource(dotted, 'stratum.toml', REF, DIGEST);
@@ -178,7 +196,18 @@ test('stratum push --pin and stratum pull against a real registry', async (t) =>
   assert.equal(pulled.status, 0, pulled.stderr);
   assert.equal(pulled.stdout.trim(), digest);
   assert.deepEqual(new Uint8Array(await readFile(out)), wasm);
-  assert.equal(await readFile(tomlOut, 'utf8'), toml, 'the artifact carries stratum.toml as it was pushed');
+  // The artifact carries stratum.toml as it was pushed; written beside the pulled file, it names
+  // that file and its digest, and offers no build of a source that did not come with it.
+  assert.equal(
+    await readFile(tomlOut, 'utf8'),
+    toml
+      .replace('wasm = "dist/five.wasm"\n', `wasm = "pulled.wasm"\ndigest = "${digest}"\n`)
+      .replace(
+        '[build]\nentry = "src/index.ts"\n',
+        '# Off: `stratum pull` wrote this manifest beside the pulled component, without its source.\n# [build]\n# entry = "src/index.ts"\n',
+      ),
+  );
+  assert.deepEqual(parseManifest(await readFile(tomlOut, 'utf8')).manifest.source, { kind: 'wasm', wasm: 'pulled.wasm', digest });
 
   // The tag written beside a digest is not checked (spec/registry.md section 4): it may name
   // nothing at all, and the pull says the digest decided instead of claiming the tag.

@@ -18,65 +18,13 @@ const keyNames = (key: AST.TOMLKey): string[] => key.keys.map((part) => (part.ty
  * pinSource(text, 'stratum.toml', 'oci://ghcr.io/acme/hello:1.0', 'sha256:...');
  */
 export function pinSource(text: string, file: string, registry: string, digest: string): string {
-  const { ast } = parseManifest(text, file);
-  const top = ast.body[0];
-  if (!top) throw new StratumError('PIN_FAILED', `${file} is empty`);
-  const edits: Edit[] = [];
   const value = (name: 'registry' | 'digest') => JSON.stringify(name === 'registry' ? registry : digest);
-  const lineStart = (offset: number) => text.lastIndexOf('\n', offset - 1) + 1;
-  const lineEnd = (offset: number) => {
-    const end = text.indexOf('\n', offset);
-    return end === -1 ? text.length : end + 1;
-  };
-  const commentLines = (from: number, to: number) => {
-    for (let offset = lineStart(from); offset < to; offset = lineEnd(offset)) {
-      edits.push({ start: offset, end: offset, text: '# ' });
-      if (lineEnd(offset) === offset) break;
-    }
-  };
-
-  // Each key-value that lives under [source], with the text its keys are written after
-  // (`source.` for a dotted key at the top, nothing inside a [source] table).
-  const sourcePairs: { name: string; pair: AST.TOMLKeyValue; prefix: string }[] = [];
-  let buildCommented = false;
-  for (const item of top.body) {
-    if (item.type === 'TOMLTable') {
-      if (item.resolvedKey[0] === 'build') {
-        commentLines(item.range[0], item.range[1]);
-        buildCommented = true;
-        continue;
-      }
-      if (item.resolvedKey.length !== 1 || item.resolvedKey[0] !== 'source') continue;
-      for (const pair of item.body) {
-        const [name] = keyNames(pair.key);
-        if (name !== undefined) sourcePairs.push({ name, pair, prefix: '' });
-      }
-      continue;
-    }
-    const names = keyNames(item.key);
-    if (names[0] === 'build') {
-      commentLines(item.range[0], item.range[1]);
-      buildCommented = true;
-    }
-    if (names[0] !== 'source') continue;
-    if (names.length === 1 && item.value.type === 'TOMLInlineTable') {
-      // An inline table cannot hold a comment: it is rewritten whole.
-      edits.push({
-        start: item.value.range[0],
-        end: item.value.range[1],
-        text: `{ registry = ${value('registry')}, digest = ${value('digest')} }`,
-      });
-      continue;
-    }
-    const last = item.key.keys.at(-1);
-    if (names.length === 2 && last)
-      sourcePairs.push({ name: names[1] ?? '', pair: item, prefix: text.slice(item.key.range[0], last.range[0]) });
-  }
-  if (buildCommented) {
-    const first = edits.find((edit) => edit.text === '# ');
-    if (first)
-      first.text = `# Off since \`stratum push --pin\` made the source a registry; restore [source] wasm to build here.\n${first.text}`;
-  }
+  const { edits, sourcePairs, lineStart, lineEnd } = sourceEdits(
+    text,
+    file,
+    `{ registry = ${value('registry')}, digest = ${value('digest')} }`,
+    '# Off since `stratum push --pin` made the source a registry; restore [source] wasm to build here.',
+  );
   const wasm = sourcePairs.find((entry) => entry.name === 'wasm');
   for (const { name, pair, prefix } of sourcePairs) {
     if (name === 'wasm') {
@@ -105,13 +53,117 @@ export function pinSource(text: string, file: string, registry: string, digest: 
       });
     }
   }
-  let result = text;
-  // Later edits first, so that earlier offsets stay right (no two edits share an offset).
-  for (const edit of edits.sort((a, b) => b.start - a.start)) result = result.slice(0, edit.start) + edit.text + result.slice(edit.end);
+  const result = applyEdits(text, edits);
   const { manifest } = parseManifest(result, file);
   if (manifest.source.kind !== 'registry' || manifest.source.registry !== registry || manifest.source.digest !== digest) {
     throw new StratumError('PIN_FAILED', `could not write the pin into ${file}`, {
       hint: `Write it by hand under [source]: registry = ${value('registry')} and digest = ${value('digest')}.`,
+      user: false,
+    });
+  }
+  return result;
+}
+
+type SourcePair = { name: string; pair: AST.TOMLKeyValue; prefix: string };
+
+/**
+ * What both rewrites of `[source]` start from: the edits that comment out `[build]` (headed by
+ * `buildNote`) and rewrite an inline `source = { ... }` whole as `inlineSource`, and each
+ * key-value under `[source]` with the text its keys are written after (`source.` for a dotted
+ * key at the top, nothing inside a [source] table), for the caller to edit.
+ */
+function sourceEdits(text: string, file: string, inlineSource: string, buildNote: string) {
+  const { ast } = parseManifest(text, file);
+  const top = ast.body[0];
+  if (!top) throw new StratumError('PIN_FAILED', `${file} is empty`);
+  const edits: Edit[] = [];
+  const lineStart = (offset: number) => text.lastIndexOf('\n', offset - 1) + 1;
+  const lineEnd = (offset: number) => {
+    const end = text.indexOf('\n', offset);
+    return end === -1 ? text.length : end + 1;
+  };
+  const commentLines = (from: number, to: number) => {
+    for (let offset = lineStart(from); offset < to; offset = lineEnd(offset)) {
+      edits.push({ start: offset, end: offset, text: '# ' });
+      if (lineEnd(offset) === offset) break;
+    }
+  };
+  const sourcePairs: SourcePair[] = [];
+  let buildCommented = false;
+  for (const item of top.body) {
+    if (item.type === 'TOMLTable') {
+      if (item.resolvedKey[0] === 'build') {
+        commentLines(item.range[0], item.range[1]);
+        buildCommented = true;
+        continue;
+      }
+      if (item.resolvedKey.length !== 1 || item.resolvedKey[0] !== 'source') continue;
+      for (const pair of item.body) {
+        const [name] = keyNames(pair.key);
+        if (name !== undefined) sourcePairs.push({ name, pair, prefix: '' });
+      }
+      continue;
+    }
+    const names = keyNames(item.key);
+    if (names[0] === 'build') {
+      commentLines(item.range[0], item.range[1]);
+      buildCommented = true;
+    }
+    if (names[0] !== 'source') continue;
+    if (names.length === 1 && item.value.type === 'TOMLInlineTable') {
+      // An inline table cannot hold a comment: it is rewritten whole.
+      edits.push({ start: item.value.range[0], end: item.value.range[1], text: inlineSource });
+      continue;
+    }
+    const last = item.key.keys.at(-1);
+    if (names.length === 2 && last)
+      sourcePairs.push({ name: names[1] ?? '', pair: item, prefix: text.slice(item.key.range[0], last.range[0]) });
+  }
+  if (buildCommented) {
+    const first = edits.find((edit) => edit.text === '# ');
+    if (first) first.text = `${buildNote}\n${first.text}`;
+  }
+  return { edits, sourcePairs, lineStart, lineEnd };
+}
+
+function applyEdits(text: string, edits: Edit[]): string {
+  let result = text;
+  // Later edits first, so that earlier offsets stay right (no two edits share an offset).
+  for (const edit of edits.sort((a, b) => b.start - a.start)) result = result.slice(0, edit.start) + edit.text + result.slice(edit.end);
+  return result;
+}
+
+/**
+ * Rewrites the stratum.toml an artifact carries for the component pulled beside it: `[source]`
+ * becomes that file (`wasm`, relative to the manifest) and its digest, and `[build]`, whose
+ * source did not come with the artifact, is commented out. Without this the pair did not work
+ * together: the manifest named the author's `dist/` path and offered a build.
+ *
+ * @example
+ * pulledSource(text, 'pulled/stratum.toml', 'hello.wasm', 'sha256:...');
+ */
+export function pulledSource(text: string, file: string, wasm: string, digest: string): string {
+  const pair = `wasm = ${JSON.stringify(wasm)}, digest = ${JSON.stringify(digest)}`;
+  const { edits, sourcePairs, lineStart, lineEnd } = sourceEdits(
+    text,
+    file,
+    `{ ${pair} }`,
+    '# Off: `stratum pull` wrote this manifest beside the pulled component, without its source.',
+  );
+  for (const [index, { pair: item, prefix }] of sourcePairs.entries()) {
+    // The first key's line holds both new ones; the others' lines go.
+    const indent = text.slice(lineStart(item.range[0]), item.range[0]);
+    edits.push({
+      start: lineStart(item.range[0]),
+      end: lineEnd(item.range[1]),
+      text: index === 0 ? `${indent}${prefix}wasm = ${JSON.stringify(wasm)}\n${indent}${prefix}digest = ${JSON.stringify(digest)}\n` : '',
+    });
+  }
+  const result = applyEdits(text, edits);
+  const { manifest } = parseManifest(result, file);
+  if (manifest.source.kind !== 'wasm' || manifest.source.wasm !== wasm || manifest.source.digest !== digest) {
+    throw new StratumError('PIN_FAILED', `could not write the pulled component into ${file}`, {
+      hint: `Write it by hand under [source]: ${pair.replace(', ', ' and ')}.`,
       user: false,
     });
   }

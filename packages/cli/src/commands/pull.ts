@@ -1,5 +1,5 @@
 import { copyFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { formatBytes } from '@stratum/core';
 import { booleanOption, type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 import { progressReporter } from './push.ts';
@@ -18,7 +18,7 @@ async function writeAtomically(path: string, write: (temp: string) => Promise<vo
 export const pullCommand: Command = {
   name: 'pull',
   summary: 'pull a capsule from an OCI registry, verified by digest',
-  usage: 'pull <oci-ref>[@digest] [--out <file>]',
+  usage: 'pull <oci-ref>[@digest] [--out <file>] [--manifest <file>]',
   description: `
 Pulls a capsule's component from an OCI registry into the local cache, checking every byte
 against its digest while it streams, and copies it to --out (default: <name>.wasm in the
@@ -27,6 +27,11 @@ artifact's manifest digest (in the "pushed ...@sha256:" line of \`stratum push\`
 component's digest (what push prints on stdout and [source] digest pins). With a digest, the
 digest decides and a tag beside it is not checked. A pull by digest that is already cached makes
 no request, so it works offline (--offline insists on it).
+
+With --manifest it also writes the stratum.toml the artifact carries, made to go with the
+file pulled: its [source] names that file and its digest, and its [build] is commented out (the
+source did not come with it), so that \`stratum host install\` of that directory installs the
+component pulled.
 
 Credentials as for \`stratum push\`: STRATUM_REGISTRY_USERNAME and STRATUM_REGISTRY_PASSWORD,
 or ~/.config/stratum/registry-auth.json, or docker's ~/.docker/config.json.
@@ -63,7 +68,15 @@ Examples:
     const manifestOut = stringOption(args, 'manifest');
     if (manifestOut !== undefined) {
       if (pulled.manifestText === undefined) io.stderr.write(`the artifact carries no stratum.toml; ${manifestOut} was not written\n`);
-      else await writeAtomically(manifestOut, (temp) => writeFile(temp, pulled.manifestText ?? ''));
+      else {
+        // The artifact's manifest names its author's build output; this one names the file pulled beside it.
+        const { pulledSource } = await import('../pin-source.ts');
+        const wasm = relative(dirname(resolve(manifestOut)), resolve(out))
+          .split(sep)
+          .join('/');
+        const text = pulledSource(pulled.manifestText, manifestOut, wasm, pulled.digest);
+        await writeAtomically(manifestOut, (temp) => writeFile(temp, text));
+      }
     }
     io.stderr.write(
       `${paint(io.stderr, 32, 'pulled')} ${describePulled(pulled)} -> ${out} (${formatBytes(pulled.size)}${pulled.fromCache ? ', from the cache' : ''})\n`,
