@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -313,6 +313,8 @@ test('host export writes a store to a snapshot file, and host import puts it bac
   const exported = await run(['host', 'export', 'counter', 'keyvalue/default', '--out', file, ...control]);
   assert.equal(exported.code, 0, exported.stderr);
   assert.match(exported.stdout, /^exported counter's keyvalue\/default: 1 record, \d+ B to .*backup\.jsonl\n/);
+  // A customer's data, whatever the umask: the operator's alone.
+  assert.equal((await stat(file)).mode & 0o777, 0o600);
   assert.match(exported.stderr, /counter is serving; the snapshot may mix writes/);
   assert.match(await readFile(file, 'utf8'), /^\{"stratum-snapshot":1,"capability":"keyvalue","label":"default",/);
   // To standard output, for a pipe: the snapshot alone there, what is said of it on stderr.

@@ -98,7 +98,8 @@ Examples:
     const ticker = setInterval(() => io.stderr.write(`exporting ${capability}/${label}: ${formatBytes(bytes)} so far\n`), 3000);
     try {
       if (toStdout) await pipeline(stream, watch, io.stdout, { end: false });
-      else await pipeline(stream, watch, createWriteStream(partial));
+      // A customer's data: readable by the operator alone, as the host keeps its installations.
+      else await pipeline(stream, watch, createWriteStream(partial, { mode: 0o600 }));
     } catch (error) {
       if (!toStdout) await rm(partial, { force: true });
       throw error;
