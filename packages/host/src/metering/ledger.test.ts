@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -173,7 +173,17 @@ test('tampering with any line is detected, and the ledger refuses to open', asyn
   assert.equal(removed.ok, false);
 
   await writeFile(path, `${edited.join('\n')}\n`);
-  await assert.rejects(UsageLedger.open(path), { code: 'LEDGER_CORRUPT' });
+  const refused = await UsageLedger.open(path).then(
+    () => assert.fail('an altered ledger opened'),
+    (error: unknown) => error as { code: string; hint: string },
+  );
+  assert.equal(refused.code, 'LEDGER_CORRUPT');
+  // What the hint says to do works, its checkpoint left beside it: a new ledger, nothing else lost.
+  assert.match(refused.hint, new RegExp(`mv ${path} ${path}\\.corrupt`));
+  await rename(path, `${path}.corrupt`);
+  const fresh = await UsageLedger.open(path);
+  assert.equal(fresh.head.entries, 0);
+  await fresh.close();
 });
 
 test('a line cut short by a crash is dropped on open, and the chain carries on', async (t) => {

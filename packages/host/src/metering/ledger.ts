@@ -537,7 +537,8 @@ export class UsageLedger {
     if (!scan.ok) {
       throw new StratumError('LEDGER_CORRUPT', `the usage ledger ${path} does not verify`, {
         details: [`line ${scan.line}: ${scan.reason}`],
-        hint: 'The ledger is append-only and hash-chained; keep this copy for the audit and start the host with a fresh data directory or restore the ledger from a backup.',
+        // Not "a fresh data directory": that would throw away every capsule and its embedded stores.
+        hint: `The ledger is append-only and hash-chained: keep this copy for the audit, then put the ledger back from a backup, or move this one aside (mv ${path} ${path}.corrupt) and the host begins a new ledger; the installations and the capsules' data stay as they are.`,
         user: false,
       });
     }
