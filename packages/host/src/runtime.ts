@@ -913,7 +913,7 @@ class Capsule {
    */
   threadStuck(): void {
     const message =
-      'an instance ended for a limit did not stop: its thread is in native code that does not return (most likely an SQL statement that does not end, such as a recursive query without a stop) and keeps a core busy until the host restarts; the capsule was stopped so that it holds no more';
+      'an instance ended for a limit did not stop: its thread is in native code that does not return (most likely an SQL statement that does not end, such as a recursive query without a stop) and keeps a core busy until the process ends (the host or stratum dev is restarted); the capsule was stopped so that it holds no more, and is served again when asked';
     this.lastError = message;
     this.#runtime.logger.error({ capsule: this.name }, message);
     this.log('error', message);

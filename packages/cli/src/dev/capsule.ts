@@ -301,10 +301,21 @@ export class DevCapsule {
         configJson === previous.config
       ) {
         this.#current = { ...previous, inputs: built.inputs };
-        output.notice(
-          this.#lastError === undefined ? 'no change to serve' : `fixed; still serving ${previous.manifest.capsule.version}, unchanged`,
-          this.name,
-        );
+        // A save is how a developer asks for the capsule back: one the runtime stopped (a thread
+        // stuck in SQLite, say) is served again, even with nothing to rebuild.
+        const stopped = this.runtime.status().find((capsule) => capsule.name === this.name);
+        if (stopped !== undefined && stopped.state !== 'running') {
+          await this.runtime.start(this.name);
+          output.notice(
+            `serving ${previous.manifest.capsule.version} again, unchanged; it was ${stopped.state}${stopped.lastError ? `: ${stopped.lastError}` : ''}`,
+            this.name,
+          );
+        } else {
+          output.notice(
+            this.#lastError === undefined ? 'no change to serve' : `fixed; still serving ${previous.manifest.capsule.version}, unchanged`,
+            this.name,
+          );
+        }
         this.#lastError = undefined;
         return;
       }
