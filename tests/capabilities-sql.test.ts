@@ -131,3 +131,23 @@ async function neighbourName(db: SqlDatabase): Promise<string> {
   assert.ok(match?.[1], `unexpected role ${me.val}`);
   return match[1];
 }
+
+test("sqlite: the host's own temporary table, which sets the last insert id apart, is closed to the capsule", async () => {
+  const backend = sqliteSql({ dataDir });
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  try {
+    await db.execute('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT)', []);
+    for (const sql of [
+      'SELECT * FROM temp.stratum_last_insert_id',
+      'DROP TABLE temp.stratum_last_insert_id',
+      'DELETE FROM stratum_last_insert_id',
+      'ALTER TABLE temp.stratum_last_insert_id RENAME TO gone',
+    ]) {
+      await rejectsWith(() => db.execute(sql, []), 'invalid-query', /not allowed in a capsule's database: stratum_last_insert_id/);
+    }
+    assert.deepEqual(await db.execute("INSERT INTO notes (title) VALUES ('a')", []), { rowsAffected: 1n, lastInsertId: 1n });
+  } finally {
+    await db.drop();
+    await backend.close();
+  }
+});

@@ -99,6 +99,50 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     assert.deepEqual(returned.rows, [[int(3), txt('c')]]);
   });
 
+  test(`${name}: execute reports what its own statement changed and inserted, never an earlier statement's`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    const none = (rowsAffected: bigint) => ({ rowsAffected, lastInsertId: undefined });
+    await db.execute('CREATE TABLE t1 (id INTEGER PRIMARY KEY, name TEXT)', []);
+    for (let i = 1; i <= 5; i++) await db.execute('INSERT INTO t1 (name) VALUES (?)', [txt(`n${i}`)]);
+    const upsert = 'INSERT INTO t1 (id, name) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name';
+    // An upsert that updated inserted nothing: no key, though the connection's last insert was 5.
+    assert.deepEqual(await db.execute(upsert, [int(1), txt('alice2')]), none(1n));
+    assert.deepEqual(await db.execute(upsert, [int(6), txt('six')]), { rowsAffected: 1n, lastInsertId: 6n });
+    // Of rows inserted and updated, the key is the last inserted one's.
+    assert.deepEqual(
+      await db.execute('INSERT INTO t1 (id, name) VALUES (7, ?), (2, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name', [
+        txt('seven'),
+        txt('two'),
+      ]),
+      { rowsAffected: 2n, lastInsertId: 7n },
+    );
+    assert.deepEqual(await db.execute('INSERT INTO t1 (id, name) VALUES (7, ?) ON CONFLICT (id) DO NOTHING', [txt('x')]), none(0n));
+    assert.deepEqual(await db.execute('DELETE FROM t1 WHERE id = 7', []), none(1n));
+    // The same key again, inserted: the key is reported though it equals the previous one.
+    assert.deepEqual(await db.execute(upsert, [int(7), txt('again')]), { rowsAffected: 1n, lastInsertId: 7n });
+    // Statements that change no rows count none, whatever the statement before changed.
+    assert.deepEqual(await db.execute('DELETE FROM t1 WHERE id > 5', []), none(2n));
+    assert.deepEqual(await db.execute('CREATE INDEX t1_name ON t1 (name)', []), none(0n));
+    assert.deepEqual(await db.execute('UPDATE t1 SET name = name WHERE id > 0', []), none(5n));
+    assert.deepEqual(await db.execute('SELECT 1', []), none(0n));
+    assert.deepEqual(await db.execute('CREATE TABLE t2 AS SELECT id, name FROM t1', []), none(0n));
+    assert.deepEqual(await db.execute('DROP INDEX t1_name', []), none(0n));
+    // A table without a rowid has no key to report.
+    await db.execute('CREATE TABLE tags (name TEXT PRIMARY KEY) WITHOUT ROWID', []);
+    assert.deepEqual(await db.execute('INSERT INTO tags (name) VALUES (?)', [txt('a')]), none(1n));
+    // After WITH, the statement is what follows the common table expressions.
+    assert.deepEqual(await db.execute('WITH v (n) AS (SELECT ?) INSERT INTO t1 (name) SELECT n FROM v', [txt('with')]), {
+      rowsAffected: 1n,
+      lastInsertId: 6n,
+    });
+    assert.deepEqual(
+      await db.execute('WITH old (id) AS (SELECT id FROM t1 WHERE id > 5) DELETE FROM t1 WHERE id IN (SELECT id FROM old)', []),
+      none(1n),
+    );
+  });
+
   test(`${name}: the common SQLite dialect: LIKE ignores ASCII case, IFNULL, INSERT OR IGNORE, upsert, x'' blobs`, async (t) => {
     const opened = await open(t);
     if (!opened) return;

@@ -1,5 +1,5 @@
 import { nearest } from '@stratum/manifest/nearest';
-import { isCode, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement, type Token } from './lexer.ts';
+import { isCode, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement, statementKind, type Token } from './lexer.ts';
 import { SqlError } from './types.ts';
 
 /**
@@ -12,6 +12,8 @@ export interface PostgresStatement {
   /** Number of `$n` parameters. */
   params: number;
   keyword: string;
+  /** What the statement does (`statementKind`): the keyword after `WITH ...`, else `keyword`. */
+  kind: string;
   /** For `INSERT INTO t ...` without RETURNING: the table, so the caller can return its key. */
   insertInto?: string;
 }
@@ -90,10 +92,11 @@ export function toPostgres(sql: string): PostgresStatement {
     (keyword === 'ALTER' && upper(code[1]) === 'TABLE');
   let insertOrIgnore = false;
   let insertInto: string | undefined;
-  if (keyword === 'INSERT') {
-    const second = upper(code[1]);
+  const { kind, at } = statementKind(tokens);
+  if (kind === 'INSERT') {
+    const second = upper(code[at + 1]);
     if (second === 'OR') {
-      const action = upper(code[2]);
+      const action = upper(code[at + 2]);
       if (action !== 'IGNORE')
         throw new SqlError(
           'invalid-query',
@@ -101,7 +104,7 @@ export function toPostgres(sql: string): PostgresStatement {
         );
       insertOrIgnore = true;
     }
-    const intoAt = code.findIndex((token) => upper(token) === 'INTO');
+    const intoAt = code.findIndex((token, index) => index > at && upper(token) === 'INTO');
     const table = code[intoAt + 1];
     const hasReturning = code.some((token) => upper(token) === 'RETURNING');
     if (table && !hasReturning && code[intoAt + 2]?.text !== '.') insertInto = unquote(table);
@@ -111,14 +114,16 @@ export function toPostgres(sql: string): PostgresStatement {
   let param = 0;
   let skip = 0;
   let returningAt = -1;
+  let codeIndex = -1;
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i] as Token;
+    if (isCode(token)) codeIndex++;
     if (skip > 0) {
       if (isCode(token)) skip--;
       continue;
     }
     const word = upper(token);
-    if (insertOrIgnore && word === 'OR' && out.join('').trim().toUpperCase() === 'INSERT') {
+    if (insertOrIgnore && codeIndex === at + 1) {
       skip = 1; // the IGNORE after OR
       out.push('');
       continue;
@@ -157,7 +162,7 @@ export function toPostgres(sql: string): PostgresStatement {
     if (returningAt === -1) out.push(clause);
     else out.splice(returningAt, 0, clause);
   }
-  const result: PostgresStatement = { text: out.join(''), params: param, keyword };
+  const result: PostgresStatement = { text: out.join(''), params: param, keyword, kind };
   if (insertInto !== undefined) result.insertInto = insertInto;
   return result;
 }

@@ -46,5 +46,10 @@ test('toPostgres: rewrites the SQLite forms and numbers the parameters', () => {
   assert.equal(ignore.text.replace(/\s+/g, ' '), 'INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING RETURNING a');
   assert.equal(toPostgres('INSERT INTO "Notes" (a) VALUES (1)').insertInto, 'Notes');
   assert.equal(toPostgres('INSERT INTO t (a) VALUES (1) RETURNING a').insertInto, undefined);
+  // After WITH, the statement is the one the common table expressions lead into.
+  const withInsert = toPostgres('WITH v (a) AS (SELECT 1 FROM (SELECT 2) AS s) INSERT INTO t (a) SELECT a FROM v');
+  assert.deepEqual([withInsert.kind, withInsert.insertInto], ['INSERT', 't']);
+  assert.equal(toPostgres('WITH d AS (SELECT 1) DELETE FROM t WHERE a IN (SELECT * FROM d)').kind, 'DELETE');
+  assert.equal(toPostgres('WITH d AS (SELECT 1) SELECT * FROM d').kind, 'SELECT');
   assert.equal(toPostgres("UPDATE t SET a = 'SET' WHERE b = ?").params, 1);
 });

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { type Logger, silentLogger } from '@stratum/core';
 import postgres from 'postgres';
 import { toPostgres } from '../dialect.ts';
-import { checkParamCount, singleStatement } from '../lexer.ts';
+import { CHANGES_ROWS, checkParamCount, singleStatement } from '../lexer.ts';
 import {
   checkScope,
   checkStatementSize,
@@ -198,14 +198,21 @@ function openDatabase(
     checkStatementSize(text, limits);
     checkParamCount(singleStatement(text), params.length);
     const translated = toPostgres(text);
-    if (translated.keyword !== 'INSERT') identityColumns.clear();
+    if (translated.kind !== 'INSERT') identityColumns.clear();
     const key = translated.insertInto === undefined ? null : await identityColumn(tx, translated.insertInto);
-    const statement = key === null ? translated.text : `${translated.text} RETURNING ${ident(key)}`;
+    // An upsert returns the rows it updated too; a row version this statement inserted has no
+    // xmax yet, one that ON CONFLICT DO UPDATE wrote has its lock's.
+    const statement = key === null ? translated.text : `${translated.text} RETURNING ${ident(key)}, xmax = 0`;
     const result = (await tx.unsafe(statement, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
     // Deleting must stay possible at the quota: it is how a capsule gets back under it.
-    if (translated.keyword !== 'DELETE' && translated.keyword !== 'DROP') await checkSize(tx);
-    const last = key === null || result.length === 0 ? undefined : result[result.length - 1]?.[0];
-    return { rowsAffected: BigInt(result.count ?? 0), lastInsertId: last ? BigInt(last.toString()) : undefined };
+    if (translated.kind !== 'DELETE' && translated.keyword !== 'DROP') await checkSize(tx);
+    let last: Buffer | null | undefined;
+    for (let i = result.length - 1; key !== null && i >= 0 && last === undefined; i--) {
+      if (result[i]?.[1]?.toString() === 't') last = result[i]?.[0];
+    }
+    // PostgreSQL's count for a SELECT is its rows; the interface counts changed rows only.
+    const rowsAffected = CHANGES_ROWS.has(translated.kind) ? BigInt(result.count ?? 0) : 0n;
+    return { rowsAffected, lastInsertId: last ? BigInt(last.toString()) : undefined };
   }
 
   async function schemaBytes(tx: Transaction | Sql): Promise<number> {

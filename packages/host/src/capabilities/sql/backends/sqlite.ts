@@ -1,7 +1,16 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants, DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
-import { checkParamNumber, countParams, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement } from '../lexer.ts';
+import {
+  CHANGES_ROWS,
+  checkParamNumber,
+  countParams,
+  leadingKeyword,
+  notAllowed,
+  refuseTransactionControl,
+  singleStatement,
+  statementKind,
+} from '../lexer.ts';
 import {
   checkScope,
   checkStatementSize,
@@ -113,8 +122,20 @@ const STATEMENT_CACHE_SIZE = 64;
 interface Prepared {
   statement: StatementSync;
   keyword: string;
+  /** `statementKind`: what `execute` reports depends on it. */
+  kind: string;
   params: number;
 }
+
+/**
+ * SQLite's last insert rowid is the connection's, not the statement's: an upsert that only
+ * updated, or an insert into a table without a rowid, leaves the previous insert's there. So
+ * before each INSERT the host sets it to this value (by inserting it into a temporary table of
+ * its own) and reads it back after: unchanged means the statement inserted no row with a rowid.
+ * A capsule that gives a row this very rowid itself is the one case taken for none.
+ */
+const NO_INSERT = -(2n ** 63n);
+const NO_INSERT_TABLE = 'stratum_last_insert_id';
 
 const SQLITE_CONSTRAINT = 19;
 const SQLITE_FULL = 13;
@@ -124,8 +145,14 @@ const SQLITE_BUSY = 5;
 function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): SqlDatabase {
   let hostStatement = false;
   let refusal: string | undefined;
-  db.setAuthorizer((action, first) => {
+  db.setAuthorizer((action, first, second, database) => {
     if (hostStatement) return constants.SQLITE_OK;
+    // The host's own temporary table is not the capsule's: a trigger on it would run as the host.
+    const inTemp = database === 'temp' || (action === constants.SQLITE_ALTER_TABLE && first === 'temp');
+    if (inTemp && (first?.toLowerCase() === NO_INSERT_TABLE || second?.toLowerCase() === NO_INSERT_TABLE)) {
+      refusal = NO_INSERT_TABLE;
+      return constants.SQLITE_DENY;
+    }
     switch (action) {
       case constants.SQLITE_ATTACH:
       case constants.SQLITE_DETACH:
@@ -171,6 +198,11 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     }
   }
 
+  const noInsert = host(() => {
+    db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${NO_INSERT_TABLE} (unused)`);
+    return db.prepare(`INSERT OR REPLACE INTO temp.${NO_INSERT_TABLE} (rowid) VALUES (${NO_INSERT})`);
+  });
+
   const prepared = new Map<string, Prepared>();
 
   function prepare(sql: string, params: SqlValue[]): Prepared {
@@ -188,6 +220,7 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     const tokens = singleStatement(sql);
     refuseTransactionControl(tokens);
     const keyword = leadingKeyword(tokens);
+    const { kind } = statementKind(tokens);
     // VACUUM INTO writes a file, and no authorizer action covers it.
     if (keyword === 'VACUUM') throw notAllowed('VACUUM');
     const count = countParams(tokens);
@@ -196,7 +229,7 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     const statement = db.prepare(sql);
     statement.setReadBigInts(true);
     statement.setReturnArrays(true);
-    entry = { statement, keyword, params: count };
+    entry = { statement, keyword, kind, params: count };
     prepared.set(sql, entry);
     if (prepared.size > STATEMENT_CACHE_SIZE) prepared.delete(prepared.keys().next().value as string);
     return entry;
@@ -241,10 +274,14 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
   }
 
   function execute(sql: string, params: SqlValue[]): SqlOutcome {
-    const { statement, keyword } = prepare(sql, params);
+    const { statement, kind } = prepare(sql, params);
+    const inserts = kind === 'INSERT' || kind === 'REPLACE';
+    if (inserts) host(() => noInsert.run());
     const result = run(sql, () => statement.run(...inputs(params)));
-    const inserted = (keyword === 'INSERT' || keyword === 'REPLACE') && Number(result.changes) > 0;
-    return { rowsAffected: BigInt(result.changes), lastInsertId: inserted ? BigInt(result.lastInsertRowid) : undefined };
+    // SQLite's count of changes is also the connection's: any other statement leaves the last one's.
+    const rowsAffected = CHANGES_ROWS.has(kind) ? BigInt(result.changes) : 0n;
+    const last = BigInt(result.lastInsertRowid);
+    return { rowsAffected, lastInsertId: inserts && last !== NO_INSERT ? last : undefined };
   }
 
   function atomically<T>(work: () => T): T {
