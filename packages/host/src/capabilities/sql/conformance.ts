@@ -217,6 +217,66 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     assert.deepEqual((await db.query(`SELECT '?' AS "q?" -- ?\n`, [])).rows, [[txt('?')]]);
   });
 
+  test(`${name}: the limits the spec sets: statements of 1 MiB and 999 parameters are accepted, more than the host's limits is limit-exceeded`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    const MiB = 1024 * 1024;
+    const padded = (bytes: number) => {
+      const head = "SELECT '";
+      const tail = "' AS big";
+      return `${head}${'x'.repeat(bytes - head.length - tail.length)}${tail}`;
+    };
+    assert.equal((await db.query(padded(MiB), [])).rows[0]?.[0]?.tag, 'text');
+    await rejectsWith(() => db.query(padded(MiB + 1), []), 'limit-exceeded', /over the limit of 1048576/);
+    const marks = (count: number) => Array.from({ length: count }, () => '?').join(', ');
+    const ids = (count: number) => Array.from({ length: count }, (_, i) => int(i));
+    await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('one')]);
+    assert.deepEqual((await db.query(`SELECT count(*) AS c FROM notes WHERE id IN (${marks(999)})`, ids(999))).rows, [[int(1)]]);
+    // 32,766 is SQLite's own limit, and the host's on every backend.
+    assert.deepEqual((await db.query(`SELECT count(*) AS c FROM notes WHERE id IN (${marks(32_766)})`, ids(32_766))).rows, [[int(1)]]);
+    await rejectsWith(
+      () => db.query(`SELECT count(*) AS c FROM notes WHERE id IN (${marks(32_767)})`, ids(32_767)),
+      'limit-exceeded',
+      /32767 "\?" parameters, over the limit of 32766/,
+    );
+  });
+
+  test(`${name}: an engine's own parameter limit below the host's is limit-exceeded too`, async (t) => {
+    const opened = await open(t, { maxParams: 70_000, maxStatementBytes: 1024 * 1024 });
+    if (!opened) return;
+    const marks = Array.from({ length: 65_535 }, () => '?').join(', ');
+    const params = Array.from({ length: 65_535 }, (_, i) => int(i));
+    await rejectsWith(() => opened.db.query(`SELECT 1 AS one WHERE 1 IN (${marks})`, params), 'limit-exceeded', /variables|parameters/);
+  });
+
+  test(`${name}: a result over the byte limit is limit-exceeded, its text counted in UTF-8 bytes`, async (t) => {
+    const opened = await open(t, { maxResultBytes: 100_000 });
+    if (!opened) return;
+    const { db } = opened;
+    // 20,000 bytes a row in 10,000 characters: four rows fit, six do not.
+    const wide = txt('é'.repeat(10_000));
+    const rows = 'WITH RECURSIVE c (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < ?) SELECT n, ? AS v FROM c';
+    assert.equal((await db.query(rows, [int(4), wide])).rows.length, 4);
+    await rejectsWith(() => db.query(rows, [int(6), wide]), 'limit-exceeded', /more than 100000 bytes/);
+    await db.execute('CREATE TABLE files (id INTEGER PRIMARY KEY, body BLOB)', []);
+    for (let i = 0; i < 3; i++) await db.execute('INSERT INTO files (body) VALUES (?)', [blob(new Uint8Array(40_000))]);
+    await rejectsWith(() => db.query('SELECT body FROM files', []), 'limit-exceeded', /more than 100000 bytes/);
+    assert.equal((await db.query('SELECT body FROM files LIMIT 2', [])).rows.length, 2);
+  });
+
+  test(`${name}: a query that writes is all or nothing: a limit that stops its RETURNING rows undoes its writes`, async (t) => {
+    const opened = await open(t, { maxRows: 2 });
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    await rejectsWith(() => db.query("INSERT INTO notes (title) VALUES ('a'), ('b'), ('c') RETURNING id", []), 'limit-exceeded');
+    assert.deepEqual((await db.query('SELECT count(*) AS c FROM notes', [])).rows, [[int(0)]]);
+    assert.equal((await db.query("INSERT INTO notes (title) VALUES ('a'), ('b') RETURNING id", [])).rows.length, 2);
+    assert.deepEqual((await db.query('SELECT count(*) AS c FROM notes', [])).rows, [[int(2)]]);
+  });
+
   test(`${name}: the same statement text follows schema changes and recovers from its errors`, async (t) => {
     // Backends may keep statements prepared by their text; none of that may show.
     const opened = await open(t, { maxRows: 2 });

@@ -2,13 +2,15 @@ import { createHash } from 'node:crypto';
 import { type Logger, silentLogger } from '@stratum/core';
 import postgres from 'postgres';
 import { toPostgres } from '../dialect.ts';
-import { CHANGES_ROWS, checkParamCount, singleStatement } from '../lexer.ts';
+import { CHANGES_ROWS, checkParamCount, countParams, singleStatement } from '../lexer.ts';
 import {
+  checkParamLimit,
   checkScope,
   checkStatementSize,
   type DatabaseScope,
   DEFAULT_SQL_LIMITS,
   databaseFull,
+  resultMeter,
   type SqlBackend,
   type SqlDatabase,
   SqlError,
@@ -67,6 +69,8 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       }
       return new SqlError('other', text, { cause: error });
     }
+    // The client's own limit on parameters (65,534), should a host's maxParams be above it.
+    if (code === 'MAX_PARAMETERS_EXCEEDED') return new SqlError('limit-exceeded', text, { cause: error });
     // Connection failures name the server; they stay in the host's log.
     logger.error({ err: text }, 'postgres sql backend failed');
     return new SqlError('other', 'the database backend is unavailable', { cause: error });
@@ -175,9 +179,15 @@ function openDatabase(
     }
   }
 
-  async function run(tx: Transaction, text: string, params: SqlValue[]): Promise<RawResult> {
+  function checkStatement(text: string, params: SqlValue[]): void {
     checkStatementSize(text, limits);
-    checkParamCount(singleStatement(text), params.length);
+    const tokens = singleStatement(text);
+    checkParamLimit(countParams(tokens), limits);
+    checkParamCount(tokens, params.length);
+  }
+
+  async function run(tx: Transaction, text: string, params: SqlValue[]): Promise<RawResult> {
+    checkStatement(text, params);
     const translated = toPostgres(text);
     return (await tx.unsafe(translated.text, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
   }
@@ -195,8 +205,7 @@ function openDatabase(
   }
 
   async function execute(tx: Transaction, text: string, params: SqlValue[]): Promise<SqlOutcome> {
-    checkStatementSize(text, limits);
-    checkParamCount(singleStatement(text), params.length);
+    checkStatement(text, params);
     const translated = toPostgres(text);
     if (translated.kind !== 'INSERT') identityColumns.clear();
     const key = translated.insertInto === undefined ? null : await identityColumn(tx, translated.insertInto);
@@ -239,9 +248,11 @@ function openDatabase(
         if (result.length > limits.maxRows) throw tooManyRows(limits);
         const columns = result.columns ?? [];
         const rows: SqlValue[][] = [];
+        const meter = resultMeter(limits);
         for (let i = 0; i < result.length; i++) {
           const raw = result[i] ?? [];
           rows.push(columns.map((column, index) => fromText(raw[index] ?? null, column.type)));
+          meter(rows[i] as SqlValue[], rows);
         }
         return { columns: columns.map((column) => column.name), rows };
       }),

@@ -12,11 +12,13 @@ import {
   statementKind,
 } from '../lexer.ts';
 import {
+  checkParamLimit,
   checkScope,
   checkStatementSize,
   type DatabaseScope,
   DEFAULT_SQL_LIMITS,
   databaseFull,
+  resultMeter,
   type SqlBackend,
   type SqlDatabase,
   SqlError,
@@ -137,6 +139,7 @@ interface Prepared {
 const NO_INSERT = -(2n ** 63n);
 const NO_INSERT_TABLE = 'stratum_last_insert_id';
 
+const SQLITE_ERROR = 1;
 const SQLITE_CONSTRAINT = 19;
 const SQLITE_FULL = 13;
 const SQLITE_AUTH = 23;
@@ -186,6 +189,9 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     if (primary === SQLITE_FULL) return databaseFull(limits);
     if (primary === SQLITE_AUTH) return notAllowed(refusal ?? 'this statement');
     if (primary === SQLITE_BUSY) return new SqlError('other', 'the database is busy', { cause: error });
+    // SQLite's own parameter limit, should it be below maxParams, is a limit too, not a mistake.
+    if (primary === SQLITE_ERROR && text.startsWith('too many SQL variables'))
+      return new SqlError('limit-exceeded', text, { cause: error });
     return new SqlError(primary === undefined ? 'other' : 'invalid-query', text, { cause: error });
   }
 
@@ -224,6 +230,7 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     // VACUUM INTO writes a file, and no authorizer action covers it.
     if (keyword === 'VACUUM') throw notAllowed('VACUUM');
     const count = countParams(tokens);
+    checkParamLimit(count, limits);
     checkParamNumber(count, params.length);
     refusal = undefined;
     const statement = db.prepare(sql);
@@ -256,21 +263,27 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
   }
 
   function query(sql: string, params: SqlValue[]): SqlRows {
-    const { statement } = prepare(sql, params);
-    return run(sql, () => {
-      const rows: SqlValue[][] = [];
-      // for-of resets the statement when the loop throws, so a kept statement never holds a read open.
-      for (const row of statement.iterate(...inputs(params)) as unknown as SQLOutputValue[][]) {
-        if (rows.length === limits.maxRows) throw tooManyRows(limits);
-        const values: SqlValue[] = new Array(row.length);
-        for (let i = 0; i < row.length; i++) values[i] = toValue(row[i] as SQLOutputValue);
-        rows.push(values);
-      }
-      // Read after stepping: a kept statement re-prepared for a changed schema (SELECT * after
-      // ALTER TABLE) has its new columns only once it has run.
-      const columns = statement.columns().map((column) => column.name);
-      return { columns, rows };
-    });
+    const { statement, kind } = prepare(sql, params);
+    const read = () =>
+      run(sql, () => {
+        const rows: SqlValue[][] = [];
+        const meter = resultMeter(limits);
+        // for-of resets the statement when the loop throws, so a kept statement never holds a read open.
+        for (const row of statement.iterate(...inputs(params)) as unknown as SQLOutputValue[][]) {
+          if (rows.length === limits.maxRows) throw tooManyRows(limits);
+          const values: SqlValue[] = new Array(row.length);
+          for (let i = 0; i < row.length; i++) values[i] = toValue(row[i] as SQLOutputValue);
+          rows.push(values);
+          meter(values, rows);
+        }
+        // Read after stepping: a kept statement re-prepared for a changed schema (SELECT * after
+        // ALTER TABLE) has its new columns only once it has run.
+        const columns = statement.columns().map((column) => column.name);
+        return { columns, rows };
+      });
+    // A write with RETURNING commits as its statement is reset, even when a limit stopped the
+    // reading: in a transaction of its own the call stays all or nothing.
+    return CHANGES_ROWS.has(kind) && !db.isTransaction ? atomically(read) : read();
   }
 
   function execute(sql: string, params: SqlValue[]): SqlOutcome {
