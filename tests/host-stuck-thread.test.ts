@@ -55,6 +55,14 @@ test('an instance stuck in an endless SQLite statement stops its capsule, and th
   assert.equal(status?.state, 'stopped', JSON.stringify(status));
   assert.match(status?.lastError ?? '', /did not stop: its thread is in native code .*SQL statement that does not end/);
   assert.equal((await ingressGet(host.ingress, 'runaway.test', '/')).status, 503);
+  // Served again, it could take another core, and another: not until the host restarts.
+  const again = await runCli(['host', 'serve', 'runaway', ...control]);
+  assert.equal(again.code, 1, again.stdout);
+  assert.match(
+    again.stderr,
+    /runaway is not served again until the host restarts: a thread of its ended instances is stuck in native code/,
+  );
+  assert.equal((await ingressGet(host.ingress, 'runaway.test', '/')).status, 503);
 
   host.child.kill('SIGTERM');
   const ended = await Promise.race([host.exited, setTimeout(30_000, 'still running')]);

@@ -141,6 +141,13 @@ export interface HostRuntimeOptions {
    * queue for one to end. Default: one per 32 MiB of the machine's memory, at least 16.
    */
   maxInstances?: number;
+  /**
+   * How many of a capsule's threads may be stuck in native code (`Capsule.threadStuck`) before
+   * starting it is refused. Each holds a core until the process ends, and a registrar that served
+   * its capsule again after each one took the host's cores one by one. Default 1: once one is
+   * stuck, the capsule stays stopped until the host restarts. `stratum dev` allows any number.
+   */
+  stuckThreadsPerCapsule?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
   idleInstanceMs?: number;
   /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
@@ -588,6 +595,8 @@ class Capsule {
   readonly limitHits: Record<string, number> = {};
   failures = 0;
   backedOffUntil = 0;
+  /** Its ended instances' threads still in native code (`threadStuck`). */
+  stuckThreads = 0;
   #lastError: string | undefined;
   /**
    * Its installation's secret config values: masked in every line of its log and in its last
@@ -875,7 +884,13 @@ class Capsule {
     this.workers.delete(handle);
     const index = this.idle.indexOf(handle);
     if (index !== -1) this.idle.splice(index, 1);
-    this.#runtime.ending(handle.worker.terminate(), () => this.threadStuck());
+    this.#runtime.ending(
+      handle.worker.terminate(),
+      () => this.threadStuck(),
+      () => {
+        this.stuckThreads--;
+      },
+    );
     this.#runtime.instanceEnded();
     const waiting = handle.inFlight.splice(1);
     this.running -= waiting.length;
@@ -912,6 +927,7 @@ class Capsule {
    * ends, so the capsule is stopped rather than let it hold another: an operator serves it again.
    */
   threadStuck(): void {
+    this.stuckThreads++;
     const message =
       'an instance ended for a limit did not stop: its thread is in native code that does not return (most likely an SQL statement that does not end, such as a recursive query without a stop) and keeps a core busy until the process ends (the host or stratum dev is restarted); the capsule was stopped so that it holds no more, and is served again when asked';
     this.lastError = message;
@@ -1789,6 +1805,7 @@ class Runtime implements StratumHostRuntime {
   readonly warmupWithheldMs: number;
   readonly instancesPerCapsule: number;
   readonly asyncInstancesPerCapsule: number;
+  readonly stuckThreadsPerCapsule: number;
   readonly maxInstances: number;
   /** Instances running or starting, of all capsules: each took its room with `takeInstance`. */
   #instances = 0;
@@ -1844,6 +1861,7 @@ class Runtime implements StratumHostRuntime {
     this.warmupWithheldMs = options.warmupWithheldMs ?? 60_000;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
+    this.stuckThreadsPerCapsule = options.stuckThreadsPerCapsule ?? 1;
     this.maxInstances = options.maxInstances ?? defaultMaxInstances();
     this.#trustedProxies = options.trustedProxies?.length ? addressRanges(options.trustedProxies) : undefined;
     this.#capabilities = capabilities;
@@ -1978,7 +1996,8 @@ class Runtime implements StratumHostRuntime {
     return true;
   }
 
-  ending(termination: Promise<unknown>, onStuck?: () => void): void {
+  /** `onStuck` when the thread has not stopped after `STUCK_THREAD_MS`; `onUnstuck` if it stops after all. */
+  ending(termination: Promise<unknown>, onStuck?: () => void, onUnstuck?: () => void): void {
     // A worker ends at its next JavaScript or Wasm instruction; one in native code (node:sqlite
     // running a statement: it offers no interrupt and no progress handler) ends only when that
     // returns, which may be never. It is counted, and its capsule told.
@@ -1993,7 +2012,10 @@ class Runtime implements StratumHostRuntime {
     this.#ending.add(tracked);
     void tracked.then(() => {
       clearTimeout(watchdog);
-      if (stuck) this.stuckThreads--;
+      if (stuck) {
+        this.stuckThreads--;
+        onUnstuck?.();
+      }
       this.#ending.delete(tracked);
     });
   }
@@ -2310,6 +2332,15 @@ class Runtime implements StratumHostRuntime {
   async start(name: string, options: StartOptions = {}): Promise<CapsuleStatus> {
     const capsule = this.#get(name);
     if (capsule.state === 'running') return capsule.status();
+    if (capsule.stuckThreads >= this.stuckThreadsPerCapsule) {
+      throw new StratumError(
+        'CAPSULE_STUCK',
+        `${name} is not served again until the host restarts: ${capsule.stuckThreads === 1 ? 'a thread' : `${capsule.stuckThreads} threads`} of its ended instances ${capsule.stuckThreads === 1 ? 'is' : 'are'} stuck in native code, each holding a core`,
+        {
+          hint: 'Most likely an SQL statement that does not end (a recursive query without a stop). Fix it in the capsule; restarting the host frees the core and lets it be served.',
+        },
+      );
+    }
     capsule.state = 'running';
     capsule.failures = 0;
     capsule.backedOffUntil = 0;
