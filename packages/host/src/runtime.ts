@@ -2550,6 +2550,19 @@ class Runtime implements StratumHostRuntime {
  */
 export function toOriginForm(request: IncomingMessage, response: ServerResponse): boolean {
   const target = request.url ?? '/';
+  // Node.js keeps the first of two Host fields, and a capsule reading the raw headers saw both
+  // joined: each layer could take another host. RFC 9112 section 3.2 answers it with 400.
+  const raw = request.rawHeaders;
+  let hostFields = 0;
+  for (let index = 0; index < raw.length; index += 2) {
+    const name = raw[index] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') hostFields++;
+  }
+  if (hostFields > 1) {
+    request.resume();
+    answer(response, 400, 'more than one Host header');
+    return false;
+  }
   if (target.charCodeAt(0) === 0x2f) return true;
   const scheme = /^https?:\/\//i.exec(target);
   let authority = '';
@@ -2560,6 +2573,10 @@ export function toOriginForm(request: IncomingMessage, response: ServerResponse)
     const path = end === -1 ? '/' : rest.slice(end);
     if (authority !== '' && !authority.includes('@') && URL.canParse(`http://${authority}/`)) {
       request.headers.host = authority;
+      // The capsule reads the raw headers: its Host is the target's authority too (RFC 9112 section 3.2.2).
+      const at = raw.findIndex((name, index) => index % 2 === 0 && name.toLowerCase() === 'host');
+      if (at === -1) raw.push('Host', authority);
+      else raw[at + 1] = authority;
       request.url = path.startsWith('/') ? path : `/${path}`;
       return true;
     }
