@@ -165,6 +165,33 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     assert.deepEqual((await db.query('SELECT extra FROM notes', [])).rows, [[nul]]);
   });
 
+  test(`${name}: TEXT columns sort and compare by code point (SQLite's BINARY); NULLS FIRST and NULLS LAST place NULL`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await db.execute('CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)', []);
+    for (const name of ['bob', 'alice', 'Bob', null, 'Émile', 'émile'])
+      await db.execute('INSERT INTO people (name) VALUES (?)', [name === null ? nul : txt(name)]);
+    const names = async (sql: string) => (await db.query(sql, [])).rows.map(([value]) => (value?.tag === 'text' ? value.val : null));
+    assert.deepEqual(await names('SELECT name FROM people ORDER BY name NULLS FIRST'), [null, 'Bob', 'alice', 'bob', 'Émile', 'émile']);
+    assert.deepEqual(await names('SELECT name FROM people ORDER BY name DESC NULLS LAST'), ['émile', 'Émile', 'bob', 'alice', 'Bob', null]);
+    assert.deepEqual(await names("SELECT name FROM people WHERE name > 'B' AND name < 'c' ORDER BY id"), ['bob', 'alice', 'Bob']);
+    assert.deepEqual((await db.query('SELECT min(name) AS lo, max(name) AS hi FROM people', [])).rows, [[txt('Bob'), txt('émile')]]);
+    // LIKE, lower() and upper() know the case of ASCII letters only.
+    assert.deepEqual(await names("SELECT name FROM people WHERE name LIKE 'é%' ORDER BY id"), ['émile']);
+    assert.deepEqual(await names("SELECT name FROM people WHERE name LIKE 'B%' ORDER BY id"), ['bob', 'Bob']);
+    assert.deepEqual(
+      (await db.query("SELECT lower(name) AS l, upper(name) AS u FROM people WHERE name LIKE '%mile' ORDER BY id", [])).rows,
+      [
+        [txt('Émile'), txt('ÉMILE')],
+        [txt('émile'), txt('éMILE')],
+      ],
+    );
+    await db.execute("ALTER TABLE people ADD COLUMN nick TEXT DEFAULT 'b'", []);
+    await db.execute("UPDATE people SET nick = 'B' WHERE id = 1", []);
+    assert.deepEqual(await names('SELECT nick FROM people WHERE id < 3 ORDER BY nick'), ['B', 'b']);
+  });
+
   test(`${name}: a transaction applies all of its statements or none`, async (t) => {
     const opened = await open(t);
     if (!opened) return;

@@ -142,6 +142,11 @@ export function toPostgres(sql: string): PostgresStatement {
       out.push('ILIKE');
     } else if (word === 'IFNULL') {
       out.push('coalesce');
+    } else if (isDdl && word === 'TEXT' && isColumnType(code, codeIndex)) {
+      // SQLite compares text by its bytes (BINARY); "C" is that order whatever collation the
+      // database was created with, and ILIKE, lower() and upper() under it leave non-ASCII letters
+      // alone, as SQLite's LIKE, lower() and upper() do.
+      out.push(upper(code[codeIndex + 1]) === 'COLLATE' ? token.text : `${token.text} COLLATE "C"`);
     } else if (isDdl && word === 'AUTOINCREMENT') {
       out.push('');
     } else if (isDdl && word === 'INTEGER' && nextWords(tokens, i, 2) === 'PRIMARY KEY') {
@@ -165,6 +170,20 @@ export function toPostgres(sql: string): PostgresStatement {
   const result: PostgresStatement = { text: out.join(''), params: param, keyword, kind };
   if (insertInto !== undefined) result.insertInto = insertInto;
   return result;
+}
+
+/**
+ * Whether the word at `code[index]` is a column definition's type: it follows the column's name,
+ * which opens the definition (after "(", "," or ALTER TABLE's ADD [COLUMN]). A column named
+ * `text` is not its own type.
+ */
+function isColumnType(code: readonly Token[], index: number): boolean {
+  const name = code[index - 1];
+  const before = code[index - 2];
+  if (!name || !before) return false;
+  const nameWord = name.text.toUpperCase();
+  if (name.kind !== 'quoted' && (name.kind !== 'word' || nameWord === 'COLUMN' || nameWord === 'ADD')) return false;
+  return before.text === '(' || before.text === ',' || ['COLUMN', 'ADD'].includes(before.text.toUpperCase());
 }
 
 function nextWords(tokens: readonly Token[], index: number, count: number): string {

@@ -58,6 +58,9 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
       if (code.startsWith('23')) return new SqlError('constraint-violation', text, { cause: error });
       if (code === '42501') return new SqlError('access-denied', text, { cause: error });
+      // Cardinality: an upsert that would change one row twice, a scalar subquery of several rows
+      // (SQLite takes the first); the statement's doing, as a syntax error is.
+      if (code.startsWith('21')) return new SqlError('invalid-query', text, { cause: error });
       if (code === '53100' || code.startsWith('54')) return new SqlError('limit-exceeded', text, { cause: error });
       // statement_timeout: the statement ran longer than the capsule's own timeout.
       if (code === '57014')
@@ -76,11 +79,35 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     return new SqlError('other', 'the database backend is unavailable', { cause: error });
   }
 
+  let collationChecked: Promise<void> | undefined;
+  /**
+   * TEXT columns sort by code point, as SQLite's, whatever the database's collation (the dialect
+   * gives them COLLATE "C"); other text (literals, parameters, casts, columns of tables created
+   * before that) sorts by the database's. Said once, as a warning rather than a refusal: the
+   * difference is that narrow, and a host bound to an existing database keeps working.
+   */
+  async function checkCollation(): Promise<void> {
+    try {
+      const [row] = await sql`SELECT * FROM pg_database WHERE datname = current_database()`;
+      if (!row) return;
+      const order = databaseOrder(row);
+      if (order.codePoint) return;
+      logger.warn(
+        { database: row.datname, collation: order.locale, provider: order.provider },
+        `PostgreSQL database ${String(row.datname)} sorts text by ${order.provider} collation "${order.locale}", not by code point as SQLite does: TEXT columns still sort as in SQLite, but ORDER BY, min(), max() and comparisons of other text (literals, parameters, casts, TEXT columns of tables created before this host version) give another order. For SQLite's order everywhere, give Stratum a database created with: CREATE DATABASE <name> TEMPLATE template0 LOCALE 'C.UTF-8'`,
+      );
+    } catch (error) {
+      logger.debug({ err: String(error) }, 'could not read the PostgreSQL database collation');
+    }
+  }
+
   return {
     type: 'postgres',
     synchronous: false,
     async open(scope: DatabaseScope) {
       checkScope(scope);
+      collationChecked ??= checkCollation();
+      await collationChecked;
       const schema = schemaName(options.schemaPrefix ?? 'stratum', scope);
       try {
         await sql.begin(async (tx) => {
@@ -100,6 +127,19 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       await sql.end({ timeout: 5 });
     },
   };
+}
+
+/**
+ * How a database sorts text, from its pg_database row (columns differ by version: the provider
+ * from 15, `datlocale` from 17). Code point order is SQLite's BINARY for UTF-8 text.
+ */
+export function databaseOrder(row: Record<string, unknown>): { codePoint: boolean; provider: string; locale: string } {
+  const provider = ({ c: 'libc', i: 'ICU', b: 'builtin' } as Record<string, string>)[String(row.datlocprovider ?? 'c')] ?? 'unknown';
+  const locale = String((provider === 'libc' ? row.datcollate : (row.datlocale ?? row.daticulocale)) ?? '');
+  const codePoint =
+    (provider === 'libc' && /^(C|POSIX|C\.UTF-?8)$/i.test(locale)) ||
+    (provider === 'builtin' && /^(C|C\.UTF-?8|PG_UNICODE_FAST)$/i.test(locale));
+  return { codePoint, provider, locale };
 }
 
 export function schemaName(prefix: string, scope: DatabaseScope): string {
@@ -171,7 +211,8 @@ function openDatabase(
   async function inSchema<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
     try {
       return (await sql.begin(async (tx) => {
-        await tx`SELECT set_config('role', ${schema}, true), set_config('search_path', ${schema}, true), set_config('statement_timeout', ${statementTimeout}, true)`;
+        // UTC and ISO dates, as SQLite's CURRENT_TIMESTAMP, whatever the server's own settings.
+        await tx`SELECT set_config('role', ${schema}, true), set_config('search_path', ${schema}, true), set_config('statement_timeout', ${statementTimeout}, true), set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true)`;
         return work(tx);
       })) as T;
     } catch (error) {
