@@ -370,7 +370,8 @@ const PG_TO_SQLITE: Record<string, string> = {
 
 /**
  * Tables as SQLite-dialect definitions, built from the catalog: columns with their types,
- * NOT NULL, defaults that are plain literals, the primary key, UNIQUE constraints and indexes.
+ * NOT NULL, defaults that are plain literals, the primary key, UNIQUE and FOREIGN KEY
+ * constraints, and indexes. CHECK constraints and other defaults are left out (./README.md).
  */
 async function* dumpTables(schema: string, inSchema: <T>(work: (tx: Transaction) => Promise<T>) => Promise<T>): AsyncIterable<TableDump> {
   const tables = await inSchema(
@@ -390,22 +391,29 @@ async function* dumpTables(schema: string, inSchema: <T>(work: (tx: Transaction)
         JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = k.attnum
         WHERE con.conrelid = ${`${ident(schema)}.${ident(table)}`}::regclass AND con.contype IN ('p', 'u')
         GROUP BY con.oid, con.contype ORDER BY con.oid`;
+      // A foreign key reads the same in both dialects (REFERENCES t(c) ON DELETE CASCADE, ...); a
+      // CHECK is deparsed with PostgreSQL's casts ('x'::text, = ANY (ARRAY[...])), which SQLite
+      // refuses, so checks stay behind rather than fail an import into SQLite.
+      const foreignKeys = await tx`
+        SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint
+        WHERE conrelid = ${`${ident(schema)}.${ident(table)}`}::regclass AND contype = 'f' ORDER BY oid`;
       const indexes = await tx`
         SELECT indexname, indexdef FROM pg_indexes i
         WHERE schemaname = ${schema} AND tablename = ${table}
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.connamespace = ${schema}::regnamespace)`;
-      return { columns, constraints, indexes };
+      return { columns, constraints, foreignKeys, indexes };
     });
     const primary = definition.constraints.find((constraint) => constraint.type === 'p');
     const primaryColumns = (primary?.columns as string[] | undefined) ?? [];
-    // A single identity primary key is SQLite's rowid alias, `INTEGER PRIMARY KEY`.
+    // A single identity primary key is SQLite's rowid alias. Its sequence never gives a key
+    // again, deleted or not, which in SQLite is AUTOINCREMENT's promise.
     const rowidAlias = definition.columns.find(
       (column) => primaryColumns.length === 1 && primaryColumns[0] === column.column_name && column.is_identity === 'YES',
     )?.column_name;
     const lines = definition.columns.map((column) => {
       const columnName = String(column.column_name);
       const type = PG_TO_SQLITE[String(column.data_type)] ?? 'TEXT';
-      const parts = [ident(columnName), columnName === rowidAlias ? 'INTEGER PRIMARY KEY' : type];
+      const parts = [ident(columnName), columnName === rowidAlias ? 'INTEGER PRIMARY KEY AUTOINCREMENT' : type];
       if (column.is_nullable === 'NO' && columnName !== rowidAlias) parts.push('NOT NULL');
       const fallback = column.column_default === null ? undefined : String(column.column_default);
       if (fallback !== undefined && /^('([^']|'')*'|-?[0-9.]+)(::[a-z ]+)?$/.test(fallback))
@@ -416,6 +424,7 @@ async function* dumpTables(schema: string, inSchema: <T>(work: (tx: Transaction)
     for (const constraint of definition.constraints) {
       if (constraint.type === 'u') lines.push(`UNIQUE (${(constraint.columns as string[]).map(ident).join(', ')})`);
     }
+    for (const foreignKey of definition.foreignKeys) lines.push(String(foreignKey.definition));
     const columnNames = definition.columns.map((column) => String(column.column_name));
     const rows = await inSchema(
       async (tx) =>
