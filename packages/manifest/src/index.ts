@@ -15,6 +15,7 @@ export {
 } from './parse.ts';
 export { originAllowed, routeExample, routeMatches } from './rules.ts';
 export { type GeneratedValidator, schemaErrors } from './schema-validator.ts';
+export { tomlSyntaxProblem } from './toml-syntax.ts';
 export type {
   Capabilities,
   ConfigVariable,

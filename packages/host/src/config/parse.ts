@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@stratum/core';
-import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaErrors } from '@stratum/manifest';
+import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaErrors, tomlSyntaxProblem } from '@stratum/manifest';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
 import { addressRanges } from '../address-ranges.ts';
@@ -77,13 +77,7 @@ export function parseHostConfig(
     ast = parseTOML(text);
     raw = getStaticTOMLValue(ast) as Record<string, unknown>;
   } catch (error) {
-    const parseError = error as { message?: string; lineNumber?: number; column?: number };
-    const message = String(parseError.message ?? error)
-      .replace(/\s+/g, ' ')
-      .slice(0, 200);
-    throw new HostConfigError(file, [
-      { file, line: parseError.lineNumber ?? 1, column: (parseError.column ?? 0) + 1, path: '', message: `invalid TOML: ${message}` },
-    ]);
+    throw new HostConfigError(file, [{ file, path: '', ...tomlSyntaxProblem(error, text) }]);
   }
   if (options.partial) {
     // The tables a host needs to run and `stratum dev` does not read: a dev config may be only
