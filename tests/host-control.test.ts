@@ -1062,6 +1062,16 @@ test('answers match the OpenAPI document', async (t) => {
   for (const entry of (await client.ledger()).entries) check('LedgerEntry', entry);
   const refused = await fetch(`${host.controlUrl}/status`);
   check('Error', await refused.json());
+  check('LinkCheck', await client.links(['hello.example'], installed.digest));
+  // An upgrade that no longer grants a store the installation had: its status names that store.
+  const stored = { name: 'stored', domains: ['stored.example'], component: COMPONENT, start: false };
+  await client.install({
+    ...stored,
+    manifest: MANIFEST.replace('[capabilities.config', '[capabilities]\nkeyvalue = ["default"]\n[capabilities.config'),
+  });
+  const upgraded = await client.install({ ...stored, manifest: MANIFEST });
+  assert.deepEqual(upgraded.retainedStores, { keyvalue: ['default'], sql: [], bucket: [] });
+  check('CapsuleStatus', upgraded);
   const paths = Object.keys(document.paths as Record<string, unknown>);
   assert.deepEqual(paths.sort(), [
     '/capsules',
@@ -1072,6 +1082,7 @@ test('answers match the OpenAPI document', async (t) => {
     '/capsules/{name}/state/{capability}/{label}',
     '/capsules/{name}/stop',
     '/identity',
+    '/links',
     '/status',
     '/usage',
     '/usage/ledger',
