@@ -96,12 +96,30 @@ export interface SqlDatabase {
   size(): MaybePromise<number>;
   /** Every table with its rows, in creation order, for a snapshot. */
   tables(): AsyncIterable<TableDump>;
-  /** Drops every table (before a snapshot import). */
+  /** Drops every table. */
   clear(): MaybePromise<void>;
   /** Removes the database itself, when the capsule is uninstalled. */
   drop(): MaybePromise<void>;
-  /** Inserts rows into a table by column name, bypassing nothing but the SQL text (snapshot import). */
+  /**
+   * Begins a snapshot import: one transaction for the clearing and every write after it, so that
+   * a record the engine refuses half-way leaves the database as it was. Nothing else may use
+   * this database object until it is committed or rolled back.
+   */
+  beginImport(): MaybePromise<SqlImport>;
+}
+
+/** A snapshot import in progress (`SqlDatabase.beginImport`). */
+export interface SqlImport {
+  /** Drops every table, as `SqlDatabase.clear`. */
+  clear(): MaybePromise<void>;
+  /** Runs a definition (`CREATE TABLE`, `CREATE INDEX`) as a capsule statement is run: the same sandbox applies. */
+  execute(sql: string): MaybePromise<void>;
+  /** Inserts rows into a table by column name, bypassing nothing but the SQL text. */
   insertRows(table: string, columns: string[], rows: SqlValue[][]): MaybePromise<void>;
+  /** Makes it all take effect; foreign keys are checked here at the latest. */
+  commit(): MaybePromise<void>;
+  /** Undoes it all; harmless after a failed commit. */
+  rollback(): MaybePromise<void>;
 }
 
 export interface SqlBackend {

@@ -14,6 +14,7 @@ import {
   type SqlBackend,
   type SqlDatabase,
   SqlError,
+  type SqlImport,
   type SqlLimits,
   type SqlOutcome,
   type SqlRows,
@@ -35,7 +36,8 @@ export interface PostgresSqlOptions {
 }
 
 type Sql = postgres.Sql;
-type Transaction = postgres.TransactionSql;
+/** A connection in a transaction: `sql.begin`'s, or a reserved one that a snapshot import began. */
+type Transaction = postgres.TransactionSql | postgres.ReservedSql;
 
 /**
  * PostgreSQL: one schema per capsule and label, owned by a role of the same name that has no
@@ -208,16 +210,52 @@ function openDatabase(
   // PostgreSQL's own: 0 is none. A statement the request's end did not stop is cancelled by the server.
   const statementTimeout = String(statementTimeoutMs === undefined ? 0 : Math.max(1, Math.round(statementTimeoutMs)));
 
+  /** The settings every capsule statement runs under, for the transaction `tx` is in. */
+  async function enter(tx: Transaction): Promise<void> {
+    // UTC and ISO dates, as SQLite's CURRENT_TIMESTAMP, whatever the server's own settings.
+    await tx`SELECT set_config('role', ${schema}, true), set_config('search_path', ${schema}, true), set_config('statement_timeout', ${statementTimeout}, true), set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true)`;
+  }
+
   async function inSchema<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
     try {
       return (await sql.begin(async (tx) => {
-        // UTC and ISO dates, as SQLite's CURRENT_TIMESTAMP, whatever the server's own settings.
-        await tx`SELECT set_config('role', ${schema}, true), set_config('search_path', ${schema}, true), set_config('statement_timeout', ${statementTimeout}, true), set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true)`;
+        await enter(tx);
         return work(tx);
       })) as T;
     } catch (error) {
       throw failure(error);
     }
+  }
+
+  async function mapped<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw failure(error);
+    }
+  }
+
+  async function clearIn(tx: Transaction): Promise<void> {
+    identityColumns.clear();
+    const tables = await tx`SELECT tablename FROM pg_tables WHERE schemaname = ${schema}`;
+    for (const { tablename } of tables) await tx.unsafe(`DROP TABLE IF EXISTS ${ident(String(tablename))} CASCADE`);
+    const views = await tx`SELECT viewname FROM pg_views WHERE schemaname = ${schema}`;
+    for (const { viewname } of views) await tx.unsafe(`DROP VIEW IF EXISTS ${ident(String(viewname))} CASCADE`);
+  }
+
+  async function insertRowsIn(tx: Transaction, table: string, columns: string[], rows: SqlValue[][]): Promise<void> {
+    const placeholders = columns.map((_, i) => `$${i + 1}`).join(', ');
+    const statement = `INSERT INTO ${ident(table)} (${columns.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${placeholders})`;
+    for (const row of rows) await tx.unsafe(statement, row.map(toParam) as postgres.ParameterOrJSON<never>[]);
+    // Identity columns continue after the highest imported key, as SQLite's rowid does.
+    const key = await identityColumn(tx, table);
+    if (key !== null && columns.includes(key)) {
+      await tx.unsafe(
+        `SELECT setval(pg_get_serial_sequence($1, $2), coalesce((SELECT max(${ident(key)}) FROM ${ident(table)}), 0) + 1, false)`,
+        [`${ident(schema)}.${ident(table)}`, key],
+      );
+    }
+    await checkSize(tx);
   }
 
   function checkStatement(text: string, params: SqlValue[]): void {
@@ -318,15 +356,7 @@ function openDatabase(
       }
     },
     tables: () => dumpTables(schema, inSchema),
-    clear: async () => {
-      identityColumns.clear();
-      await inSchema(async (tx) => {
-        const tables = await tx`SELECT tablename FROM pg_tables WHERE schemaname = ${schema}`;
-        for (const { tablename } of tables) await tx.unsafe(`DROP TABLE IF EXISTS ${ident(String(tablename))} CASCADE`);
-        const views = await tx`SELECT viewname FROM pg_views WHERE schemaname = ${schema}`;
-        for (const { viewname } of views) await tx.unsafe(`DROP VIEW IF EXISTS ${ident(String(viewname))} CASCADE`);
-      });
-    },
+    clear: () => inSchema(clearIn),
     drop: async () => {
       identityColumns.clear();
       try {
@@ -337,20 +367,39 @@ function openDatabase(
         throw failure(error);
       }
     },
-    insertRows: (table, columns, rows) =>
-      inSchema(async (tx) => {
-        const placeholders = columns.map((_, i) => `$${i + 1}`).join(', ');
-        const statement = `INSERT INTO ${ident(table)} (${columns.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${placeholders})`;
-        for (const row of rows) await tx.unsafe(statement, row.map(toParam) as postgres.ParameterOrJSON<never>[]);
-        // Identity columns continue after the highest imported key, as SQLite's rowid does.
-        const key = await identityColumn(tx, table);
-        if (key !== null && columns.includes(key)) {
-          await tx.unsafe(
-            `SELECT setval(pg_get_serial_sequence($1, $2), coalesce((SELECT max(${ident(key)}) FROM ${ident(table)}), 0) + 1, false)`,
-            [`${ident(schema)}.${ident(table)}`, key],
-          );
+    beginImport: () =>
+      mapped(async () => {
+        // One connection for the whole import, outside the pool's per-call transactions, so
+        // that the clearing and every write commit together or not at all.
+        const tx = await sql.reserve();
+        let done = false;
+        const end = async (statement: 'COMMIT' | 'ROLLBACK') => {
+          if (done) return;
+          done = true;
+          try {
+            await tx.unsafe(statement);
+          } finally {
+            tx.release();
+          }
+        };
+        try {
+          await tx.unsafe('BEGIN');
+          await enter(tx);
+        } catch (error) {
+          tx.release();
+          throw error;
         }
-        await checkSize(tx);
+        const session: SqlImport = {
+          clear: () => mapped(() => clearIn(tx)),
+          execute: (text) =>
+            mapped(async () => {
+              await execute(tx, text, []);
+            }),
+          insertRows: (table, columns, rows) => mapped(() => insertRowsIn(tx, table, columns, rows)),
+          commit: () => mapped(() => end('COMMIT')),
+          rollback: () => mapped(() => end('ROLLBACK')),
+        };
+        return session;
       }),
   };
 }

@@ -22,6 +22,7 @@ import {
   type SqlBackend,
   type SqlDatabase,
   SqlError,
+  type SqlImport,
   type SqlLimits,
   type SqlOutcome,
   type SqlRows,
@@ -390,14 +391,36 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     },
     drop: () => clear(),
     clear: () => clear(),
-    insertRows: (table, columns, rows) =>
+    beginImport: () =>
       guarded(() => {
-        const statement = host(() =>
-          db.prepare(`INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`),
-        );
-        atomically(() => {
-          for (const row of rows) statement.run(...row.map(toInput));
-        });
+        host(() => db.exec('BEGIN IMMEDIATE'));
+        // Checked at COMMIT instead of at each statement: clear() drops a table before those that
+        // refer to it (PRAGMA foreign_keys is fixed inside a transaction), and a snapshot's row
+        // may refer to one that comes after it. SQLite resets this at the transaction's end.
+        host(() => db.exec('PRAGMA defer_foreign_keys = ON'));
+        const session: SqlImport = {
+          clear: () => guarded(() => clear()),
+          execute: (sql) =>
+            guarded(() => {
+              execute(sql, []);
+            }),
+          insertRows: (table, columns, rows) =>
+            guarded(() => {
+              const statement = host(() =>
+                db.prepare(`INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`),
+              );
+              for (const row of rows) statement.run(...row.map(toInput));
+            }),
+          commit: () => guarded(() => host(() => db.exec('COMMIT'))),
+          // A COMMIT that foreign keys refused leaves the transaction open.
+          rollback: () =>
+            guarded(() =>
+              host(() => {
+                if (db.isTransaction) db.exec('ROLLBACK');
+              }),
+            ),
+        };
+        return session;
       }),
   };
 }
