@@ -33,7 +33,10 @@ import {
 } from '../types.ts';
 
 export interface SqliteSqlOptions {
-  /** The host's data directory; databases live in `<dataDir>/sql/<capsule>/<label>.sqlite`. */
+  /**
+   * The directory the runtime gives the capability (`<data dir>/runtime/capsules/<capsule>/sql`);
+   * databases live in `<dataDir>/sql/<capsule>/<label>.sqlite` inside it.
+   */
   dataDir: string;
   limits?: Partial<SqlLimits>;
   busyTimeoutMs?: number;
