@@ -118,6 +118,17 @@ test('a capsule that grows a table without end fails that request alone; one tha
   await assertTinyAnswers(host);
 });
 
+test('two drains of a capsule with a request in flight both answer once it ends', async (t) => {
+  // The second one took the first one's place, which then never answered (a move found it).
+  const host = await startHarness(t, { limits: { timeoutMs: 1000 }, warmupCpuMs: 0 });
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "large"\n' });
+  const looping = host.get('loop.test');
+  while ((host.runtime.status().find((capsule) => capsule.name === 'loop')?.inFlight ?? 0) === 0) await setTimeout(10);
+  const [first, second] = await Promise.all([host.runtime.drain('loop'), host.runtime.drain('loop')]);
+  assert.deepEqual([first.state, second.state], ['stopped', 'stopped']);
+  assert.equal((await looping).status, 504);
+});
+
 test('a capsule over its wall-clock timeout gets 504 even when its CPU budget is larger', async (t) => {
   const host = await startHarness(t, { limits: { timeoutMs: 300 }, warmupCpuMs: 0 });
   await host.install('tiny', await buildTiny());

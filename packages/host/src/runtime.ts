@@ -608,7 +608,8 @@ class Capsule {
   readonly logs: CapsuleLogEntry[] = [];
   /** Set once uninstalled: a line it writes after that (a worker's late output) reaches no one. */
   uninstalled = false;
-  drained: (() => void) | undefined;
+  /** Who waits for its requests to be done (`whenIdle`): a drain, a replacement, a second drain. */
+  readonly #idleWaiters: (() => void)[] = [];
   /**
    * Set once one of its instances said its guest sleeps (a synchronous capsule's `setTimeout`):
    * like a JSPI capsule, it may then have more instances than cores while requests wait.
@@ -908,7 +909,17 @@ class Capsule {
       this.limitHit('timeout', pending.message, `waited ${now - pending.queuedAt} ms for an instance at the host's instance limit`);
       answer(pending.res, 503, `${this.name} is busy`, { 'retry-after': '1' });
     }
-    if (this.active === 0 && this.drained) this.drained();
+    if (this.active === 0) this.#wakeIdle();
+  }
+
+  /** Resolves once no request is in flight or queued. Each caller is told: a second drain while one waits must not take the first one's place. */
+  whenIdle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #wakeIdle(): void {
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   /** Ends an idle instance to make room for another capsule's (`HostRuntime.takeInstance`). */
@@ -1139,7 +1150,7 @@ class Capsule {
     if (this.queue.length > 0 && this.transpiled.jspi) {
       for (const handle of this.workers) if (handle.started && !handle.retired) this.armWatch(handle, this.reclaimDue(handle));
     }
-    if (this.active === 0 && this.drained) this.drained();
+    if (this.active === 0) this.#wakeIdle();
   }
 
   anyAsleep(): boolean {
@@ -2291,7 +2302,7 @@ class Runtime implements StratumHostRuntime {
       for (const domain of domains) this.#byDomain.set(domain, capsule);
       this.logger.info({ capsule: name, domains, digest: component.digest, jspi: transpiled.jspi }, 'capsule replaced');
       previous.state = 'draining';
-      if (previous.active > 0) await new Promise<void>((resolve) => (previous.drained = resolve));
+      await previous.whenIdle();
       await previous.stopWorkers();
       previous.state = 'stopped';
       await this.#dropCacheOf(previous, 1);
@@ -2384,12 +2395,7 @@ class Runtime implements StratumHostRuntime {
   async drain(name: string): Promise<CapsuleStatus> {
     const capsule = this.#get(name);
     if (capsule.state === 'running') capsule.state = 'draining';
-    if (capsule.active > 0) {
-      await new Promise<void>((resolve) => {
-        capsule.drained = resolve;
-      });
-      capsule.drained = undefined;
-    }
+    await capsule.whenIdle();
     await capsule.stopWorkers();
     capsule.state = 'stopped';
     capsule.log('info', 'drained');
