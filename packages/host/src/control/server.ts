@@ -713,7 +713,9 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         const status = statusFor(error);
         if (error instanceof HttpError) for (const [header, value] of Object.entries(error.headers)) response.setHeader(header, value);
         if (status >= 500) log.error({ err: error }, 'control request failed');
-        else log.info({ status, code: (error as StratumError).code }, 'control request rejected');
+        // A 404 is most often a question with a no for its answer (the CLI asks whether a name is
+        // installed before it installs): not worth an operator's attention at info.
+        else log[status === 404 ? 'debug' : 'info']({ status, code: (error as StratumError).code }, 'control request rejected');
         const problem = isStratumError(error)
           ? {
               code: error.code,
@@ -735,7 +737,7 @@ function statusFor(error: unknown): number {
   if (isStratumError(error) && error.code === 'INSTANCE_FAILED') return 422;
   if (!isStratumError(error) || !error.user) return 500;
   if (/NOT_FOUND$/.test(error.code)) return 404;
-  if (/(EXISTS|CONFLICT|IN_USE|TAKEN)$/.test(error.code)) return 409;
+  if (/(EXISTS|CONFLICT|IN_USE|TAKEN|STUCK)$/.test(error.code)) return 409;
   return 400;
 }
 
