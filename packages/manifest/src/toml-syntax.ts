@@ -29,6 +29,11 @@ export function tomlSyntaxProblem(error: unknown, text: string): { line: number;
       };
     }
   }
+  // A word for a value: TOML's strings are quoted (`cpu = small` said only "Unexpected character").
+  const bare = /^\s*([A-Za-z0-9_.-]+)\s*=\s*([A-Za-z_][A-Za-z0-9_.:/-]*)\s*(#.*)?$/.exec(lines[line - 1] ?? '');
+  if (bare?.[1] && bare[2] && !['true', 'false', 'inf', 'nan'].includes(bare[2])) {
+    return { line, column, message: `invalid TOML: a string value needs quotes: ${bare[1]} = "${bare[2]}"` };
+  }
   message = `invalid TOML: ${message}`;
   return { line, column, message };
 }

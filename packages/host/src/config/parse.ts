@@ -3,7 +3,16 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@stratum/core';
-import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaErrors, tomlSyntaxProblem } from '@stratum/manifest';
+import {
+  formatPath,
+  formatProblem,
+  locate,
+  type ManifestProblem,
+  nearest,
+  quotedUnitExample,
+  schemaErrors,
+  tomlSyntaxProblem,
+} from '@stratum/manifest';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
 import { addressRanges } from '../address-ranges.ts';
@@ -194,11 +203,14 @@ function describeError(error: ErrorObject): ShapeProblem | undefined {
         path,
         message: `${tableName(path)} has ${String(params.property)} but not ${String(params.missingProperty)}; give both or neither`,
       };
-    case 'type':
+    case 'type': {
+      const example = quotedUnitExample(error);
+      const such = example ? `; write it with its unit, such as ${where.split('.').at(-1)} = ${example}` : '';
       return {
         path,
-        message: `${where} must be ${TYPE_NAMES[String(params.type)] ?? String(params.type)}, not ${describeValue(error.data)}`,
+        message: `${where} must be ${TYPE_NAMES[String(params.type)] ?? String(params.type)}, not ${describeValue(error.data)}${such}`,
       };
+    }
     case 'const':
       if (where === 'stratum')
         return { path, message: `stratum must be 1 (the host configuration version this host reads), not ${JSON.stringify(error.data)}` };
