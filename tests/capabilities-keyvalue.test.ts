@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { test } from 'node:test';
+import { setTimeout } from 'node:timers/promises';
 import { natsKeyValue } from '../packages/host/src/capabilities/keyvalue/backends/nats.ts';
 import { redisKeyValue } from '../packages/host/src/capabilities/keyvalue/backends/redis.ts';
 import { sqliteKeyValue } from '../packages/host/src/capabilities/keyvalue/backends/sqlite.ts';
 import { keyValueConformance } from '../packages/host/src/capabilities/keyvalue/conformance.ts';
+import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
 import { requireService } from './support/services.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'stratum-kv-'));
@@ -55,3 +58,63 @@ test('sqlite: a store written before the row counts existed is counted once, and
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+for (const kind of ['redis', 'nats'] as const) {
+  test(`${kind}: an outage is logged once with its cause, and again when the server answers, however many calls fail between`, async (t) => {
+    const url = await requireService(t, kind);
+    if (!url) return;
+    const target = new URL(url);
+    // A TCP proxy to the real server, that can stop listening and cut its connections, then listen again.
+    const sockets = new Set<Socket>();
+    const proxy = createServer((client) => {
+      const upstream = connect(Number(target.port || (kind === 'redis' ? 6379 : 4222)), target.hostname);
+      for (const socket of [client, upstream]) {
+        sockets.add(socket);
+        socket.on('close', () => sockets.delete(socket));
+        socket.on('error', () => {});
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const port = (proxy.address() as AddressInfo).port;
+
+    const lines: LoggedLine[] = [];
+    const proxied = `${kind}://127.0.0.1:${port}${kind === 'redis' ? '/0' : ''}`;
+    const backend =
+      kind === 'redis'
+        ? redisKeyValue({ url: proxied, keyPrefix: 'stratum-test:kv-outage:', logger: captureLogger(lines) })
+        : natsKeyValue({ url: proxied, bucketPrefix: 'stratum_test_kv_outage', logger: captureLogger(lines) });
+    t.after(async () => {
+      await backend.close();
+      proxy.close();
+      for (const socket of sockets) socket.destroy();
+    });
+    const store = await backend.open({ capsule: 'outage', label: 'default' });
+    await store.set('k', new Uint8Array([1]));
+
+    proxy.close();
+    for (const socket of sockets) socket.destroy();
+    for (let call = 0; call < 3; call++)
+      await assert.rejects(async () => store.get('k'), { message: 'the key-value backend is unavailable' });
+    const warned = lines.filter((line) => line.level === 'warn' || line.level === 'error');
+    assert.equal(warned.length, 1, JSON.stringify(warned));
+    assert.match(
+      warned[0]?.message ?? '',
+      new RegExp(`^the ${kind} key-value backend at ${kind}://127\\.0\\.0\\.1:${port}(/0)? does not answer`),
+    );
+    assert.doesNotMatch(JSON.stringify(lines), /maxRetriesPerRequest/);
+
+    await new Promise<void>((resolve) => proxy.listen(port, '127.0.0.1', resolve));
+    for (const deadline = Date.now() + 60_000; !lines.some((line) => line.message?.endsWith('answers again')); ) {
+      assert.ok(Date.now() < deadline, 'no recovery line within a minute');
+      await Promise.resolve()
+        .then(() => store.get('k'))
+        .catch(() => undefined);
+      await setTimeout(50);
+    }
+    const recovered = lines.find((line) => line.message?.endsWith('answers again'));
+    assert.equal(recovered?.level, 'info');
+    assert.ok(Number(recovered?.fields.failedCalls) >= 3);
+    assert.deepEqual(await store.get('k'), new Uint8Array([1]));
+  });
+}

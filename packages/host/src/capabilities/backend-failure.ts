@@ -1,4 +1,4 @@
-import { redactUrl } from '@stratum/core';
+import { type Logger, redactUrl } from '@stratum/core';
 
 /**
  * Opening a granted label's backend when an instance starts. A backend's own error is written for
@@ -72,5 +72,41 @@ export async function openForInstance<T>(place: BackendPlace, open: () => Promis
     return await open();
   } catch (error) {
     throw new Error(scrub(`${describePlace(place)} is unavailable: ${causeText(error)}`, place), { cause: error });
+  }
+}
+
+/**
+ * A backend's outages in the host's log: the first failure of one, with its cause, and the
+ * recovery, with how long it lasted and how many calls failed meanwhile. Logged per failed call,
+ * a Redis that was down wrote a line every 1.6 s for each capsule using it, and nothing when it
+ * came back (an operator walkthrough).
+ */
+export class BackendOutage {
+  readonly #logger: Logger;
+  readonly #what: string;
+  #since: number | undefined;
+  #failures = 0;
+
+  /** `what`: the backend as the log names it, its URL's credentials taken out. */
+  constructor(logger: Logger, what: string) {
+    this.#logger = logger;
+    this.#what = what;
+  }
+
+  failed(error: unknown): void {
+    this.#failures++;
+    if (this.#since !== undefined) return;
+    this.#since = Date.now();
+    this.#logger.warn(
+      { err: causeText(error) },
+      `${this.#what} does not answer: its capsules' calls fail until it does (logged again once it answers)`,
+    );
+  }
+
+  answered(): void {
+    if (this.#since === undefined) return;
+    this.#logger.info({ downMs: Date.now() - this.#since, failedCalls: this.#failures }, `${this.#what} answers again`);
+    this.#since = undefined;
+    this.#failures = 0;
   }
 }

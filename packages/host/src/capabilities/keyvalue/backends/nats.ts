@@ -1,7 +1,8 @@
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { type Logger, silentLogger } from '@stratum/core';
+import { type Logger, redactUrl, silentLogger } from '@stratum/core';
+import { BackendOutage } from '../../backend-failure.ts';
 import {
   addCounter,
   checkBatch,
@@ -122,9 +123,10 @@ export function natsKeyValue(options: NatsKeyValueOptions): KeyValueBackend {
     return { nc, kvm: new Kvm(nc), jsm: await jetstreamManager(nc) };
   }
 
+  const outage = new BackendOutage(logger, `the nats key-value backend at ${redactUrl(options.url)}`);
   function failure(error: unknown): KeyValueError {
     if (error instanceof KeyValueError) return error;
-    logger.error({ err: error instanceof Error ? error.message : String(error) }, 'nats key-value backend failed');
+    outage.failed(error);
     return new KeyValueError('other', 'the key-value backend is unavailable', { cause: error });
   }
 
@@ -143,7 +145,8 @@ export function natsKeyValue(options: NatsKeyValueOptions): KeyValueBackend {
         if (info.config.max_msgs !== limits.maxKeys || info.config.discard !== 'new') {
           await jsm.streams.update(stream, { ...info.config, max_msgs: limits.maxKeys, discard: 'new' as typeof info.config.discard });
         }
-        return openStore(kv, jsm, stream, `$KV.${name}.`, limits, failure);
+        outage.answered();
+        return openStore(kv, jsm, stream, `$KV.${name}.`, limits, failure, outage);
       } catch (error) {
         throw failure(error);
       }
@@ -172,10 +175,13 @@ function openStore(
   subjectPrefix: string,
   limits: KeyValueLimits,
   failure: (error: unknown) => KeyValueError,
+  outage: BackendOutage,
 ): KeyValueStore {
   async function guarded<T>(work: () => Promise<T>): Promise<T> {
     try {
-      return await work();
+      const result = await work();
+      outage.answered();
+      return result;
     } catch (error) {
       throw failure(error);
     }

@@ -1,5 +1,6 @@
-import { type Logger, silentLogger } from '@stratum/core';
+import { type Logger, redactUrl, silentLogger } from '@stratum/core';
 import { Redis } from 'ioredis';
+import { BackendOutage } from '../../backend-failure.ts';
 import {
   addCounter,
   checkBatch,
@@ -113,10 +114,12 @@ export function redisKeyValue(options: RedisKeyValueOptions): KeyValueBackend {
   // A first connection that fails rejects with only "Connection is closed.": the event's error
   // (connect ECONNREFUSED 127.0.0.1:6390) is the cause a failed start reports.
   let connectionError: Error | undefined;
+  const outage = new BackendOutage(logger, `the redis key-value backend at ${redactUrl(options.url)}`);
   client.on('error', (error: Error) => {
     connectionError = error;
-    logger.warn({ err: error.message }, 'redis key-value backend error');
+    outage.failed(error);
   });
+  client.on('ready', () => outage.answered());
   for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { lua });
   let connecting: Promise<void> | undefined;
 
@@ -131,7 +134,7 @@ export function redisKeyValue(options: RedisKeyValueOptions): KeyValueBackend {
     try {
       return await work();
     } catch (error) {
-      throw failure(error, logger);
+      throw failure(error, outage);
     }
   }
 
@@ -154,11 +157,14 @@ export function redisKeyValue(options: RedisKeyValueOptions): KeyValueBackend {
   };
 }
 
-function failure(error: unknown, logger: Logger): KeyValueError {
+function failure(error: unknown, outage: BackendOutage): KeyValueError {
   if (error instanceof KeyValueError) return error;
   // Redis's own replies (WRONGTYPE, OOM) name no address; connection errors do, so they stay in the log.
   if (error instanceof Error && error.name === 'ReplyError') return new KeyValueError('other', error.message, { cause: error });
-  logger.error({ err: error instanceof Error ? error.message : String(error) }, 'redis key-value backend failed');
+  // ioredis's own words for a call it gave up on name its option, which means nothing to an operator.
+  outage.failed(
+    error instanceof Error && /maxRetriesPerRequest/.test(error.message) ? new Error('no answer from the server after 2 retries') : error,
+  );
   return new KeyValueError('other', 'the key-value backend is unavailable', { cause: error });
 }
 
