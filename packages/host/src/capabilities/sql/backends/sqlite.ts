@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants, DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import { checkParamNumber, countParams, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement } from '../lexer.ts';
@@ -46,8 +46,8 @@ const READ_ONLY_PRAGMAS = new Set([
  */
 export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
   const limits = { ...DEFAULT_SQL_LIMITS, ...options.limits };
-  const open = new Set<DatabaseSync>();
   // One connection per database for this backend: every instance of a worker shares it.
+  const handles = new Map<string, DatabaseSync>();
   const opened = new Map<string, SqlDatabase>();
   return {
     type: 'sqlite',
@@ -67,14 +67,28 @@ export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
       db.exec('PRAGMA synchronous = NORMAL');
       const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
       db.exec(`PRAGMA max_page_count = ${Math.max(2, Math.floor(limits.maxDatabaseBytes / pageSize))}`);
-      open.add(db);
+      handles.set(`${scope.capsule}/${scope.label}`, db);
       const database = openDatabase(db, limits, pageSize);
       opened.set(`${scope.capsule}/${scope.label}`, database);
       return database;
     },
+    async drop(scope: DatabaseScope) {
+      checkScope(scope);
+      const key = `${scope.capsule}/${scope.label}`;
+      handles.get(key)?.close();
+      handles.delete(key);
+      opened.delete(key);
+      const dir = join(options.dataDir, 'sql', scope.capsule);
+      for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(join(dir, `${scope.label}.sqlite${suffix}`), { force: true });
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Another label's database is still there, or there was none.
+      }
+    },
     async close() {
-      for (const db of open) db.close();
-      open.clear();
+      for (const db of handles.values()) db.close();
+      handles.clear();
       opened.clear();
     },
   };
