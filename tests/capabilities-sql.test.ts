@@ -83,6 +83,16 @@ test('postgres: statements that change the session or reach other schemas are re
     "SELECT query_to_xml('select 1', true, true, '')",
     'LISTEN anything',
     'SHOW search_path',
+    // Quoted, escaped or hidden from a lexer that reads the text otherwise than PostgreSQL does.
+    'SELECT nspname FROM "pg_namespace"',
+    'SELECT nspname FROM "PG_NAMESPACE"',
+    'SELECT nspname FROM [pg_namespace]',
+    "SELECT \"set_config\"('role', 'none', true)",
+    'SELECT nspname FROM U&"pg\\005fnamespace"',
+    "SELECT E'\\'' AS a, current_setting('is_superuser') AS b, ' ' AS c -- '",
+    "SELECT 1 AS a /* /* */ ' */ , current_setting('is_superuser') AS b -- '",
+    "SELECT * FROM ts_stat('SELECT to_tsvector(nspname) FROM pg_namespace')",
+    "SELECT table_to_xml('pg_roles'::regclass, true, false, '')",
   ]) {
     // Refused either as a statement a capsule may not run, or (dollar-quoted bodies) as more than one.
     await rejectsWith(() => db.query(sql, []), 'invalid-query', /not allowed|one statement/);
