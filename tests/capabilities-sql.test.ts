@@ -7,7 +7,7 @@ import { type TestContext, test } from 'node:test';
 import postgres from 'postgres';
 import { postgresSql, schemaName } from '../packages/host/src/capabilities/sql/backends/postgres.ts';
 import { sqliteSql } from '../packages/host/src/capabilities/sql/backends/sqlite.ts';
-import { int, rejectsWith, sqlConformance, txt, uniqueCapsule } from '../packages/host/src/capabilities/sql/conformance.ts';
+import { blob, int, rejectsWith, sqlConformance, txt, uniqueCapsule } from '../packages/host/src/capabilities/sql/conformance.ts';
 import type { PostgresStatement } from '../packages/host/src/capabilities/sql/dialect.ts';
 import type { SqlDatabase } from '../packages/host/src/capabilities/sql/types.ts';
 import { requireService } from './support/services.ts';
@@ -20,6 +20,26 @@ sqlConformance('sqlite', async (_t, limits) => sqliteSql({ dataDir, ...(limits ?
 sqlConformance('postgres', async (t, limits) => {
   const url = await requireService(t, 'postgres');
   return url ? postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 4, ...(limits ? { limits } : {}) }) : undefined;
+});
+
+test("sqlite: one value is at most 16 MiB, so one statement cannot build gigabytes in the host's memory", async (t) => {
+  const backend = sqliteSql({ dataDir });
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  t.after(() => backend.close());
+  // The audit's: 1.8 GB of native memory and seconds of CPU, neither seen by the capsule's limits.
+  await rejectsWith(
+    () => db.query('SELECT length(randomblob(900000000)) || length(randomblob(900000000))', []),
+    'limit-exceeded',
+    /over 16777216 bytes/,
+  );
+  await rejectsWith(() => db.query("SELECT length(zeroblob(16777217) || '') AS n", []), 'limit-exceeded');
+  await db.execute('CREATE TABLE files (body BLOB)', []);
+  await rejectsWith(
+    () => db.execute('INSERT INTO files (body) VALUES (?)', [blob(new Uint8Array(16 * 1024 * 1024 + 1))]),
+    'limit-exceeded',
+  );
+  await db.execute('INSERT INTO files (body) VALUES (?)', [blob(new Uint8Array(1024 * 1024))]);
+  assert.deepEqual((await db.query('SELECT length(body) FROM files', [])).rows, [[int(1024 * 1024)]]);
 });
 
 /* PostgreSQL only: the sandbox that SQLite's authorizer gives for free, and the documented dialect differences. */

@@ -228,6 +228,21 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     assert.equal((await db.query('SELECT count(*) AS c FROM notes', [])).rows[0]?.[0]?.tag, 'integer');
   });
 
+  test(`${name}: temporary tables and views are refused: they would sit outside the database and its quota`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    for (const sql of [
+      'CREATE TEMP TABLE spill AS SELECT 1 AS x',
+      'CREATE TEMPORARY TABLE spill (x INTEGER)',
+      'CREATE TEMP VIEW spill AS SELECT 1 AS x',
+      'CREATE TABLE temp.spill (x INTEGER)',
+    ]) {
+      await rejectsWith(() => db.execute(sql, []), 'invalid-query');
+    }
+    await rejectsWith(() => db.query('SELECT x FROM spill', []), 'invalid-query');
+  });
+
   test(`${name}: drop(scope) removes a capsule's database without opening it`, async (t) => {
     const opened = await open(t);
     if (!opened) return;

@@ -39,9 +39,20 @@ const READ_ONLY_PRAGMAS = new Set([
 ]);
 
 /**
+ * The longest string, blob or row a statement may make or read: SQLite's default is 1 GB, and
+ * one statement that builds two such values grew the host by 1.8 GB and ran for seconds in
+ * native code, where neither the capsule's memory limit nor its CPU limit reaches. 16 MiB is
+ * the most a result may carry (spec/wit/README.md), so a longer value could never be read back.
+ * SQLite's heap limits (PRAGMA hard_heap_limit) would bound a statement as a whole, but Node's
+ * SQLite is built without memory accounting (SQLITE_DEFAULT_MEMSTATUS=0), which they need: set,
+ * they change nothing. README.md says what one statement can still hold.
+ */
+const MAX_VALUE_BYTES = 16 * 1024 * 1024;
+
+/**
  * The embedded default: one SQLite file per capsule and label, WAL mode. The sandbox is
  * SQLite's own authorizer (no ATTACH/DETACH, no pragma but the schema readers, only the main
- * and temp databases) plus no extension loading; the size quota is `max_page_count`, so the
+ * database) plus no extension loading; the size quota is `max_page_count`, so the
  * engine itself refuses to grow past it.
  */
 export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
@@ -62,9 +73,16 @@ export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
         timeout: options.busyTimeoutMs ?? 5000,
         allowExtension: false,
         enableForeignKeyConstraints: true,
+        // No writable_schema, no writes to a virtual table's shadow tables: nothing that corrupts
+        // the file on purpose. Node's default in this version; explicit, whatever a later one says.
+        defensive: true,
+        limits: { length: MAX_VALUE_BYTES, attach: 0 },
       });
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = NORMAL');
+      // What a sort or a subquery spills goes to a file (a full disk is an error, SQLITE_FULL), not
+      // to the host's memory; whatever the build's default.
+      db.exec('PRAGMA temp_store = FILE');
       const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
       db.exec(`PRAGMA max_page_count = ${Math.max(2, Math.floor(limits.maxDatabaseBytes / pageSize))}`);
       handles.set(`${scope.capsule}/${scope.label}`, db);
@@ -130,7 +148,15 @@ interface Prepared {
   params: number;
 }
 
+const TEMP_ACTIONS = new Set([
+  constants.SQLITE_CREATE_TEMP_TABLE,
+  constants.SQLITE_CREATE_TEMP_INDEX,
+  constants.SQLITE_CREATE_TEMP_VIEW,
+  constants.SQLITE_CREATE_TEMP_TRIGGER,
+]);
+
 const SQLITE_CONSTRAINT = 19;
+const SQLITE_TOOBIG = 18;
 const SQLITE_FULL = 13;
 const SQLITE_AUTH = 23;
 const SQLITE_BUSY = 5;
@@ -138,8 +164,16 @@ const SQLITE_BUSY = 5;
 function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): SqlDatabase {
   let hostStatement = false;
   let refusal: string | undefined;
-  db.setAuthorizer((action, first) => {
+  db.setAuthorizer((action, first, _second, database) => {
     if (hostStatement) return constants.SQLITE_OK;
+    // The temp database is outside the file and so outside max_page_count: a temporary table
+    // grew past the quota on the host's disk. It would also outlive the request on this shared
+    // connection, where the next instance finds it. `CREATE TABLE temp.t` is an ordinary
+    // CREATE TABLE whose database is temp, hence both tests.
+    if (database === 'temp' || TEMP_ACTIONS.has(action)) {
+      refusal = 'the temp database (temporary tables, views, indexes and triggers)';
+      return constants.SQLITE_DENY;
+    }
     switch (action) {
       case constants.SQLITE_ATTACH:
       case constants.SQLITE_DETACH:
@@ -171,6 +205,10 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     const text = String(message ?? error);
     if (primary === SQLITE_CONSTRAINT) return new SqlError('constraint-violation', text, { cause: error });
     if (primary === SQLITE_FULL) return databaseFull(limits);
+    if (primary === SQLITE_TOOBIG)
+      return new SqlError('limit-exceeded', `a string, blob or row is over ${MAX_VALUE_BYTES} bytes, the most one value may hold`, {
+        cause: error,
+      });
     if (primary === SQLITE_AUTH) return notAllowed(refusal ?? 'this statement');
     if (primary === SQLITE_BUSY) return new SqlError('other', 'the database is busy', { cause: error });
     return new SqlError(primary === undefined ? 'other' : 'invalid-query', text, { cause: error });
