@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { test } from 'node:test';
 import { brotliCompressSync, deflateSync, gzipSync, zstdCompressSync } from 'node:zlib';
 import { WitError } from '../packages/host/src/capabilities/contract.ts';
@@ -292,6 +293,11 @@ test('every resolved address is checked, special ranges are refused, and the che
     '::ffff:7f00:1',
     '64:ff9b::a00:1',
     '224.0.0.1',
+    '192.0.2.2',
+    '198.51.100.7',
+    '203.0.113.9',
+    '2001:0:4136:e378::1',
+    '2002:7f00:1::1',
   ]) {
     await refused(
       () => checkOutbound(url, { origins: [origin], resolve: resolveTo(address) }),
@@ -302,6 +308,17 @@ test('every resolved address is checked, special ranges are refused, and the che
   // One public and one private answer: refused, since a later connection could use either.
   await refused(() => checkOutbound(url, { origins: [origin], resolve: resolveTo('93.184.216.34', '10.0.0.1') }), 'address', /10\.0\.0\.1/);
   assert.deepEqual((await checkOutbound(url, { origins: [origin], resolve: resolveTo('93.184.216.34') })).address, '93.184.216.34');
+  // The host's own address, public as it may be: through it a capsule reached the host's ingress
+  // and whatever else listens on all its addresses.
+  await refused(
+    () => checkOutbound(url, { origins: [origin], resolve: resolveTo('93.184.216.34'), ownAddresses: ['93.184.216.34'] }),
+    'address',
+    /93\.184\.216\.34, a loopback, private or special address, or the host's own/,
+  );
+  for (const entry of Object.values(networkInterfaces()).flat()) {
+    if (entry && !entry.address.includes('%'))
+      await refused(() => checkOutbound(url, { origins: [origin], resolve: resolveTo(entry.address) }), 'address');
+  }
   await refused(
     () =>
       checkOutbound(url, { origins: [origin], resolve: async () => Promise.reject(Object.assign(new Error('nx'), { code: 'ENOTFOUND' })) }),

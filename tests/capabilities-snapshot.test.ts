@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, type TestContext, test } from 'node:test';
+import { isStratumError } from '@stratum/core';
 import { directoryBucket } from '../packages/host/src/capabilities/bucket/backends/directory.ts';
 import { s3Bucket } from '../packages/host/src/capabilities/bucket/backends/s3.ts';
 import { exportBucket, importBucket } from '../packages/host/src/capabilities/bucket/snapshot.ts';
@@ -187,6 +189,131 @@ for (const [fromName, makeFrom] of Object.entries(sqlBackends)) {
     });
   }
 }
+
+test('sql snapshot: a move through PostgreSQL keeps foreign keys with their actions and AUTOINCREMENT, and leaves CHECK constraints behind', async (t) => {
+  const sqlite = await sqlBackends.sqlite?.(t);
+  const pg = sqlite && (await sqlBackends.postgres?.(t));
+  if (!sqlite || !pg) return;
+  const source = await sqlite.open({ capsule: uniqueCapsule(), label: 'default' });
+  const middle = await pg.open({ capsule: uniqueCapsule(), label: 'default' });
+  const target = await sqlite.open({ capsule: uniqueCapsule(), label: 'default' });
+  t.after(async () => {
+    for (const db of [source, middle, target]) await db.drop();
+    await sqlite.close();
+    await pg.close();
+  });
+  await source.execute(
+    'CREATE TABLE notes (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL, score INTEGER CHECK (score >= 0))',
+    [],
+  );
+  await source.execute(
+    'CREATE TABLE tags (id INTEGER PRIMARY KEY, note INTEGER NOT NULL REFERENCES notes (id) ON DELETE CASCADE, tag TEXT)',
+    [],
+  );
+  for (const title of ['a', 'b', 'c']) await source.execute('INSERT INTO notes (title, score) VALUES (?, 1)', [txt(title)]);
+  await source.execute('INSERT INTO tags (note, tag) VALUES (1, ?), (3, ?)', [txt('x'), txt('y')]);
+
+  await importSql(middle, await collect(exportSql(source, 'default')).then((lines) => () => lines));
+  await importSql(target, await collect(exportSql(middle, 'default')).then((lines) => () => lines));
+
+  await target.execute('DELETE FROM notes WHERE id = 1', []);
+  assert.deepEqual((await target.query('SELECT note FROM tags ORDER BY id', [])).rows, [[int(3)]], 'ON DELETE CASCADE came along');
+  await assert.rejects(async () => target.execute('INSERT INTO tags (note, tag) VALUES (99, ?)', [txt('z')]), /FOREIGN KEY/);
+  await target.execute('DELETE FROM notes WHERE id = 3', []);
+  assert.equal((await target.execute("INSERT INTO notes (title) VALUES ('d')", [])).lastInsertId, 4n, 'a deleted key is not given again');
+  // PostgreSQL writes a CHECK in its own dialect ('score >= 0' comes back as '(score >= 0)', but
+  // 'title <> ''''' as "title <> ''::text"), which SQLite refuses: spec/snapshot.md section 4.
+  assert.equal((await target.execute("INSERT INTO notes (title, score) VALUES ('e', -1)", [])).rowsAffected, 1n);
+});
+
+/** A snapshot of these records, with the header and a trailer that verifies: what only the store can refuse. */
+function sqlSnapshot(records: unknown[]): string[] {
+  const lines = [{ 'stratum-snapshot': 1, capability: 'sql', label: 'default', created: '2026-11-25T14:00:00.000Z' }, ...records].map(
+    (record) => `${JSON.stringify(record)}\n`,
+  );
+  const sha256 = createHash('sha256').update(lines.join('')).digest('hex');
+  return [...lines, `${JSON.stringify({ end: { records: records.length, sha256 } })}\n`];
+}
+
+const manyRows = Array.from({ length: 1_200 }, (_, i) => ({ row: [{ integer: String(i + 1) }, { text: `n${i}` }, { integer: '1' }] }));
+const refusedBy: Record<string, Record<string, unknown[]>> = {
+  sqlite: {
+    'a NULL in a NOT NULL column': [{ row: [{ integer: '5000' }, null, null] }],
+  },
+  postgres: {
+    'a NULL in a NOT NULL column': [{ row: [{ integer: '5000' }, null, null] }],
+    'U+0000 in text': [{ row: [{ integer: '5000' }, { text: 'a\u0000b' }, null] }],
+    'text in a NUMERIC column': [{ row: [{ integer: '5000' }, { text: 'x' }, { text: '12abc' }] }],
+  },
+};
+
+for (const [name, make] of Object.entries(sqlBackends)) {
+  for (const [what, bad] of Object.entries(refusedBy[name] ?? {})) {
+    test(`sql snapshot: ${name} refusing ${what} after a thousand rows leaves the database as it was, and says the snapshot is intact`, async (t) => {
+      const backend = await make(t);
+      if (!backend) return;
+      const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+      t.after(async () => {
+        await db.drop();
+        await backend.close();
+      });
+      await db.execute('CREATE TABLE kept (x TEXT)', []);
+      await db.execute("INSERT INTO kept (x) VALUES ('before')", []);
+      const snapshot = sqlSnapshot([
+        {
+          table: {
+            name: 'notes',
+            sql: 'CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT NOT NULL, amount NUMERIC)',
+            columns: ['id', 'title', 'amount'],
+          },
+        },
+        ...manyRows,
+        ...bad,
+      ]);
+      await assert.rejects(
+        importSql(db, () => snapshot),
+        (error: unknown) => {
+          assert.ok(isStratumError(error), String(error));
+          assert.equal(error.code, 'SNAPSHOT_INVALID');
+          assert.match(error.message, /^sql snapshot line \d+: the store refused it/);
+          assert.match(error.hint ?? '', /^The snapshot is intact/);
+          return true;
+        },
+      );
+      assert.deepEqual((await db.query('SELECT x FROM kept', [])).rows, [[txt('before')]]);
+      await assert.rejects(async () => db.query('SELECT count(*) AS c FROM notes', []), /notes/);
+    });
+  }
+}
+
+test('sql snapshot: a row may refer to one after it (SQLite checks foreign keys at the end of the import); one that refers to none is refused whole', async (t) => {
+  const backend = await sqlBackends.sqlite?.(t);
+  if (!backend) return;
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  t.after(async () => {
+    await db.drop();
+    await backend.close();
+  });
+  const tree = {
+    table: {
+      name: 'tree',
+      sql: 'CREATE TABLE tree (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES tree (id))',
+      columns: ['id', 'parent'],
+    },
+  };
+  const rows = [{ row: [{ integer: '1' }, { integer: '2' }] }, { row: [{ integer: '2' }, null] }];
+  assert.equal((await importSql(db, () => sqlSnapshot([tree, ...rows]))).records, 3);
+  assert.deepEqual((await db.query('SELECT id, parent FROM tree ORDER BY id', [])).rows, [
+    [int(1), int(2)],
+    [int(2), nul],
+  ]);
+  const dangling = sqlSnapshot([tree, { row: [{ integer: '1' }, { integer: '9' }] }]);
+  await assert.rejects(
+    importSql(db, () => dangling),
+    /line 4: the store refused it: FOREIGN KEY constraint failed/,
+  );
+  assert.deepEqual((await db.query('SELECT count(*) AS c FROM tree', [])).rows, [[int(2)]]);
+});
 
 const bucketBackends: Record<string, () => Promise<BucketBackend>> = {
   directory: async () => directoryBucket({ root: join(dataDir, 'buckets') }),

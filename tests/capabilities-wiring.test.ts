@@ -6,6 +6,7 @@ import keyvalue, { exportKeyValueState, importKeyValueState } from '../packages/
 import logging from '../packages/host/src/capabilities/logging/index.ts';
 import { LogRing } from '../packages/host/src/capabilities/logging/ring.ts';
 import sql, { exportSqlState, importSqlState } from '../packages/host/src/capabilities/sql/index.ts';
+import wasi from '../packages/host/src/capabilities/wasi/index.ts';
 import { configureContext, manifestWith, prepareContext, witError } from './capabilities-support.ts';
 import { requireService } from './support/services.ts';
 
@@ -307,6 +308,28 @@ test('logging: wasi:logging lines reach the capsule log with level and context, 
   assert.match(lines[1] ?? '', /^critical x+\.\.\. \(truncated\)$/);
   assert.ok((lines[1]?.length ?? 0) < 17_000);
   assert.equal(lines[2], 'info still kept');
+});
+
+test('stdout: each line is logged with its secrets masked before it is cut; the rest of an overlong line is dropped', async () => {
+  const secret = 'ALPHA-SECRET-sk-live-1234';
+  const manifest = manifestWith({ config: { token: { required: true, secret: true } } });
+  const plan = await wasi.configure(configureContext({ imports: ['wasi:cli/stdout@0.2.3'], manifest, config: { token: secret } }));
+  const lines: string[] = [];
+  const prepared = await wasi.prepare(prepareContext(plan.settings, 'demo', lines));
+  const stdout = (prepared.imports['wasi:cli/stdout'] as { getStdout(): { write(bytes: Uint8Array): void } }).getStdout();
+  const write = (text: string) => stdout.write(new TextEncoder().encode(text));
+  write(`token ${secret.slice(0, 9)}`);
+  write(`${secret.slice(9)} ok\n`);
+  // The secret straddles the 16 KiB cut, and the line goes on past it in pieces.
+  write('x'.repeat(16_370));
+  write(secret);
+  for (let piece = 0; piece < 10; piece++) write('y'.repeat(10_000));
+  write(`\nafter ${secret}\n`);
+  assert.equal(lines.length, 3, lines.map((line) => line.slice(0, 40)).join('\n'));
+  assert.equal(lines[0], 'info token [secret] ok');
+  assert.equal(lines[1], `info ${'x'.repeat(16_370)}[secret]${'y'.repeat(16_384 - 16_378)}... (truncated)`);
+  assert.equal(lines[2], 'info after [secret]');
+  for (const line of lines) assert.ok(!line.includes(secret.slice(0, 5)), line.slice(-60));
 });
 
 test('LogRing keeps the newest entries, replays a backlog and follows new ones', () => {

@@ -437,9 +437,16 @@ test("host install --dns publishes the domain's link before the start, host move
     misnamed.stderr,
     /\nhint: Publish in each domain's zone, .*:\n_stratum\.counter\.shop\.net\. \d+ IN TXT "v=stratum1" "host=h2\.hosting\.net" /,
   );
-  // Without --dns, the same, and the option that would have published it.
+  // Without --dns, the same, found before the drain (the new host is asked what its start would
+  // find), and the option that would have published it.
   const unlinked = await run(move);
   assert.equal(unlinked.code, 1);
+  assert.match(unlinked.stderr, /\nasking the new host whether counter\.shop\.net links to it, as its start will check\n/);
+  assert.doesNotMatch(unlinked.stderr, /draining|copying/);
+  assert.match(
+    unlinked.stderr,
+    /\nerror: moving counter failed; it never stopped serving on h1\.hosting\.net\n {2}counter would not be served on h2\.hosting\.net: its domains do not link to it\n {2}_stratum\.counter\.shop\.net names host h1\.hosting\.net, not this host \(h2\.hosting\.net\)\n/,
+  );
   assert.match(
     unlinked.stderr,
     /\nhint: Publish in each domain's zone, .*:\n_stratum\.counter\.shop\.net\. \d+ IN TXT "v=stratum1" "host=h2\.hosting\.net" /,
@@ -809,5 +816,13 @@ test("host uninstall --delete-data deletes what the capsule stored, so that the 
   const taken = await run(['host', 'install', capsule, '-d', 'counter.example', ...as('bob')]);
   assert.equal(taken.code, 0, taken.stderr);
   assert.doesNotMatch(taken.stderr, /data kept/);
+  assert.equal(await count(), 1);
+  // What a plain uninstall kept is deleted without installing the name again.
+  assert.equal((await run(['host', 'uninstall', 'counter', ...as('bob')])).code, 0);
+  const kept = await run(['host', 'uninstall', 'counter', '--delete-data', ...as('bob')]);
+  assert.equal(kept.code, 0, kept.stderr);
+  assert.equal(kept.stdout, 'deleted the data counter kept since it was uninstalled (keyvalue/default)\n');
+  const fresh = await run(['host', 'install', capsule, '-d', 'counter.example', ...as('alice')]);
+  assert.equal(fresh.code, 0, fresh.stderr);
   assert.equal(await count(), 1);
 });

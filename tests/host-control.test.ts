@@ -260,13 +260,33 @@ test('a host whose host.toml marks no key operator says so as it starts, and wha
 });
 
 test('usage comes from the hash-chained ledger', async (t) => {
-  const { host, client } = await setup(t);
+  const { host, client, lines } = await setup(t);
   await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });
   for (let i = 0; i < 3; i++) await (await ingress(host, 'hello.example')).text();
+  // Each request is a line of the access log at debug, its query (where tokens travel) left out.
+  await (await ingress(host, 'hello.example', '/p?token=secret')).text();
+  const logged = lines.filter((line) => line.message === 'request');
+  assert.equal(logged.length, 4);
+  assert.deepEqual(
+    { ...logged[3]?.fields, level: logged[3]?.level },
+    {
+      capsule: 'hello',
+      domain: 'hello.example',
+      requestId: 'r',
+      method: 'GET',
+      path: '/p',
+      status: 200,
+      ms: 2,
+      cpuMs: 1.5,
+      bytesIn: 0,
+      bytesOut: 16,
+      level: 'debug',
+    },
+  );
   const usage = await client.usage();
-  assert.equal(usage.capsules.hello?.requests, 3);
-  assert.equal(usage.capsules.hello?.cpuMs, 4.5);
-  assert.equal(usage.capsules.hello?.bytesOut, 3 * 'hello from hello'.length);
+  assert.equal(usage.capsules.hello?.requests, 4);
+  assert.equal(usage.capsules.hello?.cpuMs, 6);
+  assert.equal(usage.capsules.hello?.bytesOut, 4 * 'hello from hello'.length);
   assert.equal(usage.ledger.entries, 1);
   const verified = await verifyLedgerFile(host.ledger.path);
   assert.deepEqual(verified, { ok: true, entries: 1, head: usage.ledger.hash });
@@ -1062,6 +1082,16 @@ test('answers match the OpenAPI document', async (t) => {
   for (const entry of (await client.ledger()).entries) check('LedgerEntry', entry);
   const refused = await fetch(`${host.controlUrl}/status`);
   check('Error', await refused.json());
+  check('LinkCheck', await client.links(['hello.example'], installed.digest));
+  // An upgrade that no longer grants a store the installation had: its status names that store.
+  const stored = { name: 'stored', domains: ['stored.example'], component: COMPONENT, start: false };
+  await client.install({
+    ...stored,
+    manifest: MANIFEST.replace('[capabilities.config', '[capabilities]\nkeyvalue = ["default"]\n[capabilities.config'),
+  });
+  const upgraded = await client.install({ ...stored, manifest: MANIFEST });
+  assert.deepEqual(upgraded.retainedStores, { keyvalue: ['default'], sql: [], bucket: [] });
+  check('CapsuleStatus', upgraded);
   const paths = Object.keys(document.paths as Record<string, unknown>);
   assert.deepEqual(paths.sort(), [
     '/capsules',
@@ -1072,6 +1102,7 @@ test('answers match the OpenAPI document', async (t) => {
     '/capsules/{name}/state/{capability}/{label}',
     '/capsules/{name}/stop',
     '/identity',
+    '/links',
     '/status',
     '/usage',
     '/usage/ledger',

@@ -4,14 +4,15 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtemp, readFile } from 'node:fs/promises';
-import { request } from 'node:http';
+import { type IncomingMessage, request, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair } from '@stratum/core';
 import { publishDomainLink, startEmbeddedDnsServer } from '@stratum/discovery';
-import { ControlApiError, createControlClient, parseHostConfig, startHost } from '@stratum/host';
+import { ControlApiError, createControlClient, parseHostConfig, startHost, toOriginForm } from '@stratum/host';
+
 import { writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
@@ -126,6 +127,38 @@ test("an operator's start checks a capsule's links against the registrar that in
   assert.equal((await client.capsule('tiny')).state, 'running');
 });
 
+test('GET /links answers what a start would find of the links, before anything is installed; a host that does not check says so', async (t) => {
+  const { client, digest, link } = await linkingHost(t);
+  const unlinked = await client.links(['www.shop.net', 'tiny.test'], digest);
+  assert.equal(unlinked.checked, true);
+  assert.deepEqual(unlinked.problems, [{ domain: 'www.shop.net', problem: '_stratum.www.shop.net has no v=stratum1 TXT record' }]);
+  assert.match(
+    unlinked.hint ?? '',
+    /^Publish in each domain's zone.*:\n_stratum\.www\.shop\.net\. 300 IN TXT "v=stratum1" "host=h1\.hosting\.net"/,
+  );
+  await link('www.shop.net', { host: 'h2.hosting.net' });
+  assert.deepEqual((await client.links(['www.shop.net'], digest)).problems, [
+    { domain: 'www.shop.net', problem: '_stratum.www.shop.net names host h2.hosting.net, not this host (h1.hosting.net)' },
+  ]);
+  await link('www.shop.net');
+  assert.deepEqual(await client.links(['www.shop.net'], digest), { checked: true, problems: [] });
+  // It changed nothing: nothing is installed.
+  assert.deepEqual((await client.status()).capsules, []);
+  for (const [domains, capsule] of [
+    [[], digest],
+    [['WWW.shop.net'], digest],
+    [['www.shop.net'], 'sha256:abc'],
+  ] as const) {
+    await assert.rejects(
+      client.links(domains, capsule),
+      (error: unknown) => error instanceof ControlApiError && error.code === 'INVALID_REQUEST',
+    );
+  }
+
+  const unchecked = await linkingHost(t, 'verify_links = false\n');
+  assert.deepEqual(await unchecked.client.links(['www.shop.net'], unchecked.digest), { checked: false, problems: [] });
+});
+
 test('names under localhost, test, example and invalid need no link; verify_links = false turns the check off', async (t) => {
   const checked = await linkingHost(t);
   const special = await checked.client.install({
@@ -220,6 +253,12 @@ test('a request target in absolute form is routed by its own authority, not the 
     status: 400,
     body: 'the request target must be a path, or an absolute http URL\n',
   });
+  // Two Host fields could route by one while the capsule read the other: 400 (RFC 9112 section 3.2).
+  const twice = connect(Number(host.ingressUrl.port), host.ingressUrl.hostname);
+  twice.write('GET /x HTTP/1.1\r\nHost: tiny.test\r\nHost: other.test\r\nConnection: close\r\n\r\n');
+  let refused = '';
+  for await (const chunk of twice) refused += String(chunk);
+  assert.match(refused, /^HTTP\/1\.1 400 Bad Request\r\n[\s\S]*\r\n\r\nmore than one Host header\n$/);
   // A WebSocket handshake is answered as the plain request it also is, not with a closed connection.
   const socket = connect(Number(host.ingressUrl.port), host.ingressUrl.hostname);
   socket.write(
@@ -232,4 +271,10 @@ test('a request target in absolute form is routed by its own authority, not the 
   }
   socket.destroy();
   assert.match(answer, /^HTTP\/1\.1 200 OK\r\n[\s\S]*\r\n\r\nhello from tiny \d+\n$/);
+});
+
+test('a target in absolute form gives the Host a capsule reads in the raw headers too, as it gives the routing', () => {
+  const request = { url: 'http://tiny.test/x', headers: { host: 'other.test' }, rawHeaders: ['Host', 'other.test', 'Accept', '*/*'] };
+  assert.equal(toOriginForm(request as unknown as IncomingMessage, {} as ServerResponse), true);
+  assert.deepEqual([request.url, request.headers.host, request.rawHeaders], ['/x', 'tiny.test', ['Host', 'tiny.test', 'Accept', '*/*']]);
 });

@@ -61,22 +61,22 @@ test('host install refuses to replace an installation of that name serving other
   assert.equal(second.code, 1);
   assert.equal(
     second.stderr,
-    'error: the host already has an installation named counter: 0.1.0, running, serving counter.customer.example\n' +
+    'error: h1.hosting.net already has an installation named counter: 0.1.0, running, serving counter.customer.example\n' +
       '  installing under that name would replace it: counter.customer.example would no longer be served\n' +
       'hint: Give --name <another name> to install beside it, or --replace to replace it on purpose (it would then serve counter2.customer.example).\n',
   );
   assert.equal(await count(h1, 'counter.customer.example'), 2);
 
-  // As it says: beside it, with --name.
+  // As it says: beside it, with --name. By --url, the host is named as its identity gives it.
   const beside = await run(['host', 'install', capsule, '--name', 'counter2', '-d', 'counter2.customer.example', ...onH1]);
   assert.equal(beside.code, 0, beside.stderr);
-  assert.match(beside.stderr, /^installing counter2 \(0\.1\.0, .*\) on the host\n$/);
+  assert.match(beside.stderr, /^installing counter2 \(0\.1\.0, .*\) on h1\.hosting\.net\n$/);
   // The same domains: an upgrade, said as one.
   const upgrade = await run(['host', 'install', capsule, '-d', 'counter.customer.example', ...onH1]);
   assert.equal(upgrade.code, 0, upgrade.stderr);
   assert.match(
     upgrade.stderr,
-    /^replacing counter 0\.1\.0 \(running, serving counter\.customer\.example\) with 0\.1\.0, .* on the host\n$/,
+    /^replacing counter 0\.1\.0 \(running, serving counter\.customer\.example\) with 0\.1\.0, .* on h1\.hosting\.net\n$/,
   );
   assert.equal(await count(h1, 'counter.customer.example'), 3);
   // On purpose, with other domains.

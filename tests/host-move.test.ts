@@ -1,7 +1,7 @@
 // `stratum host move` between two real hosts, where the new host has installations of its own:
 // the name a capsule moves under, and what a failed move leaves and says.
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, readKeyFile, writeKeyFile } from '@stratum/core';
@@ -116,4 +116,62 @@ test('a move whose new host dies mid-copy says the capsule serves from the old h
   assert.equal(await count(h1, 'shopc.example'), 2);
   const client = createControlClient({ url: h2.controlUrl.href, key: await readKeyFile(keys.h2.path) });
   assert.equal((await client.capsule('shopc')).state, 'installed');
+});
+
+test('a stopped capsule moves stopped, and a failed move leaves it stopped; data an earlier version stored in a store it dropped is named, and left behind', async (t) => {
+  const { dir, keys, h1, h2, capsule } = await twoHosts(t);
+  const onH1 = ['--url', h1.controlUrl.href, '--key', keys.h1.path];
+  // An earlier version also had a keyvalue store "extra", which the upgrade drops.
+  const earlier = join(dir, 'earlier');
+  await mkdir(join(earlier, 'dist'), { recursive: true });
+  await copyFile(join(capsule, 'dist', 'counter.wasm'), join(earlier, 'dist', 'counter.wasm'));
+  const manifest = await readFile(join(capsule, 'stratum.toml'), 'utf8');
+  assert.match(manifest, /^keyvalue = \["default"\]$/m);
+  await writeFile(join(earlier, 'stratum.toml'), manifest.replace(/^keyvalue = \["default"\]$/m, 'keyvalue = ["default", "extra"]'));
+  assert.equal((await run(['host', 'install', earlier, '--name', 'shopc', '-d', 'shopc.example', ...onH1])).code, 0);
+  assert.equal(await count(h1, 'shopc.example'), 1);
+  const upgraded = await run(['host', 'install', capsule, '--name', 'shopc', '-d', 'shopc.example', ...onH1]);
+  assert.equal(upgraded.code, 0, upgraded.stderr);
+  assert.match(
+    upgraded.stderr,
+    /\nnote: 0\.1\.0 does not grant keyvalue\/extra, as shopc had: what it stored there stays on h1\.example\.net under the name, .*until `stratum host uninstall shopc --delete-data --url \S+ --key \S+` deletes it/,
+  );
+  // Taken out of service by its registrar.
+  assert.equal((await run(['host', 'stop', 'shopc', ...onH1])).code, 0);
+  const h1Client = createControlClient({ url: h1.controlUrl.href, key: await readKeyFile(keys.h1.path) });
+  const h2Client = createControlClient({ url: h2.controlUrl.href, key: await readKeyFile(keys.h2.path) });
+
+  // A move that fails (h2 goes away at the import) does not start it on h1.
+  const dying = await controlProxy(t, h2.controlUrl, (incoming) =>
+    incoming.method === 'PUT' && /\/state\//.test(incoming.url ?? '') ? 'die' : 'forward',
+  );
+  const from = ['--from-url', h1.controlUrl.href, '--from-key', keys.h1.path];
+  const failed = await run(['host', 'move', 'shopc', capsule, ...from, '--to-url', dying, '--to-key', keys.h2.path]);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /^shopc is stopped on the old host: it moves as it is, and is not started on the new host\n/);
+  assert.match(failed.stderr, /\nerror: moving shopc failed; it is stopped on h1\.example\.net, as it was\n/);
+  assert.doesNotMatch(failed.stderr, /draining|serves from the old host again/);
+  assert.equal((await h1Client.capsule('shopc')).state, 'stopped');
+  await h2Client.uninstall('shopc', { deleteData: true });
+
+  const moved = await run(['host', 'move', 'shopc', capsule, ...from, '--to-url', h2.controlUrl.href, '--to-key', keys.h2.path]);
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(
+    moved.stderr,
+    /\nnote: shopc on the old host holds data in keyvalue\/extra, which its manifest no longer grants: a move copies only the stores a manifest grants, so that data stays on the old host/,
+  );
+  assert.match(moved.stderr, /\nleaving shopc stopped on the new host, as it was on the old host\n/);
+  assert.doesNotMatch(moved.stderr, /draining|starting/);
+  assert.match(
+    moved.stdout,
+    /^moved shopc to the new host: stopped, as it was on the old host; it serves shopc\.example once started:\n {2}stratum host serve shopc --url /,
+  );
+  assert.equal((await h1Client.capsule('shopc')).state, 'stopped');
+  assert.equal((await h2Client.capsule('shopc')).state, 'stopped');
+  // Its registrar serves it when it means to, with its data.
+  assert.equal((await run(['host', 'serve', 'shopc', '--url', h2.controlUrl.href, '--key', keys.h2.path])).code, 0);
+  assert.equal(await count(h2, 'shopc.example'), 2);
+  // On h1, deleting the name's data finds the store the upgrade dropped too.
+  const deleted = await run(['host', 'uninstall', 'shopc', '--delete-data', ...onH1]);
+  assert.equal(deleted.stdout, 'uninstalled shopc; its data deleted (keyvalue/default, keyvalue/extra)\n');
 });

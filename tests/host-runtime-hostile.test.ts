@@ -93,6 +93,42 @@ test('hostile capsules fail alone; the host and its other capsules carry on', as
   });
 });
 
+test('a capsule that grows a table without end fails that request alone; one that declares a huge table is refused at install', async (t) => {
+  // Uncapped, either one aborted the host process (V8 cannot allocate the table in the thread's heap).
+  const host = await startHarness(t, { warmupCpuMs: 0 });
+  await host.install('tiny', await buildTiny());
+  await host.install('table', await buildHostile('table'));
+  assert.equal((await host.get('table.test')).status, 500);
+  assert.match(host.runtime.status().find((capsule) => capsule.name === 'table')?.lastError ?? '', /unreachable/);
+  await assertTinyAnswers(host);
+  await assert.rejects(
+    host.install('big', await buildHostile('big-table')),
+    (error: unknown) =>
+      isStratumError(error) &&
+      error.code === 'WASM_TABLE_OVER_LIMIT' &&
+      error.message === 'table 0 needs 10000000 elements at start, over the limit of 250000',
+  );
+  await assert.rejects(
+    host.install('many', await buildHostile('many-tables')),
+    (error: unknown) =>
+      isStratumError(error) &&
+      error.code === 'WASM_TABLE_OVER_LIMIT' &&
+      error.message === "the component's tables may grow to more than 2000000 elements together",
+  );
+  await assertTinyAnswers(host);
+});
+
+test('two drains of a capsule with a request in flight both answer once it ends', async (t) => {
+  // The second one took the first one's place, which then never answered (a move found it).
+  const host = await startHarness(t, { limits: { timeoutMs: 1000 }, warmupCpuMs: 0 });
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "large"\n' });
+  const looping = host.get('loop.test');
+  while ((host.runtime.status().find((capsule) => capsule.name === 'loop')?.inFlight ?? 0) === 0) await setTimeout(10);
+  const [first, second] = await Promise.all([host.runtime.drain('loop'), host.runtime.drain('loop')]);
+  assert.deepEqual([first.state, second.state], ['stopped', 'stopped']);
+  assert.equal((await looping).status, 504);
+});
+
 test('a capsule over its wall-clock timeout gets 504 even when its CPU budget is larger', async (t) => {
   const host = await startHarness(t, { limits: { timeoutMs: 300 }, warmupCpuMs: 0 });
   await host.install('tiny', await buildTiny());

@@ -13,6 +13,7 @@ import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import { createControlClient } from '@stratum/host';
 import { runCli } from './support/cli.ts';
 import { buildCapsuleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
@@ -55,6 +56,16 @@ test('an instance stuck in an endless SQLite statement stops its capsule, and th
   assert.equal(status?.state, 'stopped', JSON.stringify(status));
   assert.match(status?.lastError ?? '', /did not stop: its thread is in native code .*SQL statement that does not end/);
   assert.equal((await ingressGet(host.ingress, 'runaway.test', '/')).status, 503);
+  // Served again, it could take another core, and another: not until the host restarts.
+  const again = await runCli(['host', 'serve', 'runaway', ...control]);
+  assert.equal(again.code, 1, again.stdout);
+  assert.match(
+    again.stderr,
+    /runaway is not served again until the host restarts: a thread of its ended instances is stuck in native code/,
+  );
+  assert.equal((await ingressGet(host.ingress, 'runaway.test', '/')).status, 503);
+  const client = createControlClient({ url: host.control, key: operator.privateJwk, audience: 'host1.example.net' });
+  await assert.rejects(client.start('runaway'), { status: 409, code: 'CAPSULE_STUCK' });
 
   host.child.kill('SIGTERM');
   const ended = await Promise.race([host.exited, setTimeout(30_000, 'still running')]);

@@ -2,7 +2,9 @@
 // exit 0, invalid ones exit 1 and print exactly the text of their .err file.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
@@ -86,4 +88,22 @@ test('--json prints the normalised manifest', async () => {
   assert.equal(manifest.resources.memoryBytes, 128 * 1024 * 1024);
   assert.equal(manifest.resources.timeoutMs, 30_000);
   assert.deepEqual(manifest.http.routes, ['/*']);
+});
+
+test('validate says whether the component [source] wasm names is there, and refuses one its digest does not pin', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'stratum-validate-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const bytes = Buffer.from('\0asm\r\0\x01\0');
+  const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+  const manifest = (pin: string) => `stratum = 1\n[capsule]\nname = "a"\nversion = "0.1.0"\n[source]\nwasm = "a.wasm"\n${pin}`;
+  writeFileSync(join(dir, 'stratum.toml'), manifest(''));
+  const missing = await validate(dir);
+  assert.equal(missing.status, 0);
+  assert.match(missing.stdout, /\n {2}component {5}a\.wasm, not built yet\n$/);
+  writeFileSync(join(dir, 'a.wasm'), bytes);
+  assert.match((await validate(dir)).stdout, new RegExp(`\\n {2}component {5}a\\.wasm, 8 B, ${digest}\\n$`));
+  writeFileSync(join(dir, 'stratum.toml'), manifest(`digest = "sha256:${'0'.repeat(64)}"\n`));
+  const wrong = await validate(dir);
+  assert.equal(wrong.status, 1);
+  assert.match(wrong.stderr, new RegExp(`\\[source\\] digest is sha256:0{64}, but a\\.wasm is ${digest}: a host refuses it`));
 });

@@ -57,6 +57,8 @@ export function buildTiny(): Promise<string> {
 }
 
 /** A hostile fixture from tests/fixtures/hostile/<name>.wat. */
-export function buildHostile(name: 'loop' | 'memory' | 'huge-body' | 'trap' | 'probe' | 'moody' | 'init-loop' | 'chatty'): Promise<string> {
+export function buildHostile(
+  name: 'loop' | 'memory' | 'table' | 'big-table' | 'many-tables' | 'huge-body' | 'trap' | 'probe' | 'moody' | 'init-loop' | 'chatty',
+): Promise<string> {
   return buildWat(join(root, 'tests', 'fixtures', 'hostile', `${name}.wat`));
 }

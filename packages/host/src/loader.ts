@@ -16,7 +16,7 @@ import {
 import { eagerInstantiate } from './glue.ts';
 import type { InstallRequest } from './runtime-types.ts';
 import type { ComponentWorld, TranspileWorkerJob, TranspileWorkerReply } from './transpile-worker.ts';
-import { applyMemoryCaps, type MemoryCapSlot, prepareMemoryCaps } from './wasm-memory.ts';
+import { applyMemoryCaps, MAX_COMPONENT_TABLE_ELEMENTS, MAX_TABLE_ELEMENTS, type MemoryCapSlot, prepareMemoryCaps } from './wasm-memory.ts';
 
 /**
  * The loader: component bytes in (a local path or bytes handed over), digest verified before
@@ -108,9 +108,10 @@ const IMPORT_BINDINGS = 'hybrid';
 
 /**
  * Part of the cache key: the core modules on disk are stored prepared for capping (`memoryCaps` in
- * meta.json), with their own memory imported from the host where it can be (`hostMemory`).
+ * meta.json), with their own memory imported from the host where it can be (`hostMemory`), and
+ * their tables capped (`MAX_TABLE_ELEMENTS`).
  */
-const CORE_MODULE_FORMAT = 'memory-cap-slots, hosted memory';
+const CORE_MODULE_FORMAT = 'memory-cap-slots, hosted memory, table caps';
 
 /** The component's JavaScript source map, in its transpile cache entry. */
 const SOURCE_MAP_FILE = 'source-map.json';
@@ -288,9 +289,19 @@ export class Loader {
       await mkdir(staging, { recursive: true });
       const coreModules: string[] = [];
       const memoryCaps: Record<string, MemoryCapSlot[]> = {};
+      let tableElements = 0;
       for (const [name, bytes] of Object.entries(reply.files)) {
         if (name.endsWith('.wasm')) {
           const prepared = prepareMemoryCaps(bytes, { hostMemory: true });
+          tableElements += prepared.tableElements;
+          if (tableElements > MAX_COMPONENT_TABLE_ELEMENTS) {
+            await rm(staging, { recursive: true, force: true });
+            throw new StratumError(
+              'WASM_TABLE_OVER_LIMIT',
+              `the component's tables may grow to more than ${MAX_COMPONENT_TABLE_ELEMENTS} elements together`,
+              { hint: `Each table is capped at ${MAX_TABLE_ELEMENTS} elements; declare fewer tables, or give them smaller maximums.` },
+            );
+          }
           await writeFile(join(staging, name), prepared.bytes);
           coreModules.push(name);
           memoryCaps[name] = prepared.slots;

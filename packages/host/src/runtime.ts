@@ -141,6 +141,13 @@ export interface HostRuntimeOptions {
    * queue for one to end. Default: one per 32 MiB of the machine's memory, at least 16.
    */
   maxInstances?: number;
+  /**
+   * How many of a capsule's threads may be stuck in native code (`Capsule.threadStuck`) before
+   * starting it is refused. Each holds a core until the process ends, and a registrar that served
+   * its capsule again after each one took the host's cores one by one. Default 1: once one is
+   * stuck, the capsule stays stopped until the host restarts. `stratum dev` allows any number.
+   */
+  stuckThreadsPerCapsule?: number;
   /** How long an instance beyond the first may stay idle before it is retired. Default 30 s. */
   idleInstanceMs?: number;
   /** Log lines kept per capsule for `subscribeLogs`'s backlog. Default 1000. */
@@ -588,6 +595,8 @@ class Capsule {
   readonly limitHits: Record<string, number> = {};
   failures = 0;
   backedOffUntil = 0;
+  /** Its ended instances' threads still in native code (`threadStuck`). */
+  stuckThreads = 0;
   #lastError: string | undefined;
   /**
    * Its installation's secret config values: masked in every line of its log and in its last
@@ -599,7 +608,8 @@ class Capsule {
   readonly logs: CapsuleLogEntry[] = [];
   /** Set once uninstalled: a line it writes after that (a worker's late output) reaches no one. */
   uninstalled = false;
-  drained: (() => void) | undefined;
+  /** Who waits for its requests to be done (`whenIdle`): a drain, a replacement, a second drain. */
+  readonly #idleWaiters: (() => void)[] = [];
   /**
    * Set once one of its instances said its guest sleeps (a synchronous capsule's `setTimeout`):
    * like a JSPI capsule, it may then have more instances than cores while requests wait.
@@ -875,7 +885,13 @@ class Capsule {
     this.workers.delete(handle);
     const index = this.idle.indexOf(handle);
     if (index !== -1) this.idle.splice(index, 1);
-    this.#runtime.ending(handle.worker.terminate(), () => this.threadStuck());
+    this.#runtime.ending(
+      handle.worker.terminate(),
+      () => this.threadStuck(),
+      () => {
+        this.stuckThreads--;
+      },
+    );
     this.#runtime.instanceEnded();
     const waiting = handle.inFlight.splice(1);
     this.running -= waiting.length;
@@ -893,7 +909,17 @@ class Capsule {
       this.limitHit('timeout', pending.message, `waited ${now - pending.queuedAt} ms for an instance at the host's instance limit`);
       answer(pending.res, 503, `${this.name} is busy`, { 'retry-after': '1' });
     }
-    if (this.active === 0 && this.drained) this.drained();
+    if (this.active === 0) this.#wakeIdle();
+  }
+
+  /** Resolves once no request is in flight or queued. Each caller is told: a second drain while one waits must not take the first one's place. */
+  whenIdle(): Promise<void> {
+    if (this.active === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idleWaiters.push(resolve));
+  }
+
+  #wakeIdle(): void {
+    for (const resolve of this.#idleWaiters.splice(0)) resolve();
   }
 
   /** Ends an idle instance to make room for another capsule's (`HostRuntime.takeInstance`). */
@@ -912,6 +938,7 @@ class Capsule {
    * ends, so the capsule is stopped rather than let it hold another: an operator serves it again.
    */
   threadStuck(): void {
+    this.stuckThreads++;
     const message =
       'an instance ended for a limit did not stop: its thread is in native code that does not return (most likely an SQL statement that does not end, such as a recursive query without a stop) and keeps a core busy until the process ends (the host or stratum dev is restarted); the capsule was stopped so that it holds no more, and is served again when asked';
     this.lastError = message;
@@ -1123,7 +1150,7 @@ class Capsule {
     if (this.queue.length > 0 && this.transpiled.jspi) {
       for (const handle of this.workers) if (handle.started && !handle.retired) this.armWatch(handle, this.reclaimDue(handle));
     }
-    if (this.active === 0 && this.drained) this.drained();
+    if (this.active === 0) this.#wakeIdle();
   }
 
   anyAsleep(): boolean {
@@ -1789,6 +1816,7 @@ class Runtime implements StratumHostRuntime {
   readonly warmupWithheldMs: number;
   readonly instancesPerCapsule: number;
   readonly asyncInstancesPerCapsule: number;
+  readonly stuckThreadsPerCapsule: number;
   readonly maxInstances: number;
   /** Instances running or starting, of all capsules: each took its room with `takeInstance`. */
   #instances = 0;
@@ -1844,6 +1872,7 @@ class Runtime implements StratumHostRuntime {
     this.warmupWithheldMs = options.warmupWithheldMs ?? 60_000;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
+    this.stuckThreadsPerCapsule = options.stuckThreadsPerCapsule ?? 1;
     this.maxInstances = options.maxInstances ?? defaultMaxInstances();
     this.#trustedProxies = options.trustedProxies?.length ? addressRanges(options.trustedProxies) : undefined;
     this.#capabilities = capabilities;
@@ -1978,7 +2007,8 @@ class Runtime implements StratumHostRuntime {
     return true;
   }
 
-  ending(termination: Promise<unknown>, onStuck?: () => void): void {
+  /** `onStuck` when the thread has not stopped after `STUCK_THREAD_MS`; `onUnstuck` if it stops after all. */
+  ending(termination: Promise<unknown>, onStuck?: () => void, onUnstuck?: () => void): void {
     // A worker ends at its next JavaScript or Wasm instruction; one in native code (node:sqlite
     // running a statement: it offers no interrupt and no progress handler) ends only when that
     // returns, which may be never. It is counted, and its capsule told.
@@ -1993,7 +2023,10 @@ class Runtime implements StratumHostRuntime {
     this.#ending.add(tracked);
     void tracked.then(() => {
       clearTimeout(watchdog);
-      if (stuck) this.stuckThreads--;
+      if (stuck) {
+        this.stuckThreads--;
+        onUnstuck?.();
+      }
       this.#ending.delete(tracked);
     });
   }
@@ -2269,7 +2302,7 @@ class Runtime implements StratumHostRuntime {
       for (const domain of domains) this.#byDomain.set(domain, capsule);
       this.logger.info({ capsule: name, domains, digest: component.digest, jspi: transpiled.jspi }, 'capsule replaced');
       previous.state = 'draining';
-      if (previous.active > 0) await new Promise<void>((resolve) => (previous.drained = resolve));
+      await previous.whenIdle();
       await previous.stopWorkers();
       previous.state = 'stopped';
       await this.#dropCacheOf(previous, 1);
@@ -2310,6 +2343,15 @@ class Runtime implements StratumHostRuntime {
   async start(name: string, options: StartOptions = {}): Promise<CapsuleStatus> {
     const capsule = this.#get(name);
     if (capsule.state === 'running') return capsule.status();
+    if (capsule.stuckThreads >= this.stuckThreadsPerCapsule) {
+      throw new StratumError(
+        'CAPSULE_STUCK',
+        `${name} is not served again until the host restarts: ${capsule.stuckThreads === 1 ? 'a thread' : `${capsule.stuckThreads} threads`} of its ended instances ${capsule.stuckThreads === 1 ? 'is' : 'are'} stuck in native code, each holding a core`,
+        {
+          hint: 'Most likely an SQL statement that does not end (a recursive query without a stop). Fix it in the capsule; restarting the host frees the core and lets it be served.',
+        },
+      );
+    }
     capsule.state = 'running';
     capsule.failures = 0;
     capsule.backedOffUntil = 0;
@@ -2353,12 +2395,7 @@ class Runtime implements StratumHostRuntime {
   async drain(name: string): Promise<CapsuleStatus> {
     const capsule = this.#get(name);
     if (capsule.state === 'running') capsule.state = 'draining';
-    if (capsule.active > 0) {
-      await new Promise<void>((resolve) => {
-        capsule.drained = resolve;
-      });
-      capsule.drained = undefined;
-    }
+    await capsule.whenIdle();
     await capsule.stopWorkers();
     capsule.state = 'stopped';
     capsule.log('info', 'drained');
@@ -2519,6 +2556,19 @@ class Runtime implements StratumHostRuntime {
  */
 export function toOriginForm(request: IncomingMessage, response: ServerResponse): boolean {
   const target = request.url ?? '/';
+  // Node.js keeps the first of two Host fields, and a capsule reading the raw headers saw both
+  // joined: each layer could take another host. RFC 9112 section 3.2 answers it with 400.
+  const raw = request.rawHeaders;
+  let hostFields = 0;
+  for (let index = 0; index < raw.length; index += 2) {
+    const name = raw[index] as string;
+    if (name.length === 4 && name.toLowerCase() === 'host') hostFields++;
+  }
+  if (hostFields > 1) {
+    request.resume();
+    answer(response, 400, 'more than one Host header');
+    return false;
+  }
   if (target.charCodeAt(0) === 0x2f) return true;
   const scheme = /^https?:\/\//i.exec(target);
   let authority = '';
@@ -2529,6 +2579,10 @@ export function toOriginForm(request: IncomingMessage, response: ServerResponse)
     const path = end === -1 ? '/' : rest.slice(end);
     if (authority !== '' && !authority.includes('@') && URL.canParse(`http://${authority}/`)) {
       request.headers.host = authority;
+      // The capsule reads the raw headers: its Host is the target's authority too (RFC 9112 section 3.2.2).
+      const at = raw.findIndex((name, index) => index % 2 === 0 && name.toLowerCase() === 'host');
+      if (at === -1) raw.push('Host', authority);
+      else raw[at + 1] = authority;
       request.url = path.startsWith('/') ? path : `/${path}`;
       return true;
     }

@@ -3,7 +3,15 @@ import { test } from 'node:test';
 import { parse } from '@bytecodealliance/jco';
 import { isStratumError } from '@stratum/core';
 import fc from 'fast-check';
-import { applyMemoryCaps, capMemory, HOST_MEMORY_IMPORT, hostedMemories, prepareMemoryCaps, WASM_PAGE } from './wasm-memory.ts';
+import {
+  applyMemoryCaps,
+  capMemory,
+  HOST_MEMORY_IMPORT,
+  hostedMemories,
+  MAX_TABLE_ELEMENTS,
+  prepareMemoryCaps,
+  WASM_PAGE,
+} from './wasm-memory.ts';
 
 async function instantiate(wat: string, maxBytes: number, imports?: WebAssembly.Imports): Promise<Record<string, unknown>> {
   const module = await WebAssembly.compile(capMemory(await parse(wat), maxBytes));
@@ -185,10 +193,52 @@ test('a module that starts above the cap is refused with a clear error', async (
   );
 });
 
+test("every table is capped at MAX_TABLE_ELEMENTS, a lower maximum kept, and the module's own tables counted", async () => {
+  const wat = `(module
+    (import "env" "t" (table 1 1000000 funcref))
+    (import "env" "open" (table 1 externref))
+    (table $free 1 funcref)
+    (table $small 2 10 funcref)
+    (elem (table $free) (i32.const 0) func $f)
+    (func $f (result i32) (i32.const 7))
+    (func (export "call") (result i32) (call_indirect $free (result i32) (i32.const 0)))
+    (func (export "grow") (param i32) (result i32) (table.grow $free (ref.null func) (local.get 0)))
+    (func (export "growSmall") (result i32) (table.grow $small (ref.null func) (i32.const 9))))`;
+  const prepared = prepareMemoryCaps(await parse(wat));
+  assert.equal(prepared.tableElements, MAX_TABLE_ELEMENTS + 10);
+  const env = {
+    open: new WebAssembly.Table({ initial: 1, element: 'externref' }),
+    t: new WebAssembly.Table({ initial: 1, maximum: MAX_TABLE_ELEMENTS, element: 'anyfunc' }),
+  };
+  const exports = new WebAssembly.Instance(await WebAssembly.compile(prepared.bytes), { env }).exports as Record<
+    string,
+    (n?: number) => number
+  >;
+  // Its element segment still lands, and growing stops at the cap as the guest expects: -1.
+  assert.equal(exports.call?.(), 7);
+  assert.equal(exports.grow?.(MAX_TABLE_ELEMENTS - 1), 1);
+  assert.equal(exports.grow?.(1), -1);
+  assert.equal(exports.growSmall?.(), -1);
+  // The import's maximum is the cap now: a table that may grow further is not accepted.
+  const roomy = new WebAssembly.Table({ initial: 1, maximum: 1_000_000, element: 'anyfunc' });
+  const module = await WebAssembly.compile(prepared.bytes);
+  assert.throws(() => new WebAssembly.Instance(module, { env: { ...env, t: roomy } }), WebAssembly.LinkError);
+});
+
+test('a table that starts above MAX_TABLE_ELEMENTS is refused with a clear error', async () => {
+  assert.throws(
+    () => prepareMemoryCaps(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 4, 7, 1, 0x70, 0, 0x80, 0xad, 0xe2, 0x04])),
+    (error: unknown) =>
+      isStratumError(error) &&
+      error.code === 'WASM_TABLE_OVER_LIMIT' &&
+      error.message === `table 0 needs 10000000 elements at start, over the limit of ${MAX_TABLE_ELEMENTS}`,
+  );
+});
+
 test('fuzz: any bytes either come back capped or fail with a StratumError', () => {
   const header = [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0];
   fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 64 }), fc.constantFrom(2, 5, 1, 10), fc.integer({ min: 0, max: 100 }), (tail, id, pages) => {
+    fc.property(fc.uint8Array({ maxLength: 64 }), fc.constantFrom(2, 4, 5, 1, 10), fc.integer({ min: 0, max: 100 }), (tail, id, pages) => {
       const bytes = new Uint8Array([...header, id, tail.length, ...tail]);
       try {
         const out = capMemory(bytes, pages * WASM_PAGE);

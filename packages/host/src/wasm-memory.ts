@@ -76,6 +76,100 @@ function copy(reader: ByteReader, end: number, out: number[]): void {
   reader.at = end;
 }
 
+/**
+ * The most elements a table may hold. `table.grow` is not bounded by a worker's `resourceLimits`
+ * as a JS heap is: growing a table past what the heap can hold aborts the whole host process
+ * (V8's "CALL_AND_RETRY_LAST Allocation failed", measured: a worker with the capsule threads'
+ * 256 MiB heap survives one table grown to 4 million elements in steps and dies at 6 million,
+ * taking the host with it). A component's tables together are kept far below that
+ * (`MAX_COMPONENT_TABLE_ELEMENTS`); StarlingMonkey's largest table has about 7,800 elements.
+ */
+export const MAX_TABLE_ELEMENTS = 250_000;
+/** The most elements all of a component's own tables may reach together (see `MAX_TABLE_ELEMENTS`). */
+export const MAX_COMPONENT_TABLE_ELEMENTS = 2_000_000;
+
+/** Copies a reference type (`funcref`, `externref`, or a typed `(ref null? ht)`) from the reader to `out`. */
+function copyRefType(reader: ByteReader, out: number[]): void {
+  const code = reader.bytes[reader.at++];
+  if (code === undefined) throw new Error('unexpected end of module');
+  out.push(code);
+  // (ref ht) and (ref null ht): a heap type follows, an s33 LEB128.
+  if (code === 0x63 || code === 0x64) {
+    let byte: number;
+    do {
+      byte = reader.bytes[reader.at++] as number;
+      if (byte === undefined) throw new Error('unexpected end of module');
+      out.push(byte);
+    } while (byte & 0x80);
+  }
+}
+
+/**
+ * Reads a table's limits and writes them with the maximum `MAX_TABLE_ELEMENTS` at most; returns
+ * the maximum written, or undefined for an imported table without one (the module that defines
+ * the table carries the cap, and an import without a maximum accepts any table).
+ */
+function capTableLimits(reader: ByteReader, out: number[], where: string, imported: boolean): number | undefined {
+  const flags = reader.bytes[reader.at++];
+  if (flags === undefined) throw new Error('unexpected end of module');
+  if (flags & ~0x01) throw new StratumError('WASM_TABLE_UNSUPPORTED', `${where} is shared or 64-bit, which the host does not run`);
+  const min = readU32(reader);
+  const max = flags & 0x01 ? readU32(reader) : undefined;
+  if (min > MAX_TABLE_ELEMENTS) {
+    throw new StratumError('WASM_TABLE_OVER_LIMIT', `${where} needs ${min} elements at start, over the limit of ${MAX_TABLE_ELEMENTS}`, {
+      hint: 'A table that large would hold more of the host than any capsule may; make the module declare a smaller one.',
+    });
+  }
+  if (imported && max === undefined) {
+    out.push(flags);
+    writeU32(min, out);
+    return undefined;
+  }
+  const capped = Math.min(max ?? MAX_TABLE_ELEMENTS, MAX_TABLE_ELEMENTS);
+  out.push(0x01);
+  writeU32(min, out);
+  writeU32(capped, out);
+  return capped;
+}
+
+/** Skips a table's initialiser: `ref.null ht`, `ref.func f` or `global.get g`, then `end`. */
+function skipTableInitialiser(reader: ByteReader): void {
+  for (;;) {
+    const op = reader.bytes[reader.at++];
+    if (op === 0x0b) return;
+    if (op === 0xd0) {
+      while ((reader.bytes[reader.at++] as number) & 0x80);
+    } else if (op === 0xd2 || op === 0x23) {
+      readU32(reader);
+    } else {
+      throw new Error(`unexpected opcode ${op} in a table's initialiser`);
+    }
+  }
+}
+
+function rewriteTables(reader: ByteReader, end: number, tables: { elements: number }): number[] {
+  const out: number[] = [];
+  const count = readU32(reader);
+  writeU32(count, out);
+  for (let entry = 0; entry < count; entry++) {
+    // `0x40 0x00 reftype limits expr`: a table with an initialiser (function references).
+    const initialised = reader.bytes[reader.at] === 0x40;
+    if (initialised) {
+      out.push(0x40, reader.bytes[reader.at + 1] as number);
+      reader.at += 2;
+    }
+    copyRefType(reader, out);
+    tables.elements += capTableLimits(reader, out, `table ${entry}`, false) ?? 0;
+    if (initialised) {
+      const start = reader.at;
+      skipTableInitialiser(reader);
+      copy({ bytes: reader.bytes, at: start }, reader.at, out);
+    }
+  }
+  if (reader.at !== end) throw new Error('table section size mismatch');
+  return out;
+}
+
 /** The module's own memory, to be imported from `HOST_MEMORY_IMPORT` instead (see `hostableMemory`). */
 interface MemoryToHost {
   /** Where its limits start in the module. */
@@ -134,6 +228,10 @@ function rewriteImports(reader: ByteReader, end: number, slots: MemoryCapSlot[],
     if (kind === 0x02) {
       copy({ bytes: reader.bytes, at: start }, reader.at, out);
       slots.push(prepareLimits(reader, out, 'an imported memory', true));
+    } else if (kind === 0x01) {
+      copy({ bytes: reader.bytes, at: start }, reader.at, out);
+      copyRefType(reader, out);
+      capTableLimits(reader, out, 'an imported table', true);
     } else {
       skipImportDescriptor(reader, kind);
       copy({ bytes: reader.bytes, at: start }, reader.at, out);
@@ -291,7 +389,9 @@ function section(id: number, content: number[]): Uint8Array {
 }
 
 /**
- * Rewrites a core module once so that every memory's maximum can later be capped in place: each
+ * Rewrites a core module once so that every memory's maximum can later be capped in place, and
+ * caps every table at `MAX_TABLE_ELEMENTS` (`tableElements`: the most its own tables may hold
+ * together), throwing `WASM_TABLE_OVER_LIMIT` for one that starts larger. For memories, each
  * maximum becomes `MAX_WIDTH` bytes wide (LEB128 may be padded), and its offset is returned with
  * the limits the module declared. The loader does this when it transpiles a component and keeps
  * the slots beside the module on disk: capping a 12 MB module per host start then writes a few
@@ -305,12 +405,13 @@ function section(id: number, content: number[]): Uint8Array {
 export function prepareMemoryCaps(
   module: Uint8Array,
   options: { hostMemory?: boolean } = {},
-): { bytes: Uint8Array; slots: MemoryCapSlot[] } {
+): { bytes: Uint8Array; slots: MemoryCapSlot[]; tableElements: number } {
   if (module[0] !== 0x00 || module[1] !== 0x61 || module[2] !== 0x73 || module[3] !== 0x6d) {
     throw new StratumError('WASM_INVALID', 'not a WebAssembly module (bad magic number)');
   }
   const parts: Uint8Array[] = [module.subarray(0, 8)];
   const slots: MemoryCapSlot[] = [];
+  const tables = { elements: 0 };
   let length = 8;
   const add = (bytes: Uint8Array, sectionSlots: MemoryCapSlot[] = [], headerLength = 0) => {
     for (const slot of sectionSlots) {
@@ -334,7 +435,9 @@ export function prepareMemoryCaps(
         add(bytes, sectionSlots, bytes.length - content.length);
         importsWritten = true;
       }
-      if (id === 2 || (id === 5 && !hosted)) {
+      if (id === 4) {
+        add(section(4, rewriteTables({ bytes: module, at: contentStart }, end, tables)));
+      } else if (id === 2 || (id === 5 && !hosted)) {
         const reader: ByteReader = { bytes: module, at: contentStart };
         const sectionSlots: MemoryCapSlot[] = [];
         const content = id === 2 ? rewriteImports(reader, end, sectionSlots, hosted) : rewriteMemories(reader, end, sectionSlots);
@@ -354,7 +457,7 @@ export function prepareMemoryCaps(
     bytes.set(part, offset);
     offset += part.length;
   }
-  return { bytes, slots };
+  return { bytes, slots, tableElements: tables.elements };
 }
 
 /**

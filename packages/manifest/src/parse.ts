@@ -8,7 +8,8 @@ import { validate as validateManifestShape } from './capsule-v1.validate.generat
 import { CPU_CLASSES, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
 import { locate } from './locate.ts';
 import { nearest } from './nearest.ts';
-import { schemaErrors } from './schema-validator.ts';
+import { quotedUnitExample, schemaErrors } from './schema-validator.ts';
+import { tomlSyntaxProblem } from './toml-syntax.ts';
 import type { ConfigVariable, Manifest, ManifestProblem, ResourceKey } from './types.ts';
 
 const RESOURCE_KEYS: readonly ResourceKey[] = ['cpu', 'memory', 'timeout', 'concurrency'];
@@ -166,24 +167,7 @@ function positionOf(text: string, index: number): { line: number; column: number
 }
 
 function syntaxError(error: unknown, file: string, text: string): ManifestError {
-  const parseError = error as { message?: string; lineNumber?: number; column?: number };
-  let message = String(parseError.message ?? error)
-    .replace(/\s+/g, ' ')
-    .slice(0, 200);
-  if (/multiple times/.test(message) && parseError.lineNumber !== undefined) {
-    const rest = (text.split('\n')[parseError.lineNumber - 1] ?? '').slice(parseError.column ?? 0);
-    const key = /^\s*\[*\s*([^=\]]+?)\s*(=|\])/.exec(rest)?.[1];
-    if (key) message = `${key} is defined more than once`;
-  }
-  return new ManifestError(file, [
-    {
-      file,
-      line: parseError.lineNumber ?? 1,
-      column: (parseError.column ?? 0) + 1,
-      path: '',
-      message: `invalid TOML: ${message}`,
-    },
-  ]);
+  return new ManifestError(file, [{ file, path: '', ...tomlSyntaxProblem(error, text) }]);
 }
 
 export function formatPath(path: readonly Segment[]): string {
@@ -312,7 +296,9 @@ function describeError(error: ErrorObject): ShapeProblem | undefined {
     }
     case 'type': {
       const expected = String(params.type);
-      return { path, message: `${where} must be ${TYPE_NAMES[expected] ?? expected}, not ${describeType(error.data)}` };
+      const example = quotedUnitExample(error);
+      const such = example ? `; write it with its unit, such as ${where.split('.').at(-1)} = ${example}` : '';
+      return { path, message: `${where} must be ${TYPE_NAMES[expected] ?? expected}, not ${describeType(error.data)}${such}` };
     }
     case 'const':
       if (where === 'stratum') {

@@ -21,3 +21,15 @@ export interface GeneratedValidator {
 export function schemaErrors(validate: GeneratedValidator, value: unknown): ErrorObject[] {
   return validate(value) ? [] : (validate.errors ?? []);
 }
+
+/**
+ * For a number written where the schema wants a duration or a size string (`timeout = 30`,
+ * `memory = 64`), the same number as one (`"30s"`, `"64mib"`), to show what was meant; undefined
+ * for any other error. Both schemas name these `$defs/duration` and `$defs/size`.
+ */
+export function quotedUnitExample(error: ErrorObject): string | undefined {
+  if (error.keyword !== 'type' || typeof error.data !== 'number') return undefined;
+  if (error.schemaPath.endsWith('/duration/type')) return `"${error.data}s"`;
+  if (error.schemaPath.endsWith('/size/type')) return `"${error.data}mib"`;
+  return undefined;
+}

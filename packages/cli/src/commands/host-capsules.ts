@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, formatBytes, formatDuration, isStratumError, parseDuration, StratumError } from '@stratum/core';
-import type { CapsuleLogEntry, CapsuleStatus, InstallOptions, KeptData, StoreRef } from '@stratum/host';
+import type { CapsuleLogEntry, CapsuleStatus, InstallationStatus, InstallOptions, KeptData, StoreRef } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
   asciiDomain,
   booleanOption,
   type Command,
+  type CommandIo,
   counted,
   EXIT_OK,
   type OptionSpec,
@@ -210,6 +211,24 @@ function leftInstalled(error: unknown, installed: CapsuleStatus, records: string
   });
 }
 
+/**
+ * Says which stores the installation replaced has data in (as the host answers, spec/host-api.md
+ * section 4: those its manifest grants, and those earlier versions had) that the new manifest does
+ * not grant. The host takes such an upgrade (a store renamed is one): the data stays under the
+ * name, out of the capsule's reach, where a move leaves it and `--delete-data` deletes it.
+ */
+function droppedStoresNote(args: ParsedArgs, io: CommandIo, existing: InstallationStatus, manifest: Manifest, host: string): void {
+  const named = (stores: Partial<Record<'keyvalue' | 'sql' | 'bucket', readonly string[]>> | undefined) =>
+    (['keyvalue', 'sql', 'bucket'] as const).flatMap((capability) => (stores?.[capability] ?? []).map((label) => `${capability}/${label}`));
+  const granted = new Set(named(manifest.capabilities));
+  const dropped = [...new Set([...named(existing.stores), ...named(existing.retainedStores)])].filter((store) => !granted.has(store));
+  if (dropped.length === 0) return;
+  const deleteData = nextCommand(args, ['host', 'uninstall', existing.name, '--delete-data']);
+  io.stderr.write(
+    `${paint(io.stderr, 33, 'note:')} ${manifest.capsule.version} does not grant ${dropped.join(', ')}, as ${existing.name} had: what it stored there stays on ${host} under the name, out of the capsule's reach, and is not moved by \`host move\`, until \`${deleteData}\` deletes it (or a version that grants it again uses it)\n`,
+  );
+}
+
 export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
@@ -226,7 +245,11 @@ config); a running one keeps serving until the new one has started. With the sam
 is an upgrade, and the command says what it replaces. With other domains it is most likely a
 second customer's install of the same app under its default name (the manifest's [capsule]
 name), which would take the first one's place: the command refuses it, naming the installation
-there. Give --name to install beside it, or --replace to replace it on purpose.
+there. Give --name to install beside it, or --replace to replace it on purpose. An upgrade
+whose manifest no longer grants a store the installation had (a label renamed or dropped) is
+not refused, but the command names that store: what was stored there stays under the name, out
+of the capsule's reach and left behind by \`host move\`, until \`host uninstall --delete-data\`
+deletes it with the rest.
 
 A name uninstalled without --delete-data keeps what its capsule stored, and installing it again
 serves that data: the command says so, with the date of the uninstall.
@@ -276,7 +299,9 @@ Examples:
     if (switchLinks) await checkLinkZone(args, domains);
     const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
     const { client, config, registrar } = await connectControl(args);
-    const hostLabel = config?.name ?? 'the host';
+    // By --url, host.toml does not name the host: its identity does, unsigned and unverified, but
+    // only to say where the install goes (the signed requests are addressed to the audience).
+    const hostLabel = config?.name ?? (await client.identity()).name;
     if (switchLinks) {
       // What the DNS update would be refused for is found before the install, not after it.
       await switchLinks.checkRegistrar(domains, registrar?.domain);
@@ -306,6 +331,7 @@ Examples:
       io.stderr.write(
         `replacing ${existing.name} ${existing.version} (${existing.state}, ${serving}) with ${capsule.describe} on ${hostLabel}${same ? '' : `, serving ${domains.join(', ')}`}\n`,
       );
+      droppedStoresNote(args, io, existing, capsule.manifest, hostLabel);
     } else {
       io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${hostLabel}\n`);
     }
@@ -315,7 +341,7 @@ Examples:
       const installed = await client.install({ ...capsule.install, domains, start: false });
       // From here on a failure leaves the capsule installed, which the error must say.
       let records = "its domains' DNS records were not changed";
-      let hostName = config?.name ?? 'the host';
+      let hostName = hostLabel;
       try {
         const host = await client.identity();
         hostName = host.name;
@@ -373,8 +399,12 @@ Removes the capsule and its domains from the host, and its component when no oth
 installation uses it. Its stored data (keyvalue, SQL, buckets) stays on the host's backends
 under its name, where an installation of that name by the same registrar finds it again; a move
 exports it first (spec/host-api.md section 5.11, spec/snapshot.md). With --delete-data every
-store its manifest grants is emptied and what the host keeps of it on disk removed, for good:
-export it first if it may be needed (\`stratum host export\`).
+store an installation of the name was granted since its data was last deleted is emptied
+(an upgrade that dropped a store left that store's data under the name too), and what the host
+keeps of it on disk removed, for good: export it first if it may be needed
+(\`stratum host export\`). The name is then free for any registrar. --delete-data also deletes
+the data a name already uninstalled kept, and finishes a deletion that failed part-way (the
+name stays yours until it is done).
 
 ${CONTROL_HELP}
 
@@ -395,8 +425,13 @@ Examples:
       );
     const { client } = await connectControl(args);
     const deleteData = booleanOption(args, 'delete-data');
-    const { deleted } = await client.uninstall(name, { deleteData });
-    const data = deleteData ? `; its data deleted${deleted?.length ? ` (${deleted.join(', ')})` : ': it stored none'}` : '';
+    const { deleted, installed } = await client.uninstall(name, { deleteData });
+    const stores = deleted?.length ? ` (${deleted.join(', ')})` : '';
+    if (installed === false) {
+      io.stdout.write(`${paint(io.stdout, 32, 'deleted')} the data ${name} kept since it was uninstalled${stores}\n`);
+      return EXIT_OK;
+    }
+    const data = deleteData ? `; its data deleted${stores || ': it stored none'}` : '';
     io.stdout.write(`${paint(io.stdout, 32, 'uninstalled')} ${name}${data}\n`);
     return EXIT_OK;
   },
@@ -713,18 +748,32 @@ installed: --different-app if it is meant); and a move that gives no values for 
 variables the installation has values for on the old host (below). With --dns it also sends the DNS server an update that changes
 nothing, so that a key or zone it refuses is found then, not after the drain.
 
+A capsule that is not serving on the old host (installed and never started, or stopped: taken
+out of service) moves as it is: it is not drained, it is left installed or stopped on the new
+host, not started, and a failed move does not start it on the old one. \`host serve\` starts it
+on the new host when its registrar means it to serve. One that is draining is refused until the
+drain has answered. Only the stores its manifest grants are copied: data that earlier versions
+stored in stores this one no longer grants stays on the old host under its name (the move says
+so), until \`host uninstall --delete-data\` there deletes it.
+
 Each control call may take --timeout (60s by default); a store's copy may take as long as it
 needs, but not --timeout without the old host sending a byte or the new one answering.
 
 A host serves a domain only once its _stratum link names that host (spec/discovery.md section
-5; names under localhost, test, example and invalid need none). With --dns and --zone the move
-points each domain's link and its routing at the new host, on the zone's primary DNS server by
-RFC 2136 update (signed with --tsig-key), after copying the state and before the start; if the
-start fails, the records go back as they were before the old host starts again. The records are
-published with a TTL of 60 s (--ttl): resolvers that cached the old ones keep sending clients to
-the old host, which answers 503, for up to the old records' TTL, so the outage clients see is
-that long, not the time printed between the drain and the start. Lower the TTL ahead of a move
-(an install with the same domains and --dns --ttl 60s publishes them again) to shorten it.
+5; names under localhost, test, example and invalid need none). Without --dns, each domain's
+link must already name the new host, the component and the registrar when the move starts, if
+the new host checks links ([discovery] verify_links, on by default): the move asks the new host,
+after installing there and before draining the old one, and stops if its start would refuse,
+with the records to publish. Publish them just before the move: the old host stops serving a
+domain once its own check of the link (repeated at least hourly) finds that it names another
+host. With --dns and --zone the move points each domain's link and its routing at the new host,
+on the zone's primary DNS server by RFC 2136 update (signed with --tsig-key), after copying the
+state and before the start; if the start fails, the records go back as they were before the
+old host starts again. The records are published with a TTL of 60 s (--ttl): resolvers that
+cached the old ones keep sending clients to the old host, which answers 503, for up to the old
+records' TTL, so the outage clients see is that long, not the time printed between the drain
+and the start. Lower the TTL ahead of a move (an install with the same domains and --dns --ttl
+60s publishes them again) to shorten it.
 
 The capsule directory [dir] (default .) gives the manifest and the built component, as for
 \`host install\`: a host never hands out a component, and never reads back config values, secrets
@@ -790,7 +839,7 @@ Examples:
     const capsule = await capsuleToSend(args, args.positionals[1], 'host move', name);
     const from = await connectControl(args, 'from');
     const to = await connectControl(args, 'to');
-    const { moveCapsule, storesOf } = await import('@stratum/host');
+    const { moveCapsule, retainedStores, storesOf } = await import('@stratum/host');
     const fromName = from.config?.name ?? 'the old host';
     const toName = to.config?.name ?? 'the new host';
     const current = await timed(`${fromName} did not answer`, timeoutMs, (signal) => from.client.capsule(name, { signal }));
@@ -798,15 +847,31 @@ Examples:
     checkConfigCarried(args, name, current, capsule.manifest, capsule.install.config);
     const domains = domainOptions(args);
     const moving = domains.length > 0 ? domains : current.domains;
+    const serving = current.state === 'running';
+    const asItWas = serving
+      ? `${name} serves from ${fromName} as before`
+      : `${name} is ${describeResting(current.state)} on ${fromName} as before`;
     if (switchLinks) {
       await checkLinkZone(args, moving);
       // A key or zone the server refuses is found now, not after the drain and the copy.
       await switchLinks.checkRegistrar(moving, to.registrar?.domain).catch((error: unknown) => {
-        throw beforeAnything(error, `nothing was changed: ${name} serves from ${fromName} as before`);
+        throw beforeAnything(error, `nothing was changed: ${asItWas}`);
       });
       await switchLinks.check(moving).catch((error: unknown) => {
-        throw beforeAnything(error, `nothing was changed: ${name} serves from ${fromName} as before`);
+        throw beforeAnything(error, `nothing was changed: ${asItWas}`);
       });
+    }
+    if (!serving && current.state !== 'draining') {
+      // Taken out of service by its registrar (or never started): a move must not put it back in service.
+      io.stderr.write(`${name} is ${describeResting(current.state)} on ${fromName}: it moves as it is, and is not started on ${toName}\n`);
+    }
+    const leftBehind = retainedStores(current).map((ref) => `${ref.capability}/${ref.label}`);
+    if (leftBehind.length > 0) {
+      io.stderr.write(
+        `${paint(io.stderr, 33, 'note:')} ${name} on ${fromName} holds data in ${leftBehind.join(', ')}, which its manifest no longer grants: ` +
+          `a move copies only the stores a manifest grants, so that data stays on ${fromName} under the name, until ` +
+          `\`${nextCommand(args, ['host', 'uninstall', name, '--delete-data'], 'from')}\` deletes it with the rest\n`,
+      );
     }
     // Ctrl-C (or SIGTERM) puts back what the move changed; a second one stops that too.
     const stop = new AbortController();
@@ -854,7 +919,12 @@ Examples:
           if (step.step === 'copy')
             io.stderr.write(`copied ${store(step.store)}: ${counted(step.records, 'record')}, ${formatBytes(step.bytes)}\n`);
           if (step.step === 'link') io.stderr.write(`pointing ${step.domains.join(', ')} at ${step.host} on ${dnsServer}\n`);
+          if (step.step === 'check-links') {
+            const verb = step.domains.length === 1 ? 'links' : 'link';
+            io.stderr.write(`asking ${toName} whether ${step.domains.join(', ')} ${verb} to it, as its start will check\n`);
+          }
           if (step.step === 'start') io.stderr.write(`starting ${step.name} on ${toName}\n`);
+          if (step.step === 'leave') io.stderr.write(`leaving ${step.name} ${step.state} on ${toName}, as it was on ${fromName}\n`);
           if (step.step === 'resume') {
             const next = step.drained ? `starting ${step.name} on ${fromName} again` : `removing what it installed on ${toName}`;
             io.stderr.write(`${paint(io.stderr, 31, 'failed')}: ${step.reason}; ${next}\n`);
@@ -879,6 +949,22 @@ Examples:
       io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
       return EXIT_OK;
     }
+    if (!serving) {
+      const as =
+        result.status.state === current.state ? `as it was on ${fromName}` : `as it was ${describeResting(current.state)} on ${fromName}`;
+      io.stdout.write(
+        `${paint(io.stdout, 32, 'moved')} ${name} to ${toName}: ${describeResting(result.status.state)}, ${as}; it serves ${result.status.domains.join(', ')} once started:\n` +
+          `  ${nextCommand(args, ['host', 'serve', result.status.name], 'to')}\n`,
+      );
+      io.stdout.write(
+        switchLinks
+          ? `Its domains' links name ${toName} now, which its start there checks.\n`
+          : `Before that start, point each domain's _stratum record and routing at ${toName}: a host that checks links serves a domain only once its link names it.\n`,
+      );
+      io.stdout.write(`It is still ${describeResting(current.state)} on ${fromName}; remove it there once it is not needed:\n`);
+      io.stdout.write(`  ${nextCommand(args, ['host', 'uninstall', name], 'from')}\n`);
+      return EXIT_OK;
+    }
     io.stdout.write(
       `${paint(io.stdout, 32, 'moved')} ${name} to ${toName}: ${result.status.state}, serving ${result.status.domains.join(', ')}; ` +
         `no host served it for ${Math.round(result.downtimeMs)} ms\n`,
@@ -894,6 +980,13 @@ Examples:
     return EXIT_OK;
   },
 };
+
+/** The state of a capsule that is not serving, as a move's lines say it. */
+function describeResting(state: CapsuleStatus['state']): string {
+  if (state === 'installed') return 'installed, not started';
+  if (state === 'failed') return 'not serving (its start failed)';
+  return state;
+}
 
 /** Seconds as a TTL reads: 60 s, 5 min. */
 function formatTtl(seconds: number): string {
@@ -995,6 +1088,7 @@ function withLinkHint(error: unknown, dns: boolean): unknown {
   const cause = error.cause;
   if (!isStratumError(cause) || cause.code !== 'DOMAIN_NOT_LINKED') return error;
   const hint =
+    'Publish such a link by hand just before the move: the old host stops serving a domain once its own check finds that the link names another host.\n' +
     'Or run the move with --dns <ip:port> --zone <zone> --tsig-key <file>: it points the links at the new host between the copy and the start.';
   return new StratumError(error.code, error.message, {
     details: error.details,

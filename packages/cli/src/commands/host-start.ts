@@ -67,6 +67,8 @@ SIGINT or SIGTERM, then stops taking requests, lets those in flight finish (each
 capsule's timeout, all within 60 s) and writes the usage ledger. A second Ctrl-C leaves at once.
 
 Logs go to stderr: readable lines on a terminal, pino's JSON lines otherwise (--log-format).
+At --log-level debug they include the access log: a "request" line for each request served,
+with its capsule, domain, method, path (without its query), status, time, CPU and bytes.
 Once the host is up it prints its listen addresses to stdout, or with JSON logs says so in a
 log line ("stratum-host is up", with ingress, control, dataDir, restored and startedMs), so
 that a log shipper reads nothing but JSON.

@@ -1,6 +1,6 @@
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
-import { formatBytes, formatDuration } from '@stratum/core';
+import { readFile, stat } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { formatBytes, formatDuration, sha256Hex } from '@stratum/core';
 import type { Manifest } from '@stratum/manifest';
 import { booleanOption, type Command, EXIT_FAILURE, EXIT_OK, paint } from '../command.ts';
 
@@ -39,7 +39,11 @@ export const validateCommand: Command = {
   usage: 'validate [path] [--json]',
   description: `
 Validates a capsule manifest against the spec (spec/capsule/README.md). The path is a
-stratum.toml or a directory that holds one; it defaults to the current directory.
+stratum.toml or a directory that holds one; it defaults to the current directory. It also says
+whether the component [source] wasm names is there (its size and digest), and refuses one that
+[source] digest does not pin. What the component imports is checked when it runs: \`stratum dev\`
+serves a prebuilt component too, and refuses an import its manifest does not grant, as a host
+does at install.
 
 Exit status: 0 when valid, 1 when not (one line per problem: file:line:col: message),
 2 for a usage error.
@@ -58,7 +62,7 @@ Examples:
       const { manifest } = await loadManifest(path);
       if (booleanOption(args, 'json')) io.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
       else io.stdout.write(`${paint(io.stdout, 32, 'valid')} ${path}\n${describeManifest(manifest).join('\n')}\n`);
-      return EXIT_OK;
+      return (await checkComponentFile(path, manifest, io, booleanOption(args, 'json'))) ? EXIT_OK : EXIT_FAILURE;
     } catch (error) {
       if (!(error instanceof ManifestError)) throw error;
       for (const line of error.details) io.stderr.write(`${line}\n`);
@@ -66,3 +70,39 @@ Examples:
     }
   },
 };
+
+/**
+ * The file `[source] wasm` names, when the manifest has one: said to be there (with its size and
+ * digest) or not yet built, and refused when `[source] digest` pins other bytes, as a host would
+ * refuse it. A component made by another language's toolchain is checked no further here:
+ * `stratum dev` runs it and checks its imports as a host does at install.
+ */
+async function checkComponentFile(
+  path: string,
+  manifest: Manifest,
+  io: { stdout: NodeJS.WritableStream; stderr: NodeJS.WritableStream },
+  json: boolean,
+): Promise<boolean> {
+  // With --json, stdout holds the manifest alone: only a refusal is said, on stderr.
+  const say = (line: string) => (json ? undefined : io.stdout.write(line));
+  if (manifest.source.kind !== 'wasm') return true;
+  const file = resolve(dirname(path), manifest.source.wasm);
+  const bytes = await readFile(file).catch((error: NodeJS.ErrnoException) => {
+    if (error.code === 'ENOENT') return undefined;
+    throw error;
+  });
+  if (bytes === undefined) {
+    const build = manifest.build ? `: stratum build ${dirname(path)}` : '';
+    say(`  component     ${manifest.source.wasm}, not built yet${build}\n`);
+    return true;
+  }
+  const digest = `sha256:${sha256Hex(bytes)}`;
+  if (manifest.source.digest !== undefined && manifest.source.digest !== digest) {
+    io.stderr.write(`${path}: [source] digest is ${manifest.source.digest}, but ${manifest.source.wasm} is ${digest}: a host refuses it\n`);
+    return false;
+  }
+  io.stdout.write(
+    `  component     ${manifest.source.wasm}, ${formatBytes(bytes.byteLength)}, ${digest}${manifest.source.digest ? ' (pinned)' : ''}\n`,
+  );
+  return true;
+}

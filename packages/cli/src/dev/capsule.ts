@@ -176,6 +176,9 @@ export class DevCapsule {
       // with a build on both cores beside it, a first request after a swap went past the host's
       // 500 ms warm-up allowance once in CI, a 504 a developer could do nothing about.
       warmupCpuMs: 2000,
+      // A developer who fixes a statement that never ended wants the capsule back at the next
+      // save; the stuck thread's core is their own machine's, freed when dev restarts.
+      stuckThreadsPerCapsule: Number.POSITIVE_INFINITY,
       ...(options.hostConfig
         ? {
             limits: options.hostConfig.limits,

@@ -84,8 +84,10 @@ export function snapshotInvalid(kind: string, message: string, line: number, opt
 /**
  * Hands a snapshot's records to the store. Its checksum is no signature, so a snapshot that
  * verifies may still hold what a store refuses (a table defined twice, a row against its
- * constraints, an object name with ".."): that is the snapshot's fault, said with its line
- * (`lastLine`: the end of a batch that starts at `line`). A quota, or the store failing, passes as it is.
+ * constraints, an object name with "..", text this backend cannot hold): that is the record's
+ * fault, said with its line (`lastLine`: the end of a batch that starts at `line`), and the same
+ * SNAPSHOT_INVALID as spec/snapshot.md section 2 has it. The snapshot itself is intact, though,
+ * so its hint is not a damaged snapshot's. A quota, or the store failing, passes as it is.
  */
 export async function storing<T>(kind: string, line: number, work: () => Promise<T> | T, lastLine = line): Promise<T> {
   try {
@@ -93,7 +95,14 @@ export async function storing<T>(kind: string, line: number, work: () => Promise
   } catch (error) {
     if (!isStratumError(error) || !error.user || error.code.endsWith('_QUOTA')) throw error;
     const where = lastLine > line ? ` (a record of lines ${line} to ${lastLine})` : '';
-    throw snapshotInvalid(kind, `the store refused it${where}: ${error.message}`, line, { cause: error });
+    throw new StratumError(
+      'SNAPSHOT_INVALID',
+      `${kind.toLowerCase()} snapshot line ${line}: the store refused it${where}: ${error.message}`,
+      {
+        hint: "The snapshot is intact, but the target store's backend does not accept that record (a value, name or definition it cannot hold, or one against its constraints). Change the data where the snapshot was exported from and export it again, or import it into a store whose backend accepts it.",
+        cause: error,
+      },
+    );
   }
 }
 

@@ -151,7 +151,7 @@ timeout = 30
       assert.deepEqual(error.details, [
         'host.toml:6:1: unknown key "colour" in [host] (known: name, key, data)',
         'host.toml:10:1: limits.concurrency must be at least 1, not 0',
-        'host.toml:11:1: limits.timeout must be a string, not an integer',
+        'host.toml:11:1: limits.timeout must be a string, not an integer; write it with its unit, such as timeout = "30s"',
       ]);
       return true;
     },

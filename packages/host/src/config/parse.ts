@@ -3,7 +3,16 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { parseDuration, parseSize, publicKeyFromRaw, StratumError } from '@stratum/core';
-import { formatPath, formatProblem, locate, type ManifestProblem, nearest, schemaErrors } from '@stratum/manifest';
+import {
+  formatPath,
+  formatProblem,
+  locate,
+  type ManifestProblem,
+  nearest,
+  quotedUnitExample,
+  schemaErrors,
+  tomlSyntaxProblem,
+} from '@stratum/manifest';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
 import { addressRanges } from '../address-ranges.ts';
@@ -77,13 +86,7 @@ export function parseHostConfig(
     ast = parseTOML(text);
     raw = getStaticTOMLValue(ast) as Record<string, unknown>;
   } catch (error) {
-    const parseError = error as { message?: string; lineNumber?: number; column?: number };
-    const message = String(parseError.message ?? error)
-      .replace(/\s+/g, ' ')
-      .slice(0, 200);
-    throw new HostConfigError(file, [
-      { file, line: parseError.lineNumber ?? 1, column: (parseError.column ?? 0) + 1, path: '', message: `invalid TOML: ${message}` },
-    ]);
+    throw new HostConfigError(file, [{ file, path: '', ...tomlSyntaxProblem(error, text) }]);
   }
   if (options.partial) {
     // The tables a host needs to run and `stratum dev` does not read: a dev config may be only
@@ -200,11 +203,14 @@ function describeError(error: ErrorObject): ShapeProblem | undefined {
         path,
         message: `${tableName(path)} has ${String(params.property)} but not ${String(params.missingProperty)}; give both or neither`,
       };
-    case 'type':
+    case 'type': {
+      const example = quotedUnitExample(error);
+      const such = example ? `; write it with its unit, such as ${where.split('.').at(-1)} = ${example}` : '';
       return {
         path,
-        message: `${where} must be ${TYPE_NAMES[String(params.type)] ?? String(params.type)}, not ${describeValue(error.data)}`,
+        message: `${where} must be ${TYPE_NAMES[String(params.type)] ?? String(params.type)}, not ${describeValue(error.data)}${such}`,
       };
+    }
     case 'const':
       if (where === 'stratum')
         return { path, message: `stratum must be 1 (the host configuration version this host reads), not ${JSON.stringify(error.data)}` };

@@ -4,6 +4,7 @@ import type { LedgerEntry, LedgerState, Usage } from '../metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus } from '../runtime-types.ts';
 import { signControlRequest } from './auth.ts';
 import type { InstallBody } from './server.ts';
+import type { StoreLabels } from './stores.ts';
 
 /** `bh` of a body too large to hold: its bytes streamed through SHA-256. */
 async function blobHash(blob: Blob): Promise<string> {
@@ -83,21 +84,41 @@ export interface KeptData {
   uninstalledAt: string;
 }
 
+/**
+ * An installation's status as the answers about one installation give it (spec/host-api.md
+ * section 4): `retainedStores`, when present, names the stores earlier installations of the name
+ * stored data in that this one's manifest does not grant, which the name still holds.
+ */
+export type InstallationStatus = CapsuleStatus & { retainedStores?: StoreLabels };
+
+/** What `GET /links` answers (spec/host-api.md section 5.12): what a start would find of the domains' links now. */
+export interface LinkCheck {
+  /** False when the host serves domains without checking their links (`[discovery] verify_links = false`). */
+  checked: boolean;
+  /** None when a start would find every domain linked; `lookupFailed` when a DNS lookup failed, and the link may be right. */
+  problems: { domain: string; problem: string; lookupFailed?: boolean }[];
+  /** With problems: the records to publish. */
+  hint?: string;
+}
+
 export interface ControlClient {
   identity(call?: CallOptions): Promise<HostIdentity>;
   /**
    * The installed capsule's status; `keptData` when the name held the data of an installation
    * uninstalled without deleting it, which this one now serves (spec/host-api.md section 5.1).
    */
-  install(options: InstallOptions, call?: CallOptions): Promise<CapsuleStatus & { keptData?: KeptData }>;
-  start(name: string, call?: CallOptions): Promise<CapsuleStatus>;
-  drain(name: string, call?: CallOptions): Promise<CapsuleStatus>;
-  stop(name: string, call?: CallOptions): Promise<CapsuleStatus>;
+  install(options: InstallOptions, call?: CallOptions): Promise<InstallationStatus & { keptData?: KeptData }>;
+  start(name: string, call?: CallOptions): Promise<InstallationStatus>;
+  drain(name: string, call?: CallOptions): Promise<InstallationStatus>;
+  stop(name: string, call?: CallOptions): Promise<InstallationStatus>;
   /**
-   * With `deleteData`, everything the capsule stored goes too (spec/host-api.md section 5.5):
-   * resolves to the stores emptied, as `capability/label`.
+   * With `deleteData`, everything stored under the name goes too (spec/host-api.md section 5.5):
+   * resolves to the stores emptied, as `capability/label`; `installed` is false when the name was
+   * no longer installed and only the data its uninstalled installation left was deleted.
    */
-  uninstall(name: string, call?: CallOptions & { deleteData?: boolean }): Promise<{ deleted?: string[] }>;
+  uninstall(name: string, call?: CallOptions & { deleteData?: boolean }): Promise<{ deleted?: string[]; installed?: false }>;
+  /** What a start of the component `capsule` on `domains`, installed by this registrar, would find of their links now. */
+  links(domains: readonly string[], capsule: string, call?: CallOptions): Promise<LinkCheck>;
   /** `runtime` holds the runtime's counters when it keeps any (stratum-host's: transpiles, cacheHits, ...). */
   status(): Promise<{
     host: HostIdentity;
@@ -105,7 +126,7 @@ export interface ControlClient {
     runtime?: Record<string, number>;
     metering?: { ledger: LedgerState };
   }>;
-  capsule(name: string, call?: CallOptions): Promise<CapsuleStatus>;
+  capsule(name: string, call?: CallOptions): Promise<InstallationStatus>;
   usage(query?: { capsule?: string; since?: Date; until?: Date }): Promise<UsageResponse>;
   ledger(after?: number, limit?: number): Promise<{ entries: LedgerEntry[]; head: { entries: number; hash: string } }>;
   /** A capsule's state under one capability and label: its snapshot (spec/snapshot.md), streamed as the host writes it. */
@@ -231,26 +252,34 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         ...(install.config ? { config: install.config } : {}),
         ...(install.start !== undefined ? { start: install.start } : {}),
       };
-      const answer = await call<{ capsule: CapsuleStatus; keptData?: KeptData }>('POST', '/capsules', body, options);
+      const answer = await call<{ capsule: InstallationStatus; keptData?: KeptData }>('POST', '/capsules', body, options);
       return answer.keptData ? { ...answer.capsule, keptData: answer.keptData } : answer.capsule;
     },
     start: async (name, options) =>
-      (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'start'), undefined, options)).capsule,
+      (await call<{ capsule: InstallationStatus }>('POST', capsulePath(name, 'start'), undefined, options)).capsule,
     drain: async (name, options) =>
-      (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'drain'), undefined, options)).capsule,
-    stop: async (name, options) => (await call<{ capsule: CapsuleStatus }>('POST', capsulePath(name, 'stop'), undefined, options)).capsule,
+      (await call<{ capsule: InstallationStatus }>('POST', capsulePath(name, 'drain'), undefined, options)).capsule,
+    stop: async (name, options) =>
+      (await call<{ capsule: InstallationStatus }>('POST', capsulePath(name, 'stop'), undefined, options)).capsule,
     async uninstall(name, options = {}) {
       const { deleteData, ...rest } = options;
-      const answer = await call<{ uninstalled: string; deleted?: string[] }>(
+      const answer = await call<{ uninstalled: string; deleted?: string[]; installed?: boolean }>(
         'DELETE',
         `${capsulePath(name)}${deleteData ? '?data=delete' : ''}`,
         undefined,
         rest,
       );
-      return answer.deleted ? { deleted: answer.deleted } : {};
+      return {
+        ...(answer.deleted ? { deleted: answer.deleted } : {}),
+        ...(answer.installed === false ? { installed: false as const } : {}),
+      };
+    },
+    links(domains, capsule, options) {
+      const params = new URLSearchParams([['capsule', capsule], ...domains.map((domain): [string, string] => ['domain', domain])]);
+      return call('GET', `/links?${params}`, undefined, options);
     },
     status: () => call('GET', '/status'),
-    capsule: async (name, options) => (await call<{ capsule: CapsuleStatus }>('GET', capsulePath(name), undefined, options)).capsule,
+    capsule: async (name, options) => (await call<{ capsule: InstallationStatus }>('GET', capsulePath(name), undefined, options)).capsule,
     usage(query = {}) {
       const params = new URLSearchParams();
       if (query.capsule) params.set('capsule', query.capsule);

@@ -210,7 +210,31 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     options.pullComponent === false
       ? undefined
       : (options.pullComponent ?? registryPuller(join(config.dataDir, 'registry'), logger.child({ component: 'registry' }), config.name));
-  const unsubscribe = runtime.onRequest((record) => ledger.record(record, store.registrarOf(record.capsule)));
+  // The ingress's access log, one line a request at debug (`--log-level debug`). Its path
+  // without the query, where tokens travel. Not subscribed at all when debug is off (pino's
+  // `isLevelEnabled`), so that a request costs nothing more then.
+  const accessLog = (logger as Partial<{ isLevelEnabled(level: string): boolean }>).isLevelEnabled?.('debug') ?? true;
+  const unsubscribe = runtime.onRequest((record) => {
+    ledger.record(record, store.registrarOf(record.capsule));
+    if (!accessLog) return;
+    const query = record.path.indexOf('?');
+    logger.debug(
+      {
+        capsule: record.capsule,
+        domain: record.domain,
+        requestId: record.requestId,
+        method: record.method,
+        path: query === -1 ? record.path : record.path.slice(0, query),
+        status: record.status,
+        ms: Math.round((record.wallMs + (record.queuedMs ?? 0)) * 10) / 10,
+        cpuMs: record.cpuMs,
+        bytesIn: record.bytesIn,
+        bytesOut: record.bytesOut,
+        ...(record.limit ? { limit: record.limit } : {}),
+      },
+      'request',
+    );
+  });
   const flushTimer = setInterval(() => {
     ledger.flush().catch((error: unknown) => {
       // A ledger whose chain does not verify said so once, when its check failed.

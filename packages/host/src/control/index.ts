@@ -17,8 +17,10 @@ export {
   type ControlClientOptions,
   createControlClient,
   type HostIdentity,
+  type InstallationStatus,
   type InstallOptions,
   type KeptData,
+  type LinkCheck,
   type UsageResponse,
 } from './client.ts';
 export {
@@ -31,6 +33,6 @@ export {
   startHost,
 } from './host.ts';
 export { type Installation, InstallationStore } from './installations.ts';
-export { type MoveOptions, type MoveResult, type MoveStep, moveCapsule } from './move.ts';
+export { type MoveOptions, type MoveResult, type MoveStep, moveCapsule, retainedStores } from './move.ts';
 export { CONTROL_API_VERSION, CONTROL_BASE_PATH, createControlHandler, type InstallBody, type PullComponent } from './server.ts';
-export { type StoreRef, storesOf } from './stores.ts';
+export { type StoreLabels, type StoreRef, storeName, storesBesides, storesOf } from './stores.ts';

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { type Logger, StratumError, silentLogger } from '@stratum/core';
+import type { StoreRef } from './stores.ts';
 
 /** What a host must remember of one installation to bring it back after a restart. */
 export interface Installation {
@@ -25,15 +26,26 @@ export interface Installation {
    * started. Records written before `installed` existed say `stopped` for both.
    */
   desired: 'installed' | 'running' | 'stopped';
+  /**
+   * Every store an installation of this name was granted since the name's data was last deleted:
+   * this one's manifest's, those of the installations it replaced, and those of an uninstalled
+   * one whose kept data it took over. A replacement that drops a label leaves that store's data
+   * under the name, so deleting the name's data (spec/host-api.md section 5.5) must empty these,
+   * not only what the manifest grants now. Absent in a record an older host wrote: its manifest's
+   * stores are all that is known of it.
+   */
+  stores?: StoreRef[];
   installedAt: string;
   updatedAt: string;
 }
 
-/** What is kept of an uninstalled installation: whose the data stored under its name is. */
+/** What is kept of an uninstalled installation: whose the data stored under its name is, and where it is. */
 export interface Retired {
   name: string;
   registrar: string;
   uninstalledAt: string;
+  /** The stores the name holds its data in (the installation's `stores`); absent in a record an older host wrote. */
+  stores?: StoreRef[];
 }
 
 const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
@@ -130,20 +142,37 @@ export class InstallationStore {
 
   /**
    * Removes the installation, and its component when no other installation uses it. Its stored
-   * data stays (spec/host-api.md section 5.5), and so does whose it is (`retired`), unless
-   * `dataDeleted`: what it stored went with it, so the name holds nothing of its registrar's.
+   * data stays (spec/host-api.md section 5.5), and so do whose it is and the stores it is in
+   * (`retired`), until the name is installed again or `dataDeleted` says the data is gone.
+   * `stores`: those stores (default: the installation's record's); `owner`: whose the data is
+   * when the installation does not say (one made before installations recorded their registrar),
+   * so that a name whose data is being deleted is nobody else's meanwhile.
    */
-  async remove(name: string, options: { dataDeleted?: boolean } = {}): Promise<void> {
+  async remove(name: string, options: { stores?: StoreRef[]; owner?: string } = {}): Promise<void> {
     const installation = await this.get(name);
-    if (options.dataDeleted) await rm(this.#retiredPath(name), { force: true });
-    else if (installation?.registrar !== undefined) {
+    const registrar = installation?.registrar ?? options.owner;
+    // Written before the installation goes: at no moment is the name free for another registrar.
+    if (installation && registrar !== undefined) {
+      const stores = options.stores ?? installation.stores;
+      const record: Retired = { name, registrar, uninstalledAt: new Date().toISOString(), ...(stores ? { stores } : {}) };
       await mkdir(this.#retired, { recursive: true, mode: 0o700 });
-      const record: Retired = { name, registrar: installation.registrar, uninstalledAt: new Date().toISOString() };
-      await writeFile(this.#retiredPath(name), `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+      const path = this.#retiredPath(name);
+      const temporary = `${path}.${process.pid}.tmp`;
+      await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
+      await rename(temporary, path);
     }
     await rm(this.#path(name), { force: true });
     this.#registrars.delete(name);
     if (installation) await this.dropComponentIfUnused(installation.digest);
+  }
+
+  /**
+   * Everything the name held is deleted: it holds nothing of anyone's, and any registrar may
+   * install it. Only once every store is empty: a deletion that fails part-way leaves the name
+   * its registrar's, to ask again.
+   */
+  async dataDeleted(name: string): Promise<void> {
+    await rm(this.#retiredPath(name), { force: true });
   }
 
   /**

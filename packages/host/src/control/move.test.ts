@@ -15,6 +15,8 @@ const stores = storesOf({ keyvalue: ['default'], sql: ['main'], bucket: [] });
  * `has`: the installations the host has before the move, which its status answers and does not
  * 404. `fail`: an error for a call, or "hang" for one that never answers. `grants`: the stores
  * its installation's manifest grants, as its refusal of a label it does not grant names them.
+ * `old`: the state the old host's installation is in (running by default) and the stores it holds
+ * data in that its manifest no longer grants; `linkProblems`: what the new host's link check finds.
  */
 function fakeHost(
   label: string,
@@ -22,8 +24,15 @@ function fakeHost(
   fail: Partial<Record<string, Error | 'hang'>> = {},
   has: string[] = [],
   grants: StoreRef[] = stores,
+  old: { state?: CapsuleStatus['state']; retained?: StoreRef[]; linkProblems?: string[] } = {},
 ): ControlClient {
-  const status = (name: string) => ({ name, state: 'running', domains: ['a.example'] }) as unknown as CapsuleStatus;
+  const status = (name: string, state = 'running') => ({ name, state, domains: ['a.example'], digest: 'sha256:d' }) as CapsuleStatus;
+  const labels = (refs: StoreRef[], capability: string) => refs.filter((one) => one.capability === capability).map((one) => one.label);
+  const byCapability = (refs: StoreRef[]) => ({
+    keyvalue: labels(refs, 'keyvalue'),
+    sql: labels(refs, 'sql'),
+    bucket: labels(refs, 'bucket'),
+  });
   const step = async <T>(what: string, value: T): Promise<T> => {
     calls.push(`${label} ${what}`);
     const error = fail[what.split(' ')[0] ?? ''];
@@ -35,16 +44,21 @@ function fakeHost(
     new ControlApiError(404, 'STATE_NOT_FOUND', `shop's manifest grants no ${capability} label "${wanted}"`);
   const client: Partial<ControlClient> = {
     identity: async () => ({ name: label, key: { kty: 'OKP', crv: 'Ed25519', x: label }, api: '', version: '', startedAt: '' }),
-    install: (options) => step(`install ${options.name} start=${String(options.start)}`, status(options.name ?? '')),
-    drain: (name) => step(`drain ${name}`, status(name)),
+    install: (options) => step(`install ${options.name} start=${String(options.start)}`, status(options.name ?? '', 'installed')),
+    drain: (name) => step(`drain ${name}`, status(name, 'stopped')),
     start: (name) => step(`start ${name}`, status(name)),
+    stop: (name) => step(`stop ${name}`, status(name, 'stopped')),
     uninstall: (name) => step(`uninstall ${name}`, {}),
+    links: (domains) => {
+      const problems = (old.linkProblems ?? []).map((problem) => ({ domain: domains[0] ?? '', problem }));
+      return step(`links ${domains.join(',')}`, { checked: true, problems, ...(problems.length ? { hint: 'Publish the link.' } : {}) });
+    },
     capsule: async (name) => {
       // The old host has the capsule moved, and says what its manifest grants (spec/host-api.md
       // section 4): a read the call lists leave out, as they list what changes.
       if (label === 'old') {
-        const labels = (capability: string) => grants.filter((one) => one.capability === capability).map((one) => one.label);
-        return { ...status(name), stores: { keyvalue: labels('keyvalue'), sql: labels('sql'), bucket: labels('bucket') } };
+        const retained = old.retained?.length ? { retainedStores: byCapability(old.retained) } : {};
+        return { ...status(name, old.state), stores: byCapability(grants), ...retained };
       }
       calls.push(`${label} status ${name}`);
       if (!has.includes(name)) throw new StratumError('CAPSULE_NOT_FOUND', `no capsule named "${name}" is installed here`);
@@ -79,6 +93,7 @@ test('a move installs first, then drains, copies every store and starts the new 
   assert.deepEqual(calls, [
     'new status shop',
     'new install shop start=false',
+    'new links a.example',
     'old drain shop',
     'old export shop keyvalue/default',
     'new import shop keyvalue/default',
@@ -290,4 +305,138 @@ test('a link update cut short is put back all the same: the server may apply it 
     },
   );
   assert.equal(links, 'old', "the domains' links were not put back");
+});
+
+test('a stopped capsule moves stopped: neither drained nor started on either host, and a failed move does not start it', async () => {
+  const calls: string[] = [];
+  const steps: string[] = [];
+  const moved = await moveCapsule({
+    from: fakeHost('old', calls, {}, [], stores, { state: 'stopped' }),
+    to: fakeHost('new', calls),
+    name: 'shop',
+    install,
+    stores,
+    onStep: (step) => steps.push(step.step),
+  });
+  assert.deepEqual(calls, [
+    'new status shop',
+    'new install shop start=false',
+    'old export shop keyvalue/default',
+    'new import shop keyvalue/default',
+    'old export shop sql/main',
+    'new import shop sql/main',
+    // Recorded as stopped on the new host too, so that its restart keeps it out of service.
+    'new stop shop',
+  ]);
+  assert.equal(moved.status.state, 'stopped');
+  assert.equal(moved.downtimeMs, 0);
+  assert.ok(steps.includes('leave') && !steps.includes('start') && !steps.includes('drain'), steps.join(' '));
+
+  calls.length = 0;
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls, {}, [], stores, { state: 'stopped' }),
+      to: fakeHost('new', calls, { import: new Error('snapshot does not verify') }),
+      name: 'shop',
+      install,
+      stores,
+    }),
+    (error: StratumError) => {
+      assert.equal(error.message, 'moving shop failed; it is stopped on old, as it was');
+      return true;
+    },
+  );
+  assert.ok(!calls.includes('old start shop'), calls.join(', '));
+  assert.equal(calls.at(-1), 'new uninstall shop');
+});
+
+test('a capsule installed and never started moves so, and is left installed on the new host', async () => {
+  const calls: string[] = [];
+  const moved = await moveCapsule({
+    from: fakeHost('old', calls, {}, [], stores, { state: 'installed' }),
+    to: fakeHost('new', calls),
+    name: 'shop',
+    install,
+    stores,
+  });
+  assert.equal(moved.status.state, 'installed');
+  assert.ok(!calls.some((call) => /drain|start shop|stop/.test(call)), calls.join(', '));
+});
+
+test('a capsule draining on the old host is refused before anything changes', async () => {
+  const calls: string[] = [];
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls, {}, [], stores, { state: 'draining' }),
+      to: fakeHost('new', calls),
+      name: 'shop',
+      install,
+      stores,
+    }),
+    (error: StratumError) => error.code === 'MOVE_DRAINING',
+  );
+  assert.deepEqual(calls, ['new status shop']);
+});
+
+test('links the new host would refuse stop the move before the drain, with the records to publish', async () => {
+  const calls: string[] = [];
+  const problem = '_stratum.a.example names host old, not this host (new)';
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls),
+      to: fakeHost('new', calls, {}, [], stores, { linkProblems: [problem] }),
+      name: 'shop',
+      install,
+      stores,
+    }),
+    (error: StratumError) => {
+      assert.equal(error.message, 'moving shop failed; it never stopped serving on old');
+      assert.deepEqual(error.details, ['shop would not be served on new: its domains do not link to it', problem]);
+      assert.equal(error.hint, 'Publish the link.');
+      assert.equal((error.cause as StratumError).code, 'DOMAIN_NOT_LINKED');
+      return true;
+    },
+  );
+  assert.deepEqual(calls, ['new status shop', 'new install shop start=false', 'new links a.example', 'new uninstall shop']);
+
+  // A host older than the check answers 404: its start checks, as before.
+  calls.length = 0;
+  const older = new ControlApiError(404, 'NOT_FOUND', 'no such endpoint: /links');
+  await moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls, { links: older }), name: 'shop', install, stores });
+  assert.equal(calls.at(-1), 'new start shop');
+  // With a link switch the links name the new host only after the copy: nothing to check before.
+  calls.length = 0;
+  await moveCapsule({
+    from: fakeHost('old', calls),
+    to: fakeHost('new', calls, {}, [], stores, { linkProblems: [problem] }),
+    name: 'shop',
+    install,
+    stores,
+    switchLinks: async () => async () => {},
+  });
+  assert.ok(!calls.some((call) => call.startsWith('new links')), calls.join(', '));
+  assert.equal(calls.at(-1), 'new start shop');
+});
+
+test('stores the old installation no longer grants are left behind, and the result says which', async () => {
+  const retained = storesOf({ keyvalue: [], sql: [], bucket: ['images'] });
+  const moved = await moveCapsule({
+    from: fakeHost('old', [], {}, [], stores, { retained }),
+    to: fakeHost('new', []),
+    name: 'shop',
+    install,
+    stores,
+  });
+  assert.deepEqual(moved.leftBehind, retained);
+  assert.deepEqual(Object.keys(moved.records), ['keyvalue/default', 'sql/main']);
+});
+
+test('an export that sends nothing for the timeout says so of that store', async () => {
+  await assert.rejects(
+    moveCapsule({ from: fakeHost('old', [], { export: 'hang' }), to: fakeHost('new', []), name: 'shop', install, stores, timeoutMs: 200 }),
+    (error: StratumError) => {
+      assert.equal(error.details[0], 'the old host sent nothing of keyvalue/default for 200 ms');
+      return true;
+    },
+  );
 });

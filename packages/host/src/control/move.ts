@@ -4,10 +4,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { errorMessage, formatDuration, isStratumError, StratumError } from '@stratum/core';
+import { errorMessage, formatBytes, formatDuration, isStratumError, StratumError } from '@stratum/core';
 import type { CapsuleStatus } from '../runtime-types.ts';
-import { ControlApiError, type ControlClient, type HostIdentity, type InstallOptions } from './client.ts';
-import { type StoreRef, storesOf } from './stores.ts';
+import { ControlApiError, type ControlClient, type HostIdentity, type InstallationStatus, type InstallOptions } from './client.ts';
+import { type StoreRef, storeName, storesOf } from './stores.ts';
 
 export type MoveStep =
   | { step: 'install'; name: string }
@@ -17,8 +17,12 @@ export type MoveStep =
   /** The store's snapshot is whole, and goes to the new host. */
   | { step: 'importing'; store: StoreRef; bytes: number }
   | { step: 'copy'; store: StoreRef; records: number; bytes: number }
+  /** Before the drain, the new host is asked whether its start would find the domains linked to it. */
+  | { step: 'check-links'; domains: string[]; host: string }
   | { step: 'link'; domains: string[]; host: string }
   | { step: 'start'; name: string }
+  /** The capsule was not serving on the old host: it is left so on the new one, not started. */
+  | { step: 'leave'; name: string; state: 'installed' | 'stopped' }
   /** A step failed, timed out or was interrupted: what was changed goes back (`drained`: the old host is started again). */
   | { step: 'resume'; name: string; reason: string; drained: boolean }
   /** One thing put back, or not. */
@@ -69,23 +73,36 @@ export interface MoveOptions {
 export const MOVE_TIMEOUT_MS = 60_000;
 
 export interface MoveResult {
+  /** The capsule on the new host: running if it was running on the old one, else as it was there (`installed` or `stopped`). */
   status: CapsuleStatus;
   /** Records copied, by `capability/label`. */
   records: Record<string, number>;
-  /** From the source's drain to the target's start: how long neither host served. */
+  /** From the source's drain to the target's start: how long neither host served; 0 when it was not serving, as the move took nothing out of service. */
   downtimeMs: number;
+  /**
+   * Stores the name holds data in on the old host that its manifest no longer grants
+   * (`retainedStores`): not copied, as no host exports or imports a store a manifest does not
+   * grant, and left there under the name until its data is deleted.
+   */
+  leftBehind: StoreRef[];
 }
 
 /**
  * Moves a capsule to another host in the order spec/host-api.md section 5.11 gives: refuse a
  * name the new host has already (the install would replace that installation) and a manifest
  * that does not grant a store the old installation has (its state would stay behind), install on
- * the new host without starting, drain the old one, export each store and import it, point the
- * domains' links at the new host (`switchLinks`, when given), start the new one. The old
- * installation is left drained, not removed, so that it can be started again. If anything fails
- * after the install, runs out of time or is interrupted (`signal`), the links go back, the old
- * one is started again (and the new one, which the move installed, uninstalled) before the error
- * is thrown, so the capsule keeps serving from where it was.
+ * the new host without starting, ask it whether a start would find the domains linked to it
+ * (without `switchLinks`: the links must name it already), drain the old one, export each store
+ * and import it, point the domains' links at the new host (`switchLinks`, when given), start the
+ * new one. The old installation is left drained, not removed, so that it can be started again.
+ * If anything fails after the install, runs out of time or is interrupted (`signal`), the links
+ * go back, the old one is started again (and the new one, which the move installed, uninstalled)
+ * before the error is thrown, so the capsule keeps serving from where it was.
+ *
+ * A capsule that is not serving (installed and never started, stopped, or failed) is moved as it
+ * is: neither drained nor started, left installed (or stopped) on the new host, and not started
+ * on the old one if the move fails. A registrar that took a capsule out of service (its customer
+ * stopped paying) must not find it serving again because it moved it.
  */
 export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   const { from, to, name, stores, onStep } = options;
@@ -111,12 +128,22 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
     throw error;
   });
   if (existing) throw nameTaken(target, toHost.name, `(${existing.state}, serving ${existing.domains.join(', ')})`);
+  const current = await ask(fromHost.name, `status of ${name}`, (signal) => from.capsule(name, { signal }));
+  // A drain under way is someone taking it out of service: which state to leave it in is theirs to settle first.
+  if (current.state === 'draining') {
+    throw new StratumError('MOVE_DRAINING', `${name} is draining on ${fromHost.name}: it is being taken out of service`, {
+      hint: 'Move it once the drain has answered: it is then moved stopped, and stays stopped on the new host.',
+    });
+  }
+  const serving = current.state === 'running';
+  // What it is left as on the new host when it was not serving: `installed` stays installed, anything else stopped.
+  const resting = current.state === 'installed' ? ('installed' as const) : ('stopped' as const);
   // A store the old installation has and the new one would not be granted would stay behind, its
   // state lost to the capsule: the manifest given is the wrong one, or an older one.
-  const granted = grantedStores(await ask(fromHost.name, `status of ${name}`, (signal) => from.capsule(name, { signal })));
+  const granted = grantedStores(current);
   const left = granted.filter((one) => !stores.some((store) => store.capability === one.capability && store.label === one.label));
   if (left.length > 0) {
-    const named = left.map((one) => `${one.capability}/${one.label}`).join(', ');
+    const named = left.map(storeName).join(', ');
     throw new StratumError(
       'MOVE_STATE_LEFT_BEHIND',
       `${name} on ${fromHost.name} has state in ${named}, which the manifest given does not grant`,
@@ -142,9 +169,17 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       if (isStratumError(error) && error.code === 'NAME_TAKEN') throw nameTaken(target, toHost.name, "(another registrar's)", error);
       throw error;
     });
-    onStep?.({ step: 'drain', name });
-    drained = performance.now();
-    await ask(fromHost.name, `drain ${name}`, (signal) => from.drain(name, { signal }));
+    // Without a link switch the links must name the new host already, or its start refuses: found
+    // now, before the old host stops serving, not after the drain and the copy.
+    if (serving && !options.switchLinks) {
+      onStep?.({ step: 'check-links', domains: installed.domains, host: toHost.name });
+      await checkLinksFirst(to, toHost, installed, ask);
+    }
+    if (serving) {
+      onStep?.({ step: 'drain', name });
+      drained = performance.now();
+      await ask(fromHost.name, `drain ${name}`, (signal) => from.drain(name, { signal }));
+    }
     for (const store of stores) {
       onStep?.({ step: 'copying', store });
       const { records: copied, bytes } = await copyStore(from, name, to, target, store, options, ms);
@@ -162,9 +197,16 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
         return switching;
       });
     }
+    const leftBehind = retainedStores(current);
+    if (drained === undefined) {
+      onStep?.({ step: 'leave', name: target, state: resting });
+      // Recorded as stopped there, as it was here: a restart of the new host keeps it out of service too.
+      const status = resting === 'stopped' ? await ask(toHost.name, `stop ${target}`, (signal) => to.stop(target, { signal })) : installed;
+      return { status, records, downtimeMs: 0, leftBehind };
+    }
     onStep?.({ step: 'start', name: target });
     const status = await ask(toHost.name, `start ${target}`, (signal) => to.start(target, { signal }));
-    return { status, records, downtimeMs: performance.now() - drained };
+    return { status, records, downtimeMs: performance.now() - drained, leftBehind };
   } catch (error) {
     // The host refused the install: nothing changed, nothing to put back.
     if (installed === undefined && !cutShort(error, options)) throw error;
@@ -230,7 +272,9 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
         : relinked?.status === 'rejected'
           ? `; it runs on ${fromHost.name} again, but its domains' links still name ${toHost.name}`
           : drained === undefined
-            ? `; it never stopped serving on ${fromHost.name}`
+            ? serving
+              ? `; it never stopped serving on ${fromHost.name}`
+              : `; it is ${current.state === 'installed' ? 'installed, not started,' : current.state === 'failed' ? 'not serving' : current.state} on ${fromHost.name}, as it was`
             : '; it serves from the old host again';
     // What a host's refusal says to do (a link to publish), or a timeout, comes before what putting
     // back left; a connection's own advice would only repeat what those remedies say.
@@ -257,7 +301,7 @@ function cutShort(error: unknown, options: MoveOptions): boolean {
  * without progress rather than by its length.
  */
 async function bounded<T>(
-  what: string,
+  what: string | ((within: string) => string),
   ms: number,
   stops: readonly (AbortSignal | undefined)[],
   op: (signal: AbortSignal, touch: () => void) => Promise<T>,
@@ -265,7 +309,7 @@ async function bounded<T>(
   const controller = new AbortController();
   const expire = () =>
     controller.abort(
-      new StratumError('MOVE_TIMEOUT', `${what} within ${formatDuration(ms)}`, {
+      new StratumError('MOVE_TIMEOUT', typeof what === 'string' ? `${what} within ${formatDuration(ms)}` : what(formatDuration(ms)), {
         hint: 'Check that the host is running and reachable; a slow one may be given longer (`host move --timeout`).',
         user: false,
       }),
@@ -307,6 +351,41 @@ export function grantedStores(status: CapsuleStatus): StoreRef[] {
   return status.stores ? storesOf(status.stores) : [];
 }
 
+/**
+ * The stores the old host's name holds data in that its manifest no longer grants
+ * (spec/host-api.md section 4, `retainedStores`), which a move leaves there.
+ */
+export function retainedStores(status: InstallationStatus): StoreRef[] {
+  return status.retainedStores ? storesOf(status.retainedStores) : [];
+}
+
+/**
+ * Asks the new host what its start would find of the installed capsule's links (spec/host-api.md
+ * section 5.12), and refuses as that start would. A host that does not answer it (older than the
+ * endpoint) is left to its start.
+ */
+async function checkLinksFirst(
+  to: ControlClient,
+  toHost: HostIdentity,
+  installed: CapsuleStatus,
+  ask: <T>(host: string, what: string, op: (signal: AbortSignal) => Promise<T>) => Promise<T>,
+): Promise<void> {
+  const check = await ask(toHost.name, `links of ${installed.domains.join(', ')}`, (signal) =>
+    to.links(installed.domains, installed.digest, { signal }),
+  ).catch((error: unknown) => {
+    if (error instanceof ControlApiError && error.status === 404 && error.code === 'NOT_FOUND') return undefined;
+    throw error;
+  });
+  if (!check?.checked || check.problems.length === 0) return;
+  throw new ControlApiError(
+    409,
+    'DOMAIN_NOT_LINKED',
+    `${installed.name} would not be served on ${toHost.name}: its domains do not link to it`,
+    check.problems.map((one) => one.problem),
+    check.hint,
+  );
+}
+
 /** The refusal of a move whose name on the new host is another installation's there. */
 function nameTaken(target: string, host: string, which: string, cause?: unknown): StratumError {
   return new StratumError('MOVE_NAME_TAKEN', `${host} already has a capsule named ${target} ${which}: moving there would replace it`, {
@@ -334,11 +413,15 @@ async function copyStore(
   let exportedBytes = 0;
   const ticker = setInterval(() => onStep?.({ step: 'copying', store, exportedBytes }), PROGRESS_EVERY_MS);
   const moving = [options.signal, options.abandon];
-  const named = `${store.capability}/${store.label}`;
+  const named = storeName(store);
   try {
     const file = join(dir, `${store.capability}-${store.label}.jsonl`);
     // Bounded by the bytes that come, not by the size: a store of gigabytes takes what it takes.
-    await bounded(`the old host sent none of ${named} for`, ms, moving, async (signal, touch) => {
+    const silent = (duration: string) =>
+      exportedBytes === 0
+        ? `the old host sent nothing of ${named} for ${duration}`
+        : `the old host sent no more of ${named} for ${duration}, after ${formatBytes(exportedBytes)}`;
+    await bounded(silent, ms, moving, async (signal, touch) => {
       const counted = async function* (chunks: AsyncIterable<Uint8Array>) {
         for await (const chunk of chunks) {
           exportedBytes += chunk.byteLength;

@@ -14,7 +14,7 @@ import { bodyMismatch, ControlAuthError, type RequestToVerify, type VerifiedRequ
 import type { LinkChecker } from './domain-links.ts';
 import type { Installation, InstallationStore } from './installations.ts';
 import { deleteState, exportState, importState, isStatefulCapability, STATEFUL_CAPABILITIES, type StateAccess } from './state.ts';
-import { storesOf } from './stores.ts';
+import { labelsOf, type StoreRef, storeName, storesBesides, storesOf, unionStores } from './stores.ts';
 
 export const CONTROL_API_VERSION = 'v1';
 /**
@@ -76,6 +76,7 @@ export const MAX_FOLLOWER_UNSENT = 1024 * 1024;
 const NAME = /^[a-z]([a-z0-9-]*[a-z0-9])?$/;
 const DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const DIGEST = /^sha256:[a-f0-9]{64}$/;
 
 class HttpError extends StratumError {
   readonly status: number;
@@ -159,21 +160,31 @@ export function createControlHandler(options: ControlServerOptions): (request: I
   const described = async (status: CapsuleStatus): Promise<CapsuleStatus> => {
     const installed = await installedManifest(status.name);
     if (!installed) return status;
-    const { manifest, config } = installed;
+    const { manifest, config, stores } = installed;
     const { keyvalue, sql, bucket } = manifest.capabilities;
+    // What earlier installations of the name stored in stores this one is not granted: still
+    // there, out of its reach, and neither moved nor exported (section 4).
+    const retained = storesBesides(stores, storesOf(manifest.capabilities));
     return {
       ...status,
       app: manifest.capsule.name,
       stores: { keyvalue: [...keyvalue], sql: [...sql], bucket: [...bucket] },
+      ...(retained.length > 0 ? { retainedStores: labelsOf(retained) } : {}),
       config: Object.keys(config).sort(),
     };
   };
 
-  /** An installation's manifest, as installed, and its config values; undefined for a name not installed. */
-  const installedManifest = async (name: string): Promise<{ manifest: Manifest; config: Record<string, string> } | undefined> => {
+  /**
+   * An installation's manifest, as installed, its config values, and every store the name holds
+   * its data in (`heldStores`); undefined for a name not installed.
+   */
+  const installedManifest = async (
+    name: string,
+  ): Promise<{ manifest: Manifest; config: Record<string, string>; stores: StoreRef[] } | undefined> => {
     const installation = await options.store.get(name);
     if (!installation) return undefined;
-    return { manifest: parseManifest(installation.manifest, `${name}/stratum.toml`).manifest, config: installation.config };
+    const manifest = parseManifest(installation.manifest, `${name}/stratum.toml`).manifest;
+    return { manifest, config: installation.config, stores: heldStores(installation, manifest) };
   };
 
   /** The registrar whose installation `name` is, for its links' checks; the asking one if host.toml no longer names it. */
@@ -199,6 +210,23 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       details: problems.map((one) => one.problem),
       hint: await linkHint([...new Set(problems.map((one) => one.domain))], capsule, registrar),
     });
+  };
+
+  /**
+   * `GET /links` (section 5.12): what a start of capsule `capsule` on `domains`, installed by the
+   * registrar asking, would find of their links now, found as the start finds it, so that a
+   * registrar moving a capsule learns before it takes it out of service whether the new host
+   * would serve it.
+   */
+  const linkCheck = async (
+    domains: string[],
+    capsule: string,
+    registrar: TrustedRegistrar,
+  ): Promise<{ checked: boolean; problems: { domain: string; problem: string; lookupFailed?: boolean }[]; hint?: string }> => {
+    if (!options.checkLinks) return { checked: false, problems: [] };
+    const problems = await options.checkLinks(domains, { capsule, registrar });
+    if (problems.length === 0) return { checked: true, problems };
+    return { checked: true, problems, hint: await linkHint([...new Set(problems.map((one) => one.domain))], capsule, registrar) };
   };
 
   /** What to publish: each domain's link as a zone file line, when the registrar's domain is known. */
@@ -316,12 +344,68 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       registrar: ownerName,
       // What the runtime now does: replacing a running capsule keeps it running even with start: false.
       desired: status.state === 'running' ? 'running' : 'installed',
+      // A label the new manifest drops keeps its data under the name: deleting the name's data must still find it.
+      stores: unionStores(
+        previous ? (previous.stores ?? heldStores(previous, parseManifestBody(previous.manifest))) : [],
+        retired?.stores ?? [],
+        storesOf(manifest.capabilities),
+      ),
       installedAt: previous?.installedAt ?? now,
       updatedAt: now,
     };
     await options.store.save(installation);
     if (previous && previous.digest !== digest) await options.store.dropComponentIfUnused(previous.digest);
     return { status, ...(retired ? { keptData: { uninstalledAt: retired.uninstalledAt } } : {}) };
+  };
+
+  /**
+   * `DELETE /capsules/{name}?data=delete` (section 5.5): uninstalls the capsule and deletes every
+   * store the name holds data in, or, for a name no longer installed whose data the asking
+   * registrar's uninstalled installation left, that data. The name stays the registrar's until
+   * every store is empty: a deletion that fails part-way leaves what it did not delete to no one
+   * else, and is asked for again.
+   */
+  const uninstallDeletingData = async (
+    name: string,
+    registrar: TrustedRegistrar,
+    log: Logger,
+  ): Promise<{ uninstalled: string; deleted: string[]; installed?: false }> => {
+    const access = options.state;
+    let stores: StoreRef[];
+    let installed = true;
+    try {
+      await findCapsule(name, registrar);
+      if (!access) throw new HttpError(404, 'NOT_FOUND', 'this host does not delete capsule state');
+      // Read before the installation goes: every store its data is in.
+      stores = (await installedManifest(name))?.stores ?? [];
+      await options.runtime.uninstall(name);
+      // Recorded as uninstalled with its data kept before any of it is deleted, whoever's it was.
+      await options.store.remove(name, { stores, owner: registrar.name });
+    } catch (error) {
+      const retired = await options.store.retired(name);
+      const mine = await options.store.indexed();
+      const its = retired !== undefined && !mine.has(name) && (registrar.operator || retired.registrar === registrar.name);
+      if (!(error instanceof HttpError && error.code === 'CAPSULE_NOT_FOUND') || !its || !access) throw error;
+      // An older host's record does not say which stores: what remains is under the capsule's directory.
+      stores = retired.stores ?? [];
+      installed = false;
+    }
+    let deleted: string[];
+    try {
+      deleted = await deleteState(access, name, stores);
+    } catch (error) {
+      log.error({ capsule: name, stores: stores.map(storeName), err: error }, "deleting a capsule's data failed part-way");
+      const again = `Ask again (DELETE /capsules/${name}?data=delete, \`stratum host uninstall ${name} --delete-data\`) to delete the rest.`;
+      throw new HttpError(
+        500,
+        'DELETE_INCOMPLETE',
+        `${name} is uninstalled, but deleting its data did not finish: the name keeps what is left, and stays this registrar's; the host's log says why`,
+        { hint: again },
+      );
+    }
+    await options.store.dataDeleted(name);
+    log.info({ capsule: name, deleted }, installed ? 'capsule uninstalled, its data deleted' : "an uninstalled capsule's data deleted");
+    return { uninstalled: name, deleted, ...(installed ? {} : { installed: false as const }) };
   };
 
   /** Puts the runtime back as the store has it: the installation there before, or none. */
@@ -407,6 +491,25 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       await options.ledger.flush();
       return json(response, 200, { entries: await options.ledger.entries(after, limit), head: options.ledger.head });
     }
+    if (collection === 'links' && parts.length === 2) {
+      allow(method, 'GET');
+      const capsule = url.searchParams.get('capsule') ?? '';
+      const domains = url.searchParams.getAll('domain');
+      if (!DIGEST.test(capsule)) {
+        throw new HttpError(
+          400,
+          'INVALID_REQUEST',
+          `capsule must be a component's digest, sha256:<64 hex digits>, not "${capsule.slice(0, 80)}"`,
+        );
+      }
+      const bad = domains.find((domain) => !DOMAIN.test(domain));
+      if (domains.length === 0 || domains.length > 256 || bad !== undefined) {
+        throw new HttpError(400, 'INVALID_REQUEST', 'give from 1 to 256 domains, each a lowercase host name', {
+          ...(bad === undefined ? {} : { details: [`domain=${bad.slice(0, 80)}`] }),
+        });
+      }
+      return json(response, 200, await linkCheck(domains, capsule, registrar));
+    }
     if (collection !== 'capsules' || extra !== undefined) throw new HttpError(404, 'NOT_FOUND', `no such endpoint: ${url.pathname}`);
 
     if (name === undefined) {
@@ -425,24 +528,19 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     }
     if (action === undefined) {
       allow(method, 'GET', 'DELETE');
-      const found = await findCapsule(name, registrar);
-      if (method === 'GET') return json(response, 200, { capsule: await described(found) });
+      if (method === 'GET') return json(response, 200, { capsule: await described(await findCapsule(name, registrar)) });
       const data = url.searchParams.get('data');
       if (data !== null && data !== 'delete') {
         throw new HttpError(400, 'INVALID_REQUEST', `data must be "delete" or left out, not "${data.slice(0, 40)}"`);
       }
-      // Read before the installation goes: which stores are its.
-      const installed = data === 'delete' ? await installedManifest(name) : undefined;
-      const stores = installed ? storesOf(installed.manifest.capabilities) : [];
-      if (data === 'delete' && !options.state) throw new HttpError(404, 'NOT_FOUND', 'this host does not delete capsule state');
+      if (data === 'delete') return json(response, 200, await uninstallDeletingData(name, registrar, log));
+      await findCapsule(name, registrar);
+      // Read before the installation goes: the stores its data is in, which the name keeps.
+      const stores = (await installedManifest(name))?.stores;
       await options.runtime.uninstall(name);
-      const deleted = options.state && data === 'delete' ? await deleteState(options.state, name, stores) : undefined;
-      await options.store.remove(name, { dataDeleted: deleted !== undefined });
-      log.info(
-        { capsule: name, ...(deleted ? { deleted } : {}) },
-        deleted ? 'capsule uninstalled, its data deleted' : 'capsule uninstalled',
-      );
-      return json(response, 200, { uninstalled: name, ...(deleted ? { deleted } : {}) });
+      await options.store.remove(name, stores ? { stores } : {});
+      log.info({ capsule: name }, 'capsule uninstalled');
+      return json(response, 200, { uninstalled: name });
     }
     if (action === 'logs') {
       allow(method, 'GET');
@@ -615,7 +713,9 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         const status = statusFor(error);
         if (error instanceof HttpError) for (const [header, value] of Object.entries(error.headers)) response.setHeader(header, value);
         if (status >= 500) log.error({ err: error }, 'control request failed');
-        else log.info({ status, code: (error as StratumError).code }, 'control request rejected');
+        // A 404 is most often a question with a no for its answer (the CLI asks whether a name is
+        // installed before it installs): not worth an operator's attention at info.
+        else log[status === 404 ? 'debug' : 'info']({ status, code: (error as StratumError).code }, 'control request rejected');
         const problem = isStratumError(error)
           ? {
               code: error.code,
@@ -637,7 +737,7 @@ function statusFor(error: unknown): number {
   if (isStratumError(error) && error.code === 'INSTANCE_FAILED') return 422;
   if (!isStratumError(error) || !error.user) return 500;
   if (/NOT_FOUND$/.test(error.code)) return 404;
-  if (/(EXISTS|CONFLICT|IN_USE|TAKEN)$/.test(error.code)) return 409;
+  if (/(EXISTS|CONFLICT|IN_USE|TAKEN|STUCK)$/.test(error.code)) return 409;
   return 400;
 }
 
@@ -800,6 +900,14 @@ function integerParam(url: URL, name: string, fallback: number, min: number, max
     throw new HttpError(400, 'INVALID_REQUEST', `${name} must be an integer from ${min} to ${max}, not "${text.slice(0, 40)}"`);
   }
   return value;
+}
+
+/**
+ * Every store the name holds an installation's data in: its record's `stores`, or, for a record
+ * an older host wrote, what its manifest grants, all that is known of it.
+ */
+function heldStores(installation: Installation, manifest: Manifest): StoreRef[] {
+  return unionStores(installation.stores ?? [], storesOf(manifest.capabilities));
 }
 
 function parseManifestBody(text: string): Manifest {

@@ -1,5 +1,6 @@
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { StratumError } from '@stratum/core';
 import { originAllowed } from '@stratum/manifest/rules';
 import { addressRanges, embeddedIPv4 } from '../../address-ranges.ts';
@@ -18,6 +19,8 @@ export interface OutboundPolicy {
   allowAddresses?: readonly string[];
   /** Resolves a name to its addresses; node's resolver by default (tests inject their own). */
   resolve?: (hostname: string) => Promise<{ address: string; family: 4 | 6 }[]>;
+  /** The host's own addresses; its interfaces' by default (tests inject their own). */
+  ownAddresses?: readonly string[];
 }
 
 export interface CheckedTarget {
@@ -48,7 +51,11 @@ const SPECIAL: [string, number, 'ipv4' | 'ipv6'][] = [
   ['172.16.0.0', 12, 'ipv4'],
   ['192.0.0.0', 24, 'ipv4'],
   ['192.168.0.0', 16, 'ipv4'],
+  ['192.0.2.0', 24, 'ipv4'],
+  ['192.88.99.0', 24, 'ipv4'],
   ['198.18.0.0', 15, 'ipv4'],
+  ['198.51.100.0', 24, 'ipv4'],
+  ['203.0.113.0', 24, 'ipv4'],
   ['224.0.0.0', 4, 'ipv4'],
   ['240.0.0.0', 4, 'ipv4'],
   ['::', 128, 'ipv6'],
@@ -57,21 +64,45 @@ const SPECIAL: [string, number, 'ipv4' | 'ipv6'][] = [
   ['fe80::', 10, 'ipv6'],
   ['ff00::', 8, 'ipv6'],
   ['100::', 64, 'ipv6'],
+  ['2001::', 23, 'ipv6'],
   ['2001:db8::', 32, 'ipv6'],
+  ['2002::', 16, 'ipv6'],
 ];
 
 const special = new BlockList();
 for (const [network, prefix, type] of SPECIAL) special.addSubnet(network, prefix, type);
 
-/** True when the address is special-purpose and not in the host's allowed ranges. */
-export function addressRefused(address: string, family: 4 | 6, allowed: BlockList): boolean {
+/**
+ * The host's own addresses, on every interface: a public one is no special-purpose address, yet
+ * through it a capsule reached whatever listens on all of the host's addresses (the ingress
+ * itself, for a loop of requests; a database; the control API). Read again after a while, as
+ * interfaces come and go.
+ */
+let own: { addresses: Set<string>; readAt: number } | undefined;
+const OWN_ADDRESSES_MS = 30_000;
+
+function ownAddress(address: string, given?: readonly string[]): boolean {
+  if (given) return given.includes(address.toLowerCase());
+  const now = Date.now();
+  if (!own || now - own.readAt > OWN_ADDRESSES_MS) {
+    const addresses = new Set<string>();
+    for (const entries of Object.values(networkInterfaces())) {
+      for (const entry of entries ?? []) addresses.add(entry.address.toLowerCase().replace(/%.*$/, ''));
+    }
+    own = { addresses, readAt: now };
+  }
+  return own.addresses.has(address.toLowerCase());
+}
+
+/** True when the address is special-purpose or the host's own, and not in the host's allowed ranges. */
+export function addressRefused(address: string, family: 4 | 6, allowed: BlockList, ownAddresses?: readonly string[]): boolean {
   const type = family === 6 ? 'ipv6' : 'ipv4';
   if (allowed.check(address, type)) return false;
   if (family === 6) {
     const inner = embeddedIPv4(address);
-    if (inner !== undefined) return addressRefused(inner, 4, allowed);
+    if (inner !== undefined) return addressRefused(inner, 4, allowed, ownAddresses);
   }
-  return special.check(address, type);
+  return special.check(address, type) || ownAddress(address, ownAddresses);
 }
 
 async function systemResolve(hostname: string): Promise<{ address: string; family: 4 | 6 }[]> {
@@ -103,11 +134,11 @@ export async function checkOutbound(url: URL, policy: OutboundPolicy): Promise<C
     }
   }
   if (addresses.length === 0) throw new OutboundRefused('dns', `${hostname} has no address`);
-  const refused = addresses.filter((entry) => addressRefused(entry.address, entry.family, allowed));
+  const refused = addresses.filter((entry) => addressRefused(entry.address, entry.family, allowed, policy.ownAddresses));
   if (refused.length > 0) {
     throw new OutboundRefused(
       'address',
-      `${hostname} resolves to ${refused.map((entry) => entry.address).join(', ')}, a loopback, private or special address the host does not allow`,
+      `${hostname} resolves to ${refused.map((entry) => entry.address).join(', ')}, a loopback, private or special address, or the host's own, which the host does not allow`,
     );
   }
   const first = addresses[0] as { address: string; family: 4 | 6 };

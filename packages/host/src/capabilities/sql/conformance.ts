@@ -100,6 +100,50 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     assert.deepEqual(returned.rows, [[int(3), txt('c')]]);
   });
 
+  test(`${name}: execute reports what its own statement changed and inserted, never an earlier statement's`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    const none = (rowsAffected: bigint) => ({ rowsAffected, lastInsertId: undefined });
+    await db.execute('CREATE TABLE t1 (id INTEGER PRIMARY KEY, name TEXT)', []);
+    for (let i = 1; i <= 5; i++) await db.execute('INSERT INTO t1 (name) VALUES (?)', [txt(`n${i}`)]);
+    const upsert = 'INSERT INTO t1 (id, name) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name';
+    // An upsert that updated inserted nothing: no key, though the connection's last insert was 5.
+    assert.deepEqual(await db.execute(upsert, [int(1), txt('alice2')]), none(1n));
+    assert.deepEqual(await db.execute(upsert, [int(6), txt('six')]), { rowsAffected: 1n, lastInsertId: 6n });
+    // Of rows inserted and updated, the key is the last inserted one's.
+    assert.deepEqual(
+      await db.execute('INSERT INTO t1 (id, name) VALUES (7, ?), (2, ?) ON CONFLICT (id) DO UPDATE SET name = excluded.name', [
+        txt('seven'),
+        txt('two'),
+      ]),
+      { rowsAffected: 2n, lastInsertId: 7n },
+    );
+    assert.deepEqual(await db.execute('INSERT INTO t1 (id, name) VALUES (7, ?) ON CONFLICT (id) DO NOTHING', [txt('x')]), none(0n));
+    assert.deepEqual(await db.execute('DELETE FROM t1 WHERE id = 7', []), none(1n));
+    // The same key again, inserted: the key is reported though it equals the previous one.
+    assert.deepEqual(await db.execute(upsert, [int(7), txt('again')]), { rowsAffected: 1n, lastInsertId: 7n });
+    // Statements that change no rows count none, whatever the statement before changed.
+    assert.deepEqual(await db.execute('DELETE FROM t1 WHERE id > 5', []), none(2n));
+    assert.deepEqual(await db.execute('CREATE INDEX t1_name ON t1 (name)', []), none(0n));
+    assert.deepEqual(await db.execute('UPDATE t1 SET name = name WHERE id > 0', []), none(5n));
+    assert.deepEqual(await db.execute('SELECT 1', []), none(0n));
+    assert.deepEqual(await db.execute('CREATE TABLE t2 AS SELECT id, name FROM t1', []), none(0n));
+    assert.deepEqual(await db.execute('DROP INDEX t1_name', []), none(0n));
+    // A table without a rowid has no key to report.
+    await db.execute('CREATE TABLE tags (name TEXT PRIMARY KEY) WITHOUT ROWID', []);
+    assert.deepEqual(await db.execute('INSERT INTO tags (name) VALUES (?)', [txt('a')]), none(1n));
+    // After WITH, the statement is what follows the common table expressions.
+    assert.deepEqual(await db.execute('WITH v (n) AS (SELECT ?) INSERT INTO t1 (name) SELECT n FROM v', [txt('with')]), {
+      rowsAffected: 1n,
+      lastInsertId: 6n,
+    });
+    assert.deepEqual(
+      await db.execute('WITH old (id) AS (SELECT id FROM t1 WHERE id > 5) DELETE FROM t1 WHERE id IN (SELECT id FROM old)', []),
+      none(1n),
+    );
+  });
+
   test(`${name}: the common SQLite dialect: LIKE ignores ASCII case, IFNULL, INSERT OR IGNORE, upsert, x'' blobs`, async (t) => {
     const opened = await open(t);
     if (!opened) return;
@@ -120,6 +164,33 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     await db.execute('ALTER TABLE notes ADD COLUMN extra TEXT', []);
     await db.execute('DROP INDEX notes_score', []);
     assert.deepEqual((await db.query('SELECT extra FROM notes', [])).rows, [[nul]]);
+  });
+
+  test(`${name}: TEXT columns sort and compare by code point (SQLite's BINARY); NULLS FIRST and NULLS LAST place NULL`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await db.execute('CREATE TABLE people (id INTEGER PRIMARY KEY, name TEXT)', []);
+    for (const name of ['bob', 'alice', 'Bob', null, 'Émile', 'émile'])
+      await db.execute('INSERT INTO people (name) VALUES (?)', [name === null ? nul : txt(name)]);
+    const names = async (sql: string) => (await db.query(sql, [])).rows.map(([value]) => (value?.tag === 'text' ? value.val : null));
+    assert.deepEqual(await names('SELECT name FROM people ORDER BY name NULLS FIRST'), [null, 'Bob', 'alice', 'bob', 'Émile', 'émile']);
+    assert.deepEqual(await names('SELECT name FROM people ORDER BY name DESC NULLS LAST'), ['émile', 'Émile', 'bob', 'alice', 'Bob', null]);
+    assert.deepEqual(await names("SELECT name FROM people WHERE name > 'B' AND name < 'c' ORDER BY id"), ['bob', 'alice', 'Bob']);
+    assert.deepEqual((await db.query('SELECT min(name) AS lo, max(name) AS hi FROM people', [])).rows, [[txt('Bob'), txt('émile')]]);
+    // LIKE, lower() and upper() know the case of ASCII letters only.
+    assert.deepEqual(await names("SELECT name FROM people WHERE name LIKE 'é%' ORDER BY id"), ['émile']);
+    assert.deepEqual(await names("SELECT name FROM people WHERE name LIKE 'B%' ORDER BY id"), ['bob', 'Bob']);
+    assert.deepEqual(
+      (await db.query("SELECT lower(name) AS l, upper(name) AS u FROM people WHERE name LIKE '%mile' ORDER BY id", [])).rows,
+      [
+        [txt('Émile'), txt('ÉMILE')],
+        [txt('émile'), txt('éMILE')],
+      ],
+    );
+    await db.execute("ALTER TABLE people ADD COLUMN nick TEXT DEFAULT 'b'", []);
+    await db.execute("UPDATE people SET nick = 'B' WHERE id = 1", []);
+    assert.deepEqual(await names('SELECT nick FROM people WHERE id < 3 ORDER BY nick'), ['B', 'b']);
   });
 
   test(`${name}: a transaction applies all of its statements or none`, async (t) => {
@@ -172,6 +243,66 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     await rejectsWith(() => db.query("SELECT 'unterminated", []), 'invalid-query');
     // A question mark inside a string, a quoted name or a comment is not a parameter.
     assert.deepEqual((await db.query(`SELECT '?' AS "q?" -- ?\n`, [])).rows, [[txt('?')]]);
+  });
+
+  test(`${name}: the limits the spec sets: statements of 1 MiB and 999 parameters are accepted, more than the host's limits is limit-exceeded`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    const MiB = 1024 * 1024;
+    const padded = (bytes: number) => {
+      const head = "SELECT '";
+      const tail = "' AS big";
+      return `${head}${'x'.repeat(bytes - head.length - tail.length)}${tail}`;
+    };
+    assert.equal((await db.query(padded(MiB), [])).rows[0]?.[0]?.tag, 'text');
+    await rejectsWith(() => db.query(padded(MiB + 1), []), 'limit-exceeded', /over the limit of 1048576/);
+    const marks = (count: number) => Array.from({ length: count }, () => '?').join(', ');
+    const ids = (count: number) => Array.from({ length: count }, (_, i) => int(i));
+    await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('one')]);
+    assert.deepEqual((await db.query(`SELECT count(*) AS c FROM notes WHERE id IN (${marks(999)})`, ids(999))).rows, [[int(1)]]);
+    // 32,766 is SQLite's own limit, and the host's on every backend.
+    assert.deepEqual((await db.query(`SELECT count(*) AS c FROM notes WHERE id IN (${marks(32_766)})`, ids(32_766))).rows, [[int(1)]]);
+    await rejectsWith(
+      () => db.query(`SELECT count(*) AS c FROM notes WHERE id IN (${marks(32_767)})`, ids(32_767)),
+      'limit-exceeded',
+      /32767 "\?" parameters, over the limit of 32766/,
+    );
+  });
+
+  test(`${name}: an engine's own parameter limit below the host's is limit-exceeded too`, async (t) => {
+    const opened = await open(t, { maxParams: 70_000, maxStatementBytes: 1024 * 1024 });
+    if (!opened) return;
+    const marks = Array.from({ length: 65_535 }, () => '?').join(', ');
+    const params = Array.from({ length: 65_535 }, (_, i) => int(i));
+    await rejectsWith(() => opened.db.query(`SELECT 1 AS one WHERE 1 IN (${marks})`, params), 'limit-exceeded', /variables|parameters/);
+  });
+
+  test(`${name}: a result over the byte limit is limit-exceeded, its text counted in UTF-8 bytes`, async (t) => {
+    const opened = await open(t, { maxResultBytes: 100_000 });
+    if (!opened) return;
+    const { db } = opened;
+    // 20,000 bytes a row in 10,000 characters: four rows fit, six do not.
+    const wide = txt('é'.repeat(10_000));
+    const rows = 'WITH RECURSIVE c (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM c WHERE n < ?) SELECT n, ? AS v FROM c';
+    assert.equal((await db.query(rows, [int(4), wide])).rows.length, 4);
+    await rejectsWith(() => db.query(rows, [int(6), wide]), 'limit-exceeded', /more than 100000 bytes/);
+    await db.execute('CREATE TABLE files (id INTEGER PRIMARY KEY, body BLOB)', []);
+    for (let i = 0; i < 3; i++) await db.execute('INSERT INTO files (body) VALUES (?)', [blob(new Uint8Array(40_000))]);
+    await rejectsWith(() => db.query('SELECT body FROM files', []), 'limit-exceeded', /more than 100000 bytes/);
+    assert.equal((await db.query('SELECT body FROM files LIMIT 2', [])).rows.length, 2);
+  });
+
+  test(`${name}: a query that writes is all or nothing: a limit that stops its RETURNING rows undoes its writes`, async (t) => {
+    const opened = await open(t, { maxRows: 2 });
+    if (!opened) return;
+    const { db } = opened;
+    await notes(db);
+    await rejectsWith(() => db.query("INSERT INTO notes (title) VALUES ('a'), ('b'), ('c') RETURNING id", []), 'limit-exceeded');
+    assert.deepEqual((await db.query('SELECT count(*) AS c FROM notes', [])).rows, [[int(0)]]);
+    assert.equal((await db.query("INSERT INTO notes (title) VALUES ('a'), ('b') RETURNING id", [])).rows.length, 2);
+    assert.deepEqual((await db.query('SELECT count(*) AS c FROM notes', [])).rows, [[int(2)]]);
   });
 
   test(`${name}: the same statement text follows schema changes and recovers from its errors`, async (t) => {

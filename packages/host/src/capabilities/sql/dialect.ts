@@ -1,5 +1,5 @@
 import { nearest } from '@stratum/manifest/nearest';
-import { isCode, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement, type Token } from './lexer.ts';
+import { isCode, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement, statementKind, type Token } from './lexer.ts';
 import { SqlError } from './types.ts';
 
 /**
@@ -12,6 +12,8 @@ export interface PostgresStatement {
   /** Number of `$n` parameters. */
   params: number;
   keyword: string;
+  /** What the statement does (`statementKind`): the keyword after `WITH ...`, else `keyword`. */
+  kind: string;
   /** For `INSERT INTO t ...` without RETURNING: the table, so the caller can return its key. */
   insertInto?: string;
 }
@@ -94,10 +96,11 @@ export function toPostgres(sql: string): PostgresStatement {
   const isDdl = (keyword === 'CREATE' && upper(code[1]) === 'TABLE') || (keyword === 'ALTER' && upper(code[1]) === 'TABLE');
   let insertOrIgnore = false;
   let insertInto: string | undefined;
-  if (keyword === 'INSERT') {
-    const second = upper(code[1]);
+  const { kind, at } = statementKind(tokens);
+  if (kind === 'INSERT') {
+    const second = upper(code[at + 1]);
     if (second === 'OR') {
-      const action = upper(code[2]);
+      const action = upper(code[at + 2]);
       if (action !== 'IGNORE')
         throw new SqlError(
           'invalid-query',
@@ -105,7 +108,7 @@ export function toPostgres(sql: string): PostgresStatement {
         );
       insertOrIgnore = true;
     }
-    const intoAt = code.findIndex((token) => upper(token) === 'INTO');
+    const intoAt = code.findIndex((token, index) => index > at && upper(token) === 'INTO');
     const table = code[intoAt + 1];
     const hasReturning = code.some((token) => upper(token) === 'RETURNING');
     if (table && !hasReturning && code[intoAt + 2]?.text !== '.') insertInto = unquote(table);
@@ -115,14 +118,16 @@ export function toPostgres(sql: string): PostgresStatement {
   let param = 0;
   let skip = 0;
   let returningAt = -1;
+  let codeIndex = -1;
   for (let i = 0; i < tokens.length; i++) {
     const token = tokens[i] as Token;
+    if (isCode(token)) codeIndex++;
     if (skip > 0) {
       if (isCode(token)) skip--;
       continue;
     }
     const word = upper(token);
-    if (insertOrIgnore && word === 'OR' && out.join('').trim().toUpperCase() === 'INSERT') {
+    if (insertOrIgnore && codeIndex === at + 1) {
       skip = 1; // the IGNORE after OR
       out.push('');
       continue;
@@ -141,6 +146,11 @@ export function toPostgres(sql: string): PostgresStatement {
       out.push('ILIKE');
     } else if (word === 'IFNULL') {
       out.push('coalesce');
+    } else if (isDdl && word === 'TEXT' && isColumnType(code, codeIndex)) {
+      // SQLite compares text by its bytes (BINARY); "C" is that order whatever collation the
+      // database was created with, and ILIKE, lower() and upper() under it leave non-ASCII letters
+      // alone, as SQLite's LIKE, lower() and upper() do.
+      out.push(upper(code[codeIndex + 1]) === 'COLLATE' ? token.text : `${token.text} COLLATE "C"`);
     } else if (isDdl && word === 'AUTOINCREMENT') {
       out.push('');
     } else if (isDdl && word === 'INTEGER' && nextWords(tokens, i, 2) === 'PRIMARY KEY') {
@@ -161,7 +171,7 @@ export function toPostgres(sql: string): PostgresStatement {
     if (returningAt === -1) out.push(clause);
     else out.splice(returningAt, 0, clause);
   }
-  const result: PostgresStatement = { text: out.join(''), params: param, keyword };
+  const result: PostgresStatement = { text: out.join(''), params: param, keyword, kind };
   if (insertInto !== undefined) result.insertInto = insertInto;
   return result;
 }
@@ -188,6 +198,20 @@ function refuseForbiddenNames(tokens: readonly Token[]): void {
     const word = unquote(token).toUpperCase();
     if (FORBIDDEN_WORDS.has(word) || word.startsWith('PG_') || word.startsWith('LO_')) throw notAllowed(token.text);
   }
+}
+
+/**
+ * Whether the word at `code[index]` is a column definition's type: it follows the column's name,
+ * which opens the definition (after "(", "," or ALTER TABLE's ADD [COLUMN]). A column named
+ * `text` is not its own type.
+ */
+function isColumnType(code: readonly Token[], index: number): boolean {
+  const name = code[index - 1];
+  const before = code[index - 2];
+  if (!name || !before) return false;
+  const nameWord = name.text.toUpperCase();
+  if (name.kind !== 'quoted' && (name.kind !== 'word' || nameWord === 'COLUMN' || nameWord === 'ADD')) return false;
+  return before.text === '(' || before.text === ',' || ['COLUMN', 'ADD'].includes(before.text.toUpperCase());
 }
 
 function nextWords(tokens: readonly Token[], index: number, count: number): string {

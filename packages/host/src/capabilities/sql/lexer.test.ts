@@ -42,10 +42,26 @@ test('toPostgres: rewrites the SQLite forms and numbers the parameters', () => {
     toPostgres("SELECT * FROM `t` WHERE a == ? AND b LIKE ? AND c = x'0A'").text,
     `SELECT * FROM "t" WHERE a = $1 AND b ILIKE $2 AND c = '\\x0A'::bytea`,
   );
+  // TEXT columns sort as SQLite's BINARY does, whatever the database's collation; a column named text keeps its name.
+  assert.equal(
+    toPostgres('CREATE TABLE t (text TEXT NOT NULL, "q" text, n TEXT COLLATE NOCASE, UNIQUE (text))').text,
+    'CREATE TABLE t (text TEXT COLLATE "C" NOT NULL, "q" text COLLATE "C", n TEXT COLLATE NOCASE, UNIQUE (text))',
+  );
+  assert.equal(toPostgres('ALTER TABLE t ADD COLUMN text TEXT').text, 'ALTER TABLE t ADD COLUMN text TEXT COLLATE "C"');
+  assert.equal(toPostgres('ALTER TABLE t ADD text TEXT').text, 'ALTER TABLE t ADD text TEXT COLLATE "C"');
+  assert.equal(
+    toPostgres('CREATE TABLE u AS SELECT CAST(a AS TEXT) AS a FROM t').text,
+    'CREATE TABLE u AS SELECT CAST(a AS TEXT) AS a FROM t',
+  );
   const ignore = toPostgres('INSERT OR IGNORE INTO t (a) VALUES (?) RETURNING a');
   assert.equal(ignore.text.replace(/\s+/g, ' '), 'INSERT INTO t (a) VALUES ($1) ON CONFLICT DO NOTHING RETURNING a');
   assert.equal(toPostgres('INSERT INTO "Notes" (a) VALUES (1)').insertInto, 'Notes');
   assert.equal(toPostgres('INSERT INTO t (a) VALUES (1) RETURNING a').insertInto, undefined);
+  // After WITH, the statement is the one the common table expressions lead into.
+  const withInsert = toPostgres('WITH v (a) AS (SELECT 1 FROM (SELECT 2) AS s) INSERT INTO t (a) SELECT a FROM v');
+  assert.deepEqual([withInsert.kind, withInsert.insertInto], ['INSERT', 't']);
+  assert.equal(toPostgres('WITH d AS (SELECT 1) DELETE FROM t WHERE a IN (SELECT * FROM d)').kind, 'DELETE');
+  assert.equal(toPostgres('WITH d AS (SELECT 1) SELECT * FROM d').kind, 'SELECT');
   assert.equal(toPostgres("UPDATE t SET a = 'SET' WHERE b = ?").params, 1);
 });
 

@@ -121,6 +121,32 @@ export function leadingKeyword(tokens: readonly Token[]): string {
   return first?.kind === 'word' ? first.text.toUpperCase() : '';
 }
 
+const STATEMENT_WORDS = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'VALUES']);
+
+/**
+ * What the statement does: its leading keyword, or after `WITH ...` the statement that the
+ * common table expressions lead into (`WITH x AS (...) DELETE ...` is a DELETE), since what an
+ * `execute` reports depends on it. The word is found outside every parenthesis, so a CTE's own
+ * SELECT is not it.
+ */
+export function statementKind(tokens: readonly Token[]): { kind: string; at: number } {
+  const keyword = leadingKeyword(tokens);
+  const code = tokens.filter(isCode);
+  if (keyword !== 'WITH') return { kind: keyword, at: 0 };
+  let depth = 0;
+  for (let i = 1; i < code.length; i++) {
+    const token = code[i] as Token;
+    if (token.text === '(') depth++;
+    else if (token.text === ')') depth--;
+    else if (depth === 0 && token.kind === 'word' && STATEMENT_WORDS.has(token.text.toUpperCase()))
+      return { kind: token.text.toUpperCase(), at: i };
+  }
+  return { kind: keyword, at: 0 };
+}
+
+/** Statements whose rows changed are what `rows-affected` counts; any other statement counts none. */
+export const CHANGES_ROWS = new Set(['INSERT', 'UPDATE', 'DELETE', 'REPLACE']);
+
 export function countParams(tokens: readonly Token[]): number {
   return tokens.filter((token) => token.kind === 'param').length;
 }

@@ -8,7 +8,7 @@ import {
   snapshotInvalid,
   storing,
 } from '../snapshot-lines.ts';
-import type { SqlDatabase, SqlValue } from './types.ts';
+import type { SqlDatabase, SqlImport, SqlValue } from './types.ts';
 
 /**
  * A database as a portable snapshot (spec/snapshot.md): JSON Lines with a header; per table
@@ -88,79 +88,103 @@ const invalid = (message: string, line: number) => snapshotInvalid(FORMAT.kind, 
 
 /**
  * Replaces the database's tables with the snapshot's. The whole snapshot is checked before the
- * database is cleared (`source` may be read twice, `importSnapshot`). Definitions then go through the capsule's own
- * path (so PostgreSQL gets them translated and sandboxed like any capsule statement), and rows
- * are inserted in batches; a definition or row the database refuses leaves a partial import:
- * import into a fresh installation and switch over only after this resolves.
+ * database is touched (`source` may be read twice, `importSnapshot`); then the clearing and every
+ * write run in one transaction (`SqlDatabase.beginImport`), so that a definition or row the
+ * database refuses leaves it as it was. Definitions go through the capsule's own path (so
+ * PostgreSQL gets them translated and sandboxed like any capsule statement), and rows are
+ * inserted in batches.
  */
 export async function importSql(db: SqlDatabase, source: SnapshotSource): Promise<{ records: number; skipped: number }> {
-  const { records } = await importSnapshot(
-    source,
-    FORMAT,
-    (write) => {
-      const tables = new Set<string>();
-      let table: { name: string; columns: string[]; indexed: boolean } | undefined;
-      let batch: SqlValue[][] = [];
-      let batchStart = 0;
-      let batchEnd = 0;
-      const flush = async () => {
-        const into = table;
-        const rows = batch;
-        batch = [];
-        if (into && rows.length > 0) await storing(FORMAT.kind, batchStart, () => db.insertRows(into.name, into.columns, rows), batchEnd);
-      };
-      const execute = async (definition: string, line: number) => {
-        if (!write) return;
-        await flush();
-        await storing(FORMAT.kind, line, () => db.execute(definition, []));
-      };
-      return {
-        async record(record, line) {
-          const [kind, ...more] = Object.keys(record);
-          if (kind === undefined || more.length > 0 || !['table', 'row', 'index'].includes(kind))
-            throw invalid('not a record: one of "table", "row" or "index", alone', line);
-          if (kind === 'table') {
-            const next = object(record.table, 'a table', line);
-            members(next, ['name', 'sql', 'columns'], ['name', 'sql', 'columns'], 'a table', line, invalid);
-            const { name, sql, columns } = next;
-            if (typeof name !== 'string') throw invalid('a table\'s "name" is not a string', line);
-            if (tables.has(name)) throw invalid(`table ${JSON.stringify(name.slice(0, 64))} again; each table appears once`, line);
-            if (typeof sql !== 'string') throw invalid('a table\'s "sql" is not a string', line);
-            if (!Array.isArray(columns) || columns.length === 0 || !columns.every((column) => typeof column === 'string'))
-              throw invalid('a table\'s "columns" is not a list of column names', line);
-            if (new Set(columns).size !== columns.length) throw invalid('a table names a column twice in "columns"', line);
-            await execute(sql, line);
-            tables.add(name);
-            table = { name, columns: columns as string[], indexed: false };
-          } else if (kind === 'row') {
-            if (!table) throw invalid('a row before any table', line);
-            if (table.indexed) throw invalid(`a row of table ${JSON.stringify(table.name.slice(0, 64))} after its indexes`, line);
-            if (!Array.isArray(record.row) || record.row.length !== table.columns.length)
-              throw invalid(
-                `a row that does not fit table ${JSON.stringify(table.name.slice(0, 64))}: ${table.columns.length} values`,
-                line,
-              );
-            const row = record.row.map((value) => decodeValue(value, line));
+  let session: SqlImport | undefined;
+  let committed = false;
+  try {
+    const { records } = await importSnapshot(
+      source,
+      FORMAT,
+      (write) => {
+        const tables = new Set<string>();
+        let table: { name: string; columns: string[]; indexed: boolean } | undefined;
+        let batch: SqlValue[][] = [];
+        let batchStart = 0;
+        let batchEnd = 0;
+        const target = () => session as SqlImport;
+        const flush = async () => {
+          const into = table;
+          const rows = batch;
+          batch = [];
+          if (into && rows.length > 0)
+            await storing(FORMAT.kind, batchStart, () => target().insertRows(into.name, into.columns, rows), batchEnd);
+        };
+        const execute = async (definition: string, line: number) => {
+          if (!write) return;
+          await flush();
+          await storing(FORMAT.kind, line, () => target().execute(definition));
+        };
+        return {
+          async record(record, line) {
+            const [kind, ...more] = Object.keys(record);
+            if (kind === undefined || more.length > 0 || !['table', 'row', 'index'].includes(kind))
+              throw invalid('not a record: one of "table", "row" or "index", alone', line);
+            if (kind === 'table') {
+              const next = object(record.table, 'a table', line);
+              members(next, ['name', 'sql', 'columns'], ['name', 'sql', 'columns'], 'a table', line, invalid);
+              const { name, sql, columns } = next;
+              if (typeof name !== 'string') throw invalid('a table\'s "name" is not a string', line);
+              if (tables.has(name)) throw invalid(`table ${JSON.stringify(name.slice(0, 64))} again; each table appears once`, line);
+              if (typeof sql !== 'string') throw invalid('a table\'s "sql" is not a string', line);
+              if (!Array.isArray(columns) || columns.length === 0 || !columns.every((column) => typeof column === 'string'))
+                throw invalid('a table\'s "columns" is not a list of column names', line);
+              if (new Set(columns).size !== columns.length) throw invalid('a table names a column twice in "columns"', line);
+              await execute(sql, line);
+              tables.add(name);
+              table = { name, columns: columns as string[], indexed: false };
+            } else if (kind === 'row') {
+              if (!table) throw invalid('a row before any table', line);
+              if (table.indexed) throw invalid(`a row of table ${JSON.stringify(table.name.slice(0, 64))} after its indexes`, line);
+              if (!Array.isArray(record.row) || record.row.length !== table.columns.length)
+                throw invalid(
+                  `a row that does not fit table ${JSON.stringify(table.name.slice(0, 64))}: ${table.columns.length} values`,
+                  line,
+                );
+              const row = record.row.map((value) => decodeValue(value, line));
+              if (!write) return;
+              if (batch.length === 0) batchStart = line;
+              batch.push(row);
+              batchEnd = line;
+              if (batch.length >= IMPORT_BATCH) await flush();
+            } else {
+              if (!table) throw invalid('an index before any table', line);
+              const index = object(record.index, 'an index', line);
+              members(index, ['sql'], ['sql'], 'an index', line, invalid);
+              if (typeof index.sql !== 'string') throw invalid('an index\'s "sql" is not a string', line);
+              await execute(index.sql, line);
+              table.indexed = true;
+            }
+          },
+          async end(line) {
+            await flush();
             if (!write) return;
-            if (batch.length === 0) batchStart = line;
-            batch.push(row);
-            batchEnd = line;
-            if (batch.length >= IMPORT_BATCH) await flush();
-          } else {
-            if (!table) throw invalid('an index before any table', line);
-            const index = object(record.index, 'an index', line);
-            members(index, ['sql'], ['sql'], 'an index', line, invalid);
-            if (typeof index.sql !== 'string') throw invalid('an index\'s "sql" is not a string', line);
-            await execute(index.sql, line);
-            table.indexed = true;
-          }
-        },
-        end: flush,
-      };
-    },
-    () => db.clear(),
-  );
-  return { records, skipped: 0 };
+            // Foreign keys deferred to the end (SQLite) are checked here: named by the trailer's line.
+            await storing(FORMAT.kind, line, () => target().commit());
+            committed = true;
+          },
+        };
+      },
+      async () => {
+        session = await db.beginImport();
+        await session.clear();
+      },
+    );
+    return { records, skipped: 0 };
+  } finally {
+    if (session && !committed) {
+      try {
+        await session.rollback();
+      } catch {
+        // Only while an error is on its way, which says more than a failed rollback would.
+      }
+    }
+  }
 }
 
 function object(value: unknown, what: string, line: number): Record<string, unknown> {

@@ -12,6 +12,7 @@ import {
 } from '../../wasi/io.ts';
 import { CABI_LOWER } from '../canonical-abi.ts';
 import type { Capability, PrepareContext } from '../contract.ts';
+import { redact, secretValuesOf } from '../logging/redact.ts';
 
 /**
  * The WASI basics every capsule gets without a grant: clocks, random (preview2-shim's), stdio
@@ -23,33 +24,46 @@ import type { Capability, PrepareContext } from '../contract.ts';
 const MAX_LINE = 16 * 1024;
 
 /**
- * stdout and stderr: each line becomes one capsule log line. Each `get-stdout` gets a stream of
- * its own over the one sink: a stream is a resource the guest drops, and one object handed out
- * twice would be two handles to one representation.
+ * stdout and stderr: each line becomes one capsule log line, its secrets masked here, before it
+ * is cut to `MAX_LINE`: cut first, a secret that straddled the cut reached the log in part. A
+ * line longer than that is logged once, cut, and the rest of it up to its line feed dropped,
+ * keeping past the cut as much as the longest secret so that one straddling it is still whole.
+ * Each `get-stdout` gets a stream of its own over the one sink: a stream is a resource the guest
+ * drops, and one object handed out twice would be two handles to one representation.
  */
-function logSink(context: PrepareContext<unknown>, level: 'info' | 'error', source: 'stdout' | 'stderr'): ByteSink {
+function logSink(context: PrepareContext<WasiSettings>, level: 'info' | 'error', source: 'stdout' | 'stderr'): ByteSink {
+  const secrets = context.settings.secrets ?? [];
+  const kept = MAX_LINE + (secrets[0]?.length ?? 0);
   let partial = '';
+  let dropping = false;
   const decoder = new TextDecoder();
-  const emit = (line: string) => context.log(level, line.length > MAX_LINE ? `${line.slice(0, MAX_LINE)}...` : line, source);
+  const emit = (line: string) => {
+    const masked = redact(line, secrets);
+    context.log(level, masked.length > MAX_LINE ? `${masked.slice(0, MAX_LINE)}... (truncated)` : masked, source);
+  };
   return {
     capacity: () => 1024 * 1024,
     write: (bytes) => {
       partial += decoder.decode(bytes, { stream: true });
       let newline = partial.indexOf('\n');
       while (newline !== -1) {
-        emit(partial.slice(0, newline));
+        if (dropping) dropping = false;
+        else emit(partial.slice(0, newline));
         partial = partial.slice(newline + 1);
         newline = partial.indexOf('\n');
       }
-      if (partial.length > MAX_LINE) {
+      if (dropping) partial = '';
+      else if (partial.length > kept) {
         emit(partial);
         partial = '';
+        dropping = true;
       }
     },
     flush: () => {},
     close: () => {
-      if (partial) emit(partial);
+      if (partial && !dropping) emit(partial);
       partial = '';
+      dropping = false;
     },
   };
 }
@@ -133,7 +147,13 @@ const WASI_INTERFACES = [
   'wasi:sockets/ip-name-lookup',
 ] as const;
 
-const wasi: Capability<{ suspending?: true }> = {
+interface WasiSettings {
+  suspending?: true;
+  /** The installation's secret config values, longest first (`secretValuesOf`), masked in stdout and stderr. */
+  secrets?: string[];
+}
+
+const wasi: Capability<WasiSettings> = {
   name: 'wasi',
   interfaces: WASI_INTERFACES,
   // A capsule that may fetch waits for its responses, and for their bodies as they stream in, in
@@ -141,7 +161,9 @@ const wasi: Capability<{ suspending?: true }> = {
   // become JSPI imports for it, so that the thread's event loop runs the requests while the
   // guest waits. Other capsules keep plain synchronous glue.
   configure(context) {
-    if (context.manifest.capabilities.outbound.length === 0) return { settings: {} };
+    const secrets = secretValuesOf(context.manifest.capabilities.config, context.config);
+    const masked = secrets.length > 0 ? { secrets } : {};
+    if (context.manifest.capabilities.outbound.length === 0) return { settings: masked };
     const waits = context.imports.flatMap((versioned) => {
       if (versioned.startsWith('wasi:io/poll@')) return [`${versioned}#poll`, `${versioned}#[method]pollable.block`];
       if (versioned.startsWith('wasi:io/streams@')) {
@@ -151,7 +173,7 @@ const wasi: Capability<{ suspending?: true }> = {
       }
       return [];
     });
-    return { settings: { suspending: true }, asyncImports: waits };
+    return { settings: { ...masked, suspending: true }, asyncImports: waits };
   },
   prepare(context) {
     setSuspendingReads(context.settings.suspending === true);

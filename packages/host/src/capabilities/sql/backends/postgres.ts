@@ -2,16 +2,19 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { type Logger, silentLogger } from '@stratum/core';
 import postgres from 'postgres';
 import { type PostgresStatement, toPostgres } from '../dialect.ts';
-import { checkParamCount, singleStatement } from '../lexer.ts';
+import { CHANGES_ROWS, checkParamCount, countParams, singleStatement } from '../lexer.ts';
 import {
+  checkParamLimit,
   checkScope,
   checkStatementSize,
   type DatabaseScope,
   DEFAULT_SQL_LIMITS,
   databaseFull,
+  resultMeter,
   type SqlBackend,
   type SqlDatabase,
   SqlError,
+  type SqlImport,
   type SqlLimits,
   type SqlOutcome,
   type SqlRows,
@@ -38,7 +41,8 @@ export interface PostgresSqlOptions {
 }
 
 type Sql = postgres.Sql;
-type Transaction = postgres.TransactionSql;
+/** A connection in a transaction: `sql.begin`'s, or a reserved one that a snapshot import began. */
+type Transaction = postgres.TransactionSql | postgres.ReservedSql;
 
 /**
  * PostgreSQL: one schema per capsule and label, owned by a role of the same name. A capsule's
@@ -75,6 +79,9 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|28|3D|53300)/.test(code)) {
       if (code.startsWith('23')) return new SqlError('constraint-violation', text, { cause: error });
       if (code === '42501') return new SqlError('access-denied', text, { cause: error });
+      // Cardinality: an upsert that would change one row twice, a scalar subquery of several rows
+      // (SQLite takes the first); the statement's doing, as a syntax error is.
+      if (code.startsWith('21')) return new SqlError('invalid-query', text, { cause: error });
       if (code === '53100' || code.startsWith('54')) return new SqlError('limit-exceeded', text, { cause: error });
       // statement_timeout: the statement ran longer than the capsule's own timeout.
       if (code === '57014')
@@ -86,6 +93,8 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       }
       return new SqlError('other', text, { cause: error });
     }
+    // The client's own limit on parameters (65,534), should a host's maxParams be above it.
+    if (code === 'MAX_PARAMETERS_EXCEEDED') return new SqlError('limit-exceeded', text, { cause: error });
     // Connection failures name the server; they stay in the host's log.
     logger.error({ err: text }, 'postgres sql backend failed');
     return new SqlError('other', 'the database backend is unavailable', { cause: error });
@@ -130,11 +139,35 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     });
   }
 
+  let collationChecked: Promise<void> | undefined;
+  /**
+   * TEXT columns sort by code point, as SQLite's, whatever the database's collation (the dialect
+   * gives them COLLATE "C"); other text (literals, parameters, casts, columns of tables created
+   * before that) sorts by the database's. Said once, as a warning rather than a refusal: the
+   * difference is that narrow, and a host bound to an existing database keeps working.
+   */
+  async function checkCollation(): Promise<void> {
+    try {
+      const [row] = await admin`SELECT * FROM pg_database WHERE datname = current_database()`;
+      if (!row) return;
+      const order = databaseOrder(row);
+      if (order.codePoint) return;
+      logger.warn(
+        { database: row.datname, collation: order.locale, provider: order.provider },
+        `PostgreSQL database ${String(row.datname)} sorts text by ${order.provider} collation "${order.locale}", not by code point as SQLite does: TEXT columns still sort as in SQLite, but ORDER BY, min(), max() and comparisons of other text (literals, parameters, casts, TEXT columns of tables created before this host version) give another order. For SQLite's order everywhere, give Stratum a database created with: CREATE DATABASE <name> TEMPLATE template0 LOCALE 'C.UTF-8'`,
+      );
+    } catch (error) {
+      logger.debug({ err: String(error) }, 'could not read the PostgreSQL database collation');
+    }
+  }
+
   return {
     type: 'postgres',
     synchronous: false,
     async open(scope: DatabaseScope) {
       checkScope(scope);
+      collationChecked ??= checkCollation();
+      await collationChecked;
       const schema = schemaName(prefix, scope);
       let password: string;
       try {
@@ -260,6 +293,19 @@ async function checkClosed(tx: Transaction, role: string, logger: Logger): Promi
   }
 }
 
+/**
+ * How a database sorts text, from its pg_database row (columns differ by version: the provider
+ * from 15, `datlocale` from 17). Code point order is SQLite's BINARY for UTF-8 text.
+ */
+export function databaseOrder(row: Record<string, unknown>): { codePoint: boolean; provider: string; locale: string } {
+  const provider = ({ c: 'libc', i: 'ICU', b: 'builtin' } as Record<string, string>)[String(row.datlocprovider ?? 'c')] ?? 'unknown';
+  const locale = String((provider === 'libc' ? row.datcollate : (row.datlocale ?? row.daticulocale)) ?? '');
+  const codePoint =
+    (provider === 'libc' && /^(C|POSIX|C\.UTF-?8)$/i.test(locale)) ||
+    (provider === 'builtin' && /^(C|C\.UTF-?8|PG_UNICODE_FAST)$/i.test(locale));
+  return { codePoint, provider, locale };
+}
+
 export function schemaName(prefix: string, scope: DatabaseScope): string {
   const name = `${prefix}_${scope.capsule.length}_${scope.capsule}_${scope.label}`;
   if (name.length <= 63) return name;
@@ -332,15 +378,24 @@ function openDatabase(
   // PostgreSQL's own: 0 is none. A statement the request's end did not stop is cancelled by the server.
   const statementTimeout = String(statementTimeoutMs === undefined ? 0 : Math.max(1, Math.round(statementTimeoutMs)));
 
+  /**
+   * The settings every capsule statement runs under, for the transaction `tx` is in. No role: the
+   * connection logs in as the capsule's own. The connection starts with search_path and
+   * standard_conforming_strings; they are set again for each transaction, because a setting a
+   * statement changed for its session would otherwise stay on the pooled connection.
+   * standard_conforming_strings off (a database's default may say so) makes '\'' a quote inside
+   * a string, where the dialect's lexer reads the string as ended: text it took for a string
+   * would reach the server as SQL. UTC and ISO dates, as SQLite's CURRENT_TIMESTAMP, whatever the
+   * server's own settings.
+   */
+  async function enter(tx: Transaction): Promise<void> {
+    await tx`SELECT set_config('search_path', ${ident(schema)}, true), set_config('statement_timeout', ${statementTimeout}, true), set_config('standard_conforming_strings', 'on', true), set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true)`;
+  }
+
   async function inSchema<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
     try {
       return (await sql.begin(async (tx) => {
-        // The connection starts with these; set again for each transaction, because a setting a
-        // statement changed for its session would otherwise stay on the pooled connection.
-        // standard_conforming_strings off (a database's default may say so) makes '\'' a quote
-        // inside a string, where the dialect's lexer reads the string as ended: text it took for
-        // a string would reach the server as SQL.
-        await tx`SELECT set_config('search_path', ${ident(schema)}, true), set_config('statement_timeout', ${statementTimeout}, true), set_config('standard_conforming_strings', 'on', true)`;
+        await enter(tx);
         return work(tx);
       })) as T;
     } catch (error) {
@@ -348,9 +403,46 @@ function openDatabase(
     }
   }
 
-  async function run(tx: Transaction, text: string, params: SqlValue[]): Promise<RawResult> {
+  async function mapped<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (error) {
+      throw failure(error);
+    }
+  }
+
+  async function clearIn(tx: Transaction): Promise<void> {
+    identityColumns.clear();
+    const tables = await tx`SELECT tablename FROM pg_tables WHERE schemaname = ${schema}`;
+    for (const { tablename } of tables) await tx.unsafe(`DROP TABLE IF EXISTS ${ident(String(tablename))} CASCADE`);
+    const views = await tx`SELECT viewname FROM pg_views WHERE schemaname = ${schema}`;
+    for (const { viewname } of views) await tx.unsafe(`DROP VIEW IF EXISTS ${ident(String(viewname))} CASCADE`);
+  }
+
+  async function insertRowsIn(tx: Transaction, table: string, columns: string[], rows: SqlValue[][]): Promise<void> {
+    const placeholders = columns.map((_, i) => `$${i + 1}`).join(', ');
+    const statement = `INSERT INTO ${ident(table)} (${columns.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${placeholders})`;
+    for (const row of rows) await tx.unsafe(statement, row.map(toParam) as postgres.ParameterOrJSON<never>[]);
+    // Identity columns continue after the highest imported key, as SQLite's rowid does.
+    const key = await identityColumn(tx, table);
+    if (key !== null && columns.includes(key)) {
+      await tx.unsafe(
+        `SELECT setval(pg_get_serial_sequence($1, $2), coalesce((SELECT max(${ident(key)}) FROM ${ident(table)}), 0) + 1, false)`,
+        [`${ident(schema)}.${ident(table)}`, key],
+      );
+    }
+    await checkSize(tx);
+  }
+
+  function checkStatement(text: string, params: SqlValue[]): void {
     checkStatementSize(text, limits);
-    checkParamCount(singleStatement(text), params.length);
+    const tokens = singleStatement(text);
+    checkParamLimit(countParams(tokens), limits);
+    checkParamCount(tokens, params.length);
+  }
+
+  async function run(tx: Transaction, text: string, params: SqlValue[]): Promise<RawResult> {
+    checkStatement(text, params);
     const translated = translate(text);
     return (await tx.unsafe(translated.text, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
   }
@@ -368,17 +460,23 @@ function openDatabase(
   }
 
   async function execute(tx: Transaction, text: string, params: SqlValue[]): Promise<SqlOutcome> {
-    checkStatementSize(text, limits);
-    checkParamCount(singleStatement(text), params.length);
+    checkStatement(text, params);
     const translated = translate(text);
-    if (translated.keyword !== 'INSERT') identityColumns.clear();
+    if (translated.kind !== 'INSERT') identityColumns.clear();
     const key = translated.insertInto === undefined ? null : await identityColumn(tx, translated.insertInto);
-    const statement = key === null ? translated.text : `${translated.text} RETURNING ${ident(key)}`;
+    // An upsert returns the rows it updated too; a row version this statement inserted has no
+    // xmax yet, one that ON CONFLICT DO UPDATE wrote has its lock's.
+    const statement = key === null ? translated.text : `${translated.text} RETURNING ${ident(key)}, xmax = 0`;
     const result = (await tx.unsafe(statement, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
     // Deleting must stay possible at the quota: it is how a capsule gets back under it.
-    if (translated.keyword !== 'DELETE' && translated.keyword !== 'DROP') await checkSize(tx);
-    const last = key === null || result.length === 0 ? undefined : result[result.length - 1]?.[0];
-    return { rowsAffected: BigInt(result.count ?? 0), lastInsertId: last ? BigInt(last.toString()) : undefined };
+    if (translated.kind !== 'DELETE' && translated.keyword !== 'DROP') await checkSize(tx);
+    let last: Buffer | null | undefined;
+    for (let i = result.length - 1; key !== null && i >= 0 && last === undefined; i--) {
+      if (result[i]?.[1]?.toString() === 't') last = result[i]?.[0];
+    }
+    // PostgreSQL's count for a SELECT is its rows; the interface counts changed rows only.
+    const rowsAffected = CHANGES_ROWS.has(translated.kind) ? BigInt(result.count ?? 0) : 0n;
+    return { rowsAffected, lastInsertId: last ? BigInt(last.toString()) : undefined };
   }
 
   async function schemaBytes(tx: Transaction | Sql): Promise<number> {
@@ -405,9 +503,11 @@ function openDatabase(
         if (result.length > limits.maxRows) throw tooManyRows(limits);
         const columns = result.columns ?? [];
         const rows: SqlValue[][] = [];
+        const meter = resultMeter(limits);
         for (let i = 0; i < result.length; i++) {
           const raw = result[i] ?? [];
           rows.push(columns.map((column, index) => fromText(raw[index] ?? null, column.type)));
+          meter(rows[i] as SqlValue[], rows);
         }
         return { columns: columns.map((column) => column.name), rows };
       }),
@@ -426,15 +526,7 @@ function openDatabase(
       }),
     size: () => inSchema((tx) => schemaBytes(tx)),
     tables: () => dumpTables(schema, inSchema),
-    clear: async () => {
-      identityColumns.clear();
-      await inSchema(async (tx) => {
-        const tables = await tx`SELECT tablename FROM pg_tables WHERE schemaname = ${schema}`;
-        for (const { tablename } of tables) await tx.unsafe(`DROP TABLE IF EXISTS ${ident(String(tablename))} CASCADE`);
-        const views = await tx`SELECT viewname FROM pg_views WHERE schemaname = ${schema}`;
-        for (const { viewname } of views) await tx.unsafe(`DROP VIEW IF EXISTS ${ident(String(viewname))} CASCADE`);
-      });
-    },
+    clear: () => inSchema(clearIn),
     drop: async () => {
       identityColumns.clear();
       try {
@@ -443,20 +535,39 @@ function openDatabase(
         throw failure(error);
       }
     },
-    insertRows: (table, columns, rows) =>
-      inSchema(async (tx) => {
-        const placeholders = columns.map((_, i) => `$${i + 1}`).join(', ');
-        const statement = `INSERT INTO ${ident(table)} (${columns.map(ident).join(', ')}) OVERRIDING SYSTEM VALUE VALUES (${placeholders})`;
-        for (const row of rows) await tx.unsafe(statement, row.map(toParam) as postgres.ParameterOrJSON<never>[]);
-        // Identity columns continue after the highest imported key, as SQLite's rowid does.
-        const key = await identityColumn(tx, table);
-        if (key !== null && columns.includes(key)) {
-          await tx.unsafe(
-            `SELECT setval(pg_get_serial_sequence($1, $2), coalesce((SELECT max(${ident(key)}) FROM ${ident(table)}), 0) + 1, false)`,
-            [`${ident(schema)}.${ident(table)}`, key],
-          );
+    beginImport: () =>
+      mapped(async () => {
+        // One connection for the whole import, outside the pool's per-call transactions, so
+        // that the clearing and every write commit together or not at all.
+        const tx = await sql.reserve();
+        let done = false;
+        const end = async (statement: 'COMMIT' | 'ROLLBACK') => {
+          if (done) return;
+          done = true;
+          try {
+            await tx.unsafe(statement);
+          } finally {
+            tx.release();
+          }
+        };
+        try {
+          await tx.unsafe('BEGIN');
+          await enter(tx);
+        } catch (error) {
+          tx.release();
+          throw error;
         }
-        await checkSize(tx);
+        const session: SqlImport = {
+          clear: () => mapped(() => clearIn(tx)),
+          execute: (text) =>
+            mapped(async () => {
+              await execute(tx, text, []);
+            }),
+          insertRows: (table, columns, rows) => mapped(() => insertRowsIn(tx, table, columns, rows)),
+          commit: () => mapped(() => end('COMMIT')),
+          rollback: () => mapped(() => end('ROLLBACK')),
+        };
+        return session;
       }),
   };
 }
@@ -476,7 +587,8 @@ const PG_TO_SQLITE: Record<string, string> = {
 
 /**
  * Tables as SQLite-dialect definitions, built from the catalog: columns with their types,
- * NOT NULL, defaults that are plain literals, the primary key, UNIQUE constraints and indexes.
+ * NOT NULL, defaults that are plain literals, the primary key, UNIQUE and FOREIGN KEY
+ * constraints, and indexes. CHECK constraints and other defaults are left out (./README.md).
  */
 async function* dumpTables(schema: string, inSchema: <T>(work: (tx: Transaction) => Promise<T>) => Promise<T>): AsyncIterable<TableDump> {
   const tables = await inSchema(
@@ -496,22 +608,29 @@ async function* dumpTables(schema: string, inSchema: <T>(work: (tx: Transaction)
         JOIN pg_attribute att ON att.attrelid = con.conrelid AND att.attnum = k.attnum
         WHERE con.conrelid = ${`${ident(schema)}.${ident(table)}`}::regclass AND con.contype IN ('p', 'u')
         GROUP BY con.oid, con.contype ORDER BY con.oid`;
+      // A foreign key reads the same in both dialects (REFERENCES t(c) ON DELETE CASCADE, ...); a
+      // CHECK is deparsed with PostgreSQL's casts ('x'::text, = ANY (ARRAY[...])), which SQLite
+      // refuses, so checks stay behind rather than fail an import into SQLite.
+      const foreignKeys = await tx`
+        SELECT pg_get_constraintdef(oid) AS definition FROM pg_constraint
+        WHERE conrelid = ${`${ident(schema)}.${ident(table)}`}::regclass AND contype = 'f' ORDER BY oid`;
       const indexes = await tx`
         SELECT indexname, indexdef FROM pg_indexes i
         WHERE schemaname = ${schema} AND tablename = ${table}
           AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conname = i.indexname AND c.connamespace = ${schema}::regnamespace)`;
-      return { columns, constraints, indexes };
+      return { columns, constraints, foreignKeys, indexes };
     });
     const primary = definition.constraints.find((constraint) => constraint.type === 'p');
     const primaryColumns = (primary?.columns as string[] | undefined) ?? [];
-    // A single identity primary key is SQLite's rowid alias, `INTEGER PRIMARY KEY`.
+    // A single identity primary key is SQLite's rowid alias. Its sequence never gives a key
+    // again, deleted or not, which in SQLite is AUTOINCREMENT's promise.
     const rowidAlias = definition.columns.find(
       (column) => primaryColumns.length === 1 && primaryColumns[0] === column.column_name && column.is_identity === 'YES',
     )?.column_name;
     const lines = definition.columns.map((column) => {
       const columnName = String(column.column_name);
       const type = PG_TO_SQLITE[String(column.data_type)] ?? 'TEXT';
-      const parts = [ident(columnName), columnName === rowidAlias ? 'INTEGER PRIMARY KEY' : type];
+      const parts = [ident(columnName), columnName === rowidAlias ? 'INTEGER PRIMARY KEY AUTOINCREMENT' : type];
       if (column.is_nullable === 'NO' && columnName !== rowidAlias) parts.push('NOT NULL');
       const fallback = column.column_default === null ? undefined : String(column.column_default);
       if (fallback !== undefined && /^('([^']|'')*'|-?[0-9.]+)(::[a-z ]+)?$/.test(fallback))
@@ -522,6 +641,7 @@ async function* dumpTables(schema: string, inSchema: <T>(work: (tx: Transaction)
     for (const constraint of definition.constraints) {
       if (constraint.type === 'u') lines.push(`UNIQUE (${(constraint.columns as string[]).map(ident).join(', ')})`);
     }
+    for (const foreignKey of definition.foreignKeys) lines.push(String(foreignKey.definition));
     const columnNames = definition.columns.map((column) => String(column.column_name));
     const rows = await inSchema(
       async (tx) =>

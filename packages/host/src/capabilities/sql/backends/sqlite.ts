@@ -1,16 +1,28 @@
 import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants, DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
-import { checkParamNumber, countParams, leadingKeyword, notAllowed, refuseTransactionControl, singleStatement } from '../lexer.ts';
 import {
+  CHANGES_ROWS,
+  checkParamNumber,
+  countParams,
+  leadingKeyword,
+  notAllowed,
+  refuseTransactionControl,
+  singleStatement,
+  statementKind,
+} from '../lexer.ts';
+import {
+  checkParamLimit,
   checkScope,
   checkStatementSize,
   type DatabaseScope,
   DEFAULT_SQL_LIMITS,
   databaseFull,
+  resultMeter,
   type SqlBackend,
   type SqlDatabase,
   SqlError,
+  type SqlImport,
   type SqlLimits,
   type SqlOutcome,
   type SqlRows,
@@ -21,7 +33,10 @@ import {
 } from '../types.ts';
 
 export interface SqliteSqlOptions {
-  /** The host's data directory; databases live in `<dataDir>/sql/<capsule>/<label>.sqlite`. */
+  /**
+   * The directory the runtime gives the capability (`<data dir>/runtime/capsules/<capsule>/sql`);
+   * databases live in `<dataDir>/sql/<capsule>/<label>.sqlite` inside it.
+   */
   dataDir: string;
   limits?: Partial<SqlLimits>;
   busyTimeoutMs?: number;
@@ -145,6 +160,8 @@ const STATEMENT_CACHE_SIZE = 64;
 interface Prepared {
   statement: StatementSync;
   keyword: string;
+  /** `statementKind`: what `execute` reports depends on it. */
+  kind: string;
   params: number;
 }
 
@@ -155,6 +172,17 @@ const TEMP_ACTIONS = new Set([
   constants.SQLITE_CREATE_TEMP_TRIGGER,
 ]);
 
+/**
+ * SQLite's last insert rowid is the connection's, not the statement's: an upsert that only
+ * updated, or an insert into a table without a rowid, leaves the previous insert's there. So
+ * before each INSERT the host sets it to this value (by inserting it into a temporary table of
+ * its own) and reads it back after: unchanged means the statement inserted no row with a rowid.
+ * A capsule that gives a row this very rowid itself is the one case taken for none.
+ */
+const NO_INSERT = -(2n ** 63n);
+const NO_INSERT_TABLE = 'stratum_last_insert_id';
+
+const SQLITE_ERROR = 1;
 const SQLITE_CONSTRAINT = 19;
 const SQLITE_TOOBIG = 18;
 const SQLITE_FULL = 13;
@@ -164,14 +192,17 @@ const SQLITE_BUSY = 5;
 function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): SqlDatabase {
   let hostStatement = false;
   let refusal: string | undefined;
-  db.setAuthorizer((action, first, _second, database) => {
+  db.setAuthorizer((action, first, second, database) => {
     if (hostStatement) return constants.SQLITE_OK;
     // The temp database is outside the file and so outside max_page_count: a temporary table
     // grew past the quota on the host's disk. It would also outlive the request on this shared
     // connection, where the next instance finds it. `CREATE TABLE temp.t` is an ordinary
-    // CREATE TABLE whose database is temp, hence both tests.
-    if (database === 'temp' || TEMP_ACTIONS.has(action)) {
-      refusal = 'the temp database (temporary tables, views, indexes and triggers)';
+    // CREATE TABLE whose database is temp, hence both tests; ALTER TABLE names its database in
+    // `first`. The host's own temporary table (NO_INSERT_TABLE) is there too, written by host()
+    // statements alone: a capsule's trigger on it would run as the host.
+    if (database === 'temp' || TEMP_ACTIONS.has(action) || (action === constants.SQLITE_ALTER_TABLE && first === 'temp')) {
+      const hostTable = first?.toLowerCase() === NO_INSERT_TABLE || second?.toLowerCase() === NO_INSERT_TABLE;
+      refusal = hostTable ? NO_INSERT_TABLE : 'the temp database (temporary tables, views, indexes and triggers)';
       return constants.SQLITE_DENY;
     }
     switch (action) {
@@ -211,6 +242,9 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
       });
     if (primary === SQLITE_AUTH) return notAllowed(refusal ?? 'this statement');
     if (primary === SQLITE_BUSY) return new SqlError('other', 'the database is busy', { cause: error });
+    // SQLite's own parameter limit, should it be below maxParams, is a limit too, not a mistake.
+    if (primary === SQLITE_ERROR && text.startsWith('too many SQL variables'))
+      return new SqlError('limit-exceeded', text, { cause: error });
     return new SqlError(primary === undefined ? 'other' : 'invalid-query', text, { cause: error });
   }
 
@@ -222,6 +256,11 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
       hostStatement = false;
     }
   }
+
+  const noInsert = host(() => {
+    db.exec(`CREATE TEMP TABLE IF NOT EXISTS ${NO_INSERT_TABLE} (unused)`);
+    return db.prepare(`INSERT OR REPLACE INTO temp.${NO_INSERT_TABLE} (rowid) VALUES (${NO_INSERT})`);
+  });
 
   const prepared = new Map<string, Prepared>();
 
@@ -240,15 +279,17 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     const tokens = singleStatement(sql);
     refuseTransactionControl(tokens);
     const keyword = leadingKeyword(tokens);
+    const { kind } = statementKind(tokens);
     // VACUUM INTO writes a file, and no authorizer action covers it.
     if (keyword === 'VACUUM') throw notAllowed('VACUUM');
     const count = countParams(tokens);
+    checkParamLimit(count, limits);
     checkParamNumber(count, params.length);
     refusal = undefined;
     const statement = db.prepare(sql);
     statement.setReadBigInts(true);
     statement.setReturnArrays(true);
-    entry = { statement, keyword, params: count };
+    entry = { statement, keyword, kind, params: count };
     prepared.set(sql, entry);
     if (prepared.size > STATEMENT_CACHE_SIZE) prepared.delete(prepared.keys().next().value as string);
     return entry;
@@ -275,28 +316,38 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
   }
 
   function query(sql: string, params: SqlValue[]): SqlRows {
-    const { statement } = prepare(sql, params);
-    return run(sql, () => {
-      const rows: SqlValue[][] = [];
-      // for-of resets the statement when the loop throws, so a kept statement never holds a read open.
-      for (const row of statement.iterate(...inputs(params)) as unknown as SQLOutputValue[][]) {
-        if (rows.length === limits.maxRows) throw tooManyRows(limits);
-        const values: SqlValue[] = new Array(row.length);
-        for (let i = 0; i < row.length; i++) values[i] = toValue(row[i] as SQLOutputValue);
-        rows.push(values);
-      }
-      // Read after stepping: a kept statement re-prepared for a changed schema (SELECT * after
-      // ALTER TABLE) has its new columns only once it has run.
-      const columns = statement.columns().map((column) => column.name);
-      return { columns, rows };
-    });
+    const { statement, kind } = prepare(sql, params);
+    const read = () =>
+      run(sql, () => {
+        const rows: SqlValue[][] = [];
+        const meter = resultMeter(limits);
+        // for-of resets the statement when the loop throws, so a kept statement never holds a read open.
+        for (const row of statement.iterate(...inputs(params)) as unknown as SQLOutputValue[][]) {
+          if (rows.length === limits.maxRows) throw tooManyRows(limits);
+          const values: SqlValue[] = new Array(row.length);
+          for (let i = 0; i < row.length; i++) values[i] = toValue(row[i] as SQLOutputValue);
+          rows.push(values);
+          meter(values, rows);
+        }
+        // Read after stepping: a kept statement re-prepared for a changed schema (SELECT * after
+        // ALTER TABLE) has its new columns only once it has run.
+        const columns = statement.columns().map((column) => column.name);
+        return { columns, rows };
+      });
+    // A write with RETURNING commits as its statement is reset, even when a limit stopped the
+    // reading: in a transaction of its own the call stays all or nothing.
+    return CHANGES_ROWS.has(kind) && !db.isTransaction ? atomically(read) : read();
   }
 
   function execute(sql: string, params: SqlValue[]): SqlOutcome {
-    const { statement, keyword } = prepare(sql, params);
+    const { statement, kind } = prepare(sql, params);
+    const inserts = kind === 'INSERT' || kind === 'REPLACE';
+    if (inserts) host(() => noInsert.run());
     const result = run(sql, () => statement.run(...inputs(params)));
-    const inserted = (keyword === 'INSERT' || keyword === 'REPLACE') && Number(result.changes) > 0;
-    return { rowsAffected: BigInt(result.changes), lastInsertId: inserted ? BigInt(result.lastInsertRowid) : undefined };
+    // SQLite's count of changes is also the connection's: any other statement leaves the last one's.
+    const rowsAffected = CHANGES_ROWS.has(kind) ? BigInt(result.changes) : 0n;
+    const last = BigInt(result.lastInsertRowid);
+    return { rowsAffected, lastInsertId: inserts && last !== NO_INSERT ? last : undefined };
   }
 
   function atomically<T>(work: () => T): T {
@@ -392,14 +443,36 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     },
     drop: () => clear(),
     clear: () => clear(),
-    insertRows: (table, columns, rows) =>
+    beginImport: () =>
       guarded(() => {
-        const statement = host(() =>
-          db.prepare(`INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`),
-        );
-        atomically(() => {
-          for (const row of rows) statement.run(...row.map(toInput));
-        });
+        host(() => db.exec('BEGIN IMMEDIATE'));
+        // Checked at COMMIT instead of at each statement: clear() drops a table before those that
+        // refer to it (PRAGMA foreign_keys is fixed inside a transaction), and a snapshot's row
+        // may refer to one that comes after it. SQLite resets this at the transaction's end.
+        host(() => db.exec('PRAGMA defer_foreign_keys = ON'));
+        const session: SqlImport = {
+          clear: () => guarded(() => clear()),
+          execute: (sql) =>
+            guarded(() => {
+              execute(sql, []);
+            }),
+          insertRows: (table, columns, rows) =>
+            guarded(() => {
+              const statement = host(() =>
+                db.prepare(`INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`),
+              );
+              for (const row of rows) statement.run(...row.map(toInput));
+            }),
+          commit: () => guarded(() => host(() => db.exec('COMMIT'))),
+          // A COMMIT that foreign keys refused leaves the transaction open.
+          rollback: () =>
+            guarded(() =>
+              host(() => {
+                if (db.isTransaction) db.exec('ROLLBACK');
+              }),
+            ),
+        };
+        return session;
       }),
   };
 }
