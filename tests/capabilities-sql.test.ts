@@ -19,6 +19,7 @@ import {
   uniqueCapsule,
 } from '../packages/host/src/capabilities/sql/conformance.ts';
 import type { PostgresStatement } from '../packages/host/src/capabilities/sql/dialect.ts';
+import { exportSql, importSql } from '../packages/host/src/capabilities/sql/snapshot.ts';
 import type { SqlDatabase, SqlValue } from '../packages/host/src/capabilities/sql/types.ts';
 import { requireService } from './support/services.ts';
 
@@ -577,6 +578,34 @@ test("sqlite: the host's own temporary table, which sets the last insert id apar
     assert.deepEqual(await db.execute("INSERT INTO notes (title) VALUES ('d')", []), { rowsAffected: 1n, lastInsertId: 3n });
   } finally {
     await db.drop();
+    await backend.close();
+  }
+});
+
+test("sqlite: a capsule's own table named stratum_last_insert_id is its own to export, clear and import, and inserts go on", async () => {
+  const backend = sqliteSql({ dataDir });
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  const target = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  try {
+    // A main table of that name: the capsule reaches it as main.stratum_last_insert_id, since the
+    // bare name is the temp database's (refused); the host's statements must not mistake the two.
+    await db.execute('CREATE TABLE stratum_last_insert_id (x INTEGER)', []);
+    await db.execute('INSERT INTO main.stratum_last_insert_id (x) VALUES (5)', []);
+    const lines: string[] = [];
+    for await (const line of exportSql(db, 'default')) lines.push(line);
+    assert.ok(
+      lines.some((line) => line.startsWith('{"row"') && line.includes('5')),
+      `the capsule's row is exported:\n${lines.join('')}`,
+    );
+    await importSql(target, () => lines);
+    assert.deepEqual((await target.query('SELECT x FROM main.stratum_last_insert_id', [])).rows, [[int(5)]]);
+    await db.clear();
+    await rejectsWith(() => db.query('SELECT x FROM main.stratum_last_insert_id', []), 'invalid-query', /no such table/);
+    await db.execute('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT)', []);
+    assert.deepEqual(await db.execute("INSERT INTO notes (title) VALUES ('a')", []), { rowsAffected: 1n, lastInsertId: 1n });
+  } finally {
+    await db.drop();
+    await target.drop();
     await backend.close();
   }
 });

@@ -370,6 +370,12 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     }
   }
 
+  /**
+   * A quoted name. The host's own statements name a capsule's table as `main.${quote(name)}`: a
+   * bare name finds the temp database first, where NO_INSERT_TABLE is, and host() statements
+   * may reach it, so a capsule's table of that name was exported, cleared and imported as the
+   * host's.
+   */
   function quote(name: string): string {
     return `"${name.replaceAll('"', '""')}"`;
   }
@@ -382,12 +388,12 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
       }[];
       db.exec('PRAGMA foreign_keys = OFF');
       try {
-        for (const table of tables) db.exec(`DROP TABLE IF EXISTS ${quote(table.name)}`);
+        for (const table of tables) db.exec(`DROP TABLE IF EXISTS main.${quote(table.name)}`);
         for (const { name, type } of db.prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('view', 'trigger')").all() as {
           name: string;
           type: string;
         }[]) {
-          db.exec(`DROP ${type.toUpperCase()} IF EXISTS ${quote(name)}`);
+          db.exec(`DROP ${type.toUpperCase()} IF EXISTS main.${quote(name)}`);
         }
       } finally {
         db.exec('PRAGMA foreign_keys = ON');
@@ -426,7 +432,7 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
               sql: string;
             }[],
         );
-        const statement = host(() => db.prepare(`SELECT * FROM ${quote(table.name)} ORDER BY rowid`));
+        const statement = host(() => db.prepare(`SELECT * FROM main.${quote(table.name)} ORDER BY rowid`));
         statement.setReadBigInts(true);
         statement.setReturnArrays(true);
         const columns = statement.columns().map((column) => column.name);
@@ -459,7 +465,9 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
           insertRows: (table, columns, rows) =>
             guarded(() => {
               const statement = host(() =>
-                db.prepare(`INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`),
+                db.prepare(
+                  `INSERT INTO main.${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+                ),
               );
               for (const row of rows) statement.run(...row.map(toInput));
             }),
