@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,7 +8,18 @@ import { silentLogger } from '@stratum/core';
 import postgres from 'postgres';
 import { postgresSql, schemaName } from '../packages/host/src/capabilities/sql/backends/postgres.ts';
 import { sqliteSql } from '../packages/host/src/capabilities/sql/backends/sqlite.ts';
-import { int, nul, real, rejectsWith, sqlConformance, txt, uniqueCapsule } from '../packages/host/src/capabilities/sql/conformance.ts';
+import {
+  blob,
+  int,
+  nul,
+  real,
+  rejectsWith,
+  sqlConformance,
+  txt,
+  uniqueCapsule,
+} from '../packages/host/src/capabilities/sql/conformance.ts';
+import type { PostgresStatement } from '../packages/host/src/capabilities/sql/dialect.ts';
+import { exportSql, importSql } from '../packages/host/src/capabilities/sql/snapshot.ts';
 import type { SqlDatabase, SqlValue } from '../packages/host/src/capabilities/sql/types.ts';
 import { requireService } from './support/services.ts';
 
@@ -19,6 +31,26 @@ sqlConformance('sqlite', async (_t, limits) => sqliteSql({ dataDir, ...(limits ?
 sqlConformance('postgres', async (t, limits) => {
   const url = await requireService(t, 'postgres');
   return url ? postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 4, ...(limits ? { limits } : {}) }) : undefined;
+});
+
+test("sqlite: one value is at most 16 MiB, so one statement cannot build gigabytes in the host's memory", async (t) => {
+  const backend = sqliteSql({ dataDir });
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  t.after(() => backend.close());
+  // The audit's: 1.8 GB of native memory and seconds of CPU, neither seen by the capsule's limits.
+  await rejectsWith(
+    () => db.query('SELECT length(randomblob(900000000)) || length(randomblob(900000000))', []),
+    'limit-exceeded',
+    /over 16777216 bytes/,
+  );
+  await rejectsWith(() => db.query("SELECT length(zeroblob(16777217) || '') AS n", []), 'limit-exceeded');
+  await db.execute('CREATE TABLE files (body BLOB)', []);
+  await rejectsWith(
+    () => db.execute('INSERT INTO files (body) VALUES (?)', [blob(new Uint8Array(16 * 1024 * 1024 + 1))]),
+    'limit-exceeded',
+  );
+  await db.execute('INSERT INTO files (body) VALUES (?)', [blob(new Uint8Array(1024 * 1024))]);
+  assert.deepEqual((await db.query('SELECT length(body) FROM files', [])).rows, [[int(1024 * 1024)]]);
 });
 
 /**
@@ -129,6 +161,16 @@ test('postgres: statements that change the session or reach other schemas are re
     "SELECT query_to_xml('select 1', true, true, '')",
     'LISTEN anything',
     'SHOW search_path',
+    // Quoted, escaped or hidden from a lexer that reads the text otherwise than PostgreSQL does.
+    'SELECT nspname FROM "pg_namespace"',
+    'SELECT nspname FROM "PG_NAMESPACE"',
+    'SELECT nspname FROM [pg_namespace]',
+    "SELECT \"set_config\"('role', 'none', true)",
+    'SELECT nspname FROM U&"pg\\005fnamespace"',
+    "SELECT E'\\'' AS a, current_setting('is_superuser') AS b, ' ' AS c -- '",
+    "SELECT 1 AS a /* /* */ ' */ , current_setting('is_superuser') AS b -- '",
+    "SELECT * FROM ts_stat('SELECT to_tsvector(nspname) FROM pg_namespace')",
+    "SELECT table_to_xml('pg_roles'::regclass, true, false, '')",
   ]) {
     // Refused either as a statement a capsule may not run, or (dollar-quoted bodies) as more than one.
     await rejectsWith(() => db.query(sql, []), 'invalid-query', /not allowed|one statement/);
@@ -272,6 +314,234 @@ async function neighbourName(db: SqlDatabase): Promise<string> {
   return match[1];
 }
 
+/**
+ * Statements sent as written, with only `?` numbered: what a capsule could send had it found a
+ * way past every refusal of the dialect. What stops it then is the server's privileges alone.
+ */
+function unrefused(sql: string): PostgresStatement {
+  let params = 0;
+  const text = sql.replace(/\?/g, () => `$${++params}`);
+  const keyword = (/^\s*([A-Za-z]+)/.exec(sql)?.[1] ?? '').toUpperCase();
+  return { text, params, keyword, kind: keyword };
+}
+
+/** A connection as the tests' own user (a superuser), to look at what the host made. */
+function superuser(t: TestContext, url: string): postgres.Sql {
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  t.after(() => sql.end({ timeout: 5 }));
+  return sql;
+}
+
+test("postgres: a capsule's session is its own role, which reaches no other role, even with nothing refused before the server", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  // The tests' user is a superuser: the host's user at its most dangerous, as in the audit.
+  const backend = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2, dialect: unrefused });
+  const victimName = uniqueCapsule();
+  const attackerName = uniqueCapsule();
+  const victim = await backend.open({ capsule: victimName, label: 'default' });
+  const attacker = await backend.open({ capsule: attackerName, label: 'default' });
+  t.after(async () => {
+    await victim.drop();
+    await attacker.drop();
+    await backend.close();
+  });
+  await victim.execute('CREATE TABLE secrets (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, value TEXT)', []);
+  await victim.execute("INSERT INTO secrets (value) VALUES ('hidden')", []);
+  const victimRole = schemaName('stratum_test', { capsule: victimName, label: 'default' });
+  const attackerRole = schemaName('stratum_test', { capsule: attackerName, label: 'default' });
+
+  assert.deepEqual((await attacker.query('SELECT session_user AS s, current_user AS c', [])).rows, [
+    [txt(attackerRole), txt(attackerRole)],
+  ]);
+  // The audit's probe: become the neighbour's role for the transaction, then read and write its table.
+  await rejectsWith(
+    () =>
+      attacker.transaction([
+        { sql: 'SELECT set_config(?, ?, true)', params: [txt('role'), txt(victimRole)] },
+        { sql: `INSERT INTO "${victimRole}".secrets (value) SELECT value || ' copied' FROM "${victimRole}".secrets`, params: [] },
+      ]),
+    'access-denied',
+    /permission denied to set role/,
+  );
+  await rejectsWith(() => attacker.query(`SELECT value FROM "${victimRole}".secrets`, []), 'access-denied');
+  for (const sql of [`SET ROLE "${victimRole}"`, 'SET ROLE postgres', 'SET SESSION AUTHORIZATION postgres']) {
+    await rejectsWith(() => attacker.execute(sql, []), 'access-denied');
+  }
+  // Role "none" and RESET ROLE go back to the session user: the capsule's own role, not the host's.
+  await attacker.execute('CREATE TABLE loot (who TEXT, superuser TEXT)', []);
+  await attacker.transaction([
+    { sql: 'SELECT set_config(?, ?, true)', params: [txt('role'), txt('none')] },
+    { sql: 'RESET ROLE', params: [] },
+    { sql: "INSERT INTO loot SELECT current_user, current_setting('is_superuser')", params: [] },
+  ]);
+  assert.deepEqual((await attacker.query('SELECT who, superuser FROM loot', [])).rows, [[txt(attackerRole), txt('off')]]);
+  await rejectsWith(() => attacker.query("SELECT pg_read_file('/etc/hostname')", []), 'access-denied');
+  await rejectsWith(() => attacker.execute(`GRANT "${victimRole}" TO "${attackerRole}"`, []), 'access-denied');
+  assert.deepEqual((await victim.query('SELECT value FROM secrets', [])).rows, [[txt('hidden')]]);
+});
+
+test("postgres: the host's user needs CREATEROLE, not superuser; what PUBLIC may do beyond a schema is closed, or the database refused", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  const suffix = randomBytes(4).toString('hex');
+  const host = `stratum_test_host_${suffix}`;
+  const owned = `stratum_test_owned_${suffix}`;
+  const foreign = `stratum_test_foreign_${suffix}`;
+  await admin.unsafe(`CREATE ROLE ${host} LOGIN CREATEROLE`);
+  // The database an operator makes for Stratum, owned by the host's user; and one that is not.
+  await admin.unsafe(`CREATE DATABASE ${owned} OWNER ${host}`);
+  await admin.unsafe(`CREATE DATABASE ${foreign}`);
+  await admin.unsafe(`GRANT CREATE ON DATABASE ${foreign} TO ${host}`);
+  const at = (database: string) => {
+    const address = new URL(url);
+    address.username = host;
+    address.password = '';
+    address.pathname = `/${database}`;
+    return address.href;
+  };
+  const backend = postgresSql({ url: at(owned), schemaPrefix: 'stratum_test', maxConnections: 2, dialect: unrefused });
+  const refused = postgresSql({ url: at(foreign), schemaPrefix: 'stratum_test', maxConnections: 2 });
+  const scope = { capsule: uniqueCapsule(), label: 'default' };
+  const other = { capsule: uniqueCapsule(), label: 'default' };
+  t.after(async () => {
+    await Promise.all([backend.close(), refused.close()]);
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${owned} WITH (FORCE)`);
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${foreign} WITH (FORCE)`);
+    // Roles are the cluster's: they outlive their database.
+    for (const role of [schemaName('stratum_test', scope), schemaName('stratum_test', other), host]) {
+      await admin.unsafe(`DROP ROLE IF EXISTS ${role}`);
+    }
+    await admin.end({ timeout: 5 });
+  });
+
+  const db = await backend.open(scope);
+  await db.execute('CREATE TABLE notes (id BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY, title TEXT)', []);
+  await db.execute("INSERT INTO notes (title) VALUES ('x')", []);
+  // Temporary tables would be outside the schema and its quota; the public schema is every capsule's.
+  await rejectsWith(() => db.execute('CREATE TEMP TABLE spill (x TEXT)', []), 'access-denied');
+  await rejectsWith(() => db.execute('CREATE TABLE public.shared (x TEXT)', []), 'access-denied');
+  await backend.drop(scope);
+
+  await assert.rejects(
+    () => refused.open(other),
+    (error: Error) => error.message.includes(`REVOKE TEMPORARY ON DATABASE "${foreign}" FROM PUBLIC`),
+  );
+  // Nothing of the refused database is left behind: its role was made in the same transaction.
+  assert.deepEqual([...(await admin`SELECT rolname FROM pg_roles WHERE rolname = ${schemaName('stratum_test', other)}`)], []);
+});
+
+test("postgres: drop(scope) removes a capsule's schema and its cluster-wide role, and ends the role's sessions", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const admin = superuser(t, url);
+  const backend = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2 });
+  const other = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2 });
+  const scope = { capsule: uniqueCapsule(), label: 'default' };
+  t.after(async () => {
+    await backend.drop(scope);
+    await Promise.all([backend.close(), other.close()]);
+  });
+  const role = schemaName('stratum_test', scope);
+  // Another worker's connection, as an uninstalled capsule's last instance might still hold.
+  const elsewhere = await other.open(scope);
+  await elsewhere.execute('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT)', []);
+  assert.deepEqual([...(await admin`SELECT 1 AS found FROM pg_roles WHERE rolname = ${role}`)], [{ found: 1 }]);
+  await backend.drop(scope);
+  assert.deepEqual([...(await admin`SELECT nspname FROM pg_namespace WHERE nspname = ${role}`)], []);
+  assert.deepEqual([...(await admin`SELECT rolname FROM pg_roles WHERE rolname = ${role}`)], []);
+  // Its session was ended, and it cannot log in again.
+  await rejectsWith(() => elsewhere.query('SELECT 1 AS one', []), 'other');
+  // A capsule that never opened its database, or one dropped already: nothing to do.
+  await backend.drop(scope);
+  await backend.drop({ capsule: uniqueCapsule(), label: 'default' });
+});
+
+test("postgres: a capsule role's stored password is the one the host derives, as a SCRAM-SHA-256 verifier", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const admin = superuser(t, url);
+  const backend = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2 });
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  t.after(async () => {
+    await db.drop();
+    await backend.close();
+  });
+  const role = (await db.query('SELECT session_user AS me', [])).rows[0]?.[0];
+  assert.ok(role?.tag === 'text');
+  const [{ key }] = (await admin`SELECT key FROM stratum_test_host.role_key`) as unknown as [{ key: Buffer }];
+  const [{ rolpassword, rolcanlogin }] =
+    (await admin`SELECT rolpassword, rolcanlogin FROM pg_authid WHERE rolname = ${role.val}`) as unknown as [
+      { rolpassword: string; rolcanlogin: boolean },
+    ];
+  assert.equal(rolcanlogin, true);
+  // RFC 5802 and RFC 7677, checked here from the stored verifier's own salt and iterations.
+  const match = /^SCRAM-SHA-256\$([0-9]+):([^$]+)\$([^:]+):(.+)$/.exec(rolpassword);
+  assert.ok(match, `not a SCRAM verifier: ${rolpassword.slice(0, 14)}`);
+  const [, iterations, salt, storedKey, serverKey] = match as unknown as [string, string, string, string, string];
+  const password = createHmac('sha256', key).update(`stratum-sql-role:${role.val}`).digest('base64url');
+  const salted = pbkdf2Sync(password, Buffer.from(salt, 'base64'), Number(iterations), 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  assert.equal(createHash('sha256').update(clientKey).digest('base64'), storedKey);
+  assert.equal(createHmac('sha256', salted).update('Server Key').digest('base64'), serverKey);
+  // The key is the host's user's alone: no capsule role may read it.
+  await rejectsWith(() => db.query('SELECT key FROM stratum_test_host.role_key', []), 'access-denied');
+});
+
+test("postgres: what a capsule's role could set for itself does not outlive the instance, and it is a member of no role", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const admin = superuser(t, url);
+  const backend = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2, dialect: unrefused });
+  const later = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2 });
+  const scope = { capsule: uniqueCapsule(), label: 'default' };
+  const neighbour = { capsule: uniqueCapsule(), label: 'default' };
+  t.after(async () => {
+    await backend.drop(scope);
+    await backend.drop(neighbour);
+    await Promise.all([backend.close(), later.close()]);
+  });
+  const db = await backend.open(scope);
+  await backend.open(neighbour);
+  // A role's own defaults apply to each of its later sessions.
+  await db.execute('ALTER ROLE CURRENT_USER SET default_transaction_read_only = on', []);
+  // Before PostgreSQL 16 a role's own session could grant the role to another; done here as a superuser.
+  await admin.unsafe(`GRANT "${schemaName('stratum_test', neighbour)}" TO "${schemaName('stratum_test', scope)}"`);
+  const reopened = await later.open(scope);
+  await reopened.execute('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT)', []);
+  await rejectsWith(() => db.execute(`SET ROLE "${schemaName('stratum_test', neighbour)}"`, []), 'access-denied');
+  assert.deepEqual(
+    [
+      ...(await admin`SELECT roleid FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = ${schemaName('stratum_test', scope)}`),
+    ],
+    [],
+  );
+});
+
+test("postgres: strings end where the dialect's lexer says, even in a database whose default is standard_conforming_strings = off", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  const database = `stratum_test_strings_${randomBytes(4).toString('hex')}`;
+  await admin.unsafe(`CREATE DATABASE ${database}`);
+  await admin.unsafe(`ALTER DATABASE ${database} SET standard_conforming_strings = off`);
+  const address = new URL(url);
+  address.pathname = `/${database}`;
+  const backend = postgresSql({ url: address.href, schemaPrefix: 'stratum_test', maxConnections: 2 });
+  const scope = { capsule: uniqueCapsule(), label: 'default' };
+  t.after(async () => {
+    await backend.close();
+    await admin.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await admin.unsafe(`DROP ROLE IF EXISTS ${schemaName('stratum_test', scope)}`);
+    await admin.end({ timeout: 5 });
+  });
+  const db = await backend.open(scope);
+  // With backslash escapes, '\'' is a whole string and current_setting(...) is SQL the lexer took for a string.
+  await rejectsWith(() => db.query("SELECT '\\'' AS a, current_setting('is_superuser') AS b, ' ' AS c -- '", []), 'invalid-query');
+  assert.deepEqual((await db.query("SELECT 'a\\b' AS s", [])).rows, [[txt('a\\b')]]);
+});
+
 test("sqlite: the host's own temporary table, which sets the last insert id apart, is closed to the capsule", async () => {
   const backend = sqliteSql({ dataDir });
   const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
@@ -282,12 +552,60 @@ test("sqlite: the host's own temporary table, which sets the last insert id apar
       'DROP TABLE temp.stratum_last_insert_id',
       'DELETE FROM stratum_last_insert_id',
       'ALTER TABLE temp.stratum_last_insert_id RENAME TO gone',
+      'INSERT INTO temp.stratum_last_insert_id (rowid) VALUES (7)',
+      'UPDATE stratum_last_insert_id SET unused = 1',
+      'CREATE INDEX temp.i ON stratum_last_insert_id (unused)',
     ]) {
-      await rejectsWith(() => db.execute(sql, []), 'invalid-query', /not allowed in a capsule's database: stratum_last_insert_id/);
+      // The whole temp database is closed to a capsule; the refusal names the host's table when
+      // the first thing the statement touches is that table, not temp's own schema table.
+      await rejectsWith(
+        () => db.execute(sql, []),
+        'invalid-query',
+        /not allowed in a capsule's database: (stratum_last_insert_id|the temp database)/,
+      );
     }
+    // Nor any temporary object of its own: the whole temp database is closed to it.
+    await rejectsWith(() => db.execute('CREATE TEMP TABLE mine (x)', []), 'invalid-query', /not allowed.*temp database/);
+    await rejectsWith(() => db.query('SELECT name FROM temp.sqlite_schema', []), 'invalid-query', /not allowed.*temp database/);
+    // The host's own writes to it still happen around each INSERT, with the authorizer's host flag:
+    // without them, the upsert that only updated would report the first insert's rowid.
+    assert.deepEqual(await db.execute("INSERT INTO notes (title) VALUES ('a')", []), { rowsAffected: 1n, lastInsertId: 1n });
+    assert.deepEqual(
+      await db.execute("INSERT INTO notes (id, title) VALUES (1, 'b') ON CONFLICT (id) DO UPDATE SET title = excluded.title", []),
+      { rowsAffected: 1n, lastInsertId: undefined },
+    );
+    await db.transaction([{ sql: "INSERT INTO notes (title) VALUES ('c')", params: [] }]);
+    assert.deepEqual(await db.execute("INSERT INTO notes (title) VALUES ('d')", []), { rowsAffected: 1n, lastInsertId: 3n });
+  } finally {
+    await db.drop();
+    await backend.close();
+  }
+});
+
+test("sqlite: a capsule's own table named stratum_last_insert_id is its own to export, clear and import, and inserts go on", async () => {
+  const backend = sqliteSql({ dataDir });
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  const target = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  try {
+    // A main table of that name: the capsule reaches it as main.stratum_last_insert_id, since the
+    // bare name is the temp database's (refused); the host's statements must not mistake the two.
+    await db.execute('CREATE TABLE stratum_last_insert_id (x INTEGER)', []);
+    await db.execute('INSERT INTO main.stratum_last_insert_id (x) VALUES (5)', []);
+    const lines: string[] = [];
+    for await (const line of exportSql(db, 'default')) lines.push(line);
+    assert.ok(
+      lines.some((line) => line.startsWith('{"row"') && line.includes('5')),
+      `the capsule's row is exported:\n${lines.join('')}`,
+    );
+    await importSql(target, () => lines);
+    assert.deepEqual((await target.query('SELECT x FROM main.stratum_last_insert_id', [])).rows, [[int(5)]]);
+    await db.clear();
+    await rejectsWith(() => db.query('SELECT x FROM main.stratum_last_insert_id', []), 'invalid-query', /no such table/);
+    await db.execute('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT)', []);
     assert.deepEqual(await db.execute("INSERT INTO notes (title) VALUES ('a')", []), { rowsAffected: 1n, lastInsertId: 1n });
   } finally {
     await db.drop();
+    await target.drop();
     await backend.close();
   }
 });

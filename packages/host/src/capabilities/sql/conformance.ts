@@ -41,7 +41,8 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     if (!backend) return undefined;
     const db = await backend.open({ capsule, label: 'default' });
     t.after(async () => {
-      await db.drop();
+      // Not db.drop(): a test may have dropped the database by its scope, closing this handle.
+      await backend.drop({ capsule, label: 'default' });
       await backend.close();
     });
     return { backend, db, capsule };
@@ -356,6 +357,35 @@ export function sqlConformance(name: string, makeBackend: MakeSqlBackend): void 
     // The database still works after the refusals (no half-open transaction was left behind).
     await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('still fine')]);
     assert.equal((await db.query('SELECT count(*) AS c FROM notes', [])).rows[0]?.[0]?.tag, 'integer');
+  });
+
+  test(`${name}: temporary tables and views are refused: they would sit outside the database and its quota`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { db } = opened;
+    for (const sql of [
+      'CREATE TEMP TABLE spill AS SELECT 1 AS x',
+      'CREATE TEMPORARY TABLE spill (x INTEGER)',
+      'CREATE TEMP VIEW spill AS SELECT 1 AS x',
+      'CREATE TABLE temp.spill (x INTEGER)',
+    ]) {
+      await rejectsWith(() => db.execute(sql, []), 'invalid-query');
+    }
+    await rejectsWith(() => db.query('SELECT x FROM spill', []), 'invalid-query');
+  });
+
+  test(`${name}: drop(scope) removes a capsule's database without opening it`, async (t) => {
+    const opened = await open(t);
+    if (!opened) return;
+    const { backend, db, capsule } = opened;
+    await notes(db);
+    await db.execute('INSERT INTO notes (title) VALUES (?)', [txt('gone')]);
+    await backend.drop({ capsule, label: 'default' });
+    const reopened = await backend.open({ capsule, label: 'default' });
+    await rejectsWith(() => reopened.query('SELECT title FROM notes', []), 'invalid-query');
+    // Never opened, or dropped already: nothing to do.
+    await backend.drop({ capsule, label: 'default' });
+    await backend.drop({ capsule: uniqueCapsule(), label: 'default' });
   });
 
   test(`${name}: capsules never see each other's tables or rows`, async (t) => {

@@ -20,13 +20,18 @@ export interface PostgresStatement {
 
 /** Statements a capsule may run; anything else (SET, COPY, DO, GRANT, LISTEN, ...) is refused. */
 const ALLOWED_LEADING = new Set(['SELECT', 'INSERT', 'UPDATE', 'DELETE', 'WITH', 'VALUES', 'CREATE', 'DROP', 'ALTER']);
-/** What CREATE / DROP / ALTER may act on. */
-const ALLOWED_OBJECTS = new Set(['TABLE', 'INDEX', 'UNIQUE', 'VIEW', 'TEMP', 'TEMPORARY']);
 /**
- * Words that reach outside the schema or change the session: settings (a capsule's statements
- * run under SET LOCAL role and search_path, which these could undo; SET and RESET statements
- * are already refused by their leading keyword), catalogs, moving or giving away a table, and
- * functions that run SQL text or touch files.
+ * What CREATE / DROP / ALTER may act on. Not TEMP objects: they live outside the schema and its
+ * quota, and stay on the pooled connection after the request (the host's user also revokes
+ * PUBLIC's TEMPORARY on the database, backends/postgres.ts).
+ */
+const ALLOWED_OBJECTS = new Set(['TABLE', 'INDEX', 'UNIQUE', 'VIEW']);
+/**
+ * Names that reach outside the schema or change the session: settings (SET and RESET
+ * statements are already refused by their leading keyword), catalogs, moving or giving away a
+ * table, and functions that run SQL text or touch files. What keeps capsules apart is that each
+ * logs in as its own role (backends/postgres.ts); these are a second wall, so that a capsule
+ * cannot change its own session's settings or read the catalog's list of other capsules.
  */
 const FORBIDDEN_WORDS = new Set([
   'SET_CONFIG',
@@ -43,6 +48,12 @@ const FORBIDDEN_WORDS = new Set([
   'SCHEMA_TO_XML',
   'SCHEMA_TO_XMLSCHEMA',
   'SCHEMA_TO_XML_AND_XMLSCHEMA',
+  'TABLE_TO_XML',
+  'TABLE_TO_XMLSCHEMA',
+  'TABLE_TO_XML_AND_XMLSCHEMA',
+  // Both run a query given as text.
+  'TS_STAT',
+  'TS_REWRITE',
   'DBLINK',
   'DBLINK_EXEC',
   'DBLINK_CONNECT',
@@ -80,16 +91,9 @@ export function toPostgres(sql: string): PostgresStatement {
     const object = upper(code[1]);
     if (!ALLOWED_OBJECTS.has(object)) throw notAllowed(`${keyword} ${object || code[1]?.text || ''}`.trim());
   }
-  for (const token of code) {
-    if (token.kind === 'punct' && token.text === '$') throw notAllowed('dollar quoting');
-    if (token.kind !== 'word') continue;
-    const word = token.text.toUpperCase();
-    if (FORBIDDEN_WORDS.has(word) || word.startsWith('PG_') || word.startsWith('LO_')) throw notAllowed(token.text);
-  }
+  refuseForbiddenNames(tokens);
 
-  const isDdl =
-    (keyword === 'CREATE' && ['TABLE', 'TEMP', 'TEMPORARY'].includes(upper(code[1]))) ||
-    (keyword === 'ALTER' && upper(code[1]) === 'TABLE');
+  const isDdl = (keyword === 'CREATE' && upper(code[1]) === 'TABLE') || (keyword === 'ALTER' && upper(code[1]) === 'TABLE');
   let insertOrIgnore = false;
   let insertInto: string | undefined;
   const { kind, at } = statementKind(tokens);
@@ -170,6 +174,30 @@ export function toPostgres(sql: string): PostgresStatement {
   const result: PostgresStatement = { text: out.join(''), params: param, keyword, kind };
   if (insertInto !== undefined) result.insertInto = insertInto;
   return result;
+}
+
+/**
+ * A name is compared as PostgreSQL resolves it, quoted or not: `"pg_namespace"` is the catalog
+ * as much as pg_namespace is. Quoted names are compared case-folded too, which refuses a few
+ * harmless ones ("PG_X") rather than let any through. Where PostgreSQL would read the text
+ * differently from this lexer, the statement is refused: `U&"..."` (an escaped name, such as
+ * U&"pg\005fnamespace"), `E'...'` (a backslash escapes a quote, so the string ends elsewhere)
+ * and nested comments (PostgreSQL nests them, SQLite does not).
+ */
+function refuseForbiddenNames(tokens: readonly Token[]): void {
+  for (let i = 0; i < tokens.length; i++) {
+    const token = tokens[i] as Token;
+    const next = tokens[i + 1];
+    if (token.kind === 'punct' && token.text === '$') throw notAllowed('dollar quoting');
+    if (token.kind === 'comment' && token.text.startsWith('/*') && token.text.slice(2).includes('/*')) throw notAllowed('nested comments');
+    const escaped = tokens[i + 2];
+    if (token.kind === 'word' && /^[uU]$/.test(token.text) && next?.text === '&' && /^["']/.test(escaped?.text ?? ''))
+      throw notAllowed('U& escapes');
+    if (token.kind === 'word' && /^[eE]$/.test(token.text) && next?.kind === 'string') throw notAllowed("E'' strings");
+    if (token.kind !== 'word' && token.kind !== 'quoted') continue;
+    const word = unquote(token).toUpperCase();
+    if (FORBIDDEN_WORDS.has(word) || word.startsWith('PG_') || word.startsWith('LO_')) throw notAllowed(token.text);
+  }
 }
 
 /**

@@ -64,3 +64,29 @@ test('toPostgres: rewrites the SQLite forms and numbers the parameters', () => {
   assert.equal(toPostgres('WITH d AS (SELECT 1) SELECT * FROM d').kind, 'SELECT');
   assert.equal(toPostgres("UPDATE t SET a = 'SET' WHERE b = ?").params, 1);
 });
+
+test('toPostgres: forbidden names are refused quoted as well, and text PostgreSQL reads otherwise than the lexer is refused', () => {
+  for (const sql of [
+    'SELECT nspname FROM "pg_namespace"',
+    'SELECT nspname FROM `pg_namespace`',
+    'SELECT nspname FROM [Pg_Namespace]',
+    'SELECT "set_config"(?, ?, true)',
+    'SELECT "pg_catalog"."current_setting"(\'is_superuser\')',
+    'SELECT nspname FROM U&"pg\\005fnamespace"',
+    "SELECT U&'\\0027' AS q",
+    "SELECT E'\\'' AS a, current_setting('is_superuser') AS b, ' ' AS c -- '",
+    "SELECT 1 AS a /* /* */ ' */ , current_setting('is_superuser') AS b -- '",
+    "SELECT * FROM ts_stat('SELECT to_tsvector(nspname) FROM pg_namespace')",
+    "SELECT table_to_xml('pg_roles'::regclass, true, false, '')",
+    'CREATE TEMP TABLE t (a INTEGER)',
+  ]) {
+    assert.throws(
+      () => toPostgres(sql),
+      (error: unknown) => error instanceof SqlError && /not allowed/.test(error.message),
+      sql,
+    );
+  }
+  // Only those readings: a column named u or e, and comments that do not nest, are fine.
+  assert.equal(toPostgres('SELECT u&1, e FROM t /* a comment */').text, 'SELECT u&1, e FROM t /* a comment */');
+  assert.equal(toPostgres('SELECT "title" FROM t WHERE e = \'x\'').text, 'SELECT "title" FROM t WHERE e = \'x\'');
+});

@@ -126,6 +126,12 @@ export interface SqlBackend {
   readonly type: string;
   readonly synchronous: boolean;
   open(scope: DatabaseScope): Promise<SqlDatabase>;
+  /**
+   * Removes a capsule's database under one label and everything the backend made for it (a
+   * file; a schema and its cluster-wide role), without opening it first: for uninstalling.
+   * Nothing there is an error.
+   */
+  drop(scope: DatabaseScope): Promise<void>;
   close(): Promise<void>;
 }
 

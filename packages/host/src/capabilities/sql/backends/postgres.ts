@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { type Logger, silentLogger } from '@stratum/core';
 import postgres from 'postgres';
-import { toPostgres } from '../dialect.ts';
+import { type PostgresStatement, toPostgres } from '../dialect.ts';
 import { CHANGES_ROWS, checkParamCount, countParams, singleStatement } from '../lexer.ts';
 import {
   checkParamLimit,
@@ -25,14 +25,19 @@ import {
 } from '../types.ts';
 
 export interface PostgresSqlOptions {
-  /** `postgres://user[:password]@host:port/database`. */
+  /** `postgres://user[:password]@host:port/database`: the host's own user, which needs CREATEROLE. */
   url: string;
   /** Schema (and role) names start with this. */
   schemaPrefix?: string;
-  /** Connections in the pool. */
+  /** Connections in each capsule database's pool. */
   maxConnections?: number;
   limits?: Partial<SqlLimits>;
   logger?: Logger;
+  /**
+   * Replaces the SQLite dialect's rewrite and refusals. Only tests set it: to show that what
+   * keeps capsules apart is PostgreSQL's own privileges, with nothing refused before the server.
+   */
+  dialect?: (sql: string) => PostgresStatement;
 }
 
 type Sql = postgres.Sql;
@@ -40,24 +45,38 @@ type Sql = postgres.Sql;
 type Transaction = postgres.TransactionSql | postgres.ReservedSql;
 
 /**
- * PostgreSQL: one schema per capsule and label, owned by a role of the same name that has no
- * login. Every capsule statement runs in a transaction under `SET LOCAL role` and
- * `search_path` for that schema, so other schemas are closed to it by PostgreSQL's own
- * privileges; the dialect layer refuses statements that could change either setting.
+ * PostgreSQL: one schema per capsule and label, owned by a role of the same name. A capsule's
+ * statements run on connections that log in as that role, so the server's session user is the
+ * capsule's own: `SET ROLE`, `set_config('role', ...)` and `RESET ROLE` can reach no other role,
+ * since PostgreSQL checks them against the session user, which is a member of nothing. The
+ * host's own user (the URL's) creates and drops schemas and roles on a connection of its own
+ * that never runs a capsule's SQL. Roles log in with a password derived from a key that only
+ * the host's user can read (`<prefix>_host.role_key`), so no password is stored anywhere else.
+ * The dialect layer's refusals come on top, not instead (README.md, "The sandbox").
  */
 export function postgresSql(options: PostgresSqlOptions): SqlBackend {
   const limits = { ...DEFAULT_SQL_LIMITS, ...options.limits };
   const logger = options.logger ?? silentLogger;
-  const sql = postgres(options.url, {
-    max: options.maxConnections ?? 10,
+  const prefix = options.schemaPrefix ?? 'stratum';
+  const translate = options.dialect ?? toPostgres;
+  // Used when an instance opens its databases, then idle: closed rather than held by every worker.
+  // Its search_path is pg_catalog alone, so that nothing a capsule creates can stand in for a
+  // function or operator the host's own statements name.
+  const admin = postgres(options.url, {
+    max: 1,
+    idle_timeout: 5,
     onnotice: () => {},
+    connection: { search_path: 'pg_catalog', application_name: 'stratum' },
   });
+  const pools = new Map<string, Sql>();
+  let roleKey: Promise<Buffer> | undefined;
 
   function failure(error: unknown): SqlError {
     if (error instanceof SqlError) return error;
     const { code, message } = error as { code?: unknown; message?: string };
     const text = String(message ?? error);
-    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) {
+    // Connection and login failures (08, 28, too many connections) are the host's to fix.
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|28|3D|53300)/.test(code)) {
       if (code.startsWith('23')) return new SqlError('constraint-violation', text, { cause: error });
       if (code === '42501') return new SqlError('access-denied', text, { cause: error });
       // Cardinality: an upsert that would change one row twice, a scalar subquery of several rows
@@ -69,7 +88,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
         return new SqlError('limit-exceeded', `${text}: a statement may run as long as the capsule's [resources] timeout`, {
           cause: error,
         });
-      if (code.startsWith('42') || code.startsWith('22') || code.startsWith('0A') || code === '2BP01') {
+      if (code.startsWith('42') || code.startsWith('22') || code.startsWith('0A') || code.startsWith('3F') || code === '2BP01') {
         return new SqlError('invalid-query', text, { cause: error });
       }
       return new SqlError('other', text, { cause: error });
@@ -81,6 +100,45 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     return new SqlError('other', 'the database backend is unavailable', { cause: error });
   }
 
+  /** The key capsule roles' passwords are derived from: made once per database and prefix. */
+  function key(): Promise<Buffer> {
+    roleKey ??= readRoleKey(admin, `${prefix}_host`).catch((error: unknown) => {
+      roleKey = undefined;
+      throw error;
+    });
+    return roleKey;
+  }
+
+  function poolFor(role: string, password: string): Sql {
+    let pool = pools.get(role);
+    if (!pool) {
+      pool = postgres(options.url, {
+        user: role,
+        pass: password,
+        max: options.maxConnections ?? 10,
+        onnotice: () => {},
+        connection: { search_path: ident(role), standard_conforming_strings: 'on', application_name: 'stratum' },
+      });
+      pools.set(role, pool);
+    }
+    return pool;
+  }
+
+  async function dropStore(schema: string): Promise<void> {
+    const pool = pools.get(schema);
+    pools.delete(schema);
+    await pool?.end({ timeout: 5 });
+    await admin.begin(async (tx) => {
+      await tx`SELECT pg_advisory_xact_lock(hashtext(${`stratum-sql:${schema}`}))`;
+      // Another worker's connections would go on as a role that no longer exists.
+      await tx`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+        WHERE usename = ${schema} AND pid <> pg_backend_pid() AND pg_has_role(usename, 'MEMBER')`;
+      // As the host's own user, not the capsule's role: the role cannot drop itself.
+      await tx.unsafe(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`);
+      await tx.unsafe(`DROP ROLE IF EXISTS ${ident(schema)}`);
+    });
+  }
+
   let collationChecked: Promise<void> | undefined;
   /**
    * TEXT columns sort by code point, as SQLite's, whatever the database's collation (the dialect
@@ -90,7 +148,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
    */
   async function checkCollation(): Promise<void> {
     try {
-      const [row] = await sql`SELECT * FROM pg_database WHERE datname = current_database()`;
+      const [row] = await admin`SELECT * FROM pg_database WHERE datname = current_database()`;
       if (!row) return;
       const order = databaseOrder(row);
       if (order.codePoint) return;
@@ -110,25 +168,129 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       checkScope(scope);
       collationChecked ??= checkCollation();
       await collationChecked;
-      const schema = schemaName(options.schemaPrefix ?? 'stratum', scope);
+      const schema = schemaName(prefix, scope);
+      let password: string;
       try {
-        await sql.begin(async (tx) => {
+        password = rolePassword(await key(), schema);
+        await admin.begin(async (tx) => {
           // Two hosts (or workers) opening the same database at once must not race to create it.
           await tx`SELECT pg_advisory_xact_lock(hashtext(${`stratum-sql:${schema}`}))`;
           const [role] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${schema}`;
-          if (!role) await tx.unsafe(`CREATE ROLE ${ident(schema)} NOLOGIN`);
+          // Set on every open, so that the password follows the key (and undoes any change).
+          const verifier = literal(scramVerifier(password, schema));
+          if (!role) await tx.unsafe(`CREATE ROLE ${ident(schema)} LOGIN NOINHERIT PASSWORD ${verifier}`);
+          else await tx.unsafe(`ALTER ROLE ${ident(schema)} LOGIN PASSWORD ${verifier}`);
+          // A role may set its own defaults (ALTER ROLE CURRENT_USER SET ...), which would apply to
+          // every later session of it; its settings are the host's.
+          await tx.unsafe(`ALTER ROLE ${ident(schema)} RESET ALL`);
+          // CREATE SCHEMA ... AUTHORIZATION asks the host's user to be a member of the owner.
           await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
           await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)} AUTHORIZATION ${ident(schema)}`);
+          await checkClosed(tx, schema, logger);
         });
       } catch (error) {
         throw failure(error);
       }
-      return openDatabase(sql, schema, limits, failure, scope.statementTimeoutMs);
+      return openDatabase(poolFor(schema, password), schema, limits, failure, translate, scope.statementTimeoutMs, () => dropStore(schema));
+    },
+    async drop(scope: DatabaseScope) {
+      checkScope(scope);
+      try {
+        await dropStore(schemaName(prefix, scope));
+      } catch (error) {
+        throw failure(error);
+      }
     },
     async close() {
-      await sql.end({ timeout: 5 });
+      const all = [admin, ...pools.values()];
+      pools.clear();
+      await Promise.all(all.map((pool) => pool.end({ timeout: 5 })));
     },
   };
+}
+
+/**
+ * The key lives in a schema of the host's user that no capsule role may use. Hosts that share
+ * the database and prefix share it, as they share the capsules' schemas.
+ */
+async function readRoleKey(admin: Sql, schema: string): Promise<Buffer> {
+  return admin.begin(async (tx) => {
+    await tx`SELECT pg_advisory_xact_lock(hashtext(${`stratum-sql:${schema}`}))`;
+    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
+    await tx.unsafe(`REVOKE ALL ON SCHEMA ${ident(schema)} FROM PUBLIC`);
+    await tx.unsafe(
+      `CREATE TABLE IF NOT EXISTS ${ident(schema)}.role_key (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), key bytea NOT NULL)`,
+    );
+    await tx.unsafe(`REVOKE ALL ON ${ident(schema)}.role_key FROM PUBLIC`);
+    await tx.unsafe(`INSERT INTO ${ident(schema)}.role_key (key) VALUES ($1) ON CONFLICT DO NOTHING`, [randomBytes(32)]);
+    const [row] = await tx.unsafe(`SELECT key FROM ${ident(schema)}.role_key`);
+    return Buffer.from(row?.key as Uint8Array);
+  });
+}
+
+/** A capsule role's password: the same on every host that shares the key, and stored nowhere. */
+function rolePassword(key: Buffer, role: string): string {
+  return createHmac('sha256', key).update(`stratum-sql-role:${role}`).digest('base64url');
+}
+
+/**
+ * The SCRAM-SHA-256 verifier PostgreSQL stores for a password (RFC 5802, RFC 7677). Sent in
+ * place of the password, so that the password itself is never in a statement the server might
+ * log. The salt is derived too, so setting it again changes nothing.
+ */
+function scramVerifier(password: string, role: string, iterations = 4096): string {
+  const salt = createHash('sha256').update(`stratum-sql-salt:${role}:${password}`).digest().subarray(0, 16);
+  const salted = pbkdf2Sync(password, salt, iterations, 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const storedKey = createHash('sha256').update(clientKey).digest();
+  const serverKey = createHmac('sha256', salted).update('Server Key').digest();
+  return `SCRAM-SHA-256$${iterations}:${salt.toString('base64')}$${storedKey.toString('base64')}:${serverKey.toString('base64')}`;
+}
+
+/**
+ * A capsule role may create objects in its own schema and nowhere else. PostgreSQL gives PUBLIC
+ * TEMPORARY on every new database (temporary tables: outside the schema, its quota, and any
+ * clean-up) and, before version 15, CREATE on the public schema (shared by all capsules). The
+ * host revokes them where it may (it owns the database), and otherwise refuses the database,
+ * saying what its owner must run. The role must also be a member of no role at all, or SET ROLE
+ * could reach that role: memberships are revoked (before PostgreSQL 16 a role's own session
+ * could grant the role to another, so refusing would let one capsule shut another out).
+ */
+async function checkClosed(tx: Transaction, role: string, logger: Logger): Promise<void> {
+  const open = async () => {
+    const [row] = await tx`
+      SELECT has_database_privilege(${role}, current_database(), 'TEMPORARY') AS temp,
+        current_database() AS database,
+        array(SELECT nspname FROM pg_namespace WHERE nspname <> ${role} AND has_schema_privilege(${role}, oid, 'CREATE')) AS schemas,
+        array(SELECT m.roleid::regrole::text FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.member WHERE r.rolname = ${role}) AS memberships,
+        (SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls FROM pg_roles WHERE rolname = ${role}) AS powers`;
+    return row as { temp: boolean; database: string; schemas: string[]; memberships: string[]; powers: boolean };
+  };
+  let found = await open();
+  if (!found.temp && found.schemas.length === 0 && found.memberships.length === 0 && !found.powers) return;
+  const revokes = [
+    ...(found.temp ? [`REVOKE TEMPORARY ON DATABASE ${ident(found.database)} FROM PUBLIC`] : []),
+    ...found.schemas.map((schema) => `REVOKE CREATE ON SCHEMA ${ident(schema)} FROM PUBLIC`),
+    ...found.memberships.map((granted) => `REVOKE ${granted} FROM ${ident(role)}`),
+  ];
+  for (const revoke of revokes) {
+    // Without the right to, PostgreSQL only warns; what is left is read again below.
+    await tx.unsafe(revoke);
+    logger.info({ statement: revoke }, 'postgres sql backend: closed a default privilege to capsule roles');
+  }
+  found = await open();
+  const problems = [
+    ...(found.temp ? [`REVOKE TEMPORARY ON DATABASE ${ident(found.database)} FROM PUBLIC`] : []),
+    ...found.schemas.map((schema) => `REVOKE CREATE ON SCHEMA ${ident(schema)} FROM PUBLIC`),
+    ...found.memberships.map((granted) => `REVOKE ${granted} FROM ${ident(role)}`),
+    ...(found.powers ? [`ALTER ROLE ${ident(role)} NOSUPERUSER NOCREATEROLE NOCREATEDB NOREPLICATION NOBYPASSRLS`] : []),
+  ];
+  if (problems.length > 0) {
+    throw new SqlError(
+      'other',
+      `capsule role ${role} could reach beyond its own schema; as the database's owner (or a superuser) run: ${problems.join('; ')}`,
+    );
+  }
 }
 
 /**
@@ -152,6 +314,10 @@ export function schemaName(prefix: string, scope: DatabaseScope): string {
 
 function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+function literal(text: string): string {
+  return `'${text.replaceAll("'", "''")}'`;
 }
 
 function toParam(value: SqlValue): string | Uint8Array | null {
@@ -204,16 +370,26 @@ function openDatabase(
   schema: string,
   limits: SqlLimits,
   failure: (error: unknown) => SqlError,
+  translate: (sql: string) => PostgresStatement,
   statementTimeoutMs: number | undefined,
+  drop: () => Promise<void>,
 ): SqlDatabase {
   const identityColumns = new Map<string, string | null>();
   // PostgreSQL's own: 0 is none. A statement the request's end did not stop is cancelled by the server.
   const statementTimeout = String(statementTimeoutMs === undefined ? 0 : Math.max(1, Math.round(statementTimeoutMs)));
 
-  /** The settings every capsule statement runs under, for the transaction `tx` is in. */
+  /**
+   * The settings every capsule statement runs under, for the transaction `tx` is in. No role: the
+   * connection logs in as the capsule's own. The connection starts with search_path and
+   * standard_conforming_strings; they are set again for each transaction, because a setting a
+   * statement changed for its session would otherwise stay on the pooled connection.
+   * standard_conforming_strings off (a database's default may say so) makes '\'' a quote inside
+   * a string, where the dialect's lexer reads the string as ended: text it took for a string
+   * would reach the server as SQL. UTC and ISO dates, as SQLite's CURRENT_TIMESTAMP, whatever the
+   * server's own settings.
+   */
   async function enter(tx: Transaction): Promise<void> {
-    // UTC and ISO dates, as SQLite's CURRENT_TIMESTAMP, whatever the server's own settings.
-    await tx`SELECT set_config('role', ${schema}, true), set_config('search_path', ${schema}, true), set_config('statement_timeout', ${statementTimeout}, true), set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true)`;
+    await tx`SELECT set_config('search_path', ${ident(schema)}, true), set_config('statement_timeout', ${statementTimeout}, true), set_config('standard_conforming_strings', 'on', true), set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true)`;
   }
 
   async function inSchema<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
@@ -267,7 +443,7 @@ function openDatabase(
 
   async function run(tx: Transaction, text: string, params: SqlValue[]): Promise<RawResult> {
     checkStatement(text, params);
-    const translated = toPostgres(text);
+    const translated = translate(text);
     return (await tx.unsafe(translated.text, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
   }
 
@@ -285,7 +461,7 @@ function openDatabase(
 
   async function execute(tx: Transaction, text: string, params: SqlValue[]): Promise<SqlOutcome> {
     checkStatement(text, params);
-    const translated = toPostgres(text);
+    const translated = translate(text);
     if (translated.kind !== 'INSERT') identityColumns.clear();
     const key = translated.insertInto === undefined ? null : await identityColumn(tx, translated.insertInto);
     // An upsert returns the rows it updated too; a row version this statement inserted has no
@@ -348,21 +524,13 @@ function openDatabase(
         for (const statement of statements) outcomes.push(await execute(tx, statement.sql, statement.params));
         return outcomes;
       }),
-    size: async () => {
-      try {
-        return await schemaBytes(sql);
-      } catch (error) {
-        throw failure(error);
-      }
-    },
+    size: () => inSchema((tx) => schemaBytes(tx)),
     tables: () => dumpTables(schema, inSchema),
     clear: () => inSchema(clearIn),
     drop: async () => {
       identityColumns.clear();
       try {
-        // As the host's own user, not the capsule's role: the role cannot drop itself.
-        await sql.unsafe(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`);
-        await sql.unsafe(`DROP ROLE IF EXISTS ${ident(schema)}`);
+        await drop();
       } catch (error) {
         throw failure(error);
       }

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { constants, DatabaseSync, type SQLInputValue, type SQLOutputValue, type StatementSync } from 'node:sqlite';
 import {
@@ -54,15 +54,26 @@ const READ_ONLY_PRAGMAS = new Set([
 ]);
 
 /**
+ * The longest string, blob or row a statement may make or read: SQLite's default is 1 GB, and
+ * one statement that builds two such values grew the host by 1.8 GB and ran for seconds in
+ * native code, where neither the capsule's memory limit nor its CPU limit reaches. 16 MiB is
+ * the most a result may carry (spec/wit/README.md), so a longer value could never be read back.
+ * SQLite's heap limits (PRAGMA hard_heap_limit) would bound a statement as a whole, but Node's
+ * SQLite is built without memory accounting (SQLITE_DEFAULT_MEMSTATUS=0), which they need: set,
+ * they change nothing. README.md says what one statement can still hold.
+ */
+const MAX_VALUE_BYTES = 16 * 1024 * 1024;
+
+/**
  * The embedded default: one SQLite file per capsule and label, WAL mode. The sandbox is
  * SQLite's own authorizer (no ATTACH/DETACH, no pragma but the schema readers, only the main
- * and temp databases) plus no extension loading; the size quota is `max_page_count`, so the
+ * database) plus no extension loading; the size quota is `max_page_count`, so the
  * engine itself refuses to grow past it.
  */
 export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
   const limits = { ...DEFAULT_SQL_LIMITS, ...options.limits };
-  const open = new Set<DatabaseSync>();
   // One connection per database for this backend: every instance of a worker shares it.
+  const handles = new Map<string, DatabaseSync>();
   const opened = new Map<string, SqlDatabase>();
   return {
     type: 'sqlite',
@@ -77,19 +88,40 @@ export function sqliteSql(options: SqliteSqlOptions): SqlBackend {
         timeout: options.busyTimeoutMs ?? 5000,
         allowExtension: false,
         enableForeignKeyConstraints: true,
+        // No writable_schema, no writes to a virtual table's shadow tables: nothing that corrupts
+        // the file on purpose. Node's default in this version; explicit, whatever a later one says.
+        defensive: true,
+        limits: { length: MAX_VALUE_BYTES, attach: 0 },
       });
       db.exec('PRAGMA journal_mode = WAL');
       db.exec('PRAGMA synchronous = NORMAL');
+      // What a sort or a subquery spills goes to a file (a full disk is an error, SQLITE_FULL), not
+      // to the host's memory; whatever the build's default.
+      db.exec('PRAGMA temp_store = FILE');
       const pageSize = Number((db.prepare('PRAGMA page_size').get() as { page_size: number }).page_size);
       db.exec(`PRAGMA max_page_count = ${Math.max(2, Math.floor(limits.maxDatabaseBytes / pageSize))}`);
-      open.add(db);
+      handles.set(`${scope.capsule}/${scope.label}`, db);
       const database = openDatabase(db, limits, pageSize);
       opened.set(`${scope.capsule}/${scope.label}`, database);
       return database;
     },
+    async drop(scope: DatabaseScope) {
+      checkScope(scope);
+      const key = `${scope.capsule}/${scope.label}`;
+      handles.get(key)?.close();
+      handles.delete(key);
+      opened.delete(key);
+      const dir = join(options.dataDir, 'sql', scope.capsule);
+      for (const suffix of ['', '-wal', '-shm', '-journal']) rmSync(join(dir, `${scope.label}.sqlite${suffix}`), { force: true });
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Another label's database is still there, or there was none.
+      }
+    },
     async close() {
-      for (const db of open) db.close();
-      open.clear();
+      for (const db of handles.values()) db.close();
+      handles.clear();
       opened.clear();
     },
   };
@@ -133,6 +165,13 @@ interface Prepared {
   params: number;
 }
 
+const TEMP_ACTIONS = new Set([
+  constants.SQLITE_CREATE_TEMP_TABLE,
+  constants.SQLITE_CREATE_TEMP_INDEX,
+  constants.SQLITE_CREATE_TEMP_VIEW,
+  constants.SQLITE_CREATE_TEMP_TRIGGER,
+]);
+
 /**
  * SQLite's last insert rowid is the connection's, not the statement's: an upsert that only
  * updated, or an insert into a table without a rowid, leaves the previous insert's there. So
@@ -145,6 +184,7 @@ const NO_INSERT_TABLE = 'stratum_last_insert_id';
 
 const SQLITE_ERROR = 1;
 const SQLITE_CONSTRAINT = 19;
+const SQLITE_TOOBIG = 18;
 const SQLITE_FULL = 13;
 const SQLITE_AUTH = 23;
 const SQLITE_BUSY = 5;
@@ -154,10 +194,15 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
   let refusal: string | undefined;
   db.setAuthorizer((action, first, second, database) => {
     if (hostStatement) return constants.SQLITE_OK;
-    // The host's own temporary table is not the capsule's: a trigger on it would run as the host.
-    const inTemp = database === 'temp' || (action === constants.SQLITE_ALTER_TABLE && first === 'temp');
-    if (inTemp && (first?.toLowerCase() === NO_INSERT_TABLE || second?.toLowerCase() === NO_INSERT_TABLE)) {
-      refusal = NO_INSERT_TABLE;
+    // The temp database is outside the file and so outside max_page_count: a temporary table
+    // grew past the quota on the host's disk. It would also outlive the request on this shared
+    // connection, where the next instance finds it. `CREATE TABLE temp.t` is an ordinary
+    // CREATE TABLE whose database is temp, hence both tests; ALTER TABLE names its database in
+    // `first`. The host's own temporary table (NO_INSERT_TABLE) is there too, written by host()
+    // statements alone: a capsule's trigger on it would run as the host.
+    if (database === 'temp' || TEMP_ACTIONS.has(action) || (action === constants.SQLITE_ALTER_TABLE && first === 'temp')) {
+      const hostTable = first?.toLowerCase() === NO_INSERT_TABLE || second?.toLowerCase() === NO_INSERT_TABLE;
+      refusal = hostTable ? NO_INSERT_TABLE : 'the temp database (temporary tables, views, indexes and triggers)';
       return constants.SQLITE_DENY;
     }
     switch (action) {
@@ -191,6 +236,10 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     const text = String(message ?? error);
     if (primary === SQLITE_CONSTRAINT) return new SqlError('constraint-violation', text, { cause: error });
     if (primary === SQLITE_FULL) return databaseFull(limits);
+    if (primary === SQLITE_TOOBIG)
+      return new SqlError('limit-exceeded', `a string, blob or row is over ${MAX_VALUE_BYTES} bytes, the most one value may hold`, {
+        cause: error,
+      });
     if (primary === SQLITE_AUTH) return notAllowed(refusal ?? 'this statement');
     if (primary === SQLITE_BUSY) return new SqlError('other', 'the database is busy', { cause: error });
     // SQLite's own parameter limit, should it be below maxParams, is a limit too, not a mistake.
@@ -321,6 +370,12 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
     }
   }
 
+  /**
+   * A quoted name. The host's own statements name a capsule's table as `main.${quote(name)}`: a
+   * bare name finds the temp database first, where NO_INSERT_TABLE is, and host() statements
+   * may reach it, so a capsule's table of that name was exported, cleared and imported as the
+   * host's.
+   */
   function quote(name: string): string {
     return `"${name.replaceAll('"', '""')}"`;
   }
@@ -333,12 +388,12 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
       }[];
       db.exec('PRAGMA foreign_keys = OFF');
       try {
-        for (const table of tables) db.exec(`DROP TABLE IF EXISTS ${quote(table.name)}`);
+        for (const table of tables) db.exec(`DROP TABLE IF EXISTS main.${quote(table.name)}`);
         for (const { name, type } of db.prepare("SELECT name, type FROM sqlite_schema WHERE type IN ('view', 'trigger')").all() as {
           name: string;
           type: string;
         }[]) {
-          db.exec(`DROP ${type.toUpperCase()} IF EXISTS ${quote(name)}`);
+          db.exec(`DROP ${type.toUpperCase()} IF EXISTS main.${quote(name)}`);
         }
       } finally {
         db.exec('PRAGMA foreign_keys = ON');
@@ -377,7 +432,7 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
               sql: string;
             }[],
         );
-        const statement = host(() => db.prepare(`SELECT * FROM ${quote(table.name)} ORDER BY rowid`));
+        const statement = host(() => db.prepare(`SELECT * FROM main.${quote(table.name)} ORDER BY rowid`));
         statement.setReadBigInts(true);
         statement.setReturnArrays(true);
         const columns = statement.columns().map((column) => column.name);
@@ -410,7 +465,9 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
           insertRows: (table, columns, rows) =>
             guarded(() => {
               const statement = host(() =>
-                db.prepare(`INSERT INTO ${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`),
+                db.prepare(
+                  `INSERT INTO main.${quote(table)} (${columns.map(quote).join(', ')}) VALUES (${columns.map(() => '?').join(', ')})`,
+                ),
               );
               for (const row of rows) statement.run(...row.map(toInput));
             }),
