@@ -10,11 +10,14 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
+import postgres from 'postgres';
+import { schemaName } from '../packages/host/src/capabilities/sql/backends/postgres.ts';
 import { parseHostConfig } from '../packages/host/src/config/parse.ts';
 import { ControlApiError, type ControlClient, createControlClient } from '../packages/host/src/control/client.ts';
 import { type RuntimeFactory, startHost } from '../packages/host/src/control/host.ts';
 import type { CapsuleStatus, HostRuntime, InstallRequest } from '../packages/host/src/runtime-types.ts';
 import { testHostToml } from './support/host-dir.ts';
+import { requireService } from './support/services.ts';
 import { testDir } from './support/temp.ts';
 
 /** The gallery example's manifest, its bucket label given. */
@@ -175,4 +178,49 @@ test("a deletion that fails part-way leaves the name its registrar's, and asked 
   assert.deepEqual(await acme.uninstall('gallery', { deleteData: true }), { deleted: ['bucket/images', 'bucket/pics'], installed: false });
   assert.equal((await install(bravo, '0.1.0', 'images')).keptData, undefined);
   assert.deepEqual(await objects(bravo, 'images'), []);
+});
+
+test("deleting a name's data drops its PostgreSQL schema and the capsule's login role, not only their rows", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const { dir, closing } = await testDir(t, 'stratum-data-delete-pg-');
+  const acmeKey = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const prefix = `deltest${Date.now().toString(36)}`;
+  const config = parseHostConfig(
+    testHostToml({
+      registrar: acmeKey.publicJwk.x,
+      tables: `[sql.default]\ntype = "postgres"\nurl = "${url}"\nschema_prefix = "${prefix}"\n`,
+    }),
+    join(dir, 'host.toml'),
+  );
+  const host = closing(await startHost(config, { createRuntime: () => installingRuntime(), pullComponent: false }));
+  const client = createControlClient({ url: host.controlUrl, key: acmeKey.privateJwk, audience: 'host1.example.net' });
+  const notes =
+    'stratum = 1\n[capsule]\nname = "notes"\nversion = "1.0.0"\n[source]\nwasm = "notes.wasm"\n[capabilities]\nsql = ["default"]\n';
+  await client.install({ name: 'notes', domains: ['notes.example'], manifest: notes, component: COMPONENT, start: false });
+  const header = `${JSON.stringify({ 'stratum-snapshot': 1, capability: 'sql', label: 'default', created: '2026-12-01T00:00:00.000Z' })}\n`;
+  const records = [
+    { table: { name: 'notes', sql: 'CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)', columns: ['id', 'body'] } },
+    { row: [{ integer: '1' }, { text: 'private' }] },
+  ];
+  const body = header + records.map((record) => `${JSON.stringify(record)}\n`).join('');
+  await client.importState(
+    'notes',
+    'sql',
+    'default',
+    `${body}${JSON.stringify({ end: { records: 2, sha256: createHash('sha256').update(body).digest('hex') } })}\n`,
+  );
+
+  const sql = postgres(url, { max: 1, onnotice: () => {} });
+  t.after(() => sql.end());
+  const schema = schemaName(prefix, { capsule: 'notes', label: 'default' });
+  const present = async () =>
+    [
+      (await sql`SELECT count(*)::int AS n FROM pg_namespace WHERE nspname = ${schema}`)[0]?.n,
+      (await sql`SELECT count(*)::int AS n FROM pg_roles WHERE rolname = ${schema}`)[0]?.n,
+    ] as const;
+  assert.deepEqual(await present(), [1, 1]);
+  assert.deepEqual((await client.uninstall('notes', { deleteData: true })).deleted, ['sql/default']);
+  assert.deepEqual(await present(), [0, 0]);
 });

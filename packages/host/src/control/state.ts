@@ -5,7 +5,7 @@ import { type Logger, StratumError } from '@stratum/core';
 import { exportBucketState, importBucketState } from '../capabilities/bucket/index.ts';
 import { exportKeyValueState, importKeyValueState } from '../capabilities/keyvalue/index.ts';
 import type { SnapshotSource } from '../capabilities/snapshot-lines.ts';
-import { exportSqlState, importSqlState } from '../capabilities/sql/index.ts';
+import { dropSqlState, exportSqlState, importSqlState } from '../capabilities/sql/index.ts';
 import type { StoreRef } from './stores.ts';
 
 /** Capabilities whose state moves with a capsule (spec/snapshot.md), by name. */
@@ -74,13 +74,19 @@ export function exportState(access: StateAccess, capability: StatefulCapability,
 
 /**
  * Deletes everything a capsule stored under the labels given, whatever backend holds each (a
- * registrar deleting a customer's data with its installation): each store is replaced with an
- * empty snapshot, as an import would, then what the embedded backends keep on disk under the
- * capsule's name goes too. Returns the stores emptied, as `capability/label`.
+ * registrar deleting a customer's data with its installation): each SQL database is dropped with
+ * what its backend made for it, each other store replaced with an empty snapshot, as an import
+ * would, then what the embedded backends keep on disk under the capsule's name goes too. Returns the stores emptied, as `capability/label`.
  */
 export async function deleteState(access: StateAccess, capsule: string, stores: readonly StoreRef[]): Promise<string[]> {
   const deleted: string[] = [];
   for (const { capability, label } of stores) {
+    if (capability === 'sql') {
+      // Emptied, a PostgreSQL database kept its schema and its login role, cluster-wide.
+      await dropSqlState(options(access, capability, capsule, label));
+      deleted.push(`${capability}/${label}`);
+      continue;
+    }
     const header = `${JSON.stringify({ 'stratum-snapshot': 1, capability, label, created: new Date().toISOString() })}\n`;
     const trailer = `${JSON.stringify({ end: { records: 0, sha256: createHash('sha256').update(header).digest('hex') } })}\n`;
     await importState(access, capability, capsule, label, () => [header + trailer]);

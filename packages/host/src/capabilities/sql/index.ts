@@ -202,6 +202,20 @@ export async function* exportSqlState(options: SqlStateOptions): AsyncIterable<s
   }
 }
 
+/**
+ * Removes a capsule's sql database under one label and what its backend made for it (a file; a
+ * schema and its cluster-wide role), on whichever backend host.toml binds it to: for deleting an
+ * uninstalled capsule's data, where an empty import left an empty schema and a login role behind.
+ */
+export async function dropSqlState(options: SqlStateOptions): Promise<void> {
+  const backend = await stateBackend(options);
+  try {
+    await backend.drop({ capsule: options.capsule, label: options.label });
+  } finally {
+    await backend.close();
+  }
+}
+
 /** Replaces a capsule's sql state under one label with a snapshot's, on whichever backend host.toml binds it to. */
 export async function importSqlState(options: SqlStateOptions, source: SnapshotSource): Promise<{ records: number; skipped: number }> {
   const backend = await stateBackend(options);
