@@ -591,8 +591,9 @@ type = "redis"
   const result = await run(['host', 'start', '--config', config]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /has capability settings this host cannot use/);
-  assert.match(result.stderr, /\[sql\.default\].*postgress.*did you mean "postgres"/);
-  assert.match(result.stderr, /\[keyvalue\.cache\] url must be a redis:\/\/ URL/);
+  // At the line of what each names: the key when it is written, else its table.
+  assert.match(result.stderr, /host\.toml:9:1: \[sql\.default\].*postgress.*did you mean "postgres"/);
+  assert.match(result.stderr, /host\.toml:11:1: \[keyvalue\.cache\] url must be a redis:\/\/ URL/);
 });
 
 test('with tls_cert and tls_key the control API speaks HTTPS, and host status reaches it', async (t) => {

@@ -100,11 +100,30 @@ export function parseHostConfig(
   const problems = checkShape(raw).map(place);
   if (problems.length === 0) {
     const { config, problems: semantic } = normalise(raw, file, baseDir);
-    if (config && semantic.length === 0) return config;
+    if (config && semantic.length === 0) return { ...config, capabilityPositions: capabilityPositions(ast, raw) };
     problems.push(...semantic.map(place));
   }
   problems.sort((a, b) => a.line - b.line || a.column - b.column);
   throw new HostConfigError(file, problems);
+}
+
+/** Where each capability table and each key in it is written (`HostConfig.capabilityPositions`). */
+function capabilityPositions(ast: AST.TOMLProgram, raw: Record<string, unknown>): Record<string, string> {
+  const positions: Record<string, string> = {};
+  const at = (path: string[]) => {
+    const { line, column } = locate(ast, path);
+    positions[path.join('.')] = `${line}:${column}`;
+  };
+  for (const kind of ['keyvalue', 'sql', 'bucket', 'outbound']) {
+    const tables = raw[kind];
+    if (typeof tables !== 'object' || tables === null) continue;
+    at([kind]);
+    for (const [label, table] of Object.entries(tables)) {
+      at([kind, label]);
+      if (typeof table === 'object' && table !== null) for (const key of Object.keys(table)) at([kind, label, key]);
+    }
+  }
+  return positions;
 }
 
 export interface ParseOptions {

@@ -106,4 +106,10 @@ export interface HostConfig {
   discovery: DiscoveryConfig;
   registrars: TrustedRegistrar[];
   capabilities: CapabilityConfig;
+  /**
+   * Where each capability table and its keys are written (`keyvalue.default`,
+   * `keyvalue.default.url`), as `line:column`: the capabilities check those tables' settings
+   * when the host starts, after the file is gone, and their errors name the place too.
+   */
+  capabilityPositions?: Readonly<Record<string, string>>;
 }

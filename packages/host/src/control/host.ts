@@ -393,6 +393,21 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
 }
 
 /**
+ * `line:column:` of what a capability's settings error names: `[keyvalue.default] unknown key
+ * "urll"` is that key's line, `[sql.default] url must be ...` the url's, else the table's; empty
+ * when the config was not read from a file.
+ */
+function placeOf(problem: string, config: HostConfig): string {
+  const named = /^\[([a-z]+)(?:\.([^\]]+))?\] (?:unknown key "([^"]+)"|([a-z_]+) )?/.exec(problem);
+  const positions = config.capabilityPositions ?? {};
+  if (!named?.[1]) return '';
+  const table = named[2] === undefined ? named[1] : `${named[1]}.${named[2]}`;
+  const key = named[3] ?? named[4];
+  const position = (key !== undefined ? positions[`${table}.${key}`] : undefined) ?? positions[table];
+  return position === undefined ? '' : `${position}:`;
+}
+
+/**
  * Checks host.toml's capability tables with each capability's own parser before anything
  * starts, so that a typo in `[keyvalue.cache]` stops the host at once instead of failing the
  * first install that uses the label.
@@ -410,7 +425,9 @@ export function checkCapabilityConfig(config: HostConfig): void {
       parse(section);
     } catch (error) {
       if (!isStratumError(error)) throw error;
-      details.push(...(error.details.length > 0 ? error.details : [error.message]).map((line) => `${config.file}: ${line}`));
+      details.push(
+        ...(error.details.length > 0 ? error.details : [error.message]).map((line) => `${config.file}:${placeOf(line, config)} ${line}`),
+      );
     }
   }
   if (details.length > 0) {
