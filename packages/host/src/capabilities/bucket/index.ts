@@ -167,6 +167,7 @@ export async function createBucketBackend(
       location: settings.location ?? '',
       limits: settings.limits,
       logger,
+      indexDir: dataDir,
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
       ...(settings.region ? { region: settings.region } : {}),
       ...(settings.accessKeyId ? { accessKeyId: settings.accessKeyId } : {}),
@@ -180,7 +181,8 @@ export async function createBucketBackend(
 }
 
 function backendFor(settings: BucketLabelSettings, dataDir: string, logger: ConfigureContext['logger']): Promise<BucketBackend> {
-  const identity = JSON.stringify([settings, settings.type === 'directory' ? dataDir : '']);
+  // The data directory counts for S3 too: it holds the backend's index (`indexDir`).
+  const identity = JSON.stringify([settings, dataDir]);
   return backends.get(identity, () => createBucketBackend(settings, dataDir, logger));
 }
 
