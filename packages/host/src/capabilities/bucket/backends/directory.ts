@@ -1,17 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import {
-  closeSync,
-  fstatSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { closeSync, fstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import {
@@ -34,15 +22,13 @@ import {
   readLength,
   type Upload,
 } from '../types.ts';
+import { claimUploads, sweepUploads, type UploadOwner } from './directory-uploads.ts';
 
 export interface DirectoryBucketOptions {
   /** The directory every bucket lives under, as `<root>/<capsule>/<label>/`. */
   root: string;
   limits?: Partial<BucketLimits>;
 }
-
-/** Unfinished uploads older than this are removed when a bucket is opened. */
-const STALE_UPLOAD_MS = 3_600_000;
 
 interface Row {
   name: string;
@@ -62,6 +48,7 @@ interface Row {
 export function directoryBucket(options: DirectoryBucketOptions): BucketBackend {
   const limits = { ...DEFAULT_BUCKET_LIMITS, ...options.limits };
   const open = new Set<DatabaseSync>();
+  const owners = new Set<UploadOwner>();
   // One index connection per bucket for this backend: every instance of a worker shares it.
   const opened = new Map<string, ObjectBucket>();
   return {
@@ -74,21 +61,29 @@ export function directoryBucket(options: DirectoryBucketOptions): BucketBackend 
       if (known) return known;
       mkdirSync(join(dir, 'objects'), { recursive: true });
       mkdirSync(join(dir, 'uploads'), { recursive: true });
-      for (const file of readdirSync(join(dir, 'uploads'))) {
-        const path = join(dir, 'uploads', file);
-        if (Date.now() - statSync(path).mtimeMs > STALE_UPLOAD_MS) rmSync(path, { force: true });
-      }
+      sweepUploads(join(dir, 'uploads'));
       const db = new DatabaseSync(join(dir, 'index.sqlite'), { timeout: 5000 });
       db.exec('PRAGMA journal_mode = WAL');
       db.exec(
         'CREATE TABLE IF NOT EXISTS objects (name TEXT PRIMARY KEY, file TEXT NOT NULL, size INTEGER NOT NULL, content_type TEXT, etag TEXT NOT NULL, modified_ms INTEGER NOT NULL) WITHOUT ROWID',
       );
       open.add(db);
-      const bucket = openBucket(dir, db, limits);
+      // This thread's folder for unfinished uploads, claimed at its first upload.
+      let owner: UploadOwner | undefined;
+      const uploadsDir = () => {
+        if (!owner) {
+          owner = claimUploads(join(dir, 'uploads'));
+          owners.add(owner);
+        }
+        return owner.dir;
+      };
+      const bucket = openBucket(dir, db, limits, uploadsDir);
       opened.set(dir, bucket);
       return bucket;
     },
     async close() {
+      for (const owner of owners) owner.release();
+      owners.clear();
       for (const db of open) db.close();
       open.clear();
       opened.clear();
@@ -102,7 +97,7 @@ function toInfo(row: Row): ObjectInfo {
   return info;
 }
 
-function openBucket(dir: string, db: DatabaseSync, limits: BucketLimits): ObjectBucket {
+function openBucket(dir: string, db: DatabaseSync, limits: BucketLimits, uploadsDir: () => string): ObjectBucket {
   const statements = {
     get: db.prepare('SELECT * FROM objects WHERE name = ?'),
     upsert: db.prepare(
@@ -144,7 +139,7 @@ function openBucket(dir: string, db: DatabaseSync, limits: BucketLimits): Object
 
   function startUpload(name: string, contentType?: string): Upload {
     checkName(name);
-    const temp = join(dir, 'uploads', randomBytes(16).toString('hex'));
+    const temp = join(uploadsDir(), randomBytes(16).toString('hex'));
     const fd = openSync(temp, 'wx');
     const hash = createHash('sha256');
     let size = 0;
