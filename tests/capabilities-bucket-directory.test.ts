@@ -25,13 +25,25 @@ function unfinished(root: string): string[] {
     .map((entry) => entry.name);
 }
 
-/** A thread like a capsule's worker that starts an upload, writes to it and then only waits. */
+/**
+ * A thread like a capsule's worker that starts an upload, writes to it and then only waits,
+ * holding the upload (the guest's handle) but not the bucket or the backend, and collecting its
+ * garbage: the upload alone must keep its file.
+ */
 async function uploadingThread(root: string): Promise<Worker> {
   const worker = new Worker(
     `const { parentPort, workerData } = require('node:worker_threads');
+    require('node:v8').setFlagsFromString('--expose-gc');
+    const gc = require('node:vm').runInNewContext('gc');
     import(workerData.module).then(async ({ directoryBucket }) => {
       const bucket = await directoryBucket({ root: workerData.root }).open({ capsule: 'capsule', label: 'default' });
-      bucket.startUpload('video.mp4').write(new Uint8Array(1000));
+      globalThis.upload = bucket.startUpload('video.mp4');
+      globalThis.upload.write(new Uint8Array(1000));
+    }).then(async () => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
       parentPort.postMessage('written');
     });`,
     { eval: true, workerData: { root, module: DIRECTORY_MODULE } },
