@@ -26,9 +26,10 @@ function unfinished(root: string): string[] {
 }
 
 /**
- * A thread like a capsule's worker that starts an upload, writes to it and then only waits,
- * holding the upload (the guest's handle) but not the bucket or the backend, and collecting its
- * garbage: the upload alone must keep its file.
+ * A thread like a capsule's worker that starts an upload, writes to it and then waits to be
+ * terminated (listening keeps it alive: a thread left with nothing to do ends, and its uploads
+ * rightly go), holding the upload (the guest's handle) but not the bucket or the backend, and
+ * collecting its garbage: the upload alone must keep its file.
  */
 async function uploadingThread(root: string): Promise<Worker> {
   const worker = new Worker(
@@ -44,6 +45,7 @@ async function uploadingThread(root: string): Promise<Worker> {
         gc();
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
+      parentPort.on('message', () => {});
       parentPort.postMessage('written');
     });`,
     { eval: true, workerData: { root, module: DIRECTORY_MODULE } },
