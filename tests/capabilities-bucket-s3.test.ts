@@ -6,11 +6,14 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync } from 'node:fs';
-import type { ClientRequest } from 'node:http';
+import { type ClientRequest, createServer, request as httpRequest } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, type TestContext, test } from 'node:test';
+import { silentLogger } from '@stratum/core';
 import { type S3BucketOptions, s3Bucket } from '../packages/host/src/capabilities/bucket/backends/s3.ts';
+import { signRead } from '../packages/host/src/capabilities/bucket/backends/s3-reads.ts';
 import { rejectsWith, uniqueCapsule } from '../packages/host/src/capabilities/bucket/conformance.ts';
 import type { BucketLimits, ObjectBucket } from '../packages/host/src/capabilities/bucket/types.ts';
 import { startS3rver, stopS3rver } from './capabilities-s3rver.ts';
@@ -177,8 +180,6 @@ test('s3: parts of a large upload go without Expect: 100-continue, on kept conne
   const { bucket } = await opened(t, { limits: { maxChunkBytes: 4 * 1024 * 1024 } });
   const data = randomBytes(16 * 1024 * 1024);
   const upload = await bucket.startUpload('video');
-  // A connection of the pool to start from, so that only the parts' own connections count.
-  await bucket.head('video');
   const { sent, connections } = await traffic(async () => {
     for (let offset = 0; offset < data.length; offset += 4 * 1024 * 1024)
       await upload.write(data.subarray(offset, offset + 4 * 1024 * 1024));
@@ -187,8 +188,110 @@ test('s3: parts of a large upload go without Expect: 100-continue, on kept conne
   const parts = sent.filter((request) => request.method === 'PUT');
   assert.equal(parts.length, 2);
   for (const part of parts) assert.equal(part.headers.expect, undefined);
-  assert.equal(connections, 0);
+  // One for the pool at most; with Expect: 100-continue, each part had a connection of its own.
+  assert.ok(connections <= 1, `${connections} connections`);
   const read: Uint8Array[] = [];
   for await (const chunk of bucket.stream('video')) read.push(chunk);
   assert.deepEqual(Buffer.concat(read), data);
+});
+
+test('s3: reads are signed as AWS documents it (its "GET Object" example)', () => {
+  const headers = signRead(
+    'GET',
+    '/test.txt',
+    { host: 'examplebucket.s3.amazonaws.com', range: 'bytes=0-9' },
+    { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
+    'us-east-1',
+    new Date('2013-05-24T00:00:00Z'),
+  );
+  assert.equal(
+    headers.authorization,
+    'AWS4-HMAC-SHA256 Credential=AKIAIOSFODNN7EXAMPLE/20130524/us-east-1/s3/aws4_request,SignedHeaders=host;range;x-amz-content-sha256;x-amz-date,Signature=f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41',
+  );
+  const withToken = signRead(
+    'HEAD',
+    '/a',
+    { host: 'h' },
+    { accessKeyId: 'k', secretAccessKey: 's', sessionToken: 't' },
+    'us-east-1',
+    new Date(),
+  );
+  assert.equal(withToken['x-amz-security-token'], 't');
+  assert.match(withToken.authorization ?? '', /SignedHeaders=host;x-amz-content-sha256;x-amz-date;x-amz-security-token,/);
+});
+
+test("s3: reads and heads go past the SDK's pipeline, and every answer is the same", async (t) => {
+  const { bucket } = await opened(t);
+  const data = randomBytes(100_000);
+  const stored = await bucket.put("a b/ü+!*()'~", data, 'image/png');
+  await bucket.put('empty', new Uint8Array());
+  let got: unknown[] = [];
+  const { sent } = await traffic(async () => {
+    got = [
+      await bucket.head("a b/ü+!*()'~"),
+      await bucket.get("a b/ü+!*()'~", { offset: 10, length: 5 }),
+      await bucket.get('empty'),
+      await bucket.get('missing'),
+      await bucket.head('missing'),
+    ];
+  });
+  assert.deepEqual(got, [
+    stored,
+    { info: stored, data: new Uint8Array(data.subarray(10, 15)) },
+    { info: await bucket.head('empty'), data: new Uint8Array() },
+    undefined,
+    undefined,
+  ]);
+  // The SDK marks each of its requests; these were sent without it.
+  assert.equal(sent.length, 5);
+  for (const request of sent) assert.equal(request.headers['amz-sdk-invocation-id'], undefined, `${request.method} ${request.path}`);
+  await rejectsWith(() => bucket.get("a b/ü+!*()'~", { offset: 100_000 }), 'invalid-range');
+});
+
+test("s3: a store that refuses the host's own signed reads but not the SDK's gets them all through the SDK, once logged", async (t) => {
+  const { options: server } = await startS3rver();
+  // A store in front of s3rver that takes only requests the SDK made.
+  const proxy = createServer((incoming, outgoing) => {
+    if (incoming.headers['amz-sdk-invocation-id'] === undefined) {
+      outgoing.writeHead(403).end();
+      return;
+    }
+    const upstream = new URL(server.endpoint ?? '');
+    const forwarded = httpRequest(
+      {
+        host: upstream.hostname,
+        port: upstream.port,
+        method: incoming.method,
+        path: incoming.url,
+        headers: { ...incoming.headers, 'x-test-forwarded': '1' },
+      },
+      (answer) => {
+        outgoing.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(outgoing);
+      },
+    );
+    incoming.pipe(forwarded);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+  const warnings: string[] = [];
+  const logger = { ...silentLogger, warn: (_fields: unknown, message?: string) => warnings.push(message ?? '') } as typeof silentLogger;
+  const endpoint = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+  const { bucket } = await opened(t, { endpoint, logger });
+  // After the bucket is dropped, through the proxy.
+  t.after(() => {
+    proxy.closeAllConnections();
+    proxy.close();
+  });
+  await bucket.put('photo', new Uint8Array([1, 2, 3]), 'image/png');
+  assert.deepEqual((await bucket.get('photo'))?.data, new Uint8Array([1, 2, 3]));
+  assert.equal(warnings.filter((message) => /refused/.test(message)).length, 1);
+  const { sent } = await traffic(async () => {
+    assert.equal((await bucket.head('photo'))?.contentType, 'image/png');
+    assert.deepEqual((await bucket.get('photo'))?.data, new Uint8Array([1, 2, 3]));
+  });
+  // The proxy's own requests to s3rver are seen too.
+  const toStore = sent.filter((request) => request.headers['x-test-forwarded'] === undefined);
+  assert.equal(toStore.length, 2, 'no more reads of its own');
+  for (const request of toStore) assert.notEqual(request.headers['amz-sdk-invocation-id'], undefined);
+  assert.equal(warnings.filter((message) => /refused/.test(message)).length, 1);
 });

@@ -1,3 +1,4 @@
+import type { IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import {
   AbortMultipartUploadCommand,
@@ -6,7 +7,9 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   GetObjectCommand,
+  type GetObjectCommandOutput,
   HeadObjectCommand,
+  type HeadObjectCommandOutput,
   ListObjectsCommand,
   PutObjectCommand,
   S3Client,
@@ -15,6 +18,7 @@ import {
 import { type Logger, silentLogger } from '@stratum/core';
 import { type KnownObject, S3Index } from './s3-index.ts';
 import { parseS3Location } from './s3-location.ts';
+import { type ReadReply, type S3Reads, s3Reads } from './s3-reads.ts';
 
 export { parseS3Location };
 
@@ -75,10 +79,12 @@ export function s3Bucket(options: S3BucketOptions): BucketBackend {
   const limits = { ...DEFAULT_BUCKET_LIMITS, ...options.limits };
   const logger = options.logger ?? silentLogger;
   const { bucket, prefix } = parseS3Location(options.location);
+  const region = options.region ?? 'us-east-1';
+  const forcePathStyle = options.forcePathStyle ?? options.endpoint !== undefined;
   const client = new S3Client({
-    region: options.region ?? 'us-east-1',
+    region,
     ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-    forcePathStyle: options.forcePathStyle ?? options.endpoint !== undefined,
+    forcePathStyle,
     ...(options.accessKeyId && options.secretAccessKey
       ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
       : {}),
@@ -93,6 +99,7 @@ export function s3Bucket(options: S3BucketOptions): BucketBackend {
     // not kept-alive connection. The endpoint is fixed, so there is no redirect to wait for.
     expectContinueHeader: false,
   });
+  const reads = s3Reads(client, bucket, { endpoint: options.endpoint, region, forcePathStyle }, logger);
 
   function failure(error: unknown): BucketError {
     if (error instanceof BucketError) return error;
@@ -112,13 +119,14 @@ export function s3Bucket(options: S3BucketOptions): BucketBackend {
       if (known) return known.bucket;
       const path = options.indexDir === undefined ? undefined : join(options.indexDir, scope.capsule, scope.label, 's3-index.sqlite');
       const index = new S3Index(path, logger);
-      const made = openBucket(client, bucket, `${prefix}${where}/`, limits, failure, index);
+      const made = openBucket(client, reads, bucket, `${prefix}${where}/`, limits, failure, index);
       opened.set(where, { bucket: made, index });
       return made;
     },
     async close() {
       for (const { index } of opened.values()) index.close();
       opened.clear();
+      reads.close();
       client.destroy();
     },
   };
@@ -149,12 +157,58 @@ async function readRange(body: AsyncIterable<Uint8Array> | undefined, limit: num
   return data;
 }
 
+/** What a GET or HEAD says of the object, from raw headers (the host's own reads) or the SDK's output. */
+interface Head {
+  etag: string | undefined;
+  modifiedMs: number | undefined;
+  contentType: string | undefined;
+  /** `x-amz-meta-stratum-content-type`: "none" when the object was stored without one. */
+  typeMarker: string | undefined;
+  contentRange: string | undefined;
+}
+
+function fromHeaders(headers: IncomingHttpHeaders): Head {
+  const modified = headers['last-modified'] === undefined ? Number.NaN : Date.parse(headers['last-modified']);
+  return {
+    etag: headers.etag,
+    modifiedMs: Number.isNaN(modified) ? undefined : modified,
+    contentType: headers['content-type'],
+    typeMarker: single(headers['x-amz-meta-stratum-content-type']),
+    contentRange: single(headers['content-range']),
+  };
+}
+
+function fromOutput(output: HeadObjectCommandOutput | GetObjectCommandOutput): Head {
+  return {
+    etag: output.ETag,
+    modifiedMs: output.LastModified?.getTime(),
+    contentType: output.ContentType,
+    typeMarker: output.Metadata?.['stratum-content-type'],
+    contentRange: 'ContentRange' in output ? output.ContentRange : undefined,
+  };
+}
+
+const single = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
+function infoOf(name: string, head: Head, size: number): ObjectInfo {
+  const info: ObjectInfo = { name, size, etag: head.etag ?? '""', modifiedMs: head.modifiedMs ?? 0 };
+  if (head.contentType && head.typeMarker !== 'none') info.contentType = head.contentType;
+  return info;
+}
+
+/**
+ * S3 answers a range of an empty object with 416; s3rver with "bytes 0-0/0" and a byte it never
+ * sends, which is not waited for.
+ */
+const emptyRange = (contentRange: string | undefined) => contentRange?.endsWith('/0') === true;
+
 function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
 }
 
 function openBucket(
   client: S3Client,
+  reads: S3Reads,
   bucket: string,
   keyPrefix: string,
   limits: BucketLimits,
@@ -171,16 +225,26 @@ function openBucket(
     }
   }
 
+  /** The SDK answered a read that S3 refused when the host sent it (a 4xx other than 404 and 416). */
+  function sdkAnswered(own: ReadReply | undefined): void {
+    if (own && own.status >= 400 && own.status < 500 && own.status !== 404 && own.status !== 416) reads.refusedHere(own.status);
+  }
+
   async function head(name: string): Promise<ObjectInfo | undefined> {
+    const own = await reads.read('HEAD', key(name));
+    if (own?.status === 404) {
+      index.forget(name);
+      return undefined;
+    }
+    if (own?.status === 200) {
+      const info = infoOf(name, fromHeaders(own.headers), Number(own.headers['content-length'] ?? 0));
+      index.remember(info);
+      return info;
+    }
     try {
       const response = await client.send(new HeadObjectCommand({ Bucket: bucket, Key: key(name) }));
-      const info: ObjectInfo = {
-        name,
-        size: response.ContentLength ?? 0,
-        etag: response.ETag ?? '""',
-        modifiedMs: response.LastModified?.getTime() ?? 0,
-      };
-      if (response.ContentType && response.Metadata?.['stratum-content-type'] !== 'none') info.contentType = response.ContentType;
+      sdkAnswered(own);
+      const info = infoOf(name, fromOutput(response), response.ContentLength ?? 0);
       index.remember(info);
       return info;
     } catch (error) {
@@ -257,39 +321,47 @@ function openBucket(
         throw new BucketError('invalid-range', `the range starts at ${offset}, past the end of the object (${info.size} bytes)`);
       return { info, data: new Uint8Array() };
     }
+    // Always a range, also from the start: the whole object would be sent for a first chunk.
+    const bytes = `bytes=${offset}-${offset + wanted - 1}`;
+    const own = await reads.read('GET', key(name), { header: bytes, limit: wanted });
+    if (own?.status === 404) return undefined;
+    if (own?.status === 416) return emptyOrPastEnd(name, offset);
+    if (own?.status === 200 || own?.status === 206)
+      return ranged(name, offset, fromHeaders(own.headers), Number(own.headers['content-length'] ?? own.body.byteLength), own.body);
+    let response: GetObjectCommandOutput;
     try {
-      // Always a range, also from the start: the whole object would be sent for a first chunk.
-      const response = await client.send(
-        new GetObjectCommand({ Bucket: bucket, Key: key(name), Range: `bytes=${offset}-${offset + wanted - 1}` }),
-      );
-      const body = response.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
-      // A service that ignores the range answers with the whole object and no Content-Range:
-      // right from the start, wrong from anywhere else.
-      const whole = /\/([0-9]+)$/.exec(response.ContentRange ?? '')?.[1];
-      const total = whole === undefined ? (response.ContentLength ?? 0) : Number(whole);
-      if (whole === undefined && offset > 0) {
-        body?.destroy?.();
-        throw new Error('the object store answered a byte range with the whole object');
-      }
-      // S3 answers a range of an empty object with 416 (below); s3rver with "bytes 0-0/0" and a
-      // byte it never sends.
-      if (total === 0) body?.destroy?.();
-      const data = total === 0 ? new Uint8Array() : await readRange(body, wanted);
-      const info: ObjectInfo = { name, size: total, etag: response.ETag ?? '""', modifiedMs: response.LastModified?.getTime() ?? 0 };
-      if (response.ContentType && response.Metadata?.['stratum-content-type'] !== 'none') info.contentType = response.ContentType;
-      return { info, data };
+      response = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key(name), Range: bytes }));
     } catch (error) {
       const status = statusOf(error);
       if (status === 404) return undefined;
-      if (status === 416) {
-        // An empty object has no byte 0, but reading it whole is not an error.
-        const info = await head(name);
-        if (!info) return undefined;
-        if (info.size === 0 && offset === 0) return { info, data: new Uint8Array() };
-        throw new BucketError('invalid-range', `the range starts at ${offset}, past the end of the object (${info.size} bytes)`);
-      }
+      if (status === 416) return emptyOrPastEnd(name, offset);
       throw error;
     }
+    sdkAnswered(own);
+    const body = response.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined;
+    const said = fromOutput(response);
+    if (emptyRange(said.contentRange)) body?.destroy?.();
+    const data = emptyRange(said.contentRange) ? new Uint8Array() : await readRange(body, wanted);
+    return ranged(name, offset, said, response.ContentLength ?? data.byteLength, data);
+  }
+
+  /**
+   * A ranged read's answer. A store that ignores the range sends the whole object and no
+   * Content-Range: right from the start, wrong from anywhere else.
+   */
+  function ranged(name: string, offset: number, head: Head, length: number, data: Uint8Array): ObjectData {
+    const whole = /\/([0-9]+)$/.exec(head.contentRange ?? '')?.[1];
+    if (whole === undefined && offset > 0) throw new Error('the object store answered a byte range with the whole object');
+    const total = whole === undefined ? length : Number(whole);
+    return { info: infoOf(name, head, total), data: total === 0 ? new Uint8Array() : data };
+  }
+
+  /** 416: an empty object has no byte 0, but reading it whole is not an error. */
+  async function emptyOrPastEnd(name: string, offset: number): Promise<ObjectData | undefined> {
+    const info = await head(name);
+    if (!info) return undefined;
+    if (info.size === 0 && offset === 0) return { info, data: new Uint8Array() };
+    throw new BucketError('invalid-range', `the range starts at ${offset}, past the end of the object (${info.size} bytes)`);
   }
 
   function startUpload(name: string, contentType: string | undefined): Upload {
