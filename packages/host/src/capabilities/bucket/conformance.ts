@@ -200,6 +200,19 @@ export function bucketConformance(name: string, makeBackend: MakeBucketBackend):
     assert.deepEqual(await bucket.usage(), { objects: 1, bytes: 3_000 });
   });
 
+  test(`${name}: an upload is refused at the write that takes it past the bucket's whole quota`, async (t) => {
+    const opened = await open(t, { maxBucketBytes: 2_500, maxObjectBytes: 10_000, maxChunkBytes: 1_000 });
+    if (!opened) return;
+    const { bucket } = opened;
+    const upload = await bucket.startUpload('too-big');
+    for (let i = 0; i < 2; i++) await upload.write(new Uint8Array(1_000));
+    await rejectsWith(() => upload.write(new Uint8Array(1_000)), 'limit-exceeded', /quota of 2500/);
+    await rejectsWith(() => upload.finish(), 'other', /already aborted/);
+    assert.equal(await bucket.head('too-big'), undefined);
+    await rejectsWith(() => bucket.put('also-too-big', new Uint8Array(2_501)), 'limit-exceeded');
+    assert.deepEqual(await bucket.usage(), { objects: 0, bytes: 0 });
+  });
+
   test(`${name}: capsules and labels never reach each other's objects`, async (t) => {
     const first = await open(t);
     if (!first) return;

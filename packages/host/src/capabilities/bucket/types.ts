@@ -46,7 +46,9 @@ export interface BucketLimits {
 
 export const DEFAULT_BUCKET_LIMITS: BucketLimits = {
   maxBucketBytes: 1024 ** 3,
-  maxObjectBytes: 256 * 1024 ** 2,
+  // The spec's minimum, which a host MUST accept (spec/wit/README.md: limits are minimums; only
+  // storage is per the host's quota). The quota still caps an object: see `checkObjectSize`.
+  maxObjectBytes: 5 * 1024 ** 3,
   maxChunkBytes: 1024 ** 2,
 };
 
@@ -123,9 +125,19 @@ export function checkChunk(bytes: number, limits: BucketLimits): void {
     throw new BucketError('limit-exceeded', `${bytes} bytes in one call, over the chunk limit of ${limits.maxChunkBytes}`);
 }
 
+/**
+ * Refuses an object over the object limit, or over the bucket's whole quota: such a one could
+ * never be stored, and refusing it at the write that passes the quota keeps an unfinished upload
+ * (a file on the directory backend, parts on S3) from growing past it until `finish`.
+ */
 export function checkObjectSize(bytes: number, limits: BucketLimits): void {
   if (bytes > limits.maxObjectBytes)
     throw new BucketError('limit-exceeded', `the object would be ${bytes} bytes, over the limit of ${limits.maxObjectBytes}`);
+  if (bytes > limits.maxBucketBytes)
+    throw new BucketError(
+      'limit-exceeded',
+      `the object would be ${bytes} bytes, over the bucket's storage quota of ${limits.maxBucketBytes}`,
+    );
 }
 
 export function bucketFull(limits: BucketLimits): BucketError {
