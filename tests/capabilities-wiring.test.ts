@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { MAX_OPEN_UPLOADS } from '../packages/host/src/capabilities/bucket/bindings.ts';
 import bucket, { exportBucketState, importBucketState } from '../packages/host/src/capabilities/bucket/index.ts';
 import config from '../packages/host/src/capabilities/config/index.ts';
 import keyvalue, { exportKeyValueState, importKeyValueState } from '../packages/host/src/capabilities/keyvalue/index.ts';
@@ -257,6 +258,24 @@ test('bucket configure and imports: a directory by default, synchronous; S3 sett
     page.objects.map((object) => object.name),
     ['a.txt'],
   );
+
+  // Unfinished uploads hold a file each: an instance holds at most MAX_OPEN_UPLOADS of them.
+  type OpenUpload = { abort(): void; finish(): unknown; [Symbol.dispose](): void };
+  const open = Array.from({ length: MAX_OPEN_UPLOADS }, (_, index) => uploads.startUpload?.(`u${index}`, undefined) as OpenUpload);
+  assert.deepEqual(await witError(() => uploads.startUpload?.('one-more', undefined)), {
+    tag: 'limit-exceeded',
+    val: `${MAX_OPEN_UPLOADS} uploads are unfinished already: finish or abort one first`,
+  });
+  // Finished, aborted or dropped, each makes room for one more.
+  open[0]?.finish();
+  open[1]?.abort();
+  open[2]?.[Symbol.dispose]();
+  const more = [0, 1, 2].map((index) => uploads.startUpload?.(`v${index}`, undefined) as OpenUpload);
+  assert.deepEqual(await witError(() => uploads.startUpload?.('one-more', undefined)), {
+    tag: 'limit-exceeded',
+    val: `${MAX_OPEN_UPLOADS} uploads are unfinished already: finish or abort one first`,
+  });
+  for (const upload of [...open, ...more]) upload.abort();
 });
 
 test('config: manifest variables with installation values; missing and unknown ones named, values never shown', async () => {

@@ -63,27 +63,63 @@ function safeNumber(value: bigint | undefined, what: string): number | undefined
   return Number(value);
 }
 
+/**
+ * Uploads one instance may hold unfinished at once. Each holds a file open (a directory bucket)
+ * or a multipart upload (S3); a capsule that started 300 a request and never finished them took
+ * 19,999 of the host's 20,000 file descriptors in 58 requests, and then every capsule's bucket
+ * and the control API failed (a security audit).
+ */
+export const MAX_OPEN_UPLOADS = 64;
+
 export function bucketImports(options: BucketBindingOptions): ImportObjects {
   const { buckets, onQuota } = options;
   const logger = options.logger;
   const guard = <T>(work: () => MaybePromise<T>) => run(logger, work, onQuota);
+  let openUploads = 0;
 
   class WitUpload {
     readonly upload: Upload;
+    #open = true;
     constructor(upload: Upload) {
       this.upload = upload;
+      openUploads++;
+    }
+    /** Finished, aborted or dropped: it no longer counts against `MAX_OPEN_UPLOADS`. */
+    #closed(): void {
+      if (!this.#open) return;
+      this.#open = false;
+      openUploads--;
     }
     write(chunk: Uint8Array) {
       return guard(() => this.upload.write(chunk));
     }
     finish() {
-      return guard(() => then(this.upload.finish(), toWit));
+      return guard(() => {
+        const finished = this.upload.finish();
+        if (!(finished instanceof Promise)) {
+          this.#closed();
+          return toWit(finished);
+        }
+        return finished.then(
+          (info) => {
+            this.#closed();
+            return toWit(info);
+          },
+          (error: unknown) => {
+            this.#closed();
+            throw error;
+          },
+        );
+      });
     }
     abort() {
+      this.#closed();
       return guard(() => this.upload.abort());
     }
     /** The guest dropped the handle: an unfinished upload is discarded. */
     [Symbol.dispose]() {
+      if (!this.#open) return;
+      this.#closed();
       try {
         const aborted = this.upload.abort();
         if (aborted instanceof Promise)
@@ -128,7 +164,12 @@ export function bucketImports(options: BucketBindingOptions): ImportObjects {
       );
     }
     startUpload(name: string, contentType: string | undefined) {
-      return guard(() => then(this.bucket.startUpload(name, contentType), (upload) => new WitUpload(upload)));
+      return guard(() => {
+        if (openUploads >= MAX_OPEN_UPLOADS) {
+          throw new BucketError('limit-exceeded', `${MAX_OPEN_UPLOADS} uploads are unfinished already: finish or abort one first`);
+        }
+        return then(this.bucket.startUpload(name, contentType), (upload) => new WitUpload(upload));
+      });
     }
   }
 
