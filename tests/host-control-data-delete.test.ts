@@ -15,8 +15,8 @@ import { schemaName } from '../packages/host/src/capabilities/sql/backends/postg
 import { parseHostConfig } from '../packages/host/src/config/parse.ts';
 import { ControlApiError, type ControlClient, createControlClient } from '../packages/host/src/control/client.ts';
 import { type RuntimeFactory, startHost } from '../packages/host/src/control/host.ts';
-import type { CapsuleStatus, HostRuntime, InstallRequest } from '../packages/host/src/runtime-types.ts';
 import { testHostToml } from './support/host-dir.ts';
+import { installingRuntime } from './support/installing-runtime.ts';
 import { requireService } from './support/services.ts';
 import { testDir } from './support/temp.ts';
 
@@ -24,35 +24,6 @@ import { testDir } from './support/temp.ts';
 const manifest = (version: string, bucket: string) =>
   `stratum = 1\n[capsule]\nname = "gallery"\nversion = "${version}"\n[source]\nwasm = "gallery.wasm"\n[capabilities]\nbucket = ["${bucket}"]\n`;
 const COMPONENT = new TextEncoder().encode('not a component: this runtime only installs');
-
-/** Only what these endpoints ask of a runtime: installing, listing and uninstalling. */
-function installingRuntime(): HostRuntime {
-  const capsules = new Map<string, CapsuleStatus>();
-  const runtime: Partial<HostRuntime> = {
-    async install(request: InstallRequest) {
-      const name = request.name ?? request.manifest.capsule.name;
-      const status: CapsuleStatus = {
-        name,
-        domains: request.domains,
-        state: 'installed',
-        version: request.manifest.capsule.version,
-        digest: request.storedComponent?.digest ?? 'sha256:0',
-        instances: 0,
-        inFlight: 0,
-        limitHits: {},
-      };
-      capsules.set(name, status);
-      return { ...status };
-    },
-    status: () => [...capsules.values()].map((status) => ({ ...status })),
-    handleRequest: (_request, response) => void response.writeHead(404).end(),
-    onRequest: () => () => undefined,
-    subscribeLogs: () => () => undefined,
-    uninstall: async (name) => void capsules.delete(name),
-    close: async () => undefined,
-  };
-  return runtime as HostRuntime;
-}
 
 /**
  * A host trusting two registrars, acme and bravo, whose bucket labels `images` and `pics` are kept

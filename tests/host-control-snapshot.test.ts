@@ -12,8 +12,8 @@ import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { parseHostConfig } from '../packages/host/src/config/parse.ts';
 import { ControlApiError, createControlClient } from '../packages/host/src/control/client.ts';
 import { type RuntimeFactory, startHost } from '../packages/host/src/control/host.ts';
-import type { CapsuleStatus, HostRuntime, InstallRequest } from '../packages/host/src/runtime-types.ts';
 import { testHostToml } from './support/host-dir.ts';
+import { installingRuntime } from './support/installing-runtime.ts';
 import { testDir } from './support/temp.ts';
 
 const MANIFEST = `stratum = 1
@@ -28,42 +28,12 @@ sql = ["default"]
 bucket = ["default"]
 `;
 
-/** Only what the state endpoint asks of a runtime: that the capsule is there and not running. */
-function stoppedRuntime(): HostRuntime {
-  const capsules = new Map<string, CapsuleStatus>();
-  const runtime: Partial<HostRuntime> = {
-    async install(request: InstallRequest) {
-      const name = request.name ?? request.manifest.capsule.name;
-      const status: CapsuleStatus = {
-        name,
-        domains: request.domains,
-        state: 'installed',
-        version: request.manifest.capsule.version,
-        digest: request.storedComponent?.digest ?? 'sha256:0',
-        instances: 0,
-        inFlight: 0,
-        limitHits: {},
-      };
-      capsules.set(name, status);
-      return { ...status };
-    },
-    status: () => [...capsules.values()].map((status) => ({ ...status })),
-    handleRequest: (_request, response) => void response.writeHead(404).end(),
-    onRequest: () => () => undefined,
-    subscribeLogs: () => () => undefined,
-    uninstall: async (name) => void capsules.delete(name),
-    close: async () => undefined,
-  };
-  // A call to anything else fails the test with a TypeError naming it.
-  return runtime as HostRuntime;
-}
-
 async function setup(t: TestContext) {
   const { dir: base, closing } = await testDir(t, 'stratum-snapshot-import-');
   const registrar = await generateEd25519KeyPair();
   await writeKeyFile(join(base, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
   const config = parseHostConfig(testHostToml({ registrar: registrar.publicJwk.x, operator: true }), join(base, 'host.toml'));
-  const createRuntime: RuntimeFactory = () => stoppedRuntime();
+  const createRuntime: RuntimeFactory = () => installingRuntime();
   const host = closing(await startHost(config, { createRuntime, pullComponent: false }));
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
   await client.install({
