@@ -14,7 +14,7 @@ export {
   schemaUrl,
 } from './parse.ts';
 export { originAllowed, routeExample, routeMatches } from './rules.ts';
-export { type GeneratedValidator, quotedUnitExample, schemaErrors } from './schema-validator.ts';
+export { type GeneratedValidator, schemaErrors, unitHint } from './schema-validator.ts';
 export { tomlSyntaxProblem } from './toml-syntax.ts';
 export type {
   Capabilities,

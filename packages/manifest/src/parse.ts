@@ -8,7 +8,7 @@ import { validate as validateManifestShape } from './capsule-v1.validate.generat
 import { CPU_CLASSES, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
 import { locate } from './locate.ts';
 import { nearest } from './nearest.ts';
-import { quotedUnitExample, schemaErrors } from './schema-validator.ts';
+import { schemaErrors, unitHint } from './schema-validator.ts';
 import { tomlSyntaxProblem } from './toml-syntax.ts';
 import type { ConfigVariable, Manifest, ManifestProblem, ResourceKey } from './types.ts';
 
@@ -296,9 +296,10 @@ function describeError(error: ErrorObject): ShapeProblem | undefined {
     }
     case 'type': {
       const expected = String(params.type);
-      const example = quotedUnitExample(error);
-      const such = example ? `; write it with its unit, such as ${where.split('.').at(-1)} = ${example}` : '';
-      return { path, message: `${where} must be ${TYPE_NAMES[expected] ?? expected}, not ${describeType(error.data)}${such}` };
+      return {
+        path,
+        message: `${where} must be ${TYPE_NAMES[expected] ?? expected}, not ${describeType(error.data)}${unitHint(error, where)}`,
+      };
     }
     case 'const':
       if (where === 'stratum') {

@@ -24,12 +24,11 @@ export function schemaErrors(validate: GeneratedValidator, value: unknown): Erro
 
 /**
  * For a number written where the schema wants a duration or a size string (`timeout = 30`,
- * `memory = 64`), the same number as one (`"30s"`, `"64mib"`), to show what was meant; undefined
- * for any other error. Both schemas name these `$defs/duration` and `$defs/size`.
+ * `memory = 64`), what to write instead (`; write it with its unit, such as timeout = "30s"`);
+ * empty for any other error. Both schemas name these `$defs/duration` and `$defs/size`.
  */
-export function quotedUnitExample(error: ErrorObject): string | undefined {
-  if (error.keyword !== 'type' || typeof error.data !== 'number') return undefined;
-  if (error.schemaPath.endsWith('/duration/type')) return `"${error.data}s"`;
-  if (error.schemaPath.endsWith('/size/type')) return `"${error.data}mib"`;
-  return undefined;
+export function unitHint(error: ErrorObject, where: string): string {
+  if (error.keyword !== 'type' || typeof error.data !== 'number') return '';
+  const unit = error.schemaPath.endsWith('/duration/type') ? 's' : error.schemaPath.endsWith('/size/type') ? 'mib' : undefined;
+  return unit === undefined ? '' : `; write it with its unit, such as ${where.split('.').at(-1)} = "${error.data}${unit}"`;
 }

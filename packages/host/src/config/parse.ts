@@ -9,9 +9,9 @@ import {
   locate,
   type ManifestProblem,
   nearest,
-  quotedUnitExample,
   schemaErrors,
   tomlSyntaxProblem,
+  unitHint,
 } from '@stratum/manifest';
 import type { ErrorObject } from 'ajv/dist/2020.js';
 import { type AST, getStaticTOMLValue, parseTOML } from 'toml-eslint-parser';
@@ -223,11 +223,9 @@ function describeError(error: ErrorObject): ShapeProblem | undefined {
         message: `${tableName(path)} has ${String(params.property)} but not ${String(params.missingProperty)}; give both or neither`,
       };
     case 'type': {
-      const example = quotedUnitExample(error);
-      const such = example ? `; write it with its unit, such as ${where.split('.').at(-1)} = ${example}` : '';
       return {
         path,
-        message: `${where} must be ${TYPE_NAMES[String(params.type)] ?? String(params.type)}, not ${describeValue(error.data)}${such}`,
+        message: `${where} must be ${TYPE_NAMES[String(params.type)] ?? String(params.type)}, not ${describeValue(error.data)}${unitHint(error, where)}`,
       };
     }
     case 'const':

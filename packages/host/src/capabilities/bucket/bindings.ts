@@ -95,21 +95,16 @@ export function bucketImports(options: BucketBindingOptions): ImportObjects {
     }
     finish() {
       return guard(() => {
-        const finished = this.upload.finish();
-        if (!(finished instanceof Promise)) {
+        let finished: MaybePromise<ObjectInfo>;
+        try {
+          finished = this.upload.finish();
+        } catch (error) {
           this.#closed();
-          return toWit(finished);
+          throw error;
         }
-        return finished.then(
-          (info) => {
-            this.#closed();
-            return toWit(info);
-          },
-          (error: unknown) => {
-            this.#closed();
-            throw error;
-          },
-        );
+        if (finished instanceof Promise) return finished.finally(() => this.#closed()).then(toWit);
+        this.#closed();
+        return toWit(finished);
       });
     }
     abort() {
