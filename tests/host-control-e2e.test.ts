@@ -150,12 +150,14 @@ test("a log follower that reads nothing holds at most 1 MiB of the host's memory
   let received = 0;
   let dropped = 0;
   const notes: string[] = [];
+  let lastEvent = '';
   follower.setEncoding('utf8');
   follower.on('data', (chunk: string) => {
     const events = (text + chunk).split('\n\n');
     text = events.pop() ?? '';
     for (const event of events) {
       if (!event.startsWith('event: log\n')) continue;
+      lastEvent = event;
       const entry = JSON.parse(event.slice('event: log\ndata: '.length)) as { source: string; level: string; message: string };
       if (entry.source === 'stdout') received++;
       const note = /^(\d+) log lines were dropped here: this stream's reader read too slowly$/.exec(entry.message);
@@ -184,7 +186,10 @@ test("a log follower that reads nothing holds at most 1 MiB of the host's memory
   await client.uninstall('chatty');
   follower.resume();
   await ended;
-  assert.equal(notes.length, noted + 1);
+  // The stream may have drained and filled again while it was flooded (the kernel's buffers grow),
+  // each gap with its own note; the stream's last event is the note for the lines after the last gap.
+  assert.ok(notes.length > noted, 'a note came after the reader stalled again');
+  assert.match(lastEvent, /dropped here: this stream's reader read too slowly/);
   // And the uninstall's own line, dropped with the others.
   assert.equal(received + dropped, logged + 1);
 });
