@@ -4,10 +4,11 @@ import { isBytes, ownBytes } from './binding-arrays.ts';
 import { CapabilityError, call, toCapabilityError } from './errors.ts';
 
 /**
- * How much one call moves: the host accepts at least 1 MiB per chunk (spec/wit/README.md);
- * smaller pieces keep the instance's memory flat while a large object streams through.
+ * How much one call moves: the most every host accepts (spec/wit/README.md), so that a large
+ * object streams through in few calls while the instance holds one piece at a time. Each call
+ * is a request to an S3 backend: at 256 KiB a 7 MiB read cost the host twice the CPU.
  */
-export const CHUNK_BYTES = 256 * 1024;
+export const CHUNK_BYTES = 1024 * 1024;
 
 export interface ObjectInfo {
   name: string;
