@@ -292,6 +292,11 @@ test('every resolved address is checked, special ranges are refused, and the che
     '::ffff:127.0.0.1',
     '::ffff:7f00:1',
     '64:ff9b::a00:1',
+    // IPv4-compatible, SIIT and local-use NAT64 forms, which a translating network routes to the
+    // IPv4 address inside.
+    '::7f00:1',
+    '::ffff:0:7f00:1',
+    '64:ff9b:1::a00:1',
     '224.0.0.1',
     '192.0.2.2',
     '198.51.100.7',
@@ -308,6 +313,7 @@ test('every resolved address is checked, special ranges are refused, and the che
   // One public and one private answer: refused, since a later connection could use either.
   await refused(() => checkOutbound(url, { origins: [origin], resolve: resolveTo('93.184.216.34', '10.0.0.1') }), 'address', /10\.0\.0\.1/);
   assert.deepEqual((await checkOutbound(url, { origins: [origin], resolve: resolveTo('93.184.216.34') })).address, '93.184.216.34');
+  assert.deepEqual((await checkOutbound(url, { origins: [origin], resolve: resolveTo('2606:4700::1111') })).address, '2606:4700::1111');
   // The host's own address, public as it may be: through it a capsule reached the host's ingress
   // and whatever else listens on all its addresses.
   await refused(

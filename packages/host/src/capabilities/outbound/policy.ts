@@ -58,8 +58,13 @@ const SPECIAL: [string, number, 'ipv4' | 'ipv6'][] = [
   ['203.0.113.0', 24, 'ipv4'],
   ['224.0.0.0', 4, 'ipv4'],
   ['240.0.0.0', 4, 'ipv4'],
-  ['::', 128, 'ipv6'],
-  ['::1', 128, 'ipv6'],
+  // The unspecified address, loopback, and the deprecated IPv4-compatible ::a.b.c.d, which a host
+  // that still routes it sends to the IPv4 address inside.
+  ['::', 96, 'ipv6'],
+  // SIIT's IPv4-translated addresses (RFC 2765) and the local-use NAT64 prefix (RFC 8215): on a
+  // network that translates them they lead to whatever IPv4 address they carry.
+  ['::ffff:0:0:0', 96, 'ipv6'],
+  ['64:ff9b:1::', 48, 'ipv6'],
   ['fc00::', 7, 'ipv6'],
   ['fe80::', 10, 'ipv6'],
   ['ff00::', 8, 'ipv6'],
