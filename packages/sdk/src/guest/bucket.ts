@@ -1,14 +1,10 @@
 /// <reference path="../wit/guest.generated.d.ts" />
 import { type Bucket as BucketHandle, type ObjectInfo as InfoRecord, open } from 'stratum:bucket/objects@0.1.0';
 import { isBytes, ownBytes } from './binding-arrays.ts';
+import { CHUNK_BYTES } from './bucket-chunk.ts';
 import { CapabilityError, call, toCapabilityError } from './errors.ts';
 
-/**
- * How much one call moves: the most every host accepts (spec/wit/README.md), so that a large
- * object streams through in few calls while the instance holds one piece at a time. Each call
- * is a request to an S3 backend: at 256 KiB a 7 MiB read cost the host twice the CPU.
- */
-export const CHUNK_BYTES = 1024 * 1024;
+export { CHUNK_BYTES };
 
 export interface ObjectInfo {
   name: string;
