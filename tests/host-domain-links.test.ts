@@ -127,7 +127,7 @@ test("an operator's start checks a capsule's links against the registrar that in
   assert.equal((await client.capsule('tiny')).state, 'running');
 });
 
-test('GET /links answers what a start would find of the links, before anything is installed; a host that does not check says so', async (t) => {
+test('GET /links answers what a start would find of the links, and the registrar they must name, before anything is installed; a host that does not check says so', async (t) => {
   const { client, digest, link } = await linkingHost(t);
   const unlinked = await client.links(['www.shop.net', 'tiny.test'], digest);
   assert.equal(unlinked.checked, true);
@@ -141,7 +141,8 @@ test('GET /links answers what a start would find of the links, before anything i
     { domain: 'www.shop.net', problem: '_stratum.www.shop.net names host h2.hosting.net, not this host (h1.hosting.net)' },
   ]);
   await link('www.shop.net');
-  assert.deepEqual(await client.links(['www.shop.net'], digest), { checked: true, problems: [] });
+  // It names the registrar a link must name for this key: what a registrar writing links needs.
+  assert.deepEqual(await client.links(['www.shop.net'], digest), { checked: true, problems: [], registrar: REGISTRAR });
   // It changed nothing: nothing is installed.
   assert.deepEqual((await client.status()).capsules, []);
   for (const [domains, capsule] of [
@@ -156,7 +157,11 @@ test('GET /links answers what a start would find of the links, before anything i
   }
 
   const unchecked = await linkingHost(t, 'verify_links = false\n');
-  assert.deepEqual(await unchecked.client.links(['www.shop.net'], unchecked.digest), { checked: false, problems: [] });
+  assert.deepEqual(await unchecked.client.links(['www.shop.net'], unchecked.digest), {
+    checked: false,
+    problems: [],
+    registrar: REGISTRAR,
+  });
 });
 
 test('names under localhost, test, example and invalid need no link; verify_links = false turns the check off', async (t) => {

@@ -99,6 +99,12 @@ export interface LinkCheck {
   problems: { domain: string; problem: string; lookupFailed?: boolean }[];
   /** With problems: the records to publish. */
   hint?: string;
+  /**
+   * The registrar domain a link must name for the registrar asking (host.toml's [registrars]
+   * `domain` of its key), when the host gives it one: what a registrar writing the links puts in
+   * `registrar=`. A host older than this member, or one whose host.toml gives none, leaves it out.
+   */
+  registrar?: string;
 }
 
 export interface ControlClient {

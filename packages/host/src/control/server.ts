@@ -222,11 +222,24 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     domains: string[],
     capsule: string,
     registrar: TrustedRegistrar,
-  ): Promise<{ checked: boolean; problems: { domain: string; problem: string; lookupFailed?: boolean }[]; hint?: string }> => {
-    if (!options.checkLinks) return { checked: false, problems: [] };
+  ): Promise<{
+    checked: boolean;
+    problems: { domain: string; problem: string; lookupFailed?: boolean }[];
+    hint?: string;
+    registrar?: string;
+  }> => {
+    // What a link must name as its registrar for this one, so that a registrar writing the link
+    // names what the start checks, not what it guessed (its key's domain is this host's word).
+    const named = registrar.domain === undefined ? {} : { registrar: registrar.domain };
+    if (!options.checkLinks) return { checked: false, problems: [], ...named };
     const problems = await options.checkLinks(domains, { capsule, registrar });
-    if (problems.length === 0) return { checked: true, problems };
-    return { checked: true, problems, hint: await linkHint([...new Set(problems.map((one) => one.domain))], capsule, registrar) };
+    if (problems.length === 0) return { checked: true, problems, ...named };
+    return {
+      checked: true,
+      problems,
+      hint: await linkHint([...new Set(problems.map((one) => one.domain))], capsule, registrar),
+      ...named,
+    };
   };
 
   /** What to publish: each domain's link as a zone file line, when the registrar's domain is known. */
