@@ -42,3 +42,21 @@ test('a redirect from the control API is refused, and the signed request never r
   }
   assert.deepEqual(reached, []);
 });
+
+test('an https URL for a control API that speaks plain HTTP says so, with its http URL, not OpenSSL words', async (t) => {
+  const plain = await listening(
+    t,
+    createServer((_request, response) => response.end('{}')),
+  );
+  const https = plain.replace(/^http:/, 'https:');
+  const { privateJwk } = await generateEd25519KeyPair();
+  const client = createControlClient({ url: `${https}/v1`, key: privateJwk, audience: 'h1.example.net' });
+  await assert.rejects(client.status(), (error: unknown) => {
+    assert.ok(isStratumError(error));
+    assert.equal(error.code, 'CONTROL_NOT_TLS');
+    assert.equal(error.message, `the control API at ${https}/v1 speaks plain HTTP, not HTTPS`);
+    assert.match(error.hint ?? '', new RegExp(`^Give its http:// URL \\(${plain}/v1\\) if it is on this machine`));
+    assert.doesNotMatch(`${error.message} ${error.details.join(' ')}`, /wrong version number/);
+    return true;
+  });
+});

@@ -184,6 +184,15 @@ export function createControlClient(options: ControlClientOptions): ControlClien
     } catch (error) {
       if (!(error instanceof TypeError)) throw error;
       const cause = (error as { cause?: unknown }).cause;
+      // TLS spoken to a server that answered in plain HTTP: OpenSSL's "wrong version number".
+      if (base.protocol === 'https:' && (cause as { code?: unknown } | undefined)?.code === 'ERR_SSL_WRONG_VERSION_NUMBER') {
+        const plain = new URL(base.href);
+        plain.protocol = 'http:';
+        throw new StratumError('CONTROL_NOT_TLS', `the control API at ${base.href} speaks plain HTTP, not HTTPS`, {
+          hint: `Give its http:// URL (${plain.href}) if it is on this machine; a host reached over the network should serve its control API over HTTPS ([control] tls_cert and tls_key in its host.toml, or a TLS proxy in front).`,
+          cause: error,
+        });
+      }
       throw new StratumError('CONTROL_UNREACHABLE', `cannot reach the control API at ${base.href}`, {
         details: [cause instanceof Error ? cause.message : error.message],
         hint: 'Is the host running, and is this its address? `stratum host start` prints where its control API listens ([control] listen in host.toml).',
