@@ -7,7 +7,7 @@ import { copyFile, mkdir, mkdtemp, readFile, stat, writeFile } from 'node:fs/pro
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -107,9 +107,10 @@ test('a host whose large usage ledger does not verify still starts, and host sta
   assert.match(text.stdout, /\nusage ledger: broken: its hash chain does not verify, and no usage is written until it is repaired/);
 });
 
-test('host status with a key the host does not trust fails with the reason', async (t) => {
+test('host status with a key the host does not trust fails with the reason, and the public key the operator adds', async (t) => {
   const { dir, host } = await hostWithOperatorKey(t);
-  await writeKeyFile(join(dir, 'stranger.key'), (await generateEd25519KeyPair()).privateJwk);
+  const stranger = await generateEd25519KeyPair();
+  await writeKeyFile(join(dir, 'stranger.key'), stranger.privateJwk);
   const result = await run([
     'host',
     'status',
@@ -122,10 +123,41 @@ test('host status with a key the host does not trust fails with the reason', asy
   ]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /not a registrar that host h1\.example\.net trusts/);
-  assert.match(
+  // The host names the key by its thumbprint; the CLI has the key file, and says what to add.
+  assert.ok(result.stderr.includes(`\n  ${join(dir, 'stranger.key')}'s public key is ${stranger.publicJwk.x}\n`), result.stderr);
+  assert.ok(
+    result.stderr.endsWith(
+      `hint: The host's operator trusts it by adding to its host.toml\n  [registrars.<name>]\n  key = "${stranger.publicJwk.x}"\n` +
+        `  domain = "<the registrar's domain, which its links name>"\nand restarting the host; or sign with a key the host trusts (--key).\n`,
+    ),
     result.stderr,
-    /hint: h1\.example\.net's operator adds the key's public part to that host's host\.toml as \[registrars\.<name>\] key = "<public key>" and restarts the host/,
   );
+});
+
+test("--url naming another machine needs --audience: a host's name is not taken from its unsigned /identity there", async (t) => {
+  const { dir, host } = await hostWithOperatorKey(t);
+  const key = join(dir, 'operator.key');
+  const remote = await run(['host', 'status', '--url', 'https://h1.example.net/stratum/v1', '--key', key]);
+  assert.equal(remote.code, 2);
+  assert.equal(
+    remote.stderr,
+    "error: --audience is required with --url https://h1.example.net/stratum/v1: the host's name, which its requests are signed for; a registrar does not take it from the host's unsigned /identity unless the host is on this machine (spec/host-api.md section 5.7)\n" +
+      'hint: Give --audience <host name>: its [host] name in host.toml, as its _stratum-host record publishes it (`stratum dns check <a domain it serves>` shows the host a link names), or --config <host.toml>.\n',
+  );
+  // A move says which of its two hosts.
+  const wasm = await buildTiny();
+  await copyFile(wasm, join(dir, basename(wasm)));
+  await writeFile(join(dir, 'stratum.toml'), tinyManifest(wasm));
+  const sides = ['--from-url', host.controlUrl.href, '--to-url', 'https://h2.example.net/v1', '--key', key];
+  const move = await run(['host', 'move', 'tiny', dir, ...sides]);
+  assert.equal(move.code, 2, move.stderr);
+  assert.match(move.stderr, /^error: --to-audience is required with --to-url https:\/\/h2\.example\.net\/v1: /);
+  // A host on this machine may say its own name, as the operator's tools and the README rely on.
+  for (const url of [host.controlUrl.href, host.controlUrl.href.replace('127.0.0.1', 'localhost')]) {
+    const local = await run(['host', 'status', '--url', url, '--key', key]);
+    assert.equal(local.code, 0, local.stderr);
+    assert.match(local.stdout, /^h1\.example\.net {2}stratum-host /);
+  }
 });
 
 /** The status of a GET through the host's ingress, for the capsule serving `host`. */

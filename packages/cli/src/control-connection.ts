@@ -1,5 +1,6 @@
 // How the commands that speak to a running host's control API (`stratum host status`,
 // `install`, `uninstall`, `logs`, `usage` and `move`) find it and sign their requests.
+import { isIP } from 'node:net';
 import { dirname, join } from 'node:path';
 import { readKeyFile } from '@stratum/core';
 import type { ControlClient, HostConfig, TrustedRegistrar } from '@stratum/host';
@@ -21,7 +22,12 @@ export const CONTROL_OPTIONS = {
     description: "the host's host.toml, for its control address and name (default without --url: ./host.toml, when there is one)",
   },
   url: { type: 'string', value: 'url', description: "the control API's base URL, such as http://127.0.0.1:7070/v1" },
-  audience: { type: 'string', value: 'name', description: "the host's name (default: from --config, else asked of the host)" },
+  audience: {
+    type: 'string',
+    value: 'name',
+    description:
+      "the host's name, which requests are signed for (default: from --config; with --url, needed unless it is a loopback address)",
+  },
 } satisfies Record<string, OptionSpec>;
 
 /** Which key signs a control request, and how another registrar gets one: in every control command's help. */
@@ -35,8 +41,10 @@ lets it drive them all, as host init marks the operator's.`;
 /** The part of every control command's --help that says how the host is found, and which key signs. */
 export const CONTROL_HELP = `${REGISTRAR_KEY_HELP}
 With --config, the control address and the host's name come from host.toml; without it or
---url, from ./host.toml when there is one. Otherwise give --url (the API's base URL) and, unless
-the host's own identity endpoint should be trusted for it, --audience.`;
+--url, from ./host.toml when there is one. Otherwise give --url (the API's base URL) and
+--audience (the host's name, as its _stratum-host record publishes it): a registrar does not
+take a host's name from its unsigned identity endpoint (spec/host-api.md section 5.7), except
+from a host on this machine, a loopback --url such as http://127.0.0.1:7070/v1.`;
 
 /** How a control command's usage line says which host: host.toml by default, or its address and a key. */
 export const CONTROL_USAGE = '[--config <host.toml> | --url <control API> --key <registrar key>]';
@@ -84,7 +92,11 @@ export function sideOptions(side: 'from' | 'to'): Record<string, OptionSpec> {
   return {
     [`${side}-config`]: { type: 'string', value: 'file', description: `${which}: its host.toml, for its control address and name` },
     [`${side}-url`]: { type: 'string', value: 'url', description: `${which}: its control API's base URL` },
-    [`${side}-audience`]: { type: 'string', value: 'name', description: `${which}: its name (default: from its host.toml, else asked)` },
+    [`${side}-audience`]: {
+      type: 'string',
+      value: 'name',
+      description: `${which}: its name (default: from its host.toml; with a --${side}-url, needed unless it is a loopback address)`,
+    },
     [`${side}-key`]: { type: 'string', value: 'file', description: `the registrar key ${which} trusts, when not --key's` },
   };
 }
@@ -98,7 +110,13 @@ export function sideOptions(side: 'from' | 'to'): Record<string, OptionSpec> {
 export async function connectControl(
   args: ParsedArgs,
   side?: 'from' | 'to',
-): Promise<{ client: ControlClient; config?: HostConfig; registrar?: TrustedRegistrar }> {
+): Promise<{
+  client: ControlClient;
+  config?: HostConfig;
+  registrar?: TrustedRegistrar;
+  /** The host's name as given (--audience) or read from its host.toml; none when its /identity, on loopback, says it. */
+  audience?: string;
+}> {
   const option = (name: string) => (side ? `${side}-${name}` : name);
   // Given no host, ./host.toml as `host start` takes it; not for `host move`, whose two hosts it cannot both be.
   const noHost = !side && stringOption(args, 'config') === undefined && stringOption(args, 'url') === undefined;
@@ -121,7 +139,7 @@ export async function connectControl(
         : `Give --key <registrar key file>, or --${option('config')} <host.toml> to sign with the ${OPERATOR_KEY_FILE} beside it.`,
     );
   }
-  const { createControlClient, loadHostConfig } = await import('@stratum/host');
+  const { ControlApiError, createControlClient, loadHostConfig } = await import('@stratum/host');
   let url = stringOption(args, option('url'));
   let audience = stringOption(args, option('audience'));
   let config: HostConfig | undefined;
@@ -137,8 +155,67 @@ export async function connectControl(
         : 'say which host: --config <host.toml> or --url <control API base URL>',
     );
   }
+  if (!audience && !isLoopbackUrl(url)) {
+    // The name the requests are signed for is what binds them to this host: one read from the
+    // host's unsigned /identity would be whatever answered there (spec/host-api.md section 5.7).
+    throw usageError(
+      `--${option('audience')} is required with --${option('url')} ${url}: the host's name, which its requests are signed for; a registrar does not take it from the host's unsigned /identity unless the host is on this machine (spec/host-api.md section 5.7)`,
+      `Give --${option('audience')} <host name>: its [host] name in host.toml, as its _stratum-host record publishes it (\`stratum dns check <a domain it serves>\` shows the host a link names), or --${option('config')} <host.toml>.`,
+    );
+  }
   const key = await readKeyFile(keyFile);
-  const client = createControlClient({ url, key, ...(audience ? { audience } : {}) });
+  const client = withKeyHint(createControlClient({ url, key, ...(audience ? { audience } : {}) }), key.x, keyFile, ControlApiError);
   const registrar = config?.registrars.find((one) => one.key.x === key.x);
-  return { client, ...(config ? { config } : {}), ...(registrar ? { registrar } : {}) };
+  return { client, ...(config ? { config } : {}), ...(registrar ? { registrar } : {}), ...(audience ? { audience } : {}) };
+}
+
+/** The host's name: as given or from host.toml, else (a loopback --url, `connectControl` checked) its /identity. */
+export async function hostNameOf(connection: { client: ControlClient; audience?: string }): Promise<string> {
+  return connection.audience ?? (await connection.client.identity()).name;
+}
+
+/**
+ * Whether a control API URL names this machine: 127.0.0.0/8, ::1 or localhost. Only such a
+ * host's /identity may say its name: nothing between it and the CLI could answer instead.
+ */
+export function isLoopbackUrl(url: string): boolean {
+  let host: string;
+  try {
+    host = new URL(url).hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  } catch {
+    return false;
+  }
+  if (host === 'localhost' || host.endsWith('.localhost')) return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return isIP(host) === 6 && (host === '::1' || host === '0:0:0:0:0:0:0:1');
+}
+
+/**
+ * The client, its refusals of an unknown key given what the host's operator needs: the public
+ * key to add to host.toml (the host names the key by its thumbprint, which cannot be added).
+ */
+function withKeyHint(
+  client: ControlClient,
+  publicKey: string,
+  keyFile: string,
+  ApiError: typeof import('@stratum/host').ControlApiError,
+): ControlClient {
+  const explain = (error: unknown): never => {
+    if (!(error instanceof ApiError) || error.code !== 'AUTH_UNKNOWN_KEY') throw error;
+    throw new ApiError(
+      error.status,
+      error.code,
+      error.message,
+      [...error.details, `${keyFile}'s public key is ${publicKey}`],
+      `The host's operator trusts it by adding to its host.toml\n  [registrars.<name>]\n  key = ${JSON.stringify(publicKey)}\n  domain = "<the registrar's domain, which its links name>"\nand restarting the host; or sign with a key the host trusts (--key).`,
+    );
+  };
+  const wrapped: Record<string, unknown> = {};
+  for (const [name, method] of Object.entries(client)) {
+    wrapped[name] =
+      typeof method === 'function'
+        ? (...given: unknown[]) => (method as (...a: unknown[]) => Promise<unknown>).apply(client, given).catch(explain)
+        : method;
+  }
+  return wrapped as unknown as ControlClient;
 }
