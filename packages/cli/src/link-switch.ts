@@ -2,14 +2,14 @@ import { randomUUID } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { isStratumError, StratumError } from '@stratum/core';
-import type { DnsChange, TsigKey } from '@stratum/discovery';
-import type { CapsuleStatus, HostIdentity } from '@stratum/host';
+import type { DnsChange, DomainLink, TsigKey } from '@stratum/discovery';
+import type { CapsuleStatus } from '@stratum/host';
 import { usageError } from './command.ts';
 
 /**
- * Points an installation's domains at `host`; resolves to what puts the records back as they
- * were. `registrar`: the domain the host's host.toml gives the registrar whose key signs, which
- * the links name unless the switch was given one (--registrar).
+ * Points an installation's domains at the host named `host`, each domain's link naming the
+ * registrar `registrars` gives it (`planLinks`); resolves to what puts the records back as they
+ * were.
  */
 export interface LinkSwitch {
   /**
@@ -19,8 +19,8 @@ export interface LinkSwitch {
    */
   (
     installed: CapsuleStatus,
-    host: HostIdentity,
-    registrar?: string,
+    host: string,
+    registrars: ReadonlyMap<string, string>,
     prepared?: (putBack: () => Promise<void>) => void,
   ): Promise<() => Promise<void>>;
   /**
@@ -28,11 +28,89 @@ export interface LinkSwitch {
    * for `domains`, to learn before anything else changes whether it takes this key for this zone.
    */
   check(domains: readonly string[]): Promise<void>;
+  /** The domains' `_stratum` links as the zone's primary has them now (none: no link). */
+  current(domains: readonly string[]): Promise<Map<string, DomainLink | undefined>>;
+}
+
+/** Where the registrar a new link names came from, for what a refusal says of it. */
+export type RegistrarSource = 'given' | 'host' | 'config' | 'link';
+
+/** What `planLinks` is given: the links now, and what each source says the new ones name. */
+export interface LinkPlanInput {
+  domains: readonly string[];
+  current: ReadonlyMap<string, DomainLink | undefined>;
+  /** The host the new links name. */
+  host: string;
+  /** Other hosts whose links the switch replaces as a matter of course: a move's old host. */
+  leaving?: readonly string[];
+  /** --registrar. */
+  given?: string;
   /**
-   * Refuses, before anything changes, domains whose new link could name no registrar: none given
-   * (--registrar, or `registrar`, host.toml's for the signing key) and no link there to take it from.
+   * The new host's word on its link check (GET /links, spec/host-api.md section 5.12): whether
+   * it checks links, and the registrar domain they must name for the key that signs there.
+   * Undefined when it did not say (a host older than that endpoint).
    */
-  checkRegistrar(domains: readonly string[], registrar?: string): Promise<void>;
+  expected?: { checked: boolean; registrar?: string };
+  /** The domain host.toml (--config) gives the signing key's registrar. */
+  signer?: string;
+}
+
+/** A domain whose link names another host or another registrar than the switch would write. */
+export interface LinkConflict {
+  domain: string;
+  link: DomainLink;
+  /** The link names a host other than the new one (and than a move's old one). */
+  otherHost: boolean;
+  /** The link names another registrar than the new link would. */
+  otherRegistrar: boolean;
+}
+
+export interface LinkPlan {
+  /** The registrar each domain's new link names. */
+  registrars: Map<string, string>;
+  /** Where each of those came from. */
+  sources: Map<string, RegistrarSource>;
+  /** Domains no source names a registrar for. */
+  unknown: string[];
+  /** Domains whose link the switch would take from another host or registrar. */
+  conflicts: LinkConflict[];
+}
+
+const lower = (name: string) => name.toLowerCase().replace(/\.$/, '');
+
+/**
+ * The registrar each domain's new link names (--registrar; else the one the new host checks
+ * against for the signing key, its own word; else host.toml's for that key; else the one the
+ * current link names), and the links the switch would take from another host or registrar.
+ */
+export function planLinks(input: LinkPlanInput): LinkPlan {
+  const registrars = new Map<string, string>();
+  const sources = new Map<string, RegistrarSource>();
+  const unknown: string[] = [];
+  const conflicts: LinkConflict[] = [];
+  const hosts = new Set([input.host, ...(input.leaving ?? [])].map(lower));
+  for (const domain of input.domains) {
+    const link = input.current.get(domain);
+    const candidates: [RegistrarSource, string | undefined][] = [
+      ['given', input.given],
+      ['host', input.expected?.registrar],
+      ['config', input.signer],
+      ['link', link?.registrar],
+    ];
+    const found = candidates.find(([, registrar]) => registrar !== undefined);
+    if (!found?.[1]) {
+      unknown.push(domain);
+      continue;
+    }
+    const registrar = lower(found[1]);
+    registrars.set(domain, registrar);
+    sources.set(domain, found[0]);
+    if (!link) continue;
+    const otherHost = !hosts.has(lower(link.host));
+    const otherRegistrar = lower(link.registrar) !== registrar;
+    if (otherHost || otherRegistrar) conflicts.push({ domain, link, otherHost, otherRegistrar });
+  }
+  return { registrars, sources, unknown, conflicts };
 }
 
 export interface LinkSwitchOptions {
@@ -43,8 +121,6 @@ export interface LinkSwitchOptions {
   keyFile?: string;
   /** The new host's ingress addresses; none: a CNAME to the new host's name. */
   addresses: string[];
-  /** The registrar the links name; by default the switch's `registrar`, else the one each current link names. */
-  registrar?: string;
   /** The TTL, in seconds, of the records the switch writes and of those it puts back (discovery's DEFAULT_TTL by default). */
   ttl?: number;
 }
@@ -110,8 +186,8 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
   const resolver = new DiscoveryResolver({ servers: [options.server] });
   const switchLinks = async (
     installed: CapsuleStatus,
-    host: HostIdentity,
-    signer?: string,
+    host: string,
+    registrars: ReadonlyMap<string, string>,
     prepared?: (putBack: () => Promise<void>) => void,
   ) => {
     const before = await Promise.all(
@@ -121,15 +197,12 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
         routing: await resolver.routing(domain),
       })),
     );
-    const changes = before.flatMap(({ domain, link }): DnsChange[] => {
-      const registrar = options.registrar ?? signer ?? link?.registrar;
-      if (!registrar) {
-        throw new StratumError('LINK_REGISTRAR_UNKNOWN', `${domain} has no _stratum link to take its registrar from`, {
-          hint: 'Give --registrar <domain>: the registrar the new link names.',
-        });
-      }
-      const routing = options.addresses.length > 0 ? { addresses: options.addresses } : { cname: host.name };
-      return domainLinkChanges(domain, { host: host.name, capsule: installed.digest, registrar }, routing, ttl);
+    const changes = before.flatMap(({ domain }): DnsChange[] => {
+      const registrar = registrars.get(domain);
+      // planLinks named one for every domain it was given; a domain it was not is a mistake here.
+      if (!registrar) throw new StratumError('LINK_REGISTRAR_UNKNOWN', `no registrar was planned for ${domain}'s link`, { user: false });
+      const routing = options.addresses.length > 0 ? { addresses: options.addresses } : { cname: host };
+      return domainLinkChanges(domain, { host, capsule: installed.digest, registrar }, routing, ttl);
     });
     const putBack = async () => {
       await apply(
@@ -149,15 +222,7 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
   const nothing = `stratum-check ${randomUUID()}`;
   const check = (domains: readonly string[]) =>
     apply(domains.map((domain): DnsChange => ({ op: 'remove', name: linkRecordName(domain), record: { type: 'TXT', data: [nothing] } })));
-  const checkRegistrar = async (domains: readonly string[], registrar?: string) => {
-    if (options.registrar ?? registrar) return;
-    const unlinked: string[] = [];
-    for (const domain of domains) if (!(await resolver.domainLink(domain))) unlinked.push(domain);
-    if (unlinked.length > 0) {
-      throw new StratumError('LINK_REGISTRAR_UNKNOWN', `${unlinked.join(', ')} has no _stratum link to take its registrar from`, {
-        hint: "Give --registrar <domain>: your registrar's domain, which the new link names (with --config it comes from host.toml's [registrars] domain of the signing key; with --url there is none to read).",
-      });
-    }
-  };
-  return Object.assign(switchLinks, { check, checkRegistrar });
+  const current = async (domains: readonly string[]) =>
+    new Map(await Promise.all(domains.map(async (domain) => [domain, await resolver.domainLink(domain)] as const)));
+  return Object.assign(switchLinks, { check, current });
 }

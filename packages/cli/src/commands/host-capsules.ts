@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorMessage, formatBytes, formatDuration, isStratumError, parseDuration, StratumError } from '@stratum/core';
-import type { CapsuleLogEntry, CapsuleStatus, InstallationStatus, InstallOptions, KeptData, StoreRef } from '@stratum/host';
+import type { CapsuleLogEntry, CapsuleStatus, ControlClient, InstallationStatus, InstallOptions, KeptData, StoreRef } from '@stratum/host';
 import type { Manifest } from '@stratum/manifest';
 import {
   asciiDomain,
@@ -13,6 +13,7 @@ import {
   type ParsedArgs,
   paint,
   printable,
+  shellWord,
   stringListOption,
   stringOption,
   usageError,
@@ -22,6 +23,7 @@ import {
   CONTROL_OPTIONS,
   CONTROL_USAGE,
   connectControl,
+  hostNameOf,
   localUrl,
   nextCommand,
   REGISTRAR_KEY_HELP,
@@ -145,7 +147,12 @@ const LINK_OPTIONS: Record<string, OptionSpec> = {
     type: 'string',
     value: 'domain',
     description:
-      "the registrar the links name (default: the domain host.toml gives the signing key's registrar, else the one the current links name)",
+      "the registrar the links name (default: the one the host checks links against for the signing key, its host.toml's [registrars] domain; else the one the current links name)",
+  },
+  'take-over': {
+    type: 'boolean',
+    description:
+      'with --dns, point domains whose links name another host or another registrar at this one all the same (that host stops serving them at its next check)',
   },
 };
 
@@ -162,13 +169,12 @@ async function linkSwitchOf(args: ParsedArgs, defaultTtl: string): Promise<LinkS
   const server = stringOption(args, 'dns');
   const zone = stringOption(args, 'zone');
   if (!server) {
-    const orphan = ['zone', 'tsig-key', 'address', 'registrar', 'ttl'].find((option) => args.values[option] !== undefined);
+    const orphan = ['zone', 'tsig-key', 'address', 'registrar', 'ttl', 'take-over'].find((option) => args.values[option] !== undefined);
     if (orphan) throw usageError(`--${orphan} goes with --dns`, "Give --dns <ip:port> of the domains' primary DNS server.");
     return undefined;
   }
   if (!zone) throw usageError('--dns needs --zone', 'Name the zone the domains are in, as the DNS server knows it.');
   const keyFile = stringOption(args, 'tsig-key');
-  const registrar = stringOption(args, 'registrar');
   const { linkSwitcher } = await import('../link-switch.ts');
   return linkSwitcher({
     server,
@@ -176,8 +182,149 @@ async function linkSwitchOf(args: ParsedArgs, defaultTtl: string): Promise<LinkS
     addresses: stringListOption(args, 'address'),
     ttl: ttlOption(args, defaultTtl),
     ...(keyFile ? { keyFile } : {}),
-    ...(registrar ? { registrar: registrar.toLowerCase() } : {}),
   });
+}
+
+/** Names under the special-use top-level domains, which a host serves without a link (spec/discovery.md section 5.3). */
+function isSpecialUse(domain: string): boolean {
+  return ['localhost', 'test', 'example', 'invalid'].some((suffix) => domain === suffix || domain.endsWith(`.${suffix}`));
+}
+
+/** A count's noun and verb: "www.shop.org is", "a.org, b.org are". */
+function listed(domains: readonly string[], one: string, many: string): string {
+  return `${domains.join(', ')} ${domains.length === 1 ? one : many}`;
+}
+
+/**
+ * With --dns, before anything changes: the registrar each domain's new link names, found as
+ * `planLinks` says, and a refusal of a switch that the new host's start would refuse (a
+ * --registrar it does not check links against; a key it knows no registrar domain for), or that
+ * would take a domain from another host or another registrar (unless --take-over): a link
+ * switched by mistake takes the site away from the host that serves it, with its data.
+ */
+async function planLinkSwitch(
+  args: ParsedArgs,
+  switchLinks: LinkSwitch,
+  plan: {
+    command: 'install' | 'move';
+    domains: readonly string[];
+    /** The host the links will name, and its client, which says what its link check expects. */
+    host: string;
+    client: ControlClient;
+    digest: string;
+    /** The domain host.toml gives the signing key's registrar (--config). */
+    signer?: string;
+    /** A move's old host: its links are the ones the move replaces. */
+    leaving?: string;
+    /** A move's name, and how to run its `host install` for the user, for what a refusal suggests. */
+    name: string;
+    signal?: AbortSignal;
+  },
+): Promise<Map<string, string>> {
+  const { domains, host } = plan;
+  await switchLinks.check(domains);
+  // The new host's word on what its start checks, when it gives it (GET /links, spec/host-api.md 5.12).
+  const expected = /^sha256:[0-9a-f]{64}$/.test(plan.digest)
+    ? await plan.client.links(domains, plan.digest, plan.signal ? { signal: plan.signal } : {}).catch((error: unknown) => {
+        if (isStratumError(error) && error.code === 'NOT_FOUND') return undefined;
+        throw error;
+      })
+    : undefined;
+  const given = stringOption(args, 'registrar')?.toLowerCase();
+  const keyOption = plan.command === 'move' ? '--to-key' : '--key';
+  const checksLinks = expected?.checked === true && domains.some((domain) => !isSpecialUse(domain));
+  if (checksLinks && expected?.registrar === undefined) {
+    throw new StratumError(
+      'LINK_REGISTRAR_UNKNOWN',
+      `${host} knows no registrar domain for the key that signs there, so its start would refuse every link`,
+      {
+        details: [`its host.toml gives that key's [registrars] entry no domain, which a link's registrar= must match`],
+        hint: `${host}'s operator adds the registrar's domain to that key's entry in its host.toml ([registrars.<name>] domain = "<domain>") and restarts it; or sign with a key it gives a domain (${keyOption}).`,
+      },
+    );
+  }
+  if (checksLinks && given !== undefined && expected?.registrar !== undefined && given !== expected.registrar) {
+    throw new StratumError(
+      'LINK_REGISTRAR_REFUSED',
+      `${host} checks the links of the key that signs there against registrar ${expected.registrar}, not ${given} (--registrar): its start would refuse links naming ${given}`,
+      {
+        hint: `Leave out --registrar (the links then name ${expected.registrar}), or sign with the key of ${given}'s registrar that ${host} trusts (${keyOption}).`,
+      },
+    );
+  }
+  const { planLinks } = await import('../link-switch.ts');
+  const planned = planLinks({
+    domains,
+    current: await switchLinks.current(domains),
+    host,
+    ...(plan.leaving ? { leaving: [plan.leaving] } : {}),
+    ...(given ? { given } : {}),
+    ...(expected ? { expected } : {}),
+    ...(plan.signer ? { signer: plan.signer.toLowerCase() } : {}),
+  });
+  if (planned.unknown.length > 0) {
+    throw new StratumError(
+      'LINK_REGISTRAR_UNKNOWN',
+      `${listed(planned.unknown, 'has', 'have')} no _stratum link to take its registrar from, and ${host} does not say which registrar its links must name`,
+      {
+        hint: `Give --registrar <domain>: your registrar's domain, which the new links name (${host}'s host.toml gives it as the signing key's [registrars] domain).`,
+      },
+    );
+  }
+  const conflicts = booleanOption(args, 'take-over') ? [] : planned.conflicts;
+  const first = conflicts[0];
+  if (!first) return planned.registrars;
+  const from = (source: string | undefined) =>
+    source === 'given'
+      ? '--registrar'
+      : source === 'host'
+        ? `as ${host} checks links for the key that signs there`
+        : source === 'config'
+          ? "host.toml's [registrars] domain of the signing key"
+          : 'the current link';
+  const details = conflicts.map(({ domain, link }) => {
+    const registrar = planned.registrars.get(domain) ?? '';
+    return `_stratum.${domain} names host ${link.host} and registrar ${link.registrar}; the new link would name host ${host} and registrar ${registrar} (${from(planned.sources.get(domain))})`;
+  });
+  const domainsOf = (which: 'otherHost' | 'otherRegistrar') => conflicts.filter((one) => one[which]).map((one) => one.domain);
+  const elsewhere = domainsOf('otherHost');
+  const takeOver = 'To point the links at it all the same, pass --take-over.';
+  if (elsewhere.length > 0) {
+    const other = conflicts.find((one) => one.otherHost)?.link ?? first.link;
+    // This host's options, as `host move` takes them for the host it moves to.
+    const toHere = ['config', 'url', 'audience', 'key'].flatMap((name) => {
+      const value = stringOption(args, name);
+      return value === undefined ? [] : [`--to-${name}`, shellWord(value)];
+    });
+    const moveCommand = [
+      'stratum host move <capsule> [dir]',
+      `--from-url <${other.host}'s control API>`,
+      `--from-audience ${other.host}`,
+      ...toHere,
+    ];
+    const moveIt =
+      plan.command === 'install'
+        ? `If the capsule ${other.host} serves there should come here, move it with its data: \`${moveCommand.join(' ')}\`, with the same --dns options.`
+        : `Check which host serves ${elsewhere.length === 1 ? 'it' : 'them'} before moving.`;
+    throw new StratumError(
+      'DOMAIN_LINKED_ELSEWHERE',
+      `${listed(elsewhere, 'is', 'are')} linked to ${other.host} (registrar ${other.registrar}): ${plan.command === 'install' ? 'installing' : 'moving'} with --dns would point ${elsewhere.length === 1 ? 'it' : 'them'} at ${host}, and ${other.host} would stop serving ${elsewhere.length === 1 ? 'it' : 'them'}${plan.command === 'install' ? ` while ${host} starts without its data` : ''}`,
+      { details, hint: `${moveIt} ${takeOver}` },
+    );
+  }
+  const registrarNow = first.link.registrar;
+  const registrarNew = planned.registrars.get(first.domain) ?? '';
+  const handOver = `To hand ${domainsOf('otherRegistrar').join(', ')} to ${registrarNew} on purpose, pass --take-over.`;
+  const source = planned.sources.get(first.domain);
+  const fix =
+    source === 'given'
+      ? `Leave out --registrar, or give --registrar ${registrarNow}.`
+      : `Sign with the key of ${registrarNow}'s registrar, which ${host} must trust (${keyOption} <file>).`;
+  throw new StratumError(
+    'DOMAIN_LINKED_ELSEWHERE',
+    `${listed(domainsOf('otherRegistrar'), 'is', 'are')} linked to registrar ${registrarNow}: ${plan.command === 'install' ? 'installing' : 'moving'} with --dns would name ${registrarNew} in ${domainsOf('otherRegistrar').length === 1 ? 'its link' : 'their links'} (${from(source)}), taking ${domainsOf('otherRegistrar').length === 1 ? 'it' : 'them'} from ${registrarNow}`,
+    { details, hint: `${fix} ${handOver}` },
+  );
 }
 
 /** With --dns, what can be refused before the install: a domain outside --zone (the key file is read with the switch). */
@@ -259,6 +406,11 @@ component and the registrar (spec/discovery.md section 5.3; names under localhos
 example and invalid need none). With --dns and --zone the install publishes those links, and
 the domains' routing to the host, on the zone's primary DNS server by RFC 2136 update (signed
 with --tsig-key) between installing and starting; if the start fails, the records go back.
+The links name the registrar the host checks them against for the key that signs (its
+host.toml's [registrars] domain, which the host says), or --registrar. Before installing, the
+command refuses a domain whose link names another host (which serves it: \`host move\` brings
+the capsule here with its data) or another registrar, unless --take-over says it is meant;
+and a --registrar the host would not take.
 
 ${CONTROL_HELP}
 
@@ -298,15 +450,23 @@ Examples:
     }
     if (switchLinks) await checkLinkZone(args, domains);
     const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
-    const { client, config, registrar } = await connectControl(args);
-    // By --url, host.toml does not name the host: its identity does, unsigned and unverified, but
-    // only to say where the install goes (the signed requests are addressed to the audience).
-    const hostLabel = config?.name ?? (await client.identity()).name;
-    if (switchLinks) {
-      // What the DNS update would be refused for is found before the install, not after it.
-      await switchLinks.checkRegistrar(domains, registrar?.domain);
-      await switchLinks.check(domains);
-    }
+    const connection = await connectControl(args);
+    const { client, config, registrar } = connection;
+    // The name the requests are signed for: host.toml's or --audience, or on loopback its /identity's.
+    const hostLabel = await hostNameOf(connection);
+    // What the DNS update would be refused for, and the links it would take from another host or
+    // registrar, are found before the install, not after it.
+    const registrars = switchLinks
+      ? await planLinkSwitch(args, switchLinks, {
+          command: 'install',
+          domains,
+          host: hostLabel,
+          client,
+          digest: capsule.digest,
+          name: capsule.name,
+          ...(registrar?.domain ? { signer: registrar.domain } : {}),
+        })
+      : undefined;
     // The control API replaces an installation of the same name, as an upgrade must; by accident,
     // that takes a customer's domains away (another's install of the same app, under its default name).
     const existing = await client.capsule(capsule.name).catch((error: unknown) => {
@@ -336,17 +496,14 @@ Examples:
       io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${hostLabel}\n`);
     }
     let status: CapsuleStatus & { keptData?: KeptData };
-    if (switchLinks) {
+    if (switchLinks && registrars) {
       // As a move does: installed, linked, then started (the host checks the links at the start).
       const installed = await client.install({ ...capsule.install, domains, start: false });
       // From here on a failure leaves the capsule installed, which the error must say.
       let records = "its domains' DNS records were not changed";
-      let hostName = hostLabel;
       try {
-        const host = await client.identity();
-        hostName = host.name;
-        io.stderr.write(`pointing ${installed.domains.join(', ')} at ${host.name} on ${stringOption(args, 'dns')}\n`);
-        const unlink = await switchLinks(installed, host, registrar?.domain);
+        io.stderr.write(`pointing ${installed.domains.join(', ')} at ${hostLabel} on ${stringOption(args, 'dns')}\n`);
+        const unlink = await switchLinks(installed, hostLabel, registrars);
         records = "its domains' DNS records point at it";
         try {
           status = installed.state === 'running' ? installed : await client.start(installed.name);
@@ -356,7 +513,7 @@ Examples:
           throw error;
         }
       } catch (error) {
-        throw leftInstalled(error, installed, records, hostName, args);
+        throw leftInstalled(error, installed, records, hostLabel, args);
       }
     } else {
       status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
@@ -746,7 +903,10 @@ the installation has (its state would stay behind); one holding another app (its
 is not the one the old host reports for the installation, and its component is not the one
 installed: --different-app if it is meant); and a move that gives no values for the config
 variables the installation has values for on the old host (below). With --dns it also sends the DNS server an update that changes
-nothing, so that a key or zone it refuses is found then, not after the drain.
+nothing, so that a key or zone it refuses is found then, not after the drain; and it asks the
+new host which registrar its links must name for the key that signs there, refusing a move
+whose links would name another registrar than they do now (a domain handed to another
+registrar: the wrong --to-key, or --take-over if it is meant) or a host other than the two.
 
 A capsule that is not serving on the old host (installed and never started, or stopped: taken
 out of service) moves as it is: it is not drained, it is left installed or stopped on the new
@@ -851,13 +1011,26 @@ Examples:
     const asItWas = serving
       ? `${name} serves from ${fromName} as before`
       : `${name} is ${describeResting(current.state)} on ${fromName} as before`;
+    let registrars: Map<string, string> | undefined;
+    let linkHost = '';
     if (switchLinks) {
       await checkLinkZone(args, moving);
-      // A key or zone the server refuses is found now, not after the drain and the copy.
-      await switchLinks.checkRegistrar(moving, to.registrar?.domain).catch((error: unknown) => {
-        throw beforeAnything(error, `nothing was changed: ${asItWas}`);
-      });
-      await switchLinks.check(moving).catch((error: unknown) => {
+      // A key or zone the server refuses, a registrar the new host would not take and links
+      // that name a third host are found now, not after the drain and the copy.
+      registrars = await timed(`${toName} did not answer`, timeoutMs, async (signal) => {
+        linkHost = await hostNameOf(to);
+        return planLinkSwitch(args, switchLinks, {
+          command: 'move',
+          domains: moving,
+          host: linkHost,
+          client: to.client,
+          digest: capsule.digest,
+          name,
+          leaving: await hostNameOf(from),
+          signal,
+          ...(to.registrar?.domain ? { signer: to.registrar.domain } : {}),
+        });
+      }).catch((error: unknown) => {
         throw beforeAnything(error, `nothing was changed: ${asItWas}`);
       });
     }
@@ -900,8 +1073,12 @@ Examples:
         signal: stop.signal,
         abandon: abandon.signal,
         // The links name the registrar the new host's host.toml gives the key that signs, as that host checks them.
-        ...(switchLinks
-          ? { switchLinks: (installed, host, prepared) => switchLinks(installed, host, to.registrar?.domain, prepared) }
+        // The links name the new host as its requests are signed for, and the registrars planned above.
+        ...(switchLinks && registrars
+          ? {
+              switchLinks: (installed: CapsuleStatus, _host: unknown, prepared: (putBack: () => Promise<void>) => void) =>
+                switchLinks(installed, linkHost, registrars, prepared),
+            }
           : {}),
         // What a failed move could not put back is said with the command that does it, for the host it is on.
         command: (side, words) => nextCommand(args, words, side),
