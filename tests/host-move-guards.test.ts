@@ -250,3 +250,63 @@ async function shopZone(t: TestContext) {
   t.after(() => DNS.stop());
   return { DNS, resolverOf: () => new DiscoveryResolver({ servers: [DNS.address] }) };
 }
+
+test('a move to a name whose data the new host kept is refused before the drain; told to replace it, a failed move keeps that data and one that succeeds says it replaced it', async (t) => {
+  const { key, h1, h2, capsule } = await twoHosts(t);
+  const on = (host: { controlUrl: URL }) => ['--url', host.controlUrl.href, '--key', key];
+  // kd served on h2 once, then uninstalled there: h2 keeps its data under the name.
+  const install = ['host', 'install', capsule, '--name', 'kd', '-d', 'kd.example'];
+  assert.equal((await run([...install, ...on(h2)])).code, 0);
+  assert.equal(await count(h2, 'kd.example'), 1);
+  assert.equal(await count(h2, 'kd.example'), 2);
+  assert.equal((await run(['host', 'uninstall', 'kd', ...on(h2)])).code, 0);
+  // kd serves on h1 now.
+  assert.equal((await run([...install, ...on(h1)])).code, 0);
+  assert.equal(await count(h1, 'kd.example'), 1);
+
+  const move = ['host', 'move', 'kd', capsule, '--from-url', h1.controlUrl.href, '--to-url', h2.controlUrl.href, '--key', key];
+  const refused = await run(move);
+  assert.equal(refused.code, 1);
+  assert.match(
+    refused.stderr,
+    /^installing kd \(.*\) on the new host, not started\nerror: h2\.hosting\.net keeps data under the name kd, left by its installation there uninstalled on \S+: moving kd there would replace it with the copy from h1\.hosting\.net\n {2}the data kept there may be in keyvalue\/default\n {2}nothing else changed: kd serves from h1\.hosting\.net, and the data on h2\.hosting\.net is as it was\n/,
+  );
+  assert.ok(
+    refused.stderr.endsWith(
+      `hint: If that data is not needed, delete it, then move again: \`stratum host uninstall kd --delete-data --url ${h2.controlUrl.href} --key ${key}\`. To replace it with the copy from h1.hosting.net, move with --replace-kept-data; to keep both, give the capsule another name there (--name).\n`,
+    ),
+    refused.stderr,
+  );
+  assert.equal(await count(h1, 'kd.example'), 2);
+  assert.deepEqual(await installations(h2, key), []);
+
+  // Told to replace it, with the old host frozen at the drain (kill -STOP): the way back removes
+  // the copy without deleting what h2 kept, as the walkthrough's move had.
+  const frozenAtDrain = (incoming: IncomingMessage): ProxyFate =>
+    incoming.method === 'POST' && /\/drain$/.test(incoming.url ?? '') ? 'freeze' : 'forward';
+  const h1Url = await controlProxy(t, h1.controlUrl, frozenAtDrain);
+  const frozen = await run([
+    ...['host', 'move', 'kd', capsule, '--from-url', h1Url, '--to-url', h2.controlUrl.href, '--key', key],
+    ...['--replace-kept-data', '--timeout', '2s'],
+  ]);
+  assert.equal(frozen.code, 1);
+  assert.match(
+    frozen.stderr,
+    /\nput back: removed the copy on the new host, keeping the data the new host held under the name before the move \(in the stores copied so far, the copy replaced it\)\n/,
+  );
+  assert.deepEqual(await installations(h2, key), []);
+  const back = await run([...install, ...on(h2), '-d', 'kd2.example', '--replace']);
+  assert.equal(back.code, 0, back.stderr);
+  assert.match(back.stderr, /\nnote: kd finds the data kept under its name since it was uninstalled on /);
+  assert.equal(await count(h2, 'kd2.example'), 3);
+  assert.equal((await run(['host', 'uninstall', 'kd', ...on(h2)])).code, 0);
+
+  // Told to replace it, a move that succeeds replaces it, and says so: h2 counts on from h1's.
+  const moved = await run([...move, '--replace-kept-data']);
+  assert.equal(moved.code, 0, moved.stderr);
+  assert.match(
+    moved.stderr,
+    /\nnote: the new host kept data under the name kd since it was uninstalled there on \S+; the copy from the old host replaced it \(--replace-kept-data\)\n/,
+  );
+  assert.equal(await count(h2, 'kd.example'), 3);
+});

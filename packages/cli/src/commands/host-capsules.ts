@@ -893,7 +893,11 @@ flight finish), copies each store its manifest grants (keyvalue, sql, bucket) fr
 to the new one, and starts it there. If a step after the install fails, takes too long
 (--timeout) or is interrupted (Ctrl-C, SIGTERM), what the move changed goes back: the links,
 the capsule started again on the old host, the copy on the new one removed. A second Ctrl-C
-stops that at once, and says what was left and the commands that fix it. The old installation
+stops that at once, and says what was left and the commands that fix it. The copy's data is
+deleted with it only when the name was new on that host. When the new host keeps data under
+the name (an installation of it there was uninstalled without --delete-data), the move is
+refused before the drain, naming the stores and how to delete that data: --replace-kept-data
+replaces it with the copy, and a way back then leaves it rather than delete it. The old installation
 is left drained, not removed: remove it with \`stratum host uninstall\` once the domain points at
 the new host (its _stratum TXT record, spec/discovery.md; \`stratum dns check <domain>\` shows
 it).
@@ -974,6 +978,10 @@ Examples:
     'different-app': {
       type: 'boolean',
       description: "move it with [dir]'s app even though its [capsule] name and component are not those installed",
+    },
+    'replace-kept-data': {
+      type: 'boolean',
+      description: 'the new host keeps data under the name (an installation of it there was uninstalled): replace it with the copy',
     },
     timeout: {
       type: 'string',
@@ -1072,6 +1080,7 @@ Examples:
         timeoutMs,
         signal: stop.signal,
         abandon: abandon.signal,
+        replaceKeptData: booleanOption(args, 'replace-kept-data'),
         // The links name the registrar the new host's host.toml gives the key that signs, as that host checks them.
         // The links name the new host as its requests are signed for, and the registrars planned above.
         ...(switchLinks && registrars
@@ -1107,10 +1116,17 @@ Examples:
             io.stderr.write(`${paint(io.stderr, 31, 'failed')}: ${step.reason}; ${next}\n`);
           }
           if (step.step === 'undo') {
+            // Without deleting data the move did not create: what the name held there before, it holds again.
+            const keeping =
+              step.keptData === 'kept'
+                ? `, keeping the data ${toName} held under the name before the move (in the stores copied so far, the copy replaced it)`
+                : step.keptData === 'unknown'
+                  ? `, not deleting its data: the install was cut short, and ${toName} may have held data under the name before (\`${nextCommand(args, ['host', 'uninstall', capsule.name, '--delete-data'], 'to')}\` deletes it if not)`
+                  : '';
             const done = {
               links: [`its domains' links name ${fromName} again`, `could not point its domains' links back at ${fromName}`],
               start: [`${name} serves from ${fromName} again`, `could not start ${name} on ${fromName} again`],
-              remove: [`removed the copy on ${toName}`, `could not remove the copy on ${toName}`],
+              remove: [`removed the copy on ${toName}${keeping}`, `could not remove the copy on ${toName}`],
             }[step.what];
             io.stderr.write(step.ok ? `put back: ${done[0]}\n` : `${paint(io.stderr, 31, 'not put back')}: ${done[1]}\n`);
           }
@@ -1121,6 +1137,16 @@ Examples:
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+    }
+    if (result.keptData) {
+      const retained = result.keptData.retained.map(store);
+      io.stderr.write(
+        `${paint(io.stderr, 33, 'note:')} ${toName} kept data under the name ${result.status.name} since it was uninstalled there on ${result.keptData.uninstalledAt}; the copy from ${fromName} replaced it (--replace-kept-data)` +
+          (retained.length > 0
+            ? `, except in ${retained.join(', ')}, which the manifest does not grant: that stays under the name, out of the capsule's reach, until \`${nextCommand(args, ['host', 'uninstall', result.status.name, '--delete-data'], 'to')}\` deletes it with the rest`
+            : '') +
+          '\n',
+      );
     }
     if (booleanOption(args, 'json')) {
       io.stdout.write(`${JSON.stringify(result, null, 2)}\n`);

@@ -24,7 +24,7 @@ function fakeHost(
   fail: Partial<Record<string, Error | 'hang'>> = {},
   has: string[] = [],
   grants: StoreRef[] = stores,
-  old: { state?: CapsuleStatus['state']; retained?: StoreRef[]; linkProblems?: string[] } = {},
+  old: { state?: CapsuleStatus['state']; retained?: StoreRef[]; linkProblems?: string[]; keptData?: { uninstalledAt: string } } = {},
 ): ControlClient {
   const status = (name: string, state = 'running') => ({ name, state, domains: ['a.example'], digest: 'sha256:d' }) as CapsuleStatus;
   const labels = (refs: StoreRef[], capability: string) => refs.filter((one) => one.capability === capability).map((one) => one.label);
@@ -44,11 +44,17 @@ function fakeHost(
     new ControlApiError(404, 'STATE_NOT_FOUND', `shop's manifest grants no ${capability} label "${wanted}"`);
   const client: Partial<ControlClient> = {
     identity: async () => ({ name: label, key: { kty: 'OKP', crv: 'Ed25519', x: label }, api: '', version: '', startedAt: '' }),
-    install: (options) => step(`install ${options.name} start=${String(options.start)}`, status(options.name ?? '', 'installed')),
+    // `keptData`: the name held the data of an installation uninstalled here, as the install says.
+    install: (options) =>
+      step(`install ${options.name} start=${String(options.start)}`, {
+        ...status(options.name ?? '', 'installed'),
+        stores: byCapability(grants),
+        ...(old.keptData ? { keptData: old.keptData } : {}),
+      }),
     drain: (name) => step(`drain ${name}`, status(name, 'stopped')),
     start: (name) => step(`start ${name}`, status(name)),
     stop: (name) => step(`stop ${name}`, status(name, 'stopped')),
-    uninstall: (name) => step(`uninstall ${name}`, {}),
+    uninstall: (name, call) => step(`uninstall ${name}${call?.deleteData ? ' data=delete' : ''}`, {}),
     links: (domains) => {
       const problems = (old.linkProblems ?? []).map((problem) => ({ domain: domains[0] ?? '', problem }));
       return step(`links ${domains.join(',')}`, { checked: true, problems, ...(problems.length ? { hint: 'Publish the link.' } : {}) });
@@ -149,7 +155,7 @@ test('a failure after the drain starts the capsule on the old host again and rem
     moveCapsule({ from: fakeHost('old', calls), to: fakeHost('new', calls, { import: failure }), name: 'shop', install, stores }),
     (error: StratumError) => error.code === 'MOVE_FAILED' && /serves from the old host again/.test(error.message),
   );
-  assert.deepEqual(calls.slice(-3), ['new import shop keyvalue/default', 'old start shop', 'new uninstall shop']);
+  assert.deepEqual(calls.slice(-3), ['new import shop keyvalue/default', 'old start shop', 'new uninstall shop data=delete']);
 });
 
 test('when putting it back fails too, the error says so and what to do', async () => {
@@ -192,7 +198,7 @@ test('when only the new host cannot be cleaned up, the error says the capsule se
       return true;
     },
   );
-  assert.deepEqual(calls.slice(-2), ['old start shop', 'new uninstall shop']);
+  assert.deepEqual(calls.slice(-2), ['old start shop', 'new uninstall shop data=delete']);
 });
 
 test('a move to the host the capsule is on is refused before anything changes', async () => {
@@ -245,7 +251,7 @@ test('a new host that stops answering mid-move is waited for no longer than the 
     },
   );
   assert.deepEqual(steps, ['resume new did not answer (start shop) within 200 ms', 'undo start true', 'undo remove false']);
-  assert.deepEqual(calls.slice(-3), ['new start shop', 'old start shop', 'new uninstall shop']);
+  assert.deepEqual(calls.slice(-3), ['new start shop', 'old start shop', 'new uninstall shop data=delete']);
 });
 
 test('an interrupted move puts things back as a failed one does; a second interruption stops that, and the error says what was left', async () => {
@@ -274,7 +280,7 @@ test('an interrupted move puts things back as a failed one does; a second interr
     assert.equal(error.hint, 'Start it on the old host, where its state is as it was: `stratum host serve shop --from`.');
     return true;
   });
-  assert.deepEqual(calls.slice(-3), ['new import shop keyvalue/default', 'old start shop', 'new uninstall shop']);
+  assert.deepEqual(calls.slice(-3), ['new import shop keyvalue/default', 'old start shop', 'new uninstall shop data=delete']);
 });
 
 test('a link update cut short is put back all the same: the server may apply it after the move stopped waiting', async () => {
@@ -347,7 +353,7 @@ test('a stopped capsule moves stopped: neither drained nor started on either hos
     },
   );
   assert.ok(!calls.includes('old start shop'), calls.join(', '));
-  assert.equal(calls.at(-1), 'new uninstall shop');
+  assert.equal(calls.at(-1), 'new uninstall shop data=delete');
 });
 
 test('a capsule installed and never started moves so, and is left installed on the new host', async () => {
@@ -397,7 +403,7 @@ test('links the new host would refuse stop the move before the drain, with the r
       return true;
     },
   );
-  assert.deepEqual(calls, ['new status shop', 'new install shop start=false', 'new links a.example', 'new uninstall shop']);
+  assert.deepEqual(calls, ['new status shop', 'new install shop start=false', 'new links a.example', 'new uninstall shop data=delete']);
 
   // A host older than the check answers 404: its start checks, as before.
   calls.length = 0;
@@ -439,4 +445,93 @@ test('an export that sends nothing for the timeout says so of that store', async
       return true;
     },
   );
+});
+
+test('a name whose data the new host keeps is refused before the drain, and what the move installed goes without deleting that data', async () => {
+  const calls: string[] = [];
+  const keptData = { uninstalledAt: '2026-11-01T10:00:00.000Z' };
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls),
+      to: fakeHost('new', calls, {}, [], stores, { keptData }),
+      name: 'shop',
+      install,
+      stores,
+      command: (side, words) => `stratum ${words.join(' ')} --${side}`,
+    }),
+    (error: StratumError) => {
+      assert.equal(error.code, 'MOVE_KEPT_DATA');
+      assert.equal(
+        error.message,
+        'new keeps data under the name shop, left by its installation there uninstalled on 2026-11-01T10:00:00.000Z: moving shop there would replace it with the copy from old',
+      );
+      assert.deepEqual(error.details, [
+        'the data kept there may be in keyvalue/default, sql/main',
+        'nothing else changed: shop serves from old, and the data on new is as it was',
+      ]);
+      assert.equal(
+        error.hint,
+        'If that data is not needed, delete it, then move again: `stratum host uninstall shop --delete-data --to`. To replace it with the copy from old, move with --replace-kept-data; to keep both, give the capsule another name there (--name).',
+      );
+      return true;
+    },
+  );
+  // No drain, no copy: the install, and a plain uninstall that leaves the name's data.
+  assert.deepEqual(calls, ['new status shop', 'new install shop start=false', 'new uninstall shop']);
+});
+
+test('told to replace kept data, a move that fails puts back without deleting the data the name held; one that succeeds says what it replaced', async () => {
+  const keptData = { uninstalledAt: '2026-11-01T10:00:00.000Z' };
+  const calls: string[] = [];
+  const undone: unknown[] = [];
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls),
+      to: fakeHost('new', calls, { start: new Error('instance failed') }, [], stores, { keptData }),
+      name: 'shop',
+      install,
+      stores,
+      replaceKeptData: true,
+      onStep: (step) => {
+        if (step.step === 'undo') undone.push(step);
+      },
+    }),
+    (error: StratumError) => error.code === 'MOVE_FAILED',
+  );
+  assert.deepEqual(calls.slice(-2), ['old start shop', 'new uninstall shop']);
+  assert.deepEqual(undone, [
+    { step: 'undo', what: 'start', ok: true },
+    { step: 'undo', what: 'remove', ok: true, keptData: 'kept' },
+  ]);
+
+  const result = await moveCapsule({
+    from: fakeHost('old', []),
+    to: fakeHost('new', [], {}, [], stores, { keptData }),
+    name: 'shop',
+    install,
+    stores,
+    replaceKeptData: true,
+  });
+  assert.deepEqual(result.keptData, { uninstalledAt: keptData.uninstalledAt, retained: [] });
+});
+
+test('an install cut short is taken back without deleting data: the new host may have kept some under the name', async () => {
+  const calls: string[] = [];
+  const undone: unknown[] = [];
+  await assert.rejects(
+    moveCapsule({
+      from: fakeHost('old', calls),
+      to: fakeHost('new', calls, { install: 'hang' }),
+      name: 'shop',
+      install,
+      stores,
+      timeoutMs: 100,
+      onStep: (step) => {
+        if (step.step === 'undo') undone.push(step);
+      },
+    }),
+    (error: StratumError) => error.code === 'MOVE_FAILED',
+  );
+  assert.equal(calls.at(-1), 'new uninstall shop');
+  assert.deepEqual(undone, [{ step: 'undo', what: 'remove', ok: true, keptData: 'unknown' }]);
 });

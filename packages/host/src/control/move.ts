@@ -6,7 +6,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { errorMessage, formatBytes, formatDuration, isStratumError, StratumError } from '@stratum/core';
 import type { CapsuleStatus } from '../runtime-types.ts';
-import { ControlApiError, type ControlClient, type HostIdentity, type InstallationStatus, type InstallOptions } from './client.ts';
+import {
+  ControlApiError,
+  type ControlClient,
+  type HostIdentity,
+  type InstallationStatus,
+  type InstallOptions,
+  type KeptData,
+} from './client.ts';
 import { type StoreRef, storeName, storesOf } from './stores.ts';
 
 export type MoveStep =
@@ -25,8 +32,12 @@ export type MoveStep =
   | { step: 'leave'; name: string; state: 'installed' | 'stopped' }
   /** A step failed, timed out or was interrupted: what was changed goes back (`drained`: the old host is started again). */
   | { step: 'resume'; name: string; reason: string; drained: boolean }
-  /** One thing put back, or not. */
-  | { step: 'undo'; what: 'links' | 'start' | 'remove'; ok: boolean };
+  /**
+   * One thing put back, or not. `keptData` (a `remove`): the copy was uninstalled without
+   * deleting the name's data, as the new host held data under the name before the move (or may
+   * have: an install cut short never said), which the move must not delete.
+   */
+  | { step: 'undo'; what: 'links' | 'start' | 'remove'; ok: boolean; keptData?: 'kept' | 'unknown' };
 
 export interface MoveOptions {
   /** The host the capsule runs on now, and its name there. */
@@ -67,6 +78,13 @@ export interface MoveOptions {
   signal?: AbortSignal;
   /** Aborting it stops the putting back as well: the error then says what was left, and how to fix it. */
   abandon?: AbortSignal;
+  /**
+   * The new host keeps data under the name, left by an installation uninstalled there without
+   * deleting it (the install answers `keptData`, spec/host-api.md section 5.1): replace it with
+   * the copy. Without it such a move is refused before the drain, and the name's data there is
+   * left as it was.
+   */
+  replaceKeptData?: boolean;
 }
 
 /** How long a control call of a move may take, unless told otherwise. */
@@ -85,6 +103,12 @@ export interface MoveResult {
    * grant, and left there under the name until its data is deleted.
    */
   leftBehind: StoreRef[];
+  /**
+   * With `replaceKeptData`: the new host held data under the name, left by an installation
+   * uninstalled then, which the copy replaced in the stores copied; `retained` are the stores of
+   * that data the manifest does not grant, which stay there under the name, out of reach.
+   */
+  keptData?: { uninstalledAt: string; retained: StoreRef[] };
 }
 
 /**
@@ -98,6 +122,12 @@ export interface MoveResult {
  * If anything fails after the install, runs out of time or is interrupted (`signal`), the links
  * go back, the old one is started again (and the new one, which the move installed, uninstalled)
  * before the error is thrown, so the capsule keeps serving from where it was.
+ *
+ * A name whose data the new host keeps (its install answers `keptData`: an installation of it
+ * there was uninstalled without deleting it) is refused before the drain, unless
+ * `replaceKeptData`: the copy would replace that data. A way back deletes the copy's data only
+ * when the move created the name there; otherwise (kept data, or an install that never answered)
+ * it uninstalls without deleting, leaving what the name held.
  *
  * A capsule that is not serving (installed and never started, stopped, or failed) is moved as it
  * is: neither drained nor started, left installed (or stopped) on the new host, and not started
@@ -155,7 +185,9 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
   }
   // Before the old host stops serving: a refusal here (a domain taken, config, limits) costs nothing.
   onStep?.({ step: 'install', name: target });
-  let installed: CapsuleStatus | undefined;
+  let installed: (InstallationStatus & { keptData?: KeptData }) | undefined;
+  /** The refusal of a name whose data the new host keeps: what it installed goes, the data stays. */
+  let keptRefusal: StratumError | undefined;
   let drained: number | undefined;
   const records: Record<string, number> = {};
   let unlink: (() => Promise<void>) | undefined;
@@ -169,6 +201,12 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       if (isStratumError(error) && error.code === 'NAME_TAKEN') throw nameTaken(target, toHost.name, "(another registrar's)", error);
       throw error;
     });
+    // The name held the data of an installation uninstalled there: the copy would replace it
+    // (an import replaces a store whole), and a way back that deleted the copy would delete it.
+    if (installed.keptData && !options.replaceKeptData) {
+      keptRefusal = keptDataRefusal(name, target, fromHost.name, toHost.name, installed, serving, options.command);
+      throw keptRefusal;
+    }
     // Without a link switch the links must name the new host already, or its start refuses: found
     // now, before the old host stops serving, not after the drain and the copy.
     if (serving && !options.switchLinks) {
@@ -198,28 +236,45 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       });
     }
     const leftBehind = retainedStores(current);
+    const kept = installed.keptData
+      ? { keptData: { uninstalledAt: installed.keptData.uninstalledAt, retained: retainedStores(installed) } }
+      : {};
     if (drained === undefined) {
       onStep?.({ step: 'leave', name: target, state: resting });
       // Recorded as stopped there, as it was here: a restart of the new host keeps it out of service too.
       const status = resting === 'stopped' ? await ask(toHost.name, `stop ${target}`, (signal) => to.stop(target, { signal })) : installed;
-      return { status, records, downtimeMs: 0, leftBehind };
+      return { status, records, downtimeMs: 0, leftBehind, ...kept };
     }
     onStep?.({ step: 'start', name: target });
     const status = await ask(toHost.name, `start ${target}`, (signal) => to.start(target, { signal }));
-    return { status, records, downtimeMs: performance.now() - drained, leftBehind };
+    return { status, records, downtimeMs: performance.now() - drained, leftBehind, ...kept };
   } catch (error) {
     // The host refused the install: nothing changed, nothing to put back.
     if (installed === undefined && !cutShort(error, options)) throw error;
+    if (error === keptRefusal && keptRefusal) {
+      // Refused before anything else: uninstalled as a plain uninstall does, the data stays under the name.
+      const [removed] = await Promise.allSettled([
+        ask(toHost.name, `uninstall ${target}`, (signal) => to.uninstall(target, { signal }), [options.abandon]),
+      ]);
+      if (removed.status === 'fulfilled') throw keptRefusal;
+      const command = options.command ?? ((_side, words) => ['stratum', ...words].join(' '));
+      throw new StratumError(keptRefusal.code, keptRefusal.message, {
+        details: [...keptRefusal.details, `could not remove what the move installed on ${toHost.name}: ${errorMessage(removed.reason)}`],
+        hint: `Once ${toHost.name} answers, remove it, keeping the data: \`${command('to', ['host', 'uninstall', target])}\`. ${keptRefusal.hint ?? ''}`.trim(),
+        user: true,
+      });
+    }
     const reason = errorMessage(error);
     onStep?.({ step: 'resume', name, reason, drained: drained !== undefined });
     const command = options.command ?? ((_side, words) => ['stratum', ...words].join(' '));
     // Bounded as the move's calls are, but only a second interruption (`abandon`) cuts them short.
     const undo = [options.abandon];
-    const settle = async (what: 'links' | 'start' | 'remove', op: () => Promise<unknown>) => {
+    const settle = async (what: 'links' | 'start' | 'remove', op: () => Promise<unknown>, more: { keptData?: 'kept' | 'unknown' } = {}) => {
       const [result] = await Promise.allSettled([op()]);
-      onStep?.({ step: 'undo', what, ok: result.status === 'fulfilled' });
+      onStep?.({ step: 'undo', what, ok: result.status === 'fulfilled', ...more });
       return result;
     };
+    const removesData = installed !== undefined && installed.keptData === undefined;
     // The links first: the old host checks them when it starts again. An update cut short is
     // waited for (its own time limit ends it) so that the put-back reaches the server after it,
     // and is applied after it, whether or not it was.
@@ -237,16 +292,21 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
       drained === undefined
         ? undefined
         : settle('start', () => ask(fromHost.name, `start ${name}`, (signal) => from.start(name, { signal }), undo)),
-      // An install cut short may have been done all the same. Its stores hold only what the move
-      // copied (an import replaces a store whole): they go with it, or a later installation of the
-      // name there would find this capsule's data.
-      settle('remove', () =>
-        ask(toHost.name, `uninstall ${target}`, (signal) => to.uninstall(target, { signal, deleteData: true }), undo).catch(
-          (failure: unknown) => {
-            if (installed === undefined && isStratumError(failure) && failure.code === 'CAPSULE_NOT_FOUND') return;
-            throw failure;
-          },
-        ),
+      // When the name was new there, its stores hold only what the move copied (an import
+      // replaces a store whole): they go with it, or a later installation of the name there would
+      // find this capsule's data. When it held data the move did not make (the install said
+      // `keptData`), or may have (an install cut short, which was done all the same or not), the
+      // copy goes as a plain uninstall does: a way back never deletes data the move did not create.
+      settle(
+        'remove',
+        () =>
+          ask(toHost.name, `uninstall ${target}`, (signal) => to.uninstall(target, { signal, deleteData: removesData }), undo).catch(
+            (failure: unknown) => {
+              if (installed === undefined && isStratumError(failure) && failure.code === 'CAPSULE_NOT_FOUND') return;
+              throw failure;
+            },
+          ),
+        removesData ? {} : { keptData: installed === undefined ? 'unknown' : 'kept' },
       ),
     ]);
     // What could not be put back, each where it is, and what the user does about it.
@@ -263,7 +323,9 @@ export async function moveCapsule(options: MoveOptions): Promise<MoveResult> {
     if (removed.status === 'rejected') {
       left.push(`could not remove the copy installed on ${toHost.name}: ${errorMessage(removed.reason)}`);
       remedies.push(
-        `Once ${toHost.name} answers, remove that copy and the state copied into it: \`${command('to', ['host', 'uninstall', target, '--delete-data'])}\`.`,
+        removesData
+          ? `Once ${toHost.name} answers, remove that copy and the state copied into it: \`${command('to', ['host', 'uninstall', target, '--delete-data'])}\`.`
+          : `Once ${toHost.name} answers, remove that copy, keeping the data the name held there: \`${command('to', ['host', 'uninstall', target])}\`.`,
       );
     }
     const where =
@@ -383,6 +445,35 @@ async function checkLinksFirst(
     `${installed.name} would not be served on ${toHost.name}: its domains do not link to it`,
     check.problems.map((one) => one.problem),
     check.hint,
+  );
+}
+
+/**
+ * The refusal of a move to a name whose data the new host keeps (an installation of it there was
+ * uninstalled without deleting it): the copy would replace that data, which is someone's to
+ * decide. It names the stores the data may be in, and how to delete it or to replace it.
+ */
+function keptDataRefusal(
+  name: string,
+  target: string,
+  fromHost: string,
+  toHost: string,
+  installed: InstallationStatus & { keptData?: KeptData },
+  serving: boolean,
+  command: MoveOptions['command'],
+): StratumError {
+  const run = command ?? ((_side, words) => ['stratum', ...words].join(' '));
+  const stores = [...grantedStores(installed), ...retainedStores(installed)].map(storeName);
+  return new StratumError(
+    'MOVE_KEPT_DATA',
+    `${toHost} keeps data under the name ${target}, left by its installation there uninstalled on ${installed.keptData?.uninstalledAt}: moving ${name} there would replace it with the copy from ${fromHost}`,
+    {
+      details: [
+        ...(stores.length > 0 ? [`the data kept there may be in ${stores.join(', ')}`] : []),
+        `nothing else changed: ${name} ${serving ? 'serves from' : 'is as it was on'} ${fromHost}, and the data on ${toHost} is as it was`,
+      ],
+      hint: `If that data is not needed, delete it, then move again: \`${run('to', ['host', 'uninstall', target, '--delete-data'])}\`. To replace it with the copy from ${fromHost}, move with --replace-kept-data; to keep both, give the capsule another name there (--name).`,
+    },
   );
 }
 
