@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import { runCli as run } from './support/cli.ts';
 import { removeDir } from './support/temp.ts';
 
-test('host keygen says how a host comes to trust the key: [registrars.<name>] key in its host.toml, then a restart', async (t) => {
+test('host keygen says how a host comes to trust the key: [registrars.<name>] key and domain in its host.toml, then a restart', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-keygen-next-'));
   t.after(() => removeDir(dir));
   const out = join(dir, 'registrar-key.json');
@@ -17,13 +17,28 @@ test('host keygen says how a host comes to trust the key: [registrars.<name>] ke
   const publicKey = /^public key {2}(\S+)$/m.exec(text.stdout)?.[1];
   assert.ok(publicKey, text.stdout);
   assert.match(text.stdout, /adds its public key to that host's host\.toml\n {2}\[registrars\.<name>\]\n/);
-  assert.ok(text.stdout.includes(`\n  key = "${publicKey}"\nand restarts the host (host.toml is read only at start)`), text.stdout);
+  // With the registrar's domain, which its links name: without it a host serves that registrar no public domain.
+  assert.ok(
+    text.stdout.includes(
+      `\n  key = "${publicKey}"\n  domain = "<the registrar's domain>"\nand restarts the host (host.toml is read only at start)`,
+    ),
+    text.stdout,
+  );
+  assert.match(
+    text.stdout,
+    /\nThe domain is what the registrar= of its domains' _stratum links names: without it the host\nserves that registrar only names under localhost, test, example and invalid/,
+  );
   assert.ok(text.stdout.includes(`then sign with --key ${out}.`), text.stdout);
 
   const json = await run(['host', 'keygen', '--out', join(dir, 'second.json'), '--json']);
   assert.equal(json.code, 0, json.stderr);
   const printed = JSON.parse(json.stdout) as { publicKey: string; next: string };
-  assert.ok(printed.next.includes(`[registrars.<name>]\n  key = "${printed.publicKey}"\nand restarts the host`), printed.next);
+  assert.ok(
+    printed.next.includes(
+      `[registrars.<name>]\n  key = "${printed.publicKey}"\n  domain = "<the registrar's domain>"\nand restarts the host`,
+    ),
+    printed.next,
+  );
 
   const host = await run([
     'host',
