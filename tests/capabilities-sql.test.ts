@@ -3,6 +3,7 @@ import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after, type TestContext, test } from 'node:test';
 import { silentLogger } from '@stratum/core';
 import postgres from 'postgres';
@@ -19,6 +20,7 @@ import {
   uniqueCapsule,
 } from '../packages/host/src/capabilities/sql/conformance.ts';
 import type { PostgresStatement } from '../packages/host/src/capabilities/sql/dialect.ts';
+import { type Dialect, isCode, tokenize } from '../packages/host/src/capabilities/sql/lexer.ts';
 import { exportSql, importSql } from '../packages/host/src/capabilities/sql/snapshot.ts';
 import type { SqlDatabase, SqlValue } from '../packages/host/src/capabilities/sql/types.ts';
 import { requireService } from './support/services.ts';
@@ -136,6 +138,14 @@ test('postgres: statements that change the session or reach other schemas are re
   if (!opened) return;
   const { backend, db } = opened;
   const neighbour = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  try {
+    await refusedAndClosed(db, neighbour);
+  } finally {
+    await neighbour.drop();
+  }
+});
+
+async function refusedAndClosed(db: SqlDatabase, neighbour: SqlDatabase): Promise<void> {
   await neighbour.execute('CREATE TABLE secrets (id INTEGER PRIMARY KEY, value TEXT)', []);
   await neighbour.execute("INSERT INTO secrets (value) VALUES ('hidden')", []);
   // The neighbour's schema name, learnt the way a curious capsule could: it is no secret, only closed.
@@ -178,7 +188,155 @@ test('postgres: statements that change the session or reach other schemas are re
   await rejectsWith(() => db.query(`SELECT * FROM "${neighbourSchema}".secrets`, []), 'access-denied');
   await rejectsWith(() => db.execute('CREATE TABLE public.stratum_escape (id INTEGER)', []), 'access-denied');
   assert.deepEqual((await neighbour.query('SELECT value FROM secrets', [])).rows, [[txt('hidden')]]);
-  await neighbour.drop();
+}
+
+/** Characters a scanner might take for whitespace or a line's end: every control character, and Unicode's spaces. */
+const SCANNED_CHARS = [
+  ...Array.from({ length: 32 }, (_, code) => String.fromCharCode(code)).filter((char) => char !== '\0'),
+  ' ',
+  '\u007f',
+  '\u0085',
+  '\u00a0',
+  '\u1680',
+  '\u2000',
+  '\u200b',
+  '\u2028',
+  '\u2029',
+  '\u202f',
+  '\u3000',
+  '\ufeff',
+];
+
+function lexed(sql: string, dialect: Dialect): { code: string[] } | { refused: string } {
+  try {
+    return {
+      code: tokenize(sql, dialect)
+        .filter(isCode)
+        .map((token) => token.text),
+    };
+  } catch (error) {
+    return { refused: String(error) };
+  }
+}
+
+test('postgres: the lexer ends -- comments and reads whitespace exactly where the server does, asked of the server itself', async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const sql = superuser(t, url);
+  const [{ version }] = (await sql`SELECT current_setting('server_version_num')::int AS version`) as unknown as [{ version: number }];
+  const columns = async (text: string): Promise<number | undefined> => {
+    try {
+      const result = await sql.unsafe(text);
+      return result.columns.length;
+    } catch {
+      return undefined;
+    }
+  };
+  for (const char of SCANNED_CHARS) {
+    const name = JSON.stringify(char);
+    // Where the comment ends: a second column only if the server ended it at this character.
+    const comment = `SELECT 1 AS a --${char}, 2 AS b`;
+    const lexer = lexed(comment, 'postgres');
+    assert.ok('code' in lexer, 'refused' in lexer ? lexer.refused : '');
+    assert.equal(lexer.code.includes('b') ? 2 : 1, await columns(comment), `${name} ends a -- comment`);
+    // Whitespace between two tokens: the server runs the statement only if it is.
+    const spaced = `SELECT 1 AS a,${char}2 AS b`;
+    const runs = (await columns(spaced)) === 2;
+    const space = tokenize(spaced, 'postgres').some((token) => token.kind === 'space' && token.text.includes(char));
+    // \v is whitespace from PostgreSQL 16; before, a token no statement accepts, so taking it for whitespace is safe.
+    if (char === '\v' && version < 160000) assert.equal(runs, false, name);
+    else assert.equal(space, runs, `${name} is whitespace`);
+  }
+  // PostgreSQL 14 read 1e'...' as 1 and an E'' string; 15 refuses it, and so does the lexer.
+  const junk = "SELECT 1e'\\'' AS a, 2 AS b, ' ' AS c -- '";
+  assert.ok('refused' in lexed(junk, 'postgres'));
+  assert.equal(await columns(junk), version >= 150000 ? undefined : 3);
+});
+
+test('sqlite: the lexer ends -- comments and reads whitespace where SQLite does, asked of SQLite itself', () => {
+  const db = new DatabaseSync(':memory:');
+  const columns = (text: string): number | undefined => {
+    try {
+      return db.prepare(text).columns().length;
+    } catch {
+      return undefined;
+    }
+  };
+  try {
+    // Every character of the Basic Multilingual Plane: SQLite's tokenizer has a class of its own for the byte order mark.
+    const every = Array.from({ length: 0x10000 }, (_, code) => String.fromCharCode(code)).filter(
+      (char) => char !== '\0' && !/[\ud800-\udfff]/.test(char),
+    );
+    for (const char of every) {
+      const name = JSON.stringify(char);
+      const comment = `SELECT 1 AS a --${char}, 2 AS b`;
+      const lexer = lexed(comment, 'sqlite');
+      assert.ok('code' in lexer, 'refused' in lexer ? lexer.refused : '');
+      assert.equal(lexer.code.includes('b') ? 2 : 1, columns(comment), `${name} ends a -- comment`);
+      // Printable ASCII is punctuation, a name or a number, which may well run (`,+2`).
+      if (/[!-~]/.test(char)) continue;
+      const spaced = `SELECT 1 AS a,${char}2 AS b`;
+      const runs = columns(spaced) === 2;
+      const space = tokenize(spaced, 'sqlite').some((token) => token.kind === 'space' && token.text.includes(char));
+      // SQLite takes \v for whitespace only after other whitespace; alone, it is refused.
+      if (char === '\v') assert.equal(runs, false, name);
+      else if (space !== runs) assert.fail(`${name} is whitespace: SQLite ${runs}, the lexer ${space}`);
+    }
+    // A byte order mark before the statement hides no keyword either.
+    assert.deepEqual(lexed('\ufeffVACUUM', 'sqlite'), { code: ['VACUUM'] });
+    assert.equal(columns('\ufeffVACUUM'), 0);
+    // The lexer must see what SQLite runs: here VACUUM, refused by its leading keyword.
+    assert.deepEqual(lexed('--\rSELECT 1\nVACUUM', 'sqlite'), { code: ['VACUUM'] });
+    assert.equal(columns('--\rSELECT 1\nVACUUM'), 0);
+  } finally {
+    db.close();
+  }
+});
+
+test("postgres: the audit's statements hidden behind a -- comment ended by \\r, \\f or \\v never reach the server", async (t) => {
+  const opened = await openPostgres(t);
+  if (!opened) return;
+  const { db } = opened;
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const admin = superuser(t, url);
+  const me = (await db.query('SELECT session_user AS me', [])).rows[0]?.[0];
+  const role = me?.tag === 'text' ? me.val : '';
+  for (const hidden of [
+    'CREATE TABLE leaked AS SELECT rolname FROM pg_roles',
+    "CREATE TABLE leaked AS SELECT set_config('statement_timeout', '0', false) AS v",
+    'CREATE TABLE leaked AS SELECT pg_advisory_lock(1) AS v',
+    "CREATE TABLE leaked AS SELECT lo_from_bytea(0, 'x') AS v",
+    "CREATE TABLE leaked AS SELECT to_regrole('postgres') AS v",
+    'GRANT USAGE ON SCHEMA public TO PUBLIC',
+    "DO 'BEGIN CREATE TABLE leaked (a int); END'",
+  ]) {
+    for (const comment of ['--\r', '-- x\r', '--\r\n', '--\f\r', '/* \r */--\r']) {
+      const sql = `${comment}${hidden} /*\nSELECT 1 */`;
+      await rejectsWith(() => db.execute(sql, []), 'invalid-query', undefined);
+      await rejectsWith(
+        () => db.query(`SELECT 1 AS one ${comment}, 2 AS two FROM (${hidden.replace(/^CREATE TABLE leaked AS /, '')}) AS s /*\n*/`, []),
+        'invalid-query',
+      );
+    }
+  }
+  assert.deepEqual([...(await admin`SELECT tablename FROM pg_tables WHERE tablename = 'leaked'`)], []);
+  assert.deepEqual([...(await admin`SELECT 1 FROM pg_largeobject_metadata WHERE lomowner = ${role}::regrole`)], []);
+  assert.deepEqual(
+    [
+      ...(await admin`SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND pid IN (SELECT pid FROM pg_stat_activity WHERE usename = ${role})`),
+    ],
+    [],
+  );
+  // What the backend appends to a statement is not swallowed by a -- comment that ends it.
+  assert.deepEqual(await db.execute("INSERT INTO notes (title) VALUES ('a') -- the key is returned", []), {
+    rowsAffected: 1n,
+    lastInsertId: 1n,
+  });
+  assert.deepEqual(await db.execute("INSERT OR IGNORE INTO notes (id, title) VALUES (1, 'b') -- no conflict error", []), {
+    rowsAffected: 0n,
+    lastInsertId: undefined,
+  });
 });
 
 test('postgres: a misspelt statement is named as one, not as a forbidden statement', async (t) => {

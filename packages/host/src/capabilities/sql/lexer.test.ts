@@ -2,15 +2,15 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { toPostgres } from './dialect.ts';
-import { countParams, tokenize } from './lexer.ts';
+import { countParams, type Dialect, type Token, tokenize } from './lexer.ts';
 import { SqlError } from './types.ts';
 
 test('tokenize: tokens join back to the input, and only SqlError is ever thrown', () => {
   fc.assert(
-    fc.property(fc.string({ maxLength: 200 }), (sql) => {
+    fc.property(fc.string({ maxLength: 200 }), fc.constantFrom<Dialect>('postgres', 'sqlite'), (sql, dialect) => {
       try {
         assert.equal(
-          tokenize(sql)
+          tokenize(sql, dialect)
             .map((token) => token.text)
             .join(''),
           sql,
@@ -29,8 +29,88 @@ test('tokenize: tokens join back to the input, and only SqlError is ever thrown'
 });
 
 test('tokenize: question marks in strings, names and comments are not parameters', () => {
-  assert.equal(countParams(tokenize(`SELECT '?', "a?", [b?], \`c?\`, x'3f' /* ? */ -- ?\n, ?`)), 1);
-  assert.equal(countParams(tokenize("SELECT 'it''s ?' , ?")), 1);
+  for (const dialect of ['postgres', 'sqlite'] as const) {
+    assert.equal(countParams(tokenize(`SELECT '?', "a?", [b?], \`c?\`, x'3f' /* ? */ -- ?\n, ?`, dialect)), 1);
+    assert.equal(countParams(tokenize("SELECT 'it''s ?' , ?", dialect)), 1);
+  }
+});
+
+const code = (sql: string, dialect: Dialect) =>
+  tokenize(sql, dialect)
+    .filter((token) => token.kind !== 'space' && token.kind !== 'comment')
+    .map((token) => token.text);
+
+test("tokenize: a -- comment ends where the engine's scanner ends it: at \\r or \\n in PostgreSQL, at \\n in SQLite", () => {
+  // The audit's: PostgreSQL runs the text after \r, which the lexer took for the comment.
+  assert.deepEqual(code('--\rSELECT pg_sleep(1) /*\nSELECT 1 */', 'postgres'), ['SELECT', 'pg_sleep', '(', '1', ')']);
+  assert.deepEqual(code('--\rSELECT 1\nVACUUM', 'sqlite'), ['VACUUM']);
+  assert.deepEqual(code('SELECT 1 -- a\r\n, 2', 'postgres'), ['SELECT', '1', ',', '2']);
+  assert.deepEqual(code('SELECT 1 -- a\r\n, 2', 'sqlite'), ['SELECT', '1', ',', '2']);
+  // \f and \v end no comment in either.
+  assert.deepEqual(code('SELECT 1 --\f\v, 2', 'postgres'), ['SELECT', '1']);
+  // PostgreSQL nests /* */ comments, SQLite does not.
+  assert.deepEqual(code('SELECT 1 /* /* */ , 2 */ , 3', 'postgres'), ['SELECT', '1', ',', '3']);
+  assert.deepEqual(code('SELECT 1 /* /* */ , 2', 'sqlite'), ['SELECT', '1', ',', '2']);
+  assert.deepEqual(code('SELECT 1 /*/ , 2 */ , 3', 'sqlite'), ['SELECT', '1', ',', '3']);
+  assert.throws(() => tokenize('SELECT 1 /* /* */', 'postgres'), /unterminated comment/);
+  assert.throws(() => tokenize('SELECT 1 /*', 'sqlite'), /unterminated comment/);
+});
+
+test("tokenize: whitespace is the engines' own, and every character from U+0080 up is part of a name", () => {
+  for (const dialect of ['postgres', 'sqlite'] as const) {
+    assert.deepEqual(code('SELECT\t1\n,\r2\f,\v3', dialect), ['SELECT', '1', ',', '2', ',', '3']);
+    for (const char of ['\u00a0', '\u2028', '\u3000', '\u0085', '\u200b']) {
+      assert.deepEqual(code(`SELECT 1,${char}pg_roles`, dialect), ['SELECT', '1', ',', `${char}pg_roles`]);
+    }
+    // SQLite takes a byte order mark that begins a token for whitespace; PostgreSQL for a name.
+    assert.deepEqual(code('\ufeffVACUUM', dialect), dialect === 'sqlite' ? ['VACUUM'] : ['\ufeffVACUUM']);
+    assert.throws(() => tokenize('SELECT 1 \0; DROP TABLE t', dialect), /U\+0000/);
+  }
+});
+
+test('tokenize: a number is never directly followed by a letter, digit, _, $ or quote', () => {
+  for (const dialect of ['postgres', 'sqlite'] as const) {
+    // PostgreSQL 14 reads 1e'...' as 1 and an E'' string, where a backslash escapes the quote.
+    for (const sql of [
+      "SELECT 1e'\\'' AS a",
+      "SELECT 1.e'x'",
+      'SELECT 1abc',
+      'SELECT 2"x"',
+      "SELECT 3'x'",
+      'SELECT 4$a',
+      'SELECT 0b101',
+      'SELECT 1e+x',
+    ]) {
+      assert.throws(
+        () => tokenize(sql, dialect),
+        (error: unknown) => error instanceof SqlError && /a number directly followed by/.test(error.message),
+        sql,
+      );
+    }
+    assert.deepEqual(code('SELECT 1e5, 1.5e-3, .5, 2., 0x1F, 1_000, 1..2, t.5', dialect), [
+      'SELECT',
+      '1e5',
+      ',',
+      '1.5e-3',
+      ',',
+      '.5',
+      ',',
+      '2.',
+      ',',
+      '0x1F',
+      ',',
+      '1_000',
+      ',',
+      '1',
+      '..',
+      '2',
+      ',',
+      't',
+      '.5',
+    ]);
+  }
+  assert.throws(() => tokenize("SELECT x'0g'", 'postgres'), /hexadecimal digits only/);
+  assert.throws(() => tokenize("SELECT x'00''11'", 'sqlite'), /hexadecimal digits only/);
 });
 
 test('toPostgres: rewrites the SQLite forms and numbers the parameters', () => {
@@ -89,4 +169,197 @@ test('toPostgres: forbidden names are refused quoted as well, and text PostgreSQ
   // Only those readings: a column named u or e, and comments that do not nest, are fine.
   assert.equal(toPostgres('SELECT u&1, e FROM t /* a comment */').text, 'SELECT u&1, e FROM t /* a comment */');
   assert.equal(toPostgres('SELECT "title" FROM t WHERE e = \'x\'').text, 'SELECT "title" FROM t WHERE e = \'x\'');
+});
+
+const refused = (error: unknown) => error instanceof SqlError && error.kind === 'invalid-query';
+
+test("toPostgres: what tells whether another capsule's role, schema or table exists is refused", () => {
+  for (const sql of [
+    "SELECT to_regrole('stratum_5_other_default') IS NULL AS free",
+    "SELECT to_regnamespace('stratum_5_other_default')",
+    "SELECT to_regclass('stratum_5_other_default.notes')",
+    "SELECT TO_REGTYPE('x')",
+    "SELECT 'stratum_5_other_default'::regnamespace",
+    'SELECT CAST(\'stratum_5_other_default\' AS "regrole")',
+    "SELECT 'stratum_5_other_default.notes'::regclass",
+    "SELECT has_schema_privilege('stratum_5_other_default', 'USAGE')",
+    "SELECT has_table_privilege('stratum_5_other_default.notes', 'SELECT')",
+    "SELECT row_security_active('stratum_5_other_default.notes')",
+  ]) {
+    assert.throws(
+      () => toPostgres(sql),
+      (error: unknown) => refused(error) && /not allowed/.test((error as Error).message),
+      sql,
+    );
+  }
+  // Names that only look alike are a capsule's own.
+  assert.equal(
+    toPostgres('SELECT registered, region, has_privilege FROM regions').text,
+    'SELECT registered, region, has_privilege FROM regions',
+  );
+});
+
+test("toPostgres: U& before any quoted form is refused, since [name], `name` and x'' are rewritten into quotes", () => {
+  for (const sql of ['SELECT * FROM U&[pg\\005froles]', 'SELECT * FROM U&`pg\\005froles`', "SELECT U&x'00'", 'SELECT * FROM u&"x"']) {
+    assert.throws(
+      () => toPostgres(sql),
+      (error: unknown) => refused(error) && /U& escapes/.test((error as Error).message),
+      sql,
+    );
+  }
+});
+
+test('toPostgres: a rewritten or removed token never runs into its neighbours', () => {
+  // Without a space, - and - around a removed AUTOINCREMENT or WITHOUT ROWID would be PostgreSQL's comment,
+  // and the string the lexer saw would end on the next line as code.
+  const hidden = "current_setting('is_superuser')";
+  for (const sql of [
+    `CREATE TABLE t (a INTEGER PRIMARY KEY -AUTOINCREMENT- '\n, b TEXT DEFAULT ${hidden} --')`,
+    `CREATE TABLE t (a INTEGER) -WITHOUT ROWID- '\nAS SELECT ${hidden} --'`,
+    `CREATE TABLE t (a INTEGER) /WITHOUT ROWID* '*/ AS SELECT ${hidden} /*'`,
+  ]) {
+    let text: string | undefined;
+    try {
+      text = toPostgres(sql).text;
+    } catch (error) {
+      assert.ok(refused(error), String(error));
+      continue;
+    }
+    assert.ok(!/--|\/\*/.test(text.replace(/'[^']*'/g, "''")), `a comment was made: ${JSON.stringify(text)}`);
+  }
+  assert.equal(toPostgres('SELECT a?').text, 'SELECT a $1');
+  assert.equal(toPostgres("SELECT 'a'x'00'").text, "SELECT 'a' '\\x00'::bytea");
+  assert.equal(toPostgres('SELECT 1[a]').text, 'SELECT 1 "a"');
+  assert.equal(toPostgres('SELECT x FROM t -- last\n').text, 'SELECT x FROM t -- last\n');
+  // The clause an INSERT OR IGNORE gains is not inside a trailing comment.
+  assert.match(toPostgres('INSERT OR IGNORE INTO t (a) VALUES (1) -- note').text, /\n ON CONFLICT DO NOTHING\n$/);
+});
+
+/**
+ * Statements refused before the server. Each must stay refused whatever whitespace and comments
+ * come between its tokens, in all the forms PostgreSQL reads as whitespace or as a comment's end.
+ */
+const REFUSED = [
+  "SELECT set_config('role', 'postgres', false)",
+  "SELECT current_setting('is_superuser')",
+  'SELECT rolname FROM pg_roles',
+  'SELECT pg_sleep(100)',
+  'SELECT pg_advisory_lock(1)',
+  "SELECT lo_from_bytea(0, 'x')",
+  "SELECT to_regrole('x')",
+  'SELECT * FROM information_schema.tables',
+  'SELECT $$x$$',
+  "DO 'BEGIN NULL; END'",
+  'GRANT USAGE ON SCHEMA s TO r',
+  'SET statement_timeout = 0',
+  'RESET ALL',
+  'COMMIT',
+  'BEGIN',
+  'CREATE TEMP TABLE t (a INTEGER)',
+  "CREATE FUNCTION f() RETURNS int AS 'SELECT 1' LANGUAGE sql",
+  'ALTER ROLE CURRENT_USER SET statement_timeout = 0',
+  'ALTER TABLE t OWNER TO postgres',
+  'SELECT * FROM U&"pg\\005froles"',
+  "SELECT E'\\'' AS a, current_setting('is_superuser') AS b, ' ' AS c -- '",
+  "SELECT 1 AS a /* /* */ ' */ , current_setting('is_superuser') AS b -- '",
+  "SELECT 1e'\\'' AS a, current_setting('is_superuser') AS b, ' ' AS c -- '",
+  'SELECT 1; SELECT 2',
+  'SELECT :name',
+];
+
+/** What PostgreSQL reads as whitespace, or as a comment and its end, between two tokens. */
+const SEPARATORS = [
+  ' ',
+  '\t',
+  '\n',
+  '\r',
+  '\f',
+  '\v',
+  '\r\n',
+  '\f\v\t',
+  '/**/',
+  '/* \r */',
+  '/* -- */',
+  '--\n',
+  '--\r',
+  '-- x\r',
+  '--\r\n',
+  '-- \f\v\r',
+];
+
+/** Ways to wrap a statement so that a lexer which ends comments elsewhere than PostgreSQL would see something else. */
+const WRAPPERS: ((sql: string) => string)[] = [
+  (sql) => sql,
+  (sql) => `--\r${sql} /*\nSELECT 1 */`,
+  (sql) => `-- x\r${sql}\r--`,
+  (sql) => `/* /* */ */${sql}`,
+  (sql) => `/**/\f\v${sql};`,
+  (sql) => `${sql} --\rx`,
+  (sql) => `${sql} /*`,
+  (sql) => `--\r\n${sql}\r\n`,
+];
+
+function separated(sql: string, separators: readonly string[]): string {
+  let tokens: Token[];
+  try {
+    tokens = tokenize(sql, 'postgres');
+  } catch {
+    return sql; // refused by the lexer itself, before any token
+  }
+  let gap = 0;
+  return tokens
+    .map((token, index) => {
+      if (index === 0 || token.kind === 'space') return token.text;
+      const before = tokens[index - 1] as Token;
+      // Only where a separator cannot change what the two tokens are (not inside `U&"..."` or `E'...'`).
+      if (before.kind === 'space' || (before.kind === 'punct' && token.kind === 'punct')) return token.text;
+      if (before.kind === 'word' && /^[eEuU]$/.test(before.text)) return token.text;
+      if (before.text === '&') return token.text;
+      return `${separators[gap++ % separators.length]}${token.text}`;
+    })
+    .join('');
+}
+
+test('toPostgres: a refused statement stays refused with any whitespace and comments between its tokens', () => {
+  fc.assert(
+    fc.property(
+      fc.constantFrom(...REFUSED),
+      fc.array(fc.constantFrom(...SEPARATORS), { minLength: 1, maxLength: 8 }),
+      fc.constantFrom(...WRAPPERS),
+      (sql, separators, wrap) => {
+        const variant = wrap(separated(sql, separators));
+        assert.throws(() => toPostgres(variant), refused, JSON.stringify(variant));
+      },
+    ),
+    { numRuns: 3000 },
+  );
+  // Every separator and wrapper, exhaustively, on each statement.
+  for (const sql of REFUSED) {
+    for (const separator of SEPARATORS) {
+      for (const wrap of WRAPPERS) {
+        const variant = wrap(separated(sql, [separator]));
+        assert.throws(() => toPostgres(variant), refused, JSON.stringify(variant));
+      }
+    }
+  }
+});
+
+test('toPostgres: an accepted statement stays accepted, with the same parameters, with whitespace and comments between its tokens', () => {
+  const accepted = [
+    'SELECT a, b FROM t WHERE c = ? AND d LIKE ? ORDER BY a LIMIT 10',
+    "INSERT INTO t (a, b) VALUES (?, x'00ff')",
+    'CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL) WITHOUT ROWID',
+    'WITH v AS (SELECT 1 AS n) SELECT n FROM v',
+    'UPDATE t SET a = IFNULL(?, 1.5e3) WHERE b == ?',
+  ];
+  for (const sql of accepted) {
+    const plain = toPostgres(sql);
+    for (const separator of SEPARATORS) {
+      if (separator === '\v') continue; // PostgreSQL 16's whitespace, not 15's: accepted here, refused by the server
+      const variant = separated(sql, [separator]);
+      const translated = toPostgres(variant);
+      assert.equal(translated.params, plain.params, JSON.stringify(variant));
+      assert.equal(translated.kind, plain.kind, JSON.stringify(variant));
+    }
+  }
 });

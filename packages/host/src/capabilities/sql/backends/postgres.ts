@@ -436,7 +436,7 @@ function openDatabase(
 
   function checkStatement(text: string, params: SqlValue[]): void {
     checkStatementSize(text, limits);
-    const tokens = singleStatement(text);
+    const tokens = singleStatement(text, 'postgres');
     checkParamLimit(countParams(tokens), limits);
     checkParamCount(tokens, params.length);
   }
@@ -466,7 +466,8 @@ function openDatabase(
     const key = translated.insertInto === undefined ? null : await identityColumn(tx, translated.insertInto);
     // An upsert returns the rows it updated too; a row version this statement inserted has no
     // xmax yet, one that ON CONFLICT DO UPDATE wrote has its lock's.
-    const statement = key === null ? translated.text : `${translated.text} RETURNING ${ident(key)}, xmax = 0`;
+    // On a line of its own: the statement may end in a -- comment.
+    const statement = key === null ? translated.text : `${translated.text}\nRETURNING ${ident(key)}, xmax = 0`;
     const result = (await tx.unsafe(statement, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
     // Deleting must stay possible at the quota: it is how a capsule gets back under it.
     if (translated.kind !== 'DELETE' && translated.keyword !== 'DROP') await checkSize(tx);

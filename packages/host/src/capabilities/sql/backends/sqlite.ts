@@ -276,7 +276,7 @@ function openDatabase(db: DatabaseSync, limits: SqlLimits, pageSize: number): Sq
       return entry;
     }
     checkStatementSize(sql, limits);
-    const tokens = singleStatement(sql);
+    const tokens = singleStatement(sql, 'sqlite');
     refuseTransactionControl(tokens);
     const keyword = leadingKeyword(tokens);
     const { kind } = statementKind(tokens);
