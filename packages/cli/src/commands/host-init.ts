@@ -5,6 +5,7 @@ import { generateEd25519KeyPair, isStratumError, StratumError, writeKeyFile } fr
 import { type Command, EXIT_OK, paint, shellWord, stringOption, usageError } from '../command.ts';
 import { OPERATOR_KEY_FILE } from '../control-connection.ts';
 import { pathExists } from '../files.ts';
+import { witInterfaces } from './host-keygen.ts';
 
 const CONFIG_FILE = 'host.toml';
 const HOST_KEY_FILE = 'host-key.json';
@@ -59,6 +60,7 @@ Examples:
     }
     const { hostConfigTemplate, parseHostConfig } = await import('@stratum/host');
     const { formatHostRecord, hostKeyFromJwk, hostRecordName, zoneFileTxt } = await import('@stratum/discovery');
+    const interfaces = await witInterfaces([]);
     const identity = await generateEd25519KeyPair();
     const operator = await generateEd25519KeyPair();
     const operatorDomain = stringOption(args, 'operator-domain');
@@ -84,7 +86,7 @@ Examples:
     }
     const key = hostKeyFromJwk(identity.privateJwk);
     const record = api
-      ? { name: hostRecordName(name), strings: formatHostRecord({ publicKey: key.publicKey, api, interfaces: [] }) }
+      ? { name: hostRecordName(name), strings: formatHostRecord({ publicKey: key.publicKey, api, interfaces }) }
       : undefined;
     await mkdir(dir, { recursive: true });
     await writeKeyFile(join(dir, HOST_KEY_FILE), identity.privateJwk);

@@ -26,8 +26,18 @@ export const WIT_OPTION = {
   type: 'string',
   multiple: true,
   value: 'list',
-  description: 'WIT interfaces served, e.g. wasi:http@0.2.0 (repeat or comma-separate)',
+  description: 'WIT interfaces served, e.g. wasi:http@0.2.0 (repeat or comma-separate; default: what stratum-host serves)',
 } as const;
+
+/**
+ * The interfaces a record lists: --wit's, else what stratum-host serves. A record without `wit=`
+ * says the host serves nothing, which a registrar matching capsules to hosts takes at its word.
+ */
+export async function witInterfaces(values: readonly string[]) {
+  const { parseWitList } = await import('@stratum/discovery');
+  const { HOST_INTERFACES } = await import('../host-interfaces.ts');
+  return (values.length > 0 ? values : [HOST_INTERFACES.join(',')]).flatMap((value) => parseWitList(value, '--wit'));
+}
 
 export const hostKeygenCommand: Command = {
   name: 'host keygen',
@@ -63,8 +73,8 @@ Examples:
     const hostName = stringOption(args, 'host');
     const api = stringOption(args, 'api');
     if ((hostName === undefined) !== (api === undefined)) throw usageError('--host and --api go together: the record needs both');
-    const { formatHostRecord, hostKeyFromJwk, hostRecordName, parseWitList, zoneFileTxt } = await import('@stratum/discovery');
-    const interfaces = stringListOption(args, 'wit').flatMap((value) => parseWitList(value, '--wit'));
+    const { formatHostRecord, hostKeyFromJwk, hostRecordName, zoneFileTxt } = await import('@stratum/discovery');
+    const interfaces = await witInterfaces(stringListOption(args, 'wit'));
     // Build the record before writing anything, so a bad --api leaves no key file behind.
     const pair = await generateEd25519KeyPair();
     const key = hostKeyFromJwk(pair.privateJwk);

@@ -1,6 +1,6 @@
 import { readKeyFile } from '@stratum/core';
 import { booleanOption, type Command, EXIT_OK, stringListOption, stringOption, usageError } from '../command.ts';
-import { WIT_OPTION } from './host-keygen.ts';
+import { WIT_OPTION, witInterfaces } from './host-keygen.ts';
 
 export const hostRecordCommand: Command = {
   name: 'host record',
@@ -9,7 +9,8 @@ export const hostRecordCommand: Command = {
   description: `
 Prints the _stratum-host TXT record by which registrars find a host and check its identity key
 (spec/discovery.md section 4): the host's name and key from host.toml ([host] name and key),
-the control API's public URL from --api. \`host init --api\` and \`host keygen --host --api\`
+the control API's public URL from --api, and the WIT interfaces it serves from --wit (default:
+what stratum-host serves). \`host init --api\` and \`host keygen --host --api\`
 print it as they make the key; this prints it again, for a host made without --api, a new API
 address, or a zone rebuilt. \`stratum dns check <domain>\` says when a linked host publishes none.
 
@@ -33,8 +34,8 @@ Examples:
     }
     const { loadHostConfig } = await import('@stratum/host');
     const config = await loadHostConfig(stringOption(args, 'config') ?? 'host.toml');
-    const { formatHostRecord, hostKeyFromJwk, hostRecordName, parseWitList, zoneFileTxt } = await import('@stratum/discovery');
-    const interfaces = stringListOption(args, 'wit').flatMap((value) => parseWitList(value, '--wit'));
+    const { formatHostRecord, hostKeyFromJwk, hostRecordName, zoneFileTxt } = await import('@stratum/discovery');
+    const interfaces = await witInterfaces(stringListOption(args, 'wit'));
     const key = hostKeyFromJwk(await readKeyFile(config.keyFile));
     const record = { name: hostRecordName(config.name), strings: formatHostRecord({ publicKey: key.publicKey, api, interfaces }) };
     if (booleanOption(args, 'json')) {
