@@ -342,6 +342,10 @@ test('host export writes a store to a snapshot file, and host import puts it bac
   for (const count of [1, 2]) assert.equal((JSON.parse(await ingressBody(url, 'counter.example')) as { count: number }).count, count);
 
   const file = join(host.dir, 'backup.jsonl');
+  // A store the manifest does not grant is said alone, not after a note that the capsule is serving.
+  const ungranted = await run(['host', 'export', 'counter', 'sql/default', '--out', join(host.dir, 'no.jsonl'), ...control]);
+  assert.equal(ungranted.code, 1);
+  assert.match(ungranted.stderr, /^error: counter's manifest grants no sql label "default"/);
   const exported = await run(['host', 'export', 'counter', 'keyvalue/default', '--out', file, ...control]);
   assert.equal(exported.code, 0, exported.stderr);
   assert.match(exported.stdout, /^exported counter's keyvalue\/default: 1 record, \d+ B to .*backup\.jsonl\n/);
@@ -370,15 +374,41 @@ test('host export writes a store to a snapshot file, and host import puts it bac
   const imported = await run(['host', 'import', 'counter', 'keyvalue/default', file, ...control]);
   assert.equal(imported.code, 0, imported.stderr);
   assert.equal(imported.stdout, "imported 1 record into counter's keyvalue/default\n");
+  // As JSON, for a registrar's scripts, as the other host commands give it.
+  assert.equal((await run(['host', 'drain', 'counter', ...control])).code, 0);
+  const importedJson = await run(['host', 'import', 'counter', 'keyvalue/default', file, '--json', ...control]);
+  assert.equal(importedJson.code, 0, importedJson.stderr);
+  assert.deepEqual(JSON.parse(importedJson.stdout), {
+    capsule: 'counter',
+    capability: 'keyvalue',
+    label: 'default',
+    records: 1,
+    skipped: 0,
+  });
+  const exportedJson = await run([
+    'host',
+    'export',
+    'counter',
+    'keyvalue/default',
+    '--out',
+    join(host.dir, 'again.jsonl'),
+    '--json',
+    ...control,
+  ]);
+  assert.equal(exportedJson.code, 0, exportedJson.stderr);
+  const written = JSON.parse(exportedJson.stdout) as { records: number; bytes: number; file: string };
+  assert.deepEqual(
+    { ...written, bytes: 0 },
+    { capsule: 'counter', capability: 'keyvalue', label: 'default', records: 1, bytes: 0, file: join(host.dir, 'again.jsonl') },
+  );
+  assert.equal(written.bytes, (await stat(join(host.dir, 'again.jsonl'))).size);
+  assert.equal((await run(['host', 'export', 'counter', 'keyvalue/default', '--out', '-', '--json', ...control])).code, 2);
   assert.equal((await run(['host', 'serve', 'counter', ...control])).code, 0);
   assert.equal((JSON.parse(await ingressBody(url, 'counter.example')) as { count: number }).count, 3);
 
   const notAStore = await run(['host', 'export', 'counter', 'keyvalue', ...control]);
   assert.equal(notAStore.code, 2);
   assert.match(notAStore.stderr, /"keyvalue" is not a store: give <capability>\/<label>/);
-  const ungranted = await run(['host', 'export', 'counter', 'sql/main', '--out', join(host.dir, 'no.jsonl'), ...control]);
-  assert.equal(ungranted.code, 1);
-  assert.match(ungranted.stderr, /counter's manifest grants no sql label "main"/);
   const damaged = join(host.dir, 'damaged.jsonl');
   await writeFile(damaged, (await readFile(file, 'utf8')).replace('"records":1', '"records":2'));
   assert.equal((await run(['host', 'drain', 'counter', ...control])).code, 0);
@@ -825,7 +855,13 @@ test("host uninstall --delete-data deletes what the capsule stored, so that the 
   assert.equal((await run(['host', 'install', capsule, '-d', 'counter.example', ...as('alice')])).code, 0);
   assert.deepEqual([await count(), await count()], [1, 2]);
   // Uninstalled, the data stays alice's: installed again by her, it counts on; bob may not take the name.
-  assert.equal((await run(['host', 'uninstall', 'counter', ...as('alice')])).code, 0);
+  // The uninstall says so, naming the store and how to delete it.
+  const plain = await run(['host', 'uninstall', 'counter', ...as('alice')]);
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.equal(
+    plain.stdout,
+    `uninstalled counter; its data stays on the host under the name (keyvalue/default), for an install of counter by the same registrar to find again. To delete it for good: stratum host uninstall counter --delete-data ${as('alice').join(' ')}\n`,
+  );
   assert.match((await run(['host', 'install', capsule, '-d', 'counter.example', ...as('bob')])).stderr, /whose data the name still holds/);
   // She is told that it finds the kept data, and how to start empty instead.
   const again = await run(['host', 'install', capsule, '-d', 'counter.example', ...as('alice')]);
@@ -836,16 +872,18 @@ test("host uninstall --delete-data deletes what the capsule stored, so that the 
   );
   assert.equal(await count(), 3);
 
-  const deleted = await run(['host', 'uninstall', 'counter', '--delete-data', ...as('alice')]);
+  const deleted = await run(['host', 'uninstall', 'counter', '--delete-data', '--json', ...as('alice')]);
   assert.equal(deleted.code, 0, deleted.stderr);
-  assert.equal(deleted.stdout, 'uninstalled counter; its data deleted (keyvalue/default)\n');
+  assert.deepEqual(JSON.parse(deleted.stdout), { uninstalled: 'counter', dataDeleted: true, deleted: ['keyvalue/default'] });
   // Nothing of alice's is left under the name: bob installs it, and it counts from the start.
   const taken = await run(['host', 'install', capsule, '-d', 'counter.example', ...as('bob')]);
   assert.equal(taken.code, 0, taken.stderr);
   assert.doesNotMatch(taken.stderr, /data kept/);
   assert.equal(await count(), 1);
   // What a plain uninstall kept is deleted without installing the name again.
-  assert.equal((await run(['host', 'uninstall', 'counter', ...as('bob')])).code, 0);
+  const keeping = await run(['host', 'uninstall', 'counter', '--json', ...as('bob')]);
+  assert.equal(keeping.code, 0, keeping.stderr);
+  assert.deepEqual(JSON.parse(keeping.stdout), { uninstalled: 'counter', dataDeleted: false, kept: ['keyvalue/default'] });
   const kept = await run(['host', 'uninstall', 'counter', '--delete-data', ...as('bob')]);
   assert.equal(kept.code, 0, kept.stderr);
   assert.equal(kept.stdout, 'deleted the data counter kept since it was uninstalled (keyvalue/default)\n');

@@ -550,7 +550,7 @@ Examples:
 export const hostUninstallCommand: Command = {
   name: 'host uninstall',
   summary: 'stop a capsule on a running host and remove it, over the signed control API',
-  usage: `host uninstall <capsule> [--delete-data] ${CONTROL_USAGE}`,
+  usage: `host uninstall <capsule> [--delete-data] ${CONTROL_USAGE} [--json]`,
   description: `
 Removes the capsule and its domains from the host, and its component when no other
 installation uses it. Its stored data (keyvalue, SQL, buckets) stays on the host's backends
@@ -572,6 +572,7 @@ Examples:
   options: {
     ...CONTROL_OPTIONS,
     'delete-data': { type: 'boolean', description: 'also delete everything it stored, for good' },
+    json: { type: 'boolean', description: 'print what was done as JSON' },
   },
   async run(args, io) {
     const name = args.positionals[0];
@@ -582,17 +583,57 @@ Examples:
       );
     const { client } = await connectControl(args);
     const deleteData = booleanOption(args, 'delete-data');
+    // The stores whose data a plain uninstall keeps under the name, to say so: its manifest's,
+    // and those earlier versions left (spec/host-api.md section 4). Not worth failing for.
+    const before = deleteData
+      ? undefined
+      : await client.capsule(name).catch((error: unknown) => {
+          if (isStratumError(error) && error.code === 'CAPSULE_NOT_FOUND') throw error;
+          return undefined;
+        });
     const { deleted, installed } = await client.uninstall(name, { deleteData });
+    const kept = before
+      ? [...storeNames(before.stores), ...storeNames(before.retainedStores)].filter((one, at, all) => all.indexOf(one) === at)
+      : [];
+    if (booleanOption(args, 'json')) {
+      const answer = {
+        uninstalled: name,
+        ...(installed === false ? { installed } : {}),
+        dataDeleted: deleteData,
+        ...(deleteData ? { deleted: deleted ?? [] } : { kept }),
+      };
+      io.stdout.write(`${JSON.stringify(answer, null, 2)}\n`);
+      return EXIT_OK;
+    }
     const stores = deleted?.length ? ` (${deleted.join(', ')})` : '';
     if (installed === false) {
       io.stdout.write(`${paint(io.stdout, 32, 'deleted')} the data ${name} kept since it was uninstalled${stores}\n`);
       return EXIT_OK;
     }
-    const data = deleteData ? `; its data deleted${stores || ': it stored none'}` : '';
-    io.stdout.write(`${paint(io.stdout, 32, 'uninstalled')} ${name}${data}\n`);
+    if (deleteData) {
+      io.stdout.write(`${paint(io.stdout, 32, 'uninstalled')} ${name}; its data deleted${stores || ': it stored none'}\n`);
+      return EXIT_OK;
+    }
+    // A capsule granted no store has nothing to keep.
+    if (before && kept.length === 0) {
+      io.stdout.write(`${paint(io.stdout, 32, 'uninstalled')} ${name}\n`);
+      return EXIT_OK;
+    }
+    // Kept on purpose (a reinstall, or a move, finds it), but a user who meant to be rid of it must hear so.
+    const where = kept.length > 0 ? ` (${kept.join(', ')})` : '';
+    io.stdout.write(
+      `${paint(io.stdout, 32, 'uninstalled')} ${name}; its data stays on the host under the name${where}, for an install of ${name} by the same registrar to find again. To delete it for good: ${nextCommand(args, ['host', 'uninstall', name, '--delete-data'])}\n`,
+    );
     return EXIT_OK;
   },
 };
+
+/** Store labels by capability, as an installation's status gives them, as `capability/label`. */
+function storeNames(stores: Partial<Record<'keyvalue' | 'sql' | 'bucket', readonly string[]>> | undefined): string[] {
+  return (['keyvalue', 'sql', 'bucket'] as const).flatMap((capability) =>
+    (stores?.[capability] ?? []).map((label) => `${capability}/${label}`),
+  );
+}
 
 /** A lifecycle call that takes longer than this says what it waits for. */
 const SLOW_CALL_MS = 300;

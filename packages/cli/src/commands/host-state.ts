@@ -5,7 +5,7 @@ import { rename, rm, stat } from 'node:fs/promises';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { formatBytes, isStratumError, StratumError } from '@stratum/core';
-import { type Command, counted, EXIT_OK, type ParsedArgs, paint, stringOption, usageError } from '../command.ts';
+import { booleanOption, type Command, counted, EXIT_OK, type ParsedArgs, paint, stringOption, usageError } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, nextCommand } from '../control-connection.ts';
 
 const STORE_KINDS = ['keyvalue', 'sql', 'bucket'];
@@ -43,7 +43,7 @@ function trailerRecords(tail: string): number | undefined {
 export const hostExportCommand: Command = {
   name: 'host export',
   summary: "write one of a capsule's stores to a snapshot file: a backup, or the first half of a move by hand",
-  usage: `host export <capsule> <capability>/<label> [--out <file>] ${CONTROL_USAGE}`,
+  usage: `host export <capsule> <capability>/<label> [--out <file>] ${CONTROL_USAGE} [--json]`,
   description: `
 Streams the store's state (keyvalue, sql or bucket, under one of the labels the capsule's
 manifest grants) from the host into a portable snapshot (spec/snapshot.md): JSON lines that
@@ -71,18 +71,23 @@ Examples:
       description: 'where to write it, - for standard output (default: <capsule>-<capability>-<label>.jsonl here)',
     },
     ...CONTROL_OPTIONS,
+    json: { type: 'boolean', description: 'print what was written as JSON (not with --out -, where the snapshot goes)' },
   },
   async run(args, io) {
     const { capsule, capability, label } = storeOf(args, 'host export');
     const out = stringOption(args, 'out') ?? `${capsule}-${capability}-${label}.jsonl`;
+    const json = booleanOption(args, 'json');
+    if (json && out === '-') throw usageError('--json and --out - both write to standard output: give --out <file> with --json');
     const { client } = await connectControl(args);
-    const status = await client.capsule(capsule);
-    if (status.state === 'running') {
+    // The export first: a store the manifest does not grant (or no such capsule) is said alone,
+    // not after a note about a capsule that is serving.
+    const stream = await client.exportState(capsule, capability, label);
+    const status = await client.capsule(capsule).catch(() => undefined);
+    if (status?.state === 'running') {
       io.stderr.write(
         `${paint(io.stderr, 33, 'note:')} ${capsule} is serving; the snapshot may mix writes made while it is read (drain it for a copy of one moment)\n`,
       );
     }
-    const stream = await client.exportState(capsule, capability, label);
     const toStdout = out === '-';
     const partial = `${out}.partial`;
     // Counts what came (said every few seconds on a long export) and keeps the end, for the trailer.
@@ -119,6 +124,10 @@ Examples:
     }
     await rename(partial, out);
     const { size } = await stat(out);
+    if (json) {
+      io.stdout.write(`${JSON.stringify({ capsule, capability, label, records, bytes: size, file: out }, null, 2)}\n`);
+      return EXIT_OK;
+    }
     io.stdout.write(
       `${paint(io.stdout, 32, 'exported')} ${capsule}'s ${capability}/${label}: ${counted(records, 'record')}, ${formatBytes(size)} to ${out}\n`,
     );
@@ -132,7 +141,7 @@ Examples:
 export const hostImportCommand: Command = {
   name: 'host import',
   summary: "replace one of a stopped capsule's stores with a snapshot file",
-  usage: `host import <capsule> <capability>/<label> <file> ${CONTROL_USAGE}`,
+  usage: `host import <capsule> <capability>/<label> <file> ${CONTROL_USAGE} [--json]`,
   description: `
 Replaces the store's whole state with the snapshot's (spec/snapshot.md), whatever backend the
 host binds the label to. The capsule must not be serving: install it with --no-start, or stop
@@ -148,7 +157,7 @@ Example:
   stratum host import counter keyvalue/default counter-keyvalue-default.jsonl --config host.toml
   stratum host serve counter --config host.toml`,
   maxPositionals: 3,
-  options: { ...CONTROL_OPTIONS },
+  options: { ...CONTROL_OPTIONS, json: { type: 'boolean', description: "print the host's answer as JSON" } },
   async run(args, io) {
     const { capsule, capability, label } = storeOf(args, 'host import');
     const file = args.positionals[2];
@@ -169,6 +178,10 @@ Example:
         hint: `Take it out of service first: \`${nextCommand(args, ['host', 'drain', capsule])}\`, import, then \`${nextCommand(args, ['host', 'serve', capsule])}\`.`,
       });
     });
+    if (booleanOption(args, 'json')) {
+      io.stdout.write(`${JSON.stringify({ capsule, ...result }, null, 2)}\n`);
+      return EXIT_OK;
+    }
     // A skipped record is a key that expired on the way, not a fault, but it is not there: say so.
     const skipped = result.skipped > 0 ? `, ${counted(result.skipped, 'expired key')} skipped` : '';
     io.stdout.write(
