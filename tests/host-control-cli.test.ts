@@ -207,6 +207,10 @@ test('host install sends a built capsule and starts it; host drain, stop and ser
   assert.equal(idle.code, 0, idle.stderr);
   const status = JSON.parse(idle.stdout) as { name: string; state: string; domains: string[] };
   assert.deepEqual([status.name, status.state, status.domains], ['idle', 'installed', ['idle.example']]);
+  // Its log names the installation, then the app it runs: not hello's line, which it is not.
+  const idleLog = await run(['host', 'logs', 'idle', ...control]);
+  assert.equal(idleLog.code, 0, idleLog.stderr);
+  assert.match(idleLog.stdout, /^\S+Z info {2}host: installed idle: hello@0\.1\.0 \(sha256:[0-9a-f]{64}\)\n$/);
   assert.equal(await ingressStatus(host.ingressUrl, 'idle.example'), 503);
   // A domain as people write it: mixed case, a trailing dot, not ASCII. Sent as hosts compare it.
   const idn = await run(['host', 'install', capsule, '-d', 'Bücher.Example.', '--name', 'idn', '--no-start', '--json', ...control]);

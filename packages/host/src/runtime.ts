@@ -268,6 +268,15 @@ function recycleHeadroom(memoryLimit: number): number {
   return Math.max(memoryLimit / 4, 4 * MiB);
 }
 /** A size in the largest unit that divides it (10 MiB, 512 KiB), or in bytes (1000 bytes). */
+/**
+ * The capsule log's line for an install: the installation's name when it is not the app's (a
+ * `--name`), so that `host logs kd` does not read as another capsule's, then the app and version.
+ */
+function installedLine(name: string, manifest: Manifest, digest: string): string {
+  const app = `${manifest.capsule.name}@${manifest.capsule.version}`;
+  return `installed ${name === manifest.capsule.name ? app : `${name}: ${app}`} (${digest})`;
+}
+
 function sizeText(bytes: number): string {
   for (const [unit, name] of [
     [1024 * MiB, 'GiB'],
@@ -2291,7 +2300,7 @@ class Runtime implements StratumHostRuntime {
       // serves, then takes the domains, and the old one finishes what it holds. If the new one
       // cannot start, the old one keeps serving.
       this.#capsules.set(name, capsule);
-      capsule.log('info', `installed ${manifest.capsule.name}@${manifest.capsule.version} (${component.digest})`);
+      capsule.log('info', installedLine(name, manifest, component.digest));
       try {
         await this.start(name);
       } catch (error) {
@@ -2315,7 +2324,7 @@ class Runtime implements StratumHostRuntime {
     this.#capsules.set(name, capsule);
     for (const domain of domains) this.#byDomain.set(domain, capsule);
     this.logger.info({ capsule: name, domains, digest: component.digest, jspi: transpiled.jspi }, 'capsule installed');
-    capsule.log('info', `installed ${manifest.capsule.name}@${manifest.capsule.version} (${component.digest})`);
+    capsule.log('info', installedLine(name, manifest, component.digest));
     if (previous?.state === 'draining') return this.start(name);
     return capsule.status();
   }
