@@ -216,8 +216,6 @@ async function planLinkSwitch(
     signer?: string;
     /** A move's old host: its links are the ones the move replaces. */
     leaving?: string;
-    /** A move's name, and how to run its `host install` for the user, for what a refusal suggests. */
-    name: string;
     signal?: AbortSignal;
   },
 ): Promise<Map<string, string>> {
@@ -463,7 +461,6 @@ Examples:
           host: hostLabel,
           client,
           digest: capsule.digest,
-          name: capsule.name,
           ...(registrar?.domain ? { signer: registrar.domain } : {}),
         })
       : undefined;
@@ -1074,7 +1071,6 @@ Examples:
           host: linkHost,
           client: to.client,
           digest: capsule.digest,
-          name,
           leaving: await hostNameOf(from),
           signal,
           ...(to.registrar?.domain ? { signer: to.registrar.domain } : {}),
