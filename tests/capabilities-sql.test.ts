@@ -22,7 +22,7 @@ import {
 import type { PostgresStatement } from '../packages/host/src/capabilities/sql/dialect.ts';
 import { type Dialect, isCode, tokenize } from '../packages/host/src/capabilities/sql/lexer.ts';
 import { exportSql, importSql } from '../packages/host/src/capabilities/sql/snapshot.ts';
-import type { SqlDatabase, SqlValue } from '../packages/host/src/capabilities/sql/types.ts';
+import { type SqlDatabase, SqlError, type SqlValue } from '../packages/host/src/capabilities/sql/types.ts';
 import { requireService } from './support/services.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'stratum-sql-'));
@@ -614,6 +614,85 @@ test("postgres: drop(scope) removes a capsule's schema and its cluster-wide role
   // A capsule that never opened its database, or one dropped already: nothing to do.
   await backend.drop(scope);
   await backend.drop({ capsule: uniqueCapsule(), label: 'default' });
+});
+
+/** Rejects if `work` has not settled within `ms`: what a test of a wait that must end uses, so that it fails instead of hanging. */
+function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms);
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A schema prefix of the test's own, so that its host schema is made afresh; its schemas and
+ * roles are removed at the end, on a connection of the hook's own (hooks run in the order they
+ * were added, so a connection the test ends in an earlier one is gone).
+ */
+function ownPrefix(t: TestContext, url: string): string {
+  const prefix = `stratum_t${randomBytes(4).toString('hex')}`;
+  t.after(async () => {
+    const admin = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      for (const { nspname } of await admin`SELECT nspname FROM pg_namespace WHERE starts_with(nspname, ${`${prefix}_`})`) {
+        await admin.unsafe(`DROP SCHEMA "${nspname}" CASCADE`);
+      }
+      for (const { rolname } of await admin`SELECT rolname FROM pg_roles WHERE starts_with(rolname, ${`${prefix}_`})`) {
+        await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${rolname}`;
+        await admin.unsafe(`DROP OWNED BY "${rolname}" CASCADE`);
+        await admin.unsafe(`DROP ROLE "${rolname}"`);
+      }
+    } finally {
+      await admin.end({ timeout: 5 });
+    }
+  });
+  return prefix;
+}
+
+test("postgres: a capsule's advisory locks hold up no open, and a lock the host waits for fails its open alone, after lock_timeout", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const prefix = ownPrefix(t, url);
+  const backend = postgresSql({ url, schemaPrefix: prefix, maxConnections: 1, dialect: unrefused });
+  const fresh = postgresSql({ url, schemaPrefix: prefix, maxConnections: 1, lockTimeoutMs: 500 });
+  t.after(() => Promise.all([backend.close(), fresh.close()]));
+  const attacker = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  const victim = { capsule: uniqueCapsule(), label: 'default' };
+  const other = { capsule: uniqueCapsule(), label: 'default' };
+  // The audit's: session-level locks, kept by the pooled connection after the request, on the
+  // keys the host serialised on: the victim's database, and the host schema every new backend reads.
+  await attacker.query(
+    `SELECT pg_advisory_lock(hashtext('stratum-sql:${schemaName(prefix, victim)}')) AS a, pg_advisory_lock(hashtext('stratum-sql:${prefix}_host')) AS b`,
+    [],
+  );
+  await within(5000, fresh.open(victim), "the victim's open");
+
+  // Another host holds the victim's row in the host schema (an open that does not go on): that open
+  // fails after lock_timeout, saying why, and an open of another database waits no longer than that.
+  const admin = superuser(t, url);
+  const held = await admin.reserve();
+  await held.unsafe('BEGIN');
+  await held.unsafe(`SELECT 1 FROM "${prefix}_host".stores WHERE name = $1 FOR UPDATE`, [schemaName(prefix, victim)]);
+  const started = Date.now();
+  const [blocked, unblocked] = await Promise.allSettled([within(5000, fresh.open(victim), 'the held open'), fresh.open(other)]);
+  assert.equal(blocked.status, 'rejected');
+  assert.ok(blocked.reason instanceof SqlError, String(blocked.reason));
+  assert.match(blocked.reason.message, /waited 500 ms for a lock/);
+  assert.equal(unblocked.status, 'fulfilled');
+  assert.ok(Date.now() - started < 4000, `${Date.now() - started} ms`);
+  await held.unsafe('ROLLBACK');
+  held.release();
+
+  // Two new hosts making the host schema at once both open.
+  const racePrefix = ownPrefix(t, url);
+  const first = postgresSql({ url, schemaPrefix: racePrefix, maxConnections: 1 });
+  const second = postgresSql({ url, schemaPrefix: racePrefix, maxConnections: 1 });
+  t.after(() => Promise.all([first.close(), second.close()]));
+  await Promise.all([
+    first.open({ capsule: uniqueCapsule(), label: 'default' }),
+    second.open({ capsule: uniqueCapsule(), label: 'default' }),
+  ]);
 });
 
 test("postgres: a capsule role's stored password is the one the host derives, as a SCRAM-SHA-256 verifier", async (t) => {

@@ -38,7 +38,16 @@ export interface PostgresSqlOptions {
    * keeps capsules apart is PostgreSQL's own privileges, with nothing refused before the server.
    */
   dialect?: (sql: string) => PostgresStatement;
+  /**
+   * How long the host's user waits for a lock while it opens or drops a capsule's database
+   * (`lock_timeout`), 10 s by default; its statements end after 60 s (`statement_timeout`). So
+   * one open that cannot go on does not hold up the others, which queue for the same connection.
+   */
+  lockTimeoutMs?: number;
 }
+
+const LOCK_TIMEOUT_MS = 10_000;
+const ADMIN_STATEMENT_TIMEOUT_MS = 60_000;
 
 type Sql = postgres.Sql;
 /** A connection in a transaction: `sql.begin`'s, or a reserved one that a snapshot import began. */
@@ -61,13 +70,22 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
   const translate = options.dialect ?? toPostgres;
   // Used when an instance opens its databases, then idle: closed rather than held by every worker.
   // Its search_path is pg_catalog alone, so that nothing a capsule creates can stand in for a
-  // function or operator the host's own statements name.
+  // function or operator the host's own statements name. Its waits for locks are bounded, and so
+  // is each of its statements: opens queue for this one connection, so one that cannot go on
+  // must fail rather than hold up the others.
+  const lockTimeoutMs = options.lockTimeoutMs ?? LOCK_TIMEOUT_MS;
   const admin = postgres(options.url, {
     max: 1,
     idle_timeout: 5,
     onnotice: () => {},
-    connection: { search_path: 'pg_catalog', application_name: 'stratum' },
+    connection: {
+      search_path: 'pg_catalog',
+      application_name: 'stratum',
+      lock_timeout: lockTimeoutMs,
+      statement_timeout: Math.max(ADMIN_STATEMENT_TIMEOUT_MS, 2 * lockTimeoutMs),
+    },
   });
+  const hostSchema = `${prefix}_host`;
   const pools = new Map<string, Sql>();
   let roleKey: Promise<Buffer> | undefined;
 
@@ -100,9 +118,26 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     return new SqlError('other', 'the database backend is unavailable', { cause: error });
   }
 
+  /**
+   * What the host's user was doing when it failed: waiting for a lock past lock_timeout, or a
+   * statement past its own timeout, says so; anything else is `failure`'s.
+   */
+  function adminFailure(error: unknown, doing: string): SqlError {
+    const code = (error as { code?: unknown }).code;
+    if (code === '55P03' || code === '57014') {
+      const waited = code === '55P03' ? `waited ${lockTimeoutMs} ms for a lock` : 'ran past its statement timeout';
+      return new SqlError(
+        'other',
+        `${doing}: the host's PostgreSQL user ${waited} (another host or worker opening or dropping the same database, or the capsule's own statements, hold it); try again`,
+        { cause: error },
+      );
+    }
+    return failure(error);
+  }
+
   /** The key capsule roles' passwords are derived from: made once per database and prefix. */
   function key(): Promise<Buffer> {
-    roleKey ??= readRoleKey(admin, `${prefix}_host`).catch((error: unknown) => {
+    roleKey ??= readRoleKey(admin, hostSchema).catch((error: unknown) => {
       roleKey = undefined;
       throw error;
     });
@@ -128,14 +163,16 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     const pool = pools.get(schema);
     pools.delete(schema);
     await pool?.end({ timeout: 5 });
+    await key();
     await admin.begin(async (tx) => {
-      await tx`SELECT pg_advisory_xact_lock(hashtext(${`stratum-sql:${schema}`}))`;
+      await lockStore(tx, hostSchema, schema);
       // Another worker's connections would go on as a role that no longer exists.
       await tx`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE usename = ${schema} AND pid <> pg_backend_pid() AND pg_has_role(usename, 'MEMBER')`;
       // As the host's own user, not the capsule's role: the role cannot drop itself.
       await tx.unsafe(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`);
       await tx.unsafe(`DROP ROLE IF EXISTS ${ident(schema)}`);
+      await tx.unsafe(`DELETE FROM ${ident(hostSchema)}.stores WHERE name = $1`, [schema]);
     });
   }
 
@@ -174,7 +211,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
         password = rolePassword(await key(), schema);
         await admin.begin(async (tx) => {
           // Two hosts (or workers) opening the same database at once must not race to create it.
-          await tx`SELECT pg_advisory_xact_lock(hashtext(${`stratum-sql:${schema}`}))`;
+          await lockStore(tx, hostSchema, schema);
           const [role] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${schema}`;
           // Set on every open, so that the password follows the key (and undoes any change).
           const verifier = literal(scramVerifier(password, schema));
@@ -189,7 +226,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
           await checkClosed(tx, schema, logger);
         });
       } catch (error) {
-        throw failure(error);
+        throw adminFailure(error, `opening ${scope.capsule}'s database ${scope.label}`);
       }
       return openDatabase(poolFor(schema, password), schema, limits, failure, translate, scope.statementTimeoutMs, () => dropStore(schema));
     },
@@ -198,7 +235,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       try {
         await dropStore(schemaName(prefix, scope));
       } catch (error) {
-        throw failure(error);
+        throw adminFailure(error, `dropping ${scope.capsule}'s database ${scope.label}`);
       }
     },
     async close() {
@@ -210,22 +247,51 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
 }
 
 /**
- * The key lives in a schema of the host's user that no capsule role may use. Hosts that share
- * the database and prefix share it, as they share the capsules' schemas.
+ * The host's own schema, `<prefix>_host`: the key (`role_key`) and a row for each capsule
+ * database (`stores`), which an open or drop locks. It belongs to the host's user and no capsule
+ * role may use it, so, unlike an advisory lock, which any session may take on any number, no
+ * capsule can hold what the host waits for. Hosts that share the database and prefix share it,
+ * as they share the capsules' schemas.
  */
 async function readRoleKey(admin: Sql, schema: string): Promise<Buffer> {
-  return admin.begin(async (tx) => {
-    await tx`SELECT pg_advisory_xact_lock(hashtext(${`stratum-sql:${schema}`}))`;
-    await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
-    await tx.unsafe(`REVOKE ALL ON SCHEMA ${ident(schema)} FROM PUBLIC`);
-    await tx.unsafe(
-      `CREATE TABLE IF NOT EXISTS ${ident(schema)}.role_key (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), key bytea NOT NULL)`,
-    );
-    await tx.unsafe(`REVOKE ALL ON ${ident(schema)}.role_key FROM PUBLIC`);
-    await tx.unsafe(`INSERT INTO ${ident(schema)}.role_key (key) VALUES ($1) ON CONFLICT DO NOTHING`, [randomBytes(32)]);
-    const [row] = await tx.unsafe(`SELECT key FROM ${ident(schema)}.role_key`);
-    return Buffer.from(row?.key as Uint8Array);
-  });
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await admin.begin(async (tx) => {
+        const [made] =
+          await tx`SELECT to_regclass(${`${ident(schema)}.role_key`}) IS NOT NULL AND to_regclass(${`${ident(schema)}.stores`}) IS NOT NULL AS done`;
+        if (!made?.done) {
+          await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
+          await tx.unsafe(`REVOKE ALL ON SCHEMA ${ident(schema)} FROM PUBLIC`);
+          await tx.unsafe(
+            `CREATE TABLE IF NOT EXISTS ${ident(schema)}.role_key (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), key bytea NOT NULL)`,
+          );
+          await tx.unsafe(`REVOKE ALL ON ${ident(schema)}.role_key FROM PUBLIC`);
+          await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${ident(schema)}.stores (name text PRIMARY KEY)`);
+          await tx.unsafe(`REVOKE ALL ON ${ident(schema)}.stores FROM PUBLIC`);
+        }
+        await tx.unsafe(`INSERT INTO ${ident(schema)}.role_key (key) VALUES ($1) ON CONFLICT DO NOTHING`, [randomBytes(32)]);
+        const [row] = await tx.unsafe(`SELECT key FROM ${ident(schema)}.role_key`);
+        return Buffer.from(row?.key as Uint8Array);
+      });
+    } catch (error) {
+      // Two hosts making the schema at once: one of them finds the other's name taken (23505,
+      // 42P06, 42P07) or its catalog row changed (XX000); the next attempt finds them made.
+      const code = (error as { code?: unknown }).code;
+      const race = code === '23505' || code === '42P06' || code === '42P07' || code === 'XX000' || code === '40P01';
+      if (!race || attempt === 5) throw error;
+    }
+  }
+}
+
+/**
+ * Locks the row of one capsule database in the host's schema for the transaction: an open and a
+ * drop of the same database, on any host or worker, run one at a time. The wait is bounded by
+ * the host's user's lock_timeout.
+ */
+async function lockStore(tx: Transaction, hostSchema: string, name: string): Promise<void> {
+  await tx.unsafe(`INSERT INTO ${ident(hostSchema)}.stores (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = excluded.name`, [
+    name,
+  ]);
 }
 
 /** A capsule role's password: the same on every host that shares the key, and stored nowhere. */
