@@ -590,6 +590,76 @@ test("postgres: the host's user needs CREATEROLE, not superuser; what PUBLIC may
   assert.deepEqual([...(await admin`SELECT rolname FROM pg_roles WHERE rolname = ${schemaName('stratum_test', other)}`)], []);
 });
 
+/**
+ * The host's user as README.md asks for it, CREATEROLE and no more, with a database of its own
+ * and a schema prefix of the test's own. Everything is removed at the end, the roles that
+ * outlive the database too, on a connection of the hook's own.
+ */
+async function createroleHost(t: TestContext, url: string): Promise<{ url: string; prefix: string; database: string }> {
+  const suffix = randomBytes(4).toString('hex');
+  const host = `stratum_test_host_${suffix}`;
+  const database = `stratum_test_db_${suffix}`;
+  const prefix = `stratum_t${suffix}`;
+  const admin = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    await admin.unsafe(`CREATE ROLE ${host} LOGIN CREATEROLE`);
+    await admin.unsafe(`CREATE DATABASE ${database} OWNER ${host}`);
+  } finally {
+    await admin.end({ timeout: 5 });
+  }
+  t.after(async () => {
+    const cleanup = postgres(url, { max: 1, onnotice: () => {} });
+    try {
+      await cleanup.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+      for (const {
+        rolname,
+      } of await cleanup`SELECT rolname FROM pg_roles WHERE starts_with(rolname, ${`${prefix}_`}) OR rolname = ${host}`) {
+        await cleanup.unsafe(`DROP ROLE "${rolname}"`);
+      }
+    } finally {
+      await cleanup.end({ timeout: 5 });
+    }
+  });
+  const address = new URL(url);
+  address.username = host;
+  address.password = '';
+  address.pathname = `/${database}`;
+  return { url: address.href, prefix, database };
+}
+
+test('postgres: drop(scope) removes a role that another capsule granted privileges to, or that owns large objects, as a CREATEROLE-only user', async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const host = await createroleHost(t, url);
+  const backend = postgresSql({ url: host.url, schemaPrefix: host.prefix, maxConnections: 1, dialect: unrefused });
+  t.after(() => backend.close());
+  const victimScope = { capsule: uniqueCapsule(), label: 'default' };
+  const attackerScope = { capsule: uniqueCapsule(), label: 'default' };
+  const victim = await backend.open(victimScope);
+  const attacker = await backend.open(attackerScope);
+  const victimRole = schemaName(host.prefix, victimScope);
+  const attackerRole = schemaName(host.prefix, attackerScope);
+  // The audit's: a privilege given to the victim's role made its DROP ROLE fail, so its data could never be deleted.
+  await attacker.execute(`GRANT USAGE ON SCHEMA "${attackerRole}" TO "${victimRole}"`, []);
+  await attacker.execute('CREATE TABLE shared (a BIGINT)', []);
+  await attacker.execute(`GRANT SELECT ON shared TO "${victimRole}"`, []);
+  await attacker.execute(`ALTER DEFAULT PRIVILEGES IN SCHEMA "${attackerRole}" GRANT SELECT ON TABLES TO "${victimRole}"`, []);
+  // And what the victim itself owns outside its schema: a large object, default privileges.
+  await victim.query("SELECT lo_from_bytea(0, 'kept') AS oid", []);
+  await victim.execute(`ALTER DEFAULT PRIVILEGES GRANT SELECT ON TABLES TO "${attackerRole}"`, []);
+
+  await backend.drop(victimScope);
+  const superuserAt = new URL(url);
+  superuserAt.pathname = `/${host.database}`;
+  const look = superuser(t, superuserAt.href);
+  assert.deepEqual([...(await look`SELECT rolname FROM pg_roles WHERE rolname = ${victimRole}`)], []);
+  assert.deepEqual([...(await look`SELECT oid FROM pg_largeobject_metadata`)], []);
+  // The attacker's own things are its own still, and it is dropped as well.
+  assert.deepEqual((await attacker.query('SELECT count(*) AS n FROM shared', [])).rows, [[int(0)]]);
+  await backend.drop(attackerScope);
+  assert.deepEqual([...(await look`SELECT rolname FROM pg_roles WHERE rolname = ${attackerRole}`)], []);
+});
+
 test("postgres: drop(scope) removes a capsule's schema and its cluster-wide role, and ends the role's sessions", async (t) => {
   const url = await requireService(t, 'postgres');
   if (!url) return;

@@ -166,12 +166,23 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     await key();
     await admin.begin(async (tx) => {
       await lockStore(tx, hostSchema, schema);
+      const [role] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${schema}`;
+      // DROP SCHEMA and DROP OWNED act with the role's privileges: a host that made the role is
+      // a member of it already, one that did not (another host, an older version) becomes one.
+      if (role) await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
       // Another worker's connections would go on as a role that no longer exists.
       await tx`SELECT pg_terminate_backend(pid) FROM pg_stat_activity
         WHERE usename = ${schema} AND pid <> pg_backend_pid() AND pg_has_role(usename, 'MEMBER')`;
       // As the host's own user, not the capsule's role: the role cannot drop itself.
       await tx.unsafe(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`);
-      await tx.unsafe(`DROP ROLE IF EXISTS ${ident(schema)}`);
+      if (role) {
+        // What else would keep the role, and DROP ROLE fail for ever: what it owns outside its
+        // schema (large objects, default privileges) and privileges other roles gave it here
+        // (another capsule's GRANT USAGE ON SCHEMA <its own> TO <this role>). DROP OWNED drops
+        // the one and revokes the other, in this database; the role can log in to no other.
+        await tx.unsafe(`DROP OWNED BY ${ident(schema)} CASCADE`);
+        await tx.unsafe(`DROP ROLE ${ident(schema)}`);
+      }
       await tx.unsafe(`DELETE FROM ${ident(hostSchema)}.stores WHERE name = $1`, [schema]);
     });
   }
