@@ -796,6 +796,126 @@ test("postgres: a capsule role's stored password is the one the host derives, as
   await rejectsWith(() => db.query('SELECT key FROM stratum_test_host.role_key', []), 'access-denied');
 });
 
+/** The capsule statements of `role` the server is running now (pg_sleep among them). */
+async function runningFor(admin: postgres.Sql, role: string): Promise<string[]> {
+  const rows = await admin`SELECT query FROM pg_stat_activity WHERE usename = ${role} AND state = 'active'`;
+  return rows.map((row) => String(row.query));
+}
+
+/** Waits until `check` holds, for `ms` at most: a server's state that follows a client's act a moment later. */
+async function eventually(ms: number, check: () => Promise<boolean>, what: string): Promise<void> {
+  const until = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > until) assert.fail(`${what}: not so after ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test("postgres: a capsule role's defaults are the host's, in every database, with the capsule's statement timeout; an open without one keeps it", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const host = await createroleHost(t, url);
+  const backend = postgresSql({ url: host.url, schemaPrefix: host.prefix, maxConnections: 1, dialect: unrefused });
+  const other = postgresSql({ url: host.url, schemaPrefix: host.prefix, maxConnections: 1 });
+  t.after(() => Promise.all([backend.close(), other.close()]));
+  const scope = { capsule: uniqueCapsule(), label: 'default' };
+  const role = schemaName(host.prefix, scope);
+  const look = superuser(t, url);
+  const settings = async () =>
+    (
+      await look`SELECT coalesce(d.datname, '*') AS db, unnest(s.setconfig) AS setting FROM pg_db_role_setting s
+      LEFT JOIN pg_database d ON d.oid = s.setdatabase WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = ${role}) ORDER BY 1, 2`
+    ).map((row) => `${row.db}: ${row.setting}`);
+  const db = await backend.open({ ...scope, statementTimeoutMs: 700 });
+  assert.deepEqual(await settings(), ['*: client_connection_check_interval=2000', '*: statement_timeout=700']);
+  // Defaults a session gives its own role, also for one database, which RESET ALL alone leaves.
+  await db.execute(`ALTER ROLE CURRENT_USER IN DATABASE ${host.database} SET statement_timeout = 0`, []);
+  await db.execute("ALTER ROLE CURRENT_USER SET work_mem = '1GB'", []);
+  // An open without a timeout (an export's, an import's) resets them and keeps the instance's timeout.
+  await other.open(scope);
+  assert.deepEqual(await settings(), ['*: client_connection_check_interval=2000', '*: statement_timeout=700']);
+  // A transaction that RESETs its statement_timeout runs under the role's.
+  await rejectsWith(
+    () =>
+      db.transaction([
+        { sql: 'RESET statement_timeout', params: [] },
+        { sql: 'SELECT pg_sleep(5)', params: [] },
+      ]),
+    'limit-exceeded',
+    /statement timeout/,
+  );
+});
+
+test("postgres: a capsule's statement ends at its timeout even if its session turned the server's off, and none runs on after its pool closes", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const admin = superuser(t, url);
+  // Nothing refused, and /*;*/ made a ; after the lexer: a lexer that took two statements for one.
+  const misread = (sql: string) => unrefused(sql.replaceAll('/*;*/', ';'));
+  const backend = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 2, dialect: misread });
+  const scope = { capsule: uniqueCapsule(), label: 'default' };
+  const role = schemaName('stratum_test', scope);
+  const db = await backend.open({ ...scope, statementTimeoutMs: 300 });
+  t.after(async () => {
+    await backend.drop(scope);
+    await backend.close();
+  });
+  const started = Date.now();
+  await rejectsWith(
+    () =>
+      db.transaction([
+        { sql: 'SET LOCAL statement_timeout = 0', params: [] },
+        { sql: 'SELECT pg_sleep(30)', params: [] },
+      ]),
+    'limit-exceeded',
+    /\[resources\] timeout/,
+  );
+  assert.ok(Date.now() - started < 5000, `${Date.now() - started} ms`);
+  await eventually(3000, async () => (await runningFor(admin, role)).length === 0, 'the statement has ended on the server');
+  // Two statements in one text are one statement too many for the server itself, whatever the lexer made of them.
+  await rejectsWith(() => db.query('SELECT 1 AS a /*;*/ SELECT 2 AS b', []), 'invalid-query', /multiple commands/);
+
+  // An instance's pool closing while a statement runs, one whose session turned off every timeout
+  // and the server's check for a client that has gone.
+  const untimed = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 1, dialect: unrefused });
+  const opened = await untimed.open(scope);
+  const long = Promise.resolve(
+    opened.transaction([
+      { sql: 'SET LOCAL statement_timeout = 0', params: [] },
+      { sql: 'SET LOCAL client_connection_check_interval = 0', params: [] },
+      { sql: 'SELECT pg_sleep(30)', params: [] },
+    ]),
+  );
+  long.catch(() => {});
+  await eventually(3000, async () => (await runningFor(admin, role)).some((query) => query.includes('pg_sleep')), 'the statement runs');
+  await within(4000, untimed.close(), 'closing the pool');
+  await eventually(2000, async () => (await runningFor(admin, role)).length === 0, 'the statement has ended on the server');
+});
+
+test("postgres: a capsule role's statement ends soon after its client has gone (client_connection_check_interval)", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const admin = superuser(t, url);
+  const backend = postgresSql({ url, schemaPrefix: 'stratum_test', maxConnections: 1 });
+  const scope = { capsule: uniqueCapsule(), label: 'default' };
+  const role = schemaName('stratum_test', scope);
+  await backend.open(scope);
+  t.after(async () => {
+    await backend.drop(scope);
+    await backend.close();
+  });
+  // A host that is gone without a word: its connection closes while a statement runs, no cancel sent.
+  const [{ key }] = (await admin`SELECT key FROM stratum_test_host.role_key`) as unknown as [{ key: Buffer }];
+  const address = new URL(url);
+  address.username = role;
+  address.password = createHmac('sha256', key).update(`stratum-sql-role:${role}`).digest('base64url');
+  const lost = postgres(address.href, { max: 1, onnotice: () => {} });
+  lost`SELECT pg_sleep(30)`.catch(() => {});
+  await eventually(3000, async () => (await runningFor(admin, role)).some((query) => query.includes('pg_sleep')), 'the statement runs');
+  await lost.end({ timeout: 0 });
+  await eventually(4000, async () => (await runningFor(admin, role)).length === 0, 'the statement has ended on the server');
+});
+
 test("postgres: what a capsule's role could set for itself does not outlive the instance, and it is a member of no role", async (t) => {
   const url = await requireService(t, 'postgres');
   if (!url) return;

@@ -48,6 +48,26 @@ export interface PostgresSqlOptions {
 
 const LOCK_TIMEOUT_MS = 10_000;
 const ADMIN_STATEMENT_TIMEOUT_MS = 60_000;
+/** How long after the server's own statement_timeout the host cancels a capsule's statement itself. */
+const CANCEL_GRACE_MS = 1000;
+/**
+ * How often the server checks, while a capsule's statement runs, that its client is still
+ * connected (PostgreSQL 14+, `client_connection_check_interval`): a statement whose host has
+ * gone ends within this time rather than when it would next send a row.
+ */
+const CONNECTION_CHECK_MS = 2000;
+/**
+ * Capsule statements go as the extended protocol's one Parse, even without parameters (the
+ * client's default there is the simple protocol, which runs several statements from one text):
+ * the server itself then refuses a second statement, whatever the lexer made of the text.
+ */
+const ONE_STATEMENT = { simple: false } as postgres.UnsafeQueryOptions;
+
+/** A capsule role's connections in this process, and the capsule statements running on them. */
+interface Pool {
+  sql: Sql;
+  running: Set<{ cancel(): void }>;
+}
 
 type Sql = postgres.Sql;
 /** A connection in a transaction: `sql.begin`'s, or a reserved one that a snapshot import began. */
@@ -86,7 +106,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     },
   });
   const hostSchema = `${prefix}_host`;
-  const pools = new Map<string, Sql>();
+  const pools = new Map<string, Pool>();
   let roleKey: Promise<Buffer> | undefined;
 
   function failure(error: unknown): SqlError {
@@ -144,25 +164,36 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     return roleKey;
   }
 
-  function poolFor(role: string, password: string): Sql {
+  function poolFor(role: string, password: string): Pool {
     let pool = pools.get(role);
     if (!pool) {
-      pool = postgres(options.url, {
+      const sql = postgres(options.url, {
         user: role,
         pass: password,
         max: options.maxConnections ?? 10,
         onnotice: () => {},
         connection: { search_path: ident(role), standard_conforming_strings: 'on', application_name: 'stratum' },
       });
+      pool = { sql, running: new Set() };
       pools.set(role, pool);
     }
     return pool;
   }
 
+  /**
+   * Cancels the capsule statements still running on a pool, then ends it: a statement whose
+   * session turned its own statement_timeout off must not go on after the pool is gone.
+   */
+  async function endPool(pool: Pool | undefined): Promise<void> {
+    if (!pool) return;
+    for (const query of pool.running) query.cancel();
+    await pool.sql.end({ timeout: 5 });
+  }
+
   async function dropStore(schema: string): Promise<void> {
     const pool = pools.get(schema);
     pools.delete(schema);
-    await pool?.end({ timeout: 5 });
+    await endPool(pool);
     await key();
     await admin.begin(async (tx) => {
       await lockStore(tx, hostSchema, schema);
@@ -222,15 +253,13 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
         password = rolePassword(await key(), schema);
         await admin.begin(async (tx) => {
           // Two hosts (or workers) opening the same database at once must not race to create it.
-          await lockStore(tx, hostSchema, schema);
+          const statementTimeoutMs = await lockStore(tx, hostSchema, schema, scope.statementTimeoutMs);
           const [role] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${schema}`;
           // Set on every open, so that the password follows the key (and undoes any change).
           const verifier = literal(scramVerifier(password, schema));
           if (!role) await tx.unsafe(`CREATE ROLE ${ident(schema)} LOGIN NOINHERIT PASSWORD ${verifier}`);
           else await tx.unsafe(`ALTER ROLE ${ident(schema)} LOGIN PASSWORD ${verifier}`);
-          // A role may set its own defaults (ALTER ROLE CURRENT_USER SET ...), which would apply to
-          // every later session of it; its settings are the host's.
-          await tx.unsafe(`ALTER ROLE ${ident(schema)} RESET ALL`);
+          await setRoleDefaults(tx, schema, statementTimeoutMs);
           // CREATE SCHEMA ... AUTHORIZATION asks the host's user to be a member of the owner.
           await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
           await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)} AUTHORIZATION ${ident(schema)}`);
@@ -250,9 +279,9 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       }
     },
     async close() {
-      const all = [admin, ...pools.values()];
+      const all = [...pools.values()];
       pools.clear();
-      await Promise.all(all.map((pool) => pool.end({ timeout: 5 })));
+      await Promise.all([admin.end({ timeout: 5 }), ...all.map(endPool)]);
     },
   };
 }
@@ -268,8 +297,8 @@ async function readRoleKey(admin: Sql, schema: string): Promise<Buffer> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await admin.begin(async (tx) => {
-        const [made] =
-          await tx`SELECT to_regclass(${`${ident(schema)}.role_key`}) IS NOT NULL AND to_regclass(${`${ident(schema)}.stores`}) IS NOT NULL AS done`;
+        const [made] = await tx`SELECT to_regclass(${`${ident(schema)}.role_key`}) IS NOT NULL
+          AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(${`${ident(schema)}.stores`}) AND attname = 'statement_timeout_ms') AS done`;
         if (!made?.done) {
           await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
           await tx.unsafe(`REVOKE ALL ON SCHEMA ${ident(schema)} FROM PUBLIC`);
@@ -278,6 +307,7 @@ async function readRoleKey(admin: Sql, schema: string): Promise<Buffer> {
           );
           await tx.unsafe(`REVOKE ALL ON ${ident(schema)}.role_key FROM PUBLIC`);
           await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${ident(schema)}.stores (name text PRIMARY KEY)`);
+          await tx.unsafe(`ALTER TABLE ${ident(schema)}.stores ADD COLUMN IF NOT EXISTS statement_timeout_ms integer`);
           await tx.unsafe(`REVOKE ALL ON ${ident(schema)}.stores FROM PUBLIC`);
         }
         await tx.unsafe(`INSERT INTO ${ident(schema)}.role_key (key) VALUES ($1) ON CONFLICT DO NOTHING`, [randomBytes(32)]);
@@ -286,9 +316,9 @@ async function readRoleKey(admin: Sql, schema: string): Promise<Buffer> {
       });
     } catch (error) {
       // Two hosts making the schema at once: one of them finds the other's name taken (23505,
-      // 42P06, 42P07) or its catalog row changed (XX000); the next attempt finds them made.
+      // 42P06, 42P07, 42701) or its catalog row changed (XX000); the next attempt finds them made.
       const code = (error as { code?: unknown }).code;
-      const race = code === '23505' || code === '42P06' || code === '42P07' || code === 'XX000' || code === '40P01';
+      const race = ['23505', '42P06', '42P07', '42701', 'XX000', '40P01'].includes(String(code));
       if (!race || attempt === 5) throw error;
     }
   }
@@ -297,12 +327,38 @@ async function readRoleKey(admin: Sql, schema: string): Promise<Buffer> {
 /**
  * Locks the row of one capsule database in the host's schema for the transaction: an open and a
  * drop of the same database, on any host or worker, run one at a time. The wait is bounded by
- * the host's user's lock_timeout.
+ * the host's user's lock_timeout. The row keeps the capsule's statement timeout, as the last
+ * open that knew it (an instance's) gave it: the role's default, which an open for an export or
+ * an import, without one, keeps.
  */
-async function lockStore(tx: Transaction, hostSchema: string, name: string): Promise<void> {
-  await tx.unsafe(`INSERT INTO ${ident(hostSchema)}.stores (name) VALUES ($1) ON CONFLICT (name) DO UPDATE SET name = excluded.name`, [
-    name,
-  ]);
+async function lockStore(tx: Transaction, hostSchema: string, name: string, statementTimeoutMs?: number): Promise<number | undefined> {
+  const timeout = statementTimeoutMs === undefined ? null : Math.max(1, Math.round(statementTimeoutMs));
+  const [row] = await tx.unsafe(
+    `INSERT INTO ${ident(hostSchema)}.stores (name, statement_timeout_ms) VALUES ($1, $2)
+      ON CONFLICT (name) DO UPDATE SET statement_timeout_ms = coalesce(excluded.statement_timeout_ms, stores.statement_timeout_ms)
+      RETURNING statement_timeout_ms`,
+    [name, timeout],
+  );
+  return typeof row?.statement_timeout_ms === 'number' ? row.statement_timeout_ms : undefined;
+}
+
+/**
+ * A capsule role's defaults, set on each open. A role may set its own (ALTER ROLE CURRENT_USER
+ * SET ..., also IN DATABASE ..., which RESET ALL alone leaves), and they would apply to every
+ * later session of it: all of them are reset, in every database. Then the host's: the capsule's
+ * statement timeout, which a session that RESETs its own still runs under, and
+ * client_connection_check_interval (PostgreSQL 14+), so that a statement ends soon after its
+ * client has gone. A session can still change either for itself: the host also cancels a
+ * capsule's statement past its timeout, and those running when its pool closes.
+ */
+async function setRoleDefaults(tx: Transaction, role: string, statementTimeoutMs: number | undefined): Promise<void> {
+  await tx.unsafe(`ALTER ROLE ${ident(role)} RESET ALL`);
+  const databases = await tx`SELECT d.datname FROM pg_db_role_setting s JOIN pg_database d ON d.oid = s.setdatabase
+    WHERE s.setrole = (SELECT oid FROM pg_roles WHERE rolname = ${role})`;
+  for (const { datname } of databases) await tx.unsafe(`ALTER ROLE ${ident(role)} IN DATABASE ${ident(String(datname))} RESET ALL`);
+  if (statementTimeoutMs !== undefined) await tx.unsafe(`ALTER ROLE ${ident(role)} SET statement_timeout = ${statementTimeoutMs}`);
+  const [{ version } = { version: 0 }] = await tx`SELECT current_setting('server_version_num')::int AS version`;
+  if (Number(version) >= 140000) await tx.unsafe(`ALTER ROLE ${ident(role)} SET client_connection_check_interval = ${CONNECTION_CHECK_MS}`);
 }
 
 /** A capsule role's password: the same on every host that shares the key, and stored nowhere. */
@@ -443,7 +499,7 @@ interface RawResult {
 }
 
 function openDatabase(
-  sql: Sql,
+  pool: Pool,
   schema: string,
   limits: SqlLimits,
   failure: (error: unknown) => SqlError,
@@ -451,9 +507,28 @@ function openDatabase(
   statementTimeoutMs: number | undefined,
   drop: () => Promise<void>,
 ): SqlDatabase {
+  const { sql, running } = pool;
   const identityColumns = new Map<string, string | null>();
   // PostgreSQL's own: 0 is none. A statement the request's end did not stop is cancelled by the server.
   const statementTimeout = String(statementTimeoutMs === undefined ? 0 : Math.max(1, Math.round(statementTimeoutMs)));
+
+  /**
+   * Sends one of the capsule's statements, as one Parse (ONE_STATEMENT). The server cancels it at
+   * statement_timeout; a statement whose transaction turned that off (SET statement_timeout = 0
+   * past the dialect's refusals) is cancelled by the host a moment later, with a cancel request
+   * no session setting changes. Those still running when the pool closes are cancelled too.
+   */
+  async function send(tx: Transaction, text: string, params: SqlValue[]): Promise<RawResult> {
+    const query = tx.unsafe(text, params.map(toParam) as postgres.ParameterOrJSON<never>[], ONE_STATEMENT);
+    running.add(query);
+    const timer = statementTimeoutMs === undefined ? undefined : setTimeout(() => query.cancel(), statementTimeoutMs + CANCEL_GRACE_MS);
+    try {
+      return (await query.raw()) as unknown as RawResult;
+    } finally {
+      clearTimeout(timer);
+      running.delete(query);
+    }
+  }
 
   /**
    * The settings every capsule statement runs under, for the transaction `tx` is in. No role: the
@@ -521,7 +596,7 @@ function openDatabase(
   async function run(tx: Transaction, text: string, params: SqlValue[]): Promise<RawResult> {
     checkStatement(text, params);
     const translated = translate(text);
-    return (await tx.unsafe(translated.text, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
+    return send(tx, translated.text, params);
   }
 
   async function identityColumn(tx: Transaction, table: string): Promise<string | null> {
@@ -545,7 +620,7 @@ function openDatabase(
     // xmax yet, one that ON CONFLICT DO UPDATE wrote has its lock's.
     // On a line of its own: the statement may end in a -- comment.
     const statement = key === null ? translated.text : `${translated.text}\nRETURNING ${ident(key)}, xmax = 0`;
-    const result = (await tx.unsafe(statement, params.map(toParam) as postgres.ParameterOrJSON<never>[]).raw()) as unknown as RawResult;
+    const result = await send(tx, statement, params);
     // Deleting must stay possible at the quota: it is how a capsule gets back under it.
     if (translated.kind !== 'DELETE' && translated.keyword !== 'DROP') await checkSize(tx);
     let last: Buffer | null | undefined;
