@@ -13,7 +13,7 @@ export {
   parseManifestBytes,
   schemaUrl,
 } from './parse.ts';
-export { originAllowed, routeExample, routeMatches } from './rules.ts';
+export { normaliseOrigin, type OutboundOrigin, originAllowed, originMatch, parseOrigin, routeExample, routeMatches } from './rules.ts';
 export { type GeneratedValidator, schemaErrors, unitHint } from './schema-validator.ts';
 export { tomlSyntaxProblem } from './toml-syntax.ts';
 export type {

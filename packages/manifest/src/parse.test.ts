@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nearest } from './nearest.ts';
 import { ManifestError, parseManifest } from './parse.ts';
-import { originAllowed, routeExample, routeMatches } from './rules.ts';
+import { originAllowed, originMatch, parseOrigin, routeExample, routeMatches } from './rules.ts';
 
 const base = 'stratum = 1\n[capsule]\nname = "demo"\nversion = "0.1.0"\n[source]\nwasm = "dist/demo.wasm"\n';
 
@@ -104,4 +104,106 @@ test('outbound origins: scheme, port and wildcard rules', () => {
   assert.equal(originAllowed(allowed, new URL('https://cdn.example.net.evil.com/')), false);
   assert.equal(originAllowed(allowed, new URL('http://127.0.0.1:8080/')), true);
   assert.equal(originAllowed(allowed, new URL('http://127.0.0.1:8081/')), false);
+});
+
+const withOutbound = (...origins: string[]) => `${base}[capabilities]\noutbound = ${JSON.stringify(origins)}\n`;
+
+test('outbound origins may allow any host, per scheme: "https://*" on its port, "https://*:*" on any', () => {
+  const { manifest } = parseManifest(withOutbound('https://*', 'http://*:*', 'https://*.Example.com:*'));
+  assert.deepEqual(manifest.capabilities.outbound, ['https://*', 'http://*:*', 'https://*.example.com:*']);
+  const anyHttps = ['https://*'];
+  assert.equal(originAllowed(anyHttps, new URL('https://links.example.org/page')), true);
+  assert.equal(originAllowed(anyHttps, new URL('https://93.184.216.34/')), true);
+  assert.equal(originAllowed(anyHttps, new URL('https://example.org:8443/')), false);
+  assert.equal(originAllowed(anyHttps, new URL('http://example.org/')), false);
+  const anyPort = ['https://*:*'];
+  assert.equal(originAllowed(anyPort, new URL('https://example.org/')), true);
+  assert.equal(originAllowed(anyPort, new URL('https://example.org:8443/')), true);
+  assert.equal(originAllowed(anyPort, new URL('http://example.org:8080/')), false);
+  assert.equal(originAllowed(['http://*'], new URL('http://example.org/')), true);
+  assert.equal(originAllowed(['http://*'], new URL('https://example.org/')), false);
+  assert.equal(originAllowed(['https://*.example.com:*'], new URL('https://a.example.com:9000/')), true);
+  assert.equal(originAllowed(['https://*.example.com:*'], new URL('https://example.com:9000/')), false);
+  assert.equal(originAllowed(['https://api.example.com:*'], new URL('https://api.example.com:9000/')), true);
+});
+
+test('a wildcard port does not cover the ports browsers never fetch from; an origin that names one does', () => {
+  assert.equal(originMatch(['http://*:*'], new URL('http://mail.example.com:25/')), 'bad-port');
+  assert.equal(originMatch(['https://*:*'], new URL('https://example.com:22/')), 'bad-port');
+  assert.equal(originMatch(['https://*.example.com:*'], new URL('https://a.example.com:6667/')), 'bad-port');
+  assert.equal(originMatch(['https://*:*'], new URL('http://example.com:25/')), 'not-listed');
+  assert.equal(originMatch(['http://*:*', 'http://mail.example.com:25'], new URL('http://mail.example.com:25/')), 'allowed');
+  assert.equal(originMatch(['http://*:*'], new URL('http://example.com:8080/')), 'allowed');
+});
+
+test('refused origins say what is wrong and what to write', () => {
+  const message = (origin: string) => problems(withOutbound(origin))[0]?.message ?? '';
+  assert.match(
+    message('*'),
+    /"\*" is not an origin: to allow any host, write "https:\/\/\*" \(port 443\) or "https:\/\/\*:\*" \(any port\)/,
+  );
+  assert.match(message('*://*:*'), /has a wildcard scheme: write "https:\/\/\*:\*" and "http:\/\/\*:\*" as two origins/);
+  // A wildcard over a top-level domain reads as a narrow grant and is nearly any host: say so, and
+  // say how to ask for any host openly.
+  assert.match(
+    message('https://*.com'),
+    /covers every name ending in "\.com", a whole top-level domain: .*"https:\/\/\*\.example\.com".*"https:\/\/\*"/,
+  );
+  assert.match(message('https://api.example.com/v1'), /has a path: .*write "https:\/\/api\.example\.com"$/);
+  assert.match(message('https://a.*.example.com'), /has a \* inside its host name/);
+  assert.match(message('api.example.com'), /has no scheme: write "https:\/\/api\.example\.com"/);
+  assert.match(message('https://api.example.com:70000'), /has the port "70000": a port is a number from 1 to 65535, or \* for any/);
+  assert.match(message('https://api.example.com:0'), /has the port "0"/);
+  assert.equal(problems(withOutbound('https://api.example.com:0'))[0]?.path, 'capabilities.outbound[0]');
+});
+
+test("the schema's origin pattern and parseOrigin agree: every refusal has parseOrigin's own message", () => {
+  const origins = [
+    'https://api.example.com',
+    'http://localhost:8080',
+    'https://*.example.com',
+    'https://*.co.uk',
+    'https://*',
+    'https://*:*',
+    'http://*:8080',
+    'https://api.example.com:*',
+    'https://API.Example.com',
+    '*',
+    '*://*:*',
+    'https://*.com',
+    'https://*.*.example.com',
+    'https://**',
+    'https://*example.com',
+    'https://example.com/v1',
+    'https://example.com//',
+    'https://example.com?a=1',
+    'https://example.com#top',
+    'HTTPS://example.com',
+    'ftp://example.com',
+    'example.com',
+    'https://',
+    'https://:443',
+    'https://user@example.com',
+    'https://[::1]:8080',
+    'https://exa_mple.com',
+    'https://example..com',
+    'https://example.com.',
+    'https://example.com:',
+    'https://example.com:0',
+    'https://example.com:65536',
+    'https://example.com:**',
+    'https://*:',
+  ];
+  for (const origin of origins) {
+    const parsed = parseOrigin(origin);
+    let refusal: string | undefined;
+    try {
+      parseManifest(withOutbound(origin));
+    } catch (error) {
+      assert.ok(error instanceof ManifestError);
+      refusal = error.problems.map((problem) => problem.message).join('\n');
+    }
+    if (typeof parsed === 'string') assert.equal(refusal, `capabilities.outbound[0] ${JSON.stringify(origin)} ${parsed}`, origin);
+    else assert.equal(refusal, undefined, origin);
+  }
 });

@@ -8,6 +8,7 @@ import { validate as validateManifestShape } from './capsule-v1.validate.generat
 import { CPU_CLASSES, DEFAULT_CPU_CLASS, DEFAULT_TIMEOUT_MS, MAX_TIMEOUT_MS, RESOURCE_CLASSES } from './classes.ts';
 import { locate } from './locate.ts';
 import { nearest } from './nearest.ts';
+import { normaliseOrigin, parseOrigin } from './rules.ts';
 import { schemaErrors, unitHint } from './schema-validator.ts';
 import { tomlSyntaxProblem } from './toml-syntax.ts';
 import type { ConfigVariable, Manifest, ManifestProblem, ResourceKey } from './types.ts';
@@ -314,12 +315,16 @@ function describeError(error: ErrorObject): ShapeProblem | undefined {
         message: `${where} must be one of ${allowed.join(', ')}, not ${show(error.data)}${guess ? `; did you mean "${guess}"?` : ''}`,
       };
     }
-    case 'pattern':
+    case 'pattern': {
       if (error.schemaPath.includes('propertyNames')) return undefined;
+      // An origin has several parts to get wrong: say which, and what to write.
+      const origin = error.schemaPath === '#/$defs/origin/pattern' && typeof error.data === 'string' ? parseOrigin(error.data) : undefined;
+      if (typeof origin === 'string') return { path, message: `${where} ${show(error.data)} ${origin}` };
       return {
         path,
         message: `${where} ${show(error.data)} is not valid: ${schema?.description ?? `it must match ${String(params.pattern)}`}`,
       };
+    }
     case 'propertyNames': {
       const name = String(params.propertyName);
       return {
@@ -406,6 +411,14 @@ function normalise(raw: Record<string, unknown>): { manifest?: Manifest; problem
       message: `resources.concurrency ${concurrency} is more than the cpu class "${cpu}" allows (${resourceClass.concurrency})`,
     });
   }
+  // What the schema's pattern cannot say: a port past 65535, say.
+  for (const [index, origin] of (capabilities.outbound ?? []).entries()) {
+    const problem = parseOrigin(origin);
+    if (typeof problem === 'string') {
+      const path = ['capabilities', 'outbound', index];
+      problems.push({ path, message: `${formatPath(path)} ${show(origin)} ${problem}` });
+    }
+  }
   if (build && source.registry !== undefined) {
     problems.push({
       path: ['build'],
@@ -450,7 +463,7 @@ function normalise(raw: Record<string, unknown>): { manifest?: Manifest; problem
       keyvalue: capabilities.keyvalue ?? [],
       sql: capabilities.sql ?? [],
       bucket: capabilities.bucket ?? [],
-      outbound: (capabilities.outbound ?? []).map((origin) => origin.toLowerCase()),
+      outbound: (capabilities.outbound ?? []).map(normaliseOrigin),
       config,
     },
     http: { routes: http.routes ?? ['/*'] },
