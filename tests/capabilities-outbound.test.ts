@@ -344,6 +344,58 @@ test('every resolved address is checked, special ranges are refused, and the che
   assert.equal(await bodyText(result.body), `api.test:${server.port}`);
 });
 
+test('an any-host origin reaches any name on its port, and the address checks still hold for it', async (t) => {
+  const server = await localServer(t, (request, response) => response.end(request.headers.host));
+  const resolveTo = (address: string) => async () => [{ address, family: address.includes(':') ? (6 as const) : (4 as const) }];
+  // Any name, any port: a link checker's grant. Loopback here only because the host allows it.
+  const anyPort = { origins: ['http://*:*'], allowAddresses: LOOPBACK };
+  const direct = await outboundFetch({ method: 'GET', url: `${server.origin}/`, headers: [] }, anyPort);
+  assert.equal(await bodyText(direct.body), `127.0.0.1:${server.port}`);
+  const named = await outboundFetch(
+    { method: 'GET', url: `http://links.test:${server.port}/a`, headers: [] },
+    { ...anyPort, resolve: resolveTo('127.0.0.1') },
+  );
+  assert.equal(await bodyText(named.body), `links.test:${server.port}`);
+  assert.equal(server.connections(), 2);
+
+  // The grant opens names, not addresses: loopback the host does not allow, private and special
+  // ranges, and the host's own public address stay refused, before any connection.
+  await refused(() => outboundFetch({ method: 'GET', url: `${server.origin}/`, headers: [] }, { origins: ['http://*:*'] }), 'address');
+  const url = new URL(`http://links.test:${server.port}/`);
+  for (const address of ['10.0.0.5', '169.254.169.254', '::1', 'fd00::1']) {
+    await refused(() => checkOutbound(url, { origins: ['http://*:*'], resolve: resolveTo(address) }), 'address');
+  }
+  await refused(
+    () => checkOutbound(url, { origins: ['http://*:*'], resolve: resolveTo('93.184.216.34'), ownAddresses: ['93.184.216.34'] }),
+    'address',
+    /the host's own/,
+  );
+  // Without :* the scheme's port only, and the scheme is the origin's.
+  await refused(
+    () => outboundFetch({ method: 'GET', url: `${server.origin}/`, headers: [] }, { origins: ['http://*'], allowAddresses: LOOPBACK }),
+    'origin',
+    /not one of the manifest's outbound origins \(http:\/\/\*\)/,
+  );
+  await refused(() => checkOutbound(new URL('http://links.test/'), { origins: ['https://*:*'] }), 'origin');
+  assert.equal(
+    (await checkOutbound(new URL('http://links.test/'), { origins: ['http://*'], resolve: resolveTo('93.184.216.34') })).address,
+    '93.184.216.34',
+  );
+  assert.equal(server.connections(), 2);
+
+  // A wildcard port does not cover a port browsers never fetch from; an origin naming it does.
+  await refused(
+    () => checkOutbound(new URL('http://mail.test:25/'), { origins: ['http://*:*'], resolve: resolveTo('93.184.216.34') }),
+    'origin',
+    /port 25 is one browsers never fetch from .* a wildcard port \(:\*\) does not cover/,
+  );
+  const named25 = await checkOutbound(new URL('http://mail.test:25/'), {
+    origins: ['http://*:*', 'http://mail.test:25'],
+    resolve: resolveTo('93.184.216.34'),
+  });
+  assert.equal(named25.address, '93.184.216.34');
+});
+
 test('redirects are handed back, not followed; oversized responses are cut off', async (t) => {
   let hits = 0;
   const server = await localServer(t, (request, response) => {

@@ -2,7 +2,7 @@ import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { StratumError } from '@stratum/core';
-import { originAllowed } from '@stratum/manifest/rules';
+import { originMatch } from '@stratum/manifest/rules';
 import { addressRanges, embeddedIPv4 } from '../../address-ranges.ts';
 
 /**
@@ -120,7 +120,14 @@ export async function checkOutbound(url: URL, policy: OutboundPolicy): Promise<C
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     throw new OutboundRefused('scheme', `${url.protocol} requests are not allowed; only http and https`);
   if (url.username || url.password) throw new OutboundRefused('origin', 'URLs with credentials in them are not allowed');
-  if (!originAllowed(policy.origins, url)) {
+  const match = originMatch(policy.origins, url);
+  if (match === 'bad-port') {
+    throw new OutboundRefused(
+      'origin',
+      `${url.origin} is refused: port ${url.port} is one browsers never fetch from (SMTP's, SSH's and the like), which a wildcard port (:*) does not cover; an origin that names the port allows it`,
+    );
+  }
+  if (match !== 'allowed') {
     throw new OutboundRefused(
       'origin',
       `${url.origin} is not one of the manifest's outbound origins (${policy.origins.join(', ') || 'none'})`,
