@@ -13,7 +13,15 @@ import { setTimeout } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { generateEd25519KeyPair, readKeyFile, writeKeyFile } from '@stratum/core';
 import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
-import { canonicalJson, createControlClient, entryHash, GENESIS_HASH, parseHostConfig, startHost } from '@stratum/host';
+import {
+  type CapsuleLogEntry,
+  canonicalJson,
+  createControlClient,
+  entryHash,
+  GENESIS_HASH,
+  parseHostConfig,
+  startHost,
+} from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
 import { buildExample, builtExampleCopy, exampleDir } from './support/examples.ts';
 import { writeTestHost } from './support/host-dir.ts';
@@ -809,6 +817,41 @@ test("host logs --follow goes on across a reinstall with the new build's lines, 
     ['started', 'started'],
     'the backlog came once',
   );
+});
+
+test('host logs prints every line the host sends, the same line written again in the same millisecond too', async (t) => {
+  const { dir, host } = await hostWithOperatorKey(t);
+  const keyFile = join(dir, 'operator.key');
+  const control = ['--url', host.controlUrl.href, '--key', keyFile];
+  const client = createControlClient({ url: host.controlUrl.href, key: await readKeyFile(keyFile), audience: 'h1.example.net' });
+  // Each request of chatty writes 1024 lines alike, as console.log('again') in a loop, or a stack's repeated frames.
+  const chatty = await buildHostile('chatty');
+  await client.install({
+    name: 'chatty',
+    manifest: tinyManifest(chatty).replace('"tiny"', '"chatty"'),
+    component: await readFile(chatty),
+    domains: ['chatty.test'],
+  });
+  assert.equal(await ingressStatus(host.ingressUrl, 'chatty.test'), 200);
+  const sent: CapsuleLogEntry[] = [];
+  const backlog = new AbortController();
+  await client.logs('chatty', (entry) => sent.push(entry), { backlog: 1000, signal: backlog.signal, onLive: () => backlog.abort() });
+  assert.ok(
+    sent.some((entry, index) => index > 0 && JSON.stringify(entry) === JSON.stringify(sent[index - 1])),
+    'the host sent the same line twice in one millisecond',
+  );
+
+  const json = await run(['host', 'logs', 'chatty', '--lines', '1000', '--json', ...control]);
+  assert.equal(json.code, 0, json.stderr);
+  const printed = json.stdout
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as CapsuleLogEntry);
+  assert.equal(printed.length, sent.length, 'a line the host sent was left out');
+  assert.deepEqual(printed, sent);
+  const text = await run(['host', 'logs', 'chatty', '--lines', '1000', ...control]);
+  assert.equal(text.code, 0, text.stderr);
+  assert.equal(text.stdout.trim().split('\n').length, sent.length);
 });
 
 /** `stratum host logs <name> --follow --json` in a process of its own: what it printed, and a way to wait for a line. */

@@ -32,6 +32,7 @@ import {
 import { VAR_FILE_OPTION, varFlags, varsFor } from '../dev/vars.ts';
 import type { LinkSwitch } from '../link-switch.ts';
 import { readLocalComponent } from '../local-component.ts';
+import { LogLines } from '../log-lines.ts';
 import { table } from './host-status.ts';
 import { manifestPath } from './validate.ts';
 
@@ -767,17 +768,19 @@ Examples:
       io.stdout.write(`${entry.time} ${level} ${entry.source}: ${printable(io.stdout, entry.message)}${request}\n`);
     };
     // A stream opened again sends its backlog again: what was printed is not printed twice.
-    const seen = new LineFilter();
+    const printed = new LogLines();
     let outage: number | undefined;
     // The host ended the stream itself, as it does when the capsule is uninstalled.
     let hostEnded = false;
     try {
       for (let attempt = 0; ; attempt++) {
         try {
-          await client.logs(name, (entry) => seen.isNew(entry) && print(entry), {
+          const stream = printed.stream();
+          await client.logs(name, (entry) => stream.admit(entry) && print(entry), {
             backlog: outage === undefined ? lines : Math.max(lines, 1000),
             signal: done.signal,
             onLive: () => {
+              stream.live();
               if (!follow) stop();
               else if (outage !== undefined) {
                 io.stderr.write(`${paint(io.stderr, 32, 'connected again')} after ${formatDuration(Date.now() - outage)}\n`);
@@ -822,28 +825,6 @@ Examples:
 
 /** What `host logs --follow` keeps trying through: the host away, or the stream cut. */
 const RECONNECT_CODES = new Set(['CONTROL_STREAM_LOST', 'CONTROL_UNREACHABLE']);
-
-/**
- * Log lines already printed, by time: a backlog sent again holds them, and the lines of one
- * millisecond are told apart by their content.
- */
-class LineFilter {
-  #latest = '';
-  #atLatest = new Set<string>();
-
-  isNew(entry: CapsuleLogEntry): boolean {
-    if (entry.time < this.#latest) return false;
-    const key = JSON.stringify(entry);
-    if (entry.time === this.#latest) {
-      if (this.#atLatest.has(key)) return false;
-    } else {
-      this.#latest = entry.time;
-      this.#atLatest.clear();
-    }
-    this.#atLatest.add(key);
-    return true;
-  }
-}
 
 /** An RFC 3339 date-time or a date from an option, or a usage error naming the option. */
 function dateOption(text: string | undefined, option: string): Date | undefined {
