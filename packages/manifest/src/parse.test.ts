@@ -157,6 +157,12 @@ test('refused origins say what is wrong and what to write', () => {
   assert.equal(problems(withOutbound('https://api.example.com:0'))[0]?.path, 'capabilities.outbound[0]');
 });
 
+test('an origin with a trailing slash is accepted and normalised without it', () => {
+  const { manifest } = parseManifest(withOutbound('https://Example.com/', 'https://example.com', 'http://localhost:3000/'));
+  assert.deepEqual(manifest.capabilities.outbound, ['https://example.com', 'http://localhost:3000']);
+  assert.equal(originAllowed(['https://example.com/'], new URL('https://example.com/x')), true);
+});
+
 test("the schema's origin pattern and parseOrigin agree: every refusal has parseOrigin's own message", () => {
   const origins = [
     'https://api.example.com',
@@ -167,6 +173,7 @@ test("the schema's origin pattern and parseOrigin agree: every refusal has parse
     'https://*:*',
     'http://*:8080',
     'https://api.example.com:*',
+    'https://example.com/',
     'https://API.Example.com',
     '*',
     '*://*:*',

@@ -463,7 +463,7 @@ function normalise(raw: Record<string, unknown>): { manifest?: Manifest; problem
       keyvalue: capabilities.keyvalue ?? [],
       sql: capabilities.sql ?? [],
       bucket: capabilities.bucket ?? [],
-      outbound: (capabilities.outbound ?? []).map(normaliseOrigin),
+      outbound: [...new Set((capabilities.outbound ?? []).map(normaliseOrigin))],
       config,
     },
     http: { routes: http.routes ?? ['/*'] },

@@ -55,7 +55,7 @@ const LABEL = /^[a-z0-9-]+$/;
 /**
  * Reads an outbound origin as the manifest writes it: `http://` or `https://`; a host name,
  * `*.` and a domain of two labels or more (the names below it), or `*` (any host); an optional
- * port, or `:*` for any; and nothing after it. For one that is not valid, a
+ * port, or `:*` for any; and nothing after it but an optional `/`. For one that is not valid, a
  * phrase saying what is wrong and what to write, to follow the origin in a message.
  *
  * @example
@@ -68,7 +68,8 @@ export function parseOrigin(text: string): OutboundOrigin | string {
   const schemeEnd = text.indexOf('://');
   if (schemeEnd < 0) return `has no scheme: write "https://${text}" (or "http://${text}")`;
   const schemeText = text.slice(0, schemeEnd);
-  const rest = text.slice(schemeEnd + 3);
+  let rest = text.slice(schemeEnd + 3);
+  if (rest.endsWith('/')) rest = rest.slice(0, -1);
   if (schemeText === '*') return `has a wildcard scheme: write "https://${rest}" and "http://${rest}" as two origins`;
   if (schemeText !== 'http' && schemeText !== 'https') {
     return ['http', 'https'].includes(schemeText.toLowerCase())
@@ -111,9 +112,9 @@ export function parseOrigin(text: string): OutboundOrigin | string {
   return { scheme, host, port };
 }
 
-/** An origin as the normalised manifest holds it: lowercased. */
+/** An origin as the normalised manifest holds it: lowercased, without a trailing `/`. */
 export function normaliseOrigin(origin: string): string {
-  return origin.toLowerCase();
+  return origin.toLowerCase().replace(/\/$/, '');
 }
 
 /**
