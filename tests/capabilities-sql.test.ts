@@ -590,6 +590,17 @@ test("postgres: the host's user needs CREATEROLE, not superuser; what PUBLIC may
   assert.deepEqual([...(await admin`SELECT rolname FROM pg_roles WHERE rolname = ${schemaName('stratum_test', other)}`)], []);
 });
 
+/** Drops the roles a test made, best effort: one that owns objects in a database not yet dropped stays for a later hook. */
+async function dropRoles(url: string, prefix: string, ...more: string[]): Promise<void> {
+  const cleanup = postgres(url, { max: 1, onnotice: () => {} });
+  try {
+    const roles = await cleanup`SELECT rolname FROM pg_roles WHERE starts_with(rolname, ${`${prefix}_`}) OR rolname = ANY(${more})`;
+    for (const { rolname } of roles) await cleanup.unsafe(`DROP ROLE "${rolname}"`).catch(() => {});
+  } finally {
+    await cleanup.end({ timeout: 5 });
+  }
+}
+
 /**
  * The host's user as README.md asks for it, CREATEROLE and no more, with a database of its own
  * and a schema prefix of the test's own. Everything is removed at the end, the roles that
@@ -611,14 +622,10 @@ async function createroleHost(t: TestContext, url: string): Promise<{ url: strin
     const cleanup = postgres(url, { max: 1, onnotice: () => {} });
     try {
       await cleanup.unsafe(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
-      for (const {
-        rolname,
-      } of await cleanup`SELECT rolname FROM pg_roles WHERE starts_with(rolname, ${`${prefix}_`}) OR rolname = ${host}`) {
-        await cleanup.unsafe(`DROP ROLE "${rolname}"`);
-      }
     } finally {
       await cleanup.end({ timeout: 5 });
     }
+    await dropRoles(url, prefix, host);
   });
   const address = new URL(url);
   address.username = host;
@@ -794,6 +801,46 @@ test("postgres: a capsule role's stored password is the one the host derives, as
   assert.equal(createHmac('sha256', salted).update('Server Key').digest('base64'), serverKey);
   // The key is the host's user's alone: no capsule role may read it.
   await rejectsWith(() => db.query('SELECT key FROM stratum_test_host.role_key', []), 'access-denied');
+});
+
+test('postgres: two hosts on two databases of one cluster with the same schema_prefix: the second is refused, naming the setting, and resets no password', async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const first = await createroleHost(t, url);
+  // The second host's database on the same cluster, its user made the same way, and the first's prefix.
+  const second = await createroleHost(t, url);
+  const hostA = postgresSql({ url: first.url, schemaPrefix: first.prefix, maxConnections: 1 });
+  const hostB = postgresSql({ url: second.url, schemaPrefix: first.prefix, maxConnections: 1 });
+  t.after(() => Promise.all([hostA.close(), hostB.close()]));
+  // After both databases are gone: a role of the first's prefix that the second made objects for.
+  t.after(() => dropRoles(url, first.prefix));
+  const scope = { capsule: uniqueCapsule(), label: 'default' };
+  const role = schemaName(first.prefix, scope);
+  const look = superuser(t, url);
+  const password = async () => String((await look`SELECT rolpassword FROM pg_authid WHERE rolname = ${role}`)[0]?.rolpassword);
+
+  const db = await hostA.open(scope);
+  await db.execute('CREATE TABLE notes (id INTEGER PRIMARY KEY, title TEXT)', []);
+  const before = await password();
+  await assert.rejects(
+    () => hostB.open(scope),
+    (error: unknown) =>
+      error instanceof SqlError &&
+      error.message.includes(`belongs to the Stratum host of database "${first.database}"`) &&
+      error.message.includes('[sql.default] another schema_prefix'),
+  );
+  assert.equal(await password(), before);
+  // The second host's drop leaves the first's role, and its sessions, alone.
+  await hostB.drop(scope);
+  assert.deepEqual((await db.query('SELECT count(*) AS n FROM notes', [])).rows, [[int(0)]]);
+  assert.equal(await password(), before);
+
+  // A role from before roles were marked is this host's: the next open marks it.
+  await look.unsafe(`COMMENT ON ROLE "${role}" IS NULL`);
+  await hostA.open(scope);
+  await assert.rejects(() => hostB.open(scope), /belongs to the Stratum host of database/);
+  await hostA.drop(scope);
+  assert.deepEqual([...(await look`SELECT 1 FROM pg_roles WHERE rolname = ${role}`)], []);
 });
 
 /** The capsule statements of `role` the server is running now (pg_sleep among them). */

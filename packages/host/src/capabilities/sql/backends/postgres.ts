@@ -194,10 +194,20 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     const pool = pools.get(schema);
     pools.delete(schema);
     await endPool(pool);
-    await key();
+    const roleKey = await key();
     await admin.begin(async (tx) => {
       await lockStore(tx, hostSchema, schema);
-      const [role] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${schema}`;
+      const [role] = await tx`SELECT shobj_description(oid, 'pg_authid') AS comment, current_database() AS database
+        FROM pg_roles WHERE rolname = ${schema}`;
+      const owner = role && otherHost(role.comment, String(role.database), roleKey);
+      if (owner !== undefined) {
+        // Another host's role (roleMark): it and its sessions are not this host's to end; a
+        // schema of that name in this database is from before roles were marked.
+        logger.warn({ role: schema, owner }, 'postgres sql backend: not dropping a capsule role that belongs to another host');
+        await tx.unsafe(`DROP SCHEMA IF EXISTS ${ident(schema)} CASCADE`);
+        await tx.unsafe(`DELETE FROM ${ident(hostSchema)}.stores WHERE name = $1`, [schema]);
+        return;
+      }
       // DROP SCHEMA and DROP OWNED act with the role's privileges: a host that made the role is
       // a member of it already, one that did not (another host, an older version) becomes one.
       if (role) await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
@@ -250,15 +260,26 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       const schema = schemaName(prefix, scope);
       let password: string;
       try {
-        password = rolePassword(await key(), schema);
+        const roleKey = await key();
+        password = rolePassword(roleKey, schema);
         await admin.begin(async (tx) => {
           // Two hosts (or workers) opening the same database at once must not race to create it.
           const statementTimeoutMs = await lockStore(tx, hostSchema, schema, scope.statementTimeoutMs);
-          const [role] = await tx`SELECT 1 FROM pg_roles WHERE rolname = ${schema}`;
+          const [{ database } = { database: '' }] = await tx`SELECT current_database() AS database`;
+          const [role] = await tx`SELECT shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = ${schema}`;
+          const owner = role && otherHost(role.comment, String(database), roleKey);
+          if (owner !== undefined) {
+            throw new SqlError(
+              'other',
+              `PostgreSQL role ${schema} belongs to ${owner}, on the same cluster with the same schema_prefix "${prefix}": roles are the cluster's, not a database's, so the two hosts would reset each other's passwords. Give this host's [sql.${scope.label}] another schema_prefix in host.toml; or, if that host and its database are gone, drop the role (or clear its mark: COMMENT ON ROLE ${ident(schema)} IS NULL)`,
+            );
+          }
           // Set on every open, so that the password follows the key (and undoes any change).
           const verifier = literal(scramVerifier(password, schema));
           if (!role) await tx.unsafe(`CREATE ROLE ${ident(schema)} LOGIN NOINHERIT PASSWORD ${verifier}`);
           else await tx.unsafe(`ALTER ROLE ${ident(schema)} LOGIN PASSWORD ${verifier}`);
+          const mark = roleMark(String(database), roleKey);
+          if (role?.comment !== mark) await tx.unsafe(`COMMENT ON ROLE ${ident(schema)} IS ${literal(mark)}`);
           await setRoleDefaults(tx, schema, statementTimeoutMs);
           // CREATE SCHEMA ... AUTHORIZATION asks the host's user to be a member of the owner.
           await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
@@ -359,6 +380,41 @@ async function setRoleDefaults(tx: Transaction, role: string, statementTimeoutMs
   if (statementTimeoutMs !== undefined) await tx.unsafe(`ALTER ROLE ${ident(role)} SET statement_timeout = ${statementTimeoutMs}`);
   const [{ version } = { version: 0 }] = await tx`SELECT current_setting('server_version_num')::int AS version`;
   if (Number(version) >= 140000) await tx.unsafe(`ALTER ROLE ${ident(role)} SET client_connection_check_interval = ${CONNECTION_CHECK_MS}`);
+}
+
+/**
+ * Roles are the cluster's, the key is a database's: two hosts on two databases of one cluster
+ * with the same schema_prefix would name the same role for a capsule of the same name, and each
+ * open would set its password to its own key's. So each role carries the mark of the host that
+ * made it, its database and an id of its key, as its comment (readable by every role, written
+ * only by a CREATEROLE user): an open or a drop goes on when either matches (the same database
+ * under a new key, or the same key in a renamed or restored database), and otherwise the role is
+ * another host's. A role without a mark was made before marks were; the next open marks it.
+ */
+const MARK = 'stratum-sql ';
+
+function keyId(key: Buffer): string {
+  return createHash('sha256').update('stratum-sql-key-id:').update(key).digest('hex').slice(0, 16);
+}
+
+function roleMark(database: string, key: Buffer): string {
+  return `${MARK}${JSON.stringify({ database, key: keyId(key) })}`;
+}
+
+/** Whose a role is, from its comment, when it is not this host's; undefined when it is. */
+function otherHost(comment: unknown, database: string, key: Buffer): string | undefined {
+  if (comment === null || comment === undefined || comment === '') return undefined;
+  const text = String(comment);
+  if (text.startsWith(MARK)) {
+    try {
+      const mark = JSON.parse(text.slice(MARK.length)) as { database?: unknown; key?: unknown };
+      if (mark.database === database || mark.key === keyId(key)) return undefined;
+      return `the Stratum host of database "${String(mark.database)}"`;
+    } catch {
+      // Not a mark of ours: below.
+    }
+  }
+  return `a role this host did not make (its comment: ${JSON.stringify(text.slice(0, 80))})`;
 }
 
 /** A capsule role's password: the same on every host that shares the key, and stored nowhere. */
