@@ -256,8 +256,9 @@ function checkRewrite(tokens: readonly Token[], text: string): void {
  * as much as pg_namespace is. Quoted names are compared case-folded too, which refuses a few
  * harmless ones ("PG_X") rather than let any through. Where PostgreSQL would read the text
  * differently from this lexer, the statement is refused: `U&"..."` (an escaped name, such as
- * U&"pg\005fnamespace"), `E'...'` (a backslash escapes a quote, so the string ends elsewhere)
- * and nested comments (PostgreSQL nests them, SQLite does not).
+ * U&"pg\005fnamespace"; also `U&[...]`, `U&\`...\`` and `U&x'...'`, rewritten into quotes),
+ * `E'...'` (a backslash escapes a quote, so the string ends elsewhere) and nested comments
+ * (PostgreSQL nests them, SQLite does not, and the dialect is SQLite's).
  */
 function refuseForbiddenNames(tokens: readonly Token[]): void {
   for (let i = 0; i < tokens.length; i++) {
