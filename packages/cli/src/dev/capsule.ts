@@ -137,10 +137,16 @@ export class DevCapsule {
   #closed = false;
   /** `@stratum/sdk` linked for the editor, once a session (see `linkSdkForEditors`). */
   #sdkLinked = false;
+  /**
+   * Whether dev builds the capsule from its sources (`hasSources`), as of its last build: then
+   * the file [source] wasm names is `stratum build`'s output, not something dev serves.
+   */
+  #fromSources: boolean;
 
-  private constructor(options: DevCapsuleOptions, manifest: Manifest, runtime: StratumHostRuntime) {
+  private constructor(options: DevCapsuleOptions, manifest: Manifest, runtime: StratumHostRuntime, fromSources: boolean) {
     this.#options = options;
     this.#initial = manifest;
+    this.#fromSources = fromSources;
     this.name = manifest.capsule.name;
     this.shownDir = options.dir;
     this.dir = resolve(options.dir);
@@ -190,7 +196,7 @@ export class DevCapsule {
           }
         : {}),
     });
-    return new DevCapsule(options, manifest, runtime);
+    return new DevCapsule(options, manifest, runtime, await hasSources(resolve(options.dir), manifest));
   }
 
   get manifest(): Manifest {
@@ -374,7 +380,8 @@ export class DevCapsule {
 
   async #build(): Promise<Built> {
     const { manifest } = await loadManifest(join(this.dir, 'stratum.toml'), join(this.shownDir, 'stratum.toml'));
-    if (!(await hasSources(this.dir, manifest))) {
+    this.#fromSources = await hasSources(this.dir, manifest);
+    if (!this.#fromSources) {
       if (manifest.source.kind !== 'wasm') {
         throw new StratumError('DEV_NO_LOCAL_SOURCE', `${this.name} has no sources to build and no local component`, {
           details: [`[source] registry = "${manifest.source.registry}"`],
@@ -455,7 +462,9 @@ export class DevCapsule {
     const alsoWatch = source.kind === 'wasm' ? [relative(this.dir, resolve(this.dir, source.wasm))] : [];
     this.#watcher = watchDirectory(
       this.dir,
-      (paths) => {
+      (changed) => {
+        const paths = this.#fromSources ? changed.filter((path) => !this.#isBuildOutput(path)) : changed;
+        if (paths.length === 0) return;
         // Editors' temporary files come and go within the burst: name what is there now.
         const present = paths.filter((path) => existsSync(join(this.dir, path)));
         const named = present.length > 0 ? present : paths;
@@ -464,6 +473,18 @@ export class DevCapsule {
       },
       { alsoWatch, onError: (error) => this.#options.output.notice(`watching stopped: ${error.message}`, this.name) },
     );
+  }
+
+  /**
+   * Whether a changed path is what `stratum build` writes: the file [source] wasm names, or the
+   * temporary file it is written to first. Dev builds its own version from the sources, so that
+   * file changing is no change to what it serves (a prebuilt component, watched, is).
+   */
+  #isBuildOutput(path: string): boolean {
+    const source = this.manifest.source;
+    if (source.kind !== 'wasm') return false;
+    const component = relative(this.dir, resolve(this.dir, source.wasm));
+    return path === component || (path.startsWith(`${component}.`) && path.endsWith('.tmp'));
   }
 
   /** Stops watching and serving; waits for a build in progress; keeps the state directory. */
