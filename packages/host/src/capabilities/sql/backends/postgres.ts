@@ -102,7 +102,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       search_path: 'pg_catalog',
       application_name: 'stratum',
       lock_timeout: lockTimeoutMs,
-      statement_timeout: Math.max(ADMIN_STATEMENT_TIMEOUT_MS, 2 * lockTimeoutMs),
+      statement_timeout: ADMIN_STATEMENT_TIMEOUT_MS,
     },
   });
   const hostSchema = `${prefix}_host`;
@@ -145,12 +145,11 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
   function adminFailure(error: unknown, doing: string): SqlError {
     const code = (error as { code?: unknown }).code;
     if (code === '55P03' || code === '57014') {
-      const waited = code === '55P03' ? `waited ${lockTimeoutMs} ms for a lock` : 'ran past its statement timeout';
-      return new SqlError(
-        'other',
-        `${doing}: the host's PostgreSQL user ${waited} (another host or worker opening or dropping the same database, or the capsule's own statements, hold it); try again`,
-        { cause: error },
-      );
+      const what =
+        code === '55P03'
+          ? `waited ${lockTimeoutMs} ms for a lock, which another host or worker opening or dropping the same database, or the capsule's own statements, hold`
+          : 'ran a statement past its 60 s';
+      return new SqlError('other', `${doing}: the host's PostgreSQL user ${what}; try again`, { cause: error });
     }
     return failure(error);
   }
