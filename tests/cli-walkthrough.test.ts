@@ -2,7 +2,7 @@
 // CLI's main(), checking the exit code and what is said.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdir, mkdtemp, stat, writeFile } from 'node:fs/promises';
+import { copyFile, cp, mkdir, mkdtemp, readFile, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
@@ -10,7 +10,7 @@ import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { DiscoveryResolver, startEmbeddedDnsServer } from '@stratum/discovery';
 import { loadHostConfig, parseHostConfig, startHost } from '@stratum/host';
 import { runCli as run } from './support/cli.ts';
-import { builtExampleCopy } from './support/examples.ts';
+import { builtExampleCopy, exampleDir } from './support/examples.ts';
 import { testHostToml, writeTestHost } from './support/host-dir.ts';
 import { ingressGet } from './support/ingress.ts';
 import { freePort } from './support/services.ts';
@@ -146,6 +146,30 @@ test('next steps printed by the control commands carry the options given, so the
 
   const unnamed = await run(['host', 'logs', ...control]);
   assert.match(unnamed.stderr, /hint: Run `stratum host status --url \S+ --key \S+` to list them/);
+});
+
+test('host install builds a component whose sources changed since it was built, showing the build, and the host serves the new code', async (t) => {
+  const { dir, host, control } = await hostWithTiny(t);
+  const capsule = await builtExampleCopy('hello', dir);
+  // Built an hour ago; its greeting edited since.
+  const anHourAgo = new Date(Date.now() - 3_600_000);
+  await utimes(join(capsule, 'dist', 'hello.wasm'), anHourAgo, anHourAgo);
+  await cp(join(exampleDir('hello'), 'src'), join(capsule, 'src'), { recursive: true });
+  const source = await readFile(join(capsule, 'src', 'index.ts'), 'utf8');
+  await writeFile(join(capsule, 'src', 'index.ts'), source.replace('message: `hello, ', 'message: `hi, '));
+  const validated = await run(['validate', capsule]);
+  assert.equal(validated.code, 0, validated.stderr);
+  assert.match(validated.stdout, /\n {2}component {5}dist\/hello\.wasm, [^\n]*; built before src\/index\.ts changed: stratum build \S+\n$/);
+
+  const installed = await run(['host', 'install', capsule, '-d', 'hello.example', ...control]);
+  assert.equal(installed.code, 0, installed.stderr);
+  assert.match(installed.stderr, /^src\/index\.ts changed since dist\/hello\.wasm was built: building it first\n… /);
+  assert.match(installed.stderr, /\nbuilt \S*hello\.wasm \(/);
+  assert.match((await ingressGet(host.ingressUrl, 'hello.example', '/?name=you')).body, /"message":"hi, you"/);
+  // Built now: the next install sends it as it is.
+  const again = await run(['host', 'install', capsule, '-d', 'hello.example', ...control]);
+  assert.equal(again.code, 0, again.stderr);
+  assert.doesNotMatch(again.stderr, /building/);
 });
 
 test('host install --no-start says the capsule is not served until it is started, and how to start it', async (t) => {

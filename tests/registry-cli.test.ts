@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -284,6 +284,27 @@ test('stratum push explains a missing component, a digest that does not match, a
   assert.match(bad.stderr, /repository "Acme\/five" must be lowercase/);
   const usage = await stratum('pull');
   assert.equal(usage.status, 2);
+});
+
+test('stratum push builds a component whose sources changed since it was built, before it pushes anything', async (t) => {
+  const { dir } = await makeCapsule(t, true);
+  // Built an hour ago; the source edited since, into one that does not bundle.
+  const anHourAgo = new Date(Date.now() - 3_600_000);
+  await utimes(join(dir, 'dist', 'five.wasm'), anHourAgo, anHourAgo);
+  await mkdir(join(dir, 'src'));
+  await writeFile(join(dir, 'src', 'index.ts'), 'export default {\n');
+  // A registry that is not there: the push must stop at the build, before it connects.
+  const pushed = await stratum('push', dir, 'oci://127.0.0.1:1/acme/five:1');
+  assert.equal(pushed.status, 1);
+  assert.match(pushed.stderr, /^src\/index\.ts changed since dist\/five\.wasm was built: building it first\n… /);
+  assert.match(pushed.stderr, /error: cannot bundle src\/index\.ts/);
+  assert.doesNotMatch(pushed.stderr, /pushing/);
+  // Not built at all, it is built too.
+  await rm(join(dir, 'dist', 'five.wasm'));
+  const unbuilt = await stratum('push', dir, 'oci://127.0.0.1:1/acme/five:1');
+  assert.equal(unbuilt.status, 1);
+  assert.match(unbuilt.stderr, /^dist\/five\.wasm is not built yet: building it first\n… /);
+  assert.match(unbuilt.stderr, /error: cannot bundle src\/index\.ts/);
 });
 
 test('pinning any valid manifest with a local source changes only its [source] and [build] lines', async () => {

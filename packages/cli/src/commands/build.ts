@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, stat } from 'node:fs/promises';
 import { dirname, relative, resolve } from 'node:path';
 import { formatBytes, formatDuration, StratumError } from '@stratum/core';
-import { type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
+import { type Command, type CommandIo, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 
 /**
  * Checks -o before a build of many seconds, which found out only when it wrote, and makes its
@@ -43,6 +43,49 @@ async function prepareOutput(given: string): Promise<void> {
   }
 }
 
+/**
+ * Builds the capsule in `dir` as \`stratum build\` does, its steps on stderr as they start, then
+ * what was built on `summary` (stdout for \`stratum build\`; stderr for a command whose stdout
+ * says something else, such as \`stratum push\`'s digest).
+ */
+export async function buildWithProgress(
+  dir: string,
+  io: CommandIo,
+  options: { out?: string; summary: NodeJS.WritableStream & { isTTY?: boolean } },
+): Promise<void> {
+  const { buildCapsule, linkSdkForEditors } = await import('@stratum/sdk/build');
+  // For the editor (see `stratum init`): a convenience, which a read-only node_modules must not fail.
+  await linkSdkForEditors(dir).catch(() => undefined);
+  const result = await buildCapsule(dir, {
+    ...(options.out !== undefined ? { output: options.out } : {}),
+    onStep: (_step, message) => io.stderr.write(`${paint(io.stderr, 2, '…')} ${message}\n`),
+  });
+  const summary = options.summary;
+  const fromHere = relative(process.cwd(), result.output);
+  const shown = fromHere.startsWith('..') ? result.output : fromHere;
+  const capabilities = result.imports.filter((check) => check.grant !== 'none');
+  const ungranted = result.imports.filter((check) => check.grant === 'none');
+  // The SDK's WebCrypto and Intl, which only code that uses them imports.
+  const computed = ungranted.filter((check) => check.name.startsWith('stratum:'));
+  const basics = ungranted.filter((check) => !check.name.startsWith('stratum:'));
+  const packages = (checks: typeof basics) => [...new Set(checks.map((check) => check.name.replace(/\/.*$/, '')))].join(', ');
+  summary.write(
+    [
+      `${paint(summary, 32, 'built')} ${shown} (${formatBytes(result.bytes)}) in ${formatDuration(result.elapsedMs)}`,
+      `  entry         ${result.entry}`,
+      `  exports       ${result.exports.join(', ')}`,
+      `  capabilities  ${capabilities.length > 0 ? capabilities.map((check) => `${check.name} (${check.grant})`).join(', ') : 'none (HTTP in only)'}`,
+      // The interfaces every JS component imports whatever its code does, by package: eighteen names
+      // of them buried the capabilities line above.
+      ...(computed.length > 0
+        ? [`  computed      ${packages(computed)} (by the host, for the SDK's WebCrypto and Intl; no grant needed)`]
+        : []),
+      `  basics        ${packages(basics)} (${basics.length} interfaces every JS capsule imports)`,
+      '',
+    ].join('\n'),
+  );
+}
+
 export const buildCommand: Command = {
   name: 'build',
   summary: 'build a JavaScript or TypeScript capsule into a WebAssembly component',
@@ -70,36 +113,7 @@ Examples:
     const dir = args.positionals[0] ?? '.';
     const out = stringOption(args, 'out');
     if (out !== undefined) await prepareOutput(out);
-    const { buildCapsule, linkSdkForEditors } = await import('@stratum/sdk/build');
-    // For the editor (see `stratum init`): a convenience, which a read-only node_modules must not fail.
-    await linkSdkForEditors(dir).catch(() => undefined);
-    const result = await buildCapsule(dir, {
-      ...(out !== undefined ? { output: out } : {}),
-      onStep: (_step, message) => io.stderr.write(`${paint(io.stderr, 2, '…')} ${message}\n`),
-    });
-    const fromHere = relative(process.cwd(), result.output);
-    const shown = fromHere.startsWith('..') ? result.output : fromHere;
-    const capabilities = result.imports.filter((check) => check.grant !== 'none');
-    const ungranted = result.imports.filter((check) => check.grant === 'none');
-    // The SDK's WebCrypto and Intl, which only code that uses them imports.
-    const computed = ungranted.filter((check) => check.name.startsWith('stratum:'));
-    const basics = ungranted.filter((check) => !check.name.startsWith('stratum:'));
-    const packages = (checks: typeof basics) => [...new Set(checks.map((check) => check.name.replace(/\/.*$/, '')))].join(', ');
-    io.stdout.write(
-      [
-        `${paint(io.stdout, 32, 'built')} ${shown} (${formatBytes(result.bytes)}) in ${formatDuration(result.elapsedMs)}`,
-        `  entry         ${result.entry}`,
-        `  exports       ${result.exports.join(', ')}`,
-        `  capabilities  ${capabilities.length > 0 ? capabilities.map((check) => `${check.name} (${check.grant})`).join(', ') : 'none (HTTP in only)'}`,
-        // The interfaces every JS component imports whatever its code does, by package: eighteen names
-        // of them buried the capabilities line above.
-        ...(computed.length > 0
-          ? [`  computed      ${packages(computed)} (by the host, for the SDK's WebCrypto and Intl; no grant needed)`]
-          : []),
-        `  basics        ${packages(basics)} (${basics.length} interfaces every JS capsule imports)`,
-        '',
-      ].join('\n'),
-    );
+    await buildWithProgress(dir, io, { ...(out !== undefined ? { out } : {}), summary: io.stdout });
     return EXIT_OK;
   },
 };

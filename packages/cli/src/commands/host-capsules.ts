@@ -31,7 +31,7 @@ import {
 } from '../control-connection.ts';
 import { VAR_FILE_OPTION, varFlags, varsFor } from '../dev/vars.ts';
 import type { LinkSwitch } from '../link-switch.ts';
-import { readLocalComponent } from '../local-component.ts';
+import { builtComponent, readLocalComponent } from '../local-component.ts';
 import { LogLines } from '../log-lines.ts';
 import { table } from './host-status.ts';
 import { manifestPath } from './validate.ts';
@@ -55,13 +55,15 @@ const VAR_OPTION: OptionSpec = {
 /**
  * What `host install` and `host move` send: the manifest of the capsule directory `dir`, its
  * component unless [source] is a registry the host pulls from, the capsule's name on the host
- * (--name, else `defaultName`, else the manifest's [capsule] name) and the --var values.
+ * (--name, else `defaultName`, else the manifest's [capsule] name) and the --var values. With
+ * `build` (`host install`), a component whose build inputs changed since it was built is built
+ * first (`builtComponent`); `host move` moves the app as it is installed, and sends the file as it is.
  */
 async function capsuleToSend(
   args: ParsedArgs,
   dir: string | undefined,
   command: string,
-  defaultName?: string,
+  options: { defaultName?: string; build?: CommandIo } = {},
 ): Promise<{
   name: string;
   manifest: Manifest;
@@ -80,11 +82,14 @@ async function capsuleToSend(
   const { loadManifest } = await import('@stratum/manifest');
   const { readFile } = await import('node:fs/promises');
   const { manifest } = await loadManifest(path);
-  const name = stringOption(args, 'name') ?? defaultName ?? manifest.capsule.name;
+  const name = stringOption(args, 'name') ?? options.defaultName ?? manifest.capsule.name;
+  const local = manifest.source.kind === 'wasm' ? { ...manifest, source: manifest.source } : undefined;
   const component =
-    manifest.source.kind === 'wasm'
-      ? await readLocalComponent(path, { ...manifest, source: manifest.source }, 'INSTALL_NO_COMPONENT')
-      : undefined;
+    local === undefined
+      ? undefined
+      : options.build
+        ? await builtComponent(path, local, 'INSTALL_NO_COMPONENT', options.build)
+        : await readLocalComponent(path, local, 'INSTALL_NO_COMPONENT');
   const values = varsFor(name, vars);
   let from = '';
   if (manifest.source.kind === 'registry') {
@@ -381,10 +386,12 @@ export const hostInstallCommand: Command = {
   usage: `host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--replace] [--var name=value ...] [--var-file <file>] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] ${CONTROL_USAGE} [--json]`,
   description: `
 Sends a capsule to a running host, as a registrar's dashboard does: the manifest, and the
-component its [source] wasm names (build it first), or only the manifest when [source] names a
-registry and digest, which the host then pulls and checks itself. The host checks the manifest
-and the component against its own limits, serves the capsule on the domains given, and starts
-it unless --no-start.
+component its [source] wasm names, or only the manifest when [source] names a registry and
+digest, which the host then pulls and checks itself. The host checks the manifest and the
+component against its own limits, serves the capsule on the domains given, and starts it unless
+--no-start. For a manifest with [build], a component not built yet, or built before a change to
+a build input (a module under the directory, package.json, tsconfig.json), is built first as
+\`stratum build\` builds it, its steps shown on stderr.
 
 Installing again under the same name replaces that installation (its domains, component and
 config); a running one keeps serving until the new one has started. With the same domains that
@@ -448,7 +455,7 @@ Examples:
       throw usageError('--dns points the domains at a capsule it starts: leave out --no-start, or --dns');
     }
     if (switchLinks) await checkLinkZone(args, domains);
-    const capsule = await capsuleToSend(args, args.positionals[0], 'host install');
+    const capsule = await capsuleToSend(args, args.positionals[0], 'host install', { build: io });
     const connection = await connectControl(args);
     const { client, config, registrar } = connection;
     // The name the requests are signed for: host.toml's or --audience, or on loopback its /identity's.
@@ -1023,7 +1030,7 @@ Examples:
     const dnsServer = stringOption(args, 'dns');
     const switchLinks = await linkSwitchOf(args, MOVE_TTL);
     // The capsule moved keeps its name unless --name: the manifest's [capsule] name may be another installation there.
-    const capsule = await capsuleToSend(args, args.positionals[1], 'host move', name);
+    const capsule = await capsuleToSend(args, args.positionals[1], 'host move', { defaultName: name });
     const from = await connectControl(args, 'from');
     const to = await connectControl(args, 'to');
     const { moveCapsule, retainedStores, storesOf } = await import('@stratum/host');

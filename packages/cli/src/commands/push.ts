@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { formatBytes, StratumError } from '@stratum/core';
 import type { TransferProgress } from '@stratum/registry';
 import { booleanOption, type Command, type CommandIo, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
-import { readLocalComponent } from '../local-component.ts';
+import { builtComponent } from '../local-component.ts';
 import { manifestPath } from './validate.ts';
 
 /** Blobs at least this large show progress while they move. */
@@ -47,6 +47,11 @@ component as the one application/wasm layer, its stratum.toml in the manifest (s
 The reference is oci://host[:port]/repository[:tag]. The component's digest (the sha256 of
 the .wasm) is printed on stdout: it is what [source] digest pins and what hosts check.
 
+For a manifest with [build], a component not built yet, or built before a change to a build
+input (a module under the directory, package.json, tsconfig.json; not node_modules, dist/ or
+stratum.toml), is built first as \`stratum build\` builds it, its steps shown on stderr: what is
+pushed is the code as it is now, not the last build.
+
 --pin writes registry and digest into the manifest's [source] (the wasm line is kept as a
 comment, and a [build] table is commented out), leaving the rest of the file as it was.
 
@@ -85,7 +90,7 @@ Examples:
         },
       );
     }
-    const { path: wasmPath, bytes: wasm } = await readLocalComponent(path, { ...manifest, source: manifest.source }, 'PUSH_NO_COMPONENT');
+    const { path: wasmPath, bytes: wasm } = await builtComponent(path, { ...manifest, source: manifest.source }, 'PUSH_NO_COMPONENT', io);
     if (manifest.source.digest !== undefined && digestOf(wasm) !== manifest.source.digest) {
       throw new StratumError('PUSH_DIGEST_MISMATCH', `${wasmPath} does not match the digest in ${path}`, {
         details: [`[source] digest ${manifest.source.digest}`, `the file has ${digestOf(wasm)}`],

@@ -1,8 +1,9 @@
-import { readFile, stat } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { stat } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { formatBytes, formatDuration, sha256Hex } from '@stratum/core';
 import type { Manifest } from '@stratum/manifest';
-import { booleanOption, type Command, EXIT_FAILURE, EXIT_OK, paint } from '../command.ts';
+import { booleanOption, type Command, EXIT_FAILURE, EXIT_OK, paint, shellWord } from '../command.ts';
+import { componentState } from '../local-component.ts';
 
 /** `stratum.toml` inside a directory, or the path itself when it names a file. */
 export async function manifestPath(path: string | undefined): Promise<string> {
@@ -72,10 +73,12 @@ Examples:
 };
 
 /**
- * The file `[source] wasm` names, when the manifest has one: said to be there (with its size and
- * digest) or not yet built, and refused when `[source] digest` pins other bytes, as a host would
- * refuse it. A component made by another language's toolchain is checked no further here:
- * `stratum dev` runs it and checks its imports as a host does at install.
+ * The file `[source] wasm` names, when the manifest has one (`componentState`): said to be there
+ * (with its size and digest) or not yet built, or built before a change to the build's inputs
+ * (which \`stratum push\` and \`host install\` build again first), and refused when `[source]
+ * digest` pins other bytes, as a host would refuse it. A component made by another language's
+ * toolchain is checked no further here: `stratum dev` runs it and checks its imports as a host
+ * does at install.
  */
 async function checkComponentFile(
   path: string,
@@ -86,23 +89,19 @@ async function checkComponentFile(
   // With --json, stdout holds the manifest alone: only a refusal is said, on stderr.
   const say = (line: string) => (json ? undefined : io.stdout.write(line));
   if (manifest.source.kind !== 'wasm') return true;
-  const file = resolve(dirname(path), manifest.source.wasm);
-  const bytes = await readFile(file).catch((error: NodeJS.ErrnoException) => {
-    if (error.code === 'ENOENT') return undefined;
-    throw error;
-  });
-  if (bytes === undefined) {
-    const build = manifest.build ? `: stratum build ${dirname(path)}` : '';
-    say(`  component     ${manifest.source.wasm}, not built yet${build}\n`);
+  const build = `stratum build ${shellWord(dirname(path))}`;
+  const state = await componentState(path, { ...manifest, source: manifest.source });
+  if (!state.built) {
+    say(`  component     ${manifest.source.wasm}, not built yet${manifest.build ? `: ${build}` : ''}\n`);
     return true;
   }
-  const digest = `sha256:${sha256Hex(bytes)}`;
+  const digest = `sha256:${sha256Hex(state.bytes)}`;
   if (manifest.source.digest !== undefined && manifest.source.digest !== digest) {
     io.stderr.write(`${path}: [source] digest is ${manifest.source.digest}, but ${manifest.source.wasm} is ${digest}: a host refuses it\n`);
     return false;
   }
-  io.stdout.write(
-    `  component     ${manifest.source.wasm}, ${formatBytes(bytes.byteLength)}, ${digest}${manifest.source.digest ? ' (pinned)' : ''}\n`,
+  say(
+    `  component     ${manifest.source.wasm}, ${formatBytes(state.bytes.byteLength)}, ${digest}${manifest.source.digest ? ' (pinned)' : ''}${state.newer ? `; built before ${state.newer} changed: ${build}` : ''}\n`,
   );
   return true;
 }
