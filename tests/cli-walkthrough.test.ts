@@ -60,6 +60,37 @@ test('build checks -o before it builds: a directory, or a path under a file, fai
   assert.ok((await stat(join(dir, 'a', 'b'))).isDirectory());
 });
 
+test('build of a stratum.toml that an earlier push --pin pinned in place names the line to put back', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-build-pinned-'));
+  t.after(() => removeDir(dir));
+  // As `stratum push --pin` left a manifest before it wrote its pin to stratum.pinned.toml.
+  await writeFile(
+    join(dir, 'stratum.toml'),
+    `stratum = 1
+[capsule]
+name = "links"
+version = "0.1.1"
+[source]
+# wasm = "dist/links.wasm" (before \`stratum push --pin\`)
+registry = "oci://127.0.0.1:9390/me/links:0.1.1"
+digest = "sha256:${'0'.repeat(64)}"
+
+# Off since \`stratum push --pin\` made the source a registry; restore [source] wasm to build here.
+# [build]
+# entry = "src/index.ts"
+`,
+  );
+  await mkdir(join(dir, 'src'));
+  await writeFile(join(dir, 'src', 'index.ts'), "export default { fetch: () => new Response('hi') };\n");
+  const built = await run(['build', dir]);
+  assert.equal(built.code, 1);
+  assert.match(built.stderr, /\nerror: \S+\/stratum\.toml's \[source\] names a registry, so there is no local path to build to\n/);
+  assert.match(
+    built.stderr,
+    /\nhint: An earlier `stratum push --pin` pinned \S+ itself \(it now writes the pin to stratum\.pinned\.toml and leaves stratum\.toml alone\): put back `wasm = "dist\/links\.wasm"` in place of \[source\] registry and digest, and uncomment \[build\]\./,
+  );
+});
+
 test('host install --dns that fails after the install says the capsule is installed, not started, and how to go on or remove it', async (t) => {
   // The zone's primary takes the update; the host asks another server, which never sees it, so
   // the start is refused for the link after the install.

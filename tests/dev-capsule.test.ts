@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { DevCapsule } from '../packages/cli/src/dev/capsule.ts';
 import { DevOutput } from '../packages/cli/src/dev/output.ts';
+import { testCacheHome } from './support/dev-engines.ts';
 import { removeDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
 
@@ -68,3 +69,67 @@ for (const wasm of ['dist/links.wasm', 'links.wasm']) {
     }
   });
 }
+
+const PIN = `sha256:${'0'.repeat(64)}`;
+
+for (const [pinned, source] of [
+  ['to a registry (as push --pin once left it)', `registry = "oci://127.0.0.1:9390/me/links:0.1.1"\ndigest = "${PIN}"`],
+  ['by digest', `wasm = "dist/links.wasm"\ndigest = "${PIN}"`],
+] as const) {
+  test(`dev serves the sources of a project whose [source] is pinned ${pinned}: the pin is the published build's`, async (t) => {
+    const cacheHome = process.env.XDG_CACHE_HOME;
+    process.env.XDG_CACHE_HOME = testCacheHome;
+    t.after(() => {
+      if (cacheHome === undefined) delete process.env.XDG_CACHE_HOME;
+      else process.env.XDG_CACHE_HOME = cacheHome;
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-capsule-'));
+    t.after(() => removeDir(dir));
+    await writeFile(join(dir, 'stratum.toml'), `stratum = 1\n[capsule]\nname = "links"\nversion = "0.1.1"\n[source]\n${source}\n`);
+    await mkdir(join(dir, 'src'));
+    await writeFile(join(dir, 'src', 'index.ts'), "export default { fetch: () => new Response('from the sources\\n') };\n");
+    const stream = new PassThrough();
+    let said = '';
+    stream.on('data', (chunk: Buffer) => {
+      said += chunk.toString();
+    });
+    const capsule = await DevCapsule.open({ dir, alone: true, port: 0, flags: [], output: new DevOutput(stream, { json: false }) });
+    t.after(() => capsule.close());
+    await capsule.reload('starting');
+    assert.equal(capsule.runtime.status()[0]?.state, 'running', said);
+    assert.doesNotMatch(said, /digest/);
+    if (source.startsWith('registry'))
+      assert.match(
+        said,
+        /stratum\.toml's \[source\] is the published oci:\/\/127\.0\.0\.1:9390\/me\/links:0\.1\.1 \(pinned\); dev serves this directory's sources/,
+      );
+  });
+}
+
+test("a prebuilt component that is not the build [source] digest pins is refused, saying the pin is a published build's", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-capsule-'));
+  t.after(() => removeDir(dir));
+  await writeFile(
+    join(dir, 'stratum.toml'),
+    `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\ndigest = "${PIN}"\n`,
+  );
+  await copyFile(await buildTiny(), join(dir, 'tiny.wasm'));
+  const stream = new PassThrough();
+  let said = '';
+  stream.on('data', (chunk: Buffer) => {
+    said += chunk.toString();
+  });
+  const capsule = await DevCapsule.open({ dir, alone: true, port: 0, flags: [], output: new DevOutput(stream, { json: false }) });
+  t.after(() => capsule.close());
+  await capsule.reload('starting');
+  assert.equal(capsule.serving, false);
+  assert.match(
+    said,
+    /error: tiny\.wasm is not the build stratum\.toml pins\n {4}\[source\] digest sha256:0{64}\n {4}tiny\.wasm is sha256:[0-9a-f]{64}\n/,
+  );
+  assert.match(
+    said,
+    /hint: The pin is the digest of a published build [^\n]*; this file is another build\. Rebuild or pull the published one to serve it, or re-pin to this one: set \[source\] digest = "sha256:[0-9a-f]{64}", or remove the line\./,
+  );
+  assert.doesNotMatch(said, /changed or corrupted/);
+});

@@ -42,7 +42,7 @@ async function tempDir(t: TestContext, prefix: string): Promise<string> {
   return dir;
 }
 
-test('pinSource replaces wasm with registry and digest, and keeps every other line', () => {
+test('pinSource makes a copy with registry and digest in place of wasm, says so at the top, and keeps every other line', () => {
   const text = `#:schema ../../spec/capsule/capsule-v1.schema.json
 # The smallest capsule.
 stratum = 1
@@ -70,6 +70,8 @@ cpu = "micro" # smallest
   assert.equal(
     pinned,
     `#:schema ../../spec/capsule/capsule-v1.schema.json
+# Written by \`stratum push --pin\`: stratum.toml pinned to the component pushed, for
+# \`stratum host install stratum.pinned.toml --domain <name>\`. Edit stratum.toml, not this copy.
 # The smallest capsule.
 stratum = 1
 
@@ -79,11 +81,11 @@ version = "0.1.0"
 
 [source]
   # built by stratum build
-  # wasm = "dist/hello.wasm" (before \`stratum push --pin\`)
+  # wasm = "dist/hello.wasm" (in stratum.toml)
   registry = "${REF}"
   digest = "${DIGEST}"
 
-# Off since \`stratum push --pin\` made the source a registry; restore [source] wasm to build here.
+# Off in this pinned copy: stratum.toml builds.
 # [build]
 # entry = "src/index.ts"
 
@@ -91,7 +93,7 @@ version = "0.1.0"
 cpu = "micro" # smallest
 `,
   );
-  // Pinning again replaces the pin in place.
+  // Pinning the copy again replaces the pin in place.
   const other = `sha256:${'e'.repeat(64)}`;
   const again = pinSource(pinned, 'stratum.toml', 'oci://127.0.0.1:5000/acme/hello:2.0.0', other);
   assert.equal(again, pinned.replace(REF, 'oci://127.0.0.1:5000/acme/hello:2.0.0').replace(DIGEST, other));
@@ -120,14 +122,18 @@ test('pinSource handles dotted keys and inline tables', () => {
   const pinned = pinSource(dotted, 'stratum.toml', REF, DIGEST);
   assert.equal(
     pinned,
-    `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\n# source.wasm = "build/g.wasm" (before \`stratum push --pin\`)\nsource.registry = "${REF}"\nsource.digest = "${DIGEST}" # the build\nresources.cpu = "medium"\n`,
+    `${HEADER}stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\n# source.wasm = "build/g.wasm" (in stratum.toml)\nsource.registry = "${REF}"\nsource.digest = "${DIGEST}" # the build\nresources.cpu = "medium"\n`,
   );
   const inline = `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource = { wasm = "g.wasm" }\n`;
   assert.equal(
     pinSource(inline, 'stratum.toml', REF, DIGEST),
-    `stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource = { registry = "${REF}", digest = "${DIGEST}" }\n`,
+    `${HEADER}stratum = 1\ncapsule = { name = "g", version = "1.0.0" }\nsource = { registry = "${REF}", digest = "${DIGEST}" }\n`,
   );
 });
+
+/** The first lines of a copy of stratum.toml that `stratum push --pin` writes. */
+const HEADER =
+  '# Written by `stratum push --pin`: stratum.toml pinned to the component pushed, for\n# `stratum host install stratum.pinned.toml --domain <name>`. Edit stratum.toml, not this copy.\n';
 
 async function makeCapsule(t: TestContext, withBuild: boolean): Promise<{ dir: string; wasm: Uint8Array; toml: string }> {
   const dir = await tempDir(t, 'stratum-capsule-');
@@ -172,14 +178,28 @@ test('stratum push --pin and stratum pull against a real registry', async (t) =>
     pushed.stderr.includes(`\n  component digest  ${digest}  the .wasm's sha256, printed on stdout: what [source] digest pins`),
     pushed.stderr,
   );
-  const pinned = await readFile(join(dir, 'stratum.toml'), 'utf8');
+  // The pin goes to a copy beside stratum.toml, which stays as it was: dev and build go on from it.
+  assert.equal(await readFile(join(dir, 'stratum.toml'), 'utf8'), toml);
+  const pinnedFile = join(dir, 'stratum.pinned.toml');
+  assert.ok(
+    pushed.stderr.includes(
+      `pinned ${pinnedFile}: [source] registry = "${reference}", digest = "${digest}"\n  \`stratum host install ${pinnedFile} --domain <name>\` installs what was pushed; stratum.toml is left as it was, to build from\n`,
+    ),
+    pushed.stderr,
+  );
+  const pinned = await readFile(pinnedFile, 'utf8');
   assert.deepEqual(parseManifest(pinned).manifest.source, { kind: 'registry', registry: reference, digest });
-  assert.ok(pinned.startsWith('# five: answers 5\n'));
+  assert.equal(parseManifest(pinned).manifest.build, undefined);
+  assert.ok(pinned.startsWith(`${HEADER}# five: answers 5\n`));
 
-  // A pinned capsule has no local component left to push.
-  const again = await stratum('push', dir, reference);
-  assert.equal(again.status, 1);
-  assert.match(again.stderr, /no local component to push/);
+  // The pinned copy has no local component to push; the directory pushes the next version.
+  const fromCopy = await stratum('push', pinnedFile, reference);
+  assert.equal(fromCopy.status, 1);
+  assert.match(fromCopy.stderr, /no local component to push/);
+  const next = await stratum('push', dir, `oci://${registry.host}/acme/five:1.0.1`, '--pin', '--cache-dir', cacheDir);
+  assert.equal(next.status, 0, next.stderr);
+  assert.equal(parseManifest(await readFile(pinnedFile, 'utf8')).manifest.source.kind, 'registry');
+  assert.ok((await readFile(pinnedFile, 'utf8')).includes(`oci://${registry.host}/acme/five:1.0.1`));
 
   const out = join(dir, 'pulled.wasm');
   const tomlOut = join(dir, 'pulled.toml');

@@ -92,7 +92,9 @@ test('every example goes through a real registry: push --pin, pull by the pinned
       const digest = out.text().trim();
       // Components this size go up in chunks, with progress on stderr.
       if (built.length > 8 * 1024 * 1024) assert.match(err.text(), /uploading sha256:[0-9a-f]{12}\.\.\. 100% /);
-      const pinned = parseManifest(await readFile(join(dir, 'stratum.toml'), 'utf8')).manifest;
+      // The pin is written to a copy; the example's own manifest stays as it was, to build from.
+      assert.equal(await readFile(join(dir, 'stratum.toml'), 'utf8'), original);
+      const pinned = parseManifest(await readFile(join(dir, 'stratum.pinned.toml'), 'utf8')).manifest;
       assert.deepEqual(pinned.source, { kind: 'registry', registry: reference, digest });
 
       const pulled = await pullComponent({
@@ -139,7 +141,7 @@ test('the host runs a capsule pulled from the registry by its pinned digest (exa
     0,
     err.text(),
   );
-  const { manifest } = parseManifest(await readFile(join(dir, 'stratum.toml'), 'utf8'));
+  const { manifest } = parseManifest(await readFile(join(dir, 'stratum.pinned.toml'), 'utf8'));
   assert.equal(manifest.source.kind, 'registry');
   if (manifest.source.kind !== 'registry') return;
 

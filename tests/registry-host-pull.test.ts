@@ -2,7 +2,7 @@
 // the CLI's main() against a real docker-registry: what the registrar is told when the pin is
 // not a component in the repository, or when the host cannot reach the registry.
 import assert from 'node:assert/strict';
-import { copyFile, mkdir, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
@@ -93,5 +93,30 @@ test('an install pinned to a digest the repository does not hold says the pin is
   assert.ok(
     line.includes(`pulled by the host from oci://${registry.host}/me/tiny@${component} (pinned by digest; tag 9.9.9 ignored)`),
     line,
+  );
+});
+
+test('push --pin writes stratum.pinned.toml beside stratum.toml, and host install of it installs what was pushed', async (t) => {
+  const registry = await registryOrSkip(t);
+  if (!registry) return;
+  const { dir, control } = await pullingHost(t);
+  const capsule = join(dir, 'tiny');
+  await mkdir(capsule);
+  await copyFile(join(import.meta.dirname, '..', 'examples', 'tiny', 'stratum.toml'), join(capsule, 'stratum.toml'));
+  await copyFile(await buildTiny(), join(capsule, 'tiny.wasm'));
+  const original = await readFile(join(capsule, 'stratum.toml'), 'utf8');
+  const pushed = await run(['push', capsule, `oci://${registry.host}/me/tiny:0.1.0`, '--pin', '--cache-dir', join(dir, 'cache')]);
+  assert.equal(pushed.code, 0, pushed.stderr);
+  const digest = pushed.stdout.trim();
+  assert.equal(await readFile(join(capsule, 'stratum.toml'), 'utf8'), original);
+
+  // As the push said to run it.
+  const printed = /`stratum (host install \S+) --domain <name>`/.exec(pushed.stderr)?.[1];
+  assert.equal(printed, `host install ${join(capsule, 'stratum.pinned.toml')}`);
+  const installed = await run([...printed.split(' '), '--domain', 'tiny.example', '--no-start', ...control]);
+  assert.equal(installed.code, 0, installed.stderr);
+  assert.ok(
+    `${installed.stdout}${installed.stderr}`.includes(`pulled by the host from oci://${registry.host}/me/tiny@${digest}`),
+    installed.stdout + installed.stderr,
   );
 });

@@ -1,5 +1,6 @@
 // Pinning a stratum.toml to a pushed artifact, apart from the push command: it needs the
 // manifest parser, which `stratum` loads only for the commands that use it (commands/index.ts).
+import { basename } from 'node:path';
 import { StratumError } from '@stratum/core';
 import { parseManifest } from '@stratum/manifest';
 import type { AST } from 'toml-eslint-parser';
@@ -8,11 +9,19 @@ type Edit = { start: number; end: number; text: string };
 
 const keyNames = (key: AST.TOMLKey): string[] => key.keys.map((part) => (part.type === 'TOMLBare' ? part.name : part.value));
 
+/** Where `stratum push --pin` writes the pinned copy of a manifest: `stratum.pinned.toml` beside `stratum.toml`. */
+export function pinnedManifestPath(manifestFile: string): string {
+  return manifestFile.replace(/(\.toml)?$/, '.pinned.toml');
+}
+
 /**
- * Rewrites a stratum.toml so that `[source]` names the pushed artifact: `registry` and `digest`
- * replace `wasm` (kept as a comment), and a `[build]` table, which needs a local source, is
- * commented out. Only those lines change: every other comment, blank line and key order stays.
- * The result is validated before it is returned.
+ * A pinned copy of a stratum.toml, for `stratum push --pin` to write beside it: `[source]` names
+ * the pushed artifact, `registry` and `digest` in place of `wasm` (kept as a comment), and a
+ * `[build]` table, which needs a local source, is commented out. Only those lines change, under
+ * a first line that says where the copy came from: every other comment, blank line and key
+ * order stays. The result is validated before it is returned. The manifest copied is left as it
+ * is: `stratum dev` and `stratum build` go on working from it, as the published build's pin is
+ * for installing that build (Spin and wasmCloud leave the developer's manifest alone too).
  *
  * @example
  * pinSource(text, 'stratum.toml', 'oci://ghcr.io/acme/hello:1.0', 'sha256:...');
@@ -23,8 +32,9 @@ export function pinSource(text: string, file: string, registry: string, digest: 
     text,
     file,
     `{ registry = ${value('registry')}, digest = ${value('digest')} }`,
-    '# Off since `stratum push --pin` made the source a registry; restore [source] wasm to build here.',
+    `# Off in this pinned copy: ${basename(file)} builds.`,
   );
+  const header = `# Written by \`stratum push --pin\`: ${basename(file)} pinned to the component pushed, for\n# \`stratum host install ${pinnedManifestPath(basename(file))} --domain <name>\`. Edit ${basename(file)}, not this copy.\n`;
   const wasm = sourcePairs.find((entry) => entry.name === 'wasm');
   for (const { name, pair, prefix } of sourcePairs) {
     if (name === 'wasm') {
@@ -33,7 +43,7 @@ export function pinSource(text: string, file: string, registry: string, digest: 
       edits.push({
         start: pair.range[0],
         end: pair.range[1],
-        text: `# ${original} (before \`stratum push --pin\`)\n${indent}${prefix}registry = ${value('registry')}\n${indent}${prefix}digest = ${value('digest')}`,
+        text: `# ${original} (in ${basename(file)})\n${indent}${prefix}registry = ${value('registry')}\n${indent}${prefix}digest = ${value('digest')}`,
       });
     } else if (name === 'digest' && wasm) {
       // The local file's digest gives way to the artifact's, written beside registry.
@@ -53,7 +63,12 @@ export function pinSource(text: string, file: string, registry: string, digest: 
       });
     }
   }
-  const result = applyEdits(text, edits);
+  const edited = applyEdits(text, edits);
+  // After a `#:schema` line, which editors (Taplo) read at the top only.
+  const schema = /^#:schema[^\n]*\n/.exec(edited)?.[0] ?? '';
+  const rest = edited.slice(schema.length);
+  // A copy pinned again (by hand) keeps the one it has.
+  const result = schema + (rest.startsWith(header.slice(0, header.indexOf(':'))) ? '' : header) + rest;
   const { manifest } = parseManifest(result, file);
   if (manifest.source.kind !== 'registry' || manifest.source.registry !== registry || manifest.source.digest !== digest) {
     throw new StratumError('PIN_FAILED', `could not write the pin into ${file}`, {

@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
-import { access, mkdir, stat } from 'node:fs/promises';
-import { dirname, relative, resolve } from 'node:path';
-import { formatBytes, formatDuration, StratumError } from '@stratum/core';
+import { access, mkdir, readFile, stat } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+import { formatBytes, formatDuration, isStratumError, StratumError } from '@stratum/core';
 import { type Command, type CommandIo, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 
 /**
@@ -41,6 +41,22 @@ async function prepareOutput(given: string): Promise<void> {
       throw usageError(`cannot write -o ${given}: cannot make the directory ${dir} (${error.code ?? error.message})`, hint);
     });
   }
+}
+
+/**
+ * Why a manifest whose [source] is a registry's has nothing to build to, and how to build again:
+ * `stratum push --pin` once pinned stratum.toml itself (it writes stratum.pinned.toml now), and
+ * left the wasm line it replaced as a comment, which is named.
+ */
+async function registrySourceError(dir: string): Promise<StratumError> {
+  const file = join(dir, 'stratum.toml');
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const wasm = /^\s*#\s*((?:source\.)?wasm\s*=\s*"[^"\n]*")\s*\(before `stratum push --pin`\)/m.exec(text)?.[1];
+  return new StratumError('BUILD_NO_OUTPUT', `${file}'s [source] names a registry, so there is no local path to build to`, {
+    hint: wasm
+      ? `An earlier \`stratum push --pin\` pinned ${file} itself (it now writes the pin to stratum.pinned.toml and leaves stratum.toml alone): put back \`${wasm}\` in place of [source] registry and digest, and uncomment [build]. Or pass -o <file.wasm>.`
+      : 'Set [source] wasm = "dist/<name>.wasm" to build here (`stratum push --pin` writes the pinned manifest hosts install to stratum.pinned.toml), or pass -o <file.wasm>.',
+  });
 }
 
 /**
@@ -113,7 +129,9 @@ Examples:
     const dir = args.positionals[0] ?? '.';
     const out = stringOption(args, 'out');
     if (out !== undefined) await prepareOutput(out);
-    await buildWithProgress(dir, io, { ...(out !== undefined ? { out } : {}), summary: io.stdout });
+    await buildWithProgress(dir, io, { ...(out !== undefined ? { out } : {}), summary: io.stdout }).catch(async (error: unknown) => {
+      throw isStratumError(error) && error.code === 'BUILD_NO_OUTPUT' ? await registrySourceError(dir) : error;
+    });
     return EXIT_OK;
   },
 };

@@ -391,7 +391,9 @@ digest, which the host then pulls and checks itself. The host checks the manifes
 component against its own limits, serves the capsule on the domains given, and starts it unless
 --no-start. For a manifest with [build], a component not built yet, or built before a change to
 a build input (a module under the directory, package.json, tsconfig.json), is built first as
-\`stratum build\` builds it, its steps shown on stderr.
+\`stratum build\` builds it, its steps shown on stderr. [dir] is the capsule's directory
+(default .) or a manifest file, such as the stratum.pinned.toml that \`stratum push --pin\`
+writes, pinned to the build it pushed.
 
 Installing again under the same name replaces that installation (its domains, component and
 config); a running one keeps serving until the new one has started. With the same domains that

@@ -1,8 +1,8 @@
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { formatBytes, StratumError } from '@stratum/core';
 import type { TransferProgress } from '@stratum/registry';
-import { booleanOption, type Command, type CommandIo, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
+import { booleanOption, type Command, type CommandIo, EXIT_OK, paint, shellWord, stringOption, usageError } from '../command.ts';
 import { builtComponent } from '../local-component.ts';
 import { manifestPath } from './validate.ts';
 
@@ -52,8 +52,12 @@ input (a module under the directory, package.json, tsconfig.json; not node_modul
 stratum.toml), is built first as \`stratum build\` builds it, its steps shown on stderr: what is
 pushed is the code as it is now, not the last build.
 
---pin writes registry and digest into the manifest's [source] (the wasm line is kept as a
-comment, and a [build] table is commented out), leaving the rest of the file as it was.
+--pin writes a pinned copy of the manifest beside it, stratum.pinned.toml: its [source] names
+the registry and the digest pushed (the wasm line kept as a comment, a [build] table commented
+out), the rest as it was. \`stratum host install <dir>/stratum.pinned.toml\` then installs what
+was pushed, which the host pulls and checks by that digest. stratum.toml itself is left as it
+is, so that \`stratum dev\`, \`stratum build\` and the next push go on working from the sources; push
+with --pin again to pin the next version.
 
 Credentials: STRATUM_REGISTRY_USERNAME and STRATUM_REGISTRY_PASSWORD (STRATUM_REGISTRY_HOST limits
 them to one registry), or the auths of ~/.config/stratum/registry-auth.json, or of docker's
@@ -65,7 +69,7 @@ Examples:
   stratum push oci://ghcr.io/acme/hello:1.0.0 --pin`,
   maxPositionals: 2,
   options: {
-    pin: { type: 'boolean', description: 'write registry and digest into [source] of stratum.toml' },
+    pin: { type: 'boolean', description: 'also write stratum.pinned.toml: the manifest with [source] pinned to what was pushed' },
     credentials: { type: 'string', value: 'file', description: 'the credentials file (docker config.json auths format)' },
     'cache-dir': { type: 'string', value: 'dir', description: 'the blob cache (default: ~/.cache/stratum/registry)' },
     'plain-http': { type: 'boolean', description: 'speak HTTP, not HTTPS, to a registry that is not on loopback' },
@@ -136,23 +140,30 @@ Examples:
         repository: reference.repository,
         ...(reference.tag ? { tag: reference.tag } : {}),
       });
-      const { pinSource } = await import('../pin-source.ts');
+      const { pinnedManifestPath, pinSource } = await import('../pin-source.ts');
       let pinned: string;
       try {
         pinned = pinSource(stratumToml, path, pinnedReference, pushed.digest);
       } catch (error) {
         if (error instanceof ManifestError)
-          throw new StratumError('PIN_FAILED', `the pinned ${path} would not be valid`, { details: error.details, user: false });
+          throw new StratumError('PIN_FAILED', `the pinned copy of ${path} would not be valid`, { details: error.details, user: false });
         throw error;
       }
-      const temp = join(dirname(path), `.stratum.toml.${process.pid}.tmp`);
+      const pinnedPath = pinnedManifestPath(path);
+      const temp = join(dirname(path), `.stratum.pinned.toml.${process.pid}.tmp`);
       try {
         await writeFile(temp, pinned);
-        await rename(temp, path);
+        await rename(temp, pinnedPath);
       } finally {
         await rm(temp, { force: true });
       }
-      io.stderr.write(`pinned ${path}: [source] registry = "${pinnedReference}", digest = "${pushed.digest}"\n`);
+      io.stderr.write(
+        [
+          `pinned ${pinnedPath}: [source] registry = "${pinnedReference}", digest = "${pushed.digest}"`,
+          `  \`stratum host install ${shellWord(pinnedPath)} --domain <name>\` installs what was pushed; ${basename(path)} is left as it was, to build from`,
+          '',
+        ].join('\n'),
+      );
     }
     io.stdout.write(`${pushed.digest}\n`);
     return EXIT_OK;

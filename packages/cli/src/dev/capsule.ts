@@ -142,6 +142,8 @@ export class DevCapsule {
    * the file [source] wasm names is `stratum build`'s output, not something dev serves.
    */
   #fromSources: boolean;
+  /** Said once: the manifest's [source] is a registry's, which dev does not serve. */
+  #pinNoted = false;
 
   private constructor(options: DevCapsuleOptions, manifest: Manifest, runtime: StratumHostRuntime, fromSources: boolean) {
     this.#options = options;
@@ -333,7 +335,7 @@ export class DevCapsule {
       if (built.bundle) await writeAtomically(bundleFile(this.stateDir), built.bundle.code);
       await this.runtime.install({
         name: this.name,
-        manifest: built.manifest,
+        manifest: built.build === 'prebuilt' ? built.manifest : unpinned(built.manifest),
         domains: this.domains,
         baseDir: this.dir,
         component: built.component,
@@ -393,7 +395,23 @@ export class DevCapsule {
         { ...manifest, source: manifest.source },
         'DEV_NO_COMPONENT',
       );
-      return { manifest, component, digest: digestOf(component), build: 'prebuilt' };
+      const digest = digestOf(component);
+      const pin = manifest.source.digest;
+      if (pin !== undefined && pin !== digest) {
+        // As a host refuses it; the runtime's own words ("changed or corrupted") did not say why a developer's file would differ.
+        throw new StratumError('DEV_DIGEST_MISMATCH', `${manifest.source.wasm} is not the build stratum.toml pins`, {
+          details: [`[source] digest ${pin}`, `${manifest.source.wasm} is ${digest}`],
+          hint: `The pin is the digest of a published build (as \`stratum pull --manifest\` writes it); this file is another build. Rebuild or pull the published one to serve it, or re-pin to this one: set [source] digest = "${digest}", or remove the line.`,
+        });
+      }
+      return { manifest, component, digest, build: 'prebuilt' };
+    }
+    if (manifest.source.kind === 'registry' && !this.#pinNoted) {
+      this.#pinNoted = true;
+      this.#options.output.notice(
+        `stratum.toml's [source] is the published ${manifest.source.registry} (pinned); dev serves this directory's sources, but stratum build has no [source] wasm to write to: see stratum push --help`,
+        this.name,
+      );
     }
     if (!this.#sdkLinked) {
       this.#sdkLinked = true;
@@ -516,6 +534,18 @@ async function pruneTranspileCache(stateDir: string, digest: string): Promise<vo
   };
   await sweep(join(stateDir, 'cache', 'transpiled'), /^[0-9a-f]{32}-[0-9a-f]{16}$/);
   await sweep(join(stateDir, 'cache', 'inspect'), /^[0-9a-f]{64}\.json$/);
+}
+
+/**
+ * The manifest a version dev built from the sources is installed with: without a pin in
+ * [source] (a digest, or a registry's), which names a published build. Dev's build is other
+ * bytes (a dev engine, or a build of the sources as they are now), and the runtime refused it as
+ * "changed or corrupted". A host still checks the pin of what is installed there.
+ */
+function unpinned(manifest: Manifest): Manifest {
+  const { source } = manifest;
+  if (source.digest === undefined) return manifest;
+  return { ...manifest, source: { kind: 'wasm', wasm: source.kind === 'wasm' ? source.wasm : join('.stratum', 'build', 'dev.wasm') } };
 }
 
 /** Where dev writes the bundle the dev capability serves to the version being installed. */

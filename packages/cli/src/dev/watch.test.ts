@@ -14,6 +14,7 @@ test('build output, dev state, packages and editor files are not followed', () =
     'src/index.ts~',
     'src/.index.ts.swp',
     '.#stratum.toml',
+    'stratum.pinned.toml',
   ]) {
     assert.equal(isWatchedPath(path), false, path);
   }

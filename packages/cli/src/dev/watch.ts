@@ -11,6 +11,8 @@ export function isWatchedPath(relativePath: string): boolean {
   const name = parts.at(-1) ?? '';
   // Editors' swap, backup and lock files.
   if (name.endsWith('~') || /\.sw[a-p]$/.test(name) || name.startsWith('.#') || name === '4913') return false;
+  // `stratum push --pin`'s copy of the manifest, pinned to what it pushed: nothing dev serves.
+  if (name.endsWith('.pinned.toml')) return false;
   return true;
 }
 
