@@ -213,3 +213,21 @@ test('a request body the client stopped sending fails its read with an error tha
     [],
   );
 });
+
+test('a signal aborted without a reason has the standard DOMException, with its message; AbortSignal.any follows its signals', async (t) => {
+  const { get } = await serveFixture(t);
+  const answer = await get('/abort');
+  assert.equal(answer.status, 200, answer.body);
+  assert.deepEqual(JSON.parse(answer.body), {
+    controller: 'AbortError: The operation was aborted.',
+    // StarlingMonkey's threw a TypeError without a reason.
+    abort: 'AbortError: The operation was aborted.',
+    timeout: 'TimeoutError: The operation timed out.',
+    heard: 'TimeoutError: The operation timed out.',
+    fetched: 'AbortError: The operation was aborted.',
+    // StarlingMonkey's any() gave the number 5e-324 for a reason.
+    any: [true, true, true],
+    anyTimeout: 'TimeoutError: The operation timed out.',
+    given: 'mine',
+  });
+});

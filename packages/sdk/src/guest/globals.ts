@@ -3,6 +3,7 @@
 // in place for the capsule's top-level code and the libraries it loads, not only for requests.
 // webcrypto.ts is one of them, imported after this module only for code that uses crypto.subtle
 // (see `bundle` in build/build.ts).
+import './abort-reasons.ts';
 import './body-text.ts';
 import './console-errors.ts';
 import './fetch-errors.ts';
