@@ -205,7 +205,7 @@ test('a capsule stratum build made, on a host started from host.toml: errors at 
   const source = join(dir, 'src', 'index.ts');
   const text = (await readFile(source, 'utf8')).replace(
     '    served += 1;',
-    "    served += 1;\n    if (new URL(request.url).pathname === '/boom') throw new RangeError('no boom here');\n    if (new URL(request.url).pathname === '/url') return new Response(request.url);",
+    "    served += 1;\n    if (new URL(request.url).pathname === '/boom') throw new RangeError('no boom here');\n    if (new URL(request.url).pathname === '/url') return new Response(request.url);\n    if (new URL(request.url).pathname === '/time') return Response.json([Date.now(), performance.timeOrigin + performance.now()]);",
   );
   await writeFile(source, text);
   const built = await run(['build', dir]);
@@ -225,6 +225,10 @@ test('a capsule stratum build made, on a host started from host.toml: errors at 
   assert.equal((await ingressGet(host.ingressUrl, 'thrower.example', '/url')).body, 'http://thrower.example/url');
   const forwarded = await ingressGet(host.ingressUrl, 'thrower.example', '/url', { 'x-forwarded-proto': 'https' });
   assert.equal(forwarded.body, 'https://thrower.example/url');
+
+  // performance.timeOrigin is the time now() counts from, though the engine's state was made at build time.
+  const [date, sum] = JSON.parse((await ingressGet(host.ingressUrl, 'thrower.example', '/time')).body) as [number, number];
+  assert.ok(Math.abs(sum - date) < 50, `timeOrigin + now() is ${sum}, Date.now() ${date}`);
 
   // A production build tells the client nothing of what was thrown (stratum dev does).
   assert.deepEqual(await ingressGet(host.ingressUrl, 'thrower.example', '/boom'), { status: 500, body: 'Internal Server Error' });

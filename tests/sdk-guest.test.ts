@@ -231,3 +231,19 @@ test('a signal aborted without a reason has the standard DOMException, with its 
     given: 'mine',
   });
 });
+
+test('performance.timeOrigin is the time performance.now() counts from: their sum is Date.now()', async (t) => {
+  const { get } = await serveFixture(t);
+  for (let request = 0; request < 2; request++) {
+    const answer = await get('/time');
+    const { before, sum, after, origin, json } = JSON.parse(answer.body) as {
+      before: number;
+      sum: number;
+      after: number;
+      origin: number;
+      json: { timeOrigin: number };
+    };
+    assert.ok(sum >= before - 1 && sum <= after + 1, answer.body);
+    assert.equal(json.timeOrigin, origin);
+  }
+});

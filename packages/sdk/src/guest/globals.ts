@@ -10,6 +10,7 @@ import './fetch-errors.ts';
 import './fetch-redirects.ts';
 import './form-data.ts';
 import './message-channel.ts';
+import './performance.ts';
 import './response-clone.ts';
 import './response-text.ts';
 import './streams.ts';

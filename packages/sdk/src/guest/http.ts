@@ -9,6 +9,7 @@ import type { OutputStream } from 'wasi:io/streams@0.2.10';
 import type { Capsule, CapsuleEnv, ExecutionContext } from '../index.ts';
 import './globals.ts';
 import { describeError, witError } from './errors.ts';
+import { settleTimeOrigin } from './performance.ts';
 import { requestBodyError, streamClosed } from './request-body.ts';
 import { keepHost } from './request-host.ts';
 import { type BodySink, pipeBody } from './response-body.ts';
@@ -344,6 +345,7 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
   return {
     handle: async function stratumHandle(incoming, outparam) {
       requestTimers.begin();
+      settleTimeOrigin();
       let method = 'GET';
       let release = () => {};
       let response: Response;
