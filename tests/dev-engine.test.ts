@@ -1117,17 +1117,32 @@ test("top-level await, which stratum dev's script bundle cannot run, is refused 
   assert.match(refused.hint ?? '', /--full-build/);
 });
 
-test('\\p{...} in a regular expression literal works in a capsule (the build lowers it to ranges); in a pattern made at run time it is reported with what it means', async (t) => {
+test('\\p{...} in a regular expression literal works in a capsule, with the u or the v flag (the build lowers it to ranges); a property of strings is refused; in a pattern made at run time it is reported with what it means', async (t) => {
   const literal = await counterVariant(t, {
     source: (text) =>
       text.replace(
         'return Response.json({ path, count })',
-        "return Response.json({ word: /^[\\p{L}\\p{N}]+$/u.test('héllo123'), bare: 'a1-b2 ç'.replace(/\\P{L}/gu, ''), greek: /\\p{Script=Greek}+/u.exec('abc αβγ')?.[0] })",
+        "return Response.json({ word: /^[\\p{L}\\p{N}]+$/u.test('héllo123'), bare: 'a1-b2 ç'.replace(/\\P{L}/gu, ''), greek: /\\p{Script=Greek}+/u.exec('abc αβγ')?.[0], sets: ['A', 'a', 'é', 'Σ', '1'].map((c) => /[\\p{L}--[a-z]]/v.test(c)), upper: 'aΣσB'.replace(/[\\p{Lu}&&\\p{Script=Greek}]/gv, '_') })",
       ),
   });
   assert.doesNotMatch(literal.bundle, /\\p\{/);
   const port = await serveDev(t, literal.manifest, await readFile(literal.engine.path), literal.bundle);
-  assert.deepEqual(await get(port, 'counter.test', '/hits'), { status: 200, body: '{"word":true,"bare":"abç","greek":"αβγ"}' });
+  assert.deepEqual(await get(port, 'counter.test', '/hits'), {
+    status: 200,
+    body: '{"word":true,"bare":"abç","greek":"αβγ","sets":[true,false,true,true,false],"upper":"a_σB"}',
+  });
+
+  // A property of strings has no ranges: the build refuses it, at its line.
+  const strings = await counterVariant(t, {
+    source: (text) =>
+      text.replace('return Response.json({ path, count })', 'return Response.json({ path, count, emoji: /^\\p{RGI_Emoji}$/v.test(path) })'),
+  }).catch((error: unknown) => error);
+  assert.ok(isStratumError(strings) && strings.code === 'BUILD_BUNDLE_FAILED', String(strings));
+  assert.match(
+    strings.details.join('\n'),
+    /^src\/index\.ts:\d+:\d+: \/\^\\p\{RGI_Emoji\}\$\/v names \\p\{RGI_Emoji\}, a property of strings/,
+  );
+  assert.match(strings.hint ?? '', /emoji-regex/);
 
   const made = await counterVariant(t, {
     source: (text) => `(globalThis as { letters?: RegExp }).letters = new RegExp('\\\\p{L}', 'u');\n${text}`,

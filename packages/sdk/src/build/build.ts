@@ -19,7 +19,7 @@ import {
 } from './dev-engine.ts';
 import { checkImports, GRANT_HINTS, grantFor, type ImportCheck, unversioned } from './grants.ts';
 import { runToolchain } from './toolchain.ts';
-import { lowerPropertyEscapes } from './unicode-properties.ts';
+import { lowerPropertyEscapes, type UnreadableLiteral } from './unicode-properties.ts';
 
 /** The `wasi:http` version componentize-js 0.23 (StarlingMonkey) is built against. */
 export const WASI_HTTP_VERSION = '0.2.10';
@@ -505,6 +505,9 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
       // react-dom/server). esbuild adds `import` or `require`, and `default`.
       conditions: ['worker', 'browser'],
       target: 'es2022',
+      // The engine reads `v`-flag literals (`/[\p{L}--[a-z]]/v`): left as literals, not made
+      // `new RegExp(...)` calls, so that the build lowers their property escapes (below).
+      supported: { 'regexp-set-notation': true },
       // A capsule has no `process`; libraries pick their build by this (React's index.js throws
       // "process is not defined" otherwise), and bundlers for Workers and browsers set it so.
       define: { 'process.env.NODE_ENV': JSON.stringify(mode === 'dev' ? 'development' : 'production') },
@@ -565,12 +568,33 @@ async function bundle(dir: string, entry: string, mode: BundleMode): Promise<{ c
   // After bundling, so that the packages' literals are reached too. A lowered literal is longer
   // than it was: the map's columns after it on its line are off by that much.
   let code = file.text;
+  let lowered: ReturnType<typeof lowerPropertyEscapes> | undefined;
   try {
-    code = lowerPropertyEscapes(code, mode === 'component' ? 'module' : 'script').code;
+    lowered = lowerPropertyEscapes(code, mode === 'component' ? 'module' : 'script');
   } catch {
     // Code acorn cannot read is left as it was; the engine reports what it cannot run.
   }
+  if (lowered && lowered.unreadable.length > 0) throw unreadableLiterals(entry, file.text, lowered.unreadable, map);
+  if (lowered) code = lowered.code;
   return { code, ...(map ? { map } : {}), imports: [...imports].sort() };
+}
+
+/**
+ * The build's refusal of regular expression literals the engine cannot read, each at its place in
+ * the sources (through the bundle's source map) or else in the bundle.
+ */
+function unreadableLiterals(entry: string, code: string, literals: readonly UnreadableLiteral[], map: string | undefined): StratumError {
+  const file = map ? (JSON.parse(map) as { file: string }).file : 'capsule.js';
+  const mapper = map ? frameMapper(map) : undefined;
+  return new StratumError('BUILD_BUNDLE_FAILED', `cannot bundle ${entry}`, {
+    details: literals.map(({ start, literal, properties }) => {
+      const before = code.slice(0, start).split('\n');
+      const at = `${file}:${before.length}:${(before.at(-1)?.length ?? 0) + 1}`;
+      const shownLiteral = literal.length > 60 ? `${literal.slice(0, 57)}...` : literal;
+      return `${mapper ? mapper(at) : at}: ${shownLiteral} names ${properties.map((name) => `\\p{${name}}`).join(', ')}, a property of strings, which StarlingMonkey cannot read`;
+    }),
+    hint: 'StarlingMonkey is built without Unicode data, and the build rewrites a property escape into the code points it stands for, which it cannot do for a property of strings (sequences such as emoji with modifiers). Match those sequences another way (a package such as emoji-regex), or use a property of code points (\\p{Extended_Pictographic}).',
+  });
 }
 
 function assertGranted(manifest: Manifest, imports: readonly string[], who: string): ImportCheck[] {
