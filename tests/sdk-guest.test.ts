@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { CAPABILITY_MODULES, createHostRuntime } from '@stratum/host';
-import { buildDevCapsule } from '@stratum/sdk/build';
+import { buildDevCapsule, declaredProbes, ENGINE_LIBS, engineTypesFile, libraryFiles, typescriptLibDir } from '@stratum/sdk/build';
 import { DEV_SOURCE_CAPABILITY } from '../packages/cli/src/dev/source-capability.ts';
 import { testEngineCacheDir } from './support/dev-engines.ts';
 import { removeDir } from './support/temp.ts';
@@ -212,6 +212,34 @@ test('a request body the client stopped sending fails its read with an error tha
     logs.filter((one) => one.includes('object Object')),
     [],
   );
+});
+
+test('every global and member the editor types declare (@stratum/sdk/engine and the ECMAScript libraries it names) is in a capsule', async (t) => {
+  const files = await libraryFiles(ENGINE_LIBS, await typescriptLibDir());
+  const probes = declaredProbes([...files.values(), await readFile(engineTypesFile, 'utf8')]);
+  // The editor types name these, as the capsule's code reads them.
+  const names = new Set(probes.flatMap((probe) => probe.members.map((member) => `${probe.owner}.${member}`)));
+  for (const name of [
+    'globalThis.fetch',
+    'globalThis.structuredClone',
+    'ObjectConstructor.groupBy',
+    'Set.union',
+    'IteratorObject.map',
+    'Response (static).json',
+  ]) {
+    assert.ok(names.has(name), name);
+  }
+  const { get } = await serveFixture(t);
+  const answer = await get('/declared', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(probes) });
+  assert.equal(answer.status, 200, answer.body);
+  const { missing } = JSON.parse(answer.body) as { missing: string[]; unmapped: string[] };
+  assert.deepEqual(missing, [
+    // Declared as every iterator has it, and each has its own: Iterator.prototype is abstract.
+    'IteratorObject: next',
+    'Iterator: next',
+    // Each AggregateError's own, given to its constructor, which needs them.
+    'AggregateError: errors',
+  ]);
 });
 
 test('a signal aborted without a reason has the standard DOMException, with its message; AbortSignal.any follows its signals', async (t) => {

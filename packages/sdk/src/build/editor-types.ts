@@ -6,18 +6,21 @@ import { fileURLToPath } from 'node:url';
 export const sdkPackageDir = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 
 /**
- * The tsconfig.json `stratum init` writes: capsule code runs on web APIs (Fetch, streams, Web
- * Crypto), not Node.js's, so the DOM library stands in for them and no `@types/*` package an npm
- * dependency brings is taken in by default. The SDK is TypeScript source, imported with `.ts`
- * extensions, hence `allowImportingTsExtensions` (with `noEmit`: `stratum build` bundles).
+ * The tsconfig.json `stratum init` writes: capsule code runs on StarlingMonkey's ECMAScript and web
+ * APIs (Fetch, streams, Web Crypto), not Node.js's nor a browser's, so no library of TypeScript's
+ * is taken whole: `@stratum/sdk/engine` (engine-types.ts) names the ECMAScript ones the engine
+ * implements and declares the web globals a capsule has, without those it lacks (`URLPattern`,
+ * `caches`, `navigator`, `Response.error`). No `@types/*` package an npm dependency brings is
+ * taken in by default. The SDK is TypeScript source, imported with `.ts` extensions, hence
+ * `allowImportingTsExtensions` (with `noEmit`: `stratum build` bundles).
  */
 export const PROJECT_TSCONFIG = {
   compilerOptions: {
     target: 'ES2022',
     module: 'ESNext',
     moduleResolution: 'Bundler',
-    lib: ['ES2023', 'DOM', 'DOM.Iterable'],
-    types: [],
+    lib: [],
+    types: ['@stratum/sdk/engine'],
     strict: true,
     noEmit: true,
     allowImportingTsExtensions: true,

@@ -28,7 +28,8 @@ function replayable(body: unknown): boolean {
 
 globalThis.fetch = async function fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> {
   const first = input instanceof Request ? input : undefined;
-  const mode = init?.redirect ?? first?.redirect ?? 'follow';
+  // StarlingMonkey's Request has no `redirect` (engine-types.ts): a Request made with one reads as undefined.
+  const mode = init?.redirect ?? (first as { redirect?: RequestInit['redirect'] } | undefined)?.redirect ?? 'follow';
   let response = await fetchOnce(input, init);
   if (mode === 'manual' || !REDIRECT_STATUSES.has(response.status) || !response.headers.has('location')) return response;
 
