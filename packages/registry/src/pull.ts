@@ -305,7 +305,7 @@ export interface PullComponentOptions extends Omit<PullOptions, 'digest'> {
 export async function pullComponent(options: PullComponentOptions): Promise<PulledCapsule> {
   if (typeof options.digest !== 'string' || options.digest === '') {
     throw new StratumError('REGISTRY_DIGEST_REQUIRED', `${options.reference} has no digest; the host runs only pinned capsules`, {
-      hint: 'Pin the source: `stratum push --pin` writes digest = "sha256:..." into [source].',
+      hint: 'Pin the source: `stratum push --pin` writes a stratum.pinned.toml whose [source] has digest = "sha256:...".',
     });
   }
   try {
