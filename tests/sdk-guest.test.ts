@@ -2,7 +2,7 @@
 // dev engine (as `stratum dev` runs it, so that only esbuild runs on a change of the SDK) on a
 // host runtime, one instance, its log collected.
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { createServer, request } from 'node:http';
 import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -37,9 +37,9 @@ interface Served {
   port: number;
 }
 
-/** Serves the fixture on a runtime with one instance. */
-async function serveFixture(t: TestContext): Promise<Served> {
-  const dev = await buildDevCapsule(fixture, { engineCacheDir: testEngineCacheDir });
+/** Serves the fixture (or another project) on a runtime with one instance. */
+async function serveFixture(t: TestContext, project = fixture): Promise<Served> {
+  const dev = await buildDevCapsule(project, { engineCacheDir: testEngineCacheDir });
   const dir = await mkdtemp(join(tmpdir(), 'stratum-sdk-guest-'));
   t.after(() => removeDir(dir));
   const bundleFile = join(dir, 'bundle.js');
@@ -52,7 +52,12 @@ async function serveFixture(t: TestContext): Promise<Served> {
     asyncInstancesPerCapsule: 1,
   });
   t.after(() => runtime.close());
-  await runtime.install({ manifest: dev.manifest, domains: ['sdk-guest.test'], component: await readFile(dev.engine.path) });
+  await runtime.install({
+    name: 'sdk-guest',
+    manifest: dev.manifest,
+    domains: ['sdk-guest.test'],
+    component: await readFile(dev.engine.path),
+  });
   await runtime.start('sdk-guest');
   const logs: string[] = [];
   runtime.subscribeLogs('sdk-guest', (entry) => logs.push(entry.message));
@@ -107,6 +112,28 @@ test("a response body whose stream fails is cut off after the parts it gave, the
     logs.filter((line) => /trap|unreachable|abort/i.test(line)),
     [],
   );
+});
+
+test('a handler that waits on a promise nothing can settle gets a 500, and the log says why, not only "unreachable"', async (t) => {
+  // A project of its own: the fixture's top-level timer would keep the engine's event loop busy.
+  const project = await mkdtemp(join(tmpdir(), 'stratum-never-'));
+  t.after(() => removeDir(project));
+  await mkdir(join(project, 'src'));
+  await writeFile(
+    join(project, 'stratum.toml'),
+    'stratum = 1\n[capsule]\nname = "never"\nversion = "0.1.0"\n[source]\nwasm = "dist/never.wasm"\n[build]\nentry = "src/index.js"\n',
+  );
+  await writeFile(
+    join(project, 'src', 'index.js'),
+    "let served = 0;\nexport default { fetch: (request) => (served++, new URL(request.url).pathname === '/never' ? new Promise(() => {}) : new Response(String(served))) };\n",
+  );
+  const { get, logs } = await serveFixture(t, project);
+  assert.equal((await get('/never')).status, 500);
+  await until(() => logs.some((line) => line.startsWith('limit hit (trap)')), logs);
+  const hit = logs.find((line) => line.startsWith('limit hit (trap)')) ?? '';
+  assert.match(hit, /waited on a promise that nothing was left to settle/, logs.join('\n'));
+  // A new instance serves the next request.
+  assert.equal((await get('/served')).status, 200);
 });
 
 test('a response body whose stream fails reaches the client as cut off, not as a whole response', async (t) => {

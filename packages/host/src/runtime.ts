@@ -227,6 +227,11 @@ interface EffectiveLimits {
 
 const MiB = 1024 * 1024;
 /**
+ * What StarlingMonkey writes to stderr before it aborts an event loop with nothing left to run:
+ * the trap that follows says only "unreachable", this says why.
+ */
+const ENGINE_STALLED = /event loop error, but no exception is pending/;
+/**
  * CPU time beyond a request's limit that is put down to V8's own work on the worker's thread
  * before the request is ended. Measured on tiny (0.01 ms of CPU a request) at 5,000 requests/s:
  * garbage collections of 5 to 10 ms every half second (jco's glue allocates on every call), and
@@ -1594,7 +1599,13 @@ class Capsule {
       if (done.trap !== undefined) {
         const nearCap = this.limits.memoryBytes - done.memoryBytes < Math.max(MiB, this.limits.memoryBytes / 16);
         const limit = nearCap ? 'memory' : 'trap';
-        this.limitHit(limit, active, nearCap ? `out of memory (${done.memoryBytes} bytes): ${done.trap}` : `trapped: ${done.trap}`);
+        const stalled = !nearCap && batch.logs?.some((line) => line.source === 'stderr' && ENGINE_STALLED.test(line.message));
+        const detail = nearCap
+          ? `out of memory (${done.memoryBytes} bytes): ${done.trap}`
+          : stalled
+            ? `trapped: ${done.trap}; the handler waited on a promise that nothing was left to settle (no timer, fetch or body read pending), so it could never answer`
+            : `trapped: ${done.trap}`;
+        this.limitHit(limit, active, detail);
         active.limit = limit;
         this.lastError = done.trap;
         this.retire(handle);
