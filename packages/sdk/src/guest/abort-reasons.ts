@@ -23,22 +23,12 @@ function replace(owner: object, name: string, make: (original: (...args: unknown
 }
 
 if (typeof AbortController === 'function' && typeof DOMException === 'function') {
-  replace(
-    AbortController.prototype,
-    'abort',
-    (abort) =>
-      function (this: unknown, reason?: unknown) {
-        return Reflect.apply(abort, this, [reason === undefined ? aborted() : reason]);
-      },
-  );
-  replace(
-    AbortSignal,
-    'abort',
-    (abort) =>
-      function (this: unknown, reason?: unknown) {
-        return Reflect.apply(abort, this, [reason === undefined ? aborted() : reason]);
-      },
-  );
+  const withStandardReason = (abort: (...args: unknown[]) => unknown) =>
+    function (this: unknown, reason?: unknown) {
+      return Reflect.apply(abort, this, [reason === undefined ? aborted() : reason]);
+    };
+  replace(AbortController.prototype, 'abort', withStandardReason);
+  replace(AbortSignal, 'abort', withStandardReason);
   // The engine makes the TimeoutError as the timer fires: its message is given then, before any
   // other listener sees the reason (the same object a fetch given the signal rejects with).
   replace(
