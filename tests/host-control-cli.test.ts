@@ -834,12 +834,40 @@ test('host logs prints every line the host sends, the same line written again in
   });
   assert.equal(await ingressStatus(host.ingressUrl, 'chatty.test'), 200);
   const sent: CapsuleLogEntry[] = [];
+  const ids: (string | undefined)[] = [];
   const backlog = new AbortController();
-  await client.logs('chatty', (entry) => sent.push(entry), { backlog: 1000, signal: backlog.signal, onLive: () => backlog.abort() });
-  assert.ok(
-    sent.some((entry, index) => index > 0 && JSON.stringify(entry) === JSON.stringify(sent[index - 1])),
-    'the host sent the same line twice in one millisecond',
+  await client.logs(
+    'chatty',
+    (entry, id) => {
+      sent.push(entry);
+      ids.push(id);
+    },
+    { backlog: 1000, signal: backlog.signal, onLive: () => backlog.abort() },
   );
+  const twice = sent.findIndex((entry, index) => index > 0 && JSON.stringify(entry) === JSON.stringify(sent[index - 1]));
+  assert.ok(twice > 0, 'the host sent the same line twice in one millisecond');
+
+  // Each line has its own id, `<epoch>-<n>`: one epoch, n increasing.
+  const parsed = ids.map((id) => /^(\d+)-(\d+)$/.exec(id ?? '') ?? assert.fail(`line id ${id}`));
+  assert.equal(new Set(parsed.map((match) => match[1])).size, 1);
+  assert.ok(parsed.every((match, index) => index === 0 || Number(match[2]) > Number(parsed[index - 1]?.[2])));
+  // A stream opened again after the first of the two lines alike sends the lines after it, the second first.
+  const after = async (lastEventId: string) => {
+    const again: [CapsuleLogEntry, string | undefined][] = [];
+    const stream = new AbortController();
+    await client.logs('chatty', (entry, id) => again.push([entry, id]), {
+      backlog: 1000,
+      lastEventId,
+      signal: stream.signal,
+      onLive: () => stream.abort(),
+    });
+    return again;
+  };
+  const pairs = sent.map((entry, index): [CapsuleLogEntry, string | undefined] => [entry, ids[index]]);
+  assert.deepEqual(await after(ids[twice - 1] ?? ''), pairs.slice(twice));
+  // After the last line, none; after a line of a host process before this one, all it keeps.
+  assert.deepEqual(await after(ids.at(-1) ?? ''), []);
+  assert.deepEqual(await after(`${Number(parsed[0]?.[1]) - 1}-${parsed.at(-1)?.[2]}`), pairs);
 
   const json = await run(['host', 'logs', 'chatty', '--lines', '1000', '--json', ...control]);
   assert.equal(json.code, 0, json.stderr);

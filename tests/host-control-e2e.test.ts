@@ -151,6 +151,8 @@ test("a log follower that reads nothing holds at most 1 MiB of the host's memory
   let dropped = 0;
   const notes: string[] = [];
   let lastEvent = '';
+  // Every line's id, and each note's (the last line it counts), increases along the stream.
+  let lastId = 0;
   follower.setEncoding('utf8');
   follower.on('data', (chunk: string) => {
     const events = (text + chunk).split('\n\n');
@@ -158,7 +160,11 @@ test("a log follower that reads nothing holds at most 1 MiB of the host's memory
     for (const event of events) {
       if (!event.startsWith('event: log\n')) continue;
       lastEvent = event;
-      const entry = JSON.parse(event.slice('event: log\ndata: '.length)) as { source: string; level: string; message: string };
+      const [, data = '', n = ''] =
+        /^event: log\ndata: (.*)\nid: \d+-(\d+)$/.exec(event) ?? assert.fail(`an event without an id: ${event}`);
+      assert.ok(Number(n) > lastId, `id ${n} after ${lastId}`);
+      lastId = Number(n);
+      const entry = JSON.parse(data) as { source: string; level: string; message: string };
       if (entry.source === 'stdout') received++;
       const note = /^(\d+) log lines were dropped here: this stream's reader read too slowly$/.exec(entry.message);
       if (note && entry.source === 'host' && entry.level === 'warn') {

@@ -11,7 +11,14 @@ import { bodyHash, signControlRequest } from '../packages/host/src/control/auth.
 import { ControlApiError, createControlClient } from '../packages/host/src/control/client.ts';
 import { type RunningHost, type RuntimeFactory, startHost } from '../packages/host/src/control/host.ts';
 import { verifyLedgerFile } from '../packages/host/src/metering/ledger.ts';
-import type { CapsuleLogEntry, CapsuleStatus, HostRuntime, InstallRequest, RequestRecord } from '../packages/host/src/runtime-types.ts';
+import type {
+  CapsuleLogEntry,
+  CapsuleStatus,
+  HostRuntime,
+  InstallRequest,
+  LogSubscribeOptions,
+  RequestRecord,
+} from '../packages/host/src/runtime-types.ts';
 import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
 import { testHostToml } from './support/host-dir.ts';
 import { testDir } from './support/temp.ts';
@@ -26,7 +33,10 @@ class FakeRuntime implements HostRuntime {
   readonly failingDigests = new Set<string>();
   readonly capsules = new Map<string, CapsuleStatus>();
   readonly #listeners = new Set<(record: RequestRecord) => void>();
-  readonly #logs = new Map<string, Set<(entry: CapsuleLogEntry) => void>>();
+  readonly #logs = new Map<string, Set<(entry: CapsuleLogEntry, id: string) => void>>();
+  /** Each log subscription's `after`: its stream's Last-Event-ID. */
+  readonly logsAfter: (string | undefined)[] = [];
+  #logLines = 0;
   closed = false;
 
   async install(request: InstallRequest): Promise<CapsuleStatus> {
@@ -103,16 +113,21 @@ class FakeRuntime implements HostRuntime {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
-  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void) {
+  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry, id: string) => void, options: LogSubscribeOptions = {}) {
+    this.logsAfter.push(options.after);
     const set = this.#logs.get(name) ?? new Set();
     this.#logs.set(name, set);
     set.add(listener);
-    listener({ time: new Date().toISOString(), capsule: name, level: 'info', source: 'host', message: 'backlog line' });
+    listener(
+      { time: new Date().toISOString(), capsule: name, level: 'info', source: 'host', message: 'backlog line' },
+      `1-${++this.#logLines}`,
+    );
     return () => set.delete(listener);
   }
   log(name: string, message: string) {
+    const id = `1-${++this.#logLines}`;
     for (const listener of this.#logs.get(name) ?? [])
-      listener({ time: new Date().toISOString(), capsule: name, level: 'info', source: 'stdout', message });
+      listener({ time: new Date().toISOString(), capsule: name, level: 'info', source: 'stdout', message }, id);
   }
   async close() {
     this.closed = true;
@@ -386,25 +401,29 @@ test('a registrar sees and drives only the capsules it installed; an operator ke
   await hidden(acme.install({ name: 'blog', domains: ['other.example'], manifest: MANIFEST, component: COMPONENT }), 409, 'NAME_TAKEN');
 });
 
-test('logs stream as server-sent events', async (t) => {
-  const { host, client } = await setup(t);
+test('logs stream as server-sent events, each line with its id; a stream opened again asks for the lines after the last', async (t) => {
+  const { host, client, runtimes } = await setup(t);
   await client.install({ domains: ['hello.example'], manifest: MANIFEST, component: COMPONENT });
   const controller = new AbortController();
-  const seen: CapsuleLogEntry[] = [];
+  const seen: [string, string | undefined][] = [];
   const done = client.logs(
     'hello',
-    (entry) => {
-      seen.push(entry);
+    (entry, id) => {
+      seen.push([entry.message, id]);
       if (seen.length === 1) void ingress(host, 'hello.example').then((response) => response.text());
       if (seen.length === 2) controller.abort();
     },
     { signal: controller.signal },
   );
   await done;
-  assert.deepEqual(
-    seen.map((entry) => entry.message),
-    ['backlog line', 'served /'],
-  );
+  assert.deepEqual(seen, [
+    ['backlog line', '1-1'],
+    ['served /', '1-2'],
+  ]);
+  // The runtime is asked for the lines after the one whose id the client sends as Last-Event-ID.
+  const again = new AbortController();
+  await client.logs('hello', () => {}, { lastEventId: '1-2', signal: again.signal, onLive: () => again.abort() });
+  assert.deepEqual(runtimes[0]?.logsAfter, [undefined, '1-2']);
 });
 
 test('install refusals: bad manifest, missing component, digest mismatch, registry source, bad body', async (t) => {

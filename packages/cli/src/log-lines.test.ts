@@ -46,3 +46,27 @@ test("after a stream's backlog, its new lines are printed whatever their time", 
   // The host's clock went back while the stream was cut: its backlog is as before, then a new line.
   assert.deepEqual(printedOf(lines.stream(), [line(5, 'a')], [line(3, 'a'), line(5, 'a')]), ['a', 'a']);
 });
+
+test('a stream of a host that gives its lines ids prints every line it is sent, and remembers the last id for the next', () => {
+  const lines = new LogLines();
+  const admitted = (stream: LogStream, sent: [CapsuleLogEntry, string][]) =>
+    sent.filter(([entry, id]) => stream.admit(entry, id)).map(([entry]) => entry.message);
+  assert.deepEqual(
+    admitted(lines.stream(), [
+      [line(0, 'started'), '7-1'],
+      [line(1, 'again'), '7-2'],
+    ]),
+    ['started', 'again'],
+  );
+  assert.equal(lines.lastId, '7-2');
+  // Opened again with Last-Event-ID 7-2, the host sends only the lines after it: the same line of
+  // the same millisecond is a new one.
+  assert.deepEqual(
+    admitted(lines.stream(), [
+      [line(1, 'again'), '7-3'],
+      [line(2, 'later'), '7-4'],
+    ]),
+    ['again', 'later'],
+  );
+  assert.equal(lines.lastId, '7-4');
+});

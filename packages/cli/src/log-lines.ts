@@ -5,8 +5,8 @@ const MAX_REMEMBERED = 10_000;
 
 /** One log stream of `host logs`: which of its lines to print. */
 export interface LogStream {
-  /** Whether to print this line: false for one an earlier stream printed. */
-  admit(entry: CapsuleLogEntry): boolean;
+  /** Whether to print this line (with its id, if the host gives one): false for one an earlier stream printed. */
+  admit(entry: CapsuleLogEntry, id?: string): boolean;
   /** The stream's backlog is all sent (its `live` event): every line after it is new. */
   live(): void;
 }
@@ -16,7 +16,10 @@ export interface LogStream {
  * 5.8): every line of one stream, which the host sends once each, repeated lines too; and of a
  * stream opened again, only what its backlog holds that no earlier stream printed.
  *
- * The host sends its lines in the order it keeps them, and gives them no sequence number: the
+ * A host that gives each line an id is asked for a stream's backlog after the last one printed
+ * (`lastId`, sent as `Last-Event-ID`), and sends only new lines: a line with an id is printed.
+ *
+ * A host that gives none sends its backlog whole, its lines in the order it keeps them: the
  * lines printed before are told apart by time. In a backlog sent again, the lines older than the
  * last one printed were printed; so were the first lines of its millisecond, as many as were
  * printed with that time, and the same lines in the same order; whatever comes after them is new.
@@ -25,9 +28,11 @@ export interface LogStream {
  * @example
  * const lines = new LogLines();
  * const stream = lines.stream(); // for each stream opened
- * await client.logs(name, (entry) => stream.admit(entry) && print(entry), { onLive: () => stream.live() });
+ * await client.logs(name, (entry, id) => stream.admit(entry, id) && print(entry), { lastEventId: lines.lastId, onLive: () => stream.live() });
  */
 export class LogLines {
+  /** The id of the last line printed, if the host gave it one. */
+  lastId: string | undefined;
   /** The time of the last line printed. */
   #time = '';
   /** The lines printed with that time, in order, as JSON. */
@@ -40,7 +45,12 @@ export class LogLines {
     // A first stream has nothing to leave out.
     let replaying = time !== '';
     return {
-      admit: (entry) => {
+      admit: (entry, id) => {
+        if (id !== undefined) {
+          // After the line of `lastId`, or of a host process before this one's: new.
+          this.lastId = id;
+          replaying = false;
+        }
         if (replaying) {
           if (entry.time < time) return false;
           if (entry.time === time && matched < printed.length && JSON.stringify(entry) === printed[matched]) {

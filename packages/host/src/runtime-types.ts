@@ -116,6 +116,12 @@ export interface CapsuleLogEntry {
 export interface LogSubscribeOptions {
   /** How many recent lines to send first. Default: all the runtime keeps. */
   backlog?: number;
+  /**
+   * The id of the last line the follower has (its stream's `Last-Event-ID`): the recent lines
+   * sent first are only those after it (still at most `backlog`). An id this runtime did not
+   * give, such as one of a host process before it, leaves them all.
+   */
+  after?: string;
   /** Called when no line will come any more: the capsule was uninstalled (its last line says so). */
   onEnd?: () => void;
 }
@@ -147,9 +153,11 @@ export interface HostRuntime {
   /**
    * Recent log lines (a bounded ring per capsule) and then every new one, until unsubscribed or
    * the capsule is uninstalled. It follows the installation by name: after a reinstall, the new
-   * version's lines come too, without its backlog.
+   * version's lines come too, without its backlog. Each line comes with its id, `<epoch>-<n>`
+   * (spec/host-api.md section 5.8); a runtime that gives none leaves its followers to tell
+   * lines apart by time.
    */
-  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options?: LogSubscribeOptions): () => void;
+  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry, id?: string) => void, options?: LogSubscribeOptions): () => void;
   /**
    * Gets ready for the first requests of the capsules named, likeliest first (a restarted host's
    * recently busy ones): compiles their code, one at a time and at most as many as the runtime

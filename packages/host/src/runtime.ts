@@ -569,8 +569,27 @@ type SpareGuess = Pick<WorkerInit, 'glueUrl' | 'hostedMemories'>;
 
 /** One `subscribeLogs` subscription. */
 interface LogFollower {
-  listener: (entry: CapsuleLogEntry) => void;
+  listener: (entry: CapsuleLogEntry, id: string) => void;
   onEnd?: () => void;
+}
+
+/** A line of a capsule's log as its Capsule keeps it: with its id, `<epoch>-<n>` (`Runtime.logEpoch`). */
+interface KeptLogLine {
+  entry: CapsuleLogEntry;
+  n: number;
+  id: string;
+}
+
+/** The last log epoch a runtime of this process took (see `takeLogEpoch`). */
+let lastLogEpoch = 0;
+
+/**
+ * The first part of a runtime's log ids: when it started, in ms since 1970, and later than any
+ * other runtime's of this process, so that no two runtimes give the same id.
+ */
+function takeLogEpoch(): number {
+  lastLogEpoch = Math.max(Date.now(), lastLogEpoch + 1);
+  return lastLogEpoch;
 }
 
 /** A worker started before any capsule needs it (see `Runtime.takeSpare`). */
@@ -619,7 +638,7 @@ class Capsule {
   readonly secrets: readonly string[];
   /** A dropped proxy directive is logged once per capsule, not on every response. */
   #proxyDirectiveLogged = false;
-  readonly logs: CapsuleLogEntry[] = [];
+  readonly logs: KeptLogLine[] = [];
   /** Set once uninstalled: a line it writes after that (a worker's late output) reaches no one. */
   uninstalled = false;
   /** Who waits for its requests to be done (`whenIdle`): a drain, a replacement, a second drain. */
@@ -714,9 +733,10 @@ class Capsule {
       message: this.#mapped(redact(message, this.secrets), source),
     };
     if (requestId !== undefined) entry.requestId = requestId;
-    this.logs.push(entry);
+    const line = this.#runtime.nextLogLine(entry);
+    this.logs.push(line);
     if (this.logs.length > this.#runtime.logBacklog) this.logs.splice(0, this.logs.length - this.#runtime.logBacklog);
-    if (!this.uninstalled) this.#runtime.emitLog(entry);
+    if (!this.uninstalled) this.#runtime.emitLog(entry, line.id);
   }
 
   /** The capsule's own output with its stack frames at its sources' lines (@stratum/core source-map.ts). */
@@ -1871,6 +1891,13 @@ class Runtime implements StratumHostRuntime {
    * replaces the Capsule, and a follower bound to the old one heard nothing more (`subscribeLogs`).
    */
   readonly #logFollowers = new Map<string, Set<LogFollower>>();
+  /**
+   * The first part of every log line's id (`<epoch>-<n>`, spec/host-api.md section 5.8): when
+   * this runtime started. The second, `n`, counts the lines of all its capsules, so that it
+   * increases along any one installation's log, through a reinstall's two versions too.
+   */
+  readonly logEpoch = takeLogEpoch();
+  #logLines = 0;
   #spare: SpareWorker | undefined;
   /** Threads being ended: `close` waits for them (a thread writes V8's code cache as it ends). */
   readonly #ending = new Set<Promise<unknown>>();
@@ -2500,10 +2527,14 @@ class Runtime implements StratumHostRuntime {
    * Follows the installation named, not its current Capsule: a reinstall's new version logs to
    * the same followers (its backlog is not sent again), and an uninstall ends them (`onEnd`).
    */
-  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry) => void, options: LogSubscribeOptions = {}): () => void {
+  subscribeLogs(name: string, listener: (entry: CapsuleLogEntry, id: string) => void, options: LogSubscribeOptions = {}): () => void {
     const capsule = this.#get(name);
-    const backlog = options.backlog ?? capsule.logs.length;
-    for (const entry of backlog > 0 ? capsule.logs.slice(-backlog) : []) listener(entry);
+    // After a line of this runtime's: only the lines after it. Of another's (a host process
+    // before this one, whose lines this one does not have) or none: all it keeps.
+    const after = options.after === undefined ? undefined : this.#logNumber(options.after);
+    const kept = after === undefined ? capsule.logs : capsule.logs.filter((line) => line.n > after);
+    const backlog = options.backlog ?? kept.length;
+    for (const line of backlog > 0 ? kept.slice(-backlog) : []) listener(line.entry, line.id);
     const follower: LogFollower = { listener, ...(options.onEnd ? { onEnd: options.onEnd } : {}) };
     let followers = this.#logFollowers.get(name);
     if (!followers) {
@@ -2519,9 +2550,21 @@ class Runtime implements StratumHostRuntime {
   }
 
   /** A line of a capsule's log, to those following its installation. */
-  emitLog(entry: CapsuleLogEntry): void {
+  emitLog(entry: CapsuleLogEntry, id: string): void {
     const followers = this.#logFollowers.get(entry.capsule);
-    if (followers) for (const follower of [...followers]) follower.listener(entry);
+    if (followers) for (const follower of [...followers]) follower.listener(entry, id);
+  }
+
+  /** A new line of a capsule's log with its id. */
+  nextLogLine(entry: CapsuleLogEntry): KeptLogLine {
+    const n = ++this.#logLines;
+    return { entry, n, id: `${this.logEpoch}-${n}` };
+  }
+
+  /** The `n` of a log id this runtime gave, or undefined for another's. */
+  #logNumber(id: string): number | undefined {
+    const match = /^(\d{1,16})-(\d{1,16})$/.exec(id);
+    return match && Number(match[1]) === this.logEpoch ? Number(match[2]) : undefined;
   }
 
   note(name: string, level: 'info' | 'warn' | 'error', message: string, options: { lastError?: boolean } = {}): void {

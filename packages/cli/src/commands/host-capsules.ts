@@ -785,8 +785,10 @@ Examples:
       for (let attempt = 0; ; attempt++) {
         try {
           const stream = printed.stream();
-          await client.logs(name, (entry) => stream.admit(entry) && print(entry), {
+          await client.logs(name, (entry, id) => stream.admit(entry, id) && print(entry), {
             backlog: outage === undefined ? lines : Math.max(lines, 1000),
+            // A host that gives its lines ids sends only those after it.
+            ...(printed.lastId === undefined ? {} : { lastEventId: printed.lastId }),
             signal: done.signal,
             onLive: () => {
               stream.live();

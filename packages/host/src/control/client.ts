@@ -151,12 +151,14 @@ export interface ControlClient {
   ): Promise<ImportedStateAnswer>;
   /**
    * Streams a capsule's log until `signal` aborts or the host ends the stream; a connection that
-   * breaks mid-stream throws CONTROL_STREAM_LOST.
+   * breaks mid-stream throws CONTROL_STREAM_LOST. Each line comes with its id, if the host gives
+   * one (spec/host-api.md section 5.8); given the last one as `lastEventId` (`Last-Event-ID`), a
+   * stream opened again sends first only the lines after it.
    */
   logs(
     name: string,
-    onEntry: (entry: CapsuleLogEntry) => void,
-    options?: { backlog?: number; signal?: AbortSignal; onLive?: () => void },
+    onEntry: (entry: CapsuleLogEntry, id?: string) => void,
+    options?: { backlog?: number; signal?: AbortSignal; onLive?: () => void; lastEventId?: string },
   ): Promise<void>;
   /** A signed request to any path relative to the base URL (`/status`), for what the methods above do not cover. */
   request(method: string, path: string, body?: unknown): Promise<Response>;
@@ -323,12 +325,16 @@ export function createControlClient(options: ControlClientOptions): ControlClien
       const path = `${capsulePath(name, 'logs')}?backlog=${logOptions.backlog ?? 100}`;
       const authorization = await signControlRequest({ key: options.key, audience: await audienceOf(logOptions), method: 'GET', path });
       const response = await doFetch(resolve(path), {
-        headers: { authorization, accept: 'text/event-stream' },
+        headers: {
+          authorization,
+          accept: 'text/event-stream',
+          ...(logOptions.lastEventId ? { 'last-event-id': logOptions.lastEventId } : {}),
+        },
         ...(logOptions.signal ? { signal: logOptions.signal } : {}),
       });
       if (!response.ok || !response.body) await expectOk(response);
-      await readEvents(response.body as ReadableStream<Uint8Array>, (event, data) => {
-        if (event === 'log') onEntry(JSON.parse(data) as CapsuleLogEntry);
+      await readEvents(response.body as ReadableStream<Uint8Array>, (event, data, id) => {
+        if (event === 'log') onEntry(JSON.parse(data) as CapsuleLogEntry, id === '' ? undefined : id);
         else if (event === 'live') logOptions.onLive?.();
       }).catch((error: unknown) => {
         if (logOptions.signal?.aborted) return;
@@ -364,12 +370,19 @@ async function expectOk(response: Response): Promise<unknown> {
   );
 }
 
-/** Reads a text/event-stream (the WHATWG HTML "server-sent events" format) event by event. */
-async function readEvents(stream: ReadableStream<Uint8Array>, onEvent: (event: string, data: string) => void): Promise<void> {
+/**
+ * Reads a text/event-stream (the WHATWG HTML "server-sent events" format) event by event, each
+ * with the last event ID as that format keeps it ('' for none): the last `id` field so far.
+ */
+async function readEvents(
+  stream: ReadableStream<Uint8Array>,
+  onEvent: (event: string, data: string, lastEventId: string) => void,
+): Promise<void> {
   const decoder = new TextDecoder();
   let buffer = '';
   let event = 'message';
   let data: string[] = [];
+  let lastEventId = '';
   for await (const chunk of stream) {
     buffer += decoder.decode(chunk, { stream: true });
     let newline = buffer.search(/\r\n|\r|\n/);
@@ -377,7 +390,7 @@ async function readEvents(stream: ReadableStream<Uint8Array>, onEvent: (event: s
       const line = buffer.slice(0, newline);
       buffer = buffer.slice(newline + (buffer.startsWith('\r\n', newline) ? 2 : 1));
       if (line === '') {
-        if (data.length > 0) onEvent(event, data.join('\n'));
+        if (data.length > 0) onEvent(event, data.join('\n'), lastEventId);
         event = 'message';
         data = [];
       } else if (!line.startsWith(':')) {
@@ -386,6 +399,7 @@ async function readEvents(stream: ReadableStream<Uint8Array>, onEvent: (event: s
         const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
         if (field === 'event') event = value;
         else if (field === 'data') data.push(value);
+        else if (field === 'id' && !value.includes('\0')) lastEventId = value;
       }
       newline = buffer.search(/\r\n|\r|\n/);
     }

@@ -634,28 +634,39 @@ export function createControlHandler(options: ControlServerOptions): (request: I
   const streamLogs = (request: IncomingMessage, response: ServerResponse, name: string, backlog: number) => {
     response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive' });
     response.write(': stratum capsule log\n\n');
-    const event = (entry: CapsuleLogEntry) => `event: log\ndata: ${JSON.stringify(entry)}\n\n`;
+    // Each line with its id, after its data (a reader that takes an event to start with `event:
+    // log` and `data:` still can): a client that connects again sends the last id it got as
+    // `Last-Event-ID`, and gets only the lines after it.
+    const event = (entry: CapsuleLogEntry, id: string | undefined) =>
+      `event: log\ndata: ${JSON.stringify(entry)}\n${id === undefined ? '' : `id: ${id}\n`}\n`;
+    const lastEventId = request.headers['last-event-id'];
     // A registrar's reader that stalls must not hold the shared host's memory for every line its
     // capsule writes: a new line is dropped while too much waits unsent. The backlog is written
     // whole: the runtime keeps only so many lines.
     let live = false;
     let dropped = 0;
+    // The note takes the last dropped line's id: a client that connects again after it does
+    // not get the lines it counts, which would then stand after it.
+    let lastDropped: string | undefined;
     const droppedNote = () => {
       if (dropped === 0) return;
       const message = `${dropped} log ${dropped === 1 ? 'line was' : 'lines were'} dropped here: this stream's reader read too slowly`;
       dropped = 0;
-      response.write(event({ time: new Date().toISOString(), capsule: name, level: 'warn', source: 'host', message }));
+      response.write(event({ time: new Date().toISOString(), capsule: name, level: 'warn', source: 'host', message }, lastDropped));
     };
     const unsubscribe = options.runtime.subscribeLogs(
       name,
-      (entry) => {
+      (entry, id) => {
         // Once one is dropped, all are until the stream drains, so that the note stands at the gap.
-        if (live && (dropped > 0 || response.writableLength > MAX_FOLLOWER_UNSENT)) dropped++;
-        else response.write(event(entry));
+        if (live && (dropped > 0 || response.writableLength > MAX_FOLLOWER_UNSENT)) {
+          dropped++;
+          lastDropped = id;
+        } else response.write(event(entry, id));
       },
       // Uninstalled: its last line said so, and the stream ends (a reinstall does not end it).
       {
         backlog,
+        ...(typeof lastEventId === 'string' && lastEventId !== '' ? { after: lastEventId } : {}),
         onEnd: () => {
           droppedNote();
           response.end();
