@@ -137,6 +137,24 @@ export function checkZone(zone: string, domains: readonly string[]): void {
   }
 }
 
+/** --tsig-key's file: `keymgr -t` or `tsig-keygen` output, or a line `hmac-sha256:<name>:<secret>`. */
+export async function readTsigKeyFile(keyFile: string): Promise<TsigKey> {
+  const text = await readFile(keyFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
+    const missing = error.code === 'ENOENT';
+    throw new StratumError(
+      'TSIG_KEY_INVALID',
+      `cannot read the TSIG key file ${keyFile}: ${missing ? 'there is no such file' : (error.code ?? error.message)}`,
+      {
+        hint: missing
+          ? "Give --tsig-key the key the zone's primary server takes updates with, as `keymgr -t <name>` (Knot) or `tsig-keygen <name>` (BIND) writes it, or a line `hmac-sha256:<name>:<secret>`."
+          : 'Check that this user may read it.',
+      },
+    );
+  });
+  const { parseTsigKey } = await import('@stratum/discovery');
+  return parseTsigKey(text, keyFile);
+}
+
 /**
  * `host install --dns` and `host move --dns`: point a capsule's domains at its host on their
  * zone's primary server, each domain's `_stratum` link (the host, the installation's digest,
@@ -151,26 +169,11 @@ export async function linkSwitcher(options: LinkSwitchOptions): Promise<LinkSwit
         "Give the new host's ingress addresses, or leave --address out for a CNAME to its name.",
       );
   }
-  const { DEFAULT_TTL, DiscoveryResolver, Rfc2136Writer, domainLinkChanges, linkRecordName, parseTsigKey, routingChanges } = await import(
+  const { DEFAULT_TTL, DiscoveryResolver, Rfc2136Writer, domainLinkChanges, linkRecordName, routingChanges } = await import(
     '@stratum/discovery'
   );
   const ttl = options.ttl ?? DEFAULT_TTL;
-  let key: TsigKey | undefined;
-  if (options.keyFile) {
-    const text = await readFile(options.keyFile, 'utf8').catch((error: NodeJS.ErrnoException) => {
-      const missing = error.code === 'ENOENT';
-      throw new StratumError(
-        'TSIG_KEY_INVALID',
-        `cannot read the TSIG key file ${options.keyFile}: ${missing ? 'there is no such file' : (error.code ?? error.message)}`,
-        {
-          hint: missing
-            ? "Give --tsig-key the key the zone's primary server takes updates with, as `keymgr -t <name>` (Knot) or `tsig-keygen <name>` (BIND) writes it, or a line `hmac-sha256:<name>:<secret>`."
-            : 'Check that this user may read it.',
-        },
-      );
-    });
-    key = parseTsigKey(text, options.keyFile);
-  }
+  const key = options.keyFile ? await readTsigKeyFile(options.keyFile) : undefined;
   const writer = new Rfc2136Writer({ server: options.server, zone: options.zone, ...(key ? { key } : {}) });
   // An unsigned update the server refuses: what to give is an option of this command.
   const apply = (changes: DnsChange[]) =>

@@ -12,6 +12,7 @@ import {
   hostUninstallCommand,
   hostUsageCommand,
 } from './host-capsules.ts';
+import { hostChallengeAnswerCommand } from './host-challenge.ts';
 import { hostInitCommand } from './host-init.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
 import { hostRecordCommand } from './host-record.ts';
@@ -21,6 +22,7 @@ import { hostStatusCommand } from './host-status.ts';
 import { initCommand } from './init.ts';
 import { pullCommand } from './pull.ts';
 import { pushCommand } from './push.ts';
+import { registrarChallengeCommand, registrarVerifyCommand } from './registrar-challenge.ts';
 import { validateCommand } from './validate.ts';
 
 /**
@@ -51,5 +53,8 @@ export const commands: Command[] = [
   hostMoveCommand,
   hostExportCommand,
   hostImportCommand,
+  hostChallengeAnswerCommand,
+  registrarChallengeCommand,
+  registrarVerifyCommand,
   dnsCheckCommand,
 ];
