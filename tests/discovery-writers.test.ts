@@ -4,13 +4,9 @@
 // and come back out through the resolver (Node.js dns over the loopback), and the raw answers
 // (NXDOMAIN, NODATA, REFUSED, truncation over UDP, TCP) must match between the two servers.
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { connect } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { StratumError } from '@stratum/core';
 import {
@@ -30,7 +26,8 @@ import {
   withdrawChallenge,
 } from '@stratum/discovery';
 import dnsPacket from 'dns-packet';
-import { freePort, servicesRequired } from './support/services.ts';
+import { startKnot } from './support/knot.ts';
+import { freePort } from './support/services.ts';
 
 const ZONE = 'stratum.test';
 const KEY = 'A8f2mYyWLCVJbJlSnc7cm66fJYnECEXyHp1sB8E1b2w';
@@ -276,84 +273,10 @@ test('embedded DNS server passes the writer conformance suite', async (t) => {
   await conformance(t, { writer: server, server: server.address });
 });
 
-/** knotd lives in /usr/sbin, which a non-root user's PATH often lacks. */
-function knotBinary(): string | undefined {
-  return ['knotd', '/usr/sbin/knotd'].find((candidate) => spawnSync(candidate, ['--version']).status === 0);
-}
-
-async function startKnot(t: TestContext, key: TsigKey): Promise<string | undefined> {
-  const knotd = knotBinary();
-  if (!knotd) {
-    const reason = 'knotd is not installed (Debian package knot, listed in .ci/apt-packages)';
-    if (servicesRequired) throw new Error(`${reason}, and STRATUM_REQUIRE_SERVICES=1 requires it`);
-    t.skip(reason);
-    return undefined;
-  }
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-knot-'));
-  const port = await freePort();
-  await writeFile(
-    join(dir, `${ZONE}.zone`),
-    [`$ORIGIN ${ZONE}.`, '$TTL 300', `@ IN SOA ns1.${ZONE}. hostmaster.${ZONE}. 1 3600 600 86400 60`, `@ IN NS ns1.${ZONE}.`, ''].join(
-      '\n',
-    ),
-  );
-  await writeFile(
-    join(dir, 'knot.conf'),
-    `server:
-    rundir: "${dir}"
-    listen: 127.0.0.1@${port}
-database:
-    storage: "${dir}"
-key:
-  - id: ${key.name}
-    algorithm: hmac-sha256
-    secret: ${key.secret}
-acl:
-  - id: registrar-updates
-    key: ${key.name}
-    action: update
-zone:
-  - domain: ${ZONE}
-    file: "${dir}/${ZONE}.zone"
-    acl: registrar-updates
-    zonefile-sync: -1
-log:
-  - target: stderr
-    any: warning
-`,
-  );
-  const knot: ChildProcess = spawn(knotd, ['-c', join(dir, 'knot.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  knot.stderr?.on('data', (chunk: Buffer) => {
-    stderr += chunk.toString();
-  });
-  knot.on('error', (error) => {
-    stderr += `cannot run ${knotd}: ${error.message}`;
-  });
-  const exited = new Promise<void>((resolve) => {
-    knot.once('close', () => resolve());
-    knot.once('error', () => resolve());
-  });
-  t.after(async () => {
-    knot.kill('SIGTERM');
-    await exited;
-    await rm(dir, { recursive: true, force: true });
-  });
-  const server = `127.0.0.1:${port}`;
-  for (let attempt = 0; ; attempt++) {
-    try {
-      if ((await tcpQuery(server, ZONE, 'SOA')).answers === 1) return server;
-    } catch (error) {
-      if (attempt >= 50 || knot.exitCode !== null) throw new Error(`knotd did not start: ${String(error)}\n${stderr}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 const TSIG: TsigKey = { name: 'stratum-registrar', secret: randomBytes(32).toString('base64') };
 
 test('Knot DNS through RFC 2136 + TSIG passes the writer conformance suite', async (t) => {
-  const server = await startKnot(t, TSIG);
+  const server = await startKnot(t, TSIG, ZONE);
   if (!server) return;
   await conformance(t, { writer: new Rfc2136Writer({ server, zone: ZONE, key: TSIG }), server });
 });
@@ -387,7 +310,7 @@ async function refusesBadUpdates(server: string): Promise<void> {
 }
 
 test('Knot refuses unsigned and wrongly signed updates, and the writer says why', async (t) => {
-  const server = await startKnot(t, TSIG);
+  const server = await startKnot(t, TSIG, ZONE);
   if (!server) return;
   await refusesBadUpdates(server);
 });
