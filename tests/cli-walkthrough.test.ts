@@ -213,6 +213,22 @@ test('host install --no-start says the capsule is not served until it is started
   );
 });
 
+test('validate notes an outbound origin on this machine or a private address, which a host refuses unless it allows the range', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-validate-local-'));
+  t.after(() => removeDir(dir));
+  await writeFile(
+    join(dir, 'stratum.toml'),
+    'stratum = 1\n[capsule]\nname = "links"\nversion = "0.1.0"\n[source]\nwasm = "links.wasm"\n[capabilities]\noutbound = ["http://localhost:3000", "http://10.1.2.3", "https://api.example.com"]\n',
+  );
+  const validated = await run(['validate', dir]);
+  assert.equal(validated.code, 0, validated.stderr);
+  const notes = validated.stdout.split('\n').filter((line) => /^ {2}note /.test(line));
+  assert.deepEqual(notes, [
+    '  note          outbound http://localhost:3000 is this machine: `stratum dev` reaches it, but a host refuses it unless its [outbound] allow_addresses lists the range',
+    '  note          outbound http://10.1.2.3 is a private or special address: a host refuses it unless its [outbound] allow_addresses lists the range',
+  ]);
+});
+
 test('dev on a project whose prebuilt component is not built says so and how to build it, as host install does', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-cli-dev-unbuilt-'));
   t.after(() => removeDir(dir));

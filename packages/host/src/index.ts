@@ -11,6 +11,7 @@ export {
   type RequestScope,
   WitError,
 } from './capabilities/index.ts';
+export { specialAddress } from './capabilities/outbound/policy.ts';
 export * from './config/index.ts';
 export * from './control/index.ts';
 export * from './metering/index.ts';

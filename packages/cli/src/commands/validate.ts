@@ -42,7 +42,8 @@ export const validateCommand: Command = {
 Validates a capsule manifest against the spec (spec/capsule/README.md). The path is a
 stratum.toml or a directory that holds one; it defaults to the current directory. It also says
 whether the component [source] wasm names is there (its size and digest), and refuses one that
-[source] digest does not pin. What the component imports is checked when it runs: \`stratum dev\`
+[source] digest does not pin, and notes an outbound origin on this machine or a private address,
+which a host refuses unless its [outbound] allow_addresses lists the range. What the component imports is checked when it runs: \`stratum dev\`
 serves a prebuilt component too, and refuses an import its manifest does not grant, as a host
 does at install.
 
@@ -62,7 +63,10 @@ Examples:
     try {
       const { manifest } = await loadManifest(path);
       if (booleanOption(args, 'json')) io.stdout.write(`${JSON.stringify(manifest, null, 2)}\n`);
-      else io.stdout.write(`${paint(io.stdout, 32, 'valid')} ${path}\n${describeManifest(manifest).join('\n')}\n`);
+      else {
+        io.stdout.write(`${paint(io.stdout, 32, 'valid')} ${path}\n${describeManifest(manifest).join('\n')}\n`);
+        for (const note of await localOrigins(manifest)) io.stdout.write(`  ${paint(io.stdout, 33, 'note')}          ${note}\n`);
+      }
       return (await checkComponentFile(path, manifest, io, booleanOption(args, 'json'))) ? EXIT_OK : EXIT_FAILURE;
     } catch (error) {
       if (!(error instanceof ManifestError)) throw error;
@@ -71,6 +75,26 @@ Examples:
     }
   },
 };
+
+/**
+ * Outbound origins a host refuses by default although the manifest grants them: a name of this
+ * machine or a loopback, private or otherwise special address. Valid, as the grant is the
+ * capsule's to make, but the fetch fails at run time on a host that does not allow the range.
+ */
+async function localOrigins(manifest: Manifest): Promise<string[]> {
+  const { parseOrigin } = await import('@stratum/manifest/rules');
+  const notes: string[] = [];
+  for (const origin of manifest.capabilities.outbound) {
+    const parsed = parseOrigin(origin);
+    if (typeof parsed === 'string') continue;
+    const loopback = parsed.host === 'localhost' || parsed.host.endsWith('.localhost') || /^127\./.test(parsed.host);
+    if (!loopback && !(await import('@stratum/host')).specialAddress(parsed.host)) continue;
+    notes.push(
+      `outbound ${origin} is ${loopback ? 'this machine' : 'a private or special address'}: ${loopback ? '`stratum dev` reaches it, but ' : ''}a host refuses it unless its [outbound] allow_addresses lists the range`,
+    );
+  }
+  return notes;
+}
 
 /**
  * The file `[source] wasm` names, when the manifest has one (`componentState`): said to be there

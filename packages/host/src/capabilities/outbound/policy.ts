@@ -110,6 +110,15 @@ export function addressRefused(address: string, family: 4 | 6, allowed: BlockLis
   return special.check(address, type) || ownAddress(address, ownAddresses);
 }
 
+/**
+ * Whether a host refuses the address by default (special-purpose: loopback, private, link-local
+ * and the rest), before its `[outbound] allow_addresses` and its own addresses are counted.
+ */
+export function specialAddress(address: string): boolean {
+  const family = isIP(address);
+  return family !== 0 && addressRefused(address, family === 6 ? 6 : 4, new BlockList(), []);
+}
+
 async function systemResolve(hostname: string): Promise<{ address: string; family: 4 | 6 }[]> {
   const answers = await lookup(hostname, { all: true, verbatim: true });
   return answers.map((answer) => ({ address: answer.address, family: answer.family === 6 ? 6 : 4 }));
