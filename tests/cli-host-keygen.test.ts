@@ -1,5 +1,5 @@
 // `stratum host keygen`'s next step: a registrar's key does nothing until a host's operator
-// trusts it in host.toml and restarts the host, which a new user had to find out from a 401.
+// trusts it in host.toml and reloads the host, which a new user had to find out from a 401.
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,7 @@ test('host keygen says how a host comes to trust the key: [registrars.<name>] ke
   // With the registrar's domain, which its links name: without it a host serves that registrar no public domain.
   assert.ok(
     text.stdout.includes(
-      `\n  key = "${publicKey}"\n  domain = "<the registrar's domain>"\nand restarts the host (host.toml is read only at start)`,
+      `\n  key = "${publicKey}"\n  domain = "<the registrar's domain>"\nand reloads the host (SIGHUP: systemctl reload, kill -HUP)`,
     ),
     text.stdout,
   );
@@ -35,7 +35,7 @@ test('host keygen says how a host comes to trust the key: [registrars.<name>] ke
   const printed = JSON.parse(json.stdout) as { publicKey: string; next: string };
   assert.ok(
     printed.next.includes(
-      `[registrars.<name>]\n  key = "${printed.publicKey}"\n  domain = "<the registrar's domain>"\nand restarts the host`,
+      `[registrars.<name>]\n  key = "${printed.publicKey}"\n  domain = "<the registrar's domain>"\nand reloads the host`,
     ),
     printed.next,
   );

@@ -14,7 +14,7 @@ function nextStep(out: string, publicKey: string, hostName: string | undefined):
     `  [registrars.<name>]`,
     `  key = ${JSON.stringify(publicKey)}`,
     `  domain = "<the registrar's domain>"`,
-    `and restarts the host (host.toml is read only at start); then sign with --key ${shellWord(out)}.`,
+    `and reloads the host (SIGHUP: systemctl reload, kill -HUP); then sign with --key ${shellWord(out)}.`,
     "The domain is what the registrar= of its domains' _stratum links names: without it the host",
     'serves that registrar only names under localhost, test, example and invalid, which need no link.',
     `As a host's identity key: host.toml's [host] key = ${JSON.stringify(out)}.`,

@@ -65,6 +65,9 @@ capsule installed in its data directory, serves their HTTP traffic on the ingres
 takes signed requests from its registrars on the control API (spec/host-api.md). It runs until
 SIGINT or SIGTERM, then stops taking requests, lets those in flight finish (each within its
 capsule's timeout, all within 60 s) and writes the usage ledger. A second Ctrl-C leaves at once.
+SIGHUP (systemctl reload) reads host.toml again and applies its [registrars] at once, so that a
+registrar is trusted, or no longer, without stopping the capsules; a change to any other table is
+logged as waiting for the next start, and a host.toml with errors is logged and not applied.
 
 Logs go to stderr: readable lines on a terminal, pino's JSON lines otherwise (--log-format).
 At --log-level debug they include the access log: a "request" line for each request served,
@@ -127,8 +130,17 @@ Examples:
       logger.info({ signal }, 'stopping');
       stopAsked();
     };
+    // SIGHUP reads host.toml again (systemctl reload): Node.js's default for it is to exit.
+    let reload: (() => Promise<void>) | undefined;
+    let reloadAsked = false;
+    const onReload = () => {
+      if (stopping) return;
+      if (reload) void reload();
+      else reloadAsked = true;
+    };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
+    process.on('SIGHUP', onReload);
     let runtime: HostRuntime | undefined;
     try {
       // performance.now() counts from the process's start: Node.js and the modules are part of
@@ -170,12 +182,29 @@ Examples:
           'glibc\'s malloc is not set up for a host: start it with these in its environment for less memory per instance and faster compiles (README.md, "Run a host")',
         );
       }
+      reload = async () => {
+        let next: typeof config;
+        try {
+          next = await loadHostConfig(configPath);
+        } catch (error) {
+          const problems = error instanceof HostConfigError ? error.details : [String(error)];
+          logger.error({ problems }, `${configPath} not reloaded: the host runs on as it was`);
+          return;
+        }
+        const { added, removed, changed, restartNeeded } = host.reload(next);
+        logger.info({ added, removed, changed }, `${configPath} reloaded: its [registrars] apply from the next request`);
+        if (restartNeeded.length > 0) {
+          logger.warn({ tables: restartNeeded }, `${configPath} changed tables that take effect only when the host starts again`);
+        }
+      };
+      if (reloadAsked) await reload();
       await asked;
       await host.close();
       runtime = host.runtime;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
+      process.off('SIGHUP', onReload);
     }
     logger.info('stopped');
     logger.flush();

@@ -165,7 +165,7 @@ function verifiedText(verified: VerifiedHost, registrar: string, registrarKey: s
     '',
     `Trust this key for ${verified.hostName}, and drive the host at its control API with your registrar key:`,
     `  stratum host status --url ${shellWord(record.api)} --audience ${verified.hostName} --key ${shellWord(registrarKeyFile)}`,
-    "The host's operator lists your registrar key in its host.toml, then restarts the host:",
+    "The host's operator lists your registrar key in its host.toml, then reloads the host (SIGHUP):",
     `  [registrars.${registrar.split('.')[0]}]`,
     `  key = ${JSON.stringify(registrarKey === undefined ? '<your registrar public key, from stratum host keygen>' : registrarKey)}`,
     `  domain = ${JSON.stringify(registrar)}`,

@@ -45,7 +45,7 @@ test('a key the host does not trust is refused naming the host, and the hint say
     assert.equal(error.message, `key ${kid} is not a registrar that host h.example trusts`);
     assert.match(
       error.hint ?? '',
-      /^h\.example's operator adds the key's public part to that host's host\.toml as \[registrars\.<name>\] key = "<public key>" and restarts the host/,
+      /^h\.example's operator adds the key's public part to that host's host\.toml as \[registrars\.<name>\] key = "<public key>" and reloads it \(SIGHUP/,
     );
     assert.match(error.hint ?? '', new RegExp(`\`stratum host keygen\` printed with thumbprint ${kid}\\.$`));
     return true;

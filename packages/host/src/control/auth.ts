@@ -159,6 +159,7 @@ export class NonceStore {
 export interface VerifierOptions {
   /** The host's name: the only audience it accepts. */
   audience: string;
+  /** Read at each request: a host that reloads host.toml changes it in place. */
   registrars: readonly TrustedRegistrar[];
   nonces: NonceStore;
   /** Seconds since the epoch; for tests. */
@@ -187,7 +188,6 @@ export interface RequestToVerify {
 
 /** Checks control requests; throws {@link ControlAuthError} for every refusal. */
 export function createRequestVerifier(options: VerifierOptions): (request: RequestToVerify) => Promise<VerifiedRequest> {
-  const byKid = new Map(options.registrars.map((registrar) => [registrar.key.kid, registrar]));
   const keys = new Map<string, ReturnType<typeof import('jose').importJWK>>();
   const keyFor = (jwk: Ed25519PublicJwk & { kid: string }, { importJWK }: typeof import('jose')) => {
     let key = keys.get(jwk.kid);
@@ -230,7 +230,7 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
     // exact text that was signed and sent.
     if (segments.some((segment) => Buffer.from(segment, 'base64url').toString('base64url') !== segment))
       throw new ControlAuthError('AUTH_MALFORMED', 'the token is not canonical base64url');
-    const registrar = byKid.get(kid);
+    const registrar = options.registrars.find((one) => one.key.kid === kid);
     if (!registrar) throw unknownKey(kid.slice(0, 64), options.audience);
 
     const joseApi = await jose();
@@ -332,7 +332,7 @@ function unknownKey(kid: string, host: string): ControlAuthError {
   return new ControlAuthError(
     'AUTH_UNKNOWN_KEY',
     `key ${kid} is not a registrar that host ${host} trusts`,
-    `${host}'s operator adds the key's public part to that host's host.toml as [registrars.<name>] key = "<public key>" and restarts the host (host.toml is read only at start). The public key is the one \`stratum host keygen\` printed with thumbprint ${kid}.`,
+    `${host}'s operator adds the key's public part to that host's host.toml as [registrars.<name>] key = "<public key>" and reloads it (SIGHUP: \`systemctl reload\`, \`kill -HUP\`). The public key is the one \`stratum host keygen\` printed with thumbprint ${kid}.`,
   );
 }
 

@@ -18,7 +18,7 @@ import { parseBucketHostConfig } from '../capabilities/bucket/index.ts';
 import { parseKeyValueHostConfig } from '../capabilities/keyvalue/index.ts';
 import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
 import { parseSqlHostConfig } from '../capabilities/sql/index.ts';
-import type { HostConfig, ListenAddress } from '../config/types.ts';
+import type { HostConfig, ListenAddress, TrustedRegistrar } from '../config/types.ts';
 import { UsageLedger } from '../metering/ledger.ts';
 import { createHostRuntime, toOriginForm } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
@@ -153,7 +153,49 @@ export interface RunningHost {
   restored: { name: string; error?: string }[];
   /** The checks of served domains' links (`[discovery] verify_links`), when on. */
   links?: LinkWatch;
+  /**
+   * Applies host.toml read again (SIGHUP): its `[registrars]` at once, for the next request, so
+   * that a registrar is trusted or no longer trusted without stopping every capsule. Any other
+   * table that changed is named in `restartNeeded`, and takes effect only at the next start.
+   */
+  reload(next: HostConfig): HostReload;
   close(): Promise<void>;
+}
+
+/** What a reload changed: registrars by name, and the tables that wait for a restart. */
+export interface HostReload {
+  added: string[];
+  removed: string[];
+  changed: string[];
+  restartNeeded: string[];
+}
+
+/** The tables of host.toml a reload cannot apply, by the HostConfig member they become. */
+const RESTART_TABLES: Record<string, (config: HostConfig) => unknown> = {
+  host: (config) => [config.name, config.keyFile, config.dataDir],
+  ingress: (config) => config.ingress,
+  control: (config) => config.control,
+  limits: (config) => config.limits,
+  instances: (config) => config.instances,
+  metering: (config) => config.metering,
+  discovery: (config) => config.discovery,
+  'keyvalue, sql, bucket and outbound': (config) => config.capabilities,
+};
+
+function reloadRegistrars(registrars: TrustedRegistrar[], running: HostConfig, next: HostConfig): HostReload {
+  const before = new Map(registrars.map((registrar) => [registrar.name, JSON.stringify(registrar)]));
+  const after = new Map(next.registrars.map((registrar) => [registrar.name, JSON.stringify(registrar)]));
+  const result: HostReload = {
+    added: [...after.keys()].filter((name) => !before.has(name)),
+    removed: [...before.keys()].filter((name) => !after.has(name)),
+    changed: [...after.keys()].filter((name) => before.has(name) && before.get(name) !== after.get(name)),
+    restartNeeded: Object.entries(RESTART_TABLES)
+      .filter(([, part]) => JSON.stringify(part(running)) !== JSON.stringify(part(next)))
+      .map(([table]) => table),
+  };
+  // In place: the request verifier, the control API and the link checks all read this array.
+  registrars.splice(0, registrars.length, ...next.registrars);
+  return result;
 }
 
 /**
@@ -187,6 +229,8 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       "no registrar in host.toml is marked operator = true: no key reads the usage ledger or drives the capsules other registrars installed; add operator = true under the operator's [registrars.<name>] (spec/host-api.md section 3.3)",
     );
   }
+  /** host.toml's [registrars], replaced in place by a reload. */
+  const registrars: TrustedRegistrar[] = [...config.registrars];
   const lock = lockDataDir(config.dataDir, config.name);
   const store = new InstallationStore(config.dataDir, logger);
   let ledger: UsageLedger | undefined;
@@ -253,7 +297,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
           (await store.list())
             .filter((installation) => installation.desired === 'running')
             .map((installation) => {
-              const registrar = config.registrars.find((one) => one.name === installation.registrar);
+              const registrar = registrars.find((one) => one.name === installation.registrar);
               return {
                 name: installation.name,
                 domains: installation.domains,
@@ -342,13 +386,13 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       runtime,
       store,
       ledger,
-      verify: createRequestVerifier({ audience: config.name, registrars: config.registrars, nonces }),
+      verify: createRequestVerifier({ audience: config.name, registrars, nonces }),
       maxBodyBytes: config.control.maxBodyBytes,
       maxStateBytes: config.control.maxStateBytes,
       logger: logger.child({ component: 'control' }),
       ...(pullComponent ? { pullComponent } : {}),
       ...(checkLinks && links ? { checkLinks, onLinked: (domains: readonly string[]) => links.linked(domains) } : {}),
-      registrars: config.registrars,
+      registrars,
       state: { capabilityConfig: config.capabilities, dataDir: runtimeDir, logger: logger.child({ component: 'state' }) },
     });
     let control: Server;
@@ -385,7 +429,8 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     // The first pass now, in the background: installations restored from before are checked too.
     links?.recheck().catch((error: unknown) => logger.error({ err: errorMessage(error) }, 'checking domain links failed'));
     links?.start(config.discovery.recheckMs);
-    return { config, runtime, ledger, ingressUrl, controlUrl, restored, ...(links ? { links } : {}), close };
+    const reload = (next: HostConfig) => reloadRegistrars(registrars, config, next);
+    return { config, runtime, ledger, ingressUrl, controlUrl, restored, ...(links ? { links } : {}), reload, close };
   } catch (error) {
     await close().catch(() => {});
     throw error;
