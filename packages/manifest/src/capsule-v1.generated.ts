@@ -44,7 +44,7 @@ export type Labels1 = Label[];
  */
 export type Labels2 = Label[];
 /**
- * An origin: http:// or https://; a host name, *. and a domain of two labels or more (any name below it), or * (any host); an optional port, or :* (any port); no path (such as "https://api.example.com", "https://*.example.com" or "https://*:*"). A trailing / is allowed and dropped.
+ * An origin: http:// or https://; a host name, *. and a domain (any name below it), or * (any host); an optional port, or :* (any port); no path (such as "https://api.example.com", "https://*.example.com" or "https://*:*"). A trailing / is allowed and dropped.
  */
 export type Origin = string;
 /**

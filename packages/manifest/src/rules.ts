@@ -54,7 +54,7 @@ const LABEL = /^[a-z0-9-]+$/;
 
 /**
  * Reads an outbound origin as the manifest writes it: `http://` or `https://`; a host name,
- * `*.` and a domain of two labels or more (the names below it), or `*` (any host); an optional
+ * `*.` and a domain (the names below it), or `*` (any host); an optional
  * port, or `:*` for any; and nothing after it but an optional `/`. For one that is not valid, a
  * phrase saying what is wrong and what to write, to follow the origin in a message.
  *
@@ -105,9 +105,6 @@ export function parseOrigin(text: string): OutboundOrigin | string {
   const labels = domain.split('.');
   if (!labels.every((label) => LABEL.test(label))) {
     return `has "${domain}", which is not a host name: letters, digits and hyphens, in labels separated by dots`;
-  }
-  if (wildcard && labels.length < 2) {
-    return `covers every name ending in ".${domain}", a whole top-level domain: name the domain ("${schemeText}://*.example.${domain}") or, to allow any host, ${anyHost(schemeText)}`;
   }
   return { scheme, host, port };
 }
