@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
@@ -44,7 +45,7 @@ async function setup(t: TestContext) {
     start: false,
   });
   const exported = async (capability: string) => new Response(await client.exportState('store', capability, 'default')).text();
-  return { client, exported };
+  return { client, exported, dataDir: config.dataDir };
 }
 
 const CREATED = '2026-11-25T14:00:00.000Z';
@@ -82,6 +83,18 @@ async function refused(
   const withoutCreated = (text: string) => text.split('\n').slice(1, -2);
   assert.deepEqual(withoutCreated(after), withoutCreated(before), 'a refused snapshot changed the store');
 }
+
+test('an export of a store the host cannot open answers an error, not a stream cut off before its first line', async (t) => {
+  const { client, dataDir } = await setup(t);
+  // Where the embedded SQL backend keeps the capsule's database, taken by a directory.
+  await mkdir(join(dataDir, 'runtime', 'capsules', 'store', 'sql', 'sql', 'store', 'default.sqlite'), { recursive: true });
+  const error = await client.exportState('store', 'sql', 'default').then(
+    () => assert.fail('the export answered 200'),
+    (caught: unknown) => caught,
+  );
+  assert.ok(error instanceof ControlApiError, String(error));
+  assert.equal(error.status, 500);
+});
 
 test('a keyvalue import answers the target label, the records read and the expired keys skipped', async (t) => {
   const host = await setup(t);

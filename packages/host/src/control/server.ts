@@ -606,9 +606,17 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       });
     }
     if (method === 'GET') {
-      response.writeHead(200, { 'content-type': 'application/vnd.stratum.snapshot.v1+jsonl', 'cache-control': 'no-store' });
-      for await (const line of exportState(access, capability, name, label)) {
-        if (!response.write(line)) await new Promise((resolve) => response.once('drain', resolve));
+      // The store is opened before its first line: one that cannot be opened is an error answer,
+      // not a 200 cut off before its first byte, which a client can only read as the host gone.
+      const lines = exportState(access, capability, name, label)[Symbol.asyncIterator]();
+      try {
+        let next = await lines.next();
+        response.writeHead(200, { 'content-type': 'application/vnd.stratum.snapshot.v1+jsonl', 'cache-control': 'no-store' });
+        for (; !next.done; next = await lines.next()) {
+          if (!response.write(next.value)) await new Promise((resolve) => response.once('drain', resolve));
+        }
+      } finally {
+        await lines.return?.();
       }
       response.end();
       log.info({ capsule: name, capability, label }, 'capsule state exported');
