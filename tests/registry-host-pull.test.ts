@@ -34,6 +34,14 @@ async function pinnedCapsule(dir: string, registry: string, digest: string): Pro
   );
 }
 
+/** A copy of examples/tiny, built, in `dir`/tiny: a project of one's own to push and pin. */
+async function tinyProject(dir: string): Promise<string> {
+  const capsule = join(dir, 'tiny');
+  await mkdir(capsule);
+  await copyFile(join(import.meta.dirname, '..', 'examples', 'tiny', 'stratum.toml'), join(capsule, 'stratum.toml'));
+  await copyFile(await buildTiny(), join(capsule, 'tiny.wasm'));
+  return capsule;
+}
 test('a host that cannot reach the registry says it was the host that could not', async (t) => {
   const { dir, control } = await pullingHost(t);
   const port = await freePort();
@@ -61,10 +69,7 @@ test('an install pinned to a digest the repository does not hold says the pin is
   const registry = await registryOrSkip(t);
   if (!registry) return;
   const { dir, control } = await pullingHost(t);
-  const capsule = join(dir, 'tiny');
-  await mkdir(capsule);
-  await copyFile(join(import.meta.dirname, '..', 'examples', 'tiny', 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildTiny(), join(capsule, 'tiny.wasm'));
+  const capsule = await tinyProject(dir);
   const reference = `oci://${registry.host}/me/tiny:0.1.0`;
   const pushed = await run(['push', capsule, reference, '--cache-dir', join(dir, 'cache')]);
   assert.equal(pushed.code, 0, pushed.stderr);
@@ -100,10 +105,7 @@ test('push --pin writes stratum.pinned.toml beside stratum.toml, and host instal
   const registry = await registryOrSkip(t);
   if (!registry) return;
   const { dir, control } = await pullingHost(t);
-  const capsule = join(dir, 'tiny');
-  await mkdir(capsule);
-  await copyFile(join(import.meta.dirname, '..', 'examples', 'tiny', 'stratum.toml'), join(capsule, 'stratum.toml'));
-  await copyFile(await buildTiny(), join(capsule, 'tiny.wasm'));
+  const capsule = await tinyProject(dir);
   const original = await readFile(join(capsule, 'stratum.toml'), 'utf8');
   const pushed = await run(['push', capsule, `oci://${registry.host}/me/tiny:0.1.0`, '--pin', '--cache-dir', join(dir, 'cache')]);
   assert.equal(pushed.code, 0, pushed.stderr);
