@@ -393,6 +393,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       ...(pullComponent ? { pullComponent } : {}),
       ...(checkLinks && links ? { checkLinks, onLinked: (domains: readonly string[]) => links.linked(domains) } : {}),
       registrars,
+      unrestored: new Map(restored.flatMap((item) => (item.error === undefined ? [] : [[item.name, item.error] as const]))),
       state: { capabilityConfig: config.capabilities, dataDir: runtimeDir, logger: logger.child({ component: 'state' }) },
     });
     let control: Server;

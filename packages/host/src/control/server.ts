@@ -65,6 +65,11 @@ export interface ControlServerOptions {
   onLinked?: (domains: readonly string[]) => void;
   /** host.toml's registrars: a capsule's links are checked against the one that installed it. */
   registrars?: readonly TrustedRegistrar[];
+  /**
+   * Installations kept on disk that the host could not bring back when it started, with why:
+   * listed as failed, refused everything but uninstall, and replaced by an install of the name.
+   */
+  unrestored?: Map<string, string>;
 }
 
 /**
@@ -133,21 +138,50 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     return owner === undefined ? status : { ...status, registrar: owner };
   };
 
+  const unrestored = options.unrestored ?? new Map<string, string>();
+
+  /** An installation the host could not bring back at its start, as its status shows it. */
+  const unrestoredStatus = async (name: string): Promise<CapsuleStatus | undefined> => {
+    const installation = await options.store.get(name);
+    const why = unrestored.get(name);
+    if (!installation || why === undefined) return undefined;
+    return {
+      name,
+      domains: installation.domains,
+      state: 'failed',
+      version: /^version\s*=\s*"([^"]*)"/m.exec(installation.manifest)?.[1] ?? '',
+      digest: installation.digest,
+      instances: 0,
+      inFlight: 0,
+      limitHits: {},
+      lastError: `not brought back when the host started: ${why}`,
+    };
+  };
+
   /** The capsules `registrar` may see. */
   const visibleStatus = async (registrar: TrustedRegistrar): Promise<CapsuleStatus[]> => {
     const mine = await options.store.indexed();
-    return options.runtime
-      .status()
+    const failed = await Promise.all([...unrestored.keys()].map(unrestoredStatus));
+    return [...options.runtime.status(), ...failed.filter((status) => status !== undefined)]
       .filter((capsule) => mayDrive(mine, registrar, capsule.name))
       .map((capsule) => owned(capsule, mine));
   };
 
-  /** Another registrar's capsule is answered as one that is not there: its name and domains are that registrar's business. */
-  const findCapsule = async (name: string, registrar: TrustedRegistrar): Promise<CapsuleStatus> => {
-    const status = options.runtime.status().find((capsule) => capsule.name === name);
+  /**
+   * Another registrar's capsule is answered as one that is not there: its name and domains are
+   * that registrar's business. One the host could not bring back at its start is shown and
+   * uninstalled (`unrestoredToo`); anything else asked of it is refused, saying why.
+   */
+  const findCapsule = async (name: string, registrar: TrustedRegistrar, unrestoredToo = false): Promise<CapsuleStatus> => {
+    const status = options.runtime.status().find((capsule) => capsule.name === name) ?? (await unrestoredStatus(name));
     const mine = await options.store.indexed();
     if (!status || !mayDrive(mine, registrar, name)) {
       throw new HttpError(404, 'CAPSULE_NOT_FOUND', `no capsule named "${name.slice(0, 80)}" is installed here`);
+    }
+    if (unrestored.has(name) && !unrestoredToo) {
+      throw new HttpError(409, 'CAPSULE_NOT_RESTORED', `${name} was ${status.lastError ?? 'not brought back when the host started'}`, {
+        hint: 'Install it again (its data is kept under its name), or uninstall it.',
+      });
     }
     return owned(status, mine);
   };
@@ -158,6 +192,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
    * values, never the values.
    */
   const described = async (status: CapsuleStatus): Promise<CapsuleStatus> => {
+    if (unrestored.has(status.name)) return status;
     const installed = await installedManifest(status.name);
     if (!installed) return status;
     const { manifest, config, stores } = installed;
@@ -185,6 +220,19 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     if (!installation) return undefined;
     const manifest = parseManifest(installation.manifest, `${name}/stratum.toml`).manifest;
     return { manifest, config: installation.config, stores: heldStores(installation, manifest) };
+  };
+
+  /**
+   * Every store the name holds data in; for an installation whose manifest no longer parses (one
+   * not brought back at the start), those its record names.
+   */
+  const storesHeld = async (name: string): Promise<StoreRef[] | undefined> => {
+    try {
+      return (await installedManifest(name))?.stores;
+    } catch (error) {
+      if (!(error instanceof ManifestError)) throw error;
+      return (await options.store.get(name))?.stores;
+    }
   };
 
   /** The registrar whose installation `name` is, for its links' checks; the asking one if host.toml no longer names it. */
@@ -387,13 +435,14 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     let stores: StoreRef[];
     let installed = true;
     try {
-      await findCapsule(name, registrar);
+      await findCapsule(name, registrar, true);
       if (!access) throw new HttpError(404, 'NOT_FOUND', 'this host does not delete capsule state');
       // Read before the installation goes: every store its data is in.
-      stores = (await installedManifest(name))?.stores ?? [];
-      await options.runtime.uninstall(name);
+      stores = (await storesHeld(name)) ?? [];
+      if (!unrestored.has(name)) await options.runtime.uninstall(name);
       // Recorded as uninstalled with its data kept before any of it is deleted, whoever's it was.
       await options.store.remove(name, { stores, owner: registrar.name });
+      unrestored.delete(name);
     } catch (error) {
       const retired = await options.store.retired(name);
       const mine = await options.store.indexed();
@@ -529,6 +578,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       allow(method, 'GET', 'POST');
       if (method === 'GET') return json(response, 200, { capsules: await visibleStatus(registrar) });
       const { status, keptData } = await install(parseInstallBody(body), registrar);
+      unrestored.delete(status.name);
       log.info(
         { capsule: status.name, digest: status.digest, domains: status.domains, ...(keptData ? { keptData } : {}) },
         keptData ? 'capsule installed, serving the data kept under its name' : 'capsule installed',
@@ -541,17 +591,18 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     }
     if (action === undefined) {
       allow(method, 'GET', 'DELETE');
-      if (method === 'GET') return json(response, 200, { capsule: await described(await findCapsule(name, registrar)) });
+      if (method === 'GET') return json(response, 200, { capsule: await described(await findCapsule(name, registrar, true)) });
       const data = url.searchParams.get('data');
       if (data !== null && data !== 'delete') {
         throw new HttpError(400, 'INVALID_REQUEST', `data must be "delete" or left out, not "${data.slice(0, 40)}"`);
       }
       if (data === 'delete') return json(response, 200, await uninstallDeletingData(name, registrar, log));
-      await findCapsule(name, registrar);
+      await findCapsule(name, registrar, true);
       // Read before the installation goes: the stores its data is in, which the name keeps.
-      const stores = (await installedManifest(name))?.stores;
-      await options.runtime.uninstall(name);
+      const stores = await storesHeld(name);
+      if (!unrestored.has(name)) await options.runtime.uninstall(name);
       await options.store.remove(name, stores ? { stores } : {});
+      unrestored.delete(name);
       log.info({ capsule: name }, 'capsule uninstalled');
       return json(response, 200, { uninstalled: name });
     }
