@@ -8,6 +8,7 @@ import { mkdtemp, readFile, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
 import { DiscoveryResolver, publishChallenge, publishHostRecord, Rfc2136Writer, type TsigKey } from '@stratum/discovery';
 import { runCli as run } from './support/cli.ts';
 import { startKnot } from './support/knot.ts';
@@ -112,8 +113,14 @@ test('registrar challenge, host challenge-answer --dns and registrar verify agai
     assert.equal(response.publicKey, hostKey);
     assert.equal((await resolver.challengeValues(`h1.${ZONE}`)).length, 2);
 
-    const verified = await verify(answered.file);
+    // With the registrar's own key: the next steps name its file to sign with, and its public key for host.toml.
+    const registrarKey = await generateEd25519KeyPair();
+    const registrarKeyFile = join(dir, 'registrar-key.json');
+    await writeKeyFile(registrarKeyFile, registrarKey.privateJwk);
+    const verified = await run(['registrar', 'verify', answered.file, '--dns', server, '--state', state, '--key', registrarKeyFile]);
     assert.equal(verified.code, 0, verified.stderr);
+    assert.ok(verified.stdout.includes(`--audience h1.${ZONE} --key ${registrarKeyFile}\n`), verified.stdout);
+    assert.ok(verified.stdout.includes(`  key = "${registrarKey.publicJwk.x}"\n`), verified.stdout);
     assert.ok(verified.stdout.includes(`verified h1.${ZONE}`), verified.stdout);
     assert.ok(verified.stdout.includes(`  key          ${hostKey}\n`), verified.stdout);
     assert.ok(verified.stdout.includes(`  control API  ${API}\n`), verified.stdout);

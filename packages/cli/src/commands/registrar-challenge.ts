@@ -152,9 +152,14 @@ async function readResponse(source: string): Promise<ChallengeResponse> {
 }
 
 /** The registrar's next steps once a host is verified: what to keep, and the lines to hand on. */
-function verifiedText(verified: VerifiedHost, registrar: string, registrarKey: string | undefined, io: CommandIo): string {
+function verifiedText(
+  verified: VerifiedHost,
+  registrar: string,
+  registrarKey: { file: string; publicKey: string | undefined } | undefined,
+  io: CommandIo,
+): string {
   const { record } = verified;
-  const registrarKeyFile = registrarKey ?? '<registrar-key.json>';
+  const registrarKeyFile = registrarKey?.file ?? '<registrar-key.json>';
   return [
     `${paint(io.stdout, 32, 'verified')} ${verified.hostName}: it controls its DNS and the key below`,
     `  key          ${verified.publicKey}`,
@@ -167,7 +172,7 @@ function verifiedText(verified: VerifiedHost, registrar: string, registrarKey: s
     `  stratum host status --url ${shellWord(record.api)} --audience ${verified.hostName} --key ${shellWord(registrarKeyFile)}`,
     "The host's operator lists your registrar key in its host.toml, then reloads the host (SIGHUP):",
     `  [registrars.${registrar.split('.')[0]}]`,
-    `  key = ${JSON.stringify(registrarKey === undefined ? '<your registrar public key, from stratum host keygen>' : registrarKey)}`,
+    `  key = ${JSON.stringify(registrarKey?.publicKey ?? '<your registrar public key, from stratum host keygen>')}`,
     `  domain = ${JSON.stringify(registrar)}`,
     `The host can now remove its record: stratum host challenge-answer --remove ... (the same options it answered with).`,
   ].join('\n');
@@ -221,7 +226,8 @@ Examples:
     if (source === undefined) throw usageError("registrar verify needs the host's response: a file, or - for the standard input");
     const servers = [...stringListOption(args, 'dns'), ...stringListOption(args, 'resolver')];
     const keyFile = stringOption(args, 'key');
-    const registrarKey = keyFile === undefined ? undefined : ((await readKeyFile(keyFile)) as { x?: string }).x;
+    const registrarKey =
+      keyFile === undefined ? undefined : { file: keyFile, publicKey: ((await readKeyFile(keyFile)) as { x?: string }).x };
     const { DiscoveryResolver, verifyChallenge } = await import('@stratum/discovery');
     const resolver = new DiscoveryResolver(servers.length > 0 ? { servers } : {});
     const store = await stateStore(args);
