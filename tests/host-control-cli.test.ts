@@ -336,7 +336,7 @@ test('host move takes a capsule and its keyvalue state to another host, which co
   assert.equal((JSON.parse(oldStatus.stdout) as { capsules: { state: string }[] }).capsules[0]?.state, 'stopped');
   // The uninstall it suggests for the old host runs as printed.
   const suggested = /\n {2}stratum host uninstall (.*)\n$/.exec(moved.stdout)?.[1];
-  assert.equal(suggested, `counter --url ${old.host.controlUrl.href} --key ${join(old.dir, 'operator.key')}`);
+  assert.equal(suggested, `counter --delete-data --url ${old.host.controlUrl.href} --key ${join(old.dir, 'operator.key')}`);
   const uninstalled = await run(['host', 'uninstall', ...(suggested ?? '').split(' ')]);
   assert.equal(uninstalled.code, 0, uninstalled.stderr);
 

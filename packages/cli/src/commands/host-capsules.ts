@@ -1193,8 +1193,10 @@ Examples:
           ? `Its domains' links name ${toName} now, which its start there checks.\n`
           : `Before that start, point each domain's _stratum record and routing at ${toName}: a host that checks links serves a domain only once its link names it.\n`,
       );
-      io.stdout.write(`It is still ${describeResting(current.state)} on ${fromName}; remove it there once it is not needed:\n`);
-      io.stdout.write(`  ${nextCommand(args, ['host', 'uninstall', name], 'from')}\n`);
+      io.stdout.write(
+        `It is still ${describeResting(current.state)} on ${fromName}; remove it there, with the copy of its data the move left, once it is not needed:\n`,
+      );
+      io.stdout.write(`  ${nextCommand(args, ['host', 'uninstall', name, '--delete-data'], 'from')}\n`);
       return EXIT_OK;
     }
     io.stdout.write(
@@ -1205,10 +1207,12 @@ Examples:
     io.stdout.write(
       switchLinks
         ? `Its domains' links name ${toName} now, with a TTL of ${formatTtl(ttlOption(args, MOVE_TTL))} (--ttl). Resolvers that cached the old records send clients to ${fromName}, which answers 503, for up to those records' TTL: for them the move lasts that long.\n` +
-            `It is stopped (drained) on ${fromName}; remove it there once that TTL has passed:\n`
-        : `It is stopped (drained) on ${fromName}, which answers 503. Point each domain's _stratum record and routing at ${toName}; clients reach ${fromName} until then, and for the old records' TTL after (resolvers cache them). Then remove it there:\n`,
+            `It is stopped (drained) on ${fromName}; remove it there, with the copy of its data the move left, once that TTL has passed:\n`
+        : `It is stopped (drained) on ${fromName}, which answers 503. Point each domain's _stratum record and routing at ${toName}; clients reach ${fromName} until then, and for the old records' TTL after (resolvers cache them). Then remove it there, with the copy of its data the move left:\n`,
     );
-    io.stdout.write(`  ${nextCommand(args, ['host', 'uninstall', name], 'from')}\n`);
+    // Its data lives on the new host now. Kept on the old one as well, the stale copy would stand
+    // in the way of a move back, which refuses a name whose data the host kept.
+    io.stdout.write(`  ${nextCommand(args, ['host', 'uninstall', name, '--delete-data'], 'from')}\n`);
     return EXIT_OK;
   },
 };
