@@ -874,9 +874,25 @@ test('host logs prints every line the host sends, the same line written again in
   const printed = json.stdout
     .trim()
     .split('\n')
-    .map((line) => JSON.parse(line) as CapsuleLogEntry);
+    .map((line) => JSON.parse(line) as CapsuleLogEntry & { id?: string });
   assert.equal(printed.length, sent.length, 'a line the host sent was left out');
-  assert.deepEqual(printed, sent);
+  // Each with its id, for a follower started again to resume after.
+  assert.deepEqual(
+    printed,
+    pairs.map(([entry, id]) => ({ ...entry, id })),
+  );
+  const resumed = await run(['host', 'logs', 'chatty', '--json', '--after', ids[twice - 1] ?? '', ...control]);
+  assert.equal(resumed.code, 0, resumed.stderr);
+  assert.deepEqual(
+    resumed.stdout
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as unknown),
+    pairs.slice(twice).map(([entry, id]) => ({ ...entry, id })),
+  );
+  const badAfter = await run(['host', 'logs', 'chatty', '--after', 'yesterday', ...control]);
+  assert.equal(badAfter.code, 2);
+  assert.match(badAfter.stderr, /--after yesterday: give a line's id as --json prints it/);
   const text = await run(['host', 'logs', 'chatty', '--lines', '1000', ...control]);
   assert.equal(text.code, 0, text.stderr);
   assert.equal(text.stdout.trim().split('\n').length, sent.length);

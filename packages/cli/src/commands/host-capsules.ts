@@ -732,7 +732,7 @@ const LEVEL_COLOURS: Record<string, number> = { trace: 2, debug: 2, warn: 33, er
 export const hostLogsCommand: Command = {
   name: 'host logs',
   summary: "show a capsule's recent log lines on a running host, and with --follow the new ones",
-  usage: `host logs <capsule> [--lines N] [--follow] [--json] ${CONTROL_USAGE}`,
+  usage: `host logs <capsule> [--lines N] [--follow] [--after <id>] [--json] ${CONTROL_USAGE}`,
   description: `
 Prints what a capsule wrote (stdout, stderr, wasi:logging) and what the host said about it
 (limit hits, failed starts), as the host keeps them: the last --lines lines, and with --follow
@@ -741,16 +741,22 @@ to when there is one. When the stream ends under --follow (the host restarts, th
 drops), it says so and connects again until Ctrl-C, printing no line twice. A reinstall does not
 end it: the new version's lines follow. An uninstall does: it says so and stops.
 
+With --json each line carries the host's id for it (spec/host-api.md section 5.8). A follower
+started again with --after <the last id it printed> prints the lines after it that the host
+still keeps, none twice and none missed; after a restart of the host, all that the host keeps.
+
 ${CONTROL_HELP}
 
 Examples:
   stratum host logs hello --config host.toml
-  stratum host logs hello -f --lines 0 --json --url https://h1.example.net/stratum/v1 --key registrar.key`,
+  stratum host logs hello -f --lines 0 --json --url https://h1.example.net/stratum/v1 --key registrar.key
+  stratum host logs hello -f --json --after 1765130000000-4182 --config host.toml`,
   maxPositionals: 1,
   options: {
     lines: { type: 'string', short: 'n', value: 'N', description: 'how many recent lines to show first (default 100, at most 10000)' },
     follow: { type: 'boolean', short: 'f', description: 'keep printing new lines until Ctrl-C' },
-    json: { type: 'boolean', description: 'one JSON object a line, as the control API sends them' },
+    json: { type: 'boolean', description: 'one JSON object a line, as the control API sends them, with its id' },
+    after: { type: 'string', value: 'id', description: 'start after the line with this id (from --json): no line twice, none missed' },
     ...CONTROL_OPTIONS,
   },
   async run(args, io) {
@@ -762,14 +768,18 @@ Examples:
     if (!/^\d+$/.test(linesText) || lines > 10_000) throw usageError(`--lines ${linesText}: give a whole number from 0 to 10000`);
     const follow = booleanOption(args, 'follow');
     const json = booleanOption(args, 'json');
+    const after = stringOption(args, 'after');
+    if (after !== undefined && !/^\d{1,16}-\d{1,16}$/.test(after)) {
+      throw usageError(`--after ${after}: give a line's id as --json prints it, such as 1765130000000-4182`);
+    }
     const { client } = await connectControl(args);
     const done = new AbortController();
     const stop = () => done.abort();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    const print = (entry: CapsuleLogEntry) => {
+    const print = (entry: CapsuleLogEntry, id: string | undefined) => {
       if (json) {
-        io.stdout.write(`${JSON.stringify(entry)}\n`);
+        io.stdout.write(`${JSON.stringify(id === undefined ? entry : { ...entry, id })}\n`);
         return;
       }
       const level = paint(io.stdout, LEVEL_COLOURS[entry.level] ?? 0, entry.level.padEnd(5));
@@ -785,10 +795,12 @@ Examples:
       for (let attempt = 0; ; attempt++) {
         try {
           const stream = printed.stream();
-          await client.logs(name, (entry, id) => stream.admit(entry, id) && print(entry), {
-            backlog: outage === undefined ? lines : Math.max(lines, 1000),
+          const resumeFrom = printed.lastId ?? after;
+          await client.logs(name, (entry, id) => stream.admit(entry, id) && print(entry, id), {
+            // Resumed after a line: all the host keeps after it, however many.
+            backlog: resumeFrom !== undefined && outage === undefined ? 10_000 : outage === undefined ? lines : Math.max(lines, 1000),
             // A host that gives its lines ids sends only those after it.
-            ...(printed.lastId === undefined ? {} : { lastEventId: printed.lastId }),
+            ...(resumeFrom === undefined ? {} : { lastEventId: resumeFrom }),
             signal: done.signal,
             onLive: () => {
               stream.live();
