@@ -1,7 +1,7 @@
 // An installation kept on disk that a restarted host cannot bring back stays visible and can be
 // uninstalled or installed again, instead of vanishing from every answer while its file remains.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { generateEd25519KeyPair, writeKeyFile } from '@stratum/core';
@@ -32,6 +32,9 @@ test('an installation the host cannot bring back at its start is listed as faile
   }
   await first.host.close();
 
+  // Files that are not records at all: cut short, and written by hand without the fields.
+  await writeFile(join(config.dataDir, 'installations', 'cut.json'), '{"name": "cut", "domains"');
+  await writeFile(join(config.dataDir, 'installations', 'bare.json'), '{"name": "bare", "domains": ["bare.localhost"]}');
   // A manifest this host no longer takes, as after an upgrade that narrowed a rule.
   for (const name of ['notes', 'kept']) {
     const file = join(config.dataDir, 'installations', `${name}.json`);
@@ -46,6 +49,8 @@ test('an installation the host cannot bring back at its start is listed as faile
     [
       ['kept', true],
       ['notes', true],
+      ['bare', true],
+      ['cut', true],
     ],
   );
   const listed = (await client.status()).capsules;
@@ -54,9 +59,19 @@ test('an installation the host cannot bring back at its start is listed as faile
     [
       ['kept', 'failed', '1.2.0', ['kept.example']],
       ['notes', 'failed', '1.2.0', ['notes.example']],
+      ['bare', 'failed', '', []],
+      ['cut', 'failed', '', []],
     ],
   );
   assert.match(listed[1]?.lastError ?? '', /^not brought back when the host started: .*unknown_key/);
+  assert.match(listed[2]?.lastError ?? '', /bare\.json is not an installation record: it has no manifest$/);
+  assert.match(listed[3]?.lastError ?? '', /cut\.json is not an installation record: not JSON/);
+  // The operator removes one, kept aside to read, and installs over the other.
+  await client.uninstall('cut');
+  assert.ok((await readdir(join(config.dataDir, 'installations'))).some((file) => file.startsWith('cut.json.damaged-')));
+  await client.install({ name: 'bare', domains: ['bare.example'], manifest: MANIFEST, component, start: false });
+  assert.equal((await client.capsule('bare')).state, 'installed');
+  await client.uninstall('bare');
   assert.equal((await client.capsule('notes')).state, 'failed');
 
   const refused = await client.start('notes').then(

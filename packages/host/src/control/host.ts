@@ -498,6 +498,8 @@ async function restore(store: InstallationStore, runtime: HostRuntime, logger: L
       log.error({ err: error }, 'could not restore the capsule; it stays installed on disk and can be installed again');
     }
   }
+  // Files that are not records at all (list logged each): failed too, for the operator to remove.
+  for (const [name, problem] of store.damaged) out.push({ name, error: problem });
   return out;
 }
 

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { type Logger, StratumError, silentLogger } from '@stratum/core';
+import { errorMessage, isStratumError, type Logger, StratumError, silentLogger } from '@stratum/core';
 import type { StoreRef } from './stores.ts';
 
 /** What a host must remember of one installation to bring it back after a restart. */
@@ -65,6 +65,11 @@ export class InstallationStore {
   /** Each installation's registrar by name, once `list` has read them all (see `registrarOf`). */
   readonly #registrars = new Map<string, string | undefined>();
   #listed: Promise<unknown> | undefined;
+  /**
+   * Installation files `list` could not read as records, by the name their file gives, with why:
+   * shown as installations that failed, which only the host's operator may remove or replace.
+   */
+  readonly damaged = new Map<string, string>();
 
   constructor(dataDir: string, logger: Logger = silentLogger) {
     this.#dir = join(dataDir, 'installations');
@@ -105,6 +110,7 @@ export class InstallationStore {
     await writeFile(temporary, `${JSON.stringify(installation, null, 2)}\n`, { mode: 0o600 });
     await rename(temporary, path);
     this.#registrars.set(installation.name, installation.registrar);
+    this.damaged.delete(installation.name);
     await rm(this.#retiredPath(installation.name), { force: true });
   }
 
@@ -124,13 +130,17 @@ export class InstallationStore {
     return this.#registrars;
   }
 
+  /** The installation of `name`; an `INSTALLATION_DAMAGED` error for a file that is not a record. */
   async get(name: string): Promise<Installation | undefined> {
+    const path = this.#path(name);
+    let text: string;
     try {
-      return JSON.parse(await readFile(this.#path(name), 'utf8')) as Installation;
+      text = await readFile(path, 'utf8');
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
       throw error;
     }
+    return installationRecord(text, path, name);
   }
 
   /** Records what a registrar asked for: a drained capsule stays out of service after a restart. */
@@ -149,17 +159,27 @@ export class InstallationStore {
    * so that a name whose data is being deleted is nobody else's meanwhile.
    */
   async remove(name: string, options: { stores?: StoreRef[]; owner?: string } = {}): Promise<void> {
-    const installation = await this.get(name);
+    const installation = await this.get(name).catch((error: unknown) => {
+      if (!isStratumError(error) || error.code !== 'INSTALLATION_DAMAGED') throw error;
+      return undefined;
+    });
+    const damaged = installation === undefined && (this.damaged.has(name) || (await this.#exists(name)));
     const registrar = installation?.registrar ?? options.owner;
     // Written before the installation goes: at no moment is the name free for another registrar.
-    if (installation && registrar !== undefined) {
-      const stores = options.stores ?? installation.stores;
+    // A damaged record says nothing of whose the data is: the operator removing it holds it.
+    if ((installation || damaged) && registrar !== undefined) {
+      const stores = options.stores ?? installation?.stores;
       const record: Retired = { name, registrar, uninstalledAt: new Date().toISOString(), ...(stores ? { stores } : {}) };
       await mkdir(this.#retired, { recursive: true, mode: 0o700 });
       const path = this.#retiredPath(name);
       const temporary = `${path}.${process.pid}.tmp`;
       await writeFile(temporary, `${JSON.stringify(record, null, 2)}\n`, { mode: 0o600 });
       await rename(temporary, path);
+    }
+    if (damaged) {
+      // Not a record: kept aside for the operator to read, never read again as one.
+      await rename(this.#path(name), `${this.#path(name)}.damaged-${Date.now()}`).catch(() => {});
+      this.damaged.delete(name);
     }
     await rm(this.#path(name), { force: true });
     this.#registrars.delete(name);
@@ -215,17 +235,27 @@ export class InstallationStore {
   async list(): Promise<Installation[]> {
     const files = (await readdir(this.#dir).catch(() => [] as string[])).filter((file) => file.endsWith('.json')).sort();
     const out: Installation[] = [];
+    this.damaged.clear();
     for (const file of files) {
+      const path = join(this.#dir, file);
       try {
-        out.push(JSON.parse(await readFile(join(this.#dir, file), 'utf8')) as Installation);
+        out.push(installationRecord(await readFile(path, 'utf8'), path, file.slice(0, -'.json'.length)));
       } catch (error) {
-        this.#logger.error({ file: join(this.#dir, file), err: error }, 'skipping an unreadable installation record');
+        this.#logger.error({ file: path, err: error }, 'skipping an unreadable installation record');
+        if (NAME.test(file.slice(0, -'.json'.length))) this.damaged.set(file.slice(0, -'.json'.length), errorMessage(error));
       }
     }
     this.#registrars.clear();
     for (const installation of out) this.#registrars.set(installation.name, installation.registrar);
     this.#listed ??= Promise.resolve();
     return out;
+  }
+
+  async #exists(name: string): Promise<boolean> {
+    return await stat(this.#path(name)).then(
+      () => true,
+      () => false,
+    );
   }
 
   #path(name: string): string {
@@ -238,4 +268,34 @@ export class InstallationStore {
     if (!hex) throw new StratumError('INVALID_DIGEST', `"${digest.slice(0, 80)}" is not a sha256 digest`);
     return join(this.#components, `${hex}.wasm`);
   }
+}
+
+/**
+ * An installation file read as a record: JSON with the fields every host has written, under the
+ * name its file gives. Anything else (a file cut short, edited by hand) is `INSTALLATION_DAMAGED`,
+ * naming the file and what is wrong, rather than a TypeError in whatever reads it next.
+ */
+function installationRecord(text: string, path: string, name: string): Installation {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw damagedRecord(path, `not JSON (${errorMessage(error)})`);
+  }
+  const record = value as Partial<Record<keyof Installation, unknown>> | null;
+  if (record === null || typeof record !== 'object' || Array.isArray(record)) throw damagedRecord(path, 'not a JSON object');
+  if (record.name !== name) throw damagedRecord(path, `its name is ${JSON.stringify(record.name)}, not "${name}" as its file says`);
+  for (const field of ['manifest', 'digest'] as const) {
+    if (typeof record[field] !== 'string') throw damagedRecord(path, `it has no ${field}`);
+  }
+  if (!Array.isArray(record.domains) || !record.domains.every((domain) => typeof domain === 'string')) {
+    throw damagedRecord(path, 'its domains are not a list of names');
+  }
+  return record as Installation;
+}
+
+function damagedRecord(path: string, problem: string): StratumError {
+  return new StratumError('INSTALLATION_DAMAGED', `${path} is not an installation record: ${problem}`, {
+    hint: 'The host operator may remove it (host uninstall, which keeps the file aside) or install the name again.',
+  });
 }

@@ -142,15 +142,16 @@ export function createControlHandler(options: ControlServerOptions): (request: I
 
   /** An installation the host could not bring back at its start, as its status shows it. */
   const unrestoredStatus = async (name: string): Promise<CapsuleStatus | undefined> => {
-    const installation = await options.store.get(name);
     const why = unrestored.get(name);
-    if (!installation || why === undefined) return undefined;
+    if (why === undefined) return undefined;
+    // A record that is not one (INSTALLATION_DAMAGED) is shown with its name and why alone.
+    const installation = await options.store.get(name).catch(() => undefined);
     return {
       name,
-      domains: installation.domains,
+      domains: installation?.domains ?? [],
       state: 'failed',
-      version: /^version\s*=\s*"([^"]*)"/m.exec(installation.manifest)?.[1] ?? '',
-      digest: installation.digest,
+      version: /^version\s*=\s*"([^"]*)"/m.exec(installation?.manifest ?? '')?.[1] ?? '',
+      digest: installation?.digest ?? '',
       instances: 0,
       inFlight: 0,
       limitHits: {},
@@ -230,6 +231,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     try {
       return (await installedManifest(name))?.stores;
     } catch (error) {
+      if (isStratumError(error) && error.code === 'INSTALLATION_DAMAGED') return undefined;
       if (!(error instanceof ManifestError)) throw error;
       return (await options.store.get(name))?.stores;
     }
@@ -360,7 +362,14 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       }
     }
     const digest = await options.store.putComponent(bytes, expected);
-    const previous = await options.store.get(name);
+    const previous = await options.store.get(name).catch((error: unknown) => {
+      if (!isStratumError(error) || error.code !== 'INSTALLATION_DAMAGED') throw error;
+      // Whose it was is unknown: the operator may install over it, nobody else.
+      if (registrar.operator) return undefined;
+      throw new HttpError(409, 'NAME_TAKEN', `the name ${name} is held by an installation record this host cannot read`, {
+        hint: "The host's operator removes or replaces it.",
+      });
+    });
     // Replacing an installation keeps its registrar: an operator's upgrade does not take it over.
     const ownerName = previous?.registrar ?? registrar.name;
     const owner = options.registrars?.find((one) => one.name === ownerName) ?? registrar;
@@ -601,7 +610,8 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       // Read before the installation goes: the stores its data is in, which the name keeps.
       const stores = await storesHeld(name);
       if (!unrestored.has(name)) await options.runtime.uninstall(name);
-      await options.store.remove(name, stores ? { stores } : {});
+      // The owner for a record too damaged to say whose it is: only the operator drives one.
+      await options.store.remove(name, { ...(stores ? { stores } : {}), owner: registrar.name });
       unrestored.delete(name);
       log.info({ capsule: name }, 'capsule uninstalled');
       return json(response, 200, { uninstalled: name });
