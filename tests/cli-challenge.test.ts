@@ -108,6 +108,7 @@ test('registrar challenge, host challenge-answer --dns and registrar verify agai
     await publishChallenge(writer, `h1.${ZONE}`, 'A'.repeat(43));
     const answered = await answer(token);
     assert.match(answered.stderr, /^published _stratum-challenge\.h1\.hosting\.test\. 60 IN TXT "[\w-]{43}" on /);
+    assert.doesNotMatch(answered.stderr, /note:/);
     const response = JSON.parse(answered.stdout) as Record<string, string>;
     assert.deepEqual(Object.keys(response).sort(), ['hostName', 'publicKey', 'signature', 'token']);
     assert.equal(response.publicKey, hostKey);
@@ -173,12 +174,18 @@ test('registrar challenge, host challenge-answer --dns and registrar verify agai
   await t.test('a host that publishes no _stratum-host record fails HOST_RECORD_MISSING', async () => {
     const { token } = await challenge(`h3.${ZONE}`);
     const answered = await answer(token, { host: `h3.${ZONE}` });
+    // The answer says so before the operator sends it, which would use up the token.
+    assert.match(
+      answered.stderr,
+      /note: 127\.0\.0\.1:\d+ has no _stratum-host record for h3\.hosting\.test; the registrar's verify fails on it/,
+    );
     await refused(answered.file, 'HOST_RECORD_MISSING');
   });
 
   await t.test('an answer by a key the _stratum-host record does not publish fails CHALLENGE_KEY_NOT_PUBLISHED', async () => {
     const { token } = await challenge();
     const answered = await answer(token, { key: 'other-key.json' });
+    assert.ok(answered.stderr.includes(`publishes another key (k=${hostKey}), not this one`), answered.stderr);
     const stderr = await refused(answered.file, 'CHALLENGE_KEY_NOT_PUBLISHED');
     assert.ok(stderr.includes(`answered with ${otherKey}`), stderr);
     assert.ok(stderr.includes(`_stratum-host has k=${hostKey}`), stderr);

@@ -1,7 +1,7 @@
 // `stratum host challenge-answer`: a host answers a registrar's verification challenge
 // (spec/discovery.md section 6.2), publishing its TXT record by RFC 2136 update when it can.
 import { createInterface } from 'node:readline/promises';
-import { isStratumError, readKeyFile, StratumError } from '@stratum/core';
+import { errorMessage, isStratumError, readKeyFile, StratumError } from '@stratum/core';
 import type { HostKey } from '@stratum/discovery';
 import {
   asciiDomain,
@@ -152,6 +152,23 @@ Examples:
       return EXIT_OK;
     }
     io.stderr.write(`${paint(io.stderr, 32, 'published')} ${line} on ${server}\n`);
+    // The registrar's verify also reads the host's own record, and a token fails once, whatever
+    // fails it: said now, while the operator can still publish the record before sending.
+    const { DiscoveryResolver } = await import('@stratum/discovery');
+    const problem = await new DiscoveryResolver({ servers: [server] }).hostRecord(hostName).then(
+      (record) =>
+        record === undefined
+          ? `${server} has no _stratum-host record for ${hostName}`
+          : record.publicKey !== key.publicKey
+            ? `the _stratum-host record for ${hostName} on ${server} publishes another key (k=${record.publicKey}), not this one`
+            : undefined,
+      (error: unknown) => `the _stratum-host record for ${hostName} on ${server} does not read: ${errorMessage(error)}`,
+    );
+    if (problem !== undefined) {
+      io.stderr.write(
+        `${paint(io.stderr, 33, 'note:')} ${problem}; the registrar's verify fails on it (HOST_RECORD_MISSING or CHALLENGE_KEY_NOT_PUBLISHED) and uses up the token. Publish the record \`stratum host record\` prints first.\n`,
+      );
+    }
     io.stderr.write(
       'Send the registrar this response (the standard output); once it has answered, remove the record with the same command and --remove.\n',
     );
