@@ -44,7 +44,7 @@ export const hostChallengeAnswerCommand: Command = {
   name: 'host challenge-answer',
   summary: "answer a registrar's verification challenge: publish the TXT record, print the signed response",
   usage:
-    'host challenge-answer --token <token> --registrar <domain> [--host-name <name>] [--key <host-key.json> | --config <host.toml>] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] [--remove]',
+    'host challenge-answer --token=<token> --registrar <domain> [--host-name <name>] [--key <host-key.json> | --config <host.toml>] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] [--remove]',
   description: `
 Answers a challenge a registrar issued (\`stratum registrar challenge\`, spec/discovery.md
 section 6.2), proving that this host controls its name's DNS and its identity key. It computes
@@ -66,9 +66,9 @@ Once the registrar has answered, run it again with --remove (and the same option
 this record, and only this one.
 
 Examples:
-  stratum host challenge-answer --config /etc/stratum/host.toml --token <token> --registrar registrar.example.org \\
+  stratum host challenge-answer --config /etc/stratum/host.toml --token=<token> --registrar registrar.example.org \\
     --dns 192.0.2.53:53 --zone example.net --tsig-key update.key > response.json
-  stratum host challenge-answer --config /etc/stratum/host.toml --token <token> --registrar registrar.example.org \\
+  stratum host challenge-answer --config /etc/stratum/host.toml --token=<token> --registrar registrar.example.org \\
     --dns 192.0.2.53:53 --zone example.net --tsig-key update.key --remove`,
   maxPositionals: 0,
   options: {

@@ -77,7 +77,8 @@ Examples:
     const challenge = await issueChallenge(store, { hostName, registrar, ...(ttlMs === undefined ? {} : { ttlMs }) });
     const answer = [
       'stratum host challenge-answer',
-      `--token ${challenge.token}`,
+      // A token may begin with '-', which an option's separate argument may not.
+      `--token=${challenge.token}`,
       `--registrar ${challenge.registrar}`,
       `--host-name ${challenge.hostName}`,
     ].join(' ');
