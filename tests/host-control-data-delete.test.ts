@@ -184,7 +184,11 @@ test("deleting a name's data drops its PostgreSQL schema and the capsule's login
   );
 
   const sql = postgres(url, { max: 1, onnotice: () => {} });
-  t.after(() => sql.end());
+  // The host's own schema (its role key and its stores' rows) is this test's alone: it goes too.
+  t.after(async () => {
+    await sql.unsafe(`DROP SCHEMA IF EXISTS "${prefix}_host" CASCADE`);
+    await sql.end();
+  });
   const schema = schemaName(prefix, { capsule: 'notes', label: 'default' });
   const present = async () =>
     [
