@@ -573,11 +573,10 @@ interface LogFollower {
   onEnd?: () => void;
 }
 
-/** A line of a capsule's log as its Capsule keeps it: with its id, `<epoch>-<n>` (`Runtime.logEpoch`). */
+/** A line of a capsule's log as its Capsule keeps it: with the `n` of its id, `<epoch>-<n>` (`Runtime.logId`). */
 interface KeptLogLine {
   entry: CapsuleLogEntry;
   n: number;
-  id: string;
 }
 
 /** The last log epoch a runtime of this process took (see `takeLogEpoch`). */
@@ -736,7 +735,7 @@ class Capsule {
     const line = this.#runtime.nextLogLine(entry);
     this.logs.push(line);
     if (this.logs.length > this.#runtime.logBacklog) this.logs.splice(0, this.logs.length - this.#runtime.logBacklog);
-    if (!this.uninstalled) this.#runtime.emitLog(entry, line.id);
+    if (!this.uninstalled) this.#runtime.emitLog(entry, this.#runtime.logId(line.n));
   }
 
   /** The capsule's own output with its stack frames at its sources' lines (@stratum/core source-map.ts). */
@@ -2534,7 +2533,7 @@ class Runtime implements StratumHostRuntime {
     const after = options.after === undefined ? undefined : this.#logNumber(options.after);
     const kept = after === undefined ? capsule.logs : capsule.logs.filter((line) => line.n > after);
     const backlog = options.backlog ?? kept.length;
-    for (const line of backlog > 0 ? kept.slice(-backlog) : []) listener(line.entry, line.id);
+    for (const line of backlog > 0 ? kept.slice(-backlog) : []) listener(line.entry, this.logId(line.n));
     const follower: LogFollower = { listener, ...(options.onEnd ? { onEnd: options.onEnd } : {}) };
     let followers = this.#logFollowers.get(name);
     if (!followers) {
@@ -2555,10 +2554,14 @@ class Runtime implements StratumHostRuntime {
     if (followers) for (const follower of [...followers]) follower.listener(entry, id);
   }
 
-  /** A new line of a capsule's log with its id. */
+  /** A new line of a capsule's log, numbered for its id. */
   nextLogLine(entry: CapsuleLogEntry): KeptLogLine {
-    const n = ++this.#logLines;
-    return { entry, n, id: `${this.logEpoch}-${n}` };
+    return { entry, n: ++this.#logLines };
+  }
+
+  /** The id of this runtime's log line `n`. */
+  logId(n: number): string {
+    return `${this.logEpoch}-${n}`;
   }
 
   /** The `n` of a log id this runtime gave, or undefined for another's. */
