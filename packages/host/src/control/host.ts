@@ -24,6 +24,7 @@ import { createHostRuntime, toOriginForm } from '../runtime.ts';
 import type { HostRuntime } from '../runtime-types.ts';
 import { createRequestVerifier, NonceStore } from './auth.ts';
 import { DEFAULT_CONNECTIONS_PER_CLIENT, defaultMaxConnections, limitConnections, openFileLimit } from './connection-limits.ts';
+import { checkDataFormat } from './data-format.ts';
 import { lockDataDir } from './data-lock.ts';
 import { createLinkChecker, LinkWatch } from './domain-links.ts';
 import { InstallationStore } from './installations.ts';
@@ -236,6 +237,8 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   let ledger: UsageLedger | undefined;
   let runtime: HostRuntime;
   try {
+    // Before anything in the directory is read or removed: a newer host's may mean otherwise.
+    await checkDataFormat(config.dataDir, version);
     // Snapshots a stopped host was receiving: their imports never ran.
     await rm(join(runtimeDir, STATE_UPLOADS_DIR), { recursive: true, force: true });
     await store.init();
