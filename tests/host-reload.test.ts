@@ -5,11 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
 import { generateEd25519KeyPair } from '@stratum/core';
 import { ControlApiError, createControlClient } from '@stratum/host';
 import { writeTestHost } from './support/host-dir.ts';
 import { type HostProcess, startHostProcess } from './support/host-process.ts';
+import { ingressGet } from './support/ingress.ts';
 import { removeDir } from './support/temp.ts';
+import { buildTiny } from './support/tiny.ts';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
 
 /** Waits for the host's `count`th log line whose message starts with `prefix`, and returns it. */
 async function logged(host: HostProcess, prefix: string, count: number): Promise<Record<string, unknown>> {
@@ -55,20 +60,39 @@ test("SIGHUP applies host.toml's [registrars] at once, names tables that wait fo
   assert.deepEqual([reloaded.added, reloaded.removed, reloaded.changed], [['newcomer'], [], []]);
   assert.deepEqual((await logged(host, `${config} changed tables`, 1)).tables, ['control']);
   assert.deepEqual((await client(newcomer).status()).capsules, []);
+  const manifest = await readFile(join(root, 'examples', 'tiny', 'stratum.toml'), 'utf8');
+  const component = await readFile(await buildTiny());
+  for (const name of ['one', 'two']) {
+    await client(newcomer).install({ name, domains: [`${name}.localhost`], manifest, component });
+  }
 
   // A broken host.toml is logged and changes nothing.
   await writeFile(config, `${original}[registrars.broken]\nkey = "not a key"\n`);
   host.child.kill('SIGHUP');
   const refused = await logged(host, `${config} not reloaded`, 1);
   assert.match(JSON.stringify(refused.problems), /registrars\.broken/);
-  assert.deepEqual((await client(newcomer).status()).capsules, []);
+  assert.deepEqual(
+    (await client(newcomer).status()).capsules.map((capsule) => capsule.name),
+    ['one', 'two'],
+  );
 
-  // The newcomer taken out: its next request is refused, the operator's still served.
+  // The newcomer taken out: its next request is refused, the operator's still served, and the
+  // log names what it leaves behind, still serving, for the operator to drive.
   await writeFile(config, original);
   host.child.kill('SIGHUP');
   const second = await logged(host, `${config} reloaded`, 2);
   assert.deepEqual([second.added, second.removed], [[], ['newcomer']]);
   assert.equal(await refusal(client(newcomer).status()), 'AUTH_UNKNOWN_KEY');
-  assert.deepEqual((await client(operator).status()).capsules, []);
+  const left = await logged(host, 'registrar "newcomer" is no longer trusted', 1);
+  assert.deepEqual(left.installations, ['one', 'two']);
+  assert.match(String(left.msg), /its 2 installations keep serving: one, two; only an operator key drives them now/);
+  assert.deepEqual(
+    (await client(operator).status()).capsules.map((capsule) => [capsule.name, capsule.state]),
+    [
+      ['one', 'running'],
+      ['two', 'running'],
+    ],
+  );
+  assert.equal((await ingressGet(host.ingress, 'one.localhost', '/')).status, 200);
   assert.equal(host.child.exitCode, null, 'the host runs on');
 });

@@ -66,7 +66,8 @@ takes signed requests from its registrars on the control API (spec/host-api.md).
 SIGINT or SIGTERM, then stops taking requests, lets those in flight finish (each within its
 capsule's timeout, all within 60 s) and writes the usage ledger. A second Ctrl-C leaves at once.
 SIGHUP (systemctl reload) reads host.toml again and applies its [registrars] at once, so that a
-registrar is trusted, or no longer, without stopping the capsules; a change to any other table is
+registrar is trusted, or no longer, without stopping the capsules (a removed registrar's
+installations keep serving, logged by name, and only an operator key drives them); a change to any other table is
 logged as waiting for the next start, and a host.toml with errors is logged and not applied.
 
 Logs go to stderr: readable lines on a terminal, pino's JSON lines otherwise (--log-format).
@@ -191,8 +192,14 @@ Examples:
           logger.error({ problems }, `${configPath} not reloaded: the host runs on as it was`);
           return;
         }
-        const { added, removed, changed, restartNeeded } = host.reload(next);
+        const { added, removed, changed, restartNeeded, leftBehind } = host.reload(next);
         logger.info({ added, removed, changed }, `${configPath} reloaded: its [registrars] apply from the next request`);
+        for (const [registrar, installations] of Object.entries(leftBehind)) {
+          logger.warn(
+            { registrar, installations },
+            `registrar "${registrar}" is no longer trusted, and its ${installations.length === 1 ? 'installation keeps' : `${installations.length} installations keep`} serving: ${installations.join(', ')}; only an operator key drives ${installations.length === 1 ? 'it' : 'them'} now (stratum host uninstall <name>, or trust the registrar again)`,
+          );
+        }
         if (restartNeeded.length > 0) {
           logger.warn({ tables: restartNeeded }, `${configPath} changed tables that take effect only when the host starts again`);
         }

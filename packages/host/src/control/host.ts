@@ -169,6 +169,11 @@ export interface HostReload {
   removed: string[];
   changed: string[];
   restartNeeded: string[];
+  /**
+   * The installations of each removed registrar, by its name (none listed for one without any).
+   * They stay, serving as before: only an operator's key can drive or uninstall them now.
+   */
+  leftBehind: Record<string, string[]>;
 }
 
 /** The tables of host.toml a reload cannot apply, by the HostConfig member they become. */
@@ -183,7 +188,12 @@ const RESTART_TABLES: Record<string, (config: HostConfig) => unknown> = {
   'keyvalue, sql, bucket and outbound': (config) => config.capabilities,
 };
 
-function reloadRegistrars(registrars: TrustedRegistrar[], running: HostConfig, next: HostConfig): HostReload {
+function reloadRegistrars(
+  registrars: TrustedRegistrar[],
+  running: HostConfig,
+  next: HostConfig,
+  installations: ReadonlyMap<string, string | undefined>,
+): HostReload {
   const before = new Map(registrars.map((registrar) => [registrar.name, JSON.stringify(registrar)]));
   const after = new Map(next.registrars.map((registrar) => [registrar.name, JSON.stringify(registrar)]));
   const result: HostReload = {
@@ -193,7 +203,12 @@ function reloadRegistrars(registrars: TrustedRegistrar[], running: HostConfig, n
     restartNeeded: Object.entries(RESTART_TABLES)
       .filter(([, part]) => JSON.stringify(part(running)) !== JSON.stringify(part(next)))
       .map(([table]) => table),
+    leftBehind: {},
   };
+  for (const registrar of result.removed) {
+    const names = [...installations].filter(([, owner]) => owner === registrar).map(([name]) => name);
+    if (names.length > 0) result.leftBehind[registrar] = names.sort();
+  }
   // In place: the request verifier, the control API and the link checks all read this array.
   registrars.splice(0, registrars.length, ...next.registrars);
   return result;
@@ -433,7 +448,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     // The first pass now, in the background: installations restored from before are checked too.
     links?.recheck().catch((error: unknown) => logger.error({ err: errorMessage(error) }, 'checking domain links failed'));
     links?.start(config.discovery.recheckMs);
-    const reload = (next: HostConfig) => reloadRegistrars(registrars, config, next);
+    const reload = (next: HostConfig) => reloadRegistrars(registrars, config, next, store.registrars());
     return { config, runtime, ledger, ingressUrl, controlUrl, restored, ...(links ? { links } : {}), reload, close };
   } catch (error) {
     await close().catch(() => {});

@@ -123,6 +123,11 @@ export class InstallationStore {
     return this.#registrars.get(name);
   }
 
+  /** Every installation's registrar by name, as far as they have been listed (all of them once a host has started). */
+  registrars(): ReadonlyMap<string, string | undefined> {
+    return this.#registrars;
+  }
+
   /** Every installation's registrar by name, listing them first if that has not been done. */
   async indexed(): Promise<ReadonlyMap<string, string | undefined>> {
     this.#listed ??= this.list();
