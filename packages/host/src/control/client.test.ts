@@ -60,3 +60,27 @@ test('an https URL for a control API that speaks plain HTTP says so, with its ht
     return true;
   });
 });
+
+test("a host whose unsigned /identity names another host than the audience is refused, so that a move does not name the host by it; the host's own name is taken in any case", async (t) => {
+  let name = 'h2.example.net';
+  const url = await listening(
+    t,
+    createServer((_request, response) => {
+      response.setHeader('content-type', 'application/json');
+      response.end(JSON.stringify({ name, key: { kty: 'OKP', crv: 'Ed25519', x: 'AAAA' }, version: '0.1.0', startedAt: '' }));
+    }),
+  );
+  const { privateJwk } = await generateEd25519KeyPair();
+  const client = createControlClient({ url: `${url}/v1`, key: privateJwk, audience: 'H1.example.net' });
+  await assert.rejects(client.identity(), (error: unknown) => {
+    assert.ok(isStratumError(error));
+    assert.equal(error.code, 'HOST_IDENTITY_MISMATCH');
+    assert.match(error.message, /says it is host h2\.example\.net, not H1\.example\.net, which requests to it are signed for$/);
+    return true;
+  });
+  name = 'h1.example.net';
+  assert.equal((await client.identity()).name, 'h1.example.net');
+  // Without an audience the client has nothing to hold the answer to.
+  name = 'anything.example';
+  assert.equal((await createControlClient({ url: `${url}/v1`, key: privateJwk }).identity()).name, 'anything.example');
+});

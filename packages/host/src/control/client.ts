@@ -218,7 +218,17 @@ export function createControlClient(options: ControlClientOptions): ControlClien
 
   const identity = async (call: CallOptions = {}): Promise<HostIdentity> => {
     const response = await doFetch(resolve('/identity'), call.signal ? { signal: call.signal } : {});
-    return (await expectOk(response)) as HostIdentity;
+    const answered = (await expectOk(response)) as HostIdentity;
+    // Unsigned, so whatever answered there: a name other than the one requests are signed for is
+    // not the host meant, and a caller naming the host by it (a move's link switch) would follow it.
+    if (options.audience !== undefined && String(answered.name).toLowerCase() !== options.audience.toLowerCase()) {
+      throw new StratumError(
+        'HOST_IDENTITY_MISMATCH',
+        `the control API at ${base.href} says it is host ${String(answered.name).slice(0, 253)}, not ${options.audience}, which requests to it are signed for`,
+        { hint: "Check the URL: it should be the control API of the host named (the api= of that host's _stratum-host record)." },
+      );
+    }
+    return answered;
   };
   // Asked once, by the first call that needs it; asked again by the next if that one failed (was aborted).
   const audienceOf = (call: CallOptions): Promise<string> => {
