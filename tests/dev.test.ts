@@ -436,15 +436,17 @@ test('a syntax error is shown with its file:line while the last good version ser
   assert.equal(boom.status, 500);
   // In dev, the browser is told what was thrown, as wrangler and Spin do.
   assert.match(boom.body, /^Internal Server Error: TypeError: no boom here\n/);
-  const frame = await dev.waitFor('mapped frame', (event) => event.type === 'log' && /^fetch@/.test(String(event.message)), { since });
+  // One log line, not a line each: the message, then its frames.
+  const logged = await dev.waitFor(
+    'the error',
+    (event) => event.type === 'log' && String(event.message).startsWith('TypeError: no boom here'),
+    {
+      since,
+    },
+  );
   const throwLine = fixed.split('\n').findIndex((text) => text.includes("throw new TypeError('no boom here')"));
   const throwColumn = (fixed.split('\n')[throwLine] ?? '').indexOf('new TypeError') + 1;
-  assert.equal(frame.message, `fetch@src/index.ts:${throwLine + 1}:${throwColumn}`);
-  const logged = dev.events
-    .slice(since)
-    .filter((event) => event.type === 'log')
-    .map((event) => String(event.message));
-  assert.ok(logged.includes('TypeError: no boom here'), logged.join('\n'));
+  assert.equal(String(logged.message).split('\n')[1], `fetch@src/index.ts:${throwLine + 1}:${throwColumn}`, String(logged.message));
   assert.equal(await dev.interrupt(), 0);
 });
 

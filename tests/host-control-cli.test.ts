@@ -895,7 +895,11 @@ test('host logs prints every line the host sends, the same line written again in
   assert.match(badAfter.stderr, /--after yesterday: give a line's id as --json prints it/);
   const text = await run(['host', 'logs', 'chatty', '--lines', '1000', ...control]);
   assert.equal(text.code, 0, text.stderr);
-  assert.equal(text.stdout.trim().split('\n').length, sent.length);
+  // A terminal line for each line of each message.
+  assert.equal(
+    text.stdout.trim().split('\n').length,
+    sent.map((entry) => entry.message.split('\n').length).reduce((sum, lines) => sum + lines, 0),
+  );
 });
 
 /** `stratum host logs <name> --follow --json` in a process of its own: what it printed, and a way to wait for a line. */

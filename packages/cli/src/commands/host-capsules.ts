@@ -784,7 +784,9 @@ Examples:
       }
       const level = paint(io.stdout, LEVEL_COLOURS[entry.level] ?? 0, entry.level.padEnd(5));
       const request = entry.requestId ? paint(io.stdout, 2, ` (request ${entry.requestId})`) : '';
-      io.stdout.write(`${entry.time} ${level} ${entry.source}: ${printable(io.stdout, entry.message)}${request}\n`);
+      // A message of several lines (an uncaught error and its frames) is a terminal line each.
+      for (const line of entry.message.split('\n'))
+        io.stdout.write(`${entry.time} ${level} ${entry.source}: ${printable(io.stdout, line)}${request}\n`);
     };
     // A stream opened again sends its backlog again: what was printed is not printed twice.
     const printed = new LogLines();

@@ -177,3 +177,26 @@ test("a capsule's log line reaches the terminal with its colours, and every othe
     new DevOutput(json.stream, { json: true }).log(entry);
     assert.equal((JSON.parse(json.text()) as { message: string }).message, message);
   }));
+
+test("a log message of several lines (an uncaught error and its frames) is a terminal line each, each with the capsule's prefix, and one JSON event", () =>
+  withNoColor('1', () => {
+    const entry = {
+      time: '2026-12-07T10:00:00.000Z',
+      capsule: 'counter',
+      level: 'error' as const,
+      source: 'stderr',
+      message: 'TypeError: no boom here\nfetch@src/index.ts:3:11\ncaused by: \x1b]0;title\x07',
+    };
+    const plain = capture(false);
+    new DevOutput(plain.stream, { json: false }).log(entry);
+    const lines = plain.text().trimEnd().split('\n');
+    assert.equal(lines.length, 3, plain.text());
+    for (const line of lines) assert.match(line, /^\d\d:\d\d:\d\d counter\s+│ stderr /);
+    assert.match(lines[1] ?? '', /│ stderr fetch@src\/index\.ts:3:11$/);
+    // Each line still has its control characters shown, not run.
+    assert.match(lines[2] ?? '', /caused by: \\x1b\]0;title\\x07$/);
+    const json = capture(false);
+    new DevOutput(json.stream, { json: true }).log(entry);
+    assert.equal(json.text().trimEnd().split('\n').length, 1);
+    assert.equal((JSON.parse(json.text()) as { message: string }).message, entry.message);
+  }));

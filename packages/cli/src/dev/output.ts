@@ -212,9 +212,9 @@ export class DevOutput {
     const colour = limitHit ? 41 : entry.source === 'host' && entry.level === 'info' ? 2 : (LEVEL_COLOURS[entry.level] ?? 0);
     // The capsule's stdout and stderr say so; wasi:logging lines carry their level instead.
     const from = entry.source.startsWith('wasi:logging') ? entry.level : entry.source;
-    this.#line(
-      `${this.#paint(2, clock(new Date(entry.time)))} ${this.#capsule(entry.capsule)}  ${this.#paint(2, `│ ${from}`)} ${this.#paint(colour, printable(this.#out, entry.message))}`,
-    );
+    const prefix = `${this.#paint(2, clock(new Date(entry.time)))} ${this.#capsule(entry.capsule)}  ${this.#paint(2, `│ ${from}`)}`;
+    // A message of several lines (an uncaught error and its frames) is a terminal line each.
+    for (const line of entry.message.split('\n')) this.#line(`${prefix} ${this.#paint(colour, printable(this.#out, line))}`);
   }
 
   notice(message: string, capsule?: string): void {

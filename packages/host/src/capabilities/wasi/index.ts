@@ -30,28 +30,63 @@ const MAX_LINE = 16 * 1024;
  * keeping past the cut as much as the longest secret so that one straddling it is still whole.
  * Each `get-stdout` gets a stream of its own over the one sink: a stream is a resource the guest
  * drops, and one object handed out twice would be two handles to one representation.
+ *
+ * What one write holds, up to a line feed that ends it, is one log line, line feeds and all, as a
+ * console call is one in Workers and Node.js: an uncaught error, its frames and its causes were
+ * otherwise a log line each, which filled a capsule's kept lines and came apart in a stream read
+ * as JSON. A JS capsule's console writes its message so (a dev engine), or the message, then its
+ * line feed alone (a component `stratum build` makes): a write that begins a line, holds line
+ * feeds and ends without one is held until the next, and is one log line if that is a line feed
+ * alone. Output a
+ * C program writes in blocks is a line a line feed, but for a block that ends where a line does;
+ * a block's lines wait for the next write, as its last part did. Nothing is held past `MAX_LINE`.
  */
-function logSink(context: PrepareContext<WasiSettings>, level: 'info' | 'error', source: 'stdout' | 'stderr'): ByteSink {
+export function logSink(context: PrepareContext<WasiSettings>, level: 'info' | 'error', source: 'stdout' | 'stderr'): ByteSink {
   const secrets = context.settings.secrets ?? [];
   const kept = MAX_LINE + (secrets[0]?.length ?? 0);
   let partial = '';
+  /** `partial` holds whole lines too: one message, if the next write is a line feed alone. */
+  let holding = false;
   let dropping = false;
   const decoder = new TextDecoder();
   const emit = (line: string) => {
     const masked = redact(line, secrets);
     context.log(level, masked.length > MAX_LINE ? `${masked.slice(0, MAX_LINE)}... (truncated)` : masked, source);
   };
+  /** Logs each whole line of `partial`, a line each, and keeps what follows the last. */
+  const lines = () => {
+    let newline = partial.indexOf('\n');
+    while (newline !== -1) {
+      if (dropping) dropping = false;
+      else emit(partial.slice(0, newline));
+      partial = partial.slice(newline + 1);
+      newline = partial.indexOf('\n');
+    }
+  };
   return {
     capacity: () => 1024 * 1024,
     write: (bytes) => {
-      partial += decoder.decode(bytes, { stream: true });
-      let newline = partial.indexOf('\n');
-      while (newline !== -1) {
-        if (dropping) dropping = false;
-        else emit(partial.slice(0, newline));
-        partial = partial.slice(newline + 1);
-        newline = partial.indexOf('\n');
+      const text = decoder.decode(bytes, { stream: true });
+      if (holding) {
+        holding = false;
+        if (text === '\n') {
+          emit(partial);
+          partial = '';
+          return;
+        }
+        lines();
       }
+      // A write that begins a line: what it holds may be one message.
+      if (!dropping && partial === '' && text.length <= kept && text.includes('\n')) {
+        if (text.endsWith('\n')) emit(text.slice(0, -1));
+        else {
+          partial = text;
+          holding = true;
+        }
+        return;
+      }
+      partial += text;
+      lines();
       if (dropping) partial = '';
       else if (partial.length > kept) {
         emit(partial);
@@ -61,6 +96,8 @@ function logSink(context: PrepareContext<WasiSettings>, level: 'info' | 'error',
     },
     flush: () => {},
     close: () => {
+      holding = false;
+      lines();
       if (partial && !dropping) emit(partial);
       partial = '';
       dropping = false;
@@ -147,7 +184,7 @@ const WASI_INTERFACES = [
   'wasi:sockets/ip-name-lookup',
 ] as const;
 
-interface WasiSettings {
+export interface WasiSettings {
   suspending?: true;
   /** The installation's secret config values, longest first (`secretValuesOf`), masked in stdout and stderr. */
   secrets?: string[];
