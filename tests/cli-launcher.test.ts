@@ -4,7 +4,8 @@
 // And a host stops cleanly however many times it is told to: systemd signals every process of
 // a unit, so with the launcher the host hears SIGTERM twice.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -110,4 +111,19 @@ test('a host told twice to stop (SIGTERM) still finishes its shutdown', async (t
   assert.ok(said.includes('stopping'));
   if (said.includes('already stopping')) assert.equal(exit, 0, host.stderr());
   else assert.ok(exit === 0 || exit === 'SIGTERM', `exit ${exit}`);
+});
+
+test('a reader that has gone ends a command quietly, as it ends cat: `stratum ... | head -1` printed an EPIPE stack', async () => {
+  for (const args of [['--help'], ['host', 'status', '--help']]) {
+    const child = spawn(process.execPath, [launcher, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Gone before the command writes a byte.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const [code] = (await once(child, 'exit')) as [number | null];
+    assert.equal(stderr, '', args.join(' '));
+    assert.equal(code, 0, args.join(' '));
+  }
 });

@@ -16,6 +16,14 @@ if (major >= 24) {
   // without parsing and compiling a few hundred modules again.
   const { enableCompileCache } = await import('node:module');
   enableCompileCache?.();
+  // A reader that has gone (`stratum host logs | head -1`) ends the command quietly, as it ends
+  // cat or git; unhandled, Node.js threw the write's EPIPE with its stack.
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error) => {
+      if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw error;
+    });
+  }
   const { main } = await import(entry);
   process.exitCode = await main(process.argv.slice(2));
 } else {
