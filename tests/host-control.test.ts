@@ -1073,6 +1073,101 @@ test('an install whose instance cannot start is refused with 422 and changes not
   assert.deepEqual(await readdir(join(base, 'data', 'components', 'sha256')), [`${digestOf(COMPONENT).slice('sha256:'.length)}.wasm`]);
 });
 
+test('an install with keepConfig keeps the values the installation had for the variables the new manifest declares, checks required ones after that, and names what it kept and dropped', async (t) => {
+  const test = await testDir(t, 'stratum-control-');
+  await writeKeyFile(join(test.dir, 'host.key'), (await generateEd25519KeyPair()).privateJwk);
+  const [acmeKey, bravoKey] = [await generateEd25519KeyPair(), await generateEd25519KeyPair()];
+  const first = await setup(t, [], test, {
+    tables: `[registrars.acme]\nkey = "${acmeKey.publicJwk.x}"\n[registrars.bravo]\nkey = "${bravoKey.publicJwk.x}"\n`,
+  });
+  const connect = (key: typeof acmeKey) =>
+    createControlClient({ url: first.host.controlUrl, key: key.privateJwk, audience: 'host1.example.net' });
+  const [acme, bravo] = [connect(acmeKey), connect(bravoKey)];
+  const v1 =
+    'stratum = 1\n[capsule]\nname = "site"\nversion = "0.1.0"\n[source]\nwasm = "site.wasm"\n' +
+    '[capabilities.config.site_name]\ndefault = "My Site"\n[capabilities.config.api_key]\nsecret = true\nrequired = true\n[capabilities.config.theme]\n';
+  // 0.2.0 drops theme and adds colour.
+  const v2 = v1.replace('0.1.0', '0.2.0').replace('[capabilities.config.theme]\n', '[capabilities.config.colour]\ndefault = "blue"\n');
+  const site = { domains: ['site.example'], component: COMPONENT };
+  const runtime = first.runtimes[0] as FakeRuntime;
+  const lastConfig = () => runtime.installs.at(-1)?.config;
+  const refused = async (promise: Promise<unknown>, status: number, code: string, detail?: RegExp) => {
+    await assert.rejects(promise, (error: unknown) => {
+      assert.ok(error instanceof ControlApiError, String(error));
+      assert.equal(`${error.status} ${error.code}`, `${status} ${code}`);
+      if (detail) assert.match([error.message, ...error.details].join('\n'), detail);
+      return true;
+    });
+  };
+  await acme.install({ ...site, manifest: v1, config: { site_name: 'Prod', api_key: 'k1', theme: 'dark' } });
+
+  // Without keepConfig a replacement runs with what it is given: the required secret is missing.
+  await refused(
+    acme.install({ ...site, manifest: v2, config: { site_name: 'Prod' } }),
+    400,
+    'CONFIG_INVALID',
+    /config variable "api_key" is required and has no value \(a secret\)/,
+  );
+  const upgraded = await acme.install({ ...site, manifest: v2, config: { colour: 'red' }, keepConfig: true });
+  assert.deepEqual(
+    [upgraded.version, upgraded.keptConfig, upgraded.droppedConfig, upgraded.config],
+    ['0.2.0', ['api_key', 'site_name'], ['theme'], ['api_key', 'colour', 'site_name']],
+  );
+  assert.deepEqual(lastConfig(), { api_key: 'k1', colour: 'red', site_name: 'Prod' });
+  // A value given wins over the one kept.
+  const renamed = await acme.install({ ...site, manifest: v2, config: { site_name: 'Staging' }, keepConfig: true });
+  assert.deepEqual([renamed.keptConfig, renamed.droppedConfig], [['api_key', 'colour'], []]);
+  assert.deepEqual(lastConfig(), { api_key: 'k1', colour: 'red', site_name: 'Staging' });
+  // The operator's upgrade keeps the values of the registrar's installation too.
+  assert.deepEqual((await first.client.install({ ...site, manifest: v2, keepConfig: true })).keptConfig, [
+    'api_key',
+    'colour',
+    'site_name',
+  ]);
+
+  // Another registrar's installation lends it nothing: its install is refused as without keepConfig.
+  await refused(bravo.install({ ...site, manifest: v2, keepConfig: true }), 400, 'CONFIG_INVALID', /"api_key" is required/);
+  await refused(bravo.install({ ...site, manifest: v2, config: { api_key: 'b' }, keepConfig: true }), 409, 'NAME_TAKEN');
+  // Over a name not installed there is nothing to keep, and the answer says so.
+  const fresh = await bravo.install({
+    ...site,
+    name: 'blog',
+    domains: ['blog.example'],
+    manifest: v2,
+    config: { api_key: 'b' },
+    keepConfig: true,
+  });
+  assert.deepEqual([fresh.keptConfig, fresh.droppedConfig, fresh.config], [[], [], ['api_key']]);
+  await refused(
+    first.client.request('POST', '/capsules', { ...site, component: undefined, manifest: v2, keepConfig: 'yes' }).then(expectJson),
+    400,
+    'INVALID_REQUEST',
+    /\/keepConfig: must be true or false/,
+  );
+  // Without keepConfig the answer carries neither member: a registrar tells an older host by its refusal of the member.
+  const reset = await acme.install({ ...site, manifest: v2, config: { api_key: 'k2' } });
+  assert.deepEqual([reset.keptConfig, reset.droppedConfig, reset.config], [undefined, undefined, ['api_key']]);
+  assert.deepEqual(lastConfig(), { api_key: 'k2' });
+
+  // What was kept is the installation's: a restarted host brings it back with those values.
+  await acme.install({ ...site, manifest: v2, config: { site_name: 'Prod' }, keepConfig: true });
+  await first.host.close();
+  const runtimes: FakeRuntime[] = [];
+  test.closing(
+    await startHost(first.host.config, {
+      createRuntime: () => {
+        const again = new FakeRuntime();
+        runtimes.push(again);
+        return again;
+      },
+    }),
+  );
+  assert.deepEqual(
+    runtimes[0]?.installs.filter((install) => install.name === 'site').map((install) => install.config),
+    [{ api_key: 'k2', site_name: 'Prod' }],
+  );
+});
+
 test('answers match the OpenAPI document', async (t) => {
   const { Ajv2020 } = await import('ajv/dist/2020.js');
   const ajv = new Ajv2020({ strict: false, allErrors: true });
@@ -1113,6 +1208,15 @@ test('answers match the OpenAPI document', async (t) => {
   const upgraded = await client.install({ ...stored, manifest: MANIFEST });
   assert.deepEqual(upgraded.retainedStores, { keyvalue: ['default'], sql: [], bucket: [] });
   check('CapsuleStatus', upgraded);
+  // An upgrade that keeps config values: the request as the document has it, and its answer.
+  const keeping = { ...stored, component: { base64: Buffer.from(COMPONENT).toString('base64') }, manifest: MANIFEST, keepConfig: true };
+  check('InstallRequest', keeping);
+  const kept = await client.request('POST', '/capsules', keeping);
+  assert.equal(kept.status, 201);
+  const installSchema = ajv.getSchema('openapi#/paths/~1capsules/post/responses/201/content/application~1json/schema');
+  const keptAnswer = await kept.json();
+  assert.ok(installSchema?.(keptAnswer), JSON.stringify(installSchema?.errors));
+  assert.deepEqual((keptAnswer as { keptConfig?: string[] }).keptConfig, []);
   const paths = Object.keys(document.paths as Record<string, unknown>);
   assert.deepEqual(paths.sort(), [
     '/capsules',

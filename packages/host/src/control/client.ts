@@ -3,7 +3,7 @@ import { type Ed25519PrivateJwk, type Ed25519PublicJwk, StratumError } from '@st
 import type { LedgerEntry, LedgerState, Usage } from '../metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus } from '../runtime-types.ts';
 import { signControlRequest } from './auth.ts';
-import type { InstallBody } from './server.ts';
+import type { InstallBody, KeptConfig } from './server.ts';
 import type { StoreLabels } from './stores.ts';
 
 /** `bh` of a body too large to hold: its bytes streamed through SHA-256. */
@@ -43,6 +43,12 @@ export interface InstallOptions {
   /** The component bytes; leave out for a manifest whose [source] is a registry the host pulls from. */
   component?: Uint8Array;
   config?: Record<string, string>;
+  /**
+   * Over an installation of the name, keep the value of each variable the new manifest still
+   * declares and `config` does not give (spec/host-api.md section 5.1). A host older than this
+   * option refuses it (400 INVALID_REQUEST, `/keepConfig: unknown member`) rather than drop them.
+   */
+  keepConfig?: boolean;
   start?: boolean;
 }
 
@@ -111,9 +117,10 @@ export interface ControlClient {
   identity(call?: CallOptions): Promise<HostIdentity>;
   /**
    * The installed capsule's status; `keptData` when the name held the data of an installation
-   * uninstalled without deleting it, which this one now serves (spec/host-api.md section 5.1).
+   * uninstalled without deleting it, which this one now serves; with `keepConfig`, `keptConfig`
+   * and `droppedConfig` (spec/host-api.md section 5.1).
    */
-  install(options: InstallOptions, call?: CallOptions): Promise<InstallationStatus & { keptData?: KeptData }>;
+  install(options: InstallOptions, call?: CallOptions): Promise<InstallationStatus & { keptData?: KeptData } & Partial<KeptConfig>>;
   start(name: string, call?: CallOptions): Promise<InstallationStatus>;
   drain(name: string, call?: CallOptions): Promise<InstallationStatus>;
   stop(name: string, call?: CallOptions): Promise<InstallationStatus>;
@@ -277,10 +284,22 @@ export function createControlClient(options: ControlClientOptions): ControlClien
         ...(install.name !== undefined ? { name: install.name } : {}),
         ...(install.component ? { component: { base64: Buffer.from(install.component).toString('base64') } } : {}),
         ...(install.config ? { config: install.config } : {}),
+        // Sent only when asked for: a host older than the member refuses it, and false is its default.
+        ...(install.keepConfig ? { keepConfig: true } : {}),
         ...(install.start !== undefined ? { start: install.start } : {}),
       };
-      const answer = await call<{ capsule: InstallationStatus; keptData?: KeptData }>('POST', '/capsules', body, options);
-      return answer.keptData ? { ...answer.capsule, keptData: answer.keptData } : answer.capsule;
+      const answer = await call<{ capsule: InstallationStatus; keptData?: KeptData } & Partial<KeptConfig>>(
+        'POST',
+        '/capsules',
+        body,
+        options,
+      );
+      return {
+        ...answer.capsule,
+        ...(answer.keptData ? { keptData: answer.keptData } : {}),
+        ...(answer.keptConfig ? { keptConfig: answer.keptConfig } : {}),
+        ...(answer.droppedConfig ? { droppedConfig: answer.droppedConfig } : {}),
+      };
     },
     start: async (name, options) =>
       (await call<{ capsule: InstallationStatus }>('POST', capsulePath(name, 'start'), undefined, options)).capsule,

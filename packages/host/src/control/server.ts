@@ -36,8 +36,23 @@ export interface InstallBody {
   /** The component's bytes, base64; leave out to have the host pull the manifest's registry source. */
   component?: { base64: string };
   config?: Record<string, string>;
+  /**
+   * Over an installation of the name: each variable the new manifest still declares and `config`
+   * does not give keeps the value it had (spec/host-api.md section 5.1).
+   */
+  keepConfig?: boolean;
   /** Start serving once installed (the default). */
   start?: boolean;
+}
+
+/**
+ * What an install with `keepConfig` did with the values of the installation it replaced: the
+ * variables that kept theirs, and those whose values went because the new manifest no longer
+ * declares them. Names only, sorted; both empty for a name that was not installed.
+ */
+export interface KeptConfig {
+  keptConfig: string[];
+  droppedConfig: string[];
 }
 
 export interface ControlServerOptions {
@@ -304,18 +319,56 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     return `Publish in each domain's zone, beside its routing to this host (spec/discovery.md section 5):\n${records.join('\n')}\n${check}`;
   };
 
-  /** `keptData`: the name held what an uninstalled installation stored, which this one now serves (section 5.1). */
+  /**
+   * The values an install with `keepConfig` runs with: those the body gives, over those the
+   * installation of the name had for variables the new manifest still declares (section 5.1).
+   * Only the asking registrar's own installation lends its values; over another's, the install is
+   * refused later (NAME_TAKEN), and whatever that one holds must not shape this answer.
+   */
+  const carryConfig = async (
+    name: string,
+    manifest: Manifest,
+    given: Record<string, string>,
+    registrar: TrustedRegistrar,
+  ): Promise<{ config: Record<string, string> } & KeptConfig> => {
+    const mine = await options.store.indexed();
+    const previous = mayDrive(mine, registrar, name)
+      ? await options.store.get(name).catch((error: unknown) => {
+          // A record this host cannot read has no values to lend: only the operator installs over it.
+          if (isStratumError(error) && error.code === 'INSTALLATION_DAMAGED') return undefined;
+          throw error;
+        })
+      : undefined;
+    const had = previous?.config ?? {};
+    const declared = manifest.capabilities.config;
+    const keptConfig = Object.keys(had)
+      .filter((variable) => variable in declared && !(variable in given))
+      .sort();
+    const droppedConfig = Object.keys(had)
+      .filter((variable) => !(variable in declared))
+      .sort();
+    const kept = Object.fromEntries(keptConfig.map((variable) => [variable, had[variable] as string]));
+    return { config: { ...kept, ...given }, keptConfig, droppedConfig };
+  };
+
+  /**
+   * `keptData`: the name held what an uninstalled installation stored, which this one now serves;
+   * `keptConfig` and `droppedConfig` with `keepConfig` (section 5.1).
+   */
   const install = async (
     body: InstallBody,
     registrar: TrustedRegistrar,
-  ): Promise<{ status: CapsuleStatus; keptData?: { uninstalledAt: string } }> => {
+  ): Promise<{ status: CapsuleStatus; keptData?: { uninstalledAt: string }; carried?: KeptConfig }> => {
     const manifest = parseManifestBody(body.manifest);
     const name = body.name ?? manifest.capsule.name;
     if (!NAME.test(name) || name.length > 63) throw new HttpError(400, 'INVALID_REQUEST', `name "${name.slice(0, 80)}" is not a DNS label`);
+    const carried = body.keepConfig ? await carryConfig(name, manifest, body.config ?? {}, registrar) : undefined;
+    const config = carried?.config ?? body.config ?? {};
     // Here, not in the runtime: whether or not the component imports wasi:config, a value for a
     // variable the manifest does not declare is a mistake (a typo, the wrong capsule) to refuse
     // now; an installation an older host accepted with one must still come back after a restart.
-    resolveConfig({ capsule: name, manifest, config: body.config ?? {} });
+    // After the merge: a required secret the installation has is not missing from its upgrade.
+    resolveConfig({ capsule: name, manifest, config });
     const expected = manifest.source.digest;
     let bytes: Uint8Array;
     if (body.component) {
@@ -383,7 +436,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         // Hashed once, by the store: the runtime needs the bytes only if its caches miss.
         storedComponent: { digest, read: () => Promise.resolve(bytes) },
         refuseUnmetResources: true,
-        ...(body.config ? { config: body.config } : {}),
+        config,
       });
       if ((body.start ?? true) && status.state !== 'running') {
         try {
@@ -410,7 +463,7 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       domains: body.domains,
       manifest: body.manifest,
       digest,
-      config: body.config ?? {},
+      config,
       registrar: ownerName,
       // What the runtime now does: replacing a running capsule keeps it running even with start: false.
       desired: status.state === 'running' ? 'running' : 'installed',
@@ -425,7 +478,11 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     };
     await options.store.save(installation);
     if (previous && previous.digest !== digest) await options.store.dropComponentIfUnused(previous.digest);
-    return { status, ...(retired ? { keptData: { uninstalledAt: retired.uninstalledAt } } : {}) };
+    return {
+      status,
+      ...(retired ? { keptData: { uninstalledAt: retired.uninstalledAt } } : {}),
+      ...(carried ? { carried: { keptConfig: carried.keptConfig, droppedConfig: carried.droppedConfig } } : {}),
+    };
   };
 
   /**
@@ -586,16 +643,17 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     if (name === undefined) {
       allow(method, 'GET', 'POST');
       if (method === 'GET') return json(response, 200, { capsules: await visibleStatus(registrar) });
-      const { status, keptData } = await install(parseInstallBody(body), registrar);
+      const { status, keptData, carried } = await install(parseInstallBody(body), registrar);
       unrestored.delete(status.name);
       log.info(
-        { capsule: status.name, digest: status.digest, domains: status.domains, ...(keptData ? { keptData } : {}) },
+        { capsule: status.name, digest: status.digest, domains: status.domains, ...(keptData ? { keptData } : {}), ...carried },
         keptData ? 'capsule installed, serving the data kept under its name' : 'capsule installed',
       );
       // The same status object as GET /capsules/{name} answers, registrar included.
       return json(response, 201, {
         capsule: await described(owned(status, await options.store.indexed())),
         ...(keptData ? { keptData } : {}),
+        ...carried,
       });
     }
     if (action === undefined) {
@@ -1039,7 +1097,7 @@ export function parseInstallBody(body: Uint8Array): InstallBody {
   if (value === null || typeof value !== 'object' || Array.isArray(value))
     throw new HttpError(400, 'INVALID_REQUEST', 'the install body must be a JSON object');
   const input = value as Record<string, unknown>;
-  const known = ['name', 'domains', 'manifest', 'component', 'config', 'start'];
+  const known = ['name', 'domains', 'manifest', 'component', 'config', 'keepConfig', 'start'];
   for (const key of Object.keys(input)) if (!known.includes(key)) problems.push(`/${key}: unknown member (known: ${known.join(', ')})`);
   if (input.name !== undefined && (typeof input.name !== 'string' || !NAME.test(input.name) || input.name.length > 63)) {
     problems.push('/name: must be a DNS label (lowercase letters, digits and hyphens, at most 63)');
@@ -1070,6 +1128,7 @@ export function parseInstallBody(body: Uint8Array): InstallBody {
     if (config === null || typeof config !== 'object' || Array.isArray(config)) problems.push('/config: must be an object of strings');
     else for (const [key, item] of Object.entries(config)) if (typeof item !== 'string') problems.push(`/config/${key}: must be a string`);
   }
+  if (input.keepConfig !== undefined && typeof input.keepConfig !== 'boolean') problems.push('/keepConfig: must be true or false');
   if (input.start !== undefined && typeof input.start !== 'boolean') problems.push('/start: must be true or false');
   if (problems.length > 0) throw new HttpError(400, 'INVALID_REQUEST', 'the install body is not valid', { details: problems });
   return input as unknown as InstallBody;
