@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, link, mkdir, mkdtemp, open, readFile, rename, rm, stat, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { test } from 'node:test';
@@ -357,7 +357,13 @@ test('a ledger that does not verify, checked in the background, takes no usage a
   await assert.rejects(ledger.entries(), { code: 'LEDGER_CORRUPT' });
   await ledger.close();
   assert.deepEqual(await readFile(path), tampered, 'nothing was appended to the broken chain');
-  assert.deepEqual(errors, [`the usage ledger ${path} does not verify: no usage is written until it is repaired`]);
+  assert.equal(errors.length, 2, errors.join('\n'));
+  assert.equal(errors[0], `the usage ledger ${path} does not verify: no usage is written until it is repaired`);
+  // What it held is lost with the stop: this line is the record of it.
+  assert.match(
+    errors[1] ?? '',
+    /^the usage of 1 requests to late from .* was never written to the usage ledger .*, which is broken \(LEDGER_CORRUPT\)/,
+  );
 });
 
 test('a ledger larger than a read piece opens, keeps a checkpoint, and pages from its index', async (t) => {
@@ -526,3 +532,146 @@ test('whatever happens to a ledger and its checkpoint, it is refused as corrupt 
     { numRuns: 150 },
   );
 });
+
+/** A logger that keeps its error lines, each with its fields. */
+function erroringLogger(): Logger & { errors: { fields: Record<string, unknown>; message: string }[] } {
+  const errors: { fields: Record<string, unknown>; message: string }[] = [];
+  const logger: Logger & { errors: typeof errors } = {
+    ...silentLogger,
+    errors,
+    error: (...args: unknown[]) => {
+      const fields = args.find((arg) => typeof arg === 'object' && arg !== null) as Record<string, unknown> | undefined;
+      errors.push({ fields: fields ?? {}, message: String(args.find((arg) => typeof arg === 'string')) });
+    },
+    child: () => logger,
+  };
+  return logger;
+}
+
+/** Waits, without asserting how long, until something moves the file's ctime past `before` (`touch` moves it by a write or a chmod). */
+async function moveCtime(path: string, before: bigint, touch: () => Promise<void>): Promise<void> {
+  await touch();
+  // The kernel stamps ctime from a coarse clock: a change within its tick keeps the old value.
+  while ((await stat(path, { bigint: true })).ctimeNs === before) {
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await chmod(path, 0o600);
+  }
+}
+
+test('a ledger replaced while the host runs (sed -i, mv, a restore) takes no more usage, keeps what the host wrote, and says so once', async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-11-01T00:00:00Z');
+  const logger = erroringLogger();
+  const ledger = await UsageLedger.open(path, { logger, now: () => new Date(clock) });
+  ledger.record(record('a'));
+  ledger.record(record('b'));
+  clock += 10_000;
+  await ledger.flush();
+  const written = await readFile(path);
+  // What sed -i does: a new file with the edit, renamed over the ledger.
+  await writeFile(`${path}.sed`, written.toString().replace('"requests":1', '"requests":0'));
+  await rename(`${path}.sed`, path);
+  const replacement = await readFile(path);
+  ledger.record(record('a'));
+  clock += 10_000;
+  await assert.rejects(ledger.flush(), { code: 'LEDGER_CHANGED' });
+  assert.equal(ledger.state, 'broken');
+  await assert.rejects(ledger.usage(), { code: 'LEDGER_CHANGED' });
+  ledger.record(record('a'));
+  await assert.rejects(ledger.flush(), { code: 'LEDGER_CHANGED' });
+  await ledger.close();
+  assert.deepEqual(await readFile(path), replacement, 'nothing was appended to the replacement');
+  const kept = `${path}.replaced-2026-11-01T00-00-20.000Z`;
+  assert.deepEqual(await readFile(kept), written, 'the ledger the host wrote is kept beside it');
+  assert.equal(logger.errors.length, 2, logger.errors.map((line) => line.message).join('\n'));
+  assert.match(
+    logger.errors[0]?.message ?? '',
+    new RegExp(
+      `^the usage ledger ${path} was changed while the host ran: it was replaced by another file .*no usage is written from now on.*2 entries, is kept in ${kept}\\. .*mv ${path} ${path}\\.corrupt.*restart the host`,
+    ),
+  );
+  // The usage held since is logged at the stop, the only record of it left.
+  assert.match(
+    logger.errors[1]?.message ?? '',
+    /^the usage of 2 requests to a from 2026-11-01T00:00:10\.000Z to .* is lost with this stop/,
+  );
+  assert.equal((logger.errors[1]?.fields.usage as Record<string, { requests: number }> | undefined)?.a?.requests, 2);
+});
+
+test('a ledger deleted while the host runs is reported at the next flush, even one with nothing to write', async (t) => {
+  const path = await tempLedger(t);
+  const logger = erroringLogger();
+  const ledger = await UsageLedger.open(path, { logger });
+  ledger.record(record('a'));
+  await ledger.flush();
+  await rm(path);
+  await assert.rejects(ledger.flush(), {
+    code: 'LEDGER_CHANGED',
+    message: `the usage ledger ${path} was changed while the host ran: it was deleted or moved away`,
+  });
+  await ledger.close();
+  assert.equal(logger.errors.length, 1);
+  await assert.rejects(stat(path), { code: 'ENOENT' });
+});
+
+test('a ledger written to in place while the host runs takes no more usage: cut short, appended to, its last or an earlier entry edited', async (t) => {
+  const damages: [string, (path: string, bytes: Buffer) => Promise<void>, RegExp][] = [
+    [
+      'cut short',
+      (path, bytes) => truncate(path, bytes.length - 10),
+      /it is \d+ bytes long, where the 3 entries this host verified and wrote end at byte \d+/,
+    ],
+    ['appended to', (path) => writeFile(path, '\n', { flag: 'a' }), /bytes long/],
+    [
+      'its last entry edited',
+      (path, bytes) => overwrite(path, bytes.lastIndexOf('"requests":1'), '"requests":7'),
+      /its last line \(entry 3\) is not the entry this host wrote there/,
+    ],
+    [
+      'an earlier entry edited',
+      (path, bytes) => overwrite(path, bytes.indexOf('"requests":1'), '"requests":7'),
+      /its first 3 entries are not the bytes this host verified and wrote/,
+    ],
+  ];
+  for (const [what, damage, reason] of damages) {
+    const path = await tempLedger(t);
+    const ledger = await UsageLedger.open(path);
+    for (const capsule of ['a', 'b', 'c']) ledger.record(record(capsule));
+    await ledger.flush();
+    const before = (await stat(path, { bigint: true })).ctimeNs;
+    await moveCtime(path, before, async () => damage(path, await readFile(path)));
+    const damaged = await readFile(path);
+    ledger.record(record('a'));
+    await assert.rejects(ledger.flush(), (error: Error & { code?: string }) => {
+      assert.equal(error.code, 'LEDGER_CHANGED', what);
+      assert.match(error.message, reason, what);
+      return true;
+    });
+    await ledger.close();
+    assert.deepEqual(await readFile(path), damaged, `${what}: nothing was appended`);
+  }
+});
+
+test('a ledger whose ctime moved but whose bytes are those the host wrote (a chmod, a backup hard link) takes usage on', async (t) => {
+  const path = await tempLedger(t);
+  const ledger = await UsageLedger.open(path);
+  ledger.record(record('a'));
+  await ledger.flush();
+  const before = (await stat(path, { bigint: true })).ctimeNs;
+  await moveCtime(path, before, () => link(path, `${path}.backup`));
+  ledger.record(record('a'));
+  await ledger.flush();
+  assert.equal(ledger.state, 'ok');
+  await ledger.close();
+  assert.deepEqual(await verifyLedgerFile(path), { ok: true, entries: 2, head: ledger.head.hash });
+});
+
+async function overwrite(path: string, at: number, text: string): Promise<void> {
+  assert.ok(at >= 0);
+  const file = await open(path, 'r+');
+  try {
+    await file.write(Buffer.from(text), 0, Buffer.byteLength(text), at);
+  } finally {
+    await file.close();
+  }
+}

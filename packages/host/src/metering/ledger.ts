@@ -1,6 +1,6 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { type FileHandle, mkdir, open, readFile, rename, writeFile } from 'node:fs/promises';
+import { type FileHandle, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import { errorMessage, formatBytes, formatDuration, type Logger, StratumError, silentLogger } from '@stratum/core';
@@ -204,6 +204,23 @@ async function hashPrefix(file: FileHandle, bytes: number, hash: Hash, progress?
   return true;
 }
 
+/** The last line of the file's first `end` bytes, a whole line's bytes ending at `end`; its last 64 KiB when longer. */
+async function readLastLine(file: FileHandle, end: number): Promise<Buffer> {
+  const length = Math.min(end, 64 * 1024);
+  const read = Buffer.alloc(length);
+  const { bytesRead } = await file.read(read, 0, length, end - length);
+  const bytes = read.subarray(0, bytesRead);
+  // Its last byte is the line's own newline.
+  const start = bytes.length >= 2 ? bytes.lastIndexOf(10, bytes.length - 2) : -1;
+  return Buffer.from(bytes.subarray(start + 1));
+}
+
+/** What an operator does with a ledger that does not verify. */
+function recoveryHint(path: string): string {
+  // Not "a fresh data directory": that would throw away every capsule and its embedded stores.
+  return `The ledger is append-only and hash-chained: keep this copy for the audit, then put the ledger back from a backup, or move this one aside (mv ${path} ${path}.corrupt) and the host begins a new ledger; the installations and the capsules' data stay as they are.`;
+}
+
 /** Told how many bytes a long read at start-up has read so far. */
 type ReadProgress = (bytesRead: number) => void;
 
@@ -387,6 +404,13 @@ export class UsageLedger {
   /** The ledger's length in bytes, and the SHA-256 of all of it so far (for the checkpoint). */
   #bytes = 0;
   #hash = createHash('sha256');
+  /**
+   * The file this host verified and appends to, as it was after its last write: a flush checks
+   * that the path still names it and that no one else wrote to it (`#checkFile`).
+   */
+  #file: { dev: bigint; ino: bigint; ctimeNs: bigint } | undefined;
+  /** The bytes of the ledger's last line (its last entry; the last 64 KiB of a longer one), to compare before each append. */
+  #tail: Buffer = Buffer.alloc(0);
   #known = new LedgerTotals();
   /** Usage not written yet, by capsule and by the registrar whose installation it was. */
   #pending = new Map<string, { capsule: string; registrar: string | undefined; usage: Usage }>();
@@ -537,8 +561,7 @@ export class UsageLedger {
     if (!scan.ok) {
       throw new StratumError('LEDGER_CORRUPT', `the usage ledger ${path} does not verify`, {
         details: [`line ${scan.line}: ${scan.reason}`],
-        // Not "a fresh data directory": that would throw away every capsule and its embedded stores.
-        hint: `The ledger is append-only and hash-chained: keep this copy for the audit, then put the ledger back from a backup, or move this one aside (mv ${path} ${path}.corrupt) and the host begins a new ledger; the installations and the capsules' data stay as they are.`,
+        hint: recoveryHint(path),
         user: false,
       });
     }
@@ -556,7 +579,107 @@ export class UsageLedger {
     this.#bytes = scan.state.bytes;
     this.#hash = hash;
     this.#known = known;
+    await this.#noteFile(await readLastLine(handle, this.#bytes));
     if (!checkpoint || scan.state.bytes !== checkpoint.bytes) await this.#checkpoint();
+  }
+
+  /** Takes the file as it is now, its last line `tail`, as the one this host wrote (see `#checkFile`). */
+  async #noteFile(tail: Buffer): Promise<void> {
+    const { dev, ino, ctimeNs } = await this.#handle.stat({ bigint: true });
+    this.#file = { dev, ino, ctimeNs };
+    this.#tail = tail;
+  }
+
+  /**
+   * Before an append: the path must still name the file this host verified and wrote, and no one
+   * else may have written to it. Otherwise the entries would go to a deleted file (lost at the
+   * next start, with no word of it) or carry on a chain that no longer verifies, which section 7
+   * of spec/host-api.md forbids. Two stats and a read of the last line per flush; the whole file
+   * is hashed only when its ctime moved though its length and last line did not (a chmod, a hard
+   * link by a backup tool, or an edit in place of an earlier line).
+   */
+  async #checkFile(): Promise<void> {
+    const file = this.#file;
+    if (!file) return;
+    const [opened, named] = await Promise.all([
+      this.#handle.stat({ bigint: true }),
+      stat(this.path, { bigint: true }).catch((error: NodeJS.ErrnoException) => {
+        if (error.code === 'ENOENT') return undefined;
+        throw error;
+      }),
+    ]);
+    let problem: string | undefined;
+    let replaced = false;
+    if (!named || named.dev !== opened.dev || named.ino !== opened.ino) {
+      replaced = true;
+      problem = named
+        ? 'it was replaced by another file (sed -i, an editor that saves a new file, or a mv or restore onto it)'
+        : 'it was deleted or moved away';
+    } else if (opened.size !== BigInt(this.#bytes)) {
+      problem = `it is ${opened.size} bytes long, where the ${this.#seq} entries this host verified and wrote end at byte ${this.#bytes} (it was cut short, copied over, or written to by something else)`;
+    } else if (!(await this.#tailUnchanged())) {
+      problem = `its last line (entry ${this.#seq}) is not the entry this host wrote there (it was edited in place)`;
+    } else if (opened.ctimeNs !== file.ctimeNs) {
+      const now = createHash('sha256');
+      if ((await hashPrefix(this.#handle, this.#bytes, now)) && now.digest('hex') === this.#hash.copy().digest('hex')) {
+        this.#file = { ...file, ctimeNs: opened.ctimeNs };
+        return;
+      }
+      problem = `its first ${this.#seq} entries are not the bytes this host verified and wrote (it was edited in place)`;
+    }
+    if (problem === undefined) return;
+    const kept = replaced ? await this.#keepOwnCopy() : undefined;
+    this.#broken = new StratumError('LEDGER_CHANGED', `the usage ledger ${this.path} was changed while the host ran: ${problem}`, {
+      details: kept ? [`the ledger as this host verified and wrote it, ${this.#seq} entries, is kept in ${kept}`] : [],
+      hint: kept
+        ? `Keep both files for the audit, then put the ledger to keep at ${this.path} (${kept}, or a backup), or move the other aside (mv ${this.path} ${this.path}.corrupt) and the host begins a new ledger; then restart the host, which checks the ledger again at start.`
+        : `${recoveryHint(this.path)} Then restart the host, which checks the ledger again at start.`,
+      user: false,
+    });
+    this.#logger.error(
+      { err: this.#broken, details: this.#broken.details, ledger: this.path, ...(kept ? { kept } : {}) },
+      `${this.#broken.message}; no usage is written from now on, and what is used is kept in memory until the host stops (its stop logs it)${kept ? `; ${this.#broken.details[0]}` : ''}. ${this.#broken.hint}`,
+    );
+    throw this.#broken;
+  }
+
+  async #tailUnchanged(): Promise<boolean> {
+    const tail = this.#tail;
+    if (tail.length === 0) return true;
+    const read = Buffer.alloc(tail.length);
+    const { bytesRead } = await this.#handle.read(read, 0, tail.length, this.#bytes - tail.length);
+    return bytesRead === tail.length && read.equals(tail);
+  }
+
+  /**
+   * Copies the file this host holds open, and the path no longer names, beside the ledger: once
+   * the host stops, its entries (the last ones nowhere else) would be gone. Undefined when the
+   * copy fails (a full disk): the error says so.
+   */
+  async #keepOwnCopy(): Promise<string | undefined> {
+    const copy = `${this.path}.replaced-${this.#now().toISOString().replace(/:/g, '-')}`;
+    try {
+      const out = await open(copy, 'wx', 0o600);
+      try {
+        const piece = Buffer.allocUnsafe(READ_PIECE);
+        for (let position = 0; position < this.#bytes; ) {
+          const { bytesRead } = await this.#handle.read(piece, 0, Math.min(READ_PIECE, this.#bytes - position), position);
+          if (bytesRead === 0) break;
+          await out.write(piece.subarray(0, bytesRead));
+          position += bytesRead;
+        }
+        await out.sync();
+      } finally {
+        await out.close();
+      }
+      return copy;
+    } catch (error) {
+      this.#logger.error(
+        { err: error, ledger: this.path, copy },
+        `copying the replaced usage ledger, as this host wrote it, to ${copy} failed: ${errorMessage(error)}; it is lost once the host stops unless it is copied from /proc/${process.pid}/fd before`,
+      );
+      return undefined;
+    }
   }
 
   /** Why the ledger takes no usage: its chain does not verify (see `open`). */
@@ -592,6 +715,8 @@ export class UsageLedger {
 
   async #flushNow(): Promise<void> {
     if (this.#broken) throw this.#broken;
+    // Even with nothing to write: a ledger changed under the host is reported within a flush interval.
+    await this.#checkFile();
     if (this.#pending.size === 0) return;
     const pending = this.#pending;
     this.#pending = new Map();
@@ -621,6 +746,7 @@ export class UsageLedger {
     const bytes = Buffer.from(lines.join(''));
     await this.#handle.write(bytes);
     await this.#handle.sync();
+    await this.#noteFile(Buffer.from(lines.at(-1) as string));
     let offset = this.#bytes;
     for (const [index, entry] of written.entries()) {
       this.#known.add(entry, offset);
@@ -700,6 +826,21 @@ export class UsageLedger {
     }
   }
 
+  /** What a broken ledger never took is lost with the stop: this line is the only record of it. */
+  #logUnwritten(broken: StratumError): void {
+    if (this.#pending.size === 0) return;
+    const usage: Record<string, Usage> = {};
+    for (const { capsule, registrar, usage: one } of this.#pending.values())
+      usage[registrar === undefined ? capsule : `${capsule} (registrar ${registrar})`] = one;
+    const requests = Object.values(usage).reduce((sum, one) => sum + one.requests, 0);
+    const from = this.#periodStart.toISOString();
+    const to = this.#now().toISOString();
+    this.#logger.error(
+      { ledger: this.path, code: broken.code, from, to, usage },
+      `the usage of ${requests} requests to ${Object.keys(usage).join(', ')} from ${from} to ${to} was never written to the usage ledger ${this.path}, which is broken (${broken.code}), and is lost with this stop; this line's "usage" holds it`,
+    );
+  }
+
   async close(): Promise<void> {
     if (this.#closed) return;
     // With usage to write, the check must end first; with none, it need not (a host that fails
@@ -709,6 +850,7 @@ export class UsageLedger {
     await this.flush().catch((error: unknown) => {
       if (error !== this.#broken) this.#logger.error({ err: error }, 'the last usage flush failed');
     });
+    if (this.#broken) this.#logUnwritten(this.#broken);
     this.#closed = true;
     await this.#writing;
     if (!this.#broken && !this.#abandon.signal.aborted) await this.#checkpoint();
