@@ -19,14 +19,15 @@ export function resolveConfig(context: Pick<ConfigureContext, 'capsule' | 'manif
   const problems: string[] = [];
   const values: Record<string, string> = {};
   for (const [name, variable] of Object.entries(declared)) {
-    const given = context.config[name];
+    // Own members only: a variable may be named `constructor`, which every object inherits.
+    const given = Object.hasOwn(context.config, name) ? context.config[name] : undefined;
     if (given !== undefined) values[name] = given;
     else if (variable.default !== undefined) values[name] = variable.default;
     else if (variable.required)
       problems.push(`config variable "${name}" is required and has no value${variable.secret ? ' (a secret)' : ''}`);
   }
   for (const name of Object.keys(context.config)) {
-    if (name in declared) continue;
+    if (Object.hasOwn(declared, name)) continue;
     const guess = nearest(name, Object.keys(declared));
     problems.push(`config value "${name}" is not a variable the manifest declares${guess ? ` (did you mean "${guess}"?)` : ''}`);
   }

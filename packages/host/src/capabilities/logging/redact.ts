@@ -8,7 +8,7 @@ import type { ConfigVariable } from '@stratum/manifest';
 export function secretValuesOf(declared: Readonly<Record<string, ConfigVariable>>, values: Readonly<Record<string, string>>): string[] {
   const secrets = new Set<string>();
   for (const [name, variable] of Object.entries(declared)) {
-    const value = values[name] ?? variable.default;
+    const value = (Object.hasOwn(values, name) ? values[name] : undefined) ?? variable.default;
     if (variable.secret && value !== undefined && value.length >= 4) secrets.add(value);
   }
   return [...secrets].sort((a, b) => b.length - a.length);
