@@ -13,7 +13,7 @@ function refusal(call: () => unknown): string[] {
     call();
   } catch (error) {
     assert.ok(isStratumError(error) && error.code === 'CONFIG_INVALID', String(error));
-    return error.details ?? [];
+    return [...(error.details ?? [])];
   }
   assert.fail('the configuration was taken');
 }
