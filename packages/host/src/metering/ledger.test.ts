@@ -229,7 +229,12 @@ test('canonical JSON sorts keys at every depth and verification survives arbitra
 });
 
 /** Writes a valid ledger of `count` entries straight to `path` (no fsync per entry), one capsule of three each, ten seconds apart. */
-async function writeChain(path: string, count: number, start = Date.parse('2026-11-01T00:00:00Z')): Promise<LedgerEntry[]> {
+async function writeChain(
+  path: string,
+  count: number,
+  start = Date.parse('2026-11-01T00:00:00Z'),
+  fromOf = (seq: number) => start + (seq - 1) * 10_000,
+): Promise<LedgerEntry[]> {
   const entries: LedgerEntry[] = [];
   let prev = GENESIS_HASH;
   for (let seq = 1; seq <= count; seq++) {
@@ -238,7 +243,7 @@ async function writeChain(path: string, count: number, start = Date.parse('2026-
       seq,
       time: to,
       capsule: `c${seq % 3}`,
-      from: new Date(start + (seq - 1) * 10_000).toISOString(),
+      from: new Date(fromOf(seq)).toISOString(),
       to,
       usage: { requests: seq, cpuMs: 1.5, memoryMbSeconds: 0, bytesIn: 0, bytesOut: 0, limitHits: {} },
       prev,
@@ -675,3 +680,108 @@ async function overwrite(path: string, at: number, text: string): Promise<void> 
     await file.close();
   }
 }
+
+test('no entry spans a UTC month start: usage held across one is written as an entry on each side, so a month is exactly its entries', async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-12-31T23:59:50Z');
+  const ledger = await UsageLedger.open(path, { now: () => new Date(clock) });
+  clock += 5_000;
+  ledger.record(record('a'));
+  ledger.record(record('b'), 'acme');
+  clock += 8_000;
+  ledger.record(record('a'));
+  ledger.record(record('a'));
+  clock += 2_000;
+  await ledger.flush();
+  const entries = (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as LedgerEntry);
+  assert.deepEqual(
+    entries.map((entry) => [entry.capsule, entry.from, entry.to, entry.usage.requests, entry.time]),
+    [
+      ['a', '2026-12-31T23:59:50.000Z', '2027-01-01T00:00:00.000Z', 1, '2027-01-01T00:00:05.000Z'],
+      ['b', '2026-12-31T23:59:50.000Z', '2027-01-01T00:00:00.000Z', 1, '2027-01-01T00:00:05.000Z'],
+      ['a', '2027-01-01T00:00:00.000Z', '2027-01-01T00:00:05.000Z', 2, '2027-01-01T00:00:05.000Z'],
+    ],
+  );
+  const requests = (usage: Record<string, { requests: number }>) =>
+    Object.fromEntries(Object.entries(usage).map(([name, one]) => [name, one.requests]));
+  const december = { since: new Date('2026-12-01T00:00:00Z'), until: new Date('2027-01-01T00:00:00Z') };
+  const january = { since: new Date('2027-01-01T00:00:00Z'), until: new Date('2027-02-01T00:00:00Z') };
+  assert.deepEqual(requests(await ledger.usage(december)), { a: 1, b: 1 });
+  assert.deepEqual(requests(await ledger.usage(january)), { a: 2 });
+  await ledger.close();
+});
+
+test('usage held only before a month start is written up to it, and months without usage are skipped', async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-10-31T23:59:00Z');
+  const ledger = await UsageLedger.open(path, { now: () => new Date(clock) });
+  ledger.record(record('a'));
+  clock = Date.parse('2026-11-01T00:00:10Z');
+  await ledger.flush();
+  clock = Date.parse('2026-12-15T12:00:00Z');
+  ledger.record(record('a'));
+  clock += 10_000;
+  await ledger.flush();
+  const entries = (await readFile(path, 'utf8'))
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as LedgerEntry);
+  assert.deepEqual(
+    entries.map((entry) => [entry.from, entry.to]),
+    [
+      ['2026-10-31T23:59:00.000Z', '2026-11-01T00:00:00.000Z'],
+      ['2026-12-01T00:00:00.000Z', '2026-12-15T12:00:10.000Z'],
+    ],
+  );
+  await ledger.close();
+});
+
+test("an entry's period starts at the flush before it, with usage or not", async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-11-02T00:00:00Z');
+  const ledger = await UsageLedger.open(path, { now: () => new Date(clock) });
+  clock += 10_000;
+  await ledger.flush();
+  clock += 10_000;
+  ledger.record(record('a'));
+  await ledger.flush();
+  const [entry] = (await ledger.entries()) as [LedgerEntry];
+  assert.deepEqual([entry.from, entry.to], ['2026-11-02T00:00:10.000Z', '2026-11-02T00:00:20.000Z']);
+  await ledger.close();
+});
+
+test('an entry of one instant, at a month start, is in the month it starts', async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-11-30T23:59:55Z');
+  const ledger = await UsageLedger.open(path, { now: () => new Date(clock) });
+  clock = Date.parse('2026-12-01T00:00:00Z');
+  await ledger.flush();
+  ledger.record(record('a'));
+  await ledger.flush();
+  const [entry] = (await ledger.entries()) as [LedgerEntry];
+  assert.deepEqual([entry.from, entry.to], ['2026-12-01T00:00:00.000Z', '2026-12-01T00:00:00.000Z']);
+  const november = { since: new Date('2026-11-01T00:00:00Z'), until: new Date('2026-12-01T00:00:00Z') };
+  const december = { since: new Date('2026-12-01T00:00:00Z'), until: new Date('2027-01-01T00:00:00Z') };
+  assert.deepEqual(await ledger.usage(november), {});
+  assert.equal((await ledger.usage(december)).a?.requests, 1);
+  await ledger.close();
+});
+
+test("usage since a time includes an entry of that one instant, however far into the ledger's index", async (t) => {
+  const path = await tempLedger(t);
+  const start = Date.parse('2026-11-01T00:00:00Z');
+  // Entry 4096, the last before the index's second point, is the instant its `to` is.
+  const written = await writeChain(path, 4100, start, (seq) => start + (seq === 4096 ? seq : seq - 1) * 10_000);
+  const instant = written[4095] as LedgerEntry;
+  assert.equal(instant.from, instant.to);
+  const ledger = await UsageLedger.open(path);
+  const since = new Date(instant.to);
+  const expected: Record<string, number> = {};
+  for (const entry of written.slice(4095)) expected[entry.capsule] = (expected[entry.capsule] ?? 0) + entry.usage.requests;
+  const usage = await ledger.usage({ since });
+  assert.deepEqual(Object.fromEntries(Object.entries(usage).map(([capsule, sum]) => [capsule, sum.requests])), expected);
+  await ledger.close();
+});

@@ -377,7 +377,10 @@ export interface UsageQuery {
   capsule?: string;
   /** Only entries of this registrar's installations, whatever is installed now. */
   registrar?: string;
-  /** Entries whose period ends after this (inclusive of periods that overlap it). */
+  /**
+   * Entries whose period ends after this (inclusive of periods that overlap it). No entry spans a
+   * UTC month start, so a month's entries are exactly its usage.
+   */
   since?: Date;
   /** Entries whose period starts before this. */
   until?: Date;
@@ -412,9 +415,17 @@ export class UsageLedger {
   /** The bytes of the ledger's last line (its last entry; the last 64 KiB of a longer one), to compare before each append. */
   #tail: Buffer = Buffer.alloc(0);
   #known = new LedgerTotals();
-  /** Usage not written yet, by capsule and by the registrar whose installation it was. */
-  #pending = new Map<string, { capsule: string; registrar: string | undefined; usage: Usage }>();
+  /** Usage of the period since `#periodStart`, not written yet. */
+  #pending: Pending = new Map();
+  /** Where the usage in `#pending` began. */
   #periodStart: Date;
+  /**
+   * The first UTC month start after `#periodStart`, in ms since the epoch: no entry spans one,
+   * so that a month's usage is exactly the entries within it (spec/host-api.md section 7).
+   */
+  #periodEnd: number;
+  /** Usage of periods that ended at a month start, not written yet. */
+  #ended: { from: Date; to: Date; pending: Pending }[] = [];
   #checkpointedAt = 0;
   /** Every write waits for the one before, and the first for the check at start-up. */
   #writing: Promise<void> = Promise.resolve();
@@ -433,6 +444,7 @@ export class UsageLedger {
     this.#logger = options.logger ?? silentLogger;
     this.#now = options.now ?? (() => new Date());
     this.#periodStart = this.#now();
+    this.#periodEnd = nextMonthStart(this.#periodStart.getTime());
   }
 
   /** Writes the checkpoint (see `LedgerCheckpoint`) for what the ledger holds now; a failure only costs the next start a longer check. */
@@ -699,13 +711,30 @@ export class UsageLedger {
   /** Adds a served request to its capsule's usage; `registrar`: whose installation it is. */
   record(record: RequestRecord, registrar?: string): void {
     if (this.#closed) return;
+    // The request is counted in the month it ended in, whenever the next flush comes.
+    const now = this.#now().getTime();
+    if (now >= this.#periodEnd) this.#endPeriod(now);
     const key = registrar === undefined ? record.capsule : `${record.capsule}\0${registrar}`;
     const pending = this.#pending.get(key);
     if (pending) addUsage(pending.usage, usageOf(record));
     else this.#pending.set(key, { capsule: record.capsule, registrar, usage: usageOf(record) });
   }
 
-  /** Appends one entry per capsule used since the last flush, and syncs the file. */
+  /** Sets aside the usage held until the month start(s) before `now`: it is written with that start as its `to`. */
+  #endPeriod(now: number): void {
+    while (now >= this.#periodEnd) {
+      const end = new Date(this.#periodEnd);
+      if (this.#pending.size > 0) this.#ended.push({ from: this.#periodStart, to: end, pending: this.#pending });
+      this.#pending = new Map();
+      this.#periodStart = end;
+      this.#periodEnd = nextMonthStart(this.#periodEnd);
+    }
+  }
+
+  /**
+   * Appends one entry per capsule used since the last flush, and syncs the file; two for one
+   * used on both sides of a month start.
+   */
   flush(): Promise<void> {
     const next = this.#writing.then(() => this.#flushNow());
     // A failed write must not wedge every later one; the caller of this flush sees the error.
@@ -717,31 +746,38 @@ export class UsageLedger {
     if (this.#broken) throw this.#broken;
     // Even with nothing to write: a ledger changed under the host is reported within a flush interval.
     await this.#checkFile();
-    if (this.#pending.size === 0) return;
-    const pending = this.#pending;
-    this.#pending = new Map();
-    const from = this.#periodStart.toISOString();
     const now = this.#now();
+    if (now.getTime() >= this.#periodEnd) this.#endPeriod(now.getTime());
+    const periods = [...this.#ended, { from: this.#periodStart, to: now, pending: this.#pending }].filter(
+      ({ pending }) => pending.size > 0,
+    );
+    this.#ended = [];
+    this.#pending = new Map();
+    // Also with nothing to write: an entry's period then starts at the flush before it, not at the
+    // last one that wrote, so it is at most a flush interval long however long its capsule idled.
     this.#periodStart = now;
+    if (periods.length === 0) return;
     let seq = this.#seq;
     let head = this.#head;
     const lines: string[] = [];
     const written: LedgerEntry[] = [];
-    for (const [, { capsule, registrar, usage }] of [...pending].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const body: Omit<LedgerEntry, 'hash'> = {
-        seq: ++seq,
-        time: now.toISOString(),
-        capsule,
-        ...(registrar !== undefined ? { registrar } : {}),
-        from,
-        to: now.toISOString(),
-        usage,
-        prev: head,
-      };
-      const entry: LedgerEntry = { ...body, hash: entryHash(body) };
-      head = entry.hash;
-      lines.push(`${canonicalJson(entry)}\n`);
-      written.push(entry);
+    for (const { from, to, pending } of periods) {
+      for (const [, { capsule, registrar, usage }] of [...pending].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+        const body: Omit<LedgerEntry, 'hash'> = {
+          seq: ++seq,
+          time: now.toISOString(),
+          capsule,
+          ...(registrar !== undefined ? { registrar } : {}),
+          from: from.toISOString(),
+          to: to.toISOString(),
+          usage,
+          prev: head,
+        };
+        const entry: LedgerEntry = { ...body, hash: entryHash(body) };
+        head = entry.hash;
+        lines.push(`${canonicalJson(entry)}\n`);
+        written.push(entry);
+      }
     }
     const bytes = Buffer.from(lines.join(''));
     await this.#handle.write(bytes);
@@ -785,8 +821,13 @@ export class UsageLedger {
     for await (const entry of this.#read(start)) {
       if (query.capsule !== undefined && entry.capsule !== query.capsule) continue;
       if (query.registrar !== undefined && entry.registrar !== query.registrar) continue;
-      if (query.since && new Date(entry.to) <= query.since) continue;
-      if (query.until && new Date(entry.from) >= query.until) continue;
+      const from = Date.parse(entry.from);
+      // An entry of one instant (two flushes in one millisecond, the first at a month start) is
+      // in the period that instant is in, as if it lasted a millisecond: by `to` alone, it would
+      // be in neither of the months it stands between.
+      const to = Math.max(Date.parse(entry.to), from + 1);
+      if (query.since && to <= query.since.getTime()) continue;
+      if (query.until && from >= query.until.getTime()) continue;
       const sum = result[entry.capsule] ?? emptyUsage();
       result[entry.capsule] = addUsage(sum, entry.usage);
     }
@@ -828,12 +869,15 @@ export class UsageLedger {
 
   /** What a broken ledger never took is lost with the stop: this line is the only record of it. */
   #logUnwritten(broken: StratumError): void {
-    if (this.#pending.size === 0) return;
+    const held = [...this.#ended.map(({ pending }) => pending), this.#pending];
+    if (held.every((pending) => pending.size === 0)) return;
     const usage: Record<string, Usage> = {};
-    for (const { capsule, registrar, usage: one } of this.#pending.values())
-      usage[registrar === undefined ? capsule : `${capsule} (registrar ${registrar})`] = one;
+    for (const { capsule, registrar, usage: one } of held.flatMap((pending) => [...pending.values()])) {
+      const key = registrar === undefined ? capsule : `${capsule} (registrar ${registrar})`;
+      usage[key] = addUsage(usage[key] ?? emptyUsage(), one);
+    }
     const requests = Object.values(usage).reduce((sum, one) => sum + one.requests, 0);
-    const from = this.#periodStart.toISOString();
+    const from = (this.#ended[0]?.from ?? this.#periodStart).toISOString();
     const to = this.#now().toISOString();
     this.#logger.error(
       { ledger: this.path, code: broken.code, from, to, usage },
@@ -845,7 +889,7 @@ export class UsageLedger {
     if (this.#closed) return;
     // With usage to write, the check must end first; with none, it need not (a host that fails
     // to start, or stops at once, would otherwise wait for a long read).
-    if (this.#checking && this.#pending.size === 0) this.#abandon.abort();
+    if (this.#checking && this.#pending.size === 0 && this.#ended.length === 0) this.#abandon.abort();
     else if (this.#checking) this.#logger.info({ ledger: this.path }, 'waiting for the usage ledger check to end, to write the last usage');
     await this.flush().catch((error: unknown) => {
       if (error !== this.#broken) this.#logger.error({ err: error }, 'the last usage flush failed');
@@ -856,6 +900,15 @@ export class UsageLedger {
     if (!this.#broken && !this.#abandon.signal.aborted) await this.#checkpoint();
     await this.#handle.close();
   }
+}
+
+/** Usage not written yet, by capsule and by the registrar whose installation it was. */
+type Pending = Map<string, { capsule: string; registrar: string | undefined; usage: Usage }>;
+
+/** The first UTC month start after `time` (ms since the epoch). */
+function nextMonthStart(time: number): number {
+  const date = new Date(time);
+  return Date.UTC(date.getUTCFullYear(), date.getUTCMonth() + 1, 1);
 }
 
 /** What a ledger's entries add up to, and where to start reading for a seq or a time. */
@@ -909,7 +962,8 @@ class LedgerTotals {
   offsetBefore(time: number): number {
     let offset = 0;
     for (const [, pointOffset, latestBefore] of this.#index) {
-      if (latestBefore > time) break;
+      // At `time` too: an entry of one instant there is read (see `usage`).
+      if (latestBefore >= time) break;
       offset = pointOffset;
     }
     return offset;
