@@ -51,6 +51,9 @@ a component made once for the interfaces the code imports and kept in ~/.cache/s
 $XDG_CACHE_HOME/stratum/) for every project. Importing another interface (a first use of
 @stratum/sdk/sql, say) makes a new engine once, about 20 s. One difference from a production
 build: the capsule's top-level code runs on each instance's first request, not at build time.
+Dev runs it once on the new version before swapping it in (on a runtime of its own, with empty
+embedded stores, and without calling fetch), so a top-level throw is shown with where it threw
+while the last good version keeps serving.
 --full-build makes the production component (componentize-js, as stratum build does, 20 s or
 more) on every change instead.
 

@@ -11,6 +11,7 @@ import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES, linkSdkForEditors } fro
 import { readLocalComponent } from '../local-component.ts';
 import { type BackendFlag, capabilityConfigFor, describeBackends, outboundConfigFor } from './backends.ts';
 import { type BuildKind, type DevOutput, type ServedCapsule, versionId } from './output.ts';
+import { TopLevelProbe } from './probe.ts';
 import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
 import { type VarFlag, varsFor } from './vars.ts';
 import { type DirectoryWatcher, isWatchedPath, watchDirectory } from './watch.ts';
@@ -144,6 +145,8 @@ export class DevCapsule {
   #fromSources: boolean;
   /** Said once: the manifest's [source] is a registry's, which dev does not serve. */
   #pinNoted = false;
+  /** Runs a dev build's top-level code before the swap; opened at the first dev build. */
+  #probe: Promise<TopLevelProbe> | undefined;
 
   private constructor(options: DevCapsuleOptions, manifest: Manifest, runtime: StratumHostRuntime, fromSources: boolean) {
     this.#options = options;
@@ -331,6 +334,25 @@ export class DevCapsule {
         return;
       }
       const swapStarted = performance.now();
+      // A dev engine runs the top-level code at an instance's first request: without this, a
+      // version whose top-level code throws would start cleanly, take the traffic from the good
+      // one, and answer every request 500. (A full build ran it while building.)
+      if (built.bundle) {
+        this.#probe ??= TopLevelProbe.open({ stateDir: this.stateDir, hostConfig: this.#options.hostConfig }).catch((error: unknown) => {
+          this.#probe = undefined;
+          throw error;
+        });
+        const manifest = unpinned(built.manifest);
+        await (await this.#probe).check({
+          name: this.name,
+          manifest,
+          component: built.component,
+          bundle: built.bundle.code,
+          sourceMap: built.bundle.sourceMap,
+          ...(config ? { config } : {}),
+        });
+        if (this.#closed) return;
+      }
       // The dev capability reads it during install: the version installed carries this code.
       if (built.bundle) await writeAtomically(bundleFile(this.stateDir), built.bundle.code);
       await this.runtime.install({
@@ -515,6 +537,7 @@ export class DevCapsule {
     // that no install can start a worker after the runtime closed.
     await this.#running?.catch(() => {});
     await this.runtime.close();
+    await (await this.#probe?.catch(() => undefined))?.close();
   }
 }
 
