@@ -200,3 +200,17 @@ test("a log message of several lines (an uncaught error and its frames) is a ter
     assert.equal(json.text().trimEnd().split('\n').length, 1);
     assert.equal((JSON.parse(json.text()) as { message: string }).message, entry.message);
   }));
+
+test('a wasi:logging line shows its level and the category the capsule gave, as `host logs` shows it', () =>
+  withNoColor('1', () => {
+    const at = { time: '2026-12-07T10:00:00.000Z', capsule: 'pastes', level: 'info' as const };
+    const out = capture(false);
+    const output = new DevOutput(out.stream, { json: false });
+    output.log({ ...at, source: 'wasi:logging pastes', message: 'paste created' });
+    output.log({ ...at, source: 'wasi:logging', message: 'no category' });
+    output.log({ ...at, source: 'wasi:logging \x1b[2J', message: 'escaped' });
+    const lines = out.text().trimEnd().split('\n');
+    assert.match(lines[0] ?? '', /│ info pastes: paste created$/);
+    assert.match(lines[1] ?? '', /│ info no category$/);
+    assert.match(lines[2] ?? '', /│ info \\x1b\[2J: escaped$/);
+  }));

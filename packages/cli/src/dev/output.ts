@@ -210,11 +210,15 @@ export class DevOutput {
     }
     const limitHit = entry.message.startsWith('limit hit');
     const colour = limitHit ? 41 : entry.source === 'host' && entry.level === 'info' ? 2 : (LEVEL_COLOURS[entry.level] ?? 0);
-    // The capsule's stdout and stderr say so; wasi:logging lines carry their level instead.
-    const from = entry.source.startsWith('wasi:logging') ? entry.level : entry.source;
+    // The capsule's stdout and stderr say so; wasi:logging lines carry their level instead, and
+    // the category the capsule gave (`wasi:logging pastes`), which sorts its lines as `host logs` shows.
+    const logging = /^wasi:logging(?: (.*))?$/s.exec(entry.source);
+    const from = logging ? entry.level : entry.source;
+    const category = logging?.[1] ? `${printable(this.#out, logging[1])}: ` : '';
     const prefix = `${this.#paint(2, clock(new Date(entry.time)))} ${this.#capsule(entry.capsule)}  ${this.#paint(2, `│ ${from}`)}`;
     // A message of several lines (an uncaught error and its frames) is a terminal line each.
-    for (const line of entry.message.split('\n')) this.#line(`${prefix} ${this.#paint(colour, printable(this.#out, line))}`);
+    for (const line of entry.message.split('\n'))
+      this.#line(`${prefix} ${this.#paint(colour, `${category}${printable(this.#out, line)}`)}`);
   }
 
   notice(message: string, capsule?: string): void {
