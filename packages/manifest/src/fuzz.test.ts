@@ -97,6 +97,17 @@ const mutation = fc.oneof(
         arrays ? `stratum = ${'['.repeat(depth)}1${']'.repeat(depth)}\n` : `stratum = ${'{ a = '.repeat(depth)}1${' }'.repeat(depth)}\n`,
       ),
     ),
+  // deep nesting by dotted keys and table headers, alone and inside inline tables
+  fc.tuple(fc.integer({ min: 1, max: 60_000 }), fc.constantFrom('key', 'header', 'inline')).map(([depth, where]) => {
+    const dotted = Array.from({ length: depth }, () => 'a').join('.');
+    const text =
+      where === 'key'
+        ? `stratum = 1\n${dotted} = 1\n`
+        : where === 'header'
+          ? `stratum = 1\n[${dotted}]\nb = 1\n`
+          : `stratum = 1\nx = { ${dotted} = 1 }\n`;
+    return encoder.encode(text);
+  }),
   // huge strings in every position a string goes
   fc
     .tuple(seed, fc.oneof(fc.integer({ min: 1000, max: 10_000 }), fc.constant(300_000)), fc.constantFrom('a', 'é', '\\u0000', '"', '\n'))

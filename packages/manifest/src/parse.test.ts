@@ -214,3 +214,33 @@ test("the schema's origin pattern and parseOrigin agree: every refusal has parse
     else assert.equal(refusal, undefined, origin);
   }
 });
+
+test('keys nested past 32 levels by dots or table headers are refused at their line, not read by recursion until the stack overflows', () => {
+  const deep = Array.from({ length: 60_000 }, () => 'a').join('.');
+  const fine = Array.from({ length: 32 }, () => 'a').join('.');
+  for (const [text, line, column] of [
+    [`${base}${deep} = 1\n`, base.split('\n').length, 1],
+    [`${base}[x]\n${fine} = 1\n`, base.split('\n').length + 1, 1],
+    [`${base}[${deep}]\n`, base.split('\n').length, 2],
+    [`${base}y = { ${fine}.b = 1 }\n`, base.split('\n').length, 7],
+  ] as const) {
+    const error = (() => {
+      try {
+        parseManifest(text);
+      } catch (caught) {
+        return caught;
+      }
+      assert.fail('a manifest with keys nested this deep was taken');
+    })();
+    assert.ok(error instanceof ManifestError, String(error));
+    assert.deepEqual(
+      error.problems.map((problem) => [problem.line, problem.column, problem.message]),
+      [[line, column, 'keys are nested more than 32 levels deep']],
+    );
+  }
+  // 32 levels (31 dotted under [source]) are read, and found wrong as any unknown key is.
+  assert.throws(
+    () => parseManifest(`${base}${fine.slice(2)} = 1\n`),
+    (error: unknown) => error instanceof ManifestError && !/nested/.test(error.message),
+  );
+});

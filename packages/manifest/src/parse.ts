@@ -88,8 +88,15 @@ export function parseManifest(text: string, file = 'stratum.toml'): ParsedManife
   let raw: Record<string, unknown>;
   try {
     ast = parseTOML(text);
+    const deepKey = findExcessiveKeyNesting(ast);
+    if (deepKey) {
+      throw new ManifestError(file, [
+        { file, line: deepKey.line, column: deepKey.column + 1, path: '', message: `keys are nested more than ${MAX_NESTING} levels deep` },
+      ]);
+    }
     raw = getStaticTOMLValue(ast) as Record<string, unknown>;
   } catch (error) {
+    if (error instanceof ManifestError) throw error;
     // The parser recurses per nesting level: a hostile file can exhaust the stack.
     if (error instanceof RangeError) {
       throw new ManifestError(file, [{ file, line: 1, column: 1, path: '', message: 'the manifest is nested too deeply to read' }]);
@@ -156,6 +163,39 @@ function findExcessiveNesting(text: string): number | undefined {
       if (++depth > MAX_NESTING) return i;
     } else if (char === ']' || char === '}') {
       depth = Math.max(0, depth - 1);
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Where dotted keys and table headers first nest past MAX_NESTING (`a.b.c… = 1`, `[a.b.c…]`),
+ * which the text's brackets do not show: every later step walks the value by recursion, and
+ * 60,000 dotted levels overflowed the stack. Inline tables are walked here too, at most
+ * MAX_NESTING deep (`findExcessiveNesting` has bounded them).
+ */
+function findExcessiveKeyNesting(ast: AST.TOMLProgram): { line: number; column: number } | undefined {
+  const keyValues = (body: readonly AST.TOMLKeyValue[], above: number): { line: number; column: number } | undefined => {
+    for (const pair of body) {
+      const depth = above + pair.key.keys.length;
+      if (depth > MAX_NESTING) return pair.key.loc.start;
+      if (pair.value.type === 'TOMLInlineTable') {
+        const inner = keyValues(pair.value.body, depth);
+        if (inner) return inner;
+      }
+    }
+    return undefined;
+  };
+  for (const top of ast.body) {
+    for (const item of top.body) {
+      if (item.type === 'TOMLTable') {
+        if (item.key.keys.length > MAX_NESTING) return item.key.loc.start;
+        const inner = keyValues(item.body, item.key.keys.length);
+        if (inner) return inner;
+      } else {
+        const inner = keyValues([item], 0);
+        if (inner) return inner;
+      }
     }
   }
   return undefined;
