@@ -27,10 +27,13 @@ import { buildHostile } from './support/tiny.ts';
  * control client signs as that registrar. `pull`: the host pulls registry sources. After the
  * test the host stops, then its directory goes (`testDir`).
  */
-async function startE2eHost(t: TestContext, options: { pull?: boolean } = {}) {
+async function startE2eHost(t: TestContext, options: { pull?: boolean; tables?: string } = {}) {
   const { dir, closing } = await testDir(t, 'stratum-e2e-');
   const registrar = await generateEd25519KeyPair();
-  const { path, text } = await writeTestHost(dir, { registrar: registrar.publicJwk.x });
+  const { path, text } = await writeTestHost(dir, {
+    registrar: registrar.publicJwk.x,
+    ...(options.tables ? { tables: options.tables } : {}),
+  });
   const config = parseHostConfig(text, path);
   const host = closing(await startHost(config, options.pull ? {} : { pullComponent: false }));
   const client = createControlClient({ url: host.controlUrl, key: registrar.privateJwk, audience: 'host1.example.net' });
@@ -89,7 +92,8 @@ test("a log follower that reads nothing holds at most 1 MiB of the host's memory
   timeout: 60_000,
 }, async (t) => {
   const wasm = await buildHostile('chatty');
-  const { host, client, registrar } = await startE2eHost(t);
+  // Up to 64 MiB of lines at once, far past what a host keeps of a capsule's log by default.
+  const { host, client, registrar } = await startE2eHost(t, { tables: '[limits]\nlog_lines = 1000000\n' });
   await client.install({
     domains: ['chatty.example'],
     manifest: 'stratum = 1\n[capsule]\nname = "chatty"\nversion = "0.1.0"\n[source]\nwasm = "chatty.wasm"\n',

@@ -275,3 +275,44 @@ test('a new installation asking for more than the host allows is refused, naming
     assert.equal((await host.get(`${name}.test`)).status, 200);
   }
 });
+
+test('a request ended at its CPU limit is metered for the CPU it was seen to use, not the limit', async (t) => {
+  const host = await startHarness(t, { warmupCpuMs: 0 });
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "micro"\n' });
+  const records: { cpuMs: number; limit?: string }[] = [];
+  host.runtime.onRequest((record) => records.push(record));
+  assert.equal((await host.get('loop.test')).status, 504);
+  for (let tries = 0; tries < 500 && records.length === 0; tries++) await setTimeout(10);
+  const [record] = records;
+  assert.equal(record?.limit, 'cpu');
+  // Ended only once seen over the limit and its allowance, twice: more than the limit, as the log line says.
+  const limit = parseManifest(
+    'stratum = 1\n[capsule]\nname = "x"\nversion = "0.1.0"\n[source]\nwasm = "x.wasm"\n[resources]\ncpu = "micro"\n',
+    'x.toml',
+  ).manifest.resources.cpuMsPerRequest;
+  assert.ok((record?.cpuMs ?? 0) > limit, `metered ${record?.cpuMs} ms against a limit of ${limit} ms`);
+  const logged = host.runtime.status().find((capsule) => capsule.name === 'loop')?.lastError ?? '';
+  assert.match(logged, new RegExp(`used ${Math.round(record?.cpuMs ?? 0)} ms of CPU`));
+});
+
+test('a capsule that writes more log lines than the host keeps has the rest dropped and counted, and its CPU limit still holds', async (t) => {
+  const host = await startHarness(t, { limits: { logLinesPerSecond: 10 }, warmupCpuMs: 0 });
+  await host.install('chatty', await buildHostile('chatty'));
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "micro"\n' });
+  const lines: { source: string; message: string }[] = [];
+  host.runtime.subscribeLogs('chatty', (entry) => lines.push(entry), { backlog: 0 });
+  // 1024 lines a request: 40 at once (four seconds' worth), then 10 a second.
+  assert.equal((await host.get('chatty.test')).status, 200);
+  const note =
+    /^(\d+) log lines were dropped here: the capsule wrote more than the host keeps \(40 lines at once, then 10 a second, \[limits\] log_lines in host\.toml\)$/;
+  for (let tries = 0; tries < 500 && !lines.some((line) => line.source === 'host' && note.test(line.message)); tries++)
+    await setTimeout(10);
+  const kept = lines.filter((line) => line.source === 'stdout').length;
+  const dropped = Number(note.exec(lines.find((line) => note.test(line.message))?.message ?? '')?.[1]);
+  assert.equal(kept + dropped, 1024);
+  assert.ok(kept >= 40 && kept < 100, `${kept} lines kept`);
+  // The next request's lines come after the note, as many as the rate has refilled.
+  assert.equal((await host.get('chatty.test')).status, 200);
+  assert.equal((await host.get('loop.test')).status, 504);
+  assert.equal(hits(host, 'loop').cpu, 1);
+});

@@ -283,7 +283,55 @@ const RESPONSE_WINDOW_BYTES = 2 * 1024 * 1024;
 /** A wait for the window looks again this often, whatever wakes it (a safety net: the host notifies). */
 const WINDOW_RECHECK_MS = 1000;
 
+/**
+ * How much of its own log an instance may write: a burst, then a steady rate (lines and bytes,
+ * whichever runs out first); past it lines are dropped and counted. Every line costs the main
+ * thread its keeping and sending, and a capsule writing 200,000 lines in one request kept the
+ * main thread so busy that the request's CPU limit was never checked (it ran 1.1 s against
+ * 200 ms) while every other capsule's answers waited seconds.
+ */
+const LOG_LINES_PER_SECOND = init.logLinesPerSecond ?? 500;
+const LOG_BURST_LINES = 4 * LOG_LINES_PER_SECOND;
+/** Bytes, as many KiB as lines: a line may be 16 KiB, and most are well under one. */
+const LOG_BYTES_PER_SECOND = 1024 * LOG_LINES_PER_SECOND;
+const LOG_BURST_BYTES = 4 * LOG_BYTES_PER_SECOND;
+let logLines = LOG_BURST_LINES;
+let logBytes = LOG_BURST_BYTES;
+let logRefilledAt = performance.now();
+let logDropped = 0;
+
+function logAllowed(bytes: number): boolean {
+  const now = performance.now();
+  const seconds = (now - logRefilledAt) / 1000;
+  logRefilledAt = now;
+  logLines = Math.min(LOG_BURST_LINES, logLines + seconds * LOG_LINES_PER_SECOND);
+  logBytes = Math.min(LOG_BURST_BYTES, logBytes + seconds * LOG_BYTES_PER_SECOND);
+  if (logLines < 1 || logBytes < bytes) return false;
+  logLines -= 1;
+  logBytes -= bytes;
+  return true;
+}
+
+/** Says how many lines were dropped since the last line kept, before the next kept line or at a request's end. */
+function noteDropped(): void {
+  if (logDropped === 0) return;
+  const count = logDropped;
+  logDropped = 0;
+  logs.push({
+    level: 'warn',
+    message: `${count} log ${count === 1 ? 'line was' : 'lines were'} dropped here: the capsule wrote more than the host keeps (${LOG_BURST_LINES} lines at once, then ${LOG_LINES_PER_SECOND} a second, [limits] log_lines in host.toml)`,
+    source: 'host',
+    ...(current ? { requestId: current.requestId } : {}),
+  });
+}
+
 function log(level: LogLine['level'], message: string, source = 'host'): void {
+  // The host's own lines about the instance are few, and say what the capsule's do not.
+  if (source !== 'host' && !logAllowed(message.length)) {
+    logDropped++;
+    return;
+  }
+  noteDropped();
   logs.push({ level, message, source, ...(current ? { requestId: current.requestId } : {}) });
   if (logs.length >= 256) flushBatch();
 }
@@ -565,6 +613,7 @@ async function serve(handle: Handle, message: RequestMessage): Promise<void> {
     trapped = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     broken = true;
   }
+  noteDropped();
   const out = pending();
   const cpuAfter = cpuMicros();
   cpuCarried = cpuAfter;

@@ -76,6 +76,11 @@ export interface RuntimeLimits {
   /** Default 16. */
   outboundRequests?: number;
   /**
+   * Lines a second one instance may write to its capsule's log (stdout, stderr, wasi:logging),
+   * after a burst of four seconds' worth; past it lines are dropped and counted. Default 500.
+   */
+  logLinesPerSecond?: number;
+  /**
    * How long a capsule's last instance may stay idle before it is retired too; the next request
    * starts one again (a cold start). An idle capsule then costs the host no thread and no isolate,
    * so a host can hold many more installed capsules than it could keep warm. Default 5 minutes;
@@ -223,6 +228,7 @@ interface EffectiveLimits {
   requestBodyBytes: number;
   responseBodyBytes: number;
   outboundRequests: number;
+  logLinesPerSecond: number;
 }
 
 const MiB = 1024 * 1024;
@@ -335,6 +341,7 @@ function effectiveLimits(manifest: Manifest, host: RuntimeLimits): EffectiveLimi
     requestBodyBytes: host.requestBodyBytes ?? 10 * MiB,
     responseBodyBytes: host.responseBodyBytes ?? 64 * MiB,
     outboundRequests: host.outboundRequests ?? 16,
+    logLinesPerSecond: host.logLinesPerSecond ?? 500,
   };
 }
 
@@ -434,6 +441,8 @@ interface ActiveRequest {
   stopBody?: () => void;
   /** The CPU time (ms) at which the request was first seen over its limit. */
   cpuOverAt?: number;
+  /** The CPU time (ms) it had used when last looked at: what it is metered for if it is ended before it reports its own. */
+  cpuUsedMs?: number;
   limit?: string;
   quotaHits?: Record<string, number>;
   /** When (Date.now()) the worker's CPU time for this request is next to be looked at. */
@@ -1432,6 +1441,7 @@ class Capsule {
         const started = Atomics.load(handle.cpuStart, 0);
         // Not started yet: the worker has not picked the request up (it is busy elsewhere).
         const usedMs = running ? (usage.user + usage.system - Number(started)) / 1000 : 0;
+        active.cpuUsedMs = usedMs;
         // V8's own work on the thread (a garbage collection, a compilation) lands in a request
         // at random: a request is ended only past the allowance for it (see CPU_ALLOWANCE_MS).
         if (usedMs <= limit + CPU_ALLOWANCE_MS) {
@@ -1771,7 +1781,9 @@ class Capsule {
       path: active.path,
       // 499, as nginx logs it: the client went away before the answer.
       status: active.clientGone ? 499 : res.statusCode,
-      cpuMs: done ? done.cpuMicros / 1000 : this.limits.cpuMsPerRequest,
+      // A request ended by a limit reports nothing itself: metered for the CPU it was seen to use
+      // (the limit's own figure, which every such request was billed before, is not what it used).
+      cpuMs: done ? done.cpuMicros / 1000 : (active.cpuUsedMs ?? this.limits.cpuMsPerRequest),
       wallMs: Date.now() - active.started,
       queuedMs: Math.max(0, active.started - active.pending.queuedAt),
       memoryBytes: done?.memoryBytes ?? 0,
@@ -2327,6 +2339,7 @@ class Runtime implements StratumHostRuntime {
         capabilities: plans,
         jspi: transpiled.jspi,
         responseBodyBytes: limits.responseBodyBytes,
+        logLinesPerSecond: limits.logLinesPerSecond,
         hostedMemories: hostedMemories(transpiled.memoryCaps, limits.memoryBytes),
         compileCacheDir: join(this.#options.dataDir, 'cache', 'v8'),
       },

@@ -16,6 +16,8 @@ export interface WorkerInit {
   capabilities: WorkerCapabilityPlan[];
   jspi: boolean;
   responseBodyBytes: number;
+  /** Lines a second the instance may write to its capsule's log, after a burst of four times that (`RuntimeLimits.logLinesPerSecond`). */
+  logLinesPerSecond?: number;
   /** The memories the host creates for core modules that import theirs (wasm-memory.ts), by module name. */
   hostedMemories?: Record<string, HostedMemory>;
   /** Where V8 keeps compiled code of the modules a worker loads, shared by all workers. */

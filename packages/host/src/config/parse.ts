@@ -293,7 +293,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
     max_state_body?: string;
   };
   const limits = (raw.limits ?? {}) as Partial<Record<'memory' | 'cpu' | 'timeout' | 'request_body' | 'response_body' | 'idle', string>> &
-    Partial<Record<'concurrency' | 'queue' | 'outbound_requests', number>>;
+    Partial<Record<'concurrency' | 'queue' | 'outbound_requests' | 'log_lines', number>>;
   const instances = (raw.instances ?? {}) as { max?: number; waiting_per_capsule?: number };
   const metering = (raw.metering ?? {}) as { flush_interval?: string };
   const discovery = (raw.discovery ?? {}) as { verify_links?: boolean; resolver?: string; recheck?: string };
@@ -323,6 +323,7 @@ function normalise(raw: Record<string, unknown>, file: string, baseDir: string):
   if (limits.response_body !== undefined) hostLimits.responseBodyBytes = parseSize(limits.response_body);
   if (limits.outbound_requests !== undefined) hostLimits.outboundRequests = limits.outbound_requests;
   if (limits.idle !== undefined) hostLimits.idleMs = parseDuration(limits.idle);
+  if (limits.log_lines !== undefined) hostLimits.logLinesPerSecond = limits.log_lines;
   if (hostLimits.memoryBytes !== undefined && hostLimits.memoryBytes < 64 * 1024) {
     problems.push({ path: ['limits', 'memory'], message: 'limits.memory must be at least 64kib, one WebAssembly page' });
   }

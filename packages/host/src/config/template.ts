@@ -52,7 +52,7 @@ export function hostConfigTemplate(options: HostConfigTemplate): string {
     '# (cpu = "medium" or "large", or more memory, timeout or concurrency) is refused with',
     "# RESOURCES_UNAVAILABLE; a key it leaves out gets its class's value, cut down to these. Raise",
     '# one to let bigger capsules in. Other limits, left at their defaults: queue, request_body,',
-    '# response_body, outbound_requests, idle.',
+    '# response_body, outbound_requests, idle, log_lines.',
     '[limits]',
     '# The largest linear memory of one instance.',
     'memory = "256mib"',

@@ -19,6 +19,8 @@ export interface HostLimits {
   requestBodyBytes?: number;
   responseBodyBytes?: number;
   outboundRequests?: number;
+  /** Lines a second one instance may write to its capsule's log, after a burst of four seconds' worth. */
+  logLinesPerSecond?: number;
   /** How long a capsule's last instance may stay idle before it is retired; 0 keeps it. */
   idleMs?: number;
 }
