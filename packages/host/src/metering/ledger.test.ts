@@ -477,10 +477,17 @@ test('a ledger shorter than its checkpoint, or a checkpoint that is not one, mea
   // Entries removed from the end (a ledger restored from a backup, or worse): the chain still
   // verifies, so it opens, and says what it found.
   await writeFile(path, `${lines.slice(0, 7).join('\n')}\n`);
-  const logger = capturingLogger();
+  const logger = erroringLogger();
   const shorter = await UsageLedger.open(path, { logger });
   assert.equal(shorter.head.entries, 7);
-  assert.match(logger.warnings.join('\n'), /shorter than at its last checkpoint/);
+  assert.equal(logger.errors.length, 1);
+  assert.match(
+    logger.errors[0]?.message ?? '',
+    new RegExp(
+      `^the usage ledger ${path} holds 7 entries, but this host verified 10 entries in it before \\(its checkpoint ${path}\\.checkpoint says so\\): entries 8 to 10 \\(3\\) are gone, with the usage they held; a crash does not remove verified entries.*carries it on from entry 8\\. .*stop the host and put back a ledger that holds them`,
+    ),
+  );
+  assert.deepEqual(logger.errors[0]?.fields, { ledger: path, entries: 7, checkpointEntries: 10, missing: 3 });
   await shorter.close();
   // A checkpoint that does not parse is ignored.
   await writeFile(`${path}.checkpoint`, '{"version":1,"bytes":');
@@ -784,4 +791,39 @@ test("usage since a time includes an entry of that one instant, however far into
   const usage = await ledger.usage({ since });
   assert.deepEqual(Object.fromEntries(Object.entries(usage).map(([capsule, sum]) => [capsule, sum.requests])), expected);
   await ledger.close();
+});
+
+test('a ledger deleted, or cut inside an entry, since its checkpoint says plainly which verified entries are gone', async (t) => {
+  const path = await tempLedger(t);
+  await writeChain(path, 10);
+  await (await UsageLedger.open(path)).close();
+  const bytes = await readFile(path);
+  const logger = { ...erroringLogger(), ...capturingLogger(), errors: [] as { message: string }[] };
+  logger.error = (...args: unknown[]) => void logger.errors.push({ message: String(args.find((arg) => typeof arg === 'string')) });
+  // Cut inside entry 9: its rest is no crash's, and 9 and 10 are gone.
+  const cut = bytes.indexOf('"seq":9') + 3;
+  const ninth = Buffer.byteLength(`${(await readFile(path, 'utf8')).split('\n').slice(0, 8).join('\n')}\n`);
+  await writeFile(path, bytes.subarray(0, cut));
+  await (await UsageLedger.open(path, { logger })).close();
+  assert.deepEqual(logger.warnings, [`dropping the ${cut - ninth} bytes left of entry 9, which was verified before and is cut short`]);
+  assert.match(
+    logger.errors[0]?.message ?? '',
+    /holds 8 entries, but this host verified 10 entries in it before .*: entries 9 to 10 \(2\) are gone/,
+  );
+
+  await rm(path);
+  logger.errors.length = 0;
+  const fresh = await UsageLedger.open(path, { logger });
+  assert.equal(fresh.head.entries, 0);
+  await fresh.close();
+  assert.match(
+    logger.errors[0]?.message ?? '',
+    new RegExp(
+      `^the usage ledger ${path} is missing or empty, but this host verified 8 entries in it before .*: all 8 are gone, with the usage they held, and a new chain begins at entry 1\\. If this was meant`,
+    ),
+  );
+  // Said once: the checkpoint now describes the new chain.
+  logger.errors.length = 0;
+  await (await UsageLedger.open(path, { logger })).close();
+  assert.deepEqual(logger.errors, []);
 });

@@ -540,29 +540,27 @@ export class UsageLedger {
     let hash = createHash('sha256');
     if (checkpoint) {
       const prefix = createHash('sha256');
-      if (size < checkpoint.bytes) {
-        logger.warn(
-          { ledger: path, bytes: size, checkpointBytes: checkpoint.bytes, checkpointEntries: checkpoint.entries },
-          'the usage ledger is shorter than at its last checkpoint (entries were removed, or it was restored from a backup); verifying the whole chain',
-        );
-      } else if (
-        !(await hashPrefix(
+      // Shorter: what is missing is said once the chain is verified (`#reportMissing`).
+      const shorter = size < checkpoint.bytes;
+      if (
+        !shorter &&
+        (await hashPrefix(
           handle,
           checkpoint.bytes,
           prefix,
           announceRead(logger, path, 'checking the usage ledger against its checkpoint', checkpoint.bytes, ANNOUNCE_HASH_BYTES, options),
           this.#abandon.signal,
-        )) ||
-        prefix.copy().digest('hex') !== checkpoint.sha256
+        )) &&
+        prefix.copy().digest('hex') === checkpoint.sha256
       ) {
+        from = { entries: checkpoint.entries, head: checkpoint.head, bytes: checkpoint.bytes };
+        hash = prefix;
+        known.restore(checkpoint);
+      } else if (!shorter) {
         logger.warn(
           { ledger: path, checkpointBytes: checkpoint.bytes },
           'the usage ledger changed before its last checkpoint; verifying the whole chain',
         );
-      } else {
-        from = { entries: checkpoint.entries, head: checkpoint.head, bytes: checkpoint.bytes };
-        hash = prefix;
-        known.restore(checkpoint);
       }
     }
     const unverified = size - from.bytes;
@@ -577,13 +575,20 @@ export class UsageLedger {
         user: false,
       });
     }
+    if (checkpoint && scan.state.entries < checkpoint.entries) this.#reportMissing(checkpoint, scan.state.entries);
     if (progress) {
       const ms = Date.now() - started;
       const entries = scan.state.entries - from.entries;
       logger.info({ ledger: path, entries, ms }, `${verifying}: ${entries} entries verified in ${formatDuration(ms)}`);
     }
     if (scan.partial > 0) {
-      logger.warn({ ledger: path, droppedBytes: scan.partial }, 'dropping a ledger line cut short by a crash');
+      // A crash cuts short only a line it was writing; one the checkpoint counted was cut by a removal (`#reportMissing`).
+      if (checkpoint && scan.state.bytes < checkpoint.bytes)
+        logger.warn(
+          { ledger: path, droppedBytes: scan.partial },
+          `dropping the ${scan.partial} bytes left of entry ${scan.state.entries + 1}, which was verified before and is cut short`,
+        );
+      else logger.warn({ ledger: path, droppedBytes: scan.partial }, 'dropping a ledger line cut short by a crash');
       await handle.truncate(scan.state.bytes);
     }
     this.#seq = scan.state.entries;
@@ -593,6 +598,29 @@ export class UsageLedger {
     this.#known = known;
     await this.#noteFile(await readLastLine(handle, this.#bytes));
     if (!checkpoint || scan.state.bytes !== checkpoint.bytes) await this.#checkpoint();
+  }
+
+  /**
+   * Entries a host verified (its checkpoint counts them) cannot be undone by a crash, as every
+   * flush syncs the ledger before the checkpoint is written: fewer of them now means they were
+   * removed. The host still starts on the shorter chain, which verifies: refusing would refuse
+   * the recovery that LEDGER_CORRUPT's hint gives (a backup put back, or the ledger moved
+   * aside, with the checkpoint left beside it), and the checkpoint is a cache that whoever
+   * removed the entries could delete as well. A registrar's recorded head is what proves a
+   * removal (spec/host-api.md 5.9); this line tells the operator first.
+   */
+  #reportMissing(checkpoint: LedgerCheckpoint, entries: number): void {
+    const { path } = this;
+    const missing = checkpoint.entries - entries;
+    const verified = `${checkpoint.entries} ${checkpoint.entries === 1 ? 'entry' : 'entries'}`;
+    const what =
+      entries === 0
+        ? `the usage ledger ${path} is missing or empty, but this host verified ${verified} in it before (its checkpoint ${path}.checkpoint says so): all ${missing} are gone, with the usage they held, and a new chain begins at entry 1`
+        : `the usage ledger ${path} holds ${entries} ${entries === 1 ? 'entry' : 'entries'}, but this host verified ${verified} in it before (its checkpoint ${path}.checkpoint says so): entries ${entries + 1} to ${checkpoint.entries} (${missing}) are gone, with the usage they held; a crash does not remove verified entries, so they were cut from its end or it was put back from an older backup. Its chain verifies, and the host carries it on from entry ${entries + 1}`;
+    this.#logger.error(
+      { ledger: path, entries, checkpointEntries: checkpoint.entries, missing },
+      `${what}. If this was meant (a backup put back, or the ledger moved aside after a LEDGER_CORRUPT refusal), nothing more is needed; if not, stop the host and put back a ledger that holds them (mv ${path} ${path}.short first, for the audit). A registrar that recorded the ledger's head from host usage sees the removal too.`,
+    );
   }
 
   /** Takes the file as it is now, its last line `tail`, as the one this host wrote (see `#checkFile`). */
