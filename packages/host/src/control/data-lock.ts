@@ -7,20 +7,33 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
-import { StratumError } from '@stratum/core';
+import { formatDuration, type Logger, StratumError, silentLogger } from '@stratum/core';
 
 export interface DataLock {
   release(): void;
 }
 
+export interface DataLockOptions {
+  /** Told, at warn, when the host before this one did not stop cleanly. */
+  logger?: Logger;
+  /** The host's `[metering] flush_interval`: how much usage an unclean stop may have lost. */
+  flushIntervalMs?: number;
+}
+
+/**
+ * Who holds the lock, in `<data>/host.lock.json`. `stopped` is null while the host runs and the
+ * time it released the lock once it stopped cleanly (its ledger written): a file still null at
+ * the next start is a host that died. Absent in the files of releases before it was kept.
+ */
 interface Holder {
   pid: number;
   name: string;
   since: string;
+  stopped?: string | null;
 }
 
 /** Takes the data directory for this process, or throws DATA_DIR_IN_USE naming the host that has it. */
-export function lockDataDir(dataDir: string, hostName: string): DataLock {
+export function lockDataDir(dataDir: string, hostName: string, options: DataLockOptions = {}): DataLock {
   const path = join(dataDir, 'host.lock');
   const db = new DatabaseSync(path);
   try {
@@ -33,25 +46,48 @@ export function lockDataDir(dataDir: string, hostName: string): DataLock {
       hint: 'Stop that host first, or give this one a data directory of its own ([host] data in host.toml).',
     });
   }
-  // Only to name the holder to a host turned away: the lock itself is the transaction.
-  const holder: Holder = { pid: process.pid, name: hostName, since: new Date().toISOString() };
+  // The lock is ours, so the host named there has ended; whether it stopped cleanly is in the file.
+  const before = readHolder(path);
+  if (before && before.stopped === null) {
+    const flush =
+      options.flushIntervalMs === undefined
+        ? 'one [metering] flush_interval'
+        : `one flush interval (${formatDuration(options.flushIntervalMs)})`;
+    (options.logger ?? silentLogger).warn(
+      { dataDir, pid: before.pid, host: before.name, since: before.since },
+      `the host that last ran on ${dataDir} (${typeof before.name === 'string' ? `${before.name}, ` : ''}process ${before.pid}, up since ${before.since ?? 'an unknown time'}) did not stop cleanly (it was killed, crashed, or its machine went down): the usage it served in up to ${flush} before it ended is not in the usage ledger (spec/host-api.md section 7); its own log, or the service manager's, says how it ended`,
+    );
+  }
+  // Only to name the holder to a host turned away, and to tell the next start how this one ended: the lock itself is the transaction.
+  const holder: Holder = { pid: process.pid, name: hostName, since: new Date().toISOString(), stopped: null };
   writeFileSync(`${path}.json`, `${JSON.stringify(holder)}\n`, { mode: 0o600 });
   let released = false;
   return {
     release() {
       if (released) return;
       released = true;
+      // Before the lock goes: once it has, the next host may have written its own.
+      try {
+        writeFileSync(`${path}.json`, `${JSON.stringify({ ...holder, stopped: new Date().toISOString() })}\n`, { mode: 0o600 });
+      } catch {
+        // The next start then warns of an unclean stop: a false alarm, not a lost one.
+      }
       db.close();
     },
   };
 }
 
-function describeHolder(path: string): string {
+function readHolder(path: string): Partial<Holder> | undefined {
   try {
-    const holder = JSON.parse(readFileSync(`${path}.json`, 'utf8')) as Partial<Holder>;
-    if (typeof holder.pid !== 'number') return '';
-    return ` (${typeof holder.name === 'string' ? `${holder.name}, ` : ''}process ${holder.pid}${typeof holder.since === 'string' ? `, up since ${holder.since}` : ''})`;
+    const holder = JSON.parse(readFileSync(`${path}.json`, 'utf8')) as Partial<Holder> | null;
+    return holder !== null && typeof holder === 'object' && typeof holder.pid === 'number' ? holder : undefined;
   } catch {
-    return '';
+    return undefined;
   }
+}
+
+function describeHolder(path: string): string {
+  const holder = readHolder(path);
+  if (!holder) return '';
+  return ` (${typeof holder.name === 'string' ? `${holder.name}, ` : ''}process ${holder.pid}${typeof holder.since === 'string' ? `, up since ${holder.since}` : ''})`;
 }
