@@ -827,3 +827,44 @@ test('a ledger deleted, or cut inside an entry, since its checkpoint says plainl
   await (await UsageLedger.open(path, { logger })).close();
   assert.deepEqual(logger.errors, []);
 });
+
+test('a write that fails (a full disk) leaves no partial line, and its usage is written by the next flush', async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-11-01T00:00:00Z');
+  const ledger = await UsageLedger.open(path, { now: () => new Date(clock) });
+  ledger.record(record('a'));
+  clock += 10_000;
+  await ledger.flush();
+  const before = await readFile(path);
+  ledger.record(record('a'));
+  ledger.record(record('b'));
+  clock += 10_000;
+  // Every FileHandle's write, the ledger's among them: a write that reaches the disk in part, then fails.
+  const probe = await open(path, 'r');
+  await probe.close();
+  const fileHandle = Object.getPrototypeOf(probe) as { write: (buffer: Buffer) => Promise<unknown> };
+  const write = fileHandle.write;
+  fileHandle.write = async function (this: unknown, buffer: Buffer) {
+    await write.call(this, buffer.subarray(0, 20));
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+  };
+  try {
+    await assert.rejects(ledger.flush(), { code: 'ENOSPC' });
+  } finally {
+    fileHandle.write = write;
+  }
+  assert.deepEqual(await readFile(path), before, 'the partial entry was cut off');
+  ledger.record(record('a'));
+  clock += 10_000;
+  await ledger.flush();
+  assert.equal(ledger.state, 'ok');
+  const entries = (await ledger.entries()).map((entry) => [entry.capsule, entry.from, entry.to, entry.usage.requests]);
+  assert.deepEqual(entries, [
+    ['a', '2026-11-01T00:00:00.000Z', '2026-11-01T00:00:10.000Z', 1],
+    ['a', '2026-11-01T00:00:10.000Z', '2026-11-01T00:00:20.000Z', 1],
+    ['b', '2026-11-01T00:00:10.000Z', '2026-11-01T00:00:20.000Z', 1],
+    ['a', '2026-11-01T00:00:20.000Z', '2026-11-01T00:00:30.000Z', 1],
+  ]);
+  await ledger.close();
+  assert.equal((await verifyLedgerFile(path)).ok, true);
+});

@@ -656,7 +656,7 @@ export class UsageLedger {
         ? 'it was replaced by another file (sed -i, an editor that saves a new file, or a mv or restore onto it)'
         : 'it was deleted or moved away';
     } else if (opened.size !== BigInt(this.#bytes)) {
-      problem = `it is ${opened.size} bytes long, where the ${this.#seq} entries this host verified and wrote end at byte ${this.#bytes} (it was cut short, copied over, or written to by something else)`;
+      problem = `it is ${opened.size} bytes long, where the ${this.#seq} entries this host verified and wrote end at byte ${this.#bytes} (it was cut short, copied over, or written to by something else, or a failed write of this host's could not be undone: see the error before)`;
     } else if (!(await this.#tailUnchanged())) {
       problem = `its last line (entry ${this.#seq}) is not the entry this host wrote there (it was edited in place)`;
     } else if (opened.ctimeNs !== file.ctimeNs) {
@@ -808,8 +808,17 @@ export class UsageLedger {
       }
     }
     const bytes = Buffer.from(lines.join(''));
-    await this.#handle.write(bytes);
-    await this.#handle.sync();
+    try {
+      await this.#handle.write(bytes);
+      await this.#handle.sync();
+    } catch (error) {
+      // What part of the entries reached the file is cut off again and their usage written by a
+      // later flush: the next entries would otherwise follow a partial line, and the check before
+      // them (`#checkFile`) would take the ledger for one that something else wrote to.
+      this.#ended = [...periods, ...this.#ended];
+      await this.#handle.truncate(this.#bytes).catch(() => {});
+      throw error;
+    }
     await this.#noteFile(Buffer.from(lines.at(-1) as string));
     let offset = this.#bytes;
     for (const [index, entry] of written.entries()) {
@@ -850,9 +859,9 @@ export class UsageLedger {
       if (query.capsule !== undefined && entry.capsule !== query.capsule) continue;
       if (query.registrar !== undefined && entry.registrar !== query.registrar) continue;
       const from = Date.parse(entry.from);
-      // An entry of one instant (two flushes in one millisecond, the first at a month start) is
-      // in the period that instant is in, as if it lasted a millisecond: by `to` alone, it would
-      // be in neither of the months it stands between.
+      // An entry of one instant (its period began in the millisecond of its flush: a flush just
+      // before, or a month start) is in the period that instant is in, as if it lasted a
+      // millisecond: by `to` alone, an instant at a month start would be in neither month.
       const to = Math.max(Date.parse(entry.to), from + 1);
       if (query.since && to <= query.since.getTime()) continue;
       if (query.until && from >= query.until.getTime()) continue;
