@@ -255,11 +255,12 @@ test('from a trusted proxy, X-Forwarded-Proto gives the scheme a capsule sees an
   };
 
   const behindProxy = await serveDev(t, dev.manifest, component, dev.bundle, [], { trustedProxies: ['127.0.0.0/8'] });
-  const none = { for: null, forwarded: null, realIp: null, cf: null };
+  // The host appends the address the connection came from, as every proxy does.
+  const none = { for: '127.0.0.1', forwarded: null, realIp: null, cf: null };
   assert.deepEqual(await seen(behindProxy), { url: 'http://counter.test/hits?x=1', ...none, other: null });
   assert.deepEqual(await seen(behindProxy, claims), {
     url: 'https://counter.test/hits?x=1',
-    for: '203.0.113.7',
+    for: '203.0.113.7, 127.0.0.1',
     forwarded: 'for=203.0.113.7;proto=https',
     realIp: '203.0.113.7',
     cf: '203.0.113.7',

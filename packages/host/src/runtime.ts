@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { BlockList } from 'node:net';
+import { type BlockList, isIPv4 } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
@@ -365,6 +365,12 @@ const FORWARDING_HEADERS = new Set([
   'cf-connecting-ip',
   'fastly-client-ip',
 ]);
+
+/** A peer's address as a client's: an IPv4 peer of a dual-stack listener (`::ffff:10.8.0.1`) as its IPv4 address. */
+function clientAddress(address: string | undefined): string | undefined {
+  if (address === undefined) return undefined;
+  return address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:' && isIPv4(address.slice(7)) ? address.slice(7) : address;
+}
 
 /** Answers a request the capsule never saw (or could not finish) with a short text. */
 function answer(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
@@ -2192,6 +2198,10 @@ class Runtime implements StratumHostRuntime {
   forwarding(req: IncomingMessage): { scheme: 'http' | 'https'; headers: string[] } {
     const tls = (req.socket as { encrypted?: boolean }).encrypted === true;
     const { headers } = req;
+    // The address the connection came from, as every proxy appends it (nginx's
+    // $proxy_add_x_forwarded_for): a capsule has no other way to learn its client's address
+    // (Workers give CF-Connecting-IP, Spin spin-client-addr), and rate limits and logs need it.
+    const peer = clientAddress(req.socket.remoteAddress);
     let claims = false;
     for (const name of FORWARDING_HEADERS) {
       if (headers[name] !== undefined) {
@@ -2199,11 +2209,12 @@ class Runtime implements StratumHostRuntime {
         break;
       }
     }
-    if (!claims) return { scheme: tls ? 'https' : 'http', headers: req.rawHeaders };
+    if (!claims) return { scheme: tls ? 'https' : 'http', headers: peer ? req.rawHeaders.concat('X-Forwarded-For', peer) : req.rawHeaders };
     if (this.#trustedProxies && peerInRanges(req.socket.remoteAddress, this.#trustedProxies)) {
       const proto = headers['x-forwarded-proto'];
       const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
-      return { scheme: tls || first === 'https' ? 'https' : 'http', headers: req.rawHeaders };
+      // A field of its own after the proxy's: Fetch joins them, "client, proxy".
+      return { scheme: tls || first === 'https' ? 'https' : 'http', headers: peer ? req.rawHeaders.concat('X-Forwarded-For', peer) : req.rawHeaders };
     }
     const kept: string[] = [];
     const raw = req.rawHeaders;
@@ -2211,6 +2222,7 @@ class Runtime implements StratumHostRuntime {
       const name = raw[index] as string;
       if (!FORWARDING_HEADERS.has(name.toLowerCase())) kept.push(name, raw[index + 1] as string);
     }
+    if (peer) kept.push('X-Forwarded-For', peer);
     return { scheme: tls ? 'https' : 'http', headers: kept };
   }
 
