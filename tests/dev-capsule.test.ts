@@ -1,4 +1,5 @@
-// A dev capsule's reloads, in this process: what a save does when nothing in the capsule changed.
+// A dev capsule's reloads, in this process: what a save does when nothing in the capsule changed,
+// and where its config values come from.
 import assert from 'node:assert/strict';
 import { copyFile, mkdir, mkdtemp, rename, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -8,6 +9,7 @@ import { type TestContext, test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { DevCapsule } from '../packages/cli/src/dev/capsule.ts';
 import { DevOutput } from '../packages/cli/src/dev/output.ts';
+import { parseVarFlag } from '../packages/cli/src/dev/vars.ts';
 import { testCacheHome } from './support/dev-engines.ts';
 import { removeDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
@@ -120,4 +122,93 @@ test("a prebuilt component that is not the build [source] digest pins is refused
     /hint: The pin is the digest of a published build [^\n]*; this file is another build\. Rebuild or pull the published one to serve it, or re-pin to this one: set \[source\] digest = "sha256:[0-9a-f]{64}", or remove the line\./,
   );
   assert.doesNotMatch(said(), /changed or corrupted/);
+});
+
+test("without --var-file, a project's .env gives its config values, is read again when it changes, and is named where a value is missing", async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-capsule-'));
+  t.after(() => removeDir(dir));
+  await writeFile(
+    join(dir, 'stratum.toml'),
+    'stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\n' +
+      '[capabilities.config.api_key]\nrequired = true\nsecret = true\n[capabilities.config.greeting]\ndefault = "hello"\n[capabilities.config.region]\nrequired = false\n',
+  );
+  await copyFile(await buildTiny(), join(dir, 'tiny.wasm'));
+  const stream = new PassThrough();
+  let said = '';
+  stream.on('data', (chunk: Buffer) => {
+    said += chunk.toString();
+  });
+  const output = new DevOutput(stream, { json: false });
+  const capsule = await DevCapsule.open({ dir, alone: true, port: 0, flags: [], output, projectVarFile: true });
+  t.after(() => capsule.close());
+  await capsule.reload('starting');
+  assert.equal(capsule.serving, false);
+  assert.match(said, /config variable "api_key" is required and has no value \(a secret\)/);
+  assert.ok(said.includes(`hint: Put name=value lines in ${join(dir, '.env')}`), said);
+
+  capsule.watch();
+  await setTimeout(300);
+  await writeFile(join(dir, '.env'), 'api_key=sk-live-123\ngreeting=hi there\n');
+  for (const deadline = Date.now() + 10_000; !capsule.serving; await setTimeout(50)) {
+    if (Date.now() > deadline) assert.fail(`not served from .env: ${said}`);
+  }
+  assert.match(said, /\.env changed/);
+  const served = capsule.served();
+  assert.deepEqual(served.config, [
+    { name: 'api_key', secret: true, value: 'given', from: join(dir, '.env') },
+    { name: 'greeting', secret: false, value: 'given', text: 'hi there', from: join(dir, '.env') },
+    { name: 'region', secret: false, value: 'unset' },
+  ]);
+  assert.equal(served.varFile, join(dir, '.env'));
+  output.ready([served], { watching: true, port: 8800 });
+  assert.match(said, /config {8}api_key {3}secret, set ← .*\.env\n/);
+  assert.match(said, / {14}greeting {2}"hi there" ← .*\.env\n/);
+  assert.match(said, / {14}region {4}not set\n/);
+  assert.match(said, /values from {3}.*\.env \(name=value lines, as --var-file; read again when it changes\)/);
+  assert.doesNotMatch(said, /sk-live/);
+});
+
+test('a --var wins over a line of the project’s .env, and a project that declares no config variable leaves its .env alone', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-capsule-'));
+  t.after(() => removeDir(dir));
+  const manifest = 'stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\n';
+  await writeFile(join(dir, 'stratum.toml'), manifest);
+  await copyFile(await buildTiny(), join(dir, 'tiny.wasm'));
+  // Another tool's: not a config variable's name, which dev would refuse.
+  await writeFile(join(dir, '.env'), 'DATABASE_URL=postgres://localhost/app\n');
+  const stream = new PassThrough();
+  let said = '';
+  stream.on('data', (chunk: Buffer) => {
+    said += chunk.toString();
+  });
+  const vars = [parseVarFlag('greeting=from the flag')];
+  const capsule = await DevCapsule.open({
+    dir,
+    alone: true,
+    port: 0,
+    flags: [],
+    output: new DevOutput(stream, { json: false }),
+    projectVarFile: true,
+    vars: async () => [],
+  });
+  t.after(() => capsule.close());
+  await capsule.reload('starting');
+  assert.ok(capsule.serving, said);
+  assert.equal(capsule.served().varFile, undefined);
+
+  await capsule.close();
+  await writeFile(join(dir, 'stratum.toml'), `${manifest}[capabilities.config.greeting]\ndefault = "hello"\n`);
+  await writeFile(join(dir, '.env'), 'greeting=from the file\n');
+  const flagged = await DevCapsule.open({
+    dir,
+    alone: true,
+    port: 0,
+    flags: [],
+    output: new DevOutput(stream, { json: false }),
+    projectVarFile: true,
+    vars: async () => vars,
+  });
+  t.after(() => flagged.close());
+  await flagged.reload('starting');
+  assert.deepEqual(flagged.served().config, [{ name: 'greeting', secret: false, value: 'given', text: 'from the flag', from: '--var' }]);
 });

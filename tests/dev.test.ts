@@ -678,13 +678,19 @@ test("a secret config value is masked in every line of the capsule's log, consol
   assert.equal(await dev.interrupt(), 0);
 });
 
-test('a required config variable with no value is named with how dev gives one', async (t) => {
+test('a required config variable with no value is named with how dev gives one: the project’s .env, which a save then serves', async (t) => {
   const dir = await counterCopy(t);
   await editFile(join(dir, 'stratum.toml'), (text) => `${text}\n[capabilities.config.api_token]\nrequired = true\nsecret = true\n`);
   const dev = await startDev(t, dir, await freePort());
   const failed = JSON.stringify(await dev.waitFor('error', (event) => event.type === 'error'));
   assert.match(failed, /config variable \\"api_token\\" is required and has no value \(a secret\)/);
-  assert.match(failed, /--var name=value, or --var-file <file>/);
+  assert.ok(failed.includes(`Put name=value lines in ${join(dir, '.env')}`), failed);
+  assert.match(failed, /or give --var name=value/);
+  const started = dev.waitFor('start', (event) => event.type === 'started');
+  await writeFile(join(dir, '.env'), 'api_token=sk-live-42\n');
+  await started;
+  assert.equal((await get(dev.port, 'counter.localhost', '/hits')).status, 200);
+  assert.doesNotMatch(JSON.stringify(dev.events), /sk-live-42/);
   assert.equal(await dev.interrupt(), 0);
 });
 

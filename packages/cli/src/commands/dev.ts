@@ -64,7 +64,9 @@ of the sources, not of the bundle. A path that no [http] route of stratum.toml s
 
 Config values come from --var name=value, or from --var-file, a file of name=value lines that
 keeps secrets off the command line. The file is read again at every reload: one in the project
-directory is watched like the sources, so an edit to it is served within a second.
+directory is watched like the sources, so an edit to it is served within a second. Without
+--var-file, a project whose manifest declares config variables has its .env read that way (as
+wrangler reads .dev.vars); --var wins over a line of it.
 
 Stores get embedded backends (SQLite, a local directory) unless --backend binds them to a real
 service:
@@ -163,6 +165,7 @@ Examples:
           output,
           ...(hostConfig ? { hostConfig } : {}),
           vars: readVars,
+          projectVarFile: stringListOption(args, 'var-file').length === 0,
           fullBuild: booleanOption(args, 'full-build'),
         });
         const twin = capsules.find((other) => other.name === capsule.name);

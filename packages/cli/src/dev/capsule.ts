@@ -10,10 +10,10 @@ import { loadManifest, type Manifest, routeExample, routeMatches } from '@stratu
 import { buildCapsule, buildDevCapsule, DEFAULT_ENTRIES, linkSdkForEditors } from '@stratum/sdk/build';
 import { readLocalComponent } from '../local-component.ts';
 import { type BackendFlag, capabilityConfigFor, describeBackends, outboundConfigFor } from './backends.ts';
-import { type BuildKind, type DevOutput, type ServedCapsule, versionId } from './output.ts';
+import { type BuildKind, type DevOutput, type ServedCapsule, type ShownVariable, versionId } from './output.ts';
 import { TopLevelProbe } from './probe.ts';
 import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
-import { type VarFlag, varsFor } from './vars.ts';
+import { PROJECT_VAR_FILE, readProjectVarFile, type VarFlag, varSources, varsFor } from './vars.ts';
 import { type DirectoryWatcher, isWatchedPath, watchDirectory } from './watch.ts';
 
 /** The SDK's sources: a capsule's build depends on them as much as on its own files. */
@@ -86,6 +86,11 @@ export interface DevCapsuleOptions {
    * makes, instead of a bundle run by a dev engine.
    */
   fullBuild?: boolean;
+  /**
+   * Read the project's `.env` for config values at every reload, as --var-file reads a file (no
+   * --var-file was given); --var flags win over it.
+   */
+  projectVarFile?: boolean;
   output: DevOutput;
 }
 
@@ -145,6 +150,8 @@ export class DevCapsule {
   #fromSources: boolean;
   /** Said once: the manifest's [source] is a registry's, which dev does not serve. */
   #pinNoted = false;
+  /** The config values of the last reload that got as far as reading them, and where each came from, for the banner. */
+  #config: { values: Record<string, string>; sources: Record<string, string> } = { values: {}, sources: {} };
   /** Runs a dev build's top-level code before the swap; opened at the first dev build. */
   #probe: Promise<TopLevelProbe> | undefined;
 
@@ -229,8 +236,28 @@ export class DevCapsule {
         this.manifest,
         capabilityConfigFor(this.manifest, this.#options.flags, this.#options.hostConfig?.capabilities),
       ),
+      config: Object.entries(this.manifest.capabilities.config).map(([name, variable]): ShownVariable => {
+        const given = Object.hasOwn(this.#config.values, name) ? this.#config.values[name] : undefined;
+        const value = given !== undefined ? 'given' : variable.default !== undefined ? 'default' : variable.required ? 'missing' : 'unset';
+        const text = given ?? variable.default;
+        const from = given !== undefined ? this.#config.sources[name] : undefined;
+        return {
+          name,
+          secret: variable.secret,
+          value,
+          ...(text !== undefined && !variable.secret ? { text } : {}),
+          ...(from !== undefined ? { from } : {}),
+        };
+      }),
+      ...(this.#readsVarFile(this.manifest) && existsSync(join(this.dir, PROJECT_VAR_FILE))
+        ? { varFile: join(this.shownDir, PROJECT_VAR_FILE) }
+        : {}),
       stateDir: join(this.shownDir, '.stratum'),
     };
+  }
+
+  #readsVarFile(manifest: Manifest): boolean {
+    return this.#options.projectVarFile === true && Object.keys(manifest.capabilities.config).length > 0;
   }
 
   /** Serves a request for one of this capsule's domains, or says why it cannot yet. */
@@ -290,10 +317,21 @@ export class DevCapsule {
       const built = await this.#build();
       const buildMs = performance.now() - started;
       const vars = this.#options.vars ? await this.#options.vars() : [];
+      const varFile = join(this.shownDir, PROJECT_VAR_FILE);
+      // Only for a manifest with config variables: a project without any may keep a .env for
+      // another tool, whose lines are none of dev's business.
+      const fromFile = this.#readsVarFile(built.manifest) ? await readProjectVarFile(join(this.dir, PROJECT_VAR_FILE), varFile) : undefined;
+      const declared = this.#options.alone ? undefined : Object.keys(built.manifest.capabilities.config);
+      // The project's own file: every line is for this capsule (a name it does not declare is
+      // refused, as a typo), and a --var on the command line wins over it.
       const config =
-        vars.length > 0
-          ? varsFor(this.name, vars, this.#options.alone ? undefined : Object.keys(built.manifest.capabilities.config))
+        vars.length > 0 || fromFile !== undefined
+          ? { ...varsFor(this.name, fromFile ?? []), ...varsFor(this.name, vars, declared) }
           : undefined;
+      this.#config = {
+        values: config ?? {},
+        sources: { ...varSources(this.name, fromFile ?? []), ...varSources(this.name, vars, declared) },
+      };
       // As a host's control API does: a value for a variable the manifest does not declare is
       // refused, and a required one without a value, here with how dev gives values.
       try {
@@ -302,7 +340,9 @@ export class DevCapsule {
         if (!(error instanceof StratumError) || error.code !== 'CONFIG_INVALID') throw error;
         throw new StratumError(error.code, error.message, {
           details: error.details,
-          hint: 'Give variables with --var name=value, or --var-file <file> of name=value lines (for secrets, kept off the command line); only those [capabilities.config] in stratum.toml declares.',
+          hint: this.#readsVarFile(built.manifest)
+            ? `Put name=value lines in ${varFile} (dev reads it at every reload: save it and the capsule is served with them; keep it out of commits, as the templates' .gitignore does), or give --var name=value; only the variables [capabilities.config] in stratum.toml declares.`
+            : 'Give variables with --var name=value, or --var-file <file> of name=value lines (for secrets, kept off the command line); only those [capabilities.config] in stratum.toml declares.',
         });
       }
       const configJson = JSON.stringify(config ?? {});

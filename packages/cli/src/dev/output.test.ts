@@ -214,3 +214,33 @@ test('a wasi:logging line shows its level and the category the capsule gave, as 
     assert.match(lines[1] ?? '', /│ info no category$/);
     assert.match(lines[2] ?? '', /│ info \\x1b\[2J: escaped$/);
   }));
+
+test('the banner lists config variables and which have values, a secret without its value', () =>
+  withNoColor('1', () => {
+    const out = capture(false);
+    new DevOutput(out.stream, { json: false }).ready(
+      [
+        {
+          name: 'notes',
+          version: '0.1.0',
+          dir: 'notes',
+          urls: ['http://notes.localhost:8800/'],
+          capabilities: [],
+          config: [
+            { name: 'api_key', secret: true, value: 'missing' },
+            { name: 'signing_key', secret: true, value: 'default' },
+            { name: 'title', secret: false, value: 'default', text: 'Notes' },
+            { name: 'motd', secret: false, value: 'given', text: 'x'.repeat(50), from: '--var' },
+          ],
+          stateDir: 'notes/.stratum',
+        },
+      ],
+      { watching: true, port: 8800 },
+    );
+    const text = out.text();
+    assert.match(text, /\n {5}config {8}api_key {6}required, no value \(a secret\)\n/);
+    assert.match(text, /\n {19}signing_key {2}secret, default\n/);
+    assert.match(text, /\n {19}title {8}"Notes" \(default\)\n/);
+    assert.match(text, new RegExp(`\\n {19}motd {9}"${'x'.repeat(40)}…" ← --var\\n`));
+    assert.doesNotMatch(text, /values from/);
+  }));

@@ -14,8 +14,26 @@ export interface ServedCapsule {
   dir: string;
   urls: string[];
   capabilities: { grant: string; backend: string }[];
+  /** The manifest's config variables, as the version serving has them; secrets without their values. */
+  config: ShownVariable[];
+  /** The project's `.env`, when dev reads it for config values (no --var-file was given). */
+  varFile?: string;
   stateDir: string;
 }
+
+export interface ShownVariable {
+  name: string;
+  secret: boolean;
+  /** `given` (by `from`), the manifest's `default`, `unset` (optional, without one) or `missing` (required, without one). */
+  value: 'given' | 'default' | 'unset' | 'missing';
+  /** The value, for a variable that is not a secret and has one. */
+  text?: string;
+  /** Where a given value came from: `--var`, or the file it was read from. */
+  from?: string;
+}
+
+/** Values are shown for what they are, not whole: a line of the banner each. */
+const SHOWN_VALUE_CHARS = 40;
 
 /**
  * How a version came to be: `bundle`, re-bundled and run on the dev engine already built for its
@@ -109,6 +127,16 @@ export class DevOutput {
           `     ${index === 0 ? 'capabilities' : '            '}  ${item.grant.padEnd(width)}  ${this.#paint(2, `→ ${item.backend}`)}`,
         );
       });
+      const nameWidth = Math.max(0, ...capsule.config.map((variable) => variable.name.length));
+      capsule.config.forEach((variable, index) => {
+        lines.push(
+          `     ${index === 0 ? 'config      ' : '            '}  ${variable.name.padEnd(nameWidth)}  ${this.#paint(2, this.#shownValue(variable))}`,
+        );
+      });
+      if (capsule.varFile !== undefined)
+        lines.push(
+          `     values from   ${capsule.varFile} ${this.#paint(2, '(name=value lines, as --var-file; read again when it changes)')}`,
+        );
       lines.push(`     state         ${this.#paint(2, capsule.stateDir)}`, '');
     }
     lines.push(
@@ -119,6 +147,16 @@ export class DevOutput {
       '',
     );
     this.#line(lines.join('\n'));
+  }
+
+  #shownValue(variable: ShownVariable): string {
+    const from = variable.from ? ` ← ${variable.from}` : '';
+    if (variable.value === 'unset') return 'not set';
+    if (variable.value === 'missing') return `required, no value${variable.secret ? ' (a secret)' : ''}`;
+    if (variable.secret) return `secret, ${variable.value === 'default' ? 'default' : 'set'}${from}`;
+    const text = variable.text ?? '';
+    const shown = JSON.stringify(text.length > SHOWN_VALUE_CHARS ? `${text.slice(0, SHOWN_VALUE_CHARS)}…` : text);
+    return `${printable(this.#out, shown)}${variable.value === 'default' ? ' (default)' : from}`;
   }
 
   building(capsule: string, reason: string): void {

@@ -1,6 +1,10 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { parseVarFile, parseVarFlag, varsFor } from './vars.ts';
+import { isStratumError } from '@stratum/core';
+import { parseVarFile, parseVarFlag, readProjectVarFile, varSources, varsFor } from './vars.ts';
 
 test('--var takes name=value, optionally for one capsule, and keeps = and : in values', () => {
   assert.deepEqual(parseVarFlag('api_url=https://x.example/a=b'), { name: 'api_url', value: 'https://x.example/a=b' });
@@ -67,4 +71,30 @@ test('with several capsules, a --var without a capsule goes only to those that d
   assert.deepEqual(varsFor('hello', flags, ['greeting']), { greeting: 'hi' });
   // A capsule's own flag is given as asked: the host says if it declares no such variable.
   assert.deepEqual(varsFor('notes', flags, []), { other: '1' });
+});
+
+test("a project's .env is read as a --var-file, and a bad line says that dev read it without being asked, and how to read another", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-vars-'));
+  try {
+    assert.equal(await readProjectVarFile(join(dir, '.env'), 'app/.env'), undefined);
+    await writeFile(join(dir, '.env'), 'token=x\nNODE_ENV=development\n');
+    const error = await readProjectVarFile(join(dir, '.env'), 'app/.env').catch((caught: unknown) => caught);
+    assert.ok(isStratumError(error));
+    assert.equal(error.message, 'app/.env:2: "NODE_ENV" is not a config variable\'s name');
+    assert.match(
+      error.hint ?? '',
+      /stratum dev reads app\/\.env for config values when no --var-file is given; to read another file instead, give --var-file <file>\.$/,
+    );
+    await writeFile(join(dir, '.env'), 'token=x\n');
+    assert.deepEqual(await readProjectVarFile(join(dir, '.env'), 'app/.env'), [{ name: 'token', value: 'x', from: 'app/.env:1' }]);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('where each value came from: the file a line was in, or --var, as varsFor picks them', () => {
+  const flags = [...parseVarFile('greeting=a\ntoken=b\n', 'dev.vars'), parseVarFlag('greeting=c'), parseVarFlag('notes:token=d')];
+  assert.deepEqual(varSources('counter', flags), { greeting: '--var', token: 'dev.vars' });
+  assert.deepEqual(varSources('notes', flags), { greeting: '--var', token: '--var' });
+  assert.deepEqual(varSources('counter', flags, ['token']), { token: 'dev.vars' });
 });

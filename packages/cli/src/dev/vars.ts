@@ -102,3 +102,46 @@ export function varsFor(capsule: string, flags: readonly VarFlag[], declared?: r
   for (const flag of flags) if (flag.capsule === capsule) values[flag.name] = flag.value;
   return values;
 }
+
+/**
+ * The file in a project that `stratum dev` reads config values from when no --var-file is given,
+ * as wrangler reads `.dev.vars`: the one `stratum init`'s .gitignore lists and its README names.
+ */
+export const PROJECT_VAR_FILE = '.env';
+
+/**
+ * A project's `.env` (`path`, shown as `shown`), read as --var-file reads a file; undefined when
+ * the project has none. A bad line names the file and says why dev read it: the developer gave no
+ * flag naming it, and may keep a .env there for another tool.
+ */
+export async function readProjectVarFile(path: string, shown: string): Promise<VarFlag[] | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw usageError(`${shown}: cannot be read (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+  }
+  try {
+    return parseVarFile(text, shown);
+  } catch (error) {
+    throw usageError(
+      (error as Error).message,
+      `${VAR_HINT} stratum dev reads ${shown} for config values when no --var-file is given; to read another file instead, give --var-file <file>.`,
+    );
+  }
+}
+
+/**
+ * Where each of a capsule's values came from, by variable, as `varsFor` picks them: the
+ * --var-file a line was in (without its line number), or `--var`.
+ */
+export function varSources(capsule: string, flags: readonly VarFlag[], declared?: readonly string[]): Record<string, string> {
+  const sources: Record<string, string> = {};
+  const source = (flag: VarFlag) => (flag.from === undefined ? '--var' : flag.from.replace(/:\d+$/, ''));
+  for (const flag of flags) {
+    if (flag.capsule === undefined && (declared === undefined || declared.includes(flag.name))) sources[flag.name] = source(flag);
+  }
+  for (const flag of flags) if (flag.capsule === capsule) sources[flag.name] = source(flag);
+  return sources;
+}
