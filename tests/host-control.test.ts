@@ -1085,7 +1085,9 @@ test('an install with keepConfig keeps the values the installation had for the v
   const [acme, bravo] = [connect(acmeKey), connect(bravoKey)];
   const v1 =
     'stratum = 1\n[capsule]\nname = "site"\nversion = "0.1.0"\n[source]\nwasm = "site.wasm"\n' +
-    '[capabilities.config.site_name]\ndefault = "My Site"\n[capabilities.config.api_key]\nsecret = true\nrequired = true\n[capabilities.config.theme]\n';
+    '[capabilities.config.site_name]\ndefault = "My Site"\n[capabilities.config.api_key]\nsecret = true\nrequired = true\n[capabilities.config.theme]\n' +
+    // Named as a member every object inherits, which must not pass for one given or declared.
+    '[capabilities.config.constructor]\n';
   // 0.2.0 drops theme and adds colour.
   const v2 = v1.replace('0.1.0', '0.2.0').replace('[capabilities.config.theme]\n', '[capabilities.config.colour]\ndefault = "blue"\n');
   const site = { domains: ['site.example'], component: COMPONENT };
@@ -1099,7 +1101,7 @@ test('an install with keepConfig keeps the values the installation had for the v
       return true;
     });
   };
-  await acme.install({ ...site, manifest: v1, config: { site_name: 'Prod', api_key: 'k1', theme: 'dark' } });
+  await acme.install({ ...site, manifest: v1, config: { site_name: 'Prod', api_key: 'k1', theme: 'dark', constructor: 'c' } });
 
   // Without keepConfig a replacement runs with what it is given: the required secret is missing.
   await refused(
@@ -1111,17 +1113,18 @@ test('an install with keepConfig keeps the values the installation had for the v
   const upgraded = await acme.install({ ...site, manifest: v2, config: { colour: 'red' }, keepConfig: true });
   assert.deepEqual(
     [upgraded.version, upgraded.keptConfig, upgraded.droppedConfig, upgraded.config],
-    ['0.2.0', ['api_key', 'site_name'], ['theme'], ['api_key', 'colour', 'site_name']],
+    ['0.2.0', ['api_key', 'constructor', 'site_name'], ['theme'], ['api_key', 'colour', 'constructor', 'site_name']],
   );
-  assert.deepEqual(lastConfig(), { api_key: 'k1', colour: 'red', site_name: 'Prod' });
+  assert.deepEqual(lastConfig(), { api_key: 'k1', colour: 'red', constructor: 'c', site_name: 'Prod' });
   // A value given wins over the one kept.
   const renamed = await acme.install({ ...site, manifest: v2, config: { site_name: 'Staging' }, keepConfig: true });
-  assert.deepEqual([renamed.keptConfig, renamed.droppedConfig], [['api_key', 'colour'], []]);
-  assert.deepEqual(lastConfig(), { api_key: 'k1', colour: 'red', site_name: 'Staging' });
+  assert.deepEqual([renamed.keptConfig, renamed.droppedConfig], [['api_key', 'colour', 'constructor'], []]);
+  assert.deepEqual(lastConfig(), { api_key: 'k1', colour: 'red', constructor: 'c', site_name: 'Staging' });
   // The operator's upgrade keeps the values of the registrar's installation too.
   assert.deepEqual((await first.client.install({ ...site, manifest: v2, keepConfig: true })).keptConfig, [
     'api_key',
     'colour',
+    'constructor',
     'site_name',
   ]);
 

@@ -341,11 +341,12 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       : undefined;
     const had = previous?.config ?? {};
     const declared = manifest.capabilities.config;
+    // Own members only: a variable may be named `constructor`, which every object inherits.
     const keptConfig = Object.keys(had)
-      .filter((variable) => variable in declared && !(variable in given))
+      .filter((variable) => Object.hasOwn(declared, variable) && !Object.hasOwn(given, variable))
       .sort();
     const droppedConfig = Object.keys(had)
-      .filter((variable) => !(variable in declared))
+      .filter((variable) => !Object.hasOwn(declared, variable))
       .sort();
     const kept = Object.fromEntries(keptConfig.map((variable) => [variable, had[variable] as string]));
     return { config: { ...kept, ...given }, keptConfig, droppedConfig };
