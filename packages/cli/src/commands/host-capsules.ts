@@ -380,10 +380,92 @@ function droppedStoresNote(args: ParsedArgs, io: CommandIo, existing: Installati
   );
 }
 
+/** What an install's answer says of the config values it kept (with `keepConfig`). */
+type InstalledConfig = { keptConfig?: string[]; droppedConfig?: string[] };
+
+/** Those members of an install's answer, for a status that a later call (a start) answered. */
+function installedConfig(answer: InstalledConfig): InstalledConfig {
+  return {
+    ...(answer.keptConfig ? { keptConfig: answer.keptConfig } : {}),
+    ...(answer.droppedConfig ? { droppedConfig: answer.droppedConfig } : {}),
+  };
+}
+
+/** Variables as the command names them: a secret marked, never its value. */
+function variablesNamed(variables: readonly string[], manifest: Manifest): string {
+  const declared = manifest.capabilities.config;
+  // Own members only: a variable may be named `constructor`, which every object inherits.
+  const secret = (variable: string) => Object.hasOwn(declared, variable) && declared[variable]?.secret === true;
+  return variables.map((variable) => (secret(variable) ? `${variable} (secret)` : variable)).join(', ');
+}
+
+/**
+ * Says what an install over `existing` did with its config values: those kept (the host's
+ * answer), those dropped as the new manifest no longer declares them, or with --reset-config
+ * those that went back to the manifest's defaults (from the names the host says have values).
+ */
+function configNote(
+  io: CommandIo,
+  existing: InstallationStatus,
+  capsule: { manifest: Manifest; install: { config?: Record<string, string> } },
+  carried: InstalledConfig,
+  kept: boolean,
+): void {
+  const { manifest } = capsule;
+  const name = existing.name;
+  if (kept) {
+    if (carried.keptConfig?.length) {
+      io.stderr.write(
+        `kept the config values ${name} had for ${variablesNamed(carried.keptConfig, manifest)}, which this install does not give (--reset-config drops them)\n`,
+      );
+    }
+    if (carried.droppedConfig?.length) {
+      const [one] = carried.droppedConfig;
+      const which =
+        carried.droppedConfig.length === 1
+          ? `${one}, which ${name} had a value for: that value is`
+          : `${carried.droppedConfig.join(', ')}, which ${name} had values for: those values are`;
+      io.stderr.write(`${paint(io.stderr, 33, 'note:')} ${manifest.capsule.version} no longer declares ${which} dropped\n`);
+    }
+    return;
+  }
+  // --reset-config: the values the installation had and this install does not give are gone.
+  const given = capsule.install.config ?? {};
+  const gone = (existing.config ?? []).filter((variable) => !Object.hasOwn(given, variable));
+  if (gone.length === 0) return;
+  io.stderr.write(
+    `${paint(io.stderr, 33, 'note:')} --reset-config: the values ${name} had for ${variablesNamed(gone, manifest)} are dropped; the manifest's defaults apply\n`,
+  );
+}
+
+/**
+ * A host older than `keepConfig` refuses it as an unknown member: it cannot keep the values, and
+ * installing without them would put them back to the manifest's defaults without a word.
+ */
+function olderHost(error: unknown, existing: InstallationStatus, manifest: Manifest, host: string): unknown {
+  if (!isStratumError(error) || error.code !== 'INVALID_REQUEST' || !error.details.some((detail) => detail.startsWith('/keepConfig:'))) {
+    return error;
+  }
+  const had = existing.config ?? [];
+  return new StratumError(
+    'INSTALL_CANNOT_KEEP_CONFIG',
+    `${host} cannot keep ${existing.name}'s config values across an install: its stratum-host is older than that`,
+    {
+      details: [
+        had.length > 0
+          ? `${existing.name} has values for ${variablesNamed(had, manifest)}, which an install that does not give them puts back to the manifest's defaults`
+          : `installing over ${existing.name} puts every config value it has that this install does not give back to the manifest's defaults`,
+        'nothing was changed',
+      ],
+      hint: `Give every value again (--var name=value, --var-file <file>) and pass --reset-config; or have ${host}'s operator upgrade stratum-host.`,
+    },
+  );
+}
+
 export const hostInstallCommand: Command = {
   name: 'host install',
   summary: 'install a capsule on a running host and start it, over the signed control API',
-  usage: `host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--replace] [--var name=value ...] [--var-file <file>] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] ${CONTROL_USAGE} [--json]`,
+  usage: `host install [dir] --domain <name> [--domain ...] [--name <capsule>] [--replace] [--var name=value ...] [--var-file <file>] [--reset-config] [--no-start] [--dns <ip:port> --zone <zone> [--tsig-key <file>]] ${CONTROL_USAGE} [--json]`,
   description: `
 Sends a capsule to a running host, as a registrar's dashboard does: the manifest, and the
 component its [source] wasm names, or only the manifest when [source] names a registry and
@@ -396,7 +478,7 @@ a build input (a module under the directory, package.json, tsconfig.json), is bu
 writes, pinned to the build it pushed.
 
 Installing again under the same name replaces that installation (its domains, component and
-config); a running one keeps serving until the new one has started. With the same domains that
+the config values given); a running one keeps serving until the new one has started. With the same domains that
 is an upgrade, and the command says what it replaces. With other domains it is most likely a
 second customer's install of the same app under its default name (the manifest's [capsule]
 name), which would take the first one's place: the command refuses it, naming the installation
@@ -405,6 +487,15 @@ whose manifest no longer grants a store the installation had (a label renamed or
 not refused, but the command names that store: what was stored there stays under the name, out
 of the capsule's reach and left behind by \`host move\`, until \`host uninstall --delete-data\`
 deletes it with the rest.
+
+Installing over an installation keeps its config values: each variable the new manifest still
+declares and no --var or --var-file gives keeps the value it had, secrets included, so an
+upgrade needs only the values that change (a host never hands a value back, so the command
+could not send them again itself). The command names the values it kept, secrets marked, and
+those it dropped because the new manifest no longer declares their variables. --reset-config
+installs with only the values given and the manifest's defaults, as a first install does (the
+way to put a variable back to its default). A host older than this behaviour cannot keep values, and the command refuses to install over an
+installation there without --reset-config rather than let its values go back to the defaults.
 
 A name uninstalled without --delete-data keeps what its capsule stored, and installing it again
 serves that data: the command says so, with the date of the uninstall.
@@ -424,6 +515,7 @@ ${CONTROL_HELP}
 
 Examples:
   stratum host install examples/hello --domain hello.localhost --config host.toml
+  stratum host install . --domain shop.example.com --var-file shop.env --reset-config --config host.toml
   stratum host install . --domain shop.example.com --var currency=EUR --url https://h1.example.net/stratum/v1 \\
     --audience h1.example.net --key registrar.key --dns 192.0.2.53:53 --zone example.com --tsig-key update.key`,
   maxPositionals: 1,
@@ -441,6 +533,11 @@ Examples:
     },
     var: VAR_OPTION,
     'var-file': VAR_FILE_OPTION,
+    'reset-config': {
+      type: 'boolean',
+      description:
+        "over an installation of the name, keep none of its config values: only --var and --var-file values and the manifest's defaults",
+    },
     'no-start': {
       type: 'boolean',
       description: 'install without starting it (`host status` says installed; `host serve <capsule>` starts it)',
@@ -502,10 +599,19 @@ Examples:
     } else {
       io.stderr.write(`installing ${capsule.name} (${capsule.describe}) on ${hostLabel}\n`);
     }
+    // An upgrade keeps the values it is not given: the host never hands them back, so a user
+    // deploying without every secret at hand would otherwise reset them without a word.
+    const keepConfig = existing !== undefined && !booleanOption(args, 'reset-config');
+    const install = (start: boolean) =>
+      client.install({ ...capsule.install, domains, start, ...(keepConfig ? { keepConfig } : {}) }).catch((error: unknown) => {
+        throw keepConfig && existing ? olderHost(error, existing, capsule.manifest, hostLabel) : error;
+      });
     let status: CapsuleStatus & { keptData?: KeptData };
+    let carried: InstalledConfig = {};
     if (switchLinks && registrars) {
       // As a move does: installed, linked, then started (the host checks the links at the start).
-      const installed = await client.install({ ...capsule.install, domains, start: false });
+      const installed = await install(false);
+      carried = installedConfig(installed);
       // From here on a failure leaves the capsule installed, which the error must say.
       let records = "its domains' DNS records were not changed";
       try {
@@ -523,8 +629,11 @@ Examples:
         throw leftInstalled(error, installed, records, hostLabel, args);
       }
     } else {
-      status = await client.install({ ...capsule.install, domains, start: !booleanOption(args, 'no-start') });
+      const answer = await install(!booleanOption(args, 'no-start'));
+      status = answer;
+      carried = installedConfig(answer);
     }
+    if (existing) configNote(io, existing, capsule, carried, keepConfig);
     if (status.keptData) {
       // Plain uninstall keeps a name's data for a reinstall; a new customer's site must not show the last one's.
       io.stderr.write(
@@ -532,7 +641,8 @@ Examples:
       );
     }
     if (booleanOption(args, 'json')) {
-      io.stdout.write(`${JSON.stringify(status, null, 2)}\n`);
+      // With --dns the status is the start's answer, which does not say what the install kept.
+      io.stdout.write(`${JSON.stringify({ ...status, ...carried }, null, 2)}\n`);
       return EXIT_OK;
     }
     const domainList = status.domains.join(', ');

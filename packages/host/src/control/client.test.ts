@@ -84,3 +84,34 @@ test("a host whose unsigned /identity names another host than the audience is re
   name = 'anything.example';
   assert.equal((await createControlClient({ url: `${url}/v1`, key: privateJwk }).identity()).name, 'anything.example');
 });
+
+test('install sends keepConfig only when asked to keep, which a host older than the member refuses; the answer says what was kept', async (t) => {
+  const bodies: Record<string, unknown>[] = [];
+  const url = await listening(
+    t,
+    createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as Record<string, unknown>;
+        bodies.push(body);
+        const capsule = { name: 'a', domains: ['a.example'], state: 'running', version: '1', digest: 'sha256:00' };
+        const kept = body.keepConfig ? { keptConfig: ['api_key'], droppedConfig: ['theme'] } : {};
+        response.writeHead(201, { 'content-type': 'application/json' });
+        response.end(JSON.stringify({ capsule: { ...capsule, instances: 0, inFlight: 0, limitHits: {} }, ...kept }));
+      });
+    }),
+  );
+  const { privateJwk } = await generateEd25519KeyPair();
+  const client = createControlClient({ url: `${url}/v1`, key: privateJwk, audience: 'h1.example.net' });
+  const install = { domains: ['a.example'], manifest: 'stratum = 1' };
+  const plain = await client.install({ ...install, keepConfig: false });
+  const keeping = await client.install({ ...install, keepConfig: true });
+  assert.deepEqual(
+    bodies.map((body) => body.keepConfig),
+    [undefined, true],
+  );
+  assert.equal('keepConfig' in (bodies[0] ?? {}), false);
+  assert.deepEqual([plain.keptConfig, plain.droppedConfig], [undefined, undefined]);
+  assert.deepEqual([keeping.keptConfig, keeping.droppedConfig, keeping.name], [['api_key'], ['theme'], 'a']);
+});
