@@ -265,7 +265,7 @@ test('host install refuses to install over an installation on a host that cannot
   assert.match(reset.stderr, /\nnote: --reset-config: the values pastebin had for site_name are dropped; the manifest's defaults apply\n/);
 });
 
-test('host install --dns over an installation keeps its config values too, and --json says which', async (t) => {
+test('host install --dns over an installation keeps its config values too, and --json says which; over a name uninstalled it says whose data it finds', async (t) => {
   const { dir, key, registrar, closing, v1, v2 } = await setup(t);
   const secret = randomBytes(32).toString('base64');
   const dns = await startEmbeddedDnsServer({ zones: ['shop.org'], updateKeys: [{ name: 'stratum-update', secret }] });
@@ -301,4 +301,15 @@ test('host install --dns over an installation keeps its config values too, and -
   const again = JSON.parse(restarted.stdout) as { state: string; keptConfig?: string[]; droppedConfig?: string[] };
   assert.deepEqual([again.state, again.keptConfig, again.droppedConfig], ['running', ['api_key'], []]);
   assert.equal((await ingressGet(host.ingressUrl, 'www.shop.org')).body, 'api_key=k1\nsite_name=Shop 2\n');
+
+  // Uninstalled, the name keeps nothing of its config but its data: installed again with --dns
+  // (started by the command, as above), the command says whose data it finds.
+  assert.equal((await run(['host', 'uninstall', 'pastebin', '--url', host.controlUrl.href, '--key', key])).code, 0);
+  const reinstalled = await run(['host', 'install', v2, '--var', 'api_key=k3', ...onHost, ...zone, '--json']);
+  assert.equal(reinstalled.code, 0, reinstalled.stderr);
+  assert.match(reinstalled.stderr, /\nnote: pastebin finds the data kept under its name since it was uninstalled on \d{4}-/);
+  assert.doesNotMatch(reinstalled.stderr, /kept the config values/);
+  const fresh = JSON.parse(reinstalled.stdout) as { keptData?: { uninstalledAt: string }; keptConfig?: string[] };
+  assert.deepEqual([typeof fresh.keptData?.uninstalledAt, fresh.keptConfig], ['string', undefined]);
+  assert.equal((await ingressGet(host.ingressUrl, 'www.shop.org')).body, 'api_key=k3\nsite_name=Pastebin\n');
 });

@@ -619,7 +619,9 @@ Examples:
         const unlink = await switchLinks(installed, hostLabel, registrars);
         records = "its domains' DNS records point at it";
         try {
-          status = installed.state === 'running' ? installed : await client.start(installed.name);
+          // The start's answer does not say whose data the install found: the install's does.
+          const started = installed.state === 'running' ? installed : await client.start(installed.name);
+          status = installed.keptData ? { ...started, keptData: installed.keptData } : started;
         } catch (error) {
           await unlink();
           records = "its domains' DNS records were put back as they were";
