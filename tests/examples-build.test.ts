@@ -77,6 +77,55 @@ test('an error in top-level code, which componentize-js runs while it builds, na
   assert.match(stderr, /top-level code failed while the component was made/);
 });
 
+test("a capability opened or config read by top-level code fails the build at the caller's line, saying why and how to open it instead", async (t) => {
+  const manifest = `${MANIFEST}[capabilities]\nkeyvalue = ["ratelimit"]\n[capabilities.config.greeting]\ndefault = "hi"\n`;
+  const source = `import { openKeyValue } from '@stratum/sdk/keyvalue';\n\nconst KV = openKeyValue('ratelimit');\nexport default { fetch: () => new Response(String(KV.increment('n'))) };\n`;
+  const dir = await project(t, manifest, source);
+  const failed = await run(['build', dir]);
+  assert.equal(failed.code, 1);
+  assert.match(failed.stderr, /error: the capsule's top-level code failed while the component was built/);
+  assert.match(
+    failed.stderr,
+    /src\/index\.ts:3:12 Error: openKeyValue\("ratelimit"\) was called by the modules' top-level code at src\/index\.ts:3:12, which runs once while the component is built/,
+  );
+  assert.match(failed.stderr, /call it inside fetch\(\), or lazily, on first use \(let kv; … kv \?\?= openKeyValue\("ratelimit"\)\)/);
+  // Not the trap's wasm backtrace, nor the rejected module promise repeating the message.
+  assert.doesNotMatch(failed.stderr, /wasm function|unknown imported function|Promise rejected/);
+
+  // A config value read there would be the build machine's.
+  await writeFile(
+    join(dir, 'src', 'index.ts'),
+    `import { getConfig } from '@stratum/sdk/config';\nconst greeting = getConfig('greeting');\nexport default { fetch: () => new Response(greeting) };\n`,
+  );
+  const config = await run(['build', dir]);
+  assert.equal(config.code, 1);
+  assert.match(
+    config.stderr,
+    /src\/index\.ts:2:18 Error: getConfig\("greeting"\) was called by the modules' top-level code at src\/index\.ts:2:18, .*where no config exists \(a value read there would be the build machine's/,
+  );
+
+  // A log line there goes to the build's output instead of trapping; the build succeeds.
+  await writeFile(
+    join(dir, 'src', 'index.ts'),
+    `import { log } from '@stratum/sdk/log';\nlog.info('loading', { version: 2 });\nexport default { fetch: () => new Response('hi') };\n`,
+  );
+  const logged = await run(['build', dir]);
+  assert.equal(logged.code, 0, logged.stderr);
+});
+
+test("top-level code calling an interface's own function fails the build naming the interface and what to do, not with the trap's backtrace", async (t) => {
+  const manifest = `${MANIFEST}[capabilities]\nkeyvalue = ["default"]\n`;
+  const source = `import { open } from 'stratum:keyvalue/store@0.1.0';\nconsole.log('opening the store');\nconst store = open('default');\nexport default { fetch: () => new Response(String(store)) };\n`;
+  const dir = await project(t, manifest, source);
+  const { code: status, stderr } = await run(['build', dir]);
+  assert.equal(status, 1);
+  assert.match(stderr, /error: the capsule's top-level code called stratum:keyvalue\/store@0\.1\.0 \(open\) while the component was built/);
+  assert.match(stderr, /it is reached through openKeyValue\(\) of @stratum\/sdk\/keyvalue/);
+  assert.match(stderr, /output before it: opening the store/);
+  assert.match(stderr, /hint: Call it inside fetch\(\)/);
+  assert.doesNotMatch(stderr, /wasm function|Wizer initialization/);
+});
+
 test('a formatter made at the top of a module builds, and is listed as computed by the host; a formatting call there fails the build, saying why', async (t) => {
   const early = `const label = (1234.5).toLocaleString('de-DE');\nexport default { fetch: () => new Response(label) };\n`;
   const dir = await project(t, MANIFEST, early);

@@ -94,7 +94,7 @@ export async function buildCapsule(projectDir: string, options: BuildOptions = {
     step('componentize', 'making the component (componentize-js; this takes a while)');
     const { witDir, worldName } = await writeWorld(work, moduleImports);
     const made = await componentize(bundlePath, witDir, worldName).catch((error: unknown) => {
-      throw inSources(error, map);
+      throw topLevelImport(error) ?? inSources(error, map);
     });
     const component = map ? appendCustomSection(made, JS_SOURCE_MAP_SECTION, new TextEncoder().encode(map)) : made;
 
@@ -668,15 +668,75 @@ const DISABLED_FEATURES = [
 function inSources(error: unknown, map: string | undefined): unknown {
   const mapper = map ? frameMapper(map) : undefined;
   if (!mapper || !isStratumError(error) || !error.details) return error;
-  const details = error.details.map(mapper);
+  const mapped = error.details.map(mapper);
   // Nothing of the capsule's code named: the toolchain's own failure, left as it was.
-  if (details.every((line, index) => line === error.details?.[index])) return error;
-  return new StratumError(error.code, error.message, {
+  if (mapped.every((line, index) => line === error.details?.[index])) return error;
+  // The engine reports an exception of the top-level code twice, the second time as the module's
+  // rejected promise: the same message again, which said nothing more.
+  const details = mapped.filter((line, index) => {
+    if (/^\s*Additionally, some promises were rejected/.test(line)) return false;
+    const rejected = /^\s*Promise rejected but never handled: (.+)$/.exec(line)?.[1];
+    return rejected === undefined || !mapped.slice(0, index).some((earlier) => earlier.endsWith(rejected));
+  });
+  return new StratumError(error.code, "the capsule's top-level code failed while the component was built", {
     details,
     user: true,
     hint: details.some((line) => /invalid (class )?property name in regular expression/.test(line))
       ? UNICODE_PROPERTY_HINT
       : "The capsule's top-level code failed while the component was made (componentize-js runs it then): fix the line above.",
+  });
+}
+
+/** What a capsule reaches each interface through, for the error that names one. */
+function reachedThrough(name: string): string {
+  const [pkg] = unversioned(name).split('/');
+  switch (pkg) {
+    case 'stratum:keyvalue':
+      return "openKeyValue() of @stratum/sdk/keyvalue, or the interface's own functions";
+    case 'stratum:sql':
+      return "openDatabase() of @stratum/sdk/sql, or the interface's own functions";
+    case 'stratum:bucket':
+      return "openBucket() of @stratum/sdk/bucket, or the interface's own functions";
+    case 'wasi:config':
+      return "getConfig() of @stratum/sdk/config, or the interface's own functions";
+    case 'wasi:logging':
+      return "the interface's own log function (@stratum/sdk/log writes to stdout there instead)";
+    case 'stratum:intl':
+      return 'Intl, toLocaleString, localeCompare or normalize';
+    case 'stratum:crypto':
+      return 'crypto.subtle';
+    default:
+      return "the interface's functions";
+  }
+}
+
+/**
+ * The build's error for top-level code that called an imported function. componentize-js runs
+ * that code under wizer, which links no imports: it traps, and the toolchain's message is ten
+ * lines of wasm backtrace ending in "attempted to call an unknown imported function: 'stratum:
+ * keyvalue/store@0.1.0' 'open'. You cannot call arbitrary imported functions during Wizer
+ * initialization", with no source line (a trap has no JavaScript stack). The SDK's own entry
+ * points refuse first with the capsule's line (guest/top-level.ts); this is for the rest.
+ */
+function topLevelImport(error: unknown): StratumError | undefined {
+  if (!isStratumError(error)) return undefined;
+  const text = error.details.join('\n');
+  const match = /attempted to call an unknown imported function: '([^']+)' '([^']+)'/.exec(text);
+  if (!match || !/during Wizer initialization/.test(text)) return undefined;
+  const [, iface = '', fn = ''] = match;
+  // The capsule's own output before the trap (console.log at the top level) may say where it was.
+  const output = error.details.filter(
+    (line) =>
+      !/^\s*(\d+: |Caused by:|Error: |Failed to initialize|You cannot call|0x)/.test(line) && !/wasm function|wasm backtrace/.test(line),
+  );
+  return new StratumError('BUILD_TOP_LEVEL_IMPORT', `the capsule's top-level code called ${iface} (${fn}) while the component was built`, {
+    details: [
+      `${iface} ${fn}: top-level code runs once while the component is built (componentize-js runs it then), where no host answers: no key-value store, database, bucket, config or log exists`,
+      `it is reached through ${reachedThrough(iface)}`,
+      ...output.map((line) => `output before it: ${line.trim()}`),
+    ],
+    hint: 'Call it inside fetch(), or in a function that fetch() calls; to open a handle once per instance, open it lazily on first use (let kv; … kv ??= openKeyValue("x")).',
+    cause: error,
   });
 }
 

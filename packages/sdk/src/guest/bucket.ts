@@ -3,6 +3,7 @@ import { type Bucket as BucketHandle, type ObjectInfo as InfoRecord, open } from
 import { isBytes, ownBytes } from './binding-arrays.ts';
 import { CHUNK_BYTES } from './bucket-chunk.ts';
 import { CapabilityError, call, toCapabilityError } from './errors.ts';
+import { refuseAtTopLevel } from './top-level.ts';
 
 export { CHUNK_BYTES };
 
@@ -80,6 +81,7 @@ const opened = new Map<string, Bucket>();
 
 /**
  * Opens a bucket by its label in the manifest; the handle is kept for the instance's life.
+ * Call it inside `fetch()`: the modules' top-level code runs while the component is built.
  *
  * @example
  * import { openBucket } from '@stratum/sdk/bucket';
@@ -89,6 +91,7 @@ const opened = new Map<string, Bucket>();
  * return cat ? new Response(cat.body) : new Response('not found', { status: 404 });
  */
 export function openBucket(label = 'default'): Bucket {
+  refuseAtTopLevel(`openBucket(${JSON.stringify(label)})`, `let bucket; … bucket ??= openBucket(${JSON.stringify(label)})`);
   const existing = opened.get(label);
   if (existing) return existing;
   const handle: BucketHandle = call('bucket', `open("${label}")`, () => open(label));

@@ -15,6 +15,7 @@ import { keepHost } from './request-host.ts';
 import { type BodySink, pipeBody } from './response-body.ts';
 import { unreadBodyText } from './response-text.ts';
 import { requestTimers } from './timers.ts';
+import { requestsBegun } from './top-level.ts';
 
 /** Headers a component may not set on a response: the host owns the connection. */
 const HOP_BY_HOP = new Set([
@@ -346,6 +347,7 @@ export function serve(capsule: Capsule): { handle(request: IncomingRequest, outp
     handle: async function stratumHandle(incoming, outparam) {
       requestTimers.begin();
       settleTimeOrigin();
+      requestsBegun();
       let method = 'GET';
       let release = () => {};
       let response: Response;

@@ -5,6 +5,7 @@ import { type Bucket, open } from 'stratum:keyvalue/store@0.1.0';
 import { ownBytes } from './binding-arrays.ts';
 import { call, toCapabilityError } from './errors.ts';
 import { deltaArgument, ttlArgument } from './keyvalue-arguments.ts';
+import { refuseAtTopLevel } from './top-level.ts';
 
 export type KeyValueInput = string | Uint8Array;
 
@@ -53,7 +54,8 @@ const opened = new Map<string, KeyValueStore>();
 
 /**
  * Opens a key-value store by its label in the manifest. The handle is kept for the instance's
- * life, so opening the same label again is free.
+ * life, so opening the same label again is free. Call it inside `fetch()` (or in a function it
+ * calls): the modules' top-level code runs while the component is built, where no store exists.
  *
  * @example
  * import { openKeyValue } from '@stratum/sdk/keyvalue';
@@ -61,6 +63,7 @@ const opened = new Map<string, KeyValueStore>();
  * const visits = kv.increment('visits');
  */
 export function openKeyValue(label = 'default'): KeyValueStore {
+  refuseAtTopLevel(`openKeyValue(${JSON.stringify(label)})`, `let kv; … kv ??= openKeyValue(${JSON.stringify(label)})`);
   const existing = opened.get(label);
   if (existing) return existing;
   const bucket: Bucket = call('keyvalue', `open("${label}")`, () => open(label));

@@ -2,6 +2,7 @@
 import { type Connection, open, type Value } from 'stratum:sql/database@0.1.0';
 import { isBytes, ownBytes } from './binding-arrays.ts';
 import { call, toCapabilityError } from './errors.ts';
+import { refuseAtTopLevel } from './top-level.ts';
 
 /** What a parameter may be. Booleans become 0 and 1; whole numbers are integers, others reals. */
 export type SqlParam = null | undefined | boolean | number | bigint | string | Uint8Array;
@@ -96,6 +97,7 @@ const opened = new Map<string, Database>();
 
 /**
  * Opens a SQL database by its label in the manifest; the handle is kept for the instance's life.
+ * Call it inside `fetch()`: the modules' top-level code runs while the component is built.
  *
  * @example
  * import { openDatabase } from '@stratum/sdk/sql';
@@ -104,6 +106,7 @@ const opened = new Map<string, Database>();
  * const notes = db.query<{ id: number; text: string }>('SELECT id, text FROM notes');
  */
 export function openDatabase(label = 'default'): Database {
+  refuseAtTopLevel(`openDatabase(${JSON.stringify(label)})`, `let db; … db ??= openDatabase(${JSON.stringify(label)})`);
   const existing = opened.get(label);
   if (existing) return existing;
   const connection: Connection = call('sql', `open("${label}")`, () => open(label));
