@@ -212,3 +212,32 @@ test('a --var wins over a line of the project’s .env, and a project that decla
   await flagged.reload('starting');
   assert.deepEqual(flagged.served().config, [{ name: 'greeting', secret: false, value: 'given', text: 'from the flag', from: '--var' }]);
 });
+
+test('a store label renamed in stratum.toml is said to keep its data in the state directory, not under the new label, in this run and after a restart', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-capsule-'));
+  t.after(() => removeDir(dir));
+  const manifest = (bucket: string) =>
+    `stratum = 1\n[capsule]\nname = "tiny"\nversion = "0.1.0"\n[source]\nwasm = "tiny.wasm"\n[capabilities]\nbucket = ["${bucket}"]\n`;
+  await writeFile(join(dir, 'stratum.toml'), manifest('attachments'));
+  await copyFile(await buildTiny(), join(dir, 'tiny.wasm'));
+  const first = await openDev(t, dir);
+  await first.capsule.reload('starting');
+  assert.doesNotMatch(first.said(), /no longer granted/);
+  await writeFile(join(dir, 'stratum.toml'), manifest('files'));
+  await first.capsule.reload('stratum.toml changed, reloading');
+  assert.ok(first.capsule.serving);
+  assert.match(
+    first.said(),
+    /bucket:attachments is no longer granted: what it stored is kept in \S+\.stratum, and not served as bucket:files, which is a new store\./,
+  );
+  // Said once: the next save has nothing more to say.
+  await first.capsule.reload('stratum.toml changed, reloading');
+  assert.equal(first.said().match(/no longer granted/g)?.length, 1);
+  await first.capsule.close();
+
+  // Renamed back while dev was not running: the next run says it of the label it served last.
+  await writeFile(join(dir, 'stratum.toml'), manifest('attachments'));
+  const second = await openDev(t, dir);
+  await second.capsule.reload('starting');
+  assert.match(second.said(), /bucket:files is no longer granted/);
+});

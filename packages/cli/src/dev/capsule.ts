@@ -13,6 +13,7 @@ import { type BackendFlag, capabilityConfigFor, describeBackends, outboundConfig
 import { type BuildKind, type DevOutput, type ServedCapsule, type ShownVariable, versionId } from './output.ts';
 import { TopLevelProbe } from './probe.ts';
 import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
+import { droppedStoresNotes, loadServedStores, saveServedStores, servedStores } from './stores.ts';
 import { PROJECT_VAR_FILE, readProjectVarFile, type VarFlag, varSources, varsFor } from './vars.ts';
 import { type DirectoryWatcher, isWatchedPath, watchDirectory } from './watch.ts';
 
@@ -427,6 +428,7 @@ export class DevCapsule {
         swapMs: performance.now() - swapStarted,
         first: previous === undefined,
       });
+      await this.#noteDroppedStores(previous?.manifest, built.manifest);
       const renamed = built.manifest.capsule.name;
       if (renamed !== this.name) {
         // Its domains, state directory and log prefix come from the name it started with.
@@ -440,6 +442,22 @@ export class DevCapsule {
       this.#lastError = errorMessage(error);
       output.failed(this.name, error, previous ? `${previous.manifest.capsule.version}, ${versionId(previous)}` : undefined);
     }
+  }
+
+  /**
+   * A store the last version served (in this run, or the one before, from `.stratum/dev/`) that
+   * this one does not grant: said, since the capsule now finds an empty store under a renamed label.
+   */
+  async #noteDroppedStores(previous: Manifest | undefined, manifest: Manifest): Promise<void> {
+    const stores = (of: Manifest) =>
+      servedStores(describeBackends(of, capabilityConfigFor(of, this.#options.flags, this.#options.hostConfig?.capabilities)));
+    const file = join(this.stateDir, 'dev', 'stores.json');
+    const before = previous ? stores(previous) : await loadServedStores(file);
+    const after = stores(manifest);
+    if (before)
+      for (const note of droppedStoresNotes(before, after, join(this.shownDir, '.stratum'))) this.#options.output.notice(note, this.name);
+    // This version's stores replace the last's: a note is said at the version that drops a store, not at every save or restart.
+    await saveServedStores(file, after).catch(() => {});
   }
 
   async #build(): Promise<Built> {
