@@ -7,7 +7,33 @@ import { notGranted } from '../granted-labels.ts';
 import type { SnapshotSource } from '../snapshot-lines.ts';
 import { sqlAsyncImports, sqlImports } from './bindings.ts';
 import { exportSql, importSql } from './snapshot.ts';
-import type { SqlBackend, SqlDatabase, SqlLimits } from './types.ts';
+import type { SqlBackend, SqlDatabase, SqlHostIdentity, SqlLimits } from './types.ts';
+
+export type { SqlHostIdentity } from './types.ts';
+
+/**
+ * Where host.toml's [sql] section carries the host's identity: a symbol, which no TOML can
+ * write, so that a host.toml copied to another host does not carry the first host's.
+ */
+const SQL_HOST = Symbol.for('stratum.sql.host');
+
+/**
+ * The capabilities' config with the host's identity on its `sql` section, for the runtime's
+ * `capabilityConfig` and the state access alike: a PostgreSQL backend then claims its database
+ * and schema_prefix for this host, and refuses one another host claimed.
+ *
+ * @example
+ * const capabilities = withSqlHost(config.capabilities, { key: jwkThumbprint(identityKey), name: config.name });
+ */
+export function withSqlHost<T extends { sql?: unknown }>(capabilities: T, host: SqlHostIdentity): T {
+  const section = capabilities.sql;
+  const copy: Record<string | symbol, unknown> =
+    typeof section === 'object' && section !== null && !Array.isArray(section) ? { ...section } : {};
+  // JSON (a reload's comparison of host.toml's tables) and structuredClone leave a symbol out;
+  // a spread copy of the section keeps it.
+  copy[SQL_HOST] = { key: host.key, name: host.name };
+  return { ...capabilities, sql: copy };
+}
 
 /**
  * SQL databases: `stratum:sql`. Each label the manifest grants gets the backend host.toml
@@ -24,6 +50,8 @@ export interface SqlLabelSettings {
   schemaPrefix?: string;
   maxConnections?: number;
   limits: Partial<SqlLimits>;
+  /** From `withSqlHost`, never from host.toml; postgres only. */
+  host?: SqlHostIdentity;
 }
 
 export interface SqlSettings {
@@ -93,6 +121,8 @@ export function parseSqlHostConfig(hostConfig: unknown): Record<string, SqlLabel
         problems.push(`${where} max_size = ${JSON.stringify(table.max_size)} is not a size such as "256mb"`);
       }
     }
+    const host = (hostConfig as { [SQL_HOST]?: SqlHostIdentity })[SQL_HOST];
+    if (type === 'postgres' && host) settings.host = { key: host.key, name: host.name };
     labels[label] = settings;
   }
   if (problems.length > 0) throw configError(problems);
@@ -135,6 +165,7 @@ export async function createSqlBackend(
       // Connections scale with workers: keep each worker's pool small.
       maxConnections: settings.maxConnections ?? 2,
       ...(settings.schemaPrefix ? { schemaPrefix: settings.schemaPrefix } : {}),
+      ...(settings.host ? { host: settings.host } : {}),
     });
   }
   const { sqliteSql } = await import('./backends/sqlite.ts');

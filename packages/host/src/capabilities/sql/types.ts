@@ -218,3 +218,11 @@ export function tooManyRows(limits: SqlLimits): SqlError {
 export function databaseFull(limits: SqlLimits): SqlError {
   return new SqlError('limit-exceeded', `the database reached its storage quota of ${limits.maxDatabaseBytes} bytes`);
 }
+
+/** The Stratum host a backend serves (`PostgresSqlOptions.host`, `withSqlHost`). */
+export interface SqlHostIdentity {
+  /** The host's identity key's RFC 7638 thumbprint (`jwkThumbprint`): what tells two hosts apart. */
+  key: string;
+  /** `[host] name`, for messages. */
+  name: string;
+}

@@ -14,6 +14,7 @@ import {
   type SqlBackend,
   type SqlDatabase,
   SqlError,
+  type SqlHostIdentity,
   type SqlImport,
   type SqlLimits,
   type SqlOutcome,
@@ -27,6 +28,14 @@ import {
 export interface PostgresSqlOptions {
   /** `postgres://user[:password]@host:port/database`: the host's own user, which needs CREATEROLE. */
   url: string;
+  /**
+   * The host this backend serves. Capsules are told apart by name alone, so a second host on the
+   * same database and prefix would read, change and drop the first's capsules' data: the first
+   * host to open a store claims the prefix (`<prefix>_host.owner`), and any other host's opens
+   * and drops there are refused. Without it (`stratum dev`, tools, tests) nothing is claimed, and
+   * a prefix a host has claimed is refused too.
+   */
+  host?: SqlHostIdentity;
   /** Schema (and role) names start with this. */
   schemaPrefix?: string;
   /** Connections in each capsule database's pool. */
@@ -189,12 +198,45 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     await pool.sql.end({ timeout: 5 });
   }
 
-  async function dropStore(schema: string): Promise<void> {
+  /**
+   * Refuses, before anything is made or dropped, a database and prefix that another host claimed
+   * (`SqlHostIdentity`); claims them for this host when nobody has. The same identity key is the
+   * same host: restarted, or its data directory restored elsewhere (its name, if changed, is
+   * recorded). Read on every open and drop, so that a prefix released by its operator (the
+   * error's DELETE) is seen without a restart; only the first claim writes, and only a rename
+   * updates, so opens of different stores do not queue on this row.
+   */
+  async function checkOwner(tx: Transaction, label: string): Promise<void> {
+    const read = async () =>
+      (await tx.unsafe(`SELECT key, name FROM ${ident(hostSchema)}.owner`))[0] as { key: string; name: string } | undefined;
+    let owner = await read();
+    const me = options.host;
+    if (!owner && me) {
+      await tx.unsafe(`INSERT INTO ${ident(hostSchema)}.owner (key, name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, [me.key, me.name]);
+      owner = await read();
+    }
+    if (!owner) return;
+    if (me && owner.key === me.key) {
+      if (owner.name !== me.name) await tx.unsafe(`UPDATE ${ident(hostSchema)}.owner SET name = $1 WHERE key = $2`, [me.name, me.key]);
+      return;
+    }
+    const [{ database } = { database: '' }] = await tx`SELECT current_database() AS database`;
+    const self = me
+      ? `this host, ${me.name} (identity key ${me.key})`
+      : 'this process, which has no host identity (stratum dev, or a tool)';
+    throw new SqlError(
+      'other',
+      `PostgreSQL database "${String(database)}" with schema_prefix "${prefix}" is the Stratum host ${owner.name}'s (identity key ${owner.key}), not ${self}: capsules are told apart by name alone, so two hosts on one database and prefix would read, change and delete each other's capsules' data. Give this host's [sql.${label}] schema_prefix in host.toml a value of its own (or its own database in url). If this is that host with a new identity key, or that host is gone for good and this one is to take over its stores, release the prefix as the host's PostgreSQL user: DELETE FROM ${ident(hostSchema)}.owner`,
+    );
+  }
+
+  async function dropStore(schema: string, label: string): Promise<void> {
     const pool = pools.get(schema);
     pools.delete(schema);
     await endPool(pool);
     const roleKey = await key();
     await admin.begin(async (tx) => {
+      await checkOwner(tx, label);
       await lockStore(tx, hostSchema, schema);
       const [role] = await tx`SELECT shobj_description(oid, 'pg_authid') AS comment, current_database() AS database
         FROM pg_roles WHERE rolname = ${schema}`;
@@ -262,6 +304,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
         const roleKey = await key();
         password = rolePassword(roleKey, schema);
         await admin.begin(async (tx) => {
+          await checkOwner(tx, scope.label);
           // Two hosts (or workers) opening the same database at once must not race to create it.
           const statementTimeoutMs = await lockStore(tx, hostSchema, schema, scope.statementTimeoutMs);
           const [{ database } = { database: '' }] = await tx`SELECT current_database() AS database`;
@@ -288,12 +331,14 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       } catch (error) {
         throw adminFailure(error, `opening ${scope.capsule}'s database ${scope.label}`);
       }
-      return openDatabase(poolFor(schema, password), schema, limits, failure, translate, scope.statementTimeoutMs, () => dropStore(schema));
+      return openDatabase(poolFor(schema, password), schema, limits, failure, translate, scope.statementTimeoutMs, () =>
+        dropStore(schema, scope.label),
+      );
     },
     async drop(scope: DatabaseScope) {
       checkScope(scope);
       try {
-        await dropStore(schemaName(prefix, scope));
+        await dropStore(schemaName(prefix, scope), scope.label);
       } catch (error) {
         throw adminFailure(error, `dropping ${scope.capsule}'s database ${scope.label}`);
       }
@@ -307,18 +352,19 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
 }
 
 /**
- * The host's own schema, `<prefix>_host`: the key (`role_key`) and a row for each capsule
- * database (`stores`), which an open or drop locks. It belongs to the host's user and no capsule
- * role may use it, so, unlike an advisory lock, which any session may take on any number, no
- * capsule can hold what the host waits for. Hosts that share the database and prefix share it,
- * as they share the capsules' schemas.
+ * The host's own schema, `<prefix>_host`: the key (`role_key`), a row for each capsule database
+ * (`stores`), which an open or drop locks, and the host that claimed the prefix (`owner`). It
+ * belongs to the host's user and no capsule role may use it, so, unlike an advisory lock, which
+ * any session may take on any number, no capsule can hold what the host waits for. Only its
+ * owner's workers and tools use it: another host is refused (`checkOwner`).
  */
 async function readRoleKey(admin: Sql, schema: string): Promise<Buffer> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await admin.begin(async (tx) => {
         const [made] = await tx`SELECT to_regclass(${`${ident(schema)}.role_key`}) IS NOT NULL
-          AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(${`${ident(schema)}.stores`}) AND attname = 'statement_timeout_ms') AS done`;
+          AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(${`${ident(schema)}.stores`}) AND attname = 'statement_timeout_ms')
+          AND to_regclass(${`${ident(schema)}.owner`}) IS NOT NULL AS done`;
         if (!made?.done) {
           await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)}`);
           await tx.unsafe(`REVOKE ALL ON SCHEMA ${ident(schema)} FROM PUBLIC`);
@@ -329,6 +375,10 @@ async function readRoleKey(admin: Sql, schema: string): Promise<Buffer> {
           await tx.unsafe(`CREATE TABLE IF NOT EXISTS ${ident(schema)}.stores (name text PRIMARY KEY)`);
           await tx.unsafe(`ALTER TABLE ${ident(schema)}.stores ADD COLUMN IF NOT EXISTS statement_timeout_ms integer`);
           await tx.unsafe(`REVOKE ALL ON ${ident(schema)}.stores FROM PUBLIC`);
+          await tx.unsafe(
+            `CREATE TABLE IF NOT EXISTS ${ident(schema)}.owner (only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row), key text NOT NULL, name text NOT NULL, since timestamptz NOT NULL DEFAULT now())`,
+          );
+          await tx.unsafe(`REVOKE ALL ON ${ident(schema)}.owner FROM PUBLIC`);
         }
         await tx.unsafe(`INSERT INTO ${ident(schema)}.role_key (key) VALUES ($1) ON CONFLICT DO NOTHING`, [randomBytes(32)]);
         const [row] = await tx.unsafe(`SELECT key FROM ${ident(schema)}.role_key`);
