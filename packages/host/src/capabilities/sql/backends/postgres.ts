@@ -326,7 +326,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
           // CREATE SCHEMA ... AUTHORIZATION asks the host's user to be a member of the owner.
           await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
           await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)} AUTHORIZATION ${ident(schema)}`);
-          await checkClosed(tx, schema, logger);
+          await checkClosed(tx, schema, scope.label, logger);
         });
       } catch (error) {
         throw adminFailure(error, `opening ${scope.capsule}'s database ${scope.label}`);
@@ -494,7 +494,7 @@ function scramVerifier(password: string, role: string, iterations = 4096): strin
  * could reach that role: memberships are revoked (before PostgreSQL 16 a role's own session
  * could grant the role to another, so refusing would let one capsule shut another out).
  */
-async function checkClosed(tx: Transaction, role: string, logger: Logger): Promise<void> {
+async function checkClosed(tx: Transaction, role: string, label: string, logger: Logger): Promise<void> {
   const open = async () => {
     const [row] = await tx`
       SELECT has_database_privilege(${role}, current_database(), 'TEMPORARY') AS temp,
@@ -504,19 +504,16 @@ async function checkClosed(tx: Transaction, role: string, logger: Logger): Promi
         (SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolreplication OR rolbypassrls FROM pg_roles WHERE rolname = ${role}) AS powers`;
     return row as { temp: boolean; database: string; schemas: string[]; memberships: string[]; powers: boolean };
   };
-  let found = await open();
-  if (!found.temp && found.schemas.length === 0 && found.memberships.length === 0 && !found.powers) return;
+  const before = await open();
+  if (!before.temp && before.schemas.length === 0 && before.memberships.length === 0 && !before.powers) return;
   const revokes = [
-    ...(found.temp ? [`REVOKE TEMPORARY ON DATABASE ${ident(found.database)} FROM PUBLIC`] : []),
-    ...found.schemas.map((schema) => `REVOKE CREATE ON SCHEMA ${ident(schema)} FROM PUBLIC`),
-    ...found.memberships.map((granted) => `REVOKE ${granted} FROM ${ident(role)}`),
+    ...(before.temp ? [`REVOKE TEMPORARY ON DATABASE ${ident(before.database)} FROM PUBLIC`] : []),
+    ...before.schemas.map((schema) => `REVOKE CREATE ON SCHEMA ${ident(schema)} FROM PUBLIC`),
+    ...before.memberships.map((granted) => `REVOKE ${granted} FROM ${ident(role)}`),
   ];
-  for (const revoke of revokes) {
-    // Without the right to, PostgreSQL only warns; what is left is read again below.
-    await tx.unsafe(revoke);
-    logger.info({ statement: revoke }, 'postgres sql backend: closed a default privilege to capsule roles');
-  }
-  found = await open();
+  // Without the right to, PostgreSQL only warns; what is left is read again below.
+  for (const revoke of revokes) await tx.unsafe(revoke);
+  const found = await open();
   const problems = [
     ...(found.temp ? [`REVOKE TEMPORARY ON DATABASE ${ident(found.database)} FROM PUBLIC`] : []),
     ...found.schemas.map((schema) => `REVOKE CREATE ON SCHEMA ${ident(schema)} FROM PUBLIC`),
@@ -528,6 +525,26 @@ async function checkClosed(tx: Transaction, role: string, logger: Logger): Promi
       'other',
       `capsule role ${role} could reach beyond its own schema; as the database's owner (or a superuser) run: ${problems.join('; ')}`,
     );
+  }
+  const database = ident(found.database);
+  // PUBLIC is every role: a privilege given to PUBLIC cannot be withheld from one role alone, so
+  // closing it to capsule roles closed it to every role in the database that was not granted it
+  // by name. Said as a warning, with how to give it back; the next open finds it closed and says
+  // nothing.
+  if (before.temp) {
+    logger.warn(
+      { statement: `REVOKE TEMPORARY ON DATABASE ${database} FROM PUBLIC`, database: found.database },
+      `PostgreSQL database ${database} ([sql.${label}] url): this host ran REVOKE TEMPORARY ON DATABASE ${database} FROM PUBLIC, so that capsule roles cannot make temporary tables (outside their schema and its size quota). Every other role in that database lost temporary tables too, unless granted them by name: give them back to a role that needs them with GRANT TEMPORARY ON DATABASE ${database} TO <role>. Better, give Stratum a database of its own (spec/host-config/README.md); once no host uses this one, GRANT TEMPORARY ON DATABASE ${database} TO PUBLIC undoes this (a host still using it would revoke it again)`,
+    );
+  }
+  for (const schema of before.schemas) {
+    logger.warn(
+      { statement: `REVOKE CREATE ON SCHEMA ${ident(schema)} FROM PUBLIC`, database: found.database },
+      `PostgreSQL database ${database} ([sql.${label}] url): this host ran REVOKE CREATE ON SCHEMA ${ident(schema)} FROM PUBLIC, so that capsule roles cannot create objects outside their own schema. Every other role that created objects there without a grant of its own lost that too: give it back with GRANT CREATE ON SCHEMA ${ident(schema)} TO <role>. Better, give Stratum a database of its own (spec/host-config/README.md); once no host uses this one, GRANT CREATE ON SCHEMA ${ident(schema)} TO PUBLIC undoes this`,
+    );
+  }
+  if (before.memberships.length > 0) {
+    logger.info({ role, revoked: before.memberships }, "postgres sql backend: revoked the capsule role's memberships of other roles");
   }
 }
 
