@@ -186,6 +186,6 @@ export function topLevelError(answer: { status: number; body: string }, logs: re
     .filter((line) => line.trim() !== '' && line !== threw);
   return new StratumError('DEV_TOP_LEVEL_THREW', message, {
     details,
-    hint: "The capsule's top-level code (outside fetch) runs as each instance starts, and a production build runs it while building, which would fail the same way. Make it not throw: a value it needs at run time can be read inside fetch().",
+    hint: "The capsule's top-level code (outside fetch) runs as each instance starts, before its first request, and a production build runs it while building, which would fail the same way: it must finish without throwing. Work that needs a request, a store or a config value belongs inside fetch().",
   });
 }
