@@ -316,3 +316,19 @@ test('a capsule that writes more log lines than the host keeps has the rest drop
   assert.equal((await host.get('loop.test')).status, 504);
   assert.equal(hits(host, 'loop').cpu, 1);
 });
+
+test("refusals a client can send at the ingress's rate are all counted, and written to the logs once a while, not once each", async (t) => {
+  const host = await startHarness(t, { backoffAfter: 1, backoffMs: 60_000, warmupCpuMs: 0 });
+  await host.install('trap', await buildHostile('trap'));
+  const lines: string[] = [];
+  host.runtime.subscribeLogs('trap', (entry) => {
+    if (entry.message.startsWith('limit hit')) lines.push(entry.message);
+  });
+  assert.equal((await host.get('trap.test')).status, 500);
+  for (let index = 0; index < 20; index++) assert.equal((await host.get('trap.test')).status, 503);
+  assert.equal(hits(host, 'trap').backoff, 20);
+  assert.deepEqual(
+    lines.map((line) => line.split(':')[0]),
+    ['limit hit (trap)', 'limit hit (backoff)'],
+  );
+});
