@@ -1,4 +1,4 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, rm, symlink, writeFile } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -84,6 +84,20 @@ export class TopLevelProbe {
     // What an earlier probe's top-level code stored is nothing the next one should read.
     await rm(join(dataDir, 'capsules'), { recursive: true, force: true });
     await mkdir(dataDir, { recursive: true });
+    // The serving runtime's caches: the probe runs the same engine, whose transpiling (a second or
+    // two, and 15 MB) the first run in a project would otherwise pay twice. Entries either one
+    // trims are those neither used lately (Loader.pruneCache keeps the recent ones).
+    const cache = join(dataDir, 'cache');
+    const linked = await lstat(cache).then(
+      (info) => info.isSymbolicLink(),
+      () => undefined,
+    );
+    if (linked === false) await rm(cache, { recursive: true, force: true });
+    if (linked !== true) {
+      await mkdir(join(options.stateDir, 'cache'), { recursive: true });
+      // Relative, so that the project can move; Windows' junctions take an absolute path.
+      await symlink(process.platform === 'win32' ? join(options.stateDir, 'cache') : join('..', 'cache'), cache, 'junction');
+    }
     const bundleFile = join(dataDir, 'bundle.js');
     const dev: DevSourceConfig = { bundleFile };
     const runtime = await createHostRuntime({
