@@ -2237,7 +2237,10 @@ class Runtime implements StratumHostRuntime {
       const proto = headers['x-forwarded-proto'];
       const first = (Array.isArray(proto) ? proto[0] : proto)?.split(',')[0]?.trim().toLowerCase();
       // A field of its own after the proxy's: Fetch joins them, "client, proxy".
-      return { scheme: tls || first === 'https' ? 'https' : 'http', headers: peer ? req.rawHeaders.concat('X-Forwarded-For', peer) : req.rawHeaders };
+      return {
+        scheme: tls || first === 'https' ? 'https' : 'http',
+        headers: peer ? req.rawHeaders.concat('X-Forwarded-For', peer) : req.rawHeaders,
+      };
     }
     const kept: string[] = [];
     const raw = req.rawHeaders;
