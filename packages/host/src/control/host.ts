@@ -247,7 +247,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   }
   /** host.toml's [registrars], replaced in place by a reload. */
   const registrars: TrustedRegistrar[] = [...config.registrars];
-  const lock = lockDataDir(config.dataDir, config.name);
+  const lock = lockDataDir(config.dataDir, config.name, { logger, flushIntervalMs: config.metering.flushIntervalMs });
   const store = new InstallationStore(config.dataDir, logger);
   let ledger: UsageLedger | undefined;
   let runtime: HostRuntime;
