@@ -2,7 +2,7 @@
 import { type Bucket as BucketHandle, type ObjectInfo as InfoRecord, open } from 'stratum:bucket/objects@0.1.0';
 import { isBytes, ownBytes } from './binding-arrays.ts';
 import { CHUNK_BYTES } from './bucket-chunk.ts';
-import { CapabilityError, call, toCapabilityError } from './errors.ts';
+import { CapabilityError, call, kindOf, toCapabilityError } from './errors.ts';
 import { refuseAtTopLevel } from './top-level.ts';
 
 export { CHUNK_BYTES };
@@ -80,6 +80,26 @@ const isBlob = (value: unknown): value is Blob => typeof Blob !== 'undefined' &&
 const opened = new Map<string, Bucket>();
 
 /**
+ * An object's name, checked before it reaches the bindings, whose string encoder said only
+ * "expected a string, received [number]".
+ */
+function nameArgument(method: string, name: unknown): void {
+  if (typeof name !== 'string') throw new TypeError(`bucket.${method}(name): name must be a string, not ${kindOf(name)}`);
+}
+
+/**
+ * A body `put` can store. Another value failed deep in the upload ("reader is not a function"),
+ * after the upload had begun.
+ */
+function bodyArgument(name: string, body: unknown): void {
+  if (typeof body === 'string' || isBytes(body) || body instanceof ArrayBuffer || isBlob(body)) return;
+  if (typeof (body as { getReader?: unknown } | null)?.getReader === 'function') return;
+  throw new TypeError(
+    `bucket.put(${JSON.stringify(name)}, body): body must be a string, a Uint8Array, an ArrayBuffer, a Blob or a ReadableStream, not ${kindOf(body)}`,
+  );
+}
+
+/**
  * Opens a bucket by its label in the manifest; the handle is kept for the instance's life.
  * Call it inside `fetch()`: the modules' top-level code runs while the component is built.
  *
@@ -99,6 +119,8 @@ export function openBucket(label = 'default'): Bucket {
   const bucket: Bucket = {
     label,
     async put(name, body, options = {}) {
+      nameArgument('put', name);
+      bodyArgument(name, body);
       const contentType = options.contentType ?? (isBlob(body) && body.type ? body.type : undefined);
       if (typeof body === 'string' || isBytes(body) || body instanceof ArrayBuffer) {
         const data = typeof body === 'string' ? new TextEncoder().encode(body) : body instanceof ArrayBuffer ? new Uint8Array(body) : body;
@@ -126,6 +148,7 @@ export function openBucket(label = 'default'): Bucket {
       }
     },
     get(name, options = {}) {
+      nameArgument('get', name);
       const start = options.range?.offset ?? 0;
       const wanted = options.range?.length;
       const firstLength = wanted === undefined ? CHUNK_BYTES : Math.min(wanted, CHUNK_BYTES);
@@ -167,10 +190,14 @@ export function openBucket(label = 'default'): Bucket {
       return { info: meta, body };
     },
     head(name) {
+      nameArgument('head', name);
       const record = op(`head("${name}")`, () => handle.head(name));
       return record ? info(record) : undefined;
     },
-    delete: (name) => op(`delete("${name}")`, () => handle.delete(name)),
+    delete(name) {
+      nameArgument('delete', name);
+      op(`delete("${name}")`, () => handle.delete(name));
+    },
     list(options = {}) {
       const page = op('list', () => handle.listObjects(options.prefix, options.cursor, options.limit));
       return { objects: Array.from(page.objects, info), cursor: page.cursor };

@@ -72,6 +72,14 @@ export function toCapabilityError(capability: string, what: string, thrown: unkn
   return new CapabilityError(capability, variant.tag, `${capability} ${what} failed (${variant.tag}${detail})`);
 }
 
+/** A value as an argument check names it: `a string`, `an object`, `an array`, `a Date`, `null`. */
+export function kindOf(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (value instanceof Date) return 'a Date';
+  return typeof value === 'object' ? 'an object' : typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`;
+}
+
 /**
  * An uncaught error as a developer needs it: its name and message, then where it was thrown.
  * SpiderMonkey's `stack` holds only the frames (V8's starts with the message), so printing the

@@ -4,7 +4,7 @@ import { deleteMany as deleteManyImport, getMany as getManyImport, setMany as se
 import { type Bucket, open } from 'stratum:keyvalue/store@0.1.0';
 import { ownBytes } from './binding-arrays.ts';
 import { call, toCapabilityError } from './errors.ts';
-import { deltaArgument, ttlArgument } from './keyvalue-arguments.ts';
+import { deltaArgument, keyError, ttlArgument, valueArgument } from './keyvalue-arguments.ts';
 import { refuseAtTopLevel } from './top-level.ts';
 
 export type KeyValueInput = string | Uint8Array;
@@ -47,9 +47,7 @@ export interface KeyValueStore {
   deleteMany(keys: readonly string[]): void;
 }
 
-const encoder = new TextEncoder();
 const decoder = new TextDecoder();
-const bytes = (value: KeyValueInput) => (typeof value === 'string' ? encoder.encode(value) : value);
 const opened = new Map<string, KeyValueStore>();
 
 /**
@@ -70,7 +68,9 @@ export function openKeyValue(label = 'default'): KeyValueStore {
   const op = <T>(what: string, fn: () => T) => call('keyvalue', what, fn);
   // The per-operation methods catch inline rather than through `op`: the guest's interpreter
   // pays for every closure and string built on each call, and a get is a tight loop's body.
-  const failed = (what: string, key: string, thrown: unknown) => toCapabilityError('keyvalue', `${what}("${key}")`, thrown);
+  // A key of another type failed in the bindings' string encoder; said here, only once it has.
+  const failed = (what: string, key: string, thrown: unknown, method = what) =>
+    keyError(method, key) ?? toCapabilityError('keyvalue', `${what}("${key}")`, thrown);
   const store: KeyValueStore = {
     label,
     get(key) {
@@ -92,9 +92,10 @@ export function openKeyValue(label = 'default'): KeyValueStore {
     },
     set(key, value, options) {
       const ttl = options?.ttlMs === undefined ? undefined : ttlArgument(`set("${key}")`, options.ttlMs);
+      const data = valueArgument('set', key, value);
       try {
-        if (ttl === undefined) bucket.set(key, bytes(value));
-        else bucket.setWithTtl(key, bytes(value), ttl);
+        if (ttl === undefined) bucket.set(key, data);
+        else bucket.setWithTtl(key, data, ttl);
       } catch (thrown) {
         throw failed('set', key, thrown);
       }
@@ -111,7 +112,7 @@ export function openKeyValue(label = 'default'): KeyValueStore {
       try {
         return bucket.exists(key);
       } catch (thrown) {
-        throw failed('exists', key, thrown);
+        throw failed('exists', key, thrown, 'has');
       }
     },
     listKeys(cursor) {
@@ -130,12 +131,21 @@ export function openKeyValue(label = 'default'): KeyValueStore {
     increment(key, delta = 1) {
       const call = `increment("${key}")`;
       const by = deltaArgument(call, delta);
-      return Number(op(call, () => incrementImport(bucket, key, by)));
+      try {
+        return Number(incrementImport(bucket, key, by));
+      } catch (thrown) {
+        throw failed('increment', key, thrown);
+      }
     },
-    compareAndSwap: (key, expected, replacement) =>
-      op(`compare-and-swap("${key}")`, () =>
-        casImport(bucket, key, expected === undefined ? undefined : bytes(expected), bytes(replacement)),
-      ),
+    compareAndSwap(key, expected, replacement) {
+      const old = expected === undefined ? undefined : valueArgument('compareAndSwap', key, expected);
+      const value = valueArgument('compareAndSwap', key, replacement);
+      try {
+        return casImport(bucket, key, old, value);
+      } catch (thrown) {
+        throw failed('compare-and-swap', key, thrown, 'compareAndSwap');
+      }
+    },
     getMany(keys) {
       const found = new Map<string, Uint8Array>();
       for (const entry of op('get-many', () => getManyImport(bucket, [...keys]))) if (entry) found.set(entry[0], ownBytes(entry[1]));
@@ -143,7 +153,11 @@ export function openKeyValue(label = 'default'): KeyValueStore {
     },
     setMany(entries) {
       const pairs: [string, Uint8Array][] = [];
-      for (const [key, value] of entries) pairs.push([key, bytes(value)]);
+      for (const [key, value] of entries) {
+        const error = keyError('setMany', key);
+        if (error) throw error;
+        pairs.push([key, valueArgument('setMany', key, value)]);
+      }
       op('set-many', () => setManyImport(bucket, pairs));
     },
     deleteMany: (keys) => op('delete-many', () => deleteManyImport(bucket, [...keys])),

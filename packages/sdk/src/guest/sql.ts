@@ -1,11 +1,11 @@
 /// <reference path="../wit/guest.generated.d.ts" />
 import { type Connection, open, type Value } from 'stratum:sql/database@0.1.0';
-import { isBytes, ownBytes } from './binding-arrays.ts';
+import { ownBytes } from './binding-arrays.ts';
 import { call, toCapabilityError } from './errors.ts';
+import { type SqlParam, toValues } from './sql-params.ts';
 import { refuseAtTopLevel } from './top-level.ts';
 
-/** What a parameter may be. Booleans become 0 and 1; whole numbers are integers, others reals. */
-export type SqlParam = null | undefined | boolean | number | bigint | string | Uint8Array;
+export type { SqlParam };
 /** What a column value comes back as; integers outside ±2^53 come back as bigint. */
 export type SqlValue = null | number | bigint | string | Uint8Array;
 export type Row = Record<string, SqlValue>;
@@ -36,26 +36,6 @@ export interface Database {
   transaction(statements: readonly Statement[]): ExecuteResult[];
 }
 
-function toValue(param: SqlParam, index: number): Value {
-  if (param === null || param === undefined) return { tag: 'null' };
-  if (typeof param === 'boolean') return { tag: 'integer', val: param ? 1n : 0n };
-  if (typeof param === 'bigint') return { tag: 'integer', val: param };
-  if (typeof param === 'number') return Number.isSafeInteger(param) ? { tag: 'integer', val: BigInt(param) } : { tag: 'real', val: param };
-  if (typeof param === 'string') return { tag: 'text', val: param };
-  if (isBytes(param)) return { tag: 'blob', val: param };
-  // Not a SqlParam by its type; JavaScript callers can pass anything.
-  const given: unknown = param;
-  const what =
-    given instanceof Date
-      ? 'a Date (bind date.toISOString() or date.getTime())'
-      : typeof given === 'object'
-        ? 'an object'
-        : `a ${typeof given}`;
-  throw new TypeError(
-    `SQL parameter ${index + 1} cannot be ${what}: parameters are null, booleans, numbers, bigints, strings and Uint8Arrays`,
-  );
-}
-
 const MIN_SAFE = BigInt(Number.MIN_SAFE_INTEGER);
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -75,12 +55,6 @@ function fromValue(value: Value): SqlValue {
 
 // Plain loops rather than map and forEach: the guest's interpreter runs those as self-hosted JS
 // with a call per element, and queries sit in request loops.
-function toValues(params: readonly SqlParam[]): Value[] {
-  const values: Value[] = new Array(params.length);
-  for (let i = 0; i < params.length; i++) values[i] = toValue(params[i], i);
-  return values;
-}
-
 function fromValues(row: readonly Value[]): SqlValue[] {
   const values: SqlValue[] = new Array(row.length);
   for (let i = 0; i < row.length; i++) values[i] = fromValue(row[i] as Value);
@@ -110,9 +84,10 @@ export function openDatabase(label = 'default'): Database {
   const existing = opened.get(label);
   if (existing) return existing;
   const connection: Connection = call('sql', `open("${label}")`, () => open(label));
-  const rows = (sql: string, params: readonly SqlParam[]) => {
+  const rows = (name: string, sql: string, params: readonly SqlParam[]) => {
+    const values = toValues(params, name);
     try {
-      return connection.query(sql, toValues(params));
+      return connection.query(sql, values);
     } catch (thrown) {
       throw toCapabilityError('sql', 'query', thrown);
     }
@@ -120,7 +95,7 @@ export function openDatabase(label = 'default'): Database {
   const database: Database = {
     label,
     query<T extends object = Row>(sql: string, params: readonly SqlParam[] = []): T[] {
-      const result = rows(sql, params);
+      const result = rows('query', sql, params);
       const columns = result.columns;
       const records: T[] = new Array(result.rows.length);
       for (let r = 0; r < result.rows.length; r++) {
@@ -135,24 +110,29 @@ export function openDatabase(label = 'default'): Database {
       return records;
     },
     queryRaw(sql, params = []) {
-      const result = rows(sql, params);
+      const result = rows('queryRaw', sql, params);
       const raw: SqlValue[][] = new Array(result.rows.length);
       for (let r = 0; r < result.rows.length; r++) raw[r] = fromValues(result.rows[r] ?? []);
       return { columns: Array.from(result.columns), rows: raw };
     },
     execute(sql, params = []) {
       let result: ReturnType<Connection['execute']>;
+      const values = toValues(params, 'execute');
       try {
-        result = connection.execute(sql, toValues(params));
+        result = connection.execute(sql, values);
       } catch (thrown) {
         throw toCapabilityError('sql', 'execute', thrown);
       }
       return outcome(result);
     },
-    transaction: (statements) =>
-      call('sql', 'transaction', () =>
-        connection.transaction(statements.map((statement) => ({ sql: statement.sql, params: toValues(statement.params ?? []) }))),
-      ).map(outcome),
+    transaction(statements) {
+      if (!Array.isArray(statements)) throw new TypeError('db.transaction(statements): statements must be an array of { sql, params }');
+      const lowered = statements.map((statement, index) => ({
+        sql: statement.sql,
+        params: toValues(statement.params ?? [], 'transaction', index),
+      }));
+      return call('sql', 'transaction', () => connection.transaction(lowered)).map(outcome);
+    },
   };
   opened.set(label, database);
   return database;
