@@ -86,7 +86,64 @@ test('the per-call debug logs go, and the encoder copies a string without measur
     assert.deepEqual(after.bytes, before.bytes, JSON.stringify(text.slice(0, 20)));
     if (text === '') assert.equal(after.ptr, 1, 'an empty string is at pointer 1, with nothing allocated');
   }
-  assert.throws(() => thin(42 as unknown as string), /expected a string, received \[number\]/);
+  assert.throws(() => thin(42 as unknown as string), /^TypeError: expected a string, received a number$/);
+});
+
+// A function and a resource method as the splicer writes them, each encoding a string argument.
+const CALLS = `${GENERATED}
+function import_wasi_logging_logging_0_1_0_draft$log(arg0, arg1, arg2) {
+  var encodeRes = _utf8AllocateAndEncode(arg1, $realloc, $memory);
+  var encodeRes = _utf8AllocateAndEncode(arg2, $realloc, $memory);
+  _debugLog('[Instruction::CallWasm] enter', {
+    funcName: 'log',
+    paramCount: 5,
+    async: false,
+    postReturn: false,
+  });
+  return [arg0, encodeRes];
+}
+class import_store_0_1_0$Bucket {
+  get(arg0) {
+    function helper(arg0, arg1) {
+      var encodeRes = _utf8AllocateAndEncode(arg1, $realloc, $memory);
+      _debugLog('[Instruction::CallWasm] enter', {
+        funcName: '[method]bucket.get',
+        paramCount: 3,
+        async: false,
+        postReturn: true,
+      });
+      return encodeRes;
+    }
+    return helper(this, arg0);
+  }
+}
+`;
+
+test('a string argument of another type is a TypeError naming the WIT function and the argument, not only what it received', () => {
+  const lean = leanBindings(CALLS, ['wasi:logging/logging@0.1.0-draft', 'stratum:keyvalue/store@0.1.0', 'wasi:config/store@0.2.0-draft']);
+  assert.equal(lean.named, 4);
+  const memory = { buffer: new ArrayBuffer(1 << 16) };
+  const context = { TextEncoder, TextDecoder, $realloc: () => 8, $memory: memory, $call: () => 0 };
+  runInNewContext(lean.code, context);
+  const global = context as unknown as Record<string, unknown>;
+  const log = global.import_wasi_logging_logging_0_1_0_draft$log as (...args: unknown[]) => unknown;
+  assert.throws(
+    () => log('info', '', { id: 7 }),
+    (error: Error) =>
+      error.name === 'TypeError' &&
+      error.message === 'wasi:logging/logging@0.1.0-draft log, argument 3: expected a string, received an object',
+  );
+  assert.throws(
+    () => log('info', undefined, 'm'),
+    /^TypeError: wasi:logging\/logging@0\.1\.0-draft log, argument 2: expected a string, received undefined$/,
+  );
+  const Bucket = global.import_store_0_1_0$Bucket as new () => { get(key: unknown): unknown };
+  assert.throws(
+    () => new Bucket().get(42),
+    /^TypeError: stratum:keyvalue\/store@0\.1\.0 \[method\]bucket\.get, argument 1: expected a string, received a number$/,
+  );
+  // Strings still go through.
+  assert.doesNotThrow(() => log('info', 'notes', 'hello'));
 });
 
 test('bindings of another shape are left as they are', () => {

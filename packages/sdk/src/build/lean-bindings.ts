@@ -22,9 +22,10 @@ const ENCODER_HEAD = 'function _utf8AllocateAndEncode(s, realloc, memory) {';
  * bytes TextEncoder made instead of a loop over the characters. Lone surrogates become U+FFFD as
  * before (`encodeInto` replaced them too).
  */
-const LEAN_ENCODER = `function _utf8AllocateAndEncode(s, realloc, memory) {
+const LEAN_ENCODER = `function _utf8AllocateAndEncode(s, realloc, memory, where) {
   if (typeof s !== 'string') {
-    throw new TypeError('expected a string, received [' + typeof s + ']');
+    const given = s === null ? 'null' : Array.isArray(s) ? 'an array' : typeof s === 'object' ? 'an object' : typeof s === 'undefined' ? 'undefined' : 'a ' + typeof s;
+    throw new TypeError((where ? where + ': ' : '') + 'expected a string, received ' + given);
   }
   if (s.length === 0) { return { ptr: 1, len: 0 }; }
   const bytes = TEXT_ENCODER_UTF8.encode(s);
@@ -32,6 +33,64 @@ const LEAN_ENCODER = `function _utf8AllocateAndEncode(s, realloc, memory) {
   new Uint8Array(memory.buffer, ptr, bytes.length).set(bytes);
   return { ptr, len: bytes.length };
 }`;
+
+/** A call of the generated encoder with the name of the value it encodes. */
+const ENCODE_CALL = /_utf8AllocateAndEncode\(([\w$]+), \$realloc, \$memory\)/g;
+
+/** Where a function or class of the bindings starts: column 0, as the splicer writes them. */
+const TOP_LEVEL_START = /^(?:function ([\w$]+)\(|class ([\w$]+) )/gm;
+
+/** The name of the WIT function the next lowered call is to, in the call's debug log. */
+const CALLED_FUNCTION = /_debugLog\('\[Instruction::CallWasm\] enter', \{\s*funcName: '([^']+)'/g;
+
+/** An interface as the bindings name it: every character not a letter or a digit an underscore. */
+const mangled = (name: string) => name.replace(/[^A-Za-z0-9]/g, '_');
+
+/**
+ * The interface a binding's function or resource class is of. Functions carry the whole name
+ * (`import_wasi_logging_logging_0_1_0_draft$log`), resource classes only the interface's last
+ * part and version (`import_store_0_1_0$Bucket`), matched against the world's interfaces.
+ */
+function interfaceOf(binding: string, interfaces: readonly string[]): string | undefined {
+  const match = /^(?:import|export)_(.+)\$[^$]+$/.exec(binding);
+  if (!match) return undefined;
+  const name = match[1] as string;
+  return (
+    interfaces.find((candidate) => mangled(candidate) === name) ??
+    interfaces.find((candidate) => mangled(candidate.slice(candidate.indexOf('/') + 1)) === name)
+  );
+}
+
+/**
+ * Each call of the string encoder with what it encodes for, as an error names it: `wasi:logging/
+ * logging@0.1.0-draft log, argument 3`, `stratum:keyvalue/store@0.1.0 [method]bucket.get,
+ * argument 1`. Its TypeError said only "expected a string, received [object]", with no frame a
+ * capsule's author could tell from the bindings'. `interfaces` are the world's, for the names.
+ */
+function namedEncodes(code: string, interfaces: readonly string[]): { code: string; named: number } {
+  const starts = Array.from(code.matchAll(TOP_LEVEL_START), (match) => ({
+    at: match.index,
+    name: (match[1] ?? match[2]) as string,
+    method: match[2] !== undefined,
+  }));
+  const calls = Array.from(code.matchAll(CALLED_FUNCTION), (match) => ({ at: match.index, name: match[1] as string }));
+  let named = 0;
+  const rewritten = code.replace(ENCODE_CALL, (whole, value: string, at: number) => {
+    let start: (typeof starts)[number] | undefined;
+    for (const candidate of starts) if (candidate.at < at) start = candidate;
+    if (!start) return whole;
+    const end = starts.find((candidate) => candidate.at > at)?.at ?? code.length;
+    const called = calls.find((candidate) => candidate.at > at && candidate.at < end)?.name;
+    if (!called) return whole;
+    const iface = interfaceOf(start.name, interfaces);
+    const index = /^arg(\d+)$/.exec(value);
+    // A method's arg0 is the resource; its first argument is arg1.
+    const argument = index ? `argument ${Number(index[1]) + (start.method ? 0 : 1)}` : 'a string within its arguments';
+    named++;
+    return `_utf8AllocateAndEncode(${value}, $realloc, $memory, ${JSON.stringify(`${iface ? `${iface} ` : ''}${called}, ${argument}`)})`;
+  });
+  return { code: rewritten, named };
+}
 
 export interface LeanBindings {
   code: string;
@@ -44,6 +103,8 @@ export interface LeanBindings {
   inlined: number;
   /** How many finalization registrations and unregistrations went. */
   finalization: number;
+  /** How many calls of the string encoder name what they encode for. */
+  named: number;
 }
 
 /** A function or class declared at the top level: the generated code indents those by 0 or 2. */
@@ -151,8 +212,10 @@ function encoderEnd(code: string, start: number): number {
  * componentize-js version) is left as it was, and so are the whole bindings if the result does
  * not parse: the component is then as componentize-js made it.
  */
-export function leanBindings(code: string): LeanBindings {
-  const logs = withoutAll(code, CALL_LOGS);
+export function leanBindings(code: string, interfaces: readonly string[] = []): LeanBindings {
+  // Before the debug logs go: they name the WIT function each lowered call is to.
+  const encodes = namedEncodes(code, interfaces);
+  const logs = withoutAll(encodes.code, CALL_LOGS);
   const removedLogs = logs.removed;
   let lean = logs.code;
   let encoder = false;
@@ -171,7 +234,16 @@ export function leanBindings(code: string): LeanBindings {
   try {
     new Script(body);
   } catch {
-    return { code, removedLogs: 0, encoder: false, globals: [], inlined: 0, finalization: 0 };
+    return { code, removedLogs: 0, encoder: false, globals: [], inlined: 0, finalization: 0, named: 0 };
   }
-  return { code: body, removedLogs, encoder, globals, inlined: methods.inlined, finalization: registrations.removed };
+  // A named call passes a fourth argument, which the generated encoder, if it stayed, ignores.
+  return {
+    code: body,
+    removedLogs,
+    encoder,
+    globals,
+    inlined: methods.inlined,
+    finalization: registrations.removed,
+    named: encodes.named,
+  };
 }

@@ -6,7 +6,9 @@
 // so the resolve hook below points every copy at the one this package declares, which must not
 // leak into the caller's module graph. And componentize-js runs wizer with the process's own
 // stdout and stderr, which a worker thread does not have.
+import { readdir, readFile } from 'node:fs/promises';
 import { registerHooks } from 'node:module';
+import { join } from 'node:path';
 
 const shimParent = import.meta.url;
 registerHooks({
@@ -41,7 +43,7 @@ interface Splicer {
  * the splicer module is one object that componentize-js calls through, so wrapping its method
  * here thins every component this process makes (lean-bindings.ts says what and why).
  */
-async function leanSplicer(): Promise<void> {
+async function leanSplicer(interfaces: readonly string[]): Promise<void> {
   const url = new URL('../lib/spidermonkey-embedding-splicer.js', import.meta.resolve('@bytecodealliance/componentize-js'));
   const { splicer } = (await import(url.href)) as { splicer: Splicer };
   const splice = splicer.spliceBindings;
@@ -49,14 +51,30 @@ async function leanSplicer(): Promise<void> {
   const { leanBindings } = await import('./lean-bindings.ts');
   const lean = (...args: unknown[]) => {
     const spliced = splice(...args);
-    return { ...spliced, jsBindings: leanBindings(spliced.jsBindings).code };
+    return { ...spliced, jsBindings: leanBindings(spliced.jsBindings, interfaces).code };
   };
   splicer.spliceBindings = Object.assign(lean, { lean: true });
 }
 
+/**
+ * Every interface the WIT under `dir` declares, with its package's version
+ * (`stratum:keyvalue/store@0.1.0`): the bindings name them mangled, and an error names them so.
+ */
+async function witInterfaces(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true, recursive: true })) {
+    if (!entry.isFile() || !entry.name.endsWith('.wit')) continue;
+    const text = await readFile(join(entry.parentPath, entry.name), 'utf8');
+    const pkg = /^package ([\w-]+:[\w-]+)(@[\w.+-]+)?;/m.exec(text);
+    if (!pkg) continue;
+    for (const match of text.matchAll(/^interface ([\w-]+)/gm)) names.push(`${pkg[1]}/${match[1]}${pkg[2] ?? ''}`);
+  }
+  return names;
+}
+
 async function run(request: ToolchainRequest): Promise<ToolchainResponse> {
   if (request.op === 'componentize') {
-    await leanSplicer();
+    await leanSplicer(await witInterfaces(request.witPath));
     const { componentize } = await import('@bytecodealliance/componentize-js');
     const { component } = await componentize({
       sourcePath: request.sourcePath,

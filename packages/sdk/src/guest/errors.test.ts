@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { describeError } from './errors.ts';
+import { describeError, toCapabilityError } from './errors.ts';
 
 test('an uncaught error is described by its name and message before its frames, as SpiderMonkey and V8 give them', () => {
   // SpiderMonkey: the stack holds the frames alone.
@@ -52,4 +52,34 @@ test("an uncaught error's frames stop at the SDK adapter's entry: below it are o
   const elsewhere = new Error('timer');
   elsewhere.stack = 'tick@capsule.js:5:1\n';
   assert.equal(describeError(elsewhere), 'Error: timer\ntick@capsule.js:5:1');
+});
+
+test("an Error of another global (a binding's TypeError for an argument of the wrong type) keeps its name, message and the capsule's frames", async () => {
+  const { runInNewContext } = await import('node:vm');
+  const foreign = runInNewContext(
+    "new TypeError('wasi:logging/logging@0.1.0-draft log, argument 3: expected a string, received an object')",
+  ) as Error;
+  assert.equal(foreign instanceof Error, false);
+  foreign.stack = [
+    '_utf8AllocateAndEncode@/tmp/34f9dfe80637/sources/initializer.js:134:11',
+    'import_wasi_logging_logging_0_1_0_draft$log@/tmp/34f9dfe80637/sources/initializer.js:202:41',
+    'fetch@capsule.js:908:11',
+    'stratumHandle@capsule.js:1292:38',
+    'export_incomingHandler_0_2_10$handle@/tmp/34f9dfe80637/sources/initializer.js:5569:15',
+    '',
+  ].join('\n');
+  assert.equal(
+    describeError(foreign),
+    'TypeError: wasi:logging/logging@0.1.0-draft log, argument 3: expected a string, received an object\nfetch@capsule.js:908:11',
+  );
+});
+
+test("a binding's error of another global becomes the capsule's own, of the same kind, where the SDK catches it", async () => {
+  const { runInNewContext } = await import('node:vm');
+  const foreign = runInNewContext("new TypeError('expected a string')") as Error;
+  const own = toCapabilityError('keyvalue', 'get', foreign);
+  assert.ok(own instanceof TypeError, String(own));
+  assert.equal(own.message, 'expected a string');
+  const range = toCapabilityError('keyvalue', 'get', runInNewContext("new RangeError('too big')"));
+  assert.ok(range instanceof RangeError);
 });

@@ -67,7 +67,7 @@ export function call<T>(capability: string, what: string, fn: () => T): T {
 export function toCapabilityError(capability: string, what: string, thrown: unknown): Error {
   if (thrown instanceof CapabilityError) return thrown;
   const variant = witError(thrown);
-  if (!variant) return thrown instanceof Error ? thrown : new Error(String(thrown));
+  if (!variant) return ownError(thrown);
   const detail = typeof variant.val === 'string' && variant.val !== '' ? `: ${variant.val}` : '';
   return new CapabilityError(capability, variant.tag, `${capability} ${what} failed (${variant.tag}${detail})`);
 }
@@ -78,6 +78,23 @@ export function kindOf(value: unknown): string {
   if (Array.isArray(value)) return 'an array';
   if (value instanceof Date) return 'a Date';
   return typeof value === 'object' ? 'an object' : typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`;
+}
+
+/** Whether a value is an Error, whichever global made it. */
+export function isErrorLike(value: unknown): value is Error {
+  return value instanceof Error || Object.prototype.toString.call(value) === '[object Error]';
+}
+
+/**
+ * The capsule's own Error for one thrown in componentize-js's bindings, which run in another
+ * global: a `TypeError` there is no `instanceof TypeError` here, and `catch (e) { if (e instanceof
+ * TypeError) ... }` in the capsule missed it. Made here, its frames are the capsule's call.
+ */
+function ownError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  if (!isErrorLike(thrown)) return new Error(String(thrown));
+  const Kind = thrown.name === 'TypeError' ? TypeError : thrown.name === 'RangeError' ? RangeError : Error;
+  return new Kind(thrown.message);
 }
 
 /**
@@ -92,7 +109,9 @@ export function describeError(error: unknown): string {
   }
   const wit = witErrorText(error);
   if (wit !== undefined) return `uncaught ${wit}`;
-  if (!(error instanceof Error)) return `uncaught ${typeof error === 'string' ? JSON.stringify(error) : String(error)}`;
+  // An Error of another global (the bindings' TypeError for an argument of the wrong type) is
+  // described as one: String() gave its message alone, without its frames.
+  if (!isErrorLike(error)) return `uncaught ${typeof error === 'string' ? JSON.stringify(error) : String(error)}`;
   return errorWithFrames(error, 0);
 }
 
@@ -108,7 +127,7 @@ export function errorWithFrames(error: Error, depth = 0): string {
   if (cause !== undefined && depth < CAUSES_SHOWN) {
     const shown =
       witErrorText(cause) ??
-      (cause instanceof Error ? errorWithFrames(cause, depth + 1) : typeof cause === 'string' ? JSON.stringify(cause) : String(cause));
+      (isErrorLike(cause) ? errorWithFrames(cause, depth + 1) : typeof cause === 'string' ? JSON.stringify(cause) : String(cause));
     text += `\ncaused by: ${shown}`;
   }
   return text;
@@ -126,7 +145,14 @@ const ADAPTER_FRAME = /^(?:async\*|\s+at (?:async )?)?stratumHandle[@ ]/;
  * name files of the build machine and say nothing about the capsule.
  */
 function capsuleFrames(stack: string): string {
-  const lines = stack.split('\n');
+  const lines = stack.split('\n').filter((line) => !BINDINGS_FRAME.test(line));
   const entry = lines.findIndex((line) => ADAPTER_FRAME.test(line));
-  return entry === -1 ? stack : lines.slice(0, entry).join('\n');
+  return lines.slice(0, entry === -1 ? lines.length : entry).join('\n');
 }
+
+/**
+ * A frame in componentize-js's bindings, which the engine runs as `initializer.js` from a
+ * directory of the build machine: a path that says nothing to the capsule's author, above the
+ * capsule's own frames when a binding refuses an argument (its message names the call).
+ */
+const BINDINGS_FRAME = /^[^@]*@\/.*\/initializer\.js:\d+:\d+$/;
