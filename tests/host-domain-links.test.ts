@@ -283,3 +283,32 @@ test('a target in absolute form gives the Host a capsule reads in the raw header
   assert.equal(toOriginForm(request as unknown as IncomingMessage, {} as ServerResponse), true);
   assert.deepEqual([request.url, request.headers.host, request.rawHeaders], ['/x', 'tiny.test', ['Host', 'tiny.test', 'Accept', '*/*']]);
 });
+
+test('an install with "start": false over a running capsule, which serves the new version at once, is checked as a start is: a domain or a component its link does not name is refused', async (t) => {
+  const { host, client, component, manifest, link } = await linkingHost(t);
+  await link('www.shop.net');
+  await client.install({ name: 'shop', domains: ['www.shop.net'], manifest, component });
+  assert.equal((await ingressGet(host.ingressUrl, 'www.shop.net')).status, 200);
+
+  // A domain without a link, added by a replacement that does not ask to start.
+  const added = await refusedForLink(
+    client.install({ name: 'shop', domains: ['www.shop.net', 'victim.shop.net'], manifest, component, start: false }),
+  );
+  assert.deepEqual(added, ['_stratum.victim.shop.net has no v=stratum1 TXT record']);
+  assert.equal((await ingressGet(host.ingressUrl, 'victim.shop.net')).status, 404);
+  // Another component than the links name.
+  const other = new Uint8Array(await readFile(await buildHostile('trap')));
+  const swapped = await refusedForLink(
+    client.install({ name: 'shop', domains: ['www.shop.net'], manifest, component: other, start: false }),
+  );
+  assert.match(swapped[0] ?? '', /^_stratum\.www\.shop\.net names capsule sha256:[0-9a-f]{64}, not sha256:/);
+  // Refused, the running version serves on as it was.
+  const [shop] = (await client.status()).capsules;
+  assert.deepEqual([shop?.state, shop?.domains], ['running', ['www.shop.net']]);
+  assert.equal((await ingressGet(host.ingressUrl, 'www.shop.net')).status, 200);
+
+  // A stopped capsule installed over without starting is not served, and is not checked until its start.
+  await client.stop('shop');
+  const stopped = await client.install({ name: 'shop', domains: ['www.shop.net', 'later.shop.net'], manifest, component, start: false });
+  assert.equal(stopped.state, 'installed');
+});

@@ -429,7 +429,10 @@ export function createControlHandler(options: ControlServerOptions): (request: I
     const owner = options.registrars?.find((one) => one.name === ownerName) ?? registrar;
     let status: CapsuleStatus;
     try {
-      if (body.start ?? true) await checkLinks(name, body.domains, digest, owner);
+      // Replacing a running capsule keeps it running, "start": false or not (the runtime swaps
+      // the new version in): its domains then serve the new one at once, so they must link to it.
+      const serving = options.runtime.status().some((capsule) => capsule.name === name && capsule.state === 'running');
+      if ((body.start ?? true) || serving) await checkLinks(name, body.domains, digest, owner);
       status = await options.runtime.install({
         name,
         domains: body.domains,
