@@ -73,7 +73,7 @@ export interface BuildResult {
  * @example
  * const result = await buildCapsule('examples/hello');
  * result.output; // /…/examples/hello/dist/hello.wasm
- * @throws StratumError: MANIFEST_INVALID, BUILD_NO_ENTRY, BUILD_BUNDLE_FAILED, BUILD_UNGRANTED_IMPORT, BUILD_UNKNOWN_IMPORT, TOOLCHAIN_FAILED
+ * @throws StratumError: MANIFEST_INVALID, BUILD_NO_ENTRY, BUILD_BUNDLE_FAILED, BUILD_UNGRANTED_IMPORT, BUILD_UNKNOWN_IMPORT, BUILD_TOP_LEVEL_IMPORT, TOOLCHAIN_FAILED
  */
 export async function buildCapsule(projectDir: string, options: BuildOptions = {}): Promise<BuildResult> {
   const started = performance.now();
