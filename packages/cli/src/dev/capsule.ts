@@ -121,7 +121,8 @@ interface Built {
  * One capsule under development: its own runtime with its state under `<dir>/.stratum/`, its
  * build, and its reloads. A reload builds the new version while the last good one serves, then
  * has the runtime swap them (the new one starts before the old one drains); a failed build,
- * manifest or start leaves the last good version serving.
+ * manifest, top-level code (run by the probe before the swap) or start leaves the last good
+ * version serving.
  */
 export class DevCapsule {
   readonly name: string;
