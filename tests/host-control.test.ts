@@ -512,6 +512,31 @@ test('a client still sending a body over [control] max_body reads the 413 even i
   assert.match(answer, /"code":"BODY_TOO_LARGE"/);
 });
 
+test('a request without a valid token is refused before its body is read: a client without a key cannot make the host hold one', async (t) => {
+  const { host } = await setup(t);
+  const control = new URL(host.controlUrl);
+  for (const authorization of ['', 'authorization: Stratum-JWS e30.e30.AAAA\r\n']) {
+    const socket = connect(Number(control.port), control.hostname);
+    t.after(() => socket.destroy());
+    socket.on('error', () => {});
+    let answer = '';
+    socket.on('data', (chunk: Buffer) => {
+      answer += chunk.toString('latin1');
+    });
+    // A body that never comes whole: answered only if the token is looked at first.
+    socket.write(
+      `POST ${control.pathname}/capsules HTTP/1.1\r\nhost: ${control.host}\r\n${authorization}content-length: 4096\r\n\r\n{"domains":`,
+    );
+    for (let tries = 0; tries < 500 && !answer.includes('\r\n\r\n'); tries++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.match(
+      answer,
+      /^HTTP\/1\.1 401 /,
+      `no answer to a request without a valid token while its body was still coming: ${JSON.stringify(answer)}`,
+    );
+    assert.match(answer, authorization === '' ? /"code":"AUTH_MISSING"/ : /"code":"AUTH_MALFORMED"/);
+  }
+});
+
 test('a 405 says in Allow which methods the endpoint has', async (t) => {
   const { client, host } = await setup(t);
   const response = await client.request('PUT', '/status');

@@ -10,7 +10,7 @@ import { resolveConfig } from '../capabilities/config/index.ts';
 import type { TrustedRegistrar } from '../config/types.ts';
 import type { UsageLedger } from '../metering/ledger.ts';
 import type { CapsuleLogEntry, CapsuleStatus, HostRuntime } from '../runtime-types.ts';
-import { bodyMismatch, ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
+import { bodyHash, bodyMismatch, ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
 import type { LinkChecker } from './domain-links.ts';
 import type { Installation, InstallationStore } from './installations.ts';
 import { deleteState, exportState, importState, isStatefulCapability, STATEFUL_CAPABILITIES, type StateAccess } from './state.ts';
@@ -835,16 +835,16 @@ export function createControlHandler(options: ControlServerOptions): (request: I
           allow(method, 'GET');
           return json(response, 200, hostInfo());
         }
-        // A state snapshot may be larger than any other request: its token is checked first,
-        // and its body spooled to disk (hashed as it arrives) only once the endpoint wants it.
+        // The token is checked before a byte of the body is read: a client without a key could
+        // otherwise make the host hold max_body (64 MiB) for each connection it opened. A state
+        // snapshot, larger than any other request, is spooled to disk (hashed as it arrives)
+        // only once the endpoint wants it; any other body is read and held to the token's hash.
         const spoolTo = method === 'PUT' && STATE_PATH.test(relative) ? stateUploads : undefined;
+        // A Content-Length over the limit is refused at once, signed or not (section 6).
+        if (spoolTo === undefined) refuseDeclaredSize(request, options.maxBodyBytes);
+        const verified = await options.verify({ method, path: relative, authorization: request.headers.authorization, body: 'deferred' });
         const body = spoolTo === undefined ? await readBody(request, options.maxBodyBytes) : EMPTY_BODY;
-        const verified = await options.verify({
-          method,
-          path: relative,
-          authorization: request.headers.authorization,
-          body: spoolTo === undefined ? body : 'deferred',
-        });
+        if (spoolTo === undefined && bodyHash(body) !== verified.bodyHash) throw bodyMismatch();
         const requestLog = log.child({ registrar: verified.registrar.name });
         const upload = spoolTo === undefined ? undefined : () => spoolSnapshot(request, spoolTo, options.maxStateBytes, verified.bodyHash);
         await route(request, relative, response, body, requestLog, verified.registrar, upload);
@@ -946,11 +946,17 @@ function discardUnread(request: IncomingMessage, response: ServerResponse): void
   request.resume();
 }
 
-function readBody(request: IncomingMessage, limit: number): Promise<Uint8Array> {
+/** Refuses, unread, a body whose Content-Length is over `limit`: the caller's discardUnread drains a little of it, at most. */
+function refuseDeclaredSize(request: IncomingMessage, limit: number): void {
   const declared = Number(request.headers['content-length'] ?? 0);
-  // Refused unread: the caller's discardUnread drains a little of it, at most.
-  if (declared > limit) {
-    return Promise.reject(new HttpError(413, 'BODY_TOO_LARGE', `the body is ${declared} bytes; this host takes at most ${limit}`));
+  if (declared > limit) throw new HttpError(413, 'BODY_TOO_LARGE', `the body is ${declared} bytes; this host takes at most ${limit}`);
+}
+
+function readBody(request: IncomingMessage, limit: number): Promise<Uint8Array> {
+  try {
+    refuseDeclaredSize(request, limit);
+  } catch (error) {
+    return Promise.reject(error);
   }
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
