@@ -332,3 +332,13 @@ test("refusals a client can send at the ingress's rate are all counted, and writ
     ['limit hit (trap)', 'limit hit (backoff)'],
   );
 });
+
+test("the ingress's own answers do not name the installation, which is its registrar's business", async (t) => {
+  const host = await startHarness(t, { warmupCpuMs: 0 });
+  await host.install('acme-internal-7', await buildTiny());
+  assert.equal((await host.get('acme-internal-7.test')).status, 200);
+  await host.runtime.stop('acme-internal-7');
+  const stopped = await host.get('acme-internal-7.test');
+  assert.equal(stopped.status, 503);
+  assert.equal(stopped.body.toString(), 'the app is out of service\n');
+});

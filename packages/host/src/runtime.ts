@@ -374,6 +374,18 @@ function clientAddress(address: string | undefined): string | undefined {
   return address.length > 7 && address.slice(0, 7).toLowerCase() === '::ffff:' && isIPv4(address.slice(7)) ? address.slice(7) : address;
 }
 
+/**
+ * A capsule's state as its clients are told it. The answers of the ingress name no installation:
+ * the name is its registrar's choice and business, which anyone sending a Host header read.
+ */
+const PUBLIC_STATE: Record<CapsuleState, string> = {
+  installed: 'not started',
+  running: 'running',
+  draining: 'out of service',
+  stopped: 'out of service',
+  failed: 'not running',
+};
+
 /** Answers a request the capsule never saw (or could not finish) with a short text. */
 function answer(res: ServerResponse, status: number, message: string, headers: Record<string, string> = {}): void {
   // Begun already: it can only be cut off, after what was written (a body at its size limit).
@@ -977,7 +989,7 @@ class Capsule {
     this.queue.splice(0, this.queue.length, ...kept);
     for (const pending of expired) {
       this.limitHit('timeout', pending.message, `waited ${now - pending.queuedAt} ms for an instance at the host's instance limit`, true);
-      answer(pending.res, 503, `${this.name} is busy`, { 'retry-after': '1' });
+      answer(pending.res, 503, 'the app is busy', { 'retry-after': '1' });
     }
     if (this.active === 0) this.#wakeIdle();
   }
@@ -1065,13 +1077,13 @@ class Capsule {
     const requestId = newRequestId();
     const path = req.url ?? '/';
     if (this.state !== 'running') {
-      answer(res, 503, `${this.name} is ${this.state}`, { 'retry-after': '5' });
+      answer(res, 503, `the app is ${PUBLIC_STATE[this.state]}`, { 'retry-after': '5' });
       return;
     }
     const now = Date.now();
     if (this.backedOffUntil > now) {
       this.limitHit('backoff', { requestId, domain }, 'backed off after repeated failures', true);
-      answer(res, 503, `${this.name} is backed off after repeated failures`, {
+      answer(res, 503, 'the app is backed off after repeated failures', {
         'retry-after': String(Math.ceil((this.backedOffUntil - now) / 1000)),
       });
       return;
@@ -1117,7 +1129,7 @@ class Capsule {
     const startable = Math.max(0, this.maxInstances - this.running - this.idle.length);
     if (this.queue.length >= this.limits.queue + this.idle.length + startable) {
       this.limitHit('concurrency', pending.message, `${this.running} requests in flight and ${this.queue.length} waiting`, true);
-      answer(pending.res, 503, `${this.name} is busy`, { 'retry-after': '1' });
+      answer(pending.res, 503, 'the app is busy', { 'retry-after': '1' });
       return;
     }
     this.queue.push(pending);
@@ -1203,7 +1215,7 @@ class Capsule {
       const waited = Date.now() - pending.queuedAt;
       if (waited > this.limits.timeoutMs) {
         this.limitHit('timeout', pending.message, `waited ${waited} ms for an instance`);
-        answer(pending.res, 503, `${this.name} is busy`);
+        answer(pending.res, 503, 'the app is busy');
         if (handle.inFlight.length === 0) this.idle.push(handle);
         continue;
       }
@@ -1261,7 +1273,7 @@ class Capsule {
       this.failed();
       // Nothing else will start an instance for them: the waiting requests get their answer now.
       if (this.workers.size === 0) {
-        for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} could not start an instance`);
+        for (const pending of this.queue.splice(0)) answer(pending.res, 503, 'the app could not start an instance');
       }
       this.pump();
     };
@@ -1878,7 +1890,7 @@ class Capsule {
       }
     }
     // Last: retiring the instances put the requests waiting behind their current ones back here.
-    for (const pending of this.queue.splice(0)) answer(pending.res, 503, `${this.name} is stopping`);
+    for (const pending of this.queue.splice(0)) answer(pending.res, 503, 'the app is stopping');
     this.releaseModules();
   }
 }
