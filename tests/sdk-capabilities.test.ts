@@ -130,3 +130,22 @@ test("a store opened by top-level code is refused in stratum dev as in stratum b
   );
   assert.match(line, /call it inside fetch\(\), or lazily, on first use \(let kv; … kv \?\?= openKeyValue\("default"\)\)/);
 });
+
+test("an outbound fetch() from top-level code is refused in stratum dev as a production build's engine refuses it, at the caller's line", async (t) => {
+  const project = await mkdtemp(join(tmpdir(), 'stratum-sdk-top-level-fetch-'));
+  t.after(() => removeDir(project));
+  await cp(fixture, project, { recursive: true });
+  const entry = join(project, 'src', 'index.ts');
+  const source = await readFile(entry, 'utf8');
+  await writeFile(
+    entry,
+    `${source}\nfetch('http://127.0.0.1:9/').then(\n  () => ((globalThis as { topLevelFetch?: unknown }).topLevelFetch = 'sent'),\n  (error) => ((globalThis as { topLevelFetch?: unknown }).topLevelFetch = String(error)),\n);\n`,
+  );
+  const { get } = await serve(t, project);
+  const answer = await get('/top-level/fetch');
+  assert.equal(answer.status, 200);
+  assert.match(
+    JSON.parse(answer.body) as string,
+    /^Error: fetch\("http:\/\/127\.0\.0\.1:9\/"\) was called by the modules' top-level code at src\/index\.ts\.bundle\.js:\d+:\d+, .*where no request can go out: call it inside fetch\(\)/,
+  );
+});
