@@ -161,3 +161,42 @@ test('a response written before it is set reaches the receiver in order: head, b
   OutgoingBody.finish(body, undefined);
   assert.deepEqual(events, ['head 201 content-type=text/plain', 'chunk early', 'end']);
 });
+
+test("a guest's fields hold at most 64 KiB of names and values: an append, set or from-list past it is refused, and a delete makes room again", () => {
+  const kib = (count: number) => new Uint8Array(count * 1024).fill(0x61);
+  const fields = new Fields();
+  fields.append('a', kib(40));
+  assert.throws(
+    () => fields.append('b', kib(30)),
+    (error: unknown) => (error as { tag?: string }).tag === 'forbidden',
+  );
+  assert.deepEqual(
+    fields.entries().map(([name]) => name),
+    ['a'],
+  );
+  fields.append('b', kib(20));
+  assert.throws(
+    () => fields.set('c', [kib(3), kib(2)]),
+    (error: unknown) => (error as { tag?: string }).tag === 'forbidden',
+  );
+  // Replacing a field counts what it replaces out.
+  fields.set('b', [kib(23)]);
+  fields.delete('a');
+  fields.append('c', kib(40));
+  assert.deepEqual(
+    fields.entries().map(([name, value]) => [name, value.length]),
+    [
+      ['b', 23 * 1024],
+      ['c', 40 * 1024],
+    ],
+  );
+  assert.throws(
+    () => Fields.fromList(Array.from({ length: 200 }, (_, index): [string, Uint8Array] => [`h${index}`, kib(1)])),
+    (error: unknown) => (error as { tag?: string }).tag === 'forbidden',
+  );
+  // A clone of full fields is as full.
+  assert.throws(
+    () => fields.clone().append('d', kib(2)),
+    (error: unknown) => (error as { tag?: string }).tag === 'forbidden',
+  );
+});

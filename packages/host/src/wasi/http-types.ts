@@ -39,6 +39,17 @@ function validValue(value: Uint8Array): boolean {
   return true;
 }
 
+function fieldsBytes(entries: readonly [string, Uint8Array][]): number {
+  let bytes = 0;
+  for (const [name, value] of entries) bytes += name.length + value.length;
+  return bytes;
+}
+
+/** WASI 0.2's header-error has no case for size: `forbidden` is the one a guest reads as "not allowed here". */
+function tooLarge(): never {
+  throw { tag: 'forbidden' } satisfies HeaderError;
+}
+
 function immutable(): never {
   throw { tag: 'immutable' } satisfies HeaderError;
 }
@@ -49,9 +60,19 @@ function checkName(name: string): void {
 }
 
 /** Header fields: an ordered list of (name, value); names compare case-insensitively. */
+/**
+ * The most a guest's fields may hold, names and values together. Browsers and proxies refuse a
+ * response head far smaller (nginx's proxy buffers take 4 to 8 KiB by default, Node.js's client
+ * 16 KiB); without a cap a capsule could send 13 MB of headers, which the host held and wrote
+ * whole, where its body is cut off at `response_body`.
+ */
+export const MAX_FIELDS_BYTES = 64 * 1024;
+
 export class Fields extends HostResource {
   #entries: [string, Uint8Array][];
   #immutable: boolean;
+  /** What the entries hold, counted when a guest first adds to them (host-made fields are not counted until then). */
+  #bytes = -1;
 
   constructor() {
     super();
@@ -68,10 +89,13 @@ export class Fields extends HostResource {
   }
 
   static fromList(entries: [string, Uint8Array][]): Fields {
+    let bytes = 0;
     for (const [name, value] of entries) {
       checkName(name);
       if (!validValue(value)) throw { tag: 'invalid-syntax' } satisfies HeaderError;
+      bytes += name.length + value.length;
     }
+    if (bytes > MAX_FIELDS_BYTES) tooLarge();
     return Fields.adopt(
       entries.map(([name, value]) => [name, value]),
       false,
@@ -95,8 +119,13 @@ export class Fields extends HostResource {
     checkName(name);
     for (const value of values) if (!validValue(value)) throw { tag: 'invalid-syntax' } satisfies HeaderError;
     const lower = name.toLowerCase();
-    this.#entries = this.#entries.filter(([key]) => key.toLowerCase() !== lower);
+    const kept = this.#entries.filter(([key]) => key.toLowerCase() !== lower);
+    let bytes = fieldsBytes(kept);
+    for (const value of values) bytes += name.length + value.length;
+    if (bytes > MAX_FIELDS_BYTES) tooLarge();
+    this.#entries = kept;
     for (const value of values) this.#entries.push([name, value]);
+    this.#bytes = bytes;
   }
 
   delete(name: string): void {
@@ -104,13 +133,18 @@ export class Fields extends HostResource {
     checkName(name);
     const lower = name.toLowerCase();
     this.#entries = this.#entries.filter(([key]) => key.toLowerCase() !== lower);
+    this.#bytes = -1;
   }
 
   append(name: string, value: Uint8Array): void {
     if (this.#immutable) immutable();
     checkName(name);
     if (!validValue(value)) throw { tag: 'invalid-syntax' } satisfies HeaderError;
+    if (this.#bytes < 0) this.#bytes = fieldsBytes(this.#entries);
+    const bytes = this.#bytes + name.length + value.length;
+    if (bytes > MAX_FIELDS_BYTES) tooLarge();
     this.#entries.push([name, value]);
+    this.#bytes = bytes;
   }
 
   entries(): [string, Uint8Array][] {
