@@ -44,6 +44,9 @@ export function prettyLogStream(out: NodeJS.WritableStream & { isTTY?: boolean }
  * A host's missing identity key, with the keygen command that writes it where host.toml looks:
  * the one the key reader suggests writes ./host-key.json, which a host.toml elsewhere never reads.
  */
+/** A start that failed and was logged as such (JSON logs): nothing more to print. */
+class StartLogged extends Error {}
+
 function withKeygenHint(error: unknown, keyFile: string): unknown {
   if (!isStratumError(error) || error.code !== 'KEY_FILE_UNREADABLE' || !error.message.endsWith(keyFile)) return error;
   const fromHere = relative(process.cwd(), keyFile);
@@ -101,15 +104,20 @@ Examples:
 
     const { HostConfigError, loadHostConfig, missingHostEnv, processLibc, startHost } = await import('@stratum/host');
     let config: Awaited<ReturnType<typeof loadHostConfig>>;
+    const { pino } = await import('pino');
     try {
       config = await loadHostConfig(configPath);
     } catch (error) {
       if (!(error instanceof HostConfigError)) throw error;
-      for (const line of error.details) io.stderr.write(`${line}\n`);
+      if (format === 'json') {
+        // A log shipper reads one stream of JSON lines: what stops the start is one of them too.
+        const early = pino({ level, base: null }, io.stderr as unknown as Writable);
+        early.fatal({ code: error.code, config: configPath, problems: error.details }, error.message);
+        early.flush();
+      } else for (const line of error.details) io.stderr.write(`${line}\n`);
       return EXIT_FAILURE;
     }
     const destination = format === 'json' ? (io.stderr as unknown as Writable) : prettyLogStream(io.stderr);
-    const { pino } = await import('pino');
     const logger = pino({ level, base: { host: config.name } }, destination);
     // Listening from before the start: a stop asked while the host restores its capsules waits
     // for that to finish, then stops it cleanly, instead of killing it halfway.
@@ -147,7 +155,16 @@ Examples:
       // performance.now() counts from the process's start: Node.js and the modules are part of
       // what an operator waits for, and the part startHost itself takes is the smaller one.
       const host = await startHost(config, { logger }).catch((error: unknown) => {
-        throw withKeygenHint(error, config.keyFile);
+        const failure = withKeygenHint(error, config.keyFile);
+        if (format === 'json' && isStratumError(failure)) {
+          logger.fatal(
+            { code: failure.code, ...(failure.details.length ? { details: failure.details } : {}), ...(failure.hint ? { hint: failure.hint } : {}) },
+            failure.message,
+          );
+          logger.flush();
+          throw new StartLogged();
+        }
+        throw failure;
       });
       const failed = host.restored.filter((item) => item.error !== undefined);
       const restored = host.restored.length - failed.length;
@@ -208,6 +225,9 @@ Examples:
       await asked;
       await host.close();
       runtime = host.runtime;
+    } catch (error) {
+      if (error instanceof StartLogged) return EXIT_FAILURE;
+      throw error;
     } finally {
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
