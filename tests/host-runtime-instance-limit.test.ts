@@ -106,3 +106,17 @@ test("at the limit a capsule's second instance is ended before another capsule's
   assert.equal(instancesOf(host, 'moody'), 1);
   assert.equal(host.runtime.stats().instancesEvicted, 1);
 });
+
+test("a capsule whose requests wait holds at most all the host's instances but one: another capsule is served meanwhile", async (t) => {
+  const host = await startHarness(t, { maxInstances: 3, asyncInstancesPerCapsule: 8, limits: { idleMs: 0 } });
+  await installIdle(host, 'moody', await buildHostile('moody'));
+  await installIdle(host, 'tiny', await buildTiny());
+  // Six requests that each sleep 2 s: moody grows to two instances, not three.
+  const sleeping = Array.from({ length: 6 }, () => host.get('moody.test', '/wait'));
+  await until(() => instancesOf(host, 'moody') === 2);
+  const served = host.get('tiny.test');
+  assert.deepEqual(await settledOrder({ tiny: served, moody: Promise.all(sleeping) }), ['tiny', 'moody']);
+  assert.equal((await served).status, 200);
+  assert.ok((instancesOf(host, 'moody') ?? 0) <= 2);
+  for (const reply of await Promise.all(sleeping)) assert.equal(reply.status, 200);
+});

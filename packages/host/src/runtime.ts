@@ -136,6 +136,7 @@ export interface HostRuntimeOptions {
    * bench/README.md); those beyond the first retire when idle (`idleInstanceMs`). Default 8.
    * A capsule whose requests sleep (a JS capsule's `setTimeout` blocks its thread) gets as many,
    * the worker handing back what was behind the sleeping request (`SleepWatch` in wasi/io.ts).
+   * At most `maxInstances` less one, so that another capsule always finds room.
    */
   asyncInstancesPerCapsule?: number;
   /**
@@ -1970,9 +1971,12 @@ class Runtime implements StratumHostRuntime {
     this.warmupCpuMs = options.warmupCpuMs ?? 500;
     this.warmupWithheldMs = options.warmupWithheldMs ?? 60_000;
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
-    this.asyncInstancesPerCapsule = options.asyncInstancesPerCapsule ?? 8;
     this.stuckThreadsPerCapsule = options.stuckThreadsPerCapsule ?? 1;
     this.maxInstances = options.maxInstances ?? defaultMaxInstances();
+    // One instance of the host's is always another capsule's to have: a capsule whose requests
+    // wait could otherwise hold every instance (with [instances] max = 6, 20 sleeping requests
+    // of one capsule made every other capsule's answer wait 11 s and then 503).
+    this.asyncInstancesPerCapsule = Math.min(options.asyncInstancesPerCapsule ?? 8, Math.max(1, this.maxInstances - 1));
     this.#trustedProxies = options.trustedProxies?.length ? addressRanges(options.trustedProxies) : undefined;
     this.#capabilities = capabilities;
     this.#loader = new Loader({

@@ -58,7 +58,7 @@ export function hostConfigTemplate(options: HostConfigTemplate): string {
     'memory = "256mib"',
     '# CPU time one request may use (504 past it).',
     'cpu = "200ms"',
-    '# Wall-clock time one request may take, waiting included (504 past it).',
+    '# Wall-clock time one request may run (504 past it); one that waits as long for an instance gets 503.',
     'timeout = "30s"',
     '# Requests one capsule serves at once; more wait in its queue.',
     'concurrency = 32',
