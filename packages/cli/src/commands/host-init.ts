@@ -91,7 +91,8 @@ Examples:
     await mkdir(dir, { recursive: true });
     await writeKeyFile(join(dir, HOST_KEY_FILE), identity.privateJwk);
     await writeKeyFile(join(dir, OPERATOR_KEY_FILE), operator.privateJwk);
-    await writeFile(configPath, text, { flag: 'wx' });
+    // Its store tables come to hold passwords and S3 keys (a PostgreSQL url, secret_access_key).
+    await writeFile(configPath, text, { flag: 'wx', mode: 0o600 });
 
     // As the directory was given: relative to here, or absolute (not ../../tmp/h1 for /tmp/h1).
     const place = (path: string) => (isAbsolute(dir) ? path : relative(process.cwd(), path));
