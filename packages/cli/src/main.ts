@@ -1,9 +1,7 @@
-import { readFileSync } from 'node:fs';
+import { releaseVersion } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import { type Command, type CommandIo, EXIT_OK, EXIT_USAGE, helpText, parseCommandArgs, reportError, usageError } from './command.ts';
 import { commands } from './commands/index.ts';
-
-const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
 
 function topLevelHelp(): string {
   const width = Math.max(...commands.map((command) => command.name.length));
@@ -55,7 +53,7 @@ export async function main(argv: string[], io: CommandIo = { stdout: process.std
     return first === undefined ? EXIT_USAGE : EXIT_OK;
   }
   if (first === '-V' || first === '--version') {
-    io.stdout.write(`stratum ${version} (Node.js ${process.versions.node})\n`);
+    io.stdout.write(`stratum ${releaseVersion()} (Node.js ${process.versions.node})\n`);
     return EXIT_OK;
   }
   const found = findCommand(argv);

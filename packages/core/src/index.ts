@@ -3,6 +3,7 @@ export { newId, newRequestId } from './ids.ts';
 export { publicPart, readKeyFile, writeKeyFile } from './keyfile.ts';
 export { type LogFn, type Logger, silentLogger } from './logger.ts';
 export { redactUrl } from './redact.ts';
+export { releaseVersion } from './release.ts';
 export {
   type Ed25519KeyPair,
   type Ed25519PrivateJwk,

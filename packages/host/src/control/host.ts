@@ -11,6 +11,7 @@ import {
   type Logger,
   publicPart,
   readKeyFile,
+  releaseVersion,
   StratumError,
   silentLogger,
 } from '@stratum/core';
@@ -30,7 +31,7 @@ import { createLinkChecker, LinkWatch } from './domain-links.ts';
 import { InstallationStore } from './installations.ts';
 import { CONTROL_BASE_PATH, createControlHandler, type PullComponent, restoreInstallation, STATE_UPLOADS_DIR } from './server.ts';
 
-const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+const version = releaseVersion();
 
 /** A connection that has sent no request this long after it opened is closed (`silentConnectionMs`). */
 const FIRST_REQUEST_MS = 15_000;
