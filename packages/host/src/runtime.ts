@@ -665,6 +665,11 @@ class Capsule {
    * error, whatever wrote them (stdout, stderr, a trap's message, wasi:logging).
    */
   readonly secrets: readonly string[];
+  /** Whether an instance's memory is within a sixteenth (1 MiB at least) of its limit: grown as far as it could. */
+  #nearMemoryCap(memoryBytes: number): boolean {
+    return this.limits.memoryBytes - memoryBytes < Math.max(MiB, this.limits.memoryBytes / 16);
+  }
+
   /** When a limit hit of each kind was last written to the logs, and how many since were not. */
   readonly #limitLogged = new Map<string, { at: number; unwritten: number }>();
   /** A dropped proxy directive is logged once per capsule, not on every response. */
@@ -1668,7 +1673,7 @@ class Capsule {
     if (batch.done) {
       const done = batch.done;
       if (done.trap !== undefined) {
-        const nearCap = this.limits.memoryBytes - done.memoryBytes < Math.max(MiB, this.limits.memoryBytes / 16);
+        const nearCap = this.#nearMemoryCap(done.memoryBytes);
         const limit = nearCap ? 'memory' : 'trap';
         const stalled = !nearCap && batch.logs?.some((line) => line.source === 'stderr' && ENGINE_STALLED.test(line.message));
         const detail = nearCap
@@ -1687,7 +1692,18 @@ class Capsule {
         this.finish(handle, active, { status: 500, message: 'the capsule did not send a response' }, !active.clientGone, done);
         return;
       }
-      this.finish(handle, active, undefined, active.limit !== undefined, done);
+      // A JS capsule's engine answers 500 itself when its heap cannot grow (the SDK logs
+      // "uncaught out of memory"): no trap, so the host saw only a 500. At the memory limit, it
+      // is the limit's doing, for the operator's log, status and usage as a trap there is. Not a
+      // failure towards a back-off: the capsule answered, and a grown instance is replaced.
+      const failed = active.limit !== undefined;
+      if (!failed && res.statusCode >= 500 && this.#nearMemoryCap(done.memoryBytes)) {
+        const detail = `answered ${res.statusCode} with its memory at the limit (${formatBytes(done.memoryBytes)} of ${formatBytes(this.limits.memoryBytes)}): out of memory, most likely`;
+        this.limitHit('memory', active, detail);
+        active.limit = 'memory';
+        this.lastError = `${active.method} ${active.path} ${detail}`;
+      }
+      this.finish(handle, active, undefined, failed, done);
     }
   }
 
