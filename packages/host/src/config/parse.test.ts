@@ -209,3 +209,20 @@ test('a partial host.toml, for stratum dev, may leave out the tables only a runn
     /request_bdy/,
   );
 });
+
+test('problems of every kind are reported at once: a value the schema refuses and one only the host checks, in one run', () => {
+  const text = `${read('valid/minimal.toml')}\n[instances]\nmax = 0\n[metering]\nflush_interval = "0s"\n[limits]\nconcurency = 3\ncpu = "0ms"\n`;
+  const error = (() => {
+    try {
+      parseHostConfig(text, '/etc/stratum/host.toml');
+    } catch (caught) {
+      return caught;
+    }
+    assert.fail('a host.toml with errors was taken');
+  })();
+  assert.ok(error instanceof HostConfigError, String(error));
+  assert.deepEqual(
+    error.problems.map((problem) => problem.path),
+    ['instances.max', 'metering.flush_interval', 'limits.concurency', 'limits.cpu'],
+  );
+});

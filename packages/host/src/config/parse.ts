@@ -97,11 +97,16 @@ export function parseHostConfig(
     raw.registrars ??= { 'unused-by-dev': { key: 'A'.repeat(43) } };
   }
   const place = ({ path, message }: ShapeProblem): HostConfigProblem => ({ file, ...locate(ast, path), path: formatPath(path), message });
-  const problems = checkShape(raw).map(place);
+  const shape = checkShape(raw);
+  const problems = shape.map(place);
   if (problems.length === 0) {
     const { config, problems: semantic } = normalise(raw, file, baseDir);
     if (config && semantic.length === 0) return { ...config, capabilityPositions: capabilityPositions(ast, raw) };
     problems.push(...semantic.map(place));
+  } else {
+    // The rest of the file is checked too, without what the shape check refused: every problem
+    // is reported at once (the spec says so), not one kind a run at a time.
+    problems.push(...semanticBeside(raw, shape, file, baseDir).map(place));
   }
   problems.sort((a, b) => a.line - b.line || a.column - b.column);
   throw new HostConfigError(file, problems);
@@ -275,6 +280,34 @@ function parseAddress(text: string, path: Segment[], problems: ShapeProblem[]): 
 }
 
 /** Converts units, resolves paths and decodes keys: what the schema cannot check. */
+/**
+ * The problems `normalise` finds in `raw` once the values the shape check refused are taken out,
+ * leaving out any about those values or the tables that held them. Best effort: what normalise
+ * cannot read without those values is left for the next run.
+ */
+function semanticBeside(raw: Record<string, unknown>, shape: readonly ShapeProblem[], file: string, baseDir: string): ShapeProblem[] {
+  const pruned = structuredClone(raw);
+  const removed: string[] = [];
+  for (const { path } of shape) {
+    if (path.length === 0) return [];
+    let parent: unknown = pruned;
+    for (const segment of path.slice(0, -1)) parent = (parent as Record<Segment, unknown> | undefined)?.[segment];
+    if (typeof parent === 'object' && parent !== null) delete (parent as Record<Segment, unknown>)[path.at(-1) as Segment];
+    removed.push(formatPath(path));
+  }
+  const related = (path: readonly Segment[]) => {
+    const text = formatPath(path);
+    return removed.some(
+      (gone) => text === gone || text.startsWith(`${gone}.`) || text.startsWith(`${gone}[`) || gone.startsWith(`${text}.`),
+    );
+  };
+  try {
+    return normalise(pruned, file, baseDir).problems.filter((problem) => !related(problem.path));
+  } catch {
+    return [];
+  }
+}
+
 function normalise(raw: Record<string, unknown>, file: string, baseDir: string): { config?: HostConfig; problems: ShapeProblem[] } {
   // Every cast below is safe: the value has passed the schema.
   const problems: ShapeProblem[] = [];
