@@ -328,13 +328,13 @@ test("a request's headers give its Host, as in Workers, though StarlingMonkey's 
     before: {
       get: 'counter.test',
       has: true,
-      names: ['accept', 'host', 'x-late'],
-      forEach: ['accept', 'host', 'x-late'],
-      entries: { accept: 'text/html', host: 'counter.test', 'x-late': 'z' },
+      names: ['accept', 'host', 'x-forwarded-for', 'x-late'],
+      forEach: ['accept', 'host', 'x-forwarded-for', 'x-late'],
+      entries: { accept: 'text/html', host: 'counter.test', 'x-forwarded-for': '127.0.0.1', 'x-late': 'z' },
     },
     copy: null,
     changed: 'changed.test',
-    after: [null, false, ['accept', 'x-late']],
+    after: [null, false, ['accept', 'x-forwarded-for', 'x-late']],
     accept: 'text/html',
   });
 });
