@@ -342,3 +342,20 @@ test("the ingress's own answers do not name the installation, which is its regis
   assert.equal(stopped.status, 503);
   assert.equal(stopped.body.toString(), 'the app is out of service\n');
 });
+
+test("every answer names its request id, the one its usage record and log lines carry: a capsule's own answer and the host's", async (t) => {
+  const host = await startHarness(t, { warmupCpuMs: 0 });
+  await host.install('tiny', await buildTiny());
+  await host.install('loop', await buildHostile('loop'), { manifest: '[resources]\ncpu = "micro"\n' });
+  const records: { requestId: string; capsule: string }[] = [];
+  host.runtime.onRequest((record) => records.push(record));
+  const served = await host.get('tiny.test');
+  const ended = await host.get('loop.test');
+  assert.deepEqual([served.status, ended.status], [200, 504]);
+  for (let tries = 0; tries < 500 && records.length < 2; tries++) await setTimeout(10);
+  assert.deepEqual(
+    [served.headers['stratum-request-id'], ended.headers['stratum-request-id']],
+    ['tiny', 'loop'].map((name) => records.find((record) => record.capsule === name)?.requestId),
+  );
+  assert.match(String(served.headers['stratum-request-id']), /^[\w-]{8,}$/);
+});

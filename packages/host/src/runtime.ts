@@ -1081,6 +1081,9 @@ class Capsule {
 
   accept(req: IncomingMessage, res: ServerResponse, domain: string): void {
     const requestId = newRequestId();
+    // Every answer names the id its log lines and usage carry (as cf-ray and fly-request-id do):
+    // a client's 504 is otherwise not to be found in a busy log. Merged into whatever head goes out.
+    res.setHeader('stratum-request-id', requestId);
     const path = req.url ?? '/';
     if (this.state !== 'running') {
       answer(res, 503, `the app is ${PUBLIC_STATE[this.state]}`, { 'retry-after': '5' });
