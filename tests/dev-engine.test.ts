@@ -1255,8 +1255,8 @@ test('a SQL parameter the capability cannot bind is refused naming its place and
   assert.equal(reply.status, 200, reply.body);
   assert.deepEqual(JSON.parse(reply.body), {
     refused: [
-      'TypeError: SQL parameter 2 cannot be a Date (bind date.toISOString() or date.getTime()): parameters are null, booleans, numbers, bigints, strings and Uint8Arrays',
-      'TypeError: SQL parameter 2 cannot be an object: parameters are null, booleans, numbers, bigints, strings and Uint8Arrays',
+      'TypeError: db.execute(sql, params): params[1] is a Date (bind date.toISOString() or date.getTime()); params must be an array of string, number, bigint, boolean, null or Uint8Array values, one for each ? placeholder in order',
+      'TypeError: db.execute(sql, params): params[1] is an object (bind JSON.stringify(value) for JSON); params must be an array of string, number, bigint, boolean, null or Uint8Array values, one for each ? placeholder in order',
     ],
   });
 });
