@@ -172,12 +172,12 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     return roleKey;
   }
 
-  function poolFor(role: string, password: string): Pool {
+  function poolFor(role: string, pass: () => Promise<string>): Pool {
     let pool = pools.get(role);
     if (!pool) {
       const sql = postgres(options.url, {
         user: role,
-        pass: password,
+        pass,
         max: options.maxConnections ?? 10,
         onnotice: () => {},
         connection: { search_path: ident(role), standard_conforming_strings: 'on', application_name: 'stratum' },
@@ -299,40 +299,15 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       collationChecked ??= checkCollation();
       await collationChecked;
       const schema = schemaName(prefix, scope);
-      let password: string;
-      try {
-        const roleKey = await key();
-        password = rolePassword(roleKey, schema);
-        await admin.begin(async (tx) => {
-          await checkOwner(tx, scope.label);
-          // Two hosts (or workers) opening the same database at once must not race to create it.
-          const statementTimeoutMs = await lockStore(tx, hostSchema, schema, scope.statementTimeoutMs);
-          const [{ database } = { database: '' }] = await tx`SELECT current_database() AS database`;
-          const [role] = await tx`SELECT shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = ${schema}`;
-          const owner = role && otherHost(role.comment, String(database), roleKey);
-          if (owner !== undefined) {
-            throw new SqlError(
-              'other',
-              `PostgreSQL role ${schema} belongs to ${owner}, on the same cluster with the same schema_prefix "${prefix}": roles are the cluster's, not a database's, so the two hosts would reset each other's passwords. Give this host's [sql.${scope.label}] another schema_prefix in host.toml; or, if that host and its database are gone, drop the role (or clear its mark: COMMENT ON ROLE ${ident(schema)} IS NULL)`,
-            );
-          }
-          // Set on every open, so that the password follows the key (and undoes any change).
-          const verifier = literal(scramVerifier(password, schema));
-          if (!role) await tx.unsafe(`CREATE ROLE ${ident(schema)} LOGIN NOINHERIT PASSWORD ${verifier}`);
-          else await tx.unsafe(`ALTER ROLE ${ident(schema)} LOGIN PASSWORD ${verifier}`);
-          const mark = roleMark(String(database), roleKey);
-          if (role?.comment !== mark) await tx.unsafe(`COMMENT ON ROLE ${ident(schema)} IS ${literal(mark)}`);
-          await setRoleDefaults(tx, schema, statementTimeoutMs);
-          // CREATE SCHEMA ... AUTHORIZATION asks the host's user to be a member of the owner.
-          await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
-          await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)} AUTHORIZATION ${ident(schema)}`);
-          await checkClosed(tx, schema, scope.label, logger);
-        });
-      } catch (error) {
-        throw adminFailure(error, `opening ${scope.capsule}'s database ${scope.label}`);
-      }
-      return openDatabase(poolFor(schema, password), schema, limits, failure, translate, scope.statementTimeoutMs, () =>
-        dropStore(schema, scope.label),
+      const password = await prepareStore(scope, schema);
+      return openDatabase(
+        poolFor(schema, loginPassword(scope, schema, password)),
+        schema,
+        limits,
+        failure,
+        translate,
+        scope.statementTimeoutMs,
+        () => dropStore(schema, scope.label),
       );
     },
     async drop(scope: DatabaseScope) {
@@ -349,6 +324,91 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       await Promise.all([admin.end({ timeout: 5 }), ...all.map(endPool)]);
     },
   };
+
+  /**
+   * The password a capsule's pool logs in with, asked for at each login the server checks with a
+   * password (never under `trust`). A capsule role may set its own password, which nothing in
+   * PostgreSQL stops (README.md): so each login first sets the host's again, as an open does,
+   * rather than fail until the capsule's next instance opens its database. Waiting for a login
+   * to fail first does not do: after a connection that died under a statement, the client
+   * library (postgres 3.4) retries a refused login over and over, never failing the query.
+   * Logins are few (a pool's first ones, and one after a connection is lost or recycled), and
+   * the logins of one pool at once share one reset. Never throws: the client library does not
+   * await it where it could catch it; a reset that fails is logged, and the login goes on with
+   * the password the host derives.
+   */
+  function loginPassword(scope: DatabaseScope, schema: string, password: string): () => Promise<string> {
+    let resetting: Promise<void> | undefined;
+    return async () => {
+      resetting ??= resetPassword(scope, schema, password)
+        .catch((error: unknown) => {
+          logger.warn(
+            { capsule: scope.capsule, label: scope.label, role: schema, err: String((error as Error)?.message ?? error) },
+            "postgres sql backend: could not set a capsule role's password again before its login",
+          );
+        })
+        .finally(() => {
+          resetting = undefined;
+        });
+      await resetting;
+      return password;
+    };
+  }
+
+  /** Sets a capsule role's password again, as its open does, where the role and prefix are this host's. */
+  async function resetPassword(scope: DatabaseScope, schema: string, password: string): Promise<void> {
+    const roleKey = await key();
+    await admin.begin(async (tx) => {
+      await checkOwner(tx, scope.label);
+      // Locked as an open or a drop locks it, but not made: a store dropped meanwhile stays gone.
+      const [store] = await tx.unsafe(`SELECT 1 FROM ${ident(hostSchema)}.stores WHERE name = $1 FOR UPDATE`, [schema]);
+      const [role] = await tx`SELECT shobj_description(oid, 'pg_authid') AS comment, current_database() AS database
+        FROM pg_roles WHERE rolname = ${schema}`;
+      // Dropped (its data deleted): the login fails, as it should.
+      if (!store || !role || otherHost(role.comment, String(role.database), roleKey) !== undefined) return;
+      await tx.unsafe(`ALTER ROLE ${ident(schema)} PASSWORD ${literal(scramVerifier(password, schema))}`);
+    });
+  }
+
+  /**
+   * Makes a capsule's role and schema, or checks and sets them again (the password, its mark, its
+   * defaults, what it may reach), as the host's user; returns the role's password.
+   */
+  async function prepareStore(scope: DatabaseScope, schema: string): Promise<string> {
+    let password: string;
+    try {
+      const roleKey = await key();
+      password = rolePassword(roleKey, schema);
+      await admin.begin(async (tx) => {
+        await checkOwner(tx, scope.label);
+        // Two hosts (or workers) opening the same database at once must not race to create it.
+        const statementTimeoutMs = await lockStore(tx, hostSchema, schema, scope.statementTimeoutMs);
+        const [{ database } = { database: '' }] = await tx`SELECT current_database() AS database`;
+        const [role] = await tx`SELECT shobj_description(oid, 'pg_authid') AS comment FROM pg_roles WHERE rolname = ${schema}`;
+        const owner = role && otherHost(role.comment, String(database), roleKey);
+        if (owner !== undefined) {
+          throw new SqlError(
+            'other',
+            `PostgreSQL role ${schema} belongs to ${owner}, on the same cluster with the same schema_prefix "${prefix}": roles are the cluster's, not a database's, so the two hosts would reset each other's passwords. Give this host's [sql.${scope.label}] another schema_prefix in host.toml; or, if that host and its database are gone, drop the role (or clear its mark: COMMENT ON ROLE ${ident(schema)} IS NULL)`,
+          );
+        }
+        // Set on every open, so that the password follows the key (and undoes any change).
+        const verifier = literal(scramVerifier(password, schema));
+        if (!role) await tx.unsafe(`CREATE ROLE ${ident(schema)} LOGIN NOINHERIT PASSWORD ${verifier}`);
+        else await tx.unsafe(`ALTER ROLE ${ident(schema)} LOGIN PASSWORD ${verifier}`);
+        const mark = roleMark(String(database), roleKey);
+        if (role?.comment !== mark) await tx.unsafe(`COMMENT ON ROLE ${ident(schema)} IS ${literal(mark)}`);
+        await setRoleDefaults(tx, schema, statementTimeoutMs);
+        // CREATE SCHEMA ... AUTHORIZATION asks the host's user to be a member of the owner.
+        await tx.unsafe(`GRANT ${ident(schema)} TO CURRENT_USER`);
+        await tx.unsafe(`CREATE SCHEMA IF NOT EXISTS ${ident(schema)} AUTHORIZATION ${ident(schema)}`);
+        await checkClosed(tx, schema, scope.label, logger);
+      });
+    } catch (error) {
+      throw adminFailure(error, `opening ${scope.capsule}'s database ${scope.label}`);
+    }
+    return password;
+  }
 }
 
 /**
