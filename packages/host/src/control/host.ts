@@ -1,5 +1,4 @@
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { mkdir, readFile, rm } from 'node:fs/promises';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
@@ -8,6 +7,7 @@ import {
   type Ed25519PrivateJwk,
   errorMessage,
   isStratumError,
+  jwkThumbprint,
   type Logger,
   publicPart,
   readKeyFile,
@@ -18,7 +18,7 @@ import {
 import { parseBucketHostConfig } from '../capabilities/bucket/index.ts';
 import { parseKeyValueHostConfig } from '../capabilities/keyvalue/index.ts';
 import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
-import { parseSqlHostConfig } from '../capabilities/sql/index.ts';
+import { parseSqlHostConfig, withSqlHost } from '../capabilities/sql/index.ts';
 import type { HostConfig, ListenAddress, TrustedRegistrar } from '../config/types.ts';
 import { UsageLedger } from '../metering/ledger.ts';
 import { createHostRuntime, toOriginForm } from '../runtime.ts';
@@ -227,6 +227,8 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
   const logger = options.logger ?? silentLogger;
   checkCapabilityConfig(config);
   const identityKey = options.identityKey ?? (await readKeyFile(config.keyFile));
+  // A PostgreSQL database and schema_prefix are one host's: its sql stores claim them for this key.
+  const capabilities = withSqlHost(config.capabilities, { key: jwkThumbprint(identityKey), name: config.name });
   await mkdir(config.dataDir, { recursive: true, mode: 0o700 });
   const runtimeDir = join(config.dataDir, 'runtime');
   await mkdir(runtimeDir, { recursive: true });
@@ -262,7 +264,11 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       logger: logger.child({ component: 'metering' }),
     });
     const createRuntime = options.createRuntime ?? createConfiguredRuntime;
-    runtime = await createRuntime({ config, dataDir: runtimeDir, logger: logger.child({ component: 'runtime' }) });
+    runtime = await createRuntime({
+      config: { ...config, capabilities },
+      dataDir: runtimeDir,
+      logger: logger.child({ component: 'runtime' }),
+    });
   } catch (error) {
     await ledger?.close();
     lock.release();
@@ -413,7 +419,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
       ...(checkLinks && links ? { checkLinks, onLinked: (domains: readonly string[]) => links.linked(domains) } : {}),
       registrars,
       unrestored: new Map(restored.flatMap((item) => (item.error === undefined ? [] : [[item.name, item.error] as const]))),
-      state: { capabilityConfig: config.capabilities, dataDir: runtimeDir, logger: logger.child({ component: 'state' }) },
+      state: { capabilityConfig: capabilities, dataDir: runtimeDir, logger: logger.child({ component: 'state' }) },
     });
     let control: Server;
     if (config.control.tls) {
