@@ -158,7 +158,11 @@ Examples:
         const failure = withKeygenHint(error, config.keyFile);
         if (format === 'json' && isStratumError(failure)) {
           logger.fatal(
-            { code: failure.code, ...(failure.details.length ? { details: failure.details } : {}), ...(failure.hint ? { hint: failure.hint } : {}) },
+            {
+              code: failure.code,
+              ...(failure.details.length ? { details: failure.details } : {}),
+              ...(failure.hint ? { hint: failure.hint } : {}),
+            },
             failure.message,
           );
           logger.flush();
