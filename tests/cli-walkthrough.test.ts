@@ -277,8 +277,15 @@ test('host start without its key file suggests the keygen command that writes it
   t.after(() => removeDir(dir));
   await mkdir(join(dir, 'hbad'));
   await writeFile(join(dir, 'hbad', 'host.toml'), testHostToml({ registrar: (await generateEd25519KeyPair()).publicJwk.x }));
-  const result = await runIn(dir, ['host', 'start', '--config', 'hbad/host.toml', '--log-format', 'json']);
+  const result = await runIn(dir, ['host', 'start', '--config', 'hbad/host.toml', '--log-format', 'pretty']);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /error: cannot read the key file .*hbad\/host\.key\n/);
   assert.match(result.stderr, /hint: Create it with `stratum host keygen --out hbad\/host\.key`/);
+  // With JSON logs, the same as the log's last line, at level fatal.
+  const json = await runIn(dir, ['host', 'start', '--config', 'hbad/host.toml', '--log-format', 'json']);
+  assert.equal(json.code, 1);
+  const fatal = JSON.parse(json.stderr.trim().split('\n').at(-1) ?? '') as { level: number; msg: string; hint: string };
+  assert.equal(fatal.level, 60);
+  assert.match(fatal.msg, /^cannot read the key file .*hbad\/host\.key$/);
+  assert.match(fatal.hint, /^Create it with `stratum host keygen --out hbad\/host\.key`/);
 });

@@ -630,7 +630,7 @@ test('host start refuses an invalid host.toml with file:line:col errors', async 
     config,
     'stratum = 1\n[host]\nname = "h"\nkey = "k"\ndata = "d"\nport = 80\n[registrars.r]\nkey = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"\n',
   );
-  const result = await run(['host', 'start', '--config', config]);
+  const result = await run(['host', 'start', '--config', config, '--log-format', 'pretty']);
   assert.equal(result.code, 1);
   assert.equal(result.stderr, `${config}:6:1: unknown key "port" in [host] (known: name, key, data)\n`);
   assert.equal((await run(['host', 'start', '--config', config, '--log-format', 'xml'])).code, 2);
@@ -656,7 +656,7 @@ url = "postgres://127.0.0.1/x"
 type = "redis"
 `,
   );
-  const result = await run(['host', 'start', '--config', config]);
+  const result = await run(['host', 'start', '--config', config, '--log-format', 'pretty']);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /has capability settings this host cannot use/);
   // At the line of what each names: the key when it is written, else its table.
@@ -741,7 +741,7 @@ listen = "127.0.0.1:${port}"
 key = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"
 `,
   );
-  const result = await run(['host', 'start', '--config', config]);
+  const result = await run(['host', 'start', '--config', config, '--log-format', 'pretty']);
   assert.equal(result.code, 1);
   assert.match(result.stderr, new RegExp(`the ingress cannot listen on 127\\.0\\.0\\.1:${port}`));
   assert.match(result.stderr, /another process listens there/);
