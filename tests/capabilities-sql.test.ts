@@ -23,6 +23,7 @@ import type { PostgresStatement } from '../packages/host/src/capabilities/sql/di
 import { type Dialect, isCode, tokenize } from '../packages/host/src/capabilities/sql/lexer.ts';
 import { exportSql, importSql } from '../packages/host/src/capabilities/sql/snapshot.ts';
 import { type SqlDatabase, SqlError, type SqlValue } from '../packages/host/src/capabilities/sql/types.ts';
+import { ownPrefix } from './support/postgres-prefix.ts';
 import { requireService } from './support/services.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'stratum-sql-'));
@@ -700,31 +701,6 @@ function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
     timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms);
   });
   return Promise.race([work, late]).finally(() => clearTimeout(timer));
-}
-
-/**
- * A schema prefix of the test's own, so that its host schema is made afresh; its schemas and
- * roles are removed at the end, on a connection of the hook's own (hooks run in the order they
- * were added, so a connection the test ends in an earlier one is gone).
- */
-function ownPrefix(t: TestContext, url: string): string {
-  const prefix = `stratum_t${randomBytes(4).toString('hex')}`;
-  t.after(async () => {
-    const admin = postgres(url, { max: 1, onnotice: () => {} });
-    try {
-      for (const { nspname } of await admin`SELECT nspname FROM pg_namespace WHERE starts_with(nspname, ${`${prefix}_`})`) {
-        await admin.unsafe(`DROP SCHEMA "${nspname}" CASCADE`);
-      }
-      for (const { rolname } of await admin`SELECT rolname FROM pg_roles WHERE starts_with(rolname, ${`${prefix}_`})`) {
-        await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${rolname}`;
-        await admin.unsafe(`DROP OWNED BY "${rolname}" CASCADE`);
-        await admin.unsafe(`DROP ROLE "${rolname}"`);
-      }
-    } finally {
-      await admin.end({ timeout: 5 });
-    }
-  });
-  return prefix;
 }
 
 test("postgres: a capsule's advisory locks hold up no open, and a lock the host waits for fails its open alone, after lock_timeout", async (t) => {

@@ -11,31 +11,8 @@ import { int, txt, uniqueCapsule } from '../packages/host/src/capabilities/sql/c
 import { createSqlBackend, parseSqlHostConfig, withSqlHost } from '../packages/host/src/capabilities/sql/index.ts';
 import { SqlError, type SqlHostIdentity } from '../packages/host/src/capabilities/sql/types.ts';
 import { deleteState } from '../packages/host/src/control/state.ts';
+import { ownPrefix } from './support/postgres-prefix.ts';
 import { requireService } from './support/services.ts';
-
-/**
- * A schema prefix of the test's own, so that its host schema (and its claim) is made afresh; its
- * schemas and roles are removed at the end, on a connection of the hook's own.
- */
-function ownPrefix(t: TestContext, url: string): string {
-  const prefix = `stratum_c${randomBytes(4).toString('hex')}`;
-  t.after(async () => {
-    const admin = postgres(url, { max: 1, onnotice: () => {} });
-    try {
-      for (const { nspname } of await admin`SELECT nspname FROM pg_namespace WHERE starts_with(nspname, ${`${prefix}_`})`) {
-        await admin.unsafe(`DROP SCHEMA "${nspname}" CASCADE`);
-      }
-      for (const { rolname } of await admin`SELECT rolname FROM pg_roles WHERE starts_with(rolname, ${`${prefix}_`})`) {
-        await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${rolname}`;
-        await admin.unsafe(`DROP OWNED BY "${rolname}" CASCADE`);
-        await admin.unsafe(`DROP ROLE "${rolname}"`);
-      }
-    } finally {
-      await admin.end({ timeout: 5 });
-    }
-  });
-  return prefix;
-}
 
 function identity(name: string): SqlHostIdentity {
   return { key: randomBytes(32).toString('base64url'), name };
@@ -65,7 +42,7 @@ function claimedBy(owner: SqlHostIdentity, prefix: string) {
 test("postgres: a second host on the same database and schema_prefix is refused, and can neither read nor drop the first host's capsules' data", async (t) => {
   const url = await requireService(t, 'postgres');
   if (!url) return;
-  const prefix = ownPrefix(t, url);
+  const prefix = ownPrefix(t, url, 'c');
   const first = identity('host1.example.net');
   const second = identity('host2.example.net');
   // The walkthrough's: host.toml copied to a second host, its name (and key) its own.
@@ -101,7 +78,7 @@ test("postgres: a second host on the same database and schema_prefix is refused,
 test('postgres: the claiming host restarted, restored elsewhere or renamed keeps its stores; a new identity key takes them over only once the prefix is released', async (t) => {
   const url = await requireService(t, 'postgres');
   if (!url) return;
-  const prefix = ownPrefix(t, url);
+  const prefix = ownPrefix(t, url, 'c');
   const admin = look(t, url);
   const key = identity('host1.example.net');
   const notes = { capsule: uniqueCapsule(), label: 'default' };
@@ -139,7 +116,7 @@ test('postgres: the claiming host restarted, restored elsewhere or renamed keeps
 test('postgres: two hosts claiming a fresh database and prefix at once: one of them has it, the other is refused', async (t) => {
   const url = await requireService(t, 'postgres');
   if (!url) return;
-  const prefix = ownPrefix(t, url);
+  const prefix = ownPrefix(t, url, 'c');
   const hosts = [identity('host1.example.net'), identity('host2.example.net')].map((host) =>
     postgresSql({ url, schemaPrefix: prefix, maxConnections: 1, host }),
   );
@@ -153,7 +130,7 @@ test('postgres: two hosts claiming a fresh database and prefix at once: one of t
 test("postgres: the host's identity reaches the backend from withSqlHost through the [sql] section, never from host.toml's text, and another host's deletion of a capsule's data is refused", async (t) => {
   const url = await requireService(t, 'postgres');
   if (!url) return;
-  const prefix = ownPrefix(t, url);
+  const prefix = ownPrefix(t, url, 'c');
   const host = identity('host1.example.net');
   const toml = { sql: { default: { type: 'postgres', url, schema_prefix: prefix } } };
   const carried = withSqlHost(toml, host);

@@ -7,6 +7,7 @@ import postgres from 'postgres';
 import { postgresSql, schemaName } from '../packages/host/src/capabilities/sql/backends/postgres.ts';
 import { int, uniqueCapsule } from '../packages/host/src/capabilities/sql/conformance.ts';
 import type { PostgresStatement } from '../packages/host/src/capabilities/sql/dialect.ts';
+import { dropPrefixed } from './support/postgres-prefix.ts';
 import { requireService } from './support/services.ts';
 
 /** Nothing refused before the server: what a capsule could do past a gap in the dialect's refusals. */
@@ -159,14 +160,7 @@ test("postgres: a capsule role that sets its own password: its pool's next login
   t.after(async () => {
     await backend.close();
     await front.close();
-    for (const { nspname } of await admin`SELECT nspname FROM pg_namespace WHERE starts_with(nspname, ${`${prefix}_`})`) {
-      await admin.unsafe(`DROP SCHEMA "${nspname}" CASCADE`);
-    }
-    for (const { rolname } of await admin`SELECT rolname FROM pg_roles WHERE starts_with(rolname, ${`${prefix}_`})`) {
-      await admin`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = ${rolname}`;
-      await admin.unsafe(`DROP OWNED BY "${rolname}" CASCADE`);
-      await admin.unsafe(`DROP ROLE "${rolname}"`);
-    }
+    await dropPrefixed(admin, prefix);
     await admin.end({ timeout: 5 });
   });
   const scope = { capsule: uniqueCapsule(), label: 'default' };
