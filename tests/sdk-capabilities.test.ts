@@ -3,16 +3,12 @@
 // instance, its log collected.
 import assert from 'node:assert/strict';
 import { cp, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createServer, request } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CAPABILITY_MODULES, createHostRuntime } from '@stratum/host';
-import { buildDevCapsule } from '@stratum/sdk/build';
-import { DEV_SOURCE_CAPABILITY } from '../packages/cli/src/dev/source-capability.ts';
-import { testEngineCacheDir } from './support/dev-engines.ts';
+import { serveDevProject } from './support/js-project.ts';
 import { removeDir } from './support/temp.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/sdk-capabilities/', import.meta.url));
@@ -25,34 +21,14 @@ interface LogLine {
 
 /** Serves a project on a runtime with one instance; `get` answers a path's status and body. */
 async function serve(t: TestContext, project = fixture) {
-  const dev = await buildDevCapsule(project, { engineCacheDir: testEngineCacheDir });
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-sdk-capabilities-'));
-  t.after(() => removeDir(dir));
-  const bundleFile = join(dir, 'bundle.js');
-  await writeFile(bundleFile, dev.bundle);
-  const runtime = await createHostRuntime({
-    dataDir: dir,
-    capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
-    capabilityConfig: { dev: { bundleFile } },
+  // With the bundle's source map, as `stratum dev` installs it: frames read at the sources' lines.
+  const { runtime, port } = await serveDevProject(t, project, 'caps', {
     instancesPerCapsule: 1,
     asyncInstancesPerCapsule: 1,
+    sourceMap: true,
   });
-  t.after(() => runtime.close());
-  // With the bundle's source map, as `stratum dev` installs it: frames read at the sources' lines.
-  await runtime.install({
-    name: 'caps',
-    manifest: dev.manifest,
-    domains: ['caps.test'],
-    component: await readFile(dev.engine.path),
-    sourceMap: dev.sourceMap,
-  });
-  await runtime.start('caps');
   const logs: LogLine[] = [];
   runtime.subscribeLogs('caps', (entry) => logs.push({ level: entry.level, source: entry.source, message: entry.message }));
-  const server = createServer((req, res) => runtime.handleRequest(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => new Promise<void>((resolve) => server.close(() => resolve())));
-  const port = (server.address() as AddressInfo).port;
   const get = (path: string) =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
       const outgoing = request({ host: '127.0.0.1', port, path, headers: { host: 'caps.test' }, agent: false }, (res) => {

@@ -3,16 +3,14 @@
 // host runtime, one instance, its log collected.
 import assert from 'node:assert/strict';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
-import { createServer, request } from 'node:http';
-import { type AddressInfo, connect } from 'node:net';
+import { request } from 'node:http';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type TestContext, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { CAPABILITY_MODULES, createHostRuntime } from '@stratum/host';
-import { buildDevCapsule, declaredProbes, ENGINE_LIBS, engineTypesFile, libraryFiles, typescriptLibDir } from '@stratum/sdk/build';
-import { DEV_SOURCE_CAPABILITY } from '../packages/cli/src/dev/source-capability.ts';
-import { testEngineCacheDir } from './support/dev-engines.ts';
+import { declaredProbes, ENGINE_LIBS, engineTypesFile, libraryFiles, typescriptLibDir } from '@stratum/sdk/build';
+import { serveDevProject } from './support/js-project.ts';
 import { removeDir } from './support/temp.ts';
 
 const fixture = fileURLToPath(new URL('./fixtures/sdk-guest/', import.meta.url));
@@ -39,35 +37,9 @@ interface Served {
 
 /** Serves the fixture (or another project) on a runtime with one instance. */
 async function serveFixture(t: TestContext, project = fixture): Promise<Served> {
-  const dev = await buildDevCapsule(project, { engineCacheDir: testEngineCacheDir });
-  const dir = await mkdtemp(join(tmpdir(), 'stratum-sdk-guest-'));
-  t.after(() => removeDir(dir));
-  const bundleFile = join(dir, 'bundle.js');
-  await writeFile(bundleFile, dev.bundle);
-  const runtime = await createHostRuntime({
-    dataDir: dir,
-    capabilities: [...CAPABILITY_MODULES, DEV_SOURCE_CAPABILITY],
-    capabilityConfig: { dev: { bundleFile } },
-    instancesPerCapsule: 1,
-    asyncInstancesPerCapsule: 1,
-  });
-  t.after(() => runtime.close());
-  await runtime.install({
-    name: 'sdk-guest',
-    manifest: dev.manifest,
-    domains: ['sdk-guest.test'],
-    component: await readFile(dev.engine.path),
-  });
-  await runtime.start('sdk-guest');
+  const { runtime, port } = await serveDevProject(t, project, 'sdk-guest', { instancesPerCapsule: 1, asyncInstancesPerCapsule: 1 });
   const logs: string[] = [];
   runtime.subscribeLogs('sdk-guest', (entry) => logs.push(entry.message));
-  const server = createServer((req, res) => runtime.handleRequest(req, res));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  t.after(() => {
-    server.closeAllConnections();
-    return new Promise<void>((resolve) => server.close(() => resolve()));
-  });
-  const port = (server.address() as AddressInfo).port;
   const get = (path: string, init: Outgoing = {}) =>
     new Promise<Answer>((resolve, reject) => {
       const headers = { ...init.headers, host: 'sdk-guest.test' };
