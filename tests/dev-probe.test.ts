@@ -28,10 +28,10 @@ export default {
 };
 `;
 
-async function project(t: TestContext, source: string): Promise<string> {
+async function project(t: TestContext, source: string, manifest = MANIFEST): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-probe-'));
   t.after(() => removeDir(dir));
-  await writeFile(join(dir, 'stratum.toml'), MANIFEST);
+  await writeFile(join(dir, 'stratum.toml'), manifest);
   await mkdir(join(dir, 'src'));
   await writeFile(join(dir, 'src', 'index.ts'), source);
   return dir;
@@ -59,9 +59,9 @@ async function openDev(t: TestContext, dir: string) {
     return new Promise<void>((resolve) => server.close(() => resolve()));
   });
   const port = (server.address() as AddressInfo).port;
-  const get = () =>
+  const get = (path = '/') =>
     new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const outgoing = request({ host: '127.0.0.1', port, path: '/', headers: { host: 'probed.localhost' }, agent: false }, (res) => {
+      const outgoing = request({ host: '127.0.0.1', port, path, headers: { host: 'probed.localhost' }, agent: false }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString() }));
@@ -111,4 +111,17 @@ test('a first build whose top-level code throws serves nothing, and says why in 
   const answer = await get();
   assert.equal(answer.status, 503);
   assert.match(answer.body, /has no working version yet: the capsule's top-level code threw: SyntaxError: JSON\.parse/);
+});
+
+test('a capsule whose routes do not take / is probed on a path they take: the host answers / 404 without running it', async (t) => {
+  // As the notes template's routes (/notes, /notes/*): a probe of / found a 404 and served nothing.
+  const dir = await project(t, counting('', 'one'), `${MANIFEST}[http]\nroutes = ["/api/*"]\n`);
+  const { capsule, said, get } = await openDev(t, dir);
+  await capsule.reload('starting');
+  assert.ok(capsule.serving, said());
+  assert.deepEqual(JSON.parse((await get('/api/x')).body), { answer: 'one', count: 1 });
+  await writeFile(join(dir, 'src', 'index.ts'), counting(THROWS, 'two'));
+  await capsule.reload('src/index.ts changed, rebuilding');
+  assert.ok(said().includes(THROWS_AT), said());
+  assert.deepEqual(JSON.parse((await get('/api/x')).body), { answer: 'one', count: 2 });
 });

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { StratumError } from '@stratum/core';
 import { CAPABILITY_MODULES, type CapsuleLogEntry, createHostRuntime, type HostConfig, type StratumHostRuntime } from '@stratum/host';
-import type { Manifest } from '@stratum/manifest';
+import { type Manifest, routeExample } from '@stratum/manifest';
 import { DEV_SOURCE_CAPABILITY, type DevSourceConfig } from './source-capability.ts';
 
 /** The header the probe's own handler answers with: any other answer came from the capsule's code or the engine. */
@@ -139,7 +139,8 @@ export class TopLevelProbe {
     const unsubscribe = this.#runtime.subscribeLogs(version.name, (entry) => logs.push(entry), { backlog: 0 });
     try {
       await this.#runtime.start(version.name);
-      const answer = await this.#get();
+      // A path its routes take: the host answers any other 404 without running the capsule.
+      const answer = await this.#get(routeExample(version.manifest.http.routes));
       if (answer.loaded) return;
       // The instance's log lines travel beside its answer; the engine's come before it answers.
       for (let waited = 0; waited < 20 && !logs.some((entry) => entry.message.startsWith(ENGINE_PREFIX)); waited++)
@@ -152,11 +153,11 @@ export class TopLevelProbe {
     }
   }
 
-  #get(): Promise<{ loaded: boolean; status: number; body: string }> {
+  #get(path: string): Promise<{ loaded: boolean; status: number; body: string }> {
     const { request } = process.getBuiltinModule('node:http');
     return new Promise((resolve, reject) => {
       const outgoing = request(
-        { host: '127.0.0.1', port: this.#port, path: '/', headers: { host: 'probe.localhost' }, agent: false },
+        { host: '127.0.0.1', port: this.#port, path, headers: { host: 'probe.localhost' }, agent: false },
         (response) => {
           const chunks: Buffer[] = [];
           response.on('data', (chunk: Buffer) => chunks.push(chunk));
