@@ -27,3 +27,14 @@ test("behind a trusted proxy the host appends the proxy's address after what the
   assert.equal((await who.get('/', { headers: { 'x-forwarded-for': '203.0.113.7' } })).body, '203.0.113.7, 127.0.0.1');
   assert.equal((await who.get('/')).body, '127.0.0.1');
 });
+
+test('an answer names the request id the host gave it, whatever the capsule says', async (t) => {
+  const source = "export default { fetch: () => new Response('x', { headers: { 'Stratum-Request-Id': 'FAKE', 'x-kept': 'yes' } }) };\n";
+  const records: { requestId: string }[] = [];
+  const fake = await serveJsProject(t, { name: 'fake', source });
+  fake.runtime.onRequest((record) => records.push(record));
+  const answer = await fake.get('/');
+  assert.equal(answer.headers['x-kept'], 'yes');
+  for (let tries = 0; tries < 500 && records.length === 0; tries++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(answer.headers['stratum-request-id'], records[0]?.requestId);
+});

@@ -418,6 +418,9 @@ function hasBody(method: string, status: number): boolean {
 }
 
 /** Response headers by which a backend directs the proxy in front of it (nginx, Apache, lighttpd). */
+/** The response header naming a request's id (`Capsule.accept`), which a capsule cannot set. */
+const REQUEST_ID_HEADER = 'stratum-request-id';
+
 const PROXY_DIRECTIVES = new Set(['x-accel-redirect', 'x-sendfile', 'x-sendfile2', 'x-lighttpd-send-file']);
 
 /** A capsule's response head as checked (`#checkedHead`). */
@@ -1083,7 +1086,7 @@ class Capsule {
     const requestId = newRequestId();
     // Every answer names the id its log lines and usage carry (as cf-ray and fly-request-id do):
     // a client's 504 is otherwise not to be found in a busy log. Merged into whatever head goes out.
-    res.setHeader('stratum-request-id', requestId);
+    res.setHeader(REQUEST_ID_HEADER, requestId);
     const path = req.url ?? '/';
     if (this.state !== 'running') {
       answer(res, 503, `the app is ${PUBLIC_STATE[this.state]}`, { 'retry-after': '5' });
@@ -1737,6 +1740,10 @@ class Capsule {
           return undefined;
         }
         declared = length;
+      } else if (name === REQUEST_ID_HEADER) {
+        // The host's, whatever the capsule says: a client quotes it to find the request in the logs.
+        headers = headers.filter((_, at) => at !== index && at !== index + 1);
+        index -= 2;
       } else if (PROXY_DIRECTIVES.has(name)) {
         headers = headers.filter((_, at) => at !== index && at !== index + 1);
         index -= 2;
