@@ -38,6 +38,19 @@ test('a top-level throw is named by what it threw, with the frames the engine lo
   assert.deepEqual(error.details, ['@src/index.ts:7:21', '@stratum-entry.js:4:62']);
 });
 
+test("a top-level throw whose message names a place is named at the sources' place the log gives, not the bundle's", () => {
+  const threw = 'Error: openKeyValue("x") was called by the modules\' top-level code at src/index.ts.bundle.js:1395:24, which runs once';
+  const mapped = 'Error: openKeyValue("x") was called by the modules\' top-level code at src/index.ts:9:15, which runs once';
+  const error = topLevelError({ status: 500, body: `stratum dev: the capsule's top-level code threw: ${threw}\n` }, [
+    entry(
+      "stratum dev: the capsule's top-level code threw on this instance's first request (a production build runs it while building, and would fail)",
+    ),
+    entry(`${mapped}\n@src/index.ts:9:15`),
+  ]);
+  assert.equal(error.message, `the capsule's top-level code threw: ${mapped}`);
+  assert.deepEqual(error.details, ['@src/index.ts:9:15']);
+});
+
 test("an answer that is not the engine's (a CPU limit on a loop) is named by its status, with the host's lines", () => {
   const error = topLevelError({ status: 504, body: 'the capsule used more CPU time than allowed\n' }, [
     entry('installed counter 0.1.0', 'host', 'info'),

@@ -184,6 +184,11 @@ export class TopLevelProbe {
   }
 }
 
+/** A line with its `file:line:column` positions taken out, to tell a message from its mapped copy. */
+function withoutPositions(line: string): string {
+  return line.replace(/[^\s()]+:\d+:\d+/g, '');
+}
+
 /**
  * The error for a version whose top-level code failed: what it threw (the engine's answer says
  * it) and the lines the engine logged after it, whose frames the runtime mapped to the sources.
@@ -196,10 +201,15 @@ export function topLevelError(answer: { status: number; body: string }, logs: re
     : `the capsule's top-level code did not finish: its first request was answered ${answer.status}${said ? ` (${said.split('\n')[0]})` : ''}`;
   const threw = message.replace(/^the capsule's top-level code threw: /, '');
   const at = logs.findIndex((entry) => entry.message.startsWith(ENGINE_SAYS_THREW));
-  const details = (at === -1 ? logs.filter((entry) => entry.source !== 'host' || entry.level !== 'info') : logs.slice(at + 1))
+  const lines = (at === -1 ? logs.filter((entry) => entry.source !== 'host' || entry.level !== 'info') : logs.slice(at + 1))
     .flatMap((entry) => entry.message.split('\n'))
-    .filter((line) => line.trim() !== '' && line !== threw);
-  return new StratumError('DEV_TOP_LEVEL_THREW', message, {
+    .filter((line) => line.trim() !== '');
+  // The answer's text names the bundle's positions; the log's copy of it, which the runtime
+  // mapped to the sources, takes its place: the same message twice, at two places, misled.
+  const mapped = lines.find((line) => withoutPositions(line) === withoutPositions(threw));
+  const headline = mapped === undefined ? message : message.slice(0, message.length - threw.length) + mapped;
+  const details = lines.filter((line) => line !== threw && line !== mapped);
+  return new StratumError('DEV_TOP_LEVEL_THREW', headline, {
     details,
     hint: "The capsule's top-level code (outside fetch) runs as each instance starts, before its first request, and a production build runs it while building, which would fail the same way: it must finish without throwing. Work that needs a request, a store or a config value belongs inside fetch().",
   });
