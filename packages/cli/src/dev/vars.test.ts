@@ -58,6 +58,28 @@ test('a --var-file has a name=value a line, as a .env file, and its errors name 
   assert.doesNotMatch(bad('API_KEY=sk-live-123'), /sk-live/);
 });
 
+test('a --var-file reads values as dotenv does: a ` #` comment after an unquoted value, a double-quoted value over several lines with its escapes, a single-quoted one as written', () => {
+  const text = [
+    'region=eu # where it runs',
+    'hash=a#b',
+    'key="-----BEGIN KEY-----',
+    'MIIB\\nabc',
+    '-----END KEY-----" # a PEM key',
+    "raw='two",
+    "lines \\n'",
+    'quote="say \\"hi\\""',
+    'after=1',
+  ].join('\n');
+  assert.deepEqual(parseVarFile(text, '.env'), [
+    { name: 'region', value: 'eu', from: '.env:1' },
+    { name: 'hash', value: 'a#b', from: '.env:2' },
+    { name: 'key', value: '-----BEGIN KEY-----\nMIIB\nabc\n-----END KEY-----', from: '.env:3' },
+    { name: 'raw', value: 'two\nlines \\n', from: '.env:6' },
+    { name: 'quote', value: 'say "hi"', from: '.env:8' },
+    { name: 'after', value: '1', from: '.env:9' },
+  ]);
+});
+
 test("a capsule's own --var wins over one given to every capsule", () => {
   const flags = [parseVarFlag('greeting=hi'), parseVarFlag('counter:greeting=hello'), parseVarFlag('notes:other=1')];
   assert.deepEqual(varsFor('counter', flags), { greeting: 'hello' });

@@ -43,23 +43,55 @@ function parseVar(text: string): VarFlag | string | typeof NO_EQUALS {
 /**
  * A --var-file: a `name=value` (or `capsule:name=value`) per line, as the dotenv files many
  * tools read. Blank lines and lines starting with # are skipped, an `export ` before the name is
- * allowed, and a value wrapped in matching single or double quotes loses them (nothing inside
- * is unescaped). A later line wins over an earlier one for the same name. Errors name the file
- * and line but never show a value.
+ * allowed, and an unquoted value ends at a ` #` comment. A value in double quotes may span lines
+ * and takes `\n`, `\"` and `\\` escapes (a PEM key); one in single quotes is taken as written,
+ * lines too. A later line wins over an earlier one for the same name. Errors name the file and
+ * line but never show a value.
  */
 export function parseVarFile(text: string, path: string): VarFlag[] {
   const flags: VarFlag[] = [];
-  const lines = text.split('\n');
-  for (const [index, raw] of lines.entries()) {
-    const line = raw.replace(/\r$/, '').trim();
+  const lines = text.split('\n').map((line) => line.replace(/\r$/, ''));
+  for (let index = 0; index < lines.length; index++) {
+    const line = (lines[index] as string).trim();
     if (line === '' || line.startsWith('#')) continue;
+    const start = index;
     const parsed = parseVar(line.replace(/^export\s+/, ''));
     if (parsed === NO_EQUALS) throw usageError(`${path}:${index + 1}: the line has no "=": each is name=value`, VAR_HINT);
     if (typeof parsed === 'string') throw usageError(`${path}:${index + 1}: ${parsed}`, VAR_HINT);
-    const quoted = /^(["'])(.*)\1$/s.exec(parsed.value.trim());
-    flags.push({ ...parsed, value: quoted ? (quoted[2] ?? '') : parsed.value.trim(), from: `${path}:${index + 1}` });
+    let value = parsed.value.trim();
+    const quote = value[0];
+    if (quote === '"' || quote === "'") {
+      // Up to the matching quote, on this line or a later one.
+      let rest = value.slice(1);
+      let end = closingQuote(rest, quote);
+      while (end === -1 && index + 1 < lines.length) {
+        index++;
+        rest += `\n${lines[index]}`;
+        end = closingQuote(rest, quote);
+      }
+      const after = end === -1 ? '' : rest.slice(end + 1).trim();
+      if (end === -1 || (after !== '' && !after.startsWith('#'))) {
+        // No quote that closes it as a quoted value: the line's value as written, as dotenv takes it.
+        index = start;
+      } else {
+        const inner = rest.slice(0, end);
+        value = quote === '"' ? inner.replace(/\\([n"\\])/g, (_, escaped: string) => (escaped === 'n' ? '\n' : escaped)) : inner;
+      }
+    } else {
+      value = value.replace(/\s+#.*$/, '');
+    }
+    flags.push({ ...parsed, value, from: `${path}:${start + 1}` });
   }
   return flags;
+}
+
+/** Where `quote` closes `text` (a double quote not escaped by a backslash), or -1. */
+function closingQuote(text: string, quote: string): number {
+  for (let at = 0; at < text.length; at++) {
+    if (quote === '"' && text[at] === '\\') at++;
+    else if (text[at] === quote) return at;
+  }
+  return -1;
 }
 
 /** The --var-file option, beside --var, of every command that takes config values. */
