@@ -33,3 +33,18 @@ test('a JS capsule that runs out of heap at its memory limit is counted as a mem
   // Served on, not backed off.
   for (let index = 0; index < 4; index++) assert.equal((await get('/')).status, 200);
 });
+
+test('a JS capsule whose engine aborts on an allocation it cannot make is a memory limit hit though its memory is short of the limit', async (t) => {
+  // Objects in one array: the array's storage is reallocated whole as it grows, and one such
+  // reallocation fails well below the limit; SpiderMonkey writes "out of memory" and aborts.
+  const source =
+    "export default { fetch(request) { if (new URL(request.url).pathname === '/objects') { const a = []; for (;;) a.push({ i: a.length, s: 'y' + a.length, o: [a.length] }); } return new Response('ok'); } };\n";
+  const { runtime, get } = await serveJsProject(t, { name: 'objects', source, manifest: '[resources]\nmemory = "256mib"\ncpu = "large"\n' });
+  const records: RequestRecord[] = [];
+  runtime.onRequest((record) => records.push(record));
+  assert.equal((await get('/objects')).status, 500);
+  for (let tries = 0; tries < 500 && records.length < 1; tries++) await new Promise((resolve) => setTimeout(resolve, 10));
+  assert.equal(records[0]?.limit, 'memory');
+  assert.equal(runtime.status().find((capsule) => capsule.name === 'objects')?.limitHits.memory, 1);
+  assert.equal((await get('/')).status, 200);
+});

@@ -238,6 +238,8 @@ const MiB = 1024 * 1024;
  * the trap that follows says only "unreachable", this says why.
  */
 const ENGINE_STALLED = /event loop error, but no exception is pending/;
+/** What StarlingMonkey writes to stderr when an allocation fails, before it aborts: the trap says only "unreachable". */
+const ENGINE_OUT_OF_MEMORY = /mozalloc_abort|^out of memory$/m;
 /**
  * CPU time beyond a request's limit that is put down to V8's own work on the worker's thread
  * before the request is ended. Measured on tiny (0.01 ms of CPU a request) at 5,000 requests/s:
@@ -1679,7 +1681,10 @@ class Capsule {
     if (batch.done) {
       const done = batch.done;
       if (done.trap !== undefined) {
-        const nearCap = this.#nearMemoryCap(done.memoryBytes);
+        // SpiderMonkey aborts when an allocation fails (it writes "out of memory" and calls
+        // mozalloc_abort), which can be far below the cap when one large reallocation fails.
+        const engineOutOfMemory = batch.logs?.some((line) => line.source === 'stderr' && ENGINE_OUT_OF_MEMORY.test(line.message)) ?? false;
+        const nearCap = this.#nearMemoryCap(done.memoryBytes) || engineOutOfMemory;
         const limit = nearCap ? 'memory' : 'trap';
         const stalled = !nearCap && batch.logs?.some((line) => line.source === 'stderr' && ENGINE_STALLED.test(line.message));
         const detail = nearCap
