@@ -39,7 +39,11 @@ test('a JS capsule whose engine aborts on an allocation it cannot make is a memo
   // reallocation fails well below the limit; SpiderMonkey writes "out of memory" and aborts.
   const source =
     "export default { fetch(request) { if (new URL(request.url).pathname === '/objects') { const a = []; for (;;) a.push({ i: a.length, s: 'y' + a.length, o: [a.length] }); } return new Response('ok'); } };\n";
-  const { runtime, get } = await serveJsProject(t, { name: 'objects', source, manifest: '[resources]\nmemory = "256mib"\ncpu = "large"\n' });
+  const { runtime, get } = await serveJsProject(t, {
+    name: 'objects',
+    source,
+    manifest: '[resources]\nmemory = "256mib"\ncpu = "large"\n',
+  });
   const records: RequestRecord[] = [];
   runtime.onRequest((record) => records.push(record));
   assert.equal((await get('/objects')).status, 500);
