@@ -94,5 +94,16 @@ test("SIGHUP applies host.toml's [registrars] at once, names tables that wait fo
     ],
   );
   assert.equal((await ingressGet(host.ingress, 'one.localhost', '/')).status, 200);
+
+  // The name back with another key: its installations are that key's now, and the log says so.
+  const stranger = await generateEd25519KeyPair();
+  await appendFile(config, `[registrars.newcomer]\nkey = "${stranger.publicJwk.x}"\n`);
+  host.child.kill('SIGHUP');
+  const taken = await logged(host, 'registrar "newcomer" now has another key', 1);
+  assert.deepEqual(taken.installations, ['one', 'two']);
+  assert.deepEqual(
+    (await client(stranger).status()).capsules.map((capsule) => capsule.name),
+    ['one', 'two'],
+  );
   assert.equal(host.child.exitCode, null, 'the host runs on');
 });

@@ -213,12 +213,18 @@ Examples:
           logger.error({ problems }, `${configPath} not reloaded: the host runs on as it was`);
           return;
         }
-        const { added, removed, changed, restartNeeded, leftBehind } = host.reload(next);
+        const { added, removed, changed, restartNeeded, leftBehind, newKey } = host.reload(next);
         logger.info({ added, removed, changed }, `${configPath} reloaded: its [registrars] apply from the next request`);
         for (const [registrar, installations] of Object.entries(leftBehind)) {
           logger.warn(
             { registrar, installations },
             `registrar "${registrar}" is no longer trusted, and its ${installations.length === 1 ? 'installation keeps' : `${installations.length} installations keep`} serving: ${installations.join(', ')}; only an operator key drives ${installations.length === 1 ? 'it' : 'them'} now (stratum host uninstall <name>, or trust the registrar again)`,
+          );
+        }
+        for (const [registrar, installations] of Object.entries(newKey)) {
+          logger.warn(
+            { registrar, installations },
+            `registrar "${registrar}" now has another key, which drives its ${installations.length === 1 ? 'installation' : `${installations.length} installations`}: ${installations.join(', ')} (installations belong to a registrar's name in host.toml, whatever key it has)`,
           );
         }
         if (restartNeeded.length > 0) {

@@ -175,6 +175,12 @@ export interface HostReload {
    * They stay, serving as before: only an operator's key can drive or uninstall them now.
    */
   leftBehind: Record<string, string[]>;
+  /**
+   * The installations of each registrar whose name now comes with another key (changed in place,
+   * or taken out and added again): installations belong to a registrar's name in host.toml, so
+   * the new key drives them.
+   */
+  newKey: Record<string, string[]>;
 }
 
 /** The tables of host.toml a reload cannot apply, by the HostConfig member they become. */
@@ -205,10 +211,22 @@ function reloadRegistrars(
       .filter(([, part]) => JSON.stringify(part(running)) !== JSON.stringify(part(next)))
       .map(([table]) => table),
     leftBehind: {},
+    newKey: {},
   };
+  const of = (registrar: string) =>
+    [...installations]
+      .filter(([, owner]) => owner === registrar)
+      .map(([name]) => name)
+      .sort();
   for (const registrar of result.removed) {
-    const names = [...installations].filter(([, owner]) => owner === registrar).map(([name]) => name);
-    if (names.length > 0) result.leftBehind[registrar] = names.sort();
+    const names = of(registrar);
+    if (names.length > 0) result.leftBehind[registrar] = names;
+  }
+  const keyOf = (list: readonly TrustedRegistrar[], name: string) => list.find((one) => one.name === name)?.key.x;
+  for (const registrar of [...result.added, ...result.changed]) {
+    if (keyOf(registrars, registrar) === keyOf(next.registrars, registrar)) continue;
+    const names = of(registrar);
+    if (names.length > 0) result.newKey[registrar] = names;
   }
   // In place: the request verifier, the control API and the link checks all read this array.
   registrars.splice(0, registrars.length, ...next.registrars);
