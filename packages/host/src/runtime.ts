@@ -136,7 +136,7 @@ export interface HostRuntimeOptions {
    * bench/README.md); those beyond the first retire when idle (`idleInstanceMs`). Default 8.
    * A capsule whose requests sleep (a JS capsule's `setTimeout` blocks its thread) gets as many,
    * the worker handing back what was behind the sleeping request (`SleepWatch` in wasi/io.ts).
-   * At most `maxInstances` less one, so that another capsule always finds room.
+   * At most `maxInstances` less one, so that one capsule alone cannot hold them all.
    */
   asyncInstancesPerCapsule?: number;
   /**
@@ -2004,9 +2004,9 @@ class Runtime implements StratumHostRuntime {
     this.instancesPerCapsule = options.instancesPerCapsule ?? availableParallelism();
     this.stuckThreadsPerCapsule = options.stuckThreadsPerCapsule ?? 1;
     this.maxInstances = options.maxInstances ?? defaultMaxInstances();
-    // One instance of the host's is always another capsule's to have: a capsule whose requests
-    // wait could otherwise hold every instance (with [instances] max = 6, 20 sleeping requests
-    // of one capsule made every other capsule's answer wait 11 s and then 503).
+    // One capsule alone cannot hold every instance: with [instances] max = 6, 20 sleeping
+    // requests of one capsule made every other capsule's answer wait 11 s and then 503. Several
+    // capsules whose requests wait still can; then requests wait for an instance to end.
     this.asyncInstancesPerCapsule = Math.min(options.asyncInstancesPerCapsule ?? 8, Math.max(1, this.maxInstances - 1));
     this.#trustedProxies = options.trustedProxies?.length ? addressRanges(options.trustedProxies) : undefined;
     this.#capabilities = capabilities;
