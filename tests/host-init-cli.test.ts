@@ -36,6 +36,8 @@ test('host init writes a host.toml that starts a host trusting the operator key 
   // Paths as the directory was given: absolute here, not relative to wherever the test runs.
   assert.ok(made.stdout.includes(`\n  stratum host start --config ${join(dir, 'host.toml')}\n`), made.stdout);
   // host.toml too: its store tables come to hold passwords and S3 keys.
+  // Its directory too, whatever the umask (the test's default would leave it 0755).
+  assert.equal((await stat(dir)).mode & 0o777, 0o700);
   for (const key of ['host-key.json', 'operator-key.json', 'host.toml']) {
     assert.equal((await stat(join(dir, key))).mode & 0o777, 0o600, `${key} is readable by its owner only`);
   }

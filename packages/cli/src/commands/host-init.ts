@@ -88,7 +88,8 @@ Examples:
     const record = api
       ? { name: hostRecordName(name), strings: formatHostRecord({ publicKey: key.publicKey, api, interfaces }) }
       : undefined;
-    await mkdir(dir, { recursive: true });
+    // Its keys and host.toml are the owner's alone, whatever the umask.
+    await mkdir(dir, { recursive: true, mode: 0o700 });
     await writeKeyFile(join(dir, HOST_KEY_FILE), identity.privateJwk);
     await writeKeyFile(join(dir, OPERATOR_KEY_FILE), operator.privateJwk);
     // Its store tables come to hold passwords and S3 keys (a PostgreSQL url, secret_access_key).

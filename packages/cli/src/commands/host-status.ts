@@ -63,7 +63,7 @@ Examples:
     if (ledger === 'checking') io.stdout.write('usage ledger: being checked after the start; usage is written once the check passes\n');
     if (ledger === 'broken') {
       io.stdout.write(
-        `${paint(io.stdout, 31, 'usage ledger: broken')}: its hash chain does not verify, and no usage is written until it is repaired (the host's log says where)\n`,
+        `${paint(io.stdout, 31, 'usage ledger: broken')}: its hash chain does not verify, or it was changed while the host ran; no usage is written until it is repaired and the host restarted (the host's log says what and where)\n`,
       );
     }
     if (capsules.length === 0) {

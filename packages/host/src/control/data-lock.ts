@@ -54,7 +54,8 @@ export function lockDataDir(dataDir: string, hostName: string, options: DataLock
         ? 'one [metering] flush_interval'
         : `one flush interval (${formatDuration(options.flushIntervalMs)})`;
     (options.logger ?? silentLogger).warn(
-      { dataDir, pid: before.pid, host: before.name, since: before.since },
+      // Not `host`: the host's logger names this host so already.
+      { dataDir, pid: before.pid, previousHost: before.name, since: before.since },
       `the host that last ran on ${dataDir} (${typeof before.name === 'string' ? `${before.name}, ` : ''}process ${before.pid}, up since ${before.since ?? 'an unknown time'}) did not stop cleanly (it was killed, crashed, or its machine went down): the usage it served in up to ${flush} before it ended is not in the usage ledger (spec/host-api.md section 7); its own log, or the service manager's, says how it ended`,
     );
   }
