@@ -56,6 +56,15 @@ test('a host.toml with errors, and a start the host refuses, are logged as JSON 
   assert.equal(fatal?.config, path);
   assert.ok(Array.isArray(fatal?.problems) && fatal.problems.some((problem) => /concurency/.test(String(problem))), broken.stderr);
 
+  // No host.toml at all.
+  const missing = await start(join(dir, 'nowhere', 'host.toml'));
+  assert.equal(missing.code, 1, missing.stderr);
+  assert.deepEqual(
+    missing.lines.map((line) => [line.level, line.config]),
+    [[60, join(dir, 'nowhere', 'host.toml')]],
+    missing.stderr,
+  );
+
   // A valid host.toml on a data directory a newer release wrote.
   const good = join(dir, 'good.toml');
   await writeFile(good, (await readFile(path, 'utf8')).replace('[limits]\ncpu = 5\nconcurency = 3\n', ''));

@@ -108,13 +108,19 @@ Examples:
     try {
       config = await loadHostConfig(configPath);
     } catch (error) {
-      if (!(error instanceof HostConfigError)) throw error;
-      if (format === 'json') {
+      const invalid = error instanceof HostConfigError;
+      if (format === 'json' && isStratumError(error)) {
         // A log shipper reads one stream of JSON lines: what stops the start is one of them too.
         const early = pino({ level, base: null }, io.stderr as unknown as Writable);
-        early.fatal({ code: error.code, config: configPath, problems: error.details }, error.message);
+        const about = invalid
+          ? { problems: error.details }
+          : { ...(error.details.length ? { details: error.details } : {}), ...(error.hint ? { hint: error.hint } : {}) };
+        early.fatal({ code: error.code, config: configPath, ...about }, error.message);
         early.flush();
-      } else for (const line of error.details) io.stderr.write(`${line}\n`);
+        return EXIT_FAILURE;
+      }
+      if (!invalid) throw error;
+      for (const line of error.details) io.stderr.write(`${line}\n`);
       return EXIT_FAILURE;
     }
     const destination = format === 'json' ? (io.stderr as unknown as Writable) : prettyLogStream(io.stderr);
