@@ -57,7 +57,13 @@ test('a host killed while it held the data directory is named at the next start,
   assert.deepEqual(logger.lines, [
     `the host that last ran on ${dir} (h1, process ${child.pid}, up since ${since}) did not stop cleanly (it was killed, crashed, or its machine went down): the usage it served in up to one flush interval (10.0 s) before it ended is not in the usage ledger (spec/host-api.md section 7); its own log, or the service manager's, says how it ended`,
   ]);
-  lock.release();
+  // A start that fails before it serves (a data directory it refuses, say) puts the record back:
+  // the next start still tells of the unclean stop.
+  lock.release({ started: false });
+  const again = warnings();
+  const next = lockDataDir(dir, 'h1', { logger: again, flushIntervalMs: 10_000 });
+  assert.equal(again.lines.length, 1, 'the unclean stop is told again');
+  next.release();
   // This one stopped cleanly: the next start says nothing.
   const quiet = warnings();
   lockDataDir(dir, 'h1', { logger: quiet }).release();

@@ -10,7 +10,12 @@ import { DatabaseSync } from 'node:sqlite';
 import { formatDuration, type Logger, StratumError, silentLogger } from '@stratum/core';
 
 export interface DataLock {
-  release(): void;
+  /**
+   * Lets go of the directory. `started: false` for a start that failed before the host served:
+   * the record of the host before is put back as it was, so that an unclean stop it recorded is
+   * still told at the next start (a refused start recorded a clean stop of its own over it).
+   */
+  release(options?: { started?: boolean }): void;
 }
 
 export interface DataLockOptions {
@@ -47,7 +52,8 @@ export function lockDataDir(dataDir: string, hostName: string, options: DataLock
     });
   }
   // The lock is ours, so the host named there has ended; whether it stopped cleanly is in the file.
-  const before = readHolder(path);
+  const recorded = readRecord(path);
+  const before = holderOf(recorded);
   if (before && before.stopped === null) {
     const flush =
       options.flushIntervalMs === undefined
@@ -64,12 +70,14 @@ export function lockDataDir(dataDir: string, hostName: string, options: DataLock
   writeFileSync(`${path}.json`, `${JSON.stringify(holder)}\n`, { mode: 0o600 });
   let released = false;
   return {
-    release() {
+    release({ started = true } = {}) {
       if (released) return;
       released = true;
       // Before the lock goes: once it has, the next host may have written its own.
       try {
-        writeFileSync(`${path}.json`, `${JSON.stringify({ ...holder, stopped: new Date().toISOString() })}\n`, { mode: 0o600 });
+        const record =
+          started || recorded === undefined ? `${JSON.stringify({ ...holder, stopped: new Date().toISOString() })}\n` : recorded;
+        writeFileSync(`${path}.json`, record, { mode: 0o600 });
       } catch {
         // The next start then warns of an unclean stop: a false alarm, not a lost one.
       }
@@ -78,13 +86,25 @@ export function lockDataDir(dataDir: string, hostName: string, options: DataLock
   };
 }
 
-function readHolder(path: string): Partial<Holder> | undefined {
+function readRecord(path: string): string | undefined {
   try {
-    const holder = JSON.parse(readFileSync(`${path}.json`, 'utf8')) as Partial<Holder> | null;
+    return readFileSync(`${path}.json`, 'utf8');
+  } catch {
+    return undefined;
+  }
+}
+
+function holderOf(text: string | undefined): Partial<Holder> | undefined {
+  try {
+    const holder = JSON.parse(text ?? '') as Partial<Holder> | null;
     return holder !== null && typeof holder === 'object' && typeof holder.pid === 'number' ? holder : undefined;
   } catch {
     return undefined;
   }
+}
+
+function readHolder(path: string): Partial<Holder> | undefined {
+  return holderOf(readRecord(path));
 }
 
 function describeHolder(path: string): string {

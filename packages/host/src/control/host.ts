@@ -289,7 +289,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     });
   } catch (error) {
     await ledger?.close();
-    lock.release();
+    lock.release({ started: false });
     throw error;
   }
   const nonces = new NonceStore(join(config.dataDir, 'control', 'nonces'));
