@@ -112,7 +112,10 @@ test('a host whose large usage ledger does not verify still starts, and host sta
   assert.equal(ledger, 'broken');
   const text = await run(['host', 'status', '--url', host.controlUrl.href, '--key', join(dir, 'operator.key')]);
   assert.equal(text.code, 0, text.stderr);
-  assert.match(text.stdout, /\nusage ledger: broken: its hash chain does not verify, or it was changed while the host ran; no usage is written until it is repaired/);
+  assert.match(
+    text.stdout,
+    /\nusage ledger: broken: its hash chain does not verify, or it was changed while the host ran; no usage is written until it is repaired/,
+  );
 });
 
 test('host status with a key the host does not trust fails with the reason, and the public key the operator adds', async (t) => {
