@@ -31,9 +31,12 @@ export async function serveDevProject(
   t: TestContext,
   projectDir: string,
   name: string,
-  options: Omit<HostRuntimeOptions, 'dataDir' | 'capabilities' | 'capabilityConfig'> & { sourceMap?: boolean } = {},
+  options: Omit<HostRuntimeOptions, 'dataDir' | 'capabilities' | 'capabilityConfig'> & {
+    sourceMap?: boolean;
+    config?: Record<string, string>;
+  } = {},
 ): Promise<{ runtime: StratumHostRuntime; port: number; listen(address: string): Promise<number> }> {
-  const { sourceMap, ...runtimeOptions } = options;
+  const { sourceMap, config, ...runtimeOptions } = options;
   const dev = await buildDevCapsule(projectDir, { engineCacheDir: testEngineCacheDir });
   const dataDir = await mkdtemp(join(tmpdir(), `stratum-${name}-data-`));
   t.after(() => removeDir(dataDir));
@@ -52,6 +55,7 @@ export async function serveDevProject(
     domains: [`${name}.test`],
     component: await readFile(dev.engine.path),
     ...(sourceMap ? { sourceMap: dev.sourceMap } : {}),
+    ...(config ? { config } : {}),
   });
   await runtime.start(name);
   const listen = async (address: string) => {
@@ -69,7 +73,7 @@ export async function serveDevProject(
 /** A JS capsule of one source file (`src/index.js`) and a manifest's extra tables, served by `serveDevProject`. */
 export async function serveJsProject(
   t: TestContext,
-  project: { name: string; source: string; manifest?: string },
+  project: { name: string; source: string; manifest?: string; config?: Record<string, string> },
   options: Omit<HostRuntimeOptions, 'dataDir' | 'capabilities' | 'capabilityConfig'> = {},
 ): Promise<ServedProject> {
   const dir = await mkdtemp(join(tmpdir(), `stratum-${project.name}-`));
@@ -80,7 +84,10 @@ export async function serveJsProject(
   );
   await mkdir(join(dir, 'src'));
   await writeFile(join(dir, 'src', 'index.js'), project.source);
-  const { runtime, port, listen } = await serveDevProject(t, dir, project.name, options);
+  const { runtime, port, listen } = await serveDevProject(t, dir, project.name, {
+    ...options,
+    ...(project.config ? { config: project.config } : {}),
+  });
   const get: ServedProject['get'] = (path, { headers = {}, host = '127.0.0.1', port: to = port } = {}) =>
     new Promise((resolve, reject) => {
       request({ host, port: to, path, headers: { host: `${project.name}.test`, ...headers } }, (res) => {

@@ -21,8 +21,23 @@ export function getConfig(name: string): string | undefined {
 }
 
 function read(name: string): string | undefined {
-  return call('config', `get("${name}")`, () => get(name));
+  return seen(call('config', `get("${name}")`, () => get(name)));
 }
+
+/**
+ * In `stratum dev`, the values read, which its 500 page leaves out of what was thrown
+ * (`uncaughtAnswer` in http.ts): the page goes to a browser, maybe through a tunnel, and the
+ * capsule cannot tell a secret from another value; the terminal's log masks secrets itself.
+ * Nothing is kept on a host, whose 500 says nothing of the error.
+ */
+function seen<T extends string | undefined>(value: T): T {
+  const kept = (globalThis as Record<symbol, unknown>)[DEV_CONFIG_VALUES];
+  if (value !== undefined && kept instanceof Set) kept.add(value);
+  return value;
+}
+
+/** Where `seen` keeps them: a Set the HTTP adapter makes in dev (http.ts, which must not import this module's wasi:config). */
+const DEV_CONFIG_VALUES = Symbol.for('stratum.dev.configValues');
 
 /** Like getConfig, but a missing value is an error that names the variable. */
 export function requireConfig(name: string): string {
@@ -35,5 +50,5 @@ export function requireConfig(name: string): string {
 /** Every config variable that has a value. */
 export function allConfig(): Record<string, string> {
   refuseAtTopLevel('allConfig()', 'let config; … config ??= allConfig()', BAKED);
-  return Object.fromEntries(call('config', 'get-all', () => getAll()));
+  return Object.fromEntries(call('config', 'get-all', () => getAll()).map(([name, value]) => [name, seen(value)]));
 }

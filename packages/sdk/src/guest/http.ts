@@ -303,6 +303,10 @@ const NO_ENV: CapsuleEnv = Object.freeze({});
  * production build runs.
  */
 const IN_DEV = Symbol.for('stratum.dev');
+/** The config values the capsule read, in dev only (config.ts keeps them there). */
+const DEV_CONFIG_VALUES = Symbol.for('stratum.dev.configValues');
+if ((globalThis as Record<symbol, unknown>)[IN_DEV] !== undefined)
+  (globalThis as Record<symbol, unknown>)[DEV_CONFIG_VALUES] ??= new Set<string>();
 
 /**
  * What an uncaught error answers: on a host, nothing of the error, which may hold what the client
@@ -311,7 +315,14 @@ const IN_DEV = Symbol.for('stratum.dev');
  */
 function uncaughtAnswer(error: unknown): string {
   if ((globalThis as Record<symbol, unknown>)[IN_DEV] === undefined) return 'Internal Server Error';
-  const thrown = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  let thrown = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  // Config values the capsule read (config.ts) stay out of the page, secrets among them.
+  const read = (globalThis as Record<symbol, unknown>)[DEV_CONFIG_VALUES];
+  if (read instanceof Set) {
+    for (const value of [...read].sort((a, b) => String(b).length - String(a).length)) {
+      if (typeof value === 'string' && value.length >= 4) thrown = thrown.split(value).join('[a config value]');
+    }
+  }
   return `Internal Server Error: ${thrown}\n\n(stratum dev shows what was thrown, and the terminal where; a host answers "Internal Server Error" alone)\n`;
 }
 
