@@ -828,6 +828,31 @@ test('a ledger deleted, or cut inside an entry, since its checkpoint says plainl
   assert.deepEqual(logger.errors, []);
 });
 
+test('a ledger cut short while the host runs is held to all the entries that host wrote at the next start, not to its last checkpoint', async (t) => {
+  const path = await tempLedger(t);
+  const ledger = await UsageLedger.open(path);
+  ledger.record(record('a'));
+  await ledger.flush();
+  // Checkpointed at open; these come after it, as a busy host's last minutes do.
+  for (const capsule of ['b', 'c', 'd']) {
+    ledger.record(record(capsule));
+    await ledger.flush();
+  }
+  const lines = (await readFile(path, 'utf8')).split('\n');
+  const before = (await stat(path, { bigint: true })).ctimeNs;
+  await moveCtime(path, before, () => writeFile(path, `${lines.slice(0, 2).join('\n')}\n`));
+  ledger.record(record('a'));
+  await assert.rejects(ledger.flush(), (error: Error & { code?: string }) => error.code === 'LEDGER_CHANGED');
+  await ledger.close();
+  const logger = { ...erroringLogger(), ...capturingLogger(), errors: [] as { message: string }[] };
+  logger.error = (...args: unknown[]) => void logger.errors.push({ message: String(args.find((arg) => typeof arg === 'string')) });
+  await (await UsageLedger.open(path, { logger })).close();
+  assert.match(
+    logger.errors[0]?.message ?? '',
+    /holds 2 entries, but this host verified 4 entries in it before .*: entries 3 to 4 \(2\) are gone/,
+  );
+});
+
 test('a write that fails (a full disk) leaves no partial line, and its usage is written by the next flush', async (t) => {
   const path = await tempLedger(t);
   let clock = Date.parse('2026-11-01T00:00:00Z');

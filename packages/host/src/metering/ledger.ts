@@ -680,6 +680,9 @@ export class UsageLedger {
       { err: this.#broken, details: this.#broken.details, ledger: this.path, ...(kept ? { kept } : {}) },
       `${this.#broken.message}; no usage is written from now on, and what is used is kept in memory until the host stops (its stop logs it)${kept ? `; ${this.#broken.details[0]}` : ''}. ${this.#broken.hint}`,
     );
+    // What this host verified and wrote, for the next start to hold the ledger to: the last
+    // checkpoint may be minutes older, and a start then counted too few entries gone, or none.
+    await this.#checkpoint();
     throw this.#broken;
   }
 
