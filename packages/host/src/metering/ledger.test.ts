@@ -853,6 +853,28 @@ test('a ledger cut short while the host runs is held to all the entries that hos
   );
 });
 
+test('a ledger deleted while the host ran is reported at the next start with the copy that host kept of it', async (t) => {
+  const path = await tempLedger(t);
+  const ledger = await UsageLedger.open(path);
+  for (const capsule of ['a', 'b', 'c']) {
+    ledger.record(record(capsule));
+    await ledger.flush();
+  }
+  await rm(path);
+  ledger.record(record('a'));
+  await assert.rejects(ledger.flush(), (error: Error & { code?: string }) => error.code === 'LEDGER_CHANGED');
+  await ledger.close();
+  const logger = { ...erroringLogger(), ...capturingLogger(), errors: [] as { message: string }[] };
+  logger.error = (...args: unknown[]) => void logger.errors.push({ message: String(args.find((arg) => typeof arg === 'string')) });
+  await (await UsageLedger.open(path, { logger })).close();
+  assert.match(logger.errors[0]?.message ?? '', /is missing or empty, but this host verified 3 entries in it before .*: all 3 are gone/);
+  const copy = /The host before kept what it had written in (\S+): that may be the ledger to put back\./.exec(
+    logger.errors[0]?.message ?? '',
+  )?.[1];
+  assert.ok(copy?.startsWith(`${path}.replaced-`), logger.errors[0]?.message);
+  assert.deepEqual(await verifyLedgerFile(copy ?? ''), { ok: true, entries: 3, head: ledger.head.hash });
+});
+
 test('a write that fails (a full disk) leaves no partial line, and its usage is written by the next flush', async (t) => {
   const path = await tempLedger(t);
   let clock = Date.parse('2026-11-01T00:00:00Z');

@@ -1,7 +1,7 @@
 import { createHash, type Hash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readdirSync } from 'node:fs';
 import { type FileHandle, mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { errorMessage, formatBytes, formatDuration, type Logger, StratumError, silentLogger } from '@stratum/core';
 import type { RequestRecord } from '../runtime-types.ts';
@@ -617,9 +617,21 @@ export class UsageLedger {
       entries === 0
         ? `the usage ledger ${path} is missing or empty, but this host verified ${verified} in it before (its checkpoint ${path}.checkpoint says so): all ${missing} are gone, with the usage they held, and a new chain begins at entry 1`
         : `the usage ledger ${path} holds ${entries} ${entries === 1 ? 'entry' : 'entries'}, but this host verified ${verified} in it before (its checkpoint ${path}.checkpoint says so): entries ${entries + 1} to ${checkpoint.entries} (${missing}) are gone, with the usage they held; a crash does not remove verified entries, so they were cut from its end or it was put back from an older backup. Its chain verifies, and the host carries it on from entry ${entries + 1}`;
+    // A running host keeps its own copy of a ledger replaced or deleted under it (LEDGER_CHANGED).
+    let copies: string[] = [];
+    try {
+      copies = readdirSync(dirname(path))
+        .filter((file) => file.startsWith(`${basename(path)}.replaced-`))
+        .map((file) => join(dirname(path), file))
+        .sort();
+    } catch {
+      // Only a pointer for the operator; the report stands without it.
+    }
+    const kept =
+      copies.length > 0 ? ` The host before kept what it had written in ${copies.join(', ')}: that may be the ledger to put back.` : '';
     this.#logger.error(
-      { ledger: path, entries, checkpointEntries: checkpoint.entries, missing },
-      `${what}. If this was meant (a backup put back, or the ledger moved aside after a LEDGER_CORRUPT refusal), nothing more is needed; if not, stop the host and put back a ledger that holds them (mv ${path} ${path}.short first, for the audit). A registrar that recorded the ledger's head from host usage sees the removal too.`,
+      { ledger: path, entries, checkpointEntries: checkpoint.entries, missing, ...(copies.length > 0 ? { copies } : {}) },
+      `${what}.${kept} If this was meant (a backup put back, or the ledger moved aside after a LEDGER_CORRUPT refusal), nothing more is needed; if not, stop the host and put back a ledger that holds them (mv ${path} ${path}.short first, for the audit). A registrar that recorded the ledger's head from host usage sees the removal too.`,
     );
   }
 
