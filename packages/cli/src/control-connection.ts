@@ -47,7 +47,7 @@ take a host's name from its unsigned identity endpoint (spec/host-api.md section
 from a host on this machine, a loopback --url such as http://127.0.0.1:7070/v1.`;
 
 /** How a control command's usage line says which host: host.toml by default, or its address and a key. */
-export const CONTROL_USAGE = '[--config <host.toml> | --url <control API> --key <registrar key>]';
+export const CONTROL_USAGE = '[--config <host.toml> | --url <control API> --audience <host name> --key <registrar key>]';
 
 /** The operator's registrar key that `stratum host init` writes beside host.toml. */
 export const OPERATOR_KEY_FILE = 'operator-key.json';

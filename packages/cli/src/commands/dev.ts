@@ -66,7 +66,8 @@ Config values come from --var name=value, or from --var-file, a file of name=val
 keeps secrets off the command line. The file is read again at every reload: one in the project
 directory is watched like the sources, so an edit to it is served within a second. Without
 --var-file, a project whose manifest declares config variables has its .env read that way (as
-wrangler reads .dev.vars); --var wins over a line of it.
+wrangler reads .dev.vars); --var wins over a line of it. Each line must be a config variable's
+lowercase name=value: another tool's line there (NODE_ENV=...) stops dev.
 
 Stores get embedded backends (SQLite, a local directory) unless --backend binds them to a real
 service:

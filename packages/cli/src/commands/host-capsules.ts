@@ -861,7 +861,7 @@ ${CONTROL_HELP}
 
 Examples:
   stratum host logs hello --config host.toml
-  stratum host logs hello -f --lines 0 --json --url https://h1.example.net/stratum/v1 --key registrar.key
+  stratum host logs hello -f --lines 0 --json --url https://h1.example.net/stratum/v1 --audience h1.example.net --key registrar.key
   stratum host logs hello -f --json --after 1765130000000-4182 --config host.toml`,
   maxPositionals: 1,
   options: {
@@ -988,7 +988,7 @@ ${CONTROL_HELP}
 
 Examples:
   stratum host usage --month 2026-11 --config host.toml
-  stratum host usage --capsule hello --since 2026-12-01 --json --url https://h1.example.net/stratum/v1 --key registrar.key`,
+  stratum host usage --capsule hello --since 2026-12-01 --json --url https://h1.example.net/stratum/v1 --audience h1.example.net --key registrar.key`,
   maxPositionals: 0,
   options: {
     month: { type: 'string', short: 'm', value: 'YYYY-MM', description: 'one calendar month, UTC' },
@@ -1110,7 +1110,8 @@ two hosts differ); --key signs for both unless --from-key or --to-key is given.
 
 Examples:
   stratum host move counter examples/counter --from-config h1/host.toml --to-config h2/host.toml
-  stratum host move shop ./shop --from-url https://h1.example.net/v1 --to-url https://h2.example.net/v1 --key registrar.key \\
+  stratum host move shop ./shop --from-url https://h1.example.net/v1 --from-audience h1.example.net \\
+    --to-url https://h2.example.net/v1 --to-audience h2.example.net --key registrar.key \\
     --var-file shop.env --dns 192.0.2.53:53 --zone shop.example.com --tsig-key update.key`,
   maxPositionals: 2,
   options: {

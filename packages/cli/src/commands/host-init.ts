@@ -22,8 +22,9 @@ Writes what \`stratum host start\` needs into the directory (default: the curren
   host-key.json      the host's Ed25519 identity key
   operator-key.json  your own registrar key, trusted in host.toml as [registrars.operator]: it
                      signs \`host status\`, \`host install\` and the rest
-Both keys are readable by their owner only. It never overwrites a file: it refuses if any of
-the three exists.
+host.toml and both keys are readable by their owner only (host.toml comes to hold store
+passwords), and a directory it creates is too: run it as the user the host runs as. It never
+overwrites a file: it refuses if any of the three exists.
 
 With --api it also prints the _stratum-host TXT record to publish in the host's zone
 (spec/discovery.md section 4), as \`host keygen\` does.
