@@ -1086,7 +1086,7 @@ class Capsule {
 
   accept(req: IncomingMessage, res: ServerResponse, domain: string): void {
     const requestId = newRequestId();
-    // Every answer names the id its log lines and usage carry (as cf-ray and fly-request-id do):
+    // Every answer names the id its log lines and request record carry (as cf-ray and fly-request-id do):
     // a client's 504 is otherwise not to be found in a busy log. Merged into whatever head goes out.
     res.setHeader(REQUEST_ID_HEADER, requestId);
     const path = req.url ?? '/';
