@@ -10,21 +10,13 @@ import { setTimeout } from 'node:timers/promises';
 import { DevCapsule } from '../packages/cli/src/dev/capsule.ts';
 import { DevOutput } from '../packages/cli/src/dev/output.ts';
 import { parseVarFlag } from '../packages/cli/src/dev/vars.ts';
+import { openDevCapsule } from './support/dev-capsule.ts';
 import { testCacheHome } from './support/dev-engines.ts';
 import { removeDir } from './support/temp.ts';
 import { buildTiny } from './support/tiny.ts';
 
 /** A dev capsule of the project in `dir`, closed after the test; `said()` is what dev printed so far. */
-async function openDev(t: TestContext, dir: string): Promise<{ capsule: DevCapsule; said: () => string }> {
-  const stream = new PassThrough();
-  let said = '';
-  stream.on('data', (chunk: Buffer) => {
-    said += chunk.toString();
-  });
-  const capsule = await DevCapsule.open({ dir, alone: true, port: 0, flags: [], output: new DevOutput(stream, { json: false }) });
-  t.after(() => capsule.close());
-  return { capsule, said: () => said };
-}
+const openDev = (t: TestContext, dir: string) => openDevCapsule(t, dir);
 
 test('a save with nothing changed serves a capsule the runtime stopped again, saying why it was stopped', async (t) => {
   const dir = await mkdtemp(join(tmpdir(), 'stratum-dev-capsule-'));

@@ -7,10 +7,8 @@ import { createServer, request } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import { type TestContext, test } from 'node:test';
-import { DevCapsule } from '../packages/cli/src/dev/capsule.ts';
-import { DevOutput } from '../packages/cli/src/dev/output.ts';
+import { openDevCapsule } from './support/dev-capsule.ts';
 import { testCacheHome } from './support/dev-engines.ts';
 import { removeDir } from './support/temp.ts';
 
@@ -45,13 +43,7 @@ async function openDev(t: TestContext, dir: string) {
     if (cacheHome === undefined) delete process.env.XDG_CACHE_HOME;
     else process.env.XDG_CACHE_HOME = cacheHome;
   });
-  const stream = new PassThrough();
-  let said = '';
-  stream.on('data', (chunk: Buffer) => {
-    said += chunk.toString();
-  });
-  const capsule = await DevCapsule.open({ dir, alone: true, port: 0, flags: [], output: new DevOutput(stream, { json: false }) });
-  t.after(() => capsule.close());
+  const { capsule, said } = await openDevCapsule(t, dir);
   const server = createServer((req, res) => capsule.handleRequest(req, res));
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.after(() => {
@@ -69,7 +61,7 @@ async function openDev(t: TestContext, dir: string) {
       outgoing.on('error', reject);
       outgoing.end();
     });
-  return { capsule, said: () => said, get };
+  return { capsule, said, get };
 }
 
 const THROWS = "const LIMITS = JSON.parse('{bad json');";

@@ -560,6 +560,13 @@ function erroringLogger(): Logger & { errors: { fields: Record<string, unknown>;
   return logger;
 }
 
+/** Both of the above in one: the warnings and the errors a ledger logs. */
+function recordingLogger(): ReturnType<typeof capturingLogger> & Pick<ReturnType<typeof erroringLogger>, 'errors'> {
+  const { errors, error } = erroringLogger();
+  const logger = { ...capturingLogger(), errors, error, child: () => logger };
+  return logger;
+}
+
 /** Waits, without asserting how long, until something moves the file's ctime past `before` (`touch` moves it by a write or a chmod). */
 async function moveCtime(path: string, before: bigint, touch: () => Promise<void>): Promise<void> {
   await touch();
@@ -798,8 +805,7 @@ test('a ledger deleted, or cut inside an entry, since its checkpoint says plainl
   await writeChain(path, 10);
   await (await UsageLedger.open(path)).close();
   const bytes = await readFile(path);
-  const logger = { ...erroringLogger(), ...capturingLogger(), errors: [] as { message: string }[] };
-  logger.error = (...args: unknown[]) => void logger.errors.push({ message: String(args.find((arg) => typeof arg === 'string')) });
+  const logger = recordingLogger();
   // Cut inside entry 9: its rest is no crash's, and 9 and 10 are gone.
   const cut = bytes.indexOf('"seq":9') + 3;
   const ninth = Buffer.byteLength(`${(await readFile(path, 'utf8')).split('\n').slice(0, 8).join('\n')}\n`);
@@ -844,8 +850,7 @@ test('a ledger cut short while the host runs is held to all the entries that hos
   ledger.record(record('a'));
   await assert.rejects(ledger.flush(), (error: Error & { code?: string }) => error.code === 'LEDGER_CHANGED');
   await ledger.close();
-  const logger = { ...erroringLogger(), ...capturingLogger(), errors: [] as { message: string }[] };
-  logger.error = (...args: unknown[]) => void logger.errors.push({ message: String(args.find((arg) => typeof arg === 'string')) });
+  const logger = recordingLogger();
   await (await UsageLedger.open(path, { logger })).close();
   assert.match(
     logger.errors[0]?.message ?? '',
@@ -864,8 +869,7 @@ test('a ledger deleted while the host ran is reported at the next start with the
   ledger.record(record('a'));
   await assert.rejects(ledger.flush(), (error: Error & { code?: string }) => error.code === 'LEDGER_CHANGED');
   await ledger.close();
-  const logger = { ...erroringLogger(), ...capturingLogger(), errors: [] as { message: string }[] };
-  logger.error = (...args: unknown[]) => void logger.errors.push({ message: String(args.find((arg) => typeof arg === 'string')) });
+  const logger = recordingLogger();
   await (await UsageLedger.open(path, { logger })).close();
   assert.match(logger.errors[0]?.message ?? '', /is missing or empty, but this host verified 3 entries in it before .*: all 3 are gone/);
   const copy = /The host before kept what it had written in (\S+): that may be the ledger to put back\./.exec(
