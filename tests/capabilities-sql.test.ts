@@ -25,6 +25,7 @@ import { exportSql, importSql } from '../packages/host/src/capabilities/sql/snap
 import { type SqlDatabase, SqlError, type SqlValue } from '../packages/host/src/capabilities/sql/types.ts';
 import { ownPrefix } from './support/postgres-prefix.ts';
 import { requireService } from './support/services.ts';
+import { within } from './support/within.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'stratum-sql-'));
 process.on('exit', () => rmSync(dataDir, { recursive: true, force: true }));
@@ -693,15 +694,6 @@ test("postgres: drop(scope) removes a capsule's schema and its cluster-wide role
   await backend.drop(scope);
   await backend.drop({ capsule: uniqueCapsule(), label: 'default' });
 });
-
-/** Rejects if `work` has not settled within `ms`: what a test of a wait that must end uses, so that it fails instead of hanging. */
-function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms);
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
-}
 
 test("postgres: a capsule's advisory locks hold up no open, and a lock the host waits for fails its open alone, after lock_timeout", async (t) => {
   const url = await requireService(t, 'postgres');

@@ -9,6 +9,7 @@ import { int, uniqueCapsule } from '../packages/host/src/capabilities/sql/confor
 import type { PostgresStatement } from '../packages/host/src/capabilities/sql/dialect.ts';
 import { dropPrefixed } from './support/postgres-prefix.ts';
 import { requireService } from './support/services.ts';
+import { within } from './support/within.ts';
 
 /** Nothing refused before the server: what a capsule could do past a gap in the dialect's refusals. */
 function unrefused(sql: string): PostgresStatement {
@@ -138,15 +139,6 @@ async function logsIn(front: string, role: string, password: string): Promise<bo
   } finally {
     await sql.end({ timeout: 5 });
   }
-}
-
-/** Rejects if `work` has not settled within `ms`: a login the client library retries for ever must fail the test, not hang it. */
-function within<T>(ms: number, work: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const late = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what}: still waiting after ${ms} ms`)), ms);
-  });
-  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 test("postgres: a capsule role that sets its own password: its pool's next login sets the host's again, and goes on", async (t) => {
