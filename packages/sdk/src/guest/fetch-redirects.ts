@@ -8,7 +8,7 @@
 // hands the 3xx back and `'error'` rejects. Every hop is a request of its own to the host, which
 // refuses one to an origin the manifest does not grant. Imported for this effect by globals.ts.
 
-import { refuseAtTopLevel } from './top-level.ts';
+import { atTopLevel, refuseAtTopLevel } from './top-level.ts';
 
 const fetchOnce = globalThis.fetch;
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
@@ -28,16 +28,25 @@ function replayable(body: unknown): boolean {
   );
 }
 
-globalThis.fetch = async function fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> {
+globalThis.fetch = function fetch(input: Request | string | URL, init?: RequestInit): Promise<Response> {
   // A production build's engine rejects it there ("fetch can only be used during request
-  // handling"), where stratum dev's, which runs the top-level code on a request, sent it: refused
-  // alike in both, at the caller's line. Here, in the outermost wrapper, the caller is two frames up.
-  const target = input instanceof Request ? input.url : String(input);
-  refuseAtTopLevel(
-    `fetch(${JSON.stringify(target)})`,
-    `let data; … data ??= await fetch(${JSON.stringify(target)}).then((response) => response.json())`,
-    'where no request can go out',
-  );
+  // handling"), where stratum dev's, which runs the top-level code on a request, sent it. Refused
+  // alike in both, at the caller's line, and thrown rather than returned as a rejection, as Workers
+  // does: a top-level fetch that nothing awaits (a config loaded into a promise for later) failed
+  // silently, the capsule built and served without it. Here, in the outermost wrapper, the caller
+  // is two frames up.
+  if (atTopLevel()) {
+    const target = input instanceof Request ? input.url : typeof input === 'string' ? input : input instanceof URL ? input.href : '…';
+    refuseAtTopLevel(
+      `fetch(${JSON.stringify(target)})`,
+      `let data; … data ??= await fetch(${JSON.stringify(target)}).then((response) => response.json())`,
+      'where no request can go out',
+    );
+  }
+  return fetchFollowing(input, init);
+};
+
+async function fetchFollowing(input: Request | string | URL, init?: RequestInit): Promise<Response> {
   const first = input instanceof Request ? input : undefined;
   // StarlingMonkey's Request has no `redirect` (engine-types.ts): a Request made with one reads as undefined.
   const mode = init?.redirect ?? (first as { redirect?: RequestInit['redirect'] } | undefined)?.redirect ?? 'follow';
@@ -87,4 +96,4 @@ globalThis.fetch = async function fetch(input: Request | string | URL, init?: Re
       return response;
     }
   }
-};
+}
