@@ -899,6 +899,16 @@ export class UsageLedger {
     return out;
   }
 
+  /**
+   * The entries from the last indexed one before `since` on, for a monthly report: every entry
+   * whose period begins at or after `since` is among them (spec/usage-report.md).
+   */
+  async *entriesSince(since: Date): AsyncGenerator<LedgerEntry> {
+    await this.#writing;
+    if (this.#broken) throw this.#broken;
+    yield* this.#read(this.#known.offsetBefore(since.getTime()));
+  }
+
   /** The entries from the line at byte `start` on. */
   async *#read(start = 0): AsyncGenerator<LedgerEntry> {
     const lines = createInterface({ input: createReadStream(this.path, { encoding: 'utf8', start }), crlfDelay: Number.POSITIVE_INFINITY });
