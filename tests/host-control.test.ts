@@ -1259,5 +1259,6 @@ test('answers match the OpenAPI document', async (t) => {
     '/status',
     '/usage',
     '/usage/ledger',
+    '/usage/report',
   ]);
 });
