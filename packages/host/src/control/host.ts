@@ -13,6 +13,7 @@ import {
   readKeyFile,
   releaseVersion,
   StratumError,
+  signEd25519,
   silentLogger,
 } from '@stratum/core';
 import { parseBucketHostConfig } from '../capabilities/bucket/index.ts';
@@ -425,6 +426,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     const handler = createControlHandler({
       name: config.name,
       identity: publicPart(identityKey),
+      sign: (data) => signEd25519(identityKey, data),
       version,
       runtime,
       store,

@@ -9,6 +9,7 @@ import { type Manifest, ManifestError, parseManifest } from '@stratum/manifest';
 import { resolveConfig } from '../capabilities/config/index.ts';
 import type { TrustedRegistrar } from '../config/types.ts';
 import type { UsageLedger } from '../metering/ledger.ts';
+import { buildUsageReport, monthBounds, signUsageReport } from '../metering/report.ts';
 import type { CapsuleLogEntry, CapsuleStatus, HostRuntime } from '../runtime-types.ts';
 import { bodyHash, bodyMismatch, ControlAuthError, type RequestToVerify, type VerifiedRequest } from './auth.ts';
 import type { LinkChecker } from './domain-links.ts';
@@ -60,6 +61,8 @@ export interface ControlServerOptions {
   name: string;
   /** The host's identity, shown unauthenticated at `<base>/identity`. */
   identity: Ed25519PublicJwk;
+  /** Signs with the identity key's private half, for the monthly usage report; without it, `/usage/report` answers 404. */
+  sign?: (data: Uint8Array) => Promise<Uint8Array>;
   version: string;
   runtime: HostRuntime;
   store: InstallationStore;
@@ -622,6 +625,46 @@ export function createControlHandler(options: ControlServerOptions): (request: I
       const limit = integerParam(url, 'limit', 1000, 1, 10_000);
       await options.ledger.flush();
       return json(response, 200, { entries: await options.ledger.entries(after, limit), head: options.ledger.head });
+    }
+    if (collection === 'usage' && name === 'report' && parts.length === 3 && options.sign) {
+      allow(method, 'GET');
+      if (!registrar.operator) {
+        throw new HttpError(403, 'OPERATOR_ONLY', "the usage report sums every registrar's capsules; only an operator key reads it", {
+          hint: `host.toml marks the host operator's own key: [registrars.<name>] operator = true. Registrar "${registrar.name}" reads its capsules' usage at /usage.`,
+        });
+      }
+      const month = url.searchParams.get('month') ?? '';
+      const bounds = monthBounds(month);
+      if (!bounds) {
+        throw new HttpError(
+          400,
+          'INVALID_REQUEST',
+          `month must be a UTC calendar month, YYYY-MM from 1970-01, not "${month.slice(0, 40)}"`,
+          {
+            hint: 'Such as month=2026-11.',
+          },
+        );
+      }
+      const now = new Date();
+      if (bounds.end.getTime() > now.getTime()) {
+        throw new HttpError(
+          409,
+          'MONTH_NOT_ENDED',
+          `${month} has not ended: a usage report covers a month that has (it is ${now.toISOString()})`,
+          {
+            hint: `Ask for it from ${bounds.end.toISOString()} on.`,
+          },
+        );
+      }
+      // Usage held across the month's end is written up to it by this flush (spec/host-api.md section 7).
+      await options.ledger.flush();
+      const body = await buildUsageReport({
+        host: options.name,
+        key: options.identity.x,
+        month,
+        entries: options.ledger.entriesSince(bounds.start),
+      });
+      return json(response, 200, await signUsageReport(body, options.sign));
     }
     if (collection === 'links' && parts.length === 2) {
       allow(method, 'GET');
