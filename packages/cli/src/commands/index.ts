@@ -16,6 +16,7 @@ import { hostChallengeAnswerCommand } from './host-challenge.ts';
 import { hostInitCommand } from './host-init.ts';
 import { hostKeygenCommand } from './host-keygen.ts';
 import { hostRecordCommand } from './host-record.ts';
+import { hostReportCommand, hostReportVerifyCommand } from './host-report.ts';
 import { hostStartCommand } from './host-start.ts';
 import { hostExportCommand, hostImportCommand } from './host-state.ts';
 import { hostStatusCommand } from './host-status.ts';
@@ -50,6 +51,8 @@ export const commands: Command[] = [
   hostUninstallCommand,
   hostLogsCommand,
   hostUsageCommand,
+  hostReportCommand,
+  hostReportVerifyCommand,
   hostMoveCommand,
   hostExportCommand,
   hostImportCommand,
