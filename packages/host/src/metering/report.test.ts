@@ -170,11 +170,14 @@ test('a portal refuses a report changed after signing, of another key, not ended
 
   const { signature: _drop, ...body } = report;
   const unbalanced = await signUsageReport({ ...body, totals: { ...body.totals, cpuMs: body.totals.cpuMs + 0.000001 } }, privateJwk);
-  await assert.rejects(verifyUsageReport(unbalanced, { now: AFTER_NOVEMBER }), code('REPORT_TOTALS_MISMATCH', '/totals'));
+  await assert.rejects(verifyUsageReport(unbalanced, { now: AFTER_NOVEMBER }), code('REPORT_TOTALS_MISMATCH', '/totals/cpuMs'));
   const registrars = structuredClone(body.registrars);
   (registrars[0] as { usage: Usage }).usage.limitHits = { timeout: 1, cpu: 0 };
   const extraKind = await signUsageReport({ ...body, registrars }, privateJwk);
-  await assert.rejects(verifyUsageReport(extraKind, { now: AFTER_NOVEMBER }), code('REPORT_TOTALS_MISMATCH', '/registrars/0/usage'));
+  await assert.rejects(
+    verifyUsageReport(extraKind, { now: AFTER_NOVEMBER }),
+    code('REPORT_TOTALS_MISMATCH', '/registrars/0/usage/limitHits/cpu'),
+  );
 });
 
 test('a malformed report is refused naming the member at fault', async () => {

@@ -280,20 +280,34 @@ export async function verifyUsageReport(value: unknown, options: VerifyReportOpt
 }
 
 function checkSums(report: UsageReport): void {
-  const mismatch = (pointer: string, what: string) =>
-    new ReportError('REPORT_TOTALS_MISMATCH', `${what} is not the sum of its parts`, {
-      details: [pointer],
-      hint: 'Every sum in a report is the exact sum of the figures under it (spec/usage-report.md section 4.3).',
-    });
+  const check = (pointer: string, what: string, parts: string, given: Usage, summed: ExactUsage) => {
+    const sum = usageOfExact(summed);
+    if (equalExact(summed, exactOf(given))) return;
+    const fields = ['requests', 'cpuMs', 'memoryMbSeconds', 'bytesIn', 'bytesOut'] as const;
+    const field = fields.find((name) => micros(given[name]) !== micros(sum[name]));
+    const kinds = [...new Set([...Object.keys(given.limitHits), ...Object.keys(sum.limitHits)])].sort(compare);
+    const kind = kinds.find((name) => given.limitHits[name] !== sum.limitHits[name]);
+    const [at, stated, added] =
+      field !== undefined
+        ? [`${pointer}/${field}`, given[field], sum[field]]
+        : [`${pointer}/limitHits/${pointerToken(kind ?? '')}`, given.limitHits[kind ?? ''], sum.limitHits[kind ?? '']];
+    throw new ReportError(
+      'REPORT_TOTALS_MISMATCH',
+      `${what} do not add up: ${at} is ${stated ?? 'absent'}, where the sum of ${parts} is ${added ?? 'absent'}`,
+      {
+        details: [at],
+        hint: 'Every sum in a report is the exact sum of the figures under it (spec/usage-report.md section 4.3).',
+      },
+    );
+  };
   const total = zero();
   for (const [r, registrar] of report.registrars.entries()) {
     const sum = zero();
     for (const capsule of registrar.capsules) addExact(sum, exactOf(capsule.usage));
-    if (!equalExact(sum, exactOf(registrar.usage)))
-      throw mismatch(`/registrars/${r}/usage`, `registrar ${registrar.registrar ?? '(none)'}'s usage`);
+    check(`/registrars/${r}/usage`, `registrar ${registrar.registrar ?? '(none)'}'s figures`, 'its capsules', registrar.usage, sum);
     addExact(total, sum);
   }
-  if (!equalExact(total, exactOf(report.totals))) throw mismatch('/totals', 'totals');
+  check('/totals', 'the totals', 'the registrars', report.totals, total);
 }
 
 const KEY = /^[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]$/;
