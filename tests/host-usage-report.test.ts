@@ -207,6 +207,28 @@ test('stratum host report fetches the signed report of a month that ended, and h
   assert.equal(audited[5]?.usage.requests, 3);
   assert.equal(await compareReportWithLedger(report, audited), undefined);
 
+  // The same with the CLI, from the ledger file; one cut short before the month's last entry
+  // still verifies, but makes another report.
+  const ledgerFile = join(dir, 'ledger.jsonl');
+  await writeFile(ledgerFile, audited.map((entry) => `${canonicalJson(entry)}\n`).join(''));
+  const audit = await run(['host', 'report', 'verify', file, '--key', join(dir, 'host.key'), '--ledger', ledgerFile]);
+  assert.equal(audit.code, 0, audit.stderr);
+  assert.match(audit.stdout, new RegExp(`\nthe ledger .*ledger.jsonl verifies, and its entries of ${last} make this report\n`));
+  await writeFile(
+    ledgerFile,
+    audited
+      .slice(0, 4)
+      .map((entry) => `${canonicalJson(entry)}\n`)
+      .join(''),
+  );
+  const short = await run(['host', 'report', 'verify', file, '--key', join(dir, 'host.key'), '--ledger', ledgerFile]);
+  assert.equal(short.code, 1);
+  assert.match(short.stderr, /^error: the report does not match the ledger .*\n {2}\/ledger\/entries: the ledger gives 3, the report 4\n/);
+  await writeFile(ledgerFile, audited.map((entry) => `${canonicalJson({ ...entry, capsule: 'other' })}\n`).join(''));
+  const forged = await run(['host', 'report', 'verify', file, '--key', join(dir, 'host.key'), '--ledger', ledgerFile]);
+  assert.equal(forged.code, 1);
+  assert.match(forged.stderr, /^error: the ledger .* does not verify\n {2}line 1: hash does not match the entry/);
+
   // A month with no usage: a valid report with zero totals.
   const emptyFile = join(dir, 'empty.json');
   const empty = await run(['host', 'report', ...cli, '--month', monthBefore(earlier), '--out', emptyFile, '--json']);

@@ -1,6 +1,6 @@
 import { readFile, writeFile } from 'node:fs/promises';
 import { formatBytes, publicKeyFromRaw, StratumError } from '@stratum/core';
-import type { Usage, UsageReport } from '@stratum/host';
+import type { LedgerEntry, Usage, UsageReport } from '@stratum/host';
 import { booleanOption, type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, hostNameOf } from '../control-connection.ts';
 import { table } from './host-status.ts';
@@ -145,7 +145,7 @@ async function keyFromFile(path: string): Promise<string> {
 export const hostReportVerifyCommand: Command = {
   name: 'host report verify',
   summary: 'check a signed usage report as the provider portal does, and print what it covers',
-  usage: "host report verify <file> (--key <public key file> | --record '<_stratum-host TXT value>') [--json]",
+  usage: "host report verify <file> (--key <public key file> | --record '<_stratum-host TXT value>') [--ledger <ledger.jsonl>] [--json]",
   description: `
 Checks a monthly usage report (spec/usage-report.md section 6): its form, that it is signed for
 the host's key, that the signature verifies, that its month has ended, and that every sum is
@@ -153,7 +153,9 @@ the sum of its parts. A failure names the problem and the member at fault as a J
 The host's key is given as a key file (--key: a JWK, the host's own key file or its public
 part, or the raw key in base64url), or as the host's _stratum-host TXT record (--record, as
 \`dig +short TXT _stratum-host.<host>\` prints it, or as \`stratum host record\` prints it): its
-k=, or a next key nk= whose announcement nks= verifies.
+k=, or a next key nk= whose announcement nks= verifies. With --ledger, it also checks the
+report against the host's ledger as an auditor does (spec/usage-report.md section 8): the
+ledger's chain verifies, and its entries of the month make exactly this report.
 
 Examples:
   stratum host report verify usage-report-h1.example.net-2026-11.json --key host.key
@@ -162,6 +164,7 @@ Examples:
   options: {
     key: { type: 'string', short: 'k', value: 'file', description: "the host's key: a key file (JWK) or a file with the raw public key" },
     record: { type: 'string', value: 'TXT', description: "the host's _stratum-host TXT record, whose k= is its key" },
+    ledger: { type: 'string', value: 'file', description: "the host's usage ledger (ledger.jsonl), to check the report against" },
     json: { type: 'boolean', description: 'print what the report covers as JSON' },
   },
   async run(args, io) {
@@ -219,6 +222,8 @@ Examples:
       throw error;
     }
     const { report } = verified;
+    const ledgerFile = stringOption(args, 'ledger');
+    if (ledgerFile !== undefined) await checkAgainstLedger(report, ledgerFile);
     if (booleanOption(args, 'json')) {
       const { host, key, month, ledger, totals } = report;
       io.stdout.write(`${JSON.stringify({ valid: true, host, key, month, ledger, totals }, null, 2)}\n`);
@@ -226,7 +231,31 @@ Examples:
     }
     io.stdout.write(`${paint(io.stdout, 32, 'valid:')} usage report of ${coverage(report)}\n`);
     io.stdout.write(`signed with ${report.key}, the host's key\n`);
+    if (ledgerFile !== undefined)
+      io.stdout.write(`the ledger ${ledgerFile} verifies, and its entries of ${report.month} make this report\n`);
     io.stdout.write(`${usageTable(report)}\n`);
     return EXIT_OK;
   },
 };
+
+/** An auditor's check (spec/usage-report.md section 8): the ledger's chain verifies, and its entries of the month make this report. */
+async function checkAgainstLedger(report: UsageReport, path: string): Promise<void> {
+  const { compareReportWithLedger, verifyLedgerFile } = await import('@stratum/host');
+  const chain = await verifyLedgerFile(path);
+  if (!chain.ok) {
+    throw new StratumError('LEDGER_CORRUPT', `the ledger ${path} does not verify`, { details: [`line ${chain.line}: ${chain.reason}`] });
+  }
+  const { createReadStream } = await import('node:fs');
+  const { createInterface } = await import('node:readline');
+  async function* entries() {
+    for await (const line of createInterface({ input: createReadStream(path, 'utf8'), crlfDelay: Number.POSITIVE_INFINITY }))
+      if (line) yield JSON.parse(line) as LedgerEntry;
+  }
+  const difference = await compareReportWithLedger(report, entries());
+  if (difference !== undefined) {
+    throw new StratumError('REPORT_LEDGER_MISMATCH', `the report does not match the ledger ${path}`, {
+      details: [difference],
+      hint: 'The ledger may be of another host, or not the one the report was made from (cut short, or replaced): its entries of the month make another report.',
+    });
+  }
+}
