@@ -96,7 +96,7 @@ Examples:
     // Checked as the portal will: a report it would refuse is not worth sending.
     const identity = await connection.client.identity();
     const { report } = await verifyUsageReport(body, { expectedKey: identity.key.x });
-    if (report.host !== (await hostNameOf(connection)) || report.month !== month) {
+    if (report.host !== (await hostNameOf(connection)).toLowerCase() || report.month !== month) {
       throw new StratumError(
         'REPORT_WRONG_HOST',
         `the host answered the report of ${report.host} for ${report.month}, not the one asked for`,
