@@ -24,6 +24,7 @@ import {
   type TableDump,
   tooManyRows,
 } from '../types.ts';
+import { AnswerTooLarge, answerLimit, answerLimitedSocket, countable } from './postgres-answer-limit.ts';
 
 export interface PostgresSqlOptions {
   /** `postgres://user[:password]@host:port/database`: the host's own user, which needs CREATEROLE. */
@@ -76,6 +77,8 @@ const ONE_STATEMENT = { simple: false } as postgres.UnsafeQueryOptions;
 interface Pool {
   sql: Sql;
   running: Set<{ cancel(): void }>;
+  /** A connection ended because a statement's answer passed its bound, and the statement not yet failed for it. */
+  tooLarge?: AnswerTooLarge | undefined;
 }
 
 type Sql = postgres.Sql;
@@ -116,10 +119,18 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
   });
   const hostSchema = `${prefix}_host`;
   const pools = new Map<string, Pool>();
+  const answersCountable = countable(options.url);
   let roleKey: Promise<Buffer> | undefined;
 
   function failure(error: unknown): SqlError {
     if (error instanceof SqlError) return error;
+    if (error instanceof AnswerTooLarge) {
+      return new SqlError(
+        'limit-exceeded',
+        `${error.message}, over the limit of ${limits.maxResultBytes} bytes (and ${limits.maxRows} rows); add a LIMIT or select fewer or smaller columns`,
+        { cause: error },
+      );
+    }
     const { code, message } = error as { code?: unknown; message?: string };
     const text = String(message ?? error);
     // Connection and login failures (08, 28, too many connections) are the host's to fix.
@@ -175,17 +186,35 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
   function poolFor(role: string, pass: () => Promise<string>): Pool {
     let pool = pools.get(role);
     if (!pool) {
-      const sql = postgres(options.url, {
-        user: role,
-        pass,
-        max: options.maxConnections ?? 10,
-        onnotice: () => {},
-        connection: { search_path: ident(role), standard_conforming_strings: 'on', application_name: 'stratum' },
-      });
-      pool = { sql, running: new Set() };
+      pool = newPool(role, pass, options.maxConnections ?? 10, true);
       pools.set(role, pool);
     }
     return pool;
+  }
+
+  /**
+   * Connections that log in as a capsule's role. `counted`: each statement's answer is held to
+   * `answerLimit` (postgres-answer-limit.ts), as the capsule's own statements must be; a snapshot's
+   * dump reads whole tables, up to the database's quota, on a pool of its own that is not.
+   */
+  function newPool(role: string, pass: () => Promise<string>, max: number, counted: boolean): Pool {
+    // Told only once a statement has run, by when `made` is set.
+    let made: Pool | undefined;
+    const tripped = (error: AnswerTooLarge) => {
+      if (made) made.tooLarge = error;
+    };
+    const socket = counted && answersCountable ? answerLimitedSocket(answerLimit(limits), tripped) : undefined;
+    const sql = postgres(options.url, {
+      user: role,
+      pass,
+      max,
+      onnotice: () => {},
+      connection: { search_path: ident(role), standard_conforming_strings: 'on', application_name: 'stratum' },
+      // postgres.js takes `socket` (a function that makes the connection) but its types leave it out.
+      ...((socket ? { socket } : {}) as object),
+    });
+    made = { sql, running: new Set() };
+    return made;
   }
 
   /**
@@ -300,8 +329,10 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       await collationChecked;
       const schema = schemaName(prefix, scope);
       const password = await prepareStore(scope, schema);
+      const pass = loginPassword(scope, schema, password);
       return openDatabase(
-        poolFor(schema, loginPassword(scope, schema, password)),
+        poolFor(schema, pass),
+        { open: () => newPool(schema, pass, 1, false), end: endPool },
         schema,
         limits,
         failure,
@@ -682,6 +713,7 @@ interface RawResult {
 
 function openDatabase(
   pool: Pool,
+  dumps: { open(): Pool; end(pool: Pool): Promise<void> },
   schema: string,
   limits: SqlLimits,
   failure: (error: unknown) => SqlError,
@@ -726,15 +758,27 @@ function openDatabase(
     await tx`SELECT set_config('search_path', ${ident(schema)}, true), set_config('statement_timeout', ${statementTimeout}, true), set_config('standard_conforming_strings', 'on', true), set_config('TimeZone', 'UTC', true), set_config('DateStyle', 'ISO, YMD', true)`;
   }
 
-  async function inSchema<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+  function inSchema<T>(work: (tx: Transaction) => Promise<T>): Promise<T> {
+    return inSchemaOf(sql, work);
+  }
+
+  async function inSchemaOf<T>(on: Sql, work: (tx: Transaction) => Promise<T>): Promise<T> {
     try {
-      return (await sql.begin(async (tx) => {
+      return (await on.begin(async (tx) => {
         await enter(tx);
         return work(tx);
       })) as T;
     } catch (error) {
-      throw failure(error);
+      throw failure(answerTooLarge(error) ?? error);
     }
+  }
+
+  /** The bound a statement's answer passed, when `error` is its connection's end (`Pool.tooLarge`). */
+  function answerTooLarge(error: unknown): AnswerTooLarge | undefined {
+    const tooLarge = pool.tooLarge;
+    if (!tooLarge || !/^CONNECTION_(CLOSED|DESTROYED|ENDED)$/.test(String((error as { code?: unknown } | null)?.code))) return undefined;
+    pool.tooLarge = undefined;
+    return tooLarge;
   }
 
   async function mapped<T>(work: () => Promise<T>): Promise<T> {
@@ -860,7 +904,15 @@ function openDatabase(
         return outcomes;
       }),
     size: () => inSchema((tx) => schemaBytes(tx)),
-    tables: () => dumpTables(schema, inSchema),
+    tables: () =>
+      (async function* () {
+        const dump = dumps.open();
+        try {
+          yield* dumpTables(schema, (work) => inSchemaOf(dump.sql, work));
+        } finally {
+          await dumps.end(dump);
+        }
+      })(),
     clear: () => inSchema(clearIn),
     drop: async () => {
       identityColumns.clear();
