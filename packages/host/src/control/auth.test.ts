@@ -34,6 +34,48 @@ test('a well-signed request verifies and names its registrar', async () => {
   assert.equal(verified.claims.htm, 'POST');
 });
 
+test("the audience is a name as discovery compares names (any case, the root's dot), and the scheme is case-insensitive", async () => {
+  const { registrar, verify } = await verifier();
+  for (const audience of ['H.EXAMPLE', 'h.example.']) {
+    const authorization = await signControlRequest({ key: registrar.privateJwk, audience, method: 'GET', path: '/status' });
+    const verified = await verify({ method: 'GET', path: '/status', authorization, body: new Uint8Array() });
+    assert.equal(verified.registrar.name, 'r', audience);
+  }
+  const token = (await signControlRequest({ key: registrar.privateJwk, audience: 'h.example', method: 'GET', path: '/status' })).split(
+    ' ',
+  )[1];
+  const verified = await verify({ method: 'GET', path: '/status', authorization: `stratum-jws ${token}`, body: new Uint8Array() });
+  assert.equal(verified.registrar.name, 'r');
+  const other = await signControlRequest({ key: registrar.privateJwk, audience: 'h.example.net', method: 'GET', path: '/status' });
+  await assert.rejects(verify({ method: 'GET', path: '/status', authorization: other, body: new Uint8Array() }), {
+    code: 'AUTH_WRONG_AUDIENCE',
+  });
+});
+
+test('the body is compared last (spec/host-api.md section 3.2): a token is used up before, and a replay is told as one whatever its body', async () => {
+  const { registrar, verify } = await verifier();
+  const body = new TextEncoder().encode('{"a":1}');
+  const authorization = await signControlRequest({
+    key: registrar.privateJwk,
+    audience: 'h.example',
+    method: 'POST',
+    path: '/capsules',
+    body,
+  });
+  const other = new TextEncoder().encode('{"a":2}');
+  await assert.rejects(verify({ method: 'POST', path: '/capsules', authorization, body: other }), { code: 'AUTH_BODY_MISMATCH' });
+  await assert.rejects(verify({ method: 'POST', path: '/capsules', authorization, body }), { code: 'AUTH_REPLAY' });
+  const short = await signControlRequest({
+    key: registrar.privateJwk,
+    audience: 'h.example',
+    method: 'POST',
+    path: '/capsules',
+    body,
+    nonce: 'short',
+  });
+  await assert.rejects(verify({ method: 'POST', path: '/capsules', authorization: short, body: other }), { code: 'AUTH_MALFORMED' });
+});
+
 test('a key the host does not trust is refused naming the host, and the hint says how its operator trusts it', async () => {
   const { verify } = await verifier();
   const stranger = await generateEd25519KeyPair();

@@ -203,7 +203,8 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
     const header = request.authorization?.trim();
     if (!header) throw new ControlAuthError('AUTH_MISSING', `no Authorization header; send "${AUTH_SCHEME} <token>"`);
     const [scheme, token, ...rest] = header.split(/\s+/);
-    if (scheme !== AUTH_SCHEME || !token || rest.length > 0) {
+    // An authentication scheme is case-insensitive (RFC 9110 section 11.1).
+    if (scheme?.toLowerCase() !== AUTH_SCHEME.toLowerCase() || !token || rest.length > 0) {
       throw new ControlAuthError('AUTH_MALFORMED', `the Authorization header must be "${AUTH_SCHEME} <compact JWS>"`);
     }
     const segments = token.split('.');
@@ -261,7 +262,9 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
     const { iat, exp, nbf } = claims as { iat: number; exp: number; nbf?: number };
     const now = clock();
     if (exp < now - CLOCK_TOLERANCE_SECONDS) throw new ControlAuthError('AUTH_EXPIRED', 'the token has expired');
-    if (claims.aud !== options.audience) {
+    // A name as discovery compares names (spec/discovery.md section 1.2): in any case, with or
+    // without the root's dot.
+    if (typeof claims.aud !== 'string' || claims.aud.toLowerCase().replace(/\.$/, '') !== options.audience.toLowerCase()) {
       // Both names are public (the host's is its identity's); a registrar with several hosts
       // otherwise cannot tell which key file or --audience it got wrong.
       throw new ControlAuthError(
@@ -288,13 +291,15 @@ export function createRequestVerifier(options: VerifierOptions): (request: Reque
         `the token was signed for ${String(claims.htm).slice(0, 16)} ${String(claims.htu).slice(0, 200)}, not this request`,
       );
     }
-    if (request.body !== 'deferred' && claims.bh !== bodyHash(request.body)) throw bodyMismatch();
     const nonce = claims.jti as string;
     if (nonce.length < 16 || nonce.length > 128 || !/^[A-Za-z0-9_-]+$/.test(nonce)) {
       throw new ControlAuthError('AUTH_MALFORMED', 'jti must be 16 to 128 base64url characters');
     }
+    // Used up here, before the body is compared, which for a large body (a state import) comes
+    // once it has been read: a second use of the token must be refused while the first reads it.
     if (!options.nonces.use(`${kid}.${nonce}`, exp, now))
       throw new ControlAuthError('AUTH_REPLAY', 'this request was already received once');
+    if (request.body !== 'deferred' && claims.bh !== bodyHash(request.body)) throw bodyMismatch();
     return { registrar, claims: claims as JWTPayload, bodyHash: String(claims.bh) };
   };
 }
