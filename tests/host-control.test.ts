@@ -464,8 +464,10 @@ test('install refusals: bad manifest, missing component, digest mismatch, regist
     'INVALID_REQUEST',
     /domains\/0/,
   );
+  // No domain: a capsule no request would reach.
+  await refused(client.install({ domains: [], manifest: MANIFEST, component: COMPONENT }), 400, 'INVALID_REQUEST', /domains: at least one/);
   await refused(
-    client.request('POST', '/capsules', { domains: [], manifest: MANIFEST, extra: 1 }).then(expectJson),
+    client.request('POST', '/capsules', { domains: ['a.example'], manifest: MANIFEST, extra: 1 }).then(expectJson),
     400,
     'INVALID_REQUEST',
     /unknown member/,

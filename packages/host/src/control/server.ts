@@ -1158,6 +1158,8 @@ export function parseInstallBody(body: Uint8Array): InstallBody {
   if (typeof input.manifest !== 'string') problems.push('/manifest: must be the stratum.toml text');
   if (!Array.isArray(input.domains)) problems.push('/domains: must be an array of host names');
   else {
+    // A capsule with no domain is one no request reaches, and the API adds none later.
+    if (input.domains.length === 0) problems.push('/domains: at least one host name');
     if (input.domains.length > 256) problems.push('/domains: at most 256');
     for (const [index, domain] of input.domains.entries()) {
       if (typeof domain !== 'string' || !DOMAIN.test(domain)) problems.push(`/domains/${index}: must be a lowercase host name`);
