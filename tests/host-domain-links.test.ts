@@ -209,7 +209,13 @@ test('a served domain whose link stops naming this host is answered 421 until it
   // Its registrar sees why, in the capsule's status and log, not only the operator in the host's.
   const expected =
     'www.shop.net is answered 421 until its link names this host again: _stratum.www.shop.net names host h2.hosting.net, not this host (h1.hosting.net)';
-  assert.equal((await client.capsule('tiny')).lastError, expected);
+  const held = await client.capsule('tiny');
+  assert.equal(held.lastError, expected);
+  // Which domains are held back, while the capsule goes on running on the others.
+  assert.equal(held.state, 'running');
+  assert.deepEqual(held.unlinkedDomains, [
+    { domain, problem: '_stratum.www.shop.net names host h2.hosting.net, not this host (h1.hosting.net)' },
+  ]);
   const logged = () => {
     const lines: string[] = [];
     host.runtime.subscribeLogs('tiny', (entry) => lines.push(entry.message))();
@@ -221,6 +227,10 @@ test('a served domain whose link stops naming this host is answered 421 until it
   await links.recheck();
   assert.equal((await ingressGet(host.ingressUrl, domain)).status, 200);
   assert.ok(logged().includes('www.shop.net is served again: its link names this host'));
+  // Served again: status no longer says otherwise.
+  const served = await client.capsule('tiny');
+  assert.equal(served.unlinkedDomains, undefined);
+  assert.equal(served.lastError, undefined);
 
   // With its DNS server gone, the host keeps serving as it was.
   await dns.stop();

@@ -58,6 +58,8 @@ export interface CapsuleStatus {
   /** Set while the capsule is backed off after repeated failures: when it may try again. */
   backedOffUntil?: string;
   lastError?: string;
+  /** Present while some of its domains are answered 421: their link no longer names this host. */
+  unlinkedDomains?: { domain: string; problem: string }[];
   /** The registrar (its name in host.toml) whose installation it is: set by the control API, which knows. */
   registrar?: string;
   /**
@@ -172,10 +174,10 @@ export interface HostRuntime {
    */
   pruneCache?(): Promise<number>;
   /**
-   * Something the host found about an installation outside its requests (a domain whose link no
-   * longer names this host): a line in the capsule's log, where its registrar reads it, and with
-   * `lastError`, its status's last error too. A runtime may ignore it.
+   * A domain of an installation is answered 421 because its link no longer names this host
+   * (`problem`), or is served again (none): a line in the capsule's log, where its registrar reads
+   * it, and its status's `unlinkedDomains` and `lastError` meanwhile. A runtime may ignore it.
    */
-  note?(name: string, level: 'info' | 'warn' | 'error', message: string, options?: { lastError?: boolean }): void;
+  domainLink?(name: string, domain: string, problem?: string): void;
   close(): Promise<void>;
 }

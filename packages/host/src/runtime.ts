@@ -666,6 +666,12 @@ class Capsule {
   stuckThreads = 0;
   #lastError: string | undefined;
   /**
+   * Domains answered 421 because their link no longer names this host, with why
+   * (`HostRuntime.domainLink`), and the failure that said so last, cleared once all are linked.
+   */
+  readonly unlinked = new Map<string, string>();
+  #linkError: string | undefined;
+  /**
    * Its installation's secret config values: masked in every line of its log and in its last
    * error, whatever wrote them (stdout, stderr, a trap's message, wasi:logging).
    */
@@ -762,7 +768,23 @@ class Capsule {
     };
     if (this.backedOffUntil > Date.now()) status.backedOffUntil = new Date(this.backedOffUntil).toISOString();
     if (this.lastError !== undefined) status.lastError = this.lastError;
+    if (this.unlinked.size > 0) status.unlinkedDomains = [...this.unlinked].map(([domain, problem]) => ({ domain, problem }));
     return status;
+  }
+
+  /** See `HostRuntime.domainLink`. */
+  domainLink(domain: string, problem: string | undefined): void {
+    if (problem === undefined) {
+      if (!this.unlinked.delete(domain)) return;
+      this.log('info', `${domain} is served again: its link names this host`);
+      if (this.unlinked.size === 0 && this.lastError === this.#linkError) this.lastError = undefined;
+      return;
+    }
+    this.unlinked.set(domain, problem);
+    const message = `${domain} is answered 421 until its link names this host again: ${problem}`;
+    this.log('error', message);
+    this.lastError = message;
+    this.#linkError = this.lastError;
   }
 
   log(level: LogLevel, message: string, source = 'host', requestId?: string): void {
@@ -2668,11 +2690,15 @@ class Runtime implements StratumHostRuntime {
     return match && Number(match[1]) === this.logEpoch ? Number(match[2]) : undefined;
   }
 
-  note(name: string, level: 'info' | 'warn' | 'error', message: string, options: { lastError?: boolean } = {}): void {
-    const capsule = this.#capsules.get(name);
-    if (!capsule) return;
-    capsule.log(level, message);
-    if (options.lastError) capsule.lastError = message;
+  /**
+   * A domain of installation `name` is answered 421 because its link no longer names this host
+   * (`problem`, found by the host's recheck, spec/discovery.md section 5.3), or is served again
+   * (none). Its registrar reads neither the host's log nor DNS from here: the capsule's log says
+   * so, and its status lists the domains held back (`unlinkedDomains`), with the failure in
+   * `lastError` until every one is served again.
+   */
+  domainLink(name: string, domain: string, problem?: string): void {
+    this.#capsules.get(name)?.domainLink(domain, problem);
   }
 
   async close(): Promise<void> {

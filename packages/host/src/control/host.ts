@@ -350,14 +350,7 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
               };
             }),
         logger.child({ component: 'links' }),
-        // Its registrar reads neither the host's log nor DNS from here: the capsule's own log and
-        // status say why its domain is answered 421.
-        (installation, domain, problem) =>
-          problem === undefined
-            ? runtime.note?.(installation, 'info', `${domain} is served again: its link names this host`)
-            : runtime.note?.(installation, 'error', `${domain} is answered 421 until its link names this host again: ${problem}`, {
-                lastError: true,
-              }),
+        (installation, domain, problem) => runtime.domainLink?.(installation, domain, problem),
       )
     : undefined;
 
