@@ -82,3 +82,12 @@ test('a damaged snapshot is refused before the store is cleared', async () => {
   await assert.rejects(importSnapshot(store.source, FORMAT, store.reader, store.clear), /line 4: the checksum does not match/);
   assert.deepEqual(store.events, ['check k0 line 2', 'check k1 line 3', 'check abort']);
 });
+
+test('an empty snapshot is refused as empty, naming no line (it has none)', async () => {
+  const store = recorder([]);
+  await assert.rejects(importSnapshot(store.source, FORMAT, store.reader, store.clear), {
+    code: 'SNAPSHOT_INVALID',
+    message: 'key-value snapshot: it is empty',
+  });
+  assert.deepEqual(store.events, ['check abort']);
+});

@@ -75,7 +75,9 @@ const tooLong = (kind: string, maxLine: number, line: number) =>
  * line, what is wrong.
  */
 export function snapshotInvalid(kind: string, message: string, line: number, options: { cause?: unknown } = {}): StratumError {
-  return new StratumError('SNAPSHOT_INVALID', `${kind.toLowerCase()} snapshot line ${line}: ${message}`, {
+  // An empty snapshot has no line to name.
+  const where = line > 0 ? ` line ${line}` : '';
+  return new StratumError('SNAPSHOT_INVALID', `${kind.toLowerCase()} snapshot${where}: ${message}`, {
     hint: `The snapshot is damaged or not a Stratum ${kind} snapshot (spec/snapshot.md); export it again.`,
     ...options,
   });
@@ -219,7 +221,7 @@ export async function readSnapshot(input: SnapshotInput, format: SnapshotFormat,
       records++;
       await reader.record(record, lineNumber, text.length);
     }
-    if (!trailer) throw invalid(header ? 'the trailer is missing: the snapshot was cut short' : 'empty snapshot', lineNumber);
+    if (!trailer) throw invalid(header ? 'the trailer is missing: the snapshot was cut short' : 'it is empty', lineNumber);
     await reader.end(lineNumber);
     return { records };
   } catch (error) {
