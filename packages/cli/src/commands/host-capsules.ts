@@ -33,7 +33,7 @@ import { VAR_FILE_OPTION, varFlags, varsFor } from '../dev/vars.ts';
 import type { LinkSwitch } from '../link-switch.ts';
 import { builtComponent, readLocalComponent } from '../local-component.ts';
 import { LogLines } from '../log-lines.ts';
-import { table } from './host-status.ts';
+import { table, usageCells } from './host-status.ts';
 import { manifestPath } from './validate.ts';
 
 /** The TTL `host install --dns` publishes with: discovery's default, for records that stay. */
@@ -1019,18 +1019,8 @@ Examples:
     const period = `${since ? since.toISOString() : 'the start'} to ${until ? until.toISOString() : 'now'}`;
     io.stdout.write(`usage from ${period}\n`);
     const rows = [['CAPSULE', 'REQUESTS', 'CPU', 'MEMORY', 'IN', 'OUT', 'LIMIT HITS']];
-    for (const [name, used] of Object.entries(usage.capsules).sort(([a], [b]) => a.localeCompare(b))) {
-      const hits = Object.entries(used.limitHits).filter(([, count]) => count > 0);
-      rows.push([
-        name,
-        used.requests.toLocaleString('en-US'),
-        `${(used.cpuMs / 1000).toFixed(used.cpuMs < 10_000 ? 3 : 1)} s`,
-        `${(used.memoryMbSeconds / 1000).toFixed(3)} GB-s`,
-        formatBytes(used.bytesIn),
-        formatBytes(used.bytesOut),
-        hits.length ? hits.map(([kind, count]) => `${kind}:${count}`).join(',') : '-',
-      ]);
-    }
+    for (const [name, used] of Object.entries(usage.capsules).sort(([a], [b]) => a.localeCompare(b)))
+      rows.push([name, ...usageCells(used)]);
     io.stdout.write(rows.length > 1 ? `${table(rows)}\n` : 'no usage in that period\n');
     io.stdout.write(`ledger: ${usage.ledger.entries.toLocaleString('en-US')} entries, last ${usage.ledger.hash}\n`);
     return EXIT_OK;

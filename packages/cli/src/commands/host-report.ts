@@ -1,28 +1,17 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { formatBytes, publicKeyFromRaw, StratumError } from '@stratum/core';
-import type { LedgerEntry, Usage, UsageReport } from '@stratum/host';
+import { publicKeyFromRaw, StratumError } from '@stratum/core';
+import type { LedgerEntry, UsageReport } from '@stratum/host';
 import { booleanOption, type Command, EXIT_OK, paint, stringOption, usageError } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, CONTROL_USAGE, connectControl, hostNameOf } from '../control-connection.ts';
-import { table } from './host-status.ts';
+import { table, usageCells } from './host-status.ts';
 
 const MONTH = /^\d{4}-(0[1-9]|1[0-2])$/;
 
 /** The rows of a report's figures: one per registrar, then the totals. */
 function usageTable(report: UsageReport): string {
-  const cells = (used: Usage) => {
-    const hits = Object.entries(used.limitHits).filter(([, count]) => count > 0);
-    return [
-      used.requests.toLocaleString('en-US'),
-      `${(used.cpuMs / 1000).toFixed(used.cpuMs < 10_000 ? 3 : 1)} s`,
-      `${(used.memoryMbSeconds / 1000).toFixed(3)} GB-s`,
-      formatBytes(used.bytesIn),
-      formatBytes(used.bytesOut),
-      hits.length ? hits.map(([kind, count]) => `${kind}:${count}`).join(',') : '-',
-    ];
-  };
   const rows = [['REGISTRAR', 'CAPSULES', 'REQUESTS', 'CPU', 'MEMORY', 'IN', 'OUT', 'LIMIT HITS']];
-  for (const one of report.registrars) rows.push([one.registrar ?? '(none)', String(one.capsules.length), ...cells(one.usage)]);
-  rows.push(['TOTAL', String(report.registrars.reduce((sum, one) => sum + one.capsules.length, 0)), ...cells(report.totals)]);
+  for (const one of report.registrars) rows.push([one.registrar ?? '(none)', String(one.capsules.length), ...usageCells(one.usage)]);
+  rows.push(['TOTAL', String(report.registrars.reduce((sum, one) => sum + one.capsules.length, 0)), ...usageCells(report.totals)]);
   return table(rows);
 }
 
@@ -67,32 +56,11 @@ Examples:
     ...CONTROL_OPTIONS,
   },
   async run(args, io) {
-    const { ControlApiError, lastEndedMonth, monthBounds, verifyUsageReport } = await import('@stratum/host');
+    const { lastEndedMonth, monthBounds, verifyUsageReport } = await import('@stratum/host');
     const month = stringOption(args, 'month') ?? lastEndedMonth(new Date());
     if (!MONTH.test(month) || !monthBounds(month)) throw usageError(`--month ${month}: give a month as YYYY-MM, such as 2026-11`);
     const connection = await connectControl(args);
-    const response = await connection.client.request('GET', `/usage/report?month=${month}`);
-    const text = await response.text();
-    let body: unknown;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      throw new ControlApiError(
-        response.status,
-        'CONTROL_BAD_RESPONSE',
-        `the host answered ${response.status} with a body that is not JSON`,
-      );
-    }
-    if (!response.ok) {
-      const problem = (body as { error?: { code?: string; message?: string; details?: string[]; hint?: string } }).error ?? {};
-      throw new ControlApiError(
-        response.status,
-        problem.code ?? `HTTP_${response.status}`,
-        problem.message ?? `the host answered ${response.status}`,
-        problem.details ?? [],
-        problem.hint,
-      );
-    }
+    const body = await connection.client.usageReport(month);
     // Checked as the portal will: a report it would refuse is not worth sending.
     const identity = await connection.client.identity();
     const { report } = await verifyUsageReport(body, { expectedKey: identity.key.x });

@@ -1,6 +1,20 @@
-import type { CapsuleStatus } from '@stratum/host';
+import { formatBytes } from '@stratum/core';
+import type { CapsuleStatus, Usage } from '@stratum/host';
 import { booleanOption, type Command, EXIT_OK, paint } from '../command.ts';
 import { CONTROL_HELP, CONTROL_OPTIONS, connectControl } from '../control-connection.ts';
+
+/** One usage's figures as the usage tables show them: requests, CPU, memory, bytes in and out, limit hits. */
+export function usageCells(used: Usage): string[] {
+  const hits = Object.entries(used.limitHits).filter(([, count]) => count > 0);
+  return [
+    used.requests.toLocaleString('en-US'),
+    `${(used.cpuMs / 1000).toFixed(used.cpuMs < 10_000 ? 3 : 1)} s`,
+    `${(used.memoryMbSeconds / 1000).toFixed(3)} GB-s`,
+    formatBytes(used.bytesIn),
+    formatBytes(used.bytesOut),
+    hits.length ? hits.map(([kind, count]) => `${kind}:${count}`).join(',') : '-',
+  ];
+}
 
 /** Rows as columns padded to their widest cell, two spaces apart; the first row is the header. */
 export function table(rows: string[][]): string {

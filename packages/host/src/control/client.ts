@@ -142,6 +142,8 @@ export interface ControlClient {
   capsule(name: string, call?: CallOptions): Promise<InstallationStatus>;
   usage(query?: { capsule?: string; since?: Date; until?: Date }): Promise<UsageResponse>;
   ledger(after?: number, limit?: number): Promise<{ entries: LedgerEntry[]; head: { entries: number; hash: string } }>;
+  /** The signed usage report of a month that has ended (`YYYY-MM`, spec/usage-report.md), as the host sent it: unchecked. */
+  usageReport(month: string): Promise<unknown>;
   /** A capsule's state under one capability and label: its snapshot (spec/snapshot.md), streamed as the host writes it. */
   exportState(name: string, capability: string, label: string, call?: CallOptions): Promise<ReadableStream<Uint8Array>>;
   /**
@@ -350,6 +352,7 @@ export function createControlClient(options: ControlClientOptions): ControlClien
       return (await expectOk(response)) as ImportedStateAnswer;
     },
     ledger: (after = 0, limit = 1000) => call('GET', `/usage/ledger?after=${after}&limit=${limit}`),
+    usageReport: (month) => call('GET', `/usage/report?month=${encodeURIComponent(month)}`),
     async logs(name, onEntry, logOptions = {}) {
       const path = `${capsulePath(name, 'logs')}?backlog=${logOptions.backlog ?? 100}`;
       const authorization = await signControlRequest({ key: options.key, audience: await audienceOf(logOptions), method: 'GET', path });
