@@ -919,3 +919,39 @@ test('a write that fails (a full disk) leaves no partial line, and its usage is 
   await ledger.close();
   assert.equal((await verifyLedgerFile(path)).ok, true);
 });
+
+test('a clock that goes back writes no usage into a period, or a month, that entries already closed', async (t) => {
+  const path = await tempLedger(t);
+  let clock = Date.parse('2026-11-30T23:59:50Z');
+  let ledger = await UsageLedger.open(path, { now: () => new Date(clock) });
+  ledger.record(record('a'));
+  clock = Date.parse('2026-12-01T00:00:10Z');
+  await ledger.flush();
+  // Stepped back across the month start, while running.
+  clock = Date.parse('2026-11-30T23:59:00Z');
+  ledger.record(record('a'));
+  await ledger.flush();
+  await ledger.close();
+  // And across it again at a restart, with usage held across the month start the clock then passes.
+  clock = Date.parse('2026-11-30T23:59:30Z');
+  ledger = await UsageLedger.open(path, { now: () => new Date(clock) });
+  ledger.record(record('b'));
+  clock = Date.parse('2026-12-01T00:00:02Z');
+  ledger.record(record('b'));
+  clock = Date.parse('2026-12-01T00:00:20Z');
+  await ledger.flush();
+  const entries = await ledger.entries();
+  assert.deepEqual(
+    entries.map((entry) => [entry.capsule, entry.from, entry.to, entry.usage.requests]),
+    [
+      ['a', '2026-11-30T23:59:50.000Z', '2026-12-01T00:00:00.000Z', 1],
+      ['a', '2026-12-01T00:00:10.000Z', '2026-12-01T00:00:10.000Z', 1],
+      ['b', '2026-12-01T00:00:10.000Z', '2026-12-01T00:00:10.000Z', 1],
+      ['b', '2026-12-01T00:00:10.000Z', '2026-12-01T00:00:20.000Z', 1],
+    ],
+  );
+  const november = { since: new Date('2026-11-01T00:00:00Z'), until: new Date('2026-12-01T00:00:00Z') };
+  assert.equal((await ledger.usage(november)).a?.requests, 1);
+  assert.equal((await ledger.usage(november)).b, undefined);
+  await ledger.close();
+});

@@ -789,7 +789,13 @@ export class UsageLedger {
     if (this.#broken) throw this.#broken;
     // Even with nothing to write: a ledger changed under the host is reported within a flush interval.
     await this.#checkFile();
-    const now = this.#now();
+    // Never before what the ledger holds: a clock that went back (a VM restored, NTP stepping it)
+    // would write periods that begin before entries already written end, and usage into a month
+    // that has ended, whose signed report (spec/usage-report.md) would then change. Until the
+    // clock passes it again, usage is written at the latest time the ledger has.
+    const floor = this.#known.latestTo;
+    const now = new Date(Math.max(this.#now().getTime(), floor, this.#periodStart.getTime()));
+    if (this.#periodStart.getTime() < floor) this.#periodStart = new Date(floor);
     if (now.getTime() >= this.#periodEnd) this.#endPeriod(now.getTime());
     const periods = [...this.#ended, { from: this.#periodStart, to: now, pending: this.#pending }].filter(
       ({ pending }) => pending.size > 0,
@@ -804,7 +810,11 @@ export class UsageLedger {
     let head = this.#head;
     const lines: string[] = [];
     const written: LedgerEntry[] = [];
-    for (const { from, to, pending } of periods) {
+    for (const period of periods) {
+      // A period set aside at a month start that the clock reached before it went back.
+      const from = new Date(Math.max(period.from.getTime(), floor));
+      const to = new Date(Math.max(period.to.getTime(), from.getTime()));
+      const { pending } = period;
       for (const [, { capsule, registrar, usage }] of [...pending].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
         const body: Omit<LedgerEntry, 'hash'> = {
           seq: ++seq,
@@ -992,6 +1002,11 @@ class LedgerTotals {
     const to = Date.parse(entry.to);
     this.lastActive.set(entry.capsule, to);
     if (to > this.#latestTo) this.#latestTo = to;
+  }
+
+  /** When the ledger's latest period ends, in ms since the epoch (0 for none). */
+  get latestTo(): number {
+    return this.#latestTo;
   }
 
   restore(checkpoint: LedgerCheckpoint): void {
