@@ -113,23 +113,26 @@ async function keyFromFile(path: string): Promise<string> {
 export const hostReportVerifyCommand: Command = {
   name: 'host report verify',
   summary: 'check a signed usage report as the provider portal does, and print what it covers',
-  usage: "host report verify <file> (--key <public key file> | --record '<_stratum-host TXT value>') [--ledger <ledger.jsonl>] [--json]",
+  usage:
+    "host report verify <file> --host <name> (--key <public key file> | --record '<_stratum-host TXT value>') [--ledger <ledger.jsonl>] [--json]",
   description: `
-Checks a monthly usage report (spec/usage-report.md section 6): its form, that it is signed for
-the host's key, that the signature verifies, that its month has ended, and that every sum is
-the sum of its parts. A failure names the problem and the member at fault as a JSON Pointer.
-The host's key is given as a key file (--key: a JWK, the host's own key file or its public
-part, or the raw key in base64url), or as the host's _stratum-host TXT record (--record, as
-\`dig +short TXT _stratum-host.<host>\` prints it, or as \`stratum host record\` prints it): its
-k=, or a next key nk= whose announcement nks= verifies. With --ledger, it also checks the
+Checks a monthly usage report (spec/usage-report.md section 6): its form, that it names the
+host given and is signed with that host's key, that the signature verifies, that its month has
+ended, and that every sum is the sum of its parts. A failure names the problem and the member
+at fault as a JSON Pointer. --host names the host whose key is given, as a key file (--key: a
+JWK, the host's own key file or its public part, or the raw key in base64url), or as its
+_stratum-host TXT record (--record, as \`dig +short TXT _stratum-host.<host>\` prints it, or as
+\`stratum host record\` prints it), whose k= is the key: a next key the record announces (nk=)
+is the host's only once a record names it as k=. With --ledger, it also checks the
 report against the host's ledger as an auditor does (spec/usage-report.md section 8): the
 ledger's chain verifies, and its entries of the month make exactly this report.
 
 Examples:
-  stratum host report verify usage-report-h1.example.net-2026-11.json --key host.key
-  stratum host report verify report.json --record "$(dig +short TXT _stratum-host.h1.example.net)"`,
+  stratum host report verify usage-report-h1.example.net-2026-11.json --host h1.example.net --key host.key
+  stratum host report verify report.json --host h1.example.net --record "$(dig +short TXT _stratum-host.h1.example.net)"`,
   maxPositionals: 1,
   options: {
+    host: { type: 'string', value: 'name', description: 'the host whose key is given: the report must name it' },
     key: { type: 'string', short: 'k', value: 'file', description: "the host's key: a key file (JWK) or a file with the raw public key" },
     record: { type: 'string', value: 'TXT', description: "the host's _stratum-host TXT record, whose k= is its key" },
     ledger: { type: 'string', value: 'file', description: "the host's usage ledger (ledger.jsonl), to check the report against" },
@@ -147,39 +150,28 @@ Examples:
           : 'give --key or --record, not both',
       );
     }
-    const { verifyUsageReport } = await import('@stratum/host');
+    const host = stringOption(args, 'host');
+    if (host === undefined) {
+      throw usageError(
+        'give --host <name>: the host whose key --key or --record is; a key proves a report only for the host it is held for',
+      );
+    }
+    const { parseUsageReport, verifyUsageReport } = await import('@stratum/host');
     let text: string;
     try {
       text = await readFile(file, 'utf8');
     } catch (error) {
       throw new StratumError('REPORT_UNREADABLE', `cannot read ${file}`, { details: [(error as Error).message] });
     }
-    let value: unknown;
-    try {
-      value = JSON.parse(text);
-    } catch (error) {
-      throw new StratumError('REPORT_MALFORMED', `${file} is not JSON`, { details: [(error as Error).message] });
-    }
     let expectedKey: string;
     if (keyFile !== undefined) expectedKey = await keyFromFile(keyFile);
     else {
-      const { nextKeyIsAuthentic, parseHostRecord } = await import('@stratum/discovery');
-      const parsed = parseHostRecord(recordStrings(record as string));
-      expectedKey = parsed.publicKey;
-      // During a rotation the record announces the next key, signed by the current one (spec/discovery.md section 4.3).
-      const reportKey = (value as { key?: unknown; host?: unknown } | null)?.key;
-      const host = (value as { host?: unknown } | null)?.host;
-      if (
-        parsed.nextKey &&
-        reportKey === parsed.nextKey.publicKey &&
-        typeof host === 'string' &&
-        (await nextKeyIsAuthentic(host, parsed).catch(() => false))
-      )
-        expectedKey = parsed.nextKey.publicKey;
+      const { parseHostRecord } = await import('@stratum/discovery');
+      expectedKey = parseHostRecord(recordStrings(record as string)).publicKey;
     }
     let verified: Awaited<ReturnType<typeof verifyUsageReport>>;
     try {
-      verified = await verifyUsageReport(value, { expectedKey });
+      verified = await verifyUsageReport(parseUsageReport(text), { expectedKey, expectedHost: host });
     } catch (error) {
       if (error instanceof StratumError) {
         throw new StratumError(error.code, `${file}: ${error.message}`, {

@@ -663,6 +663,12 @@ export function createControlHandler(options: ControlServerOptions): (request: I
         key: options.identity.x,
         month,
         entries: options.ledger.entriesSince(bounds.start),
+      }).catch((error: unknown) => {
+        // The operator alone asks, and can mend what it names.
+        if (isStratumError(error) && error.code === 'LEDGER_ENTRY_INVALID') {
+          throw new HttpError(500, error.code, error.message, error.hint ? { hint: error.hint } : {});
+        }
+        throw error;
       });
       return json(response, 200, await signUsageReport(body, options.sign));
     }

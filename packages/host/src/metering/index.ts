@@ -23,6 +23,7 @@ export {
   lastEndedMonth,
   monthBounds,
   monthEnded,
+  parseUsageReport,
   type ReportCapsule,
   ReportError,
   type ReportLedger,

@@ -12,6 +12,8 @@ import {
   compareReportWithLedger,
   lastEndedMonth,
   monthBounds,
+  parseUsageReport,
+  repeatedMember,
   reportSigningInput,
   signUsageReport,
   type UsageReport,
@@ -279,4 +281,29 @@ test('the reports of the vectors match the JSON Schema, and the malformed one do
     assert.ok(validate(readVector(file)), `${file}: ${JSON.stringify(validate.errors)}`);
   assert.equal(validate(readVector('malformed-month.json')), false);
   assert.equal(validate({ ...(readVector('report-2026-11.json') as object), ledger: { entries: 0, first: 1 } }), false);
+});
+
+test('a member named twice in one object is found wherever it is, and such a report refused as malformed', () => {
+  assert.equal(repeatedMember('{"a":1,"b":{"c":[1,{"d":2,"d":3}]}}'), '/b/c/1/d');
+  assert.equal(repeatedMember('{"a":{"x":1},"b":{"x":1},"c":"\\"a\\":1,"}'), undefined);
+  assert.equal(repeatedMember('[{"a/b":1,"a/b":2}]'), '/0/a~1b');
+  assert.equal(repeatedMember('{"\\u0061":1,"a":2}'), '/a');
+  assert.throws(() => parseUsageReport('{"totals":{"requests":999,"requests":8}}'), code('REPORT_MALFORMED', '/totals/requests'));
+  assert.throws(() => parseUsageReport('{"totals":'), code('REPORT_MALFORMED'));
+});
+
+test('a ledger entry whose usage no host writes (negative, fractional counts) makes no report, naming the entry', async () => {
+  for (const [bad, field] of [
+    [usage(1, { cpuMs: -1 }), 'cpuMs'],
+    [usage(1, { requests: 1.5 }), 'requests'],
+    [usage(1, { limitHits: { cpu: -2 } }), 'limitHits["cpu"]'],
+  ] as const) {
+    const entries = chain([...VECTOR_ROWS.slice(0, 2), { ...(VECTOR_ROWS[2] as Row), usage: bad }]);
+    await assert.rejects(buildUsageReport({ host: HOST, key: 'k', month: '2026-11', entries }), (error: unknown) => {
+      assert.ok(isStratumError(error));
+      assert.equal(error.code, 'LEDGER_ENTRY_INVALID');
+      assert.match(error.message, new RegExp(`^ledger entry 3: usage\\.${field.replace(/[[\]"]/g, '\\$&')} is `));
+      return true;
+    });
+  }
 });

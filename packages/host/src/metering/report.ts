@@ -166,6 +166,7 @@ export async function buildUsageReport(options: BuildReportOptions): Promise<Usa
   const ledger: ReportLedger = { entries: 0 };
   for await (const entry of options.entries) {
     if (!entryInMonth(entry, bounds.start, bounds.end)) continue;
+    checkEntryUsage(entry);
     if (ledger.entries === 0) {
       ledger.first = entry.seq;
       ledger.prev = entry.prev;
@@ -208,6 +209,90 @@ export async function buildUsageReport(options: BuildReportOptions): Promise<Usa
   };
 }
 
+/**
+ * Refuses an entry whose usage no host writes (spec/host-api.md section 7): a negative figure
+ * would be netted against the rest of the month, and a fractional count fail the sums.
+ */
+function checkEntryUsage(entry: LedgerEntry): void {
+  const { usage } = entry;
+  const problem = (field: string, value: unknown, what: string) =>
+    new StratumError('LEDGER_ENTRY_INVALID', `ledger entry ${entry.seq}: usage.${field} is ${JSON.stringify(value)}, not ${what}`, {
+      hint: 'The ledger was written by something other than a host; put back the ledger the host wrote (spec/host-api.md section 7).',
+    });
+  const counts = ['requests', 'bytesIn', 'bytesOut'] as const;
+  for (const field of counts) {
+    if (!Number.isSafeInteger(usage?.[field]) || usage[field] < 0) throw problem(field, usage?.[field], 'a whole number from 0');
+  }
+  for (const field of ['cpuMs', 'memoryMbSeconds'] as const) {
+    if (typeof usage[field] !== 'number' || !Number.isFinite(usage[field]) || usage[field] < 0)
+      throw problem(field, usage[field], 'a number from 0');
+  }
+  if (usage.limitHits === null || typeof usage.limitHits !== 'object') throw problem('limitHits', usage.limitHits, 'an object');
+  for (const [kind, count] of Object.entries(usage.limitHits)) {
+    if (!Number.isSafeInteger(count) || count < 0) throw problem(`limitHits[${JSON.stringify(kind)}]`, count, 'a whole number from 0');
+  }
+}
+
+/**
+ * The first member whose name repeats an earlier one of the same object, as a JSON Pointer, in
+ * JSON text that parses. JSON.parse keeps the last of them, another parser the first: a report
+ * that says `"requests": 999` and then `"requests": 8` would verify as 8 here and bill 999
+ * there. RFC 8785, which the signature is over, takes I-JSON (RFC 7493), which has no such text.
+ */
+export function repeatedMember(text: string): string | undefined {
+  interface Frame {
+    object: boolean;
+    pointer: string;
+    names: Set<string>;
+    key: string;
+    index: number;
+    expectKey: boolean;
+  }
+  const frames: Frame[] = [];
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    const frame = frames.at(-1);
+    if (c === '"') {
+      let end = i + 1;
+      while (text[end] !== '"') end += text[end] === '\\' ? 2 : 1;
+      if (frame?.object && frame.expectKey) {
+        const name = JSON.parse(text.slice(i, end + 1)) as string;
+        if (frame.names.has(name)) return `${frame.pointer}/${pointerToken(name)}`;
+        frame.names.add(name);
+        frame.key = name;
+        frame.expectKey = false;
+      }
+      i = end;
+    } else if (c === '{' || c === '[') {
+      const pointer = frame ? `${frame.pointer}/${frame.object ? pointerToken(frame.key) : frame.index}` : '';
+      frames.push({ object: c === '{', pointer, names: new Set(), key: '', index: 0, expectKey: c === '{' });
+    } else if (c === '}' || c === ']') frames.pop();
+    else if (c === ',' && frame) {
+      if (frame.object) frame.expectKey = true;
+      else frame.index++;
+    }
+  }
+  return undefined;
+}
+
+/** A report's JSON text parsed, refused as REPORT_MALFORMED when it is not JSON or names a member twice. */
+export function parseUsageReport(text: string): unknown {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    throw new ReportError('REPORT_MALFORMED', 'the report is not JSON', { details: [(error as Error).message] });
+  }
+  const repeated = repeatedMember(text);
+  if (repeated !== undefined) {
+    throw new ReportError('REPORT_MALFORMED', `the report is malformed at ${repeated}: a member named twice in one object`, {
+      details: [`${repeated}: named twice`],
+      hint: 'A report is I-JSON (RFC 7493): each member name once per object.',
+    });
+  }
+  return value;
+}
+
 /** The bytes a report's signature is over: the prefix, then the RFC 8785 serialisation of the report without `signature`. */
 export function reportSigningInput(report: UsageReportBody | UsageReport): Uint8Array {
   const { signature: _ignored, ...body } = report as UsageReport;
@@ -228,6 +313,8 @@ export async function signUsageReport(
 export class ReportError extends StratumError {}
 
 export interface VerifyReportOptions {
+  /** The host the verifier holds `expectedKey` for: the report must name it. */
+  expectedHost?: string;
   /**
    * The key the verifier holds for the host (the `k=` of its `_stratum-host` record, or one it
    * pinned): the report's `key` must be it. Without it only the report's own key is checked,
@@ -252,6 +339,15 @@ export interface VerifiedReport {
  */
 export async function verifyUsageReport(value: unknown, options: VerifyReportOptions = {}): Promise<VerifiedReport> {
   const report = checkForm(value);
+  // The key is the host's only for the host it was held for: one host's key on a report naming
+  // another would credit its usage there.
+  const host = options.expectedHost?.toLowerCase().replace(/\.$/, '');
+  if (host !== undefined && report.host !== host) {
+    throw new ReportError('REPORT_WRONG_KEY', `the report names host ${report.host}, and the key given is ${host}'s`, {
+      details: [`/host: ${report.host}`],
+      hint: 'Check a report against the key held for the host it names (spec/usage-report.md section 6).',
+    });
+  }
   if (options.expectedKey !== undefined && report.key !== options.expectedKey) {
     throw new ReportError('REPORT_WRONG_KEY', `the report is signed for key ${report.key}, not the host's key ${options.expectedKey}`, {
       details: [`/key: ${report.key}`],
