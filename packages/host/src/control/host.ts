@@ -16,6 +16,7 @@ import {
   signEd25519,
   silentLogger,
 } from '@stratum/core';
+import { type BackendCheckRun, type BackendSections, changedBackendTables, startBackendChecks } from '../capabilities/backend-check.ts';
 import { parseBucketHostConfig } from '../capabilities/bucket/index.ts';
 import { parseKeyValueHostConfig } from '../capabilities/keyvalue/index.ts';
 import { parseOutboundHostConfig } from '../capabilities/outbound/index.ts';
@@ -142,6 +143,8 @@ export interface StartHostOptions {
   identityKey?: Ed25519PrivateJwk;
   /** How long a connection may stay open without sending a request (ingress and control API). Default 15 s. */
   silentConnectionMs?: number;
+  /** How long each backend in host.toml has to answer the check after the start or a reload. Default 5 s. */
+  backendCheckMs?: number;
 }
 
 export interface RunningHost {
@@ -355,9 +358,20 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     : undefined;
 
   const servers: Server[] = [];
+  /** The checks of host.toml's backends still under way: one at the start, one for each reload that changed a table. */
+  const backendChecks = new Set<BackendCheckRun>();
+  const checkBackends = (sections: BackendSections) => {
+    const run = startBackendChecks(sections, {
+      logger: logger.child({ component: 'backends' }),
+      ...(options.backendCheckMs !== undefined ? { timeoutMs: options.backendCheckMs } : {}),
+    });
+    backendChecks.add(run);
+    void run.done.then(() => backendChecks.delete(run));
+  };
   const close = async () => {
     clearInterval(flushTimer);
     links?.stop();
+    await Promise.all([...backendChecks].map((run) => run.stop()));
     // Requests in flight finish first, each within its capsule's timeout (README's "Run a host"
     // promises it for SIGTERM; they were cut off): no new connection is taken, idle ones close,
     // a request on one still open gets the 503 of a draining capsule.
@@ -468,7 +482,22 @@ export async function startHost(config: HostConfig, options: StartHostOptions = 
     // The first pass now, in the background: installations restored from before are checked too.
     links?.recheck().catch((error: unknown) => logger.error({ err: errorMessage(error) }, 'checking domain links failed'));
     links?.start(config.discovery.recheckMs);
-    const reload = (next: HostConfig) => reloadRegistrars(registrars, config, next, store.registrars());
+    // Once the host serves, in the background: a backend that does not answer stops nothing else.
+    checkBackends(config.capabilities);
+    let backendsRead = config.capabilities;
+    const reload = (next: HostConfig) => {
+      const result = reloadRegistrars(registrars, config, next, store.registrars());
+      // A changed table waits for a restart, which it should not fail: checked now, while the operator is there to read it.
+      try {
+        checkCapabilityConfig(next);
+        checkBackends(changedBackendTables(backendsRead, next.capabilities));
+      } catch (error) {
+        if (!isStratumError(error)) throw error;
+        logger.warn({ problems: error.details }, `${error.message}: the next start refuses it`);
+      }
+      backendsRead = next.capabilities;
+      return result;
+    };
     return { config, runtime, ledger, ingressUrl, controlUrl, restored, ...(links ? { links } : {}), reload, close };
   } catch (error) {
     await close().catch(() => {});

@@ -3,7 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
-import { openForInstance } from '../backend-failure.ts';
+import type { BackendCheck } from '../backend-check.ts';
+import { type BackendPlace, openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { notGranted } from '../granted-labels.ts';
 import type { SnapshotSource } from '../snapshot-lines.ts';
@@ -186,6 +187,60 @@ function backendFor(settings: BucketLabelSettings, dataDir: string, logger: Conf
   return backends.get(identity, () => createBucketBackend(settings, dataDir, logger));
 }
 
+/** A label's backend as a failed start and the host's check name it. */
+function bucketPlace(label: string, settings: BucketLabelSettings, dataDir: string): BackendPlace {
+  const where =
+    settings.type === 's3' ? `${settings.location}${settings.endpoint ? ` via ${settings.endpoint}` : ''}` : (settings.location ?? dataDir);
+  return { capability: 'bucket', noun: 'bucket', label, type: settings.type, where, secrets: [settings.secretAccessKey] };
+}
+
+/**
+ * The host's check of each S3 table (backend-check.ts): a HeadBucket of the location's bucket,
+ * which needs the same permission as the listings the backend makes (s3:ListBucket).
+ */
+export function bucketBackendChecks(hostConfig: unknown): BackendCheck[] {
+  return Object.entries(parseBucketHostConfig(hostConfig)).flatMap(([label, settings]) =>
+    settings.type === 's3'
+      ? [
+          {
+            place: bucketPlace(label, settings, ''),
+            load: () => import('@aws-sdk/client-s3'),
+            probe: (signal) => probeS3(settings, signal),
+          },
+        ]
+      : [],
+  );
+}
+
+async function probeS3(settings: BucketLabelSettings, signal: AbortSignal): Promise<void> {
+  const { HeadBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
+  const { bucket } = parseS3Location(settings.location ?? '');
+  // As the backend makes its client (backends/s3.ts): AWS's us-east-1 and, with an endpoint, path-style URLs.
+  const client = new S3Client({
+    region: settings.region ?? 'us-east-1',
+    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+    forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
+    ...(settings.accessKeyId && settings.secretAccessKey
+      ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }
+      : {}),
+    maxAttempts: 1,
+  });
+  try {
+    await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal });
+  } catch (error) {
+    // A HEAD's answer has no body: the SDK's error is a bare status ("NotFound", "UnknownError"),
+    // and kept as no cause, since a failure is told by its innermost cause.
+    const status = (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode;
+    if (status === 404) throw new Error(`NoSuchBucket: the bucket "${bucket}" does not exist`);
+    if (status === 403) throw new Error(`AccessDenied: the credentials are refused, or may not list the bucket "${bucket}"`);
+    if (status === 301)
+      throw new Error(`PermanentRedirect: the bucket "${bucket}" is in another region than "${settings.region ?? 'us-east-1'}"`);
+    throw error;
+  } finally {
+    client.destroy();
+  }
+}
+
 const bucket: Capability<BucketSettings> = {
   name: 'bucket',
   interfaces: ['stratum:bucket/objects'],
@@ -193,11 +248,7 @@ const bucket: Capability<BucketSettings> = {
   async prepare(context) {
     const buckets = new Map<string, ObjectBucket>();
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      const where =
-        settings.type === 's3'
-          ? `${settings.location}${settings.endpoint ? ` via ${settings.endpoint}` : ''}`
-          : (settings.location ?? context.dataDir);
-      const place = { capability: 'bucket', noun: 'bucket', label, type: settings.type, where, secrets: [settings.secretAccessKey] };
+      const place = bucketPlace(label, settings, context.dataDir);
       const opened = await openForInstance(place, async () => {
         const backend = await backendFor(settings, context.dataDir, context.logger);
         return backend.open({ capsule: context.capsule, label });

@@ -1,7 +1,8 @@
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
-import { openForInstance } from '../backend-failure.ts';
+import type { BackendCheck } from '../backend-check.ts';
+import { type BackendPlace, openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { notGranted } from '../granted-labels.ts';
 import type { SnapshotSource } from '../snapshot-lines.ts';
@@ -157,6 +158,57 @@ function backendFor(settings: KeyValueLabelSettings, dataDir: string, logger: Co
   return backends.get(identity, () => createKeyValueBackend(settings, dataDir, logger));
 }
 
+/** A label's backend as a failed start and the host's check name it. */
+function keyValuePlace(label: string, settings: KeyValueLabelSettings, dataDir: string): BackendPlace {
+  let where = settings.url ?? dataDir;
+  // A NATS user with no password is a token, which masking a URL's password leaves in place.
+  const url = settings.type === 'nats' && settings.url ? new URL(settings.url) : undefined;
+  if (url?.username && !url.password) {
+    url.username = '***';
+    where = url.href;
+  }
+  return { capability: 'keyvalue', noun: 'store', label, type: settings.type, where };
+}
+
+/** Opening a store makes nothing on Redis: the host's check reads a key under this scope. */
+const CHECK_SCOPE = { capsule: 'stratum-host-check', label: 'check' };
+
+/**
+ * The host's check of each Redis and NATS table (backend-check.ts). Redis: the backend's own
+ * connection (AUTH, SELECT and ioredis's ready check), then one read. NATS: opening a store would
+ * make its bucket, so a connection and JetStream's account info instead.
+ */
+export function keyValueBackendChecks(hostConfig: unknown): BackendCheck[] {
+  return Object.entries(parseKeyValueHostConfig(hostConfig)).flatMap(([label, settings]) =>
+    settings.type === 'sqlite'
+      ? []
+      : [
+          {
+            place: keyValuePlace(label, settings, ''),
+            load: () => (settings.type === 'nats' ? import('./backends/nats.ts') : import('./backends/redis.ts')),
+            probe: (signal) => probeKeyValue(settings, signal),
+          },
+        ],
+  );
+}
+
+async function probeKeyValue(settings: KeyValueLabelSettings, signal: AbortSignal): Promise<void> {
+  if (settings.type === 'nats') {
+    const { checkNatsServer } = await import('./backends/nats.ts');
+    return checkNatsServer(settings.url ?? '', signal);
+  }
+  const backend = await createKeyValueBackend(settings, '', silentLogger);
+  const closing = () => void backend.close().catch(() => {});
+  signal.addEventListener('abort', closing, { once: true });
+  try {
+    const store = await backend.open(CHECK_SCOPE);
+    await store.exists('check');
+  } finally {
+    signal.removeEventListener('abort', closing);
+    await backend.close();
+  }
+}
+
 const keyvalue: Capability<KeyValueSettings> = {
   name: 'keyvalue',
   interfaces: [
@@ -172,7 +224,7 @@ const keyvalue: Capability<KeyValueSettings> = {
     const stores = new Map<string, KeyValueStore>();
     let synchronous = true;
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      const place = { capability: 'keyvalue', noun: 'store', label, type: settings.type, where: settings.url ?? context.dataDir };
+      const place = keyValuePlace(label, settings, context.dataDir);
       const store = await openForInstance(place, async () => {
         const backend = await backendFor(settings, context.dataDir, context.logger);
         synchronous &&= backend.synchronous;

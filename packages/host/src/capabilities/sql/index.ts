@@ -1,7 +1,8 @@
 import { parseSize, StratumError, silentLogger } from '@stratum/core';
 import { nearest } from '@stratum/manifest/nearest';
 import { BackendCache } from '../backend-cache.ts';
-import { openForInstance } from '../backend-failure.ts';
+import type { BackendCheck } from '../backend-check.ts';
+import { type BackendPlace, openForInstance } from '../backend-failure.ts';
 import type { Capability, ConfigureContext } from '../contract.ts';
 import { notGranted } from '../granted-labels.ts';
 import type { SnapshotSource } from '../snapshot-lines.ts';
@@ -177,6 +178,44 @@ function backendFor(settings: SqlLabelSettings, dataDir: string, logger: Configu
   return backends.get(identity, () => createSqlBackend(settings, dataDir, logger));
 }
 
+/** A label's backend as a failed start and the host's check name it. */
+function sqlPlace(label: string, settings: SqlLabelSettings, dataDir: string): BackendPlace {
+  return { capability: 'sql', noun: 'database', label, type: settings.type, where: settings.url ?? dataDir };
+}
+
+/**
+ * The host's check of each PostgreSQL table (backend-check.ts): a login as the host's user and
+ * `SELECT 1`. Not through the backend, whose first open claims the database for this host and
+ * makes a capsule's schema and role.
+ */
+export function sqlBackendChecks(hostConfig: unknown): BackendCheck[] {
+  return Object.entries(parseSqlHostConfig(hostConfig)).flatMap(([label, settings]) =>
+    settings.type === 'postgres'
+      ? [
+          {
+            place: sqlPlace(label, settings, ''),
+            load: () => import('postgres'),
+            probe: (signal) => probePostgres(settings.url ?? '', signal),
+          },
+        ]
+      : [],
+  );
+}
+
+async function probePostgres(url: string, signal: AbortSignal): Promise<void> {
+  const { default: postgres } = await import('postgres');
+  const sql = postgres(url, { max: 1, onnotice: () => {}, connection: { application_name: 'stratum' } });
+  // A login refused after a dead connection is retried by the client without end: only ending it stops that.
+  const ending = () => void sql.end({ timeout: 0 }).catch(() => {});
+  signal.addEventListener('abort', ending, { once: true });
+  try {
+    await sql`SELECT 1`;
+  } finally {
+    signal.removeEventListener('abort', ending);
+    await sql.end({ timeout: 0 });
+  }
+}
+
 const sql: Capability<SqlSettings> = {
   name: 'sql',
   interfaces: ['stratum:sql/database'],
@@ -185,7 +224,7 @@ const sql: Capability<SqlSettings> = {
     const databases = new Map<string, SqlDatabase>();
     let synchronous = true;
     for (const [label, settings] of Object.entries(context.settings.labels)) {
-      const place = { capability: 'sql', noun: 'database', label, type: settings.type, where: settings.url ?? context.dataDir };
+      const place = sqlPlace(label, settings, context.dataDir);
       const database = await openForInstance(place, async () => {
         const backend = await backendFor(settings, context.dataDir, context.logger);
         synchronous &&= backend.synchronous;

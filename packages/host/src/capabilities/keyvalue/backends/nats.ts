@@ -1,6 +1,6 @@
 import { type JetStreamManager, jetstreamManager } from '@nats-io/jetstream';
 import { type KV, Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { connect, type NatsConnection, type NodeConnectionOptions } from '@nats-io/transport-node';
 import { type Logger, redactUrl, silentLogger } from '@stratum/core';
 import { BackendOutage } from '../../backend-failure.ts';
 import {
@@ -105,6 +105,35 @@ export function natsBucketName(prefix: string, scope: StoreScope): string {
   return `${prefix}_${scope.capsule.length}_${scope.capsule}_${scope.label}`;
 }
 
+/** The server and credentials a `nats://[user:password@]host:port` URL names; a user alone is a token. */
+function serverOptions(text: string): NodeConnectionOptions {
+  const url = new URL(text);
+  const user = decodeURIComponent(url.username);
+  const pass = decodeURIComponent(url.password);
+  return {
+    servers: `${url.hostname}:${url.port || '4222'}`,
+    ...(user && pass ? { user, pass } : user ? { token: user } : {}),
+  };
+}
+
+/**
+ * Connects once, with the backend's credentials, and asks JetStream for the account's info: what
+ * a host's start checks (backend-check.ts). Nothing is made; the connection is closed after, or
+ * as soon as `signal` aborts.
+ */
+export async function checkNatsServer(url: string, signal: AbortSignal): Promise<void> {
+  const nc = await connect({ ...serverOptions(url), reconnect: false });
+  const closing = () => void nc.close().catch(() => {});
+  signal.addEventListener('abort', closing, { once: true });
+  try {
+    signal.throwIfAborted();
+    await (await jetstreamManager(nc, { checkAPI: false })).getAccountInfo();
+  } finally {
+    signal.removeEventListener('abort', closing);
+    await nc.close();
+  }
+}
+
 /** NATS JetStream KV: one bucket per capsule and label; atomic updates by revision. */
 export function natsKeyValue(options: NatsKeyValueOptions): KeyValueBackend {
   const limits = { ...DEFAULT_KEYVALUE_LIMITS, ...options.limits };
@@ -112,14 +141,7 @@ export function natsKeyValue(options: NatsKeyValueOptions): KeyValueBackend {
   let connection: Promise<{ nc: NatsConnection; kvm: Kvm; jsm: JetStreamManager }> | undefined;
 
   async function connectOnce() {
-    const url = new URL(options.url);
-    const user = decodeURIComponent(url.username);
-    const pass = decodeURIComponent(url.password);
-    const nc = await connect({
-      servers: `${url.hostname}:${url.port || '4222'}`,
-      ...(user && pass ? { user, pass } : user ? { token: user } : {}),
-      maxReconnectAttempts: -1,
-    });
+    const nc = await connect({ ...serverOptions(options.url), maxReconnectAttempts: -1 });
     return { nc, kvm: new Kvm(nc), jsm: await jetstreamManager(nc) };
   }
 
