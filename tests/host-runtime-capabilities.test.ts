@@ -3,10 +3,11 @@
 // each capsule's data kept apart, and asynchronous backends through JSPI.
 import assert from 'node:assert/strict';
 import { readdir, readFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { setTimeout } from 'node:timers/promises';
 import { CAPABILITY_MODULES } from '@stratum/host';
+import { parseManifest } from '@stratum/manifest';
 import { startHarness } from './fixtures/hostile/harness.ts';
 import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
 import { pipelinedGets } from './support/ingress.ts';
@@ -73,6 +74,20 @@ test("an instance that cannot start fails the capsule's start with the capabilit
     ),
     JSON.stringify(logged),
   );
+});
+
+test("an instance that fails to start for a request says why in the capsule's log, which its registrar reads", async (t) => {
+  const reason = 'the probe store "default" (probe) is unavailable: WRONGPASS invalid username-password pair';
+  const host = await startHarness(t, { capabilities, capabilityConfig: { probe: { grant: ['a'], startFailure: reason } } });
+  const wasm = await buildHostile('probe');
+  const { manifest } = parseManifest(`stratum = 1\n[capsule]\nname = "a"\nversion = "0.1.0"\n[source]\nwasm = "${basename(wasm)}"\n`);
+  await host.runtime.install({ name: 'a', manifest, baseDir: dirname(wasm), domains: ['a.test'] });
+  // Started as a restarted host restores it: its first instance starts for a request.
+  await host.runtime.start('a', { onDemand: true });
+  const capsuleLog: string[] = [];
+  host.runtime.subscribeLogs('a', (entry) => capsuleLog.push(`${entry.level} ${entry.message}`));
+  assert.equal((await host.get('a.test')).status, 503);
+  assert.ok(capsuleLog.includes(`error a could not be instantiated: ${reason}`), capsuleLog.join('\n'));
 });
 
 test("a capability's backend failures reach the host's log, naming the capsule, and not the capsule's log", async (t) => {

@@ -1304,6 +1304,9 @@ class Capsule {
       if (!spawned) this.#runtime.instanceEnded();
       this.lastError = errorMessage(error);
       this.#runtime.logger.error({ capsule: this.name, err: this.lastError }, 'instance failed to start');
+      // Its registrar reads the capsule's log, not the host's: a request answered 503 for it
+      // showed nowhere there why (status alone had it).
+      this.log('error', this.lastError);
       // Counted with traps: a capsule whose instances never start would otherwise start (and
       // pay for) another on every request.
       this.failed();
@@ -2545,6 +2548,7 @@ class Runtime implements StratumHostRuntime {
         capsule.lastError = errorMessage(error);
         // The caller (the control API, dev) answers with the message; the operator reads this log.
         this.logger.error({ capsule: name, err: capsule.lastError }, 'instance failed to start');
+        capsule.log('error', capsule.lastError);
         capsule.retire(handle);
         throw error;
       }
