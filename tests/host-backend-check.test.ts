@@ -127,7 +127,7 @@ ${s3Keys}
   // A reload checks the tables it changed, and only those.
   const fixed = tables.replace(`redis://:${PASSWORD}@127.0.0.1:${closed}/0`, redis);
   const next = parseHostConfig(testHostToml({ registrar: registrar.publicJwk.x, operator: true, tables: fixed }), join(dir, 'host.toml'));
-  assert.deepEqual(host.reload(next).restartNeeded, ['keyvalue, sql, bucket and outbound']);
+  assert.deepEqual(host.reload(next).restartNeeded, ['keyvalue.cache']);
   const rechecked = (await backendLines(lines, 7)).slice(6);
   assert.deepEqual(
     rechecked.map((line) => [line.fields.table, line.level]),

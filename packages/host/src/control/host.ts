@@ -196,8 +196,24 @@ const RESTART_TABLES: Record<string, (config: HostConfig) => unknown> = {
   instances: (config) => config.instances,
   metering: (config) => config.metering,
   discovery: (config) => config.discovery,
-  'keyvalue, sql, bucket and outbound': (config) => config.capabilities,
+  outbound: (config) => config.capabilities.outbound,
 };
+
+/**
+ * The store tables (`keyvalue.cache`) a reload added, removed or changed: each by name, so that an
+ * operator who changed one password is not told every capability's tables changed.
+ */
+function changedStoreTables(running: HostConfig, next: HostConfig): string[] {
+  const changed: string[] = [];
+  for (const capability of ['keyvalue', 'sql', 'bucket'] as const) {
+    const before = running.capabilities[capability] ?? {};
+    const after = next.capabilities[capability] ?? {};
+    for (const label of [...new Set([...Object.keys(before), ...Object.keys(after)])].sort()) {
+      if (JSON.stringify(before[label]) !== JSON.stringify(after[label])) changed.push(`${capability}.${label}`);
+    }
+  }
+  return changed;
+}
 
 function reloadRegistrars(
   registrars: TrustedRegistrar[],
@@ -211,9 +227,12 @@ function reloadRegistrars(
     added: [...after.keys()].filter((name) => !before.has(name)),
     removed: [...before.keys()].filter((name) => !after.has(name)),
     changed: [...after.keys()].filter((name) => before.has(name) && before.get(name) !== after.get(name)),
-    restartNeeded: Object.entries(RESTART_TABLES)
-      .filter(([, part]) => JSON.stringify(part(running)) !== JSON.stringify(part(next)))
-      .map(([table]) => table),
+    restartNeeded: [
+      ...Object.entries(RESTART_TABLES)
+        .filter(([, part]) => JSON.stringify(part(running)) !== JSON.stringify(part(next)))
+        .map(([table]) => table),
+      ...changedStoreTables(running, next),
+    ],
     leftBehind: {},
     newKey: {},
   };
