@@ -71,6 +71,33 @@ function configError(problems: string[]): StratumError {
 }
 
 /** Validates host.toml's `[sql.*]` tables; unknown keys are errors, with a did-you-mean. */
+/**
+ * A URL with libpq's `?user=` and `?password=` (`postgres://db/stratum?user=u&password=p`), with
+ * them moved into its userinfo, where postgres.js reads them. It takes any other query member
+ * for a server setting: it logged in without the password, and sent it to the server as a
+ * setting, in the clear where the connection has no TLS. A URL that cannot carry a userinfo (a
+ * socket path, several hosts) is left as it is.
+ */
+export function credentialsInUserinfo(text: string): string {
+  let url: URL;
+  try {
+    url = new URL(text);
+  } catch {
+    return text;
+  }
+  if (!url.hostname) return text;
+  for (const [param, field] of [
+    ['user', 'username'],
+    ['password', 'password'],
+  ] as const) {
+    const value = url.searchParams.get(param);
+    if (value === null) continue;
+    if (!url[field]) url[field] = encodeURIComponent(value);
+    url.searchParams.delete(param);
+  }
+  return url.href;
+}
+
 export function parseSqlHostConfig(hostConfig: unknown): Record<string, SqlLabelSettings> {
   if (hostConfig === undefined || hostConfig === null) return {};
   if (typeof hostConfig !== 'object' || Array.isArray(hostConfig)) throw configError(['[sql] must be a table of labels']);
@@ -98,7 +125,14 @@ export function parseSqlHostConfig(hostConfig: unknown): Record<string, SqlLabel
     const settings: SqlLabelSettings = { type: type as SqlLabelSettings['type'], limits: {} };
     if (type === 'postgres') {
       if (typeof table.url !== 'string' || !/^postgres(ql)?:\/\//.test(table.url)) problems.push(`${where} url must be a postgres:// URL`);
-      else settings.url = table.url;
+      else {
+        settings.url = credentialsInUserinfo(table.url);
+        const query = new URLSearchParams(settings.url.split('?')[1] ?? '');
+        if (query.has('password') || query.has('user'))
+          problems.push(
+            `${where} url: give the user and password in the URL's userinfo (postgres://user:password@host/db): ?user= and ?password= are read only beside a host name`,
+          );
+      }
     }
     if (table.schema_prefix !== undefined) {
       if (typeof table.schema_prefix !== 'string' || !/^[a-z][a-z0-9_]{0,19}$/.test(table.schema_prefix)) {
