@@ -33,8 +33,11 @@ function causeText(error: unknown): string {
 
 /** Credentials written into any URL in the text, and the place's secrets, masked. */
 function scrub(text: string, place: BackendPlace): string {
+  return mask(text, [place.where ? safeDecode(safeUrl(place.where)?.password ?? '') : '', ...(place.secrets ?? [])]);
+}
+
+function mask(text: string, secrets: readonly (string | undefined)[]): string {
   let out = text.replace(/\b([a-z][a-z0-9+.-]*:\/\/[^\s/@:]*:)[^\s/@]*@/gi, '$1***@');
-  const secrets = [place.where ? safeDecode(safeUrl(place.where)?.password ?? '') : '', ...(place.secrets ?? [])];
   for (const secret of secrets) if (secret && secret.length >= 4) out = out.split(secret).join('***');
   return out;
 }
@@ -78,19 +81,28 @@ export async function openForInstance<T>(place: BackendPlace, open: () => Promis
 /**
  * A backend's outages in the host's log: the first failure of one, with its cause, and the
  * recovery, with how long it lasted and how many calls failed meanwhile. Logged per failed call,
- * a Redis that was down wrote a line every 1.6 s for each capsule using it, and nothing when it
- * came back (an operator walkthrough).
+ * a Redis that was down wrote a line every 1.6 s for each capsule using it, an S3 store 113 a
+ * second under load, and nothing when it came back (an operator walkthrough). One per backend
+ * object, which every store a worker opens on it shares: one outage is one line, whatever the
+ * number of stores. Only failures that are the backend's count (it is unreachable, refuses the
+ * host, or fails itself); a capsule's own mistakes (a syntax error, a missing object, its quota)
+ * are its own to see, and are not outages.
  */
 export class BackendOutage {
   readonly #logger: Logger;
   readonly #what: string;
+  readonly #secrets: readonly (string | undefined)[];
   #since: number | undefined;
   #failures = 0;
 
-  /** `what`: the backend as the log names it, its URL's credentials taken out. */
-  constructor(logger: Logger, what: string) {
+  /**
+   * `what`: the backend as the log names it, its URL's credentials taken out. `secrets`: values
+   * the cause must not show (a password, a secret key), masked as a failed start masks them.
+   */
+  constructor(logger: Logger, what: string, secrets: readonly (string | undefined)[] = []) {
     this.#logger = logger;
     this.#what = what;
+    this.#secrets = secrets;
   }
 
   failed(error: unknown): void {
@@ -98,7 +110,7 @@ export class BackendOutage {
     if (this.#since !== undefined) return;
     this.#since = Date.now();
     this.#logger.warn(
-      { err: causeText(error) },
+      { err: mask(causeText(error), this.#secrets) },
       `${this.#what} does not answer: its capsules' calls fail until it does (logged again once it answers)`,
     );
   }

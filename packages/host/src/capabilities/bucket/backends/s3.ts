@@ -15,7 +15,8 @@ import {
   S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
-import { type Logger, silentLogger } from '@stratum/core';
+import { type Logger, redactUrl, silentLogger } from '@stratum/core';
+import { BackendOutage } from '../../backend-failure.ts';
 import { type KnownObject, S3Index } from './s3-index.ts';
 import { parseS3Location } from './s3-location.ts';
 import { type ReadReply, type S3Reads, s3Reads } from './s3-reads.ts';
@@ -100,10 +101,15 @@ export function s3Bucket(options: S3BucketOptions): BucketBackend {
     expectContinueHeader: false,
   });
   const reads = s3Reads(client, bucket, { endpoint: options.endpoint, region, forcePathStyle }, logger);
+  const what = `the s3 bucket backend for ${options.location} at ${options.endpoint ? redactUrl(options.endpoint) : `AWS (${region})`}`;
+  const outage = new BackendOutage(logger, what, [options.secretAccessKey]);
 
   function failure(error: unknown): BucketError {
     if (error instanceof BucketError) return error;
-    logger.error({ err: error instanceof Error ? `${error.name}: ${error.message}` : String(error) }, 's3 bucket backend failed');
+    const status = statusOf(error);
+    if (storeFailed(error, status)) outage.failed(status === undefined ? error : new Error(answerText(error, status)));
+    // An object gone between a listing and its read is the capsule's to see, not the store failing.
+    else if ((error as Error).name !== 'NoSuchKey') logger.warn({ err: answerText(error, status) }, `${what} refused a request`);
     return new BucketError('other', 'the object store is unavailable', { cause: error });
   }
 
@@ -119,7 +125,7 @@ export function s3Bucket(options: S3BucketOptions): BucketBackend {
       if (known) return known.bucket;
       const path = options.indexDir === undefined ? undefined : join(options.indexDir, scope.capsule, scope.label, 's3-index.sqlite');
       const index = new S3Index(path, logger);
-      const made = openBucket(client, reads, bucket, `${prefix}${where}/`, limits, failure, index);
+      const made = openBucket(client, reads, bucket, `${prefix}${where}/`, limits, { failure, answered: () => outage.answered() }, index);
       opened.set(where, { bucket: made, index });
       return made;
     },
@@ -206,23 +212,50 @@ function statusOf(error: unknown): number | undefined {
   return (error as { $metadata?: { httpStatusCode?: number } } | null)?.$metadata?.httpStatusCode;
 }
 
+/** Refusals of the host itself, whatever it asks: its credentials, its bucket, its region. */
+const HOST_REFUSED = new Set(['NoSuchBucket', 'AuthorizationHeaderMalformed', 'ExpiredToken', 'InvalidToken']);
+
+/**
+ * Whether a failure is the store's, or the host's to fix, and so an outage (`BackendOutage`):
+ * no answer at all (refused, reset, timed out, a name that does not resolve: the SDK gives these
+ * without a status), a 5xx, throttling, or a refusal of the host itself. Any other refusal is of
+ * one request: a key the store does not take (MinIO refuses `a//b`, s3rver answers it 404), which
+ * a capsule can send as often as it likes between calls that succeed.
+ */
+function storeFailed(error: unknown, status: number | undefined): boolean {
+  if (status === undefined || status >= 500 || status === 429 || status === 403 || status === 301 || status === 307) return true;
+  return HOST_REFUSED.has((error as Error).name);
+}
+
+/** S3's answer with its status, which its code alone does not give: `SlowDown (HTTP 503): Please reduce your request rate.` */
+function answerText(error: unknown, status: number | undefined): string {
+  if (!(error instanceof Error)) return String(error);
+  const said = error.message && error.message !== 'UnknownError' ? `: ${error.message}` : '';
+  return status === undefined ? `${error.name}${said}` : `${error.name} (HTTP ${status})${said}`;
+}
+
 function openBucket(
   client: S3Client,
   reads: S3Reads,
   bucket: string,
   keyPrefix: string,
   limits: BucketLimits,
-  failure: (error: unknown) => BucketError,
+  /** The backend's: its failures mapped for the capsule, and outages counted (`BackendOutage`). */
+  calls: { failure: (error: unknown) => BucketError; answered: () => void },
   index: S3Index,
 ): ObjectBucket {
   const key = (name: string) => keyPrefix + name;
+  const { failure } = calls;
 
   async function guarded<T>(work: () => Promise<T>): Promise<T> {
+    let result: T;
     try {
-      return await work();
+      result = await work();
     } catch (error) {
       throw failure(error);
     }
+    calls.answered();
+    return result;
   }
 
   /** The SDK answered a read that S3 refused when the host sent it (a 4xx other than 404 and 416). */
@@ -555,7 +588,12 @@ function openBucket(
       const response = await guarded(() => client.send(new GetObjectCommand({ Bucket: bucket, Key: key(name) })));
       const body = response.Body as AsyncIterable<Uint8Array> | undefined;
       if (!body) return;
-      for await (const chunk of body) yield new Uint8Array(chunk);
+      try {
+        for await (const chunk of body) yield new Uint8Array(chunk);
+      } catch (error) {
+        // A connection lost mid-object is the store failing, as one lost before it.
+        throw failure(error);
+      }
     },
     usage: () => guarded(usage),
     drop: () => clearAll(),

@@ -1,6 +1,7 @@
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
-import { type Logger, silentLogger } from '@stratum/core';
+import { type Logger, redactUrl, silentLogger } from '@stratum/core';
 import postgres from 'postgres';
+import { BackendOutage } from '../../backend-failure.ts';
 import { type PostgresStatement, toPostgres } from '../dialect.ts';
 import { CHANGES_ROWS, checkParamCount, countParams, singleStatement } from '../lexer.ts';
 import {
@@ -121,6 +122,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
   const pools = new Map<string, Pool>();
   const answersCountable = countable(options.url);
   let roleKey: Promise<Buffer> | undefined;
+  const outage = new BackendOutage(logger, `the postgres sql backend at ${redactUrl(options.url)}`, [urlPassword(options.url)]);
 
   function failure(error: unknown): SqlError {
     if (error instanceof SqlError) return error;
@@ -133,6 +135,9 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     }
     const { code, message } = error as { code?: unknown; message?: string };
     const text = String(message ?? error);
+    // The server going down, starting up or failing itself: the capsule sees the server's words, as
+    // for any refusal, but it is the server's outage, not the statement's doing.
+    if (typeof code === 'string' && /^(57P0[123]|58)/.test(code)) outage.failed(error);
     // Connection and login failures (08, 28, too many connections) are the host's to fix.
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|28|3D|53300)/.test(code)) {
       if (code.startsWith('23')) return new SqlError('constraint-violation', text, { cause: error });
@@ -153,8 +158,8 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
     }
     // The client's own limit on parameters (65,534), should a host's maxParams be above it.
     if (code === 'MAX_PARAMETERS_EXCEEDED') return new SqlError('limit-exceeded', text, { cause: error });
-    // Connection failures name the server; they stay in the host's log.
-    logger.error({ err: text }, 'postgres sql backend failed');
+    // Connection failures name the server: the capsule gets none of it, the host's log the outage.
+    outage.failed(error);
     return new SqlError('other', 'the database backend is unavailable', { cause: error });
   }
 
@@ -329,13 +334,14 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       await collationChecked;
       const schema = schemaName(prefix, scope);
       const password = await prepareStore(scope, schema);
+      outage.answered();
       const pass = loginPassword(scope, schema, password);
       return openDatabase(
         poolFor(schema, pass),
         { open: () => newPool(schema, pass, 1, false), end: endPool },
         schema,
         limits,
-        failure,
+        { failure, answered: () => outage.answered() },
         translate,
         scope.statementTimeoutMs,
         () => dropStore(schema, scope.label),
@@ -348,6 +354,7 @@ export function postgresSql(options: PostgresSqlOptions): SqlBackend {
       } catch (error) {
         throw adminFailure(error, `dropping ${scope.capsule}'s database ${scope.label}`);
       }
+      outage.answered();
     },
     async close() {
       const all = [...pools.values()];
@@ -658,6 +665,15 @@ export function schemaName(prefix: string, scope: DatabaseScope): string {
   return `${prefix}_h_${createHash('sha256').update(`${scope.capsule}/${scope.label}`).digest('hex').slice(0, 40)}`;
 }
 
+/** The password in a `postgres://` URL, which a failure's text must not show. */
+function urlPassword(url: string): string | undefined {
+  try {
+    return decodeURIComponent(new URL(url).password) || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 function ident(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
@@ -716,12 +732,14 @@ function openDatabase(
   dumps: { open(): Pool; end(pool: Pool): Promise<void> },
   schema: string,
   limits: SqlLimits,
-  failure: (error: unknown) => SqlError,
+  /** The backend's: its failures mapped for the capsule, and outages counted (`BackendOutage`). */
+  calls: { failure: (error: unknown) => SqlError; answered: () => void },
   translate: (sql: string) => PostgresStatement,
   statementTimeoutMs: number | undefined,
   drop: () => Promise<void>,
 ): SqlDatabase {
   const { sql, running } = pool;
+  const { failure } = calls;
   const identityColumns = new Map<string, string | null>();
   // PostgreSQL's own: 0 is none. A statement the request's end did not stop is cancelled by the server.
   const statementTimeout = String(statementTimeoutMs === undefined ? 0 : Math.max(1, Math.round(statementTimeoutMs)));
@@ -763,14 +781,17 @@ function openDatabase(
   }
 
   async function inSchemaOf<T>(on: Sql, work: (tx: Transaction) => Promise<T>): Promise<T> {
+    let result: T;
     try {
-      return (await on.begin(async (tx) => {
+      result = (await on.begin(async (tx) => {
         await enter(tx);
         return work(tx);
       })) as T;
     } catch (error) {
       throw failure(answerTooLarge(error) ?? error);
     }
+    calls.answered();
+    return result;
   }
 
   /** The bound a statement's answer passed, when `error` is its connection's end (`Pool.tooLarge`). */
@@ -782,11 +803,14 @@ function openDatabase(
   }
 
   async function mapped<T>(work: () => Promise<T>): Promise<T> {
+    let result: T;
     try {
-      return await work();
+      result = await work();
     } catch (error) {
       throw failure(error);
     }
+    calls.answered();
+    return result;
   }
 
   async function clearIn(tx: Transaction): Promise<void> {
