@@ -1,11 +1,13 @@
 // A granted label whose backend cannot be reached fails the instance's start with a message its
-// installer can act on: the capability, the label, the backend and where it is (credentials
-// masked), and the cause. The guest's own error for the same failure stays generic (bindings).
+// operator can act on: the capability, the label, the backend and where it is (credentials
+// masked), and the cause, in the host's log; its status, which the registrar reads, names the
+// store alone. The guest's own error for the same failure stays generic (bindings).
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { type AddressInfo, connect, createServer, type Socket } from 'node:net';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { type TestContext, test } from 'node:test';
+import { parseManifest } from '@stratum/manifest';
 // @ts-expect-error s3rver ships no type declarations
 import S3rver from 's3rver';
 import { s3Bucket } from '../packages/host/src/capabilities/bucket/backends/s3.ts';
@@ -16,7 +18,9 @@ import keyvalue from '../packages/host/src/capabilities/keyvalue/index.ts';
 import { postgresSql } from '../packages/host/src/capabilities/sql/backends/postgres.ts';
 import sql from '../packages/host/src/capabilities/sql/index.ts';
 import { prepareContext } from './capabilities-support.ts';
+import { startHarness } from './fixtures/hostile/harness.ts';
 import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
+import { buildExample, exampleDir } from './support/examples.ts';
 import { ownPrefix } from './support/postgres-prefix.ts';
 import { freePort, requireService } from './support/services.ts';
 import { testDir } from './support/temp.ts';
@@ -68,6 +72,36 @@ for (const [name, capability, settings, expected] of [
     assert.ok(!message.includes(PASSWORD), message);
   });
 }
+
+test("a store that cannot open is shown to the registrar without where the host keeps it; the host's log has that", async (t) => {
+  const logged: LoggedLine[] = [];
+  const port = await freePort();
+  const host = await startHarness(t, {
+    capabilityConfig: { keyvalue: { default: { type: 'redis', url: `redis://:${PASSWORD}@127.0.0.1:${port}/0` } } },
+    logger: captureLogger(logged),
+  });
+  const path = `${exampleDir('counter')}/stratum.toml`;
+  const { manifest } = parseManifest(await readFile(path, 'utf8'), path);
+  const shown = 'the keyvalue store "default" (redis) is unavailable on this host (its operator\'s log names the backend and the cause)';
+  await host.runtime.install({
+    manifest,
+    baseDir: dirname(path),
+    component: new Uint8Array(await readFile(await buildExample('counter'))),
+    domains: ['counter.test'],
+  });
+  await assert.rejects(host.runtime.start('counter'), (error: Error) => {
+    assert.equal(error.message, `counter could not be instantiated: ${shown}`);
+    return true;
+  });
+  assert.equal(host.runtime.status()[0]?.lastError, `counter could not be instantiated: ${shown}`);
+  const detail = logged.find((line) => line.message === 'an instance could not open a store');
+  assert.ok(detail, JSON.stringify(logged));
+  assert.match(
+    String(detail.fields.err),
+    new RegExp(`redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}/0\\) is unavailable: connect ECONNREFUSED`),
+  );
+  assert.ok(!JSON.stringify(logged).includes(PASSWORD));
+});
 
 test('an embedded backend that cannot open its files names the label, where it is and why (keyvalue and sql on SQLite, bucket directory)', async (t) => {
   const { dir } = await testDir(t, 'stratum-backend-failure-');

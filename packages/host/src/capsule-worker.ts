@@ -714,6 +714,12 @@ start().then(
     if (init.compileCacheDir) setImmediate(flushCompileCache);
   },
   (error: unknown) => {
-    port.postMessage({ type: 'failed', message: error instanceof Error ? error.message : String(error) } satisfies FromWorker);
+    const message = error instanceof Error ? error.message : String(error);
+    // A store that could not open (`BackendUnavailableError`): its status shows what a registrar
+    // may read, and the host's log the backend's address and cause.
+    const shown = (error as { shown?: unknown } | null)?.shown;
+    port.postMessage(
+      (typeof shown === 'string' ? { type: 'failed', message: shown, detail: message } : { type: 'failed', message }) satisfies FromWorker,
+    );
   },
 );

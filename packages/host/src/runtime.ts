@@ -960,6 +960,8 @@ class Capsule {
           markReady();
           break;
         case 'failed':
+          if (message.detail !== undefined)
+            this.#runtime.logger.error({ capsule: this.name, err: message.detail }, 'an instance could not open a store');
           this.lastError = message.message;
           markFailed(new StratumError('INSTANCE_FAILED', `${this.name} could not be instantiated: ${message.message}`, { user: false }));
           this.retire(handle);

@@ -183,7 +183,8 @@ export type FromWorker =
    * `memoryPretouched`: a memory the host creates for it had its data pages written while the thread waited.
    */
   | { type: 'ready'; memoryBytes: number; gluePreloaded?: boolean; glueRehearsed?: boolean; memoryPretouched?: boolean }
-  | { type: 'failed'; message: string }
+  /** `message` for the capsule's status and log; `detail`, when there is more, for the host's log alone. */
+  | { type: 'failed'; message: string; detail?: string }
   /** A spare has loaded what it was given to load while it waits (`round`: which `preload` message, 0 for its boot lists). */
   | { type: 'preloaded'; round: number }
   /** The worker made room in a full request body ring (body-channel.ts). */

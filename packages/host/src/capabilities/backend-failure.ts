@@ -3,9 +3,11 @@ import { type Logger, redactUrl } from '@stratum/core';
 /**
  * Opening a granted label's backend when an instance starts. A backend's own error is written for
  * the guest, which must not learn where the host keeps its data ("the key-value backend is
- * unavailable"); an instance that cannot start is reported to whoever installed or runs it, who
- * needs the label, the backend and the cause to fix it. So the start failure is rewritten here,
- * once for every store-like capability, with credentials taken out.
+ * unavailable"); an instance that cannot start is reported to the host's operator, who needs the
+ * label, the backend, where it is and the cause to fix it, and to the registrar that installed
+ * it, who needs to know which store failed but not where the host keeps it
+ * (`BackendUnavailableError`). So the start failure is rewritten here, once for every store-like
+ * capability, with credentials taken out.
  */
 export interface BackendPlace {
   /** The capability and what it calls a label's store: `keyvalue` `store`, `sql` `database`. */
@@ -58,11 +60,27 @@ function safeDecode(text: string): string {
   }
 }
 
-/** `the keyvalue store "default" (redis at redis://127.0.0.1:6390/0)`. */
-export function describePlace(place: BackendPlace): string {
-  const where = place.where ? ` at ${place.where.split(' ').map(redactUrl).join(' ')}` : '';
+/** `the keyvalue store "default" (redis at redis://127.0.0.1:6390/0)`; without `where`, `(redis)` alone. */
+export function describePlace(place: BackendPlace, where = true): string {
+  const at = where && place.where ? ` at ${place.where.split(' ').map(redactUrl).join(' ')}` : '';
   const what = place.capability === place.noun ? place.noun : `${place.capability} ${place.noun}`;
-  return `the ${what} "${place.label}" (${place.type}${where})`;
+  return `the ${what} "${place.label}" (${place.type}${at})`;
+}
+
+/**
+ * A store an instance could not open. Its message names the backend's address and the cause,
+ * for the host's log; `shown` names the store and the backend's type only, for the capsule's
+ * status and log, which its registrar reads: a registrar learns that the host's store failed,
+ * not where the host keeps its data (an address on its private network, a database's name).
+ */
+export class BackendUnavailableError extends Error {
+  readonly shown: string;
+
+  constructor(message: string, shown: string, options: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'BackendUnavailableError';
+    this.shown = shown;
+  }
 }
 
 /**
@@ -74,7 +92,11 @@ export async function openForInstance<T>(place: BackendPlace, open: () => Promis
   try {
     return await open();
   } catch (error) {
-    throw new Error(scrub(`${describePlace(place)} is unavailable: ${causeText(error)}`, place), { cause: error });
+    throw new BackendUnavailableError(
+      scrub(`${describePlace(place)} is unavailable: ${causeText(error)}`, place),
+      `${describePlace(place, false)} is unavailable on this host (its operator's log names the backend and the cause)`,
+      { cause: error },
+    );
   }
 }
 
