@@ -1307,8 +1307,8 @@ class Capsule {
       this.lastError = errorMessage(error);
       this.#runtime.logger.error({ capsule: this.name, err: this.lastError }, 'instance failed to start');
       // Its registrar reads the capsule's log, not the host's: a request answered 503 for it
-      // showed nowhere there why (status alone had it).
-      this.log('error', this.lastError);
+      // showed nowhere there why (status alone had it). Not an instance its stop ended as it started.
+      if (this.state === 'running') this.log('error', this.lastError);
       // Counted with traps: a capsule whose instances never start would otherwise start (and
       // pay for) another on every request.
       this.failed();
