@@ -8,6 +8,7 @@ import { createServer, type Socket } from 'node:net';
 import { type TestContext, test } from 'node:test';
 import { redisKeyValue } from '../packages/host/src/capabilities/keyvalue/backends/redis.ts';
 import { KeyValueError } from '../packages/host/src/capabilities/keyvalue/types.ts';
+import { captureLogger, type LoggedLine } from './support/capture-logger.ts';
 import { freePort, servicesRequired } from './support/services.ts';
 import { within } from './support/within.ts';
 
@@ -45,7 +46,8 @@ const unanswered = (error: unknown) => {
 test('redis: a call to a server that stopped answering fails after the answer timeout, and the next one after it resumes succeeds', async (t) => {
   const redis = await ownRedis(t);
   if (!redis) return;
-  const backend = redisKeyValue({ url: redis.url });
+  const logged: LoggedLine[] = [];
+  const backend = redisKeyValue({ url: redis.url, logger: captureLogger(logged) });
   t.after(() => backend.close());
   const store = await backend.open({ capsule: 'stalled', label: 'default' });
   await store.set('k', new TextEncoder().encode('1'));
@@ -56,6 +58,15 @@ test('redis: a call to a server that stopped answering fails after the answer ti
   // The set was sent before the server stopped reading: it took effect, as its error warned.
   const value = await within(20_000, Promise.resolve(store.get('k')), 'a get once it resumed');
   assert.equal(new TextDecoder().decode(value ?? new Uint8Array()), '2');
+  // One outage, logged when it began and when the server answered again: a stalled server never
+  // reconnects, so its answer, not a reconnection, ends it.
+  assert.deepEqual(
+    logged.map((line) => [line.level, line.message?.replace(/^.* (does not answer|answers again).*$/, '$1'), line.fields.failedCalls]),
+    [
+      ['warn', 'does not answer', undefined],
+      ['info', 'answers again', 2],
+    ],
+  );
 });
 
 test('redis: a server that takes the connection and never answers fails the open, saying so', async (t) => {

@@ -127,8 +127,9 @@ export class BackendOutage {
     this.#secrets = secrets;
   }
 
-  failed(error: unknown): void {
-    this.#failures++;
+  /** `call`: a capsule's call failed, which is counted; false for the client's own report (a reconnect that failed). */
+  failed(error: unknown, call = true): void {
+    if (call) this.#failures++;
     if (this.#since !== undefined) return;
     this.#since = Date.now();
     this.#logger.warn(

@@ -128,7 +128,8 @@ export function redisKeyValue(options: RedisKeyValueOptions): KeyValueBackend {
   const outage = new BackendOutage(logger, `the redis key-value backend at ${redactUrl(options.url)}`);
   client.on('error', (error: Error) => {
     connectionError = error;
-    outage.failed(error);
+    // Each reconnect that fails says so here: the outage begins, but only calls are counted.
+    outage.failed(error, false);
   });
   client.on('ready', () => outage.answered());
   for (const [name, lua] of Object.entries(SCRIPTS)) client.defineCommand(name, { lua });
@@ -143,7 +144,10 @@ export function redisKeyValue(options: RedisKeyValueOptions): KeyValueBackend {
 
   async function guarded<T>(work: () => Promise<T>): Promise<T> {
     try {
-      return await work();
+      const result = await work();
+      // A server that stalled and resumed never reconnects, so 'ready' alone never said it was back.
+      outage.answered();
+      return result;
     } catch (error) {
       throw failure(error, outage);
     }
