@@ -343,7 +343,7 @@ export async function verifyUsageReport(value: unknown, options: VerifyReportOpt
   // another would credit its usage there.
   const host = options.expectedHost?.toLowerCase().replace(/\.$/, '');
   if (host !== undefined && report.host !== host) {
-    throw new ReportError('REPORT_WRONG_KEY', `the report names host ${report.host}, and the key given is ${host}'s`, {
+    throw new ReportError('REPORT_WRONG_KEY', `the report names host ${report.host}, not ${host}, the host whose key was given`, {
       details: [`/host: ${report.host}`],
       hint: 'Check a report against the key held for the host it names (spec/usage-report.md section 6).',
     });
