@@ -2,6 +2,7 @@
 // ends the connection as the answer passes a bound (postgres-answer-limit.ts), where before it
 // gathered the whole answer in memory first and only then refused it.
 import assert from 'node:assert/strict';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -10,7 +11,8 @@ import { answerLimit } from '../packages/host/src/capabilities/sql/backends/post
 import { uniqueCapsule } from '../packages/host/src/capabilities/sql/conformance.ts';
 import { SqlError } from '../packages/host/src/capabilities/sql/types.ts';
 import { ownPrefix } from './support/postgres-prefix.ts';
-import { requireService } from './support/services.ts';
+import { freePort, requireService } from './support/services.ts';
+import { within } from './support/within.ts';
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
@@ -84,4 +86,55 @@ test('postgres: a result within the limits passes the bound, and a snapshot of a
   }
   assert.equal(dumped, pages);
   assert.ok(bytes > bound, `${bytes} bytes dumped, the bound is ${bound}`);
+});
+
+/** A TCP front for PostgreSQL on `port` that a test takes down (refusing connections) and up again. */
+function front(port: number, target: URL) {
+  const sockets = new Set<Socket>();
+  let server: Server | undefined;
+  return {
+    up: () =>
+      new Promise<void>((resolve) => {
+        server = createServer((client) => {
+          const upstream = connect(Number(target.port || 5432), target.hostname);
+          for (const socket of [client, upstream]) {
+            sockets.add(socket);
+            socket.on('error', () => {});
+            socket.on('close', () => sockets.delete(socket));
+          }
+          client.pipe(upstream).pipe(client);
+        });
+        server.listen(port, '127.0.0.1', resolve);
+      }),
+    down: () => {
+      server?.close();
+      for (const socket of sockets) socket.destroy();
+    },
+  };
+}
+
+test("postgres: a capsule's counted connections connect again after the server refused them: no statement waits on one that never came", async (t) => {
+  const url = await requireService(t, 'postgres');
+  if (!url) return;
+  const port = await freePort();
+  const target = new URL(url);
+  const proxy = front(port, target);
+  await proxy.up();
+  t.after(() => proxy.down());
+  const through = new URL(url);
+  through.host = `127.0.0.1:${port}`;
+  const backend = postgresSql({ url: through.href, schemaPrefix: ownPrefix(t, url, 'a'), maxConnections: 2 });
+  t.after(() => backend.close());
+  const db = await backend.open({ capsule: uniqueCapsule(), label: 'default' });
+  assert.equal((await db.query('SELECT 1 AS one', [])).rows.length, 1);
+  proxy.down();
+  // More statements than the pool has connections, each refused as it comes: every one fails,
+  // none waits (one did until the request's timeout, when the counted socket was made only once
+  // connected, and postgres.js, refused it, never connected again).
+  for (let call = 0; call < 5; call++) {
+    await within(10_000, assert.rejects(Promise.resolve(db.query('SELECT 1 AS one', [])), SqlError), `statement ${call} while refused`);
+  }
+  await proxy.up();
+  const again = await within(10_000, Promise.resolve(db.query('SELECT 2 AS two', [])), 'a statement once the server is back');
+  assert.equal(again.rows.length, 1);
 });

@@ -35,7 +35,6 @@ interface ConnectOptions {
   host: string[];
   port: number[];
   path?: string | false;
-  connect_timeout?: number;
 }
 
 /**
@@ -59,42 +58,32 @@ export function countable(url: string, env: NodeJS.ProcessEnv = process.env): bo
  * that statement with the connection's close (`CONNECTION_CLOSED`), not with the error given
  * to `destroy`, so `tripped` is told, for its caller to say why.
  */
-export function answerLimitedSocket(limit: number, tripped: (error: AnswerTooLarge) => void): (options: ConnectOptions) => Promise<Socket> {
-  return (options) =>
-    new Promise<Socket>((resolve, reject) => {
-      const host = options.host[0] ?? 'localhost';
-      const port = options.port[0] ?? 5432;
-      const socket = options.path ? connect(options.path) : connect(port, host);
-      // As postgres.js sets them on a socket of its own, for its error messages.
-      Object.assign(socket, { host, port });
-      let received = 0;
-      const write = socket.write;
-      socket.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
-        received = 0;
-        return write.apply(this, args);
-      } as Socket['write'];
-      // Added before postgres.js's own listener, which it adds once the socket is handed over,
-      // before it writes anything: the server sends nothing unasked.
-      socket.on('data', (chunk: Buffer) => {
-        received += chunk.length;
-        if (received <= limit || socket.destroyed) return;
-        const error = new AnswerTooLarge(limit);
-        tripped(error);
-        socket.destroy(error);
-      });
-      const failed = (error: Error) => {
-        clearTimeout(timer);
-        reject(error);
-      };
-      const timer = setTimeout(
-        () => socket.destroy(new Error(`connecting to PostgreSQL at ${options.path || `${host}:${port}`} timed out`)),
-        (options.connect_timeout ?? 30) * 1000,
-      );
-      socket.once('error', failed);
-      socket.once('connect', () => {
-        clearTimeout(timer);
-        socket.removeListener('error', failed);
-        resolve(socket);
-      });
+export function answerLimitedSocket(limit: number, tripped: (error: AnswerTooLarge) => void): (options: ConnectOptions) => Socket {
+  // Handed over while it connects, as postgres.js's own would be: its writes wait for the
+  // connection, and a refusal or a timeout reaches postgres.js's own handlers, which connect
+  // again. A socket made only once connected left postgres.js with none after a refusal, and a
+  // statement queued for it waited for the request's timeout.
+  return (options) => {
+    const host = options.host[0] ?? 'localhost';
+    const port = options.port[0] ?? 5432;
+    const socket = options.path ? connect(options.path) : connect(port, host);
+    // As postgres.js sets them on a socket of its own, for its error messages.
+    Object.assign(socket, { host, port });
+    let received = 0;
+    const write = socket.write;
+    socket.write = function (this: Socket, ...args: Parameters<Socket['write']>) {
+      received = 0;
+      return write.apply(this, args);
+    } as Socket['write'];
+    // Added before postgres.js's own listener, which it adds as soon as it has the socket, before
+    // it writes anything: the server sends nothing unasked.
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received <= limit || socket.destroyed) return;
+      const error = new AnswerTooLarge(limit);
+      tripped(error);
+      socket.destroy(error);
     });
+    return socket;
+  };
 }
