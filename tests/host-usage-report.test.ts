@@ -25,6 +25,10 @@ import { ingressGet } from './support/ingress.ts';
 import { installingRuntime } from './support/installing-runtime.ts';
 import { testDir } from './support/temp.ts';
 
+/** `stratum host report verify <report> --host h1.example.net ...`: a report checked as the portal checks the test host's. */
+const verifyAsPortal = (report: string, ...more: string[]) =>
+  run(['host', 'report', 'verify', report, '--host', 'h1.example.net', ...more]);
+
 /** A runtime whose capsules answer every request themselves, each request metered as the real one meters it. */
 function servingRuntime(): HostRuntime {
   const base = installingRuntime();
@@ -211,18 +215,7 @@ test('stratum host report fetches the signed report of a month that ended, and h
   // still verifies, but makes another report.
   const ledgerFile = join(dir, 'ledger.jsonl');
   await writeFile(ledgerFile, audited.map((entry) => `${canonicalJson(entry)}\n`).join(''));
-  const audit = await run([
-    'host',
-    'report',
-    'verify',
-    file,
-    '--host',
-    'h1.example.net',
-    '--key',
-    join(dir, 'host.key'),
-    '--ledger',
-    ledgerFile,
-  ]);
+  const audit = await verifyAsPortal(file, '--key', join(dir, 'host.key'), '--ledger', ledgerFile);
   assert.equal(audit.code, 0, audit.stderr);
   assert.match(audit.stdout, new RegExp(`\nthe ledger .*ledger.jsonl verifies, and its entries of ${last} make this report\n`));
   await writeFile(
@@ -232,33 +225,11 @@ test('stratum host report fetches the signed report of a month that ended, and h
       .map((entry) => `${canonicalJson(entry)}\n`)
       .join(''),
   );
-  const short = await run([
-    'host',
-    'report',
-    'verify',
-    file,
-    '--host',
-    'h1.example.net',
-    '--key',
-    join(dir, 'host.key'),
-    '--ledger',
-    ledgerFile,
-  ]);
+  const short = await verifyAsPortal(file, '--key', join(dir, 'host.key'), '--ledger', ledgerFile);
   assert.equal(short.code, 1);
   assert.match(short.stderr, /^error: the report does not match the ledger .*\n {2}\/ledger\/entries: the ledger gives 3, the report 4\n/);
   await writeFile(ledgerFile, audited.map((entry) => `${canonicalJson({ ...entry, capsule: 'other' })}\n`).join(''));
-  const forged = await run([
-    'host',
-    'report',
-    'verify',
-    file,
-    '--host',
-    'h1.example.net',
-    '--key',
-    join(dir, 'host.key'),
-    '--ledger',
-    ledgerFile,
-  ]);
+  const forged = await verifyAsPortal(file, '--key', join(dir, 'host.key'), '--ledger', ledgerFile);
   assert.equal(forged.code, 1);
   assert.match(forged.stderr, /^error: the ledger .* does not verify\n {2}line 1: hash does not match the entry/);
 
@@ -272,12 +243,12 @@ test('stratum host report fetches the signed report of a month that ended, and h
   assert.equal(((await earlierReport.json()) as UsageReport).totals.requests, 5);
 
   // Verified with the host's key file, or its _stratum-host record, as a portal gets it.
-  const verified = await run(['host', 'report', 'verify', file, '--host', 'h1.example.net', '--key', join(dir, 'host.key')]);
+  const verified = await verifyAsPortal(file, '--key', join(dir, 'host.key'));
   assert.equal(verified.code, 0, verified.stderr);
   assert.match(verified.stdout, new RegExp(`^valid: usage report of h1\\.example\\.net, ${last}: ledger entries 2 to 5 \\(4\\)`));
   assert.match(verified.stdout, /\nTOTAL +3 +10 /);
   const record = `"v=stratum1" "k=${hostKey.x}" "api=https://h1.example.net/stratum/v1"`;
-  const byRecord = await run(['host', 'report', 'verify', emptyFile, '--host', 'h1.example.net', '--record', record, '--json']);
+  const byRecord = await verifyAsPortal(emptyFile, '--record', record, '--json');
   assert.equal(byRecord.code, 0, byRecord.stderr);
   assert.equal((JSON.parse(byRecord.stdout) as { valid: boolean; ledger: { entries: number } }).ledger.entries, 0);
 
@@ -286,47 +257,20 @@ test('stratum host report fetches the signed report of a month that ended, and h
   for (const usage of [tampered.totals, tampered.registrars[0]?.usage, tampered.registrars[0]?.capsules[0]?.usage])
     if (usage) usage.requests += 1;
   await writeFile(join(dir, 'tampered.json'), JSON.stringify(tampered));
-  const refused = await run([
-    'host',
-    'report',
-    'verify',
-    join(dir, 'tampered.json'),
-    '--host',
-    'h1.example.net',
-    '--key',
-    join(dir, 'host.key'),
-  ]);
+  const refused = await verifyAsPortal(join(dir, 'tampered.json'), '--key', join(dir, 'host.key'));
   assert.equal(refused.code, 1);
   assert.match(refused.stderr, /^error: .*tampered\.json: the signature does not verify with the report's key/);
   // Another key than the host's.
-  const wrongKey = await run(['host', 'report', 'verify', file, '--host', 'h1.example.net', '--key', join(dir, 'stranger.key')]);
+  const wrongKey = await verifyAsPortal(file, '--key', join(dir, 'stranger.key'));
   assert.equal(wrongKey.code, 1);
   assert.match(wrongKey.stderr, new RegExp(`the report is signed for key ${hostKey.x}, not the host's key`));
   const strangerKey = (await readKeyFile(join(dir, 'stranger.key'))).x;
-  const wrongRecord = await run([
-    'host',
-    'report',
-    'verify',
-    file,
-    '--host',
-    'h1.example.net',
-    '--record',
-    record.replace(hostKey.x, strangerKey),
-  ]);
+  const wrongRecord = await verifyAsPortal(file, '--record', record.replace(hostKey.x, strangerKey));
   assert.equal(wrongRecord.code, 1);
   assert.match(wrongRecord.stderr, /not the host's key/);
   // A malformed member, named by its path.
   await writeFile(join(dir, 'malformed.json'), JSON.stringify({ ...report, totals: { ...report.totals, bytesIn: -1 } }));
-  const malformed = await run([
-    'host',
-    'report',
-    'verify',
-    join(dir, 'malformed.json'),
-    '--host',
-    'h1.example.net',
-    '--key',
-    join(dir, 'host.key'),
-  ]);
+  const malformed = await verifyAsPortal(join(dir, 'malformed.json'), '--key', join(dir, 'host.key'));
   assert.equal(malformed.code, 1);
   assert.match(malformed.stderr, /malformed at \/totals\/bytesIn: not a whole number from 0\n {2}\/totals\/bytesIn/);
   // The host's own key, given for another host: the report names h1, not h2.
@@ -337,16 +281,7 @@ test('stratum host report fetches the signed report of a month that ended, and h
   const signedText = await readFile(file, 'utf8');
   assert.match(signedText, /"totals": ?\{/);
   await writeFile(join(dir, 'twice.json'), signedText.replace(/"totals": ?\{/, '"totals": {"requests": 999,'));
-  const twice = await run([
-    'host',
-    'report',
-    'verify',
-    join(dir, 'twice.json'),
-    '--host',
-    'h1.example.net',
-    '--key',
-    join(dir, 'host.key'),
-  ]);
+  const twice = await verifyAsPortal(join(dir, 'twice.json'), '--key', join(dir, 'host.key'));
   assert.equal(twice.code, 1);
   assert.match(twice.stderr, /malformed at \/totals\/requests: a member named twice in one object/);
   // No key: nothing proves whose the report is.
