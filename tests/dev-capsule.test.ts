@@ -168,39 +168,16 @@ test('a --var wins over a line of the project’s .env, and a project that decla
   await copyFile(await buildTiny(), join(dir, 'tiny.wasm'));
   // Another tool's: not a config variable's name, which dev would refuse.
   await writeFile(join(dir, '.env'), 'DATABASE_URL=postgres://localhost/app\n');
-  const stream = new PassThrough();
-  let said = '';
-  stream.on('data', (chunk: Buffer) => {
-    said += chunk.toString();
-  });
   const vars = [parseVarFlag('greeting=from the flag')];
-  const capsule = await DevCapsule.open({
-    dir,
-    alone: true,
-    port: 0,
-    flags: [],
-    output: new DevOutput(stream, { json: false }),
-    projectVarFile: true,
-    vars: async () => [],
-  });
-  t.after(() => capsule.close());
+  const { capsule, said } = await openDevCapsule(t, dir, { projectVarFile: true, vars: async () => [] });
   await capsule.reload('starting');
-  assert.ok(capsule.serving, said);
+  assert.ok(capsule.serving, said());
   assert.equal(capsule.served().varFile, undefined);
 
   await capsule.close();
   await writeFile(join(dir, 'stratum.toml'), `${manifest}[capabilities.config.greeting]\ndefault = "hello"\n`);
   await writeFile(join(dir, '.env'), 'greeting=from the file\n');
-  const flagged = await DevCapsule.open({
-    dir,
-    alone: true,
-    port: 0,
-    flags: [],
-    output: new DevOutput(stream, { json: false }),
-    projectVarFile: true,
-    vars: async () => vars,
-  });
-  t.after(() => flagged.close());
+  const { capsule: flagged } = await openDevCapsule(t, dir, { projectVarFile: true, vars: async () => vars });
   await flagged.reload('starting');
   assert.deepEqual(flagged.served().config, [{ name: 'greeting', secret: false, value: 'given', text: 'from the flag', from: '--var' }]);
 });
