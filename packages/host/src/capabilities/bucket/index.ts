@@ -9,7 +9,7 @@ import type { Capability, ConfigureContext } from '../contract.ts';
 import { notGranted } from '../granted-labels.ts';
 import type { SnapshotSource } from '../snapshot-lines.ts';
 import { directoryBucket } from './backends/directory.ts';
-import { parseS3Location } from './backends/s3-location.ts';
+import { parseS3Location, s3ClientSettings } from './backends/s3-location.ts';
 import { bucketAsyncImports, bucketImports } from './bindings.ts';
 import { exportBucket, importBucket } from './snapshot.ts';
 import type { BucketBackend, BucketLimits, ObjectBucket } from './types.ts';
@@ -215,16 +215,7 @@ export function bucketBackendChecks(hostConfig: unknown): BackendCheck[] {
 async function probeS3(settings: BucketLabelSettings, signal: AbortSignal): Promise<void> {
   const { HeadBucketCommand, S3Client } = await import('@aws-sdk/client-s3');
   const { bucket } = parseS3Location(settings.location ?? '');
-  // As the backend makes its client (backends/s3.ts): AWS's us-east-1 and, with an endpoint, path-style URLs.
-  const client = new S3Client({
-    region: settings.region ?? 'us-east-1',
-    ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
-    forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
-    ...(settings.accessKeyId && settings.secretAccessKey
-      ? { credentials: { accessKeyId: settings.accessKeyId, secretAccessKey: settings.secretAccessKey } }
-      : {}),
-    maxAttempts: 1,
-  });
+  const client = new S3Client({ ...s3ClientSettings(settings), maxAttempts: 1 });
   try {
     await client.send(new HeadBucketCommand({ Bucket: bucket }), { abortSignal: signal });
   } catch (error) {

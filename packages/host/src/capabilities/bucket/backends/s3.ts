@@ -18,7 +18,7 @@ import {
 import { type Logger, redactUrl, silentLogger } from '@stratum/core';
 import { BackendOutage } from '../../backend-failure.ts';
 import { type KnownObject, S3Index } from './s3-index.ts';
-import { parseS3Location } from './s3-location.ts';
+import { parseS3Location, s3ClientSettings } from './s3-location.ts';
 import { type ReadReply, type S3Reads, s3Reads } from './s3-reads.ts';
 
 export { parseS3Location };
@@ -80,15 +80,10 @@ export function s3Bucket(options: S3BucketOptions): BucketBackend {
   const limits = { ...DEFAULT_BUCKET_LIMITS, ...options.limits };
   const logger = options.logger ?? silentLogger;
   const { bucket, prefix } = parseS3Location(options.location);
-  const region = options.region ?? 'us-east-1';
-  const forcePathStyle = options.forcePathStyle ?? options.endpoint !== undefined;
+  const connection = s3ClientSettings(options);
+  const { region, forcePathStyle } = connection;
   const client = new S3Client({
-    region,
-    ...(options.endpoint ? { endpoint: options.endpoint } : {}),
-    forcePathStyle,
-    ...(options.accessKeyId && options.secretAccessKey
-      ? { credentials: { accessKeyId: options.accessKeyId, secretAccessKey: options.secretAccessKey } }
-      : {}),
+    ...connection,
     // Checksums on streamed uploads are computed over chunked encoding that not every
     // S3-compatible service understands (s3rver stores such bodies corrupted).
     requestChecksumCalculation: 'WHEN_REQUIRED',
